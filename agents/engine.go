@@ -1,0 +1,105 @@
+// Package agents runs coding agents: the Engine interface, one engine per
+// CLI (shell for run: steps, replay for recordings, and the real coding
+// CLIs), process control (process groups, timeouts, output limits), the
+// environment allow-list and the recording format. It imports nothing else
+// of codemachine.
+package agents
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Engine runs one agent (or command) to completion.
+type Engine interface {
+	// Name is the engine's name as written in workflow.yaml ("claude", "shell").
+	Name() string
+	// Run runs the request and returns its result. A failure is a *RunError
+	// whose Class tells the caller whether a retry may help.
+	Run(ctx context.Context, req Request) (Result, error)
+}
+
+// Request is one agent run.
+type Request struct {
+	Run  string // run id, for logs
+	Step string
+	Task string // task id in foreach steps
+
+	Prompt  string // the rendered prompt (agent engines)
+	Command string // the shell command (shell engine), run with sh -c
+	Model   string // "" = the engine's default
+	Effort  string
+
+	Dir     string   // working directory: the step's worktree
+	Env     []string // the allow-listed environment, KEY=VALUE (see Environ)
+	Timeout time.Duration
+	Grace   time.Duration // between SIGTERM and SIGKILL on timeout or cancel; 0 = 5s
+
+	Resume string // session id to resume; "" starts a new session
+	Home   string // private HOME/config dir for this run; "" = the user's
+
+	// Log receives the full event stream as JSON lines; nil discards it.
+	Log io.Writer
+	// OnEvent, when set, is called for each parsed event (progress display).
+	OnEvent func(Event)
+}
+
+// Event is one parsed item of an engine's stream.
+type Event struct {
+	Time time.Time
+	Kind string // "text", "tool", "usage", "stdout", "stderr", "error", "session"
+	Text string
+}
+
+// Result is what an engine reports about a finished run.
+type Result struct {
+	Text      string // the agent's final message
+	TokensIn  int64
+	TokensOut int64
+	CostUSD   float64
+	CostKnown bool // whether the engine reported a cost
+	SessionID string
+	Model     string // the model that ran, when the engine reports it
+	ExitCode  int
+	Duration  time.Duration
+	// Output is the tail of the process's combined output (shell engine;
+	// also useful when an agent fails).
+	Output string
+}
+
+// Class says whether a failure is worth retrying.
+type Class int
+
+const (
+	// Fatal failures (bad request, auth, bad configuration, a failing
+	// command) are reported at once.
+	Fatal Class = iota
+	// Transient failures (rate limit, 5xx, network, crash) are retried with
+	// back-off.
+	Transient
+)
+
+func (c Class) String() string {
+	if c == Transient {
+		return "transient"
+	}
+	return "fatal"
+}
+
+// RunError is the error an Engine returns for a failed run.
+type RunError struct {
+	Class      Class
+	Engine     string
+	Msg        string
+	ExitCode   int
+	TimedOut   bool
+	Canceled   bool          // the context was canceled (interrupt)
+	RetryAfter time.Duration // reported by the engine, 0 if none
+	Result     Result        // whatever was known when the run failed
+}
+
+func (e *RunError) Error() string {
+	return fmt.Sprintf("%s: %s", e.Engine, e.Msg)
+}

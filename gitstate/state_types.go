@@ -1,0 +1,39 @@
+package gitstate
+
+import "time"
+
+// StateVersion is the version of state.yaml this code writes.
+const StateVersion = 1
+
+// State is .codemachine/state.yaml: the committed record of what is done.
+// It changes only in step commits, so resetting the branch rolls it back.
+type State struct {
+	Version int
+	// Seq is incremented by every landing; records carry the value of the
+	// landing that wrote them, so "ran more recently" is a comparison of
+	// sequence numbers, immune to clock skew.
+	Seq   int64
+	Steps map[string]*StepRecord
+}
+
+// RunRecord is what is recorded about one successful step or task run.
+type RunRecord struct {
+	Fingerprint string
+	Seq         int64
+	FinishedAt  time.Time
+	Engine      string
+	Model       string
+	Attempts    int
+	TokensIn    int64
+	TokensOut   int64
+	CostUSD     float64
+	CostKnown   bool
+	Duration    time.Duration
+}
+
+// StepRecord is a step's entry in state.yaml. For foreach steps Tasks holds
+// one record per landed task and the embedded record describes the latest.
+type StepRecord struct {
+	RunRecord
+	Tasks map[string]*RunRecord
+}

@@ -1,0 +1,97 @@
+// Package gitstate is the repository as codemachine's database. Every
+// mutation goes through the git CLI, serialized per repository and backing
+// off while another process holds a git lock; reads go through go-git. It
+// owns state.yaml, commit messages and trailers, the worktree pool,
+// compare-and-swap landing, codemachine's refs, the repo lock and the local
+// files under .git/codemachine. It imports nothing else of codemachine.
+package gitstate
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Head describes what HEAD points at.
+type Head struct {
+	Branch string // short branch name ("main"); "" when HEAD is detached
+	Commit string // "" when the branch is unborn (no commits yet)
+}
+
+// Ref is the full ref name of the branch ("refs/heads/main"), "" if detached.
+func (h Head) Ref() string {
+	if h.Branch == "" {
+		return ""
+	}
+	return "refs/heads/" + h.Branch
+}
+
+// Signature is a git identity with a time.
+type Signature struct {
+	Name  string
+	Email string
+	When  time.Time
+}
+
+// Trailer is one "Key: value" line of a commit message's trailer block.
+type Trailer struct {
+	Key   string
+	Value string
+}
+
+// Commit is a commit as read from the repository.
+type Commit struct {
+	Hash      string
+	Parents   []string
+	Author    Signature
+	Committer Signature
+	Message   string
+}
+
+// Change is one path that differs between two trees.
+type Change struct {
+	Path    string
+	Status  byte   // 'A' added, 'M' modified, 'D' deleted, 'T' type changed
+	OldMode string // "100644", "100755", "120000", "160000"; "" when added
+	NewMode string // "" when deleted
+	OldHash string
+	NewHash string
+}
+
+// LandResult says how a step commit reached the branch.
+type LandResult struct {
+	Commit  string // the commit now at the branch tip (rebased if the branch moved)
+	Rebased bool   // the branch had moved and the commit was re-applied onto it
+}
+
+// ErrNotRepo is returned by Open outside a git repository.
+var ErrNotRepo = errors.New("not a git repository (or any of the parent directories)")
+
+// ErrRefMoved is returned by a compare-and-swap ref update when the ref no
+// longer has the expected old value.
+var ErrRefMoved = errors.New("ref moved")
+
+// ConflictError is returned by Land when the step commit cannot be applied:
+// the branch moved and the change does not apply cleanly, or it would
+// overwrite the user's uncommitted changes. Nothing was lost: the commit is
+// kept on Branch.
+type ConflictError struct {
+	Branch string   // e.g. "codemachine/conflict/implement/T3"
+	Paths  []string // the conflicting paths, when known
+	Reason string   // "the branch moved" or "uncommitted changes"
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("cannot land: %s conflict in %v; the commit is kept on branch %s", e.Reason, e.Paths, e.Branch)
+}
+
+// LockedError is returned by Lock when another live process holds the
+// repository lock.
+type LockedError struct {
+	PID     int
+	Command string // what the holder is running, as written in the lock file
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("another codemachine (pid %d, %s) is running in this repository", e.PID, e.Command)
+}

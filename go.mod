@@ -1,0 +1,3 @@
+module github.com/codemachine/codemachine
+
+go 1.26.0

@@ -1,0 +1,186 @@
+// Package workflow is codemachine's pure model: it parses and validates
+// workflow.yaml, agent files and plan.md, builds the step graph, computes
+// fingerprints and decides which steps are due. It performs no I/O beyond
+// reading the fs.FS it is given and imports nothing else of codemachine.
+package workflow
+
+import (
+	"fmt"
+	"time"
+)
+
+// Well-known paths, relative to the repository root.
+const (
+	Dir          = ".codemachine"
+	WorkflowFile = ".codemachine/workflow.yaml"
+	AgentsDir    = ".codemachine/agents"
+	StateFile    = ".codemachine/state.yaml"
+	FeedbackDir  = ".codemachine/feedback"
+	RecordingDir = ".codemachine/recordings"
+)
+
+// Pos is a position in a file; Line and Col are 1-based, 0 when unknown.
+type Pos struct {
+	File string
+	Line int
+	Col  int
+}
+
+// String formats the position as file:line:col, leaving out unknown parts.
+func (p Pos) String() string {
+	switch {
+	case p.Line == 0:
+		return p.File
+	case p.Col == 0:
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
+	default:
+		return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+	}
+}
+
+// Workflow is a parsed and validated .codemachine/workflow.yaml.
+type Workflow struct {
+	Version  int
+	Name     string
+	Defaults Defaults
+	// Trigger is the watch-mode trigger: "commit" (default) or "save".
+	Trigger string
+	Budget  Budget
+	// AllowSecrets lists globs of paths that a step commit may add even though
+	// they look like secrets (.env, private keys).
+	AllowSecrets []string
+	// Steps are in file order.
+	Steps []*Step
+	// File is the path the workflow was read from, for messages.
+	File string
+}
+
+// Defaults apply to every step that does not set its own value.
+type Defaults struct {
+	Engine  string        // "auto" when unset
+	Model   string        // "" = the engine's default
+	Timeout time.Duration // 30m when unset
+	Retries int           // transient engine failures retried; 2 when unset
+}
+
+// Budget is the optional run-wide circuit breaker; zero values mean unlimited.
+type Budget struct {
+	USD    float64
+	Tokens int64
+}
+
+// Step is one entry of the workflow's steps list.
+type Step struct {
+	ID     string
+	Agent  string // exactly one of Agent and Run is set
+	Run    string
+	Prompt string // extra text appended to the agent's prompt
+
+	Engine  string
+	Model   string
+	Effort  string
+	Timeout time.Duration // 0 = the workflow default
+	Env     map[string]string
+
+	Inputs  []string // globs relative to the repository root
+	Outputs []string
+	Needs   []string
+
+	Foreach     string // a plan file: one run per unchecked task
+	Parallel    int    // foreach: tasks at once (0 = 1)
+	Check       string // verification command run after the agent
+	Attempts    int    // agent runs while the check fails (0 = 1)
+	Review      bool
+	Interactive bool
+	Hooks       Hooks
+
+	// Pos is the position of the step's mapping in workflow.yaml.
+	Pos Pos
+}
+
+// Hooks are shell commands run around a step.
+type Hooks struct {
+	Before    string
+	After     string
+	OnFailure string
+}
+
+// Agent is a parsed .codemachine/agents/<name>.md: YAML front matter and a
+// text/template body.
+type Agent struct {
+	Name        string
+	Description string
+	Engine      string
+	Model       string
+	Effort      string
+	Tools       []string
+
+	File     string // path relative to the repository root
+	Raw      []byte // the whole file, for fingerprints
+	Body     string // the template text after the front matter
+	BodyLine int    // 1-based line in File of Body's first line
+}
+
+// Plan is a parsed plan.md. Data is the file's exact bytes; tasks keep byte
+// offsets into it so that ticking a box changes exactly one byte.
+type Plan struct {
+	File  string
+	Data  []byte
+	Tasks []*Task
+}
+
+// Task is one top-level checklist item of a plan.
+type Task struct {
+	ID    string
+	Title string   // without the "ID:" prefix and the "(after: ...)" suffix
+	Body  string   // the indented lines under the item, dedented
+	After []string // dependencies declared with (after: A, B)
+	Done  bool
+	Line  int // 1-based line of the item
+	Box   int // byte offset in Plan.Data of the character between the brackets
+}
+
+// StepInfo is what a prompt template sees as .Step.
+type StepInfo struct {
+	ID      string
+	Inputs  []string
+	Outputs []string
+}
+
+// TaskInfo is what a prompt template sees as .Task.
+type TaskInfo struct {
+	ID    string
+	Title string
+	Body  string
+}
+
+// PromptData is the data an agent's prompt template is executed with.
+type PromptData struct {
+	Step        StepInfo
+	Task        *TaskInfo
+	Feedback    string
+	CheckOutput string
+	Attempt     int
+	Repo        string
+}
+
+// InputFile is one file matched by a step's input globs; Hash is its git
+// blob id in hex.
+type InputFile struct {
+	Path string
+	Hash string
+}
+
+// BlobHasher is implemented by file systems that know a file's git blob id
+// without reading it (a commit's tree). Other file systems are hashed by
+// reading the file.
+type BlobHasher interface {
+	BlobHash(name string) (string, error)
+}
+
+// Record is what the staleness rules need to know about a step's last
+// success: its fingerprint and the sequence number of its landing.
+type Record struct {
+	Fingerprint string
+	Seq         int64
+}
