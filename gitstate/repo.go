@@ -1,0 +1,122 @@
+package gitstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+// Repo is one git repository (the worktree containing the directory it was
+// opened at). It is safe for concurrent use.
+type Repo struct {
+	// LockWait bounds how long a git command retries while another process
+	// holds a git lock file; 0 means DefaultLockWait.
+	LockWait time.Duration
+
+	root      string // the worktree's top level
+	gitDir    string // its git dir (.git, or .git/worktrees/<name> for a linked worktree)
+	commonDir string // the shared git dir
+	env       []string
+
+	writeMu sync.Mutex // the serialized writer for the main worktree and shared state
+	mu      sync.Mutex // guards the fields below
+	dirMu   map[string]*sync.Mutex
+	slots   map[int]bool // pooled worktree slots handed out and not yet finished
+	emptyT  string
+
+	ggMu sync.Mutex // go-git is not safe for concurrent use: one reader at a time
+	gg   *git.Repository
+
+	ncmd atomic.Int64 // git processes started; tests use it to prove a path runs none
+}
+
+// Open finds the repository containing dir. It fails with ErrNotRepo
+// (wrapped with dir) outside a repository, and also for a bare repository
+// or from inside a .git directory, where there is no worktree to run in.
+func Open(dir string) (*Repo, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	if st, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("open %s: not a directory", dir)
+	}
+	r := &Repo{root: abs}
+	out, err := r.Read(context.Background(), "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-dir", "--git-common-dir")
+	if err != nil {
+		var ge *GitError
+		if errors.As(err, &ge) && (strings.Contains(ge.Stderr, "not a git repository") || strings.Contains(ge.Stderr, "must be run in a work tree")) {
+			return nil, fmt.Errorf("%s: %w", dir, ErrNotRepo)
+		}
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	lines := strings.Split(trimNL(out), "\n")
+	if len(lines) != 3 || lines[0] == "" {
+		// --show-toplevel prints nothing inside a .git directory.
+		return nil, fmt.Errorf("%s: %w", dir, ErrNotRepo)
+	}
+	r.root, r.gitDir, r.commonDir = filepath.Clean(lines[0]), filepath.Clean(lines[1]), filepath.Clean(lines[2])
+	return r, nil
+}
+
+// Root is the top-level directory of the worktree.
+func (r *Repo) Root() string { return r.root }
+
+// GitDir is the worktree's git directory.
+func (r *Repo) GitDir() string { return r.gitDir }
+
+// CommonDir is the git directory shared by all worktrees of the repository.
+func (r *Repo) CommonDir() string { return r.commonDir }
+
+// LocalDir is codemachine's per-clone directory, <common dir>/codemachine.
+// It is created on first use; when that fails, the callers that write into
+// it report the error.
+func (r *Repo) LocalDir() string {
+	d := filepath.Join(r.commonDir, "codemachine")
+	_ = os.MkdirAll(d, 0o755)
+	return d
+}
+
+// localPath returns a path under LocalDir, creating its parent directory.
+func (r *Repo) localPath(elem ...string) (string, error) {
+	p := filepath.Join(append([]string{r.commonDir, "codemachine"}, elem...)...)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return "", fmt.Errorf("create %s: %w", filepath.Dir(p), err)
+	}
+	return p, nil
+}
+
+// goGit runs f with the lazily opened go-git repository. go-git loads the
+// pack indexes once and never notices packs written later (by git gc or a
+// fetch), so when an object is missing the repository is reopened and f
+// retried once.
+func (r *Repo) goGit(f func(*git.Repository) error) error {
+	r.ggMu.Lock()
+	defer r.ggMu.Unlock()
+	for attempt := 0; ; attempt++ {
+		if r.gg == nil {
+			gg, err := git.PlainOpenWithOptions(r.root, &git.PlainOpenOptions{EnableDotGitCommonDir: true})
+			if err != nil {
+				return fmt.Errorf("open %s: %w", r.root, err)
+			}
+			r.gg = gg
+		}
+		err := f(r.gg)
+		if attempt == 0 && errors.Is(err, plumbing.ErrObjectNotFound) {
+			r.gg = nil
+			continue
+		}
+		return err
+	}
+}
