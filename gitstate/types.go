@@ -46,6 +46,7 @@ type Commit struct {
 	Author    Signature
 	Committer Signature
 	Message   string
+	Trailers  []Trailer // the message's trailer block, as ParseMessage reads it
 }
 
 // Change is one path that differs between two trees.

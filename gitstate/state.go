@@ -1,0 +1,359 @@
+package gitstate
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// StateHeader is the comment that opens every state.yaml codemachine writes.
+const StateHeader = "# Written by codemachine; committed with each step. Do not edit by hand."
+
+// StateError is a problem in state.yaml, located by line and column.
+type StateError struct {
+	File      string
+	Line, Col int // 0 when unknown
+	Msg       string
+}
+
+func (e *StateError) Error() string {
+	switch {
+	case e.Line > 0 && e.Col > 0:
+		return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
+	case e.Line > 0:
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// NewState returns an empty state of the current version.
+func NewState() *State {
+	return &State{Version: StateVersion, Steps: map[string]*StepRecord{}}
+}
+
+// ParseState reads state.yaml. Empty content (a missing file) is an empty
+// state. Anything else that is not exactly what Marshal writes, give or
+// take formatting, is a *StateError pointing at the offending node.
+func ParseState(file string, data []byte) (*State, error) {
+	s := NewState()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, yamlError(file, err)
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return s, nil
+	}
+	p := &stateParser{file: file}
+	root := doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return s, nil
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, p.errf(root, "state must be a mapping, found %s", kindName(root))
+	}
+	sawVersion := false
+	err := p.mapping(root, "state", func(key string, k, v *yaml.Node) error {
+		switch key {
+		case "version":
+			n, err := p.int(v, key)
+			if err != nil {
+				return err
+			}
+			if n > StateVersion {
+				return p.errf(v, "written by a newer codemachine (state version %d, this one reads %d); upgrade codemachine", n, StateVersion)
+			}
+			if n < 1 {
+				return p.errf(v, "version must be %d, found %d", StateVersion, n)
+			}
+			s.Version, sawVersion = int(n), true
+		case "seq":
+			n, err := p.int(v, key)
+			if err != nil {
+				return err
+			}
+			s.Seq = n
+		case "steps":
+			return p.mapping(v, "steps", func(id string, k, v *yaml.Node) error {
+				rec := &StepRecord{}
+				if err := p.record(v, "step "+strconv.Quote(id), &rec.RunRecord, &rec.Tasks); err != nil {
+					return err
+				}
+				s.Steps[id] = rec
+				return nil
+			})
+		default:
+			return p.errf(k, "unknown key %q (expected version, seq or steps)", key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !sawVersion {
+		return nil, p.errf(root, "missing version")
+	}
+	return s, nil
+}
+
+type stateParser struct{ file string }
+
+func (p *stateParser) errf(n *yaml.Node, format string, args ...any) error {
+	return &StateError{File: p.file, Line: n.Line, Col: n.Column, Msg: fmt.Sprintf(format, args...)}
+}
+
+// mapping calls f for each key of a mapping node in order; null is an empty
+// mapping; duplicate keys are errors.
+func (p *stateParser) mapping(n *yaml.Node, what string, f func(key string, k, v *yaml.Node) error) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return p.errf(n, "%s must be a mapping, found %s", what, kindName(n))
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			return p.errf(k, "%s: keys must be plain strings", what)
+		}
+		if seen[k.Value] {
+			return p.errf(k, "%s: duplicate key %q", what, k.Value)
+		}
+		seen[k.Value] = true
+		if err := f(k.Value, k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// record parses a step or task record; tasks is nil for a task record,
+// which cannot nest further tasks.
+func (p *stateParser) record(n *yaml.Node, what string, r *RunRecord, tasks *map[string]*RunRecord) error {
+	return p.mapping(n, what, func(key string, k, v *yaml.Node) error {
+		var err error
+		switch key {
+		case "fingerprint":
+			r.Fingerprint, err = p.str(v, key)
+		case "seq":
+			r.Seq, err = p.int(v, key)
+		case "finished_at":
+			var s string
+			if s, err = p.str(v, key); err == nil {
+				r.FinishedAt, err = time.Parse(time.RFC3339Nano, s)
+				if err != nil {
+					err = p.errf(v, "finished_at: %q is not an RFC 3339 time (like 2026-11-24T10:15:00Z)", s)
+				}
+			}
+		case "engine":
+			r.Engine, err = p.str(v, key)
+		case "model":
+			r.Model, err = p.str(v, key)
+		case "attempts":
+			var n int64
+			n, err = p.int(v, key)
+			r.Attempts = int(n)
+		case "tokens_in":
+			r.TokensIn, err = p.int(v, key)
+		case "tokens_out":
+			r.TokensOut, err = p.int(v, key)
+		case "cost_usd":
+			r.CostUSD, err = p.float(v, key)
+			r.CostKnown = true
+		case "duration":
+			var s string
+			if s, err = p.str(v, key); err == nil {
+				r.Duration, err = time.ParseDuration(s)
+				if err != nil || r.Duration < 0 {
+					err = p.errf(v, "duration: %q is not a duration (like 1m12s)", s)
+				}
+			}
+		case "tasks":
+			if tasks == nil {
+				return p.errf(k, "%s: unknown key %q (tasks do not nest)", what, key)
+			}
+			*tasks = map[string]*RunRecord{}
+			err = p.mapping(v, "tasks", func(id string, _, tv *yaml.Node) error {
+				tr := &RunRecord{}
+				if err := p.record(tv, "task "+strconv.Quote(id), tr, nil); err != nil {
+					return err
+				}
+				(*tasks)[id] = tr
+				return nil
+			})
+		default:
+			return p.errf(k, "%s: unknown key %q", what, key)
+		}
+		return err
+	})
+}
+
+func (p *stateParser) scalar(n *yaml.Node, key, want string) error {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		return p.errf(n, "%s must be %s, found %s", key, want, kindName(n))
+	}
+	return nil
+}
+
+func (p *stateParser) str(n *yaml.Node, key string) (string, error) {
+	if err := p.scalar(n, key, "a string"); err != nil {
+		return "", err
+	}
+	return n.Value, nil
+}
+
+func (p *stateParser) int(n *yaml.Node, key string) (int64, error) {
+	if err := p.scalar(n, key, "a whole number"); err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseInt(n.Value, 10, 64)
+	if err != nil || n.Tag != "!!int" {
+		return 0, p.errf(n, "%s must be a whole number, found %q", key, n.Value)
+	}
+	if v < 0 {
+		return 0, p.errf(n, "%s must not be negative, found %d", key, v)
+	}
+	return v, nil
+}
+
+func (p *stateParser) float(n *yaml.Node, key string) (float64, error) {
+	if err := p.scalar(n, key, "a number"); err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseFloat(n.Value, 64)
+	if err != nil || (n.Tag != "!!int" && n.Tag != "!!float") || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, p.errf(n, "%s must be a number, found %q", key, n.Value)
+	}
+	if v < 0 {
+		return 0, p.errf(n, "%s must not be negative, found %s", key, n.Value)
+	}
+	return v, nil
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
+		return strconv.Quote(n.Value)
+	}
+	return "a document"
+}
+
+// yamlError turns a yaml syntax error ("yaml: line 3: ...") into a
+// *StateError carrying the line.
+func yamlError(file string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if i := strings.Index(rest, ": "); i > 0 {
+			if n, err := strconv.Atoi(rest[:i]); err == nil {
+				line, msg = n, rest[i+2:]
+			}
+		}
+	}
+	return &StateError{File: file, Line: line, Msg: msg}
+}
+
+// Marshal renders the state deterministically: fixed key order, steps and
+// tasks sorted by id, FinishedAt in UTC to the second, cost_usd only when
+// the cost is known.
+func (s *State) Marshal() []byte {
+	root := &yaml.Node{Kind: yaml.MappingNode}
+	v := s.Version
+	if v == 0 {
+		v = StateVersion
+	}
+	addInt(root, "version", int64(v))
+	addInt(root, "seq", s.Seq)
+	steps := &yaml.Node{Kind: yaml.MappingNode}
+	for _, id := range sortedKeys(s.Steps) {
+		rec := s.Steps[id]
+		if rec == nil {
+			continue
+		}
+		n := recordNode(&rec.RunRecord)
+		if len(rec.Tasks) > 0 {
+			tasks := &yaml.Node{Kind: yaml.MappingNode}
+			for _, tid := range sortedKeys(rec.Tasks) {
+				if tr := rec.Tasks[tid]; tr != nil {
+					tasks.Content = append(tasks.Content, strNode(tid), recordNode(tr))
+				}
+			}
+			n.Content = append(n.Content, strNode("tasks"), tasks)
+		}
+		steps.Content = append(steps.Content, strNode(id), n)
+	}
+	if len(steps.Content) == 0 {
+		steps = &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle}
+	}
+	root.Content = append(root.Content, strNode("steps"), steps)
+
+	var buf bytes.Buffer
+	buf.WriteString(StateHeader + "\n")
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(root); err != nil {
+		// The encoder fails only on malformed node trees or invalid
+		// UTF-8; this tree is well formed and its strings are valid.
+		panic(fmt.Sprintf("gitstate: encode state: %v", err))
+	}
+	_ = enc.Close()
+	return buf.Bytes()
+}
+
+func recordNode(r *RunRecord) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.MappingNode}
+	addStr(n, "fingerprint", r.Fingerprint)
+	addInt(n, "seq", r.Seq)
+	if !r.FinishedAt.IsZero() {
+		n.Content = append(n.Content, strNode("finished_at"),
+			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!timestamp", Value: r.FinishedAt.UTC().Truncate(time.Second).Format(time.RFC3339)})
+	}
+	addStr(n, "engine", r.Engine)
+	addStr(n, "model", r.Model)
+	addInt(n, "attempts", int64(r.Attempts))
+	addInt(n, "tokens_in", r.TokensIn)
+	addInt(n, "tokens_out", r.TokensOut)
+	if r.CostKnown {
+		n.Content = append(n.Content, strNode("cost_usd"),
+			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: strconv.FormatFloat(r.CostUSD, 'f', -1, 64)})
+	}
+	n.Content = append(n.Content, strNode("duration"), strNode(r.Duration.String()))
+	return n
+}
+
+func strNode(s string) *yaml.Node {
+	// Invalid UTF-8 is the one thing the encoder rejects in a scalar.
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: strings.ToValidUTF8(s, "\uFFFD")}
+}
+
+func addStr(n *yaml.Node, key, val string) {
+	n.Content = append(n.Content, strNode(key), strNode(val))
+}
+
+func addInt(n *yaml.Node, key string, val int64) {
+	n.Content = append(n.Content, strNode(key), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(val, 10)})
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
