@@ -1,0 +1,336 @@
+package gitstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// ErrUnknownRev is returned (wrapped) for a revision that names no commit.
+var ErrUnknownRev = errors.New("unknown revision")
+
+// Head reads what HEAD of this worktree points at. An unborn branch (no
+// commit yet) gives Head{Branch: name, Commit: ""}.
+func (r *Repo) Head() (Head, error) {
+	return r.headOf(r.gitDir)
+}
+
+// headOf reads the HEAD file of a worktree's git dir directly: cheaper than
+// any git command, and exact for linked worktrees.
+func (r *Repo) headOf(gitDir string) (Head, error) {
+	data, err := os.ReadFile(filepath.Join(gitDir, "HEAD"))
+	if err != nil {
+		return Head{}, fmt.Errorf("read HEAD: %w", err)
+	}
+	s := strings.TrimSpace(string(data))
+	target, symbolic := strings.CutPrefix(s, "ref: ")
+	if !symbolic {
+		if !isHash(s) {
+			return Head{}, fmt.Errorf("read HEAD: %s/HEAD holds %q, neither a ref nor a commit", gitDir, s)
+		}
+		return Head{Commit: s}, nil
+	}
+	h := Head{Branch: strings.TrimPrefix(target, "refs/heads/")}
+	c, err := r.refHash(target)
+	if err != nil {
+		return Head{}, fmt.Errorf("read HEAD: %w", err)
+	}
+	h.Commit = c
+	return h, nil
+}
+
+// refHash resolves a full ref name; "" when it does not exist.
+func (r *Repo) refHash(name string) (string, error) {
+	var out string
+	err := r.goGit(func(g *git.Repository) error {
+		ref, err := g.Reference(plumbing.ReferenceName(name), true)
+		if errors.Is(err, plumbing.ErrReferenceNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("resolve %s: %w", name, err)
+		}
+		out = ref.Hash().String()
+		return nil
+	})
+	return out, err
+}
+
+// ResolveRev resolves a revision (anything git rev-parse accepts) to a full
+// commit hash. go-git answers the common forms; anything it cannot resolve
+// is asked of git itself, which is the authority.
+func (r *Repo) ResolveRev(rev string) (string, error) {
+	if rev == "" {
+		return "", fmt.Errorf("resolve revision: empty revision: %w", ErrUnknownRev)
+	}
+	var out string
+	_ = r.goGit(func(g *git.Repository) error {
+		h, err := g.ResolveRevision(plumbing.Revision(rev))
+		if err != nil {
+			return err
+		}
+		if _, err := object.GetCommit(g.Storer, *h); err != nil {
+			return err
+		}
+		out = h.String()
+		return nil
+	})
+	if out != "" {
+		return out, nil
+	}
+	s, err := r.Read(context.Background(), "rev-parse", "--verify", "--quiet", "--end-of-options", rev+"^{commit}")
+	if err != nil {
+		if exitCode(err) == 1 {
+			return "", fmt.Errorf("resolve %q: %w", rev, ErrUnknownRev)
+		}
+		return "", fmt.Errorf("resolve %q: %w", rev, err)
+	}
+	return trimNL(s), nil
+}
+
+// ReadFile reads path (slash-separated, relative to the root) at rev. A path
+// absent at rev gives an error wrapping fs.ErrNotExist.
+func (r *Repo) ReadFile(rev, path string) ([]byte, error) {
+	fsys, err := r.TreeFS(rev)
+	if err != nil {
+		return nil, err
+	}
+	data, err := fsys.(*TreeFS).ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s at %s: %w", path, rev, err)
+	}
+	return data, nil
+}
+
+// CommitInfo reads one commit.
+func (r *Repo) CommitInfo(rev string) (Commit, error) {
+	h, err := r.ResolveRev(rev)
+	if err != nil {
+		return Commit{}, err
+	}
+	var c Commit
+	err = r.goGit(func(g *git.Repository) error {
+		oc, err := object.GetCommit(g.Storer, plumbing.NewHash(h))
+		if err != nil {
+			return fmt.Errorf("read commit %s: %w", h, err)
+		}
+		c = toCommit(oc)
+		return nil
+	})
+	return c, err
+}
+
+// Log walks first parents from rev, newest first, returning at most limit
+// commits (all when limit <= 0). An unborn HEAD has an empty log.
+func (r *Repo) Log(from string, limit int) ([]Commit, error) {
+	if from == "HEAD" {
+		h, err := r.Head()
+		if err != nil {
+			return nil, err
+		}
+		if h.Commit == "" {
+			return nil, nil
+		}
+		from = h.Commit
+	}
+	h, err := r.ResolveRev(from)
+	if err != nil {
+		return nil, err
+	}
+	var out []Commit
+	err = r.goGit(func(g *git.Repository) error {
+		out = out[:0]
+		next := plumbing.NewHash(h)
+		for limit <= 0 || len(out) < limit {
+			oc, err := object.GetCommit(g.Storer, next)
+			if err != nil {
+				return fmt.Errorf("log %s: read commit %s: %w", from, next, err)
+			}
+			out = append(out, toCommit(oc))
+			if len(oc.ParentHashes) == 0 {
+				break
+			}
+			next = oc.ParentHashes[0]
+		}
+		return nil
+	})
+	return out, err
+}
+
+func toCommit(oc *object.Commit) Commit {
+	c := Commit{
+		Hash:      oc.Hash.String(),
+		Author:    Signature{Name: oc.Author.Name, Email: oc.Author.Email, When: oc.Author.When},
+		Committer: Signature{Name: oc.Committer.Name, Email: oc.Committer.Email, When: oc.Committer.When},
+		Message:   oc.Message,
+	}
+	for _, p := range oc.ParentHashes {
+		c.Parents = append(c.Parents, p.String())
+	}
+	if m, err := ParseMessage(oc.Message); err == nil {
+		c.Trailers = m.Trailers
+	}
+	return c
+}
+
+// IsAncestor reports whether commit a is an ancestor of (or equal to) b.
+// git answers this from its commit-graph, much faster than a go-git walk.
+func (r *Repo) IsAncestor(a, b string) (bool, error) {
+	_, err := r.Read(context.Background(), "merge-base", "--is-ancestor", a, b)
+	switch exitCode(err) {
+	case 0:
+		return true, nil
+	case 1:
+		return false, nil
+	}
+	return false, fmt.Errorf("is %s an ancestor of %s: %w", a, b, err)
+}
+
+// RefsWithPrefix lists the refs whose full name starts with prefix (e.g.
+// "refs/codemachine/failed/"), mapping each name to its peeled-once hash.
+func (r *Repo) RefsWithPrefix(prefix string) (map[string]string, error) {
+	out := map[string]string{}
+	err := r.goGit(func(g *git.Repository) error {
+		clear(out)
+		it, err := g.References()
+		if err != nil {
+			return fmt.Errorf("list refs: %w", err)
+		}
+		defer it.Close()
+		return it.ForEach(func(ref *plumbing.Reference) error {
+			name := ref.Name().String()
+			if ref.Type() != plumbing.HashReference || !strings.HasPrefix(name, prefix) {
+				return nil
+			}
+			out[name] = ref.Hash().String()
+			return nil
+		})
+	})
+	return out, err
+}
+
+// StatusEntry is one line of `git status --porcelain=v2`.
+type StatusEntry struct {
+	Path     string
+	OrigPath string // the source of a rename or copy
+	// Index and Worktree are the X and Y status letters ('.' unchanged,
+	// 'M', 'A', 'D', 'R', 'C', 'T', 'U'); both are '?' for an untracked
+	// path and '!' for an ignored one.
+	Index, Worktree byte
+	Unmerged        bool
+}
+
+// Untracked reports whether the entry is an untracked file.
+func (e StatusEntry) Untracked() bool { return e.Index == '?' }
+
+// Status lists the changes in the worktree, including untracked files
+// (every file, not just directories) when untracked is set.
+func (r *Repo) Status(ctx context.Context, untracked bool) ([]StatusEntry, error) {
+	return r.statusIn(ctx, "", untracked)
+}
+
+func (r *Repo) statusIn(ctx context.Context, dir string, untracked bool) ([]StatusEntry, error) {
+	mode := "--untracked-files=no"
+	if untracked {
+		mode = "--untracked-files=all"
+	}
+	out, err := r.ReadWith(ctx, RunOpts{Dir: dir}, "status", "--porcelain=v2", "-z", mode)
+	if err != nil {
+		return nil, err
+	}
+	return parseStatus(out)
+}
+
+func parseStatus(out string) ([]StatusEntry, error) {
+	var entries []StatusEntry
+	recs := strings.Split(out, "\x00")
+	for i := 0; i < len(recs); i++ {
+		rec := recs[i]
+		if rec == "" || rec[0] == '#' {
+			continue
+		}
+		var e StatusEntry
+		var fields []string
+		switch rec[0] {
+		case '1':
+			fields = strings.SplitN(rec, " ", 9)
+		case '2':
+			fields = strings.SplitN(rec, " ", 10)
+		case 'u':
+			fields = strings.SplitN(rec, " ", 11)
+			e.Unmerged = true
+		case '?', '!':
+			if len(rec) < 3 {
+				return nil, fmt.Errorf("git status: malformed entry %q", rec)
+			}
+			entries = append(entries, StatusEntry{Path: rec[2:], Index: rec[0], Worktree: rec[0]})
+			continue
+		default:
+			return nil, fmt.Errorf("git status: unknown entry %q", rec)
+		}
+		if len(fields) < 9 || len(fields[1]) != 2 {
+			return nil, fmt.Errorf("git status: malformed entry %q", rec)
+		}
+		e.Index, e.Worktree = fields[1][0], fields[1][1]
+		e.Path = fields[len(fields)-1]
+		if rec[0] == '2' {
+			i++
+			if i >= len(recs) {
+				return nil, fmt.Errorf("git status: rename of %q without its source", e.Path)
+			}
+			e.OrigPath = recs[i]
+		}
+		entries = append(entries, e)
+	}
+	return entries, nil
+}
+
+// DirtyTracked lists the tracked paths with staged or unstaged changes
+// (both sides of a rename), sorted.
+func (r *Repo) DirtyTracked(ctx context.Context) ([]string, error) {
+	entries, err := r.Status(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	return dirtyPaths(entries), nil
+}
+
+func dirtyPaths(entries []StatusEntry) []string {
+	seen := map[string]bool{}
+	var paths []string
+	add := func(p string) {
+		if p != "" && !seen[p] {
+			seen[p] = true
+			paths = append(paths, p)
+		}
+	}
+	for _, e := range entries {
+		if e.Index == '?' || e.Index == '!' {
+			continue
+		}
+		add(e.OrigPath)
+		add(e.Path)
+	}
+	sort.Strings(paths)
+	return paths
+}
+
+func isHash(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
