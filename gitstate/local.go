@@ -1,0 +1,82 @@
+package gitstate
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// localFile maps a name under LocalDir ("holds.yaml", "runs/x.yaml") to a
+// path, refusing names that would leave it.
+func (r *Repo) localFile(name string) (string, error) {
+	if name == "" || path.IsAbs(name) || strings.Contains(name, "\\") || path.Clean(name) != name || name == ".." || strings.HasPrefix(name, "../") {
+		return "", fmt.Errorf("local file %q: not a plain relative name", name)
+	}
+	return r.localPath(filepath.FromSlash(name))
+}
+
+// ReadLocal decodes the YAML file name under LocalDir into v. A missing file
+// gives an error wrapping fs.ErrNotExist, which callers treat as empty.
+func (r *Repo) ReadLocal(name string, v any) error {
+	p, err := r.localFile(name)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", p, err)
+	}
+	if err := yaml.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("read %s: %w", p, err)
+	}
+	return nil
+}
+
+// WriteLocal encodes v as YAML into the file name under LocalDir,
+// atomically: readers see the old content or the new, never a torn file.
+func (r *Repo) WriteLocal(name string, v any) error {
+	p, err := r.localFile(name)
+	if err != nil {
+		return err
+	}
+	data, err := yaml.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return writeFileAtomic(p, data)
+}
+
+// LogDir is the directory for the event logs of one run,
+// LocalDir/logs/<run>. It is not created.
+func (r *Repo) LogDir(run string) string {
+	return filepath.Join(r.commonDir, "codemachine", "logs", run)
+}
+
+// writeFileAtomic writes through a temporary file in the same directory
+// and renames it into place.
+func writeFileAtomic(p string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
+}

@@ -1,0 +1,333 @@
+package gitstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
+// ErrNoIdentity is returned (wrapped) by CommitTree when git has no
+// committer identity to record.
+var ErrNoIdentity = errors.New("git has no committer identity: set one with git config --global user.name \"Your Name\" and git config --global user.email you@example.com")
+
+// CommitSpec describes a commit to create from a tree.
+type CommitSpec struct {
+	Tree    string
+	Parents []string
+	Message string
+	// Author is recorded as given; When is used only when non-zero (git
+	// takes the current time otherwise). The committer is always the user's
+	// own git identity.
+	Author Signature
+}
+
+// Blob is a file to put into a tree: a blob id and a git file mode
+// ("100644" when empty). An empty Hash removes the path.
+type Blob struct {
+	Hash string
+	Mode string
+}
+
+// HashObject writes data to the object database as a blob and returns its
+// id.
+func (r *Repo) HashObject(ctx context.Context, data []byte) (string, error) {
+	if data == nil {
+		data = []byte{}
+	}
+	out, err := r.GitWith(ctx, RunOpts{Stdin: data}, "hash-object", "-w", "--stdin")
+	if err != nil {
+		return "", err
+	}
+	return trimNL(out), nil
+}
+
+// CommitTree creates a commit object (no ref moves, no hooks run).
+func (r *Repo) CommitTree(ctx context.Context, spec CommitSpec) (string, error) {
+	if spec.Tree == "" {
+		return "", errors.New("commit-tree: no tree given")
+	}
+	args := []string{"commit-tree", spec.Tree}
+	for _, p := range spec.Parents {
+		args = append(args, "-p", p)
+	}
+	var env []string
+	if spec.Author.Name != "" {
+		env = append(env, "GIT_AUTHOR_NAME="+spec.Author.Name)
+	}
+	if spec.Author.Email != "" {
+		env = append(env, "GIT_AUTHOR_EMAIL="+spec.Author.Email)
+	}
+	if !spec.Author.When.IsZero() {
+		env = append(env, "GIT_AUTHOR_DATE="+gitDate(spec.Author))
+	}
+	msg := spec.Message
+	if !strings.HasSuffix(msg, "\n") {
+		msg += "\n"
+	}
+	out, err := r.GitWith(ctx, RunOpts{Env: env, Stdin: []byte(msg)}, args...)
+	if err != nil {
+		var ge *GitError
+		if errors.As(err, &ge) && isIdentityError(ge.Stderr) {
+			return "", fmt.Errorf("git commit-tree: %w", ErrNoIdentity)
+		}
+		return "", err
+	}
+	return trimNL(out), nil
+}
+
+func gitDate(s Signature) string {
+	return strconv.FormatInt(s.When.Unix(), 10) + " " + s.When.Format("-0700")
+}
+
+func isIdentityError(stderr string) bool {
+	for _, p := range []string{"identity unknown", "unable to auto-detect email", "empty ident name", "auto-detection is disabled", "invalid ident"} {
+		if strings.Contains(stderr, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// UpdateRef moves ref to newHash only if it currently points at oldHash
+// ("" = the ref must not exist yet). When the ref is elsewhere the error
+// wraps ErrRefMoved. Refs under refs/codemachine/ get a reflog so that the
+// values they held before stay reachable.
+func (r *Repo) UpdateRef(ctx context.Context, ref, newHash, oldHash, msg string) error {
+	return r.updateRef(ctx, RunOpts{}, ref, newHash, oldHash, msg)
+}
+
+func (r *Repo) updateRef(ctx context.Context, opts RunOpts, ref, newHash, oldHash, msg string) error {
+	if oldHash == "" {
+		oldHash = strings.Repeat("0", max(len(newHash), 40))
+	}
+	args := []string{"update-ref"}
+	if msg != "" {
+		args = append(args, "-m", msg)
+	}
+	if strings.HasPrefix(ref, "refs/codemachine/") {
+		args = append(args, "--create-reflog")
+	}
+	args = append(args, ref, newHash, oldHash)
+	_, err := r.GitWith(ctx, opts, args...)
+	return refError(ref, err)
+}
+
+// DeleteRef deletes ref if it points at oldHash; oldHash "" deletes it
+// whatever it points at (a missing ref is not an error then).
+func (r *Repo) DeleteRef(ctx context.Context, ref, oldHash string) error {
+	args := []string{"update-ref", "-d", ref}
+	if oldHash != "" {
+		args = append(args, oldHash)
+	}
+	_, err := r.Git(ctx, args...)
+	return refError(ref, err)
+}
+
+// refError classifies update-ref's failures: a ref that is not where the
+// caller expected it becomes ErrRefMoved.
+func refError(ref string, err error) error {
+	var ge *GitError
+	if err == nil || !errors.As(err, &ge) {
+		return err
+	}
+	for _, p := range []string{"but expected", "reference already exists", "unable to resolve reference"} {
+		if strings.Contains(ge.Stderr, p) {
+			return fmt.Errorf("update %s: %w (%s)", ref, ErrRefMoved, strings.TrimPrefix(firstLine(ge.Stderr), "update_ref failed for ref '"+ref+"': "))
+		}
+	}
+	return err
+}
+
+// emptyTree returns the id of the empty tree in this repository's hash
+// format.
+func (r *Repo) emptyTree(ctx context.Context) (string, error) {
+	r.mu.Lock()
+	t := r.emptyT
+	r.mu.Unlock()
+	if t != "" {
+		return t, nil
+	}
+	out, err := r.ReadWith(ctx, RunOpts{Stdin: []byte{}}, "hash-object", "-t", "tree", "--stdin")
+	if err != nil {
+		return "", err
+	}
+	t = trimNL(out)
+	r.mu.Lock()
+	r.emptyT = t
+	r.mu.Unlock()
+	return t, nil
+}
+
+// DiffTrees lists the paths that differ between two trees (or commits);
+// a == "" compares against the empty tree. Renames are reported as a
+// deletion and an addition.
+func (r *Repo) DiffTrees(ctx context.Context, a, b string) ([]Change, error) {
+	if a == "" {
+		t, err := r.emptyTree(ctx)
+		if err != nil {
+			return nil, err
+		}
+		a = t
+	}
+	out, err := r.Read(ctx, "diff-tree", "-r", "-z", "--no-renames", "--raw", a, b)
+	if err != nil {
+		return nil, fmt.Errorf("diff %s %s: %w", a, b, err)
+	}
+	return parseRawDiff(out)
+}
+
+func parseRawDiff(out string) ([]Change, error) {
+	var changes []Change
+	recs := strings.Split(out, "\x00")
+	for i := 0; i+1 < len(recs); i += 2 {
+		meta := recs[i]
+		if meta == "" {
+			break
+		}
+		f := strings.Fields(strings.TrimPrefix(meta, ":"))
+		if len(f) != 5 || f[4] == "" {
+			return nil, fmt.Errorf("git diff-tree: malformed record %q", meta)
+		}
+		c := Change{Path: recs[i+1], Status: f[4][0], OldMode: f[0], NewMode: f[1], OldHash: f[2], NewHash: f[3]}
+		if c.Status == 'A' {
+			c.OldMode, c.OldHash = "", ""
+		}
+		if c.Status == 'D' {
+			c.NewMode, c.NewHash = "", ""
+		}
+		changes = append(changes, c)
+	}
+	return changes, nil
+}
+
+// MergeTree merges the changes from base to theirs into ours and returns
+// the resulting tree, with the conflicting paths (whose content in the tree
+// carries conflict markers). git 2.39's merge-tree has no --merge-base, so
+// when base is not exactly the merge base of ours and theirs (or they are
+// trees), the three trees are first wrapped in throwaway commits, two
+// children of one root, which makes base their merge base.
+func (r *Repo) MergeTree(ctx context.Context, base, ours, theirs string) (tree string, conflicts []string, err error) {
+	out, err := r.Read(ctx, "merge-base", "--all", ours, theirs)
+	if err == nil {
+		bases := strings.Fields(out)
+		want, rerr := r.Read(ctx, "rev-parse", "--verify", "--quiet", "--end-of-options", base+"^{commit}")
+		if rerr == nil && len(bases) == 1 && bases[0] == trimNL(want) {
+			return r.mergeCommits(ctx, ours, theirs)
+		}
+	}
+	b, err := r.syntheticCommit(ctx, base, "")
+	if err != nil {
+		return "", nil, err
+	}
+	o, err := r.syntheticCommit(ctx, ours, b)
+	if err != nil {
+		return "", nil, err
+	}
+	t, err := r.syntheticCommit(ctx, theirs, b)
+	if err != nil {
+		return "", nil, err
+	}
+	return r.mergeCommits(ctx, o, t)
+}
+
+// syntheticEnv gives throwaway commits a fixed identity and date, so they
+// need no user identity and the same trees give the same commits.
+var syntheticEnv = []string{
+	"GIT_AUTHOR_NAME=codemachine", "GIT_AUTHOR_EMAIL=codemachine@localhost", "GIT_AUTHOR_DATE=1000000000 +0000",
+	"GIT_COMMITTER_NAME=codemachine", "GIT_COMMITTER_EMAIL=codemachine@localhost", "GIT_COMMITTER_DATE=1000000000 +0000",
+}
+
+func (r *Repo) syntheticCommit(ctx context.Context, treeish, parent string) (string, error) {
+	args := []string{"commit-tree", treeish + "^{tree}"}
+	if parent != "" {
+		args = append(args, "-p", parent)
+	}
+	out, err := r.GitWith(ctx, RunOpts{Env: syntheticEnv, Stdin: []byte("merge base\n")}, args...)
+	if err != nil {
+		return "", fmt.Errorf("merge: %w", err)
+	}
+	return trimNL(out), nil
+}
+
+// mergeCommits runs git merge-tree on two commits whose merge base is the
+// wanted one.
+func (r *Repo) mergeCommits(ctx context.Context, ours, theirs string) (string, []string, error) {
+	out, err := r.Git(ctx, "merge-tree", "--write-tree", "-z", "--name-only", "--no-messages", ours, theirs)
+	if err != nil && exitCode(err) != 1 {
+		return "", nil, fmt.Errorf("merge %s into %s: %w", theirs, ours, err)
+	}
+	fields := strings.Split(out, "\x00")
+	tree := fields[0]
+	if !isHash(tree) {
+		return "", nil, fmt.Errorf("merge %s into %s: git merge-tree printed %q", theirs, ours, tree)
+	}
+	var conflicts []string
+	seen := map[string]bool{}
+	for _, p := range fields[1:] {
+		if p != "" && !seen[p] {
+			seen[p] = true
+			conflicts = append(conflicts, p)
+		}
+	}
+	if err != nil && len(conflicts) == 0 {
+		return "", nil, fmt.Errorf("merge %s into %s: %w", theirs, ours, err)
+	}
+	return tree, conflicts, nil
+}
+
+var tmpSeq atomic.Int64
+
+// tempPath names a fresh file under LocalDir for a temporary index.
+func (r *Repo) tempPath(prefix string) (string, error) {
+	return r.localPath(fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), tmpSeq.Add(1)))
+}
+
+// OverlayTree returns a tree that is tree (or a commit's tree) with the
+// given files put in place or, for an empty Hash, removed. It works in a
+// temporary index file, never touching the user's index.
+func (r *Repo) OverlayTree(ctx context.Context, tree string, files map[string]Blob) (string, error) {
+	var info strings.Builder
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		if p == "" || path.IsAbs(p) || path.Clean(p) != p || p == ".." || strings.HasPrefix(p, "../") || strings.Contains(p, "\n") {
+			return "", fmt.Errorf("overlay %s: invalid path %q", tree, p)
+		}
+		b := files[p]
+		if b.Hash == "" {
+			fmt.Fprintf(&info, "0 %s\t%s\n", strings.Repeat("0", 40), p)
+			continue
+		}
+		mode := b.Mode
+		if mode == "" {
+			mode = "100644"
+		}
+		fmt.Fprintf(&info, "%s %s\t%s\n", mode, b.Hash, p)
+	}
+	idx, err := r.tempPath("overlay-index")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(idx)
+	env := []string{"GIT_INDEX_FILE=" + idx}
+	if _, err := r.GitWith(ctx, RunOpts{Env: env}, "read-tree", tree); err != nil {
+		return "", fmt.Errorf("overlay %s: %w", tree, err)
+	}
+	if _, err := r.GitWith(ctx, RunOpts{Env: env, Stdin: []byte(info.String())}, "update-index", "--add", "--remove", "--replace", "--index-info"); err != nil {
+		return "", fmt.Errorf("overlay %s: %w", tree, err)
+	}
+	out, err := r.GitWith(ctx, RunOpts{Env: env}, "write-tree")
+	if err != nil {
+		return "", fmt.Errorf("overlay %s: %w", tree, err)
+	}
+	return trimNL(out), nil
+}
