@@ -1,0 +1,560 @@
+package gitstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// LandOptions tune Land.
+type LandOptions struct {
+	// ConflictBranch is the branch (short name, e.g.
+	// "codemachine/conflict/implement/T3") that keeps the step commit when it
+	// cannot land. "" derives it from the commit's Codemachine-Step and
+	// Codemachine-Task trailers.
+	ConflictBranch string
+	// Overlay, when set, is called on the merged tree when the commit has to
+	// be rebased onto a moved branch tip, and returns the tree to commit
+	// instead: the caller re-applies what depends on the tip (state.yaml,
+	// the ticked plan box).
+	Overlay func(tip, tree string) (string, error)
+	// Attempts bounds the compare-and-swap retries while the branch keeps
+	// moving; 0 means 5.
+	Attempts int
+}
+
+// DirtyError is returned by ResetBranch when the working tree has changes
+// that the reset would destroy.
+type DirtyError struct {
+	Paths     []string
+	Untracked bool // the paths are untracked files the reset would overwrite
+}
+
+func (e *DirtyError) Error() string {
+	what := "uncommitted changes in"
+	if e.Untracked {
+		what = "the reset would overwrite untracked"
+	}
+	return fmt.Sprintf("%s %s: %s", what, plural(len(e.Paths), "file"), strings.Join(e.Paths, ", "))
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.Itoa(n) + " " + word + "s"
+}
+
+// Land puts commit (whose only parent is base) on branch. DESIGN 8:
+//
+//   - The branch is still at base: the ref moves by compare-and-swap; where
+//     the branch is checked out, the working tree and index are brought
+//     forward the way git merge --ff-only would, keeping the user's
+//     uncommitted changes. If a file the commit changes has local changes,
+//     nothing moves and the result is a *ConflictError "uncommitted changes".
+//   - The branch moved on from base: the commit is rebased onto the tip
+//     (three-way merge of trees, Overlay applied, same message and author)
+//     and landed the same way (Rebased). If it does not apply cleanly, or
+//     the branch no longer contains base, the result is a *ConflictError
+//     "the branch moved".
+//
+// A ConflictError always leaves the commit on its conflict branch. The
+// user's staged, unstaged and untracked changes survive every path, and a
+// commit the user makes while Land runs is never overwritten: the index
+// lock is held from the working-tree update to the ref update.
+func (r *Repo) Land(ctx context.Context, branch, base, commit string, opts LandOptions) (LandResult, error) {
+	ref := "refs/heads/" + branch
+	orig, err := r.CommitInfo(commit)
+	if err != nil {
+		return LandResult{}, fmt.Errorf("land %s: %w", commit, err)
+	}
+	commit = orig.Hash
+	if base != "" {
+		if base, err = r.ResolveRev(base); err != nil {
+			return LandResult{}, fmt.Errorf("land %s: %w", commit, err)
+		}
+	}
+	if (base == "" && len(orig.Parents) != 0) || (base != "" && (len(orig.Parents) != 1 || orig.Parents[0] != base)) {
+		return LandResult{}, fmt.Errorf("land %s: its parent is not the base %s", short(commit), short(base))
+	}
+	conflict := func(reason string, paths []string, keep string) (LandResult, error) {
+		name := opts.ConflictBranch
+		if name == "" {
+			name = conflictBranchFor(orig)
+		}
+		if err := r.keepOnBranch(ctx, name, keep); err != nil {
+			return LandResult{}, fmt.Errorf("land %s: keep it on %s: %w", short(commit), name, err)
+		}
+		return LandResult{}, &ConflictError{Branch: name, Paths: paths, Reason: reason}
+	}
+	attempts := opts.Attempts
+	if attempts <= 0 {
+		attempts = 5
+	}
+	subject := strings.SplitN(orig.Message, "\n", 2)[0]
+	for range attempts {
+		tip, err := r.refHash(ref)
+		if err != nil {
+			return LandResult{}, err
+		}
+		if tip == commit {
+			return LandResult{Commit: commit}, nil
+		}
+		if tip == base {
+			err := r.advance(ctx, ref, base, commit, "codemachine: "+subject)
+			var sc *switchConflict
+			switch {
+			case errors.As(err, &sc):
+				return conflict("uncommitted changes", sc.paths, commit)
+			case errors.Is(err, ErrRefMoved):
+				continue
+			case err != nil:
+				return LandResult{}, fmt.Errorf("land %s on %s: %w", short(commit), branch, err)
+			}
+			return LandResult{Commit: commit}, nil
+		}
+		if tip == "" || base == "" {
+			return conflict("the branch moved", nil, commit)
+		}
+		if ok, err := r.IsAncestor(base, tip); err != nil {
+			return LandResult{}, fmt.Errorf("land %s on %s: %w", short(commit), branch, err)
+		} else if !ok {
+			return conflict("the branch moved", nil, commit)
+		}
+		// base is the merge base of tip and commit: commit's only parent
+		// is base, and base is an ancestor of tip.
+		tree, conflicts, err := r.mergeCommits(ctx, tip, commit)
+		if err != nil {
+			return LandResult{}, fmt.Errorf("land %s on %s: %w", short(commit), branch, err)
+		}
+		if len(conflicts) > 0 {
+			return conflict("the branch moved", conflicts, commit)
+		}
+		if opts.Overlay != nil {
+			if tree, err = opts.Overlay(tip, tree); err != nil {
+				return LandResult{}, fmt.Errorf("land %s on %s: overlay: %w", short(commit), branch, err)
+			}
+		}
+		rebased, err := r.CommitTree(ctx, CommitSpec{Tree: tree, Parents: []string{tip}, Message: orig.Message, Author: orig.Author})
+		if err != nil {
+			return LandResult{}, fmt.Errorf("land %s on %s: %w", short(commit), branch, err)
+		}
+		err = r.advance(ctx, ref, tip, rebased, "codemachine: "+subject+" (rebased)")
+		var sc *switchConflict
+		switch {
+		case errors.As(err, &sc):
+			return conflict("uncommitted changes", sc.paths, rebased)
+		case errors.Is(err, ErrRefMoved):
+			continue
+		case err != nil:
+			return LandResult{}, fmt.Errorf("land %s on %s: %w", short(commit), branch, err)
+		}
+		return LandResult{Commit: rebased, Rebased: true}, nil
+	}
+	return LandResult{}, fmt.Errorf("land %s on %s: the branch kept moving (%d attempts): %w", short(commit), branch, attempts, ErrRefMoved)
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	if h == "" {
+		return "(none)"
+	}
+	return h
+}
+
+// conflictBranchFor names the conflict branch after the step and task the
+// commit's trailers record.
+func conflictBranchFor(c Commit) string {
+	m := Message{Trailers: c.Trailers}
+	name := m.Get(TrailerStep)
+	if t := m.Get(TrailerTask); name != "" && t != "" {
+		name += "/" + t
+	}
+	if name == "" {
+		name = short(c.Hash)
+	}
+	return "codemachine/conflict/" + name
+}
+
+// keepOnBranch points branch at commit, replacing an earlier conflict kept
+// there (which stays in the branch's reflog).
+func (r *Repo) keepOnBranch(ctx context.Context, branch, commit string) error {
+	ref := "refs/heads/" + branch
+	for range 3 {
+		cur, err := r.refHash(ref)
+		if err != nil {
+			return err
+		}
+		if cur == commit {
+			return nil
+		}
+		err = r.updateRef(ctx, RunOpts{Env: []string{"GIT_REFLOG_ACTION=codemachine"}}, ref, commit, cur, "codemachine: kept after a conflict")
+		if !errors.Is(err, ErrRefMoved) {
+			return err
+		}
+	}
+	return fmt.Errorf("update %s: %w", ref, ErrRefMoved)
+}
+
+// checkout is a worktree of the user's (not of the pool).
+type checkout struct {
+	root, gitDir string
+}
+
+// checkoutsOn lists the user's worktrees whose HEAD is the branch ref.
+func (r *Repo) checkoutsOn(ref string) ([]checkout, error) {
+	var cands []checkout
+	if r.gitDir == r.commonDir {
+		cands = append(cands, checkout{r.root, r.gitDir})
+	} else if filepath.Base(r.commonDir) == ".git" {
+		cands = append(cands, checkout{filepath.Dir(r.commonDir), r.commonDir})
+	}
+	admins, err := os.ReadDir(filepath.Join(r.commonDir, "worktrees"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("list worktrees: %w", err)
+	}
+	pool := filepath.Join(r.commonDir, "codemachine") + string(filepath.Separator)
+	for _, a := range admins {
+		gd := filepath.Join(r.commonDir, "worktrees", a.Name())
+		link, err := os.ReadFile(filepath.Join(gd, "gitdir"))
+		if err != nil {
+			continue
+		}
+		root := filepath.Dir(strings.TrimSpace(string(link)))
+		if strings.HasPrefix(root+string(filepath.Separator), pool) {
+			continue
+		}
+		cands = append(cands, checkout{root, gd})
+	}
+	var out []checkout
+	for _, c := range cands {
+		data, err := os.ReadFile(filepath.Join(c.gitDir, "HEAD"))
+		if err == nil && strings.TrimSpace(string(data)) == "ref: "+ref {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// advance moves ref from old to new by compare-and-swap, bringing along the
+// worktree that has it checked out.
+func (r *Repo) advance(ctx context.Context, ref, old, new, msg string) error {
+	cos, err := r.checkoutsOn(ref)
+	if err != nil {
+		return err
+	}
+	switch len(cos) {
+	case 0:
+		return r.updateRef(ctx, RunOpts{}, ref, new, old, msg)
+	case 1:
+		return r.switchCheckout(ctx, cos[0], ref, old, new, msg, false)
+	}
+	return fmt.Errorf("%s is checked out in %d worktrees", ref, len(cos))
+}
+
+// switchConflict is a working-tree update that would have destroyed local
+// changes; nothing was changed.
+type switchConflict struct {
+	paths []string
+	msg   string
+}
+
+func (e *switchConflict) Error() string { return e.msg }
+
+var (
+	entryRe     = regexp.MustCompile(`(?:Entry|file) '([^']+)'`)
+	listedRe    = regexp.MustCompile(`(?m)^\t(.+)$`)
+	localRefErr = regexp.MustCompile(`not uptodate|would be overwritten|would be removed|would be lost`)
+)
+
+// switchCheckout moves a checked-out branch from old to new together with
+// its worktree. It holds the worktree's index.lock throughout, as git
+// itself would, so that no git command of the user's (a commit, above all)
+// can run between the file update and the ref update:
+//
+//  1. create index.lock (backing off while someone else holds it);
+//  2. in a copy of the index (same mtime, so git's racy-file detection
+//     judges the same), run read-tree -m -u old new: a two-tree merge that
+//     rewrites only the files that differ and refuses to touch a file with
+//     local changes (with hard, read-tree --reset -u new: the caller saved
+//     the local changes first);
+//  3. compare-and-swap the ref; if it moved, undo the file update;
+//  4. install the new index by renaming it over the lock, as git does.
+func (r *Repo) switchCheckout(ctx context.Context, co checkout, ref, old, new, msg string, hard bool) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	index := filepath.Join(co.gitDir, "index")
+	lock := index + ".lock"
+	if err := r.createLock(ctx, lock); err != nil {
+		return err
+	}
+	ours := true
+	defer func() {
+		if ours {
+			_ = os.Remove(lock)
+		}
+	}()
+	tmp, err := r.tempPath("switch-index")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := copyIndex(index, tmp); err != nil {
+		return err
+	}
+	from := old
+	if from == "" {
+		if from, err = r.emptyTree(ctx); err != nil {
+			return err
+		}
+	}
+	opts := RunOpts{Dir: co.root, Env: []string{"GIT_INDEX_FILE=" + tmp}}
+	args := []string{"read-tree", "-m", "-u", from, new}
+	if hard {
+		args = []string{"read-tree", "--reset", "-u", new}
+	}
+	if _, err := r.run(ctx, opts, true, args); err != nil {
+		var ge *GitError
+		if errors.As(err, &ge) && localRefErr.MatchString(ge.Stderr) {
+			return &switchConflict{paths: conflictPaths(ge.Stderr), msg: err.Error()}
+		}
+		return err
+	}
+	if _, err := r.run(ctx, RunOpts{}, true, updateRefArgs(ref, new, old, msg)); err != nil {
+		err = refError(ref, err)
+		back := []string{"read-tree", "-m", "-u", new, from}
+		if hard {
+			back = []string{"read-tree", "--reset", "-u", from}
+		}
+		if _, uerr := r.run(ctx, opts, true, back); uerr != nil {
+			return fmt.Errorf("%w; and restoring the working tree failed: %v", err, uerr)
+		}
+		return err
+	}
+	// The new index replaces the lock file's content, then the lock
+	// becomes the index: git's own commit of a lock file.
+	if err := os.Rename(tmp, lock); err != nil {
+		return fmt.Errorf("install the index: %w", err)
+	}
+	if err := os.Rename(lock, index); err != nil {
+		return fmt.Errorf("install the index: %w", err)
+	}
+	ours = false
+	return nil
+}
+
+func updateRefArgs(ref, new, old, msg string) []string {
+	if old == "" {
+		old = strings.Repeat("0", max(len(new), 40))
+	}
+	return []string{"update-ref", "-m", msg, ref, new, old}
+}
+
+// createLock creates a git lock file exclusively, retrying like a git
+// command would while another process holds it.
+func (r *Repo) createLock(ctx context.Context, lock string) error {
+	wait := r.LockWait
+	if wait <= 0 {
+		wait = DefaultLockWait
+	}
+	start, delay := time.Now(), 10*time.Millisecond
+	for {
+		f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+		if err == nil {
+			return f.Close()
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s: %w", lock, err)
+		}
+		waited := time.Since(start)
+		if waited >= wait {
+			return &LockHeldError{Cmd: "read-tree", Path: r.relPath(lock), Waited: waited}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", r.relPath(lock), ctx.Err())
+		case <-time.After(min(delay, wait-waited)):
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+// copyIndex copies the index keeping its modification time; a missing
+// index (a repository with nothing staged yet) is no error.
+func copyIndex(src, dst string) error {
+	in, err := os.Open(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("copy the index: %w", err)
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return fmt.Errorf("copy the index: %w", err)
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("copy the index: %w", err)
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chtimes(dst, st.ModTime(), st.ModTime())
+	}
+	if err != nil {
+		return fmt.Errorf("copy the index: %w", err)
+	}
+	return nil
+}
+
+// conflictPaths extracts the paths git names in a refused working-tree
+// update.
+func conflictPaths(stderr string) []string {
+	seen := map[string]bool{}
+	var paths []string
+	for _, re := range []*regexp.Regexp{entryRe, listedRe} {
+		for _, m := range re.FindAllStringSubmatch(stderr, -1) {
+			p := strings.TrimSpace(m[1])
+			if p != "" && !seen[p] {
+				seen[p] = true
+				paths = append(paths, p)
+			}
+		}
+	}
+	sort.Strings(paths)
+	return paths
+}
+
+// ResetBranch moves branch back to to (a rollback), after recording the old
+// tip at refs/codemachine/backup/<UTC time> (returned). When expectedTip is
+// set and the branch is elsewhere, it fails with ErrRefMoved. Where the
+// branch is checked out, uncommitted changes to tracked files make it fail
+// with a *DirtyError unless force; with force they are first saved (git
+// stash create) at refs/codemachine/backup/<time>-worktree (returned as
+// saved) and then discarded. Untracked files are never overwritten.
+func (r *Repo) ResetBranch(ctx context.Context, branch, to, expectedTip string, force bool) (backupRef, saved string, err error) {
+	ref := "refs/heads/" + branch
+	tip, err := r.refHash(ref)
+	if err != nil {
+		return "", "", err
+	}
+	if tip == "" {
+		return "", "", fmt.Errorf("reset %s: no such branch", branch)
+	}
+	if expectedTip != "" && tip != expectedTip {
+		return "", "", fmt.Errorf("reset %s: %w (it is at %s, expected %s)", branch, ErrRefMoved, short(tip), short(expectedTip))
+	}
+	target, err := r.ResolveRev(to)
+	if err != nil {
+		return "", "", fmt.Errorf("reset %s: %w", branch, err)
+	}
+	cos, err := r.checkoutsOn(ref)
+	if err != nil {
+		return "", "", err
+	}
+	if len(cos) > 1 {
+		return "", "", fmt.Errorf("reset %s: checked out in %d worktrees", branch, len(cos))
+	}
+	var dirty []string
+	if len(cos) == 1 {
+		entries, err := r.statusIn(ctx, cos[0].root, true)
+		if err != nil {
+			return "", "", fmt.Errorf("reset %s: %w", branch, err)
+		}
+		dirty = dirtyPaths(entries)
+		if len(dirty) > 0 && !force {
+			return "", "", &DirtyError{Paths: dirty}
+		}
+		if inWay := r.untrackedInWay(target, entries); len(inWay) > 0 {
+			return "", "", &DirtyError{Paths: inWay, Untracked: true}
+		}
+	}
+	msg := fmt.Sprintf("codemachine: rollback %s to %s", branch, short(target))
+	backupRef, err = r.createBackupRef(ctx, tip, msg)
+	if err != nil {
+		return "", "", fmt.Errorf("reset %s: %w", branch, err)
+	}
+	if len(cos) == 0 {
+		if err := r.updateRef(ctx, RunOpts{}, ref, target, tip, msg); err != nil {
+			return backupRef, "", fmt.Errorf("reset %s: %w", branch, err)
+		}
+		return backupRef, "", nil
+	}
+	hard := false
+	if len(dirty) > 0 {
+		out, err := r.GitWith(ctx, RunOpts{Dir: cos[0].root}, "stash", "create", "codemachine: uncommitted changes before rollback")
+		if err != nil {
+			return backupRef, "", fmt.Errorf("reset %s: save uncommitted changes: %w", branch, err)
+		}
+		if stash := trimNL(out); stash != "" {
+			saved = backupRef + "-worktree"
+			if err := r.updateRef(ctx, RunOpts{}, saved, stash, "", msg); err != nil {
+				return backupRef, "", fmt.Errorf("reset %s: save uncommitted changes: %w", branch, err)
+			}
+		}
+		hard = true
+	}
+	err = r.switchCheckout(ctx, cos[0], ref, tip, target, msg, hard)
+	var sc *switchConflict
+	if errors.As(err, &sc) {
+		return backupRef, saved, &DirtyError{Paths: sc.paths, Untracked: true}
+	}
+	if err != nil {
+		return backupRef, saved, fmt.Errorf("reset %s: %w", branch, err)
+	}
+	return backupRef, saved, nil
+}
+
+// untrackedInWay lists untracked files at paths where target has a file,
+// which a forced reset would overwrite.
+func (r *Repo) untrackedInWay(target string, entries []StatusEntry) []string {
+	fsys, err := r.TreeFS(target)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		if !e.Untracked() {
+			continue
+		}
+		if _, err := fs.Stat(fsys, e.Path); err == nil {
+			out = append(out, e.Path)
+		}
+	}
+	return out
+}
+
+// createBackupRef writes refs/codemachine/backup/<UTC time>, adding -2, -3,
+// ... when a backup of the same second exists.
+func (r *Repo) createBackupRef(ctx context.Context, commit, msg string) (string, error) {
+	stamp := "refs/codemachine/backup/" + time.Now().UTC().Format("20060102T150405Z")
+	for i := 1; i < 100; i++ {
+		name := stamp
+		if i > 1 {
+			name = fmt.Sprintf("%s-%d", stamp, i)
+		}
+		err := r.updateRef(ctx, RunOpts{}, name, commit, "", msg)
+		if err == nil {
+			return name, nil
+		}
+		if !errors.Is(err, ErrRefMoved) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("create a backup ref under %s: too many backups this second", stamp)
+}

@@ -1,0 +1,106 @@
+package gitstate
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Lock is the repository lock: one codemachine orchestrator per
+// repository. It is an flock on LocalDir/lock, so it vanishes with its
+// process however that process ends.
+type Lock struct {
+	f *os.File
+	// TookOverFrom is the pid of a previous holder that died without
+	// releasing the lock (its record was still in the file), 0 otherwise.
+	TookOverFrom int
+	// TookOverCommand is what that previous holder was running.
+	TookOverCommand string
+}
+
+// Lock takes the repository lock for command (what to tell another
+// codemachine that finds the lock held). When a live process holds it the
+// error is a *LockedError naming that process.
+func (r *Repo) Lock(command string) (*Lock, error) {
+	p, err := r.localPath("lock")
+	if err != nil {
+		return nil, err
+	}
+	// The file is never removed: unlinking a locked file lets a second
+	// process lock a new file of the same name while the first still
+	// holds the old one.
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		pid, cmd := readLockFile(f)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, &LockedError{PID: pid, Command: cmd}
+		}
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	l := &Lock{f: f}
+	l.TookOverFrom, l.TookOverCommand = readLockFile(f)
+	if err := writeLockFile(f, os.Getpid(), command); err != nil {
+		l.Release()
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	return l, nil
+}
+
+// Release gives the lock up. The file is emptied first, so that the next
+// holder does not mistake this clean exit for a crash.
+func (l *Lock) Release() {
+	if l == nil || l.f == nil {
+		return
+	}
+	_ = l.f.Truncate(0)
+	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	_ = l.f.Close()
+	l.f = nil
+}
+
+// LockHolder reports who holds the repository lock, if anyone.
+func (r *Repo) LockHolder() (pid int, command string, held bool) {
+	f, err := os.Open(r.LocalDir() + "/lock")
+	if err != nil {
+		return 0, "", false
+	}
+	defer f.Close()
+	// A shared lock is granted exactly when nobody holds the exclusive one.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		return 0, "", false
+	}
+	pid, command = readLockFile(f)
+	return pid, command, true
+}
+
+func readLockFile(f *os.File) (pid int, command string) {
+	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<16))
+	if err != nil {
+		return 0, ""
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "pid "); ok {
+			pid, _ = strconv.Atoi(strings.TrimSpace(v))
+		} else if v, ok := strings.CutPrefix(line, "command "); ok {
+			command = strings.TrimSpace(v)
+		}
+	}
+	return pid, command
+}
+
+func writeLockFile(f *os.File, pid int, command string) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := f.WriteAt([]byte(fmt.Sprintf("pid %d\ncommand %s\n", pid, oneLineText(command))), 0)
+	return err
+}
