@@ -265,8 +265,12 @@ func firstLine(s string) string {
 	return fallback
 }
 
-// exitCode is the exit status carried by a *GitError, -1 for other errors.
+// exitCode is 0 for success, the exit status carried by a *GitError, and
+// -1 for other errors.
 func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
 	var ge *GitError
 	if errors.As(err, &ge) {
 		return ge.ExitCode

@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	git "github.com/go-git/go-git/v5"
+	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
@@ -50,7 +50,7 @@ func (r *Repo) headOf(gitDir string) (Head, error) {
 // refHash resolves a full ref name; "" when it does not exist.
 func (r *Repo) refHash(name string) (string, error) {
 	var out string
-	err := r.goGit(func(g *git.Repository) error {
+	err := r.goGit(func(g *gogit.Repository) error {
 		ref, err := g.Reference(plumbing.ReferenceName(name), true)
 		if errors.Is(err, plumbing.ErrReferenceNotFound) {
 			return nil
@@ -72,7 +72,7 @@ func (r *Repo) ResolveRev(rev string) (string, error) {
 		return "", fmt.Errorf("resolve revision: empty revision: %w", ErrUnknownRev)
 	}
 	var out string
-	_ = r.goGit(func(g *git.Repository) error {
+	_ = r.goGit(func(g *gogit.Repository) error {
 		h, err := g.ResolveRevision(plumbing.Revision(rev))
 		if err != nil {
 			return err
@@ -117,7 +117,7 @@ func (r *Repo) CommitInfo(rev string) (Commit, error) {
 		return Commit{}, err
 	}
 	var c Commit
-	err = r.goGit(func(g *git.Repository) error {
+	err = r.goGit(func(g *gogit.Repository) error {
 		oc, err := object.GetCommit(g.Storer, plumbing.NewHash(h))
 		if err != nil {
 			return fmt.Errorf("read commit %s: %w", h, err)
@@ -146,7 +146,7 @@ func (r *Repo) Log(from string, limit int) ([]Commit, error) {
 		return nil, err
 	}
 	var out []Commit
-	err = r.goGit(func(g *git.Repository) error {
+	err = r.goGit(func(g *gogit.Repository) error {
 		out = out[:0]
 		next := plumbing.NewHash(h)
 		for limit <= 0 || len(out) < limit {
@@ -198,7 +198,7 @@ func (r *Repo) IsAncestor(a, b string) (bool, error) {
 // "refs/codemachine/failed/"), mapping each name to its peeled-once hash.
 func (r *Repo) RefsWithPrefix(prefix string) (map[string]string, error) {
 	out := map[string]string{}
-	err := r.goGit(func(g *git.Repository) error {
+	err := r.goGit(func(g *gogit.Repository) error {
 		clear(out)
 		it, err := g.References()
 		if err != nil {

@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	git "github.com/go-git/go-git/v5"
+	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
@@ -218,7 +218,7 @@ func (w *Worktree) Finish(ctx context.Context, commit string) error {
 		return fmt.Errorf("worktree slot %d: finish without stage", w.slot)
 	}
 	var tree string
-	err := w.repo.goGit(func(g *git.Repository) error {
+	err := w.repo.goGit(func(g *gogit.Repository) error {
 		c, err := object.GetCommit(g.Storer, plumbing.NewHash(commit))
 		if err != nil {
 			return fmt.Errorf("read commit %s: %w", commit, err)

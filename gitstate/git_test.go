@@ -1,0 +1,169 @@
+package gitstate
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestOpen(t *testing.T) {
+	dir, _ := newRepo(t, map[string]string{"sub/a.txt": "a"})
+	wt := filepath.Join(t.TempDir(), "linked")
+	git(t, dir, "worktree", "add", "-q", "--detach", wt)
+	wt, _ = filepath.EvalSymlinks(wt)
+	bare := t.TempDir()
+	git(t, bare, "init", "-q", "--bare")
+	plain := t.TempDir()
+
+	tests := []struct {
+		name                   string
+		dir                    string
+		root, gitDir, common   string
+		wantNotRepo, wantError bool
+	}{
+		{name: "root", dir: dir, root: dir, gitDir: dir + "/.git", common: dir + "/.git"},
+		{name: "subdirectory", dir: dir + "/sub", root: dir, gitDir: dir + "/.git", common: dir + "/.git"},
+		{name: "linked worktree", dir: wt, root: wt, gitDir: dir + "/.git/worktrees/linked", common: dir + "/.git"},
+		{name: "not a repository", dir: plain, wantNotRepo: true},
+		{name: "bare repository", dir: bare, wantNotRepo: true},
+		{name: "inside .git", dir: dir + "/.git", wantNotRepo: true},
+		{name: "missing directory", dir: dir + "/nope", wantError: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := Open(tt.dir)
+			switch {
+			case tt.wantNotRepo:
+				if !errors.Is(err, ErrNotRepo) || !strings.Contains(err.Error(), tt.dir) {
+					t.Fatalf("Open = %v, want ErrNotRepo naming the dir", err)
+				}
+				return
+			case tt.wantError:
+				if err == nil {
+					t.Fatal("Open succeeded")
+				}
+				return
+			case err != nil:
+				t.Fatal(err)
+			}
+			if r.Root() != tt.root || r.GitDir() != tt.gitDir || r.CommonDir() != tt.common {
+				t.Errorf("got root=%s gitdir=%s common=%s", r.Root(), r.GitDir(), r.CommonDir())
+			}
+			if want := tt.common + "/codemachine"; r.LocalDir() != want {
+				t.Errorf("LocalDir = %s, want %s", r.LocalDir(), want)
+			}
+			if st, err := os.Stat(r.LocalDir()); err != nil || !st.IsDir() {
+				t.Errorf("LocalDir not created: %v", err)
+			}
+		})
+	}
+}
+
+func TestGitErrorIsOneLine(t *testing.T) {
+	_, r := newRepo(t, map[string]string{"a": "a"})
+	_, err := r.Git(t.Context(), "-c", "x.y=z", "checkout", "no-such-branch")
+	var ge *GitError
+	if !errors.As(err, &ge) || ge.ExitCode == 0 {
+		t.Fatalf("err = %#v, want *GitError", err)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "git checkout: ") || strings.Contains(msg, "error: ") {
+		t.Errorf("error %q is not one clean line", msg)
+	}
+}
+
+func TestFirstLine(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"fatal: bad revision 'x'\n", "bad revision 'x'"},
+		{"warning: something\nerror: the real problem\nhint: do this\n", "the real problem"},
+		{"hint: a\nplain message\n", "plain message"},
+		{"", "failed"},
+	}
+	for _, tt := range tests {
+		if got := firstLine(tt.in); got != tt.want {
+			t.Errorf("firstLine(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestLockPath(t *testing.T) {
+	tests := []struct{ stderr, want string }{
+		{"fatal: Unable to create '/r/.git/index.lock': File exists.\n\nAnother git process...", "/r/.git/index.lock"},
+		{"fatal: update_ref failed for ref 'refs/heads/main': cannot lock ref 'refs/heads/main': Unable to create '/r/.git/refs/heads/main.lock': File exists.", "/r/.git/refs/heads/main.lock"},
+		{"error: could not lock config file .git/config: File exists", ".git/config.lock"},
+		{"fatal: cannot lock ref 'refs/heads/main': is at 1111 but expected 2222", ""},
+	}
+	for _, tt := range tests {
+		if got := lockPath(tt.stderr); got != tt.want {
+			t.Errorf("lockPath(%q) = %q, want %q", tt.stderr, got, tt.want)
+		}
+	}
+}
+
+func TestWriterBacksOffWhileIndexLocked(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a": "a"})
+	lock := filepath.Join(dir, ".git", "index.lock")
+	if err := os.WriteFile(lock, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		os.Remove(lock)
+	}()
+	write(t, dir, "b", "b")
+	start := time.Now()
+	if _, err := r.Git(t.Context(), "add", "b"); err != nil {
+		t.Fatalf("add while the lock was briefly held: %v", err)
+	}
+	if time.Since(start) < 100*time.Millisecond {
+		t.Errorf("add returned after %v, before the lock was released", time.Since(start))
+	}
+	if got := git(t, dir, "diff", "--cached", "--name-only"); got != "b" {
+		t.Errorf("staged %q, want b", got)
+	}
+}
+
+func TestWriterGivesUpOnAHeldLock(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a": "a"})
+	r.LockWait = 200 * time.Millisecond
+	lock := filepath.Join(dir, ".git", "index.lock")
+	if err := os.WriteFile(lock, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, "b", "b")
+	_, err := r.Git(t.Context(), "add", "b")
+	var le *LockHeldError
+	if !errors.As(err, &le) {
+		t.Fatalf("err = %v, want *LockHeldError", err)
+	}
+	if want := "git add: .git/index.lock is held by another process"; !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("error %q, want one line starting %q", err, want)
+	}
+	if !exists(dir, ".git/index.lock") {
+		t.Error("the lock of another process was removed")
+	}
+	// Reads do not take the lock and keep working.
+	if _, err := r.Status(t.Context(), true); err != nil {
+		t.Errorf("status while the index is locked: %v", err)
+	}
+}
+
+func TestReadRunsWithoutOptionalLocks(t *testing.T) {
+	_, r := newRepo(t, map[string]string{"a": "a"})
+	out, err := r.Read(t.Context(), "var", "GIT_COMMITTER_IDENT")
+	if err != nil || out == "" {
+		t.Fatalf("git var: %q %v", out, err)
+	}
+	env, err := r.Read(t.Context(), "-c", "alias.env=!env", "env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"GIT_OPTIONAL_LOCKS=0", "LC_ALL=C", "GIT_TERMINAL_PROMPT=0"} {
+		if !strings.Contains(env, want+"\n") {
+			t.Errorf("environment lacks %s", want)
+		}
+	}
+}
