@@ -26,36 +26,37 @@ const (
 
 // Request is the log entry of one HTTP request the server received.
 type Request struct {
-	Seq    int // 1-based order of arrival
-	Time   time.Time
-	API    API
-	Method string
-	Path   string // path and query as received
-	Model  string
-	Stream bool
+	Seq    int       `json:"seq"` // 1-based order of arrival
+	Time   time.Time `json:"time"`
+	API    API       `json:"api"`
+	Method string    `json:"method"`
+	Path   string    `json:"path"` // path and query as received
+	Model  string    `json:"model,omitempty"`
+	Stream bool      `json:"stream,omitempty"`
 	// Turn is the index in Script.Turns that this request was answered (or
 	// failed) with; -1 for requests outside the script (Aux, health, npm).
-	Turn int
+	Turn int `json:"turn"`
 	// Aux is set for tool-less helper requests (session titles, Gemini's
 	// model router, token counting), answered without using a turn.
-	Aux bool
+	Aux bool `json:"aux,omitempty"`
 	// Exhausted is set when the script had no turn left for this request.
-	Exhausted bool
-	Tools     []string // names of the tools offered, in request order
-	Calls     []string // names of the tools the answer called
+	Exhausted bool     `json:"exhausted,omitempty"`
+	Tools     []string `json:"tools,omitempty"` // names of the tools offered, in request order
+	Calls     []string `json:"calls,omitempty"` // names of the tools the answer called
 	// Messages is the number of conversation items sent (messages,
 	// contents, input items): a resumed session sends its history.
-	Messages int
-	// UserText is the text of the last user message (the prompt, on the
-	// first turn; a tool result is not user text).
-	UserText string
-	Cwd      string      // the working directory the CLI stated in its prompt
-	Fault    FailureKind // the injected failure; "" when answered normally
-	Status   int         // HTTP status answered; 0 while still pending
+	Messages int `json:"messages,omitempty"`
+	// UserText is the last text part of the last user message that has
+	// text: the prompt (a tool result is not user text).
+	UserText string      `json:"user_text,omitempty"`
+	Cwd      string      `json:"cwd,omitempty"`   // the working directory the CLI stated in its prompt
+	Fault    FailureKind `json:"fault,omitempty"` // the injected failure; "" when answered normally
+	Status   int         `json:"status"`          // HTTP status answered; 0 while pending or when the client left
 	// Error says why the server could not serve the turn it chose (no
 	// offered tool fits a call, an unreadable body); it answered 400.
-	Error string
-	Body  []byte
+	Error string `json:"error,omitempty"`
+	// Body is the raw request body (not in the JSON form of the entry).
+	Body []byte `json:"-"`
 }
 
 // toolSpec is one tool a request offered.

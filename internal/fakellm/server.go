@@ -49,8 +49,12 @@ type Server struct {
 	reqs   []*Request
 }
 
-// Listen starts a server for script on opts.Addr.
+// Listen starts a server for script on opts.Addr. The script must pass
+// Validate.
 func Listen(script Script, opts Options) (*Server, error) {
+	if err := script.Validate(); err != nil {
+		return nil, fmt.Errorf("fakellm: invalid script: %w", err)
+	}
 	addr := opts.Addr
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -76,8 +80,9 @@ func Listen(script Script, opts Options) (*Server, error) {
 }
 
 // New starts a server for script on a free port of 127.0.0.1. Like
-// httptest.NewServer it panics when it cannot listen, which only happens
-// when the machine has no loopback; use Listen to get the error instead.
+// httptest.NewServer it panics when it cannot listen (no loopback), and
+// like regexp.MustCompile when the script is invalid, a mistake in the
+// test's own code; use Listen to get an error instead.
 func New(script Script) *Server {
 	s, err := Listen(script, Options{})
 	if err != nil {
