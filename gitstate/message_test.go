@@ -1,0 +1,103 @@
+package gitstate
+
+import (
+	"os/exec"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+var stepTrailers = []Trailer{
+	{TrailerStep, "implement"}, {TrailerTask, "T1"}, {TrailerEngine, "claude"}, {TrailerModel, "opus"},
+	{TrailerSession, "5b0e-11"}, {TrailerTokensIn, "1200"}, {TrailerTokensOut, "340"}, {TrailerCostUSD, "0.02"},
+	{TrailerDuration, "41s"}, {TrailerAttempts, "1"}, {TrailerFingerprint, "ab12"}, {TrailerRun, "20261124T101500Z"},
+}
+
+func TestMessageString(t *testing.T) {
+	tests := []struct {
+		name string
+		msg  Message
+		want string
+	}{
+		{"subject only", Message{Subject: "codemachine(plan): Plan"}, "codemachine(plan): Plan\n"},
+		{"body and trailers",
+			Message{Subject: "codemachine(implement/T1): Create the layout", Body: "\nDid it.\n\nAll good.\n", Trailers: []Trailer{{TrailerStep, "implement"}, {TrailerTask, "T1"}}},
+			"codemachine(implement/T1): Create the layout\n\nDid it.\n\nAll good.\n\nCodemachine-Step: implement\nCodemachine-Task: T1\n"},
+		{"multi-line values and subject are folded",
+			Message{Subject: "two\nlines", Trailers: []Trailer{{"Codemachine-Model", "a\nb"}, {"Bad Key", "v"}}},
+			"two lines\n\nCodemachine-Model: a b\nBad-Key: v\n"},
+		{"patch dividers are defused",
+			Message{Subject: "s", Body: "above\n---\nbelow\n--- a/x\n----", Trailers: []Trailer{{TrailerStep, "s"}}},
+			"s\n\nabove\n ---\nbelow\n --- a/x\n----\n\nCodemachine-Step: s\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.msg.String(); got != tt.want {
+				t.Errorf("String() =\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseMessage(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want Message
+	}{
+		{"ours", "codemachine(plan): Plan\n\nBody line.\n\nCodemachine-Step: plan\nCodemachine-Engine: claude\n",
+			Message{Subject: "codemachine(plan): Plan", Body: "Body line.", Trailers: []Trailer{{TrailerStep, "plan"}, {TrailerEngine, "claude"}}}},
+		{"body ends trailer-like, trailers after it",
+			"s\n\nNote: this is prose\nSee: also this\n\nCodemachine-Step: x\n",
+			Message{Subject: "s", Body: "Note: this is prose\nSee: also this", Trailers: []Trailer{{TrailerStep, "x"}}}},
+		{"last paragraph not all trailers", "s\n\nCodemachine-Step: x\nnot a trailer\n",
+			Message{Subject: "s", Body: "Codemachine-Step: x\nnot a trailer"}},
+		{"subject alone is never trailers", "Key: value\n", Message{Subject: "Key: value"}},
+		{"folded value", "s\n\nA: one\n  two\nB: three", Message{Subject: "s", Trailers: []Trailer{{"A", "one two"}, {"B", "three"}}}},
+		{"crlf", "s\r\n\r\nbody\r\n\r\nA: b\r\n", Message{Subject: "s", Body: "body", Trailers: []Trailer{{"A", "b"}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseMessage(tt.in)
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("ParseMessage = %#v, %v\nwant %#v", got, err, tt.want)
+			}
+		})
+	}
+	if _, err := ParseMessage(" \n\n"); err == nil {
+		t.Error("an empty message parsed")
+	}
+}
+
+func TestMessageRoundTripAndGet(t *testing.T) {
+	m := Message{Subject: "codemachine(implement/T1): Create the module layout", Body: "Created go.mod.\n\nKey: looks like a trailer", Trailers: stepTrailers}
+	got, err := ParseMessage(m.String())
+	if err != nil || !reflect.DeepEqual(got, m) {
+		t.Fatalf("round trip = %#v, %v", got, err)
+	}
+	if got.Get("codemachine-tokens-in") != "1200" || got.Get(TrailerRun) != "20261124T101500Z" || got.Get("Nope") != "" {
+		t.Error("Get does not find trailers case-insensitively")
+	}
+}
+
+// TestGitReadsOurTrailers checks the rendering against git's own trailer
+// parser, including a body with a Markdown rule that git would otherwise
+// take for a patch divider.
+func TestGitReadsOurTrailers(t *testing.T) {
+	for _, body := range []string{"", "Plain body.", "Summary\n\n---\n\n## Details\nKey: value in prose", "Ends with\nSome-Key: value"} {
+		m := Message{Subject: "codemachine(implement/T1): Title", Body: body, Trailers: stepTrailers}
+		cmd := exec.Command("git", "interpret-trailers", "--parse")
+		cmd.Stdin = strings.NewReader(m.String())
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want strings.Builder
+		for _, tr := range stepTrailers {
+			want.WriteString(tr.Key + ": " + tr.Value + "\n")
+		}
+		if string(out) != want.String() {
+			t.Errorf("body %q: git parsed\n%s\nwant\n%s", body, out, want.String())
+		}
+	}
+}
