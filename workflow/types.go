@@ -6,6 +6,7 @@ package workflow
 
 import (
 	"fmt"
+	"text/template"
 	"time"
 )
 
@@ -96,6 +97,17 @@ type Step struct {
 
 	// Pos is the position of the step's mapping in workflow.yaml.
 	Pos Pos
+
+	// at holds the positions of individual values, for messages that
+	// point at the value they are about (a needs item, the agent name).
+	at stepPositions
+}
+
+// stepPositions are the positions of a step's values in workflow.yaml; zero
+// for a Step built in code, whose messages then point at Step.Pos.
+type stepPositions struct {
+	id, agent, foreach Pos
+	inputs, needs      []Pos
 }
 
 // Hooks are shell commands run around a step.
@@ -119,6 +131,10 @@ type Agent struct {
 	Raw      []byte // the whole file, for fingerprints
 	Body     string // the template text after the front matter
 	BodyLine int    // 1-based line in File of Body's first line
+
+	// tmpl is Body parsed by ParseAgent with placeholder functions;
+	// Render clones it and binds the functions to its file system.
+	tmpl *template.Template
 }
 
 // Plan is a parsed plan.md. Data is the file's exact bytes; tasks keep byte
@@ -127,6 +143,8 @@ type Plan struct {
 	File  string
 	Data  []byte
 	Tasks []*Task
+
+	byID map[string]*Task // first task of each id, built by ParsePlan
 }
 
 // Task is one top-level checklist item of a plan.

@@ -1,0 +1,118 @@
+package workflow
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseWorkflowGolden(t *testing.T) {
+	data, err := os.ReadFile("testdata/parse/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := ParseWorkflow("full.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "parse/full.golden", dumpJSON(t, w))
+}
+
+func TestParseWorkflowDefaults(t *testing.T) {
+	w, err := ParseWorkflow("w.yaml", []byte("version: 1\nsteps:\n  - id: a\n    run: echo\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Defaults{Engine: "auto", Timeout: 30 * time.Minute, Retries: 2}
+	if w.Defaults != want {
+		t.Errorf("Defaults = %+v, want %+v", w.Defaults, want)
+	}
+	if w.Trigger != "commit" || w.Version != 1 || w.File != "w.yaml" {
+		t.Errorf("Trigger %q Version %d File %q", w.Trigger, w.Version, w.File)
+	}
+	s := w.Steps[0]
+	if s.Pos != (Pos{File: "w.yaml", Line: 3, Col: 5}) {
+		t.Errorf("step Pos = %v", s.Pos)
+	}
+	if s.Parallel != 0 || s.Attempts != 0 || s.Timeout != 0 {
+		t.Errorf("unset numbers should stay zero: %+v", s)
+	}
+}
+
+// TestParseWorkflowErrors covers messages the malformed corpus does not,
+// and that every problem is reported at once.
+func TestParseWorkflowErrors(t *testing.T) {
+	const head = "version: 1\nsteps:\n"
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"not a mapping", "- a\n- b\n", []string{`w.yaml:1:1: workflow: want a mapping, got a list`}},
+		{"step not a mapping", head + "  - just a string\n", []string{`w.yaml:3:5: step #1: want a mapping, got a string ("just a string")`}},
+		{"missing steps", "version: 1\n", []string{`w.yaml:1:1: missing key "steps"`}},
+		{"unknown x- key is fine, unknown key is not", "version: 1\nx-common: &c {run: x}\nstepz: []\nsteps:\n  - id: a\n    <<: *c\n", []string{`w.yaml:3:1: unknown key "stepz" (did you mean "steps"?)`}},
+		{"version as string", "version: one\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:1:10: version: want a whole number, got a string ("one")`}},
+		{"negative retries", "version: 1\ndefaults:\n  retries: -1\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:12: retries: want 0 to 100, got -1`}},
+		{"unknown defaults key", "version: 1\ndefaults:\n  engin: claude\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:3: unknown key "engin" in defaults (did you mean "engine"?)`}},
+		{"budget types", "version: 1\nbudget:\n  usd: lots\n  tokens: 1.5\nsteps:\n  - id: a\n    run: x\n", []string{
+			`w.yaml:3:8: usd: want a number, got a string ("lots")`,
+			`w.yaml:4:11: tokens: want a whole number, got a number ("1.5")`,
+		}},
+		{"negative timeout", head + "  - id: a\n    run: x\n    timeout: -5m\n", []string{`w.yaml:5:14: timeout: must be positive, got -5m`}},
+		{"zero parallel", head + "  - id: a\n    run: x\n    parallel: 0\n", []string{`w.yaml:5:15: parallel: want 1 to 1000, got 0`}},
+		{"attempts float", head + "  - id: a\n    run: x\n    attempts: 2.5\n", []string{`w.yaml:5:15: attempts: want a whole number, got a number ("2.5")`}},
+		{"run as list", head + "  - id: a\n    run: [echo, hi]\n", []string{
+			`w.yaml:3:5: step "a" has neither agent nor run`,
+			`w.yaml:4:10: run: want a string, got a list`,
+		}},
+		{"needs as number", head + "  - id: a\n    run: x\n    needs: 3\n", []string{`w.yaml:5:12: needs: want a list of step ids, got a number ("3")`}},
+		{"inputs item mapping", head + "  - id: a\n    run: x\n    inputs: [{a: b}]\n", []string{`w.yaml:5:14: inputs: want a list of globs, got a mapping in the list`}},
+		{"env value list", head + "  - id: a\n    run: x\n    env:\n      A: [1]\n", []string{`w.yaml:6:10: env A: want a string, got a list`}},
+		{"agent name with slash", head + "  - id: a\n    agent: ../x\n", []string{`w.yaml:4:12: agent: invalid agent name "../x": want the name of a file in .codemachine/agents/, without ".md"`}},
+		{"agent name with .md", head + "  - id: a\n    agent: coder.md\n", []string{`w.yaml:4:12: agent: invalid agent name "coder.md": want the name of a file in .codemachine/agents/, without ".md"`}},
+		{"shell engine on agent step", head + "  - id: a\n    agent: coder\n    engine: shell\n", []string{`w.yaml:5:13: engine: shell runs commands; an agent step needs an agent engine`}},
+		{"foreach escapes", head + "  - id: a\n    run: x\n    foreach: ../plan.md\n", []string{`w.yaml:5:14: foreach: "../plan.md" escapes the repository`}},
+		{"glob dotdot after wildcard", head + "  - id: a\n    run: x\n    inputs: [\"src/**/../../x\"]\n", []string{`w.yaml:5:14: inputs: "src/**/../../x" escapes the repository (".." after a wildcard)`}},
+		{"glob root", head + "  - id: a\n    run: x\n    outputs: [.]\n", []string{`w.yaml:5:15: outputs: "." names the repository root; use "**" for every file`}},
+		{"glob .git upper case", head + "  - id: a\n    run: x\n    outputs: [.GIT/config]\n", []string{`w.yaml:5:15: outputs: ".GIT/config" points into .git/`}},
+		{"allow_secrets absolute", "version: 1\nallow_secrets: [/etc/x]\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:2:17: allow_secrets: "/etc/x" is absolute; paths are relative to the repository root`}},
+		{"two documents", head + "  - id: a\n    run: x\n---\nversion: 1\n", []string{`w.yaml:6:1: more than one YAML document (remove the second "---")`}},
+		{"merge of a string", head + "  - id: a\n    run: x\n    <<: oops\n", []string{`w.yaml:5:9: step "a": "<<" wants a mapping or a list of mappings, got a string`}},
+		{"self-referencing alias", "version: 1\nsteps: &s\n  - *s\n", []string{`w.yaml:2:8: step #1: want a mapping, got a list`}},
+		{"many at once", head + "  - id: a\n    agent: x\n    run: y\n    inputs: [/a, ../b]\n  - id: a\n    run: z\n    needs: [c]\n", []string{
+			`w.yaml:5:5: step "a" has both agent and run; keep one`,
+			`w.yaml:6:14: inputs: "/a" is absolute; paths are relative to the repository root`,
+			`w.yaml:6:18: inputs: "../b" escapes the repository`,
+			`w.yaml:7:9: duplicate step id "a" (first at line 3)`,
+			`w.yaml:9:13: needs unknown step "c"`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseWorkflow("w.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if got, want := err.Error(), strings.Join(tt.want, "\n"); got != want {
+				t.Errorf("errors:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestParseWorkflowPartial checks that a workflow with errors still holds
+// the steps that could be read, so that LoadProject goes on to check them.
+func TestParseWorkflowPartial(t *testing.T) {
+	w, err := ParseWorkflow("w.yaml", []byte("version: 1\nsteps:\n  - id: a\n    run: x\n    parallel: no\n  - id: Bad\n    run: y\n  - id: c\n    run: z\n"))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	var ids []string
+	for _, s := range w.Steps {
+		ids = append(ids, s.ID)
+	}
+	if strings.Join(ids, ",") != "a,c" {
+		t.Errorf("steps = %v, want a,c (the invalid id left out)", ids)
+	}
+}
