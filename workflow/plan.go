@@ -1,0 +1,380 @@
+package workflow
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+var (
+	// taskRE matches a top-level checklist item; group 2 is the box
+	// character, group 3 the rest of the line.
+	taskRE   = regexp.MustCompile(`^([-*+])[ \t]+\[([ xX])\](?:[ \t]+(.*?))?[ \t]*$`)
+	taskIDRE = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*):(?:[ \t]+|$)`)
+	afterRE  = regexp.MustCompile(`(?i)\(\s*after\s*:([^()]*)\)\s*$`)
+)
+
+// taskMeta keeps the columns of a task's parts for messages.
+type taskMeta struct {
+	idCol     int
+	afterCols []int
+}
+
+// ParsePlan parses a plan.md (DESIGN 6). Tasks are the top-level checklist
+// items ("- [ ]", "- [x]", also with "*" and "+" bullets) outside fenced
+// code blocks; the lines indented under an item are its body. The Plan is
+// returned even with errors, holding every task found.
+func ParsePlan(file string, data []byte) (*Plan, error) {
+	var errs Errors
+	p := &Plan{File: file, Data: data}
+	var metas []*taskMeta
+	var cur *Task
+	var body []string
+	finish := func() {
+		if cur != nil {
+			cur.Body = dedent(body)
+		}
+		cur, body = nil, nil
+	}
+	var fence fenceState
+	lineNo := 0
+	for off := 0; off < len(data); {
+		lineNo++
+		end := bytes.IndexByte(data[off:], '\n')
+		next := len(data)
+		if end >= 0 {
+			next = off + end + 1
+		} else {
+			end = len(data) - off
+		}
+		text := strings.TrimSuffix(string(data[off:off+end]), "\r")
+		start := off
+		off = next
+
+		if fence.open {
+			if fence.inBody && cur != nil {
+				body = append(body, text)
+			}
+			fence.closeOn(text)
+			continue
+		}
+		if m := taskRE.FindStringSubmatchIndex(text); m != nil {
+			finish()
+			t, meta := parseTaskLine(file, text, lineNo, m, &errs)
+			t.Box = start + m[4]
+			p.Tasks = append(p.Tasks, t)
+			metas = append(metas, meta)
+			cur = t
+			continue
+		}
+		indented := strings.HasPrefix(text, " ") || strings.HasPrefix(text, "\t")
+		if cur != nil && (indented || strings.TrimSpace(text) == "") {
+			body = append(body, text)
+			fence.openOn(text, true)
+			continue
+		}
+		finish()
+		fence.openOn(text, false)
+	}
+	finish()
+	p.index()
+	p.checkDeps(metas, &errs)
+	return p, errs.Err()
+}
+
+// fenceState tracks fenced code blocks, whose lines are never tasks.
+type fenceState struct {
+	open   bool
+	inBody bool // opened inside a task body: its lines belong to the body
+	char   byte
+	n      int
+}
+
+func (f *fenceState) openOn(text string, inBody bool) {
+	c, n, _ := fenceRun(text)
+	if n >= 3 {
+		*f = fenceState{open: true, inBody: inBody, char: c, n: n}
+	}
+}
+
+func (f *fenceState) closeOn(text string) {
+	c, n, rest := fenceRun(text)
+	if n >= f.n && c == f.char && strings.TrimSpace(rest) == "" {
+		*f = fenceState{}
+	}
+}
+
+// fenceRun returns the run of ` or ~ that starts a line after indentation.
+func fenceRun(text string) (c byte, n int, rest string) {
+	t := strings.TrimLeft(text, " \t")
+	if t == "" || (t[0] != '`' && t[0] != '~') {
+		return 0, 0, ""
+	}
+	c = t[0]
+	for n < len(t) && t[n] == c {
+		n++
+	}
+	return c, n, t[n:]
+}
+
+// parseTaskLine reads the id, title and dependencies of a checklist item;
+// m is taskRE's submatch index on text.
+func parseTaskLine(file, text string, line int, m []int, errs *Errors) (*Task, *taskMeta) {
+	t := &Task{Line: line, Done: text[m[4]] != ' '}
+	meta := &taskMeta{}
+	pos := func(byteOff int) Pos {
+		return Pos{File: file, Line: line, Col: utf8.RuneCountInString(text[:byteOff]) + 1}
+	}
+	if m[6] < 0 {
+		errs.Add(pos(m[4]), "task has an empty title")
+		t.ID = fmt.Sprintf("task-%d", line)
+		meta.idCol = utf8.RuneCountInString(text[:m[4]]) + 1
+		return t, meta
+	}
+	titleStart := m[6]
+	rest := text[m[6]:m[7]]
+	meta.idCol = titleStart
+	if id := taskIDRE.FindStringSubmatchIndex(rest); id != nil {
+		t.ID = rest[id[2]:id[3]]
+		rest = rest[id[1]:]
+		titleStart += id[1]
+	}
+	if a := afterRE.FindStringSubmatchIndex(rest); a != nil {
+		list := rest[a[2]:a[3]]
+		for i := 0; i < len(list); {
+			for i < len(list) && isDepSep(list[i]) {
+				i++
+			}
+			j := i
+			for j < len(list) && !isDepSep(list[j]) {
+				j++
+			}
+			if j > i {
+				t.After = append(t.After, list[i:j])
+				meta.afterCols = append(meta.afterCols, titleStart+a[2]+i)
+			}
+			i = j
+		}
+		rest = rest[:a[0]]
+	}
+	t.Title = strings.TrimSpace(rest)
+	if t.Title == "" {
+		errs.Add(pos(titleStart), "task has an empty title")
+	}
+	if t.ID == "" {
+		t.ID = slug(t.Title)
+		if t.ID == "" {
+			t.ID = fmt.Sprintf("task-%d", line)
+		}
+	}
+	// Columns become positions only when reported; keep them as runes.
+	meta.idCol = utf8.RuneCountInString(text[:meta.idCol]) + 1
+	for i, c := range meta.afterCols {
+		meta.afterCols[i] = utf8.RuneCountInString(text[:c]) + 1
+	}
+	return t, meta
+}
+
+func isDepSep(c byte) bool { return c == ',' || c == ' ' || c == '\t' }
+
+// slug makes an id from a title: lowercase ASCII letters and digits, other
+// runs turned into "-", at most 60 characters.
+func slug(title string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(title) {
+		if r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(r)
+			if b.Len() >= 60 {
+				break
+			}
+			continue
+		}
+		dash = true
+	}
+	return strings.TrimRight(b.String(), "-")
+}
+
+// dedent removes the indentation common to the non-blank lines and the
+// trailing blank lines.
+func dedent(lines []string) string {
+	for len(lines) > 0 && strings.TrimSpace(lines[len(lines)-1]) == "" {
+		lines = lines[:len(lines)-1]
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	prefix, first := "", true
+	for _, l := range lines {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		ind := l[:len(l)-len(strings.TrimLeft(l, " \t"))]
+		if first {
+			prefix, first = ind, false
+			continue
+		}
+		n := 0
+		for n < len(prefix) && n < len(ind) && prefix[n] == ind[n] {
+			n++
+		}
+		prefix = prefix[:n]
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		out[i] = strings.TrimPrefix(l, prefix)
+	}
+	return strings.Join(out, "\n")
+}
+
+func (p *Plan) index() {
+	p.byID = make(map[string]*Task, len(p.Tasks))
+	for _, t := range p.Tasks {
+		if _, dup := p.byID[t.ID]; !dup {
+			p.byID[t.ID] = t
+		}
+	}
+}
+
+// checkDeps reports duplicate ids, unknown and self dependencies, and
+// cycles.
+func (p *Plan) checkDeps(metas []*taskMeta, errs *Errors) {
+	ids := make([]string, 0, len(p.Tasks))
+	for i, t := range p.Tasks {
+		if first := p.byID[t.ID]; first != t {
+			errs.Add(Pos{File: p.File, Line: t.Line, Col: metas[i].idCol},
+				"duplicate task id %q (first at line %d)", t.ID, first.Line)
+			continue
+		}
+		ids = append(ids, t.ID)
+	}
+	for i, t := range p.Tasks {
+		for j, dep := range t.After {
+			at := Pos{File: p.File, Line: t.Line, Col: metas[i].afterCols[j]}
+			switch {
+			case dep == t.ID:
+				errs.Add(at, "task %q depends on itself", t.ID)
+			case p.byID[dep] == nil:
+				errs.Add(at, "task %q depends on unknown task %q%s", t.ID, dep, suggest(dep, ids))
+			}
+		}
+	}
+	// Depth-first search in plan order; a dependency on a task still on
+	// the stack closes a cycle, reported at that dependency.
+	const (
+		unseen = iota
+		onStack
+		done
+	)
+	state := make(map[*Task]int, len(p.Tasks))
+	metaOf := make(map[*Task]*taskMeta, len(p.Tasks))
+	for i, t := range p.Tasks {
+		metaOf[t] = metas[i]
+	}
+	var stack []*Task
+	var visit func(t *Task)
+	visit = func(t *Task) {
+		state[t] = onStack
+		stack = append(stack, t)
+		for j, dep := range t.After {
+			d := p.byID[dep]
+			if d == nil || d == t {
+				continue
+			}
+			switch state[d] {
+			case unseen:
+				visit(d)
+			case onStack:
+				i := slices.Index(stack, d)
+				// stack[i:] each depend on the next; print in the
+				// order the tasks would have to run.
+				names := []string{d.ID}
+				for k := len(stack) - 1; k > i; k-- {
+					names = append(names, stack[k].ID)
+				}
+				names = append(names, d.ID)
+				errs.Add(Pos{File: p.File, Line: t.Line, Col: metaOf[t].afterCols[j]},
+					"dependency cycle: %s", strings.Join(names, " -> "))
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[t] = done
+	}
+	for _, t := range p.Tasks {
+		if state[t] == unseen && p.byID[t.ID] == t {
+			visit(t)
+		}
+	}
+}
+
+// Task returns the task with the given id (the first one, should the plan
+// repeat an id), or nil.
+func (p *Plan) Task(id string) *Task {
+	if p.byID != nil {
+		return p.byID[id]
+	}
+	for _, t := range p.Tasks {
+		if t.ID == id {
+			return t
+		}
+	}
+	return nil
+}
+
+// SetDone returns the plan's content with the task's box ticked (done) or
+// cleared. Exactly one byte differs from Data, none when the box already
+// has that state, so the user's formatting is kept; the Plan itself is not
+// changed.
+func (p *Plan) SetDone(id string, done bool) ([]byte, error) {
+	t := p.Task(id)
+	if t == nil {
+		return nil, fmt.Errorf("%s: %w %q", p.File, ErrUnknownTask, id)
+	}
+	if t.Box < 0 || t.Box >= len(p.Data) || !strings.ContainsRune(" xX", rune(p.Data[t.Box])) {
+		return nil, fmt.Errorf("%s: task %q: box offset %d does not point at a checkbox", p.File, id, t.Box)
+	}
+	out := bytes.Clone(p.Data)
+	if done == (out[t.Box] != ' ') {
+		return out, nil
+	}
+	if done {
+		out[t.Box] = 'x'
+	} else {
+		out[t.Box] = ' '
+	}
+	return out, nil
+}
+
+// Runnable returns the unchecked tasks whose dependencies are all checked,
+// in plan order. A dependency on a task that does not exist is never
+// satisfied (the plan has an error then).
+func (p *Plan) Runnable() []*Task {
+	var out []*Task
+	for _, t := range p.Tasks {
+		if t.Done || p.Task(t.ID) != t {
+			continue
+		}
+		ready := true
+		for _, dep := range t.After {
+			if d := p.Task(dep); d == nil || !d.Done || d == t {
+				ready = false
+				break
+			}
+		}
+		if ready {
+			out = append(out, t)
+		}
+	}
+	return out
+}

@@ -1,0 +1,238 @@
+package workflow
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+)
+
+// dumpPlan renders the parsed tasks for golden files.
+func dumpPlan(t *testing.T, p *Plan) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(p.Tasks); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestParsePlanGolden(t *testing.T) {
+	data, err := os.ReadFile("testdata/plan/steering.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParsePlan("plan.md", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "plan/steering.golden", dumpPlan(t, p))
+	for _, task := range p.Tasks {
+		if c := data[task.Box]; !strings.ContainsRune(" xX", rune(c)) {
+			t.Errorf("task %s: Box %d points at %q", task.ID, task.Box, c)
+		}
+	}
+}
+
+func TestParsePlanCRLF(t *testing.T) {
+	lf, err := os.ReadFile("testdata/plan/steering.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlf := bytes.ReplaceAll(lf, []byte("\n"), []byte("\r\n"))
+	pl, err := ParsePlan("plan.md", lf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := ParsePlan("plan.md", crlf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pl.Tasks) != len(pc.Tasks) {
+		t.Fatalf("LF: %d tasks, CRLF: %d", len(pl.Tasks), len(pc.Tasks))
+	}
+	for i := range pl.Tasks {
+		a, b := *pl.Tasks[i], *pc.Tasks[i]
+		if b.Box != a.Box+a.Line-1 {
+			t.Errorf("task %s: CRLF box %d, want %d", a.ID, b.Box, a.Box+a.Line-1)
+		}
+		a.Box, b.Box = 0, 0
+		if !jsonEqual(a, b) {
+			t.Errorf("task %d differs:\n LF: %+v\nCRLF: %+v", i, a, b)
+		}
+	}
+	out, err := pc.SetDone("T1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertOneByte(t, crlf, out, pc.Task("T1").Box, 'x')
+}
+
+// assertOneByte checks that out equals in except at offset, which holds c.
+func assertOneByte(t *testing.T, in, out []byte, offset int, c byte) {
+	t.Helper()
+	if len(in) != len(out) {
+		t.Fatalf("length changed: %d -> %d", len(in), len(out))
+	}
+	for i := range in {
+		switch {
+		case i == offset && out[i] != c:
+			t.Errorf("byte %d = %q, want %q", i, out[i], c)
+		case i != offset && in[i] != out[i]:
+			t.Errorf("byte %d changed: %q -> %q", i, in[i], out[i])
+		}
+	}
+}
+
+func TestPlanSetDone(t *testing.T) {
+	data := []byte("# Plan\n- [ ] T1: one\n- [x] T2: two (after: T1)\n- [X] T3: three\n")
+	p, err := ParsePlan("plan.md", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		id   string
+		done bool
+		want byte
+		same bool
+	}{
+		{"T1", true, 'x', false},
+		{"T1", false, ' ', true},
+		{"T2", false, ' ', false},
+		{"T2", true, 'x', true},
+		{"T3", false, ' ', false},
+		{"T3", true, 'X', true},
+	}
+	for _, tt := range tests {
+		out, err := p.SetDone(tt.id, tt.done)
+		if err != nil {
+			t.Fatalf("SetDone(%s, %v): %v", tt.id, tt.done, err)
+		}
+		if tt.same {
+			if !bytes.Equal(out, data) {
+				t.Errorf("SetDone(%s, %v) changed a box already in that state", tt.id, tt.done)
+			}
+			continue
+		}
+		assertOneByte(t, data, out, p.Task(tt.id).Box, tt.want)
+		again, err := ParsePlan("plan.md", out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := again.Task(tt.id).Done; got != tt.done {
+			t.Errorf("after SetDone(%s, %v), reparsed Done = %v", tt.id, tt.done, got)
+		}
+	}
+	if !bytes.Equal(p.Data, data) {
+		t.Error("SetDone modified Plan.Data")
+	}
+	if _, err := p.SetDone("T9", true); !errors.Is(err, ErrUnknownTask) {
+		t.Errorf("SetDone(T9) error = %v, want ErrUnknownTask", err)
+	}
+}
+
+func TestPlanRunnable(t *testing.T) {
+	tests := []struct {
+		name, plan string
+		want       []string
+	}{
+		{"empty", "# Plan\n", nil},
+		{"all open, no deps", "- [ ] A: a\n- [ ] B: b\n", []string{"A", "B"}},
+		{"dep open", "- [ ] A: a\n- [ ] B: b (after: A)\n", []string{"A"}},
+		{"dep done", "- [x] A: a\n- [ ] B: b (after: A)\n", []string{"B"}},
+		{"two deps, one open", "- [x] A: a\n- [ ] B: b\n- [ ] C: c (after: A, B)\n", []string{"B"}},
+		{"all done", "- [x] A: a\n- [X] B: b\n", nil},
+		{"plan order", "- [ ] Z: z\n- [ ] A: a\n", []string{"Z", "A"}},
+		{"later dep", "- [ ] B: b (after: A)\n- [x] A: a\n", []string{"B"}},
+		{"unknown dep never ready", "- [ ] B: b (after: Q)\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, _ := ParsePlan("plan.md", []byte(tt.plan))
+			var got []string
+			for _, task := range p.Runnable() {
+				got = append(got, task.ID)
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("Runnable() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParsePlanTasks(t *testing.T) {
+	tests := []struct {
+		name, line string
+		want       Task
+	}{
+		{"id and title", "- [ ] T1: Create it", Task{ID: "T1", Title: "Create it"}},
+		{"slug", "- [ ] Write the README!", Task{ID: "write-the-readme", Title: "Write the README!"}},
+		{"slug of punctuation", "- [ ] ???", Task{ID: "task-1", Title: "???"}},
+		{"url is not an id", "- [ ] http://example.com docs", Task{ID: "http-example-com-docs", Title: "http://example.com docs"}},
+		{"dotted id", "- [x] v1.2-fix: Fix it", Task{ID: "v1.2-fix", Title: "Fix it", Done: true}},
+		{"after", "- [ ] T2: Parse (after: T1, T0)", Task{ID: "T2", Title: "Parse", After: []string{"T1", "T0"}}},
+		{"after without commas", "- [ ] T2: Parse (After: T1 T0)", Task{ID: "T2", Title: "Parse", After: []string{"T1", "T0"}}},
+		{"parens in the title", "- [ ] T4: Use (not abuse) parens", Task{ID: "T4", Title: "Use (not abuse) parens"}},
+		{"star bullet", "* [ ] T5: star", Task{ID: "T5", Title: "star"}},
+		{"plus bullet upper X", "+ [X] T6: plus", Task{ID: "T6", Title: "plus", Done: true}},
+		{"trailing spaces", "- [ ] T7: spaced   ", Task{ID: "T7", Title: "spaced"}},
+		{"unicode title", "- [ ] Überprüfen der Eingabe", Task{ID: "berpr-fen-der-eingabe", Title: "Überprüfen der Eingabe"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Dependencies on tasks not in this one-line plan are
+			// errors, checked in TestParsePlanErrors; the task is
+			// parsed all the same.
+			p, _ := ParsePlan("plan.md", []byte(tt.line+"\n"))
+			if len(p.Tasks) != 1 {
+				t.Fatalf("got %d tasks", len(p.Tasks))
+			}
+			got := *p.Tasks[0]
+			tt.want.Line, tt.want.Box = 1, 3
+			if !jsonEqual(got, tt.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParsePlanErrors(t *testing.T) {
+	tests := []struct {
+		name, plan string
+		want       []string
+	}{
+		{"duplicate", "- [ ] T1: a\n- [ ] T1: b\n", []string{`plan.md:2:7: duplicate task id "T1" (first at line 1)`}},
+		{"duplicate slug", "- [ ] Same\n- [ ] same\n", []string{`plan.md:2:7: duplicate task id "same" (first at line 1)`}},
+		{"unknown dep", "- [ ] T1: a (after: T2)\n", []string{`plan.md:1:21: task "T1" depends on unknown task "T2"`}},
+		{"unknown dep suggestion", "- [ ] parse-config: a\n- [ ] T2: b (after: parse-cofig)\n",
+			[]string{`plan.md:2:21: task "T2" depends on unknown task "parse-cofig" (did you mean "parse-config"?)`}},
+		{"self", "- [ ] T1: a (after: T1)\n", []string{`plan.md:1:21: task "T1" depends on itself`}},
+		{"cycle of two", "- [ ] A: a (after: B)\n- [ ] B: b (after: A)\n", []string{`plan.md:2:20: dependency cycle: A -> B -> A`}},
+		{"two cycles", "- [ ] A: a (after: B)\n- [ ] B: b (after: A)\n- [ ] C: c (after: D)\n- [ ] D: d (after: C)\n",
+			[]string{`plan.md:2:20: dependency cycle: A -> B -> A`, `plan.md:4:20: dependency cycle: C -> D -> C`}},
+		{"empty title", "- [ ] \n", []string{`plan.md:1:7: task has an empty title`}},
+		{"empty title bare box", "- [ ]\n", []string{`plan.md:1:4: task has an empty title`}},
+		{"id only", "- [ ] T1:\n", []string{`plan.md:1:10: task has an empty title`}},
+		{"all at once", "- [ ] A: a (after: Z)\n- [ ] A: b\n- [ ]\n", []string{
+			`plan.md:1:20: task "A" depends on unknown task "Z"`,
+			`plan.md:2:7: duplicate task id "A" (first at line 1)`,
+			`plan.md:3:4: task has an empty title`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParsePlan("plan.md", []byte(tt.plan))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if got := strings.Split(err.Error(), "\n"); strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("errors:\n%s\nwant:\n%s", err, strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
