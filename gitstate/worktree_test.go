@@ -1,0 +1,340 @@
+package gitstate
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// runStep plays one step in a pooled worktree: apply edit, stage, commit on
+// the base, land on main, finish. It returns the landed commit.
+func runStep(t *testing.T, r *Repo, slot int, edit func(dir string), subject string) string {
+	t.Helper()
+	ctx := t.Context()
+	base, err := r.ResolveRev("main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := r.Worktree(ctx, slot, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(w.Path())
+	tree, err := w.Stage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.CommitTree(ctx, CommitSpec{Tree: tree, Parents: []string{base}, Message: subject})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Land(ctx, "main", base, c, LandOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Finish(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	return res.Commit
+}
+
+func TestWorktreeReuseRunsNoGit(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "src/b.go": "package b\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	w, err := r.Worktree(ctx, 0, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(dir, ".git", "codemachine", "worktrees", "slot-0")
+	if w.Path() != want || w.Base() != base || w.Slot() != 0 {
+		t.Fatalf("worktree %s at %s, want %s at %s", w.Path(), w.Base(), want, base)
+	}
+	if read(t, w.Path(), "src/b.go") != "package b\n" {
+		t.Error("worktree not checked out")
+	}
+	if h, err := w.Head(ctx); err != nil || h != base {
+		t.Errorf("Head = %s, %v", h, err)
+	}
+	if _, err := r.Worktree(ctx, 0, base); err == nil {
+		t.Error("a slot in use was handed out twice")
+	}
+	tree, err := w.Stage(ctx)
+	if err != nil || tree != git(t, dir, "rev-parse", "HEAD^{tree}") {
+		t.Fatalf("Stage of an untouched worktree = %s, %v", tree, err)
+	}
+	if err := w.Finish(ctx, base); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Finish(ctx, base); err == nil {
+		t.Error("Finish twice succeeded")
+	}
+
+	before := r.ncmd.Load()
+	w2, err := r.Worktree(ctx, 0, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := r.ncmd.Load() - before; n != 0 {
+		t.Errorf("reusing a worktree clean at its base ran %d git commands, want 0", n)
+	}
+	if w2.Path() != w.Path() {
+		t.Error("a different worktree was handed out")
+	}
+	w2.Discard()
+}
+
+func TestWorktreeMovesBetweenBases(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "1\n", "gone.txt": "g\n"})
+	ctx := t.Context()
+	c1 := git(t, dir, "rev-parse", "HEAD")
+	write(t, dir, "a.txt", "2\n")
+	write(t, dir, "new/file.txt", "n\n")
+	git(t, dir, "rm", "-q", "gone.txt")
+	c2 := commitAll(t, dir, "second")
+	write(t, dir, ".gitignore", "cache/\n")
+	c3 := commitAll(t, dir, "ignore cache")
+
+	w, err := r.Worktree(ctx, 1, c3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, w.Path(), "cache/build.bin", "kept")
+	if _, err := w.Stage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Finish(ctx, c3); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ to, a string }{{c1, "1\n"}, {c2, "2\n"}, {c1, "1\n"}} {
+		w, err := r.Worktree(ctx, 1, tt.to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := read(t, w.Path(), "a.txt"); got != tt.a {
+			t.Errorf("at %s a.txt = %q, want %q", tt.to[:7], got, tt.a)
+		}
+		if exists(w.Path(), "new/file.txt") != (tt.to == c2) || exists(w.Path(), "gone.txt") != (tt.to == c1) {
+			t.Errorf("at %s the tree is wrong: new=%v gone=%v", tt.to[:7], exists(w.Path(), "new/file.txt"), exists(w.Path(), "gone.txt"))
+		}
+		if got := statusShort(t, w.Path()); got != "" && !(tt.to != c3 && got == "?? cache/build.bin") {
+			t.Errorf("at %s the worktree is not clean: %q", tt.to[:7], got)
+		}
+		if h, _ := w.Head(ctx); h != tt.to {
+			t.Errorf("HEAD at %s, want %s", h, tt.to)
+		}
+		if _, err := w.Stage(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Stage took the untracked cache file of the commits without the
+		// ignore rule: the step did not change anything, so discard.
+		w.Discard()
+	}
+}
+
+func TestWorktreeCleansWhatTheAgentLeft(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{".gitignore": "*.cache\n", "a.txt": "a\n", "keep/b.txt": "b\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	w, err := r.Worktree(ctx, 0, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := w.Path()
+	// The agent edits, deletes, leaves junk and a nested repository,
+	// commits on a branch of its own and starts a merge it never finishes.
+	write(t, p, "a.txt", "agent edit\n")
+	os.Remove(filepath.Join(p, "keep/b.txt"))
+	write(t, p, "junk/dir/x.txt", "junk")
+	write(t, p, "build.cache", "ignored cache")
+	git(t, p, "init", "-q", "nested")
+	git(t, p, "switch", "-q", "-c", "agent-branch")
+	write(t, p, "committed.txt", "c")
+	git(t, p, "add", "committed.txt")
+	git(t, p, "commit", "-q", "-m", "agent commit")
+	if err := os.WriteFile(filepath.Join(w.gitDir, "MERGE_HEAD"), []byte(base+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.Discard()
+
+	w, err = r.Worktree(ctx, 0, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statusShort(t, p); got != "" {
+		t.Errorf("status after cleaning: %q", got)
+	}
+	if read(t, p, "a.txt") != "a\n" || !exists(p, "keep/b.txt") || exists(p, "junk") || exists(p, "nested") || exists(p, "committed.txt") {
+		t.Error("the worktree was not restored to base")
+	}
+	if !exists(p, "build.cache") {
+		t.Error("the ignored build cache was removed")
+	}
+	if exists(w.gitDir, "MERGE_HEAD") {
+		t.Error("the abandoned merge state was left")
+	}
+	if h, _ := w.Head(ctx); h != base || git(t, p, "rev-parse", "--abbrev-ref", "HEAD") != "HEAD" {
+		t.Errorf("HEAD not detached at base")
+	}
+	w.Discard()
+}
+
+func TestWorktreeRecreatedWhenRemoved(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	w, err := r.Worktree(ctx, 2, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Discard()
+	if err := os.RemoveAll(w.Path()); err != nil {
+		t.Fatal(err)
+	}
+	w, err = r.Worktree(ctx, 2, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if read(t, w.Path(), "a.txt") != "a\n" {
+		t.Error("not checked out again")
+	}
+	if n := strings.Count(git(t, dir, "worktree", "list", "--porcelain"), "worktree "); n != 2 {
+		t.Errorf("%d worktrees registered, want 2 (stale registration not pruned)", n)
+	}
+	// A directory whose .git file is gone is started over too.
+	w.Discard()
+	os.Remove(filepath.Join(w.Path(), ".git"))
+	if w, err = r.Worktree(ctx, 2, base); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.GitFileIntact(); err != nil {
+		t.Error(err)
+	}
+	w.Discard()
+}
+
+func TestFinishMovesFilesToALandedRebase(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "state.yaml": "seq: 1\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	w, err := r.Worktree(ctx, 0, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, w.Path(), "a.txt", "agent\n")
+	if _, err := w.Stage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// What landed carries a different state.yaml than what was staged.
+	landed := stepCommit(t, r, base, map[string]string{"a.txt": "agent\n", "state.yaml": "seq: 2\n"}, "landed")
+	if err := w.Finish(ctx, landed); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, w.Path(), "state.yaml") != "seq: 2\n" || statusShort(t, w.Path()) != "" {
+		t.Errorf("worktree not at the landed commit: %q", statusShort(t, w.Path()))
+	}
+	before := r.ncmd.Load()
+	w, err = r.Worktree(ctx, 0, landed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ncmd.Load() != before {
+		t.Error("the next step on the landed commit did not reuse the worktree as is")
+	}
+	w.Discard()
+}
+
+func TestAgentCommitsAreFolded(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	w, err := r.Worktree(ctx, 0, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, w.Path(), "one.txt", "1")
+	git(t, w.Path(), "add", "-A")
+	git(t, w.Path(), "commit", "-q", "-m", "agent 1")
+	write(t, w.Path(), "two.txt", "2")
+	head, _ := w.Head(ctx)
+	if head == base {
+		t.Fatal("Head does not show the agent's commit")
+	}
+	tree, err := w.Stage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := git(t, dir, "ls-tree", "--name-only", tree)
+	if got != "a.txt\none.txt\ntwo.txt" {
+		t.Errorf("staged tree = %q", got)
+	}
+	w.Discard()
+}
+
+func TestSnapshotGitDir(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	w, err := r.Worktree(ctx, 0, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Discard()
+	before, err := w.SnapshotGitDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, _ := w.SnapshotGitDir()
+	if c := before.Changed(same, nil); len(c) != 0 {
+		t.Fatalf("nothing happened but Changed = %v", c)
+	}
+	// What an escaping agent might do.
+	write(t, dir, ".git/hooks/pre-commit", "#!/bin/sh\ncurl evil\n")
+	git(t, dir, "config", "core.pager", "evil")
+	write(t, dir, ".git/info/exclude", "*\n")
+	git(t, dir, "branch", "agent-made")
+	git(t, dir, "tag", "v9")
+	// What the orchestrator itself does.
+	git(t, dir, "update-ref", "refs/codemachine/failed/x", base)
+	write(t, dir, "b.txt", "b")
+	commitAll(t, dir, "landed")
+	after, err := w.SnapshotGitDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := before.Changed(after, map[string]bool{"refs/heads/main": true})
+	want := []string{"config", "hooks/pre-commit", "info/exclude", "refs/heads/agent-made", "refs/tags/v9"}
+	if !slices.Equal(got, want) {
+		t.Errorf("Changed = %v, want %v", got, want)
+	}
+	git(t, dir, "checkout", "-q", "agent-made")
+	os.WriteFile(filepath.Join(w.Path(), ".git"), []byte("gitdir: /elsewhere\n"), 0o644)
+	last, _ := w.SnapshotGitDir()
+	if got := after.Changed(last, nil); !slices.Equal(got, []string{"HEAD", "worktree .git file"}) {
+		t.Errorf("Changed = %v", got)
+	}
+	if err := w.GitFileIntact(); err == nil {
+		t.Error("a rewritten .git file passed GitFileIntact")
+	}
+	if _, err := w.Stage(ctx); err == nil {
+		t.Error("Stage ran with a rewritten .git file")
+	}
+}
+
+func TestStepsInAPoolLandInOrder(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "0\n"})
+	for i := range 5 {
+		runStep(t, r, 0, func(p string) { write(t, p, "a.txt", strings.Repeat("x", i+1)+"\n") }, "step")
+	}
+	if got := read(t, dir, "a.txt"); got != "xxxxx\n" {
+		t.Errorf("user's checkout has a.txt = %q", got)
+	}
+	if got := git(t, dir, "rev-list", "--count", "HEAD"); got != "6" {
+		t.Errorf("%s commits, want 6", got)
+	}
+	if statusShort(t, dir) != "" {
+		t.Errorf("user's checkout not clean: %q", statusShort(t, dir))
+	}
+}
