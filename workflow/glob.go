@@ -68,8 +68,9 @@ func isDrivePath(p string) bool {
 //     other glob matches it, or, both having wildcards, when their literal
 //     prefixes and suffixes are compatible ("gen_*.go" and "*.go" overlap,
 //     "*.md" and "*.txt" do not);
-//   - a literal pattern may name a directory, which stands for every file
-//     under it (ResolveInputs expands it so), so "src" overlaps "src/a.go".
+//   - a literal pattern whose last segment has no extension may name a
+//     directory, which stands for every file under it (ResolveInputs
+//     expands it so): "src" overlaps "src/a.go", "main.rs" is a file.
 func globsOverlap(a, b string) bool {
 	return compileGlob(a).overlaps(compileGlob(b))
 }
@@ -83,7 +84,7 @@ type globPat struct {
 
 func compileGlob(p string) globPat {
 	segs := strings.Split(p, "/")
-	if !hasMeta(p) {
+	if !hasMeta(p) && !strings.Contains(strings.TrimLeft(segs[len(segs)-1], "."), ".") {
 		segs = append(segs, "**")
 	}
 	return globPat{raw: p, segs: segs}
