@@ -1,0 +1,93 @@
+package agents
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestEnviron(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		extra   map[string]string
+		want    []string
+	}{
+		{
+			name: "basics kept, sorted",
+			environ: []string{"USER=me", "PATH=/usr/bin:/bin", "HOME=/home/me", "SHELL=/bin/zsh", "LOGNAME=me",
+				"TERM=xterm-256color", "COLORTERM=truecolor", "NO_COLOR=1", "TMPDIR=/tmp/x", "TZ=UTC", "CI=true", "IS_SANDBOX=1"},
+			want: []string{"CI=true", "COLORTERM=truecolor", "HOME=/home/me", "IS_SANDBOX=1", "LOGNAME=me", "NO_COLOR=1",
+				"PATH=/usr/bin:/bin", "SHELL=/bin/zsh", "TERM=xterm-256color", "TMPDIR=/tmp/x", "TZ=UTC", "USER=me"},
+		},
+		{
+			name:    "locale",
+			environ: []string{"LANG=C.UTF-8", "LANGUAGE=en", "LC_ALL=C", "LC_CTYPE=UTF-8", "LC=bogus", "LC_=empty"},
+			want:    []string{"LANG=C.UTF-8", "LANGUAGE=en", "LC_ALL=C", "LC_CTYPE=UTF-8"},
+		},
+		{
+			name: "proxies and certificates, both cases",
+			environ: []string{"HTTP_PROXY=h", "HTTPS_PROXY=s", "NO_PROXY=n", "ALL_PROXY=a", "http_proxy=h2", "https_proxy=s2",
+				"no_proxy=n2", "all_proxy=a2", "FTP_PROXY=f", "SSL_CERT_FILE=/c.pem", "SSL_CERT_DIR=/c", "NODE_EXTRA_CA_CERTS=/n.pem"},
+			want: []string{"ALL_PROXY=a", "HTTPS_PROXY=s", "HTTP_PROXY=h", "NODE_EXTRA_CA_CERTS=/n.pem", "NO_PROXY=n",
+				"SSL_CERT_DIR=/c", "SSL_CERT_FILE=/c.pem", "all_proxy=a2", "http_proxy=h2", "https_proxy=s2", "no_proxy=n2"},
+		},
+		{
+			name: "engine families",
+			environ: []string{"ANTHROPIC_API_KEY=a", "ANTHROPIC_BASE_URL=http://gw", "CLAUDE_CONFIG_DIR=/c", "CLAUDE_CODE_USE_BEDROCK=1",
+				"CODEX_HOME=/x", "OPENAI_API_KEY=o", "GEMINI_API_KEY=g", "GOOGLE_CLOUD_PROJECT=p", "OPENCODE_CONFIG=/oc",
+				"AWS_REGION=us-east-1", "AWS_PROFILE=dev", "VERTEX_REGION_CLAUDE_3_5_HAIKU=eu", "CLOUD_ML_REGION=us-east5",
+				"CLOUDSDK_CONFIG=/g", "ANTHROPIC=bare", "DISABLE_TELEMETRY=1", "DISABLE_AUTOUPDATER=1",
+				"DISABLE_ERROR_REPORTING=1", "DISABLE_BUG_COMMAND=1", "DISABLE_GROWTHBOOK=1", "npm_config_registry=http://r"},
+			want: []string{"ANTHROPIC_API_KEY=a", "ANTHROPIC_BASE_URL=http://gw", "AWS_PROFILE=dev", "AWS_REGION=us-east-1",
+				"CLAUDE_CODE_USE_BEDROCK=1", "CLAUDE_CONFIG_DIR=/c", "CLOUDSDK_CONFIG=/g", "CLOUD_ML_REGION=us-east5",
+				"CODEX_HOME=/x", "DISABLE_AUTOUPDATER=1", "DISABLE_BUG_COMMAND=1", "DISABLE_ERROR_REPORTING=1",
+				"DISABLE_GROWTHBOOK=1", "DISABLE_TELEMETRY=1", "GEMINI_API_KEY=g", "GOOGLE_CLOUD_PROJECT=p",
+				"OPENAI_API_KEY=o", "OPENCODE_CONFIG=/oc", "VERTEX_REGION_CLAUDE_3_5_HAIKU=eu", "npm_config_registry=http://r"},
+		},
+		{
+			name: "toolchains and git identity",
+			environ: []string{"GOPATH=/go", "GOCACHE=/gc", "GOMODCACHE=/gm", "GOFLAGS=-mod=mod", "GOPROXY=off", "GOTOOLCHAIN=local",
+				"CARGO_HOME=/c", "RUSTUP_HOME=/r", "NODE_PATH=/n", "NVM_DIR=/nvm", "VIRTUAL_ENV=/v", "PYENV_ROOT=/p",
+				"GIT_AUTHOR_NAME=A", "GIT_COMMITTER_EMAIL=c@x", "XDG_CONFIG_HOME=/xc", "GOROOT=/dropped"},
+			want: []string{"CARGO_HOME=/c", "GIT_AUTHOR_NAME=A", "GIT_COMMITTER_EMAIL=c@x", "GOCACHE=/gc", "GOFLAGS=-mod=mod",
+				"GOMODCACHE=/gm", "GOPATH=/go", "GOPROXY=off", "GOTOOLCHAIN=local", "NODE_PATH=/n", "NVM_DIR=/nvm",
+				"PYENV_ROOT=/p", "RUSTUP_HOME=/r", "VIRTUAL_ENV=/v", "XDG_CONFIG_HOME=/xc"},
+		},
+		{
+			name: "secrets and git plumbing dropped",
+			environ: []string{"GITHUB_TOKEN=t", "GH_TOKEN=t", "NPM_TOKEN=t", "DATABASE_URL=postgres://", "SSH_AUTH_SOCK=/s",
+				"GIT_DIR=/repo/.git", "GIT_INDEX_FILE=/repo/.git/index", "GIT_WORK_TREE=/repo", "GIT_CONFIG_PARAMETERS=x",
+				"CODEMACHINE_ENGINE=claude", "path=/lower", "PATHX=/x"},
+			want: []string{},
+		},
+		{
+			name:    "last duplicate wins, malformed entries dropped",
+			environ: []string{"HOME=/a", "HOME=/b", "PATH", "=x", "USER="},
+			want:    []string{"HOME=/b", "USER="},
+		},
+		{
+			name:    "extra overrides and adds anything",
+			environ: []string{"HOME=/home/me", "PATH=/bin", "GITHUB_TOKEN=t"},
+			extra: map[string]string{"HOME": "/private/home", "CODEMACHINE_STEP": "build", "GITHUB_TOKEN": "step-token",
+				"": "empty", "A=B": "bad", "NUL\x00": "bad"},
+			want: []string{"CODEMACHINE_STEP=build", "GITHUB_TOKEN=step-token", "HOME=/private/home", "PATH=/bin"},
+		},
+		{
+			name:    "values kept as they are",
+			environ: []string{"ANTHROPIC_CUSTOM_HEADERS=X-A: 1\nX-B: 2", "OPENAI_BASE_URL=http://h/v1?a=b=c", "TERM="},
+			want:    []string{"ANTHROPIC_CUSTOM_HEADERS=X-A: 1\nX-B: 2", "OPENAI_BASE_URL=http://h/v1?a=b=c", "TERM="},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Environ(tt.environ, tt.extra)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Environ\n got %q\nwant %q", got, tt.want)
+			}
+			if !slices.IsSortedFunc(got, func(a, b string) int { return strings.Compare(envKey(a), envKey(b)) }) {
+				t.Errorf("not sorted: %q", got)
+			}
+		})
+	}
+}
