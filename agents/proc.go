@@ -1,0 +1,586 @@
+package agents
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits of the process runner. They bound what a flooding or hostile
+// process can make codemachine hold in memory; the log keeps everything
+// but over-long lines.
+const (
+	maxLineBytes    = 1 << 20  // a longer line is truncated (log and handler)
+	tailBytes       = 64 << 10 // the in-memory tail of the combined output
+	tailLines       = 200      // ... of which at most this many lines are kept
+	defaultGrace    = 5 * time.Second
+	drainTimeout    = time.Second // for pipes held by processes that left the group
+	groupPollPeriod = 10 * time.Millisecond
+	readBufferBytes = 64 << 10
+	maxMessageLine  = 300 // bytes of an output line quoted in an error message
+)
+
+// lineHandler receives every line of a process's output, without its line
+// terminator. stream is "stdout" or "stderr". Calls are serialized, so a
+// handler needs no locking; line is only valid during the call.
+type lineHandler func(stream string, line []byte)
+
+// proc is one process to run: the shared runner under every engine that
+// drives a CLI. Engines fill it in from their Request and parse the output
+// through onLine.
+type proc struct {
+	path string   // the program; without a slash it is looked up in env's PATH
+	args []string // arguments after the program name
+	dir  string   // working directory
+	// env is the whole environment of the process; nil means an empty one,
+	// never codemachine's own (the allow-list is the caller's job).
+	env []string
+	// stdin is fed to the process and then closed; nil connects /dev/null.
+	// It lets an engine pass a prompt too long for argv (Linux limits one
+	// argument to 128 KiB).
+	stdin []byte
+
+	timeout time.Duration // 0 = none
+	grace   time.Duration // SIGTERM -> SIGKILL; 0 = defaultGrace
+
+	log io.Writer // JSON lines; nil = no log
+	// jsonStdout embeds stdout lines that are JSON objects into the log as
+	// they are (an engine's event stream) instead of quoting them as text.
+	jsonStdout bool
+	onLine     lineHandler
+}
+
+// procResult is what the runner observed.
+type procResult struct {
+	pid      int // also the process group id
+	exitCode int // 128+signal when the process was killed by a signal
+	signal   syscall.Signal
+	timedOut bool
+	canceled bool
+	duration time.Duration
+	output   string // tail of the combined output: last tailBytes, at most tailLines lines
+	logErr   error  // the first failed write to the log; logging stopped there
+}
+
+// lastLine returns the last non-blank line of the output tail, the most
+// useful single line for an error message, cut to maxMessageLine bytes.
+func (r *procResult) lastLine() string {
+	out := strings.TrimRight(r.output, " \t\r\n")
+	if i := strings.LastIndexByte(out, '\n'); i >= 0 {
+		out = out[i+1:]
+	}
+	out = strings.TrimSpace(out)
+	if len(out) > maxMessageLine {
+		cut := maxMessageLine
+		for cut > 0 && !utf8.RuneStart(out[cut]) {
+			cut--
+		}
+		out = out[:cut] + "…"
+	}
+	return out
+}
+
+// interrupted returns the error for a run that timed out or was canceled,
+// and nil otherwise. Both are Fatal: a timeout would only repeat, and a
+// cancel is the user's interrupt.
+func (r *procResult) interrupted(engine string, timeout time.Duration, res Result) *RunError {
+	switch {
+	case r.canceled:
+		return &RunError{Class: Fatal, Engine: engine, Msg: "canceled", ExitCode: r.exitCode, Canceled: true, Result: res}
+	case r.timedOut:
+		return &RunError{Class: Fatal, Engine: engine, Msg: "timed out after " + shortDuration(timeout), ExitCode: r.exitCode, TimedOut: true, Result: res}
+	}
+	return nil
+}
+
+// shortDuration formats d without zero minutes and seconds: "30m", "1h",
+// "1m30s", as a person writes a timeout.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// run starts the process in its own process group and waits for it. On
+// timeout or cancel it sends SIGTERM to the whole group and SIGKILL after
+// the grace period. When the process exits, whatever it left running in its
+// group (background children holding the output pipes, say) is stopped the
+// same way, so a run never leaves processes behind nor hangs on a pipe. The
+// error is non-nil only when the process could not be started.
+func (p *proc) run(ctx context.Context) (procResult, error) {
+	if ctx.Err() != nil {
+		return procResult{canceled: true}, nil
+	}
+	path, err := lookPath(p.path, p.env)
+	if err != nil {
+		return procResult{}, err
+	}
+	if p.dir != "" {
+		// exec would report a missing directory as a missing program.
+		if fi, err := os.Stat(p.dir); err != nil {
+			return procResult{}, fmt.Errorf("start %s: working directory: %w", p.path, err)
+		} else if !fi.IsDir() {
+			return procResult{}, fmt.Errorf("start %s: working directory %s is not a directory", p.path, p.dir)
+		}
+	}
+	grace := p.grace
+	if grace <= 0 {
+		grace = defaultGrace
+	}
+	env := p.env
+	if env == nil {
+		env = []string{}
+	}
+
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return procResult{}, fmt.Errorf("start %s: %w", p.path, err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		closeAll(outR, outW)
+		return procResult{}, fmt.Errorf("start %s: %w", p.path, err)
+	}
+	cmd := &exec.Cmd{
+		Path:        path,
+		Args:        append([]string{p.path}, p.args...),
+		Dir:         p.dir,
+		Env:         env,
+		Stdout:      outW,
+		Stderr:      errW,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	var inW *os.File
+	if p.stdin != nil {
+		var inR *os.File
+		if inR, inW, err = os.Pipe(); err != nil {
+			closeAll(outR, outW, errR, errW)
+			return procResult{}, fmt.Errorf("start %s: %w", p.path, err)
+		}
+		cmd.Stdin = inR
+		defer closeAll(inW)
+	}
+
+	start := time.Now()
+	err = cmd.Start()
+	// The child has its own copies: EOF must come when it closes them.
+	closeAll(outW, errW)
+	if r, ok := cmd.Stdin.(*os.File); ok {
+		closeAll(r)
+	}
+	if err != nil {
+		closeAll(outR, errR)
+		return procResult{}, fmt.Errorf("start %s: %w", p.path, err)
+	}
+	if inW != nil {
+		// Written from its own goroutine: a child that does not read would
+		// otherwise block us. Closing inW at the end unblocks the write.
+		go func() {
+			_, _ = inW.Write(p.stdin) // a child that exits early gets what it read
+			_ = inW.Close()
+		}()
+	}
+
+	res := procResult{pid: cmd.Process.Pid}
+	sink := newLineSink(p.log, p.jsonStdout, p.onLine)
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go func() { defer readers.Done(); sink.read(outR, "stdout") }()
+	go func() { defer readers.Done(); sink.read(errR, "stderr") }()
+	readDone := make(chan struct{})
+	go func() { readers.Wait(); close(readDone) }()
+	waitDone := make(chan error, 1)
+	go func() { waitDone <- cmd.Wait() }()
+
+	g := group{pgid: res.pid, grace: grace}
+	defer g.stop()
+	var timeoutC <-chan time.Time
+	if p.timeout > 0 {
+		t := time.NewTimer(p.timeout)
+		defer t.Stop()
+		timeoutC = t.C
+	}
+	ctxDone := ctx.Done()
+	var waitErr error
+wait:
+	for {
+		select {
+		case waitErr = <-waitDone:
+			break wait
+		case <-timeoutC:
+			select {
+			case waitErr = <-waitDone: // finished just in time
+				break wait
+			default:
+			}
+			res.timedOut = true
+			timeoutC, ctxDone = nil, nil
+			g.terminate()
+		case <-ctxDone:
+			res.canceled = true
+			timeoutC, ctxDone = nil, nil
+			g.terminate()
+		case <-g.killC:
+			g.kill()
+		}
+	}
+	g.cleanup(readDone)
+	if !isClosed(readDone) {
+		// Something outside the group (a process that called setsid) still
+		// holds the pipes: stop reading rather than hang.
+		_ = outR.SetReadDeadline(time.Now())
+		_ = errR.SetReadDeadline(time.Now())
+		<-readDone
+	}
+	closeAll(outR, errR)
+	res.duration = time.Since(start)
+	res.output = sink.tail.String()
+	res.logErr = sink.finish()
+
+	var exitErr *exec.ExitError
+	switch {
+	case waitErr == nil:
+	case errors.As(waitErr, &exitErr):
+	default:
+		return res, fmt.Errorf("wait for %s: %w", p.path, waitErr)
+	}
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		res.signal = ws.Signal()
+		res.exitCode = 128 + int(res.signal)
+	} else {
+		res.exitCode = ws.ExitStatus()
+	}
+	return res, nil
+}
+
+// group controls a process group: SIGTERM first, SIGKILL when the grace
+// period is over.
+type group struct {
+	pgid      int
+	grace     time.Duration
+	termSent  bool
+	killSent  bool
+	killTimer *time.Timer
+	killC     <-chan time.Time // fires grace after SIGTERM
+}
+
+func (g *group) terminate() {
+	if g.termSent {
+		return
+	}
+	g.termSent = true
+	_ = syscall.Kill(-g.pgid, syscall.SIGTERM) // ESRCH: already gone
+	g.killTimer = time.NewTimer(g.grace)
+	g.killC = g.killTimer.C
+}
+
+func (g *group) kill() {
+	g.killSent = true
+	g.killC = nil
+	_ = syscall.Kill(-g.pgid, syscall.SIGKILL)
+}
+
+func (g *group) stop() {
+	if g.killTimer != nil {
+		g.killTimer.Stop()
+	}
+}
+
+// cleanup runs once the group leader has exited: it stops what is left in
+// the group (SIGTERM, then SIGKILL after the grace period) and waits until
+// the group is gone and the pipes are closed, or until drainTimeout after
+// the group is gone when someone outside it still holds the pipes.
+func (g *group) cleanup(readDone <-chan struct{}) {
+	tick := time.NewTicker(groupPollPeriod)
+	defer tick.Stop()
+	var drain <-chan time.Time
+	gone := false
+	for {
+		if !gone && (g.killSent || !groupAlive(g.pgid)) {
+			// After SIGKILL nothing in the group can linger but zombies,
+			// which close their pipes; polling further could wait forever
+			// where no one reaps them.
+			gone = true
+			t := time.NewTimer(drainTimeout)
+			defer t.Stop()
+			drain = t.C
+		}
+		if gone && isClosed(readDone) {
+			return
+		}
+		if !gone {
+			g.terminate()
+		}
+		select {
+		case <-readDone:
+			readDone = nil // closed: stop selecting on it
+		case <-tick.C:
+		case <-g.killC:
+			g.kill()
+		case <-drain:
+			return
+		}
+	}
+}
+
+// groupAlive reports whether any process of the group is still running
+// (zombies do not count: they hold nothing open).
+func groupAlive(pgid int) bool {
+	if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	return !onlyZombies(pgid)
+}
+
+func isClosed(c <-chan struct{}) bool {
+	if c == nil {
+		return true
+	}
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+func closeAll(files ...*os.File) {
+	for _, f := range files {
+		_ = f.Close()
+	}
+}
+
+// lookPath finds a program in the PATH of env (not codemachine's own), so
+// an engine runs what the user's environment would. Relative PATH entries
+// are skipped: they would resolve inside the worktree, which the agent
+// controls.
+func lookPath(file string, env []string) (string, error) {
+	if strings.Contains(file, "/") {
+		return file, nil
+	}
+	for _, dir := range filepath.SplitList(envValue(env, "PATH")) {
+		if !filepath.IsAbs(dir) {
+			continue
+		}
+		path := filepath.Join(dir, file)
+		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return path, nil
+		}
+	}
+	return "", fmt.Errorf("%s: %w in PATH", file, exec.ErrNotFound)
+}
+
+// envValue returns the value of key in a KEY=VALUE list (the last one wins,
+// as in exec).
+func envValue(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// lineSink receives the lines of both streams: it writes them to the log,
+// keeps the tail and calls the handler, one line at a time.
+type lineSink struct {
+	mu     sync.Mutex
+	log    *bufio.Writer
+	logErr error
+	json   bool
+	onLine lineHandler
+	tail   tail
+	buf    []byte // the log line being built
+}
+
+func newLineSink(log io.Writer, jsonStdout bool, onLine lineHandler) *lineSink {
+	s := &lineSink{json: jsonStdout, onLine: onLine}
+	if log != nil {
+		s.log = bufio.NewWriterSize(log, 64<<10)
+	}
+	return s
+}
+
+// read splits r into lines until EOF (or a read error, such as the deadline
+// set when the pipes are abandoned). Lines longer than maxLineBytes are cut
+// there; the rest of such a line is skipped, not buffered.
+func (s *lineSink) read(r io.Reader, stream string) {
+	br := bufio.NewReaderSize(r, readBufferBytes)
+	var long []byte // a line longer than the read buffer, being assembled
+	size := 0       // its full length
+	for {
+		chunk, err := br.ReadSlice('\n')
+		complete := err == nil
+		if complete {
+			chunk = chunk[:len(chunk)-1]
+		}
+		if len(chunk) > 0 || complete || size > 0 {
+			if room := maxLineBytes - len(long); room > 0 {
+				long = append(long, chunk[:min(room, len(chunk))]...)
+			}
+			size += len(chunk)
+			if err != bufio.ErrBufferFull {
+				// The line is complete (or the stream ended without a
+				// final newline). The reader is idle when its buffer is
+				// empty, which is when the log is worth flushing.
+				line, truncated := long, 0
+				if size > len(long) {
+					truncated = size
+				} else {
+					line = bytes.TrimSuffix(line, []byte{'\r'})
+				}
+				s.line(stream, line, truncated, br.Buffered() == 0)
+				long, size = long[:0], 0
+			}
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return
+		}
+	}
+}
+
+// line handles one line; truncated is the full length of a line that was
+// cut at maxLineBytes, 0 for a whole line.
+func (s *lineSink) line(stream string, line []byte, truncated int, flush bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.log != nil && s.logErr == nil {
+		b := append(s.buf[:0], `{"t":"`...)
+		b = time.Now().UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `","stream":"`...)
+		b = append(b, stream...)
+		if raw := bytes.TrimSpace(line); s.json && stream == "stdout" && truncated == 0 && isJSONObject(raw) {
+			b = append(b, `","event":`...)
+			b = append(b, raw...)
+		} else {
+			b = append(b, `","line":`...)
+			b = appendJSONString(b, line)
+		}
+		if truncated > 0 {
+			b = append(b, `,"truncated":`...)
+			b = strconv.AppendInt(b, int64(truncated), 10)
+		}
+		b = append(b, "}\n"...)
+		s.buf = b
+		if _, err := s.log.Write(b); err != nil {
+			s.logErr = err
+		} else if flush {
+			s.logErr = s.log.Flush()
+		}
+	}
+	s.tail.add(line)
+	if s.onLine != nil {
+		s.onLine(stream, line)
+	}
+}
+
+// finish flushes the log and returns the first write error.
+func (s *lineSink) finish() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.log != nil && s.logErr == nil {
+		s.logErr = s.log.Flush()
+	}
+	if s.logErr != nil {
+		return fmt.Errorf("write event log: %w", s.logErr)
+	}
+	return nil
+}
+
+// isJSONObject reports whether b is one JSON object that can be embedded in
+// a log line as it is (valid UTF-8 too, which encoding/json does not check).
+func isJSONObject(b []byte) bool {
+	return len(b) > 1 && b[0] == '{' && json.Valid(b) && utf8.Valid(b)
+}
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
+// U+FFFD, as encoding/json does; it avoids encoding/json's allocation per
+// line, which matters when a process floods millions of lines.
+func appendJSONString(b, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c >= 0x20 && c != 0x7f:
+				b = append(b, c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029': // valid JSON, but breaks JavaScript readers
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return append(b, '"')
+}
+
+// tail keeps the end of the combined output in bounded memory.
+type tail struct{ buf []byte }
+
+func (t *tail) add(line []byte) {
+	if len(line) > tailBytes {
+		line = line[len(line)-tailBytes:]
+	}
+	t.buf = append(t.buf, line...)
+	t.buf = append(t.buf, '\n')
+	if len(t.buf) > 2*tailBytes { // compact now and then, not on every line
+		t.buf = t.buf[:copy(t.buf, t.buf[len(t.buf)-tailBytes:])]
+	}
+}
+
+// String returns the last tailBytes of output, at most tailLines lines.
+func (t *tail) String() string {
+	b := t.buf
+	if len(b) > tailBytes {
+		b = b[len(b)-tailBytes:]
+	}
+	// b ends with '\n'; the tailLines+1-th newline from the end starts the tail.
+	n := 0
+	for i := len(b) - 2; i >= 0; i-- {
+		if b[i] == '\n' {
+			if n++; n == tailLines {
+				b = b[i+1:]
+				break
+			}
+		}
+	}
+	return string(b)
+}
