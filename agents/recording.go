@@ -1,0 +1,558 @@
+package agents
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// RecordingsDir is where recordings live, relative to the repository root.
+const RecordingsDir = ".codemachine/recordings"
+
+// Recording is one recorded agent run: what `codemachine run --record`
+// stores and the replay engine applies (format in docs/internals.md).
+type Recording struct {
+	Step      string
+	Task      string // "" outside foreach steps
+	Engine    string // the engine that made the recording
+	Model     string
+	Session   string
+	TokensIn  int64
+	TokensOut int64
+	CostUSD   float64
+	CostKnown bool // cost_usd is written only when known
+	Duration  time.Duration
+	Text      string       // the agent's final message
+	Files     []FileChange // the change the run made, applied in order
+}
+
+// FileChange is one file the recorded run wrote or deleted.
+type FileChange struct {
+	Path    string // slash-separated, relative to the repository root
+	Content []byte // nil for a deleted file
+	Mode    string // octal permissions ("0755"); "" = 0644
+	Deleted bool
+}
+
+// RecordingPath returns where the recording of a step (or of one task of a
+// foreach step) lives, relative to the repository root.
+func RecordingPath(step, task string) string {
+	if task == "" {
+		return RecordingsDir + "/" + step + ".yaml"
+	}
+	return RecordingsDir + "/" + step + "/" + task + ".yaml"
+}
+
+// RecordingError is a problem in a recording file, at a position when one
+// is known (Line and Col are 1-based; 0 = unknown).
+type RecordingError struct {
+	File      string
+	Line, Col int
+	Msg       string
+}
+
+func (e *RecordingError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Col > 0 {
+			fmt.Fprintf(&b, ":%d", e.Col)
+		}
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+const recordingHeader = "# codemachine recording: replayed by `codemachine run --engine replay`"
+
+// MarshalRecording renders r as readable YAML: text as literal blocks where
+// that keeps every byte, double-quoted strings with escapes where it would
+// not (CR, trailing blanks, control characters), and !!binary for content
+// that is not UTF-8. ParseRecording gives back exactly r.
+func MarshalRecording(r *Recording) ([]byte, error) {
+	m := &yaml.Node{Kind: yaml.MappingNode}
+	add := func(key string, v *yaml.Node) {
+		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
+	}
+	if r.Step == "" {
+		return nil, errors.New("marshal recording: no step")
+	}
+	for _, f := range []struct{ key, v string }{
+		{"step", r.Step}, {"task", r.Task}, {"engine", r.Engine}, {"model", r.Model}, {"session", r.Session},
+	} {
+		if !utf8.ValidString(f.v) {
+			return nil, fmt.Errorf("marshal recording: %s %q is not valid UTF-8", f.key, f.v)
+		}
+		if f.v != "" {
+			add(f.key, textNode([]byte(f.v)))
+		}
+	}
+	if r.TokensIn < 0 || r.TokensOut < 0 {
+		return nil, fmt.Errorf("marshal recording: negative token count (%d in, %d out)", r.TokensIn, r.TokensOut)
+	}
+	add("tokens_in", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(r.TokensIn, 10)})
+	add("tokens_out", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(r.TokensOut, 10)})
+	if r.CostKnown {
+		if r.CostUSD < 0 || math.IsInf(r.CostUSD, 0) || math.IsNaN(r.CostUSD) {
+			return nil, fmt.Errorf("marshal recording: bad cost %v", r.CostUSD)
+		}
+		add("cost_usd", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: strconv.FormatFloat(r.CostUSD, 'f', -1, 64)})
+	}
+	if r.Duration < 0 {
+		return nil, fmt.Errorf("marshal recording: negative duration %s", r.Duration)
+	}
+	add("duration", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: r.Duration.String()})
+	if r.Text != "" {
+		add("text", textNode([]byte(r.Text)))
+	}
+	if len(r.Files) > 0 {
+		files := &yaml.Node{Kind: yaml.SequenceNode}
+		for i, f := range r.Files {
+			fm := &yaml.Node{Kind: yaml.MappingNode}
+			fadd := func(key string, v *yaml.Node) {
+				fm.Content = append(fm.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
+			}
+			if err := checkPath(f.Path); err != nil {
+				return nil, fmt.Errorf("marshal recording: files[%d]: %w", i, err)
+			}
+			fadd("path", textNode([]byte(f.Path)))
+			if f.Deleted {
+				if f.Content != nil || f.Mode != "" {
+					return nil, fmt.Errorf("marshal recording: files[%d] %s: a deleted file has no content or mode", i, f.Path)
+				}
+				fadd("deleted", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
+			} else {
+				if f.Mode != "" {
+					m, err := parseMode(f.Mode)
+					if err != nil {
+						return nil, fmt.Errorf("marshal recording: files[%d] %s: %w", i, f.Path, err)
+					}
+					fadd("mode", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: fmt.Sprintf("%04o", m)})
+				}
+				fadd("content", textNode(f.Content))
+			}
+			files.Content = append(files.Content, fm)
+		}
+		add("files", files)
+	}
+	doc := &yaml.Node{Kind: yaml.DocumentNode, HeadComment: recordingHeader, Content: []*yaml.Node{m}}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, fmt.Errorf("marshal recording: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("marshal recording: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// textNode returns the YAML scalar that holds b exactly.
+func textNode(b []byte) *yaml.Node {
+	if !utf8.Valid(b) {
+		enc := base64.StdEncoding.EncodeToString(b)
+		var lines strings.Builder
+		for len(enc) > 76 {
+			lines.WriteString(enc[:76] + "\n")
+			enc = enc[76:]
+		}
+		lines.WriteString(enc + "\n")
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!binary", Value: lines.String(), Style: yaml.LiteralStyle}
+	}
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: string(b)}
+	switch {
+	case len(b) == 0:
+	case bytes.ContainsAny(b, "\r\u0085\u2028\u2029\ufeff"):
+		// YAML reads these as line breaks (or a BOM) and would not give
+		// them back from a literal block; escapes keep them.
+		n.Style = yaml.DoubleQuotedStyle
+	case b[0] == '\t':
+		// The encoder writes no indentation indicator for a literal
+		// block whose first line starts with a tab, and the decoder then
+		// rejects the tab as indentation.
+		n.Style = yaml.DoubleQuotedStyle
+	case bytes.IndexByte(b, '\n') >= 0:
+		// The encoder falls back to double quotes by itself where a
+		// literal block cannot hold the text (trailing blanks, control
+		// characters).
+		n.Style = yaml.LiteralStyle
+	}
+	return n
+}
+
+var modeRE = regexp.MustCompile(`^0?[0-7]{3}$`)
+
+// parseMode parses octal permissions as recordings write them ("0755").
+func parseMode(s string) (fs.FileMode, error) {
+	if !modeRE.MatchString(s) {
+		return 0, fmt.Errorf("bad mode %q: want octal permissions such as \"0644\" or \"0755\"", s)
+	}
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil {
+		return 0, fmt.Errorf("bad mode %q: %w", s, err)
+	}
+	return fs.FileMode(m), nil
+}
+
+// checkPath accepts a clean, relative, slash-separated path that stays in
+// the repository and out of .git (in any letter case, as git itself refuses
+// on case-insensitive file systems).
+func checkPath(p string) error {
+	switch {
+	case p == "":
+		return errors.New("empty path")
+	case !utf8.ValidString(p):
+		return fmt.Errorf("path %q is not valid UTF-8", p)
+	case strings.IndexByte(p, 0) >= 0:
+		return fmt.Errorf("path %q holds a NUL byte", p)
+	case path.IsAbs(p):
+		return fmt.Errorf("path %q is absolute; want a path relative to the repository root", p)
+	}
+	for _, el := range strings.Split(p, "/") {
+		switch {
+		case el == "..":
+			return fmt.Errorf("path %q escapes the repository", p)
+		case el == "" || el == ".":
+			return fmt.Errorf("path %q is not clean (want %q)", p, strings.TrimPrefix(path.Clean("/"+p), "/"))
+		case strings.EqualFold(el, ".git"):
+			return fmt.Errorf("path %q points into .git", p)
+		}
+	}
+	return nil
+}
+
+// ParseRecording parses a recording. file names it in errors, which are
+// *RecordingError with the line and column of the offending node: YAML
+// syntax, unknown or repeated keys, wrong types, and file paths that are
+// absolute, escape the repository or point into .git.
+func ParseRecording(file string, data []byte) (*Recording, error) {
+	p := recParser{file: file}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &RecordingError{File: file, Msg: "empty recording"}
+		}
+		return nil, p.syntax(err)
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); err == nil {
+		return nil, p.errf(&more, "more than one YAML document")
+	} else if !errors.Is(err, io.EOF) {
+		return nil, p.syntax(err)
+	}
+	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		n := &doc
+		if len(doc.Content) == 1 {
+			n = doc.Content[0]
+		}
+		return nil, p.errf(n, "want a mapping of recording fields (step, text, files, ...)")
+	}
+	return p.recording(doc.Content[0])
+}
+
+var (
+	recordingKeys  = []string{"step", "task", "engine", "model", "session", "tokens_in", "tokens_out", "cost_usd", "duration", "text", "files"}
+	fileChangeKeys = []string{"path", "content", "mode", "deleted"}
+)
+
+type recParser struct{ file string }
+
+func (p *recParser) errf(n *yaml.Node, format string, args ...any) *RecordingError {
+	return &RecordingError{File: p.file, Line: n.Line, Col: n.Column, Msg: fmt.Sprintf(format, args...)}
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntax turns a YAML decoder error ("yaml: line 3: ...") into a
+// RecordingError; the decoder knows the line but not the column.
+func (p *recParser) syntax(err error) error {
+	msg := err.Error()
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &RecordingError{File: p.file, Line: line, Msg: m[2]}
+	}
+	return &RecordingError{File: p.file, Msg: strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// fields walks a mapping, rejecting unknown and repeated keys, and calls
+// set for each known one.
+func (p *recParser) fields(m *yaml.Node, known []string, set func(key string, v *yaml.Node) error) error {
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			return p.errf(k, "want a field name")
+		}
+		if prev, ok := seen[k.Value]; ok {
+			return p.errf(k, "%s repeated (first at line %d)", k.Value, prev.Line)
+		}
+		seen[k.Value] = k
+		if !slices.Contains(known, k.Value) {
+			msg := fmt.Sprintf("unknown field %q", k.Value)
+			if s := suggest(k.Value, known); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			return p.errf(k, "%s", msg)
+		}
+		if v.Kind == yaml.AliasNode {
+			return p.errf(v, "%s: YAML aliases are not supported in recordings", k.Value)
+		}
+		if err := set(k.Value, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *recParser) recording(m *yaml.Node) (*Recording, error) {
+	r := &Recording{}
+	var err error
+	ferr := p.fields(m, recordingKeys, func(key string, v *yaml.Node) error {
+		switch key {
+		case "step":
+			r.Step, err = p.str(key, v)
+		case "task":
+			r.Task, err = p.str(key, v)
+		case "engine":
+			r.Engine, err = p.str(key, v)
+		case "model":
+			r.Model, err = p.str(key, v)
+		case "session":
+			r.Session, err = p.str(key, v)
+		case "tokens_in":
+			r.TokensIn, err = p.count(key, v)
+		case "tokens_out":
+			r.TokensOut, err = p.count(key, v)
+		case "cost_usd":
+			r.CostUSD, err = p.cost(key, v)
+			r.CostKnown = true
+		case "duration":
+			r.Duration, err = p.duration(key, v)
+		case "text":
+			var b []byte
+			b, err = p.bytes(key, v)
+			r.Text = string(b)
+		case "files":
+			r.Files, err = p.files(v)
+		}
+		return err
+	})
+	if ferr != nil {
+		return nil, ferr
+	}
+	if r.Step == "" {
+		return nil, p.errf(m, "missing step")
+	}
+	return r, nil
+}
+
+func (p *recParser) files(seq *yaml.Node) ([]FileChange, error) {
+	if seq.Kind != yaml.SequenceNode {
+		if seq.ShortTag() == "!!null" {
+			return nil, nil
+		}
+		return nil, p.errf(seq, "files: want a list of files")
+	}
+	files := make([]FileChange, 0, len(seq.Content))
+	for i, n := range seq.Content {
+		if n.Kind != yaml.MappingNode {
+			return nil, p.errf(n, "files[%d]: want a mapping (path, content, mode, deleted)", i)
+		}
+		var f FileChange
+		var hasContent bool
+		err := p.fields(n, fileChangeKeys, func(key string, v *yaml.Node) error {
+			var err error
+			switch key {
+			case "path":
+				if f.Path, err = p.str(key, v); err == nil {
+					if cerr := checkPath(f.Path); cerr != nil {
+						err = p.errf(v, "%v", cerr)
+					}
+				}
+			case "content":
+				hasContent = true
+				if f.Content, err = p.bytes(key, v); err == nil && f.Content == nil {
+					f.Content = []byte{}
+				}
+			case "mode":
+				if f.Mode, err = p.str(key, v); err == nil {
+					var m fs.FileMode
+					if m, err = parseMode(f.Mode); err != nil {
+						err = p.errf(v, "%v", err)
+					} else {
+						f.Mode = fmt.Sprintf("%04o", m)
+					}
+				}
+			case "deleted":
+				f.Deleted, err = p.boolean(key, v)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case f.Path == "":
+			return nil, p.errf(n, "files[%d]: missing path", i)
+		case f.Deleted && (hasContent || f.Mode != ""):
+			return nil, p.errf(n, "files[%d] %s: a deleted file has no content or mode", i, f.Path)
+		case !f.Deleted && !hasContent:
+			return nil, p.errf(n, "files[%d] %s: missing content (content: \"\" for an empty file, deleted: true for a deletion)", i, f.Path)
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+// scalar returns v when it is a plain scalar, and an error naming key and
+// want otherwise.
+func (p *recParser) scalar(key, want string, v *yaml.Node) (*yaml.Node, error) {
+	if v.Kind != yaml.ScalarNode {
+		kind := map[yaml.Kind]string{yaml.MappingNode: "a mapping", yaml.SequenceNode: "a list"}[v.Kind]
+		return nil, p.errf(v, "%s: want %s, got %s", key, want, kind)
+	}
+	return v, nil
+}
+
+// str reads a string field; a number or boolean counts as its text, null as "".
+func (p *recParser) str(key string, v *yaml.Node) (string, error) {
+	if _, err := p.scalar(key, "a string", v); err != nil {
+		return "", err
+	}
+	switch v.ShortTag() {
+	case "!!str", "!!int", "!!float", "!!bool", "!!timestamp":
+		return v.Value, nil
+	case "!!null":
+		return "", nil
+	}
+	return "", p.errf(v, "%s: want a string, got %s", key, v.ShortTag())
+}
+
+// bytes reads text or !!binary content.
+func (p *recParser) bytes(key string, v *yaml.Node) ([]byte, error) {
+	if _, err := p.scalar(key, "text or !!binary", v); err != nil {
+		return nil, err
+	}
+	if v.ShortTag() == "!!binary" {
+		clean := strings.Map(func(r rune) rune {
+			if r == ' ' || r == '\t' || r == '\n' || r == '\r' {
+				return -1
+			}
+			return r
+		}, v.Value)
+		b, err := base64.StdEncoding.DecodeString(clean)
+		if err != nil {
+			return nil, p.errf(v, "%s: bad !!binary (base64): %v", key, err)
+		}
+		return b, nil
+	}
+	s, err := p.str(key, v)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(s), nil
+}
+
+func (p *recParser) count(key string, v *yaml.Node) (int64, error) {
+	if _, err := p.scalar(key, "a number", v); err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(v.Value, 10, 64)
+	if v.ShortTag() != "!!int" || err != nil {
+		return 0, p.errf(v, "%s: want a whole number, got %q", key, v.Value)
+	}
+	if n < 0 {
+		return 0, p.errf(v, "%s: must not be negative", key)
+	}
+	return n, nil
+}
+
+func (p *recParser) cost(key string, v *yaml.Node) (float64, error) {
+	if _, err := p.scalar(key, "a number", v); err != nil {
+		return 0, err
+	}
+	tag := v.ShortTag()
+	f, err := strconv.ParseFloat(v.Value, 64)
+	if (tag != "!!float" && tag != "!!int") || err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, p.errf(v, "%s: want a number of US dollars, got %q", key, v.Value)
+	}
+	if f < 0 {
+		return 0, p.errf(v, "%s: must not be negative", key)
+	}
+	return f, nil
+}
+
+func (p *recParser) duration(key string, v *yaml.Node) (time.Duration, error) {
+	s, err := p.str(key, v)
+	if err != nil {
+		return 0, err
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, p.errf(v, "%s: want a duration such as 41s or 2m3.5s, got %q", key, s)
+	}
+	if d < 0 {
+		return 0, p.errf(v, "%s: must not be negative", key)
+	}
+	return d, nil
+}
+
+func (p *recParser) boolean(key string, v *yaml.Node) (bool, error) {
+	if _, err := p.scalar(key, "true or false", v); err != nil {
+		return false, err
+	}
+	b, err := strconv.ParseBool(v.Value)
+	if v.ShortTag() != "!!bool" || err != nil {
+		return false, p.errf(v, "%s: want true or false, got %q", key, v.Value)
+	}
+	return b, nil
+}
+
+// suggest returns the known name closest to s when it is a likely typo
+// (edit distance at most 2), "" otherwise.
+func suggest(s string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := editDistance(s, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
