@@ -1,0 +1,84 @@
+package agents
+
+import (
+	"errors"
+	"os/exec"
+	"testing"
+)
+
+func TestNew(t *testing.T) {
+	tests := []struct{ name, wantName, wantErr string }{
+		{"shell", "shell", ""},
+
+		{"clod", "", `unknown engine "clod"; known engines: shell`},
+		{"auto", "", `unknown engine "auto" (auto is resolved to an installed CLI before an engine is made); known engines: shell`},
+		{"", "", `unknown engine ""; known engines: shell`},
+	}
+	for _, tt := range tests {
+		eng, err := New(tt.name)
+		switch {
+		case tt.wantErr != "":
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("New(%q) error %v, want %s", tt.name, err, tt.wantErr)
+			}
+		case err != nil:
+			t.Errorf("New(%q): %v", tt.name, err)
+		case eng.Name() != tt.wantName:
+			t.Errorf("New(%q).Name() = %q", tt.name, eng.Name())
+		}
+	}
+}
+
+func TestRegisterTwicePanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("registering shell twice did not panic")
+		}
+	}()
+	register("shell", func() Engine { return shellEngine{} })
+}
+
+func TestAuto(t *testing.T) {
+	const none = "no coding agent CLI found on PATH (looked for claude, codex, gemini, opencode); install one " +
+		"(npm install -g @anthropic-ai/claude-code, npm install -g @openai/codex, npm install -g @google/gemini-cli, " +
+		"npm install -g opencode-ai) or set engine: in workflow.yaml"
+	tests := []struct {
+		name      string
+		installed []string
+		want      string
+		wantErr   string
+	}{
+		{"all", []string{"opencode", "gemini", "codex", "claude"}, "claude", ""},
+		{"codex and gemini", []string{"gemini", "codex"}, "codex", ""},
+		{"only opencode", []string{"opencode"}, "opencode", ""},
+		{"none", nil, "", none},
+		{"only unrelated", []string{"aider", "sh"}, "", none},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var asked []string
+			lookPath := func(name string) (string, error) {
+				asked = append(asked, name)
+				for _, n := range tt.installed {
+					if n == name {
+						return "/usr/local/bin/" + name, nil
+					}
+				}
+				return "", exec.ErrNotFound
+			}
+			got, err := Auto(lookPath)
+			if got != tt.want {
+				t.Errorf("Auto = %q, want %q (asked %q)", got, tt.want, asked)
+			}
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Errorf("error %v", err)
+				}
+				return
+			}
+			if err == nil || err.Error() != tt.wantErr || !errors.Is(err, ErrNoAgentCLI) {
+				t.Errorf("error\n got %v\nwant %s", err, tt.wantErr)
+			}
+		})
+	}
+}
