@@ -13,6 +13,7 @@ var engines = map[string]func() Engine{}
 
 func init() {
 	register("shell", func() Engine { return shellEngine{} })
+	register("replay", func() Engine { return replayEngine{} })
 }
 
 // register adds an engine constructor. A name registered twice is a

@@ -9,10 +9,10 @@ import (
 func TestNew(t *testing.T) {
 	tests := []struct{ name, wantName, wantErr string }{
 		{"shell", "shell", ""},
-
-		{"clod", "", `unknown engine "clod"; known engines: shell`},
-		{"auto", "", `unknown engine "auto" (auto is resolved to an installed CLI before an engine is made); known engines: shell`},
-		{"", "", `unknown engine ""; known engines: shell`},
+		{"replay", "replay", ""},
+		{"clod", "", `unknown engine "clod"; known engines: replay, shell`},
+		{"auto", "", `unknown engine "auto" (auto is resolved to an installed CLI before an engine is made); known engines: replay, shell`},
+		{"", "", `unknown engine ""; known engines: replay, shell`},
 	}
 	for _, tt := range tests {
 		eng, err := New(tt.name)
