@@ -1,0 +1,97 @@
+package workflow
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"hash"
+	"slices"
+	"strconv"
+)
+
+// fingerprintVersion is hashed first; change it when the encoding changes so
+// that old and new fingerprints can never be equal by accident.
+const fingerprintVersion = "codemachine fingerprint v1"
+
+// Fingerprint is the hex SHA-256 that decides whether a step's last result
+// still stands (DESIGN 7). It covers the step's definition, the agent file's
+// bytes, the resolved engine and model, and every input file's path and
+// blob id. Each part is length-prefixed so no two different inputs encode
+// alike.
+//
+// The definition is normalized: list order in inputs, outputs and needs does
+// not count, and settings that only steer how a step runs (timeout,
+// parallel, attempts, review, interactive) are left out, so tuning them does
+// not re-run finished work.
+func Fingerprint(s *Step, agent *Agent, engine, model string, inputs []InputFile) string {
+	h := sha256.New()
+	field(h, "version", []byte(fingerprintVersion))
+	field(h, "step", stepJSON(s))
+	if agent != nil {
+		field(h, "agent", agent.Raw)
+	} else {
+		field(h, "no-agent", nil)
+	}
+	field(h, "engine", []byte(engine))
+	field(h, "model", []byte(model))
+	sorted := slices.SortedFunc(slices.Values(inputs), func(a, b InputFile) int {
+		return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Hash, b.Hash))
+	})
+	for _, in := range sorted {
+		field(h, "input", []byte(in.Path))
+		field(h, "hash", []byte(in.Hash))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func field(h hash.Hash, name string, value []byte) {
+	h.Write([]byte(name + " " + strconv.Itoa(len(value)) + "\n"))
+	h.Write(value)
+	h.Write([]byte("\n"))
+}
+
+// stepJSON is the step's normalized definition as canonical JSON: empty
+// values left out, keys sorted (encoding/json sorts map keys).
+func stepJSON(s *Step) []byte {
+	m := map[string]any{}
+	put := func(k, v string) {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	putList := func(k string, v []string) {
+		if len(v) > 0 {
+			sorted := slices.Clone(v)
+			slices.Sort(sorted)
+			m[k] = slices.Compact(sorted)
+		}
+	}
+	put("id", s.ID)
+	put("agent", s.Agent)
+	put("run", s.Run)
+	put("prompt", s.Prompt)
+	put("engine", s.Engine)
+	put("model", s.Model)
+	put("effort", s.Effort)
+	if len(s.Env) > 0 {
+		m["env"] = s.Env
+	}
+	putList("inputs", s.Inputs)
+	putList("outputs", s.Outputs)
+	putList("needs", s.Needs)
+	put("foreach", s.Foreach)
+	put("check", s.Check)
+	hooks := map[string]string{}
+	for k, v := range map[string]string{"before": s.Hooks.Before, "after": s.Hooks.After, "on_failure": s.Hooks.OnFailure} {
+		if v != "" {
+			hooks[k] = v
+		}
+	}
+	if len(hooks) > 0 {
+		m["hooks"] = hooks
+	}
+	// Strings, string slices and string maps always marshal: no error.
+	data, _ := json.Marshal(m)
+	return data
+}
