@@ -296,6 +296,7 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, ref, old, new, m
 	defer r.writeMu.Unlock()
 	index := filepath.Join(co.gitDir, "index")
 	lock := index + ".lock"
+	r.hook("before-lock")
 	if err := r.createLock(ctx, lock); err != nil {
 		return err
 	}
@@ -331,6 +332,7 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, ref, old, new, m
 		}
 		return err
 	}
+	r.hook("before-ref-update")
 	if _, err := r.run(ctx, RunOpts{}, true, updateRefArgs(ref, new, old, msg)); err != nil {
 		err = refError(ref, err)
 		back := []string{"read-tree", "-m", "-u", new, from}
@@ -352,6 +354,13 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, ref, old, new, m
 	}
 	ours = false
 	return nil
+}
+
+// hook runs the test hook, if any, at a named point of a landing.
+func (r *Repo) hook(stage string) {
+	if r.testHook != nil {
+		r.testHook(stage)
+	}
 }
 
 func updateRefArgs(ref, new, old, msg string) []string {

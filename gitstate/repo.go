@@ -37,6 +37,11 @@ type Repo struct {
 	gg   *gogit.Repository
 
 	ncmd atomic.Int64 // git processes started; tests use it to prove a path runs none
+
+	// testHook, when set (by tests), runs at named points while a
+	// checked-out branch is being moved ("before-lock",
+	// "before-ref-update"), so races can be staged deterministically.
+	testHook func(stage string)
 }
 
 // Open finds the repository containing dir. It fails with ErrNotRepo

@@ -1,0 +1,395 @@
+package gitstate
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLandFastPath(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "old.txt": "o\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n", "new/n.txt": "n\n", "old.txt": "\x00delete"}, "codemachine(x): fast")
+	res, err := r.Land(t.Context(), "main", base, c, LandOptions{ConflictBranch: "codemachine/conflict/x"})
+	if err != nil || res != (LandResult{Commit: c}) {
+		t.Fatalf("Land = %+v, %v", res, err)
+	}
+	if git(t, dir, "rev-parse", "main") != c {
+		t.Error("main did not move")
+	}
+	if read(t, dir, "a.txt") != "step\n" || read(t, dir, "new/n.txt") != "n\n" || exists(dir, "old.txt") {
+		t.Error("the working tree was not brought forward")
+	}
+	if s := statusShort(t, dir); s != "" {
+		t.Errorf("status after landing: %q", s)
+	}
+	if got := git(t, dir, "reflog", "-1", "--format=%gs", "main"); got != "codemachine: codemachine(x): fast" {
+		t.Errorf("reflog message %q", got)
+	}
+	if exists(dir, ".git/index.lock") {
+		t.Error("index.lock left behind")
+	}
+	// Landing the same commit again is a no-op.
+	if res, err := r.Land(t.Context(), "main", base, c, LandOptions{}); err != nil || res.Commit != c {
+		t.Errorf("second Land = %+v, %v", res, err)
+	}
+}
+
+func TestLandKeepsUncommittedChanges(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "staged.txt": "s\n", "unstaged.txt": "u\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	write(t, dir, "staged.txt", "staged edit\n")
+	git(t, dir, "add", "staged.txt")
+	write(t, dir, "staged.txt", "staged edit\nand more unstaged\n")
+	write(t, dir, "unstaged.txt", "unstaged edit\n")
+	write(t, dir, "untracked.txt", "mine\n")
+	before := statusShort(t, dir)
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n"}, "step")
+	if _, err := r.Land(t.Context(), "main", base, c, LandOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if after := statusShort(t, dir); after != before {
+		t.Errorf("status changed:\n%s\nwas\n%s", after, before)
+	}
+	if read(t, dir, "staged.txt") != "staged edit\nand more unstaged\n" || read(t, dir, "unstaged.txt") != "unstaged edit\n" || read(t, dir, "untracked.txt") != "mine\n" {
+		t.Error("uncommitted changes were lost")
+	}
+	if git(t, dir, "show", ":staged.txt") != "staged edit" {
+		t.Error("the staged version was lost")
+	}
+	if read(t, dir, "a.txt") != "step\n" {
+		t.Error("the step's change is not in the working tree")
+	}
+}
+
+func TestLandRefusesToOverwriteLocalChanges(t *testing.T) {
+	tests := []struct {
+		name  string
+		dirty func(t *testing.T, dir string)
+		paths []string
+	}{
+		{"unstaged edit", func(t *testing.T, dir string) { write(t, dir, "a.txt", "mine\n") }, []string{"a.txt"}},
+		{"staged edit", func(t *testing.T, dir string) { write(t, dir, "a.txt", "mine\n"); git(t, dir, "add", "a.txt") }, []string{"a.txt"}},
+		{"untracked file in the way", func(t *testing.T, dir string) { write(t, dir, "new.txt", "mine\n") }, []string{"new.txt"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+			base := git(t, dir, "rev-parse", "HEAD")
+			c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n", "new.txt": "step\n"}, "step")
+			tt.dirty(t, dir)
+			before := statusShort(t, dir)
+			_, err := r.Land(t.Context(), "main", base, c, LandOptions{ConflictBranch: "codemachine/conflict/implement/T3"})
+			var ce *ConflictError
+			if !errors.As(err, &ce) || ce.Reason != "uncommitted changes" || ce.Branch != "codemachine/conflict/implement/T3" || !slices.Equal(ce.Paths, tt.paths) {
+				t.Fatalf("err = %v, want a ConflictError about %v", err, tt.paths)
+			}
+			if git(t, dir, "rev-parse", "main") != base {
+				t.Error("main moved")
+			}
+			if git(t, dir, "rev-parse", "codemachine/conflict/implement/T3") != c {
+				t.Error("the commit is not kept on the conflict branch")
+			}
+			if statusShort(t, dir) != before || read(t, dir, strings.Fields(before)[1]) != "mine\n" {
+				t.Error("the user's change was touched")
+			}
+			if exists(dir, ".git/index.lock") {
+				t.Error("index.lock left behind")
+			}
+		})
+	}
+}
+
+func TestLandBranchNotCheckedOut(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	git(t, dir, "switch", "-q", "-c", "feature")
+	write(t, dir, "a.txt", "feature work\n")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n"}, "step")
+	if _, err := r.Land(t.Context(), "main", base, c, LandOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if git(t, dir, "rev-parse", "main") != c || read(t, dir, "a.txt") != "feature work\n" {
+		t.Error("wrong branch or working tree touched")
+	}
+}
+
+func TestLandRebasesOntoAMovedBranch(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "1\n2\n3\n", "b.txt": "b\n", "state.yaml": "seq: 1\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "1\n2\nstep\n", "state.yaml": "seq: 2\n"}, "codemachine(s): step\n\nBody.\n\nCodemachine-Step: s\n")
+	write(t, dir, "a.txt", "user\n2\n3\n")
+	write(t, dir, "b.txt", "user b\n")
+	tip := commitAll(t, dir, "user moved on")
+	write(t, dir, "wip.txt", "uncommitted\n")
+
+	var overlayTip string
+	overlay := func(tip, tree string) (string, error) {
+		overlayTip = tip
+		h, err := r.HashObject(t.Context(), []byte("seq: 3 (on "+tip[:7]+")\n"))
+		if err != nil {
+			return "", err
+		}
+		return r.OverlayTree(t.Context(), tree, map[string]Blob{"state.yaml": {Hash: h}})
+	}
+	res, err := r.Land(t.Context(), "main", base, c, LandOptions{Overlay: overlay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Rebased || res.Commit == c || overlayTip != tip {
+		t.Fatalf("Land = %+v (overlay saw %s)", res, overlayTip)
+	}
+	if git(t, dir, "rev-parse", "main") != res.Commit || git(t, dir, "rev-parse", "main^") != tip {
+		t.Error("the rebased commit is not on top of the user's")
+	}
+	if read(t, dir, "a.txt") != "user\n2\nstep\n" || read(t, dir, "b.txt") != "user b\n" || read(t, dir, "state.yaml") != "seq: 3 (on "+tip[:7]+")\n" {
+		t.Error("working tree does not hold the merged result")
+	}
+	orig, _ := r.CommitInfo(c)
+	got, _ := r.CommitInfo(res.Commit)
+	if got.Message != orig.Message || got.Author != orig.Author {
+		t.Errorf("rebased commit lost message or author: %+v", got)
+	}
+	if s := statusShort(t, dir); s != "?? wip.txt" {
+		t.Errorf("status = %q", s)
+	}
+}
+
+func TestLandRebaseConflict(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "1\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n"}, "codemachine(impl/T2): t\n\nCodemachine-Step: impl\nCodemachine-Task: T2\n")
+	write(t, dir, "a.txt", "user\n")
+	tip := commitAll(t, dir, "user")
+	_, err := r.Land(t.Context(), "main", base, c, LandOptions{})
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Reason != "the branch moved" || !slices.Equal(ce.Paths, []string{"a.txt"}) {
+		t.Fatalf("err = %v", err)
+	}
+	if ce.Branch != "codemachine/conflict/impl/T2" || git(t, dir, "rev-parse", ce.Branch) != c {
+		t.Errorf("conflict branch %s does not hold the original commit", ce.Branch)
+	}
+	if git(t, dir, "rev-parse", "main") != tip || read(t, dir, "a.txt") != "user\n" || statusShort(t, dir) != "" {
+		t.Error("the user's branch or tree was touched")
+	}
+	if !strings.Contains(err.Error(), "codemachine/conflict/impl/T2") {
+		t.Errorf("error does not name the branch: %v", err)
+	}
+}
+
+func TestLandOnABranchThatWasReset(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "1\n"})
+	first := git(t, dir, "rev-parse", "HEAD")
+	write(t, dir, "a.txt", "2\n")
+	base := commitAll(t, dir, "second")
+	c := stepCommit(t, r, base, map[string]string{"b.txt": "b\n"}, "step")
+	git(t, dir, "reset", "-q", "--hard", first)
+	_, err := r.Land(t.Context(), "main", base, c, LandOptions{ConflictBranch: "codemachine/conflict/s"})
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Reason != "the branch moved" || git(t, dir, "rev-parse", "main") != first {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestLandChecksTheParent(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "1\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "2\n"}, "one")
+	c2 := stepCommit(t, r, c, map[string]string{"a.txt": "3\n"}, "two")
+	if _, err := r.Land(t.Context(), "main", base, c2, LandOptions{}); err == nil || !strings.Contains(err.Error(), "parent is not the base") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// TestLandHoldsTheIndexLock: a git commit of the user's cannot slip in
+// between the working-tree update and the ref update.
+func TestLandHoldsTheIndexLock(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "u.txt": "u\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n"}, "step")
+	write(t, dir, "u.txt", "user change\n")
+	git(t, dir, "add", "u.txt")
+	var commitErr string
+	r.testHook = func(stage string) {
+		if stage == "before-ref-update" {
+			commitErr = gitFails(t, dir, "commit", "-q", "-m", "user commit")
+		}
+	}
+	if _, err := r.Land(t.Context(), "main", base, c, LandOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(commitErr, "index.lock") {
+		t.Errorf("the user's commit during landing failed for another reason: %s", commitErr)
+	}
+	r.testHook = nil
+	user := commitAll(t, dir, "user commit")
+	if git(t, dir, "rev-parse", user+"^") != c {
+		t.Error("the user's commit is not on top of the step")
+	}
+	if git(t, dir, "show", user+":a.txt") != "step" || git(t, dir, "show", user+":u.txt") != "user change" {
+		t.Error("a change was lost")
+	}
+}
+
+// TestLandAfterAConcurrentUserCommit: the user commits after Land read the
+// tip but before it locked the index. The compare-and-swap fails, the
+// working tree is put back, and the step is rebased onto the user's commit.
+func TestLandAfterAConcurrentUserCommit(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "u.txt": "u\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n"}, "step")
+	write(t, dir, "u.txt", "user change\n")
+	var user string
+	r.testHook = func(stage string) {
+		if stage == "before-lock" && user == "" {
+			user = commitAll(t, dir, "user commit")
+		}
+	}
+	res, err := r.Land(t.Context(), "main", base, c, LandOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Rebased || git(t, dir, "rev-parse", "main^") != user {
+		t.Fatalf("Land = %+v; main^ = %s, want the user's commit %s", res, git(t, dir, "rev-parse", "main^"), user)
+	}
+	if read(t, dir, "a.txt") != "step\n" || read(t, dir, "u.txt") != "user change\n" || statusShort(t, dir) != "" {
+		t.Errorf("working tree wrong: %q", statusShort(t, dir))
+	}
+}
+
+func TestLandWaitsForTheUsersIndexLock(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n"}, "step")
+	lock := filepath.Join(dir, ".git", "index.lock")
+	os.WriteFile(lock, nil, 0o644)
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		os.Remove(lock)
+	}()
+	if _, err := r.Land(t.Context(), "main", base, c, LandOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, dir, "a.txt") != "step\n" {
+		t.Error("not landed")
+	}
+	// Held for good: a clear error, the lock left alone, nothing moved.
+	c2 := stepCommit(t, r, c, map[string]string{"a.txt": "again\n"}, "again")
+	os.WriteFile(lock, nil, 0o644)
+	r.LockWait = 100 * time.Millisecond
+	_, err := r.Land(t.Context(), "main", c, c2, LandOptions{})
+	var le *LockHeldError
+	if !errors.As(err, &le) || !exists(dir, ".git/index.lock") || git(t, dir, "rev-parse", "main") != c {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestResetBranch(t *testing.T) {
+	setup := func(t *testing.T) (string, *Repo, []string) {
+		dir, r := newRepo(t, map[string]string{"a.txt": "0\n", "b.txt": "b\n"})
+		c := []string{git(t, dir, "rev-parse", "HEAD")}
+		write(t, dir, "a.txt", "1\n")
+		write(t, dir, "added.txt", "added\n")
+		c = append(c, commitAll(t, dir, "one"))
+		write(t, dir, "a.txt", "2\n")
+		c = append(c, commitAll(t, dir, "two"))
+		write(t, dir, "untracked.txt", "keep me\n")
+		return dir, r, c
+	}
+	t.Run("clean", func(t *testing.T) {
+		dir, r, c := setup(t)
+		backup, saved, err := r.ResetBranch(t.Context(), "main", c[0], c[2], false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(backup, "refs/codemachine/backup/") || saved != "" || git(t, dir, "rev-parse", backup) != c[2] {
+			t.Errorf("backup %q saved %q", backup, saved)
+		}
+		if git(t, dir, "rev-parse", "main") != c[0] || read(t, dir, "a.txt") != "0\n" || exists(dir, "added.txt") {
+			t.Error("not reset")
+		}
+		if s := statusShort(t, dir); s != "?? untracked.txt" {
+			t.Errorf("status = %q", s)
+		}
+		// A second rollback in the same second gets its own backup.
+		b2, _, err := r.ResetBranch(t.Context(), "main", c[0], "", false)
+		if err != nil || b2 == backup {
+			t.Errorf("second backup %q (first %q): %v", b2, backup, err)
+		}
+	})
+	t.Run("dirty", func(t *testing.T) {
+		dir, r, c := setup(t)
+		write(t, dir, "b.txt", "edited\n")
+		_, _, err := r.ResetBranch(t.Context(), "main", c[0], c[2], false)
+		var de *DirtyError
+		if !errors.As(err, &de) || !slices.Equal(de.Paths, []string{"b.txt"}) || de.Untracked {
+			t.Fatalf("err = %v", err)
+		}
+		if git(t, dir, "rev-parse", "main") != c[2] || read(t, dir, "b.txt") != "edited\n" {
+			t.Error("something changed")
+		}
+		if refs, _ := r.RefsWithPrefix("refs/codemachine/backup/"); len(refs) != 0 {
+			t.Errorf("backup refs written for a refused reset: %v", refs)
+		}
+	})
+	t.Run("force saves the changes", func(t *testing.T) {
+		dir, r, c := setup(t)
+		write(t, dir, "b.txt", "edited\n")
+		write(t, dir, "a.txt", "staged\n")
+		git(t, dir, "add", "a.txt")
+		backup, saved, err := r.ResetBranch(t.Context(), "main", c[0], c[2], true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if saved != backup+"-worktree" {
+			t.Errorf("saved = %q", saved)
+		}
+		if git(t, dir, "show", saved+":b.txt") != "edited" || git(t, dir, "show", saved+"^2:a.txt") != "staged" {
+			t.Error("the saved state lacks the uncommitted changes")
+		}
+		if git(t, dir, "rev-parse", "main") != c[0] || read(t, dir, "b.txt") != "b\n" || read(t, dir, "a.txt") != "0\n" {
+			t.Error("not reset")
+		}
+		if s := statusShort(t, dir); s != "?? untracked.txt" {
+			t.Errorf("status = %q", s)
+		}
+	})
+	t.Run("untracked file in the way", func(t *testing.T) {
+		dir, r, c := setup(t)
+		git(t, dir, "rm", "-q", "b.txt")
+		git(t, dir, "commit", "-q", "-m", "drop b")
+		tip := git(t, dir, "rev-parse", "HEAD")
+		write(t, dir, "b.txt", "new untracked b\n")
+		for _, force := range []bool{false, true} {
+			_, _, err := r.ResetBranch(t.Context(), "main", c[0], tip, force)
+			var de *DirtyError
+			if !errors.As(err, &de) || !de.Untracked || !slices.Equal(de.Paths, []string{"b.txt"}) {
+				t.Fatalf("force=%v: err = %v", force, err)
+			}
+		}
+		if read(t, dir, "b.txt") != "new untracked b\n" {
+			t.Error("the untracked file was overwritten")
+		}
+	})
+	t.Run("not checked out", func(t *testing.T) {
+		dir, r, c := setup(t)
+		git(t, dir, "switch", "-q", "-c", "other")
+		write(t, dir, "b.txt", "dirty on another branch\n")
+		if _, _, err := r.ResetBranch(t.Context(), "main", c[1], c[2], false); err != nil {
+			t.Fatal(err)
+		}
+		if git(t, dir, "rev-parse", "main") != c[1] || read(t, dir, "a.txt") != "2\n" {
+			t.Error("wrong reset")
+		}
+	})
+	t.Run("branch moved", func(t *testing.T) {
+		_, r, c := setup(t)
+		if _, _, err := r.ResetBranch(t.Context(), "main", c[0], c[1], false); !errors.Is(err, ErrRefMoved) {
+			t.Errorf("err = %v", err)
+		}
+	})
+}
