@@ -31,8 +31,10 @@ func (a *answer) geminiCallParts() []any {
 
 // writeGemini answers generateContent (one JSON response) or
 // streamGenerateContent?alt=sse (one response per text piece, then the
-// functionCall parts with finishReason STOP and usageMetadata).
-func writeGemini(w http.ResponseWriter, a *answer, stream bool) {
+// functionCall parts with finishReason STOP and usageMetadata). array is
+// streamGenerateContent without alt=sse, which is a JSON array of
+// responses: here one.
+func writeGemini(w http.ResponseWriter, a *answer, stream, array bool) {
 	if !stream {
 		var parts []any
 		if a.text != "" {
@@ -41,6 +43,10 @@ func writeGemini(w http.ResponseWriter, a *answer, stream bool) {
 		parts = append(parts, a.geminiCallParts()...)
 		if parts == nil {
 			parts = []any{}
+		}
+		if array {
+			writeJSON(w, http.StatusOK, []any{a.geminiResponse(parts, true)})
+			return
 		}
 		writeJSON(w, http.StatusOK, a.geminiResponse(parts, true))
 		return

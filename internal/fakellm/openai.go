@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -238,6 +239,9 @@ func writeOpenAIError(w http.ResponseWriter, f *Failure) {
 	if f.status() == 429 {
 		code = "rate_limit_exceeded"
 		if f.RetryAfter > 0 {
+			if !strings.HasSuffix(msg, ".") {
+				msg += "."
+			}
 			msg += fmt.Sprintf(" Please try again in %ss.", strconv.FormatFloat(f.RetryAfter.Seconds(), 'f', -1, 64))
 		}
 	}

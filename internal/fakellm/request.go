@@ -79,6 +79,8 @@ type incoming struct {
 	userText string
 	// includeUsage: a Chat Completions stream must end with a usage chunk.
 	includeUsage bool
+	// jsonArray: a Gemini stream without alt=sse, answered as a JSON array.
+	jsonArray bool
 }
 
 func (in *incoming) tool(name string) (toolSpec, bool) {

@@ -130,8 +130,10 @@ func (s *Server) TurnsServed() int {
 // than once.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
-		close(s.closed)
+		// Connections first: a handler woken by closed must find its
+		// connection gone rather than answer on it.
 		s.srv.Close()
+		close(s.closed)
 		<-s.done
 	})
 }
@@ -263,8 +265,9 @@ func (s *Server) model(w http.ResponseWriter, r *http.Request, e *Request, api A
 	}
 	if api == APIGemini && stream && r.URL.Query().Get("alt") != "sse" {
 		// Without alt=sse Gemini streams a JSON array; every CLI here asks
-		// for SSE, so answer the array form as one non-streamed element.
+		// for SSE, and the array form is answered with one element.
 		in.stream = false
+		in.jsonArray = true
 	}
 	s.update(e, func(e *Request) {
 		e.API = api
@@ -293,7 +296,7 @@ func (s *Server) model(w http.ResponseWriter, r *http.Request, e *Request, api A
 		return
 	}
 	if turn.Delay > 0 && !s.wait(r.Context(), turn.Delay) {
-		s.status(e, 0)
+		abort(w)
 		return
 	}
 	a.text = turn.Text
@@ -303,6 +306,7 @@ func (s *Server) model(w http.ResponseWriter, r *http.Request, e *Request, api A
 		switch fail.kind() {
 		case FailHang:
 			s.wait(r.Context(), -1)
+			abort(w)
 		case FailMalformed:
 			s.status(e, http.StatusOK)
 			switch api {
@@ -354,7 +358,7 @@ func (s *Server) writeAnswer(w http.ResponseWriter, e *Request, in *incoming, a 
 	case APIChat:
 		writeChat(w, a, in.stream, in.includeUsage)
 	case APIGemini:
-		writeGemini(w, a, in.stream)
+		writeGemini(w, a, in.stream, in.jsonArray)
 	}
 }
 
@@ -369,6 +373,21 @@ func (s *Server) writeError(w http.ResponseWriter, e *Request, api API, f *Failu
 	default:
 		writeOpenAIError(w, f)
 	}
+}
+
+// abort drops the connection without an answer: a hang or delay cut short
+// by Close must not turn into an empty 200 response.
+func abort(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		// The connection is already gone (the client left).
+		return
+	}
+	conn.Close()
 }
 
 // wait sleeps for d (forever when d < 0) unless the client goes away or the

@@ -47,7 +47,7 @@ func (s *sse) flush() {
 
 // garbage is what a malformed stream sends after its first valid event: the
 // start of a JSON object that never ends, then a line that is not SSE.
-const garbage = "data: {\"type\":\"fakellm-malformed\",\"truncated\":\n\n\x00\x01garbage that is not an event\n\n"
+const garbage = "data: {\"type\":\"fakellm-malformed\",\"truncated\":\n\ngarbage that is not an event\n\n"
 
 // mustJSON marshals values the server built itself from JSON-able parts;
 // a failure is a programming error.
