@@ -449,7 +449,7 @@ func decode(t *testing.T, api API, stream bool, e exchange) decoded {
 // error types, and the retry hints of a 429.
 func TestErrorBodies(t *testing.T) {
 	tests := []struct {
-		status int
+		status                    int
 		anthropic, openai, gemini string
 	}{
 		{400, "invalid_request_error", "invalid_request_error", "INVALID_ARGUMENT"},
