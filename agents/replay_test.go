@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/codemachine/codemachine/internal/testenv"
 )
 
 // writeTree writes files (path -> content) under dir.
@@ -56,11 +58,8 @@ func runReplay(t *testing.T, ctx context.Context, req Request) (Result, *RunErro
 // TestReplayAppliesRecording replays a task's recording in a real git
 // repository and checks the change with git itself.
 func TestReplayAppliesRecording(t *testing.T) {
-	dir := t.TempDir()
-	env := testEnv(t)
-	git(t, dir, env, "init", "-q", "-b", "main")
+	dir := testenv.GitRepo(t)
 	writeTree(t, dir, map[string]string{
-		"README.md":       "# demo\n",
 		"old.txt":         "remove me\n",
 		"cmd/app/main.go": "package main\n",
 	})
@@ -80,12 +79,12 @@ func TestReplayAppliesRecording(t *testing.T) {
 		},
 	}
 	writeRecording(t, dir, rec)
-	git(t, dir, env, "add", "-A")
-	git(t, dir, env, "commit", "-q", "-m", "base")
+	testenv.Git(t, dir, "add", "-A")
+	testenv.Git(t, dir, "commit", "-q", "-m", "base")
 
 	var log bytes.Buffer
 	var events []Event
-	req := Request{Run: "r1", Step: "implement", Task: "T1", Dir: dir, Env: env, Log: &log,
+	req := Request{Run: "r1", Step: "implement", Task: "T1", Dir: dir, Log: &log,
 		OnEvent: func(e Event) { events = append(events, e) }}
 	start := time.Now()
 	res, rerr := runReplay(t, context.Background(), req)
@@ -101,7 +100,7 @@ func TestReplayAppliesRecording(t *testing.T) {
 		t.Errorf("result\n got %+v\nwant %+v", res, want)
 	}
 
-	status := git(t, dir, env, "status", "--porcelain", "--untracked-files=all")
+	status := testenv.Git(t, dir, "status", "--porcelain", "--untracked-files=all")
 	wantStatus := strings.Join([]string{
 		" M cmd/app/main.go",
 		" D old.txt",
@@ -307,7 +306,7 @@ func TestReplayLogFailure(t *testing.T) {
 	writeRecording(t, dir, &Recording{Step: "s", Text: "done", Files: []FileChange{
 		{Path: "a.txt", Content: []byte("a")}, {Path: "b.txt", Content: []byte("b")},
 	}})
-	res, rerr := runReplay(t, context.Background(), Request{Step: "s", Dir: dir, Log: &failingWriter{n: 1}})
+	res, rerr := runReplay(t, context.Background(), Request{Step: "s", Dir: dir, Log: &failingWriter{}})
 	if rerr == nil || rerr.Msg != "write event log: disk full" || rerr.Result.Text != "done" || res.Text != "done" {
 		t.Errorf("error %+v", rerr)
 	}

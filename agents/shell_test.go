@@ -10,11 +10,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/codemachine/codemachine/internal/testenv"
 )
 
 func shellRequest(t *testing.T, command string) Request {
 	t.Helper()
-	return Request{Run: "r1", Step: "fmt", Command: command, Dir: t.TempDir(), Env: testEnv(t)}
+	return Request{Run: "r1", Step: "fmt", Command: command, Dir: t.TempDir(), Env: testenv.GitEnv(t.TempDir())}
 }
 
 func TestShellEngine(t *testing.T) {
