@@ -80,6 +80,8 @@ func globsOverlap(a, b string) bool {
 type globPat struct {
 	raw  string
 	segs []string
+	// literal[i]: segs[i] is a plain name, neither "**" nor a pattern.
+	literal []bool
 }
 
 func compileGlob(p string) globPat {
@@ -87,7 +89,11 @@ func compileGlob(p string) globPat {
 	if !hasMeta(p) && !strings.Contains(strings.TrimLeft(segs[len(segs)-1], "."), ".") {
 		segs = append(segs, "**")
 	}
-	return globPat{raw: p, segs: segs}
+	literal := make([]bool, len(segs))
+	for i, s := range segs {
+		literal[i] = s != "**" && !hasMeta(s)
+	}
+	return globPat{raw: p, segs: segs, literal: literal}
 }
 
 func (a globPat) overlaps(b globPat) bool {
@@ -96,12 +102,8 @@ func (a globPat) overlaps(b globPat) bool {
 	}
 	as, bs := a.segs, b.segs
 	// Most pairs differ in a leading literal directory or file name.
-	for i := 0; i < len(as) && i < len(bs); i++ {
-		x, y := as[i], bs[i]
-		if x == "**" || y == "**" || hasMeta(x) || hasMeta(y) {
-			break
-		}
-		if x != y {
+	for i := 0; i < len(as) && i < len(bs) && a.literal[i] && b.literal[i]; i++ {
+		if as[i] != bs[i] {
 			return false
 		}
 	}

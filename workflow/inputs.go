@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/bmatcuk/doublestar/v4"
 )
@@ -97,6 +98,16 @@ func ResolveInputs(fsys fs.FS, patterns []string) ([]InputFile, error) {
 
 var errIsDir = errors.New("is a directory")
 
+// copyBufs saves hashFile a 32 KiB allocation per file: a status check
+// hashes every input of every step.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// onlyReader hides a file's WriterTo so that io.CopyBuffer uses the
+// pooled buffer.
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
 // hashFile computes a file's git blob id, streaming it so that a large
 // input does not have to fit in memory. A symbolic link is hashed as git
 // stores it, as its target path, when fsys can tell (os.DirFS can).
@@ -128,7 +139,9 @@ func hashFile(fsys fs.FS, name string) (string, error) {
 	}
 	h := sha1.New()
 	h.Write([]byte("blob " + strconv.FormatInt(info.Size(), 10) + "\x00"))
-	n, err := io.Copy(h, f)
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	n, err := io.CopyBuffer(h, onlyReader{f}, *buf)
 	if err != nil {
 		return "", err
 	}
@@ -145,3 +158,75 @@ func BlobID(content []byte) string {
 	h.Write(content)
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// CacheFS wraps fsys for one pass over many steps (a status check, the
+// planning of a run): each file's blob id is computed once and each
+// directory listed once, however many steps' inputs touch them. It does not
+// notice edits, so make a new one per pass. The result implements
+// BlobHasher; when fsys does too, its answers are cached.
+func CacheFS(fsys fs.FS) fs.FS {
+	return &cacheFS{fsys: fsys, hashes: map[string]string{}, dirs: map[string][]fs.DirEntry{}}
+}
+
+type cacheFS struct {
+	fsys   fs.FS
+	mu     sync.Mutex
+	hashes map[string]string
+	dirs   map[string][]fs.DirEntry
+}
+
+// BlobHash returns the cached blob id of name, computing it on first use.
+func (c *cacheFS) BlobHash(name string) (string, error) {
+	c.mu.Lock()
+	h, ok := c.hashes[name]
+	c.mu.Unlock()
+	if ok {
+		return h, nil
+	}
+	var err error
+	if bh, isHasher := c.fsys.(BlobHasher); isHasher {
+		h, err = bh.BlobHash(name)
+	} else {
+		h, err = hashFile(c.fsys, name)
+	}
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	c.hashes[name] = h
+	c.mu.Unlock()
+	return h, nil
+}
+
+// ReadDir implements fs.ReadDirFS with a cache; errors are not cached.
+func (c *cacheFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	c.mu.Lock()
+	entries, ok := c.dirs[name]
+	c.mu.Unlock()
+	if ok {
+		return slices.Clone(entries), nil
+	}
+	entries, err := fs.ReadDir(c.fsys, name)
+	if err != nil {
+		return entries, err
+	}
+	c.mu.Lock()
+	c.dirs[name] = entries
+	c.mu.Unlock()
+	return slices.Clone(entries), nil
+}
+
+// Open opens name in the wrapped file system.
+func (c *cacheFS) Open(name string) (fs.File, error) { return c.fsys.Open(name) }
+
+// Stat implements fs.StatFS.
+func (c *cacheFS) Stat(name string) (fs.FileInfo, error) { return fs.Stat(c.fsys, name) }
+
+// ReadFile implements fs.ReadFileFS.
+func (c *cacheFS) ReadFile(name string) ([]byte, error) { return fs.ReadFile(c.fsys, name) }
+
+// ReadLink implements fs.ReadLinkFS when the wrapped file system can.
+func (c *cacheFS) ReadLink(name string) (string, error) { return fs.ReadLink(c.fsys, name) }
+
+// Lstat implements fs.ReadLinkFS when the wrapped file system can.
+func (c *cacheFS) Lstat(name string) (fs.FileInfo, error) { return fs.Lstat(c.fsys, name) }

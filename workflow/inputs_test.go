@@ -227,3 +227,25 @@ func TestBlobID(t *testing.T) {
 		t.Errorf("BlobID(empty) = %s", got)
 	}
 }
+
+func TestCacheFS(t *testing.T) {
+	inner := &hashingFS{MapFS: fstest.MapFS{"a.txt": {Data: []byte("a")}, "d/b.txt": {Data: []byte("b")}}}
+	cached := CacheFS(inner)
+	for range 3 {
+		got, err := ResolveInputs(cached, []string{"**/*.txt"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[1].Hash != "blob-of-d/b.txt" {
+			t.Fatalf("got %v", got)
+		}
+	}
+	if len(inner.asked) != 2 {
+		t.Errorf("inner hasher asked %d times, want once per file: %v", len(inner.asked), inner.asked)
+	}
+	plain := fstest.MapFS{"a.txt": {Data: []byte("hello\n")}}
+	got, err := ResolveInputs(CacheFS(plain), []string{"a.txt"})
+	if err != nil || got[0].Hash != BlobID([]byte("hello\n")) {
+		t.Errorf("got %v, %v", got, err)
+	}
+}

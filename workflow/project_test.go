@@ -1,0 +1,241 @@
+package workflow
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+)
+
+const exampleWorkflow = `version: 1
+name: spec-to-code
+steps:
+  - id: architecture
+    agent: architect
+    inputs: [.codemachine/spec.md]
+    outputs: [.codemachine/architecture.md]
+  - id: plan
+    agent: planner
+    inputs: [.codemachine/spec.md, .codemachine/architecture.md]
+    outputs: [.codemachine/plan.md]
+    review: true
+  - id: implement
+    agent: coder
+    foreach: .codemachine/plan.md
+    inputs: [.codemachine/architecture.md]
+    parallel: 3
+    check: go test ./...
+    attempts: 3
+  - id: review
+    agent: reviewer
+    needs: [implement]
+  - id: fmt
+    run: gofmt -w .
+    needs: [implement]
+`
+
+func exampleFS() fstest.MapFS {
+	agent := func(name string) *fstest.MapFile {
+		return &fstest.MapFile{Data: []byte("---\nname: " + name + "\n---\nYou are the " + name + ".\n")}
+	}
+	return fstest.MapFS{
+		WorkflowFile:                        {Data: []byte(exampleWorkflow)},
+		AgentsDir + "/architect.md":         agent("architect"),
+		AgentsDir + "/planner.md":           agent("planner"),
+		AgentsDir + "/coder.md":             agent("coder"),
+		AgentsDir + "/reviewer.md":          agent("reviewer"),
+		AgentsDir + "/unused.md":            {Data: []byte("{{ broken")},
+		".codemachine/spec.md":              {Data: []byte("# Todo CLI\n")},
+		".codemachine/plan.md":              {Data: []byte("# Plan\n- [x] T1: Layout\n- [ ] T2: Config (after: T1)\n- [ ] T3: README (after: T2)\n")},
+		".codemachine/recordings/plan.yaml": {Data: []byte("not read")},
+	}
+}
+
+func TestLoadProject(t *testing.T) {
+	p, err := LoadProject(exampleFS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, a := range p.Agents {
+		if a.File != AgentsDir+"/"+name+".md" {
+			t.Errorf("agent %s: File %s", name, a.File)
+		}
+	}
+	if got := strings.Join(slices.Sorted(maps.Keys(p.Agents)), ","); got != "architect,coder,planner,reviewer" {
+		t.Errorf("agents %s (the unused, broken one must not be loaded)", got)
+	}
+	plan := p.Plans[".codemachine/plan.md"]
+	if plan == nil || len(plan.Tasks) != 3 || len(p.PlanErrs) != 0 {
+		t.Fatalf("plan %+v, errs %v", plan, p.PlanErrs)
+	}
+	if got := ids(p.Graph.Order()); got != "architecture,plan,implement,review,fmt" {
+		t.Errorf("Order %s", got)
+	}
+}
+
+func TestLoadProjectNoWorkflow(t *testing.T) {
+	_, err := LoadProject(fstest.MapFS{"README.md": {}})
+	if !errors.Is(err, ErrNoWorkflow) {
+		t.Fatalf("error %v, want ErrNoWorkflow", err)
+	}
+	if err.Error() != "no .codemachine/workflow.yaml (run `codemachine init`)" {
+		t.Errorf("message %q", err)
+	}
+}
+
+func TestLoadProjectReadError(t *testing.T) {
+	fsys := fstest.MapFS{WorkflowFile: {Mode: fs.ModeDir}}
+	_, err := LoadProject(fsys)
+	if err == nil || errors.Is(err, ErrNoWorkflow) || !strings.HasPrefix(err.Error(), "load .codemachine/workflow.yaml: ") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestLoadProjectPlans(t *testing.T) {
+	t.Run("not written yet", func(t *testing.T) {
+		fsys := exampleFS()
+		delete(fsys, ".codemachine/plan.md")
+		p, err := LoadProject(fsys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := p.Plans[".codemachine/plan.md"]; ok || len(p.PlanErrs) != 0 {
+			t.Errorf("Plans %v PlanErrs %v", p.Plans, p.PlanErrs)
+		}
+	})
+	t.Run("broken plan stops only its step", func(t *testing.T) {
+		fsys := exampleFS()
+		fsys[".codemachine/plan.md"] = &fstest.MapFile{Data: []byte("- [ ] T1: a\n- [ ] T1: b\n")}
+		p, err := LoadProject(fsys)
+		if err != nil {
+			t.Fatalf("a broken plan is not a load error: %v", err)
+		}
+		errs := p.PlanErrs[".codemachine/plan.md"]
+		if len(errs) != 1 || errs.Error() != `.codemachine/plan.md:2:7: duplicate task id "T1" (first at line 1)` {
+			t.Errorf("PlanErrs = %v", errs)
+		}
+		if p.Plans[".codemachine/plan.md"] == nil {
+			t.Error("the broken plan should still be in Plans")
+		}
+	})
+}
+
+func TestLoadProjectAllErrorsAtOnce(t *testing.T) {
+	fsys := exampleFS()
+	fsys[WorkflowFile] = &fstest.MapFile{Data: []byte(`version: 1
+steps:
+  - id: a
+    agent: ghost
+  - id: b
+    agent: ghost
+    timeout: soon
+  - id: c
+    agent: architect
+    needs: [d]
+  - id: d
+    run: x
+    needs: [c]
+`)}
+	fsys[AgentsDir+"/architect.md"] = &fstest.MapFile{Data: []byte("---\nengine: gpt\n---\n{{ .Nope }}\n")}
+	_, err := LoadProject(fsys)
+	want := `.codemachine/agents/architect.md:2:9: unknown engine "gpt" (want one of auto, claude, codex, gemini, opencode, shell, replay)
+.codemachine/agents/architect.md:4:4: unknown field ".Nope"
+.codemachine/workflow.yaml:4:12: agent "ghost": no file .codemachine/agents/ghost.md
+.codemachine/workflow.yaml:6:12: agent "ghost": no file .codemachine/agents/ghost.md
+.codemachine/workflow.yaml:7:14: timeout: want a duration like 30m or 90s, got "soon"
+.codemachine/workflow.yaml:13:13: cycle: c -> d -> c`
+	if err == nil || err.Error() != want {
+		t.Errorf("errors:\n%v\nwant:\n%s", err, want)
+	}
+}
+
+// bigProject is a 100-step workflow: a chain of agent steps, each reading
+// the previous step's output and a shared source tree.
+func bigProject(steps int) fstest.MapFS {
+	fsys := fstest.MapFS{}
+	var w strings.Builder
+	w.WriteString("version: 1\nname: big\nsteps:\n")
+	for i := range steps {
+		fmt.Fprintf(&w, "  - id: step-%d\n    agent: agent-%d\n    inputs: [out/%d.md, \"src/**/*.go\"]\n    outputs: [out/%d.md]\n",
+			i, i, i-1, i)
+		fsys[fmt.Sprintf("%s/agent-%d.md", AgentsDir, i)] = &fstest.MapFile{
+			Data: []byte(fmt.Sprintf("---\nname: agent-%d\nmodel: sonnet\n---\nDo step {{ .Step.ID }}.\n{{ file \"out/%d.md\" }}\n", i, i-1)),
+		}
+		fsys[fmt.Sprintf("out/%d.md", i)] = &fstest.MapFile{Data: []byte(strings.Repeat("text ", 200))}
+		fsys[fmt.Sprintf("src/pkg%d/f.go", i%10)] = &fstest.MapFile{Data: []byte("package x\n")}
+	}
+	fsys[WorkflowFile] = &fstest.MapFile{Data: []byte(w.String())}
+	return fsys
+}
+
+func loadAndFingerprint(root fs.FS) (map[string]string, error) {
+	p, err := LoadProject(root)
+	if err != nil {
+		return nil, err
+	}
+	fsys := CacheFS(root)
+	fps := map[string]string{}
+	for _, s := range p.Graph.Order() {
+		in, err := ResolveInputs(fsys, s.Inputs)
+		if err != nil {
+			return nil, err
+		}
+		fps[s.ID] = Fingerprint(s, p.Agents[s.Agent], "claude", "sonnet", in)
+	}
+	return fps, nil
+}
+
+// diskProject writes bigProject to a temp dir: the real case reads a
+// working tree, and fstest.MapFS scans every file on each ReadDir.
+func diskProject(tb testing.TB, steps int) fs.FS {
+	tb.Helper()
+	dir := tb.TempDir()
+	for name, f := range bigProject(steps) {
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(path, f.Data, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return os.DirFS(dir)
+}
+
+// TestBigProjectFast guards the status budget (DESIGN 16: 50 ms in all)
+// with a wide margin for slow, loaded or -race runs; the benchmark below
+// gives the real figure.
+func TestBigProjectFast(t *testing.T) {
+	fsys := diskProject(t, 100)
+	want, err := loadAndFingerprint(bigProject(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	fps, err := loadAndFingerprint(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("load + fingerprints of 100 steps took %v", d)
+	}
+	if len(fps) != 100 || !maps.Equal(fps, want) {
+		t.Errorf("fingerprints on disk and in memory differ")
+	}
+}
+
+func BenchmarkLoadAndFingerprint100(b *testing.B) {
+	fsys := diskProject(b, 100)
+	for b.Loop() {
+		if _, err := loadAndFingerprint(fsys); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
