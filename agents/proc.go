@@ -313,7 +313,7 @@ func (g *group) cleanup(readDone <-chan struct{}) {
 	tick := time.NewTicker(groupPollPeriod)
 	defer tick.Stop()
 	var drain <-chan time.Time
-	gone := false
+	gone, pipesClosed := false, false
 	for {
 		if !gone && (g.killSent || !groupAlive(g.pgid)) {
 			// After SIGKILL nothing in the group can linger but zombies,
@@ -324,7 +324,7 @@ func (g *group) cleanup(readDone <-chan struct{}) {
 			defer t.Stop()
 			drain = t.C
 		}
-		if gone && isClosed(readDone) {
+		if gone && pipesClosed {
 			return
 		}
 		if !gone {
@@ -332,7 +332,8 @@ func (g *group) cleanup(readDone <-chan struct{}) {
 		}
 		select {
 		case <-readDone:
-			readDone = nil // closed: stop selecting on it
+			pipesClosed = true
+			readDone = nil // a closed channel would be selected forever
 		case <-tick.C:
 		case <-g.killC:
 			g.kill()
@@ -352,9 +353,6 @@ func groupAlive(pgid int) bool {
 }
 
 func isClosed(c <-chan struct{}) bool {
-	if c == nil {
-		return true
-	}
 	select {
 	case <-c:
 		return true
