@@ -1,0 +1,116 @@
+package gitstate
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// benchRepo makes a repository of n small files, 100 per directory.
+func benchRepo(b *testing.B, n int) (string, *Repo) {
+	b.Helper()
+	dir, err := filepath.EvalSymlinks(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	git(b, dir, "init", "-q", "-b", "main")
+	for i := range n {
+		p := filepath.Join(dir, fmt.Sprintf("d%04d", i/100), fmt.Sprintf("f%06d.txt", i))
+		if i%100 == 0 {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(p, fmt.Appendf(nil, "file %d\n", i), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	commitAll(b, dir, "initial")
+	r, err := Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return dir, r
+}
+
+// BenchmarkStageCommit compares codemachine's per-step git work (reuse a
+// pooled worktree, stage the agent's change, commit it, land it on the
+// checked-out branch bringing the user's working tree along, finish) with
+// the user doing the same change by hand (git add -A && git commit), in the
+// same run on the same repository. Metrics: cm-ms/op, git-ms/op and their
+// ratio. Set CODEMACHINE_BENCH_LARGE=1 to add a 100k-file repository.
+func BenchmarkStageCommit(b *testing.B) {
+	sizes := []int{1000}
+	if os.Getenv("CODEMACHINE_BENCH_LARGE") == "1" {
+		sizes = append(sizes, 100000)
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("files=%d", n), func(b *testing.B) {
+			dir, r := benchRepo(b, n)
+			ctx := b.Context()
+			// The one full checkout a clone pays, outside the measurement.
+			tip := git(b, dir, "rev-parse", "HEAD")
+			w, err := r.Worktree(ctx, 0, tip)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := w.Stage(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if err := w.Finish(ctx, tip); err != nil {
+				b.Fatal(err)
+			}
+			author := Signature{Name: "codemachine shell", Email: "codemachine@localhost"}
+			var cm, manual time.Duration
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				// By hand in the user's checkout.
+				start := time.Now()
+				write(b, dir, "d0001/f000100.txt", fmt.Sprintf("user change %d\n", i))
+				for _, args := range [][]string{{"add", "-A"}, {"commit", "-q", "-m", fmt.Sprintf("user %d", i)}} {
+					cmd := exec.Command("git", args...)
+					cmd.Dir = dir
+					if out, err := cmd.CombinedOutput(); err != nil {
+						b.Fatalf("git %v: %v\n%s", args, err, out)
+					}
+				}
+				manual += time.Since(start)
+
+				// One codemachine step on the new tip.
+				start = time.Now()
+				base, err := r.ResolveRev("main")
+				if err != nil {
+					b.Fatal(err)
+				}
+				w, err := r.Worktree(ctx, 0, base)
+				if err != nil {
+					b.Fatal(err)
+				}
+				write(b, w.Path(), "d0000/f000000.txt", fmt.Sprintf("step change %d\n", i))
+				tree, err := w.Stage(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c, err := r.CommitTree(ctx, CommitSpec{Tree: tree, Parents: []string{base}, Message: fmt.Sprintf("step %d", i), Author: author})
+				if err != nil {
+					b.Fatal(err)
+				}
+				res, err := r.Land(ctx, "main", base, c, LandOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := w.Finish(ctx, res.Commit); err != nil {
+					b.Fatal(err)
+				}
+				cm += time.Since(start)
+			}
+			iters := float64(b.N)
+			b.ReportMetric(float64(cm.Microseconds())/1000/iters, "cm-ms/op")
+			b.ReportMetric(float64(manual.Microseconds())/1000/iters, "git-ms/op")
+			b.ReportMetric(float64(cm)/float64(manual), "ratio")
+		})
+	}
+}

@@ -1,0 +1,159 @@
+package gitstate
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestLockInProcess(t *testing.T) {
+	_, r := newRepo(t, map[string]string{"a": "a"})
+	if _, _, held := r.LockHolder(); held {
+		t.Fatal("held before anyone locked")
+	}
+	l, err := r.Lock("run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.TookOverFrom != 0 {
+		t.Errorf("TookOverFrom = %d on a fresh lock", l.TookOverFrom)
+	}
+	if pid, cmd, held := r.LockHolder(); !held || pid != os.Getpid() || cmd != "run" {
+		t.Errorf("LockHolder = %d %q %v", pid, cmd, held)
+	}
+	_, err = r.Lock("watch")
+	var le *LockedError
+	if !errors.As(err, &le) || le.PID != os.Getpid() || le.Command != "run" {
+		t.Fatalf("second Lock = %v", err)
+	}
+	l.Release()
+	l.Release() // harmless
+	if _, _, held := r.LockHolder(); held {
+		t.Error("held after Release")
+	}
+	l2, err := r.Lock("watch")
+	if err != nil || l2.TookOverFrom != 0 {
+		t.Fatalf("Lock after a clean release = %+v, %v", l2, err)
+	}
+	l2.Release()
+}
+
+// startHolder runs this test binary as a second process that takes the
+// lock, and waits until it has.
+func startHolder(t *testing.T, dir string) (*exec.Cmd, io.WriteCloser) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "GITSTATE_HELPER=lock", "GITSTATE_REPO="+dir)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "locked" {
+		t.Fatalf("helper said %q, %v", line, err)
+	}
+	return cmd, stdin
+}
+
+func TestLockAcrossProcesses(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a": "a"})
+	cmd, stdin := startHolder(t, dir)
+	_, err := r.Lock("run")
+	var le *LockedError
+	if !errors.As(err, &le) || le.PID != cmd.Process.Pid || le.Command != "helper run" {
+		t.Fatalf("Lock while another process holds it = %v", err)
+	}
+	if want := "another codemachine (pid "; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error %q", err)
+	}
+	if pid, cmdline, held := r.LockHolder(); !held || pid != cmd.Process.Pid || cmdline != "helper run" {
+		t.Errorf("LockHolder = %d %q %v", pid, cmdline, held)
+	}
+	stdin.Close() // the helper releases and exits
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := r.Lock("run")
+	if err != nil || l.TookOverFrom != 0 {
+		t.Fatalf("Lock after the holder released = %+v, %v", l, err)
+	}
+	l.Release()
+}
+
+func TestLockTakenOverFromADeadProcess(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a": "a"})
+	cmd, _ := startHolder(t, dir)
+	pid := cmd.Process.Pid
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if _, _, held := r.LockHolder(); held {
+		t.Error("a dead process still holds the lock")
+	}
+	l, err := r.Lock("run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if l.TookOverFrom != pid || l.TookOverCommand != "helper run" {
+		t.Errorf("TookOverFrom = %d %q, want %d", l.TookOverFrom, l.TookOverCommand, pid)
+	}
+	if got := read(t, r.LocalDir(), "lock"); got != "pid "+strconv.Itoa(os.Getpid())+"\ncommand run\n" {
+		t.Errorf("lock file = %q", got)
+	}
+}
+
+func TestLocalFiles(t *testing.T) {
+	_, r := newRepo(t, map[string]string{"a": "a"})
+	type holds struct {
+		Steps map[string]string `yaml:"steps"`
+	}
+	var got holds
+	if err := r.ReadLocal("holds.yaml", &got); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
+	}
+	want := holds{Steps: map[string]string{"implement/T3": "a1b2"}}
+	if err := r.WriteLocal("holds.yaml", want); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ReadLocal("holds.yaml", &got); err != nil || got.Steps["implement/T3"] != "a1b2" {
+		t.Fatalf("ReadLocal = %+v, %v", got, err)
+	}
+	if err := r.WriteLocal("runs/r1.yaml", want); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "../x", "/etc/passwd", "a/../../b"} {
+		if err := r.WriteLocal(bad, want); err == nil {
+			t.Errorf("WriteLocal(%q) succeeded", bad)
+		}
+	}
+	os.WriteFile(r.LocalDir()+"/broken.yaml", []byte("steps: [\n"), 0o644)
+	if err := r.ReadLocal("broken.yaml", &got); err == nil || !strings.Contains(err.Error(), "broken.yaml") {
+		t.Errorf("ReadLocal of broken YAML = %v", err)
+	}
+	entries, _ := os.ReadDir(r.LocalDir())
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temporary file left: %s", e.Name())
+		}
+	}
+	if got := r.LogDir("20261124T101500Z"); got != r.LocalDir()+"/logs/20261124T101500Z" {
+		t.Errorf("LogDir = %s", got)
+	}
+}
