@@ -14,6 +14,7 @@ type Graph struct {
 	up    map[string][]dep // direct dependencies, in the order found
 	down  map[string][]string
 	order []*Step
+	pos   map[string]int // id -> index in order
 }
 
 // dep is one dependency of a step, with where it was declared, so that a
@@ -94,6 +95,10 @@ func (w *Workflow) Graph() (*Graph, error) {
 	}
 	errs := g.cycles()
 	g.order = g.topo()
+	g.pos = make(map[string]int, len(g.order))
+	for i, s := range g.order {
+		g.pos[s.ID] = i
+	}
 	return g, errs.Err()
 }
 

@@ -1,0 +1,89 @@
+package workflow
+
+import "fmt"
+
+// Reason says in a few words why a step is due ("never ran", "waits for
+// plan", "3 tasks to do").
+type Reason string
+
+// DueSteps decides which steps are due (DESIGN 7) and why. fps holds each
+// step's current fingerprint (a missing entry counts as changed), recs the
+// record of each step's last success (a missing entry: it never succeeded).
+// Only due steps are returned.
+//
+// A step is due when it never succeeded, when an upstream step is due or
+// has succeeded since it did, or when its fingerprint changed. A step
+// downstream of a due step is due ("waits for X") even if it may turn out
+// to have nothing to do once X has run: that cannot be known before. A foreach
+// step is instead due while its plan has unchecked tasks, when the plan is
+// not written yet, or when the plan has errors (so that the error is shown
+// where the step is); it waits like any step for its upstream.
+func DueSteps(p *Project, fps map[string]string, recs map[string]Record) map[string]Reason {
+	g := p.Graph
+	if g == nil {
+		// Cycles only make Order fall back to file order; the reasons
+		// stay meaningful.
+		g, _ = p.Workflow.Graph()
+	}
+	due := map[string]Reason{}
+	for _, s := range g.Order() {
+		if r := p.stepDue(g, s, fps, recs, due); r != "" {
+			due[s.ID] = r
+		}
+	}
+	return due
+}
+
+func (p *Project) stepDue(g *Graph, s *Step, fps map[string]string, recs map[string]Record, due map[string]Reason) Reason {
+	rec, ran := recs[s.ID]
+	if !ran && s.Foreach == "" {
+		return "never ran"
+	}
+	up := g.Upstream(s.ID)
+	// Name the due upstream step that runs last: "waits for plan" says
+	// more than "waits for architecture" when plan waits for that too.
+	var waitFor string
+	for _, u := range up {
+		if _, ok := due[u]; ok && (waitFor == "" || g.pos[u] > g.pos[waitFor]) {
+			waitFor = u
+		}
+	}
+	if waitFor != "" {
+		return Reason("waits for " + waitFor)
+	}
+	if s.Foreach != "" {
+		return p.foreachDue(s)
+	}
+	for _, u := range up {
+		if r, ok := recs[u]; ok && r.Seq > rec.Seq {
+			return Reason(u + " ran since")
+		}
+	}
+	if fp, ok := fps[s.ID]; !ok || fp != rec.Fingerprint {
+		return "inputs or definition changed"
+	}
+	return ""
+}
+
+func (p *Project) foreachDue(s *Step) Reason {
+	if len(p.PlanErrs[s.Foreach]) > 0 {
+		return "plan has errors"
+	}
+	plan := p.Plans[s.Foreach]
+	if plan == nil {
+		return Reason(s.Foreach + " not written yet")
+	}
+	todo := 0
+	for _, t := range plan.Tasks {
+		if !t.Done {
+			todo++
+		}
+	}
+	switch todo {
+	case 0:
+		return ""
+	case 1:
+		return "1 task to do"
+	}
+	return Reason(fmt.Sprintf("%d tasks to do", todo))
+}
