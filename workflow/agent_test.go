@@ -195,3 +195,29 @@ func TestFooterGolden(t *testing.T) {
 		"=== no outputs ===\n" + Footer("/home/u/todo", nil)
 	golden(t, "render/footer.golden", []byte(got))
 }
+
+// TestRenderConcurrent renders one parsed agent from many goroutines, as
+// parallel foreach tasks do; run with -race.
+func TestRenderConcurrent(t *testing.T) {
+	a, err := ParseAgent("x.md", []byte(`Task {{ .Task.ID }}: {{ file "spec.md" }}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{"spec.md": {Data: []byte("spec")}}
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			id := fmt.Sprintf("T%d", i)
+			got, err := a.Render(fsys, PromptData{Task: &TaskInfo{ID: id}})
+			if err == nil && got != "Task "+id+": spec" {
+				err = fmt.Errorf("got %q", got)
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
