@@ -54,6 +54,10 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 		text := strings.TrimSuffix(string(data[off:off+end]), "\r")
 		start := off
 		off = next
+		if lineNo == 1 && strings.HasPrefix(text, "\uFEFF") {
+			// A byte order mark some editors write is not text.
+			text, start = text[len("\uFEFF"):], start+len("\uFEFF")
+		}
 
 		if fence.open {
 			if fence.inBody && cur != nil {

@@ -136,6 +136,19 @@ func TestPlanSetDone(t *testing.T) {
 	}
 }
 
+func TestParsePlanBOM(t *testing.T) {
+	data := []byte("\uFEFF- [ ] T1: first line after a byte order mark\n")
+	p, err := ParsePlan("plan.md", data)
+	if err != nil || len(p.Tasks) != 1 {
+		t.Fatalf("tasks %v, err %v", p.Tasks, err)
+	}
+	out, err := p.SetDone("T1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertOneByte(t, data, out, 6, 'x')
+}
+
 func TestPlanRunnable(t *testing.T) {
 	tests := []struct {
 		name, plan string
