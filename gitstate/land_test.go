@@ -2,6 +2,7 @@ package gitstate
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -392,4 +393,65 @@ func TestResetBranch(t *testing.T) {
 			t.Errorf("err = %v", err)
 		}
 	})
+}
+
+func TestLandOnAnUnbornBranch(t *testing.T) {
+	dir := t.TempDir()
+	git(t, dir, "init", "-q", "-b", "main")
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, "mine.txt", "untracked\n")
+	blob, _ := r.HashObject(t.Context(), []byte("first\n"))
+	empty, _ := r.emptyTree(t.Context())
+	tree, err := r.OverlayTree(t.Context(), empty, map[string]Blob{"first.txt": {Hash: blob}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.CommitTree(t.Context(), CommitSpec{Tree: tree, Message: "root step"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Land(t.Context(), "main", "", c, LandOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := r.Head(); h.Commit != c || read(t, dir, "first.txt") != "first\n" || statusShort(t, dir) != "?? mine.txt" {
+		t.Errorf("head %+v, status %q", h, statusShort(t, dir))
+	}
+}
+
+// TestParallelLandings lands steps of parallel slots at once: each either
+// lands directly or is rebased, and none is lost.
+func TestParallelLandings(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"seed.txt": "s\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	const n = 4
+	commits := make([]string, n)
+	for i := range n {
+		commits[i] = stepCommit(t, r, base, map[string]string{fmt.Sprintf("task%d.txt", i): "done\n"}, fmt.Sprintf("task %d", i))
+	}
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := r.Land(t.Context(), "main", base, commits[i], LandOptions{Attempts: n + 1})
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := git(t, dir, "rev-list", "--count", "HEAD"); got != fmt.Sprint(n+1) {
+		t.Errorf("%s commits, want %d", got, n+1)
+	}
+	for i := range n {
+		if read(t, dir, fmt.Sprintf("task%d.txt", i)) != "done\n" {
+			t.Errorf("task %d lost", i)
+		}
+	}
+	if s := statusShort(t, dir); s != "" {
+		t.Errorf("status = %q", s)
+	}
 }

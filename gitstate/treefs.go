@@ -273,21 +273,23 @@ func (t *TreeFS) blobSize(h plumbing.Hash) int64 {
 }
 
 // entryInfo is both the fs.FileInfo and the fs.DirEntry of a tree entry.
-// The size of a blob is looked up only when asked for.
+// The size of a blob is looked up only when asked for (listing a directory
+// reads no blob), and then every time, so that an entryInfo shared between
+// goroutines needs no lock.
 type entryInfo struct {
 	t     *TreeFS
 	e     object.TreeEntry
 	name  string
 	size  int64
-	sized bool
+	sized bool // size is known (set once, before the entryInfo is shared)
 }
 
 func (i *entryInfo) Name() string { return i.name }
 func (i *entryInfo) Size() int64 {
-	if !i.sized && !isDirMode(i.e.Mode) {
-		i.size, i.sized = i.t.blobSize(i.e.Hash), true
+	if i.sized || isDirMode(i.e.Mode) {
+		return i.size
 	}
-	return i.size
+	return i.t.blobSize(i.e.Hash)
 }
 func (i *entryInfo) Mode() fs.FileMode {
 	switch i.e.Mode {

@@ -9,6 +9,7 @@ package gitstate
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -83,7 +84,11 @@ type ConflictError struct {
 }
 
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("cannot land: %s conflict in %v; the commit is kept on branch %s", e.Reason, e.Paths, e.Branch)
+	where := ""
+	if len(e.Paths) > 0 {
+		where = " (" + strings.Join(e.Paths, ", ") + ")"
+	}
+	return fmt.Sprintf("cannot land: %s%s; the commit is kept on branch %s", e.Reason, where, e.Branch)
 }
 
 // LockedError is returned by Lock when another live process holds the

@@ -98,7 +98,7 @@ func (r *Repo) worktree(ctx context.Context, slot int, base string) (*Worktree, 
 		}
 		clean = baseHash
 	}
-	if err := w.setMarker("dirty"); err != nil {
+	if err := w.markDirty(); err != nil {
 		return nil, err
 	}
 	switch {
@@ -239,7 +239,7 @@ func (w *Worktree) Finish(ctx context.Context, commit string) error {
 		w.Discard()
 		return fmt.Errorf("worktree slot %d: finish: %w", w.slot, err)
 	}
-	if err := w.setMarker("clean " + commit); err != nil {
+	if err := w.markClean(commit); err != nil {
 		w.Discard()
 		return err
 	}
@@ -250,7 +250,7 @@ func (w *Worktree) Finish(ctx context.Context, commit string) error {
 // Discard gives the worktree back to the pool as dirty: the next use
 // forces it to its base and cleans it.
 func (w *Worktree) Discard() {
-	_ = w.setMarker("dirty")
+	_ = w.markDirty()
 	w.close()
 }
 
@@ -261,15 +261,32 @@ func (w *Worktree) close() {
 	}
 }
 
-func (w *Worktree) setMarker(s string) error {
-	if err := writeFileAtomic(w.marker, []byte(s+"\n")); err != nil {
+// markDirty removes the marker: a missing marker means dirty. Removing is
+// a single journaled metadata operation, ordered before anything the agent
+// then writes, so no crash can leave a "clean" marker on a used worktree.
+func (w *Worktree) markDirty() error {
+	if err := os.Remove(w.marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
+	}
+	return nil
+}
+
+// markClean records that the worktree's files, index and HEAD are commit.
+// The new marker is renamed into place without a sync: if a crash loses
+// its content, an empty or missing marker reads as dirty, which is safe.
+func (w *Worktree) markClean(commit string) error {
+	tmp := w.marker + ".tmp"
+	if err := os.WriteFile(tmp, []byte("clean "+commit+"\n"), 0o644); err != nil {
+		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
+	}
+	if err := os.Rename(tmp, w.marker); err != nil {
 		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
 	}
 	return nil
 }
 
 // readMarker returns the commit a pooled worktree was left clean at, ""
-// when it is dirty or unknown.
+// when it is dirty (no marker) or unknown.
 func readMarker(path string) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
