@@ -43,11 +43,7 @@ func benchRepo(b *testing.B, n int) (string, *Repo) {
 // same run on the same repository. Metrics: cm-ms/op, git-ms/op and their
 // ratio. Set CODEMACHINE_BENCH_LARGE=1 to add a 100k-file repository.
 func BenchmarkStageCommit(b *testing.B) {
-	sizes := []int{1000}
-	if os.Getenv("CODEMACHINE_BENCH_LARGE") == "1" {
-		sizes = append(sizes, 100000)
-	}
-	for _, n := range sizes {
+	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("files=%d", n), func(b *testing.B) {
 			dir, r := benchRepo(b, n)
 			ctx := b.Context()
@@ -113,4 +109,67 @@ func BenchmarkStageCommit(b *testing.B) {
 			b.ReportMetric(float64(cm)/float64(manual), "ratio")
 		})
 	}
+}
+
+// BenchmarkWorktreeReuse measures handing out a pooled worktree that was
+// left clean at the requested base: the hot path of sequential steps, which
+// runs no git command whatever the size of the repository.
+func BenchmarkWorktreeReuse(b *testing.B) {
+	for _, n := range benchSizes() {
+		b.Run(fmt.Sprintf("files=%d", n), func(b *testing.B) {
+			dir, r := benchRepo(b, n)
+			ctx := b.Context()
+			tip := git(b, dir, "rev-parse", "HEAD")
+			w, err := r.Worktree(ctx, 0, tip)
+			if err != nil {
+				b.Fatal(err)
+			}
+			w.Discard()
+			before := r.ncmd.Load()
+			for b.Loop() {
+				if err := w.markClean(tip); err != nil {
+					b.Fatal(err)
+				}
+				if w, err = r.Worktree(ctx, 0, tip); err != nil {
+					b.Fatal(err)
+				}
+				w.close()
+			}
+			if r.ncmd.Load() != before {
+				b.Fatal("the reuse path ran git")
+			}
+		})
+	}
+}
+
+// BenchmarkTreeFS measures what a fingerprint needs from a commit: open
+// its tree, hash a few inputs and read a state file.
+func BenchmarkTreeFS(b *testing.B) {
+	for _, n := range benchSizes() {
+		b.Run(fmt.Sprintf("files=%d", n), func(b *testing.B) {
+			_, r := benchRepo(b, n)
+			for b.Loop() {
+				fsys, err := r.TreeFS("HEAD")
+				if err != nil {
+					b.Fatal(err)
+				}
+				t := fsys.(*TreeFS)
+				for _, name := range []string{"d0000/f000000.txt", "d0001/f000100.txt", "d0009/f000999.txt"} {
+					if _, err := t.BlobHash(name); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if _, err := t.ReadFile("d0000/f000001.txt"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func benchSizes() []int {
+	if os.Getenv("CODEMACHINE_BENCH_LARGE") == "1" {
+		return []int{1000, 100000}
+	}
+	return []int{1000}
 }

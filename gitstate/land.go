@@ -273,9 +273,8 @@ type switchConflict struct {
 func (e *switchConflict) Error() string { return e.msg }
 
 var (
-	entryRe     = regexp.MustCompile(`(?:Entry|file) '([^']+)'`)
-	listedRe    = regexp.MustCompile(`(?m)^\t(.+)$`)
-	localRefErr = regexp.MustCompile(`not uptodate|would be overwritten|would be removed|would be lost`)
+	entryRe  = regexp.MustCompile(`(?:Entry|file) '([^']+)'`)
+	listedRe = regexp.MustCompile(`(?m)^\t(.+)$`)
 )
 
 // switchCheckout moves a checked-out branch from old to new together with
@@ -326,8 +325,11 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, ref, old, new, m
 		args = []string{"read-tree", "--reset", "-u", new}
 	}
 	if _, err := r.run(ctx, opts, true, args); err != nil {
+		// Whatever git refused (local changes above all, but also an
+		// index in the middle of a merge), nothing has moved: report it
+		// as a conflict so that the commit is kept on a branch.
 		var ge *GitError
-		if errors.As(err, &ge) && localRefErr.MatchString(ge.Stderr) {
+		if errors.As(err, &ge) {
 			return &switchConflict{paths: conflictPaths(ge.Stderr), msg: err.Error()}
 		}
 		return err
@@ -520,8 +522,8 @@ func (r *Repo) ResetBranch(ctx context.Context, branch, to, expectedTip string, 
 	}
 	err = r.switchCheckout(ctx, cos[0], ref, tip, target, msg, hard)
 	var sc *switchConflict
-	if errors.As(err, &sc) {
-		return backupRef, saved, &DirtyError{Paths: sc.paths, Untracked: true}
+	if errors.As(err, &sc) && len(sc.paths) > 0 {
+		return backupRef, saved, &DirtyError{Paths: sc.paths}
 	}
 	if err != nil {
 		return backupRef, saved, fmt.Errorf("reset %s: %w", branch, err)

@@ -127,6 +127,9 @@ func TestLandRebasesOntoAMovedBranch(t *testing.T) {
 	write(t, dir, "b.txt", "user b\n")
 	tip := commitAll(t, dir, "user moved on")
 	write(t, dir, "wip.txt", "uncommitted\n")
+	write(t, dir, "staged.txt", "staged\n")
+	git(t, dir, "add", "staged.txt")
+	write(t, dir, "b.txt", "user b\nunstaged\n")
 
 	var overlayTip string
 	overlay := func(tip, tree string) (string, error) {
@@ -147,7 +150,7 @@ func TestLandRebasesOntoAMovedBranch(t *testing.T) {
 	if git(t, dir, "rev-parse", "main") != res.Commit || git(t, dir, "rev-parse", "main^") != tip {
 		t.Error("the rebased commit is not on top of the user's")
 	}
-	if read(t, dir, "a.txt") != "user\n2\nstep\n" || read(t, dir, "b.txt") != "user b\n" || read(t, dir, "state.yaml") != "seq: 3 (on "+tip[:7]+")\n" {
+	if read(t, dir, "a.txt") != "user\n2\nstep\n" || read(t, dir, "b.txt") != "user b\nunstaged\n" || read(t, dir, "state.yaml") != "seq: 3 (on "+tip[:7]+")\n" {
 		t.Error("working tree does not hold the merged result")
 	}
 	orig, _ := r.CommitInfo(c)
@@ -155,7 +158,7 @@ func TestLandRebasesOntoAMovedBranch(t *testing.T) {
 	if got.Message != orig.Message || got.Author != orig.Author {
 		t.Errorf("rebased commit lost message or author: %+v", got)
 	}
-	if s := statusShort(t, dir); s != "?? wip.txt" {
+	if s := statusShort(t, dir); s != " M b.txt\nA  staged.txt\n?? wip.txt" {
 		t.Errorf("status = %q", s)
 	}
 }
