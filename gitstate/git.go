@@ -43,6 +43,7 @@ type GitError struct {
 	ExitCode int // -1 when git could not be started or was killed
 }
 
+// Error is "git <subcommand>: <what git said>", on one line.
 func (e *GitError) Error() string {
 	return "git " + subcommand(e.Args) + ": " + firstLine(e.Stderr)
 }
@@ -56,6 +57,7 @@ type LockHeldError struct {
 	Waited time.Duration // how long the command kept retrying
 }
 
+// Error names the lock file and how long the command waited for it.
 func (e *LockHeldError) Error() string {
 	return fmt.Sprintf("git %s: %s is held by another process (waited %s); if no git command is running, remove it", e.Cmd, e.Path, e.Waited.Round(time.Millisecond))
 }

@@ -39,6 +39,7 @@ type DirtyError struct {
 	Untracked bool // the paths are untracked files the reset would overwrite
 }
 
+// Error lists the files in the way, on one line.
 func (e *DirtyError) Error() string {
 	what := "uncommitted changes in"
 	if e.Untracked {
@@ -67,7 +68,9 @@ func plural(n int, word string) string {
 //     the branch no longer contains base, the result is a *ConflictError
 //     "the branch moved".
 //
-// A ConflictError always leaves the commit on its conflict branch. The
+// A ConflictError always leaves the commit on its conflict branch; after
+// any other error the commit is referenced by nothing Land wrote, and the
+// caller keeps it (refs/codemachine/failed/...). The
 // user's staged, unstaged and untracked changes survive every path, and a
 // commit the user makes while Land runs is never overwritten: the index
 // lock is held from the working-tree update to the ref update.
@@ -91,7 +94,8 @@ func (r *Repo) Land(ctx context.Context, branch, base, commit string, opts LandO
 		if name == "" {
 			name = conflictBranchFor(orig)
 		}
-		if err := r.keepOnBranch(ctx, name, keep); err != nil {
+		name, err := r.keepOnBranch(ctx, name, keep)
+		if err != nil {
 			return LandResult{}, fmt.Errorf("land %s: keep it on %s: %w", short(commit), name, err)
 		}
 		return LandResult{}, &ConflictError{Branch: name, Paths: paths, Reason: reason}
@@ -160,7 +164,8 @@ func (r *Repo) Land(ctx context.Context, branch, base, commit string, opts LandO
 		}
 		return LandResult{Commit: rebased, Rebased: true}, nil
 	}
-	return LandResult{}, fmt.Errorf("land %s on %s: the branch kept moving (%d attempts): %w", short(commit), branch, attempts, ErrRefMoved)
+	// The branch kept moving under every attempt.
+	return conflict("the branch moved", nil, commit)
 }
 
 func short(h string) string {
@@ -188,23 +193,40 @@ func conflictBranchFor(c Commit) string {
 }
 
 // keepOnBranch points branch at commit, replacing an earlier conflict kept
-// there (which stays in the branch's reflog).
-func (r *Repo) keepOnBranch(ctx context.Context, branch, commit string) error {
-	ref := "refs/heads/" + branch
+// there (which stays in the branch's reflog). A conflict branch the user
+// has checked out (to look at the last conflict) is not moved under their
+// feet: the commit goes to branch-2, branch-3, ... instead. It returns the
+// branch used.
+func (r *Repo) keepOnBranch(ctx context.Context, branch, commit string) (string, error) {
+	name := branch
+	for i := 2; ; i++ {
+		cos, err := r.checkoutsOn("refs/heads/" + name)
+		if err != nil {
+			return name, err
+		}
+		if len(cos) == 0 {
+			break
+		}
+		if i > 100 {
+			return name, fmt.Errorf("every candidate branch is checked out")
+		}
+		name = fmt.Sprintf("%s-%d", branch, i)
+	}
+	ref := "refs/heads/" + name
 	for range 3 {
 		cur, err := r.refHash(ref)
 		if err != nil {
-			return err
+			return name, err
 		}
 		if cur == commit {
-			return nil
+			return name, nil
 		}
-		err = r.updateRef(ctx, RunOpts{Env: []string{"GIT_REFLOG_ACTION=codemachine"}}, ref, commit, cur, "codemachine: kept after a conflict")
+		err = r.updateRef(ctx, RunOpts{}, ref, commit, cur, "codemachine: kept after a conflict")
 		if !errors.Is(err, ErrRefMoved) {
-			return err
+			return name, err
 		}
 	}
-	return fmt.Errorf("update %s: %w", ref, ErrRefMoved)
+	return name, fmt.Errorf("update %s: %w", ref, ErrRefMoved)
 }
 
 // checkout is a worktree of the user's (not of the pool).

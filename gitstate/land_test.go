@@ -458,3 +458,25 @@ func TestParallelLandings(t *testing.T) {
 		t.Errorf("status = %q", s)
 	}
 }
+
+func TestConflictBranchCheckedOutIsNotMoved(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "1\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c1 := stepCommit(t, r, base, map[string]string{"a.txt": "first try\n"}, "try 1")
+	c2 := stepCommit(t, r, base, map[string]string{"a.txt": "second try\n"}, "try 2")
+	write(t, dir, "a.txt", "user\n")
+	commitAll(t, dir, "user")
+	opts := LandOptions{ConflictBranch: "codemachine/conflict/s"}
+	if _, err := r.Land(t.Context(), "main", base, c1, opts); err == nil {
+		t.Fatal("no conflict")
+	}
+	git(t, dir, "switch", "-q", "codemachine/conflict/s")
+	_, err := r.Land(t.Context(), "main", base, c2, opts)
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Branch != "codemachine/conflict/s-2" {
+		t.Fatalf("err = %v", err)
+	}
+	if git(t, dir, "rev-parse", "codemachine/conflict/s") != c1 || git(t, dir, "rev-parse", "codemachine/conflict/s-2") != c2 {
+		t.Error("conflict branches wrong")
+	}
+}

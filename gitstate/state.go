@@ -22,6 +22,7 @@ type StateError struct {
 	Msg       string
 }
 
+// Error is "file:line:col: message" (line and column when known).
 func (e *StateError) Error() string {
 	switch {
 	case e.Line > 0 && e.Col > 0:

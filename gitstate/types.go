@@ -83,6 +83,7 @@ type ConflictError struct {
 	Reason string   // "the branch moved" or "uncommitted changes"
 }
 
+// Error says why the commit did not land and which branch keeps it.
 func (e *ConflictError) Error() string {
 	where := ""
 	if len(e.Paths) > 0 {
@@ -98,6 +99,7 @@ type LockedError struct {
 	Command string // what the holder is running, as written in the lock file
 }
 
+// Error names the process that holds the lock.
 func (e *LockedError) Error() string {
 	return fmt.Sprintf("another codemachine (pid %d, %s) is running in this repository", e.PID, e.Command)
 }

@@ -334,8 +334,9 @@ func (w *Worktree) GitFileIntact() error {
 }
 
 // GitSnapshot is what an agent must not change in the repository's git
-// directory: the worktree's .git file, the shared config, hooks/ and
-// info/, the main worktree's HEAD, and the branches and tags.
+// directory: the pooled worktree's .git file, the shared config, hooks/ and
+// info/, the HEAD of the user's worktree (and of the main worktree), and
+// the branches and tags.
 type GitSnapshot struct {
 	Files map[string]string // label -> content hash ("" when absent)
 	Refs  map[string]string // full ref name -> commit
@@ -346,11 +347,15 @@ type GitSnapshot struct {
 func (w *Worktree) SnapshotGitDir() (GitSnapshot, error) {
 	r := w.repo
 	s := GitSnapshot{Files: map[string]string{}, Refs: map[string]string{}}
-	for label, p := range map[string]string{
+	files := map[string]string{
 		"worktree .git file": filepath.Join(w.path, ".git"),
 		"config":             filepath.Join(r.commonDir, "config"),
-		"HEAD":               filepath.Join(r.commonDir, "HEAD"),
-	} {
+		"HEAD":               filepath.Join(r.gitDir, "HEAD"),
+	}
+	if r.gitDir != r.commonDir {
+		files["main worktree HEAD"] = filepath.Join(r.commonDir, "HEAD")
+	}
+	for label, p := range files {
 		h, err := hashFile(p)
 		if err != nil {
 			return GitSnapshot{}, fmt.Errorf("snapshot %s: %w", label, err)
@@ -411,7 +416,9 @@ func hashFile(p string) (string, error) {
 // Changed lists, sorted, what differs between s (before) and after: file
 // labels ("config", "hooks/pre-commit", "HEAD", "worktree .git file") and
 // ref names. Refs in ignoreRefs (those the orchestrator moved itself) are
-// left out.
+// left out. What the user did meanwhile in their own checkout (a commit, a
+// branch switch) looks the same as an agent's doing; telling them apart is
+// the caller's policy.
 func (s GitSnapshot) Changed(after GitSnapshot, ignoreRefs map[string]bool) []string {
 	var out []string
 	diff := func(a, b map[string]string, skip map[string]bool) {
