@@ -293,6 +293,34 @@ func parseStatus(out string) ([]StatusEntry, error) {
 	return entries, nil
 }
 
+// StatusPaths lists, sorted, the paths under the given pathspecs (literal
+// paths or directories; all of the worktree when none) that differ from
+// HEAD in any way: staged, unstaged, or untracked (not ignored), with both
+// sides of a rename.
+func (r *Repo) StatusPaths(ctx context.Context, pathspecs ...string) ([]string, error) {
+	args := []string{"--literal-pathspecs", "status", "--porcelain=v2", "-z", "--untracked-files=all", "--"}
+	out, err := r.Read(ctx, append(args, pathspecs...)...)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := parseStatus(out)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var paths []string
+	for _, e := range entries {
+		for _, p := range []string{e.OrigPath, e.Path} {
+			if p != "" && !seen[p] {
+				seen[p] = true
+				paths = append(paths, p)
+			}
+		}
+	}
+	sort.Strings(paths)
+	return paths, nil
+}
+
 // DirtyTracked lists the tracked paths with staged or unstaged changes
 // (both sides of a rename), sorted.
 func (r *Repo) DirtyTracked(ctx context.Context) ([]string, error) {

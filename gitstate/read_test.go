@@ -287,3 +287,21 @@ func TestTreeFSIsLazy(t *testing.T) {
 		t.Errorf("decoded directories %v, want only %v", decoded, want)
 	}
 }
+
+func TestStatusPaths(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{".codemachine/workflow.yaml": "v: 1\n", ".codemachine/old.md": "o", "src/x.go": "x"})
+	write(t, dir, ".codemachine/workflow.yaml", "v: 2\n")
+	write(t, dir, ".codemachine/agents/new.md", "new")
+	git(t, dir, "mv", ".codemachine/old.md", ".codemachine/renamed.md")
+	write(t, dir, "src/x.go", "changed")
+	write(t, dir, ".gitignore", ".codemachine/*.log\n")
+	write(t, dir, ".codemachine/run.log", "ignored")
+	got, err := r.StatusPaths(t.Context(), ".codemachine")
+	want := []string{".codemachine/agents/new.md", ".codemachine/old.md", ".codemachine/renamed.md", ".codemachine/workflow.yaml"}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("StatusPaths = %v, %v; want %v", got, err, want)
+	}
+	if all, err := r.StatusPaths(t.Context()); err != nil || len(all) != 6 {
+		t.Errorf("StatusPaths() = %v, %v", all, err)
+	}
+}

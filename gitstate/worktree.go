@@ -204,6 +204,28 @@ func (w *Worktree) Stage(ctx context.Context) (string, error) {
 	return w.staged, nil
 }
 
+// StagePaths stages just the given paths (new, changed or deleted) on top
+// of what is staged already and returns the resulting tree. After Stage
+// took the agent's change, the caller writes state.yaml and the ticked plan
+// into the worktree and stages only those, without another full scan.
+func (w *Worktree) StagePaths(ctx context.Context, paths ...string) (string, error) {
+	if err := w.GitFileIntact(); err != nil {
+		return "", err
+	}
+	if len(paths) > 0 {
+		args := append([]string{"--literal-pathspecs", "add", "-A", "--"}, paths...)
+		if _, err := w.git(ctx, args...); err != nil {
+			return "", fmt.Errorf("worktree slot %d: stage %s: %w", w.slot, strings.Join(paths, ", "), err)
+		}
+	}
+	out, err := w.git(ctx, "write-tree")
+	if err != nil {
+		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
+	}
+	w.staged = trimNL(out)
+	return w.staged, nil
+}
+
 // Finish records that the step ended at commit: the worktree's HEAD is
 // pointed at it and the pool marks the worktree clean there, so the next
 // step based on commit reuses it as it is. When commit's tree is not the

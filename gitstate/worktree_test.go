@@ -338,3 +338,41 @@ func TestStepsInAPoolLandInOrder(t *testing.T) {
 		t.Errorf("user's checkout not clean: %q", statusShort(t, dir))
 	}
 }
+
+func TestStagePaths(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", ".codemachine/state.yaml": "seq: 1\n", ".codemachine/plan.md": "- [ ] T1\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	w, err := r.Worktree(ctx, 0, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, w.Path(), "a.txt", "agent\n")
+	agentTree, err := w.Stage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, w.Path(), ".codemachine/state.yaml", "seq: 2\n")
+	write(t, w.Path(), ".codemachine/plan.md", "- [x] T1\n")
+	write(t, w.Path(), "late.txt", "written after Stage, not staged\n")
+	tree, err := w.StagePaths(ctx, ".codemachine/state.yaml", ".codemachine/plan.md")
+	if err != nil || tree == agentTree {
+		t.Fatalf("StagePaths = %s, %v", tree, err)
+	}
+	changes, err := r.DiffTrees(ctx, base, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, c := range changes {
+		paths = append(paths, c.Path)
+	}
+	if want := []string{".codemachine/plan.md", ".codemachine/state.yaml", "a.txt"}; !slices.Equal(paths, want) {
+		t.Errorf("committed paths %v, want %v", paths, want)
+	}
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "agent\n", ".codemachine/state.yaml": "seq: 2\n", ".codemachine/plan.md": "- [x] T1\n"}, "step")
+	if got := git(t, dir, "rev-parse", c+"^{tree}"); got != tree {
+		t.Errorf("tree %s differs from the expected commit's %s", tree, got)
+	}
+	w.Discard()
+}
