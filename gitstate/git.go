@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -190,6 +191,10 @@ func (r *Repo) run(ctx context.Context, opts RunOpts, retryLocks bool, args []st
 func (r *Repo) exec(ctx context.Context, dir string, env []string, stdin []byte, args []string) (stdout, stderr string, code int, err error) {
 	r.ncmd.Add(1)
 	cmd := exec.CommandContext(ctx, "git", args...)
+	// On cancellation git gets SIGTERM, on which it removes the lock files
+	// it holds; SIGKILL (the default) would leave them blocking the user.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
 	cmd.Dir = dir
 	cmd.Env = env
 	if stdin != nil {

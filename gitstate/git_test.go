@@ -1,6 +1,7 @@
 package gitstate
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -165,5 +166,14 @@ func TestReadRunsWithoutOptionalLocks(t *testing.T) {
 		if !strings.Contains(env, want+"\n") {
 			t.Errorf("environment lacks %s", want)
 		}
+	}
+}
+
+func TestCancelledCommand(t *testing.T) {
+	_, r := newRepo(t, map[string]string{"a": "a"})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := r.Git(ctx, "add", "-A"); !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "git add: ") {
+		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }

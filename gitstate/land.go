@@ -327,6 +327,10 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, ref, old, new, m
 			_ = os.Remove(lock)
 		}
 	}()
+	// From here on the working tree, the index and the ref must end up
+	// consistent: a cancellation halfway would leave the user's files
+	// ahead of their branch.
+	ctx = context.WithoutCancel(ctx)
 	tmp, err := r.tempPath("switch-index")
 	if err != nil {
 		return err
