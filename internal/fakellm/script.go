@@ -132,15 +132,17 @@ type Call interface {
 }
 
 // WriteFile creates or overwrites a file. Path may be relative to the
-// working directory.
+// working directory. Claude refuses to overwrite an existing file the
+// session has not read (see EditFile).
 type WriteFile struct {
 	Path    string
 	Content string
 }
 
-// EditFile replaces Old by New in an existing file. Claude and opencode
-// refuse to edit a file the session has not read: put a ReadFile in an
-// earlier turn. For Codex (apply_patch) Old must be whole lines.
+// EditFile replaces Old by New in an existing file. Claude refuses to edit
+// a file the session has not read (the tool call fails, yet the run exits
+// 0): put a ReadFile in an earlier turn. For Codex (apply_patch) Old must
+// be whole lines.
 type EditFile struct {
 	Path string
 	Old  string
