@@ -41,7 +41,8 @@ type Installer struct {
 	Cache string
 	// NPM is the npm executable; "" = "npm" found on PATH.
 	NPM string
-	// Log receives one line per CLI actually installed; nil = nothing.
+	// Log receives one line per CLI actually installed (never two writes
+	// at once); nil = nothing.
 	Log io.Writer
 }
 
@@ -106,7 +107,7 @@ func (in *Installer) Install(ctx context.Context, names ...string) (map[string]s
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := in.installOne(ctx, npm, cache, c)
+			did, err := in.installOne(ctx, npm, cache, c)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -114,6 +115,9 @@ func (in *Installer) Install(ctx context.Context, names ...string) (map[string]s
 				return
 			}
 			bins[c.Name] = c.BinPath(cache)
+			if did && in.Log != nil {
+				fmt.Fprintf(in.Log, "installed %s into %s\n", c.Spec(), c.prefix(cache))
+			}
 		}()
 	}
 	wg.Wait()
@@ -149,19 +153,20 @@ func installed(c CLI, cache string) bool {
 	return err == nil
 }
 
-func (in *Installer) installOne(ctx context.Context, npm, cache string, c CLI) error {
+// installOne installs one CLI under its lock; did is false when another
+// process installed it while this one waited for the lock.
+func (in *Installer) installOne(ctx context.Context, npm, cache string, c CLI) (did bool, err error) {
 	prefix := c.prefix(cache)
 	if err := os.MkdirAll(prefix, 0o755); err != nil {
-		return &InstallError{CLI: c, Err: err}
+		return false, &InstallError{CLI: c, Err: err}
 	}
 	unlock, err := lockFile(ctx, prefix+".lock")
 	if err != nil {
-		return &InstallError{CLI: c, Err: err}
+		return false, &InstallError{CLI: c, Err: err}
 	}
 	defer unlock()
 	if installed(c, cache) {
-		// Another process installed it while we waited for the lock.
-		return nil
+		return false, nil
 	}
 	// Run npm inside the prefix: from the cache directory, the argument
 	// "pkg@version" names an existing directory there and npm would
@@ -174,25 +179,22 @@ func (in *Installer) installOne(ctx context.Context, npm, cache string, c CLI) e
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	if err := cmd.Run(); err != nil {
-		return &InstallError{CLI: c, Output: tail(out.String(), 2000), Err: err}
+		return false, &InstallError{CLI: c, Output: tail(out.String(), 2000), Err: err}
 	}
 	if err := checkVersion(c, prefix); err != nil {
-		return &InstallError{CLI: c, Output: tail(out.String(), 2000), Err: err}
+		return false, &InstallError{CLI: c, Output: tail(out.String(), 2000), Err: err}
 	}
 	if _, err := os.Stat(c.BinPath(cache)); err != nil {
-		return &InstallError{CLI: c, Err: fmt.Errorf("no executable after install: %w", err)}
+		return false, &InstallError{CLI: c, Err: fmt.Errorf("no executable after install: %w", err)}
 	}
 	tmp := filepath.Join(prefix, markerFile+".tmp")
 	if err := os.WriteFile(tmp, []byte(c.Spec()+"\n"), 0o644); err != nil {
-		return &InstallError{CLI: c, Err: err}
+		return false, &InstallError{CLI: c, Err: err}
 	}
 	if err := os.Rename(tmp, filepath.Join(prefix, markerFile)); err != nil {
-		return &InstallError{CLI: c, Err: err}
+		return false, &InstallError{CLI: c, Err: err}
 	}
-	if in.Log != nil {
-		fmt.Fprintf(in.Log, "installed %s into %s\n", c.Spec(), prefix)
-	}
-	return nil
+	return true, nil
 }
 
 // checkVersion reads the installed package.json rather than running the
