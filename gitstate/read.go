@@ -73,9 +73,16 @@ func (r *Repo) ResolveRev(rev string) (string, error) {
 	}
 	var out string
 	_ = r.goGit(func(g *gogit.Repository) error {
-		h, err := g.ResolveRevision(plumbing.Revision(rev))
-		if err != nil {
-			return err
+		var h *plumbing.Hash
+		if isHash(rev) {
+			// A full hash needs no revision parsing, only a lookup.
+			full := plumbing.NewHash(rev)
+			h = &full
+		} else {
+			var err error
+			if h, err = g.ResolveRevision(plumbing.Revision(rev)); err != nil {
+				return err
+			}
 		}
 		if _, err := object.GetCommit(g.Storer, *h); err != nil {
 			return err
