@@ -480,3 +480,21 @@ func TestConflictBranchCheckedOutIsNotMoved(t *testing.T) {
 		t.Error("conflict branches wrong")
 	}
 }
+
+func TestLandBringsALinkedWorktreeForward(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	linked := filepath.Join(t.TempDir(), "feature")
+	git(t, dir, "worktree", "add", "-q", "-b", "feature", linked)
+	write(t, linked, "wip.txt", "untracked in the linked worktree\n")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n"}, "step on feature")
+	if _, err := r.Land(t.Context(), "feature", base, c, LandOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, linked, "a.txt") != "step\n" || statusShort(t, linked) != "?? wip.txt" {
+		t.Errorf("linked worktree not brought forward: %q", statusShort(t, linked))
+	}
+	if read(t, dir, "a.txt") != "a\n" || statusShort(t, dir) != "" {
+		t.Error("the main worktree (on main) was touched")
+	}
+}

@@ -101,3 +101,24 @@ func TestGitReadsOurTrailers(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseMessage checks that any message parses without panicking and
+// that rendering what was parsed gives a message that parses the same.
+func FuzzParseMessage(f *testing.F) {
+	f.Add(Message{Subject: "s", Body: "b\n\n---\nK: v", Trailers: stepTrailers}.String())
+	f.Add("s\n\nA: one\n  two\n")
+	f.Add("\n\n\n")
+	f.Fuzz(func(t *testing.T, msg string) {
+		m, err := ParseMessage(msg)
+		if err != nil {
+			return
+		}
+		again, err := ParseMessage(m.String())
+		if err != nil {
+			t.Fatalf("rendered message does not parse: %q", m.String())
+		}
+		if again.String() != m.String() {
+			t.Errorf("not stable:\n%q\n%q", m.String(), again.String())
+		}
+	})
+}
