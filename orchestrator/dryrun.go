@@ -1,0 +1,138 @@
+package orchestrator
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/workflow"
+)
+
+// dryRun prints what a run would do at the branch tip, with every rendered
+// prompt, and changes nothing.
+func (o *Orchestrator) dryRun(head gitstate.Head, opts RunOptions) error {
+	w := opts.Out
+	if w == nil {
+		w = io.Discard
+	}
+	snap, err := o.load(head.Commit, opts.Overrides)
+	if err != nil {
+		return err
+	}
+	rs := &runState{opts: opts, attempted: map[string]bool{}, failed: map[string]bool{}, reported: map[string]bool{},
+		named: map[string]bool{}, tasks: map[string]bool{}, summary: &Summary{}}
+	if err := o.resolveTargets(snap, rs); err != nil {
+		return err
+	}
+	holds, err := o.holds()
+	if err != nil {
+		return err
+	}
+	failures, err := o.failures()
+	if err != nil {
+		return err
+	}
+	g := snap.project.Graph
+	n := 0
+	fmt.Fprintf(w, "dry run at %s (%s): nothing will run\n", short(head.Commit), head.Branch)
+	for _, step := range g.Order() {
+		id := step.ID
+		if rs.targets != nil && !rs.targets[id] {
+			continue
+		}
+		reason, due := snap.due[id]
+		if !due && !(opts.Force && rs.named[id]) {
+			continue
+		}
+		if !due {
+			reason = "forced"
+		}
+		st := snap.settings[id]
+		u := &unit{step: step, agent: snap.project.Agents[step.Agent], settings: st, reason: string(reason)}
+		if o.upstreamBlocked(snap, rs, step) {
+			n++
+			fmt.Fprintf(w, "\n%d. %s: after %s (%s)\n", n, id, strings.Join(dueUpstream(snap, step), ", "), reason)
+			continue
+		}
+		if step.Foreach != "" {
+			if errs := snap.project.PlanErrs[step.Foreach]; len(errs) > 0 {
+				n++
+				fmt.Fprintf(w, "\n%d. %s: cannot run: %s has errors:\n%s\n", n, id, step.Foreach, errs.Error())
+				continue
+			}
+			plan := snap.project.Plans[step.Foreach]
+			if plan == nil {
+				continue
+			}
+			runnable := plan.Runnable()
+			for _, t := range runnable {
+				tu := *u
+				tu.task = t
+				n++
+				o.printDryUnit(w, snap, &tu, n, holds, failures, opts.SkipFailed)
+			}
+			if waiting := len(unchecked(plan)) - len(runnable); waiting > 0 {
+				fmt.Fprintf(w, "\n   (%d more task(s) of %s wait for their dependencies)\n", waiting, id)
+			}
+			continue
+		}
+		n++
+		o.printDryUnit(w, snap, u, n, holds, failures, opts.SkipFailed)
+	}
+	if n == 0 {
+		fmt.Fprintln(w, "\nnothing is due")
+	}
+	return nil
+}
+
+func (o *Orchestrator) printDryUnit(w io.Writer, snap *snapshot, u *unit, n int, holds map[string]Hold, failures map[string]Failure, skipFailed bool) {
+	engine := u.settings.engine
+	switch {
+	case u.step.Run != "":
+		engine = "shell"
+	case u.settings.replay:
+		engine = "replay"
+	}
+	fmt.Fprintf(w, "\n%d. %s  (%s)  %s\n", n, u.key(), u.reason, engineLabel(engine, u.settings.model))
+	if h, ok := holds[u.key()]; ok && h.Fingerprint == u.fingerprint() {
+		fmt.Fprintf(w, "   held after a rollback: would be skipped\n")
+		return
+	}
+	if f, ok := failures[u.key()]; ok && skipFailed && f.Fingerprint == u.fingerprint() {
+		fmt.Fprintf(w, "   failed before with the same inputs: would be skipped\n")
+		return
+	}
+	if u.step.Run != "" {
+		fmt.Fprintf(w, "   $ %s\n", u.step.Run)
+		return
+	}
+	prompt, err := o.renderPrompt(snap, u, o.repo.Root(), 1, "")
+	if err != nil {
+		fmt.Fprintf(w, "   prompt cannot be rendered yet: %v\n", err)
+		return
+	}
+	fmt.Fprintf(w, "--- prompt ---\n%s\n--- end of prompt ---\n", strings.TrimRight(prompt, "\n"))
+}
+
+// dueUpstream lists the direct upstream steps that are still due.
+func dueUpstream(snap *snapshot, step *workflow.Step) []string {
+	var ids []string
+	for _, up := range snap.project.Graph.Upstream(step.ID) {
+		if _, due := snap.due[up]; due {
+			ids = append(ids, up)
+		}
+	}
+	return ids
+}
+
+// unchecked lists a plan's open tasks.
+func unchecked(p *workflow.Plan) []*workflow.Task {
+	var open []*workflow.Task
+	for _, t := range p.Tasks {
+		if !t.Done {
+			open = append(open, t)
+		}
+	}
+	return open
+}

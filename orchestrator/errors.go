@@ -1,0 +1,91 @@
+package orchestrator
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Exit codes of DESIGN 12. The CLI maps errors to them with ExitCode.
+const (
+	ExitOK          = 0
+	ExitStepFailed  = 1
+	ExitUsage       = 2
+	ExitReview      = 3
+	ExitBudget      = 4
+	ExitInterrupted = 130
+)
+
+// ConfigError is a usage, configuration or validation problem (exit 2). Its
+// message is already formatted for the user, one problem per line.
+type ConfigError struct {
+	Err error
+}
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// configErrorf returns a ConfigError with a formatted message.
+func configErrorf(format string, args ...any) error {
+	return &ConfigError{Err: fmt.Errorf(format, args...)}
+}
+
+// StepFailedError reports that at least one step failed during a run (exit 1).
+type StepFailedError struct {
+	Failed []string // step or step/task keys
+}
+
+func (e *StepFailedError) Error() string {
+	if len(e.Failed) == 1 {
+		return fmt.Sprintf("step %s failed", e.Failed[0])
+	}
+	return fmt.Sprintf("%d steps failed: %v", len(e.Failed), e.Failed)
+}
+
+// BudgetError reports that the run stopped because the workflow's budget was
+// exceeded (exit 4).
+type BudgetError struct {
+	What  string // "tokens" or "cost"
+	Spent string
+	Limit string
+}
+
+func (e *BudgetError) Error() string {
+	return fmt.Sprintf("budget exceeded: %s %s of %s; the run stopped", e.What, e.Spent, e.Limit)
+}
+
+// ReviewPendingError reports that steps wait for a review decision (exit 3).
+type ReviewPendingError struct {
+	Steps []string
+}
+
+func (e *ReviewPendingError) Error() string {
+	return fmt.Sprintf("waiting for review: %v (codemachine approve|reject STEP)", e.Steps)
+}
+
+// ErrInterrupted is returned when a run was stopped by a signal (exit 130).
+var ErrInterrupted = errors.New("interrupted")
+
+// ExitCode maps an error returned by this package to the exit code of
+// DESIGN 12.
+func ExitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var cfg *ConfigError
+	var failed *StepFailedError
+	var budget *BudgetError
+	var review *ReviewPendingError
+	switch {
+	case errors.Is(err, ErrInterrupted):
+		return ExitInterrupted
+	case errors.As(err, &cfg):
+		return ExitUsage
+	case errors.As(err, &budget):
+		return ExitBudget
+	case errors.As(err, &review):
+		return ExitReview
+	case errors.As(err, &failed):
+		return ExitStepFailed
+	}
+	return ExitStepFailed
+}

@@ -1,0 +1,95 @@
+package orchestrator
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// FormatTokens renders a token count the way the run table shows it: 950,
+// 18.2k, 1.3M.
+func FormatTokens(n int64) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%d", n)
+	case n < 1_000_000:
+		return fmt.Sprintf("%.1fk", float64(n)/1000)
+	default:
+		return fmt.Sprintf("%.1fM", float64(n)/1_000_000)
+	}
+}
+
+// FormatCost renders a cost in USD, or "—" when the engine reports none.
+func FormatCost(usd float64, known bool) string {
+	if !known {
+		return "—"
+	}
+	return fmt.Sprintf("$%.2f", usd)
+}
+
+// FormatDuration renders a duration compactly: 0.4s, 41s, 2m03s, 1h02m.
+func FormatDuration(d time.Duration) string {
+	switch {
+	case d < 10*time.Second:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Round(time.Second).Seconds()))
+	case d < time.Hour:
+		d = d.Round(time.Second)
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	default:
+		d = d.Round(time.Minute)
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+}
+
+// engineLabel is "engine/model", or just the engine when the model is the
+// engine's default.
+func engineLabel(engine, model string) string {
+	if model == "" {
+		return engine
+	}
+	return engine + "/" + model
+}
+
+// firstLine returns the first non-empty line of s, trimmed, without a
+// leading Markdown heading marker.
+func firstLine(s string) string {
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(line), "#"))
+		if line != "" {
+			return line
+		}
+	}
+	return ""
+}
+
+// truncate shortens s to at most n runes, marking the cut with "…".
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	s = strings.TrimRight(s, "\n")
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// lastLine returns the last non-empty line of s, trimmed.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			return l
+		}
+	}
+	return ""
+}

@@ -1,0 +1,388 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/codemachine/codemachine/gitstate"
+)
+
+// LogEntry is one step commit with its provenance trailers.
+type LogEntry struct {
+	Commit      string    `json:"commit"`
+	Subject     string    `json:"subject"`
+	Step        string    `json:"step"`
+	Task        string    `json:"task,omitempty"`
+	Engine      string    `json:"engine,omitempty"`
+	Model       string    `json:"model,omitempty"`
+	Session     string    `json:"session,omitempty"`
+	TokensIn    int64     `json:"tokens_in"`
+	TokensOut   int64     `json:"tokens_out"`
+	CostUSD     float64   `json:"cost_usd"`
+	CostKnown   bool      `json:"cost_known"`
+	Duration    string    `json:"duration,omitempty"`
+	Attempts    int       `json:"attempts,omitempty"`
+	Fingerprint string    `json:"fingerprint,omitempty"`
+	Run         string    `json:"run,omitempty"`
+	Author      string    `json:"author"`
+	Date        time.Time `json:"date"`
+}
+
+// Log lists the step commits on the first-parent history of HEAD, newest
+// first, at most limit of them (0 = no limit). A hand-edited trailer that
+// does not parse is a *ConfigError naming the commit and trailer.
+func (o *Orchestrator) Log(limit int) ([]LogEntry, error) {
+	head, err := o.repo.Head()
+	if err != nil {
+		return nil, err
+	}
+	if head.Commit == "" {
+		return nil, nil
+	}
+	commits, err := o.repo.Log(head.Commit, logDepth)
+	if err != nil {
+		return nil, err
+	}
+	var entries []LogEntry
+	for _, c := range commits {
+		msg, err := gitstate.ParseMessage(c.Message)
+		if err != nil || msg.Get(gitstate.TrailerStep) == "" {
+			continue
+		}
+		e, err := logEntry(c, msg)
+		if err != nil {
+			return nil, &ConfigError{Err: err}
+		}
+		entries = append(entries, e)
+		if limit > 0 && len(entries) == limit {
+			break
+		}
+	}
+	return entries, nil
+}
+
+func logEntry(c gitstate.Commit, msg gitstate.Message) (LogEntry, error) {
+	e := LogEntry{
+		Commit: c.Hash, Subject: msg.Subject,
+		Step: msg.Get(gitstate.TrailerStep), Task: msg.Get(gitstate.TrailerTask),
+		Engine: msg.Get(gitstate.TrailerEngine), Model: msg.Get(gitstate.TrailerModel),
+		Session: msg.Get(gitstate.TrailerSession), Duration: msg.Get(gitstate.TrailerDuration),
+		Fingerprint: msg.Get(gitstate.TrailerFingerprint), Run: msg.Get(gitstate.TrailerRun),
+		Author: c.Author.Name, Date: c.Author.When,
+	}
+	bad := func(key, val, want string) error {
+		return fmt.Errorf("commit %s: trailer %s: %q is not %s", short(c.Hash), key, val, want)
+	}
+	var err error
+	if v := msg.Get(gitstate.TrailerTokensIn); v != "" {
+		if e.TokensIn, err = strconv.ParseInt(v, 10, 64); err != nil || e.TokensIn < 0 {
+			return e, bad(gitstate.TrailerTokensIn, v, "a token count")
+		}
+	}
+	if v := msg.Get(gitstate.TrailerTokensOut); v != "" {
+		if e.TokensOut, err = strconv.ParseInt(v, 10, 64); err != nil || e.TokensOut < 0 {
+			return e, bad(gitstate.TrailerTokensOut, v, "a token count")
+		}
+	}
+	if v := msg.Get(gitstate.TrailerCostUSD); v != "" {
+		if e.CostUSD, err = strconv.ParseFloat(v, 64); err != nil || e.CostUSD < 0 {
+			return e, bad(gitstate.TrailerCostUSD, v, "an amount in USD")
+		}
+		e.CostKnown = true
+	}
+	if v := msg.Get(gitstate.TrailerAttempts); v != "" {
+		if e.Attempts, err = strconv.Atoi(v); err != nil || e.Attempts < 0 {
+			return e, bad(gitstate.TrailerAttempts, v, "a number")
+		}
+	}
+	if v := e.Duration; v != "" {
+		if _, err := time.ParseDuration(v); err != nil {
+			return e, bad(gitstate.TrailerDuration, v, "a duration")
+		}
+	}
+	return e, nil
+}
+
+// target is what a STEP[/TASK] or REV argument names.
+type target struct {
+	key    string // step or step/task, "" for a plain revision
+	commit string // the landed commit, "" if none
+}
+
+// resolveTarget finds the latest commit of a step or task on the branch's
+// first-parent history, or resolves arg as a revision.
+func (o *Orchestrator) resolveTarget(arg string, tip string) (target, error) {
+	if arg == "" {
+		return target{}, configErrorf("name a STEP, STEP/TASK or revision")
+	}
+	commits, err := o.stepCommits(tip)
+	if err != nil {
+		return target{}, err
+	}
+	if c, ok := commits[arg]; ok {
+		return target{key: arg, commit: c}, nil
+	}
+	if o.isStepKey(tip, arg) {
+		return target{key: arg}, nil
+	}
+	rev, err := o.repo.ResolveRev(arg)
+	if err != nil {
+		return target{}, configErrorf("%s is neither a step (STEP or STEP/TASK) nor a revision", arg)
+	}
+	return target{commit: rev}, nil
+}
+
+// isStepKey reports whether arg names a step (or a task of a foreach step)
+// of the workflow at rev.
+func (o *Orchestrator) isStepKey(rev, arg string) bool {
+	snap, err := o.load(rev, Overrides{})
+	if err != nil {
+		return false
+	}
+	stepID, taskID, hasTask := strings.Cut(arg, "/")
+	step := snap.project.Graph.Step(stepID)
+	if step == nil {
+		return false
+	}
+	if !hasTask {
+		return true
+	}
+	plan := snap.project.Plans[step.Foreach]
+	return plan != nil && plan.Task(taskID) != nil
+}
+
+// DiffOptions tune Diff's output.
+type DiffOptions struct {
+	Color bool
+	Stat  bool // only the diffstat
+}
+
+// Diff writes the change a step or task landed, or its failed, conflicting
+// or review work when that is newer, or any revision's change.
+func (o *Orchestrator) Diff(ctx context.Context, arg string, w io.Writer, opts DiffOptions) error {
+	head, err := o.repo.Head()
+	if err != nil {
+		return err
+	}
+	if head.Commit == "" {
+		return configErrorf("no commits yet")
+	}
+	t, err := o.resolveTarget(arg, head.Commit)
+	if err != nil {
+		return err
+	}
+	commit, note := t.commit, ""
+	if t.key != "" {
+		failures, err := o.failures()
+		if err != nil {
+			return err
+		}
+		// A failure entry is removed when the step lands, so one that exists
+		// is newer than the step's last landing.
+		if f, ok := failures[t.key]; ok && f.Commit != "" {
+			commit = f.Commit
+			kind := "failed"
+			if f.Conflict {
+				kind = "conflicting"
+			}
+			note = fmt.Sprintf("# %s work of %s, kept on %s: %s\n", kind, t.key, f.Ref, firstLine(f.Error))
+		}
+		if commit == "" {
+			if rev, err := o.repo.ResolveRev("refs/heads/codemachine/review/" + t.key); err == nil {
+				commit, note = rev, "# "+t.key+" is waiting for review on codemachine/review/"+t.key+"\n"
+			}
+		}
+		if commit == "" {
+			return configErrorf("%s has no commit on %s yet", t.key, head.Branch)
+		}
+	}
+	if note != "" {
+		if _, err := io.WriteString(w, note); err != nil {
+			return err
+		}
+	}
+	args := []string{"show", "--first-parent", "--format=commit %H%nAuthor: %an <%ae>%nDate:   %ad%n%n%w(0,4,4)%B"}
+	if opts.Stat {
+		args = append(args, "--stat")
+	} else {
+		args = append(args, "--stat", "--patch")
+	}
+	if opts.Color {
+		args = append(args, "--color=always")
+	} else {
+		args = append(args, "--color=never")
+	}
+	out, err := o.repo.Read(ctx, append(args, commit)...)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(w, out)
+	return err
+}
+
+// RollbackResult says what a rollback did.
+type RollbackResult struct {
+	Branch string   `json:"branch"`
+	From   string   `json:"from"`
+	To     string   `json:"to"`
+	Backup string   `json:"backup"`          // ref holding the old tip
+	Saved  string   `json:"saved,omitempty"` // ref holding the user's forced-away changes
+	Undone []string `json:"undone"`          // step and task keys whose commits were undone
+	Held   []string `json:"held"`
+}
+
+// Rollback resets the branch to just before the commit of a step, task or
+// revision (DESIGN 12), keeping a backup ref, and holds the undone steps so
+// that they do not run again with the same inputs.
+func (o *Orchestrator) Rollback(ctx context.Context, arg string, force bool) (*RollbackResult, error) {
+	head, err := o.checkHead()
+	if err != nil {
+		return nil, err
+	}
+	lock, err := o.repo.Lock("codemachine rollback")
+	if err != nil {
+		var locked *gitstate.LockedError
+		if errors.As(err, &locked) {
+			return nil, &ConfigError{Err: err}
+		}
+		return nil, err
+	}
+	defer lock.Release()
+	t, err := o.resolveTarget(arg, head.Commit)
+	if err != nil {
+		return nil, err
+	}
+	if t.commit == "" {
+		return nil, configErrorf("%s has no commit on %s to roll back", t.key, head.Branch)
+	}
+	commits, err := o.repo.Log(head.Commit, 0)
+	if err != nil {
+		return nil, err
+	}
+	var undone []gitstate.Commit
+	found := false
+	for _, c := range commits {
+		undone = append(undone, c)
+		if c.Hash == t.commit {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return nil, configErrorf("%s is not on the first-parent history of %s", short(t.commit), head.Branch)
+	}
+	target := undone[len(undone)-1]
+	if len(target.Parents) == 0 {
+		return nil, configErrorf("%s is the first commit: there is nothing before it to roll back to", short(target.Hash))
+	}
+	to := target.Parents[0]
+	backup, saved, err := o.repo.ResetBranch(ctx, head.Branch, to, head.Commit, force)
+	if err != nil {
+		var dirty *gitstate.DirtyError
+		if errors.As(err, &dirty) {
+			return nil, configErrorf("uncommitted changes to tracked files (%s): commit or stash them, or use --force (they are then saved under refs/codemachine/backup/)", strings.Join(dirty.Paths, ", "))
+		}
+		return nil, err
+	}
+	res := &RollbackResult{Branch: head.Branch, From: head.Commit, To: to, Backup: backup, Saved: saved}
+	seen := map[string]bool{}
+	var keys []string
+	for _, c := range undone {
+		msg, err := gitstate.ParseMessage(c.Message)
+		if err != nil || msg.Get(gitstate.TrailerStep) == "" {
+			continue
+		}
+		key := unitKey(msg.Get(gitstate.TrailerStep), msg.Get(gitstate.TrailerTask))
+		if !seen[key] {
+			seen[key] = true
+			keys = append(keys, key)
+		}
+	}
+	res.Undone = keys
+	res.Held, err = o.holdUndone(to, keys, undone)
+	return res, err
+}
+
+// holdUndone holds every undone step or task with its fingerprint at the
+// new tip, so that nothing re-runs it until its inputs change or the user
+// asks (DESIGN 7).
+func (o *Orchestrator) holdUndone(tip string, keys []string, undone []gitstate.Commit) ([]string, error) {
+	snap, err := o.load(tip, Overrides{})
+	if err != nil {
+		// The workflow at the new tip is broken or absent: nothing to hold.
+		var cfg *ConfigError
+		if errors.As(err, &cfg) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	commitOf := map[string]string{}
+	for _, c := range undone {
+		if msg, err := gitstate.ParseMessage(c.Message); err == nil {
+			k := unitKey(msg.Get(gitstate.TrailerStep), msg.Get(gitstate.TrailerTask))
+			if _, ok := commitOf[k]; !ok {
+				commitOf[k] = c.Hash
+			}
+		}
+	}
+	var held []string
+	now := o.cfg.Now().UTC()
+	err = o.updateHolds(func(h map[string]Hold) {
+		for _, key := range keys {
+			stepID, taskID, _ := strings.Cut(key, "/")
+			step := snap.project.Graph.Step(stepID)
+			if step == nil {
+				continue
+			}
+			fp := snap.settings[stepID].fingerprint
+			if taskID != "" {
+				plan := snap.project.Plans[step.Foreach]
+				if plan == nil || plan.Task(taskID) == nil {
+					continue
+				}
+				fp = taskFingerprint(fp, plan.Task(taskID))
+			}
+			h[key] = Hold{Fingerprint: fp, Commit: commitOf[key], At: now}
+			held = append(held, key)
+		}
+	})
+	return held, err
+}
+
+// Retry lifts the hold or failure of a step or task and runs it again.
+func (o *Orchestrator) Retry(ctx context.Context, arg string, opts RunOptions) (*Summary, error) {
+	head, err := o.checkHead()
+	if err != nil {
+		return nil, err
+	}
+	if !o.isStepKey(head.Commit, arg) {
+		return nil, configErrorf("%s is not a step or task of the workflow", arg)
+	}
+	holds, err := o.holds()
+	if err != nil {
+		return nil, err
+	}
+	failures, err := o.failures()
+	if err != nil {
+		return nil, err
+	}
+	_, held := holds[arg]
+	_, failed := failures[arg]
+	if !held && !failed {
+		return nil, configErrorf("%s is neither failed nor held: nothing to retry (codemachine run --force %s runs it anyway)", arg, arg)
+	}
+	if err := o.updateHolds(func(h map[string]Hold) { delete(h, arg) }); err != nil {
+		return nil, err
+	}
+	if err := o.updateFailures(func(f map[string]Failure) { delete(f, arg) }); err != nil {
+		return nil, err
+	}
+	opts.Steps = []string{arg}
+	opts.Force = !strings.Contains(arg, "/")
+	return o.Run(ctx, opts)
+}

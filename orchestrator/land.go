@@ -1,0 +1,382 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/codemachine/codemachine/agents"
+	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/hooks"
+	"github.com/codemachine/codemachine/workflow"
+)
+
+// verify checks a finished unit's change before it may land (DESIGN 8): its
+// outputs exist, it left state.yaml and .git alone, and it adds no secrets
+// or symlinks out of the repository. It returns "" when all is well.
+func (o *Orchestrator) verify(snap *snapshot, u *unit, dir string, changes []gitstate.Change, before, after gitstate.GitSnapshot) string {
+	for _, c := range changes {
+		if c.Path == workflow.StateFile {
+			return "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
+		}
+	}
+	if touched := before.Changed(after, nil); len(touched) > 0 {
+		return "the agent wrote inside .git/: " + strings.Join(touched, ", ")
+	}
+	for _, pattern := range u.step.Outputs {
+		if !outputExists(snap, pattern, changes) {
+			return fmt.Sprintf("output %s does not exist after the step (it must be produced and committed)", pattern)
+		}
+	}
+	for _, c := range changes {
+		if c.NewMode == "120000" {
+			if target, err := os.Readlink(filepath.Join(dir, filepath.FromSlash(c.Path))); err == nil && escapes(c.Path, target) {
+				return fmt.Sprintf("symlink %s points outside the repository (%s)", c.Path, target)
+			}
+		}
+	}
+	if msg := findSecrets(snap.project.Workflow.AllowSecrets, dir, changes); msg != "" {
+		return msg
+	}
+	return ""
+}
+
+// outputExists reports whether pattern matches a file of the step's result:
+// a file of the base commit it did not delete, or one it added or changed.
+func outputExists(snap *snapshot, pattern string, changes []gitstate.Change) bool {
+	deleted := map[string]bool{}
+	for _, c := range changes {
+		if ok, _ := doublestar.Match(pattern, c.Path); ok {
+			if c.Status == 'D' {
+				deleted[c.Path] = true
+			} else {
+				return true
+			}
+		}
+	}
+	matches, err := doublestar.Glob(snap.fsys, pattern, doublestar.WithFilesOnly())
+	if err != nil {
+		return false
+	}
+	for _, m := range matches {
+		if !deleted[m] {
+			return true
+		}
+	}
+	return false
+}
+
+// escapes reports whether a symlink at linkPath with target leaves the
+// repository.
+func escapes(linkPath, target string) bool {
+	if path.IsAbs(target) || filepath.IsAbs(target) {
+		return true
+	}
+	joined := path.Clean(path.Join(path.Dir(linkPath), filepath.ToSlash(target)))
+	return joined == ".." || strings.HasPrefix(joined, "../")
+}
+
+// land commits the unit's change with the updated state (and the ticked box
+// of a task) and lands it on the branch.
+func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u *unit, wt *gitstate.Worktree, engineName string, out attemptOutcome, changes []gitstate.Change, start time.Time) unitResult {
+	duration := o.cfg.Now().Sub(start)
+	model := u.settings.model
+	if out.result.Model != "" {
+		model = out.result.Model
+	}
+	rec := gitstate.RunRecord{
+		Fingerprint: u.settings.fingerprint, FinishedAt: o.cfg.Now().UTC().Truncate(time.Second),
+		Engine: engineName, Model: model, Attempts: out.attempts,
+		TokensIn: out.result.TokensIn, TokensOut: out.result.TokensOut,
+		CostUSD: out.result.CostUSD, CostKnown: out.result.CostKnown, Duration: duration.Round(time.Millisecond),
+	}
+	dir := wt.Path()
+	var paths []string
+	if rs.opts.Record && u.step.Run == "" {
+		p, err := o.writeRecording(u, dir, engineName, model, out, duration, changes)
+		if err != nil {
+			return unitResult{err: err}
+		}
+		paths = append(paths, p)
+	}
+	stateData := applyRecord(snap.state, u, rec).Marshal()
+	if err := writeRepoFile(dir, workflow.StateFile, stateData); err != nil {
+		return unitResult{err: err}
+	}
+	paths = append(paths, workflow.StateFile)
+	if u.task != nil {
+		planData, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(u.step.Foreach)))
+		if err == nil {
+			if ticked, ok := tickTask(u.step.Foreach, planData, u.task.ID); ok {
+				if err := writeRepoFile(dir, u.step.Foreach, ticked); err != nil {
+					return unitResult{err: err}
+				}
+				paths = append(paths, u.step.Foreach)
+			}
+		}
+	}
+	tree, err := wt.StagePaths(ctx, paths...)
+	if err != nil {
+		return unitResult{err: fmt.Errorf("stage state for %s: %w", u.key(), err)}
+	}
+	msg := o.message(rs, u, engineName, model, out, start)
+	commit, err := o.repo.CommitTree(ctx, gitstate.CommitSpec{Tree: tree, Parents: []string{snap.commit},
+		Message: msg.String(), Author: o.author(engineName, model)})
+	if err != nil {
+		return unitResult{err: fmt.Errorf("commit %s: %w", u.key(), err)}
+	}
+	key := u.key()
+	res, err := o.repo.Land(ctx, rs.branch, snap.commit, commit, gitstate.LandOptions{
+		ConflictBranch: "codemachine/conflict/" + key,
+		Overlay:        func(tip, merged string) (string, error) { return o.overlay(ctx, u, rec, tip, merged) },
+	})
+	if err := wt.Finish(ctx, commit); err != nil {
+		wt.Discard()
+	}
+	if err != nil {
+		var conflict *gitstate.ConflictError
+		if !errors.As(err, &conflict) {
+			return unitResult{err: fmt.Errorf("land %s: %w", key, err)}
+		}
+		rs.failed[u.step.ID] = true
+		e := Event{Kind: StepConflict, Step: u.step.ID, Task: taskID(u.task), Engine: engineName, Model: model,
+			Duration: duration, Ref: conflict.Branch, Commit: commit, Message: err.Error()}
+		rs.summary.Failed = append(rs.summary.Failed, e)
+		o.emit(e)
+		_ = o.updateFailures(func(m map[string]Failure) {
+			m[key] = Failure{Fingerprint: u.fingerprint(), Error: err.Error(), Ref: "refs/heads/" + conflict.Branch,
+				Commit: commit, Conflict: true, Run: rs.id, At: o.cfg.Now().UTC()}
+		})
+		return unitResult{}
+	}
+	e := Event{Kind: StepLanded, Step: u.step.ID, Task: taskID(u.task), Title: msg.Subject, Engine: engineName,
+		Model: model, Duration: duration, Tokens: out.result.TokensIn + out.result.TokensOut,
+		CostUSD: out.result.CostUSD, CostOK: out.result.CostKnown, Commit: res.Commit, Rebased: res.Rebased,
+		Attempt: out.attempts}
+	rs.summary.Landed = append(rs.summary.Landed, e)
+	o.emit(e)
+	if err := o.updateFailures(func(m map[string]Failure) { delete(m, key) }); err != nil {
+		return unitResult{err: err}
+	}
+	if err := o.updateHolds(func(m map[string]Hold) { delete(m, key) }); err != nil {
+		return unitResult{err: err}
+	}
+	hookEnv := append(o.unitEnv(rs, u, o.repo.Root()), "CODEMACHINE_WORKTREE="+dir, "CODEMACHINE_COMMIT="+res.Commit)
+	if err := hooks.Run(ctx, "after", u.step.Hooks.After, o.repo.Root(), hookEnv); err != nil {
+		o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: err.Error()})
+	}
+	return unitResult{landed: true}
+}
+
+// overlay re-applies the unit's state record and ticked box on top of a
+// tree rebased onto tip (the branch moved while the unit ran).
+func (o *Orchestrator) overlay(ctx context.Context, u *unit, rec gitstate.RunRecord, tip, merged string) (string, error) {
+	tipState, err := o.loadState(tip)
+	if err != nil {
+		return "", err
+	}
+	files := map[string]gitstate.Blob{}
+	hash, err := o.repo.HashObject(ctx, applyRecord(tipState, u, rec).Marshal())
+	if err != nil {
+		return "", err
+	}
+	files[workflow.StateFile] = gitstate.Blob{Hash: hash, Mode: "100644"}
+	if u.task != nil {
+		if planData, err := o.repo.ReadFile(merged, u.step.Foreach); err == nil {
+			if ticked, ok := tickTask(u.step.Foreach, planData, u.task.ID); ok {
+				h, err := o.repo.HashObject(ctx, ticked)
+				if err != nil {
+					return "", err
+				}
+				files[u.step.Foreach] = gitstate.Blob{Hash: h, Mode: "100644"}
+			}
+		}
+	}
+	return o.repo.OverlayTree(ctx, merged, files)
+}
+
+// applyRecord returns a copy of state with the unit's record at the next
+// sequence number.
+func applyRecord(state *gitstate.State, u *unit, rec gitstate.RunRecord) *gitstate.State {
+	next := &gitstate.State{Version: gitstate.StateVersion, Seq: state.Seq + 1, Steps: map[string]*gitstate.StepRecord{}}
+	for id, sr := range state.Steps {
+		cp := *sr
+		if sr.Tasks != nil {
+			cp.Tasks = map[string]*gitstate.RunRecord{}
+			for tid, tr := range sr.Tasks {
+				t := *tr
+				cp.Tasks[tid] = &t
+			}
+		}
+		next.Steps[id] = &cp
+	}
+	rec.Seq = next.Seq
+	sr := next.Steps[u.step.ID]
+	if sr == nil {
+		sr = &gitstate.StepRecord{}
+		next.Steps[u.step.ID] = sr
+	}
+	tasks := sr.Tasks
+	sr.RunRecord = rec
+	sr.Tasks = tasks
+	if u.task != nil {
+		if sr.Tasks == nil {
+			sr.Tasks = map[string]*gitstate.RunRecord{}
+		}
+		tr := rec
+		tr.Fingerprint = u.fingerprint()
+		sr.Tasks[u.task.ID] = &tr
+	}
+	return next
+}
+
+// tickTask checks the task's box in a plan, changing that one byte. ok is
+// false when the task is gone or already checked (the agent ticked it).
+func tickTask(file string, data []byte, id string) ([]byte, bool) {
+	plan, err := workflow.ParsePlan(file, data)
+	if err != nil {
+		return nil, false
+	}
+	t := plan.Task(id)
+	if t == nil || t.Done {
+		return nil, false
+	}
+	ticked, err := plan.SetDone(id, true)
+	if err != nil {
+		return nil, false
+	}
+	return ticked, true
+}
+
+// writeRepoFile writes a repository file inside dir.
+func writeRepoFile(dir, rel string, data []byte) error {
+	p := filepath.Join(dir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", rel, err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", rel, err)
+	}
+	return nil
+}
+
+// writeRecording stores what the agent did as a replay recording inside the
+// worktree, so that it lands with the step's commit.
+func (o *Orchestrator) writeRecording(u *unit, dir, engineName, model string, out attemptOutcome, d time.Duration, changes []gitstate.Change) (string, error) {
+	rec := &agents.Recording{
+		Step: u.step.ID, Task: taskID(u.task), Engine: engineName, Model: model, Session: out.result.SessionID,
+		TokensIn: out.result.TokensIn, TokensOut: out.result.TokensOut, CostUSD: out.result.CostUSD,
+		CostKnown: out.result.CostKnown, Duration: d.Round(time.Millisecond), Text: out.result.Text,
+	}
+	for _, c := range changes {
+		if strings.HasPrefix(c.Path, workflow.RecordingDir+"/") {
+			continue
+		}
+		fc := agents.FileChange{Path: c.Path}
+		switch {
+		case c.Status == 'D':
+			fc.Deleted = true
+		case c.NewMode == "120000" || c.NewMode == "160000":
+			return "", fmt.Errorf("record %s: %s is a symlink or submodule, which recordings cannot hold", u.key(), c.Path)
+		default:
+			data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(c.Path)))
+			if err != nil {
+				return "", fmt.Errorf("record %s: %w", u.key(), err)
+			}
+			fc.Content = data
+			if c.NewMode == "100755" {
+				fc.Mode = "0755"
+			}
+		}
+		rec.Files = append(rec.Files, fc)
+	}
+	data, err := agents.MarshalRecording(rec)
+	if err != nil {
+		return "", fmt.Errorf("record %s: %w", u.key(), err)
+	}
+	p := agents.RecordingPath(u.step.ID, taskID(u.task))
+	return p, writeRepoFile(dir, p, data)
+}
+
+// message is the step commit's message (DESIGN 8).
+func (o *Orchestrator) message(rs *runState, u *unit, engineName, model string, out attemptOutcome, start time.Time) gitstate.Message {
+	text := strings.TrimSpace(out.result.Text)
+	var subject, body string
+	switch {
+	case u.task != nil:
+		subject = u.task.Title
+		body = text
+	case u.step.Run != "":
+		subject = "run " + firstLine(u.step.Run)
+	default:
+		subject = firstLine(text)
+		if subject != "" {
+			_, rest, _ := strings.Cut(text, "\n")
+			body = strings.TrimSpace(rest)
+		} else if u.agent != nil && u.agent.Description != "" {
+			subject = u.agent.Description
+		} else {
+			subject = "update " + strings.Join(u.step.Outputs, ", ")
+		}
+	}
+	return gitstate.Message{
+		Subject:  fmt.Sprintf("codemachine(%s): %s", u.key(), truncate(subject, 72)),
+		Body:     body,
+		Trailers: o.trailersWithModel(rs, u, engineName, model, out, start),
+	}
+}
+
+// trailers are the provenance trailers of a step commit or failed ref.
+func (o *Orchestrator) trailers(rs *runState, u *unit, engineName string, out attemptOutcome, start time.Time) []gitstate.Trailer {
+	model := u.settings.model
+	if out.result.Model != "" {
+		model = out.result.Model
+	}
+	return o.trailersWithModel(rs, u, engineName, model, out, start)
+}
+
+func (o *Orchestrator) trailersWithModel(rs *runState, u *unit, engineName, model string, out attemptOutcome, start time.Time) []gitstate.Trailer {
+	t := []gitstate.Trailer{{Key: gitstate.TrailerStep, Value: u.step.ID}}
+	add := func(key, value string) {
+		if value != "" {
+			t = append(t, gitstate.Trailer{Key: key, Value: value})
+		}
+	}
+	if u.task != nil {
+		add(gitstate.TrailerTask, u.task.ID)
+	}
+	add(gitstate.TrailerEngine, engineName)
+	add(gitstate.TrailerModel, model)
+	add(gitstate.TrailerSession, out.result.SessionID)
+	if u.step.Run == "" {
+		add(gitstate.TrailerTokensIn, strconv.FormatInt(out.result.TokensIn, 10))
+		add(gitstate.TrailerTokensOut, strconv.FormatInt(out.result.TokensOut, 10))
+	}
+	if out.result.CostKnown {
+		add(gitstate.TrailerCostUSD, strconv.FormatFloat(out.result.CostUSD, 'f', 4, 64))
+	}
+	add(gitstate.TrailerDuration, o.cfg.Now().Sub(start).Round(time.Millisecond).String())
+	add(gitstate.TrailerAttempts, strconv.Itoa(max(out.attempts, 1)))
+	add(gitstate.TrailerFingerprint, u.fingerprint())
+	add(gitstate.TrailerRun, rs.id)
+	return t
+}
+
+// author is the agent's identity (DESIGN 8): "codemachine <engine>/<model>
+// <codemachine@localhost>", the address configurable with
+// CODEMACHINE_AUTHOR_EMAIL.
+func (o *Orchestrator) author(engineName, model string) gitstate.Signature {
+	email := o.getenv("CODEMACHINE_AUTHOR_EMAIL")
+	if email == "" {
+		email = "codemachine@localhost"
+	}
+	return gitstate.Signature{Name: "codemachine " + engineLabel(engineName, model), Email: email}
+}

@@ -1,0 +1,105 @@
+package orchestrator
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/codemachine/codemachine/workflow"
+)
+
+// Local, per-clone facts (DESIGN 7): holds after a rollback, the last failure
+// of each step, and what the lock holder is running. They live under
+// .git/codemachine and are never committed.
+const (
+	holdsFile    = "holds.yaml"
+	failuresFile = "failures.yaml"
+	runningFile  = "running.yaml"
+)
+
+// Hold keeps a rolled-back step (or task) from running again with the same
+// inputs. It lifts when the fingerprint changes or on `run STEP`/`retry`.
+type Hold struct {
+	Fingerprint string    `yaml:"fingerprint"`
+	Commit      string    `yaml:"commit"` // the commit that was rolled back
+	At          time.Time `yaml:"at"`
+}
+
+// Failure is the last failure of a step or task.
+type Failure struct {
+	Fingerprint string    `yaml:"fingerprint"`
+	Error       string    `yaml:"error"`
+	Ref         string    `yaml:"ref,omitempty"`    // where its partial work is
+	Commit      string    `yaml:"commit,omitempty"` // the failed ref's commit
+	Conflict    bool      `yaml:"conflict,omitempty"`
+	Run         string    `yaml:"run"`
+	At          time.Time `yaml:"at"`
+}
+
+// Running is what the lock holder is doing, for status.
+type Running struct {
+	PID   int               `yaml:"pid"`
+	Run   string            `yaml:"run"`
+	Units map[string]string `yaml:"units"` // key -> started at (RFC 3339)
+}
+
+func (o *Orchestrator) readLocal(name string, v any) error {
+	err := o.repo.ReadLocal(name, v)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read .git/codemachine/%s: %w", name, err)
+	}
+	return nil
+}
+
+func (o *Orchestrator) holds() (map[string]Hold, error) {
+	m := map[string]Hold{}
+	err := o.readLocal(holdsFile, &m)
+	if m == nil {
+		m = map[string]Hold{}
+	}
+	return m, err
+}
+
+func (o *Orchestrator) failures() (map[string]Failure, error) {
+	m := map[string]Failure{}
+	err := o.readLocal(failuresFile, &m)
+	if m == nil {
+		m = map[string]Failure{}
+	}
+	return m, err
+}
+
+// updateHolds applies fn to the holds file under the repo lock's protection
+// (callers hold the lock or run read-only commands).
+func (o *Orchestrator) updateHolds(fn func(map[string]Hold)) error {
+	m, err := o.holds()
+	if err != nil {
+		return err
+	}
+	fn(m)
+	return o.repo.WriteLocal(holdsFile, m)
+}
+
+func (o *Orchestrator) updateFailures(fn func(map[string]Failure)) error {
+	m, err := o.failures()
+	if err != nil {
+		return err
+	}
+	fn(m)
+	return o.repo.WriteLocal(failuresFile, m)
+}
+
+// taskFingerprint identifies a task's definition under its step's
+// fingerprint, so a hold on a task lifts when the task is reworded or the
+// step's inputs change.
+func taskFingerprint(stepFP string, t *workflow.Task) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "codemachine task v1\x00%s\x00%s\x00%s\x00%s\x00", stepFP, t.ID, t.Title, t.Body)
+	for _, a := range t.After {
+		fmt.Fprintf(h, "%s\x00", a)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,224 @@
+// Package orchestrator is codemachine's heart: it decides what is due, runs
+// steps (prompt, engine, check, verification) in their worktrees and lands
+// each as one commit; it also answers status, log, diff, rollback and retry.
+// It reaches git only through gitstate and engines only through
+// agents.Engine, so both can be replaced in tests.
+package orchestrator
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os/exec"
+	"time"
+
+	"github.com/codemachine/codemachine/agents"
+	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/workflow"
+)
+
+// Config holds what an Orchestrator needs from its surroundings. Zero values
+// mean the real thing (the process environment, the clock, PATH).
+type Config struct {
+	// Dir is any directory inside the repository.
+	Dir string
+	// Environ is the user's environment (os.Environ()); agents get an
+	// allow-listed part of it.
+	Environ []string
+	// OnEvent receives progress events; nil drops them.
+	OnEvent func(Event)
+	// LookPath finds engine binaries (engine: auto).
+	LookPath func(string) (string, error)
+	// NewEngine constructs engines by name; tests inject fakes here.
+	NewEngine func(name string) (agents.Engine, error)
+	// Now is the clock.
+	Now func() time.Time
+	// RetryBase is the first back-off delay after a transient engine
+	// failure; it doubles on each retry (with jitter). Default 2s.
+	RetryBase time.Duration
+}
+
+// Orchestrator runs one repository's workflow.
+type Orchestrator struct {
+	cfg  Config
+	repo *gitstate.Repo
+}
+
+// New opens the repository containing cfg.Dir.
+func New(cfg Config) (*Orchestrator, error) {
+	if cfg.LookPath == nil {
+		cfg.LookPath = exec.LookPath
+	}
+	if cfg.NewEngine == nil {
+		cfg.NewEngine = agents.New
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.OnEvent == nil {
+		cfg.OnEvent = func(Event) {}
+	}
+	if cfg.RetryBase == 0 {
+		cfg.RetryBase = 2 * time.Second
+	}
+	repo, err := gitstate.Open(cfg.Dir)
+	if err != nil {
+		if errors.Is(err, gitstate.ErrNotRepo) {
+			return nil, &ConfigError{Err: err}
+		}
+		return nil, err
+	}
+	return &Orchestrator{cfg: cfg, repo: repo}, nil
+}
+
+// Repo is the repository this orchestrator works on.
+func (o *Orchestrator) Repo() *gitstate.Repo { return o.repo }
+
+func (o *Orchestrator) emit(e Event) { o.cfg.OnEvent(e) }
+
+// Overrides are the command-line and environment settings that take
+// precedence over the workflow (DESIGN 4).
+type Overrides struct {
+	Engine string // --engine
+	Model  string // --model
+}
+
+// snapshot is the workflow as committed at one commit, with what is due.
+type snapshot struct {
+	commit  string
+	fsys    fs.FS
+	project *workflow.Project
+	state   *gitstate.State
+	// settings per step id: configured engine/model and fingerprint.
+	settings map[string]*stepSettings
+	due      map[string]workflow.Reason
+}
+
+// stepSettings are a step's resolved engine and model and its fingerprint.
+type stepSettings struct {
+	// engine is what the precedence rules give ("auto", "claude", "shell"),
+	// with a replay override left out: replay stands in for the configured
+	// engine, so it must not change fingerprints.
+	engine string
+	model  string
+	effort string
+	// replay is set when the run replays recordings instead of calling the
+	// configured engine.
+	replay      bool
+	fingerprint string
+	inputs      []workflow.InputFile
+}
+
+// load reads the workflow, agents, plans and state at commit and works out
+// fingerprints and what is due. A broken workflow is a *ConfigError.
+func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
+	fsys, err := o.repo.TreeFS(commit)
+	if err != nil {
+		return nil, fmt.Errorf("read commit %s: %w", short(commit), err)
+	}
+	project, err := workflow.LoadProject(fsys)
+	if err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	state, err := o.loadState(commit)
+	if err != nil {
+		return nil, err
+	}
+	snap := &snapshot{commit: commit, fsys: fsys, project: project, state: state,
+		settings: map[string]*stepSettings{}}
+	fps := map[string]string{}
+	for _, step := range project.Workflow.Steps {
+		st, err := o.settingsFor(snap, step, ov)
+		if err != nil {
+			return nil, err
+		}
+		snap.settings[step.ID] = st
+		fps[step.ID] = st.fingerprint
+	}
+	recs := map[string]workflow.Record{}
+	for id, rec := range state.Steps {
+		recs[id] = workflow.Record{Fingerprint: rec.Fingerprint, Seq: rec.Seq}
+	}
+	snap.due = workflow.DueSteps(project, fps, recs)
+	return snap, nil
+}
+
+// loadState reads state.yaml at commit; a missing file is an empty state and
+// a corrupted one a *ConfigError with its position.
+func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
+	data, err := o.repo.ReadFile(commit, workflow.StateFile)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", workflow.StateFile, err)
+	}
+	state, err := gitstate.ParseState(workflow.StateFile, data)
+	if err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	if state.Steps == nil {
+		state.Steps = map[string]*gitstate.StepRecord{}
+	}
+	return state, nil
+}
+
+// settingsFor applies the precedence of DESIGN 4 (flag > environment > step
+// > agent front matter > defaults) and computes the step's fingerprint.
+func (o *Orchestrator) settingsFor(snap *snapshot, step *workflow.Step, ov Overrides) (*stepSettings, error) {
+	st := &stepSettings{}
+	wf := snap.project.Workflow
+	if step.Run != "" {
+		st.engine = "shell"
+	} else {
+		agent := snap.project.Agents[step.Agent]
+		pick := func(vals ...string) string {
+			for _, v := range vals {
+				if v != "" {
+					return v
+				}
+			}
+			return ""
+		}
+		flagEngine, envEngine := ov.Engine, o.getenv("CODEMACHINE_ENGINE")
+		if flagEngine == "replay" || (flagEngine == "" && envEngine == "replay") {
+			st.replay = true
+		}
+		if flagEngine == "replay" {
+			flagEngine = ""
+		}
+		if envEngine == "replay" {
+			envEngine = ""
+		}
+		st.engine = pick(flagEngine, envEngine, step.Engine, agent.Engine, wf.Defaults.Engine, "auto")
+		if st.engine == "replay" {
+			// The workflow itself asks for replay (a workflow under test).
+			st.replay = true
+		}
+		st.model = pick(ov.Model, o.getenv("CODEMACHINE_MODEL"), step.Model, agent.Model, wf.Defaults.Model)
+		st.effort = pick(step.Effort, agent.Effort)
+	}
+	inputs, err := workflow.ResolveInputs(snap.fsys, step.Inputs)
+	if err != nil {
+		return nil, fmt.Errorf("step %s: inputs: %w", step.ID, err)
+	}
+	st.inputs = inputs
+	st.fingerprint = workflow.Fingerprint(step, snap.project.Agents[step.Agent], st.engine, st.model, inputs)
+	return st, nil
+}
+
+// getenv reads the user's environment as given in Config.Environ.
+func (o *Orchestrator) getenv(key string) string {
+	prefix := key + "="
+	for i := len(o.cfg.Environ) - 1; i >= 0; i-- {
+		if kv := o.cfg.Environ[i]; len(kv) >= len(prefix) && kv[:len(prefix)] == prefix {
+			return kv[len(prefix):]
+		}
+	}
+	return ""
+}
+
+// short abbreviates a commit hash for messages.
+func short(hash string) string {
+	if len(hash) > 7 {
+		return hash[:7]
+	}
+	return hash
+}

@@ -1,0 +1,166 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/workflow"
+)
+
+// Init copies the example workflow (example, rooted at the example's
+// directory) into the repository's .codemachine/. It never overwrites a
+// file unless force is set, and returns the paths it wrote.
+func (o *Orchestrator) Init(example fs.FS, force bool) ([]string, error) {
+	root := o.repo.Root()
+	dest := filepath.Join(root, workflow.Dir)
+	if !force {
+		if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(workflow.WorkflowFile))); err == nil {
+			return nil, configErrorf("%s already exists; use --force to overwrite it with the example", workflow.WorkflowFile)
+		}
+	}
+	var written []string
+	err := fs.WalkDir(example, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dest, filepath.FromSlash(p))
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if _, err := os.Stat(target); err == nil && !force {
+			return configErrorf("%s already exists; use --force to overwrite it", path.Join(workflow.Dir, p))
+		}
+		data, err := fs.ReadFile(example, p)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(target, data, 0o644); err != nil {
+			return err
+		}
+		written = append(written, path.Join(workflow.Dir, p))
+		return nil
+	})
+	if err != nil {
+		var cfg *ConfigError
+		if errors.As(err, &cfg) {
+			return written, err
+		}
+		return written, fmt.Errorf("init: %w", err)
+	}
+	return written, nil
+}
+
+// ValidateReport summarizes a valid workflow.
+type ValidateReport struct {
+	Steps  int            `json:"steps"`
+	Agents int            `json:"agents"`
+	Plans  map[string]int `json:"plans"` // plan file -> tasks
+}
+
+// Validate checks the workflow, agents, plans and state.yaml as they are in
+// the working tree (uncommitted edits included), reporting every problem at
+// once as a *ConfigError.
+func (o *Orchestrator) Validate() (*ValidateReport, error) {
+	fsys := os.DirFS(o.repo.Root())
+	project, err := workflow.LoadProject(fsys)
+	var errs workflow.Errors
+	if err != nil {
+		if !errors.As(err, &errs) {
+			return nil, &ConfigError{Err: err}
+		}
+	}
+	if project != nil {
+		for _, plan := range sortedKeys(project.PlanErrs) {
+			errs = append(errs, project.PlanErrs[plan]...)
+		}
+	}
+	var stateErr error
+	if data, err := fs.ReadFile(fsys, workflow.StateFile); err == nil {
+		if _, err := gitstate.ParseState(workflow.StateFile, data); err != nil {
+			stateErr = err
+		}
+	}
+	if len(errs) > 0 || stateErr != nil {
+		msgs := []string{}
+		if len(errs) > 0 {
+			sort.SliceStable(errs, func(i, j int) bool { return errs[i].Pos.String() < errs[j].Pos.String() })
+			msgs = append(msgs, errs.Error())
+		}
+		if stateErr != nil {
+			msgs = append(msgs, stateErr.Error())
+		}
+		return nil, &ConfigError{Err: errors.New(strings.Join(msgs, "\n"))}
+	}
+	report := &ValidateReport{Steps: len(project.Workflow.Steps), Agents: len(project.Agents), Plans: map[string]int{}}
+	for p, plan := range project.Plans {
+		report.Plans[p] = len(plan.Tasks)
+	}
+	return report, nil
+}
+
+// Graph writes the step DAG as Mermaid ("mermaid") or Graphviz ("dot").
+func (o *Orchestrator) Graph(format string, w io.Writer) error {
+	project, err := workflow.LoadProject(os.DirFS(o.repo.Root()))
+	if err != nil {
+		return &ConfigError{Err: err}
+	}
+	g := project.Graph
+	var b strings.Builder
+	switch format {
+	case "", "mermaid":
+		b.WriteString("graph TD\n")
+		for _, s := range g.Order() {
+			fmt.Fprintf(&b, "  %s[%q]\n", mermaidID(s.ID), nodeLabel(s))
+			for _, up := range g.Upstream(s.ID) {
+				fmt.Fprintf(&b, "  %s --> %s\n", mermaidID(up), mermaidID(s.ID))
+			}
+		}
+	case "dot":
+		b.WriteString("digraph workflow {\n  rankdir=TB;\n")
+		for _, s := range g.Order() {
+			fmt.Fprintf(&b, "  %q [label=%q];\n", s.ID, nodeLabel(s))
+			for _, up := range g.Upstream(s.ID) {
+				fmt.Fprintf(&b, "  %q -> %q;\n", up, s.ID)
+			}
+		}
+		b.WriteString("}\n")
+	default:
+		return configErrorf("unknown graph format %q (mermaid or dot)", format)
+	}
+	_, err = io.WriteString(w, b.String())
+	return err
+}
+
+func nodeLabel(s *workflow.Step) string {
+	switch {
+	case s.Run != "":
+		return s.ID + " (run)"
+	case s.Foreach != "":
+		return s.ID + " (" + s.Agent + ", foreach)"
+	}
+	return s.ID + " (" + s.Agent + ")"
+}
+
+// mermaidID makes a step id safe as a Mermaid node id.
+func mermaidID(id string) string {
+	return "s_" + strings.ReplaceAll(id, "-", "_")
+}
+
+// UncommittedWorkflowChanges lists changed or new files under .codemachine/
+// that a run will not see because they are not committed.
+func (o *Orchestrator) UncommittedWorkflowChanges(ctx context.Context) ([]string, error) {
+	entries, err := o.repo.StatusPaths(ctx, workflow.Dir)
+	if err != nil {
+		return nil, err
+	}
+	return entries, nil
+}

@@ -1,0 +1,429 @@
+package orchestrator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/workflow"
+)
+
+// RunOptions select what a run does.
+type RunOptions struct {
+	Overrides
+	// Steps are the named targets, "STEP" or "STEP/TASK"; empty = all due.
+	Steps []string
+	// Force runs the named steps even when they are not due.
+	Force bool
+	// Record writes a replay recording of every agent step into the step's
+	// commit (.codemachine/recordings/).
+	Record bool
+	// DryRun prints the plan and the rendered prompts to Out and runs nothing.
+	DryRun bool
+	Out    io.Writer
+	// Parallel caps concurrent tasks of foreach steps (0 = the step's own).
+	Parallel int
+	// SkipFailed leaves steps whose last failure had the same fingerprint
+	// alone (watch mode: a failure waits for new inputs or `retry`).
+	SkipFailed bool
+	// Command is what the lock file says is running.
+	Command string
+}
+
+// Summary is what a run did.
+type Summary struct {
+	Run       string
+	Landed    []Event
+	Failed    []Event
+	Skipped   []Event
+	TokensIn  int64
+	TokensOut int64
+	CostUSD   float64
+}
+
+// runState is the bookkeeping of one run.
+type runState struct {
+	id     string
+	branch string
+	opts   RunOptions
+	// attempted holds the keys of units run (landed or failed) in this run:
+	// nothing runs twice in one run.
+	attempted map[string]bool
+	// failed holds step ids that failed in this run; their downstream waits.
+	failed   map[string]bool
+	reported map[string]bool
+	named    map[string]bool // step ids named on the command line
+	tasks    map[string]bool // step/task keys named on the command line
+	targets  map[string]bool // named steps and everything they need
+	summary  *Summary
+}
+
+// newRunID returns a sortable, unique run id: UTC time plus random bits.
+func (o *Orchestrator) newRunID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return o.cfg.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// Run runs what is due (or the named steps and what they need) until nothing
+// is due, one commit per step or task. It returns a *StepFailedError when a
+// step failed, a *BudgetError when the budget ran out, ErrInterrupted when
+// ctx was canceled, and a *ConfigError for bad input.
+func (o *Orchestrator) Run(ctx context.Context, opts RunOptions) (*Summary, error) {
+	head, err := o.checkHead()
+	if err != nil {
+		return nil, err
+	}
+	if opts.DryRun {
+		return nil, o.dryRun(head, opts)
+	}
+	if opts.Command == "" {
+		opts.Command = "codemachine run"
+	}
+	lock, err := o.repo.Lock(opts.Command)
+	if err != nil {
+		var locked *gitstate.LockedError
+		if errors.As(err, &locked) {
+			return nil, &ConfigError{Err: err}
+		}
+		return nil, err
+	}
+	defer lock.Release()
+	if lock.TookOverFrom != 0 {
+		o.emit(Event{Kind: Note, Message: fmt.Sprintf("took over a stale lock left by pid %d", lock.TookOverFrom)})
+	}
+	rs := &runState{
+		id: o.newRunID(), branch: head.Branch, opts: opts,
+		attempted: map[string]bool{}, failed: map[string]bool{}, reported: map[string]bool{},
+		named: map[string]bool{}, tasks: map[string]bool{},
+	}
+	rs.summary = &Summary{Run: rs.id}
+	defer func() { _ = o.repo.WriteLocal(runningFile, Running{}) }()
+	return rs.summary, o.runLoop(ctx, rs)
+}
+
+// checkHead requires a branch with at least one commit: step commits need a
+// branch to land on.
+func (o *Orchestrator) checkHead() (gitstate.Head, error) {
+	head, err := o.repo.Head()
+	if err != nil {
+		return head, err
+	}
+	if head.Branch == "" {
+		return head, configErrorf("HEAD is detached: check out a branch for the step commits to land on")
+	}
+	if head.Commit == "" {
+		return head, configErrorf("branch %s has no commits yet: commit .codemachine/ first (git add .codemachine && git commit)", head.Branch)
+	}
+	return head, nil
+}
+
+func (o *Orchestrator) runLoop(ctx context.Context, rs *runState) error {
+	first := true
+	for {
+		if err := ctx.Err(); err != nil {
+			return ErrInterrupted
+		}
+		tip, err := o.repo.ResolveRev("refs/heads/" + rs.branch)
+		if err != nil {
+			return fmt.Errorf("resolve branch %s: %w", rs.branch, err)
+		}
+		snap, err := o.load(tip, rs.opts.Overrides)
+		if err != nil {
+			return err
+		}
+		if first {
+			first = false
+			if err := o.resolveTargets(snap, rs); err != nil {
+				return err
+			}
+			if err := o.liftNamedHolds(rs); err != nil {
+				return err
+			}
+		}
+		u, err := o.next(snap, rs)
+		if err != nil {
+			return err
+		}
+		if u == nil {
+			break
+		}
+		if err := o.checkBudget(snap.project.Workflow.Budget, rs.summary); err != nil {
+			return err
+		}
+		rs.attempted[u.key()] = true
+		res := o.runUnit(ctx, rs, snap, u, 0)
+		if res.interrupted {
+			return ErrInterrupted
+		}
+		if res.err != nil {
+			return res.err
+		}
+	}
+	if len(rs.summary.Failed) > 0 {
+		keys := make([]string, 0, len(rs.summary.Failed))
+		for _, e := range rs.summary.Failed {
+			keys = append(keys, e.Key())
+		}
+		return &StepFailedError{Failed: keys}
+	}
+	return nil
+}
+
+// resolveTargets checks the named steps and collects them with everything
+// they need.
+func (o *Orchestrator) resolveTargets(snap *snapshot, rs *runState) error {
+	if len(rs.opts.Steps) == 0 {
+		return nil
+	}
+	g := snap.project.Graph
+	rs.targets = map[string]bool{}
+	var unknown []string
+	for _, name := range rs.opts.Steps {
+		stepID, taskID, _ := strings.Cut(name, "/")
+		step := g.Step(stepID)
+		if step == nil {
+			unknown = append(unknown, stepID)
+			continue
+		}
+		if taskID != "" {
+			if step.Foreach == "" {
+				return configErrorf("step %s has no tasks (it is not a foreach step)", stepID)
+			}
+			plan := snap.project.Plans[step.Foreach]
+			if plan == nil || plan.Task(taskID) == nil {
+				return configErrorf("no task %s in %s", taskID, step.Foreach)
+			}
+			rs.tasks[stepID+"/"+taskID] = true
+		}
+		rs.named[stepID] = true
+		rs.targets[stepID] = true
+		for _, up := range g.AllUpstream(stepID) {
+			rs.targets[up] = true
+		}
+	}
+	if len(unknown) > 0 {
+		var ids []string
+		for _, s := range snap.project.Workflow.Steps {
+			ids = append(ids, s.ID)
+		}
+		return configErrorf("unknown step %s (steps: %s)", strings.Join(unknown, ", "), strings.Join(ids, ", "))
+	}
+	return nil
+}
+
+// liftNamedHolds lifts the holds of the steps (or tasks) named on the
+// command line: naming a step is the user's way to run it again (DESIGN 7).
+func (o *Orchestrator) liftNamedHolds(rs *runState) error {
+	if len(rs.named) == 0 {
+		return nil
+	}
+	return o.updateHolds(func(h map[string]Hold) {
+		for key := range h {
+			stepID, _, _ := strings.Cut(key, "/")
+			if rs.named[stepID] && (len(rs.tasks) == 0 || rs.tasks[key] || !strings.Contains(key, "/")) {
+				delete(h, key)
+			}
+		}
+	})
+}
+
+// unit is one thing to run: a step, or one task of a foreach step.
+type unit struct {
+	step     *workflow.Step
+	task     *workflow.Task
+	agent    *workflow.Agent
+	settings *stepSettings
+	reason   string
+}
+
+func (u *unit) key() string {
+	if u.task == nil {
+		return u.step.ID
+	}
+	return u.step.ID + "/" + u.task.ID
+}
+
+// fingerprint is the step's, or for a task the task's (see taskFingerprint).
+func (u *unit) fingerprint() string {
+	if u.task == nil {
+		return u.settings.fingerprint
+	}
+	return taskFingerprint(u.settings.fingerprint, u.task)
+}
+
+// next picks the first runnable unit in dependency order, or nil when
+// nothing more can run.
+func (o *Orchestrator) next(snap *snapshot, rs *runState) (*unit, error) {
+	holds, err := o.holds()
+	if err != nil {
+		return nil, err
+	}
+	failures, err := o.failures()
+	if err != nil {
+		return nil, err
+	}
+	g := snap.project.Graph
+	for _, step := range g.Order() {
+		id := step.ID
+		if rs.targets != nil && !rs.targets[id] {
+			continue
+		}
+		reason, due := snap.due[id]
+		forced := rs.opts.Force && rs.named[id] && step.Foreach == ""
+		if (!due && !forced) || rs.failed[id] {
+			continue
+		}
+		if o.upstreamBlocked(snap, rs, step) {
+			continue
+		}
+		base := &unit{step: step, agent: snap.project.Agents[step.Agent], settings: snap.settings[id], reason: string(reason)}
+		if step.Foreach != "" {
+			u, err := o.nextTask(snap, rs, base, holds, failures)
+			if err != nil || u != nil {
+				return u, err
+			}
+			continue
+		}
+		if rs.attempted[id] {
+			continue
+		}
+		if o.skipForHoldOrFailure(rs, base, holds, failures) {
+			continue
+		}
+		return base, nil
+	}
+	return nil, nil
+}
+
+// upstreamBlocked reports whether a step must wait: a step it needs is still
+// due or failed in this run.
+func (o *Orchestrator) upstreamBlocked(snap *snapshot, rs *runState, step *workflow.Step) bool {
+	for _, up := range snap.project.Graph.Upstream(step.ID) {
+		if _, due := snap.due[up]; due || rs.failed[up] {
+			return true
+		}
+	}
+	return false
+}
+
+// nextTask picks the next runnable task of a foreach step.
+func (o *Orchestrator) nextTask(snap *snapshot, rs *runState, base *unit, holds map[string]Hold, failures map[string]Failure) (*unit, error) {
+	step := base.step
+	if errs := snap.project.PlanErrs[step.Foreach]; len(errs) > 0 {
+		o.failUnplannable(rs, step, fmt.Sprintf("%s has errors:\n%s", step.Foreach, errs.Error()))
+		return nil, nil
+	}
+	plan := snap.project.Plans[step.Foreach]
+	if plan == nil {
+		o.failUnplannable(rs, step, fmt.Sprintf("%s does not exist: no step wrote it and it is not committed", step.Foreach))
+		return nil, nil
+	}
+	onlyNamed := false
+	for key := range rs.tasks {
+		if strings.HasPrefix(key, step.ID+"/") {
+			onlyNamed = true
+		}
+	}
+	for _, t := range plan.Runnable() {
+		u := *base
+		u.task = t
+		key := u.key()
+		if rs.attempted[key] || (onlyNamed && !rs.tasks[key]) {
+			continue
+		}
+		if o.skipForHoldOrFailure(rs, &u, holds, failures) {
+			continue
+		}
+		u.reason = "task to do"
+		return &u, nil
+	}
+	return nil, nil
+}
+
+// failUnplannable reports a foreach step that cannot start; only that step
+// (and what needs it) stops, other steps continue.
+func (o *Orchestrator) failUnplannable(rs *runState, step *workflow.Step, msg string) {
+	rs.failed[step.ID] = true
+	e := Event{Kind: StepFailed, Step: step.ID, Message: msg}
+	rs.summary.Failed = append(rs.summary.Failed, e)
+	o.emit(e)
+}
+
+// skipForHoldOrFailure applies holds (lifted when the fingerprint changed)
+// and, in watch mode, remembered failures.
+func (o *Orchestrator) skipForHoldOrFailure(rs *runState, u *unit, holds map[string]Hold, failures map[string]Failure) bool {
+	key, fp := u.key(), u.fingerprint()
+	if h, ok := holds[key]; ok {
+		if h.Fingerprint == fp {
+			if !rs.reported[key] {
+				rs.reported[key] = true
+				e := Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task),
+					Message: "held after a rollback (codemachine retry " + key + " to run it)"}
+				rs.summary.Skipped = append(rs.summary.Skipped, e)
+				o.emit(e)
+			}
+			return true
+		}
+		_ = o.updateHolds(func(m map[string]Hold) { delete(m, key) })
+	}
+	if f, ok := failures[key]; ok && rs.opts.SkipFailed && f.Fingerprint == fp {
+		if !rs.reported[key] {
+			rs.reported[key] = true
+			e := Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task),
+				Message: "failed before with the same inputs (codemachine retry " + key + " to run it)"}
+			rs.summary.Skipped = append(rs.summary.Skipped, e)
+			o.emit(e)
+		}
+		return true
+	}
+	return false
+}
+
+func taskID(t *workflow.Task) string {
+	if t == nil {
+		return ""
+	}
+	return t.ID
+}
+
+// checkBudget stops the run when its tokens or cost exceed the workflow's
+// budget (checked before each step, DESIGN 9).
+func (o *Orchestrator) checkBudget(b workflow.Budget, s *Summary) error {
+	if b.Tokens > 0 && s.TokensIn+s.TokensOut > b.Tokens {
+		return &BudgetError{What: "tokens", Spent: FormatTokens(s.TokensIn + s.TokensOut), Limit: FormatTokens(b.Tokens)}
+	}
+	if b.USD > 0 && s.CostUSD > b.USD {
+		return &BudgetError{What: "cost", Spent: fmt.Sprintf("$%.2f", s.CostUSD), Limit: fmt.Sprintf("$%.2f", b.USD)}
+	}
+	return nil
+}
+
+// markRunning records the units in progress for `status`.
+func (o *Orchestrator) markRunning(rs *runState, keys map[string]string) {
+	_ = o.repo.WriteLocal(runningFile, Running{PID: os.Getpid(), Run: rs.id, Units: keys})
+}
+
+// sortedKeys returns a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func taskTitle(t *workflow.Task) string {
+	if t == nil {
+		return ""
+	}
+	return t.Title
+}

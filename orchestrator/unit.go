@@ -1,0 +1,391 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/codemachine/codemachine/agents"
+	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/hooks"
+	"github.com/codemachine/codemachine/workflow"
+)
+
+// unitResult tells the run loop how a unit ended. err is reserved for
+// failures of codemachine itself (git broken, disk full), which stop the run;
+// a failing step is reported through events and the summary instead.
+type unitResult struct {
+	landed      bool
+	interrupted bool
+	err         error
+}
+
+// attemptOutcome is the outcome of running the engine (and check) until the
+// step succeeds or gives up.
+type attemptOutcome struct {
+	result   agents.Result
+	attempts int
+	failure  string // "" on success
+	canceled bool
+}
+
+// runUnit runs one step or task in worktree slot and lands it, or keeps its
+// partial work on the failed ref.
+func (o *Orchestrator) runUnit(ctx context.Context, rs *runState, snap *snapshot, u *unit, slot int) unitResult {
+	start := o.cfg.Now()
+	engineName, err := o.engineFor(u)
+	if err != nil {
+		return o.failWithoutWork(rs, u, err.Error())
+	}
+	o.emit(Event{Kind: StepStarted, Step: u.step.ID, Task: taskID(u.task), Title: taskTitle(u.task),
+		Engine: engineName, Model: u.settings.model})
+	o.markRunning(rs, map[string]string{u.key(): start.UTC().Format(time.RFC3339)})
+
+	wt, err := o.repo.Worktree(ctx, slot, snap.commit)
+	if err != nil {
+		return unitResult{err: fmt.Errorf("prepare worktree for %s: %w", u.key(), err)}
+	}
+	env := o.unitEnv(rs, u, wt.Path())
+	logFile, err := o.openLog(rs, u)
+	if err != nil {
+		return unitResult{err: err}
+	}
+	defer logFile.Close()
+
+	gitBefore, err := wt.SnapshotGitDir()
+	if err != nil {
+		return unitResult{err: err}
+	}
+	hookEnv := append(env, "CODEMACHINE_WORKTREE="+wt.Path())
+	if err := hooks.Run(ctx, "before", u.step.Hooks.Before, wt.Path(), hookEnv); err != nil {
+		return o.fail(ctx, rs, snap, u, wt, engineName, attemptOutcome{failure: err.Error()}, start)
+	}
+
+	out := o.attempt(ctx, rs, snap, u, wt.Path(), engineName, env, logFile)
+	if out.canceled {
+		o.fail(context.WithoutCancel(ctx), rs, snap, u, wt, engineName, out, start)
+		return unitResult{interrupted: true}
+	}
+	if out.failure != "" {
+		return o.fail(ctx, rs, snap, u, wt, engineName, out, start)
+	}
+
+	tree, err := wt.Stage(ctx)
+	if err != nil {
+		out.failure = "stage the step's changes: " + err.Error()
+		return o.fail(ctx, rs, snap, u, wt, engineName, out, start)
+	}
+	changes, err := o.repo.DiffTrees(ctx, snap.commit, tree)
+	if err != nil {
+		return unitResult{err: err}
+	}
+	gitAfter, err := wt.SnapshotGitDir()
+	if err != nil {
+		out.failure = "the agent damaged its worktree's .git: " + err.Error()
+		return o.fail(ctx, rs, snap, u, wt, engineName, out, start)
+	}
+	if problem := o.verify(snap, u, wt.Path(), changes, gitBefore, gitAfter); problem != "" {
+		out.failure = problem
+		return o.fail(ctx, rs, snap, u, wt, engineName, out, start)
+	}
+	return o.land(ctx, rs, snap, u, wt, engineName, out, changes, start)
+}
+
+// engineFor is the engine that actually runs the unit: shell for run steps,
+// replay when replaying, else the configured engine with auto resolved
+// through PATH.
+func (o *Orchestrator) engineFor(u *unit) (string, error) {
+	switch {
+	case u.step.Run != "":
+		return "shell", nil
+	case u.settings.replay:
+		return "replay", nil
+	case u.settings.engine == "auto":
+		return agents.Auto(o.cfg.LookPath)
+	}
+	return u.settings.engine, nil
+}
+
+// unitEnv is the agent's environment: the allow-list, the step's env, and
+// codemachine's own variables.
+func (o *Orchestrator) unitEnv(rs *runState, u *unit, dir string) []string {
+	extra := map[string]string{}
+	for k, v := range u.step.Env {
+		extra[k] = v
+	}
+	extra["CODEMACHINE_STEP"] = u.step.ID
+	extra["CODEMACHINE_RUN"] = rs.id
+	extra["CODEMACHINE_REPO"] = dir
+	if u.task != nil {
+		extra["CODEMACHINE_TASK"] = u.task.ID
+		extra["CODEMACHINE_TASK_ID"] = u.task.ID
+		extra["CODEMACHINE_TASK_TITLE"] = u.task.Title
+		extra["CODEMACHINE_TASK_BODY"] = u.task.Body
+	}
+	tmp := filepath.Join(o.repo.LocalDir(), "tmp", rs.id)
+	if err := os.MkdirAll(tmp, 0o755); err == nil {
+		extra["TMPDIR"] = tmp
+	}
+	return agents.Environ(o.cfg.Environ, extra)
+}
+
+// openLog opens the unit's event log, .git/codemachine/logs/<run>/<key>.jsonl.
+func (o *Orchestrator) openLog(rs *runState, u *unit) (*os.File, error) {
+	dir := filepath.Join(o.repo.LocalDir(), "logs", rs.id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create log dir: %w", err)
+	}
+	name := u.step.ID
+	if u.task != nil {
+		name += "-" + u.task.ID
+	}
+	f, err := os.Create(filepath.Join(dir, name+".jsonl"))
+	if err != nil {
+		return nil, fmt.Errorf("create log: %w", err)
+	}
+	return f, nil
+}
+
+// attempt runs the engine, retrying transient failures with back-off, and
+// the check, re-running the agent with the check's output while attempts
+// remain.
+func (o *Orchestrator) attempt(ctx context.Context, rs *runState, snap *snapshot, u *unit, dir, engineName string, env []string, log *os.File) attemptOutcome {
+	wf := snap.project.Workflow
+	eng, err := o.cfg.NewEngine(engineName)
+	if err != nil {
+		return attemptOutcome{failure: err.Error()}
+	}
+	timeout := u.step.Timeout
+	if timeout == 0 {
+		timeout = wf.Defaults.Timeout
+	}
+	attempts := u.step.Attempts
+	if attempts < 1 || u.step.Check == "" {
+		attempts = 1
+	}
+	var out attemptOutcome
+	checkOutput := ""
+	for attempt := 1; attempt <= attempts; attempt++ {
+		out.attempts = attempt
+		req := agents.Request{
+			Run: rs.id, Step: u.step.ID, Task: taskID(u.task),
+			Model: u.settings.model, Effort: u.settings.effort,
+			Dir: dir, Env: env, Timeout: timeout, Log: log,
+		}
+		if u.step.Run != "" {
+			req.Command = u.step.Run
+		} else {
+			prompt, err := o.renderPrompt(snap, u, dir, attempt, checkOutput)
+			if err != nil {
+				out.failure = err.Error()
+				return out
+			}
+			req.Prompt = prompt
+		}
+		res, err := o.runEngine(ctx, eng, req, wf.Defaults.Retries, u)
+		out.result = addUsage(out.result, res)
+		rs.summary.TokensIn += res.TokensIn
+		rs.summary.TokensOut += res.TokensOut
+		rs.summary.CostUSD += res.CostUSD
+		if err != nil {
+			var re *agents.RunError
+			if errors.As(err, &re) && re.Canceled || ctx.Err() != nil {
+				out.canceled = true
+				out.failure = "interrupted"
+				return out
+			}
+			out.failure = err.Error()
+			return out
+		}
+		if u.step.Check == "" {
+			return out
+		}
+		checkRes, err := o.runCheck(ctx, u, dir, env, timeout, log)
+		if err == nil {
+			return out
+		}
+		if ctx.Err() != nil {
+			out.canceled = true
+			out.failure = "interrupted"
+			return out
+		}
+		checkOutput = tail(checkRes.Output, 60)
+		out.failure = fmt.Sprintf("check failed after %d attempt(s): %s", attempt, err.Error())
+		if attempt < attempts {
+			o.emit(Event{Kind: StepRetrying, Step: u.step.ID, Task: taskID(u.task), Attempt: attempt + 1,
+				Message: "check failed: " + lastLine(checkRes.Output)})
+		}
+	}
+	return out
+}
+
+// runEngine runs the engine once, retrying transient failures up to retries
+// times with exponential back-off and jitter, honouring a reported
+// retry-after.
+func (o *Orchestrator) runEngine(ctx context.Context, eng agents.Engine, req agents.Request, retries int, u *unit) (agents.Result, error) {
+	var total agents.Result
+	for try := 0; ; try++ {
+		res, err := eng.Run(ctx, req)
+		total = addUsage(total, res)
+		if err == nil {
+			return total, nil
+		}
+		var re *agents.RunError
+		if !errors.As(err, &re) || re.Class != agents.Transient || try >= retries || ctx.Err() != nil {
+			return total, err
+		}
+		delay := o.cfg.RetryBase << try
+		delay += time.Duration(rand.Int64N(int64(delay)/2 + 1))
+		if re.RetryAfter > delay {
+			delay = re.RetryAfter
+		}
+		o.emit(Event{Kind: StepRetrying, Step: u.step.ID, Task: taskID(u.task), Attempt: try + 2,
+			Message: fmt.Sprintf("%s; retrying in %s", re.Msg, FormatDuration(delay))})
+		select {
+		case <-ctx.Done():
+			return total, err
+		case <-time.After(delay):
+		}
+		if re.Result.SessionID != "" {
+			req.Resume = re.Result.SessionID
+		}
+	}
+}
+
+// addUsage accumulates usage over attempts; the latest text, session and
+// model win.
+func addUsage(acc, r agents.Result) agents.Result {
+	acc.TokensIn += r.TokensIn
+	acc.TokensOut += r.TokensOut
+	acc.CostUSD += r.CostUSD
+	acc.CostKnown = acc.CostKnown || r.CostKnown
+	acc.Duration += r.Duration
+	if r.Text != "" {
+		acc.Text = r.Text
+	}
+	if r.SessionID != "" {
+		acc.SessionID = r.SessionID
+	}
+	if r.Model != "" {
+		acc.Model = r.Model
+	}
+	acc.Output = r.Output
+	acc.ExitCode = r.ExitCode
+	return acc
+}
+
+// runCheck runs the step's check command in the worktree.
+func (o *Orchestrator) runCheck(ctx context.Context, u *unit, dir string, env []string, timeout time.Duration, log *os.File) (agents.Result, error) {
+	sh, err := o.cfg.NewEngine("shell")
+	if err != nil {
+		return agents.Result{}, err
+	}
+	return sh.Run(ctx, agents.Request{Step: u.step.ID, Task: taskID(u.task), Command: u.step.Check,
+		Dir: dir, Env: env, Timeout: timeout, Log: log})
+}
+
+// renderPrompt renders the agent's template against the worktree, then the
+// step's extra prompt and the fixed footer.
+func (o *Orchestrator) renderPrompt(snap *snapshot, u *unit, repoDir string, attempt int, checkOutput string) (string, error) {
+	fsys := os.DirFS(repoDir)
+	feedback, _ := readFileFS(fsys, filepath.ToSlash(filepath.Join(workflow.FeedbackDir, u.step.ID+".md")))
+	data := workflow.PromptData{
+		Step:        workflow.StepInfo{ID: u.step.ID, Inputs: u.step.Inputs, Outputs: u.step.Outputs},
+		Feedback:    feedback,
+		CheckOutput: checkOutput,
+		Attempt:     attempt,
+		Repo:        repoDir,
+	}
+	if u.task != nil {
+		data.Task = &workflow.TaskInfo{ID: u.task.ID, Title: u.task.Title, Body: u.task.Body}
+	}
+	body, err := u.agent.Render(fsys, data)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString(strings.TrimRight(body, "\n"))
+	b.WriteString("\n")
+	if u.step.Prompt != "" {
+		b.WriteString("\n")
+		b.WriteString(strings.TrimRight(u.step.Prompt, "\n"))
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
+	b.WriteString(workflow.Footer(repoDir, u.step.Outputs))
+	return b.String(), nil
+}
+
+// failWithoutWork reports a unit that failed before it had a worktree.
+func (o *Orchestrator) failWithoutWork(rs *runState, u *unit, msg string) unitResult {
+	rs.failed[u.step.ID] = true
+	e := Event{Kind: StepFailed, Step: u.step.ID, Task: taskID(u.task), Message: msg}
+	rs.summary.Failed = append(rs.summary.Failed, e)
+	o.emit(e)
+	_ = o.updateFailures(func(m map[string]Failure) {
+		m[u.key()] = Failure{Fingerprint: u.fingerprint(), Error: msg, Run: rs.id, At: o.cfg.Now().UTC()}
+	})
+	return unitResult{}
+}
+
+// fail keeps the unit's partial work on refs/codemachine/failed/<key>,
+// remembers the failure and runs the on_failure hook. Nothing lands.
+func (o *Orchestrator) fail(ctx context.Context, rs *runState, snap *snapshot, u *unit, wt *gitstate.Worktree, engineName string, out attemptOutcome, start time.Time) unitResult {
+	key := u.key()
+	rs.failed[u.step.ID] = true
+	ref := "refs/codemachine/failed/" + key
+	var commit string
+	tree, err := wt.Stage(ctx)
+	if err == nil {
+		msg := gitstate.Message{
+			Subject:  fmt.Sprintf("codemachine(%s): failed: %s", key, truncate(firstLine(out.failure), 60)),
+			Body:     strings.TrimSpace(out.failure + "\n\n" + tail(out.result.Output, 40)),
+			Trailers: o.trailers(rs, u, engineName, out, start),
+		}
+		commit, err = o.repo.CommitTree(ctx, gitstate.CommitSpec{Tree: tree, Parents: []string{snap.commit},
+			Message: msg.String(), Author: o.author(engineName, u.settings.model)})
+		if err == nil {
+			old, _ := o.repo.ResolveRev(ref)
+			err = o.repo.UpdateRef(ctx, ref, commit, old, "codemachine: "+key+" failed")
+		}
+		if err == nil {
+			err = wt.Finish(ctx, commit)
+		}
+	}
+	if err != nil {
+		wt.Discard()
+		ref, commit = "", ""
+		out.failure += " (its partial work could not be saved: " + err.Error() + ")"
+	}
+	e := Event{Kind: StepFailed, Step: u.step.ID, Task: taskID(u.task), Engine: engineName, Model: u.settings.model,
+		Duration: o.cfg.Now().Sub(start), Message: out.failure, Ref: ref, Commit: commit, Attempt: out.attempts,
+		Tokens: out.result.TokensIn + out.result.TokensOut, CostUSD: out.result.CostUSD, CostOK: out.result.CostKnown}
+	rs.summary.Failed = append(rs.summary.Failed, e)
+	o.emit(e)
+	if err := o.updateFailures(func(m map[string]Failure) {
+		m[key] = Failure{Fingerprint: u.fingerprint(), Error: out.failure, Ref: ref, Commit: commit,
+			Run: rs.id, At: o.cfg.Now().UTC()}
+	}); err != nil {
+		return unitResult{err: err}
+	}
+	hookEnv := append(o.unitEnv(rs, u, wt.Path()), "CODEMACHINE_WORKTREE="+wt.Path(), "CODEMACHINE_COMMIT="+commit)
+	if err := hooks.Run(ctx, "on_failure", u.step.Hooks.OnFailure, wt.Path(), hookEnv); err != nil {
+		o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: err.Error()})
+	}
+	return unitResult{}
+}
+
+// readFileFS reads a file as a string; a missing file reads as "".
+func readFileFS(fsys fs.FS, name string) (string, error) {
+	data, err := fs.ReadFile(fsys, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	return string(data), err
+}
