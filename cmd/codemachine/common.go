@@ -1,0 +1,185 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/codemachine/codemachine/orchestrator"
+)
+
+// output is how commands print: colors only on a terminal and without
+// NO_COLOR/--no-color; --quiet drops progress lines.
+type output struct {
+	w       io.Writer
+	errW    io.Writer
+	color   bool
+	quiet   bool
+	verbose bool
+	json    bool
+	mu      sync.Mutex
+}
+
+func newOutput(c *cli.Context) *output {
+	o := &output{
+		w: c.App.Writer, errW: c.App.ErrWriter,
+		quiet: c.Bool("quiet"), verbose: c.Bool("verbose"), json: c.Bool("json"),
+	}
+	_, noColorEnv := os.LookupEnv("NO_COLOR")
+	if f, ok := o.w.(*os.File); ok && !c.Bool("no-color") && !noColorEnv && os.Getenv("TERM") != "dumb" {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			o.color = true
+		}
+	}
+	return o
+}
+
+const (
+	green  = "32"
+	red    = "31"
+	yellow = "33"
+	dim    = "2"
+	bold   = "1"
+)
+
+// paint wraps s in an ANSI color when colors are on.
+func (o *output) paint(code, s string) string {
+	if !o.color {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+func (o *output) printf(format string, args ...any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	fmt.Fprintf(o.w, format, args...)
+}
+
+// printJSON writes v as indented JSON.
+func (o *output) printJSON(v any) error {
+	enc := json.NewEncoder(o.w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// newOrchestrator opens the repository for a command.
+func newOrchestrator(c *cli.Context, onEvent func(orchestrator.Event)) (*orchestrator.Orchestrator, error) {
+	dir := c.String("C")
+	if dir == "" {
+		var err error
+		if dir, err = os.Getwd(); err != nil {
+			return nil, err
+		}
+	}
+	cfg := orchestrator.Config{Dir: dir, Environ: os.Environ(), OnEvent: onEvent}
+	if v := os.Getenv("CODEMACHINE_RETRY_BASE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return nil, usageErrorf("CODEMACHINE_RETRY_BASE: %v", err)
+		}
+		cfg.RetryBase = d
+	}
+	return orchestrator.New(cfg)
+}
+
+// event prints one run event as a line of the run table (DESIGN 2).
+func (o *output) event(e orchestrator.Event) {
+	if o.json {
+		return
+	}
+	name := e.Step
+	if e.Task != "" {
+		name += " " + e.Task
+	}
+	label := e.Engine
+	if e.Model != "" {
+		label += "/" + e.Model
+	}
+	switch e.Kind {
+	case orchestrator.StepStarted:
+		if o.quiet {
+			return
+		}
+		title := ""
+		if e.Title != "" {
+			title = "  " + e.Title
+		}
+		o.printf("  %s %-16s %-16s%s\n", o.paint(dim, "▸"), name, label, o.paint(dim, title))
+	case orchestrator.StepLanded:
+		tokens := orchestrator.FormatTokens(e.Tokens) + " tok"
+		extra := ""
+		if e.Rebased {
+			extra = o.paint(dim, "  (rebased)")
+		}
+		o.printf("  %s %-16s %-16s %7s %10s %6s   %s%s\n", o.paint(green, "✓"), name, label,
+			orchestrator.FormatDuration(e.Duration), tokens, orchestrator.FormatCost(e.CostUSD, e.CostOK),
+			shortHash(e.Commit), extra)
+	case orchestrator.StepFailed:
+		o.printf("  %s %-16s %-16s %7s   %s\n", o.paint(red, "✗"), name, label,
+			orchestrator.FormatDuration(e.Duration), o.paint(red, "failed: "+firstLineOf(e.Message)))
+		if rest := restLines(e.Message); rest != "" && o.verbose {
+			o.printf("%s\n", indent(rest, "      "))
+		}
+		if e.Ref != "" {
+			o.printf("      work kept on %s  (codemachine diff %s)\n", e.Ref, e.Key())
+		}
+	case orchestrator.StepConflict:
+		o.printf("  %s %-16s %-16s %7s   %s\n", o.paint(red, "✗"), name, label,
+			orchestrator.FormatDuration(e.Duration), o.paint(red, "not landed: "+firstLineOf(e.Message)))
+	case orchestrator.StepSkipped:
+		if !o.quiet {
+			o.printf("  %s %-16s %s\n", o.paint(yellow, "–"), name, o.paint(yellow, e.Message))
+		}
+	case orchestrator.StepRetrying:
+		if !o.quiet {
+			o.printf("  %s %-16s attempt %d: %s\n", o.paint(yellow, "↻"), name, e.Attempt, e.Message)
+		}
+	case orchestrator.Note:
+		if !o.quiet {
+			prefix := ""
+			if e.Step != "" {
+				prefix = e.Key() + ": "
+			}
+			o.printf("  %s %s%s\n", o.paint(dim, "·"), prefix, e.Message)
+		}
+	}
+}
+
+func shortHash(h string) string {
+	if len(h) > 7 {
+		return h[:7]
+	}
+	return h
+}
+
+func firstLineOf(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
+}
+
+func restLines(s string) string {
+	_, rest, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(rest)
+}
+
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
+}
+
+// noArgs rejects positional arguments for commands that take none.
+func noArgs(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usageErrorf("%s takes no arguments (got %q)", c.Command.Name, c.Args().First())
+	}
+	return nil
+}
+
+// parseDuration parses a Duration trailer.
+func parseDuration(s string) (time.Duration, error) { return time.ParseDuration(s) }

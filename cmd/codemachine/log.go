@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/codemachine/codemachine/orchestrator"
+)
+
+func logCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "log",
+		Usage: "list step commits with engine, model, tokens, cost and duration",
+		Description: `Lists the commits codemachine landed on the current branch (first-parent history),
+newest first, with the provenance recorded in their trailers.`,
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "n", Usage: "show at most `N` commits (0 = all)"},
+			jsonFlag,
+		},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			out := newOutput(c)
+			o, err := newOrchestrator(c, nil)
+			if err != nil {
+				return err
+			}
+			entries, err := o.Log(c.Int("n"))
+			if err != nil {
+				return err
+			}
+			if out.json {
+				if entries == nil {
+					entries = []orchestrator.LogEntry{}
+				}
+				return out.printJSON(entries)
+			}
+			if len(entries) == 0 {
+				out.printf("no step commits yet\n")
+				return nil
+			}
+			tw := tabwriter.NewWriter(out.w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "COMMIT\tSTEP\tENGINE\tDURATION\tTOKENS\tCOST\tSUBJECT")
+			for _, e := range entries {
+				name := e.Step
+				if e.Task != "" {
+					name += "/" + e.Task
+				}
+				label := e.Engine
+				if e.Model != "" {
+					label += "/" + e.Model
+				}
+				dur := e.Duration
+				if d, err := parseDuration(e.Duration); err == nil {
+					dur = orchestrator.FormatDuration(d)
+				}
+				tokens := orchestrator.FormatTokens(e.TokensIn + e.TokensOut)
+				if e.TokensIn+e.TokensOut == 0 && e.Engine == "shell" {
+					tokens = "—"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortHash(e.Commit), name, label, dur, tokens,
+					orchestrator.FormatCost(e.CostUSD, e.CostKnown), e.Subject)
+			}
+			return tw.Flush()
+		},
+	}
+}

@@ -1,0 +1,188 @@
+// Command codemachine makes a git repository the workflow engine for AI
+// coding agents: workflow files in .codemachine/, one commit per step.
+//
+// This package is the thin CLI: it parses flags into options, calls the
+// orchestrator and maps errors to the exit codes of DESIGN 12.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/codemachine/codemachine/orchestrator"
+)
+
+func main() {
+	os.Exit(Main(os.Args, os.Stdout, os.Stderr))
+}
+
+// Main runs the CLI with args (args[0] is the program name) and returns the
+// exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := newApp(stdout, stderr)
+	args, err := normalizeArgs(app, args)
+	if err == nil {
+		err = app.RunContext(ctx, args)
+	}
+	if err == nil {
+		return 0
+	}
+	code := exitCode(err)
+	msg := strings.TrimSpace(err.Error())
+	if msg != "" && !errors.Is(err, errSilent) {
+		fmt.Fprintln(stderr, "codemachine: "+strings.ReplaceAll(msg, "\n", "\n  "))
+	}
+	return code
+}
+
+// errSilent marks an error whose message was already printed.
+var errSilent = errors.New("")
+
+// usageError is a command-line mistake (exit 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// exitError carries an explicit exit code with an already-printed message.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return "" }
+
+func exitCode(err error) int {
+	var ue *usageError
+	var ee *exitError
+	switch {
+	case errors.As(err, &ue):
+		return orchestrator.ExitUsage
+	case errors.As(err, &ee):
+		return ee.code
+	}
+	return orchestrator.ExitCode(err)
+}
+
+// globalFlags are accepted before and after the command name.
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "C", Usage: "run as if started in `DIR`"},
+		&cli.BoolFlag{Name: "no-color", Usage: "plain output (also NO_COLOR=1)"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors and results"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more detail"},
+	}
+}
+
+// jsonFlag is added to commands whose output is data.
+var jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print machine-readable JSON"}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	app := &cli.App{
+		Name:  "codemachine",
+		Usage: "make a git repository the workflow engine for AI coding agents",
+		Description: `codemachine runs the workflow in .codemachine/ (workflow.yaml, agents/*.md, plan.md):
+every agent step lands as its own commit with provenance trailers, state lives in the tree,
+and a rollback is a reset.
+
+Exit codes: 0 ok, 1 a step failed, 2 usage/configuration/validation error,
+3 waiting for review, 4 budget exceeded, 130 interrupted.`,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		Flags:                globalFlags(),
+		HideVersion:          true,
+		EnableBashCompletion: false,
+		Commands: []*cli.Command{
+			initCommand(), validateCommand(), runCommand(), statusCommand(), logCommand(),
+			diffCommand(), rollbackCommand(), retryCommand(), graphCommand(), versionCommand(),
+		},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageErrorf("%v (see codemachine --help)", err)
+		},
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	for _, cmd := range app.Commands {
+		cmd.Flags = append(cmd.Flags, globalFlags()...)
+		cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
+			return usageErrorf("%s: %v (see codemachine %s --help)", c.Command.Name, err, c.Command.Name)
+		}
+	}
+	return app
+}
+
+// normalizeArgs moves a command's flags in front of its positional
+// arguments, so that `codemachine run plan --engine replay` works like
+// `codemachine run --engine replay plan` (the flag package stops at the
+// first positional argument). It also rejects unknown commands, which the
+// cli package would only report, with exit code 0.
+func normalizeArgs(app *cli.App, args []string) ([]string, error) {
+	if len(args) < 2 {
+		return args, nil
+	}
+	// Find the command name after the global flags.
+	i := 1
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "--" {
+		if takesValue(app.Flags, args[i]) {
+			i++
+		}
+		i++
+	}
+	if i >= len(args) || args[i] == "help" || args[i] == "h" {
+		return args, nil
+	}
+	cmd := app.Command(args[i])
+	if cmd == nil {
+		return nil, usageErrorf("unknown command %q (see codemachine --help)", args[i])
+	}
+	out := append([]string{}, args[:i+1]...)
+	var flags, positional []string
+	rest := args[i+1:]
+	for j := 0; j < len(rest); j++ {
+		a := rest[j]
+		switch {
+		case a == "--":
+			positional = append(positional, rest[j:]...)
+			j = len(rest)
+		case strings.HasPrefix(a, "-") && a != "-":
+			flags = append(flags, a)
+			if takesValue(cmd.Flags, a) && j+1 < len(rest) {
+				j++
+				flags = append(flags, rest[j])
+			}
+		default:
+			positional = append(positional, a)
+		}
+	}
+	out = append(out, flags...)
+	return append(out, positional...), nil
+}
+
+// takesValue reports whether arg is a flag that takes a separate value.
+func takesValue(flags []cli.Flag, arg string) bool {
+	if strings.Contains(arg, "=") {
+		return false
+	}
+	name := strings.TrimLeft(arg, "-")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n != name {
+				continue
+			}
+			if _, ok := f.(*cli.BoolFlag); ok {
+				return false
+			}
+			return true
+		}
+	}
+	return false
+}

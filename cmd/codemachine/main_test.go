@@ -1,0 +1,133 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"codemachine": func() { os.Exit(Main(os.Args, os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScripts runs the CLI scenarios in testdata/script through the built
+// binary, with the real git in a hermetic environment.
+func TestScripts(t *testing.T) {
+	t.Parallel()
+	testscript.Run(t, scriptParams("testdata/script"))
+}
+
+func scriptParams(dir string) testscript.Params {
+	return testscript.Params{
+		Dir:                 dir,
+		Setup:               hermeticGit,
+		RequireExplicitExec: false,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exits":   cmdExits,
+			"waitfor": cmdWaitFor,
+		},
+	}
+}
+
+// hermeticGit gives every script its own HOME with a fixed git identity,
+// fixed dates and no system configuration, and a warm Go build cache so the
+// example's checks do not compile the standard library from scratch.
+func hermeticGit(env *testscript.Env) error {
+	home := env.WorkDir
+	vars := map[string]string{
+		"HOME":                   home,
+		"XDG_CONFIG_HOME":        filepath.Join(home, ".config"),
+		"GIT_CONFIG_NOSYSTEM":    "1",
+		"GIT_AUTHOR_NAME":        "Test User",
+		"GIT_AUTHOR_EMAIL":       "test@example.com",
+		"GIT_COMMITTER_NAME":     "Test User",
+		"GIT_COMMITTER_EMAIL":    "test@example.com",
+		"GIT_AUTHOR_DATE":        "2026-01-02T03:04:05Z",
+		"GIT_COMMITTER_DATE":     "2026-01-02T03:04:05Z",
+		"NO_COLOR":               "1",
+		"TZ":                     "UTC",
+		"LANG":                   "C.UTF-8",
+		"CODEMACHINE_RETRY_BASE": "10ms",
+	}
+	for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOROOT", "GOTOOLCHAIN", "GOFLAGS", "GOPROXY"} {
+		if v := goEnv(k); v != "" {
+			vars[k] = v
+		}
+	}
+	for k, v := range vars {
+		env.Setenv(k, v)
+	}
+	gitconfig := "[init]\n\tdefaultBranch = main\n[user]\n\tname = Test User\n\temail = test@example.com\n[advice]\n\tdetachedHead = false\n"
+	return os.WriteFile(filepath.Join(home, ".gitconfig"), []byte(gitconfig), 0o644)
+}
+
+// goEnv reads a Go setting from the environment or, failing that, go env.
+func goEnv(key string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	out, err := exec.Command("go", "env", key).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// cmdExits runs a program and checks its exit code: exits CODE prog args...
+// Its stdout and stderr are kept for the stdout/stderr commands.
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits CODE program [args...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: bad code %q", args[0])
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		got = ee.ExitCode()
+	case err != nil:
+		ts.Fatalf("exits: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+	}
+}
+
+// cmdWaitFor waits up to a bound for a file to exist: waitfor PATH [SECONDS].
+func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 {
+		ts.Fatalf("usage: waitfor PATH [SECONDS]")
+	}
+	limit := 30 * time.Second
+	if len(args) > 1 {
+		n, err := strconv.Atoi(args[1])
+		if err != nil {
+			ts.Fatalf("waitfor: bad seconds %q", args[1])
+		}
+		limit = time.Duration(n) * time.Second
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		_, err := os.Stat(ts.MkAbs(args[0]))
+		if (err == nil) != neg {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("waitfor %s: not there after %s", args[0], limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

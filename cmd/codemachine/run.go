@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/codemachine/codemachine/orchestrator"
+)
+
+func runFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "engine", Usage: "run agent steps with `ENGINE` (claude, codex, gemini, opencode, replay); overrides the workflow"},
+		&cli.StringFlag{Name: "model", Usage: "run agent steps with `MODEL`; overrides the workflow"},
+		&cli.BoolFlag{Name: "record", Usage: "store a replay recording of every agent step in its commit (.codemachine/recordings/)"},
+		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what is due and the rendered prompts; run nothing"},
+		&cli.IntFlag{Name: "parallel", Usage: "run up to `N` tasks of a foreach step at once (overrides the step's parallel)"},
+		&cli.BoolFlag{Name: "force", Usage: "run the named steps even when they are not due"},
+		jsonFlag,
+	}
+}
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run what is due, one commit per step",
+		ArgsUsage: "[STEP | STEP/TASK ...]",
+		Description: `Runs every due step in dependency order until nothing is due (or only the named steps
+and what they need). Each step runs in a worktree of its own under .git/codemachine and lands
+as one commit on the current branch; a failed step lands nothing and keeps its partial work
+on refs/codemachine/failed/STEP. Only committed files count: commit your edits first.`,
+		Flags: runFlags(),
+		Action: func(c *cli.Context) error {
+			out := newOutput(c)
+			o, err := newOrchestrator(c, out.event)
+			if err != nil {
+				return err
+			}
+			opts := orchestrator.RunOptions{
+				Overrides: orchestrator.Overrides{Engine: c.String("engine"), Model: c.String("model")},
+				Steps:     c.Args().Slice(),
+				Force:     c.Bool("force"),
+				Record:    c.Bool("record"),
+				DryRun:    c.Bool("dry-run"),
+				Out:       c.App.Writer,
+				Parallel:  c.Int("parallel"),
+				Command:   "codemachine run",
+			}
+			if err := checkEngineFlag(opts.Engine); err != nil {
+				return err
+			}
+			if opts.Force && len(opts.Steps) == 0 {
+				return usageErrorf("run --force needs the STEP names to force")
+			}
+			warnUncommitted(c, o, out)
+			summary, err := o.Run(c.Context, opts)
+			return reportRun(out, summary, err)
+		},
+	}
+}
+
+// checkEngineFlag rejects unknown --engine values before anything runs.
+func checkEngineFlag(engine string) error {
+	switch engine {
+	case "", "auto", "claude", "codex", "gemini", "opencode", "replay":
+		return nil
+	}
+	return usageErrorf("unknown engine %q (claude, codex, gemini, opencode, replay or auto)", engine)
+}
+
+// warnUncommitted tells the user that edits under .codemachine/ do not count
+// until they are committed.
+func warnUncommitted(c *cli.Context, o *orchestrator.Orchestrator, out *output) {
+	if out.quiet || out.json {
+		return
+	}
+	paths, err := o.UncommittedWorkflowChanges(c.Context)
+	if err != nil || len(paths) == 0 {
+		return
+	}
+	if len(paths) > 3 {
+		paths = append(paths[:3], "…")
+	}
+	fmt.Fprintf(c.App.ErrWriter, "codemachine: note: uncommitted changes are not used until committed: %s\n", strings.Join(paths, ", "))
+}
+
+// reportRun prints the run's summary (or its JSON) and passes err on.
+func reportRun(out *output, s *orchestrator.Summary, err error) error {
+	if out.json && s != nil {
+		type jsonSummary struct {
+			*orchestrator.Summary
+			Error    string `json:"error,omitempty"`
+			ExitCode int    `json:"exit_code"`
+		}
+		js := jsonSummary{Summary: s, ExitCode: exitCode(err)}
+		if err != nil {
+			js.Error = err.Error()
+		}
+		if perr := out.printJSON(js); perr != nil {
+			return perr
+		}
+		return err
+	}
+	if s == nil || out.quiet {
+		return err
+	}
+	switch {
+	case len(s.Landed) == 0 && len(s.Failed) == 0 && len(s.Skipped) == 0 && err == nil:
+		out.printf("nothing is due\n")
+	case len(s.Landed) > 0 || len(s.Failed) > 0:
+		parts := []string{fmt.Sprintf("%d landed", len(s.Landed))}
+		if len(s.Failed) > 0 {
+			parts = append(parts, fmt.Sprintf("%d failed", len(s.Failed)))
+		}
+		if len(s.Skipped) > 0 {
+			parts = append(parts, fmt.Sprintf("%d skipped", len(s.Skipped)))
+		}
+		tokens := s.TokensIn + s.TokensOut
+		out.printf("%s · %s tokens · %s\n", strings.Join(parts, ", "), orchestrator.FormatTokens(tokens),
+			orchestrator.FormatCost(s.CostUSD, s.CostUSD > 0))
+	}
+	return err
+}

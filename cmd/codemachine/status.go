@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/codemachine/codemachine/orchestrator"
+)
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show every step: done, due, running, failed, review, held or blocked",
+		Description: `Shows where the workflow stands at the tip of the current branch: each step's state,
+task progress of foreach steps, tokens and cost, and the commit that landed it.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "engine", Usage: "evaluate as if run with --engine `ENGINE`"},
+			&cli.StringFlag{Name: "model", Usage: "evaluate as if run with --model `MODEL`"},
+			jsonFlag,
+		},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			out := newOutput(c)
+			o, err := newOrchestrator(c, nil)
+			if err != nil {
+				return err
+			}
+			report, err := o.Status(orchestrator.Overrides{Engine: c.String("engine"), Model: c.String("model")})
+			if err != nil {
+				return err
+			}
+			if out.json {
+				return out.printJSON(report)
+			}
+			printStatus(out, report)
+			return nil
+		},
+	}
+}
+
+func printStatus(out *output, r *orchestrator.StatusReport) {
+	out.printf("on %s at %s\n", r.Branch, shortHash(r.Commit))
+	if r.Running != nil {
+		out.printf("running: pid %d (%s)\n", r.Running.PID, r.Running.Command)
+	}
+	tw := tabwriter.NewWriter(out.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tSTATE\tENGINE\tTOKENS\tCOST\tCOMMIT\tNOTE")
+	for _, s := range r.Steps {
+		label := s.Engine
+		if s.Model != "" {
+			label += "/" + s.Model
+		}
+		tokens, cost := "", ""
+		if s.TokensIn+s.TokensOut > 0 || s.CostKnown {
+			tokens = orchestrator.FormatTokens(s.TokensIn + s.TokensOut)
+			cost = orchestrator.FormatCost(s.CostUSD, s.CostKnown)
+		}
+		note := s.Reason
+		if s.Ref != "" {
+			note += " (" + s.Ref + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, out.stateColor(s.State), label, tokens, cost, shortHash(s.Commit), note)
+		for _, t := range s.Tasks {
+			note := t.Title
+			if t.Reason != "" {
+				note += " — " + t.Reason
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t\t\t\t%s\t%s\n", t.ID, out.stateColor(t.State), shortHash(t.Commit), note)
+		}
+	}
+	tw.Flush()
+}
+
+// stateColor colors a state word; tabwriter counts the escape bytes, so the
+// column widths only stay right without colors, which is why colors are
+// applied to whole cells of equal-length codes.
+func (o *output) stateColor(state string) string {
+	switch state {
+	case orchestrator.StateDone:
+		return o.paint(green, state)
+	case orchestrator.StateFailed, orchestrator.StateConflict:
+		return o.paint(red, state)
+	case orchestrator.StateDue, orchestrator.StateRunning:
+		return o.paint(bold, state)
+	}
+	return o.paint(yellow, state)
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"sort"
+
+	"github.com/urfave/cli/v2"
+)
+
+func validateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "validate",
+		Usage: "check workflow.yaml, agents and plans; every error with file:line:col",
+		Description: `Checks the workflow as it is in the working tree (uncommitted edits included): schema,
+unknown keys, duplicate ids, missing agent files, needs to unknown steps, cycles, globs that
+escape the repository, template errors, plan.md task ids and dependencies, state.yaml.
+Prints every problem at once and exits 2 when there is any.`,
+		Flags: []cli.Flag{jsonFlag},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			out := newOutput(c)
+			o, err := newOrchestrator(c, nil)
+			if err != nil {
+				return err
+			}
+			report, err := o.Validate()
+			if err != nil {
+				return err
+			}
+			if out.json {
+				return out.printJSON(report)
+			}
+			if out.quiet {
+				return nil
+			}
+			out.printf("ok: %d steps, %d agents\n", report.Steps, report.Agents)
+			plans := make([]string, 0, len(report.Plans))
+			for p := range report.Plans {
+				plans = append(plans, p)
+			}
+			sort.Strings(plans)
+			for _, p := range plans {
+				out.printf("    %s: %d tasks\n", p, report.Plans[p])
+			}
+			return nil
+		},
+	}
+}
