@@ -1,0 +1,58 @@
+# codemachine — the two commands a new user needs: `make demo` and `make test`.
+
+GO      ?= go
+BIN     := bin/codemachine
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME ?= 60s
+
+export CGO_ENABLED ?= 0
+
+.PHONY: all build install test test-short demo bench lint fuzz clis clean
+
+all: build
+
+## build: the static binary at bin/codemachine
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/codemachine
+
+## install: codemachine into $(go env GOPATH)/bin
+install:
+	$(GO) install -trimpath -ldflags "$(LDFLAGS)" ./cmd/codemachine
+
+## clis: the pinned agent CLIs from the npm registry, into a cache outside the repo
+clis:
+	$(GO) run ./internal/testenv/cmd/install-clis
+
+## test: every test, with the race detector, the real git and the real agent CLIs (offline)
+test:
+	$(GO) mod download
+	$(GO) vet ./...
+	$(MAKE) --no-print-directory clis
+	scripts/test.sh
+
+## demo: a spec-to-code workflow landing one commit per step in a scratch repository, offline
+demo: build
+	scripts/demo.sh
+
+## bench: the performance targets of DESIGN 16 (see docs/benchmarks.md)
+bench:
+	scripts/bench.sh
+
+## lint: gofmt, go vet, staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## fuzz: each parser's fuzz target for FUZZTIME (default 60s)
+fuzz:
+	$(GO) test ./workflow -run '^$$' -fuzz '^FuzzParseWorkflow$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./workflow -run '^$$' -fuzz '^FuzzParseAgent$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./workflow -run '^$$' -fuzz '^FuzzParsePlan$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./gitstate -run '^$$' -fuzz '^FuzzParseState$$' -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf bin
