@@ -36,79 +36,95 @@ func benchRepo(b *testing.B, n int) (string, *Repo) {
 	return dir, r
 }
 
-// BenchmarkStageCommit compares codemachine's per-step git work (reuse a
-// pooled worktree, stage the agent's change, commit it, land it on the
-// checked-out branch bringing the user's working tree along, finish) with
-// the user doing the same change by hand (git add -A && git commit), in the
-// same run on the same repository. Metrics: cm-ms/op, git-ms/op and their
-// ratio. Set CODEMACHINE_BENCH_LARGE=1 to add a 100k-file repository.
+// BenchmarkStageCommit compares codemachine's per-step git work (hand out
+// the pooled worktree, stage the agent's change, commit it, land it on the
+// checked-out branch bringing the user's working tree along, finish) with a
+// person making a change of the same size by hand (git add -A && git
+// commit), in the same run on the same repository. Two cases:
+//
+//   - sequential: steps follow each other on main while the person commits
+//     on another branch in a linked worktree; the pooled worktree is reused
+//     as it is (the hot path of a run);
+//   - user-committed: the person commits on main between steps, so each step
+//     first moves the pooled worktree to the new tip and every landing
+//     updates a working tree that just changed.
+//
+// Metrics: cm-ms/op, git-ms/op and their ratio. Set
+// CODEMACHINE_BENCH_LARGE=1 to add a 100k-file repository.
 func BenchmarkStageCommit(b *testing.B) {
 	for _, n := range benchSizes() {
-		b.Run(fmt.Sprintf("files=%d", n), func(b *testing.B) {
-			dir, r := benchRepo(b, n)
-			ctx := b.Context()
-			// The one full checkout a clone pays, outside the measurement.
-			tip := git(b, dir, "rev-parse", "HEAD")
-			w, err := r.Worktree(ctx, 0, tip)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := w.Stage(ctx); err != nil {
-				b.Fatal(err)
-			}
-			if err := w.Finish(ctx, tip); err != nil {
-				b.Fatal(err)
-			}
-			author := Signature{Name: "codemachine shell", Email: "codemachine@localhost"}
-			var cm, manual time.Duration
-			b.ResetTimer()
-			for i := 0; b.Loop(); i++ {
-				// By hand in the user's checkout.
-				start := time.Now()
-				write(b, dir, "d0001/f000100.txt", fmt.Sprintf("user change %d\n", i))
-				for _, args := range [][]string{{"add", "-A"}, {"commit", "-q", "-m", fmt.Sprintf("user %d", i)}} {
-					cmd := exec.Command("git", args...)
-					cmd.Dir = dir
-					if out, err := cmd.CombinedOutput(); err != nil {
-						b.Fatalf("git %v: %v\n%s", args, err, out)
-					}
-				}
-				manual += time.Since(start)
-
-				// One codemachine step on the new tip.
-				start = time.Now()
-				base, err := r.ResolveRev("main")
-				if err != nil {
-					b.Fatal(err)
-				}
-				w, err := r.Worktree(ctx, 0, base)
-				if err != nil {
-					b.Fatal(err)
-				}
-				write(b, w.Path(), "d0000/f000000.txt", fmt.Sprintf("step change %d\n", i))
-				tree, err := w.Stage(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				c, err := r.CommitTree(ctx, CommitSpec{Tree: tree, Parents: []string{base}, Message: fmt.Sprintf("step %d", i), Author: author})
-				if err != nil {
-					b.Fatal(err)
-				}
-				res, err := r.Land(ctx, "main", base, c, LandOptions{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := w.Finish(ctx, res.Commit); err != nil {
-					b.Fatal(err)
-				}
-				cm += time.Since(start)
-			}
-			iters := float64(b.N)
-			b.ReportMetric(float64(cm.Microseconds())/1000/iters, "cm-ms/op")
-			b.ReportMetric(float64(manual.Microseconds())/1000/iters, "git-ms/op")
-			b.ReportMetric(float64(cm)/float64(manual), "ratio")
-		})
+		for _, mode := range []string{"sequential", "user-committed"} {
+			b.Run(fmt.Sprintf("files=%d/%s", n, mode), func(b *testing.B) {
+				benchStageCommit(b, n, mode == "user-committed")
+			})
+		}
 	}
+}
+
+func benchStageCommit(b *testing.B, n int, onMain bool) {
+	dir, r := benchRepo(b, n)
+	ctx := b.Context()
+	manualDir := dir
+	if !onMain {
+		manualDir = filepath.Join(b.TempDir(), "manual")
+		git(b, dir, "worktree", "add", "-q", "-b", "manual", manualDir)
+	}
+	// The one full checkout a clone pays, outside the measurement.
+	tip := git(b, dir, "rev-parse", "HEAD")
+	w, err := r.Worktree(ctx, 0, tip)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := w.Stage(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Finish(ctx, tip); err != nil {
+		b.Fatal(err)
+	}
+	author := Signature{Name: "codemachine shell", Email: "codemachine@localhost"}
+	var cm, manual time.Duration
+	for i := 0; b.Loop(); i++ {
+		start := time.Now()
+		write(b, manualDir, "d0001/f000100.txt", fmt.Sprintf("user change %d\n", i))
+		for _, args := range [][]string{{"add", "-A"}, {"commit", "-q", "-m", fmt.Sprintf("user %d", i)}} {
+			cmd := exec.Command("git", args...)
+			cmd.Dir = manualDir
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("git %v: %v\n%s", args, err, out)
+			}
+		}
+		manual += time.Since(start)
+
+		start = time.Now()
+		base, err := r.ResolveRev("main")
+		if err != nil {
+			b.Fatal(err)
+		}
+		w, err := r.Worktree(ctx, 0, base)
+		if err != nil {
+			b.Fatal(err)
+		}
+		write(b, w.Path(), "d0000/f000000.txt", fmt.Sprintf("step change %d\n", i))
+		tree, err := w.Stage(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := r.CommitTree(ctx, CommitSpec{Tree: tree, Parents: []string{base}, Message: fmt.Sprintf("step %d", i), Author: author})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.Land(ctx, "main", base, c, LandOptions{Worktree: w}); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Finish(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+		cm += time.Since(start)
+	}
+	iters := float64(b.N)
+	b.ReportMetric(float64(cm.Microseconds())/1000/iters, "cm-ms/op")
+	b.ReportMetric(float64(manual.Microseconds())/1000/iters, "git-ms/op")
+	b.ReportMetric(float64(cm)/float64(manual), "ratio")
 }
 
 // BenchmarkWorktreeReuse measures handing out a pooled worktree that was

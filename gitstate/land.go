@@ -30,6 +30,10 @@ type LandOptions struct {
 	// Attempts bounds the compare-and-swap retries while the branch keeps
 	// moving; 0 means 5.
 	Attempts int
+	// Worktree, when set, is the pooled worktree the commit was made in.
+	// Its HEAD is moved to the commit in the same ref transaction as the
+	// branch, which spares Worktree.Finish a git command.
+	Worktree *Worktree
 }
 
 // DirtyError is returned by ResetBranch when the working tree has changes
@@ -114,7 +118,7 @@ func (r *Repo) Land(ctx context.Context, branch, base, commit string, opts LandO
 			return LandResult{Commit: commit}, nil
 		}
 		if tip == base {
-			err := r.advance(ctx, ref, base, commit, "codemachine: "+subject)
+			err := r.advance(ctx, ref, base, commit, "codemachine: "+subject, opts.Worktree, commit)
 			var sc *switchConflict
 			switch {
 			case errors.As(err, &sc):
@@ -152,7 +156,7 @@ func (r *Repo) Land(ctx context.Context, branch, base, commit string, opts LandO
 		if err != nil {
 			return LandResult{}, fmt.Errorf("land %s on %s: %w", short(commit), branch, err)
 		}
-		err = r.advance(ctx, ref, tip, rebased, "codemachine: "+subject+" (rebased)")
+		err = r.advance(ctx, ref, tip, rebased, "codemachine: "+subject+" (rebased)", opts.Worktree, commit)
 		var sc *switchConflict
 		switch {
 		case errors.As(err, &sc):
@@ -270,19 +274,47 @@ func (r *Repo) checkoutsOn(ref string) ([]checkout, error) {
 }
 
 // advance moves ref from old to new by compare-and-swap, bringing along the
-// worktree that has it checked out.
-func (r *Repo) advance(ctx context.Context, ref, old, new, msg string) error {
+// worktree that has it checked out. With a pooled worktree w, w's HEAD
+// moves to wHead in the same transaction.
+func (r *Repo) advance(ctx context.Context, ref, old, new, msg string, w *Worktree, wHead string) error {
 	cos, err := r.checkoutsOn(ref)
 	if err != nil {
 		return err
 	}
+	cas := newRefUpdate(ref, new, old, msg, w, wHead)
 	switch len(cos) {
 	case 0:
-		return r.updateRef(ctx, RunOpts{}, ref, new, old, msg)
+		_, err := r.GitWith(ctx, RunOpts{Stdin: cas.stdin}, cas.args...)
+		return refError(ref, err)
 	case 1:
-		return r.switchCheckout(ctx, cos[0], ref, old, new, msg, false)
+		return r.switchCheckout(ctx, cos[0], cas, false)
 	}
 	return fmt.Errorf("%s is checked out in %d worktrees", ref, len(cos))
+}
+
+// refUpdate is a compare-and-swap of one ref, optionally with a pooled
+// worktree's HEAD in the same transaction.
+type refUpdate struct {
+	ref, new, old string
+	args          []string
+	stdin         []byte
+}
+
+func newRefUpdate(ref, new, old, msg string, w *Worktree, wHead string) refUpdate {
+	u := refUpdate{ref: ref, new: new, old: old}
+	zero := strings.Repeat("0", max(len(new), 40))
+	if old == "" {
+		old = zero
+	}
+	if w == nil || w.gitDir == "" {
+		u.args = []string{"update-ref", "-m", msg, ref, new, old}
+		return u
+	}
+	// "worktrees/<name>/HEAD" names another worktree's HEAD; --no-deref
+	// keeps a HEAD an agent attached to a branch from moving that branch.
+	u.args = []string{"update-ref", "--no-deref", "-m", msg, "--stdin"}
+	u.stdin = fmt.Appendf(nil, "update %s %s %s\nupdate worktrees/%s/HEAD %s\n", ref, new, old, filepath.Base(w.gitDir), wHead)
+	return u
 }
 
 // switchConflict is a working-tree update that would have destroyed local
@@ -312,7 +344,8 @@ var (
 //     the local changes first);
 //  3. compare-and-swap the ref; if it moved, undo the file update;
 //  4. install the new index by renaming it over the lock, as git does.
-func (r *Repo) switchCheckout(ctx context.Context, co checkout, ref, old, new, msg string, hard bool) error {
+func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, hard bool) error {
+	old, new := cas.old, cas.new
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
 	index := filepath.Join(co.gitDir, "index")
@@ -361,8 +394,8 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, ref, old, new, m
 		return err
 	}
 	r.hook("before-ref-update")
-	if _, err := r.run(ctx, RunOpts{}, true, updateRefArgs(ref, new, old, msg)); err != nil {
-		err = refError(ref, err)
+	if _, err := r.run(ctx, RunOpts{Stdin: cas.stdin}, true, cas.args); err != nil {
+		err = refError(cas.ref, err)
 		back := []string{"read-tree", "-m", "-u", new, from}
 		if hard {
 			back = []string{"read-tree", "--reset", "-u", from}
@@ -391,12 +424,6 @@ func (r *Repo) hook(stage string) {
 	}
 }
 
-func updateRefArgs(ref, new, old, msg string) []string {
-	if old == "" {
-		old = strings.Repeat("0", max(len(new), 40))
-	}
-	return []string{"update-ref", "-m", msg, ref, new, old}
-}
 
 // createLock creates a git lock file exclusively, retrying like a git
 // command would while another process holds it.
@@ -546,7 +573,7 @@ func (r *Repo) ResetBranch(ctx context.Context, branch, to, expectedTip string, 
 		}
 		hard = true
 	}
-	err = r.switchCheckout(ctx, cos[0], ref, tip, target, msg, hard)
+	err = r.switchCheckout(ctx, cos[0], newRefUpdate(ref, target, tip, msg, nil, ""), hard)
 	var sc *switchConflict
 	if errors.As(err, &sc) && len(sc.paths) > 0 {
 		return backupRef, saved, &DirtyError{Paths: sc.paths}

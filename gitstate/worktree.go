@@ -257,9 +257,12 @@ func (w *Worktree) Finish(ctx context.Context, commit string) error {
 			return fmt.Errorf("worktree slot %d: finish: %w", w.slot, err)
 		}
 	}
-	if _, err := w.git(ctx, "update-ref", "--no-deref", "-m", "codemachine: step finished", "HEAD", commit); err != nil {
-		w.Discard()
-		return fmt.Errorf("worktree slot %d: finish: %w", w.slot, err)
+	if head, err := os.ReadFile(filepath.Join(w.gitDir, "HEAD")); err != nil || strings.TrimSpace(string(head)) != commit {
+		// Not already moved by Land (LandOptions.Worktree).
+		if _, err := w.git(ctx, "update-ref", "--no-deref", "-m", "codemachine: step finished", "HEAD", commit); err != nil {
+			w.Discard()
+			return fmt.Errorf("worktree slot %d: finish: %w", w.slot, err)
+		}
 	}
 	if err := w.markClean(commit); err != nil {
 		w.Discard()

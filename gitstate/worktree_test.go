@@ -1,6 +1,7 @@
 package gitstate
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,7 +31,7 @@ func runStep(t *testing.T, r *Repo, slot int, edit func(dir string), subject str
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := r.Land(ctx, "main", base, c, LandOptions{})
+	res, err := r.Land(ctx, "main", base, c, LandOptions{Worktree: w})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,4 +376,47 @@ func TestStagePaths(t *testing.T) {
 		t.Errorf("tree %s differs from the expected commit's %s", tree, got)
 	}
 	w.Discard()
+}
+
+func TestLandMovesThePooledHeadWithTheBranch(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "b.txt": "b\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	for _, userMoves := range []bool{false, true} {
+		w, err := r.Worktree(ctx, 0, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, w.Path(), "a.txt", fmt.Sprintf("agent %v\n", userMoves))
+		tree, err := w.Stage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := r.CommitTree(ctx, CommitSpec{Tree: tree, Parents: []string{base}, Message: "step"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if userMoves {
+			write(t, dir, "b.txt", "user\n")
+			commitAll(t, dir, "user")
+		}
+		res, err := r.Land(ctx, "main", base, c, LandOptions{Worktree: w})
+		if err != nil || res.Rebased != userMoves {
+			t.Fatalf("Land = %+v, %v", res, err)
+		}
+		if h, _ := w.Head(ctx); h != c {
+			t.Errorf("pooled HEAD at %s, want the step commit %s", h, c)
+		}
+		before := r.ncmd.Load()
+		if err := w.Finish(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if n := r.ncmd.Load() - before; n != 0 {
+			t.Errorf("Finish ran %d git commands after Land moved HEAD", n)
+		}
+		if statusShort(t, w.Path()) != "" {
+			t.Errorf("pooled worktree not clean: %q", statusShort(t, w.Path()))
+		}
+		base = res.Commit
+	}
 }
