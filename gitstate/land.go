@@ -424,7 +424,6 @@ func (r *Repo) hook(stage string) {
 	}
 }
 
-
 // createLock creates a git lock file exclusively, retrying like a git
 // command would while another process holds it.
 func (r *Repo) createLock(ctx context.Context, lock string) error {
