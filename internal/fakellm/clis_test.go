@@ -230,11 +230,18 @@ func jsonLines(t *testing.T, out string) []map[string]any {
 
 // run starts one CLI in repo with the hermetic environment, in its own
 // process group (killed whole on timeout, as an engine does), stdin closed.
-func (d cliDriver) run(t *testing.T, bin, repo string, env []string, prompt, resume string) cliRun {
+// With a trace file it runs under strace, recording every connect().
+func (d cliDriver) run(t *testing.T, bin, repo string, env []string, prompt, resume, trace string) cliRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, d.args(repo, prompt, resume)...)
+	args := d.args(repo, prompt, resume)
+	if trace != "" {
+		// seccomp-bpf stops only at connect(), not at every syscall.
+		args = append([]string{"-f", "--seccomp-bpf", "-qq", "-e", "trace=connect", "-o", trace, bin}, args...)
+		bin = "strace"
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = repo
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -315,7 +322,11 @@ func editAndCommit(t *testing.T, d cliDriver, bin string) {
 	}})
 	repo := testenv.GitRepo(t)
 	home, env := testenv.Setup(t, d.name, s.URL())
-	r := d.run(t, bin, repo, env, editPrompt, "")
+	trace := ""
+	if straceWorks() {
+		trace = filepath.Join(t.TempDir(), "connect.trace")
+	}
+	r := d.run(t, bin, repo, env, editPrompt, "", trace)
 	if r.code != 0 || r.isError {
 		t.Fatalf("exit %d, error %t %q\n%s", r.code, r.isError, r.errText, dump(s, r))
 	}
@@ -378,7 +389,11 @@ func editAndCommit(t *testing.T, d cliDriver, bin string) {
 	if err := testenv.PrepareHome(d.name, home, s.URL()); err != nil {
 		t.Fatal(err)
 	}
-	r2 := d.run(t, bin, repo, env, resumePrompt, r.session)
+	if trace != "" {
+		checkEgress(t, trace)
+	}
+
+	r2 := d.run(t, bin, repo, env, resumePrompt, r.session, "")
 	if r2.code != 0 || r2.isError || r2.text != "RESUMED" {
 		t.Fatalf("resume: exit %d, text %q, error %q\n%s", r2.code, r2.text, r2.errText, dump(s, r2))
 	}
@@ -396,6 +411,61 @@ func editAndCommit(t *testing.T, d cliDriver, bin string) {
 	}
 }
 
+// straceWorks reports whether strace can trace children here (it needs
+// ptrace, which some containers deny).
+var straceWorks = sync.OnceValue(func() bool {
+	if _, err := exec.LookPath("strace"); err != nil {
+		return false
+	}
+	return exec.Command("strace", "-f", "--seccomp-bpf", "-qq", "-e", "trace=connect", "-o", os.DevNull, "true").Run() == nil
+})
+
+// checkEgress fails on any connect() in the trace to an internet address
+// other than loopback: the environment must keep every CLI (and the git
+// and shell it runs) off the network, DNS included.
+func checkEgress(t *testing.T, trace string) {
+	t.Helper()
+	data, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, inet := egress(string(data))
+	for _, line := range bad {
+		t.Errorf("connect to something other than loopback: %s", line)
+	}
+	if inet == 0 {
+		t.Errorf("the trace shows no connect() at all, not even to the fake server:\n%s", data)
+	}
+}
+
+// egress returns the strace lines that connect to a non-loopback internet
+// address, and the number of internet connects.
+func egress(trace string) (bad []string, inet int) {
+	for _, line := range strings.Split(trace, "\n") {
+		if !strings.Contains(line, "connect(") || !strings.Contains(line, "sa_family=AF_INET") {
+			continue
+		}
+		inet++
+		if !strings.Contains(line, `inet_addr("127.0.0.1")`) && !strings.Contains(line, `inet_pton(AF_INET6, "::1"`) {
+			bad = append(bad, line)
+		}
+	}
+	return bad, inet
+}
+
+func TestEgress(t *testing.T) {
+	trace := `101 connect(3, {sa_family=AF_UNIX, sun_path="/var/run/nscd/socket"}, 110) = -1 ENOENT
+101 connect(21, {sa_family=AF_INET, sin_port=htons(41397), sin_addr=inet_addr("127.0.0.1")}, 16) = 0
+102 connect(22, {sa_family=AF_INET6, sin6_port=htons(443), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "::1", &sin6_addr), sin6_scope_id=0}, 28) = 0
+103 connect(5, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("10.0.0.2")}, 16) = -1 ENETUNREACH
+104 connect(6, {sa_family=AF_INET6, sin6_port=htons(443), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "2606:4700::6810:1", &sin6_addr), sin6_scope_id=0}, 28) = -1
+`
+	bad, inet := egress(trace)
+	if inet != 4 || len(bad) != 2 || !strings.Contains(bad[0], "10.0.0.2") || !strings.Contains(bad[1], "2606:4700") {
+		t.Errorf("egress = %q, %d", bad, inet)
+	}
+}
+
 // badRequest: the model answers 400; the CLI exits non-zero with the error
 // in its stream and does not retry.
 func badRequest(t *testing.T, d cliDriver, bin string) {
@@ -404,7 +474,7 @@ func badRequest(t *testing.T, d cliDriver, bin string) {
 	}})
 	repo := testenv.GitRepo(t)
 	_, env := testenv.Setup(t, d.name, s.URL())
-	r := d.run(t, bin, repo, env, "Say hello.", "")
+	r := d.run(t, bin, repo, env, "Say hello.", "", "")
 	if r.code != d.errorExit {
 		t.Errorf("exit %d, want %d", r.code, d.errorExit)
 	}
@@ -427,7 +497,7 @@ func retried(t *testing.T, d cliDriver, bin string, fail *fakellm.Failure) time.
 	s := fakellm.Start(t, fakellm.Script{Turns: []fakellm.Turn{{Text: "DONE", Fail: fail}}})
 	repo := testenv.GitRepo(t)
 	_, env := testenv.Setup(t, d.name, s.URL())
-	r := d.run(t, bin, repo, env, "Say DONE.", "")
+	r := d.run(t, bin, repo, env, "Say DONE.", "", "")
 	if r.code != 0 || r.isError || r.text != "DONE" {
 		t.Fatalf("exit %d, text %q, error %q\n%s", r.code, r.text, r.errText, dump(s, r))
 	}
