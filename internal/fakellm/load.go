@@ -19,6 +19,8 @@ type ScriptError struct {
 	Msg       string
 }
 
+// Error is "file:line:col: message" (just "file: message" without a
+// position).
 func (e *ScriptError) Error() string {
 	if e.Line == 0 {
 		return fmt.Sprintf("%s: %s", e.File, e.Msg)

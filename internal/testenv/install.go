@@ -25,6 +25,7 @@ type InstallError struct {
 	Err    error
 }
 
+// Error names the package and the failure, then npm's output.
 func (e *InstallError) Error() string {
 	msg := fmt.Sprintf("install %s: %v", e.CLI.Spec(), e.Err)
 	if e.Output != "" {
@@ -33,6 +34,8 @@ func (e *InstallError) Error() string {
 	return msg
 }
 
+// Unwrap gives the underlying failure (an exec.ExitError, a version
+// mismatch, a context error).
 func (e *InstallError) Unwrap() error { return e.Err }
 
 // Installer installs pinned CLIs into a cache directory.
