@@ -44,7 +44,8 @@ type Turn struct {
 	Usage Usage
 	// Delay is slept before each answer to a request at this turn (a failure
 	// included), to test timeouts and slow models. A client that goes away
-	// ends the wait.
+	// ends the wait, and the turn (or failure) it did not get goes to the
+	// next request.
 	Delay time.Duration
 	// Fail makes requests at this turn fail before the turn is served.
 	Fail *Failure

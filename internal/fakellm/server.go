@@ -255,6 +255,19 @@ func (s *Server) pick() (turn Turn, index int, fail *Failure, exhausted bool) {
 	return turn, index, nil, false
 }
 
+// unpick undoes a pick whose answer was never delivered, unless another
+// request has moved on since.
+func (s *Server) unpick(index int, failed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case failed && s.next == index && s.failed > 0:
+		s.failed--
+	case !failed && s.next == index+1 && s.failed == 0:
+		s.next = index
+	}
+}
+
 // model answers a model request of any API.
 func (s *Server) model(w http.ResponseWriter, r *http.Request, e *Request, api API, urlModel string, stream bool) {
 	in, err := parseIncoming(api, urlModel, stream, e.Body)
@@ -296,6 +309,9 @@ func (s *Server) model(w http.ResponseWriter, r *http.Request, e *Request, api A
 		return
 	}
 	if turn.Delay > 0 && !s.wait(r.Context(), turn.Delay) {
+		// The client gave up (its own timeout) before the answer: the
+		// turn, or the failure, was never delivered, so its retry gets it.
+		s.unpick(index, fail != nil)
 		abort(w)
 		return
 	}

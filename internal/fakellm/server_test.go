@@ -189,24 +189,45 @@ func TestHang(t *testing.T) {
 	s.Close() // twice is fine
 }
 
+// TestDelayEndsWithClient: a client that gives up during a delay ends it,
+// and the turn it did not get goes to its retry.
 func TestDelayEndsWithClient(t *testing.T) {
-	s := Start(t, Script{Turns: []Turn{{Text: "slow", Delay: time.Hour}}})
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL()+"/v1/chat/completions", strings.NewReader(chatBody))
-	if resp, err := http.DefaultClient.Do(req); err == nil {
-		resp.Body.Close()
-		t.Fatal("answered before the delay")
+	finished := make(chan Request, 10)
+	s, err := Listen(Script{Turns: []Turn{
+		{Text: "slow", Delay: 300 * time.Millisecond},
+		{Text: "failing", Delay: 300 * time.Millisecond, Fail: &Failure{Status: 503, Times: 1}},
+	}}, Options{OnRequest: func(r Request) { finished <- r }})
+	if err != nil {
+		t.Fatal(err)
 	}
-	// The handler notices the client left and records no answer.
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
-		if r := s.Requests()[0]; r.Status == 0 && r.Turn == 0 {
-			return
+	defer s.Close()
+	// giveUp sends a request that leaves before the delay is over and
+	// waits until the server has finished with it.
+	giveUp := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL()+"/v1/chat/completions", strings.NewReader(chatBody))
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			t.Fatal("answered before the delay")
 		}
-		time.Sleep(10 * time.Millisecond)
+		if r := <-finished; r.Status != 0 {
+			t.Errorf("the abandoned request is logged as %v", r)
+		}
 	}
-	t.Errorf("log: %v", s.Requests())
+	giveUp()
+	if d := decode(t, APIChat, false, post(t, s.URL(), "/v1/chat/completions", chatBody)); d.text != "slow" {
+		t.Errorf("the retry got %q, want the turn the first request gave up on", d.text)
+	}
+	<-finished
+	giveUp()
+	if e := post(t, s.URL(), "/v1/chat/completions", chatBody); e.status != 503 {
+		t.Errorf("the retry got %d, want the failure the first request gave up on", e.status)
+	}
+	<-finished
+	if d := decode(t, APIChat, false, post(t, s.URL(), "/v1/chat/completions", chatBody)); d.text != "failing" {
+		t.Errorf("after the failure: %q", d.text)
+	}
 }
 
 func TestConcurrentRequestsGetDistinctTurns(t *testing.T) {
