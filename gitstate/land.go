@@ -13,6 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // LandOptions tune Land.
@@ -327,7 +331,7 @@ type switchConflict struct {
 func (e *switchConflict) Error() string { return e.msg }
 
 var (
-	entryRe  = regexp.MustCompile(`(?:Entry|file) '([^']+)'`)
+	entryRe  = regexp.MustCompile(`(?:Entry|file|pathspec) '([^']+)'`)
 	listedRe = regexp.MustCompile(`(?m)^\t(.+)$`)
 )
 
@@ -382,6 +386,8 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, h
 	args := []string{"read-tree", "-m", "-u", from, new}
 	if hard {
 		args = []string{"read-tree", "--reset", "-u", new}
+	} else if err := r.refreshPaths(ctx, opts, old, new); err != nil {
+		return err
 	}
 	if _, err := r.run(ctx, opts, true, args); err != nil {
 		// Whatever git refused (local changes above all, but also an
@@ -415,6 +421,54 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, h
 	}
 	ours = false
 	return nil
+}
+
+// refreshPaths refreshes the stat data of the index entries that the
+// switch from old to new rewrites. read-tree -m judges "up to date" by stat
+// data alone, so a file whose content is unchanged but whose stat changed
+// (touched, rewritten by an editor, put back by an undone switch) would
+// read as a local change. git checkout and git merge refresh the whole
+// index first; only the paths that change matter here, which keeps the cost
+// independent of the size of the repository. A path that is not in the
+// index at all is a local change of the user's (a staged deletion).
+func (r *Repo) refreshPaths(ctx context.Context, opts RunOpts, old, new string) error {
+	if old == "" {
+		return nil
+	}
+	var paths []string
+	err := r.goGit(func(g *gogit.Repository) error {
+		paths = paths[:0]
+		trees := make([]*object.Tree, 2)
+		for i, rev := range []string{old, new} {
+			c, err := object.GetCommit(g.Storer, plumbing.NewHash(rev))
+			if err != nil {
+				return fmt.Errorf("read commit %s: %w", rev, err)
+			}
+			if trees[i], err = c.Tree(); err != nil {
+				return fmt.Errorf("read the tree of %s: %w", rev, err)
+			}
+		}
+		changes, err := object.DiffTree(trees[0], trees[1])
+		if err != nil {
+			return fmt.Errorf("diff %s %s: %w", short(old), short(new), err)
+		}
+		for _, c := range changes {
+			if c.From.Name != "" {
+				paths = append(paths, c.From.Name)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(paths) == 0 {
+		return err
+	}
+	opts.Stdin = []byte(strings.Join(paths, "\x00") + "\x00")
+	_, err = r.run(ctx, opts, true, []string{"--literal-pathspecs", "add", "--refresh", "--pathspec-from-file=-", "--pathspec-file-nul"})
+	var ge *GitError
+	if errors.As(err, &ge) {
+		return &switchConflict{paths: conflictPaths(ge.Stderr), msg: err.Error()}
+	}
+	return err
 }
 
 // hook runs the test hook, if any, at a named point of a landing.

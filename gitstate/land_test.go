@@ -498,3 +498,37 @@ func TestLandBringsALinkedWorktreeForward(t *testing.T) {
 		t.Error("the main worktree (on main) was touched")
 	}
 }
+
+// TestLandIgnoresStatOnlyChanges: a file rewritten with the same content
+// (an editor's save, a touch) is not a local change.
+func TestLandIgnoresStatOnlyChanges(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "b.txt": "b\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n"}, "step")
+	p := filepath.Join(dir, "a.txt")
+	os.Remove(p)
+	write(t, dir, "a.txt", "a\n")
+	later := time.Now().Add(time.Hour)
+	os.Chtimes(p, later, later)
+	if _, err := r.Land(t.Context(), "main", base, c, LandOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, dir, "a.txt") != "step\n" || statusShort(t, dir) != "" {
+		t.Errorf("status %q", statusShort(t, dir))
+	}
+}
+
+func TestLandOverAStagedDeletion(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "b.txt": "b\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n"}, "step")
+	git(t, dir, "rm", "-q", "--cached", "a.txt")
+	_, err := r.Land(t.Context(), "main", base, c, LandOptions{ConflictBranch: "codemachine/conflict/x"})
+	var ce *ConflictError
+	if !errors.As(err, &ce) || !slices.Equal(ce.Paths, []string{"a.txt"}) || ce.Reason != "uncommitted changes" {
+		t.Fatalf("err = %v", err)
+	}
+	if statusShort(t, dir) != "D  a.txt\n?? a.txt" || git(t, dir, "rev-parse", "main") != base {
+		t.Errorf("the user's state changed: %q", statusShort(t, dir))
+	}
+}
