@@ -65,11 +65,16 @@ func (e *exitError) Error() string { return "" }
 func exitCode(err error) int {
 	var ue *usageError
 	var ee *exitError
+	var ce cli.ExitCoder
 	switch {
 	case errors.As(err, &ue):
 		return orchestrator.ExitUsage
 	case errors.As(err, &ee):
 		return ee.code
+	case errors.As(err, &ce):
+		// Only the cli package returns these ("No help topic for ..."):
+		// command-line mistakes, whatever code it picked.
+		return orchestrator.ExitUsage
 	}
 	return orchestrator.ExitCode(err)
 }
