@@ -21,12 +21,12 @@ func retryCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usageErrorf("retry needs exactly one STEP or STEP/TASK")
 			}
+			if err := checkEngineFlag(c.String("engine")); err != nil {
+				return err
+			}
 			out := newOutput(c)
 			o, err := newOrchestrator(c, out.event)
 			if err != nil {
-				return err
-			}
-			if err := checkEngineFlag(c.String("engine")); err != nil {
 				return err
 			}
 			summary, err := o.Retry(c.Context, c.Args().First(), orchestrator.RunOptions{

@@ -33,10 +33,6 @@ on refs/codemachine/failed/STEP. Only committed files count: commit your edits f
 		Flags: runFlags(),
 		Action: func(c *cli.Context) error {
 			out := newOutput(c)
-			o, err := newOrchestrator(c, out.event)
-			if err != nil {
-				return err
-			}
 			opts := orchestrator.RunOptions{
 				Overrides: orchestrator.Overrides{Engine: c.String("engine"), Model: c.String("model")},
 				Steps:     c.Args().Slice(),
@@ -52,6 +48,12 @@ on refs/codemachine/failed/STEP. Only committed files count: commit your edits f
 			}
 			if opts.Force && len(opts.Steps) == 0 {
 				return usageErrorf("run --force needs the STEP names to force")
+			}
+			// Flags are checked first: a mistyped flag is the answer
+			// wherever the command was started.
+			o, err := newOrchestrator(c, out.event)
+			if err != nil {
+				return err
 			}
 			warnUncommitted(c, o, out)
 			summary, err := o.Run(c.Context, opts)
