@@ -29,10 +29,10 @@ type output struct {
 func newOutput(c *cli.Context) *output {
 	o := &output{
 		w: c.App.Writer, errW: c.App.ErrWriter,
-		quiet: c.Bool("quiet"), verbose: c.Bool("verbose"), json: c.Bool("json"),
+		quiet: globalBool(c, "quiet"), verbose: globalBool(c, "verbose"), json: c.Bool("json"),
 	}
 	_, noColorEnv := os.LookupEnv("NO_COLOR")
-	if f, ok := o.w.(*os.File); ok && !c.Bool("no-color") && !noColorEnv && os.Getenv("TERM") != "dumb" {
+	if f, ok := o.w.(*os.File); ok && !globalBool(c, "no-color") && !noColorEnv && os.Getenv("TERM") != "dumb" {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 			o.color = true
 		}
@@ -69,9 +69,35 @@ func (o *output) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
+// globalBool reads a global flag given before or after the command name.
+// Every command carries its own copy of the global flags, and that copy
+// shadows the application's when read through the command's context, so
+// each level of the lineage is asked.
+func globalBool(c *cli.Context, name string) bool {
+	for _, ctx := range c.Lineage() {
+		if ctx.Command != nil && ctx.Bool(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// globalString is globalBool for a flag with a value; the one given after
+// the command name wins.
+func globalString(c *cli.Context, name string) string {
+	for _, ctx := range c.Lineage() {
+		if ctx.Command != nil {
+			if v := ctx.String(name); v != "" {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
 // newOrchestrator opens the repository for a command.
 func newOrchestrator(c *cli.Context, onEvent func(orchestrator.Event)) (*orchestrator.Orchestrator, error) {
-	dir := c.String("C")
+	dir := globalString(c, "C")
 	if dir == "" {
 		var err error
 		if dir, err = os.Getwd(); err != nil {
