@@ -386,14 +386,21 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, h
 	args := []string{"read-tree", "-m", "-u", from, new}
 	if hard {
 		args = []string{"read-tree", "--reset", "-u", new}
-	} else if err := r.refreshPaths(ctx, opts, old, new); err != nil {
-		return err
 	}
-	if _, err := r.run(ctx, opts, true, args); err != nil {
+	_, err = r.run(ctx, opts, true, args)
+	var ge *GitError
+	if errors.As(err, &ge) && !hard {
+		// Possibly files whose stat data alone changed: refresh those
+		// and try once more. A refused read-tree changed nothing.
+		if rerr := r.refreshPaths(ctx, opts, old, new); rerr != nil {
+			return rerr
+		}
+		_, err = r.run(ctx, opts, true, args)
+	}
+	if err != nil {
 		// Whatever git refused (local changes above all, but also an
 		// index in the middle of a merge), nothing has moved: report it
 		// as a conflict so that the commit is kept on a branch.
-		var ge *GitError
 		if errors.As(err, &ge) {
 			return &switchConflict{paths: conflictPaths(ge.Stderr), msg: err.Error()}
 		}
@@ -426,11 +433,12 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, h
 // refreshPaths refreshes the stat data of the index entries that the
 // switch from old to new rewrites. read-tree -m judges "up to date" by stat
 // data alone, so a file whose content is unchanged but whose stat changed
-// (touched, rewritten by an editor, put back by an undone switch) would
-// read as a local change. git checkout and git merge refresh the whole
-// index first; only the paths that change matter here, which keeps the cost
-// independent of the size of the repository. A path that is not in the
-// index at all is a local change of the user's (a staged deletion).
+// (touched, rewritten by an editor, put back by an undone switch) reads as
+// a local change. git checkout and git merge refresh the whole index
+// first; here only the paths that change are refreshed, and only after
+// read-tree refused, so the common case costs nothing and the rare one
+// does not depend on the size of the repository. A path that is not in
+// the index at all is a local change of the user's (a staged deletion).
 func (r *Repo) refreshPaths(ctx context.Context, opts RunOpts, old, new string) error {
 	if old == "" {
 		return nil
