@@ -1,6 +1,9 @@
 package orchestrator
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // EventKind says what happened.
 type EventKind int
@@ -23,23 +26,55 @@ const (
 	Note
 )
 
-// Event is one thing worth telling the user during a run.
+var kindNames = [...]string{
+	StepStarted: "started", StepLanded: "landed", StepFailed: "failed", StepConflict: "conflict",
+	StepSkipped: "skipped", StepRetrying: "retrying", Note: "note",
+}
+
+// String is the kind's name in JSON output ("landed", "failed", ...).
+func (k EventKind) String() string {
+	if k >= 0 && int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// MarshalText writes the kind by name, so JSON output does not depend on
+// the order of the constants.
+func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// Event is one thing worth telling the user during a run. Its JSON form
+// (run --json) uses the snake_case names of status and log.
 type Event struct {
-	Kind     EventKind
-	Step     string
-	Task     string
-	Title    string // task title, or the commit subject once landed
-	Engine   string
-	Model    string
-	Duration time.Duration
-	Tokens   int64
-	CostUSD  float64
-	CostOK   bool
-	Commit   string // landed commit, or the failed ref's commit
-	Ref      string // failed ref or conflict branch
-	Rebased  bool
-	Message  string // failure reason, skip reason, note text
-	Attempt  int
+	Kind     EventKind     `json:"kind"`
+	Step     string        `json:"step"`
+	Task     string        `json:"task,omitempty"`
+	Title    string        `json:"title,omitempty"` // task title, or the commit subject once landed
+	Engine   string        `json:"engine,omitempty"`
+	Model    string        `json:"model,omitempty"`
+	Duration time.Duration `json:"-"` // written as text by MarshalJSON
+	Tokens   int64         `json:"tokens"`
+	CostUSD  float64       `json:"cost_usd"`
+	CostOK   bool          `json:"cost_known"`
+	Commit   string        `json:"commit,omitempty"` // landed commit, or the failed ref's commit
+	Ref      string        `json:"ref,omitempty"`    // failed ref or conflict branch
+	Rebased  bool          `json:"rebased,omitempty"`
+	Message  string        `json:"message,omitempty"` // failure reason, skip reason, note text
+	Attempt  int           `json:"attempt,omitempty"`
+}
+
+// MarshalJSON writes the duration as text ("1.2s"), as the
+// Codemachine-Duration trailer and log --json do.
+func (e Event) MarshalJSON() ([]byte, error) {
+	type plain Event // without this method
+	out := struct {
+		plain
+		Duration string `json:"duration,omitempty"`
+	}{plain: plain(e)}
+	if e.Duration > 0 {
+		out.Duration = e.Duration.Round(time.Millisecond).String()
+	}
+	return json.Marshal(out)
 }
 
 // Key is "step" or "step/task".

@@ -39,13 +39,13 @@ type RunOptions struct {
 
 // Summary is what a run did.
 type Summary struct {
-	Run       string
-	Landed    []Event
-	Failed    []Event
-	Skipped   []Event
-	TokensIn  int64
-	TokensOut int64
-	CostUSD   float64
+	Run       string  `json:"run"`
+	Landed    []Event `json:"landed"`
+	Failed    []Event `json:"failed"`
+	Skipped   []Event `json:"skipped"`
+	TokensIn  int64   `json:"tokens_in"`
+	TokensOut int64   `json:"tokens_out"`
+	CostUSD   float64 `json:"cost_usd"`
 }
 
 // runState is the bookkeeping of one run.

@@ -62,10 +62,12 @@ func (o *output) printf(format string, args ...any) {
 	fmt.Fprintf(o.w, format, args...)
 }
 
-// printJSON writes v as indented JSON.
+// printJSON writes v as indented JSON, with <, > and & as they are: the
+// output holds shell commands, not HTML.
 func (o *output) printJSON(v any) error {
 	enc := json.NewEncoder(o.w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 

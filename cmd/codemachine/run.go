@@ -95,7 +95,14 @@ func reportRun(out *output, s *orchestrator.Summary, err error) error {
 			Error    string `json:"error,omitempty"`
 			ExitCode int    `json:"exit_code"`
 		}
-		js := jsonSummary{Summary: s, ExitCode: exitCode(err)}
+		// Empty lists are [] rather than null, for consumers that iterate.
+		cp := *s
+		for _, l := range []*[]orchestrator.Event{&cp.Landed, &cp.Failed, &cp.Skipped} {
+			if *l == nil {
+				*l = []orchestrator.Event{}
+			}
+		}
+		js := jsonSummary{Summary: &cp, ExitCode: exitCode(err)}
 		if err != nil {
 			js.Error = err.Error()
 		}
