@@ -173,6 +173,8 @@ func (o *Orchestrator) attempt(ctx context.Context, rs *runState, snap *snapshot
 	checkOutput := ""
 	for attempt := 1; attempt <= attempts; attempt++ {
 		out.attempts = attempt
+		// A failed check of an earlier attempt must not fail this one.
+		out.failure = ""
 		req := agents.Request{
 			Run: rs.id, Step: u.step.ID, Task: taskID(u.task),
 			Model: u.settings.model, Effort: u.settings.effort,
