@@ -356,29 +356,31 @@ func (o *Orchestrator) fail(ctx context.Context, rs *runState, snap *snapshot, u
 			old, _ := o.repo.ResolveRev(ref)
 			err = o.repo.UpdateRef(ctx, ref, commit, old, "codemachine: "+key+" failed")
 		}
-		if err == nil {
-			err = wt.Finish(ctx, commit)
-		}
 	}
 	if err != nil {
-		wt.Discard()
 		ref, commit = "", ""
 		out.failure += " (its partial work could not be saved: " + err.Error() + ")"
+	}
+	// on_failure runs in the worktree before the worktree goes back to the
+	// pool: what the hook leaves there must not reach the next step.
+	hookEnv := append(o.unitEnv(rs, u, wt.Path()), "CODEMACHINE_WORKTREE="+wt.Path(), "CODEMACHINE_COMMIT="+commit)
+	hookErr := hooks.Run(ctx, "on_failure", u.step.Hooks.OnFailure, wt.Path(), hookEnv)
+	if commit == "" || u.step.Hooks.OnFailure != "" || wt.Finish(ctx, commit) != nil {
+		wt.Discard()
 	}
 	e := Event{Kind: StepFailed, Step: u.step.ID, Task: taskID(u.task), Engine: engineName, Model: u.settings.model,
 		Duration: o.cfg.Now().Sub(start), Message: out.failure, Ref: ref, Commit: commit, Attempt: out.attempts,
 		Tokens: out.result.TokensIn + out.result.TokensOut, CostUSD: out.result.CostUSD, CostOK: out.result.CostKnown}
 	rs.summary.Failed = append(rs.summary.Failed, e)
 	o.emit(e)
+	if hookErr != nil {
+		o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: hookErr.Error()})
+	}
 	if err := o.updateFailures(func(m map[string]Failure) {
 		m[key] = Failure{Fingerprint: u.fingerprint(), Error: out.failure, Ref: ref, Commit: commit,
 			Run: rs.id, At: o.cfg.Now().UTC()}
 	}); err != nil {
 		return unitResult{err: err}
-	}
-	hookEnv := append(o.unitEnv(rs, u, wt.Path()), "CODEMACHINE_WORKTREE="+wt.Path(), "CODEMACHINE_COMMIT="+commit)
-	if err := hooks.Run(ctx, "on_failure", u.step.Hooks.OnFailure, wt.Path(), hookEnv); err != nil {
-		o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: err.Error()})
 	}
 	return unitResult{}
 }
