@@ -22,13 +22,13 @@ import (
 // verify checks a finished unit's change before it may land (DESIGN 8): its
 // outputs exist, it left state.yaml and .git alone, and it adds no secrets
 // or symlinks out of the repository. It returns "" when all is well.
-func (o *Orchestrator) verify(snap *snapshot, u *unit, dir string, changes []gitstate.Change, before, after gitstate.GitSnapshot) string {
+func (o *Orchestrator) verify(snap *snapshot, u *unit, dir, branch string, changes []gitstate.Change, before, after gitstate.GitSnapshot) string {
 	for _, c := range changes {
 		if c.Path == workflow.StateFile {
 			return "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
 		}
 	}
-	if touched := before.Changed(after, nil); len(touched) > 0 {
+	if touched := before.Changed(after, o.userCommits(branch, before, after)); len(touched) > 0 {
 		return "the agent wrote inside .git/: " + strings.Join(touched, ", ")
 	}
 	for _, pattern := range u.step.Outputs {
@@ -47,6 +47,22 @@ func (o *Orchestrator) verify(snap *snapshot, u *unit, dir string, changes []git
 		return msg
 	}
 	return ""
+}
+
+// userCommits returns the working branch's ref when it moved forward while
+// the unit ran: the user committed meanwhile, which landing handles by
+// rebasing the step (DESIGN 8), so it is not the agent writing inside .git.
+// A branch moved anywhere else (reset, rewritten) still fails the step.
+func (o *Orchestrator) userCommits(branch string, before, after gitstate.GitSnapshot) map[string]bool {
+	ref := "refs/heads/" + branch
+	old, now := before.Refs[ref], after.Refs[ref]
+	if old == "" || now == "" || old == now {
+		return nil
+	}
+	if ok, err := o.repo.IsAncestor(old, now); err != nil || !ok {
+		return nil
+	}
+	return map[string]bool{ref: true}
 }
 
 // outputExists reports whether pattern matches a file of the step's result:

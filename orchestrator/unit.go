@@ -90,7 +90,7 @@ func (o *Orchestrator) runUnit(ctx context.Context, rs *runState, snap *snapshot
 		out.failure = "the agent damaged its worktree's .git: " + err.Error()
 		return o.fail(ctx, rs, snap, u, wt, engineName, out, start)
 	}
-	if problem := o.verify(snap, u, wt.Path(), changes, gitBefore, gitAfter); problem != "" {
+	if problem := o.verify(snap, u, wt.Path(), rs.branch, changes, gitBefore, gitAfter); problem != "" {
 		out.failure = problem
 		return o.fail(ctx, rs, snap, u, wt, engineName, out, start)
 	}
