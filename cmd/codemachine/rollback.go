@@ -34,6 +34,13 @@ Refuses when tracked files have uncommitted changes, unless --force (which saves
 				return err
 			}
 			if out.json {
+				// Empty lists are [] rather than null, as in run --json.
+				if res.Undone == nil {
+					res.Undone = []string{}
+				}
+				if res.Held == nil {
+					res.Held = []string{}
+				}
 				return out.printJSON(res)
 			}
 			out.printf("rolled %s back from %s to %s\n", res.Branch, shortHash(res.From), shortHash(res.To))
