@@ -318,7 +318,9 @@ func (o *Orchestrator) upstreamBlocked(snap *snapshot, rs *runState, step *workf
 func (o *Orchestrator) nextTask(snap *snapshot, rs *runState, base *unit, holds map[string]Hold, failures map[string]Failure) (*unit, error) {
 	step := base.step
 	if errs := snap.project.PlanErrs[step.Foreach]; len(errs) > 0 {
-		o.failUnplannable(rs, step, fmt.Sprintf("%s has errors:\n%s", step.Foreach, errs.Error()))
+		// One problem per line, each with its position: the run table
+		// shows the first line, so it must be a problem, not a heading.
+		o.failUnplannable(rs, step, errs.Error())
 		return nil, nil
 	}
 	plan := snap.project.Plans[step.Foreach]
