@@ -63,11 +63,19 @@ func hermeticGit(env *testscript.Env) error {
 			vars[k] = v
 		}
 	}
+	vars["GORACE"] = raceOptions()
 	for k, v := range vars {
 		env.Setenv(k, v)
 	}
 	gitconfig := "[init]\n\tdefaultBranch = main\n[user]\n\tname = Test User\n\temail = test@example.com\n[advice]\n\tdetachedHead = false\n"
 	return os.WriteFile(filepath.Join(home, ".gitconfig"), []byte(gitconfig), 0o644)
+}
+
+// raceOptions are the race detector's options for the CLI processes the
+// tests start: under -race every one of them would otherwise sleep a second
+// at exit (atexit_sleep_ms), which is most of the suite's time.
+func raceOptions() string {
+	return strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
 }
 
 // goEnv reads a Go setting from the environment or, failing that, go env.

@@ -53,7 +53,7 @@ func TestMalformed(t *testing.T) {
 				t.Fatal(err)
 			}
 			want, dir := writeCase(t, a)
-			env := append(testenv.GitEnv(t.TempDir()), "NO_COLOR=1")
+			env := append(testenv.GitEnv(t.TempDir()), "NO_COLOR=1", "GORACE="+raceOptions())
 
 			stdout, stderr, code := runCLI(t, bin, dir, env, "validate")
 			if code != 2 {
