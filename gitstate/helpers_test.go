@@ -36,6 +36,12 @@ func TestMain(m *testing.M) {
 	} {
 		os.Setenv(k, v)
 	}
+	// No background gc or maintenance: a detached git gc writing into a
+	// repository while the test removes it fails the cleanup.
+	if err := os.WriteFile(filepath.Join(home, ".gitconfig"), []byte("[gc]\n\tauto = 0\n[maintenance]\n\tauto = false\n"), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	if os.Getenv("GITSTATE_HELPER") == "lock" {
 		os.Exit(lockHelper())
 	}
