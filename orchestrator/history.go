@@ -244,12 +244,8 @@ func (o *Orchestrator) Rollback(ctx context.Context, arg string, force bool) (*R
 	if err != nil {
 		return nil, err
 	}
-	lock, err := o.repo.Lock("codemachine rollback")
+	lock, err := o.lock("codemachine rollback")
 	if err != nil {
-		var locked *gitstate.LockedError
-		if errors.As(err, &locked) {
-			return nil, &ConfigError{Err: err}
-		}
 		return nil, err
 	}
 	defer lock.Release()
@@ -360,6 +356,16 @@ func (o *Orchestrator) Retry(ctx context.Context, arg string, opts RunOptions) (
 	if err != nil {
 		return nil, err
 	}
+	if opts.Command == "" {
+		opts.Command = "codemachine retry"
+	}
+	// The lock comes first: while another run holds it, the holds and
+	// failures are that run's to change.
+	lock, err := o.lock(opts.Command)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
 	if !o.isStepKey(head.Commit, arg) {
 		return nil, configErrorf("%s is not a step or task of the workflow", arg)
 	}
@@ -384,5 +390,5 @@ func (o *Orchestrator) Retry(ctx context.Context, arg string, opts RunOptions) (
 	}
 	opts.Steps = []string{arg}
 	opts.Force = !strings.Contains(arg, "/")
-	return o.Run(ctx, opts)
+	return o.runLocked(ctx, head, opts, lock)
 }

@@ -87,7 +87,18 @@ func (o *Orchestrator) Run(ctx context.Context, opts RunOptions) (*Summary, erro
 	if opts.Command == "" {
 		opts.Command = "codemachine run"
 	}
-	lock, err := o.repo.Lock(opts.Command)
+	lock, err := o.lock(opts.Command)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	return o.runLocked(ctx, head, opts, lock)
+}
+
+// lock takes the repository lock; another live holder is a *ConfigError
+// naming it (exit 2).
+func (o *Orchestrator) lock(command string) (*gitstate.Lock, error) {
+	lock, err := o.repo.Lock(command)
 	if err != nil {
 		var locked *gitstate.LockedError
 		if errors.As(err, &locked) {
@@ -95,7 +106,11 @@ func (o *Orchestrator) Run(ctx context.Context, opts RunOptions) (*Summary, erro
 		}
 		return nil, err
 	}
-	defer lock.Release()
+	return lock, nil
+}
+
+// runLocked is Run for a caller that holds the repository lock.
+func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts RunOptions, lock *gitstate.Lock) (*Summary, error) {
 	if lock.TookOverFrom != 0 {
 		o.emit(Event{Kind: Note, Message: fmt.Sprintf("took over a stale lock left by pid %d", lock.TookOverFrom)})
 	}
