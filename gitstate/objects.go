@@ -10,6 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/utils/merkletrie"
 )
 
 // ErrNoIdentity is returned (wrapped) by CommitTree when git has no
@@ -168,6 +174,14 @@ func (r *Repo) emptyTree(ctx context.Context) (string, error) {
 // a == "" compares against the empty tree. Renames are reported as a
 // deletion and an addition.
 func (r *Repo) DiffTrees(ctx context.Context, a, b string) ([]Change, error) {
+	// In process when both sides are object ids: a step's diff is on its hot
+	// path, and go-git compares subtrees by id, so only the directories that
+	// changed are read.
+	if (a == "" || isHash(a)) && isHash(b) {
+		if changes, err := r.diffTreesInProcess(a, b); err == nil {
+			return changes, nil
+		}
+	}
 	if a == "" {
 		t, err := r.emptyTree(ctx)
 		if err != nil {
@@ -330,4 +344,79 @@ func (r *Repo) OverlayTree(ctx context.Context, tree string, files map[string]Bl
 		return "", fmt.Errorf("overlay %s: %w", tree, err)
 	}
 	return trimNL(out), nil
+}
+
+// diffTreesInProcess is DiffTrees through go-git; a and b are commit or
+// tree ids ("" for a is the empty tree).
+func (r *Repo) diffTreesInProcess(a, b string) ([]Change, error) {
+	var changes []Change
+	err := r.goGit(func(g *gogit.Repository) error {
+		treeOf := func(id string) (*object.Tree, error) {
+			if id == "" {
+				return &object.Tree{}, nil
+			}
+			h := plumbing.NewHash(id)
+			if c, err := g.CommitObject(h); err == nil {
+				return c.Tree()
+			}
+			return g.TreeObject(h)
+		}
+		ta, err := treeOf(a)
+		if err != nil {
+			return err
+		}
+		tb, err := treeOf(b)
+		if err != nil {
+			return err
+		}
+		diff, err := object.DiffTree(ta, tb)
+		if err != nil {
+			return err
+		}
+		changes = make([]Change, 0, len(diff))
+		for _, d := range diff {
+			action, err := d.Action()
+			if err != nil {
+				return err
+			}
+			c := Change{}
+			switch action {
+			case merkletrie.Insert:
+				c.Path, c.Status = d.To.Name, 'A'
+				c.NewMode, c.NewHash = modeString(d.To.TreeEntry.Mode), d.To.TreeEntry.Hash.String()
+			case merkletrie.Delete:
+				c.Path, c.Status = d.From.Name, 'D'
+				c.OldMode, c.OldHash = modeString(d.From.TreeEntry.Mode), d.From.TreeEntry.Hash.String()
+			default:
+				c.Path, c.Status = d.To.Name, 'M'
+				c.OldMode, c.OldHash = modeString(d.From.TreeEntry.Mode), d.From.TreeEntry.Hash.String()
+				c.NewMode, c.NewHash = modeString(d.To.TreeEntry.Mode), d.To.TreeEntry.Hash.String()
+				if modeKind(c.OldMode) != modeKind(c.NewMode) {
+					c.Status = 'T'
+				}
+			}
+			changes = append(changes, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
+	return changes, nil
+}
+
+// modeString formats a tree entry mode the way git diff-tree prints it.
+func modeString(m filemode.FileMode) string {
+	return fmt.Sprintf("%06o", uint32(m))
+}
+
+// modeKind tells files, symlinks and submodules apart: git reports a change
+// between kinds as a type change (T); 100644 <-> 100755 is a modification.
+func modeKind(mode string) string {
+	switch mode {
+	case "120000", "160000", "040000":
+		return mode
+	}
+	return "file"
 }

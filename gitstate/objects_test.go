@@ -128,6 +128,26 @@ func TestDiffTrees(t *testing.T) {
 	if err != nil || len(all) != 4 || all[0].Status != 'A' {
 		t.Errorf("DiffTrees from the empty tree = %+v, %v", all, err)
 	}
+	// The in-process diff and git diff-tree agree field by field, between
+	// commits and between trees.
+	for _, pair := range [][2]string{{a, b}, {b, a}, {a + "^{tree}", b + "^{tree}"}} {
+		x, y := git(t, dir, "rev-parse", pair[0]), git(t, dir, "rev-parse", pair[1])
+		inProc, err := r.diffTreesInProcess(x, y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := r.Read(t.Context(), "diff-tree", "-r", "-z", "--no-renames", "--raw", x, y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cli, err := parseRawDiff(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(inProc, cli) {
+			t.Errorf("in process %v\nwant (git)  %v", inProc, cli)
+		}
+	}
 }
 
 func TestMergeTree(t *testing.T) {
