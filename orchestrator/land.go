@@ -1,9 +1,11 @@
 package orchestrator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -100,51 +102,149 @@ func escapes(linkPath, target string) bool {
 	return joined == ".." || strings.HasPrefix(joined, "../")
 }
 
-// land commits the unit's change with the updated state (and the ticked box
-// of a task) and lands it on the branch.
-func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u *unit, wt *gitstate.Worktree, engineName string, out attemptOutcome, changes []gitstate.Change, start time.Time) unitResult {
-	duration := o.cfg.Now().Sub(start)
-	model := u.settings.model
+// candidate is a unit's finished change on its way to becoming the step
+// commit: the staged tree (agent's change plus state.yaml and the ticked
+// box), the agent's own changes, and the record that state.yaml now holds.
+type candidate struct {
+	tree     string
+	changes  []gitstate.Change // the agent's changes (state.yaml left out)
+	rec      gitstate.RunRecord
+	model    string
+	duration time.Duration
+	problem  string // why the change may not land; "" = fine so far
+	// replaced holds what the overlays overwrote in the worktree (nil = the
+	// file did not exist), to put back when verification fails.
+	replaced map[string][]byte
+}
+
+// stageUnit turns the worktree's state after the agent into a candidate
+// tree. On the hot path the overlays (state.yaml, the ticked box) are
+// written before the one full `git add -A`, so a step costs one scan of
+// the worktree; with --record the agent's change must be known first, so
+// it is staged, recorded, then the overlays are staged on top.
+func (o *Orchestrator) stageUnit(ctx context.Context, rs *runState, snap *snapshot, u *unit, wt *gitstate.Worktree, engineName string, out attemptOutcome, start time.Time) (*candidate, error) {
+	c := &candidate{duration: o.cfg.Now().Sub(start), model: u.settings.model, replaced: map[string][]byte{}}
 	if out.result.Model != "" {
-		model = out.result.Model
+		c.model = out.result.Model
 	}
-	rec := gitstate.RunRecord{
+	c.rec = gitstate.RunRecord{
 		Fingerprint: u.settings.fingerprint, FinishedAt: o.cfg.Now().UTC().Truncate(time.Second),
-		Engine: engineName, Model: model, Attempts: out.attempts,
+		Engine: engineName, Model: c.model, Attempts: out.attempts,
 		TokensIn: out.result.TokensIn, TokensOut: out.result.TokensOut,
-		CostUSD: out.result.CostUSD, CostKnown: out.result.CostKnown, Duration: duration.Round(time.Millisecond),
+		CostUSD: out.result.CostUSD, CostKnown: out.result.CostKnown, Duration: c.duration.Round(time.Millisecond),
 	}
 	dir := wt.Path()
-	var paths []string
-	if rs.opts.Record && u.step.Run == "" {
-		p, err := o.writeRecording(u, dir, engineName, model, out, duration, changes)
-		if err != nil {
-			return unitResult{err: err}
+	record := rs.opts.Record && u.step.Run == ""
+	if !record {
+		baseState, err := o.repo.ReadFile(snap.commit, workflow.StateFile)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("read %s: %w", workflow.StateFile, err)
 		}
-		paths = append(paths, p)
+		agentState, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(workflow.StateFile)))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("read %s: %w", workflow.StateFile, err)
+		}
+		if !bytes.Equal(baseState, agentState) {
+			c.problem = "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
+			return c, nil
+		}
+		if err := o.writeOverlays(snap, u, dir, c); err != nil {
+			return nil, err
+		}
+		tree, err := wt.Stage(ctx)
+		if err != nil {
+			c.problem = "stage the step's changes: " + err.Error()
+			return c, nil
+		}
+		c.tree = tree
+		changes, err := o.repo.DiffTrees(ctx, snap.commit, tree)
+		if err != nil {
+			return nil, err
+		}
+		for _, ch := range changes {
+			if ch.Path != workflow.StateFile {
+				c.changes = append(c.changes, ch)
+			}
+		}
+		return c, nil
 	}
-	stateData := applyRecord(snap.state, u, rec).Marshal()
-	if err := writeRepoFile(dir, workflow.StateFile, stateData); err != nil {
-		return unitResult{err: err}
+	tree, err := wt.Stage(ctx)
+	if err != nil {
+		c.problem = "stage the step's changes: " + err.Error()
+		return c, nil
 	}
-	paths = append(paths, workflow.StateFile)
+	if c.changes, err = o.repo.DiffTrees(ctx, snap.commit, tree); err != nil {
+		return nil, err
+	}
+	for _, ch := range c.changes {
+		if ch.Path == workflow.StateFile {
+			c.problem = "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
+			return c, nil
+		}
+	}
+	p, err := o.writeRecording(u, dir, engineName, c.model, out, c.duration, c.changes)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.writeOverlays(snap, u, dir, c); err != nil {
+		return nil, err
+	}
+	paths := append([]string{p}, sortedKeys(c.replaced)...)
+	if c.tree, err = wt.StagePaths(ctx, paths...); err != nil {
+		return nil, fmt.Errorf("stage state for %s: %w", u.key(), err)
+	}
+	return c, nil
+}
+
+// writeOverlays writes the updated state.yaml and, for a task, its ticked
+// box into the worktree, remembering what they replaced.
+func (o *Orchestrator) writeOverlays(snap *snapshot, u *unit, dir string, c *candidate) error {
+	write := func(rel string, data []byte) error {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		old, err := os.ReadFile(p)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("read %s: %w", rel, err)
+		}
+		c.replaced[rel] = old
+		return writeRepoFile(dir, rel, data)
+	}
+	if err := write(workflow.StateFile, applyRecord(snap.state, u, c.rec).Marshal()); err != nil {
+		return err
+	}
 	if u.task != nil {
 		planData, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(u.step.Foreach)))
 		if err == nil {
 			if ticked, ok := tickTask(u.step.Foreach, planData, u.task.ID); ok {
-				if err := writeRepoFile(dir, u.step.Foreach, ticked); err != nil {
-					return unitResult{err: err}
-				}
-				paths = append(paths, u.step.Foreach)
+				return write(u.step.Foreach, ticked)
 			}
 		}
 	}
-	tree, err := wt.StagePaths(ctx, paths...)
-	if err != nil {
-		return unitResult{err: fmt.Errorf("stage state for %s: %w", u.key(), err)}
+	return nil
+}
+
+// undoOverlays puts back what writeOverlays replaced, so that a failed
+// unit's partial work is the agent's alone.
+func (c *candidate) undoOverlays(dir string) error {
+	for rel, old := range c.replaced {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if old == nil {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			continue
+		}
+		if err := os.WriteFile(p, old, 0o644); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// land commits the candidate and lands it on the branch.
+func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u *unit, wt *gitstate.Worktree, engineName string, out attemptOutcome, c *candidate, start time.Time) unitResult {
+	model, duration, rec, dir := c.model, c.duration, c.rec, wt.Path()
 	msg := o.message(rs, u, engineName, model, out, start)
-	commit, err := o.repo.CommitTree(ctx, gitstate.CommitSpec{Tree: tree, Parents: []string{snap.commit},
+	commit, err := o.repo.CommitTree(ctx, gitstate.CommitSpec{Tree: c.tree, Parents: []string{snap.commit},
 		Message: msg.String(), Author: o.author(engineName, model)})
 	if err != nil {
 		return unitResult{err: fmt.Errorf("commit %s: %w", u.key(), err)}
@@ -153,6 +253,7 @@ func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u
 	res, err := o.repo.Land(ctx, rs.branch, snap.commit, commit, gitstate.LandOptions{
 		ConflictBranch: "codemachine/conflict/" + key,
 		Overlay:        func(tip, merged string) (string, error) { return o.overlay(ctx, u, rec, tip, merged) },
+		Worktree:       wt,
 	})
 	if err := wt.Finish(ctx, commit); err != nil {
 		wt.Discard()
@@ -179,10 +280,7 @@ func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u
 		Attempt: out.attempts}
 	rs.summary.Landed = append(rs.summary.Landed, e)
 	o.emit(e)
-	if err := o.updateFailures(func(m map[string]Failure) { delete(m, key) }); err != nil {
-		return unitResult{err: err}
-	}
-	if err := o.updateHolds(func(m map[string]Hold) { delete(m, key) }); err != nil {
+	if err := o.forget(key); err != nil {
 		return unitResult{err: err}
 	}
 	hookEnv := append(o.unitEnv(rs, u, o.repo.Root()), "CODEMACHINE_WORKTREE="+dir, "CODEMACHINE_COMMIT="+res.Commit)

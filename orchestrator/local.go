@@ -103,3 +103,27 @@ func taskFingerprint(stepFP string, t *workflow.Task) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// forget drops a landed unit's failure and hold, writing the local files
+// only when they held something for it (a landing is a hot path).
+func (o *Orchestrator) forget(key string) error {
+	failures, err := o.failures()
+	if err != nil {
+		return err
+	}
+	if _, ok := failures[key]; ok {
+		delete(failures, key)
+		if err := o.repo.WriteLocal(failuresFile, failures); err != nil {
+			return err
+		}
+	}
+	holds, err := o.holds()
+	if err != nil {
+		return err
+	}
+	if _, ok := holds[key]; ok {
+		delete(holds, key)
+		return o.repo.WriteLocal(holdsFile, holds)
+	}
+	return nil
+}

@@ -76,25 +76,26 @@ func (o *Orchestrator) runUnit(ctx context.Context, rs *runState, snap *snapshot
 		return o.fail(ctx, rs, snap, u, wt, engineName, out, start)
 	}
 
-	tree, err := wt.Stage(ctx)
-	if err != nil {
-		out.failure = "stage the step's changes: " + err.Error()
-		return o.fail(ctx, rs, snap, u, wt, engineName, out, start)
-	}
-	changes, err := o.repo.DiffTrees(ctx, snap.commit, tree)
+	c, err := o.stageUnit(ctx, rs, snap, u, wt, engineName, out, start)
 	if err != nil {
 		return unitResult{err: err}
 	}
-	gitAfter, err := wt.SnapshotGitDir()
-	if err != nil {
-		out.failure = "the agent damaged its worktree's .git: " + err.Error()
+	if c.problem == "" {
+		gitAfter, err := wt.SnapshotGitDir()
+		if err != nil {
+			c.problem = "the agent damaged its worktree's .git: " + err.Error()
+		} else {
+			c.problem = o.verify(snap, u, wt.Path(), rs.branch, c.changes, gitBefore, gitAfter)
+		}
+	}
+	if c.problem != "" {
+		if err := c.undoOverlays(wt.Path()); err != nil {
+			return unitResult{err: err}
+		}
+		out.failure = c.problem
 		return o.fail(ctx, rs, snap, u, wt, engineName, out, start)
 	}
-	if problem := o.verify(snap, u, wt.Path(), rs.branch, changes, gitBefore, gitAfter); problem != "" {
-		out.failure = problem
-		return o.fail(ctx, rs, snap, u, wt, engineName, out, start)
-	}
-	return o.land(ctx, rs, snap, u, wt, engineName, out, changes, start)
+	return o.land(ctx, rs, snap, u, wt, engineName, out, c, start)
 }
 
 // engineFor is the engine that actually runs the unit: shell for run steps,
