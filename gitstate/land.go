@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,6 +32,10 @@ type LandOptions struct {
 	// instead: the caller re-applies what depends on the tip (state.yaml,
 	// the ticked plan box).
 	Overlay func(tip, tree string) (string, error)
+	// OverlayPaths are paths whose merge conflicts do not stop a rebase,
+	// because Overlay rewrites them from the tip (state.yaml, which every
+	// landing changes, and a plan file the agent only ticked).
+	OverlayPaths []string
 	// Attempts bounds the compare-and-swap retries while the branch keeps
 	// moving; 0 means 5.
 	Attempts int
@@ -148,7 +153,7 @@ func (r *Repo) Land(ctx context.Context, branch, base, commit string, opts LandO
 		if err != nil {
 			return LandResult{}, fmt.Errorf("land %s on %s: %w", short(commit), branch, err)
 		}
-		if len(conflicts) > 0 {
+		if conflicts = without(conflicts, opts.OverlayPaths); len(conflicts) > 0 {
 			return conflict("the branch moved", conflicts, commit)
 		}
 		if opts.Overlay != nil {
@@ -682,4 +687,15 @@ func (r *Repo) createBackupRef(ctx context.Context, commit, msg string) (string,
 		}
 	}
 	return "", fmt.Errorf("create a backup ref under %s: too many backups this second", stamp)
+}
+
+// without returns paths minus those in drop.
+func without(paths, drop []string) []string {
+	var out []string
+	for _, p := range paths {
+		if !slices.Contains(drop, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
