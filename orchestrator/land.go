@@ -115,6 +115,9 @@ type candidate struct {
 	// replaced holds what the overlays overwrote in the worktree (nil = the
 	// file did not exist), to put back when verification fails.
 	replaced map[string][]byte
+	// agentEditedPlan: the agent changed the plan file beyond ticking its
+	// own box, so a rebase must merge its edit rather than take the tip's.
+	agentEditedPlan bool
 }
 
 // stageUnit turns the worktree's state after the agent into a candidate
@@ -213,10 +216,17 @@ func (o *Orchestrator) writeOverlays(snap *snapshot, u *unit, dir string, c *can
 	}
 	if u.task != nil {
 		planData, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(u.step.Foreach)))
-		if err == nil {
-			if ticked, ok := tickTask(u.step.Foreach, planData, u.task.ID); ok {
-				return write(u.step.Foreach, ticked)
-			}
+		if err != nil {
+			// The agent deleted the plan: that is its edit to land.
+			c.agentEditedPlan = true
+			return nil
+		}
+		if base := snap.project.Plans[u.step.Foreach]; base != nil && !bytes.Equal(planData, base.Data) {
+			baseTicked, _ := tickTask(u.step.Foreach, base.Data, u.task.ID)
+			c.agentEditedPlan = !bytes.Equal(planData, baseTicked)
+		}
+		if ticked, ok := tickTask(u.step.Foreach, planData, u.task.ID); ok {
+			return write(u.step.Foreach, ticked)
 		}
 	}
 	return nil
@@ -240,19 +250,24 @@ func (c *candidate) undoOverlays(dir string) error {
 	return nil
 }
 
-// land commits the candidate and lands it on the branch.
-func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u *unit, wt *gitstate.Worktree, engineName string, out attemptOutcome, c *candidate, start time.Time) unitResult {
-	model, duration, rec, dir := c.model, c.duration, c.rec, wt.Path()
+// land commits a unit's verified candidate and lands it on the branch; the
+// scheduler calls it, one unit at a time. It returns an error only when
+// codemachine itself failed; a conflict is reported and kept on a branch.
+func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u *unit, r execResult) error {
+	wt, engineName, out, c, start := r.wt, r.engineName, r.out, r.cand, r.start
+	model, duration, dir := c.model, c.duration, wt.Path()
 	msg := o.message(rs, u, engineName, model, out, start)
 	commit, err := o.repo.CommitTree(ctx, gitstate.CommitSpec{Tree: c.tree, Parents: []string{snap.commit},
 		Message: msg.String(), Author: o.author(engineName, model)})
 	if err != nil {
-		return unitResult{err: fmt.Errorf("commit %s: %w", u.key(), err)}
+		wt.Discard()
+		return fmt.Errorf("commit %s: %w", u.key(), err)
 	}
 	key := u.key()
 	res, err := o.repo.Land(ctx, rs.branch, snap.commit, commit, gitstate.LandOptions{
 		ConflictBranch: "codemachine/conflict/" + key,
-		Overlay:        func(tip, merged string) (string, error) { return o.overlay(ctx, u, rec, tip, merged) },
+		Overlay:        func(tip, merged string) (string, error) { return o.overlay(ctx, u, c, tip, merged) },
+		OverlayPaths:   c.overlayPaths(snap, u),
 		Worktree:       wt,
 	})
 	if err := wt.Finish(ctx, commit); err != nil {
@@ -261,52 +276,64 @@ func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u
 	if err != nil {
 		var conflict *gitstate.ConflictError
 		if !errors.As(err, &conflict) {
-			return unitResult{err: fmt.Errorf("land %s: %w", key, err)}
+			return fmt.Errorf("land %s: %w", key, err)
 		}
-		rs.failed[u.step.ID] = true
 		e := Event{Kind: StepConflict, Step: u.step.ID, Task: taskID(u.task), Engine: engineName, Model: model,
 			Duration: duration, Ref: conflict.Branch, Commit: commit, Message: err.Error()}
-		rs.summary.Failed = append(rs.summary.Failed, e)
+		rs.recordFailure(e)
 		o.emit(e)
 		_ = o.updateFailures(func(m map[string]Failure) {
 			m[key] = Failure{Fingerprint: u.fingerprint(), Error: err.Error(), Ref: "refs/heads/" + conflict.Branch,
 				Commit: commit, Conflict: true, Run: rs.id, At: o.cfg.Now().UTC()}
 		})
-		return unitResult{}
+		return nil
 	}
 	e := Event{Kind: StepLanded, Step: u.step.ID, Task: taskID(u.task), Title: msg.Subject, Engine: engineName,
 		Model: model, Duration: duration, Tokens: out.result.TokensIn + out.result.TokensOut,
 		CostUSD: out.result.CostUSD, CostOK: out.result.CostKnown, Commit: res.Commit, Rebased: res.Rebased,
 		Attempt: out.attempts}
-	rs.summary.Landed = append(rs.summary.Landed, e)
+	rs.recordLanded(e)
 	o.emit(e)
 	if err := o.forget(key); err != nil {
-		return unitResult{err: err}
+		return err
 	}
 	hookEnv := append(o.unitEnv(rs, u, o.repo.Root()), "CODEMACHINE_WORKTREE="+dir, "CODEMACHINE_COMMIT="+res.Commit)
 	if err := hooks.Run(ctx, "after", u.step.Hooks.After, o.repo.Root(), hookEnv); err != nil {
 		o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: err.Error()})
 	}
-	return unitResult{landed: true}
+	return nil
 }
 
 // overlay re-applies the unit's state record and ticked box on top of a
-// tree rebased onto tip (the branch moved while the unit ran).
-func (o *Orchestrator) overlay(ctx context.Context, u *unit, rec gitstate.RunRecord, tip, merged string) (string, error) {
+// tree rebased onto tip (the branch moved while the unit ran: another task
+// landed, or the user committed). state.yaml is rebuilt from the tip's; the
+// plan is the tip's with the box ticked, unless the agent edited the plan
+// itself, in which case the merged plan (which merged cleanly) is ticked.
+func (o *Orchestrator) overlay(ctx context.Context, u *unit, c *candidate, tip, merged string) (string, error) {
 	tipState, err := o.loadState(tip)
 	if err != nil {
 		return "", err
 	}
 	files := map[string]gitstate.Blob{}
-	hash, err := o.repo.HashObject(ctx, applyRecord(tipState, u, rec).Marshal())
+	hash, err := o.repo.HashObject(ctx, applyRecord(tipState, u, c.rec).Marshal())
 	if err != nil {
 		return "", err
 	}
 	files[workflow.StateFile] = gitstate.Blob{Hash: hash, Mode: "100644"}
 	if u.task != nil {
-		if planData, err := o.repo.ReadFile(merged, u.step.Foreach); err == nil {
+		from := merged
+		if !c.agentEditedPlan {
+			from = tip
+		}
+		if planData, err := o.repo.ReadFile(from, u.step.Foreach); err == nil {
 			if ticked, ok := tickTask(u.step.Foreach, planData, u.task.ID); ok {
 				h, err := o.repo.HashObject(ctx, ticked)
+				if err != nil {
+					return "", err
+				}
+				files[u.step.Foreach] = gitstate.Blob{Hash: h, Mode: "100644"}
+			} else if !c.agentEditedPlan {
+				h, err := o.repo.HashObject(ctx, planData)
 				if err != nil {
 					return "", err
 				}
@@ -315,6 +342,15 @@ func (o *Orchestrator) overlay(ctx context.Context, u *unit, rec gitstate.RunRec
 		}
 	}
 	return o.repo.OverlayTree(ctx, merged, files)
+}
+
+// overlayPaths are the paths whose merge conflicts overlay resolves.
+func (c *candidate) overlayPaths(snap *snapshot, u *unit) []string {
+	paths := []string{workflow.StateFile}
+	if u.task != nil && !c.agentEditedPlan {
+		paths = append(paths, u.step.Foreach)
+	}
+	return paths
 }
 
 // applyRecord returns a copy of state with the unit's record at the next

@@ -75,6 +75,8 @@ func (o *Orchestrator) failures() (map[string]Failure, error) {
 // updateHolds applies fn to the holds file under the repo lock's protection
 // (callers hold the lock or run read-only commands).
 func (o *Orchestrator) updateHolds(fn func(map[string]Hold)) error {
+	o.localMu.Lock()
+	defer o.localMu.Unlock()
 	m, err := o.holds()
 	if err != nil {
 		return err
@@ -84,6 +86,8 @@ func (o *Orchestrator) updateHolds(fn func(map[string]Hold)) error {
 }
 
 func (o *Orchestrator) updateFailures(fn func(map[string]Failure)) error {
+	o.localMu.Lock()
+	defer o.localMu.Unlock()
 	m, err := o.failures()
 	if err != nil {
 		return err
@@ -107,6 +111,8 @@ func taskFingerprint(stepFP string, t *workflow.Task) string {
 // forget drops a landed unit's failure and hold, writing the local files
 // only when they held something for it (a landing is a hot path).
 func (o *Orchestrator) forget(key string) error {
+	o.localMu.Lock()
+	defer o.localMu.Unlock()
 	failures, err := o.failures()
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os/exec"
+	"sync"
 	"time"
 
 	"github.com/codemachine/codemachine/agents"
@@ -25,7 +26,8 @@ type Config struct {
 	// Environ is the user's environment (os.Environ()); agents get an
 	// allow-listed part of it.
 	Environ []string
-	// OnEvent receives progress events; nil drops them.
+	// OnEvent receives progress events; nil drops them. Units run
+	// concurrently, so it must be safe for concurrent use.
 	OnEvent func(Event)
 	// LookPath finds engine binaries (engine: auto).
 	LookPath func(string) (string, error)
@@ -42,6 +44,9 @@ type Config struct {
 type Orchestrator struct {
 	cfg  Config
 	repo *gitstate.Repo
+	// localMu serializes read-modify-write of the local files (holds,
+	// failures) between units that run concurrently.
+	localMu sync.Mutex
 }
 
 // New opens the repository containing cfg.Dir.

@@ -10,6 +10,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/workflow"
@@ -63,6 +65,54 @@ type runState struct {
 	tasks    map[string]bool // step/task keys named on the command line
 	targets  map[string]bool // named steps and everything they need
 	summary  *Summary
+
+	// mu guards failed and summary, which units running concurrently
+	// update; the other fields belong to the scheduler goroutine.
+	mu sync.Mutex
+}
+
+// stepFailed reports whether a step failed in this run.
+func (rs *runState) stepFailed(id string) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.failed[id]
+}
+
+// recordFailure adds a failed (or unlandable) unit to the summary; its
+// step's downstream waits for the rest of the run.
+func (rs *runState) recordFailure(e Event) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.failed[e.Step] = true
+	rs.summary.Failed = append(rs.summary.Failed, e)
+}
+
+func (rs *runState) recordLanded(e Event) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.summary.Landed = append(rs.summary.Landed, e)
+}
+
+func (rs *runState) recordSkipped(e Event) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.summary.Skipped = append(rs.summary.Skipped, e)
+}
+
+// addUsage adds an engine run's usage to the run's totals (the budget).
+func (rs *runState) addUsage(tokensIn, tokensOut int64, cost float64) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.summary.TokensIn += tokensIn
+	rs.summary.TokensOut += tokensOut
+	rs.summary.CostUSD += cost
+}
+
+// totals returns a copy of the summary's counters.
+func (rs *runState) totals() Summary {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return Summary{TokensIn: rs.summary.TokensIn, TokensOut: rs.summary.TokensOut, CostUSD: rs.summary.CostUSD}
 }
 
 // newRunID returns a sortable, unique run id: UTC time plus random bits.
@@ -140,58 +190,6 @@ func (o *Orchestrator) checkHead() (gitstate.Head, error) {
 	return head, nil
 }
 
-func (o *Orchestrator) runLoop(ctx context.Context, rs *runState) error {
-	first := true
-	for {
-		if err := ctx.Err(); err != nil {
-			return ErrInterrupted
-		}
-		tip, err := o.repo.ResolveRev("refs/heads/" + rs.branch)
-		if err != nil {
-			return fmt.Errorf("resolve branch %s: %w", rs.branch, err)
-		}
-		snap, err := o.load(tip, rs.opts.Overrides)
-		if err != nil {
-			return err
-		}
-		if first {
-			first = false
-			if err := o.resolveTargets(snap, rs); err != nil {
-				return err
-			}
-			if err := o.liftNamedHolds(rs); err != nil {
-				return err
-			}
-		}
-		u, err := o.next(snap, rs)
-		if err != nil {
-			return err
-		}
-		if u == nil {
-			break
-		}
-		if err := o.checkBudget(snap.project.Workflow.Budget, rs.summary); err != nil {
-			return err
-		}
-		rs.attempted[u.key()] = true
-		res := o.runUnit(ctx, rs, snap, u, 0)
-		if res.interrupted {
-			return ErrInterrupted
-		}
-		if res.err != nil {
-			return res.err
-		}
-	}
-	if len(rs.summary.Failed) > 0 {
-		keys := make([]string, 0, len(rs.summary.Failed))
-		for _, e := range rs.summary.Failed {
-			keys = append(keys, e.Key())
-		}
-		return &StepFailedError{Failed: keys}
-	}
-	return nil
-}
-
 // resolveTargets checks the named steps and collects them with everything
 // they need.
 func (o *Orchestrator) resolveTargets(snap *snapshot, rs *runState) error {
@@ -257,6 +255,8 @@ type unit struct {
 	agent    *workflow.Agent
 	settings *stepSettings
 	reason   string
+	slot     int    // the worktree slot it runs in
+	home     string // a private HOME/config dir when tasks run in parallel
 }
 
 func (u *unit) key() string {
@@ -293,7 +293,9 @@ func (o *Orchestrator) next(snap *snapshot, rs *runState) (*unit, error) {
 		}
 		reason, due := snap.due[id]
 		forced := rs.opts.Force && rs.named[id] && step.Foreach == ""
-		if (!due && !forced) || rs.failed[id] {
+		// A failed task stops only itself and the tasks after it; a failed
+		// step stops itself.
+		if (!due && !forced) || (step.Foreach == "" && rs.stepFailed(id)) {
 			continue
 		}
 		if o.upstreamBlocked(snap, rs, step) {
@@ -322,7 +324,7 @@ func (o *Orchestrator) next(snap *snapshot, rs *runState) (*unit, error) {
 // due or failed in this run.
 func (o *Orchestrator) upstreamBlocked(snap *snapshot, rs *runState, step *workflow.Step) bool {
 	for _, up := range snap.project.Graph.Upstream(step.ID) {
-		if _, due := snap.due[up]; due || rs.failed[up] {
+		if _, due := snap.due[up]; due || rs.stepFailed(up) {
 			return true
 		}
 	}
@@ -368,9 +370,8 @@ func (o *Orchestrator) nextTask(snap *snapshot, rs *runState, base *unit, holds 
 // failUnplannable reports a foreach step that cannot start; only that step
 // (and what needs it) stops, other steps continue.
 func (o *Orchestrator) failUnplannable(rs *runState, step *workflow.Step, msg string) {
-	rs.failed[step.ID] = true
 	e := Event{Kind: StepFailed, Step: step.ID, Message: msg}
-	rs.summary.Failed = append(rs.summary.Failed, e)
+	rs.recordFailure(e)
 	o.emit(e)
 }
 
@@ -384,7 +385,7 @@ func (o *Orchestrator) skipForHoldOrFailure(rs *runState, u *unit, holds map[str
 				rs.reported[key] = true
 				e := Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task),
 					Message: "held after a rollback (codemachine retry " + key + " to run it)"}
-				rs.summary.Skipped = append(rs.summary.Skipped, e)
+				rs.recordSkipped(e)
 				o.emit(e)
 			}
 			return true
@@ -396,7 +397,7 @@ func (o *Orchestrator) skipForHoldOrFailure(rs *runState, u *unit, holds map[str
 			rs.reported[key] = true
 			e := Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task),
 				Message: "failed before with the same inputs (codemachine retry " + key + " to run it)"}
-			rs.summary.Skipped = append(rs.summary.Skipped, e)
+			rs.recordSkipped(e)
 			o.emit(e)
 		}
 		return true
@@ -413,7 +414,7 @@ func taskID(t *workflow.Task) string {
 
 // checkBudget stops the run when its tokens or cost exceed the workflow's
 // budget (checked before each step, DESIGN 9).
-func (o *Orchestrator) checkBudget(b workflow.Budget, s *Summary) error {
+func (o *Orchestrator) checkBudget(b workflow.Budget, s Summary) error {
 	if b.Tokens > 0 && s.TokensIn+s.TokensOut > b.Tokens {
 		return &BudgetError{What: "tokens", Spent: FormatTokens(s.TokensIn + s.TokensOut), Limit: FormatTokens(b.Tokens)}
 	}
@@ -424,8 +425,15 @@ func (o *Orchestrator) checkBudget(b workflow.Budget, s *Summary) error {
 }
 
 // markRunning records the units in progress for `status`.
-func (o *Orchestrator) markRunning(rs *runState, keys map[string]string) {
-	_ = o.repo.WriteLocal(runningFile, Running{PID: os.Getpid(), Run: rs.id, Units: keys})
+func (o *Orchestrator) markRunning(rs *runState, order []*active) {
+	units := map[string]string{}
+	now := o.cfg.Now().UTC().Format(time.RFC3339)
+	for _, a := range order {
+		if !a.done {
+			units[a.u.key()] = now
+		}
+	}
+	_ = o.repo.WriteLocal(runningFile, Running{PID: os.Getpid(), Run: rs.id, Units: units})
 }
 
 // sortedKeys returns a map's keys in order.

@@ -17,11 +17,18 @@ import (
 	"github.com/codemachine/codemachine/workflow"
 )
 
-// unitResult tells the run loop how a unit ended. err is reserved for
-// failures of codemachine itself (git broken, disk full), which stop the run;
-// a failing step is reported through events and the summary instead.
-type unitResult struct {
-	landed      bool
+// execResult is what a unit's execution hands back to the scheduler: a
+// verified candidate to land, or nothing (the unit failed and was reported
+// and kept on its failed ref). err is reserved for failures of codemachine
+// itself (git broken, disk full), which stop the run.
+type execResult struct {
+	a          *active
+	wt         *gitstate.Worktree
+	cand       *candidate
+	out        attemptOutcome
+	engineName string
+	start      time.Time
+	// interrupted: the run's context was canceled while the unit ran.
 	interrupted bool
 	err         error
 }
@@ -35,32 +42,40 @@ type attemptOutcome struct {
 	canceled bool
 }
 
-// runUnit runs one step or task in worktree slot and lands it, or keeps its
-// partial work on the failed ref.
-func (o *Orchestrator) runUnit(ctx context.Context, rs *runState, snap *snapshot, u *unit, slot int) unitResult {
+// execute runs one step or task in its worktree slot up to a verified
+// candidate commit, or keeps its partial work on the failed ref. ctx is the
+// unit's own context: canceled with errTaskDeleted when its task leaves the
+// plan, or with the run's when the run is interrupted.
+func (o *Orchestrator) execute(ctx context.Context, rs *runState, snap *snapshot, u *unit) execResult {
 	start := o.cfg.Now()
 	engineName, err := o.engineFor(u)
 	if err != nil {
-		return o.failWithoutWork(rs, u, err.Error())
+		o.failWithoutWork(rs, u, err.Error())
+		return execResult{}
 	}
 	o.emit(Event{Kind: StepStarted, Step: u.step.ID, Task: taskID(u.task), Title: taskTitle(u.task),
 		Engine: engineName, Model: u.settings.model})
-	o.markRunning(rs, map[string]string{u.key(): start.UTC().Format(time.RFC3339)})
 
-	wt, err := o.repo.Worktree(ctx, slot, snap.commit)
+	wt, err := o.repo.Worktree(ctx, u.slot, snap.commit)
 	if err != nil {
-		return unitResult{err: fmt.Errorf("prepare worktree for %s: %w", u.key(), err)}
+		if ctx.Err() != nil {
+			return execResult{interrupted: context.Cause(ctx) != errTaskDeleted}
+		}
+		return execResult{err: fmt.Errorf("prepare worktree for %s: %w", u.key(), err)}
 	}
+	res := execResult{wt: wt, engineName: engineName, start: start}
 	env := o.unitEnv(rs, u, wt.Path())
 	logFile, err := o.openLog(rs, u)
 	if err != nil {
-		return unitResult{err: err}
+		wt.Discard()
+		return execResult{err: err}
 	}
 	defer logFile.Close()
 
 	gitBefore, err := wt.SnapshotGitDir()
 	if err != nil {
-		return unitResult{err: err}
+		wt.Discard()
+		return execResult{err: err}
 	}
 	hookEnv := append(env, "CODEMACHINE_WORKTREE="+wt.Path())
 	if err := hooks.Run(ctx, "before", u.step.Hooks.Before, wt.Path(), hookEnv); err != nil {
@@ -69,8 +84,15 @@ func (o *Orchestrator) runUnit(ctx context.Context, rs *runState, snap *snapshot
 
 	out := o.attempt(ctx, rs, snap, u, wt.Path(), engineName, env, logFile)
 	if out.canceled {
-		o.fail(context.WithoutCancel(ctx), rs, snap, u, wt, engineName, out, start)
-		return unitResult{interrupted: true}
+		// Keep the partial work whatever stopped the unit; the save must
+		// not be canceled too.
+		if context.Cause(ctx) == errTaskDeleted {
+			out.failure = fmt.Sprintf("task %s was deleted from %s while it ran", u.task.ID, u.step.Foreach)
+			return o.fail(context.WithoutCancel(ctx), rs, snap, u, wt, engineName, out, start)
+		}
+		r := o.fail(context.WithoutCancel(ctx), rs, snap, u, wt, engineName, out, start)
+		r.interrupted = true
+		return r
 	}
 	if out.failure != "" {
 		return o.fail(ctx, rs, snap, u, wt, engineName, out, start)
@@ -78,7 +100,8 @@ func (o *Orchestrator) runUnit(ctx context.Context, rs *runState, snap *snapshot
 
 	c, err := o.stageUnit(ctx, rs, snap, u, wt, engineName, out, start)
 	if err != nil {
-		return unitResult{err: err}
+		wt.Discard()
+		return execResult{err: err}
 	}
 	if c.problem == "" {
 		gitAfter, err := wt.SnapshotGitDir()
@@ -90,12 +113,14 @@ func (o *Orchestrator) runUnit(ctx context.Context, rs *runState, snap *snapshot
 	}
 	if c.problem != "" {
 		if err := c.undoOverlays(wt.Path()); err != nil {
-			return unitResult{err: err}
+			wt.Discard()
+			return execResult{err: err}
 		}
 		out.failure = c.problem
 		return o.fail(ctx, rs, snap, u, wt, engineName, out, start)
 	}
-	return o.land(ctx, rs, snap, u, wt, engineName, out, c, start)
+	res.cand, res.out = c, out
+	return res
 }
 
 // engineFor is the engine that actually runs the unit: shell for run steps,
@@ -179,7 +204,7 @@ func (o *Orchestrator) attempt(ctx context.Context, rs *runState, snap *snapshot
 		req := agents.Request{
 			Run: rs.id, Step: u.step.ID, Task: taskID(u.task),
 			Model: u.settings.model, Effort: u.settings.effort,
-			Dir: dir, Env: env, Timeout: timeout, Log: log,
+			Dir: dir, Env: env, Timeout: timeout, Log: log, Home: u.home,
 		}
 		if u.step.Run != "" {
 			req.Command = u.step.Run
@@ -193,9 +218,7 @@ func (o *Orchestrator) attempt(ctx context.Context, rs *runState, snap *snapshot
 		}
 		res, err := o.runEngine(ctx, eng, req, wf.Defaults.Retries, u)
 		out.result = addUsage(out.result, res)
-		rs.summary.TokensIn += res.TokensIn
-		rs.summary.TokensOut += res.TokensOut
-		rs.summary.CostUSD += res.CostUSD
+		rs.addUsage(res.TokensIn, res.TokensOut, res.CostUSD)
 		if err != nil {
 			var re *agents.RunError
 			if errors.As(err, &re) && re.Canceled || ctx.Err() != nil {
@@ -326,22 +349,19 @@ func (o *Orchestrator) renderPrompt(snap *snapshot, u *unit, repoDir string, att
 }
 
 // failWithoutWork reports a unit that failed before it had a worktree.
-func (o *Orchestrator) failWithoutWork(rs *runState, u *unit, msg string) unitResult {
-	rs.failed[u.step.ID] = true
+func (o *Orchestrator) failWithoutWork(rs *runState, u *unit, msg string) {
 	e := Event{Kind: StepFailed, Step: u.step.ID, Task: taskID(u.task), Message: msg}
-	rs.summary.Failed = append(rs.summary.Failed, e)
+	rs.recordFailure(e)
 	o.emit(e)
 	_ = o.updateFailures(func(m map[string]Failure) {
 		m[u.key()] = Failure{Fingerprint: u.fingerprint(), Error: msg, Run: rs.id, At: o.cfg.Now().UTC()}
 	})
-	return unitResult{}
 }
 
 // fail keeps the unit's partial work on refs/codemachine/failed/<key>,
 // remembers the failure and runs the on_failure hook. Nothing lands.
-func (o *Orchestrator) fail(ctx context.Context, rs *runState, snap *snapshot, u *unit, wt *gitstate.Worktree, engineName string, out attemptOutcome, start time.Time) unitResult {
+func (o *Orchestrator) fail(ctx context.Context, rs *runState, snap *snapshot, u *unit, wt *gitstate.Worktree, engineName string, out attemptOutcome, start time.Time) execResult {
 	key := u.key()
-	rs.failed[u.step.ID] = true
 	ref := "refs/codemachine/failed/" + key
 	var commit string
 	tree, err := wt.Stage(ctx)
@@ -372,7 +392,7 @@ func (o *Orchestrator) fail(ctx context.Context, rs *runState, snap *snapshot, u
 	e := Event{Kind: StepFailed, Step: u.step.ID, Task: taskID(u.task), Engine: engineName, Model: u.settings.model,
 		Duration: o.cfg.Now().Sub(start), Message: out.failure, Ref: ref, Commit: commit, Attempt: out.attempts,
 		Tokens: out.result.TokensIn + out.result.TokensOut, CostUSD: out.result.CostUSD, CostOK: out.result.CostKnown}
-	rs.summary.Failed = append(rs.summary.Failed, e)
+	rs.recordFailure(e)
 	o.emit(e)
 	if hookErr != nil {
 		o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: hookErr.Error()})
@@ -381,9 +401,9 @@ func (o *Orchestrator) fail(ctx context.Context, rs *runState, snap *snapshot, u
 		m[key] = Failure{Fingerprint: u.fingerprint(), Error: out.failure, Ref: ref, Commit: commit,
 			Run: rs.id, At: o.cfg.Now().UTC()}
 	}); err != nil {
-		return unitResult{err: err}
+		return execResult{err: err}
 	}
-	return unitResult{}
+	return execResult{}
 }
 
 // readFileFS reads a file as a string; a missing file reads as "".
