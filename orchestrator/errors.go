@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Exit codes of DESIGN 12. The CLI maps errors to them with ExitCode.
@@ -59,7 +60,7 @@ type ReviewPendingError struct {
 }
 
 func (e *ReviewPendingError) Error() string {
-	return fmt.Sprintf("waiting for review: %v (codemachine approve|reject STEP)", e.Steps)
+	return fmt.Sprintf("waiting for review: %s (codemachine approve STEP, or reject STEP -m WHY)", strings.Join(e.Steps, ", "))
 }
 
 // ErrInterrupted is returned when a run was stopped by a signal (exit 130).

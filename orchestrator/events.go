@@ -24,11 +24,14 @@ const (
 	StepRetrying
 	// Note: anything else worth one line (a stale lock taken over).
 	Note
+	// StepReview: a step's commit waits on its review branch for approve or
+	// reject.
+	StepReview
 )
 
 var kindNames = [...]string{
 	StepStarted: "started", StepLanded: "landed", StepFailed: "failed", StepConflict: "conflict",
-	StepSkipped: "skipped", StepRetrying: "retrying", Note: "note",
+	StepSkipped: "skipped", StepRetrying: "retrying", Note: "note", StepReview: "review",
 }
 
 // String is the kind's name in JSON output ("landed", "failed", ...).

@@ -24,13 +24,22 @@ import (
 // verify checks a finished unit's change before it may land (DESIGN 8): its
 // outputs exist, it left state.yaml and .git alone, and it adds no secrets
 // or symlinks out of the repository. It returns "" when all is well.
-func (o *Orchestrator) verify(snap *snapshot, u *unit, dir, branch string, changes []gitstate.Change, before, after gitstate.GitSnapshot) string {
+func (o *Orchestrator) verify(rs *runState, snap *snapshot, u *unit, dir string, changes []gitstate.Change, before, after gitstate.GitSnapshot) string {
 	for _, c := range changes {
 		if c.Path == workflow.StateFile {
 			return "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
 		}
 	}
-	if touched := before.Changed(after, o.userCommits(branch, before, after)); len(touched) > 0 {
+	ignore := o.userCommits(rs.branch, before, after)
+	for ref, hash := range after.Refs {
+		// A branch this run wrote while the unit ran (another task's
+		// conflict branch) is not the agent's doing, as long as it is still
+		// where the run put it.
+		if before.Refs[ref] != hash && rs.wroteRef(ref, hash) {
+			ignore[ref] = true
+		}
+	}
+	if touched := before.Changed(after, ignore); len(touched) > 0 {
 		return "the agent wrote inside .git/: " + strings.Join(touched, ", ")
 	}
 	for _, pattern := range u.step.Outputs {
@@ -59,10 +68,10 @@ func (o *Orchestrator) userCommits(branch string, before, after gitstate.GitSnap
 	ref := "refs/heads/" + branch
 	old, now := before.Refs[ref], after.Refs[ref]
 	if old == "" || now == "" || old == now {
-		return nil
+		return map[string]bool{}
 	}
 	if ok, err := o.repo.IsAncestor(old, now); err != nil || !ok {
-		return nil
+		return map[string]bool{}
 	}
 	return map[string]bool{ref: true}
 }
@@ -214,6 +223,15 @@ func (o *Orchestrator) writeOverlays(snap *snapshot, u *unit, dir string, c *can
 	if err := write(workflow.StateFile, applyRecord(snap.state, u, c.rec).Marshal()); err != nil {
 		return err
 	}
+	// The feedback of a rejected attempt is consumed by the step commit that
+	// follows it (DESIGN 9).
+	fb := filepath.Join(dir, filepath.FromSlash(feedbackPath(u.key())))
+	if old, err := os.ReadFile(fb); err == nil {
+		c.replaced[feedbackPath(u.key())] = old
+		if err := os.Remove(fb); err != nil {
+			return fmt.Errorf("remove %s: %w", feedbackPath(u.key()), err)
+		}
+	}
 	if u.task != nil {
 		planData, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(u.step.Foreach)))
 		if err != nil {
@@ -264,10 +282,26 @@ func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u
 		return fmt.Errorf("commit %s: %w", u.key(), err)
 	}
 	key := u.key()
+	if u.step.Review {
+		branch, err := o.keepForReview(ctx, key, commit)
+		if err != nil {
+			wt.Discard()
+			return err
+		}
+		if err := wt.Finish(ctx, commit); err != nil {
+			wt.Discard()
+		}
+		e := Event{Kind: StepReview, Step: u.step.ID, Task: taskID(u.task), Title: msg.Subject, Engine: engineName,
+			Model: model, Duration: duration, Tokens: out.result.TokensIn + out.result.TokensOut,
+			CostUSD: out.result.CostUSD, CostOK: out.result.CostKnown, Commit: commit, Ref: branch}
+		rs.recordReview(e)
+		o.emit(e)
+		return o.forget(key)
+	}
 	res, err := o.repo.Land(ctx, rs.branch, snap.commit, commit, gitstate.LandOptions{
 		ConflictBranch: "codemachine/conflict/" + key,
 		Overlay:        func(tip, merged string) (string, error) { return o.overlay(ctx, u, c, tip, merged) },
-		OverlayPaths:   c.overlayPaths(snap, u),
+		OverlayPaths:   c.overlayPaths(u),
 		Worktree:       wt,
 	})
 	if err := wt.Finish(ctx, commit); err != nil {
@@ -277,6 +311,9 @@ func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u
 		var conflict *gitstate.ConflictError
 		if !errors.As(err, &conflict) {
 			return fmt.Errorf("land %s: %w", key, err)
+		}
+		if kept, err := o.repo.ResolveRev("refs/heads/" + conflict.Branch); err == nil {
+			rs.noteRef("refs/heads/"+conflict.Branch, kept)
 		}
 		e := Event{Kind: StepConflict, Step: u.step.ID, Task: taskID(u.task), Engine: engineName, Model: model,
 			Duration: duration, Ref: conflict.Branch, Commit: commit, Message: err.Error()}
@@ -345,7 +382,7 @@ func (o *Orchestrator) overlay(ctx context.Context, u *unit, c *candidate, tip, 
 }
 
 // overlayPaths are the paths whose merge conflicts overlay resolves.
-func (c *candidate) overlayPaths(snap *snapshot, u *unit) []string {
+func (c *candidate) overlayPaths(u *unit) []string {
 	paths := []string{workflow.StateFile}
 	if u.task != nil && !c.agentEditedPlan {
 		paths = append(paths, u.step.Foreach)

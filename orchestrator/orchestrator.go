@@ -97,6 +97,8 @@ type snapshot struct {
 	// settings per step id: configured engine/model and fingerprint.
 	settings map[string]*stepSettings
 	due      map[string]workflow.Reason
+	// reviews maps step and step/task keys to their pending review commit.
+	reviews map[string]string
 }
 
 // stepSettings are a step's resolved engine and model and its fingerprint.
@@ -145,6 +147,9 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 		recs[id] = workflow.Record{Fingerprint: rec.Fingerprint, Seq: rec.Seq}
 	}
 	snap.due = workflow.DueSteps(project, fps, recs)
+	if snap.reviews, err = o.reviewPending(); err != nil {
+		return nil, err
+	}
 	return snap, nil
 }
 

@@ -45,6 +45,7 @@ type Summary struct {
 	Landed    []Event `json:"landed"`
 	Failed    []Event `json:"failed"`
 	Skipped   []Event `json:"skipped"`
+	Review    []Event `json:"review"` // commits waiting on review branches
 	TokensIn  int64   `json:"tokens_in"`
 	TokensOut int64   `json:"tokens_out"`
 	CostUSD   float64 `json:"cost_usd"`
@@ -65,10 +66,31 @@ type runState struct {
 	tasks    map[string]bool // step/task keys named on the command line
 	targets  map[string]bool // named steps and everything they need
 	summary  *Summary
+	// refs are the branches besides the working one that this run wrote
+	// (conflict branches), each with the commit it set: units running
+	// meanwhile see them appear in .git, which is not their agents' doing.
+	refs map[string]string
 
-	// mu guards failed and summary, which units running concurrently
-	// update; the other fields belong to the scheduler goroutine.
+	// mu guards failed, summary and refs, which units running
+	// concurrently use; the other fields belong to the scheduler goroutine.
 	mu sync.Mutex
+}
+
+// noteRef records that the run set ref to commit.
+func (rs *runState) noteRef(ref, commit string) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.refs == nil {
+		rs.refs = map[string]string{}
+	}
+	rs.refs[ref] = commit
+}
+
+// wroteRef reports whether the run itself last set ref to commit.
+func (rs *runState) wroteRef(ref, commit string) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return commit != "" && rs.refs[ref] == commit
 }
 
 // stepFailed reports whether a step failed in this run.
@@ -91,6 +113,12 @@ func (rs *runState) recordLanded(e Event) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	rs.summary.Landed = append(rs.summary.Landed, e)
+}
+
+func (rs *runState) recordReview(e Event) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.summary.Review = append(rs.summary.Review, e)
 }
 
 func (rs *runState) recordSkipped(e Event) {
@@ -312,7 +340,7 @@ func (o *Orchestrator) next(snap *snapshot, rs *runState) (*unit, error) {
 		if rs.attempted[id] {
 			continue
 		}
-		if o.skipForHoldOrFailure(rs, base, holds, failures) {
+		if o.skipForHoldOrFailure(snap, rs, base, holds, failures) {
 			continue
 		}
 		return base, nil
@@ -358,7 +386,7 @@ func (o *Orchestrator) nextTask(snap *snapshot, rs *runState, base *unit, holds 
 		if rs.attempted[key] || (onlyNamed && !rs.tasks[key]) {
 			continue
 		}
-		if o.skipForHoldOrFailure(rs, &u, holds, failures) {
+		if o.skipForHoldOrFailure(snap, rs, &u, holds, failures) {
 			continue
 		}
 		u.reason = "task to do"
@@ -377,7 +405,17 @@ func (o *Orchestrator) failUnplannable(rs *runState, step *workflow.Step, msg st
 
 // skipForHoldOrFailure applies holds (lifted when the fingerprint changed)
 // and, in watch mode, remembered failures.
-func (o *Orchestrator) skipForHoldOrFailure(rs *runState, u *unit, holds map[string]Hold, failures map[string]Failure) bool {
+func (o *Orchestrator) skipForHoldOrFailure(snap *snapshot, rs *runState, u *unit, holds map[string]Hold, failures map[string]Failure) bool {
+	if commit, ok := snap.reviews[u.key()]; ok {
+		if !rs.reported[u.key()] {
+			rs.reported[u.key()] = true
+			e := Event{Kind: StepReview, Step: u.step.ID, Task: taskID(u.task), Commit: commit, Ref: reviewPrefix + u.key(),
+				Message: "waiting for review (codemachine approve " + u.key() + " | reject " + u.key() + " -m WHY)"}
+			rs.recordReview(e)
+			o.emit(e)
+		}
+		return true
+	}
 	key, fp := u.key(), u.fingerprint()
 	if h, ok := holds[key]; ok {
 		if h.Fingerprint == fp {

@@ -175,6 +175,13 @@ func (o *Orchestrator) runLoop(ctx context.Context, rs *runState) error {
 		}
 		return &StepFailedError{Failed: keys}
 	}
+	if len(rs.summary.Review) > 0 {
+		keys := make([]string, 0, len(rs.summary.Review))
+		for _, e := range rs.summary.Review {
+			keys = append(keys, e.Key())
+		}
+		return &ReviewPendingError{Steps: keys}
+	}
 	return nil
 }
 

@@ -104,10 +104,7 @@ func (o *Orchestrator) Status(ov Overrides) (*StatusReport, error) {
 			}
 		}
 	}
-	reviews, err := o.repo.RefsWithPrefix("refs/heads/codemachine/review/")
-	if err != nil {
-		return nil, err
-	}
+	reviews := snap.reviews
 	blockedBy := map[string]bool{}
 	for _, step := range snap.project.Graph.Order() {
 		st := o.stepStatus(snap, step, holds, failures, commits, running, reviews, blockedBy)
@@ -151,15 +148,27 @@ func (o *Orchestrator) stepStatus(snap *snapshot, step *workflow.Step, holds map
 	}
 	if step.Foreach != "" {
 		o.taskStatuses(snap, step, &st, holds, failures, commits, running)
+		if len(waits) > 0 {
+			// Nothing of a step that waits for its upstream can run yet.
+			for i := range st.Tasks {
+				if st.Tasks[i].State == StateDue {
+					st.Tasks[i].State, st.Tasks[i].Reason = StateBlocked, "waits for "+strings.Join(waits, ", ")
+				}
+			}
+		}
 	}
 	fp := set.fingerprint
 	switch {
 	case running[id]:
 		st.State = StateRunning
-	case reviews["refs/heads/codemachine/review/"+id] != "":
-		st.State, st.Reason = StateReview, "waiting for approve or reject"
+	case reviews[id] != "":
+		st.State, st.Reason, st.Ref = StateReview, "waiting for approve or reject", reviewPrefix+id
 	case !due:
 		st.State = StateDone
+		if step.Foreach != "" && st.TasksTotal > 0 {
+			// The progress line reads the same whether tasks remain or not.
+			st.Reason = progressText(&st)
+		}
 	case len(waits) > 0:
 		st.State, st.Reason = StateBlocked, "waits for "+strings.Join(waits, ", ")
 	case step.Foreach != "":
@@ -196,6 +205,8 @@ func foreachState(snap *snapshot, step *workflow.Step, st *StepStatus) (string, 
 		return StateRunning, progress
 	case counts[StateDue] > 0:
 		return StateDue, progress
+	case counts[StateReview] > 0:
+		return StateReview, progress
 	case counts[StateConflict] > 0:
 		return StateConflict, progress
 	case counts[StateFailed] > 0:
@@ -232,6 +243,8 @@ func (o *Orchestrator) taskStatuses(snap *snapshot, step *workflow.Step, st *Ste
 			}
 		}
 		switch f, h := failures[key], holds[key]; {
+		case snap.reviews[key] != "":
+			ts.State, ts.Reason, ts.Ref = StateReview, "waiting for approve or reject", reviewPrefix+key
 		case t.Done:
 			ts.State = StateDone
 			st.TasksDone++

@@ -108,7 +108,7 @@ func (o *Orchestrator) execute(ctx context.Context, rs *runState, snap *snapshot
 		if err != nil {
 			c.problem = "the agent damaged its worktree's .git: " + err.Error()
 		} else {
-			c.problem = o.verify(snap, u, wt.Path(), rs.branch, c.changes, gitBefore, gitAfter)
+			c.problem = o.verify(rs, snap, u, wt.Path(), c.changes, gitBefore, gitAfter)
 		}
 	}
 	if c.problem != "" {
@@ -320,7 +320,7 @@ func (o *Orchestrator) runCheck(ctx context.Context, u *unit, dir string, env []
 // step's extra prompt and the fixed footer.
 func (o *Orchestrator) renderPrompt(snap *snapshot, u *unit, repoDir string, attempt int, checkOutput string) (string, error) {
 	fsys := os.DirFS(repoDir)
-	feedback, _ := readFileFS(fsys, filepath.ToSlash(filepath.Join(workflow.FeedbackDir, u.step.ID+".md")))
+	feedback, _ := readFileFS(fsys, feedbackPath(u.key()))
 	data := workflow.PromptData{
 		Step:        workflow.StepInfo{ID: u.step.ID, Inputs: u.step.Inputs, Outputs: u.step.Outputs},
 		Feedback:    feedback,

@@ -161,6 +161,15 @@ func (o *output) event(e orchestrator.Event) {
 	case orchestrator.StepConflict:
 		o.printf("  %s %-16s %-16s %7s   %s\n", o.paint(red, "✗"), name, label,
 			orchestrator.FormatDuration(e.Duration), o.paint(red, "not landed: "+firstLineOf(e.Message)))
+	case orchestrator.StepReview:
+		if e.Message != "" {
+			o.printf("  %s %-16s %s\n", o.paint(yellow, "◆"), name, o.paint(yellow, e.Message))
+			return
+		}
+		o.printf("  %s %-16s %-16s %7s %10s %6s   %s  review on %s\n", o.paint(yellow, "◆"), name, label,
+			orchestrator.FormatDuration(e.Duration), orchestrator.FormatTokens(e.Tokens)+" tok",
+			orchestrator.FormatCost(e.CostUSD, e.CostOK), shortHash(e.Commit), e.Ref)
+		o.printf("      codemachine diff %s · codemachine approve %s · codemachine reject %s -m WHY\n", e.Key(), e.Key(), e.Key())
 	case orchestrator.StepSkipped:
 		if !o.quiet {
 			o.printf("  %s %-16s %s\n", o.paint(yellow, "–"), name, o.paint(yellow, e.Message))

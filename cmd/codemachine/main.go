@@ -109,7 +109,7 @@ Exit codes: 0 ok, 1 a step failed, 2 usage/configuration/validation error,
 		EnableBashCompletion: false,
 		Commands: []*cli.Command{
 			initCommand(), validateCommand(), runCommand(), statusCommand(), logCommand(),
-			diffCommand(), rollbackCommand(), retryCommand(), graphCommand(), versionCommand(),
+			diffCommand(), approveCommand(), rejectCommand(), rollbackCommand(), retryCommand(), graphCommand(), versionCommand(),
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageErrorf("%v (see codemachine --help)", err)

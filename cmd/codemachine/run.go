@@ -97,7 +97,7 @@ func reportRun(out *output, s *orchestrator.Summary, err error) error {
 		}
 		// Empty lists are [] rather than null, for consumers that iterate.
 		cp := *s
-		for _, l := range []*[]orchestrator.Event{&cp.Landed, &cp.Failed, &cp.Skipped} {
+		for _, l := range []*[]orchestrator.Event{&cp.Landed, &cp.Failed, &cp.Skipped, &cp.Review} {
 			if *l == nil {
 				*l = []orchestrator.Event{}
 			}
@@ -115,10 +115,13 @@ func reportRun(out *output, s *orchestrator.Summary, err error) error {
 		return err
 	}
 	switch {
-	case len(s.Landed) == 0 && len(s.Failed) == 0 && len(s.Skipped) == 0 && err == nil:
+	case len(s.Landed) == 0 && len(s.Failed) == 0 && len(s.Skipped) == 0 && len(s.Review) == 0 && err == nil:
 		out.printf("nothing is due\n")
-	case len(s.Landed) > 0 || len(s.Failed) > 0:
+	case len(s.Landed) > 0 || len(s.Failed) > 0 || len(s.Review) > 0:
 		parts := []string{fmt.Sprintf("%d landed", len(s.Landed))}
+		if len(s.Review) > 0 {
+			parts = append(parts, fmt.Sprintf("%d waiting for review", len(s.Review)))
+		}
 		if len(s.Failed) > 0 {
 			parts = append(parts, fmt.Sprintf("%d failed", len(s.Failed)))
 		}

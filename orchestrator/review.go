@@ -1,0 +1,219 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+
+	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/workflow"
+)
+
+// Review (DESIGN 9): a step with `review: true` lands on branch
+// codemachine/review/<step>[/<task>] instead of the working branch, and the
+// workflow waits there until `approve` merges it or `reject` deletes it and
+// commits the reason as feedback for the next attempt.
+
+const reviewPrefix = "codemachine/review/"
+
+// rejectedRefPrefix keeps rejected work: reject deletes the review branch,
+// but nothing an agent produced is ever lost.
+const rejectedRefPrefix = "refs/codemachine/rejected/"
+
+// feedbackPath is where a rejection's reason waits for the next attempt.
+func feedbackPath(key string) string {
+	return path.Join(workflow.FeedbackDir, key+".md")
+}
+
+// keepForReview puts a verified step commit on its review branch.
+func (o *Orchestrator) keepForReview(ctx context.Context, key, commit string) (string, error) {
+	ref := "refs/heads/" + reviewPrefix + key
+	old, err := o.repo.ResolveRev(ref)
+	if err != nil && !errors.Is(err, gitstate.ErrUnknownRev) {
+		return "", err
+	}
+	if err := o.repo.UpdateRef(ctx, ref, commit, old, "codemachine: "+key+" waits for review"); err != nil {
+		return "", fmt.Errorf("keep %s for review: %w", key, err)
+	}
+	return reviewPrefix + key, nil
+}
+
+// reviewPending lists the keys with a review branch.
+func (o *Orchestrator) reviewPending() (map[string]string, error) {
+	refs, err := o.repo.RefsWithPrefix("refs/heads/" + reviewPrefix)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	for ref, hash := range refs {
+		m[strings.TrimPrefix(ref, "refs/heads/"+reviewPrefix)] = hash
+	}
+	return m, nil
+}
+
+// ReviewResult says what approve or reject did.
+type ReviewResult struct {
+	Key     string `json:"key"`
+	Commit  string `json:"commit"` // the landed step commit, or the feedback commit
+	Rebased bool   `json:"rebased,omitempty"`
+	Kept    string `json:"kept,omitempty"` // where rejected work is kept
+}
+
+// Approve lands a step's (or task's) review branch on the working branch:
+// a fast-forward when the branch has not moved, else rebased like any
+// landing. The review branch is deleted once the commit landed.
+func (o *Orchestrator) Approve(ctx context.Context, key string) (*ReviewResult, error) {
+	head, lock, err := o.lockForReview(ctx, "codemachine approve")
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	ref := "refs/heads/" + reviewPrefix + key
+	commit, err := o.repo.ResolveRev(ref)
+	if err != nil {
+		return nil, configErrorf("no review is pending for %s", key)
+	}
+	info, err := o.repo.CommitInfo(commit)
+	if err != nil {
+		return nil, err
+	}
+	if len(info.Parents) != 1 {
+		return nil, configErrorf("%s on %s is not a step commit", short(commit), reviewPrefix+key)
+	}
+	base := info.Parents[0]
+	u, c, err := o.reviewedUnit(head.Commit, base, commit, key)
+	if err != nil {
+		return nil, err
+	}
+	res, err := o.repo.Land(ctx, head.Branch, base, commit, gitstate.LandOptions{
+		ConflictBranch: "codemachine/conflict/" + key,
+		Overlay:        func(tip, merged string) (string, error) { return o.overlay(ctx, u, c, tip, merged) },
+		OverlayPaths:   c.overlayPaths(u),
+	})
+	if err != nil {
+		var conflict *gitstate.ConflictError
+		if errors.As(err, &conflict) {
+			return nil, fmt.Errorf("approve %s: %w (the review branch is kept)", key, err)
+		}
+		return nil, err
+	}
+	if err := o.repo.DeleteRef(ctx, ref, commit); err != nil {
+		return nil, err
+	}
+	if err := o.forget(key); err != nil {
+		return nil, err
+	}
+	return &ReviewResult{Key: key, Commit: res.Commit, Rebased: res.Rebased}, nil
+}
+
+// Reject deletes a review branch (keeping its commit under
+// refs/codemachine/rejected/) and commits the reason to
+// .codemachine/feedback/<key>.md on the working branch, which the next
+// attempt receives as .Feedback.
+func (o *Orchestrator) Reject(ctx context.Context, key, reason string) (*ReviewResult, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		return nil, configErrorf("reject needs a reason: -m TEXT")
+	}
+	head, lock, err := o.lockForReview(ctx, "codemachine reject")
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	ref := "refs/heads/" + reviewPrefix + key
+	commit, err := o.repo.ResolveRev(ref)
+	if err != nil {
+		return nil, configErrorf("no review is pending for %s", key)
+	}
+	kept := rejectedRefPrefix + key
+	old, _ := o.repo.ResolveRev(kept)
+	if err := o.repo.UpdateRef(ctx, kept, commit, old, "codemachine: "+key+" rejected"); err != nil {
+		return nil, err
+	}
+	blob, err := o.repo.HashObject(ctx, []byte(reason+"\n"))
+	if err != nil {
+		return nil, err
+	}
+	tree, err := o.repo.OverlayTree(ctx, head.Commit, map[string]gitstate.Blob{feedbackPath(key): {Hash: blob, Mode: "100644"}})
+	if err != nil {
+		return nil, err
+	}
+	msg := gitstate.Message{
+		Subject:  fmt.Sprintf("codemachine(%s): rejected in review", key),
+		Body:     reason,
+		Trailers: []gitstate.Trailer{{Key: "Codemachine-Rejected", Value: key}},
+	}
+	feedback, err := o.repo.CommitTree(ctx, gitstate.CommitSpec{Tree: tree, Parents: []string{head.Commit}, Message: msg.String()})
+	if err != nil {
+		return nil, err
+	}
+	res, err := o.repo.Land(ctx, head.Branch, head.Commit, feedback, gitstate.LandOptions{ConflictBranch: "codemachine/conflict/feedback/" + key})
+	if err != nil {
+		return nil, fmt.Errorf("commit the feedback for %s: %w", key, err)
+	}
+	if err := o.repo.DeleteRef(ctx, ref, commit); err != nil {
+		return nil, err
+	}
+	return &ReviewResult{Key: key, Commit: res.Commit, Kept: kept}, nil
+}
+
+// lockForReview takes the lock and checks HEAD for approve and reject.
+func (o *Orchestrator) lockForReview(ctx context.Context, command string) (gitstate.Head, *gitstate.Lock, error) {
+	head, err := o.checkHead()
+	if err != nil {
+		return head, nil, err
+	}
+	lock, err := o.lock(command)
+	if err != nil {
+		return head, nil, err
+	}
+	return head, lock, nil
+}
+
+// reviewedUnit rebuilds what overlay needs to rebase a reviewed commit: the
+// unit (step and task at the tip) and its record as the review commit's
+// state.yaml holds it.
+func (o *Orchestrator) reviewedUnit(tip, base, commit, key string) (*unit, *candidate, error) {
+	stepID, taskID, _ := strings.Cut(key, "/")
+	snap, err := o.load(tip, Overrides{})
+	if err != nil {
+		return nil, nil, err
+	}
+	step := snap.project.Graph.Step(stepID)
+	if step == nil {
+		return nil, nil, configErrorf("step %s is no longer in the workflow; delete the branch %s%s", stepID, reviewPrefix, key)
+	}
+	u := &unit{step: step, settings: snap.settings[stepID]}
+	reviewed, err := o.loadState(commit)
+	if err != nil {
+		return nil, nil, err
+	}
+	sr := reviewed.Steps[stepID]
+	if sr == nil {
+		return nil, nil, fmt.Errorf("%s: the review commit records no run of %s", short(commit), stepID)
+	}
+	c := &candidate{rec: sr.RunRecord}
+	if taskID != "" {
+		if tr := sr.Tasks[taskID]; tr != nil {
+			c.rec = *tr
+			c.rec.Fingerprint = sr.Fingerprint
+		}
+		if plan := snap.project.Plans[step.Foreach]; plan != nil && plan.Task(taskID) != nil {
+			u.task = plan.Task(taskID)
+		} else {
+			u.task = &workflow.Task{ID: taskID}
+		}
+		basePlan, err1 := o.repo.ReadFile(base, step.Foreach)
+		ownPlan, err2 := o.repo.ReadFile(commit, step.Foreach)
+		if err1 == nil && err2 == nil {
+			ticked, ok := tickTask(step.Foreach, basePlan, taskID)
+			c.agentEditedPlan = !ok || string(ticked) != string(ownPlan)
+		} else if !errors.Is(err1, fs.ErrNotExist) || !errors.Is(err2, fs.ErrNotExist) {
+			c.agentEditedPlan = true
+		}
+	}
+	return u, c, nil
+}
