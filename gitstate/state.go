@@ -266,7 +266,12 @@ func yamlError(file string, err error) error {
 			}
 		}
 	}
-	return &StateError{File: file, Line: line, Msg: msg}
+	col := 0
+	if line > 0 {
+		// yaml.v3 reports no column for syntax errors; the line is known.
+		col = 1
+	}
+	return &StateError{File: file, Line: line, Col: col, Msg: msg}
 }
 
 // Marshal renders the state deterministically: fixed key order, steps and

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/codemachine/codemachine/gitstate"
@@ -66,39 +65,59 @@ type ValidateReport struct {
 	Plans  map[string]int `json:"plans"` // plan file -> tasks
 }
 
+// Problem is one validation error with its position.
+type Problem struct {
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"`
+	Col     int    `json:"col,omitempty"`
+	Message string `json:"message"`
+}
+
+// ValidationError lists every problem validate found, in file order.
+type ValidationError struct {
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = workflow.Pos{File: p.File, Line: p.Line, Col: p.Col}.String() + ": " + p.Message
+	}
+	return strings.Join(lines, "\n")
+}
+
 // Validate checks the workflow, agents, plans and state.yaml as they are in
 // the working tree (uncommitted edits included), reporting every problem at
-// once as a *ConfigError.
+// once as a *ConfigError wrapping a *ValidationError.
 func (o *Orchestrator) Validate() (*ValidateReport, error) {
 	fsys := os.DirFS(o.repo.Root())
 	project, err := workflow.LoadProject(fsys)
 	var errs workflow.Errors
-	if err != nil {
-		if !errors.As(err, &errs) {
-			return nil, &ConfigError{Err: err}
-		}
+	if err != nil && !errors.As(err, &errs) {
+		return nil, &ConfigError{Err: err}
 	}
 	if project != nil {
 		for _, plan := range sortedKeys(project.PlanErrs) {
 			errs = append(errs, project.PlanErrs[plan]...)
 		}
 	}
-	var stateErr error
+	errs.Sort()
+	var problems []Problem
+	for _, e := range errs {
+		problems = append(problems, Problem{File: e.Pos.File, Line: e.Pos.Line, Col: e.Pos.Col, Message: e.Msg})
+	}
 	if data, err := fs.ReadFile(fsys, workflow.StateFile); err == nil {
 		if _, err := gitstate.ParseState(workflow.StateFile, data); err != nil {
-			stateErr = err
+			var se *gitstate.StateError
+			if errors.As(err, &se) {
+				problems = append(problems, Problem{File: se.File, Line: se.Line, Col: se.Col, Message: se.Msg})
+			} else {
+				problems = append(problems, Problem{File: workflow.StateFile, Message: err.Error()})
+			}
 		}
 	}
-	if len(errs) > 0 || stateErr != nil {
-		msgs := []string{}
-		if len(errs) > 0 {
-			sort.SliceStable(errs, func(i, j int) bool { return errs[i].Pos.String() < errs[j].Pos.String() })
-			msgs = append(msgs, errs.Error())
-		}
-		if stateErr != nil {
-			msgs = append(msgs, stateErr.Error())
-		}
-		return nil, &ConfigError{Err: errors.New(strings.Join(msgs, "\n"))}
+	if len(problems) > 0 {
+		return nil, &ConfigError{Err: &ValidationError{Problems: problems}}
 	}
 	report := &ValidateReport{Steps: len(project.Workflow.Steps), Agents: len(project.Agents), Plans: map[string]int{}}
 	for p, plan := range project.Plans {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"sort"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/codemachine/codemachine/orchestrator"
 )
 
 func validateCommand() *cli.Command {
@@ -25,11 +28,26 @@ Prints every problem at once and exits 2 when there is any.`,
 				return err
 			}
 			report, err := o.Validate()
+			if out.json {
+				var verr *orchestrator.ValidationError
+				switch {
+				case errors.As(err, &verr):
+					if perr := out.printJSON(struct {
+						OK     bool                   `json:"ok"`
+						Errors []orchestrator.Problem `json:"errors"`
+					}{false, verr.Problems}); perr != nil {
+						return perr
+					}
+					return &exitError{code: orchestrator.ExitUsage}
+				case err == nil:
+					return out.printJSON(struct {
+						OK bool `json:"ok"`
+						*orchestrator.ValidateReport
+					}{true, report})
+				}
+			}
 			if err != nil {
 				return err
-			}
-			if out.json {
-				return out.printJSON(report)
 			}
 			if out.quiet {
 				return nil
