@@ -118,8 +118,14 @@ func (r *Repo) worktree(ctx context.Context, slot int, base string) (*Worktree, 
 }
 
 // create makes the slot's worktree from scratch: the one full checkout.
+// Slots are created one at a time: git does not guard .git/worktrees/
+// against a concurrent `worktree add` or `prune`, which read (or prune) the
+// other's half-written admin dir ("failed to read
+// .git/worktrees/slot-2/commondir"), and parallel tasks start together.
 func (w *Worktree) create(ctx context.Context) error {
 	r := w.repo
+	r.poolMu.Lock()
+	defer r.poolMu.Unlock()
 	if _, err := os.Lstat(w.path); err == nil {
 		// A directory without a valid .git file is a broken pool entry
 		// (the pool is codemachine's own directory); start it over.
