@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
 )
 
 // ErrUnknownRev is returned (wrapped) for a revision that names no commit.
@@ -203,26 +205,46 @@ func (r *Repo) IsAncestor(a, b string) (bool, error) {
 
 // RefsWithPrefix lists the refs whose full name starts with prefix (e.g.
 // "refs/codemachine/failed/"), mapping each name to its peeled-once hash.
+//
+// go-git reads every file under refs/, including the <ref>.lock files that
+// git writes while it updates a ref: such a file is no ref (git forbids
+// names ending in .lock) and is left out, and one that git has created but
+// not yet written (go-git's "ref file is empty") makes the listing start
+// over, for a bounded time, instead of failing a reader that merely ran
+// beside a writer.
 func (r *Repo) RefsWithPrefix(prefix string) (map[string]string, error) {
 	out := map[string]string{}
-	err := r.goGit(func(g *gogit.Repository) error {
-		clear(out)
-		it, err := g.References()
-		if err != nil {
-			return fmt.Errorf("list refs: %w", err)
-		}
-		defer it.Close()
-		return it.ForEach(func(ref *plumbing.Reference) error {
-			name := ref.Name().String()
-			if ref.Type() != plumbing.HashReference || !strings.HasPrefix(name, prefix) {
-				return nil
+	deadline := time.Now().Add(refListPatience)
+	for {
+		err := r.goGit(func(g *gogit.Repository) error {
+			clear(out)
+			it, err := g.References()
+			if err != nil {
+				return err
 			}
-			out[name] = ref.Hash().String()
-			return nil
+			defer it.Close()
+			return it.ForEach(func(ref *plumbing.Reference) error {
+				name := ref.Name().String()
+				if ref.Type() != plumbing.HashReference || !strings.HasPrefix(name, prefix) || strings.HasSuffix(name, ".lock") {
+					return nil
+				}
+				out[name] = ref.Hash().String()
+				return nil
+			})
 		})
-	})
-	return out, err
+		if err == nil {
+			return out, nil
+		}
+		if !errors.Is(err, dotgit.ErrEmptyRefFile) || time.Now().After(deadline) {
+			return nil, fmt.Errorf("list refs: %w", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
+
+// refListPatience bounds how long RefsWithPrefix waits for git to finish
+// writing a ref lock file that it read empty.
+const refListPatience = 2 * time.Second
 
 // StatusEntry is one line of `git status --porcelain=v2`.
 type StatusEntry struct {
