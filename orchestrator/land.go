@@ -33,8 +33,8 @@ func (o *Orchestrator) verify(rs *runState, snap *snapshot, u *unit, dir string,
 	ignore := o.userCommits(rs.branch, before, after)
 	for ref, hash := range after.Refs {
 		// A branch this run wrote while the unit ran (another task's
-		// conflict branch) is not the agent's doing, as long as it is still
-		// where the run put it.
+		// conflict or review branch) is not the agent's doing, as long
+		// as it is still where the run put it.
 		if before.Refs[ref] != hash && rs.wroteRef(ref, hash) {
 			ignore[ref] = true
 		}
@@ -288,6 +288,7 @@ func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u
 			wt.Discard()
 			return err
 		}
+		rs.noteRef("refs/heads/"+branch, commit)
 		if err := wt.Finish(ctx, commit); err != nil {
 			wt.Discard()
 		}

@@ -67,8 +67,9 @@ type runState struct {
 	targets  map[string]bool // named steps and everything they need
 	summary  *Summary
 	// refs are the branches besides the working one that this run wrote
-	// (conflict branches), each with the commit it set: units running
-	// meanwhile see them appear in .git, which is not their agents' doing.
+	// (conflict and review branches), each with the commit it set: units
+	// running meanwhile see them appear in .git, which is not their
+	// agents' doing.
 	refs map[string]string
 
 	// mu guards failed, summary and refs, which units running
