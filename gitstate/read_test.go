@@ -1,6 +1,8 @@
 package gitstate
 
 import (
+	"strings"
+	"maps"
 	"errors"
 	"io/fs"
 	"os"
@@ -243,6 +245,40 @@ func TestTreeFS(t *testing.T) {
 		if st, err := fs.Stat(fsys, name); err != nil || st.Mode() != mode {
 			t.Errorf("Stat(%s) mode = %v, %v; want %v", name, st.Mode(), err, mode)
 		}
+	}
+	// ListFiles: every file and symlink below a directory with its blob id,
+	// as git ls-tree lists them; submodules are skipped.
+	for _, name := range []string{".", "a"} {
+		got := map[string]string{}
+		if err := tfs.ListFiles(name, func(p, h string) { got[p] = h }); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{}
+		args := []string{"ls-tree", "-r", "--full-tree", "HEAD"}
+		if name != "." {
+			args = append(args, "--", name)
+		}
+		for _, line := range strings.Split(git(t, dir, args...), "\n") {
+			meta, p, _ := strings.Cut(line, "\t")
+			if f := strings.Fields(meta); len(f) == 3 && f[1] == "blob" {
+				want[p] = f[2]
+			}
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("ListFiles(%s) = %v\nwant %v", name, got, want)
+		}
+	}
+	if err := tfs.ListFiles("nope", func(string, string) {}); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ListFiles(nope) = %v", err)
+	}
+	if h, err := tfs.TreeHash("a/b"); err != nil || h != git(t, dir, "rev-parse", "HEAD:a/b") {
+		t.Errorf("TreeHash(a/b) = %s, %v", h, err)
+	}
+	if _, err := tfs.TreeHash("README.md"); err == nil {
+		t.Error("TreeHash of a file succeeded")
+	}
+	if _, err := tfs.TreeHash("nope"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("TreeHash(nope) = %v", err)
 	}
 	if data, err := fs.ReadFile(fsys, "link"); err != nil || string(data) != "README.md" {
 		t.Errorf("symlink content = %q, %v", data, err)

@@ -352,3 +352,61 @@ func (f *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
 	f.off += n
 	return rest[:n], nil
 }
+
+// ListFiles calls fn for every file and symlink at or below name with its
+// blob id, reading each directory's tree once; workflow.ResolveInputs uses
+// it to fingerprint inputs without a lookup per file. Submodules are
+// skipped.
+func (t *TreeFS) ListFiles(name string, fn func(path, hash string)) error {
+	e, err := t.lookup("list", name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case e.Mode == filemode.Submodule:
+		return nil
+	case e.Mode != filemode.Dir:
+		fn(name, e.Hash.String())
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.listDir(name, fn)
+}
+
+// listDir walks the directory at p; t.mu must be held.
+func (t *TreeFS) listDir(p string, fn func(path, hash string)) error {
+	d, err := t.dir(p)
+	if err != nil {
+		return err
+	}
+	for _, e := range d.entries {
+		child := e.Name
+		if p != "." {
+			child = p + "/" + e.Name
+		}
+		switch e.Mode {
+		case filemode.Submodule:
+		case filemode.Dir:
+			if err := t.listDir(child, fn); err != nil {
+				return err
+			}
+		default:
+			fn(child, e.Hash.String())
+		}
+	}
+	return nil
+}
+
+// TreeHash returns the git tree id of a directory without reading below
+// it: workflow fingerprints a whole-directory input by it.
+func (t *TreeFS) TreeHash(name string) (string, error) {
+	e, err := t.lookup("treehash", name)
+	if err != nil {
+		return "", err
+	}
+	if e.Mode != filemode.Dir {
+		return "", &fs.PathError{Op: "treehash", Path: name, Err: errors.New("not a directory")}
+	}
+	return e.Hash.String(), nil
+}

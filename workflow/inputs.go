@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -22,6 +23,9 @@ import (
 // commit's tree knows them without reading the files), else from reading
 // the files.
 func ResolveInputs(fsys fs.FS, patterns []string) ([]InputFile, error) {
+	if lister, ok := fsys.(FileLister); ok {
+		return resolveListed(lister, patterns)
+	}
 	rfs := repoFS{fsys}
 	seen := map[string]bool{}
 	var paths []string
@@ -93,6 +97,90 @@ func ResolveInputs(fsys fs.FS, patterns []string) ([]InputFile, error) {
 		}
 		out = append(out, InputFile{Path: p, Hash: h})
 	}
+	return out, nil
+}
+
+// TreeHasher is implemented by file systems that know a directory's git
+// tree id (a commit's tree). An input that takes a whole directory (a
+// literal directory, or DIR/**) then contributes that one id instead of a
+// line per file: the tree id stands for exactly the same list of paths and
+// blob ids, and costs one lookup instead of reading every subdirectory,
+// which is what keeps status and every step's load fast on large inputs.
+type TreeHasher interface {
+	// TreeHash returns the git tree id of directory name; fs.ErrNotExist
+	// when it is absent, an error when it is not a directory.
+	TreeHash(name string) (string, error)
+}
+
+// WholeTreePrefix marks an InputFile that stands for a whole directory:
+// its Path is the directory with a trailing slash and its Hash this prefix
+// followed by the directory's git tree id.
+const WholeTreePrefix = "tree:"
+
+// FileLister is implemented by file systems that can list every file
+// under a directory with its git blob id in one pass (a commit's tree), so
+// that resolving a step's inputs reads each directory once and hashes
+// nothing: status has to fingerprint every step.
+type FileLister interface {
+	// ListFiles calls fn for every file (or symlink) at or below name, in
+	// no particular order; name "." is the root. A missing name is
+	// fs.ErrNotExist.
+	ListFiles(name string, fn func(path, hash string)) error
+}
+
+// wholeDir reports whether pattern takes every file under one directory:
+// DIR/** (or a literal name, which may be a directory), and which.
+func wholeDir(pattern string) (string, bool) {
+	if dir, ok := strings.CutSuffix(pattern, "/**"); ok && !hasMeta(dir) {
+		return dir, true
+	}
+	return pattern, !hasMeta(pattern)
+}
+
+// resolveListed is ResolveInputs through a FileLister: each pattern's
+// literal prefix is listed and its files matched against the pattern.
+func resolveListed(lister FileLister, patterns []string) ([]InputFile, error) {
+	found := map[string]string{}
+	hasher, _ := lister.(TreeHasher)
+	for _, pat := range patterns {
+		clean, msg := checkGlob(pat)
+		if msg != "" {
+			return nil, fmt.Errorf("input %q: %s", pat, msg)
+		}
+		if dir, whole := wholeDir(clean); whole && hasher != nil && dir != "." {
+			id, err := hasher.TreeHash(dir)
+			switch {
+			case err == nil:
+				found[dir+"/"] = WholeTreePrefix + id
+				continue
+			case errors.Is(err, fs.ErrNotExist):
+				continue
+			}
+			// Not a directory (a file named like one): list it below.
+		}
+		base, match := clean, func(string) bool { return true }
+		if hasMeta(clean) {
+			base, _ = doublestar.SplitPattern(clean)
+			match = func(p string) bool {
+				ok, _ := doublestar.Match(clean, p)
+				return ok
+			}
+		}
+		err := lister.ListFiles(base, func(p, hash string) {
+			if p == ".git" || strings.HasPrefix(p, ".git/") || !match(p) {
+				return
+			}
+			found[p] = hash
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("input %q: %w", pat, err)
+		}
+	}
+	out := make([]InputFile, 0, len(found))
+	for p, h := range found {
+		out = append(out, InputFile{Path: p, Hash: h})
+	}
+	slices.SortFunc(out, func(a, b InputFile) int { return strings.Compare(a.Path, b.Path) })
 	return out, nil
 }
 

@@ -166,6 +166,59 @@ func TestResolveInputsBlobHasher(t *testing.T) {
 	}
 }
 
+// treeFS is a MapFS that lists files and knows directory tree ids, like a
+// commit's tree does.
+type treeFS struct{ fstest.MapFS }
+
+func (t treeFS) ListFiles(name string, fn func(path, hash string)) error {
+	return fs.WalkDir(t.MapFS, name, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			fn(p, "blob-of-"+p)
+		}
+		return err
+	})
+}
+
+func (t treeFS) TreeHash(name string) (string, error) {
+	st, err := fs.Stat(t.MapFS, name)
+	if err != nil {
+		return "", err
+	}
+	if !st.IsDir() {
+		return "", errors.New("not a directory")
+	}
+	return "tree-of-" + name, nil
+}
+
+func TestResolveInputsListerAndTrees(t *testing.T) {
+	fsys := treeFS{fstest.MapFS{
+		"src/a.go": {Data: []byte("a")}, "src/sub/b.go": {Data: []byte("b")},
+		"docs/x.md": {Data: []byte("x")}, "README": {Data: []byte("r")}, ".git/config": {Data: []byte("c")},
+	}}
+	tests := []struct {
+		patterns []string
+		want     []InputFile
+	}{
+		// A whole directory is its tree id, however it is written.
+		{[]string{"src/**"}, []InputFile{{"src/", "tree:tree-of-src"}}},
+		{[]string{"src"}, []InputFile{{"src/", "tree:tree-of-src"}}},
+		// Other globs and files are listed.
+		{[]string{"src/**/*.go", "README"}, []InputFile{{"README", "blob-of-README"}, {"src/a.go", "blob-of-src/a.go"}, {"src/sub/b.go", "blob-of-src/sub/b.go"}}},
+		{[]string{"**/*.md"}, []InputFile{{"docs/x.md", "blob-of-docs/x.md"}}},
+		// Missing inputs contribute nothing; .git is never an input.
+		{[]string{"nope/**", "nope.txt", "**/config"}, []InputFile{}},
+	}
+	for _, tt := range tests {
+		got, err := ResolveInputs(fsys, tt.patterns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !jsonEqual(got, tt.want) {
+			t.Errorf("ResolveInputs(%v) = %v, want %v", tt.patterns, got, tt.want)
+		}
+	}
+}
+
 func TestResolveInputsErrors(t *testing.T) {
 	fsys := fstest.MapFS{"a": {Data: []byte("a")}}
 	for _, pattern := range []string{"[", "../x", "/abs", ".git/config", ""} {
