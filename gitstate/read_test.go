@@ -1,14 +1,14 @@
 package gitstate
 
 import (
-	"strings"
-	"maps"
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"testing/fstest"
 )
