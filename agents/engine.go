@@ -38,7 +38,16 @@ type Request struct {
 	Grace   time.Duration // between SIGTERM and SIGKILL on timeout or cancel; 0 = 5s
 
 	Resume string // session id to resume; "" starts a new session
-	Home   string // private HOME/config dir for this run; "" = the user's
+	// Continue is the message sent into the resumed session (Resume set):
+	// a short "continue" prompt. "" sends Prompt. When the CLI no longer
+	// knows the session, the engine starts a new one with Prompt instead,
+	// so Prompt must always hold the whole task.
+	Continue string
+	// Home is a private directory for this run's engine state ("" = the
+	// user's own configuration). Engines that keep lock files or session
+	// state in their config dir use a config dir under it, seeded from the
+	// user's settings and credentials, so parallel agents do not contend.
+	Home string
 
 	// Log receives the full event stream as JSON lines; nil discards it.
 	Log io.Writer

@@ -10,9 +10,13 @@ func TestNew(t *testing.T) {
 	tests := []struct{ name, wantName, wantErr string }{
 		{"shell", "shell", ""},
 		{"replay", "replay", ""},
-		{"clod", "", `unknown engine "clod"; known engines: replay, shell`},
-		{"auto", "", `unknown engine "auto" (auto is resolved to an installed CLI before an engine is made); known engines: replay, shell`},
-		{"", "", `unknown engine ""; known engines: replay, shell`},
+		{"claude", "claude", ""},
+		{"codex", "codex", ""},
+		{"gemini", "gemini", ""},
+		{"opencode", "opencode", ""},
+		{"clod", "", `unknown engine "clod"; known engines: claude, codex, gemini, opencode, replay, shell`},
+		{"auto", "", `unknown engine "auto" (auto is resolved to an installed CLI before an engine is made); known engines: claude, codex, gemini, opencode, replay, shell`},
+		{"", "", `unknown engine ""; known engines: claude, codex, gemini, opencode, replay, shell`},
 	}
 	for _, tt := range tests {
 		eng, err := New(tt.name)

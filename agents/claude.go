@@ -1,0 +1,260 @@
+package agents
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Claude Code (`claude`), headless:
+//
+//	claude -p --output-format stream-json --verbose --permission-mode bypassPermissions
+//	       [--model M] [--effort E] [--resume ID]      (prompt on stdin)
+//
+// As root, Claude refuses bypassPermissions unless IS_SANDBOX=1 (or its
+// bubblewrap sandbox) says the machine is a sandbox; codemachine then runs
+// it with --permission-mode acceptEdits and the tools that change files or
+// run commands allowed by name, which is what an unattended step needs.
+// The final text is result.result, usage result.usage (input counts cache
+// reads and writes), the cost result.total_cost_usd, the session id the
+// session_id every event carries, the model the init event's.
+func init() {
+	register("claude", func() Engine {
+		return &cliEngine{name: "claude", bin: "claude", pkg: "@anthropic-ai/claude-code",
+			args: claudeArgs, prepare: claudePrepare, newStream: newClaudeStream}
+	})
+}
+
+// claudeRootTools are the tools allowed by name when Claude runs as root
+// without IS_SANDBOX: the ones acceptEdits would otherwise ask about.
+const claudeRootTools = "Bash Edit MultiEdit Write NotebookEdit WebFetch WebSearch"
+
+// geteuid is os.Geteuid, replaceable in tests.
+var geteuid = os.Geteuid
+
+// claudeCanBypass reports whether Claude accepts bypassPermissions here
+// (its own rule: not root, or IS_SANDBOX=1, or its bubblewrap sandbox).
+func claudeCanBypass(env []string) bool {
+	return geteuid() != 0 || envValue(env, "IS_SANDBOX") == "1" || envValue(env, "CLAUDE_CODE_BUBBLEWRAP") != ""
+}
+
+func claudeArgs(req Request, env []string) []string {
+	args := []string{"-p", "--output-format", "stream-json", "--verbose"}
+	if claudeCanBypass(env) {
+		args = append(args, "--permission-mode", "bypassPermissions")
+	} else {
+		args = append(args, "--permission-mode", "acceptEdits", "--allowedTools", claudeRootTools)
+	}
+	if req.Model != "" {
+		args = append(args, "--model", req.Model)
+	}
+	if req.Effort != "" {
+		args = append(args, "--effort", req.Effort)
+	}
+	if req.Resume != "" {
+		args = append(args, "--resume", req.Resume)
+	}
+	return args
+}
+
+// claudePrepare points CLAUDE_CONFIG_DIR at a private dir under req.Home,
+// seeded from the user's config dir and global config file (~/.claude.json,
+// or .claude.json inside CLAUDE_CONFIG_DIR when that is set), which Claude
+// rewrites on every start and which concurrent runs would corrupt.
+func claudePrepare(req Request, env []string) ([]string, error) {
+	if req.Home == "" {
+		return env, nil
+	}
+	src := homeDir(env, "CLAUDE_CONFIG_DIR", ".claude")
+	dst := filepath.Join(req.Home, "claude")
+	if err := seedDir(src, dst, []string{"settings.json", ".credentials.json", "CLAUDE.md"},
+		[]string{"agents", "commands", "skills", "plugins", "output-styles"}); err != nil {
+		return nil, err
+	}
+	global := filepath.Join(envValue(env, "HOME"), ".claude.json")
+	if envValue(env, "CLAUDE_CONFIG_DIR") != "" {
+		global = filepath.Join(src, ".claude.json")
+	}
+	if envValue(env, "HOME") != "" || envValue(env, "CLAUDE_CONFIG_DIR") != "" {
+		if err := copyIfNewer(global, filepath.Join(dst, ".claude.json")); err != nil {
+			return nil, err
+		}
+	}
+	return setEnv(env, "CLAUDE_CONFIG_DIR", dst), nil
+}
+
+// claudeStream parses `--output-format stream-json --verbose`.
+type claudeStream struct {
+	req Request
+	out outcome
+	// usage per API message id, for a run cut off before its result
+	// event: each content block of a message comes as its own event with
+	// the message's usage.
+	usage map[string][2]int64
+	order []string
+	text  string // the last assistant text, when no result came
+}
+
+func newClaudeStream(req Request, _ []string) stream {
+	return &claudeStream{req: req, usage: map[string][2]int64{}}
+}
+
+type claudeUsage struct {
+	InputTokens              int64 `json:"input_tokens"`
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+	OutputTokens             int64 `json:"output_tokens"`
+}
+
+func (u claudeUsage) in() int64 {
+	return u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
+}
+
+type claudeEvent struct {
+	Type      string `json:"type"`
+	Subtype   string `json:"subtype"`
+	SessionID string `json:"session_id"`
+	Model     string `json:"model"`
+	Message   *struct {
+		ID      string      `json:"id"`
+		Model   string      `json:"model"`
+		Usage   claudeUsage `json:"usage"`
+		Content []struct {
+			Type  string         `json:"type"`
+			Text  string         `json:"text"`
+			Name  string         `json:"name"`
+			Input map[string]any `json:"input"`
+		} `json:"content"`
+	} `json:"message"`
+	// result
+	IsError        bool        `json:"is_error"`
+	Result         *string     `json:"result"`
+	APIErrorStatus *int        `json:"api_error_status"`
+	TotalCostUSD   *float64    `json:"total_cost_usd"`
+	Usage          claudeUsage `json:"usage"`
+	Errors         []string    `json:"errors"`
+	// system/api_retry
+	ErrorStatus  *int    `json:"error_status"`
+	Error        any     `json:"error"`
+	RetryDelayMS float64 `json:"retry_delay_ms"`
+	Attempt      int     `json:"attempt"`
+	MaxRetries   int     `json:"max_retries"`
+}
+
+func (s *claudeStream) stdout(line []byte) {
+	var ev claudeEvent
+	if !decodeEvent(line, &ev, &s.out) {
+		return
+	}
+	if ev.SessionID != "" && s.out.res.SessionID == "" {
+		s.out.res.SessionID = ev.SessionID
+		emit(s.req, "session", ev.SessionID)
+	}
+	switch ev.Type {
+	case "system":
+		switch ev.Subtype {
+		case "init":
+			if ev.Model != "" {
+				s.out.res.Model = ev.Model
+			}
+		case "api_retry":
+			// Claude retries by itself; the event says why.
+			s.out.retried = true
+			if ev.ErrorStatus != nil {
+				s.out.status = *ev.ErrorStatus
+			}
+			emit(s.req, "error", "retrying the model request: "+claudeErrorText(ev.Error, ev.ErrorStatus))
+		}
+	case "assistant":
+		m := ev.Message
+		if m == nil {
+			return
+		}
+		if m.ID != "" && m.Model != "<synthetic>" {
+			if _, seen := s.usage[m.ID]; !seen {
+				s.order = append(s.order, m.ID)
+			}
+			s.usage[m.ID] = [2]int64{m.Usage.in(), m.Usage.OutputTokens}
+		}
+		for _, c := range m.Content {
+			switch c.Type {
+			case "text":
+				s.text = c.Text
+				emit(s.req, "text", c.Text)
+			case "tool_use":
+				emit(s.req, "tool", toolSummary(c.Name, c.Input, "command", "file_path", "path", "pattern", "url"))
+			}
+		}
+	case "result":
+		s.out.done = true
+		s.out.ok = !ev.IsError && ev.Subtype == "success"
+		if ev.Result != nil {
+			s.out.res.Text = *ev.Result
+		}
+		s.out.res.TokensIn, s.out.res.TokensOut = ev.Usage.in(), ev.Usage.OutputTokens
+		if ev.TotalCostUSD != nil {
+			s.out.res.CostUSD, s.out.res.CostKnown = *ev.TotalCostUSD, true
+		}
+		if ev.APIErrorStatus != nil {
+			s.out.status = *ev.APIErrorStatus
+		} else if !s.out.ok {
+			s.out.status = 0 // a retried status is not what failed in the end
+		}
+		if !s.out.ok {
+			// subtype "success" with is_error (an API error) carries the
+			// message in result; error_* subtypes may carry errors.
+			msg := s.out.res.Text
+			if msg == "" && len(ev.Errors) > 0 {
+				msg = strings.Join(ev.Errors, "; ")
+			}
+			if msg == "" && ev.Subtype != "success" {
+				msg = strings.ReplaceAll(ev.Subtype, "_", " ")
+			}
+			s.out.msg = msg
+			s.out.res.Text = ""
+			if s.out.status == 0 {
+				s.out.status = statusIn(msg)
+			}
+		}
+	}
+}
+
+func (s *claudeStream) stderr(line []byte) {
+	if strings.Contains(string(line), "No conversation found") {
+		s.out.noSession = true
+	}
+	noteStderr(&s.out, line)
+}
+
+func (s *claudeStream) outcome(int) outcome {
+	out := s.out
+	if !out.done {
+		// Cut off: what the API messages so far used, and the last text.
+		for _, id := range s.order {
+			u := s.usage[id]
+			out.res.TokensIn += u[0]
+			out.res.TokensOut += u[1]
+		}
+		out.res.Text = s.text
+	}
+	if out.done && !out.ok && out.msg == "" {
+		out.msg = out.stderrMsg
+	}
+	return out
+}
+
+// claudeErrorText describes an api_retry event's error.
+func claudeErrorText(e any, status *int) string {
+	var parts []string
+	if status != nil {
+		parts = append(parts, "HTTP "+strconv.Itoa(*status))
+	}
+	if s, ok := e.(string); ok && s != "" {
+		parts = append(parts, s)
+	}
+	if len(parts) == 0 {
+		return "unknown error"
+	}
+	return strings.Join(parts, " ")
+}

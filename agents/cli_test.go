@@ -1,0 +1,296 @@
+package agents
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeCLIScript stands in for a coding CLI: it records how it was started
+// (arguments one per line, environment, stdin, working directory) under
+// $FAKE_OUT/<n>.* for the n-th run, prints $FAKE_STREAM (a recorded event
+// stream), $FAKE_STDERR on stderr and exits with $FAKE_EXIT. With
+// FAKE_NO_SESSION set, a run whose arguments name that session says the
+// session does not exist, as the real CLIs do.
+const fakeCLIScript = `#!/bin/sh
+n=$(ls "$FAKE_OUT" | grep -c '\.args$')
+n=$((n + 1))
+for a in "$@"; do printf '%s\n' "$a"; done > "$FAKE_OUT/$n.args"
+env | sort > "$FAKE_OUT/$n.env"
+pwd > "$FAKE_OUT/$n.cwd"
+cat > "$FAKE_OUT/$n.stdin"
+if [ -n "$FAKE_NO_SESSION" ] && grep -qx -- "$FAKE_NO_SESSION" "$FAKE_OUT/$n.args"; then
+	echo "$FAKE_NO_SESSION_MSG" >&2
+	exit 1
+fi
+[ -n "$FAKE_STREAM" ] && cat "$FAKE_STREAM"
+[ -n "$FAKE_STDERR" ] && printf '%s\n' "$FAKE_STDERR" >&2
+[ -n "$FAKE_SLEEP" ] && sleep "$FAKE_SLEEP"
+exit "${FAKE_EXIT:-0}"
+`
+
+// fakeCLI installs the fake as every engine's binary in a new PATH dir and
+// returns the environment for it and the directory the runs are recorded in.
+func fakeCLI(t *testing.T, stream string, extra ...string) (env []string, out string) {
+	t.Helper()
+	bin := t.TempDir()
+	for _, name := range []string{"claude", "codex", "gemini", "opencode"} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(fakeCLIScript), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out = t.TempDir()
+	home := t.TempDir()
+	env = []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + home, "FAKE_OUT=" + out}
+	if stream != "" {
+		abs, err := filepath.Abs(filepath.Join("testdata", "streams", stream+".stdout.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		env = append(env, "FAKE_STREAM="+abs)
+	}
+	return append(env, extra...), out
+}
+
+// fakeRun is what the fake CLI recorded about its n-th run.
+type fakeRun struct {
+	args  []string
+	env   map[string]string
+	stdin string
+	cwd   string
+}
+
+func readFakeRun(t *testing.T, out string, n int) fakeRun {
+	t.Helper()
+	read := func(ext string) string {
+		data, err := os.ReadFile(filepath.Join(out, strconv.Itoa(n)+"."+ext))
+		if err != nil {
+			t.Fatalf("run %d: %v", n, err)
+		}
+		return string(data)
+	}
+	r := fakeRun{args: strings.Split(strings.TrimSuffix(read("args"), "\n"), "\n"), env: map[string]string{},
+		stdin: read("stdin"), cwd: strings.TrimSpace(read("cwd"))}
+	for _, kv := range strings.Split(read("env"), "\n") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			r.env[k] = v
+		}
+	}
+	return r
+}
+
+func TestCLIInvocation(t *testing.T) {
+	dir := t.TempDir()
+	full := Request{Prompt: "do the task", Model: "m1", Effort: "high", Dir: dir}
+	resumed := Request{Prompt: "do the task", Dir: dir, Resume: "sess-1", Continue: "continue please"}
+	tests := []struct {
+		engine    string
+		req       Request
+		wantArgs  []string
+		wantStdin string
+	}{
+		{"claude", full, []string{"-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "bypassPermissions",
+			"--model", "m1", "--effort", "high"}, "do the task"},
+		{"claude", resumed, []string{"-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "bypassPermissions",
+			"--resume", "sess-1"}, "continue please"},
+		{"codex", full, []string{"exec", "--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox",
+			"-C", dir, "-m", "m1", "-c", `model_reasoning_effort="high"`, "-"}, "do the task"},
+		{"codex", resumed, []string{"exec", "--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox",
+			"-C", dir, "resume", "sess-1", "-"}, "continue please"},
+		{"gemini", full, []string{"--output-format", "stream-json", "--yolo", "--skip-trust", "-m", "m1"}, "do the task"},
+		{"gemini", resumed, []string{"--output-format", "stream-json", "--yolo", "--skip-trust", "--resume", "sess-1"}, "continue please"},
+		{"opencode", full, []string{"run", "--format", "json", "--auto", "-m", "m1", "--variant", "high", "--dir", dir}, "do the task"},
+		{"opencode", resumed, []string{"run", "--format", "json", "--auto", "--session", "sess-1", "--dir", dir}, "continue please"},
+	}
+	defer func(f func() int) { geteuid = f }(geteuid)
+	geteuid = func() int { return 1000 }
+	for _, tt := range tests {
+		t.Run(tt.engine+"/"+tt.req.Resume, func(t *testing.T) {
+			env, out := fakeCLI(t, tt.engine+"-edit-and-commit")
+			req := tt.req
+			req.Env = env
+			var log bytes.Buffer
+			req.Log = &log
+			eng, err := New(tt.engine)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := eng.Run(context.Background(), req)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if res.Text != "DONE" || res.SessionID == "" || res.TokensIn == 0 || res.Duration <= 0 {
+				t.Errorf("result %+v: want the sample's text, session, usage and a duration", res)
+			}
+			r := readFakeRun(t, out, 1)
+			if !reflect.DeepEqual(r.args, tt.wantArgs) {
+				t.Errorf("args\n got %q\nwant %q", r.args, tt.wantArgs)
+			}
+			if r.stdin != tt.wantStdin {
+				t.Errorf("stdin %q, want %q", r.stdin, tt.wantStdin)
+			}
+			if r.cwd != dir {
+				t.Errorf("cwd %q, want %q", r.cwd, dir)
+			}
+			// The environment is the request's, as given.
+			for _, kv := range env {
+				k, v, _ := strings.Cut(kv, "=")
+				if r.env[k] != v {
+					t.Errorf("env %s = %q, want %q", k, r.env[k], v)
+				}
+			}
+			if !strings.Contains(log.String(), `"stream":"stdout","event":{"type":`) {
+				t.Errorf("the log lacks the event stream:\n%s", log.String())
+			}
+		})
+	}
+}
+
+func TestClaudeAsRoot(t *testing.T) {
+	defer func(f func() int) { geteuid = f }(geteuid)
+	geteuid = func() int { return 0 }
+	tests := []struct {
+		env  []string
+		want []string
+	}{
+		{nil, []string{"--permission-mode", "acceptEdits", "--allowedTools", claudeRootTools}},
+		{[]string{"IS_SANDBOX=1"}, []string{"--permission-mode", "bypassPermissions"}},
+		{[]string{"IS_SANDBOX=true"}, []string{"--permission-mode", "acceptEdits", "--allowedTools", claudeRootTools}},
+		{[]string{"CLAUDE_CODE_BUBBLEWRAP=1"}, []string{"--permission-mode", "bypassPermissions"}},
+	}
+	for _, tt := range tests {
+		args := claudeArgs(Request{}, tt.env)
+		if !slices.Equal(args[4:], tt.want) {
+			t.Errorf("env %q: args %q, want %q after the output flags", tt.env, args, tt.want)
+		}
+	}
+}
+
+func TestCLINotFound(t *testing.T) {
+	for _, name := range []string{"claude", "codex", "gemini", "opencode"} {
+		eng, _ := New(name)
+		_, err := eng.Run(context.Background(), Request{Prompt: "p", Dir: t.TempDir(), Env: []string{"PATH=" + t.TempDir()}})
+		var rerr *RunError
+		if !errors.As(err, &rerr) || rerr.Class != Fatal || !strings.Contains(rerr.Msg, name+" not found on PATH (install it with npm install -g ") {
+			t.Errorf("%s: error %v, want a fatal not-found error with the install hint", name, err)
+		}
+	}
+}
+
+func TestCLIEmptyPrompt(t *testing.T) {
+	eng, _ := New("claude")
+	_, err := eng.Run(context.Background(), Request{Prompt: " \n", Dir: t.TempDir()})
+	var rerr *RunError
+	if !errors.As(err, &rerr) || rerr.Class != Fatal || rerr.Msg != "no prompt to send" {
+		t.Errorf("error %v", err)
+	}
+}
+
+// A resumed session the CLI no longer knows is started afresh with the
+// whole task; the fresh run's result is the run's.
+func TestResumeUnknownSessionStartsAfresh(t *testing.T) {
+	msgs := map[string]string{
+		"claude":   "No conversation found with session ID: gone-1",
+		"codex":    "Error: thread/resume: thread/resume failed: no rollout found for thread id gone-1 (code -32600)",
+		"gemini":   "Error resuming session: No previous sessions found for this project.",
+		"opencode": "Error: Session not found",
+	}
+	for name, msg := range msgs {
+		t.Run(name, func(t *testing.T) {
+			env, out := fakeCLI(t, name+"-edit-and-commit", "FAKE_NO_SESSION=gone-1", "FAKE_NO_SESSION_MSG="+msg)
+			var events []string
+			req := Request{Prompt: "the whole task", Resume: "gone-1", Continue: "continue", Dir: t.TempDir(), Env: env,
+				OnEvent: func(e Event) {
+					if e.Kind == "session" {
+						events = append(events, e.Text)
+					}
+				}}
+			eng, _ := New(name)
+			res, err := eng.Run(context.Background(), req)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			first, second := readFakeRun(t, out, 1), readFakeRun(t, out, 2)
+			if !slices.Contains(first.args, "gone-1") || first.stdin != "continue" {
+				t.Errorf("first run args %q stdin %q: want the resume", first.args, first.stdin)
+			}
+			if slices.Contains(second.args, "gone-1") || second.stdin != "the whole task" {
+				t.Errorf("second run args %q stdin %q: want a new session with the whole task", second.args, second.stdin)
+			}
+			if res.Text != "DONE" || res.SessionID == "gone-1" || res.SessionID == "" {
+				t.Errorf("result %+v: want the new session's", res)
+			}
+			if len(events) == 0 || events[0] != "session gone-1 not found; starting a new one" {
+				t.Errorf("session events %q", events)
+			}
+		})
+	}
+}
+
+func TestCLITimeoutAndCancel(t *testing.T) {
+	env, _ := fakeCLI(t, "claude-hang", "FAKE_SLEEP=30")
+	eng, _ := New("claude")
+	req := Request{Prompt: "p", Dir: t.TempDir(), Env: env, Timeout: 300 * time.Millisecond, Grace: 100 * time.Millisecond}
+	start := time.Now()
+	res, err := eng.Run(context.Background(), req)
+	var rerr *RunError
+	if !errors.As(err, &rerr) || !rerr.TimedOut || rerr.Class != Fatal || rerr.Msg != "timed out after 300ms" {
+		t.Fatalf("error %v, want a fatal timeout", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("the timeout took %v", time.Since(start))
+	}
+	// What the stream said before the timeout is kept: the session can
+	// be resumed.
+	if res.SessionID == "" || rerr.Result.SessionID != res.SessionID {
+		t.Errorf("session %q / %q, want the one the stream reported", res.SessionID, rerr.Result.SessionID)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req.Timeout = 0
+	_, err = eng.Run(ctx, req)
+	if !errors.As(err, &rerr) || !rerr.Canceled {
+		t.Fatalf("error %v, want canceled", err)
+	}
+}
+
+// The engines classify how a run ended from the stream and the exit status
+// alone; these are the cases no recorded stream covers.
+func TestCLIExitWithoutStream(t *testing.T) {
+	tests := []struct {
+		name   string
+		stderr string
+		exit   string
+		class  Class
+		msg    string
+	}{
+		{"usage error", "error: unknown option '--bogus'", "1", Fatal, "claude: exit status 1: error: unknown option '--bogus'"},
+		{"crash", "Segmentation fault", "139", Transient, "claude: exit status 139: Segmentation fault"},
+		{"silent", "", "3", Transient, "claude: exited with status 3 before reporting a result"},
+		{"rate limit", "Error: 429 Too Many Requests, please try again in 2s", "1", Transient,
+			"claude: exit status 1: Error: 429 Too Many Requests, please try again in 2s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env, _ := fakeCLI(t, "", "FAKE_STDERR="+tt.stderr, "FAKE_EXIT="+tt.exit)
+			eng, _ := New("claude")
+			_, err := eng.Run(context.Background(), Request{Prompt: "p", Dir: t.TempDir(), Env: env})
+			var rerr *RunError
+			if !errors.As(err, &rerr) || rerr.Class != tt.class || rerr.Error() != tt.msg {
+				t.Fatalf("error %v (%v), want %s: %s", err, rerr, tt.class, tt.msg)
+			}
+			if tt.name == "rate limit" && rerr.RetryAfter != 2*time.Second {
+				t.Errorf("retry after %v, want 2s", rerr.RetryAfter)
+			}
+		})
+	}
+}

@@ -1,0 +1,237 @@
+package agents
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Codex (`codex`), headless:
+//
+//	codex exec --json --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox -C DIR
+//	      [-m M] [-c model_reasoning_effort="E"] [resume ID] -      (prompt on stdin)
+//
+// The final text is the last agent_message item, usage the sum of
+// turn.completed usages, the session id thread.started's thread_id. Codex
+// reports no cost, nor the model: that comes from --model or, without one,
+// from config.toml's top-level model. Codex sends "error" events while it
+// retries by itself ("Reconnecting... 1/5"); only turn.failed fails a run.
+func init() {
+	register("codex", func() Engine {
+		return &cliEngine{name: "codex", bin: "codex", pkg: "@openai/codex",
+			args: codexArgs, prepare: codexPrepare, newStream: newCodexStream}
+	})
+}
+
+func codexArgs(req Request, _ []string) []string {
+	args := []string{"exec", "--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"}
+	if req.Dir != "" {
+		args = append(args, "-C", req.Dir)
+	}
+	if req.Model != "" {
+		args = append(args, "-m", req.Model)
+	}
+	if req.Effort != "" {
+		args = append(args, "-c", "model_reasoning_effort="+strconv.Quote(req.Effort))
+	}
+	if req.Resume != "" {
+		args = append(args, "resume", req.Resume)
+	}
+	return append(args, "-") // the prompt is on stdin
+}
+
+// codexHome is the config dir Codex uses with env.
+func codexHome(env []string) string { return homeDir(env, "CODEX_HOME", ".codex") }
+
+// codexPrepare points CODEX_HOME at a private dir under req.Home, seeded
+// with the user's config.toml (providers, model, features), profiles,
+// login (auth.json) and instructions.
+func codexPrepare(req Request, env []string) ([]string, error) {
+	if req.Home == "" {
+		return env, nil
+	}
+	src := codexHome(env)
+	files := []string{"config.toml", "auth.json", "AGENTS.md", "AGENTS.override.md"}
+	if profiles, err := filepath.Glob(filepath.Join(src, "*.config.toml")); err == nil {
+		for _, p := range profiles {
+			files = append(files, filepath.Base(p))
+		}
+	}
+	dst := filepath.Join(req.Home, "codex")
+	if err := seedDir(src, dst, files, []string{"prompts", "rules", "skills"}); err != nil {
+		return nil, err
+	}
+	return setEnv(env, "CODEX_HOME", dst), nil
+}
+
+// codexConfigModel reads the top-level model of a Codex config.toml (""
+// when there is none): the model a run without --model uses.
+func codexConfigModel(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "[") {
+			return "" // the top-level keys come before any table
+		}
+		if k, v, ok := tomlString(line); ok && k == "model" {
+			return v
+		}
+	}
+	return ""
+}
+
+// tomlString parses a line `key = "value"` (a bare key and a basic or
+// literal string, with an optional trailing comment): enough for the few
+// settings codemachine reads from Codex's config.
+func tomlString(line string) (key, value string, ok bool) {
+	k, v, found := strings.Cut(line, "=")
+	if !found {
+		return "", "", false
+	}
+	key = strings.Trim(strings.TrimSpace(k), `"'`)
+	v = strings.TrimSpace(v)
+	if len(v) < 2 {
+		return "", "", false
+	}
+	switch v[0] {
+	case '"':
+		end := strings.IndexByte(v[1:], '"')
+		if end < 0 {
+			return "", "", false
+		}
+		s, err := strconv.Unquote(v[:end+2])
+		if err != nil {
+			return "", "", false
+		}
+		return key, s, true
+	case '\'':
+		end := strings.IndexByte(v[1:], '\'')
+		if end < 0 {
+			return "", "", false
+		}
+		return key, v[1 : end+1], true
+	}
+	return "", "", false
+}
+
+// codexStream parses `codex exec --json`.
+type codexStream struct {
+	req       Request
+	out       outcome
+	completed bool
+	failed    bool
+	lastError string // the last "error" event
+}
+
+func newCodexStream(req Request, env []string) stream {
+	s := &codexStream{req: req}
+	if req.Model == "" {
+		s.out.res.Model = codexConfigModel(filepath.Join(codexHome(env), "config.toml"))
+	}
+	return s
+}
+
+type codexEvent struct {
+	Type     string `json:"type"`
+	ThreadID string `json:"thread_id"`
+	Message  string `json:"message"`
+	Item     *struct {
+		Type     string `json:"type"`
+		Text     string `json:"text"`
+		Message  string `json:"message"`
+		Command  string `json:"command"`
+		ExitCode *int   `json:"exit_code"`
+		Changes  []struct {
+			Path string `json:"path"`
+			Kind string `json:"kind"`
+		} `json:"changes"`
+	} `json:"item"`
+	Usage *struct {
+		InputTokens  int64 `json:"input_tokens"`
+		OutputTokens int64 `json:"output_tokens"`
+	} `json:"usage"`
+	Error *struct {
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func (s *codexStream) stdout(line []byte) {
+	var ev codexEvent
+	if !decodeEvent(line, &ev, &s.out) {
+		return
+	}
+	switch ev.Type {
+	case "thread.started":
+		if ev.ThreadID != "" {
+			s.out.res.SessionID = ev.ThreadID
+			emit(s.req, "session", ev.ThreadID)
+		}
+	case "item.started", "item.completed":
+		it := ev.Item
+		if it == nil {
+			return
+		}
+		switch {
+		case ev.Type == "item.completed" && it.Type == "agent_message":
+			s.out.res.Text = it.Text
+			emit(s.req, "text", it.Text)
+		case ev.Type == "item.started" && it.Type == "command_execution":
+			emit(s.req, "tool", oneLine("shell "+it.Command))
+		case ev.Type == "item.completed" && it.Type == "file_change":
+			for _, c := range it.Changes {
+				emit(s.req, "tool", c.Kind+" "+c.Path)
+			}
+		case ev.Type == "item.completed" && it.Type == "error":
+			// A warning (unknown model metadata, say); the turn goes on.
+			emit(s.req, "error", it.Message)
+		}
+	case "turn.completed":
+		s.completed = true
+		if ev.Usage != nil {
+			s.out.res.TokensIn += ev.Usage.InputTokens
+			s.out.res.TokensOut += ev.Usage.OutputTokens
+		}
+	case "turn.failed":
+		s.failed = true
+		if ev.Error != nil && ev.Error.Message != "" {
+			s.lastError = ev.Error.Message
+		}
+	case "error":
+		// Sent while Codex retries on its own, and once more before
+		// turn.failed; only the latter fails the run.
+		if strings.HasPrefix(ev.Message, "Reconnecting") {
+			s.out.retried = true
+		} else {
+			s.lastError = ev.Message
+		}
+		emit(s.req, "error", ev.Message)
+	}
+}
+
+func (s *codexStream) stderr(line []byte) {
+	if strings.Contains(string(line), "no rollout found") {
+		s.out.noSession = true
+	}
+	noteStderr(&s.out, line, "Reading additional input from stdin", "Refusing to create helper binaries")
+}
+
+func (s *codexStream) outcome(int) outcome {
+	out := s.out
+	out.done = s.completed || s.failed
+	out.ok = s.completed && !s.failed
+	if s.failed {
+		msg, status := describeAPIError(s.lastError)
+		if status == 0 {
+			status = statusIn(msg)
+		}
+		out.msg, out.status = msg, status
+	}
+	return out
+}

@@ -1,0 +1,206 @@
+package agents
+
+import (
+	"path/filepath"
+	"strings"
+)
+
+// Gemini CLI (`gemini`), headless:
+//
+//	gemini --output-format stream-json --yolo --skip-trust [-m M] [--resume ID]   (prompt on stdin)
+//
+// --skip-trust trusts the worktree for the session (in an untrusted folder
+// YOLO is downgraded to asking). Gemini has no effort setting; Effort is
+// ignored. The final text is the assistant deltas after the last tool
+// call (the result event has none), usage result.stats, the session id and
+// model the init event's; there is no cost. The exit code of a failed
+// model request is its HTTP status mod 256 (400 -> 144, 429 -> 173); 41-55
+// are Gemini's own fatal errors (authentication, input, sandbox, config,
+// turn limit, tool, untrusted workspace).
+func init() {
+	register("gemini", func() Engine {
+		return &cliEngine{name: "gemini", bin: "gemini", pkg: "@google/gemini-cli",
+			args: geminiArgs, prepare: geminiPrepare, newStream: newGeminiStream}
+	})
+}
+
+func geminiArgs(req Request, _ []string) []string {
+	args := []string{"--output-format", "stream-json", "--yolo", "--skip-trust"}
+	if req.Model != "" {
+		args = append(args, "-m", req.Model)
+	}
+	if req.Resume != "" {
+		args = append(args, "--resume", req.Resume)
+	}
+	return args
+}
+
+// geminiRoot is the directory holding .gemini for env: GEMINI_CLI_HOME or
+// HOME.
+func geminiRoot(env []string) string {
+	if v := envValue(env, "GEMINI_CLI_HOME"); v != "" {
+		return v
+	}
+	return envValue(env, "HOME")
+}
+
+// geminiPrepare gives the run a private GEMINI_CLI_HOME under req.Home,
+// seeded with the user's settings, login and definitions, and removes a
+// stale projects.json.lock from whichever dir the run uses: Gemini CLI
+// sometimes exits holding it, and the next run would wait about 13 s.
+func geminiPrepare(req Request, env []string) ([]string, error) {
+	if req.Home != "" {
+		root := filepath.Join(req.Home, "gemini")
+		src := ""
+		if r := geminiRoot(env); r != "" {
+			src = filepath.Join(r, ".gemini")
+		}
+		err := seedDir(src, filepath.Join(root, ".gemini"),
+			[]string{"settings.json", "oauth_creds.json", "google_accounts.json", "mcp-oauth-tokens.json",
+				"installation_id", "user_id", "GEMINI.md", ".env", "trustedFolders.json"},
+			[]string{"commands", "extensions", "agents", "skills", "policies"})
+		if err != nil {
+			return nil, err
+		}
+		env = setEnv(env, "GEMINI_CLI_HOME", root)
+	}
+	if root := geminiRoot(env); root != "" {
+		if err := removeStaleLock(filepath.Join(root, ".gemini", "projects.json.lock")); err != nil {
+			return nil, err
+		}
+	}
+	return env, nil
+}
+
+// geminiFatalExits are Gemini CLI's own exit codes for errors a retry
+// would repeat.
+var geminiFatalExits = map[int]string{
+	41: "authentication error",
+	42: "input error",
+	44: "sandbox error",
+	52: "configuration error",
+	53: "turn limit reached",
+	54: "tool execution error",
+	55: "untrusted workspace",
+}
+
+// geminiStream parses `--output-format stream-json`.
+type geminiStream struct {
+	req    Request
+	out    outcome
+	text   strings.Builder // assistant deltas since the last tool call
+	errMsg string          // the result's (or an error event's) message
+}
+
+func newGeminiStream(req Request, _ []string) stream {
+	if req.Effort != "" {
+		emit(req, "error", "gemini has no effort setting; effort "+req.Effort+" is ignored")
+	}
+	return &geminiStream{req: req}
+}
+
+type geminiEvent struct {
+	Type      string         `json:"type"`
+	SessionID string         `json:"session_id"`
+	Model     string         `json:"model"`
+	Role      string         `json:"role"`
+	Content   string         `json:"content"`
+	ToolName  string         `json:"tool_name"`
+	Params    map[string]any `json:"parameters"`
+	Status    string         `json:"status"`
+	Severity  string         `json:"severity"`
+	Message   string         `json:"message"`
+	Error     *struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	} `json:"error"`
+	Stats *struct {
+		InputTokens  int64 `json:"input_tokens"`
+		OutputTokens int64 `json:"output_tokens"`
+	} `json:"stats"`
+}
+
+func (s *geminiStream) stdout(line []byte) {
+	var ev geminiEvent
+	if !decodeEvent(line, &ev, &s.out) {
+		return
+	}
+	switch ev.Type {
+	case "init":
+		if ev.SessionID != "" {
+			s.out.res.SessionID = ev.SessionID
+			emit(s.req, "session", ev.SessionID)
+		}
+		if ev.Model != "" {
+			s.out.res.Model = ev.Model
+		}
+	case "message":
+		if ev.Role == "assistant" {
+			s.text.WriteString(ev.Content)
+			emit(s.req, "text", ev.Content)
+		}
+	case "tool_use":
+		s.text.Reset()
+		emit(s.req, "tool", toolSummary(ev.ToolName, ev.Params, "command", "file_path", "dir_path", "pattern"))
+	case "tool_result":
+		s.text.Reset()
+	case "error":
+		// Non-fatal conditions (a loop detected, a warning); a fatal one
+		// ends in a result with status error.
+		msg := ev.Message
+		if ev.Error != nil && msg == "" {
+			msg = ev.Error.Message
+		}
+		if msg != "" {
+			s.errMsg = msg
+			emit(s.req, "error", msg)
+		}
+	case "result":
+		s.out.done = true
+		s.out.ok = ev.Status == "success"
+		if ev.Error != nil && ev.Error.Message != "" {
+			s.errMsg = ev.Error.Message
+		}
+		if ev.Stats != nil {
+			s.out.res.TokensIn, s.out.res.TokensOut = ev.Stats.InputTokens, ev.Stats.OutputTokens
+		}
+	}
+}
+
+func (s *geminiStream) stderr(line []byte) {
+	l := string(line)
+	switch {
+	case strings.Contains(l, "Error resuming session"):
+		s.out.noSession = true
+	case strings.HasPrefix(l, "Attempt ") && strings.Contains(l, "failed"):
+		s.out.retried = true // Gemini retries on its own: "Attempt 1 failed: ..."
+	}
+	noteStderr(&s.out, line, "Warning:", "YOLO mode", "Ripgrep", "[STARTUP]", "status:", "Loaded cached credentials")
+}
+
+func (s *geminiStream) outcome(exitCode int) outcome {
+	out := s.out
+	out.res.Text = s.text.String()
+	if out.ok {
+		return out
+	}
+	msg, status := describeAPIError(strings.TrimSuffix(strings.TrimPrefix(s.errMsg, "["), "]"))
+	if s.errMsg == "" {
+		msg = ""
+	}
+	if status == 0 && exitCode >= 144 && exitCode <= 255 {
+		// The HTTP status mod 256: 144..255 are 400..511.
+		status = exitCode + 256
+	}
+	if status == 0 {
+		status = statusIn(msg)
+	}
+	out.msg, out.status = msg, status
+	if what, ok := geminiFatalExits[exitCode]; ok {
+		out.class, out.classSet = Fatal, true
+		if out.msg == "" && out.stderrMsg == "" {
+			out.msg = what
+		}
+	}
+	return out
+}

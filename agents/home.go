@@ -1,0 +1,168 @@
+package agents
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// A private config dir (Request.Home set) is seeded from the user's own:
+// settings and credential files are copied, so that the CLI's own writes
+// (counters, refreshed tokens, session indexes) stay private; directories
+// of definitions the CLI only reads (agents, commands, skills, plugins,
+// extensions) are symbolic links to the user's. Caches, logs, histories
+// and sessions are not carried over: they are what parallel runs contend
+// for.
+
+// homeDir returns the directory the environment's variable key names, or
+// $HOME/rel when key is unset ("" when HOME is unset too).
+func homeDir(env []string, key, rel string) string {
+	if key != "" {
+		if v := envValue(env, key); v != "" {
+			return v
+		}
+	}
+	home := envValue(env, "HOME")
+	if home == "" {
+		return ""
+	}
+	return filepath.Join(home, rel)
+}
+
+// seedDir makes dst a private config dir seeded from src: each of files is
+// copied from src when src's copy is newer than dst's (a token the CLI
+// refreshed in dst is not overwritten by the user's older one), each of
+// dirs is linked to src's. Missing sources are skipped.
+func seedDir(src, dst string, files, dirs []string) error {
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return fmt.Errorf("private config dir: %w", err)
+	}
+	if src == "" {
+		return nil
+	}
+	for _, f := range files {
+		if err := copyIfNewer(filepath.Join(src, f), filepath.Join(dst, f)); err != nil {
+			return fmt.Errorf("seed private config dir: %w", err)
+		}
+	}
+	for _, d := range dirs {
+		if err := linkDir(filepath.Join(src, d), filepath.Join(dst, d)); err != nil {
+			return fmt.Errorf("seed private config dir: %w", err)
+		}
+	}
+	return nil
+}
+
+// copyIfNewer copies the regular file src to dst (creating dst's parent)
+// unless dst is at least as new. The copy keeps src's permissions and
+// modification time, so the next comparison sees them equal.
+func copyIfNewer(src, dst string) error {
+	si, err := os.Stat(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !si.Mode().IsRegular() {
+		return nil
+	}
+	if di, err := os.Stat(dst); err == nil && !si.ModTime().After(di.ModTime()) {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*")
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(tmp, in)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), si.Mode().Perm())
+	}
+	if err == nil {
+		err = os.Chtimes(tmp.Name(), time.Time{}, si.ModTime())
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), dst)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	return nil
+}
+
+// linkDir makes dst a symbolic link to the directory src. A dst that is
+// a real directory (the CLI made one) is left alone; a link to elsewhere
+// is replaced; a link whose source is gone is removed.
+func linkDir(src, dst string) error {
+	si, err := os.Stat(src)
+	exists := err == nil && si.IsDir()
+	di, err := os.Lstat(dst)
+	switch {
+	case err == nil && di.Mode()&fs.ModeSymlink == 0:
+		return nil
+	case err == nil:
+		if target, _ := os.Readlink(dst); exists && target == src {
+			return nil
+		}
+		if err := os.Remove(dst); err != nil {
+			return err
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	if !exists {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	return os.Symlink(src, dst)
+}
+
+// staleLockAge is how old a lock of the proper-lockfile kind (a directory
+// next to the file it guards, whose mtime the holder refreshes every few
+// seconds) must be before a run removes it. Gemini CLI takes such a lock
+// on projects.json for a few milliseconds while it starts and sometimes
+// exits without releasing it; the next run then waits until the lock is
+// older than 10 s. The lock records no pid, so age is the only sign that
+// its holder is gone.
+const staleLockAge = time.Second
+
+// removeStaleLock removes the lock at path when it is older than
+// staleLockAge. A younger one is given the rest of that time to go away
+// on its own (its holder may still be starting), then removed.
+func removeStaleLock(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check lock %s: %w", path, err)
+	}
+	if age := time.Since(fi.ModTime()); age < staleLockAge {
+		time.Sleep(staleLockAge - age)
+		if fi2, err := os.Lstat(path); err != nil || !fi2.ModTime().Equal(fi.ModTime()) {
+			return nil // released, or refreshed by a live holder
+		}
+	}
+	if err := os.RemoveAll(path); err != nil {
+		return fmt.Errorf("remove stale lock %s: %w", path, err)
+	}
+	return nil
+}

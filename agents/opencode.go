@@ -1,0 +1,216 @@
+package agents
+
+import (
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// opencode (`opencode`), headless:
+//
+//	opencode run --format json --auto [-m PROVIDER/MODEL] [--variant E] [--session ID] --dir DIR
+//	         (prompt on stdin, which also keeps opencode from wrapping it in quotes)
+//
+// --auto approves the permissions the user's config leaves at "ask" (an
+// unattended run has no one to ask); explicit denials stand. Effort maps to
+// --variant, the model's reasoning variant. The final text is the text of
+// the last step that had any, usage and cost the sums over step_finish
+// parts (the cost is known only when the model config prices it: a zero sum
+// is reported as unknown), the session id the sessionID every event
+// carries.
+func init() {
+	register("opencode", func() Engine {
+		return &cliEngine{name: "opencode", bin: "opencode", pkg: "opencode-ai",
+			args: opencodeArgs, prepare: opencodePrepare, newStream: newOpencodeStream}
+	})
+}
+
+func opencodeArgs(req Request, _ []string) []string {
+	args := []string{"run", "--format", "json", "--auto"}
+	if req.Model != "" {
+		args = append(args, "-m", req.Model)
+	}
+	if req.Effort != "" {
+		args = append(args, "--variant", req.Effort)
+	}
+	if req.Resume != "" {
+		args = append(args, "--session", req.Resume)
+	}
+	if req.Dir != "" {
+		args = append(args, "--dir", req.Dir)
+	}
+	return args
+}
+
+// opencodePrepare gives the run private data and state dirs under
+// req.Home (XDG_DATA_HOME, XDG_STATE_HOME): opencode keeps its session
+// database and its per-project snapshot repositories there, which runs in
+// several worktrees of one repository would share. The user's login
+// (auth.json, mcp-auth.json) is copied in and the tools opencode
+// downloaded (bin/) are linked; its configuration is read from the user's
+// XDG_CONFIG_HOME as always.
+func opencodePrepare(req Request, env []string) ([]string, error) {
+	if req.Home == "" {
+		return env, nil
+	}
+	src := filepath.Join(homeDir(env, "XDG_DATA_HOME", filepath.Join(".local", "share")), "opencode")
+	if src == "opencode" {
+		src = "" // neither XDG_DATA_HOME nor HOME
+	}
+	data := filepath.Join(req.Home, "opencode", "data")
+	if err := seedDir(src, filepath.Join(data, "opencode"), []string{"auth.json", "mcp-auth.json"}, []string{"bin"}); err != nil {
+		return nil, err
+	}
+	env = setEnv(env, "XDG_DATA_HOME", data)
+	return setEnv(env, "XDG_STATE_HOME", filepath.Join(req.Home, "opencode", "state")), nil
+}
+
+// opencodeStream parses `opencode run --format json`.
+type opencodeStream struct {
+	req        Request
+	out        outcome
+	step       strings.Builder // text parts of the current step
+	lastText   string          // text of the last step that had any
+	finished   bool            // a step_finish was seen
+	lastReason string          // its reason
+	failed     bool
+	cost       float64
+}
+
+func newOpencodeStream(req Request, _ []string) stream { return &opencodeStream{req: req} }
+
+type opencodeEvent struct {
+	Type      string `json:"type"`
+	SessionID string `json:"sessionID"`
+	Part      *struct {
+		Type   string `json:"type"`
+		Text   string `json:"text"`
+		Tool   string `json:"tool"`
+		Reason string `json:"reason"`
+		State  *struct {
+			Status string         `json:"status"`
+			Input  map[string]any `json:"input"`
+		} `json:"state"`
+		Tokens *struct {
+			Input     int64 `json:"input"`
+			Output    int64 `json:"output"`
+			Reasoning int64 `json:"reasoning"`
+			Cache     struct {
+				Read  int64 `json:"read"`
+				Write int64 `json:"write"`
+			} `json:"cache"`
+		} `json:"tokens"`
+		Cost float64 `json:"cost"`
+	} `json:"part"`
+	Error *struct {
+		Name string `json:"name"`
+		Data struct {
+			Message         string            `json:"message"`
+			StatusCode      int               `json:"statusCode"`
+			IsRetryable     bool              `json:"isRetryable"`
+			ResponseHeaders map[string]string `json:"responseHeaders"`
+			ResponseBody    string            `json:"responseBody"`
+		} `json:"data"`
+	} `json:"error"`
+}
+
+func (s *opencodeStream) stdout(line []byte) {
+	var ev opencodeEvent
+	if !decodeEvent(line, &ev, &s.out) {
+		return
+	}
+	if ev.SessionID != "" && s.out.res.SessionID == "" {
+		s.out.res.SessionID = ev.SessionID
+		emit(s.req, "session", ev.SessionID)
+	}
+	p := ev.Part
+	switch ev.Type {
+	case "step_start":
+		s.step.Reset()
+	case "text":
+		if p != nil && p.Text != "" {
+			if s.step.Len() > 0 {
+				s.step.WriteString("\n")
+			}
+			s.step.WriteString(p.Text)
+			s.lastText = s.step.String()
+			emit(s.req, "text", p.Text)
+		}
+	case "tool_use":
+		if p != nil && p.State != nil {
+			emit(s.req, "tool", toolSummary(p.Tool, p.State.Input, "command", "filePath", "path", "pattern"))
+		}
+	case "step_finish":
+		if p == nil {
+			return
+		}
+		s.finished, s.lastReason = true, p.Reason
+		if t := p.Tokens; t != nil {
+			s.out.res.TokensIn += t.Input + t.Cache.Read + t.Cache.Write
+			s.out.res.TokensOut += t.Output + t.Reasoning
+		}
+		s.cost += p.Cost
+	case "error":
+		s.failed = true
+		e := ev.Error
+		if e == nil {
+			s.out.msg = "error event without details"
+			return
+		}
+		msg := e.Data.Message
+		if msg == "" {
+			msg = e.Name
+		}
+		switch ae, ok := parseAPIError(e.Data.ResponseBody); {
+		case ok:
+			// The body names the API's error type (invalid_request_error,
+			// rate_limit_error), which the message alone does not.
+			msg = apiErrorLine(e.Data.StatusCode, ae.kind, ae.msg)
+		case e.Data.StatusCode != 0:
+			msg = apiErrorLine(e.Data.StatusCode, "", msg)
+		case e.Name != "" && e.Name != msg:
+			msg = e.Name + ": " + msg
+		}
+		s.out.msg = msg
+		s.out.status = e.Data.StatusCode
+		s.out.retried = e.Data.IsRetryable
+		s.out.retryAfter = headerRetryAfter(e.Data.ResponseHeaders)
+		emit(s.req, "error", msg)
+	}
+}
+
+// headerRetryAfter reads retry-after-ms or retry-after (seconds) from
+// response headers; 0 when neither is there.
+func headerRetryAfter(h map[string]string) time.Duration {
+	if v, err := strconv.ParseFloat(h["retry-after-ms"], 64); err == nil && v > 0 {
+		return time.Duration(v * float64(time.Millisecond))
+	}
+	if v, err := strconv.ParseFloat(h["retry-after"], 64); err == nil && v > 0 {
+		return time.Duration(v * float64(time.Second))
+	}
+	return 0
+}
+
+func (s *opencodeStream) stderr(line []byte) {
+	if strings.Contains(string(line), "Session not found") {
+		s.out.noSession = true
+	}
+	noteStderr(&s.out, line)
+}
+
+func (s *opencodeStream) outcome(exitCode int) outcome {
+	out := s.out
+	out.res.Text = s.lastText
+	if s.cost != 0 {
+		out.res.CostUSD, out.res.CostKnown = s.cost, true
+	}
+	// A run that stopped right after asking for tools did not finish.
+	complete := s.finished && s.lastReason != "tool-calls"
+	out.done = s.failed || complete
+	out.ok = !s.failed && complete && exitCode == 0
+	if complete && !s.failed && exitCode != 0 {
+		out.done = false // it reported an answer, then failed: let the exit status tell
+	}
+	return out
+}
