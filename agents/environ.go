@@ -1,6 +1,9 @@
 package agents
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -21,7 +24,10 @@ var allowedNames = setOf(
 	"DISABLE_TELEMETRY", "DISABLE_AUTOUPDATER", "DISABLE_ERROR_REPORTING",
 	"DISABLE_BUG_COMMAND", "DISABLE_GROWTHBOOK",
 	"IS_SANDBOX", "CI",
-	"npm_config_registry",
+	// npm's registry (opencode looks its plugin package up there on every
+	// run) and the switches that keep npm-based CLIs from checking for
+	// updates.
+	"npm_config_registry", "npm_config_update_notifier", "NO_UPDATE_NOTIFIER",
 	// Claude Code on Vertex AI reads these besides its CLAUDE_* switches
 	// (CLAUDE_CODE_USE_VERTEX, CLAUDE_CODE_USE_BEDROCK).
 	"CLOUD_ML_REGION", "CLOUDSDK_CONFIG",
@@ -46,6 +52,11 @@ var allowedPrefixes = []string{
 	"GIT_AUTHOR_", "GIT_COMMITTER_",
 }
 
+// PassEnv names the variable that lists further variables (separated by
+// commas or spaces) an agent inherits: a provider key or gateway setting
+// that no engine family covers.
+const PassEnv = "CODEMACHINE_PASS_ENV"
+
 // Environ returns the environment an agent runs with: the variables of
 // environ (KEY=VALUE, as os.Environ returns) that the allow-list of DESIGN 10
 // admits, then extra (the step's env) on top, sorted by name. Everything
@@ -55,14 +66,24 @@ var allowedPrefixes = []string{
 // repository instead of its worktree. AWS_* is kept because Claude Code on
 // Bedrock authenticates with it.
 //
+// Besides the allow-list, the variables the user names pass: those listed
+// in CODEMACHINE_PASS_ENV, and those the user's own engine configuration
+// refers to, so that a custom provider works as it does in a terminal: the
+// env_key and env_http_headers of Codex's model providers
+// ($CODEX_HOME/config.toml) and opencode's {env:NAME} substitutions (its
+// global config files and OPENCODE_CONFIG_CONTENT). Configuration inside a
+// repository is not read: an agent's repository must not be able to name
+// the variables it receives.
+//
 // When a name appears twice in environ the last one wins, as in os/exec.
 // Entries of environ without '=' and keys of extra that are empty or hold
 // '=' or NUL (no process could receive them) are left out.
 func Environ(environ []string, extra map[string]string) []string {
 	vars := make(map[string]string, len(environ)+len(extra))
+	pass := passNames(environ)
 	for _, kv := range environ {
 		k, v, ok := strings.Cut(kv, "=")
-		if ok && allowed(k) {
+		if ok && (allowed(k) || pass[k]) {
 			vars[k] = v
 		}
 	}
@@ -77,6 +98,114 @@ func Environ(environ []string, extra map[string]string) []string {
 	}
 	sort.Slice(env, func(i, j int) bool { return envKey(env[i]) < envKey(env[j]) })
 	return env
+}
+
+// passNames are the extra variable names the user asked for (PassEnv) or
+// whose use their engine configuration declares.
+func passNames(environ []string) map[string]bool {
+	names := map[string]bool{}
+	for _, n := range strings.FieldsFunc(envValue(environ, PassEnv), func(r rune) bool {
+		return r == ',' || r == ' ' || r == '\t' || r == '\n'
+	}) {
+		names[n] = true
+	}
+	for _, n := range ConfigEnvNames(environ) {
+		names[n] = true
+	}
+	return names
+}
+
+// envName matches a variable name as configs write it.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// ConfigEnvNames returns, sorted, the names of the variables the user's
+// engine configuration reads (see Environ): Codex providers' env_key and
+// env_http_headers, opencode's {env:NAME}.
+func ConfigEnvNames(environ []string) []string {
+	seen := map[string]bool{}
+	for _, n := range codexEnvNames(filepath.Join(codexHome(environ), "config.toml")) {
+		seen[n] = true
+	}
+	for _, n := range opencodeEnvNames(environ) {
+		seen[n] = true
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		if envName.MatchString(n) {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+var (
+	codexEnvKeyRe    = regexp.MustCompile(`env_key\s*=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']`)
+	codexHeadersRe   = regexp.MustCompile(`env_http_headers\s*=\s*\{([^}]*)\}`)
+	tomlValueRe      = regexp.MustCompile(`=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']`)
+	opencodeEnvRe    = regexp.MustCompile(`\{env:([A-Za-z_][A-Za-z0-9_]*)\}`)
+	codexHeadersSect = regexp.MustCompile(`^\[\s*model_providers\.[^\]]*\benv_http_headers\s*\]$`)
+)
+
+// codexEnvNames reads the variable names a Codex config.toml's providers
+// take their key (env_key) and headers (env_http_headers, inline or as a
+// table) from. A missing or unreadable file names none.
+func codexEnvNames(path string) []string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, m := range codexEnvKeyRe.FindAllStringSubmatch(string(data), -1) {
+		names = append(names, m[1])
+	}
+	for _, m := range codexHeadersRe.FindAllStringSubmatch(string(data), -1) {
+		for _, v := range tomlValueRe.FindAllStringSubmatch(m[1], -1) {
+			names = append(names, v[1])
+		}
+	}
+	inHeaders := false
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			inHeaders = codexHeadersSect.MatchString(line)
+			continue
+		}
+		if inHeaders {
+			if _, v, ok := tomlString(line); ok {
+				names = append(names, v)
+			}
+		}
+	}
+	return names
+}
+
+// opencodeEnvNames reads the {env:NAME} substitutions of the user's
+// opencode configuration: OPENCODE_CONFIG_CONTENT, the file OPENCODE_CONFIG
+// names, and the global config files in $XDG_CONFIG_HOME/opencode.
+func opencodeEnvNames(environ []string) []string {
+	texts := []string{envValue(environ, "OPENCODE_CONFIG_CONTENT")}
+	var files []string
+	if f := envValue(environ, "OPENCODE_CONFIG"); f != "" {
+		files = append(files, f)
+	}
+	if dir := homeDir(environ, "XDG_CONFIG_HOME", ".config"); dir != "" {
+		for _, name := range []string{"opencode.json", "opencode.jsonc", "config.json"} {
+			files = append(files, filepath.Join(dir, "opencode", name))
+		}
+	}
+	for _, f := range files {
+		if data, err := os.ReadFile(f); err == nil {
+			texts = append(texts, string(data))
+		}
+	}
+	var names []string
+	for _, text := range texts {
+		for _, m := range opencodeEnvRe.FindAllStringSubmatch(text, -1) {
+			names = append(names, m[1])
+		}
+	}
+	return names
 }
 
 func allowed(name string) bool {

@@ -91,3 +91,44 @@ func TestEnviron(t *testing.T) {
 		})
 	}
 }
+
+// The variables a user's own engine configuration reads pass the
+// allow-list, as do those named in CODEMACHINE_PASS_ENV: a custom provider
+// works under codemachine as it does in a terminal.
+func TestEnvironPassesConfiguredNames(t *testing.T) {
+	home := t.TempDir()
+	writeFile(t, home+"/.codex/config.toml", `model = "m"
+model_provider = "corp"
+[model_providers.corp]
+base_url = "http://gw/v1"
+env_key = "CORP_LLM_KEY"
+env_http_headers = { "X-Team" = "CORP_TEAM" }
+[model_providers.other.env_http_headers]
+"X-Org" = 'CORP_ORG'
+[features]
+apps = false
+`)
+	writeFile(t, home+"/.config/opencode/opencode.json",
+		`{"provider":{"corp":{"options":{"apiKey":"{env:CORP_OPENCODE_KEY}","baseURL":"{env:CORP_URL}"}}}}`)
+	environ := []string{"HOME=" + home, "PATH=/bin", "CORP_LLM_KEY=k1", "CORP_TEAM=t", "CORP_ORG=o",
+		"CORP_OPENCODE_KEY=k2", "CORP_URL=http://gw", "CORP_FROM_CONTENT=c", "MY_GATEWAY_TOKEN=g", "OTHER_SECRET=s",
+		"CODEMACHINE_PASS_ENV=MY_GATEWAY_TOKEN, UNSET_ONE",
+		`OPENCODE_CONFIG_CONTENT={"provider":{"x":{"options":{"apiKey":"{env:CORP_FROM_CONTENT}"}}}}`}
+	got := Environ(environ, nil)
+	for _, want := range []string{"CORP_LLM_KEY=k1", "CORP_TEAM=t", "CORP_ORG=o", "CORP_OPENCODE_KEY=k2", "CORP_URL=http://gw",
+		"CORP_FROM_CONTENT=c", "MY_GATEWAY_TOKEN=g"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("%s missing from %q", want, got)
+		}
+	}
+	for _, kv := range got {
+		if strings.HasPrefix(kv, "OTHER_SECRET=") || strings.HasPrefix(kv, "CODEMACHINE_PASS_ENV=") {
+			t.Errorf("%s passed", kv)
+		}
+	}
+	names := ConfigEnvNames(environ)
+	want := []string{"CORP_FROM_CONTENT", "CORP_LLM_KEY", "CORP_OPENCODE_KEY", "CORP_ORG", "CORP_TEAM", "CORP_URL"}
+	if !slices.Equal(names, want) {
+		t.Errorf("ConfigEnvNames = %q, want %q", names, want)
+	}
+}
