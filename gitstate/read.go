@@ -140,38 +140,45 @@ func (r *Repo) CommitInfo(rev string) (Commit, error) {
 // Log walks first parents from rev, newest first, returning at most limit
 // commits (all when limit <= 0). An unborn HEAD has an empty log.
 func (r *Repo) Log(from string, limit int) ([]Commit, error) {
+	var out []Commit
+	err := r.WalkLog(from, func(c Commit) bool {
+		out = append(out, c)
+		return limit <= 0 || len(out) < limit
+	})
+	return out, err
+}
+
+// WalkLog walks the first-parent history from rev, newest first, calling
+// fn for each commit until fn returns false or the history ends. fn must
+// not call back into r: the walk holds the go-git reader.
+func (r *Repo) WalkLog(from string, fn func(Commit) bool) error {
 	if from == "HEAD" {
 		h, err := r.Head()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if h.Commit == "" {
-			return nil, nil
+			return nil
 		}
 		from = h.Commit
 	}
 	h, err := r.ResolveRev(from)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var out []Commit
-	err = r.goGit(func(g *gogit.Repository) error {
-		out = out[:0]
+	return r.goGit(func(g *gogit.Repository) error {
 		next := plumbing.NewHash(h)
-		for limit <= 0 || len(out) < limit {
+		for {
 			oc, err := object.GetCommit(g.Storer, next)
 			if err != nil {
 				return fmt.Errorf("log %s: read commit %s: %w", from, next, err)
 			}
-			out = append(out, toCommit(oc))
-			if len(oc.ParentHashes) == 0 {
-				break
+			if !fn(toCommit(oc)) || len(oc.ParentHashes) == 0 {
+				return nil
 			}
 			next = oc.ParentHashes[0]
 		}
-		return nil
 	})
-	return out, err
 }
 
 func toCommit(oc *object.Commit) Commit {
@@ -184,8 +191,12 @@ func toCommit(oc *object.Commit) Commit {
 	for _, p := range oc.ParentHashes {
 		c.Parents = append(c.Parents, p.String())
 	}
-	if m, err := ParseMessage(oc.Message); err == nil {
-		c.Trailers = m.Trailers
+	// Trailers are parsed only where there can be some: most of a long
+	// history is the user's own commits, and status walks it.
+	if strings.Contains(oc.Message, ": ") {
+		if m, err := ParseMessage(oc.Message); err == nil {
+			c.Trailers = m.Trailers
+		}
 	}
 	return c
 }

@@ -120,7 +120,7 @@ func (o *Orchestrator) resolveTarget(arg string, tip string) (target, error) {
 	if arg == "" {
 		return target{}, configErrorf("name a STEP, STEP/TASK or revision")
 	}
-	commits, err := o.stepCommits(tip)
+	commits, err := o.stepCommits(tip, nil)
 	if err != nil {
 		return target{}, err
 	}

@@ -89,7 +89,7 @@ func (o *Orchestrator) Status(ov Overrides) (*StatusReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	commits, err := o.stepCommits(head.Commit)
+	commits, err := o.stepCommits(head.Commit, snap.state)
 	if err != nil {
 		return nil, err
 	}
@@ -267,29 +267,40 @@ func (o *Orchestrator) taskStatuses(snap *snapshot, step *workflow.Step, st *Ste
 }
 
 // stepCommits maps step and step/task keys to their latest commit on the
-// first-parent history of rev.
-func (o *Orchestrator) stepCommits(rev string) (map[string]string, error) {
-	commits, err := o.repo.Log(rev, logDepth)
-	if err != nil {
-		return nil, err
+// first-parent history of rev. The walk stops once every step and task that
+// state.yaml records as landed has been found (when state is given), so its
+// cost follows how far back the oldest step landed, not the history's
+// length; without state it reads up to logDepth commits.
+func (o *Orchestrator) stepCommits(rev string, state *gitstate.State) (map[string]string, error) {
+	missing := -1
+	want := map[string]bool{}
+	if state != nil {
+		for id, sr := range state.Steps {
+			want[id] = true
+			for tid := range sr.Tasks {
+				want[id+"/"+tid] = true
+			}
+		}
+		missing = len(want)
 	}
 	m := map[string]string{}
-	for _, c := range commits {
-		msg, err := gitstate.ParseMessage(c.Message)
-		if err != nil {
-			continue
-		}
-		step := msg.Get(gitstate.TrailerStep)
-		if step == "" {
-			continue
-		}
-		key := unitKey(step, msg.Get(gitstate.TrailerTask))
+	found := func(key, hash string) {
 		if _, seen := m[key]; !seen {
-			m[key] = c.Hash
-		}
-		if _, seen := m[step]; !seen {
-			m[step] = c.Hash
+			m[key] = hash
+			if want[key] {
+				missing--
+			}
 		}
 	}
-	return m, nil
+	n := 0
+	err := o.repo.WalkLog(rev, func(c gitstate.Commit) bool {
+		n++
+		msg := gitstate.Message{Trailers: c.Trailers}
+		if step := msg.Get(gitstate.TrailerStep); step != "" {
+			found(unitKey(step, msg.Get(gitstate.TrailerTask)), c.Hash)
+			found(step, c.Hash)
+		}
+		return missing != 0 && n < logDepth
+	})
+	return m, err
 }
