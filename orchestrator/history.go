@@ -130,6 +130,11 @@ func (o *Orchestrator) resolveTarget(arg string, tip string) (target, error) {
 	if o.isStepKey(tip, arg) {
 		return target{key: arg}, nil
 	}
+	// A task deleted from the plan while it ran keeps its work on its
+	// failed ref, and the run's output names it by its key.
+	if failures, err := o.failures(); err == nil && failures[arg].Commit != "" {
+		return target{key: arg}, nil
+	}
 	rev, err := o.repo.ResolveRev(arg)
 	if err != nil {
 		return target{}, configErrorf("%s is neither a step (STEP or STEP/TASK) nor a revision", arg)
