@@ -390,7 +390,7 @@ func (o *Orchestrator) Retry(ctx context.Context, arg string, opts RunOptions) (
 	if err := o.updateHolds(func(h map[string]Hold) { delete(h, arg) }); err != nil {
 		return nil, err
 	}
-	if err := o.updateFailures(func(f map[string]Failure) { delete(f, arg) }); err != nil {
+	if err := o.updateFailures(func(f map[string]Failure) { liftFailure(f, arg) }); err != nil {
 		return nil, err
 	}
 	opts.Steps = []string{arg}

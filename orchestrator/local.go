@@ -37,6 +37,10 @@ type Failure struct {
 	Conflict    bool      `yaml:"conflict,omitempty"`
 	Run         string    `yaml:"run"`
 	At          time.Time `yaml:"at"`
+	// Session is the engine session an interrupted unit resumes on its
+	// next attempt with Engine (resume.go); empty when not resumable.
+	Session string `yaml:"session,omitempty"`
+	Engine  string `yaml:"engine,omitempty"`
 }
 
 // Running is what the lock holder is doing, for status.

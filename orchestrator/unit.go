@@ -40,6 +40,7 @@ type attemptOutcome struct {
 	attempts int
 	failure  string // "" on success
 	canceled bool
+	session  string // the engine session the next attempt may resume ("" = start over)
 }
 
 // execute runs one step or task in its worktree slot up to a verified
@@ -64,6 +65,11 @@ func (o *Orchestrator) execute(ctx context.Context, rs *runState, snap *snapshot
 		return execResult{err: fmt.Errorf("prepare worktree for %s: %w", u.key(), err)}
 	}
 	res := execResult{wt: wt, engineName: engineName, start: start}
+	resume, err := o.resumePoint(ctx, snap, u, wt, engineName)
+	if err != nil {
+		wt.Discard()
+		return execResult{err: err}
+	}
 	env := o.unitEnv(rs, u, wt.Path())
 	logFile, err := o.openLog(rs, u)
 	if err != nil {
@@ -82,7 +88,7 @@ func (o *Orchestrator) execute(ctx context.Context, rs *runState, snap *snapshot
 		return o.fail(ctx, rs, snap, u, wt, engineName, attemptOutcome{failure: err.Error()}, start)
 	}
 
-	out := o.attempt(ctx, rs, snap, u, wt.Path(), engineName, env, logFile)
+	out := o.attempt(ctx, rs, snap, u, wt.Path(), engineName, env, logFile, resume)
 	if out.canceled {
 		// Keep the partial work whatever stopped the unit; the save must
 		// not be canceled too.
@@ -181,7 +187,7 @@ func (o *Orchestrator) openLog(rs *runState, u *unit) (*os.File, error) {
 // attempt runs the engine, retrying transient failures with back-off, and
 // the check, re-running the agent with the check's output while attempts
 // remain.
-func (o *Orchestrator) attempt(ctx context.Context, rs *runState, snap *snapshot, u *unit, dir, engineName string, env []string, log *os.File) attemptOutcome {
+func (o *Orchestrator) attempt(ctx context.Context, rs *runState, snap *snapshot, u *unit, dir, engineName string, env []string, log *os.File, resume string) attemptOutcome {
 	wf := snap.project.Workflow
 	eng, err := o.cfg.NewEngine(engineName)
 	if err != nil {
@@ -215,11 +221,15 @@ func (o *Orchestrator) attempt(ctx context.Context, rs *runState, snap *snapshot
 				return out
 			}
 			req.Prompt = prompt
+			if attempt == 1 && resume != "" {
+				req.Resume, req.Continue = resume, continuePrompt(u, dir)
+			}
 		}
 		res, err := o.runEngine(ctx, eng, req, wf.Defaults.Retries, u)
 		out.result = addUsage(out.result, res)
 		rs.addUsage(res.TokensIn, res.TokensOut, res.CostUSD)
 		if err != nil {
+			out.session = resumableSession(err, out.result)
 			var re *agents.RunError
 			if errors.As(err, &re) && re.Canceled || ctx.Err() != nil {
 				out.canceled = true
@@ -279,7 +289,7 @@ func (o *Orchestrator) runEngine(ctx context.Context, eng agents.Engine, req age
 		case <-time.After(delay):
 		}
 		if re.Result.SessionID != "" {
-			req.Resume = re.Result.SessionID
+			req.Resume, req.Continue = re.Result.SessionID, continuePrompt(u, req.Dir)
 		}
 	}
 }
@@ -398,8 +408,12 @@ func (o *Orchestrator) fail(ctx context.Context, rs *runState, snap *snapshot, u
 		o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: hookErr.Error()})
 	}
 	if err := o.updateFailures(func(m map[string]Failure) {
-		m[key] = Failure{Fingerprint: u.fingerprint(), Error: out.failure, Ref: ref, Commit: commit,
+		f := Failure{Fingerprint: u.fingerprint(), Error: out.failure, Ref: ref, Commit: commit,
 			Run: rs.id, At: o.cfg.Now().UTC()}
+		if out.session != "" && commit != "" {
+			f.Session, f.Engine = out.session, engineName
+		}
+		m[key] = f
 	}); err != nil {
 		return execResult{err: err}
 	}
