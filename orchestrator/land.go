@@ -23,8 +23,9 @@ import (
 
 // verify checks a finished unit's change before it may land (DESIGN 8): its
 // outputs exist, it left state.yaml and .git alone, and it adds no secrets
-// or symlinks out of the repository. It returns "" when all is well.
-func (o *Orchestrator) verify(rs *runState, snap *snapshot, u *unit, dir string, changes []gitstate.Change, before, after gitstate.GitSnapshot) string {
+// or symlinks out of the repository. ours are the branches the run itself
+// had written when after was taken. It returns "" when all is well.
+func (o *Orchestrator) verify(rs *runState, snap *snapshot, u *unit, dir string, changes []gitstate.Change, before, after gitstate.GitSnapshot, ours map[string]string) string {
 	for _, c := range changes {
 		if c.Path == workflow.StateFile {
 			return "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
@@ -35,7 +36,7 @@ func (o *Orchestrator) verify(rs *runState, snap *snapshot, u *unit, dir string,
 		// A branch this run wrote while the unit ran (another task's
 		// conflict or review branch) is not the agent's doing, as long
 		// as it is still where the run put it.
-		if before.Refs[ref] != hash && rs.wroteRef(ref, hash) {
+		if before.Refs[ref] != hash && ours[ref] == hash {
 			ignore[ref] = true
 		}
 	}
@@ -283,12 +284,16 @@ func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u
 	}
 	key := u.key()
 	if u.step.Review {
+		rs.landing.Lock()
 		branch, err := o.keepForReview(ctx, key, commit)
+		if err == nil {
+			rs.noteRef("refs/heads/"+branch, commit)
+		}
+		rs.landing.Unlock()
 		if err != nil {
 			wt.Discard()
 			return err
 		}
-		rs.noteRef("refs/heads/"+branch, commit)
 		if err := wt.Finish(ctx, commit); err != nil {
 			wt.Discard()
 		}
@@ -299,22 +304,26 @@ func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u
 		o.emit(e)
 		return o.forget(key)
 	}
+	rs.landing.Lock()
 	res, err := o.repo.Land(ctx, rs.branch, snap.commit, commit, gitstate.LandOptions{
 		ConflictBranch: "codemachine/conflict/" + key,
 		Overlay:        func(tip, merged string) (string, error) { return o.overlay(ctx, u, c, tip, merged) },
 		OverlayPaths:   c.overlayPaths(u),
 		Worktree:       wt,
 	})
+	var conflict *gitstate.ConflictError
+	if errors.As(err, &conflict) {
+		if kept, err := o.repo.ResolveRev("refs/heads/" + conflict.Branch); err == nil {
+			rs.noteRef("refs/heads/"+conflict.Branch, kept)
+		}
+	}
+	rs.landing.Unlock()
 	if err := wt.Finish(ctx, commit); err != nil {
 		wt.Discard()
 	}
 	if err != nil {
-		var conflict *gitstate.ConflictError
-		if !errors.As(err, &conflict) {
+		if conflict == nil {
 			return fmt.Errorf("land %s: %w", key, err)
-		}
-		if kept, err := o.repo.ResolveRev("refs/heads/" + conflict.Branch); err == nil {
-			rs.noteRef("refs/heads/"+conflict.Branch, kept)
 		}
 		e := Event{Kind: StepConflict, Step: u.step.ID, Task: taskID(u.task), Engine: engineName, Model: model,
 			Duration: duration, Ref: conflict.Branch, Commit: commit, Message: err.Error()}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"sort"
 	"strings"
@@ -71,13 +72,19 @@ type runState struct {
 	// running meanwhile see them appear in .git, which is not their
 	// agents' doing.
 	refs map[string]string
+	// landing is held for writing while the scheduler writes branches
+	// (landing a unit, keeping one on a conflict or review branch) and
+	// for reading while a unit snapshots .git, so that a snapshot sees a
+	// landing's branches either not at all or noted in refs.
+	landing sync.RWMutex
 
 	// mu guards failed, summary and refs, which units running
 	// concurrently use; the other fields belong to the scheduler goroutine.
 	mu sync.Mutex
 }
 
-// noteRef records that the run set ref to commit.
+// noteRef records that the run set ref to commit; the caller holds
+// landing for writing.
 func (rs *runState) noteRef(ref, commit string) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
@@ -87,11 +94,16 @@ func (rs *runState) noteRef(ref, commit string) {
 	rs.refs[ref] = commit
 }
 
-// wroteRef reports whether the run itself last set ref to commit.
-func (rs *runState) wroteRef(ref, commit string) bool {
+// snapshotGit snapshots what a unit's agent must leave alone in .git,
+// never in the middle of one of the run's landings, and returns with it
+// the branches the run had written by then.
+func (rs *runState) snapshotGit(wt *gitstate.Worktree) (gitstate.GitSnapshot, map[string]string, error) {
+	rs.landing.RLock()
+	defer rs.landing.RUnlock()
+	snap, err := wt.SnapshotGitDir()
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	return commit != "" && rs.refs[ref] == commit
+	return snap, maps.Clone(rs.refs), err
 }
 
 // stepFailed reports whether a step failed in this run.

@@ -78,7 +78,7 @@ func (o *Orchestrator) execute(ctx context.Context, rs *runState, snap *snapshot
 	}
 	defer logFile.Close()
 
-	gitBefore, err := wt.SnapshotGitDir()
+	gitBefore, _, err := rs.snapshotGit(wt)
 	if err != nil {
 		wt.Discard()
 		return execResult{err: err}
@@ -110,11 +110,11 @@ func (o *Orchestrator) execute(ctx context.Context, rs *runState, snap *snapshot
 		return execResult{err: err}
 	}
 	if c.problem == "" {
-		gitAfter, err := wt.SnapshotGitDir()
+		gitAfter, ours, err := rs.snapshotGit(wt)
 		if err != nil {
 			c.problem = "the agent damaged its worktree's .git: " + err.Error()
 		} else {
-			c.problem = o.verify(rs, snap, u, wt.Path(), c.changes, gitBefore, gitAfter)
+			c.problem = o.verify(rs, snap, u, wt.Path(), c.changes, gitBefore, gitAfter, ours)
 		}
 	}
 	if c.problem != "" {
