@@ -460,3 +460,45 @@ func TestParallelReviewTasks(t *testing.T) {
 		}
 	}
 }
+
+// TestParallelConflictsBesideRunningTasks runs tasks that all rewrite the
+// same file, four at a time: each one based on a tip that another task
+// has moved since ends on its conflict branch, and the conflict branches
+// appearing while other tasks run never fail those (as an agent writing
+// inside .git would).
+func TestParallelConflictsBesideRunningTasks(t *testing.T) {
+	const n = 24
+	dir := newRepo(t, map[string]string{
+		".codemachine/workflow.yaml": taskWorkflow(4),
+		planFile:                     genPlan(n, nil),
+	})
+	jit := newJitter(t)
+	eng := fakeEngine{run: func(ctx context.Context, req agents.Request) (agents.Result, error) {
+		jit.sleep(20 * time.Millisecond)
+		if err := writeOut(req, ".txt"); err != nil {
+			return agents.Result{}, err
+		}
+		return agents.Result{}, os.WriteFile(filepath.Join(req.Dir, "shared.txt"), []byte(req.Task+"\n"), 0o644)
+	}}
+	o := newTestOrchestrator(t, dir, eng, nil)
+	s, err := o.Run(t.Context(), RunOptions{})
+	var sf *StepFailedError
+	if err != nil && !errors.As(err, &sf) {
+		t.Fatalf("run: %v", err)
+	}
+	conflicts := 0
+	for _, e := range s.Failed {
+		if e.Kind != StepConflict {
+			t.Errorf("%s failed: %s", e.Key(), e.Message)
+			continue
+		}
+		conflicts++
+		if _, err := o.Repo().ResolveRev("refs/heads/codemachine/conflict/" + e.Key()); err != nil {
+			t.Errorf("%s: no conflict branch: %v", e.Key(), err)
+		}
+	}
+	if len(s.Landed)+conflicts != n || len(s.Landed) == 0 {
+		t.Errorf("%d landed and %d conflicts, want %d in all", len(s.Landed), conflicts, n)
+	}
+	t.Logf("%d landed, %d conflicts", len(s.Landed), conflicts)
+}
