@@ -409,8 +409,14 @@ func (o *Orchestrator) nextTask(snap *snapshot, rs *runState, base *unit, holds 
 }
 
 // failUnplannable reports a foreach step that cannot start; only that step
-// (and what needs it) stops, other steps continue.
+// (and what needs it) stops, other steps continue. The scheduler asks for
+// work again after every landing, so it is reported once per run.
 func (o *Orchestrator) failUnplannable(rs *runState, step *workflow.Step, msg string) {
+	key := step.ID + " (plan)"
+	if rs.reported[key] {
+		return
+	}
+	rs.reported[key] = true
 	e := Event{Kind: StepFailed, Step: step.ID, Message: msg}
 	rs.recordFailure(e)
 	o.emit(e)
