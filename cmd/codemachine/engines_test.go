@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/codemachine/codemachine/internal/fakellm"
+	"github.com/codemachine/codemachine/internal/testenv"
+)
+
+// TestEngines runs the scenarios in testdata/engines through the built
+// binary with the four real coding CLIs (installed from npm, pinned)
+// against the fake model server, offline: workflows landing one commit per
+// step with the engines' real usage, cost and session in the trailers,
+// recordings replayed, and the faults (API errors, retries, broken streams,
+// hangs, resumed sessions). Scripts use three commands besides the usual:
+//
+//	llm start SCRIPT     start a fake model server playing SCRIPT (YAML)
+//	                     and export its URL as FAKELLM_URL
+//	llm requests         print the request log, one request per line
+//	llm retried STATUS MIN
+//	                     check that a request failed with STATUS and that
+//	                     the CLI's retry came at least MIN later
+//	cli NAME             set up a fresh home and the environment for CLI
+//	                     NAME against the server (testenv.Env), with the
+//	                     CLIs on PATH
+//	noprocs              check that no process started by the script (its
+//	                     CLI home in the environment) is left running
+func TestEngines(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real agent CLIs")
+	}
+	bins := testenv.RequireCLIs(t)
+	var dirs []string
+	for _, name := range testenv.Names() {
+		dirs = append(dirs, filepath.Dir(bins[name]))
+	}
+	files, err := filepath.Glob(filepath.Join("testdata", "engines", "*.txtar"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios in testdata/engines: %v", err)
+	}
+	if only := os.Getenv("ENGINES"); only != "" {
+		// e.g. ENGINES=gemini: one CLI's scenarios, when working on it
+		var keep []string
+		for _, f := range files {
+			if strings.HasPrefix(filepath.Base(f), only) {
+				keep = append(keep, f)
+			}
+		}
+		files = keep
+	}
+	// The slow scenarios first (opencode starts slowly, Gemini waits 5 s
+	// and more before it retries, hangs wait for their timeout), so that
+	// they do not start last.
+	sort.SliceStable(files, func(i, j int) bool { return scenarioCost(files[i]) > scenarioCost(files[j]) })
+	params := scriptParams("")
+	params.Dir = ""
+	setup := params.Setup
+	params.Setup = func(env *testscript.Env) error {
+		if err := setup(env); err != nil {
+			return err
+		}
+		env.Values[engineStateKey{}] = &engineState{pathDirs: dirs}
+		return nil
+	}
+	params.Cmds["llm"] = cmdLLM
+	params.Cmds["cli"] = cmdCLI
+	params.Cmds["noprocs"] = cmdNoProcs
+
+	// A CLI run is mostly process start-up and waiting (for retries, for
+	// a timeout), so more scenarios run at once than -parallel
+	// (GOMAXPROCS) would allow: each runs synchronously in one of a few
+	// workers, without t.Parallel.
+	queue := make(chan string)
+	var wg sync.WaitGroup
+	for range engineWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range queue {
+				p := params
+				p.Files = []string{f}
+				testscript.RunT(serialT{t}, p)
+			}
+		}()
+	}
+	for _, f := range files {
+		queue <- f
+	}
+	close(queue)
+	wg.Wait()
+}
+
+// engineWorkers is how many scenarios run at once.
+const engineWorkers = 5
+
+// scenarioCost orders the scenarios, slowest first.
+func scenarioCost(file string) int {
+	name := filepath.Base(file)
+	c := 0
+	switch {
+	case strings.HasPrefix(name, "opencode"):
+		c += 4
+	case strings.HasPrefix(name, "gemini"):
+		c += 3
+	}
+	switch {
+	case strings.Contains(name, "faults"):
+		c += 3
+	case strings.Contains(name, "resume"):
+		c += 2
+	case strings.Contains(name, "workflow"):
+		c++
+	}
+	return c
+}
+
+// serialT runs testscript's subtests synchronously in the caller's
+// goroutine: Parallel is a no-op, so the workers above decide how many
+// run at once.
+type serialT struct{ t *testing.T }
+
+func (s serialT) Skip(args ...any)  { s.t.Skip(args...) }
+func (s serialT) Fatal(args ...any) { s.t.Fatal(args...) }
+func (s serialT) Parallel()         {}
+func (s serialT) Log(args ...any)   { s.t.Log(args...) }
+func (s serialT) FailNow()          { s.t.FailNow() }
+func (s serialT) Verbose() bool     { return testing.Verbose() }
+func (s serialT) Run(name string, f func(testscript.T)) {
+	s.t.Run(name, func(t *testing.T) { f(serialT{t}) })
+}
+
+type engineStateKey struct{}
+
+// engineState is one script's: its fake server and CLI home.
+type engineState struct {
+	pathDirs []string // the CLIs' bin dirs
+	srv      *fakellm.Server
+	home     string
+}
+
+func stateOf(ts *testscript.TestScript) *engineState {
+	return ts.Value(engineStateKey{}).(*engineState)
+}
+
+// cmdLLM: llm start SCRIPT | llm requests | llm retried STATUS MIN.
+func cmdLLM(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) == 0 {
+		ts.Fatalf("usage: llm start SCRIPT | llm requests | llm retried STATUS MIN")
+	}
+	st := stateOf(ts)
+	switch args[0] {
+	case "start":
+		if neg || len(args) != 2 {
+			ts.Fatalf("usage: llm start SCRIPT")
+		}
+		script, err := fakellm.LoadScript(ts.MkAbs(args[1]))
+		ts.Check(err)
+		srv, err := fakellm.Listen(script, fakellm.Options{})
+		ts.Check(err)
+		ts.Defer(srv.Close)
+		st.srv = srv
+		ts.Setenv("FAKELLM_URL", srv.URL())
+	case "requests":
+		if st.srv == nil {
+			ts.Fatalf("llm requests: no server started")
+		}
+		for _, r := range st.srv.Requests() {
+			fmt.Fprintf(ts.Stdout(), "%s msgs=%d user=%q\n", r.String(), r.Messages, firstLine(r.UserText))
+		}
+	case "retried":
+		if len(args) != 3 {
+			ts.Fatalf("usage: llm retried STATUS MIN")
+		}
+		status, err := strconv.Atoi(args[1])
+		ts.Check(err)
+		min, err := time.ParseDuration(args[2])
+		ts.Check(err)
+		reqs := modelRequests(st.srv)
+		for i, r := range reqs {
+			if r.Status != status || i+1 >= len(reqs) {
+				continue
+			}
+			gap := reqs[i+1].Time.Sub(r.Time)
+			ts.Logf("the %d was retried after %v", status, gap.Round(time.Millisecond))
+			if (gap >= min) == neg {
+				ts.Fatalf("the retry after the %d came after %v, want at least %v", status, gap, min)
+			}
+			return
+		}
+		ts.Fatalf("no request answered %d was retried", status)
+	default:
+		ts.Fatalf("llm: unknown subcommand %q", args[0])
+	}
+}
+
+// modelRequests are the requests of the agent loop (the script's turns).
+func modelRequests(s *fakellm.Server) []fakellm.Request {
+	var out []fakellm.Request
+	for _, r := range s.Requests() {
+		if r.Turn >= 0 || r.Exhausted {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
+}
+
+// cmdCLI: cli NAME prepares $WORK/home for CLI NAME against the running
+// fake server and switches the script's environment to testenv.Env's (the
+// hermetic git identity included), with the CLIs on PATH.
+func cmdCLI(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: cli NAME")
+	}
+	st := stateOf(ts)
+	if st.srv == nil {
+		ts.Fatalf("cli: start the fake server first (llm start)")
+	}
+	st.home = ts.MkAbs("home")
+	ts.Check(testenv.PrepareHome(args[0], st.home, st.srv.URL()))
+	gitconfig := "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
+	ts.Check(os.WriteFile(filepath.Join(st.home, ".gitconfig"), []byte(gitconfig), 0o644))
+	for _, kv := range testenv.Env(args[0], st.home, st.srv.URL()) {
+		k, v, _ := strings.Cut(kv, "=")
+		ts.Setenv(k, v)
+	}
+	// The script's own PATH finds codemachine; the CLIs come first.
+	ts.Setenv("PATH", strings.Join(append(append([]string{}, st.pathDirs...), os.Getenv("PATH")), string(os.PathListSeparator)))
+}
+
+// cmdNoProcs fails when a process whose environment holds the script's CLI
+// home is still running (zombies aside) a moment after the command that
+// started it ended: an agent, or a child it spawned, left behind.
+func cmdNoProcs(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: noprocs")
+	}
+	st := stateOf(ts)
+	if st.home == "" {
+		ts.Fatalf("noprocs: no CLI set up")
+	}
+	marker := []byte("HOME=" + st.home + "\x00")
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		left := procsWith(marker)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("processes left behind: %s", strings.Join(left, "; "))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// procsWith lists the live processes whose environment contains marker.
+func procsWith(marker []byte) []string {
+	entries, _ := os.ReadDir("/proc")
+	var found []string
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil || !bytes.Contains(env, marker) {
+			continue
+		}
+		stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && bytes.HasPrefix(bytes.TrimSpace(stat[i+1:]), []byte("Z")) {
+			continue // a zombie holds nothing
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		var pgid int
+		if g, err := syscall.Getpgid(pid); err == nil {
+			pgid = g
+		}
+		found = append(found, fmt.Sprintf("pid %d (group %d): %s", pid, pgid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
+	}
+	return found
+}
