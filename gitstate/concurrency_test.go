@@ -1,8 +1,10 @@
 package gitstate
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -72,5 +74,30 @@ func TestRefsWithPrefixBesideARefUpdate(t *testing.T) {
 	refs, err = r.RefsWithPrefix("refs/heads/")
 	if err != nil || len(refs) != 1 {
 		t.Errorf("refs beside a written lock file = %v, %v; want only refs/heads/main", refs, err)
+	}
+}
+
+// TestLandOverlayConflict: an Overlay that cannot merge the paths it
+// rewrites reports a *ConflictError, and the commit goes to its conflict
+// branch as any other conflict would, the user's branch untouched.
+func TestLandOverlayConflict(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"plan.md": "- [ ] T1\n- [ ] T2\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"plan.md": "- [ ] T1\n- [x] T2\n  note\n"}, "codemachine(impl/T2): t\n\nCodemachine-Step: impl\nCodemachine-Task: T2\n")
+	write(t, dir, "plan.md", "- [x] T1\n- [ ] T2\n")
+	tip := commitAll(t, dir, "T1 landed")
+	overlay := func(string, string) (string, error) {
+		return "", &ConflictError{Reason: "the plan edits do not merge", Paths: []string{"plan.md"}}
+	}
+	_, err := r.Land(t.Context(), "main", base, c, LandOptions{Overlay: overlay, OverlayPaths: []string{"plan.md"}})
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Reason != "the plan edits do not merge" || !slices.Equal(ce.Paths, []string{"plan.md"}) {
+		t.Fatalf("err = %v", err)
+	}
+	if ce.Branch != "codemachine/conflict/impl/T2" || git(t, dir, "rev-parse", ce.Branch) != c {
+		t.Errorf("conflict branch %s does not hold the original commit", ce.Branch)
+	}
+	if git(t, dir, "rev-parse", "main") != tip || statusShort(t, dir) != "" {
+		t.Error("the user's branch or tree was touched")
 	}
 }

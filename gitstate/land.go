@@ -30,7 +30,9 @@ type LandOptions struct {
 	// Overlay, when set, is called on the merged tree when the commit has to
 	// be rebased onto a moved branch tip, and returns the tree to commit
 	// instead: the caller re-applies what depends on the tip (state.yaml,
-	// the ticked plan box).
+	// the ticked plan box). A *ConflictError from it (its Branch is
+	// ignored) means the paths it rewrites do not merge: the commit is kept
+	// on its conflict branch.
 	Overlay func(tip, tree string) (string, error)
 	// OverlayPaths are paths whose merge conflicts do not stop a rebase,
 	// because Overlay rewrites them from the tip (state.yaml, which every
@@ -158,6 +160,10 @@ func (r *Repo) Land(ctx context.Context, branch, base, commit string, opts LandO
 		}
 		if opts.Overlay != nil {
 			if tree, err = opts.Overlay(tip, tree); err != nil {
+				var ce *ConflictError
+				if errors.As(err, &ce) {
+					return conflict(ce.Reason, ce.Paths, commit)
+				}
 				return LandResult{}, fmt.Errorf("land %s on %s: overlay: %w", short(commit), branch, err)
 			}
 		}
