@@ -128,6 +128,10 @@ type candidate struct {
 	// agentEditedPlan: the agent changed the plan file beyond ticking its
 	// own box, so a rebase must merge its edit rather than take the tip's.
 	agentEditedPlan bool
+	// planBase and planCand are the plan at the unit's base and in the
+	// candidate (the agent's edit, box ticked), when both exist: a rebase
+	// merges the agent's edit into the tip's plan from them (mergePlans).
+	planBase, planCand []byte
 }
 
 // stageUnit turns the worktree's state after the agent into a candidate
@@ -240,11 +244,18 @@ func (o *Orchestrator) writeOverlays(snap *snapshot, u *unit, dir string, c *can
 			c.agentEditedPlan = true
 			return nil
 		}
-		if base := snap.project.Plans[u.step.Foreach]; base != nil && !bytes.Equal(planData, base.Data) {
+		base := snap.project.Plans[u.step.Foreach]
+		if base != nil && !bytes.Equal(planData, base.Data) {
 			baseTicked, _ := tickTask(u.step.Foreach, base.Data, u.task.ID)
 			c.agentEditedPlan = !bytes.Equal(planData, baseTicked)
 		}
+		if base != nil {
+			c.planBase, c.planCand = base.Data, planData
+		}
 		if ticked, ok := tickTask(u.step.Foreach, planData, u.task.ID); ok {
+			if base != nil {
+				c.planCand = ticked
+			}
 			return write(u.step.Foreach, ticked)
 		}
 	}
@@ -355,7 +366,9 @@ func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u
 // tree rebased onto tip (the branch moved while the unit ran: another task
 // landed, or the user committed). state.yaml is rebuilt from the tip's; the
 // plan is the tip's with the box ticked, unless the agent edited the plan
-// itself, in which case the merged plan (which merged cleanly) is ticked.
+// itself, in which case its edit is merged into the tip's plan with the
+// boxes left out of the line merge (mergePlans); where that cannot be
+// done, the merged plan (which merged cleanly) is ticked.
 func (o *Orchestrator) overlay(ctx context.Context, u *unit, c *candidate, tip, merged string) (string, error) {
 	tipState, err := o.loadState(tip)
 	if err != nil {
@@ -367,7 +380,25 @@ func (o *Orchestrator) overlay(ctx context.Context, u *unit, c *candidate, tip, 
 		return "", err
 	}
 	files[workflow.StateFile] = gitstate.Blob{Hash: hash, Mode: "100644"}
-	if u.task != nil {
+	if u.task != nil && c.agentEditedPlan && c.mergesPlan() {
+		tipPlan, err := o.repo.ReadFile(tip, u.step.Foreach)
+		if err != nil {
+			// The tip has no plan: the agent's edit meets a deletion.
+			return "", &gitstate.ConflictError{Reason: "the branch moved", Paths: []string{u.step.Foreach}}
+		}
+		data, err := o.mergePlans(ctx, u.step.Foreach, u.task.ID, c.planBase, tipPlan, c.planCand)
+		if errors.Is(err, errPlanConflict) {
+			return "", &gitstate.ConflictError{Reason: "the branch moved", Paths: []string{u.step.Foreach}}
+		}
+		if err != nil {
+			return "", err
+		}
+		h, err := o.repo.HashObject(ctx, data)
+		if err != nil {
+			return "", err
+		}
+		files[u.step.Foreach] = gitstate.Blob{Hash: h, Mode: "100644"}
+	} else if u.task != nil {
 		from := merged
 		if !c.agentEditedPlan {
 			from = tip
@@ -394,10 +425,16 @@ func (o *Orchestrator) overlay(ctx context.Context, u *unit, c *candidate, tip, 
 // overlayPaths are the paths whose merge conflicts overlay resolves.
 func (c *candidate) overlayPaths(u *unit) []string {
 	paths := []string{workflow.StateFile}
-	if u.task != nil && !c.agentEditedPlan {
+	if u.task != nil && (!c.agentEditedPlan || c.mergesPlan()) {
 		paths = append(paths, u.step.Foreach)
 	}
 	return paths
+}
+
+// mergesPlan reports whether a rebase can merge the agent's plan edit
+// itself (mergePlans): the plan existed at the base and still does.
+func (c *candidate) mergesPlan() bool {
+	return c.planBase != nil && c.planCand != nil
 }
 
 // applyRecord returns a copy of state with the unit's record at the next
