@@ -114,7 +114,11 @@ func newOrchestrator(c *cli.Context, onEvent func(orchestrator.Event)) (*orchest
 		}
 		cfg.RetryBase = d
 	}
-	return orchestrator.New(cfg)
+	o, err := orchestrator.New(cfg)
+	if err == nil {
+		useGitDir(o.Repo().GitDir())
+	}
+	return o, err
 }
 
 // event prints one run event as a line of the run table (DESIGN 2).

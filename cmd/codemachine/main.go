@@ -6,14 +6,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -27,7 +24,7 @@ func main() {
 // Main runs the CLI with args (args[0] is the program name) and returns the
 // exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptContext(stderr)
 	defer stop()
 	app := newApp(stdout, stderr)
 	args, err := normalizeArgs(app, args)

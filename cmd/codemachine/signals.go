@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// lockWait bounds how long a hard stop waits for git's index lock in the
+// user's checkout to go away: a landing holds it for the few milliseconds
+// between updating the files and the branch, and must not be cut there.
+const lockWait = 3 * time.Second
+
+// interruptContext returns a context that the first SIGINT or SIGTERM
+// cancels: running agents are then stopped gracefully (SIGTERM to their
+// process groups, SIGKILL after the grace period), their partial work is
+// kept, the lock released, and the command exits 130. A second signal
+// stops at once: the agents' process groups are killed and the process
+// exits 130 without waiting for them.
+func interruptContext(stderr io.Writer) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigc := make(chan os.Signal, 2)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigc:
+		case <-done:
+			return
+		}
+		cancel()
+		fmt.Fprintln(stderr, "codemachine: stopping; the running steps keep their partial work (Ctrl-C again kills them at once)")
+		select {
+		case <-sigc:
+		case <-done:
+			return
+		}
+		hardStop(stderr)
+	}()
+	return ctx, func() {
+		signal.Stop(sigc)
+		close(done)
+		cancel()
+	}
+}
+
+// hardStop kills the process groups of the running agents, checks and
+// hooks (each runs in a group of its own, a child of this process), waits
+// briefly for git's index lock of the checkouts in use, and exits 130. Git
+// commands run in this process's own group and are left to finish: they
+// remove their lock files themselves.
+func hardStop(stderr io.Writer) {
+	n := killChildGroups()
+	for _, dir := range usedGitDirs() {
+		waitGone(filepath.Join(dir, "index.lock"), lockWait)
+	}
+	fmt.Fprintf(stderr, "codemachine: killed (%d process group(s))\n", n)
+	os.Exit(130)
+}
+
+// gitDirs are the git directories of the repositories this process
+// works on (registered by newOrchestrator).
+var gitDirs struct {
+	sync.Mutex
+	dirs []string
+}
+
+func useGitDir(dir string) {
+	gitDirs.Lock()
+	defer gitDirs.Unlock()
+	gitDirs.dirs = append(gitDirs.dirs, dir)
+}
+
+func usedGitDirs() []string {
+	gitDirs.Lock()
+	defer gitDirs.Unlock()
+	return append([]string(nil), gitDirs.dirs...)
+}
+
+func waitGone(p string, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if _, err := os.Lstat(p); err != nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// killChildGroups sends SIGKILL to every process group led by a child of
+// this process (other than its own group) and returns how many it found.
+// The children are found in /proc; where there is none, nothing is killed
+// and the agents get the SIGTERM the first signal already sent them.
+func killChildGroups() int {
+	self, own := os.Getpid(), syscall.Getpgrp()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := bytes.Fields(stat[i+1:])
+		if len(f) < 3 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(string(f[1]))
+		pgrp, _ := strconv.Atoi(string(f[2]))
+		if ppid == self && pgrp == pid && pgrp != own {
+			if syscall.Kill(-pgrp, syscall.SIGKILL) == nil {
+				n++
+			}
+		}
+	}
+	return n
+}
