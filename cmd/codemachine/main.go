@@ -37,7 +37,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	code := exitCode(err)
 	msg := strings.TrimSpace(err.Error())
 	if msg != "" && !errors.Is(err, errSilent) {
-		fmt.Fprintln(stderr, "codemachine: "+strings.ReplaceAll(msg, "\n", "\n  "))
+		fmt.Fprintln(stderr, "codemachine: "+strings.ReplaceAll(msg, "\n", "\n  ")+watcherHint(err))
 	}
 	return code
 }
@@ -106,7 +106,8 @@ Exit codes: 0 ok, 1 a step failed, 2 usage/configuration/validation error,
 		EnableBashCompletion: false,
 		Commands: []*cli.Command{
 			initCommand(), validateCommand(), runCommand(), statusCommand(), logCommand(),
-			diffCommand(), approveCommand(), rejectCommand(), rollbackCommand(), retryCommand(), graphCommand(), versionCommand(),
+			diffCommand(), approveCommand(), rejectCommand(), rollbackCommand(), retryCommand(), graphCommand(),
+			watchCommand(), versionCommand(),
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageErrorf("%v (see codemachine --help)", err)

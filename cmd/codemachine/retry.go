@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/codemachine/codemachine/orchestrator"
@@ -29,11 +31,28 @@ func retryCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			summary, err := o.Retry(c.Context, c.Args().First(), orchestrator.RunOptions{
+			arg := c.Args().First()
+			opts := orchestrator.RunOptions{
 				Overrides: orchestrator.Overrides{Engine: c.String("engine"), Model: c.String("model")},
 				Record:    c.Bool("record"),
 				Command:   "codemachine retry",
-			})
+			}
+			summary, err := o.Retry(c.Context, arg, opts)
+			if _, watching := orchestrator.LockedByWatcher(err); watching {
+				// The watcher holds the lock: it does the retry.
+				pid, qerr := o.QueueRetry(arg)
+				switch {
+				case qerr == nil && out.json:
+					return out.printJSON(map[string]any{"queued": arg, "watcher_pid": pid})
+				case qerr == nil:
+					out.printf("handed to codemachine watch (pid %d): it lifts %s's hold or failure and runs it after its current pass (its output shows the result)\n", pid, arg)
+					return nil
+				case errors.Is(qerr, orchestrator.ErrNoWatcher):
+					summary, err = o.Retry(c.Context, arg, opts)
+				default:
+					return qerr
+				}
+			}
 			return reportRun(out, summary, err)
 		},
 	}
