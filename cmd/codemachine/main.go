@@ -107,7 +107,7 @@ Exit codes: 0 ok, 1 a step failed, 2 usage/configuration/validation error,
 		Commands: []*cli.Command{
 			initCommand(), validateCommand(), runCommand(), statusCommand(), logCommand(),
 			diffCommand(), approveCommand(), rejectCommand(), rollbackCommand(), retryCommand(), graphCommand(),
-			watchCommand(), versionCommand(),
+			watchCommand(), hooksCommand(), versionCommand(),
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageErrorf("%v (see codemachine --help)", err)
@@ -146,6 +146,11 @@ func normalizeArgs(app *cli.App, args []string) ([]string, error) {
 	cmd := app.Command(args[i])
 	if cmd == nil {
 		return nil, usageErrorf("unknown command %q (see codemachine --help)", args[i])
+	}
+	// A subcommand (hooks install) takes the flags that follow it.
+	for i+1 < len(args) && cmd.Command(args[i+1]) != nil {
+		i++
+		cmd = cmd.Command(args[i])
 	}
 	out := append([]string{}, args[:i+1]...)
 	var flags, positional []string

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/codemachine/codemachine/hooks"
+)
+
+func hooksCommand() *cli.Command {
+	engineFlags := func() []cli.Flag {
+		return []cli.Flag{
+			&cli.StringFlag{Name: "engine", Usage: "the runs use `ENGINE` (claude, codex, gemini, opencode, replay)"},
+			&cli.StringFlag{Name: "model", Usage: "the runs use `MODEL`"},
+		}
+	}
+	sub := []*cli.Command{
+		{
+			Name:  "install",
+			Usage: "install the post-commit, post-merge and post-checkout hooks",
+			Description: `Installs git hooks that start "codemachine run" in the background after a commit, a
+merge (or pull) and a checkout of a branch, unless codemachine is already running in the
+repository (a watcher, or another run). The run logs to .git/codemachine/logs/hooks-*.log.
+An existing hook is kept as <hook>.pre-codemachine and runs first, with its arguments
+and stdin; "codemachine hooks uninstall" puts it back. core.hooksPath is respected.
+Installing again updates the hooks. The hooks never slow a commit down or make it fail.`,
+			Flags: append(engineFlags(), jsonFlag),
+			Action: func(c *cli.Context) error {
+				if err := noArgs(c); err != nil {
+					return err
+				}
+				if err := checkEngineFlag(c.String("engine")); err != nil {
+					return err
+				}
+				dir, err := hooksDir(c)
+				if err != nil {
+					return err
+				}
+				var runArgs []string
+				for _, f := range []string{"engine", "model"} {
+					if v := c.String(f); v != "" {
+						runArgs = append(runArgs, "--"+f, v)
+					}
+				}
+				st, err := hooks.Install(hooks.InstallOptions{Dir: dir, Program: selfPath(), RunArgs: runArgs})
+				if err != nil {
+					return err
+				}
+				out := newOutput(c)
+				if out.json {
+					return out.printJSON(st)
+				}
+				for _, h := range st {
+					extra := ""
+					if h.Chained != "" {
+						extra = fmt.Sprintf(" (the existing hook is kept as %s and runs first)", filepath.Base(h.Chained))
+					}
+					out.printf("%s %s in %s%s\n", h.Action, h.Name, dir, extra)
+				}
+				if !out.quiet {
+					out.printf("a commit, merge or checkout now starts `codemachine run` in the background (log: .git/codemachine/logs/hooks-*.log) unless codemachine is already running\n")
+				}
+				return nil
+			},
+		},
+		{
+			Name:  "uninstall",
+			Usage: "remove codemachine's git hooks and put back the ones they replaced",
+			Flags: []cli.Flag{jsonFlag},
+			Action: func(c *cli.Context) error {
+				if err := noArgs(c); err != nil {
+					return err
+				}
+				dir, err := hooksDir(c)
+				if err != nil {
+					return err
+				}
+				st, err := hooks.Uninstall(dir)
+				if err != nil {
+					return err
+				}
+				out := newOutput(c)
+				if out.json {
+					return out.printJSON(st)
+				}
+				for _, h := range st {
+					switch h.Action {
+					case "restored":
+						out.printf("restored %s: the hook that was there before is back\n", h.Name)
+					case "removed":
+						out.printf("removed %s\n", h.Name)
+					default:
+						if h.State == hooks.StateForeign {
+							out.printf("kept %s: it is not codemachine's\n", h.Name)
+						}
+					}
+				}
+				return nil
+			},
+		},
+		{
+			Name:  "status",
+			Usage: "show which git hooks are installed",
+			Flags: []cli.Flag{jsonFlag},
+			Action: func(c *cli.Context) error {
+				if err := noArgs(c); err != nil {
+					return err
+				}
+				dir, err := hooksDir(c)
+				if err != nil {
+					return err
+				}
+				st, err := hooks.Status(dir)
+				if err != nil {
+					return err
+				}
+				out := newOutput(c)
+				if out.json {
+					return out.printJSON(st)
+				}
+				out.printf("hooks directory: %s\n", dir)
+				for _, h := range st {
+					var what string
+					switch h.State {
+					case hooks.StateInstalled:
+						what = "installed"
+						if h.Chained != "" {
+							what += fmt.Sprintf(", runs %s first", filepath.Base(h.Chained))
+						}
+					case hooks.StateForeign:
+						what = "another hook, not codemachine's"
+					default:
+						what = "not installed"
+					}
+					out.printf("%-14s %s\n", h.Name, what)
+				}
+				return nil
+			},
+		},
+		{
+			Name:      "run",
+			Hidden:    true,
+			Usage:     "what the installed hooks call: start a detached run when one is wanted",
+			ArgsUsage: "HOOK [ARGS...]",
+			Flags:     engineFlags(),
+			Action:    hooksRun,
+		},
+	}
+	for _, s := range sub {
+		s.Flags = append(s.Flags, globalFlags()...)
+	}
+	return &cli.Command{
+		Name:  "hooks",
+		Usage: "install, remove or show the git hooks that start a run after a commit, merge or checkout",
+		Description: `codemachine hooks install|uninstall|status. The hooks make committing a spec start the
+workflow without a watcher running: see "codemachine hooks install --help".`,
+		Subcommands: sub,
+	}
+}
+
+// hooksDir opens the repository and finds its hooks directory.
+func hooksDir(c *cli.Context) (string, error) {
+	o, err := newOrchestrator(c, nil)
+	if err != nil {
+		return "", err
+	}
+	return o.HooksDir(c.Context)
+}
+
+// hooksRun starts `codemachine run` detached when a hook wants one. Its
+// output goes nowhere (the hook discards it): what the run does is in its
+// log.
+func hooksRun(c *cli.Context) error {
+	if c.NArg() < 1 {
+		return usageErrorf("hooks run needs the HOOK name")
+	}
+	hook, args := c.Args().First(), c.Args().Tail()
+	// post-checkout HEAD-before HEAD-after 1: only a branch checkout that
+	// moved HEAD (0 is a checkout of files).
+	if hook == "post-checkout" && (len(args) < 3 || args[2] != "1" || args[0] == args[1]) {
+		return nil
+	}
+	o, err := newOrchestrator(c, nil)
+	if err != nil {
+		return err
+	}
+	if ok, reason := o.HookRunWanted(); !ok {
+		return fmt.Errorf("%s: no run: %s", hook, reason)
+	}
+	repo := o.Repo()
+	logs := filepath.Join(repo.LocalDir(), "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		return err
+	}
+	now := time.Now()
+	log := filepath.Join(logs, fmt.Sprintf("hooks-%s-%d.log", now.UTC().Format("20060102T150405.000Z"), os.Getpid()))
+	runArgs := []string{"-C", repo.Root(), "run"}
+	for _, f := range []string{"engine", "model"} {
+		if v := c.String(f); v != "" {
+			runArgs = append(runArgs, "--"+f, v)
+		}
+	}
+	_, err = hooks.StartDetached(hooks.Detached{
+		Program: selfPath(), Args: runArgs, Dir: repo.Root(), Env: os.Environ(), Log: log,
+		Header: fmt.Sprintf("codemachine: %s hook, %s: codemachine %s\n", hook, now.Format(time.RFC3339), strings.Join(runArgs, " ")),
+	})
+	return err
+}
+
+// selfPath is the path of this codemachine binary as it was started, for
+// the hooks to call: a symlink stays a symlink, so that an upgrade of the
+// binary behind it keeps the hooks working.
+func selfPath() string {
+	arg0 := os.Args[0]
+	if strings.ContainsRune(arg0, os.PathSeparator) {
+		if abs, err := filepath.Abs(arg0); err == nil {
+			return abs
+		}
+	}
+	if p, err := exec.LookPath(arg0); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
+	}
+	if p, err := os.Executable(); err == nil {
+		return p
+	}
+	return "codemachine"
+}
