@@ -1,0 +1,252 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/codemachine/codemachine/agents"
+	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/internal/testenv"
+	"github.com/codemachine/codemachine/watcher"
+)
+
+func TestInputDir(t *testing.T) {
+	root := "/repo"
+	tests := []struct {
+		pattern string
+		want    watcher.Dir
+	}{
+		{".codemachine/spec.md", watcher.Dir{Path: "/repo/.codemachine/spec.md", Recursive: true}},
+		{"docs", watcher.Dir{Path: "/repo/docs", Recursive: true}},
+		{"docs/*.md", watcher.Dir{Path: "/repo/docs"}},
+		{"*.md", watcher.Dir{Path: "/repo"}},
+		{"src/**/*.go", watcher.Dir{Path: "/repo/src", Recursive: true}},
+		{"src/*/main.go", watcher.Dir{Path: "/repo/src", Recursive: true}},
+		{"src/**", watcher.Dir{Path: "/repo/src", Recursive: true}},
+		{"**", watcher.Dir{Path: "/repo", Recursive: true}},
+		{"a/b/c?.txt", watcher.Dir{Path: "/repo/a/b"}},
+		{"a/{x,y}/z", watcher.Dir{Path: "/repo/a", Recursive: true}},
+	}
+	for _, tt := range tests {
+		if got := inputDir(root, tt.pattern); got != tt.want {
+			t.Errorf("inputDir(%q) = %+v, want %+v", tt.pattern, got, tt.want)
+		}
+	}
+}
+
+func TestMatchesInput(t *testing.T) {
+	s := &watchSession{patterns: []string{".codemachine/spec.md", "docs", "src/**/*.go", ".codemachine/plan.md"}}
+	for p, want := range map[string]bool{
+		".codemachine/spec.md":  true,
+		".codemachine/plan.md":  true,
+		".codemachine/state.md": false,
+		"docs/a.md":             true,
+		"docs/deep/b.md":        true,
+		"docsx/a.md":            false,
+		"src/main.go":           true,
+		"src/a/b/c.go":          true,
+		"src/a/b/c.txt":         false,
+		"spec.md":               false,
+	} {
+		if got := s.matchesInput(p); got != want {
+			t.Errorf("matchesInput(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+func TestListPaths(t *testing.T) {
+	for _, tt := range []struct {
+		paths []string
+		want  string
+	}{
+		{[]string{"a"}, "a"},
+		{[]string{"a", "b", "c"}, "a, b, c"},
+		{[]string{"a", "b", "c", "d", "e"}, "a, b, c and 2 more"},
+	} {
+		if got := listPaths(tt.paths); got != tt.want {
+			t.Errorf("listPaths(%v) = %q, want %q", tt.paths, got, tt.want)
+		}
+	}
+}
+
+func TestLockedByWatcher(t *testing.T) {
+	if pid, ok := LockedByWatcher(&ConfigError{Err: &gitstate.LockedError{PID: 7, Command: WatchCommand}}); !ok || pid != 7 {
+		t.Errorf("a watcher's lock: %d, %v", pid, ok)
+	}
+	if _, ok := LockedByWatcher(&gitstate.LockedError{PID: 7, Command: "codemachine run"}); ok {
+		t.Error("a run's lock counts as a watcher's")
+	}
+	if _, ok := LockedByWatcher(errors.New("other")); ok {
+		t.Error("any error counts as a watcher's lock")
+	}
+}
+
+// watchRig runs Watch in the background and collects what it reports.
+type watchRig struct {
+	t        *testing.T
+	dir      string
+	o        *Orchestrator
+	triggers chan Trigger
+	passes   chan *Summary
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when Watch returned err
+	err      error
+}
+
+func startWatchRig(t *testing.T, files map[string]string, opts WatchOptions) *watchRig {
+	t.Helper()
+	dir := newRepo(t, files)
+	o, err := New(Config{Dir: dir, Environ: os.Environ(), NewEngine: agents.New})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &watchRig{t: t, dir: dir, o: o, triggers: make(chan Trigger, 16), passes: make(chan *Summary, 16), done: make(chan struct{})}
+	opts.Quiet = 50 * time.Millisecond
+	opts.OnTrigger = func(tr Trigger) { r.triggers <- tr }
+	opts.OnPass = func(s *Summary, err error) {
+		if err != nil {
+			var failed *StepFailedError
+			if !errors.As(err, &failed) && !errors.Is(err, ErrInterrupted) {
+				t.Errorf("pass: %v", err)
+			}
+		}
+		r.passes <- s
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.err = o.Watch(ctx, opts); close(r.done) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			t.Error("Watch did not end")
+		}
+	})
+	return r
+}
+
+func (r *watchRig) trigger() Trigger {
+	r.t.Helper()
+	select {
+	case tr := <-r.triggers:
+		return tr
+	case <-r.done:
+		r.t.Fatalf("Watch ended: %v", r.err)
+	case <-time.After(20 * time.Second):
+		r.t.Fatal("no trigger")
+	}
+	return Trigger{}
+}
+
+func (r *watchRig) pass() *Summary {
+	r.t.Helper()
+	select {
+	case s := <-r.passes:
+		return s
+	case <-time.After(30 * time.Second):
+		r.t.Fatal("no pass ended")
+	}
+	return nil
+}
+
+func (r *watchRig) commit(file, content, msg string) {
+	r.t.Helper()
+	if err := os.WriteFile(filepath.Join(r.dir, file), []byte(content), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	testenv.Git(r.t, r.dir, "add", file)
+	testenv.Git(r.t, r.dir, "commit", "-q", "-m", msg)
+}
+
+func TestWatchPasses(t *testing.T) {
+	r := startWatchRig(t, map[string]string{
+		".codemachine/workflow.yaml": `version: 1
+steps:
+  - id: copy
+    run: 'cp in.txt out.txt'
+    inputs: [in.txt]
+    outputs: [out.txt]
+`,
+		"in.txt": "1\n",
+	}, WatchOptions{})
+	if tr := r.trigger(); tr.Pass != 1 || tr.Kind != "start" {
+		t.Fatalf("first trigger %+v", tr)
+	}
+	if s := r.pass(); len(s.Landed) != 1 {
+		t.Fatalf("first pass landed %d", len(s.Landed))
+	}
+
+	// Another codemachine finds the watcher: run is refused with the
+	// watcher's lock, retry is handed over.
+	other, err := New(Config{Dir: r.dir, Environ: os.Environ()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = other.Run(context.Background(), RunOptions{})
+	if pid, ok := LockedByWatcher(err); !ok || pid != os.Getpid() {
+		t.Fatalf("run while watching: %v", err)
+	}
+	if _, err := other.QueueRetry("copy"); err == nil || !strings.Contains(err.Error(), "neither failed nor held") {
+		t.Errorf("QueueRetry of a done step = %v", err)
+	}
+	if _, err := other.QueueRetry("nosuch"); err == nil || !strings.Contains(err.Error(), "not a step") {
+		t.Errorf("QueueRetry of an unknown step = %v", err)
+	}
+
+	// A user commit: one pass, which lands the step again. Its landing
+	// triggers nothing: the next trigger is the next user commit, pass 3.
+	r.commit("in.txt", "2\n", "input two")
+	if tr := r.trigger(); tr.Pass != 2 || tr.Kind != "commit" || !strings.Contains(tr.Message, "new commit") || !strings.HasSuffix(tr.Message, ": input two") {
+		t.Fatalf("trigger %+v", tr)
+	}
+	if s := r.pass(); len(s.Landed) != 1 {
+		t.Fatalf("second pass landed %d", len(s.Landed))
+	}
+	time.Sleep(300 * time.Millisecond)
+	r.commit("notes.txt", "n\n", "notes")
+	if tr := r.trigger(); tr.Pass != 3 || !strings.HasSuffix(tr.Message, ": notes") {
+		t.Fatalf("trigger %+v (the landing of pass 2 must not trigger)", tr)
+	}
+	if s := r.pass(); len(s.Landed) != 0 {
+		t.Errorf("a commit of notes landed %d", len(s.Landed))
+	}
+
+	r.cancel()
+	select {
+	case <-r.done:
+		if !errors.Is(r.err, ErrInterrupted) {
+			t.Errorf("Watch after cancel = %v", r.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Watch did not end")
+	}
+	if _, _, held := r.o.Repo().LockHolder(); held {
+		t.Error("the lock is still held")
+	}
+	if _, err := other.QueueRetry("copy"); !errors.Is(err, ErrNoWatcher) {
+		t.Errorf("QueueRetry without a watcher = %v", err)
+	}
+}
+
+func TestWatchRejectsBadOptions(t *testing.T) {
+	dir := newRepo(t, map[string]string{".codemachine/workflow.yaml": "version: 1\nsteps:\n  - id: a\n    run: 'true'\n"})
+	o, err := New(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = o.Watch(context.Background(), WatchOptions{Trigger: "sometimes"})
+	var cfg *ConfigError
+	if !errors.As(err, &cfg) || !strings.Contains(err.Error(), `unknown trigger "sometimes"`) {
+		t.Errorf("Watch with a bad trigger = %v", err)
+	}
+	testenv.Git(t, dir, "checkout", "-q", "--detach")
+	if err := o.Watch(context.Background(), WatchOptions{}); !errors.As(err, &cfg) || !strings.Contains(err.Error(), "detached") {
+		t.Errorf("Watch on a detached HEAD = %v", err)
+	}
+}
