@@ -225,7 +225,7 @@ func (o *Orchestrator) writeOverlays(snap *snapshot, u *unit, dir string, c *can
 		c.replaced[rel] = old
 		return writeRepoFile(dir, rel, data)
 	}
-	if err := write(workflow.StateFile, applyRecord(snap.state, u, c.rec).Marshal()); err != nil {
+	if err := write(workflow.StateFile, o.marshalState(applyRecord(snap.state, u, c.rec))); err != nil {
 		return err
 	}
 	// The feedback of a rejected attempt is consumed by the step commit that
@@ -375,7 +375,7 @@ func (o *Orchestrator) overlay(ctx context.Context, u *unit, c *candidate, tip, 
 		return "", err
 	}
 	files := map[string]gitstate.Blob{}
-	hash, err := o.repo.HashObject(ctx, applyRecord(tipState, u, c.rec).Marshal())
+	hash, err := o.repo.HashObject(ctx, o.marshalState(applyRecord(tipState, u, c.rec)))
 	if err != nil {
 		return "", err
 	}

@@ -47,6 +47,8 @@ type Orchestrator struct {
 	// localMu serializes read-modify-write of the local files (holds,
 	// failures) between units that run concurrently.
 	localMu sync.Mutex
+	// states are parsed state.yaml contents (see stateCache).
+	states stateCache
 }
 
 // New opens the repository containing cfg.Dir.
@@ -154,11 +156,15 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 }
 
 // loadState reads state.yaml at commit; a missing file is an empty state and
-// a corrupted one a *ConfigError with its position.
+// a corrupted one a *ConfigError with its position. The state returned may
+// be shared (see stateCache): callers must not modify it.
 func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
 	data, err := o.repo.ReadFile(commit, workflow.StateFile)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read %s: %w", workflow.StateFile, err)
+	}
+	if state := o.states.get(data); state != nil {
+		return state, nil
 	}
 	state, err := gitstate.ParseState(workflow.StateFile, data)
 	if err != nil {
@@ -167,6 +173,7 @@ func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
 	if state.Steps == nil {
 		state.Steps = map[string]*gitstate.StepRecord{}
 	}
+	o.states.put(data, state)
 	return state, nil
 }
 
