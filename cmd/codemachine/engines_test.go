@@ -32,6 +32,11 @@ import (
 //	llm retried STATUS MIN
 //	                     check that a request failed with STATUS and that
 //	                     the CLI's retry came at least MIN later
+//	llm waithang         wait until a request hangs (the CLI is in its
+//	                     turn, waiting for the model)
+//	llm resumed          check that the request after the one that hung
+//	                     carried the session's history and the continue
+//	                     prompt
 //	cli NAME             set up a fresh home and the environment for CLI
 //	                     NAME against the server (testenv.Env), with the
 //	                     CLIs on PATH
@@ -103,7 +108,7 @@ func TestEngines(t *testing.T) {
 }
 
 // engineWorkers is how many scenarios run at once.
-const engineWorkers = 5
+const engineWorkers = 4
 
 // scenarioCost orders the scenarios, slowest first.
 func scenarioCost(file string) int {
@@ -116,12 +121,10 @@ func scenarioCost(file string) int {
 		c += 3
 	}
 	switch {
-	case strings.Contains(name, "faults"):
-		c += 3
-	case strings.Contains(name, "resume"):
+	case strings.Contains(name, "faults"), strings.Contains(name, "workflow"):
+		c += 3 // three CLI runs, or retries
+	case strings.Contains(name, "resume"), strings.Contains(name, "malformed"):
 		c += 2
-	case strings.Contains(name, "workflow"):
-		c++
 	}
 	return c
 }
@@ -157,7 +160,7 @@ func stateOf(ts *testscript.TestScript) *engineState {
 // cmdLLM: llm start SCRIPT | llm requests | llm retried STATUS MIN.
 func cmdLLM(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) == 0 {
-		ts.Fatalf("usage: llm start SCRIPT | llm requests | llm retried STATUS MIN")
+		ts.Fatalf("usage: llm start SCRIPT | llm requests | llm retried STATUS MIN | llm waithang | llm resumed")
 	}
 	st := stateOf(ts)
 	switch args[0] {
@@ -200,6 +203,34 @@ func cmdLLM(ts *testscript.TestScript, neg bool, args []string) {
 			return
 		}
 		ts.Fatalf("no request answered %d was retried", status)
+	case "waithang":
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			for _, r := range st.srv.Requests() {
+				if r.Fault == fakellm.FailHang {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				ts.Fatalf("no request hung within 2m")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	case "resumed":
+		reqs := modelRequests(st.srv)
+		for i := len(reqs) - 2; i >= 0; i-- {
+			if reqs[i].Fault != fakellm.FailHang {
+				continue
+			}
+			hung, next := reqs[i], reqs[i+1]
+			ok := next.Messages > hung.Messages && strings.HasPrefix(next.UserText, "You were interrupted")
+			if ok == neg {
+				ts.Fatalf("after the hang (%d messages): %d messages, user text %q; want the history and the continue prompt",
+					hung.Messages, next.Messages, firstLine(next.UserText))
+			}
+			return
+		}
+		ts.Fatalf("no request hung and was followed by another")
 	default:
 		ts.Fatalf("llm: unknown subcommand %q", args[0])
 	}
