@@ -712,16 +712,35 @@ func (s *watchSession) ignoredDirs(dirs []string) []string {
 	if in.Len() == 0 {
 		return nil
 	}
-	out, err := s.o.repo.ReadWith(context.Background(), gitstate.RunOpts{Stdin: in.Bytes()}, "check-ignore", "--stdin", "-z")
+	// --no-index: with the index, git checks each path against every
+	// tracked file (1.5 s for 1,000 directories of a 100k-file
+	// repository, against 2 ms without). What that check is for, an
+	// ignored directory that holds tracked files, is asked of ls-files
+	// below, for the few directories found ignored.
+	ctx := context.Background()
+	out, err := s.o.repo.ReadWith(ctx, gitstate.RunOpts{Stdin: in.Bytes()}, "check-ignore", "--no-index", "--stdin", "-z")
 	if err != nil {
 		// Exit 1: nothing is ignored. Anything else: watch everything
 		// rather than miss a change.
 		return nil
 	}
-	var ignored []string
+	var rels []string
 	for _, rel := range strings.Split(out, "\x00") {
-		if d, ok := abs[rel]; ok {
-			ignored = append(ignored, d)
+		if _, ok := abs[rel]; ok {
+			rels = append(rels, rel)
+		}
+	}
+	if len(rels) == 0 {
+		return nil
+	}
+	tracked, err := s.o.repo.Read(ctx, append([]string{"--literal-pathspecs", "ls-files", "-z", "--"}, rels...)...)
+	if err != nil {
+		return nil
+	}
+	var ignored []string
+	for _, rel := range rels {
+		if !strings.HasPrefix(tracked, rel+"/") && !strings.Contains(tracked, "\x00"+rel+"/") {
+			ignored = append(ignored, abs[rel])
 		}
 	}
 	return ignored

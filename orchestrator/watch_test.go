@@ -250,3 +250,37 @@ func TestWatchRejectsBadOptions(t *testing.T) {
 		t.Errorf("Watch on a detached HEAD = %v", err)
 	}
 }
+
+func TestIgnoredDirs(t *testing.T) {
+	dir := newRepo(t, map[string]string{
+		".gitignore":              "build/\nnode_modules/\n*.tmp\n",
+		".codemachine/plan.md":    "# Plan\n",
+		"src/main.go":             "package main\n",
+		"node_modules/x/index.js": "",
+	})
+	// An ignored directory that holds a tracked file is watched all the
+	// same: the tracked file may be an input.
+	if err := os.MkdirAll(filepath.Join(dir, "build"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "build", "keep.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, dir, "add", "-f", "build/keep.txt")
+	testenv.Git(t, dir, "commit", "-q", "-m", "keep")
+	o, err := New(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &watchSession{o: o}
+	in := []string{filepath.Join(dir, "build"), filepath.Join(dir, "node_modules"), filepath.Join(dir, "src"),
+		filepath.Join(dir, "cache.tmp"), dir, "/elsewhere"}
+	got := s.ignoredDirs(in)
+	want := []string{filepath.Join(dir, "node_modules"), filepath.Join(dir, "cache.tmp")}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("ignoredDirs = %v, want %v", got, want)
+	}
+	if got := s.ignoredDirs([]string{filepath.Join(dir, "src")}); len(got) != 0 {
+		t.Errorf("nothing ignored, got %v", got)
+	}
+}
