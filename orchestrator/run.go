@@ -481,14 +481,14 @@ func (o *Orchestrator) checkBudget(b workflow.Budget, s Summary) error {
 	return nil
 }
 
-// markRunning records the units in progress for `status`.
+// markRunning records the units in progress for `status`: running, or
+// finished and waiting for their turn to land (not landed yet, so not
+// done, and not due either).
 func (o *Orchestrator) markRunning(rs *runState, order []*active) {
 	units := map[string]string{}
 	now := o.cfg.Now().UTC().Format(time.RFC3339)
 	for _, a := range order {
-		if !a.done {
-			units[a.u.key()] = now
-		}
+		units[a.u.key()] = now
 	}
 	_ = o.repo.WriteLocal(runningFile, Running{PID: os.Getpid(), Run: rs.id, Units: units})
 }

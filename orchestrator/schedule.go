@@ -94,10 +94,16 @@ func (o *Orchestrator) runLoop(ctx context.Context, rs *runState) error {
 				order = order[1:]
 				delete(ready, a)
 				free = append(free, a.u.slot)
-				if r.cand != nil {
-					if err := o.land(context.WithoutCancel(ctx), rs, a.snap, a.u, r); err != nil && fatal == nil {
-						fatal = err
-					}
+				var err error
+				switch {
+				case r.cand == nil:
+				case taskGone(snap, a.u):
+					err = o.keepDeleted(context.WithoutCancel(ctx), rs, a, r)
+				default:
+					err = o.land(context.WithoutCancel(ctx), rs, a.snap, a.u, r)
+				}
+				if err != nil && fatal == nil {
+					fatal = err
 				}
 				continue
 			}
@@ -216,31 +222,49 @@ func (o *Orchestrator) canStart(rs *runState, u *unit, order []*active) bool {
 }
 
 // cancelDeleted stops running tasks that are gone from the plan at the new
-// tip. A plan that does not parse stops nothing: the user is mid-edit.
+// tip (finished ones are kept instead of landing, see keepDeleted).
 func (o *Orchestrator) cancelDeleted(snap *snapshot, order []*active) {
 	for _, a := range order {
-		if a.done || a.u.task == nil {
-			continue
-		}
-		file := a.u.step.Foreach
-		if len(snap.project.PlanErrs[file]) > 0 {
-			continue
-		}
-		plan := snap.project.Plans[file]
-		if plan == nil || plan.Task(a.u.task.ID) == nil {
+		if !a.done && taskGone(snap, a.u) {
 			a.cancel(errTaskDeleted)
 		}
 	}
 }
 
-// runningSignature identifies the set of running units, so that the
+// taskGone reports whether u is a task that the plan at snap no longer
+// has. A plan that does not parse has lost nothing: the user is mid-edit.
+func taskGone(snap *snapshot, u *unit) bool {
+	if u.task == nil || snap == nil {
+		return false
+	}
+	file := u.step.Foreach
+	if len(snap.project.PlanErrs[file]) > 0 {
+		return false
+	}
+	plan := snap.project.Plans[file]
+	return plan == nil || plan.Task(u.task.ID) == nil
+}
+
+// keepDeleted keeps the work of a task that finished but was deleted from
+// the plan before its turn to land: like a running task deleted, it does
+// not land, and its work goes to its failed ref.
+func (o *Orchestrator) keepDeleted(ctx context.Context, rs *runState, a *active, r execResult) error {
+	u := a.u
+	if err := r.cand.undoOverlays(r.wt.Path()); err != nil {
+		r.wt.Discard()
+		return err
+	}
+	out := r.out
+	out.failure = fmt.Sprintf("task %s was deleted from %s before it landed", u.task.ID, u.step.Foreach)
+	return o.fail(ctx, rs, a.snap, u, r.wt, r.engineName, out, r.start).err
+}
+
+// runningSignature identifies the set of units in progress, so that the
 // running file is rewritten only when it changes.
 func runningSignature(order []*active) string {
 	var keys []string
 	for _, a := range order {
-		if !a.done {
-			keys = append(keys, a.u.key())
-		}
+		keys = append(keys, a.u.key())
 	}
 	sort.Strings(keys)
 	return strings.Join(keys, ",")

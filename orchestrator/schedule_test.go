@@ -502,3 +502,82 @@ func TestParallelConflictsBesideRunningTasks(t *testing.T) {
 	}
 	t.Logf("%d landed, %d conflicts", len(s.Landed), conflicts)
 }
+
+// TestFinishedTaskDeletedBeforeItsTurn deletes a task that has finished
+// but waits for the task before it to land: it does not land, its work
+// is kept on its failed ref, and until its turn status shows it running.
+func TestFinishedTaskDeletedBeforeItsTurn(t *testing.T) {
+	dir := newRepo(t, map[string]string{
+		".codemachine/workflow.yaml": taskWorkflow(2),
+		planFile:                     genPlan(3, nil),
+	})
+	secondDone := make(chan struct{})
+	release := make(chan struct{})
+	eng := fakeEngine{run: func(ctx context.Context, req agents.Request) (agents.Result, error) {
+		switch req.Task {
+		case genID(1):
+			select {
+			case <-release:
+			case <-time.After(20 * time.Second):
+			}
+		case genID(2):
+			defer close(secondDone)
+		}
+		return agents.Result{}, writeOut(req, ".txt")
+	}}
+	var log eventLog
+	o := newTestOrchestrator(t, dir, eng, log.add)
+	type status struct {
+		report *StatusReport
+		err    error
+	}
+	seen := make(chan status, 1)
+	go func() {
+		defer close(release)
+		select {
+		case <-secondDone:
+		case <-time.After(20 * time.Second):
+			return
+		}
+		// T002 has finished; give the scheduler time to take its result.
+		time.Sleep(300 * time.Millisecond)
+		report, err := o.Status(Overrides{})
+		seen <- status{report, err}
+		plan := deleteLines(genPlan(3, nil), "- [ ] "+genID(2)+":", 2)
+		if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(planFile)), []byte(plan), 0o644); err != nil {
+			t.Error(err)
+			return
+		}
+		testenv.Git(t, dir, "commit", "-q", "-am", "steer: drop T002")
+		// Let the scheduler see the commit before T001 lands.
+		time.Sleep(2 * watchInterval)
+	}()
+	s, err := o.Run(t.Context(), RunOptions{})
+	var sf *StepFailedError
+	if !errors.As(err, &sf) || !slices.Equal(sf.Failed, []string{"build/" + genID(2)}) {
+		t.Fatalf("run: %v; want build/%s failed", err, genID(2))
+	}
+	st := <-seen
+	if st.err != nil {
+		t.Fatal(st.err)
+	}
+	for _, ts := range st.report.Steps[0].Tasks {
+		if ts.ID == genID(2) && ts.State != StateRunning {
+			t.Errorf("status of %s waiting for its turn: %s, want %s", ts.ID, ts.State, StateRunning)
+		}
+	}
+	if len(s.Failed) != 1 || !strings.Contains(s.Failed[0].Message, "deleted") {
+		t.Errorf("failed: %+v", s.Failed)
+	}
+	if _, err := o.Repo().ReadFile("refs/codemachine/failed/build/"+genID(2), "out/"+genID(2)+".txt"); err != nil {
+		t.Errorf("the deleted task's work is not kept: %v", err)
+	}
+	var landed []string
+	for _, c := range landedTasks(t, o.Repo()) {
+		landed = append(landed, taskOf(c))
+	}
+	if !slices.Equal(landed, []string{genID(1), genID(3)}) {
+		t.Errorf("landed %v, want T001 and T003", landed)
+	}
+	checkFinal(t, dir, o.Repo(), []string{genID(1), genID(3)}, map[string]bool{genID(1): true, genID(3): true})
+}
