@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -158,6 +159,14 @@ func (o *Orchestrator) runLoop(ctx context.Context, rs *runState) error {
 			}
 			if r.interrupted {
 				interrupted = true
+			}
+			if r.cand == nil {
+				// Failed (and reported): nothing to land, so it need not
+				// wait for its turn, and its slot is free for the next
+				// task now rather than once the units before it land.
+				order = slices.DeleteFunc(order, func(x *active) bool { return x == r.a })
+				free = append(free, r.a.u.slot)
+				continue
 			}
 			ready[r.a] = r
 		case <-ticker.C:

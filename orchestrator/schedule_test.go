@@ -581,3 +581,44 @@ func TestFinishedTaskDeletedBeforeItsTurn(t *testing.T) {
 	}
 	checkFinal(t, dir, o.Repo(), []string{genID(1), genID(3)}, map[string]bool{genID(1): true, genID(3): true})
 }
+
+// TestFailedTaskFreesItsSlot: a task that fails while the one started
+// before it still runs has nothing to land, so its slot goes to the next
+// task at once instead of idling until the earlier one lands.
+func TestFailedTaskFreesItsSlot(t *testing.T) {
+	dir := newRepo(t, map[string]string{
+		".codemachine/workflow.yaml": taskWorkflow(2),
+		planFile:                     genPlan(3, nil),
+	})
+	thirdStarted := make(chan struct{})
+	eng := fakeEngine{run: func(ctx context.Context, req agents.Request) (agents.Result, error) {
+		switch req.Task {
+		case genID(1):
+			select {
+			case <-thirdStarted:
+			case <-time.After(10 * time.Second):
+				return agents.Result{}, &agents.RunError{Class: agents.Fatal, Engine: "shell",
+					Msg: "T003 did not start while T001 ran"}
+			}
+		case genID(2):
+			return agents.Result{ExitCode: 1}, &agents.RunError{Class: agents.Fatal, Engine: "shell",
+				Msg: "command exited with status 1", ExitCode: 1}
+		case genID(3):
+			close(thirdStarted)
+		}
+		return agents.Result{}, writeOut(req, ".txt")
+	}}
+	o := newTestOrchestrator(t, dir, eng, nil)
+	s, err := o.Run(t.Context(), RunOptions{})
+	var sf *StepFailedError
+	if !errors.As(err, &sf) || !slices.Equal(sf.Failed, []string{"build/" + genID(2)}) {
+		t.Fatalf("run: %v; want only build/%s failed", err, genID(2))
+	}
+	var landed []string
+	for _, e := range s.Landed {
+		landed = append(landed, e.Task)
+	}
+	if !slices.Equal(landed, []string{genID(1), genID(3)}) {
+		t.Errorf("landed %v, want T001 and T003", landed)
+	}
+}
