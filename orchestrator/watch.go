@@ -373,7 +373,7 @@ func (s *watchSession) steer(ctx context.Context, saved []string, all bool) {
 	}
 	candidates := sortedKeys(s.deferred)
 	s.deferred = map[string]bool{}
-	dirty, err := s.o.repo.StatusPaths(ctx, candidates...)
+	dirty, err := s.dirtyInputs(ctx, candidates)
 	if err != nil {
 		s.note("steer: " + err.Error())
 		return
@@ -387,9 +387,18 @@ func (s *watchSession) steer(ctx context.Context, saved []string, all bool) {
 		return
 	}
 	msg := "steer: " + listPaths(dirty)
-	_, err = s.o.repo.Git(ctx, append([]string{"--literal-pathspecs", "add", "-A", "--"}, dirty...)...)
+	// The paths go through stdin: a checkout can change more of them
+	// than a command line holds.
+	var list bytes.Buffer
+	for _, p := range dirty {
+		list.WriteString(p)
+		list.WriteByte(0)
+	}
+	fromStdin := gitstate.RunOpts{Stdin: list.Bytes()}
+	_, err = s.o.repo.GitWith(ctx, fromStdin, "--literal-pathspecs", "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul")
 	if err == nil {
-		_, err = s.o.repo.Git(ctx, append([]string{"--literal-pathspecs", "commit", "-q", "--only", "-m", msg, "--"}, dirty...)...)
+		_, err = s.o.repo.GitWith(ctx, fromStdin, "--literal-pathspecs", "commit", "-q", "--only", "-m", msg,
+			"--pathspec-from-file=-", "--pathspec-file-nul")
 	}
 	if err != nil {
 		s.note("saved " + listPaths(dirty) + ": the steer commit failed: " + err.Error())
@@ -408,6 +417,31 @@ func (s *watchSession) steer(ctx context.Context, saved []string, all bool) {
 	}
 	s.pending = append(s.pending, Trigger{Kind: "save",
 		Message: fmt.Sprintf("saved %s: %s %s", listPaths(dirty), short(after.Commit), msg)})
+}
+
+// dirtyInputs returns those of paths that differ from HEAD. Many paths (a
+// checkout's worth) are looked up in one status of the whole worktree
+// rather than named on a command line.
+func (s *watchSession) dirtyInputs(ctx context.Context, paths []string) ([]string, error) {
+	const maxArgs = 500
+	if len(paths) <= maxArgs {
+		return s.o.repo.StatusPaths(ctx, paths...)
+	}
+	all, err := s.o.repo.StatusPaths(ctx)
+	if err != nil {
+		return nil, err
+	}
+	want := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		want[p] = true
+	}
+	var dirty []string
+	for _, p := range all {
+		if want[p] {
+			dirty = append(dirty, p)
+		}
+	}
+	return dirty, nil
 }
 
 // matchesInput reports whether a path (slash-separated, relative to the
