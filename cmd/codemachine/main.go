@@ -107,7 +107,7 @@ Exit codes: 0 ok, 1 a step failed, 2 usage/configuration/validation error,
 		Commands: []*cli.Command{
 			initCommand(), validateCommand(), runCommand(), statusCommand(), logCommand(),
 			diffCommand(), approveCommand(), rejectCommand(), rollbackCommand(), retryCommand(), graphCommand(),
-			watchCommand(), hooksCommand(), versionCommand(),
+			watchCommand(), hooksCommand(), doctorCommand(), versionCommand(),
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageErrorf("%v (see codemachine --help)", err)

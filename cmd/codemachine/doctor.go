@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/codemachine/codemachine/agents"
+	"github.com/codemachine/codemachine/orchestrator"
+)
+
+// doctorReport is what `codemachine doctor` found.
+type doctorReport struct {
+	Engines    []agents.EngineInfo `json:"engines"`
+	Git        gitCheck            `json:"git"`
+	Repository repoCheck           `json:"repository"`
+}
+
+type gitCheck struct {
+	Found   bool   `json:"found"`
+	Version string `json:"version,omitempty"`
+	Hint    string `json:"hint,omitempty"`
+}
+
+// repoCheck is the repository around the working directory (or -C).
+type repoCheck struct {
+	Found  bool   `json:"found"`
+	Root   string `json:"root,omitempty"`
+	Branch string `json:"branch,omitempty"` // "" when detached
+	Error  string `json:"error,omitempty"`  // why it could not be opened
+	// Workflow is "valid", "invalid" or "missing".
+	Workflow string   `json:"workflow,omitempty"`
+	Steps    int      `json:"steps,omitempty"`
+	Problems []string `json:"problems,omitempty"` // validation problems, file:line:col: message
+	Lock     lockInfo `json:"lock"`
+	// Worktrees is the number of pooled worktrees; Stale lists linked
+	// worktrees whose directory is gone (git worktree prune removes them).
+	Worktrees int      `json:"worktrees"`
+	Stale     []string `json:"stale_worktrees"`
+}
+
+type lockInfo struct {
+	Held    bool   `json:"held"`
+	PID     int    `json:"pid,omitempty"`
+	Command string `json:"command,omitempty"`
+}
+
+func doctorCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "doctor",
+		Usage: "check the engines, git and the repository",
+		Description: `Lists each coding CLI codemachine can drive (claude, codex, gemini, opencode): whether
+it is on PATH, its version, where its credentials would come from in the environment agents
+get, and what to do when something is missing. Then git's version and, inside a repository,
+whether the workflow is valid, who holds the lock and whether linked worktrees are stale.
+It only reports: the exit code is 0 whatever it finds.`,
+		Flags: []cli.Flag{jsonFlag},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			out := newOutput(c)
+			r := doctor(c.Context, globalString(c, "C"))
+			if out.json {
+				return out.printJSON(r)
+			}
+			printDoctor(out, r)
+			return nil
+		},
+	}
+}
+
+// doctor gathers the report. The engines are probed at once: each runs its
+// CLI's --version, which takes up to a few seconds for some.
+func doctor(ctx context.Context, dir string) doctorReport {
+	env := agents.Environ(os.Environ(), nil)
+	names := []string{"claude", "codex", "gemini", "opencode"}
+	r := doctorReport{Engines: make([]agents.EngineInfo, len(names))}
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.Engines[i] = agents.Probe(name, env)
+		}()
+	}
+	r.Git = checkGit(ctx)
+	r.Repository = checkRepo(ctx, dir)
+	wg.Wait()
+	return r
+}
+
+func checkGit(ctx context.Context) gitCheck {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "git", "--version").Output()
+	if err != nil {
+		return gitCheck{Hint: "git is required: install git (" + err.Error() + ")"}
+	}
+	return gitCheck{Found: true, Version: strings.TrimSpace(string(out))}
+}
+
+func checkRepo(ctx context.Context, dir string) repoCheck {
+	if dir == "" {
+		var err error
+		if dir, err = os.Getwd(); err != nil {
+			return repoCheck{Error: err.Error()}
+		}
+	}
+	o, err := orchestrator.New(orchestrator.Config{Dir: dir, Environ: os.Environ()})
+	if err != nil {
+		return repoCheck{Error: err.Error()}
+	}
+	repo := o.Repo()
+	rc := repoCheck{Found: true, Root: repo.Root(), Stale: []string{}}
+	if head, err := repo.Head(); err == nil {
+		rc.Branch = head.Branch
+	}
+	rc.Lock.PID, rc.Lock.Command, rc.Lock.Held = repo.LockHolder()
+
+	if _, err := os.Stat(filepath.Join(repo.Root(), ".codemachine", "workflow.yaml")); errors.Is(err, fs.ErrNotExist) {
+		rc.Workflow = "missing"
+	} else if report, err := o.Validate(); err == nil {
+		rc.Workflow, rc.Steps = "valid", report.Steps
+	} else {
+		rc.Workflow = "invalid"
+		var ve *orchestrator.ValidationError
+		if errors.As(err, &ve) {
+			rc.Problems = strings.Split(ve.Error(), "\n")
+		} else {
+			rc.Problems = []string{err.Error()}
+		}
+	}
+
+	if entries, err := os.ReadDir(filepath.Join(repo.LocalDir(), "worktrees")); err == nil {
+		for _, e := range entries {
+			if e.IsDir() && strings.HasPrefix(e.Name(), "slot-") {
+				rc.Worktrees++
+			}
+		}
+	}
+	if list, err := repo.Read(ctx, "worktree", "list", "--porcelain"); err == nil {
+		path := ""
+		for _, line := range strings.Split(list, "\n") {
+			if p, ok := strings.CutPrefix(line, "worktree "); ok {
+				path = p
+			}
+			if strings.HasPrefix(line, "prunable") {
+				rc.Stale = append(rc.Stale, path)
+			}
+		}
+	}
+	return rc
+}
+
+func printDoctor(out *output, r doctorReport) {
+	out.printf("engines\n")
+	for _, e := range r.Engines {
+		switch {
+		case !e.Found:
+			out.printf("  %s %-9s not found on PATH\n", out.paint(red, "✗"), e.Name)
+		case e.Hint != "":
+			out.printf("  %s %-9s %s  %s\n", out.paint(yellow, "!"), e.Name, orDash(e.Version), out.paint(dim, e.Path))
+		default:
+			out.printf("  %s %-9s %s  %s\n", out.paint(green, "✓"), e.Name, e.Version, out.paint(dim, e.Path))
+		}
+		if e.Found {
+			out.printf("              credentials: %s\n", e.Credentials)
+		}
+		if e.Hint != "" {
+			out.printf("              %s\n", e.Hint)
+		}
+	}
+	if r.Git.Found {
+		out.printf("git: %s\n", r.Git.Version)
+	} else {
+		out.printf("git: %s\n", out.paint(red, r.Git.Hint))
+	}
+	rc := r.Repository
+	if !rc.Found {
+		out.printf("repository: none here (%s)\n", rc.Error)
+		return
+	}
+	branch := rc.Branch
+	if branch == "" {
+		branch = "detached HEAD"
+	}
+	out.printf("repository: %s (%s)\n", rc.Root, branch)
+	switch rc.Workflow {
+	case "valid":
+		out.printf("  workflow: valid, %d step(s)\n", rc.Steps)
+	case "missing":
+		out.printf("  workflow: none (codemachine init scaffolds one)\n")
+	default:
+		out.printf("  workflow: %s\n", out.paint(red, fmt.Sprintf("%d problem(s) (codemachine validate)", len(rc.Problems))))
+		for i, p := range rc.Problems {
+			if i == 3 {
+				out.printf("    …\n")
+				break
+			}
+			out.printf("    %s\n", p)
+		}
+	}
+	if rc.Lock.Held {
+		out.printf("  lock: held by pid %d (%s)\n", rc.Lock.PID, rc.Lock.Command)
+	} else {
+		out.printf("  lock: free\n")
+	}
+	stale := "none stale"
+	if len(rc.Stale) > 0 {
+		stale = out.paint(yellow, fmt.Sprintf("%d stale (git worktree prune removes them): %s", len(rc.Stale), strings.Join(rc.Stale, ", ")))
+	}
+	out.printf("  worktrees: %d pooled, %s\n", rc.Worktrees, stale)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
