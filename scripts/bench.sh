@@ -20,3 +20,7 @@ run ./orchestrator -bench 'StepOverhead' -benchtime 10x
 run ./gitstate -bench 'StageCommit' -benchtime 10x
 # codemachine status on a 100-step workflow (< 50 ms).
 run ./cmd/codemachine -bench 'Status100' -benchtime 20x
+# watch: commit -> step started (quiet window + 50 ms); an idle watcher's
+# CPU, memory and set-up time on 1k and 100k files.
+run ./cmd/codemachine -bench 'WatchLatency' -benchtime 20x
+run ./cmd/codemachine -bench 'WatchIdle' -benchtime 1x
