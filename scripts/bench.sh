@@ -24,3 +24,7 @@ run ./cmd/codemachine -bench 'Status100' -benchtime 20x
 # CPU, memory and set-up time on 1k and 100k files.
 run ./cmd/codemachine -bench 'WatchLatency' -benchtime 20x
 run ./cmd/codemachine -bench 'WatchIdle' -benchtime 1x
+# codemachine around a real agent CLI (Claude Code against the fake model
+# server) vs the same CLI run directly (<= 1.2x); needs the pinned CLIs
+# (make clis).
+run ./cmd/codemachine -bench 'ClaudeOverhead' -benchtime 20x
