@@ -322,7 +322,11 @@ func (s *watchSession) absorb(ctx context.Context, b watcher.Batch) {
 		}
 	}
 	if b.Overflow {
+		// Changes were lost: look at everything, and run a pass even if
+		// nothing visible moved, since what was lost cannot be known.
 		s.gitDirty, s.reqDirty = true, true
+		s.pending = append(s.pending, Trigger{Kind: "rescan",
+			Message: "change notifications overflowed: looking at everything again"})
 	}
 	if s.trigger == TriggerSave && (len(saved) > 0 || b.Overflow || len(s.deferred) > 0) {
 		s.steer(ctx, saved, b.Overflow)

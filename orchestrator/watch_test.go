@@ -284,3 +284,33 @@ func TestIgnoredDirs(t *testing.T) {
 		t.Errorf("nothing ignored, got %v", got)
 	}
 }
+
+// overflowBackend is the real backend whose errors the test sends.
+type overflowBackend struct {
+	watcher.Backend
+	errs chan error
+}
+
+func (b *overflowBackend) Errors() <-chan error { return b.errs }
+
+func TestWatchOverflowRescans(t *testing.T) {
+	errs := make(chan error)
+	opts := WatchOptions{newBackend: func() (watcher.Backend, error) {
+		b, err := watcher.NewNotify()
+		return &overflowBackend{Backend: b, errs: errs}, err
+	}}
+	r := startWatchRig(t, map[string]string{
+		".codemachine/workflow.yaml": "version: 1\nsteps:\n  - id: a\n    run: 'echo a > a.txt'\n    outputs: [a.txt]\n",
+	}, opts)
+	r.trigger()
+	if s := r.pass(); len(s.Landed) != 1 {
+		t.Fatalf("first pass landed %d", len(s.Landed))
+	}
+	errs <- watcher.ErrOverflow
+	if tr := r.trigger(); tr.Pass != 2 || tr.Kind != "rescan" {
+		t.Fatalf("trigger after an overflow: %+v", tr)
+	}
+	if s := r.pass(); len(s.Landed) != 0 {
+		t.Errorf("the rescan pass landed %d", len(s.Landed))
+	}
+}
