@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -277,7 +278,157 @@ func yamlError(file string, err error) error {
 // Marshal renders the state deterministically: fixed key order, steps and
 // tasks sorted by id, FinishedAt in UTC to the second, cost_usd only when
 // the cost is known.
+//
+// state.yaml gains a record per task and is rewritten at every landing, so
+// a plan of 500 tasks would spend 12 ms a landing in the YAML encoder. The
+// records are encoded once each (see fragments) and put together; the
+// output is byte for byte the encoder's for the whole document, which
+// Marshal falls back to where a fragment cannot stand for it.
 func (s *State) Marshal() []byte {
+	if out, ok := s.marshalFragments(); ok {
+		return out
+	}
+	return s.marshalTree()
+}
+
+// marshalFragments assembles the document from the encoder's output for
+// each record and key, indented to their place. ok is false where the
+// document has a shape the fragments do not cover (no steps, an empty task
+// map, a key the encoder writes as a complex key).
+func (s *State) marshalFragments() (out []byte, ok bool) {
+	ids := make([]string, 0, len(s.Steps))
+	for _, id := range sortedKeys(s.Steps) {
+		if s.Steps[id] != nil {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, false
+	}
+	v := s.Version
+	if v == 0 {
+		v = StateVersion
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "%s\nversion: %d\nseq: %d\nsteps:\n", StateHeader, v, s.Seq)
+	for _, id := range ids {
+		rec := s.Steps[id]
+		if !fragments.writeEntry(&buf, "  ", id, &rec.RunRecord) {
+			return nil, false
+		}
+		if len(rec.Tasks) == 0 {
+			continue
+		}
+		tids := make([]string, 0, len(rec.Tasks))
+		for _, tid := range sortedKeys(rec.Tasks) {
+			if rec.Tasks[tid] != nil {
+				tids = append(tids, tid)
+			}
+		}
+		if len(tids) == 0 {
+			return nil, false
+		}
+		buf.WriteString("    tasks:\n")
+		for _, tid := range tids {
+			if !fragments.writeEntry(&buf, "      ", tid, rec.Tasks[tid]) {
+				return nil, false
+			}
+		}
+	}
+	return buf.Bytes(), true
+}
+
+// fragments caches the encoder's output for records and mapping keys.
+var fragments = &fragmentCache{}
+
+// fragmentCacheSize bounds each cache; past it the cache starts over (a
+// long watch session writes many records, a state holds its plan's).
+const fragmentCacheSize = 8192
+
+type fragmentCache struct {
+	mu      sync.Mutex
+	records map[RunRecord][]byte
+	keys    map[string]string
+}
+
+// writeEntry writes "key:" at indent and the record's lines below it,
+// indented two more; false when the key is not a simple key.
+func (c *fragmentCache) writeEntry(buf *bytes.Buffer, indent, key string, r *RunRecord) bool {
+	k, ok := c.key(key)
+	if !ok {
+		return false
+	}
+	buf.WriteString(indent)
+	buf.WriteString(k)
+	buf.WriteString(":\n")
+	text := c.record(r)
+	for len(text) > 0 {
+		line, rest, _ := bytes.Cut(text, []byte("\n"))
+		buf.WriteString(indent)
+		buf.WriteString("  ")
+		buf.Write(line)
+		buf.WriteByte('\n')
+		text = rest
+	}
+	return true
+}
+
+// key is how the encoder writes s as a mapping key, when on one line.
+func (c *fragmentCache) key(s string) (string, bool) {
+	c.mu.Lock()
+	k, ok := c.keys[s]
+	c.mu.Unlock()
+	if ok {
+		return k, k != ""
+	}
+	doc := encodeNode(&yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{strNode(s), strNode("v")}})
+	k, simple := strings.CutSuffix(string(doc), ": v\n")
+	if !simple || k == "" || strings.ContainsAny(k, "\n") || strings.HasPrefix(k, "? ") {
+		k = ""
+	}
+	c.mu.Lock()
+	if c.keys == nil || len(c.keys) >= fragmentCacheSize {
+		c.keys = map[string]string{}
+	}
+	c.keys[s] = k
+	c.mu.Unlock()
+	return k, k != ""
+}
+
+// record is the encoder's output for the record as a document of its own.
+func (c *fragmentCache) record(r *RunRecord) []byte {
+	c.mu.Lock()
+	text, ok := c.records[*r]
+	c.mu.Unlock()
+	if ok {
+		return text
+	}
+	text = encodeNode(recordNode(r))
+	c.mu.Lock()
+	if c.records == nil || len(c.records) >= fragmentCacheSize {
+		c.records = map[RunRecord][]byte{}
+	}
+	c.records[*r] = text
+	c.mu.Unlock()
+	return text
+}
+
+// encodeNode encodes a node tree as Marshal's encoder does.
+func encodeNode(n *yaml.Node) []byte {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(n); err != nil {
+		// The encoder fails only on malformed node trees or invalid
+		// UTF-8; these trees are well formed and their strings are valid.
+		panic(fmt.Sprintf("gitstate: encode state: %v", err))
+	}
+	_ = enc.Close()
+	return buf.Bytes()
+}
+
+// marshalTree encodes the whole document in one go.
+func (s *State) marshalTree() []byte {
 	root := &yaml.Node{Kind: yaml.MappingNode}
 	v := s.Version
 	if v == 0 {
@@ -308,17 +459,7 @@ func (s *State) Marshal() []byte {
 	}
 	root.Content = append(root.Content, strNode("steps"), steps)
 
-	var buf bytes.Buffer
-	buf.WriteString(StateHeader + "\n")
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(root); err != nil {
-		// The encoder fails only on malformed node trees or invalid
-		// UTF-8; this tree is well formed and its strings are valid.
-		panic(fmt.Sprintf("gitstate: encode state: %v", err))
-	}
-	_ = enc.Close()
-	return buf.Bytes()
+	return append([]byte(StateHeader+"\n"), encodeNode(root)...)
 }
 
 func recordNode(r *RunRecord) *yaml.Node {
