@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,7 +26,8 @@ import (
 // outputs exist, it left state.yaml and .git alone, and it adds no secrets
 // or symlinks out of the repository. ours are the branches the run itself
 // had written when after was taken. It returns "" when all is well.
-func (o *Orchestrator) verify(rs *runState, snap *snapshot, u *unit, dir string, changes []gitstate.Change, before, after gitstate.GitSnapshot, ours map[string]string) string {
+func (o *Orchestrator) verify(rs *runState, snap *snapshot, u *unit, dir string, c *candidate, before, after gitstate.GitSnapshot, ours map[string]string) string {
+	changes := c.changes
 	for _, c := range changes {
 		if c.Path == workflow.StateFile {
 			return "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
@@ -55,7 +57,13 @@ func (o *Orchestrator) verify(rs *runState, snap *snapshot, u *unit, dir string,
 			}
 		}
 	}
-	if msg := findSecrets(snap.project.Workflow.AllowSecrets, dir, changes); msg != "" {
+	scan := changes
+	if u.task != nil && !c.agentEditedPlan {
+		// The plan changed by codemachine's tick alone: nothing to scan,
+		// and a long plan would be scanned at every landing.
+		scan = slices.DeleteFunc(slices.Clone(changes), func(ch gitstate.Change) bool { return ch.Path == u.step.Foreach })
+	}
+	if msg := findSecrets(snap.project.Workflow.AllowSecrets, dir, scan); msg != "" {
 		return msg
 	}
 	return ""

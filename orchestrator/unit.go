@@ -114,7 +114,7 @@ func (o *Orchestrator) execute(ctx context.Context, rs *runState, snap *snapshot
 		if err != nil {
 			c.problem = "the agent damaged its worktree's .git: " + err.Error()
 		} else {
-			c.problem = o.verify(rs, snap, u, wt.Path(), c.changes, gitBefore, gitAfter, ours)
+			c.problem = o.verify(rs, snap, u, wt.Path(), c, gitBefore, gitAfter, ours)
 		}
 	}
 	if c.problem != "" {
