@@ -85,30 +85,45 @@ func TestEngines(t *testing.T) {
 
 	// A CLI run is mostly process start-up and waiting (for retries, for
 	// a timeout), so more scenarios run at once than -parallel
-	// (GOMAXPROCS) would allow: each runs synchronously in one of a few
-	// workers, without t.Parallel.
-	queue := make(chan string)
-	var wg sync.WaitGroup
-	for range engineWorkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for f := range queue {
-				p := params
-				p.Files = []string{f}
-				testscript.RunT(serialT{t}, p)
-			}
-		}()
-	}
+	// (GOMAXPROCS) would allow: each runs synchronously in a worker,
+	// without t.Parallel. opencode burns seconds of CPU per start, and
+	// several at once slow each other down sharply, so its scenarios run
+	// one after the other in a lane of their own.
+	lanes := map[bool][]string{}
 	for _, f := range files {
-		queue <- f
+		heavy := strings.HasPrefix(filepath.Base(f), "opencode")
+		lanes[heavy] = append(lanes[heavy], f)
 	}
-	close(queue)
+	var wg sync.WaitGroup
+	work := func(queue <-chan string) {
+		defer wg.Done()
+		for f := range queue {
+			p := params
+			p.Files = []string{f}
+			testscript.RunT(serialT{t}, p)
+		}
+	}
+	for heavy, files := range lanes {
+		workers := engineWorkers
+		if heavy {
+			workers = 1
+		}
+		queue := make(chan string, len(files))
+		for _, f := range files {
+			queue <- f
+		}
+		close(queue)
+		for range workers {
+			wg.Add(1)
+			go work(queue)
+		}
+	}
 	wg.Wait()
 }
 
-// engineWorkers is how many scenarios run at once.
-const engineWorkers = 4
+// engineWorkers is how many scenarios of the other CLIs run at once, beside
+// the opencode lane.
+const engineWorkers = 3
 
 // scenarioCost orders the scenarios, slowest first.
 func scenarioCost(file string) int {
@@ -123,7 +138,7 @@ func scenarioCost(file string) int {
 	switch {
 	case strings.Contains(name, "faults"), strings.Contains(name, "workflow"):
 		c += 3 // three CLI runs, or retries
-	case strings.Contains(name, "resume"), strings.Contains(name, "malformed"):
+	case strings.Contains(name, "resume"), strings.Contains(name, "malformed"), strings.Contains(name, "parallel"):
 		c += 2
 	}
 	return c
