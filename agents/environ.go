@@ -21,8 +21,6 @@ var allowedNames = setOf(
 	"SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS",
 	"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
 	"http_proxy", "https_proxy", "no_proxy", "all_proxy",
-	"DISABLE_TELEMETRY", "DISABLE_AUTOUPDATER", "DISABLE_ERROR_REPORTING",
-	"DISABLE_BUG_COMMAND", "DISABLE_GROWTHBOOK",
 	"IS_SANDBOX", "CI",
 	// npm's registry (opencode looks its plugin package up there on every
 	// run) and the switches that keep npm-based CLIs from checking for
@@ -31,6 +29,11 @@ var allowedNames = setOf(
 	// Claude Code on Vertex AI reads these besides its CLAUDE_* switches
 	// (CLAUDE_CODE_USE_VERTEX, CLAUDE_CODE_USE_BEDROCK).
 	"CLOUD_ML_REGION", "CLOUDSDK_CONFIG",
+	// Claude Code's documented settings outside its CLAUDE_* family.
+	"MAX_THINKING_TOKENS", "BASH_DEFAULT_TIMEOUT_MS", "BASH_MAX_TIMEOUT_MS", "BASH_MAX_OUTPUT_LENGTH",
+	"MCP_TIMEOUT", "MCP_TOOL_TIMEOUT", "MAX_MCP_OUTPUT_TOKENS", "USE_BUILTIN_RIPGREP",
+	// Node.js 24 honours the proxy variables only with this set.
+	"NODE_USE_ENV_PROXY",
 	"GOPATH", "GOCACHE", "GOMODCACHE", "GOFLAGS", "GOPROXY", "GOTOOLCHAIN",
 	"CARGO_HOME", "RUSTUP_HOME",
 	"NODE_PATH", "NVM_DIR",
@@ -48,6 +51,10 @@ var allowedPrefixes = []string{
 	"CODEX_", "OPENAI_",
 	"GEMINI_", "GOOGLE_",
 	"OPENCODE_",
+	// Claude Code's switches (DISABLE_TELEMETRY, DISABLE_AUTOUPDATER,
+	// DISABLE_PROMPT_CACHING, DISABLE_NON_ESSENTIAL_MODEL_CALLS, ...):
+	// switches only, never secrets.
+	"DISABLE_",
 	"AWS_", "VERTEX_",
 	"GIT_AUTHOR_", "GIT_COMMITTER_",
 }
