@@ -31,9 +31,10 @@ type EngineInfo struct {
 // NoCredentials is EngineInfo.Credentials when no source was found.
 const NoCredentials = "none found"
 
-// probeTimeout bounds `CLI --version`: some CLIs start slowly (a cold
-// Node.js start, a first-run migration), but doctor must not hang.
-const probeTimeout = 10 * time.Second
+// probeTimeout bounds `CLI --version`: some CLIs start slowly (opencode
+// takes seconds of CPU to start, more on a busy machine; a first run
+// migrates its state), but doctor must not hang on one that never ends.
+const probeTimeout = 30 * time.Second
 
 // Probe looks for the coding CLI name (claude, codex, gemini, opencode) on
 // env's PATH, asks it for its version, and works out which credentials it
