@@ -56,6 +56,9 @@ func continuePrompt(u *unit, dir string) string {
 // with this engine and these inputs, and its partial work was based on the
 // same commit; an error only when the restore itself failed.
 func (o *Orchestrator) resumePoint(ctx context.Context, snap *snapshot, u *unit, wt *gitstate.Worktree, engineName string) (string, error) {
+	if engineName == "shell" || engineName == "replay" {
+		return "", nil // no sessions: spare the hot path the read
+	}
 	failures, err := o.failures()
 	if err != nil {
 		return "", err
