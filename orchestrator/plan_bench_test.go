@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"syscall"
 	"testing"
@@ -41,6 +42,7 @@ func benchPlanTasks(b *testing.B, n int) {
 			".codemachine/workflow.yaml": taskWorkflow(4),
 			planFile:                     genPlan(n, nil),
 		})
+		realDates(b)
 		rt := newRunTracker()
 		eng := fakeEngine{run: func(ctx context.Context, req agents.Request) (agents.Result, error) {
 			rt.begin(req)
@@ -82,6 +84,20 @@ func cpuTimes(b *testing.B) (self, children time.Duration) {
 		b.Fatal(err)
 	}
 	return self, time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// realDates lets git date commits by the clock, as it does for a user.
+// The hermetic environment's fixed dates give every commit the same one,
+// and git's history walks (merge-base, merge-tree) cannot stop early among
+// commits of equal dates: each landing would walk the whole history, a
+// cost that grows with the plan here and that no user has.
+func realDates(b *testing.B) {
+	for _, k := range []string{"GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE"} {
+		b.Setenv(k, "")
+		if err := os.Unsetenv(k); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // checkPlanRun fails the benchmark unless each of the n tasks ran once
