@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,12 +14,16 @@ import (
 //	       [--model M] [--effort E] [--resume ID]      (prompt on stdin)
 //
 // As root, Claude refuses bypassPermissions unless IS_SANDBOX=1 (or its
-// bubblewrap sandbox) says the machine is a sandbox; codemachine then runs
-// it with --permission-mode acceptEdits and the tools that change files or
-// run commands allowed by name, which is what an unattended step needs.
-// The final text is result.result, usage result.usage (input counts cache
-// reads and writes), the cost result.total_cost_usd, the session id the
-// session_id every event carries, the model the init event's.
+// bubblewrap sandbox) says the machine is a sandbox, and no other mode
+// works unattended in codemachine's worktrees: with acceptEdits (even with
+// the tools allowed by name or by path) it refuses every edit under a
+// .git directory as a "sensitive file", and the pool lives under
+// .git/codemachine/worktrees. So as root without IS_SANDBOX=1 the run
+// fails at once, saying so, rather than running an agent that can change
+// nothing. The final text is result.result, usage result.usage (input
+// counts cache reads and writes), the cost result.total_cost_usd, the
+// session id the session_id every event carries, the model the init
+// event's.
 func init() {
 	register("claude", func() Engine {
 		return &cliEngine{name: "claude", bin: "claude", pkg: "@anthropic-ai/claude-code",
@@ -26,12 +31,13 @@ func init() {
 	})
 }
 
-// claudeRootTools are the tools allowed by name when Claude runs as root
-// without IS_SANDBOX: the ones acceptEdits would otherwise ask about.
-const claudeRootTools = "Bash Edit MultiEdit Write NotebookEdit WebFetch WebSearch"
-
 // geteuid is os.Geteuid, replaceable in tests.
 var geteuid = os.Geteuid
+
+// errClaudeRoot is the failure of a run as root outside a sandbox.
+const errClaudeRoot = "as root, Claude Code runs unattended only with IS_SANDBOX=1 (it refuses bypassPermissions " +
+	"otherwise, and any other mode refuses edits in the worktrees under .git/): set IS_SANDBOX=1 if this machine " +
+	"is a sandbox, or run codemachine as a regular user"
 
 // claudeCanBypass reports whether Claude accepts bypassPermissions here
 // (its own rule: not root, or IS_SANDBOX=1, or its bubblewrap sandbox).
@@ -39,13 +45,8 @@ func claudeCanBypass(env []string) bool {
 	return geteuid() != 0 || envValue(env, "IS_SANDBOX") == "1" || envValue(env, "CLAUDE_CODE_BUBBLEWRAP") != ""
 }
 
-func claudeArgs(req Request, env []string) []string {
-	args := []string{"-p", "--output-format", "stream-json", "--verbose"}
-	if claudeCanBypass(env) {
-		args = append(args, "--permission-mode", "bypassPermissions")
-	} else {
-		args = append(args, "--permission-mode", "acceptEdits", "--allowedTools", claudeRootTools)
-	}
+func claudeArgs(req Request, _ []string) []string {
+	args := []string{"-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "bypassPermissions"}
 	if req.Model != "" {
 		args = append(args, "--model", req.Model)
 	}
@@ -63,6 +64,9 @@ func claudeArgs(req Request, env []string) []string {
 // or .claude.json inside CLAUDE_CONFIG_DIR when that is set), which Claude
 // rewrites on every start and which concurrent runs would corrupt.
 func claudePrepare(req Request, env []string) ([]string, error) {
+	if !claudeCanBypass(env) {
+		return nil, errors.New(errClaudeRoot)
+	}
 	if req.Home == "" {
 		return env, nil
 	}
@@ -128,7 +132,10 @@ type claudeEvent struct {
 		} `json:"content"`
 	} `json:"message"`
 	// result
-	IsError        bool        `json:"is_error"`
+	IsError bool `json:"is_error"`
+	Denials []struct {
+		ToolName string `json:"tool_name"`
+	} `json:"permission_denials"`
 	Result         *string     `json:"result"`
 	APIErrorStatus *int        `json:"api_error_status"`
 	TotalCostUSD   *float64    `json:"total_cost_usd"`
@@ -187,6 +194,12 @@ func (s *claudeStream) stdout(line []byte) {
 			}
 		}
 	case "result":
+		for _, d := range ev.Denials {
+			// Deny rules in the user's settings hold even in
+			// bypassPermissions; the agent was told, and may have worked
+			// around it.
+			emit(s.req, "error", "permission denied: "+d.ToolName)
+		}
 		s.out.done = true
 		s.out.ok = !ev.IsError && ev.Subtype == "success"
 		if ev.Result != nil {

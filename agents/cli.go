@@ -82,6 +82,10 @@ func (e *cliEngine) Run(ctx context.Context, req Request) (Result, error) {
 	if strings.TrimSpace(req.Prompt) == "" {
 		return Result{}, &RunError{Class: Fatal, Engine: e.name, Msg: "no prompt to send"}
 	}
+	if _, err := lookPath(e.bin, req.Env); err != nil {
+		// Said first: nothing else matters while the CLI is missing.
+		return Result{}, e.notFound()
+	}
 	env := append([]string(nil), req.Env...)
 	if e.prepare != nil {
 		var err error
@@ -134,12 +138,11 @@ func (e *cliEngine) runOnce(ctx context.Context, req Request, env []string) (Res
 		},
 	}
 	pr, err := p.run(ctx)
+	if errors.Is(err, exec.ErrNotFound) {
+		return Result{}, outcome{}, e.notFound()
+	}
 	if err != nil {
-		msg := err.Error()
-		if errors.Is(err, exec.ErrNotFound) {
-			msg = fmt.Sprintf("%s not found on PATH (install it with npm install -g %s, or check PATH)", e.bin, e.pkg)
-		}
-		return Result{}, outcome{}, &RunError{Class: Fatal, Engine: e.name, Msg: msg}
+		return Result{}, outcome{}, &RunError{Class: Fatal, Engine: e.name, Msg: err.Error()}
 	}
 	out := st.outcome(pr.exitCode)
 	res, err := e.finish(req, out, pr)
@@ -150,6 +153,12 @@ func (e *cliEngine) runOnce(ctx context.Context, req Request, env []string) (Res
 		}
 	}
 	return res, out, err
+}
+
+// notFound is the failure of a run whose CLI is not on the PATH.
+func (e *cliEngine) notFound() *RunError {
+	return &RunError{Class: Fatal, Engine: e.name,
+		Msg: fmt.Sprintf("%s not found on PATH (install it with npm install -g %s, or check PATH)", e.bin, e.pkg)}
 }
 
 // finish turns what the stream said and how the process ended into the

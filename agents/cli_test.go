@@ -49,7 +49,8 @@ func fakeCLI(t *testing.T, stream string, extra ...string) (env []string, out st
 	}
 	out = t.TempDir()
 	home := t.TempDir()
-	env = []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + home, "FAKE_OUT=" + out}
+	// IS_SANDBOX=1 as in testenv.Env: the tests may run as root.
+	env = []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + home, "FAKE_OUT=" + out, "IS_SANDBOX=1"}
 	if stream != "" {
 		abs, err := filepath.Abs(filepath.Join("testdata", "streams", stream+".stdout.jsonl"))
 		if err != nil {
@@ -154,22 +155,42 @@ func TestCLIInvocation(t *testing.T) {
 	}
 }
 
+// As root, Claude Code runs unattended only where IS_SANDBOX=1 (or its
+// bubblewrap sandbox) allows bypassPermissions; elsewhere the run fails at
+// once, saying why, without starting Claude.
 func TestClaudeAsRoot(t *testing.T) {
 	defer func(f func() int) { geteuid = f }(geteuid)
-	geteuid = func() int { return 0 }
 	tests := []struct {
-		env  []string
-		want []string
+		uid     int
+		env     []string
+		refused bool
 	}{
-		{nil, []string{"--permission-mode", "acceptEdits", "--allowedTools", claudeRootTools}},
-		{[]string{"IS_SANDBOX=1"}, []string{"--permission-mode", "bypassPermissions"}},
-		{[]string{"IS_SANDBOX=true"}, []string{"--permission-mode", "acceptEdits", "--allowedTools", claudeRootTools}},
-		{[]string{"CLAUDE_CODE_BUBBLEWRAP=1"}, []string{"--permission-mode", "bypassPermissions"}},
+		{0, nil, true},
+		{0, []string{"IS_SANDBOX=true"}, true},
+		{0, []string{"IS_SANDBOX=1"}, false},
+		{0, []string{"CLAUDE_CODE_BUBBLEWRAP=1"}, false},
+		{1000, nil, false},
 	}
 	for _, tt := range tests {
-		args := claudeArgs(Request{}, tt.env)
-		if !slices.Equal(args[4:], tt.want) {
-			t.Errorf("env %q: args %q, want %q after the output flags", tt.env, args, tt.want)
+		geteuid = func() int { return tt.uid }
+		env, out := fakeCLI(t, "claude-edit-and-commit")
+		env = append(slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "IS_SANDBOX=") }), tt.env...)
+		eng, _ := New("claude")
+		_, err := eng.Run(context.Background(), Request{Prompt: "p", Dir: t.TempDir(), Env: env})
+		var rerr *RunError
+		switch {
+		case tt.refused && (!errors.As(err, &rerr) || rerr.Class != Fatal || rerr.Msg != errClaudeRoot):
+			t.Errorf("uid %d env %q: error %v, want the root refusal", tt.uid, tt.env, err)
+		case tt.refused:
+			if _, err := os.Stat(filepath.Join(out, "1.args")); err == nil {
+				t.Errorf("uid %d env %q: Claude was started", tt.uid, tt.env)
+			}
+		case err != nil:
+			t.Errorf("uid %d env %q: %v", tt.uid, tt.env, err)
+		default:
+			if args := readFakeRun(t, out, 1).args; !slices.Contains(args, "bypassPermissions") {
+				t.Errorf("uid %d env %q: args %q", tt.uid, tt.env, args)
+			}
 		}
 	}
 }
