@@ -42,6 +42,8 @@ import (
 //	                     CLIs on PATH
 //	noprocs              check that no process started by the script (its
 //	                     CLI home in the environment) is left running
+//
+// and the condition [root] (the tests run as root).
 func TestEngines(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the real agent CLIs")
@@ -78,6 +80,12 @@ func TestEngines(t *testing.T) {
 		}
 		env.Values[engineStateKey{}] = &engineState{pathDirs: dirs}
 		return nil
+	}
+	params.Condition = func(cond string) (bool, error) {
+		if cond == "root" {
+			return os.Geteuid() == 0, nil
+		}
+		return false, fmt.Errorf("unknown condition %q", cond)
 	}
 	params.Cmds["llm"] = cmdLLM
 	params.Cmds["cli"] = cmdCLI
@@ -194,8 +202,9 @@ func cmdLLM(ts *testscript.TestScript, neg bool, args []string) {
 		if st.srv == nil {
 			ts.Fatalf("llm requests: no server started")
 		}
+		w := ts.Stdout() // even with no request: this command's output replaces the last one's
 		for _, r := range st.srv.Requests() {
-			fmt.Fprintf(ts.Stdout(), "%s msgs=%d user=%q\n", r.String(), r.Messages, firstLine(r.UserText))
+			fmt.Fprintf(w, "%s msgs=%d user=%q\n", r.String(), r.Messages, firstLine(r.UserText))
 		}
 	case "retried":
 		if len(args) != 3 {
