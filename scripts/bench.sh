@@ -18,6 +18,9 @@ run() { echo "== $*"; "$GO" test -run '^$' -timeout 90m "$@"; }
 run ./orchestrator -bench 'StepOverhead' -benchtime 10x
 # The worktree pool and landing alone, same baseline.
 run ./gitstate -bench 'StageCommit' -benchtime 10x
+# A generated plan of 50 to 500 tasks, no-op agent, parallel 4: the
+# overhead per task stays flat; no task lost or run twice.
+run ./orchestrator -bench 'PlanTasks' -benchtime 1x
 # codemachine status on a 100-step workflow (< 50 ms).
 run ./cmd/codemachine -bench 'Status100' -benchtime 20x
 # watch: commit -> step started (quiet window + 50 ms); an idle watcher's
