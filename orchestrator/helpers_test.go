@@ -144,12 +144,6 @@ func (rt *runTracker) end(req agents.Request) {
 	delete(rt.inflight, req.Task)
 }
 
-func (rt *runTracker) count() int {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	return len(rt.inflight)
-}
-
 func (rt *runTracker) runsOf(id string) int {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
