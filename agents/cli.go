@@ -129,6 +129,7 @@ func (e *cliEngine) runOnce(ctx context.Context, req Request, env []string) (Res
 		grace:      req.Grace,
 		log:        req.Log,
 		jsonStdout: true,
+		onStart:    req.OnStart,
 		onLine: func(name string, line []byte) {
 			if name == "stdout" {
 				st.stdout(line)

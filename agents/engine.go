@@ -53,6 +53,10 @@ type Request struct {
 	Log io.Writer
 	// OnEvent, when set, is called for each parsed event (progress display).
 	OnEvent func(Event)
+	// OnStart, when set, is called with the agent's process id, which is
+	// also its process group id, once it started: a caller records it so
+	// that the group can be found and stopped after the caller was killed.
+	OnStart func(pid int)
 }
 
 // Event is one parsed item of an engine's stream.

@@ -61,6 +61,9 @@ type proc struct {
 	// they are (an engine's event stream) instead of quoting them as text.
 	jsonStdout bool
 	onLine     lineHandler
+	// onStart, when set, gets the process id (also its process group id)
+	// right after the start.
+	onStart func(pid int)
 }
 
 // procResult is what the runner observed.
@@ -189,6 +192,9 @@ func (p *proc) run(ctx context.Context) (procResult, error) {
 	if err != nil {
 		closeAll(outR, errR)
 		return procResult{}, fmt.Errorf("start %s: %w", p.path, err)
+	}
+	if p.onStart != nil {
+		p.onStart(cmd.Process.Pid)
 	}
 	if inW != nil {
 		// Written from its own goroutine: a child that does not read would

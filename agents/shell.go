@@ -27,6 +27,7 @@ func (e shellEngine) Run(ctx context.Context, req Request) (Result, error) {
 		timeout: req.Timeout,
 		grace:   req.Grace,
 		log:     req.Log,
+		onStart: req.OnStart,
 	}
 	if req.OnEvent != nil {
 		p.onLine = func(stream string, line []byte) {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -163,5 +165,31 @@ func TestShellEngineLogFailure(t *testing.T) {
 	var re *RunError
 	if !errors.As(err, &re) || re.Msg != "write event log: disk full" || re.Result.Output != "a\nb\n" || res.ExitCode != 0 {
 		t.Errorf("error %v result %+v", err, res)
+	}
+}
+
+// OnStart reports the command's process id, which leads its own process
+// group: what a caller records to stop the group after a crash.
+func TestShellEngineOnStart(t *testing.T) {
+	req := shellRequest(t, "echo $$ > pid; sleep 0.2")
+	var got []int
+	var pgid int
+	req.OnStart = func(pid int) {
+		got = append(got, pid)
+		pgid, _ = syscall.Getpgid(pid)
+	}
+	sh, err := New("shell")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sh.Run(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(req.Dir, "pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || strings.TrimSpace(string(data)) != strconv.Itoa(got[0]) || pgid != got[0] {
+		t.Errorf("OnStart got %v (group %d), the shell's pid was %s", got, pgid, data)
 	}
 }

@@ -48,6 +48,10 @@ type Running struct {
 	PID   int               `yaml:"pid"`
 	Run   string            `yaml:"run"`
 	Units map[string]string `yaml:"units"` // key -> started at (RFC 3339)
+	// Groups are the process groups of the running agents and commands, by
+	// key, so that a run taking over after this one was killed can stop
+	// what it left running.
+	Groups map[string]int `yaml:"groups,omitempty"`
 }
 
 func (o *Orchestrator) readLocal(name string, v any) error {

@@ -78,9 +78,11 @@ type runState struct {
 	// landing's branches either not at all or noted in refs.
 	landing sync.RWMutex
 
-	// mu guards failed, summary and refs, which units running
-	// concurrently use; the other fields belong to the scheduler goroutine.
-	mu sync.Mutex
+	// mu guards failed, summary, refs, running and groups, which units
+	// running concurrently use; the other fields belong to the scheduler.
+	mu      sync.Mutex
+	running map[string]string // unit key -> started at, as in the running file
+	groups  map[string]int    // unit key -> process group of its agent
 }
 
 // noteRef records that the run set ref to commit; the caller holds
@@ -204,6 +206,9 @@ func (o *Orchestrator) lock(command string) (*gitstate.Lock, error) {
 func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts RunOptions, lock *gitstate.Lock) (*Summary, error) {
 	if lock.TookOverFrom != 0 {
 		o.emit(Event{Kind: Note, Message: fmt.Sprintf("took over a stale lock left by pid %d", lock.TookOverFrom)})
+		if n := o.stopOrphans(lock.TookOverFrom); n > 0 {
+			o.emit(Event{Kind: Note, Message: fmt.Sprintf("stopped %d agent process group(s) that pid %d left running", n, lock.TookOverFrom)})
+		}
 	}
 	rs := &runState{
 		id: o.newRunID(), branch: head.Branch, opts: opts,
@@ -490,7 +495,33 @@ func (o *Orchestrator) markRunning(rs *runState, order []*active) {
 	for _, a := range order {
 		units[a.u.key()] = now
 	}
-	_ = o.repo.WriteLocal(runningFile, Running{PID: os.Getpid(), Run: rs.id, Units: units})
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.running = units
+	o.writeRunning(rs)
+}
+
+// agentStarted records the process group of a unit's agent (or command) in
+// the running file.
+func (o *Orchestrator) agentStarted(rs *runState, key string, pid int) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.groups == nil {
+		rs.groups = map[string]int{}
+	}
+	rs.groups[key] = pid
+	o.writeRunning(rs)
+}
+
+// writeRunning writes the running file; rs.mu must be held.
+func (o *Orchestrator) writeRunning(rs *runState) {
+	groups := map[string]int{}
+	for key, pid := range rs.groups {
+		if _, ok := rs.running[key]; ok {
+			groups[key] = pid
+		}
+	}
+	_ = o.repo.WriteLocal(runningFile, Running{PID: os.Getpid(), Run: rs.id, Units: rs.running, Groups: groups})
 }
 
 // sortedKeys returns a map's keys in order.

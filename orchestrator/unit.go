@@ -211,6 +211,7 @@ func (o *Orchestrator) attempt(ctx context.Context, rs *runState, snap *snapshot
 			Run: rs.id, Step: u.step.ID, Task: taskID(u.task),
 			Model: u.settings.model, Effort: u.settings.effort,
 			Dir: dir, Env: env, Timeout: timeout, Log: log, Home: u.home,
+			OnStart: func(pid int) { o.agentStarted(rs, u.key(), pid) },
 		}
 		if u.step.Run != "" {
 			req.Command = u.step.Run
@@ -242,7 +243,7 @@ func (o *Orchestrator) attempt(ctx context.Context, rs *runState, snap *snapshot
 		if u.step.Check == "" {
 			return out
 		}
-		checkRes, err := o.runCheck(ctx, u, dir, env, timeout, log)
+		checkRes, err := o.runCheck(ctx, rs, u, dir, env, timeout, log)
 		if err == nil {
 			return out
 		}
@@ -317,13 +318,14 @@ func addUsage(acc, r agents.Result) agents.Result {
 }
 
 // runCheck runs the step's check command in the worktree.
-func (o *Orchestrator) runCheck(ctx context.Context, u *unit, dir string, env []string, timeout time.Duration, log *os.File) (agents.Result, error) {
+func (o *Orchestrator) runCheck(ctx context.Context, rs *runState, u *unit, dir string, env []string, timeout time.Duration, log *os.File) (agents.Result, error) {
 	sh, err := o.cfg.NewEngine("shell")
 	if err != nil {
 		return agents.Result{}, err
 	}
 	return sh.Run(ctx, agents.Request{Step: u.step.ID, Task: taskID(u.task), Command: u.step.Check,
-		Dir: dir, Env: env, Timeout: timeout, Log: log})
+		Dir: dir, Env: env, Timeout: timeout, Log: log,
+		OnStart: func(pid int) { o.agentStarted(rs, u.key(), pid) }})
 }
 
 // renderPrompt renders the agent's template against the worktree, then the

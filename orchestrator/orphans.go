@@ -1,0 +1,65 @@
+package orchestrator
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// stopOrphans kills the process groups that a killed codemachine (pid
+// holder, whose stale lock this process took over) left running: agents and
+// commands keep running in their own process groups when codemachine dies
+// by kill -9, and would go on writing into pooled worktrees that the new run
+// hands out again (DESIGN 17). A group is killed only if one of its
+// processes still works inside this repository's worktree pool, so a
+// recycled process group id is never touched. It returns how many groups it
+// stopped; where /proc is missing it finds none.
+func (o *Orchestrator) stopOrphans(holder int) int {
+	var r Running
+	if err := o.readLocal(runningFile, &r); err != nil || r.PID != holder || len(r.Groups) == 0 {
+		return 0
+	}
+	pool := filepath.Join(o.repo.LocalDir(), "worktrees") + string(filepath.Separator)
+	n := 0
+	for _, pgid := range r.Groups {
+		if pgid > 1 && groupWorksIn(pgid, pool) && syscall.Kill(-pgid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// groupWorksIn reports whether a process of group pgid has its working
+// directory under dir.
+func groupWorksIn(pgid int, dir string) bool {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 3 || f[2] != strconv.Itoa(pgid) || f[0] == "Z" {
+			continue
+		}
+		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if err == nil && strings.HasPrefix(cwd+string(filepath.Separator), dir) {
+			return true
+		}
+	}
+	return false
+}
