@@ -140,6 +140,9 @@ type candidate struct {
 	// candidate (the agent's edit, box ticked), when both exist: a rebase
 	// merges the agent's edit into the tip's plan from them (mergePlans).
 	planBase, planCand []byte
+	// commit is the step commit on the unit's base, with its message.
+	commit string
+	msg    gitstate.Message
 }
 
 // stageUnit turns the worktree's state after the agent into a candidate
@@ -288,19 +291,13 @@ func (c *candidate) undoOverlays(dir string) error {
 	return nil
 }
 
-// land commits a unit's verified candidate and lands it on the branch; the
+// land lands a unit's verified candidate commit on the branch; the
 // scheduler calls it, one unit at a time. It returns an error only when
 // codemachine itself failed; a conflict is reported and kept on a branch.
 func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u *unit, r execResult) error {
-	wt, engineName, out, c, start := r.wt, r.engineName, r.out, r.cand, r.start
+	wt, engineName, out, c := r.wt, r.engineName, r.out, r.cand
 	model, duration, dir := c.model, c.duration, wt.Path()
-	msg := o.message(rs, u, engineName, model, out, start)
-	commit, err := o.repo.CommitTree(ctx, gitstate.CommitSpec{Tree: c.tree, Parents: []string{snap.commit},
-		Message: msg.String(), Author: o.author(engineName, model)})
-	if err != nil {
-		wt.Discard()
-		return fmt.Errorf("commit %s: %w", u.key(), err)
-	}
+	msg, commit := c.msg, c.commit
 	key := u.key()
 	if u.step.Review {
 		rs.landing.Lock()

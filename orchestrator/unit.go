@@ -125,6 +125,17 @@ func (o *Orchestrator) execute(ctx context.Context, rs *runState, snap *snapshot
 		out.failure = c.problem
 		return o.fail(ctx, rs, snap, u, wt, engineName, out, start)
 	}
+	// The step commit is made here, beside the units still running, and
+	// not at the unit's turn to land: the scheduler lands one unit at a
+	// time, so what it need not do there is throughput. Its duration is
+	// then the unit's own, without the wait for its turn.
+	c.msg = o.message(rs, u, engineName, c.model, out, start)
+	c.commit, err = o.repo.CommitTree(context.WithoutCancel(ctx), gitstate.CommitSpec{Tree: c.tree,
+		Parents: []string{snap.commit}, Message: c.msg.String(), Author: o.author(engineName, c.model)})
+	if err != nil {
+		wt.Discard()
+		return execResult{err: fmt.Errorf("commit %s: %w", u.key(), err)}
+	}
 	res.cand, res.out = c, out
 	return res
 }
