@@ -257,13 +257,13 @@ func (o *Orchestrator) writeOverlays(snap *snapshot, u *unit, dir string, c *can
 		}
 		base := snap.project.Plans[u.step.Foreach]
 		if base != nil && !bytes.Equal(planData, base.Data) {
-			baseTicked, _ := tickTask(u.step.Foreach, base.Data, u.task.ID)
+			baseTicked, _ := o.tick(u.step.Foreach, base.Data, u.task.ID)
 			c.agentEditedPlan = !bytes.Equal(planData, baseTicked)
 		}
 		if base != nil {
 			c.planBase, c.planCand = base.Data, planData
 		}
-		if ticked, ok := tickTask(u.step.Foreach, planData, u.task.ID); ok {
+		if ticked, ok := o.tick(u.step.Foreach, planData, u.task.ID); ok {
 			if base != nil {
 				c.planCand = ticked
 			}
@@ -409,7 +409,7 @@ func (o *Orchestrator) overlay(ctx context.Context, u *unit, c *candidate, tip, 
 			from = tip
 		}
 		if planData, err := o.repo.ReadFile(from, u.step.Foreach); err == nil {
-			if ticked, ok := tickTask(u.step.Foreach, planData, u.task.ID); ok {
+			if ticked, ok := o.tick(u.step.Foreach, planData, u.task.ID); ok {
 				h, err := o.repo.HashObject(ctx, ticked)
 				if err != nil {
 					return "", err
@@ -484,6 +484,11 @@ func tickTask(file string, data []byte, id string) ([]byte, bool) {
 	if err != nil {
 		return nil, false
 	}
+	return tickPlan(plan, id)
+}
+
+// tickPlan is tickTask on a parsed plan.
+func tickPlan(plan *workflow.Plan, id string) ([]byte, bool) {
 	t := plan.Task(id)
 	if t == nil || t.Done {
 		return nil, false

@@ -47,8 +47,10 @@ type Orchestrator struct {
 	// localMu serializes read-modify-write of the local files (holds,
 	// failures) between units that run concurrently.
 	localMu sync.Mutex
-	// states are parsed state.yaml contents (see stateCache).
-	states stateCache
+	// states and plans are parsed state.yaml and plan contents (see
+	// contentCache).
+	states contentCache[*gitstate.State]
+	plans  contentCache[*workflow.Plan]
 }
 
 // New opens the repository containing cfg.Dir.
@@ -129,6 +131,7 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 	if err != nil {
 		return nil, &ConfigError{Err: err}
 	}
+	o.rememberPlans(project)
 	state, err := o.loadState(commit)
 	if err != nil {
 		return nil, err
@@ -157,13 +160,13 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 
 // loadState reads state.yaml at commit; a missing file is an empty state and
 // a corrupted one a *ConfigError with its position. The state returned may
-// be shared (see stateCache): callers must not modify it.
+// be shared (see contentCache): callers must not modify it.
 func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
 	data, err := o.repo.ReadFile(commit, workflow.StateFile)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read %s: %w", workflow.StateFile, err)
 	}
-	if state := o.states.get(data); state != nil {
+	if state, ok := o.states.get(workflow.StateFile, data); ok {
 		return state, nil
 	}
 	state, err := gitstate.ParseState(workflow.StateFile, data)
@@ -173,7 +176,7 @@ func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
 	if state.Steps == nil {
 		state.Steps = map[string]*gitstate.StepRecord{}
 	}
-	o.states.put(data, state)
+	o.states.put(workflow.StateFile, data, state)
 	return state, nil
 }
 
