@@ -209,8 +209,9 @@ func (o *Orchestrator) reviewedUnit(tip, base, commit, key string) (*unit, *cand
 		basePlan, err1 := o.repo.ReadFile(base, step.Foreach)
 		ownPlan, err2 := o.repo.ReadFile(commit, step.Foreach)
 		if err1 == nil && err2 == nil {
-			ticked, ok := tickTask(step.Foreach, basePlan, taskID)
+			ticked, ok := o.tick(step.Foreach, basePlan, taskID)
 			c.agentEditedPlan = !ok || string(ticked) != string(ownPlan)
+			c.planBase, c.planCand = basePlan, ownPlan
 		} else if !errors.Is(err1, fs.ErrNotExist) || !errors.Is(err2, fs.ErrNotExist) {
 			c.agentEditedPlan = true
 		}
