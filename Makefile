@@ -8,19 +8,17 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 60s
 
-export CGO_ENABLED ?= 0
-
-.PHONY: all build install test test-short demo bench lint fuzz clis clean
+.PHONY: all build install test demo bench lint fuzz clis clean
 
 all: build
 
 ## build: the static binary at bin/codemachine
 build:
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/codemachine
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/codemachine
 
 ## install: codemachine into $(go env GOPATH)/bin
 install:
-	$(GO) install -trimpath -ldflags "$(LDFLAGS)" ./cmd/codemachine
+	CGO_ENABLED=0 $(GO) install -trimpath -ldflags "$(LDFLAGS)" ./cmd/codemachine
 
 ## clis: the pinned agent CLIs from the npm registry, into a cache outside the repo
 clis:

@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GO=${GO:-go}
+# The race detector needs cgo (gcc is on the machine; the release binary is
+# still built without it).
+export CGO_ENABLED=1
 # Compile everything first, outside the namespace: the module proxy may be
 # needed for that.
 $GO test -race -count=1 -run '^$' ./... >/dev/null
