@@ -1,12 +1,11 @@
 package orchestrator
 
 import (
-	"bytes"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/codemachine/codemachine/agents"
 )
 
 // stopOrphans kills the process groups that a killed codemachine (pid
@@ -32,32 +31,11 @@ func (o *Orchestrator) stopOrphans(holder int) int {
 	return n
 }
 
-// groupWorksIn reports whether a process of group pgid has its working
-// directory under dir.
+// groupWorksIn reports whether a live process of group pgid has its
+// working directory under dir.
 func groupWorksIn(pgid int, dir string) bool {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return false
-	}
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) < 3 || f[2] != strconv.Itoa(pgid) || f[0] == "Z" {
-			continue
-		}
-		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
-		if err == nil && strings.HasPrefix(cwd+string(filepath.Separator), dir) {
+	for _, p := range agents.Processes() {
+		if p.PGID == pgid && !p.Zombie && strings.HasPrefix(p.Cwd()+string(filepath.Separator), dir) {
 			return true
 		}
 	}

@@ -1,17 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/codemachine/codemachine/agents"
 )
 
 // lockWait bounds how long a hard stop waits for git's index lock in the
@@ -101,35 +101,10 @@ func waitGone(p string, limit time.Duration) {
 // and the agents get the SIGTERM the first signal already sent them.
 func killChildGroups() int {
 	self, own := os.Getpid(), syscall.Getpgrp()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
-	}
 	n := 0
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		f := bytes.Fields(stat[i+1:])
-		if len(f) < 3 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(string(f[1]))
-		pgrp, _ := strconv.Atoi(string(f[2]))
-		if ppid == self && pgrp == pid && pgrp != own {
-			if syscall.Kill(-pgrp, syscall.SIGKILL) == nil {
-				n++
-			}
+	for _, p := range agents.Processes() {
+		if p.PPID == self && p.PGID == p.PID && p.PGID != own && syscall.Kill(-p.PGID, syscall.SIGKILL) == nil {
+			n++
 		}
 	}
 	return n
