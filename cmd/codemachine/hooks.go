@@ -31,16 +31,9 @@ An existing hook is kept as <hook>.pre-codemachine and runs first, with its argu
 and stdin; "codemachine hooks uninstall" puts it back. core.hooksPath is respected.
 Installing again updates the hooks. The hooks never slow a commit down or make it fail.`,
 			Flags: append(engineFlags(), jsonFlag),
-			Action: func(c *cli.Context) error {
-				if err := noArgs(c); err != nil {
-					return err
-				}
+			Action: hooksAction(func(c *cli.Context, dir string) ([]hooks.HookStatus, error) {
 				if err := checkEngineFlag(c.String("engine")); err != nil {
-					return err
-				}
-				dir, err := hooksDir(c)
-				if err != nil {
-					return err
+					return nil, err
 				}
 				var runArgs []string
 				for _, f := range []string{"engine", "model"} {
@@ -48,14 +41,8 @@ Installing again updates the hooks. The hooks never slow a commit down or make i
 						runArgs = append(runArgs, "--"+f, v)
 					}
 				}
-				st, err := hooks.Install(hooks.InstallOptions{Dir: dir, Program: selfPath(), RunArgs: runArgs})
-				if err != nil {
-					return err
-				}
-				out := newOutput(c)
-				if out.json {
-					return out.printJSON(st)
-				}
+				return hooks.Install(hooks.InstallOptions{Dir: dir, Program: selfPath(), RunArgs: runArgs})
+			}, func(out *output, dir string, st []hooks.HookStatus) {
 				for _, h := range st {
 					extra := ""
 					if h.Chained != "" {
@@ -66,29 +53,15 @@ Installing again updates the hooks. The hooks never slow a commit down or make i
 				if !out.quiet {
 					out.printf("a commit, merge or checkout now starts `codemachine run` in the background (log: .git/codemachine/logs/hooks-*.log) unless codemachine is already running\n")
 				}
-				return nil
-			},
+			}),
 		},
 		{
 			Name:  "uninstall",
 			Usage: "remove codemachine's git hooks and put back the ones they replaced",
 			Flags: []cli.Flag{jsonFlag},
-			Action: func(c *cli.Context) error {
-				if err := noArgs(c); err != nil {
-					return err
-				}
-				dir, err := hooksDir(c)
-				if err != nil {
-					return err
-				}
-				st, err := hooks.Uninstall(dir)
-				if err != nil {
-					return err
-				}
-				out := newOutput(c)
-				if out.json {
-					return out.printJSON(st)
-				}
+			Action: hooksAction(func(_ *cli.Context, dir string) ([]hooks.HookStatus, error) {
+				return hooks.Uninstall(dir)
+			}, func(out *output, _ string, st []hooks.HookStatus) {
 				for _, h := range st {
 					switch h.Action {
 					case "restored":
@@ -101,29 +74,15 @@ Installing again updates the hooks. The hooks never slow a commit down or make i
 						}
 					}
 				}
-				return nil
-			},
+			}),
 		},
 		{
 			Name:  "status",
 			Usage: "show which git hooks are installed",
 			Flags: []cli.Flag{jsonFlag},
-			Action: func(c *cli.Context) error {
-				if err := noArgs(c); err != nil {
-					return err
-				}
-				dir, err := hooksDir(c)
-				if err != nil {
-					return err
-				}
-				st, err := hooks.Status(dir)
-				if err != nil {
-					return err
-				}
-				out := newOutput(c)
-				if out.json {
-					return out.printJSON(st)
-				}
+			Action: hooksAction(func(_ *cli.Context, dir string) ([]hooks.HookStatus, error) {
+				return hooks.Status(dir)
+			}, func(out *output, dir string, st []hooks.HookStatus) {
 				out.printf("hooks directory: %s\n", dir)
 				for _, h := range st {
 					var what string
@@ -140,8 +99,7 @@ Installing again updates the hooks. The hooks never slow a commit down or make i
 					}
 					out.printf("%-14s %s\n", h.Name, what)
 				}
-				return nil
-			},
+			}),
 		},
 		{
 			Name:      "run",
@@ -161,6 +119,30 @@ Installing again updates the hooks. The hooks never slow a commit down or make i
 		Description: `codemachine hooks install|uninstall|status. The hooks make committing a spec start the
 workflow without a watcher running: see "codemachine hooks install --help".`,
 		Subcommands: sub,
+	}
+}
+
+// hooksAction is the action of hooks install, uninstall and status: find
+// the hooks directory, do, and print the hooks' states as JSON or as text.
+func hooksAction(do func(c *cli.Context, dir string) ([]hooks.HookStatus, error), show func(out *output, dir string, st []hooks.HookStatus)) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := noArgs(c); err != nil {
+			return err
+		}
+		dir, err := hooksDir(c)
+		if err != nil {
+			return err
+		}
+		st, err := do(c, dir)
+		if err != nil {
+			return err
+		}
+		out := newOutput(c)
+		if out.json {
+			return out.printJSON(st)
+		}
+		show(out, dir, st)
+		return nil
 	}
 }
 
