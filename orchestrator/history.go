@@ -239,6 +239,9 @@ type RollbackResult struct {
 	Saved  string   `json:"saved,omitempty"` // ref holding the user's forced-away changes
 	Undone []string `json:"undone"`          // step and task keys whose commits were undone
 	Held   []string `json:"held"`
+	// Others are the undone commits that are not step commits (the user's
+	// own, made after the step), newest first: "<short hash> <subject>".
+	Others []string `json:"others,omitempty"`
 }
 
 // Rollback resets the branch to just before the commit of a step, task or
@@ -247,6 +250,9 @@ type RollbackResult struct {
 func (o *Orchestrator) Rollback(ctx context.Context, arg string, force bool) (*RollbackResult, error) {
 	head, err := o.checkHead()
 	if err != nil {
+		return nil, err
+	}
+	if err := o.checkWorkflow(head.Commit); err != nil {
 		return nil, err
 	}
 	lock, err := o.lock("codemachine rollback")
@@ -296,6 +302,7 @@ func (o *Orchestrator) Rollback(ctx context.Context, arg string, force bool) (*R
 	for _, c := range undone {
 		msg, err := gitstate.ParseMessage(c.Message)
 		if err != nil || msg.Get(gitstate.TrailerStep) == "" {
+			res.Others = append(res.Others, short(c.Hash)+" "+firstLine(c.Message))
 			continue
 		}
 		key := unitKey(msg.Get(gitstate.TrailerStep), msg.Get(gitstate.TrailerTask))
@@ -359,6 +366,9 @@ func (o *Orchestrator) holdUndone(tip string, keys []string, undone []gitstate.C
 func (o *Orchestrator) Retry(ctx context.Context, arg string, opts RunOptions) (*Summary, error) {
 	head, err := o.checkHead()
 	if err != nil {
+		return nil, err
+	}
+	if err := o.checkWorkflow(head.Commit); err != nil {
 		return nil, err
 	}
 	if opts.Command == "" {

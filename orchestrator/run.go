@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"sort"
@@ -174,6 +175,9 @@ func (o *Orchestrator) Run(ctx context.Context, opts RunOptions) (*Summary, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := o.checkWorkflow(head.Commit); err != nil {
+		return nil, err
+	}
 	if opts.DryRun {
 		return nil, o.dryRun(head, opts)
 	}
@@ -234,6 +238,19 @@ func (o *Orchestrator) checkHead() (gitstate.Head, error) {
 		return head, configErrorf("branch %s has no commits yet: commit .codemachine/ first (git add .codemachine && git commit)", head.Branch)
 	}
 	return head, nil
+}
+
+// checkWorkflow requires the workflow file at commit, before anything takes
+// the lock or writes under .git/codemachine: a repository without one is
+// not codemachine's to touch.
+func (o *Orchestrator) checkWorkflow(commit string) error {
+	if _, err := o.repo.ReadFile(commit, workflow.WorkflowFile); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return &ConfigError{Err: workflow.ErrNoWorkflow}
+		}
+		return fmt.Errorf("read %s: %w", workflow.WorkflowFile, err)
+	}
+	return nil
 }
 
 // resolveTargets checks the named steps and collects them with everything

@@ -109,6 +109,9 @@ func (o *Orchestrator) Watch(ctx context.Context, opts WatchOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := o.checkWorkflow(head.Commit); err != nil {
+		return err
+	}
 	lock, err := o.lock(WatchCommand)
 	if err != nil {
 		return err

@@ -47,6 +47,9 @@ Refuses when tracked files have uncommitted changes, unless --force (which saves
 			if len(res.Undone) > 0 {
 				out.printf("undone: %s\n", strings.Join(res.Undone, ", "))
 			}
+			if len(res.Others) > 0 {
+				out.printf("also undone, not step commits: %s\n", strings.Join(res.Others, "; "))
+			}
 			if len(res.Held) > 0 {
 				out.printf("held:   %s (codemachine retry STEP to run one again)\n", strings.Join(res.Held, ", "))
 			}
