@@ -176,12 +176,12 @@ func (r *Repo) run(ctx context.Context, opts RunOpts, retryLocks bool, args []st
 		}
 		waited := time.Since(start)
 		if waited >= wait {
-			return out, &LockHeldError{Cmd: subcommand(args), Path: r.relPath(lock), Waited: waited}
+			return out, &LockHeldError{Cmd: subcommand(args), Path: r.RelPath(lock), Waited: waited}
 		}
 		d := min(delay, wait-waited)
 		select {
 		case <-ctx.Done():
-			return out, fmt.Errorf("git %s: waiting for %s: %w", subcommand(args), r.relPath(lock), ctx.Err())
+			return out, fmt.Errorf("git %s: waiting for %s: %w", subcommand(args), r.RelPath(lock), ctx.Err())
 		case <-time.After(d):
 		}
 		delay = min(2*delay, time.Second)
@@ -229,7 +229,9 @@ func lockPath(stderr string) string {
 	return ""
 }
 
-func (r *Repo) relPath(p string) string {
+// RelPath is p relative to the repository's top level, for messages; a
+// path outside it is returned as it is.
+func (r *Repo) RelPath(p string) string {
 	if rel, err := filepath.Rel(r.root, p); err == nil && !strings.HasPrefix(rel, "..") {
 		return rel
 	}

@@ -515,11 +515,11 @@ func (r *Repo) createLock(ctx context.Context, lock string) error {
 		}
 		waited := time.Since(start)
 		if waited >= wait {
-			return &LockHeldError{Cmd: "read-tree", Path: r.relPath(lock), Waited: waited}
+			return &LockHeldError{Cmd: "read-tree", Path: r.RelPath(lock), Waited: waited}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w", r.relPath(lock), ctx.Err())
+			return fmt.Errorf("waiting for %s: %w", r.RelPath(lock), ctx.Err())
 		case <-time.After(min(delay, wait-waited)):
 		}
 		delay = min(2*delay, time.Second)

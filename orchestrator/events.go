@@ -64,6 +64,7 @@ type Event struct {
 	Rebased  bool          `json:"rebased,omitempty"`
 	Message  string        `json:"message,omitempty"` // failure reason, skip reason, note text
 	Attempt  int           `json:"attempt,omitempty"`
+	Log      string        `json:"log,omitempty"` // a failed unit's event log, relative to the repository
 }
 
 // MarshalJSON writes the duration as text ("1.2s"), as the

@@ -178,17 +178,26 @@ func (o *Orchestrator) unitEnv(rs *runState, u *unit, dir string) []string {
 	return agents.Environ(o.cfg.Environ, extra)
 }
 
-// openLog opens the unit's event log, .git/codemachine/logs/<run>/<key>.jsonl.
-func (o *Orchestrator) openLog(rs *runState, u *unit) (*os.File, error) {
-	dir := filepath.Join(o.repo.LocalDir(), "logs", rs.id)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create log dir: %w", err)
-	}
+// checkTailLines is how much of a failed check's output its failure
+// message keeps.
+const checkTailLines = 20
+
+// logPath is the unit's event log, .git/codemachine/logs/<run>/<key>.jsonl.
+func (o *Orchestrator) logPath(rs *runState, u *unit) string {
 	name := u.step.ID
 	if u.task != nil {
 		name += "-" + u.task.ID
 	}
-	f, err := os.Create(filepath.Join(dir, name+".jsonl"))
+	return filepath.Join(o.repo.LocalDir(), "logs", rs.id, name+".jsonl")
+}
+
+// openLog creates the unit's event log (logPath).
+func (o *Orchestrator) openLog(rs *runState, u *unit) (*os.File, error) {
+	p := o.logPath(rs, u)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return nil, fmt.Errorf("create log dir: %w", err)
+	}
+	f, err := os.Create(p)
 	if err != nil {
 		return nil, fmt.Errorf("create log: %w", err)
 	}
@@ -264,7 +273,13 @@ func (o *Orchestrator) attempt(ctx context.Context, rs *runState, snap *snapshot
 			return out
 		}
 		checkOutput = tail(checkRes.Output, 60)
+		// The first line is the verdict; the lines after it are the end of
+		// the check's output, which says why (shown by run, kept in the
+		// failed commit's message).
 		out.failure = fmt.Sprintf("check failed after %d attempt(s): %s", attempt, err.Error())
+		if t := strings.TrimSpace(tail(checkRes.Output, checkTailLines)); t != "" {
+			out.failure += "\n" + t
+		}
 		if attempt < attempts {
 			o.emit(Event{Kind: StepRetrying, Step: u.step.ID, Task: taskID(u.task), Attempt: attempt + 1,
 				Message: "check failed: " + lastLine(checkRes.Output)})
@@ -414,6 +429,7 @@ func (o *Orchestrator) fail(ctx context.Context, rs *runState, snap *snapshot, u
 	}
 	e := Event{Kind: StepFailed, Step: u.step.ID, Task: taskID(u.task), Engine: engineName, Model: u.settings.model,
 		Duration: o.cfg.Now().Sub(start), Message: out.failure, Ref: ref, Commit: commit, Attempt: out.attempts,
+		Log:    o.repo.RelPath(o.logPath(rs, u)),
 		Tokens: out.result.TokensIn + out.result.TokensOut, CostUSD: out.result.CostUSD, CostOK: out.result.CostKnown}
 	rs.recordFailure(e)
 	o.emit(e)

@@ -156,11 +156,17 @@ func (o *output) event(e orchestrator.Event) {
 	case orchestrator.StepFailed:
 		o.printf("  %s %-16s %-16s %7s   %s\n", o.paint(red, "✗"), name, label,
 			orchestrator.FormatDuration(e.Duration), o.paint(red, "failed: "+firstLineOf(e.Message)))
-		if rest := restLines(e.Message); rest != "" && o.verbose {
-			o.printf("%s\n", indent(rest, "      "))
+		if rest := restLines(e.Message); rest != "" {
+			if !o.verbose {
+				rest = lastLines(rest, failureLines)
+			}
+			o.printf("%s\n", o.paint(dim, indent(rest, "      │ ")))
 		}
 		if e.Ref != "" {
 			o.printf("      work kept on %s  (codemachine diff %s)\n", e.Ref, e.Key())
+		}
+		if e.Log != "" && !o.quiet {
+			o.printf("      log: %s\n", e.Log)
 		}
 	case orchestrator.StepConflict:
 		o.printf("  %s %-16s %-16s %7s   %s\n", o.paint(red, "✗"), name, label,
@@ -208,6 +214,19 @@ func firstLineOf(s string) string {
 func restLines(s string) string {
 	_, rest, _ := strings.Cut(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(rest)
+}
+
+// failureLines is how many lines of a failure's detail (a failed check's
+// output) run prints under it; -v prints all it kept.
+const failureLines = 8
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func indent(s, prefix string) string {
