@@ -7,7 +7,19 @@ cm="$root/bin/codemachine"
 demo=${DEMO_DIR:-${TMPDIR:-/tmp}/codemachine-demo}
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
+# show prints a command the way it could be pasted (arguments with spaces or
+# shell characters in single quotes), then runs it.
+show() {
+	local line="" a
+	for a in "$@"; do
+		case $a in
+		*[!A-Za-z0-9_./=:@%+,-]* | "") a="'${a//\'/\'\\\'\'}'" ;;
+		esac
+		line+=" $a"
+	done
+	printf '\033[2m$%s\033[0m\n' "$line"
+	"$@"
+}
 
 rm -rf "$demo"
 mkdir -p "$demo"
