@@ -36,8 +36,15 @@ func interruptContext(stderr io.Writer) (context.Context, func()) {
 		case <-done:
 			return
 		}
+		// Counted before the cancellation reaches the agents: what is
+		// running at the moment of the signal.
+		running := len(childGroups())
 		cancel()
-		fmt.Fprintln(stderr, "codemachine: stopping; the running steps keep their partial work (Ctrl-C again kills them at once)")
+		if running > 0 {
+			fmt.Fprintln(stderr, "codemachine: stopping; the running steps keep their partial work (Ctrl-C again kills them at once)")
+		} else {
+			fmt.Fprintln(stderr, "codemachine: stopping")
+		}
 		select {
 		case <-sigc:
 		case <-done:
@@ -100,12 +107,24 @@ func waitGone(p string, limit time.Duration) {
 // The children are found in /proc; where there is none, nothing is killed
 // and the agents get the SIGTERM the first signal already sent them.
 func killChildGroups() int {
-	self, own := os.Getpid(), syscall.Getpgrp()
 	n := 0
-	for _, p := range agents.Processes() {
-		if p.PPID == self && p.PGID == p.PID && p.PGID != own && syscall.Kill(-p.PGID, syscall.SIGKILL) == nil {
+	for _, pgid := range childGroups() {
+		if syscall.Kill(-pgid, syscall.SIGKILL) == nil {
 			n++
 		}
 	}
 	return n
+}
+
+// childGroups are the process groups led by children of this process: the
+// agents, checks and hooks running now (git runs in this process's group).
+func childGroups() []int {
+	self, own := os.Getpid(), syscall.Getpgrp()
+	var groups []int
+	for _, p := range agents.Processes() {
+		if p.PPID == self && p.PGID == p.PID && p.PGID != own {
+			groups = append(groups, p.PGID)
+		}
+	}
+	return groups
 }
