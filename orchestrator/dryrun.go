@@ -35,7 +35,7 @@ func (o *Orchestrator) dryRun(head gitstate.Head, opts RunOptions) error {
 	}
 	g := snap.project.Graph
 	n := 0
-	fmt.Fprintf(w, "dry run at %s (%s): nothing will run\n", short(head.Commit), head.Branch)
+	fmt.Fprintf(w, "dry run at %s (%s): what a run would do, without running anything\n", short(head.Commit), head.Branch)
 	for _, step := range g.Order() {
 		id := step.ID
 		if rs.targets != nil && !rs.targets[id] {

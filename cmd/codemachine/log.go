@@ -16,7 +16,7 @@ func logCommand() *cli.Command {
 		Description: `Lists the commits codemachine landed on the current branch (first-parent history),
 newest first, with the provenance recorded in their trailers.`,
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "n", Usage: "show at most `N` commits (0 = all)"},
+			&cli.IntFlag{Name: "n", Usage: "show at most `N` commits (0 = all)", Action: notNegative("n")},
 			jsonFlag,
 		},
 		Action: func(c *cli.Context) error {

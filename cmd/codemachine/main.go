@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -110,17 +111,44 @@ Exit codes: 0 ok, 1 a step failed, 2 usage/configuration/validation error,
 			watchCommand(), hooksCommand(), doctorCommand(), versionCommand(),
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageErrorf("%v (see codemachine --help)", err)
+			return usageErrorf("%s (see codemachine --help)", flagMessage(err))
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	for _, cmd := range app.Commands {
 		cmd.Flags = append(cmd.Flags, globalFlags()...)
 		cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
-			return usageErrorf("%s: %v (see codemachine %s --help)", c.Command.Name, err, c.Command.Name)
+			return usageErrorf("%s: %s (see codemachine %s --help)", c.Command.Name, flagMessage(err), c.Command.Name)
 		}
 	}
 	return app
+}
+
+// flagRe finds a flag name in the flag package's messages, which spell
+// every flag with one dash.
+var flagRe = regexp.MustCompile(`(^|[\s:])-([A-Za-z][\w-]+)`)
+
+// flagMessage rewrites the flag package's error messages the way the help
+// spells flags: "flag provided but not defined: -bogus" becomes "unknown
+// flag --bogus", "-quiet-window" becomes "--quiet-window".
+func flagMessage(err error) string {
+	msg := strings.Replace(err.Error(), "flag provided but not defined:", "unknown flag", 1)
+	msg = strings.Replace(msg, " for flag ", " for ", 1)
+	return flagRe.ReplaceAllString(msg, "$1--$2")
+}
+
+// notNegative is the action of an int flag that must not be negative.
+func notNegative(name string) func(*cli.Context, int) error {
+	return func(_ *cli.Context, v int) error {
+		if v < 0 {
+			dashes := "--"
+			if len(name) == 1 {
+				dashes = "-"
+			}
+			return usageErrorf("%s%s must not be negative, got %d", dashes, name, v)
+		}
+		return nil
+	}
 }
 
 // normalizeArgs moves a command's flags in front of its positional
@@ -151,6 +179,10 @@ func normalizeArgs(app *cli.App, args []string) ([]string, error) {
 	for i+1 < len(args) && cmd.Command(args[i+1]) != nil {
 		i++
 		cmd = cmd.Command(args[i])
+	}
+	if len(cmd.Subcommands) > 0 && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") &&
+		args[i+1] != "help" && args[i+1] != "h" {
+		return nil, usageErrorf("unknown %s command %q (see codemachine %s --help)", cmd.Name, args[i+1], cmd.Name)
 	}
 	out := append([]string{}, args[:i+1]...)
 	var flags, positional []string

@@ -11,11 +11,11 @@ import (
 
 func runFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "engine", Usage: "run agent steps with `ENGINE` (claude, codex, gemini, opencode, replay); overrides the workflow"},
+		&cli.StringFlag{Name: "engine", Usage: "run agent steps with `ENGINE` (auto, claude, codex, gemini, opencode, replay); overrides the workflow"},
 		&cli.StringFlag{Name: "model", Usage: "run agent steps with `MODEL`; overrides the workflow"},
 		&cli.BoolFlag{Name: "record", Usage: "store a replay recording of every agent step in its commit (.codemachine/recordings/)"},
 		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what is due and the rendered prompts; run nothing"},
-		&cli.IntFlag{Name: "parallel", Usage: "run up to `N` tasks of a foreach step at once (overrides the step's parallel)"},
+		&cli.IntFlag{Name: "parallel", Usage: "run up to `N` tasks of a foreach step at once (overrides the step's parallel)", Action: notNegative("parallel")},
 		&cli.BoolFlag{Name: "force", Usage: "run the named steps even when they are not due"},
 		jsonFlag,
 	}
