@@ -162,7 +162,7 @@ func (o *Orchestrator) stepStatus(snap *snapshot, step *workflow.Step, holds map
 	case running[id]:
 		st.State = StateRunning
 	case reviews[id] != "":
-		st.State, st.Reason, st.Ref = StateReview, "waiting for approve or reject", reviewPrefix+id
+		st.State, st.Reason, st.Ref = StateReview, o.reviewReason(reviews[id], fp), reviewPrefix+id
 	case !due:
 		st.State = StateDone
 		if step.Foreach != "" && st.TasksTotal > 0 {
@@ -217,6 +217,25 @@ func foreachState(snap *snapshot, step *workflow.Step, st *StepStatus) (string, 
 	return StateBlocked, progress
 }
 
+// reviewReason says what a pending review waits for, and whether the work
+// under review was made from inputs that have changed since: approving it
+// still lands it, and then the step (or task) is due again.
+func (o *Orchestrator) reviewReason(commit, fingerprint string) string {
+	const waiting = "waiting for approve or reject"
+	c, err := o.repo.CommitInfo(commit)
+	if err != nil {
+		return waiting
+	}
+	msg, err := gitstate.ParseMessage(c.Message)
+	if err != nil {
+		return waiting
+	}
+	if made := msg.Get(gitstate.TrailerFingerprint); made != "" && made != fingerprint {
+		return waiting + "; made before its inputs changed (once approved it runs again)"
+	}
+	return waiting
+}
+
 func progressText(st *StepStatus) string {
 	return fmt.Sprintf("%d of %d tasks done", st.TasksDone, st.TasksTotal)
 }
@@ -244,7 +263,7 @@ func (o *Orchestrator) taskStatuses(snap *snapshot, step *workflow.Step, st *Ste
 		}
 		switch f, h := failures[key], holds[key]; {
 		case snap.reviews[key] != "":
-			ts.State, ts.Reason, ts.Ref = StateReview, "waiting for approve or reject", reviewPrefix+key
+			ts.State, ts.Reason, ts.Ref = StateReview, o.reviewReason(snap.reviews[key], fp), reviewPrefix+key
 		case t.Done:
 			ts.State = StateDone
 			st.TasksDone++
