@@ -158,7 +158,7 @@ func (e *cliEngine) runOnce(ctx context.Context, req Request, env []string) (Res
 
 // notFound is the failure of a run whose CLI is not on the PATH.
 func (e *cliEngine) notFound() *RunError {
-	return &RunError{Class: Fatal, Engine: e.name,
+	return &RunError{Class: Fatal, Engine: e.name, NotFound: true,
 		Msg: fmt.Sprintf("%s not found on PATH (install it with npm install -g %s, or check PATH)", e.bin, e.pkg)}
 }
 

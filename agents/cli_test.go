@@ -200,7 +200,7 @@ func TestCLINotFound(t *testing.T) {
 		eng, _ := New(name)
 		_, err := eng.Run(context.Background(), Request{Prompt: "p", Dir: t.TempDir(), Env: []string{"PATH=" + t.TempDir()}})
 		var rerr *RunError
-		if !errors.As(err, &rerr) || rerr.Class != Fatal || !strings.Contains(rerr.Msg, name+" not found on PATH (install it with npm install -g ") {
+		if !errors.As(err, &rerr) || rerr.Class != Fatal || !errors.Is(err, ErrNoAgentCLI) || !strings.Contains(rerr.Msg, name+" not found on PATH (install it with npm install -g ") {
 			t.Errorf("%s: error %v, want a fatal not-found error with the install hint", name, err)
 		}
 	}

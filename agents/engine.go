@@ -111,8 +111,15 @@ type RunError struct {
 	Canceled   bool          // the context was canceled (interrupt)
 	RetryAfter time.Duration // reported by the engine, 0 if none
 	Result     Result        // whatever was known when the run failed
+	NotFound   bool          // the engine's CLI is not installed (errors.Is ErrNoAgentCLI)
 }
 
 func (e *RunError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Engine, e.Msg)
+}
+
+// Is makes a run whose CLI is missing match ErrNoAgentCLI: a problem of
+// the machine's setup, not of the step.
+func (e *RunError) Is(target error) bool {
+	return e.NotFound && target == ErrNoAgentCLI
 }

@@ -58,7 +58,7 @@ var agentCLIs = []struct{ name, pkg string }{
 }
 
 // ErrNoAgentCLI is wrapped by Auto's error when none of the coding CLIs is
-// installed.
+// installed, and matched by the RunError of an engine whose CLI is missing.
 var ErrNoAgentCLI = errors.New("no coding agent CLI found")
 
 // Auto resolves engine "auto": the first of claude, codex, gemini and

@@ -41,6 +41,7 @@ type attemptOutcome struct {
 	failure  string // "" on success
 	canceled bool
 	session  string // the engine session the next attempt may resume ("" = start over)
+	missing  error  // the engine's CLI is not installed: a setup problem, not the step's failure
 }
 
 // execute runs one step or task in its worktree slot up to a verified
@@ -51,6 +52,11 @@ func (o *Orchestrator) execute(ctx context.Context, rs *runState, snap *snapshot
 	start := o.cfg.Now()
 	engineName, err := o.engineFor(u)
 	if err != nil {
+		if errors.Is(err, agents.ErrNoAgentCLI) {
+			// The machine's setup, not the step: nothing is recorded
+			// against the step, so installing a CLI is all it takes.
+			return execResult{err: &ConfigError{Err: err}}
+		}
 		o.failWithoutWork(rs, u, err.Error())
 		return execResult{}
 	}
@@ -99,6 +105,10 @@ func (o *Orchestrator) execute(ctx context.Context, rs *runState, snap *snapshot
 		r := o.fail(context.WithoutCancel(ctx), rs, snap, u, wt, engineName, out, start)
 		r.interrupted = true
 		return r
+	}
+	if out.missing != nil {
+		wt.Discard()
+		return execResult{err: &ConfigError{Err: out.missing}}
 	}
 	if out.failure != "" {
 		return o.fail(ctx, rs, snap, u, wt, engineName, out, start)
@@ -258,6 +268,9 @@ func (o *Orchestrator) attempt(ctx context.Context, rs *runState, snap *snapshot
 				return out
 			}
 			out.failure = err.Error()
+			if errors.Is(err, agents.ErrNoAgentCLI) {
+				out.missing = err
+			}
 			return out
 		}
 		if u.step.Check == "" {

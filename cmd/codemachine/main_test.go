@@ -64,6 +64,14 @@ func hermeticGit(env *testscript.Env) error {
 		}
 	}
 	vars["GORACE"] = raceOptions()
+	// CMBIN is the directory of the codemachine under test, for scripts
+	// that set a PATH of their own.
+	for _, dir := range filepath.SplitList(env.Getenv("PATH")) {
+		if _, err := os.Stat(filepath.Join(dir, "codemachine")); err == nil {
+			vars["CMBIN"] = dir
+			break
+		}
+	}
 	for k, v := range vars {
 		env.Setenv(k, v)
 	}
