@@ -14,10 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	gogit "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // LandOptions tune Land.
@@ -454,30 +450,16 @@ func (r *Repo) refreshPaths(ctx context.Context, opts RunOpts, old, new string) 
 	if old == "" {
 		return nil
 	}
+	changes, err := r.diffTreesInProcess(old, new)
+	if err != nil {
+		return fmt.Errorf("diff %s %s: %w", short(old), short(new), err)
+	}
 	var paths []string
-	err := r.goGit(func(g *gogit.Repository) error {
-		paths = paths[:0]
-		trees := make([]*object.Tree, 2)
-		for i, rev := range []string{old, new} {
-			c, err := object.GetCommit(g.Storer, plumbing.NewHash(rev))
-			if err != nil {
-				return fmt.Errorf("read commit %s: %w", rev, err)
-			}
-			if trees[i], err = c.Tree(); err != nil {
-				return fmt.Errorf("read the tree of %s: %w", rev, err)
-			}
+	for _, c := range changes {
+		if c.Status != 'A' {
+			paths = append(paths, c.Path)
 		}
-		changes, err := object.DiffTree(trees[0], trees[1])
-		if err != nil {
-			return fmt.Errorf("diff %s %s: %w", short(old), short(new), err)
-		}
-		for _, c := range changes {
-			if c.From.Name != "" {
-				paths = append(paths, c.From.Name)
-			}
-		}
-		return nil
-	})
+	}
 	if err != nil || len(paths) == 0 {
 		return err
 	}

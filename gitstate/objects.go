@@ -15,7 +15,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/utils/merkletrie"
 )
 
 // ErrNoIdentity is returned (wrapped) by CommitTree when git has no
@@ -347,7 +346,11 @@ func (r *Repo) OverlayTree(ctx context.Context, tree string, files map[string]Bl
 }
 
 // diffTreesInProcess is DiffTrees through go-git; a and b are commit or
-// tree ids ("" for a is the empty tree).
+// tree ids ("" for a is the empty tree). It walks the two trees itself
+// rather than with object.DiffTree, which reads every subtree of each
+// directory it compares (to count their children): for a change of one file
+// that is every directory's tree object, where this reads only the ones on
+// the changed paths.
 func (r *Repo) diffTreesInProcess(a, b string) ([]Change, error) {
 	var changes []Change
 	err := r.goGit(func(g *gogit.Repository) error {
@@ -369,34 +372,11 @@ func (r *Repo) diffTreesInProcess(a, b string) ([]Change, error) {
 		if err != nil {
 			return err
 		}
-		diff, err := object.DiffTree(ta, tb)
-		if err != nil {
+		w := treeDiffer{g: g}
+		if err := w.diff("", ta, tb); err != nil {
 			return err
 		}
-		changes = make([]Change, 0, len(diff))
-		for _, d := range diff {
-			action, err := d.Action()
-			if err != nil {
-				return err
-			}
-			c := Change{}
-			switch action {
-			case merkletrie.Insert:
-				c.Path, c.Status = d.To.Name, 'A'
-				c.NewMode, c.NewHash = modeString(d.To.TreeEntry.Mode), d.To.TreeEntry.Hash.String()
-			case merkletrie.Delete:
-				c.Path, c.Status = d.From.Name, 'D'
-				c.OldMode, c.OldHash = modeString(d.From.TreeEntry.Mode), d.From.TreeEntry.Hash.String()
-			default:
-				c.Path, c.Status = d.To.Name, 'M'
-				c.OldMode, c.OldHash = modeString(d.From.TreeEntry.Mode), d.From.TreeEntry.Hash.String()
-				c.NewMode, c.NewHash = modeString(d.To.TreeEntry.Mode), d.To.TreeEntry.Hash.String()
-				if modeKind(c.OldMode) != modeKind(c.NewMode) {
-					c.Status = 'T'
-				}
-			}
-			changes = append(changes, c)
-		}
+		changes = w.changes
 		return nil
 	})
 	if err != nil {
@@ -404,6 +384,98 @@ func (r *Repo) diffTreesInProcess(a, b string) ([]Change, error) {
 	}
 	sort.Slice(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
 	return changes, nil
+}
+
+// treeDiffer collects the file-level changes between two trees, the way
+// git diff-tree -r reports them.
+type treeDiffer struct {
+	g       *gogit.Repository
+	changes []Change
+}
+
+func (w *treeDiffer) diff(prefix string, a, b *object.Tree) error {
+	inB := make(map[string]*object.TreeEntry, len(b.Entries))
+	for i := range b.Entries {
+		inB[b.Entries[i].Name] = &b.Entries[i]
+	}
+	for i := range a.Entries {
+		ea := &a.Entries[i]
+		eb := inB[ea.Name]
+		delete(inB, ea.Name)
+		path := prefix + ea.Name
+		if eb == nil {
+			if err := w.side(path, ea, 'D'); err != nil {
+				return err
+			}
+			continue
+		}
+		if ea.Hash == eb.Hash && ea.Mode == eb.Mode {
+			continue
+		}
+		aDir, bDir := ea.Mode == filemode.Dir, eb.Mode == filemode.Dir
+		switch {
+		case aDir && bDir:
+			ta, err := w.g.TreeObject(ea.Hash)
+			if err != nil {
+				return err
+			}
+			tb, err := w.g.TreeObject(eb.Hash)
+			if err != nil {
+				return err
+			}
+			if err := w.diff(path+"/", ta, tb); err != nil {
+				return err
+			}
+		case aDir || bDir:
+			// A directory replaced by a file or the other way round:
+			// everything on the old side goes, everything on the new
+			// side comes.
+			if err := w.side(path, ea, 'D'); err != nil {
+				return err
+			}
+			if err := w.side(path, eb, 'A'); err != nil {
+				return err
+			}
+		default:
+			c := Change{Path: path, Status: 'M', OldMode: modeString(ea.Mode), OldHash: ea.Hash.String(),
+				NewMode: modeString(eb.Mode), NewHash: eb.Hash.String()}
+			if modeKind(c.OldMode) != modeKind(c.NewMode) {
+				c.Status = 'T'
+			}
+			w.changes = append(w.changes, c)
+		}
+	}
+	for _, eb := range inB {
+		if err := w.side(prefix+eb.Name, eb, 'A'); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// side records an entry present on one side only, status 'A' (added) or
+// 'D' (deleted): a file as it is, a directory as every file below it.
+func (w *treeDiffer) side(path string, e *object.TreeEntry, status byte) error {
+	if e.Mode != filemode.Dir {
+		c := Change{Path: path, Status: status}
+		if status == 'A' {
+			c.NewMode, c.NewHash = modeString(e.Mode), e.Hash.String()
+		} else {
+			c.OldMode, c.OldHash = modeString(e.Mode), e.Hash.String()
+		}
+		w.changes = append(w.changes, c)
+		return nil
+	}
+	t, err := w.g.TreeObject(e.Hash)
+	if err != nil {
+		return err
+	}
+	for i := range t.Entries {
+		if err := w.side(path+"/"+t.Entries[i].Name, &t.Entries[i], status); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // modeString formats a tree entry mode the way git diff-tree prints it.

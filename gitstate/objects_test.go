@@ -150,6 +150,49 @@ func TestDiffTrees(t *testing.T) {
 	}
 }
 
+// TestDiffTreesLikeGit compares the in-process tree walk with git diff-tree
+// -r on the shapes a step's change can take: nested edits, whole
+// directories added and removed, a file turned into a directory and back,
+// an executable bit, names that sort around "/".
+func TestDiffTreesLikeGit(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{
+		"src/a/deep/x.go": "x", "src/a/deep/y.go": "y", "src/b/z.go": "z", "gone/1": "1", "gone/sub/2": "2",
+		"becomes-dir": "f", "was-dir/f": "f", "tool.sh": "#!/bin/sh\n", "a-b": "ab", "a/b": "ab", "same/s": "s",
+	})
+	before := git(t, dir, "rev-parse", "HEAD")
+	write(t, dir, "src/a/deep/x.go", "x2")
+	write(t, dir, "src/c/new/n.go", "n")
+	write(t, dir, "a.b", "dot")
+	write(t, dir, "a/c", "ac")
+	git(t, dir, "rm", "-r", "-q", "gone", "becomes-dir", "was-dir")
+	write(t, dir, "becomes-dir/inside", "i")
+	write(t, dir, "was-dir", "now a file")
+	git(t, dir, "add", "-A")
+	git(t, dir, "update-index", "--chmod=+x", "tool.sh")
+	git(t, dir, "commit", "-q", "-m", "shapes")
+	after := git(t, dir, "rev-parse", "HEAD")
+	for _, pair := range [][2]string{{before, after}, {after, before}, {before, before}} {
+		inProc, err := r.diffTreesInProcess(pair[0], pair[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := r.Read(t.Context(), "diff-tree", "-r", "-z", "--no-renames", "--raw", pair[0], pair[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		cli, err := parseRawDiff(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(inProc, cli) {
+			t.Errorf("%.7s..%.7s in process:\n%v\nwant (git):\n%v", pair[0], pair[1], inProc, cli)
+		}
+		if pair[0] != pair[1] && len(cli) < 10 {
+			t.Errorf("the fixture changed only %d files: %v", len(cli), cli)
+		}
+	}
+}
+
 func TestMergeTree(t *testing.T) {
 	dir, r := newRepo(t, map[string]string{"a": "1\n2\n3\n4\n5\n", "b": "b\n"})
 	base := git(t, dir, "rev-parse", "HEAD")
