@@ -35,7 +35,7 @@ test:
 demo: build
 	scripts/demo.sh
 
-## bench: the performance targets of DESIGN 16 (see docs/benchmarks.md)
+## bench: the performance targets, as ratios to baselines measured in the same run (see docs/benchmarks.md)
 bench: clis
 	scripts/bench.sh
 
