@@ -302,9 +302,22 @@ func stripANSI(s string) string {
 	return b.String()
 }
 
-// emit sends a progress event when the request wants them.
+// emit records a note of codemachine's own about a run: in the run's log,
+// as a line of stream "codemachine" (so that it is on record when nobody
+// watches), and as a progress event when the request wants them. It is
+// only called while no CLI process writes to the log (before a run starts,
+// or between two runs).
 func emit(req Request, kind, text string) {
-	if req.OnEvent != nil && text != "" {
+	if text == "" {
+		return
+	}
+	if req.Log != nil {
+		line := append([]byte(`{"t":"`), time.Now().UTC().Format(time.RFC3339Nano)...)
+		line = append(line, `","stream":"codemachine","line":`...)
+		line = appendJSONString(line, []byte(kind+": "+text))
+		_, _ = req.Log.Write(append(line, "}\n"...))
+	}
+	if req.OnEvent != nil {
 		req.OnEvent(Event{Time: time.Now(), Kind: kind, Text: text})
 	}
 }

@@ -215,6 +215,21 @@ func TestCLIEmptyPrompt(t *testing.T) {
 	}
 }
 
+// Gemini has no effort setting: an effort is dropped with a note in the
+// run's log, which is read when nobody watched the run's events.
+func TestGeminiEffortNoteInLog(t *testing.T) {
+	env, _ := fakeCLI(t, "gemini-edit-and-commit")
+	var log bytes.Buffer
+	eng, _ := New("gemini")
+	if _, err := eng.Run(context.Background(), Request{Prompt: "p", Effort: "high", Dir: t.TempDir(), Env: env, Log: &log}); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	first, _, _ := strings.Cut(log.String(), "\n")
+	if !strings.Contains(first, `"stream":"codemachine","line":"error: gemini has no effort setting; effort high is ignored"}`) {
+		t.Errorf("first log line %s: want the effort note", first)
+	}
+}
+
 // A resumed session the CLI no longer knows is started afresh with the
 // whole task; the fresh run's result is the run's.
 func TestResumeUnknownSessionStartsAfresh(t *testing.T) {
