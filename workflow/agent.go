@@ -127,6 +127,12 @@ func (a *Agent) frontMatter(front string, errs *Errors) {
 			}
 		case "model":
 			a.Model, _ = d.str(kv.val, "model")
+			if a.Model == "inherit" {
+				// Claude Code's agent files say "inherit" for the
+				// model of the session that calls them: here, the
+				// step's or the workflow's default.
+				a.Model = ""
+			}
 		case "effort":
 			a.Effort, _ = d.str(kv.val, "effort")
 		case "tools":

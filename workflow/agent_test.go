@@ -72,6 +72,7 @@ func TestParseAgentFrontMatter(t *testing.T) {
 		{"closing line with spaces", "a/x.md", "---\nname: y\n---  \nHi", Agent{Name: "y", Body: "Hi", BodyLine: 4}},
 		{"tools string", "a/x.md", "---\ntools: Read, Grep,  Bash\n---\n", Agent{Name: "x", Tools: []string{"Read", "Grep", "Bash"}, BodyLine: 4}},
 		{"tools list", "a/x.md", "---\ntools: [Read, Grep]\n---\n", Agent{Name: "x", Tools: []string{"Read", "Grep"}, BodyLine: 4}},
+		{"model inherit", "a/x.md", "---\nmodel: inherit\n---\n", Agent{Name: "x", BodyLine: 4}},
 		{"unknown keys ignored", "a/x.md", "---\ncolor: red\npermissionMode: plan\n---\n", Agent{Name: "x", BodyLine: 5}},
 		{"all keys", "a/x.md", "---\nname: n\ndescription: d\nengine: gemini\nmodel: m\neffort: low\n---\n",
 			Agent{Name: "n", Description: "d", Engine: "gemini", Model: "m", Effort: "low", BodyLine: 8}},
