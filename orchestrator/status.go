@@ -23,9 +23,10 @@ const (
 
 // StatusReport is where the workflow stands at the branch tip.
 type StatusReport struct {
-	Branch string       `json:"branch"`
-	Commit string       `json:"commit"`
-	Steps  []StepStatus `json:"steps"`
+	Workflow string       `json:"workflow,omitempty"` // the workflow's name
+	Branch   string       `json:"branch"`
+	Commit   string       `json:"commit"`
+	Steps    []StepStatus `json:"steps"`
 	// Running is set when another codemachine process holds the lock.
 	Running *RunnerInfo `json:"running,omitempty"`
 }
@@ -93,7 +94,7 @@ func (o *Orchestrator) Status(ov Overrides) (*StatusReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	report := &StatusReport{Branch: head.Branch, Commit: head.Commit}
+	report := &StatusReport{Workflow: snap.project.Workflow.Name, Branch: head.Branch, Commit: head.Commit}
 	running := map[string]bool{}
 	if pid, cmd, held := o.repo.LockHolder(); held {
 		report.Running = &RunnerInfo{PID: pid, Command: cmd}

@@ -43,6 +43,9 @@ task progress of foreach steps, tokens and cost, and the commit that landed it.`
 }
 
 func printStatus(out *output, r *orchestrator.StatusReport) {
+	if r.Workflow != "" {
+		out.printf("%s · ", r.Workflow)
+	}
 	out.printf("on %s at %s\n", r.Branch, shortHash(r.Commit))
 	if r.Running != nil {
 		out.printf("running: pid %d (%s)\n", r.Running.PID, r.Running.Command)
