@@ -132,22 +132,27 @@ func TestDiffTrees(t *testing.T) {
 	// commits and between trees.
 	for _, pair := range [][2]string{{a, b}, {b, a}, {a + "^{tree}", b + "^{tree}"}} {
 		x, y := git(t, dir, "rev-parse", pair[0]), git(t, dir, "rev-parse", pair[1])
-		inProc, err := r.diffTreesInProcess(x, y)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := r.Read(t.Context(), "diff-tree", "-r", "-z", "--no-renames", "--raw", x, y)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cli, err := parseRawDiff(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(inProc, cli) {
+		if inProc, cli := diffBothWays(t, r, x, y); !slices.Equal(inProc, cli) {
 			t.Errorf("in process %v\nwant (git)  %v", inProc, cli)
 		}
 	}
+}
+
+// diffBothWays diffs two trees in process and with git diff-tree -r.
+func diffBothWays(t *testing.T, r *Repo, a, b string) (inProc, cli []Change) {
+	t.Helper()
+	inProc, err := r.diffTreesInProcess(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := r.Read(t.Context(), "diff-tree", "-r", "-z", "--no-renames", "--raw", a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cli, err = parseRawDiff(out); err != nil {
+		t.Fatal(err)
+	}
+	return inProc, cli
 }
 
 // TestDiffTreesLikeGit compares the in-process tree walk with git diff-tree
@@ -172,18 +177,7 @@ func TestDiffTreesLikeGit(t *testing.T) {
 	git(t, dir, "commit", "-q", "-m", "shapes")
 	after := git(t, dir, "rev-parse", "HEAD")
 	for _, pair := range [][2]string{{before, after}, {after, before}, {before, before}} {
-		inProc, err := r.diffTreesInProcess(pair[0], pair[1])
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := r.Read(t.Context(), "diff-tree", "-r", "-z", "--no-renames", "--raw", pair[0], pair[1])
-		if err != nil {
-			t.Fatal(err)
-		}
-		cli, err := parseRawDiff(out)
-		if err != nil {
-			t.Fatal(err)
-		}
+		inProc, cli := diffBothWays(t, r, pair[0], pair[1])
 		if !slices.Equal(inProc, cli) {
 			t.Errorf("%.7s..%.7s in process:\n%v\nwant (git):\n%v", pair[0], pair[1], inProc, cli)
 		}
