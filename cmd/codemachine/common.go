@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -24,6 +25,10 @@ type output struct {
 	verbose bool
 	json    bool
 	mu      sync.Mutex
+	// nameW and labelW are the widths of the run table's step and
+	// engine/model columns: they grow to the longest seen so far, so that
+	// the lines after a long model id line up again.
+	nameW, labelW int
 }
 
 func newOutput(c *cli.Context) *output {
@@ -121,6 +126,16 @@ func newOrchestrator(c *cli.Context, onEvent func(orchestrator.Event)) (*orchest
 	return o, err
 }
 
+// columns widens the step and engine/model columns to fit name and label
+// (16 at the least) and returns their widths.
+func (o *output) columns(name, label string) (int, int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.nameW = max(o.nameW, 16, utf8.RuneCountInString(name))
+	o.labelW = max(o.labelW, 16, utf8.RuneCountInString(label))
+	return o.nameW, o.labelW
+}
+
 // event prints one run event as a line of the run table (DESIGN 2).
 func (o *output) event(e orchestrator.Event) {
 	if o.json {
@@ -134,6 +149,7 @@ func (o *output) event(e orchestrator.Event) {
 	if e.Model != "" {
 		label += "/" + e.Model
 	}
+	nw, lw := o.columns(name, label)
 	switch e.Kind {
 	case orchestrator.StepStarted:
 		if o.quiet {
@@ -143,18 +159,22 @@ func (o *output) event(e orchestrator.Event) {
 		if e.Title != "" {
 			title = "  " + e.Title
 		}
-		o.printf("  %s %-16s %-16s%s\n", o.paint(dim, "▸"), name, label, o.paint(dim, title))
+		if title == "" {
+			o.printf("  %s %-*s %s\n", o.paint(dim, "▸"), nw, name, label)
+			return
+		}
+		o.printf("  %s %-*s %-*s%s\n", o.paint(dim, "▸"), nw, name, lw, label, o.paint(dim, title))
 	case orchestrator.StepLanded:
 		tokens := orchestrator.FormatTokens(e.Tokens) + " tok"
 		extra := ""
 		if e.Rebased {
 			extra = o.paint(dim, "  (rebased)")
 		}
-		o.printf("  %s %-16s %-16s %7s %10s %6s   %s%s\n", o.paint(green, "✓"), name, label,
+		o.printf("  %s %-*s %-*s %7s %10s %6s   %s%s\n", o.paint(green, "✓"), nw, name, lw, label,
 			orchestrator.FormatDuration(e.Duration), tokens, orchestrator.FormatCost(e.CostUSD, e.CostOK),
 			shortHash(e.Commit), extra)
 	case orchestrator.StepFailed:
-		o.printf("  %s %-16s %-16s %7s   %s\n", o.paint(red, "✗"), name, label,
+		o.printf("  %s %-*s %-*s %7s   %s\n", o.paint(red, "✗"), nw, name, lw, label,
 			orchestrator.FormatDuration(e.Duration), o.paint(red, "failed: "+firstLineOf(e.Message)))
 		if rest := restLines(e.Message); rest != "" {
 			if !o.verbose {
@@ -169,24 +189,24 @@ func (o *output) event(e orchestrator.Event) {
 			o.printf("      log: %s\n", e.Log)
 		}
 	case orchestrator.StepConflict:
-		o.printf("  %s %-16s %-16s %7s   %s\n", o.paint(red, "✗"), name, label,
+		o.printf("  %s %-*s %-*s %7s   %s\n", o.paint(red, "✗"), nw, name, lw, label,
 			orchestrator.FormatDuration(e.Duration), o.paint(red, "not landed: "+firstLineOf(e.Message)))
 	case orchestrator.StepReview:
 		if e.Message != "" {
-			o.printf("  %s %-16s %s\n", o.paint(yellow, "◆"), name, o.paint(yellow, e.Message))
+			o.printf("  %s %-*s %s\n", o.paint(yellow, "◆"), nw, name, o.paint(yellow, e.Message))
 			return
 		}
-		o.printf("  %s %-16s %-16s %7s %10s %6s   %s  review on %s\n", o.paint(yellow, "◆"), name, label,
+		o.printf("  %s %-*s %-*s %7s %10s %6s   %s  review on %s\n", o.paint(yellow, "◆"), nw, name, lw, label,
 			orchestrator.FormatDuration(e.Duration), orchestrator.FormatTokens(e.Tokens)+" tok",
 			orchestrator.FormatCost(e.CostUSD, e.CostOK), shortHash(e.Commit), e.Ref)
 		o.printf("      codemachine diff %s · codemachine approve %s · codemachine reject %s -m WHY\n", e.Key(), e.Key(), e.Key())
 	case orchestrator.StepSkipped:
 		if !o.quiet {
-			o.printf("  %s %-16s %s\n", o.paint(yellow, "–"), name, o.paint(yellow, e.Message))
+			o.printf("  %s %-*s %s\n", o.paint(yellow, "–"), nw, name, o.paint(yellow, e.Message))
 		}
 	case orchestrator.StepRetrying:
 		if !o.quiet {
-			o.printf("  %s %-16s attempt %d: %s\n", o.paint(yellow, "↻"), name, e.Attempt, e.Message)
+			o.printf("  %s %-*s attempt %d: %s\n", o.paint(yellow, "↻"), nw, name, e.Attempt, e.Message)
 		}
 	case orchestrator.Note:
 		if !o.quiet {
