@@ -172,6 +172,9 @@ func (o *Orchestrator) stepStatus(snap *snapshot, step *workflow.Step, holds map
 		}
 	case len(waits) > 0:
 		st.State, st.Reason = StateBlocked, "waits for "+strings.Join(waits, ", ")
+		if holds[id].Fingerprint == fp && holds[id].Fingerprint != "" {
+			st.Reason += ", and is held (rolled back; codemachine retry " + id + " to run it)"
+		}
 	case step.Foreach != "":
 		st.State, st.Reason = foreachState(snap, step, &st)
 	case failures[id].Fingerprint == fp && failures[id].Error != "":
