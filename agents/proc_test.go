@@ -280,7 +280,7 @@ func TestRunEscapedProcessHoldingPipes(t *testing.T) {
 	// A process that leaves the group (setsid) cannot be killed with it;
 	// the runner stops reading after drainTimeout instead of hanging.
 	if _, err := exec.LookPath("setsid"); err != nil {
-		t.Skip("no setsid here")
+		t.Fatalf("this test needs setsid (util-linux): %v", err)
 	}
 	p := shProc(t, "setsid sleep 3 & echo started")
 	start := time.Now()

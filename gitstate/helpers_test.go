@@ -182,3 +182,14 @@ func statusShort(t testing.TB, dir string) string {
 	t.Helper()
 	return git(t, dir, "status", "--short", "--untracked-files=all")
 }
+
+// mustWorktree hands out the pooled worktree of slot at base, or fails the
+// test.
+func mustWorktree(t testing.TB, r *Repo, slot int, base string) *Worktree {
+	t.Helper()
+	w, err := r.Worktree(t.Context(), slot, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}

@@ -18,10 +18,7 @@ func runStep(t *testing.T, r *Repo, slot int, edit func(dir string), subject str
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := r.Worktree(ctx, slot, base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustWorktree(t, r, slot, base)
 	edit(w.Path())
 	tree, err := w.Stage(ctx)
 	if err != nil {
@@ -45,10 +42,7 @@ func TestWorktreeReuseRunsNoGit(t *testing.T) {
 	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "src/b.go": "package b\n"})
 	ctx := t.Context()
 	base := git(t, dir, "rev-parse", "HEAD")
-	w, err := r.Worktree(ctx, 0, base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustWorktree(t, r, 0, base)
 	want := filepath.Join(dir, ".git", "codemachine", "worktrees", "slot-0")
 	if w.Path() != want || w.Base() != base || w.Slot() != 0 {
 		t.Fatalf("worktree %s at %s, want %s at %s", w.Path(), w.Base(), want, base)
@@ -74,10 +68,7 @@ func TestWorktreeReuseRunsNoGit(t *testing.T) {
 	}
 
 	before := r.ncmd.Load()
-	w2, err := r.Worktree(ctx, 0, base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w2 := mustWorktree(t, r, 0, base)
 	if n := r.ncmd.Load() - before; n != 0 {
 		t.Errorf("reusing a worktree clean at its base ran %d git commands, want 0", n)
 	}
@@ -98,10 +89,7 @@ func TestWorktreeMovesBetweenBases(t *testing.T) {
 	write(t, dir, ".gitignore", "cache/\n")
 	c3 := commitAll(t, dir, "ignore cache")
 
-	w, err := r.Worktree(ctx, 1, c3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustWorktree(t, r, 1, c3)
 	write(t, w.Path(), "cache/build.bin", "kept")
 	if _, err := w.Stage(ctx); err != nil {
 		t.Fatal(err)
@@ -110,10 +98,7 @@ func TestWorktreeMovesBetweenBases(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct{ to, a string }{{c1, "1\n"}, {c2, "2\n"}, {c1, "1\n"}} {
-		w, err := r.Worktree(ctx, 1, tt.to)
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := mustWorktree(t, r, 1, tt.to)
 		if got := read(t, w.Path(), "a.txt"); got != tt.a {
 			t.Errorf("at %s a.txt = %q, want %q", tt.to[:7], got, tt.a)
 		}
@@ -139,10 +124,7 @@ func TestWorktreeCleansWhatTheAgentLeft(t *testing.T) {
 	dir, r := newRepo(t, map[string]string{".gitignore": "*.cache\n", "a.txt": "a\n", "keep/b.txt": "b\n"})
 	ctx := t.Context()
 	base := git(t, dir, "rev-parse", "HEAD")
-	w, err := r.Worktree(ctx, 0, base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustWorktree(t, r, 0, base)
 	p := w.Path()
 	// The agent edits, deletes, leaves junk and a nested repository,
 	// commits on a branch of its own and starts a merge it never finishes.
@@ -160,10 +142,7 @@ func TestWorktreeCleansWhatTheAgentLeft(t *testing.T) {
 	}
 	w.Discard()
 
-	w, err = r.Worktree(ctx, 0, base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w = mustWorktree(t, r, 0, base)
 	if got := statusShort(t, p); got != "" {
 		t.Errorf("status after cleaning: %q", got)
 	}
@@ -184,20 +163,13 @@ func TestWorktreeCleansWhatTheAgentLeft(t *testing.T) {
 
 func TestWorktreeRecreatedWhenRemoved(t *testing.T) {
 	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
-	ctx := t.Context()
 	base := git(t, dir, "rev-parse", "HEAD")
-	w, err := r.Worktree(ctx, 2, base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustWorktree(t, r, 2, base)
 	w.Discard()
 	if err := os.RemoveAll(w.Path()); err != nil {
 		t.Fatal(err)
 	}
-	w, err = r.Worktree(ctx, 2, base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w = mustWorktree(t, r, 2, base)
 	if read(t, w.Path(), "a.txt") != "a\n" {
 		t.Error("not checked out again")
 	}
@@ -207,9 +179,7 @@ func TestWorktreeRecreatedWhenRemoved(t *testing.T) {
 	// A directory whose .git file is gone is started over too.
 	w.Discard()
 	os.Remove(filepath.Join(w.Path(), ".git"))
-	if w, err = r.Worktree(ctx, 2, base); err != nil {
-		t.Fatal(err)
-	}
+	w = mustWorktree(t, r, 2, base)
 	if err := w.GitFileIntact(); err != nil {
 		t.Error(err)
 	}
@@ -220,10 +190,7 @@ func TestFinishMovesFilesToALandedRebase(t *testing.T) {
 	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "state.yaml": "seq: 1\n"})
 	ctx := t.Context()
 	base := git(t, dir, "rev-parse", "HEAD")
-	w, err := r.Worktree(ctx, 0, base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustWorktree(t, r, 0, base)
 	write(t, w.Path(), "a.txt", "agent\n")
 	if _, err := w.Stage(ctx); err != nil {
 		t.Fatal(err)
@@ -237,10 +204,7 @@ func TestFinishMovesFilesToALandedRebase(t *testing.T) {
 		t.Errorf("worktree not at the landed commit: %q", statusShort(t, w.Path()))
 	}
 	before := r.ncmd.Load()
-	w, err = r.Worktree(ctx, 0, landed)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w = mustWorktree(t, r, 0, landed)
 	if r.ncmd.Load() != before {
 		t.Error("the next step on the landed commit did not reuse the worktree as is")
 	}
@@ -251,10 +215,7 @@ func TestAgentCommitsAreFolded(t *testing.T) {
 	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
 	ctx := t.Context()
 	base := git(t, dir, "rev-parse", "HEAD")
-	w, err := r.Worktree(ctx, 0, base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustWorktree(t, r, 0, base)
 	write(t, w.Path(), "one.txt", "1")
 	git(t, w.Path(), "add", "-A")
 	git(t, w.Path(), "commit", "-q", "-m", "agent 1")
@@ -278,10 +239,7 @@ func TestSnapshotGitDir(t *testing.T) {
 	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
 	ctx := t.Context()
 	base := git(t, dir, "rev-parse", "HEAD")
-	w, err := r.Worktree(ctx, 0, base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustWorktree(t, r, 0, base)
 	defer w.Discard()
 	before, err := w.SnapshotGitDir()
 	if err != nil {
@@ -344,10 +302,7 @@ func TestStagePaths(t *testing.T) {
 	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", ".codemachine/state.yaml": "seq: 1\n", ".codemachine/plan.md": "- [ ] T1\n"})
 	ctx := t.Context()
 	base := git(t, dir, "rev-parse", "HEAD")
-	w, err := r.Worktree(ctx, 0, base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustWorktree(t, r, 0, base)
 	write(t, w.Path(), "a.txt", "agent\n")
 	agentTree, err := w.Stage(ctx)
 	if err != nil {
@@ -383,10 +338,7 @@ func TestLandMovesThePooledHeadWithTheBranch(t *testing.T) {
 	ctx := t.Context()
 	base := git(t, dir, "rev-parse", "HEAD")
 	for _, userMoves := range []bool{false, true} {
-		w, err := r.Worktree(ctx, 0, base)
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := mustWorktree(t, r, 0, base)
 		write(t, w.Path(), "a.txt", fmt.Sprintf("agent %v\n", userMoves))
 		tree, err := w.Stage(ctx)
 		if err != nil {

@@ -289,8 +289,8 @@ func TestStartDetached(t *testing.T) {
 	// Fields after "(comm)": state ppid pgrp session; a session leader's
 	// session id is its pid.
 	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
-	if err != nil {
-		t.Skip("no /proc here")
+	if err != nil || bytes.LastIndexByte(stat, ')') < 0 {
+		t.Fatalf("the detached process's /proc/PID/stat: %q, %v", stat, err)
 	}
 	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
 	if len(f) < 4 || f[3] != strconv.Itoa(pid) {

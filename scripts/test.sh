@@ -10,6 +10,9 @@ GO=${GO:-go}
 # The race detector needs cgo (gcc is on the machine; the release binary is
 # still built without it).
 export CGO_ENABLED=1
+# make test installed the pinned CLIs (make clis) before calling this: a test
+# that finds them (or node) missing fails instead of skipping.
+export CODEMACHINE_REQUIRE_CLIS=1
 # Compile everything first, outside the namespace: the module proxy may be
 # needed for that.
 $GO test -race -count=1 -run '^$' ./... >/dev/null

@@ -16,9 +16,7 @@ import (
 // (every CLI runs on it), so without node these tests cannot run.
 func fakeNPM(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed")
-	}
+	RequireNode(t)
 	p, err := filepath.Abs("testdata/fake-npm")
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -42,15 +43,32 @@ func RequireCLIs(t testing.TB, names ...string) map[string]string {
 	if err == nil {
 		return bins
 	}
+	unavailable(t, fmt.Sprintf("THE REAL AGENT CLIs ARE UNAVAILABLE: %v", err),
+		"Install them first: go run ./internal/testenv/cmd/install-clis (needs npm and the registry).")
+	return nil
+}
+
+// RequireNode skips the test, loudly, when node is not on PATH (every
+// agent CLI and the installer need it), or fails it where the CLIs are
+// required (Required).
+func RequireNode(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		unavailable(t, "NODE IS NOT INSTALLED: "+err.Error(), "Install Node.js (with npm); make test needs it.")
+	}
+}
+
+// unavailable ends a test that lacks a tool it needs: a failure when the
+// tools are required, else a skip with a message nobody can miss.
+func unavailable(t testing.TB, what, hint string) {
+	t.Helper()
 	const bar = "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
-	msg := fmt.Sprintf("\n%s\n!!! THE REAL AGENT CLIs ARE UNAVAILABLE: %v\n"+
-		"!!! Install them first: go run ./internal/testenv/cmd/install-clis (needs npm and the registry).\n"+
-		"!!! Set %s=1 (or CI) to make this a failure instead of a skip.\n%s", bar, err, RequireEnv, bar)
+	msg := fmt.Sprintf("\n%s\n!!! %s\n!!! %s\n!!! Set %s=1 (or CI) to make this a failure instead of a skip.\n%s",
+		bar, what, hint, RequireEnv, bar)
 	if Required() {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
-	return nil
 }
 
 // Required reports whether missing CLIs must fail the tests: CI is set (to

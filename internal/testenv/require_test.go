@@ -100,7 +100,7 @@ func TestRequireCLIsFailsInCI(t *testing.T) {
 func TestNetIsolated(t *testing.T) {
 	data, err := os.ReadFile("/proc/net/dev")
 	if err != nil {
-		t.Skip("no /proc/net/dev")
+		t.Fatal(err)
 	}
 	var names []string
 	onlyLoopback := true

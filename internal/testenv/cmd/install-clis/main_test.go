@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,9 +13,7 @@ import (
 
 // TestRun installs with the fake npm of testenv's testdata.
 func TestRun(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed")
-	}
+	testenv.RequireNode(t)
 	npm, err := filepath.Abs("../../testdata/fake-npm")
 	if err != nil {
 		t.Fatal(err)
