@@ -71,18 +71,22 @@ var (
 	configLockRe = regexp.MustCompile(`could not lock config file (\S+): File exists`)
 )
 
-// Git runs a mutating git command through the repository's serialized writer
-// and returns its standard output as git printed it.
-func (r *Repo) Git(ctx context.Context, args ...string) (string, error) {
-	return r.GitWith(ctx, RunOpts{}, args...)
+// The raw runners below are this package's alone: every git command line
+// lives in gitstate, behind a named operation, so that callers say what
+// they want done rather than how git spells it.
+
+// git runs a mutating git command through the repository's serialized
+// writer and returns its standard output as git printed it.
+func (r *Repo) git(ctx context.Context, args ...string) (string, error) {
+	return r.gitWith(ctx, RunOpts{}, args...)
 }
 
-// GitWith is Git with extra options. Commands run one at a time per
+// gitWith is git with extra options. Commands run one at a time per
 // repository; a command whose Dir is a pooled worktree is serialized with the
 // other commands on that worktree only, because it touches nothing but the
 // worktree's private index and HEAD (and writes objects, which git does
 // atomically), so parallel slots do not wait for each other.
-func (r *Repo) GitWith(ctx context.Context, opts RunOpts, args ...string) (string, error) {
+func (r *Repo) gitWith(ctx context.Context, opts RunOpts, args ...string) (string, error) {
 	key := opts.lockKey
 	if key == "" {
 		key = opts.Dir
@@ -93,15 +97,15 @@ func (r *Repo) GitWith(ctx context.Context, opts RunOpts, args ...string) (strin
 	return r.run(ctx, opts, true, args)
 }
 
-// Read runs a read-only git command. It is not serialized, and runs with
+// read runs a read-only git command. It is not serialized, and runs with
 // GIT_OPTIONAL_LOCKS=0 so that it never takes the index lock (git status
 // would otherwise refresh the index under the user's feet).
-func (r *Repo) Read(ctx context.Context, args ...string) (string, error) {
-	return r.ReadWith(ctx, RunOpts{}, args...)
+func (r *Repo) read(ctx context.Context, args ...string) (string, error) {
+	return r.readWith(ctx, RunOpts{}, args...)
 }
 
-// ReadWith is Read with extra options.
-func (r *Repo) ReadWith(ctx context.Context, opts RunOpts, args ...string) (string, error) {
+// readWith is read with extra options.
+func (r *Repo) readWith(ctx context.Context, opts RunOpts, args ...string) (string, error) {
 	opts.Env = append([]string{"GIT_OPTIONAL_LOCKS=0"}, opts.Env...)
 	return r.run(ctx, opts, false, args)
 }

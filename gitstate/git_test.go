@@ -65,7 +65,7 @@ func TestOpen(t *testing.T) {
 
 func TestGitErrorIsOneLine(t *testing.T) {
 	_, r := newRepo(t, map[string]string{"a": "a"})
-	_, err := r.Git(t.Context(), "-c", "x.y=z", "checkout", "no-such-branch")
+	_, err := r.git(t.Context(), "-c", "x.y=z", "checkout", "no-such-branch")
 	var ge *GitError
 	if !errors.As(err, &ge) || ge.ExitCode == 0 {
 		t.Fatalf("err = %#v, want *GitError", err)
@@ -116,7 +116,7 @@ func TestWriterBacksOffWhileIndexLocked(t *testing.T) {
 	}()
 	write(t, dir, "b", "b")
 	start := time.Now()
-	if _, err := r.Git(t.Context(), "add", "b"); err != nil {
+	if _, err := r.git(t.Context(), "add", "b"); err != nil {
 		t.Fatalf("add while the lock was briefly held: %v", err)
 	}
 	if time.Since(start) < 100*time.Millisecond {
@@ -135,7 +135,7 @@ func TestWriterGivesUpOnAHeldLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(t, dir, "b", "b")
-	_, err := r.Git(t.Context(), "add", "b")
+	_, err := r.git(t.Context(), "add", "b")
 	var le *LockHeldError
 	if !errors.As(err, &le) {
 		t.Fatalf("err = %v, want *LockHeldError", err)
@@ -154,11 +154,11 @@ func TestWriterGivesUpOnAHeldLock(t *testing.T) {
 
 func TestReadRunsWithoutOptionalLocks(t *testing.T) {
 	_, r := newRepo(t, map[string]string{"a": "a"})
-	out, err := r.Read(t.Context(), "var", "GIT_COMMITTER_IDENT")
+	out, err := r.read(t.Context(), "var", "GIT_COMMITTER_IDENT")
 	if err != nil || out == "" {
 		t.Fatalf("git var: %q %v", out, err)
 	}
-	env, err := r.Read(t.Context(), "-c", "alias.env=!env", "env")
+	env, err := r.read(t.Context(), "-c", "alias.env=!env", "env")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestCancelledCommand(t *testing.T) {
 	_, r := newRepo(t, map[string]string{"a": "a"})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := r.Git(ctx, "add", "-A"); !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "git add: ") {
+	if _, err := r.git(ctx, "add", "-A"); !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "git add: ") {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }

@@ -295,7 +295,7 @@ func (r *Repo) advance(ctx context.Context, ref, old, new, msg string, w *Worktr
 	cas := newRefUpdate(ref, new, old, msg, w, wHead)
 	switch len(cos) {
 	case 0:
-		_, err := r.GitWith(ctx, RunOpts{Stdin: cas.stdin}, cas.args...)
+		_, err := r.gitWith(ctx, RunOpts{Stdin: cas.stdin}, cas.args...)
 		return refError(ref, err)
 	case 1:
 		return r.switchCheckout(ctx, cos[0], cas, false)
@@ -615,7 +615,7 @@ func (r *Repo) ResetBranch(ctx context.Context, branch, to, expectedTip string, 
 	}
 	hard := false
 	if len(dirty) > 0 {
-		out, err := r.GitWith(ctx, RunOpts{Dir: cos[0].root}, "stash", "create", "codemachine: uncommitted changes before rollback")
+		out, err := r.gitWith(ctx, RunOpts{Dir: cos[0].root}, "stash", "create", "codemachine: uncommitted changes before rollback")
 		if err != nil {
 			return backupRef, "", fmt.Errorf("reset %s: save uncommitted changes: %w", branch, err)
 		}

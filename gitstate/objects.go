@@ -45,7 +45,7 @@ func (r *Repo) HashObject(ctx context.Context, data []byte) (string, error) {
 	if data == nil {
 		data = []byte{}
 	}
-	out, err := r.GitWith(ctx, RunOpts{Stdin: data}, "hash-object", "-w", "--stdin")
+	out, err := r.gitWith(ctx, RunOpts{Stdin: data}, "hash-object", "-w", "--stdin")
 	if err != nil {
 		return "", err
 	}
@@ -75,7 +75,7 @@ func (r *Repo) CommitTree(ctx context.Context, spec CommitSpec) (string, error) 
 	if !strings.HasSuffix(msg, "\n") {
 		msg += "\n"
 	}
-	out, err := r.GitWith(ctx, RunOpts{Env: env, Stdin: []byte(msg)}, args...)
+	out, err := r.gitWith(ctx, RunOpts{Env: env, Stdin: []byte(msg)}, args...)
 	if err != nil {
 		var ge *GitError
 		if errors.As(err, &ge) && isIdentityError(ge.Stderr) {
@@ -119,7 +119,7 @@ func (r *Repo) updateRef(ctx context.Context, opts RunOpts, ref, newHash, oldHas
 		args = append(args, "--create-reflog")
 	}
 	args = append(args, ref, newHash, oldHash)
-	_, err := r.GitWith(ctx, opts, args...)
+	_, err := r.gitWith(ctx, opts, args...)
 	return refError(ref, err)
 }
 
@@ -130,7 +130,7 @@ func (r *Repo) DeleteRef(ctx context.Context, ref, oldHash string) error {
 	if oldHash != "" {
 		args = append(args, oldHash)
 	}
-	_, err := r.Git(ctx, args...)
+	_, err := r.git(ctx, args...)
 	return refError(ref, err)
 }
 
@@ -158,7 +158,7 @@ func (r *Repo) emptyTree(ctx context.Context) (string, error) {
 	if t != "" {
 		return t, nil
 	}
-	out, err := r.ReadWith(ctx, RunOpts{Stdin: []byte{}}, "hash-object", "-t", "tree", "--stdin")
+	out, err := r.readWith(ctx, RunOpts{Stdin: []byte{}}, "hash-object", "-t", "tree", "--stdin")
 	if err != nil {
 		return "", err
 	}
@@ -188,7 +188,7 @@ func (r *Repo) DiffTrees(ctx context.Context, a, b string) ([]Change, error) {
 		}
 		a = t
 	}
-	out, err := r.Read(ctx, "diff-tree", "-r", "-z", "--no-renames", "--raw", a, b)
+	out, err := r.read(ctx, "diff-tree", "-r", "-z", "--no-renames", "--raw", a, b)
 	if err != nil {
 		return nil, fmt.Errorf("diff %s %s: %w", a, b, err)
 	}
@@ -226,10 +226,10 @@ func parseRawDiff(out string) ([]Change, error) {
 // trees), the three trees are first wrapped in throwaway commits, two
 // children of one root, which makes base their merge base.
 func (r *Repo) MergeTree(ctx context.Context, base, ours, theirs string) (tree string, conflicts []string, err error) {
-	out, err := r.Read(ctx, "merge-base", "--all", ours, theirs)
+	out, err := r.read(ctx, "merge-base", "--all", ours, theirs)
 	if err == nil {
 		bases := strings.Fields(out)
-		want, rerr := r.Read(ctx, "rev-parse", "--verify", "--quiet", "--end-of-options", base+"^{commit}")
+		want, rerr := r.read(ctx, "rev-parse", "--verify", "--quiet", "--end-of-options", base+"^{commit}")
 		if rerr == nil && len(bases) == 1 && bases[0] == trimNL(want) {
 			return r.mergeCommits(ctx, ours, theirs)
 		}
@@ -261,7 +261,7 @@ func (r *Repo) syntheticCommit(ctx context.Context, treeish, parent string) (str
 	if parent != "" {
 		args = append(args, "-p", parent)
 	}
-	out, err := r.GitWith(ctx, RunOpts{Env: syntheticEnv, Stdin: []byte("merge base\n")}, args...)
+	out, err := r.gitWith(ctx, RunOpts{Env: syntheticEnv, Stdin: []byte("merge base\n")}, args...)
 	if err != nil {
 		return "", fmt.Errorf("merge: %w", err)
 	}
@@ -271,7 +271,7 @@ func (r *Repo) syntheticCommit(ctx context.Context, treeish, parent string) (str
 // mergeCommits runs git merge-tree on two commits whose merge base is the
 // wanted one.
 func (r *Repo) mergeCommits(ctx context.Context, ours, theirs string) (string, []string, error) {
-	out, err := r.Git(ctx, "merge-tree", "--write-tree", "-z", "--name-only", "--no-messages", ours, theirs)
+	out, err := r.git(ctx, "merge-tree", "--write-tree", "-z", "--name-only", "--no-messages", ours, theirs)
 	if err != nil && exitCode(err) != 1 {
 		return "", nil, fmt.Errorf("merge %s into %s: %w", theirs, ours, err)
 	}
@@ -332,13 +332,13 @@ func (r *Repo) OverlayTree(ctx context.Context, tree string, files map[string]Bl
 	}
 	defer os.Remove(idx)
 	env := []string{"GIT_INDEX_FILE=" + idx}
-	if _, err := r.GitWith(ctx, RunOpts{Env: env}, "read-tree", tree); err != nil {
+	if _, err := r.gitWith(ctx, RunOpts{Env: env}, "read-tree", tree); err != nil {
 		return "", fmt.Errorf("overlay %s: %w", tree, err)
 	}
-	if _, err := r.GitWith(ctx, RunOpts{Env: env, Stdin: []byte(info.String())}, "update-index", "--add", "--remove", "--replace", "--index-info"); err != nil {
+	if _, err := r.gitWith(ctx, RunOpts{Env: env, Stdin: []byte(info.String())}, "update-index", "--add", "--remove", "--replace", "--index-info"); err != nil {
 		return "", fmt.Errorf("overlay %s: %w", tree, err)
 	}
-	out, err := r.GitWith(ctx, RunOpts{Env: env}, "write-tree")
+	out, err := r.gitWith(ctx, RunOpts{Env: env}, "write-tree")
 	if err != nil {
 		return "", fmt.Errorf("overlay %s: %w", tree, err)
 	}

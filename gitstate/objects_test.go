@@ -145,7 +145,7 @@ func diffBothWays(t *testing.T, r *Repo, a, b string) (inProc, cli []Change) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := r.Read(t.Context(), "diff-tree", "-r", "-z", "--no-renames", "--raw", a, b)
+	out, err := r.read(t.Context(), "diff-tree", "-r", "-z", "--no-renames", "--raw", a, b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,7 +95,7 @@ func (r *Repo) ResolveRev(rev string) (string, error) {
 	if out != "" {
 		return out, nil
 	}
-	s, err := r.Read(context.Background(), "rev-parse", "--verify", "--quiet", "--end-of-options", rev+"^{commit}")
+	s, err := r.read(context.Background(), "rev-parse", "--verify", "--quiet", "--end-of-options", rev+"^{commit}")
 	if err != nil {
 		if exitCode(err) == 1 {
 			return "", fmt.Errorf("resolve %q: %w", rev, ErrUnknownRev)
@@ -204,7 +204,7 @@ func toCommit(oc *object.Commit) Commit {
 // IsAncestor reports whether commit a is an ancestor of (or equal to) b.
 // git answers this from its commit-graph, much faster than a go-git walk.
 func (r *Repo) IsAncestor(a, b string) (bool, error) {
-	_, err := r.Read(context.Background(), "merge-base", "--is-ancestor", a, b)
+	_, err := r.read(context.Background(), "merge-base", "--is-ancestor", a, b)
 	switch exitCode(err) {
 	case 0:
 		return true, nil
@@ -282,7 +282,7 @@ func (r *Repo) statusIn(ctx context.Context, dir string, untracked bool) ([]Stat
 	if untracked {
 		mode = "--untracked-files=all"
 	}
-	out, err := r.ReadWith(ctx, RunOpts{Dir: dir}, "status", "--porcelain=v2", "-z", mode)
+	out, err := r.readWith(ctx, RunOpts{Dir: dir}, "status", "--porcelain=v2", "-z", mode)
 	if err != nil {
 		return nil, err
 	}
@@ -339,7 +339,7 @@ func parseStatus(out string) ([]StatusEntry, error) {
 // sides of a rename.
 func (r *Repo) StatusPaths(ctx context.Context, pathspecs ...string) ([]string, error) {
 	args := []string{"--literal-pathspecs", "status", "--porcelain=v2", "-z", "--untracked-files=all", "--"}
-	out, err := r.Read(ctx, append(args, pathspecs...)...)
+	out, err := r.read(ctx, append(args, pathspecs...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -133,11 +133,11 @@ func (w *Worktree) create(ctx context.Context) error {
 			return fmt.Errorf("worktree slot %d: remove broken %s: %w", w.slot, w.path, err)
 		}
 	}
-	if _, err := r.Git(ctx, "worktree", "prune"); err != nil {
+	if _, err := r.git(ctx, "worktree", "prune"); err != nil {
 		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
 	}
 	args := append(append([]string{}, noHooks...), "worktree", "add", "--detach", w.path, w.base)
-	if _, err := r.GitWith(ctx, RunOpts{lockKey: w.path}, args...); err != nil {
+	if _, err := r.gitWith(ctx, RunOpts{lockKey: w.path}, args...); err != nil {
 		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
 	}
 	gd, err := readGitFile(w.path)
@@ -167,9 +167,9 @@ func (w *Worktree) reset(ctx context.Context) error {
 }
 
 // git runs a mutating command in the worktree, without the user's hooks.
-// The worktree's own writer serializes it (see GitWith).
+// The worktree's own writer serializes it (see gitWith).
 func (w *Worktree) git(ctx context.Context, args ...string) (string, error) {
-	return w.repo.GitWith(ctx, RunOpts{Dir: w.path}, append(append([]string{}, noHooks...), args...)...)
+	return w.repo.gitWith(ctx, RunOpts{Dir: w.path}, append(append([]string{}, noHooks...), args...)...)
 }
 
 // Path is the worktree's directory.
@@ -184,11 +184,23 @@ func (w *Worktree) Base() string { return w.base }
 // Head returns the commit the worktree's HEAD is at now: Base, unless the
 // agent committed.
 func (w *Worktree) Head(ctx context.Context) (string, error) {
-	out, err := w.repo.ReadWith(ctx, RunOpts{Dir: w.path}, "rev-parse", "--verify", "--quiet", "HEAD")
+	out, err := w.repo.readWith(ctx, RunOpts{Dir: w.path}, "rev-parse", "--verify", "--quiet", "HEAD")
 	if err != nil {
 		return "", fmt.Errorf("worktree slot %d: read HEAD: %w", w.slot, err)
 	}
 	return trimNL(out), nil
+}
+
+// RestoreWork brings commit's tree into the worktree, which must be clean
+// at Base: a two-tree read-tree moves its index and files from Base to
+// that tree and leaves HEAD at Base, so that the difference is uncommitted
+// work again, as an agent left it (the partial work of an interrupted
+// session, say).
+func (w *Worktree) RestoreWork(ctx context.Context, commit string) error {
+	if _, err := w.git(ctx, "read-tree", "-m", "-u", w.base, commit); err != nil {
+		return fmt.Errorf("worktree slot %d: restore the tree of %s: %w", w.slot, short(commit), err)
+	}
+	return nil
 }
 
 // Stage stages everything in the worktree (additions, changes, deletions;

@@ -372,3 +372,35 @@ func TestLandMovesThePooledHeadWithTheBranch(t *testing.T) {
 		base = res.Commit
 	}
 }
+
+func TestRestoreWork(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "gone.txt": "g\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	partial := stepCommit(t, r, base, map[string]string{"a.txt": "half\n", "new.txt": "n\n", "gone.txt": "\x00delete"}, "partial work")
+	w := mustWorktree(t, r, 0, base)
+	if err := w.RestoreWork(ctx, partial); err != nil {
+		t.Fatal(err)
+	}
+	// The partial work is uncommitted again, on top of the base.
+	if head, err := w.Head(ctx); err != nil || head != base {
+		t.Errorf("HEAD = %s, %v; want the base", head, err)
+	}
+	if read(t, w.Path(), "a.txt") != "half\n" || read(t, w.Path(), "new.txt") != "n\n" || exists(w.Path(), "gone.txt") {
+		t.Errorf("the files are not the partial work's: %q", statusShort(t, w.Path()))
+	}
+	tree, err := w.Stage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := git(t, dir, "rev-parse", partial+"^{tree}"); tree != want {
+		t.Errorf("staged tree %s, want the partial commit's %s", tree, want)
+	}
+	w.Discard()
+
+	w = mustWorktree(t, r, 0, base)
+	if err := w.RestoreWork(ctx, "0000000000000000000000000000000000000001"); err == nil || !strings.Contains(err.Error(), "restore the tree of") {
+		t.Errorf("RestoreWork of a missing commit = %v", err)
+	}
+	w.Discard()
+}

@@ -211,18 +211,7 @@ func (o *Orchestrator) Diff(ctx context.Context, arg string, w io.Writer, opts D
 			return err
 		}
 	}
-	args := []string{"show", "--first-parent", "--format=commit %H%nAuthor: %an <%ae>%nDate:   %ad%n%n%w(0,4,4)%B"}
-	if opts.Stat {
-		args = append(args, "--stat")
-	} else {
-		args = append(args, "--stat", "--patch")
-	}
-	if opts.Color {
-		args = append(args, "--color=always")
-	} else {
-		args = append(args, "--color=never")
-	}
-	out, err := o.repo.Read(ctx, append(args, commit)...)
+	out, err := o.repo.ShowCommit(ctx, commit, gitstate.ShowOptions{StatOnly: opts.Stat, Color: opts.Color})
 	if err != nil {
 		return err
 	}

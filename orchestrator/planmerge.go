@@ -2,12 +2,8 @@ package orchestrator
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/workflow"
@@ -74,32 +70,15 @@ func blankBoxes(p *workflow.Plan) []byte {
 	return out
 }
 
-// mergeText is a three-way merge of texts (git merge-file): the changes
-// from base to theirs applied to ours. It returns errPlanConflict when
-// they overlap.
+// mergeText is a three-way merge of texts: the changes from base to
+// theirs applied to ours. It returns errPlanConflict when they overlap.
 func (o *Orchestrator) mergeText(ctx context.Context, base, ours, theirs []byte) ([]byte, error) {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	dir := filepath.Join(o.repo.LocalDir(), "tmp", "merge-"+hex.EncodeToString(b[:]))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("merge plans: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	files := map[string][]byte{"base": base, "ours": ours, "theirs": theirs}
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-			return nil, fmt.Errorf("merge plans: %w", err)
-		}
-	}
-	out, err := o.repo.Read(ctx, "merge-file", "-p", "-q",
-		filepath.Join(dir, "ours"), filepath.Join(dir, "base"), filepath.Join(dir, "theirs"))
-	var ge *gitstate.GitError
-	if errors.As(err, &ge) && ge.ExitCode > 0 {
-		// merge-file exits with the number of conflicts.
+	merged, err := o.repo.MergeText(ctx, base, ours, theirs)
+	if errors.Is(err, gitstate.ErrTextConflict) {
 		return nil, errPlanConflict
 	}
 	if err != nil {
 		return nil, fmt.Errorf("merge plans: %w", err)
 	}
-	return []byte(out), nil
+	return merged, nil
 }

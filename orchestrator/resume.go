@@ -73,11 +73,9 @@ func (o *Orchestrator) resumePoint(ctx context.Context, snap *snapshot, u *unit,
 		// the files no longer holds, so the unit starts over.
 		return "", nil
 	}
-	// A two-tree read-tree moves the clean worktree's index and files from
-	// the base to the failed commit's tree, leaving HEAD at the base: the
-	// partial work is uncommitted again, as the agent left it.
-	if _, err := o.repo.GitWith(ctx, gitstate.RunOpts{Dir: wt.Path()},
-		"-c", "core.hooksPath=/dev/null", "read-tree", "-m", "-u", snap.commit, f.Commit); err != nil {
+	// The worktree is clean at snap.commit, the failed commit's parent:
+	// the partial work becomes uncommitted again, as the agent left it.
+	if err := wt.RestoreWork(ctx, f.Commit); err != nil {
 		return "", fmt.Errorf("restore the partial work of %s: %w", u.key(), err)
 	}
 	o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task),

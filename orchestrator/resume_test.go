@@ -12,6 +12,7 @@ import (
 
 	"github.com/codemachine/codemachine/agents"
 	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/internal/testenv"
 )
 
 const resumeWorkflow = `version: 1
@@ -202,9 +203,7 @@ func TestNoResume(t *testing.T) {
 			t.Fatal("the first run succeeded")
 		}
 		writeIn(t, filepath.Join(dir, ".codemachine", "agents"), "coder.md", "---\nname: coder\n---\nWrite final.txt only.\n")
-		if _, err := o.Repo().Git(t.Context(), "commit", "-qam", "reword"); err != nil {
-			t.Fatal(err)
-		}
+		testenv.Git(t, dir, "commit", "-qam", "reword")
 		if _, err := o.Run(t.Context(), RunOptions{}); err != nil {
 			t.Fatal(err)
 		}

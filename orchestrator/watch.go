@@ -1,7 +1,6 @@
 package orchestrator
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -394,20 +393,7 @@ func (s *watchSession) steer(ctx context.Context, saved []string, all bool) {
 		return
 	}
 	msg := "steer: " + listPaths(dirty)
-	// The paths go through stdin: a checkout can change more of them
-	// than a command line holds.
-	var list bytes.Buffer
-	for _, p := range dirty {
-		list.WriteString(p)
-		list.WriteByte(0)
-	}
-	fromStdin := gitstate.RunOpts{Stdin: list.Bytes()}
-	_, err = s.o.repo.GitWith(ctx, fromStdin, "--literal-pathspecs", "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul")
-	if err == nil {
-		_, err = s.o.repo.GitWith(ctx, fromStdin, "--literal-pathspecs", "commit", "-q", "--only", "-m", msg,
-			"--pathspec-from-file=-", "--pathspec-file-nul")
-	}
-	if err != nil {
+	if err := s.o.repo.CommitPaths(ctx, dirty, msg); err != nil {
 		s.note("saved " + listPaths(dirty) + ": the steer commit failed: " + err.Error())
 		return
 	}
@@ -583,7 +569,7 @@ func (s *watchSession) describeNew(old string, head gitstate.Head) string {
 // `codemachine rollback` does (DESIGN 7): they do not run again with the
 // same inputs until the user asks or their inputs change.
 func (s *watchSession) holdReset(ctx context.Context, from, to string) ([]string, error) {
-	out, err := s.o.repo.Read(ctx, "rev-list", "--max-count=1000", to+".."+from)
+	commits, err := s.o.repo.CommitsBetween(ctx, to, from, 1000)
 	if err != nil {
 		return nil, err
 	}
@@ -598,11 +584,7 @@ func (s *watchSession) holdReset(ctx context.Context, from, to string) ([]string
 	type undone struct{ key, commit string }
 	var keys []undone
 	seen := map[string]bool{}
-	for _, h := range strings.Fields(out) {
-		c, err := s.o.repo.CommitInfo(h)
-		if err != nil {
-			return nil, err
-		}
+	for _, c := range commits {
 		msg := gitstate.Message{Trailers: c.Trailers}
 		stepID := msg.Get(gitstate.TrailerStep)
 		if stepID == "" {
@@ -734,55 +716,13 @@ func sameDirs(a, b []watcher.Dir) bool {
 	return true
 }
 
-// ignoredDirs asks git which of dirs it ignores (one check-ignore for all):
-// build output and dependencies are neither inputs nor worth a watch.
+// ignoredDirs asks git which of dirs it ignores: build output and
+// dependencies are neither inputs nor worth a watch. When git cannot say,
+// everything is watched rather than a change missed.
 func (s *watchSession) ignoredDirs(dirs []string) []string {
-	root := s.o.repo.Root()
-	var in bytes.Buffer
-	abs := map[string]string{}
-	for _, d := range dirs {
-		rel, err := filepath.Rel(root, d)
-		if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
-			continue
-		}
-		rel = filepath.ToSlash(rel)
-		abs[rel] = d
-		in.WriteString(rel)
-		in.WriteByte(0)
-	}
-	if in.Len() == 0 {
-		return nil
-	}
-	// --no-index: with the index, git checks each path against every
-	// tracked file (1.5 s for 1,000 directories of a 100k-file
-	// repository, against 2 ms without). What that check is for, an
-	// ignored directory that holds tracked files, is asked of ls-files
-	// below, for the few directories found ignored.
-	ctx := context.Background()
-	out, err := s.o.repo.ReadWith(ctx, gitstate.RunOpts{Stdin: in.Bytes()}, "check-ignore", "--no-index", "--stdin", "-z")
-	if err != nil {
-		// Exit 1: nothing is ignored. Anything else: watch everything
-		// rather than miss a change.
-		return nil
-	}
-	var rels []string
-	for _, rel := range strings.Split(out, "\x00") {
-		if _, ok := abs[rel]; ok {
-			rels = append(rels, rel)
-		}
-	}
-	if len(rels) == 0 {
-		return nil
-	}
-	tracked, err := s.o.repo.Read(ctx, append([]string{"--literal-pathspecs", "ls-files", "-z", "--"}, rels...)...)
+	ignored, err := s.o.repo.IgnoredDirs(context.Background(), dirs)
 	if err != nil {
 		return nil
-	}
-	var ignored []string
-	for _, rel := range rels {
-		if !strings.HasPrefix(tracked, rel+"/") && !strings.Contains(tracked, "\x00"+rel+"/") {
-			ignored = append(ignored, abs[rel])
-		}
 	}
 	return ignored
 }
@@ -889,11 +829,7 @@ func (s *watchSession) note(msg string) {
 // HooksDir is where git looks for this repository's hooks: .git/hooks, or
 // core.hooksPath when it is set.
 func (o *Orchestrator) HooksDir(ctx context.Context) (string, error) {
-	out, err := o.repo.Read(ctx, "rev-parse", "--path-format=absolute", "--git-path", "hooks")
-	if err != nil {
-		return "", fmt.Errorf("find the hooks directory: %w", err)
-	}
-	return strings.TrimSpace(out), nil
+	return o.repo.HooksDir(ctx)
 }
 
 // HookRunWanted tells a git hook whether to start `codemachine run`: HEAD

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/codemachine/codemachine/agents"
+	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/orchestrator"
 )
 
@@ -102,11 +102,11 @@ func doctor(ctx context.Context, dir string) doctorReport {
 func checkGit(ctx context.Context) gitCheck {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "git", "--version").Output()
+	version, err := gitstate.Version(ctx)
 	if err != nil {
 		return gitCheck{Hint: "git is required: install git (" + err.Error() + ")"}
 	}
-	return gitCheck{Found: true, Version: strings.TrimSpace(string(out))}
+	return gitCheck{Found: true, Version: version}
 }
 
 func checkRepo(ctx context.Context, dir string) repoCheck {
@@ -148,14 +148,10 @@ func checkRepo(ctx context.Context, dir string) repoCheck {
 			}
 		}
 	}
-	if list, err := repo.Read(ctx, "worktree", "list", "--porcelain"); err == nil {
-		path := ""
-		for _, line := range strings.Split(list, "\n") {
-			if p, ok := strings.CutPrefix(line, "worktree "); ok {
-				path = p
-			}
-			if strings.HasPrefix(line, "prunable") {
-				rc.Stale = append(rc.Stale, path)
+	if list, err := repo.ListWorktrees(ctx); err == nil {
+		for _, w := range list {
+			if w.Prunable {
+				rc.Stale = append(rc.Stale, w.Path)
 			}
 		}
 	}
