@@ -25,7 +25,7 @@ func (r *Repo) CommitPaths(ctx context.Context, paths []string, msg string) erro
 		list.WriteString(p)
 		list.WriteByte(0)
 	}
-	fromStdin := RunOpts{Stdin: list.Bytes()}
+	fromStdin := runOpts{Stdin: list.Bytes()}
 	// add -A first: --only alone does not take in untracked files.
 	if _, err := r.gitWith(ctx, fromStdin, "--literal-pathspecs", "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"); err != nil {
 		return err
@@ -60,7 +60,7 @@ func (r *Repo) IgnoredDirs(ctx context.Context, dirs []string) ([]string, error)
 	// repository, against 2 ms without). What that check is for, an
 	// ignored directory that holds tracked files, is asked of ls-files
 	// below, for the few directories found ignored.
-	out, err := r.readWith(ctx, RunOpts{Stdin: in.Bytes()}, "check-ignore", "--no-index", "--stdin", "-z")
+	out, err := r.readWith(ctx, runOpts{Stdin: in.Bytes()}, "check-ignore", "--no-index", "--stdin", "-z")
 	if exitCode(err) == 1 {
 		return nil, nil // nothing is ignored
 	}

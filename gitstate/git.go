@@ -19,8 +19,8 @@ import (
 // process holds a git lock file before it gives up.
 const DefaultLockWait = 10 * time.Second
 
-// RunOpts are the extras of one git invocation.
-type RunOpts struct {
+// runOpts are the extras of one git invocation.
+type runOpts struct {
 	// Dir is the directory git runs in; "" means the repository root. Pass a
 	// pooled worktree's path to operate on that worktree.
 	Dir string
@@ -78,7 +78,7 @@ var (
 // git runs a mutating git command through the repository's serialized
 // writer and returns its standard output as git printed it.
 func (r *Repo) git(ctx context.Context, args ...string) (string, error) {
-	return r.gitWith(ctx, RunOpts{}, args...)
+	return r.gitWith(ctx, runOpts{}, args...)
 }
 
 // gitWith is git with extra options. Commands run one at a time per
@@ -86,7 +86,7 @@ func (r *Repo) git(ctx context.Context, args ...string) (string, error) {
 // other commands on that worktree only, because it touches nothing but the
 // worktree's private index and HEAD (and writes objects, which git does
 // atomically), so parallel slots do not wait for each other.
-func (r *Repo) gitWith(ctx context.Context, opts RunOpts, args ...string) (string, error) {
+func (r *Repo) gitWith(ctx context.Context, opts runOpts, args ...string) (string, error) {
 	key := opts.lockKey
 	if key == "" {
 		key = opts.Dir
@@ -101,11 +101,11 @@ func (r *Repo) gitWith(ctx context.Context, opts RunOpts, args ...string) (strin
 // GIT_OPTIONAL_LOCKS=0 so that it never takes the index lock (git status
 // would otherwise refresh the index under the user's feet).
 func (r *Repo) read(ctx context.Context, args ...string) (string, error) {
-	return r.readWith(ctx, RunOpts{}, args...)
+	return r.readWith(ctx, runOpts{}, args...)
 }
 
 // readWith is read with extra options.
-func (r *Repo) readWith(ctx context.Context, opts RunOpts, args ...string) (string, error) {
+func (r *Repo) readWith(ctx context.Context, opts runOpts, args ...string) (string, error) {
 	opts.Env = append([]string{"GIT_OPTIONAL_LOCKS=0"}, opts.Env...)
 	return r.run(ctx, opts, false, args)
 }
@@ -153,7 +153,7 @@ outer:
 
 // run executes git, retrying with exponential back-off while a lock file of
 // another process is in the way.
-func (r *Repo) run(ctx context.Context, opts RunOpts, retryLocks bool, args []string) (string, error) {
+func (r *Repo) run(ctx context.Context, opts runOpts, retryLocks bool, args []string) (string, error) {
 	dir := opts.Dir
 	if dir == "" {
 		dir = r.root

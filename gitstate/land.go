@@ -236,7 +236,7 @@ func (r *Repo) keepOnBranch(ctx context.Context, branch, commit string) (string,
 		if cur == commit {
 			return name, nil
 		}
-		err = r.updateRef(ctx, RunOpts{}, ref, commit, cur, "codemachine: kept after a conflict")
+		err = r.updateRef(ctx, runOpts{}, ref, commit, cur, "codemachine: kept after a conflict")
 		if !errors.Is(err, ErrRefMoved) {
 			return name, err
 		}
@@ -295,7 +295,7 @@ func (r *Repo) advance(ctx context.Context, ref, old, new, msg string, w *Worktr
 	cas := newRefUpdate(ref, new, old, msg, w, wHead)
 	switch len(cos) {
 	case 0:
-		_, err := r.gitWith(ctx, RunOpts{Stdin: cas.stdin}, cas.args...)
+		_, err := r.gitWith(ctx, runOpts{Stdin: cas.stdin}, cas.args...)
 		return refError(ref, err)
 	case 1:
 		return r.switchCheckout(ctx, cos[0], cas, false)
@@ -389,7 +389,7 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, h
 			return err
 		}
 	}
-	opts := RunOpts{Dir: co.root, Env: []string{"GIT_INDEX_FILE=" + tmp}}
+	opts := runOpts{Dir: co.root, Env: []string{"GIT_INDEX_FILE=" + tmp}}
 	args := []string{"read-tree", "-m", "-u", from, new}
 	if hard {
 		args = []string{"read-tree", "--reset", "-u", new}
@@ -414,7 +414,7 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, h
 		return err
 	}
 	r.hook("before-ref-update")
-	if _, err := r.run(ctx, RunOpts{Stdin: cas.stdin}, true, cas.args); err != nil {
+	if _, err := r.run(ctx, runOpts{Stdin: cas.stdin}, true, cas.args); err != nil {
 		err = refError(cas.ref, err)
 		back := []string{"read-tree", "-m", "-u", new, from}
 		if hard {
@@ -446,7 +446,7 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, h
 // read-tree refused, so the common case costs nothing and the rare one
 // does not depend on the size of the repository. A path that is not in
 // the index at all is a local change of the user's (a staged deletion).
-func (r *Repo) refreshPaths(ctx context.Context, opts RunOpts, old, new string) error {
+func (r *Repo) refreshPaths(ctx context.Context, opts runOpts, old, new string) error {
 	if old == "" {
 		return nil
 	}
@@ -608,20 +608,20 @@ func (r *Repo) ResetBranch(ctx context.Context, branch, to, expectedTip string, 
 		return "", "", fmt.Errorf("reset %s: %w", branch, err)
 	}
 	if len(cos) == 0 {
-		if err := r.updateRef(ctx, RunOpts{}, ref, target, tip, msg); err != nil {
+		if err := r.updateRef(ctx, runOpts{}, ref, target, tip, msg); err != nil {
 			return backupRef, "", fmt.Errorf("reset %s: %w", branch, err)
 		}
 		return backupRef, "", nil
 	}
 	hard := false
 	if len(dirty) > 0 {
-		out, err := r.gitWith(ctx, RunOpts{Dir: cos[0].root}, "stash", "create", "codemachine: uncommitted changes before rollback")
+		out, err := r.gitWith(ctx, runOpts{Dir: cos[0].root}, "stash", "create", "codemachine: uncommitted changes before rollback")
 		if err != nil {
 			return backupRef, "", fmt.Errorf("reset %s: save uncommitted changes: %w", branch, err)
 		}
 		if stash := trimNL(out); stash != "" {
 			saved = backupRef + "-worktree"
-			if err := r.updateRef(ctx, RunOpts{}, saved, stash, "", msg); err != nil {
+			if err := r.updateRef(ctx, runOpts{}, saved, stash, "", msg); err != nil {
 				return backupRef, "", fmt.Errorf("reset %s: save uncommitted changes: %w", branch, err)
 			}
 		}
@@ -666,7 +666,7 @@ func (r *Repo) createBackupRef(ctx context.Context, commit, msg string) (string,
 		if i > 1 {
 			name = fmt.Sprintf("%s-%d", stamp, i)
 		}
-		err := r.updateRef(ctx, RunOpts{}, name, commit, "", msg)
+		err := r.updateRef(ctx, runOpts{}, name, commit, "", msg)
 		if err == nil {
 			return name, nil
 		}

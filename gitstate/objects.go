@@ -45,7 +45,7 @@ func (r *Repo) HashObject(ctx context.Context, data []byte) (string, error) {
 	if data == nil {
 		data = []byte{}
 	}
-	out, err := r.gitWith(ctx, RunOpts{Stdin: data}, "hash-object", "-w", "--stdin")
+	out, err := r.gitWith(ctx, runOpts{Stdin: data}, "hash-object", "-w", "--stdin")
 	if err != nil {
 		return "", err
 	}
@@ -75,7 +75,7 @@ func (r *Repo) CommitTree(ctx context.Context, spec CommitSpec) (string, error) 
 	if !strings.HasSuffix(msg, "\n") {
 		msg += "\n"
 	}
-	out, err := r.gitWith(ctx, RunOpts{Env: env, Stdin: []byte(msg)}, args...)
+	out, err := r.gitWith(ctx, runOpts{Env: env, Stdin: []byte(msg)}, args...)
 	if err != nil {
 		var ge *GitError
 		if errors.As(err, &ge) && isIdentityError(ge.Stderr) {
@@ -104,10 +104,10 @@ func isIdentityError(stderr string) bool {
 // wraps ErrRefMoved. Refs under refs/codemachine/ get a reflog so that the
 // values they held before stay reachable.
 func (r *Repo) UpdateRef(ctx context.Context, ref, newHash, oldHash, msg string) error {
-	return r.updateRef(ctx, RunOpts{}, ref, newHash, oldHash, msg)
+	return r.updateRef(ctx, runOpts{}, ref, newHash, oldHash, msg)
 }
 
-func (r *Repo) updateRef(ctx context.Context, opts RunOpts, ref, newHash, oldHash, msg string) error {
+func (r *Repo) updateRef(ctx context.Context, opts runOpts, ref, newHash, oldHash, msg string) error {
 	if oldHash == "" {
 		oldHash = strings.Repeat("0", max(len(newHash), 40))
 	}
@@ -158,7 +158,7 @@ func (r *Repo) emptyTree(ctx context.Context) (string, error) {
 	if t != "" {
 		return t, nil
 	}
-	out, err := r.readWith(ctx, RunOpts{Stdin: []byte{}}, "hash-object", "-t", "tree", "--stdin")
+	out, err := r.readWith(ctx, runOpts{Stdin: []byte{}}, "hash-object", "-t", "tree", "--stdin")
 	if err != nil {
 		return "", err
 	}
@@ -261,7 +261,7 @@ func (r *Repo) syntheticCommit(ctx context.Context, treeish, parent string) (str
 	if parent != "" {
 		args = append(args, "-p", parent)
 	}
-	out, err := r.gitWith(ctx, RunOpts{Env: syntheticEnv, Stdin: []byte("merge base\n")}, args...)
+	out, err := r.gitWith(ctx, runOpts{Env: syntheticEnv, Stdin: []byte("merge base\n")}, args...)
 	if err != nil {
 		return "", fmt.Errorf("merge: %w", err)
 	}
@@ -332,13 +332,13 @@ func (r *Repo) OverlayTree(ctx context.Context, tree string, files map[string]Bl
 	}
 	defer os.Remove(idx)
 	env := []string{"GIT_INDEX_FILE=" + idx}
-	if _, err := r.gitWith(ctx, RunOpts{Env: env}, "read-tree", tree); err != nil {
+	if _, err := r.gitWith(ctx, runOpts{Env: env}, "read-tree", tree); err != nil {
 		return "", fmt.Errorf("overlay %s: %w", tree, err)
 	}
-	if _, err := r.gitWith(ctx, RunOpts{Env: env, Stdin: []byte(info.String())}, "update-index", "--add", "--remove", "--replace", "--index-info"); err != nil {
+	if _, err := r.gitWith(ctx, runOpts{Env: env, Stdin: []byte(info.String())}, "update-index", "--add", "--remove", "--replace", "--index-info"); err != nil {
 		return "", fmt.Errorf("overlay %s: %w", tree, err)
 	}
-	out, err := r.gitWith(ctx, RunOpts{Env: env}, "write-tree")
+	out, err := r.gitWith(ctx, runOpts{Env: env}, "write-tree")
 	if err != nil {
 		return "", fmt.Errorf("overlay %s: %w", tree, err)
 	}

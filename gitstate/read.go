@@ -282,7 +282,7 @@ func (r *Repo) statusIn(ctx context.Context, dir string, untracked bool) ([]Stat
 	if untracked {
 		mode = "--untracked-files=all"
 	}
-	out, err := r.readWith(ctx, RunOpts{Dir: dir}, "status", "--porcelain=v2", "-z", mode)
+	out, err := r.readWith(ctx, runOpts{Dir: dir}, "status", "--porcelain=v2", "-z", mode)
 	if err != nil {
 		return nil, err
 	}

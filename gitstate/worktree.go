@@ -137,7 +137,7 @@ func (w *Worktree) create(ctx context.Context) error {
 		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
 	}
 	args := append(append([]string{}, noHooks...), "worktree", "add", "--detach", w.path, w.base)
-	if _, err := r.gitWith(ctx, RunOpts{lockKey: w.path}, args...); err != nil {
+	if _, err := r.gitWith(ctx, runOpts{lockKey: w.path}, args...); err != nil {
 		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
 	}
 	gd, err := readGitFile(w.path)
@@ -169,7 +169,7 @@ func (w *Worktree) reset(ctx context.Context) error {
 // git runs a mutating command in the worktree, without the user's hooks.
 // The worktree's own writer serializes it (see gitWith).
 func (w *Worktree) git(ctx context.Context, args ...string) (string, error) {
-	return w.repo.gitWith(ctx, RunOpts{Dir: w.path}, append(append([]string{}, noHooks...), args...)...)
+	return w.repo.gitWith(ctx, runOpts{Dir: w.path}, append(append([]string{}, noHooks...), args...)...)
 }
 
 // Path is the worktree's directory.
@@ -184,7 +184,7 @@ func (w *Worktree) Base() string { return w.base }
 // Head returns the commit the worktree's HEAD is at now: Base, unless the
 // agent committed.
 func (w *Worktree) Head(ctx context.Context) (string, error) {
-	out, err := w.repo.readWith(ctx, RunOpts{Dir: w.path}, "rev-parse", "--verify", "--quiet", "HEAD")
+	out, err := w.repo.readWith(ctx, runOpts{Dir: w.path}, "rev-parse", "--verify", "--quiet", "HEAD")
 	if err != nil {
 		return "", fmt.Errorf("worktree slot %d: read HEAD: %w", w.slot, err)
 	}
