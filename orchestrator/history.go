@@ -301,54 +301,10 @@ func (o *Orchestrator) Rollback(ctx context.Context, arg string, force bool) (*R
 		}
 	}
 	res.Undone = keys
-	res.Held, err = o.holdUndone(to, keys, undone)
+	// No overrides: rollback has no --engine or --model; the environment's
+	// apply as they do for every command (see holdUndone).
+	res.Held, err = o.holdUndone(ctx, head.Commit, to, Overrides{})
 	return res, err
-}
-
-// holdUndone holds every undone step or task with its fingerprint at the
-// new tip, so that nothing re-runs it until its inputs change or the user
-// asks (DESIGN 7).
-func (o *Orchestrator) holdUndone(tip string, keys []string, undone []gitstate.Commit) ([]string, error) {
-	snap, err := o.load(tip, Overrides{})
-	if err != nil {
-		// The workflow at the new tip is broken or absent: nothing to hold.
-		var cfg *ConfigError
-		if errors.As(err, &cfg) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	commitOf := map[string]string{}
-	for _, c := range undone {
-		if msg, err := gitstate.ParseMessage(c.Message); err == nil {
-			k := unitKey(msg.Get(gitstate.TrailerStep), msg.Get(gitstate.TrailerTask))
-			if _, ok := commitOf[k]; !ok {
-				commitOf[k] = c.Hash
-			}
-		}
-	}
-	var held []string
-	now := o.cfg.Now().UTC()
-	err = o.updateHolds(func(h map[string]Hold) {
-		for _, key := range keys {
-			stepID, taskID, _ := strings.Cut(key, "/")
-			step := snap.project.Graph.Step(stepID)
-			if step == nil {
-				continue
-			}
-			fp := snap.settings[stepID].fingerprint
-			if taskID != "" {
-				plan := snap.project.Plans[step.Foreach]
-				if plan == nil || plan.Task(taskID) == nil {
-					continue
-				}
-				fp = taskFingerprint(fp, plan.Task(taskID))
-			}
-			h[key] = Hold{Fingerprint: fp, Commit: commitOf[key], At: now}
-			held = append(held, key)
-		}
-	})
-	return held, err
 }
 
 // Retry lifts the hold or failure of a step or task and runs it again.

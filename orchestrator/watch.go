@@ -530,11 +530,14 @@ func (s *watchSession) lookAtBranch(ctx context.Context) {
 		how = "rewritten, now at"
 	}
 	msg := fmt.Sprintf("%s %s %s", head.Branch, how, short(head.Commit))
-	held, err := s.holdReset(ctx, old, head.Commit)
+	// The steps and tasks whose commits the reset took away and which are
+	// due again because of it are held, as `codemachine rollback` does.
+	held, err := s.o.holdUndone(ctx, old, head.Commit, s.opts.Run.Overrides)
 	if err != nil {
 		s.note("hold the undone steps: " + err.Error())
 	}
 	if len(held) > 0 {
+		sort.Strings(held)
 		msg += "; held: " + strings.Join(held, ", ")
 	}
 	s.pending = append(s.pending, Trigger{Kind: "reset", Message: msg})
@@ -562,67 +565,6 @@ func (s *watchSession) describeNew(old string, head gitstate.Head) string {
 		return fmt.Sprintf("new commits on %s, last %s: %s", head.Branch, short(head.Commit), subject)
 	}
 	return fmt.Sprintf("%d new commits on %s, last %s: %s", n, head.Branch, short(head.Commit), subject)
-}
-
-// holdReset holds the steps and tasks whose commits a reset (or rewrite)
-// of the branch took away and which are due again because of it, as
-// `codemachine rollback` does (DESIGN 7): they do not run again with the
-// same inputs until the user asks or their inputs change.
-func (s *watchSession) holdReset(ctx context.Context, from, to string) ([]string, error) {
-	commits, err := s.o.repo.CommitsBetween(ctx, to, from, 1000)
-	if err != nil {
-		return nil, err
-	}
-	snap, err := s.o.load(to, s.opts.Run.Overrides)
-	if err != nil {
-		var cfg *ConfigError
-		if errors.As(err, &cfg) {
-			return nil, nil // no workflow to hold steps of
-		}
-		return nil, err
-	}
-	type undone struct{ key, commit string }
-	var keys []undone
-	seen := map[string]bool{}
-	for _, c := range commits {
-		msg := gitstate.Message{Trailers: c.Trailers}
-		stepID := msg.Get(gitstate.TrailerStep)
-		if stepID == "" {
-			continue
-		}
-		key := unitKey(stepID, msg.Get(gitstate.TrailerTask))
-		if !seen[key] {
-			seen[key] = true
-			keys = append(keys, undone{key, c.Hash})
-		}
-	}
-	now := s.o.cfg.Now().UTC()
-	var held []string
-	err = s.o.updateHolds(func(h map[string]Hold) {
-		for _, k := range keys {
-			stepID, taskID, _ := strings.Cut(k.key, "/")
-			step := snap.project.Graph.Step(stepID)
-			if step == nil {
-				continue
-			}
-			fp := snap.settings[stepID].fingerprint
-			if taskID == "" {
-				if _, due := snap.due[stepID]; !due {
-					continue // still done at the new tip (an amended commit, say)
-				}
-			} else {
-				plan := snap.project.Plans[step.Foreach]
-				if plan == nil || plan.Task(taskID) == nil || plan.Task(taskID).Done {
-					continue
-				}
-				fp = taskFingerprint(fp, plan.Task(taskID))
-			}
-			h[k.key] = Hold{Fingerprint: fp, Commit: k.commit, At: now}
-			held = append(held, k.key)
-		}
-	})
-	sort.Strings(held)
-	return held, err
 }
 
 // configure reads the trigger mode and the inputs from the workflow at the

@@ -1,0 +1,104 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/codemachine/codemachine/gitstate"
+)
+
+// maxUndone bounds how many of the commits a reset took away are looked
+// at: the newest ones, where the steps just undone are. A reset further
+// back than that is a new start rather than an undo of steps.
+const maxUndone = 1000
+
+// holdUndone holds the steps and tasks whose commits a move of the branch
+// from tip from to tip to took away (a rollback, a `git reset`, a rewrite)
+// and which that move made due again, as DESIGN 7 asks: they do not run
+// again with the same inputs until the user asks (retry, run STEP) or the
+// inputs change. Each hold records the newest undone commit of its unit.
+// It returns the held keys, newest undone first. A workflow that is broken
+// or absent at to holds nothing.
+//
+// Two choices, where rollback and watch mode used to differ:
+//
+//   - Fingerprints are computed with the caller's overrides (ov, and the
+//     environment's CODEMACHINE_ENGINE/MODEL, which settingsFor applies
+//     everywhere): a hold lifts as soon as the unit's fingerprint differs
+//     from it, and the runs that follow compute theirs with the same
+//     overrides. A watcher started with --model must hold with that model,
+//     or its next pass would lift the hold at once and run the step again.
+//     Rollback has no overrides of its own and passes none.
+//   - Only what is due at to is held: a step that is due (never ran there,
+//     changed, or waits for one that is), a task that is still in its plan
+//     and unchecked. A step whose work is still there (an amend of its
+//     commit keeps the work and state.yaml's record) or a task whose box is
+//     still ticked would not run anyway; a hold on it would call done work
+//     held, and would stop a legitimate run later, when its inputs come
+//     back to these values.
+func (o *Orchestrator) holdUndone(ctx context.Context, from, to string, ov Overrides) ([]string, error) {
+	commits, err := o.repo.CommitsBetween(ctx, to, from, maxUndone)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := o.load(to, ov)
+	if err != nil {
+		var cfg *ConfigError
+		if errors.As(err, &cfg) {
+			return nil, nil // no workflow to hold steps of
+		}
+		return nil, err
+	}
+	type undone struct{ key, commit string }
+	var units []undone
+	seen := map[string]bool{}
+	for _, c := range commits {
+		msg := gitstate.Message{Trailers: c.Trailers}
+		stepID := msg.Get(gitstate.TrailerStep)
+		if stepID == "" {
+			continue
+		}
+		key := unitKey(stepID, msg.Get(gitstate.TrailerTask))
+		if !seen[key] {
+			seen[key] = true
+			units = append(units, undone{key, c.Hash})
+		}
+	}
+	now := o.cfg.Now().UTC()
+	var held []string
+	err = o.updateHolds(func(h map[string]Hold) {
+		for _, u := range units {
+			if fp, due := dueFingerprint(snap, u.key); due {
+				h[u.key] = Hold{Fingerprint: fp, Commit: u.commit, At: now}
+				held = append(held, u.key)
+			}
+		}
+	})
+	return held, err
+}
+
+// dueFingerprint returns the fingerprint of a step or task key at snap and
+// whether it is due there: a step when DueSteps says so, a task when its
+// plan has it unchecked.
+func dueFingerprint(snap *snapshot, key string) (string, bool) {
+	stepID, taskID, _ := strings.Cut(key, "/")
+	step := snap.project.Graph.Step(stepID)
+	if step == nil {
+		return "", false
+	}
+	fp := snap.settings[stepID].fingerprint
+	if taskID == "" {
+		_, due := snap.due[stepID]
+		return fp, due
+	}
+	plan := snap.project.Plans[step.Foreach]
+	if plan == nil {
+		return "", false
+	}
+	task := plan.Task(taskID)
+	if task == nil || task.Done {
+		return "", false
+	}
+	return taskFingerprint(fp, task), true
+}
