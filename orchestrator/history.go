@@ -326,20 +326,11 @@ func (o *Orchestrator) Retry(ctx context.Context, arg string, opts RunOptions) (
 		return nil, err
 	}
 	defer lock.Release()
-	if !o.isStepKey(head.Commit, arg) {
-		return nil, configErrorf("%s is not a step or task of the workflow", arg)
-	}
-	holds, err := o.holds()
+	ok, err := o.retryable(head.Commit, arg)
 	if err != nil {
 		return nil, err
 	}
-	failures, err := o.failures()
-	if err != nil {
-		return nil, err
-	}
-	_, held := holds[arg]
-	_, failed := failures[arg]
-	if !held && !failed {
+	if !ok {
 		return nil, configErrorf("%s is neither failed nor held: nothing to retry (codemachine run --force %s runs it anyway)", arg, arg)
 	}
 	if err := o.updateHolds(func(h map[string]Hold) { delete(h, arg) }); err != nil {
@@ -351,4 +342,33 @@ func (o *Orchestrator) Retry(ctx context.Context, arg string, opts RunOptions) (
 	opts.Steps = []string{arg}
 	opts.Force = !strings.Contains(arg, "/")
 	return o.runLocked(ctx, head, opts, lock)
+}
+
+// Retryable checks a retry of arg before anything is lifted, as Retry
+// does: arg must name a step or task of the workflow at HEAD (a
+// *ConfigError otherwise), and ok says whether it is held or failed, that
+// is whether there is anything to lift.
+func (o *Orchestrator) Retryable(arg string) (ok bool, err error) {
+	head, err := o.checkHead()
+	if err != nil {
+		return false, err
+	}
+	return o.retryable(head.Commit, arg)
+}
+
+func (o *Orchestrator) retryable(tip, arg string) (bool, error) {
+	if !o.isStepKey(tip, arg) {
+		return false, configErrorf("%s is not a step or task of the workflow", arg)
+	}
+	holds, err := o.holds()
+	if err != nil {
+		return false, err
+	}
+	failures, err := o.failures()
+	if err != nil {
+		return false, err
+	}
+	_, held := holds[arg]
+	_, failed := failures[arg]
+	return held || failed, nil
 }
