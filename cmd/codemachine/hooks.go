@@ -152,7 +152,7 @@ func hooksDir(c *cli.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return o.HooksDir(c.Context)
+	return o.Repo().HooksDir(c.Context)
 }
 
 // hooksRun starts `codemachine run` detached when a hook wants one. Its

@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/codemachine/codemachine/orchestrator"
+	"github.com/codemachine/codemachine/watch"
 )
 
 func retryCommand() *cli.Command {
@@ -38,16 +39,16 @@ func retryCommand() *cli.Command {
 				Command:   "codemachine retry",
 			}
 			summary, err := o.Retry(c.Context, arg, opts)
-			if _, watching := orchestrator.LockedByWatcher(err); watching {
+			if _, watching := watch.RefusedBy(err); watching {
 				// The watcher holds the lock: it does the retry.
-				pid, qerr := o.QueueRetry(arg)
+				pid, qerr := watch.QueueRetry(o, arg)
 				switch {
 				case qerr == nil && out.json:
 					return out.printJSON(map[string]any{"queued": arg, "watcher_pid": pid})
 				case qerr == nil:
 					out.printf("handed to codemachine watch (pid %d): it lifts %s's hold or failure and runs it after its current pass (its output shows the result)\n", pid, arg)
 					return nil
-				case errors.Is(qerr, orchestrator.ErrNoWatcher):
+				case errors.Is(qerr, watch.ErrNoWatcher):
 					summary, err = o.Retry(c.Context, arg, opts)
 				default:
 					return qerr

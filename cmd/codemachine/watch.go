@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/codemachine/codemachine/orchestrator"
+	"github.com/codemachine/codemachine/watch"
 )
 
 func watchCommand() *cli.Command {
@@ -47,7 +48,7 @@ refs/codemachine/failed/STEP and exits 130; a second Ctrl-C kills them at once.`
 				return err
 			}
 			switch c.String("trigger") {
-			case "", orchestrator.TriggerCommit, orchestrator.TriggerSave:
+			case "", watch.TriggerCommit, watch.TriggerSave:
 			default:
 				return usageErrorf("unknown trigger %q (commit or save)", c.String("trigger"))
 			}
@@ -59,7 +60,7 @@ refs/codemachine/failed/STEP and exits 130; a second Ctrl-C kills them at once.`
 			if err != nil {
 				return err
 			}
-			opts := orchestrator.WatchOptions{
+			opts := watch.Options{
 				Run: orchestrator.RunOptions{
 					Overrides: orchestrator.Overrides{Engine: c.String("engine"), Model: c.String("model")},
 					Record:    c.Bool("record"),
@@ -71,17 +72,18 @@ refs/codemachine/failed/STEP and exits 130; a second Ctrl-C kills them at once.`
 				OnTrigger:  out.trigger,
 				OnWatching: out.watching,
 				OnPass:     out.pass,
+				OnNote:     func(msg string) { out.event(orchestrator.Event{Kind: orchestrator.Note, Message: msg}) },
 			}
 			if c.Bool("poll") {
 				opts.Poll = c.Duration("poll-interval")
 			}
-			return o.Watch(c.Context, opts)
+			return watch.Run(c.Context, o, opts)
 		},
 	}
 }
 
 // watching says what the watcher looks at.
-func (o *output) watching(info orchestrator.WatchInfo) {
+func (o *output) watching(info watch.Info) {
 	if o.quiet {
 		return
 	}
@@ -95,7 +97,7 @@ func (o *output) watching(info orchestrator.WatchInfo) {
 
 // trigger prints why a pass starts: one line, with the time, since a
 // watcher runs for hours.
-func (o *output) trigger(t orchestrator.Trigger) {
+func (o *output) trigger(t watch.Trigger) {
 	o.printf("%s %s %s\n", o.paint(bold, "»"), time.Now().Format("15:04:05"), t.Message)
 }
 
@@ -116,7 +118,7 @@ func (o *output) pass(s *orchestrator.Summary, err error) {
 // watcherHint is added to the error of a command refused because
 // `codemachine watch` holds the repository: what to do instead.
 func watcherHint(err error) string {
-	if _, ok := orchestrator.LockedByWatcher(err); !ok {
+	if _, ok := watch.RefusedBy(err); !ok {
 		return ""
 	}
 	return "\n  stop the watcher (Ctrl-C) first; meanwhile it runs what commits make due by itself, holds what a `git reset` undoes, and takes `codemachine retry`"

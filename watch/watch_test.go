@@ -1,4 +1,4 @@
-package orchestrator
+package watch
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/codemachine/codemachine/agents"
 	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/internal/testenv"
+	"github.com/codemachine/codemachine/orchestrator"
 	"github.com/codemachine/codemachine/watcher"
 )
 
@@ -40,7 +41,7 @@ func TestInputDir(t *testing.T) {
 }
 
 func TestMatchesInput(t *testing.T) {
-	s := &watchSession{patterns: []string{".codemachine/spec.md", "docs", "src/**/*.go", ".codemachine/plan.md"}}
+	s := &session{patterns: []string{".codemachine/spec.md", "docs", "src/**/*.go", ".codemachine/plan.md"}}
 	for p, want := range map[string]bool{
 		".codemachine/spec.md":  true,
 		".codemachine/plan.md":  true,
@@ -74,44 +75,44 @@ func TestListPaths(t *testing.T) {
 	}
 }
 
-func TestLockedByWatcher(t *testing.T) {
-	if pid, ok := LockedByWatcher(&ConfigError{Err: &gitstate.LockedError{PID: 7, Command: WatchCommand}}); !ok || pid != 7 {
+func TestRefusedBy(t *testing.T) {
+	if pid, ok := RefusedBy(&orchestrator.ConfigError{Err: &gitstate.LockedError{PID: 7, Command: Command}}); !ok || pid != 7 {
 		t.Errorf("a watcher's lock: %d, %v", pid, ok)
 	}
-	if _, ok := LockedByWatcher(&gitstate.LockedError{PID: 7, Command: "codemachine run"}); ok {
+	if _, ok := RefusedBy(&gitstate.LockedError{PID: 7, Command: "codemachine run"}); ok {
 		t.Error("a run's lock counts as a watcher's")
 	}
-	if _, ok := LockedByWatcher(errors.New("other")); ok {
+	if _, ok := RefusedBy(errors.New("other")); ok {
 		t.Error("any error counts as a watcher's lock")
 	}
 }
 
-// watchRig runs Watch in the background and collects what it reports.
+// watchRig runs a session in the background and collects what it reports.
 type watchRig struct {
 	t        *testing.T
 	dir      string
-	o        *Orchestrator
+	o        *orchestrator.Orchestrator
 	triggers chan Trigger
-	passes   chan *Summary
+	passes   chan *orchestrator.Summary
 	cancel   context.CancelFunc
-	done     chan struct{} // closed when Watch returned err
+	done     chan struct{} // closed when Run returned err
 	err      error
 }
 
-func startWatchRig(t *testing.T, files map[string]string, opts WatchOptions) *watchRig {
+func startWatchRig(t *testing.T, files map[string]string, opts Options) *watchRig {
 	t.Helper()
 	dir := newRepo(t, files)
-	o, err := New(Config{Dir: dir, Environ: os.Environ(), NewEngine: agents.New})
+	o, err := orchestrator.New(orchestrator.Config{Dir: dir, Environ: os.Environ(), NewEngine: agents.New})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &watchRig{t: t, dir: dir, o: o, triggers: make(chan Trigger, 16), passes: make(chan *Summary, 16), done: make(chan struct{})}
+	r := &watchRig{t: t, dir: dir, o: o, triggers: make(chan Trigger, 16), passes: make(chan *orchestrator.Summary, 16), done: make(chan struct{})}
 	opts.Quiet = 50 * time.Millisecond
 	opts.OnTrigger = func(tr Trigger) { r.triggers <- tr }
-	opts.OnPass = func(s *Summary, err error) {
+	opts.OnPass = func(s *orchestrator.Summary, err error) {
 		if err != nil {
-			var failed *StepFailedError
-			if !errors.As(err, &failed) && !errors.Is(err, ErrInterrupted) {
+			var failed *orchestrator.StepFailedError
+			if !errors.As(err, &failed) && !errors.Is(err, orchestrator.ErrInterrupted) {
 				t.Errorf("pass: %v", err)
 			}
 		}
@@ -119,13 +120,13 @@ func startWatchRig(t *testing.T, files map[string]string, opts WatchOptions) *wa
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	go func() { r.err = o.Watch(ctx, opts); close(r.done) }()
+	go func() { r.err = Run(ctx, o, opts); close(r.done) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
 		case <-r.done:
 		case <-time.After(30 * time.Second):
-			t.Error("Watch did not end")
+			t.Error("the session did not end")
 		}
 	})
 	return r
@@ -137,14 +138,14 @@ func (r *watchRig) trigger() Trigger {
 	case tr := <-r.triggers:
 		return tr
 	case <-r.done:
-		r.t.Fatalf("Watch ended: %v", r.err)
+		r.t.Fatalf("the session ended: %v", r.err)
 	case <-time.After(20 * time.Second):
 		r.t.Fatal("no trigger")
 	}
 	return Trigger{}
 }
 
-func (r *watchRig) pass() *Summary {
+func (r *watchRig) pass() *orchestrator.Summary {
 	r.t.Helper()
 	select {
 	case s := <-r.passes:
@@ -174,7 +175,7 @@ steps:
     outputs: [out.txt]
 `,
 		"in.txt": "1\n",
-	}, WatchOptions{})
+	}, Options{})
 	if tr := r.trigger(); tr.Pass != 1 || tr.Kind != "start" {
 		t.Fatalf("first trigger %+v", tr)
 	}
@@ -184,18 +185,18 @@ steps:
 
 	// Another codemachine finds the watcher: run is refused with the
 	// watcher's lock, retry is handed over.
-	other, err := New(Config{Dir: r.dir, Environ: os.Environ()})
+	other, err := orchestrator.New(orchestrator.Config{Dir: r.dir, Environ: os.Environ()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = other.Run(context.Background(), RunOptions{})
-	if pid, ok := LockedByWatcher(err); !ok || pid != os.Getpid() {
+	_, err = other.Run(t.Context(), orchestrator.RunOptions{})
+	if pid, ok := RefusedBy(err); !ok || pid != os.Getpid() {
 		t.Fatalf("run while watching: %v", err)
 	}
-	if _, err := other.QueueRetry("copy"); err == nil || !strings.Contains(err.Error(), "neither failed nor held") {
+	if _, err := QueueRetry(other, "copy"); err == nil || !strings.Contains(err.Error(), "neither failed nor held") {
 		t.Errorf("QueueRetry of a done step = %v", err)
 	}
-	if _, err := other.QueueRetry("nosuch"); err == nil || !strings.Contains(err.Error(), "not a step") {
+	if _, err := QueueRetry(other, "nosuch"); err == nil || !strings.Contains(err.Error(), "not a step") {
 		t.Errorf("QueueRetry of an unknown step = %v", err)
 	}
 
@@ -220,68 +221,34 @@ steps:
 	r.cancel()
 	select {
 	case <-r.done:
-		if !errors.Is(r.err, ErrInterrupted) {
-			t.Errorf("Watch after cancel = %v", r.err)
+		if !errors.Is(r.err, orchestrator.ErrInterrupted) {
+			t.Errorf("Run after cancel = %v", r.err)
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatal("Watch did not end")
+		t.Fatal("the session did not end")
 	}
 	if _, _, held := r.o.Repo().LockHolder(); held {
 		t.Error("the lock is still held")
 	}
-	if _, err := other.QueueRetry("copy"); !errors.Is(err, ErrNoWatcher) {
+	if _, err := QueueRetry(other, "copy"); !errors.Is(err, ErrNoWatcher) {
 		t.Errorf("QueueRetry without a watcher = %v", err)
 	}
 }
 
-func TestWatchRejectsBadOptions(t *testing.T) {
+func TestRunRejectsBadOptions(t *testing.T) {
 	dir := newRepo(t, map[string]string{".codemachine/workflow.yaml": "version: 1\nsteps:\n  - id: a\n    run: 'true'\n"})
-	o, err := New(Config{Dir: dir})
+	o, err := orchestrator.New(orchestrator.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = o.Watch(context.Background(), WatchOptions{Trigger: "sometimes"})
-	var cfg *ConfigError
+	err = Run(t.Context(), o, Options{Trigger: "sometimes"})
+	var cfg *orchestrator.ConfigError
 	if !errors.As(err, &cfg) || !strings.Contains(err.Error(), `unknown trigger "sometimes"`) {
-		t.Errorf("Watch with a bad trigger = %v", err)
+		t.Errorf("Run with a bad trigger = %v", err)
 	}
 	testenv.Git(t, dir, "checkout", "-q", "--detach")
-	if err := o.Watch(context.Background(), WatchOptions{}); !errors.As(err, &cfg) || !strings.Contains(err.Error(), "detached") {
-		t.Errorf("Watch on a detached HEAD = %v", err)
-	}
-}
-
-func TestIgnoredDirs(t *testing.T) {
-	dir := newRepo(t, map[string]string{
-		".gitignore":              "build/\nnode_modules/\n*.tmp\n",
-		".codemachine/plan.md":    "# Plan\n",
-		"src/main.go":             "package main\n",
-		"node_modules/x/index.js": "",
-	})
-	// An ignored directory that holds a tracked file is watched all the
-	// same: the tracked file may be an input.
-	if err := os.MkdirAll(filepath.Join(dir, "build"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "build", "keep.txt"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Git(t, dir, "add", "-f", "build/keep.txt")
-	testenv.Git(t, dir, "commit", "-q", "-m", "keep")
-	o, err := New(Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &watchSession{o: o}
-	in := []string{filepath.Join(dir, "build"), filepath.Join(dir, "node_modules"), filepath.Join(dir, "src"),
-		filepath.Join(dir, "cache.tmp"), dir, "/elsewhere"}
-	got := s.ignoredDirs(in)
-	want := []string{filepath.Join(dir, "node_modules"), filepath.Join(dir, "cache.tmp")}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("ignoredDirs = %v, want %v", got, want)
-	}
-	if got := s.ignoredDirs([]string{filepath.Join(dir, "src")}); len(got) != 0 {
-		t.Errorf("nothing ignored, got %v", got)
+	if err := Run(t.Context(), o, Options{}); !errors.As(err, &cfg) || !strings.Contains(err.Error(), "detached") {
+		t.Errorf("Run on a detached HEAD = %v", err)
 	}
 }
 
@@ -295,7 +262,7 @@ func (b *overflowBackend) Errors() <-chan error { return b.errs }
 
 func TestWatchOverflowRescans(t *testing.T) {
 	errs := make(chan error)
-	opts := WatchOptions{newBackend: func() (watcher.Backend, error) {
+	opts := Options{newBackend: func() (watcher.Backend, error) {
 		b, err := watcher.NewNotify()
 		return &overflowBackend{Backend: b, errs: errs}, err
 	}}
