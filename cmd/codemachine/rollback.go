@@ -13,8 +13,9 @@ func rollbackCommand() *cli.Command {
 		ArgsUsage: "STEP[/TASK] | REV",
 		Description: `Resets the current branch to the parent of the named step's (or task's, or revision's)
 commit. Everything after it is undone too, workflow state included, because it lives in the
-tree. The old tip is kept under refs/codemachine/backup/TIME. Undone steps are held: they do
-not run again with the same inputs until you change them or run codemachine retry.
+tree. The old tip is kept under refs/codemachine/backup/TIME. Undone steps (and unchecked
+tasks) that are due again are held: they do not run again with the same inputs until you
+change them or run codemachine retry.
 Refuses when tracked files have uncommitted changes, unless --force (which saves them first).`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "roll back over uncommitted changes (saved under refs/codemachine/backup/)"},
