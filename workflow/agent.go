@@ -16,6 +16,8 @@ import (
 
 	"github.com/bmatcuk/doublestar/v4"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/codemachine/codemachine/internal/yamlnode"
 )
 
 // tmplName is the name the body is parsed under. Template errors carry it;
@@ -120,7 +122,7 @@ func (a *Agent) frontMatter(front string, errs *Errors) {
 		case "engine":
 			if v, ok := d.str(kv.val, "engine"); ok && d.engine(kv.val, v) {
 				if v == "shell" {
-					errs.Add(d.pos(resolve(kv.val)), "engine: shell runs commands; an agent needs an agent engine")
+					errs.Add(d.at(kv.val), "engine: shell runs commands; an agent needs an agent engine")
 				} else {
 					a.Engine = v
 				}
@@ -144,8 +146,8 @@ func (a *Agent) frontMatter(front string, errs *Errors) {
 // tools reads a list of tool names or a comma-separated string, the two
 // forms Claude Code agent files use.
 func (d *yamlDoc) tools(n *yaml.Node) []string {
-	n = resolve(n)
-	if n.Kind == yaml.ScalarNode && !isNull(n) {
+	n = yamlnode.Resolve(n)
+	if n.Kind == yaml.ScalarNode && !yamlnode.IsNull(n) {
 		var out []string
 		for t := range strings.SplitSeq(n.Value, ",") {
 			if t = strings.TrimSpace(t); t != "" {

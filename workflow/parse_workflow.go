@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/codemachine/codemachine/internal/yamlnode"
 )
 
 // Defaults of workflow.yaml (DESIGN 4).
@@ -174,7 +176,7 @@ func (d *yamlDoc) engine(n *yaml.Node, name string) bool {
 	if hint == "" {
 		hint = " (want one of " + strings.Join(engineNames, ", ") + ")"
 	}
-	d.errs.Add(d.pos(resolve(n)), "unknown engine %q%s", name, hint)
+	d.errs.Add(d.at(n), "unknown engine %q%s", name, hint)
 	return false
 }
 
@@ -203,9 +205,9 @@ type stepRef struct {
 }
 
 func (d *yamlDoc) steps(n *yaml.Node) []*Step {
-	n = resolve(n)
+	n = yamlnode.Resolve(n)
 	if n.Kind != yaml.SequenceNode {
-		d.errs.Add(d.pos(n), "steps: want a list of steps, got %s", describe(n))
+		d.errs.Add(d.pos(n), "steps: want a list of steps, got %s", yamlnode.Describe(n))
 		return nil
 	}
 	if len(n.Content) == 0 {
@@ -217,7 +219,7 @@ func (d *yamlDoc) steps(n *yaml.Node) []*Step {
 	named := map[string]bool{}  // every id written, valid or not: needs to it are not "unknown"
 	var refs []stepRef
 	for i, item := range n.Content {
-		s, idNode, stepRefs := d.step(resolve(item), i+1)
+		s, idNode, stepRefs := d.step(yamlnode.Resolve(item), i+1)
 		refs = append(refs, stepRefs...)
 		if idNode == nil {
 			continue
@@ -254,13 +256,13 @@ func (d *yamlDoc) step(n *yaml.Node, index int) (s *Step, idNode *yaml.Node, ref
 	s.at.id = s.Pos
 	label := fmt.Sprintf("step #%d", index)
 	if n.Kind != yaml.MappingNode {
-		d.errs.Add(d.pos(n), "%s: want a mapping, got %s", label, describe(n))
+		d.errs.Add(d.pos(n), "%s: want a mapping, got %s", label, yamlnode.Describe(n))
 		return s, nil, nil
 	}
 	// The id names the step in every other message, so look for it first.
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
-		if k.Kind == yaml.ScalarNode && k.Value == "id" && v.Kind == yaml.ScalarNode && !isNull(v) {
+		k, v := yamlnode.Resolve(n.Content[i]), yamlnode.Resolve(n.Content[i+1])
+		if k.Kind == yaml.ScalarNode && k.Value == "id" && v.Kind == yaml.ScalarNode && !yamlnode.IsNull(v) {
 			label = fmt.Sprintf("step %q", v.Value)
 		}
 	}
@@ -270,7 +272,7 @@ func (d *yamlDoc) step(n *yaml.Node, index int) (s *Step, idNode *yaml.Node, ref
 			continue
 		}
 		if v, ok := d.str(kv.val, "id"); ok {
-			s.ID, idNode = v, resolve(kv.val)
+			s.ID, idNode = v, yamlnode.Resolve(kv.val)
 			s.at.id = d.pos(idNode)
 			label = fmt.Sprintf("step %q", v)
 			if !stepIDRE.MatchString(v) {
@@ -288,7 +290,7 @@ func (d *yamlDoc) step(n *yaml.Node, index int) (s *Step, idNode *yaml.Node, ref
 		case "agent":
 			if v, ok := d.str(kv.val, "agent"); ok {
 				agentKey = kv.key
-				s.Agent, s.at.agent = v, d.pos(resolve(kv.val))
+				s.Agent, s.at.agent = v, d.at(kv.val)
 				if !agentNameRE.MatchString(v) || strings.HasSuffix(v, ".md") {
 					d.errs.Add(s.at.agent, "agent: invalid agent name %q: want the name of a file in %s/, without \".md\"", v, AgentsDir)
 				}
@@ -301,7 +303,7 @@ func (d *yamlDoc) step(n *yaml.Node, index int) (s *Step, idNode *yaml.Node, ref
 			s.Prompt, _ = d.str(kv.val, "prompt")
 		case "engine":
 			if v, ok := d.str(kv.val, "engine"); ok && d.engine(kv.val, v) {
-				s.Engine, engineNode = v, resolve(kv.val)
+				s.Engine, engineNode = v, yamlnode.Resolve(kv.val)
 			}
 		case "model":
 			s.Model, _ = d.str(kv.val, "model")
@@ -339,7 +341,7 @@ func (d *yamlDoc) step(n *yaml.Node, index int) (s *Step, idNode *yaml.Node, ref
 			if v, ok := d.boolean(kv.val, "interactive"); ok && v {
 				// Accepting it and running headless would silently
 				// do something else than asked.
-				d.errs.Add(d.pos(resolve(kv.val)), "interactive steps are not supported yet")
+				d.errs.Add(d.at(kv.val), "interactive steps are not supported yet")
 			}
 		case "hooks":
 			d.hooks(kv.val, &s.Hooks, label)
@@ -369,7 +371,7 @@ func (d *yamlDoc) foreach(n *yaml.Node, s *Step) {
 	if !ok {
 		return
 	}
-	at := d.pos(resolve(n))
+	at := d.at(n)
 	if hasMeta(v) {
 		d.errs.Add(at, "foreach: %q is a glob; want the path of one plan file", v)
 		return
@@ -388,7 +390,7 @@ func (d *yamlDoc) atLeastOne(n *yaml.Node, what string) int {
 	case !ok:
 		return 0
 	case v < 1 || v > 1000:
-		d.errs.Add(d.pos(resolve(n)), "%s: want 1 to 1000, got %d", what, v)
+		d.errs.Add(d.at(n), "%s: want 1 to 1000, got %d", what, v)
 		return 0
 	}
 	return int(v)
