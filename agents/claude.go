@@ -24,12 +24,8 @@ import (
 // counts cache reads and writes), the cost result.total_cost_usd, the
 // session id the session_id every event carries, the model the init
 // event's.
-func init() {
-	register("claude", func() Engine {
-		return &cliEngine{name: "claude", bin: "claude", pkg: "@anthropic-ai/claude-code",
-			args: claudeArgs, prepare: claudePrepare, newStream: newClaudeStream}
-	})
-}
+var claudeCLI = cliEngine{name: "claude", bin: "claude", pkg: "@anthropic-ai/claude-code",
+	args: claudeArgs, prepare: claudePrepare, newStream: newClaudeStream}
 
 // geteuid is os.Geteuid, replaceable in tests.
 var geteuid = os.Geteuid

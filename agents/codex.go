@@ -18,12 +18,8 @@ import (
 // reports no cost, nor the model: that comes from --model or, without one,
 // from config.toml's top-level model. Codex sends "error" events while it
 // retries by itself ("Reconnecting... 1/5"); only turn.failed fails a run.
-func init() {
-	register("codex", func() Engine {
-		return &cliEngine{name: "codex", bin: "codex", pkg: "@openai/codex",
-			args: codexArgs, prepare: codexPrepare, newStream: newCodexStream}
-	})
-}
+var codexCLI = cliEngine{name: "codex", bin: "codex", pkg: "@openai/codex",
+	args: codexArgs, prepare: codexPrepare, newStream: newCodexStream}
 
 func codexArgs(req Request, _ []string) []string {
 	args := []string{"exec", "--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"}

@@ -19,12 +19,8 @@ import (
 // parts (the cost is known only when the model config prices it: a zero sum
 // is reported as unknown), the session id the sessionID every event
 // carries.
-func init() {
-	register("opencode", func() Engine {
-		return &cliEngine{name: "opencode", bin: "opencode", pkg: "opencode-ai",
-			args: opencodeArgs, prepare: opencodePrepare, newStream: newOpencodeStream}
-	})
-}
+var opencodeCLI = cliEngine{name: "opencode", bin: "opencode", pkg: "opencode-ai",
+	args: opencodeArgs, prepare: opencodePrepare, newStream: newOpencodeStream}
 
 func opencodeArgs(req Request, _ []string) []string {
 	args := []string{"run", "--format", "json", "--auto"}

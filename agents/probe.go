@@ -43,7 +43,7 @@ const probeTimeout = 30 * time.Second
 // result.
 func Probe(name string, env []string) EngineInfo {
 	info := EngineInfo{Name: name}
-	for _, c := range agentCLIs {
+	for _, c := range codingCLIs {
 		if c.name == name {
 			info.Package = c.pkg
 		}
