@@ -652,7 +652,7 @@ func (s *watchSession) configure(head gitstate.Head) error {
 		s.wfTip = head.Commit
 		s.trigger, s.patterns = TriggerCommit, nil
 		if fsys, err := s.o.repo.TreeFS(head.Commit); err == nil {
-			if project, err := workflow.LoadProject(fsys); err == nil && project != nil && project.Workflow != nil {
+			if project, err := loadProject(fsys); err == nil && project != nil && project.Workflow != nil {
 				if project.Workflow.Trigger != "" {
 					s.trigger = project.Workflow.Trigger
 				}

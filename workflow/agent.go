@@ -41,14 +41,15 @@ var placeholderFuncs = template.FuncMap{
 // Claude Code's .claude/agents/*.md files (which carry keys like color) work
 // as they are. The template is parsed here so that syntax errors and unknown
 // functions or fields are found by validation, not halfway through a run.
-// The Agent is returned even with errors, holding what could be read.
-func ParseAgent(file string, data []byte) (*Agent, error) {
+// engines are the names engine: may give, as ParseWorkflow takes them. The
+// Agent is returned even with errors, holding what could be read.
+func ParseAgent(file string, data []byte, engines []string) (*Agent, error) {
 	var errs Errors
-	a := parseAgent(file, data, &errs)
+	a := parseAgent(file, data, engines, &errs)
 	return a, errs.Err()
 }
 
-func parseAgent(file string, data []byte, errs *Errors) *Agent {
+func parseAgent(file string, data []byte, engines []string, errs *Errors) *Agent {
 	a := &Agent{
 		Name:     strings.TrimSuffix(path.Base(file), ".md"),
 		File:     file,
@@ -57,7 +58,7 @@ func parseAgent(file string, data []byte, errs *Errors) *Agent {
 	}
 	body := string(bytes.TrimPrefix(data, []byte("\uFEFF")))
 	if front, rest, bodyLine, ok := splitFrontMatter(body); ok {
-		a.frontMatter(front, errs)
+		a.frontMatter(front, engines, errs)
 		body, a.BodyLine = rest, bodyLine
 	} else if bodyLine < 0 {
 		errs.Add(Pos{File: file, Line: 1, Col: 1}, "front matter: no closing \"---\" line")
@@ -103,9 +104,9 @@ func splitFrontMatter(s string) (front, body string, bodyLine int, ok bool) {
 	return "", "", -1, false
 }
 
-func (a *Agent) frontMatter(front string, errs *Errors) {
+func (a *Agent) frontMatter(front string, engines []string, errs *Errors) {
 	// The front matter's first line is line 2 of the file.
-	d := &yamlDoc{file: a.File, lineOffset: 1, errs: errs}
+	d := &yamlDoc{file: a.File, lineOffset: 1, engines: engines, errs: errs}
 	n := d.parse([]byte(front))
 	if n == nil {
 		return

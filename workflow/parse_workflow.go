@@ -20,9 +20,6 @@ const (
 	DefaultTrigger = "commit"
 )
 
-// engineNames are the engines a workflow or agent may name.
-var engineNames = []string{"auto", "claude", "codex", "gemini", "opencode", "shell", "replay"}
-
 var (
 	topKeys      = []string{"version", "name", "defaults", "trigger", "budget", "allow_secrets", "steps"}
 	defaultsKeys = []string{"engine", "model", "timeout", "retries"}
@@ -39,18 +36,20 @@ var (
 )
 
 // ParseWorkflow parses and validates a workflow.yaml. file is the path used
-// in messages. Top-level keys starting with "x-" are ignored: they hold
+// in messages. engines are the names engine: may give, in the order an
+// error lists them: the model does not know the engines, its caller passes
+// the agents registry's (agents.WorkflowEngines). Top-level keys starting with "x-" are ignored: they hold
 // YAML anchors for steps to merge ("<<: *common"). Every problem is reported, as Errors; the Workflow is returned
 // even then, holding what could be read (steps without a usable id are left
 // out), so that callers can go on checking agents and plans.
-func ParseWorkflow(file string, data []byte) (*Workflow, error) {
+func ParseWorkflow(file string, data []byte, engines []string) (*Workflow, error) {
 	var errs Errors
-	w := parseWorkflow(file, data, &errs)
+	w := parseWorkflow(file, data, engines, &errs)
 	return w, errs.Err()
 }
 
-func parseWorkflow(file string, data []byte, errs *Errors) *Workflow {
-	d := &yamlDoc{file: file, errs: errs}
+func parseWorkflow(file string, data []byte, engines []string, errs *Errors) *Workflow {
+	d := &yamlDoc{file: file, engines: engines, errs: errs}
 	w := &Workflow{
 		File:     file,
 		Trigger:  DefaultTrigger,
@@ -169,12 +168,12 @@ func (d *yamlDoc) budget(n *yaml.Node, b *Budget) {
 
 // engine checks an engine name and reports whether it is known.
 func (d *yamlDoc) engine(n *yaml.Node, name string) bool {
-	if slices.Contains(engineNames, name) {
+	if slices.Contains(d.engines, name) {
 		return true
 	}
-	hint := suggest(name, engineNames)
+	hint := suggest(name, d.engines)
 	if hint == "" {
-		hint = " (want one of " + strings.Join(engineNames, ", ") + ")"
+		hint = " (want one of " + strings.Join(d.engines, ", ") + ")"
 	}
 	d.errs.Add(d.at(n), "unknown engine %q%s", name, hint)
 	return false

@@ -20,7 +20,9 @@ type yamlDoc struct {
 	// lineOffset is added to every node line: front matter is parsed on its
 	// own but reported in lines of the whole agent file.
 	lineOffset int
-	errs       *Errors
+	// engines are the names an engine: value may give.
+	engines []string
+	errs    *Errors
 }
 
 // parse decodes data and returns the root node of its single document, or
