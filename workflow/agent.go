@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"text/template"
-	"text/template/parse"
 
 	"github.com/bmatcuk/doublestar/v4"
 	"go.yaml.in/yaml/v3"
@@ -225,116 +223,6 @@ func (a *Agent) offsetPos(off int) Pos {
 	line := strings.Count(before, "\n")
 	col := off - (strings.LastIndexByte(before, '\n') + 1)
 	return Pos{File: a.File, Line: a.BodyLine + line, Col: col + 1}
-}
-
-var promptDataType = reflect.TypeFor[PromptData]()
-
-// checkFields reports references to fields PromptData does not have
-// (".Feedbak"), which text/template would only notice when executing. Only
-// places where the type of dot is known are checked: the top level, if
-// blocks, and $.X anywhere; inside with and range, dot is something else.
-func checkFields(a *Agent, t *template.Template, errs *Errors) {
-	if t.Tree == nil || t.Root == nil {
-		return
-	}
-	var walk func(n parse.Node, dotKnown bool)
-	check := func(pos parse.Pos, idents []string, prefix string) {
-		// The node's position is that of its last ".Name"; point at
-		// the start of the whole reference instead.
-		full := prefix + strings.Join(idents, ".")
-		end := min(int(pos)+len(idents[len(idents)-1])+1, len(a.Body))
-		if i := strings.LastIndex(a.Body[:end], full); i >= 0 {
-			pos = parse.Pos(i)
-		}
-		typ := promptDataType
-		for i, id := range idents {
-			for typ.Kind() == reflect.Pointer {
-				typ = typ.Elem()
-			}
-			if typ.Kind() != reflect.Struct {
-				errs.Add(a.offsetPos(int(pos)), "%s has no field %q", prefix+strings.Join(idents[:i], "."), id)
-				return
-			}
-			f, ok := typ.FieldByName(id)
-			if !ok || !f.IsExported() {
-				if _, isMethod := reflect.PointerTo(typ).MethodByName(id); isMethod {
-					return
-				}
-				var names []string
-				for j := range typ.NumField() {
-					if typ.Field(j).IsExported() {
-						names = append(names, typ.Field(j).Name)
-					}
-				}
-				errs.Add(a.offsetPos(int(pos)), "unknown field %q%s", prefix+strings.Join(idents[:i+1], "."),
-					suggestField(prefix+strings.Join(idents[:i], "."), id, names))
-				return
-			}
-			typ = f.Type
-		}
-	}
-	walk = func(n parse.Node, dotKnown bool) {
-		switch n := n.(type) {
-		case *parse.ListNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Nodes {
-				walk(c, dotKnown)
-			}
-		case *parse.ActionNode:
-			walk(n.Pipe, dotKnown)
-		case *parse.PipeNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Cmds {
-				walk(c, dotKnown)
-			}
-		case *parse.CommandNode:
-			for _, arg := range n.Args {
-				walk(arg, dotKnown)
-			}
-		case *parse.FieldNode:
-			if dotKnown {
-				check(n.Pos, n.Ident, ".")
-			}
-		case *parse.VariableNode:
-			if len(n.Ident) > 1 && n.Ident[0] == "$" {
-				check(n.Pos, n.Ident[1:], "$.")
-			}
-		case *parse.ChainNode:
-			walk(n.Node, dotKnown)
-		case *parse.IfNode:
-			walk(n.Pipe, dotKnown)
-			walk(n.List, dotKnown)
-			walk(n.ElseList, dotKnown)
-		case *parse.WithNode:
-			walk(n.Pipe, dotKnown)
-			walk(n.List, false)
-			walk(n.ElseList, dotKnown)
-		case *parse.RangeNode:
-			walk(n.Pipe, dotKnown)
-			walk(n.List, false)
-			walk(n.ElseList, dotKnown)
-		case *parse.TemplateNode:
-			walk(n.Pipe, dotKnown)
-		}
-	}
-	walk(t.Root, true)
-}
-
-func suggestField(prefix, id string, names []string) string {
-	hint := suggest(id, names)
-	if hint == "" {
-		return ""
-	}
-	// suggest quotes the bare name; show it the way it is written.
-	best := strings.TrimSuffix(strings.TrimPrefix(hint, ` (did you mean "`), `"?)`)
-	if prefix != "." && prefix != "$." {
-		prefix += "."
-	}
-	return fmt.Sprintf(" (did you mean %q?)", prefix+best)
 }
 
 // missingFileError is what `file` returns for a path that does not exist.
