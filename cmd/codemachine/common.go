@@ -141,82 +141,115 @@ func (o *output) event(e orchestrator.Event) {
 	if o.json {
 		return
 	}
-	name := e.Step
-	if e.Task != "" {
-		name += " " + e.Task
-	}
-	label := e.Engine
-	if e.Model != "" {
-		label += "/" + e.Model
-	}
-	nw, lw := o.columns(name, label)
+	// Every event widens the columns, so that the lines after it line up.
+	r := o.row(e)
 	switch e.Kind {
 	case orchestrator.StepStarted:
-		if o.quiet {
-			return
+		if !o.quiet {
+			o.started(e, r)
 		}
-		title := ""
-		if e.Title != "" {
-			title = "  " + e.Title
-		}
-		if title == "" {
-			o.printf("  %s %-*s %s\n", o.paint(dim, "▸"), nw, name, label)
-			return
-		}
-		o.printf("  %s %-*s %-*s%s\n", o.paint(dim, "▸"), nw, name, lw, label, o.paint(dim, title))
 	case orchestrator.StepLanded:
-		tokens := orchestrator.FormatTokens(e.Tokens) + " tok"
-		extra := ""
-		if e.Rebased {
-			extra = o.paint(dim, "  (rebased)")
-		}
-		o.printf("  %s %-*s %-*s %7s %10s %6s   %s%s\n", o.paint(green, "✓"), nw, name, lw, label,
-			orchestrator.FormatDuration(e.Duration), tokens, orchestrator.FormatCost(e.CostUSD, e.CostOK),
-			shortHash(e.Commit), extra)
+		o.landed(e, r)
 	case orchestrator.StepFailed:
-		o.printf("  %s %-*s %-*s %7s   %s\n", o.paint(red, "✗"), nw, name, lw, label,
-			orchestrator.FormatDuration(e.Duration), o.paint(red, "failed: "+firstLineOf(e.Message)))
-		if rest := restLines(e.Message); rest != "" {
-			if !o.verbose {
-				rest = lastLines(rest, failureLines)
-			}
-			o.printf("%s\n", o.paint(dim, indent(rest, "      │ ")))
-		}
-		if e.Ref != "" {
-			o.printf("      work kept on %s  (codemachine diff %s)\n", e.Ref, e.Key())
-		}
-		if e.Log != "" && !o.quiet {
-			o.printf("      log: %s\n", e.Log)
-		}
+		o.failed(e, r)
 	case orchestrator.StepConflict:
-		o.printf("  %s %-*s %-*s %7s   %s\n", o.paint(red, "✗"), nw, name, lw, label,
+		o.printf("  %s %-*s %-*s %7s   %s\n", o.paint(red, "✗"), r.nameW, r.name, r.labelW, r.label,
 			orchestrator.FormatDuration(e.Duration), o.paint(red, "not landed: "+firstLineOf(e.Message)))
 	case orchestrator.StepReview:
-		if e.Message != "" {
-			o.printf("  %s %-*s %s\n", o.paint(yellow, "◆"), nw, name, o.paint(yellow, e.Message))
-			return
-		}
-		o.printf("  %s %-*s %-*s %7s %10s %6s   %s  review on %s\n", o.paint(yellow, "◆"), nw, name, lw, label,
-			orchestrator.FormatDuration(e.Duration), orchestrator.FormatTokens(e.Tokens)+" tok",
-			orchestrator.FormatCost(e.CostUSD, e.CostOK), shortHash(e.Commit), e.Ref)
-		o.printf("      codemachine diff %s · codemachine approve %s · codemachine reject %s -m WHY\n", e.Key(), e.Key(), e.Key())
+		o.review(e, r)
 	case orchestrator.StepSkipped:
 		if !o.quiet {
-			o.printf("  %s %-*s %s\n", o.paint(yellow, "–"), nw, name, o.paint(yellow, e.Message))
+			o.printf("  %s %-*s %s\n", o.paint(yellow, "–"), r.nameW, r.name, o.paint(yellow, e.Message))
 		}
 	case orchestrator.StepRetrying:
 		if !o.quiet {
-			o.printf("  %s %-*s attempt %d: %s\n", o.paint(yellow, "↻"), nw, name, e.Attempt, e.Message)
+			o.printf("  %s %-*s attempt %d: %s\n", o.paint(yellow, "↻"), r.nameW, r.name, e.Attempt, e.Message)
 		}
 	case orchestrator.Note:
 		if !o.quiet {
-			prefix := ""
-			if e.Step != "" {
-				prefix = e.Key() + ": "
-			}
-			o.printf("  %s %s%s\n", o.paint(dim, "·"), prefix, e.Message)
+			o.note(e)
 		}
 	}
+}
+
+// tableRow is the step and engine/model columns of an event's line, with
+// the widths they are padded to.
+type tableRow struct {
+	name, label   string
+	nameW, labelW int
+}
+
+// row names the event's step (and task) and engine (and model), and widens
+// the columns to fit them.
+func (o *output) row(e orchestrator.Event) tableRow {
+	r := tableRow{name: e.Step, label: e.Engine}
+	if e.Task != "" {
+		r.name += " " + e.Task
+	}
+	if e.Model != "" {
+		r.label += "/" + e.Model
+	}
+	r.nameW, r.labelW = o.columns(r.name, r.label)
+	return r
+}
+
+func (o *output) started(e orchestrator.Event, r tableRow) {
+	if e.Title == "" {
+		o.printf("  %s %-*s %s\n", o.paint(dim, "▸"), r.nameW, r.name, r.label)
+		return
+	}
+	o.printf("  %s %-*s %-*s%s\n", o.paint(dim, "▸"), r.nameW, r.name, r.labelW, r.label, o.paint(dim, "  "+e.Title))
+}
+
+func (o *output) landed(e orchestrator.Event, r tableRow) {
+	tokens := orchestrator.FormatTokens(e.Tokens) + " tok"
+	extra := ""
+	if e.Rebased {
+		extra = o.paint(dim, "  (rebased)")
+	}
+	o.printf("  %s %-*s %-*s %7s %10s %6s   %s%s\n", o.paint(green, "✓"), r.nameW, r.name, r.labelW, r.label,
+		orchestrator.FormatDuration(e.Duration), tokens, orchestrator.FormatCost(e.CostUSD, e.CostOK),
+		shortHash(e.Commit), extra)
+}
+
+// failed prints the failure's first line, then the last lines of its
+// detail (all of it with -v), and where the work and the log are.
+func (o *output) failed(e orchestrator.Event, r tableRow) {
+	o.printf("  %s %-*s %-*s %7s   %s\n", o.paint(red, "✗"), r.nameW, r.name, r.labelW, r.label,
+		orchestrator.FormatDuration(e.Duration), o.paint(red, "failed: "+firstLineOf(e.Message)))
+	if rest := restLines(e.Message); rest != "" {
+		if !o.verbose {
+			rest = lastLines(rest, failureLines)
+		}
+		o.printf("%s\n", o.paint(dim, indent(rest, "      │ ")))
+	}
+	if e.Ref != "" {
+		o.printf("      work kept on %s  (codemachine diff %s)\n", e.Ref, e.Key())
+	}
+	if e.Log != "" && !o.quiet {
+		o.printf("      log: %s\n", e.Log)
+	}
+}
+
+// review prints a step waiting for review, with the commands that settle
+// it, or the message of a review event that is not about a commit.
+func (o *output) review(e orchestrator.Event, r tableRow) {
+	if e.Message != "" {
+		o.printf("  %s %-*s %s\n", o.paint(yellow, "◆"), r.nameW, r.name, o.paint(yellow, e.Message))
+		return
+	}
+	o.printf("  %s %-*s %-*s %7s %10s %6s   %s  review on %s\n", o.paint(yellow, "◆"), r.nameW, r.name, r.labelW, r.label,
+		orchestrator.FormatDuration(e.Duration), orchestrator.FormatTokens(e.Tokens)+" tok",
+		orchestrator.FormatCost(e.CostUSD, e.CostOK), shortHash(e.Commit), e.Ref)
+	o.printf("      codemachine diff %s · codemachine approve %s · codemachine reject %s -m WHY\n", e.Key(), e.Key(), e.Key())
+}
+
+func (o *output) note(e orchestrator.Event) {
+	prefix := ""
+	if e.Step != "" {
+		prefix = e.Key() + ": "
+	}
+	o.printf("  %s %s%s\n", o.paint(dim, "·"), prefix, e.Message)
 }
 
 func shortHash(h string) string {
