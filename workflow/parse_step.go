@@ -94,15 +94,9 @@ type stepDecoder struct {
 	refs []stepRef
 }
 
-// stepField decodes the value of one key of a step.
-type stepField struct {
-	key    string
-	decode func(sd *stepDecoder, kv keyVal)
-}
-
 // stepFields are the keys a step may have, in the order a suggestion for a
 // misspelt key weighs them.
-var stepFields = []stepField{
+var stepFields = []keyDecoder[*stepDecoder]{
 	{"id", func(*stepDecoder, keyVal) {}}, // read before the others: see readID
 	{"agent", (*stepDecoder).readAgent},
 	{"run", (*stepDecoder).readRun},
@@ -124,14 +118,7 @@ var stepFields = []stepField{
 	{"hooks", func(sd *stepDecoder, kv keyVal) { sd.hooks(kv.val, &sd.s.Hooks, sd.label) }},
 }
 
-// stepKeys are the keys of stepFields, for suggestions.
-var stepKeys = func() []string {
-	keys := make([]string, len(stepFields))
-	for i, f := range stepFields {
-		keys[i] = f.key
-	}
-	return keys
-}()
+var stepKeys = keyNames(stepFields)
 
 // step parses one step. The decoder it returns holds the step, its id node
 // (nil when it has none) and its needs entries.
@@ -146,14 +133,7 @@ func (d *yamlDoc) step(n *yaml.Node, index int) *stepDecoder {
 	sd.labelByID(n)
 	kvs, _ := d.mapping(n, sd.label)
 	sd.readID(kvs)
-	for _, kv := range kvs {
-		i := slices.IndexFunc(stepFields, func(f stepField) bool { return f.key == kv.name })
-		if i < 0 {
-			d.unknownKey(kv, " in "+sd.label, stepKeys)
-			continue
-		}
-		stepFields[i].decode(sd, kv)
-	}
+	decodeKeys(sd, stepFields, kvs, func(kv keyVal) { d.unknownKey(kv, " in "+sd.label, stepKeys) })
 	sd.checkKind()
 	return sd
 }

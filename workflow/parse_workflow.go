@@ -17,7 +17,6 @@ const (
 )
 
 var (
-	topKeys      = []string{"version", "name", "defaults", "trigger", "budget", "allow_secrets", "steps"}
 	defaultsKeys = []string{"engine", "model", "timeout", "retries"}
 	budgetKeys   = []string{"usd", "tokens"}
 )
@@ -25,10 +24,11 @@ var (
 // ParseWorkflow parses and validates a workflow.yaml. file is the path used
 // in messages. engines are the names engine: may give, in the order an
 // error lists them: the model does not know the engines, its caller passes
-// the agents registry's (agents.WorkflowEngines). Top-level keys starting with "x-" are ignored: they hold
-// YAML anchors for steps to merge ("<<: *common"). Every problem is reported, as Errors; the Workflow is returned
-// even then, holding what could be read (steps without a usable id are left
-// out), so that callers can go on checking agents and plans.
+// the agents registry's (agents.WorkflowEngines). Top-level keys starting
+// with "x-" are ignored: they hold YAML anchors for steps to merge
+// ("<<: *common"). Every problem is reported, as Errors; the Workflow is
+// returned even then, holding what could be read (steps without a usable
+// id are left out), so that callers can go on checking agents and plans.
 func ParseWorkflow(file string, data []byte, engines []string) (*Workflow, error) {
 	var errs Errors
 	w := parseWorkflow(file, data, engines, &errs)
@@ -36,67 +36,78 @@ func ParseWorkflow(file string, data []byte, engines []string) (*Workflow, error
 }
 
 func parseWorkflow(file string, data []byte, engines []string, errs *Errors) *Workflow {
-	d := &yamlDoc{file: file, engines: engines, errs: errs}
-	w := &Workflow{
+	wd := &workflowDecoder{yamlDoc: &yamlDoc{file: file, engines: engines, errs: errs}, w: &Workflow{
 		File:     file,
 		Trigger:  DefaultTrigger,
 		Defaults: Defaults{Engine: DefaultEngine, Timeout: DefaultTimeout, Retries: DefaultRetries},
-	}
-	n := d.parse(data)
+	}}
+	n := wd.parse(data)
 	if n == nil {
 		if len(*errs) == 0 {
 			errs.Add(Pos{File: file, Line: 1, Col: 1}, "empty workflow: want \"version: 1\" and a list of steps")
 		}
-		return w
+		return wd.w
 	}
-	kvs, ok := d.mapping(n, "workflow")
+	kvs, ok := wd.mapping(n, "workflow")
 	if !ok {
-		return w
+		return wd.w
 	}
-	var haveVersion, haveSteps bool
-	for _, kv := range kvs {
-		switch kv.name {
-		case "version":
-			haveVersion = true
-			if v, ok := d.integer(kv.val, "version"); ok && v != 1 {
-				errs.Add(d.pos(kv.val), "unsupported version %d (this codemachine reads version 1)", v)
-			} else if ok {
-				w.Version = 1
-			}
-		case "name":
-			w.Name, _ = d.str(kv.val, "name")
-		case "defaults":
-			d.defaults(kv.val, &w.Defaults)
-		case "trigger":
-			if v, ok := d.str(kv.val, "trigger"); ok {
-				if v != "commit" && v != "save" {
-					errs.Add(d.pos(kv.val), "trigger: want commit or save, got %q", v)
-				} else {
-					w.Trigger = v
-				}
-			}
-		case "budget":
-			d.budget(kv.val, &w.Budget)
-		case "allow_secrets":
-			w.AllowSecrets, _ = d.globs(kv.val, "allow_secrets")
-		case "steps":
-			haveSteps = true
-			w.Steps = d.steps(kv.val)
-		default:
-			// x- keys are extension fields, as in Compose files: a
-			// place for YAML anchors that steps merge with "<<".
-			if !strings.HasPrefix(kv.name, "x-") {
-				d.unknownKey(kv, "", topKeys)
-			}
+	decodeKeys(wd, workflowFields, kvs, func(kv keyVal) {
+		// x- keys are extension fields, as in Compose files: a place
+		// for YAML anchors that steps merge with "<<".
+		if !strings.HasPrefix(kv.name, "x-") {
+			wd.unknownKey(kv, "", workflowKeys)
 		}
+	})
+	if !wd.haveVersion {
+		errs.Add(wd.pos(n), "missing key \"version\" (want version: 1)")
 	}
-	if !haveVersion {
-		errs.Add(d.pos(n), "missing key \"version\" (want version: 1)")
+	if !wd.haveSteps {
+		errs.Add(wd.pos(n), "missing key \"steps\"")
 	}
-	if !haveSteps {
-		errs.Add(d.pos(n), "missing key \"steps\"")
+	return wd.w
+}
+
+// workflowDecoder reads the top-level keys of a workflow into w.
+type workflowDecoder struct {
+	*yamlDoc
+	w                      *Workflow
+	haveVersion, haveSteps bool // the keys every workflow must have
+}
+
+// workflowFields are the top-level keys of a workflow.
+var workflowFields = []keyDecoder[*workflowDecoder]{
+	{"version", (*workflowDecoder).readVersion},
+	{"name", func(wd *workflowDecoder, kv keyVal) { wd.w.Name, _ = wd.str(kv.val, "name") }},
+	{"defaults", func(wd *workflowDecoder, kv keyVal) { wd.defaults(kv.val, &wd.w.Defaults) }},
+	{"trigger", (*workflowDecoder).readTrigger},
+	{"budget", func(wd *workflowDecoder, kv keyVal) { wd.budget(kv.val, &wd.w.Budget) }},
+	{"allow_secrets", func(wd *workflowDecoder, kv keyVal) { wd.w.AllowSecrets, _ = wd.globs(kv.val, "allow_secrets") }},
+	{"steps", func(wd *workflowDecoder, kv keyVal) { wd.haveSteps, wd.w.Steps = true, wd.steps(kv.val) }},
+}
+
+var workflowKeys = keyNames(workflowFields)
+
+func (wd *workflowDecoder) readVersion(kv keyVal) {
+	wd.haveVersion = true
+	v, ok := wd.integer(kv.val, "version")
+	switch {
+	case ok && v != 1:
+		wd.errs.Add(wd.pos(kv.val), "unsupported version %d (this codemachine reads version 1)", v)
+	case ok:
+		wd.w.Version = 1
 	}
-	return w
+}
+
+func (wd *workflowDecoder) readTrigger(kv keyVal) {
+	v, ok := wd.str(kv.val, "trigger")
+	switch {
+	case !ok:
+	case v != "commit" && v != "save":
+		wd.errs.Add(wd.pos(kv.val), "trigger: want commit or save, got %q", v)
+	default:
+		wd.w.Trigger = v
+	}
 }
 
 func (d *yamlDoc) defaults(n *yaml.Node, def *Defaults) {

@@ -3,6 +3,7 @@ package workflow
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -196,6 +197,36 @@ func (m *merger) merge(v *yaml.Node, depth int) {
 		}
 		m.collect(src, depth+1, false)
 	}
+}
+
+// keyDecoder is one key of a mapping the schema has, with the function that
+// decodes its value into the decoder D of the mapping.
+type keyDecoder[D any] struct {
+	key    string
+	decode func(D, keyVal)
+}
+
+// decodeKeys decodes each entry with the decoder of its key, and calls
+// unknown for a key the schema does not have.
+func decodeKeys[D any](dec D, fields []keyDecoder[D], kvs []keyVal, unknown func(keyVal)) {
+	for _, kv := range kvs {
+		i := slices.IndexFunc(fields, func(f keyDecoder[D]) bool { return f.key == kv.name })
+		if i < 0 {
+			unknown(kv)
+			continue
+		}
+		fields[i].decode(dec, kv)
+	}
+}
+
+// keyNames lists the keys of fields in order: the candidates, in the order
+// they are weighed, of a suggestion for a misspelt key.
+func keyNames[D any](fields []keyDecoder[D]) []string {
+	keys := make([]string, len(fields))
+	for i, f := range fields {
+		keys[i] = f.key
+	}
+	return keys
 }
 
 // unknownKey reports a key the schema does not have, with a suggestion.
