@@ -120,26 +120,9 @@ func MarshalRecording(r *Recording) ([]byte, error) {
 	if len(r.Files) > 0 {
 		files := &yaml.Node{Kind: yaml.SequenceNode}
 		for i, f := range r.Files {
-			fm := &yaml.Node{Kind: yaml.MappingNode}
-			fadd := func(key string, v *yaml.Node) { yamlnode.Add(fm, key, v) }
-			if err := checkPath(f.Path); err != nil {
-				return nil, fmt.Errorf("marshal recording: files[%d]: %w", i, err)
-			}
-			fadd("path", yamlnode.BytesNode([]byte(f.Path)))
-			if f.Deleted {
-				if f.Content != nil || f.Mode != "" {
-					return nil, fmt.Errorf("marshal recording: files[%d] %s: a deleted file has no content or mode", i, f.Path)
-				}
-				fadd("deleted", yamlnode.BoolNode(true))
-			} else {
-				if f.Mode != "" {
-					m, err := parseMode(f.Mode)
-					if err != nil {
-						return nil, fmt.Errorf("marshal recording: files[%d] %s: %w", i, f.Path, err)
-					}
-					fadd("mode", yamlnode.StrNode(fmt.Sprintf("%04o", m)))
-				}
-				fadd("content", yamlnode.BytesNode(f.Content))
+			fm, err := fileChangeNode(i, f)
+			if err != nil {
+				return nil, err
 			}
 			files.Content = append(files.Content, fm)
 		}
@@ -151,6 +134,31 @@ func MarshalRecording(r *Recording) ([]byte, error) {
 		return nil, fmt.Errorf("marshal recording: %w", err)
 	}
 	return out, nil
+}
+
+// fileChangeNode renders files[i] of a recording.
+func fileChangeNode(i int, f FileChange) (*yaml.Node, error) {
+	if err := checkPath(f.Path); err != nil {
+		return nil, fmt.Errorf("marshal recording: files[%d]: %w", i, err)
+	}
+	fm := &yaml.Node{Kind: yaml.MappingNode}
+	yamlnode.Add(fm, "path", yamlnode.BytesNode([]byte(f.Path)))
+	if f.Deleted {
+		if f.Content != nil || f.Mode != "" {
+			return nil, fmt.Errorf("marshal recording: files[%d] %s: a deleted file has no content or mode", i, f.Path)
+		}
+		yamlnode.Add(fm, "deleted", yamlnode.BoolNode(true))
+		return fm, nil
+	}
+	if f.Mode != "" {
+		m, err := parseMode(f.Mode)
+		if err != nil {
+			return nil, fmt.Errorf("marshal recording: files[%d] %s: %w", i, f.Path, err)
+		}
+		yamlnode.Add(fm, "mode", yamlnode.StrNode(fmt.Sprintf("%04o", m)))
+	}
+	yamlnode.Add(fm, "content", yamlnode.BytesNode(f.Content))
+	return fm, nil
 }
 
 var modeRE = regexp.MustCompile(`^0?[0-7]{3}$`)
@@ -310,53 +318,92 @@ func (p *recParser) files(seq *yaml.Node) ([]FileChange, error) {
 	}
 	files := make([]FileChange, 0, len(seq.Content))
 	for i, n := range seq.Content {
-		if n.Kind != yaml.MappingNode {
-			return nil, p.errf(n, "files[%d]: want a mapping (path, content, mode, deleted)", i)
-		}
-		var f FileChange
-		var hasContent bool
-		err := p.fields(n, fileChangeKeys, func(key string, v *yaml.Node) error {
-			var err error
-			switch key {
-			case "path":
-				if f.Path, err = p.str(key, v); err == nil {
-					if cerr := checkPath(f.Path); cerr != nil {
-						err = p.errf(v, "%v", cerr)
-					}
-				}
-			case "content":
-				hasContent = true
-				if f.Content, err = p.bytes(key, v); err == nil && f.Content == nil {
-					f.Content = []byte{}
-				}
-			case "mode":
-				if f.Mode, err = p.str(key, v); err == nil {
-					var m fs.FileMode
-					if m, err = parseMode(f.Mode); err != nil {
-						err = p.errf(v, "%v", err)
-					} else {
-						f.Mode = fmt.Sprintf("%04o", m)
-					}
-				}
-			case "deleted":
-				f.Deleted, err = p.boolean(key, v)
-			}
-			return err
-		})
+		f, err := p.fileChange(i, n)
 		if err != nil {
 			return nil, err
-		}
-		switch {
-		case f.Path == "":
-			return nil, p.errf(n, "files[%d]: missing path", i)
-		case f.Deleted && (hasContent || f.Mode != ""):
-			return nil, p.errf(n, "files[%d] %s: a deleted file has no content or mode", i, f.Path)
-		case !f.Deleted && !hasContent:
-			return nil, p.errf(n, "files[%d] %s: missing content (content: \"\" for an empty file, deleted: true for a deletion)", i, f.Path)
 		}
 		files = append(files, f)
 	}
 	return files, nil
+}
+
+// fileChange reads files[i]: a written file (content, maybe mode) or a
+// deleted one.
+func (p *recParser) fileChange(i int, n *yaml.Node) (FileChange, error) {
+	if n.Kind != yaml.MappingNode {
+		return FileChange{}, p.errf(n, "files[%d]: want a mapping (path, content, mode, deleted)", i)
+	}
+	var f FileChange
+	var hasContent bool
+	err := p.fields(n, fileChangeKeys, func(key string, v *yaml.Node) error {
+		switch key {
+		case "path":
+			return p.path(key, v, &f.Path)
+		case "content":
+			hasContent = true
+			return p.content(key, v, &f.Content)
+		case "mode":
+			return p.mode(key, v, &f.Mode)
+		case "deleted":
+			var err error
+			f.Deleted, err = p.boolean(key, v)
+			return err
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return FileChange{}, err
+	case f.Path == "":
+		return FileChange{}, p.errf(n, "files[%d]: missing path", i)
+	case f.Deleted && (hasContent || f.Mode != ""):
+		return FileChange{}, p.errf(n, "files[%d] %s: a deleted file has no content or mode", i, f.Path)
+	case !f.Deleted && !hasContent:
+		return FileChange{}, p.errf(n, "files[%d] %s: missing content (content: \"\" for an empty file, deleted: true for a deletion)", i, f.Path)
+	}
+	return f, nil
+}
+
+// path reads a file's path, which must stay in the repository.
+func (p *recParser) path(key string, v *yaml.Node, path *string) error {
+	s, err := p.str(key, v)
+	if err != nil {
+		return err
+	}
+	*path = s
+	if err := checkPath(s); err != nil {
+		return p.errf(v, "%v", err)
+	}
+	return nil
+}
+
+// content reads a file's content; an empty one is not nil, which stands
+// for no content.
+func (p *recParser) content(key string, v *yaml.Node, content *[]byte) error {
+	b, err := p.bytes(key, v)
+	if err != nil {
+		return err
+	}
+	if b == nil {
+		b = []byte{}
+	}
+	*content = b
+	return nil
+}
+
+// mode reads a file's permissions, kept as four octal digits.
+func (p *recParser) mode(key string, v *yaml.Node, mode *string) error {
+	s, err := p.str(key, v)
+	if err != nil {
+		return err
+	}
+	m, err := parseMode(s)
+	if err != nil {
+		*mode = s
+		return p.errf(v, "%v", err)
+	}
+	*mode = fmt.Sprintf("%04o", m)
+	return nil
 }
 
 // scalar returns an error naming key and want when v is not a scalar.
