@@ -328,7 +328,7 @@ func clone(tree fstest.MapFS) fstest.MapFS {
 }
 
 func TestExampleWorkflowLoads(t *testing.T) {
-	p, err := workflow.LoadProject(exampleRepo(t))
+	p, err := workflow.LoadProject(exampleRepo(t), agents.WorkflowEngines())
 	if err != nil {
 		t.Fatalf("LoadProject: %v", err)
 	}
@@ -423,7 +423,7 @@ func TestExampleWorkflowLoads(t *testing.T) {
 }
 
 func TestExampleWorkflowLoadsWithRecordedPlan(t *testing.T) {
-	p, err := workflow.LoadProject(exampleRepo(t, "architecture.yaml", "plan.yaml"))
+	p, err := workflow.LoadProject(exampleRepo(t, "architecture.yaml", "plan.yaml"), agents.WorkflowEngines())
 	if err != nil {
 		t.Fatalf("LoadProject: %v", err)
 	}
@@ -443,7 +443,7 @@ func TestExampleWorkflowLoadsWithRecordedPlan(t *testing.T) {
 // the repository as it is when the step runs, and checks that the prompt
 // carries what the agent must see.
 func TestExamplePromptsRender(t *testing.T) {
-	p, err := workflow.LoadProject(exampleRepo(t))
+	p, err := workflow.LoadProject(exampleRepo(t), agents.WorkflowEngines())
 	if err != nil {
 		t.Fatalf("LoadProject: %v", err)
 	}

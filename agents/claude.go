@@ -24,12 +24,8 @@ import (
 // counts cache reads and writes), the cost result.total_cost_usd, the
 // session id the session_id every event carries, the model the init
 // event's.
-func init() {
-	register("claude", func() Engine {
-		return &cliEngine{name: "claude", bin: "claude", pkg: "@anthropic-ai/claude-code",
-			args: claudeArgs, prepare: claudePrepare, newStream: newClaudeStream}
-	})
-}
+var claudeCLI = cliEngine{name: "claude", bin: "claude", pkg: "@anthropic-ai/claude-code",
+	args: claudeArgs, prepare: claudePrepare, newStream: newClaudeStream}
 
 // geteuid is os.Geteuid, replaceable in tests.
 var geteuid = os.Geteuid
@@ -116,21 +112,11 @@ func (u claudeUsage) in() int64 {
 }
 
 type claudeEvent struct {
-	Type      string `json:"type"`
-	Subtype   string `json:"subtype"`
-	SessionID string `json:"session_id"`
-	Model     string `json:"model"`
-	Message   *struct {
-		ID      string      `json:"id"`
-		Model   string      `json:"model"`
-		Usage   claudeUsage `json:"usage"`
-		Content []struct {
-			Type  string         `json:"type"`
-			Text  string         `json:"text"`
-			Name  string         `json:"name"`
-			Input map[string]any `json:"input"`
-		} `json:"content"`
-	} `json:"message"`
+	Type      string         `json:"type"`
+	Subtype   string         `json:"subtype"`
+	SessionID string         `json:"session_id"`
+	Model     string         `json:"model"`
+	Message   *claudeMessage `json:"message"`
 	// result
 	IsError bool `json:"is_error"`
 	Denials []struct {
@@ -149,6 +135,19 @@ type claudeEvent struct {
 	MaxRetries   int     `json:"max_retries"`
 }
 
+// claudeMessage is an assistant event's API message.
+type claudeMessage struct {
+	ID      string      `json:"id"`
+	Model   string      `json:"model"`
+	Usage   claudeUsage `json:"usage"`
+	Content []struct {
+		Type  string         `json:"type"`
+		Text  string         `json:"text"`
+		Name  string         `json:"name"`
+		Input map[string]any `json:"input"`
+	} `json:"content"`
+}
+
 func (s *claudeStream) stdout(line []byte) {
 	var ev claudeEvent
 	if !decodeEvent(line, &ev, &s.out) {
@@ -160,76 +159,95 @@ func (s *claudeStream) stdout(line []byte) {
 	}
 	switch ev.Type {
 	case "system":
-		switch ev.Subtype {
-		case "init":
-			if ev.Model != "" {
-				s.out.res.Model = ev.Model
-			}
-		case "api_retry":
-			// Claude retries by itself; the event says why.
-			s.out.retried = true
-			if ev.ErrorStatus != nil {
-				s.out.status = *ev.ErrorStatus
-			}
-			emit(s.req, "error", "retrying the model request: "+claudeErrorText(ev.Error, ev.ErrorStatus))
-		}
+		s.system(&ev)
 	case "assistant":
-		m := ev.Message
-		if m == nil {
-			return
-		}
-		if m.ID != "" && m.Model != "<synthetic>" {
-			if _, seen := s.usage[m.ID]; !seen {
-				s.order = append(s.order, m.ID)
-			}
-			s.usage[m.ID] = [2]int64{m.Usage.in(), m.Usage.OutputTokens}
-		}
-		for _, c := range m.Content {
-			switch c.Type {
-			case "text":
-				s.text = c.Text
-				emit(s.req, "text", c.Text)
-			case "tool_use":
-				emit(s.req, "tool", toolSummary(c.Name, c.Input, "command", "file_path", "path", "pattern", "url"))
-			}
+		if ev.Message != nil {
+			s.assistant(ev.Message)
 		}
 	case "result":
-		for _, d := range ev.Denials {
-			// Deny rules in the user's settings hold even in
-			// bypassPermissions; the agent was told, and may have worked
-			// around it.
-			emit(s.req, "error", "permission denied: "+d.ToolName)
+		s.result(&ev)
+	}
+}
+
+// system handles the init event (the model) and api_retry events.
+func (s *claudeStream) system(ev *claudeEvent) {
+	switch ev.Subtype {
+	case "init":
+		if ev.Model != "" {
+			s.out.res.Model = ev.Model
 		}
-		s.out.done = true
-		s.out.ok = !ev.IsError && ev.Subtype == "success"
-		if ev.Result != nil {
-			s.out.res.Text = *ev.Result
+	case "api_retry":
+		// Claude retries by itself; the event says why.
+		s.out.retried = true
+		if ev.ErrorStatus != nil {
+			s.out.status = *ev.ErrorStatus
 		}
-		s.out.res.TokensIn, s.out.res.TokensOut = ev.Usage.in(), ev.Usage.OutputTokens
-		if ev.TotalCostUSD != nil {
-			s.out.res.CostUSD, s.out.res.CostKnown = *ev.TotalCostUSD, true
+		emit(s.req, "error", "retrying the model request: "+claudeErrorText(ev.Error, ev.ErrorStatus))
+	}
+}
+
+// assistant notes an API message's usage, which counts when the run is cut
+// off before its result, and passes its text and tool calls on.
+func (s *claudeStream) assistant(m *claudeMessage) {
+	if m.ID != "" && m.Model != "<synthetic>" {
+		if _, seen := s.usage[m.ID]; !seen {
+			s.order = append(s.order, m.ID)
 		}
-		if ev.APIErrorStatus != nil {
-			s.out.status = *ev.APIErrorStatus
-		} else if !s.out.ok {
-			s.out.status = 0 // a retried status is not what failed in the end
+		s.usage[m.ID] = [2]int64{m.Usage.in(), m.Usage.OutputTokens}
+	}
+	for _, c := range m.Content {
+		switch c.Type {
+		case "text":
+			s.text = c.Text
+			emit(s.req, "text", c.Text)
+		case "tool_use":
+			emit(s.req, "tool", toolSummary(c.Name, c.Input, "command", "file_path", "path", "pattern", "url"))
 		}
-		if !s.out.ok {
-			// subtype "success" with is_error (an API error) carries the
-			// message in result; error_* subtypes may carry errors.
-			msg := s.out.res.Text
-			if msg == "" && len(ev.Errors) > 0 {
-				msg = strings.Join(ev.Errors, "; ")
-			}
-			if msg == "" && ev.Subtype != "success" {
-				msg = strings.ReplaceAll(ev.Subtype, "_", " ")
-			}
-			s.out.msg = msg
-			s.out.res.Text = ""
-			if s.out.status == 0 {
-				s.out.status = statusIn(msg)
-			}
-		}
+	}
+}
+
+// result handles the final event: text, usage, cost and how the run ended.
+func (s *claudeStream) result(ev *claudeEvent) {
+	for _, d := range ev.Denials {
+		// Deny rules in the user's settings hold even in
+		// bypassPermissions; the agent was told, and may have worked
+		// around it.
+		emit(s.req, "error", "permission denied: "+d.ToolName)
+	}
+	s.out.done = true
+	s.out.ok = !ev.IsError && ev.Subtype == "success"
+	if ev.Result != nil {
+		s.out.res.Text = *ev.Result
+	}
+	s.out.res.TokensIn, s.out.res.TokensOut = ev.Usage.in(), ev.Usage.OutputTokens
+	if ev.TotalCostUSD != nil {
+		s.out.res.CostUSD, s.out.res.CostKnown = *ev.TotalCostUSD, true
+	}
+	if ev.APIErrorStatus != nil {
+		s.out.status = *ev.APIErrorStatus
+	} else if !s.out.ok {
+		s.out.status = 0 // a retried status is not what failed in the end
+	}
+	if !s.out.ok {
+		s.failed(ev)
+	}
+}
+
+// failed takes the error message of a failed result: subtype "success"
+// with is_error (an API error) carries it in result, error_* subtypes may
+// carry errors. The text is then no answer.
+func (s *claudeStream) failed(ev *claudeEvent) {
+	msg := s.out.res.Text
+	if msg == "" && len(ev.Errors) > 0 {
+		msg = strings.Join(ev.Errors, "; ")
+	}
+	if msg == "" && ev.Subtype != "success" {
+		msg = strings.ReplaceAll(ev.Subtype, "_", " ")
+	}
+	s.out.msg = msg
+	s.out.res.Text = ""
+	if s.out.status == 0 {
+		s.out.status = statusIn(msg)
 	}
 }
 

@@ -18,12 +18,8 @@ import (
 // reports no cost, nor the model: that comes from --model or, without one,
 // from config.toml's top-level model. Codex sends "error" events while it
 // retries by itself ("Reconnecting... 1/5"); only turn.failed fails a run.
-func init() {
-	register("codex", func() Engine {
-		return &cliEngine{name: "codex", bin: "codex", pkg: "@openai/codex",
-			args: codexArgs, prepare: codexPrepare, newStream: newCodexStream}
-	})
-}
+var codexCLI = cliEngine{name: "codex", bin: "codex", pkg: "@openai/codex",
+	args: codexArgs, prepare: codexPrepare, newStream: newCodexStream}
 
 func codexArgs(req Request, _ []string) []string {
 	args := []string{"exec", "--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"}
@@ -138,22 +134,25 @@ func newCodexStream(req Request, env []string) stream {
 	return s
 }
 
-type codexEvent struct {
+// codexItem is the item of an item.started or item.completed event.
+type codexItem struct {
 	Type     string `json:"type"`
-	ThreadID string `json:"thread_id"`
+	Text     string `json:"text"`
 	Message  string `json:"message"`
-	Item     *struct {
-		Type     string `json:"type"`
-		Text     string `json:"text"`
-		Message  string `json:"message"`
-		Command  string `json:"command"`
-		ExitCode *int   `json:"exit_code"`
-		Changes  []struct {
-			Path string `json:"path"`
-			Kind string `json:"kind"`
-		} `json:"changes"`
-	} `json:"item"`
-	Usage *struct {
+	Command  string `json:"command"`
+	ExitCode *int   `json:"exit_code"`
+	Changes  []struct {
+		Path string `json:"path"`
+		Kind string `json:"kind"`
+	} `json:"changes"`
+}
+
+type codexEvent struct {
+	Type     string     `json:"type"`
+	ThreadID string     `json:"thread_id"`
+	Message  string     `json:"message"`
+	Item     *codexItem `json:"item"`
+	Usage    *struct {
 		InputTokens  int64 `json:"input_tokens"`
 		OutputTokens int64 `json:"output_tokens"`
 	} `json:"usage"`
@@ -173,24 +172,13 @@ func (s *codexStream) stdout(line []byte) {
 			s.out.res.SessionID = ev.ThreadID
 			emit(s.req, "session", ev.ThreadID)
 		}
-	case "item.started", "item.completed":
-		it := ev.Item
-		if it == nil {
-			return
+	case "item.started":
+		if ev.Item != nil && ev.Item.Type == "command_execution" {
+			emit(s.req, "tool", oneLine("shell "+ev.Item.Command))
 		}
-		switch {
-		case ev.Type == "item.completed" && it.Type == "agent_message":
-			s.out.res.Text = it.Text
-			emit(s.req, "text", it.Text)
-		case ev.Type == "item.started" && it.Type == "command_execution":
-			emit(s.req, "tool", oneLine("shell "+it.Command))
-		case ev.Type == "item.completed" && it.Type == "file_change":
-			for _, c := range it.Changes {
-				emit(s.req, "tool", c.Kind+" "+c.Path)
-			}
-		case ev.Type == "item.completed" && it.Type == "error":
-			// A warning (unknown model metadata, say); the turn goes on.
-			emit(s.req, "error", it.Message)
+	case "item.completed":
+		if ev.Item != nil {
+			s.itemCompleted(ev.Item)
 		}
 	case "turn.completed":
 		s.completed = true
@@ -212,6 +200,23 @@ func (s *codexStream) stdout(line []byte) {
 			s.lastError = ev.Message
 		}
 		emit(s.req, "error", ev.Message)
+	}
+}
+
+// itemCompleted passes on the agent's message, the files it changed and
+// warnings.
+func (s *codexStream) itemCompleted(it *codexItem) {
+	switch it.Type {
+	case "agent_message":
+		s.out.res.Text = it.Text
+		emit(s.req, "text", it.Text)
+	case "file_change":
+		for _, c := range it.Changes {
+			emit(s.req, "tool", c.Kind+" "+c.Path)
+		}
+	case "error":
+		// A warning (unknown model metadata, say); the turn goes on.
+		emit(s.req, "error", it.Message)
 	}
 }
 

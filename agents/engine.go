@@ -2,7 +2,8 @@
 // CLI (shell for run: steps, replay for recordings, and the real coding
 // CLIs), process control (process groups, timeouts, output limits), the
 // environment allow-list and the recording format. It imports nothing else
-// of codemachine.
+// of codemachine but the leaf internal/yamlnode. Its registry is the one
+// list of engine names.
 package agents
 
 import (

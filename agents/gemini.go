@@ -17,12 +17,8 @@ import (
 // model request is its HTTP status mod 256 (400 -> 144, 429 -> 173); 41-55
 // are Gemini's own fatal errors (authentication, input, sandbox, config,
 // turn limit, tool, untrusted workspace).
-func init() {
-	register("gemini", func() Engine {
-		return &cliEngine{name: "gemini", bin: "gemini", pkg: "@google/gemini-cli",
-			args: geminiArgs, prepare: geminiPrepare, newStream: newGeminiStream}
-	})
-}
+var geminiCLI = cliEngine{name: "gemini", bin: "gemini", pkg: "@google/gemini-cli",
+	args: geminiArgs, prepare: geminiPrepare, newStream: newGeminiStream}
 
 func geminiArgs(req Request, _ []string) []string {
 	args := []string{"--output-format", "stream-json", "--yolo", "--skip-trust"}

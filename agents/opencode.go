@@ -19,12 +19,8 @@ import (
 // parts (the cost is known only when the model config prices it: a zero sum
 // is reported as unknown), the session id the sessionID every event
 // carries.
-func init() {
-	register("opencode", func() Engine {
-		return &cliEngine{name: "opencode", bin: "opencode", pkg: "opencode-ai",
-			args: opencodeArgs, prepare: opencodePrepare, newStream: newOpencodeStream}
-	})
-}
+var opencodeCLI = cliEngine{name: "opencode", bin: "opencode", pkg: "opencode-ai",
+	args: opencodeArgs, prepare: opencodePrepare, newStream: newOpencodeStream}
 
 func opencodeArgs(req Request, _ []string) []string {
 	args := []string{"run", "--format", "json", "--auto"}
@@ -81,38 +77,44 @@ type opencodeStream struct {
 func newOpencodeStream(req Request, _ []string) stream { return &opencodeStream{req: req} }
 
 type opencodeEvent struct {
-	Type      string `json:"type"`
-	SessionID string `json:"sessionID"`
-	Part      *struct {
-		Type   string `json:"type"`
-		Text   string `json:"text"`
-		Tool   string `json:"tool"`
-		Reason string `json:"reason"`
-		State  *struct {
-			Status string         `json:"status"`
-			Input  map[string]any `json:"input"`
-		} `json:"state"`
-		Tokens *struct {
-			Input     int64 `json:"input"`
-			Output    int64 `json:"output"`
-			Reasoning int64 `json:"reasoning"`
-			Cache     struct {
-				Read  int64 `json:"read"`
-				Write int64 `json:"write"`
-			} `json:"cache"`
-		} `json:"tokens"`
-		Cost float64 `json:"cost"`
-	} `json:"part"`
-	Error *struct {
-		Name string `json:"name"`
-		Data struct {
-			Message         string            `json:"message"`
-			StatusCode      int               `json:"statusCode"`
-			IsRetryable     bool              `json:"isRetryable"`
-			ResponseHeaders map[string]string `json:"responseHeaders"`
-			ResponseBody    string            `json:"responseBody"`
-		} `json:"data"`
-	} `json:"error"`
+	Type      string         `json:"type"`
+	SessionID string         `json:"sessionID"`
+	Part      *opencodePart  `json:"part"`
+	Error     *opencodeError `json:"error"`
+}
+
+// opencodePart is the part of a text, tool_use or step_finish event.
+type opencodePart struct {
+	Type   string `json:"type"`
+	Text   string `json:"text"`
+	Tool   string `json:"tool"`
+	Reason string `json:"reason"`
+	State  *struct {
+		Status string         `json:"status"`
+		Input  map[string]any `json:"input"`
+	} `json:"state"`
+	Tokens *struct {
+		Input     int64 `json:"input"`
+		Output    int64 `json:"output"`
+		Reasoning int64 `json:"reasoning"`
+		Cache     struct {
+			Read  int64 `json:"read"`
+			Write int64 `json:"write"`
+		} `json:"cache"`
+	} `json:"tokens"`
+	Cost float64 `json:"cost"`
+}
+
+// opencodeError is the error of an error event.
+type opencodeError struct {
+	Name string `json:"name"`
+	Data struct {
+		Message         string            `json:"message"`
+		StatusCode      int               `json:"statusCode"`
+		IsRetryable     bool              `json:"isRetryable"`
+		ResponseHeaders map[string]string `json:"responseHeaders"`
+		ResponseBody    string            `json:"responseBody"`
+	} `json:"data"`
 }
 
 func (s *opencodeStream) stdout(line []byte) {
@@ -130,54 +132,69 @@ func (s *opencodeStream) stdout(line []byte) {
 		s.step.Reset()
 	case "text":
 		if p != nil && p.Text != "" {
-			if s.step.Len() > 0 {
-				s.step.WriteString("\n")
-			}
-			s.step.WriteString(p.Text)
-			s.lastText = s.step.String()
-			emit(s.req, "text", p.Text)
+			s.text(p.Text)
 		}
 	case "tool_use":
 		if p != nil && p.State != nil {
 			emit(s.req, "tool", toolSummary(p.Tool, p.State.Input, "command", "filePath", "path", "pattern"))
 		}
 	case "step_finish":
-		if p == nil {
-			return
+		if p != nil {
+			s.stepFinish(p)
 		}
-		s.finished, s.lastReason = true, p.Reason
-		if t := p.Tokens; t != nil {
-			s.out.res.TokensIn += t.Input + t.Cache.Read + t.Cache.Write
-			s.out.res.TokensOut += t.Output + t.Reasoning
-		}
-		s.cost += p.Cost
 	case "error":
-		s.failed = true
-		e := ev.Error
-		if e == nil {
-			s.out.msg = "error event without details"
-			return
-		}
-		msg := e.Data.Message
-		if msg == "" {
-			msg = e.Name
-		}
-		switch ae, ok := parseAPIError(e.Data.ResponseBody); {
-		case ok:
-			// The body names the API's error type (invalid_request_error,
-			// rate_limit_error), which the message alone does not.
-			msg = apiErrorLine(e.Data.StatusCode, ae.kind, ae.msg)
-		case e.Data.StatusCode != 0:
-			msg = apiErrorLine(e.Data.StatusCode, "", msg)
-		case e.Name != "" && e.Name != msg:
-			msg = e.Name + ": " + msg
-		}
-		s.out.msg = msg
-		s.out.status = e.Data.StatusCode
-		s.out.retried = e.Data.IsRetryable
-		s.out.retryAfter = headerRetryAfter(e.Data.ResponseHeaders)
-		emit(s.req, "error", msg)
+		s.errorEvent(ev.Error)
 	}
+}
+
+// text adds a text part to the current step's text.
+func (s *opencodeStream) text(text string) {
+	if s.step.Len() > 0 {
+		s.step.WriteString("\n")
+	}
+	s.step.WriteString(text)
+	s.lastText = s.step.String()
+	emit(s.req, "text", text)
+}
+
+// stepFinish adds up a finished step's tokens and cost.
+func (s *opencodeStream) stepFinish(p *opencodePart) {
+	s.finished, s.lastReason = true, p.Reason
+	if t := p.Tokens; t != nil {
+		s.out.res.TokensIn += t.Input + t.Cache.Read + t.Cache.Write
+		s.out.res.TokensOut += t.Output + t.Reasoning
+	}
+	s.cost += p.Cost
+}
+
+// errorEvent takes what an error event says of the failure: a message with the
+// HTTP status and the API's error type when known, whether opencode would
+// retry, and the delay the API asked for.
+func (s *opencodeStream) errorEvent(e *opencodeError) {
+	s.failed = true
+	if e == nil {
+		s.out.msg = "error event without details"
+		return
+	}
+	msg := e.Data.Message
+	if msg == "" {
+		msg = e.Name
+	}
+	switch ae, ok := parseAPIError(e.Data.ResponseBody); {
+	case ok:
+		// The body names the API's error type (invalid_request_error,
+		// rate_limit_error), which the message alone does not.
+		msg = apiErrorLine(e.Data.StatusCode, ae.kind, ae.msg)
+	case e.Data.StatusCode != 0:
+		msg = apiErrorLine(e.Data.StatusCode, "", msg)
+	case e.Name != "" && e.Name != msg:
+		msg = e.Name + ": " + msg
+	}
+	s.out.msg = msg
+	s.out.status = e.Data.StatusCode
+	s.out.retried = e.Data.IsRetryable
+	s.out.retryAfter = headerRetryAfter(e.Data.ResponseHeaders)
+	emit(s.req, "error", msg)
 }
 
 // headerRetryAfter reads retry-after-ms or retry-after (seconds) from

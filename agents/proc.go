@@ -136,31 +136,93 @@ func (p *proc) run(ctx context.Context) (procResult, error) {
 	if err != nil {
 		return procResult{}, err
 	}
-	if p.dir != "" {
-		// exec would report a missing directory as a missing program.
-		if fi, err := os.Stat(p.dir); err != nil {
-			return procResult{}, fmt.Errorf("start %s: working directory: %w", p.path, err)
-		} else if !fi.IsDir() {
-			return procResult{}, fmt.Errorf("start %s: working directory %s is not a directory", p.path, p.dir)
-		}
+	if err := p.checkDir(); err != nil {
+		return procResult{}, err
 	}
-	grace := p.grace
-	if grace <= 0 {
-		grace = defaultGrace
+	sp, err := p.start(path)
+	if err != nil {
+		return procResult{}, err
 	}
+	defer closeAll(sp.inW)
+	if p.onStart != nil {
+		p.onStart(sp.cmd.Process.Pid)
+	}
+	if sp.inW != nil {
+		// Written from its own goroutine: a child that does not read would
+		// otherwise block us. Closing inW at the end unblocks the write.
+		go func() {
+			_, _ = sp.inW.Write(p.stdin) // a child that exits early gets what it read
+			_ = sp.inW.Close()
+		}()
+	}
+
+	res := procResult{pid: sp.cmd.Process.Pid}
+	sink := newLineSink(p.log, p.jsonStdout, p.onLine)
+	readDone := sink.readAll(sp.outR, sp.errR)
+	waitDone := make(chan error, 1)
+	go func() { waitDone <- sp.cmd.Wait() }()
+
+	g := group{pgid: res.pid, grace: p.grace}
+	if g.grace <= 0 {
+		g.grace = defaultGrace
+	}
+	defer g.stop()
+	waitErr := p.await(ctx, &g, waitDone, &res)
+	g.cleanup(readDone)
+	if !isClosed(readDone) {
+		// Something outside the group (a process that called setsid) still
+		// holds the pipes: stop reading rather than hang.
+		_ = sp.outR.SetReadDeadline(time.Now())
+		_ = sp.errR.SetReadDeadline(time.Now())
+		<-readDone
+	}
+	closeAll(sp.outR, sp.errR)
+	res.duration = time.Since(sp.at)
+	res.output = sink.tail.String()
+	res.logErr = sink.finish()
+	err = p.exitStatus(&res, sp.cmd.ProcessState, waitErr)
+	return res, err
+}
+
+// checkDir checks the working directory, which exec would report missing
+// as a missing program.
+func (p *proc) checkDir() error {
+	if p.dir == "" {
+		return nil
+	}
+	fi, err := os.Stat(p.dir)
+	switch {
+	case err != nil:
+		return fmt.Errorf("start %s: working directory: %w", p.path, err)
+	case !fi.IsDir():
+		return fmt.Errorf("start %s: working directory %s is not a directory", p.path, p.dir)
+	}
+	return nil
+}
+
+// startedProc is a process that runs, with our ends of its pipes.
+type startedProc struct {
+	cmd        *exec.Cmd
+	outR, errR *os.File // its standard output and error
+	inW        *os.File // its standard input; nil without stdin
+	at         time.Time
+}
+
+// start starts the program at path in a process group of its own, its
+// output on pipes and its input on a pipe when there is stdin to feed.
+func (p *proc) start(path string) (*startedProc, error) {
 	env := p.env
 	if env == nil {
 		env = []string{}
 	}
-
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		return procResult{}, fmt.Errorf("start %s: %w", p.path, err)
+		return nil, fmt.Errorf("start %s: %w", p.path, err)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		closeAll(outR, outW)
-		return procResult{}, fmt.Errorf("start %s: %w", p.path, err)
+		return nil, fmt.Errorf("start %s: %w", p.path, err)
 	}
 	cmd := &exec.Cmd{
 		Path:        path,
@@ -171,53 +233,35 @@ func (p *proc) run(ctx context.Context) (procResult, error) {
 		Stderr:      errW,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
-	var inW *os.File
+	var inR, inW *os.File
 	if p.stdin != nil {
-		var inR *os.File
 		if inR, inW, err = os.Pipe(); err != nil {
 			closeAll(outR, outW, errR, errW)
-			return procResult{}, fmt.Errorf("start %s: %w", p.path, err)
+			return nil, fmt.Errorf("start %s: %w", p.path, err)
 		}
 		cmd.Stdin = inR
-		defer closeAll(inW)
 	}
-
-	start := time.Now()
+	at := time.Now()
 	err = cmd.Start()
 	// The child has its own copies: EOF must come when it closes them.
 	closeAll(outW, errW)
-	if r, ok := cmd.Stdin.(*os.File); ok {
-		closeAll(r)
+	if inR != nil {
+		closeAll(inR)
 	}
 	if err != nil {
 		closeAll(outR, errR)
-		return procResult{}, fmt.Errorf("start %s: %w", p.path, err)
+		if inW != nil {
+			closeAll(inW)
+		}
+		return nil, fmt.Errorf("start %s: %w", p.path, err)
 	}
-	if p.onStart != nil {
-		p.onStart(cmd.Process.Pid)
-	}
-	if inW != nil {
-		// Written from its own goroutine: a child that does not read would
-		// otherwise block us. Closing inW at the end unblocks the write.
-		go func() {
-			_, _ = inW.Write(p.stdin) // a child that exits early gets what it read
-			_ = inW.Close()
-		}()
-	}
+	return &startedProc{cmd: cmd, outR: outR, errR: errR, inW: inW, at: at}, nil
+}
 
-	res := procResult{pid: cmd.Process.Pid}
-	sink := newLineSink(p.log, p.jsonStdout, p.onLine)
-	var readers sync.WaitGroup
-	readers.Add(2)
-	go func() { defer readers.Done(); sink.read(outR, "stdout") }()
-	go func() { defer readers.Done(); sink.read(errR, "stderr") }()
-	readDone := make(chan struct{})
-	go func() { readers.Wait(); close(readDone) }()
-	waitDone := make(chan error, 1)
-	go func() { waitDone <- cmd.Wait() }()
-
-	g := group{pgid: res.pid, grace: grace}
-	defer g.stop()
+// await waits for the process to exit. On timeout or cancel it has the
+// group terminated, and killed once the grace period is over; res says
+// which of the two happened.
+func (p *proc) await(ctx context.Context, g *group, waitDone <-chan error, res *procResult) error {
 	var timeoutC <-chan time.Time
 	if p.timeout > 0 {
 		t := time.NewTimer(p.timeout)
@@ -225,16 +269,14 @@ func (p *proc) run(ctx context.Context) (procResult, error) {
 		timeoutC = t.C
 	}
 	ctxDone := ctx.Done()
-	var waitErr error
-wait:
 	for {
 		select {
-		case waitErr = <-waitDone:
-			break wait
+		case err := <-waitDone:
+			return err
 		case <-timeoutC:
 			select {
-			case waitErr = <-waitDone: // finished just in time
-				break wait
+			case err := <-waitDone: // finished just in time
+				return err
 			default:
 			}
 			res.timedOut = true
@@ -248,34 +290,23 @@ wait:
 			g.kill()
 		}
 	}
-	g.cleanup(readDone)
-	if !isClosed(readDone) {
-		// Something outside the group (a process that called setsid) still
-		// holds the pipes: stop reading rather than hang.
-		_ = outR.SetReadDeadline(time.Now())
-		_ = errR.SetReadDeadline(time.Now())
-		<-readDone
-	}
-	closeAll(outR, errR)
-	res.duration = time.Since(start)
-	res.output = sink.tail.String()
-	res.logErr = sink.finish()
+}
 
+// exitStatus records how the process ended: its exit code, or 128+signal
+// when a signal killed it. The error is for a wait that failed otherwise.
+func (p *proc) exitStatus(res *procResult, state *os.ProcessState, waitErr error) error {
 	var exitErr *exec.ExitError
-	switch {
-	case waitErr == nil:
-	case errors.As(waitErr, &exitErr):
-	default:
-		return res, fmt.Errorf("wait for %s: %w", p.path, waitErr)
+	if waitErr != nil && !errors.As(waitErr, &exitErr) {
+		return fmt.Errorf("wait for %s: %w", p.path, waitErr)
 	}
-	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	ws, _ := state.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
 		res.signal = ws.Signal()
 		res.exitCode = 128 + int(res.signal)
 	} else {
 		res.exitCode = ws.ExitStatus()
 	}
-	return res, nil
+	return nil
 }
 
 // group controls a process group: SIGTERM first, SIGKILL when the grace
@@ -427,6 +458,18 @@ func newLineSink(log io.Writer, jsonStdout bool, onLine lineHandler) *lineSink {
 // read splits r into lines until EOF (or a read error, such as the deadline
 // set when the pipes are abandoned). Lines longer than maxLineBytes are cut
 // there; the rest of such a line is skipped, not buffered.
+// readAll reads stdout and stderr until both are closed, which closes
+// the channel it returns.
+func (s *lineSink) readAll(stdout, stderr io.Reader) <-chan struct{} {
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go func() { defer readers.Done(); s.read(stdout, "stdout") }()
+	go func() { defer readers.Done(); s.read(stderr, "stderr") }()
+	done := make(chan struct{})
+	go func() { readers.Wait(); close(done) }()
+	return done
+}
+
 func (s *lineSink) read(r io.Reader, stream string) {
 	br := bufio.NewReaderSize(r, readBufferBytes)
 	var long []byte // a line longer than the read buffer, being assembled

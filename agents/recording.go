@@ -1,11 +1,8 @@
 package agents
 
 import (
-	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"path"
@@ -17,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/codemachine/codemachine/internal/yamlnode"
 )
 
 // RecordingsDir is where recordings live, relative to the repository root.
@@ -86,9 +85,7 @@ const recordingHeader = "# codemachine recording: replayed by `codemachine run -
 // that is not UTF-8. ParseRecording gives back exactly r.
 func MarshalRecording(r *Recording) ([]byte, error) {
 	m := &yaml.Node{Kind: yaml.MappingNode}
-	add := func(key string, v *yaml.Node) {
-		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
-	}
+	add := func(key string, v *yaml.Node) { yamlnode.Add(m, key, v) }
 	if r.Step == "" {
 		return nil, errors.New("marshal recording: no step")
 	}
@@ -99,101 +96,69 @@ func MarshalRecording(r *Recording) ([]byte, error) {
 			return nil, fmt.Errorf("marshal recording: %s %q is not valid UTF-8", f.key, f.v)
 		}
 		if f.v != "" {
-			add(f.key, textNode([]byte(f.v)))
+			add(f.key, yamlnode.BytesNode([]byte(f.v)))
 		}
 	}
 	if r.TokensIn < 0 || r.TokensOut < 0 {
 		return nil, fmt.Errorf("marshal recording: negative token count (%d in, %d out)", r.TokensIn, r.TokensOut)
 	}
-	add("tokens_in", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(r.TokensIn, 10)})
-	add("tokens_out", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(r.TokensOut, 10)})
+	add("tokens_in", yamlnode.IntNode(r.TokensIn))
+	add("tokens_out", yamlnode.IntNode(r.TokensOut))
 	if r.CostKnown {
 		if r.CostUSD < 0 || math.IsInf(r.CostUSD, 0) || math.IsNaN(r.CostUSD) {
 			return nil, fmt.Errorf("marshal recording: bad cost %v", r.CostUSD)
 		}
-		add("cost_usd", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: strconv.FormatFloat(r.CostUSD, 'f', -1, 64)})
+		add("cost_usd", yamlnode.FloatNode(r.CostUSD))
 	}
 	if r.Duration < 0 {
 		return nil, fmt.Errorf("marshal recording: negative duration %s", r.Duration)
 	}
-	add("duration", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: r.Duration.String()})
+	add("duration", yamlnode.StrNode(r.Duration.String()))
 	if r.Text != "" {
-		add("text", textNode([]byte(r.Text)))
+		add("text", yamlnode.BytesNode([]byte(r.Text)))
 	}
 	if len(r.Files) > 0 {
 		files := &yaml.Node{Kind: yaml.SequenceNode}
 		for i, f := range r.Files {
-			fm := &yaml.Node{Kind: yaml.MappingNode}
-			fadd := func(key string, v *yaml.Node) {
-				fm.Content = append(fm.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
-			}
-			if err := checkPath(f.Path); err != nil {
-				return nil, fmt.Errorf("marshal recording: files[%d]: %w", i, err)
-			}
-			fadd("path", textNode([]byte(f.Path)))
-			if f.Deleted {
-				if f.Content != nil || f.Mode != "" {
-					return nil, fmt.Errorf("marshal recording: files[%d] %s: a deleted file has no content or mode", i, f.Path)
-				}
-				fadd("deleted", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
-			} else {
-				if f.Mode != "" {
-					m, err := parseMode(f.Mode)
-					if err != nil {
-						return nil, fmt.Errorf("marshal recording: files[%d] %s: %w", i, f.Path, err)
-					}
-					fadd("mode", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: fmt.Sprintf("%04o", m)})
-				}
-				fadd("content", textNode(f.Content))
+			fm, err := fileChangeNode(i, f)
+			if err != nil {
+				return nil, err
 			}
 			files.Content = append(files.Content, fm)
 		}
 		add("files", files)
 	}
 	doc := &yaml.Node{Kind: yaml.DocumentNode, HeadComment: recordingHeader, Content: []*yaml.Node{m}}
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(doc); err != nil {
+	out, err := yamlnode.Encode(doc)
+	if err != nil {
 		return nil, fmt.Errorf("marshal recording: %w", err)
 	}
-	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("marshal recording: %w", err)
-	}
-	return buf.Bytes(), nil
+	return out, nil
 }
 
-// textNode returns the YAML scalar that holds b exactly.
-func textNode(b []byte) *yaml.Node {
-	if !utf8.Valid(b) {
-		enc := base64.StdEncoding.EncodeToString(b)
-		var lines strings.Builder
-		for len(enc) > 76 {
-			lines.WriteString(enc[:76] + "\n")
-			enc = enc[76:]
+// fileChangeNode renders files[i] of a recording.
+func fileChangeNode(i int, f FileChange) (*yaml.Node, error) {
+	if err := checkPath(f.Path); err != nil {
+		return nil, fmt.Errorf("marshal recording: files[%d]: %w", i, err)
+	}
+	fm := &yaml.Node{Kind: yaml.MappingNode}
+	yamlnode.Add(fm, "path", yamlnode.BytesNode([]byte(f.Path)))
+	if f.Deleted {
+		if f.Content != nil || f.Mode != "" {
+			return nil, fmt.Errorf("marshal recording: files[%d] %s: a deleted file has no content or mode", i, f.Path)
 		}
-		lines.WriteString(enc + "\n")
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!binary", Value: lines.String(), Style: yaml.LiteralStyle}
+		yamlnode.Add(fm, "deleted", yamlnode.BoolNode(true))
+		return fm, nil
 	}
-	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: string(b)}
-	switch {
-	case len(b) == 0:
-	case bytes.ContainsAny(b, "\r\u0085\u2028\u2029\ufeff"):
-		// YAML reads these as line breaks (or a BOM) and would not give
-		// them back from a literal block; escapes keep them.
-		n.Style = yaml.DoubleQuotedStyle
-	case b[0] == '\t':
-		// The encoder writes no indentation indicator for a literal
-		// block whose first line starts with a tab, and the decoder then
-		// rejects the tab as indentation.
-		n.Style = yaml.DoubleQuotedStyle
-	case bytes.IndexByte(b, '\n') >= 0:
-		// The encoder falls back to double quotes by itself where a
-		// literal block cannot hold the text (trailing blanks, control
-		// characters).
-		n.Style = yaml.LiteralStyle
+	if f.Mode != "" {
+		m, err := parseMode(f.Mode)
+		if err != nil {
+			return nil, fmt.Errorf("marshal recording: files[%d] %s: %w", i, f.Path, err)
+		}
+		yamlnode.Add(fm, "mode", yamlnode.StrNode(fmt.Sprintf("%04o", m)))
 	}
-	return n
+	yamlnode.Add(fm, "content", yamlnode.BytesNode(f.Content))
+	return fm, nil
 }
 
 var modeRE = regexp.MustCompile(`^0?[0-7]{3}$`)
@@ -243,22 +208,18 @@ func checkPath(p string) error {
 // absolute, escape the repository or point into .git.
 func ParseRecording(file string, data []byte) (*Recording, error) {
 	p := recParser{file: file}
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, &RecordingError{File: file, Msg: "empty recording"}
-		}
-		return nil, p.syntax(err)
-	}
-	var more yaml.Node
-	if err := dec.Decode(&more); err == nil {
-		return nil, p.errf(&more, "more than one YAML document")
-	} else if !errors.Is(err, io.EOF) {
-		return nil, p.syntax(err)
+	doc, extra, err := yamlnode.Documents(data)
+	switch {
+	case err != nil:
+		syn := yamlnode.Syntax(err)
+		return nil, &RecordingError{File: file, Line: syn.Line, Msg: syn.Msg}
+	case doc == nil:
+		return nil, &RecordingError{File: file, Msg: "empty recording"}
+	case extra != nil:
+		return nil, p.errf(extra, "more than one YAML document")
 	}
 	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
-		n := &doc
+		n := doc
 		if len(doc.Content) == 1 {
 			n = doc.Content[0]
 		}
@@ -278,32 +239,17 @@ func (p *recParser) errf(n *yaml.Node, format string, args ...any) *RecordingErr
 	return &RecordingError{File: p.file, Line: n.Line, Col: n.Column, Msg: fmt.Sprintf(format, args...)}
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// syntax turns a YAML decoder error ("yaml: line 3: ...") into a
-// RecordingError; the decoder knows the line but not the column.
-func (p *recParser) syntax(err error) error {
-	msg := err.Error()
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &RecordingError{File: p.file, Line: line, Msg: m[2]}
-	}
-	return &RecordingError{File: p.file, Msg: strings.TrimPrefix(msg, "yaml: ")}
-}
-
 // fields walks a mapping, rejecting unknown and repeated keys, and calls
 // set for each known one.
 func (p *recParser) fields(m *yaml.Node, known []string, set func(key string, v *yaml.Node) error) error {
-	seen := map[string]*yaml.Node{}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		k, v := m.Content[i], m.Content[i+1]
+	for e := range yamlnode.Entries(m) {
+		k, v := e.Key, e.Val
 		if k.Kind != yaml.ScalarNode {
 			return p.errf(k, "want a field name")
 		}
-		if prev, ok := seen[k.Value]; ok {
-			return p.errf(k, "%s repeated (first at line %d)", k.Value, prev.Line)
+		if e.Repeats != nil {
+			return p.errf(k, "%s repeated (first at line %d)", k.Value, e.Repeats.Line)
 		}
-		seen[k.Value] = k
 		if !slices.Contains(known, k.Value) {
 			msg := fmt.Sprintf("unknown field %q", k.Value)
 			if s := suggest(k.Value, known); s != "" {
@@ -372,68 +318,105 @@ func (p *recParser) files(seq *yaml.Node) ([]FileChange, error) {
 	}
 	files := make([]FileChange, 0, len(seq.Content))
 	for i, n := range seq.Content {
-		if n.Kind != yaml.MappingNode {
-			return nil, p.errf(n, "files[%d]: want a mapping (path, content, mode, deleted)", i)
-		}
-		var f FileChange
-		var hasContent bool
-		err := p.fields(n, fileChangeKeys, func(key string, v *yaml.Node) error {
-			var err error
-			switch key {
-			case "path":
-				if f.Path, err = p.str(key, v); err == nil {
-					if cerr := checkPath(f.Path); cerr != nil {
-						err = p.errf(v, "%v", cerr)
-					}
-				}
-			case "content":
-				hasContent = true
-				if f.Content, err = p.bytes(key, v); err == nil && f.Content == nil {
-					f.Content = []byte{}
-				}
-			case "mode":
-				if f.Mode, err = p.str(key, v); err == nil {
-					var m fs.FileMode
-					if m, err = parseMode(f.Mode); err != nil {
-						err = p.errf(v, "%v", err)
-					} else {
-						f.Mode = fmt.Sprintf("%04o", m)
-					}
-				}
-			case "deleted":
-				f.Deleted, err = p.boolean(key, v)
-			}
-			return err
-		})
+		f, err := p.fileChange(i, n)
 		if err != nil {
 			return nil, err
-		}
-		switch {
-		case f.Path == "":
-			return nil, p.errf(n, "files[%d]: missing path", i)
-		case f.Deleted && (hasContent || f.Mode != ""):
-			return nil, p.errf(n, "files[%d] %s: a deleted file has no content or mode", i, f.Path)
-		case !f.Deleted && !hasContent:
-			return nil, p.errf(n, "files[%d] %s: missing content (content: \"\" for an empty file, deleted: true for a deletion)", i, f.Path)
 		}
 		files = append(files, f)
 	}
 	return files, nil
 }
 
-// scalar returns v when it is a plain scalar, and an error naming key and
-// want otherwise.
-func (p *recParser) scalar(key, want string, v *yaml.Node) (*yaml.Node, error) {
-	if v.Kind != yaml.ScalarNode {
-		kind := map[yaml.Kind]string{yaml.MappingNode: "a mapping", yaml.SequenceNode: "a list"}[v.Kind]
-		return nil, p.errf(v, "%s: want %s, got %s", key, want, kind)
+// fileChange reads files[i]: a written file (content, maybe mode) or a
+// deleted one.
+func (p *recParser) fileChange(i int, n *yaml.Node) (FileChange, error) {
+	if n.Kind != yaml.MappingNode {
+		return FileChange{}, p.errf(n, "files[%d]: want a mapping (path, content, mode, deleted)", i)
 	}
-	return v, nil
+	var f FileChange
+	var hasContent bool
+	err := p.fields(n, fileChangeKeys, func(key string, v *yaml.Node) error {
+		switch key {
+		case "path":
+			return p.path(key, v, &f.Path)
+		case "content":
+			hasContent = true
+			return p.content(key, v, &f.Content)
+		case "mode":
+			return p.mode(key, v, &f.Mode)
+		case "deleted":
+			var err error
+			f.Deleted, err = p.boolean(key, v)
+			return err
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return FileChange{}, err
+	case f.Path == "":
+		return FileChange{}, p.errf(n, "files[%d]: missing path", i)
+	case f.Deleted && (hasContent || f.Mode != ""):
+		return FileChange{}, p.errf(n, "files[%d] %s: a deleted file has no content or mode", i, f.Path)
+	case !f.Deleted && !hasContent:
+		return FileChange{}, p.errf(n, "files[%d] %s: missing content (content: \"\" for an empty file, deleted: true for a deletion)", i, f.Path)
+	}
+	return f, nil
+}
+
+// path reads a file's path, which must stay in the repository.
+func (p *recParser) path(key string, v *yaml.Node, path *string) error {
+	s, err := p.str(key, v)
+	if err != nil {
+		return err
+	}
+	*path = s
+	if err := checkPath(s); err != nil {
+		return p.errf(v, "%v", err)
+	}
+	return nil
+}
+
+// content reads a file's content; an empty one is not nil, which stands
+// for no content.
+func (p *recParser) content(key string, v *yaml.Node, content *[]byte) error {
+	b, err := p.bytes(key, v)
+	if err != nil {
+		return err
+	}
+	if b == nil {
+		b = []byte{}
+	}
+	*content = b
+	return nil
+}
+
+// mode reads a file's permissions, kept as four octal digits.
+func (p *recParser) mode(key string, v *yaml.Node, mode *string) error {
+	s, err := p.str(key, v)
+	if err != nil {
+		return err
+	}
+	m, err := parseMode(s)
+	if err != nil {
+		*mode = s
+		return p.errf(v, "%v", err)
+	}
+	*mode = fmt.Sprintf("%04o", m)
+	return nil
+}
+
+// scalar returns an error naming key and want when v is not a scalar.
+func (p *recParser) scalar(key, want string, v *yaml.Node) error {
+	if v.Kind != yaml.ScalarNode {
+		return p.errf(v, "%s: want %s, got %s", key, want, yamlnode.Kind(v))
+	}
+	return nil
 }
 
 // str reads a string field; a number or boolean counts as its text, null as "".
 func (p *recParser) str(key string, v *yaml.Node) (string, error) {
-	if _, err := p.scalar(key, "a string", v); err != nil {
+	if err := p.scalar(key, "a string", v); err != nil {
 		return "", err
 	}
 	switch v.ShortTag() {
@@ -447,17 +430,11 @@ func (p *recParser) str(key string, v *yaml.Node) (string, error) {
 
 // bytes reads text or !!binary content.
 func (p *recParser) bytes(key string, v *yaml.Node) ([]byte, error) {
-	if _, err := p.scalar(key, "text or !!binary", v); err != nil {
+	if err := p.scalar(key, "text or !!binary", v); err != nil {
 		return nil, err
 	}
 	if v.ShortTag() == "!!binary" {
-		clean := strings.Map(func(r rune) rune {
-			if r == ' ' || r == '\t' || r == '\n' || r == '\r' {
-				return -1
-			}
-			return r
-		}, v.Value)
-		b, err := base64.StdEncoding.DecodeString(clean)
+		b, err := yamlnode.Binary(v)
 		if err != nil {
 			return nil, p.errf(v, "%s: bad !!binary (base64): %v", key, err)
 		}
@@ -471,11 +448,11 @@ func (p *recParser) bytes(key string, v *yaml.Node) ([]byte, error) {
 }
 
 func (p *recParser) count(key string, v *yaml.Node) (int64, error) {
-	if _, err := p.scalar(key, "a number", v); err != nil {
+	if err := p.scalar(key, "a number", v); err != nil {
 		return 0, err
 	}
-	n, err := strconv.ParseInt(v.Value, 10, 64)
-	if v.ShortTag() != "!!int" || err != nil {
+	n, err := yamlnode.Int(v)
+	if err != nil {
 		return 0, p.errf(v, "%s: want a whole number, got %q", key, v.Value)
 	}
 	if n < 0 {
@@ -485,12 +462,11 @@ func (p *recParser) count(key string, v *yaml.Node) (int64, error) {
 }
 
 func (p *recParser) cost(key string, v *yaml.Node) (float64, error) {
-	if _, err := p.scalar(key, "a number", v); err != nil {
+	if err := p.scalar(key, "a number", v); err != nil {
 		return 0, err
 	}
-	tag := v.ShortTag()
-	f, err := strconv.ParseFloat(v.Value, 64)
-	if (tag != "!!float" && tag != "!!int") || err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+	f, ok := yamlnode.Float(v)
+	if !ok || math.IsInf(f, 0) || math.IsNaN(f) {
 		return 0, p.errf(v, "%s: want a number of US dollars, got %q", key, v.Value)
 	}
 	if f < 0 {
@@ -515,11 +491,11 @@ func (p *recParser) duration(key string, v *yaml.Node) (time.Duration, error) {
 }
 
 func (p *recParser) boolean(key string, v *yaml.Node) (bool, error) {
-	if _, err := p.scalar(key, "true or false", v); err != nil {
+	if err := p.scalar(key, "true or false", v); err != nil {
 		return false, err
 	}
-	b, err := strconv.ParseBool(v.Value)
-	if v.ShortTag() != "!!bool" || err != nil {
+	b, ok := yamlnode.Bool(v)
+	if !ok {
 		return false, p.errf(v, "%s: want true or false, got %q", key, v.Value)
 	}
 	return b, nil

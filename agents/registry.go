@@ -3,58 +3,79 @@ package agents
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 )
 
-// engines maps an engine name to its constructor. Each engine's file adds
-// itself with register from an init function.
-var engines = map[string]func() Engine{}
+// AutoEngine is the engine name that stands for the first coding CLI
+// installed; Auto resolves it before an engine is made.
+const AutoEngine = "auto"
 
-func init() {
-	register("shell", func() Engine { return shellEngine{} })
-	register("replay", func() Engine { return replayEngine{} })
-}
+// The registry: every engine, in the order messages list them. Its names
+// are the one list of engines codemachine has: the workflow's validation
+// and the CLI's --engine flag get them from WorkflowEngines and
+// AgentEngines.
+var (
+	// codingCLIs drive a coding CLI each, in the order engine "auto"
+	// prefers them.
+	codingCLIs = []cliEngine{claudeCLI, codexCLI, geminiCLI, opencodeCLI}
+	// cliFree are the engines that drive no coding CLI: shell runs the
+	// commands of run: steps, replay applies recordings of agent runs.
+	// They hold no state, so New hands out these values.
+	cliFree = []Engine{shellEngine{}, replayEngine{}}
+)
 
-// register adds an engine constructor. A name registered twice is a
-// programming error, caught by any test of the package.
-func register(name string, newEngine func() Engine) {
-	if _, dup := engines[name]; dup {
-		panic("agents: engine " + name + " registered twice")
+// registered returns the names of every engine, in the registry's order.
+func registered() []string {
+	names := make([]string, 0, len(codingCLIs)+len(cliFree))
+	for _, c := range codingCLIs {
+		names = append(names, c.name)
 	}
-	engines[name] = newEngine
+	for _, e := range cliFree {
+		names = append(names, e.Name())
+	}
+	return names
 }
 
 // Names returns the names of the known engines, sorted.
 func Names() []string {
-	names := make([]string, 0, len(engines))
-	for n := range engines {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := registered()
+	slices.Sort(names)
 	return names
+}
+
+// WorkflowEngines returns the engine names a workflow step or an agent file
+// may give, in the order messages list them: auto, the coding CLIs in the
+// order auto prefers them, then shell and replay.
+func WorkflowEngines() []string {
+	return append([]string{AutoEngine}, registered()...)
+}
+
+// AgentEngines returns the engine names that can run an agent: those of
+// WorkflowEngines but shell, which runs commands. They are what
+// `codemachine run --engine` may choose for the agent steps.
+func AgentEngines() []string {
+	return slices.DeleteFunc(WorkflowEngines(), func(name string) bool { return name == shellEngine{}.Name() })
 }
 
 // New returns the engine called name ("shell", "replay", "claude", ...).
 // "auto" is not an engine: resolve it with Auto first.
 func New(name string) (Engine, error) {
-	if newEngine, ok := engines[name]; ok {
-		return newEngine(), nil
+	for _, c := range codingCLIs {
+		if c.name == name {
+			return &c, nil
+		}
+	}
+	for _, e := range cliFree {
+		if e.Name() == name {
+			return e, nil
+		}
 	}
 	hint := ""
-	if name == "auto" {
+	if name == AutoEngine {
 		hint = " (auto is resolved to an installed CLI before an engine is made)"
 	}
 	return nil, fmt.Errorf("unknown engine %q%s; known engines: %s", name, hint, strings.Join(Names(), ", "))
-}
-
-// agentCLIs are the coding CLIs engine "auto" chooses from, in order of
-// preference, with the npm package that installs each.
-var agentCLIs = []struct{ name, pkg string }{
-	{"claude", "@anthropic-ai/claude-code"},
-	{"codex", "@openai/codex"},
-	{"gemini", "@google/gemini-cli"},
-	{"opencode", "opencode-ai"},
 }
 
 // ErrNoAgentCLI is wrapped by Auto's error when none of the coding CLIs is
@@ -65,7 +86,7 @@ var ErrNoAgentCLI = errors.New("no coding agent CLI found")
 // opencode that lookPath (exec.LookPath, or a fake in tests) finds.
 func Auto(lookPath func(string) (string, error)) (string, error) {
 	var names, installs []string
-	for _, c := range agentCLIs {
+	for _, c := range codingCLIs {
 		if _, err := lookPath(c.name); err == nil {
 			return c.name, nil
 		}

@@ -3,6 +3,7 @@ package agents
 import (
 	"errors"
 	"os/exec"
+	"slices"
 	"testing"
 )
 
@@ -33,13 +34,29 @@ func TestNew(t *testing.T) {
 	}
 }
 
-func TestRegisterTwicePanics(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Error("registering shell twice did not panic")
+// TestEngineLists pins the registry's names in the order messages list
+// them: workflow validation errors and `run --engine` print these lists.
+func TestEngineLists(t *testing.T) {
+	if got, want := WorkflowEngines(), []string{"auto", "claude", "codex", "gemini", "opencode", "shell", "replay"}; !slices.Equal(got, want) {
+		t.Errorf("WorkflowEngines() = %q, want %q", got, want)
+	}
+	if got, want := AgentEngines(), []string{"auto", "claude", "codex", "gemini", "opencode", "replay"}; !slices.Equal(got, want) {
+		t.Errorf("AgentEngines() = %q, want %q", got, want)
+	}
+	names := Names()
+	if !slices.IsSorted(names) || len(slices.Compact(slices.Clone(names))) != len(names) {
+		t.Errorf("Names() = %q, want sorted names without repeats", names)
+	}
+	for _, name := range names {
+		if e, err := New(name); err != nil || e.Name() != name {
+			t.Errorf("New(%q) = %v, %v", name, e, err)
 		}
-	}()
-	register("shell", func() Engine { return shellEngine{} })
+	}
+	a, _ := New("claude")
+	b, _ := New("claude")
+	if a == b {
+		t.Error("New returned the same coding CLI engine twice; each run gets its own")
+	}
 }
 
 func TestAuto(t *testing.T) {

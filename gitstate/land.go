@@ -86,101 +86,167 @@ func plural(n int, word string) string {
 // commit the user makes while Land runs is never overwritten: the index
 // lock is held from the working-tree update to the ref update.
 func (r *Repo) Land(ctx context.Context, branch, base, commit string, opts LandOptions) (LandResult, error) {
-	ref := "refs/heads/" + branch
-	orig, err := r.CommitInfo(commit)
+	l, err := r.newLanding(branch, base, commit, opts)
 	if err != nil {
-		return LandResult{}, fmt.Errorf("land %s: %w", commit, err)
-	}
-	commit = orig.Hash
-	if base != "" {
-		if base, err = r.ResolveRev(base); err != nil {
-			return LandResult{}, fmt.Errorf("land %s: %w", commit, err)
-		}
-	}
-	if (base == "" && len(orig.Parents) != 0) || (base != "" && (len(orig.Parents) != 1 || orig.Parents[0] != base)) {
-		return LandResult{}, fmt.Errorf("land %s: its parent is not the base %s", short(commit), short(base))
-	}
-	conflict := func(reason string, paths []string, keep string) (LandResult, error) {
-		name := opts.ConflictBranch
-		if name == "" {
-			name = conflictBranchFor(orig)
-		}
-		name, err := r.keepOnBranch(ctx, name, keep)
-		if err != nil {
-			return LandResult{}, fmt.Errorf("land %s: keep it on %s: %w", short(commit), name, err)
-		}
-		return LandResult{}, &ConflictError{Branch: name, Paths: paths, Reason: reason}
+		return LandResult{}, err
 	}
 	attempts := opts.Attempts
 	if attempts <= 0 {
 		attempts = 5
 	}
-	subject := strings.SplitN(orig.Message, "\n", 2)[0]
 	for range attempts {
-		tip, err := r.refHash(ref)
-		if err != nil {
-			return LandResult{}, err
-		}
-		if tip == commit {
-			return LandResult{Commit: commit}, nil
-		}
-		if tip == base {
-			err := r.advance(ctx, ref, base, commit, "codemachine: "+subject, opts.Worktree, commit)
-			var sc *switchConflict
-			switch {
-			case errors.As(err, &sc):
-				return conflict("uncommitted changes", sc.paths, commit)
-			case errors.Is(err, ErrRefMoved):
-				continue
-			case err != nil:
-				return LandResult{}, fmt.Errorf("land %s on %s: %w", short(commit), branch, err)
-			}
-			return LandResult{Commit: commit}, nil
-		}
-		if tip == "" || base == "" {
-			return conflict("the branch moved", nil, commit)
-		}
-		if ok, err := r.IsAncestor(base, tip); err != nil {
-			return LandResult{}, fmt.Errorf("land %s on %s: %w", short(commit), branch, err)
-		} else if !ok {
-			return conflict("the branch moved", nil, commit)
-		}
-		// base is the merge base of tip and commit: commit's only parent
-		// is base, and base is an ancestor of tip.
-		tree, conflicts, err := r.mergeCommits(ctx, tip, commit)
-		if err != nil {
-			return LandResult{}, fmt.Errorf("land %s on %s: %w", short(commit), branch, err)
-		}
-		if conflicts = without(conflicts, opts.OverlayPaths); len(conflicts) > 0 {
-			return conflict("the branch moved", conflicts, commit)
-		}
-		if opts.Overlay != nil {
-			if tree, err = opts.Overlay(tip, tree); err != nil {
-				var ce *ConflictError
-				if errors.As(err, &ce) {
-					return conflict(ce.Reason, ce.Paths, commit)
-				}
-				return LandResult{}, fmt.Errorf("land %s on %s: overlay: %w", short(commit), branch, err)
-			}
-		}
-		rebased, err := r.CommitTree(ctx, CommitSpec{Tree: tree, Parents: []string{tip}, Message: orig.Message, Author: orig.Author})
-		if err != nil {
-			return LandResult{}, fmt.Errorf("land %s on %s: %w", short(commit), branch, err)
-		}
-		err = r.advance(ctx, ref, tip, rebased, "codemachine: "+subject+" (rebased)", opts.Worktree, commit)
-		var sc *switchConflict
+		res, moved, err := l.attempt(ctx)
+		var lc *landConflict
 		switch {
-		case errors.As(err, &sc):
-			return conflict("uncommitted changes", sc.paths, rebased)
-		case errors.Is(err, ErrRefMoved):
-			continue
-		case err != nil:
-			return LandResult{}, fmt.Errorf("land %s on %s: %w", short(commit), branch, err)
+		case errors.As(err, &lc):
+			return l.keep(ctx, lc)
+		case !moved:
+			return res, err
 		}
-		return LandResult{Commit: rebased, Rebased: true}, nil
 	}
 	// The branch kept moving under every attempt.
-	return conflict("the branch moved", nil, commit)
+	return l.keep(ctx, &landConflict{reason: "the branch moved", keep: l.commit})
+}
+
+// landing is one call of Land.
+type landing struct {
+	r            *Repo
+	branch, ref  string
+	base, commit string // full hashes; base is "" for a root commit
+	orig         Commit // the commit as it was made
+	subject      string // the first line of its message, for the reflog
+	opts         LandOptions
+}
+
+// newLanding resolves base and commit and checks that commit's only parent
+// is base.
+func (r *Repo) newLanding(branch, base, commit string, opts LandOptions) (*landing, error) {
+	orig, err := r.CommitInfo(commit)
+	if err != nil {
+		return nil, fmt.Errorf("land %s: %w", commit, err)
+	}
+	commit = orig.Hash
+	if base != "" {
+		if base, err = r.ResolveRev(base); err != nil {
+			return nil, fmt.Errorf("land %s: %w", commit, err)
+		}
+	}
+	if (base == "" && len(orig.Parents) != 0) || (base != "" && (len(orig.Parents) != 1 || orig.Parents[0] != base)) {
+		return nil, fmt.Errorf("land %s: its parent is not the base %s", short(commit), short(base))
+	}
+	return &landing{r: r, branch: branch, ref: "refs/heads/" + branch, base: base, commit: commit, orig: orig,
+		subject: strings.SplitN(orig.Message, "\n", 2)[0], opts: opts}, nil
+}
+
+// landConflict is why a commit cannot land, and the commit (the step's own
+// or its rebased copy) to keep on the conflict branch.
+type landConflict struct {
+	reason string
+	paths  []string
+	keep   string
+}
+
+func (c *landConflict) Error() string { return c.reason }
+
+// keep puts the commit of a conflict on its conflict branch and returns the
+// *ConflictError that names it.
+func (l *landing) keep(ctx context.Context, c *landConflict) (LandResult, error) {
+	name := l.opts.ConflictBranch
+	if name == "" {
+		name = conflictBranchFor(l.orig)
+	}
+	name, err := l.r.keepOnBranch(ctx, name, c.keep)
+	if err != nil {
+		return LandResult{}, fmt.Errorf("land %s: keep it on %s: %w", short(l.commit), name, err)
+	}
+	return LandResult{}, &ConflictError{Branch: name, Paths: c.paths, Reason: c.reason}
+}
+
+// fail says which landing err stopped.
+func (l *landing) fail(err error) error {
+	return fmt.Errorf("land %s on %s: %w", short(l.commit), l.branch, err)
+}
+
+// attempt lands the commit on the branch as it is now: moved reports that
+// the branch moved during the attempt, which is worth another one. A
+// *landConflict error means the commit cannot land.
+func (l *landing) attempt(ctx context.Context) (res LandResult, moved bool, err error) {
+	tip, err := l.r.refHash(l.ref)
+	switch {
+	case err != nil:
+		return LandResult{}, false, err
+	case tip == l.commit:
+		return LandResult{Commit: l.commit}, false, nil
+	case tip == l.base:
+		err := l.r.advance(ctx, l.ref, l.base, l.commit, "codemachine: "+l.subject, l.opts.Worktree, l.commit)
+		return l.advanced(err, LandResult{Commit: l.commit})
+	}
+	return l.rebase(ctx, tip)
+}
+
+// advanced turns the outcome of moving the branch to res.Commit into
+// Land's: a *switchConflict (local changes in the way) is a conflict,
+// ErrRefMoved is worth another attempt.
+func (l *landing) advanced(err error, res LandResult) (LandResult, bool, error) {
+	var sc *switchConflict
+	switch {
+	case errors.As(err, &sc):
+		return LandResult{}, false, &landConflict{reason: "uncommitted changes", paths: sc.paths, keep: res.Commit}
+	case errors.Is(err, ErrRefMoved):
+		return LandResult{}, true, nil
+	case err != nil:
+		return LandResult{}, false, l.fail(err)
+	}
+	return res, false, nil
+}
+
+// rebase re-applies the commit onto tip, where the branch moved on from
+// base, and lands the copy.
+func (l *landing) rebase(ctx context.Context, tip string) (LandResult, bool, error) {
+	moved := &landConflict{reason: "the branch moved", keep: l.commit}
+	if tip == "" || l.base == "" {
+		return LandResult{}, false, moved
+	}
+	if ok, err := l.r.IsAncestor(l.base, tip); err != nil {
+		return LandResult{}, false, l.fail(err)
+	} else if !ok {
+		return LandResult{}, false, moved
+	}
+	tree, err := l.rebasedTree(ctx, tip)
+	if err != nil {
+		return LandResult{}, false, err
+	}
+	rebased, err := l.r.CommitTree(ctx, CommitSpec{Tree: tree, Parents: []string{tip}, Message: l.orig.Message, Author: l.orig.Author})
+	if err != nil {
+		return LandResult{}, false, l.fail(err)
+	}
+	err = l.r.advance(ctx, l.ref, tip, rebased, "codemachine: "+l.subject+" (rebased)", l.opts.Worktree, l.commit)
+	return l.advanced(err, LandResult{Commit: rebased, Rebased: true})
+}
+
+// rebasedTree merges the commit onto tip (base is their merge base: it is
+// the commit's only parent and an ancestor of tip) and applies the
+// overlay.
+func (l *landing) rebasedTree(ctx context.Context, tip string) (string, error) {
+	tree, conflicts, err := l.r.mergeCommits(ctx, tip, l.commit)
+	if err != nil {
+		return "", l.fail(err)
+	}
+	if conflicts = without(conflicts, l.opts.OverlayPaths); len(conflicts) > 0 {
+		return "", &landConflict{reason: "the branch moved", paths: conflicts, keep: l.commit}
+	}
+	if l.opts.Overlay == nil {
+		return tree, nil
+	}
+	tree, err = l.opts.Overlay(tip, tree)
+	var ce *ConflictError
+	switch {
+	case errors.As(err, &ce):
+		return "", &landConflict{reason: ce.Reason, paths: ce.Paths, keep: l.commit}
+	case err != nil:
+		return "", fmt.Errorf("land %s on %s: overlay: %w", short(l.commit), l.branch, err)
+	}
+	return tree, nil
 }
 
 func short(h string) string {

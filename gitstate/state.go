@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/codemachine/codemachine/internal/yamlnode"
 )
 
 // StateHeader is the comment that opens every state.yaml codemachine writes.
@@ -45,19 +47,20 @@ func NewState() *State {
 func ParseState(file string, data []byte) (*State, error) {
 	s := NewState()
 	var doc yaml.Node
+	// Only the first document counts, as Unmarshal reads it.
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, yamlError(file, err)
+		return nil, syntaxError(file, err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return s, nil
 	}
 	p := &stateParser{file: file}
 	root := doc.Content[0]
-	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+	if yamlnode.IsNull(root) {
 		return s, nil
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, p.errf(root, "state must be a mapping, found %s", kindName(root))
+		return nil, p.errf(root, "state must be a mapping, found %s", yamlnode.Value(root))
 	}
 	sawVersion := false
 	err := p.mapping(root, "state", func(key string, k, v *yaml.Node) error {
@@ -112,23 +115,20 @@ func (p *stateParser) errf(n *yaml.Node, format string, args ...any) error {
 // mapping calls f for each key of a mapping node in order; null is an empty
 // mapping; duplicate keys are errors.
 func (p *stateParser) mapping(n *yaml.Node, what string, f func(key string, k, v *yaml.Node) error) error {
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+	if yamlnode.IsNull(n) {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
-		return p.errf(n, "%s must be a mapping, found %s", what, kindName(n))
+		return p.errf(n, "%s must be a mapping, found %s", what, yamlnode.Value(n))
 	}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			return p.errf(k, "%s: keys must be plain strings", what)
+	for e := range yamlnode.Entries(n) {
+		switch {
+		case e.Key.Kind != yaml.ScalarNode:
+			return p.errf(e.Key, "%s: keys must be plain strings", what)
+		case e.Repeats != nil:
+			return p.errf(e.Key, "%s: duplicate key %q", what, e.Key.Value)
 		}
-		if seen[k.Value] {
-			return p.errf(k, "%s: duplicate key %q", what, k.Value)
-		}
-		seen[k.Value] = true
-		if err := f(k.Value, k, v); err != nil {
+		if err := f(e.Key.Value, e.Key, e.Val); err != nil {
 			return err
 		}
 	}
@@ -196,27 +196,18 @@ func (p *stateParser) record(n *yaml.Node, what string, r *RunRecord, tasks *map
 	})
 }
 
-func (p *stateParser) scalar(n *yaml.Node, key, want string) error {
-	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		return p.errf(n, "%s must be %s, found %s", key, want, kindName(n))
-	}
-	return nil
-}
-
 func (p *stateParser) str(n *yaml.Node, key string) (string, error) {
-	if err := p.scalar(n, key, "a string"); err != nil {
-		return "", err
+	v, ok := yamlnode.Text(n)
+	if !ok {
+		return "", p.errf(n, "%s must be a string, found %s", key, yamlnode.Value(n))
 	}
-	return n.Value, nil
+	return v, nil
 }
 
 func (p *stateParser) int(n *yaml.Node, key string) (int64, error) {
-	if err := p.scalar(n, key, "a whole number"); err != nil {
-		return 0, err
-	}
-	v, err := strconv.ParseInt(n.Value, 10, 64)
-	if err != nil || n.Tag != "!!int" {
-		return 0, p.errf(n, "%s must be a whole number, found %q", key, n.Value)
+	v, err := yamlnode.Int(n)
+	if err != nil {
+		return 0, p.errf(n, "%s must be a whole number, found %s", key, yamlnode.Value(n))
 	}
 	if v < 0 {
 		return 0, p.errf(n, "%s must not be negative, found %d", key, v)
@@ -225,12 +216,9 @@ func (p *stateParser) int(n *yaml.Node, key string) (int64, error) {
 }
 
 func (p *stateParser) float(n *yaml.Node, key string) (float64, error) {
-	if err := p.scalar(n, key, "a number"); err != nil {
-		return 0, err
-	}
-	v, err := strconv.ParseFloat(n.Value, 64)
-	if err != nil || (n.Tag != "!!int" && n.Tag != "!!float") || math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0, p.errf(n, "%s must be a number, found %q", key, n.Value)
+	v, ok := yamlnode.Float(n)
+	if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, p.errf(n, "%s must be a number, found %s", key, yamlnode.Value(n))
 	}
 	if v < 0 {
 		return 0, p.errf(n, "%s must not be negative, found %s", key, n.Value)
@@ -238,41 +226,16 @@ func (p *stateParser) float(n *yaml.Node, key string) (float64, error) {
 	return v, nil
 }
 
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.AliasNode:
-		return "an alias"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "nothing"
-		}
-		return strconv.Quote(n.Value)
-	}
-	return "a document"
-}
-
-// yamlError turns a yaml syntax error ("yaml: line 3: ...") into a
-// *StateError carrying the line.
-func yamlError(file string, err error) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line := 0
-	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		if i := strings.Index(rest, ": "); i > 0 {
-			if n, err := strconv.Atoi(rest[:i]); err == nil {
-				line, msg = n, rest[i+2:]
-			}
-		}
-	}
+// syntaxError turns a yaml.v3 syntax error into a *StateError carrying
+// the line yaml.v3 printed.
+func syntaxError(file string, err error) error {
+	syn := yamlnode.Syntax(err)
 	col := 0
-	if line > 0 {
+	if syn.Line > 0 {
 		// yaml.v3 reports no column for syntax errors; the line is known.
 		col = 1
 	}
-	return &StateError{File: file, Line: line, Col: col, Msg: msg}
+	return &StateError{File: file, Line: syn.Line, Col: col, Msg: syn.Msg}
 }
 
 // Marshal renders the state deterministically: fixed key order, steps and
@@ -381,7 +344,7 @@ func (c *fragmentCache) key(s string) (string, bool) {
 	if ok {
 		return k, k != ""
 	}
-	doc := encodeNode(&yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{strNode(s), strNode("v")}})
+	doc := encodeNode(&yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{yamlnode.StrNode(s), yamlnode.StrNode("v")}})
 	k, simple := strings.CutSuffix(string(doc), ": v\n")
 	if !simple || k == "" || strings.ContainsAny(k, "\n") || strings.HasPrefix(k, "? ") {
 		k = ""
@@ -415,16 +378,13 @@ func (c *fragmentCache) record(r *RunRecord) []byte {
 
 // encodeNode encodes a node tree as Marshal's encoder does.
 func encodeNode(n *yaml.Node) []byte {
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(n); err != nil {
+	out, err := yamlnode.Encode(n)
+	if err != nil {
 		// The encoder fails only on malformed node trees or invalid
 		// UTF-8; these trees are well formed and their strings are valid.
 		panic(fmt.Sprintf("gitstate: encode state: %v", err))
 	}
-	_ = enc.Close()
-	return buf.Bytes()
+	return out
 }
 
 // marshalTree encodes the whole document in one go.
@@ -434,8 +394,8 @@ func (s *State) marshalTree() []byte {
 	if v == 0 {
 		v = StateVersion
 	}
-	addInt(root, "version", int64(v))
-	addInt(root, "seq", s.Seq)
+	yamlnode.Add(root, "version", yamlnode.IntNode(int64(v)))
+	yamlnode.Add(root, "seq", yamlnode.IntNode(s.Seq))
 	steps := &yaml.Node{Kind: yaml.MappingNode}
 	for _, id := range sortedKeys(s.Steps) {
 		rec := s.Steps[id]
@@ -447,53 +407,38 @@ func (s *State) marshalTree() []byte {
 			tasks := &yaml.Node{Kind: yaml.MappingNode}
 			for _, tid := range sortedKeys(rec.Tasks) {
 				if tr := rec.Tasks[tid]; tr != nil {
-					tasks.Content = append(tasks.Content, strNode(tid), recordNode(tr))
+					yamlnode.Add(tasks, tid, recordNode(tr))
 				}
 			}
-			n.Content = append(n.Content, strNode("tasks"), tasks)
+			yamlnode.Add(n, "tasks", tasks)
 		}
-		steps.Content = append(steps.Content, strNode(id), n)
+		yamlnode.Add(steps, id, n)
 	}
 	if len(steps.Content) == 0 {
 		steps = &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle}
 	}
-	root.Content = append(root.Content, strNode("steps"), steps)
+	yamlnode.Add(root, "steps", steps)
 
 	return append([]byte(StateHeader+"\n"), encodeNode(root)...)
 }
 
 func recordNode(r *RunRecord) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.MappingNode}
-	addStr(n, "fingerprint", r.Fingerprint)
-	addInt(n, "seq", r.Seq)
+	yamlnode.Add(n, "fingerprint", yamlnode.StrNode(r.Fingerprint))
+	yamlnode.Add(n, "seq", yamlnode.IntNode(r.Seq))
 	if !r.FinishedAt.IsZero() {
-		n.Content = append(n.Content, strNode("finished_at"),
-			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!timestamp", Value: r.FinishedAt.UTC().Truncate(time.Second).Format(time.RFC3339)})
+		yamlnode.Add(n, "finished_at", yamlnode.TimeNode(r.FinishedAt.UTC().Truncate(time.Second)))
 	}
-	addStr(n, "engine", r.Engine)
-	addStr(n, "model", r.Model)
-	addInt(n, "attempts", int64(r.Attempts))
-	addInt(n, "tokens_in", r.TokensIn)
-	addInt(n, "tokens_out", r.TokensOut)
+	yamlnode.Add(n, "engine", yamlnode.StrNode(r.Engine))
+	yamlnode.Add(n, "model", yamlnode.StrNode(r.Model))
+	yamlnode.Add(n, "attempts", yamlnode.IntNode(int64(r.Attempts)))
+	yamlnode.Add(n, "tokens_in", yamlnode.IntNode(r.TokensIn))
+	yamlnode.Add(n, "tokens_out", yamlnode.IntNode(r.TokensOut))
 	if r.CostKnown {
-		n.Content = append(n.Content, strNode("cost_usd"),
-			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: strconv.FormatFloat(r.CostUSD, 'f', -1, 64)})
+		yamlnode.Add(n, "cost_usd", yamlnode.FloatNode(r.CostUSD))
 	}
-	n.Content = append(n.Content, strNode("duration"), strNode(r.Duration.String()))
+	yamlnode.Add(n, "duration", yamlnode.StrNode(r.Duration.String()))
 	return n
-}
-
-func strNode(s string) *yaml.Node {
-	// Invalid UTF-8 is the one thing the encoder rejects in a scalar.
-	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: strings.ToValidUTF8(s, "\uFFFD")}
-}
-
-func addStr(n *yaml.Node, key, val string) {
-	n.Content = append(n.Content, strNode(key), strNode(val))
-}
-
-func addInt(n *yaml.Node, key string, val int64) {
-	n.Content = append(n.Content, strNode(key), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(val, 10)})
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -3,7 +3,8 @@
 // off while another process holds a git lock; reads go through go-git. It
 // owns state.yaml, commit messages and trailers, the worktree pool,
 // compare-and-swap landing, codemachine's refs, the repo lock and the local
-// files under .git/codemachine. It imports nothing else of codemachine.
+// files under .git/codemachine. It imports nothing else of codemachine but
+// the leaf internal/yamlnode.
 package gitstate
 
 import (

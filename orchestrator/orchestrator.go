@@ -127,7 +127,7 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read commit %s: %w", short(commit), err)
 	}
-	project, err := workflow.LoadProject(fsys)
+	project, err := loadProject(fsys)
 	if err != nil {
 		return nil, &ConfigError{Err: err}
 	}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/codemachine/codemachine/agents"
 	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/watcher"
 	"github.com/codemachine/codemachine/workflow"
@@ -20,7 +21,7 @@ func (s *session) configure(head gitstate.Head) error {
 		s.wfTip = head.Commit
 		s.trigger, s.patterns = TriggerCommit, nil
 		if fsys, err := s.repo.TreeFS(head.Commit); err == nil {
-			if project, err := workflow.LoadProject(fsys); err == nil && project != nil && project.Workflow != nil {
+			if project, err := workflow.LoadProject(fsys, agents.WorkflowEngines()); err == nil && project != nil && project.Workflow != nil {
 				if project.Workflow.Trigger != "" {
 					s.trigger = project.Workflow.Trigger
 				}

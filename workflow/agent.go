@@ -6,16 +6,16 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"text/template"
-	"text/template/parse"
 
 	"github.com/bmatcuk/doublestar/v4"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/codemachine/codemachine/internal/yamlnode"
 )
 
 // tmplName is the name the body is parsed under. Template errors carry it;
@@ -39,14 +39,15 @@ var placeholderFuncs = template.FuncMap{
 // Claude Code's .claude/agents/*.md files (which carry keys like color) work
 // as they are. The template is parsed here so that syntax errors and unknown
 // functions or fields are found by validation, not halfway through a run.
-// The Agent is returned even with errors, holding what could be read.
-func ParseAgent(file string, data []byte) (*Agent, error) {
+// engines are the names engine: may give, as ParseWorkflow takes them. The
+// Agent is returned even with errors, holding what could be read.
+func ParseAgent(file string, data []byte, engines []string) (*Agent, error) {
 	var errs Errors
-	a := parseAgent(file, data, &errs)
+	a := parseAgent(file, data, engines, &errs)
 	return a, errs.Err()
 }
 
-func parseAgent(file string, data []byte, errs *Errors) *Agent {
+func parseAgent(file string, data []byte, engines []string, errs *Errors) *Agent {
 	a := &Agent{
 		Name:     strings.TrimSuffix(path.Base(file), ".md"),
 		File:     file,
@@ -55,7 +56,7 @@ func parseAgent(file string, data []byte, errs *Errors) *Agent {
 	}
 	body := string(bytes.TrimPrefix(data, []byte("\uFEFF")))
 	if front, rest, bodyLine, ok := splitFrontMatter(body); ok {
-		a.frontMatter(front, errs)
+		a.frontMatter(front, engines, errs)
 		body, a.BodyLine = rest, bodyLine
 	} else if bodyLine < 0 {
 		errs.Add(Pos{File: file, Line: 1, Col: 1}, "front matter: no closing \"---\" line")
@@ -101,9 +102,9 @@ func splitFrontMatter(s string) (front, body string, bodyLine int, ok bool) {
 	return "", "", -1, false
 }
 
-func (a *Agent) frontMatter(front string, errs *Errors) {
+func (a *Agent) frontMatter(front string, engines []string, errs *Errors) {
 	// The front matter's first line is line 2 of the file.
-	d := &yamlDoc{file: a.File, lineOffset: 1, errs: errs}
+	d := &yamlDoc{file: a.File, lineOffset: 1, engines: engines, errs: errs}
 	n := d.parse([]byte(front))
 	if n == nil {
 		return
@@ -120,7 +121,7 @@ func (a *Agent) frontMatter(front string, errs *Errors) {
 		case "engine":
 			if v, ok := d.str(kv.val, "engine"); ok && d.engine(kv.val, v) {
 				if v == "shell" {
-					errs.Add(d.pos(resolve(kv.val)), "engine: shell runs commands; an agent needs an agent engine")
+					errs.Add(d.at(kv.val), "engine: shell runs commands; an agent needs an agent engine")
 				} else {
 					a.Engine = v
 				}
@@ -144,8 +145,8 @@ func (a *Agent) frontMatter(front string, errs *Errors) {
 // tools reads a list of tool names or a comma-separated string, the two
 // forms Claude Code agent files use.
 func (d *yamlDoc) tools(n *yaml.Node) []string {
-	n = resolve(n)
-	if n.Kind == yaml.ScalarNode && !isNull(n) {
+	n = yamlnode.Resolve(n)
+	if n.Kind == yaml.ScalarNode && !yamlnode.IsNull(n) {
 		var out []string
 		for t := range strings.SplitSeq(n.Value, ",") {
 			if t = strings.TrimSpace(t); t != "" {
@@ -222,116 +223,6 @@ func (a *Agent) offsetPos(off int) Pos {
 	line := strings.Count(before, "\n")
 	col := off - (strings.LastIndexByte(before, '\n') + 1)
 	return Pos{File: a.File, Line: a.BodyLine + line, Col: col + 1}
-}
-
-var promptDataType = reflect.TypeFor[PromptData]()
-
-// checkFields reports references to fields PromptData does not have
-// (".Feedbak"), which text/template would only notice when executing. Only
-// places where the type of dot is known are checked: the top level, if
-// blocks, and $.X anywhere; inside with and range, dot is something else.
-func checkFields(a *Agent, t *template.Template, errs *Errors) {
-	if t.Tree == nil || t.Root == nil {
-		return
-	}
-	var walk func(n parse.Node, dotKnown bool)
-	check := func(pos parse.Pos, idents []string, prefix string) {
-		// The node's position is that of its last ".Name"; point at
-		// the start of the whole reference instead.
-		full := prefix + strings.Join(idents, ".")
-		end := min(int(pos)+len(idents[len(idents)-1])+1, len(a.Body))
-		if i := strings.LastIndex(a.Body[:end], full); i >= 0 {
-			pos = parse.Pos(i)
-		}
-		typ := promptDataType
-		for i, id := range idents {
-			for typ.Kind() == reflect.Pointer {
-				typ = typ.Elem()
-			}
-			if typ.Kind() != reflect.Struct {
-				errs.Add(a.offsetPos(int(pos)), "%s has no field %q", prefix+strings.Join(idents[:i], "."), id)
-				return
-			}
-			f, ok := typ.FieldByName(id)
-			if !ok || !f.IsExported() {
-				if _, isMethod := reflect.PointerTo(typ).MethodByName(id); isMethod {
-					return
-				}
-				var names []string
-				for j := range typ.NumField() {
-					if typ.Field(j).IsExported() {
-						names = append(names, typ.Field(j).Name)
-					}
-				}
-				errs.Add(a.offsetPos(int(pos)), "unknown field %q%s", prefix+strings.Join(idents[:i+1], "."),
-					suggestField(prefix+strings.Join(idents[:i], "."), id, names))
-				return
-			}
-			typ = f.Type
-		}
-	}
-	walk = func(n parse.Node, dotKnown bool) {
-		switch n := n.(type) {
-		case *parse.ListNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Nodes {
-				walk(c, dotKnown)
-			}
-		case *parse.ActionNode:
-			walk(n.Pipe, dotKnown)
-		case *parse.PipeNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Cmds {
-				walk(c, dotKnown)
-			}
-		case *parse.CommandNode:
-			for _, arg := range n.Args {
-				walk(arg, dotKnown)
-			}
-		case *parse.FieldNode:
-			if dotKnown {
-				check(n.Pos, n.Ident, ".")
-			}
-		case *parse.VariableNode:
-			if len(n.Ident) > 1 && n.Ident[0] == "$" {
-				check(n.Pos, n.Ident[1:], "$.")
-			}
-		case *parse.ChainNode:
-			walk(n.Node, dotKnown)
-		case *parse.IfNode:
-			walk(n.Pipe, dotKnown)
-			walk(n.List, dotKnown)
-			walk(n.ElseList, dotKnown)
-		case *parse.WithNode:
-			walk(n.Pipe, dotKnown)
-			walk(n.List, false)
-			walk(n.ElseList, dotKnown)
-		case *parse.RangeNode:
-			walk(n.Pipe, dotKnown)
-			walk(n.List, false)
-			walk(n.ElseList, dotKnown)
-		case *parse.TemplateNode:
-			walk(n.Pipe, dotKnown)
-		}
-	}
-	walk(t.Root, true)
-}
-
-func suggestField(prefix, id string, names []string) string {
-	hint := suggest(id, names)
-	if hint == "" {
-		return ""
-	}
-	// suggest quotes the bare name; show it the way it is written.
-	best := strings.TrimSuffix(strings.TrimPrefix(hint, ` (did you mean "`), `"?)`)
-	if prefix != "." && prefix != "$." {
-		prefix += "."
-	}
-	return fmt.Sprintf(" (did you mean %q?)", prefix+best)
 }
 
 // missingFileError is what `file` returns for a path that does not exist.

@@ -40,7 +40,7 @@ func TestRenderGolden(t *testing.T) {
 					agentFile = f.Name
 				}
 			}
-			agent, err := ParseAgent(agentFile, fsys[agentFile].Data)
+			agent, err := ParseAgent(agentFile, fsys[agentFile].Data, testEngines)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,7 +80,7 @@ func TestParseAgentFrontMatter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := ParseAgent(tt.file, []byte(tt.data))
+			a, err := ParseAgent(tt.file, []byte(tt.data), testEngines)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,7 +118,7 @@ func TestParseAgentErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseAgent("x.md", []byte(tt.data))
+			_, err := ParseAgent("x.md", []byte(tt.data), testEngines)
 			if tt.want == nil {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
@@ -159,7 +159,7 @@ func TestRenderErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := ParseAgent(".codemachine/agents/x.md", []byte(tt.body))
+			a, err := ParseAgent(".codemachine/agents/x.md", []byte(tt.body), testEngines)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -200,7 +200,7 @@ func TestFooterGolden(t *testing.T) {
 // TestRenderConcurrent renders one parsed agent from many goroutines, as
 // parallel foreach tasks do; run with -race.
 func TestRenderConcurrent(t *testing.T) {
-	a, err := ParseAgent("x.md", []byte(`Task {{ .Task.ID }}: {{ file "spec.md" }}`))
+	a, err := ParseAgent("x.md", []byte(`Task {{ .Task.ID }}: {{ file "spec.md" }}`), testEngines)
 	if err != nil {
 		t.Fatal(err)
 	}

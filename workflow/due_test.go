@@ -114,7 +114,7 @@ func TestDueSteps(t *testing.T) {
 			if tt.plan != nil {
 				fsys[".codemachine/plan.md"] = &fstest.MapFile{Data: []byte(*tt.plan)}
 			}
-			p, err := LoadProject(fsys)
+			p, err := LoadProject(fsys, testEngines)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,7 +136,7 @@ func TestDueSteps(t *testing.T) {
 
 // TestDueStepsWithoutGraph covers a Project assembled by hand.
 func TestDueStepsWithoutGraph(t *testing.T) {
-	w, err := ParseWorkflow("w.yaml", []byte("version: 1\nsteps:\n  - {id: a, run: x, outputs: [a.txt]}\n  - {id: b, run: x, inputs: [a.txt]}\n"))
+	w, err := ParseWorkflow("w.yaml", []byte("version: 1\nsteps:\n  - {id: a, run: x, outputs: [a.txt]}\n  - {id: b, run: x, inputs: [a.txt]}\n"), testEngines)
 	if err != nil {
 		t.Fatal(err)
 	}

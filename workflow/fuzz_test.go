@@ -74,7 +74,7 @@ func FuzzParseWorkflow(f *testing.F) {
 	seedFiles(f, func(name string) bool { return strings.HasSuffix(name, ".yaml") }, "testdata/parse")
 	f.Add([]byte(exampleWorkflow))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		w, err := ParseWorkflow("w.yaml", data)
+		w, err := ParseWorkflow("w.yaml", data, testEngines)
 		if w == nil {
 			t.Fatal("nil Workflow")
 		}
@@ -105,7 +105,7 @@ func FuzzParseAgent(f *testing.F) {
 		Task: &TaskInfo{ID: "T1", Title: "t", Body: "b"}, Feedback: "f", CheckOutput: "c", Attempt: 2, Repo: "/r",
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		a, err := ParseAgent(".codemachine/agents/x.md", raw)
+		a, err := ParseAgent(".codemachine/agents/x.md", raw, testEngines)
 		if a == nil {
 			t.Fatal("nil Agent")
 		}

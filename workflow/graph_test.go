@@ -7,7 +7,7 @@ import (
 
 func mustGraph(t *testing.T, yaml string) (*Workflow, *Graph) {
 	t.Helper()
-	w, err := ParseWorkflow("w.yaml", []byte("version: 1\nsteps:\n"+yaml))
+	w, err := ParseWorkflow("w.yaml", []byte("version: 1\nsteps:\n"+yaml), testEngines)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestGraphCycles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w, err := ParseWorkflow("w.yaml", []byte("version: 1\nsteps:\n"+tt.yaml))
+			w, err := ParseWorkflow("w.yaml", []byte("version: 1\nsteps:\n"+tt.yaml), testEngines)
 			if err != nil {
 				t.Fatal(err)
 			}

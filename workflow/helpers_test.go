@@ -14,6 +14,11 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files and the want lines of testdata/malformed")
 
+// testEngines stands for the engine names the callers pass from the agents
+// registry (agents.WorkflowEngines), which the model does not import; the
+// CLI's TestMalformed runs the engine cases through the real wiring.
+var testEngines = []string{"auto", "claude", "codex", "gemini", "opencode", "shell", "replay"}
+
 // golden compares got with testdata/<name>, or rewrites it under -update.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()

@@ -52,7 +52,7 @@ func TestMalformed(t *testing.T) {
 
 func firstError(t *testing.T, a *txtar.Archive) string {
 	t.Helper()
-	p, err := LoadProject(archiveFS(a, "want"))
+	p, err := LoadProject(archiveFS(a, "want"), testEngines)
 	if err == nil {
 		var plans []string
 		for path := range p.PlanErrs {

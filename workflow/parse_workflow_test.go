@@ -12,7 +12,7 @@ func TestParseWorkflowGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := ParseWorkflow("full.yaml", data)
+	w, err := ParseWorkflow("full.yaml", data, testEngines)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,7 +20,7 @@ func TestParseWorkflowGolden(t *testing.T) {
 }
 
 func TestParseWorkflowDefaults(t *testing.T) {
-	w, err := ParseWorkflow("w.yaml", []byte("version: 1\nsteps:\n  - id: a\n    run: echo\n"))
+	w, err := ParseWorkflow("w.yaml", []byte("version: 1\nsteps:\n  - id: a\n    run: echo\n"), testEngines)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestParseWorkflowErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseWorkflow("w.yaml", []byte(tt.yaml))
+			_, err := ParseWorkflow("w.yaml", []byte(tt.yaml), testEngines)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -104,7 +104,7 @@ func TestParseWorkflowErrors(t *testing.T) {
 // TestParseWorkflowPartial checks that a workflow with errors still holds
 // the steps that could be read, so that LoadProject goes on to check them.
 func TestParseWorkflowPartial(t *testing.T) {
-	w, err := ParseWorkflow("w.yaml", []byte("version: 1\nsteps:\n  - id: a\n    run: x\n    parallel: no\n  - id: Bad\n    run: y\n  - id: c\n    run: z\n"))
+	w, err := ParseWorkflow("w.yaml", []byte("version: 1\nsteps:\n  - id: a\n    run: x\n    parallel: no\n  - id: Bad\n    run: y\n  - id: c\n    run: z\n"), testEngines)
 	if err == nil {
 		t.Fatal("no error")
 	}

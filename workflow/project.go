@@ -25,10 +25,11 @@ type Project struct {
 
 // LoadProject reads and validates the workflow, the agents its steps name
 // and the plans of its foreach steps from fsys, rooted at the repository
-// root (the working tree, or a commit's tree). Every problem is reported at
-// once, as Errors; the Project is returned even then, as far as it could be
-// built. Without a workflow file the error is ErrNoWorkflow.
-func LoadProject(fsys fs.FS) (*Project, error) {
+// root (the working tree, or a commit's tree). engines are the engine names
+// a step or an agent may give, as ParseWorkflow takes them. Every problem
+// is reported at once, as Errors; the Project is returned even then, as far
+// as it could be built. Without a workflow file the error is ErrNoWorkflow.
+func LoadProject(fsys fs.FS, engines []string) (*Project, error) {
 	data, err := fs.ReadFile(fsys, WorkflowFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNoWorkflow
@@ -38,7 +39,7 @@ func LoadProject(fsys fs.FS) (*Project, error) {
 	}
 	var errs Errors
 	p := &Project{
-		Workflow: parseWorkflow(WorkflowFile, data, &errs),
+		Workflow: parseWorkflow(WorkflowFile, data, engines, &errs),
 		Agents:   map[string]*Agent{},
 		Plans:    map[string]*Plan{},
 		PlanErrs: map[string]Errors{},
@@ -46,7 +47,7 @@ func LoadProject(fsys fs.FS) (*Project, error) {
 	missing := map[string]bool{}
 	for _, s := range p.Workflow.Steps {
 		if s.Agent != "" && agentNameRE.MatchString(s.Agent) {
-			p.loadAgent(fsys, s, missing, &errs)
+			p.loadAgent(fsys, s, engines, missing, &errs)
 		}
 		if s.Foreach != "" {
 			if err := p.loadPlan(fsys, s.Foreach); err != nil {
@@ -63,7 +64,7 @@ func LoadProject(fsys fs.FS) (*Project, error) {
 	return p, errs.Err()
 }
 
-func (p *Project) loadAgent(fsys fs.FS, s *Step, missing map[string]bool, errs *Errors) {
+func (p *Project) loadAgent(fsys fs.FS, s *Step, engines []string, missing map[string]bool, errs *Errors) {
 	if _, ok := p.Agents[s.Agent]; ok {
 		return
 	}
@@ -83,7 +84,7 @@ func (p *Project) loadAgent(fsys fs.FS, s *Step, missing map[string]bool, errs *
 		errs.Add(at, "agent %q: %v", s.Agent, err)
 		return
 	}
-	p.Agents[s.Agent] = parseAgent(file, data, errs)
+	p.Agents[s.Agent] = parseAgent(file, data, engines, errs)
 }
 
 func (p *Project) loadPlan(fsys fs.FS, file string) error {

@@ -59,7 +59,7 @@ func exampleFS() fstest.MapFS {
 }
 
 func TestLoadProject(t *testing.T) {
-	p, err := LoadProject(exampleFS())
+	p, err := LoadProject(exampleFS(), testEngines)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestLoadProject(t *testing.T) {
 }
 
 func TestLoadProjectNoWorkflow(t *testing.T) {
-	_, err := LoadProject(fstest.MapFS{"README.md": {}})
+	_, err := LoadProject(fstest.MapFS{"README.md": {}}, testEngines)
 	if !errors.Is(err, ErrNoWorkflow) {
 		t.Fatalf("error %v, want ErrNoWorkflow", err)
 	}
@@ -92,7 +92,7 @@ func TestLoadProjectNoWorkflow(t *testing.T) {
 
 func TestLoadProjectReadError(t *testing.T) {
 	fsys := fstest.MapFS{WorkflowFile: {Mode: fs.ModeDir}}
-	_, err := LoadProject(fsys)
+	_, err := LoadProject(fsys, testEngines)
 	if err == nil || errors.Is(err, ErrNoWorkflow) || !strings.HasPrefix(err.Error(), "load .codemachine/workflow.yaml: ") {
 		t.Fatalf("error %v", err)
 	}
@@ -102,7 +102,7 @@ func TestLoadProjectPlans(t *testing.T) {
 	t.Run("not written yet", func(t *testing.T) {
 		fsys := exampleFS()
 		delete(fsys, ".codemachine/plan.md")
-		p, err := LoadProject(fsys)
+		p, err := LoadProject(fsys, testEngines)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +113,7 @@ func TestLoadProjectPlans(t *testing.T) {
 	t.Run("broken plan stops only its step", func(t *testing.T) {
 		fsys := exampleFS()
 		fsys[".codemachine/plan.md"] = &fstest.MapFile{Data: []byte("- [ ] T1: a\n- [ ] T1: b\n")}
-		p, err := LoadProject(fsys)
+		p, err := LoadProject(fsys, testEngines)
 		if err != nil {
 			t.Fatalf("a broken plan is not a load error: %v", err)
 		}
@@ -144,7 +144,7 @@ steps:
     needs: [c]
 `)}
 	fsys[AgentsDir+"/architect.md"] = &fstest.MapFile{Data: []byte("---\nengine: gpt\n---\n{{ .Nope }}\n")}
-	_, err := LoadProject(fsys)
+	_, err := LoadProject(fsys, testEngines)
 	want := `.codemachine/agents/architect.md:2:9: unknown engine "gpt" (want one of auto, claude, codex, gemini, opencode, shell, replay)
 .codemachine/agents/architect.md:4:4: unknown field ".Nope"
 .codemachine/workflow.yaml:4:12: agent "ghost": no file .codemachine/agents/ghost.md
@@ -176,7 +176,7 @@ func bigProject(steps int) fstest.MapFS {
 }
 
 func loadAndFingerprint(root fs.FS) (map[string]string, error) {
-	p, err := LoadProject(root)
+	p, err := LoadProject(root, testEngines)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,9 @@
 // Package workflow is codemachine's pure model: it parses and validates
 // workflow.yaml, agent files and plan.md, builds the step graph, computes
 // fingerprints and decides which steps are due. It performs no I/O beyond
-// reading the fs.FS it is given and imports nothing else of codemachine.
+// reading the fs.FS it is given and imports nothing else of codemachine
+// but the leaf internal/yamlnode. The engine names it accepts are its
+// callers' to give (the agents registry's).
 package workflow
 
 import (

@@ -3,13 +3,13 @@ package workflow
 import (
 	"bytes"
 	"errors"
-	"io"
-	"regexp"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/codemachine/codemachine/internal/yamlnode"
 )
 
 // yamlDoc decodes YAML into nodes and turns everything it finds wrong into
@@ -21,59 +21,40 @@ type yamlDoc struct {
 	// lineOffset is added to every node line: front matter is parsed on its
 	// own but reported in lines of the whole agent file.
 	lineOffset int
-	errs       *Errors
+	// engines are the names an engine: value may give.
+	engines []string
+	errs    *Errors
 }
-
-var yamlErrRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
 
 // parse decodes data and returns the root node of its single document, or
 // nil when data holds no document or has a syntax error (reported).
 func (d *yamlDoc) parse(data []byte) *yaml.Node {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if !errors.Is(err, io.EOF) {
-			d.syntaxError(data, err)
-		}
-		return nil
-	}
-	var next yaml.Node
-	switch err := dec.Decode(&next); {
-	case errors.Is(err, io.EOF):
+	doc, extra, err := yamlnode.Documents(data)
+	switch {
 	case err != nil:
 		d.syntaxError(data, err)
 		return nil
-	default:
-		at := &next
-		if len(next.Content) > 0 {
-			at = next.Content[0]
+	case extra != nil:
+		at := extra
+		if len(extra.Content) > 0 {
+			at = extra.Content[0]
 		}
 		d.errs.Add(d.pos(at), "more than one YAML document (remove the second \"---\")")
 		return nil
-	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+	case doc == nil || doc.Kind != yaml.DocumentNode || len(doc.Content) == 0:
 		return nil
 	}
 	return doc.Content[0]
 }
 
-// syntaxError converts a yaml.v3 error, whose only position is a "line N"
-// in its text, into an Error. The column is not reported by yaml.v3; it is 1
+// syntaxError converts a yaml.v3 error, whose only position is a line in
+// its text, into an Error. The column is not reported by yaml.v3; it is 1
 // except for tab indentation, the most common mistake, which gets a hint.
 func (d *yamlDoc) syntaxError(data []byte, err error) {
-	line, msg := 1, err.Error()
-	if m := yamlErrRE.FindStringSubmatch(msg); m != nil {
-		msg = m[2]
-		if m[1] != "" {
-			if n, convErr := strconv.Atoi(m[1]); convErr == nil && n > 0 {
-				line = n
-				// yaml.v3 prints the 0-based line for parser errors
-				// (only scanner errors are converted to 1-based).
-				if isParserProblem(msg) {
-					line++
-				}
-			}
-		}
+	syn := yamlnode.Syntax(err)
+	line, msg := max(syn.Line, 1), syn.Msg
+	if syn.Line > 0 && syn.ParserProblem() {
+		line++
 	}
 	col, hint := 1, syntaxHints[msg]
 	if text, ok := lineAt(data, line); ok {
@@ -97,28 +78,6 @@ var syntaxHints = map[string]string{
 	"could not find expected ':'":                    "a key needs \": \" after it",
 }
 
-// parserProblems are the messages of libyaml's parser, as opposed to its
-// scanner; see yaml.v3's parserc.go.
-var parserProblems = []string{
-	"did not find expected <",
-	"did not find expected node content",
-	"did not find expected '-' indicator",
-	"did not find expected key",
-	"did not find expected ',' or",
-	"found duplicate %",
-	"found incompatible YAML document",
-	"found undefined tag handle",
-}
-
-func isParserProblem(msg string) bool {
-	for _, p := range parserProblems {
-		if strings.HasPrefix(msg, p) {
-			return true
-		}
-	}
-	return false
-}
-
 // lineAt returns the 1-based line n of data without its line ending.
 func lineAt(data []byte, n int) (string, bool) {
 	for i := 1; len(data) > 0; i++ {
@@ -136,43 +95,14 @@ func lineAt(data []byte, n int) (string, bool) {
 	return "", false
 }
 
+// pos is where n is in the file.
 func (d *yamlDoc) pos(n *yaml.Node) Pos {
 	return Pos{File: d.file, Line: n.Line + d.lineOffset, Col: n.Column}
 }
 
-// resolve follows aliases to the node they name.
-func resolve(n *yaml.Node) *yaml.Node {
-	// An alias can only name an earlier anchor, so chains are short; the
-	// bound only guards against a malformed node graph.
-	for i := 0; i < 32 && n != nil && n.Kind == yaml.AliasNode && n.Alias != nil; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-// kindName describes a node's type the way a message to the user needs it.
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return "nothing"
-		case "!!bool":
-			return "a boolean"
-		case "!!int", "!!float":
-			return "a number"
-		}
-		return "a string"
-	}
-	return "an alias"
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+// at is where the node an alias names is, or n itself.
+func (d *yamlDoc) at(n *yaml.Node) Pos {
+	return d.pos(yamlnode.Resolve(n))
 }
 
 // keyVal is one entry of a mapping.
@@ -190,63 +120,113 @@ const maxMergeDepth = 8
 // names the mapping in messages. It reports a type error and returns false
 // when n is not a mapping.
 func (d *yamlDoc) mapping(n *yaml.Node, what string) ([]keyVal, bool) {
-	n = resolve(n)
+	n = yamlnode.Resolve(n)
 	if n.Kind != yaml.MappingNode {
-		d.errs.Add(d.pos(n), "%s: want a mapping, got %s", what, kindName(n))
+		d.errs.Add(d.pos(n), "%s: want a mapping, got %s", what, yamlnode.Kind(n))
 		return nil, false
 	}
-	var out []keyVal
-	seen := map[string]*yaml.Node{}
-	d.collect(n, what, 0, seen, &out, true)
-	return out, true
+	m := merger{yamlDoc: d, what: what, seen: map[string]*yaml.Node{}}
+	m.collect(n, 0, true)
+	return m.out, true
 }
 
-func (d *yamlDoc) collect(n *yaml.Node, what string, depth int, seen map[string]*yaml.Node, out *[]keyVal, explicit bool) {
+// merger gathers the entries of one mapping and of the mappings it merges.
+type merger struct {
+	*yamlDoc
+	what string
+	// seen holds every key gathered so far: the key node where it was
+	// written in the mapping itself, nil where a merge brought it in.
+	seen map[string]*yaml.Node
+	out  []keyVal
+}
+
+// collect adds the entries of n, then those its merge keys bring in that
+// are not set yet. explicit is set for the mapping itself, as opposed to
+// one it merges.
+func (m *merger) collect(n *yaml.Node, depth int, explicit bool) {
 	var merges []*yaml.Node
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			d.errs.Add(d.pos(k), "%s: keys must be strings, got %s", what, kindName(k))
-			continue
+	for e := range yamlnode.Entries(n) {
+		k := yamlnode.Resolve(e.Key)
+		switch {
+		case k.Kind != yaml.ScalarNode:
+			m.errs.Add(m.pos(k), "%s: keys must be strings, got %s", m.what, yamlnode.Kind(k))
+		case k.Tag == "!!merge":
+			merges = append(merges, e.Val)
+		default:
+			m.add(k, e.Val, explicit)
 		}
-		if k.Tag == "!!merge" {
-			merges = append(merges, v)
-			continue
-		}
-		if first, dup := seen[k.Value]; dup {
-			// Only keys written in the same mapping are a mistake; a
-			// merged key is meant to be overridden.
-			if explicit && first != nil {
-				d.errs.Add(d.pos(k), "duplicate key %q in %s (first at line %d)", k.Value, what, first.Line+d.lineOffset)
-			}
-			continue
-		}
-		if explicit {
-			seen[k.Value] = k
-		} else {
-			seen[k.Value] = nil
-		}
-		*out = append(*out, keyVal{key: k, val: v, name: k.Value})
 	}
-	for _, m := range merges {
+	for _, merge := range merges {
 		if depth >= maxMergeDepth {
-			d.errs.Add(d.pos(m), "%s: merges nested too deeply", what)
+			m.errs.Add(m.pos(merge), "%s: merges nested too deeply", m.what)
 			return
 		}
-		m = resolve(m)
-		sources := []*yaml.Node{m}
-		if m.Kind == yaml.SequenceNode {
-			sources = m.Content
-		}
-		for _, src := range sources {
-			src = resolve(src)
-			if src.Kind != yaml.MappingNode {
-				d.errs.Add(d.pos(src), "%s: \"<<\" wants a mapping or a list of mappings, got %s", what, kindName(src))
-				continue
-			}
-			d.collect(src, what, depth+1, seen, out, false)
-		}
+		m.merge(yamlnode.Resolve(merge), depth)
 	}
+}
+
+// add gathers key k unless it is set already, which is a mistake only
+// between two keys written in the same mapping: a merged key is meant to
+// be overridden.
+func (m *merger) add(k, v *yaml.Node, explicit bool) {
+	if first, dup := m.seen[k.Value]; dup {
+		if explicit && first != nil {
+			m.errs.Add(m.pos(k), "duplicate key %q in %s (first at line %d)", k.Value, m.what, first.Line+m.lineOffset)
+		}
+		return
+	}
+	m.seen[k.Value] = nil
+	if explicit {
+		m.seen[k.Value] = k
+	}
+	m.out = append(m.out, keyVal{key: k, val: v, name: k.Value})
+}
+
+// merge gathers what the value of a "<<" key brings in: one mapping or a
+// list of them.
+func (m *merger) merge(v *yaml.Node, depth int) {
+	sources := []*yaml.Node{v}
+	if v.Kind == yaml.SequenceNode {
+		sources = v.Content
+	}
+	for _, src := range sources {
+		src = yamlnode.Resolve(src)
+		if src.Kind != yaml.MappingNode {
+			m.errs.Add(m.pos(src), "%s: \"<<\" wants a mapping or a list of mappings, got %s", m.what, yamlnode.Kind(src))
+			continue
+		}
+		m.collect(src, depth+1, false)
+	}
+}
+
+// keyDecoder is one key of a mapping the schema has, with the function that
+// decodes its value into the decoder D of the mapping.
+type keyDecoder[D any] struct {
+	key    string
+	decode func(D, keyVal)
+}
+
+// decodeKeys decodes each entry with the decoder of its key, and calls
+// unknown for a key the schema does not have.
+func decodeKeys[D any](dec D, fields []keyDecoder[D], kvs []keyVal, unknown func(keyVal)) {
+	for _, kv := range kvs {
+		i := slices.IndexFunc(fields, func(f keyDecoder[D]) bool { return f.key == kv.name })
+		if i < 0 {
+			unknown(kv)
+			continue
+		}
+		fields[i].decode(dec, kv)
+	}
+}
+
+// keyNames lists the keys of fields in order: the candidates, in the order
+// they are weighed, of a suggestion for a misspelt key.
+func keyNames[D any](fields []keyDecoder[D]) []string {
+	keys := make([]string, len(fields))
+	for i, f := range fields {
+		keys[i] = f.key
+	}
+	return keys
 }
 
 // unknownKey reports a key the schema does not have, with a suggestion.
@@ -257,73 +237,66 @@ func (d *yamlDoc) unknownKey(kv keyVal, where string, known []string) {
 // str reads a scalar as text. Numbers and booleans are accepted as their
 // literal text (model: 4, check: true); null means unset.
 func (d *yamlDoc) str(n *yaml.Node, what string) (string, bool) {
-	n = resolve(n)
-	if isNull(n) {
+	n = yamlnode.Resolve(n)
+	if yamlnode.IsNull(n) {
 		return "", false
 	}
-	if n.Kind != yaml.ScalarNode {
-		d.errs.Add(d.pos(n), "%s: want a string, got %s", what, kindName(n))
-		return "", false
+	v, ok := yamlnode.Text(n)
+	if !ok {
+		d.errs.Add(d.pos(n), "%s: want a string, got %s", what, yamlnode.Kind(n))
 	}
-	return n.Value, true
+	return v, ok
 }
 
 // integer reads a whole number.
 func (d *yamlDoc) integer(n *yaml.Node, what string) (int64, bool) {
-	n = resolve(n)
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!int" {
-		var v int64
-		if err := n.Decode(&v); err == nil {
-			return v, true
-		}
+	n = yamlnode.Resolve(n)
+	v, err := yamlnode.Int(n)
+	switch {
+	case errors.Is(err, yamlnode.ErrRange):
 		d.errs.Add(d.pos(n), "%s: number %s is out of range", what, n.Value)
-		return 0, false
+	case err != nil:
+		d.errs.Add(d.pos(n), "%s: want a whole number, got %s", what, yamlnode.Describe(n))
 	}
-	d.errs.Add(d.pos(n), "%s: want a whole number, got %s", what, describe(n))
-	return 0, false
+	return v, err == nil
 }
 
 // number reads an integer or a decimal number.
 func (d *yamlDoc) number(n *yaml.Node, what string) (float64, bool) {
-	n = resolve(n)
-	if n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!float") {
-		var v float64
-		if err := n.Decode(&v); err == nil {
-			return v, true
-		}
+	n = yamlnode.Resolve(n)
+	v, ok := yamlnode.Float(n)
+	if !ok {
+		d.errs.Add(d.pos(n), "%s: want a number, got %s", what, yamlnode.Describe(n))
 	}
-	d.errs.Add(d.pos(n), "%s: want a number, got %s", what, describe(n))
-	return 0, false
+	return v, ok
 }
 
 // boolean reads true or false. YAML 1.1 spellings (yes, on) are refused:
 // yaml.v3 reads them as strings, and guessing would hide typos.
 func (d *yamlDoc) boolean(n *yaml.Node, what string) (bool, bool) {
-	n = resolve(n)
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
-		var v bool
-		if err := n.Decode(&v); err == nil {
-			return v, true
-		}
+	n = yamlnode.Resolve(n)
+	v, ok := yamlnode.Bool(n)
+	if !ok {
+		d.errs.Add(d.pos(n), "%s: want true or false, got %s", what, yamlnode.Describe(n))
 	}
-	d.errs.Add(d.pos(n), "%s: want true or false, got %s", what, describe(n))
-	return false, false
+	return v, ok
 }
 
 // duration reads a Go duration such as 30m or 1h30m.
 func (d *yamlDoc) duration(n *yaml.Node, what string) (time.Duration, bool) {
-	n = resolve(n)
-	if n.Kind != yaml.ScalarNode || isNull(n) {
-		d.errs.Add(d.pos(n), "%s: want a duration like 30m or 90s, got %s", what, kindName(n))
+	n = yamlnode.Resolve(n)
+	text, ok := yamlnode.Text(n)
+	if !ok {
+		d.errs.Add(d.pos(n), "%s: want a duration like 30m or 90s, got %s", what, yamlnode.Kind(n))
 		return 0, false
 	}
-	v, err := time.ParseDuration(n.Value)
+	v, err := time.ParseDuration(text)
 	if err != nil {
-		d.errs.Add(d.pos(n), "%s: want a duration like 30m or 90s, got %q", what, n.Value)
+		d.errs.Add(d.pos(n), "%s: want a duration like 30m or 90s, got %q", what, text)
 		return 0, false
 	}
 	if v <= 0 {
-		d.errs.Add(d.pos(n), "%s: must be positive, got %s", what, n.Value)
+		d.errs.Add(d.pos(n), "%s: must be positive, got %s", what, text)
 		return 0, false
 	}
 	return v, true
@@ -333,35 +306,27 @@ func (d *yamlDoc) duration(n *yaml.Node, what string) (time.Duration, bool) {
 // number) is accepted as a list of one. It returns the values with their
 // nodes, for positions in later checks.
 func (d *yamlDoc) strList(n *yaml.Node, what, want string) ([]string, []*yaml.Node) {
-	n = resolve(n)
+	n = yamlnode.Resolve(n)
 	switch {
-	case isNull(n):
+	case yamlnode.IsNull(n):
 		return nil, nil
 	case n.Kind == yaml.ScalarNode && n.Tag == "!!str":
 		return []string{n.Value}, []*yaml.Node{n}
 	case n.Kind != yaml.SequenceNode:
-		d.errs.Add(d.pos(n), "%s: want %s, got %s", what, want, describe(n))
+		d.errs.Add(d.pos(n), "%s: want %s, got %s", what, want, yamlnode.Describe(n))
 		return nil, nil
 	}
 	var vals []string
 	var nodes []*yaml.Node
 	for _, item := range n.Content {
-		item = resolve(item)
-		if item.Kind != yaml.ScalarNode || isNull(item) {
-			d.errs.Add(d.pos(item), "%s: want %s, got %s in the list", what, want, kindName(item))
+		item = yamlnode.Resolve(item)
+		v, ok := yamlnode.Text(item)
+		if !ok {
+			d.errs.Add(d.pos(item), "%s: want %s, got %s in the list", what, want, yamlnode.Kind(item))
 			continue
 		}
-		vals = append(vals, item.Value)
+		vals = append(vals, v)
 		nodes = append(nodes, item)
 	}
 	return vals, nodes
-}
-
-// describe is kindName plus the scalar's text, so that "got a string
-// "many"" shows what was written.
-func describe(n *yaml.Node) string {
-	if n.Kind == yaml.ScalarNode && !isNull(n) {
-		return kindName(n) + " (" + strconv.Quote(n.Value) + ")"
-	}
-	return kindName(n)
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -126,127 +125,11 @@ func newOrchestrator(c *cli.Context, onEvent func(orchestrator.Event)) (*orchest
 	return o, err
 }
 
-// columns widens the step and engine/model columns to fit name and label
-// (16 at the least) and returns their widths.
-func (o *output) columns(name, label string) (int, int) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.nameW = max(o.nameW, 16, utf8.RuneCountInString(name))
-	o.labelW = max(o.labelW, 16, utf8.RuneCountInString(label))
-	return o.nameW, o.labelW
-}
-
-// event prints one run event as a line of the run table (DESIGN 2).
-func (o *output) event(e orchestrator.Event) {
-	if o.json {
-		return
-	}
-	name := e.Step
-	if e.Task != "" {
-		name += " " + e.Task
-	}
-	label := e.Engine
-	if e.Model != "" {
-		label += "/" + e.Model
-	}
-	nw, lw := o.columns(name, label)
-	switch e.Kind {
-	case orchestrator.StepStarted:
-		if o.quiet {
-			return
-		}
-		title := ""
-		if e.Title != "" {
-			title = "  " + e.Title
-		}
-		if title == "" {
-			o.printf("  %s %-*s %s\n", o.paint(dim, "▸"), nw, name, label)
-			return
-		}
-		o.printf("  %s %-*s %-*s%s\n", o.paint(dim, "▸"), nw, name, lw, label, o.paint(dim, title))
-	case orchestrator.StepLanded:
-		tokens := orchestrator.FormatTokens(e.Tokens) + " tok"
-		extra := ""
-		if e.Rebased {
-			extra = o.paint(dim, "  (rebased)")
-		}
-		o.printf("  %s %-*s %-*s %7s %10s %6s   %s%s\n", o.paint(green, "✓"), nw, name, lw, label,
-			orchestrator.FormatDuration(e.Duration), tokens, orchestrator.FormatCost(e.CostUSD, e.CostOK),
-			shortHash(e.Commit), extra)
-	case orchestrator.StepFailed:
-		o.printf("  %s %-*s %-*s %7s   %s\n", o.paint(red, "✗"), nw, name, lw, label,
-			orchestrator.FormatDuration(e.Duration), o.paint(red, "failed: "+firstLineOf(e.Message)))
-		if rest := restLines(e.Message); rest != "" {
-			if !o.verbose {
-				rest = lastLines(rest, failureLines)
-			}
-			o.printf("%s\n", o.paint(dim, indent(rest, "      │ ")))
-		}
-		if e.Ref != "" {
-			o.printf("      work kept on %s  (codemachine diff %s)\n", e.Ref, e.Key())
-		}
-		if e.Log != "" && !o.quiet {
-			o.printf("      log: %s\n", e.Log)
-		}
-	case orchestrator.StepConflict:
-		o.printf("  %s %-*s %-*s %7s   %s\n", o.paint(red, "✗"), nw, name, lw, label,
-			orchestrator.FormatDuration(e.Duration), o.paint(red, "not landed: "+firstLineOf(e.Message)))
-	case orchestrator.StepReview:
-		if e.Message != "" {
-			o.printf("  %s %-*s %s\n", o.paint(yellow, "◆"), nw, name, o.paint(yellow, e.Message))
-			return
-		}
-		o.printf("  %s %-*s %-*s %7s %10s %6s   %s  review on %s\n", o.paint(yellow, "◆"), nw, name, lw, label,
-			orchestrator.FormatDuration(e.Duration), orchestrator.FormatTokens(e.Tokens)+" tok",
-			orchestrator.FormatCost(e.CostUSD, e.CostOK), shortHash(e.Commit), e.Ref)
-		o.printf("      codemachine diff %s · codemachine approve %s · codemachine reject %s -m WHY\n", e.Key(), e.Key(), e.Key())
-	case orchestrator.StepSkipped:
-		if !o.quiet {
-			o.printf("  %s %-*s %s\n", o.paint(yellow, "–"), nw, name, o.paint(yellow, e.Message))
-		}
-	case orchestrator.StepRetrying:
-		if !o.quiet {
-			o.printf("  %s %-*s attempt %d: %s\n", o.paint(yellow, "↻"), nw, name, e.Attempt, e.Message)
-		}
-	case orchestrator.Note:
-		if !o.quiet {
-			prefix := ""
-			if e.Step != "" {
-				prefix = e.Key() + ": "
-			}
-			o.printf("  %s %s%s\n", o.paint(dim, "·"), prefix, e.Message)
-		}
-	}
-}
-
 func shortHash(h string) string {
 	if len(h) > 7 {
 		return h[:7]
 	}
 	return h
-}
-
-func firstLineOf(s string) string {
-	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return line
-}
-
-func restLines(s string) string {
-	_, rest, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(rest)
-}
-
-// failureLines is how many lines of a failure's detail (a failed check's
-// output) run prints under it; -v prints all it kept.
-const failureLines = 8
-
-// lastLines is the last n lines of s.
-func lastLines(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 func indent(s, prefix string) string {

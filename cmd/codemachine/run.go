@@ -2,16 +2,18 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/codemachine/codemachine/agents"
 	"github.com/codemachine/codemachine/orchestrator"
 )
 
 func runFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "engine", Usage: "run agent steps with `ENGINE` (auto, claude, codex, gemini, opencode, replay); overrides the workflow"},
+		&cli.StringFlag{Name: "engine", Usage: "run agent steps with `ENGINE` (" + engineChoices() + "); overrides the workflow"},
 		&cli.StringFlag{Name: "model", Usage: "run agent steps with `MODEL`; overrides the workflow"},
 		&cli.BoolFlag{Name: "record", Usage: "store a replay recording of every agent step in its commit (.codemachine/recordings/)"},
 		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what is due and the rendered prompts; run nothing"},
@@ -62,13 +64,20 @@ on refs/codemachine/failed/STEP. Only committed files count: commit your edits f
 	}
 }
 
+// engineChoices lists the engines --engine may name, from the agents
+// registry: auto and every engine that runs an agent.
+func engineChoices() string {
+	return strings.Join(agents.AgentEngines(), ", ")
+}
+
 // checkEngineFlag rejects unknown --engine values before anything runs.
 func checkEngineFlag(engine string) error {
-	switch engine {
-	case "", "auto", "claude", "codex", "gemini", "opencode", "replay":
+	names := agents.AgentEngines()
+	if engine == "" || slices.Contains(names, engine) {
 		return nil
 	}
-	return usageErrorf("unknown engine %q (claude, codex, gemini, opencode, replay or auto)", engine)
+	engines := slices.DeleteFunc(names, func(name string) bool { return name == agents.AutoEngine })
+	return usageErrorf("unknown engine %q (%s or %s)", engine, strings.Join(engines, ", "), agents.AutoEngine)
 }
 
 // warnUncommitted tells the user that edits under .codemachine/ do not count

@@ -1,0 +1,300 @@
+package workflow
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/codemachine/codemachine/internal/yamlnode"
+)
+
+var (
+	stepIDRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+	agentNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// stepRef is a needs entry, checked once all step ids are known.
+type stepRef struct {
+	step *Step
+	id   string
+	node *yaml.Node
+}
+
+// steps parses the list of steps and checks what involves more than one:
+// duplicate ids and needs entries that name no step.
+func (d *yamlDoc) steps(n *yaml.Node) []*Step {
+	n = yamlnode.Resolve(n)
+	if n.Kind != yaml.SequenceNode {
+		d.errs.Add(d.pos(n), "steps: want a list of steps, got %s", yamlnode.Describe(n))
+		return nil
+	}
+	if len(n.Content) == 0 {
+		d.errs.Add(d.pos(n), "steps: want at least one step")
+		return nil
+	}
+	var steps []*Step
+	firstAt := map[string]int{} // id -> line of its first definition
+	named := map[string]bool{}  // every id written, valid or not: needs to it are not "unknown"
+	var refs []stepRef
+	for i, item := range n.Content {
+		sd := d.step(yamlnode.Resolve(item), i+1)
+		refs = append(refs, sd.refs...)
+		if sd.idNode == nil {
+			continue
+		}
+		s := sd.s
+		named[s.ID] = true
+		if line, dup := firstAt[s.ID]; dup {
+			d.errs.Add(d.pos(sd.idNode), "duplicate step id %q (first at line %d)", s.ID, line)
+			continue
+		}
+		firstAt[s.ID] = d.pos(sd.idNode).Line
+		if stepIDRE.MatchString(s.ID) {
+			steps = append(steps, s)
+		}
+	}
+	d.checkNeeds(steps, refs, named)
+	return steps
+}
+
+// checkNeeds reports needs entries that name the step itself or no step
+// written at all (named holds every id written, valid or not).
+func (d *yamlDoc) checkNeeds(steps []*Step, refs []stepRef, named map[string]bool) {
+	ids := make([]string, 0, len(steps))
+	for _, s := range steps {
+		ids = append(ids, s.ID)
+	}
+	for _, r := range refs {
+		switch {
+		case r.id == r.step.ID:
+			d.errs.Add(d.pos(r.node), "step %q needs itself", r.id)
+		case !named[r.id]:
+			d.errs.Add(d.pos(r.node), "needs unknown step %q%s", r.id, suggest(r.id, ids))
+		}
+	}
+}
+
+// stepDecoder reads the keys of one step into s.
+type stepDecoder struct {
+	*yamlDoc
+	s *Step
+	// label names the step in messages: step "id", or step #N before its
+	// id is known.
+	label string
+	// idNode is the id's value; nil when the step has no usable id.
+	idNode *yaml.Node
+	// The keys that decide what kind of step this is, checked once all
+	// keys are read.
+	agentKey, runKey, engineNode *yaml.Node
+	// refs are the step's needs entries.
+	refs []stepRef
+}
+
+// stepFields are the keys a step may have, in the order a suggestion for a
+// misspelt key weighs them.
+var stepFields = []keyDecoder[*stepDecoder]{
+	{"id", func(*stepDecoder, keyVal) {}}, // read before the others: see readID
+	{"agent", (*stepDecoder).readAgent},
+	{"run", (*stepDecoder).readRun},
+	{"prompt", func(sd *stepDecoder, kv keyVal) { sd.s.Prompt, _ = sd.str(kv.val, "prompt") }},
+	{"engine", (*stepDecoder).readEngine},
+	{"model", func(sd *stepDecoder, kv keyVal) { sd.s.Model, _ = sd.str(kv.val, "model") }},
+	{"effort", func(sd *stepDecoder, kv keyVal) { sd.s.Effort, _ = sd.str(kv.val, "effort") }},
+	{"timeout", func(sd *stepDecoder, kv keyVal) { sd.s.Timeout, _ = sd.duration(kv.val, "timeout") }},
+	{"env", func(sd *stepDecoder, kv keyVal) { sd.s.Env = sd.env(kv.val) }},
+	{"inputs", func(sd *stepDecoder, kv keyVal) { sd.s.Inputs, sd.s.at.inputs = sd.globs(kv.val, "inputs") }},
+	{"outputs", func(sd *stepDecoder, kv keyVal) { sd.s.Outputs, _ = sd.globs(kv.val, "outputs") }},
+	{"needs", (*stepDecoder).readNeeds},
+	{"foreach", func(sd *stepDecoder, kv keyVal) { sd.foreach(kv.val, sd.s) }},
+	{"parallel", func(sd *stepDecoder, kv keyVal) { sd.s.Parallel = sd.atLeastOne(kv.val, "parallel") }},
+	{"check", func(sd *stepDecoder, kv keyVal) { sd.s.Check, _ = sd.str(kv.val, "check") }},
+	{"attempts", func(sd *stepDecoder, kv keyVal) { sd.s.Attempts = sd.atLeastOne(kv.val, "attempts") }},
+	{"review", func(sd *stepDecoder, kv keyVal) { sd.s.Review, _ = sd.boolean(kv.val, "review") }},
+	{"interactive", (*stepDecoder).readInteractive},
+	{"hooks", func(sd *stepDecoder, kv keyVal) { sd.hooks(kv.val, &sd.s.Hooks, sd.label) }},
+}
+
+var stepKeys = keyNames(stepFields)
+
+// step parses one step. The decoder it returns holds the step, its id node
+// (nil when it has none) and its needs entries.
+func (d *yamlDoc) step(n *yaml.Node, index int) *stepDecoder {
+	sd := &stepDecoder{yamlDoc: d, s: &Step{Pos: d.pos(n)}, label: fmt.Sprintf("step #%d", index)}
+	sd.s.at.id = sd.s.Pos
+	if n.Kind != yaml.MappingNode {
+		d.errs.Add(d.pos(n), "%s: want a mapping, got %s", sd.label, yamlnode.Describe(n))
+		return sd
+	}
+	// The id names the step in every other message, so look for it first.
+	sd.labelByID(n)
+	kvs, _ := d.mapping(n, sd.label)
+	sd.readID(kvs)
+	decodeKeys(sd, stepFields, kvs, func(kv keyVal) { d.unknownKey(kv, " in "+sd.label, stepKeys) })
+	sd.checkKind()
+	return sd
+}
+
+// labelByID names the step by the id written in n, before the keys are
+// read, so that their messages say which step they are about.
+func (sd *stepDecoder) labelByID(n *yaml.Node) {
+	for e := range yamlnode.Entries(n) {
+		k, v := yamlnode.Resolve(e.Key), yamlnode.Resolve(e.Val)
+		if id, ok := yamlnode.Text(v); ok && k.Kind == yaml.ScalarNode && k.Value == "id" {
+			sd.label = fmt.Sprintf("step %q", id)
+		}
+	}
+}
+
+// readID reads the id among the step's keys.
+func (sd *stepDecoder) readID(kvs []keyVal) {
+	for _, kv := range kvs {
+		if kv.name != "id" {
+			continue
+		}
+		if v, ok := sd.str(kv.val, "id"); ok {
+			sd.s.ID, sd.idNode = v, yamlnode.Resolve(kv.val)
+			sd.s.at.id = sd.pos(sd.idNode)
+			sd.label = fmt.Sprintf("step %q", v)
+			if !stepIDRE.MatchString(v) {
+				sd.errs.Add(sd.s.at.id, "invalid step id %q: use lowercase letters, digits and \"-\", starting with a letter or digit", v)
+			}
+		}
+	}
+	if sd.idNode == nil {
+		sd.errs.Add(sd.s.Pos, "%s: missing key \"id\"", sd.label)
+	}
+}
+
+func (sd *stepDecoder) readAgent(kv keyVal) {
+	v, ok := sd.str(kv.val, "agent")
+	if !ok {
+		return
+	}
+	sd.agentKey = kv.key
+	sd.s.Agent, sd.s.at.agent = v, sd.at(kv.val)
+	if !agentNameRE.MatchString(v) || strings.HasSuffix(v, ".md") {
+		sd.errs.Add(sd.s.at.agent, "agent: invalid agent name %q: want the name of a file in %s/, without \".md\"", v, AgentsDir)
+	}
+}
+
+func (sd *stepDecoder) readRun(kv keyVal) {
+	if v, ok := sd.str(kv.val, "run"); ok {
+		sd.runKey, sd.s.Run = kv.key, v
+	}
+}
+
+func (sd *stepDecoder) readEngine(kv keyVal) {
+	if v, ok := sd.str(kv.val, "engine"); ok && sd.engine(kv.val, v) {
+		sd.s.Engine, sd.engineNode = v, yamlnode.Resolve(kv.val)
+	}
+}
+
+// readNeeds reads the step ids the step needs, once each; they are checked
+// once every step is known (checkNeeds).
+func (sd *stepDecoder) readNeeds(kv keyVal) {
+	vals, nodes := sd.strList(kv.val, "needs", "a list of step ids")
+	for i, v := range vals {
+		if slices.Contains(sd.s.Needs, v) {
+			continue
+		}
+		sd.s.Needs = append(sd.s.Needs, v)
+		sd.s.at.needs = append(sd.s.at.needs, sd.pos(nodes[i]))
+		sd.refs = append(sd.refs, stepRef{step: sd.s, id: v, node: nodes[i]})
+	}
+}
+
+func (sd *stepDecoder) readInteractive(kv keyVal) {
+	if v, ok := sd.boolean(kv.val, "interactive"); ok && v {
+		// Accepting it and running headless would silently do
+		// something else than asked.
+		sd.errs.Add(sd.at(kv.val), "interactive steps are not supported yet")
+	}
+}
+
+// checkKind reports a step that is not exactly one of an agent step and a
+// run step, or whose engine does not fit its kind.
+func (sd *stepDecoder) checkKind() {
+	switch agent, run := sd.agentKey, sd.runKey; {
+	case agent != nil && run != nil:
+		second := run
+		if agent.Line > run.Line || (agent.Line == run.Line && agent.Column > run.Column) {
+			second = agent
+		}
+		sd.errs.Add(sd.pos(second), "%s has both agent and run; keep one", sd.label)
+	case agent == nil && run == nil:
+		sd.errs.Add(sd.s.Pos, "%s has neither agent nor run", sd.label)
+	case run != nil && sd.engineNode != nil && sd.s.Engine != "shell":
+		sd.errs.Add(sd.pos(sd.engineNode), "engine: a run step always uses the shell engine, got %q", sd.s.Engine)
+	case agent != nil && sd.s.Engine == "shell":
+		sd.errs.Add(sd.pos(sd.engineNode), "engine: shell runs commands; an agent step needs an agent engine")
+	}
+}
+
+func (d *yamlDoc) foreach(n *yaml.Node, s *Step) {
+	v, ok := d.str(n, "foreach")
+	if !ok {
+		return
+	}
+	at := d.at(n)
+	if hasMeta(v) {
+		d.errs.Add(at, "foreach: %q is a glob; want the path of one plan file", v)
+		return
+	}
+	clean, msg := checkGlob(v)
+	if msg != "" {
+		d.errs.Add(at, "foreach: %q %s", v, msg)
+		return
+	}
+	s.Foreach, s.at.foreach = clean, at
+}
+
+func (d *yamlDoc) atLeastOne(n *yaml.Node, what string) int {
+	v, ok := d.integer(n, what)
+	switch {
+	case !ok:
+		return 0
+	case v < 1 || v > 1000:
+		d.errs.Add(d.at(n), "%s: want 1 to 1000, got %d", what, v)
+		return 0
+	}
+	return int(v)
+}
+
+func (d *yamlDoc) env(n *yaml.Node) map[string]string {
+	kvs, ok := d.mapping(n, "env")
+	if !ok {
+		return nil
+	}
+	env := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		if !envNameRE.MatchString(kv.name) {
+			d.errs.Add(d.pos(kv.key), "env: invalid variable name %q", kv.name)
+			continue
+		}
+		v, _ := d.str(kv.val, "env "+kv.name)
+		env[kv.name] = v
+	}
+	return env
+}
+
+var hookKeys = []string{"before", "after", "on_failure"}
+
+func (d *yamlDoc) hooks(n *yaml.Node, h *Hooks, label string) {
+	kvs, _ := d.mapping(n, "hooks")
+	for _, kv := range kvs {
+		switch kv.name {
+		case "before":
+			h.Before, _ = d.str(kv.val, "before")
+		case "after":
+			h.After, _ = d.str(kv.val, "after")
+		case "on_failure":
+			h.OnFailure, _ = d.str(kv.val, "on_failure")
+		default:
+			d.unknownKey(kv, " in hooks of "+label, hookKeys)
+		}
+	}
+}
