@@ -18,7 +18,6 @@ import (
 
 	"github.com/codemachine/codemachine/agents"
 	"github.com/codemachine/codemachine/gitstate"
-	"github.com/codemachine/codemachine/hooks"
 	"github.com/codemachine/codemachine/workflow"
 )
 
@@ -361,7 +360,7 @@ func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u
 		return err
 	}
 	hookEnv := append(o.unitEnv(rs, u, o.repo.Root()), "CODEMACHINE_WORKTREE="+dir, "CODEMACHINE_COMMIT="+res.Commit)
-	if err := hooks.Run(ctx, "after", u.step.Hooks.After, o.repo.Root(), hookEnv); err != nil {
+	if err := o.runHook(ctx, "after", u.step.Hooks.After, o.repo.Root(), hookEnv); err != nil {
 		o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: err.Error()})
 	}
 	return nil

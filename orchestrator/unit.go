@@ -13,7 +13,6 @@ import (
 
 	"github.com/codemachine/codemachine/agents"
 	"github.com/codemachine/codemachine/gitstate"
-	"github.com/codemachine/codemachine/hooks"
 	"github.com/codemachine/codemachine/workflow"
 )
 
@@ -90,7 +89,7 @@ func (o *Orchestrator) execute(ctx context.Context, rs *runState, snap *snapshot
 		return execResult{err: err}
 	}
 	hookEnv := append(env, "CODEMACHINE_WORKTREE="+wt.Path())
-	if err := hooks.Run(ctx, "before", u.step.Hooks.Before, wt.Path(), hookEnv); err != nil {
+	if err := o.runHook(ctx, "before", u.step.Hooks.Before, wt.Path(), hookEnv); err != nil {
 		return o.fail(ctx, rs, snap, u, wt, engineName, attemptOutcome{failure: err.Error()}, start)
 	}
 
@@ -436,7 +435,7 @@ func (o *Orchestrator) fail(ctx context.Context, rs *runState, snap *snapshot, u
 	// on_failure runs in the worktree before the worktree goes back to the
 	// pool: what the hook leaves there must not reach the next step.
 	hookEnv := append(o.unitEnv(rs, u, wt.Path()), "CODEMACHINE_WORKTREE="+wt.Path(), "CODEMACHINE_COMMIT="+commit)
-	hookErr := hooks.Run(ctx, "on_failure", u.step.Hooks.OnFailure, wt.Path(), hookEnv)
+	hookErr := o.runHook(ctx, "on_failure", u.step.Hooks.OnFailure, wt.Path(), hookEnv)
 	if commit == "" || u.step.Hooks.OnFailure != "" || wt.Finish(ctx, commit) != nil {
 		wt.Discard()
 	}
