@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/codemachine/codemachine/workflow"
 )
 
 // errTaskDeleted is the cause with which a running task is canceled when
@@ -200,6 +202,18 @@ func (o *Orchestrator) runLoop(ctx context.Context, rs *runState) error {
 	return nil
 }
 
+// checkBudget stops the run when its tokens or cost exceed the workflow's
+// budget (checked before each step, DESIGN 9).
+func (o *Orchestrator) checkBudget(b workflow.Budget, s Summary) error {
+	if b.Tokens > 0 && s.TokensIn+s.TokensOut > b.Tokens {
+		return &BudgetError{What: "tokens", Spent: FormatTokens(s.TokensIn + s.TokensOut), Limit: FormatTokens(b.Tokens)}
+	}
+	if b.USD > 0 && s.CostUSD > b.USD {
+		return &BudgetError{What: "cost", Spent: fmt.Sprintf("$%.2f", s.CostUSD), Limit: fmt.Sprintf("$%.2f", b.USD)}
+	}
+	return nil
+}
+
 // parallelism is how many tasks of u's step may run at once: --parallel,
 // else the step's parallel, else 1.
 func (o *Orchestrator) parallelism(rs *runState, u *unit) int {
@@ -252,20 +266,6 @@ func taskGone(snap *snapshot, u *unit) bool {
 	}
 	plan := snap.project.Plans[file]
 	return plan == nil || plan.Task(u.task.ID) == nil
-}
-
-// keepDeleted keeps the work of a task that finished but was deleted from
-// the plan before its turn to land: like a running task deleted, it does
-// not land, and its work goes to its failed ref.
-func (o *Orchestrator) keepDeleted(ctx context.Context, rs *runState, a *active, r execResult) error {
-	u := a.u
-	if err := r.cand.undoOverlays(r.wt.Path()); err != nil {
-		r.wt.Discard()
-		return err
-	}
-	out := r.out
-	out.failure = fmt.Sprintf("task %s was deleted from %s before it landed", u.task.ID, u.step.Foreach)
-	return o.fail(ctx, rs, a.snap, u, r.wt, r.engineName, out, r.start).err
 }
 
 // runningSignature identifies the set of units in progress, so that the

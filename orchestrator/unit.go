@@ -4,17 +4,54 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/codemachine/codemachine/agents"
 	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/workflow"
 )
+
+// unit is one thing to run: a step, or one task of a foreach step.
+type unit struct {
+	step     *workflow.Step
+	task     *workflow.Task
+	agent    *workflow.Agent
+	settings *stepSettings
+	reason   string
+	slot     int    // the worktree slot it runs in
+	home     string // a private HOME/config dir when tasks run in parallel
+}
+
+func (u *unit) key() string {
+	if u.task == nil {
+		return u.step.ID
+	}
+	return u.step.ID + "/" + u.task.ID
+}
+
+// fingerprint is the step's, or for a task the task's (see taskFingerprint).
+func (u *unit) fingerprint() string {
+	if u.task == nil {
+		return u.settings.fingerprint
+	}
+	return taskFingerprint(u.settings.fingerprint, u.task)
+}
+
+func taskID(t *workflow.Task) string {
+	if t == nil {
+		return ""
+	}
+	return t.ID
+}
+
+func taskTitle(t *workflow.Task) string {
+	if t == nil {
+		return ""
+	}
+	return t.Title
+}
 
 // execResult is what a unit's execution hands back to the scheduler: a
 // verified candidate to land, or nothing (the unit failed and was reported
@@ -30,17 +67,6 @@ type execResult struct {
 	// interrupted: the run's context was canceled while the unit ran.
 	interrupted bool
 	err         error
-}
-
-// attemptOutcome is the outcome of running the engine (and check) until the
-// step succeeds or gives up.
-type attemptOutcome struct {
-	result   agents.Result
-	attempts int
-	failure  string // "" on success
-	canceled bool
-	session  string // the engine session the next attempt may resume ("" = start over)
-	missing  error  // the engine's CLI is not installed: a setup problem, not the step's failure
 }
 
 // execute runs one step or task in its worktree slot up to a verified
@@ -187,10 +213,6 @@ func (o *Orchestrator) unitEnv(rs *runState, u *unit, dir string) []string {
 	return agents.Environ(o.cfg.Environ, extra)
 }
 
-// checkTailLines is how much of a failed check's output its failure
-// message keeps.
-const checkTailLines = 20
-
 // logPath is the unit's event log, .git/codemachine/logs/<run>/<key>.jsonl.
 func (o *Orchestrator) logPath(rs *runState, u *unit) string {
 	name := u.step.ID
@@ -211,261 +233,4 @@ func (o *Orchestrator) openLog(rs *runState, u *unit) (*os.File, error) {
 		return nil, fmt.Errorf("create log: %w", err)
 	}
 	return f, nil
-}
-
-// attempt runs the engine, retrying transient failures with back-off, and
-// the check, re-running the agent with the check's output while attempts
-// remain.
-func (o *Orchestrator) attempt(ctx context.Context, rs *runState, snap *snapshot, u *unit, dir, engineName string, env []string, log *os.File, resume string) attemptOutcome {
-	wf := snap.project.Workflow
-	eng, err := o.cfg.NewEngine(engineName)
-	if err != nil {
-		return attemptOutcome{failure: err.Error()}
-	}
-	timeout := u.step.Timeout
-	if timeout == 0 {
-		timeout = wf.Defaults.Timeout
-	}
-	attempts := u.step.Attempts
-	if attempts < 1 || u.step.Check == "" {
-		attempts = 1
-	}
-	var out attemptOutcome
-	checkOutput := ""
-	for attempt := 1; attempt <= attempts; attempt++ {
-		out.attempts = attempt
-		// A failed check of an earlier attempt must not fail this one.
-		out.failure = ""
-		req := agents.Request{
-			Run: rs.id, Step: u.step.ID, Task: taskID(u.task),
-			Model: u.settings.model, Effort: u.settings.effort,
-			Dir: dir, Env: env, Timeout: timeout, Log: log, Home: u.home,
-			OnStart: func(pid int) { o.agentStarted(rs, u.key(), pid) },
-		}
-		if u.step.Run != "" {
-			req.Command = u.step.Run
-		} else {
-			prompt, err := o.renderPrompt(snap, u, dir, attempt, checkOutput)
-			if err != nil {
-				out.failure = err.Error()
-				return out
-			}
-			req.Prompt = prompt
-			if attempt == 1 && resume != "" {
-				req.Resume, req.Continue = resume, continuePrompt(u, dir)
-			}
-		}
-		res, err := o.runEngine(ctx, eng, req, wf.Defaults.Retries, u)
-		out.result = addUsage(out.result, res)
-		rs.addUsage(res.TokensIn, res.TokensOut, res.CostUSD)
-		if err != nil {
-			out.session = resumableSession(err, out.result)
-			var re *agents.RunError
-			if errors.As(err, &re) && re.Canceled || ctx.Err() != nil {
-				out.canceled = true
-				out.failure = "interrupted"
-				return out
-			}
-			out.failure = err.Error()
-			if errors.Is(err, agents.ErrNoAgentCLI) {
-				out.missing = err
-			}
-			return out
-		}
-		if u.step.Check == "" {
-			return out
-		}
-		checkRes, err := o.runCheck(ctx, rs, u, dir, env, timeout, log)
-		if err == nil {
-			return out
-		}
-		if ctx.Err() != nil {
-			out.canceled = true
-			out.failure = "interrupted"
-			return out
-		}
-		checkOutput = tail(checkRes.Output, 60)
-		// The first line is the verdict; the lines after it are the end of
-		// the check's output, which says why (shown by run, kept in the
-		// failed commit's message).
-		out.failure = fmt.Sprintf("check failed after %d attempt(s): %s", attempt, err.Error())
-		if t := strings.TrimSpace(tail(checkRes.Output, checkTailLines)); t != "" {
-			out.failure += "\n" + t
-		}
-		if attempt < attempts {
-			o.emit(Event{Kind: StepRetrying, Step: u.step.ID, Task: taskID(u.task), Attempt: attempt + 1,
-				Message: "check failed: " + lastLine(checkRes.Output)})
-		}
-	}
-	return out
-}
-
-// runEngine runs the engine once, retrying transient failures up to retries
-// times with exponential back-off and jitter, honouring a reported
-// retry-after.
-func (o *Orchestrator) runEngine(ctx context.Context, eng agents.Engine, req agents.Request, retries int, u *unit) (agents.Result, error) {
-	var total agents.Result
-	for try := 0; ; try++ {
-		res, err := eng.Run(ctx, req)
-		total = addUsage(total, res)
-		if err == nil {
-			return total, nil
-		}
-		var re *agents.RunError
-		if !errors.As(err, &re) || re.Class != agents.Transient || try >= retries || ctx.Err() != nil {
-			return total, err
-		}
-		delay := o.cfg.RetryBase << try
-		delay += time.Duration(rand.Int64N(int64(delay)/2 + 1))
-		if re.RetryAfter > delay {
-			delay = re.RetryAfter
-		}
-		o.emit(Event{Kind: StepRetrying, Step: u.step.ID, Task: taskID(u.task), Attempt: try + 2,
-			Message: fmt.Sprintf("%s; retrying in %s", re.Msg, FormatDuration(delay))})
-		select {
-		case <-ctx.Done():
-			return total, err
-		case <-time.After(delay):
-		}
-		if re.Result.SessionID != "" {
-			req.Resume, req.Continue = re.Result.SessionID, continuePrompt(u, req.Dir)
-		}
-	}
-}
-
-// addUsage accumulates usage over attempts; the latest text, session and
-// model win.
-func addUsage(acc, r agents.Result) agents.Result {
-	acc.TokensIn += r.TokensIn
-	acc.TokensOut += r.TokensOut
-	acc.CostUSD += r.CostUSD
-	acc.CostKnown = acc.CostKnown || r.CostKnown
-	acc.Duration += r.Duration
-	if r.Text != "" {
-		acc.Text = r.Text
-	}
-	if r.SessionID != "" {
-		acc.SessionID = r.SessionID
-	}
-	if r.Model != "" {
-		acc.Model = r.Model
-	}
-	acc.Output = r.Output
-	acc.ExitCode = r.ExitCode
-	return acc
-}
-
-// runCheck runs the step's check command in the worktree.
-func (o *Orchestrator) runCheck(ctx context.Context, rs *runState, u *unit, dir string, env []string, timeout time.Duration, log *os.File) (agents.Result, error) {
-	sh, err := o.cfg.NewEngine("shell")
-	if err != nil {
-		return agents.Result{}, err
-	}
-	return sh.Run(ctx, agents.Request{Step: u.step.ID, Task: taskID(u.task), Command: u.step.Check,
-		Dir: dir, Env: env, Timeout: timeout, Log: log,
-		OnStart: func(pid int) { o.agentStarted(rs, u.key(), pid) }})
-}
-
-// renderPrompt renders the agent's template against the worktree, then the
-// step's extra prompt and the fixed footer.
-func (o *Orchestrator) renderPrompt(snap *snapshot, u *unit, repoDir string, attempt int, checkOutput string) (string, error) {
-	fsys := os.DirFS(repoDir)
-	feedback, _ := readFileFS(fsys, feedbackPath(u.key()))
-	data := workflow.PromptData{
-		Step:        workflow.StepInfo{ID: u.step.ID, Inputs: u.step.Inputs, Outputs: u.step.Outputs},
-		Feedback:    feedback,
-		CheckOutput: checkOutput,
-		Attempt:     attempt,
-		Repo:        repoDir,
-	}
-	if u.task != nil {
-		data.Task = &workflow.TaskInfo{ID: u.task.ID, Title: u.task.Title, Body: u.task.Body}
-	}
-	body, err := u.agent.Render(fsys, data)
-	if err != nil {
-		return "", err
-	}
-	var b strings.Builder
-	b.WriteString(strings.TrimRight(body, "\n"))
-	b.WriteString("\n")
-	if u.step.Prompt != "" {
-		b.WriteString("\n")
-		b.WriteString(strings.TrimRight(u.step.Prompt, "\n"))
-		b.WriteString("\n")
-	}
-	b.WriteString("\n")
-	b.WriteString(workflow.Footer(repoDir, u.step.Outputs))
-	return b.String(), nil
-}
-
-// failWithoutWork reports a unit that failed before it had a worktree.
-func (o *Orchestrator) failWithoutWork(rs *runState, u *unit, msg string) {
-	e := Event{Kind: StepFailed, Step: u.step.ID, Task: taskID(u.task), Message: msg}
-	rs.recordFailure(e)
-	o.emit(e)
-	_ = o.updateFailures(func(m map[string]Failure) {
-		m[u.key()] = Failure{Fingerprint: u.fingerprint(), Error: msg, Run: rs.id, At: o.cfg.Now().UTC()}
-	})
-}
-
-// fail keeps the unit's partial work on refs/codemachine/failed/<key>,
-// remembers the failure and runs the on_failure hook. Nothing lands.
-func (o *Orchestrator) fail(ctx context.Context, rs *runState, snap *snapshot, u *unit, wt *gitstate.Worktree, engineName string, out attemptOutcome, start time.Time) execResult {
-	key := u.key()
-	ref := "refs/codemachine/failed/" + key
-	var commit string
-	tree, err := wt.Stage(ctx)
-	if err == nil {
-		msg := gitstate.Message{
-			Subject:  fmt.Sprintf("codemachine(%s): failed: %s", key, truncate(firstLine(out.failure), 60)),
-			Body:     strings.TrimSpace(out.failure + "\n\n" + tail(out.result.Output, 40)),
-			Trailers: o.trailers(rs, u, engineName, out, start),
-		}
-		commit, err = o.repo.CommitTree(ctx, gitstate.CommitSpec{Tree: tree, Parents: []string{snap.commit},
-			Message: msg.String(), Author: o.author(engineName, u.settings.model)})
-		if err == nil {
-			old, _ := o.repo.ResolveRev(ref)
-			err = o.repo.UpdateRef(ctx, ref, commit, old, "codemachine: "+key+" failed")
-		}
-	}
-	if err != nil {
-		ref, commit = "", ""
-		out.failure += " (its partial work could not be saved: " + err.Error() + ")"
-	}
-	// on_failure runs in the worktree before the worktree goes back to the
-	// pool: what the hook leaves there must not reach the next step.
-	hookEnv := append(o.unitEnv(rs, u, wt.Path()), "CODEMACHINE_WORKTREE="+wt.Path(), "CODEMACHINE_COMMIT="+commit)
-	hookErr := o.runHook(ctx, "on_failure", u.step.Hooks.OnFailure, wt.Path(), hookEnv)
-	if commit == "" || u.step.Hooks.OnFailure != "" || wt.Finish(ctx, commit) != nil {
-		wt.Discard()
-	}
-	e := Event{Kind: StepFailed, Step: u.step.ID, Task: taskID(u.task), Engine: engineName, Model: u.settings.model,
-		Duration: o.cfg.Now().Sub(start), Message: out.failure, Ref: ref, Commit: commit, Attempt: out.attempts,
-		Log:    o.repo.RelPath(o.logPath(rs, u)),
-		Tokens: out.result.TokensIn + out.result.TokensOut, CostUSD: out.result.CostUSD, CostOK: out.result.CostKnown}
-	rs.recordFailure(e)
-	o.emit(e)
-	if hookErr != nil {
-		o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: hookErr.Error()})
-	}
-	if err := o.updateFailures(func(m map[string]Failure) {
-		f := Failure{Fingerprint: u.fingerprint(), Error: out.failure, Ref: ref, Commit: commit,
-			Run: rs.id, At: o.cfg.Now().UTC()}
-		if out.session != "" && commit != "" {
-			f.Session, f.Engine = out.session, engineName
-		}
-		m[key] = f
-	}); err != nil {
-		return execResult{err: err}
-	}
-	return execResult{}
-}
-
-// readFileFS reads a file as a string; a missing file reads as "".
-func readFileFS(fsys fs.FS, name string) (string, error) {
-	data, err := fs.ReadFile(fsys, name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
-	}
-	return string(data), err
 }
