@@ -32,15 +32,11 @@ const checkTailLines = 20
 // attempt runs the engine, retrying transient failures with back-off, and
 // the check, re-running the agent with the check's output while attempts
 // remain.
-func (o *Orchestrator) attempt(ctx context.Context, rs *runState, snap *snapshot, u *unit, dir, engineName string, env []string, log *os.File, resume string) attemptOutcome {
-	wf := snap.project.Workflow
-	eng, err := o.cfg.NewEngine(engineName)
+func (j *job) attempt(ctx context.Context) attemptOutcome {
+	u := j.u
+	eng, err := j.o.cfg.NewEngine(j.engineName)
 	if err != nil {
 		return attemptOutcome{failure: err.Error()}
-	}
-	timeout := u.step.Timeout
-	if timeout == 0 {
-		timeout = wf.Defaults.Timeout
 	}
 	attempts := u.step.Attempts
 	if attempts < 1 || u.step.Check == "" {
@@ -52,46 +48,21 @@ func (o *Orchestrator) attempt(ctx context.Context, rs *runState, snap *snapshot
 		out.attempts = attempt
 		// A failed check of an earlier attempt must not fail this one.
 		out.failure = ""
-		req := agents.Request{
-			Run: rs.id, Step: u.step.ID, Task: taskID(u.task),
-			Model: u.settings.model, Effort: u.settings.effort,
-			Dir: dir, Env: env, Timeout: timeout, Log: log, Home: u.home,
-			OnStart: func(pid int) { o.agentStarted(rs, u.key(), pid) },
-		}
-		if u.step.Run != "" {
-			req.Command = u.step.Run
-		} else {
-			prompt, err := o.renderPrompt(snap, u, dir, attempt, checkOutput)
-			if err != nil {
-				out.failure = err.Error()
-				return out
-			}
-			req.Prompt = prompt
-			if attempt == 1 && resume != "" {
-				req.Resume, req.Continue = resume, continuePrompt(u, dir)
-			}
-		}
-		res, err := o.runEngine(ctx, eng, req, wf.Defaults.Retries, u)
-		out.result = addUsage(out.result, res)
-		rs.addUsage(res.TokensIn, res.TokensOut, res.CostUSD)
+		req, err := j.request(attempt, checkOutput)
 		if err != nil {
-			out.session = resumableSession(err, out.result)
-			var re *agents.RunError
-			if errors.As(err, &re) && re.Canceled || ctx.Err() != nil {
-				out.canceled = true
-				out.failure = "interrupted"
-				return out
-			}
 			out.failure = err.Error()
-			if errors.Is(err, agents.ErrNoAgentCLI) {
-				out.missing = err
-			}
 			return out
+		}
+		res, err := j.runEngine(ctx, eng, req)
+		out.result = addUsage(out.result, res)
+		j.rs.addUsage(res.TokensIn, res.TokensOut, res.CostUSD)
+		if err != nil {
+			return engineFailed(ctx, out, err)
 		}
 		if u.step.Check == "" {
 			return out
 		}
-		checkRes, err := o.runCheck(ctx, rs, u, dir, env, timeout, log)
+		checkRes, err := j.runCheck(ctx)
 		if err == nil {
 			return out
 		}
@@ -101,25 +72,83 @@ func (o *Orchestrator) attempt(ctx context.Context, rs *runState, snap *snapshot
 			return out
 		}
 		checkOutput = tail(checkRes.Output, 60)
-		// The first line is the verdict; the lines after it are the end of
-		// the check's output, which says why (shown by run, kept in the
-		// failed commit's message).
-		out.failure = fmt.Sprintf("check failed after %d attempt(s): %s", attempt, err.Error())
-		if t := strings.TrimSpace(tail(checkRes.Output, checkTailLines)); t != "" {
-			out.failure += "\n" + t
-		}
+		out.failure = checkFailure(attempt, err, checkRes.Output)
 		if attempt < attempts {
-			o.emit(Event{Kind: StepRetrying, Step: u.step.ID, Task: taskID(u.task), Attempt: attempt + 1,
+			j.o.emit(Event{Kind: StepRetrying, Step: u.step.ID, Task: taskID(u.task), Attempt: attempt + 1,
 				Message: "check failed: " + lastLine(checkRes.Output)})
 		}
 	}
 	return out
 }
 
-// runEngine runs the engine once, retrying transient failures up to retries
-// times with exponential back-off and jitter, honouring a reported
-// retry-after.
-func (o *Orchestrator) runEngine(ctx context.Context, eng agents.Engine, req agents.Request, retries int, u *unit) (agents.Result, error) {
+// timeout bounds one engine run, and one check, of the unit.
+func (j *job) timeout() time.Duration {
+	if t := j.u.step.Timeout; t != 0 {
+		return t
+	}
+	return j.snap.project.Workflow.Defaults.Timeout
+}
+
+// request is what the engine is asked in the given attempt: the step's
+// command, or the rendered prompt (with the failed check's output after
+// the first attempt), resuming an interrupted session in the first.
+func (j *job) request(attempt int, checkOutput string) (agents.Request, error) {
+	u, dir := j.u, j.wt.Path()
+	req := agents.Request{
+		Run: j.rs.id, Step: u.step.ID, Task: taskID(u.task),
+		Model: u.settings.model, Effort: u.settings.effort,
+		Dir: dir, Env: j.env, Timeout: j.timeout(), Log: j.log, Home: u.home,
+		OnStart: j.agentStarted,
+	}
+	if u.step.Run != "" {
+		req.Command = u.step.Run
+		return req, nil
+	}
+	prompt, err := j.o.renderPrompt(j.snap, u, dir, attempt, checkOutput)
+	if err != nil {
+		return req, err
+	}
+	req.Prompt = prompt
+	if attempt == 1 && j.resume != "" {
+		req.Resume, req.Continue = j.resume, continuePrompt(u, dir)
+	}
+	return req, nil
+}
+
+// engineFailed is the outcome of an engine run that failed for good: it
+// was stopped, its CLI is missing, or it failed (with the session a later
+// attempt may resume).
+func engineFailed(ctx context.Context, out attemptOutcome, err error) attemptOutcome {
+	out.session = resumableSession(err, out.result)
+	var re *agents.RunError
+	if errors.As(err, &re) && re.Canceled || ctx.Err() != nil {
+		out.canceled = true
+		out.failure = "interrupted"
+		return out
+	}
+	out.failure = err.Error()
+	if errors.Is(err, agents.ErrNoAgentCLI) {
+		out.missing = err
+	}
+	return out
+}
+
+// checkFailure is the failure of a check: the first line is the verdict;
+// the lines after it are the end of the check's output, which says why
+// (shown by run, kept in the failed commit's message).
+func checkFailure(attempt int, err error, output string) string {
+	msg := fmt.Sprintf("check failed after %d attempt(s): %s", attempt, err.Error())
+	if t := strings.TrimSpace(tail(output, checkTailLines)); t != "" {
+		msg += "\n" + t
+	}
+	return msg
+}
+
+// runEngine runs the engine once, retrying transient failures up to the
+// workflow's retries with exponential back-off and jitter, honouring a
+// reported retry-after.
+func (j *job) runEngine(ctx context.Context, eng agents.Engine, req agents.Request) (agents.Result, error) {
+	u, retries := j.u, j.snap.project.Workflow.Defaults.Retries
 	var total agents.Result
 	for try := 0; ; try++ {
 		res, err := eng.Run(ctx, req)
@@ -131,12 +160,12 @@ func (o *Orchestrator) runEngine(ctx context.Context, eng agents.Engine, req age
 		if !errors.As(err, &re) || re.Class != agents.Transient || try >= retries || ctx.Err() != nil {
 			return total, err
 		}
-		delay := o.cfg.RetryBase << try
+		delay := j.o.cfg.RetryBase << try
 		delay += time.Duration(rand.Int64N(int64(delay)/2 + 1))
 		if re.RetryAfter > delay {
 			delay = re.RetryAfter
 		}
-		o.emit(Event{Kind: StepRetrying, Step: u.step.ID, Task: taskID(u.task), Attempt: try + 2,
+		j.o.emit(Event{Kind: StepRetrying, Step: u.step.ID, Task: taskID(u.task), Attempt: try + 2,
 			Message: fmt.Sprintf("%s; retrying in %s", re.Msg, FormatDuration(delay))})
 		select {
 		case <-ctx.Done():
@@ -172,14 +201,14 @@ func addUsage(acc, r agents.Result) agents.Result {
 }
 
 // runCheck runs the step's check command in the worktree.
-func (o *Orchestrator) runCheck(ctx context.Context, rs *runState, u *unit, dir string, env []string, timeout time.Duration, log *os.File) (agents.Result, error) {
-	sh, err := o.cfg.NewEngine("shell")
+func (j *job) runCheck(ctx context.Context) (agents.Result, error) {
+	sh, err := j.o.cfg.NewEngine("shell")
 	if err != nil {
 		return agents.Result{}, err
 	}
+	u := j.u
 	return sh.Run(ctx, agents.Request{Step: u.step.ID, Task: taskID(u.task), Command: u.step.Check,
-		Dir: dir, Env: env, Timeout: timeout, Log: log,
-		OnStart: func(pid int) { o.agentStarted(rs, u.key(), pid) }})
+		Dir: j.wt.Path(), Env: j.env, Timeout: j.timeout(), Log: j.log, OnStart: j.agentStarted})
 }
 
 // renderPrompt renders the agent's template against the worktree, then the

@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/codemachine/codemachine/agents"
@@ -35,4 +36,29 @@ func (o *Orchestrator) runHook(ctx context.Context, name, command, dir string, e
 		return fmt.Errorf("%s hook failed: %w", name, err)
 	}
 	return nil
+}
+
+// beforeHook runs the step's before hook in the unit's worktree, with the
+// environment its engine gets.
+func (j *job) beforeHook(ctx context.Context) error {
+	dir := j.wt.Path()
+	return j.o.runHook(ctx, "before", j.u.step.Hooks.Before, dir,
+		append(slices.Clip(j.env), "CODEMACHINE_WORKTREE="+dir))
+}
+
+// afterHook runs the step's after hook in the repository once the unit
+// landed as commit.
+func (j *job) afterHook(ctx context.Context, commit string) error {
+	root := j.o.repo.Root()
+	return j.o.runHook(ctx, "after", j.u.step.Hooks.After, root,
+		append(j.environ(root), "CODEMACHINE_WORKTREE="+j.wt.Path(), "CODEMACHINE_COMMIT="+commit))
+}
+
+// onFailureHook runs the step's on_failure hook in the failed unit's
+// worktree; commit holds its partial work ("" when that could not be
+// saved).
+func (j *job) onFailureHook(ctx context.Context, commit string) error {
+	dir := j.wt.Path()
+	return j.o.runHook(ctx, "on_failure", j.u.step.Hooks.OnFailure, dir,
+		append(j.environ(dir), "CODEMACHINE_WORKTREE="+dir, "CODEMACHINE_COMMIT="+commit))
 }

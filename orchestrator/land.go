@@ -9,41 +9,21 @@ import (
 	"github.com/codemachine/codemachine/workflow"
 )
 
-// land lands a unit's verified candidate commit on the branch; the
-// scheduler calls it, one unit at a time. It returns an error only when
-// codemachine itself failed; a conflict is reported and kept on a branch.
-func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u *unit, r execResult) error {
-	wt, engineName, out, c := r.wt, r.engineName, r.out, r.cand
-	model, duration, dir := c.model, c.duration, wt.Path()
-	msg, commit := c.msg, c.commit
-	key := u.key()
-	if u.step.Review {
-		rs.landing.Lock()
-		branch, err := o.keepForReview(ctx, key, commit)
-		if err == nil {
-			rs.noteRef("refs/heads/"+branch, commit)
-		}
-		rs.landing.Unlock()
-		if err != nil {
-			wt.Discard()
-			return err
-		}
-		if err := wt.Finish(ctx, commit); err != nil {
-			wt.Discard()
-		}
-		e := Event{Kind: StepReview, Step: u.step.ID, Task: taskID(u.task), Title: msg.Subject, Engine: engineName,
-			Model: model, Duration: duration, Tokens: out.result.TokensIn + out.result.TokensOut,
-			CostUSD: out.result.CostUSD, CostOK: out.result.CostKnown, Commit: commit, Ref: branch}
-		rs.recordReview(e)
-		o.emit(e)
-		return o.forget(key)
+// land lands a unit's verified candidate commit on the branch, or puts it
+// up for review; the scheduler calls it, one unit at a time. It returns an
+// error only when codemachine itself failed; a conflict is reported and
+// kept on a branch.
+func (j *job) land(ctx context.Context) error {
+	if j.u.step.Review {
+		return j.submitForReview(ctx)
 	}
+	o, rs, u, c, out := j.o, j.rs, j.u, j.cand, j.out
 	rs.landing.Lock()
-	res, err := o.repo.Land(ctx, rs.branch, snap.commit, commit, gitstate.LandOptions{
-		ConflictBranch: "codemachine/conflict/" + key,
+	res, err := o.repo.Land(ctx, rs.branch, j.snap.commit, c.commit, gitstate.LandOptions{
+		ConflictBranch: "codemachine/conflict/" + u.key(),
 		Overlay:        func(tip, merged string) (string, error) { return o.overlay(ctx, u, c, tip, merged) },
 		OverlayPaths:   c.overlayPaths(u),
-		Worktree:       wt,
+		Worktree:       j.wt,
 	})
 	var conflict *gitstate.ConflictError
 	if errors.As(err, &conflict) {
@@ -52,51 +32,79 @@ func (o *Orchestrator) land(ctx context.Context, rs *runState, snap *snapshot, u
 		}
 	}
 	rs.landing.Unlock()
-	if err := wt.Finish(ctx, commit); err != nil {
-		wt.Discard()
+	if err := j.wt.Finish(ctx, c.commit); err != nil {
+		j.wt.Discard()
 	}
 	if err != nil {
 		if conflict == nil {
-			return fmt.Errorf("land %s: %w", key, err)
+			return fmt.Errorf("land %s: %w", u.key(), err)
 		}
-		e := Event{Kind: StepConflict, Step: u.step.ID, Task: taskID(u.task), Engine: engineName, Model: model,
-			Duration: duration, Ref: conflict.Branch, Commit: commit, Message: err.Error()}
-		rs.recordFailure(e)
-		o.emit(e)
-		_ = o.updateFailures(func(m map[string]Failure) {
-			m[key] = Failure{Fingerprint: u.fingerprint(), Error: err.Error(), Ref: "refs/heads/" + conflict.Branch,
-				Commit: commit, Conflict: true, Run: rs.id, At: o.cfg.Now().UTC()}
-		})
+		j.conflicted(conflict, err)
 		return nil
 	}
-	e := Event{Kind: StepLanded, Step: u.step.ID, Task: taskID(u.task), Title: msg.Subject, Engine: engineName,
-		Model: model, Duration: duration, Tokens: out.result.TokensIn + out.result.TokensOut,
+	e := Event{Kind: StepLanded, Step: u.step.ID, Task: taskID(u.task), Title: c.msg.Subject, Engine: j.engineName,
+		Model: c.model, Duration: c.duration, Tokens: out.result.TokensIn + out.result.TokensOut,
 		CostUSD: out.result.CostUSD, CostOK: out.result.CostKnown, Commit: res.Commit, Rebased: res.Rebased,
 		Attempt: out.attempts}
 	rs.recordLanded(e)
 	o.emit(e)
-	if err := o.forget(key); err != nil {
+	if err := o.forget(u.key()); err != nil {
 		return err
 	}
-	hookEnv := append(o.unitEnv(rs, u, o.repo.Root()), "CODEMACHINE_WORKTREE="+dir, "CODEMACHINE_COMMIT="+res.Commit)
-	if err := o.runHook(ctx, "after", u.step.Hooks.After, o.repo.Root(), hookEnv); err != nil {
+	if err := j.afterHook(ctx, res.Commit); err != nil {
 		o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: err.Error()})
 	}
 	return nil
 }
 
+// submitForReview puts the unit's commit on its review branch instead of
+// landing it (review: true).
+func (j *job) submitForReview(ctx context.Context) error {
+	o, rs, u, c, out := j.o, j.rs, j.u, j.cand, j.out
+	rs.landing.Lock()
+	branch, err := o.keepForReview(ctx, u.key(), c.commit)
+	if err == nil {
+		rs.noteRef("refs/heads/"+branch, c.commit)
+	}
+	rs.landing.Unlock()
+	if err != nil {
+		j.wt.Discard()
+		return err
+	}
+	if err := j.wt.Finish(ctx, c.commit); err != nil {
+		j.wt.Discard()
+	}
+	e := Event{Kind: StepReview, Step: u.step.ID, Task: taskID(u.task), Title: c.msg.Subject, Engine: j.engineName,
+		Model: c.model, Duration: c.duration, Tokens: out.result.TokensIn + out.result.TokensOut,
+		CostUSD: out.result.CostUSD, CostOK: out.result.CostKnown, Commit: c.commit, Ref: branch}
+	rs.recordReview(e)
+	o.emit(e)
+	return o.forget(u.key())
+}
+
+// conflicted reports a unit whose commit could not be rebased onto the
+// branch: it stays on its conflict branch, and counts as a failure.
+func (j *job) conflicted(conflict *gitstate.ConflictError, err error) {
+	o, u, c := j.o, j.u, j.cand
+	e := Event{Kind: StepConflict, Step: u.step.ID, Task: taskID(u.task), Engine: j.engineName, Model: c.model,
+		Duration: c.duration, Ref: conflict.Branch, Commit: c.commit, Message: err.Error()}
+	j.rs.recordFailure(e)
+	o.emit(e)
+	_ = o.updateFailures(func(m map[string]Failure) {
+		m[u.key()] = Failure{Fingerprint: u.fingerprint(), Error: err.Error(), Ref: "refs/heads/" + conflict.Branch,
+			Commit: c.commit, Conflict: true, Run: j.rs.id, At: o.cfg.Now().UTC()}
+	})
+}
+
 // keepDeleted keeps the work of a task that finished but was deleted from
 // the plan before its turn to land: like a running task deleted, it does
 // not land, and its work goes to its failed ref.
-func (o *Orchestrator) keepDeleted(ctx context.Context, rs *runState, a *active, r execResult) error {
-	u := a.u
-	if err := r.cand.undoOverlays(r.wt.Path()); err != nil {
-		r.wt.Discard()
+func (j *job) keepDeleted(ctx context.Context) error {
+	if err := j.cand.undoOverlays(j.wt.Path()); err != nil {
+		j.wt.Discard()
 		return err
 	}
-	out := r.out
-	out.failure = fmt.Sprintf("task %s was deleted from %s before it landed", u.task.ID, u.step.Foreach)
-	return o.fail(ctx, rs, a.snap, u, r.wt, r.engineName, out, r.start).err
+	return j.fail(ctx, fmt.Sprintf("task %s was deleted from %s before it landed", j.u.task.ID, j.u.step.Foreach)).err
 }
 
 // overlay re-applies the unit's state record and ticked box on top of a

@@ -10,8 +10,9 @@ import (
 )
 
 // message is the step commit's message (DESIGN 8).
-func (o *Orchestrator) message(rs *runState, u *unit, engineName, model string, out attemptOutcome, start time.Time) gitstate.Message {
-	text := strings.TrimSpace(out.result.Text)
+func (j *job) message() gitstate.Message {
+	u := j.u
+	text := strings.TrimSpace(j.out.result.Text)
 	var subject, body string
 	switch {
 	case u.task != nil:
@@ -33,20 +34,13 @@ func (o *Orchestrator) message(rs *runState, u *unit, engineName, model string, 
 	return gitstate.Message{
 		Subject:  fmt.Sprintf("codemachine(%s): %s", u.key(), truncate(subject, 72)),
 		Body:     body,
-		Trailers: o.trailersWithModel(rs, u, engineName, model, out, start),
+		Trailers: j.trailers(),
 	}
 }
 
 // trailers are the provenance trailers of a step commit or failed ref.
-func (o *Orchestrator) trailers(rs *runState, u *unit, engineName string, out attemptOutcome, start time.Time) []gitstate.Trailer {
-	model := u.settings.model
-	if out.result.Model != "" {
-		model = out.result.Model
-	}
-	return o.trailersWithModel(rs, u, engineName, model, out, start)
-}
-
-func (o *Orchestrator) trailersWithModel(rs *runState, u *unit, engineName, model string, out attemptOutcome, start time.Time) []gitstate.Trailer {
+func (j *job) trailers() []gitstate.Trailer {
+	u, out := j.u, j.out
 	t := []gitstate.Trailer{{Key: gitstate.TrailerStep, Value: u.step.ID}}
 	add := func(key, value string) {
 		if value != "" {
@@ -56,8 +50,8 @@ func (o *Orchestrator) trailersWithModel(rs *runState, u *unit, engineName, mode
 	if u.task != nil {
 		add(gitstate.TrailerTask, u.task.ID)
 	}
-	add(gitstate.TrailerEngine, engineName)
-	add(gitstate.TrailerModel, model)
+	add(gitstate.TrailerEngine, j.engineName)
+	add(gitstate.TrailerModel, j.model())
 	add(gitstate.TrailerSession, out.result.SessionID)
 	if u.step.Run == "" {
 		add(gitstate.TrailerTokensIn, strconv.FormatInt(out.result.TokensIn, 10))
@@ -66,10 +60,10 @@ func (o *Orchestrator) trailersWithModel(rs *runState, u *unit, engineName, mode
 	if out.result.CostKnown {
 		add(gitstate.TrailerCostUSD, strconv.FormatFloat(out.result.CostUSD, 'f', 4, 64))
 	}
-	add(gitstate.TrailerDuration, o.cfg.Now().Sub(start).Round(time.Millisecond).String())
+	add(gitstate.TrailerDuration, j.o.cfg.Now().Sub(j.start).Round(time.Millisecond).String())
 	add(gitstate.TrailerAttempts, strconv.Itoa(max(out.attempts, 1)))
 	add(gitstate.TrailerFingerprint, u.fingerprint())
-	add(gitstate.TrailerRun, rs.id)
+	add(gitstate.TrailerRun, j.rs.id)
 	return t
 }
 

@@ -164,7 +164,7 @@ func (o *Orchestrator) markRunning(rs *runState, order []*active) {
 	units := map[string]string{}
 	now := o.cfg.Now().UTC().Format(time.RFC3339)
 	for _, a := range order {
-		units[a.u.key()] = now
+		units[a.job.u.key()] = now
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()

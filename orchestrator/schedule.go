@@ -26,8 +26,7 @@ const watchInterval = 250 * time.Millisecond
 // active is a unit the scheduler started: running, or finished and waiting
 // for its turn to land.
 type active struct {
-	u      *unit
-	snap   *snapshot // the tip it started from: its base
+	job    *job
 	cancel context.CancelCauseFunc
 	done   bool
 }
@@ -92,18 +91,16 @@ func (o *Orchestrator) runLoop(ctx context.Context, rs *runState) error {
 
 		// Land finished units in start order.
 		if len(order) > 0 {
-			if r, ok := ready[order[0]]; ok {
+			if _, ok := ready[order[0]]; ok {
 				a := order[0]
 				order = order[1:]
 				delete(ready, a)
-				free = append(free, a.u.slot)
+				free = append(free, a.job.u.slot)
 				var err error
-				switch {
-				case r.cand == nil:
-				case taskGone(snap, a.u):
-					err = o.keepDeleted(context.WithoutCancel(ctx), rs, a, r)
-				default:
-					err = o.land(context.WithoutCancel(ctx), rs, a.snap, a.u, r)
+				if taskGone(snap, a.job.u) {
+					err = a.job.keepDeleted(context.WithoutCancel(ctx))
+				} else {
+					err = a.job.land(context.WithoutCancel(ctx))
 				}
 				if err != nil && fatal == nil {
 					fatal = err
@@ -136,10 +133,10 @@ func (o *Orchestrator) runLoop(ctx context.Context, rs *runState) error {
 			}
 			rs.attempted[u.key()] = true
 			uctx, cancel := context.WithCancelCause(ctx)
-			a := &active{u: u, snap: snap, cancel: cancel}
+			a := &active{job: &job{o: o, rs: rs, snap: snap, u: u}, cancel: cancel}
 			order = append(order, a)
 			go func() {
-				r := o.execute(uctx, rs, a.snap, a.u)
+				r := a.job.execute(uctx)
 				r.a = a
 				results <- r
 			}()
@@ -162,12 +159,12 @@ func (o *Orchestrator) runLoop(ctx context.Context, rs *runState) error {
 			if r.interrupted {
 				interrupted = true
 			}
-			if r.cand == nil {
+			if r.a.job.cand == nil {
 				// Failed (and reported): nothing to land, so it need not
 				// wait for its turn, and its slot is free for the next
 				// task now rather than once the units before it land.
 				order = slices.DeleteFunc(order, func(x *active) bool { return x == r.a })
-				free = append(free, r.a.u.slot)
+				free = append(free, r.a.job.u.slot)
 				continue
 			}
 			ready[r.a] = r
@@ -237,7 +234,7 @@ func (o *Orchestrator) canStart(rs *runState, u *unit, order []*active) bool {
 		return false
 	}
 	for _, a := range order {
-		if a.u.task == nil || a.u.step.ID != u.step.ID {
+		if a.job.u.task == nil || a.job.u.step.ID != u.step.ID {
 			return false
 		}
 	}
@@ -248,7 +245,7 @@ func (o *Orchestrator) canStart(rs *runState, u *unit, order []*active) bool {
 // tip (finished ones are kept instead of landing, see keepDeleted).
 func (o *Orchestrator) cancelDeleted(snap *snapshot, order []*active) {
 	for _, a := range order {
-		if !a.done && taskGone(snap, a.u) {
+		if !a.done && taskGone(snap, a.job.u) {
 			a.cancel(errTaskDeleted)
 		}
 	}
@@ -273,7 +270,7 @@ func taskGone(snap *snapshot, u *unit) bool {
 func runningSignature(order []*active) string {
 	var keys []string
 	for _, a := range order {
-		keys = append(keys, a.u.key())
+		keys = append(keys, a.job.u.key())
 	}
 	sort.Strings(keys)
 	return strings.Join(keys, ",")

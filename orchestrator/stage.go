@@ -41,88 +41,104 @@ type candidate struct {
 	msg    gitstate.Message
 }
 
-// stageUnit turns the worktree's state after the agent into a candidate
-// tree. On the hot path the overlays (state.yaml, the ticked box) are
-// written before the one full `git add -A`, so a step costs one scan of
-// the worktree; with --record the agent's change must be known first, so
-// it is staged, recorded, then the overlays are staged on top.
-func (o *Orchestrator) stageUnit(ctx context.Context, rs *runState, snap *snapshot, u *unit, wt *gitstate.Worktree, engineName string, out attemptOutcome, start time.Time) (*candidate, error) {
-	c := &candidate{duration: o.cfg.Now().Sub(start), model: u.settings.model, replaced: map[string][]byte{}}
-	if out.result.Model != "" {
-		c.model = out.result.Model
-	}
+// stage turns the worktree's state after the agent into a candidate tree.
+// On the hot path the overlays (state.yaml, the ticked box) are written
+// before the one full `git add -A`, so a step costs one scan of the
+// worktree; with --record the agent's change must be known first, so it
+// is staged, recorded, then the overlays are staged on top. A change that
+// may not land comes back with its problem; an error is codemachine's.
+func (j *job) stage(ctx context.Context) (*candidate, error) {
+	o, u, out := j.o, j.u, j.out
+	c := &candidate{duration: o.cfg.Now().Sub(j.start), model: j.model(), replaced: map[string][]byte{}}
 	c.rec = gitstate.RunRecord{
 		Fingerprint: u.settings.fingerprint, FinishedAt: o.cfg.Now().UTC().Truncate(time.Second),
-		Engine: engineName, Model: c.model, Attempts: out.attempts,
+		Engine: j.engineName, Model: c.model, Attempts: out.attempts,
 		TokensIn: out.result.TokensIn, TokensOut: out.result.TokensOut,
 		CostUSD: out.result.CostUSD, CostKnown: out.result.CostKnown, Duration: c.duration.Round(time.Millisecond),
 	}
-	dir := wt.Path()
-	record := rs.opts.Record && u.step.Run == ""
-	if !record {
-		baseState, err := o.repo.ReadFile(snap.commit, workflow.StateFile)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("read %s: %w", workflow.StateFile, err)
-		}
-		agentState, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(workflow.StateFile)))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("read %s: %w", workflow.StateFile, err)
-		}
-		if !bytes.Equal(baseState, agentState) {
-			c.problem = "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
-			return c, nil
-		}
-		if err := o.writeOverlays(snap, u, dir, c); err != nil {
-			return nil, err
-		}
-		tree, err := wt.Stage(ctx)
-		if err != nil {
-			c.problem = "stage the step's changes: " + err.Error()
-			return c, nil
-		}
-		c.tree = tree
-		changes, err := o.repo.DiffTrees(ctx, snap.commit, tree)
-		if err != nil {
-			return nil, err
-		}
-		for _, ch := range changes {
-			if ch.Path != workflow.StateFile {
-				c.changes = append(c.changes, ch)
-			}
-		}
-		return c, nil
+	stage := j.stageWithOverlays
+	if j.rs.opts.Record && u.step.Run == "" {
+		stage = j.stageRecorded
 	}
-	tree, err := wt.Stage(ctx)
-	if err != nil {
-		c.problem = "stage the step's changes: " + err.Error()
-		return c, nil
-	}
-	if c.changes, err = o.repo.DiffTrees(ctx, snap.commit, tree); err != nil {
+	if err := stage(ctx, c); err != nil {
 		return nil, err
-	}
-	for _, ch := range c.changes {
-		if ch.Path == workflow.StateFile {
-			c.problem = "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
-			return c, nil
-		}
-	}
-	p, err := o.writeRecording(u, dir, engineName, c.model, out, c.duration, c.changes)
-	if err != nil {
-		return nil, err
-	}
-	if err := o.writeOverlays(snap, u, dir, c); err != nil {
-		return nil, err
-	}
-	paths := append([]string{p}, sortedKeys(c.replaced)...)
-	if c.tree, err = wt.StagePaths(ctx, paths...); err != nil {
-		return nil, fmt.Errorf("stage state for %s: %w", u.key(), err)
 	}
 	return c, nil
 }
 
+// stageWithOverlays is stage on the hot path: it checks that the agent
+// left state.yaml alone, writes the overlays and stages everything at once.
+func (j *job) stageWithOverlays(ctx context.Context, c *candidate) error {
+	o, dir := j.o, j.wt.Path()
+	baseState, err := o.repo.ReadFile(j.snap.commit, workflow.StateFile)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", workflow.StateFile, err)
+	}
+	agentState, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(workflow.StateFile)))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", workflow.StateFile, err)
+	}
+	if !bytes.Equal(baseState, agentState) {
+		c.problem = "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
+		return nil
+	}
+	if err := j.writeOverlays(c); err != nil {
+		return err
+	}
+	tree, err := j.wt.Stage(ctx)
+	if err != nil {
+		c.problem = "stage the step's changes: " + err.Error()
+		return nil
+	}
+	c.tree = tree
+	changes, err := o.repo.DiffTrees(ctx, j.snap.commit, tree)
+	if err != nil {
+		return err
+	}
+	for _, ch := range changes {
+		if ch.Path != workflow.StateFile {
+			c.changes = append(c.changes, ch)
+		}
+	}
+	return nil
+}
+
+// stageRecorded is stage with --record: the agent's change is staged and
+// written as a recording, then the recording and the overlays are staged
+// on top.
+func (j *job) stageRecorded(ctx context.Context, c *candidate) error {
+	tree, err := j.wt.Stage(ctx)
+	if err != nil {
+		c.problem = "stage the step's changes: " + err.Error()
+		return nil
+	}
+	if c.changes, err = j.o.repo.DiffTrees(ctx, j.snap.commit, tree); err != nil {
+		return err
+	}
+	for _, ch := range c.changes {
+		if ch.Path == workflow.StateFile {
+			c.problem = "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
+			return nil
+		}
+	}
+	p, err := j.writeRecording(c)
+	if err != nil {
+		return err
+	}
+	if err := j.writeOverlays(c); err != nil {
+		return err
+	}
+	paths := append([]string{p}, sortedKeys(c.replaced)...)
+	if c.tree, err = j.wt.StagePaths(ctx, paths...); err != nil {
+		return fmt.Errorf("stage state for %s: %w", j.u.key(), err)
+	}
+	return nil
+}
+
 // writeOverlays writes the updated state.yaml and, for a task, its ticked
 // box into the worktree, remembering what they replaced.
-func (o *Orchestrator) writeOverlays(snap *snapshot, u *unit, dir string, c *candidate) error {
+func (j *job) writeOverlays(c *candidate) error {
+	o, snap, u, dir := j.o, j.snap, j.u, j.wt.Path()
 	write := func(rel string, data []byte) error {
 		p := filepath.Join(dir, filepath.FromSlash(rel))
 		old, err := os.ReadFile(p)
@@ -189,13 +205,14 @@ func (c *candidate) undoOverlays(dir string) error {
 
 // writeRecording stores what the agent did as a replay recording inside the
 // worktree, so that it lands with the step's commit.
-func (o *Orchestrator) writeRecording(u *unit, dir, engineName, model string, out attemptOutcome, d time.Duration, changes []gitstate.Change) (string, error) {
+func (j *job) writeRecording(cand *candidate) (string, error) {
+	u, dir, out := j.u, j.wt.Path(), j.out
 	rec := &agents.Recording{
-		Step: u.step.ID, Task: taskID(u.task), Engine: engineName, Model: model, Session: out.result.SessionID,
+		Step: u.step.ID, Task: taskID(u.task), Engine: j.engineName, Model: cand.model, Session: out.result.SessionID,
 		TokensIn: out.result.TokensIn, TokensOut: out.result.TokensOut, CostUSD: out.result.CostUSD,
-		CostKnown: out.result.CostKnown, Duration: d.Round(time.Millisecond), Text: out.result.Text,
+		CostKnown: out.result.CostKnown, Duration: cand.duration.Round(time.Millisecond), Text: out.result.Text,
 	}
-	for _, c := range changes {
+	for _, c := range cand.changes {
 		if strings.HasPrefix(c.Path, workflow.RecordingDir+"/") {
 			continue
 		}

@@ -53,126 +53,163 @@ func taskTitle(t *workflow.Task) string {
 	return t.Title
 }
 
-// execResult is what a unit's execution hands back to the scheduler: a
-// verified candidate to land, or nothing (the unit failed and was reported
-// and kept on its failed ref). err is reserved for failures of codemachine
-// itself (git broken, disk full), which stop the run.
-type execResult struct {
-	a          *active
-	wt         *gitstate.Worktree
-	cand       *candidate
-	out        attemptOutcome
+// job is one unit's execution in a run, from its start to its landing or
+// failure. Its phases are its methods: prepare (engine, worktree, log),
+// the before hook, attempt (engine and check), stage, verify, commit, and
+// then land (or keepDeleted) at the unit's turn, or fail at any point. The
+// scheduler makes a job when it starts a unit; the unit's goroutine fills
+// it in while it executes and hands it back (execResult) to be landed.
+type job struct {
+	o    *Orchestrator
+	rs   *runState
+	snap *snapshot // the tip the unit started from: its base
+	u    *unit
+	// start is when the unit started: its duration and trailers count
+	// from it.
+	start time.Time
+	// engineName is the engine that runs the unit (engineFor).
 	engineName string
-	start      time.Time
+	wt         *gitstate.Worktree // its pooled worktree, once prepared
+	env        []string           // its engine's, check's and before hook's environment
+	log        *os.File           // its event log, open while it executes
+	// resume is the engine session the first attempt resumes ("" =
+	// start afresh; see resumePoint).
+	resume string
+	// gitBefore is what the agent must leave alone in .git, taken before
+	// it ran.
+	gitBefore gitstate.GitSnapshot
+	out       attemptOutcome // the engine's and check's outcome
+	// cand is the verified change to land: set once the unit committed,
+	// nil when it failed (then reported and kept on its failed ref).
+	cand *candidate
+}
+
+// model is the model the unit ran with: the one its engine reported, else
+// the configured one.
+func (j *job) model() string {
+	if j.out.result.Model != "" {
+		return j.out.result.Model
+	}
+	return j.u.settings.model
+}
+
+// execResult is how a unit's execution ended, handed back to the
+// scheduler with the unit (a): its job holds a verified candidate to land,
+// or none (the unit failed and was reported and kept on its failed ref).
+// err is reserved for failures of codemachine itself (git broken, disk
+// full), which stop the run.
+type execResult struct {
+	a *active
 	// interrupted: the run's context was canceled while the unit ran.
 	interrupted bool
 	err         error
 }
 
 // execute runs one step or task in its worktree slot up to a verified
-// candidate commit, or keeps its partial work on the failed ref. ctx is the
-// unit's own context: canceled with errTaskDeleted when its task leaves the
-// plan, or with the run's when the run is interrupted.
-func (o *Orchestrator) execute(ctx context.Context, rs *runState, snap *snapshot, u *unit) execResult {
-	start := o.cfg.Now()
+// candidate commit (j.cand), or keeps its partial work on the failed ref.
+// ctx is the unit's own context: canceled with errTaskDeleted when its task
+// leaves the plan, or with the run's when the run is interrupted.
+func (j *job) execute(ctx context.Context) execResult {
+	if r, ok := j.prepare(ctx); !ok {
+		return r
+	}
+	defer j.log.Close()
+	if err := j.beforeHook(ctx); err != nil {
+		return j.fail(ctx, err.Error())
+	}
+	j.out = j.attempt(ctx)
+	switch {
+	case j.out.canceled:
+		return j.failCanceled(ctx)
+	case j.out.missing != nil:
+		return j.abort(&ConfigError{Err: j.out.missing})
+	case j.out.failure != "":
+		return j.fail(ctx, j.out.failure)
+	}
+	c, err := j.stage(ctx)
+	if err != nil {
+		return j.abort(err)
+	}
+	if c.problem == "" {
+		c.problem = j.verify(c)
+	}
+	if c.problem != "" {
+		if err := c.undoOverlays(j.wt.Path()); err != nil {
+			return j.abort(err)
+		}
+		return j.fail(ctx, c.problem)
+	}
+	if err := j.commit(ctx, c); err != nil {
+		return j.abort(err)
+	}
+	j.cand = c
+	return execResult{}
+}
+
+// prepare resolves the engine, announces the unit, and readies its
+// worktree (with the partial work of a session to resume), environment,
+// log and the snapshot of .git that verify compares with. When it returns
+// false the unit ends here, as r says.
+func (j *job) prepare(ctx context.Context) (r execResult, ok bool) {
+	o, u := j.o, j.u
+	j.start = o.cfg.Now()
 	engineName, err := o.engineFor(u)
 	if err != nil {
 		if errors.Is(err, agents.ErrNoAgentCLI) {
 			// The machine's setup, not the step: nothing is recorded
 			// against the step, so installing a CLI is all it takes.
-			return execResult{err: &ConfigError{Err: err}}
+			return execResult{err: &ConfigError{Err: err}}, false
 		}
-		o.failWithoutWork(rs, u, err.Error())
-		return execResult{}
+		j.failWithoutWork(err.Error())
+		return execResult{}, false
 	}
+	j.engineName = engineName
 	o.emit(Event{Kind: StepStarted, Step: u.step.ID, Task: taskID(u.task), Title: taskTitle(u.task),
 		Engine: engineName, Model: u.settings.model})
 
-	wt, err := o.repo.Worktree(ctx, u.slot, snap.commit)
+	wt, err := o.repo.Worktree(ctx, u.slot, j.snap.commit)
 	if err != nil {
 		if ctx.Err() != nil {
-			return execResult{interrupted: context.Cause(ctx) != errTaskDeleted}
+			return execResult{interrupted: context.Cause(ctx) != errTaskDeleted}, false
 		}
-		return execResult{err: fmt.Errorf("prepare worktree for %s: %w", u.key(), err)}
+		return execResult{err: fmt.Errorf("prepare worktree for %s: %w", u.key(), err)}, false
 	}
-	res := execResult{wt: wt, engineName: engineName, start: start}
-	resume, err := o.resumePoint(ctx, snap, u, wt, engineName)
-	if err != nil {
-		wt.Discard()
-		return execResult{err: err}
+	j.wt = wt
+	if j.resume, err = o.resumePoint(ctx, j.snap, u, wt, engineName); err != nil {
+		return j.abort(err), false
 	}
-	env := o.unitEnv(rs, u, wt.Path())
-	logFile, err := o.openLog(rs, u)
-	if err != nil {
-		wt.Discard()
-		return execResult{err: err}
+	j.env = j.environ(wt.Path())
+	if j.log, err = j.openLog(); err != nil {
+		return j.abort(err), false
 	}
-	defer logFile.Close()
+	if j.gitBefore, _, err = j.rs.snapshotGit(wt); err != nil {
+		j.log.Close()
+		return j.abort(err), false
+	}
+	return execResult{}, true
+}
 
-	gitBefore, _, err := rs.snapshotGit(wt)
-	if err != nil {
-		wt.Discard()
-		return execResult{err: err}
-	}
-	hookEnv := append(env, "CODEMACHINE_WORKTREE="+wt.Path())
-	if err := o.runHook(ctx, "before", u.step.Hooks.Before, wt.Path(), hookEnv); err != nil {
-		return o.fail(ctx, rs, snap, u, wt, engineName, attemptOutcome{failure: err.Error()}, start)
-	}
+// abort ends the unit on a failure of codemachine itself: nothing is
+// recorded against the unit, and its worktree is not reused as it is.
+func (j *job) abort(err error) execResult {
+	j.wt.Discard()
+	return execResult{err: err}
+}
 
-	out := o.attempt(ctx, rs, snap, u, wt.Path(), engineName, env, logFile, resume)
-	if out.canceled {
-		// Keep the partial work whatever stopped the unit; the save must
-		// not be canceled too.
-		if context.Cause(ctx) == errTaskDeleted {
-			out.failure = fmt.Sprintf("task %s was deleted from %s while it ran", u.task.ID, u.step.Foreach)
-			return o.fail(context.WithoutCancel(ctx), rs, snap, u, wt, engineName, out, start)
-		}
-		r := o.fail(context.WithoutCancel(ctx), rs, snap, u, wt, engineName, out, start)
-		r.interrupted = true
-		return r
-	}
-	if out.missing != nil {
-		wt.Discard()
-		return execResult{err: &ConfigError{Err: out.missing}}
-	}
-	if out.failure != "" {
-		return o.fail(ctx, rs, snap, u, wt, engineName, out, start)
-	}
-
-	c, err := o.stageUnit(ctx, rs, snap, u, wt, engineName, out, start)
+// commit makes the step commit on the unit's base. It is made here, beside
+// the units still running, and not at the unit's turn to land: the
+// scheduler lands one unit at a time, so what it need not do there is
+// throughput. Its duration is then the unit's own, without the wait for
+// its turn.
+func (j *job) commit(ctx context.Context, c *candidate) error {
+	c.msg = j.message()
+	var err error
+	c.commit, err = j.o.repo.CommitTree(context.WithoutCancel(ctx), gitstate.CommitSpec{Tree: c.tree,
+		Parents: []string{j.snap.commit}, Message: c.msg.String(), Author: j.o.author(j.engineName, c.model)})
 	if err != nil {
-		wt.Discard()
-		return execResult{err: err}
+		return fmt.Errorf("commit %s: %w", j.u.key(), err)
 	}
-	if c.problem == "" {
-		gitAfter, ours, err := rs.snapshotGit(wt)
-		if err != nil {
-			c.problem = "the agent damaged its worktree's .git: " + err.Error()
-		} else {
-			c.problem = o.verify(rs, snap, u, wt.Path(), c, gitBefore, gitAfter, ours)
-		}
-	}
-	if c.problem != "" {
-		if err := c.undoOverlays(wt.Path()); err != nil {
-			wt.Discard()
-			return execResult{err: err}
-		}
-		out.failure = c.problem
-		return o.fail(ctx, rs, snap, u, wt, engineName, out, start)
-	}
-	// The step commit is made here, beside the units still running, and
-	// not at the unit's turn to land: the scheduler lands one unit at a
-	// time, so what it need not do there is throughput. Its duration is
-	// then the unit's own, without the wait for its turn.
-	c.msg = o.message(rs, u, engineName, c.model, out, start)
-	c.commit, err = o.repo.CommitTree(context.WithoutCancel(ctx), gitstate.CommitSpec{Tree: c.tree,
-		Parents: []string{snap.commit}, Message: c.msg.String(), Author: o.author(engineName, c.model)})
-	if err != nil {
-		wt.Discard()
-		return execResult{err: fmt.Errorf("commit %s: %w", u.key(), err)}
-	}
-	res.cand, res.out = c, out
-	return res
+	return nil
 }
 
 // engineFor is the engine that actually runs the unit: shell for run steps,
@@ -190,15 +227,17 @@ func (o *Orchestrator) engineFor(u *unit) (string, error) {
 	return u.settings.engine, nil
 }
 
-// unitEnv is the agent's environment: the allow-list, the step's env, and
-// codemachine's own variables.
-func (o *Orchestrator) unitEnv(rs *runState, u *unit, dir string) []string {
+// environ is the environment of the unit's engine, check and hooks, with
+// dir as its repository: the allow-list, the step's env, and codemachine's
+// own variables.
+func (j *job) environ(dir string) []string {
+	o, u := j.o, j.u
 	extra := map[string]string{}
 	for k, v := range u.step.Env {
 		extra[k] = v
 	}
 	extra["CODEMACHINE_STEP"] = u.step.ID
-	extra["CODEMACHINE_RUN"] = rs.id
+	extra["CODEMACHINE_RUN"] = j.rs.id
 	extra["CODEMACHINE_REPO"] = dir
 	if u.task != nil {
 		extra["CODEMACHINE_TASK"] = u.task.ID
@@ -206,7 +245,7 @@ func (o *Orchestrator) unitEnv(rs *runState, u *unit, dir string) []string {
 		extra["CODEMACHINE_TASK_TITLE"] = u.task.Title
 		extra["CODEMACHINE_TASK_BODY"] = u.task.Body
 	}
-	tmp := filepath.Join(o.repo.LocalDir(), "tmp", rs.id)
+	tmp := filepath.Join(o.repo.LocalDir(), "tmp", j.rs.id)
 	if err := os.MkdirAll(tmp, 0o755); err == nil {
 		extra["TMPDIR"] = tmp
 	}
@@ -214,17 +253,17 @@ func (o *Orchestrator) unitEnv(rs *runState, u *unit, dir string) []string {
 }
 
 // logPath is the unit's event log, .git/codemachine/logs/<run>/<key>.jsonl.
-func (o *Orchestrator) logPath(rs *runState, u *unit) string {
-	name := u.step.ID
-	if u.task != nil {
-		name += "-" + u.task.ID
+func (j *job) logPath() string {
+	name := j.u.step.ID
+	if j.u.task != nil {
+		name += "-" + j.u.task.ID
 	}
-	return filepath.Join(o.repo.LocalDir(), "logs", rs.id, name+".jsonl")
+	return filepath.Join(j.o.repo.LocalDir(), "logs", j.rs.id, name+".jsonl")
 }
 
 // openLog creates the unit's event log (logPath).
-func (o *Orchestrator) openLog(rs *runState, u *unit) (*os.File, error) {
-	p := o.logPath(rs, u)
+func (j *job) openLog() (*os.File, error) {
+	p := j.logPath()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return nil, fmt.Errorf("create log dir: %w", err)
 	}
@@ -234,3 +273,7 @@ func (o *Orchestrator) openLog(rs *runState, u *unit) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// agentStarted records the process group of the unit's agent, command or
+// check in the running file.
+func (j *job) agentStarted(pid int) { j.o.agentStarted(j.rs, j.u.key(), pid) }

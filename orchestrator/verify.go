@@ -9,31 +9,27 @@ import (
 	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
+
 	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/workflow"
 )
 
 // verify checks a finished unit's change before it may land (DESIGN 8): its
 // outputs exist, it left state.yaml and .git alone, and it adds no secrets
-// or symlinks out of the repository. ours are the branches the run itself
-// had written when after was taken. It returns "" when all is well.
-func (o *Orchestrator) verify(rs *runState, snap *snapshot, u *unit, dir string, c *candidate, before, after gitstate.GitSnapshot, ours map[string]string) string {
+// or symlinks out of the repository. It returns "" when all is well.
+func (j *job) verify(c *candidate) string {
+	snap, u, dir := j.snap, j.u, j.wt.Path()
+	after, ours, err := j.rs.snapshotGit(j.wt)
+	if err != nil {
+		return "the agent damaged its worktree's .git: " + err.Error()
+	}
 	changes := c.changes
 	for _, c := range changes {
 		if c.Path == workflow.StateFile {
 			return "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
 		}
 	}
-	ignore := o.userCommits(rs.branch, before, after)
-	for ref, hash := range after.Refs {
-		// A branch this run wrote while the unit ran (another task's
-		// conflict or review branch) is not the agent's doing, as long
-		// as it is still where the run put it.
-		if before.Refs[ref] != hash && ours[ref] == hash {
-			ignore[ref] = true
-		}
-	}
-	if touched := before.Changed(after, ignore); len(touched) > 0 {
+	if touched := j.touchedGit(after, ours); len(touched) > 0 {
 		return "the agent wrote inside .git/: " + strings.Join(touched, ", ")
 	}
 	for _, pattern := range u.step.Outputs {
@@ -58,6 +54,24 @@ func (o *Orchestrator) verify(rs *runState, snap *snapshot, u *unit, dir string,
 		return msg
 	}
 	return ""
+}
+
+// touchedGit lists what changed in .git between the snapshot taken before
+// the agent ran and after, leaving out what the agent did not do: the
+// user's commits on the working branch and the branches the run itself
+// wrote meanwhile (ours, as they were when after was taken).
+func (j *job) touchedGit(after gitstate.GitSnapshot, ours map[string]string) []string {
+	before := j.gitBefore
+	ignore := j.o.userCommits(j.rs.branch, before, after)
+	for ref, hash := range after.Refs {
+		// A branch this run wrote while the unit ran (another task's
+		// conflict or review branch) is not the agent's doing, as long
+		// as it is still where the run put it.
+		if before.Refs[ref] != hash && ours[ref] == hash {
+			ignore[ref] = true
+		}
+	}
+	return before.Changed(after, ignore)
 }
 
 // userCommits returns the working branch's ref when it moved forward while
