@@ -11,7 +11,6 @@ import (
 	"maps"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/workflow"
@@ -51,21 +50,18 @@ type Summary struct {
 	CostUSD   float64 `json:"cost_usd"`
 }
 
-// runState is the bookkeeping of one run.
+// runState is what one run's units share with its scheduler: the run's
+// identity and options, its summary, the branches it wrote and what it is
+// running. What only the scheduler needs is in scheduler.
 type runState struct {
 	id     string
 	branch string
 	opts   RunOptions
-	// attempted holds the keys of units run (landed or failed) in this run:
-	// nothing runs twice in one run.
-	attempted map[string]bool
+	// repo is where the running file is written.
+	repo *gitstate.Repo
 	// failed holds step ids that failed in this run; their downstream waits.
-	failed   map[string]bool
-	reported map[string]bool
-	named    map[string]bool // step ids named on the command line
-	tasks    map[string]bool // step/task keys named on the command line
-	targets  map[string]bool // named steps and everything they need
-	summary  *Summary
+	failed  map[string]bool
+	summary *Summary
 	// refs are the branches besides the working one that this run wrote
 	// (conflict and review branches), each with the commit it set: units
 	// running meanwhile see them appear in .git, which is not their
@@ -78,7 +74,7 @@ type runState struct {
 	landing sync.RWMutex
 
 	// mu guards failed, summary, refs, running and groups, which units
-	// running concurrently use; the other fields belong to the scheduler.
+	// running concurrently use.
 	mu      sync.Mutex
 	running map[string]string // unit key -> started at, as in the running file
 	groups  map[string]int    // unit key -> process group of its agent
@@ -157,42 +153,59 @@ func (rs *runState) totals() Summary {
 	return Summary{TokensIn: rs.summary.TokensIn, TokensOut: rs.summary.TokensOut, CostUSD: rs.summary.CostUSD}
 }
 
-// markRunning records the units in progress for `status`: running, or
-// finished and waiting for their turn to land (not landed yet, so not
-// done, and not due either).
-func (o *Orchestrator) markRunning(rs *runState, order []*active) {
-	units := map[string]string{}
-	now := o.cfg.Now().UTC().Format(time.RFC3339)
-	for _, a := range order {
-		units[a.job.u.key()] = now
-	}
+// setRunning records the units in progress for `status` (key -> started
+// at): running, or finished and waiting for their turn to land (not
+// landed yet, so not done, and not due either).
+func (rs *runState) setRunning(units map[string]string) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	rs.running = units
-	o.writeRunning(rs)
+	rs.writeRunning()
 }
 
 // agentStarted records the process group of a unit's agent (or command) in
 // the running file.
-func (o *Orchestrator) agentStarted(rs *runState, key string, pid int) {
+func (rs *runState) agentStarted(key string, pid int) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.groups == nil {
 		rs.groups = map[string]int{}
 	}
 	rs.groups[key] = pid
-	o.writeRunning(rs)
+	rs.writeRunning()
 }
 
 // writeRunning writes the running file; rs.mu must be held.
-func (o *Orchestrator) writeRunning(rs *runState) {
+func (rs *runState) writeRunning() {
 	groups := map[string]int{}
 	for key, pid := range rs.groups {
 		if _, ok := rs.running[key]; ok {
 			groups[key] = pid
 		}
 	}
-	_ = o.repo.WriteLocal(runningFile, Running{PID: os.Getpid(), Run: rs.id, Units: rs.running, Groups: groups})
+	_ = rs.repo.WriteLocal(runningFile, Running{PID: os.Getpid(), Run: rs.id, Units: rs.running, Groups: groups})
+}
+
+// unfinished is the error a run that ran to its end returns: the units
+// that failed, else those waiting for review, else nil.
+func (rs *runState) unfinished() error {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if len(rs.summary.Failed) > 0 {
+		keys := make([]string, 0, len(rs.summary.Failed))
+		for _, e := range rs.summary.Failed {
+			keys = append(keys, e.Key())
+		}
+		return &StepFailedError{Failed: keys}
+	}
+	if len(rs.summary.Review) > 0 {
+		keys := make([]string, 0, len(rs.summary.Review))
+		for _, e := range rs.summary.Review {
+			keys = append(keys, e.Key())
+		}
+		return &ReviewPendingError{Steps: keys}
+	}
+	return nil
 }
 
 // newRunID returns a sortable, unique run id: UTC time plus random bits.
@@ -252,8 +265,7 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 	}
 	rs := &runState{
 		id: o.newRunID(), branch: head.Branch, opts: opts,
-		attempted: map[string]bool{}, failed: map[string]bool{}, reported: map[string]bool{},
-		named: map[string]bool{}, tasks: map[string]bool{},
+		repo: o.repo, failed: map[string]bool{},
 	}
 	rs.summary = &Summary{Run: rs.id}
 	defer func() { _ = o.repo.WriteLocal(runningFile, Running{}) }()

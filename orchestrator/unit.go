@@ -276,4 +276,4 @@ func (j *job) openLog() (*os.File, error) {
 
 // agentStarted records the process group of the unit's agent, command or
 // check in the running file.
-func (j *job) agentStarted(pid int) { j.o.agentStarted(j.rs, j.u.key(), pid) }
+func (j *job) agentStarted(pid int) { j.rs.agentStarted(j.u.key(), pid) }
