@@ -20,9 +20,10 @@ func (o *Orchestrator) dryRun(head gitstate.Head, opts RunOptions) error {
 	if err != nil {
 		return err
 	}
-	rs := &runState{opts: opts, attempted: map[string]bool{}, failed: map[string]bool{}, reported: map[string]bool{},
-		named: map[string]bool{}, tasks: map[string]bool{}, summary: &Summary{}}
-	if err := o.resolveTargets(snap, rs); err != nil {
+	// The scheduler's pickers say what is wanted and what waits.
+	s := o.newScheduler(&runState{opts: opts, failed: map[string]bool{}, summary: &Summary{}})
+	s.snap = snap
+	if err := s.resolveTargets(); err != nil {
 		return err
 	}
 	holds, err := o.holds()
@@ -38,11 +39,11 @@ func (o *Orchestrator) dryRun(head gitstate.Head, opts RunOptions) error {
 	fmt.Fprintf(w, "dry run at %s (%s): what a run would do, without running anything\n", short(head.Commit), head.Branch)
 	for _, step := range g.Order() {
 		id := step.ID
-		if rs.targets != nil && !rs.targets[id] {
+		if s.targets != nil && !s.targets[id] {
 			continue
 		}
 		reason, due := snap.due[id]
-		if !due && !(opts.Force && rs.named[id]) {
+		if !due && !(opts.Force && s.named[id]) {
 			continue
 		}
 		if !due {
@@ -50,7 +51,7 @@ func (o *Orchestrator) dryRun(head gitstate.Head, opts RunOptions) error {
 		}
 		st := snap.settings[id]
 		u := &unit{step: step, agent: snap.project.Agents[step.Agent], settings: st, reason: string(reason)}
-		if o.upstreamBlocked(snap, rs, step) {
+		if s.upstreamBlocked(step) {
 			n++
 			fmt.Fprintf(w, "\n%d. %s: after %s (%s)\n", n, id, strings.Join(dueUpstream(snap, step), ", "), reason)
 			continue

@@ -1,8 +1,17 @@
 // Package orchestrator is codemachine's heart: it decides what is due, runs
-// steps (prompt, engine, check, verification) in their worktrees and lands
-// each as one commit; it also answers status, log, diff, rollback and retry.
-// It reaches git only through gitstate and engines only through
-// agents.Engine, so both can be replaced in tests.
+// steps (before hook, prompt, engine, check, verification) in their
+// worktrees and lands each as one commit; it also answers status, log,
+// diff, rollback and retry. It reaches git only through gitstate, and
+// engines (agents, commands, checks and lifecycle hooks alike) only through
+// the agents.Engine that Config.NewEngine makes, so both can be replaced in
+// tests.
+//
+// A run (run.go) is a scheduler loop (schedule.go) that picks what runs
+// next (pick.go) and starts each unit as a job (unit.go), whose methods are
+// its phases: the lifecycle hooks (hooks.go), the engine and check
+// attempts (attempt.go), staging with codemachine's overlays (stage.go),
+// verification (verify.go), the step commit's message (message.go), and
+// at the unit's turn landing (land.go), or failing (fail.go).
 package orchestrator
 
 import (
@@ -31,7 +40,8 @@ type Config struct {
 	OnEvent func(Event)
 	// LookPath finds engine binaries (engine: auto).
 	LookPath func(string) (string, error)
-	// NewEngine constructs engines by name; tests inject fakes here.
+	// NewEngine constructs engines by name, for agents, commands, checks
+	// and lifecycle hooks alike; tests inject fakes here.
 	NewEngine func(name string) (agents.Engine, error)
 	// Now is the clock.
 	Now func() time.Time

@@ -10,10 +10,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"sort"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/workflow"
@@ -53,21 +50,18 @@ type Summary struct {
 	CostUSD   float64 `json:"cost_usd"`
 }
 
-// runState is the bookkeeping of one run.
+// runState is what one run's units share with its scheduler: the run's
+// identity and options, its summary, the branches it wrote and what it is
+// running. What only the scheduler needs is in scheduler.
 type runState struct {
 	id     string
 	branch string
 	opts   RunOptions
-	// attempted holds the keys of units run (landed or failed) in this run:
-	// nothing runs twice in one run.
-	attempted map[string]bool
+	// repo is where the running file is written.
+	repo *gitstate.Repo
 	// failed holds step ids that failed in this run; their downstream waits.
-	failed   map[string]bool
-	reported map[string]bool
-	named    map[string]bool // step ids named on the command line
-	tasks    map[string]bool // step/task keys named on the command line
-	targets  map[string]bool // named steps and everything they need
-	summary  *Summary
+	failed  map[string]bool
+	summary *Summary
 	// refs are the branches besides the working one that this run wrote
 	// (conflict and review branches), each with the commit it set: units
 	// running meanwhile see them appear in .git, which is not their
@@ -80,7 +74,7 @@ type runState struct {
 	landing sync.RWMutex
 
 	// mu guards failed, summary, refs, running and groups, which units
-	// running concurrently use; the other fields belong to the scheduler.
+	// running concurrently use.
 	mu      sync.Mutex
 	running map[string]string // unit key -> started at, as in the running file
 	groups  map[string]int    // unit key -> process group of its agent
@@ -159,6 +153,61 @@ func (rs *runState) totals() Summary {
 	return Summary{TokensIn: rs.summary.TokensIn, TokensOut: rs.summary.TokensOut, CostUSD: rs.summary.CostUSD}
 }
 
+// setRunning records the units in progress for `status` (key -> started
+// at): running, or finished and waiting for their turn to land (not
+// landed yet, so not done, and not due either).
+func (rs *runState) setRunning(units map[string]string) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.running = units
+	rs.writeRunning()
+}
+
+// agentStarted records the process group of a unit's agent (or command) in
+// the running file.
+func (rs *runState) agentStarted(key string, pid int) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.groups == nil {
+		rs.groups = map[string]int{}
+	}
+	rs.groups[key] = pid
+	rs.writeRunning()
+}
+
+// writeRunning writes the running file; rs.mu must be held.
+func (rs *runState) writeRunning() {
+	groups := map[string]int{}
+	for key, pid := range rs.groups {
+		if _, ok := rs.running[key]; ok {
+			groups[key] = pid
+		}
+	}
+	_ = rs.repo.WriteLocal(runningFile, Running{PID: os.Getpid(), Run: rs.id, Units: rs.running, Groups: groups})
+}
+
+// unfinished is the error a run that ran to its end returns: the units
+// that failed, else those waiting for review, else nil.
+func (rs *runState) unfinished() error {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if len(rs.summary.Failed) > 0 {
+		keys := make([]string, 0, len(rs.summary.Failed))
+		for _, e := range rs.summary.Failed {
+			keys = append(keys, e.Key())
+		}
+		return &StepFailedError{Failed: keys}
+	}
+	if len(rs.summary.Review) > 0 {
+		keys := make([]string, 0, len(rs.summary.Review))
+		for _, e := range rs.summary.Review {
+			keys = append(keys, e.Key())
+		}
+		return &ReviewPendingError{Steps: keys}
+	}
+	return nil
+}
+
 // newRunID returns a sortable, unique run id: UTC time plus random bits.
 func (o *Orchestrator) newRunID() string {
 	var b [3]byte
@@ -216,8 +265,7 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 	}
 	rs := &runState{
 		id: o.newRunID(), branch: head.Branch, opts: opts,
-		attempted: map[string]bool{}, failed: map[string]bool{}, reported: map[string]bool{},
-		named: map[string]bool{}, tasks: map[string]bool{},
+		repo: o.repo, failed: map[string]bool{},
 	}
 	rs.summary = &Summary{Run: rs.id}
 	defer func() { _ = o.repo.WriteLocal(runningFile, Running{}) }()
@@ -251,309 +299,4 @@ func (o *Orchestrator) checkWorkflow(commit string) error {
 		return fmt.Errorf("read %s: %w", workflow.WorkflowFile, err)
 	}
 	return nil
-}
-
-// resolveTargets checks the named steps and collects them with everything
-// they need.
-func (o *Orchestrator) resolveTargets(snap *snapshot, rs *runState) error {
-	if len(rs.opts.Steps) == 0 {
-		return nil
-	}
-	g := snap.project.Graph
-	rs.targets = map[string]bool{}
-	var unknown []string
-	for _, name := range rs.opts.Steps {
-		stepID, taskID, _ := strings.Cut(name, "/")
-		step := g.Step(stepID)
-		if step == nil {
-			unknown = append(unknown, stepID)
-			continue
-		}
-		if taskID != "" {
-			if step.Foreach == "" {
-				return configErrorf("step %s has no tasks (it is not a foreach step)", stepID)
-			}
-			plan := snap.project.Plans[step.Foreach]
-			if plan == nil || plan.Task(taskID) == nil {
-				return configErrorf("no task %s in %s", taskID, step.Foreach)
-			}
-			rs.tasks[stepID+"/"+taskID] = true
-		}
-		rs.named[stepID] = true
-		rs.targets[stepID] = true
-		for _, up := range g.AllUpstream(stepID) {
-			rs.targets[up] = true
-		}
-	}
-	if len(unknown) > 0 {
-		var ids []string
-		for _, s := range snap.project.Workflow.Steps {
-			ids = append(ids, s.ID)
-		}
-		return configErrorf("unknown step %s (steps: %s)", strings.Join(unknown, ", "), strings.Join(ids, ", "))
-	}
-	return nil
-}
-
-// liftNamedHolds lifts the holds of the steps (or tasks) named on the
-// command line: naming a step is the user's way to run it again (DESIGN 7).
-func (o *Orchestrator) liftNamedHolds(rs *runState) error {
-	if len(rs.named) == 0 {
-		return nil
-	}
-	return o.updateHolds(func(h map[string]Hold) {
-		for key := range h {
-			stepID, _, _ := strings.Cut(key, "/")
-			if rs.named[stepID] && (len(rs.tasks) == 0 || rs.tasks[key] || !strings.Contains(key, "/")) {
-				delete(h, key)
-			}
-		}
-	})
-}
-
-// unit is one thing to run: a step, or one task of a foreach step.
-type unit struct {
-	step     *workflow.Step
-	task     *workflow.Task
-	agent    *workflow.Agent
-	settings *stepSettings
-	reason   string
-	slot     int    // the worktree slot it runs in
-	home     string // a private HOME/config dir when tasks run in parallel
-}
-
-func (u *unit) key() string {
-	if u.task == nil {
-		return u.step.ID
-	}
-	return u.step.ID + "/" + u.task.ID
-}
-
-// fingerprint is the step's, or for a task the task's (see taskFingerprint).
-func (u *unit) fingerprint() string {
-	if u.task == nil {
-		return u.settings.fingerprint
-	}
-	return taskFingerprint(u.settings.fingerprint, u.task)
-}
-
-// next picks the first runnable unit in dependency order, or nil when
-// nothing more can run.
-func (o *Orchestrator) next(snap *snapshot, rs *runState) (*unit, error) {
-	holds, err := o.holds()
-	if err != nil {
-		return nil, err
-	}
-	failures, err := o.failures()
-	if err != nil {
-		return nil, err
-	}
-	g := snap.project.Graph
-	for _, step := range g.Order() {
-		id := step.ID
-		if rs.targets != nil && !rs.targets[id] {
-			continue
-		}
-		reason, due := snap.due[id]
-		forced := rs.opts.Force && rs.named[id] && step.Foreach == ""
-		// A failed task stops only itself and the tasks after it; a failed
-		// step stops itself.
-		if (!due && !forced) || (step.Foreach == "" && rs.stepFailed(id)) {
-			continue
-		}
-		if o.upstreamBlocked(snap, rs, step) {
-			continue
-		}
-		base := &unit{step: step, agent: snap.project.Agents[step.Agent], settings: snap.settings[id], reason: string(reason)}
-		if step.Foreach != "" {
-			u, err := o.nextTask(snap, rs, base, holds, failures)
-			if err != nil || u != nil {
-				return u, err
-			}
-			continue
-		}
-		if rs.attempted[id] {
-			continue
-		}
-		if o.skipForHoldOrFailure(snap, rs, base, holds, failures) {
-			continue
-		}
-		return base, nil
-	}
-	return nil, nil
-}
-
-// upstreamBlocked reports whether a step must wait: a step it needs is still
-// due or failed in this run.
-func (o *Orchestrator) upstreamBlocked(snap *snapshot, rs *runState, step *workflow.Step) bool {
-	for _, up := range snap.project.Graph.Upstream(step.ID) {
-		if _, due := snap.due[up]; due || rs.stepFailed(up) {
-			return true
-		}
-	}
-	return false
-}
-
-// nextTask picks the next runnable task of a foreach step.
-func (o *Orchestrator) nextTask(snap *snapshot, rs *runState, base *unit, holds map[string]Hold, failures map[string]Failure) (*unit, error) {
-	step := base.step
-	if errs := snap.project.PlanErrs[step.Foreach]; len(errs) > 0 {
-		// One problem per line, each with its position: the run table
-		// shows the first line, so it must be a problem, not a heading.
-		o.failUnplannable(rs, step, errs.Error())
-		return nil, nil
-	}
-	plan := snap.project.Plans[step.Foreach]
-	if plan == nil {
-		o.failUnplannable(rs, step, fmt.Sprintf("%s does not exist: no step wrote it and it is not committed", step.Foreach))
-		return nil, nil
-	}
-	onlyNamed := false
-	for key := range rs.tasks {
-		if strings.HasPrefix(key, step.ID+"/") {
-			onlyNamed = true
-		}
-	}
-	for _, t := range plan.Runnable() {
-		u := *base
-		u.task = t
-		key := u.key()
-		if rs.attempted[key] || (onlyNamed && !rs.tasks[key]) {
-			continue
-		}
-		if o.skipForHoldOrFailure(snap, rs, &u, holds, failures) {
-			continue
-		}
-		u.reason = "task to do"
-		return &u, nil
-	}
-	return nil, nil
-}
-
-// failUnplannable reports a foreach step that cannot start; only that step
-// (and what needs it) stops, other steps continue. The scheduler asks for
-// work again after every landing, so it is reported once per run.
-func (o *Orchestrator) failUnplannable(rs *runState, step *workflow.Step, msg string) {
-	key := step.ID + " (plan)"
-	if rs.reported[key] {
-		return
-	}
-	rs.reported[key] = true
-	e := Event{Kind: StepFailed, Step: step.ID, Message: msg}
-	rs.recordFailure(e)
-	o.emit(e)
-}
-
-// skipForHoldOrFailure applies holds (lifted when the fingerprint changed)
-// and, in watch mode, remembered failures.
-func (o *Orchestrator) skipForHoldOrFailure(snap *snapshot, rs *runState, u *unit, holds map[string]Hold, failures map[string]Failure) bool {
-	if commit, ok := snap.reviews[u.key()]; ok {
-		if !rs.reported[u.key()] {
-			rs.reported[u.key()] = true
-			e := Event{Kind: StepReview, Step: u.step.ID, Task: taskID(u.task), Commit: commit, Ref: reviewPrefix + u.key(),
-				Message: "waiting for review (codemachine approve " + u.key() + " | reject " + u.key() + " -m WHY)"}
-			rs.recordReview(e)
-			o.emit(e)
-		}
-		return true
-	}
-	key, fp := u.key(), u.fingerprint()
-	if h, ok := holds[key]; ok {
-		if h.Fingerprint == fp {
-			if !rs.reported[key] {
-				rs.reported[key] = true
-				e := Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task),
-					Message: "held after a rollback (codemachine retry " + key + " to run it)"}
-				rs.recordSkipped(e)
-				o.emit(e)
-			}
-			return true
-		}
-		_ = o.updateHolds(func(m map[string]Hold) { delete(m, key) })
-	}
-	if f, ok := failures[key]; ok && rs.opts.SkipFailed && f.Fingerprint == fp {
-		if !rs.reported[key] {
-			rs.reported[key] = true
-			e := Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task),
-				Message: "failed before with the same inputs (codemachine retry " + key + " to run it)"}
-			rs.recordSkipped(e)
-			o.emit(e)
-		}
-		return true
-	}
-	return false
-}
-
-func taskID(t *workflow.Task) string {
-	if t == nil {
-		return ""
-	}
-	return t.ID
-}
-
-// checkBudget stops the run when its tokens or cost exceed the workflow's
-// budget (checked before each step, DESIGN 9).
-func (o *Orchestrator) checkBudget(b workflow.Budget, s Summary) error {
-	if b.Tokens > 0 && s.TokensIn+s.TokensOut > b.Tokens {
-		return &BudgetError{What: "tokens", Spent: FormatTokens(s.TokensIn + s.TokensOut), Limit: FormatTokens(b.Tokens)}
-	}
-	if b.USD > 0 && s.CostUSD > b.USD {
-		return &BudgetError{What: "cost", Spent: fmt.Sprintf("$%.2f", s.CostUSD), Limit: fmt.Sprintf("$%.2f", b.USD)}
-	}
-	return nil
-}
-
-// markRunning records the units in progress for `status`: running, or
-// finished and waiting for their turn to land (not landed yet, so not
-// done, and not due either).
-func (o *Orchestrator) markRunning(rs *runState, order []*active) {
-	units := map[string]string{}
-	now := o.cfg.Now().UTC().Format(time.RFC3339)
-	for _, a := range order {
-		units[a.u.key()] = now
-	}
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	rs.running = units
-	o.writeRunning(rs)
-}
-
-// agentStarted records the process group of a unit's agent (or command) in
-// the running file.
-func (o *Orchestrator) agentStarted(rs *runState, key string, pid int) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if rs.groups == nil {
-		rs.groups = map[string]int{}
-	}
-	rs.groups[key] = pid
-	o.writeRunning(rs)
-}
-
-// writeRunning writes the running file; rs.mu must be held.
-func (o *Orchestrator) writeRunning(rs *runState) {
-	groups := map[string]int{}
-	for key, pid := range rs.groups {
-		if _, ok := rs.running[key]; ok {
-			groups[key] = pid
-		}
-	}
-	_ = o.repo.WriteLocal(runningFile, Running{PID: os.Getpid(), Run: rs.id, Units: rs.running, Groups: groups})
-}
-
-// sortedKeys returns a map's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-func taskTitle(t *workflow.Task) string {
-	if t == nil {
-		return ""
-	}
-	return t.Title
 }

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/codemachine/codemachine/workflow"
 )
 
 // errTaskDeleted is the cause with which a running task is canceled when
@@ -21,13 +23,53 @@ var errTaskDeleted = errors.New("task deleted from the plan")
 // tasks committed by the user.
 const watchInterval = 250 * time.Millisecond
 
-// active is a unit the scheduler started: running, or finished and waiting
-// for its turn to land.
+// active is a unit the scheduler started: running, or finished with a
+// commit and waiting for its turn to land.
 type active struct {
-	u      *unit
-	snap   *snapshot // the tip it started from: its base
+	job    *job
 	cancel context.CancelCauseFunc
 	done   bool
+}
+
+// scheduler is one run's loop (runLoop) and what only it needs: what the
+// command line asked for, what it started and reported, the tip it works
+// from, and the units in progress. Units share the run's state with it
+// through rs.
+type scheduler struct {
+	o  *Orchestrator
+	rs *runState
+
+	// targets are the named steps and everything they need (nil = every
+	// step); named are the step ids named on the command line, tasks the
+	// step/task keys named there (see resolveTargets).
+	targets map[string]bool
+	named   map[string]bool
+	tasks   map[string]bool
+	// attempted holds the keys of units started in this run: nothing runs
+	// twice in one run.
+	attempted map[string]bool
+	// reported holds the keys of what was reported as skipped, waiting for
+	// review or unplannable: once per run.
+	reported map[string]bool
+
+	snap *snapshot // the workflow at tip
+	tip  string    // the branch tip last loaded
+	// order holds the units started and not yet landed, in start order.
+	order   []*active
+	results chan execResult
+	free    []int // worktree slots not in use
+	slots   int   // worktree slots handed out so far
+	// fatal, once set, starts nothing more: the units running finish and
+	// the run returns it.
+	fatal       error
+	interrupted bool
+	done        <-chan struct{} // the run's context's; nil once it fired
+	running     string          // the units in the running file (runningSignature)
+}
+
+func (o *Orchestrator) newScheduler(rs *runState) *scheduler {
+	return &scheduler{o: o, rs: rs, named: map[string]bool{}, tasks: map[string]bool{},
+		attempted: map[string]bool{}, reported: map[string]bool{}, results: make(chan execResult)}
 }
 
 // runLoop is the scheduler. It starts due units in dependency order, tasks
@@ -38,176 +80,210 @@ type active struct {
 // tip moves, so steering edits take effect at once: new and reworded tasks
 // are picked up, and a running task deleted from the plan is stopped.
 func (o *Orchestrator) runLoop(ctx context.Context, rs *runState) error {
-	results := make(chan execResult)
-	var (
-		order       []*active // started and not yet landed, in start order
-		ready       = map[*active]execResult{}
-		free        []int // worktree slots not in use
-		slots       int
-		snap        *snapshot
-		tip         string
-		first       = true
-		fatal       error
-		interrupted bool
-		lastRunning string
-	)
-	done := ctx.Done()
+	s := o.newScheduler(rs)
+	s.done = ctx.Done()
 	ticker := time.NewTicker(watchInterval)
 	defer ticker.Stop()
 	for {
-		if !interrupted && ctx.Err() != nil {
-			interrupted = true
+		if ctx.Err() != nil {
+			s.interrupted = true
 		}
-		cur, err := o.repo.ResolveRev("refs/heads/" + rs.branch)
-		if err != nil && fatal == nil {
-			fatal = fmt.Errorf("resolve branch %s: %w", rs.branch, err)
+		if err := s.reload(); err != nil {
+			return err
 		}
-		if err == nil && (snap == nil || cur != tip) {
-			s, err := o.load(cur, rs.opts.Overrides)
-			switch {
-			case err != nil && len(order) == 0:
-				return err
-			case err != nil:
-				// A broken workflow committed while units run: let them
-				// finish, start nothing more.
-				if fatal == nil {
-					fatal = err
-				}
-			default:
-				snap, tip = s, cur
-				if first {
-					first = false
-					if err := o.resolveTargets(snap, rs); err != nil {
-						return err
-					}
-					if err := o.liftNamedHolds(rs); err != nil {
-						return err
-					}
-				}
-				o.cancelDeleted(snap, order)
-			}
+		if s.landNext(context.WithoutCancel(ctx)) {
+			continue
 		}
+		s.startDue(ctx)
+		if len(s.order) == 0 {
+			return s.result()
+		}
+		s.markRunning()
+		s.wait(ticker.C)
+	}
+}
 
-		// Land finished units in start order.
-		if len(order) > 0 {
-			if r, ok := ready[order[0]]; ok {
-				a := order[0]
-				order = order[1:]
-				delete(ready, a)
-				free = append(free, a.u.slot)
-				var err error
-				switch {
-				case r.cand == nil:
-				case taskGone(snap, a.u):
-					err = o.keepDeleted(context.WithoutCancel(ctx), rs, a, r)
-				default:
-					err = o.land(context.WithoutCancel(ctx), rs, a.snap, a.u, r)
-				}
-				if err != nil && fatal == nil {
-					fatal = err
-				}
-				continue
-			}
-		}
+// stop records the first error that stops the run (nil: none).
+func (s *scheduler) stop(err error) {
+	if s.fatal == nil {
+		s.fatal = err
+	}
+}
 
-		// Start what may run now.
-		for fatal == nil && !interrupted && snap != nil {
-			u, err := o.next(snap, rs)
-			if err != nil {
-				fatal = err
-				break
-			}
-			if u == nil || !o.canStart(rs, u, order) {
-				break
-			}
-			if err := o.checkBudget(snap.project.Workflow.Budget, rs.totals()); err != nil {
-				fatal = err
-				break
-			}
-			if len(free) == 0 {
-				free = append(free, slots)
-				slots++
-			}
-			u.slot, free = free[len(free)-1], free[:len(free)-1]
-			if o.parallelism(rs, u) > 1 {
-				u.home = filepath.Join(o.repo.LocalDir(), "homes", fmt.Sprintf("slot-%d", u.slot))
-			}
-			rs.attempted[u.key()] = true
-			uctx, cancel := context.WithCancelCause(ctx)
-			a := &active{u: u, snap: snap, cancel: cancel}
-			order = append(order, a)
-			go func() {
-				r := o.execute(uctx, rs, a.snap, a.u)
-				r.a = a
-				results <- r
-			}()
+// reload loads the workflow at the branch tip when the tip moved; the
+// first load also resolves the named targets and lifts their holds. It
+// returns an error only when the run must end at once: nothing is running
+// and the workflow is broken, or the command line names what is not there.
+func (s *scheduler) reload() error {
+	cur, err := s.o.repo.ResolveRev("refs/heads/" + s.rs.branch)
+	if err != nil {
+		s.stop(fmt.Errorf("resolve branch %s: %w", s.rs.branch, err))
+		return nil
+	}
+	if s.snap != nil && cur == s.tip {
+		return nil
+	}
+	snap, err := s.o.load(cur, s.rs.opts.Overrides)
+	if err != nil {
+		if len(s.order) == 0 {
+			return err
 		}
-
-		if len(order) == 0 {
-			break
+		// A broken workflow committed while units run: let them finish,
+		// start nothing more.
+		s.stop(err)
+		return nil
+	}
+	first := s.snap == nil
+	s.snap, s.tip = snap, cur
+	if first {
+		if err := s.resolveTargets(); err != nil {
+			return err
 		}
-		if sig := runningSignature(order); sig != lastRunning {
-			lastRunning = sig
-			o.markRunning(rs, order)
-		}
-		select {
-		case r := <-results:
-			r.a.done = true
-			r.a.cancel(nil)
-			if r.err != nil && fatal == nil {
-				fatal = r.err
-			}
-			if r.interrupted {
-				interrupted = true
-			}
-			if r.cand == nil {
-				// Failed (and reported): nothing to land, so it need not
-				// wait for its turn, and its slot is free for the next
-				// task now rather than once the units before it land.
-				order = slices.DeleteFunc(order, func(x *active) bool { return x == r.a })
-				free = append(free, r.a.u.slot)
-				continue
-			}
-			ready[r.a] = r
-		case <-ticker.C:
-		case <-done:
-			done = nil
-			interrupted = true
+		if err := s.liftNamedHolds(); err != nil {
+			return err
 		}
 	}
+	s.cancelDeleted()
+	return nil
+}
+
+// landNext lands the first unit started if it has finished: units land in
+// start order. It reports whether it landed (or kept) one.
+func (s *scheduler) landNext(ctx context.Context) bool {
+	if len(s.order) == 0 || !s.order[0].done {
+		return false
+	}
+	a := s.order[0]
+	s.order = s.order[1:]
+	s.free = append(s.free, a.job.u.slot)
+	if taskGone(s.snap, a.job.u) {
+		s.stop(a.job.keepDeleted(ctx))
+	} else {
+		s.stop(a.job.land(ctx))
+	}
+	return true
+}
+
+// startDue starts what may run now, until nothing more may start beside
+// the units running, the budget is spent, or the run stops.
+func (s *scheduler) startDue(ctx context.Context) {
+	for s.fatal == nil && !s.interrupted && s.snap != nil {
+		u, err := s.next()
+		if err != nil {
+			s.stop(err)
+			return
+		}
+		if u == nil || !s.canStart(u) {
+			return
+		}
+		if err := s.o.checkBudget(s.snap.project.Workflow.Budget, s.rs.totals()); err != nil {
+			s.stop(err)
+			return
+		}
+		s.start(ctx, u)
+	}
+}
+
+// start runs u in a free worktree slot (with an engine config dir of its
+// own when tasks run in parallel), in a goroutine that hands its result to
+// wait.
+func (s *scheduler) start(ctx context.Context, u *unit) {
+	if len(s.free) == 0 {
+		s.free = append(s.free, s.slots)
+		s.slots++
+	}
+	u.slot, s.free = s.free[len(s.free)-1], s.free[:len(s.free)-1]
+	if s.parallelism(u) > 1 {
+		u.home = filepath.Join(s.o.repo.LocalDir(), "homes", fmt.Sprintf("slot-%d", u.slot))
+	}
+	s.attempted[u.key()] = true
+	uctx, cancel := context.WithCancelCause(ctx)
+	a := &active{job: &job{o: s.o, rs: s.rs, snap: s.snap, u: u}, cancel: cancel}
+	s.order = append(s.order, a)
+	go func() {
+		r := a.job.execute(uctx)
+		r.a = a
+		s.results <- r
+	}()
+}
+
+// wait waits for a unit to finish, the next look at the tip, or the run's
+// interruption.
+func (s *scheduler) wait(tick <-chan time.Time) {
+	select {
+	case r := <-s.results:
+		s.finished(r)
+	case <-tick:
+	case <-s.done:
+		s.done = nil
+		s.interrupted = true
+	}
+}
+
+// finished takes a unit's result. A unit that failed (and was reported)
+// has nothing to land, so it need not wait for its turn, and its slot is
+// free for the next task now rather than once the units before it land.
+func (s *scheduler) finished(r execResult) {
+	a := r.a
+	a.done = true
+	a.cancel(nil)
+	s.stop(r.err)
+	if r.interrupted {
+		s.interrupted = true
+	}
+	if a.job.cand == nil {
+		s.order = slices.DeleteFunc(s.order, func(x *active) bool { return x == a })
+		s.free = append(s.free, a.job.u.slot)
+	}
+}
+
+// result is what the run returns once nothing runs any more.
+func (s *scheduler) result() error {
 	switch {
-	case interrupted:
+	case s.interrupted:
 		return ErrInterrupted
-	case fatal != nil:
-		return fatal
+	case s.fatal != nil:
+		return s.fatal
 	}
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if len(rs.summary.Failed) > 0 {
-		keys := make([]string, 0, len(rs.summary.Failed))
-		for _, e := range rs.summary.Failed {
-			keys = append(keys, e.Key())
-		}
-		return &StepFailedError{Failed: keys}
+	return s.rs.unfinished()
+}
+
+// markRunning writes the units in progress to the running file when they
+// changed.
+func (s *scheduler) markRunning() {
+	sig := runningSignature(s.order)
+	if sig == s.running {
+		return
 	}
-	if len(rs.summary.Review) > 0 {
-		keys := make([]string, 0, len(rs.summary.Review))
-		for _, e := range rs.summary.Review {
-			keys = append(keys, e.Key())
-		}
-		return &ReviewPendingError{Steps: keys}
+	s.running = sig
+	units := map[string]string{}
+	now := s.o.cfg.Now().UTC().Format(time.RFC3339)
+	for _, a := range s.order {
+		units[a.job.u.key()] = now
+	}
+	s.rs.setRunning(units)
+}
+
+// checkBudget stops the run when its tokens or cost exceed the workflow's
+// budget (checked before each step, DESIGN 9).
+func (o *Orchestrator) checkBudget(b workflow.Budget, s Summary) error {
+	if b.Tokens > 0 && s.TokensIn+s.TokensOut > b.Tokens {
+		return &BudgetError{What: "tokens", Spent: FormatTokens(s.TokensIn + s.TokensOut), Limit: FormatTokens(b.Tokens)}
+	}
+	if b.USD > 0 && s.CostUSD > b.USD {
+		return &BudgetError{What: "cost", Spent: fmt.Sprintf("$%.2f", s.CostUSD), Limit: fmt.Sprintf("$%.2f", b.USD)}
 	}
 	return nil
 }
 
 // parallelism is how many tasks of u's step may run at once: --parallel,
 // else the step's parallel, else 1.
-func (o *Orchestrator) parallelism(rs *runState, u *unit) int {
+func (s *scheduler) parallelism(u *unit) int {
 	if u.task == nil {
 		return 1
 	}
-	if rs.opts.Parallel > 0 {
-		return rs.opts.Parallel
+	if s.rs.opts.Parallel > 0 {
+		return s.rs.opts.Parallel
 	}
 	return max(u.step.Parallel, 1)
 }
@@ -215,26 +291,26 @@ func (o *Orchestrator) parallelism(rs *runState, u *unit) int {
 // canStart reports whether u may start beside the units already started:
 // a plain step runs alone; tasks run together with tasks of the same step,
 // up to its parallelism.
-func (o *Orchestrator) canStart(rs *runState, u *unit, order []*active) bool {
-	if len(order) == 0 {
+func (s *scheduler) canStart(u *unit) bool {
+	if len(s.order) == 0 {
 		return true
 	}
 	if u.task == nil {
 		return false
 	}
-	for _, a := range order {
-		if a.u.task == nil || a.u.step.ID != u.step.ID {
+	for _, a := range s.order {
+		if a.job.u.task == nil || a.job.u.step.ID != u.step.ID {
 			return false
 		}
 	}
-	return len(order) < o.parallelism(rs, u)
+	return len(s.order) < s.parallelism(u)
 }
 
 // cancelDeleted stops running tasks that are gone from the plan at the new
 // tip (finished ones are kept instead of landing, see keepDeleted).
-func (o *Orchestrator) cancelDeleted(snap *snapshot, order []*active) {
-	for _, a := range order {
-		if !a.done && taskGone(snap, a.u) {
+func (s *scheduler) cancelDeleted() {
+	for _, a := range s.order {
+		if !a.done && taskGone(s.snap, a.job.u) {
 			a.cancel(errTaskDeleted)
 		}
 	}
@@ -254,26 +330,12 @@ func taskGone(snap *snapshot, u *unit) bool {
 	return plan == nil || plan.Task(u.task.ID) == nil
 }
 
-// keepDeleted keeps the work of a task that finished but was deleted from
-// the plan before its turn to land: like a running task deleted, it does
-// not land, and its work goes to its failed ref.
-func (o *Orchestrator) keepDeleted(ctx context.Context, rs *runState, a *active, r execResult) error {
-	u := a.u
-	if err := r.cand.undoOverlays(r.wt.Path()); err != nil {
-		r.wt.Discard()
-		return err
-	}
-	out := r.out
-	out.failure = fmt.Sprintf("task %s was deleted from %s before it landed", u.task.ID, u.step.Foreach)
-	return o.fail(ctx, rs, a.snap, u, r.wt, r.engineName, out, r.start).err
-}
-
 // runningSignature identifies the set of units in progress, so that the
 // running file is rewritten only when it changes.
 func runningSignature(order []*active) string {
 	var keys []string
 	for _, a := range order {
-		keys = append(keys, a.u.key())
+		keys = append(keys, a.job.u.key())
 	}
 	sort.Strings(keys)
 	return strings.Join(keys, ",")

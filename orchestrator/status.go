@@ -105,50 +105,51 @@ func (o *Orchestrator) Status(ov Overrides) (*StatusReport, error) {
 			}
 		}
 	}
-	reviews := snap.reviews
-	blockedBy := map[string]bool{}
+	v := &statusView{o: o, snap: snap, holds: holds, failures: failures, commits: commits, running: running,
+		notDone: map[string]bool{}}
 	for _, step := range snap.project.Graph.Order() {
-		st := o.stepStatus(snap, step, holds, failures, commits, running, reviews, blockedBy)
+		st := v.step(step)
 		if st.State != StateDone {
-			blockedBy[step.ID] = true
+			v.notDone[step.ID] = true
 		}
 		report.Steps = append(report.Steps, st)
 	}
 	return report, nil
 }
 
-func (o *Orchestrator) stepStatus(snap *snapshot, step *workflow.Step, holds map[string]Hold, failures map[string]Failure,
-	commits map[string]string, running map[string]bool, reviews map[string]string, blockedBy map[string]bool) StepStatus {
+// statusView is what status reads at the tip besides the step records:
+// the local holds and failures, each step's and task's latest commit, the
+// units the lock holder is running, and the steps not done so far (in
+// dependency order), which those after them wait for.
+type statusView struct {
+	o        *Orchestrator
+	snap     *snapshot
+	holds    map[string]Hold
+	failures map[string]Failure
+	commits  map[string]string
+	running  map[string]bool
+	notDone  map[string]bool
+}
+
+// step is one step's line, with its tasks.
+func (v *statusView) step(step *workflow.Step) StepStatus {
 	id := step.ID
-	set := snap.settings[id]
-	st := StepStatus{ID: id, Engine: set.engine, Model: set.model, Commit: commits[id]}
+	set := v.snap.settings[id]
+	st := StepStatus{ID: id, Engine: set.engine, Model: set.model, Commit: v.commits[id]}
 	if set.replay {
 		st.Engine = "replay"
 	}
-	if rec := snap.state.Steps[id]; rec != nil {
-		t := rec.FinishedAt
-		st.FinishedAt = &t
-		st.Engine, st.Model = rec.Engine, rec.Model
-		st.TokensIn, st.TokensOut, st.CostUSD, st.CostKnown = rec.TokensIn, rec.TokensOut, rec.CostUSD, rec.CostKnown
-		if rec.Tasks != nil {
-			st.TokensIn, st.TokensOut, st.CostUSD = 0, 0, 0
-			for _, tr := range rec.Tasks {
-				st.TokensIn += tr.TokensIn
-				st.TokensOut += tr.TokensOut
-				st.CostUSD += tr.CostUSD
-				st.CostKnown = st.CostKnown || tr.CostKnown
-			}
-		}
+	if rec := v.snap.state.Steps[id]; rec != nil {
+		addRecord(&st, rec)
 	}
-	reason, due := snap.due[id]
 	var waits []string
-	for _, up := range snap.project.Graph.Upstream(id) {
-		if blockedBy[up] {
+	for _, up := range v.snap.project.Graph.Upstream(id) {
+		if v.notDone[up] {
 			waits = append(waits, up)
 		}
 	}
 	if step.Foreach != "" {
-		o.taskStatuses(snap, step, &st, holds, failures, commits, running)
+		v.tasks(step, &st)
 		if len(waits) > 0 {
 			// Nothing of a step that waits for its upstream can run yet.
 			for i := range st.Tasks {
@@ -158,37 +159,64 @@ func (o *Orchestrator) stepStatus(snap *snapshot, step *workflow.Step, holds map
 			}
 		}
 	}
-	fp := set.fingerprint
+	v.state(step, &st, waits)
+	return st
+}
+
+// addRecord shows a step's last run: when, with what, and what it cost
+// (for a foreach step, what all its tasks cost).
+func addRecord(st *StepStatus, rec *gitstate.StepRecord) {
+	t := rec.FinishedAt
+	st.FinishedAt = &t
+	st.Engine, st.Model = rec.Engine, rec.Model
+	st.TokensIn, st.TokensOut, st.CostUSD, st.CostKnown = rec.TokensIn, rec.TokensOut, rec.CostUSD, rec.CostKnown
+	if rec.Tasks != nil {
+		st.TokensIn, st.TokensOut, st.CostUSD = 0, 0, 0
+		for _, tr := range rec.Tasks {
+			st.TokensIn += tr.TokensIn
+			st.TokensOut += tr.TokensOut
+			st.CostUSD += tr.CostUSD
+			st.CostKnown = st.CostKnown || tr.CostKnown
+		}
+	}
+}
+
+// state sets a step's state, with its reason and ref, from the first that
+// applies: running, waiting for review, done, waiting for the steps it
+// needs (waits), its tasks' state, failed, held, due.
+func (v *statusView) state(step *workflow.Step, st *StepStatus, waits []string) {
+	id, fp := step.ID, v.snap.settings[step.ID].fingerprint
+	reason, due := v.snap.due[id]
+	h, f := v.holds[id], v.failures[id]
+	held := h.Fingerprint == fp && h.Fingerprint != ""
 	switch {
-	case running[id]:
+	case v.running[id]:
 		st.State = StateRunning
-	case reviews[id] != "":
-		st.State, st.Reason, st.Ref = StateReview, o.reviewReason(reviews[id], fp), reviewPrefix+id
+	case v.snap.reviews[id] != "":
+		st.State, st.Reason, st.Ref = StateReview, v.o.reviewReason(v.snap.reviews[id], fp), reviewPrefix+id
 	case !due:
 		st.State = StateDone
 		if step.Foreach != "" && st.TasksTotal > 0 {
 			// The progress line reads the same whether tasks remain or not.
-			st.Reason = progressText(&st)
+			st.Reason = progressText(st)
 		}
 	case len(waits) > 0:
 		st.State, st.Reason = StateBlocked, "waits for "+strings.Join(waits, ", ")
-		if holds[id].Fingerprint == fp && holds[id].Fingerprint != "" {
+		if held {
 			st.Reason += ", and is held (rolled back; codemachine retry " + id + " to run it)"
 		}
 	case step.Foreach != "":
-		st.State, st.Reason = foreachState(snap, step, &st)
-	case failures[id].Fingerprint == fp && failures[id].Error != "":
-		f := failures[id]
+		st.State, st.Reason = foreachState(v.snap, step, st)
+	case f.Fingerprint == fp && f.Error != "":
 		st.State, st.Reason, st.Ref = StateFailed, firstLine(f.Error), f.Ref
 		if f.Conflict {
 			st.State = StateConflict
 		}
-	case holds[id].Fingerprint == fp && holds[id].Fingerprint != "":
+	case held:
 		st.State, st.Reason = StateHeld, "rolled back; codemachine retry "+id+" to run it"
 	default:
 		st.State, st.Reason = StateDue, string(reason)
 	}
-	return st
 }
 
 // foreachState summarizes a due foreach step from its tasks.
@@ -244,8 +272,9 @@ func progressText(st *StepStatus) string {
 	return fmt.Sprintf("%d of %d tasks done", st.TasksDone, st.TasksTotal)
 }
 
-func (o *Orchestrator) taskStatuses(snap *snapshot, step *workflow.Step, st *StepStatus, holds map[string]Hold,
-	failures map[string]Failure, commits map[string]string, running map[string]bool) {
+// tasks adds a foreach step's tasks, with its progress, to its line.
+func (v *statusView) tasks(step *workflow.Step, st *StepStatus) {
+	snap := v.snap
 	plan := snap.project.Plans[step.Foreach]
 	if plan == nil {
 		return
@@ -256,7 +285,7 @@ func (o *Orchestrator) taskStatuses(snap *snapshot, step *workflow.Step, st *Ste
 	}
 	for _, t := range plan.Tasks {
 		key := step.ID + "/" + t.ID
-		ts := TaskStatus{ID: t.ID, Title: t.Title, Commit: commits[key]}
+		ts := TaskStatus{ID: t.ID, Title: t.Title, Commit: v.commits[key]}
 		fp := taskFingerprint(snap.settings[step.ID].fingerprint, t)
 		st.TasksTotal++
 		var missing []string
@@ -265,13 +294,13 @@ func (o *Orchestrator) taskStatuses(snap *snapshot, step *workflow.Step, st *Ste
 				missing = append(missing, dep)
 			}
 		}
-		switch f, h := failures[key], holds[key]; {
+		switch f, h := v.failures[key], v.holds[key]; {
 		case snap.reviews[key] != "":
-			ts.State, ts.Reason, ts.Ref = StateReview, o.reviewReason(snap.reviews[key], fp), reviewPrefix+key
+			ts.State, ts.Reason, ts.Ref = StateReview, v.o.reviewReason(snap.reviews[key], fp), reviewPrefix+key
 		case t.Done:
 			ts.State = StateDone
 			st.TasksDone++
-		case running[key]:
+		case v.running[key]:
 			ts.State = StateRunning
 		case f.Error != "" && f.Fingerprint == fp:
 			ts.State, ts.Reason, ts.Ref = StateFailed, firstLine(f.Error), f.Ref

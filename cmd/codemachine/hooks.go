@@ -10,7 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/codemachine/codemachine/hooks"
+	"github.com/codemachine/codemachine/githooks"
 )
 
 func hooksCommand() *cli.Command {
@@ -31,7 +31,7 @@ An existing hook is kept as <hook>.pre-codemachine and runs first, with its argu
 and stdin; "codemachine hooks uninstall" puts it back. core.hooksPath is respected.
 Installing again updates the hooks. The hooks never slow a commit down or make it fail.`,
 			Flags: append(engineFlags(), jsonFlag),
-			Action: hooksAction(func(c *cli.Context, dir string) ([]hooks.HookStatus, error) {
+			Action: hooksAction(func(c *cli.Context, dir string) ([]githooks.HookStatus, error) {
 				if err := checkEngineFlag(c.String("engine")); err != nil {
 					return nil, err
 				}
@@ -41,8 +41,8 @@ Installing again updates the hooks. The hooks never slow a commit down or make i
 						runArgs = append(runArgs, "--"+f, v)
 					}
 				}
-				return hooks.Install(hooks.InstallOptions{Dir: dir, Program: selfPath(), RunArgs: runArgs})
-			}, func(out *output, dir string, st []hooks.HookStatus) {
+				return githooks.Install(githooks.InstallOptions{Dir: dir, Program: selfPath(), RunArgs: runArgs})
+			}, func(out *output, dir string, st []githooks.HookStatus) {
 				for _, h := range st {
 					extra := ""
 					if h.Chained != "" {
@@ -59,9 +59,9 @@ Installing again updates the hooks. The hooks never slow a commit down or make i
 			Name:  "uninstall",
 			Usage: "remove codemachine's git hooks and put back the ones they replaced",
 			Flags: []cli.Flag{jsonFlag},
-			Action: hooksAction(func(_ *cli.Context, dir string) ([]hooks.HookStatus, error) {
-				return hooks.Uninstall(dir)
-			}, func(out *output, _ string, st []hooks.HookStatus) {
+			Action: hooksAction(func(_ *cli.Context, dir string) ([]githooks.HookStatus, error) {
+				return githooks.Uninstall(dir)
+			}, func(out *output, _ string, st []githooks.HookStatus) {
 				for _, h := range st {
 					switch h.Action {
 					case "restored":
@@ -69,7 +69,7 @@ Installing again updates the hooks. The hooks never slow a commit down or make i
 					case "removed":
 						out.printf("removed %s\n", h.Name)
 					default:
-						if h.State == hooks.StateForeign {
+						if h.State == githooks.StateForeign {
 							out.printf("kept %s: it is not codemachine's\n", h.Name)
 						}
 					}
@@ -80,19 +80,19 @@ Installing again updates the hooks. The hooks never slow a commit down or make i
 			Name:  "status",
 			Usage: "show which git hooks are installed",
 			Flags: []cli.Flag{jsonFlag},
-			Action: hooksAction(func(_ *cli.Context, dir string) ([]hooks.HookStatus, error) {
-				return hooks.Status(dir)
-			}, func(out *output, dir string, st []hooks.HookStatus) {
+			Action: hooksAction(func(_ *cli.Context, dir string) ([]githooks.HookStatus, error) {
+				return githooks.Status(dir)
+			}, func(out *output, dir string, st []githooks.HookStatus) {
 				out.printf("hooks directory: %s\n", dir)
 				for _, h := range st {
 					var what string
 					switch h.State {
-					case hooks.StateInstalled:
+					case githooks.StateInstalled:
 						what = "installed"
 						if h.Chained != "" {
 							what += fmt.Sprintf(", runs %s first", filepath.Base(h.Chained))
 						}
-					case hooks.StateForeign:
+					case githooks.StateForeign:
 						what = "another hook, not codemachine's"
 					default:
 						what = "not installed"
@@ -124,7 +124,7 @@ workflow without a watcher running: see "codemachine hooks install --help".`,
 
 // hooksAction is the action of hooks install, uninstall and status: find
 // the hooks directory, do, and print the hooks' states as JSON or as text.
-func hooksAction(do func(c *cli.Context, dir string) ([]hooks.HookStatus, error), show func(out *output, dir string, st []hooks.HookStatus)) cli.ActionFunc {
+func hooksAction(do func(c *cli.Context, dir string) ([]githooks.HookStatus, error), show func(out *output, dir string, st []githooks.HookStatus)) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		if err := noArgs(c); err != nil {
 			return err
@@ -188,7 +188,7 @@ func hooksRun(c *cli.Context) error {
 			runArgs = append(runArgs, "--"+f, v)
 		}
 	}
-	_, err = hooks.StartDetached(hooks.Detached{
+	_, err = githooks.StartDetached(githooks.Detached{
 		Program: selfPath(), Args: runArgs, Dir: repo.Root(), Env: os.Environ(), Log: log,
 		Header: fmt.Sprintf("codemachine: %s hook, %s: codemachine %s\n", hook, now.Format(time.RFC3339), strings.Join(runArgs, " ")),
 	})

@@ -1,4 +1,9 @@
-package hooks
+// Package githooks installs codemachine's git hooks (post-commit,
+// post-merge, post-checkout), chaining the hooks that were there before and
+// putting them back on uninstall, and starts the detached runs those hooks
+// ask for. Only the CLI uses it; it imports nothing of codemachine's, so
+// whether a run is wanted is for the caller to decide.
+package githooks
 
 import (
 	"bytes"

@@ -1,0 +1,253 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/codemachine/codemachine/agents"
+	"github.com/codemachine/codemachine/workflow"
+)
+
+// attemptOutcome is the outcome of running the engine (and check) until the
+// step succeeds or gives up.
+type attemptOutcome struct {
+	result   agents.Result
+	attempts int
+	failure  string // "" on success
+	canceled bool
+	session  string // the engine session the next attempt may resume ("" = start over)
+	missing  error  // the engine's CLI is not installed: a setup problem, not the step's failure
+}
+
+// checkTailLines is how much of a failed check's output its failure
+// message keeps.
+const checkTailLines = 20
+
+// attempt runs the engine, retrying transient failures with back-off, and
+// the check, re-running the agent with the check's output while attempts
+// remain.
+func (j *job) attempt(ctx context.Context) attemptOutcome {
+	u := j.u
+	eng, err := j.o.cfg.NewEngine(j.engineName)
+	if err != nil {
+		return attemptOutcome{failure: err.Error()}
+	}
+	attempts := u.step.Attempts
+	if attempts < 1 || u.step.Check == "" {
+		attempts = 1
+	}
+	var out attemptOutcome
+	checkOutput := ""
+	for attempt := 1; attempt <= attempts; attempt++ {
+		out.attempts = attempt
+		// A failed check of an earlier attempt must not fail this one.
+		out.failure = ""
+		req, err := j.request(attempt, checkOutput)
+		if err != nil {
+			out.failure = err.Error()
+			return out
+		}
+		res, err := j.runEngine(ctx, eng, req)
+		out.result = addUsage(out.result, res)
+		j.rs.addUsage(res.TokensIn, res.TokensOut, res.CostUSD)
+		if err != nil {
+			return engineFailed(ctx, out, err)
+		}
+		if u.step.Check == "" {
+			return out
+		}
+		checkRes, err := j.runCheck(ctx)
+		if err == nil {
+			return out
+		}
+		if ctx.Err() != nil {
+			out.canceled = true
+			out.failure = "interrupted"
+			return out
+		}
+		checkOutput = tail(checkRes.Output, 60)
+		out.failure = checkFailure(attempt, err, checkRes.Output)
+		if attempt < attempts {
+			j.o.emit(Event{Kind: StepRetrying, Step: u.step.ID, Task: taskID(u.task), Attempt: attempt + 1,
+				Message: "check failed: " + lastLine(checkRes.Output)})
+		}
+	}
+	return out
+}
+
+// timeout bounds one engine run, and one check, of the unit.
+func (j *job) timeout() time.Duration {
+	if t := j.u.step.Timeout; t != 0 {
+		return t
+	}
+	return j.snap.project.Workflow.Defaults.Timeout
+}
+
+// request is what the engine is asked in the given attempt: the step's
+// command, or the rendered prompt (with the failed check's output after
+// the first attempt), resuming an interrupted session in the first.
+func (j *job) request(attempt int, checkOutput string) (agents.Request, error) {
+	u, dir := j.u, j.wt.Path()
+	req := agents.Request{
+		Run: j.rs.id, Step: u.step.ID, Task: taskID(u.task),
+		Model: u.settings.model, Effort: u.settings.effort,
+		Dir: dir, Env: j.env, Timeout: j.timeout(), Log: j.log, Home: u.home,
+		OnStart: j.agentStarted,
+	}
+	if u.step.Run != "" {
+		req.Command = u.step.Run
+		return req, nil
+	}
+	prompt, err := j.o.renderPrompt(j.snap, u, dir, attempt, checkOutput)
+	if err != nil {
+		return req, err
+	}
+	req.Prompt = prompt
+	if attempt == 1 && j.resume != "" {
+		req.Resume, req.Continue = j.resume, continuePrompt(u, dir)
+	}
+	return req, nil
+}
+
+// engineFailed is the outcome of an engine run that failed for good: it
+// was stopped, its CLI is missing, or it failed (with the session a later
+// attempt may resume).
+func engineFailed(ctx context.Context, out attemptOutcome, err error) attemptOutcome {
+	out.session = resumableSession(err, out.result)
+	var re *agents.RunError
+	if errors.As(err, &re) && re.Canceled || ctx.Err() != nil {
+		out.canceled = true
+		out.failure = "interrupted"
+		return out
+	}
+	out.failure = err.Error()
+	if errors.Is(err, agents.ErrNoAgentCLI) {
+		out.missing = err
+	}
+	return out
+}
+
+// checkFailure is the failure of a check: the first line is the verdict;
+// the lines after it are the end of the check's output, which says why
+// (shown by run, kept in the failed commit's message).
+func checkFailure(attempt int, err error, output string) string {
+	msg := fmt.Sprintf("check failed after %d attempt(s): %s", attempt, err.Error())
+	if t := strings.TrimSpace(tail(output, checkTailLines)); t != "" {
+		msg += "\n" + t
+	}
+	return msg
+}
+
+// runEngine runs the engine once, retrying transient failures up to the
+// workflow's retries with exponential back-off and jitter, honouring a
+// reported retry-after.
+func (j *job) runEngine(ctx context.Context, eng agents.Engine, req agents.Request) (agents.Result, error) {
+	u, retries := j.u, j.snap.project.Workflow.Defaults.Retries
+	var total agents.Result
+	for try := 0; ; try++ {
+		res, err := eng.Run(ctx, req)
+		total = addUsage(total, res)
+		if err == nil {
+			return total, nil
+		}
+		var re *agents.RunError
+		if !errors.As(err, &re) || re.Class != agents.Transient || try >= retries || ctx.Err() != nil {
+			return total, err
+		}
+		delay := j.o.cfg.RetryBase << try
+		delay += time.Duration(rand.Int64N(int64(delay)/2 + 1))
+		if re.RetryAfter > delay {
+			delay = re.RetryAfter
+		}
+		j.o.emit(Event{Kind: StepRetrying, Step: u.step.ID, Task: taskID(u.task), Attempt: try + 2,
+			Message: fmt.Sprintf("%s; retrying in %s", re.Msg, FormatDuration(delay))})
+		select {
+		case <-ctx.Done():
+			return total, err
+		case <-time.After(delay):
+		}
+		if re.Result.SessionID != "" {
+			req.Resume, req.Continue = re.Result.SessionID, continuePrompt(u, req.Dir)
+		}
+	}
+}
+
+// addUsage accumulates usage over attempts; the latest text, session and
+// model win.
+func addUsage(acc, r agents.Result) agents.Result {
+	acc.TokensIn += r.TokensIn
+	acc.TokensOut += r.TokensOut
+	acc.CostUSD += r.CostUSD
+	acc.CostKnown = acc.CostKnown || r.CostKnown
+	acc.Duration += r.Duration
+	if r.Text != "" {
+		acc.Text = r.Text
+	}
+	if r.SessionID != "" {
+		acc.SessionID = r.SessionID
+	}
+	if r.Model != "" {
+		acc.Model = r.Model
+	}
+	acc.Output = r.Output
+	acc.ExitCode = r.ExitCode
+	return acc
+}
+
+// runCheck runs the step's check command in the worktree.
+func (j *job) runCheck(ctx context.Context) (agents.Result, error) {
+	sh, err := j.o.cfg.NewEngine("shell")
+	if err != nil {
+		return agents.Result{}, err
+	}
+	u := j.u
+	return sh.Run(ctx, agents.Request{Step: u.step.ID, Task: taskID(u.task), Command: u.step.Check,
+		Dir: j.wt.Path(), Env: j.env, Timeout: j.timeout(), Log: j.log, OnStart: j.agentStarted})
+}
+
+// renderPrompt renders the agent's template against the worktree, then the
+// step's extra prompt and the fixed footer.
+func (o *Orchestrator) renderPrompt(snap *snapshot, u *unit, repoDir string, attempt int, checkOutput string) (string, error) {
+	fsys := os.DirFS(repoDir)
+	feedback, _ := readFileFS(fsys, feedbackPath(u.key()))
+	data := workflow.PromptData{
+		Step:        workflow.StepInfo{ID: u.step.ID, Inputs: u.step.Inputs, Outputs: u.step.Outputs},
+		Feedback:    feedback,
+		CheckOutput: checkOutput,
+		Attempt:     attempt,
+		Repo:        repoDir,
+	}
+	if u.task != nil {
+		data.Task = &workflow.TaskInfo{ID: u.task.ID, Title: u.task.Title, Body: u.task.Body}
+	}
+	body, err := u.agent.Render(fsys, data)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString(strings.TrimRight(body, "\n"))
+	b.WriteString("\n")
+	if u.step.Prompt != "" {
+		b.WriteString("\n")
+		b.WriteString(strings.TrimRight(u.step.Prompt, "\n"))
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
+	b.WriteString(workflow.Footer(repoDir, u.step.Outputs))
+	return b.String(), nil
+}
+
+// readFileFS reads a file as a string; a missing file reads as "".
+func readFileFS(fsys fs.FS, name string) (string, error) {
+	data, err := fs.ReadFile(fsys, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	return string(data), err
+}

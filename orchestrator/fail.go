@@ -1,0 +1,97 @@
+package orchestrator
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/codemachine/codemachine/gitstate"
+)
+
+// failWithoutWork reports a unit that failed before it had a worktree.
+func (j *job) failWithoutWork(msg string) {
+	o, u := j.o, j.u
+	e := Event{Kind: StepFailed, Step: u.step.ID, Task: taskID(u.task), Message: msg}
+	j.rs.recordFailure(e)
+	o.emit(e)
+	_ = o.updateFailures(func(m map[string]Failure) {
+		m[u.key()] = Failure{Fingerprint: u.fingerprint(), Error: msg, Run: j.rs.id, At: o.cfg.Now().UTC()}
+	})
+}
+
+// failCanceled fails a unit whose engine or check was stopped: its task
+// was deleted from the plan, or the run was interrupted. The partial work
+// is kept whatever stopped the unit, so the save must not be canceled too.
+func (j *job) failCanceled(ctx context.Context) execResult {
+	cause := context.Cause(ctx)
+	ctx = context.WithoutCancel(ctx)
+	if cause == errTaskDeleted {
+		return j.fail(ctx, fmt.Sprintf("task %s was deleted from %s while it ran", j.u.task.ID, j.u.step.Foreach))
+	}
+	r := j.fail(ctx, j.out.failure)
+	r.interrupted = true
+	return r
+}
+
+// fail keeps the unit's partial work on refs/codemachine/failed/<key>,
+// remembers the failure (why) and runs the on_failure hook. Nothing lands.
+func (j *job) fail(ctx context.Context, why string) execResult {
+	o, u, out := j.o, j.u, &j.out
+	out.failure = why
+	ref, commit, err := j.keepPartialWork(ctx)
+	if err != nil {
+		out.failure += " (its partial work could not be saved: " + err.Error() + ")"
+	}
+	// on_failure runs in the worktree before the worktree goes back to the
+	// pool: what the hook leaves there must not reach the next step.
+	hookErr := j.onFailureHook(ctx, commit)
+	if commit == "" || u.step.Hooks.OnFailure != "" || j.wt.Finish(ctx, commit) != nil {
+		j.wt.Discard()
+	}
+	e := Event{Kind: StepFailed, Step: u.step.ID, Task: taskID(u.task), Engine: j.engineName, Model: u.settings.model,
+		Duration: o.cfg.Now().Sub(j.start), Message: out.failure, Ref: ref, Commit: commit, Attempt: out.attempts,
+		Log:    o.repo.RelPath(j.logPath()),
+		Tokens: out.result.TokensIn + out.result.TokensOut, CostUSD: out.result.CostUSD, CostOK: out.result.CostKnown}
+	j.rs.recordFailure(e)
+	o.emit(e)
+	if hookErr != nil {
+		o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: hookErr.Error()})
+	}
+	if err := o.updateFailures(func(m map[string]Failure) {
+		f := Failure{Fingerprint: u.fingerprint(), Error: out.failure, Ref: ref, Commit: commit,
+			Run: j.rs.id, At: o.cfg.Now().UTC()}
+		if out.session != "" && commit != "" {
+			f.Session, f.Engine = out.session, j.engineName
+		}
+		m[u.key()] = f
+	}); err != nil {
+		return execResult{err: err}
+	}
+	return execResult{}
+}
+
+// keepPartialWork commits what the unit left in its worktree onto its base
+// and points the unit's failed ref at that commit.
+func (j *job) keepPartialWork(ctx context.Context) (ref, commit string, err error) {
+	o, key := j.o, j.u.key()
+	tree, err := j.wt.Stage(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	msg := gitstate.Message{
+		Subject:  fmt.Sprintf("codemachine(%s): failed: %s", key, truncate(firstLine(j.out.failure), 60)),
+		Body:     strings.TrimSpace(j.out.failure + "\n\n" + tail(j.out.result.Output, 40)),
+		Trailers: j.trailers(),
+	}
+	commit, err = o.repo.CommitTree(ctx, gitstate.CommitSpec{Tree: tree, Parents: []string{j.snap.commit},
+		Message: msg.String(), Author: o.author(j.engineName, j.u.settings.model)})
+	if err != nil {
+		return "", "", err
+	}
+	ref = "refs/codemachine/failed/" + key
+	old, _ := o.repo.ResolveRev(ref)
+	if err := o.repo.UpdateRef(ctx, ref, commit, old, "codemachine: "+key+" failed"); err != nil {
+		return "", "", err
+	}
+	return ref, commit, nil
+}

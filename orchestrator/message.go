@@ -1,0 +1,79 @@
+package orchestrator
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/codemachine/codemachine/gitstate"
+)
+
+// message is the step commit's message (DESIGN 8).
+func (j *job) message() gitstate.Message {
+	u := j.u
+	text := strings.TrimSpace(j.out.result.Text)
+	var subject, body string
+	switch {
+	case u.task != nil:
+		subject = u.task.Title
+		body = text
+	case u.step.Run != "":
+		subject = "run " + firstLine(u.step.Run)
+	default:
+		subject = firstLine(text)
+		if subject != "" {
+			_, rest, _ := strings.Cut(text, "\n")
+			body = strings.TrimSpace(rest)
+		} else if u.agent != nil && u.agent.Description != "" {
+			subject = u.agent.Description
+		} else {
+			subject = "update " + strings.Join(u.step.Outputs, ", ")
+		}
+	}
+	return gitstate.Message{
+		Subject:  fmt.Sprintf("codemachine(%s): %s", u.key(), truncate(subject, 72)),
+		Body:     body,
+		Trailers: j.trailers(),
+	}
+}
+
+// trailers are the provenance trailers of a step commit or failed ref.
+func (j *job) trailers() []gitstate.Trailer {
+	u, out := j.u, j.out
+	t := []gitstate.Trailer{{Key: gitstate.TrailerStep, Value: u.step.ID}}
+	add := func(key, value string) {
+		if value != "" {
+			t = append(t, gitstate.Trailer{Key: key, Value: value})
+		}
+	}
+	if u.task != nil {
+		add(gitstate.TrailerTask, u.task.ID)
+	}
+	add(gitstate.TrailerEngine, j.engineName)
+	add(gitstate.TrailerModel, j.model())
+	add(gitstate.TrailerSession, out.result.SessionID)
+	if u.step.Run == "" {
+		add(gitstate.TrailerTokensIn, strconv.FormatInt(out.result.TokensIn, 10))
+		add(gitstate.TrailerTokensOut, strconv.FormatInt(out.result.TokensOut, 10))
+	}
+	if out.result.CostKnown {
+		add(gitstate.TrailerCostUSD, strconv.FormatFloat(out.result.CostUSD, 'f', 4, 64))
+	}
+	add(gitstate.TrailerDuration, j.o.cfg.Now().Sub(j.start).Round(time.Millisecond).String())
+	add(gitstate.TrailerAttempts, strconv.Itoa(max(out.attempts, 1)))
+	add(gitstate.TrailerFingerprint, u.fingerprint())
+	add(gitstate.TrailerRun, j.rs.id)
+	return t
+}
+
+// author is the agent's identity (DESIGN 8): "codemachine <engine>/<model>
+// <codemachine@localhost>", the address configurable with
+// CODEMACHINE_AUTHOR_EMAIL.
+func (o *Orchestrator) author(engineName, model string) gitstate.Signature {
+	email := o.getenv("CODEMACHINE_AUTHOR_EMAIL")
+	if email == "" {
+		email = "codemachine@localhost"
+	}
+	return gitstate.Signature{Name: "codemachine " + engineLabel(engineName, model), Email: email}
+}

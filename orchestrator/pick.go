@@ -1,0 +1,204 @@
+package orchestrator
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/codemachine/codemachine/workflow"
+)
+
+// resolveTargets checks the steps (and tasks) named on the command line
+// and collects them with everything they need.
+func (s *scheduler) resolveTargets() error {
+	if len(s.rs.opts.Steps) == 0 {
+		return nil
+	}
+	project := s.snap.project
+	g := project.Graph
+	s.targets = map[string]bool{}
+	var unknown []string
+	for _, name := range s.rs.opts.Steps {
+		stepID, taskID, _ := strings.Cut(name, "/")
+		step := g.Step(stepID)
+		if step == nil {
+			unknown = append(unknown, stepID)
+			continue
+		}
+		if taskID != "" {
+			if step.Foreach == "" {
+				return configErrorf("step %s has no tasks (it is not a foreach step)", stepID)
+			}
+			plan := project.Plans[step.Foreach]
+			if plan == nil || plan.Task(taskID) == nil {
+				return configErrorf("no task %s in %s", taskID, step.Foreach)
+			}
+			s.tasks[stepID+"/"+taskID] = true
+		}
+		s.named[stepID] = true
+		s.targets[stepID] = true
+		for _, up := range g.AllUpstream(stepID) {
+			s.targets[up] = true
+		}
+	}
+	if len(unknown) > 0 {
+		var ids []string
+		for _, st := range project.Workflow.Steps {
+			ids = append(ids, st.ID)
+		}
+		return configErrorf("unknown step %s (steps: %s)", strings.Join(unknown, ", "), strings.Join(ids, ", "))
+	}
+	return nil
+}
+
+// liftNamedHolds lifts the holds of the steps (or tasks) named on the
+// command line: naming a step is the user's way to run it again (DESIGN 7).
+func (s *scheduler) liftNamedHolds() error {
+	if len(s.named) == 0 {
+		return nil
+	}
+	return s.o.updateHolds(func(h map[string]Hold) {
+		for key := range h {
+			stepID, _, _ := strings.Cut(key, "/")
+			if s.named[stepID] && (len(s.tasks) == 0 || s.tasks[key] || !strings.Contains(key, "/")) {
+				delete(h, key)
+			}
+		}
+	})
+}
+
+// next picks the first runnable unit in dependency order, or nil when
+// nothing more can run.
+func (s *scheduler) next() (*unit, error) {
+	holds, err := s.o.holds()
+	if err != nil {
+		return nil, err
+	}
+	failures, err := s.o.failures()
+	if err != nil {
+		return nil, err
+	}
+	snap := s.snap
+	for _, step := range snap.project.Graph.Order() {
+		id := step.ID
+		if s.targets != nil && !s.targets[id] {
+			continue
+		}
+		reason, due := snap.due[id]
+		forced := s.rs.opts.Force && s.named[id] && step.Foreach == ""
+		// A failed task stops only itself and the tasks after it; a failed
+		// step stops itself.
+		if (!due && !forced) || (step.Foreach == "" && s.rs.stepFailed(id)) {
+			continue
+		}
+		if s.upstreamBlocked(step) {
+			continue
+		}
+		base := &unit{step: step, agent: snap.project.Agents[step.Agent], settings: snap.settings[id], reason: string(reason)}
+		if step.Foreach != "" {
+			u, err := s.nextTask(base, holds, failures)
+			if err != nil || u != nil {
+				return u, err
+			}
+			continue
+		}
+		if s.attempted[id] {
+			continue
+		}
+		if s.skipForHoldOrFailure(base, holds, failures) {
+			continue
+		}
+		return base, nil
+	}
+	return nil, nil
+}
+
+// upstreamBlocked reports whether a step must wait: a step it needs is still
+// due or failed in this run.
+func (s *scheduler) upstreamBlocked(step *workflow.Step) bool {
+	for _, up := range s.snap.project.Graph.Upstream(step.ID) {
+		if _, due := s.snap.due[up]; due || s.rs.stepFailed(up) {
+			return true
+		}
+	}
+	return false
+}
+
+// nextTask picks the next runnable task of a foreach step.
+func (s *scheduler) nextTask(base *unit, holds map[string]Hold, failures map[string]Failure) (*unit, error) {
+	step := base.step
+	if errs := s.snap.project.PlanErrs[step.Foreach]; len(errs) > 0 {
+		// One problem per line, each with its position: the run table
+		// shows the first line, so it must be a problem, not a heading.
+		s.failUnplannable(step, errs.Error())
+		return nil, nil
+	}
+	plan := s.snap.project.Plans[step.Foreach]
+	if plan == nil {
+		s.failUnplannable(step, fmt.Sprintf("%s does not exist: no step wrote it and it is not committed", step.Foreach))
+		return nil, nil
+	}
+	onlyNamed := false
+	for key := range s.tasks {
+		if strings.HasPrefix(key, step.ID+"/") {
+			onlyNamed = true
+		}
+	}
+	for _, t := range plan.Runnable() {
+		u := *base
+		u.task = t
+		key := u.key()
+		if s.attempted[key] || (onlyNamed && !s.tasks[key]) {
+			continue
+		}
+		if s.skipForHoldOrFailure(&u, holds, failures) {
+			continue
+		}
+		u.reason = "task to do"
+		return &u, nil
+	}
+	return nil, nil
+}
+
+// failUnplannable reports a foreach step that cannot start; only that step
+// (and what needs it) stops, other steps continue. The scheduler asks for
+// work again after every landing, so it is reported once per run.
+func (s *scheduler) failUnplannable(step *workflow.Step, msg string) {
+	s.reportOnce(step.ID+" (plan)", Event{Kind: StepFailed, Step: step.ID, Message: msg}, s.rs.recordFailure)
+}
+
+// skipForHoldOrFailure applies pending reviews, holds (lifted when the
+// fingerprint changed) and, in watch mode, remembered failures; each
+// skipped unit is reported once per run.
+func (s *scheduler) skipForHoldOrFailure(u *unit, holds map[string]Hold, failures map[string]Failure) bool {
+	key, fp := u.key(), u.fingerprint()
+	if commit, ok := s.snap.reviews[key]; ok {
+		s.reportOnce(key, Event{Kind: StepReview, Step: u.step.ID, Task: taskID(u.task), Commit: commit, Ref: reviewPrefix + key,
+			Message: "waiting for review (codemachine approve " + key + " | reject " + key + " -m WHY)"}, s.rs.recordReview)
+		return true
+	}
+	if h, ok := holds[key]; ok {
+		if h.Fingerprint == fp {
+			s.reportOnce(key, Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task),
+				Message: "held after a rollback (codemachine retry " + key + " to run it)"}, s.rs.recordSkipped)
+			return true
+		}
+		_ = s.o.updateHolds(func(m map[string]Hold) { delete(m, key) })
+	}
+	if f, ok := failures[key]; ok && s.rs.opts.SkipFailed && f.Fingerprint == fp {
+		s.reportOnce(key, Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task),
+			Message: "failed before with the same inputs (codemachine retry " + key + " to run it)"}, s.rs.recordSkipped)
+		return true
+	}
+	return false
+}
+
+// reportOnce records and emits e unless key was reported before in this
+// run: the scheduler asks for work again after every landing.
+func (s *scheduler) reportOnce(key string, e Event, record func(Event)) {
+	if s.reported[key] {
+		return
+	}
+	s.reported[key] = true
+	record(e)
+	s.o.emit(e)
+}

@@ -1,0 +1,313 @@
+package orchestrator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/codemachine/codemachine/agents"
+	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/workflow"
+)
+
+// candidate is a unit's finished change on its way to becoming the step
+// commit: the staged tree (agent's change plus state.yaml and the ticked
+// box), the agent's own changes, and the record that state.yaml now holds.
+type candidate struct {
+	tree     string
+	changes  []gitstate.Change // the agent's changes (state.yaml left out)
+	rec      gitstate.RunRecord
+	model    string
+	duration time.Duration
+	problem  string // why the change may not land; "" = fine so far
+	// replaced holds what the overlays overwrote in the worktree (nil = the
+	// file did not exist), to put back when verification fails.
+	replaced map[string][]byte
+	// agentEditedPlan: the agent changed the plan file beyond ticking its
+	// own box, so a rebase must merge its edit rather than take the tip's.
+	agentEditedPlan bool
+	// planBase and planCand are the plan at the unit's base and in the
+	// candidate (the agent's edit, box ticked), when both exist: a rebase
+	// merges the agent's edit into the tip's plan from them (mergePlans).
+	planBase, planCand []byte
+	// commit is the step commit on the unit's base, with its message.
+	commit string
+	msg    gitstate.Message
+}
+
+// stage turns the worktree's state after the agent into a candidate tree.
+// On the hot path the overlays (state.yaml, the ticked box) are written
+// before the one full `git add -A`, so a step costs one scan of the
+// worktree; with --record the agent's change must be known first, so it
+// is staged, recorded, then the overlays are staged on top. A change that
+// may not land comes back with its problem; an error is codemachine's.
+func (j *job) stage(ctx context.Context) (*candidate, error) {
+	o, u, out := j.o, j.u, j.out
+	c := &candidate{duration: o.cfg.Now().Sub(j.start), model: j.model(), replaced: map[string][]byte{}}
+	c.rec = gitstate.RunRecord{
+		Fingerprint: u.settings.fingerprint, FinishedAt: o.cfg.Now().UTC().Truncate(time.Second),
+		Engine: j.engineName, Model: c.model, Attempts: out.attempts,
+		TokensIn: out.result.TokensIn, TokensOut: out.result.TokensOut,
+		CostUSD: out.result.CostUSD, CostKnown: out.result.CostKnown, Duration: c.duration.Round(time.Millisecond),
+	}
+	stage := j.stageWithOverlays
+	if j.rs.opts.Record && u.step.Run == "" {
+		stage = j.stageRecorded
+	}
+	if err := stage(ctx, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// stageWithOverlays is stage on the hot path: it checks that the agent
+// left state.yaml alone, writes the overlays and stages everything at once.
+func (j *job) stageWithOverlays(ctx context.Context, c *candidate) error {
+	o, dir := j.o, j.wt.Path()
+	baseState, err := o.repo.ReadFile(j.snap.commit, workflow.StateFile)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", workflow.StateFile, err)
+	}
+	agentState, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(workflow.StateFile)))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", workflow.StateFile, err)
+	}
+	if !bytes.Equal(baseState, agentState) {
+		c.problem = "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
+		return nil
+	}
+	if err := j.writeOverlays(c); err != nil {
+		return err
+	}
+	tree, err := j.wt.Stage(ctx)
+	if err != nil {
+		c.problem = "stage the step's changes: " + err.Error()
+		return nil
+	}
+	c.tree = tree
+	changes, err := o.repo.DiffTrees(ctx, j.snap.commit, tree)
+	if err != nil {
+		return err
+	}
+	for _, ch := range changes {
+		if ch.Path != workflow.StateFile {
+			c.changes = append(c.changes, ch)
+		}
+	}
+	return nil
+}
+
+// stageRecorded is stage with --record: the agent's change is staged and
+// written as a recording, then the recording and the overlays are staged
+// on top.
+func (j *job) stageRecorded(ctx context.Context, c *candidate) error {
+	tree, err := j.wt.Stage(ctx)
+	if err != nil {
+		c.problem = "stage the step's changes: " + err.Error()
+		return nil
+	}
+	if c.changes, err = j.o.repo.DiffTrees(ctx, j.snap.commit, tree); err != nil {
+		return err
+	}
+	for _, ch := range c.changes {
+		if ch.Path == workflow.StateFile {
+			c.problem = "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
+			return nil
+		}
+	}
+	p, err := j.writeRecording(c)
+	if err != nil {
+		return err
+	}
+	if err := j.writeOverlays(c); err != nil {
+		return err
+	}
+	paths := append([]string{p}, sortedKeys(c.replaced)...)
+	if c.tree, err = j.wt.StagePaths(ctx, paths...); err != nil {
+		return fmt.Errorf("stage state for %s: %w", j.u.key(), err)
+	}
+	return nil
+}
+
+// writeOverlays writes the updated state.yaml and, for a task, its ticked
+// box into the worktree, remembering what they replaced.
+func (j *job) writeOverlays(c *candidate) error {
+	o, snap, u, dir := j.o, j.snap, j.u, j.wt.Path()
+	write := func(rel string, data []byte) error {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		old, err := os.ReadFile(p)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("read %s: %w", rel, err)
+		}
+		c.replaced[rel] = old
+		return writeRepoFile(dir, rel, data)
+	}
+	if err := write(workflow.StateFile, o.marshalState(applyRecord(snap.state, u, c.rec))); err != nil {
+		return err
+	}
+	// The feedback of a rejected attempt is consumed by the step commit that
+	// follows it (DESIGN 9).
+	fb := filepath.Join(dir, filepath.FromSlash(feedbackPath(u.key())))
+	if old, err := os.ReadFile(fb); err == nil {
+		c.replaced[feedbackPath(u.key())] = old
+		if err := os.Remove(fb); err != nil {
+			return fmt.Errorf("remove %s: %w", feedbackPath(u.key()), err)
+		}
+	}
+	if u.task != nil {
+		planData, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(u.step.Foreach)))
+		if err != nil {
+			// The agent deleted the plan: that is its edit to land.
+			c.agentEditedPlan = true
+			return nil
+		}
+		base := snap.project.Plans[u.step.Foreach]
+		if base != nil && !bytes.Equal(planData, base.Data) {
+			baseTicked, _ := o.tick(u.step.Foreach, base.Data, u.task.ID)
+			c.agentEditedPlan = !bytes.Equal(planData, baseTicked)
+		}
+		if base != nil {
+			c.planBase, c.planCand = base.Data, planData
+		}
+		if ticked, ok := o.tick(u.step.Foreach, planData, u.task.ID); ok {
+			if base != nil {
+				c.planCand = ticked
+			}
+			return write(u.step.Foreach, ticked)
+		}
+	}
+	return nil
+}
+
+// undoOverlays puts back what writeOverlays replaced, so that a failed
+// unit's partial work is the agent's alone.
+func (c *candidate) undoOverlays(dir string) error {
+	for rel, old := range c.replaced {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if old == nil {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			continue
+		}
+		if err := os.WriteFile(p, old, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeRecording stores what the agent did as a replay recording inside the
+// worktree, so that it lands with the step's commit.
+func (j *job) writeRecording(cand *candidate) (string, error) {
+	u, dir, out := j.u, j.wt.Path(), j.out
+	rec := &agents.Recording{
+		Step: u.step.ID, Task: taskID(u.task), Engine: j.engineName, Model: cand.model, Session: out.result.SessionID,
+		TokensIn: out.result.TokensIn, TokensOut: out.result.TokensOut, CostUSD: out.result.CostUSD,
+		CostKnown: out.result.CostKnown, Duration: cand.duration.Round(time.Millisecond), Text: out.result.Text,
+	}
+	for _, c := range cand.changes {
+		if strings.HasPrefix(c.Path, workflow.RecordingDir+"/") {
+			continue
+		}
+		fc := agents.FileChange{Path: c.Path}
+		switch {
+		case c.Status == 'D':
+			fc.Deleted = true
+		case c.NewMode == "120000" || c.NewMode == "160000":
+			return "", fmt.Errorf("record %s: %s is a symlink or submodule, which recordings cannot hold", u.key(), c.Path)
+		default:
+			data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(c.Path)))
+			if err != nil {
+				return "", fmt.Errorf("record %s: %w", u.key(), err)
+			}
+			fc.Content = data
+			if c.NewMode == "100755" {
+				fc.Mode = "0755"
+			}
+		}
+		rec.Files = append(rec.Files, fc)
+	}
+	data, err := agents.MarshalRecording(rec)
+	if err != nil {
+		return "", fmt.Errorf("record %s: %w", u.key(), err)
+	}
+	p := agents.RecordingPath(u.step.ID, taskID(u.task))
+	return p, writeRepoFile(dir, p, data)
+}
+
+// applyRecord returns a copy of state with the unit's record at the next
+// sequence number.
+func applyRecord(state *gitstate.State, u *unit, rec gitstate.RunRecord) *gitstate.State {
+	next := &gitstate.State{Version: gitstate.StateVersion, Seq: state.Seq + 1, Steps: map[string]*gitstate.StepRecord{}}
+	for id, sr := range state.Steps {
+		cp := *sr
+		if sr.Tasks != nil {
+			cp.Tasks = map[string]*gitstate.RunRecord{}
+			for tid, tr := range sr.Tasks {
+				t := *tr
+				cp.Tasks[tid] = &t
+			}
+		}
+		next.Steps[id] = &cp
+	}
+	rec.Seq = next.Seq
+	sr := next.Steps[u.step.ID]
+	if sr == nil {
+		sr = &gitstate.StepRecord{}
+		next.Steps[u.step.ID] = sr
+	}
+	tasks := sr.Tasks
+	sr.RunRecord = rec
+	sr.Tasks = tasks
+	if u.task != nil {
+		if sr.Tasks == nil {
+			sr.Tasks = map[string]*gitstate.RunRecord{}
+		}
+		tr := rec
+		tr.Fingerprint = u.fingerprint()
+		sr.Tasks[u.task.ID] = &tr
+	}
+	return next
+}
+
+// tickTask checks the task's box in a plan, changing that one byte. ok is
+// false when the task is gone or already checked (the agent ticked it).
+func tickTask(file string, data []byte, id string) ([]byte, bool) {
+	plan, err := workflow.ParsePlan(file, data)
+	if err != nil {
+		return nil, false
+	}
+	return tickPlan(plan, id)
+}
+
+// tickPlan is tickTask on a parsed plan.
+func tickPlan(plan *workflow.Plan, id string) ([]byte, bool) {
+	t := plan.Task(id)
+	if t == nil || t.Done {
+		return nil, false
+	}
+	ticked, err := plan.SetDone(id, true)
+	if err != nil {
+		return nil, false
+	}
+	return ticked, true
+}
+
+// writeRepoFile writes a repository file inside dir.
+func writeRepoFile(dir, rel string, data []byte) error {
+	p := filepath.Join(dir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", rel, err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", rel, err)
+	}
+	return nil
+}
