@@ -27,10 +27,7 @@ var (
 
 // registered returns the names of every engine, in the registry's order.
 func registered() []string {
-	names := make([]string, 0, len(codingCLIs)+len(cliFree))
-	for _, c := range codingCLIs {
-		names = append(names, c.name)
-	}
+	names := CodingCLIs()
 	for _, e := range cliFree {
 		names = append(names, e.Name())
 	}
@@ -56,6 +53,16 @@ func WorkflowEngines() []string {
 // `codemachine run --engine` may choose for the agent steps.
 func AgentEngines() []string {
 	return slices.DeleteFunc(WorkflowEngines(), func(name string) bool { return name == shellEngine{}.Name() })
+}
+
+// CodingCLIs returns the names of the engines that drive a coding CLI, in
+// the order engine "auto" prefers them: what `codemachine doctor` probes.
+func CodingCLIs() []string {
+	names := make([]string, 0, len(codingCLIs))
+	for _, c := range codingCLIs {
+		names = append(names, c.name)
+	}
+	return names
 }
 
 // New returns the engine called name ("shell", "replay", "claude", ...).

@@ -58,7 +58,7 @@ func doctorCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "doctor",
 		Usage: "check the engines, git and the repository",
-		Description: `Lists each coding CLI codemachine can drive (claude, codex, gemini, opencode): whether
+		Description: `Lists each coding CLI codemachine can drive (` + strings.Join(agents.CodingCLIs(), ", ") + `): whether
 it is on PATH, its version, where its credentials would come from in the environment agents
 get, and what to do when something is missing. Then git's version and, inside a repository,
 whether the workflow is valid, who holds the lock and whether linked worktrees are stale.
@@ -83,7 +83,7 @@ It only reports: the exit code is 0 whatever it finds.`,
 // CLI's --version, which takes up to a few seconds for some.
 func doctor(ctx context.Context, dir string) doctorReport {
 	env := agents.Environ(os.Environ(), nil)
-	names := []string{"claude", "codex", "gemini", "opencode"}
+	names := agents.CodingCLIs()
 	r := doctorReport{Engines: make([]agents.EngineInfo, len(names))}
 	var wg sync.WaitGroup
 	for i, name := range names {

@@ -16,7 +16,7 @@ import (
 func hooksCommand() *cli.Command {
 	engineFlags := func() []cli.Flag {
 		return []cli.Flag{
-			&cli.StringFlag{Name: "engine", Usage: "the runs use `ENGINE` (auto, claude, codex, gemini, opencode, replay)"},
+			&cli.StringFlag{Name: "engine", Usage: "the runs use `ENGINE` (" + engineChoices() + ")"},
 			&cli.StringFlag{Name: "model", Usage: "the runs use `MODEL`"},
 		}
 	}

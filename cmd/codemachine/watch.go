@@ -30,7 +30,7 @@ and "reject" refuse to run, and the git hooks (codemachine hooks install) stay q
 Ctrl-C (or SIGTERM) stops the running steps gracefully, keeps their partial work on
 refs/codemachine/failed/STEP and exits 130; a second Ctrl-C kills them at once.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "engine", Usage: "run agent steps with `ENGINE` (auto, claude, codex, gemini, opencode, replay)"},
+			&cli.StringFlag{Name: "engine", Usage: "run agent steps with `ENGINE` (" + engineChoices() + ")"},
 			&cli.StringFlag{Name: "model", Usage: "run agent steps with `MODEL`"},
 			&cli.BoolFlag{Name: "record", Usage: "store a replay recording of every agent step in its commit"},
 			&cli.IntFlag{Name: "parallel", Usage: "run up to `N` tasks of a foreach step at once", Action: notNegative("parallel")},
