@@ -1,0 +1,27 @@
+package testenv
+
+import (
+	"os"
+	"strconv"
+	"time"
+)
+
+// ScaleEnv is the one setting that stretches every limit a test must put
+// on a wait (an engine's timeout, a deadline for a process to appear) for
+// slow or loaded machines: a factor, 1 by default. Tests await events
+// wherever they can; where a limit cannot be avoided it goes through Scale.
+const ScaleEnv = "CODEMACHINE_TEST_SCALE"
+
+// Scale returns d stretched by CODEMACHINE_TEST_SCALE (a positive number,
+// fractions allowed; anything else counts as 1).
+func Scale(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * scaleFactor())
+}
+
+func scaleFactor() float64 {
+	f, err := strconv.ParseFloat(os.Getenv(ScaleEnv), 64)
+	if err != nil || f <= 0 {
+		return 1
+	}
+	return f
+}
