@@ -1,0 +1,206 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const supported = true
+
+// Exit codes of the launcher when it could not start the program; the
+// reason is on ReportFD.
+const (
+	exitSetup   = 125 // the sandbox could not be set up
+	exitNoStart = 127 // the program could not be started
+)
+
+// launch is the launcher: args are the encoded policy, the program's
+// path, its argv[0] and its arguments. It returns the exit code.
+func launch(args []string) int {
+	// Every prctl below acts on the calling thread, and the program is
+	// forked from it: keep it the same thread throughout.
+	runtime.LockOSThread()
+	report := reportFile()
+	if len(args) < 1 {
+		return fail(report, exitSetup, errors.New("no policy"))
+	}
+	p, err := decodePolicy(args[0])
+	if err != nil {
+		return fail(report, exitSetup, err)
+	}
+	if p.Probe {
+		if err := probeNamespace(p.OuterNS); err != nil {
+			return fail(report, exitSetup, err)
+		}
+		return 0
+	}
+	if len(args) < 3 {
+		return fail(report, exitSetup, errors.New("no program to run"))
+	}
+	path, argv := args[1], args[2:]
+	if err := confine(p, path); err != nil {
+		return fail(report, exitSetup, err)
+	}
+	// Signals are caught before the program starts, so that a stop
+	// right after its start is not lost.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	if report != nil {
+		syscall.CloseOnExec(ReportFD)
+	}
+	proc, err := os.StartProcess(path, argv, &os.ProcAttr{
+		Env:   os.Environ(),
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+	})
+	if err != nil {
+		return fail(report, exitNoStart, fmt.Errorf("start %s: %w", argv[0], err))
+	}
+	if report != nil {
+		_ = report.Close()
+	}
+	return supervise(proc.Pid, p.grace(), sigs)
+}
+
+// confine applies the policy to the launcher itself, which the program
+// inherits: the subreaper, the hidden sockets, Landlock, and no
+// capabilities left over from the user namespace.
+func confine(p Policy, program string) error {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("become a child subreaper: %w", err)
+	}
+	if p.HideSockets {
+		if err := hideSockets(p, program); err != nil {
+			return fmt.Errorf("hide sockets: %w", err)
+		}
+	}
+	if p.Landlock {
+		if err := restrictWrites(p); err != nil {
+			return fmt.Errorf("restrict writes: %w", err)
+		}
+	}
+	// In a user namespace the launcher holds CAP_SYS_ADMIN as an ambient
+	// capability (to mount); the program must not inherit it.
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("drop ambient capabilities: %w", err)
+	}
+	return nil
+}
+
+// reportFile is the report pipe codemachine passed as ReportFD, or nil
+// when there is none.
+func reportFile() *os.File {
+	if _, err := unix.FcntlInt(ReportFD, unix.F_GETFD, 0); err != nil {
+		return nil
+	}
+	return os.NewFile(ReportFD, "sandbox-report")
+}
+
+// fail reports err on the report pipe (or standard error without one)
+// and returns code.
+func fail(report *os.File, code int, err error) int {
+	msg := "codemachine sandbox: " + err.Error() + "\n"
+	if report != nil {
+		_, _ = report.WriteString(msg)
+	} else {
+		_, _ = os.Stderr.WriteString(msg)
+	}
+	return code
+}
+
+// supervise waits for the program (pid) and reaps every orphan that
+// reparents to the launcher meanwhile. When the program exits, whatever
+// it left running is killed; when the launcher is told to stop, every
+// descendant gets SIGTERM and, grace later, SIGKILL. It returns once no
+// descendant is left, with the program's exit code.
+func supervise(pid int, grace time.Duration, sigs <-chan os.Signal) int {
+	exited := make(chan syscall.WaitStatus, 1)
+	gone := make(chan struct{})
+	go reap(pid, exited, gone)
+	var killC <-chan time.Time
+	for {
+		select {
+		case ws := <-exited:
+			endAll(gone)
+			return exitCode(ws)
+		case <-sigs:
+			if killC == nil {
+				signalAll(syscall.SIGTERM)
+				t := time.NewTimer(grace)
+				defer t.Stop()
+				killC = t.C
+			}
+		case <-killC:
+			endAll(gone)
+			return exitCode(<-exited)
+		}
+	}
+}
+
+// reap waits for children until none is left: the program's status goes
+// to exited, and gone is closed when the launcher has no child any more.
+// Orphans of the step reparent to the launcher (it is a subreaper), so
+// reaping them here keeps them from lingering as zombies.
+func reap(pid int, exited chan<- syscall.WaitStatus, gone chan<- struct{}) {
+	defer close(gone)
+	for {
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(-1, &ws, 0, nil)
+		switch {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case err != nil:
+			return // ECHILD: nothing left
+		case got == pid:
+			exited <- ws
+		}
+	}
+}
+
+// endAll kills every descendant, again and again while processes that
+// were forking meanwhile show up, until none is left.
+func endAll(gone <-chan struct{}) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		signalAll(syscall.SIGKILL)
+		select {
+		case <-gone:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// signalAll sends sig to every live descendant of the launcher.
+func signalAll(sig syscall.Signal) {
+	for _, pid := range descendants(os.Getpid()) {
+		_ = syscall.Kill(pid, sig)
+	}
+}
+
+// exitCode is the launcher's exit code for the program's status. A
+// program killed by a signal that the launcher can die of the same way
+// makes it die of it, so that codemachine sees the signal; other signals
+// become 128+signal, as a shell reports them.
+func exitCode(ws syscall.WaitStatus) int {
+	if !ws.Signaled() {
+		return ws.ExitStatus()
+	}
+	sig := ws.Signal()
+	switch sig {
+	case syscall.SIGKILL, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP:
+		signal.Reset(sig)
+		_ = syscall.Kill(os.Getpid(), sig)
+		time.Sleep(time.Second) // the signal is on its way
+	}
+	return 128 + int(sig)
+}

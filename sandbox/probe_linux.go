@@ -1,0 +1,126 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"golang.org/x/sys/unix"
+)
+
+var (
+	probeOnce sync.Once
+	probed    Status
+)
+
+// Probe finds out, once per process, what protection this system allows
+// a step: the kernel's Landlock ABI, and whether the launcher can have a
+// mount namespace of its own (as root directly; otherwise in a user
+// namespace, where the distribution allows unprivileged ones), which it
+// learns by starting the launcher once.
+func Probe() Status {
+	probeOnce.Do(func() { probed = probe() })
+	return probed
+}
+
+func probe() Status {
+	s := Status{OS: runtime.GOOS, Subreaper: true}
+	abi, err := ll.LandlockGetABIVersion()
+	switch {
+	case errors.Is(err, syscall.ENOSYS):
+		s.ABIErr = "the kernel has no Landlock"
+	case errors.Is(err, syscall.EOPNOTSUPP):
+		s.ABIErr = "Landlock is disabled at boot: add landlock to the kernel's lsm= list"
+	case err != nil:
+		s.ABIErr = "Landlock: " + err.Error()
+	case abi < MinABI:
+		s.ABI = abi
+		s.ABIErr = fmt.Sprintf("the kernel's Landlock ABI %d is older than %d (Linux 6.2)", abi, MinABI)
+	default:
+		s.ABI = abi
+	}
+	if !ready.Load() {
+		s.NamespaceErr = ErrNotLauncher.Error()
+		return s
+	}
+	modes := []nsMode{nsUser}
+	if os.Geteuid() == 0 {
+		modes = []nsMode{nsMount, nsUser}
+	}
+	for _, m := range modes {
+		if err = tryNamespace(m); err == nil {
+			s.ns, s.Namespace, s.NamespaceErr = m, m.String(), ""
+			return s
+		}
+	}
+	s.NamespaceErr = "no mount namespace: " + err.Error()
+	return s
+}
+
+// tryNamespace starts the launcher in probe mode with the namespace mode m.
+func tryNamespace(m nsMode) error {
+	enc, err := Policy{Probe: true, OuterNS: mountNamespace()}.encode()
+	if err != nil {
+		return err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	cmd := exec.Command("/proc/self/exe", Arg, enc)
+	cmd.Args[0] = "codemachine"
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	setNamespace(cmd.SysProcAttr, m)
+	err = cmd.Start()
+	_ = w.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", m, err)
+	}
+	_ = r.SetReadDeadline(time.Now().Add(10 * time.Second))
+	msg, _ := io.ReadAll(r)
+	if err := cmd.Wait(); err != nil {
+		if s := strings.TrimPrefix(strings.TrimSpace(string(msg)), "codemachine sandbox: "); s != "" {
+			return fmt.Errorf("%s: %s", m, s)
+		}
+		return fmt.Errorf("%s: %w", m, err)
+	}
+	return nil
+}
+
+// SetAttr applies what the launcher needs to attr: its namespaces, and
+// SIGTERM when its parent (codemachine) dies, so that the step ends with
+// it even when codemachine is killed.
+func (l *Launch) SetAttr(attr *syscall.SysProcAttr) {
+	setNamespace(attr, l.ns)
+	attr.Pdeathsig = syscall.SIGTERM
+}
+
+// setNamespace sets the clone flags of mode m. In a user namespace the
+// launcher keeps the user's uid and gid (mapped to themselves: Claude
+// Code and others behave differently as root) and gets CAP_SYS_ADMIN
+// there as an ambient capability, which survives its exec and lets it
+// mount; it drops it before it starts the program.
+func setNamespace(attr *syscall.SysProcAttr, m nsMode) {
+	switch m {
+	case nsMount:
+		attr.Cloneflags |= unix.CLONE_NEWNS
+	case nsUser:
+		attr.Cloneflags |= unix.CLONE_NEWUSER | unix.CLONE_NEWNS
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: os.Getuid(), HostID: os.Getuid(), Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: os.Getgid(), HostID: os.Getgid(), Size: 1}}
+		attr.GidMappingsEnableSetgroups = false
+		attr.AmbientCaps = []uintptr{unix.CAP_SYS_ADMIN}
+	}
+}

@@ -1,0 +1,26 @@
+//go:build !linux
+
+package sandbox
+
+import (
+	"os"
+	"runtime"
+	"syscall"
+)
+
+const supported = false
+
+func launch([]string) int {
+	_, _ = os.Stderr.WriteString("codemachine sandbox: " + ErrUnsupported.Error() + "\n")
+	return 125
+}
+
+// Probe reports that nothing but process groups contain a step here.
+func Probe() Status {
+	return Status{OS: runtime.GOOS, ABIErr: "no Landlock on " + runtime.GOOS, NamespaceErr: "not Linux"}
+}
+
+// SetAttr does nothing where there is no launcher.
+func (l *Launch) SetAttr(*syscall.SysProcAttr) {}
+
+func mountNamespace() string { return "" }

@@ -1,0 +1,342 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// helperEnv makes the test binary a small client program in the
+// sandbox: "connect PATH" dials a Unix socket and exits 0 when it could.
+const helperEnv = "SANDBOX_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	Main()
+	if os.Getenv(helperEnv) == "connect" {
+		c, err := net.Dial("unix", os.Args[1])
+		if err != nil {
+			fmt.Println("connect:", err)
+			os.Exit(1)
+		}
+		c.Close()
+		fmt.Println("connected")
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// result is what a launched program did.
+type result struct {
+	out    string
+	report string
+	state  *os.ProcessState
+	pid    int
+}
+
+// run starts program under the launcher with policy p, in dir, and waits.
+// start, when set, is called once it runs.
+func run(t *testing.T, p Policy, dir string, env []string, start func(pid int), program string, args ...string) result {
+	t.Helper()
+	l, err := Command(p, program, filepath.Base(program), args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out bytes.Buffer
+	cmd := &exec.Cmd{Path: l.Path, Args: l.Args, Dir: dir, Env: env, Stdout: &out, Stderr: &out,
+		ExtraFiles: []*os.File{w}, SysProcAttr: &syscall.SysProcAttr{Setpgid: true}}
+	l.SetAttr(cmd.SysProcAttr)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if start != nil {
+		start(cmd.Process.Pid)
+	}
+	report, _ := io.ReadAll(r)
+	_ = cmd.Wait()
+	return result{out: out.String(), report: string(report), state: cmd.ProcessState, pid: cmd.Process.Pid}
+}
+
+func requireLandlock(t *testing.T) Status {
+	t.Helper()
+	st := Probe()
+	if !st.Writes() {
+		t.Skipf("no Landlock here: %s", st.ABIErr)
+	}
+	return st
+}
+
+func baseEnv(home string) []string {
+	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
+}
+
+func TestProbeSaysWhatIsThere(t *testing.T) {
+	st := Probe()
+	t.Logf("%s", st.Summary())
+	if !st.Subreaper {
+		t.Error("no subreaper on Linux")
+	}
+	if st.Writes() != (st.ABI >= MinABI) {
+		t.Errorf("Writes() = %v with ABI %d", st.Writes(), st.ABI)
+	}
+	if st.Full() != (len(st.Missing()) == 0) {
+		t.Errorf("Full() = %v but Missing() = %q", st.Full(), st.Missing())
+	}
+	if os.Geteuid() == 0 && st.Namespace == "" {
+		t.Logf("root without a mount namespace: %s", st.NamespaceErr)
+	}
+}
+
+func TestWritesOutsideTheWritablePathsAreRefused(t *testing.T) {
+	requireLandlock(t)
+	root := t.TempDir()
+	work := filepath.Join(root, "work")
+	outside := filepath.Join(root, "user")
+	for _, d := range []string{work, outside} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep := filepath.Join(outside, "keep.txt")
+	if err := os.WriteFile(keep, []byte("USER\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `echo ok > inside.txt && mkdir sub && mv inside.txt sub/ && echo written
+echo AGENT > ../user/keep.txt || echo refused-write
+truncate -s 0 ` + keep + ` || echo refused-truncate
+rm -f ` + keep + ` || echo refused-remove
+ln -s /etc/passwd ../user/link 2>/dev/null || echo refused-link
+echo x > /dev/null && echo devnull-ok`
+	res := run(t, Policy{Landlock: true, Writable: []string{work}}, work, baseEnv(root), nil, "/bin/sh", "-c", script)
+	for _, want := range []string{"written", "refused-write", "refused-truncate", "refused-remove", "refused-link", "devnull-ok"} {
+		if !strings.Contains(res.out, want) {
+			t.Errorf("output lacks %q:\n%s%s", want, res.out, res.report)
+		}
+	}
+	if data, _ := os.ReadFile(keep); string(data) != "USER\n" {
+		t.Errorf("keep.txt = %q, want it untouched", data)
+	}
+	if _, err := os.Stat(filepath.Join(work, "sub", "inside.txt")); err != nil {
+		t.Errorf("the write inside the worktree did not happen: %v", err)
+	}
+}
+
+func TestWithoutLandlockNothingIsRestricted(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "elsewhere.txt")
+	res := run(t, Policy{}, t.TempDir(), baseEnv(dir), nil, "/bin/sh", "-c", "echo hi > "+target)
+	if !res.state.Success() {
+		t.Fatalf("failed: %s %s", res.out, res.report)
+	}
+	if _, err := os.Stat(target); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestNoProcessOutlivesTheProgram(t *testing.T) {
+	dir := t.TempDir()
+	marker := "sleep " + strconv.Itoa(1000+os.Getpid()%1000) + ".5"
+	// A setsid daemon, a double fork and a plain background job: all
+	// three outlive the shell unless the launcher ends them.
+	script := `setsid sh -c '` + marker + `; echo late > late.txt' >/dev/null 2>&1 &
+( sh -c '` + marker + `' >/dev/null 2>&1 & ) 
+` + marker + ` >/dev/null 2>&1 &
+echo started`
+	res := run(t, Policy{}, dir, baseEnv(dir), nil, "/bin/sh", "-c", script)
+	if !res.state.Success() || !strings.Contains(res.out, "started") {
+		t.Fatalf("failed: %s %s", res.out, res.report)
+	}
+	if left := processesRunning(marker); len(left) > 0 {
+		t.Fatalf("processes left running after the launcher exited: %v", left)
+	}
+}
+
+func TestStopEndsEveryProcessAfterTheGrace(t *testing.T) {
+	dir := t.TempDir()
+	marker := "sleep " + strconv.Itoa(2000+os.Getpid()%1000) + ".5"
+	// The daemon ignores SIGTERM: only the SIGKILL after the grace
+	// period ends it.
+	script := `setsid sh -c 'trap "" TERM; ` + marker + `' >/dev/null 2>&1 &
+trap 'echo got-term; exit 7' TERM
+echo ready
+while :; do sleep 0.05; done`
+	started := time.Now()
+	res := run(t, Policy{Grace: 300 * time.Millisecond}, dir, baseEnv(dir), func(pid int) {
+		deadline := time.Now().Add(10 * time.Second)
+		for len(processesRunning(marker)) == 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}, "/bin/sh", "-c", script)
+	if left := processesRunning(marker); len(left) > 0 {
+		t.Fatalf("processes left running after a stop: %v", left)
+	}
+	if code := res.state.ExitCode(); code != 7 {
+		t.Errorf("exit code %d, want the program's 7 (output %q, report %q)", code, res.out, res.report)
+	}
+	if d := time.Since(started); d > 8*time.Second {
+		t.Errorf("took %s", d)
+	}
+}
+
+func TestExitStatusIsTheProgramsOwn(t *testing.T) {
+	dir := t.TempDir()
+	if res := run(t, Policy{}, dir, baseEnv(dir), nil, "/bin/sh", "-c", "exit 3"); res.state.ExitCode() != 3 {
+		t.Errorf("exit 3 gave %v", res.state)
+	}
+	res := run(t, Policy{}, dir, baseEnv(dir), nil, "/bin/sh", "-c", "kill -9 $$")
+	ws := res.state.Sys().(syscall.WaitStatus)
+	if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("a program killed by SIGKILL gave %v", res.state)
+	}
+}
+
+func TestAMissingProgramIsReported(t *testing.T) {
+	dir := t.TempDir()
+	res := run(t, Policy{}, dir, baseEnv(dir), nil, filepath.Join(dir, "nope"))
+	if res.state.ExitCode() != exitNoStart || !strings.Contains(res.report, "codemachine sandbox: start nope") {
+		t.Errorf("exit %d, report %q", res.state.ExitCode(), res.report)
+	}
+	if res.out != "" {
+		t.Errorf("the launcher wrote to the program's output: %q", res.out)
+	}
+}
+
+func TestAMissingWritablePathFailsTheSetup(t *testing.T) {
+	requireLandlock(t)
+	dir := t.TempDir()
+	res := run(t, Policy{Landlock: true, Writable: []string{filepath.Join(dir, "gone")}}, dir, baseEnv(dir), nil, "/bin/true")
+	if res.state.ExitCode() != exitSetup || !strings.Contains(res.report, "restrict writes: writable path") {
+		t.Errorf("exit %d, report %q", res.state.ExitCode(), res.report)
+	}
+}
+
+func TestSocketsOutsideAreHidden(t *testing.T) {
+	st := requireLandlock(t)
+	if !st.Sockets() {
+		t.Skipf("sockets cannot be hidden here: %s", st.NamespaceErr)
+	}
+	// The socket lives in a directory of /tmp that no kept path covers;
+	// the worktree is in another.
+	sockDir, err := os.MkdirTemp("/tmp", "cm-sandbox-sock-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(sockDir)
+	sock := filepath.Join(sockDir, "agent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	work, err := os.MkdirTemp("/tmp", "cm-sandbox-work-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(work)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(baseEnv(work), helperEnv+"=connect", "GORACE=atexit_sleep_ms=0")
+	// Unsandboxed (sandbox: off), the socket is reachable: the test's
+	// own control.
+	if res := run(t, Policy{}, work, env, nil, exe, sock); !strings.Contains(res.out, "connected") {
+		t.Fatalf("control: %s %s", res.out, res.report)
+	}
+	res := run(t, Policy{Landlock: true, Writable: []string{work}}, work, env, nil, exe, sock)
+	if strings.Contains(res.out, "connected") || res.state.ExitCode() != 1 {
+		t.Fatalf("the sandboxed program reached %s: %s %s", sock, res.out, res.report)
+	}
+	// The user's own view is untouched: the mounts were the launcher's.
+	if c, err := net.Dial("unix", sock); err != nil {
+		t.Errorf("the socket is gone for the user too: %v", err)
+	} else {
+		c.Close()
+	}
+	// A socket named in the policy is covered wherever it is, even in a
+	// directory that stays visible (here the worktree).
+	own := filepath.Join(work, "s.sock")
+	ln2, err := net.Listen("unix", own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln2.Close()
+	res = run(t, Policy{Landlock: true, Writable: []string{work}, Sockets: []string{own}}, work, env, nil, exe, own)
+	if strings.Contains(res.out, "connected") {
+		t.Fatalf("a covered socket was reached: %s %s", res.out, res.report)
+	}
+}
+
+func TestCommandRefusesABinaryThatIsNoLauncher(t *testing.T) {
+	ready.Store(false)
+	defer ready.Store(true)
+	if _, err := Command(Policy{}, "/bin/true", "true", nil); !errors.Is(err, ErrNotLauncher) {
+		t.Errorf("err = %v, want ErrNotLauncher", err)
+	}
+}
+
+func TestOutermostAndWithin(t *testing.T) {
+	got := outermost([]string{"/tmp/a/b", "/run", "/tmp/a", "/tmp/ab", "/run/user/0", "/tmp/a"})
+	want := []string{"/run", "/tmp/a", "/tmp/ab"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("outermost = %q, want %q", got, want)
+	}
+	if within("/tmpx", "/tmp") || !within("/tmp/x", "/tmp") || !within("/tmp", "/tmp") {
+		t.Error("within is wrong")
+	}
+}
+
+func TestPolicyRoundTrips(t *testing.T) {
+	p := Policy{Landlock: true, Writable: []string{"/a", "/b c"}, Sockets: []string{"/s"}, Grace: time.Second}
+	enc, err := p.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := decodePolicy(enc)
+	if err != nil || fmt.Sprint(back) != fmt.Sprint(p) {
+		t.Errorf("decode(encode(p)) = %+v, %v", back, err)
+	}
+	if _, err := decodePolicy("{"); err == nil {
+		t.Error("a broken policy decoded")
+	}
+}
+
+// processesRunning lists the live processes whose command line is the
+// given one (fields separated by spaces).
+func processesRunning(cmdline string) []int {
+	want := strings.ReplaceAll(cmdline, " ", "\x00") + "\x00"
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || string(data) != want {
+			continue
+		}
+		if _, zombie, ok := readStat(filepath.Join("/proc", e.Name(), "stat")); ok && !zombie {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
