@@ -31,7 +31,7 @@ var devices = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/
 // inherits it.
 func restrictWrites(p Policy) error {
 	if abi, err := ll.LandlockGetABIVersion(); err != nil || abi < MinABI {
-		return fmt.Errorf("Landlock ABI %d is older than %d", abi, MinABI)
+		return fmt.Errorf("the kernel's Landlock ABI %d is older than %d", abi, MinABI)
 	}
 	cfg := landlock.Config{HandledAccessFS: landlock.V11.HandledAccessFS, Scoped: landlock.V11.Scoped}.BestEffort()
 	rules := []landlock.Rule{

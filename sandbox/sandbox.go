@@ -152,9 +152,9 @@ type Launch struct {
 type nsMode int
 
 const (
-	nsNone nsMode = iota
-	nsMount       // root: a new mount namespace
-	nsUser        // not root: a new user namespace, the uid mapped to itself, with a mount namespace
+	nsNone  nsMode = iota
+	nsMount        // root: a new mount namespace
+	nsUser         // not root: a new user namespace, the uid mapped to itself, with a mount namespace
 )
 
 func (m nsMode) String() string {
