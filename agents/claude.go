@@ -55,6 +55,15 @@ func claudeArgs(req Request, _ []string) []string {
 	return args
 }
 
+// claudeHome is how Claude's private config dir is made: its
+// transcripts (projects/) stay for --resume.
+var claudeHome = homeSpec{
+	config:      []string{"settings.json", "CLAUDE.md"},
+	credentials: []string{".credentials.json"},
+	linked:      []string{"agents", "commands", "skills", "plugins", "output-styles"},
+	kept:        []string{"projects"},
+}
+
 // claudePrepare points CLAUDE_CONFIG_DIR at a private dir under req.Home,
 // seeded from the user's config dir and global config file (~/.claude.json,
 // or .claude.json inside CLAUDE_CONFIG_DIR when that is set), which Claude
@@ -68,8 +77,7 @@ func claudePrepare(req Request, env []string) ([]string, error) {
 	}
 	src := homeDir(env, "CLAUDE_CONFIG_DIR", ".claude")
 	dst := filepath.Join(req.Home, "claude")
-	if err := seedDir(src, dst, []string{"settings.json", ".credentials.json", "CLAUDE.md"},
-		[]string{"agents", "commands", "skills", "plugins", "output-styles"}); err != nil {
+	if err := seedHome(src, dst, claudeHome); err != nil {
 		return nil, err
 	}
 	global := filepath.Join(envValue(env, "HOME"), ".claude.json")

@@ -130,6 +130,7 @@ func (e *cliEngine) runOnce(ctx context.Context, req Request, env []string) (Res
 		log:        req.Log,
 		jsonStdout: true,
 		onStart:    req.OnStart,
+		sandbox:    req.Sandbox,
 		onLine: func(name string, line []byte) {
 			if name == "stdout" {
 				st.stdout(line)

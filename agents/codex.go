@@ -41,6 +41,10 @@ func codexArgs(req Request, _ []string) []string {
 // codexHome is the config dir Codex uses with env.
 func codexHome(env []string) string { return homeDir(env, "CODEX_HOME", ".codex") }
 
+// codexKept is what Codex's private config dir keeps between runs: its
+// rollouts and the session index, for exec resume.
+var codexKept = []string{"sessions", "session_index.jsonl"}
+
 // codexPrepare points CODEX_HOME at a private dir under req.Home, seeded
 // with the user's config.toml (providers, model, features), profiles,
 // login (auth.json) and instructions.
@@ -49,14 +53,19 @@ func codexPrepare(req Request, env []string) ([]string, error) {
 		return env, nil
 	}
 	src := codexHome(env)
-	files := []string{"config.toml", "auth.json", "AGENTS.md", "AGENTS.override.md"}
+	h := homeSpec{
+		config:      []string{"config.toml", "AGENTS.md", "AGENTS.override.md"},
+		credentials: []string{"auth.json"},
+		linked:      []string{"prompts", "rules", "skills"},
+		kept:        codexKept,
+	}
 	if profiles, err := filepath.Glob(filepath.Join(src, "*.config.toml")); err == nil {
 		for _, p := range profiles {
-			files = append(files, filepath.Base(p))
+			h.config = append(h.config, filepath.Base(p))
 		}
 	}
 	dst := filepath.Join(req.Home, "codex")
-	if err := seedDir(src, dst, files, []string{"prompts", "rules", "skills"}); err != nil {
+	if err := seedHome(src, dst, h); err != nil {
 		return nil, err
 	}
 	return setEnv(env, "CODEX_HOME", dst), nil

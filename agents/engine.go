@@ -58,6 +58,15 @@ type Request struct {
 	// also its process group id, once it started: a caller records it so
 	// that the group can be found and stopped after the caller was killed.
 	OnStart func(pid int)
+
+	// Sandbox, when set, runs the process under the sandbox launcher
+	// with this policy (package sandbox): writes only to its writable
+	// paths when it sets Landlock, other programs' sockets out of reach,
+	// and no process of the run left once it ends. nil runs the process
+	// directly, in a process group of its own. Engines that keep their
+	// state in a config dir need Home set with it: the user's own config
+	// dirs are not writable in the sandbox.
+	Sandbox *Sandbox
 }
 
 // Event is one parsed item of an engine's stream.

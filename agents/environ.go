@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/codemachine/codemachine/sandbox"
 )
 
 // allowedNames are the single variables an agent inherits (DESIGN 10): what
@@ -71,7 +73,9 @@ const PassEnv = "CODEMACHINE_PASS_ENV"
 // and, importantly, git's own GIT_DIR, GIT_INDEX_FILE and GIT_WORK_TREE,
 // which git exports to hooks and which would point an agent at the user's
 // repository instead of its worktree. AWS_* is kept because Claude Code on
-// Bedrock authenticates with it.
+// Bedrock authenticates with it. The variables that point programs at the
+// user's sockets (SSH_AUTH_SOCK, DOCKER_HOST, XDG_RUNTIME_DIR, ...: see
+// sandbox.SocketVar) are dropped even where a family would admit them.
 //
 // Besides the allow-list, the variables the user names pass: those listed
 // in CODEMACHINE_PASS_ENV, and those the user's own engine configuration
@@ -216,6 +220,11 @@ func opencodeEnvNames(environ []string) []string {
 }
 
 func allowed(name string) bool {
+	if sandbox.SocketVar(name) {
+		// XDG_RUNTIME_DIR would pass as XDG_*: it and the others point
+		// at the user's sockets (see sandbox.SocketVar).
+		return false
+	}
 	if _, ok := allowedNames[name]; ok {
 		return true
 	}

@@ -40,6 +40,15 @@ func geminiRoot(env []string) string {
 	return envValue(env, "HOME")
 }
 
+// geminiHome is how Gemini's private ~/.gemini is made: its chats (tmp/)
+// and the project index that names their directories stay for --resume.
+var geminiHome = homeSpec{
+	config:      []string{"settings.json", "installation_id", "user_id", "GEMINI.md", ".env", "trustedFolders.json"},
+	credentials: []string{"oauth_creds.json", "google_accounts.json", "mcp-oauth-tokens.json"},
+	linked:      []string{"commands", "extensions", "agents", "skills", "policies"},
+	kept:        []string{"tmp", "projects.json", "history"},
+}
+
 // geminiPrepare gives the run a private GEMINI_CLI_HOME under req.Home,
 // seeded with the user's settings, login and definitions, and removes a
 // stale projects.json.lock from whichever dir the run uses: Gemini CLI
@@ -51,11 +60,7 @@ func geminiPrepare(req Request, env []string) ([]string, error) {
 		if r := geminiRoot(env); r != "" {
 			src = filepath.Join(r, ".gemini")
 		}
-		err := seedDir(src, filepath.Join(root, ".gemini"),
-			[]string{"settings.json", "oauth_creds.json", "google_accounts.json", "mcp-oauth-tokens.json",
-				"installation_id", "user_id", "GEMINI.md", ".env", "trustedFolders.json"},
-			[]string{"commands", "extensions", "agents", "skills", "policies"})
-		if err != nil {
+		if err := seedHome(src, filepath.Join(root, ".gemini"), geminiHome); err != nil {
 			return nil, err
 		}
 		env = setEnv(env, "GEMINI_CLI_HOME", root)

@@ -7,16 +7,29 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
-// A private config dir (Request.Home set) is seeded from the user's own:
-// settings and credential files are copied, so that the CLI's own writes
-// (counters, refreshed tokens, session indexes) stay private; directories
-// of definitions the CLI only reads (agents, commands, skills, plugins,
-// extensions) are symbolic links to the user's. Caches, logs, histories
-// and sessions are not carried over: they are what parallel runs contend
-// for.
+// A private config dir (Request.Home set) is made from the user's own
+// before every run: settings and instructions are copied afresh, logins
+// copied when the user's copy is newer (so a token the CLI refreshed here
+// is kept), and directories of definitions the CLI only reads (agents,
+// commands, skills, plugins, extensions) are symbolic links to the user's.
+// Everything else in it is removed first, but the CLI's own session store,
+// which a resumed run needs: an agent that planted a hook or a command in
+// its settings finds them put back at its next run, so nothing it wrote
+// there runs later, sandboxed or not. Caches, logs and histories do not
+// carry over either: they are what parallel runs contend for.
+
+// homeSpec says how one engine's private config dir is made from the
+// user's.
+type homeSpec struct {
+	config      []string // settings and instructions: copied afresh before every run
+	credentials []string // logins: copied when the user's copy is newer
+	linked      []string // directories of definitions: links to the user's
+	kept        []string // the CLI's session store, kept between runs
+}
 
 // homeDir returns the directory the environment's variable key names, or
 // $HOME/rel when key is unset ("" when HOME is unset too).
@@ -33,25 +46,50 @@ func homeDir(env []string, key, rel string) string {
 	return filepath.Join(home, rel)
 }
 
-// seedDir makes dst a private config dir seeded from src: each of files is
-// copied from src when src's copy is newer than dst's (a token the CLI
-// refreshed in dst is not overwritten by the user's older one), each of
-// dirs is linked to src's. Missing sources are skipped.
-func seedDir(src, dst string, files, dirs []string) error {
+// seedHome makes dst a private config dir made from src (see homeSpec):
+// what dst holds beyond h's credentials and kept entries is removed, then
+// the config files are copied, the credentials copied when newer and the
+// directories linked. Missing sources are skipped; src "" only empties
+// dst.
+func seedHome(src, dst string, h homeSpec) error {
 	if err := os.MkdirAll(dst, 0o700); err != nil {
 		return fmt.Errorf("private config dir: %w", err)
+	}
+	if err := resetDir(dst, append(slices.Clone(h.credentials), h.kept...)); err != nil {
+		return fmt.Errorf("reset private config dir: %w", err)
 	}
 	if src == "" {
 		return nil
 	}
-	for _, f := range files {
+	for _, f := range h.config {
 		if err := copyIfNewer(filepath.Join(src, f), filepath.Join(dst, f)); err != nil {
 			return fmt.Errorf("seed private config dir: %w", err)
 		}
 	}
-	for _, d := range dirs {
+	for _, f := range h.credentials {
+		if err := copyIfNewer(filepath.Join(src, f), filepath.Join(dst, f)); err != nil {
+			return fmt.Errorf("seed private config dir: %w", err)
+		}
+	}
+	for _, d := range h.linked {
 		if err := linkDir(filepath.Join(src, d), filepath.Join(dst, d)); err != nil {
 			return fmt.Errorf("seed private config dir: %w", err)
+		}
+	}
+	return nil
+}
+
+// resetDir removes every entry of dir whose name keep does not list.
+func resetDir(dir string, keep []string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !slices.Contains(keep, e.Name()) {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -44,22 +44,59 @@ func opencodeArgs(req Request, _ []string) []string {
 // database and its per-project snapshot repositories there, which runs in
 // several worktrees of one repository would share. The user's login
 // (auth.json, mcp-auth.json) is copied in and the tools opencode
-// downloaded (bin/) are linked; its configuration is read from the user's
-// XDG_CONFIG_HOME as always.
+// downloaded (bin/) are linked. Its configuration is read from the user's
+// XDG_CONFIG_HOME, and its cache is the user's, unless the run is
+// sandboxed: opencode writes both (plugin packages, the models list),
+// which the sandbox keeps read-only, so they get private dirs too, the
+// config made from the user's afresh before every run and the cache
+// emptied.
 func opencodePrepare(req Request, env []string) ([]string, error) {
 	if req.Home == "" {
 		return env, nil
 	}
-	src := filepath.Join(homeDir(env, "XDG_DATA_HOME", filepath.Join(".local", "share")), "opencode")
-	if src == "opencode" {
-		src = "" // neither XDG_DATA_HOME nor HOME
-	}
-	data := filepath.Join(req.Home, "opencode", "data")
-	if err := seedDir(src, filepath.Join(data, "opencode"), []string{"auth.json", "mcp-auth.json"}, []string{"bin"}); err != nil {
+	root := filepath.Join(req.Home, "opencode")
+	data := filepath.Join(root, "data")
+	if err := seedHome(opencodeDir(env, "XDG_DATA_HOME", filepath.Join(".local", "share")),
+		filepath.Join(data, "opencode"), opencodeData); err != nil {
 		return nil, err
 	}
+	if req.Sandbox != nil && req.Sandbox.Landlock {
+		config, cache := filepath.Join(root, "config"), filepath.Join(root, "cache")
+		if err := seedHome(opencodeDir(env, "XDG_CONFIG_HOME", ".config"), filepath.Join(config, "opencode"), opencodeConfig); err != nil {
+			return nil, err
+		}
+		if err := seedHome("", cache, homeSpec{}); err != nil {
+			return nil, err
+		}
+		env = setEnv(setEnv(env, "XDG_CONFIG_HOME", config), "XDG_CACHE_HOME", cache)
+	}
 	env = setEnv(env, "XDG_DATA_HOME", data)
-	return setEnv(env, "XDG_STATE_HOME", filepath.Join(req.Home, "opencode", "state")), nil
+	return setEnv(env, "XDG_STATE_HOME", filepath.Join(root, "state")), nil
+}
+
+// opencodeData is how opencode's private data dir is made: its session
+// database and per-project snapshots stay for --session.
+var opencodeData = homeSpec{
+	credentials: []string{"auth.json", "mcp-auth.json"},
+	linked:      []string{"bin"},
+	kept:        []string{"opencode.db", "opencode.db-wal", "opencode.db-shm", "storage", "snapshot"},
+}
+
+// opencodeConfig is how a sandboxed run's opencode config dir is made.
+var opencodeConfig = homeSpec{
+	config: []string{"opencode.json", "opencode.jsonc", "config.json", "AGENTS.md"},
+	linked: []string{"agent", "agents", "command", "commands", "mode", "modes", "plugin", "plugins",
+		"tool", "tools", "themes"},
+}
+
+// opencodeDir is the user's opencode dir under the XDG base dir key
+// (default $HOME/rel), "" when neither is set.
+func opencodeDir(env []string, key, rel string) string {
+	base := homeDir(env, key, rel)
+	if base == "" {
+		return ""
+	}
+	return filepath.Join(base, "opencode")
 }
 
 // opencodeStream parses `opencode run --format json`.

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/codemachine/codemachine/sandbox"
 )
 
 // Limits of the process runner. They bound what a flooding or hostile
@@ -64,6 +66,9 @@ type proc struct {
 	// onStart, when set, gets the process id (also its process group id)
 	// right after the start.
 	onStart func(pid int)
+	// sandbox, when set, runs the program under the sandbox launcher
+	// with this policy (see package sandbox); nil runs it directly.
+	sandbox *sandbox.Policy
 }
 
 // procResult is what the runner observed.
@@ -143,7 +148,7 @@ func (p *proc) run(ctx context.Context) (procResult, error) {
 	if err != nil {
 		return procResult{}, err
 	}
-	defer closeAll(sp.inW)
+	defer closeAll(sp.inW, sp.report)
 	if p.onStart != nil {
 		p.onStart(sp.cmd.Process.Pid)
 	}
@@ -162,9 +167,11 @@ func (p *proc) run(ctx context.Context) (procResult, error) {
 	waitDone := make(chan error, 1)
 	go func() { waitDone <- sp.cmd.Wait() }()
 
-	g := group{pgid: res.pid, grace: p.grace}
-	if g.grace <= 0 {
-		g.grace = defaultGrace
+	g := group{pgid: res.pid, grace: p.graceTime()}
+	if sp.report != nil {
+		// The launcher ends the processes of its own after the grace
+		// period; the group's SIGKILL is the backstop, later.
+		g.grace += launcherSlack
 	}
 	defer g.stop()
 	waitErr := p.await(ctx, &g, waitDone, &res)
@@ -180,8 +187,38 @@ func (p *proc) run(ctx context.Context) (procResult, error) {
 	res.duration = time.Since(sp.at)
 	res.output = sink.tail.String()
 	res.logErr = sink.finish()
-	err = p.exitStatus(&res, sp.cmd.ProcessState, waitErr)
-	return res, err
+	if err = p.exitStatus(&res, sp.cmd.ProcessState, waitErr); err != nil {
+		return res, err
+	}
+	if msg := readReport(sp.report); msg != "" {
+		// The launcher could not set the sandbox up, or not start the
+		// program: the program never ran.
+		return res, fmt.Errorf("start %s: %s", p.path, msg)
+	}
+	return res, nil
+}
+
+// graceTime is the grace period between SIGTERM and SIGKILL.
+func (p *proc) graceTime() time.Duration {
+	if p.grace > 0 {
+		return p.grace
+	}
+	return defaultGrace
+}
+
+// launcherSlack is how much later than the launcher's own SIGKILL the
+// runner kills the launcher's process group.
+const launcherSlack = 2 * time.Second
+
+// readReport reads what the sandbox launcher reported on its report pipe
+// (nothing when it started the program), once it has exited.
+func readReport(r *os.File) string {
+	if r == nil {
+		return ""
+	}
+	_ = r.SetReadDeadline(time.Now().Add(drainTimeout))
+	b, _ := io.ReadAll(io.LimitReader(r, 4096))
+	return strings.TrimPrefix(strings.TrimSpace(string(b)), "codemachine sandbox: ")
 }
 
 // checkDir checks the working directory, which exec would report missing
@@ -205,7 +242,40 @@ type startedProc struct {
 	cmd        *exec.Cmd
 	outR, errR *os.File // its standard output and error
 	inW        *os.File // its standard input; nil without stdin
+	report     *os.File // the sandbox launcher's report; nil without a launcher
 	at         time.Time
+}
+
+// command makes the command that runs the program at path: directly, or
+// under the sandbox launcher (with its report pipe, whose read end it
+// returns) when the proc has a policy and the system has a launcher.
+func (p *proc) command(path string) (*exec.Cmd, *os.File, error) {
+	cmd := &exec.Cmd{
+		Path:        path,
+		Args:        append([]string{p.path}, p.args...),
+		Dir:         p.dir,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	if p.sandbox == nil {
+		return cmd, nil, nil
+	}
+	pol := *p.sandbox
+	pol.Grace = p.graceTime()
+	l, err := sandbox.Command(pol, path, p.path, p.args)
+	if errors.Is(err, sandbox.ErrUnsupported) {
+		return cmd, nil, nil // process groups are all there is
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("start %s: %w", p.path, err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("start %s: %w", p.path, err)
+	}
+	cmd.Path, cmd.Args = l.Path, l.Args
+	cmd.ExtraFiles = []*os.File{w}
+	l.SetAttr(cmd.SysProcAttr)
+	return cmd, r, nil
 }
 
 // start starts the program at path in a process group of its own, its
@@ -224,19 +294,17 @@ func (p *proc) start(path string) (*startedProc, error) {
 		closeAll(outR, outW)
 		return nil, fmt.Errorf("start %s: %w", p.path, err)
 	}
-	cmd := &exec.Cmd{
-		Path:        path,
-		Args:        append([]string{p.path}, p.args...),
-		Dir:         p.dir,
-		Env:         env,
-		Stdout:      outW,
-		Stderr:      errW,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	cmd, report, err := p.command(path)
+	if err != nil {
+		closeAll(outR, outW, errR, errW)
+		return nil, err
 	}
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, outW, errW
 	var inR, inW *os.File
 	if p.stdin != nil {
 		if inR, inW, err = os.Pipe(); err != nil {
-			closeAll(outR, outW, errR, errW)
+			closeAll(outR, outW, errR, errW, report)
+			closeAll(cmd.ExtraFiles...)
 			return nil, fmt.Errorf("start %s: %w", p.path, err)
 		}
 		cmd.Stdin = inR
@@ -245,17 +313,18 @@ func (p *proc) start(path string) (*startedProc, error) {
 	err = cmd.Start()
 	// The child has its own copies: EOF must come when it closes them.
 	closeAll(outW, errW)
+	closeAll(cmd.ExtraFiles...)
 	if inR != nil {
 		closeAll(inR)
 	}
 	if err != nil {
-		closeAll(outR, errR)
+		closeAll(outR, errR, report)
 		if inW != nil {
 			closeAll(inW)
 		}
 		return nil, fmt.Errorf("start %s: %w", p.path, err)
 	}
-	return &startedProc{cmd: cmd, outR: outR, errR: errR, inW: inW, at: at}, nil
+	return &startedProc{cmd: cmd, outR: outR, errR: errR, inW: inW, report: report, at: at}, nil
 }
 
 // await waits for the process to exit. On timeout or cancel it has the

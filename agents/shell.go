@@ -28,6 +28,7 @@ func (e shellEngine) Run(ctx context.Context, req Request) (Result, error) {
 		grace:   req.Grace,
 		log:     req.Log,
 		onStart: req.OnStart,
+		sandbox: req.Sandbox,
 	}
 	if req.OnEvent != nil {
 		p.onLine = func(stream string, line []byte) {

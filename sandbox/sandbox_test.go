@@ -340,3 +340,21 @@ func processesRunning(cmdline string) []int {
 	}
 	return out
 }
+
+func TestUserSocketsFindsTheUsersSockets(t *testing.T) {
+	dirs, socks := UserSockets([]string{
+		"HOME=/home/u", "XDG_RUNTIME_DIR=/run/user/1000", "TMPDIR=relative", "SSH_AUTH_SOCK=/tmp/ssh-x/agent.1",
+		"DOCKER_HOST=unix:///var/run/docker.sock", "PODMAN_HOST=tcp://h:1",
+		"DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus,guid=1;unix:abstract=/x",
+	})
+	if strings.Join(dirs, " ") != "/run/user/1000" {
+		t.Errorf("dirs = %q", dirs)
+	}
+	want := "/tmp/ssh-x/agent.1 /var/run/docker.sock /run/user/1000/bus /home/u/.docker/run/docker.sock"
+	if strings.Join(socks, " ") != want {
+		t.Errorf("sockets = %q, want %q", socks, want)
+	}
+	if !SocketVar("SSH_AUTH_SOCK") || !SocketVar("XDG_RUNTIME_DIR") || SocketVar("PATH") {
+		t.Error("SocketVar is wrong")
+	}
+}

@@ -1,0 +1,18 @@
+package agents
+
+import "github.com/codemachine/codemachine/sandbox"
+
+// Sandbox is the policy a Request runs under (package sandbox), named
+// here so that the orchestrator builds one without importing the launcher.
+type Sandbox = sandbox.Policy
+
+// SandboxStatus is the protection the system allows a sandboxed run.
+type SandboxStatus = sandbox.Status
+
+// ProbeSandbox finds out, once per process, what protection this system
+// allows (sandbox.Probe).
+func ProbeSandbox() SandboxStatus { return sandbox.Probe() }
+
+// UserSockets reads where the user's sockets are from the user's
+// environment, for a Sandbox's HideDirs and Sockets (sandbox.UserSockets).
+func UserSockets(environ []string) (dirs, sockets []string) { return sandbox.UserSockets(environ) }

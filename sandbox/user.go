@@ -1,0 +1,71 @@
+package sandbox
+
+import (
+	"path/filepath"
+	"strings"
+)
+
+// socketVars are the variables through which a user's programs find the
+// Unix sockets of services that act for the user: an agent that reached
+// one could act as the user outside the sandbox (sign with the user's SSH
+// keys, start containers with the host's root, talk to the session bus).
+// They are kept out of a step's environment, and what they point at is
+// hidden.
+var socketVars = []string{
+	"SSH_AUTH_SOCK", "DOCKER_HOST", "DBUS_SESSION_BUS_ADDRESS", "DBUS_SYSTEM_BUS_ADDRESS",
+	"XDG_RUNTIME_DIR", "WAYLAND_DISPLAY", "DISPLAY", "GPG_AGENT_INFO", "PULSE_SERVER",
+	"CONTAINER_HOST", "PODMAN_HOST", "KRB5CCNAME",
+}
+
+// SocketVar reports whether the variable name points programs at a Unix
+// socket of the user's (see socketVars).
+func SocketVar(name string) bool {
+	for _, v := range socketVars {
+		if name == v {
+			return true
+		}
+	}
+	return false
+}
+
+// UserSockets reads from the user's environment (KEY=VALUE) where the
+// user's sockets are, for a Policy: dirs to hide besides the system's
+// socket directories (the runtime dir and the temporary dir), and single
+// sockets to cover wherever they are (the SSH agent, a Docker or Podman
+// host, the D-Bus buses, Docker Desktop's in the home directory).
+func UserSockets(environ []string) (dirs, sockets []string) {
+	get := func(k string) string {
+		for i := len(environ) - 1; i >= 0; i-- {
+			if key, v, ok := strings.Cut(environ[i], "="); ok && key == k {
+				return v
+			}
+		}
+		return ""
+	}
+	for _, k := range []string{"XDG_RUNTIME_DIR", "TMPDIR"} {
+		if d := get(k); filepath.IsAbs(d) {
+			dirs = append(dirs, filepath.Clean(d))
+		}
+	}
+	if s := get("SSH_AUTH_SOCK"); filepath.IsAbs(s) {
+		sockets = append(sockets, s)
+	}
+	for _, k := range []string{"DOCKER_HOST", "CONTAINER_HOST", "PODMAN_HOST"} {
+		if s, ok := strings.CutPrefix(get(k), "unix://"); ok && filepath.IsAbs(s) {
+			sockets = append(sockets, s)
+		}
+	}
+	for _, k := range []string{"DBUS_SESSION_BUS_ADDRESS", "DBUS_SYSTEM_BUS_ADDRESS"} {
+		for _, part := range strings.Split(get(k), ";") {
+			for _, kv := range strings.Split(strings.TrimPrefix(part, "unix:"), ",") {
+				if s, ok := strings.CutPrefix(kv, "path="); ok && filepath.IsAbs(s) {
+					sockets = append(sockets, s)
+				}
+			}
+		}
+	}
+	if h := get("HOME"); filepath.IsAbs(h) {
+		sockets = append(sockets, filepath.Join(h, ".docker", "run", "docker.sock"))
+	}
+	return dirs, sockets
+}
