@@ -116,6 +116,7 @@ var stepFields = []keyDecoder[*stepDecoder]{
 	{"review", func(sd *stepDecoder, kv keyVal) { sd.s.Review, _ = sd.boolean(kv.val, "review") }},
 	{"interactive", (*stepDecoder).readInteractive},
 	{"hooks", func(sd *stepDecoder, kv keyVal) { sd.hooks(kv.val, &sd.s.Hooks, sd.label) }},
+	{"sandbox", func(sd *stepDecoder, kv keyVal) { sd.s.Sandbox = sd.sandbox(kv.val, sd.label+": ") }},
 }
 
 var stepKeys = keyNames(stepFields)

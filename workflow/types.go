@@ -52,6 +52,9 @@ type Workflow struct {
 	// AllowSecrets lists globs of paths that a step commit may add even though
 	// they look like secrets (.env, private keys).
 	AllowSecrets []string
+	// Sandbox is the default sandbox setting of every step (see
+	// SandboxFor).
+	Sandbox Sandbox
 	// Steps are in file order.
 	Steps []*Step
 	// File is the path the workflow was read from, for messages.
@@ -96,6 +99,7 @@ type Step struct {
 	Review      bool
 	Interactive bool
 	Hooks       Hooks
+	Sandbox     Sandbox // the step's own sandbox: setting (see Workflow.SandboxFor)
 
 	// Pos is the position of the step's mapping in workflow.yaml.
 	Pos Pos
