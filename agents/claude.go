@@ -64,11 +64,16 @@ var claudeHome = homeSpec{
 	kept:        []string{"projects"},
 }
 
-// claudePrepare points CLAUDE_CONFIG_DIR at a private dir under req.Home,
+// claudePrepare says IS_SANDBOX=1 in a sandboxed run and points CLAUDE_CONFIG_DIR at a private dir under req.Home,
 // seeded from the user's config dir and global config file (~/.claude.json,
 // or .claude.json inside CLAUDE_CONFIG_DIR when that is set), which Claude
 // rewrites on every start and which concurrent runs would corrupt.
 func claudePrepare(req Request, env []string) ([]string, error) {
+	if req.Sandbox != nil && req.Sandbox.Landlock && envValue(env, "IS_SANDBOX") == "" {
+		// codemachine's own sandbox confines the run: what Claude's
+		// refusal of bypassPermissions as root asks for.
+		env = setEnv(env, "IS_SANDBOX", "1")
+	}
 	if !claudeCanBypass(env) {
 		return nil, errors.New(errClaudeRoot)
 	}

@@ -98,7 +98,7 @@ func (j *job) request(attempt int, checkOutput string) (agents.Request, error) {
 		Run: j.rs.id, Step: u.step.ID, Task: taskID(u.task),
 		Model: u.settings.model, Effort: u.settings.effort,
 		Dir: dir, Env: j.env, Timeout: j.timeout(), Log: j.log, Home: u.home,
-		OnStart: j.agentStarted,
+		OnStart: j.agentStarted, Sandbox: j.unitPolicy(true),
 	}
 	if u.step.Run != "" {
 		req.Command = u.step.Run
@@ -208,7 +208,8 @@ func (j *job) runCheck(ctx context.Context) (agents.Result, error) {
 	}
 	u := j.u
 	return sh.Run(ctx, agents.Request{Step: u.step.ID, Task: taskID(u.task), Command: u.step.Check,
-		Dir: j.wt.Path(), Env: j.env, Timeout: j.timeout(), Log: j.log, OnStart: j.agentStarted})
+		Dir: j.wt.Path(), Env: j.env, Timeout: j.timeout(), Log: j.log, OnStart: j.agentStarted,
+		Sandbox: j.unitPolicy(true)})
 }
 
 // renderPrompt renders the agent's template against the worktree, then the

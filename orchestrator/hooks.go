@@ -13,7 +13,9 @@ import (
 // its unit: before runs in the worktree ahead of the engine and fails the
 // unit when it fails; after runs in the repository once the step commit
 // landed; on_failure runs in the failed unit's worktree before the worktree
-// goes back to the pool. A failing after or on_failure hook is a note, not
+// goes back to the pool. Each runs in the unit's sandbox (sandbox.go); the
+// after hook's with the repository read-only too: a step writes only its
+// worktree, its hooks included. A failing after or on_failure hook is a note, not
 // a failure. Hooks run through Config.NewEngine like agents, commands and
 // checks, so a test replaces them like any engine.
 
@@ -24,7 +26,7 @@ const hookTimeout = 10 * time.Minute
 // runHook runs a lifecycle hook's command (when it is not empty) with the
 // shell engine in dir. name is "before", "after" or "on_failure" and
 // appears in the error, which carries the command's last output line.
-func (o *Orchestrator) runHook(ctx context.Context, name, command, dir string, env []string) error {
+func (o *Orchestrator) runHook(ctx context.Context, name, command, dir string, env []string, sb *agents.Sandbox) error {
 	if command == "" {
 		return nil
 	}
@@ -32,7 +34,7 @@ func (o *Orchestrator) runHook(ctx context.Context, name, command, dir string, e
 	if err != nil {
 		return fmt.Errorf("%s hook: %w", name, err)
 	}
-	if _, err := sh.Run(ctx, agents.Request{Command: command, Dir: dir, Env: env, Timeout: hookTimeout}); err != nil {
+	if _, err := sh.Run(ctx, agents.Request{Command: command, Dir: dir, Env: env, Timeout: hookTimeout, Sandbox: sb}); err != nil {
 		return fmt.Errorf("%s hook failed: %w", name, err)
 	}
 	return nil
@@ -43,7 +45,7 @@ func (o *Orchestrator) runHook(ctx context.Context, name, command, dir string, e
 func (j *job) beforeHook(ctx context.Context) error {
 	dir := j.wt.Path()
 	return j.o.runHook(ctx, "before", j.u.step.Hooks.Before, dir,
-		append(slices.Clip(j.env), "CODEMACHINE_WORKTREE="+dir))
+		append(slices.Clip(j.env), "CODEMACHINE_WORKTREE="+dir), j.unitPolicy(true))
 }
 
 // afterHook runs the step's after hook in the repository once the unit
@@ -51,7 +53,7 @@ func (j *job) beforeHook(ctx context.Context) error {
 func (j *job) afterHook(ctx context.Context, commit string) error {
 	root := j.o.repo.Root()
 	return j.o.runHook(ctx, "after", j.u.step.Hooks.After, root,
-		append(j.environ(root), "CODEMACHINE_WORKTREE="+j.wt.Path(), "CODEMACHINE_COMMIT="+commit))
+		append(j.environ(root), "CODEMACHINE_WORKTREE="+j.wt.Path(), "CODEMACHINE_COMMIT="+commit), j.unitPolicy(false))
 }
 
 // onFailureHook runs the step's on_failure hook in the failed unit's
@@ -60,5 +62,5 @@ func (j *job) afterHook(ctx context.Context, commit string) error {
 func (j *job) onFailureHook(ctx context.Context, commit string) error {
 	dir := j.wt.Path()
 	return j.o.runHook(ctx, "on_failure", j.u.step.Hooks.OnFailure, dir,
-		append(j.environ(dir), "CODEMACHINE_WORKTREE="+dir, "CODEMACHINE_COMMIT="+commit))
+		append(j.environ(dir), "CODEMACHINE_WORKTREE="+dir, "CODEMACHINE_COMMIT="+commit), j.unitPolicy(true))
 }

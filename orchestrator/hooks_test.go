@@ -204,7 +204,7 @@ func TestRunHookWithoutCommand(t *testing.T) {
 		t.Errorf("engine %q constructed for an empty hook", name)
 		return nil, errors.New("unexpected")
 	}}}
-	if err := o.runHook(t.Context(), "before", "", t.TempDir(), nil); err != nil {
+	if err := o.runHook(t.Context(), "before", "", t.TempDir(), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -48,6 +48,9 @@ type Config struct {
 	// RetryBase is the first back-off delay after a transient engine
 	// failure; it doubles on each retry (with jitter). Default 2s.
 	RetryBase time.Duration
+	// ProbeSandbox says what protection the system allows a step
+	// (agents.ProbeSandbox); tests inject a system without some.
+	ProbeSandbox func() agents.SandboxStatus
 }
 
 // Orchestrator runs one repository's workflow.
@@ -79,6 +82,9 @@ func New(cfg Config) (*Orchestrator, error) {
 	}
 	if cfg.RetryBase == 0 {
 		cfg.RetryBase = 2 * time.Second
+	}
+	if cfg.ProbeSandbox == nil {
+		cfg.ProbeSandbox = agents.ProbeSandbox
 	}
 	repo, err := gitstate.Open(cfg.Dir)
 	if err != nil {

@@ -78,6 +78,9 @@ type runState struct {
 	mu      sync.Mutex
 	running map[string]string // unit key -> started at, as in the running file
 	groups  map[string]int    // unit key -> process group of its agent
+
+	// sandboxWarned: the run said what the sandbox lacks here.
+	sandboxWarned sync.Once
 }
 
 // noteRef records that the run set ref to commit; the caller holds

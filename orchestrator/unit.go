@@ -75,6 +75,9 @@ type job struct {
 	// resume is the engine session the first attempt resumes ("" =
 	// start afresh; see resumePoint).
 	resume string
+	// sandbox is the unit's sandbox policy (sandboxFor); each process
+	// gets it through unitPolicy.
+	sandbox *agents.Sandbox
 	// gitBefore is what the agent must leave alone in .git, taken before
 	// it ran.
 	gitBefore gitstate.GitSnapshot
@@ -164,6 +167,19 @@ func (j *job) prepare(ctx context.Context) (r execResult, ok bool) {
 		return execResult{}, false
 	}
 	j.engineName = engineName
+	if j.sandbox, err = j.sandboxFor(); err != nil {
+		return execResult{err: err}, false
+	}
+	if j.sandbox.Landlock && u.home == "" {
+		// The user's own config dirs are read-only in the sandbox: the
+		// engine gets private ones, made afresh from them.
+		u.home = filepath.Join(o.repo.LocalDir(), "homes", fmt.Sprintf("slot-%d", u.slot))
+	}
+	if u.home != "" {
+		if err := os.MkdirAll(u.home, 0o700); err != nil {
+			return execResult{err: fmt.Errorf("engine config dir: %w", err)}, false
+		}
+	}
 	o.emit(Event{Kind: StepStarted, Step: u.step.ID, Task: taskID(u.task), Title: taskTitle(u.task),
 		Engine: engineName, Model: u.settings.model})
 

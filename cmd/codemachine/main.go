@@ -16,9 +16,13 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/codemachine/codemachine/orchestrator"
+	"github.com/codemachine/codemachine/sandbox"
 )
 
 func main() {
+	// First: this binary, re-executed, is the launcher that sandboxes
+	// every step's processes (package sandbox).
+	sandbox.Main()
 	os.Exit(Main(os.Args, os.Stdout, os.Stderr))
 }
 

@@ -11,9 +11,13 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/codemachine/codemachine/sandbox"
 )
 
 func TestMain(m *testing.M) {
+	// First: the sandbox launcher is this binary re-executed.
+	sandbox.Main()
 	testscript.Main(m, map[string]func(){
 		"codemachine": func() { os.Exit(Main(os.Args, os.Stdout, os.Stderr)) },
 	})

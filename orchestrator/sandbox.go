@@ -1,0 +1,139 @@
+package orchestrator
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/codemachine/codemachine/agents"
+	"github.com/codemachine/codemachine/workflow"
+)
+
+// Every process of a unit (its before hook, engine, check, on_failure and
+// after hooks) runs under the sandbox launcher with one policy (DESIGN
+// 17): writes only to the unit's worktree (and the git directory behind
+// it), its TMPDIR, its engine's private config dirs and the paths the
+// workflow allows; the user's working tree, .git and home read-only;
+// other programs' sockets out of reach; nothing it started left running
+// once it ends. sandbox: off keeps only the last of these. Where the
+// system lacks a protection, auto runs with what there is and says so
+// once per run; required refuses to run the unit at all.
+
+// sandboxFor decides how the unit runs: its policy, or a *ConfigError
+// when the workflow requires a protection the system lacks.
+func (j *job) sandboxFor() (*agents.Sandbox, error) {
+	o, u := j.o, j.u
+	sb := j.snap.project.Workflow.SandboxFor(u.step)
+	if sb.Mode == workflow.SandboxOff {
+		return &agents.Sandbox{}, nil
+	}
+	st := o.cfg.ProbeSandbox()
+	if missing := st.Missing(); len(missing) > 0 {
+		if sb.Mode == workflow.SandboxRequired {
+			where := ""
+			if sb.Pos.Line > 0 {
+				where = sb.Pos.String() + ": "
+			}
+			return nil, configErrorf("%sstep %s: sandbox: required, but %s (set sandbox: auto to run with what there is, or off)",
+				where, u.key(), strings.Join(missing, "; "))
+		}
+		j.rs.warnSandbox(o, missing)
+	}
+	if !st.Writes() {
+		return &agents.Sandbox{}, nil
+	}
+	writable, err := o.writablePaths(sb.Writable)
+	if err != nil {
+		return nil, &ConfigError{Err: fmt.Errorf("step %s: sandbox: %w", u.key(), err)}
+	}
+	dirs, sockets := agents.UserSockets(o.cfg.Environ)
+	root := o.repo.Root()
+	return &agents.Sandbox{Landlock: true, Writable: writable, HideDirs: dirs, Sockets: sockets,
+		Visible: []string{root, o.repo.CommonDir()}}, nil
+}
+
+// warnSandbox tells, once per run, what the sandbox lacks here.
+func (rs *runState) warnSandbox(o *Orchestrator, missing []string) {
+	rs.sandboxWarned.Do(func() {
+		o.emit(Event{Kind: Note, Message: "warning: steps run with a partial sandbox: " + strings.Join(missing, "; ") +
+			" (sandbox: required refuses to run so; sandbox: off says it is meant)"})
+	})
+}
+
+// writablePaths resolves the workflow's writable paths (relative to the
+// repository root, absolute, or under ~/ in the user's home) and creates
+// those that do not exist yet, as directories: the sandbox can only
+// allow a path that exists.
+func (o *Orchestrator) writablePaths(paths []string) ([]string, error) {
+	out := make([]string, 0, len(paths))
+	for _, p := range paths {
+		switch {
+		case p == "~" || strings.HasPrefix(p, "~/"):
+			home := o.getenv("HOME")
+			if home == "" {
+				return nil, fmt.Errorf("writable path %q: HOME is not set", p)
+			}
+			p = filepath.Join(home, strings.TrimPrefix(p, "~"))
+		case !filepath.IsAbs(p):
+			p = filepath.Join(o.repo.Root(), p)
+		}
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return nil, fmt.Errorf("create writable path: %w", err)
+			}
+		}
+		out = append(out, filepath.Clean(p))
+	}
+	return out, nil
+}
+
+// unitPolicy is the policy of the unit's processes that run in dir (its
+// worktree, or the repository root for the after hook): the unit's
+// policy with dir writable when it is the worktree, and with the git
+// directory behind the worktree, its TMPDIR and its engine's config dirs.
+func (j *job) unitPolicy(worktree bool) *agents.Sandbox {
+	if j.sandbox == nil || !j.sandbox.Landlock {
+		return j.sandbox
+	}
+	p := *j.sandbox
+	p.Writable = append([]string(nil), p.Writable...)
+	if tmp := envValueOf(j.env, "TMPDIR"); tmp != "" {
+		p.Writable = append(p.Writable, tmp)
+	}
+	if j.u.home != "" {
+		p.Writable = append(p.Writable, j.u.home)
+	}
+	if worktree && j.wt != nil {
+		p.Writable = append(p.Writable, j.wt.Path())
+		p.Writable = append(p.Writable, j.o.worktreeGitDirs(j.wt.Path())...)
+	}
+	return &p
+}
+
+// worktreeGitDirs are the parts of the user's git directory that a
+// linked worktree's own git commands write (its admin dir, where its
+// index and HEAD are, and the object store its commits go to). A
+// worktree whose .git is a repository of its own needs none: it is inside
+// the worktree.
+func (o *Orchestrator) worktreeGitDirs(wt string) []string {
+	fi, err := os.Lstat(filepath.Join(wt, ".git"))
+	if err != nil || fi.IsDir() || !fi.Mode().IsRegular() {
+		return nil
+	}
+	// Named by codemachine's own layout, never read from the .git file,
+	// which the agent could have rewritten.
+	common := o.repo.CommonDir()
+	return []string{filepath.Join(common, "worktrees", filepath.Base(wt)), filepath.Join(common, "objects")}
+}
+
+// envValueOf is the value of key in a KEY=VALUE list ("" when absent).
+func envValueOf(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
