@@ -137,3 +137,13 @@ func envValueOf(env []string, key string) string {
 	}
 	return ""
 }
+
+// sandboxReport is what status says about the sandbox.
+func (o *Orchestrator) sandboxReport(w *workflow.Workflow) SandboxReport {
+	st := o.cfg.ProbeSandbox()
+	mode := w.Sandbox.Mode
+	if mode == "" {
+		mode = workflow.SandboxAuto
+	}
+	return SandboxReport{Mode: mode, Active: st.Summary(), Missing: st.Missing(), System: st}
+}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/codemachine/codemachine/agents"
 	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/workflow"
 )
@@ -29,6 +30,22 @@ type StatusReport struct {
 	Steps    []StepStatus `json:"steps"`
 	// Running is set when another codemachine process holds the lock.
 	Running *RunnerInfo `json:"running,omitempty"`
+	// Sandbox is the protection the steps run with here.
+	Sandbox SandboxReport `json:"sandbox"`
+}
+
+// SandboxReport is the protection steps get on this system, and the
+// workflow's setting.
+type SandboxReport struct {
+	// Mode is the workflow's default (auto, required, off); the steps
+	// that set their own say so in StepStatus.Sandbox.
+	Mode string `json:"mode"`
+	// Active describes the protection in one line; Missing what a
+	// sandboxed step lacks here (empty when nothing).
+	Active  string   `json:"active"`
+	Missing []string `json:"missing,omitempty"`
+	// System is what the probe found.
+	System agents.SandboxStatus `json:"system"`
 }
 
 // RunnerInfo describes the process holding the repository lock.
@@ -51,6 +68,7 @@ type StepStatus struct {
 	CostUSD    float64      `json:"cost_usd"`
 	CostKnown  bool         `json:"cost_known"`
 	Ref        string       `json:"ref,omitempty"` // failed ref or conflict branch
+	Sandbox    string       `json:"sandbox"`       // the step's mode: auto, required or off
 	Tasks      []TaskStatus `json:"tasks,omitempty"`
 	TasksDone  int          `json:"tasks_done,omitempty"`
 	TasksTotal int          `json:"tasks_total,omitempty"`
@@ -94,7 +112,8 @@ func (o *Orchestrator) Status(ov Overrides) (*StatusReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	report := &StatusReport{Workflow: snap.project.Workflow.Name, Branch: head.Branch, Commit: head.Commit}
+	report := &StatusReport{Workflow: snap.project.Workflow.Name, Branch: head.Branch, Commit: head.Commit,
+		Sandbox: o.sandboxReport(snap.project.Workflow)}
 	running := map[string]bool{}
 	if pid, cmd, held := o.repo.LockHolder(); held {
 		report.Running = &RunnerInfo{PID: pid, Command: cmd}
@@ -109,6 +128,7 @@ func (o *Orchestrator) Status(ov Overrides) (*StatusReport, error) {
 		notDone: map[string]bool{}}
 	for _, step := range snap.project.Graph.Order() {
 		st := v.step(step)
+		st.Sandbox = snap.project.Workflow.SandboxFor(step).Mode
 		if st.State != StateDone {
 			v.notDone[step.ID] = true
 		}

@@ -29,13 +29,16 @@ func launch(args []string) int {
 	// Every prctl below acts on the calling thread, and the program is
 	// forked from it: keep it the same thread throughout.
 	runtime.LockOSThread()
-	report := reportFile()
 	if len(args) < 1 {
-		return fail(report, exitSetup, errors.New("no policy"))
+		return fail(nil, exitSetup, errors.New("no policy"))
 	}
 	p, err := decodePolicy(args[0])
 	if err != nil {
-		return fail(report, exitSetup, err)
+		return fail(nil, exitSetup, err)
+	}
+	var report *os.File
+	if p.Report {
+		report = os.NewFile(ReportFD, "sandbox-report")
 	}
 	if p.Probe {
 		if err := probeNamespace(p.OuterNS); err != nil {
@@ -93,15 +96,6 @@ func confine(p Policy, program string) error {
 		return fmt.Errorf("drop ambient capabilities: %w", err)
 	}
 	return nil
-}
-
-// reportFile is the report pipe codemachine passed as ReportFD, or nil
-// when there is none.
-func reportFile() *os.File {
-	if _, err := unix.FcntlInt(ReportFD, unix.F_GETFD, 0); err != nil {
-		return nil
-	}
-	return os.NewFile(ReportFD, "sandbox-report")
 }
 
 // fail reports err on the report pipe (or standard error without one)

@@ -69,15 +69,24 @@ func hideSockets(p Policy, program string) error {
 }
 
 // ownMountNamespace checks that the launcher runs in a mount namespace
-// other than outer, codemachine's: mounting in the user's own would hide
-// the user's sockets from everyone. (The parent's cannot be read from
-// /proc in a user namespace, hence the policy carries it.)
+// of its own: mounting in the user's would hide the user's sockets (and
+// /tmp) from everyone. Its namespace must differ from outer (what
+// codemachine said its own is: the parent's cannot be read from /proc in
+// a user namespace), and from its parent's and PID 1's where /proc shows
+// them, so that a launcher started by hand, without the namespace,
+// refuses whatever its policy says.
 func ownMountNamespace(outer string) error {
 	self := mountNamespace()
 	if self == "" || outer == "" {
 		return errors.New("cannot tell the mount namespaces apart")
 	}
-	if self == outer {
+	others := []string{outer}
+	for _, pid := range []int{os.Getppid(), 1} {
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid)); err == nil {
+			others = append(others, ns)
+		}
+	}
+	if slices.Contains(others, self) {
 		return errors.New("not started in a mount namespace of its own")
 	}
 	return nil

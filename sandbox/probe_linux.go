@@ -69,7 +69,7 @@ func probe() Status {
 
 // tryNamespace starts the launcher in probe mode with the namespace mode m.
 func tryNamespace(m nsMode) error {
-	enc, err := Policy{Probe: true, OuterNS: mountNamespace()}.encode()
+	enc, err := Policy{Probe: true, Report: true, OuterNS: mountNamespace()}.encode()
 	if err != nil {
 		return err
 	}

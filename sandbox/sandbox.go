@@ -84,6 +84,11 @@ type Policy struct {
 	// Probe makes the launcher only try its mount namespace and exit:
 	// what Probe runs to learn whether the system allows one.
 	Probe bool `json:"probe,omitempty"`
+	// Report says the launcher has its report pipe at ReportFD (set by
+	// Command: the caller passes the pipe as ExtraFiles[0]). Without it
+	// the launcher reports on standard error: fd 3 may then be anything
+	// the Go runtime opened.
+	Report bool `json:"report,omitempty"`
 	// OuterNS is codemachine's mount namespace (/proc/self/ns/mnt), set
 	// by Command: the launcher mounts nothing unless its own differs.
 	OuterNS string `json:"outer_ns,omitempty"`
@@ -141,7 +146,9 @@ func Main() {
 }
 
 // Launch is how to start a program under the launcher: run Path with Args
-// (Args[0] included) and apply SetAttr to the command's SysProcAttr.
+// (Args[0] included), with the write end of a pipe as the first of
+// ExtraFiles (ReportFD), on which the launcher says why it could not start
+// the program, and apply SetAttr to the command's SysProcAttr.
 type Launch struct {
 	Path string
 	Args []string
@@ -179,7 +186,7 @@ func Command(p Policy, path, argv0 string, args []string) (*Launch, error) {
 		return nil, ErrNotLauncher
 	}
 	l := &Launch{Path: "/proc/self/exe"}
-	p.HideSockets = false
+	p.HideSockets, p.Report = false, true
 	if p.Landlock {
 		if st := Probe(); st.ns != nsNone {
 			p.HideSockets, l.ns = true, st.ns

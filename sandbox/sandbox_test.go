@@ -358,3 +358,22 @@ func TestUserSocketsFindsTheUsersSockets(t *testing.T) {
 		t.Error("SocketVar is wrong")
 	}
 }
+
+// A launcher started without a namespace of its own (by hand, say)
+// mounts nothing, whatever namespace its policy claims codemachine has.
+func TestNoMountOutsideANamespaceOfItsOwn(t *testing.T) {
+	dir := t.TempDir()
+	for _, outer := range []string{"", "mnt:[1]", mountNamespace()} {
+		enc, err := Policy{Probe: true, OuterNS: outer}.encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("/proc/self/exe", Arg, enc).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "namespace") {
+			t.Errorf("outer %q: the probe ran outside a namespace of its own: %v %s", outer, err, out)
+		}
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("/tmp changed under the test: %v", err)
+	}
+}

@@ -22,7 +22,15 @@ import (
 type doctorReport struct {
 	Engines    []agents.EngineInfo `json:"engines"`
 	Git        gitCheck            `json:"git"`
+	Sandbox    sandboxCheck        `json:"sandbox"`
 	Repository repoCheck           `json:"repository"`
+}
+
+// sandboxCheck is the protection a step gets on this system.
+type sandboxCheck struct {
+	Active  string               `json:"active"`            // one line
+	Missing []string             `json:"missing,omitempty"` // what a sandboxed step lacks
+	System  agents.SandboxStatus `json:"system"`
 }
 
 type gitCheck struct {
@@ -61,7 +69,9 @@ func doctorCommand() *cli.Command {
 		Description: `Lists each coding CLI codemachine can drive (` + strings.Join(agents.CodingCLIs(), ", ") + `): whether
 it is on PATH, its version, where its credentials would come from in the environment agents
 get, and what to do when something is missing. Then git's version and, inside a repository,
-whether the workflow is valid, who holds the lock and whether linked worktrees are stale.
+whether the workflow is valid, who holds the lock and whether linked worktrees are stale. It
+also says which protection the sandbox gives steps on this system: Landlock for writes, a
+mount namespace (or Landlock) for other programs' sockets, a subreaper for their processes.
 It only reports: the exit code is 0 whatever it finds.`,
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(c *cli.Context) error {
@@ -94,6 +104,8 @@ func doctor(ctx context.Context, dir string) doctorReport {
 		}()
 	}
 	r.Git = checkGit(ctx)
+	st := agents.ProbeSandbox()
+	r.Sandbox = sandboxCheck{Active: st.Summary(), Missing: st.Missing(), System: st}
 	r.Repository = checkRepo(ctx, dir)
 	wg.Wait()
 	return r
@@ -181,6 +193,7 @@ func printDoctor(out *output, r doctorReport) {
 	} else {
 		out.printf("git: %s\n", out.paint(red, r.Git.Hint))
 	}
+	printSandboxCheck(out, r.Sandbox)
 	rc := r.Repository
 	if !rc.Found {
 		out.printf("repository: none here (%s)\n", rc.Error)
@@ -216,6 +229,19 @@ func printDoctor(out *output, r doctorReport) {
 		stale = out.paint(yellow, fmt.Sprintf("%d stale (git worktree prune removes them): %s", len(rc.Stale), strings.Join(rc.Stale, ", ")))
 	}
 	out.printf("  worktrees: %d pooled, %s\n", rc.Worktrees, stale)
+}
+
+// printSandboxCheck says what protects a step here and what is missing.
+func printSandboxCheck(out *output, sc sandboxCheck) {
+	if len(sc.Missing) == 0 {
+		out.printf("sandbox: %s %s\n", out.paint(green, "✓"), sc.Active)
+		return
+	}
+	out.printf("sandbox: %s %s\n", out.paint(yellow, "!"), sc.Active)
+	for _, m := range sc.Missing {
+		out.printf("  missing: %s\n", m)
+	}
+	out.printf("  steps with sandbox: auto run with what there is (the run says so); sandbox: required refuses to run\n")
 }
 
 func orDash(s string) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -50,6 +51,7 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 	if r.Running != nil {
 		out.printf("running: pid %d (%s)\n", r.Running.PID, r.Running.Command)
 	}
+	printSandbox(out, r)
 	tw := tabwriter.NewWriter(out.w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tSTATE\tENGINE\tTOKENS\tCOST\tCOMMIT\tNOTE")
 	for _, s := range r.Steps {
@@ -91,4 +93,29 @@ func (o *output) stateColor(state string) string {
 		return o.paint(bold, state)
 	}
 	return o.paint(yellow, state)
+}
+
+// printSandbox says which protection the steps run with: the workflow's
+// mode, the steps that set another, and what the system gives.
+func printSandbox(out *output, r *orchestrator.StatusReport) {
+	sb := r.Sandbox
+	var others []string
+	for _, s := range r.Steps {
+		if s.Sandbox != sb.Mode {
+			others = append(others, s.ID+" "+s.Sandbox)
+		}
+	}
+	line := "sandbox: " + sb.Mode
+	if len(others) > 0 {
+		line += " (" + strings.Join(others, ", ") + ")"
+	}
+	switch {
+	case sb.Mode == "off" && len(others) == 0:
+		line += " · steps run unsandboxed; their processes still end with them"
+	case len(sb.Missing) > 0:
+		line += " · " + out.paint(yellow, sb.Active)
+	default:
+		line += " · " + sb.Active
+	}
+	out.printf("%s\n", line)
 }
