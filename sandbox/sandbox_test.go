@@ -53,6 +53,9 @@ func run(t *testing.T, p Policy, dir string, env []string, start func(pid int), 
 	if err != nil {
 		t.Fatal(err)
 	}
+	if forceNS != nsNone && l.ns != nsNone {
+		l.ns = forceNS
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -226,6 +229,20 @@ func TestAMissingWritablePathFailsTheSetup(t *testing.T) {
 	if res.state.ExitCode() != exitSetup || !strings.Contains(res.report, "restrict writes: writable path") {
 		t.Errorf("exit %d, report %q", res.state.ExitCode(), res.report)
 	}
+}
+
+// forceNS, when set, replaces the namespace mode run would use.
+var forceNS nsMode
+
+// The same in a user namespace, the way an unprivileged user gets it.
+func TestSocketsHiddenInAUserNamespace(t *testing.T) {
+	requireLandlock(t)
+	if err := tryNamespace(nsUser); err != nil {
+		t.Skipf("no user namespace here: %v", err)
+	}
+	forceNS = nsUser
+	defer func() { forceNS = nsNone }()
+	TestSocketsOutsideAreHidden(t)
 }
 
 func TestSocketsOutsideAreHidden(t *testing.T) {

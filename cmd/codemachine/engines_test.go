@@ -81,12 +81,6 @@ func TestEngines(t *testing.T) {
 		env.Values[engineStateKey{}] = &engineState{pathDirs: dirs}
 		return nil
 	}
-	params.Condition = func(cond string) (bool, error) {
-		if cond == "root" {
-			return os.Geteuid() == 0, nil
-		}
-		return false, fmt.Errorf("unknown condition %q", cond)
-	}
 	params.Cmds["llm"] = cmdLLM
 	params.Cmds["cli"] = cmdCLI
 	params.Cmds["noprocs"] = cmdNoProcs

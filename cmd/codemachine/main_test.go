@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/codemachine/codemachine/agents"
 	"github.com/codemachine/codemachine/sandbox"
 )
 
@@ -20,6 +22,7 @@ func TestMain(m *testing.M) {
 	sandbox.Main()
 	testscript.Main(m, map[string]func(){
 		"codemachine": func() { os.Exit(Main(os.Args, os.Stdout, os.Stderr)) },
+		"sockconnect": func() { os.Exit(sockConnect()) },
 	})
 }
 
@@ -35,11 +38,27 @@ func scriptParams(dir string) testscript.Params {
 		Dir:                 dir,
 		Setup:               hermeticGit,
 		RequireExplicitExec: false,
+		Condition:           scriptCondition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits":   cmdExits,
-			"waitfor": cmdWaitFor,
+			"exits":        cmdExits,
+			"waitfor":      cmdWaitFor,
+			"unixlisten":   cmdUnixListen,
+			"unixaccepted": cmdUnixAccepted,
+			"noleft":       cmdNoLeft,
 		},
 	}
+}
+
+// scriptCondition knows [root] (the tests run as root) and [sandbox]
+// (this system gives steps every protection of the sandbox).
+func scriptCondition(cond string) (bool, error) {
+	switch cond {
+	case "root":
+		return os.Geteuid() == 0, nil
+	case "sandbox":
+		return agents.ProbeSandbox().Full(), nil
+	}
+	return false, fmt.Errorf("unknown condition %q", cond)
 }
 
 // hermeticGit gives every script its own HOME with a fixed git identity,
