@@ -63,12 +63,24 @@ func (rs *runState) warnSandbox(o *Orchestrator, missing []string) {
 }
 
 // writablePaths resolves the workflow's writable paths (relative to the
-// repository root, absolute, or under ~/ in the user's home) and creates
-// those that do not exist yet, as directories: the sandbox can only
-// allow a path that exists.
+// repository root, absolute, under ~/ in the user's home, or starting with
+// $NAME, a variable of the user's environment: one whose variable is unset
+// is left out) and creates those that do not exist yet, as directories:
+// the sandbox can only allow a path that exists.
 func (o *Orchestrator) writablePaths(paths []string) ([]string, error) {
 	out := make([]string, 0, len(paths))
 	for _, p := range paths {
+		if strings.HasPrefix(p, "$") {
+			unset := false
+			p = os.Expand(p, func(k string) string {
+				v := o.getenv(k)
+				unset = unset || v == ""
+				return v
+			})
+			if unset {
+				continue
+			}
+		}
 		switch {
 		case p == "~" || strings.HasPrefix(p, "~/"):
 			home := o.getenv("HOME")

@@ -23,7 +23,7 @@ func fullSandbox() agents.SandboxStatus {
 }
 
 const twoSteps = `version: 1
-sandbox: {writable: [.cache, ~/go-cache]}
+sandbox: {writable: [.cache, ~/go-cache, $CM_CACHE, $CM_UNSET/x]}
 steps:
   - id: a
     run: work
@@ -40,7 +40,8 @@ func sandboxRun(t *testing.T, workflow string, probe func() agents.SandboxStatus
 	dir := newRepo(t, map[string]string{".codemachine/workflow.yaml": workflow})
 	rec := &hookRecorder{}
 	var events []Event
-	o, err := New(Config{Dir: dir, Environ: append(os.Environ(), "HOME="+t.TempDir()), NewEngine: rec.newEngine,
+	env := append(os.Environ(), "HOME="+t.TempDir(), "CM_CACHE="+filepath.Join(t.TempDir(), "cache"))
+	o, err := New(Config{Dir: dir, Environ: env, NewEngine: rec.newEngine,
 		ProbeSandbox: probe, OnEvent: func(e Event) { events = append(events, e) }})
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +81,9 @@ func TestSandboxPolicyPerProcess(t *testing.T) {
 		if w == "" || !slices.Contains(a.Sandbox.Writable, w) {
 			t.Errorf("%q is not writable in %q", w, a.Sandbox.Writable)
 		}
+	}
+	if n := len(a.Sandbox.Writable); n != 8 || !strings.HasSuffix(a.Sandbox.Writable[2], "/cache") {
+		t.Errorf("writable %q: want $CM_CACHE expanded and $CM_UNSET/x left out", a.Sandbox.Writable)
 	}
 	if fi, err := os.Stat(filepath.Join(root, ".cache")); err != nil || !fi.IsDir() {
 		t.Errorf("the missing writable path was not created: %v", err)

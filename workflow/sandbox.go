@@ -33,8 +33,9 @@ type Sandbox struct {
 	Mode string
 	// Writable are paths the step may write besides its worktree, its
 	// TMPDIR and its engine's config dirs, as written: relative to the
-	// repository root, absolute, or under ~/ (the user's home). A step's
-	// list adds to the workflow's.
+	// repository root, absolute, under ~/ (the user's home), or starting
+	// with $NAME (a variable of the user's environment; left out when it
+	// is unset). A step's list adds to the workflow's.
 	Writable []string
 	// Pos is where the setting is written; zero when it is not.
 	Pos Pos
