@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -101,6 +102,9 @@ func claudePrepare(req Request, env []string) ([]string, error) {
 type claudeStream struct {
 	req Request
 	out outcome
+	// configDir is Claude's config dir in this run; configDenied the
+	// first tool error saying Claude could not write there (see user).
+	configDir, configDenied string
 	// usage per API message id, for a run cut off before its result
 	// event: each content block of a message comes as its own event with
 	// the message's usage.
@@ -109,8 +113,8 @@ type claudeStream struct {
 	text  string // the last assistant text, when no result came
 }
 
-func newClaudeStream(req Request, _ []string) stream {
-	return &claudeStream{req: req, usage: map[string][2]int64{}}
+func newClaudeStream(req Request, env []string) stream {
+	return &claudeStream{req: req, usage: map[string][2]int64{}, configDir: homeDir(env, "CLAUDE_CONFIG_DIR", ".claude")}
 }
 
 type claudeUsage struct {
@@ -158,6 +162,9 @@ type claudeMessage struct {
 		Text  string         `json:"text"`
 		Name  string         `json:"name"`
 		Input map[string]any `json:"input"`
+		// tool_result blocks (in user events)
+		IsError bool            `json:"is_error"`
+		Result  json.RawMessage `json:"content"`
 	} `json:"content"`
 }
 
@@ -176,6 +183,10 @@ func (s *claudeStream) stdout(line []byte) {
 	case "assistant":
 		if ev.Message != nil {
 			s.assistant(ev.Message)
+		}
+	case "user":
+		if ev.Message != nil {
+			s.user(ev.Message)
 		}
 	case "result":
 		s.result(&ev)
@@ -217,6 +228,47 @@ func (s *claudeStream) assistant(m *claudeMessage) {
 			emit(s.req, "tool", toolSummary(c.Name, c.Input, "command", "file_path", "path", "pattern", "url"))
 		}
 	}
+}
+
+// user looks at the tool results Claude sends back to the model for the
+// sign that its config dir is read-only: Claude writes there before every
+// Bash call (session-env, shell snapshots), and when it cannot, every Bash
+// call fails with EACCES or EROFS on that dir while the run itself goes on
+// and reports success.
+func (s *claudeStream) user(m *claudeMessage) {
+	if s.configDenied != "" || s.configDir == "" {
+		return
+	}
+	for _, c := range m.Content {
+		if c.Type != "tool_result" || !c.IsError {
+			continue
+		}
+		text := toolResultText(c.Result)
+		if (strings.Contains(text, "EACCES") || strings.Contains(text, "EROFS") || strings.Contains(text, "EPERM")) &&
+			strings.Contains(text, s.configDir) {
+			s.configDenied = oneLine(text)
+			emit(s.req, "error", "Claude Code cannot write its config dir: "+s.configDenied)
+			return
+		}
+	}
+}
+
+// toolResultText is a tool result's content as text: a string, or the
+// text blocks of a list.
+func toolResultText(raw json.RawMessage) string {
+	var str string
+	if json.Unmarshal(raw, &str) == nil {
+		return str
+	}
+	var blocks []struct {
+		Text string `json:"text"`
+	}
+	_ = json.Unmarshal(raw, &blocks)
+	var b strings.Builder
+	for _, bl := range blocks {
+		b.WriteString(bl.Text)
+	}
+	return b.String()
 }
 
 // result handles the final event: text, usage, cost and how the run ended.
@@ -284,6 +336,14 @@ func (s *claudeStream) outcome(int) outcome {
 	}
 	if out.done && !out.ok && out.msg == "" {
 		out.msg = out.stderrMsg
+	}
+	if s.configDenied != "" {
+		// Claude reports success, but none of its Bash calls ran: the
+		// step's work cannot be trusted to be done.
+		out.ok = false
+		out.class, out.classSet = Fatal, true
+		out.msg = "Claude Code could not write its config dir " + s.configDir + ", so every Bash call failed (" +
+			s.configDenied + "): give it a writable CLAUDE_CONFIG_DIR"
 	}
 	return out
 }

@@ -159,3 +159,34 @@ func countProcs(cmdline string) int {
 	}
 	return n
 }
+
+// Claude Code with a read-only config dir reports success while every
+// Bash call failed on that dir (measured with the real CLI): the run
+// fails, saying so. A tool error elsewhere is the agent's business.
+func TestClaudeReadOnlyConfigDirFails(t *testing.T) {
+	const cfg = "/home/u/.claude"
+	lines := func(resultText string) []string {
+		return []string{
+			`{"type":"system","subtype":"init","session_id":"s1","model":"fake-model"}`,
+			`{"type":"assistant","message":{"id":"m1","content":[{"type":"tool_use","name":"Bash","input":{"command":"echo hi > hi.txt"}}]},"session_id":"s1"}`,
+			`{"type":"user","message":{"role":"user","content":[{"type":"tool_result","content":` + strconv.Quote(resultText) + `,"is_error":true,"tool_use_id":"t1"}]},"session_id":"s1"}`,
+			`{"type":"result","subtype":"success","is_error":false,"result":"DONE","session_id":"s1","usage":{"input_tokens":10,"output_tokens":2}}`,
+		}
+	}
+	run := func(text string) (Result, error) {
+		st := newClaudeStream(Request{}, []string{"HOME=/home/u", "CLAUDE_CONFIG_DIR=" + cfg})
+		for _, l := range lines(text) {
+			st.stdout([]byte(l))
+		}
+		return claudeCLI.finish(Request{}, st.outcome(0), procResult{})
+	}
+	_, err := run("EACCES: permission denied, mkdir '" + cfg + "/session-env'")
+	var re *RunError
+	if !errors.As(err, &re) || re.Class != Fatal ||
+		!strings.Contains(re.Msg, "Claude Code could not write its config dir /home/u/.claude, so every Bash call failed") {
+		t.Fatalf("err = %v, want the read-only config dir named", err)
+	}
+	if res, err := run("exit status 1: no such file"); err != nil || res.Text != "DONE" {
+		t.Errorf("an ordinary tool error failed the run: %v", err)
+	}
+}
