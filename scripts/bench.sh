@@ -16,6 +16,8 @@ run() { echo "== $*"; "$GO" test -run '^$' -timeout 90m "$@"; }
 
 # Step overhead vs git add -A && git commit (1k and 100k files).
 run ./orchestrator -bench 'StepOverhead' -benchtime 10x
+# The sandbox: a step with it on vs the same step with sandbox: off (<= 1.1x).
+run ./orchestrator -bench 'SandboxOverhead' -benchtime 10x
 # The worktree pool and landing alone, same baseline.
 run ./gitstate -bench 'StageCommit' -benchtime 10x
 # A generated plan of 50 to 500 tasks, no-op agent, parallel 4: the
