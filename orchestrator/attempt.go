@@ -100,6 +100,9 @@ func (j *job) request(attempt int, checkOutput string) (agents.Request, error) {
 		Dir: dir, Env: j.env, Timeout: j.timeout(), Log: j.log, Home: u.home,
 		OnStart: j.agentStarted,
 	}
+	if j.o.cfg.Activity {
+		req.OnEvent = j.activity
+	}
 	if u.step.Run != "" {
 		req.Command = u.step.Run
 		return req, nil
@@ -151,7 +154,9 @@ func (j *job) runEngine(ctx context.Context, eng agents.Engine, req agents.Reque
 	u, retries := j.u, j.snap.project.Workflow.Defaults.Retries
 	var total agents.Result
 	for try := 0; ; try++ {
+		started := j.o.cfg.Now()
 		res, err := eng.Run(ctx, req)
+		j.attemptEnded(req, started, res, err)
 		total = addUsage(total, res)
 		if err == nil {
 			return total, nil
@@ -176,6 +181,44 @@ func (j *job) runEngine(ctx context.Context, eng agents.Engine, req agents.Reque
 			req.Resume, req.Continue = re.Result.SessionID, continuePrompt(u, req.Dir)
 		}
 	}
+}
+
+// attemptEnded reports one engine run of the unit (StepAttempt): traces
+// make a span of each.
+func (j *job) attemptEnded(req agents.Request, started time.Time, res agents.Result, err error) {
+	j.attempts++
+	e := Event{Kind: StepAttempt, Step: j.u.step.ID, Task: taskID(j.u.task), Engine: j.engineName,
+		Model: res.Model, Attempt: j.attempts, Duration: j.o.cfg.Now().Sub(started),
+		Tokens: res.TokensIn + res.TokensOut, CostUSD: res.CostUSD, CostOK: res.CostKnown}
+	if e.Model == "" {
+		e.Model = req.Model
+	}
+	if err != nil {
+		e.Message = err.Error()
+	}
+	j.o.emit(e)
+}
+
+// activityKinds are the engine events that say what an agent does now;
+// the others (session ids, usage) are bookkeeping.
+var activityKinds = map[string]bool{"tool": true, "text": true, "error": true, "stdout": true, "stderr": true}
+
+// activityWidth bounds an activity's text: one line of a terminal.
+const activityWidth = 200
+
+// activity turns an engine event into a StepActivity event. It runs on
+// the goroutine that reads the engine's stream, once per event, so it
+// does no more than trim the text.
+func (j *job) activity(ev agents.Event) {
+	if !activityKinds[ev.Kind] {
+		return
+	}
+	text := firstLine(ev.Text)
+	if text == "" {
+		return
+	}
+	j.o.emit(Event{Kind: StepActivity, At: ev.Time, Step: j.u.step.ID, Task: taskID(j.u.task),
+		Activity: ev.Kind, Message: truncate(text, activityWidth)})
 }
 
 // addUsage accumulates usage over attempts; the latest text, session and

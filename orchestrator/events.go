@@ -27,11 +27,27 @@ const (
 	// StepReview: a step's commit waits on its review branch for approve or
 	// reject.
 	StepReview
+	// StepActivity: what a running unit's agent (or command) does now, from
+	// its engine's parsed stream: Activity says what kind of thing (tool,
+	// text, error, stdout, stderr), Message the thing on one line. Emitted
+	// only when Config.Activity asks for it.
+	StepActivity
+	// StepAttempt: one engine run of a unit ended (each transient retry and
+	// each check attempt is one), with its usage, its wall time as Duration
+	// (At is its end) and, when it failed, Message.
+	StepAttempt
+	// RunStarted: a run (or a pass of watch) took the lock and starts; Run
+	// is its id.
+	RunStarted
+	// RunFinished: the run ended; Tokens and CostUSD are its totals and
+	// Message says why it stopped early, if it did.
+	RunFinished
 )
 
 var kindNames = [...]string{
 	StepStarted: "started", StepLanded: "landed", StepFailed: "failed", StepConflict: "conflict",
 	StepSkipped: "skipped", StepRetrying: "retrying", Note: "note", StepReview: "review",
+	StepActivity: "activity", StepAttempt: "attempt", RunStarted: "run_started", RunFinished: "run_finished",
 }
 
 // String is the kind's name in JSON output ("landed", "failed", ...).
@@ -49,7 +65,10 @@ func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), ni
 // Event is one thing worth telling the user during a run. Its JSON form
 // (run --json) uses the snake_case names of status and log.
 type Event struct {
-	Kind     EventKind     `json:"kind"`
+	Kind EventKind `json:"kind"`
+	// At is when it happened (set by the orchestrator when it emits it).
+	At       time.Time     `json:"at"`
+	Run      string        `json:"run,omitempty"` // the run's id (RunStarted, RunFinished)
 	Step     string        `json:"step"`
 	Task     string        `json:"task,omitempty"`
 	Title    string        `json:"title,omitempty"` // task title, or the commit subject once landed
@@ -65,6 +84,9 @@ type Event struct {
 	Message  string        `json:"message,omitempty"` // failure reason, skip reason, note text
 	Attempt  int           `json:"attempt,omitempty"`
 	Log      string        `json:"log,omitempty"` // a failed unit's event log, relative to the repository
+	// Activity is the kind of a StepActivity: "tool", "text", "error",
+	// "stdout" or "stderr".
+	Activity string `json:"activity,omitempty"`
 }
 
 // MarshalJSON writes the duration as text ("1.2s"), as the

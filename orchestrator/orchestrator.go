@@ -36,8 +36,14 @@ type Config struct {
 	// allow-listed part of it.
 	Environ []string
 	// OnEvent receives progress events; nil drops them. Units run
-	// concurrently, so it must be safe for concurrent use.
+	// concurrently, so it must be safe for concurrent use, and it is
+	// called on the units' own goroutines (StepActivity on the one that
+	// reads the engine's stream): it must not block.
 	OnEvent func(Event)
+	// Activity asks for StepActivity events: what each running agent
+	// does, from its engine's parsed stream. Off, the engines parse their
+	// streams as before and nothing more is done per line.
+	Activity bool
 	// LookPath finds engine binaries (engine: auto).
 	LookPath func(string) (string, error)
 	// NewEngine constructs engines by name, for agents, commands, checks
@@ -93,7 +99,13 @@ func New(cfg Config) (*Orchestrator, error) {
 // Repo is the repository this orchestrator works on.
 func (o *Orchestrator) Repo() *gitstate.Repo { return o.repo }
 
-func (o *Orchestrator) emit(e Event) { o.cfg.OnEvent(e) }
+// emit hands e to Config.OnEvent, stamped with the time unless it has one.
+func (o *Orchestrator) emit(e Event) {
+	if e.At.IsZero() {
+		e.At = o.cfg.Now()
+	}
+	o.cfg.OnEvent(e)
+}
 
 // Overrides are the command-line and environment settings that take
 // precedence over the workflow (DESIGN 4).

@@ -269,7 +269,15 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 	}
 	rs.summary = &Summary{Run: rs.id}
 	defer func() { _ = o.repo.WriteLocal(runningFile, Running{}) }()
-	return rs.summary, o.runLoop(ctx, rs)
+	o.emit(Event{Kind: RunStarted, Run: rs.id})
+	err := o.runLoop(ctx, rs)
+	t := rs.totals()
+	end := Event{Kind: RunFinished, Run: rs.id, Tokens: t.TokensIn + t.TokensOut, CostUSD: t.CostUSD, CostOK: t.CostUSD > 0}
+	if err != nil {
+		end.Message = err.Error()
+	}
+	o.emit(end)
+	return rs.summary, err
 }
 
 // checkHead requires a branch with at least one commit: step commits need a
