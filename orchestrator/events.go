@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -62,6 +63,18 @@ func (k EventKind) String() string {
 // the order of the constants.
 func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
+// UnmarshalText reads a kind by name (an unknown name is an error, so
+// that a newer writer's kinds are not taken for an older one's).
+func (k *EventKind) UnmarshalText(b []byte) error {
+	for i, name := range kindNames {
+		if name == string(b) {
+			*k = EventKind(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown event kind %q", b)
+}
+
 // Event is one thing worth telling the user during a run. Its JSON form
 // (run --json) uses the snake_case names of status and log.
 type Event struct {
@@ -101,6 +114,29 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		out.Duration = e.Duration.Round(time.Millisecond).String()
 	}
 	return json.Marshal(out)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, the duration included
+// (to the millisecond it was written with), so that events can cross a
+// process boundary (see the follow package).
+func (e *Event) UnmarshalJSON(data []byte) error {
+	type plain Event
+	var in struct {
+		plain
+		Duration string `json:"duration"`
+	}
+	if err := json.Unmarshal(data, &in); err != nil {
+		return err
+	}
+	*e = Event(in.plain)
+	if in.Duration != "" {
+		d, err := time.ParseDuration(in.Duration)
+		if err != nil {
+			return fmt.Errorf("event duration: %w", err)
+		}
+		e.Duration = d
+	}
+	return nil
 }
 
 // Key is "step" or "step/task".

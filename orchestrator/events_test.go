@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"slices"
 	"testing"
@@ -99,5 +100,27 @@ func TestActivityEvents(t *testing.T) {
 	}
 	if n := len(events.tasks(StepActivity)); n != 0 {
 		t.Errorf("%d activity events without Activity", n)
+	}
+}
+
+// TestEventJSONRoundTrip: what an event's JSON says reads back as the same
+// event (the duration to the millisecond), so it can cross processes.
+func TestEventJSONRoundTrip(t *testing.T) {
+	in := Event{Kind: StepLanded, At: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Step: "implement", Task: "T2",
+		Engine: "claude", Model: "sonnet", Duration: 1234 * time.Millisecond, Tokens: 42, CostUSD: 0.19, CostOK: true,
+		Commit: "abc", Activity: "tool", Message: "done"}
+	data, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Event
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out != in {
+		t.Errorf("round trip of %s:\n got %+v\nwant %+v", data, out, in)
+	}
+	if err := json.Unmarshal([]byte(`{"kind":"exploded"}`), &out); err == nil {
+		t.Error("an unknown kind was read without an error")
 	}
 }
