@@ -228,3 +228,50 @@ func (s *Server) Close() error {
 	_ = os.Remove(s.path)
 	return err
 }
+
+// Publisher serves a process's events from its first run on: the server
+// starts at the first RunStarted, that is once the process holds the
+// repository lock (so only the lock holder serves, and a command that is
+// refused, or a repository without a workflow, gets nothing under .git),
+// and it stays up until Close (a watcher's passes share it).
+type Publisher struct {
+	localDir func() string
+	command  string
+	mu       sync.Mutex
+	srv      *Server
+	closed   bool
+	// Err is why the server could not start, if it could not: following
+	// is a convenience, so the run goes on without it.
+	Err error
+}
+
+// NewPublisher publishes for a process whose lock file says command, in
+// the repository whose codemachine directory localDir returns (asked at
+// the first run only: gitstate.Repo.LocalDir creates the directory).
+func NewPublisher(localDir func() string, command string) *Publisher {
+	return &Publisher{localDir: localDir, command: command}
+}
+
+// Publish hands e to the server, starting it at the first RunStarted.
+func (p *Publisher) Publish(e orchestrator.Event) {
+	p.mu.Lock()
+	srv := p.srv
+	if srv == nil && e.Kind == orchestrator.RunStarted && !p.closed && p.Err == nil {
+		srv, p.Err = Listen(p.localDir(), p.command)
+		p.srv = srv
+	}
+	p.mu.Unlock()
+	if srv != nil {
+		srv.Publish(e)
+	}
+}
+
+// Close stops the server, if it started.
+func (p *Publisher) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	if p.srv != nil {
+		_ = p.srv.Close()
+	}
+}

@@ -78,10 +78,7 @@ func (k *EventKind) UnmarshalText(b []byte) error {
 // Event is one thing worth telling the user during a run. Its JSON form
 // (run --json) uses the snake_case names of status and log.
 type Event struct {
-	Kind EventKind `json:"kind"`
-	// At is when it happened (set by the orchestrator when it emits it).
-	At       time.Time     `json:"at"`
-	Run      string        `json:"run,omitempty"` // the run's id (RunStarted, RunFinished)
+	Kind     EventKind     `json:"kind"`
 	Step     string        `json:"step"`
 	Task     string        `json:"task,omitempty"`
 	Title    string        `json:"title,omitempty"` // task title, or the commit subject once landed
@@ -100,6 +97,9 @@ type Event struct {
 	// Activity is the kind of a StepActivity: "tool", "text", "error",
 	// "stdout" or "stderr".
 	Activity string `json:"activity,omitempty"`
+	// At is when it happened (set by the orchestrator when it emits it).
+	At  time.Time `json:"at"`
+	Run string    `json:"run,omitempty"` // the run's id (RunStarted, RunFinished)
 }
 
 // MarshalJSON writes the duration as text ("1.2s"), as the
