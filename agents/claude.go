@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -25,7 +26,7 @@ import (
 // session id the session_id every event carries, the model the init
 // event's.
 var claudeCLI = cliEngine{name: "claude", bin: "claude", pkg: "@anthropic-ai/claude-code",
-	args: claudeArgs, prepare: claudePrepare, newStream: newClaudeStream}
+	args: claudeArgs, prepare: claudePrepare, newStream: newClaudeStream, takesMCP: true}
 
 // geteuid is os.Geteuid, replaceable in tests.
 var geteuid = os.Geteuid
@@ -52,7 +53,24 @@ func claudeArgs(req Request, _ []string) []string {
 	if req.Resume != "" {
 		args = append(args, "--resume", req.Resume)
 	}
+	if req.MCP != nil {
+		// --mcp-config takes the JSON itself as well as a file; the
+		// user's own MCP servers stay (no --strict-mcp-config).
+		args = append(args, "--mcp-config", claudeMCPConfig(req.MCP))
+	}
 	return args
+}
+
+// claudeMCPConfig is the --mcp-config JSON that adds one stdio server.
+func claudeMCPConfig(m *MCPServer) string {
+	type server struct {
+		Type    string   `json:"type"`
+		Command string   `json:"command"`
+		Args    []string `json:"args"`
+	}
+	cfg := map[string]map[string]server{"mcpServers": {m.Name: {Type: "stdio", Command: m.Command, Args: m.Args}}}
+	data, _ := json.Marshal(cfg) // strings only: no error
+	return string(data)
 }
 
 // claudePrepare points CLAUDE_CONFIG_DIR at a private dir under req.Home,
