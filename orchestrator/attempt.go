@@ -111,11 +111,32 @@ func (j *job) request(attempt int, checkOutput string) (agents.Request, error) {
 	if err != nil {
 		return req, err
 	}
+	if u.step.MCP {
+		if req.MCP, err = j.mcpServer(); err != nil {
+			return req, err
+		}
+	}
 	req.Prompt = prompt
 	if attempt == 1 && j.resume != "" {
 		req.Resume, req.Continue = j.resume, continuePrompt(u, dir)
 	}
 	return req, nil
+}
+
+// MCPServerName is the name an agent's CLI knows codemachine's MCP server
+// by (Claude Code's tools are mcp__codemachine__<tool>).
+const MCPServerName = "codemachine"
+
+// mcpServer is codemachine's MCP server for the unit's agent (mcp: true):
+// it edits the plan in the unit's worktree, where the step commit picks
+// the edit up, and reads the repository's status.
+func (j *job) mcpServer() (*agents.MCPServer, error) {
+	cmd := j.o.cfg.MCPCommand
+	if len(cmd) == 0 {
+		return nil, errors.New("mcp: true needs codemachine's MCP server, and this codemachine was started without one")
+	}
+	args := append(append([]string{}, cmd[1:]...), "-C", j.o.repo.Root(), "--worktree", j.wt.Path())
+	return &agents.MCPServer{Name: MCPServerName, Command: cmd[0], Args: args}, nil
 }
 
 // engineFailed is the outcome of an engine run that failed for good: it

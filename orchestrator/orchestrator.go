@@ -40,6 +40,11 @@ type Config struct {
 	// called on the units' own goroutines (StepActivity on the one that
 	// reads the engine's stream): it must not block.
 	OnEvent func(Event)
+	// MCPCommand is the command line that starts codemachine's MCP server
+	// (the program and its "mcp" argument), for the agents of steps with
+	// mcp: true; the orchestrator adds -C (the repository) and --worktree
+	// (the unit's). Empty, such steps fail saying so.
+	MCPCommand []string
 	// Activity asks for StepActivity events: what each running agent
 	// does, from its engine's parsed stream. Off, the engines parse their
 	// streams as before and nothing more is done per line.
