@@ -20,7 +20,7 @@ type runSession struct {
 // whoever follows the run. Close the session when the command ends.
 func openRunOrchestrator(c *cli.Context, out *output, command string) (*orchestrator.Orchestrator, *runSession, error) {
 	s := &runSession{}
-	o, err := openOrchestrator(c, orchestrator.Config{Activity: true, OnEvent: func(e orchestrator.Event) {
+	o, err := openOrchestrator(c, orchestrator.Config{Activity: true, MCPCommand: selfCommand("mcp"), OnEvent: func(e orchestrator.Event) {
 		out.event(e)
 		s.pub.Publish(e)
 	}})
