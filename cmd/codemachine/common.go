@@ -42,7 +42,7 @@ func newOutput(c *cli.Context) *output {
 		w: c.App.Writer, errW: c.App.ErrWriter,
 		quiet: globalBool(c, "quiet"), verbose: globalBool(c, "verbose"), json: c.Bool("json"),
 	}
-	_, noColorEnv := os.LookupEnv("NO_COLOR")
+	noColorEnv := os.Getenv("NO_COLOR") != "" // no-color.org: set and not empty
 	if f, ok := o.w.(*os.File); ok && !globalBool(c, "no-color") && !noColorEnv && os.Getenv("TERM") != "dumb" {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 			o.color = true

@@ -60,6 +60,18 @@ func RequireNode(t testing.TB) {
 
 // unavailable ends a test that lacks a tool it needs: a failure when the
 // tools are required, else a skip with a message nobody can miss.
+// RequireTmux returns tmux's path, or skips the test, loudly (fails it
+// where the tools are required): the terminal tests drive a real terminal
+// through it. make test installs it from the distribution's packages.
+func RequireTmux(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("tmux")
+	if err != nil {
+		unavailable(t, "TMUX IS NOT INSTALLED: "+err.Error(), "Install it (apt-get install tmux); make test does.")
+	}
+	return p
+}
+
 func unavailable(t testing.TB, what, hint string) {
 	t.Helper()
 	const bar = "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
