@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -35,7 +36,7 @@ import (
 // when the script ends.
 func TestTerminal(t *testing.T) {
 	t.Parallel()
-	tmux := testenv.RequireTmux(t)
+	tmux := testenv.RequireTools(t, "tmux", "bash", "zsh", "fish")["tmux"]
 	p := scriptParams("testdata/term")
 	setup := p.Setup
 	p.Setup = func(env *testscript.Env) error {
@@ -112,7 +113,12 @@ func cmdTerm(ts *testscript.TestScript, neg bool, args []string) {
 		for {
 			screen := capture(ts, st, name)
 			if re.MatchString(screen) != neg {
-				return
+				// The screen that matched is the command's output.
+				ts.Check(ts.Exec(st.tmux, "-S", st.sock, "capture-pane", "-p", "-S", "-", "-t", name))
+				if ts.ReadFile("stdout") == screen || neg {
+					return
+				}
+				continue
 			}
 			if time.Now().After(deadline) {
 				ts.Fatalf("term wait %s %s: not there after %s; the screen:\n%s", name, args[2], limit, screen)
@@ -131,12 +137,15 @@ func cmdTerm(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // capture reads a session's screen, after the lines that scrolled off it
-// (when its program ends, tmux's note scrolls the screen by a line).
+// (when its program ends, tmux's note scrolls the screen by a line). It
+// runs tmux itself rather than through the script, whose log would get
+// every screen a wait looked at.
 func capture(ts *testscript.TestScript, st *termState, name string) string {
-	if err := ts.Exec(st.tmux, "-S", st.sock, "capture-pane", "-p", "-S", "-", "-t", name); err != nil {
+	out, err := exec.Command(st.tmux, "-S", st.sock, "capture-pane", "-p", "-S", "-", "-t", name).Output()
+	if err != nil {
 		ts.Fatalf("capture-pane: %v", err)
 	}
-	return ts.ReadFile("stdout")
+	return string(out)
 }
 
 func shellQuote(s string) string {
