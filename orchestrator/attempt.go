@@ -210,7 +210,8 @@ func (j *job) attemptEnded(req agents.Request, started time.Time, res agents.Res
 	j.attempts++
 	e := Event{Kind: StepAttempt, Step: j.u.step.ID, Task: taskID(j.u.task), Engine: j.engineName,
 		Model: res.Model, Attempt: j.attempts, Duration: j.o.cfg.Now().Sub(started),
-		Tokens: res.TokensIn + res.TokensOut, CostUSD: res.CostUSD, CostOK: res.CostKnown}
+		Tokens: res.TokensIn + res.TokensOut, TokensIn: res.TokensIn, TokensOut: res.TokensOut,
+		CostUSD: res.CostUSD, CostOK: res.CostKnown, RequestModel: req.Model}
 	if e.Model == "" {
 		e.Model = req.Model
 	}
@@ -234,7 +235,9 @@ func (j *job) activity(ev agents.Event) {
 	if !activityKinds[ev.Kind] {
 		return
 	}
-	text := firstLine(ev.Text)
+	// Tools name files by their absolute path in the worktree: the
+	// path in the repository says the same in less.
+	text := strings.ReplaceAll(firstLine(ev.Text), j.wt.Path()+string(os.PathSeparator), "")
 	if text == "" {
 		return
 	}

@@ -86,14 +86,20 @@ type Event struct {
 	Model    string        `json:"model,omitempty"`
 	Duration time.Duration `json:"-"` // written as text by MarshalJSON
 	Tokens   int64         `json:"tokens"`
-	CostUSD  float64       `json:"cost_usd"`
-	CostOK   bool          `json:"cost_known"`
-	Commit   string        `json:"commit,omitempty"` // landed commit, or the failed ref's commit
-	Ref      string        `json:"ref,omitempty"`    // failed ref or conflict branch
-	Rebased  bool          `json:"rebased,omitempty"`
-	Message  string        `json:"message,omitempty"` // failure reason, skip reason, note text
-	Attempt  int           `json:"attempt,omitempty"`
-	Log      string        `json:"log,omitempty"` // a failed unit's event log, relative to the repository
+	// TokensIn and TokensOut split Tokens (StepAttempt only).
+	TokensIn  int64 `json:"tokens_in,omitempty"`
+	TokensOut int64 `json:"tokens_out,omitempty"`
+	// RequestModel is the model the engine was asked for (StepAttempt;
+	// Model is the one it reported, else the same).
+	RequestModel string  `json:"request_model,omitempty"`
+	CostUSD      float64 `json:"cost_usd"`
+	CostOK       bool    `json:"cost_known"`
+	Commit       string  `json:"commit,omitempty"` // landed commit, or the failed ref's commit
+	Ref          string  `json:"ref,omitempty"`    // failed ref or conflict branch
+	Rebased      bool    `json:"rebased,omitempty"`
+	Message      string  `json:"message,omitempty"` // failure reason, skip reason, note text
+	Attempt      int     `json:"attempt,omitempty"`
+	Log          string  `json:"log,omitempty"` // a failed unit's event log, relative to the repository
 	// Activity is the kind of a StepActivity: "tool", "text", "error",
 	// "stdout" or "stderr".
 	Activity string `json:"activity,omitempty"`

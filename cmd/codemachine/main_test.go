@@ -27,7 +27,7 @@ func TestScripts(t *testing.T) {
 }
 
 func scriptParams(dir string) testscript.Params {
-	return testscript.Params{
+	return withOTLP(testscript.Params{
 		Dir:                 dir,
 		Setup:               hermeticGit,
 		RequireExplicitExec: false,
@@ -35,7 +35,7 @@ func scriptParams(dir string) testscript.Params {
 			"exits":   cmdExits,
 			"waitfor": cmdWaitFor,
 		},
-	}
+	})
 }
 
 // hermeticGit gives every script its own HOME with a fixed git identity,
