@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/codemachine/codemachine/gitstate"
@@ -270,7 +271,15 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 	rs.summary = &Summary{Run: rs.id}
 	defer func() { _ = o.repo.WriteLocal(runningFile, Running{}) }()
 	o.emit(Event{Kind: RunStarted, Run: rs.id})
-	err := o.runLoop(ctx, rs)
+	merged, err := o.mergedReviews(ctx, head.Commit)
+	for _, key := range merged {
+		step, task, _ := strings.Cut(key, "/")
+		o.emit(Event{Kind: Note, Step: step, Task: task,
+			Message: "its review branch was merged into " + head.Branch + ": approved"})
+	}
+	if err == nil {
+		err = o.runLoop(ctx, rs)
+	}
 	t := rs.totals()
 	end := Event{Kind: RunFinished, Run: rs.id, Tokens: t.TokensIn + t.TokensOut, CostUSD: t.CostUSD, CostOK: t.CostUSD > 0}
 	if err != nil {

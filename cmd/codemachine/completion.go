@@ -203,7 +203,7 @@ func flagValues(flag string) []completion {
 
 // stepArgs are the commands whose arguments are steps (or STEP/TASK),
 // with how many they take (-1: any number).
-var stepArgs = map[string]int{"run": -1, "diff": 1, "approve": 1, "reject": 1, "rollback": 1, "retry": 1}
+var stepArgs = map[string]int{"run": -1, "diff": 1, "approve": 1, "reject": 1, "rollback": 1, "retry": 1, "push": 1}
 
 // positional are the candidates for a command's next argument.
 func positional(cmd string, given int, keys func() []completion) []completion {

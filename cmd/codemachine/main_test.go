@@ -34,6 +34,7 @@ func scriptParams(dir string) testscript.Params {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exits":   cmdExits,
 			"waitfor": cmdWaitFor,
+			"githttp": cmdGitHTTP,
 		},
 	})
 }
