@@ -11,7 +11,11 @@
 // its phases: the lifecycle hooks (hooks.go), the engine and check
 // attempts (attempt.go), staging with codemachine's overlays (stage.go),
 // verification (verify.go), the step commit's message (message.go), and
-// at the unit's turn landing (land.go), or failing (fail.go).
+// at the unit's turn landing (land.go), or failing (fail.go). Reviews are
+// in review.go, and their branches pushed for pull requests (and merges
+// of them picked up) in reviewpush.go. What runs is told through events
+// (events.go), which clients above the orchestrator (the run table, the
+// follow socket, the dashboard, traces) turn into what they show.
 package orchestrator
 
 import (
