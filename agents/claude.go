@@ -62,13 +62,18 @@ func claudeArgs(req Request, _ []string) []string {
 }
 
 // claudeMCPConfig is the --mcp-config JSON that adds one stdio server.
+// alwaysLoad makes Claude connect it before its first model request:
+// otherwise, on a loaded machine, the first request can go out while the
+// server is still starting, with a WaitForMcpServers tool in place of the
+// server's tools.
 func claudeMCPConfig(m *MCPServer) string {
 	type server struct {
-		Type    string   `json:"type"`
-		Command string   `json:"command"`
-		Args    []string `json:"args"`
+		Type       string   `json:"type"`
+		Command    string   `json:"command"`
+		Args       []string `json:"args"`
+		AlwaysLoad bool     `json:"alwaysLoad"`
 	}
-	cfg := map[string]map[string]server{"mcpServers": {m.Name: {Type: "stdio", Command: m.Command, Args: m.Args}}}
+	cfg := map[string]map[string]server{"mcpServers": {m.Name: {Type: "stdio", Command: m.Command, Args: m.Args, AlwaysLoad: true}}}
 	data, _ := json.Marshal(cfg) // strings only: no error
 	return string(data)
 }

@@ -360,7 +360,7 @@ func TestCLIMCPServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		i := slices.Index(r.args, "--mcp-config")
-		want := `{"mcpServers":{"codemachine":{"type":"stdio","command":"/bin/cm","args":["-C","/repo","mcp","--worktree","` + dir + `"]}}}`
+		want := `{"mcpServers":{"codemachine":{"type":"stdio","command":"/bin/cm","args":["-C","/repo","mcp","--worktree","` + dir + `"],"alwaysLoad":true}}}`
 		if i < 0 || i+1 >= len(r.args) || r.args[i+1] != want {
 			t.Errorf("args %q, want --mcp-config %s", r.args, want)
 		}
