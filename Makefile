@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 60s
 
-.PHONY: all build install test demo bench lint fuzz clis clean
+.PHONY: all build install test terminal-tools demo bench lint fuzz clis clean
 
 all: build
 
@@ -25,11 +25,19 @@ clis:
 	$(GO) run ./internal/testenv/cmd/install-clis
 
 ## test: every test, with the race detector, the real git and the real agent CLIs (offline)
-test:
+test: terminal-tools
 	$(GO) mod download
 	$(GO) vet ./...
 	$(MAKE) --no-print-directory clis
 	scripts/test.sh
+
+## terminal-tools: the terminal (tmux) and shells (zsh, fish) the dashboard, progress and completion tests drive, from Debian's packages when missing
+TERMINAL_TOOLS := tmux zsh fish
+terminal-tools:
+	@missing=""; for t in $(TERMINAL_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing (apt-get)"; \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing; fi
 
 ## demo: a spec-to-code workflow landing one commit per step in a scratch repository, offline
 demo: build

@@ -26,7 +26,7 @@ import (
 // session id the session_id every event carries, the model the init
 // event's.
 var claudeCLI = cliEngine{name: "claude", bin: "claude", pkg: "@anthropic-ai/claude-code",
-	args: claudeArgs, prepare: claudePrepare, newStream: newClaudeStream}
+	args: claudeArgs, prepare: claudePrepare, newStream: newClaudeStream, takesMCP: true}
 
 // geteuid is os.Geteuid, replaceable in tests.
 var geteuid = os.Geteuid
@@ -53,6 +53,11 @@ func claudeArgs(req Request, _ []string) []string {
 	if req.Resume != "" {
 		args = append(args, "--resume", req.Resume)
 	}
+	if req.MCP != nil {
+		// --mcp-config takes the JSON itself as well as a file; the
+		// user's own MCP servers stay (no --strict-mcp-config).
+		args = append(args, "--mcp-config", claudeMCPConfig(req.MCP))
+	}
 	return args
 }
 
@@ -63,6 +68,23 @@ var claudeHome = homeSpec{
 	credentials: []string{".credentials.json"},
 	linked:      []string{"agents", "commands", "skills", "plugins", "output-styles"},
 	kept:        []string{"projects"},
+}
+
+// claudeMCPConfig is the --mcp-config JSON that adds one stdio server.
+// alwaysLoad makes Claude connect it before its first model request:
+// otherwise, on a loaded machine, the first request can go out while the
+// server is still starting, with a WaitForMcpServers tool in place of the
+// server's tools.
+func claudeMCPConfig(m *MCPServer) string {
+	type server struct {
+		Type       string   `json:"type"`
+		Command    string   `json:"command"`
+		Args       []string `json:"args"`
+		AlwaysLoad bool     `json:"alwaysLoad"`
+	}
+	cfg := map[string]map[string]server{"mcpServers": {m.Name: {Type: "stdio", Command: m.Command, Args: m.Args, AlwaysLoad: true}}}
+	data, _ := json.Marshal(cfg) // strings only: no error
+	return string(data)
 }
 
 // claudePrepare says IS_SANDBOX=1 in a sandboxed run and points CLAUDE_CONFIG_DIR at a private dir under req.Home,

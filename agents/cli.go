@@ -28,6 +28,9 @@ type cliEngine struct {
 	prepare func(req Request, env []string) ([]string, error)
 	// newStream returns a parser for one run's output.
 	newStream func(req Request, env []string) stream
+	// takesMCP: the engine passes Request.MCP to the CLI (in its args or
+	// prepare).
+	takesMCP bool
 }
 
 // stream parses one run's output, one line at a time.
@@ -85,6 +88,10 @@ func (e *cliEngine) Run(ctx context.Context, req Request) (Result, error) {
 	if _, err := lookPath(e.bin, req.Env); err != nil {
 		// Said first: nothing else matters while the CLI is missing.
 		return Result{}, e.notFound()
+	}
+	if req.MCP != nil && !e.takesMCP {
+		return Result{}, &RunError{Class: Fatal, Engine: e.name,
+			Msg: e.name + " cannot be given an MCP server by codemachine yet (mcp: true); use claude, codex or opencode for this step"}
 	}
 	env := append([]string(nil), req.Env...)
 	if e.prepare != nil {

@@ -330,3 +330,70 @@ func TestCLIExitWithoutStream(t *testing.T) {
 		})
 	}
 }
+
+// TestCLIMCPServer: a request's MCP server reaches each CLI the way it
+// takes one (Claude's --mcp-config JSON, Codex's -c overrides, opencode's
+// OPENCODE_CONFIG_CONTENT merged with what it held); Gemini fails at once.
+func TestCLIMCPServer(t *testing.T) {
+	dir := t.TempDir()
+	m := &MCPServer{Name: "codemachine", Command: "/bin/cm", Args: []string{"-C", "/repo", "mcp", "--worktree", dir}}
+	req := Request{Prompt: "plan", Dir: dir, MCP: m}
+	defer func(f func() int) { geteuid = f }(geteuid)
+	geteuid = func() int { return 1000 }
+	run := func(t *testing.T, engine string, extra ...string) (fakeRun, error) {
+		env, out := fakeCLI(t, engine+"-edit-and-commit", extra...)
+		r := req
+		r.Env = env
+		eng, err := New(engine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = eng.Run(context.Background(), r)
+		if err != nil {
+			return fakeRun{}, err
+		}
+		return readFakeRun(t, out, 1), nil
+	}
+	t.Run("claude", func(t *testing.T) {
+		r, err := run(t, "claude")
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.Index(r.args, "--mcp-config")
+		want := `{"mcpServers":{"codemachine":{"type":"stdio","command":"/bin/cm","args":["-C","/repo","mcp","--worktree","` + dir + `"],"alwaysLoad":true}}}`
+		if i < 0 || i+1 >= len(r.args) || r.args[i+1] != want {
+			t.Errorf("args %q, want --mcp-config %s", r.args, want)
+		}
+	})
+	t.Run("codex", func(t *testing.T) {
+		r, err := run(t, "codex")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"-c", `mcp_servers.codemachine.command="/bin/cm"`,
+			"-c", `mcp_servers.codemachine.args=["-C","/repo","mcp","--worktree","` + dir + `"]`, "-"}
+		if got := r.args[len(r.args)-len(want):]; !reflect.DeepEqual(got, want) {
+			t.Errorf("args %q, want them to end with %q", r.args, want)
+		}
+	})
+	t.Run("opencode", func(t *testing.T) {
+		r, err := run(t, "opencode", `OPENCODE_CONFIG_CONTENT={"model":"fake/m","mcp":{"mine":{"type":"remote","url":"http://x"}}}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := `{"mcp":{"codemachine":{"command":["/bin/cm","-C","/repo","mcp","--worktree","` + dir + `"],"enabled":true,"type":"local"},"mine":{"type":"remote","url":"http://x"}},"model":"fake/m"}`
+		if got := r.env["OPENCODE_CONFIG_CONTENT"]; got != want {
+			t.Errorf("OPENCODE_CONFIG_CONTENT\n got %s\nwant %s", got, want)
+		}
+		if _, err := run(t, "opencode", "OPENCODE_CONFIG_CONTENT=[1]"); err == nil || !strings.Contains(err.Error(), "not a JSON object") {
+			t.Errorf("a config that is not an object: %v", err)
+		}
+	})
+	t.Run("gemini", func(t *testing.T) {
+		_, err := run(t, "gemini")
+		var re *RunError
+		if !errors.As(err, &re) || re.Class != Fatal || !strings.Contains(re.Msg, "cannot be given an MCP server") {
+			t.Errorf("gemini with an MCP server: %v, want a fatal refusal", err)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package agents
 
 import (
 	"bufio"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,7 +20,7 @@ import (
 // from config.toml's top-level model. Codex sends "error" events while it
 // retries by itself ("Reconnecting... 1/5"); only turn.failed fails a run.
 var codexCLI = cliEngine{name: "codex", bin: "codex", pkg: "@openai/codex",
-	args: codexArgs, prepare: codexPrepare, newStream: newCodexStream}
+	args: codexArgs, prepare: codexPrepare, newStream: newCodexStream, takesMCP: true}
 
 func codexArgs(req Request, _ []string) []string {
 	args := []string{"exec", "--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"}
@@ -31,6 +32,13 @@ func codexArgs(req Request, _ []string) []string {
 	}
 	if req.Effort != "" {
 		args = append(args, "-c", "model_reasoning_effort="+strconv.Quote(req.Effort))
+	}
+	if m := req.MCP; m != nil {
+		// -c values are TOML; a JSON string or list of strings is one.
+		command, _ := json.Marshal(m.Command)
+		list, _ := json.Marshal(append([]string{}, m.Args...))
+		args = append(args, "-c", "mcp_servers."+m.Name+".command="+string(command),
+			"-c", "mcp_servers."+m.Name+".args="+string(list))
 	}
 	if req.Resume != "" {
 		args = append(args, "resume", req.Resume)

@@ -50,6 +50,11 @@ type Request struct {
 	// user's settings and credentials, so parallel agents do not contend.
 	Home string
 
+	// MCP, when set, is an MCP server the agent gets besides those of its
+	// own configuration (a step's mcp: true: codemachine's). Engines that
+	// cannot take one fail the run (Fatal) rather than run without it.
+	MCP *MCPServer
+
 	// Log receives the full event stream as JSON lines; nil discards it.
 	Log io.Writer
 	// OnEvent, when set, is called for each parsed event (progress display).
@@ -67,6 +72,16 @@ type Request struct {
 	// state in a config dir need Home set with it: the user's own config
 	// dirs are not writable in the sandbox.
 	Sandbox *Sandbox
+}
+
+// MCPServer is an MCP server the agent's CLI starts and talks to over
+// stdio.
+type MCPServer struct {
+	// Name is what the CLI calls it: Claude Code names its tools
+	// mcp__<Name>__<tool>, opencode <Name>_<tool>.
+	Name    string
+	Command string
+	Args    []string
 }
 
 // Event is one parsed item of an engine's stream.

@@ -1,6 +1,8 @@
 package agents
 
 import (
+	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,7 +22,7 @@ import (
 // is reported as unknown), the session id the sessionID every event
 // carries.
 var opencodeCLI = cliEngine{name: "opencode", bin: "opencode", pkg: "opencode-ai",
-	args: opencodeArgs, prepare: opencodePrepare, newStream: newOpencodeStream}
+	args: opencodeArgs, prepare: opencodePrepare, newStream: newOpencodeStream, takesMCP: true}
 
 func opencodeArgs(req Request, _ []string) []string {
 	args := []string{"run", "--format", "json", "--auto"}
@@ -51,6 +53,12 @@ func opencodeArgs(req Request, _ []string) []string {
 // config made from the user's afresh before every run and the cache
 // emptied.
 func opencodePrepare(req Request, env []string) ([]string, error) {
+	if req.MCP != nil {
+		var err error
+		if env, err = opencodeMCP(req.MCP, env); err != nil {
+			return nil, err
+		}
+	}
 	if req.Home == "" {
 		return env, nil
 	}
@@ -97,6 +105,29 @@ func opencodeDir(env []string, key, rel string) string {
 		return ""
 	}
 	return filepath.Join(base, "opencode")
+}
+
+// opencodeMCP adds a local MCP server to the configuration opencode reads
+// from OPENCODE_CONFIG_CONTENT (merged over its config files), keeping
+// what the variable already held.
+func opencodeMCP(m *MCPServer, env []string) ([]string, error) {
+	cfg := map[string]any{}
+	if content := envValue(env, "OPENCODE_CONFIG_CONTENT"); strings.TrimSpace(content) != "" {
+		if err := json.Unmarshal([]byte(content), &cfg); err != nil {
+			return nil, fmt.Errorf("OPENCODE_CONFIG_CONTENT is not a JSON object, so the MCP server of mcp: true cannot be added to it: %w", err)
+		}
+	}
+	servers, _ := cfg["mcp"].(map[string]any)
+	if servers == nil {
+		servers = map[string]any{}
+	}
+	servers[m.Name] = map[string]any{"type": "local", "command": append([]string{m.Command}, m.Args...), "enabled": true}
+	cfg["mcp"] = servers
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("opencode MCP configuration: %w", err)
+	}
+	return setEnv(env, "OPENCODE_CONFIG_CONTENT", string(data)), nil
 }
 
 // opencodeStream parses `opencode run --format json`.

@@ -100,6 +100,9 @@ func (j *job) request(attempt int, checkOutput string) (agents.Request, error) {
 		Dir: dir, Env: j.env, Timeout: j.timeout(), Log: j.log, Home: u.home,
 		OnStart: j.agentStarted, Sandbox: j.unitPolicy(true),
 	}
+	if j.o.cfg.Activity {
+		req.OnEvent = j.activity
+	}
 	if u.step.Run != "" {
 		req.Command = u.step.Run
 		return req, nil
@@ -108,11 +111,32 @@ func (j *job) request(attempt int, checkOutput string) (agents.Request, error) {
 	if err != nil {
 		return req, err
 	}
+	if u.step.MCP {
+		if req.MCP, err = j.mcpServer(); err != nil {
+			return req, err
+		}
+	}
 	req.Prompt = prompt
 	if attempt == 1 && j.resume != "" {
 		req.Resume, req.Continue = j.resume, continuePrompt(u, dir)
 	}
 	return req, nil
+}
+
+// MCPServerName is the name an agent's CLI knows codemachine's MCP server
+// by (Claude Code's tools are mcp__codemachine__<tool>).
+const MCPServerName = "codemachine"
+
+// mcpServer is codemachine's MCP server for the unit's agent (mcp: true):
+// it edits the plan in the unit's worktree, where the step commit picks
+// the edit up, and reads the repository's status.
+func (j *job) mcpServer() (*agents.MCPServer, error) {
+	cmd := j.o.cfg.MCPCommand
+	if len(cmd) == 0 {
+		return nil, errors.New("mcp: true needs codemachine's MCP server, and this codemachine was started without one")
+	}
+	args := append(append([]string{}, cmd[1:]...), "-C", j.o.repo.Root(), "--worktree", j.wt.Path())
+	return &agents.MCPServer{Name: MCPServerName, Command: cmd[0], Args: args}, nil
 }
 
 // engineFailed is the outcome of an engine run that failed for good: it
@@ -151,7 +175,9 @@ func (j *job) runEngine(ctx context.Context, eng agents.Engine, req agents.Reque
 	u, retries := j.u, j.snap.project.Workflow.Defaults.Retries
 	var total agents.Result
 	for try := 0; ; try++ {
+		started := j.o.cfg.Now()
 		res, err := eng.Run(ctx, req)
+		j.attemptEnded(req, started, res, err)
 		total = addUsage(total, res)
 		if err == nil {
 			return total, nil
@@ -176,6 +202,47 @@ func (j *job) runEngine(ctx context.Context, eng agents.Engine, req agents.Reque
 			req.Resume, req.Continue = re.Result.SessionID, continuePrompt(u, req.Dir)
 		}
 	}
+}
+
+// attemptEnded reports one engine run of the unit (StepAttempt): traces
+// make a span of each.
+func (j *job) attemptEnded(req agents.Request, started time.Time, res agents.Result, err error) {
+	j.attempts++
+	e := Event{Kind: StepAttempt, Step: j.u.step.ID, Task: taskID(j.u.task), Engine: j.engineName,
+		Model: res.Model, Attempt: j.attempts, Duration: j.o.cfg.Now().Sub(started),
+		Tokens: res.TokensIn + res.TokensOut, TokensIn: res.TokensIn, TokensOut: res.TokensOut,
+		CostUSD: res.CostUSD, CostOK: res.CostKnown, RequestModel: req.Model}
+	if e.Model == "" {
+		e.Model = req.Model
+	}
+	if err != nil {
+		e.Message = err.Error()
+	}
+	j.o.emit(e)
+}
+
+// activityKinds are the engine events that say what an agent does now;
+// the others (session ids, usage) are bookkeeping.
+var activityKinds = map[string]bool{"tool": true, "text": true, "error": true, "stdout": true, "stderr": true}
+
+// activityWidth bounds an activity's text: one line of a terminal.
+const activityWidth = 200
+
+// activity turns an engine event into a StepActivity event. It runs on
+// the goroutine that reads the engine's stream, once per event, so it
+// does no more than trim the text.
+func (j *job) activity(ev agents.Event) {
+	if !activityKinds[ev.Kind] {
+		return
+	}
+	// Tools name files by their absolute path in the worktree: the
+	// path in the repository says the same in less.
+	text := strings.ReplaceAll(firstLine(ev.Text), j.wt.Path()+string(os.PathSeparator), "")
+	if text == "" {
+		return
+	}
+	j.o.emit(Event{Kind: StepActivity, At: ev.Time, Step: j.u.step.ID, Task: taskID(j.u.task),
+		Activity: ev.Kind, Message: truncate(text, activityWidth)})
 }
 
 // addUsage accumulates usage over attempts; the latest text, session and

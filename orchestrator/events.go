@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -27,11 +28,27 @@ const (
 	// StepReview: a step's commit waits on its review branch for approve or
 	// reject.
 	StepReview
+	// StepActivity: what a running unit's agent (or command) does now, from
+	// its engine's parsed stream: Activity says what kind of thing (tool,
+	// text, error, stdout, stderr), Message the thing on one line. Emitted
+	// only when Config.Activity asks for it.
+	StepActivity
+	// StepAttempt: one engine run of a unit ended (each transient retry and
+	// each check attempt is one), with its usage, its wall time as Duration
+	// (At is its end) and, when it failed, Message.
+	StepAttempt
+	// RunStarted: a run (or a pass of watch) took the lock and starts; Run
+	// is its id.
+	RunStarted
+	// RunFinished: the run ended; Tokens and CostUSD are its totals and
+	// Message says why it stopped early, if it did.
+	RunFinished
 )
 
 var kindNames = [...]string{
 	StepStarted: "started", StepLanded: "landed", StepFailed: "failed", StepConflict: "conflict",
 	StepSkipped: "skipped", StepRetrying: "retrying", Note: "note", StepReview: "review",
+	StepActivity: "activity", StepAttempt: "attempt", RunStarted: "run_started", RunFinished: "run_finished",
 }
 
 // String is the kind's name in JSON output ("landed", "failed", ...).
@@ -46,6 +63,18 @@ func (k EventKind) String() string {
 // the order of the constants.
 func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
+// UnmarshalText reads a kind by name (an unknown name is an error, so
+// that a newer writer's kinds are not taken for an older one's).
+func (k *EventKind) UnmarshalText(b []byte) error {
+	for i, name := range kindNames {
+		if name == string(b) {
+			*k = EventKind(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown event kind %q", b)
+}
+
 // Event is one thing worth telling the user during a run. Its JSON form
 // (run --json) uses the snake_case names of status and log.
 type Event struct {
@@ -57,14 +86,26 @@ type Event struct {
 	Model    string        `json:"model,omitempty"`
 	Duration time.Duration `json:"-"` // written as text by MarshalJSON
 	Tokens   int64         `json:"tokens"`
-	CostUSD  float64       `json:"cost_usd"`
-	CostOK   bool          `json:"cost_known"`
-	Commit   string        `json:"commit,omitempty"` // landed commit, or the failed ref's commit
-	Ref      string        `json:"ref,omitempty"`    // failed ref or conflict branch
-	Rebased  bool          `json:"rebased,omitempty"`
-	Message  string        `json:"message,omitempty"` // failure reason, skip reason, note text
-	Attempt  int           `json:"attempt,omitempty"`
-	Log      string        `json:"log,omitempty"` // a failed unit's event log, relative to the repository
+	// TokensIn and TokensOut split Tokens (StepAttempt only).
+	TokensIn  int64 `json:"tokens_in,omitempty"`
+	TokensOut int64 `json:"tokens_out,omitempty"`
+	// RequestModel is the model the engine was asked for (StepAttempt;
+	// Model is the one it reported, else the same).
+	RequestModel string  `json:"request_model,omitempty"`
+	CostUSD      float64 `json:"cost_usd"`
+	CostOK       bool    `json:"cost_known"`
+	Commit       string  `json:"commit,omitempty"` // landed commit, or the failed ref's commit
+	Ref          string  `json:"ref,omitempty"`    // failed ref or conflict branch
+	Rebased      bool    `json:"rebased,omitempty"`
+	Message      string  `json:"message,omitempty"` // failure reason, skip reason, note text
+	Attempt      int     `json:"attempt,omitempty"`
+	Log          string  `json:"log,omitempty"` // a failed unit's event log, relative to the repository
+	// Activity is the kind of a StepActivity: "tool", "text", "error",
+	// "stdout" or "stderr".
+	Activity string `json:"activity,omitempty"`
+	// At is when it happened (set by the orchestrator when it emits it).
+	At  time.Time `json:"at"`
+	Run string    `json:"run,omitempty"` // the run's id (RunStarted, RunFinished)
 }
 
 // MarshalJSON writes the duration as text ("1.2s"), as the
@@ -79,6 +120,29 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		out.Duration = e.Duration.Round(time.Millisecond).String()
 	}
 	return json.Marshal(out)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, the duration included
+// (to the millisecond it was written with), so that events can cross a
+// process boundary (see the follow package).
+func (e *Event) UnmarshalJSON(data []byte) error {
+	type plain Event
+	var in struct {
+		plain
+		Duration string `json:"duration"`
+	}
+	if err := json.Unmarshal(data, &in); err != nil {
+		return err
+	}
+	*e = Event(in.plain)
+	if in.Duration != "" {
+		d, err := time.ParseDuration(in.Duration)
+		if err != nil {
+			return fmt.Errorf("event duration: %w", err)
+		}
+		e.Duration = d
+	}
+	return nil
 }
 
 // Key is "step" or "step/task".

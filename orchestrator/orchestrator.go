@@ -11,7 +11,11 @@
 // its phases: the lifecycle hooks (hooks.go), the engine and check
 // attempts (attempt.go), staging with codemachine's overlays (stage.go),
 // verification (verify.go), the step commit's message (message.go), and
-// at the unit's turn landing (land.go), or failing (fail.go).
+// at the unit's turn landing (land.go), or failing (fail.go). Reviews are
+// in review.go, and their branches pushed for pull requests (and merges
+// of them picked up) in reviewpush.go. What runs is told through events
+// (events.go), which clients above the orchestrator (the run table, the
+// follow socket, the dashboard, traces) turn into what they show.
 package orchestrator
 
 import (
@@ -36,8 +40,19 @@ type Config struct {
 	// allow-listed part of it.
 	Environ []string
 	// OnEvent receives progress events; nil drops them. Units run
-	// concurrently, so it must be safe for concurrent use.
+	// concurrently, so it must be safe for concurrent use, and it is
+	// called on the units' own goroutines (StepActivity on the one that
+	// reads the engine's stream): it must not block.
 	OnEvent func(Event)
+	// MCPCommand is the command line that starts codemachine's MCP server
+	// (the program and its "mcp" argument), for the agents of steps with
+	// mcp: true; the orchestrator adds -C (the repository) and --worktree
+	// (the unit's). Empty, such steps fail saying so.
+	MCPCommand []string
+	// Activity asks for StepActivity events: what each running agent
+	// does, from its engine's parsed stream. Off, the engines parse their
+	// streams as before and nothing more is done per line.
+	Activity bool
 	// LookPath finds engine binaries (engine: auto).
 	LookPath func(string) (string, error)
 	// NewEngine constructs engines by name, for agents, commands, checks
@@ -99,7 +114,13 @@ func New(cfg Config) (*Orchestrator, error) {
 // Repo is the repository this orchestrator works on.
 func (o *Orchestrator) Repo() *gitstate.Repo { return o.repo }
 
-func (o *Orchestrator) emit(e Event) { o.cfg.OnEvent(e) }
+// emit hands e to Config.OnEvent, stamped with the time unless it has one.
+func (o *Orchestrator) emit(e Event) {
+	if e.At.IsZero() {
+		e.At = o.cfg.Now()
+	}
+	o.cfg.OnEvent(e)
+}
 
 // Overrides are the command-line and environment settings that take
 // precedence over the workflow (DESIGN 4).

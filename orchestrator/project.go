@@ -16,9 +16,11 @@ import (
 )
 
 // Init copies the example workflow (example, rooted at the example's
-// directory) into the repository's .codemachine/. It never overwrites a
-// file unless force is set, and returns the paths it wrote.
-func (o *Orchestrator) Init(example fs.FS, force bool) ([]string, error) {
+// directory) into the repository's .codemachine/, and the extra files
+// (paths relative to .codemachine/, such as the editors' JSON Schemas)
+// after it. It never overwrites a file unless force is set, and returns
+// the paths it wrote.
+func (o *Orchestrator) Init(example fs.FS, extra map[string][]byte, force bool) ([]string, error) {
 	root := o.repo.Root()
 	dest := filepath.Join(root, workflow.Dir)
 	if !force {
@@ -48,6 +50,9 @@ func (o *Orchestrator) Init(example fs.FS, force bool) ([]string, error) {
 		written = append(written, path.Join(workflow.Dir, p))
 		return nil
 	})
+	if err == nil {
+		err = o.writeExtra(dest, extra, force, &written)
+	}
 	if err != nil {
 		var cfg *ConfigError
 		if errors.As(err, &cfg) {
@@ -56,6 +61,24 @@ func (o *Orchestrator) Init(example fs.FS, force bool) ([]string, error) {
 		return written, fmt.Errorf("init: %w", err)
 	}
 	return written, nil
+}
+
+// writeExtra writes Init's extra files under dest, in path order.
+func (o *Orchestrator) writeExtra(dest string, extra map[string][]byte, force bool, written *[]string) error {
+	for _, p := range sortedKeys(extra) {
+		target := filepath.Join(dest, filepath.FromSlash(p))
+		if _, err := os.Stat(target); err == nil && !force {
+			return configErrorf("%s already exists; use --force to overwrite it", path.Join(workflow.Dir, p))
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(target, extra[p], 0o644); err != nil {
+			return err
+		}
+		*written = append(*written, path.Join(workflow.Dir, p))
+	}
+	return nil
 }
 
 // ValidateReport summarizes a valid workflow.

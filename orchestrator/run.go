@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/codemachine/codemachine/gitstate"
@@ -272,7 +273,23 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 	}
 	rs.summary = &Summary{Run: rs.id}
 	defer func() { _ = o.repo.WriteLocal(runningFile, Running{}) }()
-	return rs.summary, o.runLoop(ctx, rs)
+	o.emit(Event{Kind: RunStarted, Run: rs.id})
+	merged, err := o.mergedReviews(ctx, head.Commit)
+	for _, key := range merged {
+		step, task, _ := strings.Cut(key, "/")
+		o.emit(Event{Kind: Note, Step: step, Task: task,
+			Message: "its review branch was merged into " + head.Branch + ": approved"})
+	}
+	if err == nil {
+		err = o.runLoop(ctx, rs)
+	}
+	t := rs.totals()
+	end := Event{Kind: RunFinished, Run: rs.id, Tokens: t.TokensIn + t.TokensOut, CostUSD: t.CostUSD, CostOK: t.CostUSD > 0}
+	if err != nil {
+		end.Message = err.Error()
+	}
+	o.emit(end)
+	return rs.summary, err
 }
 
 // checkHead requires a branch with at least one commit: step commits need a

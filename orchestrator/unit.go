@@ -82,6 +82,8 @@ type job struct {
 	// it ran.
 	gitBefore gitstate.GitSnapshot
 	out       attemptOutcome // the engine's and check's outcome
+	// attempts counts the unit's engine runs (StepAttempt events).
+	attempts int
 	// cand is the verified change to land: set once the unit committed,
 	// nil when it failed (then reported and kept on its failed ref).
 	cand *candidate

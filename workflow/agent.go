@@ -102,6 +102,11 @@ func splitFrontMatter(s string) (front, body string, bodyLine int, ok bool) {
 	return "", "", -1, false
 }
 
+// agentKeys are the front-matter keys an agent file's parser reads (the
+// cases of frontMatter's switch; the schema's keys are checked against
+// them); every other key is ignored.
+var agentKeys = []string{"name", "description", "engine", "model", "effort", "tools"}
+
 func (a *Agent) frontMatter(front string, engines []string, errs *Errors) {
 	// The front matter's first line is line 2 of the file.
 	d := &yamlDoc{file: a.File, lineOffset: 1, engines: engines, errs: errs}

@@ -52,7 +52,8 @@ func field(h hash.Hash, name string, value []byte) {
 }
 
 // stepJSON is the step's normalized definition as canonical JSON: empty
-// values left out, keys sorted (encoding/json sorts map keys).
+// values left out (so that a key added later changes no fingerprint of a
+// step without it), keys sorted (encoding/json sorts map keys).
 func stepJSON(s *Step) []byte {
 	m := map[string]any{}
 	put := func(k, v string) {
@@ -82,6 +83,10 @@ func stepJSON(s *Step) []byte {
 	putList("needs", s.Needs)
 	put("foreach", s.Foreach)
 	put("check", s.Check)
+	if s.MCP {
+		// The tools an agent has change what it does.
+		m["mcp"] = true
+	}
 	hooks := map[string]string{}
 	for k, v := range map[string]string{"before": s.Hooks.Before, "after": s.Hooks.After, "on_failure": s.Hooks.OnFailure} {
 		if v != "" {

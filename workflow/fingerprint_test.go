@@ -94,6 +94,7 @@ func TestFingerprintSensitivity(t *testing.T) {
 		{"needs", func(s *Step) { s.Needs = nil }},
 		{"foreach", func(s *Step) { s.Foreach = "other.md" }},
 		{"check", func(s *Step) { s.Check = "make test" }},
+		{"mcp", func(s *Step) { s.MCP = true }},
 		{"hook", func(s *Step) { s.Hooks.After = "echo" }},
 		{"run", func(s *Step) { s.Run = "x" }},
 	}

@@ -90,6 +90,9 @@ type stepDecoder struct {
 	// The keys that decide what kind of step this is, checked once all
 	// keys are read.
 	agentKey, runKey, engineNode *yaml.Node
+	// mcpNode is the value of mcp when it is true: only an agent can be
+	// given tools.
+	mcpNode *yaml.Node
 	// refs are the step's needs entries.
 	refs []stepRef
 }
@@ -115,6 +118,7 @@ var stepFields = []keyDecoder[*stepDecoder]{
 	{"attempts", func(sd *stepDecoder, kv keyVal) { sd.s.Attempts = sd.atLeastOne(kv.val, "attempts") }},
 	{"review", func(sd *stepDecoder, kv keyVal) { sd.s.Review, _ = sd.boolean(kv.val, "review") }},
 	{"interactive", (*stepDecoder).readInteractive},
+	{"mcp", (*stepDecoder).readMCP},
 	{"hooks", func(sd *stepDecoder, kv keyVal) { sd.hooks(kv.val, &sd.s.Hooks, sd.label) }},
 	{"sandbox", func(sd *stepDecoder, kv keyVal) { sd.s.Sandbox = sd.sandbox(kv.val, sd.label+": ") }},
 }
@@ -216,6 +220,12 @@ func (sd *stepDecoder) readInteractive(kv keyVal) {
 	}
 }
 
+func (sd *stepDecoder) readMCP(kv keyVal) {
+	if v, ok := sd.boolean(kv.val, "mcp"); ok && v {
+		sd.s.MCP, sd.mcpNode = true, kv.val
+	}
+}
+
 // checkKind reports a step that is not exactly one of an agent step and a
 // run step, or whose engine does not fit its kind.
 func (sd *stepDecoder) checkKind() {
@@ -232,6 +242,8 @@ func (sd *stepDecoder) checkKind() {
 		sd.errs.Add(sd.pos(sd.engineNode), "engine: a run step always uses the shell engine, got %q", sd.s.Engine)
 	case agent != nil && sd.s.Engine == "shell":
 		sd.errs.Add(sd.pos(sd.engineNode), "engine: shell runs commands; an agent step needs an agent engine")
+	case run != nil && sd.mcpNode != nil:
+		sd.errs.Add(sd.at(sd.mcpNode), "mcp: a run step has no agent to give codemachine's MCP server to")
 	}
 }
 

@@ -71,6 +71,8 @@ func TestParseWorkflowErrors(t *testing.T) {
 		{"env value list", head + "  - id: a\n    run: x\n    env:\n      A: [1]\n", []string{`w.yaml:6:10: env A: want a string, got a list`}},
 		{"agent name with slash", head + "  - id: a\n    agent: ../x\n", []string{`w.yaml:4:12: agent: invalid agent name "../x": want the name of a file in .codemachine/agents/, without ".md"`}},
 		{"agent name with .md", head + "  - id: a\n    agent: coder.md\n", []string{`w.yaml:4:12: agent: invalid agent name "coder.md": want the name of a file in .codemachine/agents/, without ".md"`}},
+		{"mcp on a run step", head + "  - id: a\n    run: x\n    mcp: true\n", []string{`w.yaml:5:10: mcp: a run step has no agent to give codemachine's MCP server to`}},
+		{"mcp not a boolean", head + "  - id: a\n    agent: x\n    mcp: yes please\n", []string{`w.yaml:5:10: mcp: want true or false, got a string ("yes please")`}},
 		{"shell engine on agent step", head + "  - id: a\n    agent: coder\n    engine: shell\n", []string{`w.yaml:5:13: engine: shell runs commands; an agent step needs an agent engine`}},
 		{"foreach escapes", head + "  - id: a\n    run: x\n    foreach: ../plan.md\n", []string{`w.yaml:5:14: foreach: "../plan.md" escapes the repository`}},
 		{"glob dotdot after wildcard", head + "  - id: a\n    run: x\n    inputs: [\"src/**/../../x\"]\n", []string{`w.yaml:5:14: inputs: "src/**/../../x" escapes the repository (".." after a wildcard)`}},

@@ -34,6 +34,13 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 	var metas []*taskMeta
 	var cur *Task
 	var body []string
+	// next is the offset of the line after the current one.
+	next := 0
+	extend := func(text string) {
+		if cur != nil && strings.TrimSpace(text) != "" {
+			cur.end = next
+		}
+	}
 	finish := func() {
 		if cur != nil {
 			cur.Body = dedent(body)
@@ -45,7 +52,7 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 	for off := 0; off < len(data); {
 		lineNo++
 		end := bytes.IndexByte(data[off:], '\n')
-		next := len(data)
+		next = len(data)
 		if end >= 0 {
 			next = off + end + 1
 		} else {
@@ -62,6 +69,7 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 		if fence.open {
 			if fence.inBody && cur != nil {
 				body = append(body, text)
+				extend(text)
 			}
 			fence.closeOn(text)
 			continue
@@ -70,6 +78,7 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 			finish()
 			t, meta := parseTaskLine(file, text, lineNo, m, &errs)
 			t.Box = start + m[4]
+			t.start, t.end = start, next
 			p.Tasks = append(p.Tasks, t)
 			metas = append(metas, meta)
 			cur = t
@@ -78,6 +87,7 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 		indented := strings.HasPrefix(text, " ") || strings.HasPrefix(text, "\t")
 		if cur != nil && (indented || strings.TrimSpace(text) == "") {
 			body = append(body, text)
+			extend(text)
 			fence.openOn(text, true)
 			continue
 		}

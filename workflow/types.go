@@ -98,8 +98,11 @@ type Step struct {
 	Attempts    int    // agent runs while the check fails (0 = 1)
 	Review      bool
 	Interactive bool
-	Hooks       Hooks
-	Sandbox     Sandbox // the step's own sandbox: setting (see Workflow.SandboxFor)
+	// MCP gives the agent codemachine's MCP server (the plan's tasks, the
+	// workflow's status) in its engine's MCP configuration.
+	MCP     bool
+	Hooks   Hooks
+	Sandbox Sandbox // the step's own sandbox: setting (see Workflow.SandboxFor)
 
 	// Pos is the position of the step's mapping in workflow.yaml.
 	Pos Pos
@@ -162,6 +165,11 @@ type Task struct {
 	Done  bool
 	Line  int // 1-based line of the item
 	Box   int // byte offset in Plan.Data of the character between the brackets
+
+	// start and end are the byte offsets in Plan.Data of the item's first
+	// line and just after its last non-blank line (its body's, if any):
+	// what an edit replaces (planedit.go).
+	start, end int
 }
 
 // StepInfo is what a prompt template sees as .Step.

@@ -28,6 +28,13 @@ type output struct {
 	// engine/model columns: they grow to the longest seen so far, so that
 	// the lines after a long model id line up again.
 	nameW, labelW int
+	// live holds the running units' lines redrawn in place at the bottom
+	// of a terminal (progress.go); nil when lines are only appended.
+	live *liveRegion
+	// started and lastActivity are, per running unit, when it started and
+	// the last activity line printed for it (plain progress).
+	started      map[string]time.Time
+	lastActivity map[string]string
 }
 
 func newOutput(c *cli.Context) *output {
@@ -35,11 +42,15 @@ func newOutput(c *cli.Context) *output {
 		w: c.App.Writer, errW: c.App.ErrWriter,
 		quiet: globalBool(c, "quiet"), verbose: globalBool(c, "verbose"), json: c.Bool("json"),
 	}
-	_, noColorEnv := os.LookupEnv("NO_COLOR")
+	noColorEnv := os.Getenv("NO_COLOR") != "" // no-color.org: set and not empty
 	if f, ok := o.w.(*os.File); ok && !globalBool(c, "no-color") && !noColorEnv && os.Getenv("TERM") != "dumb" {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 			o.color = true
 		}
+	}
+	o.started, o.lastActivity = map[string]time.Time{}, map[string]string{}
+	if f, ok := o.w.(*os.File); ok && o.color && !o.quiet && !o.json {
+		o.live = newLiveRegion(f)
 	}
 	return o
 }
@@ -60,10 +71,18 @@ func (o *output) paint(code, s string) string {
 	return "\x1b[" + code + "m" + s + "\x1b[0m"
 }
 
+// printf prints a line of output; on a terminal with running units, above
+// their live lines.
 func (o *output) printf(format string, args ...any) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.live != nil {
+		o.clearLive()
+	}
 	fmt.Fprintf(o.w, format, args...)
+	if o.live != nil && len(o.live.units) > 0 {
+		o.drawLive()
+	}
 }
 
 // printJSON writes v as indented JSON, with <, > and & as they are: the
@@ -103,6 +122,12 @@ func globalString(c *cli.Context, name string) string {
 
 // newOrchestrator opens the repository for a command.
 func newOrchestrator(c *cli.Context, onEvent func(orchestrator.Event)) (*orchestrator.Orchestrator, error) {
+	return openOrchestrator(c, orchestrator.Config{OnEvent: onEvent})
+}
+
+// openOrchestrator opens the repository for a command with cfg, whose Dir,
+// Environ and RetryBase it fills in.
+func openOrchestrator(c *cli.Context, cfg orchestrator.Config) (*orchestrator.Orchestrator, error) {
 	dir := globalString(c, "C")
 	if dir == "" {
 		var err error
@@ -110,7 +135,7 @@ func newOrchestrator(c *cli.Context, onEvent func(orchestrator.Event)) (*orchest
 			return nil, err
 		}
 	}
-	cfg := orchestrator.Config{Dir: dir, Environ: os.Environ(), OnEvent: onEvent}
+	cfg.Dir, cfg.Environ = dir, os.Environ()
 	if v := os.Getenv("CODEMACHINE_RETRY_BASE"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {

@@ -13,8 +13,11 @@ func initCommand() *cli.Command {
 		Name:  "init",
 		Usage: "scaffold .codemachine/ from the built-in example",
 		Description: `Copies the example spec-to-code workflow (architect, planner, coder and reviewer agents,
-a sample spec and replay recordings) into .codemachine/ of the current repository.
-Never overwrites existing files unless --force.`,
+a sample spec and replay recordings) into .codemachine/ of the current repository, with the
+JSON Schemas of workflow.yaml and of agent front matter in .codemachine/schema/: the
+workflow's first line names its schema for yaml-language-server (VS Code's YAML extension,
+Neovim, Helix...), so editors complete and check it. Never overwrites existing files unless
+--force (codemachine schema -o refreshes a schema after an upgrade).`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "overwrite existing files with the example's"},
 		},
@@ -31,7 +34,11 @@ Never overwrites existing files unless --force.`,
 			if err != nil {
 				return err
 			}
-			written, err := o.Init(example, c.Bool("force"))
+			schemas, err := schemaFiles()
+			if err != nil {
+				return err
+			}
+			written, err := o.Init(example, schemas, c.Bool("force"))
 			if err != nil {
 				return err
 			}

@@ -107,12 +107,13 @@ Exit codes: 0 ok, 1 a step failed, 2 usage/configuration/validation error,
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		Flags:                globalFlags(),
-		HideVersion:          true,
+		Version:              versionLine(),
 		EnableBashCompletion: false,
 		Commands: []*cli.Command{
 			initCommand(), validateCommand(), runCommand(), statusCommand(), logCommand(),
 			diffCommand(), approveCommand(), rejectCommand(), rollbackCommand(), retryCommand(), graphCommand(),
-			watchCommand(), hooksCommand(), doctorCommand(), versionCommand(),
+			watchCommand(), hooksCommand(), doctorCommand(), mcpCommand(), uiCommand(), schemaCommand(), reviewCommand(),
+			completionCommand(), versionCommand(), completeCommand(),
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageErrorf("%s (see codemachine --help)", flagMessage(err))
@@ -178,6 +179,10 @@ func normalizeArgs(app *cli.App, args []string) ([]string, error) {
 	cmd := app.Command(args[i])
 	if cmd == nil {
 		return nil, usageErrorf("unknown command %q (see codemachine --help)", args[i])
+	}
+	if cmd.SkipFlagParsing {
+		// __complete takes the words typed, flags and all, as they are.
+		return args, nil
 	}
 	// A subcommand (hooks install) takes the flags that follow it.
 	for i+1 < len(args) && cmd.Command(args[i+1]) != nil {

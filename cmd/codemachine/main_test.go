@@ -34,7 +34,7 @@ func TestScripts(t *testing.T) {
 }
 
 func scriptParams(dir string) testscript.Params {
-	return testscript.Params{
+	return withOTLP(testscript.Params{
 		Dir:                 dir,
 		Setup:               hermeticGit,
 		RequireExplicitExec: false,
@@ -45,8 +45,9 @@ func scriptParams(dir string) testscript.Params {
 			"unixlisten":   cmdUnixListen,
 			"unixaccepted": cmdUnixAccepted,
 			"noleft":       cmdNoLeft,
+			"githttp":      cmdGitHTTP,
 		},
-	}
+	})
 }
 
 // scriptCondition knows [root] (the tests run as root) and [sandbox]

@@ -28,10 +28,11 @@ func retryCommand() *cli.Command {
 				return err
 			}
 			out := newOutput(c)
-			o, err := newOrchestrator(c, out.event)
+			o, session, err := openRunOrchestrator(c, out, "codemachine retry")
 			if err != nil {
 				return err
 			}
+			defer session.Close()
 			arg := c.Args().First()
 			opts := orchestrator.RunOptions{
 				Overrides: orchestrator.Overrides{Engine: c.String("engine"), Model: c.String("model")},

@@ -75,3 +75,52 @@ which the step's next attempt receives as .Feedback in its prompt.`,
 		},
 	}
 }
+
+func reviewCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "review",
+		Usage: "review branches as pull requests: push them to a remote",
+		Subcommands: []*cli.Command{{
+			Name:      "push",
+			Usage:     "push the pending review branches (or STEP's) to a remote, described for a pull request",
+			ArgsUsage: "[STEP | STEP/TASK]",
+			Description: `Pushes codemachine/review/STEP[/TASK] branches to the remote (--remote, else the current
+branch's upstream remote, else origin). Each commit's message is first rewritten into a
+description a reviewer can read where pull requests are reviewed: what the step was asked
+(its agent, prompt and task), its diff stat, then its trailers; forges take a one-commit
+branch's message as the pull request's title and description. A re-run step's branch is
+pushed over the old one (only over what was there: --force-with-lease).
+
+Merging such a branch on the remote approves it: after you pull the merge, the next
+codemachine run (or watch pass) finds the review commit in the branch's history, deletes
+the review branch and goes on like codemachine approve. --push-option passes options to the
+receiving side (e.g. GitLab's merge_request.create).`,
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "remote", Usage: "push to `REMOTE` (a remote's name or a URL)"},
+				&cli.StringSliceFlag{Name: "push-option", Aliases: []string{"o"}, Usage: "pass `OPTION` to the remote (git push --push-option)"},
+				jsonFlag,
+			},
+			Action: func(c *cli.Context) error {
+				if c.NArg() > 1 {
+					return usageErrorf("review push takes at most one STEP or STEP/TASK")
+				}
+				out := newOutput(c)
+				o, err := newOrchestrator(c, nil)
+				if err != nil {
+					return err
+				}
+				pushed, err := o.PushReviews(c.Context, c.Args().First(), c.String("remote"), c.StringSlice("push-option"))
+				if err != nil {
+					return err
+				}
+				if out.json {
+					return out.printJSON(pushed)
+				}
+				for _, p := range pushed {
+					out.printf("pushed %s to %s: %s %s\n", p.Branch, p.Remote, shortHash(p.Commit), p.Title)
+				}
+				return nil
+			},
+		}},
+	}
+}

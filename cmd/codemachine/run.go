@@ -53,10 +53,11 @@ on refs/codemachine/failed/STEP. Only committed files count: commit your edits f
 			}
 			// Flags are checked first: a mistyped flag is the answer
 			// wherever the command was started.
-			o, err := newOrchestrator(c, out.event)
+			o, session, err := openRunOrchestrator(c, out, opts.Command)
 			if err != nil {
 				return err
 			}
+			defer session.Close()
 			warnUncommitted(c, o, out)
 			summary, err := o.Run(c.Context, opts)
 			return reportRun(out, summary, err)

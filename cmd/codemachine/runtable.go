@@ -23,11 +23,28 @@ func (o *output) event(e orchestrator.Event) {
 		return
 	}
 	// Every event widens the columns, so that the lines after it line up.
+	switch e.Kind {
+	case orchestrator.StepActivity:
+		if o.live != nil {
+			o.liveActivity(e)
+		} else if !o.quiet {
+			o.plainActivity(e)
+		}
+		return
+	case orchestrator.StepAttempt, orchestrator.RunStarted, orchestrator.RunFinished:
+		return
+	case orchestrator.StepLanded, orchestrator.StepFailed, orchestrator.StepConflict, orchestrator.StepReview:
+		o.unitEnded(e.Key())
+	}
 	r := o.row(e)
 	switch e.Kind {
 	case orchestrator.StepStarted:
-		if !o.quiet {
-			o.started(e, r)
+		o.unitStarted(e)
+		switch {
+		case o.live != nil:
+			o.liveStarted(e, r)
+		case !o.quiet:
+			o.startedLine(e, r)
 		}
 	case orchestrator.StepLanded:
 		o.landed(e, r)
@@ -74,7 +91,7 @@ func (o *output) row(e orchestrator.Event) tableRow {
 	return r
 }
 
-func (o *output) started(e orchestrator.Event, r tableRow) {
+func (o *output) startedLine(e orchestrator.Event, r tableRow) {
 	if e.Title == "" {
 		o.printf("  %s %-*s %s\n", o.paint(dim, "▸"), r.nameW, r.name, r.label)
 		return

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"runtime"
 	"runtime/debug"
 
@@ -33,6 +34,18 @@ func buildInfo() (string, string) {
 	return v, c
 }
 
+// versionLine is what version and --version print.
+func versionLine() string {
+	v, cm := buildInfo()
+	return fmt.Sprintf("codemachine %s (commit %s, %s, %s/%s)", v, shortHash(cm), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func init() {
+	// --version prints what the version command does; -v stays --verbose.
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version, commit and Go version"}
+	cli.VersionPrinter = func(c *cli.Context) { fmt.Fprintln(c.App.Writer, c.App.Version) }
+}
+
 func versionCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "version",
@@ -48,7 +61,7 @@ func versionCommand() *cli.Command {
 				return out.printJSON(map[string]string{"version": v, "commit": cm, "go": runtime.Version(),
 					"platform": runtime.GOOS + "/" + runtime.GOARCH})
 			}
-			out.printf("codemachine %s (commit %s, %s, %s/%s)\n", v, shortHash(cm), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			out.printf("%s\n", versionLine())
 			return nil
 		},
 	}

@@ -56,10 +56,11 @@ refs/codemachine/failed/STEP and exits 130; a second Ctrl-C kills them at once.`
 				return usageErrorf("watch: --quiet-window, --max-wait and --poll-interval must be positive")
 			}
 			out := newOutput(c)
-			o, err := newOrchestrator(c, out.event)
+			o, session, err := openRunOrchestrator(c, out, watch.Command)
 			if err != nil {
 				return err
 			}
+			defer session.Close()
 			opts := watch.Options{
 				Run: orchestrator.RunOptions{
 					Overrides: orchestrator.Overrides{Engine: c.String("engine"), Model: c.String("model")},

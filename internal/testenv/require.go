@@ -60,6 +60,24 @@ func RequireNode(t testing.TB) {
 
 // unavailable ends a test that lacks a tool it needs: a failure when the
 // tools are required, else a skip with a message nobody can miss.
+// RequireTools returns the paths of the programs, or skips the test,
+// loudly (fails it where the tools are required), when one is missing:
+// the terminal tests drive a real terminal (tmux) and real shells (bash,
+// zsh, fish). make test installs them from the distribution's packages.
+func RequireTools(t testing.TB, names ...string) map[string]string {
+	t.Helper()
+	paths := map[string]string{}
+	for _, name := range names {
+		p, err := exec.LookPath(name)
+		if err != nil {
+			unavailable(t, strings.ToUpper(name)+" IS NOT INSTALLED: "+err.Error(),
+				"Install it (apt-get install "+name+"); make test does.")
+		}
+		paths[name] = p
+	}
+	return paths
+}
+
 func unavailable(t testing.TB, what, hint string) {
 	t.Helper()
 	const bar = "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"

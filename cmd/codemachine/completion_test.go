@@ -1,0 +1,46 @@
+package main
+
+import (
+	"io"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestComplete: what each position completes to, from the app's own
+// definitions; step keys are asked for only where an argument names one.
+func TestComplete(t *testing.T) {
+	app := newApp(io.Discard, io.Discard)
+	keys := func() []completion { return []completion{{"build", "done"}, {"build/T1", "due"}, {"docs", "due"}} }
+	for _, c := range []struct {
+		words []string
+		want  []string
+	}{
+		{[]string{"ro"}, []string{"rollback"}},
+		{[]string{"-C", "dir", "sta"}, []string{"status"}},
+		{[]string{"hooks", ""}, []string{"install", "uninstall", "status"}},
+		{[]string{"run", "--par"}, []string{"--parallel"}},
+		{[]string{"watch", "--trigger", ""}, []string{"commit", "save"}},
+		{[]string{"run", "--engine", "co"}, []string{"codex"}},
+		{[]string{"retry", "b"}, []string{"build", "build/T1"}},
+		{[]string{"retry", "build", ""}, nil},
+		{[]string{"run", "build", "d"}, []string{"docs"}},
+		{[]string{"run", "--model", "x", "build/"}, []string{"build/T1"}},
+		{[]string{"completion", ""}, []string{"bash", "zsh", "fish"}},
+		{[]string{"schema", "a"}, []string{"agent"}},
+		{[]string{"nosuch", ""}, nil},
+	} {
+		var got []string
+		for _, cand := range complete(app, c.words, keys) {
+			got = append(got, cand.value)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("complete %q: %q, want %q", c.words, got, c.want)
+		}
+	}
+	for _, cand := range complete(app, []string{""}, keys) {
+		if strings.HasPrefix(cand.value, "__") {
+			t.Errorf("the hidden %s is offered", cand.value)
+		}
+	}
+}

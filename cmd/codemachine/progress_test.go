@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/codemachine/codemachine/orchestrator"
+)
+
+// screen replays what the live region writes (text, newlines, carriage
+// returns, cursor up and erase below) into lines: what a terminal shows.
+func screen(t *testing.T, out string) []string {
+	t.Helper()
+	lines := [][]byte{nil}
+	row := 0
+	esc := regexp.MustCompile(`^\x1b\[(\d*)([AJ])`)
+	for i := 0; i < len(out); {
+		switch {
+		case out[i] == '\n':
+			row++
+			if row == len(lines) {
+				lines = append(lines, nil)
+			}
+			i++
+		case out[i] == '\r':
+			i++ // the region only ever returns to column 0 of an empty line
+		case out[i] == 0x1b:
+			m := esc.FindStringSubmatch(out[i:])
+			if m == nil {
+				t.Fatalf("unexpected escape at %q", out[i:min(len(out), i+10)])
+			}
+			if m[2] == "A" {
+				n, _ := strconv.Atoi(m[1])
+				row -= n
+				if row < 0 {
+					t.Fatalf("cursor moved above the output")
+				}
+			} else {
+				lines = lines[:row+1]
+				lines[row] = nil
+			}
+			i += len(m[0])
+		default:
+			lines[row] = append(lines[row], out[i])
+			i++
+		}
+	}
+	var text []string
+	for _, l := range lines[:len(lines)-1] {
+		text = append(text, string(l))
+	}
+	return text
+}
+
+// TestLiveRegion: on a terminal, a running unit is one line redrawn in
+// place with its elapsed time and latest activity, cut to the width;
+// lines printed meanwhile go above it; when the unit lands its line is
+// replaced by the landed line.
+func TestLiveRegion(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	o := &output{w: &buf, started: map[string]time.Time{}, lastActivity: map[string]string{}}
+	o.live = &liveRegion{width: func() int { return 70 }, now: func() time.Time { return now }}
+	o.live.ticking = true // the test draws; no redraw goroutine
+
+	o.event(orchestrator.Event{Kind: orchestrator.StepStarted, At: now, Step: "implement", Task: "T2",
+		Engine: "claude", Model: "sonnet", Title: "Parse the config"})
+	o.event(orchestrator.Event{Kind: orchestrator.StepStarted, At: now, Step: "docs", Engine: "shell"})
+	got := screen(t, buf.String())
+	if len(got) != 2 || !strings.Contains(got[0], "▸ implement T2") || !strings.HasSuffix(got[0], "0.0s  Parse the config") {
+		t.Fatalf("screen after start:\n%s", strings.Join(got, "\n"))
+	}
+
+	now = now.Add(12 * time.Second)
+	o.event(orchestrator.Event{Kind: orchestrator.StepActivity, At: now, Step: "implement", Task: "T2",
+		Activity: "tool", Message: "Edit internal/config/parse.go with a very long name that does not fit"})
+	o.mu.Lock()
+	if !o.live.dirty {
+		t.Error("activity did not mark the region for redrawing")
+	}
+	o.clearLive()
+	o.drawLive()
+	o.mu.Unlock()
+	got = screen(t, buf.String())
+	if len(got) != 2 || !strings.Contains(got[0], "12s  Edit internal/config") || !strings.HasSuffix(got[0], "…") {
+		t.Fatalf("screen after activity:\n%s", strings.Join(got, "\n"))
+	}
+	for _, l := range got {
+		if n := len([]rune(l)); n > 69 {
+			t.Errorf("line of %d runes on a 70-column terminal: %q", n, l)
+		}
+	}
+
+	o.event(orchestrator.Event{Kind: orchestrator.Note, Message: "something to say"})
+	o.event(orchestrator.Event{Kind: orchestrator.StepLanded, At: now, Step: "implement", Task: "T2",
+		Engine: "claude", Model: "sonnet", Duration: 12 * time.Second, Tokens: 1200, Commit: "0123456789"})
+	got = screen(t, buf.String())
+	want := []string{"· something to say", "✓ implement T2", "▸ docs"}
+	if len(got) != len(want) {
+		t.Fatalf("screen after landing:\n%s", strings.Join(got, "\n"))
+	}
+	for i, w := range want {
+		if !strings.Contains(got[i], w) {
+			t.Errorf("line %d: %q, want it to show %q", i, got[i], w)
+		}
+	}
+}
+
+// TestPlainActivity: without a terminal, each new tool call of a running
+// unit is a line of its own with the time since the unit started; the same
+// call twice, texts and command output are not.
+func TestPlainActivity(t *testing.T) {
+	var buf bytes.Buffer
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	o := &output{w: &buf, started: map[string]time.Time{}, lastActivity: map[string]string{}}
+	o.event(orchestrator.Event{Kind: orchestrator.StepStarted, At: start, Step: "write", Engine: "claude"})
+	for i, a := range []struct{ kind, msg string }{
+		{"tool", "Write src/app.txt"}, {"tool", "Write src/app.txt"}, {"text", "Done."},
+		{"stdout", "ok"}, {"tool", "Bash git add -A"},
+	} {
+		o.event(orchestrator.Event{Kind: orchestrator.StepActivity, At: start.Add(time.Duration(i+1) * time.Second),
+			Step: "write", Activity: a.kind, Message: a.msg})
+	}
+	o.event(orchestrator.Event{Kind: orchestrator.StepLanded, Step: "write", Engine: "claude", Commit: "abc"})
+	o.event(orchestrator.Event{Kind: orchestrator.StepActivity, Step: "write", Activity: "tool", Message: "late"})
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("output:\n%s", buf.String())
+	}
+	for i, want := range []string{`▸ write`, `› write +1\.0s  Write src/app\.txt$`, `› write +5\.0s  Bash git add -A$`, `✓ write`} {
+		if !regexp.MustCompile(want).MatchString(lines[i]) {
+			t.Errorf("line %d: %q, want %s", i, lines[i], want)
+		}
+	}
+}

@@ -1,0 +1,190 @@
+package dashboard
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/codemachine/codemachine/orchestrator"
+)
+
+// stateMarks are the states' marks in the tree.
+var stateMarks = map[string]string{
+	orchestrator.StateDone: "✓", orchestrator.StateDue: "·", orchestrator.StateRunning: "▸",
+	orchestrator.StateFailed: "✗", orchestrator.StateConflict: "✗", orchestrator.StateReview: "◆",
+	orchestrator.StateHeld: "‖", orchestrator.StateBlocked: "…",
+}
+
+// buildRows flattens the status into the tree's rows, keeping the
+// selection on the same key when it is still there.
+func (m *model) buildRows() {
+	if m.status == nil {
+		return
+	}
+	keep := m.selectedKey()
+	m.rows = m.rows[:0]
+	for _, s := range m.status.Steps {
+		label := s.Engine
+		if s.Model != "" {
+			label += "/" + s.Model
+		}
+		m.rows = append(m.rows, row{key: s.ID, state: s.State, label: label, note: s.Reason})
+		for _, t := range s.Tasks {
+			note := t.Title
+			if t.Reason != "" {
+				note += " — " + t.Reason
+			}
+			m.rows = append(m.rows, row{key: s.ID + "/" + t.ID, state: t.State, note: note, task: true})
+		}
+	}
+	m.selected = min(m.selected, len(m.rows)-1)
+	for i, r := range m.rows {
+		if r.key == keep {
+			m.selected = i
+		}
+	}
+}
+
+// View draws the screen.
+func (m *model) View() string {
+	if m.mode == modeDiff {
+		return m.diffView()
+	}
+	var lines []string
+	lines = append(lines, m.header(), "")
+	if m.statusErr != nil {
+		lines = append(lines, "  "+firstLine(m.statusErr.Error()))
+	}
+	tree := m.treeLines()
+	footer := m.footer()
+	commits := m.commitLines()
+	// The tree gets what the header, the commits and the footer leave,
+	// scrolled so that the selected row shows.
+	room := m.height - len(lines) - len(commits) - len(footer) - 1
+	if room < 3 {
+		room, commits = m.height-len(lines)-len(footer)-1, nil
+	}
+	if room > 0 && len(tree) > room {
+		start := min(max(0, m.selected-room/2), len(tree)-room)
+		tree = tree[start : start+room]
+	}
+	lines = append(lines, tree...)
+	lines = append(lines, "")
+	lines = append(lines, commits...)
+	for len(lines) < m.height-len(footer) {
+		lines = append(lines, "")
+	}
+	lines = append(lines, footer...)
+	for i, l := range lines {
+		lines[i] = cut(l, m.width)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// header names the workflow, the branch and what is followed.
+func (m *model) header() string {
+	h := "codemachine ui"
+	if m.status != nil {
+		if m.status.Workflow != "" {
+			h += " · " + m.status.Workflow
+		}
+		h += fmt.Sprintf(" · on %s at %s", m.status.Branch, short(m.status.Commit))
+	}
+	switch {
+	case m.ownRun:
+		h += " · running a retry"
+	case m.holder != "":
+		h += " · following " + m.holder
+	default:
+		h += " · nothing running"
+	}
+	return h
+}
+
+// treeLines are the steps and their tasks, the running ones with their
+// elapsed time and latest activity.
+func (m *model) treeLines() []string {
+	lines := make([]string, 0, len(m.rows))
+	for i, r := range m.rows {
+		sel := "  "
+		if i == m.selected {
+			sel = "› "
+		}
+		mark := stateMarks[r.state]
+		if mark == "" {
+			mark = "?"
+		}
+		var line string
+		if r.task {
+			id := r.key[strings.IndexByte(r.key, '/')+1:]
+			line = fmt.Sprintf("%s    %s %-8s %-8s", sel, mark, id, r.state)
+		} else {
+			line = fmt.Sprintf("%s%s %-16s %-8s %-22s", sel, mark, r.key, r.state, r.label)
+		}
+		note := r.note
+		if u := m.units[r.key]; u != nil {
+			note = orchestrator.FormatDuration(m.now.Sub(u.started))
+			if u.activity != "" {
+				note += "  " + u.activity
+			}
+		}
+		lines = append(lines, strings.TrimRight(line+" "+note, " "))
+	}
+	return lines
+}
+
+// commitLines are the latest step commits with their tokens and cost.
+func (m *model) commitLines() []string {
+	if len(m.log) == 0 {
+		return nil
+	}
+	lines := []string{"latest step commits"}
+	for _, e := range m.log {
+		key := e.Step
+		if e.Task != "" {
+			key += "/" + e.Task
+		}
+		label := e.Engine
+		if e.Model != "" {
+			label += "/" + e.Model
+		}
+		lines = append(lines, fmt.Sprintf("  %s  %-18s %-22s %9s %6s %7s", short(e.Commit), key, label,
+			orchestrator.FormatTokens(e.TokensIn+e.TokensOut)+" tok", orchestrator.FormatCost(e.CostUSD, e.CostKnown), e.Duration))
+	}
+	return lines
+}
+
+// footer is the last action's outcome (or the message being typed) and
+// the keys.
+func (m *model) footer() []string {
+	msg := m.message
+	if m.mode == modeReject {
+		msg = "reject " + m.selectedKey() + ": " + string(m.input) + "▏  (enter sends, esc cancels)"
+	}
+	return []string{msg, "↑/↓ select · d diff · a approve · r reject · t retry · q quit"}
+}
+
+// diffView shows the diff, scrolled.
+func (m *model) diffView() string {
+	page := max(1, m.height-2)
+	end := min(len(m.diff), m.scroll+page)
+	lines := []string{fmt.Sprintf("diff of %s (lines %d-%d of %d)", m.selectedKey(), m.scroll+1, end, len(m.diff))}
+	lines = append(lines, m.diff[m.scroll:end]...)
+	for len(lines) < m.height-1 {
+		lines = append(lines, "")
+	}
+	lines = append(lines, "↑/↓ scroll · space/b page · esc back")
+	for i, l := range lines {
+		lines[i] = cut(strings.ReplaceAll(l, "\t", "    "), m.width)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// cut shortens a line to the screen's width.
+func cut(s string, width int) string {
+	if width <= 0 || utf8.RuneCountInString(s) <= width {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:width-1]) + "…"
+}

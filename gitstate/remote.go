@@ -1,0 +1,106 @@
+package gitstate
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// PushRef is one branch to push: the local ref, the remote ref it goes
+// to, and (for a safe force) the commit the remote ref must be at, ""
+// when it must not exist, or "*" when it may be anything.
+type PushRef struct {
+	Local, Remote string
+	Expect        string
+}
+
+// Push pushes refs to remote (a configured remote's name, or a URL) in one
+// git push, each refspec forced but only over the value it expects
+// (--force-with-lease), with push options for the receiving side (forges
+// read some: a merge request's title and description). Credentials are
+// git's own (credential helpers, SSH agent); it never prompts.
+func (r *Repo) Push(ctx context.Context, remote string, refs []PushRef, pushOptions []string) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	args := []string{"push", "--porcelain"}
+	for _, o := range pushOptions {
+		args = append(args, "--push-option="+o)
+	}
+	for _, ref := range refs {
+		switch ref.Expect {
+		case "*":
+			args = append(args, "--force-with-lease="+ref.Remote)
+		default:
+			args = append(args, "--force-with-lease="+ref.Remote+":"+ref.Expect)
+		}
+	}
+	args = append(args, "--", remote)
+	for _, ref := range refs {
+		args = append(args, "+"+ref.Local+":"+ref.Remote)
+	}
+	if _, err := r.git(ctx, args...); err != nil {
+		return fmt.Errorf("push to %s: %w", remote, err)
+	}
+	return nil
+}
+
+// BranchRemote is the remote branch's upstream is on (branch.<name>.remote),
+// else "origin" when that remote exists, else "".
+func (r *Repo) BranchRemote(ctx context.Context, branch string) (string, error) {
+	out, err := r.read(ctx, "config", "--get", "branch."+branch+".remote")
+	if err == nil && strings.TrimSpace(out) != "" && strings.TrimSpace(out) != "." {
+		return strings.TrimSpace(out), nil
+	}
+	remotes, err := r.read(ctx, "remote")
+	if err != nil {
+		return "", err
+	}
+	for _, name := range strings.Fields(remotes) {
+		if name == "origin" {
+			return name, nil
+		}
+	}
+	return "", nil
+}
+
+// RemoteRef is the commit a ref has on remote (git ls-remote), "" when the
+// remote has no such ref.
+func (r *Repo) RemoteRef(ctx context.Context, remote, ref string) (string, error) {
+	out, err := r.read(ctx, "ls-remote", "--", remote, ref)
+	if err != nil {
+		return "", fmt.Errorf("ls-remote %s: %w", remote, err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if hash, name, ok := strings.Cut(line, "\t"); ok && name == ref {
+			return hash, nil
+		}
+	}
+	return "", nil
+}
+
+// DiffStat is git's diffstat of the change from a to b.
+func (r *Repo) DiffStat(ctx context.Context, a, b string) (string, error) {
+	return r.read(ctx, "diff", "--stat", "--no-color", "--no-renames", a, b)
+}
+
+// TreeOf is the tree id of a commit.
+func (r *Repo) TreeOf(commit string) (string, error) {
+	var tree string
+	err := r.goGit(func(g *gogit.Repository) error {
+		c, err := object.GetCommit(g.Storer, plumbing.NewHash(commit))
+		if err != nil {
+			return err
+		}
+		tree = c.TreeHash.String()
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("tree of %s: %w", commit, err)
+	}
+	return tree, nil
+}

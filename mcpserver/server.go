@@ -1,0 +1,137 @@
+// Package mcpserver is `codemachine mcp`: the workflow as MCP tools, over
+// stdio, built on the official Go SDK. A person in Claude Code (or any MCP
+// client) can read the status, the step commits and their diffs, steer the
+// plan (list, add, edit, check and uncheck tasks: each a commit, like a
+// hand edit), run or retry steps and settle reviews. Tools that change the
+// repository take the repository lock like every command and are refused,
+// saying who holds it, while another codemachine does.
+//
+// Started for an agent inside a step (a step's mcp: true; Options.Worktree
+// set), the server edits the plan in the step's worktree instead, without
+// committing (the step commit carries the edit) and without the lock (the
+// run that started the agent holds it), and offers no tool that runs
+// steps or settles reviews.
+//
+// It is a client of the orchestrator, like watch: the orchestrator does
+// not know about it.
+package mcpserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/codemachine/codemachine/follow"
+	"github.com/codemachine/codemachine/orchestrator"
+)
+
+// Command is what the lock file says while a tool of the server holds the
+// lock.
+const Command = "codemachine mcp"
+
+// Options configure a server.
+type Options struct {
+	// Dir is a directory inside the repository.
+	Dir string
+	// Environ is the user's environment (for the agents the run tool runs).
+	Environ []string
+	// MCPCommand starts this server, for the agents of steps with mcp:
+	// true that the run tool runs (orchestrator.Config.MCPCommand).
+	MCPCommand []string
+	// Worktree, when set, is the worktree of the step whose agent the
+	// server serves: plan edits go there, uncommitted.
+	Worktree string
+	// Version is codemachine's, told to clients.
+	Version string
+}
+
+// server holds what the tools share.
+type server struct {
+	opts Options
+	o    *orchestrator.Orchestrator // for reads; runs get one of their own
+}
+
+// New returns the MCP server with the tools Options allow.
+func New(opts Options) (*mcp.Server, error) {
+	o, err := orchestrator.New(orchestrator.Config{Dir: opts.Dir, Environ: opts.Environ})
+	if err != nil {
+		return nil, err
+	}
+	s := &server{opts: opts, o: o}
+	instructions := "codemachine runs this repository's workflow (.codemachine/workflow.yaml): each agent step lands as one commit. " +
+		"Use status to see what is done and due, the plan_* tools to steer the tasks of foreach steps, run to run what is due."
+	if opts.Worktree != "" {
+		instructions = "You run inside a codemachine step. Use the plan_* tools to read and write the plan's tasks " +
+			"instead of editing the Markdown; your edits are part of this step's commit. Do not commit yourself."
+	}
+	srv := mcp.NewServer(&mcp.Implementation{Name: "codemachine", Version: opts.Version},
+		&mcp.ServerOptions{Instructions: instructions})
+	s.addReadTools(srv)
+	s.addPlanTools(srv)
+	if opts.Worktree == "" {
+		s.addRunTools(srv)
+	}
+	return srv, nil
+}
+
+// Serve runs the server on stdin and stdout until the client goes away or
+// ctx ends.
+func Serve(ctx context.Context, opts Options) error {
+	srv, err := New(opts)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx, &mcp.StdioTransport{})
+}
+
+// text is a tool result of text.
+func text(format string, args ...any) *mcp.CallToolResult {
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf(format, args...)}}}
+}
+
+// jsonResult is a tool result holding v as indented JSON, after a line
+// that says what it is.
+func jsonResult(what string, v any) (*mcp.CallToolResult, error) {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return text("%s\n%s", what, data), nil
+}
+
+// refusal rewrites a lock conflict into what to do about it; other errors
+// pass as they are. Tool errors reach the model as the result's text.
+func refusal(err error, alternative string) error {
+	pid, cmd, ok := lockedBy(err)
+	if !ok {
+		return err
+	}
+	msg := fmt.Sprintf("refused: another codemachine holds this repository (%s, pid %d)", cmd, pid)
+	if strings.HasSuffix(cmd, "watch") {
+		msg += "; it runs what commits make due by itself"
+	}
+	if alternative != "" {
+		msg += "; " + alternative
+	}
+	return errors.New(msg)
+}
+
+// serveFollowers serves the events of a run the server makes to
+// `codemachine ui` and other followers, as the run command does.
+func (s *server) newRunOrchestrator(onEvent func(orchestrator.Event)) (*orchestrator.Orchestrator, *follow.Publisher, error) {
+	var pub *follow.Publisher
+	o, err := orchestrator.New(orchestrator.Config{Dir: s.opts.Dir, Environ: s.opts.Environ, Activity: true,
+		MCPCommand: s.opts.MCPCommand, OnEvent: func(e orchestrator.Event) {
+			onEvent(e)
+			pub.Publish(e)
+		}})
+	if err != nil {
+		return nil, nil, err
+	}
+	pub = follow.NewPublisher(o.Repo().LocalDir, Command)
+	return o, pub, nil
+}

@@ -1,0 +1,210 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/codemachine/codemachine/gitstate"
+)
+
+// Review branches as pull requests: `review push` puts the pending review
+// branches on a remote, each commit's message rewritten into a description
+// a reviewer can read there (what the step was asked, its trailers, its
+// diff stat; forges take a one-commit branch's message as the pull
+// request's). A merge of such a branch that comes back with a pull is
+// picked up by the next run as an approval (mergedReviews).
+
+// descriptionMarker starts the description's own part of a message, so
+// that a second push does not describe it twice.
+const descriptionMarker = "## What the step was asked"
+
+// PushedReview is one review branch review push put on the remote.
+type PushedReview struct {
+	Key    string `json:"key"`
+	Branch string `json:"branch"`
+	Commit string `json:"commit"` // the commit pushed (its message is the description)
+	Remote string `json:"remote"`
+	Title  string `json:"title"`
+	Body   string `json:"body"` // the description, for a forge's pull request
+}
+
+// PushReviews pushes the review branches of step (a step, or STEP/TASK; ""
+// = all pending reviews) to remote ("" = the branch's upstream remote, or
+// origin), with pushOptions passed on. It takes the repository lock: it
+// rewrites the review branches' messages.
+func (o *Orchestrator) PushReviews(ctx context.Context, step, remote string, pushOptions []string) ([]PushedReview, error) {
+	head, lock, err := o.lockForReview(ctx, "codemachine review push")
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	if remote == "" {
+		if remote, err = o.repo.BranchRemote(ctx, head.Branch); err != nil {
+			return nil, err
+		}
+		if remote == "" {
+			return nil, configErrorf("%s has no upstream remote and there is no origin: name one with --remote", head.Branch)
+		}
+	}
+	pending, err := o.reviewPending()
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for key := range pending {
+		if step == "" || key == step || strings.HasPrefix(key, step+"/") {
+			keys = append(keys, key)
+		}
+	}
+	sort.Strings(keys)
+	if len(keys) == 0 {
+		if step != "" {
+			return nil, configErrorf("no review is pending for %s", step)
+		}
+		return nil, configErrorf("no review is pending")
+	}
+	snap, err := o.load(head.Commit, Overrides{})
+	if err != nil {
+		return nil, err
+	}
+	var out []PushedReview
+	var refs []gitstate.PushRef
+	for _, key := range keys {
+		p, err := o.describeReview(ctx, snap, key, pending[key])
+		if err != nil {
+			return nil, err
+		}
+		p.Remote = remote
+		ref := "refs/heads/" + p.Branch
+		expect, err := o.repo.RemoteRef(ctx, remote, ref)
+		if err != nil {
+			return nil, err
+		}
+		refs = append(refs, gitstate.PushRef{Local: ref, Remote: ref, Expect: expect})
+		out = append(out, p)
+	}
+	if err := o.repo.Push(ctx, remote, refs, pushOptions); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// describeReview rewrites a review commit's message into its description
+// (same tree, parent and author; the branch moves to it) unless it is
+// described already.
+func (o *Orchestrator) describeReview(ctx context.Context, snap *snapshot, key, commit string) (PushedReview, error) {
+	branch := reviewPrefix + key
+	info, err := o.repo.CommitInfo(commit)
+	if err != nil {
+		return PushedReview{}, err
+	}
+	msg, err := gitstate.ParseMessage(info.Message)
+	if err != nil {
+		return PushedReview{}, fmt.Errorf("%s on %s: %w", short(commit), branch, err)
+	}
+	if !strings.Contains(msg.Body, descriptionMarker) && len(info.Parents) == 1 {
+		stat, err := o.repo.DiffStat(ctx, info.Parents[0], commit)
+		if err != nil {
+			return PushedReview{}, err
+		}
+		msg.Body = strings.TrimSpace(msg.Body + "\n\n" + describe(snap, key, stat))
+		tree, err := o.repo.TreeOf(commit)
+		if err != nil {
+			return PushedReview{}, err
+		}
+		described, err := o.repo.CommitTree(ctx, gitstate.CommitSpec{Tree: tree, Parents: info.Parents,
+			Message: msg.String(), Author: info.Author})
+		if err != nil {
+			return PushedReview{}, err
+		}
+		if err := o.repo.UpdateRef(ctx, "refs/heads/"+branch, described, commit, "codemachine: describe "+key+" for review"); err != nil {
+			return PushedReview{}, err
+		}
+		commit = described
+	}
+	return PushedReview{Key: key, Branch: branch, Commit: commit, Title: msg.Subject, Body: msg.Body}, nil
+}
+
+// describe is the description's own part: what the step was asked (its
+// agent's description and its prompt, the task), and its diff stat. The
+// trailers follow it in the message.
+func describe(snap *snapshot, key, stat string) string {
+	stepID, taskID, _ := strings.Cut(key, "/")
+	var b strings.Builder
+	b.WriteString(descriptionMarker + "\n\n")
+	step := snap.project.Graph.Step(stepID)
+	switch {
+	case step == nil:
+		b.WriteString("(step " + stepID + " is no longer in the workflow)\n")
+	case step.Run != "":
+		b.WriteString("Command: `" + step.Run + "`\n")
+	default:
+		agent := snap.project.Agents[step.Agent]
+		fmt.Fprintf(&b, "Agent %s", step.Agent)
+		if agent != nil && agent.Description != "" {
+			b.WriteString(": " + agent.Description)
+		}
+		b.WriteString("\n")
+		if step.Prompt != "" {
+			b.WriteString("\n" + quote(step.Prompt))
+		}
+	}
+	if taskID != "" && step != nil {
+		if plan := snap.project.Plans[step.Foreach]; plan != nil && plan.Task(taskID) != nil {
+			t := plan.Task(taskID)
+			fmt.Fprintf(&b, "\nTask %s: %s\n", t.ID, t.Title)
+			if t.Body != "" {
+				b.WriteString("\n" + quote(t.Body))
+			}
+		}
+	}
+	b.WriteString("\n## Changes\n\n")
+	for _, line := range strings.Split(strings.TrimRight(stat, "\n"), "\n") {
+		b.WriteString("    " + strings.TrimSpace(line) + "\n")
+	}
+	b.WriteString("\nApprove by merging this branch; the next codemachine run after a pull takes the merge as `codemachine approve " + key + "`.")
+	return b.String()
+}
+
+// quote quotes text as a Markdown block quote.
+func quote(text string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		b.WriteString(strings.TrimRight("> "+line, " ") + "\n")
+	}
+	return b.String()
+}
+
+// mergedReviews settles the reviews whose commit the branch's history
+// holds (a review branch merged on a remote and pulled, or merged by
+// hand): like approve, the review branch goes and the unit's failure and
+// hold are forgotten. It returns the keys it settled. The caller holds
+// the lock.
+func (o *Orchestrator) mergedReviews(ctx context.Context, tip string) ([]string, error) {
+	pending, err := o.reviewPending()
+	if err != nil {
+		return nil, err
+	}
+	var merged []string
+	for _, key := range sortedKeys(pending) {
+		commit := pending[key]
+		ok, err := o.repo.IsAncestor(commit, tip)
+		if err != nil || !ok {
+			continue
+		}
+		if err := o.repo.DeleteRef(ctx, "refs/heads/"+reviewPrefix+key, commit); err != nil {
+			if errors.Is(err, gitstate.ErrRefMoved) {
+				continue
+			}
+			return merged, err
+		}
+		if err := o.forget(key); err != nil {
+			return merged, err
+		}
+		merged = append(merged, key)
+	}
+	return merged, nil
+}

@@ -1,0 +1,253 @@
+// Package telemetry exports a trace of every run through the OpenTelemetry
+// Go SDK when OTEL_EXPORTER_OTLP_ENDPOINT (or
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set: a span per run, a child span
+// per step or task, and under it a span per engine run (attempt), with the
+// engine, model, tokens and cost as attributes following OpenTelemetry's
+// GenAI semantic conventions. The spans are made from the orchestrator's
+// events (their times included), so the orchestrator knows nothing of
+// tracing: this package sits above it, like watch.
+//
+// Unset, Start returns nil and nothing is made or sent: a nil *Tracer
+// takes events and does nothing.
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/codemachine/codemachine/orchestrator"
+)
+
+// Endpoint variables: either turns tracing on.
+const (
+	EndpointEnv       = "OTEL_EXPORTER_OTLP_ENDPOINT"
+	TracesEndpointEnv = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+)
+
+// Enabled reports whether environ asks for traces.
+func Enabled(environ []string) bool {
+	return lookup(environ, EndpointEnv) != "" || lookup(environ, TracesEndpointEnv) != ""
+}
+
+func lookup(environ []string, key string) string {
+	for i := len(environ) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(environ[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// Tracer makes spans of one process's runs.
+type Tracer struct {
+	tp     *sdktrace.TracerProvider
+	tracer trace.Tracer
+
+	mu    sync.Mutex
+	run   context.Context // the run span's context, nil between runs
+	runSp trace.Span
+	steps map[string]stepSpan // by unit key
+}
+
+type stepSpan struct {
+	ctx  context.Context
+	span trace.Span
+}
+
+// Start returns a Tracer exporting to the OTLP endpoint the environment
+// names (over HTTP with protobuf; the exporter reads the other OTEL_*
+// settings, headers and timeouts among them), or nil when environ names
+// none. version is codemachine's, the service's version.
+func Start(ctx context.Context, environ []string, version string) (*Tracer, error) {
+	if !Enabled(environ) {
+		return nil, nil
+	}
+	if p := lookup(environ, "OTEL_EXPORTER_OTLP_PROTOCOL"); p != "" && p != "http/protobuf" {
+		return nil, fmt.Errorf("traces: OTEL_EXPORTER_OTLP_PROTOCOL=%s is not supported; codemachine exports over http/protobuf", p)
+	}
+	exp, err := otlptracehttp.New(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("traces: %w", err)
+	}
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
+		attribute.String("service.name", "codemachine"), attribute.String("service.version", version)))
+	if err != nil {
+		return nil, fmt.Errorf("traces: %w", err)
+	}
+	if env, err := resource.New(ctx, resource.WithFromEnv()); err == nil {
+		// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win.
+		if merged, err := resource.Merge(res, env); err == nil {
+			res = merged
+		}
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	return &Tracer{tp: tp, tracer: tp.Tracer("github.com/codemachine/codemachine"), steps: map[string]stepSpan{}}, nil
+}
+
+// Shutdown ends what is still open and sends what is left.
+func (t *Tracer) Shutdown(ctx context.Context) error {
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	now := time.Now()
+	for k, s := range t.steps {
+		s.span.End(trace.WithTimestamp(now))
+		delete(t.steps, k)
+	}
+	if t.runSp != nil {
+		t.runSp.End(trace.WithTimestamp(now))
+		t.run, t.runSp = nil, nil
+	}
+	t.mu.Unlock()
+	return t.tp.Shutdown(ctx)
+}
+
+// Event makes spans of a run's events (orchestrator.Config.OnEvent; safe
+// for concurrent use, and quick: the batcher sends in the background).
+func (t *Tracer) Event(e orchestrator.Event) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch e.Kind {
+	case orchestrator.RunStarted:
+		t.run, t.runSp = t.tracer.Start(context.Background(), "codemachine run", trace.WithTimestamp(e.At),
+			trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attribute.String("codemachine.run.id", e.Run)))
+	case orchestrator.RunFinished:
+		t.endRun(e)
+	case orchestrator.StepStarted:
+		t.startStep(e)
+	case orchestrator.StepAttempt:
+		t.attempt(e)
+	case orchestrator.StepLanded, orchestrator.StepFailed, orchestrator.StepConflict, orchestrator.StepReview:
+		t.endStep(e)
+	}
+}
+
+func (t *Tracer) endRun(e orchestrator.Event) {
+	if t.runSp == nil {
+		return
+	}
+	t.runSp.SetAttributes(attribute.Int64("codemachine.tokens", e.Tokens), attribute.Float64("codemachine.cost_usd", e.CostUSD))
+	if e.Message != "" {
+		t.runSp.SetStatus(codes.Error, e.Message)
+	}
+	t.runSp.End(trace.WithTimestamp(e.At))
+	t.run, t.runSp = nil, nil
+}
+
+func (t *Tracer) startStep(e orchestrator.Event) {
+	parent := t.run
+	if parent == nil {
+		parent = context.Background()
+	}
+	attrs := []attribute.KeyValue{attribute.String("codemachine.step", e.Step), attribute.String("codemachine.engine", e.Engine)}
+	if e.Task != "" {
+		attrs = append(attrs, attribute.String("codemachine.task", e.Task), attribute.String("codemachine.task.title", e.Title))
+	}
+	if e.Model != "" {
+		attrs = append(attrs, attribute.String("gen_ai.request.model", e.Model))
+	}
+	ctx, span := t.tracer.Start(parent, "step "+e.Key(), trace.WithTimestamp(e.At), trace.WithAttributes(attrs...))
+	t.steps[e.Key()] = stepSpan{ctx: ctx, span: span}
+}
+
+// attempt is the span of one engine run, from its end and its duration.
+// An agent's is a GenAI "invoke_agent" span; a command's (shell engine)
+// is an "execute" span without GenAI attributes.
+func (t *Tracer) attempt(e orchestrator.Event) {
+	parent, ok := t.steps[e.Key()]
+	if !ok {
+		return
+	}
+	attrs := []attribute.KeyValue{attribute.Int("codemachine.attempt", e.Attempt), attribute.String("codemachine.engine", e.Engine)}
+	name := "execute " + e.Key()
+	if e.Engine != "shell" {
+		name = "invoke_agent " + e.Key()
+		attrs = append(attrs,
+			attribute.String("gen_ai.operation.name", "invoke_agent"),
+			attribute.String("gen_ai.agent.name", e.Key()),
+			attribute.String("gen_ai.provider.name", provider(e.Engine)),
+			attribute.Int64("gen_ai.usage.input_tokens", e.TokensIn),
+			attribute.Int64("gen_ai.usage.output_tokens", e.TokensOut))
+		if e.RequestModel != "" {
+			attrs = append(attrs, attribute.String("gen_ai.request.model", e.RequestModel))
+		}
+		if e.Model != "" {
+			attrs = append(attrs, attribute.String("gen_ai.response.model", e.Model))
+		}
+	}
+	if e.CostOK {
+		attrs = append(attrs, attribute.Float64("codemachine.cost_usd", e.CostUSD))
+	}
+	_, span := t.tracer.Start(parent.ctx, name, trace.WithTimestamp(e.At.Add(-e.Duration)),
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	if e.Message != "" {
+		span.SetStatus(codes.Error, e.Message)
+		span.SetAttributes(attribute.String("error.type", errorType(e.Message)))
+	}
+	span.End(trace.WithTimestamp(e.At))
+}
+
+func (t *Tracer) endStep(e orchestrator.Event) {
+	s, ok := t.steps[e.Key()]
+	if !ok {
+		return
+	}
+	delete(t.steps, e.Key())
+	outcome := map[orchestrator.EventKind]string{orchestrator.StepLanded: "landed", orchestrator.StepFailed: "failed",
+		orchestrator.StepConflict: "conflict", orchestrator.StepReview: "review"}[e.Kind]
+	s.span.SetAttributes(attribute.String("codemachine.outcome", outcome), attribute.Int64("codemachine.tokens", e.Tokens))
+	if e.Commit != "" {
+		s.span.SetAttributes(attribute.String("codemachine.commit", e.Commit))
+	}
+	if e.CostOK {
+		s.span.SetAttributes(attribute.Float64("codemachine.cost_usd", e.CostUSD))
+	}
+	if e.Kind == orchestrator.StepFailed || e.Kind == orchestrator.StepConflict {
+		s.span.SetStatus(codes.Error, firstLine(e.Message))
+	}
+	s.span.End(trace.WithTimestamp(e.At))
+}
+
+// provider is gen_ai.provider.name for an engine: the vendor whose API its
+// CLI calls by default.
+func provider(engine string) string {
+	switch engine {
+	case "claude":
+		return "anthropic"
+	case "codex":
+		return "openai"
+	case "gemini":
+		return "gcp.gemini"
+	}
+	return engine // opencode, replay: no one vendor
+}
+
+// errorType is error.type for a failed engine run: its class of failure.
+func errorType(msg string) string {
+	switch {
+	case strings.Contains(msg, "timed out"), strings.Contains(msg, "timeout"):
+		return "timeout"
+	case strings.Contains(msg, "interrupted"), strings.Contains(msg, "canceled"):
+		return "canceled"
+	}
+	return "_OTHER"
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
+}
