@@ -197,9 +197,12 @@ func (o *Orchestrator) Diff(ctx context.Context, arg string, w io.Writer, opts D
 			}
 			note = fmt.Sprintf("# %s work of %s, kept on %s: %s\n", kind, t.key, f.Ref, firstLine(f.Error))
 		}
-		if commit == "" {
-			if rev, err := o.repo.ResolveRev("refs/heads/codemachine/review/" + t.key); err == nil {
-				commit, note = rev, "# "+t.key+" is waiting for review on codemachine/review/"+t.key+"\n"
+		// A pending review is newer than the step's last landing: the
+		// review branch is made from the run after it, and removed when
+		// that work lands or is rejected.
+		if note == "" {
+			if rev, err := o.repo.ResolveRev("refs/heads/" + reviewPrefix + t.key); err == nil {
+				commit, note = rev, "# "+t.key+" is waiting for review on "+reviewPrefix+t.key+"\n"
 			}
 		}
 		if commit == "" {
