@@ -214,6 +214,19 @@ func (r *Repo) IsAncestor(a, b string) (bool, error) {
 	return false, fmt.Errorf("is %s an ancestor of %s: %w", a, b, err)
 }
 
+// MergeBase returns the best common ancestor of commits a and b, or ""
+// when they have none (unrelated histories).
+func (r *Repo) MergeBase(a, b string) (string, error) {
+	out, err := r.read(context.Background(), "merge-base", a, b)
+	switch exitCode(err) {
+	case 0:
+		return strings.TrimSpace(out), nil
+	case 1:
+		return "", nil
+	}
+	return "", fmt.Errorf("merge base of %s and %s: %w", a, b, err)
+}
+
 // RefsWithPrefix lists the refs whose full name starts with prefix (e.g.
 // "refs/codemachine/failed/"), mapping each name to its peeled-once hash.
 //

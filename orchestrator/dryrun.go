@@ -26,7 +26,7 @@ func (o *Orchestrator) dryRun(head gitstate.Head, opts RunOptions) error {
 	if err := s.resolveTargets(); err != nil {
 		return err
 	}
-	holds, err := o.holds()
+	holds, err := o.holdsAt(head, opts.Overrides)
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,7 @@ func (o *Orchestrator) printDryUnit(w io.Writer, snap *snapshot, u *unit, n int,
 	}
 	fmt.Fprintf(w, "\n%d. %s  (%s)  %s\n", n, u.key(), u.reason, engineLabel(engine, u.settings.model))
 	if h, ok := holds[u.key()]; ok && h.Fingerprint == u.fingerprint() {
-		fmt.Fprintf(w, "   held after a rollback: would be skipped\n")
+		fmt.Fprintf(w, "   held after a rollback or reset: would be skipped\n")
 		return
 	}
 	if f, ok := failures[u.key()]; ok && skipFailed && f.Fingerprint == u.fingerprint() {

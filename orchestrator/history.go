@@ -307,6 +307,9 @@ func (o *Orchestrator) Rollback(ctx context.Context, arg string, force bool) (*R
 	// No overrides: rollback has no --engine or --model; the environment's
 	// apply as they do for every command (see holdUndone).
 	res.Held, err = o.holdUndone(ctx, head.Commit, to, Overrides{})
+	if err == nil {
+		err = o.noteTip(head.Branch, to, false)
+	}
 	return res, err
 }
 

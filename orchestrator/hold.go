@@ -38,20 +38,36 @@ const maxUndone = 1000
 //     held, and would stop a legitimate run later, when its inputs come
 //     back to these values.
 func (o *Orchestrator) holdUndone(ctx context.Context, from, to string, ov Overrides) ([]string, error) {
+	holds, keys, err := o.undoneHolds(ctx, from, to, ov)
+	if err != nil || len(keys) == 0 {
+		return nil, err
+	}
+	err = o.updateHolds(func(h map[string]Hold) {
+		for _, key := range keys {
+			h[key] = holds[key]
+		}
+	})
+	return keys, err
+}
+
+// undoneHolds computes the holds holdUndone writes, without writing them:
+// by key, and the keys newest undone first.
+func (o *Orchestrator) undoneHolds(ctx context.Context, from, to string, ov Overrides) (map[string]Hold, []string, error) {
 	commits, err := o.repo.CommitsBetween(ctx, to, from, maxUndone)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	snap, err := o.load(to, ov)
 	if err != nil {
 		var cfg *ConfigError
 		if errors.As(err, &cfg) {
-			return nil, nil // no workflow to hold steps of
+			return nil, nil, nil // no workflow to hold steps of
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	type undone struct{ key, commit string }
-	var units []undone
+	now := o.cfg.Now().UTC()
+	holds := map[string]Hold{}
+	var keys []string
 	seen := map[string]bool{}
 	for _, c := range commits {
 		msg := gitstate.Message{Trailers: c.Trailers}
@@ -60,22 +76,16 @@ func (o *Orchestrator) holdUndone(ctx context.Context, from, to string, ov Overr
 			continue
 		}
 		key := unitKey(stepID, msg.Get(gitstate.TrailerTask))
-		if !seen[key] {
-			seen[key] = true
-			units = append(units, undone{key, c.Hash})
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		if fp, due := dueFingerprint(snap, key); due {
+			holds[key] = Hold{Fingerprint: fp, Commit: c.Hash, At: now}
+			keys = append(keys, key)
 		}
 	}
-	now := o.cfg.Now().UTC()
-	var held []string
-	err = o.updateHolds(func(h map[string]Hold) {
-		for _, u := range units {
-			if fp, due := dueFingerprint(snap, u.key); due {
-				h[u.key] = Hold{Fingerprint: fp, Commit: u.commit, At: now}
-				held = append(held, u.key)
-			}
-		}
-	})
-	return held, err
+	return holds, keys, nil
 }
 
 // dueFingerprint returns the fingerprint of a step or task key at snap and

@@ -63,7 +63,17 @@ func (l *Lease) Run(ctx context.Context, opts RunOptions) (*Summary, error) {
 // the fingerprints that runs with the overrides ov compute. It returns the
 // held keys, newest undone first (see holdUndone).
 func (l *Lease) HoldUndone(ctx context.Context, from, to string, ov Overrides) ([]string, error) {
-	return l.o.holdUndone(ctx, from, to, ov)
+	held, err := l.o.holdUndone(ctx, from, to, ov)
+	if err != nil {
+		return held, err
+	}
+	// The watcher saw this reset itself: the pass it triggers must not
+	// report it again (followBranch).
+	if head, err := l.o.repo.Head(); err == nil && head.Commit == to {
+		err = l.o.noteTip(head.Branch, to, false)
+		return held, err
+	}
+	return held, nil
 }
 
 // Lift lifts the hold and the failure of a step or task (STEP or

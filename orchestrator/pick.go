@@ -179,7 +179,7 @@ func (s *scheduler) skipForHoldOrFailure(u *unit, holds map[string]Hold, failure
 	if h, ok := holds[key]; ok {
 		if h.Fingerprint == fp {
 			s.reportOnce(key, Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task),
-				Message: "held after a rollback (codemachine retry " + key + " to run it)"}, s.rs.recordSkipped)
+				Message: "held after a rollback or reset (codemachine retry " + key + " to run it)"}, s.rs.recordSkipped)
 			return true
 		}
 		_ = s.o.updateHolds(func(m map[string]Hold) { delete(m, key) })

@@ -106,6 +106,7 @@ func (o *Orchestrator) Approve(ctx context.Context, key string) (*ReviewResult, 
 	if err := o.forget(key); err != nil {
 		return nil, err
 	}
+	o.noteBranchTip(head.Branch)
 	return &ReviewResult{Key: key, Commit: res.Commit, Rebased: res.Rebased}, nil
 }
 
@@ -157,6 +158,7 @@ func (o *Orchestrator) Reject(ctx context.Context, key, reason string) (*ReviewR
 	if err := o.repo.DeleteRef(ctx, ref, commit); err != nil {
 		return nil, err
 	}
+	o.noteBranchTip(head.Branch)
 	return &ReviewResult{Key: key, Commit: res.Commit, Kept: kept}, nil
 }
 

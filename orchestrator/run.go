@@ -281,8 +281,12 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 			Message: "its review branch was merged into " + head.Branch + ": approved"})
 	}
 	if err == nil {
+		err = o.followBranch(ctx, head, opts.Overrides)
+	}
+	if err == nil {
 		err = o.runLoop(ctx, rs)
 	}
+	o.noteBranchTip(head.Branch)
 	t := rs.totals()
 	end := Event{Kind: RunFinished, Run: rs.id, Tokens: t.TokensIn + t.TokensOut, CostUSD: t.CostUSD, CostOK: t.CostUSD > 0}
 	if err != nil {

@@ -100,7 +100,7 @@ func (o *Orchestrator) Status(ov Overrides) (*StatusReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	holds, err := o.holds()
+	holds, err := o.holdsAt(head, ov)
 	if err != nil {
 		return nil, err
 	}
