@@ -61,7 +61,7 @@ func (j *job) fail(ctx context.Context, why string) execResult {
 		f := Failure{Fingerprint: u.fingerprint(), Error: out.failure, Ref: ref, Commit: commit,
 			Run: j.rs.id, At: o.cfg.Now().UTC()}
 		if out.session != "" && commit != "" {
-			f.Session, f.Engine = out.session, j.engineName
+			f.Session, f.Engine, f.Slot, f.Home = out.session, j.engineName, u.slot, u.home
 		}
 		m[u.key()] = f
 	}); err != nil {

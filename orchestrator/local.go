@@ -41,6 +41,10 @@ type Failure struct {
 	// next attempt with Engine (resume.go); empty when not resumable.
 	Session string `yaml:"session,omitempty"`
 	Engine  string `yaml:"engine,omitempty"`
+	// Slot and Home are the worktree slot and engine config dir the
+	// session ran in, where its next attempt resumes it.
+	Slot int    `yaml:"slot,omitempty"`
+	Home string `yaml:"home,omitempty"`
 }
 
 // Running is what the lock holder is doing, for status.

@@ -53,8 +53,12 @@ func continuePrompt(u *unit, dir string) string {
 // resumePoint finds the session to resume for u and restores its partial
 // work into the worktree, which must be fresh at snap.commit. It returns
 // "" (and restores nothing) unless the unit's last failure is resumable
-// with this engine and these inputs, and its partial work was based on the
-// same commit; an error only when the restore itself failed.
+// with this engine and these inputs; an error only when the restore itself
+// failed. Partial work based on an older commit (a sibling task landed
+// meanwhile, the usual case with parallel tasks, or the user committed) is
+// brought onto snap.commit with a three-way merge; when that conflicts, or
+// the engine or the inputs changed, the unit starts over and the run says
+// why.
 func (o *Orchestrator) resumePoint(ctx context.Context, snap *snapshot, u *unit, wt *gitstate.Worktree, engineName string) (string, error) {
 	if engineName == "shell" || engineName == "replay" {
 		return "", nil // no sessions: spare the hot path the read
@@ -64,22 +68,46 @@ func (o *Orchestrator) resumePoint(ctx context.Context, snap *snapshot, u *unit,
 		return "", err
 	}
 	f, ok := failures[u.key()]
-	if !ok || f.Session == "" || f.Engine != engineName || f.Fingerprint != u.fingerprint() || f.Commit == "" {
+	if !ok || f.Session == "" || f.Commit == "" {
 		return "", nil
+	}
+	startOver := func(why string) (string, error) {
+		o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: fmt.Sprintf(
+			"not resuming %s session %s: %s; starting over (the partial work stays on %s)", f.Engine, f.Session, why, f.Ref)})
+		return "", nil
+	}
+	switch {
+	case f.Engine != engineName:
+		return startOver("it was " + f.Engine + "'s, this attempt runs " + engineName)
+	case f.Fingerprint != u.fingerprint():
+		return startOver("the step or its inputs changed since")
 	}
 	c, err := o.repo.CommitInfo(f.Commit)
-	if err != nil || len(c.Parents) == 0 || c.Parents[0] != snap.commit {
-		// The branch moved on (or the ref is gone): the session's idea of
-		// the files no longer holds, so the unit starts over.
-		return "", nil
+	if err != nil || len(c.Parents) == 0 {
+		return startOver("its partial work " + short(f.Commit) + " is gone")
 	}
-	// The worktree is clean at snap.commit, the failed commit's parent:
-	// the partial work becomes uncommitted again, as the agent left it.
-	if err := wt.RestoreWork(ctx, f.Commit); err != nil {
+	work, moved := f.Commit, c.Parents[0] != snap.commit
+	if moved {
+		tree, conflicts, err := o.repo.MergeTree(ctx, c.Parents[0], snap.commit, f.Commit)
+		if err != nil {
+			return "", fmt.Errorf("bring the partial work of %s onto %s: %w", u.key(), short(snap.commit), err)
+		}
+		if len(conflicts) > 0 {
+			return startOver(fmt.Sprintf("its partial work conflicts with what landed since (%s)", strings.Join(conflicts, ", ")))
+		}
+		work = tree
+	}
+	// The worktree is clean at snap.commit: the partial work becomes
+	// uncommitted again, as the agent left it (on the new base when the
+	// branch moved).
+	if err := wt.RestoreWork(ctx, work); err != nil {
 		return "", fmt.Errorf("restore the partial work of %s: %w", u.key(), err)
 	}
-	o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task),
-		Message: fmt.Sprintf("resuming %s session %s with the partial work of %s", engineName, f.Session, short(f.Commit))})
+	msg := fmt.Sprintf("resuming %s session %s with the partial work of %s", engineName, f.Session, short(f.Commit))
+	if moved {
+		msg += fmt.Sprintf(", brought onto %s (the branch moved since %s)", short(snap.commit), short(c.Parents[0]))
+	}
+	o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: msg})
 	return f.Session, nil
 }
 

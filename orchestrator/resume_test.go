@@ -229,3 +229,73 @@ func TestTransientRetryResumes(t *testing.T) {
 		t.Errorf("summary %+v: want one landing with both tries' tokens", s)
 	}
 }
+
+// Partial work whose base is no longer the tip (a sibling task or the user
+// committed meanwhile) is brought onto the tip and the session resumed; when
+// it conflicts with what landed, the unit starts over and the run says so.
+func TestResumeOntoMovedBranch(t *testing.T) {
+	tests := []struct {
+		name     string
+		userFile string // what the user commits meanwhile
+		resumes  bool
+		wantNote string
+	}{
+		{"applies cleanly", "other.txt", true, "brought onto"},
+		{"conflicts", "partial.txt", false, "conflicts with what landed since (partial.txt)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := resumeRepo(t, "0")
+			timeout := &agents.RunError{Class: agents.Fatal, Engine: "claude", Msg: "timed out after 1s", TimedOut: true}
+			second := finishing(t)
+			if !tt.resumes {
+				second = func(req agents.Request) (agents.Result, error) {
+					if req.Resume != "" {
+						t.Errorf("resumed %q over conflicting work", req.Resume)
+					}
+					if data, _ := os.ReadFile(filepath.Join(req.Dir, "partial.txt")); string(data) != "the user's\n" {
+						t.Errorf("partial.txt is %q, want the tip's", data)
+					}
+					writeIn(t, req.Dir, "final.txt", "done\n")
+					return agents.Result{SessionID: "s2"}, nil
+				}
+			}
+			eng := &scriptedEngine{runs: []func(agents.Request) (agents.Result, error){interrupted(t, timeout), second}}
+			var mu sync.Mutex
+			var notes []string
+			o := newTestOrchestrator(t, dir, eng, func(e Event) {
+				if e.Kind == Note {
+					mu.Lock()
+					notes = append(notes, e.Message)
+					mu.Unlock()
+				}
+			})
+			if _, err := o.Run(t.Context(), RunOptions{}); err == nil {
+				t.Fatal("the first run succeeded")
+			}
+			writeIn(t, dir, tt.userFile, "the user's\n")
+			testenv.Git(t, dir, "add", tt.userFile)
+			testenv.Git(t, dir, "commit", "-qm", "meanwhile")
+			if _, err := o.Run(t.Context(), RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			all := strings.Join(notes, "\n")
+			mu.Unlock()
+			if !strings.Contains(all, tt.wantNote) {
+				t.Errorf("notes %q, want one with %q", all, tt.wantNote)
+			}
+			head, _ := o.Repo().Head()
+			for _, name := range []string{tt.userFile, "final.txt"} {
+				if _, err := o.Repo().ReadFile(head.Commit, name); err != nil {
+					t.Errorf("the tip lacks %s: %v", name, err)
+				}
+			}
+			if tt.resumes {
+				if data, _ := o.Repo().ReadFile(head.Commit, "partial.txt"); string(data) != "half done\n" {
+					t.Errorf("partial.txt %q: the partial work did not land", data)
+				}
+			}
+		})
+	}
+}

@@ -188,12 +188,22 @@ func (s *scheduler) startDue(ctx context.Context) {
 // own when tasks run in parallel), in a goroutine that hands its result to
 // wait.
 func (s *scheduler) start(ctx context.Context, u *unit) {
-	if len(s.free) == 0 {
-		s.free = append(s.free, s.slots)
-		s.slots++
+	slot, home := s.resumeSlot(u)
+	if slot >= 0 {
+		for s.slots <= slot {
+			s.free = append(s.free, s.slots)
+			s.slots++
+		}
+		s.free = slices.DeleteFunc(s.free, func(n int) bool { return n == slot })
+		u.slot, u.home = slot, home
+	} else {
+		if len(s.free) == 0 {
+			s.free = append(s.free, s.slots)
+			s.slots++
+		}
+		u.slot, s.free = s.free[len(s.free)-1], s.free[:len(s.free)-1]
 	}
-	u.slot, s.free = s.free[len(s.free)-1], s.free[:len(s.free)-1]
-	if s.parallelism(u) > 1 {
+	if u.home == "" && s.parallelism(u) > 1 {
 		u.home = filepath.Join(s.o.repo.LocalDir(), "homes", fmt.Sprintf("slot-%d", u.slot))
 	}
 	s.attempted[u.key()] = true
@@ -235,6 +245,26 @@ func (s *scheduler) finished(r execResult) {
 		s.order = slices.DeleteFunc(s.order, func(x *active) bool { return x == a })
 		s.free = append(s.free, a.job.u.slot)
 	}
+}
+
+// resumeSlot is the worktree slot and engine config dir of u's last
+// failure, when it left a session to resume and that slot is free: the
+// CLIs keep a session under the config dir it ran with, and Claude Code
+// finds one only from the working directory it ran in. slot is -1 when
+// any slot will do.
+func (s *scheduler) resumeSlot(u *unit) (slot int, home string) {
+	failures, err := s.o.failures()
+	if err != nil {
+		return -1, ""
+	}
+	f, ok := failures[u.key()]
+	if !ok || f.Session == "" {
+		return -1, ""
+	}
+	if f.Slot < s.slots && !slices.Contains(s.free, f.Slot) {
+		return -1, "" // another unit of this run works there now
+	}
+	return f.Slot, f.Home
 }
 
 // result is what the run returns once nothing runs any more.
