@@ -133,10 +133,12 @@ type claudeStream struct {
 	usage map[string][2]int64
 	order []string
 	text  string // the last assistant text, when no result came
+	// tools names the tool calls by id, for their results' errors.
+	tools map[string]string
 }
 
 func newClaudeStream(req Request, env []string) stream {
-	return &claudeStream{req: req, usage: map[string][2]int64{}, configDir: homeDir(env, "CLAUDE_CONFIG_DIR", ".claude")}
+	return &claudeStream{req: req, usage: map[string][2]int64{}, tools: map[string]string{}, configDir: homeDir(env, "CLAUDE_CONFIG_DIR", ".claude")}
 }
 
 type claudeUsage struct {
@@ -184,8 +186,10 @@ type claudeMessage struct {
 		Text  string         `json:"text"`
 		Name  string         `json:"name"`
 		Input map[string]any `json:"input"`
+		ID    string         `json:"id"`
 		// tool_result blocks (in user events)
-		IsError bool            `json:"is_error"`
+		ToolUseID string          `json:"tool_use_id"`
+		IsError   bool            `json:"is_error"`
 		Result  json.RawMessage `json:"content"`
 	} `json:"content"`
 }
@@ -247,6 +251,9 @@ func (s *claudeStream) assistant(m *claudeMessage) {
 			s.text = c.Text
 			emit(s.req, "text", c.Text)
 		case "tool_use":
+			if c.ID != "" {
+				s.tools[c.ID] = c.Name
+			}
 			emit(s.req, "tool", toolSummary(c.Name, c.Input, "command", "file_path", "path", "pattern", "url"))
 		}
 	}
@@ -256,21 +263,22 @@ func (s *claudeStream) assistant(m *claudeMessage) {
 // sign that its config dir is read-only: Claude writes there before every
 // Bash call (session-env, shell snapshots), and when it cannot, every Bash
 // call fails with EACCES or EROFS on that dir while the run itself goes on
-// and reports success.
+// and reports success. Every failed tool call also goes into the result's
+// ToolErrors.
 func (s *claudeStream) user(m *claudeMessage) {
-	if s.configDenied != "" || s.configDir == "" {
-		return
-	}
 	for _, c := range m.Content {
 		if c.Type != "tool_result" || !c.IsError {
 			continue
 		}
 		text := toolResultText(c.Result)
+		s.out.res.addToolError(s.tools[c.ToolUseID], text)
+		if s.configDenied != "" || s.configDir == "" {
+			continue
+		}
 		if (strings.Contains(text, "EACCES") || strings.Contains(text, "EROFS") || strings.Contains(text, "EPERM")) &&
 			strings.Contains(text, s.configDir) {
 			s.configDenied = oneLine(text)
 			emit(s.req, "error", "Claude Code cannot write its config dir: "+s.configDenied)
-			return
 		}
 	}
 }

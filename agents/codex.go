@@ -3,6 +3,7 @@ package agents
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -227,6 +228,10 @@ func (s *codexStream) itemCompleted(it *codexItem) {
 	case "agent_message":
 		s.out.res.Text = it.Text
 		emit(s.req, "text", it.Text)
+	case "command_execution":
+		if it.ExitCode != nil && *it.ExitCode != 0 {
+			s.out.res.addToolError("shell", fmt.Sprintf("%s exited with %d", it.Command, *it.ExitCode))
+		}
 	case "file_change":
 		for _, c := range it.Changes {
 			emit(s.req, "tool", c.Kind+" "+c.Path)

@@ -105,6 +105,30 @@ type Result struct {
 	// Output is the tail of the process's combined output (shell engine;
 	// also useful when an agent fails).
 	Output string
+	// ToolErrors are the tool calls the CLI reported as failed (Claude's
+	// tool results with is_error, Codex's commands that exited non-zero),
+	// one line each ("Bash: ..."), at most MaxToolErrors.
+	ToolErrors []string
+}
+
+// MaxToolErrors bounds Result.ToolErrors: the first ones say what went
+// wrong, and a looping agent must not make the list grow without end.
+const MaxToolErrors = 20
+
+// addToolError appends one tool error to r, as one line of at most 200
+// bytes.
+func (r *Result) addToolError(tool, msg string) {
+	if len(r.ToolErrors) >= MaxToolErrors {
+		return
+	}
+	line := oneLine(msg)
+	if len(line) > 200 {
+		line = line[:200] + "..."
+	}
+	if tool != "" {
+		line = tool + ": " + line
+	}
+	r.ToolErrors = append(r.ToolErrors, line)
 }
 
 // Class says whether a failure is worth retrying.

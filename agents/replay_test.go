@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -96,7 +97,7 @@ func TestReplayAppliesRecording(t *testing.T) {
 	}
 	want := Result{Text: "Implemented T1.", TokensIn: 1200, TokensOut: 340, CostUSD: 0.02, CostKnown: true,
 		SessionID: "sess-1", Model: "sonnet", Duration: res.Duration}
-	if res != want || res.Duration <= 0 || res.Duration >= rec.Duration {
+	if !reflect.DeepEqual(res, want) || res.Duration <= 0 || res.Duration >= rec.Duration {
 		t.Errorf("result\n got %+v\nwant %+v", res, want)
 	}
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,7 +90,7 @@ func TestShellEngine(t *testing.T) {
 			want := *tt.wantErr
 			want.Result = res
 			if re.Class != want.Class || re.Engine != want.Engine || re.Msg != want.Msg || re.ExitCode != want.ExitCode ||
-				re.TimedOut != want.TimedOut || re.Canceled || re.Result != res {
+				re.TimedOut != want.TimedOut || re.Canceled || !reflect.DeepEqual(re.Result, res) {
 				t.Errorf("error\n got %+v\nwant %+v", *re, want)
 			}
 		})

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bmatcuk/doublestar/v4"
+
 	"github.com/codemachine/codemachine/agents"
 	"github.com/codemachine/codemachine/workflow"
 )
@@ -23,6 +25,10 @@ type attemptOutcome struct {
 	canceled bool
 	session  string // the engine session the next attempt may resume ("" = start over)
 	missing  error  // the engine's CLI is not installed: a setup problem, not the step's failure
+	// unchanged is set when the agent's last attempt left every output
+	// of the step as it was (every file, for a step without outputs):
+	// what it says, for the run's output and the commit message.
+	unchanged string
 }
 
 // checkTailLines is how much of a failed check's output its failure
@@ -38,17 +44,14 @@ func (j *job) attempt(ctx context.Context) attemptOutcome {
 	if err != nil {
 		return attemptOutcome{failure: err.Error()}
 	}
-	attempts := u.step.Attempts
-	if attempts < 1 || u.step.Check == "" {
-		attempts = 1
-	}
+	attempts := max(u.step.Attempts, 1)
 	var out attemptOutcome
-	checkOutput := ""
+	checkOutput, notice := "", ""
 	for attempt := 1; attempt <= attempts; attempt++ {
 		out.attempts = attempt
 		// A failed check of an earlier attempt must not fail this one.
-		out.failure = ""
-		req, err := j.request(attempt, checkOutput)
+		out.failure, out.unchanged = "", ""
+		req, err := j.request(attempt, checkOutput, notice)
 		if err != nil {
 			out.failure = err.Error()
 			return out
@@ -59,26 +62,83 @@ func (j *job) attempt(ctx context.Context) attemptOutcome {
 		if err != nil {
 			return engineFailed(ctx, out, err)
 		}
-		if u.step.Check == "" {
+		checkOutput, notice = "", ""
+		if u.step.Check != "" {
+			checkRes, err := j.runCheck(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					out.canceled = true
+					out.failure = "interrupted"
+					return out
+				}
+				checkOutput = tail(checkRes.Output, 60)
+				out.failure = checkFailure(attempt, err, checkRes.Output)
+				if attempt < attempts {
+					j.o.emit(Event{Kind: StepRetrying, Step: u.step.ID, Task: taskID(u.task), Attempt: attempt + 1,
+						Message: "check failed: " + lastLine(checkRes.Output)})
+				}
+				continue
+			}
+		}
+		if u.step.Run != "" {
 			return out
 		}
-		checkRes, err := j.runCheck(ctx)
-		if err == nil {
+		if out.unchanged = j.unchangedOutputs(ctx); out.unchanged == "" || attempt == attempts {
 			return out
 		}
-		if ctx.Err() != nil {
-			out.canceled = true
-			out.failure = "interrupted"
-			return out
-		}
-		checkOutput = tail(checkRes.Output, 60)
-		out.failure = checkFailure(attempt, err, checkRes.Output)
-		if attempt < attempts {
-			j.o.emit(Event{Kind: StepRetrying, Step: u.step.ID, Task: taskID(u.task), Attempt: attempt + 1,
-				Message: "check failed: " + lastLine(checkRes.Output)})
-		}
+		notice = unchangedNotice(attempt, out.unchanged)
+		j.o.emit(Event{Kind: StepRetrying, Step: u.step.ID, Task: taskID(u.task), Attempt: attempt + 1,
+			Message: "the agent " + out.unchanged})
 	}
 	return out
+}
+
+// unchangedOutputs says how the agent's work left the step's outputs as
+// they were at its base ("changed none of its outputs (a, b)"), or "" when
+// it changed one (or the comparison could not be made: the step's
+// verification then has the last word). A step without outputs is
+// unchanged when the agent changed no file at all. Changes codemachine
+// makes itself (state.yaml, the plan's box, the feedback it removes) do
+// not count; the worktree holds none of them yet.
+func (j *job) unchangedOutputs(ctx context.Context) string {
+	tree, err := j.wt.Stage(ctx)
+	if err != nil {
+		return ""
+	}
+	changes, err := j.o.repo.DiffTrees(ctx, j.snap.commit, tree)
+	if err != nil {
+		return ""
+	}
+	outputs := j.u.step.Outputs
+	for _, c := range changes {
+		if c.Path == workflow.StateFile {
+			continue
+		}
+		if len(outputs) == 0 {
+			return ""
+		}
+		for _, pattern := range outputs {
+			if ok, _ := doublestar.Match(pattern, c.Path); ok {
+				return ""
+			}
+		}
+	}
+	if len(outputs) == 0 {
+		return "changed no file"
+	}
+	return "changed none of its outputs (" + strings.Join(outputs, ", ") + ")"
+}
+
+// unchangedNotice is what the next attempt is told when the last one left
+// the outputs as they were.
+func unchangedNotice(attempt int, unchanged string) string {
+	what := "any of this step's outputs"
+	if unchanged == "changed no file" {
+		what = "any file"
+	}
+	return fmt.Sprintf("Note from codemachine: attempt %d ended without changing %s; everything is exactly as it "+
+		"was before the step ran. Do the task now and make the change it asks for (if review feedback is above, "+
+		"address it). If you are sure that nothing has to change, say why in your final message.", attempt, what)
 }
 
 // timeout bounds one engine run, and one check, of the unit.
@@ -92,7 +152,7 @@ func (j *job) timeout() time.Duration {
 // request is what the engine is asked in the given attempt: the step's
 // command, or the rendered prompt (with the failed check's output after
 // the first attempt), resuming an interrupted session in the first.
-func (j *job) request(attempt int, checkOutput string) (agents.Request, error) {
+func (j *job) request(attempt int, checkOutput, notice string) (agents.Request, error) {
 	u, dir := j.u, j.wt.Path()
 	req := agents.Request{
 		Run: j.rs.id, Step: u.step.ID, Task: taskID(u.task),
@@ -107,7 +167,7 @@ func (j *job) request(attempt int, checkOutput string) (agents.Request, error) {
 		req.Command = u.step.Run
 		return req, nil
 	}
-	prompt, err := j.o.renderPrompt(j.snap, u, dir, attempt, checkOutput)
+	prompt, err := j.o.renderPrompt(j.snap, u, dir, attempt, checkOutput, notice)
 	if err != nil {
 		return req, err
 	}
@@ -245,8 +305,9 @@ func (j *job) activity(ev agents.Event) {
 		Activity: ev.Kind, Message: truncate(text, activityWidth)})
 }
 
-// addUsage accumulates usage over attempts; the latest text, session and
-// model win.
+// addUsage accumulates usage (and tool errors, up to
+// agents.MaxToolErrors) over attempts; the latest text, session and model
+// win.
 func addUsage(acc, r agents.Result) agents.Result {
 	acc.TokensIn += r.TokensIn
 	acc.TokensOut += r.TokensOut
@@ -261,6 +322,9 @@ func addUsage(acc, r agents.Result) agents.Result {
 	}
 	if r.Model != "" {
 		acc.Model = r.Model
+	}
+	if n := agents.MaxToolErrors - len(acc.ToolErrors); n > 0 {
+		acc.ToolErrors = append(acc.ToolErrors, r.ToolErrors[:min(n, len(r.ToolErrors))]...)
 	}
 	acc.Output = r.Output
 	acc.ExitCode = r.ExitCode
@@ -281,7 +345,7 @@ func (j *job) runCheck(ctx context.Context) (agents.Result, error) {
 
 // renderPrompt renders the agent's template against the worktree, then the
 // step's extra prompt and the fixed footer.
-func (o *Orchestrator) renderPrompt(snap *snapshot, u *unit, repoDir string, attempt int, checkOutput string) (string, error) {
+func (o *Orchestrator) renderPrompt(snap *snapshot, u *unit, repoDir string, attempt int, checkOutput, notice string) (string, error) {
 	fsys := os.DirFS(repoDir)
 	feedback, _ := readFileFS(fsys, feedbackPath(u.key()))
 	data := workflow.PromptData{
@@ -304,6 +368,11 @@ func (o *Orchestrator) renderPrompt(snap *snapshot, u *unit, repoDir string, att
 	if u.step.Prompt != "" {
 		b.WriteString("\n")
 		b.WriteString(strings.TrimRight(u.step.Prompt, "\n"))
+		b.WriteString("\n")
+	}
+	if notice != "" {
+		b.WriteString("\n")
+		b.WriteString(notice)
 		b.WriteString("\n")
 	}
 	b.WriteString("\n")

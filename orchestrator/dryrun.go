@@ -108,7 +108,7 @@ func (o *Orchestrator) printDryUnit(w io.Writer, snap *snapshot, u *unit, n int,
 		fmt.Fprintf(w, "   $ %s\n", u.step.Run)
 		return
 	}
-	prompt, err := o.renderPrompt(snap, u, o.repo.Root(), 1, "")
+	prompt, err := o.renderPrompt(snap, u, o.repo.Root(), 1, "", "")
 	if err != nil {
 		fmt.Fprintf(w, "   prompt cannot be rendered yet: %v\n", err)
 		return

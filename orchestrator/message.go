@@ -33,9 +33,28 @@ func (j *job) message() gitstate.Message {
 	}
 	return gitstate.Message{
 		Subject:  fmt.Sprintf("codemachine(%s): %s", u.key(), truncate(subject, 72)),
-		Body:     body,
+		Body:     strings.TrimSpace(body + "\n\n" + j.outcomeNotes()),
 		Trailers: j.trailers(),
 	}
+}
+
+// outcomeNotes is what the commit body says about the run besides the
+// agent's message: outputs it left unchanged, tool calls that failed.
+func (j *job) outcomeNotes() string {
+	var b strings.Builder
+	if j.out.unchanged != "" {
+		fmt.Fprintf(&b, "codemachine: the agent %s.\n", j.out.unchanged)
+	}
+	if errs := j.out.result.ToolErrors; len(errs) > 0 {
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "Tool errors the CLI reported (%d):\n", len(errs))
+		for _, e := range errs {
+			b.WriteString("- " + e + "\n")
+		}
+	}
+	return b.String()
 }
 
 // trailers are the provenance trailers of a step commit or failed ref.

@@ -131,6 +131,7 @@ func (j *job) execute(ctx context.Context) execResult {
 	case j.out.failure != "":
 		return j.fail(ctx, j.out.failure)
 	}
+	j.reportOutcome()
 	c, err := j.stage(ctx)
 	if err != nil {
 		return j.abort(err)
@@ -295,3 +296,18 @@ func (j *job) openLog() (*os.File, error) {
 // agentStarted records the process group of the unit's agent, command or
 // check in the running file.
 func (j *job) agentStarted(pid int) { j.rs.agentStarted(j.u.key(), pid) }
+
+// reportOutcome tells what the run's output should show about an agent
+// run that succeeded but may not have done its job: outputs it left as
+// they were (after its last attempt), tool calls the CLI reported failed.
+func (j *job) reportOutcome() {
+	u := j.u
+	if j.out.unchanged != "" {
+		j.o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: fmt.Sprintf(
+			"the agent %s, after %d attempt(s)", j.out.unchanged, j.out.attempts)})
+	}
+	if errs := j.out.result.ToolErrors; len(errs) > 0 {
+		j.o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: fmt.Sprintf(
+			"%d tool call(s) failed (listed in the commit message), the first: %s", len(errs), errs[0])})
+	}
+}

@@ -37,6 +37,8 @@ import (
 //	llm resumed          check that the request after the one that hung
 //	                     carried the session's history and the continue
 //	                     prompt
+//	llm prompted TEXT    check that some request's prompt (the last user
+//	                     text) contains TEXT
 //	cli NAME             set up a fresh home and the environment for CLI
 //	                     NAME against the server (testenv.Env), with the
 //	                     CLIs on PATH
@@ -177,7 +179,7 @@ func stateOf(ts *testscript.TestScript) *engineState {
 // cmdLLM: llm start SCRIPT | llm requests | llm retried STATUS MIN.
 func cmdLLM(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) == 0 {
-		ts.Fatalf("usage: llm start SCRIPT | llm requests | llm retried STATUS MIN | llm waithang | llm resumed")
+		ts.Fatalf("usage: llm start SCRIPT | llm requests | llm retried STATUS MIN | llm waithang | llm resumed | llm prompted TEXT")
 	}
 	st := stateOf(ts)
 	switch args[0] {
@@ -233,6 +235,19 @@ func cmdLLM(ts *testscript.TestScript, neg bool, args []string) {
 				ts.Fatalf("no request hung within 2m")
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+	case "prompted":
+		// llm prompted TEXT: some request's prompt (its last user text)
+		// contains TEXT.
+		if len(args) != 2 {
+			ts.Fatalf("usage: llm prompted TEXT")
+		}
+		found := false
+		for _, r := range st.srv.Requests() {
+			found = found || strings.Contains(r.UserText, args[1])
+		}
+		if found == neg {
+			ts.Fatalf("llm prompted: %q in a prompt: %v, want %v", args[1], found, !neg)
 		}
 	case "resumed":
 		reqs := modelRequests(st.srv)
