@@ -190,7 +190,7 @@ type claudeMessage struct {
 		// tool_result blocks (in user events)
 		ToolUseID string          `json:"tool_use_id"`
 		IsError   bool            `json:"is_error"`
-		Result  json.RawMessage `json:"content"`
+		Result    json.RawMessage `json:"content"`
 	} `json:"content"`
 }
 
