@@ -237,3 +237,62 @@ func writeAtomic(p string, data []byte, mode os.FileMode) error {
 	}
 	return nil
 }
+
+// RunArgs reads the arguments codemachine's hook NAME in dir passes to
+// `codemachine run` (--engine, --model), for a command that starts the run
+// a hook would have started. ok is false when the hook is not
+// codemachine's.
+func RunArgs(dir, name string) (args []string, ok bool) {
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil || !bytes.Contains(data, []byte("\n"+Marker+"\n")) {
+		return nil, false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		rest, found := strings.CutPrefix(line, `"$cm" `)
+		if !found {
+			continue
+		}
+		words := shellWords(rest)
+		// hooks run ARGS... NAME "$@" </dev/null ...
+		if len(words) < 3 || words[0] != "hooks" || words[1] != "run" {
+			return nil, false
+		}
+		for i := 2; i < len(words) && words[i] != name; i++ {
+			args = append(args, words[i])
+		}
+		return args, true
+	}
+	return nil, false
+}
+
+// shellWords splits what shellQuote joined: plain words and '...' quotes
+// (with '\” inside), up to the first word that is neither.
+func shellWords(s string) []string {
+	var words []string
+	for {
+		s = strings.TrimLeft(s, " ")
+		if s == "" || strings.HasPrefix(s, `"`) || strings.HasPrefix(s, "<") {
+			return words
+		}
+		var b strings.Builder
+		for s != "" && s[0] != ' ' {
+			if s[0] == '\'' {
+				end := strings.IndexByte(s[1:], '\'')
+				if end < 0 {
+					return words
+				}
+				b.WriteString(s[1 : 1+end])
+				s = s[2+end:]
+				continue
+			}
+			if strings.HasPrefix(s, `\'`) {
+				b.WriteByte('\'')
+				s = s[2:]
+				continue
+			}
+			b.WriteByte(s[0])
+			s = s[1:]
+		}
+		words = append(words, b.String())
+	}
+}

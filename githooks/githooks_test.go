@@ -300,3 +300,26 @@ func TestStartDetached(t *testing.T) {
 		t.Error("a missing program started")
 	}
 }
+
+func TestRunArgs(t *testing.T) {
+	for _, args := range [][]string{nil, {"--engine", "replay"}, {"--model", "it's \"odd\" model", "--engine", "claude"}} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "post-commit"), Script("post-commit", "/usr/bin/codemachine", args), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		got, ok := RunArgs(dir, "post-commit")
+		if !ok || strings.Join(got, "\x00") != strings.Join(args, "\x00") {
+			t.Errorf("RunArgs of a hook installed with %q = %q, %v", args, got, ok)
+		}
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "post-commit"), []byte("#!/bin/sh\necho mine\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := RunArgs(dir, "post-commit"); ok {
+		t.Error("RunArgs reads somebody else's hook as codemachine's")
+	}
+	if _, ok := RunArgs(t.TempDir(), "post-commit"); ok {
+		t.Error("RunArgs finds a hook that is not there")
+	}
+}

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"strings"
 
 	"github.com/codemachine/codemachine/gitstate"
 )
@@ -86,6 +87,30 @@ func (l *Lease) Lift(key string) error {
 		return err
 	}
 	return l.o.updateFailures(func(f map[string]Failure) { delete(f, key) })
+}
+
+// Approve approves a pending review under the lease's lock, as
+// Orchestrator.Approve does (a request `codemachine approve` handed over).
+func (l *Lease) Approve(ctx context.Context, key string) (*ReviewResult, error) {
+	head, err := l.o.checkHead()
+	if err != nil {
+		return nil, err
+	}
+	return l.o.approveLocked(ctx, head, key)
+}
+
+// Reject rejects a pending review under the lease's lock, as
+// Orchestrator.Reject does.
+func (l *Lease) Reject(ctx context.Context, key, reason string) (*ReviewResult, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		return nil, configErrorf("reject needs a reason: -m TEXT")
+	}
+	head, err := l.o.checkHead()
+	if err != nil {
+		return nil, err
+	}
+	return l.o.rejectLocked(ctx, head, key, reason)
 }
 
 // Release releases the lock. The lease is of no use afterwards.

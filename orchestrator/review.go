@@ -71,6 +71,18 @@ func (o *Orchestrator) Approve(ctx context.Context, key string) (*ReviewResult, 
 		return nil, err
 	}
 	defer lock.Release()
+	return o.approveLocked(ctx, head, key)
+}
+
+// ReviewPending reports whether key (STEP or STEP/TASK) has a review
+// branch: what approve and reject need.
+func (o *Orchestrator) ReviewPending(key string) bool {
+	_, err := o.repo.ResolveRev("refs/heads/" + reviewPrefix + key)
+	return err == nil
+}
+
+// approveLocked is Approve for a caller that holds the lock.
+func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, key string) (*ReviewResult, error) {
 	ref := "refs/heads/" + reviewPrefix + key
 	commit, err := o.repo.ResolveRev(ref)
 	if err != nil {
@@ -124,6 +136,11 @@ func (o *Orchestrator) Reject(ctx context.Context, key, reason string) (*ReviewR
 		return nil, err
 	}
 	defer lock.Release()
+	return o.rejectLocked(ctx, head, key, reason)
+}
+
+// rejectLocked is Reject for a caller that holds the lock.
+func (o *Orchestrator) rejectLocked(ctx context.Context, head gitstate.Head, key, reason string) (*ReviewResult, error) {
 	ref := "refs/heads/" + reviewPrefix + key
 	commit, err := o.repo.ResolveRev(ref)
 	if err != nil {

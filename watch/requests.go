@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -19,11 +20,16 @@ const requestsDir = "requests"
 // ErrNoWatcher is returned by QueueRetry when no watcher holds the lock.
 var ErrNoWatcher = errors.New("no codemachine watch is running in this repository")
 
-// retryRequest is what `codemachine retry` leaves for the watcher.
+// retryRequest is what `codemachine retry` (or approve, or reject) leaves
+// for the watcher.
 type retryRequest struct {
-	Key string    `yaml:"key"`
-	PID int       `yaml:"pid"`
-	At  time.Time `yaml:"at"`
+	// Action is "retry" (also when empty), "approve" or "reject".
+	Action string `yaml:"action,omitempty"`
+	Key    string `yaml:"key"`
+	// Message is a rejection's reason.
+	Message string    `yaml:"message,omitempty"`
+	PID     int       `yaml:"pid"`
+	At      time.Time `yaml:"at"`
 }
 
 // clearRequests empties the request directory: requests left there were
@@ -40,8 +46,9 @@ func (s *session) clearRequests() error {
 }
 
 // takeRequests lifts the holds and failures that `codemachine retry` asked
-// to lift and queues a pass for them.
-func (s *session) takeRequests() {
+// to lift, approves and rejects what approve and reject handed over, and
+// queues a pass for them.
+func (s *session) takeRequests(ctx context.Context) {
 	dir := filepath.Join(s.repo.LocalDir(), requestsDir)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -61,6 +68,10 @@ func (s *session) takeRequests() {
 		if rerr != nil || req.Key == "" {
 			continue
 		}
+		if req.Action == "approve" || req.Action == "reject" {
+			s.review(ctx, req)
+			continue
+		}
 		if err := s.lease.Lift(req.Key); err != nil {
 			s.note("retry " + req.Key + ": " + err.Error())
 			continue
@@ -70,15 +81,51 @@ func (s *session) takeRequests() {
 	}
 }
 
+// review approves or rejects a pending review as asked, and queues a pass:
+// what the decision made due (downstream steps, the next attempt) runs.
+func (s *session) review(ctx context.Context, req retryRequest) {
+	var res *orchestrator.ReviewResult
+	var err error
+	if req.Action == "approve" {
+		res, err = s.lease.Approve(ctx, req.Key)
+	} else {
+		res, err = s.lease.Reject(ctx, req.Key, req.Message)
+	}
+	if err != nil {
+		s.note(req.Action + " " + req.Key + ": " + err.Error())
+		return
+	}
+	// The commit approve or reject landed is no trigger of its own.
+	s.own[res.Commit] = true
+	msg := fmt.Sprintf("approved %s (asked by pid %d): %s landed", req.Key, req.PID, short(res.Commit))
+	if req.Action == "reject" {
+		msg = fmt.Sprintf("rejected %s (asked by pid %d): feedback committed in %s; the work is kept on %s",
+			req.Key, req.PID, short(res.Commit), res.Kept)
+	}
+	s.pending = append(s.pending, Trigger{Kind: req.Action, Message: msg})
+}
+
+// QueueReview hands `codemachine approve KEY` (action "approve") or
+// `codemachine reject KEY -m MESSAGE` ("reject") to the watcher that holds
+// the lock, as QueueRetry does: the watcher decides under its lock and
+// runs a pass. ErrNoWatcher: nobody is watching.
+func QueueReview(o *orchestrator.Orchestrator, action, key, message string) (int, error) {
+	if _, command, held := o.Repo().LockHolder(); !held || command != Command {
+		return 0, ErrNoWatcher
+	}
+	if !o.ReviewPending(key) {
+		return 0, configErrorf("no review is pending for %s", key)
+	}
+	return queue(o, retryRequest{Action: action, Key: key, Message: message})
+}
+
 // QueueRetry hands `codemachine retry ARG` to the watcher that holds the
 // lock: it checks the request the way Retry does, leaves it for the
 // watcher, and returns the watcher's pid. The watcher lifts the hold or
 // failure and runs a pass after the current one. ErrNoWatcher: nobody is
 // watching (any more); the caller can then retry by itself.
 func QueueRetry(o *orchestrator.Orchestrator, arg string) (int, error) {
-	repo := o.Repo()
-	pid, command, held := repo.LockHolder()
-	if !held || command != Command {
+	if _, command, held := o.Repo().LockHolder(); !held || command != Command {
 		return 0, ErrNoWatcher
 	}
 	ok, err := o.Retryable(arg)
@@ -88,12 +135,24 @@ func QueueRetry(o *orchestrator.Orchestrator, arg string) (int, error) {
 	if !ok {
 		return 0, configErrorf("%s is neither failed nor held: nothing to retry (the watcher runs it when it is due)", arg)
 	}
+	return queue(o, retryRequest{Key: arg})
+}
+
+// queue leaves a request for the watcher holding the lock and returns its
+// pid; ErrNoWatcher when no watcher holds it (any more).
+func queue(o *orchestrator.Orchestrator, req retryRequest) (int, error) {
+	repo := o.Repo()
+	pid, command, held := repo.LockHolder()
+	if !held || command != Command {
+		return 0, ErrNoWatcher
+	}
 	if err := os.MkdirAll(filepath.Join(repo.LocalDir(), requestsDir), 0o755); err != nil {
 		return 0, fmt.Errorf("queue the retry: %w", err)
 	}
 	now := time.Now()
 	name := fmt.Sprintf("%s/retry-%d-%d.yaml", requestsDir, now.UnixNano(), os.Getpid())
-	if err := repo.WriteLocal(name, retryRequest{Key: arg, PID: os.Getpid(), At: now.UTC()}); err != nil {
+	req.PID, req.At = os.Getpid(), now.UTC()
+	if err := repo.WriteLocal(name, req); err != nil {
 		return 0, fmt.Errorf("queue the retry: %w", err)
 	}
 	// The watcher may have stopped meanwhile; a new one clears what it

@@ -64,7 +64,7 @@ type Options struct {
 // Trigger is why a pass runs: one line for the user.
 type Trigger struct {
 	Pass    int    `json:"pass"`    // 1 for the pass at start
-	Kind    string `json:"kind"`    // start, commit, checkout, reset, save, retry, rescan; several joined by "+"
+	Kind    string `json:"kind"`    // start, commit, checkout, reset, save, retry, approve, reject, rescan; several joined by "+"
 	Message string `json:"message"` // what changed
 }
 
@@ -287,7 +287,7 @@ func (s *session) settle(ctx context.Context) {
 	}
 	if s.reqDirty {
 		s.reqDirty = false
-		s.takeRequests()
+		s.takeRequests(ctx)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/codemachine/codemachine/githooks"
+	"github.com/codemachine/codemachine/orchestrator"
 )
 
 func hooksCommand() *cli.Command {
@@ -175,24 +176,56 @@ func hooksRun(c *cli.Context) error {
 	if ok, reason := o.HookRunWanted(); !ok {
 		return fmt.Errorf("%s: no run: %s", hook, reason)
 	}
+	var flags []string
+	for _, f := range []string{"engine", "model"} {
+		if v := c.String(f); v != "" {
+			flags = append(flags, "--"+f, v)
+		}
+	}
+	_, err = startHookRun(o, hook+" hook", flags)
+	return err
+}
+
+// startHookRun starts `codemachine -C ROOT run FLAGS...` detached, its
+// output in a hooks-*.log under .git/codemachine/logs, and returns that
+// log's path. why is the log's header: what started it.
+func startHookRun(o *orchestrator.Orchestrator, why string, flags []string) (string, error) {
 	repo := o.Repo()
 	logs := filepath.Join(repo.LocalDir(), "logs")
 	if err := os.MkdirAll(logs, 0o755); err != nil {
-		return err
+		return "", err
 	}
 	now := time.Now()
 	log := filepath.Join(logs, fmt.Sprintf("hooks-%s-%d.log", now.UTC().Format("20060102T150405.000Z"), os.Getpid()))
-	runArgs := []string{"-C", repo.Root(), "run"}
-	for _, f := range []string{"engine", "model"} {
-		if v := c.String(f); v != "" {
-			runArgs = append(runArgs, "--"+f, v)
-		}
-	}
-	_, err = githooks.StartDetached(githooks.Detached{
+	runArgs := append([]string{"-C", repo.Root(), "run"}, flags...)
+	_, err := githooks.StartDetached(githooks.Detached{
 		Program: selfPath(), Args: runArgs, Dir: repo.Root(), Env: os.Environ(), Log: log,
-		Header: fmt.Sprintf("codemachine: %s hook, %s: codemachine %s\n", hook, now.Format(time.RFC3339), strings.Join(runArgs, " ")),
+		Header: fmt.Sprintf("codemachine: %s, %s: codemachine %s\n", why, now.Format(time.RFC3339), strings.Join(runArgs, " ")),
 	})
-	return err
+	return log, err
+}
+
+// runLikeHook starts the run a git hook would start after a commit that
+// codemachine made itself (approve, reject: git runs no hook for those),
+// when codemachine's post-commit hook is installed and a run is wanted.
+// It returns the run's log, "" when it started nothing.
+func runLikeHook(c *cli.Context, o *orchestrator.Orchestrator, command string) string {
+	dir, err := o.Repo().HooksDir(c.Context)
+	if err != nil {
+		return ""
+	}
+	flags, ok := githooks.RunArgs(dir, "post-commit")
+	if !ok {
+		return ""
+	}
+	if ok, _ := o.HookRunWanted(); !ok {
+		return ""
+	}
+	log, err := startHookRun(o, "post-commit hook (after "+command+")", flags)
+	if err != nil {
+		return ""
+	}
+	return log
 }
 
 // selfPath is the path of this codemachine binary as it was started, for

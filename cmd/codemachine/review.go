@@ -1,8 +1,53 @@
 package main
 
 import (
+	"errors"
+	"path/filepath"
+
 	"github.com/urfave/cli/v2"
+
+	"github.com/codemachine/codemachine/orchestrator"
+	"github.com/codemachine/codemachine/watch"
 )
+
+// reviewJSON is approve's and reject's --json output.
+type reviewJSON struct {
+	*orchestrator.ReviewResult
+	// HookRunLog is the log of the run started as a git hook would have
+	// (hooks installed), "" when none was started.
+	HookRunLog string `json:"hook_run_log,omitempty"`
+}
+
+// handToWatcher hands approve or reject to the running watcher when err
+// says one holds the lock. handed reports that it did (and said so).
+func handToWatcher(out *output, o *orchestrator.Orchestrator, err error, action, key, message string) (handed bool, _ error) {
+	if _, watching := watch.RefusedBy(err); !watching {
+		return false, nil
+	}
+	pid, qerr := watch.QueueReview(o, action, key, message)
+	switch {
+	case errors.Is(qerr, watch.ErrNoWatcher):
+		return false, err // it stopped meanwhile: the refusal stands (run the command again)
+	case qerr != nil:
+		return false, qerr
+	case out.json:
+		return true, out.printJSON(map[string]any{"queued": action, "key": key, "watcher_pid": pid})
+	}
+	verb := map[string]string{"approve": "approves", "reject": "rejects"}[action]
+	out.printf("handed to codemachine watch (pid %d): it %s %s and runs what is due after its current pass (its output shows the result)\n", pid, verb, key)
+	return true, nil
+}
+
+// printHookRun says where the run started like a hook's writes its log.
+func printHookRun(out *output, o *orchestrator.Orchestrator, log string) {
+	if log == "" {
+		return
+	}
+	if rel, err := filepath.Rel(o.Repo().Root(), log); err == nil {
+		log = rel
+	}
+	out.printf("the git hooks are installed: codemachine run started in the background (log: %s)\n", log)
+}
 
 func approveCommand() *cli.Command {
 	return &cli.Command{
@@ -11,7 +56,10 @@ func approveCommand() *cli.Command {
 		ArgsUsage: "STEP[/TASK]",
 		Description: `A step with review: true lands on branch codemachine/review/STEP[/TASK] and the workflow
 waits there. approve merges it: a fast-forward when the branch has not moved, else rebased
-like any landing. Steps that need it run at the next codemachine run (or watch trigger).`,
+like any landing. Steps that need it run at the next codemachine run; with the git hooks
+installed, approve starts that run in the background as a commit's hook would (its log is
+named), and while codemachine watch runs, approve hands the decision to the watcher, which
+approves and runs what is due after its current pass.`,
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -22,18 +70,24 @@ like any landing. Steps that need it run at the next codemachine run (or watch t
 			if err != nil {
 				return err
 			}
-			res, err := o.Approve(c.Context, c.Args().First())
+			key := c.Args().First()
+			res, err := o.Approve(c.Context, key)
+			if handed, herr := handToWatcher(out, o, err, "approve", key, ""); handed || herr != nil {
+				return herr
+			}
 			if err != nil {
 				return err
 			}
+			log := runLikeHook(c, o, "approve")
 			if out.json {
-				return out.printJSON(res)
+				return out.printJSON(reviewJSON{ReviewResult: res, HookRunLog: log})
 			}
 			how := "fast-forward"
 			if res.Rebased {
 				how = "rebased onto the moved branch"
 			}
 			out.printf("approved %s: %s landed (%s)\n", res.Key, shortHash(res.Commit), how)
+			printHookRun(out, o, log)
 			return nil
 		},
 	}
@@ -46,7 +100,9 @@ func rejectCommand() *cli.Command {
 		ArgsUsage: "STEP[/TASK] -m TEXT",
 		Description: `Deletes branch codemachine/review/STEP[/TASK] (its commit stays reachable under
 refs/codemachine/rejected/STEP[/TASK]) and commits TEXT to .codemachine/feedback/STEP[/TASK].md,
-which the step's next attempt receives as .Feedback in its prompt.`,
+which the step's next attempt receives as .Feedback in its prompt. With the git hooks
+installed, reject starts that attempt in the background as a commit's hook would; while
+codemachine watch runs, it hands the decision to the watcher.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "why the work is rejected: `TEXT` for the next attempt"},
 			jsonFlag,
@@ -63,14 +119,20 @@ which the step's next attempt receives as .Feedback in its prompt.`,
 			if err != nil {
 				return err
 			}
-			res, err := o.Reject(c.Context, c.Args().First(), c.String("message"))
+			key := c.Args().First()
+			res, err := o.Reject(c.Context, key, c.String("message"))
+			if handed, herr := handToWatcher(out, o, err, "reject", key, c.String("message")); handed || herr != nil {
+				return herr
+			}
 			if err != nil {
 				return err
 			}
+			log := runLikeHook(c, o, "reject")
 			if out.json {
-				return out.printJSON(res)
+				return out.printJSON(reviewJSON{ReviewResult: res, HookRunLog: log})
 			}
 			out.printf("rejected %s: feedback committed in %s; the work is kept on %s\n", res.Key, shortHash(res.Commit), res.Kept)
+			printHookRun(out, o, log)
 			return nil
 		},
 	}
