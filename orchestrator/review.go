@@ -96,6 +96,21 @@ func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, ke
 		return nil, configErrorf("%s on %s is not a step commit", short(commit), reviewPrefix+key)
 	}
 	base := info.Parents[0]
+	if ok, err := o.repo.IsAncestor(base, head.Commit); err != nil {
+		return nil, err
+	} else if !ok {
+		// Stale: made on a commit the branch no longer holds. Rebased
+		// onto the tip first, it lands like any review.
+		rebased, conflicts, err := o.rebaseReview(ctx, head.Commit, key, info)
+		if err != nil {
+			return nil, err
+		}
+		if len(conflicts) > 0 {
+			return nil, configErrorf("cannot approve %s: the work under review was made on %s, which %s no longer holds, and does not apply to its tip (conflicts in %s); the review branch is kept: codemachine reject %s -m WHY runs the step again on the tip",
+				key, short(base), head.Branch, strings.Join(conflicts, ", "), key)
+		}
+		commit, base = rebased, head.Commit
+	}
 	u, c, err := o.reviewedUnit(head.Commit, base, commit, key)
 	if err != nil {
 		return nil, err
@@ -108,7 +123,17 @@ func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, ke
 	if err != nil {
 		var conflict *gitstate.ConflictError
 		if errors.As(err, &conflict) {
-			return nil, fmt.Errorf("approve %s: %w (the review branch is kept)", key, err)
+			// The review branch keeps the work: a conflict branch beside
+			// it would be one more thing to clean up.
+			if kept, rerr := o.repo.ResolveRev("refs/heads/" + conflict.Branch); rerr == nil {
+				_ = o.repo.DeleteRef(ctx, "refs/heads/"+conflict.Branch, kept)
+			}
+			what := conflict.Reason
+			if len(conflict.Paths) > 0 {
+				what += " (conflicts in " + strings.Join(conflict.Paths, ", ") + ")"
+			}
+			return nil, fmt.Errorf("cannot approve %s: it does not apply to %s: %s; the review branch is kept: codemachine reject %s -m WHY runs the step again on the tip",
+				key, head.Branch, what, key)
 		}
 		return nil, err
 	}

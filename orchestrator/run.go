@@ -284,6 +284,9 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 		err = o.followBranch(ctx, head, opts.Overrides)
 	}
 	if err == nil {
+		err = o.refreshReviews(ctx, head, opts.Overrides)
+	}
+	if err == nil {
 		err = o.runLoop(ctx, rs)
 	}
 	o.noteBranchTip(head.Branch)

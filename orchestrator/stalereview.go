@@ -1,0 +1,169 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/codemachine/codemachine/gitstate"
+)
+
+// A pending review goes stale when the branch no longer holds the commit
+// it was made on (a reset, a rewrite; issue 11): approving it could not
+// land, and the step would wait for it for ever. At the start of every run
+// each stale review is either
+//
+//   - released, when the step's fingerprint at the tip is not the one the
+//     review was made with (its upstream re-landed with other results, or
+//     its inputs changed): its work is kept under
+//     refs/codemachine/superseded/<key>, the review branch is deleted, and
+//     the step runs again like any due step; or
+//   - rebased onto the tip, when it was made from the same inputs: the
+//     review branch moves to the copy (the reviewer sees the same change,
+//     now applicable); or, when that does not apply cleanly, left waiting
+//     with a note that says what to do.
+const supersededRefPrefix = "refs/codemachine/superseded/"
+
+// refreshReviews releases or rebases the pending reviews whose base is no
+// longer on the branch at tip, and says what it did.
+func (o *Orchestrator) refreshReviews(ctx context.Context, head gitstate.Head, ov Overrides) error {
+	pending, err := o.reviewPending()
+	if err != nil || len(pending) == 0 {
+		return err
+	}
+	var snap *snapshot
+	for _, key := range sortedKeys(pending) {
+		commit := pending[key]
+		info, err := o.repo.CommitInfo(commit)
+		if err != nil || len(info.Parents) != 1 {
+			continue
+		}
+		base := info.Parents[0]
+		if ok, err := o.repo.IsAncestor(base, head.Commit); err != nil || ok {
+			continue
+		}
+		if snap == nil {
+			if snap, err = o.load(head.Commit, ov); err != nil {
+				var cfg *ConfigError
+				if errors.As(err, &cfg) {
+					return nil // a broken workflow runs nothing anyway
+				}
+				return err
+			}
+		}
+		if err := o.refreshReview(ctx, snap, head, key, info); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refreshReview releases or rebases one stale review (see refreshReviews).
+func (o *Orchestrator) refreshReview(ctx context.Context, snap *snapshot, head gitstate.Head, key string, info gitstate.Commit) error {
+	stepID, taskID, _ := strings.Cut(key, "/")
+	made := gitstate.Message{Trailers: info.Trailers}.Get(gitstate.TrailerFingerprint)
+	fp, exists := unitFingerprint(snap, key)
+	base := info.Parents[0]
+	if !exists || made == "" || fp != made {
+		kept, err := o.releaseReview(ctx, key, info.Hash)
+		if err != nil {
+			return err
+		}
+		o.emit(Event{Kind: Note, Step: stepID, Task: taskID, Message: fmt.Sprintf(
+			"the work under review was made on %s, which %s no longer holds, from inputs that changed since: released (kept on %s); %s runs again",
+			short(base), head.Branch, kept, key)})
+		return nil
+	}
+	rebased, conflicts, err := o.rebaseReview(ctx, head.Commit, key, info)
+	if err != nil {
+		return err
+	}
+	if len(conflicts) > 0 {
+		o.emit(Event{Kind: Note, Step: stepID, Task: taskID, Message: fmt.Sprintf(
+			"the work under review was made on %s, which %s no longer holds, and does not apply to its tip (conflicts in %s): codemachine reject %s -m WHY runs it again there",
+			short(base), head.Branch, strings.Join(conflicts, ", "), key)})
+		return nil
+	}
+	o.emit(Event{Kind: Note, Step: stepID, Task: taskID, Message: fmt.Sprintf(
+		"the work under review was made on %s, which %s no longer holds: rebased onto %s as %s (codemachine diff %s)",
+		short(base), head.Branch, short(head.Commit), short(rebased), key)})
+	return nil
+}
+
+// unitFingerprint is the fingerprint of a step or task key at snap, and
+// whether the key is (still) in the workflow and its plan.
+func unitFingerprint(snap *snapshot, key string) (string, bool) {
+	stepID, taskID, _ := strings.Cut(key, "/")
+	step := snap.project.Graph.Step(stepID)
+	if step == nil {
+		return "", false
+	}
+	fp := snap.settings[stepID].fingerprint
+	if taskID == "" {
+		return fp, true
+	}
+	plan := snap.project.Plans[step.Foreach]
+	if plan == nil || plan.Task(taskID) == nil {
+		return "", false
+	}
+	return taskFingerprint(fp, plan.Task(taskID)), true
+}
+
+// releaseReview keeps a review commit under refs/codemachine/superseded/
+// and deletes its branch; the unit is then due like any other.
+func (o *Orchestrator) releaseReview(ctx context.Context, key, commit string) (string, error) {
+	kept := supersededRefPrefix + key
+	old, _ := o.repo.ResolveRev(kept)
+	if err := o.repo.UpdateRef(ctx, kept, commit, old, "codemachine: "+key+" superseded in review"); err != nil {
+		return "", err
+	}
+	if err := o.repo.DeleteRef(ctx, "refs/heads/"+reviewPrefix+key, commit); err != nil {
+		return "", err
+	}
+	return kept, nil
+}
+
+// rebaseReview re-applies a review commit onto tip (its state record and
+// ticked box rebuilt from the tip's, as a landing does) and moves the
+// review branch there. It returns the paths that conflict instead when it
+// does not apply cleanly; the review branch is then left alone.
+func (o *Orchestrator) rebaseReview(ctx context.Context, tip, key string, info gitstate.Commit) (string, []string, error) {
+	base := info.Parents[0]
+	u, c, err := o.reviewedUnit(tip, base, info.Hash, key)
+	if err != nil {
+		var cfg *ConfigError
+		if errors.As(err, &cfg) {
+			return "", []string{err.Error()}, nil
+		}
+		return "", nil, err
+	}
+	tree, conflicts, err := o.repo.MergeTree(ctx, base, tip, info.Hash)
+	if err != nil {
+		return "", nil, err
+	}
+	paths := c.overlayPaths(u)
+	conflicts = slices.DeleteFunc(conflicts, func(p string) bool { return slices.Contains(paths, p) })
+	if len(conflicts) > 0 {
+		return "", conflicts, nil
+	}
+	tree, err = o.overlay(ctx, u, c, tip, tree)
+	var ce *gitstate.ConflictError
+	if errors.As(err, &ce) {
+		return "", ce.Paths, nil
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	rebased, err := o.repo.CommitTree(ctx, gitstate.CommitSpec{Tree: tree, Parents: []string{tip},
+		Message: info.Message, Author: info.Author})
+	if err != nil {
+		return "", nil, err
+	}
+	ref := "refs/heads/" + reviewPrefix + key
+	if err := o.repo.UpdateRef(ctx, ref, rebased, info.Hash, "codemachine: "+key+" rebased for review"); err != nil {
+		return "", nil, err
+	}
+	return rebased, nil, nil
+}
