@@ -236,10 +236,39 @@ type RollbackResult struct {
 	Others []string `json:"others,omitempty"`
 }
 
+// RollbackOptions tune Rollback.
+type RollbackOptions struct {
+	// Force rolls back over uncommitted changes (saved first) and over the
+	// user's own commits without asking.
+	Force bool
+	// Confirm, when set, is asked before the user's own commits (those
+	// that are not step commits) are undone; false cancels the rollback.
+	// Without it, and without Force, such a rollback is refused with a
+	// *UserCommitsError.
+	Confirm func(commits []string) bool
+}
+
+// UserCommitsError refuses a rollback that would undo the user's own
+// commits without their consent (exit 2: a usage matter).
+type UserCommitsError struct {
+	Key     string
+	Commits []string // "<short hash> <subject>", newest first
+}
+
+func (e *UserCommitsError) Error() string {
+	return fmt.Sprintf("rolling back %s would also undo %d commit(s) of yours, not step commits: %s; run it on a terminal to confirm, or pass --force (the old tip is kept under refs/codemachine/backup/ either way)",
+		e.Key, len(e.Commits), strings.Join(e.Commits, "; "))
+}
+
+// ErrRollbackCanceled is returned when the user declined to undo their
+// own commits.
+var ErrRollbackCanceled = errors.New("rollback canceled: nothing changed")
+
 // Rollback resets the branch to just before the commit of a step, task or
 // revision (DESIGN 12), keeping a backup ref, and holds the undone steps so
-// that they do not run again with the same inputs.
-func (o *Orchestrator) Rollback(ctx context.Context, arg string, force bool) (*RollbackResult, error) {
+// that they do not run again with the same inputs. Undoing the user's own
+// commits needs their consent (opts.Confirm) or opts.Force.
+func (o *Orchestrator) Rollback(ctx context.Context, arg string, opts RollbackOptions) (*RollbackResult, error) {
 	head, err := o.checkHead()
 	if err != nil {
 		return nil, err
@@ -280,7 +309,15 @@ func (o *Orchestrator) Rollback(ctx context.Context, arg string, force bool) (*R
 		return nil, configErrorf("%s is the first commit: there is nothing before it to roll back to", short(target.Hash))
 	}
 	to := target.Parents[0]
-	backup, saved, err := o.repo.ResetBranch(ctx, head.Branch, to, head.Commit, force)
+	if others := userCommits(undone); len(others) > 0 && !opts.Force {
+		if opts.Confirm == nil {
+			return nil, &ConfigError{Err: &UserCommitsError{Key: arg, Commits: others}}
+		}
+		if !opts.Confirm(others) {
+			return nil, &ConfigError{Err: ErrRollbackCanceled}
+		}
+	}
+	backup, saved, err := o.repo.ResetBranch(ctx, head.Branch, to, head.Commit, opts.Force)
 	if err != nil {
 		var dirty *gitstate.DirtyError
 		if errors.As(err, &dirty) {
@@ -291,10 +328,10 @@ func (o *Orchestrator) Rollback(ctx context.Context, arg string, force bool) (*R
 	res := &RollbackResult{Branch: head.Branch, From: head.Commit, To: to, Backup: backup, Saved: saved}
 	seen := map[string]bool{}
 	var keys []string
+	res.Others = userCommits(undone)
 	for _, c := range undone {
 		msg, err := gitstate.ParseMessage(c.Message)
 		if err != nil || msg.Get(gitstate.TrailerStep) == "" {
-			res.Others = append(res.Others, short(c.Hash)+" "+firstLine(c.Message))
 			continue
 		}
 		key := unitKey(msg.Get(gitstate.TrailerStep), msg.Get(gitstate.TrailerTask))
@@ -311,6 +348,21 @@ func (o *Orchestrator) Rollback(ctx context.Context, arg string, force bool) (*R
 		err = o.noteTip(head.Branch, to, false)
 	}
 	return res, err
+}
+
+// userCommits lists the commits of undone that codemachine did not make
+// (no step commit, no review feedback): the user's own, spec and steering
+// commits among them, as "<short hash> <subject>".
+func userCommits(undone []gitstate.Commit) []string {
+	var out []string
+	for _, c := range undone {
+		msg, err := gitstate.ParseMessage(c.Message)
+		if err == nil && (msg.Get(gitstate.TrailerStep) != "" || msg.Get("Codemachine-Rejected") != "") {
+			continue
+		}
+		out = append(out, short(c.Hash)+" "+firstLine(c.Message))
+	}
+	return out
 }
 
 // Retry lifts the hold or failure of a step or task and runs it again.
