@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -480,4 +481,38 @@ func (s GitSnapshot) Changed(after GitSnapshot, ignoreRefs map[string]bool) []st
 	diff(s.Refs, after.Refs, ignoreRefs)
 	sort.Strings(out)
 	return out
+}
+
+// CleanFile returns a file of the worktree as git would commit it, line
+// endings converted and clean filters applied as its attributes and the
+// configuration (core.autocrlf, .gitattributes eol/text) say, with its
+// blob id. A file that git converts on checkout (CRLF in the worktree)
+// reads back as the committed bytes. fs.ErrNotExist when it is absent.
+func (w *Worktree) CleanFile(ctx context.Context, rel string) (data []byte, hash string, err error) {
+	p := filepath.Join(w.path, filepath.FromSlash(rel))
+	if _, err := os.Lstat(p); err != nil {
+		return nil, "", err
+	}
+	out, err := w.git(ctx, "hash-object", "-w", "--path="+rel, "--", filepath.FromSlash(rel))
+	if err != nil {
+		return nil, "", fmt.Errorf("worktree slot %d: hash %s: %w", w.slot, rel, err)
+	}
+	hash = trimNL(out)
+	err = w.repo.goGit(func(g *gogit.Repository) error {
+		b, err := object.GetBlob(g.Storer, plumbing.NewHash(hash))
+		if err != nil {
+			return err
+		}
+		rd, err := b.Reader()
+		if err != nil {
+			return err
+		}
+		defer rd.Close()
+		data, err = io.ReadAll(rd)
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("worktree slot %d: read %s as committed: %w", w.slot, rel, err)
+	}
+	return data, hash, nil
 }

@@ -1,7 +1,9 @@
 package gitstate
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -403,4 +405,45 @@ func TestRestoreWork(t *testing.T) {
 		t.Errorf("RestoreWork of a missing commit = %v", err)
 	}
 	w.Discard()
+}
+
+// CleanFile reads a worktree file as git would commit it: a checkout that
+// converted line endings reads back as the committed bytes.
+func TestCleanFile(t *testing.T) {
+	tests := []struct {
+		name, attrs, autocrlf string
+	}{
+		{"autocrlf", "", "true"},
+		{"eol=crlf", "* text=auto eol=crlf\n", "false"},
+		{"plain", "", "false"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := map[string]string{"a.yaml": "one\ntwo\n"}
+			if tt.attrs != "" {
+				files[".gitattributes"] = tt.attrs
+			}
+			dir, r := newRepo(t, files)
+			git(t, dir, "config", "core.autocrlf", tt.autocrlf)
+			base := git(t, dir, "rev-parse", "HEAD")
+			wt, err := r.Worktree(t.Context(), 0, base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer wt.Discard()
+			data, hash, err := wt.CleanFile(t.Context(), "a.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(data) != "one\ntwo\n" {
+				t.Errorf("CleanFile = %q, want the committed bytes", data)
+			}
+			if want := git(t, dir, "rev-parse", "HEAD:a.yaml"); hash != want {
+				t.Errorf("hash %s, want the committed blob %s", hash, want)
+			}
+			if _, _, err := wt.CleanFile(t.Context(), "missing.txt"); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("missing file: %v, want fs.ErrNotExist", err)
+			}
+		})
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/codemachine/codemachine/agents"
 	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/workflow"
 )
@@ -20,7 +21,7 @@ import (
 // (paths relative to .codemachine/, such as the editors' JSON Schemas)
 // after it. It never overwrites a file unless force is set, and returns
 // the paths it wrote.
-func (o *Orchestrator) Init(example fs.FS, extra map[string][]byte, force bool) ([]string, error) {
+func (o *Orchestrator) Init(example fs.FS, extra map[string][]byte, force bool) (*InitResult, error) {
 	root := o.repo.Root()
 	dest := filepath.Join(root, workflow.Dir)
 	if !force {
@@ -28,10 +29,27 @@ func (o *Orchestrator) Init(example fs.FS, extra map[string][]byte, force bool) 
 			return nil, configErrorf("%s already exists; use --force to overwrite it with the example", workflow.WorkflowFile)
 		}
 	}
+	res := &InitResult{}
+	var err error
+	if res.Own, err = ownFiles(root); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	if res.Overwritten, err = recordedOver(example, root); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	skip := len(res.Overwritten) > 0
 	var written []string
-	err := fs.WalkDir(example, ".", func(p string, d fs.DirEntry, err error) error {
+	err = fs.WalkDir(example, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if skip && (p == "recordings" || strings.HasPrefix(p, "recordings/")) {
+			// Replaying them would overwrite the repository's own files.
+			res.SkippedRecordings = true
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
 		}
 		target := filepath.Join(dest, filepath.FromSlash(p))
 		if d.IsDir() {
@@ -53,14 +71,84 @@ func (o *Orchestrator) Init(example fs.FS, extra map[string][]byte, force bool) 
 	if err == nil {
 		err = o.writeExtra(dest, extra, force, &written)
 	}
+	res.Written = written
 	if err != nil {
 		var cfg *ConfigError
 		if errors.As(err, &cfg) {
-			return written, err
+			return res, err
 		}
-		return written, fmt.Errorf("init: %w", err)
+		return res, fmt.Errorf("init: %w", err)
 	}
-	return written, nil
+	return res, nil
+}
+
+// InitResult says what Init wrote, and what the user must know about the
+// example in a repository that already has files of its own.
+type InitResult struct {
+	Written []string `json:"written"`
+	// Own are the repository's top-level entries besides .git and
+	// .codemachine (a few, sorted): the example builds a Go program at
+	// the root, which is not this project.
+	Own []string `json:"own,omitempty"`
+	// Overwritten are the repository's files that the example's replay
+	// recordings would overwrite; when there are any, the recordings are
+	// not written (SkippedRecordings), so that `run --engine replay`
+	// cannot replace them.
+	Overwritten       []string `json:"overwritten,omitempty"`
+	SkippedRecordings bool     `json:"skipped_recordings,omitempty"`
+}
+
+// ownFiles lists the top-level entries of root other than .git and
+// .codemachine, at most ten.
+func ownFiles(root string) ([]string, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, err
+	}
+	var own []string
+	for _, e := range entries {
+		if e.Name() == ".git" || e.Name() == workflow.Dir {
+			continue
+		}
+		if len(own) == 10 {
+			own = append(own, "...")
+			break
+		}
+		own = append(own, e.Name())
+	}
+	return own, nil
+}
+
+// recordedOver lists the files of root that the example's recordings
+// write (outside .codemachine/), sorted.
+func recordedOver(example fs.FS, root string) ([]string, error) {
+	seen := map[string]bool{}
+	err := fs.WalkDir(example, "recordings", func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fs.SkipAll
+		}
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(example, p)
+		if err != nil {
+			return err
+		}
+		rec, err := agents.ParseRecording(p, data)
+		if err != nil {
+			return err
+		}
+		for _, f := range rec.Files {
+			if strings.HasPrefix(f.Path, workflow.Dir+"/") {
+				continue
+			}
+			if _, err := os.Lstat(filepath.Join(root, filepath.FromSlash(f.Path))); err == nil {
+				seen[f.Path] = true
+			}
+		}
+		return nil
+	})
+	return sortedKeys(seen), err
 }
 
 // writeExtra writes Init's extra files under dest, in path order.

@@ -79,10 +79,15 @@ func (j *job) stageWithOverlays(ctx context.Context, c *candidate) error {
 		return fmt.Errorf("read %s: %w", workflow.StateFile, err)
 	}
 	if !bytes.Equal(baseState, agentState) {
-		c.problem = "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
-		return nil
+		// Raw bytes differ also where git converts line endings on
+		// checkout (core.autocrlf, eol=crlf): what counts is what git
+		// would commit.
+		if clean, _, err := j.wt.CleanFile(ctx, workflow.StateFile); err != nil || !bytes.Equal(clean, baseState) {
+			c.problem = "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
+			return nil
+		}
 	}
-	if err := j.writeOverlays(c); err != nil {
+	if err := j.writeOverlays(ctx, c); err != nil {
 		return err
 	}
 	tree, err := j.wt.Stage(ctx)
@@ -125,7 +130,7 @@ func (j *job) stageRecorded(ctx context.Context, c *candidate) error {
 	if err != nil {
 		return err
 	}
-	if err := j.writeOverlays(c); err != nil {
+	if err := j.writeOverlays(ctx, c); err != nil {
 		return err
 	}
 	paths := append([]string{p}, sortedKeys(c.replaced)...)
@@ -137,7 +142,7 @@ func (j *job) stageRecorded(ctx context.Context, c *candidate) error {
 
 // writeOverlays writes the updated state.yaml and, for a task, its ticked
 // box into the worktree, remembering what they replaced.
-func (j *job) writeOverlays(c *candidate) error {
+func (j *job) writeOverlays(ctx context.Context, c *candidate) error {
 	o, snap, u, dir := j.o, j.snap, j.u, j.wt.Path()
 	write := func(rel string, data []byte) error {
 		p := filepath.Join(dir, filepath.FromSlash(rel))
@@ -168,6 +173,13 @@ func (j *job) writeOverlays(c *candidate) error {
 			return nil
 		}
 		base := snap.project.Plans[u.step.Foreach]
+		if base != nil && !bytes.Equal(planData, base.Data) {
+			// As git would commit it: a checkout may have converted its
+			// line endings, which is no edit of the agent's.
+			if clean, _, err := j.wt.CleanFile(ctx, u.step.Foreach); err == nil {
+				planData = clean
+			}
+		}
 		if base != nil && !bytes.Equal(planData, base.Data) {
 			baseTicked, _ := o.tick(u.step.Foreach, base.Data, u.task.ID)
 			c.agentEditedPlan = !bytes.Equal(planData, baseTicked)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"io/fs"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/codemachine/codemachine"
+	"github.com/codemachine/codemachine/orchestrator"
 )
 
 func initCommand() *cli.Command {
@@ -38,14 +40,18 @@ Neovim, Helix...), so editors complete and check it. Never overwrites existing f
 			if err != nil {
 				return err
 			}
-			written, err := o.Init(example, schemas, c.Bool("force"))
+			res, err := o.Init(example, schemas, c.Bool("force"))
 			if err != nil {
 				return err
 			}
 			if out.quiet {
 				return nil
 			}
-			out.printf("created %d files in .codemachine/\n", len(written))
+			out.printf("created %d files in .codemachine/\n", len(res.Written))
+			if len(res.Own) > 0 {
+				printOwnRepoNote(out, res)
+				return nil
+			}
 			out.printf(`
 next:
   $EDITOR .codemachine/spec.md            # describe what to build
@@ -55,4 +61,28 @@ next:
 			return nil
 		},
 	}
+}
+
+// printOwnRepoNote says what the example does in a repository that has
+// files of its own (it builds a new Go program at the root), and why its
+// recordings were left out when replaying them would overwrite some.
+func printOwnRepoNote(out *output, res *orchestrator.InitResult) {
+	out.printf(`
+This repository already has files of its own (%s). The example is a spec-to-code
+workflow for a new Go program at the repository root: its coder writes go.mod, main.go and
+packages there, and its check runs go vet and go test over the whole repository. Adapt it
+to this project before the first run: describe the change in .codemachine/spec.md, and edit
+the agents in .codemachine/agents/ and the check in .codemachine/workflow.yaml.
+`, strings.Join(res.Own, ", "))
+	if res.SkippedRecordings {
+		out.printf(`Its replay recordings were not written: replaying them (run --engine replay) would overwrite
+%s here. Try the recorded example in an empty repository instead.
+`, strings.Join(res.Overwritten, ", "))
+	}
+	out.printf(`
+next:
+  $EDITOR .codemachine/spec.md .codemachine/agents/*.md .codemachine/workflow.yaml
+  git add .codemachine && git commit -m "spec: ..."
+  codemachine run
+`)
 }
