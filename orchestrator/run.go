@@ -37,6 +37,10 @@ type RunOptions struct {
 	SkipFailed bool
 	// Command is what the lock file says is running.
 	Command string
+	// Cascade re-runs the done tasks whose work no longer matches the
+	// plan (reworded since they ran, or built on a task that ran or runs
+	// again), unchecking them in one commit first.
+	Cascade bool
 }
 
 // Summary is what a run did.
@@ -286,8 +290,14 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 	if err == nil {
 		err = o.refreshReviews(ctx, head, opts.Overrides)
 	}
+	if err == nil && opts.Cascade {
+		err = o.cascade(ctx, head, opts.Overrides)
+	}
 	if err == nil {
 		err = o.runLoop(ctx, rs)
+	}
+	if !errors.Is(err, ErrInterrupted) {
+		o.noteStale(head.Branch, opts.Overrides)
 	}
 	o.noteBranchTip(head.Branch)
 	t := rs.totals()

@@ -76,9 +76,13 @@ type StepStatus struct {
 
 // TaskStatus is one task of a foreach step.
 type TaskStatus struct {
-	ID     string `json:"id"`
-	Title  string `json:"title"`
-	State  string `json:"state"`
+	ID    string `json:"id"`
+	Title string `json:"title"`
+	State string `json:"state"`
+	// Stale marks a done task whose text changed since it ran, or that
+	// builds on a task (after:) that ran again since: its work does not
+	// match the plan any more (Reason says why and what to do).
+	Stale  bool   `json:"stale,omitempty"`
 	Reason string `json:"reason,omitempty"`
 	Commit string `json:"commit,omitempty"`
 	Ref    string `json:"ref,omitempty"`
@@ -320,6 +324,9 @@ func (v *statusView) tasks(step *workflow.Step, st *StepStatus) {
 		case t.Done:
 			ts.State = StateDone
 			st.TasksDone++
+			if why := v.o.staleTask(snap, step, t, v.commits[key]); why != "" {
+				ts.Stale, ts.Reason = true, why
+			}
 		case v.running[key]:
 			ts.State = StateRunning
 		case f.Error != "" && f.Fingerprint == fp:

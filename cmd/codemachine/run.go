@@ -19,6 +19,7 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what is due and the rendered prompts; run nothing"},
 		&cli.IntFlag{Name: "parallel", Usage: "run up to `N` tasks of a foreach step at once (overrides the step's parallel)", Action: notNegative("parallel")},
 		&cli.BoolFlag{Name: "force", Usage: "run the named steps even when they are not due"},
+		&cli.BoolFlag{Name: "cascade", Usage: "also re-run done tasks whose work no longer matches the plan: reworded since they ran, or after a task that ran or runs again (unchecked in one commit first)"},
 		jsonFlag,
 	}
 }
@@ -31,7 +32,10 @@ func runCommand() *cli.Command {
 		Description: `Runs every due step in dependency order until nothing is due (or only the named steps
 and what they need). Each step runs in a worktree of its own under .git/codemachine and lands
 as one commit on the current branch; a failed step lands nothing and keeps its partial work
-on refs/codemachine/failed/STEP. Only committed files count: commit your edits first.`,
+on refs/codemachine/failed/STEP. Only committed files count: commit your edits first.
+A done task re-runs only when you uncheck it: rewording it, or re-running a task it comes
+after, leaves its work as it was, and status and the run say so ("done, but ...").
+--cascade re-runs such tasks, and every done task that comes after one that runs again.`,
 		Flags: runFlags(),
 		Action: func(c *cli.Context) error {
 			out := newOutput(c)
@@ -39,6 +43,7 @@ on refs/codemachine/failed/STEP. Only committed files count: commit your edits f
 				Overrides: orchestrator.Overrides{Engine: c.String("engine"), Model: c.String("model")},
 				Steps:     c.Args().Slice(),
 				Force:     c.Bool("force"),
+				Cascade:   c.Bool("cascade"),
 				Record:    c.Bool("record"),
 				DryRun:    c.Bool("dry-run"),
 				Out:       c.App.Writer,
