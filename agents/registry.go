@@ -100,6 +100,6 @@ func Auto(lookPath func(string) (string, error)) (string, error) {
 		names = append(names, c.name)
 		installs = append(installs, "npm install -g "+c.pkg)
 	}
-	return "", fmt.Errorf("%w on PATH (looked for %s); install one (%s) or set engine: in workflow.yaml",
+	return "", fmt.Errorf("%w on PATH (looked for %s); install one (%s) or set engine: in workflow.yaml, or replay the recordings with --engine replay",
 		ErrNoAgentCLI, strings.Join(names, ", "), strings.Join(installs, ", "))
 }

@@ -62,7 +62,7 @@ func TestEngineLists(t *testing.T) {
 func TestAuto(t *testing.T) {
 	const none = "no coding agent CLI found on PATH (looked for claude, codex, gemini, opencode); install one " +
 		"(npm install -g @anthropic-ai/claude-code, npm install -g @openai/codex, npm install -g @google/gemini-cli, " +
-		"npm install -g opencode-ai) or set engine: in workflow.yaml"
+		"npm install -g opencode-ai) or set engine: in workflow.yaml, or replay the recordings with --engine replay"
 	tests := []struct {
 		name      string
 		installed []string

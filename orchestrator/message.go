@@ -79,7 +79,11 @@ func (j *job) trailers() []gitstate.Trailer {
 	if out.result.CostKnown {
 		add(gitstate.TrailerCostUSD, strconv.FormatFloat(out.result.CostUSD, 'f', 4, 64))
 	}
-	add(gitstate.TrailerDuration, j.o.cfg.Now().Sub(j.start).Round(time.Millisecond).String())
+	took := j.took
+	if took == 0 {
+		took = j.o.cfg.Now().Sub(j.start)
+	}
+	add(gitstate.TrailerDuration, took.Round(time.Millisecond).String())
 	add(gitstate.TrailerAttempts, strconv.Itoa(max(out.attempts, 1)))
 	add(gitstate.TrailerFingerprint, u.fingerprint())
 	add(gitstate.TrailerRun, j.rs.id)

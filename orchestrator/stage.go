@@ -50,6 +50,7 @@ type candidate struct {
 func (j *job) stage(ctx context.Context) (*candidate, error) {
 	o, u, out := j.o, j.u, j.out
 	c := &candidate{duration: o.cfg.Now().Sub(j.start), model: j.model(), replaced: map[string][]byte{}}
+	j.took = c.duration
 	c.rec = gitstate.RunRecord{
 		Fingerprint: u.settings.fingerprint, FinishedAt: o.cfg.Now().UTC().Truncate(time.Second),
 		Engine: j.engineName, Model: c.model, Attempts: out.attempts,

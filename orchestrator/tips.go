@@ -123,8 +123,8 @@ func (o *Orchestrator) followBranch(ctx context.Context, head gitstate.Head, ov 
 			sorted := append([]string(nil), keys...)
 			sort.Strings(sorted)
 			o.emit(Event{Kind: Note, Message: fmt.Sprintf(
-				"%s was reset from %s to %s since codemachine last ran: held %s, undone there (codemachine retry STEP runs one again; changing its inputs lifts the hold)",
-				head.Branch, short(r.from), short(r.to), strings.Join(sorted, ", "))})
+				"%s was reset from %s to %s since codemachine last ran: held %s, undone there (codemachine retry %s runs it again; changing its inputs lifts the hold)",
+				head.Branch, short(r.from), short(r.to), strings.Join(sorted, ", "), sorted[0])})
 		}
 	}
 	return o.noteTip(head.Branch, head.Commit, false)

@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/codemachine/codemachine/agents"
 )
@@ -49,5 +50,29 @@ func TestUnchangedOutputsRetry(t *testing.T) {
 	}
 	if !strings.Contains(c.Message, "Tool errors the CLI reported (1):\n- Bash: exit 1\n") {
 		t.Errorf("the tool error is not in the message:\n%s", c.Message)
+	}
+}
+
+// The duration a step commit's trailer records is the one the run reports
+// (and state.yaml keeps), so that log and the run table agree.
+func TestDurationTrailerMatchesRun(t *testing.T) {
+	dir := resumeRepo(t, "0")
+	eng := &scriptedEngine{runs: []func(agents.Request) (agents.Result, error){
+		func(req agents.Request) (agents.Result, error) {
+			writeIn(t, req.Dir, "final.txt", "done\n")
+			return agents.Result{Text: "Done."}, nil
+		},
+	}}
+	o := newTestOrchestrator(t, dir, eng, nil)
+	sum, err := o.Run(t.Context(), RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := o.Log(1)
+	if err != nil || len(entries) != 1 || len(sum.Landed) != 1 {
+		t.Fatalf("log %v, %v; landed %v", entries, err, sum.Landed)
+	}
+	if want := sum.Landed[0].Duration.Round(time.Millisecond).String(); entries[0].Duration != want {
+		t.Errorf("log says %s, the run said %s", entries[0].Duration, want)
 	}
 }

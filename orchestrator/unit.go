@@ -67,6 +67,10 @@ type job struct {
 	// start is when the unit started: its duration and trailers count
 	// from it.
 	start time.Time
+	// took is the unit's duration as the run table and state.yaml show
+	// it, fixed when its work is staged; the commit's trailer says the
+	// same (0 until then: a failure's trailer measures up to now).
+	took time.Duration
 	// engineName is the engine that runs the unit (engineFor).
 	engineName string
 	wt         *gitstate.Worktree // its pooled worktree, once prepared

@@ -188,6 +188,9 @@ func printDoctor(out *output, r doctorReport) {
 			out.printf("              %s\n", e.Hint)
 		}
 	}
+	if !anyFound(r.Engines) {
+		out.printf("  no coding agent CLI: install one, or replay recordings with --engine replay (no model, no cost)\n")
+	}
 	if r.Git.Found {
 		out.printf("git: %s\n", r.Git.Version)
 	} else {
@@ -249,4 +252,14 @@ func orDash(s string) string {
 		return "—"
 	}
 	return s
+}
+
+// anyFound reports whether a coding CLI is installed.
+func anyFound(engines []agents.EngineInfo) bool {
+	for _, e := range engines {
+		if e.Found {
+			return true
+		}
+	}
+	return false
 }

@@ -14,6 +14,11 @@ func retryCommand() *cli.Command {
 		Name:      "retry",
 		Usage:     "lift a hold or failure and run the step (or task) again",
 		ArgsUsage: "STEP[/TASK]",
+		Description: `Lifts the hold a rollback or reset put on STEP (or STEP/TASK), or forgets its last
+failure, and runs it again with what it needs; a plain step runs even if it is not due. An
+interrupted or timed-out unit resumes its agent's session with its partial work (brought
+onto the branch's tip when that moved meanwhile). While codemachine watch runs, retry hands
+the request to the watcher, which runs it after its current pass. Exits like run.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "engine", Usage: "run with `ENGINE`"},
 			&cli.StringFlag{Name: "model", Usage: "run with `MODEL`"},

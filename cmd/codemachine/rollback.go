@@ -95,7 +95,7 @@ steering commit), it lists them and asks first on a terminal; without a terminal
 				out.printf("also undone, not step commits: %s\n", strings.Join(res.Others, "; "))
 			}
 			if len(res.Held) > 0 {
-				out.printf("held:   %s (codemachine retry STEP to run one again)\n", strings.Join(res.Held, ", "))
+				out.printf("held:   %s (codemachine retry %s runs it again)\n", strings.Join(res.Held, ", "), res.Held[0])
 			}
 			out.printf("backup: %s\n", res.Backup)
 			if res.Saved != "" {

@@ -53,7 +53,9 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 	}
 	printSandbox(out, r)
 	tw := tabwriter.NewWriter(out.w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tSTATE\tENGINE\tTOKENS\tCOST\tCOMMIT\tNOTE")
+	// The state column's cells are all painted (stateColor), its header
+	// too, so that tabwriter, which counts the escape bytes, aligns them.
+	fmt.Fprintf(tw, "STEP\t%s\tENGINE\tTOKENS\tCOST\tCOMMIT\tNOTE\n", out.paint("0"+bold, "STATE"))
 	for _, s := range r.Steps {
 		label := s.Engine
 		if s.Model != "" {
@@ -80,9 +82,9 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 	tw.Flush()
 }
 
-// stateColor colors a state word; tabwriter counts the escape bytes, so the
-// column widths only stay right without colors, which is why colors are
-// applied to whole cells of equal-length codes.
+// stateColor colors a state word; tabwriter counts the escape bytes, so
+// every state cell is painted, with codes of the same length (bold as
+// "01"), which keeps the columns aligned.
 func (o *output) stateColor(state string) string {
 	switch state {
 	case orchestrator.StateDone:
@@ -90,7 +92,7 @@ func (o *output) stateColor(state string) string {
 	case orchestrator.StateFailed, orchestrator.StateConflict:
 		return o.paint(red, state)
 	case orchestrator.StateDue, orchestrator.StateRunning:
-		return o.paint(bold, state)
+		return o.paint("0"+bold, state)
 	}
 	return o.paint(yellow, state)
 }

@@ -50,6 +50,8 @@ func versionCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "version",
 		Usage: "print the version, commit and Go version",
+		Description: `Prints the version of this codemachine, the commit it was built from and the Go version
+that built it (--json: as an object). codemachine --version prints the same line.`,
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
