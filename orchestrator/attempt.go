@@ -29,6 +29,8 @@ type attemptOutcome struct {
 	// of the step as it was (every file, for a step without outputs):
 	// what it says, for the run's output and the commit message.
 	unchanged string
+	// engineFailed: the engine run itself failed (not the check).
+	engineFailed bool
 }
 
 // checkTailLines is how much of a failed check's output its failure
@@ -204,6 +206,7 @@ func (j *job) mcpServer() (*agents.MCPServer, error) {
 // attempt may resume).
 func engineFailed(ctx context.Context, out attemptOutcome, err error) attemptOutcome {
 	out.session = resumableSession(err, out.result)
+	out.engineFailed = true
 	var re *agents.RunError
 	if errors.As(err, &re) && re.Canceled || ctx.Err() != nil {
 		out.canceled = true

@@ -184,6 +184,17 @@ func (v *statusView) step(step *workflow.Step) StepStatus {
 		}
 	}
 	v.state(step, &st, waits)
+	// A held or blocked entry's last commit is not its work at the tip
+	// (a rollback undid the newer one, or it waits to run again): the
+	// commit column would show a superseded commit as if it were current.
+	if st.State == StateHeld || st.State == StateBlocked {
+		st.Commit = ""
+	}
+	for i := range st.Tasks {
+		if t := &st.Tasks[i]; t.State == StateHeld || t.State == StateBlocked {
+			t.Commit = ""
+		}
+	}
 	return st
 }
 
