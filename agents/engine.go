@@ -32,6 +32,10 @@ type Request struct {
 	Command string // the shell command (shell engine), run with sh -c
 	Model   string // "" = the engine's default
 	Effort  string
+	// Fingerprint identifies what the step (or task) is asked: its
+	// definition, agent, model and inputs. Replay compares it with the
+	// recording's.
+	Fingerprint string
 
 	Dir     string   // working directory: the step's worktree
 	Env     []string // the allow-listed environment, KEY=VALUE (see Environ)
@@ -105,6 +109,9 @@ type Result struct {
 	// Output is the tail of the process's combined output (shell engine;
 	// also useful when an agent fails).
 	Output string
+	// Warnings are what the run's output should say besides (replay: the
+	// recording was made for another prompt).
+	Warnings []string
 	// ToolErrors are the tool calls the CLI reported as failed (Claude's
 	// tool results with is_error, Codex's commands that exited non-zero),
 	// one line each ("Bash: ..."), at most MaxToolErrors.

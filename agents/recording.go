@@ -29,7 +29,11 @@ type Recording struct {
 	Engine    string // the engine that made the recording
 	Model     string
 	Session   string
-	TokensIn  int64
+	// Fingerprint is the step's (or task's) fingerprint when it was
+	// recorded: its definition, agent, model and inputs. Replaying for
+	// another fingerprint (an edited spec, say) is said (Result.Warnings).
+	Fingerprint string
+	TokensIn    int64
 	TokensOut int64
 	CostUSD   float64
 	CostKnown bool // cost_usd is written only when known
@@ -91,6 +95,7 @@ func MarshalRecording(r *Recording) ([]byte, error) {
 	}
 	for _, f := range []struct{ key, v string }{
 		{"step", r.Step}, {"task", r.Task}, {"engine", r.Engine}, {"model", r.Model}, {"session", r.Session},
+		{"fingerprint", r.Fingerprint},
 	} {
 		if !utf8.ValidString(f.v) {
 			return nil, fmt.Errorf("marshal recording: %s %q is not valid UTF-8", f.key, f.v)
@@ -229,7 +234,7 @@ func ParseRecording(file string, data []byte) (*Recording, error) {
 }
 
 var (
-	recordingKeys  = []string{"step", "task", "engine", "model", "session", "tokens_in", "tokens_out", "cost_usd", "duration", "text", "files"}
+	recordingKeys  = []string{"step", "task", "engine", "model", "session", "fingerprint", "tokens_in", "tokens_out", "cost_usd", "duration", "text", "files"}
 	fileChangeKeys = []string{"path", "content", "mode", "deleted"}
 )
 
@@ -282,6 +287,8 @@ func (p *recParser) recording(m *yaml.Node) (*Recording, error) {
 			r.Model, err = p.str(key, v)
 		case "session":
 			r.Session, err = p.str(key, v)
+		case "fingerprint":
+			r.Fingerprint, err = p.str(key, v)
 		case "tokens_in":
 			r.TokensIn, err = p.count(key, v)
 		case "tokens_out":

@@ -83,6 +83,11 @@ func (e replayEngine) Run(ctx context.Context, req Request) (Result, error) {
 		Model:     rec.Model,
 		Duration:  time.Since(start),
 	}
+	if rec.Fingerprint != "" && req.Fingerprint != "" && rec.Fingerprint != req.Fingerprint {
+		res.Warnings = append(res.Warnings, fmt.Sprintf(
+			"%s was recorded for another prompt (the step's definition, agent, engine, model or inputs, or the task's text, changed since): it replays what the agent did then, which may not fit",
+			rel))
+	}
 	if log.err != nil {
 		return res, &RunError{Class: Fatal, Engine: e.Name(), Msg: "write event log: " + log.err.Error(), Result: res}
 	}

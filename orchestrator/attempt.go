@@ -158,7 +158,7 @@ func (j *job) request(attempt int, checkOutput, notice string) (agents.Request, 
 	u, dir := j.u, j.wt.Path()
 	req := agents.Request{
 		Run: j.rs.id, Step: u.step.ID, Task: taskID(u.task),
-		Model: u.settings.model, Effort: u.settings.effort,
+		Model: u.settings.model, Effort: u.settings.effort, Fingerprint: u.fingerprint(),
 		Dir: dir, Env: j.env, Timeout: j.timeout(), Log: j.log, Home: u.home,
 		OnStart: j.agentStarted, Sandbox: j.unitPolicy(true),
 	}
@@ -329,6 +329,7 @@ func addUsage(acc, r agents.Result) agents.Result {
 	if n := agents.MaxToolErrors - len(acc.ToolErrors); n > 0 {
 		acc.ToolErrors = append(acc.ToolErrors, r.ToolErrors[:min(n, len(r.ToolErrors))]...)
 	}
+	acc.Warnings = append(acc.Warnings, r.Warnings...)
 	acc.Output = r.Output
 	acc.ExitCode = r.ExitCode
 	return acc

@@ -37,6 +37,12 @@ func (j *job) failCanceled(ctx context.Context) execResult {
 // remembers the failure (why) and runs the on_failure hook. Nothing lands.
 func (j *job) fail(ctx context.Context, why string) execResult {
 	o, u, out := j.o, j.u, &j.out
+	if len(out.result.Warnings) > 0 {
+		// A replayed recording made for another prompt is the likely
+		// cause: the failure says so.
+		first, rest, _ := strings.Cut(why, "\n")
+		why = strings.TrimRight(first+" ("+out.result.Warnings[0]+")\n"+rest, "\n")
+	}
 	out.failure = why
 	ref, commit, err := j.keepPartialWork(ctx)
 	if err != nil {

@@ -221,7 +221,8 @@ func (c *candidate) undoOverlays(dir string) error {
 func (j *job) writeRecording(cand *candidate) (string, error) {
 	u, dir, out := j.u, j.wt.Path(), j.out
 	rec := &agents.Recording{
-		Step: u.step.ID, Task: taskID(u.task), Engine: j.engineName, Model: cand.model, Session: out.result.SessionID,
+		Fingerprint: u.fingerprint(),
+		Step:        u.step.ID, Task: taskID(u.task), Engine: j.engineName, Model: cand.model, Session: out.result.SessionID,
 		TokensIn: out.result.TokensIn, TokensOut: out.result.TokensOut, CostUSD: out.result.CostUSD,
 		CostKnown: out.result.CostKnown, Duration: cand.duration.Round(time.Millisecond), Text: out.result.Text,
 	}

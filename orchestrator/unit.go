@@ -310,6 +310,9 @@ func (j *job) reportOutcome() {
 		j.o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: fmt.Sprintf(
 			"the agent %s, after %d attempt(s)", j.out.unchanged, j.out.attempts)})
 	}
+	for _, w := range j.out.result.Warnings {
+		j.o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: w})
+	}
 	if errs := j.out.result.ToolErrors; len(errs) > 0 {
 		j.o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: fmt.Sprintf(
 			"%d tool call(s) failed (listed in the commit message), the first: %s", len(errs), errs[0])})
