@@ -24,22 +24,22 @@ const RecordingsDir = ".codemachine/recordings"
 // Recording is one recorded agent run: what `codemachine run --record`
 // stores and the replay engine applies (format in docs/internals.md).
 type Recording struct {
-	Step      string
-	Task      string // "" outside foreach steps
-	Engine    string // the engine that made the recording
-	Model     string
-	Session   string
+	Step    string
+	Task    string // "" outside foreach steps
+	Engine  string // the engine that made the recording
+	Model   string
+	Session string
 	// Fingerprint is the step's (or task's) fingerprint when it was
 	// recorded: its definition, agent, model and inputs. Replaying for
 	// another fingerprint (an edited spec, say) is said (Result.Warnings).
 	Fingerprint string
 	TokensIn    int64
-	TokensOut int64
-	CostUSD   float64
-	CostKnown bool // cost_usd is written only when known
-	Duration  time.Duration
-	Text      string       // the agent's final message
-	Files     []FileChange // the change the run made, applied in order
+	TokensOut   int64
+	CostUSD     float64
+	CostKnown   bool // cost_usd is written only when known
+	Duration    time.Duration
+	Text        string       // the agent's final message
+	Files       []FileChange // the change the run made, applied in order
 }
 
 // FileChange is one file the recorded run wrote or deleted.
