@@ -117,6 +117,9 @@ func (m *model) rejectKey(k tea.KeyMsg) tea.Cmd {
 		m.message = "rejecting " + key + "…"
 		return func() tea.Msg {
 			res, err := o.Reject(ctx, key, reason)
+			if msg, ok := handOver(o, err, "reject", key, reason); ok {
+				return msg
+			}
 			if err != nil {
 				return actionMsg{err: refused("reject", err)}
 			}
@@ -143,6 +146,9 @@ func (m *model) approve() tea.Cmd {
 	m.message = "approving " + key + "…"
 	return func() tea.Msg {
 		res, err := o.Approve(ctx, key)
+		if msg, ok := handOver(o, err, "approve", key, ""); ok {
+			return msg
+		}
 		if err != nil {
 			return actionMsg{err: refused("approve", err)}
 		}
@@ -227,4 +233,18 @@ func short(h string) string {
 		return h[:7]
 	}
 	return h
+}
+
+// handOver hands approve or reject to the running watcher when err says
+// one holds the lock, as the commands do; ok reports that it was handed
+// over (or that handing over failed, said in msg).
+func handOver(o *orchestrator.Orchestrator, err error, action, key, reason string) (actionMsg, bool) {
+	if _, watching := watch.RefusedBy(err); !watching {
+		return actionMsg{}, false
+	}
+	pid, qerr := watch.QueueReview(o, action, key, reason)
+	if qerr != nil {
+		return actionMsg{err: refused(action, err)}, true
+	}
+	return actionMsg{text: fmt.Sprintf("handed %s %s to codemachine watch (pid %d): it runs what is due after its current pass", action, key, pid)}, true
 }

@@ -176,6 +176,9 @@ func (s *server) retry(ctx context.Context, req *mcp.CallToolRequest, in targetA
 
 func (s *server) approve(ctx context.Context, _ *mcp.CallToolRequest, in targetArgs) (*mcp.CallToolResult, any, error) {
 	res, err := s.o.Approve(ctx, in.Target)
+	if r, ok := s.handOver(err, "approve", in.Target, ""); ok {
+		return r, nil, nil
+	}
 	if err != nil {
 		return nil, nil, refusal(err, "")
 	}
@@ -188,8 +191,24 @@ func (s *server) approve(ctx context.Context, _ *mcp.CallToolRequest, in targetA
 
 func (s *server) reject(ctx context.Context, _ *mcp.CallToolRequest, in rejectArgs) (*mcp.CallToolResult, any, error) {
 	res, err := s.o.Reject(ctx, in.Target, in.Message)
+	if r, ok := s.handOver(err, "reject", in.Target, in.Message); ok {
+		return r, nil, nil
+	}
 	if err != nil {
 		return nil, nil, refusal(err, "")
 	}
 	return text("rejected %s: feedback committed in %s; the work is kept on %s", res.Key, short(res.Commit), res.Kept), nil, nil
+}
+
+// handOver hands approve or reject to the running watcher when err says
+// one holds the lock, as the commands do.
+func (s *server) handOver(err error, action, key, message string) (*mcp.CallToolResult, bool) {
+	if _, watching := watch.RefusedBy(err); !watching {
+		return nil, false
+	}
+	pid, qerr := watch.QueueReview(s.o, action, key, message)
+	if qerr != nil {
+		return nil, false
+	}
+	return text("handed %s %s to codemachine watch (pid %d): it runs what is due after its current pass", action, key, pid), true
 }
