@@ -77,20 +77,21 @@ func (j *job) fail(ctx context.Context, why string) execResult {
 }
 
 // keepPartialWork commits what the unit left in its worktree onto its base
-// and points the unit's failed ref at that commit. An engine failure that
-// left nothing (an API error before the agent did anything) keeps nothing:
-// no empty commit, no ref ("", "", nil).
+// and points the unit's failed ref at that commit. An agent engine's
+// failure that left nothing (an API error before the agent did anything)
+// keeps nothing: no empty commit, no ref ("", "", nil).
 func (j *job) keepPartialWork(ctx context.Context) (ref, commit string, err error) {
 	o, key := j.o, j.u.key()
 	tree, err := j.wt.Stage(ctx)
 	if err != nil {
 		return "", "", err
 	}
-	if j.out.engineFailed && j.out.session == "" {
-		// The engine failed (an API error, say) and left nothing: no
-		// empty commit. (A session to resume keeps its commit, even an
-		// empty one: the resumed attempt needs it; other failures keep
-		// theirs as the record of what happened.)
+	if j.out.engineFailed && j.out.session == "" && j.u.step.Run == "" {
+		// The agent's engine failed (an API error, say) and left nothing:
+		// no empty commit. (A session to resume keeps its commit, even an
+		// empty one: the resumed attempt needs it; a command's failure
+		// keeps its output in the commit's message, and other failures
+		// theirs, as the record of what happened.)
 		if baseTree, err := o.repo.TreeOf(j.snap.commit); err == nil && baseTree == tree {
 			return "", "", nil
 		}
