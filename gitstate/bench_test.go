@@ -113,7 +113,7 @@ func benchStageCommit(b *testing.B, n int, onMain bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := r.Land(ctx, "main", base, c, LandOptions{Worktree: w}); err != nil {
+		if _, err := r.Land(ctx, "main", base, c, LandOptions{}); err != nil {
 			b.Fatal(err)
 		}
 		if err := w.Finish(ctx, c); err != nil {
