@@ -218,6 +218,9 @@ func (w *Worktree) makeScratch() error {
 	if shallow, err := os.ReadFile(filepath.Join(r.commonDir, "shallow")); err == nil {
 		files["shallow"] = shallow
 	}
+	if refs, err := r.branchesAndTags(); err == nil {
+		files["packed-refs"] = refs
+	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(w.scratch, name), data, 0o644); err != nil {
 			return fail(err)
@@ -227,6 +230,29 @@ func (w *Worktree) makeScratch() error {
 		return fail(err)
 	}
 	return nil
+}
+
+// branchesAndTags is a packed-refs file of the user's branches and tags as
+// they are now, so that the agent's git log main, git diff main and the
+// like work in its scratch repository (a copy: the user's commits made
+// while the step runs are not in it).
+func (r *Repo) branchesAndTags() ([]byte, error) {
+	refs, err := r.RefsWithPrefix("refs/")
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(refs))
+	for name := range refs {
+		if strings.HasPrefix(name, "refs/heads/") || strings.HasPrefix(name, "refs/tags/") {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	b := []byte("# pack-refs with: sorted \n")
+	for _, name := range names {
+		b = fmt.Appendf(b, "%s %s\n", refs[name], name)
+	}
+	return b, nil
 }
 
 // scratchConfig is the config of a scratch repository: a plain non-bare

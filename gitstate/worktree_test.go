@@ -157,8 +157,8 @@ func TestWorktreeCleansWhatTheAgentLeft(t *testing.T) {
 	if exists(w.scratch, "MERGE_HEAD") || exists(w.scratch, "hooks/post-commit") || strings.Contains(read(t, w.scratch, "config"), "pwned") {
 		t.Error("the abandoned merge state, a hook or an alias was left in the worktree's .git")
 	}
-	if git(t, p, "for-each-ref", "refs/heads") != "" {
-		t.Error("the agent's branch was left")
+	if got := git(t, p, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads"); got != "refs/heads/main "+base {
+		t.Errorf("the scratch repository's branches are %q, want the user's main alone", got)
 	}
 	if h, _ := w.Head(ctx); h != base || git(t, p, "rev-parse", "--abbrev-ref", "HEAD") != "HEAD" {
 		t.Errorf("HEAD not detached at base")
