@@ -37,10 +37,6 @@ type LandOptions struct {
 	// Attempts bounds the compare-and-swap retries while the branch keeps
 	// moving; 0 means 5.
 	Attempts int
-	// Worktree, when set, is the pooled worktree the commit was made in.
-	// Its HEAD is moved to the commit in the same ref transaction as the
-	// branch, which spares Worktree.Finish a git command.
-	Worktree *Worktree
 }
 
 // DirtyError is returned by ResetBranch when the working tree has changes
@@ -178,7 +174,7 @@ func (l *landing) attempt(ctx context.Context) (res LandResult, moved bool, err 
 	case tip == l.commit:
 		return LandResult{Commit: l.commit}, false, nil
 	case tip == l.base:
-		err := l.r.advance(ctx, l.ref, l.base, l.commit, "codemachine: "+l.subject, l.opts.Worktree, l.commit)
+		err := l.r.advance(ctx, l.ref, l.base, l.commit, "codemachine: "+l.subject)
 		return l.advanced(err, LandResult{Commit: l.commit})
 	}
 	return l.rebase(ctx, tip)
@@ -220,7 +216,7 @@ func (l *landing) rebase(ctx context.Context, tip string) (LandResult, bool, err
 	if err != nil {
 		return LandResult{}, false, l.fail(err)
 	}
-	err = l.r.advance(ctx, l.ref, tip, rebased, "codemachine: "+l.subject+" (rebased)", l.opts.Worktree, l.commit)
+	err = l.r.advance(ctx, l.ref, tip, rebased, "codemachine: "+l.subject+" (rebased)")
 	return l.advanced(err, LandResult{Commit: rebased, Rebased: true})
 }
 
@@ -351,17 +347,16 @@ func (r *Repo) checkoutsOn(ref string) ([]checkout, error) {
 }
 
 // advance moves ref from old to new by compare-and-swap, bringing along the
-// worktree that has it checked out. With a pooled worktree w, w's HEAD
-// moves to wHead in the same transaction.
-func (r *Repo) advance(ctx context.Context, ref, old, new, msg string, w *Worktree, wHead string) error {
+// worktree that has it checked out.
+func (r *Repo) advance(ctx context.Context, ref, old, new, msg string) error {
 	cos, err := r.checkoutsOn(ref)
 	if err != nil {
 		return err
 	}
-	cas := newRefUpdate(ref, new, old, msg, w, wHead)
+	cas := newRefUpdate(ref, new, old, msg)
 	switch len(cos) {
 	case 0:
-		_, err := r.gitWith(ctx, runOpts{Stdin: cas.stdin}, cas.args...)
+		_, err := r.gitWith(ctx, runOpts{}, cas.args...)
 		return refError(ref, err)
 	case 1:
 		return r.switchCheckout(ctx, cos[0], cas, false)
@@ -369,28 +364,18 @@ func (r *Repo) advance(ctx context.Context, ref, old, new, msg string, w *Worktr
 	return fmt.Errorf("%s is checked out in %d worktrees", ref, len(cos))
 }
 
-// refUpdate is a compare-and-swap of one ref, optionally with a pooled
-// worktree's HEAD in the same transaction.
+// refUpdate is a compare-and-swap of one ref.
 type refUpdate struct {
 	ref, new, old string
 	args          []string
-	stdin         []byte
 }
 
-func newRefUpdate(ref, new, old, msg string, w *Worktree, wHead string) refUpdate {
+func newRefUpdate(ref, new, old, msg string) refUpdate {
 	u := refUpdate{ref: ref, new: new, old: old}
-	zero := strings.Repeat("0", max(len(new), 40))
 	if old == "" {
-		old = zero
+		old = strings.Repeat("0", max(len(new), 40))
 	}
-	if w == nil || w.gitDir == "" {
-		u.args = []string{"update-ref", "-m", msg, ref, new, old}
-		return u
-	}
-	// "worktrees/<name>/HEAD" names another worktree's HEAD; --no-deref
-	// keeps a HEAD an agent attached to a branch from moving that branch.
-	u.args = []string{"update-ref", "--no-deref", "-m", msg, "--stdin"}
-	u.stdin = fmt.Appendf(nil, "update %s %s %s\nupdate worktrees/%s/HEAD %s\n", ref, new, old, filepath.Base(w.gitDir), wHead)
+	u.args = []string{"update-ref", "-m", msg, ref, new, old}
 	return u
 }
 
@@ -480,7 +465,7 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, h
 		return err
 	}
 	r.hook("before-ref-update")
-	if _, err := r.run(ctx, runOpts{Stdin: cas.stdin}, true, cas.args); err != nil {
+	if _, err := r.run(ctx, runOpts{}, true, cas.args); err != nil {
 		err = refError(cas.ref, err)
 		back := []string{"read-tree", "-m", "-u", new, from}
 		if hard {
@@ -693,7 +678,7 @@ func (r *Repo) ResetBranch(ctx context.Context, branch, to, expectedTip string, 
 		}
 		hard = true
 	}
-	err = r.switchCheckout(ctx, cos[0], newRefUpdate(ref, target, tip, msg, nil, ""), hard)
+	err = r.switchCheckout(ctx, cos[0], newRefUpdate(ref, target, tip, msg), hard)
 	var sc *switchConflict
 	if errors.As(err, &sc) && len(sc.paths) > 0 {
 		return backupRef, saved, &DirtyError{Paths: sc.paths}

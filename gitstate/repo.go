@@ -28,7 +28,6 @@ type Repo struct {
 	env       []string
 
 	writeMu sync.Mutex // the serialized writer for the main worktree and shared state
-	poolMu  sync.Mutex // one `git worktree prune`/`add` at a time (see Worktree.create)
 	mu      sync.Mutex // guards the fields below
 	dirMu   map[string]*sync.Mutex
 	slots   map[int]bool // pooled worktree slots handed out and not yet finished

@@ -19,39 +19,43 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
-// Worktree is a pooled linked worktree handed out for one step. It is
-// detached at Base with a clean tree when handed out; the step's agent
-// works in Path.
+// Worktree is a pooled worktree handed out for one step, with its base's
+// files and a clean tree when handed out; the step's agent works in Path.
+//
+// The worktree is not a linked worktree of the user's repository: its .git
+// is a scratch repository of its own (Worktree.scratch), rebuilt at every
+// hand-out, that reads the user's objects through alternates (nothing is
+// copied) and has its own HEAD, refs, index, config and hooks, so that the
+// agent can commit there while the user's git directory stays read-only to
+// it (DESIGN 17). codemachine never runs git over anything the agent can
+// write: its own commands over the worktree name the user's git directory,
+// the worktree and a private index outside it explicitly (GIT_DIR,
+// GIT_WORK_TREE, GIT_INDEX_FILE), with hooks and fsmonitor off, and never
+// read the worktree's .git or the scratch repository.
 type Worktree struct {
-	repo   *Repo
-	slot   int
-	path   string
-	gitDir string // its admin dir, <common>/worktrees/<name>
-	marker string
-	base   string
-	staged string // the tree written by the last Stage
-	closed bool
+	repo    *Repo
+	slot    int
+	path    string
+	scratch string // path/.git: the agent's repository
+	index   string // codemachine's private index of the worktree, beside it
+	marker  string
+	base    string
+	staged  string // the tree written by the last Stage
+	closed  bool
 }
 
-// noHooks keeps the user's git hooks (post-checkout, ...) out of the pool's
-// bookkeeping: the pool is codemachine's machinery, not the user's checkout.
-var noHooks = []string{"-c", "core.hooksPath=/dev/null"}
+// trusted are the options of every git command codemachine runs over a
+// pooled worktree: the user's hooks (post-checkout, ...) stay out of the
+// pool's bookkeeping, and no fsmonitor daemon is started for it.
+var trusted = []string{"-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false"}
 
-// pooledState files are what an agent may leave in its worktree's admin
-// dir by starting a merge, rebase, cherry-pick or bisect; they are removed
-// before the worktree is reused.
-var pooledState = []string{
-	"MERGE_HEAD", "MERGE_MSG", "MERGE_MODE", "MERGE_RR", "AUTO_MERGE", "CHERRY_PICK_HEAD", "REVERT_HEAD",
-	"ORIG_HEAD", "BISECT_LOG", "BISECT_START", "BISECT_TERMS", "BISECT_EXPECTED_REV", "BISECT_NAMES",
-	"rebase-merge", "rebase-apply", "sequencer",
-}
-
-// Worktree returns the pool's worktree for slot, detached at base with a
+// Worktree returns the pool's worktree for slot with base's files and a
 // clean tree (ignored files, such as build caches, are kept). The first
 // call for a slot in a clone pays a full checkout; afterwards the worktree
-// is reused: when it was left clean at base nothing runs at all, when it
-// was left clean elsewhere only the files that differ are rewritten, and
-// when it was left dirty it is forced back and cleaned. A slot is handed
+// is reused: when it was left clean at base no git command runs at all,
+// when it was left clean elsewhere only the files that differ are
+// rewritten, and when it was left dirty it is forced back and cleaned. Its
+// scratch repository is made afresh every time, at base. A slot is handed
 // out once until Finish or Discard.
 func (r *Repo) Worktree(ctx context.Context, slot int, base string) (*Worktree, error) {
 	if slot < 0 {
@@ -90,10 +94,10 @@ func (r *Repo) worktree(ctx context.Context, slot int, base string) (*Worktree, 
 	if err != nil {
 		return nil, err
 	}
-	w := &Worktree{repo: r, slot: slot, path: dir, marker: dir + ".state", base: baseHash}
+	w := &Worktree{repo: r, slot: slot, path: dir, scratch: filepath.Join(dir, ".git"),
+		index: dir + ".index", marker: dir + ".state", base: baseHash}
 	clean := readMarker(w.marker)
-	w.gitDir, err = readGitFile(dir)
-	if err != nil {
+	if !w.exists() {
 		if err := w.create(ctx); err != nil {
 			return nil, err
 		}
@@ -104,61 +108,80 @@ func (r *Repo) worktree(ctx context.Context, slot int, base string) (*Worktree, 
 	}
 	switch {
 	case clean == baseHash:
-		return w, nil
-	case clean != "":
-		if _, err := w.git(ctx, "checkout", "-q", "--detach", baseHash); err == nil {
-			return w, nil
+	case clean != "" && w.moveFiles(ctx, clean, baseHash) == nil:
+	default:
+		// Dirty, or something changed the files behind the marker's
+		// back: the forced path.
+		if err := w.reset(ctx); err != nil {
+			return nil, err
 		}
-		// Something changed the files behind the marker's back: fall
-		// through to the forced path.
 	}
-	if err := w.reset(ctx); err != nil {
+	if err := w.makeScratch(); err != nil {
 		return nil, err
 	}
 	return w, nil
 }
 
-// create makes the slot's worktree from scratch: the one full checkout.
-// Slots are created one at a time: git does not guard .git/worktrees/
-// against a concurrent `worktree add` or `prune`, which read (or prune) the
-// other's half-written admin dir ("failed to read
-// .git/worktrees/slot-2/commondir"), and parallel tasks start together.
+// exists reports whether the slot has its directory and private index.
+func (w *Worktree) exists() bool {
+	st, err := os.Lstat(w.path)
+	if err != nil || !st.IsDir() {
+		return false
+	}
+	_, err = os.Stat(w.index)
+	return err == nil
+}
+
+// create makes the slot's worktree from scratch: the one full checkout,
+// into a new directory with a new private index.
 func (w *Worktree) create(ctx context.Context) error {
-	r := w.repo
-	r.poolMu.Lock()
-	defer r.poolMu.Unlock()
-	if _, err := os.Lstat(w.path); err == nil {
-		// A directory without a valid .git file is a broken pool entry
-		// (the pool is codemachine's own directory); start it over.
-		if err := os.RemoveAll(w.path); err != nil {
-			return fmt.Errorf("worktree slot %d: remove broken %s: %w", w.slot, w.path, err)
+	for _, p := range []string{w.path, w.index, w.marker} {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("worktree slot %d: remove broken %s: %w", w.slot, p, err)
 		}
 	}
-	if _, err := r.git(ctx, "worktree", "prune"); err != nil {
+	w.repo.dropLinkedSlot(w.path)
+	if err := os.MkdirAll(w.path, 0o755); err != nil {
 		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
 	}
-	args := append(append([]string{}, noHooks...), "worktree", "add", "--detach", w.path, w.base)
-	if _, err := r.gitWith(ctx, runOpts{lockKey: w.path}, args...); err != nil {
+	if _, err := w.git(ctx, "read-tree", "--reset", "-u", w.base); err != nil {
 		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
 	}
-	gd, err := readGitFile(w.path)
-	if err != nil {
+	return nil
+}
+
+// dropLinkedSlot removes the user's .git/worktrees/ entry of a slot that
+// an older codemachine made as a linked worktree of the user's repository.
+func (r *Repo) dropLinkedSlot(dir string) {
+	admin := filepath.Join(r.commonDir, "worktrees", filepath.Base(dir))
+	link, err := os.ReadFile(filepath.Join(admin, "gitdir"))
+	if err == nil && filepath.Dir(strings.TrimSpace(string(link))) == dir {
+		_ = os.RemoveAll(admin)
+	}
+}
+
+// moveFiles moves the worktree's files and private index from the commit
+// from to the commit to, rewriting only the files that differ; it refuses
+// (changing nothing) where a file is not as from has it.
+func (w *Worktree) moveFiles(ctx context.Context, from, to string) error {
+	if _, err := w.git(ctx, "read-tree", "-m", "-u", from, to); err != nil {
 		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
 	}
-	w.gitDir = gd
 	return nil
 }
 
 // reset forces the worktree to base and removes everything untracked that
-// is not ignored, including what an agent's abandoned merge or rebase left.
+// is not ignored.
 func (w *Worktree) reset(ctx context.Context) error {
-	for _, name := range pooledState {
-		if err := os.RemoveAll(filepath.Join(w.gitDir, name)); err != nil {
+	if _, err := w.git(ctx, "read-tree", "--reset", "-u", w.base); err != nil {
+		// Something the agent left in the way of a file of base (a
+		// directory where base has a file): clean, then try again.
+		if _, cerr := w.git(ctx, "clean", "-ffdq"); cerr != nil {
+			return fmt.Errorf("worktree slot %d: %w", w.slot, cerr)
+		}
+		if _, err := w.git(ctx, "read-tree", "--reset", "-u", w.base); err != nil {
 			return fmt.Errorf("worktree slot %d: %w", w.slot, err)
 		}
-	}
-	if _, err := w.git(ctx, "checkout", "-q", "-f", "--detach", w.base); err != nil {
-		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
 	}
 	// -ff: also nested repositories an agent may have created.
 	if _, err := w.git(ctx, "clean", "-ffdq"); err != nil {
@@ -167,10 +190,129 @@ func (w *Worktree) reset(ctx context.Context) error {
 	return nil
 }
 
-// git runs a mutating command in the worktree, without the user's hooks.
-// The worktree's own writer serializes it (see gitWith).
+// makeScratch makes the worktree's .git afresh: a repository of the
+// agent's own whose HEAD is base (detached), whose index is a copy of the
+// private index (same modification time, so that git's racy-file check
+// judges the same), and which borrows the user's objects through
+// alternates. Whatever the agent left there (commits, refs, hooks, config,
+// a .git file pointing elsewhere) is gone.
+func (w *Worktree) makeScratch() error {
+	r := w.repo
+	fail := func(err error) error { return fmt.Errorf("worktree slot %d: make its .git: %w", w.slot, err) }
+	if err := os.RemoveAll(w.scratch); err != nil {
+		return fail(err)
+	}
+	for _, d := range []string{"objects/info", "refs/heads", "refs/tags"} {
+		if err := os.MkdirAll(filepath.Join(w.scratch, d), 0o755); err != nil {
+			return fail(err)
+		}
+	}
+	config, err := r.scratchConfig()
+	if err != nil {
+		return fail(err)
+	}
+	files := map[string][]byte{
+		"HEAD":                    []byte(w.base + "\n"),
+		"config":                  config,
+		"objects/info/alternates": []byte(filepath.Join(r.commonDir, "objects") + "\n"),
+	}
+	if shallow, err := os.ReadFile(filepath.Join(r.commonDir, "shallow")); err == nil {
+		files["shallow"] = shallow
+	}
+	if refs, err := r.branchesAndTags(); err == nil {
+		files["packed-refs"] = refs
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(w.scratch, name), data, 0o644); err != nil {
+			return fail(err)
+		}
+	}
+	if err := copyIndex(w.index, filepath.Join(w.scratch, "index")); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// branchesAndTags is a packed-refs file of the user's branches and tags as
+// they are now, so that the agent's git log main, git diff main and the
+// like work in its scratch repository (a copy: the user's commits made
+// while the step runs are not in it).
+func (r *Repo) branchesAndTags() ([]byte, error) {
+	refs, err := r.RefsWithPrefix("refs/")
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(refs))
+	for name := range refs {
+		if strings.HasPrefix(name, "refs/heads/") || strings.HasPrefix(name, "refs/tags/") {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	b := []byte("# pack-refs with: sorted \n")
+	for _, name := range names {
+		b = fmt.Appendf(b, "%s %s\n", refs[name], name)
+	}
+	return b, nil
+}
+
+// scratchConfig is the config of a scratch repository: a plain non-bare
+// repository in the user's object format, with the identity the user's
+// repository configures (the user's global config applies there anyway).
+func (r *Repo) scratchConfig() ([]byte, error) {
+	var b strings.Builder
+	version, format := 0, ""
+	var name, email string
+	err := r.goGit(func(g *gogit.Repository) error {
+		cfg, err := g.Config()
+		if err != nil {
+			return err
+		}
+		name, email = cfg.User.Name, cfg.User.Email
+		format = cfg.Raw.Section("extensions").Option("objectformat")
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if format != "" {
+		version = 1
+	}
+	fmt.Fprintf(&b, "[core]\n\trepositoryformatversion = %d\n\tbare = false\n\tlogallrefupdates = true\n", version)
+	if format != "" {
+		fmt.Fprintf(&b, "[extensions]\n\tobjectformat = %s\n", format)
+	}
+	if name != "" || email != "" {
+		b.WriteString("[user]\n")
+		if name != "" {
+			fmt.Fprintf(&b, "\tname = %s\n", quoteConfig(name))
+		}
+		if email != "" {
+			fmt.Fprintf(&b, "\temail = %s\n", quoteConfig(email))
+		}
+	}
+	return []byte(b.String()), nil
+}
+
+// quoteConfig quotes a git config value.
+func quoteConfig(v string) string {
+	v = strings.NewReplacer("\\", "\\\\", "\"", "\\\"", "\n", "\\n").Replace(v)
+	return "\"" + v + "\""
+}
+
+// git runs a mutating command over the worktree (see trusted and the
+// Worktree doc): the user's git directory, the worktree and its private
+// index named explicitly. The worktree's own writer serializes it (see
+// gitWith).
 func (w *Worktree) git(ctx context.Context, args ...string) (string, error) {
-	return w.repo.gitWith(ctx, runOpts{Dir: w.path}, append(append([]string{}, noHooks...), args...)...)
+	return w.repo.gitWith(ctx, w.opts(), append(append([]string{}, trusted...), args...)...)
+}
+
+// opts are the options that point git at the worktree without asking
+// anything in it.
+func (w *Worktree) opts() runOpts {
+	return runOpts{Dir: w.path, Env: []string{"GIT_DIR=" + w.repo.commonDir, "GIT_WORK_TREE=" + w.path,
+		"GIT_INDEX_FILE=" + w.index}}
 }
 
 // Path is the worktree's directory.
@@ -182,14 +324,45 @@ func (w *Worktree) Slot() int { return w.slot }
 // Base is the commit the worktree was handed out at.
 func (w *Worktree) Base() string { return w.base }
 
-// Head returns the commit the worktree's HEAD is at now: Base, unless the
-// agent committed.
+// Head returns the commit the worktree's scratch repository has at HEAD:
+// Base, unless the agent committed. It reads the agent's files and is for
+// reports only: nothing codemachine does depends on it.
 func (w *Worktree) Head(ctx context.Context) (string, error) {
-	out, err := w.repo.readWith(ctx, runOpts{Dir: w.path}, "rev-parse", "--verify", "--quiet", "HEAD")
+	fail := func(err error) (string, error) { return "", fmt.Errorf("worktree slot %d: read HEAD: %w", w.slot, err) }
+	head, err := os.ReadFile(filepath.Join(w.scratch, "HEAD"))
 	if err != nil {
-		return "", fmt.Errorf("worktree slot %d: read HEAD: %w", w.slot, err)
+		return fail(err)
 	}
-	return trimNL(out), nil
+	h := strings.TrimSpace(string(head))
+	if ref, ok := strings.CutPrefix(h, "ref: "); ok {
+		if h, err = w.scratchRef(ref); err != nil {
+			return fail(err)
+		}
+	}
+	if !isHash(h) {
+		return fail(fmt.Errorf("not a commit: %q", h))
+	}
+	return h, nil
+}
+
+// scratchRef reads a ref of the scratch repository, loose or packed.
+func (w *Worktree) scratchRef(ref string) (string, error) {
+	if !strings.HasPrefix(ref, "refs/") || strings.Contains(ref, "..") {
+		return "", fmt.Errorf("bad ref %q", ref)
+	}
+	if data, err := os.ReadFile(filepath.Join(w.scratch, filepath.FromSlash(ref))); err == nil {
+		return strings.TrimSpace(string(data)), nil
+	}
+	packed, err := os.ReadFile(filepath.Join(w.scratch, "packed-refs"))
+	if err != nil {
+		return "", fmt.Errorf("no ref %s", ref)
+	}
+	for line := range strings.SplitSeq(string(packed), "\n") {
+		if h, name, ok := strings.Cut(line, " "); ok && name == ref {
+			return h, nil
+		}
+	}
+	return "", fmt.Errorf("no ref %s", ref)
 }
 
 // RestoreWork brings commit's tree into the worktree, which must be clean
@@ -205,13 +378,10 @@ func (w *Worktree) RestoreWork(ctx context.Context, commit string) error {
 }
 
 // Stage stages everything in the worktree (additions, changes, deletions;
-// not ignored files) and returns the resulting tree. Commits the agent made
-// are thereby folded: only the final tree counts, and the step commit's
-// parent is Base.
+// not ignored files) in the private index and returns the resulting tree.
+// Commits the agent made in its scratch repository are thereby folded:
+// only the worktree's files count, and the step commit's parent is Base.
 func (w *Worktree) Stage(ctx context.Context) (string, error) {
-	if err := w.GitFileIntact(); err != nil {
-		return "", err
-	}
 	if _, err := w.git(ctx, "add", "-A"); err != nil {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}
@@ -228,9 +398,6 @@ func (w *Worktree) Stage(ctx context.Context) (string, error) {
 // took the agent's change, the caller writes state.yaml and the ticked plan
 // into the worktree and stages only those, without another full scan.
 func (w *Worktree) StagePaths(ctx context.Context, paths ...string) (string, error) {
-	if err := w.GitFileIntact(); err != nil {
-		return "", err
-	}
 	if len(paths) > 0 {
 		args := append([]string{"--literal-pathspecs", "add", "-A", "--"}, paths...)
 		if _, err := w.git(ctx, args...); err != nil {
@@ -245,12 +412,12 @@ func (w *Worktree) StagePaths(ctx context.Context, paths ...string) (string, err
 	return w.staged, nil
 }
 
-// Finish records that the step ended at commit: the worktree's HEAD is
-// pointed at it and the pool marks the worktree clean there, so the next
-// step based on commit reuses it as it is. When commit's tree is not the
-// staged tree (a rebased commit, or one with extra files overlaid), the
-// worktree's files are first moved to commit's tree, rewriting only the
-// files that differ. Finish must follow a Stage.
+// Finish records that the step ended at commit: the pool marks the
+// worktree clean there, so the next step based on commit reuses it as it
+// is. When commit's tree is not the staged tree (a rebased commit, or one
+// with extra files overlaid), the worktree's files are first moved to
+// commit's tree, rewriting only the files that differ. Finish must follow
+// a Stage.
 func (w *Worktree) Finish(ctx context.Context, commit string) error {
 	if w.closed {
 		return fmt.Errorf("worktree slot %d: already finished or discarded", w.slot)
@@ -272,13 +439,6 @@ func (w *Worktree) Finish(ctx context.Context, commit string) error {
 	}
 	if tree != w.staged {
 		if _, err := w.git(ctx, "read-tree", "-m", "-u", w.staged, tree); err != nil {
-			w.Discard()
-			return fmt.Errorf("worktree slot %d: finish: %w", w.slot, err)
-		}
-	}
-	if head, err := os.ReadFile(filepath.Join(w.gitDir, "HEAD")); err != nil || strings.TrimSpace(string(head)) != commit {
-		// Not already moved by Land (LandOptions.Worktree).
-		if _, err := w.git(ctx, "update-ref", "--no-deref", "-m", "codemachine: step finished", "HEAD", commit); err != nil {
 			w.Discard()
 			return fmt.Errorf("worktree slot %d: finish: %w", w.slot, err)
 		}
@@ -343,61 +503,23 @@ func readMarker(path string) string {
 	return c
 }
 
-// readGitFile returns the admin dir a linked worktree's .git file points
-// at, checking that it exists.
-func readGitFile(dir string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, ".git"))
-	if err != nil {
-		return "", err
-	}
-	gd, ok := strings.CutPrefix(strings.TrimSpace(string(data)), "gitdir: ")
-	if !ok {
-		return "", fmt.Errorf("%s/.git is not a worktree link", dir)
-	}
-	if !filepath.IsAbs(gd) {
-		gd = filepath.Join(dir, gd)
-	}
-	if _, err := os.Stat(filepath.Join(gd, "HEAD")); err != nil {
-		return "", fmt.Errorf("%s/.git points at %s: %w", dir, gd, err)
-	}
-	return filepath.Clean(gd), nil
-}
-
-// GitFileIntact checks that the worktree's .git file still links it to its
-// admin dir; an agent that rewrote or deleted it could otherwise make git
-// act on another repository.
-func (w *Worktree) GitFileIntact() error {
-	gd, err := readGitFile(w.path)
-	if err != nil {
-		return fmt.Errorf("worktree slot %d: .git file damaged: %w", w.slot, err)
-	}
-	if gd != w.gitDir {
-		return fmt.Errorf("worktree slot %d: .git file points at %s instead of %s", w.slot, gd, w.gitDir)
-	}
-	return nil
-}
-
-// GitSnapshot is what an agent must not change in the repository's git
-// directory: the pooled worktree's .git file, the shared config, hooks/ and
-// info/, the HEAD of the user's worktree (and of the main worktree), and
-// the branches and tags.
+// GitSnapshot is what an unsandboxed agent could plant in the user's git
+// directory to run later, outside any step: the config (core.fsmonitor,
+// core.hooksPath, aliases, filters) and the hooks. Nothing the user's own
+// checkout, gc, add or commit changes is in it, so that a change is never
+// the user's doing blamed on the agent. In the sandbox the git directory
+// is read-only to the agent and no snapshot is needed.
 type GitSnapshot struct {
 	Files map[string]string // label -> content hash ("" when absent)
-	Refs  map[string]string // full ref name -> commit
 }
 
-// SnapshotGitDir captures the git directory state an agent could tamper
-// with, to compare after the agent ran.
-func (w *Worktree) SnapshotGitDir() (GitSnapshot, error) {
-	r := w.repo
-	s := GitSnapshot{Files: map[string]string{}, Refs: map[string]string{}}
-	files := map[string]string{
-		"worktree .git file": filepath.Join(w.path, ".git"),
-		"config":             filepath.Join(r.commonDir, "config"),
-		"HEAD":               filepath.Join(r.gitDir, "HEAD"),
-	}
+// SnapshotGitDir captures the config and hooks of the repository's git
+// directories, to compare after an agent ran.
+func (r *Repo) SnapshotGitDir() (GitSnapshot, error) {
+	s := GitSnapshot{Files: map[string]string{}}
+	files := map[string]string{"config": filepath.Join(r.commonDir, "config")}
 	if r.gitDir != r.commonDir {
-		files["main worktree HEAD"] = filepath.Join(r.commonDir, "HEAD")
+		files["config.worktree"] = filepath.Join(r.gitDir, "config.worktree")
 	}
 	for label, p := range files {
 		h, err := hashFile(p)
@@ -406,41 +528,30 @@ func (w *Worktree) SnapshotGitDir() (GitSnapshot, error) {
 		}
 		s.Files[label] = h
 	}
-	for _, d := range []string{"hooks", "info"} {
-		root := filepath.Join(r.commonDir, d)
-		err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					return nil
-				}
-				return err
-			}
-			if e.IsDir() {
+	root := filepath.Join(r.commonDir, "hooks")
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
 				return nil
 			}
-			rel, _ := filepath.Rel(r.commonDir, p)
-			h, err := hashFile(p)
-			if err != nil {
-				return err
-			}
-			if info, err := e.Info(); err == nil && info.Mode()&0o111 != 0 {
-				h += "+x"
-			}
-			s.Files[filepath.ToSlash(rel)] = h
+			return err
+		}
+		if e.IsDir() {
 			return nil
-		})
+		}
+		rel, _ := filepath.Rel(r.commonDir, p)
+		h, err := hashFile(p)
 		if err != nil {
-			return GitSnapshot{}, fmt.Errorf("snapshot %s: %w", d, err)
+			return err
 		}
-	}
-	for _, prefix := range []string{"refs/heads/", "refs/tags/"} {
-		refs, err := r.RefsWithPrefix(prefix)
-		if err != nil {
-			return GitSnapshot{}, fmt.Errorf("snapshot refs: %w", err)
+		if info, err := e.Info(); err == nil && info.Mode()&0o111 != 0 {
+			h += "+x"
 		}
-		for k, v := range refs {
-			s.Refs[k] = v
-		}
+		s.Files[filepath.ToSlash(rel)] = h
+		return nil
+	})
+	if err != nil {
+		return GitSnapshot{}, fmt.Errorf("snapshot hooks: %w", err)
 	}
 	return s, nil
 }
@@ -457,28 +568,20 @@ func hashFile(p string) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// Changed lists, sorted, what differs between s (before) and after: file
-// labels ("config", "hooks/pre-commit", "HEAD", "worktree .git file") and
-// ref names. Refs in ignoreRefs (those the orchestrator moved itself) are
-// left out. What the user did meanwhile in their own checkout (a commit, a
-// branch switch) looks the same as an agent's doing; telling them apart is
-// the caller's policy.
-func (s GitSnapshot) Changed(after GitSnapshot, ignoreRefs map[string]bool) []string {
+// Changed lists, sorted, the files ("config", "hooks/post-commit") that
+// differ between s (before) and after.
+func (s GitSnapshot) Changed(after GitSnapshot) []string {
 	var out []string
-	diff := func(a, b map[string]string, skip map[string]bool) {
-		for k, v := range a {
-			if w, ok := b[k]; (!ok || w != v) && !skip[k] {
-				out = append(out, k)
-			}
-		}
-		for k := range b {
-			if _, ok := a[k]; !ok && !skip[k] {
-				out = append(out, k)
-			}
+	for k, v := range s.Files {
+		if w, ok := after.Files[k]; !ok || w != v {
+			out = append(out, k)
 		}
 	}
-	diff(s.Files, after.Files, nil)
-	diff(s.Refs, after.Refs, ignoreRefs)
+	for k := range after.Files {
+		if _, ok := s.Files[k]; !ok {
+			out = append(out, k)
+		}
+	}
 	sort.Strings(out)
 	return out
 }

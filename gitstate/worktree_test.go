@@ -30,7 +30,7 @@ func runStep(t *testing.T, r *Repo, slot int, edit func(dir string), subject str
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := r.Land(ctx, "main", base, c, LandOptions{Worktree: w})
+	res, err := r.Land(ctx, "main", base, c, LandOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,9 +139,11 @@ func TestWorktreeCleansWhatTheAgentLeft(t *testing.T) {
 	write(t, p, "committed.txt", "c")
 	git(t, p, "add", "committed.txt")
 	git(t, p, "commit", "-q", "-m", "agent commit")
-	if err := os.WriteFile(filepath.Join(w.gitDir, "MERGE_HEAD"), []byte(base+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(w.scratch, "MERGE_HEAD"), []byte(base+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	write(t, w.scratch, "hooks/post-commit", "#!/bin/sh\ntouch pwned\n")
+	git(t, p, "config", "alias.st", "!touch pwned")
 	w.Discard()
 
 	w = mustWorktree(t, r, 0, base)
@@ -154,8 +156,11 @@ func TestWorktreeCleansWhatTheAgentLeft(t *testing.T) {
 	if !exists(p, "build.cache") {
 		t.Error("the ignored build cache was removed")
 	}
-	if exists(w.gitDir, "MERGE_HEAD") {
-		t.Error("the abandoned merge state was left")
+	if exists(w.scratch, "MERGE_HEAD") || exists(w.scratch, "hooks/post-commit") || strings.Contains(read(t, w.scratch, "config"), "pwned") {
+		t.Error("the abandoned merge state, a hook or an alias was left in the worktree's .git")
+	}
+	if got := git(t, p, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads"); got != "refs/heads/main "+base {
+		t.Errorf("the scratch repository's branches are %q, want the user's main alone", got)
 	}
 	if h, _ := w.Head(ctx); h != base || git(t, p, "rev-parse", "--abbrev-ref", "HEAD") != "HEAD" {
 		t.Errorf("HEAD not detached at base")
@@ -175,17 +180,36 @@ func TestWorktreeRecreatedWhenRemoved(t *testing.T) {
 	if read(t, w.Path(), "a.txt") != "a\n" {
 		t.Error("not checked out again")
 	}
-	if n := strings.Count(git(t, dir, "worktree", "list", "--porcelain"), "worktree "); n != 2 {
-		t.Errorf("%d worktrees registered, want 2 (stale registration not pruned)", n)
+	if n := strings.Count(git(t, dir, "worktree", "list", "--porcelain"), "worktree "); n != 1 {
+		t.Errorf("%d worktrees registered, want 1 (the pool is not the user's worktrees)", n)
 	}
-	// A directory whose .git file is gone is started over too.
+	// A worktree whose .git is gone gets a new one.
 	w.Discard()
-	os.Remove(filepath.Join(w.Path(), ".git"))
+	os.RemoveAll(filepath.Join(w.Path(), ".git"))
 	w = mustWorktree(t, r, 2, base)
-	if err := w.GitFileIntact(); err != nil {
-		t.Error(err)
+	if got := git(t, w.Path(), "rev-parse", "--absolute-git-dir"); got != filepath.Join(w.Path(), ".git") {
+		t.Errorf("git dir %s", got)
+	}
+	if statusShort(t, w.Path()) != "" {
+		t.Errorf("status in the worktree: %q", statusShort(t, w.Path()))
 	}
 	w.Discard()
+}
+
+func TestWorktreeReplacesALinkedSlot(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	// A slot as an older codemachine made it: a linked worktree.
+	slot := filepath.Join(dir, ".git", "codemachine", "worktrees", "slot-0")
+	git(t, dir, "worktree", "add", "-q", "--detach", slot, base)
+	w := mustWorktree(t, r, 0, base)
+	defer w.Discard()
+	if n := strings.Count(git(t, dir, "worktree", "list", "--porcelain"), "worktree "); n != 1 {
+		t.Errorf("%d worktrees registered, want 1", n)
+	}
+	if exists(dir, ".git/worktrees/slot-0") || read(t, w.Path(), "a.txt") != "a\n" {
+		t.Error("the linked slot was not replaced")
+	}
 }
 
 func TestFinishMovesFilesToALandedRebase(t *testing.T) {
@@ -202,13 +226,13 @@ func TestFinishMovesFilesToALandedRebase(t *testing.T) {
 	if err := w.Finish(ctx, landed); err != nil {
 		t.Fatal(err)
 	}
-	if read(t, w.Path(), "state.yaml") != "seq: 2\n" || statusShort(t, w.Path()) != "" {
-		t.Errorf("worktree not at the landed commit: %q", statusShort(t, w.Path()))
-	}
 	before := r.ncmd.Load()
 	w = mustWorktree(t, r, 0, landed)
 	if r.ncmd.Load() != before {
 		t.Error("the next step on the landed commit did not reuse the worktree as is")
+	}
+	if read(t, w.Path(), "state.yaml") != "seq: 2\n" || statusShort(t, w.Path()) != "" {
+		t.Errorf("worktree not at the landed commit: %q", statusShort(t, w.Path()))
 	}
 	w.Discard()
 }
@@ -239,48 +263,97 @@ func TestAgentCommitsAreFolded(t *testing.T) {
 
 func TestSnapshotGitDir(t *testing.T) {
 	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
-	ctx := t.Context()
-	base := git(t, dir, "rev-parse", "HEAD")
-	w := mustWorktree(t, r, 0, base)
-	defer w.Discard()
-	before, err := w.SnapshotGitDir()
+	before, err := r.SnapshotGitDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	same, _ := w.SnapshotGitDir()
-	if c := before.Changed(same, nil); len(c) != 0 {
+	same, _ := r.SnapshotGitDir()
+	if c := before.Changed(same); len(c) != 0 {
 		t.Fatalf("nothing happened but Changed = %v", c)
 	}
-	// What an escaping agent might do.
-	write(t, dir, ".git/hooks/pre-commit", "#!/bin/sh\ncurl evil\n")
-	git(t, dir, "config", "core.pager", "evil")
-	write(t, dir, ".git/info/exclude", "*\n")
-	git(t, dir, "branch", "agent-made")
-	git(t, dir, "tag", "v9")
-	// What the orchestrator itself does.
-	git(t, dir, "update-ref", "refs/codemachine/failed/x", base)
+	// What the user does during a run is not in it.
+	git(t, dir, "checkout", "-q", "-b", "other")
 	write(t, dir, "b.txt", "b")
-	commitAll(t, dir, "landed")
-	after, err := w.SnapshotGitDir()
+	commitAll(t, dir, "user")
+	git(t, dir, "gc", "-q")
+	write(t, dir, ".git/info/exclude", "*.log\n")
+	if c := before.Changed(mustSnapshot(t, r)); len(c) != 0 {
+		t.Fatalf("the user's checkout, commit and gc show as %v", c)
+	}
+	// What an escaping agent might plant to run later.
+	write(t, dir, ".git/hooks/pre-commit", "#!/bin/sh\ncurl evil\n")
+	git(t, dir, "config", "core.fsmonitor", "touch MARK")
+	got := before.Changed(mustSnapshot(t, r))
+	if want := []string{"config", "hooks/pre-commit"}; !slices.Equal(got, want) {
+		t.Errorf("Changed = %v, want %v", got, want)
+	}
+}
+
+func mustSnapshot(t *testing.T, r *Repo) GitSnapshot {
+	t.Helper()
+	s, err := r.SnapshotGitDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := before.Changed(after, map[string]bool{"refs/heads/main": true})
-	want := []string{"config", "hooks/pre-commit", "info/exclude", "refs/heads/agent-made", "refs/tags/v9"}
-	if !slices.Equal(got, want) {
-		t.Errorf("Changed = %v, want %v", got, want)
-	}
-	git(t, dir, "checkout", "-q", "agent-made")
-	os.WriteFile(filepath.Join(w.Path(), ".git"), []byte("gitdir: /elsewhere\n"), 0o644)
-	last, _ := w.SnapshotGitDir()
-	if got := after.Changed(last, nil); !slices.Equal(got, []string{"HEAD", "worktree .git file"}) {
-		t.Errorf("Changed = %v", got)
-	}
-	if err := w.GitFileIntact(); err == nil {
-		t.Error("a rewritten .git file passed GitFileIntact")
-	}
-	if _, err := w.Stage(ctx); err == nil {
-		t.Error("Stage ran with a rewritten .git file")
+	return s
+}
+
+// TestCodemachineIgnoresTheAgentsGit: what an agent writes into its
+// worktree's .git (a planted fsmonitor, hooks path or alias, a .git file
+// pointing at the user's repository) never reaches codemachine's own git
+// commands, which stage the worktree's files all the same.
+func TestCodemachineIgnoresTheAgentsGit(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		plant func(t *testing.T, dir, wt string)
+	}{
+		{"fsmonitor, hooks and filters in its config", func(t *testing.T, dir, wt string) {
+			git(t, wt, "config", "core.fsmonitor", "touch "+filepath.Join(dir, "MARK"))
+			git(t, wt, "config", "core.hooksPath", wt)
+			git(t, wt, "config", "filter.x.clean", "touch "+filepath.Join(dir, "MARK"))
+			write(t, wt, ".gitattributes", "* filter=x\n")
+			write(t, wt, ".git/hooks/post-index-change", "#!/bin/sh\ntouch "+filepath.Join(dir, "MARK")+"\n")
+		}},
+		{"a .git file pointing at the user's repository", func(t *testing.T, dir, wt string) {
+			os.RemoveAll(filepath.Join(wt, ".git"))
+			write(t, wt, ".git", "gitdir: "+filepath.Join(dir, ".git")+"\n")
+		}},
+		{"a .git file pointing at a planted repository", func(t *testing.T, dir, wt string) {
+			evil := t.TempDir()
+			git(t, evil, "init", "-q")
+			git(t, evil, "config", "core.fsmonitor", "touch "+filepath.Join(dir, "MARK"))
+			os.RemoveAll(filepath.Join(wt, ".git"))
+			write(t, wt, ".git", "gitdir: "+filepath.Join(evil, ".git")+"\n")
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+			ctx := t.Context()
+			base := git(t, dir, "rev-parse", "HEAD")
+			index := read(t, dir, ".git/index")
+			w := mustWorktree(t, r, 0, base)
+			tt.plant(t, dir, w.Path())
+			write(t, w.Path(), "b.txt", "b\n")
+			tree, err := w.Stage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := git(t, dir, "ls-tree", "--name-only", tree); !strings.Contains(got, "b.txt") {
+				t.Errorf("staged tree = %q", got)
+			}
+			w.Discard()
+			w = mustWorktree(t, r, 0, base)
+			defer w.Discard()
+			if exists(dir, "MARK") {
+				t.Error("codemachine's git ran what the agent planted")
+			}
+			if read(t, dir, ".git/index") != index || statusShort(t, dir) != "" {
+				t.Error("the user's index or files changed")
+			}
+			if got := git(t, w.Path(), "rev-parse", "--absolute-git-dir"); got != filepath.Join(w.Path(), ".git") {
+				t.Errorf("the next step's worktree has git dir %s", got)
+			}
+		})
 	}
 }
 
@@ -335,7 +408,7 @@ func TestStagePaths(t *testing.T) {
 	w.Discard()
 }
 
-func TestLandMovesThePooledHeadWithTheBranch(t *testing.T) {
+func TestFinishAfterLandRunsNoGit(t *testing.T) {
 	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "b.txt": "b\n"})
 	ctx := t.Context()
 	base := git(t, dir, "rev-parse", "HEAD")
@@ -354,24 +427,23 @@ func TestLandMovesThePooledHeadWithTheBranch(t *testing.T) {
 			write(t, dir, "b.txt", "user\n")
 			commitAll(t, dir, "user")
 		}
-		res, err := r.Land(ctx, "main", base, c, LandOptions{Worktree: w})
+		res, err := r.Land(ctx, "main", base, c, LandOptions{})
 		if err != nil || res.Rebased != userMoves {
 			t.Fatalf("Land = %+v, %v", res, err)
-		}
-		if h, _ := w.Head(ctx); h != c {
-			t.Errorf("pooled HEAD at %s, want the step commit %s", h, c)
 		}
 		before := r.ncmd.Load()
 		if err := w.Finish(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 		if n := r.ncmd.Load() - before; n != 0 {
-			t.Errorf("Finish ran %d git commands after Land moved HEAD", n)
-		}
-		if statusShort(t, w.Path()) != "" {
-			t.Errorf("pooled worktree not clean: %q", statusShort(t, w.Path()))
+			t.Errorf("Finish of the landed commit ran %d git commands", n)
 		}
 		base = res.Commit
+		next := mustWorktree(t, r, 0, base)
+		if statusShort(t, next.Path()) != "" {
+			t.Errorf("pooled worktree not clean at the landed commit: %q", statusShort(t, next.Path()))
+		}
+		next.Discard()
 	}
 }
 

@@ -18,20 +18,13 @@ func (j *job) land(ctx context.Context) error {
 		return j.submitForReview(ctx)
 	}
 	o, rs, u, c, out := j.o, j.rs, j.u, j.cand, j.out
-	rs.landing.Lock()
 	res, err := o.repo.Land(ctx, rs.branch, j.snap.commit, c.commit, gitstate.LandOptions{
 		ConflictBranch: "codemachine/conflict/" + u.key(),
 		Overlay:        func(tip, merged string) (string, error) { return o.overlay(ctx, u, c, tip, merged) },
 		OverlayPaths:   c.overlayPaths(u),
-		Worktree:       j.wt,
 	})
 	var conflict *gitstate.ConflictError
-	if errors.As(err, &conflict) {
-		if kept, err := o.repo.ResolveRev("refs/heads/" + conflict.Branch); err == nil {
-			rs.noteRef("refs/heads/"+conflict.Branch, kept)
-		}
-	}
-	rs.landing.Unlock()
+	errors.As(err, &conflict)
 	if err := j.wt.Finish(ctx, c.commit); err != nil {
 		j.wt.Discard()
 	}
@@ -61,12 +54,7 @@ func (j *job) land(ctx context.Context) error {
 // landing it (review: true).
 func (j *job) submitForReview(ctx context.Context) error {
 	o, rs, u, c, out := j.o, j.rs, j.u, j.cand, j.out
-	rs.landing.Lock()
 	branch, err := o.keepForReview(ctx, u.key(), c.commit)
-	if err == nil {
-		rs.noteRef("refs/heads/"+branch, c.commit)
-	}
-	rs.landing.Unlock()
 	if err != nil {
 		j.wt.Discard()
 		return err

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -67,18 +66,7 @@ type runState struct {
 	// failed holds step ids that failed in this run; their downstream waits.
 	failed  map[string]bool
 	summary *Summary
-	// refs are the branches besides the working one that this run wrote
-	// (conflict and review branches), each with the commit it set: units
-	// running meanwhile see them appear in .git, which is not their
-	// agents' doing.
-	refs map[string]string
-	// landing is held for writing while the scheduler writes branches
-	// (landing a unit, keeping one on a conflict or review branch) and
-	// for reading while a unit snapshots .git, so that a snapshot sees a
-	// landing's branches either not at all or noted in refs.
-	landing sync.RWMutex
-
-	// mu guards failed, summary, refs, running and groups, which units
+	// mu guards failed, summary, running and groups, which units
 	// running concurrently use.
 	mu      sync.Mutex
 	running map[string]string // unit key -> started at, as in the running file
@@ -86,29 +74,6 @@ type runState struct {
 
 	// sandboxWarned: the run said what the sandbox lacks here.
 	sandboxWarned sync.Once
-}
-
-// noteRef records that the run set ref to commit; the caller holds
-// landing for writing.
-func (rs *runState) noteRef(ref, commit string) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if rs.refs == nil {
-		rs.refs = map[string]string{}
-	}
-	rs.refs[ref] = commit
-}
-
-// snapshotGit snapshots what a unit's agent must leave alone in .git,
-// never in the middle of one of the run's landings, and returns with it
-// the branches the run had written by then.
-func (rs *runState) snapshotGit(wt *gitstate.Worktree) (gitstate.GitSnapshot, map[string]string, error) {
-	rs.landing.RLock()
-	defer rs.landing.RUnlock()
-	snap, err := wt.SnapshotGitDir()
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	return snap, maps.Clone(rs.refs), err
 }
 
 // stepFailed reports whether a step failed in this run.

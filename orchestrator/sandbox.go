@@ -13,8 +13,8 @@ import (
 
 // Every process of a unit (its before hook, engine, check, on_failure and
 // after hooks) runs under the sandbox launcher with one policy (DESIGN
-// 17): writes only to the unit's worktree (and the git directory behind
-// it), its TMPDIR, its engine's private config dirs and the paths the
+// 17): writes only to the unit's worktree (and the scratch repository
+// that is its .git), its TMPDIR, its engine's private config dirs and the paths the
 // workflow allows; the user's working tree, .git and home read-only;
 // other programs' sockets out of reach; nothing it started left running
 // once it ends. sandbox: off keeps only the last of these. Where the
@@ -103,8 +103,9 @@ func (o *Orchestrator) writablePaths(paths []string) ([]string, error) {
 
 // unitPolicy is the policy of the unit's processes that run in dir (its
 // worktree, or the repository root for the after hook): the unit's
-// policy with dir writable when it is the worktree, and with the git
-// directory behind the worktree, its TMPDIR and its engine's config dirs.
+// policy with dir writable when it is the worktree (and with it the
+// scratch repository that is its .git), its TMPDIR and its engine's config
+// dirs. The user's git directory stays read-only.
 func (j *job) unitPolicy(worktree bool) *agents.Sandbox {
 	if j.sandbox == nil || !j.sandbox.Landlock {
 		return j.sandbox
@@ -118,26 +119,16 @@ func (j *job) unitPolicy(worktree bool) *agents.Sandbox {
 		p.Writable = append(p.Writable, j.u.home)
 	}
 	if worktree && j.wt != nil {
+		// Its .git, the agent's scratch repository, is inside it.
 		p.Writable = append(p.Writable, j.wt.Path())
-		p.Writable = append(p.Writable, j.o.worktreeGitDirs(j.wt.Path())...)
 	}
 	return &p
 }
 
-// worktreeGitDirs are the parts of the user's git directory that a
-// linked worktree's own git commands write (its admin dir, where its
-// index and HEAD are, and the object store its commits go to). A
-// worktree whose .git is a repository of its own needs none: it is inside
-// the worktree.
-func (o *Orchestrator) worktreeGitDirs(wt string) []string {
-	fi, err := os.Lstat(filepath.Join(wt, ".git"))
-	if err != nil || fi.IsDir() || !fi.Mode().IsRegular() {
-		return nil
-	}
-	// Named by codemachine's own layout, never read from the .git file,
-	// which the agent could have rewritten.
-	common := o.repo.CommonDir()
-	return []string{filepath.Join(common, "worktrees", filepath.Base(wt)), filepath.Join(common, "objects")}
+// sandboxed reports whether the unit's processes run with the user's
+// working tree and git directory read-only.
+func (j *job) sandboxed() bool {
+	return j.sandbox != nil && j.sandbox.Landlock
 }
 
 // envValueOf is the value of key in a KEY=VALUE list ("" when absent).

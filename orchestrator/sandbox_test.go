@@ -82,8 +82,13 @@ func TestSandboxPolicyPerProcess(t *testing.T) {
 			t.Errorf("%q is not writable in %q", w, a.Sandbox.Writable)
 		}
 	}
-	if n := len(a.Sandbox.Writable); n != 8 || !strings.HasSuffix(a.Sandbox.Writable[2], "/cache") {
+	if n := len(a.Sandbox.Writable); n != 6 || !strings.HasSuffix(a.Sandbox.Writable[2], "/cache") {
 		t.Errorf("writable %q: want $CM_CACHE expanded and $CM_UNSET/x left out", a.Sandbox.Writable)
+	}
+	for _, w := range a.Sandbox.Writable {
+		if gitDir := filepath.Join(root, ".git"); strings.HasPrefix(w, gitDir+"/") && !strings.HasPrefix(w, gitDir+"/codemachine/") {
+			t.Errorf("%s of the user's git directory is writable", w)
+		}
 	}
 	if fi, err := os.Stat(filepath.Join(root, ".cache")); err != nil || !fi.IsDir() {
 		t.Errorf("the missing writable path was not created: %v", err)

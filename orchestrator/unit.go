@@ -82,7 +82,8 @@ type job struct {
 	// sandbox is the unit's sandbox policy (sandboxFor); each process
 	// gets it through unitPolicy.
 	sandbox *agents.Sandbox
-	// gitBefore is what the agent must leave alone in .git, taken before
+	// gitBefore is what an unsandboxed agent must leave alone in .git
+	// (nothing is taken in the sandbox, where .git is read-only), taken before
 	// it ran.
 	gitBefore gitstate.GitSnapshot
 	out       attemptOutcome // the engine's and check's outcome
@@ -205,9 +206,11 @@ func (j *job) prepare(ctx context.Context) (r execResult, ok bool) {
 	if j.log, err = j.openLog(); err != nil {
 		return j.abort(err), false
 	}
-	if j.gitBefore, _, err = j.rs.snapshotGit(wt); err != nil {
-		j.log.Close()
-		return j.abort(err), false
+	if !j.sandboxed() {
+		if j.gitBefore, err = o.repo.SnapshotGitDir(); err != nil {
+			j.log.Close()
+			return j.abort(err), false
+		}
 	}
 	return execResult{}, true
 }

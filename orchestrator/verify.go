@@ -19,17 +19,13 @@ import (
 // or symlinks out of the repository. It returns "" when all is well.
 func (j *job) verify(c *candidate) string {
 	snap, u, dir := j.snap, j.u, j.wt.Path()
-	after, ours, err := j.rs.snapshotGit(j.wt)
-	if err != nil {
-		return "the agent damaged its worktree's .git: " + err.Error()
-	}
 	changes := c.changes
 	for _, c := range changes {
 		if c.Path == workflow.StateFile {
 			return "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
 		}
 	}
-	if touched := j.touchedGit(after, ours); len(touched) > 0 {
+	if touched := j.touchedGit(); len(touched) > 0 {
 		return "the agent wrote inside .git/: " + strings.Join(touched, ", ")
 	}
 	for _, pattern := range u.step.Outputs {
@@ -56,38 +52,19 @@ func (j *job) verify(c *candidate) string {
 	return ""
 }
 
-// touchedGit lists what changed in .git between the snapshot taken before
-// the agent ran and after, leaving out what the agent did not do: the
-// user's commits on the working branch and the branches the run itself
-// wrote meanwhile (ours, as they were when after was taken).
-func (j *job) touchedGit(after gitstate.GitSnapshot, ours map[string]string) []string {
-	before := j.gitBefore
-	ignore := j.o.userCommits(j.rs.branch, before, after)
-	for ref, hash := range after.Refs {
-		// A branch this run wrote while the unit ran (another task's
-		// conflict or review branch) is not the agent's doing, as long
-		// as it is still where the run put it.
-		if before.Refs[ref] != hash && ours[ref] == hash {
-			ignore[ref] = true
-		}
+// touchedGit lists the config and hooks an unsandboxed agent changed in
+// the user's git directory (see gitstate.GitSnapshot). In the sandbox the
+// git directory is read-only to the agent: whatever changes there meanwhile
+// (a checkout, gc, add or commit) is the user's and is not looked at.
+func (j *job) touchedGit() []string {
+	if j.sandboxed() || j.gitBefore.Files == nil {
+		return nil
 	}
-	return before.Changed(after, ignore)
-}
-
-// userCommits returns the working branch's ref when it moved forward while
-// the unit ran: the user committed meanwhile, which landing handles by
-// rebasing the step (DESIGN 8), so it is not the agent writing inside .git.
-// A branch moved anywhere else (reset, rewritten) still fails the step.
-func (o *Orchestrator) userCommits(branch string, before, after gitstate.GitSnapshot) map[string]bool {
-	ref := "refs/heads/" + branch
-	old, now := before.Refs[ref], after.Refs[ref]
-	if old == "" || now == "" || old == now {
-		return map[string]bool{}
+	after, err := j.o.repo.SnapshotGitDir()
+	if err != nil {
+		return []string{err.Error()}
 	}
-	if ok, err := o.repo.IsAncestor(old, now); err != nil || !ok {
-		return map[string]bool{}
-	}
-	return map[string]bool{ref: true}
+	return j.gitBefore.Changed(after)
 }
 
 // outputExists reports whether pattern matches a file of the step's result:
