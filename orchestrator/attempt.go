@@ -42,6 +42,11 @@ func (j *job) attempt(ctx context.Context) attemptOutcome {
 	if attempts < 1 || u.step.Check == "" {
 		attempts = 1
 	}
+	if j.rs.interactive(u) {
+		out, unchanged := j.attemptInteractive(ctx, eng)
+		j.unchanged = unchanged
+		return out
+	}
 	var out attemptOutcome
 	checkOutput := ""
 	for attempt := 1; attempt <= attempts; attempt++ {
