@@ -297,6 +297,14 @@ func codexInteractive(req Request, env []string) (termRun, error) {
 	for _, n := range codexNotices {
 		args = append(args, "-c", "notice."+n+"=true")
 	}
+	model := req.Model
+	if model == "" {
+		model = codexConfigModel(cfg)
+	}
+	if to, ok := codexUpgrades[model]; ok {
+		// The "try the new model" screen is acknowledged per pair.
+		args = append(args, "-c", "notice.model_migrations={"+strconvQuote(model)+"="+strconvQuote(to)+"}")
+	}
 	if req.Effort != "" {
 		args = append(args, "-c", "model_reasoning_effort="+strconvQuote(req.Effort))
 	}
@@ -318,6 +326,12 @@ func codexInteractive(req Request, env []string) (termRun, error) {
 // codexNotices are the notices of Codex's UI that wait for a key.
 var codexNotices = []string{"hide_full_access_warning", "hide_world_writable_warning", "hide_rate_limit_model_nudge",
 	"hide_gpt5_1_migration_prompt", `"hide_gpt-5.1-codex-max_migration_prompt"`}
+
+// codexUpgrades are the models Codex's catalog (0.169) offers an upgrade
+// from, with that upgrade: its UI stops on a "Meet <model>" screen until
+// the pair is acknowledged in notice.model_migrations.
+var codexUpgrades = map[string]string{"gpt-5.5": "gpt-6-sol", "gpt-5.6-sol": "gpt-6-sol",
+	"gpt-5.6-terra": "gpt-6-sol", "gpt-5.6-luna": "gpt-6-luna"}
 
 // strconvQuote is s as a TOML (and JSON) basic string.
 func strconvQuote(s string) string {
