@@ -54,6 +54,9 @@ func (j *job) attemptInteractive(ctx context.Context, eng agents.Engine) (out at
 		return out, false
 	}
 	req.Terminal, req.Timeout = j.rs.opts.Terminal, 0
+	if j.open && req.Resume != "" {
+		req.Continue = ""
+	}
 	j.rs.terminal.Lock()
 	defer j.rs.terminal.Unlock()
 	before, err := j.wt.Stage(ctx)

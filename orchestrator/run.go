@@ -49,6 +49,8 @@ type RunOptions struct {
 	// the terminal and with false once it is given back: the caller stops
 	// drawing on it meanwhile.
 	OnTerminal func(taken bool)
+	// Open, when set, is the unit codemachine open takes up (Open).
+	Open *OpenTarget
 }
 
 // Summary is what a run did.

@@ -86,6 +86,9 @@ type job struct {
 	attempts int
 	// unchanged: an interactive unit whose person changed nothing.
 	unchanged bool
+	// open: the unit codemachine open takes up (its session, if any, is
+	// resumed without a first message: the person speaks first).
+	open bool
 	// cand is the verified change to land: set once the unit committed,
 	// nil when it failed (then reported and kept on its failed ref).
 	cand *candidate
@@ -198,7 +201,12 @@ func (j *job) prepare(ctx context.Context) (r execResult, ok bool) {
 		return execResult{err: fmt.Errorf("prepare worktree for %s: %w", u.key(), err)}, false
 	}
 	j.wt = wt
-	if j.resume, err = o.resumePoint(ctx, j.snap, u, wt, engineName); err != nil {
+	if t := j.rs.opts.Open; t != nil && t.Key == u.key() {
+		j.resume, err = j.openPoint(ctx)
+	} else {
+		j.resume, err = o.resumePoint(ctx, j.snap, u, wt, engineName)
+	}
+	if err != nil {
 		return j.abort(err), false
 	}
 	j.env = j.environ(wt.Path())
