@@ -161,7 +161,7 @@ func (m *model) footer() []string {
 	if m.mode == modeReject {
 		msg = "reject " + m.selectedKey() + ": " + string(m.input) + "▏  (enter sends, esc cancels)"
 	}
-	return []string{msg, "↑/↓ select · d diff · a approve · r reject · t retry · q quit"}
+	return []string{msg, "↑/↓ select · d diff · a approve · r reject · t retry · o open · q quit"}
 }
 
 // diffView shows the diff, scrolled.

@@ -51,6 +51,9 @@ func (o *Orchestrator) Open(ctx context.Context, key string, opts RunOptions) (*
 	if !o.isStepKey(head.Commit, key) {
 		return nil, configErrorf("%s is not a step or task of the workflow", key)
 	}
+	if o.isCommandStep(head.Commit, key) {
+		return nil, configErrorf("%s runs a command: open takes the wheel of agent steps only", key)
+	}
 	target, err := o.openTarget(head.Commit, key)
 	if err != nil {
 		return nil, err
@@ -129,4 +132,15 @@ func (j *job) openPoint(ctx context.Context) (string, error) {
 	j.o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task),
 		Message: fmt.Sprintf("resuming %s session %s with %s", j.engineName, t.Session, what)})
 	return t.Session, nil
+}
+
+// isCommandStep reports whether key's step at rev is a run: step.
+func (o *Orchestrator) isCommandStep(rev, key string) bool {
+	snap, err := o.load(rev, Overrides{})
+	if err != nil {
+		return false
+	}
+	stepID, _, _ := strings.Cut(key, "/")
+	step := snap.project.Graph.Step(stepID)
+	return step != nil && step.Run != ""
 }
