@@ -424,3 +424,112 @@ func codexRolloutCwd(path string) string {
 	_ = json.Unmarshal([]byte(line), &ev)
 	return ev.Payload.Cwd
 }
+
+// Gemini CLI's UI:
+//
+//	gemini --yolo --skip-trust [-m M] (--session-id NEW | --resume ID) [-i PROMPT]
+//
+// --skip-trust trusts the worktree (YOLO is downgraded to asking in an
+// untrusted folder); no other dialog stops it.
+func geminiInteractive(req Request, env []string) (termRun, error) {
+	env, err := geminiPrepare(req, env)
+	if err != nil {
+		return termRun{}, err
+	}
+	args := []string{"--yolo", "--skip-trust"}
+	if req.Model != "" {
+		args = append(args, "-m", req.Model)
+	}
+	tr := termRun{env: env}
+	if req.Resume != "" {
+		args = append(args, "--resume", req.Resume)
+		tr.session = req.Resume
+	} else {
+		tr.session = newUUID()
+		args = append(args, "--session-id", tr.session)
+	}
+	if msg := firstMessage(req); msg != "" {
+		args = append(args, "-i", msg)
+	}
+	tr.args = args
+	return tr, nil
+}
+
+// opencode's UI:
+//
+//	opencode [-m P/M] [--variant E] [-s ID] [--prompt PROMPT] DIR
+//
+// opencode chooses its session id and keeps it in its database: an
+// interactive opencode run records no session (open starts a new one).
+func opencodeInteractive(req Request, env []string) (termRun, error) {
+	env, err := opencodePrepare(req, env)
+	if err != nil {
+		return termRun{}, err
+	}
+	var args []string
+	if req.Model != "" {
+		args = append(args, "-m", req.Model)
+	}
+	if req.Effort != "" {
+		args = append(args, "--variant", req.Effort)
+	}
+	if req.Resume != "" {
+		args = append(args, "-s", req.Resume)
+	}
+	if msg := firstMessage(req); msg != "" {
+		args = append(args, "--prompt", msg)
+	}
+	if req.Dir != "" {
+		args = append(args, req.Dir)
+	}
+	return termRun{args: args, env: env, session: req.Resume}, nil
+}
+
+// geminiRecords reads the tokens of the session's model messages made
+// since started from its chat record ($GEMINI_CLI_HOME/.gemini/tmp/*/
+// chats/session-*.jsonl, one JSON line per message update, the last one
+// of a message counting). Gemini records no cost.
+func geminiRecords(_ Request, env []string, session string, started time.Time) Result {
+	res := Result{SessionID: session}
+	files, _ := filepath.Glob(filepath.Join(geminiRoot(env), ".gemini", "tmp", "*", "chats", "*.jsonl"))
+	type msg struct {
+		ID        string    `json:"id"`
+		SessionID string    `json:"sessionId"`
+		Type      string    `json:"type"`
+		Timestamp time.Time `json:"timestamp"`
+		Model     string    `json:"model"`
+		Tokens    *struct {
+			Input  int64 `json:"input"`
+			Output int64 `json:"output"`
+		} `json:"tokens"`
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil || !strings.Contains(string(data), session) {
+			continue
+		}
+		last := map[string]msg{}
+		var order []string
+		forEachLine(f, func(line []byte) {
+			var m msg
+			if json.Unmarshal(line, &m) != nil || m.Type != "gemini" || m.ID == "" || m.Timestamp.Before(started) {
+				return
+			}
+			if _, ok := last[m.ID]; !ok {
+				order = append(order, m.ID)
+			}
+			last[m.ID] = m
+		})
+		for _, id := range order {
+			m := last[id]
+			if m.Model != "" {
+				res.Model = m.Model
+			}
+			if m.Tokens != nil {
+				res.TokensIn += m.Tokens.Input
+				res.TokensOut += m.Tokens.Output
+			}
+		}
+	}
+	return res
+}

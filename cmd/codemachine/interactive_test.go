@@ -19,8 +19,11 @@ func TestInteractive(t *testing.T) {
 	}
 	t.Parallel()
 	tmux := testenv.RequireTools(t, "tmux")["tmux"]
-	bins := testenv.RequireCLIs(t, "claude", "codex")
-	dirs := []string{filepath.Dir(bins["claude"]), filepath.Dir(bins["codex"])}
+	bins := testenv.RequireCLIs(t)
+	var dirs []string
+	for _, name := range testenv.Names() {
+		dirs = append(dirs, filepath.Dir(bins[name]))
+	}
 	p := scriptParams("testdata/interactive")
 	setup := p.Setup
 	p.Setup = func(env *testscript.Env) error {
