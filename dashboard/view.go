@@ -12,7 +12,7 @@ import (
 var stateMarks = map[string]string{
 	orchestrator.StateDone: "✓", orchestrator.StateDue: "·", orchestrator.StateRunning: "▸",
 	orchestrator.StateFailed: "✗", orchestrator.StateConflict: "✗", orchestrator.StateReview: "◆",
-	orchestrator.StateHeld: "‖", orchestrator.StateBlocked: "…",
+	orchestrator.StateHeld: "‖", orchestrator.StateBlocked: "…", orchestrator.StateNeedsYou: "◇",
 }
 
 // buildRows flattens the status into the tree's rows, keeping the
