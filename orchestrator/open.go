@@ -54,6 +54,11 @@ func (o *Orchestrator) Open(ctx context.Context, key string, opts RunOptions) (*
 	if o.isCommandStep(head.Commit, key) {
 		return nil, configErrorf("%s runs a command: open takes the wheel of agent steps only", key)
 	}
+	if review, _ := o.repo.ResolveRev("refs/heads/" + reviewPrefix + key); review != "" {
+		// Not yet: its work would have to come from the review branch
+		// and its new commit go back there.
+		return nil, configErrorf("%s waits for review on %s%s: approve or reject it first (open does not take up a review branch yet)", key, reviewPrefix, key)
+	}
 	target, err := o.openTarget(head.Commit, key)
 	if err != nil {
 		return nil, err
