@@ -26,7 +26,8 @@ import (
 // session id the session_id every event carries, the model the init
 // event's.
 var claudeCLI = cliEngine{name: "claude", bin: "claude", pkg: "@anthropic-ai/claude-code",
-	args: claudeArgs, prepare: claudePrepare, newStream: newClaudeStream, takesMCP: true}
+	args: claudeArgs, prepare: claudePrepare, newStream: newClaudeStream, takesMCP: true,
+	interactive: claudeInteractive, records: claudeRecords}
 
 // geteuid is os.Geteuid, replaceable in tests.
 var geteuid = os.Geteuid

@@ -31,6 +31,12 @@ type cliEngine struct {
 	// takesMCP: the engine passes Request.MCP to the CLI (in its args or
 	// prepare).
 	takesMCP bool
+	// interactive is the CLI's own UI for req (Request.Terminal set),
+	// with its dialogs seeded away; nil when codemachine cannot start it.
+	interactive func(req Request, env []string) (termRun, error)
+	// records reads what an interactive run's session records say (the
+	// session id when the CLI chose it, usage, model) since started.
+	records func(req Request, env []string, session string, started time.Time) Result
 }
 
 // stream parses one run's output, one line at a time.
@@ -94,6 +100,9 @@ func (e *cliEngine) Run(ctx context.Context, req Request) (Result, error) {
 			Msg: e.name + " cannot be given an MCP server by codemachine yet (mcp: true); use claude, codex or opencode for this step"}
 	}
 	env := append([]string(nil), req.Env...)
+	if req.Terminal != nil {
+		return e.runInteractive(ctx, req, env)
+	}
 	if e.prepare != nil {
 		var err error
 		if env, err = e.prepare(req, env); err != nil {

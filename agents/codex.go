@@ -21,7 +21,8 @@ import (
 // from config.toml's top-level model. Codex sends "error" events while it
 // retries by itself ("Reconnecting... 1/5"); only turn.failed fails a run.
 var codexCLI = cliEngine{name: "codex", bin: "codex", pkg: "@openai/codex",
-	args: codexArgs, prepare: codexPrepare, newStream: newCodexStream, takesMCP: true}
+	args: codexArgs, prepare: codexPrepare, newStream: newCodexStream, takesMCP: true,
+	interactive: codexInteractive, records: codexRecords}
 
 func codexArgs(req Request, _ []string) []string {
 	args := []string{"exec", "--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"time"
 )
 
@@ -76,6 +77,14 @@ type Request struct {
 	// state in a config dir need Home set with it: the user's own config
 	// dirs are not writable in the sandbox.
 	Sandbox *Sandbox
+
+	// Terminal, when set, runs the engine's own interactive UI on this
+	// terminal instead of its headless mode, in the terminal's
+	// foreground, with Prompt (or, resuming, Continue) as the first
+	// message, until the person leaves it: no timeout, no retries. Its
+	// Result comes from the CLI's session records. Engines without a UI
+	// fail the run (Fatal).
+	Terminal *os.File
 }
 
 // MCPServer is an MCP server the agent's CLI starts and talks to over

@@ -18,7 +18,8 @@ import (
 // are Gemini's own fatal errors (authentication, input, sandbox, config,
 // turn limit, tool, untrusted workspace).
 var geminiCLI = cliEngine{name: "gemini", bin: "gemini", pkg: "@google/gemini-cli",
-	args: geminiArgs, prepare: geminiPrepare, newStream: newGeminiStream}
+	args: geminiArgs, prepare: geminiPrepare, newStream: newGeminiStream,
+	interactive: geminiInteractive, records: geminiRecords}
 
 func geminiArgs(req Request, _ []string) []string {
 	args := []string{"--output-format", "stream-json", "--yolo", "--skip-trust"}

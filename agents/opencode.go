@@ -22,7 +22,8 @@ import (
 // is reported as unknown), the session id the sessionID every event
 // carries.
 var opencodeCLI = cliEngine{name: "opencode", bin: "opencode", pkg: "opencode-ai",
-	args: opencodeArgs, prepare: opencodePrepare, newStream: newOpencodeStream, takesMCP: true}
+	args: opencodeArgs, prepare: opencodePrepare, newStream: newOpencodeStream, takesMCP: true,
+	interactive: opencodeInteractive}
 
 func opencodeArgs(req Request, _ []string) []string {
 	args := []string{"run", "--format", "json", "--auto"}

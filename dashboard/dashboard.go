@@ -34,6 +34,10 @@ type Options struct {
 	Environ []string
 	// MCPCommand starts codemachine's MCP server (orchestrator.Config).
 	MCPCommand []string
+	// OpenCommand is `codemachine open` for this repository: the o key
+	// suspends the dashboard and runs it with the selected unit's key
+	// appended. nil: no o key.
+	OpenCommand []string
 	// In and Out are the terminal (nil: standard input and output).
 	In  io.Reader
 	Out io.Writer

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -40,8 +41,30 @@ func (m *model) key(k tea.KeyMsg) tea.Cmd {
 		}
 	case "t":
 		return m.retry()
+	case "o":
+		return m.openUnit()
 	}
 	return nil
+}
+
+// openUnit suspends the dashboard and runs codemachine open on the
+// selected unit in the terminal: the person takes the wheel in the
+// agent's own UI; the dashboard comes back when open ends.
+func (m *model) openUnit() tea.Cmd {
+	key := m.selectedKey()
+	if key == "" || len(m.opts.OpenCommand) == 0 {
+		return nil
+	}
+	args := append(append([]string{}, m.opts.OpenCommand[1:]...), key)
+	cmd := exec.Command(m.opts.OpenCommand[0], args...)
+	cmd.Env = m.opts.Environ
+	m.message = "opening " + key + "…"
+	return tea.ExecProcess(cmd, func(err error) tea.Msg {
+		if err != nil {
+			return actionMsg{err: fmt.Errorf("open %s: %w", key, err)}
+		}
+		return actionMsg{text: "open " + key + ": done"}
+	})
 }
 
 // selectedKey is the key of the selected row, "" when there is none.

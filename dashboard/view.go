@@ -12,7 +12,7 @@ import (
 var stateMarks = map[string]string{
 	orchestrator.StateDone: "✓", orchestrator.StateDue: "·", orchestrator.StateRunning: "▸",
 	orchestrator.StateFailed: "✗", orchestrator.StateConflict: "✗", orchestrator.StateReview: "◆",
-	orchestrator.StateHeld: "‖", orchestrator.StateBlocked: "…",
+	orchestrator.StateHeld: "‖", orchestrator.StateBlocked: "…", orchestrator.StateNeedsYou: "◇",
 }
 
 // buildRows flattens the status into the tree's rows, keeping the
@@ -161,7 +161,7 @@ func (m *model) footer() []string {
 	if m.mode == modeReject {
 		msg = "reject " + m.selectedKey() + ": " + string(m.input) + "▏  (enter sends, esc cancels)"
 	}
-	return []string{msg, "↑/↓ select · d diff · a approve · r reject · t retry · q quit"}
+	return []string{msg, "↑/↓ select · d diff · a approve · r reject · t retry · o open · q quit"}
 }
 
 // diffView shows the diff, scrolled.

@@ -20,6 +20,9 @@ const (
 	TrailerAttempts    = "Codemachine-Attempts"
 	TrailerFingerprint = "Codemachine-Fingerprint"
 	TrailerRun         = "Codemachine-Run"
+	// TrailerBy says who did an agent step: "agent" (the agent alone) or
+	// "person in <engine>'s UI" (an interactive step, codemachine open).
+	TrailerBy = "Codemachine-By"
 )
 
 // Message is a commit message: a one-line subject, a free-form body and a

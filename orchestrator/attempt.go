@@ -47,6 +47,11 @@ func (j *job) attempt(ctx context.Context) attemptOutcome {
 		return attemptOutcome{failure: err.Error()}
 	}
 	attempts := max(u.step.Attempts, 1)
+	if j.rs.interactive(u) {
+		out, unchanged := j.attemptInteractive(ctx, eng)
+		j.unchanged = unchanged
+		return out
+	}
 	var out attemptOutcome
 	checkOutput, notice := "", ""
 	for attempt := 1; attempt <= attempts; attempt++ {

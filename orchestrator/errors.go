@@ -63,6 +63,16 @@ func (e *ReviewPendingError) Error() string {
 	return fmt.Sprintf("waiting for review: %s (codemachine approve STEP, or reject STEP -m WHY)", strings.Join(e.Steps, ", "))
 }
 
+// NeedsYouError reports that interactive steps wait for a person at a
+// terminal (exit 3, like a review).
+type NeedsYouError struct {
+	Steps []string
+}
+
+func (e *NeedsYouError) Error() string {
+	return fmt.Sprintf("needs you: %s (interactive: codemachine run in a terminal, or codemachine open STEP)", strings.Join(e.Steps, ", "))
+}
+
 // ErrInterrupted is returned when a run was stopped by a signal (exit 130).
 var ErrInterrupted = errors.New("interrupted")
 
@@ -76,6 +86,7 @@ func ExitCode(err error) int {
 	var failed *StepFailedError
 	var budget *BudgetError
 	var review *ReviewPendingError
+	var needsYou *NeedsYouError
 	switch {
 	case errors.Is(err, ErrInterrupted):
 		return ExitInterrupted
@@ -83,7 +94,7 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case errors.As(err, &budget):
 		return ExitBudget
-	case errors.As(err, &review):
+	case errors.As(err, &review), errors.As(err, &needsYou):
 		return ExitReview
 	case errors.As(err, &failed):
 		return ExitStepFailed

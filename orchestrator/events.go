@@ -43,12 +43,16 @@ const (
 	// RunFinished: the run ended; Tokens and CostUSD are its totals and
 	// Message says why it stopped early, if it did.
 	RunFinished
+	// StepNeedsYou: an interactive step (or task) waits for a person at a
+	// terminal (the run has none).
+	StepNeedsYou
 )
 
 var kindNames = [...]string{
 	StepStarted: "started", StepLanded: "landed", StepFailed: "failed", StepConflict: "conflict",
 	StepSkipped: "skipped", StepRetrying: "retrying", Note: "note", StepReview: "review",
 	StepActivity: "activity", StepAttempt: "attempt", RunStarted: "run_started", RunFinished: "run_finished",
+	StepNeedsYou: "needs_you",
 }
 
 // String is the kind's name in JSON output ("landed", "failed", ...).

@@ -21,6 +21,7 @@ type LogEntry struct {
 	Engine      string    `json:"engine,omitempty"`
 	Model       string    `json:"model,omitempty"`
 	Session     string    `json:"session,omitempty"`
+	By          string    `json:"by,omitempty"` // who did it (Codemachine-By)
 	TokensIn    int64     `json:"tokens_in"`
 	TokensOut   int64     `json:"tokens_out"`
 	CostUSD     float64   `json:"cost_usd"`
@@ -71,7 +72,7 @@ func logEntry(c gitstate.Commit, msg gitstate.Message) (LogEntry, error) {
 		Commit: c.Hash, Subject: msg.Subject,
 		Step: msg.Get(gitstate.TrailerStep), Task: msg.Get(gitstate.TrailerTask),
 		Engine: msg.Get(gitstate.TrailerEngine), Model: msg.Get(gitstate.TrailerModel),
-		Session: msg.Get(gitstate.TrailerSession), Duration: msg.Get(gitstate.TrailerDuration),
+		Session: msg.Get(gitstate.TrailerSession), By: msg.Get(gitstate.TrailerBy), Duration: msg.Get(gitstate.TrailerDuration),
 		Fingerprint: msg.Get(gitstate.TrailerFingerprint), Run: msg.Get(gitstate.TrailerRun),
 		Author: c.Author.Name, Date: c.Author.When,
 	}

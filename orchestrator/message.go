@@ -57,6 +57,25 @@ func (j *job) outcomeNotes() string {
 	return b.String()
 }
 
+// by says who did the unit's work, for its Codemachine-By trailer: a
+// person in the agent's UI, the agent alone, or nobody for a command or
+// a replay (which says nothing of who made the recording).
+func (j *job) by() string {
+	switch {
+	case j.u.step.Run != "" || j.engineName == "replay":
+		return ""
+	case j.rs.interactive(j.u):
+		return ByPerson(j.engineName)
+	}
+	return ByAgent
+}
+
+// ByAgent is the Codemachine-By of a step the agent did alone.
+const ByAgent = "agent"
+
+// ByPerson is the Codemachine-By of a step a person drove in engine's UI.
+func ByPerson(engine string) string { return "person in " + engine + "'s UI" }
+
 // trailers are the provenance trailers of a step commit or failed ref.
 func (j *job) trailers() []gitstate.Trailer {
 	u, out := j.u, j.out
@@ -72,6 +91,7 @@ func (j *job) trailers() []gitstate.Trailer {
 	add(gitstate.TrailerEngine, j.engineName)
 	add(gitstate.TrailerModel, j.model())
 	add(gitstate.TrailerSession, out.result.SessionID)
+	add(gitstate.TrailerBy, j.by())
 	if u.step.Run == "" {
 		add(gitstate.TrailerTokensIn, strconv.FormatInt(out.result.TokensIn, 10))
 		add(gitstate.TrailerTokensOut, strconv.FormatInt(out.result.TokensOut, 10))

@@ -189,7 +189,7 @@ func (s *scheduler) skipForHoldOrFailure(u *unit, holds map[string]Hold, failure
 			Message: "failed before with the same inputs (codemachine retry " + key + " to run it)"}, s.rs.recordSkipped)
 		return true
 	}
-	return false
+	return s.needsYou(u)
 }
 
 // reportOnce records and emits e unless key was reported before in this

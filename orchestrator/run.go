@@ -40,15 +40,31 @@ type RunOptions struct {
 	// plan (reworded since they ran, or built on a task that ran or runs
 	// again), unchecking them in one commit first.
 	Cascade bool
+	// Terminal is the person's terminal: interactive steps run their
+	// agent's own UI on it. nil (watch, hooks, CI, no tty): they wait as
+	// needs-you while the rest of the workflow goes on.
+	Terminal *os.File
+	// Interactive makes the named steps interactive in this run;
+	// InteractiveAll every agent step (run --interactive).
+	Interactive    []string
+	InteractiveAll bool
+	// OnTerminal, when set, is called with true before an agent's UI takes
+	// the terminal and with false once it is given back: the caller stops
+	// drawing on it meanwhile.
+	OnTerminal func(taken bool)
+	// Open, when set, is the unit codemachine open takes up (Open).
+	Open *OpenTarget
 }
 
 // Summary is what a run did.
 type Summary struct {
-	Run       string  `json:"run"`
-	Landed    []Event `json:"landed"`
-	Failed    []Event `json:"failed"`
-	Skipped   []Event `json:"skipped"`
-	Review    []Event `json:"review"` // commits waiting on review branches
+	Run     string  `json:"run"`
+	Landed  []Event `json:"landed"`
+	Failed  []Event `json:"failed"`
+	Skipped []Event `json:"skipped"`
+	Review  []Event `json:"review"` // commits waiting on review branches
+	// NeedsYou are the interactive units that wait for a terminal.
+	NeedsYou  []Event `json:"needs_you,omitempty"`
 	TokensIn  int64   `json:"tokens_in"`
 	TokensOut int64   `json:"tokens_out"`
 	CostUSD   float64 `json:"cost_usd"`
@@ -74,6 +90,9 @@ type runState struct {
 
 	// sandboxWarned: the run said what the sandbox lacks here.
 	sandboxWarned sync.Once
+	// terminal is held by the interactive unit whose agent's UI has the
+	// person's terminal: one at a time.
+	terminal sync.Mutex
 }
 
 // stepFailed reports whether a step failed in this run.
@@ -102,6 +121,12 @@ func (rs *runState) recordReview(e Event) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	rs.summary.Review = append(rs.summary.Review, e)
+}
+
+func (rs *runState) recordNeedsYou(e Event) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.summary.NeedsYou = append(rs.summary.NeedsYou, e)
 }
 
 func (rs *runState) recordSkipped(e Event) {
@@ -177,6 +202,13 @@ func (rs *runState) unfinished() error {
 			keys = append(keys, e.Key())
 		}
 		return &ReviewPendingError{Steps: keys}
+	}
+	if len(rs.summary.NeedsYou) > 0 {
+		keys := make([]string, 0, len(rs.summary.NeedsYou))
+		for _, e := range rs.summary.NeedsYou {
+			keys = append(keys, e.Key())
+		}
+		return &NeedsYouError{Steps: keys}
 	}
 	return nil
 }

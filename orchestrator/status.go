@@ -249,6 +249,8 @@ func (v *statusView) state(step *workflow.Step, st *StepStatus, waits []string) 
 		}
 	case held:
 		st.State, st.Reason = StateHeld, "rolled back; codemachine retry "+id+" to run it"
+	case step.Interactive:
+		st.State, st.Reason = StateNeedsYou, needsYouMessage(id)
 	default:
 		st.State, st.Reason = StateDue, string(reason)
 	}
@@ -272,6 +274,8 @@ func foreachState(snap *snapshot, step *workflow.Step, st *StepStatus) (string, 
 		return StateRunning, progress
 	case counts[StateDue] > 0:
 		return StateDue, progress
+	case counts[StateNeedsYou] > 0:
+		return StateNeedsYou, progress
 	case counts[StateReview] > 0:
 		return StateReview, progress
 	case counts[StateConflict] > 0:
@@ -349,6 +353,8 @@ func (v *statusView) tasks(step *workflow.Step, st *StepStatus) {
 			ts.State, ts.Reason = StateHeld, "rolled back; codemachine retry "+key+" to run it"
 		case len(missing) > 0:
 			ts.State, ts.Reason = StateBlocked, "after "+strings.Join(missing, ", ")
+		case step.Interactive:
+			ts.State, ts.Reason = StateNeedsYou, needsYouMessage(key)
 		default:
 			ts.State = StateDue
 		}

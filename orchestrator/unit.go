@@ -89,6 +89,11 @@ type job struct {
 	out       attemptOutcome // the engine's and check's outcome
 	// attempts counts the unit's engine runs (StepAttempt events).
 	attempts int
+	// unchanged: an interactive unit whose person changed nothing.
+	unchanged bool
+	// open: the unit codemachine open takes up (its session, if any, is
+	// resumed without a first message: the person speaks first).
+	open bool
 	// cand is the verified change to land: set once the unit committed,
 	// nil when it failed (then reported and kept on its failed ref).
 	cand *candidate
@@ -135,6 +140,8 @@ func (j *job) execute(ctx context.Context) execResult {
 		return j.abort(&ConfigError{Err: j.out.missing})
 	case j.out.failure != "":
 		return j.fail(ctx, j.out.failure)
+	case j.unchanged:
+		return j.landNothing()
 	}
 	j.reportOutcome()
 	c, err := j.stage(ctx)
@@ -178,9 +185,10 @@ func (j *job) prepare(ctx context.Context) (r execResult, ok bool) {
 	if j.sandbox, err = j.sandboxFor(); err != nil {
 		return execResult{err: err}, false
 	}
-	if j.sandbox.Landlock && u.home == "" {
+	if (j.sandbox.Landlock || j.rs.interactive(u)) && u.home == "" {
 		// The user's own config dirs are read-only in the sandbox: the
-		// engine gets private ones, made afresh from them.
+		// engine gets private ones, made afresh from them. An agent's UI
+		// gets one too, seeded so that its first-run dialogs stay away.
 		u.home = filepath.Join(o.repo.LocalDir(), "homes", fmt.Sprintf("slot-%d", u.slot))
 	}
 	if u.home != "" {
@@ -199,7 +207,12 @@ func (j *job) prepare(ctx context.Context) (r execResult, ok bool) {
 		return execResult{err: fmt.Errorf("prepare worktree for %s: %w", u.key(), err)}, false
 	}
 	j.wt = wt
-	if j.resume, err = o.resumePoint(ctx, j.snap, u, wt, engineName); err != nil {
+	if t := j.rs.opts.Open; t != nil && t.Key == u.key() {
+		j.resume, err = j.openPoint(ctx)
+	} else {
+		j.resume, err = o.resumePoint(ctx, j.snap, u, wt, engineName)
+	}
+	if err != nil {
 		return j.abort(err), false
 	}
 	j.env = j.environ(wt.Path())

@@ -56,7 +56,14 @@ func launch(args []string) int {
 	// Signals are caught before the program starts, so that a stop
 	// right after its start is not lost.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	if p.Terminal {
+		// Caught and dropped: the program (whose handlers exec resets to
+		// the default) gets the terminal's SIGINT for itself.
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGQUIT)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
+	} else {
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	}
 	if report != nil {
 		syscall.CloseOnExec(ReportFD)
 	}

@@ -80,6 +80,11 @@ type Policy struct {
 	// Grace is how long the processes get between SIGTERM and SIGKILL
 	// when the launcher is told to stop; 0 means DefaultGrace.
 	Grace time.Duration `json:"grace,omitempty"`
+	// Terminal says the program runs in the foreground of a terminal (an
+	// agent's own UI): SIGINT from the terminal is the program's (a
+	// person's Ctrl-C), so the launcher neither dies of it nor stops the
+	// program for it.
+	Terminal bool `json:"terminal,omitempty"`
 
 	// Probe makes the launcher only try its mount namespace and exit:
 	// what Probe runs to learn whether the system allows one.

@@ -93,6 +93,9 @@ type stepDecoder struct {
 	// mcpNode is the value of mcp when it is true: only an agent can be
 	// given tools.
 	mcpNode *yaml.Node
+	// interactiveNode is the value of interactive when it is true: only
+	// an agent has a UI to talk in.
+	interactiveNode *yaml.Node
 	// refs are the step's needs entries.
 	refs []stepRef
 }
@@ -214,9 +217,7 @@ func (sd *stepDecoder) readNeeds(kv keyVal) {
 
 func (sd *stepDecoder) readInteractive(kv keyVal) {
 	if v, ok := sd.boolean(kv.val, "interactive"); ok && v {
-		// Accepting it and running headless would silently do
-		// something else than asked.
-		sd.errs.Add(sd.at(kv.val), "interactive steps are not supported yet")
+		sd.s.Interactive, sd.interactiveNode = true, kv.val
 	}
 }
 
@@ -244,6 +245,8 @@ func (sd *stepDecoder) checkKind() {
 		sd.errs.Add(sd.pos(sd.engineNode), "engine: shell runs commands; an agent step needs an agent engine")
 	case run != nil && sd.mcpNode != nil:
 		sd.errs.Add(sd.at(sd.mcpNode), "mcp: a run step has no agent to give codemachine's MCP server to")
+	case run != nil && sd.interactiveNode != nil:
+		sd.errs.Add(sd.at(sd.interactiveNode), "interactive: a run step is a command; only an agent step has a UI to talk in")
 	}
 }
 

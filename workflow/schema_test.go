@@ -256,7 +256,7 @@ func TestSchemaRejects(t *testing.T) {
 		"unknown engine":        head + "  - {id: a, agent: b, engine: gpt}\n",
 		"unknown hook":          head + "  - {id: a, run: x, hooks: {befor: y}}\n",
 		"env list":              head + "  - {id: a, run: x, env: [A]}\n",
-		"interactive true":      head + "  - {id: a, agent: b, interactive: true}\n",
+		"interactive as string": head + "  - {id: a, agent: b, interactive: yes please}\n",
 		"trigger":               "version: 1\ntrigger: push\nsteps:\n  - {id: a, run: x}\n",
 		"negative budget":       "version: 1\nbudget: {usd: -1}\nsteps:\n  - {id: a, run: x}\n",
 		"unknown defaults key":  "version: 1\ndefaults: {engin: claude}\nsteps:\n  - {id: a, run: x}\n",

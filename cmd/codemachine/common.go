@@ -35,6 +35,10 @@ type output struct {
 	// the last activity line printed for it (plain progress).
 	started      map[string]time.Time
 	lastActivity map[string]string
+	// paused is set while an agent's UI has the terminal: lines wait in
+	// held until it is given back.
+	paused bool
+	held   strings.Builder
 }
 
 func newOutput(c *cli.Context) *output {
@@ -76,6 +80,10 @@ func (o *output) paint(code, s string) string {
 func (o *output) printf(format string, args ...any) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.paused {
+		fmt.Fprintf(&o.held, format, args...)
+		return
+	}
 	if o.live != nil {
 		o.clearLive()
 	}

@@ -53,6 +53,9 @@ newest first, with the provenance recorded in their trailers.`,
 				if e.Model != "" {
 					label += "/" + e.Model
 				}
+				if e.By != "" && e.By != orchestrator.ByAgent {
+					label += " (" + e.By + ")"
+				}
 				dur := e.Duration
 				if d, err := parseDuration(e.Duration); err == nil {
 					dur = orchestrator.FormatDuration(d)

@@ -111,7 +111,7 @@ Exit codes: 0 ok, 1 a step failed, 2 usage/configuration/validation error,
 		EnableBashCompletion: false,
 		Commands: []*cli.Command{
 			initCommand(), validateCommand(), runCommand(), statusCommand(), logCommand(),
-			diffCommand(), approveCommand(), rejectCommand(), rollbackCommand(), retryCommand(), graphCommand(),
+			diffCommand(), approveCommand(), rejectCommand(), rollbackCommand(), retryCommand(), openCommand(), graphCommand(),
 			watchCommand(), hooksCommand(), doctorCommand(), mcpCommand(), uiCommand(), schemaCommand(), reviewCommand(),
 			completionCommand(), versionCommand(), completeCommand(),
 		},

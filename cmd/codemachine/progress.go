@@ -179,7 +179,7 @@ func (o *output) tick() {
 			o.mu.Unlock()
 			return
 		}
-		if l.dirty || l.now().Sub(l.lastDraw) >= time.Second {
+		if !o.paused && (l.dirty || l.now().Sub(l.lastDraw) >= time.Second) {
 			o.clearLive()
 			o.drawLive()
 		}

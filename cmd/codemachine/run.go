@@ -20,6 +20,7 @@ func runFlags() []cli.Flag {
 		&cli.IntFlag{Name: "parallel", Usage: "run up to `N` tasks of a foreach step at once (overrides the step's parallel)", Action: notNegative("parallel")},
 		&cli.BoolFlag{Name: "force", Usage: "run the named steps even when they are not due"},
 		&cli.BoolFlag{Name: "cascade", Usage: "also re-run done tasks whose work no longer matches the plan: reworded since they ran, or after a task that ran or runs again (unchecked in one commit first)"},
+		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "run the named steps (or, with none named, every agent step) in their agent's own UI in this terminal; the result lands when you leave it"},
 		jsonFlag,
 	}
 }
@@ -49,6 +50,19 @@ after, leaves its work as it was, and status and the run say so ("done, but ..."
 				Out:       c.App.Writer,
 				Parallel:  c.Int("parallel"),
 				Command:   "codemachine run",
+			}
+			if c.Bool("interactive") {
+				opts.Interactive, opts.InteractiveAll = stepNames(opts.Steps), len(opts.Steps) == 0
+			}
+			tty, err := openTerminal(c)
+			if err != nil {
+				return err
+			}
+			if tty != nil {
+				defer tty.Close()
+				opts.Terminal, opts.OnTerminal = tty, out.pauseTerminal
+			} else if c.Bool("interactive") && !opts.DryRun {
+				return usageErrorf("run --interactive needs a terminal (standard input and output)")
 			}
 			if err := checkEngineFlag(opts.Engine); err != nil {
 				return err
@@ -130,12 +144,15 @@ func reportRun(out *output, s *orchestrator.Summary, err error) error {
 		return err
 	}
 	switch {
-	case len(s.Landed) == 0 && len(s.Failed) == 0 && len(s.Skipped) == 0 && len(s.Review) == 0 && err == nil:
+	case len(s.Landed) == 0 && len(s.Failed) == 0 && len(s.Skipped) == 0 && len(s.Review) == 0 && len(s.NeedsYou) == 0 && err == nil:
 		out.printf("nothing is due\n")
-	case len(s.Landed) > 0 || len(s.Failed) > 0 || len(s.Review) > 0:
+	case len(s.Landed) > 0 || len(s.Failed) > 0 || len(s.Review) > 0 || len(s.NeedsYou) > 0:
 		parts := []string{fmt.Sprintf("%d landed", len(s.Landed))}
 		if len(s.Review) > 0 {
 			parts = append(parts, fmt.Sprintf("%d waiting for review", len(s.Review)))
+		}
+		if len(s.NeedsYou) > 0 {
+			parts = append(parts, fmt.Sprintf("%d needs you", len(s.NeedsYou)))
 		}
 		if len(s.Failed) > 0 {
 			parts = append(parts, fmt.Sprintf("%d failed", len(s.Failed)))

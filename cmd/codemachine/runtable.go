@@ -55,6 +55,10 @@ func (o *output) event(e orchestrator.Event) {
 			orchestrator.FormatDuration(e.Duration), o.paint(red, "not landed: "+firstLineOf(e.Message)))
 	case orchestrator.StepReview:
 		o.review(e, r)
+	case orchestrator.StepNeedsYou:
+		if !o.quiet {
+			o.printf("  %s %-*s %s\n", o.paint(yellow, "◇"), r.nameW, r.name, o.paint(yellow, e.Message))
+		}
 	case orchestrator.StepSkipped:
 		if !o.quiet {
 			o.printf("  %s %-*s %s\n", o.paint(yellow, "–"), r.nameW, r.name, o.paint(yellow, e.Message))

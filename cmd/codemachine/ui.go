@@ -20,7 +20,8 @@ socket under .git/codemachine/; when nothing runs it shows the status and waits 
 
 Keys: ↑/↓ (or k/j) select a step or task; d shows its diff (esc goes back); a approves
 it and r rejects it with a message when it waits for review; t retries it (handed to the
-watcher when one runs, else run here); q quits. approve and reject are refused while a
+watcher when one runs, else run here); o opens it in its agent's own UI (codemachine open,
+the dashboard suspended meanwhile); q quits. approve and reject are refused while a
 watcher or a run holds the repository, as the commands are.`,
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -33,7 +34,8 @@ watcher or a run holds the repository, as the commands are.`,
 					return err
 				}
 			}
-			return dashboard.Run(c.Context, dashboard.Options{Dir: dir, Environ: os.Environ(), MCPCommand: selfCommand("mcp")})
+			return dashboard.Run(c.Context, dashboard.Options{Dir: dir, Environ: os.Environ(), MCPCommand: selfCommand("mcp"),
+				OpenCommand: selfCommand("-C", dir, "open")})
 		},
 	}
 }

@@ -292,8 +292,11 @@ func (s *Server) model(w http.ResponseWriter, r *http.Request, e *Request, api A
 		e.Cwd = in.cwd
 	})
 	a := &answer{seq: e.Seq, model: in.model}
-	if len(in.tools) == 0 {
+	if len(in.tools) == 0 || in.schema != nil {
 		// Titles, routers: not part of the conversation the script plays.
+		// A request that asks for a JSON answer is one of them even when
+		// it offers tools (Codex's UI names its thread offering apply_patch):
+		// the agent loop never asks for structured output.
 		a.text = auxAnswer(in.schema)
 		a.usage = Usage{}.withDefaults()
 		s.update(e, func(e *Request) { e.Aux = true })
