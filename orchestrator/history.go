@@ -277,8 +277,15 @@ func (o *Orchestrator) Rollback(ctx context.Context, arg string, force bool) (*R
 		return nil, configErrorf("%s is the first commit: there is nothing before it to roll back to", short(target.Hash))
 	}
 	to := target.Parents[0]
+	// A kill from here until the holds are written is finished by the
+	// next command (recoverInterrupted): the branch, index and working tree by
+	// gitstate's journal, the holds from this intent.
+	if err := o.beginRollback(head.Branch, head.Commit, to); err != nil {
+		return nil, err
+	}
 	backup, saved, err := o.repo.ResetBranch(ctx, head.Branch, to, head.Commit, force)
 	if err != nil {
+		_ = o.endRollback()
 		var dirty *gitstate.DirtyError
 		if errors.As(err, &dirty) {
 			return nil, configErrorf("uncommitted changes to tracked files (%s): commit or stash them, or use --force (they are then saved under refs/codemachine/backup/)", strings.Join(dirty.Paths, ", "))
@@ -304,7 +311,10 @@ func (o *Orchestrator) Rollback(ctx context.Context, arg string, force bool) (*R
 	// No overrides: rollback has no --engine or --model; the environment's
 	// apply as they do for every command (see holdUndone).
 	res.Held, err = o.holdUndone(ctx, head.Commit, to, Overrides{})
-	return res, err
+	if err != nil {
+		return res, err
+	}
+	return res, o.endRollback()
 }
 
 // Retry lifts the hold or failure of a step or task and runs it again.

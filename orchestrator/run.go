@@ -256,6 +256,12 @@ func (o *Orchestrator) lock(command string) (*gitstate.Lock, error) {
 		}
 		return nil, err
 	}
+	// A landing or rollback that a kill interrupted is finished first,
+	// before anything reads the branch or the user's checkout.
+	if err := o.recoverInterrupted(context.Background()); err != nil {
+		lock.Release()
+		return nil, err
+	}
 	return lock, nil
 }
 
