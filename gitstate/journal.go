@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -42,12 +43,44 @@ type switchJournal struct {
 
 func (j *switchJournal) lock() string { return j.Index + ".lock" }
 
+// switchEnv marks the git processes of a switch, so that Recover can wait
+// for those that outlive a killed codemachine (they are not killed with
+// it, and finish their work).
+const switchEnv = "CODEMACHINE_SWITCH"
+
+func (j *switchJournal) env() string { return switchEnv + "=" + j.Marker[:len(j.Marker)-1] }
+
+// waitProcesses waits, for at most a minute, until no process carries
+// the journal's mark in its environment.
+func (j *switchJournal) waitProcesses() {
+	mark := []byte(j.env() + "\x00")
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		found := false
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			if _, err := strconv.Atoi(e.Name()); err != nil {
+				continue
+			}
+			data, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+			if err == nil && bytes.Contains(data, mark) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // beginSwitch records the intent and takes the index lock with j's marker
 // as its content, created in one step (link(2) of a written file), so that
 // the lock is never a file Recover cannot attribute.
 func (r *Repo) beginSwitch(ctx context.Context, j *switchJournal) error {
 	j.PID, j.Start = os.Getpid(), procStart(os.Getpid())
-	j.Marker = fmt.Sprintf("codemachine switch pid %d %s\n", j.PID, strconv.FormatInt(tmpSeq.Add(1), 10))
+	j.Marker = fmt.Sprintf("codemachine-switch-%d-%s\n", j.PID, strconv.FormatInt(tmpSeq.Add(1), 10))
 	if err := r.WriteLocal(journalFile, j); err != nil {
 		return err
 	}
@@ -152,6 +185,7 @@ func (r *Repo) Recover(ctx context.Context) (*Recovered, error) {
 	if j.alive() {
 		return nil, nil
 	}
+	j.waitProcesses()
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
 	rc := &Recovered{Ref: j.Ref}

@@ -457,7 +457,7 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, h
 			return err
 		}
 	}
-	opts := runOpts{Dir: co.root, Env: []string{"GIT_INDEX_FILE=" + tmp}}
+	opts := runOpts{Dir: co.root, Env: []string{"GIT_INDEX_FILE=" + tmp, journal.env()}}
 	args := []string{"read-tree", "-m", "-u", from, new}
 	if hard {
 		args = []string{"read-tree", "--reset", "-u", new}
@@ -482,7 +482,7 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, h
 		return err
 	}
 	r.hook("before-ref-update")
-	if _, err := r.run(ctx, runOpts{Stdin: cas.stdin}, true, cas.args); err != nil {
+	if _, err := r.run(ctx, runOpts{Stdin: cas.stdin, Env: []string{journal.env()}}, true, cas.args); err != nil {
 		err = refError(cas.ref, err)
 		back := []string{"read-tree", "-m", "-u", new, from}
 		if hard {
