@@ -46,6 +46,10 @@ func (j *job) land(ctx context.Context) error {
 		Model: c.model, Duration: c.duration, Tokens: out.result.TokensIn + out.result.TokensOut,
 		CostUSD: out.result.CostUSD, CostOK: out.result.CostKnown, Commit: res.Commit, Rebased: res.Rebased,
 		Attempt: out.attempts}
+	if res.Rebased && o.staleAt(res.Commit, u, rs.opts.Overrides) {
+		e.Stale = true
+		e.Message = "its inputs changed while it ran: landed, and due again"
+	}
 	rs.recordLanded(e)
 	o.emit(e)
 	if err := o.forget(u.key()); err != nil {
@@ -55,6 +59,18 @@ func (j *job) land(ctx context.Context) error {
 		o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: err.Error()})
 	}
 	return nil
+}
+
+// staleAt reports whether u, landed as commit after a rebase, is due there
+// with other inputs than those it ran with: an input (or its definition)
+// was committed while it ran, so its result is not current.
+func (o *Orchestrator) staleAt(commit string, u *unit, ov Overrides) bool {
+	snap, err := o.load(commit, ov)
+	if err != nil {
+		return false
+	}
+	fp, due := dueFingerprint(snap, u.key())
+	return due && fp != u.fingerprint()
 }
 
 // submitForReview puts the unit's commit on its review branch instead of
