@@ -241,8 +241,39 @@ func (o *Orchestrator) Run(ctx context.Context, opts RunOptions) (*Summary, erro
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Release()
-	return o.runLocked(ctx, head, opts, lock)
+	sum, err := o.runLocked(ctx, head, opts, lock)
+	lock.Release()
+	// A git hook that fired while this run held the lock started no run
+	// of its own: its commits get one more pass here. The hook leaves its
+	// request before it looks at the lock, and this looks at requests
+	// after the lock is released, so one of the two always sees the other.
+	for err == nil && len(opts.Steps) == 0 && o.takeHookRequest() {
+		if lock, err = o.lock(opts.Command); err != nil {
+			return sum, nil // another codemachine runs now, and sees the commits
+		}
+		o.emit(Event{Kind: Note, Message: "commits arrived while it ran (a git hook asked for a run): one more pass"})
+		var more *Summary
+		if head, err = o.checkHead(); err == nil {
+			more, err = o.runLocked(ctx, head, opts, lock)
+			sum.add(more)
+		}
+		lock.Release()
+	}
+	return sum, err
+}
+
+// add appends what another pass of the same run did.
+func (s *Summary) add(more *Summary) {
+	if more == nil {
+		return
+	}
+	s.Landed = append(s.Landed, more.Landed...)
+	s.Failed = append(s.Failed, more.Failed...)
+	s.Skipped = append(s.Skipped, more.Skipped...)
+	s.Review = append(s.Review, more.Review...)
+	s.TokensIn += more.TokensIn
+	s.TokensOut += more.TokensOut
+	s.CostUSD += more.CostUSD
 }
 
 // lock takes the repository lock; another live holder is a *ConfigError

@@ -1,0 +1,87 @@
+package orchestrator
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/codemachine/codemachine/agents"
+	"github.com/codemachine/codemachine/internal/testenv"
+)
+
+// TestHookRequestDuringRun: a git hook that fires while a run holds the
+// lock starts no run of its own but leaves a request, and the run makes
+// one more pass once it released the lock (issue 10, D3); a hook that
+// finds nobody running starts its run and leaves no request behind.
+func TestHookRequestDuringRun(t *testing.T) {
+	dir := newRepo(t, map[string]string{
+		".codemachine/workflow.yaml": "version: 1\nsteps:\n  - id: copy\n    run: 'cp in.txt out.txt'\n    inputs: [in.txt]\n    outputs: [out.txt]\n",
+		"in.txt":                     "1\n",
+	})
+	var mu sync.Mutex
+	var events []Event
+	var o *Orchestrator
+	var wanted []string
+	eng := fakeEngine{run: func(ctx context.Context, req agents.Request) (agents.Result, error) {
+		data, err := os.ReadFile(filepath.Join(req.Dir, "in.txt"))
+		if err != nil {
+			return agents.Result{}, err
+		}
+		if err := os.WriteFile(filepath.Join(req.Dir, "out.txt"), data, 0o644); err != nil {
+			return agents.Result{}, err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(wanted) == 0 {
+			// The user commits while the step runs; their post-commit
+			// hook asks for a run.
+			testenv.Git(t, dir, "commit", "-q", "--allow-empty", "-m", "user")
+			ok, reason := o.HookRunWanted()
+			if ok {
+				t.Error("HookRunWanted while a run holds the lock")
+			}
+			wanted = append(wanted, reason)
+		}
+		return agents.Result{}, nil
+	}}
+	o = newTestOrchestrator(t, dir, eng, func(e Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, e)
+	})
+	sum, err := o.Run(t.Context(), RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Landed) != 1 {
+		t.Errorf("landed %d", len(sum.Landed))
+	}
+	if len(wanted) != 1 || !strings.Contains(wanted[0], "one more pass") {
+		t.Errorf("HookRunWanted said %q", wanted)
+	}
+	starts, note := 0, false
+	for _, e := range events {
+		if e.Kind == RunStarted {
+			starts++
+		}
+		if e.Kind == Note && strings.Contains(e.Message, "a git hook asked for a run") {
+			note = true
+		}
+	}
+	if starts != 2 || !note {
+		t.Errorf("%d passes, note %v: want the hook's extra pass", starts, note)
+	}
+	req := filepath.Join(o.Repo().LocalDir(), hookRequestFile)
+	if _, err := os.Stat(req); err == nil {
+		t.Error("the hook's request is left")
+	}
+	if ok, reason := o.HookRunWanted(); !ok {
+		t.Errorf("HookRunWanted with nobody running: %s", reason)
+	}
+	if _, err := os.Stat(req); err == nil {
+		t.Error("a hook that starts its run left a request")
+	}
+}
