@@ -43,6 +43,10 @@ func (j *job) attempt(ctx context.Context) attemptOutcome {
 		attempts = 1
 	}
 	var out attemptOutcome
+	if ctx.Err() != nil {
+		// Interrupted before the engine started: nothing ran.
+		return attemptOutcome{canceled: true, failure: "interrupted"}
+	}
 	checkOutput := ""
 	for attempt := 1; attempt <= attempts; attempt++ {
 		out.attempts = attempt

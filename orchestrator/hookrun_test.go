@@ -85,3 +85,52 @@ func TestHookRequestDuringRun(t *testing.T) {
 		t.Error("a hook that starts its run left a request")
 	}
 }
+
+// TestInterruptedBeforeStart: a run interrupted after a unit was picked
+// but before its command started makes no failed ref and remembers no
+// failure for it (issue 10, item 7): the next run simply runs it.
+func TestInterruptedBeforeStart(t *testing.T) {
+	dir := newRepo(t, map[string]string{
+		".codemachine/workflow.yaml": "version: 1\nsteps:\n  - id: build\n    run: 'echo x > out.txt'\n    hooks: {before: 'pre'}\n",
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ran := 0
+	eng := fakeEngine{run: func(ctx context.Context, req agents.Request) (agents.Result, error) {
+		if req.Command == "pre" {
+			cancel() // Ctrl-C while the before hook runs; the hook succeeds
+			return agents.Result{}, nil
+		}
+		if ctx.Err() != nil {
+			return agents.Result{}, &agents.RunError{Canceled: true, Msg: "canceled"}
+		}
+		ran++
+		return agents.Result{}, os.WriteFile(filepath.Join(req.Dir, "out.txt"), []byte("x\n"), 0o644)
+	}}
+	var events []Event
+	o := newTestOrchestrator(t, dir, eng, func(e Event) { events = append(events, e) })
+	if _, err := o.Run(ctx, RunOptions{}); err != ErrInterrupted {
+		t.Fatalf("run: %v, want interrupted", err)
+	}
+	if refs, _ := o.Repo().RefsWithPrefix("refs/codemachine/failed/"); len(refs) > 0 {
+		t.Errorf("failed refs %v for a step that never started", refs)
+	}
+	if f, _ := o.failures(); len(f) > 0 {
+		t.Errorf("failures %v for a step that never started", f)
+	}
+	skipped := false
+	for _, e := range events {
+		if e.Kind == StepSkipped && e.Message == "interrupted before it started" {
+			skipped = true
+		}
+		if e.Kind == StepFailed {
+			t.Errorf("failed event %+v", e)
+		}
+	}
+	if !skipped || ran != 0 {
+		t.Errorf("skipped %v, ran %d", skipped, ran)
+	}
+	if _, err := o.Run(t.Context(), RunOptions{}); err != nil || ran != 1 {
+		t.Errorf("the next run: %v, ran %d", err, ran)
+	}
+}
