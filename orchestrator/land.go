@@ -31,6 +31,16 @@ func (j *job) land(ctx context.Context) error {
 			rs.noteRef("refs/heads/"+conflict.Branch, kept)
 		}
 	}
+	if err == nil {
+		// A conflict kept from an earlier run is settled by this landing.
+		deleted, derr := o.repo.DeleteBranches(ctx, "codemachine/conflict/"+u.key())
+		for _, ref := range deleted {
+			rs.noteRef(ref, "")
+		}
+		if derr != nil {
+			o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: derr.Error()})
+		}
+	}
 	rs.landing.Unlock()
 	if err := j.wt.Finish(ctx, c.commit); err != nil {
 		j.wt.Discard()

@@ -103,6 +103,9 @@ func (o *Orchestrator) Approve(ctx context.Context, key string) (*ReviewResult, 
 	if err := o.repo.DeleteRef(ctx, ref, commit); err != nil {
 		return nil, err
 	}
+	if _, err := o.repo.DeleteBranches(ctx, "codemachine/conflict/"+key); err != nil {
+		return nil, err
+	}
 	if err := o.forget(key); err != nil {
 		return nil, err
 	}

@@ -66,11 +66,11 @@ func (j *job) verify(c *candidate) string {
 func (j *job) touchedGit(after gitstate.GitSnapshot, ours map[string]string) []string {
 	before := j.gitBefore
 	ignore := j.o.userCommits(j.rs.branch, before, after)
-	for ref, hash := range after.Refs {
+	for ref, hash := range ours {
 		// A branch this run wrote while the unit ran (another task's
-		// conflict or review branch) is not the agent's doing, as long
-		// as it is still where the run put it.
-		if before.Refs[ref] != hash && ours[ref] == hash {
+		// conflict or review branch, or one it deleted: "") is not the
+		// agent's doing, as long as it is still where the run put it.
+		if before.Refs[ref] != hash && after.Refs[ref] == hash {
 			ignore[ref] = true
 		}
 	}
