@@ -200,6 +200,9 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 // be shared (see contentCache): callers must not modify it.
 func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
 	data, err := o.repo.ReadFile(commit, workflow.StateFile)
+	if errors.Is(err, gitstate.ErrIsDir) {
+		return nil, configErrorf("%s is a directory, not a file: codemachine writes its step records there", workflow.StateFile)
+	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read %s: %w", workflow.StateFile, err)
 	}

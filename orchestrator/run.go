@@ -353,6 +353,9 @@ func (o *Orchestrator) checkWorkflow(commit string) error {
 		if errors.Is(err, fs.ErrNotExist) {
 			return &ConfigError{Err: workflow.ErrNoWorkflow}
 		}
+		if errors.Is(err, gitstate.ErrIsDir) {
+			return configErrorf("%s is a directory, not a file", workflow.WorkflowFile)
+		}
 		return fmt.Errorf("read %s: %w", workflow.WorkflowFile, err)
 	}
 	return nil
