@@ -186,7 +186,11 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 	}
 	recs := map[string]workflow.Record{}
 	for id, rec := range state.Steps {
-		recs[id] = workflow.Record{Fingerprint: rec.Fingerprint, Seq: rec.Seq}
+		r := workflow.Record{Fingerprint: rec.Fingerprint, Seq: rec.Seq}
+		if step := project.Graph.Step(id); step != nil {
+			r.Gone = workflow.MissingOutput(fsys, step)
+		}
+		recs[id] = r
 	}
 	snap.due = workflow.DueSteps(project, fps, recs)
 	if snap.reviews, err = o.reviewPending(); err != nil {

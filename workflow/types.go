@@ -221,4 +221,8 @@ type BlobHasher interface {
 type Record struct {
 	Fingerprint string
 	Seq         int64
+	// Gone is an output pattern of the step that matches no file at the
+	// commit looked at (see MissingOutput): another step or the user
+	// deleted what it made, so it is due. "" when all are there.
+	Gone string
 }
