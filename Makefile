@@ -6,6 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOCYCLO     := github.com/fzipp/gocyclo/cmd/gocyclo@v0.6.0
 FUZZTIME ?= 60s
 
 .PHONY: all build install test terminal-tools demo bench lint fuzz clis clean
@@ -47,11 +48,12 @@ demo: build
 bench: clis
 	scripts/bench.sh
 
-## lint: gofmt, go vet, staticcheck
+## lint: gofmt, go vet, staticcheck, and no function of the product over cyclomatic complexity 24
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	@out=$$($(GO) run $(GOCYCLO) -over 24 -ignore _test .); if [ -n "$$out" ]; then echo "too complex (split them):"; echo "$$out"; exit 1; fi
 
 ## fuzz: every fuzz target of every package (found in the *_test.go files) for FUZZTIME each (default 60s), minimizing nothing
 fuzz:

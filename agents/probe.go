@@ -30,8 +30,9 @@ const NoCredentials = "none found"
 
 // probeTimeout bounds `CLI --version`: some CLIs start slowly (opencode
 // takes seconds of CPU to start, more on a busy machine; a first run
-// migrates its state), but doctor must not hang on one that never ends.
-const probeTimeout = 30 * time.Second
+// migrates its state; at a load of 15 on two cores Gemini took over 30 s),
+// but doctor must not hang on one that never ends.
+const probeTimeout = 2 * time.Minute
 
 // Probe looks for the coding CLI name (claude, codex, gemini, opencode) on
 // env's PATH, asks it for its version, and works out which credentials it

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/codemachine/codemachine/orchestrator"
+
+	"github.com/codemachine/codemachine/internal/testenv"
 )
 
 func ev(kind orchestrator.EventKind, step, task string) orchestrator.Event {
@@ -107,7 +109,7 @@ func TestLaggingFollowerDropped(t *testing.T) {
 	}()
 	select {
 	case <-done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(testenv.Patience()):
 		t.Fatal("Publish blocked on a follower that reads nothing")
 	}
 	if n := s.followers.Load(); n != 0 {

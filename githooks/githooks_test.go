@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/codemachine/codemachine/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -249,7 +251,7 @@ func TestScriptRuns(t *testing.T) {
 		t.Errorf("the hook waited %v for codemachine", d)
 	}
 	want := "prev aaa bbb 1\nfrom stdin\ncm hooks run --engine replay post-checkout aaa bbb 1\n"
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testenv.Patience())
 	for {
 		data, _ := os.ReadFile(out)
 		if string(data) == want {
@@ -272,7 +274,7 @@ func TestStartDetached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testenv.Patience())
 	for {
 		if data, err := os.ReadFile(pidFile); err == nil && strings.TrimSpace(string(data)) == strconv.Itoa(pid) {
 			break

@@ -92,7 +92,7 @@ func TestParallelTasksLandOnceInPlanOrder(t *testing.T) {
 			// if the scheduler really runs four at once.
 			select {
 			case <-full:
-			case <-time.After(10 * time.Second):
+			case <-time.After(testenv.Patience()):
 				return agents.Result{}, &agents.RunError{Class: agents.Fatal, Engine: "shell",
 					Msg: "the first tasks never ran four at once"}
 			}
@@ -436,7 +436,7 @@ func TestParallelReviewTasks(t *testing.T) {
 		}
 		// The others finish only once the first is on its review branch.
 		<-first
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(testenv.Patience())
 		for time.Now().Before(deadline) {
 			if _, err := os.Stat(filepath.Join(dir, ".git", "refs", "heads", "codemachine", "review", "build", genID(1))); err == nil {
 				break
@@ -596,7 +596,7 @@ func TestFailedTaskFreesItsSlot(t *testing.T) {
 		case genID(1):
 			select {
 			case <-thirdStarted:
-			case <-time.After(10 * time.Second):
+			case <-time.After(testenv.Patience()):
 				return agents.Result{}, &agents.RunError{Class: agents.Fatal, Engine: "shell",
 					Msg: "T003 did not start while T001 ran"}
 			}

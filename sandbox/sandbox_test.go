@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/codemachine/codemachine/internal/testenv"
 )
 
 // helperEnv makes the test binary a small client program in the
@@ -182,7 +184,7 @@ echo ready
 while :; do sleep 0.05; done`
 	started := time.Now()
 	res := run(t, Policy{Grace: 300 * time.Millisecond}, dir, baseEnv(dir), func(pid int) {
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(testenv.Patience())
 		for len(processesRunning(marker)) == 0 && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}

@@ -125,7 +125,7 @@ func startWatchRig(t *testing.T, files map[string]string, opts Options) *watchRi
 		cancel()
 		select {
 		case <-r.done:
-		case <-time.After(30 * time.Second):
+		case <-time.After(testenv.Patience()):
 			t.Error("the session did not end")
 		}
 	})
@@ -139,7 +139,7 @@ func (r *watchRig) trigger() Trigger {
 		return tr
 	case <-r.done:
 		r.t.Fatalf("the session ended: %v", r.err)
-	case <-time.After(20 * time.Second):
+	case <-time.After(testenv.Patience()):
 		r.t.Fatal("no trigger")
 	}
 	return Trigger{}
@@ -224,7 +224,7 @@ steps:
 		if !errors.Is(r.err, orchestrator.ErrInterrupted) {
 			t.Errorf("Run after cancel = %v", r.err)
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(testenv.Patience()):
 		t.Fatal("the session did not end")
 	}
 	if _, _, held := r.o.Repo().LockHolder(); held {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/codemachine/codemachine/internal/testenv"
 )
 
 // fakeClock is a clock that moves only when the test says so.
@@ -156,7 +158,7 @@ func (r *fakeRig) wait() {
 	r.t.Helper()
 	select {
 	case <-r.handled:
-	case <-time.After(5 * time.Second):
+	case <-time.After(testenv.Patience()):
 		r.t.Fatal("the watcher did not process the event")
 	}
 }
@@ -166,7 +168,7 @@ func (r *fakeRig) waitTimer() {
 	r.t.Helper()
 	select {
 	case <-r.timed:
-	case <-time.After(5 * time.Second):
+	case <-time.After(testenv.Patience()):
 		r.t.Fatal("the watcher did not process the timer")
 	}
 }
@@ -177,7 +179,7 @@ func (r *fakeRig) batch() Batch {
 	select {
 	case b := <-r.w.Batches():
 		return b
-	case <-time.After(5 * time.Second):
+	case <-time.After(testenv.Patience()):
 		r.t.Fatal("no batch")
 	}
 	return Batch{}

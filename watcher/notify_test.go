@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/codemachine/codemachine/internal/testenv"
 )
 
 // backends are the real change sources, each with a short quiet window so
@@ -37,7 +39,7 @@ func realWatcher(t *testing.T, b Backend, dirs ...Dir) *Watcher {
 // waitPath reads batches until one names path.
 func waitPath(t *testing.T, w *Watcher, path string) Batch {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(testenv.Patience())
 	for {
 		select {
 		case b := <-w.Batches():
@@ -201,7 +203,7 @@ func TestPollDirectoryGone(t *testing.T) {
 		if e != (Event{Path: dir, Op: Remove}) {
 			t.Errorf("event %+v", e)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(testenv.Patience()):
 		t.Fatal("no event for the removed directory")
 	}
 }

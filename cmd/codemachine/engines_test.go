@@ -222,7 +222,7 @@ func cmdLLM(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		ts.Fatalf("no request answered %d was retried", status)
 	case "waithang":
-		deadline := time.Now().Add(2 * time.Minute)
+		deadline := time.Now().Add(testenv.Patience())
 		for {
 			for _, r := range st.srv.Requests() {
 				if r.Fault == fakellm.FailHang {
@@ -305,7 +305,7 @@ func cmdNoProcs(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("noprocs: no CLI set up")
 	}
 	marker := []byte("HOME=" + st.home + "\x00")
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(testenv.Patience())
 	for {
 		left := procsWith(marker)
 		if len(left) == 0 {

@@ -14,6 +14,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/codemachine/codemachine/agents"
+	"github.com/codemachine/codemachine/internal/testenv"
 	"github.com/codemachine/codemachine/sandbox"
 )
 
@@ -159,7 +160,7 @@ func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		limit = time.Duration(n) * time.Second
 	}
-	deadline := time.Now().Add(limit)
+	deadline := time.Now().Add(testenv.Scale(limit))
 	for {
 		_, err := os.Stat(ts.MkAbs(args[0]))
 		if (err == nil) != neg {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/codemachine/codemachine/internal/testenv"
 )
 
 // sockConnect is the program sockconnect PATH, for hostile steps: it
@@ -87,7 +89,7 @@ func cmdNoLeft(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: noleft")
 	}
 	marker := []byte("HOME=" + ts.Getenv("WORK") + "\x00")
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(testenv.Patience())
 	for {
 		left := procsWith(marker)
 		if len(left) == 0 {

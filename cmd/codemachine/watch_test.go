@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/codemachine/codemachine/internal/testenv"
 )
 
 // TestWatchScripts runs the scenarios of watch mode and the git hooks
@@ -293,11 +295,11 @@ func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
 
 func seconds(ts *testscript.TestScript, args []string, def int) time.Duration {
 	if len(args) == 0 {
-		return time.Duration(def) * time.Second
+		return testenv.Scale(time.Duration(def) * time.Second)
 	}
 	n, err := strconv.Atoi(args[0])
 	if err != nil {
 		ts.Fatalf("bad number of seconds %q", args[0])
 	}
-	return time.Duration(n) * time.Second
+	return testenv.Scale(time.Duration(n) * time.Second)
 }

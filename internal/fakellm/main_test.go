@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/codemachine/codemachine/internal/testenv"
 )
 
 // TestMain makes the test binary double as the fakellm command for the
@@ -93,7 +95,7 @@ func TestRunServe(t *testing.T) {
 		if code != 0 {
 			t.Errorf("serve exited %d: %s", code, stderr.String())
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(testenv.Patience()):
 		t.Fatal("serve did not stop when its context ended")
 	}
 	if _, err := http.Get(url); err == nil {
@@ -114,7 +116,7 @@ func TestRunServe(t *testing.T) {
 
 func waitFile(t *testing.T, path string) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testenv.Patience())
 	for time.Now().Before(deadline) {
 		if data, err := os.ReadFile(path); err == nil {
 			return string(data)
@@ -136,7 +138,7 @@ func TestScript(t *testing.T) {
 				if len(args) != 1 || neg {
 					ts.Fatalf("usage: waitfile FILE")
 				}
-				deadline := time.Now().Add(10 * time.Second)
+				deadline := time.Now().Add(testenv.Patience())
 				for {
 					if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
 						return

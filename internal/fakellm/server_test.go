@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/codemachine/codemachine/internal/testenv"
 )
 
 // chatBody is a tool-bearing Chat Completions request (opencode's tools).
@@ -179,7 +181,7 @@ func TestHang(t *testing.T) {
 	go func() { s2.Close(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(testenv.Patience()):
 		t.Fatal("Close waited for a hanging request")
 	}
 	if err := <-errc; err == nil {

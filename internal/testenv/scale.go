@@ -25,3 +25,11 @@ func scaleFactor() float64 {
 	}
 	return f
 }
+
+// Patience is how long a test waits for an event that must come (a
+// process to start, a session to end, a file to appear) before it gives up
+// and fails: generous, because reaching it fails the test anyway and a
+// loaded machine must not, and stretched by CODEMACHINE_TEST_SCALE.
+func Patience() time.Duration {
+	return Scale(3 * time.Minute)
+}
