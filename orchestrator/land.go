@@ -56,7 +56,9 @@ func (j *job) land(ctx context.Context) error {
 		Model: c.model, Duration: c.duration, Tokens: out.result.TokensIn + out.result.TokensOut,
 		CostUSD: out.result.CostUSD, CostOK: out.result.CostKnown, Commit: res.Commit, Rebased: res.Rebased,
 		Attempt: out.attempts}
-	if res.Rebased && o.staleAt(res.Commit, u, rs.opts.Overrides) {
+	// A task is done by its ticked box, whatever its inputs: only a step
+	// can land stale (and only a rebased one: the branch moved).
+	if res.Rebased && u.task == nil && o.staleAt(res.Commit, u, rs.opts.Overrides) {
 		e.Stale = true
 		e.Message = "its inputs changed while it ran: landed, and due again"
 	}
