@@ -95,10 +95,11 @@ func newCrashEnv(t *testing.T, bin string) *crashEnv {
 }
 
 // startKilled starts codemachine with args and kills it with SIGKILL at a
-// random point: after a random number of output lines, or as soon as a
-// landing's journal appears, each followed by a random delay of up to a
+// random point: after a random number of output lines, or as soon as the
+// journal of one of its first switches of the checkout (landings, a
+// rollback's reset) appears, each followed by a random delay of up to a
 // few milliseconds (a landing takes a few). It reports where it killed.
-func (c *crashEnv) startKilled(rng *rand.Rand, args ...string) string {
+func (c *crashEnv) startKilled(rng *rand.Rand, switches int, args ...string) string {
 	c.t.Helper()
 	cmd := c.cmd(c.bin, args...)
 	out, err := cmd.StdoutPipe()
@@ -118,12 +119,16 @@ func (c *crashEnv) startKilled(rng *rand.Rand, args ...string) string {
 		close(lines)
 	}()
 	journal := filepath.Join(c.dir, ".git", "codemachine", "switch.yaml")
+	// A rollback's one switch is shorter than a landing's: its delays too.
 	delay := time.Duration(rng.IntN(6000)) * time.Microsecond
+	if switches == 1 {
+		delay = time.Duration(rng.IntN(1500)) * time.Microsecond
+	}
 	var where string
 	exited := false
 	if rng.IntN(3) > 0 {
 		// At the n-th landing's journal: during the switch of the checkout.
-		n := 1 + rng.IntN(4)
+		n := 1 + rng.IntN(switches)
 		seen, was := 0, false
 		for seen < n && !exited {
 			_, err := os.Stat(journal)
@@ -235,12 +240,13 @@ func TestCrashKill9(t *testing.T) {
 		runs, rollbacks = 10, 5
 	}
 	recovered := map[string]int{}
+	outcomes := map[bool]int{} // rollbacks that happened (true) or not
 	c := newCrashEnv(t, bin)
 	for i := range runs {
 		if i%4 == 0 && i > 0 {
 			c = newCrashEnv(t, bin)
 		}
-		where := fmt.Sprintf("run kill %d at %s", i, c.startKilled(rng, "run"))
+		where := fmt.Sprintf("run kill %d at %s", i, c.startKilled(rng, 4, "run"))
 		code, out := c.cm("run")
 		if code != 0 {
 			t.Fatalf("%s: the next run: exit %d\n%s", where, code, out)
@@ -265,14 +271,22 @@ func TestCrashKill9(t *testing.T) {
 		}
 		tip := c.git("rev-parse", "HEAD")
 		before := c.git("rev-parse", "HEAD~2")
-		where := fmt.Sprintf("rollback kill %d at %s", i, c.startKilled(rng, "rollback", "c"))
+		// rollback refuses uncommitted changes to tracked files: the
+		// user's edit waits aside (their untracked file stays).
+		c.git("checkout", "--", "notes.txt")
+		where := fmt.Sprintf("rollback kill %d at %s", i, c.startKilled(rng, 1, "rollback", "c"))
 		code, out := c.cm("run")
 		if code != 0 {
 			t.Fatalf("%s: the next run: exit %d\n%s", where, code, out)
 		}
 		countRecovered(recovered, "rollback", out)
+		if err := os.WriteFile(filepath.Join(c.dir, "notes.txt"), []byte("the user's uncommitted edit\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		c.check(where)
-		switch got := c.git("rev-parse", "HEAD"); got {
+		got := c.git("rev-parse", "HEAD")
+		outcomes[got == before]++
+		switch got {
 		case tip:
 			if c.stepCommits() != wantSteps {
 				t.Fatalf("%s: not rolled back, but the steps are %q", where, c.stepCommits())
@@ -288,7 +302,7 @@ func TestCrashKill9(t *testing.T) {
 			t.Fatalf("%s: the branch is at %s, neither the tip nor the rollback target", where, got)
 		}
 	}
-	t.Logf("switches found interrupted and recovered: %v", recovered)
+	t.Logf("switches found interrupted and recovered: %v; rollbacks done %d, not done %d", recovered, outcomes[true], outcomes[false])
 }
 
 // countRecovered counts the notes of a recovery in a run's output.
