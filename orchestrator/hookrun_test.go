@@ -134,3 +134,48 @@ func TestInterruptedBeforeStart(t *testing.T) {
 		t.Errorf("the next run: %v, ran %d", err, ran)
 	}
 }
+
+// TestRollbackKilledBeforeHolds: a rollback killed after its reset but
+// before it wrote its holds is finished by the next command: the undone
+// step is held and does not simply run again.
+func TestRollbackKilledBeforeHolds(t *testing.T) {
+	dir := newRepo(t, map[string]string{
+		".codemachine/workflow.yaml": "version: 1\nsteps:\n  - id: a\n    run: 'echo a > a.txt'\n",
+	})
+	ran := 0
+	eng := fakeEngine{run: func(ctx context.Context, req agents.Request) (agents.Result, error) {
+		ran++
+		return agents.Result{}, os.WriteFile(filepath.Join(req.Dir, "a.txt"), []byte("a\n"), 0o644)
+	}}
+	var notes []string
+	o := newTestOrchestrator(t, dir, eng, func(e Event) {
+		if e.Kind == Note {
+			notes = append(notes, e.Message)
+		}
+	})
+	if _, err := o.Run(t.Context(), RunOptions{}); err != nil || ran != 1 {
+		t.Fatalf("run: %v, ran %d", err, ran)
+	}
+	from := testenv.Git(t, dir, "rev-parse", "HEAD")
+	to := testenv.Git(t, dir, "rev-parse", "HEAD~1")
+	// What the killed rollback had done: its intent, and the reset.
+	if err := o.beginRollback("main", strings.TrimSpace(from), strings.TrimSpace(to)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, dir, "reset", "-q", "--hard", "HEAD~1")
+	if _, err := o.Run(t.Context(), RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if ran != 1 {
+		t.Errorf("the rolled-back step ran again (%d runs)", ran)
+	}
+	if h, _ := o.holds(); len(h) != 1 {
+		t.Errorf("holds %v, want a", h)
+	}
+	if !strings.Contains(strings.Join(notes, "\n"), "finished the interrupted rollback of main") {
+		t.Errorf("notes %q", notes)
+	}
+	if _, err := os.Stat(filepath.Join(o.Repo().LocalDir(), rollbackFile)); err == nil {
+		t.Error("the rollback intent is left")
+	}
+}
