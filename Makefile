@@ -55,12 +55,15 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 	@out=$$($(GO) run $(GOCYCLO) -over 24 -ignore _test .); if [ -n "$$out" ]; then echo "too complex (split them):"; echo "$$out"; exit 1; fi
 
-## fuzz: each parser's fuzz target for FUZZTIME (default 60s)
+## fuzz: every fuzz target of every package (found in the *_test.go files) for FUZZTIME each (default 60s), minimizing nothing
 fuzz:
-	$(GO) test ./workflow -run '^$$' -fuzz '^FuzzParseWorkflow$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./workflow -run '^$$' -fuzz '^FuzzParseAgent$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./workflow -run '^$$' -fuzz '^FuzzParsePlan$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./gitstate -run '^$$' -fuzz '^FuzzParseState$$' -fuzztime $(FUZZTIME)
+	@set -e; for f in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go')); do \
+		pkg=./$$(dirname $$f); \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "== $$pkg $$t"; \
+			$(GO) test $$pkg -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 0; \
+		done; \
+	done
 
 clean:
 	rm -rf bin

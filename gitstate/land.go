@@ -367,6 +367,7 @@ func (r *Repo) advance(ctx context.Context, ref, old, new, msg string) error {
 // refUpdate is a compare-and-swap of one ref.
 type refUpdate struct {
 	ref, new, old string
+	saved         string // a forced rollback's saved changes (for Recover)
 	args          []string
 }
 
@@ -413,23 +414,24 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, h
 	index := filepath.Join(co.gitDir, "index")
 	lock := index + ".lock"
 	r.hook("before-lock")
-	if err := r.createLock(ctx, lock); err != nil {
+	tmp, err := r.tempPath("switch-index")
+	if err != nil {
 		return err
 	}
-	ours := true
+	// The journal lets the next command complete or undo what a kill
+	// interrupts from here on (Recover).
+	journal := &switchJournal{Root: co.root, Index: index, Tmp: tmp, Ref: cas.ref, Old: old, New: new, Hard: hard, Saved: cas.saved}
+	if err := r.beginSwitch(ctx, journal); err != nil {
+		return err
+	}
 	defer func() {
-		if ours {
-			_ = os.Remove(lock)
-		}
+		_ = os.Remove(lock)
+		_ = r.removeJournal()
 	}()
 	// From here on the working tree, the index and the ref must end up
 	// consistent: a cancellation halfway would leave the user's files
 	// ahead of their branch.
 	ctx = context.WithoutCancel(ctx)
-	tmp, err := r.tempPath("switch-index")
-	if err != nil {
-		return err
-	}
 	defer os.Remove(tmp)
 	if err := copyIndex(index, tmp); err != nil {
 		return err
@@ -440,7 +442,7 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, h
 			return err
 		}
 	}
-	opts := runOpts{Dir: co.root, Env: []string{"GIT_INDEX_FILE=" + tmp}}
+	opts := runOpts{Dir: co.root, Env: []string{"GIT_INDEX_FILE=" + tmp, journal.env()}}
 	args := []string{"read-tree", "-m", "-u", from, new}
 	if hard {
 		args = []string{"read-tree", "--reset", "-u", new}
@@ -465,7 +467,7 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, h
 		return err
 	}
 	r.hook("before-ref-update")
-	if _, err := r.run(ctx, runOpts{}, true, cas.args); err != nil {
+	if _, err := r.run(ctx, runOpts{Env: []string{journal.env()}}, true, cas.args); err != nil {
 		err = refError(cas.ref, err)
 		back := []string{"read-tree", "-m", "-u", new, from}
 		if hard {
@@ -476,15 +478,12 @@ func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, h
 		}
 		return err
 	}
-	// The new index replaces the lock file's content, then the lock
-	// becomes the index: git's own commit of a lock file.
-	if err := os.Rename(tmp, lock); err != nil {
+	// The new index replaces the old one in one rename while the lock is
+	// held; the lock (holding the journal's marker, never index data, so
+	// that Recover can tell it from a lock of anyone else's) goes last.
+	if err := os.Rename(tmp, index); err != nil {
 		return fmt.Errorf("install the index: %w", err)
 	}
-	if err := os.Rename(lock, index); err != nil {
-		return fmt.Errorf("install the index: %w", err)
-	}
-	ours = false
 	return nil
 }
 
@@ -530,18 +529,19 @@ func (r *Repo) hook(stage string) {
 	}
 }
 
-// createLock creates a git lock file exclusively, retrying like a git
-// command would while another process holds it.
-func (r *Repo) createLock(ctx context.Context, lock string) error {
+// createLockWith creates a git lock file holding content exclusively (a
+// written file linked into place: the lock never exists empty), retrying
+// like a git command would while another process holds it.
+func (r *Repo) createLockWith(ctx context.Context, lock string, content []byte) error {
 	wait := r.LockWait
 	if wait <= 0 {
 		wait = DefaultLockWait
 	}
 	start, delay := time.Now(), 10*time.Millisecond
 	for {
-		f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+		err := linkFile(lock, content)
 		if err == nil {
-			return f.Close()
+			return nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("create %s: %w", lock, err)
@@ -678,7 +678,9 @@ func (r *Repo) ResetBranch(ctx context.Context, branch, to, expectedTip string, 
 		}
 		hard = true
 	}
-	err = r.switchCheckout(ctx, cos[0], newRefUpdate(ref, target, tip, msg), hard)
+	cas := newRefUpdate(ref, target, tip, msg)
+	cas.saved = saved
+	err = r.switchCheckout(ctx, cos[0], cas, hard)
 	var sc *switchConflict
 	if errors.As(err, &sc) && len(sc.paths) > 0 {
 		return backupRef, saved, &DirtyError{Paths: sc.paths}

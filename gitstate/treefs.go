@@ -42,8 +42,9 @@ var (
 	_ fs.StatFS     = (*TreeFS)(nil)
 )
 
-// errIsDir is the error for reading a directory as a file.
-var errIsDir = errors.New("is a directory")
+// ErrIsDir is the error for reading a directory as a file (a committed
+// workflow.yaml or state.yaml that is a directory, above all).
+var ErrIsDir = errors.New("is a directory")
 
 // TreeFS returns the files of rev (a commit, or the hash of a tree) as an
 // fs.FS. Its concrete type is *TreeFS, which also implements BlobHash.
@@ -186,7 +187,7 @@ func (t *TreeFS) ReadFile(name string) ([]byte, error) {
 		return nil, err
 	}
 	if isDirMode(e.Mode) {
-		return nil, &fs.PathError{Op: "read", Path: name, Err: errIsDir}
+		return nil, &fs.PathError{Op: "read", Path: name, Err: ErrIsDir}
 	}
 	data, err := t.readBlob(e.Hash)
 	if err != nil {
@@ -233,7 +234,7 @@ func (t *TreeFS) BlobHash(name string) (string, error) {
 		return "", err
 	}
 	if isDirMode(e.Mode) {
-		return "", &fs.PathError{Op: "blobhash", Path: name, Err: errIsDir}
+		return "", &fs.PathError{Op: "blobhash", Path: name, Err: ErrIsDir}
 	}
 	return e.Hash.String(), nil
 }
@@ -328,7 +329,7 @@ type dirFile struct {
 func (f *dirFile) Stat() (fs.FileInfo, error) { return f.info, nil }
 func (f *dirFile) Close() error               { return nil }
 func (f *dirFile) Read([]byte) (int, error) {
-	return 0, &fs.PathError{Op: "read", Path: f.name, Err: errIsDir}
+	return 0, &fs.PathError{Op: "read", Path: f.name, Err: ErrIsDir}
 }
 
 // ReadDir follows fs.ReadDirFile: n > 0 reads in batches ending with io.EOF.

@@ -53,6 +53,10 @@ func (j *job) attempt(ctx context.Context) attemptOutcome {
 		return out
 	}
 	var out attemptOutcome
+	if ctx.Err() != nil {
+		// Interrupted before the engine started: nothing ran.
+		return attemptOutcome{canceled: true, failure: "interrupted"}
+	}
 	checkOutput, notice := "", ""
 	for attempt := 1; attempt <= attempts; attempt++ {
 		out.attempts = attempt

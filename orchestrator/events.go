@@ -101,9 +101,12 @@ type Event struct {
 	Commit       string  `json:"commit,omitempty"` // landed commit, or the failed ref's commit
 	Ref          string  `json:"ref,omitempty"`    // failed ref or conflict branch
 	Rebased      bool    `json:"rebased,omitempty"`
-	Message      string  `json:"message,omitempty"` // failure reason, skip reason, note text
-	Attempt      int     `json:"attempt,omitempty"`
-	Log          string  `json:"log,omitempty"` // a failed unit's event log, relative to the repository
+	// Stale (StepLanded): an input was committed while the unit ran, so
+	// what landed is not current and the unit is due again.
+	Stale   bool   `json:"stale,omitempty"`
+	Message string `json:"message,omitempty"` // failure reason, skip reason, note text
+	Attempt int    `json:"attempt,omitempty"`
+	Log     string `json:"log,omitempty"` // a failed unit's event log, relative to the repository
 	// Activity is the kind of a StepActivity: "tool", "text", "error",
 	// "stdout" or "stderr".
 	Activity string `json:"activity,omitempty"`

@@ -28,9 +28,32 @@ func (j *job) failCanceled(ctx context.Context) execResult {
 	if cause == errTaskDeleted {
 		return j.fail(ctx, fmt.Sprintf("task %s was deleted from %s while it ran", j.u.task.ID, j.u.step.Foreach))
 	}
-	r := j.fail(ctx, j.out.failure)
+	if j.attempts == 0 && j.worktreeUnchanged(ctx) {
+		// Interrupted before its engine or command started, with nothing
+		// done: no failure to remember, no work to keep, no failed ref.
+		j.wt.Discard()
+		e := Event{Kind: StepSkipped, Step: j.u.step.ID, Task: taskID(j.u.task), Message: "interrupted before it started"}
+		j.rs.recordSkipped(e)
+		j.o.emit(e)
+		return execResult{interrupted: true}
+	}
+	why := j.out.failure
+	if why == "" {
+		why = "interrupted"
+	}
+	r := j.fail(ctx, why)
 	r.interrupted = true
 	return r
+}
+
+// worktreeUnchanged reports whether the unit's worktree holds exactly its base.
+func (j *job) worktreeUnchanged(ctx context.Context) bool {
+	tree, err := j.wt.Stage(ctx)
+	if err != nil {
+		return false
+	}
+	base, err := j.o.repo.TreeOf(j.snap.commit)
+	return err == nil && base == tree
 }
 
 // fail keeps the unit's partial work on refs/codemachine/failed/<key>,

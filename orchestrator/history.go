@@ -318,8 +318,15 @@ func (o *Orchestrator) Rollback(ctx context.Context, arg string, opts RollbackOp
 			return nil, &ConfigError{Err: ErrRollbackCanceled}
 		}
 	}
+	// A kill from here until the holds are written is finished by the
+	// next command (recoverInterrupted): the branch, index and working tree by
+	// gitstate's journal, the holds from this intent.
+	if err := o.beginRollback(head.Branch, head.Commit, to); err != nil {
+		return nil, err
+	}
 	backup, saved, err := o.repo.ResetBranch(ctx, head.Branch, to, head.Commit, opts.Force)
 	if err != nil {
+		_ = o.endRollback()
 		var dirty *gitstate.DirtyError
 		if errors.As(err, &dirty) {
 			return nil, configErrorf("uncommitted changes to tracked files (%s): commit or stash them, or use --force (they are then saved under refs/codemachine/backup/)", strings.Join(dirty.Paths, ", "))
@@ -345,10 +352,13 @@ func (o *Orchestrator) Rollback(ctx context.Context, arg string, opts RollbackOp
 	// No overrides: rollback has no --engine or --model; the environment's
 	// apply as they do for every command (see holdUndone).
 	res.Held, err = o.holdUndone(ctx, head.Commit, to, Overrides{})
-	if err == nil {
-		err = o.noteTip(head.Branch, to, false)
+	if err != nil {
+		return res, err
 	}
-	return res, err
+	if err := o.noteTip(head.Branch, to, false); err != nil {
+		return res, err
+	}
+	return res, o.endRollback()
 }
 
 // userCommits lists the commits of undone that codemachine did not make

@@ -25,6 +25,12 @@ func (j *job) land(ctx context.Context) error {
 	})
 	var conflict *gitstate.ConflictError
 	errors.As(err, &conflict)
+	if err == nil {
+		// A conflict kept from an earlier run is settled by this landing.
+		if _, derr := o.repo.DeleteBranches(ctx, "codemachine/conflict/"+u.key()); derr != nil {
+			o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: derr.Error()})
+		}
+	}
 	if err := j.wt.Finish(ctx, c.commit); err != nil {
 		j.wt.Discard()
 	}
@@ -39,6 +45,12 @@ func (j *job) land(ctx context.Context) error {
 		Model: c.model, Duration: c.duration, Tokens: out.result.TokensIn + out.result.TokensOut,
 		CostUSD: out.result.CostUSD, CostOK: out.result.CostKnown, Commit: res.Commit, Rebased: res.Rebased,
 		Attempt: out.attempts}
+	// A task is done by its ticked box, whatever its inputs: only a step
+	// can land stale (and only a rebased one: the branch moved).
+	if res.Rebased && u.task == nil && o.staleAt(res.Commit, u, rs.opts.Overrides) {
+		e.Stale = true
+		e.Message = "its inputs changed while it ran: landed, and due again"
+	}
 	rs.recordLanded(e)
 	o.emit(e)
 	if err := o.forget(u.key()); err != nil {
@@ -48,6 +60,18 @@ func (j *job) land(ctx context.Context) error {
 		o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: err.Error()})
 	}
 	return nil
+}
+
+// staleAt reports whether u, landed as commit after a rebase, is due there
+// with other inputs than those it ran with: an input (or its definition)
+// was committed while it ran, so its result is not current.
+func (o *Orchestrator) staleAt(commit string, u *unit, ov Overrides) bool {
+	snap, err := o.load(commit, ov)
+	if err != nil {
+		return false
+	}
+	fp, due := dueFingerprint(snap, u.key())
+	return due && fp != u.fingerprint()
 }
 
 // submitForReview puts the unit's commit on its review branch instead of

@@ -186,7 +186,11 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 	}
 	recs := map[string]workflow.Record{}
 	for id, rec := range state.Steps {
-		recs[id] = workflow.Record{Fingerprint: rec.Fingerprint, Seq: rec.Seq}
+		r := workflow.Record{Fingerprint: rec.Fingerprint, Seq: rec.Seq}
+		if step := project.Graph.Step(id); step != nil {
+			r.Gone = workflow.MissingOutput(fsys, step)
+		}
+		recs[id] = r
 	}
 	snap.due = workflow.DueSteps(project, fps, recs)
 	if snap.reviews, err = o.reviewPending(); err != nil {
@@ -200,6 +204,9 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 // be shared (see contentCache): callers must not modify it.
 func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
 	data, err := o.repo.ReadFile(commit, workflow.StateFile)
+	if errors.Is(err, gitstate.ErrIsDir) {
+		return nil, configErrorf("%s is a directory, not a file: codemachine writes its step records there", workflow.StateFile)
+	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read %s: %w", workflow.StateFile, err)
 	}

@@ -101,7 +101,7 @@ func (s *scheduler) next() (*unit, error) {
 			}
 			continue
 		}
-		if s.attempted[id] {
+		if s.ranWith(base) {
 			continue
 		}
 		if s.skipForHoldOrFailure(base, holds, failures) {
@@ -110,6 +110,28 @@ func (s *scheduler) next() (*unit, error) {
 		return base, nil
 	}
 	return nil, nil
+}
+
+// maxRuns bounds how often one unit runs in one run when its inputs keep
+// changing while it runs.
+const maxRuns = 3
+
+// ranWith reports whether u ran in this run already with the inputs it
+// has now, or ran maxRuns times (which is reported once).
+func (s *scheduler) ranWith(u *unit) bool {
+	key := u.key()
+	fp, ok := s.attempted[key]
+	switch {
+	case !ok:
+		return false
+	case fp == u.fingerprint():
+		return true
+	case s.runs[key] >= maxRuns:
+		s.reportOnce(key+" (runs)", Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task),
+			Message: fmt.Sprintf("its inputs changed while each of its %d runs ran: still due", s.runs[key])}, s.rs.recordSkipped)
+		return true
+	}
+	return false
 }
 
 // upstreamBlocked reports whether a step must wait: a step it needs is still
@@ -147,7 +169,7 @@ func (s *scheduler) nextTask(base *unit, holds map[string]Hold, failures map[str
 		u := *base
 		u.task = t
 		key := u.key()
-		if s.attempted[key] || (onlyNamed && !s.tasks[key]) {
+		if s.ranWith(&u) || (onlyNamed && !s.tasks[key]) {
 			continue
 		}
 		if s.skipForHoldOrFailure(&u, holds, failures) {

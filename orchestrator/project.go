@@ -217,7 +217,12 @@ func (o *Orchestrator) Validate() (*ValidateReport, error) {
 	for _, e := range errs {
 		problems = append(problems, Problem{File: e.Pos.File, Line: e.Pos.Line, Col: e.Pos.Col, Message: e.Msg})
 	}
-	if data, err := fs.ReadFile(fsys, workflow.StateFile); err == nil {
+	if len(errs) == 0 && project != nil {
+		problems = append(problems, promptProblems(fsys, project, o.repo.Root())...)
+	}
+	if st, err := fs.Stat(fsys, workflow.StateFile); err == nil && st.IsDir() {
+		problems = append(problems, Problem{File: workflow.StateFile, Message: "is a directory, not a file: codemachine writes its step records there"})
+	} else if data, err := fs.ReadFile(fsys, workflow.StateFile); err == nil {
 		if _, err := gitstate.ParseState(workflow.StateFile, data); err != nil {
 			var se *gitstate.StateError
 			if errors.As(err, &se) {

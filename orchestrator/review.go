@@ -140,6 +140,9 @@ func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, ke
 	if err := o.repo.DeleteRef(ctx, ref, commit); err != nil {
 		return nil, err
 	}
+	if _, err := o.repo.DeleteBranches(ctx, "codemachine/conflict/"+key); err != nil {
+		return nil, err
+	}
 	if err := o.forget(key); err != nil {
 		return nil, err
 	}

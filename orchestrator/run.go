@@ -242,8 +242,39 @@ func (o *Orchestrator) Run(ctx context.Context, opts RunOptions) (*Summary, erro
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Release()
-	return o.runLocked(ctx, head, opts, lock)
+	sum, err := o.runLocked(ctx, head, opts, lock)
+	lock.Release()
+	// A git hook that fired while this run held the lock started no run
+	// of its own: its commits get one more pass here. The hook leaves its
+	// request before it looks at the lock, and this looks at requests
+	// after the lock is released, so one of the two always sees the other.
+	for err == nil && len(opts.Steps) == 0 && o.takeHookRequest() {
+		if lock, err = o.lock(opts.Command); err != nil {
+			return sum, nil // another codemachine runs now, and sees the commits
+		}
+		o.emit(Event{Kind: Note, Message: "commits arrived while it ran (a git hook asked for a run): one more pass"})
+		var more *Summary
+		if head, err = o.checkHead(); err == nil {
+			more, err = o.runLocked(ctx, head, opts, lock)
+			sum.add(more)
+		}
+		lock.Release()
+	}
+	return sum, err
+}
+
+// add appends what another pass of the same run did.
+func (s *Summary) add(more *Summary) {
+	if more == nil {
+		return
+	}
+	s.Landed = append(s.Landed, more.Landed...)
+	s.Failed = append(s.Failed, more.Failed...)
+	s.Skipped = append(s.Skipped, more.Skipped...)
+	s.Review = append(s.Review, more.Review...)
+	s.TokensIn += more.TokensIn
+	s.TokensOut += more.TokensOut
+	s.CostUSD += more.CostUSD
 }
 
 // lock takes the repository lock; another live holder is a *ConfigError
@@ -255,6 +286,12 @@ func (o *Orchestrator) lock(command string) (*gitstate.Lock, error) {
 		if errors.As(err, &locked) {
 			return nil, &ConfigError{Err: err}
 		}
+		return nil, err
+	}
+	// A landing or rollback that a kill interrupted is finished first,
+	// before anything reads the branch or the user's checkout.
+	if err := o.recoverInterrupted(context.Background()); err != nil {
+		lock.Release()
 		return nil, err
 	}
 	return lock, nil
@@ -329,6 +366,9 @@ func (o *Orchestrator) checkWorkflow(commit string) error {
 	if _, err := o.repo.ReadFile(commit, workflow.WorkflowFile); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return &ConfigError{Err: workflow.ErrNoWorkflow}
+		}
+		if errors.Is(err, gitstate.ErrIsDir) {
+			return configErrorf("%s is a directory, not a file", workflow.WorkflowFile)
 		}
 		return fmt.Errorf("read %s: %w", workflow.WorkflowFile, err)
 	}

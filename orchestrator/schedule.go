@@ -45,9 +45,12 @@ type scheduler struct {
 	targets map[string]bool
 	named   map[string]bool
 	tasks   map[string]bool
-	// attempted holds the keys of units started in this run: nothing runs
-	// twice in one run.
-	attempted map[string]bool
+	// attempted holds the keys of units started in this run with the
+	// fingerprint they started with: nothing runs twice in one run with
+	// the same inputs, but a step whose input was committed while it ran
+	// runs again (issue 10, D3), up to maxRuns times.
+	attempted map[string]string
+	runs      map[string]int
 	// reported holds the keys of what was reported as skipped, waiting for
 	// review or unplannable: once per run.
 	reported map[string]bool
@@ -69,7 +72,7 @@ type scheduler struct {
 
 func (o *Orchestrator) newScheduler(rs *runState) *scheduler {
 	return &scheduler{o: o, rs: rs, named: map[string]bool{}, tasks: map[string]bool{},
-		attempted: map[string]bool{}, reported: map[string]bool{}, results: make(chan execResult)}
+		attempted: map[string]string{}, runs: map[string]int{}, reported: map[string]bool{}, results: make(chan execResult)}
 }
 
 // runLoop is the scheduler. It starts due units in dependency order, tasks
@@ -206,7 +209,8 @@ func (s *scheduler) start(ctx context.Context, u *unit) {
 	if u.home == "" && s.parallelism(u) > 1 {
 		u.home = filepath.Join(s.o.repo.LocalDir(), "homes", fmt.Sprintf("slot-%d", u.slot))
 	}
-	s.attempted[u.key()] = true
+	s.attempted[u.key()] = u.fingerprint()
+	s.runs[u.key()]++
 	uctx, cancel := context.WithCancelCause(ctx)
 	a := &active{job: &job{o: s.o, rs: s.rs, snap: s.snap, u: u}, cancel: cancel}
 	s.order = append(s.order, a)

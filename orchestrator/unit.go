@@ -130,6 +130,9 @@ func (j *job) execute(ctx context.Context) execResult {
 	}
 	defer j.log.Close()
 	if err := j.beforeHook(ctx); err != nil {
+		if ctx.Err() != nil {
+			return j.failCanceled(ctx)
+		}
 		return j.fail(ctx, err.Error())
 	}
 	j.out = j.attempt(ctx)

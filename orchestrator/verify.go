@@ -33,6 +33,9 @@ func (j *job) verify(c *candidate) string {
 			return fmt.Sprintf("output %s does not exist after the step (it must be produced and committed)", pattern)
 		}
 	}
+	if msg := checkFiles(snap.project.Workflow.MaxFileSizeFor(u.step), dir, changes); msg != "" {
+		return msg
+	}
 	for _, c := range changes {
 		if c.NewMode == "120000" {
 			if target, err := os.Readlink(filepath.Join(dir, filepath.FromSlash(c.Path))); err == nil && escapes(c.Path, target) {
@@ -86,6 +89,37 @@ func outputExists(snap *snapshot, pattern string, changes []gitstate.Change) boo
 	}
 	for _, m := range matches {
 		if !deleted[m] {
+			return true
+		}
+	}
+	return false
+}
+
+// checkFiles refuses a nested git repository (git add records it as a
+// gitlink, which would land without its content) and a file added or
+// changed over the step's max_file_size that it does not allow.
+func checkFiles(limit workflow.FileSize, dir string, changes []gitstate.Change) string {
+	for _, c := range changes {
+		switch {
+		case c.Status == 'D':
+		case c.NewMode == "160000":
+			return fmt.Sprintf("the step made a nested git repository at %s (it would land as a gitlink without its files): remove %s/.git, or make it a submodule yourself", c.Path, c.Path)
+		case c.NewMode == "100644" || c.NewMode == "100755":
+			st, err := os.Stat(filepath.Join(dir, filepath.FromSlash(c.Path)))
+			if err != nil || st.Size() <= limit.Limit || matchesAny(limit.Allow, c.Path) {
+				continue
+			}
+			return fmt.Sprintf("%s is %s, over max_file_size (%s): allow it with max_file_size: {allow: [%s]}, or raise the limit",
+				c.Path, workflow.FormatSize(st.Size()), workflow.FormatSize(limit.Limit), c.Path)
+		}
+	}
+	return ""
+}
+
+// matchesAny reports whether p matches one of the globs.
+func matchesAny(globs []string, p string) bool {
+	for _, g := range globs {
+		if ok, _ := doublestar.Match(g, p); ok {
 			return true
 		}
 	}

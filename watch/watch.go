@@ -270,12 +270,41 @@ func (s *session) afterPass(sum *orchestrator.Summary) {
 	}
 	if head.Commit != s.seen && s.own[head.Commit] {
 		if ok, err := s.repo.IsAncestor(s.seen, head.Commit); err == nil && ok {
+			// Commits of the user's that arrived during the pass, under
+			// the pass's own landings: one more pass (README: watch).
+			if n := s.foreign(s.seen, head.Commit); n > 0 {
+				s.pending = append(s.pending, Trigger{Kind: "commit",
+					Message: fmt.Sprintf("%s arrived on %s during pass %d", plural(n, "commit"), head.Branch, s.passes)})
+			}
 			s.seen = head.Commit
 		}
 	}
 	if err := s.configure(head); err != nil {
 		s.note(err.Error())
 	}
+}
+
+// foreign counts the commits from old (excluded) to tip on the first-parent
+// line that this session did not land or commit itself.
+func (s *session) foreign(old, tip string) int {
+	n := 0
+	_ = s.repo.WalkLog(tip, func(c gitstate.Commit) bool {
+		if c.Hash == old {
+			return false
+		}
+		if !s.own[c.Hash] {
+			n++
+		}
+		return true
+	})
+	return n
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 // settle looks at what changed while no pass runs: the branch, and retry

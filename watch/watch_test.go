@@ -281,3 +281,55 @@ func TestWatchOverflowRescans(t *testing.T) {
 		t.Errorf("the rescan pass landed %d", len(s.Landed))
 	}
 }
+
+// TestWatchCommitsDuringPass: commits that arrive while a pass runs make
+// one more pass (issue 10, D3), even when the pass lands on top of them;
+// an input committed during the pass is run again within it.
+func TestWatchCommitsDuringPass(t *testing.T) {
+	gate := filepath.Join(t.TempDir(), "gate")
+	r := startWatchRig(t, map[string]string{
+		// The gate is outside every path a sandbox keeps visible.
+		".codemachine/workflow.yaml": `version: 1
+sandbox: off
+steps:
+  - id: copy
+    run: 'until [ -e ` + gate + ` ]; do sleep 0.02; done; cp in.txt out.txt'
+    inputs: [in.txt]
+    outputs: [out.txt]
+`,
+		"in.txt": "1\n",
+	}, Options{})
+	if tr := r.trigger(); tr.Pass != 1 {
+		t.Fatalf("first trigger %+v", tr)
+	}
+	running := filepath.Join(r.o.Repo().LocalDir(), "running.yaml")
+	for {
+		if data, err := os.ReadFile(running); err == nil && strings.Contains(string(data), "copy") {
+			break
+		}
+		select {
+		case <-r.done:
+			t.Fatalf("the session ended: %v", r.err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	r.commit("in.txt", "2\n", "input two")
+	r.commit("notes.txt", "n\n", "notes")
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := r.pass()
+	if len(s.Landed) != 2 || !s.Landed[0].Stale || s.Landed[1].Stale {
+		t.Fatalf("the pass landed %+v: want a stale result, then the current one", s.Landed)
+	}
+	if got, _ := os.ReadFile(filepath.Join(r.dir, "out.txt")); string(got) != "2\n" {
+		t.Fatalf("out.txt = %q", got)
+	}
+	tr := r.trigger()
+	if tr.Pass != 2 || tr.Kind != "commit" || !strings.Contains(tr.Message, "2 commits arrived on main during pass 1") {
+		t.Fatalf("trigger after the pass %+v", tr)
+	}
+	if s := r.pass(); len(s.Landed) != 0 {
+		t.Errorf("the follow-up pass landed %d", len(s.Landed))
+	}
+}

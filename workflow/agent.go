@@ -166,7 +166,7 @@ func (d *yamlDoc) tools(n *yaml.Node) []string {
 
 var (
 	parseErrRE = regexp.MustCompile(`^template: ` + tmplName + `:(\d+): (.*)$`)
-	execErrRE  = regexp.MustCompile(`(?s)^template: ` + tmplName + `:(\d+):(\d+): executing "` + tmplName + `" at <(.*?)>: (.*)$`)
+	execErrRE  = regexp.MustCompile(`(?s)^template: ` + tmplName + `:(\d+):(\d+): executing "[^"]*" at <(.*?)>: (.*)$`)
 	undefFnRE  = regexp.MustCompile(`^function "([^"]*)" not defined$`)
 )
 

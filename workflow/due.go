@@ -1,6 +1,11 @@
 package workflow
 
-import "fmt"
+import (
+	"fmt"
+	"io/fs"
+
+	"github.com/bmatcuk/doublestar/v4"
+)
 
 // Reason says in a few words why a step is due ("never ran", "waits for
 // plan", "3 tasks to do").
@@ -61,6 +66,35 @@ func (p *Project) stepDue(g *Graph, s *Step, fps map[string]string, recs map[str
 	}
 	if fp, ok := fps[s.ID]; !ok || fp != rec.Fingerprint {
 		return "inputs or definition changed"
+	}
+	if rec.Gone != "" {
+		return Reason("output " + rec.Gone + " is gone")
+	}
+	return ""
+}
+
+// MissingOutput returns the first of a step's output patterns that matches
+// no file in fsys, "" when each matches one. A foreach step's outputs are
+// its tasks' and are not looked at.
+func MissingOutput(fsys fs.FS, s *Step) string {
+	if s.Foreach != "" {
+		return ""
+	}
+	for _, pattern := range s.Outputs {
+		if !hasMeta(pattern) {
+			if st, err := fs.Stat(fsys, pattern); err == nil && !st.IsDir() {
+				continue
+			}
+			return pattern
+		}
+		found := false
+		_ = doublestar.GlobWalk(fsys, pattern, func(string, fs.DirEntry) error {
+			found = true
+			return doublestar.SkipDir
+		}, doublestar.WithFilesOnly(), doublestar.WithNoFollow())
+		if !found {
+			return pattern
+		}
 	}
 	return ""
 }

@@ -147,3 +147,33 @@ func TestDueStepsWithoutGraph(t *testing.T) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 }
+
+func TestMissingOutput(t *testing.T) {
+	fsys := fstest.MapFS{"a.txt": {Data: []byte("a")}, "out/x.go": {Data: []byte("x")}, "dir/f": {Data: []byte("f")}}
+	for _, tc := range []struct {
+		outputs []string
+		foreach string
+		want    string
+	}{
+		{[]string{"a.txt", "out/*.go"}, "", ""},
+		{[]string{"a.txt", "b.txt"}, "", "b.txt"},
+		{[]string{"out/*.md"}, "", "out/*.md"},
+		{[]string{"out/**"}, "", ""},
+		{[]string{"dir"}, "", "dir"}, // a directory is not the file the step made
+		{[]string{"gone.txt"}, "plan.md", ""},
+	} {
+		s := &Step{ID: "s", Outputs: tc.outputs, Foreach: tc.foreach}
+		if got := MissingOutput(fsys, s); got != tc.want {
+			t.Errorf("MissingOutput(%v, foreach %q) = %q, want %q", tc.outputs, tc.foreach, got, tc.want)
+		}
+	}
+	w, err := ParseWorkflow("w.yaml", []byte("version: 1\nsteps:\n  - {id: a, run: x, outputs: [a.txt]}\n  - {id: b, run: x, needs: [a]}\n"), testEngines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := DueSteps(&Project{Workflow: w}, map[string]string{"a": "1", "b": "2"},
+		map[string]Record{"a": {Fingerprint: "1", Seq: 1, Gone: "a.txt"}, "b": {Fingerprint: "2", Seq: 2}})
+	if want := (map[string]Reason{"a": "output a.txt is gone", "b": "waits for a"}); !maps.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}

@@ -124,6 +124,7 @@ var stepFields = []keyDecoder[*stepDecoder]{
 	{"mcp", (*stepDecoder).readMCP},
 	{"hooks", func(sd *stepDecoder, kv keyVal) { sd.hooks(kv.val, &sd.s.Hooks, sd.label) }},
 	{"sandbox", func(sd *stepDecoder, kv keyVal) { sd.s.Sandbox = sd.sandbox(kv.val, sd.label+": ") }},
+	{"max_file_size", func(sd *stepDecoder, kv keyVal) { sd.s.MaxFileSize = sd.fileSize(kv.val, sd.label+": ") }},
 }
 
 var stepKeys = keyNames(stepFields)

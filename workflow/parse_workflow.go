@@ -84,6 +84,7 @@ var workflowFields = []keyDecoder[*workflowDecoder]{
 	{"budget", func(wd *workflowDecoder, kv keyVal) { wd.budget(kv.val, &wd.w.Budget) }},
 	{"allow_secrets", func(wd *workflowDecoder, kv keyVal) { wd.w.AllowSecrets, _ = wd.globs(kv.val, "allow_secrets") }},
 	{"sandbox", func(wd *workflowDecoder, kv keyVal) { wd.w.Sandbox = wd.sandbox(kv.val, "") }},
+	{"max_file_size", func(wd *workflowDecoder, kv keyVal) { wd.w.MaxFileSize = wd.fileSize(kv.val, "") }},
 	{"steps", func(wd *workflowDecoder, kv keyVal) { wd.haveSteps, wd.w.Steps = true, wd.steps(kv.val) }},
 }
 

@@ -55,6 +55,9 @@ type Workflow struct {
 	// Sandbox is the default sandbox setting of every step (see
 	// SandboxFor).
 	Sandbox Sandbox
+	// MaxFileSize is the default max_file_size of every step (see
+	// MaxFileSizeFor).
+	MaxFileSize FileSize
 	// Steps are in file order.
 	Steps []*Step
 	// File is the path the workflow was read from, for messages.
@@ -103,6 +106,9 @@ type Step struct {
 	MCP     bool
 	Hooks   Hooks
 	Sandbox Sandbox // the step's own sandbox: setting (see Workflow.SandboxFor)
+	// MaxFileSize is the step's own max_file_size: (see
+	// Workflow.MaxFileSizeFor).
+	MaxFileSize FileSize
 
 	// Pos is the position of the step's mapping in workflow.yaml.
 	Pos Pos
@@ -215,4 +221,8 @@ type BlobHasher interface {
 type Record struct {
 	Fingerprint string
 	Seq         int64
+	// Gone is an output pattern of the step that matches no file at the
+	// commit looked at (see MissingOutput): another step or the user
+	// deleted what it made, so it is due. "" when all are there.
+	Gone string
 }

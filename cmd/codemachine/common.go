@@ -142,6 +142,10 @@ func openOrchestrator(c *cli.Context, cfg orchestrator.Config) (*orchestrator.Or
 		if dir, err = os.Getwd(); err != nil {
 			return nil, err
 		}
+	} else if st, err := os.Stat(dir); err != nil {
+		return nil, usageErrorf("-C %s: no such directory", dir)
+	} else if !st.IsDir() {
+		return nil, usageErrorf("-C %s: not a directory", dir)
 	}
 	cfg.Dir, cfg.Environ = dir, os.Environ()
 	if v := os.Getenv("CODEMACHINE_RETRY_BASE"); v != "" {

@@ -1,0 +1,391 @@
+package gitstate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+// journalFile is the intent of a working-tree switch in progress (a landing
+// or a rollback), under LocalDir: written before the user's index.lock is
+// taken, removed once the index is installed. A process killed in between
+// leaves it for the next command's Recover.
+const journalFile = "switch.yaml"
+
+// switchJournal is what Recover needs to complete or undo an interrupted
+// switchCheckout, and to tell the lock it made from anyone else's.
+type switchJournal struct {
+	PID   int    `yaml:"pid"`
+	Start string `yaml:"start,omitempty"` // the process's start time (/proc), against pid reuse
+	// Marker is the content of the index.lock the switch created: a lock
+	// holding anything else is not codemachine's.
+	Marker string `yaml:"marker"`
+	Root   string `yaml:"root"`  // the checkout's top level
+	Index  string `yaml:"index"` // its index
+	Tmp    string `yaml:"tmp"`   // the new index being built
+	Ref    string `yaml:"ref"`
+	Old    string `yaml:"old"` // "" for a branch with no commit yet
+	New    string `yaml:"new"`
+	Hard   bool   `yaml:"hard,omitempty"`  // a forced rollback: local changes were overwritten
+	Saved  string `yaml:"saved,omitempty"` // where a forced rollback saved them (a commit)
+}
+
+func (j *switchJournal) lock() string { return j.Index + ".lock" }
+
+// switchEnv marks the git processes of a switch, so that Recover can wait
+// for those that outlive a killed codemachine (they are not killed with
+// it, and finish their work).
+const switchEnv = "CODEMACHINE_SWITCH"
+
+func (j *switchJournal) env() string { return switchEnv + "=" + j.Marker[:len(j.Marker)-1] }
+
+// waitProcesses waits, for at most a minute, until no process carries
+// the journal's mark in its environment.
+func (j *switchJournal) waitProcesses() {
+	mark := []byte(j.env() + "\x00")
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		found := false
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			if _, err := strconv.Atoi(e.Name()); err != nil {
+				continue
+			}
+			data, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+			if err == nil && bytes.Contains(data, mark) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// beginSwitch records the intent and takes the index lock with j's marker
+// as its content, created in one step (link(2) of a written file), so that
+// the lock is never a file Recover cannot attribute.
+func (r *Repo) beginSwitch(ctx context.Context, j *switchJournal) error {
+	j.PID, j.Start = os.Getpid(), procStart(os.Getpid())
+	j.Marker = fmt.Sprintf("codemachine-switch-%d-%s\n", j.PID, strconv.FormatInt(tmpSeq.Add(1), 10))
+	if err := r.WriteLocal(journalFile, j); err != nil {
+		return err
+	}
+	if err := r.createLockWith(ctx, j.lock(), []byte(j.Marker)); err != nil {
+		_ = r.removeJournal()
+		return err
+	}
+	return nil
+}
+
+func (r *Repo) removeJournal() error {
+	p, err := r.localFile(journalFile)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", p, err)
+	}
+	return nil
+}
+
+// procStart is a process's start time in clock ticks since boot (field 22
+// of /proc/PID/stat), "" where unknown.
+func procStart(pid int) string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
+}
+
+// alive reports whether the journal's process still runs.
+func (j *switchJournal) alive() bool {
+	if j.PID <= 0 {
+		return false
+	}
+	if j.PID == os.Getpid() {
+		return procStart(j.PID) == j.Start && j.Start != ""
+	}
+	if err := syscall.Kill(j.PID, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	return j.Start == "" || procStart(j.PID) == j.Start
+}
+
+// Recovered says what Recover did about an interrupted landing or
+// rollback.
+type Recovered struct {
+	Ref       string // the branch ref it concerned
+	Completed bool   // the branch had moved: the index was installed
+	Undone    bool   // the branch had not moved: the files it changed were put back
+	// Kept are files whose content was neither side's (changed by hand
+	// since): left as they are.
+	Kept []string
+}
+
+// String is one line for the user.
+func (rc Recovered) String() string {
+	what := "cleaned up"
+	switch {
+	case rc.Completed:
+		what = "completed"
+	case rc.Undone:
+		what = "undone"
+	}
+	s := fmt.Sprintf("an interrupted update of %s (its process was killed) was %s", strings.TrimPrefix(rc.Ref, "refs/heads/"), what)
+	if len(rc.Kept) > 0 {
+		s += "; files changed since were left as they are: " + strings.Join(rc.Kept, ", ")
+	}
+	return s
+}
+
+// Recover completes or undoes a landing or rollback whose process died
+// halfway (kill -9, a crash, a power cut) and removes the index.lock that
+// process made, never a lock of anyone else's. Callers hold the repository
+// lock. It returns nil when there was nothing to recover, or when the
+// process that wrote the journal still runs.
+//
+// The branch ref decides: at the new commit the switch got past its
+// compare-and-swap, so the working tree is at the new commit and only the
+// index is left to install; still at the old commit, the files the switch
+// rewrote are put back (a file is rewritten only when its content is
+// exactly the new commit's, so an edit made since is never lost; a forced
+// rollback's overwritten changes come back from where it saved them).
+func (r *Repo) Recover(ctx context.Context) (*Recovered, error) {
+	var j switchJournal
+	if err := r.ReadLocal(journalFile, &j); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		// A torn journal cannot be: it is written by rename.
+		return nil, fmt.Errorf("recover an interrupted landing: %w", err)
+	}
+	if j.alive() {
+		return nil, nil
+	}
+	j.waitProcesses()
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	rc := &Recovered{Ref: j.Ref}
+	tip, err := r.refHash(j.Ref)
+	if err != nil {
+		return nil, fmt.Errorf("recover an interrupted landing: %w", err)
+	}
+	switch {
+	case tip == j.New && j.New != j.Old:
+		if _, err := os.Stat(j.Tmp); err == nil {
+			// The compare-and-swap came after read-tree wrote the new
+			// index whole: install it.
+			if err := os.Rename(j.Tmp, j.Index); err != nil {
+				return nil, fmt.Errorf("recover an interrupted landing: install the index: %w", err)
+			}
+		}
+		rc.Completed = true
+	case tip == j.Old:
+		kept, err := r.undoSwitch(&j)
+		if err != nil {
+			return nil, fmt.Errorf("recover an interrupted landing: %w", err)
+		}
+		rc.Undone, rc.Kept = true, kept
+	}
+	for _, p := range []string{j.Tmp, j.Tmp + ".lock"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("recover an interrupted landing: %w", err)
+		}
+	}
+	if data, err := os.ReadFile(j.lock()); err == nil && string(data) == j.Marker {
+		if err := os.Remove(j.lock()); err != nil {
+			return nil, fmt.Errorf("recover an interrupted landing: %w", err)
+		}
+	}
+	return rc, r.removeJournal()
+}
+
+// undoSwitch puts back the files a switch from Old to New may have
+// rewritten before it was killed: each file whose content is the New
+// side's gets the Old side's (or, after a forced rollback, the saved
+// change's). It returns the files it left alone because their content is
+// neither.
+func (r *Repo) undoSwitch(j *switchJournal) ([]string, error) {
+	changes, err := r.diffTreesInProcess(j.Old, j.New)
+	if err != nil {
+		return nil, err
+	}
+	type side struct{ hash, mode string }
+	want := map[string]side{}
+	now := map[string]side{}
+	for _, c := range changes {
+		want[c.Path] = side{c.OldHash, c.OldMode}
+		now[c.Path] = side{c.NewHash, c.NewMode}
+	}
+	if j.Hard && j.Saved != "" {
+		// read-tree --reset rewrote every modified file to New's content.
+		saved, err := r.diffTreesInProcess(j.Old, j.Saved)
+		if err != nil {
+			return nil, err
+		}
+		newFS, err := r.TreeFS(j.New)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range saved {
+			want[c.Path] = side{c.NewHash, c.NewMode}
+			if _, ok := now[c.Path]; !ok {
+				h, m := treeEntry(newFS, c.Path)
+				now[c.Path] = side{h, m}
+			}
+		}
+	}
+	var kept []string
+	for path, n := range now {
+		w := want[path]
+		full := filepath.Join(j.Root, filepath.FromSlash(path))
+		cur, err := worktreeBlob(full)
+		if err != nil {
+			return nil, err
+		}
+		if cur == w.hash || cur != n.hash {
+			if cur != w.hash {
+				kept = append(kept, path)
+			}
+			continue
+		}
+		if err := r.writeBlob(full, w.hash, w.mode); err != nil {
+			return nil, err
+		}
+	}
+	return kept, nil
+}
+
+// treeEntry is a path's blob and mode in a tree, "" when absent.
+func treeEntry(fsys fs.FS, path string) (hash, mode string) {
+	t, ok := fsys.(*TreeFS)
+	if !ok {
+		return "", ""
+	}
+	h, err := t.BlobHash(path)
+	if err != nil {
+		return "", ""
+	}
+	st, err := fs.Stat(fsys, path)
+	if err != nil {
+		return h, "100644"
+	}
+	switch {
+	case st.Mode()&fs.ModeSymlink != 0:
+		return h, "120000"
+	case st.Mode()&0o111 != 0:
+		return h, "100755"
+	}
+	return h, "100644"
+}
+
+// worktreeBlob is the git blob id of a file in the working tree ("" when
+// it is absent), a symlink's being that of its target.
+func worktreeBlob(full string) (string, error) {
+	st, err := os.Lstat(full)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var data []byte
+	switch {
+	case st.Mode()&fs.ModeSymlink != 0:
+		t, err := os.Readlink(full)
+		if err != nil {
+			return "", err
+		}
+		data = []byte(t)
+	case st.Mode().IsRegular():
+		if data, err = os.ReadFile(full); err != nil {
+			return "", err
+		}
+	default:
+		return "dir", nil
+	}
+	return plumbing.ComputeHash(plumbing.BlobObject, data).String(), nil
+}
+
+// writeBlob makes full hold blob hash with mode; "" removes it.
+func (r *Repo) writeBlob(full, hash, mode string) error {
+	if hash == "" {
+		if err := os.Remove(full); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	var data []byte
+	err := r.goGit(func(g *gogit.Repository) error {
+		b, err := g.BlobObject(plumbing.NewHash(hash))
+		if err != nil {
+			return err
+		}
+		rd, err := b.Reader()
+		if err != nil {
+			return err
+		}
+		defer rd.Close()
+		var buf bytes.Buffer
+		_, err = buf.ReadFrom(rd)
+		data = buf.Bytes()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("read blob %s: %w", short(hash), err)
+	}
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		return err
+	}
+	_ = os.Remove(full)
+	if mode == "120000" {
+		return os.Symlink(string(data), full)
+	}
+	perm := os.FileMode(0o644)
+	if mode == "100755" {
+		perm = 0o755
+	}
+	return os.WriteFile(full, data, perm)
+}
+
+// linkFile creates path with content, failing with fs.ErrExist when it
+// exists: the content is written to a temporary file beside it first.
+func linkFile(path string, content []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".codemachine-lock-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Link(tmp, path)
+}

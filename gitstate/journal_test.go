@@ -1,0 +1,124 @@
+package gitstate
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// deadPID is the pid of a process that has exited.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
+// TestRecover stages what a kill -9 leaves at each point of a switch of
+// the user's checkout and checks that Recover completes or undoes it,
+// keeps the user's changes and removes only the lock it made.
+func TestRecover(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// moved: the compare-and-swap of the ref happened (with the new
+		// index in tmp, as read-tree wrote it).
+		moved, userLock, alive bool
+		// extraEdit: a file the switch rewrote was edited since.
+		extraEdit bool
+	}{
+		{name: "killed after read-tree, before the ref moved"},
+		{name: "killed after the ref moved", moved: true},
+		{name: "a live git of the user's holds index.lock", userLock: true},
+		{name: "the journal's process still runs", alive: true},
+		{name: "an edit made since is kept", extraEdit: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, r := newRepo(t, map[string]string{"keep.txt": "k\n", "mod.txt": "a\n", "del.txt": "d\n"})
+			base := git(t, dir, "rev-parse", "HEAD")
+			next := stepCommit(t, r, base, map[string]string{"mod.txt": "b\n", "new.txt": "n\n", "del.txt": "\x00delete"}, "step")
+			write(t, dir, "keep.txt", "the user's edit\n")
+			ctx := t.Context()
+			index := filepath.Join(r.GitDir(), "index")
+			tmp := filepath.Join(r.LocalDir(), "switch-index-test")
+			j := &switchJournal{Root: dir, Index: index, Tmp: tmp, Ref: "refs/heads/main", Old: base, New: next}
+			if err := r.beginSwitch(ctx, j); err != nil {
+				t.Fatal(err)
+			}
+			// What read-tree -m -u did before the kill.
+			if err := copyIndex(index, tmp); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command("git", "read-tree", "-m", "-u", base, next)
+			cmd.Dir, cmd.Env = dir, append(os.Environ(), "GIT_INDEX_FILE="+tmp)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("read-tree: %v\n%s", err, out)
+			}
+			if tc.moved {
+				git(t, dir, "update-ref", "refs/heads/main", next, base)
+			}
+			if tc.extraEdit {
+				write(t, dir, "mod.txt", "edited since\n")
+			}
+			if !tc.alive {
+				j.PID, j.Start = deadPID(t), ""
+				if err := r.WriteLocal(journalFile, j); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.userLock {
+				if err := os.WriteFile(index+".lock", []byte("DIRC user"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rc, err := r.Recover(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.alive {
+				if rc != nil {
+					t.Fatalf("Recover with the writer alive = %+v", rc)
+				}
+				if _, err := os.Stat(index + ".lock"); err != nil {
+					t.Fatal("a live switch's lock was removed")
+				}
+				return
+			}
+			if _, err := os.Stat(filepath.Join(r.LocalDir(), journalFile)); err == nil {
+				t.Error("the journal is left")
+			}
+			if _, err := os.Stat(tmp); err == nil {
+				t.Error("the temporary index is left")
+			}
+			if tc.userLock {
+				if data, err := os.ReadFile(index + ".lock"); err != nil || string(data) != "DIRC user" {
+					t.Fatalf("the user's lock was touched: %q %v", data, err)
+				}
+				os.Remove(index + ".lock")
+			} else if _, err := os.Stat(index + ".lock"); err == nil {
+				t.Fatal("index.lock is left")
+			}
+			if read(t, dir, "keep.txt") != "the user's edit\n" {
+				t.Error("the user's edit is lost")
+			}
+			status := strings.TrimSpace(statusShort(t, dir))
+			switch {
+			case tc.moved:
+				if !rc.Completed || status != "M keep.txt" {
+					t.Errorf("completed %v, status %q", rc.Completed, status)
+				}
+			case tc.extraEdit:
+				if !rc.Undone || strings.Join(rc.Kept, ",") != "mod.txt" || read(t, dir, "mod.txt") != "edited since\n" {
+					t.Errorf("recovered %+v, mod.txt %q", rc, read(t, dir, "mod.txt"))
+				}
+			default:
+				if !rc.Undone || status != "M keep.txt" || exists(dir, "new.txt") || read(t, dir, "mod.txt") != "a\n" || read(t, dir, "del.txt") != "d\n" {
+					t.Errorf("undone %v, status %q", rc.Undone, status)
+				}
+			}
+		})
+	}
+}
