@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// cliEngine drives one coding CLI headlessly (DESIGN 10): the prompt goes
+// cliEngine drives one coding CLI headlessly: the prompt goes
 // to the CLI's standard input, which is then closed (no argument length
 // limit, no quoting by the CLI); the CLI runs in its own process group in
 // the step's worktree with the request's environment; its event stream is

@@ -10,7 +10,7 @@ import (
 	"github.com/codemachine/codemachine/sandbox"
 )
 
-// allowedNames are the single variables an agent inherits (DESIGN 10): what
+// allowedNames are the single variables an agent inherits: what
 // makes the user's terminal work (identity, locale, terminal, temp dir,
 // certificates, proxies), the engines' switches that keep them quiet and
 // offline-safe, and the toolchain locations that make a check like
@@ -67,7 +67,7 @@ var allowedPrefixes = []string{
 const PassEnv = "CODEMACHINE_PASS_ENV"
 
 // Environ returns the environment an agent runs with: the variables of
-// environ (KEY=VALUE, as os.Environ returns) that the allow-list of DESIGN 10
+// environ (KEY=VALUE, as os.Environ returns) that the allow-list
 // admits, then extra (the step's env) on top, sorted by name. Everything
 // else is dropped: other services' secrets (GITHUB_TOKEN, NPM_TOKEN, ...)
 // and, importantly, git's own GIT_DIR, GIT_INDEX_FILE and GIT_WORK_TREE,

@@ -62,7 +62,7 @@ func plural(n int, word string) string {
 	return strconv.Itoa(n) + " " + word + "s"
 }
 
-// Land puts commit (whose only parent is base) on branch. DESIGN 8:
+// Land puts commit (whose only parent is base) on branch:
 //
 //   - The branch is still at base: the ref moves by compare-and-swap; where
 //     the branch is checked out, the working tree and index are brought

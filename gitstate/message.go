@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// The trailer keys of a step commit (DESIGN 8).
+// The trailer keys of a step commit.
 const (
 	TrailerStep        = "Codemachine-Step"
 	TrailerTask        = "Codemachine-Task"

@@ -27,7 +27,7 @@ import (
 // hand-out, that reads the user's objects through alternates (nothing is
 // copied) and has its own HEAD, refs, index, config and hooks, so that the
 // agent can commit there while the user's git directory stays read-only to
-// it (DESIGN 17). codemachine never runs git over anything the agent can
+// it. codemachine never runs git over anything the agent can
 // write: its own commands over the worktree name the user's git directory,
 // the worktree and a private index outside it explicitly (GIT_DIR,
 // GIT_WORK_TREE, GIT_INDEX_FILE), with hooks and fsmonitor off, and never

@@ -29,7 +29,7 @@ func (t timedEngine) Run(ctx context.Context, req agents.Request) (agents.Result
 	return res, err
 }
 
-// benchSizes are the repository sizes of DESIGN 16; the 100k-file one takes
+// benchSizes are the repository sizes of docs/benchmarks.md; the 100k-file one takes
 // minutes to set up and runs with CODEMACHINE_BENCH_LARGE=1 (make bench).
 func benchSizes() []int {
 	if os.Getenv("CODEMACHINE_BENCH_LARGE") != "" {
@@ -38,7 +38,7 @@ func benchSizes() []int {
 	return []int{1000}
 }
 
-// BenchmarkStepOverhead measures DESIGN 16's first two targets: everything
+// BenchmarkStepOverhead measures the first two targets: everything
 // codemachine does around a step (load the workflow at the tip, fingerprint,
 // move the pooled worktree, stage, verify, commit with state.yaml, land
 // bringing the working tree forward), minus the time of the step's command

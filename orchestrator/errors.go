@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Exit codes of DESIGN 12. The CLI maps errors to them with ExitCode.
+// Exit codes (README.md lists them). The CLI maps errors to them with ExitCode.
 const (
 	ExitOK          = 0
 	ExitStepFailed  = 1
@@ -76,8 +76,8 @@ func (e *NeedsYouError) Error() string {
 // ErrInterrupted is returned when a run was stopped by a signal (exit 130).
 var ErrInterrupted = errors.New("interrupted")
 
-// ExitCode maps an error returned by this package to the exit code of
-// DESIGN 12.
+// ExitCode maps an error returned by this package to the documented exit code
+// (README.md).
 func ExitCode(err error) int {
 	if err == nil {
 		return ExitOK

@@ -266,7 +266,7 @@ func (e *UserCommitsError) Error() string {
 var ErrRollbackCanceled = errors.New("rollback canceled: nothing changed")
 
 // Rollback resets the branch to just before the commit of a step, task or
-// revision (DESIGN 12), keeping a backup ref, and holds the undone steps so
+// revision, keeping a backup ref, and holds the undone steps so
 // that they do not run again with the same inputs. Undoing the user's own
 // commits needs their consent (opts.Confirm) or opts.Force.
 func (o *Orchestrator) Rollback(ctx context.Context, arg string, opts RollbackOptions) (*RollbackResult, error) {

@@ -15,7 +15,7 @@ const maxUndone = 1000
 
 // holdUndone holds the steps and tasks whose commits a move of the branch
 // from tip from to tip to took away (a rollback, a `git reset`, a rewrite)
-// and which that move made due again, as DESIGN 7 asks: they do not run
+// and which that move made due again: they do not run
 // again with the same inputs until the user asks (retry, run STEP) or the
 // inputs change. Each hold records the newest undone commit of its unit.
 // It returns the held keys, newest undone first. A workflow that is broken

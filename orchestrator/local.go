@@ -11,7 +11,7 @@ import (
 	"github.com/codemachine/codemachine/workflow"
 )
 
-// Local, per-clone facts (DESIGN 7): holds after a rollback, the last failure
+// Local, per-clone facts: holds after a rollback, the last failure
 // of each step, and what the lock holder is running. They live under
 // .git/codemachine and are never committed.
 const (

@@ -9,7 +9,7 @@ import (
 	"github.com/codemachine/codemachine/gitstate"
 )
 
-// message is the step commit's message (DESIGN 8).
+// message is the step commit's message.
 func (j *job) message() gitstate.Message {
 	u := j.u
 	text := strings.TrimSpace(j.out.result.Text)
@@ -110,7 +110,7 @@ func (j *job) trailers() []gitstate.Trailer {
 	return t
 }
 
-// author is the agent's identity (DESIGN 8): "codemachine <engine>/<model>
+// author is the agent's identity: "codemachine <engine>/<model>
 // <codemachine@localhost>", the address configurable with
 // CODEMACHINE_AUTHOR_EMAIL.
 func (o *Orchestrator) author(engineName, model string) gitstate.Signature {

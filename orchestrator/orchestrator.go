@@ -123,7 +123,7 @@ func (o *Orchestrator) emit(e Event) {
 }
 
 // Overrides are the command-line and environment settings that take
-// precedence over the workflow (DESIGN 4).
+// precedence over the workflow.
 type Overrides struct {
 	Engine string // --engine
 	Model  string // --model
@@ -224,7 +224,7 @@ func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
 	return state, nil
 }
 
-// settingsFor applies the precedence of DESIGN 4 (flag > environment > step
+// settingsFor applies the precedence of docs/workflow.md (flag > environment > step
 // > agent front matter > defaults) and computes the step's fingerprint.
 func (o *Orchestrator) settingsFor(snap *snapshot, step *workflow.Step, ov Overrides) (*stepSettings, error) {
 	st := &stepSettings{}

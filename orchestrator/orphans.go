@@ -12,7 +12,7 @@ import (
 // holder, whose stale lock this process took over) left running: agents and
 // commands keep running in their own process groups when codemachine dies
 // by kill -9, and would go on writing into pooled worktrees that the new run
-// hands out again (DESIGN 17). A group is killed only if one of its
+// hands out again. A group is killed only if one of its
 // processes still works inside this repository's worktree pool, so a
 // recycled process group id is never touched. It returns how many groups it
 // stopped; where /proc is missing it finds none.

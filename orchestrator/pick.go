@@ -51,7 +51,7 @@ func (s *scheduler) resolveTargets() error {
 }
 
 // liftNamedHolds lifts the holds of the steps (or tasks) named on the
-// command line: naming a step is the user's way to run it again (DESIGN 7).
+// command line: naming a step is the user's way to run it again.
 func (s *scheduler) liftNamedHolds() error {
 	if len(s.named) == 0 {
 		return nil

@@ -14,7 +14,7 @@ import (
 	"github.com/codemachine/codemachine/workflow"
 )
 
-// planBenchSizes are the plan sizes of DESIGN 16's 500-task target: the
+// planBenchSizes are the plan sizes of the 500-task target: the
 // overhead per task must stay flat from the smallest to the largest.
 var planBenchSizes = []int{50, 100, 200, 500}
 

@@ -12,7 +12,7 @@ import (
 	"github.com/codemachine/codemachine/workflow"
 )
 
-// Review (DESIGN 9): a step with `review: true` lands on branch
+// Review: a step with `review: true` lands on branch
 // codemachine/review/<step>[/<task>] instead of the working branch, and the
 // workflow waits there until `approve` merges it or `reject` deletes it and
 // commits the reason as feedback for the next attempt.

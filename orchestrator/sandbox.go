@@ -12,8 +12,8 @@ import (
 )
 
 // Every process of a unit (its before hook, engine, check, on_failure and
-// after hooks) runs under the sandbox launcher with one policy (DESIGN
-// 17): writes only to the unit's worktree (and the scratch repository
+// after hooks) runs under the sandbox launcher with one policy:
+// writes only to the unit's worktree (and the scratch repository
 // that is its .git), its TMPDIR, its engine's private config dirs and the paths the
 // workflow allows; the user's working tree, .git and home read-only;
 // other programs' sockets out of reach; nothing it started left running

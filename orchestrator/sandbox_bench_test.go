@@ -27,8 +27,8 @@ func (d directEngine) Run(ctx context.Context, req agents.Request) (agents.Resul
 	return d.Engine.Run(ctx, req)
 }
 
-// BenchmarkSandboxOverhead measures the sandbox's target (DESIGN 16,
-// issue 10): a step with the sandbox on (Landlock, hidden sockets, the
+// BenchmarkSandboxOverhead measures the sandbox's target (issue 10,
+// docs/benchmarks.md): a step with the sandbox on (Landlock, hidden sockets, the
 // engine's private config dir) against the same step with sandbox: off,
 // alternating in the same run on the same repository, whole runs timed
 // (the sandbox's cost is in starting the step's process). The step is a

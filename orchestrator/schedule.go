@@ -299,7 +299,7 @@ func (s *scheduler) markRunning() {
 }
 
 // checkBudget stops the run when its tokens or cost exceed the workflow's
-// budget (checked before each step, DESIGN 9).
+// budget (checked before each step).
 func (o *Orchestrator) checkBudget(b workflow.Budget, s Summary) error {
 	if b.Tokens > 0 && s.TokensIn+s.TokensOut > b.Tokens {
 		return &BudgetError{What: "tokens", Spent: FormatTokens(s.TokensIn + s.TokensOut), Limit: FormatTokens(b.Tokens)}

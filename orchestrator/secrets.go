@@ -15,7 +15,7 @@ import (
 	"github.com/codemachine/codemachine/gitstate"
 )
 
-// secretNames are base-name globs of files that hold secrets (DESIGN 17).
+// secretNames are base-name globs of files that hold secrets.
 var secretNames = []string{
 	".env", ".env.*", "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore",
 	"id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", ".netrc", ".pgpass", ".npmrc", ".pypirc",

@@ -158,7 +158,7 @@ func (j *job) writeOverlays(ctx context.Context, c *candidate) error {
 		return err
 	}
 	// The feedback of a rejected attempt is consumed by the step commit that
-	// follows it (DESIGN 9).
+	// follows it.
 	fb := filepath.Join(dir, filepath.FromSlash(feedbackPath(u.key())))
 	if old, err := os.ReadFile(fb); err == nil {
 		c.replaced[feedbackPath(u.key())] = old

@@ -10,7 +10,7 @@ import (
 	"github.com/codemachine/codemachine/workflow"
 )
 
-// Step and task states shown by status (DESIGN 12).
+// Step and task states shown by status.
 const (
 	StateDone     = "done"
 	StateDue      = "due"

@@ -14,7 +14,7 @@ import (
 	"github.com/codemachine/codemachine/workflow"
 )
 
-// verify checks a finished unit's change before it may land (DESIGN 8): its
+// verify checks a finished unit's change before it may land: its
 // outputs exist, it left state.yaml and .git alone, and it adds no secrets
 // or symlinks out of the repository. It returns "" when all is well.
 func (j *job) verify(c *candidate) string {

@@ -24,7 +24,7 @@ import (
 // other commands recognize the watcher by it.
 const Command = "codemachine watch"
 
-// Trigger modes of workflow.yaml (DESIGN 11).
+// Trigger modes of workflow.yaml.
 const (
 	TriggerCommit = "commit"
 	TriggerSave   = "save"

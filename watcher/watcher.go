@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// Defaults of DESIGN 11.
+// Defaults of the trigger modes (docs/workflow.md).
 const (
 	DefaultQuiet   = 300 * time.Millisecond
 	DefaultMaxWait = 2 * time.Second

@@ -11,7 +11,7 @@ import (
 // plan", "3 tasks to do").
 type Reason string
 
-// DueSteps decides which steps are due (DESIGN 7) and why. fps holds each
+// DueSteps decides which steps are due and why. fps holds each
 // step's current fingerprint (a missing entry counts as changed), recs the
 // record of each step's last success (a missing entry: it never succeeded).
 // Only due steps are returned.

@@ -15,7 +15,7 @@ import (
 const fingerprintVersion = "codemachine fingerprint v1"
 
 // Fingerprint is the hex SHA-256 that decides whether a step's last result
-// still stands (DESIGN 7). It covers the step's definition, the agent file's
+// still stands. It covers the step's definition, the agent file's
 // bytes, the resolved engine and model, and every input file's path and
 // blob id. Each part is length-prefixed so no two different inputs encode
 // alike.

@@ -27,7 +27,7 @@ func ids(steps []*Step) string {
 }
 
 func TestGraphExample(t *testing.T) {
-	// The DESIGN 4 example: implicit edges through outputs -> inputs and
+	// The example: implicit edges through outputs -> inputs and
 	// the foreach plan, explicit ones through needs.
 	_, g := mustGraph(t, `
   - id: fmt

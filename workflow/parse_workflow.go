@@ -8,7 +8,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Defaults of workflow.yaml (DESIGN 4).
+// Defaults of workflow.yaml.
 const (
 	DefaultEngine  = "auto"
 	DefaultTimeout = 30 * time.Minute

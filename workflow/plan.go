@@ -24,7 +24,7 @@ type taskMeta struct {
 	afterCols []int
 }
 
-// ParsePlan parses a plan.md (DESIGN 6). Tasks are the top-level checklist
+// ParsePlan parses a plan.md. Tasks are the top-level checklist
 // items ("- [ ]", "- [x]", also with "*" and "+" bullets) outside fenced
 // code blocks; the lines indented under an item are its body. The Plan is
 // returned even with errors, holding every task found.

@@ -209,7 +209,7 @@ func diskProject(tb testing.TB, steps int) fs.FS {
 	return os.DirFS(dir)
 }
 
-// TestBigProjectFast guards the status budget (DESIGN 16: 50 ms in all)
+// TestBigProjectFast guards the status budget (50 ms in all, docs/benchmarks.md)
 // with a wide margin for slow, loaded or -race runs; the benchmark below
 // gives the real figure.
 func TestBigProjectFast(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"github.com/codemachine/codemachine/internal/yamlnode"
 )
 
-// Sandbox modes (the sandbox: key, DESIGN 17): auto sandboxes every step
+// Sandbox modes (the sandbox: key): auto sandboxes every step
 // wherever the system can and warns once per run where it cannot;
 // required refuses to run a step unsandboxed; off runs steps without the
 // filesystem sandbox (their processes still end with them).

@@ -2,7 +2,7 @@
 // coding agents: workflow files in .codemachine/, one commit per step.
 //
 // This package is the thin CLI: it parses flags into options, calls the
-// orchestrator and maps errors to the exit codes of DESIGN 12.
+// orchestrator and maps errors to the documented exit codes (README.md).
 package main
 
 import (

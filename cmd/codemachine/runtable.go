@@ -17,7 +17,7 @@ func (o *output) columns(name, label string) (int, int) {
 	return o.nameW, o.labelW
 }
 
-// event prints one run event as a line of the run table (DESIGN 2).
+// event prints one run event as a line of the run table.
 func (o *output) event(e orchestrator.Event) {
 	if o.json {
 		return

@@ -12,7 +12,7 @@ import (
 	"github.com/codemachine/codemachine/internal/testenv"
 )
 
-// BenchmarkStatus100 measures DESIGN 16's `codemachine status` target on a
+// BenchmarkStatus100 measures the `codemachine status` target on a
 // 100-step workflow (< 50 ms), as a whole process like a user runs it, on a
 // repository where every step has landed (100 step commits to read back).
 // The baseline, measured in the same run, is `git log -1`: the cost of

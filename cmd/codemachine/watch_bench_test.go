@@ -106,7 +106,7 @@ func (w *watchProc) until(b *testing.B, prefix string, limit time.Duration) stam
 	}
 }
 
-// BenchmarkWatchLatency measures DESIGN 16's watch target: from a commit
+// BenchmarkWatchLatency measures the watch target: from a commit
 // (git commit has returned) to the step's start, as `codemachine watch`
 // prints it, on a 1k-file repository with the default quiet window of
 // 300 ms. The target is quiet window + 50 ms.
@@ -157,7 +157,7 @@ steps:
 	b.ReportMetric(ms-float64(quiet.Milliseconds()), "over-quiet-ms/op")
 }
 
-// BenchmarkWatchIdle measures DESIGN 16's idle target: a watcher with
+// BenchmarkWatchIdle measures the idle target: a watcher with
 // nothing to do on a generated repository (1k files; 100k with
 // CODEMACHINE_BENCH_LARGE=1) in save mode over every source directory,
 // the largest watch set: the CPU time the process uses while idle (from

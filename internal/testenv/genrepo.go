@@ -10,7 +10,7 @@ import (
 // GenRepo creates a repository on branch main with n generated small files
 // (100 per directory, under src/) plus the given extra files, all in one
 // commit, and returns its path. Benchmarks use it for the 1k- and
-// 100k-file repositories of DESIGN 16.
+// 100k-file repositories of docs/benchmarks.md.
 func GenRepo(t testing.TB, n int, extra map[string]string) string {
 	t.Helper()
 	dir, err := filepath.EvalSymlinks(t.TempDir())
