@@ -103,7 +103,7 @@ func cmdTerm(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		re, err := regexp.Compile("(?m)" + args[2])
 		ts.Check(err)
-		limit := 30 * time.Second
+		limit := 2 * time.Minute // only a failing test waits it out
 		if len(args) > 3 {
 			n, err := strconv.Atoi(args[3])
 			ts.Check(err)
