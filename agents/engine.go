@@ -122,7 +122,8 @@ type Result struct {
 	// recording was made for another prompt).
 	Warnings []string
 	// ToolErrors are the tool calls the CLI reported as failed (Claude's
-	// tool results with is_error, Codex's commands that exited non-zero),
+	// tool results with is_error, Codex's commands that exited non-zero,
+	// Gemini's tool results and opencode's tool parts with status error),
 	// one line each ("Bash: ..."), at most MaxToolErrors.
 	ToolErrors []string
 }

@@ -92,6 +92,7 @@ type geminiStream struct {
 	out    outcome
 	text   strings.Builder // assistant deltas since the last tool call
 	errMsg string          // the result's (or an error event's) message
+	tools  map[string]string // tool_id -> tool_name, to name a failed call
 }
 
 func newGeminiStream(req Request, _ []string) stream {
@@ -108,6 +109,7 @@ type geminiEvent struct {
 	Role      string         `json:"role"`
 	Content   string         `json:"content"`
 	ToolName  string         `json:"tool_name"`
+	ToolID    string         `json:"tool_id"`
 	Params    map[string]any `json:"parameters"`
 	Status    string         `json:"status"`
 	Severity  string         `json:"severity"`
@@ -143,9 +145,20 @@ func (s *geminiStream) stdout(line []byte) {
 		}
 	case "tool_use":
 		s.text.Reset()
+		if s.tools == nil {
+			s.tools = map[string]string{}
+		}
+		s.tools[ev.ToolID] = ev.ToolName
 		emit(s.req, "tool", toolSummary(ev.ToolName, ev.Params, "command", "file_path", "dir_path", "pattern"))
 	case "tool_result":
 		s.text.Reset()
+		if ev.Status == "error" {
+			msg := "failed"
+			if ev.Error != nil && ev.Error.Message != "" {
+				msg = ev.Error.Message
+			}
+			s.out.res.addToolError(s.tools[ev.ToolID], msg)
+		}
 	case "error":
 		// Non-fatal conditions (a loop detected, a warning); a fatal one
 		// ends in a result with status error.

@@ -161,6 +161,7 @@ type opencodePart struct {
 	State  *struct {
 		Status string         `json:"status"`
 		Input  map[string]any `json:"input"`
+		Error  string         `json:"error"` // a failed call's (status error)
 	} `json:"state"`
 	Tokens *struct {
 		Input     int64 `json:"input"`
@@ -206,6 +207,9 @@ func (s *opencodeStream) stdout(line []byte) {
 	case "tool_use":
 		if p != nil && p.State != nil {
 			emit(s.req, "tool", toolSummary(p.Tool, p.State.Input, "command", "filePath", "path", "pattern"))
+			if p.State.Status == "error" {
+				s.out.res.addToolError(p.Tool, p.State.Error)
+			}
 		}
 	case "step_finish":
 		if p != nil {
