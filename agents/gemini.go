@@ -90,8 +90,8 @@ var geminiFatalExits = map[int]string{
 type geminiStream struct {
 	req    Request
 	out    outcome
-	text   strings.Builder // assistant deltas since the last tool call
-	errMsg string          // the result's (or an error event's) message
+	text   strings.Builder   // assistant deltas since the last tool call
+	errMsg string            // the result's (or an error event's) message
 	tools  map[string]string // tool_id -> tool_name, to name a failed call
 }
 
