@@ -82,6 +82,10 @@ type fakeBackend struct {
 	events  chan Event
 	errors  chan error
 	addErrs map[string]error
+	// onAdd, when set, runs as a directory's watch is added (before it is
+	// active): what it writes is never notified, as with a real kernel
+	// racing a mkdir -p.
+	onAdd func(dir string)
 }
 
 func newFakeBackend() *fakeBackend {
@@ -95,6 +99,9 @@ func (b *fakeBackend) Add(dir string) error {
 		return err
 	}
 	b.added[dir] = true
+	if b.onAdd != nil {
+		b.onAdd(dir)
+	}
 	return nil
 }
 

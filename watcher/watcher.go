@@ -276,17 +276,17 @@ func (w *Watcher) createdLocked(path string, now time.Time) {
 	if w.ignored([]string{path})[path] {
 		return
 	}
-	dirs, files := w.walk(path, true)
-	for _, d := range dirs {
+	_, files := w.walk(path, true, func(d string) bool {
 		if err := w.backend.Add(d); err != nil {
 			if !errors.Is(err, fs.ErrNotExist) && w.opts.OnError != nil {
 				w.opts.OnError(watchError(d, err))
 			}
-			continue
+			return false
 		}
 		w.watched[d] = true
 		w.batch.add(now, d)
-	}
+		return true
+	})
 	for _, f := range files {
 		w.batch.add(now, f)
 	}
@@ -331,6 +331,23 @@ func (w *Watcher) rescanLocked(report func(string)) error {
 	want := func(d string, rec bool) { desired[d] = desired[d] || rec }
 	var missing []Dir
 	var files []string
+	var firstErr error
+	added := map[string]bool{}
+	// A directory of a recursive root is watched before it is read, so
+	// that what appears in it meanwhile is either listed or notified.
+	enter := func(d string) bool {
+		if _, ok := w.watched[d]; ok {
+			return true
+		}
+		if err := w.backend.Add(d); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) && firstErr == nil {
+				firstErr = watchError(d, err)
+			}
+			return false
+		}
+		added[d] = true
+		return true
+	}
 	for _, r := range w.roots {
 		if !isDir(r.Path) {
 			missing = append(missing, r)
@@ -340,24 +357,23 @@ func (w *Watcher) rescanLocked(report func(string)) error {
 			continue
 		}
 		if !r.Recursive {
-			want(r.Path, false)
-			if report != nil {
-				if _, ok := w.watched[r.Path]; !ok {
+			_, before := w.watched[r.Path]
+			if enter(r.Path) {
+				want(r.Path, false)
+				if report != nil && !before {
 					files = append(files, entries(r.Path)...)
 				}
 			}
 			continue
 		}
-		dirs, inside := w.walk(r.Path, report != nil)
+		dirs, inside := w.walk(r.Path, report != nil, enter)
 		for _, d := range dirs {
 			want(d, true)
 		}
 		files = append(files, inside...)
 	}
-	var firstErr error
-	added := map[string]bool{}
-	for d, rec := range desired {
-		if _, ok := w.watched[d]; ok {
+	for d := range desired {
+		if _, ok := w.watched[d]; ok || added[d] {
 			continue
 		}
 		if err := w.backend.Add(d); err != nil {
@@ -367,7 +383,7 @@ func (w *Watcher) rescanLocked(report func(string)) error {
 			}
 			continue
 		}
-		added[d] = rec
+		added[d] = true
 	}
 	for d := range w.watched {
 		if _, ok := desired[d]; !ok {
@@ -391,13 +407,19 @@ func (w *Watcher) rescanLocked(report func(string)) error {
 
 // walk lists dir and the directories below it, level by level so that
 // Ignore sees each level in one call, never entering .git or following a
-// symlink. With withFiles it also lists the files.
-func (w *Watcher) walk(dir string, withFiles bool) (dirs, files []string) {
-	dirs = []string{dir}
+// symlink. enter is called on each directory before it is read (to watch
+// it first, so nothing created meanwhile goes unseen); a directory it
+// refuses is neither read nor listed. With withFiles walk also lists the
+// files.
+func (w *Watcher) walk(dir string, withFiles bool, enter func(string) bool) (dirs, files []string) {
 	level := []string{dir}
 	for len(level) > 0 {
 		var next []string
 		for _, d := range level {
+			if !enter(d) {
+				continue
+			}
+			dirs = append(dirs, d)
 			list, err := os.ReadDir(d)
 			if err != nil {
 				continue
@@ -422,7 +444,6 @@ func (w *Watcher) walk(dir string, withFiles bool) (dirs, files []string) {
 			}
 			next = kept
 		}
-		dirs = append(dirs, next...)
 		level = next
 	}
 	return dirs, files

@@ -142,6 +142,36 @@ func TestNewDirectoriesAreWatchedAndScanned(t *testing.T) {
 	}
 }
 
+// TestWrittenWhileWatchIsAdded: a directory is watched before it is read,
+// so what appears in it while its watch is being added (a deeper mkdir -p,
+// the first file) is listed even though no event announces it.
+func TestWrittenWhileWatchIsAdded(t *testing.T) {
+	root := t.TempDir()
+	r := newFakeRig(t, Options{Quiet: 100 * ms})
+	if err := r.w.SetDirs([]Dir{{Path: root, Recursive: true}}); err != nil {
+		t.Fatal(err)
+	}
+	a := filepath.Join(root, "a")
+	r.b.onAdd = func(dir string) {
+		switch dir {
+		case a:
+			mkdirs(t, filepath.Join(a, "b"))
+		case filepath.Join(a, "b"):
+			write(t, filepath.Join(a, "b", "first.txt"), "1")
+		}
+	}
+	mkdirs(t, a)
+	r.send(a, Create)
+	r.c.Advance(100 * ms)
+	got := r.batch()
+	if !slices.Contains(got.Paths, filepath.Join(a, "b", "first.txt")) {
+		t.Errorf("batch lacks a/b/first.txt: %v", got.Paths)
+	}
+	if !slices.Contains(r.w.Watched(), filepath.Join(a, "b")) {
+		t.Errorf("a/b is not watched: %v", r.w.Watched())
+	}
+}
+
 func TestNotRecursiveAndSkipped(t *testing.T) {
 	root := t.TempDir()
 	mkdirs(t, filepath.Join(root, "flat", "sub"), filepath.Join(root, "rec", ".git", "objects"),
