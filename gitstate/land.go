@@ -90,7 +90,11 @@ func (r *Repo) Land(ctx context.Context, branch, base, commit string, opts LandO
 	if attempts <= 0 {
 		attempts = 5
 	}
-	for range attempts {
+	for i := range attempts {
+		// A branch that keeps moving (someone committing again and
+		// again) overtakes a landing prepared without the lock: the
+		// later attempts take the lock first.
+		l.staged = i < stagedLandings
 		res, moved, err := l.attempt(ctx)
 		var lc *landConflict
 		switch {
@@ -112,7 +116,12 @@ type landing struct {
 	orig         Commit // the commit as it was made
 	subject      string // the first line of its message, for the reflog
 	opts         LandOptions
+	staged       bool // this attempt prepares the working tree before taking the lock
 }
+
+// stagedLandings is how many attempts of a landing prepare the working
+// tree before taking the user's index lock (switch_staged.go).
+const stagedLandings = 2
 
 // newLanding resolves base and commit and checks that commit's only parent
 // is base.
@@ -174,7 +183,7 @@ func (l *landing) attempt(ctx context.Context) (res LandResult, moved bool, err 
 	case tip == l.commit:
 		return LandResult{Commit: l.commit}, false, nil
 	case tip == l.base:
-		err := l.r.advance(ctx, l.ref, l.base, l.commit, "codemachine: "+l.subject)
+		err := l.r.advance(ctx, l.ref, l.base, l.commit, "codemachine: "+l.subject, l.staged)
 		return l.advanced(err, LandResult{Commit: l.commit})
 	}
 	return l.rebase(ctx, tip)
@@ -216,7 +225,7 @@ func (l *landing) rebase(ctx context.Context, tip string) (LandResult, bool, err
 	if err != nil {
 		return LandResult{}, false, l.fail(err)
 	}
-	err = l.r.advance(ctx, l.ref, tip, rebased, "codemachine: "+l.subject+" (rebased)")
+	err = l.r.advance(ctx, l.ref, tip, rebased, "codemachine: "+l.subject+" (rebased)", l.staged)
 	return l.advanced(err, LandResult{Commit: rebased, Rebased: true})
 }
 
@@ -347,8 +356,9 @@ func (r *Repo) checkoutsOn(ref string) ([]checkout, error) {
 }
 
 // advance moves ref from old to new by compare-and-swap, bringing along the
-// worktree that has it checked out.
-func (r *Repo) advance(ctx context.Context, ref, old, new, msg string) error {
+// worktree that has it checked out; staged prepares the worktree's update
+// before taking its index lock (switch_staged.go).
+func (r *Repo) advance(ctx context.Context, ref, old, new, msg string, staged bool) error {
 	cos, err := r.checkoutsOn(ref)
 	if err != nil {
 		return err
@@ -359,6 +369,13 @@ func (r *Repo) advance(ctx context.Context, ref, old, new, msg string) error {
 		_, err := r.gitWith(ctx, runOpts{}, cas.args...)
 		return refError(ref, err)
 	case 1:
+		if staged {
+			// What the staged switch cannot vouch for is decided under
+			// the lock.
+			if err := r.switchStaged(ctx, cos[0], cas); !errors.Is(err, errNotStaged) {
+				return err
+			}
+		}
 		return r.switchCheckout(ctx, cos[0], cas, false)
 	}
 	return fmt.Errorf("%s is checked out in %d worktrees", ref, len(cos))
@@ -409,14 +426,6 @@ var (
 //  3. compare-and-swap the ref; if it moved, undo the file update;
 //  4. install the new index by renaming it over the lock, as git does.
 func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, hard bool) error {
-	if !hard {
-		// Prepared without the lock, so that the user's git commands
-		// meanwhile do not fail on it; what it cannot vouch for is
-		// decided below.
-		if err := r.switchStaged(ctx, co, cas); !errors.Is(err, errNotStaged) {
-			return err
-		}
-	}
 	old, new := cas.old, cas.new
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
