@@ -301,10 +301,15 @@ func (o *Orchestrator) reviewReason(commit, fingerprint string) string {
 	if err != nil {
 		return waiting
 	}
-	if made := msg.Get(gitstate.TrailerFingerprint); made != "" && made != fingerprint {
-		return waiting + "; made before its inputs changed (once approved it runs again)"
+	reason := waiting
+	if by := msg.Get(gitstate.TrailerReview); by != "" {
+		// A reviewer agent's review fell to a person: say why.
+		reason += "; " + by
 	}
-	return waiting
+	if made := msg.Get(gitstate.TrailerFingerprint); made != "" && made != fingerprint {
+		reason += "; made before its inputs changed (once approved it runs again)"
+	}
+	return reason
 }
 
 func progressText(st *StepStatus) string {
