@@ -95,10 +95,10 @@ type Step struct {
 	Outputs []string
 	Needs   []string
 
-	Foreach     string // a plan file: one run per unchecked task
-	Parallel    int    // foreach: tasks at once (0 = 1)
-	Check       string // verification command run after the agent
-	Attempts    int    // agent runs while the check fails (0 = 1)
+	Foreach  string // a plan file: one run per unchecked task
+	Parallel int    // foreach: tasks at once (0 = 1)
+	Check    string // verification command run after the agent
+	Attempts int    // agent runs while the check fails (0 = 1)
 	// Review: the step commit waits on its review branch (review: true,
 	// or review: AGENT).
 	Review bool
