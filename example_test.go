@@ -32,14 +32,19 @@ var exampleRecordings = []struct {
 	file       string // relative to the example's recordings/
 	step, task string
 	files      []string
+	round      int // a task reviewer's answer in this round (review: task-reviewer); 0 = the step's own
 }{
-	{"architecture.yaml", "architecture", "", []string{".codemachine/architecture.md"}},
-	{"plan.yaml", "plan", "", []string{".codemachine/plan.md"}},
-	{"implement/T1.yaml", "implement", "T1", []string{"go.mod", "main.go", "main_test.go"}},
-	{"implement/T2.yaml", "implement", "T2", []string{"store/store.go", "store/store_test.go"}},
-	{"implement/T3.yaml", "implement", "T3", []string{"cli/cli.go", "cli/cli_test.go"}},
-	{"implement/T4.yaml", "implement", "T4", []string{"README.md", "e2e_test.go", "main.go"}},
-	{"review.yaml", "review", "", []string{".codemachine/review.md"}},
+	{"architecture.yaml", "architecture", "", []string{".codemachine/architecture.md"}, 0},
+	{"plan.yaml", "plan", "", []string{".codemachine/plan.md"}, 0},
+	{"implement/T1.yaml", "implement", "T1", []string{"go.mod", "main.go", "main_test.go"}, 0},
+	{"implement/T2.yaml", "implement", "T2", []string{"store/store.go", "store/store_test.go"}, 0},
+	{"implement/T3.yaml", "implement", "T3", []string{"cli/cli.go", "cli/cli_test.go"}, 0},
+	{"implement/T4.yaml", "implement", "T4", []string{"README.md", "e2e_test.go", "main.go"}, 0},
+	{"implement.review/T1/1.yaml", "implement", "T1", nil, 1},
+	{"implement.review/T2/1.yaml", "implement", "T2", nil, 1},
+	{"implement.review/T3/1.yaml", "implement", "T3", nil, 1},
+	{"implement.review/T4/1.yaml", "implement", "T4", nil, 1},
+	{"review.yaml", "review", "", []string{".codemachine/review.md"}, 0},
 }
 
 // exampleFile reads a file of the example by its path relative to the
@@ -140,7 +145,15 @@ func TestExampleRecordingsParse(t *testing.T) {
 			if rec.Step != tt.step || rec.Task != tt.task {
 				t.Errorf("step/task = %q/%q, want %q/%q", rec.Step, rec.Task, tt.step, tt.task)
 			}
-			if got, want := agents.RecordingPath(rec.Step, rec.Task), ".codemachine/recordings/"+tt.file; got != want {
+			where := agents.RecordingPath(rec.Step, rec.Task)
+			if tt.round > 0 {
+				where = agents.ReviewRecordingPath(rec.Step, rec.Task, tt.round)
+				// A reviewer's answer ends with its verdict.
+				if !strings.HasSuffix(strings.TrimSpace(rec.Text), "\n"+`{"verdict": "approve"}`) {
+					t.Errorf("text %q: want it to end with the verdict", rec.Text)
+				}
+			}
+			if got, want := where, ".codemachine/recordings/"+tt.file; got != want {
 				t.Errorf("replay looks for this recording at %s, but it is at %s", got, want)
 			}
 			if rec.Engine != "claude" || rec.Model == "" || rec.Session == "" {
@@ -345,7 +358,7 @@ func TestExampleWorkflowLoads(t *testing.T) {
 		{ID: "architecture", Agent: "architect", Inputs: []string{spec}, Outputs: []string{arch}},
 		{ID: "plan", Agent: "planner", Inputs: []string{spec, arch}, Outputs: []string{plan}},
 		{ID: "implement", Agent: "coder", Inputs: []string{arch}, Foreach: plan, Parallel: 2,
-			Check: "go vet ./... && go test ./...", Attempts: 3},
+			Check: "go vet ./... && go test ./...", Attempts: 3, Review: true, Reviewer: "task-reviewer"},
 		{ID: "review", Agent: "reviewer", Needs: []string{"implement"}, Outputs: []string{".codemachine/review.md"}},
 	}
 	if len(w.Steps) != len(wantSteps) {
@@ -356,7 +369,8 @@ func TestExampleWorkflowLoads(t *testing.T) {
 		if got.ID != want.ID || got.Agent != want.Agent || got.Run != "" ||
 			!slices.Equal(got.Inputs, want.Inputs) || !slices.Equal(got.Outputs, want.Outputs) ||
 			!slices.Equal(got.Needs, want.Needs) || got.Foreach != want.Foreach || got.Parallel != want.Parallel ||
-			got.Check != want.Check || got.Attempts != want.Attempts || got.Review || got.Engine != "" || got.Model != "" {
+			got.Check != want.Check || got.Attempts != want.Attempts || got.Review != want.Review ||
+			got.Reviewer != want.Reviewer || got.Engine != "" || got.Model != "" {
 			t.Errorf("step %d = %+v, want %+v", i+1, *got, want)
 		}
 	}
@@ -385,7 +399,13 @@ func TestExampleWorkflowLoads(t *testing.T) {
 		}
 	}
 
-	wantModels := map[string]string{"architect": "opus", "planner": "sonnet", "coder": "sonnet", "reviewer": "sonnet"}
+	// The architecture is talked through when there is a terminal, and
+	// done by the agent alone when there is none: never needs-you.
+	if a := w.Steps[0]; !a.InteractiveAuto || a.Interactive {
+		t.Errorf("architecture: interactive %v, auto %v; want auto", a.Interactive, a.InteractiveAuto)
+	}
+	wantModels := map[string]string{"architect": "opus", "planner": "sonnet", "coder": "sonnet", "reviewer": "sonnet",
+		"task-reviewer": "sonnet"}
 	if len(p.Agents) != len(wantModels) {
 		t.Errorf("%d agents, want %d", len(p.Agents), len(wantModels))
 	}
@@ -457,6 +477,7 @@ func TestExamplePromptsRender(t *testing.T) {
 	tests := []struct {
 		name       string
 		step       string
+		reviewer   bool     // render the step's reviewer agent, not its agent
 		recordings []string // applied before the step runs
 		task       *workflow.TaskInfo
 		check      string
@@ -498,6 +519,11 @@ func TestExamplePromptsRender(t *testing.T) {
 			want:       []string{"## Attempt 2: the check failed on your previous attempt", "--- FAIL: TestLoad (0.00s)"},
 		},
 		{
+			name: "task reviewer", step: "implement", reviewer: true, task: task,
+			recordings: []string{"architecture.yaml", "plan.yaml", "implement/T1.yaml", "implement/T2.yaml"},
+			want:       []string{"## The task: T2: Store todos in a JSON file", "Files: store/store.go.", "# Architecture: todo"},
+		},
+		{
 			name: "review", step: "review",
 			recordings: append([]string{"architecture.yaml", "plan.yaml"}, allTasks...),
 			want: []string{"<!-- main.go -->", "<!-- store/store.go -->", "<!-- cli/cli_test.go -->",
@@ -508,6 +534,9 @@ func TestExamplePromptsRender(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := steps[tt.step]
 			agent := p.Agents[s.Agent]
+			if tt.reviewer {
+				agent = p.Agents[s.Reviewer]
+			}
 			data := workflow.PromptData{
 				Step:        workflow.StepInfo{ID: s.ID, Inputs: s.Inputs, Outputs: s.Outputs},
 				Task:        tt.task,

@@ -38,6 +38,11 @@ type Request struct {
 	// recording's.
 	Fingerprint string
 
+	// Recording is the replay engine's recording to apply, relative to
+	// Dir; "" = the step's (or task's) own (RecordingPath). A reviewer
+	// agent's run names its own (ReviewRecordingPath).
+	Recording string
+
 	Dir     string   // working directory: the step's worktree
 	Env     []string // the allow-listed environment, KEY=VALUE (see Environ)
 	Timeout time.Duration

@@ -59,6 +59,19 @@ func RecordingPath(step, task string) string {
 	return RecordingsDir + "/" + step + "/" + task + ".yaml"
 }
 
+// ReviewRecordingPath returns where the recording of a reviewer agent's
+// review of a step (or task) in the given round lives, relative to the
+// repository root: .codemachine/recordings/<step>.review/[<task>/]<round>.yaml
+// (a step id has no dot). Its step and task are the reviewed step's; its
+// text ends with the verdict.
+func ReviewRecordingPath(step, task string, round int) string {
+	dir := RecordingsDir + "/" + step + ".review"
+	if task != "" {
+		dir += "/" + task
+	}
+	return fmt.Sprintf("%s/%d.yaml", dir, round)
+}
+
 // RecordingError is a problem in a recording file, at a position when one
 // is known (Line and Col are 1-based; 0 = unknown).
 type RecordingError struct {

@@ -31,6 +31,9 @@ func (e replayEngine) Run(ctx context.Context, req Request) (Result, error) {
 		return fail("no step to replay")
 	}
 	rel := RecordingPath(req.Step, req.Task)
+	if req.Recording != "" {
+		rel = req.Recording
+	}
 	// The worktree is opened as an os.Root: no path of the recording, nor
 	// the recording's own path, can lead outside it, not even through a
 	// symbolic link that is already in the tree.

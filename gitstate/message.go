@@ -23,6 +23,12 @@ const (
 	// TrailerBy says who did an agent step: "agent" (the agent alone) or
 	// "person in <engine>'s UI" (an interactive step, codemachine open).
 	TrailerBy = "Codemachine-By"
+	// TrailerReview records a review's verdict and who gave it:
+	// "approved by reviewer agent NAME", "rejected by Alice", ...
+	TrailerReview = "Codemachine-Review"
+	// TrailerReviewRound numbers a reviewer agent's rejections of one
+	// step (or task) in a row, on the commits of their feedback.
+	TrailerReviewRound = "Codemachine-Review-Round"
 )
 
 // Message is a commit message: a one-line subject, a free-form body and a

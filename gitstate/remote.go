@@ -88,6 +88,30 @@ func (r *Repo) DiffStat(ctx context.Context, a, b string) (string, error) {
 	return r.read(ctx, "diff", "--stat", "--no-color", "--no-renames", a, b)
 }
 
+// DiffPatch is git's patch of the change from a to b (no colour, no
+// external diff program), leaving out the paths in exclude.
+func (r *Repo) DiffPatch(ctx context.Context, a, b string, exclude ...string) (string, error) {
+	args := []string{"diff", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", a, b, "--", "."}
+	for _, p := range exclude {
+		args = append(args, ":(exclude,literal)"+p)
+	}
+	out, err := r.read(ctx, args...)
+	if err != nil {
+		return "", fmt.Errorf("diff %s %s: %w", short(a), short(b), err)
+	}
+	return out, nil
+}
+
+// UserName is the user's git user.name ("" when none is set): who a
+// person's review names.
+func (r *Repo) UserName(ctx context.Context) string {
+	out, err := r.read(ctx, "config", "--get", "user.name")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(out)
+}
+
 // TreeOf is the tree id of a commit.
 func (r *Repo) TreeOf(commit string) (string, error) {
 	var tree string

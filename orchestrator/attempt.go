@@ -188,6 +188,9 @@ func (j *job) request(attempt int, checkOutput, notice string) (agents.Request, 
 		}
 	}
 	req.Prompt = prompt
+	if attempt == 1 {
+		j.prompt = prompt
+	}
 	if attempt == 1 && j.resume != "" {
 		req.Resume, req.Continue = j.resume, continuePrompt(u, dir)
 	}

@@ -14,14 +14,20 @@ import (
 
 // LogEntry is one step commit with its provenance trailers.
 type LogEntry struct {
-	Commit      string    `json:"commit"`
-	Subject     string    `json:"subject"`
-	Step        string    `json:"step"`
-	Task        string    `json:"task,omitempty"`
-	Engine      string    `json:"engine,omitempty"`
-	Model       string    `json:"model,omitempty"`
-	Session     string    `json:"session,omitempty"`
-	By          string    `json:"by,omitempty"` // who did it (Codemachine-By)
+	Commit  string `json:"commit"`
+	Subject string `json:"subject"`
+	Step    string `json:"step"`
+	Task    string `json:"task,omitempty"`
+	Engine  string `json:"engine,omitempty"`
+	Model   string `json:"model,omitempty"`
+	Session string `json:"session,omitempty"`
+	By      string `json:"by,omitempty"` // who did it (Codemachine-By)
+	// Review is the verdict that landed it (its last Codemachine-Review:
+	// "approved by reviewer agent NAME", "approved by Alice"); Reviews
+	// are all of them, in order (a reviewer agent's that fell to a person
+	// first).
+	Review      string    `json:"review,omitempty"`
+	Reviews     []string  `json:"reviews,omitempty"`
 	TokensIn    int64     `json:"tokens_in"`
 	TokensOut   int64     `json:"tokens_out"`
 	CostUSD     float64   `json:"cost_usd"`
@@ -67,6 +73,51 @@ func (o *Orchestrator) Log(limit int) ([]LogEntry, error) {
 	return entries, nil
 }
 
+// reviewVerdicts are the values of a message's Codemachine-Review
+// trailers, in order.
+func reviewVerdicts(msg gitstate.Message) []string {
+	var out []string
+	for _, t := range msg.Trailers {
+		if strings.EqualFold(t.Key, gitstate.TrailerReview) {
+			out = append(out, t.Value)
+		}
+	}
+	return out
+}
+
+// Who says in a few words who did a step commit's work, from its
+// Codemachine-By (by) and the verdict that landed it (review): "agent",
+// "person in claude's UI", "agent, approved by reviewer agent checker",
+// "approved by Alice" (a command under review); "" for a command or a
+// replay without review.
+func Who(by, review string) string {
+	switch {
+	case by == "":
+		return review
+	case review == "":
+		return by
+	}
+	return by + ", " + review
+}
+
+// whoDid is Who for a commit ("" when it cannot be read).
+func (o *Orchestrator) whoDid(hash string) string {
+	if hash == "" {
+		return ""
+	}
+	c, err := o.repo.CommitInfo(hash)
+	if err != nil {
+		return ""
+	}
+	msg := gitstate.Message{Trailers: c.Trailers}
+	verdicts := reviewVerdicts(msg)
+	review := ""
+	if len(verdicts) > 0 {
+		review = verdicts[len(verdicts)-1]
+	}
+	return Who(msg.Get(gitstate.TrailerBy), review)
+}
+
 func logEntry(c gitstate.Commit, msg gitstate.Message) (LogEntry, error) {
 	e := LogEntry{
 		Commit: c.Hash, Subject: msg.Subject,
@@ -75,6 +126,10 @@ func logEntry(c gitstate.Commit, msg gitstate.Message) (LogEntry, error) {
 		Session: msg.Get(gitstate.TrailerSession), By: msg.Get(gitstate.TrailerBy), Duration: msg.Get(gitstate.TrailerDuration),
 		Fingerprint: msg.Get(gitstate.TrailerFingerprint), Run: msg.Get(gitstate.TrailerRun),
 		Author: c.Author.Name, Date: c.Author.When,
+	}
+	e.Reviews = reviewVerdicts(msg)
+	if len(e.Reviews) > 0 {
+		e.Review = e.Reviews[len(e.Reviews)-1]
 	}
 	bad := func(key, val, want string) error {
 		return fmt.Errorf("commit %s: trailer %s: %q is not %s", short(c.Hash), key, val, want)

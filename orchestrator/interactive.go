@@ -18,11 +18,17 @@ func needsYouMessage(key string) string {
 }
 
 // interactive reports whether the step's agent runs in its own UI in this
-// run: interactive: true, or named by run --interactive. Commands never
+// run: interactive: true, interactive: auto with a terminal, or named by
+// run --interactive. Commands never
 // do; nor does a replay.
 func (rs *runState) interactive(u *unit) bool {
 	if u.step.Run != "" || u.settings.replay {
 		return false
+	}
+	if u.step.InteractiveAuto && rs.opts.Terminal != nil {
+		// interactive: auto: the UI when there is a terminal, else the
+		// agent alone (never needs-you).
+		return true
 	}
 	return u.step.Interactive || rs.opts.InteractiveAll || slices.Contains(rs.opts.Interactive, u.step.ID)
 }

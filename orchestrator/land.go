@@ -17,7 +17,7 @@ func (j *job) land(ctx context.Context) error {
 	if j.u.step.Review {
 		return j.submitForReview(ctx)
 	}
-	o, rs, u, c, out := j.o, j.rs, j.u, j.cand, j.out
+	o, rs, u, c := j.o, j.rs, j.u, j.cand
 	res, err := o.repo.Land(ctx, rs.branch, j.snap.commit, c.commit, gitstate.LandOptions{
 		ConflictBranch: "codemachine/conflict/" + u.key(),
 		Overlay:        func(tip, merged string) (string, error) { return o.overlay(ctx, u, c, tip, merged) },
@@ -41,10 +41,7 @@ func (j *job) land(ctx context.Context) error {
 		j.conflicted(conflict, err)
 		return nil
 	}
-	e := Event{Kind: StepLanded, Step: u.step.ID, Task: taskID(u.task), Title: c.msg.Subject, Engine: j.engineName,
-		Model: c.model, Duration: c.duration, Tokens: out.result.TokensIn + out.result.TokensOut,
-		CostUSD: out.result.CostUSD, CostOK: out.result.CostKnown, Commit: res.Commit, Rebased: res.Rebased,
-		Attempt: out.attempts}
+	e := j.landedEvent(res.Commit, res.Rebased)
 	// A task is done by its ticked box, whatever its inputs: only a step
 	// can land stale (and only a rebased one: the branch moved).
 	if res.Rebased && u.task == nil && o.staleAt(res.Commit, u, rs.opts.Overrides) {
@@ -62,6 +59,16 @@ func (j *job) land(ctx context.Context) error {
 	return nil
 }
 
+// landedEvent is the StepLanded event of the unit's commit, landed as
+// commit.
+func (j *job) landedEvent(commit string, rebased bool) Event {
+	u, c, out := j.u, j.cand, j.out
+	return Event{Kind: StepLanded, Step: u.step.ID, Task: taskID(u.task), Title: c.msg.Subject, Engine: j.engineName,
+		Model: c.model, Duration: c.duration, Tokens: out.result.TokensIn + out.result.TokensOut,
+		CostUSD: out.result.CostUSD, CostOK: out.result.CostKnown, Commit: commit, Rebased: rebased,
+		Attempt: out.attempts}
+}
+
 // staleAt reports whether u, landed as commit after a rebase, is due there
 // with other inputs than those it ran with: an input (or its definition)
 // was committed while it ran, so its result is not current.
@@ -75,7 +82,8 @@ func (o *Orchestrator) staleAt(commit string, u *unit, ov Overrides) bool {
 }
 
 // submitForReview puts the unit's commit on its review branch instead of
-// landing it (review: true).
+// landing it (review: true), and applies a reviewer agent's verdict
+// (review: AGENT; see reviewer.go).
 func (j *job) submitForReview(ctx context.Context) error {
 	o, rs, u, c, out := j.o, j.rs, j.u, j.cand, j.out
 	branch, err := o.keepForReview(ctx, u.key(), c.commit)
@@ -85,6 +93,13 @@ func (j *job) submitForReview(ctx context.Context) error {
 	}
 	if err := j.wt.Finish(ctx, c.commit); err != nil {
 		j.wt.Discard()
+	}
+	if j.review != nil {
+		if err := o.forget(u.key()); err != nil {
+			return err
+		}
+		j.again, err = j.applyReview(ctx)
+		return err
 	}
 	e := Event{Kind: StepReview, Step: u.step.ID, Task: taskID(u.task), Title: c.msg.Subject, Engine: j.engineName,
 		Model: c.model, Duration: c.duration, Tokens: out.result.TokensIn + out.result.TokensOut,

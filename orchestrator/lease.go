@@ -96,7 +96,7 @@ func (l *Lease) Approve(ctx context.Context, key string) (*ReviewResult, error) 
 	if err != nil {
 		return nil, err
 	}
-	return l.o.approveLocked(ctx, head, key)
+	return l.o.approveLocked(ctx, head, key, l.o.person(ctx))
 }
 
 // Reject rejects a pending review under the lease's lock, as
@@ -110,7 +110,7 @@ func (l *Lease) Reject(ctx context.Context, key, reason string) (*ReviewResult, 
 	if err != nil {
 		return nil, err
 	}
-	return l.o.rejectLocked(ctx, head, key, reason)
+	return l.o.rejectLocked(ctx, head, key, reason, l.o.personVerdict(ctx, "rejected"))
 }
 
 // Release releases the lock. The lease is of no use afterwards.

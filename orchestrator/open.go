@@ -3,9 +3,11 @@ package orchestrator
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/workflow"
 )
 
 // OpenTarget is what `codemachine open` takes up: the unit's latest work
@@ -19,16 +21,27 @@ type OpenTarget struct {
 	// Session and Engine are the recorded session ("" = none: a new
 	// session with the step's prompt).
 	Session, Engine string
-	// From says where the work was found: "failed", "landed" or "".
+	// From says where the work was found: "review" (its review
+	// branch), "failed", "landed" or "".
 	From string
+}
+
+// opensReview reports whether this run is codemachine open taking up
+// key's review branch: the unit runs although its review is pending, and
+// its new commit replaces the one on the review branch.
+func (rs *runState) opensReview(key string) bool {
+	t := rs.opts.Open
+	return t != nil && t.Key == key && t.From == "review"
 }
 
 // Open runs the unit key (STEP or STEP/TASK) in its agent's own UI on
 // opts.Terminal: its recorded session resumed (or, without one, a new
 // session with the step's prompt) in a worktree holding its latest work:
-// its failed ref's, or the tip with what it landed. When the person
-// leaves, the change lands as a new commit of the unit, like a run's; a
-// hold or failure of the unit is lifted first.
+// its review branch's, its failed ref's (brought onto the tip when it was
+// made on an older commit and applies there), or the tip with what it
+// landed. When the person leaves, the change lands as a new commit of the
+// unit, like a run's (one under review replaces the commit on its review
+// branch); a hold or failure of the unit is lifted first.
 func (o *Orchestrator) Open(ctx context.Context, key string, opts RunOptions) (*Summary, error) {
 	if opts.Terminal == nil {
 		return nil, configErrorf("open needs a terminal (standard input and output): it runs the agent's own UI")
@@ -54,11 +67,6 @@ func (o *Orchestrator) Open(ctx context.Context, key string, opts RunOptions) (*
 	if o.isCommandStep(head.Commit, key) {
 		return nil, configErrorf("%s runs a command: open takes the wheel of agent steps only", key)
 	}
-	if review, _ := o.repo.ResolveRev("refs/heads/" + reviewPrefix + key); review != "" {
-		// Not yet: its work would have to come from the review branch
-		// and its new commit go back there.
-		return nil, configErrorf("%s waits for review on %s%s: approve or reject it first (open does not take up a review branch yet)", key, reviewPrefix, key)
-	}
 	target, err := o.openTarget(head.Commit, key)
 	if err != nil {
 		return nil, err
@@ -75,8 +83,9 @@ func (o *Orchestrator) Open(ctx context.Context, key string, opts RunOptions) (*
 	return o.runLocked(ctx, head, opts, lock)
 }
 
-// openTarget finds the unit's latest work and session: its failure's
-// (the failed ref), else its latest commit on the branch.
+// openTarget finds the unit's latest work and session: its review
+// branch's, else its failure's (the failed ref), else its latest commit on
+// the branch.
 func (o *Orchestrator) openTarget(tip, key string) (*OpenTarget, error) {
 	t := &OpenTarget{Key: key}
 	failures, err := o.failures()
@@ -84,7 +93,10 @@ func (o *Orchestrator) openTarget(tip, key string) (*OpenTarget, error) {
 		return nil, err
 	}
 	commit := ""
-	if f, ok := failures[key]; ok && f.Commit != "" {
+	review, _ := o.repo.ResolveRev("refs/heads/" + reviewPrefix + key)
+	if f, ok := failures[key]; review != "" {
+		t.Work, t.From, commit = review, "review", review
+	} else if ok && f.Commit != "" {
 		t.Work, t.From, commit = f.Commit, "failed", f.Commit
 		t.Session, t.Engine = f.Session, f.Engine
 	} else {
@@ -107,22 +119,16 @@ func (o *Orchestrator) openTarget(tip, key string) (*OpenTarget, error) {
 	return t, nil
 }
 
-// openPoint readies the worktree of the unit `open` takes up: its failed
-// work restored (when it was made on the base the unit runs on now), and
-// the session to resume when the engine is the one that recorded it.
+// openPoint readies the worktree of the unit `open` takes up: its work
+// under review or failed work restored (brought onto the base the unit
+// runs on now when it was made on another), and the session to resume
+// when the engine is the one that recorded it.
 func (j *job) openPoint(ctx context.Context) (string, error) {
 	t, u := j.rs.opts.Open, j.u
 	j.open = true
 	if t.Work != "" {
-		c, err := j.o.repo.CommitInfo(t.Work)
-		switch {
-		case err == nil && len(c.Parents) > 0 && c.Parents[0] == j.snap.commit:
-			if err := j.wt.RestoreWork(ctx, t.Work); err != nil {
-				return "", fmt.Errorf("restore the work of %s: %w", u.key(), err)
-			}
-		default:
-			j.o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task),
-				Message: fmt.Sprintf("the failed work %s was made on another commit; opening %s at the tip", short(t.Work), u.key())})
+		if err := j.restoreOpenWork(ctx, t); err != nil {
+			return "", err
 		}
 	}
 	if t.Session == "" || t.Engine != j.engineName {
@@ -131,12 +137,79 @@ func (j *job) openPoint(ctx context.Context) (string, error) {
 		return "", nil
 	}
 	what := "its latest commit"
-	if t.From == "failed" {
+	switch t.From {
+	case "failed":
 		what = "its failed work " + short(t.Work)
+	case "review":
+		what = "its work under review " + short(t.Work)
 	}
 	j.o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task),
 		Message: fmt.Sprintf("resuming %s session %s with %s", j.engineName, t.Session, what)})
 	return t.Session, nil
+}
+
+// restoreOpenWork puts the work `open` takes up into the unit's worktree
+// as uncommitted changes. Work made on another commit is merged onto the
+// base (as a resumed session's partial work is); when it does not apply
+// there, the unit opens at the tip and says so. Of work under review,
+// codemachine's own files (state.yaml, the ticked plan) are left as the
+// base has them: the new commit writes them again.
+func (j *job) restoreOpenWork(ctx context.Context, t *OpenTarget) error {
+	o, u := j.o, j.u
+	note := func(msg string) { o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: msg}) }
+	c, err := o.repo.CommitInfo(t.Work)
+	if err != nil || len(c.Parents) == 0 {
+		note(fmt.Sprintf("the %s work %s is gone; opening %s at the tip", t.From, short(t.Work), u.key()))
+		return nil
+	}
+	work := t.Work
+	if base := c.Parents[0]; base != j.snap.commit {
+		tree, conflicts, err := o.repo.MergeTree(ctx, base, j.snap.commit, t.Work)
+		if err != nil {
+			return fmt.Errorf("bring the work of %s onto %s: %w", u.key(), short(j.snap.commit), err)
+		}
+		if t.From == "review" {
+			conflicts = slices.DeleteFunc(conflicts, func(p string) bool { return p == workflow.StateFile || p == u.step.Foreach })
+		}
+		if len(conflicts) > 0 {
+			note(fmt.Sprintf("the %s work %s was made on %s and conflicts with what landed since (%s); opening %s at the tip",
+				t.From, short(t.Work), short(base), strings.Join(conflicts, ", "), u.key()))
+			return nil
+		}
+		note(fmt.Sprintf("the %s work %s was made on %s: brought onto %s", t.From, short(t.Work), short(base), short(j.snap.commit)))
+		work = tree
+	}
+	if t.From == "review" {
+		if work, err = o.withBaseFiles(ctx, work, j.snap.commit, workflow.StateFile, u.step.Foreach); err != nil {
+			return err
+		}
+	}
+	if err := j.wt.RestoreWork(ctx, work); err != nil {
+		return fmt.Errorf("restore the work of %s: %w", u.key(), err)
+	}
+	return nil
+}
+
+// withBaseFiles is tree with the given paths ("" ones skipped) as base
+// has them (removed where base has none).
+func (o *Orchestrator) withBaseFiles(ctx context.Context, tree, base string, paths ...string) (string, error) {
+	files := map[string]gitstate.Blob{}
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		data, err := o.repo.ReadFile(base, p)
+		if err != nil {
+			files[p] = gitstate.Blob{}
+			continue
+		}
+		h, err := o.repo.HashObject(ctx, data)
+		if err != nil {
+			return "", err
+		}
+		files[p] = gitstate.Blob{Hash: h, Mode: "100644"}
+	}
+	return o.repo.OverlayTree(ctx, tree, files)
 }
 
 // isCommandStep reports whether key's step at rev is a run: step.

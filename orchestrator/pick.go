@@ -193,7 +193,7 @@ func (s *scheduler) failUnplannable(step *workflow.Step, msg string) {
 // skipped unit is reported once per run.
 func (s *scheduler) skipForHoldOrFailure(u *unit, holds map[string]Hold, failures map[string]Failure) bool {
 	key, fp := u.key(), u.fingerprint()
-	if commit, ok := s.snap.reviews[key]; ok {
+	if commit, ok := s.snap.reviews[key]; ok && !s.rs.opensReview(key) {
 		s.reportOnce(key, Event{Kind: StepReview, Step: u.step.ID, Task: taskID(u.task), Commit: commit, Ref: reviewPrefix + key,
 			Message: "waiting for review (codemachine approve " + key + " | reject " + key + " -m WHY)"}, s.rs.recordReview)
 		return true

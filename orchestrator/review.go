@@ -71,7 +71,22 @@ func (o *Orchestrator) Approve(ctx context.Context, key string) (*ReviewResult, 
 		return nil, err
 	}
 	defer lock.Release()
-	return o.approveLocked(ctx, head, key)
+	return o.approveLocked(ctx, head, key, o.person(ctx))
+}
+
+// person names the user in a review's trailer: git's user.name, else
+// "a person".
+func (o *Orchestrator) person(ctx context.Context) string {
+	if name := o.repo.UserName(ctx); name != "" {
+		return name
+	}
+	return "a person"
+}
+
+// personVerdict is the trailer of a person's verdict ("approved" or
+// "rejected").
+func (o *Orchestrator) personVerdict(ctx context.Context, what string) []gitstate.Trailer {
+	return []gitstate.Trailer{{Key: gitstate.TrailerReview, Value: what + " by " + o.person(ctx)}}
 }
 
 // ReviewPending reports whether key (STEP or STEP/TASK) has a review
@@ -81,8 +96,10 @@ func (o *Orchestrator) ReviewPending(key string) bool {
 	return err == nil
 }
 
-// approveLocked is Approve for a caller that holds the lock.
-func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, key string) (*ReviewResult, error) {
+// approveLocked is Approve for a caller that holds the lock; by names who
+// approved (a person's name, or "reviewer agent NAME"), which the landed
+// commit's Codemachine-Review trailer records.
+func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, key, by string) (*ReviewResult, error) {
 	ref := "refs/heads/" + reviewPrefix + key
 	commit, err := o.repo.ResolveRev(ref)
 	if err != nil {
@@ -111,6 +128,10 @@ func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, ke
 		}
 		commit, base = rebased, head.Commit
 	}
+	reviewed := commit
+	if commit, err = o.rewriteMessage(ctx, commit, "", gitstate.Trailer{Key: gitstate.TrailerReview, Value: "approved by " + by}); err != nil {
+		return nil, err
+	}
 	u, c, err := o.reviewedUnit(head.Commit, base, commit, key)
 	if err != nil {
 		return nil, err
@@ -137,7 +158,7 @@ func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, ke
 		}
 		return nil, err
 	}
-	if err := o.repo.DeleteRef(ctx, ref, commit); err != nil {
+	if err := o.repo.DeleteRef(ctx, ref, reviewed); err != nil {
 		return nil, err
 	}
 	if _, err := o.repo.DeleteBranches(ctx, "codemachine/conflict/"+key); err != nil {
@@ -164,11 +185,13 @@ func (o *Orchestrator) Reject(ctx context.Context, key, reason string) (*ReviewR
 		return nil, err
 	}
 	defer lock.Release()
-	return o.rejectLocked(ctx, head, key, reason)
+	return o.rejectLocked(ctx, head, key, reason, o.personVerdict(ctx, "rejected"))
 }
 
-// rejectLocked is Reject for a caller that holds the lock.
-func (o *Orchestrator) rejectLocked(ctx context.Context, head gitstate.Head, key, reason string) (*ReviewResult, error) {
+// rejectLocked is Reject for a caller that holds the lock; the feedback
+// commit carries the given trailers (who rejected it) after
+// Codemachine-Rejected.
+func (o *Orchestrator) rejectLocked(ctx context.Context, head gitstate.Head, key, reason string, trailers []gitstate.Trailer) (*ReviewResult, error) {
 	ref := "refs/heads/" + reviewPrefix + key
 	commit, err := o.repo.ResolveRev(ref)
 	if err != nil {
@@ -190,7 +213,7 @@ func (o *Orchestrator) rejectLocked(ctx context.Context, head gitstate.Head, key
 	msg := gitstate.Message{
 		Subject:  fmt.Sprintf("codemachine(%s): rejected in review", key),
 		Body:     reason,
-		Trailers: []gitstate.Trailer{{Key: "Codemachine-Rejected", Value: key}},
+		Trailers: append([]gitstate.Trailer{{Key: "Codemachine-Rejected", Value: key}}, trailers...),
 	}
 	feedback, err := o.repo.CommitTree(ctx, gitstate.CommitSpec{Tree: tree, Parents: []string{head.Commit}, Message: msg.String()})
 	if err != nil {

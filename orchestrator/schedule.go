@@ -164,6 +164,11 @@ func (s *scheduler) landNext(ctx context.Context) bool {
 	} else {
 		s.stop(a.job.land(ctx))
 	}
+	if a.job.again {
+		// A reviewer agent rejected it: its next round is due now, with
+		// the reviewer's reasons as feedback.
+		delete(s.attempted, a.job.u.key())
+	}
 	return true
 }
 

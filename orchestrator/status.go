@@ -56,12 +56,15 @@ type RunnerInfo struct {
 
 // StepStatus is one step's line in status.
 type StepStatus struct {
-	ID         string       `json:"id"`
-	State      string       `json:"state"`
-	Reason     string       `json:"reason,omitempty"`
-	Engine     string       `json:"engine,omitempty"`
-	Model      string       `json:"model,omitempty"`
-	Commit     string       `json:"commit,omitempty"`
+	ID     string `json:"id"`
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	Engine string `json:"engine,omitempty"`
+	Model  string `json:"model,omitempty"`
+	Commit string `json:"commit,omitempty"`
+	// By says who did the work of its commit (Who): the agent alone, a
+	// person in the agent's UI, and who approved it in review.
+	By         string       `json:"by,omitempty"`
 	FinishedAt *time.Time   `json:"finished_at,omitempty"`
 	TokensIn   int64        `json:"tokens_in"`
 	TokensOut  int64        `json:"tokens_out"`
@@ -85,6 +88,7 @@ type TaskStatus struct {
 	Stale  bool   `json:"stale,omitempty"`
 	Reason string `json:"reason,omitempty"`
 	Commit string `json:"commit,omitempty"`
+	By     string `json:"by,omitempty"` // as StepStatus.By
 	Ref    string `json:"ref,omitempty"`
 }
 
@@ -194,6 +198,10 @@ func (v *statusView) step(step *workflow.Step) StepStatus {
 		if t := &st.Tasks[i]; t.State == StateHeld || t.State == StateBlocked {
 			t.Commit = ""
 		}
+		st.Tasks[i].By = v.o.whoDid(st.Tasks[i].Commit)
+	}
+	if step.Foreach == "" {
+		st.By = v.o.whoDid(st.Commit)
 	}
 	return st
 }
@@ -301,10 +309,15 @@ func (o *Orchestrator) reviewReason(commit, fingerprint string) string {
 	if err != nil {
 		return waiting
 	}
-	if made := msg.Get(gitstate.TrailerFingerprint); made != "" && made != fingerprint {
-		return waiting + "; made before its inputs changed (once approved it runs again)"
+	reason := waiting
+	if by := msg.Get(gitstate.TrailerReview); by != "" {
+		// A reviewer agent's review fell to a person: say why.
+		reason += "; " + by
 	}
-	return waiting
+	if made := msg.Get(gitstate.TrailerFingerprint); made != "" && made != fingerprint {
+		reason += "; made before its inputs changed (once approved it runs again)"
+	}
+	return reason
 }
 
 func progressText(st *StepStatus) string {

@@ -94,6 +94,15 @@ type job struct {
 	// open: the unit codemachine open takes up (its session, if any, is
 	// resumed without a first message: the person speaks first).
 	open bool
+	// prompt is what the agent was asked in its first attempt: what a
+	// reviewer agent is told the step asked.
+	prompt string
+	// review is a reviewer agent's outcome (review: AGENT), set once the
+	// unit committed; nil for other steps.
+	review *reviewOutcome
+	// again: the reviewer agent rejected the unit's change and another
+	// round is due; the scheduler runs the unit again in this run.
+	again bool
 	// cand is the verified change to land: set once the unit committed,
 	// nil when it failed (then reported and kept on its failed ref).
 	cand *candidate
@@ -164,6 +173,11 @@ func (j *job) execute(ctx context.Context) execResult {
 		return j.abort(err)
 	}
 	j.cand = c
+	if j.u.step.Reviewer != "" {
+		if err := j.runReviewer(ctx, c); err != nil {
+			return j.abort(err)
+		}
+	}
 	return execResult{}
 }
 

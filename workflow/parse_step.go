@@ -119,7 +119,7 @@ var stepFields = []keyDecoder[*stepDecoder]{
 	{"parallel", func(sd *stepDecoder, kv keyVal) { sd.s.Parallel = sd.atLeastOne(kv.val, "parallel") }},
 	{"check", func(sd *stepDecoder, kv keyVal) { sd.s.Check, _ = sd.str(kv.val, "check") }},
 	{"attempts", func(sd *stepDecoder, kv keyVal) { sd.s.Attempts = sd.atLeastOne(kv.val, "attempts") }},
-	{"review", func(sd *stepDecoder, kv keyVal) { sd.s.Review, _ = sd.boolean(kv.val, "review") }},
+	{"review", (*stepDecoder).readReview},
 	{"interactive", (*stepDecoder).readInteractive},
 	{"mcp", (*stepDecoder).readMCP},
 	{"hooks", func(sd *stepDecoder, kv keyVal) { sd.hooks(kv.val, &sd.s.Hooks, sd.label) }},
@@ -216,10 +216,42 @@ func (sd *stepDecoder) readNeeds(kv keyVal) {
 	}
 }
 
+// readInteractive reads interactive: true, false or auto (interactive
+// with a terminal, autonomous without one).
 func (sd *stepDecoder) readInteractive(kv keyVal) {
+	n := yamlnode.Resolve(kv.val)
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" && n.Value == "auto" {
+		sd.s.InteractiveAuto, sd.interactiveNode = true, kv.val
+		return
+	}
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
+		sd.errs.Add(sd.pos(n), "interactive: want true, false or auto, got %q", n.Value)
+		return
+	}
 	if v, ok := sd.boolean(kv.val, "interactive"); ok && v {
 		sd.s.Interactive, sd.interactiveNode = true, kv.val
 	}
+}
+
+// readReview reads review: true or false (a person reviews the step's
+// change), or the name of the agent that reviews it.
+func (sd *stepDecoder) readReview(kv keyVal) {
+	n := yamlnode.Resolve(kv.val)
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
+		v := n.Value
+		sd.s.at.reviewer = sd.at(kv.val)
+		if !agentNameRE.MatchString(v) || strings.HasSuffix(v, ".md") {
+			sd.errs.Add(sd.s.at.reviewer, "review: want true, false or the name of a reviewer agent (a file in %s/, without \".md\"), got %q", AgentsDir, v)
+			return
+		}
+		sd.s.Review, sd.s.Reviewer = true, v
+		return
+	}
+	v, ok := yamlnode.Bool(n)
+	if !ok {
+		sd.errs.Add(sd.pos(n), "review: want true, false or a reviewer agent's name, got %s", yamlnode.Describe(n))
+	}
+	sd.s.Review = v
 }
 
 func (sd *stepDecoder) readMCP(kv keyVal) {

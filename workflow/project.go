@@ -47,7 +47,10 @@ func LoadProject(fsys fs.FS, engines []string) (*Project, error) {
 	missing := map[string]bool{}
 	for _, s := range p.Workflow.Steps {
 		if s.Agent != "" && agentNameRE.MatchString(s.Agent) {
-			p.loadAgent(fsys, s, engines, missing, &errs)
+			p.loadAgent(fsys, s.Agent, "", cmpOr(s.at.agent, s.Pos), engines, missing, &errs)
+		}
+		if s.Reviewer != "" {
+			p.loadAgent(fsys, s.Reviewer, "review: ", cmpOr(s.at.reviewer, s.Pos), engines, missing, &errs)
 		}
 		if s.Foreach != "" {
 			if err := p.loadPlan(fsys, s.Foreach); err != nil {
@@ -64,27 +67,29 @@ func LoadProject(fsys fs.FS, engines []string) (*Project, error) {
 	return p, errs.Err()
 }
 
-func (p *Project) loadAgent(fsys fs.FS, s *Step, engines []string, missing map[string]bool, errs *Errors) {
-	if _, ok := p.Agents[s.Agent]; ok {
+// loadAgent loads the agent named at `at` (a step's agent, or with
+// prefix "review: " its reviewer) once; a missing file is reported at
+// every place that names it.
+func (p *Project) loadAgent(fsys fs.FS, name, prefix string, at Pos, engines []string, missing map[string]bool, errs *Errors) {
+	if _, ok := p.Agents[name]; ok {
 		return
 	}
-	file := AgentsDir + "/" + s.Agent + ".md"
-	at := cmpOr(s.at.agent, s.Pos)
-	if missing[s.Agent] {
-		errs.Add(at, "agent %q: no file %s", s.Agent, file)
+	file := AgentsDir + "/" + name + ".md"
+	if missing[name] {
+		errs.Add(at, "%sagent %q: no file %s", prefix, name, file)
 		return
 	}
 	data, err := fs.ReadFile(fsys, file)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		missing[s.Agent] = true
-		errs.Add(at, "agent %q: no file %s", s.Agent, file)
+		missing[name] = true
+		errs.Add(at, "%sagent %q: no file %s", prefix, name, file)
 		return
 	case err != nil:
-		errs.Add(at, "agent %q: %v", s.Agent, err)
+		errs.Add(at, "%sagent %q: %v", prefix, name, err)
 		return
 	}
-	p.Agents[s.Agent] = parseAgent(file, data, engines, errs)
+	p.Agents[name] = parseAgent(file, data, engines, errs)
 }
 
 func (p *Project) loadPlan(fsys fs.FS, file string) error {

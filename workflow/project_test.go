@@ -239,3 +239,56 @@ func BenchmarkLoadAndFingerprint100(b *testing.B) {
 		}
 	}
 }
+
+// TestLoadProjectReviewerAndDial: review: AGENT loads that agent as a
+// reviewer (a step's agent may be one too), review: true names none, and
+// interactive: auto is kept apart from true.
+func TestLoadProjectReviewerAndDial(t *testing.T) {
+	agent := func(name string) *fstest.MapFile {
+		return &fstest.MapFile{Data: []byte("---\nname: " + name + "\ndescription: d\n---\nbody\n")}
+	}
+	fsys := fstest.MapFS{
+		WorkflowFile: {Data: []byte(`version: 1
+steps:
+  - id: a
+    agent: coder
+    outputs: [a.txt]
+    review: critic
+    interactive: auto
+  - id: b
+    agent: critic
+    outputs: [b.txt]
+    review: true
+    interactive: true
+  - id: c
+    run: echo c > c.txt
+    review: coder
+`)},
+		AgentsDir + "/coder.md":  agent("coder"),
+		AgentsDir + "/critic.md": agent("critic"),
+	}
+	p, err := LoadProject(fsys, testEngines)
+	if err != nil {
+		t.Fatalf("LoadProject: %v", err)
+	}
+	tests := []struct {
+		id                string
+		review            bool
+		reviewer          string
+		interactive, auto bool
+	}{
+		{"a", true, "critic", false, true},
+		{"b", true, "", true, false},
+		{"c", true, "coder", false, false},
+	}
+	for _, tt := range tests {
+		s := p.Graph.Step(tt.id)
+		if s.Review != tt.review || s.Reviewer != tt.reviewer || s.Interactive != tt.interactive || s.InteractiveAuto != tt.auto {
+			t.Errorf("step %s: review %v reviewer %q interactive %v auto %v; want %v %q %v %v", tt.id,
+				s.Review, s.Reviewer, s.Interactive, s.InteractiveAuto, tt.review, tt.reviewer, tt.interactive, tt.auto)
+		}
+	}
+	if p.Agents["critic"] == nil || p.Agents["coder"] == nil || len(p.Agents) != 2 {
+		t.Errorf("agents %v, want coder and critic", p.Agents)
+	}
+}

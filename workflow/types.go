@@ -95,12 +95,22 @@ type Step struct {
 	Outputs []string
 	Needs   []string
 
-	Foreach     string // a plan file: one run per unchecked task
-	Parallel    int    // foreach: tasks at once (0 = 1)
-	Check       string // verification command run after the agent
-	Attempts    int    // agent runs while the check fails (0 = 1)
-	Review      bool
+	Foreach  string // a plan file: one run per unchecked task
+	Parallel int    // foreach: tasks at once (0 = 1)
+	Check    string // verification command run after the agent
+	Attempts int    // agent runs while the check fails (0 = 1)
+	// Review: the step commit waits on its review branch (review: true,
+	// or review: AGENT).
+	Review bool
+	// Reviewer is the agent that reviews the step's change (review:
+	// AGENT); "" when a person reviews it, or nobody.
+	Reviewer string
+	// Interactive: the agent's own UI runs in the user's terminal
+	// (interactive: true); without one the step waits as needs-you.
 	Interactive bool
+	// InteractiveAuto: interactive when the run has a terminal,
+	// autonomous when it has none (interactive: auto).
+	InteractiveAuto bool
 	// MCP gives the agent codemachine's MCP server (the plan's tasks, the
 	// workflow's status) in its engine's MCP configuration.
 	MCP     bool
@@ -121,8 +131,8 @@ type Step struct {
 // stepPositions are the positions of a step's values in workflow.yaml; zero
 // for a Step built in code, whose messages then point at Step.Pos.
 type stepPositions struct {
-	id, agent, foreach Pos
-	inputs, needs      []Pos
+	id, agent, foreach, reviewer Pos
+	inputs, needs                []Pos
 }
 
 // Hooks are shell commands run around a step.

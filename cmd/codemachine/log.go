@@ -53,8 +53,12 @@ newest first, with the provenance recorded in their trailers.`,
 				if e.Model != "" {
 					label += "/" + e.Model
 				}
-				if e.By != "" && e.By != orchestrator.ByAgent {
-					label += " (" + e.By + ")"
+				by := e.By
+				if by == orchestrator.ByAgent && e.Review == "" {
+					by = "" // the usual case says nothing
+				}
+				if who := orchestrator.Who(by, e.Review); who != "" {
+					label += " (" + who + ")"
 				}
 				dur := e.Duration
 				if d, err := parseDuration(e.Duration); err == nil {

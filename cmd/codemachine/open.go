@@ -12,10 +12,12 @@ func openCommand() *cli.Command {
 		Usage:     "take the wheel: resume a step's agent session in its own UI, on its latest work",
 		ArgsUsage: "STEP[/TASK]",
 		Description: `Starts the step's agent in its own interactive UI in this terminal, in a worktree holding
-the step's latest work (its failed work, or what it landed), resuming the session recorded
-with that work (a new session with the step's prompt when there is none). When you leave
-the UI, your change lands as a new commit of the step, and the workflow goes on running
-what is due.`,
+the step's latest work (its work under review, its failed work, or what it landed; work
+made on an older commit is brought onto the tip when it applies there), resuming the
+session recorded with that work (a new session with the step's prompt when there is none).
+When you leave the UI, your change lands as a new commit of the step (for work under
+review: a new commit on its review branch, which waits for review again), and the workflow
+goes on running what is due.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "engine", Usage: "run with `ENGINE`"},
 			&cli.StringFlag{Name: "model", Usage: "run with `MODEL`"},

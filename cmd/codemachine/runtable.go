@@ -109,8 +109,11 @@ func (o *output) landed(e orchestrator.Event, r tableRow) {
 	if e.Rebased {
 		extra = o.paint(dim, "  (rebased)")
 	}
-	if e.Stale {
+	switch {
+	case e.Stale:
 		extra += o.paint(yellow, "  stale: "+e.Message)
+	case e.Message != "":
+		extra += o.paint(dim, "  "+e.Message) // who approved it in review
 	}
 	o.printf("  %s %-*s %-*s %7s %10s %6s   %s%s\n", o.paint(green, "✓"), r.nameW, r.name, r.labelW, r.label,
 		orchestrator.FormatDuration(e.Duration), tokens, orchestrator.FormatCost(e.CostUSD, e.CostOK),

@@ -66,7 +66,7 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 			tokens = orchestrator.FormatTokens(s.TokensIn + s.TokensOut)
 			cost = orchestrator.FormatCost(s.CostUSD, s.CostKnown)
 		}
-		note := s.Reason
+		note := withBy(s.Reason, s.By)
 		if s.Ref != "" {
 			note += " (" + s.Ref + ")"
 		}
@@ -76,10 +76,28 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 			if t.Reason != "" {
 				note += " — " + t.Reason
 			}
+			if t.By != "" {
+				note += " — " + withBy("", t.By)
+			}
 			fmt.Fprintf(tw, "  %s\t%s\t\t\t\t%s\t%s\n", t.ID, out.stateColor(t.State), shortHash(t.Commit), note)
 		}
 	}
 	tw.Flush()
+}
+
+// withBy adds who did a step's landed work to its note ("by agent,
+// approved by Alice"; a command's just "approved by Alice").
+func withBy(note, by string) string {
+	if by == "" {
+		return note
+	}
+	if !strings.HasPrefix(by, "approved by ") {
+		by = "by " + by
+	}
+	if note == "" {
+		return by
+	}
+	return note + "; " + by
 }
 
 // stateColor colors a state word; tabwriter counts the escape bytes, so
