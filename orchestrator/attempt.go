@@ -370,6 +370,7 @@ func (o *Orchestrator) renderPrompt(snap *snapshot, u *unit, repoDir string, att
 	}
 	if u.task != nil {
 		data.Task = &workflow.TaskInfo{ID: u.task.ID, Title: u.task.Title, Body: u.task.Body}
+		data.Item = u.task.Item.TemplateValue()
 	}
 	body, err := u.agent.Render(fsys, data)
 	if err != nil {

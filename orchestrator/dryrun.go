@@ -56,13 +56,13 @@ func (o *Orchestrator) dryRun(head gitstate.Head, opts RunOptions) error {
 			fmt.Fprintf(w, "\n%d. %s: after %s (%s)\n", n, id, strings.Join(dueUpstream(snap, step), ", "), reason)
 			continue
 		}
-		if step.Foreach != "" {
-			if errs := snap.project.PlanErrs[step.Foreach]; len(errs) > 0 {
+		if step.FansOut() {
+			if errs := snap.project.TaskErrs(step); len(errs) > 0 {
 				n++
-				fmt.Fprintf(w, "\n%d. %s: cannot run: %s has errors:\n%s\n", n, id, step.Foreach, errs.Error())
+				fmt.Fprintf(w, "\n%d. %s: cannot run: %s has errors:\n%s\n", n, id, step.TaskSource(), errs.Error())
 				continue
 			}
-			plan := snap.project.Plans[step.Foreach]
+			plan := snap.project.TaskPlan(step)
 			if plan == nil {
 				continue
 			}

@@ -184,6 +184,7 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 		snap.settings[step.ID] = st
 		fps[step.ID] = st.fingerprint
 	}
+	markFanoutsDone(project, state, fps)
 	recs := map[string]workflow.Record{}
 	for id, rec := range state.Steps {
 		r := workflow.Record{Fingerprint: rec.Fingerprint, Seq: rec.Seq}
@@ -285,4 +286,22 @@ func short(hash string) string {
 		return hash[:7]
 	}
 	return hash
+}
+
+// markFanoutsDone marks the tasks of the steps that fan out over files or
+// list items done when state.yaml records them with the fingerprint they
+// have now: the item (a file's content, a list item's JSON) is part of it,
+// so editing one file makes exactly its task due.
+func markFanoutsDone(project *workflow.Project, state *gitstate.State, fps map[string]string) {
+	for id, plan := range project.Fanouts {
+		sr := state.Steps[id]
+		if sr == nil || plan == nil {
+			continue
+		}
+		for _, t := range plan.Tasks {
+			if tr := sr.Tasks[t.ID]; tr != nil {
+				t.Done = tr.Fingerprint == workflow.TaskFingerprint(fps[id], t)
+			}
+		}
+	}
 }

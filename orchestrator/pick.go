@@ -25,12 +25,12 @@ func (s *scheduler) resolveTargets() error {
 			continue
 		}
 		if taskID != "" {
-			if step.Foreach == "" {
+			if !step.FansOut() {
 				return configErrorf("step %s has no tasks (it is not a foreach step)", stepID)
 			}
-			plan := project.Plans[step.Foreach]
+			plan := project.TaskPlan(step)
 			if plan == nil || plan.Task(taskID) == nil {
-				return configErrorf("no task %s in %s", taskID, step.Foreach)
+				return configErrorf("no task %s in %s", taskID, step.TaskSource())
 			}
 			s.tasks[stepID+"/"+taskID] = true
 		}
@@ -84,17 +84,17 @@ func (s *scheduler) next() (*unit, error) {
 			continue
 		}
 		reason, due := snap.due[id]
-		forced := s.rs.opts.Force && s.named[id] && step.Foreach == ""
+		forced := s.rs.opts.Force && s.named[id] && !step.FansOut()
 		// A failed task stops only itself and the tasks after it; a failed
 		// step stops itself.
-		if (!due && !forced) || (step.Foreach == "" && s.rs.stepFailed(id)) {
+		if (!due && !forced) || (!step.FansOut() && s.rs.stepFailed(id)) {
 			continue
 		}
 		if s.upstreamBlocked(step) {
 			continue
 		}
 		base := &unit{step: step, agent: snap.project.Agents[step.Agent], settings: snap.settings[id], reason: string(reason)}
-		if step.Foreach != "" {
+		if step.FansOut() {
 			u, err := s.nextTask(base, holds, failures)
 			if err != nil || u != nil {
 				return u, err
@@ -148,15 +148,15 @@ func (s *scheduler) upstreamBlocked(step *workflow.Step) bool {
 // nextTask picks the next runnable task of a foreach step.
 func (s *scheduler) nextTask(base *unit, holds map[string]Hold, failures map[string]Failure) (*unit, error) {
 	step := base.step
-	if errs := s.snap.project.PlanErrs[step.Foreach]; len(errs) > 0 {
+	if errs := s.snap.project.TaskErrs(step); len(errs) > 0 {
 		// One problem per line, each with its position: the run table
 		// shows the first line, so it must be a problem, not a heading.
 		s.failUnplannable(step, errs.Error())
 		return nil, nil
 	}
-	plan := s.snap.project.Plans[step.Foreach]
+	plan := s.snap.project.TaskPlan(step)
 	if plan == nil {
-		s.failUnplannable(step, fmt.Sprintf("%s does not exist: no step wrote it and it is not committed", step.Foreach))
+		s.failUnplannable(step, fmt.Sprintf("%s does not exist: no step wrote it and it is not committed", step.TaskSource()))
 		return nil, nil
 	}
 	onlyNamed := false

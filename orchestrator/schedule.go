@@ -356,11 +356,10 @@ func taskGone(snap *snapshot, u *unit) bool {
 	if u.task == nil || snap == nil {
 		return false
 	}
-	file := u.step.Foreach
-	if len(snap.project.PlanErrs[file]) > 0 {
+	if len(snap.project.TaskErrs(u.step)) > 0 {
 		return false
 	}
-	plan := snap.project.Plans[file]
+	plan := snap.project.TaskPlan(u.step)
 	return plan == nil || plan.Task(u.task.ID) == nil
 }
 

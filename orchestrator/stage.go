@@ -166,7 +166,7 @@ func (j *job) writeOverlays(ctx context.Context, c *candidate) error {
 			return fmt.Errorf("remove %s: %w", feedbackPath(u.key()), err)
 		}
 	}
-	if u.task != nil {
+	if u.task != nil && u.step.Foreach != "" {
 		planData, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(u.step.Foreach)))
 		if err != nil {
 			// The agent deleted the plan: that is its edit to land.

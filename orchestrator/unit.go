@@ -286,6 +286,9 @@ func (j *job) environ(dir string) []string {
 		extra["CODEMACHINE_TASK_ID"] = u.task.ID
 		extra["CODEMACHINE_TASK_TITLE"] = u.task.Title
 		extra["CODEMACHINE_TASK_BODY"] = u.task.Body
+		if u.task.Item != nil {
+			extra["CODEMACHINE_ITEM"] = u.task.Item.EnvValue()
+		}
 	}
 	tmp := filepath.Join(o.repo.LocalDir(), "tmp", j.rs.id)
 	if err := os.MkdirAll(tmp, 0o755); err == nil {

@@ -41,7 +41,7 @@ func DueSteps(p *Project, fps map[string]string, recs map[string]Record) map[str
 
 func (p *Project) stepDue(g *Graph, s *Step, fps map[string]string, recs map[string]Record, due map[string]Reason) Reason {
 	rec, ran := recs[s.ID]
-	if !ran && s.Foreach == "" {
+	if !ran && !s.FansOut() {
 		return "never ran"
 	}
 	up := g.Upstream(s.ID)
@@ -56,7 +56,7 @@ func (p *Project) stepDue(g *Graph, s *Step, fps map[string]string, recs map[str
 	if waitFor != "" {
 		return Reason("waits for " + waitFor)
 	}
-	if s.Foreach != "" {
+	if s.FansOut() {
 		return p.foreachDue(s)
 	}
 	for _, u := range up {
@@ -77,7 +77,7 @@ func (p *Project) stepDue(g *Graph, s *Step, fps map[string]string, recs map[str
 // no file in fsys, "" when each matches one. A foreach step's outputs are
 // its tasks' and are not looked at.
 func MissingOutput(fsys fs.FS, s *Step) string {
-	if s.Foreach != "" {
+	if s.FansOut() {
 		return ""
 	}
 	for _, pattern := range s.Outputs {
@@ -100,12 +100,15 @@ func MissingOutput(fsys fs.FS, s *Step) string {
 }
 
 func (p *Project) foreachDue(s *Step) Reason {
-	if len(p.PlanErrs[s.Foreach]) > 0 {
+	if len(p.TaskErrs(s)) > 0 {
+		if s.Each != nil {
+			return "items have errors"
+		}
 		return "plan has errors"
 	}
-	plan := p.Plans[s.Foreach]
+	plan := p.TaskPlan(s)
 	if plan == nil {
-		return Reason(s.Foreach + " not written yet")
+		return Reason(s.TaskSource() + " not written yet")
 	}
 	todo := 0
 	for _, t := range plan.Tasks {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"hash"
 	"slices"
 	"strconv"
@@ -82,6 +83,15 @@ func stepJSON(s *Step) []byte {
 	putList("outputs", s.Outputs)
 	putList("needs", s.Needs)
 	put("foreach", s.Foreach)
+	if s.Each != nil {
+		each := map[string]string{}
+		if s.Each.Glob != "" {
+			each["glob"] = s.Each.Glob
+		} else {
+			each["items"] = s.Each.Items
+		}
+		m["foreach"] = each
+	}
 	put("check", s.Check)
 	if s.MCP {
 		// The tools an agent has change what it does.
@@ -99,4 +109,20 @@ func stepJSON(s *Step) []byte {
 	// Strings, string slices and string maps always marshal: no error.
 	data, _ := json.Marshal(m)
 	return data
+}
+
+// TaskFingerprint is a task's fingerprint: its step's (stepFP) and the
+// task's text (id, title, body, after:); for a fan-out task also its item
+// (a file's blob id, a list item's JSON), so that editing one file makes
+// exactly its task due.
+func TaskFingerprint(stepFP string, t *Task) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "codemachine task v1\x00%s\x00%s\x00%s\x00%s\x00", stepFP, t.ID, t.Title, t.Body)
+	for _, a := range t.After {
+		fmt.Fprintf(h, "%s\x00", a)
+	}
+	if t.Item != nil {
+		fmt.Fprintf(h, "item\x00%s\x00", t.Item.Key())
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -75,6 +75,10 @@ func (w *Workflow) Graph() (*Graph, error) {
 			reads = append(reads, compileGlob(s.Foreach))
 			readAt = append(readAt, cmpOr(s.at.foreach, s.Pos))
 		}
+		if s.Each != nil {
+			reads = append(reads, compileGlob(s.Each.Source()))
+			readAt = append(readAt, cmpOr(s.at.foreach, s.Pos))
+		}
 		for j, producer := range g.steps {
 			if producer == s {
 				continue

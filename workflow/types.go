@@ -95,7 +95,10 @@ type Step struct {
 	Outputs []string
 	Needs   []string
 
-	Foreach     string // a plan file: one run per unchecked task
+	Foreach string // a plan file: one run per unchecked task
+	// Each is a foreach: over files (a glob) or list items (a JSON or
+	// YAML file); nil for a plan or no foreach.
+	Each        *Fanout
 	Parallel    int    // foreach: tasks at once (0 = 1)
 	Check       string // verification command run after the agent
 	Attempts    int    // agent runs while the check fails (0 = 1)
@@ -170,7 +173,10 @@ type Task struct {
 	After []string // dependencies declared with (after: A, B)
 	Done  bool
 	Line  int // 1-based line of the item
-	Box   int // byte offset in Plan.Data of the character between the brackets
+	// Item is what a fan-out task (foreach: glob or items) runs over; nil
+	// for a plan's task.
+	Item *Item
+	Box  int // byte offset in Plan.Data of the character between the brackets
 
 	// start and end are the byte offsets in Plan.Data of the item's first
 	// line and just after its last non-blank line (its body's, if any):
@@ -194,8 +200,10 @@ type TaskInfo struct {
 
 // PromptData is the data an agent's prompt template is executed with.
 type PromptData struct {
-	Step        StepInfo
-	Task        *TaskInfo
+	Step StepInfo
+	Task *TaskInfo
+	// Item is a fan-out task's item (see Item.TemplateValue); nil else.
+	Item        any
 	Feedback    string
 	CheckOutput string
 	Attempt     int
