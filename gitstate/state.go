@@ -176,6 +176,12 @@ func (p *stateParser) record(n *yaml.Node, what string, r *RunRecord, tasks *map
 					err = p.errf(v, "duration: %q is not a duration (like 1m12s)", s)
 				}
 			}
+		case "skipped":
+			b, ok := yamlnode.Bool(v)
+			if !ok {
+				return p.errf(v, "skipped must be true or false, found %s", yamlnode.Value(v))
+			}
+			r.Skipped = b
 		case "tasks":
 			if tasks == nil {
 				return p.errf(k, "%s: unknown key %q (tasks do not nest)", what, key)
@@ -438,6 +444,9 @@ func recordNode(r *RunRecord) *yaml.Node {
 		yamlnode.Add(n, "cost_usd", yamlnode.FloatNode(r.CostUSD))
 	}
 	yamlnode.Add(n, "duration", yamlnode.StrNode(r.Duration.String()))
+	if r.Skipped {
+		yamlnode.Add(n, "skipped", yamlnode.BoolNode(true))
+	}
 	return n
 }
 

@@ -29,6 +29,9 @@ type RunRecord struct {
 	CostUSD     float64
 	CostKnown   bool
 	Duration    time.Duration
+	// Skipped: the step's when: condition was false, so nothing ran; the
+	// fingerprint is the one it was skipped with.
+	Skipped bool
 }
 
 // StepRecord is a step's entry in state.yaml. For foreach steps Tasks holds
