@@ -140,6 +140,9 @@ type snapshot struct {
 	due      map[string]workflow.Reason
 	// reviews maps step and step/task keys to their pending review commit.
 	reviews map[string]string
+	// condErrs are the steps whose when: could not be evaluated (a type
+	// error at run time): they fail instead of running.
+	condErrs map[string]string
 }
 
 // stepSettings are a step's resolved engine and model and its fingerprint.
@@ -176,10 +179,21 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 	snap := &snapshot{commit: commit, fsys: fsys, project: project, state: state,
 		settings: map[string]*stepSettings{}}
 	fps := map[string]string{}
+	results := stepResults(state)
+	snap.condErrs = map[string]string{}
+	project.Skips = map[string]bool{}
 	for _, step := range project.Workflow.Steps {
 		st, err := o.settingsFor(snap, step, ov)
 		if err != nil {
 			return nil, err
+		}
+		if step.When != nil {
+			ok, err := step.When.Eval(workflow.CondInput{FS: fsys, Steps: results, Vars: project.Workflow.Vars})
+			if err != nil {
+				snap.condErrs[step.ID] = err.Error()
+			}
+			project.Skips[step.ID] = err == nil && !ok
+			st.fingerprint = workflow.WithCondition(st.fingerprint, ok)
 		}
 		snap.settings[step.ID] = st
 		fps[step.ID] = st.fingerprint
@@ -187,7 +201,7 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 	markFanoutsDone(project, state, fps)
 	recs := map[string]workflow.Record{}
 	for id, rec := range state.Steps {
-		r := workflow.Record{Fingerprint: rec.Fingerprint, Seq: rec.Seq}
+		r := workflow.Record{Fingerprint: rec.Fingerprint, Seq: rec.Seq, Skipped: rec.Skipped}
 		if step := project.Graph.Step(id); step != nil {
 			r.Gone = workflow.MissingOutput(fsys, step)
 		}
@@ -304,4 +318,14 @@ func markFanoutsDone(project *workflow.Project, state *gitstate.State, fps map[s
 			}
 		}
 	}
+}
+
+// stepResults is what when: expressions see of the steps recorded in
+// state: landed (done) or skipped.
+func stepResults(state *gitstate.State) map[string]workflow.StepResult {
+	out := make(map[string]workflow.StepResult, len(state.Steps))
+	for id, rec := range state.Steps {
+		out[id] = workflow.StepResult{Done: !rec.Skipped, Skipped: rec.Skipped}
+	}
+	return out
 }

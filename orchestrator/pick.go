@@ -94,6 +94,17 @@ func (s *scheduler) next() (*unit, error) {
 			continue
 		}
 		base := &unit{step: step, agent: snap.project.Agents[step.Agent], settings: snap.settings[id], reason: string(reason)}
+		if msg, bad := snap.condErrs[id]; bad {
+			s.reportOnce(id+" (when)", Event{Kind: StepFailed, Step: id, Message: msg}, s.rs.recordFailure)
+			continue
+		}
+		if snap.project.Skips[id] {
+			if s.ranWith(base) {
+				continue
+			}
+			base.skip = true
+			return base, nil
+		}
 		if step.FansOut() {
 			u, err := s.nextTask(base, holds, failures)
 			if err != nil || u != nil {

@@ -272,7 +272,9 @@ func (o *Orchestrator) Graph(format string, w io.Writer) error {
 	case "", "mermaid":
 		b.WriteString("graph TD\n")
 		for _, s := range g.Order() {
-			fmt.Fprintf(&b, "  %s[%q]\n", mermaidID(s.ID), nodeLabel(s))
+			// Mermaid has no backslash escapes in labels: quotes are
+			// entities.
+			fmt.Fprintf(&b, "  %s[\"%s\"]\n", mermaidID(s.ID), strings.ReplaceAll(nodeLabel(s), `"`, "#quot;"))
 			for _, up := range g.Upstream(s.ID) {
 				fmt.Fprintf(&b, "  %s --> %s\n", mermaidID(up), mermaidID(s.ID))
 			}
@@ -307,6 +309,9 @@ func nodeLabel(s *workflow.Step) string {
 		what += ", foreach item of " + s.Each.Items
 	case s.Foreach != "":
 		what += ", foreach task of " + s.Foreach
+	}
+	if s.When != nil {
+		what += ", when: " + s.When.Source
 	}
 	return s.ID + " (" + what + ")"
 }

@@ -179,6 +179,15 @@ func (s *scheduler) startDue(ctx context.Context) {
 		if u == nil || !s.canStart(u) {
 			return
 		}
+		if u.skip {
+			// The tip moved: what is due after the skipped step is
+			// decided anew.
+			s.skip(context.WithoutCancel(ctx), u)
+			if err := s.reload(); err != nil {
+				s.stop(err)
+			}
+			continue
+		}
 		if err := s.o.checkBudget(s.snap.project.Workflow.Budget, s.rs.totals()); err != nil {
 			s.stop(err)
 			return

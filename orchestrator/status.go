@@ -20,6 +20,9 @@ const (
 	StateReview   = "review"
 	StateHeld     = "held"
 	StateBlocked  = "blocked"
+	// StateSkipped: the step's when: is false and it is recorded as
+	// skipped.
+	StateSkipped = "skipped"
 )
 
 // StatusReport is where the workflow stands at the branch tip.
@@ -172,7 +175,7 @@ func (v *statusView) step(step *workflow.Step) StepStatus {
 			waits = append(waits, up)
 		}
 	}
-	if step.FansOut() {
+	if step.FansOut() && !v.snap.project.Skips[id] {
 		v.tasks(step, &st)
 		if len(waits) > 0 {
 			// Nothing of a step that waits for its upstream can run yet.
@@ -227,6 +230,10 @@ func (v *statusView) state(step *workflow.Step, st *StepStatus, waits []string) 
 	switch {
 	case v.running[id]:
 		st.State = StateRunning
+	case v.snap.condErrs[id] != "":
+		st.State, st.Reason = StateFailed, v.snap.condErrs[id]
+	case v.snap.project.Skips[id] && !due:
+		st.State, st.Reason = StateSkipped, "when: "+step.When.Source+" is false"
 	case v.snap.reviews[id] != "":
 		st.State, st.Reason, st.Ref = StateReview, v.o.reviewReason(v.snap.reviews[id], fp), reviewPrefix+id
 	case !due:

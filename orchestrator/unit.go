@@ -20,8 +20,11 @@ type unit struct {
 	agent    *workflow.Agent
 	settings *stepSettings
 	reason   string
-	slot     int    // the worktree slot it runs in
-	home     string // a private HOME/config dir when tasks run in parallel
+	// skip: the step's when: is false; it is recorded as skipped instead
+	// of run.
+	skip bool
+	slot int    // the worktree slot it runs in
+	home string // a private HOME/config dir when tasks run in parallel
 }
 
 func (u *unit) key() string {

@@ -41,6 +41,9 @@ func DueSteps(p *Project, fps map[string]string, recs map[string]Record) map[str
 
 func (p *Project) stepDue(g *Graph, s *Step, fps map[string]string, recs map[string]Record, due map[string]Reason) Reason {
 	rec, ran := recs[s.ID]
+	if p.Skips[s.ID] {
+		return skipDue(g, s, rec, ran, fps, due)
+	}
 	if !ran && !s.FansOut() {
 		return "never ran"
 	}
@@ -65,6 +68,9 @@ func (p *Project) stepDue(g *Graph, s *Step, fps map[string]string, recs map[str
 		}
 	}
 	if fp, ok := fps[s.ID]; !ok || fp != rec.Fingerprint {
+		if rec.Skipped {
+			return "when: is true now"
+		}
 		return "inputs or definition changed"
 	}
 	if rec.Gone != "" {
@@ -123,4 +129,19 @@ func (p *Project) foreachDue(s *Step) Reason {
 		return "1 task to do"
 	}
 	return Reason(fmt.Sprintf("%d tasks to do", todo))
+}
+
+// skipDue is whether a step whose when: is false is due to be skipped:
+// once its upstream settled, unless it is recorded as skipped with the
+// fingerprint it has now.
+func skipDue(g *Graph, s *Step, rec Record, ran bool, fps map[string]string, due map[string]Reason) Reason {
+	for _, u := range g.Upstream(s.ID) {
+		if _, ok := due[u]; ok {
+			return Reason("waits for " + u)
+		}
+	}
+	if ran && rec.Skipped && rec.Fingerprint == fps[s.ID] {
+		return ""
+	}
+	return "when: is false: to skip"
 }

@@ -93,6 +93,9 @@ func stepJSON(s *Step) []byte {
 		m["foreach"] = each
 	}
 	put("check", s.Check)
+	if s.When != nil {
+		m["when"] = s.When.Source
+	}
 	if s.MCP {
 		// The tools an agent has change what it does.
 		m["mcp"] = true
@@ -124,5 +127,17 @@ func TaskFingerprint(stepFP string, t *Task) string {
 	if t.Item != nil {
 		fmt.Fprintf(h, "item\x00%s\x00", t.Item.Key())
 	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// WithCondition folds the result of a step's when: into its fingerprint:
+// the condition's inputs (files, earlier steps, vars) count through what
+// they make it decide, so a skipped step becomes due when its condition
+// turns true, and a step that ran is due again (to be skipped) when it
+// turns false; an edit that leaves the decision as it was changes nothing.
+func WithCondition(fp string, result bool) string {
+	h := sha256.New()
+	field(h, "step", []byte(fp))
+	field(h, "when", []byte(strconv.FormatBool(result)))
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -79,6 +79,15 @@ func (w *Workflow) Graph() (*Graph, error) {
 			reads = append(reads, compileGlob(s.Each.Source()))
 			readAt = append(readAt, cmpOr(s.at.foreach, s.Pos))
 		}
+		if s.When != nil {
+			for _, id := range s.When.Steps {
+				add(s, id, cmpOr(s.at.when.Pos, s.Pos))
+			}
+			for _, f := range s.When.Files {
+				reads = append(reads, compileGlob(f))
+				readAt = append(readAt, cmpOr(s.at.when.Pos, s.Pos))
+			}
+		}
 		for j, producer := range g.steps {
 			if producer == s {
 				continue

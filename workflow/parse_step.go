@@ -116,6 +116,7 @@ var stepFields = []keyDecoder[*stepDecoder]{
 	{"outputs", func(sd *stepDecoder, kv keyVal) { sd.s.Outputs, _ = sd.globs(kv.val, "outputs") }},
 	{"needs", (*stepDecoder).readNeeds},
 	{"foreach", func(sd *stepDecoder, kv keyVal) { sd.foreach(kv.val, sd.s) }},
+	{"when", (*stepDecoder).readWhen},
 	{"parallel", func(sd *stepDecoder, kv keyVal) { sd.s.Parallel = sd.atLeastOne(kv.val, "parallel") }},
 	{"check", func(sd *stepDecoder, kv keyVal) { sd.s.Check, _ = sd.str(kv.val, "check") }},
 	{"attempts", func(sd *stepDecoder, kv keyVal) { sd.s.Attempts = sd.atLeastOne(kv.val, "attempts") }},

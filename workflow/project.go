@@ -27,6 +27,10 @@ type Project struct {
 	// FanoutErrs are the problems of a fan-out's items, by step id; like
 	// PlanErrs they stop only that step.
 	FanoutErrs map[string]Errors
+	// Skips are the steps whose when: is false at the commit looked at,
+	// set by the caller, who evaluates the conditions (Condition.Eval):
+	// such a step is due until it is recorded as skipped.
+	Skips map[string]bool
 	// Graph is the step graph; its cycles are load errors.
 	Graph *Graph
 }

@@ -58,6 +58,8 @@ type Workflow struct {
 	// MaxFileSize is the default max_file_size of every step (see
 	// MaxFileSizeFor).
 	MaxFileSize FileSize
+	// Vars are the values when: expressions read as vars.NAME.
+	Vars map[string]any
 	// Steps are in file order.
 	Steps []*Step
 	// File is the path the workflow was read from, for messages.
@@ -98,8 +100,11 @@ type Step struct {
 	Foreach string // a plan file: one run per unchecked task
 	// Each is a foreach: over files (a glob) or list items (a JSON or
 	// YAML file); nil for a plan or no foreach.
-	Each        *Fanout
-	Parallel    int    // foreach: tasks at once (0 = 1)
+	Each     *Fanout
+	Parallel int // foreach: tasks at once (0 = 1)
+	// When is the step's condition: when it is false the step is
+	// skipped (recorded as such); nil = always.
+	When        *Condition
 	Check       string // verification command run after the agent
 	Attempts    int    // agent runs while the check fails (0 = 1)
 	Review      bool
@@ -126,6 +131,7 @@ type Step struct {
 type stepPositions struct {
 	id, agent, foreach Pos
 	inputs, needs      []Pos
+	when               whenAt
 }
 
 // Hooks are shell commands run around a step.
@@ -233,4 +239,6 @@ type Record struct {
 	// commit looked at (see MissingOutput): another step or the user
 	// deleted what it made, so it is due. "" when all are there.
 	Gone string
+	// Skipped: the record is of a skip (when: was false).
+	Skipped bool
 }
