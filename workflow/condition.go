@@ -26,6 +26,9 @@ type Condition struct {
 	Files []string
 
 	program *vm.Program
+	// ids are every step of the workflow: those without a record are
+	// neither done nor skipped.
+	ids []string
 }
 
 // StepResult is what a when: expression sees of an earlier step as
@@ -105,7 +108,14 @@ func condEnv(in CondInput) map[string]any {
 // Eval evaluates the condition; an error (a runtime type error, say) is
 // the step's failure, not a skip.
 func (c *Condition) Eval(in CondInput) (bool, error) {
-	out, err := expr.Run(c.program, condEnv(in))
+	env := condEnv(in)
+	steps := env["steps"].(map[string]any)
+	for _, id := range c.ids {
+		if _, ok := steps[id]; !ok {
+			steps[id] = map[string]any{"done": false, "skipped": false, "output": nil}
+		}
+	}
+	out, err := expr.Run(c.program, env)
 	if err != nil {
 		return false, fmt.Errorf("when: %w", err)
 	}
@@ -143,6 +153,7 @@ func (d *yamlDoc) compileConditions(w *Workflow) {
 			continue
 		}
 		s.When.program = prog
+		s.When.ids = sortedIDs(ids)
 		refs := &condRefs{}
 		root := prog.Node()
 		ast.Walk(&root, refs)
