@@ -176,6 +176,8 @@ func (p *stateParser) record(n *yaml.Node, what string, r *RunRecord, tasks *map
 					err = p.errf(v, "duration: %q is not a duration (like 1m12s)", s)
 				}
 			}
+		case "output":
+			r.Output, err = p.str(v, key)
 		case "skipped":
 			b, ok := yamlnode.Bool(v)
 			if !ok {
@@ -446,6 +448,9 @@ func recordNode(r *RunRecord) *yaml.Node {
 	yamlnode.Add(n, "duration", yamlnode.StrNode(r.Duration.String()))
 	if r.Skipped {
 		yamlnode.Add(n, "skipped", yamlnode.BoolNode(true))
+	}
+	if r.Output != "" {
+		yamlnode.Add(n, "output", yamlnode.StrNode(r.Output))
 	}
 	return n
 }

@@ -32,6 +32,9 @@ type RunRecord struct {
 	// Skipped: the step's when: condition was false, so nothing ran; the
 	// fingerprint is the one it was skipped with.
 	Skipped bool
+	// Output is the step's structured output (output_schema:) as JSON;
+	// "" when it has none.
+	Output string
 }
 
 // StepRecord is a step's entry in state.yaml. For foreach steps Tasks holds

@@ -325,7 +325,7 @@ func markFanoutsDone(project *workflow.Project, state *gitstate.State, fps map[s
 func stepResults(state *gitstate.State) map[string]workflow.StepResult {
 	out := make(map[string]workflow.StepResult, len(state.Steps))
 	for id, rec := range state.Steps {
-		out[id] = workflow.StepResult{Done: !rec.Skipped, Skipped: rec.Skipped}
+		out[id] = workflow.StepResult{Done: !rec.Skipped, Skipped: rec.Skipped, Output: workflow.ParseOutput(rec.Output)}
 	}
 	return out
 }

@@ -56,6 +56,7 @@ func (j *job) stage(ctx context.Context) (*candidate, error) {
 		Engine: j.engineName, Model: c.model, Attempts: out.attempts,
 		TokensIn: out.result.TokensIn, TokensOut: out.result.TokensOut,
 		CostUSD: out.result.CostUSD, CostKnown: out.result.CostKnown, Duration: c.duration.Round(time.Millisecond),
+		Output: string(out.output),
 	}
 	stage := j.stageWithOverlays
 	if j.rs.opts.Record && u.step.Run == "" {

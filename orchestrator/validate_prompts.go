@@ -30,6 +30,12 @@ func promptProblems(fsys fs.FS, project *workflow.Project, repo string) []Proble
 		}
 	}
 	sample := &outputsFS{FS: fsys, patterns: patterns, files: outputs}
+	// Every step's output as an empty mapping: its fields render as
+	// "<no value>" instead of failing on a step that has not run yet.
+	steps := map[string]workflow.StepData{}
+	for _, s := range project.Workflow.Steps {
+		steps[s.ID] = workflow.StepData{Output: map[string]any{}}
+	}
 	seen := map[string]bool{}
 	var out []Problem
 	for _, s := range project.Workflow.Steps {
@@ -37,7 +43,7 @@ func promptProblems(fsys fs.FS, project *workflow.Project, repo string) []Proble
 		if s.Agent == "" || agent == nil {
 			continue
 		}
-		data := workflow.PromptData{Step: workflow.StepInfo{ID: s.ID, Inputs: s.Inputs, Outputs: s.Outputs}, Attempt: 1, Repo: repo}
+		data := workflow.PromptData{Step: workflow.StepInfo{ID: s.ID, Inputs: s.Inputs, Outputs: s.Outputs}, Attempt: 1, Repo: repo, Steps: steps}
 		if s.FansOut() {
 			data.Task = &workflow.TaskInfo{ID: "T1", Title: "a sample task", Body: "What the sample task asks."}
 			data.Item = sampleItem(project, s)

@@ -96,6 +96,9 @@ func stepJSON(s *Step) []byte {
 	if s.When != nil {
 		m["when"] = s.When.Source
 	}
+	if s.OutputSchema != nil {
+		m["output_schema"] = string(s.OutputSchema.JSON)
+	}
 	if s.MCP {
 		// The tools an agent has change what it does.
 		m["mcp"] = true

@@ -117,6 +117,7 @@ var stepFields = []keyDecoder[*stepDecoder]{
 	{"needs", (*stepDecoder).readNeeds},
 	{"foreach", func(sd *stepDecoder, kv keyVal) { sd.foreach(kv.val, sd.s) }},
 	{"when", (*stepDecoder).readWhen},
+	{"output_schema", (*stepDecoder).readOutputSchema},
 	{"parallel", func(sd *stepDecoder, kv keyVal) { sd.s.Parallel = sd.atLeastOne(kv.val, "parallel") }},
 	{"check", func(sd *stepDecoder, kv keyVal) { sd.s.Check, _ = sd.str(kv.val, "check") }},
 	{"attempts", func(sd *stepDecoder, kv keyVal) { sd.s.Attempts = sd.atLeastOne(kv.val, "attempts") }},

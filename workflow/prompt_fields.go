@@ -98,8 +98,8 @@ func (c fieldChecker) check(pos parse.Pos, idents []string, prefix string) {
 		for typ.Kind() == reflect.Pointer {
 			typ = typ.Elem()
 		}
-		if typ.Kind() == reflect.Interface {
-			// .Item: its fields are the item's, known only when rendered.
+		if typ.Kind() == reflect.Interface || typ.Kind() == reflect.Map {
+			// .Item, .Steps.ID: known only when rendered.
 			return
 		}
 		if typ.Kind() != reflect.Struct {

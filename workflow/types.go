@@ -104,11 +104,14 @@ type Step struct {
 	Parallel int // foreach: tasks at once (0 = 1)
 	// When is the step's condition: when it is false the step is
 	// skipped (recorded as such); nil = always.
-	When        *Condition
-	Check       string // verification command run after the agent
-	Attempts    int    // agent runs while the check fails (0 = 1)
-	Review      bool
-	Interactive bool
+	When *Condition
+	// OutputSchema is the JSON Schema the step's final answer must match
+	// (its output); nil = no structured output.
+	OutputSchema *OutputSchema
+	Check        string // verification command run after the agent
+	Attempts     int    // agent runs while the check fails (0 = 1)
+	Review       bool
+	Interactive  bool
 	// MCP gives the agent codemachine's MCP server (the plan's tasks, the
 	// workflow's status) in its engine's MCP configuration.
 	MCP     bool
@@ -204,10 +207,18 @@ type TaskInfo struct {
 	Body  string
 }
 
+// StepData is what a prompt template sees of another step as .Steps.ID.
+type StepData struct {
+	Output any
+}
+
 // PromptData is the data an agent's prompt template is executed with.
 type PromptData struct {
 	Step StepInfo
 	Task *TaskInfo
+	// Steps are the earlier steps' results: .Steps.ID.Output is a step's
+	// structured output (output_schema:), nil when it has none.
+	Steps map[string]StepData
 	// Item is a fan-out task's item (see Item.TemplateValue); nil else.
 	Item        any
 	Feedback    string
