@@ -176,6 +176,10 @@ func (p *stateParser) record(n *yaml.Node, what string, r *RunRecord, tasks *map
 					err = p.errf(v, "duration: %q is not a duration (like 1m12s)", s)
 				}
 			}
+		case "iteration":
+			var n int64
+			n, err = p.int(v, key)
+			r.Iteration = int(n)
 		case "output":
 			r.Output, err = p.str(v, key)
 		case "skipped":
@@ -448,6 +452,9 @@ func recordNode(r *RunRecord) *yaml.Node {
 	yamlnode.Add(n, "duration", yamlnode.StrNode(r.Duration.String()))
 	if r.Skipped {
 		yamlnode.Add(n, "skipped", yamlnode.BoolNode(true))
+	}
+	if r.Iteration > 0 {
+		yamlnode.Add(n, "iteration", yamlnode.IntNode(int64(r.Iteration)))
 	}
 	if r.Output != "" {
 		yamlnode.Add(n, "output", yamlnode.StrNode(r.Output))

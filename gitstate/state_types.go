@@ -35,6 +35,9 @@ type RunRecord struct {
 	// Output is the step's structured output (output_schema:) as JSON;
 	// "" when it has none.
 	Output string
+	// Iteration counts the landings of an until: loop with this
+	// fingerprint (1 for the first); 0 for a step without until:.
+	Iteration int
 }
 
 // StepRecord is a step's entry in state.yaml. For foreach steps Tasks holds

@@ -378,6 +378,9 @@ func (o *Orchestrator) renderPrompt(snap *snapshot, u *unit, repoDir string, att
 		Repo:        repoDir,
 		Steps:       stepData(snap.state),
 	}
+	if u.step.Until != nil {
+		data.Iteration = iteration(snap, u)
+	}
 	if u.task != nil {
 		data.Task = &workflow.TaskInfo{ID: u.task.ID, Title: u.task.Title, Body: u.task.Body}
 		data.Item = u.task.Item.TemplateValue()

@@ -201,11 +201,23 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 	markFanoutsDone(project, state, fps)
 	recs := map[string]workflow.Record{}
 	for id, rec := range state.Steps {
-		r := workflow.Record{Fingerprint: rec.Fingerprint, Seq: rec.Seq, Skipped: rec.Skipped}
+		r := workflow.Record{Fingerprint: rec.Fingerprint, Seq: rec.Seq, Skipped: rec.Skipped, Iteration: rec.Iteration}
 		if step := project.Graph.Step(id); step != nil {
 			r.Gone = workflow.MissingOutput(fsys, step)
 		}
 		recs[id] = r
+	}
+	project.UntilMet = map[string]bool{}
+	results = stepResults(state)
+	for _, step := range project.Workflow.Steps {
+		if step.Until == nil || state.Steps[step.ID] == nil {
+			continue
+		}
+		ok, err := step.Until.Eval(workflow.CondInput{FS: fsys, Steps: results, Vars: project.Workflow.Vars})
+		if err != nil {
+			snap.condErrs[step.ID] = err.Error()
+		}
+		project.UntilMet[step.ID] = ok || err != nil
 	}
 	snap.due = workflow.DueSteps(project, fps, recs)
 	if snap.reviews, err = o.reviewPending(); err != nil {
@@ -328,4 +340,23 @@ func stepResults(state *gitstate.State) map[string]workflow.StepResult {
 		out[id] = workflow.StepResult{Done: !rec.Skipped, Skipped: rec.Skipped, Output: workflow.ParseOutput(rec.Output)}
 	}
 	return out
+}
+
+// iteration is the run of an until: loop u is at snap: one more than the
+// landings recorded with its fingerprint, 1 when its fingerprint changed.
+func iteration(snap *snapshot, u *unit) int {
+	if rec := snap.state.Steps[u.step.ID]; rec != nil && rec.Fingerprint == u.fingerprint() && !rec.Skipped {
+		return rec.Iteration + 1
+	}
+	return 1
+}
+
+// loopExhausted reports whether u is an until: loop that ran its
+// max_iterations with its fingerprint and whose condition is still false.
+func loopExhausted(snap *snapshot, step *workflow.Step) bool {
+	if step.Until == nil || snap.project.UntilMet[step.ID] {
+		return false
+	}
+	rec := snap.state.Steps[step.ID]
+	return rec != nil && rec.Fingerprint == snap.settings[step.ID].fingerprint && rec.Iteration >= step.MaxIters()
 }

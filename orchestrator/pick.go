@@ -84,6 +84,10 @@ func (s *scheduler) next() (*unit, error) {
 			continue
 		}
 		reason, due := snap.due[id]
+		if !due && loopExhausted(snap, step) {
+			s.reportOnce(id+" (until)", Event{Kind: StepFailed, Step: id, Message: untilFailure(step)}, s.rs.recordFailure)
+			continue
+		}
 		forced := s.rs.opts.Force && s.named[id] && !step.FansOut()
 		// A failed task stops only itself and the tasks after it; a failed
 		// step stops itself.
@@ -130,7 +134,7 @@ const maxRuns = 3
 // ranWith reports whether u ran in this run already with the inputs it
 // has now, or ran maxRuns times (which is reported once).
 func (s *scheduler) ranWith(u *unit) bool {
-	key := u.key()
+	key := s.attemptKey(u)
 	fp, ok := s.attempted[key]
 	switch {
 	case !ok:
@@ -234,4 +238,20 @@ func (s *scheduler) reportOnce(key string, e Event, record func(Event)) {
 	s.reported[key] = true
 	record(e)
 	s.o.emit(e)
+}
+
+// attemptKey is what attempted remembers a unit by: its key, and for an
+// until: loop the iteration, since each iteration runs with the same
+// fingerprint.
+func (s *scheduler) attemptKey(u *unit) string {
+	if u.step.Until != nil {
+		return fmt.Sprintf("%s#%d", u.key(), iteration(s.snap, u))
+	}
+	return u.key()
+}
+
+// untilFailure says that a loop ran out of iterations.
+func untilFailure(step *workflow.Step) string {
+	return fmt.Sprintf("until: %s is still false after %d iterations (max_iterations); change what it reads, or codemachine run %s --force",
+		step.Until.Source, step.MaxIters(), step.ID)
 }

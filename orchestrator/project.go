@@ -313,6 +313,9 @@ func nodeLabel(s *workflow.Step) string {
 	if s.When != nil {
 		what += ", when: " + s.When.Source
 	}
+	if s.Until != nil {
+		what += fmt.Sprintf(", until: %s, at most %d times", s.Until.Source, s.MaxIters())
+	}
 	return s.ID + " (" + what + ")"
 }
 

@@ -218,7 +218,7 @@ func (s *scheduler) start(ctx context.Context, u *unit) {
 	if u.home == "" && s.parallelism(u) > 1 {
 		u.home = filepath.Join(s.o.repo.LocalDir(), "homes", fmt.Sprintf("slot-%d", u.slot))
 	}
-	s.attempted[u.key()] = u.fingerprint()
+	s.attempted[s.attemptKey(u)] = u.fingerprint()
 	s.runs[u.key()]++
 	uctx, cancel := context.WithCancelCause(ctx)
 	a := &active{job: &job{o: s.o, rs: s.rs, snap: s.snap, u: u}, cancel: cancel}

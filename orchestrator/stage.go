@@ -58,6 +58,9 @@ func (j *job) stage(ctx context.Context) (*candidate, error) {
 		CostUSD: out.result.CostUSD, CostKnown: out.result.CostKnown, Duration: c.duration.Round(time.Millisecond),
 		Output: string(out.output),
 	}
+	if u.step.Until != nil {
+		c.rec.Iteration = iteration(j.snap, u)
+	}
 	stage := j.stageWithOverlays
 	if j.rs.opts.Record && u.step.Run == "" {
 		stage = j.stageRecorded

@@ -232,6 +232,8 @@ func (v *statusView) state(step *workflow.Step, st *StepStatus, waits []string) 
 		st.State = StateRunning
 	case v.snap.condErrs[id] != "":
 		st.State, st.Reason = StateFailed, v.snap.condErrs[id]
+	case !due && loopExhausted(v.snap, step):
+		st.State, st.Reason = StateFailed, untilFailure(step)
 	case v.snap.project.Skips[id] && !due:
 		st.State, st.Reason = StateSkipped, "when: "+step.When.Source+" is false"
 	case v.snap.reviews[id] != "":

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/codemachine/codemachine/agents"
@@ -284,6 +285,9 @@ func (j *job) environ(dir string) []string {
 	extra["CODEMACHINE_STEP"] = u.step.ID
 	extra["CODEMACHINE_RUN"] = j.rs.id
 	extra["CODEMACHINE_REPO"] = dir
+	if u.step.Until != nil {
+		extra["CODEMACHINE_ITERATION"] = strconv.Itoa(iteration(j.snap, u))
+	}
 	if u.task != nil {
 		extra["CODEMACHINE_TASK"] = u.task.ID
 		extra["CODEMACHINE_TASK_ID"] = u.task.ID

@@ -144,34 +144,50 @@ func (d *yamlDoc) compileConditions(w *Workflow) {
 	sample := condEnv(CondInput{Vars: vars})
 	sample["steps"] = steps
 	for _, s := range w.Steps {
-		if s.When == nil {
-			continue
+		if s.When != nil {
+			d.compileCondition(s, s.When, "when", s.at.when, sample, ids, vars)
 		}
-		prog, err := expr.Compile(s.When.Source, expr.Env(sample), expr.AsBool())
-		if err != nil {
-			d.condError(s, err)
-			continue
-		}
-		s.When.program = prog
-		s.When.ids = sortedIDs(ids)
-		refs := &condRefs{}
-		root := prog.Node()
-		ast.Walk(&root, refs)
-		s.When.Files = refs.files
-		for _, id := range refs.steps {
-			switch {
-			case id == s.ID:
-				d.errs.Add(s.at.when.Pos, "when: step %q reads its own result", id)
-			case !ids[id]:
-				d.errs.Add(s.at.when.Pos, "when: steps.%s: unknown step%s", id, suggest(id, sortedIDs(ids)))
-			case !slices.Contains(s.When.Steps, id):
-				s.When.Steps = append(s.When.Steps, id)
+		if s.Until != nil {
+			d.compileCondition(s, s.Until, "until", s.at.until, sample, ids, vars)
+			if s.FansOut() {
+				d.errs.Add(s.at.until.Pos, "until: a foreach step cannot loop; loop a step of its own after it")
 			}
 		}
-		for _, name := range refs.vars {
-			if _, ok := vars[name]; !ok {
-				d.errs.Add(s.at.when.Pos, "when: vars.%s: no such entry in vars%s", name, suggest(name, sortedIDs(vars)))
-			}
+		if s.MaxIterations > 0 && s.Until == nil {
+			d.errs.Add(s.at.maxIterations, "max_iterations: only with until:")
+		}
+	}
+}
+
+// compileCondition compiles one when: or until: of step s. An until: may
+// read its own step's result (steps.ID.output of the iteration that just
+// landed); a when: may not.
+func (d *yamlDoc) compileCondition(s *Step, c *Condition, key string, at whenAt, sample map[string]any, ids map[string]bool, vars map[string]any) {
+	prog, err := expr.Compile(c.Source, expr.Env(sample), expr.AsBool())
+	if err != nil {
+		d.condError(key, at, err)
+		return
+	}
+	c.program = prog
+	c.ids = sortedIDs(ids)
+	refs := &condRefs{}
+	root := prog.Node()
+	ast.Walk(&root, refs)
+	c.Files = refs.files
+	for _, id := range refs.steps {
+		switch {
+		case id == s.ID && key == "when":
+			d.errs.Add(at.Pos, "when: step %q reads its own result", id)
+		case id == s.ID:
+		case !ids[id]:
+			d.errs.Add(at.Pos, "%s: steps.%s: unknown step%s", key, id, suggest(id, sortedIDs(ids)))
+		case !slices.Contains(c.Steps, id):
+			c.Steps = append(c.Steps, id)
+		}
+	}
+	for _, name := range refs.vars {
+		if _, ok := vars[name]; !ok {
+			d.errs.Add(at.Pos, "%s: vars.%s: no such entry in vars%s", key, name, suggest(name, sortedIDs(vars)))
 		}
 	}
 }
@@ -188,8 +204,7 @@ func sortedIDs[V any](m map[string]V) []string {
 // condError reports a compile error at its place in workflow.yaml: the
 // expression's own line and column mapped into the file where the value
 // is on one line (plain or quoted), else the value's line.
-func (d *yamlDoc) condError(s *Step, err error) {
-	at := s.at.when
+func (d *yamlDoc) condError(key string, at whenAt, err error) {
 	pos := at.Pos
 	msg := err.Error()
 	var fe *file.Error
@@ -211,7 +226,7 @@ func (d *yamlDoc) condError(s *Step, err error) {
 			pos.Col = 0
 		}
 	}
-	d.errs.Add(pos, "when: %s", strings.TrimSpace(msg))
+	d.errs.Add(pos, "%s: %s", key, strings.TrimSpace(msg))
 }
 
 // whenAt is where a when: value is, and how it is written.
@@ -268,6 +283,25 @@ func (sd *stepDecoder) readWhen(kv keyVal) {
 	n := kv.val
 	sd.s.When = &Condition{Source: v}
 	sd.s.at.when = whenAt{Pos: sd.at(n), style: n.Style &^ (yaml.TaggedStyle | yaml.FlowStyle)}
+}
+
+// DefaultMaxIterations bounds an until: loop without max_iterations.
+const DefaultMaxIterations = 5
+
+// readUntil reads a step's until: expression, compiled with the when:
+// expressions.
+func (sd *stepDecoder) readUntil(kv keyVal) {
+	v, ok := sd.str(kv.val, "until")
+	if !ok {
+		return
+	}
+	if strings.TrimSpace(v) == "" {
+		sd.errs.Add(sd.at(kv.val), "until: empty expression")
+		return
+	}
+	n := kv.val
+	sd.s.Until = &Condition{Source: v}
+	sd.s.at.until = whenAt{Pos: sd.at(n), style: n.Style &^ (yaml.TaggedStyle | yaml.FlowStyle)}
 }
 
 // readVars reads the workflow's vars: a mapping of names to plain values

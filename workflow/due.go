@@ -76,7 +76,18 @@ func (p *Project) stepDue(g *Graph, s *Step, fps map[string]string, recs map[str
 	if rec.Gone != "" {
 		return Reason("output " + rec.Gone + " is gone")
 	}
+	if s.Until != nil && !p.UntilMet[s.ID] && rec.Iteration < s.MaxIters() {
+		return Reason(fmt.Sprintf("until: not met after iteration %d of %d", rec.Iteration, s.MaxIters()))
+	}
 	return ""
+}
+
+// MaxIters is the step's max_iterations, or DefaultMaxIterations.
+func (s *Step) MaxIters() int {
+	if s.MaxIterations > 0 {
+		return s.MaxIterations
+	}
+	return DefaultMaxIterations
 }
 
 // MissingOutput returns the first of a step's output patterns that matches

@@ -96,6 +96,9 @@ func stepJSON(s *Step) []byte {
 	if s.When != nil {
 		m["when"] = s.When.Source
 	}
+	if s.Until != nil {
+		m["until"] = s.Until.Source
+	}
 	if s.OutputSchema != nil {
 		m["output_schema"] = string(s.OutputSchema.JSON)
 	}

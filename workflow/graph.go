@@ -79,6 +79,11 @@ func (w *Workflow) Graph() (*Graph, error) {
 			reads = append(reads, compileGlob(s.Each.Source()))
 			readAt = append(readAt, cmpOr(s.at.foreach, s.Pos))
 		}
+		if s.Until != nil {
+			for _, id := range s.Until.Steps {
+				add(s, id, cmpOr(s.at.until.Pos, s.Pos))
+			}
+		}
 		if s.When != nil {
 			for _, id := range s.When.Steps {
 				add(s, id, cmpOr(s.at.when.Pos, s.Pos))

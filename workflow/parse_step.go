@@ -118,6 +118,10 @@ var stepFields = []keyDecoder[*stepDecoder]{
 	{"foreach", func(sd *stepDecoder, kv keyVal) { sd.foreach(kv.val, sd.s) }},
 	{"when", (*stepDecoder).readWhen},
 	{"output_schema", (*stepDecoder).readOutputSchema},
+	{"until", (*stepDecoder).readUntil},
+	{"max_iterations", func(sd *stepDecoder, kv keyVal) {
+		sd.s.MaxIterations, sd.s.at.maxIterations = sd.atLeastOne(kv.val, "max_iterations"), sd.at(kv.val)
+	}},
 	{"parallel", func(sd *stepDecoder, kv keyVal) { sd.s.Parallel = sd.atLeastOne(kv.val, "parallel") }},
 	{"check", func(sd *stepDecoder, kv keyVal) { sd.s.Check, _ = sd.str(kv.val, "check") }},
 	{"attempts", func(sd *stepDecoder, kv keyVal) { sd.s.Attempts = sd.atLeastOne(kv.val, "attempts") }},

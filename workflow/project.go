@@ -31,6 +31,9 @@ type Project struct {
 	// set by the caller, who evaluates the conditions (Condition.Eval):
 	// such a step is due until it is recorded as skipped.
 	Skips map[string]bool
+	// UntilMet are the until: loops whose condition holds at the commit
+	// looked at, set by the caller like Skips.
+	UntilMet map[string]bool
 	// Graph is the step graph; its cycles are load errors.
 	Graph *Graph
 }

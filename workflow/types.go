@@ -108,10 +108,15 @@ type Step struct {
 	// OutputSchema is the JSON Schema the step's final answer must match
 	// (its output); nil = no structured output.
 	OutputSchema *OutputSchema
-	Check        string // verification command run after the agent
-	Attempts     int    // agent runs while the check fails (0 = 1)
-	Review       bool
-	Interactive  bool
+	// Until makes the step a loop: after each landing it runs again
+	// (another commit) while the condition is false, at most
+	// MaxIterations times in all.
+	Until         *Condition
+	MaxIterations int
+	Check         string // verification command run after the agent
+	Attempts      int    // agent runs while the check fails (0 = 1)
+	Review        bool
+	Interactive   bool
 	// MCP gives the agent codemachine's MCP server (the plan's tasks, the
 	// workflow's status) in its engine's MCP configuration.
 	MCP     bool
@@ -134,7 +139,8 @@ type Step struct {
 type stepPositions struct {
 	id, agent, foreach Pos
 	inputs, needs      []Pos
-	when               whenAt
+	when, until        whenAt
+	maxIterations      Pos
 }
 
 // Hooks are shell commands run around a step.
@@ -224,7 +230,9 @@ type PromptData struct {
 	Feedback    string
 	CheckOutput string
 	Attempt     int
-	Repo        string
+	// Iteration is the run of an until: loop this is (1 for the first).
+	Iteration int
+	Repo      string
 }
 
 // InputFile is one file matched by a step's input globs; Hash is its git
@@ -252,4 +260,7 @@ type Record struct {
 	Gone string
 	// Skipped: the record is of a skip (when: was false).
 	Skipped bool
+	// Iteration counts the landings of an until: loop with this
+	// fingerprint (1 for the first).
+	Iteration int
 }
