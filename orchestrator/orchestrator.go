@@ -78,6 +78,8 @@ type Orchestrator struct {
 	// states and plans are parsed state.yaml and plan contents (see
 	// contentCache).
 	states contentCache[*gitstate.State]
+	// stateCache is the large state.yaml last parsed, by blob id.
+	stateCache stateCache
 	plans  contentCache[*workflow.Plan]
 }
 
@@ -230,6 +232,12 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 // a corrupted one a *ConfigError with its position. The state returned may
 // be shared (see contentCache): callers must not modify it.
 func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
+	// A large state (a fan-out's thousands of task records) is parsed
+	// once per content: known by its blob id, it is not even read.
+	id := o.stateBlobID(commit)
+	if state := o.cachedState(id); state != nil {
+		return state, nil
+	}
 	data, err := o.repo.ReadFile(commit, workflow.StateFile)
 	if errors.Is(err, gitstate.ErrIsDir) {
 		return nil, configErrorf("%s is a directory, not a file: codemachine writes its step records there", workflow.StateFile)
@@ -238,6 +246,7 @@ func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
 		return nil, fmt.Errorf("read %s: %w", workflow.StateFile, err)
 	}
 	if state, ok := o.states.get(workflow.StateFile, data); ok {
+		o.cacheState(id, data, state)
 		return state, nil
 	}
 	state, err := gitstate.ParseState(workflow.StateFile, data)
@@ -248,6 +257,7 @@ func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
 		state.Steps = map[string]*gitstate.StepRecord{}
 	}
 	o.states.put(workflow.StateFile, data, state)
+	o.cacheState(id, data, state)
 	return state, nil
 }
 
