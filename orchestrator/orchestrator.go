@@ -80,7 +80,7 @@ type Orchestrator struct {
 	states contentCache[*gitstate.State]
 	// stateCache is the large state.yaml last parsed, by blob id.
 	stateCache stateCache
-	plans  contentCache[*workflow.Plan]
+	plans      contentCache[*workflow.Plan]
 }
 
 // New opens the repository containing cfg.Dir.
