@@ -20,6 +20,8 @@ const (
 	TrailerAttempts    = "Codemachine-Attempts"
 	TrailerFingerprint = "Codemachine-Fingerprint"
 	TrailerRun         = "Codemachine-Run"
+	// TrailerIteration is the run of an until: loop a commit is (1, 2, ...).
+	TrailerIteration = "Codemachine-Iteration"
 	// TrailerBy says who did an agent step: "agent" (the agent alone) or
 	// "person in <engine>'s UI" (an interactive step, codemachine open).
 	TrailerBy = "Codemachine-By"

@@ -176,6 +176,18 @@ func (p *stateParser) record(n *yaml.Node, what string, r *RunRecord, tasks *map
 					err = p.errf(v, "duration: %q is not a duration (like 1m12s)", s)
 				}
 			}
+		case "iteration":
+			var n int64
+			n, err = p.int(v, key)
+			r.Iteration = int(n)
+		case "output":
+			r.Output, err = p.str(v, key)
+		case "skipped":
+			b, ok := yamlnode.Bool(v)
+			if !ok {
+				return p.errf(v, "skipped must be true or false, found %s", yamlnode.Value(v))
+			}
+			r.Skipped = b
 		case "tasks":
 			if tasks == nil {
 				return p.errf(k, "%s: unknown key %q (tasks do not nest)", what, key)
@@ -438,6 +450,15 @@ func recordNode(r *RunRecord) *yaml.Node {
 		yamlnode.Add(n, "cost_usd", yamlnode.FloatNode(r.CostUSD))
 	}
 	yamlnode.Add(n, "duration", yamlnode.StrNode(r.Duration.String()))
+	if r.Skipped {
+		yamlnode.Add(n, "skipped", yamlnode.BoolNode(true))
+	}
+	if r.Iteration > 0 {
+		yamlnode.Add(n, "iteration", yamlnode.IntNode(int64(r.Iteration)))
+	}
+	if r.Output != "" {
+		yamlnode.Add(n, "output", yamlnode.StrNode(r.Output))
+	}
 	return n
 }
 

@@ -29,6 +29,15 @@ type RunRecord struct {
 	CostUSD     float64
 	CostKnown   bool
 	Duration    time.Duration
+	// Skipped: the step's when: condition was false, so nothing ran; the
+	// fingerprint is the one it was skipped with.
+	Skipped bool
+	// Output is the step's structured output (output_schema:) as JSON;
+	// "" when it has none.
+	Output string
+	// Iteration counts the landings of an until: loop with this
+	// fingerprint (1 for the first); 0 for a step without until:.
+	Iteration int
 }
 
 // StepRecord is a step's entry in state.yaml. For foreach steps Tasks holds

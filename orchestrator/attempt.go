@@ -13,6 +13,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/codemachine/codemachine/agents"
+	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/workflow"
 )
 
@@ -31,6 +32,9 @@ type attemptOutcome struct {
 	unchanged string
 	// engineFailed: the engine run itself failed (not the check).
 	engineFailed bool
+	// output is the step's structured output (output_schema:) as JSON,
+	// once its final answer matched.
+	output []byte
 }
 
 // checkTailLines is how much of a failed check's output its failure
@@ -88,6 +92,11 @@ func (j *job) attempt(ctx context.Context) attemptOutcome {
 					j.o.emit(Event{Kind: StepRetrying, Step: u.step.ID, Task: taskID(u.task), Attempt: attempt + 1,
 						Message: "check failed: " + lastLine(checkRes.Output)})
 				}
+				continue
+			}
+		}
+		if u.step.OutputSchema != nil {
+			if notice = j.checkOutputSchema(&out, res, attempt, attempts); notice != "" {
 				continue
 			}
 		}
@@ -370,9 +379,14 @@ func (o *Orchestrator) renderPrompt(snap *snapshot, u *unit, repoDir string, att
 		CheckOutput: checkOutput,
 		Attempt:     attempt,
 		Repo:        repoDir,
+		Steps:       stepData(snap.state),
+	}
+	if u.step.Until != nil {
+		data.Iteration = iteration(snap, u)
 	}
 	if u.task != nil {
 		data.Task = &workflow.TaskInfo{ID: u.task.ID, Title: u.task.Title, Body: u.task.Body}
+		data.Item = u.task.Item.TemplateValue()
 	}
 	body, err := u.agent.Render(fsys, data)
 	if err != nil {
@@ -403,4 +417,38 @@ func readFileFS(fsys fs.FS, name string) (string, error) {
 		return "", nil
 	}
 	return string(data), err
+}
+
+// checkOutputSchema validates the final answer (an agent's last message, a
+// run step's output) against the step's output_schema. A mismatch fails
+// the attempt; the notice it returns tells the next attempt why ("" when
+// the answer matched and out.output holds it).
+func (j *job) checkOutputSchema(out *attemptOutcome, res agents.Result, attempt, attempts int) string {
+	u := j.u
+	answer := res.Text
+	if u.step.Run != "" {
+		answer = res.Output
+	}
+	data, err := u.step.OutputSchema.Check(answer)
+	if err == nil {
+		out.output = data
+		return ""
+	}
+	out.failure = fmt.Sprintf("attempt %d: the final answer does not match output_schema:\n%s", attempt, err)
+	if attempt < attempts {
+		j.o.emit(Event{Kind: StepRetrying, Step: u.step.ID, Task: taskID(u.task), Attempt: attempt + 1,
+			Message: "output does not match output_schema: " + firstLine(err.Error())})
+	}
+	return fmt.Sprintf("Note from codemachine: your final answer did not match the JSON Schema this step requires:\n%s\n\n"+
+		"End your work with a final message that is exactly one JSON value matching this schema:\n%s", err, u.step.OutputSchema.JSON)
+}
+
+// stepData is what templates see of the steps recorded in state as
+// .Steps.ID: their structured outputs.
+func stepData(state *gitstate.State) map[string]workflow.StepData {
+	out := make(map[string]workflow.StepData, len(state.Steps))
+	for id, rec := range state.Steps {
+		out[id] = workflow.StepData{Output: workflow.ParseOutput(rec.Output)}
+	}
+	return out
 }

@@ -54,15 +54,28 @@ func (o *Orchestrator) dryRun(head gitstate.Head, opts RunOptions) error {
 		if s.upstreamBlocked(step) {
 			n++
 			fmt.Fprintf(w, "\n%d. %s: after %s (%s)\n", n, id, strings.Join(dueUpstream(snap, step), ", "), reason)
+			if step.When != nil {
+				fmt.Fprintf(w, "   if when: %s (decided once %s landed)\n", step.When.Source, strings.Join(dueUpstream(snap, step), ", "))
+			}
 			continue
 		}
-		if step.Foreach != "" {
-			if errs := snap.project.PlanErrs[step.Foreach]; len(errs) > 0 {
+		if msg, bad := snap.condErrs[id]; bad {
+			n++
+			fmt.Fprintf(w, "\n%d. %s: cannot run: %s\n", n, id, msg)
+			continue
+		}
+		if snap.project.Skips[id] {
+			n++
+			fmt.Fprintf(w, "\n%d. %s  (%s)  skipped: when: %s is false\n", n, id, reason, step.When.Source)
+			continue
+		}
+		if step.FansOut() {
+			if errs := snap.project.TaskErrs(step); len(errs) > 0 {
 				n++
-				fmt.Fprintf(w, "\n%d. %s: cannot run: %s has errors:\n%s\n", n, id, step.Foreach, errs.Error())
+				fmt.Fprintf(w, "\n%d. %s: cannot run: %s has errors:\n%s\n", n, id, step.TaskSource(), errs.Error())
 				continue
 			}
-			plan := snap.project.Plans[step.Foreach]
+			plan := snap.project.TaskPlan(step)
 			if plan == nil {
 				continue
 			}
@@ -96,6 +109,9 @@ func (o *Orchestrator) printDryUnit(w io.Writer, snap *snapshot, u *unit, n int,
 		engine = "replay"
 	}
 	fmt.Fprintf(w, "\n%d. %s  (%s)  %s\n", n, u.key(), u.reason, engineLabel(engine, u.settings.model))
+	if u.step.When != nil {
+		fmt.Fprintf(w, "   when: %s is true\n", u.step.When.Source)
+	}
 	if h, ok := holds[u.key()]; ok && h.Fingerprint == u.fingerprint() {
 		fmt.Fprintf(w, "   held after a rollback or reset: would be skipped\n")
 		return

@@ -26,7 +26,7 @@ func (j *job) failCanceled(ctx context.Context) execResult {
 	cause := context.Cause(ctx)
 	ctx = context.WithoutCancel(ctx)
 	if cause == errTaskDeleted {
-		return j.fail(ctx, fmt.Sprintf("task %s was deleted from %s while it ran", j.u.task.ID, j.u.step.Foreach))
+		return j.fail(ctx, fmt.Sprintf("task %s was deleted from %s while it ran", j.u.task.ID, j.u.step.TaskSource()))
 	}
 	if j.attempts == 0 && j.worktreeUnchanged(ctx) {
 		// Interrupted before its engine or command started, with nothing

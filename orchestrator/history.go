@@ -213,7 +213,7 @@ func (o *Orchestrator) isStepKey(rev, arg string) bool {
 	if !hasTask {
 		return true
 	}
-	plan := snap.project.Plans[step.Foreach]
+	plan := snap.project.TaskPlan(step)
 	return plan != nil && plan.Task(taskID) != nil
 }
 

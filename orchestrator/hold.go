@@ -102,7 +102,7 @@ func dueFingerprint(snap *snapshot, key string) (string, bool) {
 		_, due := snap.due[stepID]
 		return fp, due
 	}
-	plan := snap.project.Plans[step.Foreach]
+	plan := snap.project.TaskPlan(step)
 	if plan == nil {
 		return "", false
 	}

@@ -131,7 +131,7 @@ func (j *job) keepDeleted(ctx context.Context) error {
 		j.wt.Discard()
 		return err
 	}
-	return j.fail(ctx, fmt.Sprintf("task %s was deleted from %s before it landed", j.u.task.ID, j.u.step.Foreach)).err
+	return j.fail(ctx, fmt.Sprintf("task %s was deleted from %s before it landed", j.u.task.ID, j.u.step.TaskSource())).err
 }
 
 // overlay re-applies the unit's state record and ticked box on top of a
@@ -152,6 +152,10 @@ func (o *Orchestrator) overlay(ctx context.Context, u *unit, c *candidate, tip, 
 		return "", err
 	}
 	files[workflow.StateFile] = gitstate.Blob{Hash: hash, Mode: "100644"}
+	if u.step.Foreach == "" {
+		// A fan-out over files or items has no plan to tick.
+		return o.repo.OverlayTree(ctx, merged, files)
+	}
 	if u.task != nil && c.agentEditedPlan && c.mergesPlan() {
 		tipPlan, err := o.repo.ReadFile(tip, u.step.Foreach)
 		if err != nil {
@@ -197,7 +201,7 @@ func (o *Orchestrator) overlay(ctx context.Context, u *unit, c *candidate, tip, 
 // overlayPaths are the paths whose merge conflicts overlay resolves.
 func (c *candidate) overlayPaths(u *unit) []string {
 	paths := []string{workflow.StateFile}
-	if u.task != nil && (!c.agentEditedPlan || c.mergesPlan()) {
+	if u.task != nil && u.step.Foreach != "" && (!c.agentEditedPlan || c.mergesPlan()) {
 		paths = append(paths, u.step.Foreach)
 	}
 	return paths

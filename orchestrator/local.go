@@ -1,8 +1,6 @@
 package orchestrator
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -112,12 +110,7 @@ func (o *Orchestrator) updateFailures(fn func(map[string]Failure)) error {
 // fingerprint, so a hold on a task lifts when the task is reworded or the
 // step's inputs change.
 func taskFingerprint(stepFP string, t *workflow.Task) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "codemachine task v1\x00%s\x00%s\x00%s\x00%s\x00", stepFP, t.ID, t.Title, t.Body)
-	for _, a := range t.After {
-		fmt.Fprintf(h, "%s\x00", a)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return workflow.TaskFingerprint(stepFP, t)
 }
 
 // forget drops a landed unit's failure and hold, writing the local files

@@ -107,6 +107,9 @@ func (j *job) trailers() []gitstate.Trailer {
 	add(gitstate.TrailerAttempts, strconv.Itoa(max(out.attempts, 1)))
 	add(gitstate.TrailerFingerprint, u.fingerprint())
 	add(gitstate.TrailerRun, j.rs.id)
+	if u.step.Until != nil {
+		add(gitstate.TrailerIteration, strconv.Itoa(iteration(j.snap, u)))
+	}
 	return t
 }
 

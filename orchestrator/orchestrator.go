@@ -78,7 +78,9 @@ type Orchestrator struct {
 	// states and plans are parsed state.yaml and plan contents (see
 	// contentCache).
 	states contentCache[*gitstate.State]
-	plans  contentCache[*workflow.Plan]
+	// stateCache is the large state.yaml last parsed, by blob id.
+	stateCache stateCache
+	plans      contentCache[*workflow.Plan]
 }
 
 // New opens the repository containing cfg.Dir.
@@ -140,6 +142,9 @@ type snapshot struct {
 	due      map[string]workflow.Reason
 	// reviews maps step and step/task keys to their pending review commit.
 	reviews map[string]string
+	// condErrs are the steps whose when: could not be evaluated (a type
+	// error at run time): they fail instead of running.
+	condErrs map[string]string
 }
 
 // stepSettings are a step's resolved engine and model and its fingerprint.
@@ -176,21 +181,45 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 	snap := &snapshot{commit: commit, fsys: fsys, project: project, state: state,
 		settings: map[string]*stepSettings{}}
 	fps := map[string]string{}
+	results := stepResults(state)
+	snap.condErrs = map[string]string{}
+	project.Skips = map[string]bool{}
 	for _, step := range project.Workflow.Steps {
 		st, err := o.settingsFor(snap, step, ov)
 		if err != nil {
 			return nil, err
 		}
+		if step.When != nil {
+			ok, err := step.When.Eval(workflow.CondInput{FS: fsys, Steps: results, Vars: project.Workflow.Vars})
+			if err != nil {
+				snap.condErrs[step.ID] = err.Error()
+			}
+			project.Skips[step.ID] = err == nil && !ok
+			st.fingerprint = workflow.WithCondition(st.fingerprint, ok)
+		}
 		snap.settings[step.ID] = st
 		fps[step.ID] = st.fingerprint
 	}
+	markFanoutsDone(project, state, fps)
 	recs := map[string]workflow.Record{}
 	for id, rec := range state.Steps {
-		r := workflow.Record{Fingerprint: rec.Fingerprint, Seq: rec.Seq}
+		r := workflow.Record{Fingerprint: rec.Fingerprint, Seq: rec.Seq, Skipped: rec.Skipped, Iteration: rec.Iteration}
 		if step := project.Graph.Step(id); step != nil {
 			r.Gone = workflow.MissingOutput(fsys, step)
 		}
 		recs[id] = r
+	}
+	project.UntilMet = map[string]bool{}
+	results = stepResults(state)
+	for _, step := range project.Workflow.Steps {
+		if step.Until == nil || state.Steps[step.ID] == nil {
+			continue
+		}
+		ok, err := step.Until.Eval(workflow.CondInput{FS: fsys, Steps: results, Vars: project.Workflow.Vars})
+		if err != nil {
+			snap.condErrs[step.ID] = err.Error()
+		}
+		project.UntilMet[step.ID] = ok || err != nil
 	}
 	snap.due = workflow.DueSteps(project, fps, recs)
 	if snap.reviews, err = o.reviewPending(); err != nil {
@@ -203,6 +232,12 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 // a corrupted one a *ConfigError with its position. The state returned may
 // be shared (see contentCache): callers must not modify it.
 func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
+	// A large state (a fan-out's thousands of task records) is parsed
+	// once per content: known by its blob id, it is not even read.
+	id := o.stateBlobID(commit)
+	if state := o.cachedState(id); state != nil {
+		return state, nil
+	}
 	data, err := o.repo.ReadFile(commit, workflow.StateFile)
 	if errors.Is(err, gitstate.ErrIsDir) {
 		return nil, configErrorf("%s is a directory, not a file: codemachine writes its step records there", workflow.StateFile)
@@ -211,6 +246,7 @@ func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
 		return nil, fmt.Errorf("read %s: %w", workflow.StateFile, err)
 	}
 	if state, ok := o.states.get(workflow.StateFile, data); ok {
+		o.cacheState(id, data, state)
 		return state, nil
 	}
 	state, err := gitstate.ParseState(workflow.StateFile, data)
@@ -221,6 +257,7 @@ func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
 		state.Steps = map[string]*gitstate.StepRecord{}
 	}
 	o.states.put(workflow.StateFile, data, state)
+	o.cacheState(id, data, state)
 	return state, nil
 }
 
@@ -285,4 +322,51 @@ func short(hash string) string {
 		return hash[:7]
 	}
 	return hash
+}
+
+// markFanoutsDone marks the tasks of the steps that fan out over files or
+// list items done when state.yaml records them with the fingerprint they
+// have now: the item (a file's content, a list item's JSON) is part of it,
+// so editing one file makes exactly its task due.
+func markFanoutsDone(project *workflow.Project, state *gitstate.State, fps map[string]string) {
+	for id, plan := range project.Fanouts {
+		sr := state.Steps[id]
+		if sr == nil || plan == nil {
+			continue
+		}
+		for _, t := range plan.Tasks {
+			if tr := sr.Tasks[t.ID]; tr != nil {
+				t.Done = tr.Fingerprint == workflow.TaskFingerprint(fps[id], t)
+			}
+		}
+	}
+}
+
+// stepResults is what when: expressions see of the steps recorded in
+// state: landed (done) or skipped.
+func stepResults(state *gitstate.State) map[string]workflow.StepResult {
+	out := make(map[string]workflow.StepResult, len(state.Steps))
+	for id, rec := range state.Steps {
+		out[id] = workflow.StepResult{Done: !rec.Skipped, Skipped: rec.Skipped, Output: workflow.ParseOutput(rec.Output)}
+	}
+	return out
+}
+
+// iteration is the run of an until: loop u is at snap: one more than the
+// landings recorded with its fingerprint, 1 when its fingerprint changed.
+func iteration(snap *snapshot, u *unit) int {
+	if rec := snap.state.Steps[u.step.ID]; rec != nil && rec.Fingerprint == u.fingerprint() && !rec.Skipped {
+		return rec.Iteration + 1
+	}
+	return 1
+}
+
+// loopExhausted reports whether u is an until: loop that ran its
+// max_iterations with its fingerprint and whose condition is still false.
+func loopExhausted(snap *snapshot, step *workflow.Step) bool {
+	if step.Until == nil || snap.project.UntilMet[step.ID] {
+		return false
+	}
+	rec := snap.state.Steps[step.ID]
+	return rec != nil && rec.Fingerprint == snap.settings[step.ID].fingerprint && rec.Iteration >= step.MaxIters()
 }

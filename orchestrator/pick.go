@@ -25,12 +25,12 @@ func (s *scheduler) resolveTargets() error {
 			continue
 		}
 		if taskID != "" {
-			if step.Foreach == "" {
+			if !step.FansOut() {
 				return configErrorf("step %s has no tasks (it is not a foreach step)", stepID)
 			}
-			plan := project.Plans[step.Foreach]
+			plan := project.TaskPlan(step)
 			if plan == nil || plan.Task(taskID) == nil {
-				return configErrorf("no task %s in %s", taskID, step.Foreach)
+				return configErrorf("no task %s in %s", taskID, step.TaskSource())
 			}
 			s.tasks[stepID+"/"+taskID] = true
 		}
@@ -84,17 +84,32 @@ func (s *scheduler) next() (*unit, error) {
 			continue
 		}
 		reason, due := snap.due[id]
-		forced := s.rs.opts.Force && s.named[id] && step.Foreach == ""
+		if !due && loopExhausted(snap, step) {
+			s.reportOnce(id+" (until)", Event{Kind: StepFailed, Step: id, Message: untilFailure(step)}, s.rs.recordFailure)
+			continue
+		}
+		forced := s.rs.opts.Force && s.named[id] && !step.FansOut()
 		// A failed task stops only itself and the tasks after it; a failed
 		// step stops itself.
-		if (!due && !forced) || (step.Foreach == "" && s.rs.stepFailed(id)) {
+		if (!due && !forced) || (!step.FansOut() && s.rs.stepFailed(id)) {
 			continue
 		}
 		if s.upstreamBlocked(step) {
 			continue
 		}
 		base := &unit{step: step, agent: snap.project.Agents[step.Agent], settings: snap.settings[id], reason: string(reason)}
-		if step.Foreach != "" {
+		if msg, bad := snap.condErrs[id]; bad {
+			s.reportOnce(id+" (when)", Event{Kind: StepFailed, Step: id, Message: msg}, s.rs.recordFailure)
+			continue
+		}
+		if snap.project.Skips[id] {
+			if s.ranWith(base) {
+				continue
+			}
+			base.skip = true
+			return base, nil
+		}
+		if step.FansOut() {
 			u, err := s.nextTask(base, holds, failures)
 			if err != nil || u != nil {
 				return u, err
@@ -119,7 +134,7 @@ const maxRuns = 3
 // ranWith reports whether u ran in this run already with the inputs it
 // has now, or ran maxRuns times (which is reported once).
 func (s *scheduler) ranWith(u *unit) bool {
-	key := u.key()
+	key := s.attemptKey(u)
 	fp, ok := s.attempted[key]
 	switch {
 	case !ok:
@@ -148,15 +163,15 @@ func (s *scheduler) upstreamBlocked(step *workflow.Step) bool {
 // nextTask picks the next runnable task of a foreach step.
 func (s *scheduler) nextTask(base *unit, holds map[string]Hold, failures map[string]Failure) (*unit, error) {
 	step := base.step
-	if errs := s.snap.project.PlanErrs[step.Foreach]; len(errs) > 0 {
+	if errs := s.snap.project.TaskErrs(step); len(errs) > 0 {
 		// One problem per line, each with its position: the run table
 		// shows the first line, so it must be a problem, not a heading.
 		s.failUnplannable(step, errs.Error())
 		return nil, nil
 	}
-	plan := s.snap.project.Plans[step.Foreach]
+	plan := s.snap.project.TaskPlan(step)
 	if plan == nil {
-		s.failUnplannable(step, fmt.Sprintf("%s does not exist: no step wrote it and it is not committed", step.Foreach))
+		s.failUnplannable(step, fmt.Sprintf("%s does not exist: no step wrote it and it is not committed", step.TaskSource()))
 		return nil, nil
 	}
 	onlyNamed := false
@@ -223,4 +238,20 @@ func (s *scheduler) reportOnce(key string, e Event, record func(Event)) {
 	s.reported[key] = true
 	record(e)
 	s.o.emit(e)
+}
+
+// attemptKey is what attempted remembers a unit by: its key, and for an
+// until: loop the iteration, since each iteration runs with the same
+// fingerprint.
+func (s *scheduler) attemptKey(u *unit) string {
+	if u.step.Until != nil {
+		return fmt.Sprintf("%s#%d", u.key(), iteration(s.snap, u))
+	}
+	return u.key()
+}
+
+// untilFailure says that a loop ran out of iterations.
+func untilFailure(step *workflow.Step) string {
+	return fmt.Sprintf("until: %s is still false after %d iterations (max_iterations); change what it reads, or codemachine run %s --force",
+		step.Until.Source, step.MaxIters(), step.ID)
 }

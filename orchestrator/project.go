@@ -174,6 +174,9 @@ type ValidateReport struct {
 	Steps  int            `json:"steps"`
 	Agents int            `json:"agents"`
 	Plans  map[string]int `json:"plans"` // plan file -> tasks
+	// Fanouts are the steps that fan out over files or list items: step
+	// id -> tasks (an items file not written yet counts none).
+	Fanouts map[string]int `json:"fanouts,omitempty"`
 }
 
 // Problem is one validation error with its position.
@@ -211,6 +214,9 @@ func (o *Orchestrator) Validate() (*ValidateReport, error) {
 		for _, plan := range sortedKeys(project.PlanErrs) {
 			errs = append(errs, project.PlanErrs[plan]...)
 		}
+		for _, id := range sortedKeys(project.FanoutErrs) {
+			errs = append(errs, project.FanoutErrs[id]...)
+		}
 	}
 	errs.Sort()
 	var problems []Problem
@@ -239,6 +245,18 @@ func (o *Orchestrator) Validate() (*ValidateReport, error) {
 	for p, plan := range project.Plans {
 		report.Plans[p] = len(plan.Tasks)
 	}
+	for _, s := range project.Workflow.Steps {
+		if s.Each != nil {
+			if report.Fanouts == nil {
+				report.Fanouts = map[string]int{}
+			}
+			if plan := project.TaskPlan(s); plan != nil {
+				report.Fanouts[s.ID] = len(plan.Tasks)
+			} else {
+				report.Fanouts[s.ID] = 0
+			}
+		}
+	}
 	return report, nil
 }
 
@@ -254,7 +272,9 @@ func (o *Orchestrator) Graph(format string, w io.Writer) error {
 	case "", "mermaid":
 		b.WriteString("graph TD\n")
 		for _, s := range g.Order() {
-			fmt.Fprintf(&b, "  %s[%q]\n", mermaidID(s.ID), nodeLabel(s))
+			// Mermaid has no backslash escapes in labels: quotes are
+			// entities.
+			fmt.Fprintf(&b, "  %s[\"%s\"]\n", mermaidID(s.ID), strings.ReplaceAll(nodeLabel(s), `"`, "#quot;"))
 			for _, up := range g.Upstream(s.ID) {
 				fmt.Fprintf(&b, "  %s --> %s\n", mermaidID(up), mermaidID(s.ID))
 			}
@@ -275,14 +295,28 @@ func (o *Orchestrator) Graph(format string, w io.Writer) error {
 	return err
 }
 
+// nodeLabel is a step's box in the graph: its id, what it runs, and what
+// it fans out over.
 func nodeLabel(s *workflow.Step) string {
-	switch {
-	case s.Run != "":
-		return s.ID + " (run)"
-	case s.Foreach != "":
-		return s.ID + " (" + s.Agent + ", foreach)"
+	what := s.Agent
+	if s.Run != "" {
+		what = "run"
 	}
-	return s.ID + " (" + s.Agent + ")"
+	switch {
+	case s.Each != nil && s.Each.Glob != "":
+		what += ", foreach file of " + s.Each.Glob
+	case s.Each != nil:
+		what += ", foreach item of " + s.Each.Items
+	case s.Foreach != "":
+		what += ", foreach task of " + s.Foreach
+	}
+	if s.When != nil {
+		what += ", when: " + s.When.Source
+	}
+	if s.Until != nil {
+		what += fmt.Sprintf(", until: %s, at most %d times", s.Until.Source, s.MaxIters())
+	}
+	return s.ID + " (" + what + ")"
 }
 
 // mermaidID makes a step id safe as a Mermaid node id.

@@ -271,10 +271,13 @@ func (o *Orchestrator) reviewedUnit(tip, base, commit, key string) (*unit, *cand
 			c.rec = *tr
 			c.rec.Fingerprint = sr.Fingerprint
 		}
-		if plan := snap.project.Plans[step.Foreach]; plan != nil && plan.Task(taskID) != nil {
+		if plan := snap.project.TaskPlan(step); plan != nil && plan.Task(taskID) != nil {
 			u.task = plan.Task(taskID)
 		} else {
 			u.task = &workflow.Task{ID: taskID}
+		}
+		if step.Foreach == "" {
+			return u, c, nil
 		}
 		basePlan, err1 := o.repo.ReadFile(base, step.Foreach)
 		ownPlan, err2 := o.repo.ReadFile(commit, step.Foreach)

@@ -153,7 +153,7 @@ func describe(snap *snapshot, key, stat string) string {
 		}
 	}
 	if taskID != "" && step != nil {
-		if plan := snap.project.Plans[step.Foreach]; plan != nil && plan.Task(taskID) != nil {
+		if plan := snap.project.TaskPlan(step); plan != nil && plan.Task(taskID) != nil {
 			t := plan.Task(taskID)
 			fmt.Fprintf(&b, "\nTask %s: %s\n", t.ID, t.Title)
 			if t.Body != "" {

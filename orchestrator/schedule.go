@@ -184,6 +184,15 @@ func (s *scheduler) startDue(ctx context.Context) {
 		if u == nil || !s.canStart(u) {
 			return
 		}
+		if u.skip {
+			// The tip moved: what is due after the skipped step is
+			// decided anew.
+			s.skip(context.WithoutCancel(ctx), u)
+			if err := s.reload(); err != nil {
+				s.stop(err)
+			}
+			continue
+		}
 		if err := s.o.checkBudget(s.snap.project.Workflow.Budget, s.rs.totals()); err != nil {
 			s.stop(err)
 			return
@@ -214,7 +223,7 @@ func (s *scheduler) start(ctx context.Context, u *unit) {
 	if u.home == "" && s.parallelism(u) > 1 {
 		u.home = filepath.Join(s.o.repo.LocalDir(), "homes", fmt.Sprintf("slot-%d", u.slot))
 	}
-	s.attempted[u.key()] = u.fingerprint()
+	s.attempted[s.attemptKey(u)] = u.fingerprint()
 	s.runs[u.key()]++
 	uctx, cancel := context.WithCancelCause(ctx)
 	a := &active{job: &job{o: s.o, rs: s.rs, snap: s.snap, u: u}, cancel: cancel}
@@ -361,11 +370,10 @@ func taskGone(snap *snapshot, u *unit) bool {
 	if u.task == nil || snap == nil {
 		return false
 	}
-	file := u.step.Foreach
-	if len(snap.project.PlanErrs[file]) > 0 {
+	if len(snap.project.TaskErrs(u.step)) > 0 {
 		return false
 	}
-	plan := snap.project.Plans[file]
+	plan := snap.project.TaskPlan(u.step)
 	return plan == nil || plan.Task(u.task.ID) == nil
 }
 

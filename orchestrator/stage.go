@@ -56,6 +56,10 @@ func (j *job) stage(ctx context.Context) (*candidate, error) {
 		Engine: j.engineName, Model: c.model, Attempts: out.attempts,
 		TokensIn: out.result.TokensIn, TokensOut: out.result.TokensOut,
 		CostUSD: out.result.CostUSD, CostKnown: out.result.CostKnown, Duration: c.duration.Round(time.Millisecond),
+		Output: string(out.output),
+	}
+	if u.step.Until != nil {
+		c.rec.Iteration = iteration(j.snap, u)
 	}
 	stage := j.stageWithOverlays
 	if j.rs.opts.Record && u.step.Run == "" {
@@ -166,7 +170,7 @@ func (j *job) writeOverlays(ctx context.Context, c *candidate) error {
 			return fmt.Errorf("remove %s: %w", feedbackPath(u.key()), err)
 		}
 	}
-	if u.task != nil {
+	if u.task != nil && u.step.Foreach != "" {
 		planData, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(u.step.Foreach)))
 		if err != nil {
 			// The agent deleted the plan: that is its edit to land.

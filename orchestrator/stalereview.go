@@ -104,7 +104,7 @@ func unitFingerprint(snap *snapshot, key string) (string, bool) {
 	if taskID == "" {
 		return fp, true
 	}
-	plan := snap.project.Plans[step.Foreach]
+	plan := snap.project.TaskPlan(step)
 	if plan == nil || plan.Task(taskID) == nil {
 		return "", false
 	}

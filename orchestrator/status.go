@@ -20,6 +20,9 @@ const (
 	StateReview   = "review"
 	StateHeld     = "held"
 	StateBlocked  = "blocked"
+	// StateSkipped: the step's when: is false and it is recorded as
+	// skipped.
+	StateSkipped = "skipped"
 )
 
 // StatusReport is where the workflow stands at the branch tip.
@@ -176,7 +179,7 @@ func (v *statusView) step(step *workflow.Step) StepStatus {
 			waits = append(waits, up)
 		}
 	}
-	if step.Foreach != "" {
+	if step.FansOut() && !v.snap.project.Skips[id] {
 		v.tasks(step, &st)
 		if len(waits) > 0 {
 			// Nothing of a step that waits for its upstream can run yet.
@@ -235,11 +238,17 @@ func (v *statusView) state(step *workflow.Step, st *StepStatus, waits []string) 
 	switch {
 	case v.running[id]:
 		st.State = StateRunning
+	case v.snap.condErrs[id] != "":
+		st.State, st.Reason = StateFailed, v.snap.condErrs[id]
+	case !due && loopExhausted(v.snap, step):
+		st.State, st.Reason = StateFailed, untilFailure(step)
+	case v.snap.project.Skips[id] && !due:
+		st.State, st.Reason = StateSkipped, "when: "+step.When.Source+" is false"
 	case v.snap.reviews[id] != "":
 		st.State, st.Reason, st.Ref = StateReview, v.o.reviewReason(v.snap.reviews[id], fp), reviewPrefix+id
 	case !due:
 		st.State = StateDone
-		if step.Foreach != "" && st.TasksTotal > 0 {
+		if step.FansOut() && st.TasksTotal > 0 {
 			// The progress line reads the same whether tasks remain or not.
 			st.Reason = progressText(st)
 		}
@@ -248,7 +257,7 @@ func (v *statusView) state(step *workflow.Step, st *StepStatus, waits []string) 
 		if held {
 			st.Reason += ", and is held (rolled back; codemachine retry " + id + " to run it)"
 		}
-	case step.Foreach != "":
+	case step.FansOut():
 		st.State, st.Reason = foreachState(v.snap, step, st)
 	case f.Fingerprint == fp && f.Error != "":
 		st.State, st.Reason, st.Ref = StateFailed, firstLine(f.Error), f.Ref
@@ -266,11 +275,11 @@ func (v *statusView) state(step *workflow.Step, st *StepStatus, waits []string) 
 
 // foreachState summarizes a due foreach step from its tasks.
 func foreachState(snap *snapshot, step *workflow.Step, st *StepStatus) (string, string) {
-	if errs := snap.project.PlanErrs[step.Foreach]; len(errs) > 0 {
-		return StateFailed, step.Foreach + " has errors: " + errs[0].Error()
+	if errs := snap.project.TaskErrs(step); len(errs) > 0 {
+		return StateFailed, step.TaskSource() + " has errors: " + errs[0].Error()
 	}
-	if snap.project.Plans[step.Foreach] == nil {
-		return StateDue, step.Foreach + " not written yet"
+	if snap.project.TaskPlan(step) == nil {
+		return StateDue, step.TaskSource() + " not written yet"
 	}
 	counts := map[string]int{}
 	for _, t := range st.Tasks {
@@ -327,7 +336,7 @@ func progressText(st *StepStatus) string {
 // tasks adds a foreach step's tasks, with its progress, to its line.
 func (v *statusView) tasks(step *workflow.Step, st *StepStatus) {
 	snap := v.snap
-	plan := snap.project.Plans[step.Foreach]
+	plan := snap.project.TaskPlan(step)
 	if plan == nil {
 		return
 	}

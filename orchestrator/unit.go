@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/codemachine/codemachine/agents"
@@ -20,8 +21,11 @@ type unit struct {
 	agent    *workflow.Agent
 	settings *stepSettings
 	reason   string
-	slot     int    // the worktree slot it runs in
-	home     string // a private HOME/config dir when tasks run in parallel
+	// skip: the step's when: is false; it is recorded as skipped instead
+	// of run.
+	skip bool
+	slot int    // the worktree slot it runs in
+	home string // a private HOME/config dir when tasks run in parallel
 }
 
 func (u *unit) key() string {
@@ -295,11 +299,17 @@ func (j *job) environ(dir string) []string {
 	extra["CODEMACHINE_STEP"] = u.step.ID
 	extra["CODEMACHINE_RUN"] = j.rs.id
 	extra["CODEMACHINE_REPO"] = dir
+	if u.step.Until != nil {
+		extra["CODEMACHINE_ITERATION"] = strconv.Itoa(iteration(j.snap, u))
+	}
 	if u.task != nil {
 		extra["CODEMACHINE_TASK"] = u.task.ID
 		extra["CODEMACHINE_TASK_ID"] = u.task.ID
 		extra["CODEMACHINE_TASK_TITLE"] = u.task.Title
 		extra["CODEMACHINE_TASK_BODY"] = u.task.Body
+		if u.task.Item != nil {
+			extra["CODEMACHINE_ITEM"] = u.task.Item.EnvValue()
+		}
 	}
 	tmp := filepath.Join(o.repo.LocalDir(), "tmp", j.rs.id)
 	if err := os.MkdirAll(tmp, 0o755); err == nil {

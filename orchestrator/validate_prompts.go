@@ -25,8 +25,17 @@ func promptProblems(fsys fs.FS, project *workflow.Project, repo string) []Proble
 		if s.Foreach != "" {
 			outputs[s.Foreach] = true
 		}
+		if s.Each != nil && s.Each.Items != "" {
+			outputs[s.Each.Items] = true
+		}
 	}
 	sample := &outputsFS{FS: fsys, patterns: patterns, files: outputs}
+	// Every step's output as an empty mapping: its fields render as
+	// "<no value>" instead of failing on a step that has not run yet.
+	steps := map[string]workflow.StepData{}
+	for _, s := range project.Workflow.Steps {
+		steps[s.ID] = workflow.StepData{Output: map[string]any{}}
+	}
 	seen := map[string]bool{}
 	var out []Problem
 	for _, s := range project.Workflow.Steps {
@@ -34,9 +43,10 @@ func promptProblems(fsys fs.FS, project *workflow.Project, repo string) []Proble
 		if s.Agent == "" || agent == nil {
 			continue
 		}
-		data := workflow.PromptData{Step: workflow.StepInfo{ID: s.ID, Inputs: s.Inputs, Outputs: s.Outputs}, Attempt: 1, Repo: repo}
-		if s.Foreach != "" {
+		data := workflow.PromptData{Step: workflow.StepInfo{ID: s.ID, Inputs: s.Inputs, Outputs: s.Outputs}, Attempt: 1, Repo: repo, Steps: steps}
+		if s.FansOut() {
 			data.Task = &workflow.TaskInfo{ID: "T1", Title: "a sample task", Body: "What the sample task asks."}
+			data.Item = sampleItem(project, s)
 		}
 		_, err := agent.Render(sample, data)
 		var we *workflow.Error
@@ -48,8 +58,11 @@ func promptProblems(fsys fs.FS, project *workflow.Project, repo string) []Proble
 			we = &workflow.Error{Pos: workflow.Pos{File: agent.File}, Msg: err.Error()}
 		}
 		msg := we.Msg
-		if s.Foreach == "" && strings.Contains(msg, "nil pointer evaluating *workflow.TaskInfo") {
+		if !s.FansOut() && strings.Contains(msg, "nil pointer evaluating *workflow.TaskInfo") {
 			msg = ".Task is nil: only a foreach step's prompt has a task"
+		}
+		if s.Each == nil && strings.Contains(msg, "evaluating .Item") {
+			msg = ".Item is nil: only a step with foreach: {glob: ...} or {items: ...} has an item"
 		}
 		msg += " (rendering it for step " + s.ID + " with sample data)"
 		if key := we.Pos.String() + we.Msg; !seen[key] {
@@ -83,4 +96,20 @@ func (o *outputsFS) Open(name string) (fs.File, error) {
 		return nil, err
 	}
 	return fstest.MapFS{name: {}}.Open(name)
+}
+
+// sampleItem is the .Item a fan-out step's prompt is checked with: a file
+// for a glob, the first item of the list when it is written, else an
+// empty mapping (its fields render as "<no value>"); nil for a plan.
+func sampleItem(project *workflow.Project, s *workflow.Step) any {
+	switch {
+	case s.Each == nil:
+		return nil
+	case s.Each.Glob != "":
+		return workflow.FileItem{Path: "sample/file"}
+	}
+	if plan := project.TaskPlan(s); plan != nil && len(plan.Tasks) > 0 {
+		return plan.Tasks[0].Item.TemplateValue()
+	}
+	return map[string]any{}
 }

@@ -26,6 +26,9 @@ run ./gitstate -bench 'WorktreeReuse' -benchtime 20x
 # A generated plan of 50 to 500 tasks, no-op agent, parallel 4: the
 # overhead per task stays flat; no task lost or run twice.
 run ./orchestrator -bench 'PlanTasks' -benchtime 1x
+# A glob fan-out over 500 and 5,000 files: deciding what is due after a
+# one-file edit (< 50 ms, per-file cost flat) vs git ls-tree of the files.
+run ./orchestrator -bench 'FanoutDue' -benchtime 20x
 # codemachine status on a 100-step workflow (< 50 ms).
 run ./cmd/codemachine -bench 'Status100' -benchtime 20x
 # watch: commit -> step started (quiet window + 50 ms); an idle watcher's

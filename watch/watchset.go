@@ -27,8 +27,8 @@ func (s *session) configure(head gitstate.Head) error {
 				}
 				for _, step := range project.Workflow.Steps {
 					s.patterns = append(s.patterns, step.Inputs...)
-					if step.Foreach != "" {
-						s.patterns = append(s.patterns, step.Foreach)
+					if step.FansOut() {
+						s.patterns = append(s.patterns, step.TaskSource())
 					}
 				}
 			}

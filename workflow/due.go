@@ -41,7 +41,10 @@ func DueSteps(p *Project, fps map[string]string, recs map[string]Record) map[str
 
 func (p *Project) stepDue(g *Graph, s *Step, fps map[string]string, recs map[string]Record, due map[string]Reason) Reason {
 	rec, ran := recs[s.ID]
-	if !ran && s.Foreach == "" {
+	if p.Skips[s.ID] {
+		return skipDue(g, s, rec, ran, fps, due)
+	}
+	if !ran && !s.FansOut() {
 		return "never ran"
 	}
 	up := g.Upstream(s.ID)
@@ -56,7 +59,7 @@ func (p *Project) stepDue(g *Graph, s *Step, fps map[string]string, recs map[str
 	if waitFor != "" {
 		return Reason("waits for " + waitFor)
 	}
-	if s.Foreach != "" {
+	if s.FansOut() {
 		return p.foreachDue(s)
 	}
 	for _, u := range up {
@@ -65,19 +68,33 @@ func (p *Project) stepDue(g *Graph, s *Step, fps map[string]string, recs map[str
 		}
 	}
 	if fp, ok := fps[s.ID]; !ok || fp != rec.Fingerprint {
+		if rec.Skipped {
+			return "when: is true now"
+		}
 		return "inputs or definition changed"
 	}
 	if rec.Gone != "" {
 		return Reason("output " + rec.Gone + " is gone")
 	}
+	if s.Until != nil && !p.UntilMet[s.ID] && rec.Iteration < s.MaxIters() {
+		return Reason(fmt.Sprintf("until: not met after iteration %d of %d", rec.Iteration, s.MaxIters()))
+	}
 	return ""
+}
+
+// MaxIters is the step's max_iterations, or DefaultMaxIterations.
+func (s *Step) MaxIters() int {
+	if s.MaxIterations > 0 {
+		return s.MaxIterations
+	}
+	return DefaultMaxIterations
 }
 
 // MissingOutput returns the first of a step's output patterns that matches
 // no file in fsys, "" when each matches one. A foreach step's outputs are
 // its tasks' and are not looked at.
 func MissingOutput(fsys fs.FS, s *Step) string {
-	if s.Foreach != "" {
+	if s.FansOut() {
 		return ""
 	}
 	for _, pattern := range s.Outputs {
@@ -100,12 +117,15 @@ func MissingOutput(fsys fs.FS, s *Step) string {
 }
 
 func (p *Project) foreachDue(s *Step) Reason {
-	if len(p.PlanErrs[s.Foreach]) > 0 {
+	if len(p.TaskErrs(s)) > 0 {
+		if s.Each != nil {
+			return "items have errors"
+		}
 		return "plan has errors"
 	}
-	plan := p.Plans[s.Foreach]
+	plan := p.TaskPlan(s)
 	if plan == nil {
-		return Reason(s.Foreach + " not written yet")
+		return Reason(s.TaskSource() + " not written yet")
 	}
 	todo := 0
 	for _, t := range plan.Tasks {
@@ -120,4 +140,19 @@ func (p *Project) foreachDue(s *Step) Reason {
 		return "1 task to do"
 	}
 	return Reason(fmt.Sprintf("%d tasks to do", todo))
+}
+
+// skipDue is whether a step whose when: is false is due to be skipped:
+// once its upstream settled, unless it is recorded as skipped with the
+// fingerprint it has now.
+func skipDue(g *Graph, s *Step, rec Record, ran bool, fps map[string]string, due map[string]Reason) Reason {
+	for _, u := range g.Upstream(s.ID) {
+		if _, ok := due[u]; ok {
+			return Reason("waits for " + u)
+		}
+	}
+	if ran && rec.Skipped && rec.Fingerprint == fps[s.ID] {
+		return ""
+	}
+	return "when: is false: to skip"
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"hash"
 	"slices"
 	"strconv"
@@ -82,7 +83,25 @@ func stepJSON(s *Step) []byte {
 	putList("outputs", s.Outputs)
 	putList("needs", s.Needs)
 	put("foreach", s.Foreach)
+	if s.Each != nil {
+		each := map[string]string{}
+		if s.Each.Glob != "" {
+			each["glob"] = s.Each.Glob
+		} else {
+			each["items"] = s.Each.Items
+		}
+		m["foreach"] = each
+	}
 	put("check", s.Check)
+	if s.When != nil {
+		m["when"] = s.When.Source
+	}
+	if s.Until != nil {
+		m["until"] = s.Until.Source
+	}
+	if s.OutputSchema != nil {
+		m["output_schema"] = string(s.OutputSchema.JSON)
+	}
 	if s.MCP {
 		// The tools an agent has change what it does.
 		m["mcp"] = true
@@ -99,4 +118,32 @@ func stepJSON(s *Step) []byte {
 	// Strings, string slices and string maps always marshal: no error.
 	data, _ := json.Marshal(m)
 	return data
+}
+
+// TaskFingerprint is a task's fingerprint: its step's (stepFP) and the
+// task's text (id, title, body, after:); for a fan-out task also its item
+// (a file's blob id, a list item's JSON), so that editing one file makes
+// exactly its task due.
+func TaskFingerprint(stepFP string, t *Task) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "codemachine task v1\x00%s\x00%s\x00%s\x00%s\x00", stepFP, t.ID, t.Title, t.Body)
+	for _, a := range t.After {
+		fmt.Fprintf(h, "%s\x00", a)
+	}
+	if t.Item != nil {
+		fmt.Fprintf(h, "item\x00%s\x00", t.Item.Key())
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// WithCondition folds the result of a step's when: into its fingerprint:
+// the condition's inputs (files, earlier steps, vars) count through what
+// they make it decide, so a skipped step becomes due when its condition
+// turns true, and a step that ran is due again (to be skipped) when it
+// turns false; an edit that leaves the decision as it was changes nothing.
+func WithCondition(fp string, result bool) string {
+	h := sha256.New()
+	field(h, "step", []byte(fp))
+	field(h, "when", []byte(strconv.FormatBool(result)))
+	return hex.EncodeToString(h.Sum(nil))
 }

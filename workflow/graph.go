@@ -65,16 +65,17 @@ func (w *Workflow) Graph() (*Graph, error) {
 		for i, n := range s.Needs {
 			add(s, n, posAt(s.at.needs, i, s.Pos))
 		}
-		reads := make([]globPat, 0, len(s.Inputs)+1)
-		readAt := make([]Pos, 0, len(s.Inputs)+1)
-		for i, in := range s.Inputs {
-			reads = append(reads, compileGlob(in))
-			readAt = append(readAt, posAt(s.at.inputs, i, s.Pos))
+		for _, c := range []struct {
+			cond *Condition
+			at   Pos
+		}{{s.When, s.at.when.Pos}, {s.Until, s.at.until.Pos}} {
+			if c.cond != nil {
+				for _, id := range c.cond.Steps {
+					add(s, id, cmpOr(c.at, s.Pos))
+				}
+			}
 		}
-		if s.Foreach != "" {
-			reads = append(reads, compileGlob(s.Foreach))
-			readAt = append(readAt, cmpOr(s.at.foreach, s.Pos))
-		}
+		reads, readAt := stepReads(s)
 		for j, producer := range g.steps {
 			if producer == s {
 				continue
@@ -257,4 +258,31 @@ func (g *Graph) reach(id string, next func(string) []string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// stepReads are the globs a step reads (inputs, its foreach plan, glob or
+// items file, the literal paths its when: reads) with their positions: a
+// step that outputs one of them runs before it.
+func stepReads(s *Step) ([]globPat, []Pos) {
+	reads := make([]globPat, 0, len(s.Inputs)+1)
+	readAt := make([]Pos, 0, len(s.Inputs)+1)
+	for i, in := range s.Inputs {
+		reads = append(reads, compileGlob(in))
+		readAt = append(readAt, posAt(s.at.inputs, i, s.Pos))
+	}
+	if s.Foreach != "" {
+		reads = append(reads, compileGlob(s.Foreach))
+		readAt = append(readAt, cmpOr(s.at.foreach, s.Pos))
+	}
+	if s.Each != nil {
+		reads = append(reads, compileGlob(s.Each.Source()))
+		readAt = append(readAt, cmpOr(s.at.foreach, s.Pos))
+	}
+	if s.When != nil {
+		for _, f := range s.When.Files {
+			reads = append(reads, compileGlob(f))
+			readAt = append(readAt, cmpOr(s.at.when.Pos, s.Pos))
+		}
+	}
+	return reads, readAt
 }

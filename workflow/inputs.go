@@ -23,8 +23,15 @@ import (
 // commit's tree knows them without reading the files), else from reading
 // the files.
 func ResolveInputs(fsys fs.FS, patterns []string) ([]InputFile, error) {
+	return resolveFiles(fsys, patterns, true)
+}
+
+// resolveFiles is ResolveInputs; with wholeTrees false every file is
+// listed on its own even where a tree id could stand for a directory (a
+// glob fan-out needs each file's blob id).
+func resolveFiles(fsys fs.FS, patterns []string, wholeTrees bool) ([]InputFile, error) {
 	if lister, ok := fsys.(FileLister); ok {
-		return resolveListed(lister, patterns)
+		return resolveListed(lister, patterns, wholeTrees)
 	}
 	rfs := repoFS{fsys}
 	seen := map[string]bool{}
@@ -139,9 +146,12 @@ func wholeDir(pattern string) (string, bool) {
 
 // resolveListed is ResolveInputs through a FileLister: each pattern's
 // literal prefix is listed and its files matched against the pattern.
-func resolveListed(lister FileLister, patterns []string) ([]InputFile, error) {
+func resolveListed(lister FileLister, patterns []string, wholeTrees bool) ([]InputFile, error) {
 	found := map[string]string{}
-	hasher, _ := lister.(TreeHasher)
+	var hasher TreeHasher
+	if wholeTrees {
+		hasher, _ = lister.(TreeHasher)
+	}
 	for _, pat := range patterns {
 		clean, msg := checkGlob(pat)
 		if msg != "" {

@@ -116,6 +116,12 @@ var stepFields = []keyDecoder[*stepDecoder]{
 	{"outputs", func(sd *stepDecoder, kv keyVal) { sd.s.Outputs, _ = sd.globs(kv.val, "outputs") }},
 	{"needs", (*stepDecoder).readNeeds},
 	{"foreach", func(sd *stepDecoder, kv keyVal) { sd.foreach(kv.val, sd.s) }},
+	{"when", (*stepDecoder).readWhen},
+	{"output_schema", (*stepDecoder).readOutputSchema},
+	{"until", (*stepDecoder).readUntil},
+	{"max_iterations", func(sd *stepDecoder, kv keyVal) {
+		sd.s.MaxIterations, sd.s.at.maxIterations = sd.atLeastOne(kv.val, "max_iterations"), sd.at(kv.val)
+	}},
 	{"parallel", func(sd *stepDecoder, kv keyVal) { sd.s.Parallel = sd.atLeastOne(kv.val, "parallel") }},
 	{"check", func(sd *stepDecoder, kv keyVal) { sd.s.Check, _ = sd.str(kv.val, "check") }},
 	{"attempts", func(sd *stepDecoder, kv keyVal) { sd.s.Attempts = sd.atLeastOne(kv.val, "attempts") }},
@@ -284,6 +290,10 @@ func (sd *stepDecoder) checkKind() {
 }
 
 func (d *yamlDoc) foreach(n *yaml.Node, s *Step) {
+	if yamlnode.Resolve(n).Kind == yaml.MappingNode {
+		d.fanout(n, s)
+		return
+	}
 	v, ok := d.str(n, "foreach")
 	if !ok {
 		return
@@ -345,5 +355,51 @@ func (d *yamlDoc) hooks(n *yaml.Node, h *Hooks, label string) {
 		default:
 			d.unknownKey(kv, " in hooks of "+label, hookKeys)
 		}
+	}
+}
+
+var fanoutKeys = []string{"glob", "items"}
+
+// fanout reads foreach: {glob: PATTERN} or {items: FILE}.
+func (d *yamlDoc) fanout(n *yaml.Node, s *Step) {
+	kvs, _ := d.mapping(n, "foreach")
+	at := d.at(n)
+	var f Fanout
+	for _, kv := range kvs {
+		v, ok := d.str(kv.val, "foreach "+kv.name)
+		if !ok && slices.Contains(fanoutKeys, kv.name) {
+			return
+		}
+		switch kv.name {
+		case "glob":
+			clean, msg := checkGlob(v)
+			if msg != "" {
+				d.errs.Add(d.at(kv.val), "foreach glob: %q %s", v, msg)
+				return
+			}
+			f.Glob = clean
+		case "items":
+			if hasMeta(v) {
+				d.errs.Add(d.at(kv.val), "foreach items: %q is a glob; want the path of one JSON or YAML file", v)
+				return
+			}
+			clean, msg := checkPath(v)
+			if msg != "" {
+				d.errs.Add(d.at(kv.val), "foreach items: %q %s", v, msg)
+				return
+			}
+			f.Items = clean
+		default:
+			d.unknownKey(kv, " in foreach", fanoutKeys)
+			return
+		}
+	}
+	switch {
+	case f.Glob != "" && f.Items != "":
+		d.errs.Add(at, "foreach: has both glob and items; keep one")
+	case f.Glob == "" && f.Items == "":
+		d.errs.Add(at, "foreach: want a plan file, {glob: PATTERN} or {items: FILE}")
+	default:
+		s.Each, s.at.foreach = &f, at
 	}
 }

@@ -65,6 +65,7 @@ func parseWorkflow(file string, data []byte, engines []string, errs *Errors) *Wo
 	if !wd.haveSteps {
 		errs.Add(wd.pos(n), "missing key \"steps\"")
 	}
+	wd.compileConditions(wd.w)
 	return wd.w
 }
 
@@ -85,6 +86,7 @@ var workflowFields = []keyDecoder[*workflowDecoder]{
 	{"allow_secrets", func(wd *workflowDecoder, kv keyVal) { wd.w.AllowSecrets, _ = wd.globs(kv.val, "allow_secrets") }},
 	{"sandbox", func(wd *workflowDecoder, kv keyVal) { wd.w.Sandbox = wd.sandbox(kv.val, "") }},
 	{"max_file_size", func(wd *workflowDecoder, kv keyVal) { wd.w.MaxFileSize = wd.fileSize(kv.val, "") }},
+	{"vars", (*workflowDecoder).readVars},
 	{"steps", func(wd *workflowDecoder, kv keyVal) { wd.haveSteps, wd.w.Steps = true, wd.steps(kv.val) }},
 }
 

@@ -19,6 +19,21 @@ type Project struct {
 	// PlanErrs are the problems of each broken plan. They are not load
 	// errors: a broken plan stops only its foreach step.
 	PlanErrs map[string]Errors
+	// Fanouts are the tasks of the steps with foreach: {glob: ...} or
+	// {items: ...}, by step id; absent while an items file is not written
+	// yet. Their Done is left for the caller, who knows each task's
+	// record (see TaskFingerprint).
+	Fanouts map[string]*Plan
+	// FanoutErrs are the problems of a fan-out's items, by step id; like
+	// PlanErrs they stop only that step.
+	FanoutErrs map[string]Errors
+	// Skips are the steps whose when: is false at the commit looked at,
+	// set by the caller, who evaluates the conditions (Condition.Eval):
+	// such a step is due until it is recorded as skipped.
+	Skips map[string]bool
+	// UntilMet are the until: loops whose condition holds at the commit
+	// looked at, set by the caller like Skips.
+	UntilMet map[string]bool
 	// Graph is the step graph; its cycles are load errors.
 	Graph *Graph
 }
@@ -39,10 +54,12 @@ func LoadProject(fsys fs.FS, engines []string) (*Project, error) {
 	}
 	var errs Errors
 	p := &Project{
-		Workflow: parseWorkflow(WorkflowFile, data, engines, &errs),
-		Agents:   map[string]*Agent{},
-		Plans:    map[string]*Plan{},
-		PlanErrs: map[string]Errors{},
+		Workflow:   parseWorkflow(WorkflowFile, data, engines, &errs),
+		Agents:     map[string]*Agent{},
+		Plans:      map[string]*Plan{},
+		PlanErrs:   map[string]Errors{},
+		Fanouts:    map[string]*Plan{},
+		FanoutErrs: map[string]Errors{},
 	}
 	missing := map[string]bool{}
 	for _, s := range p.Workflow.Steps {
@@ -54,6 +71,11 @@ func LoadProject(fsys fs.FS, engines []string) (*Project, error) {
 		}
 		if s.Foreach != "" {
 			if err := p.loadPlan(fsys, s.Foreach); err != nil {
+				errs.Add(cmpOr(s.at.foreach, s.Pos), "foreach: %v", err)
+			}
+		}
+		if s.Each != nil {
+			if err := p.loadFanout(fsys, s); err != nil {
 				errs.Add(cmpOr(s.at.foreach, s.Pos), "foreach: %v", err)
 			}
 		}

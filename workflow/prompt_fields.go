@@ -98,6 +98,10 @@ func (c fieldChecker) check(pos parse.Pos, idents []string, prefix string) {
 		for typ.Kind() == reflect.Pointer {
 			typ = typ.Elem()
 		}
+		if typ.Kind() == reflect.Interface || typ.Kind() == reflect.Map {
+			// .Item, .Steps.ID: known only when rendered.
+			return
+		}
 		if typ.Kind() != reflect.Struct {
 			c.errs.Add(c.a.offsetPos(int(pos)), "%s has no field %q", prefix+strings.Join(idents[:i], "."), id)
 			return

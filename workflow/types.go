@@ -58,6 +58,8 @@ type Workflow struct {
 	// MaxFileSize is the default max_file_size of every step (see
 	// MaxFileSizeFor).
 	MaxFileSize FileSize
+	// Vars are the values when: expressions read as vars.NAME.
+	Vars map[string]any
 	// Steps are in file order.
 	Steps []*Step
 	// File is the path the workflow was read from, for messages.
@@ -95,10 +97,24 @@ type Step struct {
 	Outputs []string
 	Needs   []string
 
-	Foreach  string // a plan file: one run per unchecked task
-	Parallel int    // foreach: tasks at once (0 = 1)
-	Check    string // verification command run after the agent
-	Attempts int    // agent runs while the check fails (0 = 1)
+	Foreach string // a plan file: one run per unchecked task
+	// Each is a foreach: over files (a glob) or list items (a JSON or
+	// YAML file); nil for a plan or no foreach.
+	Each     *Fanout
+	Parallel int // foreach: tasks at once (0 = 1)
+	// When is the step's condition: when it is false the step is
+	// skipped (recorded as such); nil = always.
+	When *Condition
+	// OutputSchema is the JSON Schema the step's final answer must match
+	// (its output); nil = no structured output.
+	OutputSchema *OutputSchema
+	// Until makes the step a loop: after each landing it runs again
+	// (another commit) while the condition is false, at most
+	// MaxIterations times in all.
+	Until         *Condition
+	MaxIterations int
+	Check         string // verification command run after the agent
+	Attempts      int    // agent runs while the check fails (0 = 1)
 	// Review: the step commit waits on its review branch (review: true,
 	// or review: AGENT).
 	Review bool
@@ -133,6 +149,8 @@ type Step struct {
 type stepPositions struct {
 	id, agent, foreach, reviewer Pos
 	inputs, needs                []Pos
+	when, until                  whenAt
+	maxIterations                Pos
 }
 
 // Hooks are shell commands run around a step.
@@ -180,7 +198,10 @@ type Task struct {
 	After []string // dependencies declared with (after: A, B)
 	Done  bool
 	Line  int // 1-based line of the item
-	Box   int // byte offset in Plan.Data of the character between the brackets
+	// Item is what a fan-out task (foreach: glob or items) runs over; nil
+	// for a plan's task.
+	Item *Item
+	Box  int // byte offset in Plan.Data of the character between the brackets
 
 	// start and end are the byte offsets in Plan.Data of the item's first
 	// line and just after its last non-blank line (its body's, if any):
@@ -202,14 +223,26 @@ type TaskInfo struct {
 	Body  string
 }
 
+// StepData is what a prompt template sees of another step as .Steps.ID.
+type StepData struct {
+	Output any
+}
+
 // PromptData is the data an agent's prompt template is executed with.
 type PromptData struct {
-	Step        StepInfo
-	Task        *TaskInfo
+	Step StepInfo
+	Task *TaskInfo
+	// Steps are the earlier steps' results: .Steps.ID.Output is a step's
+	// structured output (output_schema:), nil when it has none.
+	Steps map[string]StepData
+	// Item is a fan-out task's item (see Item.TemplateValue); nil else.
+	Item        any
 	Feedback    string
 	CheckOutput string
 	Attempt     int
-	Repo        string
+	// Iteration is the run of an until: loop this is (1 for the first).
+	Iteration int
+	Repo      string
 }
 
 // InputFile is one file matched by a step's input globs; Hash is its git
@@ -235,4 +268,9 @@ type Record struct {
 	// commit looked at (see MissingOutput): another step or the user
 	// deleted what it made, so it is due. "" when all are there.
 	Gone string
+	// Skipped: the record is of a skip (when: was false).
+	Skipped bool
+	// Iteration counts the landings of an until: loop with this
+	// fingerprint (1 for the first).
+	Iteration int
 }

@@ -61,6 +61,14 @@ Prints every problem at once and exits 2 when there is any.`,
 			for _, p := range plans {
 				out.printf("    %s: %d tasks\n", p, report.Plans[p])
 			}
+			steps := make([]string, 0, len(report.Fanouts))
+			for id := range report.Fanouts {
+				steps = append(steps, id)
+			}
+			sort.Strings(steps)
+			for _, id := range steps {
+				out.printf("    step %s: %d tasks\n", id, report.Fanouts[id])
+			}
 			return nil
 		},
 	}

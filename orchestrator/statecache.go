@@ -1,0 +1,108 @@
+package orchestrator
+
+import (
+	"bytes"
+	"encoding/gob"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/workflow"
+)
+
+// stateCacheMin is the size from which a parsed state.yaml is kept by its
+// blob id, in memory and on disk: a fan-out over thousands of files
+// records a task each, and reading and parsing that YAML is most of what a
+// status or a run's first load would cost; known by its blob id (which the
+// commit's tree gives without reading the file) it is decoded from a gob
+// instead, several times faster, or taken from memory.
+const stateCacheMin = 64 << 10
+
+// stateCache holds the parsed state.yaml last cached, by blob id.
+type stateCache struct {
+	mu    sync.Mutex
+	id    string
+	state *gitstate.State
+}
+
+// stateCacheFile is the disk copy: .git/codemachine/cache/state.gob, the
+// blob id's 40 hex digits and the gob of the parsed state.
+func (o *Orchestrator) stateCacheFile() string {
+	return filepath.Join(o.repo.LocalDir(), "cache", "state.gob")
+}
+
+// stateBlobID is the blob id of state.yaml at commit, "" when it cannot be
+// known without reading (then the cache is not used).
+func (o *Orchestrator) stateBlobID(commit string) string {
+	fsys, err := o.repo.TreeFS(commit)
+	if err != nil {
+		return ""
+	}
+	h, ok := fsys.(workflow.BlobHasher)
+	if !ok {
+		return ""
+	}
+	id, err := h.BlobHash(workflow.StateFile)
+	if err != nil {
+		return ""
+	}
+	return id
+}
+
+// cachedState returns the parsed state of blob id when it is cached (nil
+// otherwise: not cached, another content, unreadable).
+func (o *Orchestrator) cachedState(id string) *gitstate.State {
+	if id == "" {
+		return nil
+	}
+	o.stateCache.mu.Lock()
+	defer o.stateCache.mu.Unlock()
+	if o.stateCache.id == id {
+		return o.stateCache.state
+	}
+	raw, err := os.ReadFile(o.stateCacheFile())
+	if err != nil || len(raw) < len(id) || string(raw[:len(id)]) != id {
+		return nil
+	}
+	var st gitstate.State
+	if gob.NewDecoder(bytes.NewReader(raw[len(id):])).Decode(&st) != nil {
+		return nil
+	}
+	if st.Steps == nil {
+		st.Steps = map[string]*gitstate.StepRecord{}
+	}
+	o.stateCache.id, o.stateCache.state = id, &st
+	return &st
+}
+
+// cacheState keeps a large parsed state by its blob id, in memory and on
+// disk (best effort: a failure only costs the next process a parse).
+func (o *Orchestrator) cacheState(id string, data []byte, st *gitstate.State) {
+	if id == "" || len(data) < stateCacheMin {
+		return
+	}
+	o.stateCache.mu.Lock()
+	defer o.stateCache.mu.Unlock()
+	if o.stateCache.id == id {
+		return
+	}
+	o.stateCache.id, o.stateCache.state = id, st
+	var buf bytes.Buffer
+	buf.WriteString(id)
+	if gob.NewEncoder(&buf).Encode(st) != nil {
+		return
+	}
+	p := o.stateCacheFile()
+	if os.MkdirAll(filepath.Dir(p), 0o755) != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), "state-*.tmp")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.Write(buf.Bytes())
+	if cerr := tmp.Close(); werr != nil || cerr != nil || os.Rename(tmp.Name(), p) != nil {
+		_ = os.Remove(tmp.Name())
+	}
+}

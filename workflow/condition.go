@@ -1,0 +1,328 @@
+package workflow
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+	"go.yaml.in/yaml/v3"
+)
+
+// Condition is a step's when: expression (expr-lang), compiled when the
+// workflow is parsed so that its mistakes are reported with file:line:col.
+type Condition struct {
+	Source string
+	// Steps are the step ids it reads as steps.ID: the step runs after them.
+	Steps []string
+	// Files are the literal paths it reads with file, exists or glob: a
+	// step that outputs one runs before it.
+	Files []string
+
+	program *vm.Program
+	// ids are every step of the workflow: those without a record are
+	// neither done nor skipped.
+	ids []string
+}
+
+// StepResult is what a when: expression sees of an earlier step as
+// steps.ID.
+type StepResult struct {
+	// Done: the step landed (not skipped) at the commit looked at.
+	Done bool
+	// Skipped: its own when: was false.
+	Skipped bool
+	// Output is its structured output (output_schema:), nil when none.
+	Output any
+}
+
+// CondInput is what a condition is evaluated over: the commit's files, the
+// step records and the workflow's vars.
+type CondInput struct {
+	FS    fs.FS
+	Steps map[string]StepResult
+	Vars  map[string]any
+}
+
+// condFuncs are the functions an expression may call, bound to fsys.
+func condFuncs(fsys fs.FS) map[string]any {
+	return map[string]any{
+		"file": func(p string) string {
+			if fsys == nil {
+				return ""
+			}
+			data, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return ""
+			}
+			return string(data)
+		},
+		"exists": func(p string) bool {
+			if fsys == nil {
+				return false
+			}
+			_, err := fs.Stat(fsys, p)
+			return err == nil
+		},
+		"glob": func(p string) []any {
+			if fsys == nil {
+				return nil
+			}
+			files, err := resolveFiles(fsys, []string{p}, false)
+			if err != nil {
+				return nil
+			}
+			out := make([]any, len(files))
+			for i, f := range files {
+				out[i] = f.Path
+			}
+			return out
+		},
+	}
+}
+
+// condEnv is the environment of an expression: steps, vars and the
+// functions.
+func condEnv(in CondInput) map[string]any {
+	steps := make(map[string]any, len(in.Steps))
+	for id, r := range in.Steps {
+		steps[id] = map[string]any{"done": r.Done, "skipped": r.Skipped, "output": r.Output}
+	}
+	vars := in.Vars
+	if vars == nil {
+		vars = map[string]any{}
+	}
+	env := map[string]any{"steps": steps, "vars": vars}
+	for name, fn := range condFuncs(in.FS) {
+		env[name] = fn
+	}
+	return env
+}
+
+// Eval evaluates the condition; an error (a runtime type error, say) is
+// the step's failure, not a skip.
+func (c *Condition) Eval(in CondInput) (bool, error) {
+	env := condEnv(in)
+	steps := env["steps"].(map[string]any)
+	for _, id := range c.ids {
+		if _, ok := steps[id]; !ok {
+			steps[id] = map[string]any{"done": false, "skipped": false, "output": nil}
+		}
+	}
+	out, err := expr.Run(c.program, env)
+	if err != nil {
+		return false, fmt.Errorf("when: %w", err)
+	}
+	b, ok := out.(bool)
+	if !ok {
+		return false, fmt.Errorf("when: gives %T, want true or false", out)
+	}
+	return b, nil
+}
+
+// compileConditions compiles every step's when: now that all step ids and
+// vars are known, and records what each reads.
+func (d *yamlDoc) compileConditions(w *Workflow) {
+	ids := map[string]bool{}
+	for _, s := range w.Steps {
+		ids[s.ID] = true
+	}
+	steps := map[string]any{}
+	for id := range ids {
+		steps[id] = map[string]any{"done": false, "skipped": false, "output": nil}
+	}
+	vars := w.Vars
+	if vars == nil {
+		vars = map[string]any{}
+	}
+	sample := condEnv(CondInput{Vars: vars})
+	sample["steps"] = steps
+	for _, s := range w.Steps {
+		if s.When != nil {
+			d.compileCondition(s, s.When, "when", s.at.when, sample, ids, vars)
+		}
+		if s.Until != nil {
+			d.compileCondition(s, s.Until, "until", s.at.until, sample, ids, vars)
+			if s.FansOut() {
+				d.errs.Add(s.at.until.Pos, "until: a foreach step cannot loop; loop a step of its own after it")
+			}
+		}
+		if s.MaxIterations > 0 && s.Until == nil {
+			d.errs.Add(s.at.maxIterations, "max_iterations: only with until:")
+		}
+	}
+}
+
+// compileCondition compiles one when: or until: of step s. An until: may
+// read its own step's result (steps.ID.output of the iteration that just
+// landed); a when: may not.
+func (d *yamlDoc) compileCondition(s *Step, c *Condition, key string, at whenAt, sample map[string]any, ids map[string]bool, vars map[string]any) {
+	prog, err := expr.Compile(c.Source, expr.Env(sample), expr.AsBool())
+	if err != nil {
+		d.condError(key, at, err)
+		return
+	}
+	c.program = prog
+	c.ids = sortedIDs(ids)
+	refs := &condRefs{}
+	root := prog.Node()
+	ast.Walk(&root, refs)
+	c.Files = refs.files
+	for _, id := range refs.steps {
+		switch {
+		case id == s.ID && key == "when":
+			d.errs.Add(at.Pos, "when: step %q reads its own result", id)
+		case id == s.ID:
+		case !ids[id]:
+			d.errs.Add(at.Pos, "%s: steps.%s: unknown step%s", key, id, suggest(id, sortedIDs(ids)))
+		case !slices.Contains(c.Steps, id):
+			c.Steps = append(c.Steps, id)
+		}
+	}
+	for _, name := range refs.vars {
+		if _, ok := vars[name]; !ok {
+			d.errs.Add(at.Pos, "%s: vars.%s: no such entry in vars%s", key, name, suggest(name, sortedIDs(vars)))
+		}
+	}
+}
+
+func sortedIDs[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// condError reports a compile error at its place in workflow.yaml: the
+// expression's own line and column mapped into the file where the value
+// is on one line (plain or quoted), else the value's line.
+func (d *yamlDoc) condError(key string, at whenAt, err error) {
+	pos := at.Pos
+	msg := err.Error()
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		msg = fe.Message
+		switch at.style {
+		case 0, yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+			if fe.Line <= 1 {
+				pos.Col += fe.Column
+				if at.style != 0 {
+					pos.Col++
+				}
+			} else {
+				pos.Line += fe.Line - 1
+				pos.Col = 0
+			}
+		default: // a block scalar: its text starts on the next line
+			pos.Line += fe.Line
+			pos.Col = 0
+		}
+	}
+	d.errs.Add(pos, "%s: %s", key, strings.TrimSpace(msg))
+}
+
+// whenAt is where a when: value is, and how it is written.
+type whenAt struct {
+	Pos
+	style yaml.Style
+}
+
+// condRefs collects what an expression reads: steps.ID, vars.NAME, and
+// the literal arguments of file, exists and glob.
+type condRefs struct {
+	steps, vars, files []string
+}
+
+// Visit implements ast.Visitor.
+func (r *condRefs) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.MemberNode:
+		id, ok := n.Node.(*ast.IdentifierNode)
+		prop, ok2 := n.Property.(*ast.StringNode)
+		if !ok || !ok2 {
+			return
+		}
+		switch id.Value {
+		case "steps":
+			r.steps = append(r.steps, prop.Value)
+		case "vars":
+			r.vars = append(r.vars, prop.Value)
+		}
+	case *ast.CallNode:
+		callee, ok := n.Callee.(*ast.IdentifierNode)
+		if !ok || len(n.Arguments) != 1 {
+			return
+		}
+		if arg, ok := n.Arguments[0].(*ast.StringNode); ok && slices.Contains([]string{"file", "exists", "glob"}, callee.Value) {
+			if clean, msg := checkGlob(arg.Value); msg == "" {
+				r.files = append(r.files, clean)
+			}
+		}
+	}
+}
+
+// readWhen reads a step's when: expression; it is compiled once the whole
+// workflow is read (compileConditions).
+func (sd *stepDecoder) readWhen(kv keyVal) {
+	v, ok := sd.str(kv.val, "when")
+	if !ok {
+		return
+	}
+	if strings.TrimSpace(v) == "" {
+		sd.errs.Add(sd.at(kv.val), "when: empty expression")
+		return
+	}
+	n := kv.val
+	sd.s.When = &Condition{Source: v}
+	sd.s.at.when = whenAt{Pos: sd.at(n), style: n.Style &^ (yaml.TaggedStyle | yaml.FlowStyle)}
+}
+
+// DefaultMaxIterations bounds an until: loop without max_iterations.
+const DefaultMaxIterations = 5
+
+// readUntil reads a step's until: expression, compiled with the when:
+// expressions.
+func (sd *stepDecoder) readUntil(kv keyVal) {
+	v, ok := sd.str(kv.val, "until")
+	if !ok {
+		return
+	}
+	if strings.TrimSpace(v) == "" {
+		sd.errs.Add(sd.at(kv.val), "until: empty expression")
+		return
+	}
+	n := kv.val
+	sd.s.Until = &Condition{Source: v}
+	sd.s.at.until = whenAt{Pos: sd.at(n), style: n.Style &^ (yaml.TaggedStyle | yaml.FlowStyle)}
+}
+
+// readVars reads the workflow's vars: a mapping of names to plain values
+// that when: expressions read as vars.NAME.
+func (wd *workflowDecoder) readVars(kv keyVal) {
+	kvs, ok := wd.mapping(kv.val, "vars")
+	if !ok {
+		return
+	}
+	vars := map[string]any{}
+	for _, e := range kvs {
+		if !envNameRE.MatchString(e.name) {
+			wd.errs.Add(wd.pos(e.key), "vars: invalid name %q: use letters, digits and _", e.name)
+			continue
+		}
+		var v any
+		if err := e.val.Decode(&v); err != nil {
+			wd.errs.Add(wd.at(e.val), "vars: %s: %v", e.name, err)
+			continue
+		}
+		vars[e.name] = jsonable(v)
+	}
+	wd.w.Vars = vars
+}

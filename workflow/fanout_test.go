@@ -1,0 +1,166 @@
+package workflow
+
+import (
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+func TestParseItems(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		want []string // id|title|json
+		errs []string
+	}{
+		{"json with ids", `[{"id": "users", "name": "Users"}, {"id": 7}]`,
+			[]string{`users|Users|{"id":"users","name":"Users"}`, `7|7|{"id":7}`}, nil},
+		{"yaml by position", "- name: a\n- title: B\n  x: [1, 2]\n- plain\n",
+			[]string{`1|a|{"name":"a"}`, `2|B|{"title":"B","x":[1,2]}`, `3|3|"plain"`}, nil},
+		{"empty file", "", nil, nil},
+		{"empty list", "[]", nil, nil},
+		{"not a list", "a: 1\n", nil, []string{"f.yaml:1:1: want a list of items, got a mapping"}},
+		{"duplicate id", "- id: a\n- id: a\n", nil, []string{`f.yaml:2:3: item 2: duplicate id "a" (first at line 1)`}},
+		{"bad id", "- id: 'a b'\n", nil, []string{`f.yaml:1:3: item 1: id "a b" has a character a git ref cannot hold (space, ~ ^ : ? * [ \)`}},
+		{"id of a wrong type", "- id: [1]\n", nil, []string{`f.yaml:1:3: item 1: id: want a string or a number`}},
+		{"syntax error", "[1, 2\n", nil, []string{"f.yaml:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tasks, err := ParseItems("f.yaml", []byte(tt.data))
+			if tt.errs != nil {
+				if err == nil {
+					t.Fatalf("no error, want %v", tt.errs)
+				}
+				for _, want := range tt.errs {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("error %q does not contain %q", err, want)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, tk := range tasks {
+				got = append(got, tk.ID+"|"+tk.Title+"|"+tk.Item.EnvValue())
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestGlobItems(t *testing.T) {
+	fsys := fstest.MapFS{
+		"legacy/b.cbl":     {Data: []byte("b")},
+		"legacy/a/x.cbl":   {Data: []byte("x")},
+		"legacy/notes.txt": {Data: []byte("n")},
+		"other/c.cbl":      {Data: []byte("c")},
+	}
+	tasks, err := GlobItems(fsys, "legacy/**/*.cbl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, tk := range tasks {
+		ids = append(ids, tk.ID)
+		if tk.Item.Path != tk.ID || tk.Item.Hash == "" || tk.Item.TemplateValue().(FileItem).Path != tk.ID {
+			t.Errorf("task %s: item %+v", tk.ID, tk.Item)
+		}
+	}
+	if got := strings.Join(ids, ","); got != "legacy/a/x.cbl,legacy/b.cbl" {
+		t.Errorf("ids %s", got)
+	}
+	fsys["legacy/bad name.cbl"] = &fstest.MapFile{Data: []byte("?")}
+	if _, err := GlobItems(fsys, "legacy/**/*.cbl"); err == nil || !strings.Contains(err.Error(), "legacy/bad name.cbl: cannot be a task") {
+		t.Errorf("bad path: err %v", err)
+	}
+}
+
+// An item's fingerprint covers its content: editing one file changes
+// exactly its task's.
+func TestTaskFingerprintCoversItem(t *testing.T) {
+	a := &Task{ID: "a.cbl", Title: "a.cbl", Item: &Item{Path: "a.cbl", Hash: "1"}}
+	a2 := &Task{ID: "a.cbl", Title: "a.cbl", Item: &Item{Path: "a.cbl", Hash: "2"}}
+	plan := &Task{ID: "a.cbl", Title: "a.cbl"}
+	fps := map[string]bool{}
+	for _, tk := range []*Task{a, a2, plan} {
+		fps[TaskFingerprint("step", tk)] = true
+	}
+	if len(fps) != 3 {
+		t.Errorf("fingerprints collide: %v", fps)
+	}
+	if TaskFingerprint("step", a) == TaskFingerprint("other", a) {
+		t.Error("the step's fingerprint is not covered")
+	}
+}
+
+func TestParseFanout(t *testing.T) {
+	tests := []struct {
+		foreach string
+		want    string // glob|items, or an error
+	}{
+		{`{glob: "src/**/*.c"}`, "src/**/*.c|"},
+		{`{items: ./list.json}`, "|list.json"},
+		{`{glob: "*.c", items: x.json}`, "6:14: foreach: has both glob and items; keep one"},
+		{`{}`, "6:14: foreach: want a plan file, {glob: PATTERN} or {items: FILE}"},
+		{`{items: "*.json"}`, `6:22: foreach items: "*.json" is a glob`},
+		{`{glob: "/abs/*"}`, `6:21: foreach glob: "/abs/*" is absolute`},
+		{`{glob: [a]}`, `6:21: foreach glob: want a string`},
+		{`{each: x}`, `6:15: unknown key "each" in foreach`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.foreach, func(t *testing.T) {
+			src := "version: 1\nname: t\nsteps:\n  - id: s\n    run: 'true'\n    foreach: " + tt.foreach + "\n"
+			wf, err := ParseWorkflow("w.yaml", []byte(src), testEngines)
+			if strings.Contains(tt.want, ":") && !strings.Contains(tt.want, "|") {
+				if err == nil || !strings.Contains(err.Error(), "w.yaml:"+tt.want) {
+					t.Fatalf("err %v, want w.yaml:%s", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := wf.Steps[0].Each
+			if got := e.Glob + "|" + e.Items; got != tt.want {
+				t.Errorf("got %s want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// A fan-out step is due while a task's item has no record of its current
+// fingerprint, and waits for the step that writes its items file.
+func TestFanoutDue(t *testing.T) {
+	fsys := fstest.MapFS{
+		WorkflowFile: {Data: []byte("version: 1\nname: t\nsteps:\n  - id: list\n    run: 'true'\n    outputs: [items.json]\n  - id: each\n    run: 'true'\n    foreach: {items: items.json}\n")},
+	}
+	p, err := LoadProject(fsys, testEngines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	due := DueSteps(p, map[string]string{}, map[string]Record{})
+	if due["each"] != "waits for list" {
+		t.Errorf("each: %q", due["each"])
+	}
+	due = DueSteps(p, map[string]string{"list": "x"}, map[string]Record{"list": {Fingerprint: "x", Seq: 1}})
+	if due["each"] != "items.json not written yet" {
+		t.Errorf("each before the file: %q", due["each"])
+	}
+	fsys["items.json"] = &fstest.MapFile{Data: []byte(`[{"id": "a"}, {"id": "b"}]`)}
+	p, _ = LoadProject(fsys, testEngines)
+	p.Fanouts["each"].Tasks[0].Done = true
+	due = DueSteps(p, map[string]string{"list": "x"}, map[string]Record{"list": {Fingerprint: "x", Seq: 1}})
+	if due["each"] != "1 task to do" {
+		t.Errorf("each: %q", due["each"])
+	}
+	p.Fanouts["each"].Tasks[1].Done = true
+	due = DueSteps(p, map[string]string{"list": "x"}, map[string]Record{"list": {Fingerprint: "x", Seq: 1}})
+	if _, ok := due["each"]; ok {
+		t.Errorf("each due when every task is done: %q", due["each"])
+	}
+}
