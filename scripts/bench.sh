@@ -12,7 +12,8 @@ GO=${GO:-go}
 export CODEMACHINE_BENCH_LARGE=${CODEMACHINE_BENCH_LARGE:-1}
 [ "$CODEMACHINE_BENCH_LARGE" = 0 ] && unset CODEMACHINE_BENCH_LARGE
 
-run() { echo "== $*"; "$GO" test -run '^$' -timeout 90m "$@"; }
+# The build tags of make build.
+run() { echo "== $*"; "$GO" test -tags urfave_cli_no_docs -run '^$' -timeout 90m "$@"; }
 
 # Step overhead vs git add -A && git commit (1k and 100k files).
 run ./orchestrator -bench 'StepOverhead' -benchtime 10x
