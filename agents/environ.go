@@ -3,7 +3,6 @@ package agents
 import (
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -127,7 +126,7 @@ func passNames(environ []string) map[string]bool {
 }
 
 // envName matches a variable name as configs write it.
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envName = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // ConfigEnvNames returns, sorted, the names of the variables the user's
 // engine configuration reads (see Environ): Codex providers' env_key and
@@ -142,7 +141,7 @@ func ConfigEnvNames(environ []string) []string {
 	}
 	names := make([]string, 0, len(seen))
 	for n := range seen {
-		if envName.MatchString(n) {
+		if envName().MatchString(n) {
 			names = append(names, n)
 		}
 	}
@@ -151,11 +150,11 @@ func ConfigEnvNames(environ []string) []string {
 }
 
 var (
-	codexEnvKeyRe    = regexp.MustCompile(`env_key\s*=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']`)
-	codexHeadersRe   = regexp.MustCompile(`env_http_headers\s*=\s*\{([^}]*)\}`)
-	tomlValueRe      = regexp.MustCompile(`=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']`)
-	opencodeEnvRe    = regexp.MustCompile(`\{env:([A-Za-z_][A-Za-z0-9_]*)\}`)
-	codexHeadersSect = regexp.MustCompile(`^\[\s*model_providers\.[^\]]*\benv_http_headers\s*\]$`)
+	codexEnvKeyRe    = lazyRegexp(`env_key\s*=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']`)
+	codexHeadersRe   = lazyRegexp(`env_http_headers\s*=\s*\{([^}]*)\}`)
+	tomlValueRe      = lazyRegexp(`=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']`)
+	opencodeEnvRe    = lazyRegexp(`\{env:([A-Za-z_][A-Za-z0-9_]*)\}`)
+	codexHeadersSect = lazyRegexp(`^\[\s*model_providers\.[^\]]*\benv_http_headers\s*\]$`)
 )
 
 // codexEnvNames reads the variable names a Codex config.toml's providers
@@ -167,11 +166,11 @@ func codexEnvNames(path string) []string {
 		return nil
 	}
 	var names []string
-	for _, m := range codexEnvKeyRe.FindAllStringSubmatch(string(data), -1) {
+	for _, m := range codexEnvKeyRe().FindAllStringSubmatch(string(data), -1) {
 		names = append(names, m[1])
 	}
-	for _, m := range codexHeadersRe.FindAllStringSubmatch(string(data), -1) {
-		for _, v := range tomlValueRe.FindAllStringSubmatch(m[1], -1) {
+	for _, m := range codexHeadersRe().FindAllStringSubmatch(string(data), -1) {
+		for _, v := range tomlValueRe().FindAllStringSubmatch(m[1], -1) {
 			names = append(names, v[1])
 		}
 	}
@@ -179,7 +178,7 @@ func codexEnvNames(path string) []string {
 	for _, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if strings.HasPrefix(line, "[") {
-			inHeaders = codexHeadersSect.MatchString(line)
+			inHeaders = codexHeadersSect().MatchString(line)
 			continue
 		}
 		if inHeaders {
@@ -212,7 +211,7 @@ func opencodeEnvNames(environ []string) []string {
 	}
 	var names []string
 	for _, text := range texts {
-		for _, m := range opencodeEnvRe.FindAllStringSubmatch(text, -1) {
+		for _, m := range opencodeEnvRe().FindAllStringSubmatch(text, -1) {
 			names = append(names, m[1])
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -67,8 +66,8 @@ func (e *LockHeldError) Error() string {
 // exists."; configLockRe the config file in "could not lock config file
 // <path>: File exists" (git names the file, the lock is <path>.lock).
 var (
-	lockRe       = regexp.MustCompile(`'([^']+\.lock)': File exists`)
-	configLockRe = regexp.MustCompile(`could not lock config file (\S+): File exists`)
+	lockRe       = lazyRegexp(`'([^']+\.lock)': File exists`)
+	configLockRe = lazyRegexp(`could not lock config file (\S+): File exists`)
 )
 
 // The raw runners below are this package's alone: every git command line
@@ -224,10 +223,10 @@ func (r *Repo) exec(ctx context.Context, dir string, env []string, stdin []byte,
 // lockPath returns the lock file named in git's stderr, "" when the failure
 // is not about a held lock.
 func lockPath(stderr string) string {
-	if m := lockRe.FindStringSubmatch(stderr); m != nil {
+	if m := lockRe().FindStringSubmatch(stderr); m != nil {
 		return m[1]
 	}
-	if m := configLockRe.FindStringSubmatch(stderr); m != nil {
+	if m := configLockRe().FindStringSubmatch(stderr); m != nil {
 		return m[1] + ".lock"
 	}
 	return ""

@@ -390,8 +390,8 @@ type switchConflict struct {
 func (e *switchConflict) Error() string { return e.msg }
 
 var (
-	entryRe  = regexp.MustCompile(`(?:Entry|file|pathspec) '([^']+)'`)
-	listedRe = regexp.MustCompile(`(?m)^\t(.+)$`)
+	entryRe  = lazyRegexp(`(?:Entry|file|pathspec) '([^']+)'`)
+	listedRe = lazyRegexp(`(?m)^\t(.+)$`)
 )
 
 // switchCheckout moves a checked-out branch from old to new together with
@@ -596,7 +596,7 @@ func copyIndex(src, dst string) error {
 func conflictPaths(stderr string) []string {
 	seen := map[string]bool{}
 	var paths []string
-	for _, re := range []*regexp.Regexp{entryRe, listedRe} {
+	for _, re := range []*regexp.Regexp{entryRe(), listedRe()} {
 		for _, m := range re.FindAllStringSubmatch(stderr, -1) {
 			p := strings.TrimSpace(m[1])
 			if p != "" && !seen[p] {

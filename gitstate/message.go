@@ -2,7 +2,6 @@ package gitstate
 
 import (
 	"errors"
-	"regexp"
 	"strings"
 )
 
@@ -34,12 +33,12 @@ type Message struct {
 }
 
 // trailerLine is a "Key: value" line as git recognizes it.
-var trailerLine = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9-]*): ?(.*)$`)
+var trailerLine = lazyRegexp(`^([A-Za-z0-9][A-Za-z0-9-]*): ?(.*)$`)
 
 // dividerLine is what git interpret-trailers takes for the start of a patch
 // ("---" followed by white space or the end of the line): everything after
 // it would be ignored when git looks for trailers.
-var dividerLine = regexp.MustCompile(`^---(\s|$)`)
+var dividerLine = lazyRegexp(`^---(\s|$)`)
 
 // String renders the message the way git interpret-trailers writes one:
 // subject, blank line, body, blank line, trailer block. Values are folded
@@ -70,7 +69,7 @@ func (m Message) String() string {
 }
 
 func escapeDivider(line string) string {
-	if dividerLine.MatchString(line) {
+	if dividerLine().MatchString(line) {
 		return " " + line
 	}
 	return line
@@ -163,7 +162,7 @@ func parseTrailers(lines []string) ([]Trailer, bool) {
 			ts[len(ts)-1].Value += " " + strings.TrimSpace(line)
 			continue
 		}
-		sm := trailerLine.FindStringSubmatch(line)
+		sm := trailerLine().FindStringSubmatch(line)
 		if sm == nil {
 			return nil, false
 		}

@@ -2,7 +2,6 @@ package workflow
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -12,9 +11,9 @@ import (
 )
 
 var (
-	stepIDRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
-	agentNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	stepIDRE    = lazyRegexp(`^[a-z0-9][a-z0-9-]*$`)
+	agentNameRE = lazyRegexp(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	envNameRE   = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // stepRef is a needs entry, checked once all step ids are known.
@@ -53,7 +52,7 @@ func (d *yamlDoc) steps(n *yaml.Node) []*Step {
 			continue
 		}
 		firstAt[s.ID] = d.pos(sd.idNode).Line
-		if stepIDRE.MatchString(s.ID) {
+		if stepIDRE().MatchString(s.ID) {
 			steps = append(steps, s)
 		}
 	}
@@ -168,7 +167,7 @@ func (sd *stepDecoder) readID(kvs []keyVal) {
 			sd.s.ID, sd.idNode = v, yamlnode.Resolve(kv.val)
 			sd.s.at.id = sd.pos(sd.idNode)
 			sd.label = fmt.Sprintf("step %q", v)
-			if !stepIDRE.MatchString(v) {
+			if !stepIDRE().MatchString(v) {
 				sd.errs.Add(sd.s.at.id, "invalid step id %q: use lowercase letters, digits and \"-\", starting with a letter or digit", v)
 			}
 		}
@@ -185,7 +184,7 @@ func (sd *stepDecoder) readAgent(kv keyVal) {
 	}
 	sd.agentKey = kv.key
 	sd.s.Agent, sd.s.at.agent = v, sd.at(kv.val)
-	if !agentNameRE.MatchString(v) || strings.HasSuffix(v, ".md") {
+	if !agentNameRE().MatchString(v) || strings.HasSuffix(v, ".md") {
 		sd.errs.Add(sd.s.at.agent, "agent: invalid agent name %q: want the name of a file in %s/, without \".md\"", v, AgentsDir)
 	}
 }
@@ -288,7 +287,7 @@ func (d *yamlDoc) env(n *yaml.Node) map[string]string {
 	}
 	env := make(map[string]string, len(kvs))
 	for _, kv := range kvs {
-		if !envNameRE.MatchString(kv.name) {
+		if !envNameRE().MatchString(kv.name) {
 			d.errs.Add(d.pos(kv.key), "env: invalid variable name %q", kv.name)
 			continue
 		}

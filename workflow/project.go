@@ -46,7 +46,7 @@ func LoadProject(fsys fs.FS, engines []string) (*Project, error) {
 	}
 	missing := map[string]bool{}
 	for _, s := range p.Workflow.Steps {
-		if s.Agent != "" && agentNameRE.MatchString(s.Agent) {
+		if s.Agent != "" && agentNameRE().MatchString(s.Agent) {
 			p.loadAgent(fsys, s, engines, missing, &errs)
 		}
 		if s.Foreach != "" {
