@@ -1,6 +1,6 @@
-// Package telemetry exports a trace of every run through the OpenTelemetry
-// Go SDK when OTEL_EXPORTER_OTLP_ENDPOINT (or
-// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set: a span per run, a child span
+// Package telemetry exports a trace of every run over OTLP/HTTP (protobuf)
+// when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+// is set: a span per run, a child span
 // per step or task, and under it a span per engine run (attempt), with the
 // engine, model, tokens and cost as attributes following OpenTelemetry's
 // GenAI semantic conventions. The spans are made from the orchestrator's
@@ -13,17 +13,12 @@ package telemetry
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
-
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/codemachine/codemachine/orchestrator"
 )
@@ -48,53 +43,121 @@ func lookup(environ []string, key string) string {
 	return ""
 }
 
-// Tracer makes spans of one process's runs.
+// Tracer makes spans of one process's runs and sends them in the
+// background, in batches, as the SDK's batching processor does: every
+// five seconds, or sooner when a batch is full, and what is left at
+// Shutdown.
 type Tracer struct {
-	tp     *sdktrace.TracerProvider
-	tracer trace.Tracer
+	exp      *exporter
+	resource []attr
+	version  string
 
 	mu    sync.Mutex
-	run   context.Context // the run span's context, nil between runs
-	runSp trace.Span
-	steps map[string]stepSpan // by unit key
+	run   *span            // the run's span, nil between runs
+	steps map[string]*span // open step spans, by unit key
+	done  []span           // ended, not yet sent
+	err   error            // the first export that failed
+
+	sendMu   sync.Mutex // one export at a time, in order
+	kick     chan struct{}
+	stop     chan struct{}
+	loopDone chan struct{}
 }
 
-type stepSpan struct {
-	ctx  context.Context
-	span trace.Span
-}
+const (
+	batchDelay = 5 * time.Second // OTEL_BSP_SCHEDULE_DELAY's default
+	batchSize  = 512             // OTEL_BSP_MAX_EXPORT_BATCH_SIZE's default
+)
 
 // Start returns a Tracer exporting to the OTLP endpoint the environment
-// names (over HTTP with protobuf; the exporter reads the other OTEL_*
-// settings, headers and timeouts among them), or nil when environ names
+// names (over HTTP with protobuf; the other OTEL_EXPORTER_OTLP_* settings,
+// headers, timeout, compression and certificates among them, are read as
+// the OTLP exporter specification has them), or nil when environ names
 // none. version is codemachine's, the service's version.
-func Start(ctx context.Context, environ []string, version string) (*Tracer, error) {
+func Start(_ context.Context, environ []string, version string) (*Tracer, error) {
 	if !Enabled(environ) {
 		return nil, nil
 	}
-	if p := lookup(environ, "OTEL_EXPORTER_OTLP_PROTOCOL"); p != "" && p != "http/protobuf" {
+	if p := setting(environ, "PROTOCOL"); p != "" && p != "http/protobuf" {
 		return nil, fmt.Errorf("traces: OTEL_EXPORTER_OTLP_PROTOCOL=%s is not supported; codemachine exports over http/protobuf", p)
 	}
-	exp, err := otlptracehttp.New(ctx)
+	exp, err := newExporter(environ)
 	if err != nil {
-		return nil, fmt.Errorf("traces: %w", err)
+		return nil, err
 	}
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
-		attribute.String("service.name", "codemachine"), attribute.String("service.version", version)))
-	if err != nil {
-		return nil, fmt.Errorf("traces: %w", err)
-	}
-	if env, err := resource.New(ctx, resource.WithFromEnv()); err == nil {
-		// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win.
-		if merged, err := resource.Merge(res, env); err == nil {
-			res = merged
-		}
-	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	return &Tracer{tp: tp, tracer: tp.Tracer("github.com/codemachine/codemachine"), steps: map[string]stepSpan{}}, nil
+	t := &Tracer{exp: exp, resource: resourceAttrs(environ, version), version: version, steps: map[string]*span{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), loopDone: make(chan struct{})}
+	go t.loop()
+	return t, nil
 }
 
-// Shutdown ends what is still open and sends what is left.
+// resourceAttrs describe the service: codemachine and its version, then
+// OTEL_RESOURCE_ATTRIBUTES (key=value,...; percent-encoded values), then
+// OTEL_SERVICE_NAME, each winning over what comes before.
+func resourceAttrs(environ []string, version string) []attr {
+	vals := map[string]string{"service.name": "codemachine", "service.version": version, "telemetry.sdk.language": "go"}
+	keys := []string{"service.name", "service.version", "telemetry.sdk.language"}
+	set := func(k, v string) {
+		if _, ok := vals[k]; !ok {
+			keys = append(keys, k)
+		}
+		vals[k] = v
+	}
+	for _, kv := range strings.Split(lookup(environ, "OTEL_RESOURCE_ATTRIBUTES"), ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if val, err := url.PathUnescape(strings.TrimSpace(v)); ok && err == nil && strings.TrimSpace(k) != "" {
+			set(strings.TrimSpace(k), val)
+		}
+	}
+	if name := lookup(environ, "OTEL_SERVICE_NAME"); name != "" {
+		set("service.name", name)
+	}
+	attrs := make([]attr, 0, len(keys))
+	for _, k := range keys {
+		attrs = append(attrs, str(k, vals[k]))
+	}
+	return attrs
+}
+
+func (t *Tracer) loop() {
+	defer close(t.loopDone)
+	tick := time.NewTicker(batchDelay)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tick.C:
+		case <-t.kick:
+		}
+		t.flush(context.Background())
+	}
+}
+
+// flush sends the ended spans, in batches of batchSize.
+func (t *Tracer) flush(ctx context.Context) {
+	t.sendMu.Lock()
+	defer t.sendMu.Unlock()
+	t.mu.Lock()
+	batch := t.done
+	t.done = nil
+	t.mu.Unlock()
+	for len(batch) > 0 {
+		n := min(len(batch), batchSize)
+		err := t.exp.export(ctx, exportRequest(t.resource, "github.com/codemachine/codemachine", t.version, batch[:n]))
+		batch = batch[n:]
+		if err != nil {
+			t.mu.Lock()
+			if t.err == nil {
+				t.err = err
+			}
+			t.mu.Unlock()
+		}
+	}
+}
+
+// Shutdown ends what is still open and sends what is left: the first
+// export that failed, if one did.
 func (t *Tracer) Shutdown(ctx context.Context) error {
 	if t == nil {
 		return nil
@@ -102,19 +165,48 @@ func (t *Tracer) Shutdown(ctx context.Context) error {
 	t.mu.Lock()
 	now := time.Now()
 	for k, s := range t.steps {
-		s.span.End(trace.WithTimestamp(now))
+		t.end(s, now)
 		delete(t.steps, k)
 	}
-	if t.runSp != nil {
-		t.runSp.End(trace.WithTimestamp(now))
-		t.run, t.runSp = nil, nil
+	if t.run != nil {
+		t.end(t.run, now)
+		t.run = nil
 	}
 	t.mu.Unlock()
-	return t.tp.Shutdown(ctx)
+	close(t.stop)
+	<-t.loopDone
+	t.flush(ctx)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err
+}
+
+// open starts a span under parent (a new trace when parent is nil).
+func open(parent *span, name string, kind spanKind, at time.Time, attrs ...attr) *span {
+	s := &span{name: name, kind: kind, start: at, attrs: attrs}
+	if parent != nil {
+		s.traceID, s.parentID = parent.traceID, parent.spanID
+	} else {
+		_, _ = rand.Read(s.traceID[:])
+	}
+	_, _ = rand.Read(s.spanID[:])
+	return s
+}
+
+// end ends s at at and queues it; t.mu is held.
+func (t *Tracer) end(s *span, at time.Time) {
+	s.end = at
+	t.done = append(t.done, *s)
+	if len(t.done) >= batchSize {
+		select {
+		case t.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Event makes spans of a run's events (orchestrator.Config.OnEvent; safe
-// for concurrent use, and quick: the batcher sends in the background).
+// for concurrent use, and quick: spans are sent in the background).
 func (t *Tracer) Event(e orchestrator.Event) {
 	if t == nil {
 		return
@@ -123,8 +215,7 @@ func (t *Tracer) Event(e orchestrator.Event) {
 	defer t.mu.Unlock()
 	switch e.Kind {
 	case orchestrator.RunStarted:
-		t.run, t.runSp = t.tracer.Start(context.Background(), "codemachine run", trace.WithTimestamp(e.At),
-			trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attribute.String("codemachine.run.id", e.Run)))
+		t.run = open(nil, "codemachine run", kindInternal, e.At, str("codemachine.run.id", e.Run))
 	case orchestrator.RunFinished:
 		t.endRun(e)
 	case orchestrator.StepStarted:
@@ -137,31 +228,26 @@ func (t *Tracer) Event(e orchestrator.Event) {
 }
 
 func (t *Tracer) endRun(e orchestrator.Event) {
-	if t.runSp == nil {
+	if t.run == nil {
 		return
 	}
-	t.runSp.SetAttributes(attribute.Int64("codemachine.tokens", e.Tokens), attribute.Float64("codemachine.cost_usd", e.CostUSD))
+	t.run.attrs = append(t.run.attrs, integer("codemachine.tokens", e.Tokens), float("codemachine.cost_usd", e.CostUSD))
 	if e.Message != "" {
-		t.runSp.SetStatus(codes.Error, e.Message)
+		t.run.status, t.run.message = statusError, e.Message
 	}
-	t.runSp.End(trace.WithTimestamp(e.At))
-	t.run, t.runSp = nil, nil
+	t.end(t.run, e.At)
+	t.run = nil
 }
 
 func (t *Tracer) startStep(e orchestrator.Event) {
-	parent := t.run
-	if parent == nil {
-		parent = context.Background()
-	}
-	attrs := []attribute.KeyValue{attribute.String("codemachine.step", e.Step), attribute.String("codemachine.engine", e.Engine)}
+	attrs := []attr{str("codemachine.step", e.Step), str("codemachine.engine", e.Engine)}
 	if e.Task != "" {
-		attrs = append(attrs, attribute.String("codemachine.task", e.Task), attribute.String("codemachine.task.title", e.Title))
+		attrs = append(attrs, str("codemachine.task", e.Task), str("codemachine.task.title", e.Title))
 	}
 	if e.Model != "" {
-		attrs = append(attrs, attribute.String("gen_ai.request.model", e.Model))
+		attrs = append(attrs, str("gen_ai.request.model", e.Model))
 	}
-	ctx, span := t.tracer.Start(parent, "step "+e.Key(), trace.WithTimestamp(e.At), trace.WithAttributes(attrs...))
-	t.steps[e.Key()] = stepSpan{ctx: ctx, span: span}
+	t.steps[e.Key()] = open(t.run, "step "+e.Key(), kindInternal, e.At, attrs...)
 }
 
 // attempt is the span of one engine run, from its end and its duration.
@@ -172,33 +258,32 @@ func (t *Tracer) attempt(e orchestrator.Event) {
 	if !ok {
 		return
 	}
-	attrs := []attribute.KeyValue{attribute.Int("codemachine.attempt", e.Attempt), attribute.String("codemachine.engine", e.Engine)}
+	attrs := []attr{integer("codemachine.attempt", int64(e.Attempt)), str("codemachine.engine", e.Engine)}
 	name := "execute " + e.Key()
 	if e.Engine != "shell" {
 		name = "invoke_agent " + e.Key()
 		attrs = append(attrs,
-			attribute.String("gen_ai.operation.name", "invoke_agent"),
-			attribute.String("gen_ai.agent.name", e.Key()),
-			attribute.String("gen_ai.provider.name", provider(e.Engine)),
-			attribute.Int64("gen_ai.usage.input_tokens", e.TokensIn),
-			attribute.Int64("gen_ai.usage.output_tokens", e.TokensOut))
+			str("gen_ai.operation.name", "invoke_agent"),
+			str("gen_ai.agent.name", e.Key()),
+			str("gen_ai.provider.name", provider(e.Engine)),
+			integer("gen_ai.usage.input_tokens", e.TokensIn),
+			integer("gen_ai.usage.output_tokens", e.TokensOut))
 		if e.RequestModel != "" {
-			attrs = append(attrs, attribute.String("gen_ai.request.model", e.RequestModel))
+			attrs = append(attrs, str("gen_ai.request.model", e.RequestModel))
 		}
 		if e.Model != "" {
-			attrs = append(attrs, attribute.String("gen_ai.response.model", e.Model))
+			attrs = append(attrs, str("gen_ai.response.model", e.Model))
 		}
 	}
 	if e.CostOK {
-		attrs = append(attrs, attribute.Float64("codemachine.cost_usd", e.CostUSD))
+		attrs = append(attrs, float("codemachine.cost_usd", e.CostUSD))
 	}
-	_, span := t.tracer.Start(parent.ctx, name, trace.WithTimestamp(e.At.Add(-e.Duration)),
-		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	s := open(parent, name, kindClient, e.At.Add(-e.Duration), attrs...)
 	if e.Message != "" {
-		span.SetStatus(codes.Error, e.Message)
-		span.SetAttributes(attribute.String("error.type", errorType(e.Message)))
+		s.status, s.message = statusError, e.Message
+		s.attrs = append(s.attrs, str("error.type", errorType(e.Message)))
 	}
-	span.End(trace.WithTimestamp(e.At))
+	t.end(s, e.At)
 }
 
 func (t *Tracer) endStep(e orchestrator.Event) {
@@ -209,17 +294,17 @@ func (t *Tracer) endStep(e orchestrator.Event) {
 	delete(t.steps, e.Key())
 	outcome := map[orchestrator.EventKind]string{orchestrator.StepLanded: "landed", orchestrator.StepFailed: "failed",
 		orchestrator.StepConflict: "conflict", orchestrator.StepReview: "review"}[e.Kind]
-	s.span.SetAttributes(attribute.String("codemachine.outcome", outcome), attribute.Int64("codemachine.tokens", e.Tokens))
+	s.attrs = append(s.attrs, str("codemachine.outcome", outcome), integer("codemachine.tokens", e.Tokens))
 	if e.Commit != "" {
-		s.span.SetAttributes(attribute.String("codemachine.commit", e.Commit))
+		s.attrs = append(s.attrs, str("codemachine.commit", e.Commit))
 	}
 	if e.CostOK {
-		s.span.SetAttributes(attribute.Float64("codemachine.cost_usd", e.CostUSD))
+		s.attrs = append(s.attrs, float("codemachine.cost_usd", e.CostUSD))
 	}
 	if e.Kind == orchestrator.StepFailed || e.Kind == orchestrator.StepConflict {
-		s.span.SetStatus(codes.Error, firstLine(e.Message))
+		s.status, s.message = statusError, firstLine(e.Message)
 	}
-	s.span.End(trace.WithTimestamp(e.At))
+	t.end(s, e.At)
 }
 
 // provider is gen_ai.provider.name for an engine: the vendor whose API its
