@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -353,7 +352,7 @@ func (r *Repo) OverlayTree(ctx context.Context, tree string, files map[string]Bl
 // the changed paths.
 func (r *Repo) diffTreesInProcess(a, b string) ([]Change, error) {
 	var changes []Change
-	err := r.goGit(func(g *gogit.Repository) error {
+	err := r.goGit(func(g *gitRepo) error {
 		treeOf := func(id string) (*object.Tree, error) {
 			if id == "" {
 				return &object.Tree{}, nil
@@ -389,7 +388,7 @@ func (r *Repo) diffTreesInProcess(a, b string) ([]Change, error) {
 // treeDiffer collects the file-level changes between two trees, the way
 // git diff-tree -r reports them.
 type treeDiffer struct {
-	g       *gogit.Repository
+	g       *gitRepo
 	changes []Change
 }
 

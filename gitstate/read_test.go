@@ -39,9 +39,13 @@ func TestResolveRev(t *testing.T) {
 	write(t, dir, "a", "b")
 	c2 := commitAll(t, dir, "second")
 	git(t, dir, "tag", "-a", "-m", "annotated", "v1", c1)
+	git(t, dir, "branch", "v1", c2) // ambiguous: git takes the tag
+	git(t, dir, "update-ref", "refs/remotes/origin/main", c1)
+	git(t, dir, "symbolic-ref", "refs/remotes/up/HEAD", "refs/remotes/origin/main")
 	tests := []struct{ rev, want string }{
 		{"HEAD", c2}, {"main", c2}, {"refs/heads/main", c2}, {c2, c2}, {c1[:8], c1},
-		{"HEAD~1", c1}, {"HEAD^", c1}, {"v1", c1}, {"main@{0}", c2},
+		{"HEAD~1", c1}, {"HEAD^", c1}, {"v1", c1}, {"heads/v1", c2}, {"main@{0}", c2},
+		{"origin/main", c1}, {"remotes/origin/main", c1}, {"up", c1},
 	}
 	for _, tt := range tests {
 		got, err := r.ResolveRev(tt.rev)

@@ -21,6 +21,9 @@ var unusedAtStartup = []string{
 	"google.golang.org/grpc", // the OTel SDK's OTLP exporter; telemetry encodes its few messages itself
 	"google.golang.org/protobuf",
 	"go.opentelemetry.io",
+	"github.com/go-git/go-git/v5/plumbing/transport", // gitstate opens go-git's storage only; git itself fetches and pushes
+	"golang.org/x/crypto/ssh",
+	"github.com/skeema/knownhosts",
 }
 
 // TestStartupLinksOnlyWhatIsUsed lists the binary's packages as make build
@@ -38,6 +41,9 @@ func TestStartupLinksOnlyWhatIsUsed(t *testing.T) {
 		t.Fatalf("go list: %v", err)
 	}
 	for _, pkg := range strings.Fields(string(out)) {
+		if pkg == "github.com/go-git/go-git/v5" {
+			t.Errorf("go-git's root package (its transports, SSH and HTTP) is linked into codemachine")
+		}
 		for _, bad := range unusedAtStartup {
 			if pkg == bad || strings.HasPrefix(pkg, bad+"/") {
 				t.Errorf("%s is linked into codemachine", pkg)
