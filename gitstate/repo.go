@@ -74,6 +74,10 @@ func Open(dir string) (*Repo, error) {
 	return r, nil
 }
 
+// Processes is how many git processes r has started: the benchmarks
+// count them per step and per task.
+func (r *Repo) Processes() int64 { return r.ncmd.Load() }
+
 // Root is the top-level directory of the worktree.
 func (r *Repo) Root() string { return r.root }
 

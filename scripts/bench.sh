@@ -27,8 +27,11 @@ run ./gitstate -bench 'WorktreeReuse' -benchtime 20x
 # A generated plan of 50 to 500 tasks, no-op agent, parallel 4: the
 # overhead per task stays flat; no task lost or run twice.
 run ./orchestrator -bench 'PlanTasks' -benchtime 1x
-# codemachine status on a 100-step workflow (< 50 ms).
+# codemachine status on a 100-step workflow, 10k files, vs git log -1
+# (<= 3x).
 run ./cmd/codemachine -bench 'Status100' -benchtime 20x
+# Start-up: codemachine version vs git rev-parse HEAD (<= 2x).
+run ./cmd/codemachine -bench 'Startup' -benchtime 50x
 # watch: commit -> step started (quiet window + 50 ms); an idle watcher's
 # CPU, memory and set-up time on 1k and 100k files.
 run ./cmd/codemachine -bench 'WatchLatency' -benchtime 20x

@@ -3,9 +3,13 @@ package main
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/codemachine/codemachine/internal/testenv"
 )
 
 // buildTags are make build's tags (the Makefile's TAGS); the tests that
@@ -50,4 +54,43 @@ func TestStartupLinksOnlyWhatIsUsed(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkStartup measures `codemachine version` as a whole process, which
+// is almost all start-up (the runtime, and the initialisation of every
+// linked package), against `git rev-parse HEAD` in the same repository,
+// alternating, in the same run.
+//
+// Metrics: version-ms/op, git-ms/op, x-git (target <= 2).
+func BenchmarkStartup(b *testing.B) {
+	bin := filepath.Join(b.TempDir(), "codemachine")
+	if out, err := exec.Command("go", "build", "-tags", buildTags, "-trimpath", "-ldflags", "-s -w", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	home := b.TempDir()
+	env := testenv.GitEnv(home)
+	dir := testenv.GenRepo(b, 10, nil)
+	run := func(name string, args ...string) time.Duration {
+		cmd := exec.Command(name, args...)
+		cmd.Dir, cmd.Env = dir, env
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return time.Since(start)
+	}
+	run(bin, "version")
+	run("git", "rev-parse", "HEAD")
+	var cm, git time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cm += run(bin, "version")
+		git += run("git", "rev-parse", "HEAD")
+	}
+	b.StopTimer()
+	cmMS := float64(cm.Microseconds()) / 1000 / float64(b.N)
+	gitMS := float64(git.Microseconds()) / 1000 / float64(b.N)
+	b.ReportMetric(cmMS, "version-ms/op")
+	b.ReportMetric(gitMS, "git-ms/op")
+	b.ReportMetric(cmMS/gitMS, "x-git")
 }
