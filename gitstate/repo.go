@@ -35,7 +35,9 @@ type Repo struct {
 	ggMu sync.Mutex // go-git is not safe for concurrent use: one reader at a time
 	gg   *gitRepo
 
-	ncmd atomic.Int64 // git processes started; tests use it to prove a path runs none
+	objOnce sync.Once    // objDir, found once
+	objDir  string       // where loose objects are written in-process; "" when git writes them (looseobj.go)
+	ncmd    atomic.Int64 // git processes started; tests use it to prove a path runs none
 
 	// testHook, when set (by tests), runs at named points while a
 	// checked-out branch is being moved ("before-lock",
