@@ -34,6 +34,11 @@ type LandOptions struct {
 	// because Overlay rewrites them from the tip (state.yaml, which every
 	// landing changes, and a plan file the agent only ticked).
 	OverlayPaths []string
+	// OverlayReplaces, when set, gives the paths whose merged content
+	// Overlay replaces whatever it is, for a rebase onto tip: a merge of
+	// changes to different paths (done in-process, without git merge-tree)
+	// keeps the tip's version of these.
+	OverlayReplaces func(tip string) []string
 	// Attempts bounds the compare-and-swap retries while the branch keeps
 	// moving; 0 means 5.
 	Attempts int
@@ -224,9 +229,19 @@ func (l *landing) rebase(ctx context.Context, tip string) (LandResult, bool, err
 // the commit's only parent and an ancestor of tip) and applies the
 // overlay.
 func (l *landing) rebasedTree(ctx context.Context, tip string) (string, error) {
-	tree, conflicts, err := l.r.mergeCommits(ctx, tip, l.commit)
+	var replaced []string
+	if l.opts.Overlay != nil && l.opts.OverlayReplaces != nil {
+		replaced = l.opts.OverlayReplaces(tip)
+	}
+	tree, ok, err := l.r.mergeDisjoint(l.base, tip, l.commit, replaced)
 	if err != nil {
 		return "", l.fail(err)
+	}
+	var conflicts []string
+	if !ok {
+		if tree, conflicts, err = l.r.mergeCommits(ctx, tip, l.commit); err != nil {
+			return "", l.fail(err)
+		}
 	}
 	if conflicts = without(conflicts, l.opts.OverlayPaths); len(conflicts) > 0 {
 		return "", &landConflict{reason: "the branch moved", paths: conflicts, keep: l.commit}

@@ -279,3 +279,71 @@ func (r *Repo) overlayDir(base string, files map[string]Blob) (id string, empty,
 	id, err = r.writeObject("tree", data)
 	return id, false, err == nil, err
 }
+
+// mergeDisjoint is the three-way merge of theirs into ours (base is their
+// merge base) where the two sides changed different files, done in-process:
+// theirs' changes written onto ours' tree. ok is false, and git merge-tree
+// is for it, whenever the merge is anything more: a path changed on both
+// sides (except the replaced ones, whose ours version is kept: the caller
+// rewrites them), a path one side changed under or above a file the other
+// changed, or any file deleted on either side (git's rename and directory
+// rename detection could then move the other side's files).
+func (r *Repo) mergeDisjoint(base, ours, theirs string, replaced []string) (string, bool, error) {
+	if _, err := r.objectsDir(); err != nil || base == "" || !isHash(base) || !isHash(ours) || !isHash(theirs) {
+		return "", false, nil
+	}
+	theirsCh, err := r.diffTreesInProcess(base, theirs)
+	if err != nil {
+		return "", false, nil
+	}
+	oursCh, err := r.diffTreesInProcess(base, ours)
+	if err != nil {
+		return "", false, nil
+	}
+	skip := map[string]bool{}
+	for _, p := range replaced {
+		skip[p] = true
+	}
+	touched := map[string]bool{} // ours' changed paths and their directories
+	for _, c := range oursCh {
+		if c.Status == 'D' && !skip[c.Path] {
+			return "", false, nil
+		}
+		for p := c.Path; ; {
+			touched[p] = true
+			i := strings.LastIndexByte(p, '/')
+			if i < 0 {
+				break
+			}
+			p = p[:i]
+		}
+	}
+	files := map[string]Blob{}
+	for _, c := range theirsCh {
+		if skip[c.Path] {
+			continue
+		}
+		if c.Status == 'D' || touched[c.Path] {
+			return "", false, nil
+		}
+		for p := c.Path; strings.Contains(p, "/"); {
+			p = p[:strings.LastIndexByte(p, '/')]
+			if touched[p] && !isDirIn(oursCh, p) {
+				return "", false, nil
+			}
+		}
+		files[c.Path] = Blob{Hash: c.NewHash, Mode: c.NewMode}
+	}
+	return r.overlayInProcess(ours, files)
+}
+
+// isDirIn reports whether dir is only a directory of the changed paths
+// (no change is to a file called dir itself).
+func isDirIn(changes []Change, dir string) bool {
+	for _, c := range changes {
+		if c.Path == dir {
+			return false
+		}
+	}
+	return true
+}

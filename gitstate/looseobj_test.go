@@ -111,3 +111,79 @@ func gitStdin(t testing.TB, dir, stdin string, args ...string) string {
 	}
 	return string(out)
 }
+
+// TestMergeDisjointLikeGit: where both sides changed different files, the
+// in-process merge gives git merge-tree's tree; anything more is left to
+// git (ok false).
+func TestMergeDisjointLikeGit(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "d/b.txt": "b\n", "d/e/c.txt": "c\n", "state.yaml": "seq: 1\n", "f": "f\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	side := func(name string, files map[string]string, remove ...string) string {
+		t.Helper()
+		git(t, dir, "checkout", "-q", "--detach", base)
+		for p, c := range files {
+			write(t, dir, p, c)
+		}
+		for _, p := range remove {
+			git(t, dir, "rm", "-q", "-r", p)
+		}
+		git(t, dir, "add", "-A")
+		git(t, dir, "commit", "-q", "--allow-empty", "-m", name)
+		return git(t, dir, "rev-parse", "HEAD")
+	}
+	tests := []struct {
+		name         string
+		ours, theirs map[string]string
+		oursRm       []string
+		replaced     []string
+		ok           bool
+	}{
+		{name: "different files", ours: map[string]string{"a.txt": "A\n"}, theirs: map[string]string{"d/b.txt": "B\n"}, ok: true},
+		{name: "new files in new and old directories", ours: map[string]string{"d/new1": "1\n", "x/y/z": "z\n"}, theirs: map[string]string{"d/e/new2": "2\n", "w/v": "v\n"}, ok: true},
+		{name: "both change state.yaml, replaced", ours: map[string]string{"state.yaml": "seq: 2\n", "a.txt": "A\n"}, theirs: map[string]string{"state.yaml": "seq: 3\n", "d/new": "n\n"}, replaced: []string{"state.yaml"}, ok: true},
+		{name: "nothing on their side", ours: map[string]string{"a.txt": "A\n"}, theirs: map[string]string{}, ok: true},
+		{name: "the same file", ours: map[string]string{"a.txt": "A\n"}, theirs: map[string]string{"a.txt": "AA\n"}},
+		{name: "both change state.yaml, not replaced", ours: map[string]string{"state.yaml": "seq: 2\n"}, theirs: map[string]string{"state.yaml": "seq: 3\n"}},
+		{name: "a file under one the other added", ours: map[string]string{"g": "G\n"}, theirs: map[string]string{"g/under": "u\n"}},
+		{name: "a file where the other added a directory", ours: map[string]string{"h/in": "i\n"}, theirs: map[string]string{"h": "H\n"}},
+		{name: "ours deletes", ours: map[string]string{}, oursRm: []string{"d/e"}, theirs: map[string]string{"d/e/new": "n\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ours := side("ours", tt.ours, tt.oursRm...)
+			theirs := side("theirs", tt.theirs)
+			got, ok, err := r.mergeDisjoint(base, ours, theirs, tt.replaced)
+			if err != nil || ok != tt.ok {
+				t.Fatalf("mergeDisjoint: ok %v, %v; want ok %v", ok, err, tt.ok)
+			}
+			if !ok {
+				return
+			}
+			want, conflicts, err := r.mergeCommits(context.Background(), ours, theirs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tt.replaced) > 0 {
+				// git merges the replaced file (or conflicts on it); the
+				// in-process merge keeps ours': compare the rest.
+				strip := func(tree string) string {
+					id, err := r.OverlayTree(context.Background(), tree, map[string]Blob{"state.yaml": {}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return id
+				}
+				if data, _ := r.ReadFile(got, "state.yaml"); string(data) != tt.ours["state.yaml"] {
+					t.Errorf("state.yaml = %q, want ours", data)
+				}
+				got, want, conflicts = strip(got), strip(want), without(conflicts, tt.replaced)
+			}
+			if len(conflicts) > 0 || got != want {
+				t.Errorf("in-process %s, git merge-tree %s (conflicts %v)", got, want, conflicts)
+			}
+		})
+	}
+	if out := git(t, dir, "fsck", "--strict", "--no-dangling"); out != "" {
+		t.Errorf("git fsck: %s", out)
+	}
+}
