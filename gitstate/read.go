@@ -203,6 +203,9 @@ func toCommit(oc *object.Commit) Commit {
 // IsAncestor reports whether commit a is an ancestor of (or equal to) b.
 // git answers this from its commit-graph, much faster than a go-git walk.
 func (r *Repo) IsAncestor(a, b string) (bool, error) {
+	if r.firstParentAncestor(a, b) {
+		return true, nil
+	}
 	_, err := r.read(context.Background(), "merge-base", "--is-ancestor", a, b)
 	switch exitCode(err) {
 	case 0:
@@ -211,6 +214,36 @@ func (r *Repo) IsAncestor(a, b string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("is %s an ancestor of %s: %w", a, b, err)
+}
+
+// ancestorWalk bounds the in-process look for an ancestor.
+const ancestorWalk = 64
+
+// firstParentAncestor reports whether commit a is b or one of b's first
+// ancestors, within ancestorWalk commits: the common case (a tip checked
+// against the tip a landing just made), answered in-process. false says
+// nothing; git answers then.
+func (r *Repo) firstParentAncestor(a, b string) bool {
+	if !isHash(a) || !isHash(b) {
+		return false
+	}
+	found := false
+	_ = r.goGit(func(g *gitRepo) error {
+		want, next := plumbing.NewHash(a), plumbing.NewHash(b)
+		for i := 0; i < ancestorWalk; i++ {
+			if next == want {
+				found = true
+				return nil
+			}
+			c, err := object.GetCommit(g.Storer, next)
+			if err != nil || len(c.ParentHashes) == 0 {
+				return err
+			}
+			next = c.ParentHashes[0]
+		}
+		return nil
+	})
+	return found
 }
 
 // MergeBase returns the best common ancestor of commits a and b, or ""
