@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,6 +39,9 @@ type switchJournal struct {
 	New    string `yaml:"new"`
 	Hard   bool   `yaml:"hard,omitempty"`  // a forced rollback: local changes were overwritten
 	Saved  string `yaml:"saved,omitempty"` // where a forced rollback saved them (a commit)
+	// Staging holds the files of a staged switch (switch_staged.go) not yet
+	// moved into place; Staging+".aside" the files they replaced.
+	Staging string `yaml:"staging,omitempty"`
 }
 
 func (j *switchJournal) lock() string { return j.Index + ".lock" }
@@ -176,6 +180,7 @@ func (r *Repo) Recover(ctx context.Context) (*Recovered, error) {
 	var j switchJournal
 	if err := r.ReadLocal(journalFile, &j); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
+			r.removeStaleStaging()
 			return nil, nil
 		}
 		// A torn journal cannot be: it is written by rename.
@@ -188,6 +193,15 @@ func (r *Repo) Recover(ctx context.Context) (*Recovered, error) {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
 	rc := &Recovered{Ref: j.Ref}
+	// A ref lock holding the new commit is the switch's own (its
+	// compare-and-swap was cut short before the rename): the ref did not
+	// move.
+	refLock := filepath.Join(r.commonDir, filepath.FromSlash(j.Ref)) + ".lock"
+	if data, err := os.ReadFile(refLock); err == nil && strings.TrimSpace(string(data)) == j.New {
+		if err := os.Remove(refLock); err != nil {
+			return nil, fmt.Errorf("recover an interrupted landing: %w", err)
+		}
+	}
 	tip, err := r.refHash(j.Ref)
 	if err != nil {
 		return nil, fmt.Errorf("recover an interrupted landing: %w", err)
@@ -203,6 +217,9 @@ func (r *Repo) Recover(ctx context.Context) (*Recovered, error) {
 		}
 		rc.Completed = true
 	case tip == j.Old:
+		if err := r.restoreAside(&j); err != nil {
+			return nil, fmt.Errorf("recover an interrupted landing: %w", err)
+		}
 		kept, err := r.undoSwitch(&j)
 		if err != nil {
 			return nil, fmt.Errorf("recover an interrupted landing: %w", err)
@@ -212,6 +229,13 @@ func (r *Repo) Recover(ctx context.Context) (*Recovered, error) {
 	for _, p := range []string{j.Tmp, j.Tmp + ".lock"} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("recover an interrupted landing: %w", err)
+		}
+	}
+	if j.Staging != "" {
+		for _, p := range []string{j.Staging, j.Staging + ".aside"} {
+			if err := os.RemoveAll(p); err != nil {
+				return nil, fmt.Errorf("recover an interrupted landing: %w", err)
+			}
 		}
 	}
 	if data, err := os.ReadFile(j.lock()); err == nil && string(data) == j.Marker {
@@ -257,9 +281,25 @@ func (r *Repo) undoSwitch(j *switchJournal) ([]string, error) {
 			}
 		}
 	}
+	// Removals first, deepest first, so that a path whose type changed
+	// (a file where a directory was) is free before it is written.
+	paths := make([]string, 0, len(now))
+	for p := range now {
+		paths = append(paths, p)
+	}
+	sort.Slice(paths, func(a, b int) bool {
+		ra, rb := want[paths[a]].hash == "", want[paths[b]].hash == ""
+		if ra != rb {
+			return ra
+		}
+		if ra {
+			return paths[a] > paths[b]
+		}
+		return paths[a] < paths[b]
+	})
 	var kept []string
-	for path, n := range now {
-		w := want[path]
+	for _, path := range paths {
+		n, w := now[path], want[path]
 		full := filepath.Join(j.Root, filepath.FromSlash(path))
 		cur, err := worktreeBlob(full)
 		if err != nil {
@@ -276,6 +316,43 @@ func (r *Repo) undoSwitch(j *switchJournal) ([]string, error) {
 		}
 	}
 	return kept, nil
+}
+
+// restoreAside puts back the files a staged switch had moved aside (the
+// ones it replaced or deleted) where their place is empty or holds the
+// new commit's content: exactly the user's files, inode and all. What is
+// left for undoSwitch are the files the switch added.
+func (r *Repo) restoreAside(j *switchJournal) error {
+	if j.Staging == "" {
+		return nil
+	}
+	aside := j.Staging + ".aside"
+	changes, err := r.diffTreesInProcess(j.Old, j.New)
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		from := filepath.Join(aside, filepath.FromSlash(c.Path))
+		if _, err := os.Lstat(from); err != nil {
+			continue
+		}
+		to := filepath.Join(j.Root, filepath.FromSlash(c.Path))
+		cur, err := worktreeBlob(to)
+		if err != nil || (cur != "" && cur != c.NewHash) {
+			continue // changed since, or in the way: undoSwitch decides
+		}
+		if cur != "" {
+			if err := os.Remove(to); err != nil {
+				return err
+			}
+		}
+		// A directory on the way that is a file of the new commit's is
+		// removed by undoSwitch, which then writes the old content.
+		if os.MkdirAll(filepath.Dir(to), 0o755) == nil {
+			_ = os.Rename(from, to)
+		}
+	}
+	return nil
 }
 
 // treeEntry is a path's blob and mode in a tree, "" when absent.
@@ -305,7 +382,7 @@ func treeEntry(fsys fs.FS, path string) (hash, mode string) {
 // it is absent), a symlink's being that of its target.
 func worktreeBlob(full string) (string, error) {
 	st, err := os.Lstat(full)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return "", nil
 	}
 	if err != nil {
@@ -371,9 +448,11 @@ func (r *Repo) writeBlob(full, hash, mode string) error {
 }
 
 // linkFile creates path with content, failing with fs.ErrExist when it
-// exists: the content is written to a temporary file beside it first.
-func linkFile(path string, content []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".codemachine-lock-*")
+// exists: the content is written to a temporary file in tmpDir (on the
+// same file system) first, named after this process so that a kill's
+// leftover can be told from a live one's (removeStaleStaging).
+func linkFile(path, tmpDir string, content []byte) error {
+	f, err := os.CreateTemp(tmpDir, fmt.Sprintf("lock-tmp-%d-*", os.Getpid()))
 	if err != nil {
 		return err
 	}

@@ -382,12 +382,13 @@ func (r *Repo) advance(ctx context.Context, ref, old, new, msg string) error {
 // refUpdate is a compare-and-swap of one ref.
 type refUpdate struct {
 	ref, new, old string
+	msg           string
 	saved         string // a forced rollback's saved changes (for Recover)
 	args          []string
 }
 
 func newRefUpdate(ref, new, old, msg string) refUpdate {
-	u := refUpdate{ref: ref, new: new, old: old}
+	u := refUpdate{ref: ref, new: new, old: old, msg: msg}
 	if old == "" {
 		old = strings.Repeat("0", max(len(new), 40))
 	}
@@ -423,6 +424,14 @@ var (
 //  3. compare-and-swap the ref; if it moved, undo the file update;
 //  4. install the new index by renaming it over the lock, as git does.
 func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, hard bool) error {
+	if !hard {
+		// Prepared without the lock, so that the user's git commands
+		// meanwhile do not fail on it; what it cannot vouch for is
+		// decided below.
+		if err := r.switchStaged(ctx, co, cas); !errors.Is(err, errNotStaged) {
+			return err
+		}
+	}
 	old, new := cas.old, cas.new
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
@@ -554,7 +563,7 @@ func (r *Repo) createLockWith(ctx context.Context, lock string, content []byte) 
 	}
 	start, delay := time.Now(), 10*time.Millisecond
 	for {
-		err := linkFile(lock, content)
+		err := linkFile(lock, r.LocalDir(), content)
 		if err == nil {
 			return nil
 		}

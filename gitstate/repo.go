@@ -43,6 +43,9 @@ type Repo struct {
 	// checked-out branch is being moved ("before-lock",
 	// "before-ref-update"), so races can be staged deterministically.
 	testHook func(stage string)
+	// refCache holds what the in-process ref swap reads of the
+	// configuration (refswap.go).
+	refCache refSettingsCache
 }
 
 // Open finds the repository containing dir. It fails with ErrNotRepo

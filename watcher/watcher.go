@@ -327,82 +327,90 @@ func (w *Watcher) isMissingLocked(p string) bool {
 // disk now. report, when set, receives every path that a newly added
 // directory holds (they may have changed unseen).
 func (w *Watcher) rescanLocked(report func(string)) error {
-	desired := map[string]bool{}
-	want := func(d string, rec bool) { desired[d] = desired[d] || rec }
-	var missing []Dir
-	var files []string
-	var firstErr error
-	added := map[string]bool{}
-	// A directory of a recursive root is watched before it is read, so
-	// that what appears in it meanwhile is either listed or notified.
-	enter := func(d string) bool {
-		if _, ok := w.watched[d]; ok {
-			return true
-		}
-		if err := w.backend.Add(d); err != nil {
-			if !errors.Is(err, fs.ErrNotExist) && firstErr == nil {
-				firstErr = watchError(d, err)
-			}
-			return false
-		}
-		added[d] = true
-		return true
-	}
+	sc := &rescan{w: w, desired: map[string]bool{}, added: map[string]bool{}, withFiles: report != nil}
 	for _, r := range w.roots {
-		if !isDir(r.Path) {
-			missing = append(missing, r)
-			if a := existingAncestor(r.Path); a != "" {
-				want(a, false)
-			}
-			continue
-		}
-		if !r.Recursive {
-			_, before := w.watched[r.Path]
-			if enter(r.Path) {
-				want(r.Path, false)
-				if report != nil && !before {
-					files = append(files, entries(r.Path)...)
-				}
-			}
-			continue
-		}
-		dirs, inside := w.walk(r.Path, report != nil, enter)
-		for _, d := range dirs {
-			want(d, true)
-		}
-		files = append(files, inside...)
+		sc.root(r)
 	}
-	for d := range desired {
-		if _, ok := w.watched[d]; ok || added[d] {
-			continue
+	for d := range sc.desired {
+		if _, ok := w.watched[d]; !ok && !sc.added[d] && !sc.enter(d) {
+			delete(sc.desired, d)
 		}
-		if err := w.backend.Add(d); err != nil {
-			delete(desired, d)
-			if !errors.Is(err, fs.ErrNotExist) && firstErr == nil {
-				firstErr = watchError(d, err)
-			}
-			continue
-		}
-		added[d] = true
 	}
 	for d := range w.watched {
-		if _, ok := desired[d]; !ok {
+		if _, ok := sc.desired[d]; !ok {
 			_ = w.backend.Remove(d)
 		}
 	}
-	w.watched = desired
-	w.missing = missing
+	w.watched = sc.desired
+	w.missing = sc.missing
 	if report != nil {
-		for d := range added {
+		for d := range sc.added {
 			report(d)
 		}
-		for _, f := range files {
-			if _, ok := added[filepath.Dir(f)]; ok {
+		for _, f := range sc.files {
+			if _, ok := sc.added[filepath.Dir(f)]; ok {
 				report(f)
 			}
 		}
 	}
-	return firstErr
+	return sc.firstErr
+}
+
+// rescan is one pass of rescanLocked.
+type rescan struct {
+	w         *Watcher
+	desired   map[string]bool // directory -> recursive
+	added     map[string]bool // watched by this pass
+	files     []string        // in the directories walked
+	missing   []Dir
+	withFiles bool
+	firstErr  error
+}
+
+func (sc *rescan) want(d string, rec bool) { sc.desired[d] = sc.desired[d] || rec }
+
+// enter watches d unless it is watched already. A directory is watched
+// before it is read, so that what appears in it meanwhile is either listed
+// or notified.
+func (sc *rescan) enter(d string) bool {
+	if _, ok := sc.w.watched[d]; ok || sc.added[d] {
+		return true
+	}
+	if err := sc.w.backend.Add(d); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) && sc.firstErr == nil {
+			sc.firstErr = watchError(d, err)
+		}
+		return false
+	}
+	sc.added[d] = true
+	return true
+}
+
+// root watches one root: its nearest existing ancestor while it is
+// missing, itself, or everything below it.
+func (sc *rescan) root(r Dir) {
+	if !isDir(r.Path) {
+		sc.missing = append(sc.missing, r)
+		if a := existingAncestor(r.Path); a != "" {
+			sc.want(a, false)
+		}
+		return
+	}
+	if !r.Recursive {
+		_, before := sc.w.watched[r.Path]
+		if sc.enter(r.Path) {
+			sc.want(r.Path, false)
+			if sc.withFiles && !before {
+				sc.files = append(sc.files, entries(r.Path)...)
+			}
+		}
+		return
+	}
+	dirs, inside := sc.w.walk(r.Path, sc.withFiles, sc.enter)
+	for _, d := range dirs {
+		sc.want(d, true)
+	}
+	sc.files = append(sc.files, inside...)
 }
 
 // walk lists dir and the directories below it, level by level so that

@@ -119,8 +119,9 @@ func (c *crashEnv) startKilled(rng *rand.Rand, switches int, args ...string) str
 		close(lines)
 	}()
 	journal := filepath.Join(c.dir, ".git", "codemachine", "switch.yaml")
-	// A rollback's one switch is shorter than a landing's: its delays too.
-	delay := time.Duration(rng.IntN(6000)) * time.Microsecond
+	// A landing holds the user's index for well under a millisecond (its
+	// files are prepared before), a rollback's reset for a few.
+	delay := time.Duration(rng.IntN(1000)) * time.Microsecond
 	if switches == 1 {
 		delay = time.Duration(rng.IntN(1500)) * time.Microsecond
 	}

@@ -1,0 +1,446 @@
+package gitstate
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// A landing moves the user's checked-out branch together with their files
+// and index, and must hold the index.lock while it does, as git itself
+// would: otherwise a commit of the user's could slip in between the file
+// update and the ref update. git never waits for an index.lock (a git add
+// that finds it fails at once), so the time the lock is held is the time
+// in which the user's own git commands fail. The staged switch keeps that
+// time down to moving files and swapping the ref:
+//
+//   - prepared without the lock: a copy of the user's index is checked
+//     against their working tree (read-tree -n: nothing of theirs would be
+//     overwritten), then the new files are written by git into a staging
+//     directory beside the repository, building the new index in the copy;
+//   - installed under the lock: if the user's index and the changed files
+//     are as they were when checked, the staged files are renamed into
+//     place (the replaced ones aside, to put back if the ref moved), the
+//     ref is swapped, and the new index renamed over the lock.
+//
+// Whatever the preparation cannot vouch for (the index or a file changed
+// meanwhile, a submodule, another file system) falls back to switchCheckout's
+// update under the lock, which decides exactly as before.
+
+// errNotStaged says the staged switch does not apply; the caller updates
+// under the lock instead.
+var errNotStaged = errors.New("the staged switch does not apply")
+
+// errStagedStale says the user's index or files changed between the
+// preparation and the lock: prepare again.
+var errStagedStale = errors.New("the index or the working tree changed since the switch was prepared")
+
+// stagedAttempts is how often a preparation overtaken by the user's own
+// changes is redone before the update falls back to holding the lock
+// throughout.
+const stagedAttempts = 4
+
+// fileStamp is what lstat says of a path, enough to tell that it did not
+// change (a rewrite changes ctime even when size and mtime are kept).
+type fileStamp struct {
+	exists bool
+	mode   fs.FileMode
+	size   int64
+	mtime  time.Time
+	ctime  syscall.Timespec
+	ino    uint64
+}
+
+func stampOf(path string) (fileStamp, error) {
+	st, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return fileStamp{}, nil
+	}
+	if err != nil {
+		return fileStamp{}, err
+	}
+	s := fileStamp{exists: true, mode: st.Mode(), size: st.Size(), mtime: st.ModTime()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		s.ctime, s.ino = sys.Ctim, sys.Ino
+	}
+	return s, nil
+}
+
+// stagedSwitch is one prepared landing.
+type stagedSwitch struct {
+	r       *Repo
+	co      checkout
+	cas     refUpdate
+	from    string // the old commit
+	index   string // the user's index
+	tmp     string // the new index, built from a snapshot of the user's
+	digest  [sha256.Size]byte
+	staging string // the new files, as git wrote them
+	aside   string // the replaced files, while the ref is not yet swapped
+	changes []Change
+	stamps  map[string]fileStamp // the changed paths when they were checked
+	refs    *refSettings         // for the in-process ref swap; nil: git update-ref
+}
+
+// switchStaged lands cas on co's checkout with the staged switch; it
+// returns errNotStaged when the caller must update under the lock.
+func (r *Repo) switchStaged(ctx context.Context, co checkout, cas refUpdate) error {
+	if cas.old == "" {
+		return errNotStaged
+	}
+	for attempt := 0; attempt < stagedAttempts; attempt++ {
+		s := &stagedSwitch{r: r, co: co, cas: cas, from: cas.old, index: filepath.Join(co.gitDir, "index")}
+		err := s.prepare(ctx)
+		if err == nil {
+			err = s.install(ctx)
+		}
+		s.cleanup()
+		if !errors.Is(err, errStagedStale) {
+			return err
+		}
+	}
+	return errNotStaged
+}
+
+// prepare checks and stages the update without taking the user's lock.
+func (s *stagedSwitch) prepare(ctx context.Context) error {
+	r := s.r
+	changes, err := r.diffTreesInProcess(s.cas.old, s.cas.new)
+	if err != nil {
+		return fmt.Errorf("diff %s %s: %w", short(s.cas.old), short(s.cas.new), err)
+	}
+	for _, c := range changes {
+		if c.OldMode == "160000" || c.NewMode == "160000" {
+			return errNotStaged // submodules: let read-tree handle them in place
+		}
+	}
+	s.changes = changes
+	if s.refs, err = r.refSettingsFor(ctx); err != nil {
+		return err
+	}
+	if s.tmp, err = r.tempPath("switch-index"); err != nil {
+		return err
+	}
+	if err := s.snapshotIndex(); err != nil {
+		return err
+	}
+	if s.stamps, err = s.stampChanges(); err != nil {
+		return err
+	}
+	opts := runOpts{Dir: s.co.root, Env: []string{"GIT_INDEX_FILE=" + s.tmp}}
+	check := []string{"read-tree", "-m", "-u", "-n", s.from, s.cas.new}
+	if _, err := r.run(ctx, opts, false, check); err != nil {
+		// Stat data alone may differ: refresh those paths in the copy and
+		// check once more; anything still refused is for the update under
+		// the lock to decide and report.
+		if rerr := r.refreshPaths(ctx, opts, s.cas.old, s.cas.new); rerr != nil {
+			return errNotStaged
+		}
+		if _, err := r.run(ctx, opts, false, check); err != nil {
+			return errNotStaged
+		}
+	}
+	if s.staging, err = s.stagingDir(); err != nil {
+		return err
+	}
+	opts.Env = append(opts.Env, "GIT_WORK_TREE="+s.staging)
+	if _, err := r.run(ctx, opts, false, []string{"read-tree", "-m", "-u", s.from, s.cas.new}); err != nil {
+		return errNotStaged
+	}
+	return nil
+}
+
+// snapshotIndex copies the user's index to tmp (keeping its modification
+// time, so that git's racy-file detection judges the same) and remembers
+// its digest.
+func (s *stagedSwitch) snapshotIndex() error {
+	f, err := os.Open(s.index)
+	if errors.Is(err, fs.ErrNotExist) {
+		return errNotStaged
+	}
+	if err != nil {
+		return fmt.Errorf("read the index: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("read the index: %w", err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return fmt.Errorf("read the index: %w", err)
+	}
+	s.digest = sha256.Sum256(data)
+	if err := os.WriteFile(s.tmp, data, 0o644); err != nil {
+		return fmt.Errorf("copy the index: %w", err)
+	}
+	if err := os.Chtimes(s.tmp, st.ModTime(), st.ModTime()); err != nil {
+		return fmt.Errorf("copy the index: %w", err)
+	}
+	return nil
+}
+
+// stampChanges lstats every path the update changes.
+func (s *stagedSwitch) stampChanges() (map[string]fileStamp, error) {
+	stamps := make(map[string]fileStamp, len(s.changes))
+	for _, c := range s.changes {
+		st, err := stampOf(s.worktreePath(c.Path))
+		if err != nil {
+			return nil, fmt.Errorf("stat %s: %w", c.Path, err)
+		}
+		stamps[c.Path] = st
+	}
+	return stamps, nil
+}
+
+// stagingDir makes an empty directory for the staged files on the working
+// tree's file system (the files are renamed into place from it).
+func (s *stagedSwitch) stagingDir() (string, error) {
+	base, err := s.r.tempPath("switch-stage")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(base, 0o700); err != nil {
+		return "", fmt.Errorf("make a staging directory: %w", err)
+	}
+	if !sameDevice(base, s.co.root) {
+		_ = os.Remove(base)
+		return "", errNotStaged
+	}
+	return base, nil
+}
+
+func sameDevice(a, b string) bool {
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	if errA != nil || errB != nil {
+		return false
+	}
+	da, okA := sa.Sys().(*syscall.Stat_t)
+	db, okB := sb.Sys().(*syscall.Stat_t)
+	return okA && okB && da.Dev == db.Dev
+}
+
+func (s *stagedSwitch) worktreePath(p string) string {
+	return filepath.Join(s.co.root, filepath.FromSlash(p))
+}
+
+// install takes the user's index lock and, if nothing changed since
+// prepare, moves the staged files into place, swaps the ref and installs
+// the new index.
+func (s *stagedSwitch) install(ctx context.Context) error {
+	r := s.r
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	r.hook("before-lock")
+	journal := &switchJournal{Root: s.co.root, Index: s.index, Tmp: s.tmp, Ref: s.cas.ref, Old: s.cas.old, New: s.cas.new, Staging: s.staging}
+	if err := r.beginSwitch(ctx, journal); err != nil {
+		return err
+	}
+	defer func() {
+		_ = os.Remove(journal.lock())
+		_ = r.removeJournal()
+	}()
+	// From here on the working tree, the index and the ref must end up
+	// consistent.
+	ctx = context.WithoutCancel(ctx)
+	if err := s.unchanged(); err != nil {
+		return err
+	}
+	if tip, err := r.refHash(s.cas.ref); err == nil && tip != s.cas.old {
+		return fmt.Errorf("update %s: %w (it is at %s)", s.cas.ref, ErrRefMoved, short(tip))
+	}
+	moved, err := s.moveIntoPlace()
+	if err != nil {
+		if uerr := s.undoMoves(moved); uerr != nil {
+			return fmt.Errorf("update the working tree: %w; and restoring it failed: %v", err, uerr)
+		}
+		return fmt.Errorf("update the working tree: %w", err)
+	}
+	r.hook("before-ref-update")
+	if err := r.swapRef(ctx, s.cas, journal.env(), s.refs); err != nil {
+		if uerr := s.undoMoves(moved); uerr != nil {
+			return fmt.Errorf("%w; and restoring the working tree failed: %v", err, uerr)
+		}
+		return err
+	}
+	if err := os.Rename(s.tmp, s.index); err != nil {
+		return fmt.Errorf("install the index: %w", err)
+	}
+	return nil
+}
+
+// unchanged reports errStagedStale when the user's index or a changed path
+// is not as prepare found it.
+func (s *stagedSwitch) unchanged() error {
+	data, err := os.ReadFile(s.index)
+	if err != nil || sha256.Sum256(data) != s.digest {
+		return errStagedStale
+	}
+	now, err := s.stampChanges()
+	if err != nil {
+		return err
+	}
+	for p, st := range now {
+		if st != s.stamps[p] {
+			return errStagedStale
+		}
+	}
+	return nil
+}
+
+// move is one rename done by moveIntoPlace, to be reversed if needed;
+// made are the directories it created for it, outermost first.
+type move struct {
+	from, to string
+	made     []string
+}
+
+// mkdirFor creates the missing directories above path and returns them,
+// outermost first.
+func mkdirFor(path string) ([]string, error) {
+	var missing []string
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		if _, err := os.Lstat(dir); err == nil || dir == filepath.Dir(dir) {
+			break
+		}
+		missing = append([]string{dir}, missing...)
+	}
+	for _, d := range missing {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	return missing, nil
+}
+
+// moveIntoPlace puts the replaced and deleted files aside, removes the
+// directories that deletions leave empty (as git does), then renames the
+// staged files into place. It returns the renames it did, in order.
+func (s *stagedSwitch) moveIntoPlace() ([]move, error) {
+	s.aside = s.staging + ".aside"
+	var moved []move
+	rename := func(from, to string) error {
+		made, err := mkdirFor(to)
+		if err == nil {
+			err = os.Rename(from, to)
+		}
+		if err != nil {
+			removeDirs(made)
+			return err
+		}
+		moved = append(moved, move{from, to, made})
+		return nil
+	}
+	for _, c := range s.changes {
+		// A directory where the new commit has a file is emptied by the
+		// deletions below it (git checked that nothing untracked is in
+		// it) and removed with them.
+		if st := s.stamps[c.Path]; !st.exists || st.mode.IsDir() {
+			continue
+		}
+		if err := rename(s.worktreePath(c.Path), filepath.Join(s.aside, filepath.FromSlash(c.Path))); err != nil {
+			return moved, err
+		}
+		if c.NewMode == "" {
+			s.removeEmptyParents(c.Path)
+		}
+	}
+	for _, c := range s.changes {
+		if c.NewMode == "" {
+			continue
+		}
+		staged := filepath.Join(s.staging, filepath.FromSlash(c.Path))
+		if _, err := os.Lstat(staged); errors.Is(err, fs.ErrNotExist) {
+			continue // not checked out (outside a sparse checkout)
+		}
+		if err := rename(staged, s.worktreePath(c.Path)); err != nil {
+			return moved, err
+		}
+	}
+	return moved, nil
+}
+
+// removeEmptyParents removes the directories above a deleted path that are
+// left empty, up to the top of the checkout.
+func (s *stagedSwitch) removeEmptyParents(p string) {
+	for dir := filepath.Dir(s.worktreePath(p)); dir != s.co.root && strings.HasPrefix(dir, s.co.root+string(filepath.Separator)); dir = filepath.Dir(dir) {
+		if os.Remove(dir) != nil {
+			return
+		}
+	}
+}
+
+// undoMoves reverses renames, last first.
+func (s *stagedSwitch) undoMoves(moved []move) error {
+	var first error
+	for i := len(moved) - 1; i >= 0; i-- {
+		m := moved[i]
+		if err := os.MkdirAll(filepath.Dir(m.from), 0o755); err != nil && first == nil {
+			first = err
+		}
+		if err := os.Rename(m.to, m.from); err != nil && first == nil {
+			first = err
+		}
+		removeDirs(m.made)
+	}
+	return first
+}
+
+// removeDirs removes the empty ones of dirs, innermost first.
+func removeDirs(dirs []string) {
+	for i := len(dirs) - 1; i >= 0; i-- {
+		_ = os.Remove(dirs[i])
+	}
+}
+
+// cleanup removes what the switch left beside the repository.
+func (s *stagedSwitch) cleanup() {
+	for _, p := range []string{s.staging, s.aside} {
+		if p != "" {
+			_ = os.RemoveAll(p)
+		}
+	}
+	if s.tmp != "" {
+		_ = os.Remove(s.tmp)
+		_ = os.Remove(s.tmp + ".lock")
+	}
+}
+
+// removeStaleStaging removes what switches whose process is gone left under
+// LocalDir: staging directories and index copies (killed while preparing,
+// before any journal existed) and the temporary files of locks.
+func (r *Repo) removeStaleStaging() {
+	ents, err := os.ReadDir(r.LocalDir())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasPrefix(name, "switch-stage-") && !strings.HasPrefix(name, "switch-index-") && !strings.HasPrefix(name, "lock-tmp-") {
+			continue
+		}
+		// prefix-word-PID-...
+		fields := strings.Split(strings.TrimSuffix(name, ".aside"), "-")
+		if len(fields) < 4 {
+			continue
+		}
+		pid, err := strconv.Atoi(fields[2])
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+			continue // alive
+		}
+		_ = os.RemoveAll(filepath.Join(r.LocalDir(), name))
+	}
+}

@@ -1,0 +1,173 @@
+package gitstate
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestStagedSwitchShapes: every kind of change a step can make reaches the
+// user's working tree and index exactly as git checkout would leave them.
+func TestStagedSwitchShapes(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string // the step's change; "\x00delete" deletes
+		check func(t *testing.T, dir string)
+	}{
+		{"modified and added in a new directory", map[string]string{"a.txt": "step\n", "new/deep/n.txt": "n\n"}, func(t *testing.T, dir string) {
+			if read(t, dir, "a.txt") != "step\n" || read(t, dir, "new/deep/n.txt") != "n\n" {
+				t.Error("content wrong")
+			}
+		}},
+		{"deleted, leaving its directory empty", map[string]string{"d/only.txt": "\x00delete"}, func(t *testing.T, dir string) {
+			if exists(dir, "d") {
+				t.Error("the emptied directory is still there")
+			}
+		}},
+		{"file becomes directory", map[string]string{"f": "\x00delete", "f/inside.txt": "i\n"}, func(t *testing.T, dir string) {
+			if read(t, dir, "f/inside.txt") != "i\n" {
+				t.Error("content wrong")
+			}
+		}},
+		{"directory becomes file", map[string]string{"d/only.txt": "\x00delete", "d": "now a file\n"}, func(t *testing.T, dir string) {
+			if read(t, dir, "d") != "now a file\n" {
+				t.Error("content wrong")
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "d/only.txt": "o\n", "f": "file\n", "keep.txt": "k\n"})
+			base := git(t, dir, "rev-parse", "HEAD")
+			write(t, dir, "keep.txt", "the user's edit\n")
+			write(t, dir, "untracked.txt", "u\n")
+			c := stepCommit(t, r, base, tt.files, "step")
+			if _, err := r.Land(t.Context(), "main", base, c, LandOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, dir)
+			if got := statusShort(t, dir); got != " M keep.txt\n?? untracked.txt" {
+				t.Errorf("status after landing:\n%s", got)
+			}
+			if read(t, dir, "keep.txt") != "the user's edit\n" {
+				t.Error("the user's edit is lost")
+			}
+			git(t, dir, "fsck", "--no-progress")
+			if left, _ := filepath.Glob(filepath.Join(r.LocalDir(), "switch-*")); len(left) > 0 {
+				t.Errorf("left behind: %v", left)
+			}
+		})
+	}
+}
+
+// TestStagedSwitchLeavesTheIndexFree: while a landing is prepared the
+// user's git commands run; a staged change of theirs made then is kept,
+// and the landing is prepared again on it.
+func TestStagedSwitchLeavesTheIndexFree(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "u.txt": "u\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n"}, "step")
+	write(t, dir, "u.txt", "user change\n")
+	stages := 0
+	r.testHook = func(stage string) {
+		if stage == "before-lock" {
+			stages++
+			if stages == 1 {
+				git(t, dir, "add", "u.txt") // succeeds: the lock is not held
+			}
+		}
+	}
+	if _, err := r.Land(t.Context(), "main", base, c, LandOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if stages != 2 {
+		t.Errorf("prepared %d times, want 2 (again after the user's add)", stages)
+	}
+	if got := statusShort(t, dir); got != "M  u.txt" {
+		t.Errorf("status: %q, want the user's staged change alone", got)
+	}
+	if read(t, dir, "a.txt") != "step\n" {
+		t.Error("not landed")
+	}
+}
+
+// TestStagedSwitchFileEditedMeanwhile: a file the landing changes, edited
+// by the user after the check and before the lock, is never overwritten:
+// the landing is decided again, and keeps the step on a conflict branch.
+func TestStagedSwitchFileEditedMeanwhile(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n"}, "step")
+	r.testHook = func(stage string) {
+		if stage == "before-lock" {
+			write(t, dir, "a.txt", "the user's edit, same size?\n")
+		}
+	}
+	_, err := r.Land(t.Context(), "main", base, c, LandOptions{})
+	var ce *ConflictError
+	if !errors.As(err, &ce) {
+		t.Fatalf("Land: %v, want a conflict", err)
+	}
+	if read(t, dir, "a.txt") != "the user's edit, same size?\n" {
+		t.Error("the user's edit was overwritten")
+	}
+	if git(t, dir, "rev-parse", "main") != base {
+		t.Error("the branch moved")
+	}
+}
+
+// TestStagedSwitchRefMovedPutsFilesBack: when the compare-and-swap fails
+// after the files were moved, they are put back, inode and all.
+func TestStagedSwitchRefMovedPutsFilesBack(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "gone.txt": "g\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n", "gone.txt": "\x00delete", "n/new.txt": "n\n"}, "step")
+	other := stepCommit(t, r, base, map[string]string{"x.txt": "x\n"}, "elsewhere")
+	co := checkout{root: dir, gitDir: filepath.Join(dir, ".git")}
+	r.testHook = func(stage string) {
+		if stage == "before-ref-update" {
+			// Moved behind the landing's back (a ref update that does not
+			// take the index lock).
+			if err := os.WriteFile(filepath.Join(dir, ".git", "refs", "heads", "main"), []byte(other+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	err := r.switchStaged(t.Context(), co, newRefUpdate("refs/heads/main", c, base, "test"))
+	if err == nil || !strings.Contains(err.Error(), "moved") {
+		t.Fatalf("err = %v, want the ref moved", err)
+	}
+	if read(t, dir, "a.txt") != "a\n" || read(t, dir, "gone.txt") != "g\n" || exists(dir, "n") {
+		t.Error("the working tree was not put back")
+	}
+	if exists(dir, ".git/index.lock") || exists(dir, ".git/refs/heads/main.lock") {
+		t.Error("a lock was left")
+	}
+}
+
+// TestStagedSwitchWindow: the user's index lock is held only for the
+// moves and the ref swap, never for a git process.
+func TestStagedSwitchWindow(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n"}, "step")
+	var during int64
+	r.testHook = func(stage string) {
+		switch stage {
+		case "before-lock":
+			during = r.ncmd.Load()
+		case "before-ref-update":
+			if !exists(dir, ".git/index.lock") {
+				t.Error("the index is not locked while the ref is swapped")
+			}
+		}
+	}
+	if _, err := r.Land(t.Context(), "main", base, c, LandOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.ncmd.Load() - during; n != 0 {
+		t.Errorf("%d git processes ran while the user's index was locked", n)
+	}
+}
