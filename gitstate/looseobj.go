@@ -26,11 +26,11 @@ import (
 // update-index and write-tree for them; refs still move only through git
 // (update-ref, which honours ref locks and writes the reflog).
 
-// errNotInProcess says an object must be written by git: the repository
+// errObjectsByGit says an object must be written by git: the repository
 // is not a plain SHA-1 one with its objects in its own directory.
-var errNotInProcess = errors.New("objects are written by git here")
+var errObjectsByGit = errors.New("objects are written by git here")
 
-// objectsDir is where loose objects go, or errNotInProcess.
+// objectsDir is where loose objects go, or errObjectsByGit.
 func (r *Repo) objectsDir() (string, error) {
 	r.objOnce.Do(func() {
 		if os.Getenv("GIT_OBJECT_DIRECTORY") != "" {
@@ -51,7 +51,7 @@ func (r *Repo) objectsDir() (string, error) {
 		}
 	})
 	if r.objDir == "" {
-		return "", errNotInProcess
+		return "", errObjectsByGit
 	}
 	return r.objDir, nil
 }

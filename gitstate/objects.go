@@ -44,7 +44,7 @@ func (r *Repo) HashObject(ctx context.Context, data []byte) (string, error) {
 	if data == nil {
 		data = []byte{}
 	}
-	if id, err := r.writeObject("blob", data); !errors.Is(err, errNotInProcess) {
+	if id, err := r.writeObject("blob", data); !errors.Is(err, errObjectsByGit) {
 		return id, err
 	}
 	out, err := r.gitWith(ctx, runOpts{Stdin: data}, "hash-object", "-w", "--stdin")
@@ -313,7 +313,7 @@ func (r *Repo) OverlayTree(ctx context.Context, tree string, files map[string]Bl
 		return "", err
 	}
 	id, ok, err := r.overlayInProcess(tree, files)
-	if ok || (err != nil && !errors.Is(err, errNotInProcess)) {
+	if ok || (err != nil && !errors.Is(err, errObjectsByGit)) {
 		return id, err
 	}
 	return r.overlayWithGit(ctx, tree, files)
