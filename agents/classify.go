@@ -2,11 +2,12 @@ package agents
 
 import (
 	"encoding/json"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/codemachine/codemachine/internal/lazyre"
 )
 
 // statusClass classifies a failed model request by its HTTP status: a rate
@@ -81,11 +82,11 @@ func classify(status int, msg string, def Class) Class {
 // the four CLIs and their APIs: "Please try again in 1.5s", "retry after 3
 // seconds", "Suggested retry after 1s", "Retry-After: 2", "retryDelay":
 // "7s", "retry in 200ms".
-var retryAfterRe = regexp.MustCompile(`(?i)(?:try again in|retry after|retry-after:?|retry in|retrydelay"?\s*:\s*")\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?)?\b`)
+var retryAfterRe = lazyre.New(`(?i)(?:try again in|retry after|retry-after:?|retry in|retrydelay"?\s*:\s*")\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?)?\b`)
 
 // parseRetryAfter returns the first retry delay s mentions, 0 if none.
 func parseRetryAfter(s string) time.Duration {
-	m := retryAfterRe.FindStringSubmatch(s)
+	m := retryAfterRe().FindStringSubmatch(s)
 	if m == nil {
 		return 0
 	}
@@ -183,11 +184,11 @@ func apiErrorLine(status int, kind, msg string) string {
 // statusRe finds an HTTP status in an error message: "API Error: 400 ...",
 // "unexpected status 401 Unauthorized", "last status: 429 Too Many
 // Requests", "status code 503", "HTTP 502".
-var statusRe = regexp.MustCompile(`(?i)(?:api error:?|status(?: code)?:?|http)\s*([45][0-9]{2})\b`)
+var statusRe = lazyre.New(`(?i)(?:api error:?|status(?: code)?:?|http)\s*([45][0-9]{2})\b`)
 
 // statusIn returns the HTTP status an error message names, 0 if none.
 func statusIn(msg string) int {
-	m := statusRe.FindStringSubmatch(msg)
+	m := statusRe().FindStringSubmatch(msg)
 	if m == nil {
 		return 0
 	}

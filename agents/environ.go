@@ -3,9 +3,10 @@ package agents
 import (
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/codemachine/codemachine/internal/lazyre"
 
 	"github.com/codemachine/codemachine/sandbox"
 )
@@ -127,7 +128,7 @@ func passNames(environ []string) map[string]bool {
 }
 
 // envName matches a variable name as configs write it.
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envName = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // ConfigEnvNames returns, sorted, the names of the variables the user's
 // engine configuration reads (see Environ): Codex providers' env_key and
@@ -142,7 +143,7 @@ func ConfigEnvNames(environ []string) []string {
 	}
 	names := make([]string, 0, len(seen))
 	for n := range seen {
-		if envName.MatchString(n) {
+		if envName().MatchString(n) {
 			names = append(names, n)
 		}
 	}
@@ -151,11 +152,11 @@ func ConfigEnvNames(environ []string) []string {
 }
 
 var (
-	codexEnvKeyRe    = regexp.MustCompile(`env_key\s*=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']`)
-	codexHeadersRe   = regexp.MustCompile(`env_http_headers\s*=\s*\{([^}]*)\}`)
-	tomlValueRe      = regexp.MustCompile(`=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']`)
-	opencodeEnvRe    = regexp.MustCompile(`\{env:([A-Za-z_][A-Za-z0-9_]*)\}`)
-	codexHeadersSect = regexp.MustCompile(`^\[\s*model_providers\.[^\]]*\benv_http_headers\s*\]$`)
+	codexEnvKeyRe    = lazyre.New(`env_key\s*=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']`)
+	codexHeadersRe   = lazyre.New(`env_http_headers\s*=\s*\{([^}]*)\}`)
+	tomlValueRe      = lazyre.New(`=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']`)
+	opencodeEnvRe    = lazyre.New(`\{env:([A-Za-z_][A-Za-z0-9_]*)\}`)
+	codexHeadersSect = lazyre.New(`^\[\s*model_providers\.[^\]]*\benv_http_headers\s*\]$`)
 )
 
 // codexEnvNames reads the variable names a Codex config.toml's providers
@@ -167,11 +168,11 @@ func codexEnvNames(path string) []string {
 		return nil
 	}
 	var names []string
-	for _, m := range codexEnvKeyRe.FindAllStringSubmatch(string(data), -1) {
+	for _, m := range codexEnvKeyRe().FindAllStringSubmatch(string(data), -1) {
 		names = append(names, m[1])
 	}
-	for _, m := range codexHeadersRe.FindAllStringSubmatch(string(data), -1) {
-		for _, v := range tomlValueRe.FindAllStringSubmatch(m[1], -1) {
+	for _, m := range codexHeadersRe().FindAllStringSubmatch(string(data), -1) {
+		for _, v := range tomlValueRe().FindAllStringSubmatch(m[1], -1) {
 			names = append(names, v[1])
 		}
 	}
@@ -179,7 +180,7 @@ func codexEnvNames(path string) []string {
 	for _, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if strings.HasPrefix(line, "[") {
-			inHeaders = codexHeadersSect.MatchString(line)
+			inHeaders = codexHeadersSect().MatchString(line)
 			continue
 		}
 		if inHeaders {
@@ -212,7 +213,7 @@ func opencodeEnvNames(environ []string) []string {
 	}
 	var names []string
 	for _, text := range texts {
-		for _, m := range opencodeEnvRe.FindAllStringSubmatch(text, -1) {
+		for _, m := range opencodeEnvRe().FindAllStringSubmatch(text, -1) {
 			names = append(names, m[1])
 		}
 	}

@@ -6,12 +6,13 @@ import (
 	"io/fs"
 	"math"
 	"path"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/codemachine/codemachine/internal/lazyre"
 
 	"go.yaml.in/yaml/v3"
 
@@ -179,11 +180,11 @@ func fileChangeNode(i int, f FileChange) (*yaml.Node, error) {
 	return fm, nil
 }
 
-var modeRE = regexp.MustCompile(`^0?[0-7]{3}$`)
+var modeRE = lazyre.New(`^0?[0-7]{3}$`)
 
 // parseMode parses octal permissions as recordings write them ("0755").
 func parseMode(s string) (fs.FileMode, error) {
-	if !modeRE.MatchString(s) {
+	if !modeRE().MatchString(s) {
 		return 0, fmt.Errorf("bad mode %q: want octal permissions such as \"0644\" or \"0755\"", s)
 	}
 	m, err := strconv.ParseUint(s, 8, 32)

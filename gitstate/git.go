@@ -8,11 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/codemachine/codemachine/internal/lazyre"
 )
 
 // DefaultLockWait is how long a git command keeps retrying while another
@@ -67,8 +68,8 @@ func (e *LockHeldError) Error() string {
 // exists."; configLockRe the config file in "could not lock config file
 // <path>: File exists" (git names the file, the lock is <path>.lock).
 var (
-	lockRe       = regexp.MustCompile(`'([^']+\.lock)': File exists`)
-	configLockRe = regexp.MustCompile(`could not lock config file (\S+): File exists`)
+	lockRe       = lazyre.New(`'([^']+\.lock)': File exists`)
+	configLockRe = lazyre.New(`could not lock config file (\S+): File exists`)
 )
 
 // The raw runners below are this package's alone: every git command line
@@ -224,10 +225,10 @@ func (r *Repo) exec(ctx context.Context, dir string, env []string, stdin []byte,
 // lockPath returns the lock file named in git's stderr, "" when the failure
 // is not about a held lock.
 func lockPath(stderr string) string {
-	if m := lockRe.FindStringSubmatch(stderr); m != nil {
+	if m := lockRe().FindStringSubmatch(stderr); m != nil {
 		return m[1]
 	}
-	if m := configLockRe.FindStringSubmatch(stderr); m != nil {
+	if m := configLockRe().FindStringSubmatch(stderr); m != nil {
 		return m[1] + ".lock"
 	}
 	return ""

@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 )
 
@@ -416,7 +415,7 @@ func (r *Repo) writeBlob(full, hash, mode string) error {
 		return nil
 	}
 	var data []byte
-	err := r.goGit(func(g *gogit.Repository) error {
+	err := r.goGit(func(g *gitRepo) error {
 		b, err := g.BlobObject(plumbing.NewHash(hash))
 		if err != nil {
 			return err

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/codemachine/codemachine/internal/lazyre"
 )
 
 // LandOptions tune Land.
@@ -34,6 +36,11 @@ type LandOptions struct {
 	// because Overlay rewrites them from the tip (state.yaml, which every
 	// landing changes, and a plan file the agent only ticked).
 	OverlayPaths []string
+	// OverlayReplaces, when set, gives the paths whose merged content
+	// Overlay replaces whatever it is, for a rebase onto tip: a merge of
+	// changes to different paths (done in-process, without git merge-tree)
+	// keeps the tip's version of these.
+	OverlayReplaces func(tip string) []string
 	// Attempts bounds the compare-and-swap retries while the branch keeps
 	// moving; 0 means 5.
 	Attempts int
@@ -233,9 +240,19 @@ func (l *landing) rebase(ctx context.Context, tip string) (LandResult, bool, err
 // the commit's only parent and an ancestor of tip) and applies the
 // overlay.
 func (l *landing) rebasedTree(ctx context.Context, tip string) (string, error) {
-	tree, conflicts, err := l.r.mergeCommits(ctx, tip, l.commit)
+	var replaced []string
+	if l.opts.Overlay != nil && l.opts.OverlayReplaces != nil {
+		replaced = l.opts.OverlayReplaces(tip)
+	}
+	tree, ok, err := l.r.mergeDisjoint(l.base, tip, l.commit, replaced)
 	if err != nil {
 		return "", l.fail(err)
+	}
+	var conflicts []string
+	if !ok {
+		if tree, conflicts, err = l.r.mergeCommits(ctx, tip, l.commit); err != nil {
+			return "", l.fail(err)
+		}
 	}
 	if conflicts = without(conflicts, l.opts.OverlayPaths); len(conflicts) > 0 {
 		return "", &landConflict{reason: "the branch moved", paths: conflicts, keep: l.commit}
@@ -408,8 +425,8 @@ type switchConflict struct {
 func (e *switchConflict) Error() string { return e.msg }
 
 var (
-	entryRe  = regexp.MustCompile(`(?:Entry|file|pathspec) '([^']+)'`)
-	listedRe = regexp.MustCompile(`(?m)^\t(.+)$`)
+	entryRe  = lazyre.New(`(?:Entry|file|pathspec) '([^']+)'`)
+	listedRe = lazyre.New(`(?m)^\t(.+)$`)
 )
 
 // switchCheckout moves a checked-out branch from old to new together with
@@ -614,7 +631,7 @@ func copyIndex(src, dst string) error {
 func conflictPaths(stderr string) []string {
 	seen := map[string]bool{}
 	var paths []string
-	for _, re := range []*regexp.Regexp{entryRe, listedRe} {
+	for _, re := range []*regexp.Regexp{entryRe(), listedRe()} {
 		for _, m := range re.FindAllStringSubmatch(stderr, -1) {
 			p := strings.TrimSpace(m[1])
 			if p != "" && !seen[p] {

@@ -50,6 +50,29 @@ func (r *Repo) WriteLocal(name string, v any) error {
 	return writeFileAtomic(p, data)
 }
 
+// ReadLocalRaw is the content of the file name under LocalDir; a missing
+// file gives an error wrapping fs.ErrNotExist.
+func (r *Repo) ReadLocalRaw(name string) ([]byte, error) {
+	p, err := r.localFile(name)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	return data, nil
+}
+
+// WriteLocalRaw writes data into the file name under LocalDir, atomically.
+func (r *Repo) WriteLocalRaw(name string, data []byte) error {
+	p, err := r.localFile(name)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(p, data)
+}
+
 // LogDir is the directory for the event logs of one run,
 // LocalDir/logs/<run>. It is not created.
 func (r *Repo) LogDir(run string) string {

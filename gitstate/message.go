@@ -2,8 +2,9 @@ package gitstate
 
 import (
 	"errors"
-	"regexp"
 	"strings"
+
+	"github.com/codemachine/codemachine/internal/lazyre"
 )
 
 // The trailer keys of a step commit.
@@ -42,12 +43,12 @@ type Message struct {
 }
 
 // trailerLine is a "Key: value" line as git recognizes it.
-var trailerLine = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9-]*): ?(.*)$`)
+var trailerLine = lazyre.New(`^([A-Za-z0-9][A-Za-z0-9-]*): ?(.*)$`)
 
 // dividerLine is what git interpret-trailers takes for the start of a patch
 // ("---" followed by white space or the end of the line): everything after
 // it would be ignored when git looks for trailers.
-var dividerLine = regexp.MustCompile(`^---(\s|$)`)
+var dividerLine = lazyre.New(`^---(\s|$)`)
 
 // String renders the message the way git interpret-trailers writes one:
 // subject, blank line, body, blank line, trailer block. Values are folded
@@ -78,7 +79,7 @@ func (m Message) String() string {
 }
 
 func escapeDivider(line string) string {
-	if dividerLine.MatchString(line) {
+	if dividerLine().MatchString(line) {
 		return " " + line
 	}
 	return line
@@ -171,7 +172,7 @@ func parseTrailers(lines []string) ([]Trailer, bool) {
 			ts[len(ts)-1].Value += " " + strings.TrimSpace(line)
 			continue
 		}
-		sm := trailerLine.FindStringSubmatch(line)
+		sm := trailerLine().FindStringSubmatch(line)
 		if sm == nil {
 			return nil, false
 		}

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -40,10 +39,13 @@ type Blob struct {
 }
 
 // HashObject writes data to the object database as a blob and returns its
-// id.
+// id: in-process (looseobj.go) where it can, else with git hash-object.
 func (r *Repo) HashObject(ctx context.Context, data []byte) (string, error) {
 	if data == nil {
 		data = []byte{}
+	}
+	if id, err := r.writeObject("blob", data); !errors.Is(err, errObjectsByGit) {
+		return id, err
 	}
 	out, err := r.gitWith(ctx, runOpts{Stdin: data}, "hash-object", "-w", "--stdin")
 	if err != nil {
@@ -302,9 +304,40 @@ func (r *Repo) tempPath(prefix string) (string, error) {
 }
 
 // OverlayTree returns a tree that is tree (or a commit's tree) with the
-// given files put in place or, for an empty Hash, removed. It works in a
-// temporary index file, never touching the user's index.
+// given files put in place or, for an empty Hash, removed. It writes the
+// trees on the changed paths in-process (looseobj.go) where it can, else
+// it has git build it in a temporary index file; either way the user's
+// index is never touched.
 func (r *Repo) OverlayTree(ctx context.Context, tree string, files map[string]Blob) (string, error) {
+	if err := checkOverlayPaths(tree, files); err != nil {
+		return "", err
+	}
+	id, ok, err := r.overlayInProcess(tree, files)
+	if ok || (err != nil && !errors.Is(err, errObjectsByGit)) {
+		return id, err
+	}
+	return r.overlayWithGit(ctx, tree, files)
+}
+
+// checkOverlayPaths refuses paths that are not plain relative ones, and
+// paths into a .git directory.
+func checkOverlayPaths(tree string, files map[string]Blob) error {
+	for p := range files {
+		if p == "" || path.IsAbs(p) || path.Clean(p) != p || p == ".." || strings.HasPrefix(p, "../") || strings.Contains(p, "\n") {
+			return fmt.Errorf("overlay %s: invalid path %q", tree, p)
+		}
+		for _, c := range strings.Split(p, "/") {
+			if strings.EqualFold(c, ".git") {
+				return fmt.Errorf("overlay %s: invalid path %q", tree, p)
+			}
+		}
+	}
+	return nil
+}
+
+// overlayWithGit is OverlayTree by git: read-tree, update-index and
+// write-tree in a temporary index file.
+func (r *Repo) overlayWithGit(ctx context.Context, tree string, files map[string]Blob) (string, error) {
 	var info strings.Builder
 	paths := make([]string, 0, len(files))
 	for p := range files {
@@ -312,9 +345,6 @@ func (r *Repo) OverlayTree(ctx context.Context, tree string, files map[string]Bl
 	}
 	sort.Strings(paths)
 	for _, p := range paths {
-		if p == "" || path.IsAbs(p) || path.Clean(p) != p || p == ".." || strings.HasPrefix(p, "../") || strings.Contains(p, "\n") {
-			return "", fmt.Errorf("overlay %s: invalid path %q", tree, p)
-		}
 		b := files[p]
 		if b.Hash == "" {
 			fmt.Fprintf(&info, "0 %s\t%s\n", strings.Repeat("0", 40), p)
@@ -353,7 +383,7 @@ func (r *Repo) OverlayTree(ctx context.Context, tree string, files map[string]Bl
 // the changed paths.
 func (r *Repo) diffTreesInProcess(a, b string) ([]Change, error) {
 	var changes []Change
-	err := r.goGit(func(g *gogit.Repository) error {
+	err := r.goGit(func(g *gitRepo) error {
 		treeOf := func(id string) (*object.Tree, error) {
 			if id == "" {
 				return &object.Tree{}, nil
@@ -389,7 +419,7 @@ func (r *Repo) diffTreesInProcess(a, b string) ([]Change, error) {
 // treeDiffer collects the file-level changes between two trees, the way
 // git diff-tree -r reports them.
 type treeDiffer struct {
-	g       *gogit.Repository
+	g       *gitRepo
 	changes []Change
 }
 

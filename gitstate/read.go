@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
@@ -52,7 +51,7 @@ func (r *Repo) headOf(gitDir string) (Head, error) {
 // refHash resolves a full ref name; "" when it does not exist.
 func (r *Repo) refHash(name string) (string, error) {
 	var out string
-	err := r.goGit(func(g *gogit.Repository) error {
+	err := r.goGit(func(g *gitRepo) error {
 		ref, err := g.Reference(plumbing.ReferenceName(name), true)
 		if errors.Is(err, plumbing.ErrReferenceNotFound) {
 			return nil
@@ -74,7 +73,7 @@ func (r *Repo) ResolveRev(rev string) (string, error) {
 		return "", fmt.Errorf("resolve revision: empty revision: %w", ErrUnknownRev)
 	}
 	var out string
-	_ = r.goGit(func(g *gogit.Repository) error {
+	_ = r.goGit(func(g *gitRepo) error {
 		var h *plumbing.Hash
 		if isHash(rev) {
 			// A full hash needs no revision parsing, only a lookup.
@@ -82,7 +81,7 @@ func (r *Repo) ResolveRev(rev string) (string, error) {
 			h = &full
 		} else {
 			var err error
-			if h, err = g.ResolveRevision(plumbing.Revision(rev)); err != nil {
+			if h, err = g.ResolveRevision(rev); err != nil {
 				return err
 			}
 		}
@@ -126,7 +125,7 @@ func (r *Repo) CommitInfo(rev string) (Commit, error) {
 		return Commit{}, err
 	}
 	var c Commit
-	err = r.goGit(func(g *gogit.Repository) error {
+	err = r.goGit(func(g *gitRepo) error {
 		oc, err := object.GetCommit(g.Storer, plumbing.NewHash(h))
 		if err != nil {
 			return fmt.Errorf("read commit %s: %w", h, err)
@@ -166,7 +165,7 @@ func (r *Repo) WalkLog(from string, fn func(Commit) bool) error {
 	if err != nil {
 		return err
 	}
-	return r.goGit(func(g *gogit.Repository) error {
+	return r.goGit(func(g *gitRepo) error {
 		next := plumbing.NewHash(h)
 		for {
 			oc, err := object.GetCommit(g.Storer, next)
@@ -204,6 +203,9 @@ func toCommit(oc *object.Commit) Commit {
 // IsAncestor reports whether commit a is an ancestor of (or equal to) b.
 // git answers this from its commit-graph, much faster than a go-git walk.
 func (r *Repo) IsAncestor(a, b string) (bool, error) {
+	if r.firstParentAncestor(a, b) {
+		return true, nil
+	}
 	_, err := r.read(context.Background(), "merge-base", "--is-ancestor", a, b)
 	switch exitCode(err) {
 	case 0:
@@ -212,6 +214,36 @@ func (r *Repo) IsAncestor(a, b string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("is %s an ancestor of %s: %w", a, b, err)
+}
+
+// ancestorWalk bounds the in-process look for an ancestor.
+const ancestorWalk = 64
+
+// firstParentAncestor reports whether commit a is b or one of b's first
+// ancestors, within ancestorWalk commits: the common case (a tip checked
+// against the tip a landing just made), answered in-process. false says
+// nothing; git answers then.
+func (r *Repo) firstParentAncestor(a, b string) bool {
+	if !isHash(a) || !isHash(b) {
+		return false
+	}
+	found := false
+	_ = r.goGit(func(g *gitRepo) error {
+		want, next := plumbing.NewHash(a), plumbing.NewHash(b)
+		for i := 0; i < ancestorWalk; i++ {
+			if next == want {
+				found = true
+				return nil
+			}
+			c, err := object.GetCommit(g.Storer, next)
+			if err != nil || len(c.ParentHashes) == 0 {
+				return err
+			}
+			next = c.ParentHashes[0]
+		}
+		return nil
+	})
+	return found
 }
 
 // MergeBase returns the best common ancestor of commits a and b, or ""
@@ -240,7 +272,7 @@ func (r *Repo) RefsWithPrefix(prefix string) (map[string]string, error) {
 	out := map[string]string{}
 	deadline := time.Now().Add(refListPatience)
 	for {
-		err := r.goGit(func(g *gogit.Repository) error {
+		err := r.goGit(func(g *gitRepo) error {
 			clear(out)
 			it, err := g.References()
 			if err != nil {

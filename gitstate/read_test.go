@@ -39,9 +39,13 @@ func TestResolveRev(t *testing.T) {
 	write(t, dir, "a", "b")
 	c2 := commitAll(t, dir, "second")
 	git(t, dir, "tag", "-a", "-m", "annotated", "v1", c1)
+	git(t, dir, "branch", "v1", c2) // ambiguous: git takes the tag
+	git(t, dir, "update-ref", "refs/remotes/origin/main", c1)
+	git(t, dir, "symbolic-ref", "refs/remotes/up/HEAD", "refs/remotes/origin/main")
 	tests := []struct{ rev, want string }{
 		{"HEAD", c2}, {"main", c2}, {"refs/heads/main", c2}, {c2, c2}, {c1[:8], c1},
-		{"HEAD~1", c1}, {"HEAD^", c1}, {"v1", c1}, {"main@{0}", c2},
+		{"HEAD~1", c1}, {"HEAD^", c1}, {"v1", c1}, {"heads/v1", c2}, {"main@{0}", c2},
+		{"origin/main", c1}, {"remotes/origin/main", c1}, {"up", c1},
 	}
 	for _, tt := range tests {
 		got, err := r.ResolveRev(tt.rev)
@@ -114,10 +118,22 @@ func TestIsAncestorAndRefs(t *testing.T) {
 	c1 := git(t, dir, "rev-parse", "HEAD")
 	write(t, dir, "a", "2")
 	c2 := commitAll(t, dir, "second")
+	// side is an ancestor of merged through its second parent only (git
+	// answers), c1 of long through more than ancestorWalk first parents.
+	git(t, dir, "checkout", "-q", "-b", "side", c1)
+	write(t, dir, "b", "side")
+	side := commitAll(t, dir, "side")
+	git(t, dir, "checkout", "-q", "main")
+	git(t, dir, "merge", "-q", "--no-edit", "side")
+	merged := git(t, dir, "rev-parse", "HEAD")
+	for i := 0; i <= ancestorWalk; i++ {
+		git(t, dir, "commit", "-q", "--allow-empty", "-m", "more")
+	}
+	long := git(t, dir, "rev-parse", "HEAD")
 	for _, tt := range []struct {
 		a, b string
 		want bool
-	}{{c1, c2, true}, {c2, c1, false}, {c2, c2, true}} {
+	}{{c1, c2, true}, {c2, c1, false}, {c2, c2, true}, {side, merged, true}, {merged, side, false}, {c1, long, true}, {side, c2, false}} {
 		if got, err := r.IsAncestor(tt.a, tt.b); err != nil || got != tt.want {
 			t.Errorf("IsAncestor(%s, %s) = %v, %v", tt.a[:7], tt.b[:7], got, err)
 		}

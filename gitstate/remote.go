@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
@@ -115,7 +114,7 @@ func (r *Repo) UserName(ctx context.Context) string {
 // TreeOf is the tree id of a commit.
 func (r *Repo) TreeOf(commit string) (string, error) {
 	var tree string
-	err := r.goGit(func(g *gogit.Repository) error {
+	err := r.goGit(func(g *gitRepo) error {
 		c, err := object.GetCommit(g.Storer, plumbing.NewHash(commit))
 		if err != nil {
 			return err

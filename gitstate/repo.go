@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 )
 
@@ -34,9 +33,11 @@ type Repo struct {
 	emptyT  string
 
 	ggMu sync.Mutex // go-git is not safe for concurrent use: one reader at a time
-	gg   *gogit.Repository
+	gg   *gitRepo
 
-	ncmd atomic.Int64 // git processes started; tests use it to prove a path runs none
+	objOnce sync.Once    // objDir, found once
+	objDir  string       // where loose objects are written in-process; "" when git writes them (looseobj.go)
+	ncmd    atomic.Int64 // git processes started; tests use it to prove a path runs none
 
 	// testHook, when set (by tests), runs at named points while a
 	// checked-out branch is being moved ("before-lock",
@@ -78,6 +79,10 @@ func Open(dir string) (*Repo, error) {
 	return r, nil
 }
 
+// Processes is how many git processes r has started: the benchmarks
+// count them per step and per task.
+func (r *Repo) Processes() int64 { return r.ncmd.Load() }
+
 // Root is the top-level directory of the worktree.
 func (r *Repo) Root() string { return r.root }
 
@@ -109,12 +114,12 @@ func (r *Repo) localPath(elem ...string) (string, error) {
 // pack indexes once and never notices packs written later (by git gc or a
 // fetch), so when an object is missing the repository is reopened and f
 // retried once.
-func (r *Repo) goGit(f func(*gogit.Repository) error) error {
+func (r *Repo) goGit(f func(*gitRepo) error) error {
 	r.ggMu.Lock()
 	defer r.ggMu.Unlock()
 	for attempt := 0; ; attempt++ {
 		if r.gg == nil {
-			gg, err := gogit.PlainOpenWithOptions(r.root, &gogit.PlainOpenOptions{EnableDotGitCommonDir: true})
+			gg, err := openGitRepo(r.gitDir, r.commonDir)
 			if err != nil {
 				return fmt.Errorf("open %s: %w", r.root, err)
 			}

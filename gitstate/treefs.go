@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -51,7 +50,7 @@ var ErrIsDir = errors.New("is a directory")
 func (r *Repo) TreeFS(rev string) (fs.FS, error) {
 	t := &TreeFS{repo: r, dirs: map[string]*treeDir{}}
 	if isHash(rev) {
-		err := r.goGit(func(g *gogit.Repository) error {
+		err := r.goGit(func(g *gitRepo) error {
 			o, err := g.Storer.EncodedObject(plumbing.AnyObject, plumbing.NewHash(rev))
 			if err != nil || o.Type() != plumbing.TreeObject {
 				return err
@@ -67,7 +66,7 @@ func (r *Repo) TreeFS(rev string) (fs.FS, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = r.goGit(func(g *gogit.Repository) error {
+	err = r.goGit(func(g *gitRepo) error {
 		c, err := object.GetCommit(g.Storer, plumbing.NewHash(h))
 		if err != nil {
 			return fmt.Errorf("read commit %s: %w", h, err)
@@ -106,7 +105,7 @@ func (t *TreeFS) dir(p string) (*treeDir, error) {
 		hash = e.Hash
 	}
 	var d *treeDir
-	err := t.repo.goGit(func(g *gogit.Repository) error {
+	err := t.repo.goGit(func(g *gitRepo) error {
 		tree, err := object.GetTree(g.Storer, hash)
 		if err != nil {
 			return fmt.Errorf("read tree %s: %w", hash, err)
@@ -241,7 +240,7 @@ func (t *TreeFS) BlobHash(name string) (string, error) {
 
 func (t *TreeFS) readBlob(h plumbing.Hash) ([]byte, error) {
 	var data []byte
-	err := t.repo.goGit(func(g *gogit.Repository) error {
+	err := t.repo.goGit(func(g *gitRepo) error {
 		b, err := object.GetBlob(g.Storer, h)
 		if err != nil {
 			return fmt.Errorf("read blob %s: %w", h, err)
@@ -262,7 +261,7 @@ func (t *TreeFS) readBlob(h plumbing.Hash) ([]byte, error) {
 
 func (t *TreeFS) blobSize(h plumbing.Hash) int64 {
 	var size int64
-	_ = t.repo.goGit(func(g *gogit.Repository) error {
+	_ = t.repo.goGit(func(g *gitRepo) error {
 		o, err := g.Storer.EncodedObject(plumbing.BlobObject, h)
 		if err != nil {
 			return err

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 
-	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
@@ -263,7 +262,7 @@ func (r *Repo) scratchConfig() ([]byte, error) {
 	var b strings.Builder
 	version, format := 0, ""
 	var name, email string
-	err := r.goGit(func(g *gogit.Repository) error {
+	err := r.goGit(func(g *gitRepo) error {
 		cfg, err := g.Config()
 		if err != nil {
 			return err
@@ -426,7 +425,7 @@ func (w *Worktree) Finish(ctx context.Context, commit string) error {
 		return fmt.Errorf("worktree slot %d: finish without stage", w.slot)
 	}
 	var tree string
-	err := w.repo.goGit(func(g *gogit.Repository) error {
+	err := w.repo.goGit(func(g *gitRepo) error {
 		c, err := object.GetCommit(g.Storer, plumbing.NewHash(commit))
 		if err != nil {
 			return fmt.Errorf("read commit %s: %w", commit, err)
@@ -601,7 +600,7 @@ func (w *Worktree) CleanFile(ctx context.Context, rel string) (data []byte, hash
 		return nil, "", fmt.Errorf("worktree slot %d: hash %s: %w", w.slot, rel, err)
 	}
 	hash = trimNL(out)
-	err = w.repo.goGit(func(g *gogit.Repository) error {
+	err = w.repo.goGit(func(g *gitRepo) error {
 		b, err := object.GetBlob(g.Storer, plumbing.NewHash(hash))
 		if err != nil {
 			return err

@@ -48,7 +48,7 @@ func benchSizes() []int {
 // commits an input change on main, which is what makes the step due.
 //
 // Metrics: cm-ms/op (overhead), git-ms/op (baseline), x-git (their ratio;
-// target <= 1.5).
+// target <= 1.5), git-procs/op (git processes per landed step).
 //
 // Two cases: "user-commits", where a person commits an input change on main
 // before each step (so each step first moves its pooled worktree to the new
@@ -83,6 +83,7 @@ steps:
 	testenv.Git(b, dir, "worktree", "add", "-q", "-b", "manual", manual)
 
 	var engineNS atomic.Int64
+	var gitProcs int64 // git processes started by the steps timed
 	o, err := New(Config{Dir: dir, Environ: os.Environ(), NewEngine: func(name string) (agents.Engine, error) {
 		e, err := agents.New(name)
 		return timedEngine{Engine: e, ns: &engineNS}, err
@@ -101,9 +102,11 @@ steps:
 			opts = RunOptions{}
 		}
 		engineNS.Store(0)
+		procs := o.Repo().Processes()
 		start := time.Now()
 		s, err := o.Run(ctx, opts)
 		elapsed := time.Since(start)
+		gitProcs += o.Repo().Processes() - procs
 		if err != nil || len(s.Landed) != 1 {
 			b.Fatalf("run %d: landed %v, err %v", i, s, err)
 		}
@@ -126,6 +129,7 @@ steps:
 	// The first step pays the one full checkout of the pooled worktree.
 	step(-1)
 	manualCommit(-1)
+	gitProcs = 0
 	var cm, git time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -138,4 +142,5 @@ steps:
 	b.ReportMetric(cmMS, "cm-ms/op")
 	b.ReportMetric(gitMS, "git-ms/op")
 	b.ReportMetric(cmMS/gitMS, "x-git")
+	b.ReportMetric(float64(gitProcs)/float64(b.N), "git-procs/op")
 }

@@ -19,9 +19,10 @@ func (j *job) land(ctx context.Context) error {
 	}
 	o, rs, u, c := j.o, j.rs, j.u, j.cand
 	res, err := o.repo.Land(ctx, rs.branch, j.snap.commit, c.commit, gitstate.LandOptions{
-		ConflictBranch: "codemachine/conflict/" + u.key(),
-		Overlay:        func(tip, merged string) (string, error) { return o.overlay(ctx, u, c, tip, merged) },
-		OverlayPaths:   c.overlayPaths(u),
+		ConflictBranch:  "codemachine/conflict/" + u.key(),
+		Overlay:         func(tip, merged string) (string, error) { return o.overlay(ctx, u, c, tip, merged) },
+		OverlayPaths:    c.overlayPaths(u),
+		OverlayReplaces: func(tip string) []string { return o.overlayReplaces(u, c, tip) },
 	})
 	var conflict *gitstate.ConflictError
 	errors.As(err, &conflict)
@@ -196,6 +197,28 @@ func (o *Orchestrator) overlay(ctx context.Context, u *unit, c *candidate, tip, 
 		}
 	}
 	return o.repo.OverlayTree(ctx, merged, files)
+}
+
+// overlayReplaces are the paths whose content in the merged tree overlay
+// replaces, whatever it is, for a rebase onto tip: state.yaml, rebuilt
+// from the tip's, and the plan when overlay takes it from the tip (the
+// agent did not edit it, and the tip has it) or merges the agent's edit
+// itself. A merge may take the tip's version of these (gitstate's
+// disjoint merge), since overlay writes them anew.
+func (o *Orchestrator) overlayReplaces(u *unit, c *candidate, tip string) []string {
+	paths := []string{workflow.StateFile}
+	if u.task == nil {
+		return paths
+	}
+	if c.agentEditedPlan && c.mergesPlan() {
+		return append(paths, u.step.Foreach)
+	}
+	if !c.agentEditedPlan {
+		if _, err := o.repo.ReadFile(tip, u.step.Foreach); err == nil {
+			return append(paths, u.step.Foreach)
+		}
+	}
+	return paths
 }
 
 // overlayPaths are the paths whose merge conflicts overlay resolves.

@@ -24,7 +24,8 @@ var planBenchSizes = []int{50, 100, 200, 500}
 // committing and landing each task as its own commit in plan order.
 //
 // Metrics, per task: ms/task, the run's wall time; cm-cpu-ms/task and
-// git-cpu-ms/task, the CPU time codemachine and its git processes spent.
+// git-cpu-ms/task, the CPU time codemachine and its git processes spent;
+// git-procs/task, how many git processes a task cost.
 // Every run is checked: each task ran once and landed once, in plan order,
 // and the final plan has every box ticked (a lost or doubled task fails
 // the benchmark, whatever the timing).
@@ -36,6 +37,7 @@ func BenchmarkPlanTasks(b *testing.B) {
 
 func benchPlanTasks(b *testing.B, n int) {
 	var total, self, git time.Duration
+	var procs int64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		dir := newRepo(b, map[string]string{
@@ -52,9 +54,11 @@ func benchPlanTasks(b *testing.B, n int) {
 		o := newTestOrchestrator(b, dir, eng, nil)
 		b.StartTimer()
 		self0, git0 := cpuTimes(b)
+		procs0 := o.Repo().Processes()
 		start := time.Now()
 		s, err := o.Run(b.Context(), RunOptions{})
 		total += time.Since(start)
+		procs += o.Repo().Processes() - procs0
 		self1, git1 := cpuTimes(b)
 		self, git = self+self1-self0, git+git1-git0
 		b.StopTimer()
@@ -68,6 +72,7 @@ func benchPlanTasks(b *testing.B, n int) {
 	b.ReportMetric(perTask(total), "ms/task")
 	b.ReportMetric(perTask(self), "cm-cpu-ms/task")
 	b.ReportMetric(perTask(git), "git-cpu-ms/task")
+	b.ReportMetric(float64(procs)/float64(b.N*n), "git-procs/task")
 }
 
 // cpuTimes are the CPU times used so far by this process and by the

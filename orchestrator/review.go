@@ -137,9 +137,10 @@ func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, ke
 		return nil, err
 	}
 	res, err := o.repo.Land(ctx, head.Branch, base, commit, gitstate.LandOptions{
-		ConflictBranch: "codemachine/conflict/" + key,
-		Overlay:        func(tip, merged string) (string, error) { return o.overlay(ctx, u, c, tip, merged) },
-		OverlayPaths:   c.overlayPaths(u),
+		ConflictBranch:  "codemachine/conflict/" + key,
+		Overlay:         func(tip, merged string) (string, error) { return o.overlay(ctx, u, c, tip, merged) },
+		OverlayPaths:    c.overlayPaths(u),
+		OverlayReplaces: func(tip string) []string { return o.overlayReplaces(u, c, tip) },
 	})
 	if err != nil {
 		var conflict *gitstate.ConflictError

@@ -141,9 +141,9 @@ func envValueOf(env []string, key string) string {
 	return ""
 }
 
-// sandboxReport is what status says about the sandbox.
-func (o *Orchestrator) sandboxReport(w *workflow.Workflow) SandboxReport {
-	st := o.cfg.ProbeSandbox()
+// sandboxReport is what status says about the sandbox, from the system's
+// protections st.
+func sandboxReport(w *workflow.Workflow, st agents.SandboxStatus) SandboxReport {
 	mode := w.Sandbox.Mode
 	if mode == "" {
 		mode = workflow.SandboxAuto

@@ -7,8 +7,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
+
+	"github.com/codemachine/codemachine/internal/lazyre"
 
 	"github.com/bmatcuk/doublestar/v4"
 
@@ -27,7 +28,7 @@ var secretNames = []string{
 var secretNameExceptions = []string{".env.example", ".env.sample", ".env.template", "*.pub"}
 
 // secretContent matches private keys and common token formats inside files.
-var secretContent = regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{36,}\b|\bsk-ant-[A-Za-z0-9_-]{20,}|\bxox[baprs]-[A-Za-z0-9-]{10,}|\bsk-[A-Za-z0-9]{32,}\b`)
+var secretContent = lazyre.New(`-----BEGIN [A-Z ]*PRIVATE KEY-----|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{36,}\b|\bsk-ant-[A-Za-z0-9_-]{20,}|\bxox[baprs]-[A-Za-z0-9-]{10,}|\bsk-[A-Za-z0-9]{32,}\b`)
 
 // maxSecretScan bounds how much of a changed file is scanned for secrets.
 const maxSecretScan = 256 << 10
@@ -48,7 +49,7 @@ func findSecrets(allow []string, dir string, changes []gitstate.Change) string {
 		if err != nil || bytes.IndexByte(data, 0) >= 0 {
 			continue
 		}
-		if loc := secretContent.FindIndex(data); loc != nil {
+		if loc := secretContent().FindIndex(data); loc != nil {
 			line := 1 + bytes.Count(data[:loc[0]], []byte("\n"))
 			return fmt.Sprintf("refusing to commit %s:%d: it contains what looks like a private key or token (list it under allow_secrets in workflow.yaml if it is not)", c.Path, line)
 		}

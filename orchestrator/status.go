@@ -100,6 +100,10 @@ const logDepth = 5000
 
 // Status reports every step's state at the branch tip.
 func (o *Orchestrator) Status(ov Overrides) (*StatusReport, error) {
+	// Probing the sandbox starts a process (a namespace is tried in a
+	// child): it runs while the repository is read.
+	probe := make(chan agents.SandboxStatus, 1)
+	go func() { probe <- o.cfg.ProbeSandbox() }()
 	head, err := o.repo.Head()
 	if err != nil {
 		return nil, err
@@ -124,7 +128,7 @@ func (o *Orchestrator) Status(ov Overrides) (*StatusReport, error) {
 		return nil, err
 	}
 	report := &StatusReport{Workflow: snap.project.Workflow.Name, Branch: head.Branch, Commit: head.Commit,
-		Sandbox: o.sandboxReport(snap.project.Workflow)}
+		Sandbox: sandboxReport(snap.project.Workflow, <-probe)}
 	running := map[string]bool{}
 	if pid, cmd, held := o.repo.LockHolder(); held {
 		report.Running = &RunnerInfo{PID: pid, Command: cmd}
@@ -382,43 +386,4 @@ func (v *statusView) tasks(step *workflow.Step, st *StepStatus) {
 		}
 		st.Tasks = append(st.Tasks, ts)
 	}
-}
-
-// stepCommits maps step and step/task keys to their latest commit on the
-// first-parent history of rev. The walk stops once every step and task that
-// state.yaml records as landed has been found (when state is given), so its
-// cost follows how far back the oldest step landed, not the history's
-// length; without state it reads up to logDepth commits.
-func (o *Orchestrator) stepCommits(rev string, state *gitstate.State) (map[string]string, error) {
-	missing := -1
-	want := map[string]bool{}
-	if state != nil {
-		for id, sr := range state.Steps {
-			want[id] = true
-			for tid := range sr.Tasks {
-				want[id+"/"+tid] = true
-			}
-		}
-		missing = len(want)
-	}
-	m := map[string]string{}
-	found := func(key, hash string) {
-		if _, seen := m[key]; !seen {
-			m[key] = hash
-			if want[key] {
-				missing--
-			}
-		}
-	}
-	n := 0
-	err := o.repo.WalkLog(rev, func(c gitstate.Commit) bool {
-		n++
-		msg := gitstate.Message{Trailers: c.Trailers}
-		if step := msg.Get(gitstate.TrailerStep); step != "" {
-			found(unitKey(step, msg.Get(gitstate.TrailerTask)), c.Hash)
-			found(step, c.Hash)
-		}
-		return missing != 0 && n < logDepth
-	})
-	return m, err
 }

@@ -12,7 +12,8 @@ GO=${GO:-go}
 export CODEMACHINE_BENCH_LARGE=${CODEMACHINE_BENCH_LARGE:-1}
 [ "$CODEMACHINE_BENCH_LARGE" = 0 ] && unset CODEMACHINE_BENCH_LARGE
 
-run() { echo "== $*"; "$GO" test -run '^$' -timeout 90m "$@"; }
+# The build tags of make build.
+run() { echo "== $*"; "$GO" test -tags urfave_cli_no_docs -run '^$' -timeout 90m "$@"; }
 
 # Step overhead vs git add -A && git commit (1k and 100k files).
 run ./orchestrator -bench 'StepOverhead' -benchtime 10x
@@ -29,8 +30,11 @@ run ./orchestrator -bench 'PlanTasks' -benchtime 1x
 # A glob fan-out over 500 and 5,000 files: deciding what is due after a
 # one-file edit (< 50 ms, per-file cost flat) vs git ls-tree of the files.
 run ./orchestrator -bench 'FanoutDue' -benchtime 20x
-# codemachine status on a 100-step workflow (< 50 ms).
+# codemachine status on a 100-step workflow, 10k files, vs git log -1
+# (<= 3x).
 run ./cmd/codemachine -bench 'Status100' -benchtime 20x
+# Start-up: codemachine version vs git rev-parse HEAD (<= 2x).
+run ./cmd/codemachine -bench 'Startup' -benchtime 50x
 # watch: commit -> step started (quiet window + 50 ms); an idle watcher's
 # CPU, memory and set-up time on 1k and 100k files.
 run ./cmd/codemachine -bench 'WatchLatency' -benchtime 20x

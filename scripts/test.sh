@@ -15,9 +15,11 @@ export CGO_ENABLED=1
 export CODEMACHINE_REQUIRE_CLIS=1
 # Compile everything first, outside the namespace: the module proxy may be
 # needed for that.
-$GO test -race -count=1 -run '^$' ./... >/dev/null
+# The build tags of make build (the tests run the binary's code as built).
+TAGS=urfave_cli_no_docs
+$GO test -race -tags "$TAGS" -count=1 -run '^$' ./... >/dev/null
 
-args=(test -race -count=1 -timeout 20m ./...)
+args=(test -race -tags "$TAGS" -count=1 -timeout 20m ./...)
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v ip >/dev/null && unshare --net true 2>/dev/null; then
 	echo "test: running under unshare --net (loopback only)"
 	exec unshare --net sh -c 'ip link set lo up && exec "$@"' sh env GOPROXY=off "$GO" "${args[@]}"

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"text/template"
+
+	"github.com/codemachine/codemachine/internal/lazyre"
 
 	"github.com/bmatcuk/doublestar/v4"
 	"go.yaml.in/yaml/v3"
@@ -165,9 +166,9 @@ func (d *yamlDoc) tools(n *yaml.Node) []string {
 }
 
 var (
-	parseErrRE = regexp.MustCompile(`^template: ` + tmplName + `:(\d+): (.*)$`)
-	execErrRE  = regexp.MustCompile(`(?s)^template: ` + tmplName + `:(\d+):(\d+): executing "[^"]*" at <(.*?)>: (.*)$`)
-	undefFnRE  = regexp.MustCompile(`^function "([^"]*)" not defined$`)
+	parseErrRE = lazyre.New(`^template: ` + tmplName + `:(\d+): (.*)$`)
+	execErrRE  = lazyre.New(`(?s)^template: ` + tmplName + `:(\d+):(\d+): executing "[^"]*" at <(.*?)>: (.*)$`)
+	undefFnRE  = lazyre.New(`^function "([^"]*)" not defined$`)
 )
 
 // parseErrorPos turns the "template: prompt:LINE:" of a parse error into a
@@ -175,14 +176,14 @@ var (
 // from the offending name when the message has one, else the line's first
 // action.
 func (a *Agent) parseErrorPos(err error) Pos {
-	m := parseErrRE.FindStringSubmatch(err.Error())
+	m := parseErrRE().FindStringSubmatch(err.Error())
 	if m == nil {
 		return Pos{File: a.File, Line: a.BodyLine, Col: 1}
 	}
 	line, _ := strconv.Atoi(m[1])
 	col := 1
 	if text, ok := lineAt([]byte(a.Body), line); ok {
-		if f := undefFnRE.FindStringSubmatch(m[2]); f != nil {
+		if f := undefFnRE().FindStringSubmatch(m[2]); f != nil {
 			if i := indexWord(text, f[1]); i >= 0 {
 				col = i + 1
 			}
@@ -215,7 +216,7 @@ func isNameByte(c byte) bool {
 
 // templateMsg strips text/template's "template: name:line:" prefix.
 func templateMsg(err error) string {
-	if m := parseErrRE.FindStringSubmatch(err.Error()); m != nil {
+	if m := parseErrRE().FindStringSubmatch(err.Error()); m != nil {
 		return m[2]
 	}
 	return strings.TrimPrefix(err.Error(), "template: "+tmplName+": ")
@@ -296,7 +297,7 @@ func (a *Agent) execError(err error) error {
 	if errors.Is(err, errPromptTooLarge) {
 		return &Error{Pos: Pos{File: a.File}, Msg: err.Error()}
 	}
-	m := execErrRE.FindStringSubmatch(err.Error())
+	m := execErrRE().FindStringSubmatch(err.Error())
 	if m == nil {
 		return &Error{Pos: Pos{File: a.File}, Msg: templateMsg(err)}
 	}

@@ -313,7 +313,7 @@ func (wd *workflowDecoder) readVars(kv keyVal) {
 	}
 	vars := map[string]any{}
 	for _, e := range kvs {
-		if !envNameRE.MatchString(e.name) {
+		if !envNameRE().MatchString(e.name) {
 			wd.errs.Add(wd.pos(e.key), "vars: invalid name %q: use letters, digits and _", e.name)
 			continue
 		}

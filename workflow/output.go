@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
+	"github.com/codemachine/codemachine/internal/lazyre"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/text/language"
@@ -91,7 +91,7 @@ func firstLine(s string) string {
 	return line
 }
 
-var answerFenceRE = regexp.MustCompile("(?s)```[a-zA-Z]*\\s*\n(.*?)```")
+var answerFenceRE = lazyre.New("(?s)```[a-zA-Z]*\\s*\n(.*?)```")
 
 // Check finds the JSON value in an agent's final answer (the whole answer,
 // else its last fenced code block, else the text from its first "{" to its
@@ -121,7 +121,7 @@ func (o *OutputSchema) Check(answer string) ([]byte, error) {
 func findJSON(answer string) (any, error) {
 	text := strings.TrimSpace(answer)
 	candidates := []string{text}
-	if m := answerFenceRE.FindAllStringSubmatch(text, -1); len(m) > 0 {
+	if m := answerFenceRE().FindAllStringSubmatch(text, -1); len(m) > 0 {
 		candidates = append(candidates, m[len(m)-1][1])
 	}
 	if i, j := strings.Index(text, "{"), strings.LastIndex(text, "}"); i >= 0 && j > i {

@@ -2,9 +2,10 @@ package workflow
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/codemachine/codemachine/internal/lazyre"
 
 	"go.yaml.in/yaml/v3"
 
@@ -12,9 +13,9 @@ import (
 )
 
 var (
-	stepIDRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
-	agentNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	stepIDRE    = lazyre.New(`^[a-z0-9][a-z0-9-]*$`)
+	agentNameRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	envNameRE   = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // stepRef is a needs entry, checked once all step ids are known.
@@ -53,7 +54,7 @@ func (d *yamlDoc) steps(n *yaml.Node) []*Step {
 			continue
 		}
 		firstAt[s.ID] = d.pos(sd.idNode).Line
-		if stepIDRE.MatchString(s.ID) {
+		if stepIDRE().MatchString(s.ID) {
 			steps = append(steps, s)
 		}
 	}
@@ -174,7 +175,7 @@ func (sd *stepDecoder) readID(kvs []keyVal) {
 			sd.s.ID, sd.idNode = v, yamlnode.Resolve(kv.val)
 			sd.s.at.id = sd.pos(sd.idNode)
 			sd.label = fmt.Sprintf("step %q", v)
-			if !stepIDRE.MatchString(v) {
+			if !stepIDRE().MatchString(v) {
 				sd.errs.Add(sd.s.at.id, "invalid step id %q: use lowercase letters, digits and \"-\", starting with a letter or digit", v)
 			}
 		}
@@ -191,7 +192,7 @@ func (sd *stepDecoder) readAgent(kv keyVal) {
 	}
 	sd.agentKey = kv.key
 	sd.s.Agent, sd.s.at.agent = v, sd.at(kv.val)
-	if !agentNameRE.MatchString(v) || strings.HasSuffix(v, ".md") {
+	if !agentNameRE().MatchString(v) || strings.HasSuffix(v, ".md") {
 		sd.errs.Add(sd.s.at.agent, "agent: invalid agent name %q: want the name of a file in %s/, without \".md\"", v, AgentsDir)
 	}
 }
@@ -246,7 +247,7 @@ func (sd *stepDecoder) readReview(kv keyVal) {
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
 		v := n.Value
 		sd.s.at.reviewer = sd.at(kv.val)
-		if !agentNameRE.MatchString(v) || strings.HasSuffix(v, ".md") {
+		if !agentNameRE().MatchString(v) || strings.HasSuffix(v, ".md") {
 			sd.errs.Add(sd.s.at.reviewer, "review: want true, false or the name of a reviewer agent (a file in %s/, without \".md\"), got %q", AgentsDir, v)
 			return
 		}
@@ -330,7 +331,7 @@ func (d *yamlDoc) env(n *yaml.Node) map[string]string {
 	}
 	env := make(map[string]string, len(kvs))
 	for _, kv := range kvs {
-		if !envNameRE.MatchString(kv.name) {
+		if !envNameRE().MatchString(kv.name) {
 			d.errs.Add(d.pos(kv.key), "env: invalid variable name %q", kv.name)
 			continue
 		}

@@ -3,19 +3,20 @@ package workflow
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/codemachine/codemachine/internal/lazyre"
 )
 
 var (
 	// taskRE matches a top-level checklist item; group 2 is the box
 	// character, group 3 the rest of the line.
-	taskRE   = regexp.MustCompile(`^([-*+])[ \t]+\[([ xX])\](?:[ \t]+(.*?))?[ \t]*$`)
-	taskIDRE = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*):(?:[ \t]+|$)`)
-	afterRE  = regexp.MustCompile(`(?i)\(\s*after\s*:([^()]*)\)\s*$`)
+	taskRE   = lazyre.New(`^([-*+])[ \t]+\[([ xX])\](?:[ \t]+(.*?))?[ \t]*$`)
+	taskIDRE = lazyre.New(`^([A-Za-z0-9][A-Za-z0-9._-]*):(?:[ \t]+|$)`)
+	afterRE  = lazyre.New(`(?i)\(\s*after\s*:([^()]*)\)\s*$`)
 )
 
 // taskMeta keeps the columns of a task's parts for messages.
@@ -74,7 +75,7 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 			fence.closeOn(text)
 			continue
 		}
-		if m := taskRE.FindStringSubmatchIndex(text); m != nil {
+		if m := taskRE().FindStringSubmatchIndex(text); m != nil {
 			finish()
 			t, meta := parseTaskLine(file, text, lineNo, m, &errs)
 			t.Box = start + m[4]
@@ -152,12 +153,12 @@ func parseTaskLine(file, text string, line int, m []int, errs *Errors) (*Task, *
 	titleStart := m[6]
 	rest := text[m[6]:m[7]]
 	meta.idCol = titleStart
-	if id := taskIDRE.FindStringSubmatchIndex(rest); id != nil {
+	if id := taskIDRE().FindStringSubmatchIndex(rest); id != nil {
 		t.ID = rest[id[2]:id[3]]
 		rest = rest[id[1]:]
 		titleStart += id[1]
 	}
-	if a := afterRE.FindStringSubmatchIndex(rest); a != nil {
+	if a := afterRE().FindStringSubmatchIndex(rest); a != nil {
 		list := rest[a[2]:a[3]]
 		for i := 0; i < len(list); {
 			for i < len(list) && isDepSep(list[i]) {

@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/codemachine/codemachine/internal/lazyre"
 )
 
 // Plan edits: what a person does to plan.md by hand, done by a program
@@ -44,7 +45,7 @@ type TaskEdit struct {
 // taken id, a dependency on nothing): the caller's mistake, not a failure.
 var ErrPlanEdit = errors.New("plan edit")
 
-var numberedIDRE = regexp.MustCompile(`^([A-Za-z]*)(\d+)$`)
+var numberedIDRE = lazyre.New(`^([A-Za-z]*)(\d+)$`)
 
 // EmptyPlan is the content of a plan file that does not exist yet, before
 // its first task.
@@ -56,7 +57,7 @@ func (p *Plan) AddTask(t NewTask, at Placement) ([]byte, string, error) {
 	if t.ID == "" {
 		t.ID = p.nextID()
 	}
-	if !taskIDRE.MatchString(t.ID + ":") {
+	if !taskIDRE().MatchString(t.ID + ":") {
 		return nil, "", editErr("task id %q: want letters, digits, '.', '_' or '-', starting with a letter or digit", t.ID)
 	}
 	if p.Task(t.ID) != nil {
@@ -145,7 +146,7 @@ func (p *Plan) checkNew(id, title string, after []string) error {
 		return editErr("task %s needs a title", id)
 	case strings.ContainsAny(title, "\r\n"):
 		return editErr("task %s: a title is one line (put the rest in the body)", id)
-	case afterRE.MatchString(title):
+	case afterRE().MatchString(title):
 		return editErr("task %s: give dependencies as after, not in the title", id)
 	}
 	for _, dep := range after {
@@ -178,7 +179,7 @@ func (p *Plan) nextID() string {
 	prefix, n := "T", 0
 	counts := map[string]int{}
 	for _, t := range p.Tasks {
-		if m := numberedIDRE.FindStringSubmatch(t.ID); m != nil {
+		if m := numberedIDRE().FindStringSubmatch(t.ID); m != nil {
 			counts[m[1]]++
 		}
 	}
@@ -189,7 +190,7 @@ func (p *Plan) nextID() string {
 		}
 	}
 	for _, t := range p.Tasks {
-		if m := numberedIDRE.FindStringSubmatch(t.ID); m != nil && m[1] == prefix {
+		if m := numberedIDRE().FindStringSubmatch(t.ID); m != nil && m[1] == prefix {
 			if v, err := strconv.Atoi(m[2]); err == nil {
 				n = max(n, v)
 			}

@@ -63,7 +63,7 @@ func LoadProject(fsys fs.FS, engines []string) (*Project, error) {
 	}
 	missing := map[string]bool{}
 	for _, s := range p.Workflow.Steps {
-		if s.Agent != "" && agentNameRE.MatchString(s.Agent) {
+		if s.Agent != "" && agentNameRE().MatchString(s.Agent) {
 			p.loadAgent(fsys, s.Agent, "", cmpOr(s.at.agent, s.Pos), engines, missing, &errs)
 		}
 		if s.Reviewer != "" {

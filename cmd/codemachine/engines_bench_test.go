@@ -30,7 +30,7 @@ import (
 func BenchmarkClaudeOverhead(b *testing.B) {
 	bins := testenv.RequireCLIs(b, "claude")
 	bin := filepath.Join(b.TempDir(), "codemachine")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-tags", buildTags, "-o", bin, ".").CombinedOutput(); err != nil {
 		b.Fatalf("build: %v\n%s", err, out)
 	}
 	script := fakellm.Script{Turns: []fakellm.Turn{

@@ -10,8 +10,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strings"
+
+	"github.com/codemachine/codemachine/internal/lazyre"
 
 	"github.com/urfave/cli/v2"
 
@@ -131,7 +132,7 @@ Exit codes: 0 ok, 1 a step failed, 2 usage/configuration/validation error,
 
 // flagRe finds a flag name in the flag package's messages, which spell
 // every flag with one dash.
-var flagRe = regexp.MustCompile(`(^|[\s:])-([A-Za-z][\w-]+)`)
+var flagRe = lazyre.New(`(^|[\s:])-([A-Za-z][\w-]+)`)
 
 // flagMessage rewrites the flag package's error messages the way the help
 // spells flags: "flag provided but not defined: -bogus" becomes "unknown
@@ -139,7 +140,7 @@ var flagRe = regexp.MustCompile(`(^|[\s:])-([A-Za-z][\w-]+)`)
 func flagMessage(err error) string {
 	msg := strings.Replace(err.Error(), "flag provided but not defined:", "unknown flag", 1)
 	msg = strings.Replace(msg, " for flag ", " for ", 1)
-	return flagRe.ReplaceAllString(msg, "$1--$2")
+	return flagRe().ReplaceAllString(msg, "$1--$2")
 }
 
 // notNegative is the action of an int flag that must not be negative.

@@ -23,7 +23,7 @@ func BenchmarkStatus100(b *testing.B) {
 	home := b.TempDir()
 	env := append(testenv.GitEnv(home), "NO_COLOR=1")
 	bin := filepath.Join(b.TempDir(), "codemachine")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	build := exec.Command("go", "build", "-tags", buildTags, "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("build: %v\n%s", err, out)
 	}

@@ -1,0 +1,95 @@
+package gitstate
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/go-git/go-billy/v5"
+	"github.com/go-git/go-billy/v5/osfs"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
+)
+
+// gitRepo is a repository's objects, refs and config as go-git's storage
+// reads them. It is opened from go-git's storage packages, not its root
+// package: that one links go-git's transports (HTTP, SSH and their
+// crypto), which codemachine never uses (git itself fetches and pushes),
+// and Go initialises every linked package at start-up.
+type gitRepo struct {
+	Storer *filesystem.Storage
+}
+
+// openGitRepo opens the storage of the repository whose git dir is gitDir
+// (a linked worktree's, whose objects and refs are in commonDir, or the
+// main one, when both are the same).
+func openGitRepo(gitDir, commonDir string) (*gitRepo, error) {
+	if _, err := os.Stat(gitDir); err != nil {
+		return nil, err
+	}
+	var fs billy.Filesystem = osfs.New(gitDir)
+	if commonDir != gitDir {
+		fs = dotgit.NewRepositoryFilesystem(fs, osfs.New(commonDir))
+	}
+	return &gitRepo{Storer: filesystem.NewStorage(fs, cache.NewObjectLRUDefault())}, nil
+}
+
+func (g *gitRepo) BlobObject(h plumbing.Hash) (*object.Blob, error) {
+	return object.GetBlob(g.Storer, h)
+}
+
+func (g *gitRepo) CommitObject(h plumbing.Hash) (*object.Commit, error) {
+	return object.GetCommit(g.Storer, h)
+}
+
+func (g *gitRepo) TreeObject(h plumbing.Hash) (*object.Tree, error) {
+	return object.GetTree(g.Storer, h)
+}
+
+// Reference is the ref called name, followed to the ref it points at when
+// resolved.
+func (g *gitRepo) Reference(name plumbing.ReferenceName, resolved bool) (*plumbing.Reference, error) {
+	if resolved {
+		return storer.ResolveReference(g.Storer, name)
+	}
+	return g.Storer.Reference(name)
+}
+
+// References iterates over every ref.
+func (g *gitRepo) References() (storer.ReferenceIter, error) { return g.Storer.IterReferences() }
+
+// Config is the repository's config file (not the user's or the system's).
+func (g *gitRepo) Config() (*config.Config, error) { return g.Storer.Config() }
+
+// ResolveRevision resolves a ref name the way git does (rev, refs/rev,
+// refs/tags/rev, refs/heads/rev, refs/remotes/rev, refs/remotes/rev/HEAD).
+// Any other form (rev~n, rev^, rev@{...}, :/text, an abbreviated hash) is
+// git's to answer: it returns plumbing.ErrReferenceNotFound for those.
+func (g *gitRepo) ResolveRevision(rev string) (*plumbing.Hash, error) {
+	if strings.ContainsAny(rev, "~^:@{}\\ \t*?[") || strings.HasPrefix(rev, "-") {
+		return nil, fmt.Errorf("revision %q: %w", rev, plumbing.ErrReferenceNotFound)
+	}
+	for _, name := range []string{rev, "refs/" + rev, "refs/tags/" + rev, "refs/heads/" + rev, "refs/remotes/" + rev, "refs/remotes/" + rev + "/HEAD"} {
+		ref, err := storer.ResolveReference(g.Storer, plumbing.ReferenceName(name))
+		if err == nil {
+			h := ref.Hash()
+			if ref.Type() == plumbing.HashReference {
+				if tag, terr := object.GetTag(g.Storer, h); terr == nil {
+					// An annotated tag: the commit it points at.
+					c, cerr := tag.Commit()
+					if cerr != nil {
+						return nil, cerr
+					}
+					h = c.Hash
+				}
+			}
+			return &h, nil
+		}
+	}
+	return nil, fmt.Errorf("revision %q: %w", rev, plumbing.ErrReferenceNotFound)
+}

@@ -1,0 +1,95 @@
+package orchestrator
+
+import (
+	"maps"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/internal/testenv"
+)
+
+// walkStepCommits is stepCommits without the index: the plain walk.
+func walkStepCommits(t *testing.T, o *Orchestrator, rev string, state *gitstate.State) map[string]string {
+	t.Helper()
+	f := newCommitFinder(state)
+	if _, err := f.walk(o, rev, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	return f.m
+}
+
+// TestStepCommitsIndex: with the local index, stepCommits answers what the
+// plain walk does, whether the index is at the tip, behind it, stopped
+// short of what is wanted, or off the history (a reset branch).
+func TestStepCommitsIndex(t *testing.T) {
+	dir := newRepo(t, map[string]string{"a": "a"})
+	o := newTestOrchestrator(t, dir, nil, nil)
+	commit := func(step, task string) string {
+		msg := "work\n\nCodemachine-Step: " + step
+		if task != "" {
+			msg += "\nCodemachine-Task: " + task
+		}
+		testenv.Git(t, dir, "commit", "-q", "--allow-empty", "-m", msg)
+		return testenv.Git(t, dir, "rev-parse", "HEAD")
+	}
+	user := func() { testenv.Git(t, dir, "commit", "-q", "--allow-empty", "-m", "a user's commit") }
+	state := func(steps map[string][]string) *gitstate.State {
+		s := &gitstate.State{Steps: map[string]*gitstate.StepRecord{}}
+		for id, tasks := range steps {
+			sr := &gitstate.StepRecord{Tasks: map[string]*gitstate.RunRecord{}}
+			for _, tid := range tasks {
+				sr.Tasks[tid] = &gitstate.RunRecord{}
+			}
+			s.Steps[id] = sr
+		}
+		return s
+	}
+	check := func(name string, st *gitstate.State) {
+		t.Helper()
+		head := testenv.Git(t, dir, "rev-parse", "HEAD")
+		want := walkStepCommits(t, o, head, st)
+		got, err := o.stepCommits(head, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("%s: got %v\nwant %v", name, got, want)
+		}
+		idx := o.readCommitIndex()
+		if idx == nil || idx.Tip != head {
+			t.Errorf("%s: the index is not at the tip: %+v", name, idx)
+		}
+	}
+	commit("a", "")
+	user()
+	commit("b", "T1")
+	commit("b", "T2")
+	check("no index, everything wanted", state(map[string][]string{"a": nil, "b": {"T1", "T2"}}))
+	check("index at the tip", state(map[string][]string{"a": nil, "b": {"T1", "T2"}}))
+	check("index at the tip, no state", nil)
+	commit("a", "")
+	user()
+	commit("c", "")
+	check("index behind the tip", state(map[string][]string{"a": nil, "b": {"T1", "T2"}, "c": nil}))
+	commit("d", "")
+	check("only the newest wanted: the walk stops early", state(map[string][]string{"d": nil}))
+	commit("e", "")
+	check("index stopped short of what is wanted", state(map[string][]string{"a": nil, "b": {"T1"}, "e": nil}))
+	check("index stopped short, no state", nil)
+	testenv.Git(t, dir, "reset", "-q", "--hard", "HEAD~4")
+	commit("f", "")
+	check("index off the history", state(map[string][]string{"a": nil, "b": {"T1", "T2"}, "f": nil}))
+	if err := os.WriteFile(filepath.Join(dir, ".git", "codemachine", stepCommitsFile), []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check("unreadable index", state(map[string][]string{"a": nil, "f": nil}))
+
+	// The index at the tip is what is read: no commit is walked.
+	head := testenv.Git(t, dir, "rev-parse", "HEAD")
+	o.writeCommitIndex(&commitIndex{Tip: head, Walked: 1, Entries: []indexEntry{{Key: "f", Hash: "from-the-index", Depth: 0}}})
+	if got, err := o.stepCommits(head, state(map[string][]string{"f": nil})); err != nil || got["f"] != "from-the-index" {
+		t.Errorf("with the index at the tip: %v, %v", got, err)
+	}
+}
