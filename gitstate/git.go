@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -92,6 +93,9 @@ func (r *Repo) gitWith(ctx context.Context, opts runOpts, args ...string) (strin
 	if key == "" {
 		key = opts.Dir
 	}
+	if key == "" && writesObjectsOnly(opts, args) {
+		key = objectsOnlyKey
+	}
 	mu := r.writerFor(key)
 	mu.Lock()
 	defer mu.Unlock()
@@ -109,6 +113,29 @@ func (r *Repo) read(ctx context.Context, args ...string) (string, error) {
 func (r *Repo) readWith(ctx context.Context, opts runOpts, args ...string) (string, error) {
 	opts.Env = append([]string{"GIT_OPTIONAL_LOCKS=0"}, opts.Env...)
 	return r.run(ctx, opts, false, args)
+}
+
+// objectsOnlyKey serializes the commands that write nothing but objects
+// (and a private index): they need not wait for the main worktree's
+// writer, which may itself wait for them (a landing holding the user's
+// index lock while it rebases).
+const objectsOnlyKey = "\x00objects"
+
+// writesObjectsOnly tells the commands that objectsOnlyKey serializes:
+// those that write objects alone, and read-tree, update-index and
+// write-tree on a private index without touching the working tree.
+func writesObjectsOnly(opts runOpts, args []string) bool {
+	switch subcommand(args) {
+	case "hash-object", "commit-tree", "merge-tree", "mktree":
+		return true
+	case "read-tree", "update-index", "write-tree":
+		private := false
+		for _, e := range opts.Env {
+			private = private || strings.HasPrefix(e, "GIT_INDEX_FILE=")
+		}
+		return private && !slices.Contains(args, "-u")
+	}
+	return false
 }
 
 // writerFor returns the mutex that serializes writes in dir.

@@ -42,6 +42,9 @@ type switchJournal struct {
 	// Staging holds the files of a staged switch (switch_staged.go) not yet
 	// moved into place; Staging+".aside" the files they replaced.
 	Staging string `yaml:"staging,omitempty"`
+	// Pending: the lock is taken and nothing else has begun (a landing
+	// holding the lock while it reads the tip and rebases).
+	Pending bool `yaml:"pending,omitempty"`
 }
 
 func (j *switchJournal) lock() string { return j.Index + ".lock" }
@@ -192,6 +195,10 @@ func (r *Repo) Recover(ctx context.Context) (*Recovered, error) {
 	j.waitProcesses()
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
+	if j.Pending {
+		// Killed while holding the lock before any file was touched.
+		return nil, r.dropPending(&j)
+	}
 	rc := &Recovered{Ref: j.Ref}
 	// A ref lock holding the new commit is the switch's own (its
 	// compare-and-swap was cut short before the rename): the ref did not
@@ -244,6 +251,16 @@ func (r *Repo) Recover(ctx context.Context) (*Recovered, error) {
 		}
 	}
 	return rc, r.removeJournal()
+}
+
+// dropPending releases the lock of a journal whose switch never began.
+func (r *Repo) dropPending(j *switchJournal) error {
+	if data, err := os.ReadFile(j.lock()); err == nil && string(data) == j.Marker {
+		if err := os.Remove(j.lock()); err != nil {
+			return fmt.Errorf("recover an interrupted landing: %w", err)
+		}
+	}
+	return r.removeJournal()
 }
 
 // undoSwitch puts back the files a switch from Old to New may have

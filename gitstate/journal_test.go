@@ -122,3 +122,34 @@ func TestRecover(t *testing.T) {
 		})
 	}
 }
+
+// TestRecoverPendingLock: a landing killed while it held the index lock
+// before it touched anything (reading the tip, rebasing) leaves the lock
+// and a pending journal; Recover removes both and changes nothing else.
+func TestRecoverPendingLock(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	write(t, dir, "a.txt", "the user's edit\n")
+	j := &switchJournal{Root: dir, Index: filepath.Join(r.GitDir(), "index"), Ref: "refs/heads/main", Pending: true}
+	if err := r.beginSwitch(t.Context(), j); err != nil {
+		t.Fatal(err)
+	}
+	j.PID, j.Start = deadPID(t), ""
+	if err := r.WriteLocal(journalFile, j); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := r.Recover(t.Context())
+	if err != nil || rc != nil {
+		t.Fatalf("Recover = %+v, %v; want nothing to report", rc, err)
+	}
+	if exists(dir, ".git/index.lock") {
+		t.Error("the landing's lock is still there")
+	}
+	if p, _ := r.localFile(journalFile); exists("/", p) {
+		t.Error("the journal is still there")
+	}
+	if read(t, dir, "a.txt") != "the user's edit\n" || git(t, dir, "rev-parse", "HEAD") != base {
+		t.Error("Recover changed the user's files or branch")
+	}
+	git(t, dir, "commit", "-qam", "the user commits again")
+}

@@ -102,7 +102,7 @@ func (r *Repo) Land(ctx context.Context, branch, base, commit string, opts LandO
 		// again) overtakes a landing prepared without the lock: the
 		// later attempts take the lock first.
 		l.staged = i < stagedLandings
-		res, moved, err := l.attempt(ctx)
+		res, moved, err := l.attemptLocked(ctx)
 		var lc *landConflict
 		switch {
 		case errors.As(err, &lc):
@@ -124,6 +124,9 @@ type landing struct {
 	subject      string // the first line of its message, for the reflog
 	opts         LandOptions
 	staged       bool // this attempt prepares the working tree before taking the lock
+	// held is the checkout's index lock when this attempt took it
+	// first (see attemptLocked); nil otherwise.
+	held *heldCheckout
 }
 
 // stagedLandings is how many attempts of a landing prepare the working
@@ -179,6 +182,29 @@ func (l *landing) fail(err error) error {
 	return fmt.Errorf("land %s on %s: %w", short(l.commit), l.branch, err)
 }
 
+// attemptLocked is attempt, holding the index lock of the checkout on the
+// branch from before the tip is read when the attempt is not staged. git
+// commit takes that lock before it moves the branch, so a person
+// committing in a tight loop cannot move the tip between the read and the
+// compare-and-swap: the landing is not overtaken forever.
+func (l *landing) attemptLocked(ctx context.Context) (LandResult, bool, error) {
+	if l.staged {
+		return l.attempt(ctx)
+	}
+	cos, err := l.r.checkoutsOn(l.ref)
+	if err != nil || len(cos) != 1 {
+		return l.attempt(ctx)
+	}
+	held, err := l.r.holdCheckout(ctx, cos[0], l.ref)
+	if err != nil {
+		return LandResult{}, false, l.fail(err)
+	}
+	defer held.release()
+	l.held = held
+	defer func() { l.held = nil }()
+	return l.attempt(ctx)
+}
+
 // attempt lands the commit on the branch as it is now: moved reports that
 // the branch moved during the attempt, which is worth another one. A
 // *landConflict error means the commit cannot land.
@@ -190,7 +216,7 @@ func (l *landing) attempt(ctx context.Context) (res LandResult, moved bool, err 
 	case tip == l.commit:
 		return LandResult{Commit: l.commit}, false, nil
 	case tip == l.base:
-		err := l.r.advance(ctx, l.ref, l.base, l.commit, "codemachine: "+l.subject, l.staged)
+		err := l.advance(ctx, l.base, l.commit, "codemachine: "+l.subject)
 		return l.advanced(err, LandResult{Commit: l.commit})
 	}
 	return l.rebase(ctx, tip)
@@ -232,7 +258,7 @@ func (l *landing) rebase(ctx context.Context, tip string) (LandResult, bool, err
 	if err != nil {
 		return LandResult{}, false, l.fail(err)
 	}
-	err = l.r.advance(ctx, l.ref, tip, rebased, "codemachine: "+l.subject+" (rebased)", l.staged)
+	err = l.advance(ctx, tip, rebased, "codemachine: "+l.subject+" (rebased)")
 	return l.advanced(err, LandResult{Commit: rebased, Rebased: true})
 }
 
@@ -372,6 +398,15 @@ func (r *Repo) checkoutsOn(ref string) ([]checkout, error) {
 	return out, nil
 }
 
+// advance moves the branch from old to new, under the attempt's held lock
+// when it took one.
+func (l *landing) advance(ctx context.Context, old, new, msg string) error {
+	if l.held != nil {
+		return l.held.switchTo(ctx, newRefUpdate(l.ref, new, old, msg), false)
+	}
+	return l.r.advance(ctx, l.ref, old, new, msg, l.staged)
+}
+
 // advance moves ref from old to new by compare-and-swap, bringing along the
 // worktree that has it checked out; staged prepares the worktree's update
 // before taking its index lock (switch_staged.go).
@@ -443,26 +478,64 @@ var (
 //  3. compare-and-swap the ref; if it moved, undo the file update;
 //  4. install the new index by renaming it over the lock, as git does.
 func (r *Repo) switchCheckout(ctx context.Context, co checkout, cas refUpdate, hard bool) error {
-	old, new := cas.old, cas.new
+	held, err := r.holdCheckout(ctx, co, cas.ref)
+	if err != nil {
+		return err
+	}
+	defer held.release()
+	return held.switchTo(ctx, cas, hard)
+}
+
+// heldCheckout is a checkout whose index lock codemachine holds, with the
+// journal that lets Recover release it after a kill.
+type heldCheckout struct {
+	r       *Repo
+	co      checkout
+	journal *switchJournal
+}
+
+// holdCheckout takes co's index lock for a switch of ref, and the main
+// worktree's writer (in this order, as every in-process writer takes them);
+// commands that write objects only do not wait for that writer, so a
+// landing can rebase while it holds both. The journal says nothing has
+// begun yet (Pending) until switchTo records the switch.
+func (r *Repo) holdCheckout(ctx context.Context, co checkout, ref string) (*heldCheckout, error) {
 	r.writeMu.Lock()
-	defer r.writeMu.Unlock()
-	index := filepath.Join(co.gitDir, "index")
-	lock := index + ".lock"
 	r.hook("before-lock")
+	journal := &switchJournal{Root: co.root, Index: filepath.Join(co.gitDir, "index"), Ref: ref, Pending: true}
+	if err := r.beginSwitch(ctx, journal); err != nil {
+		r.writeMu.Unlock()
+		return nil, err
+	}
+	r.hook("locked")
+	return &heldCheckout{r: r, co: co, journal: journal}, nil
+}
+
+// release drops the lock and the journal.
+func (h *heldCheckout) release() {
+	_ = os.Remove(h.journal.lock())
+	_ = h.r.removeJournal()
+	h.r.writeMu.Unlock()
+}
+
+// switchTo performs the switch of switchCheckout under the held lock.
+func (h *heldCheckout) switchTo(ctx context.Context, cas refUpdate, hard bool) error {
+	r, co, journal := h.r, h.co, h.journal
+	old, new := cas.old, cas.new
+	if cas.ref != journal.Ref {
+		return fmt.Errorf("switch %s while holding the lock for %s", cas.ref, journal.Ref)
+	}
+	index := journal.Index
 	tmp, err := r.tempPath("switch-index")
 	if err != nil {
 		return err
 	}
 	// The journal lets the next command complete or undo what a kill
 	// interrupts from here on (Recover).
-	journal := &switchJournal{Root: co.root, Index: index, Tmp: tmp, Ref: cas.ref, Old: old, New: new, Hard: hard, Saved: cas.saved}
-	if err := r.beginSwitch(ctx, journal); err != nil {
+	journal.Tmp, journal.Old, journal.New, journal.Hard, journal.Saved, journal.Pending = tmp, old, new, hard, cas.saved, false
+	if err := r.WriteLocal(journalFile, journal); err != nil {
 		return err
 	}
-	defer func() {
-		_ = os.Remove(lock)
-		_ = r.removeJournal()
-	}()
 	// From here on the working tree, the index and the ref must end up
 	// consistent: a cancellation halfway would leave the user's files
 	// ahead of their branch.

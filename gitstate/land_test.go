@@ -532,3 +532,42 @@ func TestLandOverAStagedDeletion(t *testing.T) {
 		t.Errorf("the user's state changed: %q", statusShort(t, dir))
 	}
 }
+
+// TestLandOvertakenTakesTheLockFirst: a person committing again and again
+// (here: before every attempt takes the lock) overtakes the staged
+// attempts, which prepare without the lock; the next attempt takes the
+// index lock before it reads the tip, so git commit cannot move the branch
+// under it any more, and the step lands on top of every user commit.
+func TestLandOvertakenTakesTheLockFirst(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "u.txt": "0\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n"}, "step")
+	var users []string
+	var lockedErr string
+	r.testHook = func(stage string) {
+		switch stage {
+		case "before-lock":
+			write(t, dir, "u.txt", fmt.Sprintf("%d\n", len(users)+1))
+			users = append(users, commitAll(t, dir, fmt.Sprintf("user commit %d", len(users)+1)))
+		case "locked":
+			lockedErr = gitFails(t, dir, "commit", "-q", "--allow-empty", "-m", "while locked")
+		}
+	}
+	res, err := r.Land(t.Context(), "main", base, c, LandOptions{})
+	r.testHook = nil
+	if err != nil {
+		t.Fatalf("Land: %v (after %d user commits)", err, len(users))
+	}
+	if len(users) < stagedLandings+1 {
+		t.Errorf("%d user commits, want at least one per attempt (%d)", len(users), stagedLandings+1)
+	}
+	if !strings.Contains(lockedErr, "index.lock") {
+		t.Errorf("a commit while the landing held the lock: %q, want refused for index.lock", lockedErr)
+	}
+	if !res.Rebased || git(t, dir, "rev-parse", "main^") != users[len(users)-1] {
+		t.Errorf("Land = %+v, main^ = %s; want the step on the last user commit", res, git(t, dir, "rev-parse", "main^"))
+	}
+	if read(t, dir, "a.txt") != "step\n" || statusShort(t, dir) != "" {
+		t.Errorf("working tree: a.txt %q, status %q", read(t, dir, "a.txt"), statusShort(t, dir))
+	}
+}
