@@ -203,11 +203,8 @@ func (r *Repo) Recover(ctx context.Context) (*Recovered, error) {
 	// A ref lock holding the new commit is the switch's own (its
 	// compare-and-swap was cut short before the rename): the ref did not
 	// move.
-	refLock := filepath.Join(r.commonDir, filepath.FromSlash(j.Ref)) + ".lock"
-	if data, err := os.ReadFile(refLock); err == nil && strings.TrimSpace(string(data)) == j.New {
-		if err := os.Remove(refLock); err != nil {
-			return nil, fmt.Errorf("recover an interrupted landing: %w", err)
-		}
+	if err := r.dropRefLock(&j); err != nil {
+		return nil, fmt.Errorf("recover an interrupted landing: %w", err)
 	}
 	tip, err := r.refHash(j.Ref)
 	if err != nil {
@@ -251,6 +248,17 @@ func (r *Repo) Recover(ctx context.Context) (*Recovered, error) {
 		}
 	}
 	return rc, r.removeJournal()
+}
+
+// dropRefLock removes a ref lock holding the journal's new commit: the
+// switch's own compare-and-swap, cut short before its rename (the ref did
+// not move).
+func (r *Repo) dropRefLock(j *switchJournal) error {
+	refLock := filepath.Join(r.commonDir, filepath.FromSlash(j.Ref)) + ".lock"
+	if data, err := os.ReadFile(refLock); err == nil && strings.TrimSpace(string(data)) == j.New {
+		return os.Remove(refLock)
+	}
+	return nil
 }
 
 // dropPending releases the lock of a journal whose switch never began.
