@@ -269,7 +269,7 @@ func (o *Orchestrator) settingsFor(snap *snapshot, step *workflow.Step, ov Overr
 	if step.Run != "" {
 		st.engine = "shell"
 	} else {
-		agent := snap.project.Agents[step.Agent]
+		agent := snap.project.AgentFor(step, step.Agent)
 		pick := func(vals ...string) string {
 			for _, v := range vals {
 				if v != "" {
@@ -301,7 +301,7 @@ func (o *Orchestrator) settingsFor(snap *snapshot, step *workflow.Step, ov Overr
 		return nil, fmt.Errorf("step %s: inputs: %w", step.ID, err)
 	}
 	st.inputs = inputs
-	st.fingerprint = workflow.Fingerprint(step, snap.project.Agents[step.Agent], st.engine, st.model, inputs)
+	st.fingerprint = workflow.Fingerprint(step, snap.project.AgentFor(step, step.Agent), st.engine, st.model, inputs)
 	return st, nil
 }
 

@@ -144,6 +144,9 @@ func (d *yamlDoc) compileConditions(w *Workflow) {
 	sample := condEnv(CondInput{Vars: vars})
 	sample["steps"] = steps
 	for _, s := range w.Steps {
+		if s.Imported() {
+			continue // compiled in its own workflow
+		}
 		if s.When != nil {
 			d.compileCondition(s, s.When, "when", s.at.when, sample, ids, vars)
 		}

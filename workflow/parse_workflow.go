@@ -36,7 +36,13 @@ func ParseWorkflow(file string, data []byte, engines []string) (*Workflow, error
 }
 
 func parseWorkflow(file string, data []byte, engines []string, errs *Errors) *Workflow {
-	wd := &workflowDecoder{yamlDoc: &yamlDoc{file: file, engines: engines, errs: errs}, w: &Workflow{
+	return parseWorkflowIn(file, data, engines, errs, nil)
+}
+
+// parseWorkflowIn is parseWorkflow reading uses: entries with imp (nil:
+// each is an error).
+func parseWorkflowIn(file string, data []byte, engines []string, errs *Errors, imp *importCtx) *Workflow {
+	wd := &workflowDecoder{yamlDoc: &yamlDoc{file: file, engines: engines, errs: errs, imp: imp}, w: &Workflow{
 		File:     file,
 		Trigger:  DefaultTrigger,
 		Defaults: Defaults{Engine: DefaultEngine, Timeout: DefaultTimeout, Retries: DefaultRetries},
@@ -65,6 +71,7 @@ func parseWorkflow(file string, data []byte, engines []string, errs *Errors) *Wo
 	if !wd.haveSteps {
 		errs.Add(wd.pos(n), "missing key \"steps\"")
 	}
+	mergeImportedVars(wd.w, imp)
 	wd.compileConditions(wd.w)
 	return wd.w
 }

@@ -24,6 +24,9 @@ type yamlDoc struct {
 	// engines are the names an engine: value may give.
 	engines []string
 	errs    *Errors
+	// imp reads uses: entries; nil where there are no files to read
+	// them from.
+	imp *importCtx
 }
 
 // parse decodes data and returns the root node of its single document, or
