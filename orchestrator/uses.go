@@ -12,6 +12,7 @@ import (
 
 	"github.com/codemachine/codemachine/agents"
 	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/internal/lazyre"
 	"github.com/codemachine/codemachine/workflow"
 )
 
@@ -186,4 +187,61 @@ func pinChanges(old, now map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// IsTemplateURL reports whether init --template's argument names a git
+// source (GIT_URL@REF, or anything else that is not a bare name) rather
+// than a built-in template.
+func IsTemplateURL(s string) bool { return !templateNameRE().MatchString(s) }
+
+var templateNameRE = lazyre.New(`^[a-z0-9][a-z0-9-]*$`)
+
+// Template fetches the repository src names (GIT_URL@REF, whose
+// .codemachine/ holds a workflow) into the uses cache and returns its
+// .codemachine/ without state.yaml, for Init, and the commit it was read
+// at. A fetch failure is a *gitstate.FetchError; anything else wrong with
+// src is a *ConfigError.
+func (o *Orchestrator) Template(ctx context.Context, src string) (fs.FS, string, error) {
+	u, err := workflow.ParseUses(src)
+	if err != nil {
+		return nil, "", configErrorf("init --template %s", strings.TrimPrefix(err.Error(), "uses: "))
+	}
+	if !u.IsGit() {
+		return nil, "", configErrorf("init --template %s: want GIT_URL@REF (a repository whose .codemachine/ holds a workflow)", src)
+	}
+	cache := o.repo.UsesCache()
+	commit, err := cache.Resolve(ctx, u.URL, u.Ref)
+	if err != nil {
+		return nil, "", &ConfigError{Err: fmt.Errorf("init --template %s: %w", src, err)}
+	}
+	tree, err := cache.TreeFS(ctx, u.URL, commit)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := fs.Stat(tree, workflow.WorkflowFile); err != nil {
+		return nil, "", configErrorf("init --template %s: no %s at %s", src, workflow.WorkflowFile, short(commit))
+	}
+	sub, err := fs.Sub(tree, workflow.Dir)
+	if err != nil {
+		return nil, "", err
+	}
+	return withoutState{sub}, commit, nil
+}
+
+// withoutState is a template's .codemachine/ without its state.yaml: what
+// the template's own runs did is not the new repository's.
+type withoutState struct{ fs.FS }
+
+func (w withoutState) ReadDir(name string) ([]fs.DirEntry, error) {
+	ents, err := fs.ReadDir(w.FS, name)
+	if name != "." {
+		return ents, err
+	}
+	out := ents[:0:0]
+	for _, e := range ents {
+		if e.Name() != "state.yaml" {
+			out = append(out, e)
+		}
+	}
+	return out, err
 }

@@ -19,9 +19,13 @@ a sample spec and replay recordings) into .codemachine/ of the current repositor
 JSON Schemas of workflow.yaml and of agent front matter in .codemachine/schema/: the
 workflow's first line names its schema for yaml-language-server (VS Code's YAML extension,
 Neovim, Helix...), so editors complete and check it. Never overwrites existing files unless
---force (codemachine schema -o refreshes a schema after an upgrade).`,
+--force (codemachine schema -o refreshes a schema after an upgrade).
+--template GIT_URL@REF copies another repository's .codemachine/ (without its state.yaml),
+fetched with git at REF (https://, http://, ssh://, git://, file:// or user@host:path); a
+fetch that fails is one line and exit code 2.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "overwrite existing files with the example's"},
+			&cli.StringFlag{Name: "template", Usage: "copy the workflow of `GIT_URL@REF` (a repository whose .codemachine/ holds one) instead of the example"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -35,6 +39,11 @@ Neovim, Helix...), so editors complete and check it. Never overwrites existing f
 			example, err := fs.Sub(codemachine.Example, codemachine.ExampleDir)
 			if err != nil {
 				return err
+			}
+			if t := c.String("template"); t != "" && orchestrator.IsTemplateURL(t) {
+				if example, err = templateFS(c, o, t); err != nil {
+					return err
+				}
 			}
 			schemas, err := schemaFiles()
 			if err != nil {
@@ -85,4 +94,16 @@ next:
   git add .codemachine && git commit -m "spec: ..."
   codemachine run
 `)
+}
+
+// templateFS fetches init --template GIT_URL@REF's .codemachine/.
+func templateFS(c *cli.Context, o *orchestrator.Orchestrator, src string) (fs.FS, error) {
+	fsys, commit, err := o.Template(c.Context, src)
+	if err != nil {
+		return nil, err
+	}
+	if out := newOutput(c); !out.quiet {
+		out.printf("template %s at commit %s\n", src, commit)
+	}
+	return fsys, nil
 }
