@@ -2,7 +2,7 @@ package testenv
 
 import (
 	"os"
-		"path/filepath"
+	"path/filepath"
 	"strings"
 	"testing"
 )
