@@ -76,7 +76,7 @@ func (d *yamlDoc) addImported(imported []*Step, firstAt map[string]string, named
 	for _, s := range imported {
 		named[s.ID] = true
 		if first, dup := firstAt[s.ID]; dup {
-			d.errs.Add(s.importedAt, "uses %s: step id %q, imported from %s, collides with the step %s", s.Source.Uses.Raw, s.ID, s.Pos, first)
+			d.errs.Add(s.importedAt, "uses: %s: step id %q, imported from %s, collides with the step %s", s.Source.Uses.Raw, s.ID, s.Pos, first)
 			continue
 		}
 		firstAt[s.ID] = fmt.Sprintf("imported by uses at line %d", s.importedAt.Line)

@@ -234,7 +234,7 @@ func (d *yamlDoc) usesEntry(n *yaml.Node) ([]*Step, []stepRef) {
 	for i := range refs {
 		for _, s := range steps {
 			if refs[i].id == s.ID {
-				d.errs.Add(d.pos(refs[i].node), "uses %s: needs %q, a step it imports", src.Raw, s.ID)
+				d.errs.Add(d.pos(refs[i].node), "uses: %s: needs %q, a step it imports", src.Raw, s.ID)
 			}
 		}
 	}
