@@ -35,14 +35,15 @@ func NewUsesCache(dir string) *UsesCache {
 }
 
 // FetchError is a failed fetch of an imported repository: git's own
-// message, on one line.
+// message, on one line. Its text leaves the repository to the caller's
+// context ("uses: URL@REF: ...").
 type FetchError struct {
 	URL, Ref string
 	Msg      string
 }
 
 func (e *FetchError) Error() string {
-	return fmt.Sprintf("cannot fetch %s@%s: %s", e.URL, e.Ref, e.Msg)
+	return "git fetch failed: " + e.Msg
 }
 
 // repo returns the cache's bare repository for url, creating it.

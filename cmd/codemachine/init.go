@@ -36,14 +36,12 @@ fetch that fails is one line and exit code 2.`,
 			if err != nil {
 				return err
 			}
+			if t := c.String("template"); t != "" && orchestrator.IsTemplateURL(t) {
+				return initFromURL(c, o, out, t)
+			}
 			example, err := fs.Sub(codemachine.Example, codemachine.ExampleDir)
 			if err != nil {
 				return err
-			}
-			if t := c.String("template"); t != "" && orchestrator.IsTemplateURL(t) {
-				if example, err = templateFS(c, o, t); err != nil {
-					return err
-				}
 			}
 			schemas, err := schemaFiles()
 			if err != nil {
@@ -96,14 +94,29 @@ next:
 `)
 }
 
-// templateFS fetches init --template GIT_URL@REF's .codemachine/.
-func templateFS(c *cli.Context, o *orchestrator.Orchestrator, src string) (fs.FS, error) {
+// initFromURL is init --template GIT_URL@REF: the repository's
+// .codemachine/ (fetched into the uses cache) instead of the example.
+func initFromURL(c *cli.Context, o *orchestrator.Orchestrator, out *output, src string) error {
 	fsys, commit, err := o.Template(c.Context, src)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if out := newOutput(c); !out.quiet {
-		out.printf("template %s at commit %s\n", src, commit)
+	schemas, err := schemaFiles()
+	if err != nil {
+		return err
 	}
-	return fsys, nil
+	res, err := o.Init(fsys, schemas, c.Bool("force"))
+	if err != nil {
+		return err
+	}
+	if out.quiet {
+		return nil
+	}
+	out.printf(`created %d files in .codemachine/ from template %s at commit %s
+
+next:
+  git add .codemachine && git commit -m "workflow from %s"
+  codemachine run
+`, len(res.Written), src, commit, src)
+	return nil
 }

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -35,7 +36,9 @@ func ServeGit(root string) (*GitServer, error) {
 		return nil, err
 	}
 	h := &cgi.Handler{Path: git, Args: []string{"http-backend"},
-		Env: []string{"GIT_PROJECT_ROOT=" + abs, "GIT_HTTP_EXPORT_ALL=1"}}
+		Env: []string{"GIT_PROJECT_ROOT=" + abs, "GIT_HTTP_EXPORT_ALL=1"},
+		// Its complaints about a missing repository reach the client.
+		Stderr: io.Discard}
 	s := &GitServer{URL: "http://" + ln.Addr().String(), srv: &http.Server{Handler: h}}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
