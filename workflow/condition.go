@@ -182,7 +182,7 @@ func (d *yamlDoc) compileCondition(s *Step, c *Condition, key string, at whenAt,
 		case id == s.ID && key == "when":
 			d.errs.Add(at.Pos, "when: step %q reads its own result", id)
 		case id == s.ID:
-		case !ids[id]:
+		case !ids[id] && !d.openUses:
 			d.errs.Add(at.Pos, "%s: steps.%s: unknown step%s", key, id, suggest(id, sortedIDs(ids)))
 		case !slices.Contains(c.Steps, id):
 			c.Steps = append(c.Steps, id)

@@ -96,7 +96,7 @@ func (d *yamlDoc) checkNeeds(steps []*Step, refs []stepRef, named map[string]boo
 		switch {
 		case r.id == r.step.ID:
 			d.errs.Add(d.pos(r.node), "step %q needs itself", r.id)
-		case !named[r.id]:
+		case !named[r.id] && !d.openUses:
 			d.errs.Add(d.pos(r.node), "needs unknown step %q%s", r.id, suggest(r.id, ids))
 		}
 	}

@@ -29,6 +29,9 @@ var (
 // ("<<: *common"). Every problem is reported, as Errors; the Workflow is
 // returned even then, holding what could be read (steps without a usable
 // id are left out), so that callers can go on checking agents and plans.
+// Without the repository's files, a uses: entry is checked for its form
+// only; its steps are not read, and the step ids that needs: and
+// conditions name are not checked (LoadProject reads and checks them).
 func ParseWorkflow(file string, data []byte, engines []string) (*Workflow, error) {
 	var errs Errors
 	w := parseWorkflow(file, data, engines, &errs)
