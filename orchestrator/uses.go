@@ -245,3 +245,18 @@ func (w withoutState) ReadDir(name string) ([]fs.DirEntry, error) {
 	}
 	return out, err
 }
+
+// ProjectAt loads the workflow as committed at commit, its git sources of
+// uses: read at the pins of that commit's state.yaml (watch reads its
+// trigger and inputs from it).
+func (o *Orchestrator) ProjectAt(commit string) (*workflow.Project, error) {
+	fsys, err := o.repo.TreeFS(commit)
+	if err != nil {
+		return nil, err
+	}
+	state, err := o.loadState(commit)
+	if err != nil {
+		return nil, err
+	}
+	return o.loadProject(fsys, state.Uses)
+}
