@@ -75,6 +75,9 @@ what its ref names now, so the steps whose imported definition or agent changed 
 			if opts.Force && len(opts.Steps) == 0 {
 				return usageErrorf("run --force needs the STEP names to force")
 			}
+			if opts.UpdateUses && opts.DryRun {
+				return usageErrorf("run --update-uses commits new pins, which --dry-run does not: a dry run reads the pinned sources")
+			}
 			// Flags are checked first: a mistyped flag is the answer
 			// wherever the command was started.
 			o, session, err := openRunOrchestrator(c, out, opts.Command)
