@@ -36,7 +36,7 @@ fetch that fails is one line and exit code 2.`,
 			if err != nil {
 				return err
 			}
-			if t := c.String("template"); t != "" && orchestrator.IsTemplateURL(t) {
+			if t := c.String("template"); t != "" {
 				return initFromURL(c, o, out, t)
 			}
 			example, err := fs.Sub(codemachine.Example, codemachine.ExampleDir)
