@@ -98,8 +98,11 @@ vars: {remote_only: true}
 steps:
   - id: remote
     agent: reporter
+  - uses: ./extra
 `)},
 		".codemachine/agents/reporter.md": {Data: []byte("Remote report.\n")},
+		"extra/workflow.yaml":             {Data: []byte("version: 1\nsteps:\n  - id: extra\n    agent: helper\n")},
+		"extra/agents/helper.md":          {Data: []byte("Help.\n")},
 	}
 	imp := &fakeImporter{repos: map[string]fstest.MapFS{"https://example.com/flows.git@v1": remote}}
 	p, err := LoadProjectWith(local, LoadOptions{Engines: testEngines, Importer: imp})
@@ -110,7 +113,7 @@ steps:
 	for _, s := range p.Workflow.Steps {
 		ids = append(ids, s.ID)
 	}
-	if want := []string{"build", "lint", "report", "remote", "ship"}; !slices.Equal(ids, want) {
+	if want := []string{"build", "lint", "report", "remote", "extra", "ship"}; !slices.Equal(ids, want) {
 		t.Fatalf("steps = %v, want %v", ids, want)
 	}
 	step := func(id string) *Step { return stepByID(p.Workflow, id) }
@@ -135,6 +138,13 @@ steps:
 	}
 	if pos := step("remote").Pos.String(); pos != "https://example.com/flows.git@v1:.codemachine/workflow.yaml:4:5" {
 		t.Errorf("remote at %s", pos)
+	}
+	// ./PATH inside a git source is a directory of that repository.
+	if pos := step("extra").Pos.String(); pos != "https://example.com/flows.git@v1:extra/workflow.yaml:3:5" {
+		t.Errorf("extra at %s", pos)
+	}
+	if a := p.AgentFor(step("extra"), "helper"); a == nil || string(a.Raw) != "Help.\n" {
+		t.Errorf("extra's agent = %+v", a)
 	}
 
 	// A local agent of the same name overrides both.
