@@ -83,6 +83,21 @@ func ParseState(file string, data []byte) (*State, error) {
 				return err
 			}
 			s.Seq = n
+		case "uses":
+			return p.mapping(v, "uses", func(src string, k, v *yaml.Node) error {
+				commit, err := p.str(v, src)
+				if err != nil {
+					return err
+				}
+				if !isHash(commit) {
+					return p.errf(v, "uses: %s: want a commit id, found %q", src, commit)
+				}
+				if s.Uses == nil {
+					s.Uses = map[string]string{}
+				}
+				s.Uses[src] = commit
+				return nil
+			})
 		case "steps":
 			return p.mapping(v, "steps", func(id string, k, v *yaml.Node) error {
 				rec := &StepRecord{}
@@ -93,7 +108,7 @@ func ParseState(file string, data []byte) (*State, error) {
 				return nil
 			})
 		default:
-			return p.errf(k, "unknown key %q (expected version, seq or steps)", key)
+			return p.errf(k, "unknown key %q (expected version, seq, uses or steps)", key)
 		}
 		return nil
 	})
@@ -285,7 +300,11 @@ func (s *State) marshalFragments() (out []byte, ok bool) {
 		v = StateVersion
 	}
 	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "%s\nversion: %d\nseq: %d\nsteps:\n", StateHeader, v, s.Seq)
+	fmt.Fprintf(&buf, "%s\nversion: %d\nseq: %d\n", StateHeader, v, s.Seq)
+	if len(s.Uses) > 0 {
+		buf.Write(encodeNode(s.usesNode()))
+	}
+	buf.WriteString("steps:\n")
 	for _, id := range ids {
 		rec := s.Steps[id]
 		if !fragments.writeEntry(&buf, "  ", id, &rec.RunRecord) {
@@ -408,6 +427,10 @@ func (s *State) marshalTree() []byte {
 	}
 	yamlnode.Add(root, "version", yamlnode.IntNode(int64(v)))
 	yamlnode.Add(root, "seq", yamlnode.IntNode(s.Seq))
+	if len(s.Uses) > 0 {
+		u := s.usesNode()
+		root.Content = append(root.Content, u.Content...)
+	}
 	steps := &yaml.Node{Kind: yaml.MappingNode}
 	for _, id := range sortedKeys(s.Steps) {
 		rec := s.Steps[id]
@@ -432,6 +455,17 @@ func (s *State) marshalTree() []byte {
 	yamlnode.Add(root, "steps", steps)
 
 	return append([]byte(StateHeader+"\n"), encodeNode(root)...)
+}
+
+// usesNode is a mapping holding the uses: key and the pins.
+func (s *State) usesNode() *yaml.Node {
+	pins := &yaml.Node{Kind: yaml.MappingNode}
+	for _, src := range sortedKeys(s.Uses) {
+		yamlnode.Add(pins, src, yamlnode.StrNode(s.Uses[src]))
+	}
+	n := &yaml.Node{Kind: yaml.MappingNode}
+	yamlnode.Add(n, "uses", pins)
+	return n
 }
 
 func recordNode(r *RunRecord) *yaml.Node {

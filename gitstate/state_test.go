@@ -86,7 +86,7 @@ func TestParseStateErrors(t *testing.T) {
 		{"newer version", "version: 2\n", "s.yaml:1:10: written by a newer codemachine (state version 2, this one reads 1); upgrade codemachine"},
 		{"zero version", "version: 0\n", "s.yaml:1:10: version must be 1, found 0"},
 		{"missing version", "seq: 1\n", "s.yaml:1:1: missing version"},
-		{"unknown top key", "version: 1\nsteps: {}\nstpes: {}\n", `s.yaml:3:1: unknown key "stpes" (expected version, seq or steps)`},
+		{"unknown top key", "version: 1\nsteps: {}\nstpes: {}\n", `s.yaml:3:1: unknown key "stpes" (expected version, seq, uses or steps)`},
 		{"wrong type", "version: 1\nseq: many\n", `s.yaml:2:6: seq must be a whole number, found "many"`},
 		{"quoted number", "version: 1\nseq: \"3\"\n", `s.yaml:2:6: seq must be a whole number, found "3"`},
 		{"negative", "version: 1\nsteps:\n  a:\n    tokens_in: -5\n", `s.yaml:4:16: tokens_in must not be negative, found -5`},

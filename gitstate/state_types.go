@@ -12,7 +12,10 @@ type State struct {
 	// Seq is incremented by every landing; records carry the value of the
 	// landing that wrote them, so "ran more recently" is a comparison of
 	// sequence numbers, immune to clock skew.
-	Seq   int64
+	Seq int64
+	// Uses pins the git sources of the workflow's uses: entries: URL@REF
+	// -> the commit it is read at, until codemachine run --update-uses.
+	Uses  map[string]string
 	Steps map[string]*StepRecord
 }
 

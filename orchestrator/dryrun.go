@@ -50,7 +50,7 @@ func (o *Orchestrator) dryRun(head gitstate.Head, opts RunOptions) error {
 			reason = "forced"
 		}
 		st := snap.settings[id]
-		u := &unit{step: step, agent: snap.project.Agents[step.Agent], settings: st, reason: string(reason)}
+		u := &unit{step: step, agent: snap.project.AgentFor(step, step.Agent), settings: st, reason: string(reason)}
 		if s.upstreamBlocked(step) {
 			n++
 			fmt.Fprintf(w, "\n%d. %s: after %s (%s)\n", n, id, strings.Join(dueUpstream(snap, step), ", "), reason)

@@ -81,6 +81,8 @@ type Orchestrator struct {
 	// stateCache is the large state.yaml last parsed, by blob id.
 	stateCache stateCache
 	plans      contentCache[*workflow.Plan]
+	// uses remembers the git sources of uses: fetched (uses.go).
+	uses usesMemo
 }
 
 // New opens the repository containing cfg.Dir.
@@ -169,15 +171,15 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read commit %s: %w", short(commit), err)
 	}
-	project, err := loadProject(fsys)
-	if err != nil {
-		return nil, &ConfigError{Err: err}
-	}
-	o.rememberPlans(project)
 	state, err := o.loadState(commit)
 	if err != nil {
 		return nil, err
 	}
+	project, err := o.loadProject(fsys, state.Uses)
+	if err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	o.rememberPlans(project)
 	snap := &snapshot{commit: commit, fsys: fsys, project: project, state: state,
 		settings: map[string]*stepSettings{}}
 	fps := map[string]string{}
@@ -269,7 +271,7 @@ func (o *Orchestrator) settingsFor(snap *snapshot, step *workflow.Step, ov Overr
 	if step.Run != "" {
 		st.engine = "shell"
 	} else {
-		agent := snap.project.Agents[step.Agent]
+		agent := snap.project.AgentFor(step, step.Agent)
 		pick := func(vals ...string) string {
 			for _, v := range vals {
 				if v != "" {
@@ -301,7 +303,7 @@ func (o *Orchestrator) settingsFor(snap *snapshot, step *workflow.Step, ov Overr
 		return nil, fmt.Errorf("step %s: inputs: %w", step.ID, err)
 	}
 	st.inputs = inputs
-	st.fingerprint = workflow.Fingerprint(step, snap.project.Agents[step.Agent], st.engine, st.model, inputs)
+	st.fingerprint = workflow.Fingerprint(step, snap.project.AgentFor(step, step.Agent), st.engine, st.model, inputs)
 	return st, nil
 }
 

@@ -97,7 +97,7 @@ func (s *scheduler) next() (*unit, error) {
 		if s.upstreamBlocked(step) {
 			continue
 		}
-		base := &unit{step: step, agent: snap.project.Agents[step.Agent], settings: snap.settings[id], reason: string(reason)}
+		base := &unit{step: step, agent: snap.project.AgentFor(step, step.Agent), settings: snap.settings[id], reason: string(reason)}
 		if msg, bad := snap.condErrs[id]; bad {
 			s.reportOnce(id+" (when)", Event{Kind: StepFailed, Step: id, Message: msg}, s.rs.recordFailure)
 			continue

@@ -205,7 +205,7 @@ func (e *ValidationError) Error() string {
 // once as a *ConfigError wrapping a *ValidationError.
 func (o *Orchestrator) Validate() (*ValidateReport, error) {
 	fsys := os.DirFS(o.repo.Root())
-	project, err := loadProject(fsys)
+	project, err := o.loadProject(fsys, workingPins(o.repo.Root()))
 	var errs workflow.Errors
 	if err != nil && !errors.As(err, &errs) {
 		return nil, &ConfigError{Err: err}
@@ -262,7 +262,7 @@ func (o *Orchestrator) Validate() (*ValidateReport, error) {
 
 // Graph writes the step DAG as Mermaid ("mermaid") or Graphviz ("dot").
 func (o *Orchestrator) Graph(format string, w io.Writer) error {
-	project, err := loadProject(os.DirFS(o.repo.Root()))
+	project, err := o.loadProject(os.DirFS(o.repo.Root()), workingPins(o.repo.Root()))
 	if err != nil {
 		return &ConfigError{Err: err}
 	}

@@ -81,7 +81,7 @@ func (j *job) runReviewer(ctx context.Context, c *candidate) error {
 // askReviewer runs the reviewer agent once and returns its final message.
 func (j *job) askReviewer(ctx context.Context, c *candidate, out *reviewOutcome) (string, error) {
 	o, u := j.o, j.u
-	agent := j.snap.project.Agents[out.agent]
+	agent := j.snap.project.AgentFor(u.step, out.agent)
 	if agent == nil {
 		return "", fmt.Errorf("no agent %s", out.agent)
 	}

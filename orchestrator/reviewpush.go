@@ -142,7 +142,7 @@ func describe(snap *snapshot, key, stat string) string {
 	case step.Run != "":
 		b.WriteString("Command: `" + step.Run + "`\n")
 	default:
-		agent := snap.project.Agents[step.Agent]
+		agent := snap.project.AgentFor(step, step.Agent)
 		fmt.Fprintf(&b, "Agent %s", step.Agent)
 		if agent != nil && agent.Description != "" {
 			b.WriteString(": " + agent.Description)

@@ -40,6 +40,9 @@ type RunOptions struct {
 	// plan (reworded since they ran, or built on a task that ran or runs
 	// again), unchecking them in one commit first.
 	Cascade bool
+	// UpdateUses pins every git source of uses: again, to what its ref
+	// names now, before the run (run --update-uses).
+	UpdateUses bool
 	// Terminal is the person's terminal: interactive steps run their
 	// agent's own UI on it. nil (watch, hooks, CI, no tty): they wait as
 	// needs-you while the rest of the workflow goes on.
@@ -320,6 +323,11 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 	}
 	if err == nil {
 		err = o.followBranch(ctx, head, opts.Overrides)
+	}
+	if err == nil {
+		if err = o.pinUses(ctx, head, opts.UpdateUses); err == nil {
+			head, err = o.checkHead() // a pin commit moved the tip
+		}
 	}
 	if err == nil {
 		err = o.refreshReviews(ctx, head, opts.Overrides)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -263,7 +264,7 @@ func (j *job) writeRecording(cand *candidate) (string, error) {
 // applyRecord returns a copy of state with the unit's record at the next
 // sequence number.
 func applyRecord(state *gitstate.State, u *unit, rec gitstate.RunRecord) *gitstate.State {
-	next := &gitstate.State{Version: gitstate.StateVersion, Seq: state.Seq + 1, Steps: map[string]*gitstate.StepRecord{}}
+	next := &gitstate.State{Version: gitstate.StateVersion, Seq: state.Seq + 1, Uses: maps.Clone(state.Uses), Steps: map[string]*gitstate.StepRecord{}}
 	for id, sr := range state.Steps {
 		cp := *sr
 		if sr.Tasks != nil {

@@ -39,7 +39,7 @@ func promptProblems(fsys fs.FS, project *workflow.Project, repo string) []Proble
 	seen := map[string]bool{}
 	var out []Problem
 	for _, s := range project.Workflow.Steps {
-		agent := project.Agents[s.Agent]
+		agent := project.AgentFor(s, s.Agent)
 		if s.Agent == "" || agent == nil {
 			continue
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/orchestrator"
 	"github.com/codemachine/codemachine/watcher"
+	"github.com/codemachine/codemachine/workflow"
 )
 
 // Command is what the lock file says while `codemachine watch` runs;
@@ -104,6 +105,7 @@ func Run(ctx context.Context, o *orchestrator.Orchestrator, opts Options) error 
 	if err != nil {
 		return err
 	}
+	s.project = o.ProjectAt
 	defer s.w.Close()
 	return s.run(ctx)
 }
@@ -121,6 +123,10 @@ type session struct {
 	branch   string // the branch the last look found
 	seen     string // the tip whose changes are handled (run, or queued)
 	detached bool   // HEAD was detached at the last look (told once)
+
+	// project loads the workflow at a commit, its uses: sources
+	// included; nil: read without git sources.
+	project func(commit string) (*workflow.Project, error)
 
 	trigger  string   // commit or save, for the tip in wfTip
 	patterns []string // save mode: the input globs and plan files

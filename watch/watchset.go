@@ -20,16 +20,14 @@ func (s *session) configure(head gitstate.Head) error {
 	if head.Commit != s.wfTip {
 		s.wfTip = head.Commit
 		s.trigger, s.patterns = TriggerCommit, nil
-		if fsys, err := s.repo.TreeFS(head.Commit); err == nil {
-			if project, err := workflow.LoadProject(fsys, agents.WorkflowEngines()); err == nil && project != nil && project.Workflow != nil {
-				if project.Workflow.Trigger != "" {
-					s.trigger = project.Workflow.Trigger
-				}
-				for _, step := range project.Workflow.Steps {
-					s.patterns = append(s.patterns, step.Inputs...)
-					if step.FansOut() {
-						s.patterns = append(s.patterns, step.TaskSource())
-					}
+		if project, err := s.loadProject(head.Commit); err == nil && project != nil && project.Workflow != nil {
+			if project.Workflow.Trigger != "" {
+				s.trigger = project.Workflow.Trigger
+			}
+			for _, step := range project.Workflow.Steps {
+				s.patterns = append(s.patterns, step.Inputs...)
+				if step.FansOut() {
+					s.patterns = append(s.patterns, step.TaskSource())
 				}
 			}
 		}
@@ -112,4 +110,16 @@ func (s *session) ignoredDirs(ctx context.Context, dirs []string) []string {
 		return nil
 	}
 	return ignored
+}
+
+// loadProject is the workflow at commit, for its trigger and inputs.
+func (s *session) loadProject(commit string) (*workflow.Project, error) {
+	if s.project != nil {
+		return s.project(commit)
+	}
+	fsys, err := s.repo.TreeFS(commit)
+	if err != nil {
+		return nil, err
+	}
+	return workflow.LoadProject(fsys, agents.WorkflowEngines())
 }

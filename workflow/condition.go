@@ -144,6 +144,9 @@ func (d *yamlDoc) compileConditions(w *Workflow) {
 	sample := condEnv(CondInput{Vars: vars})
 	sample["steps"] = steps
 	for _, s := range w.Steps {
+		if s.Imported() {
+			continue // compiled in its own workflow
+		}
 		if s.When != nil {
 			d.compileCondition(s, s.When, "when", s.at.when, sample, ids, vars)
 		}
@@ -179,7 +182,7 @@ func (d *yamlDoc) compileCondition(s *Step, c *Condition, key string, at whenAt,
 		case id == s.ID && key == "when":
 			d.errs.Add(at.Pos, "when: step %q reads its own result", id)
 		case id == s.ID:
-		case !ids[id]:
+		case !ids[id] && !d.openUses:
 			d.errs.Add(at.Pos, "%s: steps.%s: unknown step%s", key, id, suggest(id, sortedIDs(ids)))
 		case !slices.Contains(c.Steps, id):
 			c.Steps = append(c.Steps, id)

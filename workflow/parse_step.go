@@ -38,28 +38,51 @@ func (d *yamlDoc) steps(n *yaml.Node) []*Step {
 		return nil
 	}
 	var steps []*Step
-	firstAt := map[string]int{} // id -> line of its first definition
-	named := map[string]bool{}  // every id written, valid or not: needs to it are not "unknown"
+	firstAt := map[string]string{} // id -> where it was first defined, for messages
+	named := map[string]bool{}     // every id written, valid or not: needs to it are not "unknown"
 	var refs []stepRef
 	for i, item := range n.Content {
-		sd := d.step(yamlnode.Resolve(item), i+1)
+		item = yamlnode.Resolve(item)
+		if isUsesEntry(item) {
+			imported, urefs := d.usesEntry(item)
+			refs = append(refs, urefs...)
+			steps = append(steps, d.addImported(imported, firstAt, named)...)
+			continue
+		}
+		sd := d.step(item, i+1)
 		refs = append(refs, sd.refs...)
 		if sd.idNode == nil {
 			continue
 		}
 		s := sd.s
 		named[s.ID] = true
-		if line, dup := firstAt[s.ID]; dup {
-			d.errs.Add(d.pos(sd.idNode), "duplicate step id %q (first at line %d)", s.ID, line)
+		if first, dup := firstAt[s.ID]; dup {
+			d.errs.Add(d.pos(sd.idNode), "duplicate step id %q (first %s)", s.ID, first)
 			continue
 		}
-		firstAt[s.ID] = d.pos(sd.idNode).Line
+		firstAt[s.ID] = fmt.Sprintf("at line %d", d.pos(sd.idNode).Line)
 		if stepIDRE().MatchString(s.ID) {
 			steps = append(steps, s)
 		}
 	}
 	d.checkNeeds(steps, refs, named)
 	return steps
+}
+
+// addImported returns the imported steps whose ids no earlier step has,
+// reporting the others at the uses: value that imported them.
+func (d *yamlDoc) addImported(imported []*Step, firstAt map[string]string, named map[string]bool) []*Step {
+	var out []*Step
+	for _, s := range imported {
+		named[s.ID] = true
+		if first, dup := firstAt[s.ID]; dup {
+			d.errs.Add(s.importedAt, "uses: %s: step id %q, imported from %s, collides with the step %s", s.Source.Uses.Raw, s.ID, s.Pos, first)
+			continue
+		}
+		firstAt[s.ID] = fmt.Sprintf("imported by uses at line %d", s.importedAt.Line)
+		out = append(out, s)
+	}
+	return out
 }
 
 // checkNeeds reports needs entries that name the step itself or no step
@@ -73,7 +96,7 @@ func (d *yamlDoc) checkNeeds(steps []*Step, refs []stepRef, named map[string]boo
 		switch {
 		case r.id == r.step.ID:
 			d.errs.Add(d.pos(r.node), "step %q needs itself", r.id)
-		case !named[r.id]:
+		case !named[r.id] && !d.openUses:
 			d.errs.Add(d.pos(r.node), "needs unknown step %q%s", r.id, suggest(r.id, ids))
 		}
 	}

@@ -29,6 +29,9 @@ var (
 // ("<<: *common"). Every problem is reported, as Errors; the Workflow is
 // returned even then, holding what could be read (steps without a usable
 // id are left out), so that callers can go on checking agents and plans.
+// Without the repository's files, a uses: entry is checked for its form
+// only; its steps are not read, and the step ids that needs: and
+// conditions name are not checked (LoadProject reads and checks them).
 func ParseWorkflow(file string, data []byte, engines []string) (*Workflow, error) {
 	var errs Errors
 	w := parseWorkflow(file, data, engines, &errs)
@@ -36,7 +39,13 @@ func ParseWorkflow(file string, data []byte, engines []string) (*Workflow, error
 }
 
 func parseWorkflow(file string, data []byte, engines []string, errs *Errors) *Workflow {
-	wd := &workflowDecoder{yamlDoc: &yamlDoc{file: file, engines: engines, errs: errs}, w: &Workflow{
+	return parseWorkflowIn(file, data, engines, errs, nil)
+}
+
+// parseWorkflowIn is parseWorkflow reading uses: entries with imp (nil:
+// each is an error).
+func parseWorkflowIn(file string, data []byte, engines []string, errs *Errors, imp *importCtx) *Workflow {
+	wd := &workflowDecoder{yamlDoc: &yamlDoc{file: file, engines: engines, errs: errs, imp: imp}, w: &Workflow{
 		File:     file,
 		Trigger:  DefaultTrigger,
 		Defaults: Defaults{Engine: DefaultEngine, Timeout: DefaultTimeout, Retries: DefaultRetries},
@@ -65,6 +74,7 @@ func parseWorkflow(file string, data []byte, engines []string, errs *Errors) *Wo
 	if !wd.haveSteps {
 		errs.Add(wd.pos(n), "missing key \"steps\"")
 	}
+	mergeImportedVars(wd.w, imp)
 	wd.compileConditions(wd.w)
 	return wd.w
 }

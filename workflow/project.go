@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 )
 
 // Project is everything a repository's .codemachine/ defines, loaded and
@@ -45,6 +46,16 @@ type Project struct {
 // is reported at once, as Errors; the Project is returned even then, as far
 // as it could be built. Without a workflow file the error is ErrNoWorkflow.
 func LoadProject(fsys fs.FS, engines []string) (*Project, error) {
+	return LoadProjectWith(fsys, LoadOptions{Engines: engines})
+}
+
+// LoadProjectWith is LoadProject with the importer that fetches the git
+// sources of uses: entries. The steps a uses: entry imports take its
+// place in Workflow.Steps, each with its Source; their agents are read from
+// the source's agents/ unless .codemachine/agents/ has one of the same
+// name, which overrides it.
+func LoadProjectWith(fsys fs.FS, opts LoadOptions) (*Project, error) {
+	engines := opts.Engines
 	data, err := fs.ReadFile(fsys, WorkflowFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNoWorkflow
@@ -54,20 +65,20 @@ func LoadProject(fsys fs.FS, engines []string) (*Project, error) {
 	}
 	var errs Errors
 	p := &Project{
-		Workflow:   parseWorkflow(WorkflowFile, data, engines, &errs),
+		Workflow:   parseWorkflowIn(WorkflowFile, data, engines, &errs, rootImportCtx(fsys, opts.Importer)),
 		Agents:     map[string]*Agent{},
 		Plans:      map[string]*Plan{},
 		PlanErrs:   map[string]Errors{},
 		Fanouts:    map[string]*Plan{},
 		FanoutErrs: map[string]Errors{},
 	}
-	missing := map[string]bool{}
+	al := &agentLoader{p: p, fsys: fsys, engines: engines, missing: map[string]bool{}, errs: &errs}
 	for _, s := range p.Workflow.Steps {
 		if s.Agent != "" && agentNameRE().MatchString(s.Agent) {
-			p.loadAgent(fsys, s.Agent, "", cmpOr(s.at.agent, s.Pos), engines, missing, &errs)
+			al.load(s, s.Agent, "", cmpOr(s.at.agent, s.Pos))
 		}
 		if s.Reviewer != "" {
-			p.loadAgent(fsys, s.Reviewer, "review: ", cmpOr(s.at.reviewer, s.Pos), engines, missing, &errs)
+			al.load(s, s.Reviewer, "review: ", cmpOr(s.at.reviewer, s.Pos))
 		}
 		if s.Foreach != "" {
 			if err := p.loadPlan(fsys, s.Foreach); err != nil {
@@ -89,29 +100,58 @@ func LoadProject(fsys fs.FS, engines []string) (*Project, error) {
 	return p, errs.Err()
 }
 
-// loadAgent loads the agent named at `at` (a step's agent, or with
+// AgentFor returns the agent that step s names as name (its agent or its
+// reviewer): for an imported step, its source's unless the repository's
+// own agents/ overrides it. nil when it was not loaded.
+func (p *Project) AgentFor(s *Step, name string) *Agent {
+	if k, ok := s.agentKeys[name]; ok {
+		return p.Agents[k]
+	}
+	return p.Agents[name]
+}
+
+// agentLoader loads the agents the steps name, each file once.
+type agentLoader struct {
+	p       *Project
+	fsys    fs.FS
+	engines []string
+	missing map[string]bool // keys of agents without a file
+	errs    *Errors
+}
+
+// load loads the agent that step s names at `at` (its agent, or with
 // prefix "review: " its reviewer) once; a missing file is reported at
 // every place that names it.
-func (p *Project) loadAgent(fsys fs.FS, name, prefix string, at Pos, engines []string, missing map[string]bool, errs *Errors) {
-	if _, ok := p.Agents[name]; ok {
+func (l *agentLoader) load(s *Step, name, prefix string, at Pos) {
+	key, fsys, file, label := name, l.fsys, AgentsDir+"/"+name+".md", AgentsDir+"/"+name+".md"
+	if src := s.Source; src != nil {
+		if _, err := fs.Stat(l.fsys, file); err != nil {
+			file = path.Join(src.Dir, "agents", name+".md")
+			key, fsys, label = src.key+"#"+name, src.FS, src.file(file)
+		}
+	}
+	if s.agentKeys == nil {
+		s.agentKeys = map[string]string{}
+	}
+	s.agentKeys[name] = key
+	if _, ok := l.p.Agents[key]; ok {
 		return
 	}
-	file := AgentsDir + "/" + name + ".md"
-	if missing[name] {
-		errs.Add(at, "%sagent %q: no file %s", prefix, name, file)
+	if l.missing[key] {
+		l.errs.Add(at, "%sagent %q: no file %s", prefix, name, label)
 		return
 	}
 	data, err := fs.ReadFile(fsys, file)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		missing[name] = true
-		errs.Add(at, "%sagent %q: no file %s", prefix, name, file)
+		l.missing[key] = true
+		l.errs.Add(at, "%sagent %q: no file %s", prefix, name, label)
 		return
 	case err != nil:
-		errs.Add(at, "%sagent %q: %v", prefix, name, err)
+		l.errs.Add(at, "%sagent %q: %v", prefix, name, err)
 		return
 	}
-	p.Agents[name] = parseAgent(file, data, engines, errs)
+	l.p.Agents[key] = parseAgent(label, data, l.engines, l.errs)
 }
 
 func (p *Project) loadPlan(fsys fs.FS, file string) error {

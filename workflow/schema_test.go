@@ -94,6 +94,7 @@ func TestSchemaKeysAreTheParsers(t *testing.T) {
 		{"properties/budget", budgetKeys},
 		{"$defs/step", stepKeys},
 		{"$defs/step/properties/hooks", hookKeys},
+		{"$defs/uses", usesEntryKeys},
 	} {
 		if got, want := props(t, raw, c.path), sorted(c.keys); !slices.Equal(got, want) {
 			t.Errorf("schema %q has keys %v; the parser reads %v", c.path, got, want)

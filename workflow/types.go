@@ -136,8 +136,17 @@ type Step struct {
 	// Workflow.MaxFileSizeFor).
 	MaxFileSize FileSize
 
-	// Pos is the position of the step's mapping in workflow.yaml.
+	// Pos is the position of the step's mapping in workflow.yaml (in the
+	// imported workflow's file for an imported step).
 	Pos Pos
+	// Source is where an imported step (a uses: entry) was read from;
+	// nil for the workflow's own steps.
+	Source *Source
+	// importedAt is the uses: value that imported the step.
+	importedAt Pos
+	// agentKeys are the keys in Project.Agents of the agents the step
+	// names (its agent, its reviewer), set by LoadProject.
+	agentKeys map[string]string
 
 	// at holds the positions of individual values, for messages that
 	// point at the value they are about (a needs item, the agent name).

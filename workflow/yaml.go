@@ -24,6 +24,12 @@ type yamlDoc struct {
 	// engines are the names an engine: value may give.
 	engines []string
 	errs    *Errors
+	// imp reads uses: entries; nil where there are no files to read
+	// them from.
+	imp *importCtx
+	// openUses is set when a uses: entry could not be read for want of
+	// imp: the step ids it imports are unknown, and not reported as such.
+	openUses bool
 }
 
 // parse decodes data and returns the root node of its single document, or

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"net"
-	"net/http"
-	"net/http/cgi"
-	"os/exec"
-
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/codemachine/codemachine/internal/testenv"
 )
 
 // cmdGitHTTP: githttp start ROOT serves the repositories under ROOT over
@@ -17,14 +14,8 @@ func cmdGitHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 || args[0] != "start" {
 		ts.Fatalf("usage: githttp start ROOT")
 	}
-	git, err := exec.LookPath("git")
+	s, err := testenv.ServeGit(ts.MkAbs(args[1]))
 	ts.Check(err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	ts.Check(err)
-	h := &cgi.Handler{Path: git, Args: []string{"http-backend"},
-		Env: []string{"GIT_PROJECT_ROOT=" + ts.MkAbs(args[1]), "GIT_HTTP_EXPORT_ALL=1"}}
-	srv := &http.Server{Handler: h}
-	go func() { _ = srv.Serve(ln) }()
-	ts.Defer(func() { _ = srv.Close() })
-	ts.Setenv("GITHTTP_URL", "http://"+ln.Addr().String())
+	ts.Defer(func() { _ = s.Close() })
+	ts.Setenv("GITHTTP_URL", s.URL)
 }

@@ -19,9 +19,13 @@ a sample spec and replay recordings) into .codemachine/ of the current repositor
 JSON Schemas of workflow.yaml and of agent front matter in .codemachine/schema/: the
 workflow's first line names its schema for yaml-language-server (VS Code's YAML extension,
 Neovim, Helix...), so editors complete and check it. Never overwrites existing files unless
---force (codemachine schema -o refreshes a schema after an upgrade).`,
+--force (codemachine schema -o refreshes a schema after an upgrade).
+--template GIT_URL@REF copies another repository's .codemachine/ (without its state.yaml),
+fetched with git at REF (https://, http://, ssh://, git://, file:// or user@host:path); a
+fetch that fails is one line and exit code 2.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "overwrite existing files with the example's"},
+			&cli.StringFlag{Name: "template", Usage: "copy the workflow of `GIT_URL@REF` (a repository whose .codemachine/ holds one) instead of the example"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -31,6 +35,9 @@ Neovim, Helix...), so editors complete and check it. Never overwrites existing f
 			o, err := newOrchestrator(c, nil)
 			if err != nil {
 				return err
+			}
+			if t := c.String("template"); t != "" {
+				return initFromURL(c, o, out, t)
 			}
 			example, err := fs.Sub(codemachine.Example, codemachine.ExampleDir)
 			if err != nil {

@@ -20,6 +20,7 @@ func runFlags() []cli.Flag {
 		&cli.IntFlag{Name: "parallel", Usage: "run up to `N` tasks of a foreach step at once (overrides the step's parallel)", Action: notNegative("parallel")},
 		&cli.BoolFlag{Name: "force", Usage: "run the named steps even when they are not due"},
 		&cli.BoolFlag{Name: "cascade", Usage: "also re-run done tasks whose work no longer matches the plan: reworded since they ran, or after a task that ran or runs again (unchecked in one commit first)"},
+		&cli.BoolFlag{Name: "update-uses", Usage: "pin every git source of uses: again, to what its ref names now (one commit changing state.yaml), then run"},
 		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "run the named steps (or, with none named, every agent step) in their agent's own UI in this terminal; the result lands when you leave it"},
 		jsonFlag,
 	}
@@ -36,20 +37,24 @@ as one commit on the current branch; a failed step lands nothing and keeps its p
 on refs/codemachine/failed/STEP. Only committed files count: commit your edits first.
 A done task re-runs only when you uncheck it: rewording it, or re-running a task it comes
 after, leaves its work as it was, and status and the run say so ("done, but ...").
---cascade re-runs such tasks, and every done task that comes after one that runs again.`,
+--cascade re-runs such tasks, and every done task that comes after one that runs again.
+A workflow's uses: GIT_URL@REF entries are read at the commit pinned in state.yaml: a run pins
+a new source first (commit "codemachine: pin uses"); --update-uses pins every source again to
+what its ref names now, so the steps whose imported definition or agent changed run again.`,
 		Flags: runFlags(),
 		Action: func(c *cli.Context) error {
 			out := newOutput(c)
 			opts := orchestrator.RunOptions{
-				Overrides: orchestrator.Overrides{Engine: c.String("engine"), Model: c.String("model")},
-				Steps:     c.Args().Slice(),
-				Force:     c.Bool("force"),
-				Cascade:   c.Bool("cascade"),
-				Record:    c.Bool("record"),
-				DryRun:    c.Bool("dry-run"),
-				Out:       c.App.Writer,
-				Parallel:  c.Int("parallel"),
-				Command:   "codemachine run",
+				Overrides:  orchestrator.Overrides{Engine: c.String("engine"), Model: c.String("model")},
+				Steps:      c.Args().Slice(),
+				Force:      c.Bool("force"),
+				Cascade:    c.Bool("cascade"),
+				UpdateUses: c.Bool("update-uses"),
+				Record:     c.Bool("record"),
+				DryRun:     c.Bool("dry-run"),
+				Out:        c.App.Writer,
+				Parallel:   c.Int("parallel"),
+				Command:    "codemachine run",
 			}
 			if c.Bool("interactive") {
 				opts.Interactive, opts.InteractiveAll = stepNames(opts.Steps), len(opts.Steps) == 0
@@ -69,6 +74,9 @@ after, leaves its work as it was, and status and the run say so ("done, but ..."
 			}
 			if opts.Force && len(opts.Steps) == 0 {
 				return usageErrorf("run --force needs the STEP names to force")
+			}
+			if opts.UpdateUses && opts.DryRun {
+				return usageErrorf("run --update-uses commits new pins, which --dry-run does not: a dry run reads the pinned sources")
 			}
 			// Flags are checked first: a mistyped flag is the answer
 			// wherever the command was started.

@@ -1,0 +1,185 @@
+package gitstate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// UsesCache holds the git repositories that workflows import (uses:
+// GIT_URL@REF, init --template), one bare repository per URL, under
+// .git/codemachine/cache/uses/. Every commit a workflow is pinned to is
+// kept there under refs/pins/, so that a pinned import is read offline.
+// It is safe for concurrent use.
+type UsesCache struct {
+	dir   string
+	mu    sync.Mutex // one fetch at a time: they share FETCH_HEAD
+	repos map[string]*Repo
+}
+
+// UsesCache returns the repository's cache of imported repositories.
+func (r *Repo) UsesCache() *UsesCache {
+	return NewUsesCache(filepath.Join(r.commonDir, "codemachine", "cache", "uses"))
+}
+
+// NewUsesCache returns the cache kept in dir (created when first needed).
+func NewUsesCache(dir string) *UsesCache {
+	return &UsesCache{dir: dir, repos: map[string]*Repo{}}
+}
+
+// FetchError is a failed fetch of an imported repository: git's own
+// message, on one line. Its text leaves the repository to the caller's
+// context ("uses: URL@REF: ...").
+type FetchError struct {
+	URL, Ref string
+	Msg      string
+}
+
+func (e *FetchError) Error() string {
+	return "git fetch failed: " + e.Msg
+}
+
+// repo returns the cache's bare repository for url, creating it.
+func (c *UsesCache) repo(ctx context.Context, url string) (*Repo, error) {
+	if r := c.repos[url]; r != nil {
+		return r, nil
+	}
+	sum := sha256.Sum256([]byte(url))
+	dir := filepath.Join(c.dir, hex.EncodeToString(sum[:8])+".git")
+	r := &Repo{root: dir, gitDir: dir, commonDir: dir, env: []string{"GIT_DIR=" + dir}}
+	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("uses cache: %w", err)
+		}
+		if _, err := r.git(ctx, "init", "--quiet", "--bare", dir); err != nil {
+			return nil, fmt.Errorf("uses cache: %w", err)
+		}
+		// What the cache is of, for a person looking at it.
+		_ = os.WriteFile(filepath.Join(dir, "description"), []byte(url+"\n"), 0o644)
+	}
+	c.repos[url] = r
+	return r, nil
+}
+
+// Resolve fetches ref (a branch, tag or commit) of the repository at url
+// and returns the commit it names now, kept in the cache. A failure is a
+// *FetchError.
+func (c *UsesCache) Resolve(ctx context.Context, url, ref string) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.repo(ctx, url)
+	if err != nil {
+		return "", err
+	}
+	if _, err := r.git(ctx, "fetch", "--quiet", "--no-tags", url, ref); err != nil {
+		return "", fetchError(url, ref, err)
+	}
+	commit, err := r.read(ctx, "rev-parse", "--verify", "--quiet", "FETCH_HEAD^{commit}")
+	if err != nil {
+		return "", &FetchError{URL: url, Ref: ref, Msg: "it names no commit"}
+	}
+	commit = trimNL(commit)
+	return commit, c.keep(ctx, r, commit)
+}
+
+// keep makes commit reachable in r, so that no gc drops it.
+func (c *UsesCache) keep(ctx context.Context, r *Repo, commit string) error {
+	if _, err := r.git(ctx, "update-ref", "refs/pins/"+commit, commit); err != nil {
+		return fmt.Errorf("uses cache: %w", err)
+	}
+	return nil
+}
+
+// Has reports whether the cache holds commit of url, which can then be
+// read offline.
+func (c *UsesCache) Has(ctx context.Context, url, commit string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.has(ctx, url, commit)
+}
+
+func (c *UsesCache) has(ctx context.Context, url, commit string) bool {
+	if _, err := os.Stat(c.dir); err != nil {
+		return false
+	}
+	r, err := c.repo(ctx, url)
+	if err != nil {
+		return false
+	}
+	_, err = r.read(ctx, "cat-file", "-e", commit+"^{commit}")
+	return err == nil
+}
+
+// Ensure makes the cache hold commit of url: nothing to do when it does
+// (no network), else it is fetched, by its id, or failing that with every
+// branch and tag of url. A failure is a *FetchError.
+func (c *UsesCache) Ensure(ctx context.Context, url, ref, commit string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.has(ctx, url, commit) {
+		return nil
+	}
+	r, err := c.repo(ctx, url)
+	if err != nil {
+		return err
+	}
+	_, ferr := r.git(ctx, "fetch", "--quiet", "--no-tags", url, commit)
+	if ferr != nil || !c.has(ctx, url, commit) {
+		// A server that does not serve commits by id: fetch what it
+		// has, the commit may be among it.
+		_, ferr = r.git(ctx, "fetch", "--quiet", "--no-tags", url, "+refs/heads/*:refs/fetched/heads/*", "+refs/tags/*:refs/fetched/tags/*")
+		if ferr == nil && !c.has(ctx, url, commit) {
+			return &FetchError{URL: url, Ref: ref, Msg: fmt.Sprintf("the pinned commit %s is not in the repository any more (codemachine run --update-uses pins %s again)", commit, ref)}
+		}
+	}
+	if ferr != nil {
+		return fetchError(url, ref, ferr)
+	}
+	return c.keep(ctx, r, commit)
+}
+
+// TreeFS returns the files of commit of url, which the cache must hold
+// (Resolve, Ensure).
+func (c *UsesCache) TreeFS(ctx context.Context, url, commit string) (fs.FS, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.repo(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	return r.TreeFS(commit)
+}
+
+// fetchError turns a failed git fetch into a one-line *FetchError: git's
+// first "fatal:" or "error:" line.
+func fetchError(url, ref string, err error) error {
+	var ge *GitError
+	if !errors.As(err, &ge) {
+		return &FetchError{URL: url, Ref: ref, Msg: err.Error()}
+	}
+	msg := ""
+	for _, line := range strings.Split(ge.Stderr, "\n") {
+		line = strings.TrimSpace(line)
+		if rest, ok := strings.CutPrefix(line, "fatal: "); ok {
+			msg = rest
+			break
+		}
+		if rest, ok := strings.CutPrefix(line, "error: "); ok && msg == "" {
+			msg = rest
+		}
+	}
+	if msg == "" {
+		msg = firstLine(ge.Stderr)
+	}
+	if msg == "" {
+		msg = fmt.Sprintf("git fetch exited with code %d", ge.ExitCode)
+	}
+	return &FetchError{URL: url, Ref: ref, Msg: msg}
+}

@@ -1,0 +1,70 @@
+package gitstate
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestUsesCache: a ref is resolved and kept, a pinned commit is read
+// without its source (offline), a fresh cache fetches a pinned commit that
+// is no longer at the ref, and a failed fetch is one line.
+func TestUsesCache(t *testing.T) {
+	ctx := context.Background()
+	src, _ := newRepo(t, map[string]string{".codemachine/workflow.yaml": "version: 1\n"})
+	url := "file://" + src
+	first := git(t, src, "rev-parse", "HEAD")
+
+	c := NewUsesCache(filepath.Join(t.TempDir(), "uses"))
+	got, err := c.Resolve(ctx, url, "main")
+	if err != nil || got != first {
+		t.Fatalf("Resolve = %s, %v; want %s", got, err, first)
+	}
+	write(t, src, ".codemachine/workflow.yaml", "version: 1\nname: moved\n")
+	second := commitAll(t, src, "move main")
+
+	// Offline: the source is gone, the pinned commit is in the cache.
+	gone := src + ".gone"
+	if err := os.Rename(src, gone); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ensure(ctx, url, "main", first); err != nil {
+		t.Fatalf("Ensure offline: %v", err)
+	}
+	fsys, err := c.TreeFS(ctx, url, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := fs.ReadFile(fsys, ".codemachine/workflow.yaml"); err != nil || string(data) != "version: 1\n" {
+		t.Fatalf("pinned file = %q, %v", data, err)
+	}
+	_, err = c.Resolve(ctx, url, "main")
+	var fe *FetchError
+	if !errors.As(err, &fe) || strings.Contains(err.Error(), "\n") || !strings.HasPrefix(err.Error(), "git fetch failed: ") {
+		t.Fatalf("Resolve of a missing source: %v", err)
+	}
+	if err := os.Rename(gone, src); err != nil {
+		t.Fatal(err)
+	}
+
+	// A fresh cache (a clone) fetches the pinned commit, no longer at main.
+	fresh := NewUsesCache(filepath.Join(t.TempDir(), "uses"))
+	if fresh.Has(ctx, url, first) {
+		t.Fatal("a fresh cache has the commit")
+	}
+	if err := fresh.Ensure(ctx, url, "main", first); err != nil {
+		t.Fatalf("Ensure in a fresh cache: %v", err)
+	}
+	if !fresh.Has(ctx, url, first) || fresh.Has(ctx, url, second) {
+		t.Fatal("fresh cache: want the pinned commit only")
+	}
+	// A commit the source does not have: a FetchError naming it.
+	err = fresh.Ensure(ctx, url, "main", strings.Repeat("1", 40))
+	if !errors.As(err, &fe) {
+		t.Fatalf("Ensure of an unknown commit: %v", err)
+	}
+}
