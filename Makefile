@@ -44,9 +44,9 @@ terminal-tools:
 		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing; fi
 
-## demo: a spec-to-code workflow landing one commit per step in a scratch repository, offline
+## demo: a built-in workflow (TEMPLATE=spec-to-code, the default, migrate or feature) landing one commit per step in a scratch repository, offline
 demo: build
-	scripts/demo.sh
+	TEMPLATE=$(TEMPLATE) scripts/demo.sh
 
 ## bench: the performance targets, as ratios to baselines measured in the same run (see docs/benchmarks.md)
 bench: clis

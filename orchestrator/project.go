@@ -333,3 +333,31 @@ func (o *Orchestrator) UncommittedWorkflowChanges(ctx context.Context) ([]string
 	}
 	return entries, nil
 }
+
+// WriteSample writes a template's sample code base (path -> content,
+// relative to the repository root) into the repository, in path order,
+// and returns the paths written. It never overwrites: a path that exists
+// already is a *ConfigError, before anything is written. init calls it only
+// for a repository without files of its own.
+func (o *Orchestrator) WriteSample(files map[string][]byte) ([]string, error) {
+	root := o.repo.Root()
+	paths := sortedKeys(files)
+	for _, p := range paths {
+		if !fs.ValidPath(p) || p == workflow.Dir || strings.HasPrefix(p, workflow.Dir+"/") || strings.HasPrefix(p, ".git/") {
+			return nil, fmt.Errorf("init: sample file %q: not a path the sample may write", p)
+		}
+		if _, err := os.Lstat(filepath.Join(root, filepath.FromSlash(p))); err == nil {
+			return nil, configErrorf("%s already exists; the template's sample code base is written only into a repository without files of its own", p)
+		}
+	}
+	for _, p := range paths {
+		target := filepath.Join(root, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return nil, fmt.Errorf("init: %w", err)
+		}
+		if err := os.WriteFile(target, files[p], 0o644); err != nil {
+			return nil, fmt.Errorf("init: %w", err)
+		}
+	}
+	return paths, nil
+}

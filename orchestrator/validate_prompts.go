@@ -28,6 +28,9 @@ func promptProblems(fsys fs.FS, project *workflow.Project, repo string) []Proble
 		if s.Each != nil && s.Each.Items != "" {
 			outputs[s.Each.Items] = true
 		}
+		if s.Each != nil && s.Each.Glob != "" {
+			outputs[sampleFile] = true
+		}
 	}
 	sample := &outputsFS{FS: fsys, patterns: patterns, files: outputs}
 	// Every step's output as an empty mapping: its fields render as
@@ -98,18 +101,24 @@ func (o *outputsFS) Open(name string) (fs.File, error) {
 	return fstest.MapFS{name: {}}.Open(name)
 }
 
-// sampleItem is the .Item a fan-out step's prompt is checked with: a file
-// for a glob, the first item of the list when it is written, else an
-// empty mapping (its fields render as "<no value>"); nil for a plan.
+// sampleItem is the .Item a fan-out step's prompt is checked with: the
+// first file a glob matches or the first item of the list when there is
+// one, else for a glob a file that does not exist (sampleFile, which
+// outputsFS shows as empty: a template may read its item with file) and
+// for a list an empty mapping (its fields render as "<no value>"); nil for
+// a plan.
 func sampleItem(project *workflow.Project, s *workflow.Step) any {
-	switch {
-	case s.Each == nil:
+	if s.Each == nil {
 		return nil
-	case s.Each.Glob != "":
-		return workflow.FileItem{Path: "sample/file"}
 	}
 	if plan := project.TaskPlan(s); plan != nil && len(plan.Tasks) > 0 {
 		return plan.Tasks[0].Item.TemplateValue()
 	}
+	if s.Each.Glob != "" {
+		return workflow.FileItem{Path: sampleFile}
+	}
 	return map[string]any{}
 }
+
+// sampleFile is the sample item of a glob that matches no file yet.
+const sampleFile = "sample/file"

@@ -1,95 +1,153 @@
 package main
 
 import (
-	"io/fs"
+	"errors"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/codemachine/codemachine"
 	"github.com/codemachine/codemachine/orchestrator"
+	"github.com/codemachine/codemachine/templates"
 )
 
 func initCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "init",
-		Usage: "scaffold .codemachine/ from the built-in example",
-		Description: `Copies the example spec-to-code workflow (architect, planner, coder and reviewer agents,
-a sample spec and replay recordings) into .codemachine/ of the current repository, with the
-JSON Schemas of workflow.yaml and of agent front matter in .codemachine/schema/: the
-workflow's first line names its schema for yaml-language-server (VS Code's YAML extension,
-Neovim, Helix...), so editors complete and check it. Never overwrites existing files unless
---force (codemachine schema -o refreshes a schema after an upgrade).
+		Usage: "scaffold .codemachine/ from a built-in template",
+		Description: `Copies a built-in workflow into .codemachine/ of the current repository: its workflow.yaml,
+agents, the files they read and replay recordings, with the JSON Schemas of workflow.yaml and of
+agent front matter in .codemachine/schema/: the workflow's first line names its schema for
+yaml-language-server (VS Code's YAML extension, Neovim, Helix...), so editors complete and check
+it. Never overwrites existing files unless --force (codemachine schema -o refreshes a schema
+after an upgrade).
+
+--template NAME picks the workflow (default spec-to-code):
+
+` + "   " + strings.Join(templates.Summaries(), "\n   ") + `
+
+In a repository with no files of its own, the migrate and feature templates also write the
+small code base their recordings were made on (legacy/ to migrate; a Go program to add a feature
+to), so that 'codemachine run --engine replay' runs the template offline there. In a repository
+with files of its own they write only .codemachine/, and leave out the recordings that would
+overwrite its files when replayed; adapt the workflow to the project before the first run.
+
 --template GIT_URL@REF copies another repository's .codemachine/ (without its state.yaml),
 fetched with git at REF (https://, http://, ssh://, git://, file:// or user@host:path); a
 fetch that fails is one line and exit code 2.`,
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "force", Usage: "overwrite existing files with the example's"},
-			&cli.StringFlag{Name: "template", Usage: "copy the workflow of `GIT_URL@REF` (a repository whose .codemachine/ holds one) instead of the example"},
+			&cli.BoolFlag{Name: "force", Usage: "overwrite existing files with the template's"},
+			&cli.StringFlag{Name: "template", Aliases: []string{"t"}, Value: templates.Default,
+				Usage: "the workflow to start from: " + strings.Join(templates.Names(), ", ") + ", or GIT_URL@REF"},
 		},
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			out := newOutput(c)
-			o, err := newOrchestrator(c, nil)
-			if err != nil {
-				return err
-			}
-			if t := c.String("template"); t != "" {
-				return initFromURL(c, o, out, t)
-			}
-			example, err := fs.Sub(codemachine.Example, codemachine.ExampleDir)
-			if err != nil {
-				return err
-			}
-			schemas, err := schemaFiles()
-			if err != nil {
-				return err
-			}
-			res, err := o.Init(example, schemas, c.Bool("force"))
-			if err != nil {
-				return err
-			}
-			if out.quiet {
-				return nil
-			}
-			out.printf("created %d files in .codemachine/\n", len(res.Written))
-			if len(res.Own) > 0 {
-				printOwnRepoNote(out, res)
-				return nil
-			}
-			out.printf(`
-next:
-  $EDITOR .codemachine/spec.md            # describe what to build
-  git add .codemachine && git commit -m "spec: ..."
-  codemachine run                         # or: codemachine run --engine replay (the recorded example, offline)
-`)
-			return nil
-		},
+		Action: runInit,
 	}
 }
 
-// printOwnRepoNote says what the example does in a repository that has
-// files of its own (it builds a new Go program at the root), and why its
-// recordings were left out when replaying them would overwrite some.
-func printOwnRepoNote(out *output, res *orchestrator.InitResult) {
-	out.printf(`
-This repository already has files of its own (%s). The example is a spec-to-code
-workflow for a new Go program at the repository root: its coder writes go.mod, main.go and
-packages there, and its check runs go vet and go test over the whole repository. Adapt it
-to this project before the first run: describe the change in .codemachine/spec.md, and edit
-the agents in .codemachine/agents/ and the check in .codemachine/workflow.yaml.
-`, strings.Join(res.Own, ", "))
-	if res.SkippedRecordings {
-		out.printf(`Its replay recordings were not written: replaying them (run --engine replay) would overwrite
-%s here. Try the recorded example in an empty repository instead.
-`, strings.Join(res.Overwritten, ", "))
+func runInit(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	if t := c.String("template"); orchestrator.IsTemplateURL(t) {
+		o, err := newOrchestrator(c, nil)
+		if err != nil {
+			return err
+		}
+		return initFromURL(c, o, newOutput(c), t)
+	}
+	tmpl, err := templates.Lookup(c.String("template"))
+	var unknown *templates.UnknownError
+	if errors.As(err, &unknown) {
+		return usageErrorf("init --template: %v", err)
+	}
+	if err != nil {
+		return err
+	}
+	out := newOutput(c)
+	o, err := newOrchestrator(c, nil)
+	if err != nil {
+		return err
+	}
+	schemas, err := schemaFiles()
+	if err != nil {
+		return err
+	}
+	res, err := o.Init(tmpl.Files, schemas, c.Bool("force"))
+	if err != nil {
+		return err
+	}
+	var sample []string
+	if len(res.Own) == 0 && tmpl.Sample != nil {
+		if sample, err = o.WriteSample(tmpl.Sample); err != nil {
+			return err
+		}
+	}
+	if out.quiet {
+		return nil
+	}
+	out.printf("created %d files in .codemachine/\n", len(res.Written))
+	if len(sample) > 0 {
+		out.printf("and the code base the template's recordings were made on: %d files (%s)\n",
+			len(sample), strings.Join(topLevel(sample), ", "))
+	}
+	if len(res.Own) > 0 {
+		printOwnRepoNote(out, tmpl, res)
+		return nil
+	}
+	add := "git add .codemachine"
+	if len(sample) > 0 {
+		add = "git add -A"
 	}
 	out.printf(`
 next:
-  $EDITOR .codemachine/spec.md .codemachine/agents/*.md .codemachine/workflow.yaml
-  git add .codemachine && git commit -m "spec: ..."
+  %s
+  %s && git commit -m "%s"
+  codemachine run                         # or: codemachine run --engine replay (the recorded example, offline)
+`, tmpl.Start, add, commitHint(tmpl.Name))
+	return nil
+}
+
+// commitHint is the commit message init suggests for the scaffold.
+func commitHint(name string) string {
+	switch name {
+	case "migrate":
+		return "migrate: ..."
+	case "feature":
+		return "feature: ..."
+	}
+	return "spec: ..."
+}
+
+// topLevel lists the distinct top-level entries of paths (a directory
+// with its slash), in order of first appearance.
+func topLevel(paths []string) []string {
+	var tops []string
+	seen := map[string]bool{}
+	for _, p := range paths {
+		if i := strings.IndexByte(p, '/'); i >= 0 {
+			p = p[:i+1]
+		}
+		if !seen[p] {
+			seen[p] = true
+			tops = append(tops, p)
+		}
+	}
+	return tops
+}
+
+// printOwnRepoNote says what the template does in a repository that has
+// files of its own, and why its recordings were left out when replaying
+// them would overwrite some.
+func printOwnRepoNote(out *output, tmpl *templates.Template, res *orchestrator.InitResult) {
+	out.printf("\nThis repository already has files of its own (%s). %s\n", strings.Join(res.Own, ", "), tmpl.Adapt)
+	if res.SkippedRecordings {
+		out.printf(`Its replay recordings were not written: replaying them (run --engine replay) would overwrite
+%s here. Try the recorded %s in an empty repository instead.
+`, strings.Join(res.Overwritten, ", "), tmpl.Name)
+	}
+	out.printf(`
+next:
+  $EDITOR %s .codemachine/agents/*.md .codemachine/workflow.yaml
+  git add .codemachine && git commit -m "%s"
   codemachine run
-`)
+`, tmpl.Brief, commitHint(tmpl.Name))
 }

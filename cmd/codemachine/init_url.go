@@ -9,9 +9,6 @@ import (
 // initFromURL is init --template GIT_URL@REF: the repository's
 // .codemachine/ (fetched into the uses cache) instead of the example.
 func initFromURL(c *cli.Context, o *orchestrator.Orchestrator, out *output, src string) error {
-	if !orchestrator.IsTemplateURL(src) {
-		return usageErrorf("init --template %s: no built-in template of that name; give GIT_URL@REF", src)
-	}
 	fsys, commit, err := o.Template(c.Context, src)
 	if err != nil {
 		return err
