@@ -31,16 +31,13 @@ func (r *Repo) Push(ctx context.Context, remote string, refs []PushRef, pushOpti
 		args = append(args, "--push-option="+o)
 	}
 	for _, ref := range refs {
-		switch ref.Expect {
-		case "*":
-			args = append(args, "--force-with-lease="+ref.Remote)
-		default:
+		if ref.Expect != "*" {
 			args = append(args, "--force-with-lease="+ref.Remote+":"+ref.Expect)
 		}
 	}
 	args = append(args, "--", remote)
 	for _, ref := range refs {
-		args = append(args, "+"+ref.Local+":"+ref.Remote)
+		args = append(args, leasedRefspec(ref))
 	}
 	if _, err := r.git(ctx, args...); err != nil {
 		return fmt.Errorf("push to %s: %w", remote, err)
