@@ -259,3 +259,27 @@ func checkRemoteName(remote string) error {
 	}
 	return nil
 }
+
+// FollowBranch moves branch from `from` to `to` (the remote's tip, which a
+// worker's clone follows), its checkout with it the way a landing moves it:
+// local changes are kept, and a file with local changes that the move
+// would overwrite stops it (nothing changes). When the branch is no longer
+// at from the error wraps ErrRefMoved.
+func (r *Repo) FollowBranch(ctx context.Context, branch, from, to string) error {
+	err := r.advance(ctx, "refs/heads/"+branch, from, to, "codemachine: follow the remote", true)
+	var sc *switchConflict
+	if errors.As(err, &sc) {
+		return &DirtyError{Paths: sc.paths}
+	}
+	if err != nil {
+		return fmt.Errorf("follow the remote on %s: %w", branch, err)
+	}
+	return nil
+}
+
+// SetRef points ref at commit whatever it held (a scratch ref of
+// codemachine's own, such as the integrator's branch).
+func (r *Repo) SetRef(ctx context.Context, ref, commit string) error {
+	_, err := r.git(ctx, "update-ref", "-m", "codemachine", ref, commit)
+	return refError(ref, err)
+}
