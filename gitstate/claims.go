@@ -207,7 +207,7 @@ func (r *Repo) FetchWork(ctx context.Context, remote, branch string) (RemoteWork
 // has.
 func (r *Repo) fetch(ctx context.Context, remote string, refspecs []string) error {
 	args := append([]string{"fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules", "--", remote}, refspecs...)
-	_, err := r.git(ctx, args...)
+	_, err := r.network(ctx, args...)
 	return err
 }
 

@@ -110,7 +110,7 @@ func (r *Repo) PushCAS(ctx context.Context, remote string, refs []PushRef) error
 	for _, ref := range refs {
 		args = append(args, leasedRefspec(ref))
 	}
-	out, err := r.git(ctx, args...)
+	out, err := r.network(ctx, args...)
 	if err == nil {
 		return nil
 	}
@@ -118,6 +118,14 @@ func (r *Repo) PushCAS(ctx context.Context, remote string, refs []PushRef) error
 		return rej
 	}
 	return remoteError("push", remote, err)
+}
+
+// network runs a git command that talks to a remote. It is not
+// serialized with the repository's other writes: a slow or hanging remote
+// must not hold up local commits (git's own ref locks keep the few local
+// refs it writes consistent, and lock conflicts are retried).
+func (r *Repo) network(ctx context.Context, args ...string) (string, error) {
+	return r.run(ctx, runOpts{}, true, args)
 }
 
 // leasedRefspec is ref's refspec: forced with "+" only when it may
