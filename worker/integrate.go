@@ -23,11 +23,16 @@ func (w *worker) integrator(ctx context.Context, view gitstate.RemoteWork) bool 
 	w.mu.Unlock()
 	cur := view.Integrator
 	now := time.Now()
+	expect := cur.Commit
 	switch {
-	case cur.Ref != "" && cur.Commit == mine.Commit:
+	case mine.Ref != "" && (cur.Worker == w.opts.ID || cur.Ref == ""):
+		// Still this worker's as far as it knows (the last look may
+		// predate its latest renewal): renew from the claim it pushed
+		// last, once a third of the lease has gone.
 		if now.Before(mine.Expires.Add(-w.lease * 2 / 3)) {
-			return true // renewed less than a third of a lease ago
+			return true
 		}
+		expect = mine.Commit
 	case cur.Ref != "" && !cur.Expired(now):
 		if mine.Ref != "" {
 			w.note("another worker (%s) is the integrator now", cur.Worker)
@@ -36,7 +41,7 @@ func (w *worker) integrator(ctx context.Context, view gitstate.RemoteWork) bool 
 		return false
 	}
 	c, err := w.repo.PushClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Ref: gitstate.IntegratorClaimRef,
-		Worker: w.opts.ID, Expires: now.Add(w.lease), Expect: cur.Commit})
+		Worker: w.opts.ID, Expires: now.Add(w.lease), Expect: expect})
 	if err != nil {
 		if !errors.Is(err, gitstate.ErrRefMoved) && !gitstate.IsTransientRemote(err) {
 			w.note("integrator: %v", err)

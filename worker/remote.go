@@ -188,6 +188,8 @@ func (w *worker) refuse() {
 // and another worker holds it now, nothing is pushed and the result is
 // discarded (orchestrator.ErrClaimLost).
 func (w *worker) Deliver(ctx context.Context, d orchestrator.Delivery) error {
+	w.claimMu.Lock()
+	defer w.claimMu.Unlock()
 	w.mu.Lock()
 	claim, ok := w.held[d.Key]
 	w.mu.Unlock()
@@ -219,6 +221,8 @@ func (w *worker) Deliver(ctx context.Context, d orchestrator.Delivery) error {
 
 // Release gives up the claim of a unit that ended without a result.
 func (w *worker) Release(ctx context.Context, key string) {
+	w.claimMu.Lock()
+	defer w.claimMu.Unlock()
 	w.mu.Lock()
 	claim, ok := w.held[key]
 	delete(w.held, key)
@@ -278,6 +282,14 @@ func (w *worker) renewLoop(ctx context.Context) {
 
 // renew moves one held claim's lease on.
 func (w *worker) renew(ctx context.Context, key string, c gitstate.Claim) {
+	w.claimMu.Lock()
+	defer w.claimMu.Unlock()
+	w.mu.Lock()
+	cur, still := w.held[key]
+	w.mu.Unlock()
+	if !still || cur.Commit != c.Commit {
+		return // delivered or released meanwhile
+	}
 	var next gitstate.Claim
 	err := w.retry(ctx, "renew "+key, func() error {
 		var err error
@@ -287,10 +299,6 @@ func (w *worker) renew(ctx context.Context, key string, c gitstate.Claim) {
 	})
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	cur, still := w.held[key]
-	if !still || cur.Commit != c.Commit {
-		return // delivered or released meanwhile
-	}
 	switch {
 	case errors.Is(err, gitstate.ErrRefMoved):
 		delete(w.held, key)

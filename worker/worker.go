@@ -70,6 +70,10 @@ type worker struct {
 	poll   time.Duration
 
 	tickMu sync.Mutex // one look at the remote at a time (tick)
+	// claimMu orders the pushes that move this worker's claims (renew,
+	// deliver, release): each must expect the claim commit the one before
+	// it left.
+	claimMu sync.Mutex
 
 	mu      sync.Mutex
 	view    gitstate.RemoteWork
