@@ -35,15 +35,25 @@ type HTTPGit struct {
 // ends.
 func ServeHTTPGit(t testing.TB, root string) *HTTPGit {
 	t.Helper()
+	h, err := StartHTTPGit(root, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Stop)
+	return h
+}
+
+// StartHTTPGit starts serving the bare repositories under root, with home
+// (an empty directory) as git's HOME; the caller stops it.
+func StartHTTPGit(root, home string) (*HTTPGit, error) {
 	git, err := exec.LookPath("git")
 	if err != nil {
-		t.Fatalf("httpgit: %v", err)
+		return nil, fmt.Errorf("httpgit: %w", err)
 	}
 	abs, err := filepath.Abs(root)
 	if err != nil {
-		t.Fatalf("httpgit: %v", err)
+		return nil, fmt.Errorf("httpgit: %w", err)
 	}
-	home := t.TempDir()
 	h := &HTTPGit{root: abs}
 	cgiHandler := &cgi.Handler{
 		Path: git,
@@ -65,12 +75,11 @@ func ServeHTTPGit(t testing.TB, root string) *HTTPGit {
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("httpgit: %v", err)
+		return nil, fmt.Errorf("httpgit: %w", err)
 	}
 	h.addr = ln.Addr().String()
 	h.serve(ln)
-	t.Cleanup(h.Stop)
-	return h
+	return h, nil
 }
 
 // URL is the address of the repository at path name under the root
