@@ -79,6 +79,10 @@ type ClaimRequest struct {
 	Fingerprint string
 	Expires     time.Time
 	Expect      string
+	// Commit is the claim commit to push, made by MakeClaim; "" makes a
+	// new one. A retry after a lost answer must push the same commit, so
+	// that it can tell its own earlier push from another worker's.
+	Commit string
 }
 
 // PushClaim pushes a claim as an atomic compare-and-swap on the remote.
@@ -91,12 +95,15 @@ func (r *Repo) PushClaim(ctx context.Context, req ClaimRequest) (Claim, error) {
 	if req.Worker == "" || req.Ref == "" {
 		return Claim{}, errors.New("claim: no worker or ref given")
 	}
-	commit, err := r.claimCommit(ctx, req)
-	if err != nil {
-		return Claim{}, err
+	commit := req.Commit
+	if commit == "" {
+		var err error
+		if commit, err = r.claimCommit(ctx, req); err != nil {
+			return Claim{}, err
+		}
 	}
 	c := Claim{Ref: req.Ref, Commit: commit, Worker: req.Worker, Fingerprint: req.Fingerprint, Expires: req.Expires.UTC()}
-	err = r.PushCAS(ctx, req.Remote, []PushRef{{Local: commit, Remote: req.Ref, Expect: req.Expect}})
+	err := r.PushCAS(ctx, req.Remote, []PushRef{{Local: commit, Remote: req.Ref, Expect: req.Expect}})
 	if err == nil || !errors.Is(err, ErrRefMoved) {
 		return c, err
 	}
@@ -104,6 +111,14 @@ func (r *Repo) PushClaim(ctx context.Context, req ClaimRequest) (Claim, error) {
 		return c, nil
 	}
 	return Claim{}, err
+}
+
+// MakeClaim writes req's claim commit (nothing moves yet) and returns req
+// with it, ready for PushClaim and its retries.
+func (r *Repo) MakeClaim(ctx context.Context, req ClaimRequest) (ClaimRequest, error) {
+	commit, err := r.claimCommit(ctx, req)
+	req.Commit = commit
+	return req, err
 }
 
 // claimCommit writes the claim commit of req (nothing moves yet).

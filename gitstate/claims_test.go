@@ -189,3 +189,27 @@ func TestFetchWorkFreshRemote(t *testing.T) {
 		t.Fatalf("integrator %+v, want %+v", w.Integrator, c)
 	}
 }
+
+// A claim pushed again after its answer was lost (the same claim commit)
+// counts as claimed; another commit for the same lease does not.
+func TestPushClaimRetryOfLostAnswer(t *testing.T) {
+	ctx := context.Background()
+	_, repos := servedClones(t, 1)
+	r := repos[0]
+	req, err := r.MakeClaim(ctx, ClaimRequest{Remote: "origin", Ref: ClaimRef("s"), Worker: "a", Expires: time.Now().Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := r.PushClaim(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := r.PushClaim(ctx, req)
+	if err != nil || again.Commit != first.Commit {
+		t.Fatalf("retry of the same claim: %+v, %v", again, err)
+	}
+	req.Commit = ""
+	if _, err := r.PushClaim(ctx, req); !errors.Is(err, ErrRefMoved) {
+		t.Fatalf("a new claim commit over the held one: %v, want ErrRefMoved", err)
+	}
+}

@@ -25,14 +25,17 @@ func (w *worker) integrator(ctx context.Context, view gitstate.RemoteWork) bool 
 	now := time.Now()
 	expect := cur.Commit
 	switch {
-	case mine.Ref != "" && (cur.Worker == w.opts.ID || cur.Ref == ""):
+	case cur.Worker == w.opts.ID || (mine.Ref != "" && cur.Ref == ""):
 		// Still this worker's as far as it knows (the last look may
 		// predate its latest renewal): renew from the claim it pushed
-		// last, once a third of the lease has gone.
-		if now.Before(mine.Expires.Add(-w.lease * 2 / 3)) {
+		// last, once a third of the lease has gone. One it pushed without
+		// hearing back is taken as it is on the remote.
+		if mine.Ref != "" && now.Before(mine.Expires.Add(-w.lease*2/3)) {
 			return true
 		}
-		expect = mine.Commit
+		if mine.Ref != "" {
+			expect = mine.Commit
+		}
 	case cur.Ref != "" && !cur.Expired(now):
 		if mine.Ref != "" {
 			w.note("another worker (%s) is the integrator now", cur.Worker)
@@ -72,7 +75,7 @@ func (w *worker) setInteg(c gitstate.Claim) {
 // longer due with its fingerprint (it landed already, or its inputs
 // changed) is dropped, never landed twice. It reports whether it pushed.
 func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool, error) {
-	if len(view.Results) == 0 {
+	if len(view.Results) == 0 && !anyLapsed(view.Claims) {
 		return false, nil
 	}
 	due, err := w.o.DueUnits(view.Tip, w.opts.Run.Overrides)
@@ -92,6 +95,14 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 		if !dueSet[key] {
 			refs = append(refs, gitstate.PushRef{Remote: gitstate.ResultRef(key), Expect: commit})
 			w.note("%s: dropped a result for a unit that is not due any more (landed before, or changed)", key)
+		}
+	}
+	// Lapsed claims of units not due any more (a worker cut off after
+	// another finished the unit) are nobody's: removed.
+	now := time.Now()
+	for key, c := range view.Claims {
+		if !dueSet[key] && c.Expired(now) {
+			refs = append(refs, gitstate.PushRef{Remote: c.Ref, Expect: c.Commit})
 		}
 	}
 	landed := false
@@ -132,4 +143,15 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 		return false, nil // another integrator (a lapsed lease) or a user's push: look again
 	}
 	return err == nil, err
+}
+
+// anyLapsed says whether one of claims has lapsed.
+func anyLapsed(claims map[string]gitstate.Claim) bool {
+	now := time.Now()
+	for _, c := range claims {
+		if c.Expired(now) {
+			return true
+		}
+	}
+	return false
 }

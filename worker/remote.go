@@ -154,11 +154,15 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint string) (bool, erro
 		}
 		expect = c.Commit
 	}
+	req, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Ref: gitstate.ClaimRef(key),
+		Worker: w.opts.ID, Fingerprint: fingerprint, Expires: time.Now().Add(w.lease), Expect: expect})
+	if err != nil {
+		return false, err
+	}
 	var claim gitstate.Claim
-	err := w.retry(ctx, "claim "+key, func() error {
+	err = w.retry(ctx, "claim "+key, func() error {
 		var err error
-		claim, err = w.repo.PushClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Ref: gitstate.ClaimRef(key),
-			Worker: w.opts.ID, Fingerprint: fingerprint, Expires: time.Now().Add(w.lease), Expect: expect})
+		claim, err = w.repo.PushClaim(ctx, req)
 		return err
 	})
 	if errors.Is(err, gitstate.ErrRefMoved) {
@@ -291,12 +295,15 @@ func (w *worker) renew(ctx context.Context, key string, c gitstate.Claim) {
 		return // delivered or released meanwhile
 	}
 	var next gitstate.Claim
-	err := w.retry(ctx, "renew "+key, func() error {
-		var err error
-		next, err = w.repo.PushClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Ref: c.Ref, Worker: w.opts.ID,
-			Fingerprint: c.Fingerprint, Expires: time.Now().Add(w.lease), Expect: c.Commit})
-		return err
-	})
+	req, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Ref: c.Ref, Worker: w.opts.ID,
+		Fingerprint: c.Fingerprint, Expires: time.Now().Add(w.lease), Expect: c.Commit})
+	if err == nil {
+		err = w.retry(ctx, "renew "+key, func() error {
+			var err error
+			next, err = w.repo.PushClaim(ctx, req)
+			return err
+		})
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
