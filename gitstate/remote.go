@@ -124,3 +124,13 @@ func (r *Repo) TreeOf(commit string) (string, error) {
 	}
 	return tree, nil
 }
+
+// RemoteURL is the URL a configured remote fetches from ("" when there is
+// no such remote).
+func (r *Repo) RemoteURL(ctx context.Context, remote string) string {
+	out, err := r.read(ctx, "remote", "get-url", "--", remote)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(out)
+}
