@@ -34,6 +34,9 @@ const (
 	TrailerWorker       = "Codemachine-Worker"
 	TrailerLeaseExpires = "Codemachine-Lease-Expires"
 	TrailerClaimNonce   = "Codemachine-Claim-Nonce"
+	// TrailerDelivered marks a claim whose unit was delivered: its result
+	// (this commit id) waits to land, and the claim is not taken over.
+	TrailerDelivered = "Codemachine-Delivered"
 	// TrailerClaim names, on a result commit, the claim commit under
 	// which the work was done.
 	TrailerClaim = "Codemachine-Claim"
@@ -57,6 +60,9 @@ type Claim struct {
 	Worker      string    // who holds it
 	Fingerprint string    // what the unit's fingerprint was when claimed
 	Expires     time.Time // when the lease lapses unless renewed
+	// Delivered is the result commit of a delivered unit: such a claim
+	// stays until the integrator lands or drops the result.
+	Delivered string
 }
 
 // Key is the unit key of a unit's claim ("" for the integrator's).
@@ -64,8 +70,9 @@ func (c Claim) Key() string {
 	return strings.TrimPrefix(c.Ref, ClaimsPrefix)
 }
 
-// Expired says whether the lease has lapsed at now.
-func (c Claim) Expired(now time.Time) bool { return !now.Before(c.Expires) }
+// Expired says whether the lease has lapsed at now; a delivered claim
+// never lapses.
+func (c Claim) Expired(now time.Time) bool { return c.Delivered == "" && !now.Before(c.Expires) }
 
 // ClaimRequest is one lease to push: Ref moves to a new claim commit for
 // Worker and Fingerprint lasting until Expires, but only when the remote's
@@ -79,6 +86,7 @@ type ClaimRequest struct {
 	Fingerprint string
 	Expires     time.Time
 	Expect      string
+	Delivered   string // the result commit, for the claim that marks a delivery
 	// Commit is the claim commit to push, made by MakeClaim; "" makes a
 	// new one. A retry after a lost answer must push the same commit, so
 	// that it can tell its own earlier push from another worker's.
@@ -102,7 +110,7 @@ func (r *Repo) PushClaim(ctx context.Context, req ClaimRequest) (Claim, error) {
 			return Claim{}, err
 		}
 	}
-	c := Claim{Ref: req.Ref, Commit: commit, Worker: req.Worker, Fingerprint: req.Fingerprint, Expires: req.Expires.UTC()}
+	c := Claim{Ref: req.Ref, Commit: commit, Worker: req.Worker, Fingerprint: req.Fingerprint, Expires: req.Expires.UTC(), Delivered: req.Delivered}
 	err := r.PushCAS(ctx, req.Remote, []PushRef{{Local: commit, Remote: req.Ref, Expect: req.Expect}})
 	if err == nil || !errors.Is(err, ErrRefMoved) {
 		return c, err
@@ -140,6 +148,9 @@ func (r *Repo) claimCommit(ctx context.Context, req ClaimRequest) (string, error
 			{Key: TrailerClaimNonce, Value: hex.EncodeToString(nonce)},
 		},
 	}
+	if req.Delivered != "" {
+		msg.Trailers = append(msg.Trailers, Trailer{Key: TrailerDelivered, Value: req.Delivered})
+	}
 	commit, err := r.CommitTree(ctx, CommitSpec{Tree: tree, Message: msg.String()})
 	if err != nil {
 		return "", fmt.Errorf("claim %s: %w", req.Ref, err)
@@ -162,7 +173,7 @@ func (r *Repo) ReadClaim(ref, commit string) (Claim, error) {
 		return Claim{}, fmt.Errorf("claim %s: %w", ref, err)
 	}
 	m := Message{Trailers: info.Trailers}
-	c := Claim{Ref: ref, Commit: info.Hash, Worker: m.Get(TrailerWorker), Fingerprint: m.Get(TrailerFingerprint)}
+	c := Claim{Ref: ref, Commit: info.Hash, Worker: m.Get(TrailerWorker), Fingerprint: m.Get(TrailerFingerprint), Delivered: m.Get(TrailerDelivered)}
 	exp, err := time.Parse(time.RFC3339Nano, m.Get(TrailerLeaseExpires))
 	if err != nil || c.Worker == "" {
 		return Claim{}, fmt.Errorf("claim %s: commit %s is no claim (no %s or %s)", ref, short(commit), TrailerWorker, TrailerLeaseExpires)

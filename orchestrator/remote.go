@@ -74,7 +74,9 @@ func (j *job) deliver(ctx context.Context) error {
 		j.wt.Discard()
 	}
 	if errors.Is(err, ErrClaimLost) {
-		o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: err.Error()})
+		e := Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task), Commit: c.commit, Message: err.Error()}
+		j.rs.recordSkipped(e)
+		o.emit(e)
 		return nil
 	}
 	if err != nil {

@@ -75,7 +75,7 @@ func (w *worker) setInteg(c gitstate.Claim) {
 // longer due with its fingerprint (it landed already, or its inputs
 // changed) is dropped, never landed twice. It reports whether it pushed.
 func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool, error) {
-	if len(view.Results) == 0 && !anyLapsed(view.Claims) {
+	if len(view.Results) == 0 && !anyStale(view.Claims) {
 		return false, nil
 	}
 	due, err := w.o.DueUnits(view.Tip, w.opts.Run.Overrides)
@@ -93,15 +93,17 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 	// Results of units not due at the tip are late copies: dropped.
 	for key, commit := range view.Results {
 		if !dueSet[key] {
-			refs = append(refs, gitstate.PushRef{Remote: gitstate.ResultRef(key), Expect: commit})
+			refs = append(refs, w.settle(view, key, commit)...)
 			w.note("%s: dropped a result for a unit that is not due any more (landed before, or changed)", key)
 		}
 	}
 	// Lapsed claims of units not due any more (a worker cut off after
-	// another finished the unit) are nobody's: removed.
+	// another finished the unit), and delivery markers whose result is
+	// gone, are nobody's: removed.
 	now := time.Now()
 	for key, c := range view.Claims {
-		if !dueSet[key] && c.Expired(now) {
+		_, hasResult := view.Results[key]
+		if (!dueSet[key] && c.Expired(now)) || (c.Delivered != "" && !hasResult) {
 			refs = append(refs, gitstate.PushRef{Remote: c.Ref, Expect: c.Commit})
 		}
 	}
@@ -118,7 +120,7 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 		if err != nil {
 			return false, err
 		}
-		refs = append(refs, gitstate.PushRef{Remote: gitstate.ResultRef(key), Expect: commit})
+		refs = append(refs, w.settle(view, key, commit)...)
 		switch res.Outcome {
 		case orchestrator.ResultLanded:
 			landed = true
@@ -145,13 +147,23 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 	return err == nil, err
 }
 
-// anyLapsed says whether one of claims has lapsed.
-func anyLapsed(claims map[string]gitstate.Claim) bool {
+// anyStale says whether one of claims has lapsed or marks a delivery.
+func anyStale(claims map[string]gitstate.Claim) bool {
 	now := time.Now()
 	for _, c := range claims {
-		if c.Expired(now) {
+		if c.Expired(now) || c.Delivered != "" {
 			return true
 		}
 	}
 	return false
+}
+
+// settle removes a result that is landed or dropped, and the delivery
+// marker beside it.
+func (w *worker) settle(view gitstate.RemoteWork, key, commit string) []gitstate.PushRef {
+	refs := []gitstate.PushRef{{Remote: gitstate.ResultRef(key), Expect: commit}}
+	if c, ok := view.Claims[key]; ok && c.Delivered != "" {
+		refs = append(refs, gitstate.PushRef{Remote: c.Ref, Expect: c.Commit})
+	}
+	return refs
 }

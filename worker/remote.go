@@ -200,15 +200,22 @@ func (w *worker) Deliver(ctx context.Context, d orchestrator.Delivery) error {
 	if !ok {
 		return orchestrator.ErrClaimLost
 	}
-	err := w.retry(ctx, "deliver "+d.Key, func() error {
+	// The claim becomes a delivered one (the integrator removes it with
+	// the result), so that nobody claims the unit while it waits to land.
+	marker, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Ref: claim.Ref, Worker: w.opts.ID,
+		Fingerprint: claim.Fingerprint, Expires: time.Now().Add(w.lease), Delivered: d.Commit})
+	if err != nil {
+		return err
+	}
+	err = w.retry(ctx, "deliver "+d.Key, func() error {
 		err := w.repo.PushCAS(ctx, w.opts.Remote, []gitstate.PushRef{
 			{Local: d.Commit, Remote: gitstate.ResultRef(d.Key), Expect: ""},
-			{Remote: claim.Ref, Expect: claim.Commit},
+			{Local: marker.Commit, Remote: claim.Ref, Expect: claim.Commit},
 		})
 		if errors.Is(err, gitstate.ErrRefMoved) {
 			// A push whose answer was lost may have landed: then the
-			// result is there and the claim gone.
-			if got, lerr := w.repo.RemoteRef(ctx, w.opts.Remote, gitstate.ResultRef(d.Key)); lerr == nil && got == d.Commit {
+			// claim is the marker.
+			if got, lerr := w.repo.RemoteRef(ctx, w.opts.Remote, claim.Ref); lerr == nil && got == marker.Commit {
 				return nil
 			}
 		}
@@ -218,6 +225,9 @@ func (w *worker) Deliver(ctx context.Context, d orchestrator.Delivery) error {
 	delete(w.held, d.Key)
 	w.mu.Unlock()
 	if errors.Is(err, gitstate.ErrRefMoved) {
+		// Still this worker's claim (another result got there first):
+		// give it up rather than leave it to lapse.
+		_ = w.repo.ReleaseClaim(ctx, w.opts.Remote, claim)
 		return orchestrator.ErrClaimLost
 	}
 	return err

@@ -31,6 +31,8 @@ type claimInfo struct {
 	Worker  string    `json:"worker"`
 	Expires time.Time `json:"expires"`
 	Lapsed  bool      `json:"lapsed"`
+	// Delivered: the unit's result waits to land.
+	Delivered bool `json:"delivered,omitempty"`
 }
 
 // remoteTimeout bounds doctor's look at the remote.
@@ -65,7 +67,7 @@ func checkRemote(ctx context.Context, repo *gitstate.Repo, branch, name string) 
 	}
 	now := time.Now()
 	for key, c := range w.Claims {
-		rc.Claims = append(rc.Claims, claimInfo{Key: key, Worker: c.Worker, Expires: c.Expires, Lapsed: c.Expired(now)})
+		rc.Claims = append(rc.Claims, claimInfo{Key: key, Worker: c.Worker, Expires: c.Expires, Lapsed: c.Expired(now), Delivered: c.Delivered != ""})
 	}
 	sort.Slice(rc.Claims, func(i, j int) bool { return rc.Claims[i].Key < rc.Claims[j].Key })
 	for key := range w.Results {
@@ -106,7 +108,9 @@ func printRemoteCheck(out *output, rc *remoteCheck) {
 		out.printf("  integrator: %s (%s)\n", rc.Integrate.Worker, lease(*rc.Integrate))
 	}
 	for _, c := range rc.Claims {
-		out.printf("  running: %-20s %s (%s)\n", c.Key, c.Worker, lease(c))
+		if !c.Delivered {
+			out.printf("  running: %-20s %s (%s)\n", c.Key, c.Worker, lease(c))
+		}
 	}
 	if len(rc.Results) > 0 {
 		out.printf("  waiting to land: %d result(s)\n", len(rc.Results))

@@ -33,7 +33,7 @@ func (o *output) event(e orchestrator.Event) {
 		return
 	case orchestrator.StepAttempt, orchestrator.RunStarted, orchestrator.RunFinished:
 		return
-	case orchestrator.StepLanded, orchestrator.StepFailed, orchestrator.StepConflict, orchestrator.StepReview, orchestrator.StepDelivered:
+	case orchestrator.StepLanded, orchestrator.StepFailed, orchestrator.StepConflict, orchestrator.StepReview, orchestrator.StepDelivered, orchestrator.StepSkipped:
 		o.unitEnded(e.Key())
 	}
 	r := o.row(e)
