@@ -19,9 +19,17 @@ a sample spec and replay recordings) into .codemachine/ of the current repositor
 JSON Schemas of workflow.yaml and of agent front matter in .codemachine/schema/: the
 workflow's first line names its schema for yaml-language-server (VS Code's YAML extension,
 Neovim, Helix...), so editors complete and check it. Never overwrites existing files unless
---force (codemachine schema -o refreshes a schema after an upgrade).`,
+--force (codemachine schema -o refreshes a schema after an upgrade).
+
+With --ci github it writes only ` + GitHubWorkflowPath + `: a GitHub Actions workflow
+whose matrix job runs --workers codemachine workers (codemachine worker --once) on a push of
+.codemachine/ changes and on demand, engine credentials from repository secrets, the agent
+CLIs installed at pinned versions. See docs/workers.md.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "overwrite existing files with the example's"},
+			&cli.StringFlag{Name: "ci", Usage: "write the workers' workflow for CI `SYSTEM` (github) instead of the example"},
+			&cli.IntFlag{Name: "workers", Value: 3, Usage: "with --ci, run `N` workers"},
+			&cli.IntFlag{Name: "slots", Value: 1, Usage: "with --ci, each worker runs up to `N` tasks at once"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -31,6 +39,14 @@ Neovim, Helix...), so editors complete and check it. Never overwrites existing f
 			o, err := newOrchestrator(c, nil)
 			if err != nil {
 				return err
+			}
+			if system := c.String("ci"); system != "" {
+				path, err := writeCIWorkflow(o.Repo().Root(), system, c.Int("workers"), c.Int("slots"), c.Bool("force"))
+				if err != nil {
+					return err
+				}
+				out.printf("created %s: commit and push it; set the engines' API keys as repository secrets\n", path)
+				return nil
 			}
 			example, err := fs.Sub(codemachine.Example, codemachine.ExampleDir)
 			if err != nil {

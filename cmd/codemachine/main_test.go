@@ -47,6 +47,7 @@ func scriptParams(dir string) testscript.Params {
 			"unixaccepted": cmdUnixAccepted,
 			"noleft":       cmdNoLeft,
 			"githttp":      cmdGitHTTP,
+			"actenv":       cmdActEnv,
 		},
 	})
 }
