@@ -37,6 +37,12 @@ type Delivery struct {
 // went to another worker: the result is discarded, never landed.
 var ErrClaimLost = errors.New("the claim lapsed and another worker took the unit over: result discarded")
 
+// ErrBehind is a Remote's answer to a claim while the branch is behind the
+// remote's (the integrator landed meanwhile): the run starts nothing more
+// until its branch has caught up, so that it claims in plan order from the
+// tip and never skips ahead of units it merely looked at too early.
+var ErrBehind = errors.New("the branch is behind the remote's")
+
 // errWorkerUnsupported is a unit a worker cannot run yet: it needs a
 // person (review, interactive) on the machine that lands it.
 var errWorkerUnsupported = errors.New("not run by workers yet (review steps and interactive steps need a local run)")
@@ -55,6 +61,10 @@ func (s *scheduler) claim(ctx context.Context, u *unit) bool {
 		return false
 	}
 	ok, err := r.Claim(ctx, u.key(), u.fingerprint())
+	if errors.Is(err, ErrBehind) {
+		s.behind = true
+		return false
+	}
 	if err != nil {
 		s.stop(fmt.Errorf("claim %s: %w", u.key(), err))
 		return false

@@ -68,6 +68,9 @@ type scheduler struct {
 	interrupted bool
 	done        <-chan struct{} // the run's context's; nil once it fired
 	running     string          // the units in the running file (runningSignature)
+	// behind: a worker's claim found the branch behind the remote's; no
+	// more starts until the tip moves (RunOptions.Remote).
+	behind bool
 }
 
 func (o *Orchestrator) newScheduler(rs *runState) *scheduler {
@@ -179,6 +182,7 @@ func (s *scheduler) landNext(ctx context.Context) bool {
 // startDue starts what may run now, until nothing more may start beside
 // the units running, the budget is spent, or the run stops.
 func (s *scheduler) startDue(ctx context.Context) {
+	s.behind = false
 	for s.fatal == nil && !s.interrupted && s.snap != nil {
 		u, err := s.next()
 		if err != nil {
@@ -189,6 +193,9 @@ func (s *scheduler) startDue(ctx context.Context) {
 			return
 		}
 		if !s.claim(ctx, u) {
+			if s.behind {
+				return
+			}
 			continue
 		}
 		if u.skip {

@@ -137,10 +137,10 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint string) (bool, erro
 	w.mu.Unlock()
 	// A unit is claimed only from the remote's tip: a pass that works from
 	// an older one (the integrator landed meanwhile) may be looking at what
-	// landed already. The next pass starts from the tip.
+	// landed already: it starts nothing more until it caught up.
 	if head, err := w.repo.Head(); err != nil || head.Commit != view.Tip {
 		w.refuse()
-		return false, nil
+		return false, orchestrator.ErrBehind
 	}
 	expect := ""
 	if _, ok := view.Results[key]; ok {
