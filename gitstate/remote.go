@@ -31,16 +31,13 @@ func (r *Repo) Push(ctx context.Context, remote string, refs []PushRef, pushOpti
 		args = append(args, "--push-option="+o)
 	}
 	for _, ref := range refs {
-		switch ref.Expect {
-		case "*":
-			args = append(args, "--force-with-lease="+ref.Remote)
-		default:
+		if ref.Expect != "*" {
 			args = append(args, "--force-with-lease="+ref.Remote+":"+ref.Expect)
 		}
 	}
 	args = append(args, "--", remote)
 	for _, ref := range refs {
-		args = append(args, "+"+ref.Local+":"+ref.Remote)
+		args = append(args, leasedRefspec(ref))
 	}
 	if _, err := r.git(ctx, args...); err != nil {
 		return fmt.Errorf("push to %s: %w", remote, err)
@@ -126,4 +123,14 @@ func (r *Repo) TreeOf(commit string) (string, error) {
 		return "", fmt.Errorf("tree of %s: %w", commit, err)
 	}
 	return tree, nil
+}
+
+// RemoteURL is the URL a configured remote fetches from ("" when there is
+// no such remote).
+func (r *Repo) RemoteURL(ctx context.Context, remote string) string {
+	out, err := r.read(ctx, "remote", "get-url", "--", remote)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(out)
 }

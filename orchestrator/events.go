@@ -46,13 +46,16 @@ const (
 	// StepNeedsYou: an interactive step (or task) waits for a person at a
 	// terminal (the run has none).
 	StepNeedsYou
+	// StepDelivered: a worker finished a unit and handed its commit to
+	// the remote's integrator (RunOptions.Remote) instead of landing it.
+	StepDelivered
 )
 
 var kindNames = [...]string{
 	StepStarted: "started", StepLanded: "landed", StepFailed: "failed", StepConflict: "conflict",
 	StepSkipped: "skipped", StepRetrying: "retrying", Note: "note", StepReview: "review",
 	StepActivity: "activity", StepAttempt: "attempt", RunStarted: "run_started", RunFinished: "run_finished",
-	StepNeedsYou: "needs_you",
+	StepNeedsYou: "needs_you", StepDelivered: "delivered",
 }
 
 // String is the kind's name in JSON output ("landed", "failed", ...).

@@ -57,6 +57,9 @@ type RunOptions struct {
 	OnTerminal func(taken bool)
 	// Open, when set, is the unit codemachine open takes up (Open).
 	Open *OpenTarget
+	// Remote, when set, makes the run a worker's: each unit is claimed
+	// before it starts and delivered instead of landed (remote.go).
+	Remote Remote
 }
 
 // Summary is what a run did.
@@ -67,7 +70,9 @@ type Summary struct {
 	Skipped []Event `json:"skipped"`
 	Review  []Event `json:"review"` // commits waiting on review branches
 	// NeedsYou are the interactive units that wait for a terminal.
-	NeedsYou  []Event `json:"needs_you,omitempty"`
+	NeedsYou []Event `json:"needs_you,omitempty"`
+	// Delivered are the units a worker's run handed to the integrator.
+	Delivered []Event `json:"delivered,omitempty"`
 	TokensIn  int64   `json:"tokens_in"`
 	TokensOut int64   `json:"tokens_out"`
 	CostUSD   float64 `json:"cost_usd"`
@@ -130,6 +135,12 @@ func (rs *runState) recordNeedsYou(e Event) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	rs.summary.NeedsYou = append(rs.summary.NeedsYou, e)
+}
+
+func (rs *runState) recordDelivered(e Event) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.summary.Delivered = append(rs.summary.Delivered, e)
 }
 
 func (rs *runState) recordSkipped(e Event) {
@@ -275,6 +286,7 @@ func (s *Summary) add(more *Summary) {
 	s.Failed = append(s.Failed, more.Failed...)
 	s.Skipped = append(s.Skipped, more.Skipped...)
 	s.Review = append(s.Review, more.Review...)
+	s.Delivered = append(s.Delivered, more.Delivered...)
 	s.TokensIn += more.TokensIn
 	s.TokensOut += more.TokensOut
 	s.CostUSD += more.CostUSD

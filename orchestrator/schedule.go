@@ -68,6 +68,9 @@ type scheduler struct {
 	interrupted bool
 	done        <-chan struct{} // the run's context's; nil once it fired
 	running     string          // the units in the running file (runningSignature)
+	// behind: a worker's claim found the branch behind the remote's; no
+	// more starts until the tip moves (RunOptions.Remote).
+	behind bool
 }
 
 func (o *Orchestrator) newScheduler(rs *runState) *scheduler {
@@ -159,9 +162,13 @@ func (s *scheduler) landNext(ctx context.Context) bool {
 	a := s.order[0]
 	s.order = s.order[1:]
 	s.free = append(s.free, a.job.u.slot)
-	if taskGone(s.snap, a.job.u) {
+	switch {
+	case taskGone(s.snap, a.job.u):
 		s.stop(a.job.keepDeleted(ctx))
-	} else {
+		s.release(ctx, a.job.u)
+	case s.rs.opts.Remote != nil:
+		s.stop(a.job.deliver(ctx))
+	default:
 		s.stop(a.job.land(ctx))
 	}
 	if a.job.again {
@@ -175,6 +182,7 @@ func (s *scheduler) landNext(ctx context.Context) bool {
 // startDue starts what may run now, until nothing more may start beside
 // the units running, the budget is spent, or the run stops.
 func (s *scheduler) startDue(ctx context.Context) {
+	s.behind = false
 	for s.fatal == nil && !s.interrupted && s.snap != nil {
 		u, err := s.next()
 		if err != nil {
@@ -183,6 +191,12 @@ func (s *scheduler) startDue(ctx context.Context) {
 		}
 		if u == nil || !s.canStart(u) {
 			return
+		}
+		if !s.claim(ctx, u) {
+			if s.behind {
+				return
+			}
+			continue
 		}
 		if u.skip {
 			// The tip moved: what is due after the skipped step is
@@ -262,6 +276,14 @@ func (s *scheduler) finished(r execResult) {
 	if a.job.cand == nil {
 		s.order = slices.DeleteFunc(s.order, func(x *active) bool { return x == a })
 		s.free = append(s.free, a.job.u.slot)
+		s.release(context.Background(), a.job.u)
+	}
+}
+
+// release gives up a worker's claim of a unit that ends without a result.
+func (s *scheduler) release(ctx context.Context, u *unit) {
+	if r := s.rs.opts.Remote; r != nil {
+		r.Release(ctx, u.key())
 	}
 }
 

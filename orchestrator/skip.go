@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/codemachine/codemachine/gitstate"
@@ -37,6 +38,21 @@ func (s *scheduler) skip(ctx context.Context, u *unit) {
 	commit, err := o.repo.CommitTree(ctx, gitstate.CommitSpec{Tree: tree, Parents: []string{snap.commit}, Message: msg.String()})
 	if err != nil {
 		s.stop(fmt.Errorf("skip %s: %w", u.key(), err))
+		return
+	}
+	if r := s.rs.opts.Remote; r != nil {
+		err := r.Deliver(ctx, Delivery{Key: u.key(), Fingerprint: u.fingerprint(), Base: snap.commit, Commit: commit})
+		if errors.Is(err, ErrClaimLost) {
+			o.emit(Event{Kind: Note, Step: u.step.ID, Message: err.Error()})
+			return
+		}
+		if err != nil {
+			s.stop(fmt.Errorf("deliver %s: %w", u.key(), err))
+			return
+		}
+		e := Event{Kind: StepDelivered, Step: u.step.ID, Commit: commit, Message: why}
+		s.rs.recordDelivered(e)
+		o.emit(e)
 		return
 	}
 	res, err := o.repo.Land(ctx, s.rs.branch, snap.commit, commit, gitstate.LandOptions{

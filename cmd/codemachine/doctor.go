@@ -24,6 +24,7 @@ type doctorReport struct {
 	Git        gitCheck            `json:"git"`
 	Sandbox    sandboxCheck        `json:"sandbox"`
 	Repository repoCheck           `json:"repository"`
+	Remote     *remoteCheck        `json:"remote,omitempty"`
 }
 
 // sandboxCheck is the protection a step gets on this system.
@@ -72,14 +73,17 @@ get, and what to do when something is missing. Then git's version and, inside a 
 whether the workflow is valid, who holds the lock and whether linked worktrees are stale. It
 also says which protection the sandbox gives steps on this system: Landlock for writes, a
 mount namespace (or Landlock) for other programs' sockets, a subreaper for their processes.
+With a remote (--remote NAME, else the branch's remote or origin) it looks at it the way
+"codemachine worker" does: whether it answers, has the branch and is not behind it, and which
+workers hold claims there now (the integrator, the units running, results waiting to land).
 It only reports: the exit code is 0 whatever it finds.`,
-		Flags: []cli.Flag{jsonFlag},
+		Flags: []cli.Flag{jsonFlag, &cli.StringFlag{Name: "remote", Usage: "check the workers' remote `NAME` (default: the branch's remote, else origin)"}},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
 			}
 			out := newOutput(c)
-			r := doctor(c.Context, globalString(c, "C"))
+			r := doctor(c.Context, globalString(c, "C"), c.String("remote"))
 			if out.json {
 				return out.printJSON(r)
 			}
@@ -91,7 +95,7 @@ It only reports: the exit code is 0 whatever it finds.`,
 
 // doctor gathers the report. The engines are probed at once: each runs its
 // CLI's --version, which takes up to a few seconds for some.
-func doctor(ctx context.Context, dir string) doctorReport {
+func doctor(ctx context.Context, dir, remote string) doctorReport {
 	env := agents.Environ(os.Environ(), nil)
 	names := agents.CodingCLIs()
 	r := doctorReport{Engines: make([]agents.EngineInfo, len(names))}
@@ -107,6 +111,11 @@ func doctor(ctx context.Context, dir string) doctorReport {
 	st := agents.ProbeSandbox()
 	r.Sandbox = sandboxCheck{Active: st.Summary(), Missing: st.Missing(), System: st}
 	r.Repository = checkRepo(ctx, dir)
+	if r.Repository.Found && r.Repository.Branch != "" {
+		if repo, err := gitstate.Open(r.Repository.Root); err == nil {
+			r.Remote = checkRemote(ctx, repo, r.Repository.Branch, remote)
+		}
+	}
 	wg.Wait()
 	return r
 }
@@ -232,6 +241,9 @@ func printDoctor(out *output, r doctorReport) {
 		stale = out.paint(yellow, fmt.Sprintf("%d stale (git worktree prune removes them): %s", len(rc.Stale), strings.Join(rc.Stale, ", ")))
 	}
 	out.printf("  worktrees: %d pooled, %s\n", rc.Worktrees, stale)
+	if rc.Branch != "" {
+		printRemoteCheck(out, r.Remote)
+	}
 }
 
 // printSandboxCheck says what protects a step here and what is missing.

@@ -33,11 +33,19 @@ overwrite its files when replayed; adapt the workflow to the project before the 
 
 --template GIT_URL@REF copies another repository's .codemachine/ (without its state.yaml),
 fetched with git at REF (https://, http://, ssh://, git://, file:// or user@host:path); a
-fetch that fails is one line and exit code 2.`,
+fetch that fails is one line and exit code 2.
+
+With --ci github it writes only ` + GitHubWorkflowPath + `: a GitHub Actions workflow
+whose matrix job runs --workers codemachine workers (codemachine worker --once) on a push of
+.codemachine/ changes and on demand, engine credentials from repository secrets, the agent
+CLIs installed at pinned versions. See docs/workers.md.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "overwrite existing files with the template's"},
 			&cli.StringFlag{Name: "template", Aliases: []string{"t"}, Value: templates.Default,
 				Usage: "the workflow to start from: " + strings.Join(templates.Names(), ", ") + ", or GIT_URL@REF"},
+			&cli.StringFlag{Name: "ci", Usage: "write the workers' workflow for CI `SYSTEM` (github) instead of a template"},
+			&cli.IntFlag{Name: "workers", Value: 3, Usage: "with --ci, run `N` workers"},
+			&cli.IntFlag{Name: "slots", Value: 1, Usage: "with --ci, each worker runs up to `N` tasks at once"},
 		},
 		Action: runInit,
 	}
@@ -46,6 +54,9 @@ fetch that fails is one line and exit code 2.`,
 func runInit(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
+	}
+	if system := c.String("ci"); system != "" {
+		return initCI(c, system)
 	}
 	if t := c.String("template"); orchestrator.IsTemplateURL(t) {
 		o, err := newOrchestrator(c, nil)
@@ -150,4 +161,18 @@ next:
   git add .codemachine && git commit -m "%s"
   codemachine run
 `, tmpl.Brief, commitHint(tmpl.Name))
+}
+
+// initCI is init --ci SYSTEM: the workers' workflow for that CI system.
+func initCI(c *cli.Context, system string) error {
+	o, err := newOrchestrator(c, nil)
+	if err != nil {
+		return err
+	}
+	path, err := writeCIWorkflow(o.Repo().Root(), system, c.Int("workers"), c.Int("slots"), c.Bool("force"))
+	if err != nil {
+		return err
+	}
+	newOutput(c).printf("created %s: commit and push it; set the engines' API keys as repository secrets\n", path)
+	return nil
 }

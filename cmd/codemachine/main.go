@@ -113,7 +113,7 @@ Exit codes: 0 ok, 1 a step failed, 2 usage/configuration/validation error,
 		Commands: []*cli.Command{
 			initCommand(), validateCommand(), runCommand(), statusCommand(), logCommand(),
 			diffCommand(), approveCommand(), rejectCommand(), rollbackCommand(), retryCommand(), openCommand(), graphCommand(),
-			watchCommand(), hooksCommand(), doctorCommand(), mcpCommand(), uiCommand(), schemaCommand(), reviewCommand(),
+			watchCommand(), workerCommand(), hooksCommand(), doctorCommand(), mcpCommand(), uiCommand(), schemaCommand(), reviewCommand(),
 			completionCommand(), versionCommand(), completeCommand(),
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {

@@ -47,6 +47,7 @@ func scriptParams(dir string) testscript.Params {
 			"unixaccepted": cmdUnixAccepted,
 			"noleft":       cmdNoLeft,
 			"githttp":      cmdGitHTTP,
+			"actenv":       cmdActEnv,
 		},
 	})
 }
@@ -82,6 +83,10 @@ func hermeticGit(env *testscript.Env) error {
 		"TZ":                     "UTC",
 		"LANG":                   "C.UTF-8",
 		"CODEMACHINE_RETRY_BASE": "10ms",
+		// LEASE is the workers' claim lease in the scripts: short, so
+		// that a killed worker's task is taken over soon, and stretched
+		// on a slow machine so that a live worker's lease never lapses.
+		"LEASE": testenv.Scale(5 * time.Second).String(),
 	}
 	for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOROOT", "GOTOOLCHAIN", "GOFLAGS", "GOPROXY"} {
 		if v := goEnv(k); v != "" {

@@ -33,7 +33,7 @@ func (o *output) event(e orchestrator.Event) {
 		return
 	case orchestrator.StepAttempt, orchestrator.RunStarted, orchestrator.RunFinished:
 		return
-	case orchestrator.StepLanded, orchestrator.StepFailed, orchestrator.StepConflict, orchestrator.StepReview:
+	case orchestrator.StepLanded, orchestrator.StepFailed, orchestrator.StepConflict, orchestrator.StepReview, orchestrator.StepDelivered, orchestrator.StepSkipped:
 		o.unitEnded(e.Key())
 	}
 	r := o.row(e)
@@ -55,6 +55,10 @@ func (o *output) event(e orchestrator.Event) {
 			orchestrator.FormatDuration(e.Duration), o.paint(red, "not landed: "+firstLineOf(e.Message)))
 	case orchestrator.StepReview:
 		o.review(e, r)
+	case orchestrator.StepDelivered:
+		o.printf("  %s %-*s %-*s %7s %10s %6s   %s%s\n", o.paint(green, "→"), r.nameW, r.name, r.labelW, r.label,
+			orchestrator.FormatDuration(e.Duration), orchestrator.FormatTokens(e.Tokens)+" tok",
+			orchestrator.FormatCost(e.CostUSD, e.CostOK), shortHash(e.Commit), o.paint(dim, "  delivered to the integrator"))
 	case orchestrator.StepNeedsYou:
 		if !o.quiet {
 			o.printf("  %s %-*s %s\n", o.paint(yellow, "◇"), r.nameW, r.name, o.paint(yellow, e.Message))

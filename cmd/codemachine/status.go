@@ -15,10 +15,15 @@ func statusCommand() *cli.Command {
 		Name:  "status",
 		Usage: "show every step: done, due, running, failed, review, held or blocked",
 		Description: `Shows where the workflow stands at the tip of the current branch: each step's state,
-task progress of foreach steps, tokens and cost, and the commit that landed it.`,
+task progress of foreach steps, tokens and cost, and the commit that landed it.
+
+With --remote NAME it also looks at that remote (one fetch) the way "codemachine worker" does,
+and shows who works there now: the integrator, each unit a worker runs (its worker and lease),
+and how many results wait to land. See docs/workers.md.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "engine", Usage: "evaluate as if run with --engine `ENGINE`"},
 			&cli.StringFlag{Name: "model", Usage: "evaluate as if run with --model `MODEL`"},
+			&cli.StringFlag{Name: "remote", Usage: "also show the workers on remote `NAME` (codemachine worker)"},
 			jsonFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -34,10 +39,27 @@ task progress of foreach steps, tokens and cost, and the commit that landed it.`
 			if err != nil {
 				return err
 			}
+			var remote *remoteCheck
+			if name := c.String("remote"); name != "" {
+				head, err := o.Repo().Head()
+				if err != nil {
+					return err
+				}
+				remote = checkRemote(c.Context, o.Repo(), head.Branch, name)
+			}
 			if out.json {
+				if remote != nil {
+					return out.printJSON(struct {
+						*orchestrator.StatusReport
+						Remote *remoteCheck `json:"remote"`
+					}{report, remote})
+				}
 				return out.printJSON(report)
 			}
 			printStatus(out, report)
+			if remote != nil {
+				printRemoteCheck(out, remote)
+			}
 			return nil
 		},
 	}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/template"
+)
+
+//go:embed ci/github.yml
+var githubWorkflow string
+
+// GitHubWorkflowPath is where `init --ci github` writes the workers' workflow.
+const GitHubWorkflowPath = ".github/workflows/codemachine.yml"
+
+// ciPins are the agent CLIs' npm packages the CI workflow installs, at the
+// versions codemachine is tested with (internal/testenv's pins; a test
+// keeps the two the same).
+var ciPins = map[string]string{
+	"Claude":   "@anthropic-ai/claude-code@2.1.197",
+	"Codex":    "@openai/codex@0.169.0",
+	"Gemini":   "@google/gemini-cli@0.61.0",
+	"Opencode": "opencode-ai@1.18.33",
+}
+
+// renderGitHubWorkflow is the GitHub Actions workflow of `workers` matrix
+// jobs, each a `codemachine worker --once --slots slots`, installing
+// codemachine at version.
+func renderGitHubWorkflow(workers, slots int, version string) ([]byte, error) {
+	t, err := template.New("github.yml").Parse(githubWorkflow)
+	if err != nil {
+		return nil, err
+	}
+	var matrix []string
+	for i := 1; i <= workers; i++ {
+		matrix = append(matrix, strconv.Itoa(i))
+	}
+	data := map[string]any{"Matrix": strings.Join(matrix, ", "), "Slots": slots, "Version": version}
+	for k, v := range ciPins {
+		data[k] = v
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, data); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// writeCIWorkflow writes the CI system's workflow at the repository root;
+// an existing file is kept unless force.
+func writeCIWorkflow(root, system string, workers, slots int, force bool) (string, error) {
+	if system != "github" {
+		return "", usageErrorf("init: unknown CI system %q (github)", system)
+	}
+	if workers < 1 || slots < 1 {
+		return "", usageErrorf("init: --workers and --slots must be at least 1")
+	}
+	version := "latest"
+	if v, _ := buildInfo(); strings.HasPrefix(v, "v") && !strings.Contains(v, "devel") {
+		version = v
+	}
+	data, err := renderGitHubWorkflow(workers, slots, version)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(root, filepath.FromSlash(GitHubWorkflowPath))
+	if _, err := os.Stat(path); err == nil && !force {
+		return "", usageErrorf("init: %s exists (--force overwrites it)", GitHubWorkflowPath)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return "", fmt.Errorf("init: %w", err)
+	}
+	return GitHubWorkflowPath, nil
+}

@@ -1,0 +1,288 @@
+package orchestrator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/codemachine/codemachine/gitstate"
+)
+
+// Remote shares a run's units with other workers through a shared git
+// remote (the worker package implements it, docs/workers.md). With
+// RunOptions.Remote set, a run picks what is due exactly as always, but
+// claims each unit before it starts it, and delivers each finished unit's
+// commit instead of landing it: the integrator lands it (LandResult).
+type Remote interface {
+	// Claim takes the unit for this worker before it starts: false when
+	// another worker holds it or its result waits to land.
+	Claim(ctx context.Context, key, fingerprint string) (bool, error)
+	// Deliver hands a claimed unit's finished commit over (its parent is
+	// base) and gives its claim up with it.
+	Deliver(ctx context.Context, d Delivery) error
+	// Release gives up the claim of a unit that ended without a result
+	// (it failed, or the run stopped).
+	Release(ctx context.Context, key string)
+}
+
+// Delivery is a finished unit's commit handed to a Remote.
+type Delivery struct {
+	Key, Fingerprint string
+	Base, Commit     string
+}
+
+// ErrClaimLost is a Remote's answer to a delivery whose claim lapsed and
+// went to another worker: the result is discarded, never landed.
+var ErrClaimLost = errors.New("the claim lapsed and another worker took the unit over: result discarded")
+
+// ErrBehind is a Remote's answer to a claim while the branch is behind the
+// remote's (the integrator landed meanwhile): the run starts nothing more
+// until its branch has caught up, so that it claims in plan order from the
+// tip and never skips ahead of units it merely looked at too early.
+var ErrBehind = errors.New("the branch is behind the remote's")
+
+// errWorkerUnsupported is a unit a worker cannot run yet: it needs a
+// person (review, interactive) on the machine that lands it.
+var errWorkerUnsupported = errors.New("not run by workers yet (review steps and interactive steps need a local run)")
+
+// claim claims u on the run's remote; false: another worker has it, so
+// this run leaves it alone (it counts as attempted).
+func (s *scheduler) claim(ctx context.Context, u *unit) bool {
+	r := s.rs.opts.Remote
+	if r == nil {
+		return true
+	}
+	if u.step.Review || u.step.Reviewer != "" || u.step.Interactive {
+		s.attempted[s.attemptKey(u)] = u.fingerprint()
+		s.reportOnce(u.key()+" (worker)", Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task),
+			Message: errWorkerUnsupported.Error()}, s.rs.recordSkipped)
+		return false
+	}
+	ok, err := r.Claim(ctx, u.key(), u.fingerprint())
+	if errors.Is(err, ErrBehind) {
+		s.behind = true
+		return false
+	}
+	if err != nil {
+		s.stop(fmt.Errorf("claim %s: %w", u.key(), err))
+		return false
+	}
+	if !ok {
+		s.attempted[s.attemptKey(u)] = u.fingerprint()
+	}
+	return ok
+}
+
+// deliver hands the unit's verified commit to the run's remote instead of
+// landing it.
+func (j *job) deliver(ctx context.Context) error {
+	o, u, c := j.o, j.u, j.cand
+	err := j.rs.opts.Remote.Deliver(ctx, Delivery{Key: u.key(), Fingerprint: u.fingerprint(), Base: j.snap.commit, Commit: c.commit})
+	if ferr := j.wt.Finish(ctx, c.commit); ferr != nil {
+		j.wt.Discard()
+	}
+	if errors.Is(err, ErrClaimLost) {
+		e := Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task), Commit: c.commit, Message: err.Error()}
+		j.rs.recordSkipped(e)
+		o.emit(e)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("deliver %s: %w", u.key(), err)
+	}
+	e := j.landedEvent(c.commit, false)
+	e.Kind = StepDelivered
+	j.rs.recordDelivered(e)
+	o.emit(e)
+	return o.forget(u.key())
+}
+
+// ResultOutcome is what LandResult did with a result.
+type ResultOutcome int
+
+const (
+	// ResultLanded: the result is on the branch (Commit).
+	ResultLanded ResultOutcome = iota
+	// ResultStale: the unit is no longer due with the fingerprint it ran
+	// with at the branch (it landed already, or its inputs changed):
+	// nothing landed, and the result is to be dropped.
+	ResultStale
+	// ResultConflict: the result does not apply to the branch; it is kept
+	// on its conflict branch (Ref).
+	ResultConflict
+)
+
+// LandedResult is LandResult's answer.
+type LandedResult struct {
+	Outcome ResultOutcome
+	Commit  string // the commit on the branch (ResultLanded)
+	Ref     string // the conflict branch (ResultConflict)
+	Event   Event
+}
+
+// LandResult lands a worker's result (a unit's commit on base, delivered
+// through a Remote) on branch exactly as a run lands its own units:
+// rebased onto the tip where the branch moved, state.yaml rebuilt and the
+// box ticked from the tip's, a conflict kept on codemachine/conflict/<key>.
+// A result whose unit is not due at the tip with the fingerprint it ran
+// with is not landed (ResultStale): it landed before, or the unit must run
+// again. The caller holds whatever makes it the only integrator.
+func (o *Orchestrator) LandResult(ctx context.Context, branch, key, commit string, ov Overrides) (*LandedResult, error) {
+	info, err := o.repo.CommitInfo(commit)
+	if err != nil {
+		return nil, err
+	}
+	if len(info.Parents) != 1 {
+		return nil, fmt.Errorf("result %s: %s has %d parents, want 1", key, short(commit), len(info.Parents))
+	}
+	base := info.Parents[0]
+	tip, err := o.repo.ResolveRev("refs/heads/" + branch)
+	if err != nil {
+		return nil, err
+	}
+	msg := gitstate.Message{Trailers: info.Trailers}
+	fp := msg.Get(gitstate.TrailerFingerprint)
+	tipSnap, err := o.load(tip, ov)
+	if err != nil {
+		return nil, err
+	}
+	if due, ok := dueFingerprint(tipSnap, key); !ok || due != fp {
+		return &LandedResult{Outcome: ResultStale}, nil
+	}
+	snap, err := o.load(base, ov)
+	if err != nil {
+		return nil, err
+	}
+	u, err := unitAt(snap, key)
+	if err != nil {
+		return nil, err
+	}
+	c, err := o.resultCandidate(u, base, commit, info)
+	if err != nil {
+		return nil, err
+	}
+	return o.landCandidate(ctx, branch, base, u, c)
+}
+
+// unitAt is the unit key names in snap.
+func unitAt(snap *snapshot, key string) (*unit, error) {
+	stepID, taskID, _ := strings.Cut(key, "/")
+	step := snap.project.Graph.Step(stepID)
+	if step == nil {
+		return nil, fmt.Errorf("result %s: no step %s at its base", key, stepID)
+	}
+	u := &unit{step: step, agent: snap.project.Agents[step.Agent], settings: snap.settings[stepID]}
+	if taskID != "" {
+		plan := snap.project.TaskPlan(step)
+		if plan == nil || plan.Task(taskID) == nil {
+			return nil, fmt.Errorf("result %s: no task %s at its base", key, taskID)
+		}
+		u.task = plan.Task(taskID)
+	}
+	return u, nil
+}
+
+// resultCandidate rebuilds, from the commits, what a run knows of its own
+// unit's commit when it lands it: the state record it wrote and whether
+// the agent edited the plan beyond its box.
+func (o *Orchestrator) resultCandidate(u *unit, base, commit string, info gitstate.Commit) (*candidate, error) {
+	st, err := o.loadState(commit)
+	if err != nil {
+		return nil, err
+	}
+	sr := st.Steps[u.step.ID]
+	if sr == nil {
+		return nil, fmt.Errorf("result %s: its state.yaml has no record of %s", u.key(), u.step.ID)
+	}
+	msg, _ := gitstate.ParseMessage(info.Message)
+	c := &candidate{commit: commit, msg: msg, rec: sr.RunRecord, model: sr.Model, duration: sr.Duration}
+	if u.task != nil && u.step.Foreach != "" {
+		planBase, berr := o.repo.ReadFile(base, u.step.Foreach)
+		planCand, cerr := o.repo.ReadFile(commit, u.step.Foreach)
+		if berr == nil && cerr == nil {
+			c.planBase, c.planCand = planBase, planCand
+			ticked, ok := o.tick(u.step.Foreach, planBase, u.task.ID)
+			c.agentEditedPlan = !ok || !bytes.Equal(ticked, planCand)
+		} else {
+			c.agentEditedPlan = berr != nil || cerr != nil
+		}
+	}
+	return c, nil
+}
+
+// landCandidate lands c (u's commit on base) on branch the way job.land
+// does, for a unit that ran elsewhere.
+func (o *Orchestrator) landCandidate(ctx context.Context, branch, base string, u *unit, c *candidate) (*LandedResult, error) {
+	res, err := o.repo.Land(ctx, branch, base, c.commit, gitstate.LandOptions{
+		ConflictBranch:  "codemachine/conflict/" + u.key(),
+		Overlay:         func(tip, merged string) (string, error) { return o.overlay(ctx, u, c, tip, merged) },
+		OverlayPaths:    c.overlayPaths(u),
+		OverlayReplaces: func(tip string) []string { return o.overlayReplaces(u, c, tip) },
+	})
+	var conflict *gitstate.ConflictError
+	if errors.As(err, &conflict) {
+		e := Event{Kind: StepConflict, Step: u.step.ID, Task: taskID(u.task), Engine: c.rec.Engine, Model: c.model,
+			Duration: c.duration, Ref: conflict.Branch, Commit: c.commit, Message: err.Error()}
+		o.emit(e)
+		return &LandedResult{Outcome: ResultConflict, Ref: conflict.Branch, Event: e}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("land %s: %w", u.key(), err)
+	}
+	e := Event{Kind: StepLanded, Step: u.step.ID, Task: taskID(u.task), Title: c.msg.Subject, Engine: c.rec.Engine,
+		Model: c.model, Duration: c.duration, Tokens: c.rec.TokensIn + c.rec.TokensOut, CostUSD: c.rec.CostUSD,
+		CostOK: c.rec.CostKnown, Commit: res.Commit, Rebased: res.Rebased, Attempt: c.rec.Attempts}
+	o.emit(e)
+	return &LandedResult{Outcome: ResultLanded, Commit: res.Commit, Event: e}, nil
+}
+
+// DueUnits are the keys of the units due at commit, in the order a run
+// lands them: steps in dependency order, each foreach step's tasks in plan
+// order (every unchecked task, runnable now or not).
+func (o *Orchestrator) DueUnits(commit string, ov Overrides) ([]string, error) {
+	snap, err := o.load(commit, ov)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for _, step := range snap.project.Graph.Order() {
+		if _, due := snap.due[step.ID]; !due {
+			continue
+		}
+		if !step.FansOut() {
+			keys = append(keys, step.ID)
+			continue
+		}
+		plan := snap.project.TaskPlan(step)
+		if plan == nil {
+			continue
+		}
+		for _, t := range plan.Tasks {
+			if !t.Done {
+				keys = append(keys, step.ID+"/"+t.ID)
+			}
+		}
+	}
+	return keys, nil
+}
+
+// DueFingerprints are the fingerprints of the units due at commit, by key (what a claim carries).
+func (o *Orchestrator) DueFingerprints(commit string, ov Overrides) (map[string]string, error) {
+	snap, err := o.load(commit, ov)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := o.DueUnits(commit, ov)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, k := range keys {
+		if fp, ok := dueFingerprint(snap, k); ok {
+			out[k] = fp
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,169 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/orchestrator"
+)
+
+// integrateBranch is the local scratch branch the integrator lands results
+// on before it pushes them: the worker's own branch moves only to what the
+// remote has.
+const integrateBranch = "codemachine/integrate"
+
+// integrator takes the integrator's role when nobody holds it or its
+// holder's lease lapsed, and renews it while this worker holds it. It
+// reports whether this worker is the integrator now.
+func (w *worker) integrator(ctx context.Context, view gitstate.RemoteWork) bool {
+	w.mu.Lock()
+	mine := w.integ
+	w.mu.Unlock()
+	cur := view.Integrator
+	now := time.Now()
+	expect := cur.Commit
+	switch {
+	case cur.Worker == w.opts.ID || (mine.Ref != "" && cur.Ref == ""):
+		// Still this worker's as far as it knows (the last look may
+		// predate its latest renewal): renew from the claim it pushed
+		// last, once a third of the lease has gone. One it pushed without
+		// hearing back is taken as it is on the remote.
+		if mine.Ref != "" && now.Before(mine.Expires.Add(-w.lease*2/3)) {
+			return true
+		}
+		if mine.Ref != "" {
+			expect = mine.Commit
+		}
+	case cur.Ref != "" && !cur.Expired(now):
+		if mine.Ref != "" {
+			w.note("another worker (%s) is the integrator now", cur.Worker)
+			w.setInteg(gitstate.Claim{})
+		}
+		return false
+	}
+	c, err := w.repo.PushClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Ref: gitstate.IntegratorClaimRef,
+		Worker: w.opts.ID, Expires: now.Add(w.lease), Expect: expect})
+	if err != nil {
+		if !errors.Is(err, gitstate.ErrRefMoved) && !gitstate.IsTransientRemote(err) {
+			w.note("integrator: %v", err)
+		}
+		w.setInteg(gitstate.Claim{})
+		return false
+	}
+	if mine.Ref == "" {
+		w.note("integrator: this worker lands the results")
+	}
+	w.setInteg(c)
+	return true
+}
+
+func (w *worker) setInteg(c gitstate.Claim) {
+	w.mu.Lock()
+	w.integ = c
+	w.mu.Unlock()
+}
+
+// integrate lands the waiting results in plan order on the scratch branch
+// made from the remote's tip, exactly as a run lands its own units, and
+// pushes the branch, the landed results' removal and any conflict
+// branches in one atomic push whose lease is the tip it started from: if
+// another push moved the branch meanwhile, nothing happened and the next
+// tick starts over. A result waits while a unit before it in plan order is
+// claimed (it would land first in a local run); a result whose unit is no
+// longer due with its fingerprint (it landed already, or its inputs
+// changed) is dropped, never landed twice. It reports whether it pushed.
+func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool, error) {
+	if len(view.Results) == 0 && !anyStale(view.Claims) {
+		return false, nil
+	}
+	due, err := w.o.DueUnits(view.Tip, w.opts.Run.Overrides)
+	if err != nil {
+		return false, err
+	}
+	if err := w.repo.SetRef(ctx, "refs/heads/"+integrateBranch, view.Tip); err != nil {
+		return false, err
+	}
+	var refs []gitstate.PushRef
+	dueSet := map[string]bool{}
+	for _, k := range due {
+		dueSet[k] = true
+	}
+	// Results of units not due at the tip are late copies: dropped.
+	for key, commit := range view.Results {
+		if !dueSet[key] {
+			refs = append(refs, w.settle(view, key, commit)...)
+			w.note("%s: dropped a result for a unit that is not due any more (landed before, or changed)", key)
+		}
+	}
+	// Lapsed claims of units not due any more (a worker cut off after
+	// another finished the unit), and delivery markers whose result is
+	// gone, are nobody's: removed.
+	now := time.Now()
+	for key, c := range view.Claims {
+		_, hasResult := view.Results[key]
+		if (!dueSet[key] && c.Expired(now)) || (c.Delivered != "" && !hasResult) {
+			refs = append(refs, gitstate.PushRef{Remote: c.Ref, Expect: c.Commit})
+		}
+	}
+	landed := false
+	for _, key := range due {
+		commit, ok := view.Results[key]
+		if !ok {
+			if _, claimed := view.Claims[key]; claimed {
+				break // plan order: what comes after waits for it
+			}
+			continue
+		}
+		res, err := w.o.LandResult(ctx, integrateBranch, key, commit, w.opts.Run.Overrides)
+		if err != nil {
+			return false, err
+		}
+		refs = append(refs, w.settle(view, key, commit)...)
+		switch res.Outcome {
+		case orchestrator.ResultLanded:
+			landed = true
+		case orchestrator.ResultConflict:
+			refs = append(refs, gitstate.PushRef{Local: "refs/heads/" + res.Ref, Remote: "refs/heads/" + res.Ref, Expect: "*"})
+		case orchestrator.ResultStale:
+			w.note("%s: dropped a result that is not due any more with its fingerprint", key)
+		}
+	}
+	if len(refs) == 0 {
+		return false, nil
+	}
+	if landed {
+		tip, err := w.repo.ResolveRev("refs/heads/" + integrateBranch)
+		if err != nil {
+			return false, err
+		}
+		refs = append(refs, gitstate.PushRef{Local: tip, Remote: "refs/heads/" + w.branch, Expect: view.Tip})
+	}
+	err = w.retry(ctx, "push the landed results", func() error { return w.repo.PushCAS(ctx, w.opts.Remote, refs) })
+	if errors.Is(err, gitstate.ErrRefMoved) {
+		return false, nil // another integrator (a lapsed lease) or a user's push: look again
+	}
+	return err == nil, err
+}
+
+// anyStale says whether one of claims has lapsed or marks a delivery.
+func anyStale(claims map[string]gitstate.Claim) bool {
+	now := time.Now()
+	for _, c := range claims {
+		if c.Expired(now) || c.Delivered != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// settle removes a result that is landed or dropped, and the delivery
+// marker beside it.
+func (w *worker) settle(view gitstate.RemoteWork, key, commit string) []gitstate.PushRef {
+	refs := []gitstate.PushRef{{Remote: gitstate.ResultRef(key), Expect: commit}}
+	if c, ok := view.Claims[key]; ok && c.Delivered != "" {
+		refs = append(refs, gitstate.PushRef{Remote: c.Ref, Expect: c.Commit})
+	}
+	return refs
+}

@@ -1,0 +1,334 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/orchestrator"
+)
+
+// retry runs fn until it succeeds, fails for good, or ctx ends: a
+// transient remote failure (no connection, a server error) is tried again
+// after an exponential back-off with jitter (200 ms doubling to 10 s).
+// The first failure and the recovery are told once each.
+func (w *worker) retry(ctx context.Context, what string, fn func() error) error {
+	delay := 200 * time.Millisecond
+	for {
+		err := fn()
+		if !gitstate.IsTransientRemote(err) {
+			w.mu.Lock()
+			wasDown := w.down
+			w.down = false
+			w.mu.Unlock()
+			if wasDown && err == nil {
+				w.note("the remote %s answers again", w.opts.Remote)
+			}
+			return err
+		}
+		w.mu.Lock()
+		first := !w.down
+		w.down = true
+		w.mu.Unlock()
+		if first {
+			w.note("%s: %v; trying again with back-off", what, err)
+		}
+		d := delay/2 + rand.N(delay/2+1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
+}
+
+// fetch looks at the remote (retrying while it is unreachable).
+func (w *worker) fetch(ctx context.Context) (gitstate.RemoteWork, error) {
+	var view gitstate.RemoteWork
+	err := w.retry(ctx, "fetch", func() error {
+		var err error
+		view, err = w.repo.FetchWork(ctx, w.opts.Remote, w.branch)
+		return err
+	})
+	if err != nil {
+		return view, err
+	}
+	w.mu.Lock()
+	old := w.view
+	w.view, w.viewAt = view, time.Now()
+	w.mu.Unlock()
+	if old.Tip != view.Tip || len(old.Claims) != len(view.Claims) || len(old.Results) != len(view.Results) {
+		select {
+		case w.changed <- struct{}{}:
+		default:
+		}
+	}
+	return view, nil
+}
+
+// tick is one look at the remote: fetch, take or keep the integrator's
+// role (and land what waits), and bring the local branch to the remote's
+// tip.
+func (w *worker) tick(ctx context.Context) error {
+	w.tickMu.Lock()
+	defer w.tickMu.Unlock()
+	view, err := w.fetch(ctx)
+	if err != nil {
+		return err
+	}
+	if view.Tip == "" {
+		return &orchestrator.ConfigError{Err: fmt.Errorf("the remote %s has no branch %s: push it first (git push %s %s)", w.opts.Remote, w.branch, w.opts.Remote, w.branch)}
+	}
+	if w.integrator(ctx, view) {
+		landed, err := w.integrate(ctx, view)
+		if err != nil {
+			return err
+		}
+		if landed {
+			if view, err = w.fetch(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return w.follow(ctx, view.Tip)
+}
+
+// follow moves the local branch to the remote's tip when the remote moved
+// on from it. A local branch that is not behind the remote's is left
+// alone (and said once): a worker's clone follows the remote, it does not
+// lead it.
+func (w *worker) follow(ctx context.Context, remoteTip string) error {
+	head, err := w.repo.Head()
+	if err != nil {
+		return err
+	}
+	if head.Branch != w.branch {
+		return &orchestrator.ConfigError{Err: fmt.Errorf("the checkout moved from %s to %q while the worker ran", w.branch, head.Branch)}
+	}
+	if head.Commit == remoteTip {
+		return nil
+	}
+	behind, err := w.repo.IsAncestor(head.Commit, remoteTip)
+	if err != nil {
+		return err
+	}
+	if !behind {
+		return &orchestrator.ConfigError{Err: fmt.Errorf("%s has commits that %s/%s lacks: a worker's branch follows the remote's (push them, or reset %s to %s/%s)",
+			w.branch, w.opts.Remote, w.branch, w.branch, w.opts.Remote, w.branch)}
+	}
+	err = w.repo.FollowBranch(ctx, w.branch, head.Commit, remoteTip)
+	if errors.Is(err, gitstate.ErrRefMoved) {
+		return nil // moved meanwhile: the next tick looks again
+	}
+	return err
+}
+
+// Claim is the orchestrator's Remote: it claims key for this worker unless
+// the last look at the remote saw a live claim or a waiting result for it.
+// A lapsed claim is taken over. The push is the arbiter: when another
+// worker's claim got there first, the answer is false.
+func (w *worker) Claim(ctx context.Context, key, fingerprint string) (bool, error) {
+	w.mu.Lock()
+	view := w.view
+	w.mu.Unlock()
+	// A unit is claimed only from the remote's tip: a pass that works from
+	// an older one (the integrator landed meanwhile) may be looking at what
+	// landed already: it starts nothing more until it caught up.
+	if head, err := w.repo.Head(); err != nil || head.Commit != view.Tip {
+		w.refuse()
+		return false, orchestrator.ErrBehind
+	}
+	expect := ""
+	if _, ok := view.Results[key]; ok {
+		w.refuse()
+		return false, nil
+	}
+	if c, ok := view.Claims[key]; ok {
+		if !c.Expired(time.Now()) {
+			w.refuse()
+			return false, nil
+		}
+		expect = c.Commit
+	}
+	req, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Ref: gitstate.ClaimRef(key),
+		Worker: w.opts.ID, Fingerprint: fingerprint, Expires: time.Now().Add(w.lease), Expect: expect})
+	if err != nil {
+		return false, err
+	}
+	var claim gitstate.Claim
+	err = w.retry(ctx, "claim "+key, func() error {
+		var err error
+		claim, err = w.repo.PushClaim(ctx, req)
+		return err
+	})
+	if errors.Is(err, gitstate.ErrRefMoved) {
+		w.refuse()
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if expect != "" {
+		w.note("%s: took over the lapsed claim of %s", key, view.Claims[key].Worker)
+	}
+	w.mu.Lock()
+	w.held[key] = claim
+	w.mu.Unlock()
+	return true, nil
+}
+
+func (w *worker) refuse() {
+	w.mu.Lock()
+	w.refused++
+	w.mu.Unlock()
+}
+
+// Deliver pushes the unit's commit to its result ref and deletes its
+// claim in one atomic push, under the claim's lease: when the claim lapsed
+// and another worker holds it now, nothing is pushed and the result is
+// discarded (orchestrator.ErrClaimLost).
+func (w *worker) Deliver(ctx context.Context, d orchestrator.Delivery) error {
+	w.claimMu.Lock()
+	defer w.claimMu.Unlock()
+	w.mu.Lock()
+	claim, ok := w.held[d.Key]
+	w.mu.Unlock()
+	if !ok {
+		return orchestrator.ErrClaimLost
+	}
+	// The claim becomes a delivered one (the integrator removes it with
+	// the result), so that nobody claims the unit while it waits to land.
+	marker, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Ref: claim.Ref, Worker: w.opts.ID,
+		Fingerprint: claim.Fingerprint, Expires: time.Now().Add(w.lease), Delivered: d.Commit})
+	if err != nil {
+		return err
+	}
+	err = w.retry(ctx, "deliver "+d.Key, func() error {
+		err := w.repo.PushCAS(ctx, w.opts.Remote, []gitstate.PushRef{
+			{Local: d.Commit, Remote: gitstate.ResultRef(d.Key), Expect: ""},
+			{Local: marker.Commit, Remote: claim.Ref, Expect: claim.Commit},
+		})
+		if errors.Is(err, gitstate.ErrRefMoved) {
+			// A push whose answer was lost may have landed: then the
+			// claim is the marker.
+			if got, lerr := w.repo.RemoteRef(ctx, w.opts.Remote, claim.Ref); lerr == nil && got == marker.Commit {
+				return nil
+			}
+		}
+		return err
+	})
+	w.mu.Lock()
+	delete(w.held, d.Key)
+	w.mu.Unlock()
+	if errors.Is(err, gitstate.ErrRefMoved) {
+		// Still this worker's claim (another result got there first):
+		// give it up rather than leave it to lapse.
+		_ = w.repo.ReleaseClaim(ctx, w.opts.Remote, claim)
+		return orchestrator.ErrClaimLost
+	}
+	return err
+}
+
+// Release gives up the claim of a unit that ended without a result.
+func (w *worker) Release(ctx context.Context, key string) {
+	w.claimMu.Lock()
+	defer w.claimMu.Unlock()
+	w.mu.Lock()
+	claim, ok := w.held[key]
+	delete(w.held, key)
+	w.mu.Unlock()
+	if !ok {
+		return
+	}
+	err := w.retry(ctx, "release "+key, func() error { return w.repo.ReleaseClaim(ctx, w.opts.Remote, claim) })
+	if err != nil && !errors.Is(err, gitstate.ErrRefMoved) {
+		w.note("release the claim of %s: %v (it lapses by itself)", key, err)
+	}
+}
+
+// releaseAll gives up what the worker still holds when it stops.
+func (w *worker) releaseAll(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, w.lease)
+	defer cancel()
+	w.mu.Lock()
+	var keys []string
+	for k := range w.held {
+		keys = append(keys, k)
+	}
+	integ := w.integ
+	w.integ = gitstate.Claim{}
+	w.mu.Unlock()
+	for _, k := range keys {
+		w.Release(ctx, k)
+	}
+	if integ.Ref != "" {
+		_ = w.repo.ReleaseClaim(ctx, w.opts.Remote, integ)
+	}
+}
+
+// renewLoop renews every claim the worker holds each third of the lease.
+// A claim that another worker took over meanwhile (this worker was cut off
+// for longer than the lease) is dropped: its result will be discarded.
+func (w *worker) renewLoop(ctx context.Context) {
+	t := time.NewTicker(w.lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		held := make(map[string]gitstate.Claim, len(w.held))
+		for k, c := range w.held {
+			held[k] = c
+		}
+		w.mu.Unlock()
+		for key, c := range held {
+			w.renew(ctx, key, c)
+		}
+	}
+}
+
+// renew moves one held claim's lease on.
+func (w *worker) renew(ctx context.Context, key string, c gitstate.Claim) {
+	w.claimMu.Lock()
+	defer w.claimMu.Unlock()
+	w.mu.Lock()
+	cur, still := w.held[key]
+	w.mu.Unlock()
+	if !still || cur.Commit != c.Commit {
+		return // delivered or released meanwhile
+	}
+	var next gitstate.Claim
+	req, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Ref: c.Ref, Worker: w.opts.ID,
+		Fingerprint: c.Fingerprint, Expires: time.Now().Add(w.lease), Expect: c.Commit})
+	if err == nil {
+		err = w.retry(ctx, "renew "+key, func() error {
+			var err error
+			next, err = w.repo.PushClaim(ctx, req)
+			return err
+		})
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case errors.Is(err, gitstate.ErrRefMoved):
+		delete(w.held, key)
+		w.noteLocked("%s: the claim lapsed and another worker took it over; this worker's result will be discarded", key)
+	case err == nil:
+		w.held[key] = next
+	case ctx.Err() == nil:
+		w.noteLocked("renew the claim of %s: %v", key, err)
+	}
+}
+
+func (w *worker) noteLocked(format string, args ...any) {
+	w.mu.Unlock()
+	defer w.mu.Lock()
+	w.note(format, args...)
+}

@@ -1,0 +1,235 @@
+// Package worker is `codemachine worker`: a client of the orchestrator that
+// shares a workflow's units with other workers on other machines through a
+// shared git remote (docs/workers.md). Each worker claims due units on the
+// remote with a lease-checked atomic push, runs them exactly as a local run
+// does, and delivers each result to a result ref; one worker at a time, the
+// integrator (elected through a claim of its own), lands the results on the
+// branch in plan order with a compare-and-swap push.
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/orchestrator"
+)
+
+// Command is what the lock file says while a worker runs a pass.
+const Command = "codemachine worker"
+
+// DefaultLease is how long a claim lasts unless renewed.
+const DefaultLease = 2 * time.Minute
+
+// Options configure a worker.
+type Options struct {
+	// Remote is the configured remote's name ("" = origin).
+	Remote string
+	// ID names this worker on the remote ("" = host-pid-random).
+	ID string
+	// Slots is how many tasks run at once (0 = 1).
+	Slots int
+	// Once ends the worker when nothing is due, claimed or waiting to
+	// land any more, instead of waiting for more work.
+	Once bool
+	// Lease is how long a claim lasts unless renewed (0 = DefaultLease).
+	// Claims are renewed every third of it, and the remote is looked at
+	// every sixth of it (at most every 5 s).
+	Lease time.Duration
+	// Run are the options of every pass (overrides, record).
+	Run orchestrator.RunOptions
+	// OnNote tells the user what the worker does beside the passes'
+	// events: claims lost, the integrator's role, the remote unreachable.
+	OnNote func(string)
+	// OnPass is called after every pass that did something.
+	OnPass func(*orchestrator.Summary, error)
+}
+
+// UnfinishedError ends a --once worker that leaves units due that no
+// worker can run any more (each failed, or they need a local run).
+type UnfinishedError struct{ Keys []string }
+
+// Error names them.
+func (e *UnfinishedError) Error() string {
+	return fmt.Sprintf("%d unit(s) still due that the workers did not finish: %v (codemachine status; codemachine retry)", len(e.Keys), e.Keys)
+}
+
+// worker is one worker process's state.
+type worker struct {
+	o      *orchestrator.Orchestrator
+	repo   *gitstate.Repo
+	opts   Options
+	branch string
+	lease  time.Duration
+	poll   time.Duration
+
+	tickMu sync.Mutex // one look at the remote at a time (tick)
+	// claimMu orders the pushes that move this worker's claims (renew,
+	// deliver, release): each must expect the claim commit the one before
+	// it left.
+	claimMu sync.Mutex
+
+	mu      sync.Mutex
+	view    gitstate.RemoteWork
+	viewAt  time.Time
+	held    map[string]gitstate.Claim // units claimed and not delivered or released
+	integ   gitstate.Claim            // the integrator's claim while this worker holds it
+	down    bool                      // the remote was unreachable at the last try
+	changed chan struct{}             // the remote's state changed (a tick saw something new)
+	refused int                       // claims refused in the current pass
+}
+
+// Run runs the worker until ctx is done (or, with Once, until the work is
+// done). It returns orchestrator.ErrInterrupted when ctx ends it.
+func Run(ctx context.Context, o *orchestrator.Orchestrator, opts Options) error {
+	w, err := newWorker(o, opts)
+	if err != nil {
+		return err
+	}
+	if err := w.tick(ctx); err != nil {
+		return err
+	}
+	bg, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); w.renewLoop(bg) }()
+	go func() { defer wg.Done(); w.tickLoop(bg) }()
+	err = w.loop(ctx)
+	stop()
+	wg.Wait()
+	w.releaseAll(context.WithoutCancel(ctx))
+	return err
+}
+
+func newWorker(o *orchestrator.Orchestrator, opts Options) (*worker, error) {
+	if opts.Remote == "" {
+		opts.Remote = "origin"
+	}
+	if opts.ID == "" {
+		opts.ID = defaultID()
+	}
+	if opts.Slots <= 0 {
+		opts.Slots = 1
+	}
+	lease := opts.Lease
+	if lease <= 0 {
+		lease = DefaultLease
+	}
+	head, err := o.Repo().Head()
+	if err != nil {
+		return nil, err
+	}
+	if head.Branch == "" {
+		return nil, &orchestrator.ConfigError{Err: errors.New("HEAD is detached: a worker works on the checked-out branch, which follows the remote's")}
+	}
+	w := &worker{o: o, repo: o.Repo(), opts: opts, branch: head.Branch, lease: lease,
+		poll: min(max(lease/6, 50*time.Millisecond), 5*time.Second), held: map[string]gitstate.Claim{},
+		changed: make(chan struct{}, 1)}
+	return w, nil
+}
+
+func defaultID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+func (w *worker) note(format string, args ...any) {
+	if w.opts.OnNote != nil {
+		w.opts.OnNote(fmt.Sprintf(format, args...))
+	}
+}
+
+// loop runs passes: each claims and runs what it can; between passes it
+// waits for the remote to change (or the next look at it).
+func (w *worker) loop(ctx context.Context) error {
+	for {
+		if ctx.Err() != nil {
+			return orchestrator.ErrInterrupted
+		}
+		head, err := w.repo.Head()
+		if err != nil {
+			return err
+		}
+		w.mu.Lock()
+		w.refused = 0
+		w.mu.Unlock()
+		opts := w.opts.Run
+		opts.Remote = w
+		opts.Command = Command
+		opts.SkipFailed = true
+		opts.Parallel = w.opts.Slots
+		sum, err := w.o.Run(ctx, opts)
+		var failed *orchestrator.StepFailedError
+		switch {
+		case errors.Is(err, orchestrator.ErrInterrupted) || ctx.Err() != nil:
+			return orchestrator.ErrInterrupted
+		case errors.As(err, &failed):
+		case err != nil:
+			return err
+		}
+		idle := sum == nil || len(sum.Delivered)+len(sum.Failed) == 0
+		if w.opts.OnPass != nil && !idle {
+			w.opts.OnPass(sum, err)
+		}
+		if w.opts.Once && idle {
+			done, err := w.finished(ctx, head.Commit)
+			if done || err != nil {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return orchestrator.ErrInterrupted
+		case <-w.changed:
+		case <-time.After(w.poll):
+		}
+	}
+}
+
+// finished reports whether a --once worker is done after a pass that
+// started nothing from base: a fresh look at the remote (and a landing,
+// if this worker integrates) finds the branch still at base, nothing
+// claimed, no result waiting, and the pass was refused no claim. Units
+// still due then (failed here, or needing a local run) make it an
+// *UnfinishedError.
+func (w *worker) finished(ctx context.Context, base string) (bool, error) {
+	if err := w.tick(ctx); err != nil {
+		return false, err
+	}
+	w.mu.Lock()
+	view, refused := w.view, w.refused
+	busy := len(w.held) > 0 || len(view.Claims) > 0 || len(view.Results) > 0 || view.Tip != base || refused > 0
+	w.mu.Unlock()
+	if busy {
+		return false, nil
+	}
+	due, err := w.o.DueUnits(base, w.opts.Run.Overrides)
+	if err != nil || len(due) == 0 {
+		return err == nil, err
+	}
+	return true, &UnfinishedError{Keys: due}
+}
+
+// tickLoop looks at the remote every poll interval while passes run.
+func (w *worker) tickLoop(ctx context.Context) {
+	t := time.NewTicker(w.poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := w.tick(ctx); err != nil && ctx.Err() == nil {
+				w.note("%v", err)
+			}
+		}
+	}
+}
