@@ -19,7 +19,13 @@ export CODEMACHINE_REQUIRE_CLIS=1
 TAGS=urfave_cli_no_docs
 $GO test -race -tags "$TAGS" -count=1 -run '^$' ./... >/dev/null
 
-args=(test -race -tags "$TAGS" -count=1 -timeout 20m ./...)
+# go test's -timeout only catches a hung test: each test awaits its own
+# events and gives up after testenv.Patience. Loaded machines run the CLI
+# package's scenarios (real agent CLIs, tmux) several times slower, so the
+# guard is generous and stretches with the suite's one setting,
+# CODEMACHINE_TEST_SCALE, like every other limit.
+timeout=$(awk -v s="${CODEMACHINE_TEST_SCALE:-1}" 'BEGIN { if (s + 0 <= 0) s = 1; printf "%ds", 3600 * s }')
+args=(test -race -tags "$TAGS" -count=1 -timeout "$timeout" ./...)
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v ip >/dev/null && unshare --net true 2>/dev/null; then
 	echo "test: running under unshare --net (loopback only)"
 	exec unshare --net sh -c 'ip link set lo up && exec "$@"' sh env GOPROXY=off "$GO" "${args[@]}"
