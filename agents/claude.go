@@ -72,10 +72,10 @@ var claudeHome = homeSpec{
 }
 
 // claudeMCPConfig is the --mcp-config JSON that adds one stdio server.
-// alwaysLoad makes Claude connect it before its first model request:
-// otherwise, on a loaded machine, the first request can go out while the
-// server is still starting, with a WaitForMcpServers tool in place of the
-// server's tools.
+// alwaysLoad makes Claude wait for it before its first model request
+// (for MCP_CONNECT_TIMEOUT_MS: see claudeMCPWait): otherwise the first
+// request can go out while the server is still starting, with a
+// WaitForMcpServers tool in place of the server's tools.
 func claudeMCPConfig(m *MCPServer) string {
 	type server struct {
 		Type       string   `json:"type"`
@@ -87,6 +87,14 @@ func claudeMCPConfig(m *MCPServer) string {
 	data, _ := json.Marshal(cfg) // strings only: no error
 	return string(data)
 }
+
+// claudeMCPWait is how long (ms) a headless Claude waits for the MCP
+// servers of its configuration before its first request, when the user
+// has not set MCP_CONNECT_TIMEOUT_MS. Claude's default, 5 s, is shorter
+// than codemachine's server can take to start on a loaded machine, and
+// a step given the server (mcp: true) needs its tools; the wait ends as
+// soon as the server answers, so a long bound costs nothing.
+const claudeMCPWait = "120000"
 
 // claudePrepare says IS_SANDBOX=1 in a sandboxed run and points CLAUDE_CONFIG_DIR at a private dir under req.Home,
 // seeded from the user's config dir and global config file (~/.claude.json,
@@ -100,6 +108,9 @@ func claudePrepare(req Request, env []string) ([]string, error) {
 	}
 	if !claudeCanBypass(env) {
 		return nil, errors.New(errClaudeRoot)
+	}
+	if req.MCP != nil && envValue(env, "MCP_CONNECT_TIMEOUT_MS") == "" {
+		env = setEnv(env, "MCP_CONNECT_TIMEOUT_MS", claudeMCPWait)
 	}
 	if req.Home == "" {
 		return env, nil

@@ -372,6 +372,20 @@ func TestCLIMCPServer(t *testing.T) {
 		if i < 0 || i+1 >= len(r.args) || r.args[i+1] != want {
 			t.Errorf("args %q, want --mcp-config %s", r.args, want)
 		}
+		// Claude waits for the server longer than its own 5 s...
+		if got := r.env["MCP_CONNECT_TIMEOUT_MS"]; got != claudeMCPWait {
+			t.Errorf("MCP_CONNECT_TIMEOUT_MS %q, want %s", got, claudeMCPWait)
+		}
+	})
+	t.Run("claude keeps the user's MCP wait", func(t *testing.T) {
+		// ...unless the user said how long.
+		r, err := run(t, "claude", "MCP_CONNECT_TIMEOUT_MS=7000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.env["MCP_CONNECT_TIMEOUT_MS"]; got != "7000" {
+			t.Errorf("MCP_CONNECT_TIMEOUT_MS %q, want the user's 7000", got)
+		}
 	})
 	t.Run("codex", func(t *testing.T) {
 		r, err := run(t, "codex")

@@ -233,7 +233,7 @@ func jsonLines(t *testing.T, out string) []map[string]any {
 // With a trace file it runs under strace, recording every connect().
 func (d cliDriver) run(t *testing.T, bin, repo string, env []string, prompt, resume, trace string) cliRun {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), testenv.Patience())
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.CLIRunPatience())
 	defer cancel()
 	args := d.args(repo, prompt, resume)
 	if trace != "" {

@@ -33,3 +33,12 @@ func scaleFactor() float64 {
 func Patience() time.Duration {
 	return Scale(3 * time.Minute)
 }
+
+// CLIRunPatience is how long a test lets one whole run of a real agent
+// CLI take before it kills it and fails: such a run is work, not a
+// moment (about 10 s alone on a quiet 2-core machine, 30 s with four
+// starting at once, and ten times that on a heavily loaded one), so it
+// gets more than Patience; stretched by CODEMACHINE_TEST_SCALE too.
+func CLIRunPatience() time.Duration {
+	return Scale(12 * time.Minute)
+}
