@@ -109,6 +109,11 @@ func (o *Orchestrator) whoDid(hash string) string {
 	if err != nil {
 		return ""
 	}
+	return whoOf(c)
+}
+
+// whoOf is Who for a commit read.
+func whoOf(c gitstate.Commit) string {
 	msg := gitstate.Message{Trailers: c.Trailers}
 	verdicts := reviewVerdicts(msg)
 	review := ""

@@ -123,7 +123,7 @@ func (o *Orchestrator) Status(ov Overrides) (*StatusReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	commits, err := o.stepCommits(head.Commit, snap.state)
+	commits, by, err := o.stepCommitsBy(head.Commit, snap.state)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +139,7 @@ func (o *Orchestrator) Status(ov Overrides) (*StatusReport, error) {
 			}
 		}
 	}
-	v := &statusView{o: o, snap: snap, holds: holds, failures: failures, commits: commits, running: running,
+	v := &statusView{o: o, snap: snap, holds: holds, failures: failures, commits: commits, by: by, running: running,
 		notDone: map[string]bool{}}
 	for _, step := range snap.project.Graph.Order() {
 		st := v.step(step)
@@ -162,6 +162,7 @@ type statusView struct {
 	holds    map[string]Hold
 	failures map[string]Failure
 	commits  map[string]string
+	by       map[string]string // commit hash -> who did its work, when the walk found it
 	running  map[string]bool
 	notDone  map[string]bool
 }
@@ -205,12 +206,20 @@ func (v *statusView) step(step *workflow.Step) StepStatus {
 		if t := &st.Tasks[i]; t.State == StateHeld || t.State == StateBlocked {
 			t.Commit = ""
 		}
-		st.Tasks[i].By = v.o.whoDid(st.Tasks[i].Commit)
+		st.Tasks[i].By = v.who(st.Tasks[i].Commit)
 	}
 	if step.Foreach == "" {
-		st.By = v.o.whoDid(st.Commit)
+		st.By = v.who(st.Commit)
 	}
 	return st
+}
+
+// who is whoDid, answered from the walk's index when it has the commit.
+func (v *statusView) who(hash string) string {
+	if by, ok := v.by[hash]; ok {
+		return by
+	}
+	return v.o.whoDid(hash)
 }
 
 // addRecord shows a step's last run: when, with what, and what it cost

@@ -9,6 +9,11 @@ import (
 // stepCommitsFile is the local index of step commits (stepCommits).
 const stepCommitsFile = "step-commits.json"
 
+// commitIndexVersion is the version of the index this code writes; an
+// index of another version is read as none (its walk is made again).
+// Version 1 added each entry's By.
+const commitIndexVersion = 1
+
 // commitIndex is what a walk of the first-parent history from Tip found:
 // each step and step/task key's newest commit, at how many commits from
 // Tip, newest first. Next is the first commit the walk did not read
@@ -17,16 +22,20 @@ const stepCommitsFile = "step-commits.json"
 // for as long as Tip is in the history walked: a later walk reads only
 // the commits that came after Tip.
 type commitIndex struct {
+	Version int          `json:"version"`
 	Tip     string       `json:"tip"`
 	Entries []indexEntry `json:"entries"`
 	Next    string       `json:"next,omitempty"`
 	Walked  int          `json:"walked"`
 }
 
+// indexEntry is a key's newest commit; By is who did its work (Who, from
+// the commit's trailers), so that status need not read the commit again.
 type indexEntry struct {
 	Key   string `json:"key"`
 	Hash  string `json:"hash"`
 	Depth int    `json:"depth"`
+	By    string `json:"by,omitempty"`
 }
 
 // commitFinder is the answer of stepCommits as the walk finds it: the
@@ -40,10 +49,12 @@ type commitFinder struct {
 	frozen  bool
 	index   commitIndex
 	inIndex map[string]bool
+	by      map[string]string // commit hash -> Who of the commits found
 }
 
 func newCommitFinder(state *gitstate.State) *commitFinder {
-	f := &commitFinder{want: map[string]bool{}, missing: -1, m: map[string]string{}, inIndex: map[string]bool{}}
+	f := &commitFinder{want: map[string]bool{}, missing: -1, m: map[string]string{}, inIndex: map[string]bool{},
+		by: map[string]string{}, index: commitIndex{Version: commitIndexVersion}}
 	if state != nil {
 		for id, sr := range state.Steps {
 			f.want[id] = true
@@ -61,10 +72,11 @@ func (f *commitFinder) done(depth int) bool { return f.missing == 0 || depth >= 
 
 // add records that key's commit at depth is hash, in the index and, while
 // the walk would still be going, in the answer.
-func (f *commitFinder) add(key, hash string, depth int) {
+func (f *commitFinder) add(key, hash, by string, depth int) {
+	f.by[hash] = by
 	if !f.inIndex[key] {
 		f.inIndex[key] = true
-		f.index.Entries = append(f.index.Entries, indexEntry{Key: key, Hash: hash, Depth: depth})
+		f.index.Entries = append(f.index.Entries, indexEntry{Key: key, Hash: hash, Depth: depth, By: by})
 	}
 	if depth != f.depth {
 		f.frozen = f.frozen || f.done(depth)
@@ -85,8 +97,9 @@ func (f *commitFinder) add(key, hash string, depth int) {
 func (f *commitFinder) commit(c gitstate.Commit, depth int) {
 	msg := gitstate.Message{Trailers: c.Trailers}
 	if step := msg.Get(gitstate.TrailerStep); step != "" {
-		f.add(unitKey(step, msg.Get(gitstate.TrailerTask)), c.Hash, depth)
-		f.add(step, c.Hash, depth)
+		by := whoOf(c)
+		f.add(unitKey(step, msg.Get(gitstate.TrailerTask)), c.Hash, by, depth)
+		f.add(step, c.Hash, by, depth)
 	}
 }
 
@@ -129,18 +142,26 @@ func (f *commitFinder) walk(o *Orchestrator, rev string, depth int, old *commitI
 // step-commits.json), so the next one reads only the commits since: a
 // status after a landing reads one commit, not a hundred.
 func (o *Orchestrator) stepCommits(rev string, state *gitstate.State) (map[string]string, error) {
+	commits, _, err := o.stepCommitsBy(rev, state)
+	return commits, err
+}
+
+// stepCommitsBy is stepCommits, and who did the work of each commit found
+// (Who, by commit hash), from the same walk and index: status shows it
+// without reading a commit per step.
+func (o *Orchestrator) stepCommitsBy(rev string, state *gitstate.State) (map[string]string, map[string]string, error) {
 	f := newCommitFinder(state)
 	old := o.readCommitIndex()
 	reached, err := f.walk(o, rev, 0, old)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if reached >= 0 {
 		for _, e := range old.Entries {
 			if reached+e.Depth >= logDepth {
 				break
 			}
-			f.add(e.Key, e.Hash, reached+e.Depth)
+			f.add(e.Key, e.Hash, e.By, reached+e.Depth)
 		}
 		f.index.Walked, f.index.Next = min(reached+old.Walked, logDepth), ""
 		if reached+old.Walked < logDepth {
@@ -150,14 +171,14 @@ func (o *Orchestrator) stepCommits(rev string, state *gitstate.State) (map[strin
 			// The index stopped short of what this walk needs: go on from
 			// where it stopped.
 			if _, err := f.walk(o, f.index.Next, f.index.Walked, nil); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
 	if old == nil || f.index.Tip != old.Tip || f.index.Walked != old.Walked {
 		o.writeCommitIndex(&f.index)
 	}
-	return f.m, nil
+	return f.m, f.by, nil
 }
 
 // readCommitIndex is the local index, nil when there is none or it cannot
@@ -168,7 +189,7 @@ func (o *Orchestrator) readCommitIndex() *commitIndex {
 		return nil
 	}
 	var idx commitIndex
-	if json.Unmarshal(data, &idx) != nil || idx.Tip == "" {
+	if json.Unmarshal(data, &idx) != nil || idx.Tip == "" || idx.Version != commitIndexVersion {
 		return nil
 	}
 	return &idx

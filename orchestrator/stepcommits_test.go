@@ -31,6 +31,9 @@ func TestStepCommitsIndex(t *testing.T) {
 		if task != "" {
 			msg += "\nCodemachine-Task: " + task
 		}
+		if step != "a" {
+			msg += "\nCodemachine-By: agent " + step + task
+		}
 		testenv.Git(t, dir, "commit", "-q", "--allow-empty", "-m", msg)
 		return testenv.Git(t, dir, "rev-parse", "HEAD")
 	}
@@ -50,12 +53,19 @@ func TestStepCommitsIndex(t *testing.T) {
 		t.Helper()
 		head := testenv.Git(t, dir, "rev-parse", "HEAD")
 		want := walkStepCommits(t, o, head, st)
-		got, err := o.stepCommits(head, st)
+		got, by, err := o.stepCommitsBy(head, st)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !maps.Equal(got, want) {
 			t.Errorf("%s: got %v\nwant %v", name, got, want)
+		}
+		// Who did each commit's work, from the index or the walk, is what
+		// reading the commit says.
+		for key, hash := range got {
+			if who, ok := by[hash]; !ok || who != o.whoDid(hash) {
+				t.Errorf("%s: %s's commit by %q (known: %v), its trailers say %q", name, key, who, ok, o.whoDid(hash))
+			}
 		}
 		idx := o.readCommitIndex()
 		if idx == nil || idx.Tip != head {
@@ -88,8 +98,15 @@ func TestStepCommitsIndex(t *testing.T) {
 
 	// The index at the tip is what is read: no commit is walked.
 	head := testenv.Git(t, dir, "rev-parse", "HEAD")
+	o.writeCommitIndex(&commitIndex{Version: commitIndexVersion, Tip: head, Walked: 1,
+		Entries: []indexEntry{{Key: "f", Hash: "from-the-index", Depth: 0, By: "indexed"}}})
+	got, by, err := o.stepCommitsBy(head, state(map[string][]string{"f": nil}))
+	if err != nil || got["f"] != "from-the-index" || by["from-the-index"] != "indexed" {
+		t.Errorf("with the index at the tip: %v, %v, %v", got, by, err)
+	}
+	// An index of an earlier version (no By) is read as none: walked again.
 	o.writeCommitIndex(&commitIndex{Tip: head, Walked: 1, Entries: []indexEntry{{Key: "f", Hash: "from-the-index", Depth: 0}}})
-	if got, err := o.stepCommits(head, state(map[string][]string{"f": nil})); err != nil || got["f"] != "from-the-index" {
-		t.Errorf("with the index at the tip: %v, %v", got, err)
+	if got, err := o.stepCommits(head, state(map[string][]string{"f": nil})); err != nil || got["f"] != head {
+		t.Errorf("with an index of version 0 at the tip: %v, %v (want the walk's %s)", got, err, head)
 	}
 }
