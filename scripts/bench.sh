@@ -33,6 +33,10 @@ run ./orchestrator -bench 'FanoutDue' -benchtime 20x
 # codemachine status on a 100-step workflow, 10k files, vs git log -1
 # (<= 3x).
 run ./cmd/codemachine -bench 'Status100' -benchtime 20x
+# Cost: the example workflow replayed from its recordings, a full run and
+# the run after a one-task steer, in tokens and dollars, next to what
+# running every unit again costs.
+run ./cmd/codemachine -bench 'ExampleCost' -benchtime 1x
 # Start-up: codemachine version vs git rev-parse HEAD (<= 2x).
 run ./cmd/codemachine -bench 'Startup' -benchtime 50x
 # watch: commit -> step started (quiet window + 50 ms); an idle watcher's
