@@ -16,8 +16,10 @@ import (
 // records a task each, and reading and parsing that YAML is most of what a
 // status or a run's first load would cost; known by its blob id (which the
 // commit's tree gives without reading the file) it is decoded from a gob
-// instead, several times faster, or taken from memory.
-const stateCacheMin = 64 << 10
+// instead, or taken from memory. Already at 100 records (24 KiB of YAML)
+// the parse costs several milliseconds of a status, the gob's decoding a
+// twentieth of that; below about 20 records there is little to gain.
+const stateCacheMin = 4 << 10
 
 // stateCache holds the parsed state.yaml last cached, by blob id.
 type stateCache struct {
