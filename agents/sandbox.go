@@ -13,6 +13,11 @@ type SandboxStatus = sandbox.Status
 // allows (sandbox.Probe).
 func ProbeSandbox() SandboxStatus { return sandbox.Probe() }
 
+// ProbeSandboxRemembered is ProbeSandbox for reports, the answer of its
+// trial launch kept in file while nothing it depends on changes
+// (sandbox.ProbeRemembered).
+func ProbeSandboxRemembered(file string) SandboxStatus { return sandbox.ProbeRemembered(file) }
+
 // UserSockets reads where the user's sockets are from the user's
 // environment, for a Sandbox's HideDirs and Sockets (sandbox.UserSockets).
 func UserSockets(environ []string) (dirs, sockets []string) { return sandbox.UserSockets(environ) }

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -83,6 +84,10 @@ type Orchestrator struct {
 	plans      contentCache[*workflow.Plan]
 	// uses remembers the git sources of uses: fetched (uses.go).
 	uses usesMemo
+	// reportProbe is what status shows of the sandbox: Config.ProbeSandbox
+	// when set, else the probe whose trial launch is remembered in the
+	// repository's cache (agents.ProbeSandboxRemembered).
+	reportProbe func() agents.SandboxStatus
 }
 
 // New opens the repository containing cfg.Dir.
@@ -102,6 +107,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.RetryBase == 0 {
 		cfg.RetryBase = 2 * time.Second
 	}
+	reportProbe := cfg.ProbeSandbox
 	if cfg.ProbeSandbox == nil {
 		cfg.ProbeSandbox = agents.ProbeSandbox
 	}
@@ -112,7 +118,11 @@ func New(cfg Config) (*Orchestrator, error) {
 		}
 		return nil, err
 	}
-	return &Orchestrator{cfg: cfg, repo: repo}, nil
+	if reportProbe == nil {
+		file := filepath.Join(repo.LocalDir(), "cache", "sandbox-probe.json")
+		reportProbe = func() agents.SandboxStatus { return agents.ProbeSandboxRemembered(file) }
+	}
+	return &Orchestrator{cfg: cfg, repo: repo, reportProbe: reportProbe}, nil
 }
 
 // Repo is the repository this orchestrator works on.

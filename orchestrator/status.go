@@ -101,9 +101,10 @@ const logDepth = 5000
 // Status reports every step's state at the branch tip.
 func (o *Orchestrator) Status(ov Overrides) (*StatusReport, error) {
 	// Probing the sandbox starts a process (a namespace is tried in a
-	// child): it runs while the repository is read.
+	// child) unless its answer is remembered: it runs while the
+	// repository is read.
 	probe := make(chan agents.SandboxStatus, 1)
-	go func() { probe <- o.cfg.ProbeSandbox() }()
+	go func() { probe <- o.reportProbe() }()
 	head, err := o.repo.Head()
 	if err != nil {
 		return nil, err

@@ -34,6 +34,29 @@ func Probe() Status {
 }
 
 func probe() Status {
+	s := probeABI()
+	if !ready.Load() {
+		s.NamespaceErr = ErrNotLauncher.Error()
+		return s
+	}
+	modes := []nsMode{nsUser}
+	if os.Geteuid() == 0 {
+		modes = []nsMode{nsMount, nsUser}
+	}
+	var err error
+	for _, m := range modes {
+		if err = tryNamespace(m); err == nil {
+			s.ns, s.Namespace, s.NamespaceErr = m, m.String(), ""
+			return s
+		}
+	}
+	s.NamespaceErr = "no mount namespace: " + err.Error()
+	return s
+}
+
+// probeABI is the status without the namespace trial: the kernel's
+// Landlock ABI.
+func probeABI() Status {
 	s := Status{OS: runtime.GOOS, Subreaper: true}
 	abi, err := ll.LandlockGetABIVersion()
 	switch {
@@ -49,21 +72,6 @@ func probe() Status {
 	default:
 		s.ABI = abi
 	}
-	if !ready.Load() {
-		s.NamespaceErr = ErrNotLauncher.Error()
-		return s
-	}
-	modes := []nsMode{nsUser}
-	if os.Geteuid() == 0 {
-		modes = []nsMode{nsMount, nsUser}
-	}
-	for _, m := range modes {
-		if err = tryNamespace(m); err == nil {
-			s.ns, s.Namespace, s.NamespaceErr = m, m.String(), ""
-			return s
-		}
-	}
-	s.NamespaceErr = "no mount namespace: " + err.Error()
 	return s
 }
 

@@ -20,6 +20,9 @@ func Probe() Status {
 	return Status{OS: runtime.GOOS, ABIErr: "no Landlock on " + runtime.GOOS, NamespaceErr: "not Linux"}
 }
 
+// ProbeRemembered is Probe: nothing is tried here.
+func ProbeRemembered(string) Status { return Probe() }
+
 // SetAttr does nothing where there is no launcher.
 func (l *Launch) SetAttr(*syscall.SysProcAttr) {}
 
