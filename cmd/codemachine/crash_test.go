@@ -18,18 +18,19 @@ import (
 
 // crashWorkflow is four steps of shell commands, each changing, adding
 // and deleting files, so that every landing rewrites files in the user's
-// checkout.
+// checkout. A step deletes a file of the step before it that is none of
+// its outputs (deleting an output would make that step due again).
 const crashWorkflow = `version: 1
 steps:
   - id: a
-    run: 'mkdir -p out && for i in 1 2 3 4 5 6 7 8; do echo a$i > out/a$i.txt; done && echo a > shared.txt'
+    run: 'mkdir -p out && for i in 1 2 3 4 5 6 7 8; do echo a$i > out/a$i.txt; done && echo a > shared.txt && echo a > out/tmp-a.txt'
     outputs: [out/a*.txt, shared.txt]
   - id: b
-    run: 'for i in 1 2 3 4 5 6 7 8; do echo b$i > out/b$i.txt; done && rm out/a1.txt && echo b >> shared.txt'
+    run: 'for i in 1 2 3 4 5 6 7 8; do echo b$i > out/b$i.txt; done && rm out/tmp-a.txt && echo b > out/tmp-b.txt && echo b >> shared.txt'
     needs: [a]
     outputs: [out/b*.txt, shared.txt]
   - id: c
-    run: 'for i in 1 2 3 4 5 6 7 8; do echo c$i > out/c$i.txt; done && rm out/b1.txt && echo c >> shared.txt'
+    run: 'for i in 1 2 3 4 5 6 7 8; do echo c$i > out/c$i.txt; done && rm out/tmp-b.txt && echo c >> shared.txt'
     needs: [b]
     outputs: [out/c*.txt, shared.txt]
   - id: d
