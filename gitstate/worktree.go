@@ -478,12 +478,23 @@ func (w *Worktree) Protect(ctx context.Context, obj string) error {
 	return nil
 }
 
-// unprotect removes the slot's ref (a missing one is fine).
+// unprotect removes the slot's ref (a missing one is fine): in the
+// process, as git's files backend would, when the ref is a loose file
+// only (a Finish after a landing runs no git), else with git update-ref.
 func (w *Worktree) unprotect(ctx context.Context) {
 	if w.staged == "" {
 		return // Stage never ran: no ref was set by this hand-out
 	}
-	_, _ = w.git(ctx, "update-ref", "--no-deref", "-d", w.slotRef())
+	r, ref := w.repo, w.slotRef()
+	if s, err := r.refSettingsFor(ctx); err == nil && s.usable {
+		packed, err := os.ReadFile(filepath.Join(r.commonDir, "packed-refs"))
+		if (err == nil && !strings.Contains(string(packed), " "+ref+"\n")) || errors.Is(err, fs.ErrNotExist) {
+			if err := os.Remove(filepath.Join(r.commonDir, filepath.FromSlash(ref))); err == nil || errors.Is(err, fs.ErrNotExist) {
+				return
+			}
+		}
+	}
+	_, _ = w.git(ctx, "update-ref", "--no-deref", "-d", ref)
 }
 
 func (w *Worktree) close() {
