@@ -476,12 +476,17 @@ func (r *Repo) advanceUnchecked(ctx context.Context, cas refUpdate) error {
 	if err != nil {
 		return err
 	}
-	defer held.release()
 	if co.on(cas.ref) {
 		// Checked out meanwhile: the landing tries again, switching it.
+		held.release()
 		return errCheckoutMoved
 	}
-	return r.swapRef(context.WithoutCancel(ctx), cas, held.journal.env(), s)
+	err = r.swapRef(context.WithoutCancel(ctx), cas, held.journal.env(), s)
+	held.release()
+	if err == nil && cas.old != "" {
+		r.repairAfterUnchecked(ctx, co, cas.ref, cas.old, cas.new)
+	}
+	return err
 }
 
 // mainCheckout is the repository's main worktree, if it has one.
