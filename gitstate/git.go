@@ -194,13 +194,17 @@ func (r *Repo) run(ctx context.Context, opts runOpts, retryLocks bool, args []st
 	}
 	start := time.Now()
 	delay := 10 * time.Millisecond
-	for {
+	for tries := 1; ; tries++ {
 		out, stderr, code, err := r.exec(ctx, dir, env, opts.Stdin, args)
 		if err == nil {
 			return out, nil
 		}
 		if ctx.Err() != nil {
 			return out, fmt.Errorf("git %s: %w", subcommand(args), ctx.Err())
+		}
+		if tries < objectWriteTries && objectWriteRaced(args, stderr) {
+			time.Sleep(time.Duration(tries) * 5 * time.Millisecond)
+			continue
 		}
 		lock := lockPath(stderr)
 		if lock == "" || !retryLocks {
@@ -218,6 +222,23 @@ func (r *Repo) run(ctx context.Context, opts runOpts, retryLocks bool, args []st
 		}
 		delay = min(2*delay, time.Second)
 	}
+}
+
+// objectWriteTries bounds the runs of an object-writing command that a
+// concurrent git gc got in the way of.
+const objectWriteTries = 4
+
+// objectWriteRaced reports a command that writes objects failing because
+// a git gc of the user's removed the empty objects/xx directory it was
+// writing into (git retries that once, and a gc's prune can win again):
+// writing objects is idempotent, so the command runs again.
+func objectWriteRaced(args []string, stderr string) bool {
+	switch subcommand(args) {
+	case "hash-object", "commit-tree", "merge-tree", "mktree", "write-tree", "add", "update-index":
+		return strings.Contains(stderr, "unable to create temporary file") ||
+			strings.Contains(stderr, "insufficient permission for adding an object")
+	}
+	return false
 }
 
 func (r *Repo) exec(ctx context.Context, dir string, env []string, stdin []byte, args []string) (stdout, stderr string, code int, err error) {

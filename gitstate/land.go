@@ -44,6 +44,10 @@ type LandOptions struct {
 	// Attempts bounds the compare-and-swap retries while the branch keeps
 	// moving; 0 means 5.
 	Attempts int
+	// Protect, when set, is given a rebased commit as soon as it is made,
+	// to keep it from a git gc --prune=now of the user's until it lands
+	// (Worktree.Protect).
+	Protect func(ctx context.Context, commit string) error
 }
 
 // DirtyError is returned by ResetBranch when the working tree has changes
@@ -196,6 +200,9 @@ func (l *landing) attemptLocked(ctx context.Context) (LandResult, bool, error) {
 		return l.attempt(ctx)
 	}
 	held, err := l.r.holdCheckout(ctx, cos[0], l.ref)
+	if errors.Is(err, ErrRefMoved) {
+		return LandResult{}, true, nil
+	}
 	if err != nil {
 		return LandResult{}, false, l.fail(err)
 	}
@@ -257,6 +264,11 @@ func (l *landing) rebase(ctx context.Context, tip string) (LandResult, bool, err
 	rebased, err := l.r.CommitTree(ctx, CommitSpec{Tree: tree, Parents: []string{tip}, Message: l.orig.Message, Author: l.orig.Author})
 	if err != nil {
 		return LandResult{}, false, l.fail(err)
+	}
+	if l.opts.Protect != nil {
+		if err := l.opts.Protect(ctx, rebased); err != nil {
+			return LandResult{}, false, l.fail(err)
+		}
 	}
 	err = l.advance(ctx, tip, rebased, "codemachine: "+l.subject+" (rebased)")
 	return l.advanced(err, LandResult{Commit: rebased, Rebased: true})
@@ -363,6 +375,17 @@ type checkout struct {
 	root, gitDir string
 }
 
+// on reports whether the checkout's HEAD names ref.
+func (c checkout) on(ref string) bool {
+	data, err := os.ReadFile(filepath.Join(c.gitDir, "HEAD"))
+	return err == nil && strings.TrimSpace(string(data)) == "ref: "+ref
+}
+
+// errCheckoutMoved: the checkout a switch was for left the branch (the
+// user's git checkout) before its index lock was taken; it is ErrRefMoved,
+// so that the landing tries again, with the checkouts as they are now.
+var errCheckoutMoved = fmt.Errorf("the checkout left the branch: %w", ErrRefMoved)
+
 // checkoutsOn lists the user's worktrees whose HEAD is the branch ref.
 func (r *Repo) checkoutsOn(ref string) ([]checkout, error) {
 	var cands []checkout
@@ -390,8 +413,7 @@ func (r *Repo) checkoutsOn(ref string) ([]checkout, error) {
 	}
 	var out []checkout
 	for _, c := range cands {
-		data, err := os.ReadFile(filepath.Join(c.gitDir, "HEAD"))
-		if err == nil && strings.TrimSpace(string(data)) == "ref: "+ref {
+		if c.on(ref) {
 			out = append(out, c)
 		}
 	}
@@ -418,8 +440,7 @@ func (r *Repo) advance(ctx context.Context, ref, old, new, msg string, staged bo
 	cas := newRefUpdate(ref, new, old, msg)
 	switch len(cos) {
 	case 0:
-		_, err := r.gitWith(ctx, runOpts{}, cas.args...)
-		return refError(ref, err)
+		return r.advanceUnchecked(ctx, cas)
 	case 1:
 		if staged {
 			// What the staged switch cannot vouch for is decided under
@@ -431,6 +452,52 @@ func (r *Repo) advance(ctx context.Context, ref, old, new, msg string, staged bo
 		return r.switchCheckout(ctx, cos[0], cas, false)
 	}
 	return fmt.Errorf("%s is checked out in %d worktrees", ref, len(cos))
+}
+
+// advanceUnchecked moves a branch no checkout of the user's is on. It
+// holds the main checkout's index lock around the ref update: git checkout
+// reads the branch's commit before it takes that lock, so a checkout of
+// the branch that began before the update fails on the lock (and is tried
+// again) instead of switching to the branch with the files of its old
+// commit, which the user's next commit would then revert. What is left is
+// git's own window, between a checkout's index update and its HEAD update
+// (it holds no lock for the latter); see docs/internals.md.
+func (r *Repo) advanceUnchecked(ctx context.Context, cas refUpdate) error {
+	co, ok := r.mainCheckout()
+	if !ok {
+		_, err := r.gitWith(ctx, runOpts{}, cas.args...)
+		return refError(cas.ref, err)
+	}
+	s, err := r.refSettingsFor(ctx)
+	if err != nil {
+		return err
+	}
+	held, err := r.holdIndex(ctx, co, cas.ref)
+	if err != nil {
+		return err
+	}
+	if co.on(cas.ref) {
+		// Checked out meanwhile: the landing tries again, switching it.
+		held.release()
+		return errCheckoutMoved
+	}
+	err = r.swapRef(context.WithoutCancel(ctx), cas, held.journal.env(), s)
+	held.release()
+	if err == nil && cas.old != "" {
+		r.repairAfterUnchecked(ctx, co, cas.ref, cas.old, cas.new)
+	}
+	return err
+}
+
+// mainCheckout is the repository's main worktree, if it has one.
+func (r *Repo) mainCheckout() (checkout, bool) {
+	switch {
+	case r.gitDir == r.commonDir && r.root != "":
+		return checkout{r.root, r.gitDir}, true
+	case filepath.Base(r.commonDir) == ".git":
+		return checkout{filepath.Dir(r.commonDir), r.commonDir}, true
+	}
+	return checkout{}, false
 }
 
 // refUpdate is a compare-and-swap of one ref.
@@ -500,6 +567,21 @@ type heldCheckout struct {
 // landing can rebase while it holds both. The journal says nothing has
 // begun yet (Pending) until switchTo records the switch.
 func (r *Repo) holdCheckout(ctx context.Context, co checkout, ref string) (*heldCheckout, error) {
+	h, err := r.holdIndex(ctx, co, ref)
+	if err != nil {
+		return nil, err
+	}
+	if !co.on(ref) {
+		// The user's git checkout switched away meanwhile: the files and
+		// index are another branch's now.
+		h.release()
+		return nil, errCheckoutMoved
+	}
+	return h, nil
+}
+
+// holdIndex is holdCheckout whatever co has checked out.
+func (r *Repo) holdIndex(ctx context.Context, co checkout, ref string) (*heldCheckout, error) {
 	r.writeMu.Lock()
 	r.hook("before-lock")
 	journal := &switchJournal{Root: co.root, Index: filepath.Join(co.gitDir, "index"), Ref: ref, Pending: true}
@@ -508,6 +590,7 @@ func (r *Repo) holdCheckout(ctx context.Context, co checkout, ref string) (*held
 		return nil, err
 	}
 	r.hook("locked")
+	settleIndex(journal.Index)
 	return &heldCheckout{r: r, co: co, journal: journal}, nil
 }
 
@@ -592,6 +675,7 @@ func (h *heldCheckout) switchTo(ctx context.Context, cas refUpdate, hard bool) e
 	if err := os.Rename(tmp, index); err != nil {
 		return fmt.Errorf("install the index: %w", err)
 	}
+	noteOwnIndex(index)
 	return nil
 }
 

@@ -571,3 +571,71 @@ func TestLandOvertakenTakesTheLockFirst(t *testing.T) {
 		t.Errorf("working tree: a.txt %q, status %q", read(t, dir, "a.txt"), statusShort(t, dir))
 	}
 }
+
+// TestRepairAfterUnchecked: a checkout that reached a branch just moved
+// with the old commit's files (git's race: git checkout reads the branch,
+// then the landing moves it, then git switches) is brought forward, its
+// untracked and unrelated files kept; a checkout whose files the user
+// changed since is left alone (issue 10, D7).
+func TestRepairAfterUnchecked(t *testing.T) {
+	for _, edited := range []bool{false, true} {
+		t.Run(fmt.Sprintf("edited=%v", edited), func(t *testing.T) {
+			dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "keep.txt": "k\n"})
+			ctx := t.Context()
+			old := git(t, dir, "rev-parse", "HEAD")
+			landed := stepCommit(t, r, old, map[string]string{"a.txt": "landed\n", "new.txt": "new\n"}, "step")
+			// The stale end state: HEAD on main at the landed commit,
+			// index and files the old commit's.
+			git(t, dir, "update-ref", "refs/heads/main", landed, old)
+			write(t, dir, "untracked.txt", "mine\n")
+			if edited {
+				git(t, dir, "rm", "-q", "--cached", "a.txt")
+			}
+			co, ok := r.mainCheckout()
+			if !ok {
+				t.Fatal("no main checkout")
+			}
+			r.repairAfterUnchecked(ctx, co, "refs/heads/main", old, landed)
+			if edited {
+				if read(t, dir, "a.txt") != "a\n" || exists(dir, "new.txt") {
+					t.Fatal("a checkout with the user's own change was rewritten")
+				}
+				return
+			}
+			if got := statusShort(t, dir); got != "?? untracked.txt" {
+				t.Fatalf("git status after the repair:\n%s", got)
+			}
+			if read(t, dir, "a.txt") != "landed\n" || read(t, dir, "new.txt") != "new\n" || read(t, dir, "keep.txt") != "k\n" {
+				t.Fatal("the files are not the landed commit's")
+			}
+			if exists(dir, ".git/index.lock") || exists(dir, ".git/codemachine/switch.yaml") {
+				t.Fatal("lock or journal left")
+			}
+		})
+	}
+}
+
+// TestLandWhileCheckedOutElsewhere: a landing on a branch no checkout is
+// on moves the ref without touching the user's checkout of another branch
+// and leaves no lock behind.
+func TestLandWhileCheckedOutElsewhere(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	git(t, dir, "checkout", "-q", "-b", "other")
+	write(t, dir, "a.txt", "user edit on other\n")
+	c := stepCommit(t, r, base, map[string]string{"b.txt": "b\n"}, "step")
+	res, err := r.Land(ctx, "main", base, c, LandOptions{})
+	if err != nil || res.Commit != c {
+		t.Fatalf("Land = %+v, %v", res, err)
+	}
+	if got := git(t, dir, "rev-parse", "main"); got != c {
+		t.Fatalf("main at %s, want %s", got, c)
+	}
+	if exists(dir, "b.txt") || read(t, dir, "a.txt") != "user edit on other\n" {
+		t.Fatal("the checkout of other was touched")
+	}
+	if exists(dir, ".git/index.lock") || exists(dir, ".git/codemachine/switch.yaml") {
+		t.Fatal("lock or journal left")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
 )
 
 // Repo is one git repository (the worktree containing the directory it was
@@ -111,9 +113,10 @@ func (r *Repo) localPath(elem ...string) (string, error) {
 }
 
 // goGit runs f with the lazily opened go-git repository. go-git loads the
-// pack indexes once and never notices packs written later (by git gc or a
-// fetch), so when an object is missing the repository is reopened and f
-// retried once.
+// pack indexes once and never notices packs written or removed later (by
+// the user's git gc or a fetch, also while a run goes on), so when an
+// object or a pack is missing the repository is reopened and f retried, a
+// few times: a gc may be halfway through replacing the packs.
 func (r *Repo) goGit(f func(*gitRepo) error) error {
 	r.ggMu.Lock()
 	defer r.ggMu.Unlock()
@@ -126,10 +129,22 @@ func (r *Repo) goGit(f func(*gitRepo) error) error {
 			r.gg = gg
 		}
 		err := f(r.gg)
-		if attempt == 0 && errors.Is(err, plumbing.ErrObjectNotFound) {
+		if attempt < goGitRetries && packsChanged(err) {
 			r.gg = nil
+			if attempt > 0 {
+				time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
+			}
 			continue
 		}
 		return err
 	}
+}
+
+// goGitRetries is how often goGit reopens the repository for one call.
+const goGitRetries = 4
+
+// packsChanged reports whether err is go-git's reading of packs that
+// changed under it: an object or a pack file it expected is gone.
+func packsChanged(err error) bool {
+	return errors.Is(err, plumbing.ErrObjectNotFound) || errors.Is(err, dotgit.ErrPackfileNotFound) || errors.Is(err, fs.ErrNotExist)
 }

@@ -197,6 +197,8 @@ func (p *stateParser) record(n *yaml.Node, what string, r *RunRecord, tasks *map
 			r.Iteration = int(n)
 		case "output":
 			r.Output, err = p.str(v, key)
+		case "files":
+			r.Files, err = p.files(v)
 		case "skipped":
 			b, ok := yamlnode.Bool(v)
 			if !ok {
@@ -221,6 +223,23 @@ func (p *stateParser) record(n *yaml.Node, what string, r *RunRecord, tasks *map
 		}
 		return err
 	})
+}
+
+// files reads a record's list of output files.
+func (p *stateParser) files(n *yaml.Node) (string, error) {
+	n = yamlnode.Resolve(n)
+	if n.Kind != yaml.SequenceNode {
+		return "", p.errf(n, "files must be a list of paths, found %s", yamlnode.Value(n))
+	}
+	files := make([]string, 0, len(n.Content))
+	for _, f := range n.Content {
+		v, ok := yamlnode.Text(f)
+		if !ok || v == "" || strings.Contains(v, "\n") {
+			return "", p.errf(f, "files: each must be a path, found %s", yamlnode.Value(f))
+		}
+		files = append(files, v)
+	}
+	return strings.Join(files, "\n"), nil
 }
 
 func (p *stateParser) str(n *yaml.Node, key string) (string, error) {
@@ -492,6 +511,13 @@ func recordNode(r *RunRecord) *yaml.Node {
 	}
 	if r.Output != "" {
 		yamlnode.Add(n, "output", yamlnode.StrNode(r.Output))
+	}
+	if files := r.OutputFiles(); len(files) > 0 {
+		list := &yaml.Node{Kind: yaml.SequenceNode}
+		for _, f := range files {
+			list.Content = append(list.Content, yamlnode.StrNode(f))
+		}
+		yamlnode.Add(n, "files", list)
 	}
 	return n
 }

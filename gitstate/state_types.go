@@ -1,6 +1,9 @@
 package gitstate
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // StateVersion is the version of state.yaml this code writes.
 const StateVersion = 1
@@ -41,6 +44,22 @@ type RunRecord struct {
 	// Iteration counts the landings of an until: loop with this
 	// fingerprint (1 for the first); 0 for a step without until:.
 	Iteration int
+	// Files lists, one a line and sorted, the files the step's glob
+	// outputs matched when it landed (at most MaxOutputFiles): deleting
+	// one makes the step due. A string, so that a record stays comparable;
+	// state.yaml holds it as a list (OutputFiles reads it).
+	Files string
+}
+
+// MaxOutputFiles caps the files a record lists for its glob outputs.
+const MaxOutputFiles = 1000
+
+// OutputFiles is Files as a list.
+func (r *RunRecord) OutputFiles() []string {
+	if r.Files == "" {
+		return nil
+	}
+	return strings.Split(r.Files, "\n")
 }
 
 // StepRecord is a step's entry in state.yaml. For foreach steps Tasks holds

@@ -253,6 +253,10 @@ func (s *stagedSwitch) install(ctx context.Context) error {
 	// From here on the working tree, the index and the ref must end up
 	// consistent.
 	ctx = context.WithoutCancel(ctx)
+	settleIndex(s.index)
+	if !s.co.on(s.cas.ref) {
+		return errCheckoutMoved
+	}
 	if err := s.unchanged(); err != nil {
 		return err
 	}
@@ -276,6 +280,7 @@ func (s *stagedSwitch) install(ctx context.Context) error {
 	if err := os.Rename(s.tmp, s.index); err != nil {
 		return fmt.Errorf("install the index: %w", err)
 	}
+	noteOwnIndex(s.index)
 	return nil
 }
 

@@ -389,7 +389,7 @@ func (w *Worktree) Stage(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}
 	w.staged = trimNL(out)
-	return w.staged, nil
+	return w.staged, w.Protect(ctx, w.staged)
 }
 
 // StagePaths stages just the given paths (new, changed or deleted) on top
@@ -408,7 +408,7 @@ func (w *Worktree) StagePaths(ctx context.Context, paths ...string) (string, err
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}
 	w.staged = trimNL(out)
-	return w.staged, nil
+	return w.staged, w.Protect(ctx, w.staged)
 }
 
 // Finish records that the step ended at commit: the pool marks the
@@ -446,6 +446,7 @@ func (w *Worktree) Finish(ctx context.Context, commit string) error {
 		w.Discard()
 		return err
 	}
+	w.unprotect(ctx)
 	w.close()
 	return nil
 }
@@ -454,7 +455,46 @@ func (w *Worktree) Finish(ctx context.Context, commit string) error {
 // forces it to its base and cleans it.
 func (w *Worktree) Discard() {
 	_ = w.markDirty()
+	w.unprotect(context.Background())
 	w.close()
+}
+
+// SlotRefPrefix holds a ref per pooled worktree in use,
+// refs/codemachine/slots/<n>/work, at the worktree's work in progress.
+const SlotRefPrefix = "refs/codemachine/slots/"
+
+func (w *Worktree) slotRef() string { return SlotRefPrefix + strconv.Itoa(w.slot) + "/work" }
+
+// Protect points the slot's ref at obj (the tree Stage wrote, then the
+// step commit made of it), so that a git gc --prune=now of the user's
+// while the step waits to land cannot prune objects nothing else refers
+// to yet: the staged blobs and trees (the worktree's private index is
+// none of git's indexes, which gc would keep) and the commit. Finish and
+// Discard remove the ref. No reflog is kept for it.
+func (w *Worktree) Protect(ctx context.Context, obj string) error {
+	if _, err := w.git(ctx, "update-ref", "--no-deref", w.slotRef(), obj); err != nil {
+		return fmt.Errorf("worktree slot %d: protect %s from git gc: %w", w.slot, short(obj), err)
+	}
+	return nil
+}
+
+// unprotect removes the slot's ref (a missing one is fine): in the
+// process, as git's files backend would, when the ref is a loose file
+// only (a Finish after a landing runs no git), else with git update-ref.
+func (w *Worktree) unprotect(ctx context.Context) {
+	if w.staged == "" {
+		return // Stage never ran: no ref was set by this hand-out
+	}
+	r, ref := w.repo, w.slotRef()
+	if s, err := r.refSettingsFor(ctx); err == nil && s.usable {
+		packed, err := os.ReadFile(filepath.Join(r.commonDir, "packed-refs"))
+		if (err == nil && !strings.Contains(string(packed), " "+ref+"\n")) || errors.Is(err, fs.ErrNotExist) {
+			if err := os.Remove(filepath.Join(r.commonDir, filepath.FromSlash(ref))); err == nil || errors.Is(err, fs.ErrNotExist) {
+				return
+			}
+		}
+	}
+	_, _ = w.git(ctx, "update-ref", "--no-deref", "-d", ref)
 }
 
 func (w *Worktree) close() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -517,5 +518,66 @@ func TestCleanFile(t *testing.T) {
 				t.Errorf("missing file: %v, want fs.ErrNotExist", err)
 			}
 		})
+	}
+}
+
+// TestSlotRefKeepsWorkFromGC: between Stage and the landing, a user's git
+// gc --prune=now prunes nothing of the step's: the staged tree and blobs
+// (only the worktree's private index, which gc does not know, refers to
+// them) and the step commit, waiting for its turn to land, are kept by the
+// slot's ref, which Finish removes (issue 10, D7).
+func TestSlotRefKeepsWorkFromGC(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	w := mustWorktree(t, r, 3, base)
+	write(t, w.Path(), "new.txt", "only the step has this\n")
+	write(t, w.Path(), "sub/deep.txt", "and this\n")
+	tree, err := w.Stage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := git(t, dir, "rev-parse", tree+":new.txt")
+	git(t, dir, "gc", "--quiet", "--prune=now")
+	if got := git(t, dir, "cat-file", "-t", blob); got != "blob" {
+		t.Fatalf("the staged blob is %q after gc", got)
+	}
+	c, err := r.CommitTree(ctx, CommitSpec{Tree: tree, Parents: []string{base}, Message: "step"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Protect(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, "gc", "--quiet", "--prune=now")
+	git(t, dir, "fsck", "--no-progress", "--no-dangling")
+	if got := git(t, dir, "rev-parse", SlotRefPrefix+"3/work"); got != c {
+		t.Fatalf("slot ref at %s, want the commit %s", got, c)
+	}
+	if _, err := r.Land(ctx, "main", base, c, LandOptions{}); err != nil {
+		t.Fatalf("land after gc: %v", err)
+	}
+	if err := w.Finish(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, dir, "sub/deep.txt") != "and this\n" {
+		t.Error("the landed file is not in the checkout")
+	}
+	if out := git(t, dir, "for-each-ref", SlotRefPrefix); out != "" {
+		t.Errorf("slot refs left after Finish: %s", out)
+	}
+	// Without the ref, the same gc prunes an unreferenced staged tree:
+	// the protection is what kept them.
+	w = mustWorktree(t, r, 3, c)
+	write(t, w.Path(), "other.txt", "unprotected\n")
+	tree, err = w.Stage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := git(t, dir, "rev-parse", tree+":other.txt")
+	w.Discard()
+	git(t, dir, "gc", "--quiet", "--prune=now")
+	if out, err := exec.Command("git", "-C", dir, "cat-file", "-e", orphan).CombinedOutput(); err == nil {
+		t.Fatalf("gc kept an unreferenced blob: the test does not show what the ref protects (%s)", out)
 	}
 }

@@ -23,6 +23,7 @@ func (j *job) land(ctx context.Context) error {
 		Overlay:         func(tip, merged string) (string, error) { return o.overlay(ctx, u, c, tip, merged) },
 		OverlayPaths:    c.overlayPaths(u),
 		OverlayReplaces: func(tip string) []string { return o.overlayReplaces(u, c, tip) },
+		Protect:         j.wt.Protect,
 	})
 	var conflict *gitstate.ConflictError
 	errors.As(err, &conflict)

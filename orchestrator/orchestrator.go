@@ -217,7 +217,7 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 	for id, rec := range state.Steps {
 		r := workflow.Record{Fingerprint: rec.Fingerprint, Seq: rec.Seq, Skipped: rec.Skipped, Iteration: rec.Iteration}
 		if step := project.Graph.Step(id); step != nil {
-			r.Gone = workflow.MissingOutput(fsys, step)
+			r.Gone = workflow.GoneOutput(fsys, step, rec.OutputFiles())
 		}
 		recs[id] = r
 	}

@@ -24,7 +24,7 @@ type rollbackIntent struct {
 // recoverInterrupted finishes what a killed codemachine left halfway, once the caller
 // holds the repository lock: a landing or rollback's switch of the user's
 // checkout (gitstate.Recover: completed or undone, its index.lock removed),
-// then a rollback's holds. What it did is told as notes.
+// then an approval (recoverApprove) and a rollback's holds. What it did is told as notes.
 func (o *Orchestrator) recoverInterrupted(ctx context.Context) error {
 	rc, err := o.repo.Recover(ctx)
 	if err != nil {
@@ -32,6 +32,9 @@ func (o *Orchestrator) recoverInterrupted(ctx context.Context) error {
 	}
 	if rc != nil {
 		o.emit(Event{Kind: Note, Message: rc.String()})
+	}
+	if err := o.recoverApprove(ctx); err != nil {
+		return err
 	}
 	var ri rollbackIntent
 	if err := o.repo.ReadLocal(rollbackFile, &ri); err != nil {

@@ -136,6 +136,9 @@ func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, ke
 	if err != nil {
 		return nil, err
 	}
+	if err := o.beginApprove(approveIntent{Key: key, Branch: head.Branch, Tip: head.Commit, Reviewed: reviewed, Commit: commit}); err != nil {
+		return nil, err
+	}
 	res, err := o.repo.Land(ctx, head.Branch, base, commit, gitstate.LandOptions{
 		ConflictBranch:  "codemachine/conflict/" + key,
 		Overlay:         func(tip, merged string) (string, error) { return o.overlay(ctx, u, c, tip, merged) },
@@ -143,6 +146,9 @@ func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, ke
 		OverlayReplaces: func(tip string) []string { return o.overlayReplaces(u, c, tip) },
 	})
 	if err != nil {
+		if eerr := o.endApprove(); eerr != nil {
+			return nil, errors.Join(err, eerr)
+		}
 		var conflict *gitstate.ConflictError
 		if errors.As(err, &conflict) {
 			// The review branch keeps the work: a conflict branch beside
@@ -159,13 +165,10 @@ func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, ke
 		}
 		return nil, err
 	}
-	if err := o.repo.DeleteRef(ctx, ref, reviewed); err != nil {
+	if err := o.finishApprove(ctx, key, reviewed); err != nil {
 		return nil, err
 	}
-	if _, err := o.repo.DeleteBranches(ctx, "codemachine/conflict/"+key); err != nil {
-		return nil, err
-	}
-	if err := o.forget(key); err != nil {
+	if err := o.endApprove(); err != nil {
 		return nil, err
 	}
 	o.noteBranchTip(head.Branch)

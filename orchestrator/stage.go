@@ -62,6 +62,7 @@ func (j *job) stage(ctx context.Context) (*candidate, error) {
 	if u.step.Until != nil {
 		c.rec.Iteration = iteration(j.snap, u)
 	}
+	c.rec.Files = outputFiles(j.wt.Path(), u.step)
 	stage := j.stageWithOverlays
 	if j.rs.opts.Record && u.step.Run == "" {
 		stage = j.stageRecorded

@@ -269,7 +269,9 @@ func (j *job) commit(ctx context.Context, c *candidate) error {
 	if err != nil {
 		return fmt.Errorf("commit %s: %w", j.u.key(), err)
 	}
-	return nil
+	// The commit waits for its turn to land: a user's git gc must not
+	// prune it meanwhile.
+	return j.wt.Protect(context.WithoutCancel(ctx), c.commit)
 }
 
 // engineFor is the engine that actually runs the unit: shell for run steps,

@@ -3,6 +3,7 @@ package workflow
 import (
 	"fmt"
 	"io/fs"
+	"sort"
 
 	"github.com/bmatcuk/doublestar/v4"
 )
@@ -111,6 +112,54 @@ func MissingOutput(fsys fs.FS, s *Step) string {
 		}, doublestar.WithFilesOnly(), doublestar.WithNoFollow())
 		if !found {
 			return pattern
+		}
+	}
+	return ""
+}
+
+// MatchedOutputs lists, sorted, the files in fsys that the step's glob
+// outputs match, at most limit of them, leaving out those skip says to
+// (files git ignores): what a record keeps so that deleting some of them
+// makes the step due (GoneOutput). Literal outputs are not listed
+// (MissingOutput looks at them), nor a foreach step's.
+func MatchedOutputs(fsys fs.FS, s *Step, limit int, skip func(string) bool) []string {
+	if s.FansOut() {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, pattern := range s.Outputs {
+		if !hasMeta(pattern) {
+			continue
+		}
+		_ = doublestar.GlobWalk(fsys, pattern, func(p string, _ fs.DirEntry) error {
+			if !seen[p] && (skip == nil || !skip(p)) {
+				seen[p] = true
+			}
+			return nil
+		}, doublestar.WithFilesOnly(), doublestar.WithNoFollow())
+	}
+	files := make([]string, 0, len(seen))
+	for p := range seen {
+		files = append(files, p)
+	}
+	sort.Strings(files)
+	if len(files) > limit {
+		files = files[:limit]
+	}
+	return files
+}
+
+// GoneOutput is the first of a step's output patterns that matches no file
+// in fsys (MissingOutput), else the first of the files its glob outputs
+// matched when it landed (recorded) that is no longer there; "" when
+// nothing is gone.
+func GoneOutput(fsys fs.FS, s *Step, recorded []string) string {
+	if gone := MissingOutput(fsys, s); gone != "" || s.FansOut() {
+		return gone
+	}
+	for _, f := range recorded {
+		if st, err := fs.Stat(fsys, f); err != nil || st.IsDir() {
+			return f
 		}
 	}
 	return ""

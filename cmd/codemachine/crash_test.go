@@ -18,18 +18,19 @@ import (
 
 // crashWorkflow is four steps of shell commands, each changing, adding
 // and deleting files, so that every landing rewrites files in the user's
-// checkout.
+// checkout. A step deletes a file of the step before it that is none of
+// its outputs (deleting an output would make that step due again).
 const crashWorkflow = `version: 1
 steps:
   - id: a
-    run: 'mkdir -p out && for i in 1 2 3 4 5 6 7 8; do echo a$i > out/a$i.txt; done && echo a > shared.txt'
+    run: 'mkdir -p out && for i in 1 2 3 4 5 6 7 8; do echo a$i > out/a$i.txt; done && echo a > shared.txt && echo a > out/tmp-a.txt'
     outputs: [out/a*.txt, shared.txt]
   - id: b
-    run: 'for i in 1 2 3 4 5 6 7 8; do echo b$i > out/b$i.txt; done && rm out/a1.txt && echo b >> shared.txt'
+    run: 'for i in 1 2 3 4 5 6 7 8; do echo b$i > out/b$i.txt; done && rm out/tmp-a.txt && echo b > out/tmp-b.txt && echo b >> shared.txt'
     needs: [a]
     outputs: [out/b*.txt, shared.txt]
   - id: c
-    run: 'for i in 1 2 3 4 5 6 7 8; do echo c$i > out/c$i.txt; done && rm out/b1.txt && echo c >> shared.txt'
+    run: 'for i in 1 2 3 4 5 6 7 8; do echo c$i > out/c$i.txt; done && rm out/tmp-b.txt && echo c >> shared.txt'
     needs: [b]
     outputs: [out/c*.txt, shared.txt]
   - id: d
@@ -74,6 +75,11 @@ func (c *crashEnv) cm(args ...string) (int, string) {
 }
 
 func newCrashEnv(t *testing.T, bin string) *crashEnv {
+	return newCrashEnvWith(t, bin, crashWorkflow)
+}
+
+// newCrashEnvWith is newCrashEnv with another workflow.
+func newCrashEnvWith(t *testing.T, bin, workflow string) *crashEnv {
 	home := t.TempDir()
 	c := &crashEnv{t: t, bin: bin, dir: filepath.Join(home, "repo"), env: append(testenv.GitEnv(home), "NO_COLOR=1")}
 	if err := os.MkdirAll(filepath.Join(c.dir, ".codemachine"), 0o755); err != nil {
@@ -84,7 +90,7 @@ func newCrashEnv(t *testing.T, bin string) *crashEnv {
 			t.Fatal(err)
 		}
 	}
-	write(".codemachine/workflow.yaml", crashWorkflow)
+	write(".codemachine/workflow.yaml", workflow)
 	write("notes.txt", "committed\n")
 	c.git("init", "-q", "-b", "main")
 	c.git("add", "-A")
@@ -172,7 +178,7 @@ func (c *crashEnv) startKilled(rng *rand.Rand, switches int, args ...string) str
 // repository git fsck accepts.
 func (c *crashEnv) check(where string) {
 	c.t.Helper()
-	for _, l := range []string{"index.lock", "refs/heads/main.lock", "codemachine/switch.yaml", "codemachine/rollback.yaml"} {
+	for _, l := range []string{"index.lock", "refs/heads/main.lock", "codemachine/switch.yaml", "codemachine/rollback.yaml", "codemachine/approve.yaml"} {
 		if _, err := os.Stat(filepath.Join(c.dir, ".git", l)); err == nil {
 			c.t.Fatalf("%s: .git/%s left", where, l)
 		}
@@ -214,16 +220,7 @@ func TestCrashKill9(t *testing.T) {
 		t.Skip("builds the binary and runs it some hundred times")
 	}
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "codemachine")
-	if out, err := exec.Command("go", "build", "-tags", buildTags, "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("CODEMACHINE_CRASH_SEED"); s != "" {
-		seed, _ = strconv.ParseUint(s, 10, 64)
-	}
-	t.Logf("seed %d (CODEMACHINE_CRASH_SEED=%d replays it)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
+	bin, rng := crashSetup(t)
 
 	// The uninterrupted result.
 	ref := newCrashEnv(t, bin)
@@ -316,4 +313,115 @@ func countRecovered(m map[string]int, what, out string) {
 	if strings.Contains(out, "finished the interrupted rollback") {
 		m["rollback holds finished"]++
 	}
+}
+
+// crashSetup builds the binary and seeds the kills' randomness
+// (CODEMACHINE_CRASH_SEED replays a sequence).
+func crashSetup(t *testing.T) (string, *rand.Rand) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "codemachine")
+	if out, err := exec.Command("go", "build", "-tags", buildTags, "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("CODEMACHINE_CRASH_SEED"); s != "" {
+		seed, _ = strconv.ParseUint(s, 10, 64)
+	}
+	t.Logf("seed %d (CODEMACHINE_CRASH_SEED=%d replays it)", seed, seed)
+	return bin, rand.New(rand.NewPCG(seed, seed))
+}
+
+// approveWorkflow is a step whose work waits for review, and one after it.
+const approveWorkflow = `version: 1
+steps:
+  - id: a
+    run: 'mkdir -p out && for i in 1 2 3 4 5 6 7 8; do echo a$i > out/a$i.txt; done && echo a > shared.txt'
+    outputs: [out/a*.txt, shared.txt]
+    review: true
+  - id: b
+    run: 'cat out/*.txt > all.txt && echo b >> shared.txt'
+    needs: [a]
+    outputs: [all.txt, shared.txt]
+`
+
+// TestCrashKill9Approve kills `codemachine approve` with SIGKILL at random
+// points, many of them while the reviewed commit lands (issue 10, D5), and
+// checks that the next command finds no half-landed review: either the
+// work is on the branch and no longer waits for review, or the branch is
+// untouched and the review still pending; approving then (if needed) and
+// running reach the uninterrupted result, each step landed once.
+func TestCrashKill9Approve(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs it some hundred times")
+	}
+	t.Parallel()
+	bin, rng := crashSetup(t)
+	reviewRef := "refs/heads/codemachine/review/a"
+
+	// The uninterrupted result.
+	ref := newCrashEnvWith(t, bin, approveWorkflow)
+	if code, out := ref.cm("run"); code != 3 {
+		t.Fatalf("run: exit %d, want 3 (waiting for review)\n%s", code, out)
+	}
+	if code, out := ref.cm("approve", "a"); code != 0 {
+		t.Fatalf("approve: exit %d\n%s", code, out)
+	}
+	if code, out := ref.cm("run"); code != 0 {
+		t.Fatalf("run: exit %d\n%s", code, out)
+	}
+	ref.check("uninterrupted approve")
+	want, wantSteps := ref.treeWithoutState(), ref.stepCommits()
+	if wantSteps != "a b" {
+		t.Fatalf("uninterrupted approve and run landed %q", wantSteps)
+	}
+
+	outcomes := map[string]int{}
+	for i := range 30 {
+		c := newCrashEnvWith(t, bin, approveWorkflow)
+		if code, out := c.cm("run"); code != 3 {
+			t.Fatalf("run: exit %d, want 3\n%s", code, out)
+		}
+		tip := c.git("rev-parse", "HEAD")
+		where := fmt.Sprintf("approve kill %d at %s", i, c.startKilled(rng, 1, "approve", "a"))
+		// The next command (a run, which waits for the review again
+		// when the approval did not happen) finishes or rolls back.
+		code, out := c.cm("run")
+		c.check(where)
+		pending := c.cmd("git", "rev-parse", "--verify", "-q", reviewRef).Run() == nil
+		head := c.git("rev-parse", "HEAD")
+		switch {
+		case pending:
+			if head != tip {
+				t.Fatalf("%s: half-landed: the review is pending, but the branch moved from %s to %s", where, tip, head)
+			}
+			if code != 3 {
+				t.Fatalf("%s: the next run: exit %d, want 3 (waiting for review)\n%s", where, code, out)
+			}
+			outcomes["not approved"]++
+			if code, out := c.cm("approve", "a"); code != 0 {
+				t.Fatalf("%s: approve again: exit %d\n%s", where, code, out)
+			}
+			if code, out := c.cm("run"); code != 0 {
+				t.Fatalf("%s: run after the approval: exit %d\n%s", where, code, out)
+			}
+			c.check(where + ", approved again")
+		case code != 0:
+			t.Fatalf("%s: the next run: exit %d\n%s", where, code, out)
+		default:
+			outcomes["approved"]++
+			if strings.Contains(out, "finished the interrupted approval") {
+				outcomes["approval finished by the next command"]++
+			}
+		}
+		if strings.Contains(out, "rolled back the interrupted approval") {
+			outcomes["approval rolled back by the next command"]++
+		}
+		if got := c.treeWithoutState(); got != want {
+			t.Fatalf("%s: the tree differs:\n%s\nwant\n%s", where, got, want)
+		}
+		if got := c.stepCommits(); got != wantSteps {
+			t.Fatalf("%s: step commits %q, want %q", where, got, wantSteps)
+		}
+	}
+	t.Logf("outcomes: %v", outcomes)
 }

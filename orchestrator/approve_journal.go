@@ -1,0 +1,130 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/codemachine/codemachine/gitstate"
+)
+
+// approveFile is an approval in progress, under LocalDir: written before
+// the reviewed commit lands, removed once the review branch, the conflict
+// branch and the unit's failure and hold are gone. An approve killed in
+// between leaves it, and the next command finishes the approval (the
+// commit is on the branch) or rolls it back (it is not: the review stays
+// pending), so that a review is never half-landed: on the branch and still
+// waiting for review, where a second approve would land it twice.
+const approveFile = "approve.yaml"
+
+// approveIntent is what recoverApprove needs.
+type approveIntent struct {
+	PID    int    `yaml:"pid"`
+	Key    string `yaml:"key"`
+	Branch string `yaml:"branch"`
+	// Tip is the branch's tip when the approval began: the landing is
+	// looked for after it.
+	Tip string `yaml:"tip"`
+	// Reviewed is what the review branch held; Commit the commit to land
+	// (Reviewed with the approval's trailer, rebased when stale). Land may
+	// rebase it again onto a moved tip: its message identifies it.
+	Reviewed string `yaml:"reviewed"`
+	Commit   string `yaml:"commit"`
+}
+
+// beginApprove records an approval about to land.
+func (o *Orchestrator) beginApprove(ai approveIntent) error {
+	ai.PID = os.Getpid()
+	if err := o.repo.WriteLocal(approveFile, ai); err != nil {
+		return fmt.Errorf("record the approval of %s: %w", ai.Key, err)
+	}
+	return nil
+}
+
+// endApprove forgets the approval in progress.
+func (o *Orchestrator) endApprove() error {
+	p := o.repo.LocalDir() + "/" + approveFile
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", p, err)
+	}
+	return nil
+}
+
+// finishApprove is what follows an approval's landing: the review branch
+// (if it still holds the reviewed commit), the key's conflict branch, and
+// its failure and hold go.
+func (o *Orchestrator) finishApprove(ctx context.Context, key, reviewed string) error {
+	ref := "refs/heads/" + reviewPrefix + key
+	if cur, err := o.repo.ResolveRev(ref); err == nil && cur == reviewed {
+		if err := o.repo.DeleteRef(ctx, ref, reviewed); err != nil {
+			return err
+		}
+	}
+	if _, err := o.repo.DeleteBranches(ctx, "codemachine/conflict/"+key); err != nil {
+		return err
+	}
+	return o.forget(key)
+}
+
+// recoverApprove finishes or rolls back an approval whose process was
+// killed, once the caller holds the repository lock and the switch of the
+// checkout was recovered (the branch is where the landing left it).
+func (o *Orchestrator) recoverApprove(ctx context.Context) error {
+	var ai approveIntent
+	if err := o.repo.ReadLocal(approveFile, &ai); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("recover an interrupted approval: %w", err)
+	}
+	landed, err := o.approvalLanded(ai)
+	if err != nil {
+		return fmt.Errorf("recover the interrupted approval of %s: %w", ai.Key, err)
+	}
+	if landed != "" {
+		if err := o.finishApprove(ctx, ai.Key, ai.Reviewed); err != nil {
+			return fmt.Errorf("finish the interrupted approval of %s: %w", ai.Key, err)
+		}
+		o.noteBranchTip(ai.Branch)
+		o.emit(Event{Kind: Note, Message: fmt.Sprintf("finished the interrupted approval of %s: %s is on %s", ai.Key, short(landed), ai.Branch)})
+	} else {
+		// Not landed: a conflict branch the landing may have left goes
+		// (approve's own refusal removes it too), the review stays.
+		if _, err := o.repo.DeleteBranches(ctx, "codemachine/conflict/"+ai.Key); err != nil {
+			return fmt.Errorf("roll back the interrupted approval of %s: %w", ai.Key, err)
+		}
+		o.emit(Event{Kind: Note, Message: fmt.Sprintf("rolled back the interrupted approval of %s: nothing landed, its review is still pending", ai.Key)})
+	}
+	return o.endApprove()
+}
+
+// approvalLanded finds the approved commit on the branch after the tip the
+// approval began at: the commit itself (a fast-forward) or one with its
+// message (rebased onto a moved tip). "" when it did not land.
+func (o *Orchestrator) approvalLanded(ai approveIntent) (string, error) {
+	tip, err := o.repo.ResolveRev("refs/heads/" + ai.Branch)
+	if errors.Is(err, gitstate.ErrUnknownRev) || (err == nil && tip == ai.Tip) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	want, err := o.repo.CommitInfo(ai.Commit)
+	if err != nil {
+		return "", err
+	}
+	found := ""
+	err = o.repo.WalkLog(tip, func(c gitstate.Commit) bool {
+		if c.Hash == ai.Tip {
+			return false
+		}
+		if c.Hash == ai.Commit || c.Message == want.Message {
+			found = c.Hash
+			return false
+		}
+		return true
+	})
+	return found, err
+}
