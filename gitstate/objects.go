@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -54,10 +55,14 @@ func (r *Repo) HashObject(ctx context.Context, data []byte) (string, error) {
 	return trimNL(out), nil
 }
 
-// CommitTree creates a commit object (no ref moves, no hooks run).
+// CommitTree creates a commit object (no ref moves, no hooks run): in the
+// process where it can (commitfast.go), else with git commit-tree.
 func (r *Repo) CommitTree(ctx context.Context, spec CommitSpec) (string, error) {
 	if spec.Tree == "" {
 		return "", errors.New("commit-tree: no tree given")
+	}
+	if id, err := r.commitInProcess(ctx, spec, time.Now()); !errors.Is(err, errObjectsByGit) {
+		return id, err
 	}
 	args := []string{"commit-tree", spec.Tree}
 	for _, p := range spec.Parents {
