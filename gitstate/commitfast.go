@@ -77,9 +77,15 @@ func identClean(s string) bool {
 	return !crud(s[0]) && !crud(s[len(s)-1])
 }
 
-// rawDate parses a date git takes as it is, "seconds +hhmm"; ok is false
-// for anything else.
+// rawDate parses a date of the environment in the forms whose meaning is
+// not in doubt, as git records it: git's own "seconds +hhmm", or ISO 8601
+// with seconds and a zone ("2026-01-02T03:04:05Z", "...+05:30"); ok is
+// false for anything else.
 func rawDate(s string) (string, bool) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil && !strings.Contains(s, "-00:00") &&
+		(t.Format(time.RFC3339) == s || strings.HasSuffix(s, "+00:00") && t.Format("2006-01-02T15:04:05")+"+00:00" == s) {
+		return gitTime(t)
+	}
 	secs, zone, found := strings.Cut(strings.TrimSpace(s), " ")
 	if !found || len(zone) != 5 || (zone[0] != '+' && zone[0] != '-') {
 		return "", false
