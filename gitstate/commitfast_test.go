@@ -147,3 +147,61 @@ func TestCommitLeavesToGit(t *testing.T) {
 		})
 	}
 }
+
+// TestMergeTreeInOneStep: a merge of changes to different files starts no
+// git process and gives git merge-tree's tree; the throwaway commits that
+// make base the merge base otherwise are written in the process, the same
+// commits git commit-tree writes, so that such a merge is one git
+// merge-tree.
+func TestMergeTreeInOneStep(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a": "1\n2\n3\n", "b": "b\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	ours := stepCommit(t, r, base, map[string]string{"a": "one\n2\n3\n"}, "ours")
+	theirs := stepCommit(t, r, base, map[string]string{"b": "B\n", "n/c": "c\n"}, "theirs")
+	clash := stepCommit(t, r, base, map[string]string{"a": "1\n2\nthree\n"}, "clash")
+	before := r.Processes()
+	tree, conflicts, err := r.MergeTree(ctx, base, ours, theirs)
+	if err != nil || len(conflicts) != 0 {
+		t.Fatalf("disjoint merge: %v, %v", conflicts, err)
+	}
+	if n := r.Processes() - before; n != 0 {
+		t.Fatalf("a disjoint merge started %d git processes", n)
+	}
+	if want, _, err := r.mergeCommits(ctx, ours, theirs); err != nil || tree != want {
+		t.Fatalf("disjoint merge %s, git merge-tree %s (%v)", tree, want, err)
+	}
+	for _, c := range []struct{ treeish, parent string }{{base, ""}, {ours, base}, {theirs + "^{tree}", ""}} {
+		got, err := r.syntheticInProcess(c.treeish, c.parent)
+		if c.treeish != theirs+"^{tree}" && err != nil {
+			t.Fatal(err)
+		}
+		if err != nil {
+			continue // a revision, not an id: git's
+		}
+		args := []string{"commit-tree", c.treeish + "^{tree}"}
+		if c.parent != "" {
+			args = append(args, "-p", c.parent)
+		}
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), syntheticEnv...)
+		cmd.Stdin = strings.NewReader("merge base\n")
+		out, err := cmd.Output()
+		if err != nil || strings.TrimSpace(string(out)) != got {
+			t.Fatalf("synthetic commit %s, git commit-tree %s (%v)", got, out, err)
+		}
+	}
+	before = r.Processes()
+	merged, conflicts, err := r.MergeTree(ctx, ours, clash, theirs)
+	if err != nil || len(conflicts) != 0 {
+		t.Fatalf("merge with another base: %v, %v", conflicts, err)
+	}
+	if got := git(t, dir, "cat-file", "-p", merged+":a"); got != "1\n2\nthree" {
+		t.Fatalf("merged a: %q", got)
+	}
+	if n := r.Processes() - before; n > 3 {
+		t.Fatalf("a merge with another base started %d git processes (merge-base, rev-parse, merge-tree)", n)
+	}
+	git(t, dir, "fsck", "--strict", "--no-dangling")
+}

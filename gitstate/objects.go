@@ -233,6 +233,10 @@ func parseRawDiff(out string) ([]Change, error) {
 // trees), the three trees are first wrapped in throwaway commits, two
 // children of one root, which makes base their merge base.
 func (r *Repo) MergeTree(ctx context.Context, base, ours, theirs string) (tree string, conflicts []string, err error) {
+	// The two sides changed different files: merged in the process.
+	if tree, ok, err := r.mergeDisjoint(base, ours, theirs, nil); err != nil || ok {
+		return tree, nil, err
+	}
 	out, err := r.read(ctx, "merge-base", "--all", ours, theirs)
 	if err == nil {
 		bases := strings.Fields(out)
@@ -264,6 +268,9 @@ var syntheticEnv = []string{
 }
 
 func (r *Repo) syntheticCommit(ctx context.Context, treeish, parent string) (string, error) {
+	if id, err := r.syntheticInProcess(treeish, parent); !errors.Is(err, errObjectsByGit) {
+		return id, err
+	}
 	args := []string{"commit-tree", treeish + "^{tree}"}
 	if parent != "" {
 		args = append(args, "-p", parent)
@@ -273,6 +280,41 @@ func (r *Repo) syntheticCommit(ctx context.Context, treeish, parent string) (str
 		return "", fmt.Errorf("merge: %w", err)
 	}
 	return trimNL(out), nil
+}
+
+// syntheticInProcess is syntheticCommit written in the process, the
+// commit git commit-tree writes with syntheticEnv; errObjectsByGit when
+// treeish is not an id.
+func (r *Repo) syntheticInProcess(treeish, parent string) (string, error) {
+	if _, err := r.objectsDir(); err != nil || !isHash(treeish) || (parent != "" && !isHash(parent)) {
+		return "", errObjectsByGit
+	}
+	tree := treeish
+	err := r.goGit(func(g *gitRepo) error {
+		if c, err := object.GetCommit(g.Storer, plumbing.NewHash(treeish)); err == nil {
+			tree = c.TreeHash.String()
+		}
+		return nil
+	})
+	if err != nil || !r.hasObjects(tree, nonEmpty(parent)) {
+		return "", errObjectsByGit
+	}
+	var b strings.Builder
+	b.WriteString("tree " + tree + "\n")
+	if parent != "" {
+		b.WriteString("parent " + parent + "\n")
+	}
+	b.WriteString("author codemachine <codemachine@localhost> 1000000000 +0000\n")
+	b.WriteString("committer codemachine <codemachine@localhost> 1000000000 +0000\n\nmerge base\n")
+	return r.writeObject("commit", []byte(b.String()))
+}
+
+// nonEmpty is s as a list: none when it is "".
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
 }
 
 // mergeCommits runs git merge-tree on two commits whose merge base is the
