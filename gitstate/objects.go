@@ -240,7 +240,13 @@ func (r *Repo) MergeTree(ctx context.Context, base, ours, theirs string) (tree s
 	out, err := r.read(ctx, "merge-base", "--all", ours, theirs)
 	if err == nil {
 		bases := strings.Fields(out)
-		want, rerr := r.read(ctx, "rev-parse", "--verify", "--quiet", "--end-of-options", base+"^{commit}")
+		var want string
+		var rerr error
+		if len(bases) == 1 && bases[0] == base {
+			want = base // the merge base itself, by its id: nothing to resolve
+		} else if len(bases) == 1 {
+			want, rerr = r.read(ctx, "rev-parse", "--verify", "--quiet", "--end-of-options", base+"^{commit}")
+		}
 		if rerr == nil && len(bases) == 1 && bases[0] == trimNL(want) {
 			return r.mergeCommits(ctx, ours, theirs)
 		}
