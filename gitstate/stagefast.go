@@ -498,8 +498,7 @@ func (s *stager) entry(rel string) error {
 	if err != nil {
 		return errStageByGit
 	}
-	mode := st.Mode()
-	if mode.IsDir() {
+	if st.IsDir() {
 		ex := s.ig.excluded(rel, true)
 		if ex && s.dirs[rel] {
 			return errStageByGit // tracked files under an ignored directory
@@ -513,6 +512,38 @@ func (s *stager) entry(rel string) error {
 	if old == nil && s.ig.excluded(rel, false) {
 		return nil
 	}
+	e, err := statEntry(rel, st)
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		s.seen[rel] = true
+		if sameStat(old, &e) && int64(old.mtimeS) < s.racy {
+			s.out = append(s.out, *old)
+			return nil
+		}
+	}
+	if st.Size() > stageMaxFile {
+		return errStageByGit
+	}
+	data, err := readContent(abs, e.mode)
+	if err != nil {
+		return errStageByGit
+	}
+	e.hash = blobID(data)
+	if old == nil || old.hash != e.hash {
+		if _, err := s.r.writeObject("blob", data); err != nil {
+			return err
+		}
+	}
+	s.out = append(s.out, e)
+	return nil
+}
+
+// statEntry is the index entry of a file as lstat describes it, without
+// its id; errStageByGit for what is neither a file nor a symbolic link.
+func statEntry(rel string, st os.FileInfo) (indexEntry, error) {
+	mode := st.Mode()
 	var gitMode uint32
 	switch {
 	case mode.IsRegular() && mode&0o100 != 0:
@@ -522,46 +553,32 @@ func (s *stager) entry(rel string) error {
 	case mode&os.ModeSymlink != 0:
 		gitMode = 0o120000
 	default:
-		return errStageByGit // a fifo, a socket, a device
+		return indexEntry{}, errStageByGit // a fifo, a socket, a device
 	}
 	sys, ok := st.Sys().(*syscall.Stat_t)
 	if !ok {
-		return errStageByGit
+		return indexEntry{}, errStageByGit
 	}
-	e := indexEntry{ctimeS: uint32(sys.Ctim.Sec), ctimeN: uint32(sys.Ctim.Nsec), mtimeS: uint32(sys.Mtim.Sec),
+	return indexEntry{ctimeS: uint32(sys.Ctim.Sec), ctimeN: uint32(sys.Ctim.Nsec), mtimeS: uint32(sys.Mtim.Sec),
 		mtimeN: uint32(sys.Mtim.Nsec), dev: uint32(sys.Dev), ino: uint32(sys.Ino), mode: gitMode,
-		uid: sys.Uid, gid: sys.Gid, size: uint32(st.Size()), name: rel}
-	if old != nil {
-		s.seen[rel] = true
-		if old.mode == e.mode && old.size == e.size && old.mtimeS == e.mtimeS && old.mtimeN == e.mtimeN &&
-			old.ctimeS == e.ctimeS && old.ctimeN == e.ctimeN && old.ino == e.ino && old.uid == e.uid &&
-			old.gid == e.gid && int64(old.mtimeS) < s.racy {
-			s.out = append(s.out, *old)
-			return nil
-		}
-	}
-	if st.Size() > stageMaxFile {
-		return errStageByGit
-	}
-	var data []byte
-	if gitMode == 0o120000 {
+		uid: sys.Uid, gid: sys.Gid, size: uint32(st.Size()), name: rel}, nil
+}
+
+// sameStat reports whether an entry's stat data says the file did not
+// change (the fields git compares, the device left out).
+func sameStat(a, b *indexEntry) bool {
+	return a.mode == b.mode && a.size == b.size && a.mtimeS == b.mtimeS && a.mtimeN == b.mtimeN &&
+		a.ctimeS == b.ctimeS && a.ctimeN == b.ctimeN && a.ino == b.ino && a.uid == b.uid && a.gid == b.gid
+}
+
+// readContent is what git stores of a file: its bytes, or a symbolic
+// link's target.
+func readContent(abs string, mode uint32) ([]byte, error) {
+	if mode == 0o120000 {
 		target, err := os.Readlink(abs)
-		if err != nil {
-			return errStageByGit
-		}
-		data = []byte(target)
-	} else if data, err = os.ReadFile(abs); err != nil {
-		return errStageByGit
+		return []byte(target), err
 	}
-	id := blobID(data)
-	if old == nil || old.hash != id {
-		if _, err := s.r.writeObject("blob", data); err != nil {
-			return err
-		}
-	}
-	e.hash = id
-	s.out = append(s.out, e)
-	return nil
+	return os.ReadFile(abs)
 }
 
 // blobID is the id git gives a blob of data.
@@ -657,18 +674,11 @@ func (s *stager) smudgeRacy() {
 		if err != nil {
 			continue // changed: seen as such
 		}
-		sys, ok := st.Sys().(*syscall.Stat_t)
-		if !ok || uint32(sys.Mtim.Sec) != e.mtimeS || uint32(sys.Mtim.Nsec) != e.mtimeN || uint32(st.Size()) != e.size ||
-			uint32(sys.Ctim.Sec) != e.ctimeS || uint32(sys.Ctim.Nsec) != e.ctimeN || uint32(sys.Ino) != e.ino {
+		now, err := statEntry(e.name, st)
+		if err != nil || !sameStat(e, &now) {
 			continue
 		}
-		var data []byte
-		if e.mode == 0o120000 {
-			target, rerr := os.Readlink(abs)
-			data, err = []byte(target), rerr
-		} else {
-			data, err = os.ReadFile(abs)
-		}
+		data, err := readContent(abs, e.mode)
 		if err != nil || blobID(data) != e.hash {
 			e.size = 0
 		}
