@@ -308,3 +308,60 @@ func TestStageLeavesToGit(t *testing.T) {
 		})
 	}
 }
+
+// TestStepGitProcesses: a step staged, committed and landed starts two git
+// processes (the two-tree read-tree's check and the read-tree itself on
+// the user's checkout; the ref moves in-process), and one landed on a
+// branch that moved (different files) starts no more: the rebase is
+// merged and committed in-process. The worktree's Finish onto the rebased
+// tree is its one read-tree.
+func TestStepGitProcesses(t *testing.T) {
+	dir, r := newRepo(t, stageBase)
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	t.Setenv("GIT_COMMITTER_DATE", "1778049489 +0000")
+	t.Setenv("GIT_AUTHOR_DATE", "1778049489 +0000")
+	if _, err := r.fastConfigFor(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.refSettingsFor(ctx); err != nil {
+		t.Fatal(err) // read once per configuration, like fastConfigFor
+	}
+	step := func(base, file string) (int64, LandResult) {
+		w := mustWorktree(t, r, 0, base)
+		write(t, w.Path(), file, "step\n")
+		before := r.Processes()
+		tree, err := w.Stage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := r.CommitTree(ctx, CommitSpec{Tree: tree, Parents: []string{base}, Message: "step " + file})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.Land(ctx, "main", base, c, LandOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := r.Processes() - before
+		if err := w.Finish(ctx, res.Commit); err != nil {
+			t.Fatal(err)
+		}
+		return n, res
+	}
+	n, res := step(base, "one.txt")
+	if n != 2 || res.Rebased {
+		t.Fatalf("a step in a row: %d git processes (rebased %v), want 2", n, res.Rebased)
+	}
+	tip := res.Commit
+	write(t, dir, "user.txt", "the user's commit\n")
+	commitAll(t, dir, "user")
+	n, res = step(tip, "two.txt")
+	if n != 2 || !res.Rebased {
+		t.Fatalf("a step onto a moved tip: %d git processes (rebased %v), want 2", n, res.Rebased)
+	}
+	git(t, dir, "fsck", "--strict", "--no-dangling")
+	if got := git(t, dir, "show", "HEAD:two.txt"); got != "step" || !exists(dir, "user.txt") {
+		t.Fatalf("landed: two.txt %q", got)
+	}
+}
