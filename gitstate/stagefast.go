@@ -355,6 +355,7 @@ type stager struct {
 	tracked map[string]*indexEntry // the index's entries by path
 	dirs    map[string]bool        // directories with tracked files
 	seen    map[string]bool        // tracked paths found in the worktree
+	touched map[string]bool        // directories ("" the top) with an entry added, removed or changed
 	out     []indexEntry           // the new index's entries
 	ig      ignorer
 	racy    int64 // the index file's mtime, seconds: entries at or after it are hashed again
@@ -390,7 +391,7 @@ func (w *Worktree) stageInProcess(ctx context.Context) (string, error) {
 		return "", errStageByGit
 	}
 	s := &stager{r: r, root: w.path, tracked: make(map[string]*indexEntry, len(idx.entries)),
-		dirs: map[string]bool{}, seen: map[string]bool{}, racy: idx.mtime.Unix()}
+		dirs: map[string]bool{}, seen: map[string]bool{}, touched: map[string]bool{}, racy: idx.mtime.Unix()}
 	for i := range idx.entries {
 		e := &idx.entries[i]
 		switch e.mode {
@@ -421,6 +422,11 @@ func (w *Worktree) stageInProcess(ctx context.Context) (string, error) {
 	}
 	if err := s.walk(""); err != nil {
 		return "", err
+	}
+	for name := range s.tracked {
+		if !s.seen[name] {
+			s.touch(name) // removed
+		}
 	}
 	sort.Slice(s.out, func(i, j int) bool { return s.out[i].name < s.out[j].name })
 	root, err := s.writeTrees(idx.trees)
@@ -536,8 +542,28 @@ func (s *stager) entry(rel string) error {
 			return err
 		}
 	}
+	if old == nil || old.hash != e.hash || old.mode != e.mode {
+		s.touch(rel)
+	}
 	s.out = append(s.out, e)
 	return nil
+}
+
+// touch marks the directories of rel as changed: their trees are written
+// again, the others' are the index's cached ones.
+func (s *stager) touch(rel string) {
+	for d := path.Dir(rel); ; d = path.Dir(d) {
+		if d == "." {
+			d = ""
+		}
+		if s.touched[d] {
+			return
+		}
+		s.touched[d] = true
+		if d == "" {
+			return
+		}
+	}
 }
 
 // statEntry is the index entry of a file as lstat describes it, without
@@ -640,6 +666,10 @@ func (s *stager) writeTree(entries []indexEntry, dir, name string, cached map[st
 		node.count += sub.count
 		raw = append(raw, rawEntry{name: first, mode: treeMode, hash: hex.EncodeToString(sub.hash[:])})
 		entries = after
+	}
+	if c, ok := cached[dir]; ok && !s.touched[dir] {
+		node.hash = c // nothing under it changed: the tree the index cached
+		return node, entries, nil
 	}
 	data, err := encodeTree(raw)
 	if err != nil {
