@@ -242,6 +242,45 @@ func (r *Repo) stageRulesFor(ctx context.Context) (stageRules, error) {
 	return rules, nil
 }
 
+// convertingAttrs are the attributes under which git add changes a file's
+// content (or may: a filter, line endings, an encoding, $Id$).
+var convertingAttrs = map[string]bool{"text": true, "eol": true, "crlf": true, "filter": true, "ident": true,
+	"working-tree-encoding": true}
+
+// checkAttributes reads a .gitattributes file: errStageByGit unless none
+// of its lines sets an attribute that changes what git add stores (unset
+// ones, -text or the binary macro, change nothing), defines a macro, or
+// quotes its pattern.
+func checkAttributes(p string) error {
+	st, err := os.Lstat(p)
+	if err != nil || !st.Mode().IsRegular() {
+		return errStageByGit
+	}
+	data, err := os.ReadFile(p)
+	if err != nil || bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
+		return errStageByGit
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+			continue
+		}
+		if strings.HasPrefix(fields[0], "[attr]") || strings.HasPrefix(fields[0], "\"") {
+			return errStageByGit
+		}
+		for _, a := range fields[1:] {
+			if strings.HasPrefix(a, "-") || strings.HasPrefix(a, "!") {
+				continue // unset or unspecified: no conversion without core.autocrlf
+			}
+			name, _, _ := strings.Cut(a, "=")
+			if convertingAttrs[name] {
+				return errStageByGit
+			}
+		}
+	}
+	return nil
+}
+
 // ignorePattern is one line of an ignore file, of the forms handled here.
 type ignorePattern struct {
 	pattern  string
@@ -400,7 +439,11 @@ func (w *Worktree) stageInProcess(ctx context.Context) (string, error) {
 			return "", errStageByGit // gitlinks
 		}
 		if b := path.Base(e.name); strings.EqualFold(b, ".gitattributes") || strings.EqualFold(b, ".gitmodules") {
-			return "", errStageByGit
+			// git reads a tracked .gitattributes from the index when
+			// the file is gone: only one that is there is read here.
+			if _, err := os.Lstat(filepath.Join(w.path, filepath.FromSlash(e.name))); b != ".gitattributes" || err != nil {
+				return "", errStageByGit
+			}
 		}
 		s.tracked[e.name] = e
 		for d := path.Dir(e.name); d != "."; d = path.Dir(d) {
@@ -483,7 +526,11 @@ func (s *stager) walk(dir string) error {
 			}
 			return errStageByGit // a nested repository
 		}
-		if strings.EqualFold(n, ".gitattributes") || strings.EqualFold(n, ".gitmodules") {
+		if n == ".gitattributes" {
+			if err := checkAttributes(filepath.Join(abs, n)); err != nil {
+				return err
+			}
+		} else if strings.EqualFold(n, ".gitattributes") || strings.EqualFold(n, ".gitmodules") {
 			return errStageByGit
 		}
 		rel := n

@@ -146,6 +146,12 @@ func TestStageInProcessLikeGit(t *testing.T) {
 			write(t, d, "f.swp", "re-included by info/exclude\n")
 			write(t, d, "g.swp", "ignored\n")
 		}},
+		{".gitattributes that change nothing git add stores", func(t *testing.T, d string, _ *Repo) {
+			write(t, d, ".gitattributes", "# attributes\n*.png binary\n*.go diff=golang linguist-language=Go\n*.txt -text !eol\n\n")
+			write(t, d, "q/.gitattributes", "*.c whitespace=trailing-space export-ignore\n")
+			write(t, d, "a.txt", "crlf\r\nkept\r\n")
+			write(t, d, "q/x.c", "int x;\r\n")
+		}},
 		{"many changes at once", func(t *testing.T, d string, _ *Repo) {
 			for _, n := range []string{"m/1", "m/2/3", "m/2/4", "b/d/new", "only/two.txt"} {
 				write(t, d, n, n+"\n")
@@ -242,6 +248,16 @@ func TestStageLeavesToGit(t *testing.T) {
 		{".gitattributes", func(t *testing.T, d string, _ *Repo, _ *Worktree) {
 			write(t, d, ".gitattributes", "*.txt text eol=crlf\n")
 		}},
+		{".gitattributes below the top", func(t *testing.T, d string, _ *Repo, _ *Worktree) {
+			write(t, d, "b/.gitattributes", "*.txt diff\n* text=auto\n")
+		}},
+		{"a .gitattributes filter", func(t *testing.T, d string, _ *Repo, _ *Worktree) {
+			write(t, d, ".gitattributes", "*.bin filter=lfs diff=lfs\n")
+		}},
+		{"a .gitattributes macro", func(t *testing.T, d string, _ *Repo, _ *Worktree) {
+			write(t, d, ".gitattributes", "[attr]mine text\n*.x mine\n")
+		}},
+		{"info/attributes", func(t *testing.T, d string, r *Repo, _ *Worktree) { write(t, r.commonDir, "info/attributes", "") }},
 		{"core.autocrlf", func(t *testing.T, d string, r *Repo, _ *Worktree) { git(t, r.root, "config", "core.autocrlf", "true") }},
 		{"core.filemode", func(t *testing.T, d string, r *Repo, _ *Worktree) { git(t, r.root, "config", "core.filemode", "false") }},
 		{"core.symlinks", func(t *testing.T, d string, r *Repo, _ *Worktree) { git(t, r.root, "config", "core.symlinks", "false") }},
