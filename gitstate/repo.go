@@ -48,6 +48,9 @@ type Repo struct {
 	// refCache holds what the in-process ref swap reads of the
 	// configuration (refswap.go).
 	refCache refSettingsCache
+	// fastCache holds the configuration the in-process staging and
+	// commits read (fastconfig.go).
+	fastCache fastConfigCache
 }
 
 // Open finds the repository containing dir. It fails with ErrNotRepo

@@ -377,10 +377,18 @@ func (w *Worktree) RestoreWork(ctx context.Context, commit string) error {
 }
 
 // Stage stages everything in the worktree (additions, changes, deletions;
-// not ignored files) in the private index and returns the resulting tree.
+// not ignored files) in the private index and returns the resulting tree:
+// in the process where it can (stagefast.go), else with git add -A and
+// git write-tree.
 // Commits the agent made in its scratch repository are thereby folded:
 // only the worktree's files count, and the step commit's parent is Base.
 func (w *Worktree) Stage(ctx context.Context) (string, error) {
+	if tree, err := w.stageInProcess(ctx); err == nil {
+		w.staged = tree
+		return tree, nil
+	}
+	// Anything else (errStageByGit, or a file that could not be read):
+	// git stages, and reports what it finds wrong.
 	if _, err := w.git(ctx, "add", "-A"); err != nil {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}

@@ -1,0 +1,154 @@
+package gitstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// What the in-process staging (stagefast.go) and commits (commitfast.go)
+// need of git's configuration, read with one git config --list and read
+// again whenever one of the configuration files changes (or every time,
+// when the configuration includes other files).
+
+// fastConfig is the configuration as git config --list gives it: keys
+// lower-cased as git prints them, the last value of each key.
+type fastConfig struct {
+	stamps   []fileStamp
+	volatile bool // includes other files: never reused
+	values   map[string]string
+}
+
+type fastConfigCache struct {
+	mu  sync.Mutex
+	cur *fastConfig
+}
+
+// getenv is the value of an environment variable as the repository's git
+// commands see it.
+func (r *Repo) getenv(name string) string {
+	for i := len(r.env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(r.env[i], name+"="); ok {
+			return v
+		}
+	}
+	return os.Getenv(name)
+}
+
+// configFiles are the files git reads its configuration from, in the
+// repository's environment.
+func (r *Repo) configFiles() []string {
+	home := r.getenv("HOME")
+	xdg := r.getenv("XDG_CONFIG_HOME")
+	if xdg == "" && home != "" {
+		xdg = filepath.Join(home, ".config")
+	}
+	files := []string{filepath.Join(r.commonDir, "config"), filepath.Join(r.commonDir, "config.worktree"),
+		filepath.Join(r.gitDir, "config.worktree")}
+	if g := r.getenv("GIT_CONFIG_GLOBAL"); g != "" {
+		files = append(files, g)
+	} else {
+		if home != "" {
+			files = append(files, filepath.Join(home, ".gitconfig"))
+		}
+		if xdg != "" {
+			files = append(files, filepath.Join(xdg, "git", "config"))
+		}
+	}
+	if s := r.getenv("GIT_CONFIG_SYSTEM"); s != "" {
+		files = append(files, s)
+	} else {
+		files = append(files, "/etc/gitconfig")
+	}
+	return files
+}
+
+// fastConfigFor returns the configuration, read again when a file changed.
+func (r *Repo) fastConfigFor(ctx context.Context) (*fastConfig, error) {
+	files := r.configFiles()
+	stamps := make([]fileStamp, len(files))
+	for i, f := range files {
+		s, err := stampOf(f)
+		if err != nil {
+			return nil, err
+		}
+		stamps[i] = s
+	}
+	r.fastCache.mu.Lock()
+	defer r.fastCache.mu.Unlock()
+	if c := r.fastCache.cur; c != nil && !c.volatile && sameStamps(c.stamps, stamps) {
+		return c, nil
+	}
+	out, err := r.read(ctx, "config", "-z", "--list")
+	var ge *GitError
+	if err != nil && !(errors.As(err, &ge) && ge.ExitCode == 1) {
+		return nil, fmt.Errorf("read the configuration: %w", err)
+	}
+	c := &fastConfig{stamps: stamps, values: map[string]string{}}
+	for _, kv := range strings.Split(out, "\x00") {
+		k, v, hasValue := strings.Cut(kv, "\n")
+		if k == "" {
+			continue
+		}
+		if !hasValue {
+			v = "true" // a key without "=": boolean true
+		}
+		c.values[k] = v
+		if strings.HasPrefix(k, "include.") || strings.HasPrefix(k, "includeif.") {
+			c.volatile = true
+		}
+	}
+	r.fastCache.cur = c
+	return c, nil
+}
+
+func sameStamps(a, b []fileStamp) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// get is a key's value and whether it is set.
+func (c *fastConfig) get(key string) (string, bool) {
+	v, ok := c.values[key]
+	return v, ok
+}
+
+// isBool reports whether key is unset or set to the boolean want.
+func (c *fastConfig) isBool(key string, want bool) bool {
+	v, ok := c.values[key]
+	if !ok {
+		return true
+	}
+	b := normalizeBool(v)
+	if want {
+		return b == "true"
+	}
+	return b == "false"
+}
+
+// expandPath expands a leading ~/ of a path from the configuration, as git
+// does; "" when it cannot.
+func (r *Repo) expandPath(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		home := r.getenv("HOME")
+		if home == "" {
+			return ""
+		}
+		return filepath.Join(home, rest)
+	}
+	if strings.HasPrefix(p, "~") || strings.HasPrefix(p, "%(prefix)") {
+		return ""
+	}
+	return p
+}

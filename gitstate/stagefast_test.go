@@ -1,0 +1,383 @@
+package gitstate
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// stageBase is the commit every staging case starts from.
+var stageBase = map[string]string{
+	"a.txt": "a\n", "b/c.txt": "c\n", "b/d/e.txt": "e\n", "only/one.txt": "1\n", "x-y": "x-y\n", "x/z": "z\n",
+	"run.sh": "#!/bin/sh\n", "logs/kept.log": "tracked though ignored\n",
+	".gitignore":     "*.log\n!keep.log\nbuild/\n/top.tmp\ndeep/*.o\n",
+	"sub/.gitignore": "local.txt\n/anch\n", "sub/file": "f\n",
+}
+
+// gitOnWorktree runs git over w's files with index as its index, the way
+// Worktree.git does but outside codemachine, as the tests' reference.
+func gitOnWorktree(t *testing.T, w *Worktree, index string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append(append([]string{}, trusted...), args...)...)
+	cmd.Dir = w.path
+	cmd.Env = append(os.Environ(), "GIT_DIR="+w.repo.commonDir, "GIT_WORK_TREE="+w.path, "GIT_INDEX_FILE="+index)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimRight(string(out), "\n")
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStageInProcessLikeGit: on every shape of change, the in-process
+// stage starts no git process and gives the tree git add -A and git
+// write-tree give on a copy of the same index, the same index entries,
+// and objects git fsck --strict finds sound; git then sees the worktree
+// as clean through the index written, and a second stage changes nothing.
+func TestStageInProcessLikeGit(t *testing.T) {
+	home := os.Getenv("HOME")
+	tests := []struct {
+		name   string
+		change func(t *testing.T, dir string, r *Repo)
+	}{
+		{"nothing", func(*testing.T, string, *Repo) {}},
+		{"change a file", func(t *testing.T, d string, _ *Repo) { write(t, d, "a.txt", "changed\n") }},
+		{"same size, same second", func(t *testing.T, d string, _ *Repo) { write(t, d, "a.txt", "A\n") }},
+		{"add files in new directories", func(t *testing.T, d string, _ *Repo) {
+			write(t, d, "n/m/o.txt", "o\n")
+			write(t, d, "n/p", "")
+		}},
+		{"delete files", func(t *testing.T, d string, _ *Repo) {
+			os.Remove(filepath.Join(d, "b/c.txt"))
+			os.RemoveAll(filepath.Join(d, "only"))
+		}},
+		{"executable bit on and off", func(t *testing.T, d string, _ *Repo) {
+			os.Chmod(filepath.Join(d, "a.txt"), 0o755)
+			write(t, d, "tool", "#!/bin/sh\n")
+			os.Chmod(filepath.Join(d, "tool"), 0o700)
+		}},
+		{"symbolic links", func(t *testing.T, d string, _ *Repo) {
+			os.Remove(filepath.Join(d, "x-y"))
+			os.Symlink("a.txt", filepath.Join(d, "x-y"))
+			os.Symlink("b", filepath.Join(d, "to-dir"))
+			os.Symlink("nowhere/at/all", filepath.Join(d, "dangling"))
+		}},
+		{"a directory where a file was", func(t *testing.T, d string, _ *Repo) {
+			os.Remove(filepath.Join(d, "a.txt"))
+			write(t, d, "a.txt/inner", "in\n")
+		}},
+		{"a file where a directory was", func(t *testing.T, d string, _ *Repo) {
+			os.RemoveAll(filepath.Join(d, "b"))
+			write(t, d, "b", "now a file\n")
+		}},
+		{"names that sort around a slash", func(t *testing.T, d string, _ *Repo) {
+			write(t, d, "x.", "1\n")
+			write(t, d, "x0", "2\n")
+			write(t, d, "x/zz", "3\n")
+			write(t, d, "x y/ü ñ", "4\n")
+		}},
+		{"empty directories", func(t *testing.T, d string, _ *Repo) { os.MkdirAll(filepath.Join(d, "e/f/g"), 0o755) }},
+		{"ignored and re-included", func(t *testing.T, d string, _ *Repo) {
+			write(t, d, "x.log", "ignored\n")
+			write(t, d, "keep.log", "re-included\n")
+			write(t, d, "q/keep.log", "re-included deeper\n")
+			write(t, d, "build/out", "ignored directory\n")
+			write(t, d, "q/build", "a file named build: not a directory\n")
+		}},
+		{"anchored patterns", func(t *testing.T, d string, _ *Repo) {
+			write(t, d, "top.tmp", "ignored at the top\n")
+			write(t, d, "q/top.tmp", "not ignored below\n")
+			write(t, d, "deep/a.o", "ignored\n")
+			write(t, d, "deep/more/a.o", "not ignored\n")
+			write(t, d, "sub/anch", "ignored\n")
+			write(t, d, "sub/s/anch", "not ignored\n")
+			write(t, d, "anch", "not ignored\n")
+		}},
+		{"a .gitignore below the top", func(t *testing.T, d string, _ *Repo) {
+			write(t, d, "sub/local.txt", "ignored\n")
+			write(t, d, "sub/s/local.txt", "ignored deeper\n")
+			write(t, d, "local.txt", "not ignored here\n")
+			write(t, d, "new/.gitignore", "*\n!.gitignore\n")
+			write(t, d, "new/x", "ignored\n")
+		}},
+		{"a deeper .gitignore re-includes", func(t *testing.T, d string, _ *Repo) {
+			write(t, d, "w/.gitignore", "!*.log\n")
+			write(t, d, "w/y.log", "re-included\n")
+		}},
+		{"tracked files that are ignored are still staged", func(t *testing.T, d string, _ *Repo) {
+			write(t, d, "logs/kept.log", "changed\n")
+			write(t, d, "logs/new.log", "ignored\n")
+		}},
+		{"a changed .gitignore", func(t *testing.T, d string, _ *Repo) {
+			write(t, d, ".gitignore", "*.txt\n")
+			write(t, d, "n.txt", "ignored now\n")
+			write(t, d, "x.log", "not ignored now\n")
+		}},
+		{"info/exclude", func(t *testing.T, d string, r *Repo) {
+			write(t, r.commonDir, "info/exclude", "*.bak\n")
+			write(t, d, "f.bak", "ignored\n")
+			write(t, d, "f.bak2", "not ignored\n")
+		}},
+		{"core.excludesFile, overridden by .gitignore", func(t *testing.T, d string, r *Repo) {
+			write(t, home, "ignore-"+filepath.Base(r.root), "*.swp\n*.keep\n")
+			git(t, r.root, "config", "core.excludesFile", "~/ignore-"+filepath.Base(r.root))
+			write(t, d, ".gitignore", "!*.keep\n")
+			write(t, d, "f.swp", "ignored\n")
+			write(t, d, "f.keep", "re-included by .gitignore\n")
+		}},
+		{"info/exclude over core.excludesFile", func(t *testing.T, d string, r *Repo) {
+			write(t, home, "ignore2-"+filepath.Base(r.root), "*.swp\n")
+			git(t, r.root, "config", "core.excludesFile", filepath.Join(home, "ignore2-"+filepath.Base(r.root)))
+			write(t, r.commonDir, "info/exclude", "!f.swp\n")
+			write(t, d, "f.swp", "re-included by info/exclude\n")
+			write(t, d, "g.swp", "ignored\n")
+		}},
+		{".gitattributes that change nothing git add stores", func(t *testing.T, d string, _ *Repo) {
+			write(t, d, ".gitattributes", "# attributes\n*.png binary\n*.go diff=golang linguist-language=Go\n*.txt -text !eol\n\n")
+			write(t, d, "q/.gitattributes", "*.c whitespace=trailing-space export-ignore\n")
+			write(t, d, "a.txt", "crlf\r\nkept\r\n")
+			write(t, d, "q/x.c", "int x;\r\n")
+		}},
+		{"many changes at once", func(t *testing.T, d string, _ *Repo) {
+			for _, n := range []string{"m/1", "m/2/3", "m/2/4", "b/d/new", "only/two.txt"} {
+				write(t, d, n, n+"\n")
+			}
+			os.Remove(filepath.Join(d, "b/d/e.txt"))
+			write(t, d, "run.sh", "#!/bin/sh\necho\n")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, r := newRepo(t, stageBase)
+			head := git(t, dir, "rev-parse", "HEAD")
+			w := mustWorktree(t, r, 0, head)
+			tt.change(t, w.Path(), r)
+			ref := filepath.Join(t.TempDir(), "index")
+			copyFile(t, w.index, ref)
+			if _, err := r.fastConfigFor(t.Context()); err != nil {
+				t.Fatal(err) // read once per configuration: not the stage's
+			}
+			before := r.Processes()
+			got, err := w.Stage(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := r.Processes() - before; n != 0 {
+				t.Fatalf("the stage started %d git processes", n)
+			}
+			git(t, dir, "fsck", "--strict", "--no-dangling")
+			gitOnWorktree(t, w, ref, "add", "-A")
+			want := gitOnWorktree(t, w, ref, "write-tree")
+			if got != want {
+				t.Fatalf("tree %s, git add -A && git write-tree: %s\n%s", got, want, gitOnWorktree(t, w, ref, "ls-files", "-s"))
+			}
+			if g, wnt := gitOnWorktree(t, w, w.index, "ls-files", "-s"), gitOnWorktree(t, w, ref, "ls-files", "-s"); g != wnt {
+				t.Fatalf("index entries:\n%s\ngit's:\n%s", g, wnt)
+			}
+			if s := gitOnWorktree(t, w, w.index, "diff-files", "--name-status"); s != "" {
+				t.Fatalf("git diff-files through the index written: %q", s)
+			}
+			if s := gitOnWorktree(t, w, w.index, "ls-files", "--others", "--exclude-standard"); s != "" {
+				t.Fatalf("untracked files git would add: %q", s)
+			}
+			if tree := gitOnWorktree(t, w, w.index, "write-tree"); tree != got {
+				t.Fatalf("git write-tree from the index written (its cache tree): %s, want %s", tree, got)
+			}
+			again, err := w.Stage(t.Context())
+			if err != nil || again != got {
+				t.Fatalf("second stage: %s, %v; want %s", again, err, got)
+			}
+		})
+	}
+}
+
+// TestStageInProcessThenGit: git works on the index the in-process stage
+// wrote (read-tree -m -u to another commit, then add), and a change made
+// within the same second as the stage, of the same size, is still seen.
+func TestStageInProcessThenGit(t *testing.T) {
+	dir, r := newRepo(t, stageBase)
+	ctx := t.Context()
+	head := git(t, dir, "rev-parse", "HEAD")
+	w := mustWorktree(t, r, 0, head)
+	write(t, w.Path(), "a.txt", "1\n")
+	tree, err := w.Stage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, w.Path(), "a.txt", "2\n") // same size, likely the same second
+	if s := gitOnWorktree(t, w, w.index, "status", "--porcelain"); s != "M  a.txt" && s != "MM a.txt" {
+		t.Fatalf("status after a same-size change: %q", s)
+	}
+	tree2, err := w.Stage(ctx)
+	if err != nil || tree2 == tree {
+		t.Fatalf("the same-size change was not staged: %s, %v", tree2, err)
+	}
+	if got := gitOnWorktree(t, w, w.index, "cat-file", "-p", tree2+":a.txt"); got != "2" {
+		t.Fatalf("a.txt staged as %q", got)
+	}
+	c := stepCommit(t, r, head, map[string]string{"b/c.txt": "other\n"}, "other")
+	other := git(t, dir, "rev-parse", c+"^{tree}")
+	gitOnWorktree(t, w, w.index, "read-tree", "-m", "-u", tree2, other)
+	if got := read(t, w.Path(), "b/c.txt"); got != "other\n" {
+		t.Fatalf("read-tree over the index written: b/c.txt is %q", got)
+	}
+}
+
+// TestStageLeavesToGit: where git would do more than compare, hash and
+// store, the in-process stage declines and git stages (Stage still gives
+// git's tree).
+func TestStageLeavesToGit(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(t *testing.T, dir string, r *Repo, w *Worktree)
+	}{
+		{".gitattributes", func(t *testing.T, d string, _ *Repo, _ *Worktree) {
+			write(t, d, ".gitattributes", "*.txt text eol=crlf\n")
+		}},
+		{".gitattributes below the top", func(t *testing.T, d string, _ *Repo, _ *Worktree) {
+			write(t, d, "b/.gitattributes", "*.txt diff\n* text=auto\n")
+		}},
+		{"a .gitattributes filter", func(t *testing.T, d string, _ *Repo, _ *Worktree) {
+			write(t, d, ".gitattributes", "*.bin filter=lfs diff=lfs\n")
+		}},
+		{"a .gitattributes macro", func(t *testing.T, d string, _ *Repo, _ *Worktree) {
+			write(t, d, ".gitattributes", "[attr]mine text\n*.x mine\n")
+		}},
+		{"info/attributes", func(t *testing.T, d string, r *Repo, _ *Worktree) { write(t, r.commonDir, "info/attributes", "") }},
+		{"core.autocrlf", func(t *testing.T, d string, r *Repo, _ *Worktree) { git(t, r.root, "config", "core.autocrlf", "true") }},
+		{"core.filemode", func(t *testing.T, d string, r *Repo, _ *Worktree) { git(t, r.root, "config", "core.filemode", "false") }},
+		{"core.symlinks", func(t *testing.T, d string, r *Repo, _ *Worktree) { git(t, r.root, "config", "core.symlinks", "false") }},
+		{"core.ignorecase", func(t *testing.T, d string, r *Repo, _ *Worktree) {
+			git(t, r.root, "config", "core.ignorecase", "true")
+		}},
+		{"** in a pattern", func(t *testing.T, d string, _ *Repo, _ *Worktree) { write(t, d, ".gitignore", "**/x\n") }},
+		{"? in a pattern", func(t *testing.T, d string, _ *Repo, _ *Worktree) { write(t, d, ".gitignore", "a?\n") }},
+		{"a bracket in a pattern", func(t *testing.T, d string, _ *Repo, _ *Worktree) { write(t, d, "sub/.gitignore", "[ab]\n") }},
+		{"a backslash in a pattern", func(t *testing.T, d string, r *Repo, _ *Worktree) { write(t, r.commonDir, "info/exclude", "\\#x\n") }},
+		{"a nested repository", func(t *testing.T, d string, _ *Repo, _ *Worktree) {
+			git(t, d, "init", "-q", "nested")
+			write(t, d, "nested/f", "f\n")
+			commitAll(t, filepath.Join(d, "nested"), "nested")
+		}},
+		{".gitmodules", func(t *testing.T, d string, _ *Repo, _ *Worktree) { write(t, d, ".gitmodules", "") }},
+		{"a fifo", func(t *testing.T, d string, _ *Repo, _ *Worktree) {
+			if err := syscall.Mkfifo(filepath.Join(d, "fifo"), 0o644); err != nil {
+				t.Skip(err)
+			}
+		}},
+		{"a big file", func(t *testing.T, d string, _ *Repo, _ *Worktree) {
+			f, err := os.Create(filepath.Join(d, "big"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Truncate(stageMaxFile + 1)
+			f.Close()
+		}},
+		{"the index lock held", func(t *testing.T, d string, _ *Repo, w *Worktree) {
+			write(t, filepath.Dir(w.index), filepath.Base(w.index)+".lock", "")
+		}},
+		{"a skip-worktree entry", func(t *testing.T, d string, _ *Repo, w *Worktree) {
+			gitOnWorktree(t, w, w.index, "update-index", "--skip-worktree", "a.txt")
+		}},
+		{"an assume-unchanged entry", func(t *testing.T, d string, _ *Repo, w *Worktree) {
+			gitOnWorktree(t, w, w.index, "update-index", "--assume-unchanged", "a.txt")
+		}},
+		{"index version 4", func(t *testing.T, d string, _ *Repo, w *Worktree) {
+			gitOnWorktree(t, w, w.index, "update-index", "--index-version", "4")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, r := newRepo(t, stageBase)
+			head := git(t, dir, "rev-parse", "HEAD")
+			w := mustWorktree(t, r, 0, head)
+			write(t, w.Path(), "a.txt", "changed\n")
+			tt.change(t, w.Path(), r, w)
+			ref := filepath.Join(t.TempDir(), "index")
+			copyFile(t, w.index, ref)
+			if _, err := w.stageInProcess(t.Context()); !errors.Is(err, errStageByGit) {
+				t.Fatalf("in-process stage: %v, want errStageByGit", err)
+			}
+			os.Remove(w.index + ".lock") // the held lock's case: released
+			got, err := w.Stage(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			gitOnWorktree(t, w, ref, "add", "-A")
+			if want := gitOnWorktree(t, w, ref, "write-tree"); got != want {
+				t.Fatalf("tree %s, want git's %s", got, want)
+			}
+		})
+	}
+}
+
+// TestStepGitProcesses: a step staged, committed and landed starts two git
+// processes (the two-tree read-tree's check and the read-tree itself on
+// the user's checkout; the ref moves in-process), and one landed on a
+// branch that moved (different files) starts no more: the rebase is
+// merged and committed in-process. The worktree's Finish onto the rebased
+// tree is its one read-tree.
+func TestStepGitProcesses(t *testing.T) {
+	dir, r := newRepo(t, stageBase)
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	t.Setenv("GIT_COMMITTER_DATE", "1778049489 +0000")
+	t.Setenv("GIT_AUTHOR_DATE", "1778049489 +0000")
+	if _, err := r.fastConfigFor(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.refSettingsFor(ctx); err != nil {
+		t.Fatal(err) // read once per configuration, like fastConfigFor
+	}
+	step := func(base, file string) (int64, LandResult) {
+		w := mustWorktree(t, r, 0, base)
+		write(t, w.Path(), file, "step\n")
+		before := r.Processes()
+		tree, err := w.Stage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := r.CommitTree(ctx, CommitSpec{Tree: tree, Parents: []string{base}, Message: "step " + file})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.Land(ctx, "main", base, c, LandOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := r.Processes() - before
+		if err := w.Finish(ctx, res.Commit); err != nil {
+			t.Fatal(err)
+		}
+		return n, res
+	}
+	n, res := step(base, "one.txt")
+	if n != 2 || res.Rebased {
+		t.Fatalf("a step in a row: %d git processes (rebased %v), want 2", n, res.Rebased)
+	}
+	tip := res.Commit
+	write(t, dir, "user.txt", "the user's commit\n")
+	commitAll(t, dir, "user")
+	n, res = step(tip, "two.txt")
+	if n != 2 || !res.Rebased {
+		t.Fatalf("a step onto a moved tip: %d git processes (rebased %v), want 2", n, res.Rebased)
+	}
+	git(t, dir, "fsck", "--strict", "--no-dangling")
+	if got := git(t, dir, "show", "HEAD:two.txt"); got != "step" || !exists(dir, "user.txt") {
+		t.Fatalf("landed: two.txt %q", got)
+	}
+}
