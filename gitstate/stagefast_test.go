@@ -171,6 +171,9 @@ func TestStageInProcessLikeGit(t *testing.T) {
 			if _, err := r.fastConfigFor(t.Context()); err != nil {
 				t.Fatal(err) // read once per configuration: not the stage's
 			}
+			if _, err := r.refSettingsFor(t.Context()); err != nil {
+				t.Fatal(err) // the slot ref's settings, likewise
+			}
 			before := r.Processes()
 			got, err := w.Stage(t.Context())
 			if err != nil {

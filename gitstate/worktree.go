@@ -385,7 +385,7 @@ func (w *Worktree) RestoreWork(ctx context.Context, commit string) error {
 func (w *Worktree) Stage(ctx context.Context) (string, error) {
 	if tree, err := w.stageInProcess(ctx); err == nil {
 		w.staged = tree
-		return tree, nil
+		return tree, w.Protect(ctx, tree)
 	}
 	// Anything else (errStageByGit, or a file that could not be read):
 	// git stages, and reports what it finds wrong.
@@ -480,10 +480,42 @@ func (w *Worktree) slotRef() string { return SlotRefPrefix + strconv.Itoa(w.slot
 // none of git's indexes, which gc would keep) and the commit. Finish and
 // Discard remove the ref. No reflog is kept for it.
 func (w *Worktree) Protect(ctx context.Context, obj string) error {
+	if w.protectInProcess(ctx, obj) {
+		return nil
+	}
 	if _, err := w.git(ctx, "update-ref", "--no-deref", w.slotRef(), obj); err != nil {
 		return fmt.Errorf("worktree slot %d: protect %s from git gc: %w", w.slot, short(obj), err)
 	}
 	return nil
+}
+
+// protectInProcess sets the slot's ref the way git's files backend does
+// (its lock file created exclusively, holding the new value, renamed over
+// the ref), sparing a git process per stage and per step commit. It
+// reports false, leaving it to git update-ref, where git would do more:
+// another ref backend or a reference-transaction hook, reflogs for every
+// ref (core.logAllRefUpdates=always), or the lock held by someone else.
+// Only this codemachine writes the slot's ref (the slot is handed out
+// once), so no compare is needed.
+func (w *Worktree) protectInProcess(ctx context.Context, obj string) bool {
+	r, ref := w.repo, w.slotRef()
+	s, err := r.refSettingsFor(ctx)
+	if err != nil || !s.usable || s.logRefs == "always" {
+		return false
+	}
+	path := filepath.Join(r.commonDir, filepath.FromSlash(ref))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return false
+	}
+	lock := path + ".lock"
+	if err := linkFile(lock, r.LocalDir(), []byte(obj+"\n")); err != nil {
+		return false
+	}
+	if err := os.Rename(lock, path); err != nil {
+		_ = os.Remove(lock)
+		return false
+	}
+	return true
 }
 
 // unprotect removes the slot's ref (a missing one is fine): in the
