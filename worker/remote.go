@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/codemachine/codemachine/gitstate"
@@ -83,6 +84,9 @@ func (w *worker) tick(ctx context.Context) error {
 	if view.Tip == "" {
 		return &orchestrator.ConfigError{Err: fmt.Errorf("the remote %s has no branch %s: push it first (git push %s %s)", w.opts.Remote, w.branch, w.opts.Remote, w.branch)}
 	}
+	if err := w.mirrorReviews(ctx, view); err != nil {
+		return err
+	}
 	if w.integrator(ctx, view) {
 		landed, err := w.integrate(ctx, view)
 		if err != nil {
@@ -95,6 +99,32 @@ func (w *worker) tick(ctx context.Context) error {
 		}
 	}
 	return w.follow(ctx, view.Tip)
+}
+
+// mirrorReviews makes the clone's review branches the remote's: a
+// review: true unit whose result waits for review there is not due here
+// either, exactly as after a local run kept it for review. A worker's
+// clone follows the remote; review branches it has alone are removed.
+func (w *worker) mirrorReviews(ctx context.Context, view gitstate.RemoteWork) error {
+	local, err := w.repo.RefsWithPrefix(gitstate.ReviewPrefix)
+	if err != nil {
+		return err
+	}
+	for ref, commit := range local {
+		if _, ok := view.Reviews[strings.TrimPrefix(ref, gitstate.ReviewPrefix)]; !ok {
+			if err := w.repo.DeleteRef(ctx, ref, commit); err != nil && !errors.Is(err, gitstate.ErrRefMoved) {
+				return err
+			}
+		}
+	}
+	for key, commit := range view.Reviews {
+		if local[gitstate.ReviewPrefix+key] != commit {
+			if err := w.repo.SetRef(ctx, gitstate.ReviewPrefix+key, commit); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // follow moves the local branch to the remote's tip when the remote moved
@@ -144,6 +174,12 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint string) (bool, erro
 	}
 	expect := ""
 	if _, ok := view.Results[key]; ok {
+		w.refuse()
+		return false, nil
+	}
+	if _, ok := view.Reviews[key]; ok {
+		// Its result waits for review on the remote; the pass looked
+		// before this worker's copy of the review branch caught up.
 		w.refuse()
 		return false, nil
 	}

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"sync"
 	"time"
@@ -160,6 +161,7 @@ func (w *worker) loop(ctx context.Context) error {
 		}
 		w.mu.Lock()
 		w.refused = 0
+		reviews := maps.Clone(w.view.Reviews)
 		w.mu.Unlock()
 		opts := w.opts.Run
 		opts.Remote = w
@@ -168,10 +170,14 @@ func (w *worker) loop(ctx context.Context) error {
 		opts.Parallel = w.opts.Slots
 		sum, err := w.o.Run(ctx, opts)
 		var failed *orchestrator.StepFailedError
+		var review *orchestrator.ReviewPendingError
+		var needsYou *orchestrator.NeedsYouError
 		switch {
 		case errors.Is(err, orchestrator.ErrInterrupted) || ctx.Err() != nil:
 			return orchestrator.ErrInterrupted
-		case errors.As(err, &failed):
+		case errors.As(err, &failed), errors.As(err, &review), errors.As(err, &needsYou):
+			// What waits for a person ends a --once worker only when
+			// nothing else is left (finished).
 		case err != nil:
 			return err
 		}
@@ -180,7 +186,7 @@ func (w *worker) loop(ctx context.Context) error {
 			w.opts.OnPass(sum, err)
 		}
 		if w.opts.Once && idle {
-			done, err := w.finished(ctx, head.Commit)
+			done, err := w.finished(ctx, head.Commit, reviews, sum)
 			if done || err != nil {
 				return err
 			}
@@ -194,19 +200,23 @@ func (w *worker) loop(ctx context.Context) error {
 	}
 }
 
-// finished reports whether a --once worker is done after a pass that
-// started nothing from base: a fresh look at the remote (and a landing,
-// if this worker integrates) finds the branch still at base, nothing
-// claimed, no result waiting, and the pass was refused no claim. Units
-// still due then (failed here, or needing a local run) make it an
-// *UnfinishedError.
-func (w *worker) finished(ctx context.Context, base string) (bool, error) {
+// finished reports whether a --once worker is done after a pass (sum)
+// that started nothing from base with the review branches reviews: a
+// fresh look at the remote (and a landing, if this worker integrates)
+// finds the branch still at base, the same reviews, nothing claimed, no
+// result waiting, and the pass was refused no claim. Units still due then
+// make it an error: an *UnfinishedError when the pass skipped or failed
+// some (they failed here), else an *orchestrator.ReviewPendingError or
+// *orchestrator.NeedsYouError (exit 3, as for run) when what is left
+// waits for a review or a person (a local run).
+func (w *worker) finished(ctx context.Context, base string, reviews map[string]string, sum *orchestrator.Summary) (bool, error) {
 	if err := w.tick(ctx); err != nil {
 		return false, err
 	}
 	w.mu.Lock()
 	view, refused := w.view, w.refused
-	busy := len(w.held) > 0 || len(view.Claims) > 0 || len(view.Results) > 0 || view.Tip != base || refused > 0
+	busy := len(w.held) > 0 || len(view.Claims) > 0 || len(view.Results) > 0 || view.Tip != base || refused > 0 ||
+		!maps.Equal(reviews, view.Reviews)
 	w.mu.Unlock()
 	if busy {
 		return false, nil
@@ -215,7 +225,23 @@ func (w *worker) finished(ctx context.Context, base string) (bool, error) {
 	if err != nil || len(due) == 0 {
 		return err == nil, err
 	}
+	if sum != nil && len(sum.Failed)+len(sum.Skipped) == 0 {
+		if len(sum.Review) > 0 {
+			return true, &orchestrator.ReviewPendingError{Steps: eventKeys(sum.Review)}
+		}
+		if len(sum.NeedsYou) > 0 {
+			return true, &orchestrator.NeedsYouError{Steps: eventKeys(sum.NeedsYou), Hint: "not run by workers: codemachine run in a clone"}
+		}
+	}
 	return true, &UnfinishedError{Keys: due}
+}
+
+func eventKeys(events []orchestrator.Event) []string {
+	keys := make([]string, 0, len(events))
+	for _, e := range events {
+		keys = append(keys, e.Key())
+	}
+	return keys
 }
 
 // tickLoop looks at the remote every poll interval while passes run.
