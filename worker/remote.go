@@ -25,7 +25,9 @@ func (w *worker) retry(ctx context.Context, what string, fn func() error) error 
 			wasDown := w.down
 			w.down = false
 			w.mu.Unlock()
-			if wasDown && err == nil {
+			if wasDown {
+				// It answered (a refusal is an answer too): said once,
+				// whichever of the waiting commands got there first.
 				w.note("the remote %s answers again", w.opts.Remote)
 			}
 			return err
@@ -51,6 +53,7 @@ func (w *worker) retry(ctx context.Context, what string, fn func() error) error 
 func (w *worker) fetch(ctx context.Context) (gitstate.RemoteWork, error) {
 	var view gitstate.RemoteWork
 	err := w.retry(ctx, "fetch", func() error {
+		w.trips.fetch.Add(1)
 		var err error
 		view, err = w.repo.FetchWork(ctx, w.opts.Remote, w.branch)
 		return err
@@ -197,6 +200,7 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint string) (bool, erro
 	}
 	var claim gitstate.Claim
 	err = w.retry(ctx, "claim "+key, func() error {
+		w.trips.claim.Add(1)
 		var err error
 		claim, err = w.repo.PushClaim(ctx, req)
 		return err
@@ -244,6 +248,7 @@ func (w *worker) Deliver(ctx context.Context, d orchestrator.Delivery) error {
 		return err
 	}
 	err = w.retry(ctx, "deliver "+d.Key, func() error {
+		w.trips.deliver.Add(1)
 		err := w.repo.PushCAS(ctx, w.opts.Remote, []gitstate.PushRef{
 			{Local: d.Commit, Remote: gitstate.ResultRef(d.Key), Expect: ""},
 			{Local: marker.Commit, Remote: claim.Ref, Expect: claim.Commit},
@@ -263,6 +268,7 @@ func (w *worker) Deliver(ctx context.Context, d orchestrator.Delivery) error {
 	if errors.Is(err, gitstate.ErrRefMoved) {
 		// Still this worker's claim (another result got there first):
 		// give it up rather than leave it to lapse.
+		w.trips.release.Add(1)
 		_ = w.repo.ReleaseClaim(ctx, w.opts.Remote, claim)
 		return orchestrator.ErrClaimLost
 	}
@@ -280,7 +286,10 @@ func (w *worker) Release(ctx context.Context, key string) {
 	if !ok {
 		return
 	}
-	err := w.retry(ctx, "release "+key, func() error { return w.repo.ReleaseClaim(ctx, w.opts.Remote, claim) })
+	err := w.retry(ctx, "release "+key, func() error {
+		w.trips.release.Add(1)
+		return w.repo.ReleaseClaim(ctx, w.opts.Remote, claim)
+	})
 	if err != nil && !errors.Is(err, gitstate.ErrRefMoved) {
 		w.note("release the claim of %s: %v (it lapses by itself)", key, err)
 	}
@@ -302,6 +311,7 @@ func (w *worker) releaseAll(ctx context.Context) {
 		w.Release(ctx, k)
 	}
 	if integ.Ref != "" {
+		w.trips.role.Add(1)
 		_ = w.repo.ReleaseClaim(ctx, w.opts.Remote, integ)
 	}
 }
@@ -345,6 +355,7 @@ func (w *worker) renew(ctx context.Context, key string, c gitstate.Claim) {
 		Fingerprint: c.Fingerprint, Expires: time.Now().Add(w.lease), Expect: c.Commit})
 	if err == nil {
 		err = w.retry(ctx, "renew "+key, func() error {
+			w.trips.renew.Add(1)
 			var err error
 			next, err = w.repo.PushClaim(ctx, req)
 			return err
