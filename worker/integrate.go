@@ -43,6 +43,7 @@ func (w *worker) integrator(ctx context.Context, view gitstate.RemoteWork) bool 
 		}
 		return false
 	}
+	w.trips.role.Add(1)
 	c, err := w.repo.PushClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Ref: gitstate.IntegratorClaimRef,
 		Worker: w.opts.ID, Expires: now.Add(w.lease), Expect: expect})
 	if err != nil {
@@ -150,7 +151,10 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 		}
 		refs = append(refs, gitstate.PushRef{Local: tip, Remote: "refs/heads/" + w.branch, Expect: view.Tip})
 	}
-	err = w.retry(ctx, "push the landed results", func() error { return w.repo.PushCAS(ctx, w.opts.Remote, refs) })
+	err = w.retry(ctx, "push the landed results", func() error {
+		w.trips.land.Add(1)
+		return w.repo.PushCAS(ctx, w.opts.Remote, refs)
+	})
 	if errors.Is(err, gitstate.ErrRefMoved) {
 		return false, nil // another integrator (a lapsed lease) or a user's push: look again
 	}

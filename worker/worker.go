@@ -16,6 +16,7 @@ import (
 	"maps"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/codemachine/codemachine/gitstate"
@@ -84,6 +85,20 @@ type worker struct {
 	down    bool                      // the remote was unreachable at the last try
 	changed chan struct{}             // the remote's state changed (a tick saw something new)
 	refused int                       // claims refused in the current pass
+
+	trips trips // the git round trips to the remote, by kind
+}
+
+// trips counts the git commands that reach the remote (each try of a
+// retried one), by what they are for: the cost of sharing work through
+// a remote (docs/benchmarks.md).
+type trips struct {
+	fetch, claim, renew, deliver, release, role, land atomic.Int64
+}
+
+func (t *trips) String() string {
+	return fmt.Sprintf("%d fetches, %d claims, %d renewals, %d deliveries, %d releases, %d integrator role, %d landings",
+		t.fetch.Load(), t.claim.Load(), t.renew.Load(), t.deliver.Load(), t.release.Load(), t.role.Load(), t.land.Load())
 }
 
 // Run runs the worker until ctx is done (or, with Once, until the work is
@@ -105,6 +120,7 @@ func Run(ctx context.Context, o *orchestrator.Orchestrator, opts Options) error 
 	stop()
 	wg.Wait()
 	w.releaseAll(context.WithoutCancel(ctx))
+	w.note("round trips to the remote: %s", &w.trips)
 	return err
 }
 
