@@ -265,6 +265,12 @@ func (w *worker) Deliver(ctx context.Context, d orchestrator.Delivery) error {
 	w.mu.Lock()
 	delete(w.held, d.Key)
 	w.mu.Unlock()
+	if err == nil {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
 	if errors.Is(err, gitstate.ErrRefMoved) {
 		// Still this worker's claim (another result got there first):
 		// give it up rather than leave it to lapse.

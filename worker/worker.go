@@ -84,6 +84,7 @@ type worker struct {
 	integ   gitstate.Claim            // the integrator's claim while this worker holds it
 	down    bool                      // the remote was unreachable at the last try
 	changed chan struct{}             // the remote's state changed (a tick saw something new)
+	kick    chan struct{}             // look at the remote now (this worker delivered a result)
 	refused int                       // claims refused in the current pass
 
 	trips trips // the git round trips to the remote, by kind
@@ -147,7 +148,7 @@ func newWorker(o *orchestrator.Orchestrator, opts Options) (*worker, error) {
 	}
 	w := &worker{o: o, repo: o.Repo(), opts: opts, branch: head.Branch, lease: lease,
 		poll: min(max(lease/6, 50*time.Millisecond), 5*time.Second), held: map[string]gitstate.Claim{},
-		changed: make(chan struct{}, 1)}
+		changed: make(chan struct{}, 1), kick: make(chan struct{}, 1)}
 	return w, nil
 }
 
@@ -260,7 +261,8 @@ func eventKeys(events []orchestrator.Event) []string {
 	return keys
 }
 
-// tickLoop looks at the remote every poll interval while passes run.
+// tickLoop looks at the remote every poll interval while passes run, and
+// at once after this worker delivered a result.
 func (w *worker) tickLoop(ctx context.Context) {
 	t := time.NewTicker(w.poll)
 	defer t.Stop()
@@ -269,9 +271,13 @@ func (w *worker) tickLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := w.tick(ctx); err != nil && ctx.Err() == nil {
-				w.note("%v", err)
-			}
+		case <-w.kick:
+			// A delivery: the integrator (this worker, or another's
+			// next look) need not wait a whole poll interval for it.
+			t.Reset(w.poll)
+		}
+		if err := w.tick(ctx); err != nil && ctx.Err() == nil {
+			w.note("%v", err)
 		}
 	}
 }

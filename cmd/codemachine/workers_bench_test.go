@@ -99,7 +99,7 @@ func newFleet(b *testing.B, bin string, tasks int) *fleet {
 			b.Fatal(err)
 		}
 	}
-	f.git(b, dir, "init", "-q", "--bare", "served/remote.git")
+	f.git(b, dir, "init", "-q", "--bare", "-b", "main", "served/remote.git")
 	f.http = testenv.ServeHTTPGit(b, filepath.Join(dir, "served"))
 	f.url = f.http.URL("remote.git")
 	wf := "version: 1\nname: bench\nsteps:\n  - id: build\n    run: sleep " + workersBenchSleep +
