@@ -208,6 +208,12 @@ func (w *worker) loop(ctx context.Context) error {
 				return err
 			}
 		}
+		if !idle {
+			// A pass that did something may have ended early (its claim
+			// found the branch behind after its own result landed):
+			// the next one starts at once instead of after a poll.
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return orchestrator.ErrInterrupted
