@@ -111,36 +111,11 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 			refs = append(refs, gitstate.PushRef{Remote: c.Ref, Expect: c.Commit})
 		}
 	}
-	landed := false
-	for _, key := range due {
-		commit, ok := view.Results[key]
-		if !ok {
-			if _, claimed := view.Claims[key]; claimed {
-				break // plan order: what comes after waits for it
-			}
-			continue
-		}
-		res, err := w.o.LandResult(ctx, integrateBranch, key, commit, w.opts.Run.Overrides)
-		if err != nil {
-			return false, err
-		}
-		refs = append(refs, w.settle(view, key, commit)...)
-		switch res.Outcome {
-		case orchestrator.ResultLanded:
-			landed = true
-		case orchestrator.ResultConflict:
-			refs = append(refs, gitstate.PushRef{Local: "refs/heads/" + res.Ref, Remote: "refs/heads/" + res.Ref, Expect: "*"})
-		case orchestrator.ResultStale:
-			w.note("%s: dropped a result that is not due any more with its fingerprint", key)
-		case orchestrator.ResultReview:
-			if _, waits := view.Reviews[key]; waits {
-				w.note("%s: dropped a second result: one waits for review already", key)
-				break
-			}
-			refs = append(refs, gitstate.PushRef{Local: commit, Remote: gitstate.ReviewPrefix + key, Expect: ""})
-			w.note("%s: kept for review on %s (codemachine approve %s | reject %s -m WHY, in any clone after a fetch)", key, res.Ref, key, key)
-		}
+	more, landed, err := w.landDue(ctx, view, due)
+	if err != nil {
+		return false, err
 	}
+	refs = append(refs, more...)
 	if len(refs) == 0 {
 		return false, nil
 	}
@@ -252,3 +227,41 @@ const (
 	rejectedPrefix   = "refs/codemachine/rejected/"
 	trailerRejected  = "Codemachine-Rejected"
 )
+
+// landDue lands the waiting results of the due units in plan order on the
+// scratch branch (a result waits while a unit before it is claimed), and
+// returns the refs to push with them and whether any landed.
+func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []string) ([]gitstate.PushRef, bool, error) {
+	var refs []gitstate.PushRef
+	landed := false
+	for _, key := range due {
+		commit, ok := view.Results[key]
+		if !ok {
+			if _, claimed := view.Claims[key]; claimed {
+				break // plan order: what comes after waits for it
+			}
+			continue
+		}
+		res, err := w.o.LandResult(ctx, integrateBranch, key, commit, w.opts.Run.Overrides)
+		if err != nil {
+			return nil, false, err
+		}
+		refs = append(refs, w.settle(view, key, commit)...)
+		switch res.Outcome {
+		case orchestrator.ResultLanded:
+			landed = true
+		case orchestrator.ResultConflict:
+			refs = append(refs, gitstate.PushRef{Local: "refs/heads/" + res.Ref, Remote: "refs/heads/" + res.Ref, Expect: "*"})
+		case orchestrator.ResultStale:
+			w.note("%s: dropped a result that is not due any more with its fingerprint", key)
+		case orchestrator.ResultReview:
+			if _, waits := view.Reviews[key]; waits {
+				w.note("%s: dropped a second result: one waits for review already", key)
+				break
+			}
+			refs = append(refs, gitstate.PushRef{Local: commit, Remote: gitstate.ReviewPrefix + key, Expect: ""})
+			w.note("%s: kept for review on %s (codemachine approve %s | reject %s -m WHY, in any clone after a fetch)", key, res.Ref, key, key)
+		}
+	}
+	return refs, landed, nil
+}
