@@ -24,6 +24,10 @@ const (
 	// IntegratorClaimRef is the claim of the one worker that lands results
 	// on the branch.
 	IntegratorClaimRef = RolesPrefix + "integrator"
+	// ReviewPrefix holds the review branches, refs/heads/codemachine/review/
+	// <step>[/<task>]: an integrator keeps a review: true unit's result
+	// there, as a local run keeps it, for approve or reject in any clone.
+	ReviewPrefix = "refs/heads/codemachine/review/"
 	// mirrorPrefix is where a remote's claims and results are fetched to:
 	// refs/codemachine/remote/<remote>/{claims,results}/...
 	mirrorPrefix = "refs/codemachine/remote/"
@@ -193,6 +197,8 @@ type RemoteWork struct {
 	Integrator Claim
 	// Results are the result commits waiting to be landed, by unit key.
 	Results map[string]string
+	// Reviews are the review branches' commits, by unit key.
+	Reviews map[string]string
 	// Bad lists claim refs whose commit is no claim (left alone).
 	Bad []string
 }
@@ -211,6 +217,7 @@ func (r *Repo) FetchWork(ctx context.Context, remote, branch string) (RemoteWork
 		"+" + ClaimsPrefix + "*:" + mirror + "claims/*",
 		"+" + ResultsPrefix + "*:" + mirror + "results/*",
 		"+" + RolesPrefix + "*:" + mirror + "roles/*",
+		"+" + ReviewPrefix + "*:" + mirror + "review/*",
 	}
 	err := r.fetch(ctx, remote, append(specs, "+refs/heads/"+branch+":"+branchRef))
 	if missingRemoteRef(err) {
@@ -244,7 +251,7 @@ func missingRemoteRef(err error) bool {
 
 // readWork reads the mirror refs of one remote.
 func (r *Repo) readWork(mirror, branchRef string) (RemoteWork, error) {
-	w := RemoteWork{Claims: map[string]Claim{}, Results: map[string]string{}}
+	w := RemoteWork{Claims: map[string]Claim{}, Results: map[string]string{}, Reviews: map[string]string{}}
 	refs, err := r.RefsWithPrefix(mirror)
 	if err != nil {
 		return RemoteWork{}, err
@@ -269,6 +276,8 @@ func (r *Repo) readWork(mirror, branchRef string) (RemoteWork, error) {
 			w.Claims[key] = c
 		case strings.HasPrefix(rel, "results/"):
 			w.Results[strings.TrimPrefix(rel, "results/")] = hash
+		case strings.HasPrefix(rel, "review/"):
+			w.Reviews[strings.TrimPrefix(rel, "review/")] = hash
 		}
 	}
 	if tip, err := r.refHash(branchRef); err == nil {

@@ -67,9 +67,14 @@ func (e *ReviewPendingError) Error() string {
 // terminal (exit 3, like a review).
 type NeedsYouError struct {
 	Steps []string
+	// Hint says what to do ("" = the interactive steps' hint).
+	Hint string
 }
 
 func (e *NeedsYouError) Error() string {
+	if e.Hint != "" {
+		return fmt.Sprintf("needs you: %s (%s)", strings.Join(e.Steps, ", "), e.Hint)
+	}
 	return fmt.Sprintf("needs you: %s (interactive: codemachine run in a terminal, or codemachine open STEP)", strings.Join(e.Steps, ", "))
 }
 

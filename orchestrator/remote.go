@@ -43,9 +43,22 @@ var ErrClaimLost = errors.New("the claim lapsed and another worker took the unit
 // tip and never skips ahead of units it merely looked at too early.
 var ErrBehind = errors.New("the branch is behind the remote's")
 
-// errWorkerUnsupported is a unit a worker cannot run yet: it needs a
-// person (review, interactive) on the machine that lands it.
-var errWorkerUnsupported = errors.New("not run by workers yet (review steps and interactive steps need a local run)")
+// workerUnsupported says why a worker does not run u, "" when it does:
+// what must happen where the unit lands or where a person sits (a reviewer
+// agent's verdict is applied where its unit lands, an after: hook runs
+// in the landing clone, an interactive agent needs a terminal) needs a
+// local run (codemachine run in a clone).
+func workerUnsupported(u *unit) string {
+	switch {
+	case u.step.Reviewer != "":
+		return "not run by workers: review: " + u.step.Reviewer + " (a reviewer agent) decides where the unit lands; run it with codemachine run in a clone"
+	case u.step.Interactive:
+		return "not run by workers: an interactive step needs a person at a terminal; run it with codemachine run in a clone"
+	case u.step.Hooks.After != "":
+		return "not run by workers: its after: hook runs where the unit lands, and the integrator lands results it did not run; run it with codemachine run in a clone"
+	}
+	return ""
+}
 
 // claim claims u on the run's remote; false: another worker has it, so
 // this run leaves it alone (it counts as attempted).
@@ -54,10 +67,10 @@ func (s *scheduler) claim(ctx context.Context, u *unit) bool {
 	if r == nil {
 		return true
 	}
-	if u.step.Review || u.step.Reviewer != "" || u.step.Interactive {
+	if why := workerUnsupported(u); why != "" {
 		s.attempted[s.attemptKey(u)] = u.fingerprint()
-		s.reportOnce(u.key()+" (worker)", Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task),
-			Message: errWorkerUnsupported.Error()}, s.rs.recordSkipped)
+		s.reportOnce(u.key()+" (worker)", Event{Kind: StepNeedsYou, Step: u.step.ID, Task: taskID(u.task),
+			Message: why}, s.rs.recordNeedsYou)
 		return false
 	}
 	ok, err := r.Claim(ctx, u.key(), u.fingerprint())
@@ -112,6 +125,9 @@ const (
 	// ResultConflict: the result does not apply to the branch; it is kept
 	// on its conflict branch (Ref).
 	ResultConflict
+	// ResultReview: the unit's step has review: true: nothing landed, and
+	// the result goes to its review branch (Ref), as a local run keeps it.
+	ResultReview
 )
 
 // LandedResult is LandResult's answer.
@@ -150,6 +166,14 @@ func (o *Orchestrator) LandResult(ctx context.Context, branch, key, commit strin
 	}
 	if due, ok := dueFingerprint(tipSnap, key); !ok || due != fp {
 		return &LandedResult{Outcome: ResultStale}, nil
+	}
+	if step := tipSnap.project.Graph.Step(strings.SplitN(key, "/", 2)[0]); step != nil && step.Review && step.Reviewer == "" {
+		msg, _ := gitstate.ParseMessage(info.Message)
+		stepID, task, _ := strings.Cut(key, "/")
+		e := Event{Kind: StepReview, Step: stepID, Task: task, Title: msg.Subject, Commit: commit, Ref: reviewPrefix + key,
+			Message: "waiting for review (codemachine approve " + key + " | reject " + key + " -m WHY)"}
+		o.emit(e)
+		return &LandedResult{Outcome: ResultReview, Ref: reviewPrefix + key, Event: e}, nil
 	}
 	snap, err := o.load(base, ov)
 	if err != nil {

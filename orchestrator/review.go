@@ -71,7 +71,35 @@ func (o *Orchestrator) Approve(ctx context.Context, key string) (*ReviewResult, 
 		return nil, err
 	}
 	defer lock.Release()
+	if err := o.fetchedReview(ctx, head, key); err != nil {
+		return nil, err
+	}
 	return o.approveLocked(ctx, head, key, o.person(ctx))
+}
+
+// fetchedReview makes the local review branch of key from the remote's,
+// as the last fetch saw it (refs/remotes/<remote>/codemachine/review/<key>,
+// the branch's remote, else origin), when there is no local one: a
+// review: true unit that workers ran waits on the remote's review branch
+// (docs/workers.md), so approve and reject work in any clone after a
+// fetch.
+func (o *Orchestrator) fetchedReview(ctx context.Context, head gitstate.Head, key string) error {
+	ref := "refs/heads/" + reviewPrefix + key
+	if _, err := o.repo.ResolveRev(ref); err == nil {
+		return nil
+	}
+	remote, err := o.repo.BranchRemote(ctx, head.Branch)
+	if err != nil || remote == "" {
+		return nil // no remote: no review there either
+	}
+	commit, err := o.repo.ResolveRev("refs/remotes/" + remote + "/" + reviewPrefix + key)
+	if err != nil {
+		return nil // the remote has none: "no review is pending" follows
+	}
+	if err := o.repo.UpdateRef(ctx, ref, commit, "", "codemachine: "+key+" waits for review on "+remote); err != nil {
+		return fmt.Errorf("take the review of %s from %s: %w", key, remote, err)
+	}
+	return nil
 }
 
 // person names the user in a review's trailer: git's user.name, else
@@ -189,6 +217,9 @@ func (o *Orchestrator) Reject(ctx context.Context, key, reason string) (*ReviewR
 		return nil, err
 	}
 	defer lock.Release()
+	if err := o.fetchedReview(ctx, head, key); err != nil {
+		return nil, err
+	}
 	return o.rejectLocked(ctx, head, key, reason, o.personVerdict(ctx, "rejected"))
 }
 

@@ -47,3 +47,7 @@ run ./cmd/codemachine -bench 'WatchIdle' -benchtime 1x
 # server) vs the same CLI run directly (<= 1.2x); needs the pinned CLIs
 # (make clis).
 run ./cmd/codemachine -bench 'ClaudeOverhead' -benchtime 20x
+# Workers (issue 14): 8 no-op tasks of 2 s simulated agent time on 1, 2
+# and 4 workers sharing a remote served over smart HTTP: wall time,
+# speed-up, git round trips per task, claim latency.
+run ./cmd/codemachine -bench 'Workers' -benchtime 1x

@@ -43,6 +43,7 @@ func (w *worker) integrator(ctx context.Context, view gitstate.RemoteWork) bool 
 		}
 		return false
 	}
+	w.trips.role.Add(1)
 	c, err := w.repo.PushClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Ref: gitstate.IntegratorClaimRef,
 		Worker: w.opts.ID, Expires: now.Add(w.lease), Expect: expect})
 	if err != nil {
@@ -75,17 +76,20 @@ func (w *worker) setInteg(c gitstate.Claim) {
 // longer due with its fingerprint (it landed already, or its inputs
 // changed) is dropped, never landed twice. It reports whether it pushed.
 func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool, error) {
-	if len(view.Results) == 0 && !anyStale(view.Claims) {
+	if len(view.Results) == 0 && !anyStale(view.Claims) && len(view.Reviews) == 0 {
 		return false, nil
 	}
 	due, err := w.o.DueUnits(view.Tip, w.opts.Run.Overrides)
 	if err != nil {
 		return false, err
 	}
+	refs, err := w.settledReviews(ctx, view)
+	if err != nil {
+		return false, err
+	}
 	if err := w.repo.SetRef(ctx, "refs/heads/"+integrateBranch, view.Tip); err != nil {
 		return false, err
 	}
-	var refs []gitstate.PushRef
 	dueSet := map[string]bool{}
 	for _, k := range due {
 		dueSet[k] = true
@@ -107,29 +111,11 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 			refs = append(refs, gitstate.PushRef{Remote: c.Ref, Expect: c.Commit})
 		}
 	}
-	landed := false
-	for _, key := range due {
-		commit, ok := view.Results[key]
-		if !ok {
-			if _, claimed := view.Claims[key]; claimed {
-				break // plan order: what comes after waits for it
-			}
-			continue
-		}
-		res, err := w.o.LandResult(ctx, integrateBranch, key, commit, w.opts.Run.Overrides)
-		if err != nil {
-			return false, err
-		}
-		refs = append(refs, w.settle(view, key, commit)...)
-		switch res.Outcome {
-		case orchestrator.ResultLanded:
-			landed = true
-		case orchestrator.ResultConflict:
-			refs = append(refs, gitstate.PushRef{Local: "refs/heads/" + res.Ref, Remote: "refs/heads/" + res.Ref, Expect: "*"})
-		case orchestrator.ResultStale:
-			w.note("%s: dropped a result that is not due any more with its fingerprint", key)
-		}
+	more, landed, err := w.landDue(ctx, view, due)
+	if err != nil {
+		return false, err
 	}
+	refs = append(refs, more...)
 	if len(refs) == 0 {
 		return false, nil
 	}
@@ -140,7 +126,10 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 		}
 		refs = append(refs, gitstate.PushRef{Local: tip, Remote: "refs/heads/" + w.branch, Expect: view.Tip})
 	}
-	err = w.retry(ctx, "push the landed results", func() error { return w.repo.PushCAS(ctx, w.opts.Remote, refs) })
+	err = w.retry(ctx, "push the landed results", func() error {
+		w.trips.land.Add(1)
+		return w.repo.PushCAS(ctx, w.opts.Remote, refs)
+	})
 	if errors.Is(err, gitstate.ErrRefMoved) {
 		return false, nil // another integrator (a lapsed lease) or a user's push: look again
 	}
@@ -166,4 +155,113 @@ func (w *worker) settle(view gitstate.RemoteWork, key, commit string) []gitstate
 		refs = append(refs, gitstate.PushRef{Remote: c.Ref, Expect: c.Commit})
 	}
 	return refs
+}
+
+// settledReviews removes the review branches on the remote that a
+// decision settled: one whose unit is not due at the tip any more was
+// approved (it landed); one the branch rejected since its base (a commit
+// with Codemachine-Rejected: <key>; its unit is due again with the
+// feedback) is kept under refs/codemachine/rejected/<key>, as reject
+// keeps it; one whose unit is due with another fingerprint (its inputs
+// changed) under refs/codemachine/superseded/<key>.
+func (w *worker) settledReviews(ctx context.Context, view gitstate.RemoteWork) ([]gitstate.PushRef, error) {
+	if len(view.Reviews) == 0 {
+		return nil, nil
+	}
+	fps, err := w.o.DueFingerprints(view.Tip, w.opts.Run.Overrides)
+	if err != nil {
+		return nil, err
+	}
+	var refs []gitstate.PushRef
+	for key, commit := range view.Reviews {
+		keep, err := w.reviewSettled(ctx, view.Tip, key, commit, fps)
+		if err != nil {
+			return nil, err
+		}
+		switch keep {
+		case "waits":
+			continue
+		case "":
+		default:
+			refs = append(refs, gitstate.PushRef{Local: commit, Remote: keep + key, Expect: "*"})
+		}
+		refs = append(refs, gitstate.PushRef{Remote: gitstate.ReviewPrefix + key, Expect: commit})
+	}
+	return refs, nil
+}
+
+// reviewSettled says what became of the review of key (commit) at tip:
+// "waits" for a decision still, "" approved, or the ref prefix its work is
+// kept under (rejected, superseded).
+func (w *worker) reviewSettled(ctx context.Context, tip, key, commit string, fps map[string]string) (string, error) {
+	due, ok := fps[key]
+	if !ok {
+		return "", nil
+	}
+	info, err := w.repo.CommitInfo(commit)
+	if err != nil {
+		return "", err
+	}
+	if (gitstate.Message{Trailers: info.Trailers}).Get(gitstate.TrailerFingerprint) != due {
+		return supersededPrefix, nil
+	}
+	if len(info.Parents) != 1 {
+		return "waits", nil
+	}
+	since, err := w.repo.CommitsBetween(ctx, info.Parents[0], tip, 0)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range since {
+		if (gitstate.Message{Trailers: c.Trailers}).Get(trailerRejected) == key {
+			return rejectedPrefix, nil
+		}
+	}
+	return "waits", nil
+}
+
+// Where the work of a settled review is kept on the remote, as a local
+// run keeps it.
+const (
+	supersededPrefix = "refs/codemachine/superseded/"
+	rejectedPrefix   = "refs/codemachine/rejected/"
+	trailerRejected  = "Codemachine-Rejected"
+)
+
+// landDue lands the waiting results of the due units in plan order on the
+// scratch branch (a result waits while a unit before it is claimed), and
+// returns the refs to push with them and whether any landed.
+func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []string) ([]gitstate.PushRef, bool, error) {
+	var refs []gitstate.PushRef
+	landed := false
+	for _, key := range due {
+		commit, ok := view.Results[key]
+		if !ok {
+			if _, claimed := view.Claims[key]; claimed {
+				break // plan order: what comes after waits for it
+			}
+			continue
+		}
+		res, err := w.o.LandResult(ctx, integrateBranch, key, commit, w.opts.Run.Overrides)
+		if err != nil {
+			return nil, false, err
+		}
+		refs = append(refs, w.settle(view, key, commit)...)
+		switch res.Outcome {
+		case orchestrator.ResultLanded:
+			landed = true
+		case orchestrator.ResultConflict:
+			refs = append(refs, gitstate.PushRef{Local: "refs/heads/" + res.Ref, Remote: "refs/heads/" + res.Ref, Expect: "*"})
+		case orchestrator.ResultStale:
+			w.note("%s: dropped a result that is not due any more with its fingerprint", key)
+		case orchestrator.ResultReview:
+			if _, waits := view.Reviews[key]; waits {
+				w.note("%s: dropped a second result: one waits for review already", key)
+				break
+			}
+			refs = append(refs, gitstate.PushRef{Local: commit, Remote: gitstate.ReviewPrefix + key, Expect: ""})
+			w.note("%s: kept for review on %s (codemachine approve %s | reject %s -m WHY, in any clone after a fetch)", key, res.Ref, key, key)
+		}
+	}
+	return refs, landed, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/codemachine/codemachine/gitstate"
@@ -24,7 +25,9 @@ func (w *worker) retry(ctx context.Context, what string, fn func() error) error 
 			wasDown := w.down
 			w.down = false
 			w.mu.Unlock()
-			if wasDown && err == nil {
+			if wasDown {
+				// It answered (a refusal is an answer too): said once,
+				// whichever of the waiting commands got there first.
 				w.note("the remote %s answers again", w.opts.Remote)
 			}
 			return err
@@ -50,6 +53,7 @@ func (w *worker) retry(ctx context.Context, what string, fn func() error) error 
 func (w *worker) fetch(ctx context.Context) (gitstate.RemoteWork, error) {
 	var view gitstate.RemoteWork
 	err := w.retry(ctx, "fetch", func() error {
+		w.trips.fetch.Add(1)
 		var err error
 		view, err = w.repo.FetchWork(ctx, w.opts.Remote, w.branch)
 		return err
@@ -83,6 +87,9 @@ func (w *worker) tick(ctx context.Context) error {
 	if view.Tip == "" {
 		return &orchestrator.ConfigError{Err: fmt.Errorf("the remote %s has no branch %s: push it first (git push %s %s)", w.opts.Remote, w.branch, w.opts.Remote, w.branch)}
 	}
+	if err := w.mirrorReviews(ctx, view); err != nil {
+		return err
+	}
 	if w.integrator(ctx, view) {
 		landed, err := w.integrate(ctx, view)
 		if err != nil {
@@ -95,6 +102,32 @@ func (w *worker) tick(ctx context.Context) error {
 		}
 	}
 	return w.follow(ctx, view.Tip)
+}
+
+// mirrorReviews makes the clone's review branches the remote's: a
+// review: true unit whose result waits for review there is not due here
+// either, exactly as after a local run kept it for review. A worker's
+// clone follows the remote; review branches it has alone are removed.
+func (w *worker) mirrorReviews(ctx context.Context, view gitstate.RemoteWork) error {
+	local, err := w.repo.RefsWithPrefix(gitstate.ReviewPrefix)
+	if err != nil {
+		return err
+	}
+	for ref, commit := range local {
+		if _, ok := view.Reviews[strings.TrimPrefix(ref, gitstate.ReviewPrefix)]; !ok {
+			if err := w.repo.DeleteRef(ctx, ref, commit); err != nil && !errors.Is(err, gitstate.ErrRefMoved) {
+				return err
+			}
+		}
+	}
+	for key, commit := range view.Reviews {
+		if local[gitstate.ReviewPrefix+key] != commit {
+			if err := w.repo.SetRef(ctx, gitstate.ReviewPrefix+key, commit); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // follow moves the local branch to the remote's tip when the remote moved
@@ -147,6 +180,12 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint string) (bool, erro
 		w.refuse()
 		return false, nil
 	}
+	if _, ok := view.Reviews[key]; ok {
+		// Its result waits for review on the remote; the pass looked
+		// before this worker's copy of the review branch caught up.
+		w.refuse()
+		return false, nil
+	}
 	if c, ok := view.Claims[key]; ok {
 		if !c.Expired(time.Now()) {
 			w.refuse()
@@ -161,6 +200,7 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint string) (bool, erro
 	}
 	var claim gitstate.Claim
 	err = w.retry(ctx, "claim "+key, func() error {
+		w.trips.claim.Add(1)
 		var err error
 		claim, err = w.repo.PushClaim(ctx, req)
 		return err
@@ -208,6 +248,7 @@ func (w *worker) Deliver(ctx context.Context, d orchestrator.Delivery) error {
 		return err
 	}
 	err = w.retry(ctx, "deliver "+d.Key, func() error {
+		w.trips.deliver.Add(1)
 		err := w.repo.PushCAS(ctx, w.opts.Remote, []gitstate.PushRef{
 			{Local: d.Commit, Remote: gitstate.ResultRef(d.Key), Expect: ""},
 			{Local: marker.Commit, Remote: claim.Ref, Expect: claim.Commit},
@@ -224,9 +265,16 @@ func (w *worker) Deliver(ctx context.Context, d orchestrator.Delivery) error {
 	w.mu.Lock()
 	delete(w.held, d.Key)
 	w.mu.Unlock()
+	if err == nil {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
 	if errors.Is(err, gitstate.ErrRefMoved) {
 		// Still this worker's claim (another result got there first):
 		// give it up rather than leave it to lapse.
+		w.trips.release.Add(1)
 		_ = w.repo.ReleaseClaim(ctx, w.opts.Remote, claim)
 		return orchestrator.ErrClaimLost
 	}
@@ -244,7 +292,10 @@ func (w *worker) Release(ctx context.Context, key string) {
 	if !ok {
 		return
 	}
-	err := w.retry(ctx, "release "+key, func() error { return w.repo.ReleaseClaim(ctx, w.opts.Remote, claim) })
+	err := w.retry(ctx, "release "+key, func() error {
+		w.trips.release.Add(1)
+		return w.repo.ReleaseClaim(ctx, w.opts.Remote, claim)
+	})
 	if err != nil && !errors.Is(err, gitstate.ErrRefMoved) {
 		w.note("release the claim of %s: %v (it lapses by itself)", key, err)
 	}
@@ -266,6 +317,7 @@ func (w *worker) releaseAll(ctx context.Context) {
 		w.Release(ctx, k)
 	}
 	if integ.Ref != "" {
+		w.trips.role.Add(1)
 		_ = w.repo.ReleaseClaim(ctx, w.opts.Remote, integ)
 	}
 }
@@ -309,6 +361,7 @@ func (w *worker) renew(ctx context.Context, key string, c gitstate.Claim) {
 		Fingerprint: c.Fingerprint, Expires: time.Now().Add(w.lease), Expect: c.Commit})
 	if err == nil {
 		err = w.retry(ctx, "renew "+key, func() error {
+			w.trips.renew.Add(1)
 			var err error
 			next, err = w.repo.PushClaim(ctx, req)
 			return err

@@ -13,8 +13,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/codemachine/codemachine/gitstate"
@@ -82,7 +84,22 @@ type worker struct {
 	integ   gitstate.Claim            // the integrator's claim while this worker holds it
 	down    bool                      // the remote was unreachable at the last try
 	changed chan struct{}             // the remote's state changed (a tick saw something new)
+	kick    chan struct{}             // look at the remote now (this worker delivered a result)
 	refused int                       // claims refused in the current pass
+
+	trips trips // the git round trips to the remote, by kind
+}
+
+// trips counts the git commands that reach the remote (each try of a
+// retried one), by what they are for: the cost of sharing work through
+// a remote (docs/benchmarks.md).
+type trips struct {
+	fetch, claim, renew, deliver, release, role, land atomic.Int64
+}
+
+func (t *trips) String() string {
+	return fmt.Sprintf("%d fetches, %d claims, %d renewals, %d deliveries, %d releases, %d integrator role, %d landings",
+		t.fetch.Load(), t.claim.Load(), t.renew.Load(), t.deliver.Load(), t.release.Load(), t.role.Load(), t.land.Load())
 }
 
 // Run runs the worker until ctx is done (or, with Once, until the work is
@@ -104,6 +121,7 @@ func Run(ctx context.Context, o *orchestrator.Orchestrator, opts Options) error 
 	stop()
 	wg.Wait()
 	w.releaseAll(context.WithoutCancel(ctx))
+	w.note("round trips to the remote: %s", &w.trips)
 	return err
 }
 
@@ -130,7 +148,7 @@ func newWorker(o *orchestrator.Orchestrator, opts Options) (*worker, error) {
 	}
 	w := &worker{o: o, repo: o.Repo(), opts: opts, branch: head.Branch, lease: lease,
 		poll: min(max(lease/6, 50*time.Millisecond), 5*time.Second), held: map[string]gitstate.Claim{},
-		changed: make(chan struct{}, 1)}
+		changed: make(chan struct{}, 1), kick: make(chan struct{}, 1)}
 	return w, nil
 }
 
@@ -160,6 +178,7 @@ func (w *worker) loop(ctx context.Context) error {
 		}
 		w.mu.Lock()
 		w.refused = 0
+		reviews := maps.Clone(w.view.Reviews)
 		w.mu.Unlock()
 		opts := w.opts.Run
 		opts.Remote = w
@@ -168,10 +187,14 @@ func (w *worker) loop(ctx context.Context) error {
 		opts.Parallel = w.opts.Slots
 		sum, err := w.o.Run(ctx, opts)
 		var failed *orchestrator.StepFailedError
+		var review *orchestrator.ReviewPendingError
+		var needsYou *orchestrator.NeedsYouError
 		switch {
 		case errors.Is(err, orchestrator.ErrInterrupted) || ctx.Err() != nil:
 			return orchestrator.ErrInterrupted
-		case errors.As(err, &failed):
+		case errors.As(err, &failed), errors.As(err, &review), errors.As(err, &needsYou):
+			// What waits for a person ends a --once worker only when
+			// nothing else is left (finished).
 		case err != nil:
 			return err
 		}
@@ -180,10 +203,16 @@ func (w *worker) loop(ctx context.Context) error {
 			w.opts.OnPass(sum, err)
 		}
 		if w.opts.Once && idle {
-			done, err := w.finished(ctx, head.Commit)
+			done, err := w.finished(ctx, head.Commit, reviews, sum)
 			if done || err != nil {
 				return err
 			}
+		}
+		if !idle {
+			// A pass that did something may have ended early (its claim
+			// found the branch behind after its own result landed):
+			// the next one starts at once instead of after a poll.
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -194,19 +223,23 @@ func (w *worker) loop(ctx context.Context) error {
 	}
 }
 
-// finished reports whether a --once worker is done after a pass that
-// started nothing from base: a fresh look at the remote (and a landing,
-// if this worker integrates) finds the branch still at base, nothing
-// claimed, no result waiting, and the pass was refused no claim. Units
-// still due then (failed here, or needing a local run) make it an
-// *UnfinishedError.
-func (w *worker) finished(ctx context.Context, base string) (bool, error) {
+// finished reports whether a --once worker is done after a pass (sum)
+// that started nothing from base with the review branches reviews: a
+// fresh look at the remote (and a landing, if this worker integrates)
+// finds the branch still at base, the same reviews, nothing claimed, no
+// result waiting, and the pass was refused no claim. Units still due then
+// make it an error: an *UnfinishedError when the pass skipped or failed
+// some (they failed here), else an *orchestrator.ReviewPendingError or
+// *orchestrator.NeedsYouError (exit 3, as for run) when what is left
+// waits for a review or a person (a local run).
+func (w *worker) finished(ctx context.Context, base string, reviews map[string]string, sum *orchestrator.Summary) (bool, error) {
 	if err := w.tick(ctx); err != nil {
 		return false, err
 	}
 	w.mu.Lock()
 	view, refused := w.view, w.refused
-	busy := len(w.held) > 0 || len(view.Claims) > 0 || len(view.Results) > 0 || view.Tip != base || refused > 0
+	busy := len(w.held) > 0 || len(view.Claims) > 0 || len(view.Results) > 0 || view.Tip != base || refused > 0 ||
+		!maps.Equal(reviews, view.Reviews)
 	w.mu.Unlock()
 	if busy {
 		return false, nil
@@ -215,10 +248,27 @@ func (w *worker) finished(ctx context.Context, base string) (bool, error) {
 	if err != nil || len(due) == 0 {
 		return err == nil, err
 	}
+	if sum != nil && len(sum.Failed)+len(sum.Skipped) == 0 {
+		if len(sum.Review) > 0 {
+			return true, &orchestrator.ReviewPendingError{Steps: eventKeys(sum.Review)}
+		}
+		if len(sum.NeedsYou) > 0 {
+			return true, &orchestrator.NeedsYouError{Steps: eventKeys(sum.NeedsYou), Hint: "not run by workers: codemachine run in a clone"}
+		}
+	}
 	return true, &UnfinishedError{Keys: due}
 }
 
-// tickLoop looks at the remote every poll interval while passes run.
+func eventKeys(events []orchestrator.Event) []string {
+	keys := make([]string, 0, len(events))
+	for _, e := range events {
+		keys = append(keys, e.Key())
+	}
+	return keys
+}
+
+// tickLoop looks at the remote every poll interval while passes run, and
+// at once after this worker delivered a result.
 func (w *worker) tickLoop(ctx context.Context) {
 	t := time.NewTicker(w.poll)
 	defer t.Stop()
@@ -227,9 +277,13 @@ func (w *worker) tickLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := w.tick(ctx); err != nil && ctx.Err() == nil {
-				w.note("%v", err)
-			}
+		case <-w.kick:
+			// A delivery: the integrator (this worker, or another's
+			// next look) need not wait a whole poll interval for it.
+			t.Reset(w.poll)
+		}
+		if err := w.tick(ctx); err != nil && ctx.Err() == nil {
+			w.note("%v", err)
 		}
 	}
 }

@@ -24,9 +24,15 @@ that dies stops renewing: once its lease lapses another worker takes the unit ov
 late result of a lapsed claim is discarded, never landed twice. An unreachable remote is
 retried with back-off. The worker's branch follows the remote's: commit and push elsewhere.
 
+A review: true unit's result goes to the remote's codemachine/review/<key> branch instead
+of landing (approve or reject in any clone after a fetch, then push). Steps with a reviewer
+agent, interactive steps and steps with an after: hook are left for codemachine run in a
+clone, with a message.
+
 With --once it exits 0 when nothing is due, claimed or waiting to land any more (a CI job
-ends when the work is done), 1 when units are left that failed; without it, it waits for
-more work until Ctrl-C. See docs/workers.md.`,
+ends when the work is done), 3 when what is left waits for a review or a local run, 1 when
+units are left that failed; without it, it waits for more work until Ctrl-C. See
+docs/workers.md.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "remote", Value: "origin", Usage: "share work through the configured remote `NAME`"},
 			&cli.IntFlag{Name: "slots", Value: 1, Usage: "run up to `N` tasks at once", Action: notNegative("slots")},
