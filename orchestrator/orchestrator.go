@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -119,10 +120,27 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, err
 	}
 	if reportProbe == nil {
-		file := filepath.Join(repo.LocalDir(), "cache", "sandbox-probe.json")
-		reportProbe = func() agents.SandboxStatus { return agents.ProbeSandboxRemembered(file) }
+		// CommonDir, not LocalDir, which would create the directory.
+		file := filepath.Join(repo.CommonDir(), "codemachine", "cache", "sandbox-probe.json")
+		probe := cfg.ProbeSandbox
+		reportProbe = func() agents.SandboxStatus {
+			if !localDirExists(repo) {
+				// Not codemachine's repository (yet): nothing is
+				// written into it, not even a cache.
+				return probe()
+			}
+			return agents.ProbeSandboxRemembered(file)
+		}
 	}
 	return &Orchestrator{cfg: cfg, repo: repo, reportProbe: reportProbe}, nil
+}
+
+// localDirExists reports whether codemachine's own directory in the git
+// directory exists: caches are kept only for a repository codemachine
+// already works in, never created by a command that only reads.
+func localDirExists(repo *gitstate.Repo) bool {
+	_, err := os.Stat(filepath.Join(repo.CommonDir(), "codemachine")) // LocalDir would create it
+	return err == nil
 }
 
 // Repo is the repository this orchestrator works on.

@@ -96,7 +96,7 @@ func (o *Orchestrator) cacheState(id string, data []byte, st *gitstate.State) {
 		return
 	}
 	p := o.stateCacheFile()
-	if os.MkdirAll(filepath.Dir(p), 0o755) != nil {
+	if !localDirExists(o.repo) || os.MkdirAll(filepath.Dir(p), 0o755) != nil {
 		return
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(p), "state-*.tmp")
