@@ -25,8 +25,10 @@ import (
 //
 //   - prepared without the lock: a copy of the user's index is checked
 //     against their working tree (read-tree -n: nothing of theirs would be
-//     overwritten), then the new files are written by git into a staging
-//     directory beside the repository, building the new index in the copy;
+//     overwritten), then the new files are written into a staging
+//     directory beside the repository, building the new index in the copy:
+//     in the process where its stricter rules vouch for the check
+//     (switch_inprocess.go), else by git;
 //   - installed under the lock: if the user's index and the changed files
 //     are as they were when checked, the staged files are renamed into
 //     place (the replaced ones aside, to put back if the ref moved), the
@@ -136,6 +138,19 @@ func (s *stagedSwitch) prepare(ctx context.Context) error {
 	if s.stamps, err = s.stampChanges(); err != nil {
 		return err
 	}
+	if s.staging, err = s.stagingDir(); err != nil {
+		return err
+	}
+	if err := s.prepareInProcess(ctx); !errors.Is(err, errStageByGit) {
+		return err
+	}
+	// git decides: from an empty staging directory.
+	if err := os.RemoveAll(s.staging); err != nil {
+		return fmt.Errorf("empty the staging directory: %w", err)
+	}
+	if err := os.Mkdir(s.staging, 0o700); err != nil {
+		return fmt.Errorf("make a staging directory: %w", err)
+	}
 	opts := runOpts{Dir: s.co.root, Env: []string{"GIT_INDEX_FILE=" + s.tmp}}
 	check := []string{"read-tree", "-m", "-u", "-n", s.from, s.cas.new}
 	if _, err := r.run(ctx, opts, false, check); err != nil {
@@ -148,9 +163,6 @@ func (s *stagedSwitch) prepare(ctx context.Context) error {
 		if _, err := r.run(ctx, opts, false, check); err != nil {
 			return errNotStaged
 		}
-	}
-	if s.staging, err = s.stagingDir(); err != nil {
-		return err
 	}
 	opts.Env = append(opts.Env, "GIT_WORK_TREE="+s.staging)
 	if _, err := r.run(ctx, opts, false, []string{"read-tree", "-m", "-u", s.from, s.cas.new}); err != nil {
