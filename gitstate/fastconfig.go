@@ -152,3 +152,41 @@ func (r *Repo) expandPath(p string) string {
 	}
 	return p
 }
+
+// syncObjects reports whether a loose object is synced to disk before its
+// rename, as git decides: only when core.fsyncObjectFiles is true or
+// core.fsync names loose objects (loose-object, objects, added, committed,
+// all); git's default syncs packs but not loose objects. Until the
+// configuration has been read in this process, it syncs.
+func (r *Repo) syncObjects() bool {
+	r.fastCache.mu.Lock()
+	c := r.fastCache.cur
+	r.fastCache.mu.Unlock()
+	if c == nil {
+		return true
+	}
+	return c.syncsLooseObjects()
+}
+
+// syncsLooseObjects is syncObjects' reading of the configuration.
+func (c *fastConfig) syncsLooseObjects() bool {
+	if v, ok := c.get("core.fsyncobjectfiles"); ok && normalizeBool(v) == "true" {
+		return true
+	}
+	v, ok := c.get("core.fsync")
+	if !ok {
+		return false
+	}
+	sync := false
+	for _, part := range strings.Split(v, ",") {
+		name := strings.ToLower(strings.TrimSpace(part))
+		negated := strings.HasPrefix(name, "-")
+		switch strings.TrimPrefix(name, "-") {
+		case "loose-object", "objects", "added", "committed", "all":
+			sync = !negated
+		case "none":
+			sync = false
+		}
+	}
+	return sync
+}

@@ -37,8 +37,19 @@ func (r *Repo) ReadLocal(name string, v any) error {
 }
 
 // WriteLocal encodes v as YAML into the file name under LocalDir,
-// atomically: readers see the old content or the new, never a torn file.
+// atomically: readers see the old content or the new, never a torn file;
+// synced to disk before it replaces the old one (journals, holds).
 func (r *Repo) WriteLocal(name string, v any) error {
+	return r.writeLocalYAML(name, v, true)
+}
+
+// WriteLocalVolatile is WriteLocal for a file that only says what is
+// happening now (what the lock holder is running): atomic, not synced.
+func (r *Repo) WriteLocalVolatile(name string, v any) error {
+	return r.writeLocalYAML(name, v, false)
+}
+
+func (r *Repo) writeLocalYAML(name string, v any, durable bool) error {
 	p, err := r.localFile(name)
 	if err != nil {
 		return err
@@ -47,7 +58,7 @@ func (r *Repo) WriteLocal(name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
-	return writeFileAtomic(p, data)
+	return writeFileAtomic(p, data, durable)
 }
 
 // ReadLocalRaw is the content of the file name under LocalDir; a missing
@@ -64,13 +75,14 @@ func (r *Repo) ReadLocalRaw(name string) ([]byte, error) {
 	return data, nil
 }
 
-// WriteLocalRaw writes data into the file name under LocalDir, atomically.
+// WriteLocalRaw writes data into the file name under LocalDir, atomically
+// but not synced: for caches, which are rebuilt when lost.
 func (r *Repo) WriteLocalRaw(name string, data []byte) error {
 	p, err := r.localFile(name)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(p, data)
+	return writeFileAtomic(p, data, false)
 }
 
 // LogDir is the directory for the event logs of one run,
@@ -80,15 +92,17 @@ func (r *Repo) LogDir(run string) string {
 }
 
 // writeFileAtomic writes through a temporary file in the same directory
-// and renames it into place.
-func writeFileAtomic(p string, data []byte) error {
+// and renames it into place; durable syncs the file first, so that a
+// power loss leaves the old content or the new (a kill -9 needs no sync:
+// the kernel keeps what was written).
+func writeFileAtomic(p string, data []byte, durable bool) error {
 	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

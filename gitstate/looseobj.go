@@ -58,7 +58,7 @@ func (r *Repo) objectsDir() (string, error) {
 
 // writeObject writes an object of type typ ("blob", "tree") as git does:
 // zlib-compressed behind its header, in a temporary file in its directory,
-// synced, then renamed to its id. An object that is already there is only
+// synced where git would sync it (syncObjects), then renamed to its id. An object that is already there is only
 // freshened (its time set to now, as git does, so a concurrent gc that is
 // pruning sees it as new).
 func (r *Repo) writeObject(typ string, data []byte) (string, error) {
@@ -94,7 +94,7 @@ func (r *Repo) writeObject(typ string, data []byte) (string, error) {
 	}
 	tmp := f.Name()
 	_, err = f.Write(buf.Bytes())
-	if err == nil {
+	if err == nil && r.syncObjects() {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

@@ -195,3 +195,27 @@ func warmUp(t *testing.T, r *Repo) {
 		t.Fatal(err)
 	}
 }
+
+// TestSyncsLooseObjects: loose objects are synced when git's own
+// configuration would sync them, and not by default (as git).
+func TestSyncsLooseObjects(t *testing.T) {
+	tests := []struct {
+		values map[string]string
+		want   bool
+	}{
+		{map[string]string{}, false},
+		{map[string]string{"core.fsyncobjectfiles": "true"}, true},
+		{map[string]string{"core.fsyncobjectfiles": "false"}, false},
+		{map[string]string{"core.fsync": "default"}, false},
+		{map[string]string{"core.fsync": "loose-object"}, true},
+		{map[string]string{"core.fsync": "committed"}, true},
+		{map[string]string{"core.fsync": "all,-loose-object"}, false},
+		{map[string]string{"core.fsync": "none"}, false},
+		{map[string]string{"core.fsync": "index, objects"}, true},
+	}
+	for _, tt := range tests {
+		if got := (&fastConfig{values: tt.values}).syncsLooseObjects(); got != tt.want {
+			t.Errorf("%v: %v, want %v", tt.values, got, tt.want)
+		}
+	}
+}

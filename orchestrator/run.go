@@ -195,7 +195,7 @@ func (rs *runState) writeRunning() {
 			groups[key] = pid
 		}
 	}
-	_ = rs.repo.WriteLocal(runningFile, Running{PID: os.Getpid(), Run: rs.id, Units: rs.running, Groups: groups})
+	_ = rs.repo.WriteLocalVolatile(runningFile, Running{PID: os.Getpid(), Run: rs.id, Units: rs.running, Groups: groups})
 }
 
 // unfinished is the error a run that ran to its end returns: the units
@@ -325,7 +325,7 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 		repo: o.repo, failed: map[string]bool{},
 	}
 	rs.summary = &Summary{Run: rs.id}
-	defer func() { _ = o.repo.WriteLocal(runningFile, Running{}) }()
+	defer func() { _ = o.repo.WriteLocalVolatile(runningFile, Running{}) }()
 	o.emit(Event{Kind: RunStarted, Run: rs.id})
 	merged, err := o.mergedReviews(ctx, head.Commit)
 	for _, key := range merged {
