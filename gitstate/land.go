@@ -582,9 +582,11 @@ func (r *Repo) holdCheckout(ctx context.Context, co checkout, ref string) (*held
 
 // holdIndex is holdCheckout whatever co has checked out.
 func (r *Repo) holdIndex(ctx context.Context, co checkout, ref string) (*heldCheckout, error) {
+	index := filepath.Join(co.gitDir, "index")
+	settleIndex(index) // before the lock; under it only if written in between
 	r.writeMu.Lock()
 	r.hook("before-lock")
-	journal := &switchJournal{Root: co.root, Index: filepath.Join(co.gitDir, "index"), Ref: ref, Pending: true}
+	journal := &switchJournal{Root: co.root, Index: index, Ref: ref, Pending: true}
 	if err := r.beginSwitch(ctx, journal); err != nil {
 		r.writeMu.Unlock()
 		return nil, err

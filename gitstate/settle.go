@@ -16,10 +16,12 @@ import (
 // branch's index and files: it would bring a branch the user just left
 // forward in their checkout, or leave the branch they just switched to
 // behind the files they have. The gap is short, but a landing that waited
-// for the lock takes it right in it. So a landing that finds the index
-// freshly written by someone else waits, holding the lock, until the
-// index is indexSettle old before it reads HEAD: long enough for any git
-// checkout to have finished.
+// for the lock takes it right in it. So a landing waits, before it takes
+// the lock, until an index someone else wrote is indexSettle old: long
+// enough for any git checkout to have finished. Under the lock the staged
+// switch finds the index fresh again only when someone wrote it in
+// between, and then prepares again rather than wait holding the lock (the
+// user's next git command, a commit after an add, would fail on it).
 const indexSettle = 50 * time.Millisecond
 
 // ownIndexes maps an index path to its stamp as codemachine's own switch
@@ -33,19 +35,29 @@ func noteOwnIndex(index string) {
 	}
 }
 
-// settleIndex waits, while the caller holds the index lock, until an index
-// someone else wrote is indexSettle old (see indexSettle).
+// settleIndex waits until an index someone else wrote is indexSettle old
+// (see indexSettle).
 func settleIndex(index string) {
+	if wait, fresh := indexFresh(index); fresh {
+		time.Sleep(wait)
+	}
+}
+
+// indexFresh reports whether someone other than codemachine's own switch
+// wrote the index less than indexSettle ago, and how long until it is
+// settled.
+func indexFresh(index string) (time.Duration, bool) {
 	st, err := stampOf(index)
 	if err != nil || !st.exists {
-		return
+		return 0, false
 	}
 	if own, ok := ownIndexes.Load(index); ok && own.(fileStamp) == st {
-		return
+		return 0, false
 	}
 	if age := time.Since(st.mtime); age >= 0 && age < indexSettle {
-		time.Sleep(indexSettle - age)
+		return indexSettle - age, true
 	}
+	return 0, false
 }
 
 // repairAfterUnchecked mends what git's own race can leave after a landing

@@ -251,6 +251,7 @@ func (s *stagedSwitch) worktreePath(p string) string {
 // the new index.
 func (s *stagedSwitch) install(ctx context.Context) error {
 	r := s.r
+	settleIndex(s.index)
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
 	r.hook("before-lock")
@@ -265,7 +266,9 @@ func (s *stagedSwitch) install(ctx context.Context) error {
 	// From here on the working tree, the index and the ref must end up
 	// consistent.
 	ctx = context.WithoutCancel(ctx)
-	settleIndex(s.index)
+	if _, fresh := indexFresh(s.index); fresh {
+		return errStagedStale // written since the wait above: never wait holding the lock
+	}
 	if !s.co.on(s.cas.ref) {
 		return errCheckoutMoved
 	}

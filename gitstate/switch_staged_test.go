@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestStagedSwitchShapes: every kind of change a step can make reaches the
@@ -169,5 +170,39 @@ func TestStagedSwitchWindow(t *testing.T) {
 	}
 	if n := r.ncmd.Load() - during; n != 0 {
 		t.Errorf("%d git processes ran while the user's index was locked", n)
+	}
+}
+
+// TestStagedSwitchNeverWaitsHoldingTheLock: an index the user wrote just
+// before the landing takes the lock makes it prepare again (waiting for
+// the index to settle before the lock), instead of holding the lock while
+// it waits: a git commit right after the user's add would fail on it.
+func TestStagedSwitchNeverWaitsHoldingTheLock(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "u.txt": "u\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n"}, "step")
+	index := filepath.Join(dir, ".git", "index")
+	stages := 0
+	r.testHook = func(stage string) {
+		if stage != "before-lock" {
+			return
+		}
+		stages++
+		if stages == 1 {
+			// The user's git rewrote the index (same entries): fresh.
+			now := time.Now()
+			if err := os.Chtimes(index, now, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := r.Land(t.Context(), "main", base, c, LandOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if stages != 2 {
+		t.Errorf("took the lock %d times, want 2 (again after waiting for the fresh index without the lock)", stages)
+	}
+	if read(t, dir, "a.txt") != "step\n" || statusShort(t, dir) != "" {
+		t.Errorf("not landed cleanly: %q", statusShort(t, dir))
 	}
 }
