@@ -136,10 +136,9 @@ func decodeJSON(text string) (any, error) {
 func numbersAsFloats(v any) any {
 	switch v := v.(type) {
 	case json.Number:
-		f, err := v.Float64()
-		if err != nil {
-			return v.String()
-		}
+		// The decoder checked the syntax; out of float64's range it is ±Inf,
+		// still a number.
+		f, _ := v.Float64()
 		return f
 	case map[string]any:
 		out := make(map[string]any, len(v))

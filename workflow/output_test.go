@@ -3,6 +3,7 @@ package workflow
 import (
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -43,6 +44,8 @@ func TestOutputSchemaCheck(t *testing.T) {
 		{name: "unevaluatedProperties", schema: `{"properties": {"a": {"type": "string"}}, "unevaluatedProperties": false}`,
 			answer: `{"a": 1, "b": 2}`, problems: []string{"at /: validating /unevaluatedProperties: not:", "at /a: got integer, want string"}},
 		{name: "no JSON", schema: summary, answer: `all good`, problems: []string{"holds no JSON value"}},
+		{name: "two values", schema: `{}`, answer: `{"a": 1} {"b": 2}`, problems: []string{"holds no JSON value"}},
+		{name: "beyond float64", schema: `{"type": "number", "minimum": 0}`, answer: `1e400`, want: `1e400`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,4 +100,27 @@ func TestOutputSchemaInvalid(t *testing.T) {
 			t.Errorf("CompileOutputSchema(%s): %v", ok, err)
 		}
 	}
+}
+
+// TestOutputSchemaCheckConcurrent checks one schema from many goroutines,
+// as the tasks of a foreach step do (run it with -race).
+func TestOutputSchemaCheckConcurrent(t *testing.T) {
+	o, err := compileSchemaText(t, `{"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}, "s": {"pattern": "^a"}}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			answer := `{"n": 1, "s": "abc"}`
+			if i%2 == 1 {
+				answer = `{"n": "x", "s": "b"}`
+			}
+			_, err := o.Check(answer)
+			if (err != nil) != (i%2 == 1) {
+				t.Errorf("answer %s: %v", answer, err)
+			}
+		})
+	}
+	wg.Wait()
 }
