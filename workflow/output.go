@@ -1,17 +1,14 @@
 package workflow
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/codemachine/codemachine/internal/lazyre"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
 )
 
 // OutputSchema is a step's output_schema: a JSON Schema (written in YAML
@@ -20,8 +17,8 @@ import (
 // templates (.Steps.ID.Output) and conditions (steps.ID.output).
 type OutputSchema struct {
 	// JSON is the schema as canonical JSON (what the fingerprint covers).
-	JSON   []byte
-	schema *jsonschema.Schema
+	JSON []byte
+	root *checkNode
 }
 
 // readOutputSchema reads and compiles output_schema:.
@@ -57,38 +54,22 @@ func describeValue(n *yaml.Node) string {
 }
 
 // CompileOutputSchema compiles a JSON Schema given as decoded JSON (maps,
-// lists, strings, numbers, booleans). Drafts are told by $schema; without
-// one, draft 2020-12.
+// lists, strings, numbers, booleans). Drafts are told by $schema: draft
+// 2020-12 (the default) and draft-07.
 func CompileOutputSchema(doc any) (*OutputSchema, error) {
 	data, err := json.Marshal(doc)
 	if err != nil {
 		return nil, err
 	}
-	// The compiler wants numbers as json.Number.
-	parsed, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	s, err := parseSchema(data)
 	if err != nil {
-		return nil, err
+		return nil, errors.New("not a valid JSON Schema: " + err.Error())
 	}
-	c := jsonschema.NewCompiler()
-	const url = "mem:///output_schema.json"
-	if err := c.AddResource(url, parsed); err != nil {
-		return nil, err
+	root, err := newCheckNode(s)
+	if err != nil {
+		return nil, errors.New("not a valid JSON Schema: " + err.Error())
 	}
-	sch, err := c.Compile(url)
-	var sve *jsonschema.SchemaValidationError
-	var ve *jsonschema.ValidationError
-	switch {
-	case errors.As(err, &sve) && errors.As(sve.Err, &ve):
-		return nil, errors.New("not a valid JSON Schema: " + strings.Join(leafErrors(ve), "; "))
-	case err != nil:
-		return nil, errors.New(strings.ReplaceAll(firstLine(err.Error()), url, ""))
-	}
-	return &OutputSchema{JSON: data, schema: sch}, nil
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return line
+	return &OutputSchema{JSON: data, root: root}, nil
 }
 
 var answerFenceRE = lazyre.New("(?s)```[a-zA-Z]*\\s*\n(.*?)```")
@@ -103,13 +84,11 @@ func (o *OutputSchema) Check(answer string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := o.schema.Validate(v); err != nil {
-		var ve *jsonschema.ValidationError
-		if errors.As(err, &ve) {
-			return nil, errors.New(strings.Join(leafErrors(ve), "\n"))
-		}
-		return nil, err
+	if problems := o.root.collect(numbersAsFloats(v), "", nil); len(problems) > 0 {
+		return nil, errors.New(strings.Join(problems, "\n"))
 	}
+	// v keeps its numbers as written (json.Number): a large integer is
+	// stored exactly, not rounded through float64.
 	data, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
@@ -128,7 +107,7 @@ func findJSON(answer string) (any, error) {
 		candidates = append(candidates, text[i:j+1])
 	}
 	for _, c := range candidates {
-		if v, err := jsonschema.UnmarshalJSON(strings.NewReader(strings.TrimSpace(c))); err == nil {
+		if v, err := decodeJSON(strings.TrimSpace(c)); err == nil {
 			return v, nil
 		}
 	}
@@ -138,19 +117,43 @@ func findJSON(answer string) (any, error) {
 	return nil, errors.New("the final answer holds no JSON value (give it whole, or in a ```json block)")
 }
 
-var printer = message.NewPrinter(language.English)
+// decodeJSON decodes exactly one JSON value, numbers as json.Number.
+func decodeJSON(text string) (any, error) {
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("more than one JSON value")
+	}
+	return v, nil
+}
 
-// leafErrors flattens a validation error into "at PATH: problem" lines.
-func leafErrors(ve *jsonschema.ValidationError) []string {
-	if len(ve.Causes) == 0 {
-		at := "/" + strings.Join(ve.InstanceLocation, "/")
-		return []string{"at " + at + ": " + ve.ErrorKind.LocalizedString(printer)}
+// numbersAsFloats copies v with its json.Numbers as float64, the numbers
+// the validator compares.
+func numbersAsFloats(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		// The decoder checked the syntax; out of float64's range it is ±Inf,
+		// still a number.
+		f, _ := v.Float64()
+		return f
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = numbersAsFloats(x)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = numbersAsFloats(x)
+		}
+		return out
 	}
-	var out []string
-	for _, c := range ve.Causes {
-		out = append(out, leafErrors(c)...)
-	}
-	return out
+	return v
 }
 
 // ParseOutput decodes a stored output (state.yaml's JSON); nil when none

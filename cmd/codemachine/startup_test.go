@@ -25,6 +25,7 @@ var unusedAtStartup = []string{
 	"github.com/go-git/go-git/v5/plumbing/transport", // gitstate opens go-git's storage only; git itself fetches and pushes
 	"golang.org/x/crypto/ssh",
 	"github.com/skeema/knownhosts",
+	"github.com/santhosh-tekuri/jsonschema", // compiles every draft's meta-schema in init; output_schema uses google/jsonschema-go
 }
 
 // TestStartupLinksOnlyWhatIsUsed lists the binary's packages as make build

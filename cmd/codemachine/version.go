@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 )
@@ -15,8 +16,12 @@ var (
 )
 
 // buildInfo fills in the commit from the module's build information when
-// the linker did not set it.
-func buildInfo() (string, string) {
+// the linker did not set it. It is read once: parsing the build
+// information (every module's line) is a measurable part of a command
+// as short as version, which asks for it three times.
+var buildInfo = sync.OnceValues(readBuildInfo)
+
+func readBuildInfo() (string, string) {
 	v, c := version, commit
 	if info, ok := debug.ReadBuildInfo(); ok {
 		if v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {

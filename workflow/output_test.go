@@ -1,0 +1,126 @@
+package workflow
+
+import (
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func compileSchemaText(t *testing.T, text string) (*OutputSchema, error) {
+	t.Helper()
+	var doc any
+	if err := json.Unmarshal([]byte(text), &doc); err != nil {
+		t.Fatal(err)
+	}
+	return CompileOutputSchema(doc)
+}
+
+func TestOutputSchemaCheck(t *testing.T) {
+	const summary = `{"type": "object", "required": ["summary", "score"],
+		"properties": {"summary": {"type": "string"}, "score": {"type": "integer", "minimum": 0},
+			"tags": {"type": "array", "items": {"type": "string", "minLength": 2}}}}`
+	tests := []struct {
+		name, schema, answer string
+		want                 string   // the canonical JSON stored, when it matches
+		problems             []string // each a substring of one line of the error, in order
+	}{
+		{name: "match", schema: summary, answer: `{"summary": "ok", "score": 3}`, want: `{"score":3,"summary":"ok"}`},
+		{name: "fenced", schema: summary, answer: "Here:\n```json\n{\"summary\": \"ok\", \"score\": 3}\n```\n",
+			want: `{"score":3,"summary":"ok"}`},
+		{name: "large integer kept exactly", schema: summary,
+			answer: `{"summary": "ok", "score": 12345678901234567890}`, want: `{"score":12345678901234567890,"summary":"ok"}`},
+		{name: "every mismatch", schema: summary, answer: `{"score": "high", "tags": ["ok", "x", 3]}`,
+			problems: []string{"at /: required: missing properties", "summary",
+				"at /score: got string, want integer",
+				"at /tags/1: minLength", "at /tags/2: got integer, want string"}},
+		{name: "root type", schema: summary, answer: `[1]`, problems: []string{"at /: got array, want object"}},
+		{name: "prefixItems", schema: `{"prefixItems": [{"type": "string"}], "items": {"type": "integer"}}`,
+			answer: `[1, "x", 2]`, problems: []string{"at /0: got integer, want string", "at /1: got string, want integer"}},
+		{name: "draft-07 items list", schema: `{"$schema": "http://json-schema.org/draft-07/schema#", "items": [{"type": "string"}], "additionalItems": false}`,
+			answer: `["a", 2]`, problems: []string{"at /: "}},
+		{name: "references: first mismatch", schema: `{"$defs": {"n": {"type": "integer"}}, "properties": {"a": {"$ref": "#/$defs/n"}, "b": {"$ref": "#/$defs/n"}}}`,
+			answer: `{"a": "x", "b": "y"}`, problems: []string{"at /: validating /properties/a: validating /$defs/n: got string, want integer"}},
+		{name: "unevaluatedProperties", schema: `{"properties": {"a": {"type": "string"}}, "unevaluatedProperties": false}`,
+			answer: `{"a": 1, "b": 2}`, problems: []string{"at /: validating /unevaluatedProperties: not:", "at /a: got integer, want string"}},
+		{name: "no JSON", schema: summary, answer: `all good`, problems: []string{"holds no JSON value"}},
+		{name: "two values", schema: `{}`, answer: `{"a": 1} {"b": 2}`, problems: []string{"holds no JSON value"}},
+		{name: "beyond float64", schema: `{"type": "number", "minimum": 0}`, answer: `1e400`, want: `1e400`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := compileSchemaText(t, tt.schema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := o.Check(tt.answer)
+			if tt.problems == nil {
+				if err != nil || string(got) != tt.want {
+					t.Fatalf("Check = %s, %v; want %s", got, err, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Check = %s, want problems %q", got, tt.problems)
+			}
+			rest := err.Error()
+			for _, p := range tt.problems {
+				i := strings.Index(rest, p)
+				if i < 0 {
+					t.Fatalf("error %q lacks %q (in order)", err, p)
+				}
+				rest = rest[i+len(p):]
+			}
+		})
+	}
+}
+
+func TestOutputSchemaInvalid(t *testing.T) {
+	tests := []struct{ schema, want string }{
+		{`{"type": "objekt"}`, `not a valid JSON Schema: at /type: "objekt" is not a JSON type`},
+		{`{"properties": {"a": {"type": ["string", "text"]}}}`, `at /properties/a/type: "text" is not a JSON type`},
+		{`{"properties": {"a": {"minimum": "x"}}}`, `not a valid JSON Schema: minimum: got string, want number`},
+		{`{"required": "x"}`, `required: got string, want array`},
+		{`{"minItems": -1}`, `at /minItems: -1 is negative`},
+		{`{"multipleOf": 0}`, `at /multipleOf: 0 is not above 0`},
+		{`{"items": [{"type": "string"}]}`, `at /items: want a schema, got a list`},
+		{`{"pattern": "("}`, `pattern: error parsing regexp`},
+		{`{"$ref": "#/$defs/missing"}`, `missing`},
+		{`{"$schema": "http://json-schema.org/draft-04/schema#"}`, `at /$schema: "http://json-schema.org/draft-04/schema#" is not a draft codemachine validates`},
+	}
+	for _, tt := range tests {
+		_, err := compileSchemaText(t, tt.schema)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("CompileOutputSchema(%s) = %v, want an error with %q", tt.schema, err, tt.want)
+		}
+	}
+	for _, ok := range []string{`true`, `{}`, `{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "string"}`,
+		`{"$schema": "http://json-schema.org/draft-07/schema", "type": "string"}`} {
+		if _, err := compileSchemaText(t, ok); err != nil {
+			t.Errorf("CompileOutputSchema(%s): %v", ok, err)
+		}
+	}
+}
+
+// TestOutputSchemaCheckConcurrent checks one schema from many goroutines,
+// as the tasks of a foreach step do (run it with -race).
+func TestOutputSchemaCheckConcurrent(t *testing.T) {
+	o, err := compileSchemaText(t, `{"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}, "s": {"pattern": "^a"}}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			answer := `{"n": 1, "s": "abc"}`
+			if i%2 == 1 {
+				answer = `{"n": "x", "s": "b"}`
+			}
+			_, err := o.Check(answer)
+			if (err != nil) != (i%2 == 1) {
+				t.Errorf("answer %s: %v", answer, err)
+			}
+		})
+	}
+	wg.Wait()
+}
