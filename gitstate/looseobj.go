@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -58,8 +59,8 @@ func (r *Repo) objectsDir() (string, error) {
 
 // writeObject writes an object of type typ ("blob", "tree") as git does:
 // zlib-compressed behind its header, in a temporary file in its directory,
-// synced where git would sync it (syncObjects), then renamed to its id. An object that is already there is only
-// freshened (its time set to now, as git does, so a concurrent gc that is
+// synced where git would sync it (syncObjects), then renamed to its id.
+// An object that is already there is only freshened (its time set to now, as git does, so a concurrent gc that is
 // pruning sees it as new).
 func (r *Repo) writeObject(typ string, data []byte) (string, error) {
 	dir, err := r.objectsDir()
@@ -78,9 +79,6 @@ func (r *Repo) writeObject(typ string, data []byte) (string, error) {
 		_ = os.Chtimes(final, now, now)
 		return id, nil
 	}
-	if err := os.MkdirAll(sub, 0o755); err != nil {
-		return "", fmt.Errorf("write object %s: %w", id, err)
-	}
 	var buf bytes.Buffer
 	zw := zlib.NewWriter(&buf)
 	_, _ = zw.Write([]byte(header))
@@ -88,12 +86,34 @@ func (r *Repo) writeObject(typ string, data []byte) (string, error) {
 	if err := zw.Close(); err != nil {
 		return "", fmt.Errorf("write object %s: %w", id, err)
 	}
-	f, err := os.CreateTemp(sub, "tmp_obj_")
+	// A user's git gc prunes empty objects/xx/ directories, and with
+	// --prune=now temporary files of any age, between any two of the
+	// calls below: what it removed is made again (git retries the same
+	// way), a few times.
+	for range objectWriteTries {
+		if err = r.writeLoose(sub, final, buf.Bytes()); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("write object %s: %w", id, err)
 	}
+	return id, nil
+}
+
+// writeLoose writes one compressed object into dir as final: a temporary
+// file, synced where git would sync it, read-only, renamed.
+func (r *Repo) writeLoose(dir, final string, compressed []byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	r.hook("object-dir-made")
+	f, err := os.CreateTemp(dir, "tmp_obj_")
+	if err != nil {
+		return err
+	}
 	tmp := f.Name()
-	_, err = f.Write(buf.Bytes())
+	_, err = f.Write(compressed)
 	if err == nil && r.syncObjects() {
 		err = f.Sync()
 	}
@@ -108,9 +128,8 @@ func (r *Repo) writeObject(typ string, data []byte) (string, error) {
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return "", fmt.Errorf("write object %s: %w", id, err)
 	}
-	return id, nil
+	return err
 }
 
 // rawEntry is one entry of a tree object.

@@ -187,3 +187,35 @@ func TestMergeDisjointLikeGit(t *testing.T) {
 		t.Errorf("git fsck: %s", out)
 	}
 }
+
+// TestWriteObjectAfterPrune: a gc that prunes the object's empty
+// objects/xx/ directory between its creation and the temporary file does
+// not fail the write: the directory is made again.
+func TestWriteObjectAfterPrune(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	pruned, made := 0, 0
+	r.testHook = func(stage string) {
+		if stage == "object-dir-made" {
+			made++
+		}
+		if stage == "object-dir-made" && pruned < 2 {
+			pruned++
+			ents, _ := os.ReadDir(filepath.Join(dir, ".git", "objects"))
+			for _, e := range ents {
+				if len(e.Name()) == 2 {
+					_ = os.Remove(filepath.Join(dir, ".git", "objects", e.Name())) // the empty one only
+				}
+			}
+		}
+	}
+	id, err := r.writeObject("blob", []byte("written while a gc prunes\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pruned != 2 || made != 3 {
+		t.Fatalf("pruned %d times, directory made %d times; want 2 and 3", pruned, made)
+	}
+	if got := git(t, dir, "cat-file", "-p", id); got != "written while a gc prunes" {
+		t.Errorf("object content %q", got)
+	}
+}
