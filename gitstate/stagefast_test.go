@@ -328,12 +328,13 @@ func TestStageLeavesToGit(t *testing.T) {
 	}
 }
 
-// TestStepGitProcesses: a step staged, committed and landed starts no git
-// process (the user's checkout is checked and switched in-process, the ref
-// moves in-process), and one landed on a branch that moved (different
-// files) starts none either: the rebase is merged and committed
-// in-process. The worktree's Finish onto the rebased tree is its one
-// read-tree.
+// TestStepGitProcesses: a step handed its pooled worktree, staged,
+// committed, landed and finished starts no git process (the user's
+// checkout is checked and switched in-process, the ref moves in-process),
+// and one landed on a branch that moved (different files) starts none
+// either: the pooled worktree is moved to the new tip in-process, the
+// rebase is merged and committed in-process, and the worktree's Finish
+// moves it onto the rebased tree in-process.
 func TestStepGitProcesses(t *testing.T) {
 	dir, r := newRepo(t, stageBase)
 	ctx := t.Context()
@@ -347,9 +348,9 @@ func TestStepGitProcesses(t *testing.T) {
 		t.Fatal(err) // read once per configuration, like fastConfigFor
 	}
 	step := func(base, file string) (int64, LandResult) {
+		before := r.Processes()
 		w := mustWorktree(t, r, 0, base)
 		write(t, w.Path(), file, "step\n")
-		before := r.Processes()
 		tree, err := w.Stage(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -362,13 +363,14 @@ func TestStepGitProcesses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := r.Processes() - before
 		if err := w.Finish(ctx, res.Commit); err != nil {
 			t.Fatal(err)
 		}
-		return n, res
+		return r.Processes() - before, res
 	}
-	n, res := step(base, "one.txt")
+	// The first hand-out makes the worktree: the one full checkout.
+	_, res := step(base, "zero.txt")
+	n, res := step(res.Commit, "one.txt")
 	if n != 0 || res.Rebased {
 		t.Fatalf("a step in a row: %d git processes (rebased %v), want 0", n, res.Rebased)
 	}
@@ -383,4 +385,18 @@ func TestStepGitProcesses(t *testing.T) {
 	if got := git(t, dir, "show", "HEAD:two.txt"); got != "step" || !exists(dir, "user.txt") {
 		t.Fatalf("landed: two.txt %q", got)
 	}
+	// The pooled worktree was moved in-process onto the rebased commit: it
+	// is handed out clean there, its index and files exactly the tip's.
+	w := mustWorktree(t, r, 0, res.Commit)
+	if !exists(w.Path(), "user.txt") || read(t, w.Path(), "two.txt") != "step\n" {
+		t.Error("the pooled worktree's files are not the tip's")
+	}
+	tree, err := w.Stage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := git(t, dir, "rev-parse", res.Commit+"^{tree}"); tree != want {
+		t.Errorf("the pooled worktree stages %s, want the tip's tree %s", tree, want)
+	}
+	w.Discard()
 }

@@ -163,7 +163,7 @@ func (r *Repo) dropLinkedSlot(dir string) {
 // from to the commit to, rewriting only the files that differ; it refuses
 // (changing nothing) where a file is not as from has it.
 func (w *Worktree) moveFiles(ctx context.Context, from, to string) error {
-	if _, err := w.git(ctx, "read-tree", "-m", "-u", from, to); err != nil {
+	if err := w.moveTree(ctx, from, to); err != nil {
 		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
 	}
 	return nil
@@ -445,7 +445,7 @@ func (w *Worktree) Finish(ctx context.Context, commit string) error {
 		return fmt.Errorf("worktree slot %d: finish: %w", w.slot, err)
 	}
 	if tree != w.staged {
-		if _, err := w.git(ctx, "read-tree", "-m", "-u", w.staged, tree); err != nil {
+		if err := w.moveTree(ctx, w.staged, tree); err != nil {
 			w.Discard()
 			return fmt.Errorf("worktree slot %d: finish: %w", w.slot, err)
 		}

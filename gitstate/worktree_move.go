@@ -1,0 +1,80 @@
+package gitstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// moveInProcess moves a pooled worktree's files and private index from
+// the tree (or commit) from to to, as git read-tree -m -u from to would,
+// in the process: with the staged switch's preparation and its rules
+// (switch_inprocess.go), then the moves under the private index's lock.
+// errStageByGit when those rules cannot vouch for it: git moves it then,
+// and decides what is in the way.
+func (w *Worktree) moveInProcess(ctx context.Context, from, to string) error {
+	r := w.repo
+	changes, err := r.diffTreesInProcess(from, to)
+	if err != nil {
+		return errStageByGit
+	}
+	for _, c := range changes {
+		if c.OldMode == "160000" || c.NewMode == "160000" {
+			return errStageByGit
+		}
+	}
+	s := &stagedSwitch{r: r, co: checkout{root: w.path}, cas: refUpdate{old: from, new: to}, from: from,
+		index: w.index, changes: changes}
+	defer s.cleanup()
+	if s.tmp, err = r.tempPath("switch-index"); err != nil {
+		return errStageByGit
+	}
+	if s.snapshotIndex() != nil {
+		return errStageByGit
+	}
+	if s.stamps, err = s.stampChanges(); err != nil {
+		return errStageByGit
+	}
+	if s.staging, err = s.stagingDir(); err != nil {
+		return errStageByGit
+	}
+	if err := s.prepareInProcess(ctx); err != nil {
+		return err
+	}
+	mu := r.writerFor(w.path)
+	mu.Lock()
+	defer mu.Unlock()
+	lock := w.index + ".lock"
+	lf, err := os.OpenFile(lock, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+	if err != nil {
+		return errStageByGit
+	}
+	lf.Close()
+	defer os.Remove(lock)
+	if s.unchanged() != nil {
+		return errStageByGit
+	}
+	moved, err := s.moveIntoPlace()
+	if err != nil {
+		if uerr := s.undoMoves(moved); uerr != nil {
+			return fmt.Errorf("move %s: %w; and putting the files back failed: %v", w.path, err, uerr)
+		}
+		return errStageByGit
+	}
+	if err := os.Rename(s.tmp, w.index); err != nil {
+		return fmt.Errorf("install the index of %s: %w", w.path, err)
+	}
+	return nil
+}
+
+// moveTree is moveInProcess, or git's read-tree -m -u where it does not
+// apply.
+func (w *Worktree) moveTree(ctx context.Context, from, to string) error {
+	err := w.moveInProcess(ctx, from, to)
+	if !errors.Is(err, errStageByGit) {
+		return err
+	}
+	_, err = w.git(ctx, "read-tree", "-m", "-u", from, to)
+	return err
+}
