@@ -57,7 +57,44 @@ func (s *stagedSwitch) prepareInProcess(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.writeSwitchIndex(idx, entries)
+	if err := s.writeSwitchIndex(idx, entries); err != nil {
+		return err
+	}
+	s.staged = entries
+	return nil
+}
+
+// rebuildIndex is called under the lock when the user's index changed
+// since the switch was prepared in-process (a git add of theirs, say): if
+// the changed paths' entries are still the old commit's and the index was
+// not just written whole (a checkout, reset or commit writes a complete
+// cache tree, and a checkout moves HEAD only after releasing the lock),
+// the new index is made again from the index as it is now.
+func (s *stagedSwitch) rebuildIndex() error {
+	if s.staged == nil {
+		return errStagedStale // prepared by git
+	}
+	idx, err := readIndex(s.index)
+	if err != nil {
+		return errStagedStale
+	}
+	if _, fresh := indexFresh(s.index); fresh {
+		if _, whole := idx.trees[""]; whole {
+			return errStagedStale
+		}
+	}
+	for i := range idx.entries {
+		if idx.entries[i].mode == 0o160000 {
+			return errStagedStale
+		}
+	}
+	if err := s.entriesAllow(idx, nil); err != nil {
+		return errStagedStale
+	}
+	if err := s.writeSwitchIndex(idx, s.staged); err != nil {
+		return errStagedStale
+	}
+	return nil
 }
 
 // checkInProcess is read-tree -n's check, by the stricter rules above.
@@ -77,13 +114,30 @@ func (s *stagedSwitch) checkInProcess(idx *gitIndex) error {
 		if err := s.checkDirs(c.Path, byName, checkedDirs); err != nil {
 			return err
 		}
+		if c.OldMode == "" {
+			if _, err := os.Lstat(s.worktreePath(c.Path)); !errors.Is(err, fs.ErrNotExist) {
+				return errStageByGit // in the way (or unreadable): git decides
+			}
+		}
+	}
+	return s.entriesAllow(idx, byName)
+}
+
+// entriesAllow checks the index's entries of the changed paths: each is
+// the old commit's (or absent with it, nothing staged below it), and the
+// file of each is up to date with it.
+func (s *stagedSwitch) entriesAllow(idx *gitIndex, byName map[string]*indexEntry) error {
+	if byName == nil {
+		byName = make(map[string]*indexEntry, len(idx.entries))
+		for i := range idx.entries {
+			byName[idx.entries[i].name] = &idx.entries[i]
+		}
+	}
+	for _, c := range s.changes {
 		e := byName[c.Path]
 		if c.OldMode == "" {
 			if e != nil || entriesUnder(idx.entries, c.Path) {
 				return errStageByGit
-			}
-			if _, err := os.Lstat(s.worktreePath(c.Path)); !errors.Is(err, fs.ErrNotExist) {
-				return errStageByGit // in the way (or unreadable): git decides
 			}
 			continue
 		}

@@ -90,6 +90,8 @@ type stagedSwitch struct {
 	aside   string // the replaced files, while the ref is not yet swapped
 	changes []Change
 	stamps  map[string]fileStamp // the changed paths when they were checked
+	staged  []indexEntry         // the new entries, when prepared in-process
+	private bool                 // a pooled worktree's index: no git of the user's writes it
 	refs    *refSettings         // for the in-process ref swap; nil: git update-ref
 }
 
@@ -266,9 +268,6 @@ func (s *stagedSwitch) install(ctx context.Context) error {
 	// From here on the working tree, the index and the ref must end up
 	// consistent.
 	ctx = context.WithoutCancel(ctx)
-	if _, fresh := indexFresh(s.index); fresh {
-		return errStagedStale // written since the wait above: never wait holding the lock
-	}
 	if !s.co.on(s.cas.ref) {
 		return errCheckoutMoved
 	}
@@ -299,13 +298,29 @@ func (s *stagedSwitch) install(ctx context.Context) error {
 	return nil
 }
 
-// unchanged reports errStagedStale when the user's index or a changed path
-// is not as prepare found it.
+// unchanged reports errStagedStale when a changed path is not as prepare
+// found it, or the user's index is not and the new one cannot be made
+// again from it (rebuildIndex). An index written since the wait before the
+// lock is never waited for holding the lock (the user's next git command,
+// a commit after an add, would fail on it): the switch is prepared again.
 func (s *stagedSwitch) unchanged() error {
+	if err := s.filesUnchanged(); err != nil {
+		return err
+	}
 	data, err := os.ReadFile(s.index)
-	if err != nil || sha256.Sum256(data) != s.digest {
+	if err != nil {
 		return errStagedStale
 	}
+	_, fresh := indexFresh(s.index)
+	if sha256.Sum256(data) == s.digest && (!fresh || s.private) {
+		return nil
+	}
+	return s.rebuildIndex()
+}
+
+// filesUnchanged reports errStagedStale when a changed path is not as
+// prepare found it.
+func (s *stagedSwitch) filesUnchanged() error {
 	now, err := s.stampChanges()
 	if err != nil {
 		return err

@@ -64,8 +64,9 @@ func TestStagedSwitchShapes(t *testing.T) {
 }
 
 // TestStagedSwitchLeavesTheIndexFree: while a landing is prepared the
-// user's git commands run; a staged change of theirs made then is kept,
-// and the landing is prepared again on it.
+// user's git commands run; a staged change of theirs made then is kept:
+// under the lock the new index is made again from theirs, without
+// preparing the switch again.
 func TestStagedSwitchLeavesTheIndexFree(t *testing.T) {
 	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "u.txt": "u\n"})
 	base := git(t, dir, "rev-parse", "HEAD")
@@ -83,8 +84,8 @@ func TestStagedSwitchLeavesTheIndexFree(t *testing.T) {
 	if _, err := r.Land(t.Context(), "main", base, c, LandOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if stages != 2 {
-		t.Errorf("prepared %d times, want 2 (again after the user's add)", stages)
+	if stages != 1 {
+		t.Errorf("took the lock %d times, want 1 (the index made again from the user's under it)", stages)
 	}
 	if got := statusShort(t, dir); got != "M  u.txt" {
 		t.Errorf("status: %q, want the user's staged change alone", got)
@@ -204,5 +205,34 @@ func TestStagedSwitchNeverWaitsHoldingTheLock(t *testing.T) {
 	}
 	if read(t, dir, "a.txt") != "step\n" || statusShort(t, dir) != "" {
 		t.Errorf("not landed cleanly: %q", statusShort(t, dir))
+	}
+}
+
+// TestStagedSwitchUserStagesAChangedPath: a path the landing changes,
+// staged by the user while the switch was prepared, is never overwritten
+// by the index made again under the lock: git decides, and the step is
+// kept on a conflict branch with the user's staged entry untouched.
+func TestStagedSwitchUserStagesAChangedPath(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n"}, "step")
+	emptyBlob := git(t, dir, "hash-object", "-w", "--stdin") // no input: the empty blob
+	staged := false
+	r.testHook = func(stage string) {
+		if stage == "before-lock" && !staged {
+			git(t, dir, "update-index", "--cacheinfo", "100644,"+emptyBlob+",a.txt")
+			staged = true
+		}
+	}
+	_, err := r.Land(t.Context(), "main", base, c, LandOptions{})
+	var ce *ConflictError
+	if !errors.As(err, &ce) {
+		t.Fatalf("Land: %v, want a conflict", err)
+	}
+	if got := git(t, dir, "ls-files", "-s", "a.txt"); !strings.Contains(got, emptyBlob) {
+		t.Errorf("the user's staged entry is gone: %s", got)
+	}
+	if git(t, dir, "rev-parse", "main") != base || read(t, dir, "a.txt") != "a\n" {
+		t.Error("the landing went ahead")
 	}
 }

@@ -25,7 +25,7 @@ func (w *Worktree) moveInProcess(ctx context.Context, from, to string) error {
 		}
 	}
 	s := &stagedSwitch{r: r, co: checkout{root: w.path}, cas: refUpdate{old: from, new: to}, from: from,
-		index: w.index, changes: changes}
+		index: w.index, changes: changes, private: true}
 	defer s.cleanup()
 	if s.tmp, err = r.tempPath("switch-index"); err != nil {
 		return errStageByGit
@@ -72,6 +72,7 @@ func (w *Worktree) moveInProcess(ctx context.Context, from, to string) error {
 // apply.
 func (w *Worktree) moveTree(ctx context.Context, from, to string) error {
 	err := w.moveInProcess(ctx, from, to)
+
 	if !errors.Is(err, errStageByGit) {
 		return err
 	}
