@@ -27,6 +27,16 @@ type Remote interface {
 	Release(ctx context.Context, key string)
 }
 
+// Spreader is implemented by a Remote that spreads the first picks of
+// workers that start together, so that they do not all claim the first
+// due task and all but one be refused.
+type Spreader interface {
+	// FirstPick is how many of the due tasks a run's first pick passes
+	// over (0: it takes the first, as a local run does). Landing stays in
+	// plan order whatever is picked.
+	FirstPick() int
+}
+
 // Delivery is a finished unit's commit handed to a Remote.
 type Delivery struct {
 	Key, Fingerprint string
@@ -71,6 +81,12 @@ func (s *scheduler) claim(ctx context.Context, u *unit) bool {
 		s.attempted[s.attemptKey(u)] = u.fingerprint()
 		s.reportOnce(u.key()+" (worker)", Event{Kind: StepNeedsYou, Step: u.step.ID, Task: taskID(u.task),
 			Message: why}, s.rs.recordNeedsYou)
+		return false
+	}
+	// The unit was picked from the tip last loaded: a branch that moved
+	// since (the worker followed the remote) decides anew.
+	if cur, err := s.o.repo.ResolveRev("refs/heads/" + s.rs.branch); err == nil && cur != s.tip {
+		s.behind = true
 		return false
 	}
 	ok, err := r.Claim(ctx, u.key(), u.fingerprint())
@@ -306,6 +322,51 @@ func (o *Orchestrator) DueFingerprints(commit string, ov Overrides) (map[string]
 	for _, k := range keys {
 		if fp, ok := dueFingerprint(snap, k); ok {
 			out[k] = fp
+		}
+	}
+	return out, nil
+}
+
+// Awaited are the keys of the units due at commit that a worker of this
+// clone would start now if nobody held them: runnable (a foreach step's
+// tasks whose dependencies are done), run by workers (see
+// workerUnsupported), and neither held nor failed here with the
+// fingerprint they have at commit. The integrator lets a later result wait
+// behind such a unit while nobody has claimed it yet (plan order), knowing
+// that a worker will claim it: its own passes, if no other's.
+func (o *Orchestrator) Awaited(commit string, ov Overrides) (map[string]bool, error) {
+	snap, err := o.load(commit, ov)
+	if err != nil {
+		return nil, err
+	}
+	holds, err := o.holds()
+	if err != nil {
+		return nil, err
+	}
+	failures, err := o.failures()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, step := range snap.project.Graph.Order() {
+		if _, due := snap.due[step.ID]; !due || workerUnsupported(&unit{step: step}) != "" {
+			continue
+		}
+		keys := []string{step.ID}
+		if step.FansOut() {
+			keys = nil
+			if plan := snap.project.TaskPlan(step); plan != nil && len(snap.project.TaskErrs(step)) == 0 {
+				for _, t := range plan.Runnable() {
+					keys = append(keys, step.ID+"/"+t.ID)
+				}
+			}
+		}
+		for _, k := range keys {
+			fp, ok := dueFingerprint(snap, k)
+			if !ok || holds[k].Fingerprint == fp || failures[k].Fingerprint == fp {
+				continue
+			}
+			out[k] = true
 		}
 	}
 	return out, nil

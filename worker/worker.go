@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"os"
 	"sync"
@@ -72,6 +73,9 @@ type worker struct {
 	poll   time.Duration
 
 	tickMu sync.Mutex // one look at the remote at a time (tick)
+	// fetchMu orders the fetches (a tick's and a claim's fresh look),
+	// followMu the moves of the local branch to the remote's tip.
+	fetchMu, followMu sync.Mutex
 	// claimMu orders the pushes that move this worker's claims (renew,
 	// deliver, release): each must expect the claim commit the one before
 	// it left.
@@ -83,9 +87,13 @@ type worker struct {
 	held    map[string]gitstate.Claim // units claimed and not delivered or released
 	integ   gitstate.Claim            // the integrator's claim while this worker holds it
 	down    bool                      // the remote was unreachable at the last try
+	downAt  time.Time                 // when it was found unreachable (down)
+	upAt    time.Time                 // when it last answered after being found unreachable
+	fast    time.Duration             // the next look's delay while others' work is in flight (nextPoll)
 	changed chan struct{}             // the remote's state changed (a tick saw something new)
 	kick    chan struct{}             // look at the remote now (this worker delivered a result)
 	refused int                       // claims refused in the current pass
+	spread  atomic.Int64              // the first pick's offset (FirstPick), 0 once asked
 
 	trips trips // the git round trips to the remote, by kind
 }
@@ -149,8 +157,58 @@ func newWorker(o *orchestrator.Orchestrator, opts Options) (*worker, error) {
 	w := &worker{o: o, repo: o.Repo(), opts: opts, branch: head.Branch, lease: lease,
 		poll: min(max(lease/6, 50*time.Millisecond), 5*time.Second), held: map[string]gitstate.Claim{},
 		changed: make(chan struct{}, 1), kick: make(chan struct{}, 1)}
+	w.fast = w.fastPoll()
+	w.spread.Store(firstPick(opts.ID, opts.Slots))
 	return w, nil
 }
+
+// The looks at the remote while other workers' units are in flight: the
+// first fastMin after the remote changed, then twice as long each time
+// up to fastMax (never longer than the idle poll).
+const (
+	fastMin = 100 * time.Millisecond
+	fastMax = 500 * time.Millisecond
+)
+
+func (w *worker) fastPoll() time.Duration { return min(fastMin, w.poll) }
+
+// nextPoll is how long the worker waits before its next look at the
+// remote: promptly (fastMin doubling to fastMax, from the remote's last
+// change) while another worker's unit is claimed or its result waits to
+// land, the poll interval (a sixth of the lease, at most 5 s) otherwise.
+// A worker whose own units are all that is in flight learns nothing from
+// looking sooner: its deliveries kick a look (tickLoop).
+func (w *worker) nextPoll() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	busy := false
+	for _, c := range w.view.Claims {
+		if c.Worker != w.opts.ID {
+			busy = true
+			break
+		}
+	}
+	if !busy {
+		return w.poll
+	}
+	d := w.fast
+	w.fast = min(2*w.fast, fastMax, w.poll)
+	return d
+}
+
+// firstPick is the worker's first pick's offset among the due tasks,
+// derived from its id: workers that start together spread over the first
+// tasks (up to four per slot) instead of all claiming the first one.
+func firstPick(id string, slots int) int64 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return int64(h.Sum32() % uint32(4*max(slots, 1)))
+}
+
+// FirstPick is the orchestrator's Spreader: the offset of this worker's
+// very first pick, 0 after it was asked once (every later pick goes in
+// plan order).
+func (w *worker) FirstPick() int { return int(w.spread.Swap(0)) }
 
 func defaultID() string {
 	host, _ := os.Hostname()
@@ -267,20 +325,21 @@ func eventKeys(events []orchestrator.Event) []string {
 	return keys
 }
 
-// tickLoop looks at the remote every poll interval while passes run, and
-// at once after this worker delivered a result.
+// tickLoop looks at the remote while passes run: promptly while other
+// workers' units are in flight, every poll interval when nothing is
+// (nextPoll), and at once after this worker delivered a result.
 func (w *worker) tickLoop(ctx context.Context) {
-	t := time.NewTicker(w.poll)
-	defer t.Stop()
 	for {
+		t := time.NewTimer(w.nextPoll())
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		case <-w.kick:
 			// A delivery: the integrator (this worker, or another's
-			// next look) need not wait a whole poll interval for it.
-			t.Reset(w.poll)
+			// next look) need not wait for it.
+			t.Stop()
 		}
 		if err := w.tick(ctx); err != nil && ctx.Err() == nil {
 			w.note("%v", err)
