@@ -17,8 +17,10 @@ import (
 // commit instead of landing it: the integrator lands it (LandResult).
 type Remote interface {
 	// Claim takes the unit for this worker before it starts: false when
-	// another worker holds it or its result waits to land.
-	Claim(ctx context.Context, key, fingerprint string) (bool, error)
+	// another worker holds it or its result waits to land. base is the
+	// branch tip the run picked the unit at: ErrBehind when the remote's
+	// tip is another.
+	Claim(ctx context.Context, key, fingerprint, base string) (bool, error)
 	// Deliver hands a claimed unit's finished commit over (its parent is
 	// base) and gives its claim up with it.
 	Deliver(ctx context.Context, d Delivery) error
@@ -89,7 +91,7 @@ func (s *scheduler) claim(ctx context.Context, u *unit) bool {
 		s.behind = true
 		return false
 	}
-	ok, err := r.Claim(ctx, u.key(), u.fingerprint())
+	ok, err := r.Claim(ctx, u.key(), u.fingerprint(), s.tip)
 	if errors.Is(err, ErrBehind) {
 		s.behind = true
 		return false

@@ -89,10 +89,7 @@ func (w *worker) fetch(ctx context.Context) (gitstate.RemoteWork, error) {
 	}
 	w.mu.Unlock()
 	if changed {
-		select {
-		case w.changed <- struct{}{}:
-		default:
-		}
+		signal(w.changed)
 	}
 	return view, nil
 }
@@ -199,20 +196,18 @@ func (w *worker) follow(ctx context.Context, remoteTip string) error {
 // result for it. A lapsed claim is taken over. The push is the arbiter:
 // when another worker's claim got there first, the answer is false (and
 // the run goes on to the next due unit).
-func (w *worker) Claim(ctx context.Context, key, fingerprint string) (bool, error) {
+func (w *worker) Claim(ctx context.Context, key, fingerprint, base string) (bool, error) {
 	view, err := w.look(ctx)
 	if err != nil {
 		return false, err
 	}
-	// A unit is claimed only from the remote's tip: a pass that works from
-	// an older one (the integrator landed meanwhile) may be looking at what
-	// landed already. The branch follows the remote's tip, and the pass
-	// decides anew from there.
-	if head, err := w.repo.Head(); err != nil || head.Commit != view.Tip {
-		if err == nil {
-			if err := w.follow(ctx, view.Tip); err != nil {
-				w.note("%v", err)
-			}
+	// A unit is claimed only from the remote's tip: a pass that picked it
+	// at an older one (the integrator landed meanwhile) may be looking at
+	// what landed already. The branch follows the remote's tip, and the
+	// pass decides anew from there.
+	if base != view.Tip {
+		if err := w.follow(ctx, view.Tip); err != nil {
+			w.note("%v", err)
 		}
 		w.refuse()
 		return false, orchestrator.ErrBehind
@@ -292,6 +287,14 @@ func (w *worker) noBranch() error {
 	return &orchestrator.ConfigError{Err: fmt.Errorf("the remote %s has no branch %s: push it first (git push %s %s)", w.opts.Remote, w.branch, w.opts.Remote, w.branch)}
 }
 
+// signal sends on c (buffered, one) unless a signal waits there already.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
 func (w *worker) refuse() {
 	w.mu.Lock()
 	w.refused++
@@ -335,12 +338,16 @@ func (w *worker) Deliver(ctx context.Context, d orchestrator.Delivery) error {
 	})
 	w.mu.Lock()
 	delete(w.held, d.Key)
+	integ := w.integ.Ref != ""
 	w.mu.Unlock()
-	if err == nil {
-		select {
-		case w.kick <- struct{}{}:
-		default:
-		}
+	switch {
+	case err == nil && integ:
+		// The integrator lands its own result at once.
+		signal(w.kick)
+	default:
+		// A slot is free: the next look comes as soon as one is worth
+		// it (nextPoll); the next claim looks afresh anyway.
+		signal(w.wake)
 	}
 	if errors.Is(err, gitstate.ErrRefMoved) {
 		// Still this worker's claim (another result got there first):
@@ -363,6 +370,7 @@ func (w *worker) Release(ctx context.Context, key string) {
 	if !ok {
 		return
 	}
+	defer signal(w.wake)
 	err := w.retry(ctx, "release "+key, func() error {
 		w.trips.release.Add(1)
 		return w.repo.ReleaseClaim(ctx, w.opts.Remote, claim)

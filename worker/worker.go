@@ -92,6 +92,7 @@ type worker struct {
 	fast    time.Duration             // the next look's delay while others' work is in flight (nextPoll)
 	changed chan struct{}             // the remote's state changed (a tick saw something new)
 	kick    chan struct{}             // look at the remote now (this worker delivered a result)
+	wake    chan struct{}             // a slot came free: the next look's time is due anew (nextPoll)
 	refused int                       // claims refused in the current pass
 	spread  atomic.Int64              // the first pick's offset (FirstPick), 0 once asked
 
@@ -156,7 +157,7 @@ func newWorker(o *orchestrator.Orchestrator, opts Options) (*worker, error) {
 	}
 	w := &worker{o: o, repo: o.Repo(), opts: opts, branch: head.Branch, lease: lease,
 		poll: min(max(lease/6, 50*time.Millisecond), 5*time.Second), held: map[string]gitstate.Claim{},
-		changed: make(chan struct{}, 1), kick: make(chan struct{}, 1)}
+		changed: make(chan struct{}, 1), kick: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
 	w.fast = w.fastPoll()
 	w.spread.Store(firstPick(opts.ID, opts.Slots))
 	return w, nil
@@ -174,14 +175,19 @@ func (w *worker) fastPoll() time.Duration { return min(fastMin, w.poll) }
 
 // nextPoll is how long the worker waits before its next look at the
 // remote: promptly (fastMin doubling to fastMax, from the remote's last
-// change) while another worker's unit is claimed or its result waits to
-// land, the poll interval (a sixth of the lease, at most 5 s) otherwise.
+// change) while another worker's unit is claimed or a result waits to
+// land and this worker has something to do about it (it is the
+// integrator, or it has a free slot: a unit may come free, or the work
+// end); the poll interval (a sixth of the lease, at most 5 s) otherwise.
 // A worker whose own units are all that is in flight learns nothing from
 // looking sooner: its deliveries kick a look (tickLoop).
 func (w *worker) nextPoll() time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	busy := false
+	if w.integ.Ref == "" && len(w.held) >= w.opts.Slots {
+		return w.poll
+	}
+	busy := len(w.view.Results) > 0
 	for _, c := range w.view.Claims {
 		if c.Worker != w.opts.ID {
 			busy = true
@@ -296,10 +302,15 @@ func (w *worker) finished(ctx context.Context, base string, reviews map[string]s
 	}
 	w.mu.Lock()
 	view, refused := w.view, w.refused
-	busy := len(w.held) > 0 || len(view.Claims) > 0 || len(view.Results) > 0 || view.Tip != base || refused > 0 ||
-		!maps.Equal(reviews, view.Reviews)
+	moved := view.Tip != base || !maps.Equal(reviews, view.Reviews)
+	busy := len(w.held) > 0 || len(view.Claims) > 0 || len(view.Results) > 0 || refused > 0
 	w.mu.Unlock()
-	if busy {
+	if moved {
+		// The pass looked at an older branch: the next one, at once,
+		// looks at this one.
+		signal(w.changed)
+	}
+	if busy || moved {
 		return false, nil
 	}
 	due, err := w.o.DueUnits(base, w.opts.Run.Overrides)
@@ -329,20 +340,24 @@ func eventKeys(events []orchestrator.Event) []string {
 // workers' units are in flight, every poll interval when nothing is
 // (nextPoll), and at once after this worker delivered a result.
 func (w *worker) tickLoop(ctx context.Context) {
+	t := time.NewTimer(w.nextPoll())
+	defer t.Stop()
 	for {
-		t := time.NewTimer(w.nextPoll())
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
 		case <-t.C:
 		case <-w.kick:
-			// A delivery: the integrator (this worker, or another's
-			// next look) need not wait for it.
-			t.Stop()
+			// The integrator's own delivery: landed at once.
+		case <-w.wake:
+			// A slot came free: the look this worker waits for may be
+			// due sooner now.
+			t.Reset(w.nextPoll())
+			continue
 		}
 		if err := w.tick(ctx); err != nil && ctx.Err() == nil {
 			w.note("%v", err)
 		}
+		t.Reset(w.nextPoll())
 	}
 }

@@ -41,6 +41,10 @@ var workersOneWall time.Duration
 // land/task (the integrator's landing pushes), role/task (the
 // integrator's claim), http-req/task (HTTP requests the server answered).
 //
+// With WORKERS_BENCH_LOG=DIR, each worker's output, every line stamped
+// with the seconds since the workers started, is written to
+// DIR/wI-of-N.log: where the wall time goes.
+//
 // claim-latency: two idle workers (no --once); a commit that adds a task
 // is pushed, and the time from the push's return to a worker printing the
 // task's start is claim-ms/op.
@@ -158,6 +162,7 @@ func (f *fleet) run(b *testing.B, n int, trips map[string]int64) time.Duration {
 	}
 	outs := make([]bytes.Buffer, n)
 	errs := make([]error, n)
+	logDir := os.Getenv("WORKERS_BENCH_LOG")
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range n {
@@ -166,6 +171,10 @@ func (f *fleet) run(b *testing.B, n int, trips map[string]int64) time.Duration {
 			defer wg.Done()
 			cmd := exec.Command("codemachine", "-C", clones[i], "worker", "--once", "--id", "w"+strconv.Itoa(i+1))
 			cmd.Env, cmd.Stdout, cmd.Stderr = f.env, &outs[i], &outs[i]
+			if logDir != "" {
+				tw := &stampWriter{w: &outs[i], start: start}
+				cmd.Stdout, cmd.Stderr = tw, tw
+			}
 			errs[i] = cmd.Run()
 		}()
 	}
@@ -182,6 +191,13 @@ func (f *fleet) run(b *testing.B, n int, trips map[string]int64) time.Duration {
 		for j, kind := range []string{"fetch", "claim", "renew", "deliver", "release", "role", "land"} {
 			v, _ := strconv.ParseInt(m[j+1], 10, 64)
 			trips[kind] += v
+		}
+	}
+	if logDir != "" {
+		for i := range n {
+			if err := os.WriteFile(filepath.Join(logDir, fmt.Sprintf("w%d-of-%d.log", i+1, n)), outs[i].Bytes(), 0o644); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	f.check(b, workersBenchTasks)
@@ -286,4 +302,29 @@ func awaitStart(b *testing.B, lines <-chan stampedLine, id string) time.Time {
 			b.Fatalf("no worker started %s", id)
 		}
 	}
+}
+
+// stampWriter prefixes each line a worker prints with the seconds since
+// the workers started (WORKERS_BENCH_LOG).
+type stampWriter struct {
+	mu    sync.Mutex
+	w     *bytes.Buffer
+	start time.Time
+	mid   bool // the last write ended within a line
+}
+
+func (t *stampWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, l := range strings.SplitAfter(string(p), "\n") {
+		if l == "" {
+			continue
+		}
+		if !t.mid {
+			fmt.Fprintf(t.w, "%6.2f ", time.Since(t.start).Seconds())
+		}
+		t.w.WriteString(l)
+		t.mid = !strings.HasSuffix(l, "\n")
+	}
+	return len(p), nil
 }
