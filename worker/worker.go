@@ -42,8 +42,9 @@ type Options struct {
 	// land any more, instead of waiting for more work.
 	Once bool
 	// Lease is how long a claim lasts unless renewed (0 = DefaultLease).
-	// Claims are renewed every third of it, and the remote is looked at
-	// every sixth of it (at most every 5 s).
+	// Claims are renewed every third of it, and an idle worker looks at
+	// the remote every sixth of it (at most every 5 s); one with other
+	// workers' units in flight looks sooner (docs/workers.md).
 	Lease time.Duration
 	// Run are the options of every pass (overrides, record).
 	Run orchestrator.RunOptions
