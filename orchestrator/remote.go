@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/workflow"
 )
 
 // Remote shares a run's units with other workers through a shared git
@@ -351,7 +352,7 @@ func (o *Orchestrator) Awaited(commit string, ov Overrides) (map[string]bool, er
 	}
 	out := map[string]bool{}
 	for _, step := range snap.project.Graph.Order() {
-		if _, due := snap.due[step.ID]; !due || workerUnsupported(&unit{step: step}) != "" {
+		if !awaitedStep(snap, step) {
 			continue
 		}
 		keys := []string{step.ID}
@@ -372,4 +373,23 @@ func (o *Orchestrator) Awaited(commit string, ov Overrides) (map[string]bool, er
 		}
 	}
 	return out, nil
+}
+
+// awaitedStep says whether a worker would start units of step now: it is
+// due, run by workers, its when: condition evaluates, and no step it
+// needs is due (a run starts it only after they landed; one that failed
+// stays due and holds it up for good).
+func awaitedStep(snap *snapshot, step *workflow.Step) bool {
+	if _, due := snap.due[step.ID]; !due || workerUnsupported(&unit{step: step}) != "" {
+		return false
+	}
+	if _, bad := snap.condErrs[step.ID]; bad {
+		return false
+	}
+	for _, up := range snap.project.Graph.Upstream(step.ID) {
+		if _, due := snap.due[up]; due {
+			return false
+		}
+	}
+	return true
 }
