@@ -41,7 +41,9 @@ var workersOneWall time.Duration
 // land/task (the integrator's landing pushes), role/task (the
 // integrator's claim), http-req/task (HTTP requests the server answered).
 //
-// With WORKERS_BENCH_LOG=DIR, each worker's output, every line stamped
+// WORKERS_BENCH_TASKS=N makes the plan N tasks long (more rounds per
+// worker: the start-up and the last landing weigh less). With
+// WORKERS_BENCH_LOG=DIR, each worker's output, every line stamped
 // with the seconds since the workers started, is written to
 // DIR/wI-of-N.log: where the wall time goes.
 //
@@ -50,14 +52,22 @@ var workersOneWall time.Duration
 // task's start is claim-ms/op.
 func BenchmarkWorkers(b *testing.B) {
 	bin := buildWatchBinary(b)
+	tasks := workersBenchTasks
+	if v := os.Getenv("WORKERS_BENCH_TASKS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("WORKERS_BENCH_TASKS=%q: a number of tasks, at least 1", v)
+		}
+		tasks = n
+	}
 	for _, n := range []int{1, 2, 4} {
 		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
 			var wall time.Duration
 			trips := map[string]int64{}
 			var reqs int64
 			for range b.N {
-				f := newFleet(b, bin, workersBenchTasks)
-				wall += f.run(b, n, trips)
+				f := newFleet(b, bin, tasks)
+				wall += f.run(b, n, tasks, trips)
 				reqs += f.http.Requests()
 			}
 			avg := wall / time.Duration(b.N)
@@ -68,7 +78,7 @@ func BenchmarkWorkers(b *testing.B) {
 			if workersOneWall > 0 {
 				b.ReportMetric(workersOneWall.Seconds()/avg.Seconds(), "speedup")
 			}
-			per := float64(b.N * workersBenchTasks)
+			per := float64(b.N * tasks)
 			var total int64
 			for kind, v := range trips {
 				total += v
@@ -152,9 +162,9 @@ func (f *fleet) clone(b *testing.B, i int) string {
 // tripsLine is the round-trip count a worker prints when it stops.
 var tripsLine = regexp.MustCompile(`round trips to the remote: (\d+) fetches, (\d+) claims, (\d+) renewals, (\d+) deliveries, (\d+) releases, (\d+) integrator role, (\d+) landings`)
 
-// run runs n workers with --once until they exit, checks the outcome, adds
+// run runs n workers with --once on a plan of tasks until they exit, checks the outcome, adds
 // their round trips to trips, and returns the wall time.
-func (f *fleet) run(b *testing.B, n int, trips map[string]int64) time.Duration {
+func (f *fleet) run(b *testing.B, n, tasks int, trips map[string]int64) time.Duration {
 	b.Helper()
 	clones := make([]string, n)
 	for i := range n {
@@ -200,7 +210,7 @@ func (f *fleet) run(b *testing.B, n int, trips map[string]int64) time.Duration {
 			}
 		}
 	}
-	f.check(b, workersBenchTasks)
+	f.check(b, tasks)
 	return wall
 }
 
