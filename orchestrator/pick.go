@@ -180,6 +180,8 @@ func (s *scheduler) nextTask(base *unit, holds map[string]Hold, failures map[str
 			onlyNamed = true
 		}
 	}
+	pass := s.firstPick()
+	var picks []*unit
 	for _, t := range plan.Runnable() {
 		u := *base
 		u.task = t
@@ -191,9 +193,26 @@ func (s *scheduler) nextTask(base *unit, holds map[string]Hold, failures map[str
 			continue
 		}
 		u.reason = "task to do"
-		return &u, nil
+		picks = append(picks, &u)
+		if len(picks) > pass {
+			return &u, nil
+		}
+	}
+	if len(picks) > 0 {
+		return picks[pass%len(picks)], nil
 	}
 	return nil, nil
+}
+
+// firstPick is how many due tasks the run's first pick of a task passes
+// over: what the run's Remote says (Spreader), asked once; 0 after.
+func (s *scheduler) firstPick() int {
+	sp, ok := s.rs.opts.Remote.(Spreader)
+	if !ok || s.spread {
+		return 0
+	}
+	s.spread = true
+	return max(sp.FirstPick(), 0)
 }
 
 // failUnplannable reports a foreach step that cannot start; only that step

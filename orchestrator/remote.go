@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/workflow"
 )
 
 // Remote shares a run's units with other workers through a shared git
@@ -17,14 +18,26 @@ import (
 // commit instead of landing it: the integrator lands it (LandResult).
 type Remote interface {
 	// Claim takes the unit for this worker before it starts: false when
-	// another worker holds it or its result waits to land.
-	Claim(ctx context.Context, key, fingerprint string) (bool, error)
+	// another worker holds it or its result waits to land. base is the
+	// branch tip the run picked the unit at: ErrBehind when the remote's
+	// tip is another.
+	Claim(ctx context.Context, key, fingerprint, base string) (bool, error)
 	// Deliver hands a claimed unit's finished commit over (its parent is
 	// base) and gives its claim up with it.
 	Deliver(ctx context.Context, d Delivery) error
 	// Release gives up the claim of a unit that ended without a result
 	// (it failed, or the run stopped).
 	Release(ctx context.Context, key string)
+}
+
+// Spreader is implemented by a Remote that spreads the first picks of
+// workers that start together, so that they do not all claim the first
+// due task and all but one be refused.
+type Spreader interface {
+	// FirstPick is how many of the due tasks a run's first pick passes
+	// over (0: it takes the first, as a local run does). Landing stays in
+	// plan order whatever is picked.
+	FirstPick() int
 }
 
 // Delivery is a finished unit's commit handed to a Remote.
@@ -73,7 +86,13 @@ func (s *scheduler) claim(ctx context.Context, u *unit) bool {
 			Message: why}, s.rs.recordNeedsYou)
 		return false
 	}
-	ok, err := r.Claim(ctx, u.key(), u.fingerprint())
+	// The unit was picked from the tip last loaded: a branch that moved
+	// since (the worker followed the remote) decides anew.
+	if cur, err := s.o.repo.ResolveRev("refs/heads/" + s.rs.branch); err == nil && cur != s.tip {
+		s.behind = true
+		return false
+	}
+	ok, err := r.Claim(ctx, u.key(), u.fingerprint(), s.tip)
 	if errors.Is(err, ErrBehind) {
 		s.behind = true
 		return false
@@ -309,4 +328,68 @@ func (o *Orchestrator) DueFingerprints(commit string, ov Overrides) (map[string]
 		}
 	}
 	return out, nil
+}
+
+// Awaited are the keys of the units due at commit that a worker of this
+// clone would start now if nobody held them: runnable (a foreach step's
+// tasks whose dependencies are done), run by workers (see
+// workerUnsupported), and neither held nor failed here with the
+// fingerprint they have at commit. The integrator lets a later result wait
+// behind such a unit while nobody has claimed it yet (plan order), knowing
+// that a worker will claim it: its own passes, if no other's.
+func (o *Orchestrator) Awaited(commit string, ov Overrides) (map[string]bool, error) {
+	snap, err := o.load(commit, ov)
+	if err != nil {
+		return nil, err
+	}
+	holds, err := o.holds()
+	if err != nil {
+		return nil, err
+	}
+	failures, err := o.failures()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, step := range snap.project.Graph.Order() {
+		if !awaitedStep(snap, step) {
+			continue
+		}
+		keys := []string{step.ID}
+		if step.FansOut() {
+			keys = nil
+			if plan := snap.project.TaskPlan(step); plan != nil && len(snap.project.TaskErrs(step)) == 0 {
+				for _, t := range plan.Runnable() {
+					keys = append(keys, step.ID+"/"+t.ID)
+				}
+			}
+		}
+		for _, k := range keys {
+			fp, ok := dueFingerprint(snap, k)
+			if !ok || holds[k].Fingerprint == fp || failures[k].Fingerprint == fp {
+				continue
+			}
+			out[k] = true
+		}
+	}
+	return out, nil
+}
+
+// awaitedStep says whether a worker would start units of step now: it is
+// due, run by workers, its when: condition evaluates, and no step it
+// needs is due (a run starts it only after they landed; one that failed
+// stays due and holds it up for good).
+func awaitedStep(snap *snapshot, step *workflow.Step) bool {
+	if _, due := snap.due[step.ID]; !due || workerUnsupported(&unit{step: step}) != "" {
+		return false
+	}
+	if _, bad := snap.condErrs[step.ID]; bad {
+		return false
+	}
+	for _, up := range snap.project.Graph.Upstream(step.ID) {
+		if _, due := snap.due[up]; due {
+			return false
+		}
+	}
+	return true
 }

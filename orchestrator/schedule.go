@@ -71,6 +71,8 @@ type scheduler struct {
 	// behind: a worker's claim found the branch behind the remote's; no
 	// more starts until the tip moves (RunOptions.Remote).
 	behind bool
+	// spread: the Remote's first pick was asked for (Spreader).
+	spread bool
 }
 
 func (o *Orchestrator) newScheduler(rs *runState) *scheduler {
@@ -193,9 +195,10 @@ func (s *scheduler) startDue(ctx context.Context) {
 			return
 		}
 		if !s.claim(ctx, u) {
-			if s.behind {
+			if s.behind && !s.caughtUp() {
 				return
 			}
+			// Refused (another worker won it): on to the next due unit.
 			continue
 		}
 		if u.skip {
@@ -213,6 +216,23 @@ func (s *scheduler) startDue(ctx context.Context) {
 		}
 		s.start(ctx, u)
 	}
+}
+
+// caughtUp is what a run does when a worker's claim found the branch
+// behind the remote's: the worker brings the branch up to the remote's
+// tip, and the run decides what is due anew from there. It reports
+// whether the tip moved (false: nothing more starts in this run).
+func (s *scheduler) caughtUp() bool {
+	old := s.tip
+	if err := s.reload(); err != nil {
+		s.stop(err)
+		return false
+	}
+	if s.tip == old {
+		return false
+	}
+	s.behind = false
+	return true
 }
 
 // start runs u in a free worktree slot (with an engine config dir of its

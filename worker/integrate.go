@@ -229,16 +229,33 @@ const (
 )
 
 // landDue lands the waiting results of the due units in plan order on the
-// scratch branch (a result waits while a unit before it is claimed), and
-// returns the refs to push with them and whether any landed.
+// scratch branch, and returns the refs to push with them and whether any
+// landed. A result waits while a unit before it is claimed, or is not
+// claimed yet but awaited: a worker will claim it (workers spread their
+// first picks, and a unit passed over is claimed as soon as a slot
+// frees). A unit that no worker will run here (it failed here, waits for
+// a review or for a local run) holds nothing up.
 func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []string) ([]gitstate.PushRef, bool, error) {
 	var refs []gitstate.PushRef
 	landed := false
+	var awaited map[string]bool
 	for _, key := range due {
 		commit, ok := view.Results[key]
 		if !ok {
 			if _, claimed := view.Claims[key]; claimed {
 				break // plan order: what comes after waits for it
+			}
+			if _, review := view.Reviews[key]; review {
+				continue
+			}
+			if awaited == nil {
+				var err error
+				if awaited, err = w.o.Awaited(view.Tip, w.opts.Run.Overrides); err != nil {
+					return nil, false, err
+				}
+			}
+			if awaited[key] {
+				break
 			}
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -15,30 +16,17 @@ import (
 // retry runs fn until it succeeds, fails for good, or ctx ends: a
 // transient remote failure (no connection, a server error) is tried again
 // after an exponential back-off with jitter (200 ms doubling to 10 s).
-// The first failure and the recovery are told once each.
+// The first failure and the recovery are told once each (see answered).
 func (w *worker) retry(ctx context.Context, what string, fn func() error) error {
 	delay := 200 * time.Millisecond
 	for {
+		start := time.Now()
 		err := fn()
 		if !gitstate.IsTransientRemote(err) {
-			w.mu.Lock()
-			wasDown := w.down
-			w.down = false
-			w.mu.Unlock()
-			if wasDown {
-				// It answered (a refusal is an answer too): said once,
-				// whichever of the waiting commands got there first.
-				w.note("the remote %s answers again", w.opts.Remote)
-			}
+			w.answered(start, true, "", nil)
 			return err
 		}
-		w.mu.Lock()
-		first := !w.down
-		w.down = true
-		w.mu.Unlock()
-		if first {
-			w.note("%s: %v; trying again with back-off", what, err)
-		}
+		w.answered(start, false, what, err)
 		d := delay/2 + rand.N(delay/2+1)
 		select {
 		case <-ctx.Done():
@@ -49,8 +37,39 @@ func (w *worker) retry(ctx context.Context, what string, fn func() error) error 
 	}
 }
 
+// answered records how a command to the remote that started at start
+// ended: the remote answered it (ok; a refusal is an answer too), or it
+// could not reach the remote (what failed, with err). The worker says once
+// that the remote went away and once that it is back, whichever of its
+// commands (fetches, claims, renewals, deliveries run side by side) find
+// it out first. A command that started before the last change was seen
+// tells nothing new: one the remote answered just before it went away
+// (its answer arriving after another command found it gone) does not make
+// the worker say it is back, and one that set out before the remote came
+// back and failed does not make it say it went away again.
+func (w *worker) answered(start time.Time, ok bool, what string, err error) {
+	w.mu.Lock()
+	now := time.Now()
+	var msg string
+	switch {
+	case ok && w.down && !start.Before(w.downAt):
+		w.down, w.upAt = false, now
+		// Said once, whichever of the waiting commands got there first.
+		msg = fmt.Sprintf("the remote %s answers again", w.opts.Remote)
+	case !ok && !w.down && !start.Before(w.upAt):
+		w.down, w.downAt = true, now
+		msg = fmt.Sprintf("%s: %v; trying again with back-off", what, err)
+	}
+	w.mu.Unlock()
+	if msg != "" {
+		w.note("%s", msg)
+	}
+}
+
 // fetch looks at the remote (retrying while it is unreachable).
 func (w *worker) fetch(ctx context.Context) (gitstate.RemoteWork, error) {
+	w.fetchMu.Lock()
+	defer w.fetchMu.Unlock()
 	var view gitstate.RemoteWork
 	err := w.retry(ctx, "fetch", func() error {
 		w.trips.fetch.Add(1)
@@ -64,14 +83,24 @@ func (w *worker) fetch(ctx context.Context) (gitstate.RemoteWork, error) {
 	w.mu.Lock()
 	old := w.view
 	w.view, w.viewAt = view, time.Now()
+	changed := viewChanged(old, view)
+	if changed {
+		w.fast = w.fastPoll()
+	}
 	w.mu.Unlock()
-	if old.Tip != view.Tip || len(old.Claims) != len(view.Claims) || len(old.Results) != len(view.Results) {
-		select {
-		case w.changed <- struct{}{}:
-		default:
-		}
+	if changed {
+		signal(w.changed)
 	}
 	return view, nil
+}
+
+// viewChanged says whether the remote moved on from a to b: its tip, a
+// claim (taken, renewed, delivered, released), a result, a review branch
+// or the integrator's role.
+func viewChanged(a, b gitstate.RemoteWork) bool {
+	return a.Tip != b.Tip || a.Integrator.Commit != b.Integrator.Commit ||
+		!maps.EqualFunc(a.Claims, b.Claims, func(x, y gitstate.Claim) bool { return x.Commit == y.Commit }) ||
+		!maps.Equal(a.Results, b.Results) || !maps.Equal(a.Reviews, b.Reviews)
 }
 
 // tick is one look at the remote: fetch, take or keep the integrator's
@@ -85,7 +114,7 @@ func (w *worker) tick(ctx context.Context) error {
 		return err
 	}
 	if view.Tip == "" {
-		return &orchestrator.ConfigError{Err: fmt.Errorf("the remote %s has no branch %s: push it first (git push %s %s)", w.opts.Remote, w.branch, w.opts.Remote, w.branch)}
+		return w.noBranch()
 	}
 	if err := w.mirrorReviews(ctx, view); err != nil {
 		return err
@@ -135,6 +164,8 @@ func (w *worker) mirrorReviews(ctx context.Context, view gitstate.RemoteWork) er
 // alone (and said once): a worker's clone follows the remote, it does not
 // lead it.
 func (w *worker) follow(ctx context.Context, remoteTip string) error {
+	w.followMu.Lock()
+	defer w.followMu.Unlock()
 	head, err := w.repo.Head()
 	if err != nil {
 		return err
@@ -161,17 +192,23 @@ func (w *worker) follow(ctx context.Context, remoteTip string) error {
 }
 
 // Claim is the orchestrator's Remote: it claims key for this worker unless
-// the last look at the remote saw a live claim or a waiting result for it.
-// A lapsed claim is taken over. The push is the arbiter: when another
-// worker's claim got there first, the answer is false.
-func (w *worker) Claim(ctx context.Context, key, fingerprint string) (bool, error) {
-	w.mu.Lock()
-	view := w.view
-	w.mu.Unlock()
-	// A unit is claimed only from the remote's tip: a pass that works from
-	// an older one (the integrator landed meanwhile) may be looking at what
-	// landed already: it starts nothing more until it caught up.
-	if head, err := w.repo.Head(); err != nil || head.Commit != view.Tip {
+// a fresh look at the remote (see look) sees a live claim or a waiting
+// result for it. A lapsed claim is taken over. The push is the arbiter:
+// when another worker's claim got there first, the answer is false (and
+// the run goes on to the next due unit).
+func (w *worker) Claim(ctx context.Context, key, fingerprint, base string) (bool, error) {
+	view, err := w.look(ctx)
+	if err != nil {
+		return false, err
+	}
+	// A unit is claimed only from the remote's tip: a pass that picked it
+	// at an older one (the integrator landed meanwhile) may be looking at
+	// what landed already. The branch follows the remote's tip, and the
+	// pass decides anew from there.
+	if base != view.Tip {
+		if err := w.follow(ctx, view.Tip); err != nil {
+			w.note("%v", err)
+		}
 		w.refuse()
 		return false, orchestrator.ErrBehind
 	}
@@ -206,6 +243,10 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint string) (bool, erro
 		return err
 	})
 	if errors.Is(err, gitstate.ErrRefMoved) {
+		// Another worker got there first: the next claim looks afresh.
+		w.mu.Lock()
+		w.viewAt = time.Time{}
+		w.mu.Unlock()
 		w.refuse()
 		return false, nil
 	}
@@ -219,6 +260,39 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint string) (bool, erro
 	w.held[key] = claim
 	w.mu.Unlock()
 	return true, nil
+}
+
+// freshView is how old a look at the remote may be for a claim to go by
+// it without looking again (the claims of one pass, one after another).
+const freshView = 250 * time.Millisecond
+
+// look is the view a claim goes by: the last look at the remote when it is
+// at most freshView old, else a fresh one. Claims that went by an older
+// view raced for units other workers held already.
+func (w *worker) look(ctx context.Context) (gitstate.RemoteWork, error) {
+	w.mu.Lock()
+	view, at := w.view, w.viewAt
+	w.mu.Unlock()
+	if time.Since(at) <= freshView && view.Tip != "" {
+		return view, nil
+	}
+	view, err := w.fetch(ctx)
+	if err == nil && view.Tip == "" {
+		err = w.noBranch()
+	}
+	return view, err
+}
+
+func (w *worker) noBranch() error {
+	return &orchestrator.ConfigError{Err: fmt.Errorf("the remote %s has no branch %s: push it first (git push %s %s)", w.opts.Remote, w.branch, w.opts.Remote, w.branch)}
+}
+
+// signal sends on c (buffered, one) unless a signal waits there already.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }
 
 func (w *worker) refuse() {
@@ -264,12 +338,16 @@ func (w *worker) Deliver(ctx context.Context, d orchestrator.Delivery) error {
 	})
 	w.mu.Lock()
 	delete(w.held, d.Key)
+	integ := w.integ.Ref != ""
 	w.mu.Unlock()
-	if err == nil {
-		select {
-		case w.kick <- struct{}{}:
-		default:
-		}
+	switch {
+	case err == nil && integ:
+		// The integrator lands its own result at once.
+		signal(w.kick)
+	default:
+		// A slot is free: the next look comes as soon as one is worth
+		// it (nextPoll); the next claim looks afresh anyway.
+		signal(w.wake)
 	}
 	if errors.Is(err, gitstate.ErrRefMoved) {
 		// Still this worker's claim (another result got there first):
@@ -292,6 +370,7 @@ func (w *worker) Release(ctx context.Context, key string) {
 	if !ok {
 		return
 	}
+	defer signal(w.wake)
 	err := w.retry(ctx, "release "+key, func() error {
 		w.trips.release.Add(1)
 		return w.repo.ReleaseClaim(ctx, w.opts.Remote, claim)

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"os"
 	"sync"
@@ -41,8 +42,9 @@ type Options struct {
 	// land any more, instead of waiting for more work.
 	Once bool
 	// Lease is how long a claim lasts unless renewed (0 = DefaultLease).
-	// Claims are renewed every third of it, and the remote is looked at
-	// every sixth of it (at most every 5 s).
+	// Claims are renewed every third of it, and an idle worker looks at
+	// the remote every sixth of it (at most every 5 s); one with other
+	// workers' units in flight looks sooner (docs/workers.md).
 	Lease time.Duration
 	// Run are the options of every pass (overrides, record).
 	Run orchestrator.RunOptions
@@ -72,6 +74,9 @@ type worker struct {
 	poll   time.Duration
 
 	tickMu sync.Mutex // one look at the remote at a time (tick)
+	// fetchMu orders the fetches (a tick's and a claim's fresh look),
+	// followMu the moves of the local branch to the remote's tip.
+	fetchMu, followMu sync.Mutex
 	// claimMu orders the pushes that move this worker's claims (renew,
 	// deliver, release): each must expect the claim commit the one before
 	// it left.
@@ -83,9 +88,14 @@ type worker struct {
 	held    map[string]gitstate.Claim // units claimed and not delivered or released
 	integ   gitstate.Claim            // the integrator's claim while this worker holds it
 	down    bool                      // the remote was unreachable at the last try
+	downAt  time.Time                 // when it was found unreachable (down)
+	upAt    time.Time                 // when it last answered after being found unreachable
+	fast    time.Duration             // the next look's delay while others' work is in flight (nextPoll)
 	changed chan struct{}             // the remote's state changed (a tick saw something new)
 	kick    chan struct{}             // look at the remote now (this worker delivered a result)
+	wake    chan struct{}             // a slot came free: the next look's time is due anew (nextPoll)
 	refused int                       // claims refused in the current pass
+	spread  atomic.Int64              // the first pick's offset (FirstPick), 0 once asked
 
 	trips trips // the git round trips to the remote, by kind
 }
@@ -148,9 +158,64 @@ func newWorker(o *orchestrator.Orchestrator, opts Options) (*worker, error) {
 	}
 	w := &worker{o: o, repo: o.Repo(), opts: opts, branch: head.Branch, lease: lease,
 		poll: min(max(lease/6, 50*time.Millisecond), 5*time.Second), held: map[string]gitstate.Claim{},
-		changed: make(chan struct{}, 1), kick: make(chan struct{}, 1)}
+		changed: make(chan struct{}, 1), kick: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
+	w.fast = w.fastPoll()
+	w.spread.Store(firstPick(opts.ID, opts.Slots))
 	return w, nil
 }
+
+// The looks at the remote while other workers' units are in flight: the
+// first fastMin after the remote changed, then twice as long each time
+// up to fastMax (never longer than the idle poll).
+const (
+	fastMin = 100 * time.Millisecond
+	fastMax = 500 * time.Millisecond
+)
+
+func (w *worker) fastPoll() time.Duration { return min(fastMin, w.poll) }
+
+// nextPoll is how long the worker waits before its next look at the
+// remote: promptly (fastMin doubling to fastMax, from the remote's last
+// change) while another worker's unit is claimed or a result waits to
+// land and this worker has something to do about it (it is the
+// integrator, or it has a free slot: a unit may come free, or the work
+// end); the poll interval (a sixth of the lease, at most 5 s) otherwise.
+// A worker whose own units are all that is in flight learns nothing from
+// looking sooner: its deliveries kick a look (tickLoop).
+func (w *worker) nextPoll() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.integ.Ref == "" && len(w.held) >= w.opts.Slots {
+		return w.poll
+	}
+	busy := len(w.view.Results) > 0
+	for _, c := range w.view.Claims {
+		if c.Worker != w.opts.ID {
+			busy = true
+			break
+		}
+	}
+	if !busy {
+		return w.poll
+	}
+	d := w.fast
+	w.fast = min(2*w.fast, fastMax, w.poll)
+	return d
+}
+
+// firstPick is the worker's first pick's offset among the due tasks,
+// derived from its id: workers that start together spread over the first
+// tasks (up to four per slot) instead of all claiming the first one.
+func firstPick(id string, slots int) int64 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return int64(h.Sum32() % uint32(4*max(slots, 1)))
+}
+
+// FirstPick is the orchestrator's Spreader: the offset of this worker's
+// very first pick, 0 after it was asked once (every later pick goes in
+// plan order).
+func (w *worker) FirstPick() int { return int(w.spread.Swap(0)) }
 
 func defaultID() string {
 	host, _ := os.Hostname()
@@ -238,10 +303,15 @@ func (w *worker) finished(ctx context.Context, base string, reviews map[string]s
 	}
 	w.mu.Lock()
 	view, refused := w.view, w.refused
-	busy := len(w.held) > 0 || len(view.Claims) > 0 || len(view.Results) > 0 || view.Tip != base || refused > 0 ||
-		!maps.Equal(reviews, view.Reviews)
+	moved := view.Tip != base || !maps.Equal(reviews, view.Reviews)
+	busy := len(w.held) > 0 || len(view.Claims) > 0 || len(view.Results) > 0 || refused > 0
 	w.mu.Unlock()
-	if busy {
+	if moved {
+		// The pass looked at an older branch: the next one, at once,
+		// looks at this one.
+		signal(w.changed)
+	}
+	if busy || moved {
 		return false, nil
 	}
 	due, err := w.o.DueUnits(base, w.opts.Run.Overrides)
@@ -267,10 +337,11 @@ func eventKeys(events []orchestrator.Event) []string {
 	return keys
 }
 
-// tickLoop looks at the remote every poll interval while passes run, and
-// at once after this worker delivered a result.
+// tickLoop looks at the remote while passes run: promptly while other
+// workers' units are in flight, every poll interval when nothing is
+// (nextPoll), and at once after this worker delivered a result.
 func (w *worker) tickLoop(ctx context.Context) {
-	t := time.NewTicker(w.poll)
+	t := time.NewTimer(w.nextPoll())
 	defer t.Stop()
 	for {
 		select {
@@ -278,12 +349,16 @@ func (w *worker) tickLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-w.kick:
-			// A delivery: the integrator (this worker, or another's
-			// next look) need not wait a whole poll interval for it.
-			t.Reset(w.poll)
+			// The integrator's own delivery: landed at once.
+		case <-w.wake:
+			// A slot came free: the look this worker waits for may be
+			// due sooner now.
+			t.Reset(w.nextPoll())
+			continue
 		}
 		if err := w.tick(ctx); err != nil && ctx.Err() == nil {
 			w.note("%v", err)
 		}
+		t.Reset(w.nextPoll())
 	}
 }

@@ -41,19 +41,33 @@ var workersOneWall time.Duration
 // land/task (the integrator's landing pushes), role/task (the
 // integrator's claim), http-req/task (HTTP requests the server answered).
 //
+// WORKERS_BENCH_TASKS=N makes the plan N tasks long (more rounds per
+// worker: the start-up and the last landing weigh less). With
+// WORKERS_BENCH_LOG=DIR, each worker's output, every line stamped
+// with the seconds since the workers started, is written to
+// DIR/wI-of-N.log: where the wall time goes.
+//
 // claim-latency: two idle workers (no --once); a commit that adds a task
 // is pushed, and the time from the push's return to a worker printing the
 // task's start is claim-ms/op.
 func BenchmarkWorkers(b *testing.B) {
 	bin := buildWatchBinary(b)
+	tasks := workersBenchTasks
+	if v := os.Getenv("WORKERS_BENCH_TASKS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("WORKERS_BENCH_TASKS=%q: a number of tasks, at least 1", v)
+		}
+		tasks = n
+	}
 	for _, n := range []int{1, 2, 4} {
 		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
 			var wall time.Duration
 			trips := map[string]int64{}
 			var reqs int64
 			for range b.N {
-				f := newFleet(b, bin, workersBenchTasks)
-				wall += f.run(b, n, trips)
+				f := newFleet(b, bin, tasks)
+				wall += f.run(b, n, tasks, trips)
 				reqs += f.http.Requests()
 			}
 			avg := wall / time.Duration(b.N)
@@ -64,7 +78,7 @@ func BenchmarkWorkers(b *testing.B) {
 			if workersOneWall > 0 {
 				b.ReportMetric(workersOneWall.Seconds()/avg.Seconds(), "speedup")
 			}
-			per := float64(b.N * workersBenchTasks)
+			per := float64(b.N * tasks)
 			var total int64
 			for kind, v := range trips {
 				total += v
@@ -148,9 +162,9 @@ func (f *fleet) clone(b *testing.B, i int) string {
 // tripsLine is the round-trip count a worker prints when it stops.
 var tripsLine = regexp.MustCompile(`round trips to the remote: (\d+) fetches, (\d+) claims, (\d+) renewals, (\d+) deliveries, (\d+) releases, (\d+) integrator role, (\d+) landings`)
 
-// run runs n workers with --once until they exit, checks the outcome, adds
+// run runs n workers with --once on a plan of tasks until they exit, checks the outcome, adds
 // their round trips to trips, and returns the wall time.
-func (f *fleet) run(b *testing.B, n int, trips map[string]int64) time.Duration {
+func (f *fleet) run(b *testing.B, n, tasks int, trips map[string]int64) time.Duration {
 	b.Helper()
 	clones := make([]string, n)
 	for i := range n {
@@ -158,6 +172,7 @@ func (f *fleet) run(b *testing.B, n int, trips map[string]int64) time.Duration {
 	}
 	outs := make([]bytes.Buffer, n)
 	errs := make([]error, n)
+	logDir := os.Getenv("WORKERS_BENCH_LOG")
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range n {
@@ -166,6 +181,10 @@ func (f *fleet) run(b *testing.B, n int, trips map[string]int64) time.Duration {
 			defer wg.Done()
 			cmd := exec.Command("codemachine", "-C", clones[i], "worker", "--once", "--id", "w"+strconv.Itoa(i+1))
 			cmd.Env, cmd.Stdout, cmd.Stderr = f.env, &outs[i], &outs[i]
+			if logDir != "" {
+				tw := &stampWriter{w: &outs[i], start: start}
+				cmd.Stdout, cmd.Stderr = tw, tw
+			}
 			errs[i] = cmd.Run()
 		}()
 	}
@@ -184,7 +203,14 @@ func (f *fleet) run(b *testing.B, n int, trips map[string]int64) time.Duration {
 			trips[kind] += v
 		}
 	}
-	f.check(b, workersBenchTasks)
+	if logDir != "" {
+		for i := range n {
+			if err := os.WriteFile(filepath.Join(logDir, fmt.Sprintf("w%d-of-%d.log", i+1, n)), outs[i].Bytes(), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	f.check(b, tasks)
 	return wall
 }
 
@@ -286,4 +312,29 @@ func awaitStart(b *testing.B, lines <-chan stampedLine, id string) time.Time {
 			b.Fatalf("no worker started %s", id)
 		}
 	}
+}
+
+// stampWriter prefixes each line a worker prints with the seconds since
+// the workers started (WORKERS_BENCH_LOG).
+type stampWriter struct {
+	mu    sync.Mutex
+	w     *bytes.Buffer
+	start time.Time
+	mid   bool // the last write ended within a line
+}
+
+func (t *stampWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, l := range strings.SplitAfter(string(p), "\n") {
+		if l == "" {
+			continue
+		}
+		if !t.mid {
+			fmt.Fprintf(t.w, "%6.2f ", time.Since(t.start).Seconds())
+		}
+		t.w.WriteString(l)
+		t.mid = !strings.HasSuffix(l, "\n")
+	}
+	return len(p), nil
 }
