@@ -398,7 +398,9 @@ func (s *session) reset(ctx context.Context, old string, head gitstate.Head) str
 	return msg
 }
 
-// describeNew says which commits arrived on the branch since old.
+// describeNew says which commits arrived on the branch since old; the
+// session's own step commits among them (landed before it looked at the
+// branch again) are not counted.
 func (s *session) describeNew(old string, head gitstate.Head) string {
 	const limit = 50
 	commits, err := s.repo.Log(head.Commit, limit)
@@ -406,11 +408,13 @@ func (s *session) describeNew(old string, head gitstate.Head) string {
 		return fmt.Sprintf("%s moved to %s", head.Branch, short(head.Commit))
 	}
 	n := 0
-	for _, c := range commits {
+	for i, c := range commits {
 		if c.Hash == old {
 			break
 		}
-		n++
+		if !s.own[c.Hash] || i == 0 {
+			n++
+		}
 	}
 	subject, _, _ := strings.Cut(commits[0].Message, "\n")
 	switch {
