@@ -133,6 +133,7 @@ func (r *Repo) goGit(f func(*gitRepo) error) error {
 		}
 		err := f(r.gg)
 		if attempt < goGitRetries && packsChanged(err) {
+			r.gg.close()
 			r.gg = nil
 			if attempt > 0 {
 				time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
