@@ -219,7 +219,13 @@ func (o *objReader) readPacked(p *packReader, off int64, depth int) (plumbing.Ob
 		if err != nil || rel <= 0 || rel > off {
 			return 0, nil, errObjFallback
 		}
-		base = func() (plumbing.ObjectType, []byte, error) { return o.readPacked(p, off-rel, depth+1) }
+		base = func() (plumbing.ObjectType, []byte, error) {
+			typ, data, err := o.readPacked(p, off-rel, depth+1)
+			if err == nil {
+				o.keepBase(p, off-rel, typ, data)
+			}
+			return typ, data, err
+		}
 	case packRefDelta:
 		var h plumbing.Hash
 		if _, err := io.ReadFull(br, h[:]); err != nil {
@@ -237,7 +243,6 @@ func (o *objReader) readPacked(p *packReader, off int64, depth int) (plumbing.Ob
 	if err != nil {
 		return 0, nil, err
 	}
-	o.keepBase(p, off, typ, src)
 	data, err := applyDelta(src, delta)
 	if err != nil {
 		return 0, nil, errObjFallback
@@ -245,10 +250,11 @@ func (o *objReader) readPacked(p *packReader, off int64, depth int) (plumbing.Ob
 	return typ, data, nil
 }
 
-// keepBase remembers a delta base that was not remembered yet (the one
-// read at the end of the chain; the others are remembered as their own
-// deltas resolve).
+// keepBase remembers the object at off in p, a delta's base.
 func (o *objReader) keepBase(p *packReader, off int64, typ plumbing.ObjectType, data []byte) {
+	if _, ok := o.bases[baseKey{p, off}]; ok {
+		return
+	}
 	if o.baseBytes+len(data) > basesLimit {
 		clear(o.bases)
 		o.baseBytes = 0
