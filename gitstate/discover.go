@@ -69,7 +69,7 @@ func gitDirAt(d string) (root, gitDir, commonDir string, found, ok bool) {
 	if err != nil {
 		return "", "", "", !os.IsNotExist(err), false
 	}
-	if !ownedByMe(st) {
+	if dst, err := os.Stat(d); err != nil || !ownedByMe(st) || !ownedByMe(dst) {
 		return "", "", "", true, false
 	}
 	switch {
