@@ -520,15 +520,40 @@ type fastStorage struct {
 
 // EncodedObject returns object h (of type t, or any with AnyObject).
 func (s *fastStorage) EncodedObject(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
-	if typ, data, err := s.objs.read(h); err == nil && (t == plumbing.AnyObject || t == typ) {
-		o := &plumbing.MemoryObject{}
-		o.SetType(typ)
-		if _, err := o.Write(data); err == nil && o.Hash() == h {
-			return o, nil
-		}
+	if typ, data, err := s.objs.read(h); err == nil && (t == plumbing.AnyObject || t == typ) && plumbing.ComputeHash(typ, data) == h {
+		return &readObject{h: h, typ: typ, data: data}, nil
 	}
 	return s.Storage.EncodedObject(t, h)
 }
+
+// readObject is an object objReader read: a plumbing.EncodedObject over
+// its content, which it does not copy (plumbing.MemoryObject would). It
+// is read-only, as every object a storage returns is used.
+type readObject struct {
+	h    plumbing.Hash
+	typ  plumbing.ObjectType
+	data []byte
+}
+
+func (o *readObject) Hash() plumbing.Hash           { return o.h }
+func (o *readObject) Type() plumbing.ObjectType     { return o.typ }
+func (o *readObject) SetType(t plumbing.ObjectType) { o.typ = t }
+func (o *readObject) Size() int64                   { return int64(len(o.data)) }
+func (o *readObject) SetSize(int64)                 {}
+
+// Reader reads the content; it can seek, as a MemoryObject's can.
+func (o *readObject) Reader() (io.ReadCloser, error) {
+	return readSeekNopCloser{bytes.NewReader(o.data)}, nil
+}
+
+// Writer fails: the object is what the repository holds.
+func (o *readObject) Writer() (io.WriteCloser, error) {
+	return nil, errors.New("an object read from the repository is read-only")
+}
+
+type readSeekNopCloser struct{ *bytes.Reader }
+
+func (readSeekNopCloser) Close() error { return nil }
 
 // refFast resolves the full ref name the way git's files backend stores
 // it: a loose ref file (per worktree for refs/bisect/, refs/worktree/ and

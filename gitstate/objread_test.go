@@ -221,12 +221,23 @@ func TestFastStorageFallsBackToGoGit(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := plumbing.NewHash(git(t, dir, "rev-parse", "HEAD:a"))
+	o, err := g.Storer.EncodedObject(plumbing.BlobObject, h)
+	if _, inHouse := o.(*readObject); err != nil || !inHouse {
+		t.Fatalf("in-house: %T, %v", o, err)
+	}
+	rd, err := o.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := io.ReadAll(rd); err != nil || string(data) != "shared\n" || o.Size() != 7 {
+		t.Fatalf("in-house read %q, %v", data, err)
+	}
 	g.close()
 	if _, _, err := g.Storer.objs.read(h); err != errObjFallback {
 		t.Fatalf("closed reader: %v", err)
 	}
-	o, err := g.Storer.EncodedObject(plumbing.BlobObject, h)
-	if err != nil || o.Hash() != h {
+	o, err = g.Storer.EncodedObject(plumbing.BlobObject, h)
+	if _, inHouse := o.(*readObject); err != nil || inHouse || o.Hash() != h {
 		t.Fatalf("go-git: %v", err)
 	}
 	if _, err := g.Storer.EncodedObject(plumbing.TreeObject, h); err == nil {
