@@ -58,6 +58,10 @@ type baseObj struct {
 // basesLimit bounds the bytes of cached delta bases.
 const basesLimit = 32 << 20
 
+// maxDeflateRatio bounds how many times bigger than its compressed bytes
+// an entry's content can be (deflate's limit is about 1032).
+const maxDeflateRatio = 1100
+
 // maxDeltaDepth bounds a delta chain (git's own default depth is 50, an
 // aggressive repack 250).
 const maxDeltaDepth = 10000
@@ -203,7 +207,8 @@ func (o *objReader) readPacked(p *packReader, off int64, depth int) (plumbing.Ob
 	}
 	br := bufio.NewReaderSize(io.NewSectionReader(p.pack, off, p.packSize-off), 4096)
 	kind, size, err := readEntryHeader(br)
-	if err != nil {
+	if err != nil || size > (p.packSize-off)*maxDeflateRatio {
+		// No deflate stream inflates more than about 1032 times.
 		return 0, nil, errObjFallback
 	}
 	var base func() (plumbing.ObjectType, []byte, error)
@@ -313,7 +318,9 @@ func applyDelta(base, delta []byte) ([]byte, error) {
 	if !ok || dstSize > 1<<40 {
 		return nil, errors.New("delta: bad result size")
 	}
-	out := make([]byte, 0, dstSize)
+	// The size is the delta's word: a malformed one must not allocate
+	// more than the instructions could write.
+	out := make([]byte, 0, min(dstSize, uint64(len(base)+len(delta))))
 	for len(delta) > 0 {
 		c := delta[0]
 		delta = delta[1:]
@@ -370,6 +377,12 @@ func deltaSize(b []byte) (uint64, []byte, bool) {
 	return 0, nil, false
 }
 
+// readAtCloser is a pack's file.
+type readAtCloser interface {
+	io.ReaderAt
+	io.Closer
+}
+
 // packReader is one pack and its version 2 index, opened on first use.
 type packReader struct {
 	idxPath, packPath string
@@ -377,7 +390,7 @@ type packReader struct {
 	opened   bool
 	bad      bool // not a pack this reader reads: always falls back
 	idx      *os.File
-	pack     *os.File
+	pack     readAtCloser
 	packSize int64
 	n        int64 // objects in the pack
 	fanout   [256]uint32

@@ -3,6 +3,7 @@ package gitstate
 import (
 	"bufio"
 	"bytes"
+	"compress/zlib"
 	"fmt"
 	"io"
 	"os/exec"
@@ -243,4 +244,44 @@ func TestFastStorageFallsBackToGoGit(t *testing.T) {
 	if _, err := g.Storer.EncodedObject(plumbing.TreeObject, h); err == nil {
 		t.Fatal("a blob read as a tree")
 	}
+}
+
+// packBytes is an in-memory pack file for the fuzz target.
+type packBytes struct{ *bytes.Reader }
+
+func (packBytes) Close() error { return nil }
+
+// FuzzApplyDelta: any delta against any base is applied or refused,
+// never a panic, and what is applied has the size the delta says.
+func FuzzApplyDelta(f *testing.F) {
+	f.Add([]byte("0123456789"), []byte{10, 6, 0x91, 2, 3, 3, 'a', 'b', 'c'})
+	f.Add([]byte{}, []byte{0, 0})
+	f.Fuzz(func(t *testing.T, base, delta []byte) {
+		out, err := applyDelta(base, delta)
+		if err != nil {
+			return
+		}
+		_, rest, _ := deltaSize(delta)
+		if want, _, _ := deltaSize(rest); uint64(len(out)) != want {
+			t.Fatalf("%d bytes, the delta says %d", len(out), want)
+		}
+	})
+}
+
+// FuzzReadPackEntry: any bytes at a pack entry's place are read or
+// refused, never a panic or an unbounded allocation.
+func FuzzReadPackEntry(f *testing.F) {
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write([]byte("hello\n"))
+	zw.Close()
+	f.Add(append([]byte{0x36}, z.Bytes()...))                              // a blob of 6 bytes
+	f.Add(append([]byte{0x6a, 0x01}, z.Bytes()...))                        // an offset delta
+	f.Add(append(append([]byte{0x7a}, make([]byte, 20)...), z.Bytes()...)) // a ref delta
+	f.Fuzz(func(t *testing.T, entry []byte) {
+		pack := append([]byte("PACK\x00\x00\x00\x02\x00\x00\x00\x01"), entry...)
+		p := &packReader{opened: true, bad: true, pack: packBytes{bytes.NewReader(pack)}, packSize: int64(len(pack))}
+		o := &objReader{dir: t.TempDir(), listed: true, packs: []*packReader{p}, bases: map[baseKey]baseObj{}}
+		_, _, _ = o.readPacked(p, packHdrLen, 0)
+	})
 }
