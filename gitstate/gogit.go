@@ -21,8 +21,11 @@ import (
 // package: that one links go-git's transports (HTTP, SSH and their
 // crypto), which codemachine never uses (git itself fetches and pushes),
 // and Go initialises every linked package at start-up.
+//
+// Its objects are read by objReader first (objread.go), and by go-git
+// when that does not answer.
 type gitRepo struct {
-	Storer *filesystem.Storage
+	Storer *fastStorage
 }
 
 // openGitRepo opens the storage of the repository whose git dir is gitDir
@@ -36,8 +39,12 @@ func openGitRepo(gitDir, commonDir string) (*gitRepo, error) {
 	if commonDir != gitDir {
 		fs = dotgit.NewRepositoryFilesystem(fs, osfs.New(commonDir))
 	}
-	return &gitRepo{Storer: filesystem.NewStorage(fs, cache.NewObjectLRUDefault())}, nil
+	return &gitRepo{Storer: &fastStorage{Storage: filesystem.NewStorage(fs, cache.NewObjectLRUDefault()), objs: newObjReader(commonDir)}}, nil
 }
+
+// close releases the files the in-house reader keeps open; go-git's
+// storage keeps none between reads.
+func (g *gitRepo) close() { g.Storer.objs.close() }
 
 func (g *gitRepo) BlobObject(h plumbing.Hash) (*object.Blob, error) {
 	return object.GetBlob(g.Storer, h)

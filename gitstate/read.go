@@ -50,6 +50,9 @@ func (r *Repo) headOf(gitDir string) (Head, error) {
 
 // refHash resolves a full ref name; "" when it does not exist.
 func (r *Repo) refHash(name string) (string, error) {
+	if h, ok := refFast(r.gitDir, r.commonDir, name); ok {
+		return h, nil
+	}
 	var out string
 	err := r.goGit(func(g *gitRepo) error {
 		ref, err := g.Reference(plumbing.ReferenceName(name), true)

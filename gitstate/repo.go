@@ -67,6 +67,11 @@ func Open(dir string) (*Repo, error) {
 		return nil, fmt.Errorf("open %s: not a directory", dir)
 	}
 	r := &Repo{root: abs}
+	if root, gitDir, commonDir, ok := discoverFast(abs); ok {
+		// The plain case, found without starting git (discover.go).
+		r.root, r.gitDir, r.commonDir = root, gitDir, commonDir
+		return r, nil
+	}
 	out, err := r.read(context.Background(), "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-dir", "--git-common-dir")
 	if err != nil {
 		var ge *GitError
@@ -133,6 +138,7 @@ func (r *Repo) goGit(f func(*gitRepo) error) error {
 		}
 		err := f(r.gg)
 		if attempt < goGitRetries && packsChanged(err) {
+			r.gg.close()
 			r.gg = nil
 			if attempt > 0 {
 				time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
