@@ -39,7 +39,10 @@ func openGitRepo(gitDir, commonDir string) (*gitRepo, error) {
 	if commonDir != gitDir {
 		fs = dotgit.NewRepositoryFilesystem(fs, osfs.New(commonDir))
 	}
-	return &gitRepo{Storer: &fastStorage{Storage: filesystem.NewStorage(fs, cache.NewObjectLRUDefault()), objs: newObjReader(commonDir)}}, nil
+	// Alternates (a git clone --shared, say) name directories anywhere
+	// on the machine: go-git looks them up from the root.
+	st := filesystem.NewStorageWithOptions(fs, cache.NewObjectLRUDefault(), filesystem.Options{AlternatesFS: osfs.New("/")})
+	return &gitRepo{Storer: &fastStorage{Storage: st, objs: newObjReader(commonDir)}}, nil
 }
 
 // close releases the files the in-house reader keeps open; go-git's

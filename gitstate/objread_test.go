@@ -285,3 +285,28 @@ func FuzzReadPackEntry(f *testing.F) {
 		_, _, _ = o.readPacked(p, packHdrLen, 0)
 	})
 }
+
+// TestReadsThroughAlternates: a repository that borrows its objects from
+// another (git clone --shared) is read, and lands a step, like any other.
+func TestReadsThroughAlternates(t *testing.T) {
+	src, _ := newRepo(t, map[string]string{"a.txt": "a\n"})
+	dir := filepath.Join(t.TempDir(), "shared")
+	git(t, filepath.Dir(dir), "clone", "-q", "--shared", src, dir)
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := r.ReadFile("HEAD", "a.txt")
+	if err != nil || string(data) != "a\n" {
+		t.Fatalf("ReadFile = %q, %v", data, err)
+	}
+	base := git(t, dir, "rev-parse", "HEAD")
+	branch := git(t, dir, "branch", "--show-current")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n"}, "step")
+	if _, err := r.Land(t.Context(), branch, base, c, LandOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, dir, "a.txt") != "step\n" || statusShort(t, dir) != "" {
+		t.Errorf("not landed cleanly: %q", statusShort(t, dir))
+	}
+}
