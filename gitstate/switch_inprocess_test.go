@@ -219,3 +219,26 @@ func TestSyncsLooseObjects(t *testing.T) {
 		}
 	}
 }
+
+// TestSwitchInProcessNeverWritesThroughALink: a directory of an added path
+// that is a symbolic link in the user's working tree (to somewhere outside
+// it) is never written through by the in-process switch: git decides, and
+// nothing appears where the link points.
+func TestSwitchInProcessNeverWritesThroughALink(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	warmUp(t, r)
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(dir, "out")); err != nil {
+		t.Fatal(err)
+	}
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := modeCommit(t, r, base, map[string][2]string{"out/file.txt": {"100644", "step\n"}})
+	before := r.ncmd.Load()
+	_, _ = r.Land(t.Context(), "main", base, c, LandOptions{}) // git decides whether it lands
+	if r.ncmd.Load() == before {
+		t.Error("the in-process switch went ahead over a linked directory")
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("written through the link: %v", ents)
+	}
+}
