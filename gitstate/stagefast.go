@@ -191,6 +191,12 @@ func parseCacheTree(b []byte, dir string, trees map[string][20]byte) ([]byte, er
 	return b, nil
 }
 
+// stageInProcessMaxEntries is the size of index above which git stages:
+// its add -A checks the tracked files' stat data on several threads, the
+// walk here on one. Measured at 100,000 files (BenchmarkStepOverhead, a
+// step in a row): 714 ms a step staged here, 448 ms staged by git.
+const stageInProcessMaxEntries = 20000
+
 // stageRules is what the configuration says about staging: in-process
 // or not, and the ignore files to read.
 type stageRules struct {
@@ -426,7 +432,7 @@ func (w *Worktree) stageInProcess(ctx context.Context) (string, error) {
 		}
 	}()
 	idx, err := readIndex(w.index)
-	if err != nil {
+	if err != nil || len(idx.entries) > stageInProcessMaxEntries {
 		return "", errStageByGit
 	}
 	s := &stager{r: r, root: w.path, tracked: make(map[string]*indexEntry, len(idx.entries)),
