@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -168,11 +169,40 @@ func (r *Repo) syncObjects() bool {
 	return c.syncsLooseObjects()
 }
 
+// syncLocal reports whether a durable file under LocalDir (a journal, the
+// holds, the tips) is synced to disk before its rename. They record what
+// refs and the user's checkout are doing, so they follow git's rule for
+// refs: synced only when core.fsync names references (git's default does
+// not sync refs or the index). A kill -9 needs no sync at all: the kernel
+// keeps what was written. Until the configuration has been read in this
+// process, it syncs.
+func (r *Repo) syncLocal() bool {
+	r.fastCache.mu.Lock()
+	c := r.fastCache.cur
+	r.fastCache.mu.Unlock()
+	if c == nil {
+		return true
+	}
+	return c.syncsReferences()
+}
+
 // syncsLooseObjects is syncObjects' reading of the configuration.
 func (c *fastConfig) syncsLooseObjects() bool {
 	if v, ok := c.get("core.fsyncobjectfiles"); ok && normalizeBool(v) == "true" {
 		return true
 	}
+	return c.fsyncNames("loose-object", "objects", "added", "committed", "all")
+}
+
+// syncsReferences reports whether core.fsync names references (reference,
+// committed, added, all); git's default does not.
+func (c *fastConfig) syncsReferences() bool {
+	return c.fsyncNames("reference", "committed", "added", "all")
+}
+
+// fsyncNames reports whether core.fsync, read left to right as git reads
+// it, ends up including a component that any of names covers.
+func (c *fastConfig) fsyncNames(names ...string) bool {
 	v, ok := c.get("core.fsync")
 	if !ok {
 		return false
@@ -181,11 +211,12 @@ func (c *fastConfig) syncsLooseObjects() bool {
 	for _, part := range strings.Split(v, ",") {
 		name := strings.ToLower(strings.TrimSpace(part))
 		negated := strings.HasPrefix(name, "-")
-		switch strings.TrimPrefix(name, "-") {
-		case "loose-object", "objects", "added", "committed", "all":
-			sync = !negated
-		case "none":
+		if name == "none" {
 			sync = false
+			continue
+		}
+		if slices.Contains(names, strings.TrimPrefix(name, "-")) {
+			sync = !negated
 		}
 	}
 	return sync

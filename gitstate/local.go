@@ -38,9 +38,10 @@ func (r *Repo) ReadLocal(name string, v any) error {
 
 // WriteLocal encodes v as YAML into the file name under LocalDir,
 // atomically: readers see the old content or the new, never a torn file;
-// synced to disk before it replaces the old one (journals, holds).
+// synced to disk before it replaces the old one (journals, holds) where
+// git would sync a ref (syncLocal).
 func (r *Repo) WriteLocal(name string, v any) error {
-	return r.writeLocalYAML(name, v, true)
+	return r.writeLocalYAML(name, v, r.syncLocal())
 }
 
 // WriteLocalVolatile is WriteLocal for a file that only says what is

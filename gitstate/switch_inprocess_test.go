@@ -220,6 +220,35 @@ func TestSyncsLooseObjects(t *testing.T) {
 	}
 }
 
+// TestSyncsReferences: the durable files under LocalDir (journals, holds)
+// are synced when git would sync a ref, and not by default (as git).
+func TestSyncsReferences(t *testing.T) {
+	tests := []struct {
+		fsync string
+		want  bool
+	}{
+		{"", false},
+		{"default", false},
+		{"loose-object,index", false},
+		{"reference", true},
+		{"committed", true},
+		{"added", true},
+		{"all", true},
+		{"all,-reference", false},
+		{"committed,none", false},
+		{"Reference", true},
+	}
+	for _, tt := range tests {
+		values := map[string]string{}
+		if tt.fsync != "" {
+			values["core.fsync"] = tt.fsync
+		}
+		if got := (&fastConfig{values: values}).syncsReferences(); got != tt.want {
+			t.Errorf("core.fsync=%q: %v, want %v", tt.fsync, got, tt.want)
+		}
+	}
+}
+
 // TestSwitchInProcessNeverWritesThroughALink: a directory of an added path
 // that is a symbolic link in the user's working tree (to somewhere outside
 // it) is never written through by the in-process switch: git decides, and
