@@ -91,30 +91,3 @@ func (r *Repo) WriteLocalRaw(name string, data []byte) error {
 func (r *Repo) LogDir(run string) string {
 	return filepath.Join(r.commonDir, "codemachine", "logs", run)
 }
-
-// writeFileAtomic writes through a temporary file in the same directory
-// and renames it into place; durable syncs the file first, so that a
-// power loss leaves the old content or the new (a kill -9 needs no sync:
-// the kernel keeps what was written).
-func writeFileAtomic(p string, data []byte, durable bool) error {
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil && durable {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	return nil
-}
