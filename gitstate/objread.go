@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/zlib"
+	"container/list"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -526,17 +527,84 @@ func (p *packReader) search(h plumbing.Hash, lo, hi int64) (int64, bool, error) 
 // fastStorage is go-git's storage with objects read by objReader first:
 // go-git reads only what objReader leaves to it. An object objReader
 // returns is checked against its id (its content hashed as git does).
+//
+// The objects it has checked are kept (objectCache): a step reads the same
+// trees (the tip's root, .codemachine/) several times, and an object's
+// content never changes under its id.
 type fastStorage struct {
 	*filesystem.Storage
 	objs *objReader
+	seen objectCache
 }
 
 // EncodedObject returns object h (of type t, or any with AnyObject).
 func (s *fastStorage) EncodedObject(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
-	if typ, data, err := s.objs.read(h); err == nil && (t == plumbing.AnyObject || t == typ) && plumbing.ComputeHash(typ, data) == h {
-		return &readObject{h: h, typ: typ, data: data}, nil
+	o := s.seen.get(h)
+	if o == nil {
+		if typ, data, err := s.objs.read(h); err == nil && plumbing.ComputeHash(typ, data) == h {
+			o = &readObject{h: h, typ: typ, data: data}
+			s.seen.add(o)
+		}
 	}
-	return s.Storage.EncodedObject(t, h)
+	switch {
+	case o == nil:
+		return s.Storage.EncodedObject(t, h)
+	case t != plumbing.AnyObject && t != o.typ:
+		// As go-git answers an object of another type (ResolveRevision
+		// asks whether a commit is a tag).
+		return nil, plumbing.ErrObjectNotFound
+	}
+	return o, nil
+}
+
+// objectCache keeps the most recently read objects up to a total size,
+// least recently used out first. Objects are immutable under their ids, so
+// a kept one is never stale.
+type objectCache struct {
+	mu    sync.Mutex
+	byID  map[plumbing.Hash]*list.Element
+	order list.List // of *readObject, most recently used first
+	bytes int
+}
+
+// objectCacheLimit bounds the bytes kept; objectCacheMaxObject keeps big
+// blobs out, which a step reads once if at all.
+const (
+	objectCacheLimit     = 8 << 20
+	objectCacheMaxObject = 256 << 10
+)
+
+func (c *objectCache) get(h plumbing.Hash) *readObject {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byID[h]
+	if !ok {
+		return nil
+	}
+	c.order.MoveToFront(e)
+	return e.Value.(*readObject)
+}
+
+func (c *objectCache) add(o *readObject) {
+	if len(o.data) > objectCacheMaxObject {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byID == nil {
+		c.byID = map[plumbing.Hash]*list.Element{}
+	}
+	if _, ok := c.byID[o.h]; ok {
+		return
+	}
+	c.byID[o.h] = c.order.PushFront(o)
+	c.bytes += len(o.data)
+	for c.bytes > objectCacheLimit {
+		last := c.order.Back()
+		old := c.order.Remove(last).(*readObject)
+		delete(c.byID, old.h)
+		c.bytes -= len(old.data)
+	}
 }
 
 // readObject is an object objReader read: a plumbing.EncodedObject over

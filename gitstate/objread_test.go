@@ -237,12 +237,20 @@ func TestFastStorageFallsBackToGoGit(t *testing.T) {
 	if _, _, err := g.Storer.objs.read(h); err != errObjFallback {
 		t.Fatalf("closed reader: %v", err)
 	}
-	o, err = g.Storer.EncodedObject(plumbing.BlobObject, h)
-	if _, inHouse := o.(*readObject); err != nil || inHouse || o.Hash() != h {
+	// The blob read before stays kept; the commit, never read, is go-git's.
+	if o, err := g.Storer.EncodedObject(plumbing.BlobObject, h); err != nil || o.Hash() != h {
+		t.Fatalf("kept blob: %v", err)
+	}
+	c := plumbing.NewHash(git(t, dir, "rev-parse", "HEAD"))
+	o, err = g.Storer.EncodedObject(plumbing.CommitObject, c)
+	if _, inHouse := o.(*readObject); err != nil || inHouse || o.Hash() != c {
 		t.Fatalf("go-git: %v", err)
 	}
 	if _, err := g.Storer.EncodedObject(plumbing.TreeObject, h); err == nil {
 		t.Fatal("a blob read as a tree")
+	}
+	if _, err := g.Storer.EncodedObject(plumbing.TreeObject, c); err == nil {
+		t.Fatal("a commit read as a tree")
 	}
 }
 
@@ -308,5 +316,40 @@ func TestReadsThroughAlternates(t *testing.T) {
 	}
 	if read(t, dir, "a.txt") != "step\n" || statusShort(t, dir) != "" {
 		t.Errorf("not landed cleanly: %q", statusShort(t, dir))
+	}
+}
+
+// TestObjectCacheKeepsWithinItsLimit: the kept objects never exceed the
+// limit, the least recently used go first, and big objects are not kept.
+func TestObjectCacheKeepsWithinItsLimit(t *testing.T) {
+	var c objectCache
+	obj := func(i, size int) *readObject {
+		data := bytes.Repeat([]byte{byte(i)}, size)
+		return &readObject{h: plumbing.ComputeHash(plumbing.BlobObject, data), typ: plumbing.BlobObject, data: data}
+	}
+	big := obj(0, objectCacheMaxObject+1)
+	c.add(big)
+	if c.get(big.h) != nil {
+		t.Error("an object over the size limit was kept")
+	}
+	const size = 100 << 10
+	n := objectCacheLimit/size + 10
+	first := obj(1, size)
+	c.add(first)
+	for i := 2; i <= n; i++ {
+		c.add(obj(i, size))
+		c.get(first.h) // keep the first one in use
+	}
+	if c.bytes > objectCacheLimit {
+		t.Errorf("kept %d bytes, limit %d", c.bytes, objectCacheLimit)
+	}
+	if c.get(first.h) == nil {
+		t.Error("the most recently used object went")
+	}
+	if c.get(obj(2, size).h) != nil {
+		t.Error("the least recently used object stayed")
+	}
+	if got := c.get(obj(n, size).h); got == nil || !bytes.Equal(got.data, obj(n, size).data) {
+		t.Error("the last object added is not kept")
 	}
 }
