@@ -22,8 +22,8 @@ import (
 // files and a clean tree when handed out; the step's agent works in Path.
 //
 // The worktree is not a linked worktree of the user's repository: its .git
-// is a scratch repository of its own (Worktree.scratch), rebuilt at every
-// hand-out, that reads the user's objects through alternates (nothing is
+// is a scratch repository of its own (Worktree.scratch), made fresh at
+// every hand-out (scratch.go), that reads the user's objects through alternates (nothing is
 // copied) and has its own HEAD, refs, index, config and hooks, so that the
 // agent can commit there while the user's git directory stays read-only to
 // it. codemachine never runs git over anything the agent can
@@ -54,7 +54,7 @@ var trusted = []string{"-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=f
 // is reused: when it was left clean at base no git command runs at all,
 // when it was left clean elsewhere only the files that differ are
 // rewritten, and when it was left dirty it is forced back and cleaned. Its
-// scratch repository is made afresh every time, at base. A slot is handed
+// scratch repository is made fresh every time, at base. A slot is handed
 // out once until Finish or Discard.
 func (r *Repo) Worktree(ctx context.Context, slot int, base string) (*Worktree, error) {
 	if slot < 0 {
@@ -185,49 +185,6 @@ func (w *Worktree) reset(ctx context.Context) error {
 	// -ff: also nested repositories an agent may have created.
 	if _, err := w.git(ctx, "clean", "-ffdq"); err != nil {
 		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
-	}
-	return nil
-}
-
-// makeScratch makes the worktree's .git afresh: a repository of the
-// agent's own whose HEAD is base (detached), whose index is a copy of the
-// private index (same modification time, so that git's racy-file check
-// judges the same), and which borrows the user's objects through
-// alternates. Whatever the agent left there (commits, refs, hooks, config,
-// a .git file pointing elsewhere) is gone.
-func (w *Worktree) makeScratch() error {
-	r := w.repo
-	fail := func(err error) error { return fmt.Errorf("worktree slot %d: make its .git: %w", w.slot, err) }
-	if err := os.RemoveAll(w.scratch); err != nil {
-		return fail(err)
-	}
-	for _, d := range []string{"objects/info", "refs/heads", "refs/tags"} {
-		if err := os.MkdirAll(filepath.Join(w.scratch, d), 0o755); err != nil {
-			return fail(err)
-		}
-	}
-	config, err := r.scratchConfig()
-	if err != nil {
-		return fail(err)
-	}
-	files := map[string][]byte{
-		"HEAD":                    []byte(w.base + "\n"),
-		"config":                  config,
-		"objects/info/alternates": []byte(filepath.Join(r.commonDir, "objects") + "\n"),
-	}
-	if shallow, err := os.ReadFile(filepath.Join(r.commonDir, "shallow")); err == nil {
-		files["shallow"] = shallow
-	}
-	if refs, err := r.branchesAndTags(); err == nil {
-		files["packed-refs"] = refs
-	}
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(w.scratch, name), data, 0o644); err != nil {
-			return fail(err)
-		}
-	}
-	if err := copyIndex(w.index, filepath.Join(w.scratch, "index")); err != nil {
-		return fail(err)
 	}
 	return nil
 }
