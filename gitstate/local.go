@@ -1,6 +1,7 @@
 package gitstate
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path"
@@ -39,18 +40,23 @@ func (r *Repo) ReadLocal(name string, v any) error {
 // WriteLocal encodes v as YAML into the file name under LocalDir,
 // atomically: readers see the old content or the new, never a torn file;
 // synced to disk before it replaces the old one (journals, holds) where
-// git would sync a ref (syncLocal).
+// git would sync a ref (syncLocal). A file that already holds that content
+// is left as it is.
 func (r *Repo) WriteLocal(name string, v any) error {
-	return r.writeLocalYAML(name, v, r.syncLocal())
+	mode := freshInode
+	if r.syncLocal() {
+		mode = synced
+	}
+	return r.writeLocalYAML(name, v, mode)
 }
 
 // WriteLocalVolatile is WriteLocal for a file that only says what is
 // happening now (what the lock holder is running): atomic, not synced.
 func (r *Repo) WriteLocalVolatile(name string, v any) error {
-	return r.writeLocalYAML(name, v, false)
+	return r.writeLocalYAML(name, v, volatile)
 }
 
-func (r *Repo) writeLocalYAML(name string, v any, durable bool) error {
+func (r *Repo) writeLocalYAML(name string, v any, mode writeMode) error {
 	p, err := r.localFile(name)
 	if err != nil {
 		return err
@@ -59,7 +65,10 @@ func (r *Repo) writeLocalYAML(name string, v any, durable bool) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
-	return writeFileAtomic(p, data, durable)
+	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	return writeFileAtomic(p, data, mode)
 }
 
 // ReadLocalRaw is the content of the file name under LocalDir; a missing
@@ -83,7 +92,7 @@ func (r *Repo) WriteLocalRaw(name string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(p, data, false)
+	return writeFileAtomic(p, data, volatile)
 }
 
 // LogDir is the directory for the event logs of one run,

@@ -10,39 +10,63 @@ import (
 	"syscall"
 )
 
+// writeMode says how writeFileAtomic may write a file.
+type writeMode int
+
+const (
+	// freshInode writes a new file, not synced: after a power loss the
+	// file holds the old content, the new, or nothing, never an older one.
+	freshInode writeMode = iota
+	// synced writes the file (a reused one, see writeFileAtomic) and syncs
+	// it before the rename: the old content or the new, whatever happens.
+	synced
+	// volatile reuses a file and does not sync: for what only says what is
+	// happening now, or caches checked against what they were made from,
+	// where content older than the last write is harmless after a power
+	// loss.
+	volatile
+)
+
 // writeFileAtomic writes data to p through another file renamed into
-// place: readers see the old content or the new, never a torn file.
-// durable syncs the new file first, so that a power loss leaves the old
-// content or the new (a kill -9 needs no sync: the kernel keeps what was
-// written).
+// place: readers see the old content or the new, never a torn file. A
+// kill -9 needs no sync: the kernel keeps what was written; mode says what
+// a power loss may leave.
 //
-// The file written is, where it can be, the inode p held two writes ago,
-// kept under the name .<base>.spare: creating a file costs a new inode,
-// and on a busy ext4 the allocator's search among recently deleted inodes
-// makes that 0.3-1 ms of kernel time, several times a link and two
-// renames. The spare is claimed by renaming it to a name of this write's
-// own (one writer wins it; the others create a file as before), written
-// from the start, cut to length, and renamed over p; p's old inode,
-// linked under another name of this write's own just before, becomes the
-// next spare. A spare that is not a plain file with a single link is
-// never written: it is dropped, and a new file created.
-func writeFileAtomic(p string, data []byte, durable bool) error {
+// With synced and volatile, the file written is, where it can be, the
+// inode p held two writes ago, kept under the name .<base>.spare: creating
+// a file costs a new inode, and on a busy ext4 the allocator's search
+// among recently deleted inodes makes that 0.3-1 ms of kernel time,
+// several times a link and two renames. The spare is claimed by renaming
+// it to a name of this write's own (one writer wins it; the others create
+// a file), written from the start, cut to length, and renamed over p; p's
+// old inode, linked under another name of this write's own just before,
+// becomes the next spare. A spare that is not a plain file with a single
+// link is never written: it is dropped, and a new file created. An unsynced
+// overwrite of a reused inode can be lost in a power loss while the rename
+// is not, which would bring back content older than the old: freshInode
+// never reuses one.
+func writeFileAtomic(p string, data []byte, mode writeMode) error {
 	dir, base := filepath.Split(p)
 	spare := filepath.Join(dir, "."+base+".spare")
 	tmp := filepath.Join(dir, "."+base+".tmp-"+strconv.FormatUint(rand.Uint64(), 36))
-	f, err := claimSpare(spare, tmp)
+	reuse := mode != freshInode
+	var f *os.File
+	err := errors.New("no spare")
+	if reuse {
+		f, err = claimSpare(spare, tmp)
+	}
 	if err != nil {
 		f, err = os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return fmt.Errorf("write %s: %w", p, err)
 		}
 	}
-	err = writeWhole(f, data, durable)
+	err = writeWhole(f, data, mode == synced)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	kept := tmp + ".old"
-	keep := err == nil && os.Link(p, kept) == nil
+	keep := reuse && err == nil && os.Link(p, kept) == nil
 	if err == nil {
 		err = os.Rename(tmp, p)
 	}

@@ -36,7 +36,11 @@ func TestWriteFileAtomicReusesTheOldInode(t *testing.T) {
 	contents := []string{"first, a long line of content\n", "second\n", "third: longer than the second\n", "", "fifth\n"}
 	var inodes []uint64
 	for i, c := range contents {
-		if err := writeFileAtomic(p, []byte(c), i%2 == 0); err != nil {
+		mode := volatile
+		if i%2 == 0 {
+			mode = synced
+		}
+		if err := writeFileAtomic(p, []byte(c), mode); err != nil {
 			t.Fatal(err)
 		}
 		if got := readString(t, p); got != c {
@@ -88,7 +92,7 @@ func TestWriteFileAtomicNeverWritesThroughTheSpare(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := writeFileAtomic(p, []byte("new\n"), false); err != nil {
+			if err := writeFileAtomic(p, []byte("new\n"), volatile); err != nil {
 				t.Fatal(err)
 			}
 			if got := readString(t, p); got != "new\n" {
@@ -106,7 +110,7 @@ func TestWriteFileAtomicNeverWritesThroughTheSpare(t *testing.T) {
 func TestWriteFileAtomicConcurrentWriters(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "tips.yaml")
 	content := func(w, i int) string { return strings.Repeat(fmt.Sprintf("writer %d write %d\n", w, i), 1+(w+i)%7) }
-	if err := writeFileAtomic(p, []byte(content(0, 0)), false); err != nil {
+	if err := writeFileAtomic(p, []byte(content(0, 0)), volatile); err != nil {
 		t.Fatal(err)
 	}
 	valid := map[string]bool{}
@@ -139,7 +143,7 @@ func TestWriteFileAtomicConcurrentWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 50 {
-				if err := writeFileAtomic(p, []byte(content(w, i)), false); err != nil {
+				if err := writeFileAtomic(p, []byte(content(w, i)), volatile); err != nil {
 					t.Error(err)
 					return
 				}
@@ -153,5 +157,32 @@ func TestWriteFileAtomicConcurrentWriters(t *testing.T) {
 	}
 	if got := readString(t, p); !valid[got] {
 		t.Errorf("final content %q", got)
+	}
+}
+
+// TestWriteFileAtomicFreshInode: an unsynced write of a file whose content
+// matters never reuses an inode (a power loss could bring back the content
+// it held before), even when a spare is there.
+func TestWriteFileAtomicFreshInode(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "switch.yaml")
+	spare := filepath.Join(dir, ".switch.yaml.spare")
+	if err := os.WriteFile(spare, []byte("an old journal\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spareIno := inode(t, spare)
+	for i, c := range []string{"one\n", "two\n", "three\n"} {
+		if err := writeFileAtomic(p, []byte(c), freshInode); err != nil {
+			t.Fatal(err)
+		}
+		if got := readString(t, p); got != c {
+			t.Fatalf("write %d: %q", i, got)
+		}
+		if inode(t, p) == spareIno {
+			t.Fatalf("write %d reused the spare", i)
+		}
+	}
+	if got := readString(t, spare); got != "an old journal\n" {
+		t.Errorf("the spare was written: %q", got)
 	}
 }
