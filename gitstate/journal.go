@@ -40,8 +40,11 @@ type switchJournal struct {
 	Hard   bool   `yaml:"hard,omitempty"`  // a forced rollback: local changes were overwritten
 	Saved  string `yaml:"saved,omitempty"` // where a forced rollback saved them (a commit)
 	// Staging holds the files of a staged switch (switch_staged.go) not yet
-	// moved into place; Staging+".aside" the files they replaced.
+	// moved into place; Aside the files they replaced, each under its
+	// asideFile name (a journal without Aside, of an earlier version, has
+	// them in Staging+".aside" under their paths).
 	Staging string `yaml:"staging,omitempty"`
+	Aside   string `yaml:"aside,omitempty"`
 	// Pending: the lock is taken and nothing else has begun (a landing
 	// holding the lock while it reads the tip and rebases).
 	Pending bool `yaml:"pending,omitempty"`
@@ -236,7 +239,10 @@ func (r *Repo) Recover(ctx context.Context) (*Recovered, error) {
 		}
 	}
 	if j.Staging != "" {
-		for _, p := range []string{j.Staging, j.Staging + ".aside"} {
+		for _, p := range []string{j.Staging, j.Staging + ".aside", j.Aside} {
+			if p == "" {
+				continue
+			}
 			if err := os.RemoveAll(p); err != nil {
 				return nil, fmt.Errorf("recover an interrupted landing: %w", err)
 			}
@@ -351,13 +357,15 @@ func (r *Repo) restoreAside(j *switchJournal) error {
 	if j.Staging == "" {
 		return nil
 	}
-	aside := j.Staging + ".aside"
 	changes, err := r.diffTreesInProcess(j.Old, j.New)
 	if err != nil {
 		return err
 	}
 	for _, c := range changes {
-		from := filepath.Join(aside, filepath.FromSlash(c.Path))
+		from := asideFile(j.Aside, c.Path)
+		if j.Aside == "" {
+			from = filepath.Join(j.Staging+".aside", filepath.FromSlash(c.Path))
+		}
 		if _, err := os.Lstat(from); err != nil {
 			continue
 		}

@@ -224,7 +224,7 @@ func (s *stagedSwitch) writeStaged(ctx context.Context, idx *gitIndex) ([]indexE
 		if err != nil {
 			return nil, fmt.Errorf("read %s of %s: %w", c.Path, short(s.cas.new), err)
 		}
-		abs := filepath.Join(s.staging, filepath.FromSlash(c.Path))
+		abs := s.stagedFile(c.Path)
 		if err := writeCheckedOut(abs, uint32(mode), data); err != nil {
 			return nil, fmt.Errorf("stage %s: %w", c.Path, err)
 		}

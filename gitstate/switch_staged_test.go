@@ -236,3 +236,21 @@ func TestStagedSwitchUserStagesAChangedPath(t *testing.T) {
 		t.Error("the landing went ahead")
 	}
 }
+
+// TestFlatNameIsOneToOne: paths that look alike get different flat names,
+// and every name is a single, short enough file name.
+func TestFlatNameIsOneToOne(t *testing.T) {
+	long := strings.Repeat("d/", 120) + "f"
+	paths := []string{"a/b", "a%2Fb", "a%b", "a%25b", "p-a", "h-" + strings.Repeat("0", 64), long, long + "g", strings.Repeat("%", 100)}
+	seen := map[string]string{}
+	for _, p := range paths {
+		n := flatName(p)
+		if strings.Contains(n, "/") || len(n) > 255 || n == "" {
+			t.Errorf("flatName(%q) = %q: not a file name", p, n)
+		}
+		if q, ok := seen[n]; ok {
+			t.Errorf("flatName(%q) = flatName(%q) = %q", p, q, n)
+		}
+		seen[n] = p
+	}
+}
