@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -80,10 +82,13 @@ func (r *Repo) writeObject(typ string, data []byte) (string, error) {
 		return id, nil
 	}
 	var buf bytes.Buffer
-	zw := zlib.NewWriter(&buf)
+	zw := zlibWriters.Get().(*zlib.Writer)
+	zw.Reset(&buf)
 	_, _ = zw.Write([]byte(header))
 	_, _ = zw.Write(data)
-	if err := zw.Close(); err != nil {
+	err = zw.Close()
+	zlibWriters.Put(zw)
+	if err != nil {
 		return "", fmt.Errorf("write object %s: %w", id, err)
 	}
 	// A user's git gc prunes empty objects/xx/ directories, and with
@@ -101,27 +106,29 @@ func (r *Repo) writeObject(typ string, data []byte) (string, error) {
 	return id, nil
 }
 
+// zlibWriters are reused: a zlib writer's state is over half a megabyte,
+// and a step writes several objects.
+var zlibWriters = sync.Pool{New: func() any { return zlib.NewWriter(nil) }}
+
 // writeLoose writes one compressed object into dir as final: a temporary
-// file, synced where git would sync it, read-only, renamed.
+// file, created read-only as git creates it, synced where git would sync
+// it, renamed.
 func (r *Repo) writeLoose(dir, final string, compressed []byte) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	r.hook("object-dir-made")
-	f, err := os.CreateTemp(dir, "tmp_obj_")
+	tmp := filepath.Join(dir, "tmp_obj_"+strconv.FormatUint(rand.Uint64(), 36))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
 	_, err = f.Write(compressed)
 	if err == nil && r.syncObjects() {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o444)
 	}
 	if err == nil {
 		err = os.Rename(tmp, final)
