@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -145,4 +146,67 @@ func scratchListing(t *testing.T, scratch string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// TestWorktreeMoveInProcessLeavesNothingBehind: moving a pooled worktree
+// between two commits (a change, a deletion, an addition in a new
+// directory) is done in-process, and leaves nothing beside the repository
+// or in the process's working directory.
+func TestWorktreeMoveInProcessLeavesNothingBehind(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "1\n", "gone.txt": "g\n"})
+	ctx := t.Context()
+	c1 := git(t, dir, "rev-parse", "HEAD")
+	write(t, dir, "a.txt", "2\n")
+	write(t, dir, "new/file.txt", "n\n")
+	git(t, dir, "rm", "-q", "gone.txt")
+	c2 := commitAll(t, dir, "second")
+	w := mustWorktree(t, r, 0, c1)
+	if _, err := w.Stage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Finish(ctx, c1); err != nil {
+		t.Fatal(err)
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := listNames(t, cwd)
+	procs := r.ncmd.Load()
+	w = mustWorktree(t, r, 0, c2)
+	defer w.Discard()
+	if n := r.ncmd.Load() - procs; n != 0 {
+		t.Errorf("the move ran %d git processes, want it in-process", n)
+	}
+	if read(t, w.Path(), "a.txt") != "2\n" || read(t, w.Path(), "new/file.txt") != "n\n" || exists(w.Path(), "gone.txt") {
+		t.Error("the worktree is not at the second commit")
+	}
+	if s := statusShort(t, w.Path()); s != "" {
+		t.Errorf("status in the worktree: %q", s)
+	}
+	if after := listNames(t, cwd); after != before {
+		t.Errorf("the move left files in the working directory: %s", after)
+	}
+	for _, e := range listNamesSlice(t, r.LocalDir()) {
+		if strings.HasPrefix(e, "switch-") || strings.HasPrefix(e, "lock-tmp-") {
+			t.Errorf("left beside the repository: %s", e)
+		}
+	}
+}
+
+func listNamesSlice(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func listNames(t *testing.T, dir string) string {
+	return strings.Join(listNamesSlice(t, dir), " ")
 }

@@ -366,6 +366,9 @@ func mkdirFor(path string) ([]string, error) {
 // directories that deletions leave empty (as git does), then renames the
 // staged files into place. It returns the renames it did, in order.
 func (s *stagedSwitch) moveIntoPlace() ([]move, error) {
+	if s.aside == "" {
+		return nil, errors.New("no directory to put the replaced files aside")
+	}
 	var moved []move
 	rename := func(from, to string) error {
 		made, err := mkdirFor(to)

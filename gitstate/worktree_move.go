@@ -39,6 +39,7 @@ func (w *Worktree) moveInProcess(ctx context.Context, from, to string) error {
 	if s.staging, err = s.stagingDir(); err != nil {
 		return errStageByGit
 	}
+	s.flat, s.aside = true, s.staging
 	if err := s.prepareInProcess(ctx); err != nil {
 		return err
 	}
