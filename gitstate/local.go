@@ -43,20 +43,16 @@ func (r *Repo) ReadLocal(name string, v any) error {
 // git would sync a ref (syncLocal). A file that already holds that content
 // is left as it is.
 func (r *Repo) WriteLocal(name string, v any) error {
-	mode := freshInode
-	if r.syncLocal() {
-		mode = synced
-	}
-	return r.writeLocalYAML(name, v, mode)
+	return r.writeLocalYAML(name, v, r.syncLocal())
 }
 
 // WriteLocalVolatile is WriteLocal for a file that only says what is
 // happening now (what the lock holder is running): atomic, not synced.
 func (r *Repo) WriteLocalVolatile(name string, v any) error {
-	return r.writeLocalYAML(name, v, volatile)
+	return r.writeLocalYAML(name, v, false)
 }
 
-func (r *Repo) writeLocalYAML(name string, v any, mode writeMode) error {
+func (r *Repo) writeLocalYAML(name string, v any, durable bool) error {
 	p, err := r.localFile(name)
 	if err != nil {
 		return err
@@ -68,7 +64,7 @@ func (r *Repo) writeLocalYAML(name string, v any, mode writeMode) error {
 	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
-	return writeFileAtomic(p, data, mode)
+	return writeFileAtomic(p, data, durable)
 }
 
 // ReadLocalRaw is the content of the file name under LocalDir; a missing
@@ -92,11 +88,45 @@ func (r *Repo) WriteLocalRaw(name string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(p, data, volatile)
+	return writeFileAtomic(p, data, false)
 }
 
 // LogDir is the directory for the event logs of one run,
 // LocalDir/logs/<run>. It is not created.
 func (r *Repo) LogDir(run string) string {
 	return filepath.Join(r.commonDir, "codemachine", "logs", run)
+}
+
+// writeFileAtomic writes data to p through a new file renamed into place:
+// readers see the old content or the new, never a torn file. durable
+// syncs the new file first, so that a power loss leaves the old content or
+// the new (a kill -9 needs no sync: the kernel keeps what was written).
+//
+// The file is always a new one. Writing a spare inode instead (the one p
+// held two writes before) would spare the inode's creation, 0.3-1 ms of
+// kernel time on a busy ext4, but a reader that opened p just before it
+// was replaced could then read a mix of two writes, and an unsynced
+// overwrite lost in a power loss while its rename is not would bring back
+// content older than the old.
+func writeFileAtomic(p string, data []byte, durable bool) error {
+	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil && durable {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
 }

@@ -233,3 +233,32 @@ func openOwnFile(p string, flag int) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// plainSingleLink reports whether st is a regular file with one link: a
+// file whose content no other name shares.
+func plainSingleLink(st os.FileInfo) bool {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	return st.Mode().IsRegular() && ok && sys.Nlink == 1
+}
+
+// writeWhole makes f's content data: written from the start, then cut to
+// its length (never to zero first: on ext4 truncating a file to zero
+// forces its pending blocks out to disk).
+func writeWhole(f *os.File, data []byte, durable bool) error {
+	if _, err := f.WriteAt(data, 0); err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() != int64(len(data)) {
+		if err := f.Truncate(int64(len(data))); err != nil {
+			return err
+		}
+	}
+	if durable {
+		return f.Sync()
+	}
+	return nil
+}
