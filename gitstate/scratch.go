@@ -185,7 +185,7 @@ func rewriteInPlace(p string, data []byte) error {
 // copyIndexInPlace copies the index src into dst, the scratch's own (or
 // creates it when it is missing), with src's modification time.
 func copyIndexInPlace(src, dst string) error {
-	data, err := os.ReadFile(src)
+	in, err := os.Open(src)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := os.Remove(dst); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
@@ -195,7 +195,8 @@ func copyIndexInPlace(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	st, err := os.Stat(src)
+	defer in.Close()
+	st, err := in.Stat()
 	if err != nil {
 		return err
 	}
@@ -206,7 +207,13 @@ func copyIndexInPlace(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	err = writeWhole(f, data, false)
+	// Copied by the kernel (copy_file_range) where it can, from the
+	// start of the file, then cut to length: an index is up to tens of
+	// megabytes.
+	_, err = io.Copy(f, in)
+	if err == nil {
+		err = f.Truncate(st.Size())
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
