@@ -129,7 +129,7 @@ func benchStageCommit(b *testing.B, n int, onMain bool) {
 
 // BenchmarkWorktreeReuse measures handing out a pooled worktree that was
 // left clean at the requested base, the hot path of sequential steps: no
-// git command runs, the worktree's scratch .git is made afresh and the
+// git command runs, the worktree's scratch .git is brought up to date in place and the
 // private index copied into it. The baseline, in the same run on the same
 // worktree, is the cheapest git command there is over its files: git
 // status in it (which also proves the copied index valid: a wrong one
