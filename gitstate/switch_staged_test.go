@@ -254,3 +254,38 @@ func TestFlatNameIsOneToOne(t *testing.T) {
 		seen[n] = p
 	}
 }
+
+// TestIndexDigest: an index's digest is that of its content whether read
+// whole or by its trailer, and tells a changed index from the one before,
+// also where git wrote no checksum (index.skipHash).
+func TestIndexDigest(t *testing.T) {
+	for _, skipHash := range []string{"false", "true"} {
+		t.Run("skipHash="+skipHash, func(t *testing.T) {
+			dir, _ := newRepo(t, map[string]string{"a.txt": "a\n"})
+			git(t, dir, "config", "index.skipHash", skipHash)
+			index := filepath.Join(dir, ".git", "index")
+			git(t, dir, "update-index", "--force-write-index", "--refresh")
+			digest := func() [32]byte {
+				t.Helper()
+				data, err := os.ReadFile(index)
+				if err != nil {
+					t.Fatal(err)
+				}
+				d, err := indexFileDigest(index)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d != indexDigest(data) {
+					t.Fatal("the file's digest is not its content's")
+				}
+				return d
+			}
+			before := digest()
+			write(t, dir, "b.txt", "b\n")
+			git(t, dir, "add", "b.txt")
+			if digest() == before {
+				t.Error("an added entry kept the digest")
+			}
+		})
+	}
+}
