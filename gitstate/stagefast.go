@@ -66,6 +66,11 @@ func readIndex(p string) (*gitIndex, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseIndex(data, st.ModTime())
+}
+
+// parseIndex is readIndex of an index's content, written at mtime.
+func parseIndex(data []byte, mtime time.Time) (*gitIndex, error) {
 	if len(data) < 12+20 || string(data[:4]) != "DIRC" {
 		return nil, errStageByGit
 	}
@@ -73,7 +78,7 @@ func readIndex(p string) (*gitIndex, error) {
 	if want := sha1.Sum(body); !bytes.Equal(want[:], sum) {
 		return nil, errStageByGit // index.skipHash, or damaged: git judges
 	}
-	idx := &gitIndex{version: binary.BigEndian.Uint32(data[4:8]), trees: map[string][20]byte{}, mtime: st.ModTime()}
+	idx := &gitIndex{version: binary.BigEndian.Uint32(data[4:8]), trees: map[string][20]byte{}, mtime: mtime}
 	if idx.version != 2 && idx.version != 3 {
 		return nil, errStageByGit
 	}

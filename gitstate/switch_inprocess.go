@@ -41,7 +41,7 @@ func (s *stagedSwitch) prepareInProcess(ctx context.Context) error {
 	if _, err := s.r.stageRulesFor(ctx); err != nil {
 		return errStageByGit
 	}
-	idx, err := readIndex(s.tmp)
+	idx, err := parseIndex(s.snapshot, s.snapshotTime)
 	if err != nil {
 		return errStageByGit
 	}

@@ -79,21 +79,25 @@ func stampOf(path string) (fileStamp, error) {
 
 // stagedSwitch is one prepared landing.
 type stagedSwitch struct {
-	r       *Repo
-	co      checkout
-	cas     refUpdate
-	from    string // the old commit
-	index   string // the user's index
-	tmp     string // the new index, built from a snapshot of the user's
-	digest  [sha256.Size]byte
-	staging string // the new files: as git wrote them, or flat (stagedFile)
-	flat    bool   // staged in-process, each file under its flat name
-	aside   string // the replaced files, while the ref is not yet swapped
-	changes []Change
-	stamps  map[string]fileStamp // the changed paths when they were checked
-	staged  []indexEntry         // the new entries, when prepared in-process
-	private bool                 // a pooled worktree's index: no git of the user's writes it
-	refs    *refSettings         // for the in-process ref swap; nil: git update-ref
+	r      *Repo
+	co     checkout
+	cas    refUpdate
+	from   string // the old commit
+	index  string // the user's index
+	tmp    string // the new index, built from a snapshot of the user's
+	digest [sha256.Size]byte
+	// snapshot is the user's index as prepared against, written at
+	// snapshotTime.
+	snapshot     []byte
+	snapshotTime time.Time
+	staging      string // the new files: as git wrote them, or flat (stagedFile)
+	flat         bool   // staged in-process, each file under its flat name
+	aside        string // the replaced files, while the ref is not yet swapped
+	changes      []Change
+	stamps       map[string]fileStamp // the changed paths when they were checked
+	staged       []indexEntry         // the new entries, when prepared in-process
+	private      bool                 // a pooled worktree's index: no git of the user's writes it
+	refs         *refSettings         // for the in-process ref swap; nil: git update-ref
 }
 
 // switchStaged lands cas on co's checkout with the staged switch; it
@@ -157,6 +161,9 @@ func (s *stagedSwitch) prepare(ctx context.Context) error {
 	if err := os.Mkdir(s.staging, 0o700); err != nil {
 		return fmt.Errorf("make a staging directory: %w", err)
 	}
+	if err := s.writeSnapshot(); err != nil {
+		return err
+	}
 	opts := runOpts{Dir: s.co.root, Env: []string{"GIT_INDEX_FILE=" + s.tmp}}
 	check := []string{"read-tree", "-m", "-u", "-n", s.from, s.cas.new}
 	if _, err := r.run(ctx, opts, false, check); err != nil {
@@ -177,9 +184,9 @@ func (s *stagedSwitch) prepare(ctx context.Context) error {
 	return nil
 }
 
-// snapshotIndex copies the user's index to tmp (keeping its modification
-// time, so that git's racy-file detection judges the same) and remembers
-// its digest.
+// snapshotIndex reads the user's index and remembers it, with its
+// modification time and digest. The in-process preparation builds the new
+// index from it; git's works on a copy (writeSnapshot).
 func (s *stagedSwitch) snapshotIndex() error {
 	f, err := os.Open(s.index)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -198,10 +205,18 @@ func (s *stagedSwitch) snapshotIndex() error {
 		return fmt.Errorf("read the index: %w", err)
 	}
 	s.digest = indexDigest(data)
-	if err := os.WriteFile(s.tmp, data, 0o644); err != nil {
+	s.snapshot, s.snapshotTime = data, st.ModTime()
+	return nil
+}
+
+// writeSnapshot copies the snapshot of the user's index to tmp, keeping
+// its modification time, so that git's racy-file detection judges the
+// same.
+func (s *stagedSwitch) writeSnapshot() error {
+	if err := os.WriteFile(s.tmp, s.snapshot, 0o644); err != nil {
 		return fmt.Errorf("copy the index: %w", err)
 	}
-	if err := os.Chtimes(s.tmp, st.ModTime(), st.ModTime()); err != nil {
+	if err := os.Chtimes(s.tmp, s.snapshotTime, s.snapshotTime); err != nil {
 		return fmt.Errorf("copy the index: %w", err)
 	}
 	return nil
