@@ -34,6 +34,14 @@ type defGob struct {
 	Steps    []stepGob
 	Sources  []sourceGob
 	Agents   map[string]*Agent
+	// Edges are the graph's (Graph.edges), by step id.
+	Edges map[string][]depGob
+}
+
+// depGob is a dep.
+type depGob struct {
+	ID string
+	At Pos
 }
 
 // stepGob is a Step with what gob leaves out: its unexported fields, its
@@ -85,8 +93,13 @@ func init() {
 // cannot be encoded exactly (vars of a type gob does not keep as it is),
 // and then they are not kept. fsys is the file system p was loaded from.
 func encodeDefinition(p *Project) ([]byte, bool) {
-	d := defGob{Workflow: *p.Workflow, Agents: p.Agents}
+	d := defGob{Workflow: *p.Workflow, Agents: p.Agents, Edges: map[string][]depGob{}}
 	d.Workflow.Steps = nil
+	for id, deps := range p.Graph.edges() {
+		for _, e := range deps {
+			d.Edges[id] = append(d.Edges[id], depGob{ID: e.id, At: e.at})
+		}
+	}
 	srcs := map[*Source]int{}
 	for _, s := range p.Workflow.Steps {
 		g := stepGob{Step: *s, ImportedAt: s.importedAt, AgentKeys: s.agentKeys, At: atGob{
@@ -147,13 +160,13 @@ func gobKeeps(vars map[string]any) bool {
 }
 
 // decodeDefinition rebuilds the project that data encodes, loaded from
-// fsys with imp; nil when data does not decode, a condition or schema does
+// fsys with imp, and its graph's edges; nil when data does not decode, a condition or schema does
 // not compile, or a git source does not import at the commit it was read
 // at (its pin moved): the caller then parses.
-func decodeDefinition(data []byte, fsys fs.FS, imp Importer) *Project {
+func decodeDefinition(data []byte, fsys fs.FS, imp Importer) (*Project, map[string][]dep) {
 	var d defGob
 	if gob.NewDecoder(bytes.NewReader(data)).Decode(&d) != nil {
-		return nil
+		return nil, nil
 	}
 	srcs := make([]*Source, len(d.Sources))
 	repos := map[string]fs.FS{}
@@ -163,11 +176,11 @@ func decodeDefinition(data []byte, fsys fs.FS, imp Importer) *Project {
 			if src.FS = repos[g.Repo]; src.FS == nil {
 				u, err := ParseUses(g.Repo)
 				if err != nil || imp == nil {
-					return nil
+					return nil, nil
 				}
 				rfs, commit, err := imp.Import(u)
 				if err != nil || commit != g.Commit {
-					return nil
+					return nil, nil
 				}
 				src.FS, repos[g.Repo] = rfs, rfs
 			}
@@ -184,22 +197,22 @@ func decodeDefinition(data []byte, fsys fs.FS, imp Importer) *Project {
 			inputs: g.At.Inputs, needs: g.At.Needs, when: whenAt{Pos: g.At.When, style: g.At.WhenStyle},
 			until: whenAt{Pos: g.At.Until, style: g.At.UntilStyle}, maxIterations: g.At.MaxIterations}
 		if g.Source > len(srcs) || g.Source < 0 {
-			return nil
+			return nil, nil
 		}
 		if g.Source > 0 {
 			s.Source = srcs[g.Source-1]
 		}
 		var ok bool
 		if s.When, ok = decodeCond(g.When); !ok {
-			return nil
+			return nil, nil
 		}
 		if s.Until, ok = decodeCond(g.Until); !ok {
-			return nil
+			return nil, nil
 		}
 		if s.OutputSchema != nil {
 			root, err := compileSchemaJSON(s.OutputSchema.JSON)
 			if err != nil {
-				return nil
+				return nil, nil
 			}
 			s.OutputSchema.root = root
 		}
@@ -208,7 +221,13 @@ func decodeDefinition(data []byte, fsys fs.FS, imp Importer) *Project {
 	if d.Agents == nil {
 		d.Agents = map[string]*Agent{}
 	}
-	return newProject(&w, d.Agents)
+	edges := make(map[string][]dep, len(d.Edges))
+	for id, deps := range d.Edges {
+		for _, e := range deps {
+			edges[id] = append(edges[id], dep{id: e.ID, at: e.At})
+		}
+	}
+	return newProject(&w, d.Agents), edges
 }
 
 // decodeCond compiles a condition again against what it was compiled

@@ -56,12 +56,12 @@ func LoadProject(fsys fs.FS, engines []string) (*Project, error) {
 // name, which overrides it.
 func LoadProjectWith(fsys fs.FS, opts LoadOptions) (*Project, error) {
 	if opts.Definition != nil {
-		if p := decodeDefinition(opts.Definition, fsys, opts.Importer); p != nil {
+		if p, edges := decodeDefinition(opts.Definition, fsys, opts.Importer); p != nil {
 			var errs Errors
 			for _, s := range p.Workflow.Steps {
 				p.loadTasks(fsys, s, &errs)
 			}
-			return p, p.finish(errs)
+			return p, p.finish(errs, edges)
 		}
 	}
 	root := fsys
@@ -91,6 +91,7 @@ func LoadProjectWith(fsys fs.FS, opts LoadOptions) (*Project, error) {
 		}
 		p.loadTasks(fsys, s, &errs)
 	}
+	err = p.finish(errs, nil)
 	if rec != nil {
 		rec.unwrap(p.Workflow)
 		if defErrs == 0 && al.errCount == 0 {
@@ -99,7 +100,7 @@ func LoadProjectWith(fsys fs.FS, opts LoadOptions) (*Project, error) {
 			}
 		}
 	}
-	return p, p.finish(errs)
+	return p, err
 }
 
 func newProject(w *Workflow, agents map[string]*Agent) *Project {
@@ -122,10 +123,17 @@ func (p *Project) loadTasks(fsys fs.FS, s *Step, errs *Errors) {
 	}
 }
 
-// finish builds the step graph and returns every problem found, the
-// graph's cycles last.
-func (p *Project) finish(errs Errors) error {
-	g, err := p.Workflow.Graph()
+// finish builds the step graph (with edges, when given, as an earlier
+// graph of the same workflow found them) and returns every problem found,
+// the graph's cycles last.
+func (p *Project) finish(errs Errors, edges map[string][]dep) error {
+	var g *Graph
+	var err error
+	if edges != nil {
+		g, err = p.Workflow.graphFrom(edges)
+	} else {
+		g, err = p.Workflow.Graph()
+	}
 	p.Graph = g
 	var cycles Errors
 	if errors.As(err, &cycles) {
