@@ -388,3 +388,71 @@ func deepDiff(a, b reflect.Value, at string) string {
 	}
 	return ""
 }
+
+// TestDefinitionCoversUnexported: gob keeps exported fields only, so every
+// unexported field of what a definition holds is carried by definition.go
+// by hand or rebuilt on decoding. A field added to these types must be
+// added there too (and to this list).
+func TestDefinitionCoversUnexported(t *testing.T) {
+	handled := []string{
+		"Agent.tmpl",            // parsed again when first rendered
+		"Condition.ids",         // condGob.IDs
+		"Condition.program",     // compiled again (decodeCond)
+		"Condition.vars",        // condGob.Vars
+		"OutputSchema.root",     // compiled again from JSON
+		"Source.key",            // sourceGob.Key
+		"Source.repo",           // sourceGob.Repo
+		"Step.agentKeys",        // stepGob.AgentKeys
+		"Step.at",               // atGob
+		"Step.importedAt",       // stepGob.ImportedAt
+		"stepPositions.agent",   // atGob.Agent
+		"stepPositions.foreach", // atGob.Foreach
+		"stepPositions.id",      // atGob.ID
+		"stepPositions.inputs",  // atGob.Inputs
+		"stepPositions.maxIterations",
+		"stepPositions.needs",
+		"stepPositions.reviewer",
+		"stepPositions.until", // atGob.Until, UntilStyle
+		"stepPositions.when",  // atGob.When, WhenStyle
+		"whenAt.style",
+	}
+	var found []string
+	seen := map[reflect.Type]bool{}
+	var walk func(reflect.Type)
+	walk = func(ty reflect.Type) {
+		switch ty.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array:
+			walk(ty.Elem())
+			return
+		case reflect.Map:
+			walk(ty.Key())
+			walk(ty.Elem())
+			return
+		case reflect.Struct:
+		default:
+			return
+		}
+		if seen[ty] || ty.PkgPath() != reflect.TypeOf(Step{}).PkgPath() {
+			return
+		}
+		seen[ty] = true
+		for i := 0; i < ty.NumField(); i++ {
+			f := ty.Field(i)
+			name := ty.Name() + "." + f.Name
+			if !f.IsExported() {
+				found = append(found, name)
+			}
+			switch name {
+			case "Agent.tmpl", "Condition.program", "OutputSchema.root":
+				continue // rebuilt whole
+			}
+			walk(f.Type)
+		}
+	}
+	walk(reflect.TypeOf(Workflow{}))
+	walk(reflect.TypeOf(Agent{}))
+	slices.Sort(found)
+	if !slices.Equal(found, handled) {
+		t.Errorf("unexported fields of a definition: %q\nhandled by definition.go: %q", found, handled)
+	}
+}
