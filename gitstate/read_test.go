@@ -296,6 +296,18 @@ func TestTreeFS(t *testing.T) {
 	if _, err := tfs.TreeHash("nope"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("TreeHash(nope) = %v", err)
 	}
+	// EntryID: git's mode (as go-git writes it) and object id, of files,
+	// symlinks and directories alike.
+	for _, line := range strings.Split(git(t, dir, "ls-tree", "HEAD", "--", "a/run.sh", "README.md", "link", "a/b", "vendor/mod"), "\n") {
+		meta, p, _ := strings.Cut(line, "\t")
+		f := strings.Fields(meta)
+		if id, err := tfs.EntryID(p); err != nil || id != "0"+f[0]+" "+f[2] {
+			t.Errorf("EntryID(%s) = %q, %v; want 0%s %s", p, id, err, f[0], f[2])
+		}
+	}
+	if _, err := tfs.EntryID("a/nope"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("EntryID(a/nope) = %v", err)
+	}
 	if data, err := fs.ReadFile(fsys, "link"); err != nil || string(data) != "README.md" {
 		t.Errorf("symlink content = %q, %v", data, err)
 	}

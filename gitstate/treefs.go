@@ -238,6 +238,20 @@ func (t *TreeFS) BlobHash(name string) (string, error) {
 	return e.Hash.String(), nil
 }
 
+// EntryID identifies what name is in the tree without reading it: its
+// mode and object id ("100644 <blob id>", "40000 <tree id>" for a
+// directory, whose id covers everything under it). A path the tree does
+// not have is an error wrapping fs.ErrNotExist. What a load read is known
+// unchanged in another commit when every path it read has the same
+// EntryID there.
+func (t *TreeFS) EntryID(name string) (string, error) {
+	e, err := t.lookup("entryid", name)
+	if err != nil {
+		return "", err
+	}
+	return e.Mode.String() + " " + e.Hash.String(), nil
+}
+
 func (t *TreeFS) readBlob(h plumbing.Hash) ([]byte, error) {
 	var data []byte
 	err := t.repo.goGit(func(g *gitRepo) error {

@@ -82,7 +82,10 @@ type Orchestrator struct {
 	states contentCache[*gitstate.State]
 	// stateCache is the large state.yaml last parsed, by blob id.
 	stateCache stateCache
-	plans      contentCache[*workflow.Plan]
+	// workflowCache is the workflow's definition last parsed, with what
+	// it was read from (workflowcache.go).
+	workflowCache workflowCache
+	plans         contentCache[*workflow.Plan]
 	// uses remembers the git sources of uses: fetched (uses.go).
 	uses usesMemo
 	// reportProbe is what status shows of the sandbox: Config.ProbeSandbox

@@ -84,10 +84,13 @@ func (i *usesImporter) Import(u workflow.Uses) (fs.FS, string, error) {
 // loadProject loads the workflow, agents and plans at fsys, checking the
 // engine names they give against the agents registry (the model does not
 // know the engines, and the orchestrator is where the two meet), reading
-// the git sources of uses: at their pins.
+// the git sources of uses: at their pins. At a commit whose workflow
+// files are those of the definition kept (workflowcache.go), the
+// workflow and agents are decoded from it instead of parsed.
 func (o *Orchestrator) loadProject(fsys fs.FS, pins map[string]string) (*workflow.Project, error) {
 	return workflow.LoadProjectWith(fsys, workflow.LoadOptions{Engines: agents.WorkflowEngines(),
-		Importer: o.importer(context.Background(), pins, false)})
+		Importer: o.importer(context.Background(), pins, false), Definition: o.cachedDefinition(fsys),
+		Parsed: o.keepDefinition(fsys)})
 }
 
 // workingPins are the pins of the working tree's state.yaml (validate and

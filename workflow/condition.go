@@ -29,6 +29,8 @@ type Condition struct {
 	// ids are every step of the workflow: those without a record are
 	// neither done nor skipped.
 	ids []string
+	// vars are the workflow's vars it was compiled against.
+	vars map[string]any
 }
 
 // StepResult is what a when: expression sees of an earlier step as
@@ -133,16 +135,11 @@ func (d *yamlDoc) compileConditions(w *Workflow) {
 	for _, s := range w.Steps {
 		ids[s.ID] = true
 	}
-	steps := map[string]any{}
-	for id := range ids {
-		steps[id] = map[string]any{"done": false, "skipped": false, "output": nil}
-	}
 	vars := w.Vars
 	if vars == nil {
 		vars = map[string]any{}
 	}
-	sample := condEnv(CondInput{Vars: vars})
-	sample["steps"] = steps
+	sample := condSample(sortedIDs(ids), vars)
 	for _, s := range w.Steps {
 		if s.Imported() {
 			continue // compiled in its own workflow
@@ -173,6 +170,7 @@ func (d *yamlDoc) compileCondition(s *Step, c *Condition, key string, at whenAt,
 	}
 	c.program = prog
 	c.ids = sortedIDs(ids)
+	c.vars = vars
 	refs := &condRefs{}
 	root := prog.Node()
 	ast.Walk(&root, refs)

@@ -30,18 +30,7 @@ type dep struct {
 // is returned even then, with Order falling back to file order for the
 // steps on a cycle.
 func (w *Workflow) Graph() (*Graph, error) {
-	g := &Graph{
-		index: make(map[string]int, len(w.Steps)),
-		up:    make(map[string][]dep, len(w.Steps)),
-		down:  make(map[string][]string, len(w.Steps)),
-	}
-	for _, s := range w.Steps {
-		if _, dup := g.index[s.ID]; s.ID == "" || dup {
-			continue // reported by ParseWorkflow
-		}
-		g.index[s.ID] = len(g.steps)
-		g.steps = append(g.steps, s)
-	}
+	g := w.graphSteps()
 	seen := map[[2]string]bool{}
 	add := func(s *Step, on string, at Pos) {
 		key := [2]string{s.ID, on}
@@ -91,6 +80,47 @@ func (w *Workflow) Graph() (*Graph, error) {
 			}
 		}
 	}
+	return g, g.finish()
+}
+
+// graphSteps is the graph of w's steps, without edges yet.
+func (w *Workflow) graphSteps() *Graph {
+	g := &Graph{
+		index: make(map[string]int, len(w.Steps)),
+		up:    make(map[string][]dep, len(w.Steps)),
+		down:  make(map[string][]string, len(w.Steps)),
+	}
+	for _, s := range w.Steps {
+		if _, dup := g.index[s.ID]; s.ID == "" || dup {
+			continue // reported by ParseWorkflow
+		}
+		g.index[s.ID] = len(g.steps)
+		g.steps = append(g.steps, s)
+	}
+	return g
+}
+
+// graphFrom is the graph of w with the edges up, as an earlier Graph of
+// the same workflow found them (Graph.edges), without working them out
+// again (comparing every step's reads with every other's outputs is most
+// of the cost of a graph); its cycles are found again.
+func (w *Workflow) graphFrom(up map[string][]dep) (*Graph, error) {
+	g := w.graphSteps()
+	for _, s := range g.steps {
+		for _, d := range up[s.ID] {
+			g.up[s.ID] = append(g.up[s.ID], d)
+			g.down[d.id] = append(g.down[d.id], s.ID)
+		}
+	}
+	return g, g.finish()
+}
+
+// edges are the graph's edges, for graphFrom.
+func (g *Graph) edges() map[string][]dep { return g.up }
+
+// finish orders the graph once its edges are known, and returns its
+// cycles.
+func (g *Graph) finish() error {
 	for id := range g.down {
 		slices.SortFunc(g.down[id], func(a, b string) int { return g.index[a] - g.index[b] })
 	}
@@ -100,7 +130,7 @@ func (w *Workflow) Graph() (*Graph, error) {
 	for i, s := range g.order {
 		g.pos[s.ID] = i
 	}
-	return g, errs.Err()
+	return errs.Err()
 }
 
 func posAt(ps []Pos, i int, fallback Pos) Pos {

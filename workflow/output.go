@@ -61,6 +61,15 @@ func CompileOutputSchema(doc any) (*OutputSchema, error) {
 	if err != nil {
 		return nil, err
 	}
+	root, err := compileSchemaJSON(data)
+	if err != nil {
+		return nil, err
+	}
+	return &OutputSchema{JSON: data, root: root}, nil
+}
+
+// compileSchemaJSON compiles a JSON Schema given as JSON.
+func compileSchemaJSON(data []byte) (*checkNode, error) {
 	s, err := parseSchema(data)
 	if err != nil {
 		return nil, errors.New("not a valid JSON Schema: " + err.Error())
@@ -69,7 +78,7 @@ func CompileOutputSchema(doc any) (*OutputSchema, error) {
 	if err != nil {
 		return nil, errors.New("not a valid JSON Schema: " + err.Error())
 	}
-	return &OutputSchema{JSON: data, root: root}, nil
+	return root, nil
 }
 
 var answerFenceRE = lazyre.New("(?s)```[a-zA-Z]*\\s*\n(.*?)```")

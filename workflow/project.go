@@ -55,8 +55,23 @@ func LoadProject(fsys fs.FS, engines []string) (*Project, error) {
 // the source's agents/ unless .codemachine/agents/ has one of the same
 // name, which overrides it.
 func LoadProjectWith(fsys fs.FS, opts LoadOptions) (*Project, error) {
+	if opts.Definition != nil {
+		if p, edges := decodeDefinition(opts.Definition, fsys, opts.Importer); p != nil {
+			var errs Errors
+			for _, s := range p.Workflow.Steps {
+				p.loadTasks(fsys, s, &errs)
+			}
+			return p, p.finish(errs, edges)
+		}
+	}
+	root := fsys
+	var rec *recordFS
+	if opts.Parsed != nil {
+		rec = &recordFS{fsys: fsys, names: map[string]bool{}}
+		root = rec
+	}
 	engines := opts.Engines
-	data, err := fs.ReadFile(fsys, WorkflowFile)
+	data, err := fs.ReadFile(root, WorkflowFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNoWorkflow
 	}
@@ -64,15 +79,9 @@ func LoadProjectWith(fsys fs.FS, opts LoadOptions) (*Project, error) {
 		return nil, fmt.Errorf("load %s: %w", WorkflowFile, err)
 	}
 	var errs Errors
-	p := &Project{
-		Workflow:   parseWorkflowIn(WorkflowFile, data, engines, &errs, rootImportCtx(fsys, opts.Importer)),
-		Agents:     map[string]*Agent{},
-		Plans:      map[string]*Plan{},
-		PlanErrs:   map[string]Errors{},
-		Fanouts:    map[string]*Plan{},
-		FanoutErrs: map[string]Errors{},
-	}
-	al := &agentLoader{p: p, fsys: fsys, engines: engines, missing: map[string]bool{}, errs: &errs}
+	p := newProject(parseWorkflowIn(WorkflowFile, data, engines, &errs, rootImportCtx(root, opts.Importer)), map[string]*Agent{})
+	defErrs := len(errs)
+	al := &agentLoader{p: p, fsys: root, engines: engines, missing: map[string]bool{}, errs: &errs}
 	for _, s := range p.Workflow.Steps {
 		if s.Agent != "" && agentNameRE().MatchString(s.Agent) {
 			al.load(s, s.Agent, "", cmpOr(s.at.agent, s.Pos))
@@ -80,24 +89,57 @@ func LoadProjectWith(fsys fs.FS, opts LoadOptions) (*Project, error) {
 		if s.Reviewer != "" {
 			al.load(s, s.Reviewer, "review: ", cmpOr(s.at.reviewer, s.Pos))
 		}
-		if s.Foreach != "" {
-			if err := p.loadPlan(fsys, s.Foreach); err != nil {
-				errs.Add(cmpOr(s.at.foreach, s.Pos), "foreach: %v", err)
-			}
-		}
-		if s.Each != nil {
-			if err := p.loadFanout(fsys, s); err != nil {
-				errs.Add(cmpOr(s.at.foreach, s.Pos), "foreach: %v", err)
+		p.loadTasks(fsys, s, &errs)
+	}
+	err = p.finish(errs, nil)
+	if rec != nil {
+		rec.unwrap(p.Workflow)
+		if defErrs == 0 && al.errCount == 0 {
+			if def, ok := encodeDefinition(p); ok {
+				opts.Parsed(def, rec.read())
 			}
 		}
 	}
-	g, err := p.Workflow.Graph()
+	return p, err
+}
+
+func newProject(w *Workflow, agents map[string]*Agent) *Project {
+	return &Project{Workflow: w, Agents: agents, Plans: map[string]*Plan{}, PlanErrs: map[string]Errors{},
+		Fanouts: map[string]*Plan{}, FanoutErrs: map[string]Errors{}}
+}
+
+// loadTasks loads the plan or the fan-out's tasks of step s, if it has
+// one, from fsys.
+func (p *Project) loadTasks(fsys fs.FS, s *Step, errs *Errors) {
+	if s.Foreach != "" {
+		if err := p.loadPlan(fsys, s.Foreach); err != nil {
+			errs.Add(cmpOr(s.at.foreach, s.Pos), "foreach: %v", err)
+		}
+	}
+	if s.Each != nil {
+		if err := p.loadFanout(fsys, s); err != nil {
+			errs.Add(cmpOr(s.at.foreach, s.Pos), "foreach: %v", err)
+		}
+	}
+}
+
+// finish builds the step graph (with edges, when given, as an earlier
+// graph of the same workflow found them) and returns every problem found,
+// the graph's cycles last.
+func (p *Project) finish(errs Errors, edges map[string][]dep) error {
+	var g *Graph
+	var err error
+	if edges != nil {
+		g, err = p.Workflow.graphFrom(edges)
+	} else {
+		g, err = p.Workflow.Graph()
+	}
 	p.Graph = g
 	var cycles Errors
 	if errors.As(err, &cycles) {
 		errs = append(errs, cycles...)
 	}
-	return p, errs.Err()
+	return errs.Err()
 }
 
 // AgentFor returns the agent that step s names as name (its agent or its
@@ -117,6 +159,8 @@ type agentLoader struct {
 	engines []string
 	missing map[string]bool // keys of agents without a file
 	errs    *Errors
+	// errCount counts the problems found in agents.
+	errCount int
 }
 
 // load loads the agent that step s names at `at` (its agent, or with
@@ -139,6 +183,7 @@ func (l *agentLoader) load(s *Step, name, prefix string, at Pos) {
 	}
 	if l.missing[key] {
 		l.errs.Add(at, "%sagent %q: no file %s", prefix, name, label)
+		l.errCount++
 		return
 	}
 	data, err := fs.ReadFile(fsys, file)
@@ -146,12 +191,16 @@ func (l *agentLoader) load(s *Step, name, prefix string, at Pos) {
 	case errors.Is(err, fs.ErrNotExist):
 		l.missing[key] = true
 		l.errs.Add(at, "%sagent %q: no file %s", prefix, name, label)
+		l.errCount++
 		return
 	case err != nil:
 		l.errs.Add(at, "%sagent %q: %v", prefix, name, err)
+		l.errCount++
 		return
 	}
+	n := len(*l.errs)
 	l.p.Agents[key] = parseAgent(label, data, l.engines, l.errs)
+	l.errCount += len(*l.errs) - n
 }
 
 func (p *Project) loadPlan(fsys fs.FS, file string) error {

@@ -150,6 +150,20 @@ type LoadOptions struct {
 	Engines []string
 	// Importer fetches git sources of uses:; nil reports each as an error.
 	Importer Importer
+	// Definition is the workflow and agents as Parsed gave them at an
+	// earlier load, to be used instead of parsing them; the caller knows
+	// that none of the files they were read from changed. It is parsed
+	// anyway when it does not decode or a git source now imports at
+	// another commit.
+	Definition []byte
+	// Parsed, when set, is called after a parse whose workflow and agents
+	// have no problem (problems of plans, fan-outs and the graph aside),
+	// with them encoded and the paths of the file system they were read
+	// from (files looked at but absent too): while none of those paths
+	// changes, and each git source imports at the same commit, the
+	// encoding is a valid Definition for a later load with the same
+	// Engines.
+	Parsed func(definition []byte, read []string)
 }
 
 // importCtx is what reading uses: entries needs: the repository being read,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -90,7 +91,10 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 		out.printf("running: pid %d (%s)\n", r.Running.PID, r.Running.Command)
 	}
 	printSandbox(out, r)
-	tw := tabwriter.NewWriter(out.w, 0, 4, 2, ' ', 0)
+	// tabwriter writes every cell and every run of padding on its own:
+	// buffered, the table is a few writes instead of ten per line.
+	bw := bufio.NewWriter(out.w)
+	tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
 	// The state column's cells are all painted (stateColor), its header
 	// too, so that tabwriter, which counts the escape bytes, aligns them.
 	fmt.Fprintf(tw, "STEP\t%s\tENGINE\tTOKENS\tCOST\tCOMMIT\tNOTE\n", out.paint("0"+bold, "STATE"))
@@ -121,6 +125,7 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 		}
 	}
 	tw.Flush()
+	bw.Flush()
 }
 
 // withBy adds who did a step's landed work to its note ("by agent,
