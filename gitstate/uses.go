@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 )
 
 // UsesCache holds the git repositories that workflows import (uses:
@@ -51,21 +53,82 @@ func (c *UsesCache) repo(ctx context.Context, url string) (*Repo, error) {
 	if r := c.repos[url]; r != nil {
 		return r, nil
 	}
-	sum := sha256.Sum256([]byte(url))
-	dir := filepath.Join(c.dir, hex.EncodeToString(sum[:8])+".git")
+	dir := filepath.Join(c.dir, c.key(url)+".git")
 	r := &Repo{root: dir, gitDir: dir, commonDir: dir, env: []string{"GIT_DIR=" + dir}}
 	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err != nil {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := c.create(ctx, dir, url); err != nil {
 			return nil, fmt.Errorf("uses cache: %w", err)
 		}
-		if _, err := r.git(ctx, "init", "--quiet", "--bare", dir); err != nil {
-			return nil, fmt.Errorf("uses cache: %w", err)
-		}
-		// What the cache is of, for a person looking at it.
-		_ = os.WriteFile(filepath.Join(dir, "description"), []byte(url+"\n"), 0o644)
 	}
 	c.repos[url] = r
 	return r, nil
+}
+
+// key names the cache's repository for url.
+func (c *UsesCache) key(url string) string {
+	sum := sha256.Sum256([]byte(url))
+	return hex.EncodeToString(sum[:8])
+}
+
+// lockSource takes the lock, across processes, on what writes the cache's
+// repository for url: its fetches (each rewrites FETCH_HEAD, which
+// Resolve then reads) and pins. Another codemachine fetching the same
+// source is waited for, as long as ctx allows.
+func (c *UsesCache) lockSource(ctx context.Context, url string) (unlock func(), err error) {
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("uses cache: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(c.dir, c.key(url)+".lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("uses cache: %w", err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("uses cache: lock: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("uses cache: waiting for another fetch of %s: %w", url, context.Cause(ctx))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// create makes the bare repository dir for url: made beside it and
+// renamed into place, so that another codemachine creating the same one at
+// the same time finds either none or a whole one, and the one that loses
+// the rename uses the winner's.
+func (c *UsesCache) create(ctx context.Context, dir, url string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), filepath.Base(dir)+".new-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	fresh := &Repo{root: tmp, gitDir: tmp, commonDir: tmp, env: []string{"GIT_DIR=" + tmp}}
+	if _, err := fresh.git(ctx, "init", "--quiet", "--bare", tmp); err != nil {
+		return err
+	}
+	// What the cache is of, for a person looking at it.
+	_ = os.WriteFile(filepath.Join(tmp, "description"), []byte(url+"\n"), 0o644)
+	// An empty directory in the way (an earlier version made it before
+	// its git init) goes; a full one is someone else's whole repository.
+	_ = os.Remove(dir)
+	if err := os.Rename(tmp, dir); err != nil {
+		if _, serr := os.Stat(filepath.Join(dir, "HEAD")); serr == nil {
+			return nil
+		}
+		return err
+	}
+	return nil
 }
 
 // Resolve fetches ref (a branch, tag or commit) of the repository at url
@@ -74,6 +137,11 @@ func (c *UsesCache) repo(ctx context.Context, url string) (*Repo, error) {
 func (c *UsesCache) Resolve(ctx context.Context, url, ref string) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	unlock, err := c.lockSource(ctx, url)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	r, err := c.repo(ctx, url)
 	if err != nil {
 		return "", err
@@ -126,6 +194,11 @@ func (c *UsesCache) Ensure(ctx context.Context, url, ref, commit string) error {
 	if c.has(ctx, url, commit) {
 		return nil
 	}
+	unlock, err := c.lockSource(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	r, err := c.repo(ctx, url)
 	if err != nil {
 		return err

@@ -68,3 +68,62 @@ func TestUsesCache(t *testing.T) {
 		t.Fatalf("Ensure of an unknown commit: %v", err)
 	}
 }
+
+// TestUsesCacheCreatedConcurrently: codemachines fetching the same source
+// into a fresh cache at the same time (each its own UsesCache, as separate
+// processes have) all succeed, with one repository in the cache, and an
+// empty directory an earlier version left in the way is no obstacle.
+func TestUsesCacheCreatedConcurrently(t *testing.T) {
+	ctx := context.Background()
+	src, _ := newRepo(t, map[string]string{".codemachine/workflow.yaml": "version: 1\n"})
+	url := "file://" + src
+	head := git(t, src, "rev-parse", "HEAD")
+	dir := filepath.Join(t.TempDir(), "uses")
+	errs := make(chan error, 6)
+	for range 6 {
+		go func() {
+			got, err := NewUsesCache(dir).Resolve(ctx, url, "main")
+			if err == nil && got != head {
+				err = errors.New("resolved " + got)
+			}
+			errs <- err
+		}()
+	}
+	for range 6 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var repos, others []string
+	for _, e := range ents {
+		switch {
+		case strings.HasSuffix(e.Name(), ".git"):
+			repos = append(repos, e.Name())
+		case !strings.HasSuffix(e.Name(), ".lock"):
+			others = append(others, e.Name())
+		}
+	}
+	if len(repos) != 1 || len(others) != 0 {
+		t.Errorf("cache holds repositories %v and %v, want one repository and its lock", repos, others)
+	}
+
+	other := filepath.Join(t.TempDir(), "uses")
+	c := NewUsesCache(other)
+	if _, err := c.repo(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	repoDir := c.repos[url].gitDir
+	if err := os.RemoveAll(repoDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(repoDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := NewUsesCache(other).Resolve(ctx, url, "main"); err != nil || got != head {
+		t.Errorf("over an empty directory: %s, %v", got, err)
+	}
+}
