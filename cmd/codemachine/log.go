@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"text/tabwriter"
 
@@ -42,7 +43,10 @@ newest first, with the provenance recorded in their trailers.`,
 				out.printf("no step commits yet\n")
 				return nil
 			}
-			tw := tabwriter.NewWriter(out.w, 0, 4, 2, ' ', 0)
+			// Buffered: tabwriter writes every cell and every run of
+			// padding on its own.
+			bw := bufio.NewWriter(out.w)
+			tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "COMMIT\tSTEP\tENGINE\tDURATION\tTOKENS\tCOST\tSUBJECT")
 			for _, e := range entries {
 				name := e.Step
@@ -71,7 +75,10 @@ newest first, with the provenance recorded in their trailers.`,
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortHash(e.Commit), name, label, dur, tokens,
 					orchestrator.FormatCost(e.CostUSD, e.CostKnown), e.Subject)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return bw.Flush()
 		},
 	}
 }
