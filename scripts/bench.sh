@@ -21,7 +21,7 @@ run ./orchestrator -bench 'StepOverhead' -benchtime 10x
 run ./orchestrator -bench 'SandboxOverhead' -benchtime 10x
 # The worktree pool and landing alone, same baseline.
 run ./gitstate -bench 'StageCommit' -benchtime 10x
-# Reusing a pooled worktree (its scratch .git made afresh) vs git status in
+# Reusing a pooled worktree (its scratch .git brought up to date) vs git status in
 # it.
 run ./gitstate -bench 'WorktreeReuse' -benchtime 20x
 # A generated plan of 50 to 500 tasks, no-op agent, parallel 4: the
