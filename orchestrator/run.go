@@ -325,6 +325,7 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 		repo: o.repo, failed: map[string]bool{},
 	}
 	rs.summary = &Summary{Run: rs.id}
+	o.sweepRunTmp(rs.id)
 	defer func() { _ = o.repo.WriteLocalVolatile(runningFile, Running{}) }()
 	o.emit(Event{Kind: RunStarted, Run: rs.id})
 	merged, err := o.mergedReviews(ctx, head.Commit)

@@ -313,7 +313,7 @@ func (j *job) environ(dir string) []string {
 			extra["CODEMACHINE_ITEM"] = u.task.Item.EnvValue()
 		}
 	}
-	tmp := filepath.Join(o.repo.LocalDir(), "tmp", j.rs.id)
+	tmp := o.runTmpDir(j.rs.id)
 	if err := os.MkdirAll(tmp, 0o755); err == nil {
 		extra["TMPDIR"] = tmp
 	}

@@ -1,0 +1,56 @@
+package orchestrator
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/codemachine/codemachine/internal/lazyre"
+)
+
+// runIDPattern matches what newRunID makes, so that a sweep of the
+// temporary directories never takes anything else that lives beside them
+// (a text merge's scratch directory, say).
+var runIDPattern = lazyre.New(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$`)
+
+// runTmpDir is the run's TMPDIR for its steps: .git/codemachine/tmp/<run>,
+// shared by the run's units so that they can meet there.
+func (o *Orchestrator) runTmpDir(run string) string {
+	return filepath.Join(o.repo.LocalDir(), "tmp", run)
+}
+
+// sweepRunTmp removes the temporary directories of earlier runs, keeping
+// the current run's. The caller holds the repository lock, so no other run
+// is using one: a finished run's directory is left until the next run for
+// whoever wants to look at what its steps left there, and one whose run
+// was killed would otherwise stay forever. Best effort: a directory that
+// cannot be removed is tried again by the next run.
+func (o *Orchestrator) sweepRunTmp(current string) {
+	root := filepath.Join(o.repo.LocalDir(), "tmp")
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.Name() == current || !e.IsDir() || !runIDPattern().MatchString(e.Name()) {
+			continue
+		}
+		removeTree(filepath.Join(root, e.Name()))
+	}
+}
+
+// removeTree removes dir and everything below it, also where a step took
+// the write permission away from a directory of its own (os.RemoveAll
+// cannot empty one then). Symbolic links are removed, never followed.
+func removeTree(dir string) {
+	if os.RemoveAll(dir) == nil {
+		return
+	}
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(path, 0o700)
+		}
+		return nil
+	})
+	_ = os.RemoveAll(dir)
+}
