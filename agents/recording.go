@@ -230,8 +230,8 @@ func ParseRecording(file string, data []byte) (*Recording, error) {
 	doc, extra, err := yamlnode.Documents(data)
 	switch {
 	case err != nil:
-		syn := yamlnode.Syntax(err)
-		return nil, &RecordingError{File: file, Line: syn.Line, Msg: syn.Msg}
+		at := yamlnode.Locate(data, err)
+		return nil, &RecordingError{File: file, Line: at.Line, Col: at.Col, Msg: yamlnode.Syntax(err).Msg}
 	case doc == nil:
 		return nil, &RecordingError{File: file, Msg: "empty recording"}
 	case extra != nil:

@@ -105,8 +105,8 @@ func TestParseRecordingLenient(t *testing.T) {
 func TestParseRecordingErrors(t *testing.T) {
 	tests := []struct{ name, in, want string }{
 		{"empty", "", "r.yaml: empty recording"},
-		{"syntax", "step: a\n  bad: [\n", "r.yaml:2: mapping values are not allowed in this context"},
-		{"syntax flow", "step: [a\n", "r.yaml:1: did not find expected ',' or ']'"},
+		{"syntax", "step: a\n  bad: [\n", "r.yaml:2:3: mapping values are not allowed in this context"},
+		{"syntax flow", "step: [a\n", "r.yaml:1:7: did not find expected ',' or ']'"},
 		{"not a mapping", "- a\n", "r.yaml:1:1: want a mapping of recording fields (step, text, files, ...)"},
 		{"two documents", "step: a\n---\nstep: b\n", "r.yaml:2:1: more than one YAML document"},
 		{"unknown key", "step: a\ntoken_in: 3\n", `r.yaml:2:1: unknown field "token_in" (did you mean "tokens_in"?)`},

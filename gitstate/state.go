@@ -49,7 +49,7 @@ func ParseState(file string, data []byte) (*State, error) {
 	var doc yaml.Node
 	// Only the first document counts, as Unmarshal reads it.
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, syntaxError(file, err)
+		return nil, syntaxError(file, data, err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return s, nil
@@ -272,16 +272,11 @@ func (p *stateParser) float(n *yaml.Node, key string) (float64, error) {
 	return v, nil
 }
 
-// syntaxError turns a yaml.v3 syntax error into a *StateError carrying
-// the line yaml.v3 printed.
-func syntaxError(file string, err error) error {
-	syn := yamlnode.Syntax(err)
-	col := 0
-	if syn.Line > 0 {
-		// yaml.v3 reports no column for syntax errors; the line is known.
-		col = 1
-	}
-	return &StateError{File: file, Line: syn.Line, Col: col, Msg: syn.Msg}
+// syntaxError turns a yaml.v3 syntax error in data into a *StateError at
+// the mistake's place (yamlnode.Locate).
+func syntaxError(file string, data []byte, err error) error {
+	at := yamlnode.Locate(data, err)
+	return &StateError{File: file, Line: at.Line, Col: at.Col, Msg: yamlnode.Syntax(err).Msg}
 }
 
 // Marshal renders the state deterministically: fixed key order, steps and

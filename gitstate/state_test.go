@@ -100,7 +100,7 @@ func TestParseStateErrors(t *testing.T) {
 		{"nested tasks", "version: 1\nsteps:\n  a:\n    tasks:\n      T1:\n        tasks: {}\n", `s.yaml:6:9: task "T1": unknown key "tasks" (tasks do not nest)`},
 		{"string expected", "version: 1\nsteps:\n  a:\n    engine: [x]\n", `s.yaml:4:13: engine must be a string, found a list`},
 		{"null value", "version: 1\nsteps:\n  a:\n    model:\n", `s.yaml:4:11: model must be a string, found nothing`},
-		{"syntax", "version: 1\nsteps:\n  a: {\n", "s.yaml:3:1: did not find expected node content"},
+		{"syntax", "version: 1\nsteps:\n  a: {\n", "s.yaml:3:6: did not find expected node content"},
 		{"tab", "version: 1\n\tseq: 2\n", "s.yaml:2:1: found a tab character that violates indentation"},
 	}
 	for _, tt := range tests {

@@ -53,16 +53,13 @@ func (d *yamlDoc) parse(data []byte) *yaml.Node {
 	return doc.Content[0]
 }
 
-// syntaxError converts a yaml.v3 error, whose only position is a line in
-// its text, into an Error. The column is not reported by yaml.v3; it is 1
-// except for tab indentation, the most common mistake, which gets a hint.
+// syntaxError converts a yaml.v3 error into an Error at the mistake's
+// place (yamlnode.Locate), with a hint at what usually causes libyaml's
+// terse messages; tab indentation, the most common mistake, gets the
+// column of its tab.
 func (d *yamlDoc) syntaxError(data []byte, err error) {
-	syn := yamlnode.Syntax(err)
-	line, msg := max(syn.Line, 1), syn.Msg
-	if syn.Line > 0 && syn.ParserProblem() {
-		line++
-	}
-	col, hint := 1, syntaxHints[msg]
+	at, msg := yamlnode.Locate(data, err), yamlnode.Syntax(err).Msg
+	line, col, hint := max(at.Line, 1), max(at.Col, 1), syntaxHints[msg]
 	if text, ok := lineAt(data, line); ok {
 		indent := text[:len(text)-len(strings.TrimLeft(text, " \t"))]
 		if i := strings.IndexByte(indent, '\t'); i >= 0 {

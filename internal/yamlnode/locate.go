@@ -1,0 +1,131 @@
+package yamlnode
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+
+	goccy "github.com/goccy/go-yaml"
+	goccyparser "github.com/goccy/go-yaml/parser"
+)
+
+// Place is where a syntax error is in its text: a 1-based line and column,
+// each 0 when unknown.
+type Place struct {
+	Line, Col int
+}
+
+// Locate finds where in data the syntax error err (of a Documents call on
+// data) is. yaml.v3 prints no column, and for many of libyaml's problems
+// the line where the enclosing construct began rather than where the
+// mistake is: a key indented too far on line 5 of a list item that begins
+// on line 3 is reported at line 3. So the text is parsed again with
+// goccy/go-yaml, whose errors point at the token in question. Its place
+// is taken when it is at or after yaml.v3's line (the two parsers found
+// the same mistake, or goccy the exact spot inside yaml.v3's construct),
+// or when yaml.v3 ran into the end of the text, where goccy names the
+// bracket or quote left open. An unknown alias is found by its name.
+// Anything else keeps yaml.v3's line, at its first character that is not
+// a space.
+func Locate(data []byte, err error) Place {
+	syn := Syntax(err)
+	line := syn.Line
+	if line > 0 && syn.ParserProblem() {
+		line++
+	}
+	if name, ok := unknownAnchor(syn.Msg); ok {
+		if p, found := findAlias(data, name); found {
+			return p
+		}
+	}
+	if p, ok := reparse(data); ok && (p.Line >= line || line > lineCount(data)) {
+		return p
+	}
+	if line == 0 {
+		return Place{}
+	}
+	return Place{Line: line, Col: firstNonSpace(data, line)}
+}
+
+// lineCount is how many lines data has; a final line ending ends the last
+// line rather than starting another.
+func lineCount(data []byte) int {
+	n := bytes.Count(data, []byte("\n"))
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		n++
+	}
+	return n
+}
+
+// firstNonSpace is the 1-based column of the first character of line n of
+// data that is not a space (a tab counts: indenting with one is a mistake
+// of its own), 1 for a blank or missing line.
+func firstNonSpace(data []byte, n int) int {
+	for i := 1; i < n; i++ {
+		end := bytes.IndexByte(data, '\n')
+		if end < 0 {
+			return 1
+		}
+		data = data[end+1:]
+	}
+	if end := bytes.IndexByte(data, '\n'); end >= 0 {
+		data = data[:end]
+	}
+	text := strings.TrimRight(string(data), "\r")
+	indent := len(text) - len(strings.TrimLeft(text, " "))
+	if indent == len(text) {
+		return 1
+	}
+	return len([]rune(text[:indent])) + 1
+}
+
+// reparse is where goccy/go-yaml finds the first syntax error of data.
+// It only ever reads text that yaml.v3 has already refused; a panic of
+// the second parser costs the exact place, not the report.
+func reparse(data []byte) (p Place, ok bool) {
+	defer func() {
+		if recover() != nil {
+			p, ok = Place{}, false
+		}
+	}()
+	_, err := goccyparser.ParseBytes(data, 0)
+	var syn *goccy.SyntaxError
+	if !errors.As(err, &syn) || syn.Token == nil || syn.Token.Position == nil {
+		return Place{}, false
+	}
+	pos := syn.Token.Position
+	if pos.Line < 1 || pos.Column < 1 {
+		return Place{}, false
+	}
+	return Place{Line: pos.Line, Col: pos.Column}, true
+}
+
+// unknownAnchor reads the alias name out of yaml.v3's "unknown anchor
+// 'NAME' referenced".
+func unknownAnchor(msg string) (string, bool) {
+	rest, ok := strings.CutPrefix(msg, "unknown anchor '")
+	if !ok {
+		return "", false
+	}
+	name, ok := strings.CutSuffix(rest, "' referenced")
+	return name, ok && name != ""
+}
+
+// findAlias is the place of the first "*name" in data that ends where an
+// alias name ends (at a blank, a flow indicator or the end of the text).
+func findAlias(data []byte, name string) (Place, bool) {
+	needle := []byte("*" + name)
+	for off := 0; ; {
+		i := bytes.Index(data[off:], needle)
+		if i < 0 {
+			return Place{}, false
+		}
+		at := off + i
+		end := at + len(needle)
+		if end == len(data) || strings.IndexByte(" \t\r\n,[]{}", data[end]) >= 0 {
+			lineStart := bytes.LastIndexByte(data[:at], '\n') + 1
+			return Place{Line: bytes.Count(data[:at], []byte("\n")) + 1, Col: len([]rune(string(data[lineStart:at]))) + 1}, true
+		}
+		off = end
+	}
+}

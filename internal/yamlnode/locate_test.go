@@ -1,0 +1,47 @@
+package yamlnode
+
+import (
+	"testing"
+)
+
+func TestLocate(t *testing.T) {
+	tests := []struct {
+		name, text string
+		want       Place
+	}{
+		// yaml.v3 says line 3, where the list item begins.
+		{"key indented too far", "version: 1\nsteps:\n  - id: a\n    run: echo\n   bad: indent\n", Place{5, 4}},
+		{"tab indentation", "version: 1\nsteps:\n  - id: a\n    run: echo\n  - id: b\n\trun: echo\n", Place{6, 1}},
+		{"flow list left open", "version: 1\nsteps:\n  - id: a\n    run: echo\n    inputs: [a, b\n  - id: b\n    run: echo\n", Place{6, 3}},
+		// yaml.v3 says nothing of where.
+		{"unknown alias", "version: 1\nsteps:\n  - id: a\n    run: echo\n    <<: *nope\n", Place{5, 9}},
+		{"unknown alias after a longer one", "a: &nopen 1\nb: *nopen\nc: [*nope]\n", Place{3, 5}},
+		{"quote left open", "version: 1\nname: \"open\nsteps: []\n", Place{2, 7}},
+		{"flow mapping left open at the end", "version: 1\nsteps:\n  a: {\n", Place{3, 6}},
+		{"second colon", "a: b: c\n", Place{1, 4}},
+		// goccy names the scalar before; yaml.v3's line is the better one.
+		{"key under a scalar", "step: a\n  bad: [\n", Place{2, 3}},
+		{"in a later document", "a: 1\n---\nb: [1\n", Place{3, 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Documents([]byte(tt.text))
+			if err == nil {
+				t.Fatalf("no syntax error in %q", tt.text)
+			}
+			if got := Locate([]byte(tt.text), err); got != tt.want {
+				t.Errorf("Locate = %+v, want %+v (yaml.v3: %v)", got, tt.want, err)
+			}
+		})
+	}
+}
+
+func TestLocateWithoutLine(t *testing.T) {
+	if got := Locate([]byte("a: 1\n"), errUnknown{}); got != (Place{}) {
+		t.Errorf("Locate of an error with no place = %+v, want none", got)
+	}
+}
+
+type errUnknown struct{}
+
+func (errUnknown) Error() string { return "yaml: something odd" }
