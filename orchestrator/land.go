@@ -38,6 +38,7 @@ func (j *job) land(ctx context.Context) error {
 	}
 	if err != nil {
 		if conflict == nil {
+			j.landFailed(ctx, err)
 			return fmt.Errorf("land %s: %w", u.key(), err)
 		}
 		j.conflicted(conflict, err)
@@ -109,6 +110,30 @@ func (j *job) submitForReview(ctx context.Context) error {
 	rs.recordReview(e)
 	o.emit(e)
 	return o.forget(u.key())
+}
+
+// landFailed reports a unit whose landing failed for another reason than
+// a conflict (the user's files could not be written, say): the run stops,
+// but the unit's commit, which cost an agent's work, is kept on its failed
+// ref and the failure remembered, as for a unit that failed itself, so that
+// status, diff and retry know of it.
+func (j *job) landFailed(ctx context.Context, err error) {
+	o, u, c := j.o, j.u, j.cand
+	ref := "refs/codemachine/failed/" + u.key()
+	old, _ := o.repo.ResolveRev(ref)
+	msg := "not landed: " + err.Error()
+	if uerr := o.repo.UpdateRef(context.WithoutCancel(ctx), ref, c.commit, old, "codemachine: "+u.key()+" not landed"); uerr != nil {
+		ref = ""
+		msg += " (its commit could not be kept: " + uerr.Error() + ")"
+	}
+	e := Event{Kind: StepFailed, Step: u.step.ID, Task: taskID(u.task), Engine: j.engineName, Model: c.model,
+		Duration: c.duration, Ref: ref, Commit: c.commit, Message: msg}
+	j.rs.recordFailure(e)
+	o.emit(e)
+	_ = o.updateFailures(func(m map[string]Failure) {
+		m[u.key()] = Failure{Fingerprint: u.fingerprint(), Error: msg, Ref: ref, Commit: c.commit,
+			Run: j.rs.id, At: o.cfg.Now().UTC()}
+	})
 }
 
 // conflicted reports a unit whose commit could not be rebased onto the
