@@ -26,7 +26,8 @@ var socketDirs = []string{"/run", "/var/run", "/tmp", "/var/tmp"}
 // worktree, the repository, HOME, the PATH, ...), and covers the
 // policy's single socket files with /dev/null. Landlock cannot stop a
 // connect(2) to a pathname socket before ABI 9; a socket the step cannot
-// see it cannot reach.
+// see it cannot reach. With Landlock on, it last makes every mount but
+// the writable paths read-only (readOnlyOutside).
 func hideSockets(p Policy, program string) error {
 	if err := ownMountNamespace(p.OuterNS); err != nil {
 		return err
@@ -64,6 +65,9 @@ func hideSockets(p Policy, program string) error {
 		if err := coverSocket(s); err != nil {
 			return err
 		}
+	}
+	if p.Landlock {
+		return readOnlyOutside(p.Writable, p.Visible)
 	}
 	return nil
 }

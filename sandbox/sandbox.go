@@ -14,7 +14,9 @@
 //   - hides the directories that hold other programs' Unix sockets
 //     (/run, /tmp, the user's runtime dir, ...) under empty file systems,
 //     in a mount namespace of the step's own, keeping the step's own
-//     directories visible at their paths;
+//     directories visible at their paths, and makes every other mount
+//     read-only there, which also refuses changes of a file's mode,
+//     owner, times and extended attributes that Landlock lets through;
 //   - restricts writes with Landlock (github.com/landlock-lsm/go-landlock):
 //     the whole file system becomes read-only but for the policy's
 //     writable paths and a few devices.
