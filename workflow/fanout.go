@@ -119,6 +119,15 @@ func (p *Project) loadFanout(fsys fs.FS, s *Step) error {
 		if err != nil {
 			var errs Errors
 			if errors.As(err, &errs) {
+				// Each problem is a matched file, which has no position of
+				// its own: it is named, at the foreach: that matched it,
+				// so that the workflow line to change is a click away.
+				for _, e := range errs {
+					if e.Pos.Line == 0 && e.Pos.File != "" {
+						e.Msg = e.Pos.File + ": " + e.Msg
+						e.Pos = cmpOr(s.at.foreach, s.Pos)
+					}
+				}
 				p.FanoutErrs[s.ID] = errs
 				p.Fanouts[s.ID] = &Plan{File: s.Each.Glob}
 				return nil
