@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -79,13 +80,16 @@ func New(opts Options) (*mcp.Server, error) {
 }
 
 // Serve runs the server on stdin and stdout until the client goes away or
-// ctx ends.
+// ctx ends; the calls read before stdin ends are answered first.
 func Serve(ctx context.Context, opts Options) error {
 	srv, err := New(opts)
 	if err != nil {
 		return err
 	}
-	return srv.Run(ctx, &mcp.StdioTransport{})
+	// The calls read before standard input ends are answered before the
+	// server stops (stdio.go).
+	calls := newOpenCalls()
+	return srv.Run(ctx, &mcp.IOTransport{Reader: newHeldReader(os.Stdin, calls), Writer: newHeldWriter(os.Stdout, calls)})
 }
 
 // text is a tool result of text.

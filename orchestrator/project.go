@@ -217,6 +217,7 @@ func (o *Orchestrator) Validate() (*ValidateReport, error) {
 		for _, id := range sortedKeys(project.FanoutErrs) {
 			errs = append(errs, project.FanoutErrs[id]...)
 		}
+		errs = append(errs, project.UnwrittenTaskSources(fsys)...)
 	}
 	errs.Sort()
 	var problems []Problem

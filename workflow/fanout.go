@@ -119,6 +119,15 @@ func (p *Project) loadFanout(fsys fs.FS, s *Step) error {
 		if err != nil {
 			var errs Errors
 			if errors.As(err, &errs) {
+				// Each problem is a matched file, which has no position of
+				// its own: it is named, at the foreach: that matched it,
+				// so that the workflow line to change is a click away.
+				for _, e := range errs {
+					if e.Pos.Line == 0 && e.Pos.File != "" {
+						e.Msg = e.Pos.File + ": " + e.Msg
+						e.Pos = cmpOr(s.at.foreach, s.Pos)
+					}
+				}
 				p.FanoutErrs[s.ID] = errs
 				p.Fanouts[s.ID] = &Plan{File: s.Each.Glob}
 				return nil
@@ -142,6 +151,35 @@ func (p *Project) loadFanout(fsys fs.FS, s *Step) error {
 	}
 	p.Fanouts[s.ID] = newTaskPlan(s.Each.Items, tasks)
 	return nil
+}
+
+// UnwrittenTaskSources reports, at their foreach:, the plan and items
+// files that do not exist in fsys while nothing can write them before their
+// step runs: no step comes before the step (no needs, no step that outputs
+// the file). A run fails such a step at once ("does not exist"). A step with
+// an upstream step is left alone, whether or not that step declares the
+// file: any step may write files besides its outputs. So is a step with a
+// when:, which may be skipped instead.
+func (p *Project) UnwrittenTaskSources(fsys fs.FS) Errors {
+	var errs Errors
+	if p.Graph == nil {
+		return nil
+	}
+	for _, s := range p.Workflow.Steps {
+		file := s.Foreach
+		if s.Each != nil {
+			file = s.Each.Items
+		}
+		if file == "" || s.When != nil || len(p.Graph.Upstream(s.ID)) > 0 {
+			continue
+		}
+		if _, err := fs.Stat(fsys, file); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		errs.Add(cmpOr(s.at.foreach, s.Pos), "foreach: %s does not exist and no step runs before this one to write it: "+
+			"commit it, or list it in the outputs of the step that writes it", file)
+	}
+	return errs
 }
 
 func newTaskPlan(file string, tasks []*Task) *Plan {

@@ -20,7 +20,8 @@ plan_list, plan_add, plan_edit, plan_check and plan_uncheck (the tasks of a fore
 each change is a commit of the plan file, like a hand edit); run and retry (run steps, one
 commit each); approve and reject (settle reviews). Tools that change the repository take the
 repository lock like every command, and are refused, saying who holds it, while another
-codemachine (a run, a watcher) does.
+codemachine (a run, a watcher) does. When standard input ends, the calls already read are
+answered before it exits.
 
 Add it to Claude Code:   claude mcp add codemachine -- codemachine -C /path/to/repo mcp
 

@@ -16,13 +16,17 @@ import (
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
-		Usage: "show every step: done, due, running, failed, review, held or blocked",
+		Usage: "show every step: done, due, running, failed, conflict, review, held or blocked",
 		Description: `Shows where the workflow stands at the tip of the current branch: each step's state,
-task progress of foreach steps, tokens and cost, and the commit that landed it.
+task progress of foreach steps, tokens and cost, and the commit that landed it. A step in
+conflict ran but its commit could not land over changes made meanwhile (on the branch, or
+uncommitted edits of the same files): its work is kept on branch codemachine/conflict/STEP,
+and a later run tries again.
 
 With --remote NAME it also looks at that remote (one fetch) the way "codemachine worker" does,
 and shows who works there now: the integrator, each unit a worker runs (its worker and lease),
-and how many results wait to land. See docs/workers.md.`,
+and how many results wait to land. A remote that is not configured is an error (exit 2),
+after the steps. See docs/workers.md.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "engine", Usage: "evaluate as if run with --engine `ENGINE`"},
 			&cli.StringFlag{Name: "model", Usage: "evaluate as if run with --model `MODEL`"},
@@ -51,6 +55,14 @@ and how many results wait to land. See docs/workers.md.`,
 				}
 				remote = checkRemote(c.Context, o.Repo(), head.Branch, name)
 			}
+			// A remote that is not configured is a mistake on the command
+			// line, not news about the workers: the steps are still shown
+			// (docs/workers.md), the error goes to stderr with exit 2.
+			var remoteErr error
+			if remote != nil && remote.URL == "" {
+				remoteErr = usageErrorf("status --remote %s: %s", remote.Name, remote.Error)
+				remote = nil
+			}
 			if out.json {
 				if remote != nil {
 					return out.printJSON(struct {
@@ -58,13 +70,16 @@ and how many results wait to land. See docs/workers.md.`,
 						Remote *remoteCheck `json:"remote"`
 					}{report, remote})
 				}
-				return out.printJSON(report)
+				if err := out.printJSON(report); err != nil {
+					return err
+				}
+				return remoteErr
 			}
 			printStatus(out, report)
 			if remote != nil {
 				printRemoteCheck(out, remote)
 			}
-			return nil
+			return remoteErr
 		},
 	}
 }

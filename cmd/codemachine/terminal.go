@@ -14,10 +14,7 @@ import (
 // the output goes to standard output. nil otherwise (a pipe, a hook, CI):
 // interactive steps then wait as needs-you.
 func openTerminal(c *cli.Context) (*os.File, error) {
-	if f, ok := c.App.Writer.(*os.File); !ok || f != os.Stdout {
-		return nil, nil
-	}
-	if !agents.IsTerminal(os.Stdin) || !agents.IsTerminal(os.Stdout) {
+	if !inTerminal(c) {
 		return nil, nil
 	}
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
@@ -25,6 +22,15 @@ func openTerminal(c *cli.Context) (*os.File, error) {
 		return nil, nil // no controlling terminal: as without one
 	}
 	return tty, nil
+}
+
+// inTerminal reports whether codemachine runs in a terminal: standard
+// input and output are terminals, and the output goes to standard output.
+func inTerminal(c *cli.Context) bool {
+	if f, ok := c.App.Writer.(*os.File); !ok || f != os.Stdout {
+		return false
+	}
+	return agents.IsTerminal(os.Stdin) && agents.IsTerminal(os.Stdout)
 }
 
 // pauseTerminal is RunOptions.OnTerminal: while an agent's UI has the

@@ -27,6 +27,12 @@ watcher or a run holds the repository, as the commands are.`,
 			if err := noArgs(c); err != nil {
 				return err
 			}
+			// Checked here: without a terminal the dashboard's library
+			// falls back to /dev/tty and fails with its own message
+			// (exit 1) where there is none, or draws into a pipe.
+			if !inTerminal(c) {
+				return usageErrorf("ui needs a terminal (standard input and output): it is a full-screen dashboard")
+			}
 			dir := globalString(c, "C")
 			if dir == "" {
 				var err error

@@ -15,7 +15,8 @@ func validateCommand() *cli.Command {
 		Usage: "check workflow.yaml, agents and plans; every error with file:line:col",
 		Description: `Checks the workflow as it is in the working tree (uncommitted edits included): schema,
 unknown keys, duplicate ids, missing agent files, needs to unknown steps, cycles, globs that
-escape the repository, template errors, plan.md task ids and dependencies, state.yaml.
+escape the repository, template errors, plan.md task ids and dependencies, foreach files
+that no step can write before their step, state.yaml.
 Prints every problem at once and exits 2 when there is any.`,
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(c *cli.Context) error {
