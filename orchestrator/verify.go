@@ -15,8 +15,9 @@ import (
 )
 
 // verify checks a finished unit's change before it may land: its
-// outputs exist, it left state.yaml and .git alone, and it adds no secrets
-// or symlinks out of the repository. It returns "" when all is well.
+// outputs exist, it left state.yaml, the workflow's definition and .git
+// alone, and it adds no secrets or symlinks out of the repository or into
+// .git. It returns "" when all is well.
 func (j *job) verify(c *candidate) string {
 	snap, u, dir := j.snap, j.u, j.wt.Path()
 	changes := c.changes
@@ -24,6 +25,9 @@ func (j *job) verify(c *candidate) string {
 		if c.Path == workflow.StateFile {
 			return "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
 		}
+	}
+	if msg := definitionChange(u.step, snap.project.DefinitionFiles, changes); msg != "" {
+		return msg
 	}
 	if touched := j.touchedGit(); len(touched) > 0 {
 		return "the agent wrote inside .git/: " + strings.Join(touched, ", ")
@@ -53,6 +57,69 @@ func (j *job) verify(c *candidate) string {
 		return msg
 	}
 	return ""
+}
+
+// definitionChange refuses a change to the workflow's definition: a file
+// it was read from or looked for at the unit's base (workflow.yaml, the
+// agents, what a local uses: imports; an agent added where the parse
+// looked for one counts, as does a deletion, and a file put where one of
+// their directories was). The run reloads the workflow after every
+// landing, so such an edit would take effect in the same run: a sandboxed
+// step could add a step with sandbox: off, or turn sandbox: required off,
+// and have it run at once. A path that one of the step's outputs names
+// literally may be written (a step that generates the workflow), but only
+// when the step is the repository's own: a step a git source imports
+// cannot grant itself that. Globs do not allow it, so that outputs such as
+// ".codemachine/*" or "**" do not open the definition unawares. "" when
+// the change leaves the definition alone.
+func definitionChange(step *workflow.Step, files []string, changes []gitstate.Change) string {
+	if len(files) == 0 {
+		return ""
+	}
+	own := step.Source == nil || step.Source.Commit == ""
+	for _, c := range changes {
+		for _, f := range definitionPaths(files, c.Path) {
+			if own && slices.Contains(step.Outputs, f) {
+				continue
+			}
+			verb := "changed"
+			switch {
+			case f != c.Path:
+				return fmt.Sprintf("the step changed %s, where the workflow's definition reads %s (a step may not change the workflow it runs in)", c.Path, f)
+			case c.Status == 'D':
+				verb = "deleted"
+			case c.Status == 'A':
+				verb = "added"
+			}
+			hint := ""
+			if own {
+				hint = "; list it in the step's outputs to allow it"
+			}
+			return fmt.Sprintf("the step %s %s, part of the workflow's definition (a step may not change the workflow it runs in%s)", verb, f, hint)
+		}
+	}
+	return ""
+}
+
+// definitionPaths are the paths of files (sorted) that a change at p
+// affects: p itself, or those under p (p was or becomes a file or a
+// symlink where they have a directory).
+func definitionPaths(files []string, p string) []string {
+	var out []string
+	i, _ := slices.BinarySearch(files, p)
+	for ; i < len(files); i++ {
+		f := files[i]
+		if f != p && !strings.HasPrefix(f, p+"/") {
+			// Sorted: the paths under p follow p and those of names
+			// that only start with p ("p-x", "p.md"), which sort before "p/".
+			if !strings.HasPrefix(f, p) {
+				break
+			}
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // touchedGit lists the config and hooks an unsandboxed agent changed in
