@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -42,8 +43,8 @@ func (j *job) verify(c *candidate) string {
 	}
 	for _, c := range changes {
 		if c.NewMode == "120000" {
-			if target, err := os.Readlink(filepath.Join(dir, filepath.FromSlash(c.Path))); err == nil && escapes(c.Path, target) {
-				return fmt.Sprintf("symlink %s points outside the repository (%s)", c.Path, target)
+			if msg := linkProblem(dir, c.Path); msg != "" {
+				return msg
 			}
 		}
 	}
@@ -193,12 +194,91 @@ func matchesAny(globs []string, p string) bool {
 	return false
 }
 
-// escapes reports whether a symlink at linkPath with target leaves the
-// repository.
-func escapes(linkPath, target string) bool {
-	if path.IsAbs(target) || filepath.IsAbs(target) {
-		return true
+// maxLinkHops is how many symlinks resolving one link may follow, as
+// Linux's MAXSYMLINKS: more is a loop.
+const maxLinkHops = 40
+
+// linkProblem says why the symlink at linkPath (relative to the worktree
+// root) may not land, "" when it may: it leads out of the repository, or
+// into a .git (the user's, a nested repository's, a submodule's), where
+// whatever later writes through it (a tool, a hook, the user's editor)
+// would change git's config, hooks or refs in the user's checkout.
+func linkProblem(root, linkPath string) string {
+	target, err := os.Readlink(filepath.Join(root, filepath.FromSlash(linkPath)))
+	if err != nil {
+		return ""
 	}
-	joined := path.Clean(path.Join(path.Dir(linkPath), filepath.ToSlash(target)))
-	return joined == ".." || strings.HasPrefix(joined, "../")
+	resolved, outside, loop := resolveLink(root, linkPath, target)
+	switch {
+	case loop:
+		return fmt.Sprintf("symlink %s does not resolve (%s): more than %d symlinks in a row", linkPath, target, maxLinkHops)
+	case outside:
+		return fmt.Sprintf("symlink %s points outside the repository (%s)", linkPath, target)
+	case resolved != "":
+		return fmt.Sprintf("symlink %s points into %s (%s): writing through it would change a git directory", linkPath, resolved, target)
+	}
+	return ""
+}
+
+// resolveLink resolves target, the target of the symlink at linkPath, in
+// the worktree at root, as the user's checkout will once it lands:
+// component by component, following the symlinks it meets (the step's own
+// and those of its base), where a lexical clean would take "d/.." for the
+// link's own directory whatever d links to. outside is set when it leaves
+// the repository, loop when it follows too many symlinks; gitDir is the
+// path up to a .git it enters ("" for none), where resolving stops: that
+// .git is the scratch repository in the worktree, and the user's in the
+// checkout.
+func resolveLink(root, linkPath, target string) (gitDir string, outside, loop bool) {
+	var done []string
+	if d := path.Dir(linkPath); d != "." {
+		done = strings.Split(d, "/")
+	}
+	rest := strings.Split(filepath.ToSlash(target), "/")
+	if path.IsAbs(target) || filepath.IsAbs(target) {
+		return "", true, false
+	}
+	for hops := 0; len(rest) > 0; {
+		c := rest[0]
+		rest = rest[1:]
+		switch {
+		case c == "" || c == ".":
+			continue
+		case c == "..":
+			if len(done) == 0 {
+				return "", true, false
+			}
+			done = done[:len(done)-1]
+			continue
+		}
+		done = append(done, c)
+		if isGitDirName(c) {
+			return path.Join(done...), false, false
+		}
+		next, err := os.Readlink(filepath.Join(root, filepath.FromSlash(path.Join(done...))))
+		if err != nil {
+			// Not a symlink, or absent: a dangling link is resolved
+			// as far as its target names.
+			continue
+		}
+		if hops++; hops > maxLinkHops {
+			return "", false, true
+		}
+		if path.IsAbs(next) || filepath.IsAbs(next) {
+			return "", true, false
+		}
+		done = done[:len(done)-1]
+		rest = append(strings.Split(filepath.ToSlash(next), "/"), rest...)
+	}
+	return "", false, false
+}
+
+// isGitDirName reports whether a path component names a git directory.
+// Where file names are case-insensitive by default (macOS, Windows),
+// ".GIT" is the same directory as ".git".
+func isGitDirName(c string) bool {
+	if runtime.GOOS == "darwin" || runtime.GOOS == "windows" {
+		return strings.EqualFold(c, ".git")
+	}
+	return c == ".git"
 }

@@ -1,6 +1,8 @@
 package orchestrator
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/codemachine/codemachine/gitstate"
@@ -51,5 +53,63 @@ func TestDefinitionChange(t *testing.T) {
 				t.Errorf("got  %q\nwant %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestLinkProblem: a symlink whose target leads into a .git (by name, by
+// "..", through another symlink, a nested repository's) or out of the
+// repository (also through a symlinked directory that "d/.." cleans away)
+// is refused; one that stays inside, dangling or not, is not.
+func TestLinkProblem(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{".git/hooks", ".codemachine", "sub/.git", "sub/deep"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links := map[string]string{
+		"hooks-link":       ".git/hooks",
+		".codemachine/cfg": "../.git/config",
+		"dotdot":           "sub/../.git",
+		"git-itself":       ".git",
+		"nested":           "sub/.git/config",
+		"via-link":         "hooks-link/pre-commit",
+		"sub/up":           "..",
+		"sub/escape":       "up/..",
+		"sub/through-up":   "up/../x",
+		"out":              "../elsewhere",
+		"abs":              "/etc/passwd",
+		"ok":               "sub/deep",
+		"sub/ok-up":        "up/.gitignore",
+		"dangling":         "nothing/here",
+		"loop1":            "loop2",
+		"loop2":            "loop1",
+	}
+	for l, target := range links {
+		if err := os.Symlink(target, filepath.Join(root, filepath.FromSlash(l))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := map[string]string{
+		"hooks-link":       "symlink hooks-link points into .git (.git/hooks): writing through it would change a git directory",
+		".codemachine/cfg": "symlink .codemachine/cfg points into .git (../.git/config): writing through it would change a git directory",
+		"dotdot":           "symlink dotdot points into .git (sub/../.git): writing through it would change a git directory",
+		"git-itself":       "symlink git-itself points into .git (.git): writing through it would change a git directory",
+		"nested":           "symlink nested points into sub/.git (sub/.git/config): writing through it would change a git directory",
+		"via-link":         "symlink via-link points into .git (hooks-link/pre-commit): writing through it would change a git directory",
+		"sub/up":           "",
+		"sub/escape":       "symlink sub/escape points outside the repository (up/..)",
+		"sub/through-up":   "symlink sub/through-up points outside the repository (up/../x)",
+		"out":              "symlink out points outside the repository (../elsewhere)",
+		"abs":              "symlink abs points outside the repository (/etc/passwd)",
+		"ok":               "",
+		"sub/ok-up":        "",
+		"dangling":         "",
+		"loop1":            "symlink loop1 does not resolve (loop2): more than 40 symlinks in a row",
+	}
+	for l, want := range tests {
+		if got := linkProblem(root, l); got != want {
+			t.Errorf("%s:\ngot  %q\nwant %q", l, got, want)
+		}
 	}
 }
