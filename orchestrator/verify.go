@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -15,8 +16,9 @@ import (
 )
 
 // verify checks a finished unit's change before it may land: its
-// outputs exist, it left state.yaml and .git alone, and it adds no secrets
-// or symlinks out of the repository. It returns "" when all is well.
+// outputs exist, it left state.yaml, the workflow's definition and .git
+// alone, and it adds no secrets or symlinks out of the repository or into
+// .git. It returns "" when all is well.
 func (j *job) verify(c *candidate) string {
 	snap, u, dir := j.snap, j.u, j.wt.Path()
 	changes := c.changes
@@ -24,6 +26,9 @@ func (j *job) verify(c *candidate) string {
 		if c.Path == workflow.StateFile {
 			return "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
 		}
+	}
+	if msg := definitionChange(u.step, snap.project.DefinitionFiles, changes); msg != "" {
+		return msg
 	}
 	if touched := j.touchedGit(); len(touched) > 0 {
 		return "the agent wrote inside .git/: " + strings.Join(touched, ", ")
@@ -38,8 +43,8 @@ func (j *job) verify(c *candidate) string {
 	}
 	for _, c := range changes {
 		if c.NewMode == "120000" {
-			if target, err := os.Readlink(filepath.Join(dir, filepath.FromSlash(c.Path))); err == nil && escapes(c.Path, target) {
-				return fmt.Sprintf("symlink %s points outside the repository (%s)", c.Path, target)
+			if msg := linkProblem(dir, c.Path); msg != "" {
+				return msg
 			}
 		}
 	}
@@ -53,6 +58,69 @@ func (j *job) verify(c *candidate) string {
 		return msg
 	}
 	return ""
+}
+
+// definitionChange refuses a change to the workflow's definition: a file
+// it was read from or looked for at the unit's base (workflow.yaml, the
+// agents, what a local uses: imports; an agent added where the parse
+// looked for one counts, as does a deletion, and a file put where one of
+// their directories was). The run reloads the workflow after every
+// landing, so such an edit would take effect in the same run: a sandboxed
+// step could add a step with sandbox: off, or turn sandbox: required off,
+// and have it run at once. A path that one of the step's outputs names
+// literally may be written (a step that generates the workflow), but only
+// when the step is the repository's own: a step a git source imports
+// cannot grant itself that. Globs do not allow it, so that outputs such as
+// ".codemachine/*" or "**" do not open the definition unawares. "" when
+// the change leaves the definition alone.
+func definitionChange(step *workflow.Step, files []string, changes []gitstate.Change) string {
+	if len(files) == 0 {
+		return ""
+	}
+	own := step.Source == nil || step.Source.Commit == ""
+	for _, c := range changes {
+		for _, f := range definitionPaths(files, c.Path) {
+			if own && slices.Contains(step.Outputs, f) {
+				continue
+			}
+			verb := "changed"
+			switch {
+			case f != c.Path:
+				return fmt.Sprintf("the step changed %s, where the workflow's definition reads %s (a step may not change the workflow it runs in)", c.Path, f)
+			case c.Status == 'D':
+				verb = "deleted"
+			case c.Status == 'A':
+				verb = "added"
+			}
+			hint := ""
+			if own {
+				hint = "; list it in the step's outputs to allow it"
+			}
+			return fmt.Sprintf("the step %s %s, part of the workflow's definition (a step may not change the workflow it runs in%s)", verb, f, hint)
+		}
+	}
+	return ""
+}
+
+// definitionPaths are the paths of files (sorted) that a change at p
+// affects: p itself, or those under p (p was or becomes a file or a
+// symlink where they have a directory).
+func definitionPaths(files []string, p string) []string {
+	var out []string
+	i, _ := slices.BinarySearch(files, p)
+	for ; i < len(files); i++ {
+		f := files[i]
+		if f != p && !strings.HasPrefix(f, p+"/") {
+			// Sorted: the paths under p follow p and those of names
+			// that only start with p ("p-x", "p.md"), which sort before "p/".
+			if !strings.HasPrefix(f, p) {
+				break
+			}
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // touchedGit lists the config and hooks an unsandboxed agent changed in
@@ -126,12 +194,91 @@ func matchesAny(globs []string, p string) bool {
 	return false
 }
 
-// escapes reports whether a symlink at linkPath with target leaves the
-// repository.
-func escapes(linkPath, target string) bool {
-	if path.IsAbs(target) || filepath.IsAbs(target) {
-		return true
+// maxLinkHops is how many symlinks resolving one link may follow, as
+// Linux's MAXSYMLINKS: more is a loop.
+const maxLinkHops = 40
+
+// linkProblem says why the symlink at linkPath (relative to the worktree
+// root) may not land, "" when it may: it leads out of the repository, or
+// into a .git (the user's, a nested repository's, a submodule's), where
+// whatever later writes through it (a tool, a hook, the user's editor)
+// would change git's config, hooks or refs in the user's checkout.
+func linkProblem(root, linkPath string) string {
+	target, err := os.Readlink(filepath.Join(root, filepath.FromSlash(linkPath)))
+	if err != nil {
+		return ""
 	}
-	joined := path.Clean(path.Join(path.Dir(linkPath), filepath.ToSlash(target)))
-	return joined == ".." || strings.HasPrefix(joined, "../")
+	resolved, outside, loop := resolveLink(root, linkPath, target)
+	switch {
+	case loop:
+		return fmt.Sprintf("symlink %s does not resolve (%s): more than %d symlinks in a row", linkPath, target, maxLinkHops)
+	case outside:
+		return fmt.Sprintf("symlink %s points outside the repository (%s)", linkPath, target)
+	case resolved != "":
+		return fmt.Sprintf("symlink %s points into %s (%s): writing through it would change a git directory", linkPath, resolved, target)
+	}
+	return ""
+}
+
+// resolveLink resolves target, the target of the symlink at linkPath, in
+// the worktree at root, as the user's checkout will once it lands:
+// component by component, following the symlinks it meets (the step's own
+// and those of its base), where a lexical clean would take "d/.." for the
+// link's own directory whatever d links to. outside is set when it leaves
+// the repository, loop when it follows too many symlinks; gitDir is the
+// path up to a .git it enters ("" for none), where resolving stops: that
+// .git is the scratch repository in the worktree, and the user's in the
+// checkout.
+func resolveLink(root, linkPath, target string) (gitDir string, outside, loop bool) {
+	var done []string
+	if d := path.Dir(linkPath); d != "." {
+		done = strings.Split(d, "/")
+	}
+	rest := strings.Split(filepath.ToSlash(target), "/")
+	if path.IsAbs(target) || filepath.IsAbs(target) {
+		return "", true, false
+	}
+	for hops := 0; len(rest) > 0; {
+		c := rest[0]
+		rest = rest[1:]
+		switch {
+		case c == "" || c == ".":
+			continue
+		case c == "..":
+			if len(done) == 0 {
+				return "", true, false
+			}
+			done = done[:len(done)-1]
+			continue
+		}
+		done = append(done, c)
+		if isGitDirName(c) {
+			return path.Join(done...), false, false
+		}
+		next, err := os.Readlink(filepath.Join(root, filepath.FromSlash(path.Join(done...))))
+		if err != nil {
+			// Not a symlink, or absent: a dangling link is resolved
+			// as far as its target names.
+			continue
+		}
+		if hops++; hops > maxLinkHops {
+			return "", false, true
+		}
+		if path.IsAbs(next) || filepath.IsAbs(next) {
+			return "", true, false
+		}
+		done = done[:len(done)-1]
+		rest = append(strings.Split(filepath.ToSlash(next), "/"), rest...)
+	}
+	return "", false, false
+}
+
+// isGitDirName reports whether a path component names a git directory.
+// Where file names are case-insensitive by default (macOS, Windows),
+// ".GIT" is the same directory as ".git".
+func isGitDirName(c string) bool {
+	if runtime.GOOS == "darwin" || runtime.GOOS == "windows" {
+		return strings.EqualFold(c, ".git")
+	}
+	return c == ".git"
 }

@@ -34,7 +34,7 @@ import (
 
 // workflowCacheFormat changes whenever what the file holds does; the
 // binary's identity (cacheBinaryID) covers every other change of code.
-const workflowCacheFormat = "codemachine workflow cache 1"
+const workflowCacheFormat = "codemachine workflow cache 2"
 
 // workflowCache is the definition kept last.
 type workflowCache struct {

@@ -36,6 +36,8 @@ type defGob struct {
 	Agents   map[string]*Agent
 	// Edges are the graph's (Graph.edges), by step id.
 	Edges map[string][]depGob
+	// Files are Project.DefinitionFiles.
+	Files []string
 }
 
 // depGob is a dep.
@@ -93,7 +95,7 @@ func init() {
 // cannot be encoded exactly (vars of a type gob does not keep as it is),
 // and then they are not kept. fsys is the file system p was loaded from.
 func encodeDefinition(p *Project) ([]byte, bool) {
-	d := defGob{Workflow: *p.Workflow, Agents: p.Agents, Edges: map[string][]depGob{}}
+	d := defGob{Workflow: *p.Workflow, Agents: p.Agents, Edges: map[string][]depGob{}, Files: p.DefinitionFiles}
 	d.Workflow.Steps = nil
 	for id, deps := range p.Graph.edges() {
 		for _, e := range deps {
@@ -227,7 +229,9 @@ func decodeDefinition(data []byte, fsys fs.FS, imp Importer) (*Project, map[stri
 			edges[id] = append(edges[id], dep{id: e.ID, at: e.At})
 		}
 	}
-	return newProject(&w, d.Agents), edges
+	p := newProject(&w, d.Agents)
+	p.DefinitionFiles = d.Files
+	return p, edges
 }
 
 // decodeCond compiles a condition again against what it was compiled

@@ -112,6 +112,16 @@ func TestDefinitionRoundTrip(t *testing.T) {
 		t.Errorf("read = %q\nwant %q", read, wantRead)
 	}
 
+	// A load that keeps nothing knows them too: they are what a step's
+	// change is checked against.
+	p, err := LoadProjectWith(local, LoadOptions{Engines: testEngines, Importer: imp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(p.DefinitionFiles, wantRead) {
+		t.Errorf("DefinitionFiles = %q\nwant %q", p.DefinitionFiles, wantRead)
+	}
+
 	full, err := os.ReadFile("testdata/parse/full.yaml")
 	if err != nil {
 		t.Fatal(err)

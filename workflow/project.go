@@ -37,6 +37,13 @@ type Project struct {
 	UntilMet map[string]bool
 	// Graph is the step graph; its cycles are load errors.
 	Graph *Graph
+	// DefinitionFiles are the paths of the loaded file system the
+	// workflow and agents were read from or looked for (absent ones and
+	// the directories of local uses: too), sorted: what a change must
+	// leave alone not to change the definition. Plans, fan-out items and
+	// the files agents' templates read are not among them: they are
+	// inputs, which steps write.
+	DefinitionFiles []string
 }
 
 // LoadProject reads and validates the workflow, the agents its steps name
@@ -64,12 +71,11 @@ func LoadProjectWith(fsys fs.FS, opts LoadOptions) (*Project, error) {
 			return p, p.finish(errs, edges)
 		}
 	}
-	root := fsys
-	var rec *recordFS
-	if opts.Parsed != nil {
-		rec = &recordFS{fsys: fsys, names: map[string]bool{}}
-		root = rec
-	}
+	// Every parse records what it reads: DefinitionFiles, which callers
+	// check changes against, must be known whether or not the definition
+	// is kept.
+	rec := &recordFS{fsys: fsys, names: map[string]bool{}}
+	root := fs.FS(rec)
 	engines := opts.Engines
 	data, err := fs.ReadFile(root, WorkflowFile)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -92,12 +98,11 @@ func LoadProjectWith(fsys fs.FS, opts LoadOptions) (*Project, error) {
 		p.loadTasks(fsys, s, &errs)
 	}
 	err = p.finish(errs, nil)
-	if rec != nil {
-		rec.unwrap(p.Workflow)
-		if defErrs == 0 && al.errCount == 0 {
-			if def, ok := encodeDefinition(p); ok {
-				opts.Parsed(def, rec.read())
-			}
+	rec.unwrap(p.Workflow)
+	p.DefinitionFiles = rec.read()
+	if opts.Parsed != nil && defErrs == 0 && al.errCount == 0 {
+		if def, ok := encodeDefinition(p); ok {
+			opts.Parsed(def, p.DefinitionFiles)
 		}
 	}
 	return p, err
