@@ -127,7 +127,8 @@ func shortDuration(d time.Duration) string {
 	return s
 }
 
-// run starts the process in its own process group and waits for it. On
+// run starts the process in its own session and process group, without
+// a controlling terminal, and waits for it. On
 // timeout or cancel it sends SIGTERM to the whole group and SIGKILL after
 // the grace period. When the process exits, whatever it left running in its
 // group (background children holding the output pipes, say) is stopped the
@@ -249,12 +250,24 @@ type startedProc struct {
 // command makes the command that runs the program at path: directly, or
 // under the sandbox launcher (with its report pipe, whose read end it
 // returns) when the proc has a policy and the system has a launcher.
-func (p *proc) command(path string) (*exec.Cmd, *os.File, error) {
+//
+// The process leads a process group of its own either way (its pid is
+// the group's id: what the runner signals and codemachine records to stop
+// orphans). Without a terminal it also leads a session of its own, which
+// has no controlling terminal: /dev/tty does not open there (ENXIO), so
+// nothing a step runs can read the user's terminal or push keystrokes
+// into the user's shell with TIOCSTI. A terminal run (runTerminal) stays
+// in codemachine's session, to be the terminal's foreground group.
+func (p *proc) command(path string, terminal bool) (*exec.Cmd, *os.File, error) {
+	attr := &syscall.SysProcAttr{Setsid: true}
+	if terminal {
+		attr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	cmd := &exec.Cmd{
 		Path:        path,
 		Args:        append([]string{p.path}, p.args...),
 		Dir:         p.dir,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		SysProcAttr: attr,
 	}
 	if p.sandbox == nil {
 		return cmd, nil, nil
@@ -278,8 +291,9 @@ func (p *proc) command(path string) (*exec.Cmd, *os.File, error) {
 	return cmd, r, nil
 }
 
-// start starts the program at path in a process group of its own, its
-// output on pipes and its input on a pipe when there is stdin to feed.
+// start starts the program at path in a session (and process group) of
+// its own, without a controlling terminal, its output on pipes and its
+// input on a pipe when there is stdin to feed.
 func (p *proc) start(path string) (*startedProc, error) {
 	env := p.env
 	if env == nil {
@@ -294,7 +308,7 @@ func (p *proc) start(path string) (*startedProc, error) {
 		closeAll(outR, outW)
 		return nil, fmt.Errorf("start %s: %w", p.path, err)
 	}
-	cmd, report, err := p.command(path)
+	cmd, report, err := p.command(path, false)
 	if err != nil {
 		closeAll(outR, outW, errR, errW)
 		return nil, err

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/codemachine/codemachine/internal/testenv"
 )
 
@@ -171,14 +173,16 @@ func TestShellEngineLogFailure(t *testing.T) {
 }
 
 // OnStart reports the command's process id, which leads its own process
-// group: what a caller records to stop the group after a crash.
+// group: what a caller records to stop the group after a crash. It leads
+// a session of its own too, which has no controlling terminal.
 func TestShellEngineOnStart(t *testing.T) {
 	req := shellRequest(t, "echo $$ > pid; sleep 0.2")
 	var got []int
-	var pgid int
+	var pgid, sid int
 	req.OnStart = func(pid int) {
 		got = append(got, pid)
 		pgid, _ = syscall.Getpgid(pid)
+		sid, _ = unix.Getsid(pid)
 	}
 	sh, err := New("shell")
 	if err != nil {
@@ -193,5 +197,8 @@ func TestShellEngineOnStart(t *testing.T) {
 	}
 	if len(got) != 1 || strings.TrimSpace(string(data)) != strconv.Itoa(got[0]) || pgid != got[0] {
 		t.Errorf("OnStart got %v (group %d), the shell's pid was %s", got, pgid, data)
+	}
+	if len(got) == 1 && sid != got[0] {
+		t.Errorf("the shell (pid %d) is in session %d, want one of its own", got[0], sid)
 	}
 }

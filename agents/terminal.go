@@ -35,7 +35,7 @@ func (p *proc) runTerminal(ctx context.Context, tty *os.File) (procResult, error
 		pol.Terminal = true
 		p.sandbox = &pol
 	}
-	cmd, report, err := p.command(path)
+	cmd, report, err := p.command(path, true)
 	if err != nil {
 		return procResult{}, err
 	}

@@ -16,7 +16,8 @@ import (
 // writes only to the unit's worktree (and the scratch repository
 // that is its .git), its TMPDIR, its engine's private config dirs and the paths the
 // workflow allows; the user's working tree, .git and home read-only;
-// other programs' sockets out of reach; nothing it started left running
+// other programs' sockets out of reach; no capability (a codemachine run
+// as root runs no step as root in full); nothing it started left running
 // once it ends. sandbox: off keeps only the last of these. Where the
 // system lacks a protection, auto runs with what there is and says so
 // once per run; required refuses to run the unit at all.
@@ -42,7 +43,7 @@ func (j *job) sandboxFor() (*agents.Sandbox, error) {
 		j.rs.warnSandbox(o, missing)
 	}
 	if !st.Writes() {
-		return &agents.Sandbox{}, nil
+		return &agents.Sandbox{DropCapabilities: st.Privileges}, nil
 	}
 	writable, err := o.writablePaths(sb.Writable)
 	if err != nil {
@@ -51,7 +52,7 @@ func (j *job) sandboxFor() (*agents.Sandbox, error) {
 	dirs, sockets := agents.UserSockets(o.cfg.Environ)
 	root := o.repo.Root()
 	return &agents.Sandbox{Landlock: true, Writable: writable, HideDirs: dirs, Sockets: sockets,
-		Visible: []string{root, o.repo.CommonDir()}}, nil
+		Visible: []string{root, o.repo.CommonDir()}, DropCapabilities: st.Privileges}, nil
 }
 
 // warnSandbox tells, once per run, what the sandbox lacks here.

@@ -14,12 +14,12 @@ import (
 // noLandlock is a system without Landlock: what auto warns about and
 // required refuses.
 func noLandlock() agents.SandboxStatus {
-	return agents.SandboxStatus{OS: "linux", ABIErr: "the kernel has no Landlock", NamespaceErr: "none", Subreaper: true}
+	return agents.SandboxStatus{OS: "linux", ABIErr: "the kernel has no Landlock", NamespaceErr: "none", Subreaper: true, Privileges: true}
 }
 
 // fullSandbox is a system with every protection.
 func fullSandbox() agents.SandboxStatus {
-	return agents.SandboxStatus{OS: "linux", ABI: 9, Subreaper: true}
+	return agents.SandboxStatus{OS: "linux", ABI: 9, Subreaper: true, Privileges: true}
 }
 
 const twoSteps = `version: 1
@@ -103,7 +103,12 @@ func TestSandboxPolicyPerProcess(t *testing.T) {
 		slices.Contains(post.req.Sandbox.Writable, root) {
 		t.Errorf("after hook: %+v, want the sandbox without the worktree or the repository", post.req.Sandbox)
 	}
-	if b := works[1].req; b.Sandbox == nil || b.Sandbox.Landlock {
+	for _, c := range []hookCall{pre, works[0], post} {
+		if !c.req.Sandbox.DropCapabilities {
+			t.Errorf("%s runs with codemachine's capabilities: %+v", c.req.Command, c.req.Sandbox)
+		}
+	}
+	if b := works[1].req; b.Sandbox == nil || b.Sandbox.Landlock || b.Sandbox.DropCapabilities {
 		t.Errorf("step b (sandbox: off) ran with %+v, want containment only", b.Sandbox)
 	}
 	if !slices.Contains(a.Sandbox.Visible, root) {
@@ -111,7 +116,8 @@ func TestSandboxPolicyPerProcess(t *testing.T) {
 	}
 }
 
-// auto runs without what the system lacks, saying so once per run.
+// auto runs without what the system lacks, saying so once per run, and
+// with what it has: no capability.
 func TestSandboxAutoWarnsOnce(t *testing.T) {
 	rec, events, err := sandboxRun(t, strings.Replace(twoSteps, "    sandbox: off\n", "", 1), noLandlock)
 	if err != nil {
@@ -127,8 +133,8 @@ func TestSandboxAutoWarnsOnce(t *testing.T) {
 		t.Errorf("warnings %q, want one naming what is missing", warnings)
 	}
 	for _, c := range rec.calls {
-		if c.req.Sandbox == nil || c.req.Sandbox.Landlock {
-			t.Errorf("%s ran with %+v, want containment only", c.req.Command, c.req.Sandbox)
+		if c.req.Sandbox == nil || c.req.Sandbox.Landlock || !c.req.Sandbox.DropCapabilities {
+			t.Errorf("%s ran with %+v, want containment and no capability", c.req.Command, c.req.Sandbox)
 		}
 	}
 }

@@ -82,7 +82,8 @@ func launch(args []string) int {
 
 // confine applies the policy to the launcher itself, which the program
 // inherits: the subreaper, the hidden sockets, Landlock, and no
-// capabilities left over from the user namespace.
+// capabilities (none at all with DropCapabilities, otherwise none left
+// over from the user namespace).
 func confine(p Policy, program string) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("become a child subreaper: %w", err)
@@ -97,8 +98,16 @@ func confine(p Policy, program string) error {
 			return fmt.Errorf("restrict writes: %w", err)
 		}
 	}
+	if p.DropCapabilities {
+		// Last: mounting and Landlock may need what is dropped here.
+		if err := dropPrivileges(); err != nil {
+			return fmt.Errorf("drop privileges: %w", err)
+		}
+		return nil
+	}
 	// In a user namespace the launcher holds CAP_SYS_ADMIN as an ambient
-	// capability (to mount); the program must not inherit it.
+	// capability (to mount); the program must not inherit it, whatever
+	// the policy.
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
 		return fmt.Errorf("drop ambient capabilities: %w", err)
 	}

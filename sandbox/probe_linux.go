@@ -21,6 +21,9 @@ import (
 var (
 	probeOnce sync.Once
 	probed    Status
+
+	hideOnce sync.Once
+	hideErr  error
 )
 
 // Probe finds out, once per process, what protection this system allows
@@ -55,9 +58,14 @@ func probe() Status {
 }
 
 // probeABI is the status without the namespace trial: the kernel's
-// Landlock ABI.
+// Landlock ABI, and whether capabilities can be dropped.
 func probeABI() Status {
 	s := Status{OS: runtime.GOOS, Subreaper: true}
+	if err := privilegesErr(); err != nil {
+		s.PrivilegesErr = err.Error()
+	} else {
+		s.Privileges = true
+	}
 	abi, err := ll.LandlockGetABIVersion()
 	switch {
 	case errors.Is(err, syscall.ENOSYS):
@@ -131,4 +139,31 @@ func setNamespace(attr *syscall.SysProcAttr, m nsMode) {
 		attr.GidMappingsEnableSetgroups = false
 		attr.AmbientCaps = []uintptr{unix.CAP_SYS_ADMIN}
 	}
+}
+
+// hideFromSteps makes the process that launches steps (codemachine)
+// non-dumpable, once: a step runs as the same user, and without Landlock
+// (which keeps a step from tracing what is outside its sandbox) nothing
+// else would stop it from reading codemachine's memory and its
+// environment (/proc/PID/mem, /proc/PID/environ), where the secrets live
+// that the environment allow-list keeps out of the steps' own. Only a
+// process with CAP_SYS_PTRACE can read a non-dumpable one, and a step has
+// no capability. The children are not affected: exec makes them dumpable
+// again, so codemachine still reads their /proc.
+//
+// Not where the launcher gets a user namespace (a user other than root,
+// with Landlock): the parent writes its child's uid_map, which a
+// non-dumpable child's /proc makes root's, so the launch would fail.
+// Landlock, which that mode always comes with, keeps the steps out of
+// codemachine's /proc there.
+func hideFromSteps() error {
+	hideOnce.Do(func() {
+		if st := Probe(); st.ns == nsUser && st.Writes() {
+			return
+		}
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+			hideErr = fmt.Errorf("make codemachine non-dumpable: %w", err)
+		}
+	})
+	return hideErr
 }

@@ -19,7 +19,14 @@
 //     owner, times and extended attributes that Landlock lets through;
 //   - restricts writes with Landlock (github.com/landlock-lsm/go-landlock):
 //     the whole file system becomes read-only but for the policy's
-//     writable paths and a few devices.
+//     writable paths and a few devices;
+//   - drops every capability (bounding, inheritable, ambient, permitted
+//     and effective sets) and sets no_new_privs, so that a step of a
+//     codemachine run as root cannot act as root on the host.
+//
+// Command also makes the calling process (codemachine) non-dumpable, so
+// that a step, which runs as the same user, cannot read its memory or
+// its environment through /proc.
 //
 // The binary's main, and the TestMain of every test binary that starts
 // engines, must call Main first: it turns the process into the launcher
@@ -79,6 +86,10 @@ type Policy struct {
 	// writable paths, the working directory, HOME, the PATH and the
 	// program stay visible without being listed.
 	Visible []string `json:"visible,omitempty"`
+	// DropCapabilities leaves the program without any capability, and
+	// unable to gain one (no_new_privs): a step of a codemachine run as
+	// root is not root in full. Set it where Status.Privileges.
+	DropCapabilities bool `json:"drop_capabilities,omitempty"`
 	// Grace is how long the processes get between SIGTERM and SIGKILL
 	// when the launcher is told to stop; 0 means DefaultGrace.
 	Grace time.Duration `json:"grace,omitempty"`
@@ -184,13 +195,17 @@ func (m nsMode) String() string {
 // Command returns how to run the program at path (argv0 as its argv[0],
 // then args) under the launcher with policy p. Sockets are hidden when the
 // policy restricts writes and the system allows a mount namespace
-// (Probe); the policy's HideSockets is set accordingly.
+// (Probe); the policy's HideSockets is set accordingly. The calling
+// process is made non-dumpable (see hideFromSteps).
 func Command(p Policy, path, argv0 string, args []string) (*Launch, error) {
 	if !supported {
 		return nil, ErrUnsupported
 	}
 	if !ready.Load() {
 		return nil, ErrNotLauncher
+	}
+	if err := hideFromSteps(); err != nil {
+		return nil, err
 	}
 	l := &Launch{Path: "/proc/self/exe"}
 	p.HideSockets, p.Report = false, true
@@ -223,6 +238,10 @@ type Status struct {
 	// Subreaper is set where the launcher ends every process of a step
 	// (Linux).
 	Subreaper bool `json:"subreaper"`
+	// Privileges is set where the launcher drops every capability of a
+	// step (Linux); PrivilegesErr says why it cannot.
+	Privileges    bool   `json:"drops_capabilities"`
+	PrivilegesErr string `json:"drops_capabilities_error,omitempty"`
 
 	ns nsMode
 }
@@ -236,7 +255,7 @@ func (s Status) Writes() bool { return s.ABI >= MinABI }
 func (s Status) Sockets() bool { return s.Writes() && (s.ns != nsNone || s.ABI >= SocketABI) }
 
 // Full reports whether every protection is there.
-func (s Status) Full() bool { return s.Writes() && s.Sockets() && s.Subreaper }
+func (s Status) Full() bool { return s.Writes() && s.Sockets() && s.Subreaper && s.Privileges }
 
 // Missing lists, one phrase each, what a sandboxed step lacks here (nil
 // when Full): what `sandbox: auto` warns about and `sandbox: required`
@@ -250,6 +269,9 @@ func (s Status) Missing() []string {
 	}
 	if !s.Subreaper {
 		out = append(out, "processes a step leaves running are not ended ("+s.OS+")")
+	}
+	if !s.Privileges {
+		out = append(out, "steps keep codemachine's capabilities ("+s.PrivilegesErr+")")
 	}
 	return out
 }
@@ -274,6 +296,11 @@ func (s Status) Summary() string {
 		parts = append(parts, "processes: ended with their step (subreaper)")
 	} else {
 		parts = append(parts, "processes: process group only")
+	}
+	if s.Privileges {
+		parts = append(parts, "capabilities: dropped")
+	} else {
+		parts = append(parts, "capabilities: kept ("+s.PrivilegesErr+")")
 	}
 	return strings.Join(parts, "; ")
 }

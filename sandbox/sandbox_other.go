@@ -17,7 +17,7 @@ func launch([]string) int {
 
 // Probe reports that nothing but process groups contain a step here.
 func Probe() Status {
-	return Status{OS: runtime.GOOS, ABIErr: "no Landlock on " + runtime.GOOS, NamespaceErr: "not Linux"}
+	return Status{OS: runtime.GOOS, ABIErr: "no Landlock on " + runtime.GOOS, NamespaceErr: "not Linux", PrivilegesErr: "not Linux"}
 }
 
 // ProbeRemembered is Probe: nothing is tried here.
@@ -27,3 +27,6 @@ func ProbeRemembered(string) Status { return Probe() }
 func (l *Launch) SetAttr(*syscall.SysProcAttr) {}
 
 func mountNamespace() string { return "" }
+
+// hideFromSteps does nothing where there is no launcher.
+func hideFromSteps() error { return nil }
