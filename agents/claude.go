@@ -117,7 +117,7 @@ func claudePrepare(req Request, env []string) ([]string, error) {
 	}
 	src := homeDir(env, "CLAUDE_CONFIG_DIR", ".claude")
 	dst := filepath.Join(req.Home, "claude")
-	if err := seedHome(src, dst, claudeHome); err != nil {
+	if err := seedHome(src, dst, req.Home, claudeHome); err != nil {
 		return nil, err
 	}
 	global := filepath.Join(envValue(env, "HOME"), ".claude.json")
@@ -125,7 +125,7 @@ func claudePrepare(req Request, env []string) ([]string, error) {
 		global = filepath.Join(src, ".claude.json")
 	}
 	if envValue(env, "HOME") != "" || envValue(env, "CLAUDE_CONFIG_DIR") != "" {
-		if err := copyIfNewer(global, filepath.Join(dst, ".claude.json")); err != nil {
+		if err := copyFile(global, filepath.Join(dst, ".claude.json")); err != nil {
 			return nil, err
 		}
 	}

@@ -75,7 +75,7 @@ func codexPrepare(req Request, env []string) ([]string, error) {
 		}
 	}
 	dst := filepath.Join(req.Home, "codex")
-	if err := seedHome(src, dst, h); err != nil {
+	if err := seedHome(src, dst, req.Home, h); err != nil {
 		return nil, err
 	}
 	return setEnv(env, "CODEX_HOME", dst), nil

@@ -61,7 +61,7 @@ func geminiPrepare(req Request, env []string) ([]string, error) {
 		if r := geminiRoot(env); r != "" {
 			src = filepath.Join(r, ".gemini")
 		}
-		if err := seedHome(src, filepath.Join(root, ".gemini"), geminiHome); err != nil {
+		if err := seedHome(src, filepath.Join(root, ".gemini"), req.Home, geminiHome); err != nil {
 			return nil, err
 		}
 		env = setEnv(env, "GEMINI_CLI_HOME", root)

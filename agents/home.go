@@ -1,9 +1,11 @@
 package agents
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,8 +15,9 @@ import (
 
 // A private config dir (Request.Home set) is made from the user's own
 // before every run: settings and instructions are copied afresh, logins
-// copied when the user's copy is newer (so a token the CLI refreshed here
-// is kept), and directories of definitions the CLI only reads (agents,
+// copied unless the user's copy is as it was when codemachine last copied
+// it (so a token the CLI refreshed here is kept until the user's changes;
+// see seedLogin), and directories of definitions the CLI only reads (agents,
 // commands, skills, plugins, extensions) are symbolic links to the user's.
 // Everything else in it is removed first, but the CLI's own session store,
 // which a resumed run needs: an agent that planted a hook or a command in
@@ -26,7 +29,7 @@ import (
 // user's.
 type homeSpec struct {
 	config      []string // settings and instructions: copied afresh before every run
-	credentials []string // logins: copied when the user's copy is newer
+	credentials []string // logins: see seedLogin
 	linked      []string // directories of definitions: links to the user's
 	kept        []string // the CLI's session store, kept between runs
 }
@@ -46,28 +49,27 @@ func homeDir(env []string, key, rel string) string {
 	return filepath.Join(home, rel)
 }
 
-// seedHome makes dst a private config dir made from src (see homeSpec):
-// what dst holds beyond h's credentials and kept entries is removed, then
-// the config files are copied, the credentials copied when newer and the
-// directories linked. Missing sources are skipped; src "" only empties
-// dst.
-func seedHome(src, dst string, h homeSpec) error {
+// seedHome makes dst, a private config dir under home (Request.Home),
+// from src (see homeSpec): what dst holds beyond h's credentials and kept
+// entries is removed, then the config files are copied, the credentials
+// seeded (seedLogin) and the directories linked. Missing sources are
+// skipped; src "" only empties dst, but for the credentials, which are
+// then seeded as absent.
+func seedHome(src, dst, home string, h homeSpec) error {
 	if err := os.MkdirAll(dst, 0o700); err != nil {
 		return fmt.Errorf("private config dir: %w", err)
 	}
 	if err := resetDir(dst, append(slices.Clone(h.credentials), h.kept...)); err != nil {
 		return fmt.Errorf("reset private config dir: %w", err)
 	}
+	if err := seedLogins(src, dst, home, h.credentials); err != nil {
+		return fmt.Errorf("seed private config dir: %w", err)
+	}
 	if src == "" {
 		return nil
 	}
 	for _, f := range h.config {
-		if err := copyIfNewer(filepath.Join(src, f), filepath.Join(dst, f)); err != nil {
-			return fmt.Errorf("seed private config dir: %w", err)
-		}
-	}
-	for _, f := range h.credentials {
-		if err := copyIfNewer(filepath.Join(src, f), filepath.Join(dst, f)); err != nil {
+		if err := copyFile(filepath.Join(src, f), filepath.Join(dst, f)); err != nil {
 			return fmt.Errorf("seed private config dir: %w", err)
 		}
 	}
@@ -75,6 +77,138 @@ func seedHome(src, dst string, h homeSpec) error {
 		if err := linkDir(filepath.Join(src, d), filepath.Join(dst, d)); err != nil {
 			return fmt.Errorf("seed private config dir: %w", err)
 		}
+	}
+	return nil
+}
+
+// loginsPath is where codemachine records what it last seeded of the
+// user's logins into the private config dirs under home: beside home,
+// where a step, which may write home, cannot.
+func loginsPath(home string) string { return filepath.Clean(home) + ".logins" }
+
+// loginAbsent is the recorded state of a login the user does not have.
+const loginAbsent = "absent"
+
+// seedLogins seeds each of the logins names from src into dst (see
+// seedLogin), with the record beside home.
+func seedLogins(src, dst, home string, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	if home == "" {
+		return errors.New("logins: no private dir")
+	}
+	record := loginsPath(home)
+	states := readLogins(record)
+	changed := false
+	for _, f := range names {
+		key, err := filepath.Rel(home, filepath.Join(dst, f))
+		if err != nil || !filepath.IsLocal(key) {
+			return fmt.Errorf("login %s is not under %s", filepath.Join(dst, f), home)
+		}
+		key = filepath.ToSlash(key)
+		from := ""
+		if src != "" {
+			from = filepath.Join(src, f)
+		}
+		state, err := seedLogin(from, filepath.Join(dst, f), states[key])
+		if err != nil {
+			return err
+		}
+		if states[key] != state {
+			states[key], changed = state, true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return writeLogins(record, states)
+}
+
+// seedLogin makes dst, a login in a private config dir, the user's login
+// src unless src is as it was when codemachine last seeded dst (last, the
+// recorded state: the SHA-256 of src's content, or loginAbsent): then
+// dst is kept as the CLI left it, for a token it refreshed there may have
+// made the user's stale (a refresh token used once). Any change on the
+// user's side (a new login, a refresh by the user's own CLI, a logout)
+// wins, and so does the user's copy where nothing is recorded. The files'
+// modification times are never asked: a step may write dst and set its
+// time to anything. It returns src's state, to record.
+func seedLogin(src, dst, last string) (string, error) {
+	data, perm, err := readLogin(src)
+	if err != nil {
+		return "", err
+	}
+	state := loginAbsent
+	if data != nil {
+		sum := sha256.Sum256(data)
+		state = hex.EncodeToString(sum[:])
+	}
+	fi, err := os.Lstat(dst)
+	missing := errors.Is(err, fs.ErrNotExist)
+	switch {
+	case err != nil && !missing:
+		return "", fmt.Errorf("login %s: %w", dst, err)
+	case state == last && (!missing && fi.Mode().IsRegular() || missing && data == nil):
+		// The CLI's own file (a token it refreshed; a login made in
+		// its UI where the user has none), or no login on either side.
+		return state, nil
+	case data == nil:
+		if err := os.RemoveAll(dst); err != nil {
+			return "", fmt.Errorf("login %s: %w", dst, err)
+		}
+		return state, nil
+	}
+	if err := writeFileAtomic(dst, data, perm); err != nil {
+		return "", fmt.Errorf("copy %s: %w", src, err)
+	}
+	return state, nil
+}
+
+// readLogin reads the user's login file p (following links), nil when
+// there is none ("", missing, or not a regular file).
+func readLogin(p string) (data []byte, perm fs.FileMode, err error) {
+	if p == "" {
+		return nil, 0, nil
+	}
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && !fi.Mode().IsRegular() {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("login %s: %w", p, err)
+	}
+	if data, err = os.ReadFile(p); err != nil {
+		return nil, 0, fmt.Errorf("login %s: %w", p, err)
+	}
+	if data == nil {
+		data = []byte{} // an empty login is a login
+	}
+	return data, fi.Mode().Perm(), nil
+}
+
+// readLogins reads the record of seeded logins (login path relative to
+// the private dir -> state); a missing or unreadable one is empty, which
+// makes every login the user's again.
+func readLogins(path string) map[string]string {
+	states := map[string]string{}
+	data, err := os.ReadFile(path)
+	if err != nil || json.Unmarshal(data, &states) != nil {
+		return map[string]string{}
+	}
+	return states
+}
+
+// writeLogins replaces the record of seeded logins. Written after the
+// logins themselves: a crash in between leaves the old record, whose
+// states then differ from the user's copies, which are seeded again.
+func writeLogins(path string, states map[string]string) error {
+	data, err := json.Marshal(states)
+	if err != nil {
+		return fmt.Errorf("record logins: %w", err)
+	}
+	if err := writeFileAtomic(path, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("record logins: %w", err)
 	}
 	return nil
 }
@@ -95,10 +229,9 @@ func resetDir(dir string, keep []string) error {
 	return nil
 }
 
-// copyIfNewer copies the regular file src to dst (creating dst's parent)
-// unless dst is at least as new. The copy keeps src's permissions and
-// modification time, so the next comparison sees them equal.
-func copyIfNewer(src, dst string) error {
+// copyFile copies the regular file src to dst (creating dst's parent),
+// with src's permissions; a missing or irregular src is skipped.
+func copyFile(src, dst string) error {
 	si, err := os.Stat(src)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -109,39 +242,46 @@ func copyIfNewer(src, dst string) error {
 	if !si.Mode().IsRegular() {
 		return nil
 	}
-	if di, err := os.Stat(dst); err == nil && !si.ModTime().After(di.ModTime()) {
-		return nil
-	}
-	in, err := os.Open(src)
+	data, err := os.ReadFile(src)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
+	if err := writeFileAtomic(dst, data, si.Mode().Perm()); err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to dst with perm through a temporary file
+// renamed over it (creating dst's parent): dst is never half written, and
+// a link or directory a step left at dst is replaced, never followed.
+func writeFileAtomic(dst string, data []byte, perm fs.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err
+	}
+	if fi, err := os.Lstat(dst); err == nil && fi.IsDir() {
+		if err := os.RemoveAll(dst); err != nil {
+			return err
+		}
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*")
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(tmp, in)
+	_, err = tmp.Write(data)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(tmp.Name(), si.Mode().Perm())
-	}
-	if err == nil {
-		err = os.Chtimes(tmp.Name(), time.Time{}, si.ModTime())
+		err = os.Chmod(tmp.Name(), perm)
 	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), dst)
 	}
 	if err != nil {
 		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("copy %s: %w", src, err)
 	}
-	return nil
+	return err
 }
 
 // linkDir makes dst a symbolic link to the directory src. A dst that is

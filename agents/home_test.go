@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -140,37 +141,145 @@ func TestPrivateHomes(t *testing.T) {
 	}
 }
 
-func TestCopyIfNewer(t *testing.T) {
+func TestCopyFile(t *testing.T) {
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "sub", "dst")
 	writeFile(t, src, "v1")
-	old := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(src, old, old); err != nil {
-		t.Fatal(err)
-	}
-	if err := copyIfNewer(src, dst); err != nil || readFile(t, dst) != "v1" {
+	if err := copyFile(src, dst); err != nil || readFile(t, dst) != "v1" {
 		t.Fatalf("first copy: %v", err)
-	}
-	// The CLI refreshed its private copy: the user's older one must not
-	// overwrite it.
-	writeFile(t, dst, "refreshed")
-	if err := copyIfNewer(src, dst); err != nil || readFile(t, dst) != "refreshed" {
-		t.Fatalf("older source overwrote a newer copy: %v", err)
-	}
-	// The user logged in again: the newer source wins.
-	writeFile(t, src, "v2")
-	future := time.Now().Add(time.Hour)
-	if err := os.Chtimes(src, future, future); err != nil {
-		t.Fatal(err)
-	}
-	if err := copyIfNewer(src, dst); err != nil || readFile(t, dst) != "v2" {
-		t.Fatalf("newer source not copied: %v", err)
 	}
 	if fi, _ := os.Stat(dst); fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, want the source's 0600", fi.Mode().Perm())
 	}
-	if err := copyIfNewer(filepath.Join(dir, "missing"), filepath.Join(dir, "d2")); err != nil {
+	// A link a step left at dst is replaced, not written through.
+	target := filepath.Join(dir, "target")
+	writeFile(t, target, "theirs")
+	if err := os.Remove(dst); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, dst); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyFile(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(dst); err != nil || !fi.Mode().IsRegular() || readFile(t, target) != "theirs" {
+		t.Errorf("link at dst followed or kept: %v", err)
+	}
+	if err := copyFile(filepath.Join(dir, "missing"), filepath.Join(dir, "d2")); err != nil {
 		t.Errorf("missing source: %v", err)
+	}
+}
+
+// A login in a private config dir is the user's unless the user's copy is
+// as it was when codemachine last seeded it: a token the CLI refreshed
+// there is kept until then, and nothing a step did to it there (its own
+// login, a modification time far in the future) outlives a change of the
+// user's.
+func TestSeedLogins(t *testing.T) {
+	user, home := t.TempDir(), filepath.Join(t.TempDir(), "slot-0")
+	dst := filepath.Join(home, "claude")
+	src, priv := filepath.Join(user, ".credentials.json"), filepath.Join(dst, ".credentials.json")
+	seed := func() string {
+		t.Helper()
+		if err := seedHome(user, dst, home, claudeHome); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(priv); errors.Is(err, fs.ErrNotExist) {
+			return "(none)"
+		}
+		return readFile(t, priv)
+	}
+	future := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	plant := func(content string) {
+		t.Helper()
+		writeFile(t, priv, content)
+		if err := os.Chtimes(priv, future, future); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-time.Hour)
+	userLogin := func(content string) {
+		t.Helper()
+		writeFile(t, src, content)
+		// Older than the private copy: the user's change must win
+		// whatever the times say.
+		if err := os.Chtimes(src, past, past); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	userLogin("user-1")
+	if got := seed(); got != "user-1" {
+		t.Fatalf("first seed: %q", got)
+	}
+	// The CLI refreshed its token in the private dir: kept while the
+	// user's copy is unchanged.
+	writeFile(t, priv, "refreshed")
+	if got := seed(); got != "refreshed" {
+		t.Errorf("refreshed token replaced by the unchanged user's copy: %q", got)
+	}
+	// A step plants its own login, dated 2099; the user logs in again
+	// (an older modification time than the planted file's): the user's
+	// login wins.
+	plant("attacker")
+	userLogin("user-2")
+	if got := seed(); got != "user-2" {
+		t.Errorf("planted login kept over the user's new one: %q", got)
+	}
+	plant("attacker")
+	userLogin("user-1") // back to an earlier content: still a change
+	if got := seed(); got != "user-1" {
+		t.Errorf("planted login kept over the user's change: %q", got)
+	}
+	// The record is out of the private dir, where the step cannot
+	// rewrite it; without it, the user's copy wins.
+	if _, err := os.Stat(loginsPath(home)); err != nil || strings.HasPrefix(loginsPath(home), home+string(filepath.Separator)) {
+		t.Fatalf("record %s: %v", loginsPath(home), err)
+	}
+	plant("attacker")
+	if err := os.Remove(loginsPath(home)); err != nil {
+		t.Fatal(err)
+	}
+	if got := seed(); got != "user-1" {
+		t.Errorf("no record: planted login kept: %q", got)
+	}
+	// The user logs out: so does the private dir.
+	plant("attacker")
+	if err := os.Remove(src); err != nil {
+		t.Fatal(err)
+	}
+	if got := seed(); got != "(none)" {
+		t.Errorf("logged-out user: private login %q kept", got)
+	}
+	// With no login of the user's, one the CLI made in the private dir
+	// (a login in its UI) stays, until the user's changes.
+	writeFile(t, priv, "made here")
+	if got := seed(); got != "made here" {
+		t.Errorf("login made in the private dir dropped: %q", got)
+	}
+	userLogin("user-3")
+	if got := seed(); got != "user-3" {
+		t.Errorf("user's new login not seeded: %q", got)
+	}
+	// A link or directory at the login is replaced by the user's.
+	if err := os.Remove(priv); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(t.TempDir(), "elsewhere"), priv); err != nil {
+		t.Fatal(err)
+	}
+	if got := seed(); got != "user-3" {
+		t.Errorf("link at the login kept: %q", got)
+	}
+	if err := os.Remove(priv); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(priv, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := seed(); got != "user-3" {
+		t.Errorf("directory at the login kept: %q", got)
 	}
 }
 

@@ -66,15 +66,15 @@ func opencodePrepare(req Request, env []string) ([]string, error) {
 	root := filepath.Join(req.Home, "opencode")
 	data := filepath.Join(root, "data")
 	if err := seedHome(opencodeDir(env, "XDG_DATA_HOME", filepath.Join(".local", "share")),
-		filepath.Join(data, "opencode"), opencodeData); err != nil {
+		filepath.Join(data, "opencode"), req.Home, opencodeData); err != nil {
 		return nil, err
 	}
 	if req.Sandbox != nil && req.Sandbox.Landlock {
 		config, cache := filepath.Join(root, "config"), filepath.Join(root, "cache")
-		if err := seedHome(opencodeDir(env, "XDG_CONFIG_HOME", ".config"), filepath.Join(config, "opencode"), opencodeConfig); err != nil {
+		if err := seedHome(opencodeDir(env, "XDG_CONFIG_HOME", ".config"), filepath.Join(config, "opencode"), req.Home, opencodeConfig); err != nil {
 			return nil, err
 		}
-		if err := seedHome("", cache, homeSpec{}); err != nil {
+		if err := seedHome("", cache, req.Home, homeSpec{}); err != nil {
 			return nil, err
 		}
 		env = setEnv(setEnv(env, "XDG_CONFIG_HOME", config), "XDG_CACHE_HOME", cache)

@@ -71,7 +71,7 @@ func benchStageCommit(b *testing.B, n int, onMain bool) {
 	}
 	// The one full checkout a clone pays, outside the measurement.
 	tip := git(b, dir, "rev-parse", "HEAD")
-	w, err := r.Worktree(ctx, 0, tip)
+	w, err := r.Worktree(ctx, 0, tip, sandboxed)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func benchStageCommit(b *testing.B, n int, onMain bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		w, err := r.Worktree(ctx, 0, base)
+		w, err := r.Worktree(ctx, 0, base, sandboxed)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -141,7 +141,7 @@ func BenchmarkWorktreeReuse(b *testing.B) {
 			dir, r := benchRepo(b, n)
 			ctx := b.Context()
 			tip := git(b, dir, "rev-parse", "HEAD")
-			w, err := r.Worktree(ctx, 0, tip)
+			w, err := r.Worktree(ctx, 0, tip, sandboxed)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -153,7 +153,7 @@ func BenchmarkWorktreeReuse(b *testing.B) {
 					b.Fatal(err)
 				}
 				start := time.Now()
-				if w, err = r.Worktree(ctx, 0, tip); err != nil {
+				if w, err = r.Worktree(ctx, 0, tip, sandboxed); err != nil {
 					b.Fatal(err)
 				}
 				reuse += time.Since(start)

@@ -24,7 +24,7 @@ func TestWorktreeSlotsCreatedTogether(t *testing.T) {
 		errs := make([]error, 4)
 		for slot := range 4 {
 			wg.Go(func() {
-				w, err := r.Worktree(t.Context(), slot, base)
+				w, err := r.Worktree(t.Context(), slot, base, sandboxed)
 				if err == nil {
 					if read(t, w.Path(), "a.txt") != "a\n" {
 						t.Errorf("round %d: slot %d is not checked out", round, slot)

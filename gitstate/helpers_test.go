@@ -183,11 +183,15 @@ func statusShort(t testing.TB, dir string) string {
 	return git(t, dir, "status", "--short", "--untracked-files=all")
 }
 
-// mustWorktree hands out the pooled worktree of slot at base, or fails the
-// test.
+// sandboxed is the policy of the steps the tests hand worktrees to: a
+// sandbox with no further writable path, the common case.
+var sandboxed = Policy{Sandboxed: true}
+
+// mustWorktree hands out the pooled worktree of slot at base to a
+// sandboxed step, or fails the test.
 func mustWorktree(t testing.TB, r *Repo, slot int, base string) *Worktree {
 	t.Helper()
-	w, err := r.Worktree(t.Context(), slot, base)
+	w, err := r.Worktree(t.Context(), slot, base, sandboxed)
 	if err != nil {
 		t.Fatal(err)
 	}

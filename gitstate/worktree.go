@@ -38,6 +38,7 @@ type Worktree struct {
 	scratch string // path/.git: the agent's repository
 	index   string // codemachine's private index of the worktree, beside it
 	marker  string
+	policy  string // the record of the slot's last user's Policy, beside marker
 	base    string
 	staged  string // the tree written by the last Stage
 	closed  bool
@@ -49,14 +50,17 @@ type Worktree struct {
 var trusted = []string{"-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false"}
 
 // Worktree returns the pool's worktree for slot with base's files and a
-// clean tree (ignored files, such as build caches, are kept). The first
-// call for a slot in a clone pays a full checkout; afterwards the worktree
-// is reused: when it was left clean at base no git command runs at all,
-// when it was left clean elsewhere only the files that differ are
-// rewritten, and when it was left dirty it is forced back and cleaned. Its
-// scratch repository is made fresh every time, at base. A slot is handed
-// out once until Finish or Discard.
-func (r *Repo) Worktree(ctx context.Context, slot int, base string) (*Worktree, error) {
+// clean tree (ignored files, such as build caches, are kept), for a step
+// that may write what user allows. The first call for a slot in a clone
+// pays a full checkout; afterwards the worktree is reused: when it was
+// left clean at base no git command runs at all, when it was left clean
+// elsewhere only the files that differ are rewritten, and when it was left
+// dirty it is forced back and cleaned. A slot whose last user's policy
+// does not cover user's (see Policy) is made afresh, with a full checkout,
+// so that nothing that user left runs with more rights. Its scratch
+// repository is made fresh every time, at base. A slot is handed out once
+// until Finish or Discard.
+func (r *Repo) Worktree(ctx context.Context, slot int, base string, user Policy) (*Worktree, error) {
 	if slot < 0 {
 		return nil, fmt.Errorf("worktree: invalid slot %d", slot)
 	}
@@ -70,7 +74,7 @@ func (r *Repo) Worktree(ctx context.Context, slot int, base string) (*Worktree, 
 	}
 	r.slots[slot] = true
 	r.mu.Unlock()
-	w, err := r.worktree(ctx, slot, base)
+	w, err := r.worktree(ctx, slot, base, user)
 	if err != nil {
 		r.releaseSlot(slot)
 		return nil, err
@@ -84,7 +88,7 @@ func (r *Repo) releaseSlot(slot int) {
 	r.mu.Unlock()
 }
 
-func (r *Repo) worktree(ctx context.Context, slot int, base string) (*Worktree, error) {
+func (r *Repo) worktree(ctx context.Context, slot int, base string, user Policy) (*Worktree, error) {
 	baseHash, err := r.ResolveRev(base)
 	if err != nil {
 		return nil, fmt.Errorf("worktree slot %d: %w", slot, err)
@@ -94,13 +98,24 @@ func (r *Repo) worktree(ctx context.Context, slot int, base string) (*Worktree, 
 		return nil, err
 	}
 	w := &Worktree{repo: r, slot: slot, path: dir, scratch: filepath.Join(dir, ".git"),
-		index: dir + ".index", marker: dir + ".state", base: baseHash}
+		index: dir + ".index", marker: dir + ".state", policy: dir + ".policy", base: baseHash}
 	clean := readMarker(w.marker)
-	if !w.exists() {
+	last, known := readPolicy(w.policy)
+	if !w.exists() || !last.Covers(user) {
+		// New, or its last user was confined where this one is not (a
+		// sandboxed step before a sandbox: off one): whatever that user
+		// left (an ignored script, a tracked file changed behind the
+		// index's back) must not run with this user's rights. Nothing of
+		// the old worktree is kept: git clean -x would leave tracked
+		// files, and a full checkout is rare (steps that sandbox alike
+		// keep their caches) and obviously complete.
 		if err := w.create(ctx); err != nil {
 			return nil, err
 		}
-		clean = baseHash
+		clean, known = baseHash, false
+	}
+	if err := w.recordPolicy(user, last, known); err != nil {
+		return nil, err
 	}
 	if err := w.markDirty(); err != nil {
 		return nil, err
@@ -134,9 +149,9 @@ func (w *Worktree) exists() bool {
 // create makes the slot's worktree from scratch: the one full checkout,
 // into a new directory with a new private index.
 func (w *Worktree) create(ctx context.Context) error {
-	for _, p := range []string{w.path, w.index, w.marker} {
-		if err := os.RemoveAll(p); err != nil {
-			return fmt.Errorf("worktree slot %d: remove broken %s: %w", w.slot, p, err)
+	for _, p := range []string{w.policy, w.marker, w.index, w.path} {
+		if err := removeTree(p); err != nil {
+			return fmt.Errorf("worktree slot %d: remove old %s: %w", w.slot, p, err)
 		}
 	}
 	w.repo.dropLinkedSlot(w.path)
@@ -147,6 +162,22 @@ func (w *Worktree) create(ctx context.Context) error {
 		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
 	}
 	return nil
+}
+
+// removeTree removes p and everything below it, also where a step took
+// the write permission away from a directory of its own (os.RemoveAll
+// cannot empty one then). Symbolic links are removed, never followed.
+func removeTree(p string) error {
+	if os.RemoveAll(p) == nil {
+		return nil
+	}
+	_ = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(path, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(p)
 }
 
 // dropLinkedSlot removes the user's .git/worktrees/ entry of a slot that

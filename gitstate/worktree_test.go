@@ -56,7 +56,7 @@ func TestWorktreeReuseRunsNoGit(t *testing.T) {
 	if h, err := w.Head(ctx); err != nil || h != base {
 		t.Errorf("Head = %s, %v", h, err)
 	}
-	if _, err := r.Worktree(ctx, 0, base); err == nil {
+	if _, err := r.Worktree(ctx, 0, base, sandboxed); err == nil {
 		t.Error("a slot in use was handed out twice")
 	}
 	tree, err := w.Stage(ctx)
@@ -499,7 +499,7 @@ func TestCleanFile(t *testing.T) {
 			dir, r := newRepo(t, files)
 			git(t, dir, "config", "core.autocrlf", tt.autocrlf)
 			base := git(t, dir, "rev-parse", "HEAD")
-			wt, err := r.Worktree(t.Context(), 0, base)
+			wt, err := r.Worktree(t.Context(), 0, base, sandboxed)
 			if err != nil {
 				t.Fatal(err)
 			}

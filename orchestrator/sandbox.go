@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/codemachine/codemachine/agents"
+	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/workflow"
 )
 
@@ -124,6 +125,17 @@ func (j *job) unitPolicy(worktree bool) *agents.Sandbox {
 		p.Writable = append(p.Writable, j.wt.Path())
 	}
 	return &p
+}
+
+// poolPolicy is what the unit may write outside its worktree, as the
+// worktree pool compares it with the policy of the slot's last user: a
+// slot whose ignored files a more confined step may have planted is not
+// handed to this one as it is.
+func (j *job) poolPolicy() gitstate.Policy {
+	if !j.sandboxed() {
+		return gitstate.Policy{}
+	}
+	return gitstate.Policy{Sandboxed: true, Writable: j.sandbox.Writable}
 }
 
 // sandboxed reports whether the unit's processes run with the user's

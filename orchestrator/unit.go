@@ -220,7 +220,7 @@ func (j *job) prepare(ctx context.Context) (r execResult, ok bool) {
 	o.emit(Event{Kind: StepStarted, Step: u.step.ID, Task: taskID(u.task), Title: taskTitle(u.task),
 		Engine: engineName, Model: u.settings.model})
 
-	wt, err := o.repo.Worktree(ctx, u.slot, j.snap.commit)
+	wt, err := o.repo.Worktree(ctx, u.slot, j.snap.commit, j.poolPolicy())
 	if err != nil {
 		if ctx.Err() != nil {
 			return execResult{interrupted: context.Cause(ctx) != errTaskDeleted}, false

@@ -1,0 +1,104 @@
+package gitstate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Policy is what the step a pooled worktree is handed to may write outside
+// it. The pool keeps a slot's ignored files (build caches: node_modules/,
+// target/) from one step to the next, so a step can leave a script there
+// (node_modules/.bin/prettier) for the next step to run: harmless while
+// that step may write no more than the one that left it, an escalation
+// otherwise. The pool records the policy of each slot's last user beside
+// its marker (slot-N.policy, out of the steps' reach) and hands a slot to
+// a step that may write more with none of its files kept (see Covers).
+type Policy struct {
+	// Sandboxed says the step's writes are confined (to its worktree,
+	// its TMPDIR, its engine's config dirs and Writable); false means no
+	// restriction at all.
+	Sandboxed bool `json:"sandboxed"`
+	// Writable are the further paths the workflow lets it write, absolute
+	// and clean. The worktree, the run's TMPDIR and the slot's config
+	// dirs are not listed: every sandboxed step of a run may write the
+	// run's TMPDIR, and the slot's worktree and config dirs are the same
+	// for every user of the slot.
+	Writable []string `json:"writable,omitempty"`
+}
+
+// Covers reports whether p allows every write q allows: then whatever a
+// step under p left in a worktree can do no more harm when a step under
+// q runs it than the step under p could do itself. Unconfined covers
+// everything; a sandbox covers another sandbox whose every writable path
+// is one of its own or under one.
+func (p Policy) Covers(q Policy) bool {
+	if !p.Sandboxed {
+		return true
+	}
+	if !q.Sandboxed {
+		return false
+	}
+	for _, w := range q.Writable {
+		if !slices.ContainsFunc(p.Writable, func(d string) bool { return within(w, d) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// within reports whether path is dir or below it (both clean).
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+// strictest is assumed of a slot whose last user is not known (no record,
+// as a slot of an older codemachine has, or one a crash left unreadable):
+// the tightest sandbox, so that only a step as confined reuses its files.
+var strictest = Policy{Sandboxed: true}
+
+// readPolicy returns the policy recorded at path, strictest when there is
+// none or it cannot be read.
+func readPolicy(path string) (p Policy, known bool) {
+	data, err := os.ReadFile(path)
+	if err != nil || json.Unmarshal(data, &p) != nil {
+		return strictest, false
+	}
+	return p, true
+}
+
+// recordPolicy records user as the slot's last user before the step
+// starts. The old record is removed first: the removal is a journaled
+// metadata operation ordered before anything the step then writes, so a
+// crash can leave no record (read as strictest) but never the record of a
+// user allowed more than the one whose files the slot now holds.
+func (w *Worktree) recordPolicy(user Policy, last Policy, known bool) error {
+	if known && last.equal(user) {
+		return nil
+	}
+	if err := os.Remove(w.policy); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("worktree slot %d: record its user's sandbox: %w", w.slot, err)
+	}
+	data, err := json.Marshal(user)
+	if err != nil {
+		return fmt.Errorf("worktree slot %d: record its user's sandbox: %w", w.slot, err)
+	}
+	tmp := w.policy + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("worktree slot %d: record its user's sandbox: %w", w.slot, err)
+	}
+	if err := os.Rename(tmp, w.policy); err != nil {
+		return fmt.Errorf("worktree slot %d: record its user's sandbox: %w", w.slot, err)
+	}
+	return nil
+}
+
+func (p Policy) equal(q Policy) bool {
+	return p.Sandboxed == q.Sandboxed && slices.Equal(p.Writable, q.Writable)
+}

@@ -1,0 +1,137 @@
+package gitstate
+
+import (
+	"os"
+	"testing"
+)
+
+func TestPolicyCovers(t *testing.T) {
+	off := Policy{}
+	cache := Policy{Sandboxed: true, Writable: []string{"/cache"}}
+	tests := []struct {
+		last, next Policy
+		want       bool
+	}{
+		{off, off, true},
+		{off, sandboxed, true}, // an unconfined step's leftovers gain nothing in a sandbox
+		{off, cache, true},
+		{sandboxed, sandboxed, true},
+		{sandboxed, off, false},
+		{sandboxed, cache, false},
+		{cache, sandboxed, true},
+		{cache, cache, true},
+		{cache, Policy{Sandboxed: true, Writable: []string{"/cache/go"}}, true},
+		{cache, Policy{Sandboxed: true, Writable: []string{"/cache-other"}}, false},
+		{cache, Policy{Sandboxed: true, Writable: []string{"/"}}, false},
+		{cache, off, false},
+	}
+	for _, tt := range tests {
+		if got := tt.last.Covers(tt.next); got != tt.want {
+			t.Errorf("%+v.Covers(%+v) = %t, want %t", tt.last, tt.next, got, tt.want)
+		}
+	}
+}
+
+// An ignored file a sandboxed step planted in its worktree (a script in
+// node_modules/.bin) reaches the next step only when that step is as
+// confined: a step with sandbox: off, or with more writable paths, gets
+// the slot afresh. Build caches stay for steps that sandbox alike, and an
+// unconfined step's leftovers may go to a sandboxed one.
+func TestWorktreeKeepsNoIgnoredFilesForAWeakerSandbox(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", ".gitignore": "node_modules/\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	const planted = "node_modules/.bin/prettier"
+	handOut := func(user Policy, plant, finish bool) (kept bool) {
+		t.Helper()
+		w, err := r.Worktree(ctx, 0, base, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept = exists(w.Path(), planted)
+		if read(t, w.Path(), "a.txt") != "a\n" {
+			t.Error("worktree not at base")
+		}
+		if plant {
+			write(t, w.Path(), planted, "#!/bin/sh\ntouch \"$HOME/pwned\"\n")
+		}
+		if !finish {
+			w.Discard()
+			return kept
+		}
+		if _, err := w.Stage(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Finish(ctx, base); err != nil {
+			t.Fatal(err)
+		}
+		return kept
+	}
+	off := Policy{}
+	cache := Policy{Sandboxed: true, Writable: []string{"/cache"}}
+	steps := []struct {
+		name         string
+		user         Policy
+		plant, clean bool // plant the script; finish clean (else discard)
+		kept         bool // the script is there when handed out
+	}{
+		{"sandboxed plants", sandboxed, true, true, false},
+		{"as sandboxed: the cache stays", sandboxed, false, true, true},
+		{"sandbox: off", off, false, true, false},
+		{"off plants", off, true, true, false},
+		{"sandboxed after off", sandboxed, false, true, true},
+		{"more writable paths", cache, false, true, false},
+		{"cache plants, then fails", cache, true, false, false},
+		{"fewer writable paths, after a failure", sandboxed, false, true, true},
+		{"off after a failed sandboxed step", off, false, true, false},
+	}
+	for _, s := range steps {
+		if got := handOut(s.user, s.plant, s.clean); got != s.kept {
+			t.Errorf("%s: planted script kept = %t, want %t", s.name, got, s.kept)
+		}
+	}
+	// A slot whose last user is not recorded (an older codemachine's)
+	// counts as the tightest sandbox's.
+	handOut(sandboxed, true, true)
+	if err := os.Remove(dir + "/.git/codemachine/worktrees/slot-0.policy"); err != nil {
+		t.Fatal(err)
+	}
+	if !handOut(sandboxed, false, true) {
+		t.Error("unrecorded slot: a sandboxed step lost the cache")
+	}
+	if err := os.Remove(dir + "/.git/codemachine/worktrees/slot-0.policy"); err != nil {
+		t.Fatal(err)
+	}
+	if handOut(off, false, true) {
+		t.Error("unrecorded slot: the planted script reached a step with sandbox: off")
+	}
+}
+
+// The common case, every step sandboxed alike, costs nothing: the policy
+// is read, not written, and the worktree reused without git.
+func TestWorktreeSamePolicyRunsNoGit(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	w := mustWorktree(t, r, 0, base)
+	if _, err := w.Stage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Finish(ctx, base); err != nil {
+		t.Fatal(err)
+	}
+	p := dir + "/.git/codemachine/worktrees/slot-0.policy"
+	before, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := r.ncmd.Load()
+	w = mustWorktree(t, r, 0, base)
+	defer w.Discard()
+	if r.ncmd.Load() != n {
+		t.Error("git ran for a slot left clean at base by a step sandboxed alike")
+	}
+	if after, err := os.Stat(p); err != nil || !os.SameFile(before, after) {
+		t.Errorf("policy record rewritten (%v)", err)
+	}
+}
