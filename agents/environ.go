@@ -3,6 +3,7 @@ package agents
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -60,6 +61,59 @@ var allowedPrefixes = []string{
 	"DISABLE_",
 	"AWS_", "VERTEX_",
 	"GIT_AUTHOR_", "GIT_COMMITTER_",
+}
+
+// credentialFamilies are the variable families (and single names) of the
+// allow-list that carry a model provider's credentials or settings. Each
+// engine gets its own provider's (engineCredentials): a run: command, a
+// check or a hook of a shell step needs none of them, and Claude Code has
+// no use for OpenAI's key.
+var credentialFamilies = []string{
+	"ANTHROPIC_", "CLAUDE_", "CODEX_", "OPENAI_", "GEMINI_", "GOOGLE_", "OPENCODE_", "AWS_", "VERTEX_",
+	"CLOUD_ML_REGION", "CLOUDSDK_CONFIG",
+}
+
+// engineCredentials are the credential families each engine keeps:
+// Claude Code on the Anthropic API, on Bedrock (AWS_*) or on Vertex AI
+// (VERTEX_REGION_*, CLOUD_ML_REGION, the Google Cloud credentials), Codex
+// on OpenAI's, Gemini CLI on Google's (its API key or Vertex AI). opencode
+// reaches every provider and keeps them all. The shell and replay engines
+// keep none.
+var engineCredentials = map[string][]string{
+	"claude":   {"ANTHROPIC_", "CLAUDE_", "AWS_", "VERTEX_", "CLOUD_ML_REGION", "CLOUDSDK_CONFIG", "GOOGLE_"},
+	"codex":    {"CODEX_", "OPENAI_"},
+	"gemini":   {"GEMINI_", "GOOGLE_", "CLOUD_ML_REGION", "CLOUDSDK_CONFIG"},
+	"opencode": credentialFamilies,
+}
+
+// familyOf is the credential family (or single name) name belongs to, ""
+// for none.
+func familyOf(name string) string {
+	for _, f := range credentialFamilies {
+		if name == f || (strings.HasSuffix(f, "_") && strings.HasPrefix(name, f)) {
+			return f
+		}
+	}
+	return ""
+}
+
+// EnvironFor is Environ for the processes of a step run by engine: the
+// engine itself, and the step's command, check and hooks. Of the model
+// providers' credentials it keeps only the engine's own (engineCredentials);
+// what the user names (CODEMACHINE_PASS_ENV, their engine configuration)
+// and the step's env pass as with Environ.
+func EnvironFor(engine string, environ []string, extra map[string]string) []string {
+	keep := engineCredentials[engine]
+	pass := passNames(environ)
+	scoped := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if f := familyOf(k); f != "" && !pass[k] && !slices.Contains(keep, f) {
+			continue
+		}
+		scoped = append(scoped, kv)
+	}
+	return Environ(scoped, extra)
 }
 
 // PassEnv names the variable that lists further variables (separated by

@@ -136,3 +136,56 @@ apps = false
 		t.Errorf("ConfigEnvNames = %q, want %q", names, want)
 	}
 }
+
+func TestEnvironFor(t *testing.T) {
+	environ := []string{"PATH=/bin", "ANTHROPIC_API_KEY=a", "CLAUDE_CONFIG_DIR=/c", "OPENAI_API_KEY=o", "CODEX_HOME=/x",
+		"GEMINI_API_KEY=g", "GOOGLE_CLOUD_PROJECT=p", "OPENCODE_CONFIG=/oc", "AWS_SECRET_ACCESS_KEY=s",
+		"VERTEX_REGION_X=eu", "CLOUD_ML_REGION=r", "CLOUDSDK_CONFIG=/g", "DISABLE_TELEMETRY=1"}
+	credentials := func(env []string) []string {
+		var out []string
+		for _, kv := range env {
+			k, _, _ := strings.Cut(kv, "=")
+			if k != "PATH" && k != "DISABLE_TELEMETRY" {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		engine string
+		extra  []string // CODEMACHINE_PASS_ENV and the step's env
+		want   []string
+	}{
+		{"claude", nil, []string{"ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY", "CLAUDE_CONFIG_DIR", "CLOUDSDK_CONFIG",
+			"CLOUD_ML_REGION", "GOOGLE_CLOUD_PROJECT", "VERTEX_REGION_X"}},
+		{"codex", nil, []string{"CODEX_HOME", "OPENAI_API_KEY"}},
+		{"gemini", nil, []string{"CLOUDSDK_CONFIG", "CLOUD_ML_REGION", "GEMINI_API_KEY", "GOOGLE_CLOUD_PROJECT"}},
+		{"opencode", nil, []string{"ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY", "CLAUDE_CONFIG_DIR", "CLOUDSDK_CONFIG",
+			"CLOUD_ML_REGION", "CODEX_HOME", "GEMINI_API_KEY", "GOOGLE_CLOUD_PROJECT", "OPENAI_API_KEY", "OPENCODE_CONFIG",
+			"VERTEX_REGION_X"}},
+		{"shell", nil, nil},
+		{"replay", nil, nil},
+		// What the user names passes whatever the engine.
+		{"shell", []string{PassEnv + "=AWS_SECRET_ACCESS_KEY"}, []string{"AWS_SECRET_ACCESS_KEY"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.engine, func(t *testing.T) {
+			got := credentials(EnvironFor(tt.engine, append(slices.Clone(environ), tt.extra...), map[string]string{"OPENAI_BASE_URL": "step"}))
+			want := append(slices.Clone(tt.want), "OPENAI_BASE_URL")
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("EnvironFor(%s) credentials = %v, want %v (the step's own env always passes)", tt.engine, got, want)
+			}
+		})
+	}
+}
+
+// Every coding CLI has its credentials named: one missing from
+// engineCredentials would run without any.
+func TestEngineCredentialsCoverEveryCLI(t *testing.T) {
+	for _, name := range CodingCLIs() {
+		if len(engineCredentials[name]) == 0 {
+			t.Errorf("engine %s keeps no credentials", name)
+		}
+	}
+}

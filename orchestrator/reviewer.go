@@ -99,7 +99,7 @@ func (j *job) askReviewer(ctx context.Context, c *candidate, out *reviewOutcome)
 	}
 	req := agents.Request{
 		Run: j.rs.id, Step: u.step.ID, Task: taskID(u.task), Prompt: prompt, Model: model, Effort: agent.Effort,
-		Dir: j.wt.Path(), Env: j.env, Timeout: j.timeout(), Log: j.log, Home: u.home,
+		Dir: j.wt.Path(), Env: j.environFor(engineName, j.wt.Path()), Timeout: j.timeout(), Log: j.log, Home: u.home,
 		OnStart: j.agentStarted, Sandbox: j.unitPolicy(false),
 		Recording: agents.ReviewRecordingPath(u.step.ID, taskID(u.task), out.round),
 	}

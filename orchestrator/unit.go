@@ -293,6 +293,13 @@ func (o *Orchestrator) engineFor(u *unit) (string, error) {
 // dir as its repository: the allow-list, the step's env, and codemachine's
 // own variables.
 func (j *job) environ(dir string) []string {
+	return j.environFor(j.engineName, dir)
+}
+
+// environFor is environ for a process that engine runs (a reviewer agent's
+// engine may not be the step's): of the model providers' credentials it
+// gets only that engine's (agents.EnvironFor).
+func (j *job) environFor(engine, dir string) []string {
 	o, u := j.o, j.u
 	extra := map[string]string{}
 	for k, v := range u.step.Env {
@@ -317,7 +324,7 @@ func (j *job) environ(dir string) []string {
 	if err := os.MkdirAll(tmp, 0o755); err == nil {
 		extra["TMPDIR"] = tmp
 	}
-	return agents.Environ(o.cfg.Environ, extra)
+	return agents.EnvironFor(engine, o.cfg.Environ, extra)
 }
 
 // logPath is the unit's event log, .git/codemachine/logs/<run>/<key>.jsonl.
