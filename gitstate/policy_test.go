@@ -2,6 +2,8 @@ package gitstate
 
 import (
 	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -133,5 +135,55 @@ func TestWorktreeSamePolicyRunsNoGit(t *testing.T) {
 	}
 	if after, err := os.Stat(p); err != nil || !os.SameFile(before, after) {
 		t.Errorf("policy record rewritten (%v)", err)
+	}
+}
+
+// A tracked file changed behind the private index's back and dated back
+// (same size, same mtime) is written again for a less confined step: the
+// scrub compares the ctime, which no step can set back. The worktree is
+// not checked out anew for it: a file nobody touched keeps its inode.
+func TestWorktreeScrubFindsTrackedFileDatedBack(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "b.txt": "b\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	w, err := r.Worktree(ctx, 0, base, sandboxed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Stage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Finish(ctx, base); err != nil {
+		t.Fatal(err)
+	}
+	a := filepath.Join(w.Path(), "a.txt")
+	st, err := os.Stat(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inodeOf := func(p string) uint64 {
+		var s syscall.Stat_t
+		if err := syscall.Stat(p, &s); err != nil {
+			t.Fatal(err)
+		}
+		return s.Ino
+	}
+	bInode := inodeOf(filepath.Join(w.Path(), "b.txt"))
+	if err := os.WriteFile(a, []byte("X\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(a, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	w, err = r.Worktree(ctx, 0, base, Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Discard()
+	if got := read(t, w.Path(), "a.txt"); got != "a\n" {
+		t.Errorf("a.txt = %q after the hand-out to a step with sandbox: off, want base's", got)
+	}
+	if inodeOf(filepath.Join(w.Path(), "b.txt")) != bInode {
+		t.Error("b.txt was written again: the worktree was checked out anew instead of scrubbed")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -101,16 +102,22 @@ func (r *Repo) worktree(ctx context.Context, slot int, base string, user Policy)
 		index: dir + ".index", marker: dir + ".state", policy: dir + ".policy", base: baseHash}
 	clean := readMarker(w.marker)
 	last, known := readPolicy(w.policy)
-	if !w.exists() || !last.Covers(user) {
-		// New, or its last user was confined where this one is not (a
-		// sandboxed step before a sandbox: off one): whatever that user
-		// left (an ignored script, a tracked file changed behind the
-		// index's back) must not run with this user's rights. Nothing of
-		// the old worktree is kept: git clean -x would leave tracked
-		// files, and a full checkout is rare (steps that sandbox alike
-		// keep their caches) and obviously complete.
+	switch {
+	case !w.exists():
 		if err := w.create(ctx); err != nil {
 			return nil, err
+		}
+		clean, known = baseHash, false
+	case !last.Covers(user):
+		// Its last user was confined where this one is not (a sandboxed
+		// step before a sandbox: off one): whatever that user left (an
+		// ignored script, a tracked file changed) must not run with this
+		// user's rights (scrub), or, where that fails, nothing of the
+		// old worktree is kept.
+		if err := w.scrub(ctx); err != nil {
+			if err := w.create(ctx); err != nil {
+				return nil, err
+			}
 		}
 		clean, known = baseHash, false
 	}
@@ -134,6 +141,26 @@ func (r *Repo) worktree(ctx context.Context, slot int, base string, user Policy)
 		return nil, err
 	}
 	return w, nil
+}
+
+// scrub brings a worktree that a more confined step used to base for a
+// less confined one: every tracked file whose stat data differs from its
+// private index entry is written again from base, and every file the index
+// does not know, ignored ones (build caches) included, is removed. Stat
+// data is compared with the ctime, which no step can set back (it changes
+// with every write, chmod or utimes, whatever the user's core.trustctime),
+// so a tracked file a step changed and dated back is found. Far cheaper
+// than a new checkout: only what the step touched is written.
+func (w *Worktree) scrub(ctx context.Context) error {
+	strict := []string{"-c", "core.trustctime=true", "-c", "core.checkStat=default"}
+	if _, err := w.git(ctx, append(slices.Clone(strict), "read-tree", "--reset", "-u", w.base)...); err != nil {
+		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
+	}
+	// -x: ignored files too; -ff: also nested repositories.
+	if _, err := w.git(ctx, "clean", "-ffdxq"); err != nil {
+		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
+	}
+	return nil
 }
 
 // exists reports whether the slot has its directory and private index.
