@@ -26,7 +26,7 @@ type diffArgs struct {
 // addReadTools adds status, log and diff: they read and take no lock.
 func (s *server) addReadTools(srv *mcp.Server) {
 	mcp.AddTool(srv, &mcp.Tool{Name: "status", Description: "Where the workflow stands at the tip of the current branch: " +
-		"each step done, due, running, failed, conflict, review, held or blocked, with the tasks of foreach steps, tokens and cost."},
+		"each step done, due, running, failed, conflict, review, held, blocked, needs-you or skipped, with the tasks of foreach steps, tokens and cost."},
 		func(context.Context, *mcp.CallToolRequest, noArgs) (*mcp.CallToolResult, any, error) {
 			r, err := s.o.Status(orchestrator.Overrides{})
 			if err != nil {

@@ -16,12 +16,13 @@ import (
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
-		Usage: "show every step: done, due, running, failed, conflict, review, held or blocked",
+		Usage: "show every step: done, due, running, failed, conflict, review, held, blocked, needs-you or skipped",
 		Description: `Shows where the workflow stands at the tip of the current branch: each step's state,
 task progress of foreach steps, tokens and cost, and the commit that landed it. A step in
 conflict ran but its commit could not land over changes made meanwhile (on the branch, or
 uncommitted edits of the same files): its work is kept on branch codemachine/conflict/STEP,
-and a later run tries again.
+and a later run tries again. A step in needs-you is interactive and waits for a person at a
+terminal (codemachine run in one, or codemachine open STEP); a skipped step's when: is false.
 
 With --remote NAME it also looks at that remote (one fetch) the way "codemachine worker" does,
 and shows who works there now: the integrator, each unit a worker runs (its worker and lease),
