@@ -152,8 +152,12 @@ var ErrUnsupported = errors.New("no sandbox on this operating system")
 
 // Main turns the process into the launcher when its first argument is Arg
 // (it then never returns), and otherwise records that this binary can be
-// one. Call it first in main and in TestMain.
+// one. Either way it first marks every inherited descriptor above standard
+// error close-on-exec. Call it first in main and in TestMain.
 func Main() {
+	// Before anything is started: no step (and no git) gets a descriptor
+	// this process inherited by accident.
+	closeInheritedOnExec()
 	if len(os.Args) > 1 && os.Args[1] == Arg {
 		// syscall.Exit, not os.Exit: the launcher has nothing to flush,
 		// and in a binary built with -race os.Exit would sleep a second

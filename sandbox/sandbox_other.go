@@ -30,3 +30,6 @@ func mountNamespace() string { return "" }
 
 // hideFromSteps does nothing where there is no launcher.
 func hideFromSteps() error { return nil }
+
+// closeInheritedOnExec does nothing here: steps are not sandboxed.
+func closeInheritedOnExec() {}
