@@ -66,8 +66,35 @@ func hideSockets(p Policy, program string) error {
 			return err
 		}
 	}
+	if !p.Terminal {
+		if err := ownTerminals(); err != nil {
+			return err
+		}
+	}
 	if p.Landlock {
 		return readOnlyOutside(p.Writable, p.Visible)
+	}
+	return nil
+}
+
+// ownTerminals mounts a devpts instance of the step's own over /dev/pts
+// (and its ptmx over /dev/ptmx): a step that is not the user's interactive
+// one must not open the user's terminal by its name (codemachine's
+// /proc/PID/stat names it), write into it or change its settings, while
+// the pseudo-terminals it makes itself (script, expect, a test harness)
+// work as before. An interactive step keeps the user's devpts: its
+// terminal is one of them.
+func ownTerminals() error {
+	if fi, err := os.Stat("/dev/pts"); err != nil || !fi.IsDir() {
+		return nil
+	}
+	if err := unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
+		return fmt.Errorf("mount a devpts of the step's own: %w", err)
+	}
+	if _, err := os.Stat("/dev/ptmx"); err == nil {
+		if err := unix.Mount("/dev/pts/ptmx", "/dev/ptmx", "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind the step's own ptmx: %w", err)
+		}
 	}
 	return nil
 }
