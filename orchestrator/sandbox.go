@@ -98,9 +98,46 @@ func (o *Orchestrator) writablePaths(paths []string) ([]string, error) {
 				return nil, fmt.Errorf("create writable path: %w", err)
 			}
 		}
+		if err := o.checkWritableTarget(p); err != nil {
+			return nil, err
+		}
 		out = append(out, filepath.Clean(p))
 	}
 	return out, nil
+}
+
+// checkWritableTarget refuses a writable path that, its symbolic links
+// followed, is or holds the file system's root, the user's home, the
+// repository or its git directory, or lies inside the git directory or the
+// workflow's .codemachine: the workflow's check of the text sees "/" and
+// "~" but not /proc/self/root, ~/.., ../.. or a path that a landed commit
+// turned into a link to .codemachine.
+func (o *Orchestrator) checkWritableTarget(p string) error {
+	r, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return fmt.Errorf("writable path %s: %w", p, err)
+	}
+	guarded := []string{o.repo.Root(), o.repo.CommonDir()}
+	if home := o.getenv("HOME"); home != "" {
+		guarded = append(guarded, home)
+	}
+	for _, g := range guarded {
+		if rg, err := filepath.EvalSymlinks(g); err == nil && pathWithin(rg, r) {
+			return fmt.Errorf("writable path %s is %s, which holds %s: that would make it writable (use sandbox: off instead)", p, r, rg)
+		}
+	}
+	for _, g := range []string{o.repo.CommonDir(), filepath.Join(o.repo.Root(), ".codemachine")} {
+		if rg, err := filepath.EvalSymlinks(g); err == nil && pathWithin(r, rg) {
+			return fmt.Errorf("writable path %s is %s, inside %s, which a step may not write", p, r, rg)
+		}
+	}
+	return nil
+}
+
+// pathWithin reports whether path is dir or below it (both clean and
+// absolute).
+func pathWithin(path, dir string) bool {
+	return path == dir || dir == "/" || strings.HasPrefix(path, dir+string(filepath.Separator))
 }
 
 // unitPolicy is the policy of the unit's processes that run in dir (its
