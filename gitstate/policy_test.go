@@ -140,8 +140,9 @@ func TestWorktreeSamePolicyRunsNoGit(t *testing.T) {
 
 // A tracked file changed behind the private index's back and dated back
 // (same size, same mtime) is written again for a less confined step: the
-// scrub compares the ctime, which no step can set back. The worktree is
-// not checked out anew for it: a file nobody touched keeps its inode.
+// scrub compares the ctime, which no step can set back. A FIFO left beside
+// it (git clean passes FIFOs over) is removed. The worktree is not checked
+// out anew for it: a file nobody touched keeps its inode.
 func TestWorktreeScrubFindsTrackedFileDatedBack(t *testing.T) {
 	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "b.txt": "b\n"})
 	ctx := t.Context()
@@ -175,6 +176,10 @@ func TestWorktreeScrubFindsTrackedFileDatedBack(t *testing.T) {
 	if err := os.Chtimes(a, st.ModTime(), st.ModTime()); err != nil {
 		t.Fatal(err)
 	}
+	// A FIFO, which git clean passes over, would hang a step that opens it.
+	if err := syscall.Mkfifo(filepath.Join(w.Path(), "pipe"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	w, err = r.Worktree(ctx, 0, base, Policy{})
 	if err != nil {
 		t.Fatal(err)
@@ -182,6 +187,9 @@ func TestWorktreeScrubFindsTrackedFileDatedBack(t *testing.T) {
 	defer w.Discard()
 	if got := read(t, w.Path(), "a.txt"); got != "a\n" {
 		t.Errorf("a.txt = %q after the hand-out to a step with sandbox: off, want base's", got)
+	}
+	if _, err := os.Lstat(filepath.Join(w.Path(), "pipe")); !os.IsNotExist(err) {
+		t.Errorf("the FIFO the earlier step left is still there (%v)", err)
 	}
 	if inodeOf(filepath.Join(w.Path(), "b.txt")) != bInode {
 		t.Error("b.txt was written again: the worktree was checked out anew instead of scrubbed")

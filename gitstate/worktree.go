@@ -160,7 +160,28 @@ func (w *Worktree) scrub(ctx context.Context) error {
 	if _, err := w.git(ctx, "clean", "-ffdxq"); err != nil {
 		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
 	}
-	return nil
+	return w.removeSpecialFiles()
+}
+
+// removeSpecialFiles removes the FIFOs, sockets and device files below the
+// worktree (its scratch .git aside, which is made anew): git tracks none,
+// and git clean passes them over, so a FIFO a step left would hang a
+// later step that opens it.
+func (w *Worktree) removeSpecialFiles() error {
+	return filepath.WalkDir(w.path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() && p == w.scratch {
+			return filepath.SkipDir
+		}
+		if d.Type()&(fs.ModeNamedPipe|fs.ModeSocket|fs.ModeDevice|fs.ModeCharDevice) != 0 {
+			if err := os.Remove(p); err != nil {
+				return fmt.Errorf("worktree slot %d: %w", w.slot, err)
+			}
+		}
+		return nil
+	})
 }
 
 // exists reports whether the slot has its directory and private index.
