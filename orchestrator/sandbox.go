@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/codemachine/codemachine/agents"
@@ -108,8 +109,8 @@ func (o *Orchestrator) writablePaths(paths []string) ([]string, error) {
 
 // checkWritableTarget refuses a writable path that, its symbolic links
 // followed, is or holds the file system's root, the user's home, the
-// repository or its git directory, or lies inside the git directory or the
-// workflow's .codemachine: the workflow's check of the text sees "/" and
+// repository or its git directory, or lies inside the workflow's
+// .codemachine or in what git keeps in its directory (gitOwned): the workflow's check of the text sees "/" and
 // "~" but not /proc/self/root, ~/.., ../.. or a path that a landed commit
 // turned into a link to .codemachine.
 func (o *Orchestrator) checkWritableTarget(p string) error {
@@ -126,12 +127,34 @@ func (o *Orchestrator) checkWritableTarget(p string) error {
 			return fmt.Errorf("writable path %s is %s, which holds %s: that would make it writable (use sandbox: off instead)", p, r, rg)
 		}
 	}
-	for _, g := range []string{o.repo.CommonDir(), filepath.Join(o.repo.Root(), ".codemachine")} {
-		if rg, err := filepath.EvalSymlinks(g); err == nil && pathWithin(r, rg) {
-			return fmt.Errorf("writable path %s is %s, inside %s, which a step may not write", p, r, rg)
+	if rg, err := filepath.EvalSymlinks(filepath.Join(o.repo.Root(), ".codemachine")); err == nil && pathWithin(r, rg) {
+		return fmt.Errorf("writable path %s is %s, inside %s, which a step may not write", p, r, rg)
+	}
+	if rg, err := filepath.EvalSymlinks(o.repo.CommonDir()); err == nil && pathWithin(r, rg) {
+		first, _, _ := strings.Cut(strings.TrimPrefix(r, rg+string(filepath.Separator)), string(filepath.Separator))
+		if gitOwned(first) {
+			return fmt.Errorf("writable path %s is %s, in git's %s, which a step may not write", p, r, first)
 		}
 	}
 	return nil
+}
+
+// gitDirNames are the entries of a git directory that git or codemachine
+// keep there: a writable path in one of them would let a step plant a
+// hook or config, move a ref or rewrite objects, the index, or
+// codemachine's journals and private indexes. A directory of another name
+// in .git (a test harness's signals) holds nothing of git's.
+var gitDirNames = []string{
+	"HEAD", "config", "config.worktree", "description", "hooks", "info", "objects", "refs", "logs", "index",
+	"packed-refs", "shallow", "modules", "worktrees", "rebase-merge", "rebase-apply", "sequencer", "rr-cache",
+	"branches", "remotes", "lfs", "codemachine", "commondir", "gitdir", "fsmonitor--daemon", "fsmonitor--daemon.ipc",
+	"COMMIT_EDITMSG", "MERGE_MSG", "MERGE_MODE", "AUTO_MERGE", "BISECT_LOG", "BISECT_TERMS", "BISECT_NAMES",
+}
+
+// gitOwned reports whether name, an entry of a git directory, is git's or
+// codemachine's (gitDirNames, a *_HEAD or a lock file).
+func gitOwned(name string) bool {
+	return slices.Contains(gitDirNames, name) || strings.HasSuffix(name, "_HEAD") || strings.HasSuffix(name, ".lock")
 }
 
 // pathWithin reports whether path is dir or below it (both clean and
