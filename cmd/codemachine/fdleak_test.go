@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,11 +13,7 @@ import (
 // opens, not what it is handed.
 func TestStepGetsNoInheritedDescriptors(t *testing.T) {
 	t.Parallel()
-	bin, err := exec.LookPath("codemachine")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newCrashEnvWith(t, bin, `version: 1
+	c := newCLIEnv(t, `version: 1
 steps:
   - id: s
     run: 'for fd in 3 4; do echo "step wrote to $fd" >&$fd; done; echo done > out.txt'
@@ -37,7 +32,7 @@ steps:
 		defer f.Close()
 		files = append(files, f)
 	}
-	cmd := c.cmd(bin, "run")
+	cmd := c.cmd(c.bin, "run")
 	cmd.ExtraFiles = files // fds 3 and 4, without close-on-exec
 	out, err := cmd.CombinedOutput()
 	if err != nil {

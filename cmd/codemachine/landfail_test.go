@@ -15,11 +15,7 @@ import (
 // show it, and retry lands it once the cause is gone.
 func TestLandFailureKeepsWork(t *testing.T) {
 	t.Parallel()
-	bin, err := exec.LookPath("codemachine")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newCrashEnvWith(t, bin, `version: 1
+	c := newCLIEnv(t, `version: 1
 steps:
   - id: s
     run: echo new > src/new.txt
@@ -65,4 +61,16 @@ steps:
 	if got := c.git("status", "--porcelain", "--", "notes.txt", "scratch.txt"); got != "M notes.txt\n?? scratch.txt" {
 		t.Errorf("the user's own changes: %q", got)
 	}
+}
+
+// newCLIEnv is a crashEnv (a repository with workflow committed, an
+// uncommitted edit and an untracked file of the user's) for the binary
+// TestMain put on PATH.
+func newCLIEnv(t *testing.T, workflow string) *crashEnv {
+	t.Helper()
+	bin, err := exec.LookPath("codemachine")
+	if err != nil {
+		t.Fatalf("codemachine is not on PATH (set up by TestMain): %v", err)
+	}
+	return newCrashEnvWith(t, bin, workflow)
 }
