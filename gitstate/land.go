@@ -583,7 +583,7 @@ func (r *Repo) holdCheckout(ctx context.Context, co checkout, ref string) (*held
 // holdIndex is holdCheckout whatever co has checked out.
 func (r *Repo) holdIndex(ctx context.Context, co checkout, ref string) (*heldCheckout, error) {
 	index := filepath.Join(co.gitDir, "index")
-	settleIndex(index) // before the lock; under it only if written in between
+	r.settleIndex(co, index) // before the lock; under it only if written in between
 	r.writeMu.Lock()
 	r.hook("before-lock")
 	journal := &switchJournal{Root: co.root, Index: index, Ref: ref, Pending: true}
@@ -592,7 +592,7 @@ func (r *Repo) holdIndex(ctx context.Context, co checkout, ref string) (*heldChe
 		return nil, err
 	}
 	r.hook("locked")
-	settleIndex(journal.Index)
+	r.settleIndex(co, journal.Index)
 	return &heldCheckout{r: r, co: co, journal: journal}, nil
 }
 

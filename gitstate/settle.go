@@ -2,8 +2,13 @@ package gitstate
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -36,11 +41,123 @@ func noteOwnIndex(index string) {
 }
 
 // settleIndex waits until an index someone else wrote is indexSettle old
-// (see indexSettle).
-func settleIndex(index string) {
-	if wait, fresh := indexFresh(index); fresh {
+// (see indexSettle), unless it is settled already (indexFollowsHead).
+func (r *Repo) settleIndex(co checkout, index string) {
+	if wait, unsettled := r.indexUnsettled(co, index); unsettled {
+		r.hook("settle-wait")
 		time.Sleep(wait)
 	}
+}
+
+// indexUnsettled is indexFresh, except for an index that a git command
+// which has finished wrote (indexFollowsHead): the landing right after a
+// user's commit (a post-commit hook's, say) need not wait.
+func (r *Repo) indexUnsettled(co checkout, index string) (time.Duration, bool) {
+	wait, fresh := indexFresh(index)
+	if !fresh || r.indexFollowsHead(co, index) {
+		return 0, false
+	}
+	return wait, true
+}
+
+// indexFollowsHead reports whether the index was written before HEAD last
+// moved, and holds the tree of the commit HEAD names now: then no git
+// command that writes the index and moves HEAD after it (checkout, reset,
+// commit) is half-way. Such a command appends to HEAD's reflog when it
+// moves HEAD, so while it is half-way the reflog is older than the index
+// it wrote, or HEAD still names the commit it leaves, whose tree is not
+// the one it wrote into the index. The reflog must be strictly newer:
+// with coarse file times the one a command appended just before another
+// wrote the index can carry the same time. Without a reflog
+// (core.logAllRefUpdates off), or a cache tree, the index is not known to
+// be settled.
+func (r *Repo) indexFollowsHead(co checkout, index string) bool {
+	f, err := os.Open(index)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	ist, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return false
+	}
+	root, ok := indexRootTree(data)
+	if !ok {
+		return false
+	}
+	head, err := r.headOf(co.gitDir)
+	if err != nil || head.Commit == "" {
+		return false
+	}
+	tree, err := r.TreeOf(head.Commit)
+	if err != nil || tree != hex.EncodeToString(root[:]) {
+		return false
+	}
+	lst, err := os.Stat(filepath.Join(co.gitDir, "logs", "HEAD"))
+	return err == nil && lst.ModTime().After(ist.ModTime())
+}
+
+// indexRootTree returns the root of an index's cache tree (its TREE
+// extension), when the index records one as valid. Unlike parseIndex it
+// only steps over the entries, and leaves the checksum unchecked: an index
+// is put in place by a rename, whole, and a damaged one cannot hold the
+// id of the tree it is compared with.
+func indexRootTree(data []byte) ([20]byte, bool) {
+	var root [20]byte
+	if len(data) < 12+20 || string(data[:4]) != "DIRC" {
+		return root, false
+	}
+	if v := binary.BigEndian.Uint32(data[4:8]); v != 2 && v != 3 {
+		return root, false // version 4 compresses names: parseIndex's job
+	}
+	body := data[:len(data)-20]
+	off, ok := skipIndexEntries(body, int(binary.BigEndian.Uint32(data[8:12])))
+	for ok && off+8 <= len(body) {
+		sig := string(body[off : off+4])
+		size := int(binary.BigEndian.Uint32(body[off+4 : off+8]))
+		off += 8
+		if size < 0 || off+size > len(body) {
+			return root, false
+		}
+		if sig == "TREE" {
+			trees := map[string][20]byte{}
+			if _, err := parseCacheTree(body[off:off+size], "", trees); err != nil {
+				return root, false
+			}
+			root, ok = trees[""]
+			return root, ok
+		}
+		off += size
+	}
+	return root, false
+}
+
+// skipIndexEntries returns the offset after the first n entries of an
+// index of version 2 or 3.
+func skipIndexEntries(body []byte, n int) (int, bool) {
+	off := 12
+	for range n {
+		fixed := 62
+		if off+fixed > len(body) {
+			return 0, false
+		}
+		if binary.BigEndian.Uint16(body[off+60:])&0x4000 != 0 {
+			fixed += 2 // extended flags (version 3)
+		}
+		if off+fixed > len(body) {
+			return 0, false
+		}
+		end := bytes.IndexByte(body[off+fixed:], 0)
+		if end < 0 {
+			return 0, false
+		}
+		off += (fixed + end + 8) &^ 7
+	}
+	return off, off <= len(body)
 }
 
 // indexFresh reports whether someone other than codemachine's own switch

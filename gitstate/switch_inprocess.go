@@ -78,7 +78,7 @@ func (s *stagedSwitch) rebuildIndex() error {
 	if err != nil {
 		return errStagedStale
 	}
-	if _, fresh := indexFresh(s.index); fresh {
+	if _, fresh := s.r.indexUnsettled(s.co, s.index); fresh {
 		if _, whole := idx.trees[""]; whole {
 			return errStagedStale
 		}

@@ -272,7 +272,7 @@ func (s *stagedSwitch) worktreePath(p string) string {
 // the new index.
 func (s *stagedSwitch) install(ctx context.Context) error {
 	r := s.r
-	settleIndex(s.index)
+	r.settleIndex(s.co, s.index)
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
 	r.hook("before-lock")
@@ -330,7 +330,7 @@ func (s *stagedSwitch) unchanged() error {
 	if err != nil {
 		return errStagedStale
 	}
-	_, fresh := indexFresh(s.index)
+	_, fresh := s.r.indexUnsettled(s.co, s.index)
 	if digest == s.digest && (!fresh || s.private) {
 		return nil
 	}
