@@ -24,8 +24,9 @@ codemachine's own commits trigger nothing. A failed step is not retried until it
 change or you run "codemachine retry STEP", which hands the retry to the watcher. A reset
 that undoes step commits holds those steps, as "codemachine rollback" does.
 
-While it watches, it holds the repository lock: "codemachine run", "rollback", "approve"
-and "reject" refuse to run, and the git hooks (codemachine hooks install) stay quiet.
+While it watches, it holds the repository lock: "codemachine run" and "rollback" refuse to
+run, and the git hooks (codemachine hooks install) stay quiet; "retry", "approve" and "reject"
+are handed to the watcher, which does them after its current pass and runs what they made due.
 
 Ctrl-C (or SIGTERM) stops the running steps gracefully, keeps their partial work on
 refs/codemachine/failed/STEP and exits 130; a second Ctrl-C kills them at once.`,
