@@ -10,6 +10,7 @@ import (
 
 	"github.com/codemachine/codemachine/agents"
 	"github.com/codemachine/codemachine/orchestrator"
+	"github.com/codemachine/codemachine/templates"
 	"github.com/codemachine/codemachine/watch"
 	"github.com/codemachine/codemachine/workflow"
 )
@@ -197,13 +198,21 @@ func flagValues(flag string) []completion {
 		return []completion{{watch.TriggerCommit, "a commit starts a pass"}, {watch.TriggerSave, "saving an input starts a pass"}}
 	case "format":
 		return []completion{{"mermaid", ""}, {"dot", ""}}
+	case "template", "t":
+		var out []completion
+		for _, n := range templates.Names() {
+			out = append(out, completion{n, "built-in template"})
+		}
+		return out
+	case "ci":
+		return []completion{{"github", "GitHub Actions"}}
 	}
 	return nil
 }
 
 // stepArgs are the commands whose arguments are steps (or STEP/TASK),
 // with how many they take (-1: any number).
-var stepArgs = map[string]int{"run": -1, "diff": 1, "approve": 1, "reject": 1, "rollback": 1, "retry": 1, "push": 1}
+var stepArgs = map[string]int{"run": -1, "diff": 1, "approve": 1, "reject": 1, "rollback": 1, "retry": 1, "open": 1, "push": 1}
 
 // positional are the candidates for a command's next argument.
 func positional(cmd string, given int, keys func() []completion) []completion {

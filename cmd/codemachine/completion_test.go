@@ -28,6 +28,11 @@ func TestComplete(t *testing.T) {
 		{[]string{"run", "--model", "x", "build/"}, []string{"build/T1"}},
 		{[]string{"completion", ""}, []string{"bash", "zsh", "fish"}},
 		{[]string{"schema", "a"}, []string{"agent"}},
+		{[]string{"open", "b"}, []string{"build", "build/T1"}},
+		{[]string{"open", "build", ""}, nil},
+		{[]string{"init", "--template", ""}, []string{"spec-to-code", "migrate", "feature"}},
+		{[]string{"init", "-t", "m"}, []string{"migrate"}},
+		{[]string{"init", "--ci", ""}, []string{"github"}},
 		{[]string{"nosuch", ""}, nil},
 	} {
 		var got []string

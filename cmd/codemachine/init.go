@@ -42,7 +42,7 @@ CLIs installed at pinned versions. See docs/workers.md.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "overwrite existing files with the template's"},
 			&cli.StringFlag{Name: "template", Aliases: []string{"t"}, Value: templates.Default,
-				Usage: "the workflow to start from: " + strings.Join(templates.Names(), ", ") + ", or GIT_URL@REF"},
+				Usage: "start from the workflow `NAME`: " + strings.Join(templates.Names(), ", ") + ", or GIT_URL@REF"},
 			&cli.StringFlag{Name: "ci", Usage: "write the workers' workflow for CI `SYSTEM` (github) instead of a template"},
 			&cli.IntFlag{Name: "workers", Value: 3, Usage: "with --ci, run `N` workers"},
 			&cli.IntFlag{Name: "slots", Value: 1, Usage: "with --ci, each worker runs up to `N` tasks at once"},
