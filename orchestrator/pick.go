@@ -84,11 +84,11 @@ func (s *scheduler) next() (*unit, error) {
 			continue
 		}
 		reason, due := snap.due[id]
-		if !due && loopExhausted(snap, step) {
+		forced := s.forced(step)
+		if !due && !forced && loopExhausted(snap, step) {
 			s.reportOnce(id+" (until)", Event{Kind: StepFailed, Step: id, Message: untilFailure(step)}, s.rs.recordFailure)
 			continue
 		}
-		forced := s.rs.opts.Force && s.named[id] && !step.FansOut()
 		// A failed task stops only itself and the tasks after it; a failed
 		// step stops itself.
 		if (!due && !forced) || (!step.FansOut() && s.rs.stepFailed(id)) {
@@ -125,6 +125,18 @@ func (s *scheduler) next() (*unit, error) {
 		return base, nil
 	}
 	return nil, nil
+}
+
+// forced reports whether step, named with run --force, runs although it
+// is not due: a plain step once, an until: loop for one more iteration,
+// once per run (each iteration is a unit of its own, so a loop whose
+// condition holds, or that ran out of iterations, would otherwise run for
+// ever).
+func (s *scheduler) forced(step *workflow.Step) bool {
+	if !s.rs.opts.Force || !s.named[step.ID] || step.FansOut() {
+		return false
+	}
+	return step.Until == nil || s.runs[step.ID] == 0
 }
 
 // maxRuns bounds how often one unit runs in one run when its inputs keep
