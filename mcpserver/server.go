@@ -89,7 +89,8 @@ func Serve(ctx context.Context, opts Options) error {
 	// The calls read before standard input ends are answered before the
 	// server stops (stdio.go).
 	calls := newOpenCalls()
-	return srv.Run(ctx, &mcp.IOTransport{Reader: newHeldReader(os.Stdin, calls), Writer: newHeldWriter(os.Stdout, calls)})
+	w := newHeldWriter(os.Stdout, calls)
+	return srv.Run(ctx, &mcp.IOTransport{Reader: newHeldReader(os.Stdin, calls, w.answerError), Writer: w})
 }
 
 // text is a tool result of text.

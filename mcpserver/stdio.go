@@ -3,8 +3,12 @@ package mcpserver
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
+	"strings"
 	"sync"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 )
 
 // The SDK's stdio transport cancels every call in flight as soon as its
@@ -14,6 +18,13 @@ import (
 // would get no answer at all. So standard input is read through
 // heldReader, which counts the calls it passes on and holds the EOF back
 // until heldWriter has written an answer to each of them.
+//
+// The SDK also ends the whole connection at the first message that is not
+// JSON-RPC (a typo, "{}", a line of text), unanswered calls and all. So
+// heldReader passes on whole messages only, and answers one that is not
+// JSON (-32700, parse error) or not a JSON-RPC message (-32600, invalid
+// request) itself, as JSON-RPC 2.0 says (with the message's id when it has
+// a usable one, else null), and reads on.
 
 // openCalls counts the calls (requests with an id) read from the client
 // that have not been answered yet.
@@ -58,10 +69,12 @@ func (c *openCalls) close() {
 }
 
 // lines splits a stream of newline-delimited JSON-RPC messages as it goes
-// by, and calls count with each complete message.
+// by, and calls count with each complete message. With bad set, a line
+// (or lines) that cannot become JSON by reading on goes to bad instead.
 type lines struct {
 	buf   []byte
 	count func(msg []byte)
+	bad   func(text []byte)
 }
 
 func (l *lines) write(p []byte) {
@@ -75,21 +88,40 @@ func (l *lines) write(p []byte) {
 		p = p[i+1:]
 		// A message may span lines (the SDK's decoder allows it): it is
 		// counted once the text read so far is whole JSON.
-		if json.Valid(l.buf) {
+		switch {
+		case json.Valid(l.buf):
 			l.flush()
-		} else {
+		case l.bad != nil && notJSON(l.buf):
+			l.bad(l.buf)
+			l.buf = l.buf[:0]
+		default:
 			l.buf = append(l.buf, '\n')
 		}
 	}
 }
 
 // flush counts what is left: at EOF, the last message may lack its
-// newline.
+// newline (and with bad set, what is left may be no JSON at all).
 func (l *lines) flush() {
-	if len(bytes.TrimSpace(l.buf)) > 0 {
+	switch {
+	case len(bytes.TrimSpace(l.buf)) == 0:
+	case l.bad != nil && !json.Valid(l.buf):
+		l.bad(l.buf)
+	default:
 		l.count(l.buf)
 	}
 	l.buf = l.buf[:0]
+}
+
+// notJSON reports whether text is no JSON value and no beginning of one:
+// more lines cannot make it valid.
+func notJSON(text []byte) bool {
+	if json.Valid(text) {
+		return false
+	}
+	var v json.RawMessage
+	err := json.NewDecoder(bytes.NewReader(text)).Decode(&v)
+	return err != io.ErrUnexpectedEOF && err != io.EOF
 }
 
 // message is what tells a call, a notification and an answer apart.
@@ -99,7 +131,7 @@ type message struct {
 }
 
 // messages decodes a message or a batch of them; nil when it is not
-// JSON-RPC (the SDK then fails the connection, which releases the wait).
+// JSON-RPC.
 func messages(data []byte) []message {
 	data = bytes.TrimSpace(data)
 	if len(data) > 0 && data[0] == '[' {
@@ -123,46 +155,102 @@ func (m message) isCall() bool {
 func (m message) isAnswer() bool { return m.Method == nil }
 
 // heldReader is standard input, its EOF held back while calls are open.
+// It passes on whole messages (out), each followed by a newline.
 type heldReader struct {
 	r     io.ReadCloser
 	calls *openCalls
 	lines lines
-	eof   bool
+	chunk []byte
+	out   []byte
+	err   error // the read error to return once out is passed on
 }
 
-func newHeldReader(r io.ReadCloser, calls *openCalls) *heldReader {
-	h := &heldReader{r: r, calls: calls}
+// newHeldReader reads r; answer writes the error answers to the messages
+// that are not JSON-RPC (heldWriter.answerError).
+func newHeldReader(r io.ReadCloser, calls *openCalls, answer func(id json.RawMessage, code int64, msg string)) *heldReader {
+	h := &heldReader{r: r, calls: calls, chunk: make([]byte, 32*1024)}
 	h.lines.count = func(msg []byte) {
+		if err := checkMessages(msg); err != nil {
+			answer(usableID(msg), -32600, "invalid request: "+err.Error())
+			return
+		}
 		n := 0
 		for _, m := range messages(msg) {
 			if m.isCall() {
 				n++
 			}
 		}
+		// Counted before the SDK sees them, so that no answer comes first.
 		calls.add(n)
+		h.out = append(append(h.out, msg...), '\n')
+	}
+	h.lines.bad = func(text []byte) {
+		answer(nil, -32700, "parse error: not JSON: "+strings.TrimSpace(string(text)))
 	}
 	return h
 }
 
-func (h *heldReader) Read(p []byte) (int, error) {
-	if h.eof {
-		h.calls.wait()
-		return 0, io.EOF
+// usableID is the id of a single message when it is a string or a number
+// (what a client can match an answer with), else nil.
+func usableID(data []byte) json.RawMessage {
+	ms := messages(data)
+	if len(ms) != 1 || bytes.HasPrefix(bytes.TrimSpace(data), []byte("[")) {
+		return nil
 	}
-	n, err := h.r.Read(p)
-	// Counted before the SDK sees them, so that no answer comes first.
-	h.lines.write(p[:n])
-	if err == io.EOF {
-		h.lines.flush()
-		h.eof = true
-		if n > 0 {
-			// The last messages go to the SDK first; the EOF follows on
-			// the next read, once they are answered.
-			return n, nil
+	var id any
+	if json.Unmarshal(ms[0].ID, &id) != nil {
+		return nil
+	}
+	switch id.(type) {
+	case string, float64:
+		return ms[0].ID
+	}
+	return nil
+}
+
+// checkMessages says why data is not a JSON-RPC 2.0 message or batch of
+// them, or returns nil.
+func checkMessages(data []byte) error {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || data[0] != '[' {
+		_, err := jsonrpc.DecodeMessage(data)
+		return err
+	}
+	var batch []json.RawMessage
+	if err := json.Unmarshal(data, &batch); err != nil {
+		return err
+	}
+	if len(batch) == 0 {
+		return errors.New("empty batch")
+	}
+	for _, m := range batch {
+		if _, err := jsonrpc.DecodeMessage(m); err != nil {
+			return err
 		}
-		h.calls.wait()
 	}
-	return n, err
+	return nil
+}
+
+func (h *heldReader) Read(p []byte) (int, error) {
+	for len(h.out) == 0 {
+		if h.err == io.EOF {
+			h.calls.wait()
+		}
+		if h.err != nil {
+			return 0, h.err
+		}
+		n, err := h.r.Read(h.chunk)
+		h.lines.write(h.chunk[:n])
+		if err == io.EOF {
+			// The last messages go to the SDK first; the EOF follows,
+			// once they are answered.
+			h.lines.flush()
+		}
+		h.err = err
+	}
+	n := copy(p, h.out)
+	h.out = h.out[n:]
+	return n, nil
 }
 
 // Close is called when the connection closes (the client went away, the
@@ -174,6 +262,7 @@ func (h *heldReader) Close() error {
 
 // heldWriter is standard output; each answer written closes a call.
 type heldWriter struct {
+	mu    sync.Mutex // one message at a time: the SDK's and answerError's
 	w     io.Writer
 	lines lines
 }
@@ -195,9 +284,35 @@ func newHeldWriter(w io.Writer, calls *openCalls) *heldWriter {
 // Write writes p, then counts the answers in it: the EOF is only let
 // through once they are out.
 func (h *heldWriter) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	n, err := h.w.Write(p)
 	h.lines.write(p[:n])
 	return n, err
+}
+
+// answerError answers a message that is not JSON-RPC: an error with its
+// id, null when it has none (nil). It closes no call: the message was
+// never counted as one.
+func (h *heldWriter) answerError(id json.RawMessage, code int64, msg string) {
+	if id == nil {
+		id = json.RawMessage("null")
+	}
+	type wireError struct {
+		Code    int64  `json:"code"`
+		Message string `json:"message"`
+	}
+	data, err := json.Marshal(struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   wireError       `json:"error"`
+	}{"2.0", id, wireError{code, msg}})
+	if err != nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, _ = h.w.Write(append(data, '\n'))
 }
 
 // Close leaves standard output open, as the SDK's stdio transport does.
