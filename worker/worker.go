@@ -115,7 +115,7 @@ func (t *trips) String() string {
 // Run runs the worker until ctx is done (or, with Once, until the work is
 // done). It returns orchestrator.ErrInterrupted when ctx ends it.
 func Run(ctx context.Context, o *orchestrator.Orchestrator, opts Options) error {
-	w, err := newWorker(o, opts)
+	w, err := newWorker(ctx, o, opts)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func Run(ctx context.Context, o *orchestrator.Orchestrator, opts Options) error 
 	return err
 }
 
-func newWorker(o *orchestrator.Orchestrator, opts Options) (*worker, error) {
+func newWorker(ctx context.Context, o *orchestrator.Orchestrator, opts Options) (*worker, error) {
 	if opts.Remote == "" {
 		opts.Remote = "origin"
 	}
@@ -155,6 +155,11 @@ func newWorker(o *orchestrator.Orchestrator, opts Options) (*worker, error) {
 	}
 	if head.Branch == "" {
 		return nil, &orchestrator.ConfigError{Err: errors.New("HEAD is detached: a worker works on the checked-out branch, which follows the remote's")}
+	}
+	// A remote that is not configured is a mistake to fix, not an outage
+	// to retry or a failed step.
+	if o.Repo().RemoteURL(ctx, opts.Remote) == "" {
+		return nil, &orchestrator.ConfigError{Err: fmt.Errorf("worker: no remote %q is configured (git remote add %s URL, or --remote NAME)", opts.Remote, opts.Remote)}
 	}
 	w := &worker{o: o, repo: o.Repo(), opts: opts, branch: head.Branch, lease: lease,
 		poll: min(max(lease/6, 50*time.Millisecond), 5*time.Second), held: map[string]gitstate.Claim{},
