@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"sort"
 	"strings"
 
 	"github.com/codemachine/codemachine/gitstate"
@@ -52,6 +53,25 @@ func (o *Orchestrator) reviewPending() (map[string]string, error) {
 		m[strings.TrimPrefix(ref, "refs/heads/"+reviewPrefix)] = hash
 	}
 	return m, nil
+}
+
+// NoReviewError is the error of approve or reject for a key that has no
+// review branch. For a foreach step whose tasks wait for review, it names
+// them: approve and reject take one task at a time.
+func (o *Orchestrator) NoReviewError(key string) error {
+	pending, _ := o.reviewPending()
+	var tasks []string
+	for k := range pending {
+		if strings.HasPrefix(k, key+"/") {
+			tasks = append(tasks, k)
+		}
+	}
+	if len(tasks) == 0 {
+		return configErrorf("no review is pending for %s", key)
+	}
+	sort.Strings(tasks)
+	return configErrorf("no review is pending for %s itself: its tasks wait for review one by one (%s); name one as STEP/TASK",
+		key, strings.Join(tasks, ", "))
 }
 
 // ReviewResult says what approve or reject did.
@@ -131,7 +151,7 @@ func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, ke
 	ref := "refs/heads/" + reviewPrefix + key
 	commit, err := o.repo.ResolveRev(ref)
 	if err != nil {
-		return nil, configErrorf("no review is pending for %s", key)
+		return nil, o.NoReviewError(key)
 	}
 	info, err := o.repo.CommitInfo(commit)
 	if err != nil {
@@ -230,7 +250,7 @@ func (o *Orchestrator) rejectLocked(ctx context.Context, head gitstate.Head, key
 	ref := "refs/heads/" + reviewPrefix + key
 	commit, err := o.repo.ResolveRev(ref)
 	if err != nil {
-		return nil, configErrorf("no review is pending for %s", key)
+		return nil, o.NoReviewError(key)
 	}
 	kept := rejectedRefPrefix + key
 	old, _ := o.repo.ResolveRev(kept)

@@ -114,7 +114,7 @@ func QueueReview(o *orchestrator.Orchestrator, action, key, message string) (int
 		return 0, ErrNoWatcher
 	}
 	if !o.ReviewPending(key) {
-		return 0, configErrorf("no review is pending for %s", key)
+		return 0, o.NoReviewError(key)
 	}
 	return queue(o, retryRequest{Action: action, Key: key, Message: message})
 }
