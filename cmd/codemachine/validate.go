@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 
 	"github.com/urfave/cli/v2"
@@ -53,14 +54,14 @@ Prints every problem at once and exits 2 when there is any.`,
 			if out.quiet {
 				return nil
 			}
-			out.printf("ok: %d steps, %d agents\n", report.Steps, report.Agents)
+			out.printf("ok: %s, %s\n", countOf(report.Steps, "step"), countOf(report.Agents, "agent"))
 			plans := make([]string, 0, len(report.Plans))
 			for p := range report.Plans {
 				plans = append(plans, p)
 			}
 			sort.Strings(plans)
 			for _, p := range plans {
-				out.printf("    %s: %d tasks\n", p, report.Plans[p])
+				out.printf("    %s: %s\n", p, countOf(report.Plans[p], "task"))
 			}
 			steps := make([]string, 0, len(report.Fanouts))
 			for id := range report.Fanouts {
@@ -68,9 +69,17 @@ Prints every problem at once and exits 2 when there is any.`,
 			}
 			sort.Strings(steps)
 			for _, id := range steps {
-				out.printf("    step %s: %d tasks\n", id, report.Fanouts[id])
+				out.printf("    step %s: %s\n", id, countOf(report.Fanouts[id], "task"))
 			}
 			return nil
 		},
 	}
+}
+
+// countOf is n and word, in the plural unless n is 1: "1 step", "2 steps".
+func countOf(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
