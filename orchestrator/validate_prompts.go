@@ -2,7 +2,9 @@ package orchestrator
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
+	"sort"
 	"strings"
 	"testing/fstest"
 
@@ -46,6 +48,7 @@ func promptProblems(fsys fs.FS, project *workflow.Project, repo string) []Proble
 		if s.Agent == "" || agent == nil {
 			continue
 		}
+		out = append(out, unknownStepRefs(agent, s, steps, seen)...)
 		data := workflow.PromptData{Step: workflow.StepInfo{ID: s.ID, Inputs: s.Inputs, Outputs: s.Outputs}, Attempt: 1, Repo: repo, Steps: steps}
 		if s.FansOut() {
 			data.Task = &workflow.TaskInfo{ID: "T1", Title: "a sample task", Body: "What the sample task asks."}
@@ -71,6 +74,29 @@ func promptProblems(fsys fs.FS, project *workflow.Project, repo string) []Proble
 		if key := we.Pos.String() + we.Msg; !seen[key] {
 			seen[key] = true
 			out = append(out, Problem{File: we.Pos.File, Line: we.Pos.Line, Col: we.Pos.Col, Message: msg})
+		}
+	}
+	return out
+}
+
+// unknownStepRefs reports the .Steps.ID references of agent's template
+// (the prompt of step s) to ids that are no step of the workflow: they
+// would render as "<no value>". Each place is reported once (seen).
+func unknownStepRefs(agent *workflow.Agent, s *workflow.Step, steps map[string]workflow.StepData, seen map[string]bool) []Problem {
+	var out []Problem
+	for _, r := range agent.StepRefs() {
+		if _, ok := steps[r.ID]; ok {
+			continue
+		}
+		ids := make([]string, 0, len(steps))
+		for id := range steps {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		msg := fmt.Sprintf(".Steps.%s: unknown step (the steps: %s) (rendering it for step %s)", r.ID, strings.Join(ids, ", "), s.ID)
+		if key := r.Pos.String() + ".Steps." + r.ID; !seen[key] {
+			seen[key] = true
+			out = append(out, Problem{File: r.Pos.File, Line: r.Pos.Line, Col: r.Pos.Col, Message: msg})
 		}
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -113,6 +114,8 @@ func TestParseAgentErrors(t *testing.T) {
 		{"field of a string", "x {{ .Feedback.Text }}", []string{`x.md:1:6: .Feedback has no field "Text"`}},
 		{"unknown field through $", "{{ range .Step.Inputs }}{{ $.Attemp }}{{ end }}", []string{`x.md:1:28: unknown field "$.Attemp" (did you mean "$.Attempt"?)`}},
 		{"unknown field in task", "{{ if .Task }}{{ .Task.Titel }}{{ end }}", []string{`x.md:1:18: unknown field ".Task.Titel" (did you mean ".Task.Title"?)`}},
+		{"unknown field in a chain of three, at its start", "x {{ .Step.Nope.Bar }}", []string{`x.md:1:6: unknown field ".Step.Nope"`}},
+		{"the second of two equal references", "{{ .Step.Nope.A }} {{ .Step.Nope.A }}", []string{`x.md:1:4: unknown field ".Step.Nope"`, `x.md:1:23: unknown field ".Step.Nope"`}},
 		{"fields inside with are not checked", "{{ with .Task }}{{ .Title }}{{ end }}", nil},
 		{"else of with keeps dot", "{{ with .Task }}{{ .Title }}{{ else }}{{ .Nope }}{{ end }}", []string{`x.md:1:42: unknown field ".Nope"`}},
 	}
@@ -219,6 +222,33 @@ func TestRenderConcurrent(t *testing.T) {
 	for range 8 {
 		if err := <-errs; err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// TestStepRefs: the .Steps.ID references of a template, at their start,
+// where dot is the prompt's data.
+func TestStepRefs(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		want []string
+	}{
+		{"{{ .Steps.review.Output.ok }}", []string{"review@x.md:1:4"}},
+		{"a\n  {{ with .Steps.plan.Output }}{{ .n }}{{ end }}", []string{"plan@x.md:2:11"}},
+		{"{{ range .Step.Inputs }}{{ $.Steps.lint.Output }}{{ end }}", []string{"lint@x.md:1:28"}},
+		{"{{ with .Task }}{{ .Steps.x }}{{ end }}", nil},
+		{"{{ .Steps }}", nil},
+	} {
+		a, err := ParseAgent("x.md", []byte(c.body), testEngines)
+		if err != nil {
+			t.Fatalf("%q: %v", c.body, err)
+		}
+		var got []string
+		for _, r := range a.StepRefs() {
+			got = append(got, r.ID+"@"+r.Pos.String())
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("StepRefs(%q) = %q, want %q", c.body, got, c.want)
 		}
 	}
 }

@@ -26,6 +26,28 @@ func checkFields(a *Agent, t *template.Template, errs *Errors) {
 type fieldChecker struct {
 	a    *Agent
 	errs *Errors
+	// refs, when set, collects the .Steps.ID references (StepRefs).
+	refs *[]StepRef
+}
+
+// StepRef is a prompt template's reference to another step's data,
+// .Steps.ID (or $.Steps.ID), at the position of the reference.
+type StepRef struct {
+	ID  string
+	Pos Pos
+}
+
+// StepRefs lists the template's .Steps.ID references where dot is the
+// prompt's data: the step ids it reads, which only the workflow can tell
+// known or not (an unknown one renders as "<no value>").
+func (a *Agent) StepRefs() []StepRef {
+	if a.tmpl == nil || a.tmpl.Tree == nil || a.tmpl.Root == nil {
+		return nil
+	}
+	var refs []StepRef
+	c := fieldChecker{a: a, errs: &Errors{}, refs: &refs}
+	c.walk(a.tmpl.Root, true)
+	return refs
 }
 
 // walk checks the references under n; dotKnown says whether dot is the
@@ -93,6 +115,9 @@ func sameDot(n parse.Node) []parse.Node {
 // "$.".
 func (c fieldChecker) check(pos parse.Pos, idents []string, prefix string) {
 	pos = c.referenceStart(pos, idents, prefix)
+	if c.refs != nil && len(idents) >= 2 && idents[0] == "Steps" {
+		*c.refs = append(*c.refs, StepRef{ID: idents[1], Pos: c.a.offsetPos(int(pos))})
+	}
 	typ := promptDataType
 	for i, id := range idents {
 		for typ.Kind() == reflect.Pointer {
@@ -115,13 +140,24 @@ func (c fieldChecker) check(pos parse.Pos, idents []string, prefix string) {
 	}
 }
 
-// referenceStart moves pos, which text/template gives as that of the last
-// ".Name" of a reference, to the start of the whole reference.
+// referenceStart moves pos, which text/template gives as that of one of
+// the ".Name"s of a reference (the first, the second for a chain of
+// three or more, the last), to the start of the whole reference: the
+// last place the reference is written that starts at or before pos.
 func (c fieldChecker) referenceStart(pos parse.Pos, idents []string, prefix string) parse.Pos {
 	full := prefix + strings.Join(idents, ".")
-	end := min(int(pos)+len(idents[len(idents)-1])+1, len(c.a.Body))
-	if i := strings.LastIndex(c.a.Body[:end], full); i >= 0 {
-		return parse.Pos(i)
+	lo := max(int(pos)-len(full), 0)
+	end := min(int(pos)+len(full), len(c.a.Body))
+	best := -1
+	for i := lo; i <= int(pos) && i < end; {
+		j := strings.Index(c.a.Body[i:end], full)
+		if j < 0 || i+j > int(pos) {
+			break
+		}
+		best, i = i+j, i+j+1
+	}
+	if best >= 0 {
+		return parse.Pos(best)
 	}
 	return pos
 }
