@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/workflow"
@@ -87,6 +88,8 @@ type runState struct {
 	opts   RunOptions
 	// repo is where the running file is written.
 	repo *gitstate.Repo
+	// now is the clock that stamps the summary's events (nil: none).
+	now func() time.Time
 	// failed holds step ids that failed in this run; their downstream waits.
 	failed  map[string]bool
 	summary *Summary
@@ -103,6 +106,15 @@ type runState struct {
 	terminal sync.Mutex
 }
 
+// stamp gives e the time it happened, as emit does, for the summary's
+// copy of it (run --json).
+func (rs *runState) stamp(e Event) Event {
+	if e.At.IsZero() && rs.now != nil {
+		e.At = rs.now()
+	}
+	return e
+}
+
 // stepFailed reports whether a step failed in this run.
 func (rs *runState) stepFailed(id string) bool {
 	rs.mu.Lock()
@@ -115,6 +127,7 @@ func (rs *runState) stepFailed(id string) bool {
 func (rs *runState) recordFailure(e Event) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	e = rs.stamp(e)
 	rs.failed[e.Step] = true
 	rs.summary.Failed = append(rs.summary.Failed, e)
 }
@@ -122,30 +135,35 @@ func (rs *runState) recordFailure(e Event) {
 func (rs *runState) recordLanded(e Event) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	e = rs.stamp(e)
 	rs.summary.Landed = append(rs.summary.Landed, e)
 }
 
 func (rs *runState) recordReview(e Event) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	e = rs.stamp(e)
 	rs.summary.Review = append(rs.summary.Review, e)
 }
 
 func (rs *runState) recordNeedsYou(e Event) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	e = rs.stamp(e)
 	rs.summary.NeedsYou = append(rs.summary.NeedsYou, e)
 }
 
 func (rs *runState) recordDelivered(e Event) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	e = rs.stamp(e)
 	rs.summary.Delivered = append(rs.summary.Delivered, e)
 }
 
 func (rs *runState) recordSkipped(e Event) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	e = rs.stamp(e)
 	rs.summary.Skipped = append(rs.summary.Skipped, e)
 }
 
@@ -322,7 +340,7 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 	}
 	rs := &runState{
 		id: o.newRunID(), branch: head.Branch, opts: opts,
-		repo: o.repo, failed: map[string]bool{},
+		repo: o.repo, failed: map[string]bool{}, now: o.cfg.Now,
 	}
 	rs.summary = &Summary{Run: rs.id}
 	o.sweepRunTmp(rs.id)
