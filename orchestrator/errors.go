@@ -39,7 +39,7 @@ func (e *StepFailedError) Error() string {
 	if len(e.Failed) == 1 {
 		return fmt.Sprintf("step %s failed", e.Failed[0])
 	}
-	return fmt.Sprintf("%d steps failed: %v", len(e.Failed), e.Failed)
+	return fmt.Sprintf("%d steps failed: %s", len(e.Failed), strings.Join(e.Failed, ", "))
 }
 
 // BudgetError reports that the run stopped because the workflow's budget was
