@@ -65,6 +65,28 @@ func firstLine(s string) string {
 	return ""
 }
 
+// headline is the first line of a failure for status: the first line,
+// and when that ends with a colon (a list follows), the first line of
+// what follows, so that the note says what went wrong, not only where
+// ("does not match output_schema: at /level: got string, want integer").
+func headline(s string) string {
+	var lines []string
+	for _, line := range strings.Split(s, "\n") {
+		if line = strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(line), "#")); line != "" {
+			lines = append(lines, line)
+		}
+	}
+	switch {
+	case len(lines) == 0:
+		return ""
+	case len(lines) == 1 || !strings.HasSuffix(lines[0], ":"):
+		return lines[0]
+	case len(lines) == 2:
+		return lines[0] + " " + lines[1]
+	}
+	return lines[0] + " " + lines[1] + " …"
+}
+
 // truncate shortens s to at most n runes, marking the cut with "…".
 func truncate(s string, n int) string {
 	r := []rune(s)

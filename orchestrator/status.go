@@ -274,7 +274,7 @@ func (v *statusView) state(step *workflow.Step, st *StepStatus, waits []string) 
 	case step.FansOut():
 		st.State, st.Reason = foreachState(v.snap, step, st)
 	case f.Fingerprint == fp && f.Error != "":
-		st.State, st.Reason, st.Ref = StateFailed, firstLine(f.Error), f.Ref
+		st.State, st.Reason, st.Ref = StateFailed, headline(f.Error), f.Ref
 		if f.Conflict {
 			st.State = StateConflict
 		}
@@ -381,7 +381,7 @@ func (v *statusView) tasks(step *workflow.Step, st *StepStatus) {
 		case v.running[key]:
 			ts.State = StateRunning
 		case f.Error != "" && f.Fingerprint == fp:
-			ts.State, ts.Reason, ts.Ref = StateFailed, firstLine(f.Error), f.Ref
+			ts.State, ts.Reason, ts.Ref = StateFailed, headline(f.Error), f.Ref
 			if f.Conflict {
 				ts.State = StateConflict
 			}
