@@ -124,7 +124,7 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 			tokens = orchestrator.FormatTokens(s.TokensIn + s.TokensOut)
 			cost = orchestrator.FormatCost(s.CostUSD, s.CostKnown)
 		}
-		note := withBy(s.Reason, s.By)
+		note := withBy(oneLine(s.Reason), s.By)
 		if s.Ref != "" {
 			note += " (" + s.Ref + ")"
 		}
@@ -132,7 +132,7 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 		for _, t := range s.Tasks {
 			note := t.Title
 			if t.Reason != "" {
-				note += " — " + t.Reason
+				note += " — " + oneLine(t.Reason)
 			}
 			if t.By != "" {
 				note += " — " + withBy("", t.By)
@@ -142,6 +142,14 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 	}
 	tw.Flush()
 	bw.Flush()
+}
+
+// oneLine is the first line of a note, so that a reason of several lines
+// (a when: that fails at run time points at its column on the next ones)
+// keeps the table a table; --json has all of it.
+func oneLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return strings.TrimSpace(line)
 }
 
 // withBy adds who did a step's landed work to its note ("by agent,
