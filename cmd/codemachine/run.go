@@ -151,10 +151,11 @@ func reportRun(out *output, s *orchestrator.Summary, err error) error {
 	if s == nil || out.quiet {
 		return err
 	}
+	skipped, notRun := splitSkipped(s.Skipped)
 	switch {
 	case len(s.Landed) == 0 && len(s.Failed) == 0 && len(s.Skipped) == 0 && len(s.Review) == 0 && len(s.NeedsYou) == 0 && err == nil:
 		out.printf("nothing is due\n")
-	case len(s.Landed) > 0 || len(s.Failed) > 0 || len(s.Review) > 0 || len(s.NeedsYou) > 0:
+	case len(s.Landed) > 0 || len(s.Failed) > 0 || len(s.Review) > 0 || len(s.NeedsYou) > 0 || skipped > 0:
 		parts := []string{fmt.Sprintf("%d landed", len(s.Landed))}
 		if len(s.Review) > 0 {
 			parts = append(parts, fmt.Sprintf("%d waiting for review", len(s.Review)))
@@ -165,12 +166,31 @@ func reportRun(out *output, s *orchestrator.Summary, err error) error {
 		if len(s.Failed) > 0 {
 			parts = append(parts, fmt.Sprintf("%d failed", len(s.Failed)))
 		}
-		if len(s.Skipped) > 0 {
-			parts = append(parts, fmt.Sprintf("%d skipped", len(s.Skipped)))
+		if skipped > 0 {
+			parts = append(parts, fmt.Sprintf("%d skipped", skipped))
+		}
+		if notRun > 0 {
+			parts = append(parts, fmt.Sprintf("%d not run", notRun))
 		}
 		tokens := s.TokensIn + s.TokensOut
 		out.printf("%s · %s tokens · %s\n", strings.Join(parts, ", "), orchestrator.FormatTokens(tokens),
 			orchestrator.FormatCost(s.CostUSD, s.CostUSD > 0))
 	}
 	return err
+}
+
+// splitSkipped counts the summary's skipped units: those recorded as
+// skipped (a when: that is false, landed as a commit) and those the run
+// passed over without a commit (held after a rollback or reset, failed
+// before with the same inputs, interrupted before they started), which
+// are not "skipped" in the sense status and the docs give the word.
+func splitSkipped(events []orchestrator.Event) (skipped, notRun int) {
+	for _, e := range events {
+		if e.Commit != "" {
+			skipped++
+		} else {
+			notRun++
+		}
+	}
+	return skipped, notRun
 }
