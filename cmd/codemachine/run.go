@@ -156,27 +156,28 @@ func reportRun(out *output, s *orchestrator.Summary, err error) error {
 	case len(s.Landed) == 0 && len(s.Failed) == 0 && len(s.Skipped) == 0 && len(s.Review) == 0 && len(s.NeedsYou) == 0 && err == nil:
 		out.printf("nothing is due\n")
 	case len(s.Landed) > 0 || len(s.Failed) > 0 || len(s.Review) > 0 || len(s.NeedsYou) > 0 || skipped > 0:
-		parts := []string{fmt.Sprintf("%d landed", len(s.Landed))}
-		if len(s.Review) > 0 {
-			parts = append(parts, fmt.Sprintf("%d waiting for review", len(s.Review)))
-		}
-		if len(s.NeedsYou) > 0 {
-			parts = append(parts, fmt.Sprintf("%d needs you", len(s.NeedsYou)))
-		}
-		if len(s.Failed) > 0 {
-			parts = append(parts, fmt.Sprintf("%d failed", len(s.Failed)))
-		}
-		if skipped > 0 {
-			parts = append(parts, fmt.Sprintf("%d skipped", skipped))
-		}
-		if notRun > 0 {
-			parts = append(parts, fmt.Sprintf("%d not run", notRun))
-		}
 		tokens := s.TokensIn + s.TokensOut
-		out.printf("%s · %s tokens · %s\n", strings.Join(parts, ", "), orchestrator.FormatTokens(tokens),
+		out.printf("%s · %s tokens · %s\n", summaryCounts(s, skipped, notRun), orchestrator.FormatTokens(tokens),
 			orchestrator.FormatCost(s.CostUSD, s.CostUSD > 0))
 	}
 	return err
+}
+
+// summaryCounts is the summary line's counts: "2 landed, 1 failed, ...".
+func summaryCounts(s *orchestrator.Summary, skipped, notRun int) string {
+	parts := []string{fmt.Sprintf("%d landed", len(s.Landed))}
+	for _, c := range []struct {
+		n    int
+		what string
+	}{
+		{len(s.Review), "waiting for review"}, {len(s.NeedsYou), "needs you"}, {len(s.Failed), "failed"},
+		{skipped, "skipped"}, {notRun, "not run"},
+	} {
+		if c.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c.n, c.what))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // splitSkipped counts the summary's skipped units: those recorded as
