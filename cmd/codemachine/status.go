@@ -124,7 +124,12 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 			tokens = orchestrator.FormatTokens(s.TokensIn + s.TokensOut)
 			cost = orchestrator.FormatCost(s.CostUSD, s.CostKnown)
 		}
-		note := withBy(oneLine(s.Reason), s.By)
+		note := oneLine(s.Reason)
+		if s.State != orchestrator.StateReview {
+			// Under review, who did the commit that landed before would
+			// read as a verdict on the work that waits.
+			note = withBy(note, s.By)
+		}
 		if s.Ref != "" {
 			note += " (" + s.Ref + ")"
 		}
