@@ -62,8 +62,15 @@ func (j *switchJournal) env() string { return switchEnv + "=" + j.Marker[:len(j.
 // waitProcesses waits, for at most a minute, until no process carries
 // the journal's mark in its environment.
 func (j *switchJournal) waitProcesses() {
-	mark := []byte(j.env() + "\x00")
-	deadline := time.Now().Add(time.Minute)
+	waitUnmarked([]byte(j.env()+"\x00"), time.Minute)
+}
+
+// waitUnmarked waits, for at most limit, until no process has mark (a
+// NAME=VALUE entry of its environment, with its NUL) in its environment:
+// the git processes a killed codemachine started finish their work and
+// remove their own locks.
+func waitUnmarked(mark []byte, limit time.Duration) {
+	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		found := false
 		ents, _ := os.ReadDir("/proc")

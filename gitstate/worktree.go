@@ -100,6 +100,9 @@ func (r *Repo) worktree(ctx context.Context, slot int, base string, user Policy)
 	}
 	w := &Worktree{repo: r, slot: slot, path: dir, scratch: filepath.Join(dir, ".git"),
 		index: dir + ".index", marker: dir + ".state", policy: dir + ".policy", base: baseHash}
+	if err := w.clearStaleLocks(); err != nil {
+		return nil, err
+	}
 	clean := readMarker(w.marker)
 	last, known := readPolicy(w.policy)
 	switch {

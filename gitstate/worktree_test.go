@@ -581,3 +581,39 @@ func TestSlotRefKeepsWorkFromGC(t *testing.T) {
 		t.Fatalf("gc kept an unreferenced blob: the test does not show what the ref protects (%s)", out)
 	}
 }
+
+// A codemachine killed while it staged a slot or set its work ref leaves
+// their lock files; the next hand-out of the slot removes them, so that
+// the step stages and protects its work instead of waiting for a lock
+// nobody will release (found by kill -9 during a run with parallel tasks).
+func TestWorktreeClearsLocksOfAKilledUser(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	w := mustWorktree(t, r, 1, base)
+	w.Discard()
+	ref := filepath.Join(dir, ".git", filepath.FromSlash(w.slotRef())) + ".lock"
+	if err := os.MkdirAll(filepath.Dir(ref), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{w.index + ".lock", ref} {
+		if err := os.WriteFile(l, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w = mustWorktree(t, r, 1, base)
+	write(t, w.Path(), "b.txt", "b\n")
+	tree, err := w.Stage(ctx)
+	if err != nil {
+		t.Fatalf("stage after a killed user's locks: %v", err)
+	}
+	if err := w.Protect(ctx, tree); err != nil {
+		t.Fatalf("protect after a killed user's locks: %v", err)
+	}
+	w.Discard()
+	for _, l := range []string{w.index + ".lock", ref} {
+		if exists(filepath.Dir(l), filepath.Base(l)) {
+			t.Errorf("%s left", l)
+		}
+	}
+}
