@@ -177,6 +177,17 @@ func (rc Recovered) String() string {
 	return s
 }
 
+// SwitchInterrupted reports whether a switch of a checkout was begun and
+// not finished: its journal is there, for Recover to complete or undo.
+func (r *Repo) SwitchInterrupted() bool {
+	p, err := r.localFile(journalFile)
+	if err != nil {
+		return false
+	}
+	_, err = os.Lstat(p)
+	return err == nil
+}
+
 // Recover completes or undoes a landing or rollback whose process died
 // halfway (kill -9, a crash, a power cut) and removes the index.lock that
 // process made, never a lock of anyone else's. Callers hold the repository

@@ -66,6 +66,26 @@ func (l *Lock) Release() {
 	l.f = nil
 }
 
+// Handback gives a lock up like Release, but a lock taken over from a
+// holder that died is left with that holder's record, as this process
+// found it: a command that only tidied up (a status finishing an
+// interrupted landing) must not hide the crash from the next run, which
+// stops the process groups the dead holder left running when it takes
+// the lock over.
+func (l *Lock) Handback() {
+	if l == nil || l.f == nil {
+		return
+	}
+	if l.TookOverFrom == 0 {
+		l.Release()
+		return
+	}
+	_ = writeLockFile(l.f, l.TookOverFrom, l.TookOverCommand)
+	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	_ = l.f.Close()
+	l.f = nil
+}
+
 // LockHolder reports who holds the repository lock, if anyone.
 func (r *Repo) LockHolder() (pid int, command string, held bool) {
 	f, err := os.Open(r.LocalDir() + "/lock")

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+
+	"github.com/codemachine/codemachine/gitstate"
 )
 
 // rollbackFile is a rollback in progress, under LocalDir: written before the
@@ -52,6 +55,46 @@ func (o *Orchestrator) recoverInterrupted(ctx context.Context) error {
 		o.emit(Event{Kind: Note, Message: fmt.Sprintf("finished the interrupted rollback of %s to %s: held %d step(s)", ri.Branch, short(ri.To), len(held))})
 	}
 	return o.endRollback()
+}
+
+// RecoverIdle finishes what a killed codemachine left halfway, as the
+// commands that take the repository lock do first, for a command that
+// does not otherwise take it (status): after a kill during a landing the
+// user's index.lock stays, and every git command of theirs that writes the
+// index fails, until some codemachine command recovers. Nothing is done
+// when nothing was interrupted (no journal: the usual case costs three
+// stats), or when another codemachine holds the lock (its own start
+// recovers). The lock is handed back with a dead holder's record, so the
+// next run still stops what that holder left running.
+func (o *Orchestrator) RecoverIdle(ctx context.Context, command string) error {
+	if !o.Interrupted() {
+		return nil
+	}
+	lock, err := o.repo.Lock(command)
+	if err != nil {
+		var locked *gitstate.LockedError
+		if errors.As(err, &locked) {
+			return nil
+		}
+		return err
+	}
+	defer lock.Handback()
+	return o.recoverInterrupted(ctx)
+}
+
+// Interrupted reports whether a switch of the checkout, an approval or a
+// rollback left its journal behind: a codemachine was killed during it,
+// or one is doing it now.
+func (o *Orchestrator) Interrupted() bool {
+	if o.repo.SwitchInterrupted() {
+		return true
+	}
+	for _, name := range []string{approveFile, rollbackFile} {
+		if _, err := os.Lstat(filepath.Join(o.repo.LocalDir(), name)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // beginRollback records a rollback about to reset branch from one commit to

@@ -51,6 +51,9 @@ type repoCheck struct {
 	Steps    int      `json:"steps,omitempty"`
 	Problems []string `json:"problems,omitempty"` // validation problems, file:line:col: message
 	Lock     lockInfo `json:"lock"`
+	// Interrupted: a landing, rollback or approval was left halfway (a
+	// kill), and no codemachine is finishing it now.
+	Interrupted bool `json:"interrupted,omitempty"`
 	// Worktrees is the number of pooled worktrees; Stale lists linked
 	// worktrees whose directory is gone (git worktree prune removes them).
 	Worktrees int      `json:"worktrees"`
@@ -147,6 +150,7 @@ func checkRepo(ctx context.Context, dir string) repoCheck {
 		rc.Branch = head.Branch
 	}
 	rc.Lock.PID, rc.Lock.Command, rc.Lock.Held = repo.LockHolder()
+	rc.Interrupted = !rc.Lock.Held && o.Interrupted()
 
 	if _, err := os.Stat(filepath.Join(repo.Root(), ".codemachine", "workflow.yaml")); errors.Is(err, fs.ErrNotExist) {
 		rc.Workflow = "missing"
@@ -235,6 +239,9 @@ func printDoctor(out *output, r doctorReport) {
 		out.printf("  lock: held by pid %d (%s)\n", rc.Lock.PID, rc.Lock.Command)
 	} else {
 		out.printf("  lock: free\n")
+	}
+	if rc.Interrupted {
+		out.printf("  %s\n", out.paint(yellow, "a landing, rollback or approval was interrupted (its process was killed): codemachine status or the next command finishes it"))
 	}
 	stale := "none stale"
 	if len(rc.Stale) > 0 {

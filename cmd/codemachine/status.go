@@ -40,8 +40,17 @@ after the steps. See docs/workers.md.`,
 			}
 			shortLivedGC()
 			out := newOutput(c)
-			o, err := newOrchestrator(c, nil)
+			// What recovery did is told on stderr, out of the way of
+			// --json.
+			o, err := newOrchestrator(c, func(e orchestrator.Event) {
+				if e.Kind == orchestrator.Note {
+					fmt.Fprintln(os.Stderr, "· "+e.Message)
+				}
+			})
 			if err != nil {
+				return err
+			}
+			if err := o.RecoverIdle(c.Context, "codemachine status"); err != nil {
 				return err
 			}
 			report, err := o.Status(orchestrator.Overrides{Engine: c.String("engine"), Model: c.String("model")})
