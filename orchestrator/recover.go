@@ -39,6 +39,9 @@ func (o *Orchestrator) recoverInterrupted(ctx context.Context) error {
 	if err := o.recoverApprove(ctx); err != nil {
 		return err
 	}
+	if err := o.recoverReject(ctx); err != nil {
+		return err
+	}
 	var ri rollbackIntent
 	if err := o.repo.ReadLocal(rollbackFile, &ri); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -89,7 +92,7 @@ func (o *Orchestrator) Interrupted() bool {
 	if o.repo.SwitchInterrupted() {
 		return true
 	}
-	for _, name := range []string{approveFile, rollbackFile} {
+	for _, name := range []string{approveFile, rejectFile, rollbackFile} {
 		if _, err := os.Lstat(filepath.Join(o.repo.LocalDir(), name)); err == nil {
 			return true
 		}

@@ -274,11 +274,20 @@ func (o *Orchestrator) rejectLocked(ctx context.Context, head gitstate.Head, key
 	if err != nil {
 		return nil, err
 	}
+	if err := o.beginReject(approveIntent{Key: key, Branch: head.Branch, Tip: head.Commit, Reviewed: commit, Commit: feedback}); err != nil {
+		return nil, err
+	}
 	res, err := o.repo.Land(ctx, head.Branch, head.Commit, feedback, gitstate.LandOptions{ConflictBranch: "codemachine/conflict/feedback/" + key})
 	if err != nil {
+		if eerr := o.endReject(); eerr != nil {
+			return nil, errors.Join(err, eerr)
+		}
 		return nil, fmt.Errorf("commit the feedback for %s: %w", key, err)
 	}
 	if err := o.repo.DeleteRef(ctx, ref, commit); err != nil {
+		return nil, err
+	}
+	if err := o.endReject(); err != nil {
 		return nil, err
 	}
 	o.noteBranchTip(head.Branch)
