@@ -121,19 +121,35 @@ func (r *Repo) removeJournal() error {
 // procStart is a process's start time in clock ticks since boot (field 22
 // of /proc/PID/stat), "" where unknown.
 func procStart(pid int) string {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return ""
-	}
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return ""
-	}
-	f := strings.Fields(string(data[i+1:]))
+	f := procStat(pid)
 	if len(f) < 20 {
 		return ""
 	}
 	return f[19]
+}
+
+// procStat is /proc/PID/stat's fields after the command name (the first
+// is the state), nil where unknown.
+func procStat(pid int) []string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(data[i+1:]))
+}
+
+// procDead reports whether pid has exited but was not reaped yet (a
+// zombie): it answers signal 0 and keeps its /proc entry and start time
+// until its parent waits for it, which a container's init may never do.
+// A codemachine killed with kill -9 has released the repository lock by
+// then, and runs nothing more.
+func procDead(pid int) bool {
+	f := procStat(pid)
+	return len(f) > 0 && (f[0] == "Z" || f[0] == "X")
 }
 
 // alive reports whether the journal's process still runs.
@@ -144,7 +160,7 @@ func (j *switchJournal) alive() bool {
 	if j.PID == os.Getpid() {
 		return procStart(j.PID) == j.Start && j.Start != ""
 	}
-	if err := syscall.Kill(j.PID, 0); errors.Is(err, syscall.ESRCH) {
+	if err := syscall.Kill(j.PID, 0); errors.Is(err, syscall.ESRCH) || procDead(j.PID) {
 		return false
 	}
 	return j.Start == "" || procStart(j.PID) == j.Start

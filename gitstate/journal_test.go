@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // deadPID is the pid of a process that has exited.
@@ -152,4 +153,44 @@ func TestRecoverPendingLock(t *testing.T) {
 		t.Error("Recover changed the user's files or branch")
 	}
 	git(t, dir, "commit", "-qam", "the user commits again")
+}
+
+// TestRecoverAfterAZombie: a codemachine killed with kill -9 stays a
+// zombie until its parent reaps it (a container's init may never do), with
+// its pid and start time in /proc. Recover took it for alive and left its
+// index.lock; the next landing wrote its own journal over the dead one's
+// and waited on that lock, and a kill then left a lock no journal named:
+// the user's git blocked for good. A zombie is dead.
+func TestRecoverAfterAZombie(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	j := &switchJournal{Root: dir, Index: filepath.Join(r.GitDir(), "index"), Ref: "refs/heads/main", Pending: true}
+	if err := r.beginSwitch(t.Context(), j); err != nil {
+		t.Fatal(err)
+	}
+	zombie := exec.Command("true")
+	if err := zombie.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer zombie.Wait()
+	pid := zombie.Process.Pid
+	for i := 0; !procDead(pid); i++ {
+		if i > 5000 {
+			t.Fatal("the child never became a zombie")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	j.PID, j.Start = pid, procStart(pid)
+	if j.Start == "" {
+		t.Fatal("no start time for the zombie")
+	}
+	if err := r.WriteLocal(journalFile, j); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Recover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if exists(dir, ".git/index.lock") {
+		t.Error("the dead landing's lock is still there")
+	}
+	git(t, dir, "commit", "-q", "--allow-empty", "-m", "the user commits")
 }

@@ -578,7 +578,7 @@ func (r *Repo) removeStaleStaging() {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+		if err := syscall.Kill(pid, 0); (err == nil || errors.Is(err, syscall.EPERM)) && !procDead(pid) {
 			continue // alive
 		}
 		_ = os.RemoveAll(filepath.Join(r.LocalDir(), name))
