@@ -370,10 +370,13 @@ func (r *Repo) undoSwitch(j *switchJournal) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if cur == w.hash || cur != n.hash {
+		if cur != n.hash && !r.halfWritten(full, cur, n.hash, w.hash) {
 			if cur != w.hash {
 				kept = append(kept, path)
 			}
+			continue
+		}
+		if cur == w.hash {
 			continue
 		}
 		if err := r.writeBlob(full, w.hash, w.mode); err != nil {
@@ -381,6 +384,34 @@ func (r *Repo) undoSwitch(j *switchJournal) ([]string, error) {
 		}
 	}
 	return kept, nil
+}
+
+// halfWritten reports whether the file at full, with blob id cur, is what
+// the switch's git read-tree, killed halfway through writing newHash
+// there, leaves: a file that read-tree removed to write it again and had
+// not created yet (missing where the old commit has one), or one it had
+// begun to write (a strict prefix of the new content, empty included: git
+// writes a file from its start). read-tree refuses to overwrite a changed
+// or untracked file, so neither is a user's edit made before the switch;
+// taking either for one (as "changed since") would leave junk in the
+// user's checkout and make the next landing of the same step conflict.
+func (r *Repo) halfWritten(full, cur, newHash, oldHash string) bool {
+	if cur == "" {
+		return oldHash != "" && newHash != ""
+	}
+	if newHash == "" || cur == "dir" {
+		return false
+	}
+	st, err := os.Lstat(full)
+	if err != nil || !st.Mode().IsRegular() {
+		return false
+	}
+	data, err := os.ReadFile(full)
+	if err != nil {
+		return false
+	}
+	want, err := r.blobBytes(newHash)
+	return err == nil && len(data) < len(want) && bytes.HasPrefix(want, data)
 }
 
 // restoreAside puts back the files a staged switch had moved aside (the

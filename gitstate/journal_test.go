@@ -194,3 +194,46 @@ func TestRecoverAfterAZombie(t *testing.T) {
 	}
 	git(t, dir, "commit", "-q", "--allow-empty", "-m", "the user commits")
 }
+
+// TestRecoverHalfWrittenFiles: a kill -9 of the process group during the
+// switch's git read-tree -m -u leaves a file it had created and not yet
+// written (empty, or a prefix of the new content), or one it had removed
+// to write again and not yet created. Recover took both for edits made
+// since and kept them: junk in the user's checkout, and the next landing
+// of the step conflicted on it. Both are the switch's own and are undone.
+func TestRecoverHalfWrittenFiles(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"keep.txt": "k\n", "mod.txt": "a\n", "mod2.txt": "a\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	next := stepCommit(t, r, base, map[string]string{"mod.txt": "b\n", "mod2.txt": "bbbb\n", "new.txt": "new content\n", "new2.txt": "n\n"}, "step")
+	write(t, dir, "keep.txt", "the user's edit\n")
+	index := filepath.Join(r.GitDir(), "index")
+	j := &switchJournal{Root: dir, Index: index, Tmp: filepath.Join(r.LocalDir(), "switch-index-test"), Ref: "refs/heads/main", Old: base, New: next}
+	if err := r.beginSwitch(t.Context(), j); err != nil {
+		t.Fatal(err)
+	}
+	// What the killed read-tree left: new.txt begun, new2.txt created
+	// empty, mod.txt removed and not written again, mod2.txt begun.
+	write(t, dir, "new.txt", "new con")
+	write(t, dir, "new2.txt", "")
+	write(t, dir, "mod2.txt", "bb")
+	if err := os.Remove(filepath.Join(dir, "mod.txt")); err != nil {
+		t.Fatal(err)
+	}
+	j.PID, j.Start = deadPID(t), ""
+	if err := r.WriteLocal(journalFile, j); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := r.Recover(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc == nil || !rc.Undone || len(rc.Kept) != 0 {
+		t.Fatalf("Recover = %+v; want undone, nothing kept", rc)
+	}
+	if got := strings.TrimSpace(statusShort(t, dir)); got != "M keep.txt" {
+		t.Errorf("status after the recovery: %q", got)
+	}
+	if read(t, dir, "keep.txt") != "the user's edit\n" {
+		t.Error("the user's edit is lost")
+	}
+}
