@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Lock is the repository lock: one codemachine orchestrator per
@@ -37,7 +38,7 @@ func (r *Repo) Lock(command string) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := flockOrDeadHolder(f); err != nil {
 		pid, cmd := readLockFile(f)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
@@ -52,6 +53,42 @@ func (r *Repo) Lock(command string) (*Lock, error) {
 		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
 	return l, nil
+}
+
+// deadHolderWait bounds how long Lock waits for a lock whose holder on
+// record is dead.
+var deadHolderWait = 3 * time.Second
+
+// flockOrDeadHolder takes the lock's flock. When it is held and the
+// holder on record is dead (killed with kill -9 a moment ago), the flock
+// is held by a child that the dead holder forked and that has not reached
+// its exec yet (close-on-exec lets the lock's descriptor go only there;
+// a sandboxed step's child waits for its user namespace to be set up by
+// the parent, which on a loaded machine takes a while to learn it is
+// gone), or by a new holder about to write its record: it is waited for,
+// rather than naming a dead process as the one running.
+func flockOrDeadHolder(f *os.File) error {
+	err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if !errors.Is(err, syscall.EWOULDBLOCK) {
+		return err
+	}
+	if pid, _ := readLockFile(f); pid <= 0 || processRuns(pid) {
+		return err
+	}
+	for deadline := time.Now().Add(deadHolderWait); time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return err
+		}
+	}
+	return err
+}
+
+// processRuns reports whether pid is a process that has not exited.
+func processRuns(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return (err == nil || errors.Is(err, syscall.EPERM)) && !procDead(pid)
 }
 
 // Release gives the lock up. The file is emptied first, so that the next

@@ -7,10 +7,12 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestLockInProcess(t *testing.T) {
@@ -155,5 +157,66 @@ func TestLocalFiles(t *testing.T) {
 	}
 	if got := r.LogDir("20261124T101500Z"); got != r.LocalDir()+"/logs/20261124T101500Z" {
 		t.Errorf("LogDir = %s", got)
+	}
+}
+
+// A holder killed with kill -9 may leave the lock's flock to a child it
+// had forked and that had not reached its exec yet (close-on-exec drops
+// the descriptor only there): for a moment the lock is held while its
+// holder on record is dead. Lock waits for that moment to pass instead of
+// naming the dead process as running (seen in TestCrashKill9 under load,
+// a sandboxed step's child waiting for its user namespace). A live holder
+// with a dead one's record (between its flock and its record) still wins.
+func TestLockWaitsForADeadHoldersChild(t *testing.T) {
+	_, r := newRepo(t, map[string]string{"a": "a"})
+	defer func(d time.Duration) { deadHolderWait = d }(deadHolderWait)
+	deadHolderWait = 500 * time.Millisecond
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(r.LocalDir(), "lock")
+	if err := os.MkdirAll(r.LocalDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("pid "+strconv.Itoa(dead.Process.Pid)+"\ncommand codemachine run\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The child's descriptor: another open file description, flocked.
+	child, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(child.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		child.Close()
+	}()
+	l, err := r.Lock("codemachine run")
+	if err != nil {
+		t.Fatalf("Lock while a dead holder's child held it a moment: %v", err)
+	}
+	if l.TookOverFrom != dead.Process.Pid {
+		t.Errorf("TookOverFrom = %d, want %d", l.TookOverFrom, dead.Process.Pid)
+	}
+	l.Release()
+
+	// A live holder whose record is still the dead one's.
+	if err := os.WriteFile(p, []byte("pid "+strconv.Itoa(dead.Process.Pid)+"\ncommand codemachine run\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	live, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	if err := syscall.Flock(int(live.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	var locked *LockedError
+	if _, err := r.Lock("codemachine run"); !errors.As(err, &locked) {
+		t.Fatalf("Lock with a live holder = %v, want a LockedError", err)
 	}
 }
