@@ -195,12 +195,10 @@ func (rc Recovered) String() string {
 
 // SwitchInterrupted reports whether a switch of a checkout was begun and
 // not finished: its journal is there, for Recover to complete or undo.
+// It only looks: a repository that is not codemachine's gets no
+// directory of codemachine's for the asking.
 func (r *Repo) SwitchInterrupted() bool {
-	p, err := r.localFile(journalFile)
-	if err != nil {
-		return false
-	}
-	_, err = os.Lstat(p)
+	_, err := os.Lstat(filepath.Join(r.commonDir, "codemachine", journalFile))
 	return err == nil
 }
 

@@ -87,13 +87,14 @@ func (o *Orchestrator) RecoverIdle(ctx context.Context, command string) error {
 
 // Interrupted reports whether a switch of the checkout, an approval or a
 // rollback left its journal behind: a codemachine was killed during it,
-// or one is doing it now.
+// or one is doing it now. It only looks (LocalDir would create the
+// directory in a repository that is not codemachine's).
 func (o *Orchestrator) Interrupted() bool {
 	if o.repo.SwitchInterrupted() {
 		return true
 	}
 	for _, name := range []string{approveFile, rejectFile, rollbackFile} {
-		if _, err := os.Lstat(filepath.Join(o.repo.LocalDir(), name)); err == nil {
+		if _, err := os.Lstat(filepath.Join(o.repo.CommonDir(), "codemachine", name)); err == nil {
 			return true
 		}
 	}
