@@ -36,16 +36,27 @@ type approveIntent struct {
 
 // beginApprove records an approval about to land.
 func (o *Orchestrator) beginApprove(ai approveIntent) error {
-	ai.PID = os.Getpid()
-	if err := o.repo.WriteLocal(approveFile, ai); err != nil {
-		return fmt.Errorf("record the approval of %s: %w", ai.Key, err)
-	}
-	return nil
+	return o.recordIntent(approveFile, "approval", ai)
 }
 
 // endApprove forgets the approval in progress.
 func (o *Orchestrator) endApprove() error {
-	p := o.repo.LocalDir() + "/" + approveFile
+	return o.forgetIntent(approveFile)
+}
+
+// recordIntent writes a review decision about to land (approveFile,
+// rejectFile), stamped with this process's pid.
+func (o *Orchestrator) recordIntent(file, what string, in approveIntent) error {
+	in.PID = os.Getpid()
+	if err := o.repo.WriteLocal(file, in); err != nil {
+		return fmt.Errorf("record the %s of %s: %w", what, in.Key, err)
+	}
+	return nil
+}
+
+// forgetIntent removes a review decision's record once it is done.
+func (o *Orchestrator) forgetIntent(file string) error {
+	p := o.repo.LocalDir() + "/" + file
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove %s: %w", p, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 )
 
 // rejectFile is a rejection in progress, under LocalDir: written before
@@ -21,20 +20,12 @@ const rejectFile = "reject.yaml"
 
 // beginReject records a rejection whose feedback is about to land.
 func (o *Orchestrator) beginReject(ri approveIntent) error {
-	ri.PID = os.Getpid()
-	if err := o.repo.WriteLocal(rejectFile, ri); err != nil {
-		return fmt.Errorf("record the rejection of %s: %w", ri.Key, err)
-	}
-	return nil
+	return o.recordIntent(rejectFile, "rejection", ri)
 }
 
 // endReject forgets the rejection in progress.
 func (o *Orchestrator) endReject() error {
-	p := o.repo.LocalDir() + "/" + rejectFile
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", p, err)
-	}
-	return nil
+	return o.forgetIntent(rejectFile)
 }
 
 // recoverReject finishes or rolls back a rejection whose process was
