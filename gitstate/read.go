@@ -154,6 +154,17 @@ func (r *Repo) Log(from string, limit int) ([]Commit, error) {
 // fn for each commit until fn returns false or the history ends. fn must
 // not call back into r: the walk holds the go-git reader.
 func (r *Repo) WalkLog(from string, fn func(Commit) bool) error {
+	return r.walkLog(from, false, func(c Commit, _ []Commit) bool { return fn(c) })
+}
+
+// WalkLogMerges is WalkLog, also handing fn, with each merge commit, the
+// commits it brought in (mergedIn): a review branch merged as a pull
+// request lands its step commit beside the first-parent history.
+func (r *Repo) WalkLogMerges(from string, fn func(c Commit, merged []Commit) bool) error {
+	return r.walkLog(from, true, fn)
+}
+
+func (r *Repo) walkLog(from string, merges bool, fn func(Commit, []Commit) bool) error {
 	if from == "HEAD" {
 		h, err := r.Head()
 		if err != nil {
@@ -175,12 +186,55 @@ func (r *Repo) WalkLog(from string, fn func(Commit) bool) error {
 			if err != nil {
 				return fmt.Errorf("log %s: read commit %s: %w", from, next, err)
 			}
-			if !fn(toCommit(oc)) || len(oc.ParentHashes) == 0 {
+			var merged []Commit
+			if merges {
+				merged = mergedIn(g, oc)
+			}
+			if !fn(toCommit(oc), merged) || len(oc.ParentHashes) == 0 {
 				return nil
 			}
 			next = oc.ParentHashes[0]
 		}
 	})
+}
+
+// sideWalk bounds mergedIn's walks.
+const sideWalk = 64
+
+// mergedIn lists, newest first, the commits a merge brought in: its second
+// parent and that parent's first ancestors down to where they meet the
+// merge's first-parent line. Nothing when it is no merge, or when the two
+// do not meet within sideWalk commits of each (a long-lived branch, or
+// unrelated histories): better no answer than commits the first-parent
+// line holds too, counted as new.
+func mergedIn(g *gitRepo, merge *object.Commit) []Commit {
+	if len(merge.ParentHashes) < 2 {
+		return nil
+	}
+	line := map[plumbing.Hash]bool{}
+	next := merge.ParentHashes[0]
+	for range sideWalk {
+		line[next] = true
+		c, err := object.GetCommit(g.Storer, next)
+		if err != nil || len(c.ParentHashes) == 0 {
+			break
+		}
+		next = c.ParentHashes[0]
+	}
+	var out []Commit
+	next = merge.ParentHashes[1]
+	for range sideWalk {
+		if line[next] {
+			return out
+		}
+		c, err := object.GetCommit(g.Storer, next)
+		if err != nil || len(c.ParentHashes) == 0 {
+			return nil
+		}
+		out = append(out, toCommit(c))
+		next = c.ParentHashes[0]
+	}
+	return nil
 }
 
 func toCommit(oc *object.Commit) Commit {

@@ -2,6 +2,7 @@ package gitstate
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -367,5 +368,55 @@ func TestStatusPaths(t *testing.T) {
 	}
 	if all, err := r.StatusPaths(t.Context()); err != nil || len(all) != 6 {
 		t.Errorf("StatusPaths() = %v, %v", all, err)
+	}
+}
+
+// TestWalkLogMerges: a merge is handed the commits it brought in, newest
+// first, down to where its side meets the first-parent line; a side that
+// does not meet it within sideWalk commits, or an unrelated history, gives
+// nothing rather than commits the line holds too.
+func TestWalkLogMerges(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	git(t, dir, "checkout", "-q", "-b", "side")
+	write(t, dir, "s.txt", "1\n")
+	s1 := commitAll(t, dir, "side 1")
+	write(t, dir, "s.txt", "2\n")
+	s2 := commitAll(t, dir, "side 2")
+	git(t, dir, "checkout", "-q", "main")
+	write(t, dir, "m.txt", "m\n")
+	commitAll(t, dir, "main moved on")
+	git(t, dir, "merge", "-q", "--no-ff", "-m", "merge side", "side")
+	merge := git(t, dir, "rev-parse", "HEAD")
+	// A long side branch, and an unrelated history, merged.
+	git(t, dir, "checkout", "-q", "-b", "long")
+	for i := range sideWalk + 1 {
+		git(t, dir, "commit", "-q", "--allow-empty", "-m", fmt.Sprintf("long %d", i))
+	}
+	git(t, dir, "checkout", "-q", "--orphan", "unrelated")
+	git(t, dir, "commit", "-q", "--allow-empty", "-m", "unrelated root")
+	git(t, dir, "checkout", "-q", "main")
+	git(t, dir, "merge", "-q", "--no-ff", "-m", "merge long", "long")
+	long := git(t, dir, "rev-parse", "HEAD")
+	git(t, dir, "merge", "-q", "--no-ff", "--allow-unrelated-histories", "-m", "merge unrelated", "unrelated")
+	unrelated := git(t, dir, "rev-parse", "HEAD")
+
+	got := map[string][]string{}
+	err := r.WalkLogMerges("HEAD", func(c Commit, merged []Commit) bool {
+		for _, m := range merged {
+			got[c.Hash] = append(got[c.Hash], m.Hash)
+		}
+		if len(c.Parents) < 2 && len(merged) > 0 {
+			t.Errorf("%s is no merge but brought in %d commits", c.Hash, len(merged))
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{s2, s1}; !slices.Equal(got[merge], want) {
+		t.Errorf("merge brought in %v, want %v", got[merge], want)
+	}
+	if len(got[long]) != 0 || len(got[unrelated]) != 0 {
+		t.Errorf("a long side (%d) or an unrelated history (%d) gave commits", len(got[long]), len(got[unrelated]))
 	}
 }

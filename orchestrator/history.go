@@ -40,9 +40,11 @@ type LogEntry struct {
 	Date        time.Time `json:"date"`
 }
 
-// Log lists the step commits on the first-parent history of HEAD, newest
-// first, at most limit of them (0 = no limit). A hand-edited trailer that
-// does not parse is a *ConfigError naming the commit and trailer.
+// Log lists the step commits on the first-parent history of HEAD, and
+// those a merge on it brought in (a review merged as a pull request) after
+// the merge, newest first, at most limit of them (0 = no limit). A
+// hand-edited trailer that does not parse is a *ConfigError naming the
+// commit and trailer.
 func (o *Orchestrator) Log(limit int) ([]LogEntry, error) {
 	head, err := o.repo.Head()
 	if err != nil {
@@ -51,7 +53,13 @@ func (o *Orchestrator) Log(limit int) ([]LogEntry, error) {
 	if head.Commit == "" {
 		return nil, nil
 	}
-	commits, err := o.repo.Log(head.Commit, logDepth)
+	var commits []gitstate.Commit
+	walked := 0
+	err = o.repo.WalkLogMerges(head.Commit, func(c gitstate.Commit, merged []gitstate.Commit) bool {
+		commits = append(append(commits, c), merged...)
+		walked++
+		return walked < logDepth
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -11,8 +11,8 @@ const stepCommitsFile = "step-commits.json"
 
 // commitIndexVersion is the version of the index this code writes; an
 // index of another version is read as none (its walk is made again).
-// Version 1 added each entry's By.
-const commitIndexVersion = 1
+// Version 1 added each entry's By, version 2 the commits merges brought in.
+const commitIndexVersion = 2
 
 // commitIndex is what a walk of the first-parent history from Tip found:
 // each step and step/task key's newest commit, at how many commits from
@@ -108,7 +108,7 @@ func (f *commitFinder) commit(c gitstate.Commit, depth int) {
 // depth it came at, else -1.
 func (f *commitFinder) walk(o *Orchestrator, rev string, depth int, old *commitIndex) (int, error) {
 	reached := -1
-	err := o.repo.WalkLog(rev, func(c gitstate.Commit) bool {
+	err := o.repo.WalkLogMerges(rev, func(c gitstate.Commit, merged []gitstate.Commit) bool {
 		if f.index.Tip == "" {
 			f.index.Tip = c.Hash
 		}
@@ -117,6 +117,11 @@ func (f *commitFinder) walk(o *Orchestrator, rev string, depth int, old *commitI
 			return false
 		}
 		f.commit(c, depth)
+		// What a merge brought in (a review merged as a pull request) is
+		// as new as the merge.
+		for _, m := range merged {
+			f.commit(m, depth)
+		}
 		depth++
 		f.index.Walked, f.index.Next = depth, ""
 		if depth >= logDepth {
@@ -134,7 +139,7 @@ func (f *commitFinder) walk(o *Orchestrator, rev string, depth int, old *commitI
 }
 
 // stepCommits maps step and step/task keys to their latest commit on the
-// first-parent history of rev. The walk stops once every step and task that
+// first-parent history of rev, or brought in by a merge on it. The walk stops once every step and task that
 // state.yaml records as landed has been found (when state is given), so its
 // cost follows how far back the oldest step landed, not the history's
 // length; without state it reads up to logDepth commits. What a walk found

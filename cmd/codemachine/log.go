@@ -14,7 +14,8 @@ func logCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "log",
 		Usage: "list step commits with engine, model, tokens, cost and duration",
-		Description: `Lists the commits codemachine landed on the current branch (first-parent history),
+		Description: `Lists the commits codemachine landed on the current branch (first-parent history,
+and after a merge the step commits it brought in, such as a review merged as a pull request),
 newest first, with the provenance recorded in their trailers.`,
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "n", Usage: "show at most `N` commits (0 = all)", Action: notNegative("n")},
