@@ -357,23 +357,13 @@ func (o *Orchestrator) Rollback(ctx context.Context, arg string, opts RollbackOp
 	if t.commit == "" {
 		return nil, configErrorf("%s has no commit on %s to roll back", t.key, head.Branch)
 	}
-	commits, err := o.repo.Log(head.Commit, 0)
+	undone, target, err := o.commitsToUndo(head.Commit, t.commit)
 	if err != nil {
 		return nil, err
 	}
-	var undone []gitstate.Commit
-	found := false
-	for _, c := range commits {
-		undone = append(undone, c)
-		if c.Hash == t.commit {
-			found = true
-			break
-		}
-	}
-	if !found {
+	if target.Hash == "" {
 		return nil, configErrorf("%s is not on the first-parent history of %s", short(t.commit), head.Branch)
 	}
-	target := undone[len(undone)-1]
 	if len(target.Parents) == 0 {
 		return nil, configErrorf("%s is the first commit: there is nothing before it to roll back to", short(target.Hash))
 	}
@@ -427,6 +417,27 @@ func (o *Orchestrator) Rollback(ctx context.Context, arg string, opts RollbackOp
 		return res, err
 	}
 	return res, o.endRollback()
+}
+
+// commitsToUndo lists the commits from tip back to commit, newest first,
+// with what merges among them brought in, and the first-parent commit the
+// branch goes back to before: commit itself, or the merge that brought it
+// in (a review merged as a pull request). target is zero when commit is
+// neither on the first-parent history nor brought in by a merge on it.
+func (o *Orchestrator) commitsToUndo(tip, commit string) (undone []gitstate.Commit, target gitstate.Commit, err error) {
+	err = o.repo.WalkLogMerges(tip, func(c gitstate.Commit, merged []gitstate.Commit) bool {
+		undone = append(undone, c)
+		found := c.Hash == commit
+		for _, m := range merged {
+			undone = append(undone, m)
+			found = found || m.Hash == commit
+		}
+		if found {
+			target = c
+		}
+		return !found
+	})
+	return undone, target, err
 }
 
 // userCommits lists the commits of undone that codemachine did not make
