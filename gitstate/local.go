@@ -67,6 +67,21 @@ func (r *Repo) writeLocalYAML(name string, v any, durable bool) error {
 	return writeFileAtomic(p, data, durable)
 }
 
+// RemoveLocal removes the file name under LocalDir; a missing file is not
+// an error. Removing creates no inode where writing an empty value would
+// (writeFileAtomic), which on a busy ext4 is most of what a small write
+// costs.
+func (r *Repo) RemoveLocal(name string) error {
+	p, err := r.localFile(name)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("remove %s: %w", p, err)
+	}
+	return nil
+}
+
 // ReadLocalRaw is the content of the file name under LocalDir; a missing
 // file gives an error wrapping fs.ErrNotExist.
 func (r *Repo) ReadLocalRaw(name string) ([]byte, error) {

@@ -1,8 +1,10 @@
 package gitstate
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,5 +122,27 @@ func TestWriteFileAtomicNewInode(t *testing.T) {
 	ents, _ := os.ReadDir(filepath.Dir(p))
 	if len(ents) != 1 {
 		t.Errorf("%d files in the directory, want 1", len(ents))
+	}
+}
+
+// TestRemoveLocal: a local file is removed, a missing one is no error, and
+// a name that would leave the local directory is refused.
+func TestRemoveLocal(t *testing.T) {
+	_, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	if err := r.WriteLocalVolatile("running.yaml", map[string]int{"pid": 1}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // the second removal finds nothing
+		if err := r.RemoveLocal("running.yaml"); err != nil {
+			t.Fatalf("removal %d: %v", i, err)
+		}
+	}
+	if _, err := r.ReadLocalRaw("running.yaml"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("read after removal: %v, want not found", err)
+	}
+	for _, name := range []string{"../config", "/etc/passwd", "", "a/../../x"} {
+		if err := r.RemoveLocal(name); err == nil {
+			t.Errorf("RemoveLocal(%q) succeeded", name)
+		}
 	}
 }

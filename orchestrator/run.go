@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -186,15 +187,28 @@ func (rs *runState) totals() Summary {
 // setRunning records the units in progress for `status` (key -> started
 // at): running, or finished and waiting for their turn to land (not
 // landed yet, so not done, and not due either).
-func (rs *runState) setRunning(units map[string]string) {
+// A unit already in progress keeps the time it started at; the others
+// start at now.
+func (rs *runState) setRunning(keys []string, now string) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	units := make(map[string]string, len(keys))
+	for _, k := range keys {
+		if at, ok := rs.running[k]; ok {
+			units[k] = at
+		} else {
+			units[k] = now
+		}
+	}
 	rs.running = units
 	rs.writeRunning()
 }
 
 // agentStarted records the process group of a unit's agent (or command) in
-// the running file.
+// the running file. The unit is added to those in progress when the
+// scheduler has not written it yet (it writes after starting a round of
+// units): a group is only kept for a unit in progress, and a run killed
+// now must leave it on record for the run that takes over to stop.
 func (rs *runState) agentStarted(key string, pid int) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
@@ -202,11 +216,29 @@ func (rs *runState) agentStarted(key string, pid int) {
 		rs.groups = map[string]int{}
 	}
 	rs.groups[key] = pid
+	if _, ok := rs.running[key]; !ok {
+		units := maps.Clone(rs.running)
+		if units == nil {
+			units = map[string]string{}
+		}
+		now := time.Now()
+		if rs.now != nil {
+			now = rs.now()
+		}
+		units[key] = now.UTC().Format(time.RFC3339)
+		rs.running = units
+	}
 	rs.writeRunning()
 }
 
-// writeRunning writes the running file; rs.mu must be held.
+// writeRunning writes the running file; rs.mu must be held. With nothing
+// in progress the file is removed: readers take a missing file for an
+// idle holder, and a removal costs no new file per step.
 func (rs *runState) writeRunning() {
+	if len(rs.running) == 0 {
+		_ = rs.repo.RemoveLocal(runningFile)
+		return
+	}
 	groups := map[string]int{}
 	for key, pid := range rs.groups {
 		if _, ok := rs.running[key]; ok {
@@ -344,7 +376,7 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 	}
 	rs.summary = &Summary{Run: rs.id}
 	o.sweepRunTmp(rs.id)
-	defer func() { _ = o.repo.WriteLocalVolatile(runningFile, Running{}) }()
+	defer func() { _ = o.repo.RemoveLocal(runningFile) }()
 	o.emit(Event{Kind: RunStarted, Run: rs.id})
 	merged, err := o.mergedReviews(ctx, head.Commit)
 	for _, key := range merged {

@@ -178,6 +178,7 @@ func (s *scheduler) landNext(ctx context.Context) bool {
 		// the reviewer's reasons as feedback.
 		delete(s.attempted, a.job.u.key())
 	}
+	s.markRunning()
 	return true
 }
 
@@ -297,6 +298,7 @@ func (s *scheduler) finished(r execResult) {
 		s.order = slices.DeleteFunc(s.order, func(x *active) bool { return x == a })
 		s.free = append(s.free, a.job.u.slot)
 		s.release(context.Background(), a.job.u)
+		s.markRunning()
 	}
 }
 
@@ -339,19 +341,19 @@ func (s *scheduler) result() error {
 }
 
 // markRunning writes the units in progress to the running file when they
-// changed.
+// changed: after a round of starts, and as soon as a unit lands or ends
+// without a result (status must not show it running after that).
 func (s *scheduler) markRunning() {
 	sig := runningSignature(s.order)
 	if sig == s.running {
 		return
 	}
 	s.running = sig
-	units := map[string]string{}
-	now := s.o.cfg.Now().UTC().Format(time.RFC3339)
+	keys := make([]string, 0, len(s.order))
 	for _, a := range s.order {
-		units[a.job.u.key()] = now
+		keys = append(keys, a.job.u.key())
 	}
-	s.rs.setRunning(units)
+	s.rs.setRunning(keys, s.o.cfg.Now().UTC().Format(time.RFC3339))
 }
 
 // checkBudget stops the run when its tokens or cost exceed the workflow's
