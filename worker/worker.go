@@ -120,7 +120,7 @@ func Run(ctx context.Context, o *orchestrator.Orchestrator, opts Options) error 
 		return err
 	}
 	if err := w.tick(ctx); err != nil {
-		return err
+		return interrupted(ctx, err)
 	}
 	bg, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -132,6 +132,17 @@ func Run(ctx context.Context, o *orchestrator.Orchestrator, opts Options) error 
 	wg.Wait()
 	w.releaseAll(context.WithoutCancel(ctx))
 	w.note("round trips to the remote: %s", &w.trips)
+	return interrupted(ctx, err)
+}
+
+// interrupted is orchestrator.ErrInterrupted in place of err when ctx
+// ended the worker: a look at the remote that was waiting out an outage
+// (or any git command) ends with the context's error, which is the
+// interruption, not a failure of its own (exit 130, not 1).
+func interrupted(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil {
+		return orchestrator.ErrInterrupted
+	}
 	return err
 }
 
