@@ -3,7 +3,9 @@ package gitstate
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -211,5 +213,34 @@ func TestPushClaimRetryOfLostAnswer(t *testing.T) {
 	req.Commit = ""
 	if _, err := r.PushClaim(ctx, req); !errors.Is(err, ErrRefMoved) {
 		t.Fatalf("a new claim commit over the held one: %v, want ErrRefMoved", err)
+	}
+}
+
+// TestPushCASRejectedSaysWhy: a push a pre-receive hook refuses (branch
+// protection) is a *PushRejectedError that carries what the hook said,
+// not only git's "pre-receive hook declined", and is no lost race.
+func TestPushCASRejectedSaysWhy(t *testing.T) {
+	ctx := context.Background()
+	srv, repos := servedClones(t, 1)
+	hook := filepath.Join(srv.Root(), "remote.git", "hooks", "pre-receive")
+	script := "#!/bin/sh\necho 'main is protected: open a merge request' >&2\nexit 1\n"
+	if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := repos[0]
+	tip, err := r.ResolveRev("HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.PushCAS(ctx, "origin", []PushRef{{Local: tip, Remote: "refs/codemachine/results/build", Expect: ""}})
+	var rej *PushRejectedError
+	if !errors.As(err, &rej) {
+		t.Fatalf("push: %v, want a *PushRejectedError", err)
+	}
+	if errors.Is(err, ErrRefMoved) {
+		t.Errorf("a hook's refusal is taken for a lost race: %v", err)
+	}
+	if !strings.Contains(err.Error(), "main is protected: open a merge request") {
+		t.Errorf("error %q: want the hook's words", err)
 	}
 }

@@ -70,11 +70,19 @@ type PushRejectedError struct {
 	Refs    map[string]string // remote ref -> git's reason ("stale info", "fetch first", ...)
 	Moved   bool
 	Summary string
+	// Message is what the remote itself said (git's "remote:" lines, such
+	// as a pre-receive hook's or a forge's branch protection's reason),
+	// on one line; "" when it said nothing.
+	Message string
 }
 
-// Error names the refused refs and why.
+// Error names the refused refs and why, and what the remote said.
 func (e *PushRejectedError) Error() string {
-	return "push to " + e.Remote + " rejected: " + e.Summary
+	msg := "push to " + e.Remote + " rejected: " + e.Summary
+	if e.Message != "" {
+		msg += " (the remote said: " + e.Message + ")"
+	}
+	return msg
 }
 
 // Unwrap is ErrRefMoved when a lease was lost.
@@ -115,6 +123,10 @@ func (r *Repo) PushCAS(ctx context.Context, remote string, refs []PushRef) error
 		return nil
 	}
 	if rej := parseRejections(remote, out); rej != nil {
+		var ge *GitError
+		if errors.As(err, &ge) {
+			rej.Message = remoteSaid(ge.Stderr)
+		}
 		return rej
 	}
 	return remoteError("push", remote, err)
@@ -140,6 +152,19 @@ func leasedRefspec(ref PushRef) string {
 		return "+" + ref.Local + ":" + ref.Remote
 	}
 	return ref.Local + ":" + ref.Remote
+}
+
+// remoteSaid is the remote's own lines of git's stderr ("remote: ..."),
+// joined into one line: a hook's or a forge's reason for refusing a push.
+func remoteSaid(stderr string) string {
+	var said []string
+	for line := range strings.SplitSeq(stderr, "\n") {
+		text, ok := strings.CutPrefix(strings.TrimRight(line, "\r"), "remote:")
+		if text = strings.TrimSpace(text); ok && text != "" {
+			said = append(said, text)
+		}
+	}
+	return strings.Join(said, " ")
 }
 
 // parseRejections reads git push --porcelain's lines ("!\tsrc:dst\t[rejected]
