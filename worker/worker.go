@@ -98,6 +98,10 @@ type worker struct {
 	spread  atomic.Int64              // the first pick's offset (FirstPick), 0 once asked
 
 	trips trips // the git round trips to the remote, by kind
+
+	// halt stops the worker with an error its background looks at the
+	// remote found (refusedForGood): the passes and the units running end.
+	halt context.CancelCauseFunc
 }
 
 // trips counts the git commands that reach the remote (each try of a
@@ -122,16 +126,22 @@ func Run(ctx context.Context, o *orchestrator.Orchestrator, opts Options) error 
 	if err := w.tick(ctx); err != nil {
 		return interrupted(ctx, err)
 	}
-	bg, stop := context.WithCancel(ctx)
+	run, halt := context.WithCancelCause(ctx)
+	defer halt(nil)
+	w.halt = halt
+	bg, stop := context.WithCancel(run)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); w.renewLoop(bg) }()
 	go func() { defer wg.Done(); w.tickLoop(bg) }()
-	err = w.loop(ctx)
+	err = w.loop(run)
 	stop()
 	wg.Wait()
 	w.releaseAll(context.WithoutCancel(ctx))
 	w.note("round trips to the remote: %s", &w.trips)
+	if ctx.Err() == nil && run.Err() != nil {
+		return context.Cause(run) // halted: the remote refused for good
+	}
 	return interrupted(ctx, err)
 }
 
@@ -144,6 +154,22 @@ func interrupted(ctx context.Context, err error) error {
 		return orchestrator.ErrInterrupted
 	}
 	return err
+}
+
+// refusedForGood says whether err, from a look at the remote, is one that
+// waiting does not cure: the remote refused a push for another reason
+// than a lost race (a hook, branch protection), or it cannot be used at
+// all (no such repository, no permission).
+func refusedForGood(err error) bool {
+	var rej *gitstate.PushRejectedError
+	var re *gitstate.RemoteError
+	switch {
+	case errors.As(err, &rej):
+		return !rej.Moved
+	case errors.As(err, &re):
+		return !re.Transient
+	}
+	return false
 }
 
 func newWorker(ctx context.Context, o *orchestrator.Orchestrator, opts Options) (*worker, error) {
@@ -372,7 +398,15 @@ func (w *worker) tickLoop(ctx context.Context) {
 			t.Reset(w.nextPoll())
 			continue
 		}
-		if err := w.tick(ctx); err != nil && ctx.Err() == nil {
+		err := w.tick(ctx)
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case refusedForGood(err):
+			// Nothing this worker runs could land (or be claimed):
+			// stop now rather than run units for nothing.
+			w.halt(err)
+			return
+		default:
 			w.note("%v", err)
 		}
 		t.Reset(w.nextPoll())
