@@ -64,13 +64,13 @@ func (s *server) addPlanTools(srv *mcp.Server) {
 	mcp.AddTool(srv, &mcp.Tool{Name: "plan_list", Description: "The tasks of the plan (a foreach step's plan file): " +
 		"id, title, done, whether a run would start it now, dependencies and body."}, s.planList)
 	mcp.AddTool(srv, &mcp.Tool{Name: "plan_add", Description: "Add a task to the plan, after a given task, before one, " +
-		"or at the end. " + where}, s.planAdd)
+		"or at the end. " + where}, serialized(s, s.planAdd))
 	mcp.AddTool(srv, &mcp.Tool{Name: "plan_edit", Description: "Change a task's title, body or dependencies; " +
-		"its id stays. " + where}, s.planEdit)
+		"its id stays. " + where}, serialized(s, s.planEdit))
 	mcp.AddTool(srv, &mcp.Tool{Name: "plan_check", Description: "Mark a task done (check its box), so no run starts it. " +
-		where}, s.planSetDone(true))
+		where}, serialized(s, s.planSetDone(true)))
 	mcp.AddTool(srv, &mcp.Tool{Name: "plan_uncheck", Description: "Mark a task not done (clear its box): the next run " +
-		"runs it again, on top of its earlier work. " + where}, s.planSetDone(false))
+		"runs it again, on top of its earlier work. " + where}, serialized(s, s.planSetDone(false)))
 }
 
 func (s *server) planList(_ context.Context, _ *mcp.CallToolRequest, in planArg) (*mcp.CallToolResult, any, error) {

@@ -32,13 +32,13 @@ type rejectArgs struct {
 // addRunTools adds run, retry, approve and reject.
 func (s *server) addRunTools(srv *mcp.Server) {
 	mcp.AddTool(srv, &mcp.Tool{Name: "run", Description: "Run what is due (or the named steps and what they need) " +
-		"until nothing is due: each step lands as one commit. Returns when the run ends, with what landed, failed or waits for review."}, s.run)
+		"until nothing is due: each step lands as one commit. Returns when the run ends, with what landed, failed or waits for review."}, serialized(s, s.run))
 	mcp.AddTool(srv, &mcp.Tool{Name: "retry", Description: "Lift a failed or held step's (or task's) hold or failure " +
-		"and run it again. While codemachine watch runs, the watcher is asked to do it."}, s.retry)
+		"and run it again. While codemachine watch runs, the watcher is asked to do it."}, serialized(s, s.retry))
 	mcp.AddTool(srv, &mcp.Tool{Name: "approve", Description: "Approve a step (or task) waiting for review: " +
-		"its commit lands on the current branch."}, s.approve)
+		"its commit lands on the current branch."}, serialized(s, s.approve))
 	mcp.AddTool(srv, &mcp.Tool{Name: "reject", Description: "Reject a step (or task) waiting for review: " +
-		"its review branch is deleted (the work is kept under refs/codemachine/rejected/) and the message committed as feedback for its next attempt."}, s.reject)
+		"its review branch is deleted (the work is kept under refs/codemachine/rejected/) and the message committed as feedback for its next attempt."}, serialized(s, s.reject))
 }
 
 // runLog collects what a run the server makes reports, and tells the

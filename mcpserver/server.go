@@ -54,6 +54,26 @@ type Options struct {
 type server struct {
 	opts Options
 	o    *orchestrator.Orchestrator // for reads; runs get one of their own
+	// turn is held (a token in it) by the call that changes the
+	// repository now: a client's calls take turns instead of refusing
+	// each other on the repository lock their own server holds.
+	turn chan struct{}
+}
+
+// serialized is h taking its turn among the server's calls that change
+// the repository: it waits for the one before it (or for the client to
+// cancel it) and then takes the repository lock as every command does,
+// refused only by another codemachine.
+func serialized[In any](s *server, h mcp.ToolHandlerFor[In, any]) mcp.ToolHandlerFor[In, any] {
+	return func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, any, error) {
+		select {
+		case s.turn <- struct{}{}:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+		defer func() { <-s.turn }()
+		return h(ctx, req, in)
+	}
 }
 
 // New returns the MCP server with the tools Options allow.
@@ -62,7 +82,7 @@ func New(opts Options) (*mcp.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{opts: opts, o: o}
+	s := &server{opts: opts, o: o, turn: make(chan struct{}, 1)}
 	instructions := "codemachine runs this repository's workflow (.codemachine/workflow.yaml): each agent step lands as one commit. " +
 		"Use status to see what is done and due, the plan_* tools to steer the tasks of foreach steps, run to run what is due."
 	if opts.Worktree != "" {

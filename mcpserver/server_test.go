@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -316,5 +317,39 @@ func TestInStep(t *testing.T) {
 	}
 	if got := read(t, filepath.Join(dir, ".codemachine/plan.md")); got != testPlan {
 		t.Errorf("the repository's plan changed:\n%s", got)
+	}
+}
+
+// TestConcurrentCallsTakeTurns: a client's calls that change the
+// repository, sent at once (as a model's parallel tool calls are), take
+// turns: none is refused by the lock its own server holds for another.
+func TestConcurrentCallsTakeTurns(t *testing.T) {
+	dir := newRepo(t)
+	cs := connect(t, Options{Dir: dir, Environ: os.Environ()})
+	const n = 6
+	outs := make([]string, n)
+	errs := make([]bool, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			outs[i], errs[i] = call(t, cs, "plan_add", map[string]any{"title": "task " + strconv.Itoa(i)})
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if errs[i] {
+			t.Errorf("call %d: %s", i, outs[i])
+		}
+	}
+	for _, s := range subjects(t, dir, n) {
+		if !strings.HasPrefix(s, "plan: add ") {
+			t.Errorf("commits: %q, want %d plan additions", subjects(t, dir, n), n)
+			break
+		}
 	}
 }

@@ -20,9 +20,10 @@ plan_list, plan_add, plan_edit, plan_check and plan_uncheck (the tasks of a fore
 each change is a commit of the plan file, like a hand edit); run and retry (run steps, one
 commit each); approve and reject (settle reviews). Tools that change the repository take the
 repository lock like every command, and are refused, saying who holds it, while another
-codemachine (a run, a watcher) does. When standard input ends, the calls already read are
-answered before it exits. A message that is not JSON or not JSON-RPC 2.0 gets an error answer
-(-32700 or -32600), and the server reads on.
+codemachine (a run, a watcher) does; the client's own such calls take turns, each waiting for
+the one before it. When standard input ends, the calls already read are answered before it
+exits. A message that is not JSON or not JSON-RPC 2.0 gets an error answer (-32700 or -32600),
+and the server reads on.
 
 Add it to Claude Code:   claude mcp add codemachine -- codemachine -C /path/to/repo mcp
 
