@@ -14,10 +14,12 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -67,11 +69,15 @@ type stepSpan struct {
 // Start returns a Tracer exporting to the OTLP endpoint the environment
 // names (over HTTP with protobuf; the exporter reads the other OTEL_*
 // settings, headers and timeouts among them), or nil when environ names
-// none. version is codemachine's, the service's version.
-func Start(ctx context.Context, environ []string, version string) (*Tracer, error) {
+// none. version is codemachine's, the service's version. The first
+// export that fails (a collector that is down or refuses) is told on
+// warn, once, as a note; later ones are not: traces never stop a run or
+// fill its output.
+func Start(ctx context.Context, environ []string, version string, warn io.Writer) (*Tracer, error) {
 	if !Enabled(environ) {
 		return nil, nil
 	}
+	otel.SetErrorHandler(&onceHandler{w: warn})
 	if p := lookup(environ, "OTEL_EXPORTER_OTLP_PROTOCOL"); p != "" && p != "http/protobuf" {
 		return nil, fmt.Errorf("traces: OTEL_EXPORTER_OTLP_PROTOCOL=%s is not supported; codemachine exports over http/protobuf", p)
 	}
@@ -92,6 +98,23 @@ func Start(ctx context.Context, environ []string, version string) (*Tracer, erro
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	return &Tracer{tp: tp, tracer: tp.Tracer("github.com/codemachine/codemachine"), steps: map[string]stepSpan{}}, nil
+}
+
+// onceHandler is the SDK's error handler (otel.SetErrorHandler): it says
+// the first error as a codemachine note, in place of the SDK's own
+// timestamped log line for every failed export.
+type onceHandler struct {
+	w    io.Writer
+	once sync.Once
+}
+
+// Handle tells err the first time it is called.
+func (h *onceHandler) Handle(err error) {
+	h.once.Do(func() {
+		if h.w != nil {
+			fmt.Fprintf(h.w, "codemachine: note: %v (later trace export errors are not shown)\n", err)
+		}
+	})
 }
 
 // Shutdown ends what is still open and sends what is left.

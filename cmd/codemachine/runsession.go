@@ -29,7 +29,7 @@ type runSession struct {
 func openRunOrchestrator(c *cli.Context, out *output, command string) (*orchestrator.Orchestrator, *runSession, error) {
 	s := &runSession{}
 	v, _ := buildInfo()
-	tracer, err := telemetry.Start(c.Context, os.Environ(), v)
+	tracer, err := telemetry.Start(c.Context, os.Environ(), v, c.App.ErrWriter)
 	if err != nil {
 		// Traces are for looking at runs; they never stop one.
 		fmt.Fprintf(c.App.ErrWriter, "codemachine: note: %v\n", err)
