@@ -262,6 +262,10 @@ func TestSchemaRejects(t *testing.T) {
 		"negative budget":       "version: 1\nbudget: {usd: -1}\nsteps:\n  - {id: a, run: x}\n",
 		"unknown defaults key":  "version: 1\ndefaults: {engin: claude}\nsteps:\n  - {id: a, run: x}\n",
 		"mcp as string":         head + "  - {id: a, agent: b, mcp: yes please}\n",
+		"run step engine":       head + "  - {id: a, run: x, engine: claude}\n",
+		"run step interactive":  head + "  - {id: a, run: x, interactive: true}\n",
+		"run step mcp":          head + "  - {id: a, run: x, mcp: false}\n",
+		"agent step shell":      head + "  - {id: a, agent: b, engine: shell}\n",
 	} {
 		if err := wf.Validate(instance(t, name, data)); err == nil {
 			t.Errorf("%s: the schema accepts\n%s", name, data)
