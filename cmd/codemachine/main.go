@@ -123,11 +123,20 @@ Exit codes: 0 ok, 1 a step failed, 2 usage/configuration/validation error,
 	}
 	for _, cmd := range app.Commands {
 		cmd.Flags = append(cmd.Flags, globalFlags()...)
-		cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
-			return usageErrorf("%s: %s (see codemachine %s --help)", c.Command.Name, flagMessage(err), c.Command.Name)
+		cmd.OnUsageError = onUsageError(cmd.Name)
+		for _, sub := range cmd.Subcommands {
+			sub.OnUsageError = onUsageError(cmd.Name + " " + sub.Name)
 		}
 	}
 	return app
+}
+
+// onUsageError is the usage error of command name (e.g. "run", "review
+// push"): a bad flag is one line and exit 2, as for every command.
+func onUsageError(name string) cli.OnUsageErrorFunc {
+	return func(_ *cli.Context, err error, _ bool) error {
+		return usageErrorf("%s: %s (see codemachine %s --help)", name, flagMessage(err), name)
+	}
 }
 
 // flagRe finds a flag name in the flag package's messages, which spell

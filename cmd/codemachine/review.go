@@ -157,11 +157,11 @@ Merging such a branch on the remote approves it: after you pull the merge, the n
 codemachine run (or watch pass) finds the review commit in the branch's history, deletes
 the review branch and goes on like codemachine approve. --push-option passes options to the
 receiving side (e.g. GitLab's merge_request.create).`,
-			Flags: []cli.Flag{
+			Flags: append([]cli.Flag{
 				&cli.StringFlag{Name: "remote", Usage: "push to `REMOTE` (a remote's name or a URL)"},
 				&cli.StringSliceFlag{Name: "push-option", Aliases: []string{"o"}, Usage: "pass `OPTION` to the remote (git push --push-option)"},
 				jsonFlag,
-			},
+			}, globalFlags()...),
 			Action: func(c *cli.Context) error {
 				if c.NArg() > 1 {
 					return usageErrorf("review push takes at most one STEP or STEP/TASK")
