@@ -181,14 +181,32 @@ func (w *worker) follow(ctx context.Context, remoteTip string) error {
 		return err
 	}
 	if !behind {
-		return &orchestrator.ConfigError{Err: fmt.Errorf("%s has commits that %s/%s lacks: a worker's branch follows the remote's (push them, or reset %s to %s/%s)",
-			w.branch, w.opts.Remote, w.branch, w.branch, w.opts.Remote, w.branch)}
+		return w.ahead(head.Commit)
 	}
 	err = w.repo.FollowBranch(ctx, w.branch, head.Commit, remoteTip)
 	if errors.Is(err, gitstate.ErrRefMoved) {
 		return nil // moved meanwhile: the next tick looks again
 	}
 	return err
+}
+
+// ahead is what follow makes of a branch at head that is not behind the
+// tip it was asked to follow. Looks at the remote run side by side, so
+// that tip may be an older look's while the branch already followed a
+// newer one: nothing to do. A branch that is not behind the latest look
+// either has commits the remote lacks (made in this clone, or taken off
+// the remote's branch by a force-push): an *orchestrator.ConfigError.
+func (w *worker) ahead(head string) error {
+	w.mu.Lock()
+	latest := w.view.Tip
+	w.mu.Unlock()
+	if latest != "" {
+		if ok, err := w.repo.IsAncestor(head, latest); err != nil || ok {
+			return err
+		}
+	}
+	return &orchestrator.ConfigError{Err: fmt.Errorf("%s has commits that %s/%s lacks: a worker's branch follows the remote's (push them, or reset %s to %s/%s)",
+		w.branch, w.opts.Remote, w.branch, w.branch, w.opts.Remote, w.branch)}
 }
 
 // Claim is the orchestrator's Remote: it claims key for this worker unless
@@ -206,7 +224,9 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint, base string) (bool
 	// what landed already. The branch follows the remote's tip, and the
 	// pass decides anew from there.
 	if base != view.Tip {
-		if err := w.follow(ctx, view.Tip); err != nil {
+		if err := w.follow(ctx, view.Tip); refusedForGood(err) {
+			w.halt(err)
+		} else if err != nil {
 			w.note("%v", err)
 		}
 		w.refuse()

@@ -159,11 +159,16 @@ func interrupted(ctx context.Context, err error) error {
 // refusedForGood says whether err, from a look at the remote, is one that
 // waiting does not cure: the remote refused a push for another reason
 // than a lost race (a hook, branch protection), or it cannot be used at
-// all (no such repository, no permission).
+// all (no such repository, no permission), or the clone cannot follow it
+// (its branch has commits the remote lacks: a person rewrote the remote's
+// branch, or committed in the worker's clone).
 func refusedForGood(err error) bool {
 	var rej *gitstate.PushRejectedError
 	var re *gitstate.RemoteError
+	var ce *orchestrator.ConfigError
 	switch {
+	case errors.As(err, &ce):
+		return true
 	case errors.As(err, &rej):
 		return !rej.Moved
 	case errors.As(err, &re):
