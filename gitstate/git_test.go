@@ -24,13 +24,14 @@ func TestOpen(t *testing.T) {
 		dir                    string
 		root, gitDir, common   string
 		wantNotRepo, wantError bool
+		wantSays               string // what the not-a-repository error says
 	}{
 		{name: "root", dir: dir, root: dir, gitDir: dir + "/.git", common: dir + "/.git"},
 		{name: "subdirectory", dir: dir + "/sub", root: dir, gitDir: dir + "/.git", common: dir + "/.git"},
 		{name: "linked worktree", dir: wt, root: wt, gitDir: dir + "/.git/worktrees/linked", common: dir + "/.git"},
-		{name: "not a repository", dir: plain, wantNotRepo: true},
-		{name: "bare repository", dir: bare, wantNotRepo: true},
-		{name: "inside .git", dir: dir + "/.git", wantNotRepo: true},
+		{name: "not a repository", dir: plain, wantNotRepo: true, wantSays: "not a git repository"},
+		{name: "bare repository", dir: bare, wantNotRepo: true, wantSays: "without a working tree (a bare repository"},
+		{name: "inside .git", dir: dir + "/.git", wantNotRepo: true, wantSays: "without a working tree"},
 		{name: "missing directory", dir: dir + "/nope", wantError: true},
 	}
 	for _, tt := range tests {
@@ -38,8 +39,8 @@ func TestOpen(t *testing.T) {
 			r, err := Open(tt.dir)
 			switch {
 			case tt.wantNotRepo:
-				if !errors.Is(err, ErrNotRepo) || !strings.Contains(err.Error(), tt.dir) {
-					t.Fatalf("Open = %v, want ErrNotRepo naming the dir", err)
+				if !errors.Is(err, ErrNotRepo) || !strings.Contains(err.Error(), tt.dir) || !strings.Contains(err.Error(), tt.wantSays) {
+					t.Fatalf("Open = %v, want ErrNotRepo naming the dir and saying %q", err, tt.wantSays)
 				}
 				return
 			case tt.wantError:

@@ -75,7 +75,10 @@ func Open(dir string) (*Repo, error) {
 	out, err := r.read(context.Background(), "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-dir", "--git-common-dir")
 	if err != nil {
 		var ge *GitError
-		if errors.As(err, &ge) && (strings.Contains(ge.Stderr, "not a git repository") || strings.Contains(ge.Stderr, "must be run in a work tree")) {
+		if errors.As(err, &ge) && strings.Contains(ge.Stderr, "must be run in a work tree") {
+			return nil, &NoWorkTreeError{Dir: dir}
+		}
+		if errors.As(err, &ge) && strings.Contains(ge.Stderr, "not a git repository") {
 			return nil, fmt.Errorf("%s: %w", dir, ErrNotRepo)
 		}
 		return nil, fmt.Errorf("open %s: %w", dir, err)
@@ -83,7 +86,7 @@ func Open(dir string) (*Repo, error) {
 	lines := strings.Split(trimNL(out), "\n")
 	if len(lines) != 3 || lines[0] == "" {
 		// --show-toplevel prints nothing inside a .git directory.
-		return nil, fmt.Errorf("%s: %w", dir, ErrNotRepo)
+		return nil, &NoWorkTreeError{Dir: dir}
 	}
 	r.root, r.gitDir, r.commonDir = filepath.Clean(lines[0]), filepath.Clean(lines[1]), filepath.Clean(lines[2])
 	return r, nil

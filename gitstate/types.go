@@ -70,6 +70,20 @@ type LandResult struct {
 // ErrNotRepo is returned by Open outside a git repository.
 var ErrNotRepo = errors.New("not a git repository (or any of the parent directories)")
 
+// NoWorkTreeError is returned by Open in a git directory that has no
+// working tree (a bare repository, such as a remote, or inside .git):
+// it is a git repository, but not one codemachine can work in. It is an
+// ErrNotRepo for errors.Is.
+type NoWorkTreeError struct{ Dir string }
+
+// Error says what the directory is and where to run instead.
+func (e *NoWorkTreeError) Error() string {
+	return e.Dir + ": a git directory without a working tree (a bare repository, or inside .git): run codemachine in a clone's working tree"
+}
+
+// Is makes the error an ErrNotRepo.
+func (e *NoWorkTreeError) Is(target error) bool { return target == ErrNotRepo }
+
 // ErrRefMoved is returned by a compare-and-swap ref update when the ref no
 // longer has the expected old value.
 var ErrRefMoved = errors.New("ref moved")
