@@ -244,3 +244,20 @@ func TestPushCASRejectedSaysWhy(t *testing.T) {
 		t.Errorf("error %q: want the hook's words", err)
 	}
 }
+
+// TestRemoteErrorLocalRefRace: git's "cannot lock ref" on a fetch is this
+// clone's own ref being updated at once (a push updates the
+// remote-tracking branch), transient and local, not the remote's failure.
+func TestRemoteErrorLocalRefRace(t *testing.T) {
+	err := remoteError("fetch", "origin", &GitError{Args: []string{"fetch"}, ExitCode: 1,
+		Stderr: "error: cannot lock ref 'refs/remotes/origin/main': is at a84d2fa but expected 2a7116a\n"})
+	var re *RemoteError
+	if !errors.As(err, &re) || !re.Transient || !re.Local {
+		t.Fatalf("remoteError = %#v, want a transient local *RemoteError", err)
+	}
+	err = remoteError("fetch", "origin", &GitError{Args: []string{"fetch"}, ExitCode: 128,
+		Stderr: "fatal: unable to access 'http://127.0.0.1:1/r.git/': Failed to connect\n"})
+	if !errors.As(err, &re) || !re.Transient || re.Local {
+		t.Fatalf("remoteError = %#v, want a transient remote *RemoteError", err)
+	}
+}

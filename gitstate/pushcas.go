@@ -15,7 +15,11 @@ import (
 type RemoteError struct {
 	Op, Remote string
 	Transient  bool
-	Err        error
+	// Local is a transient failure of this clone, not of the remote: the
+	// remote answered, but a local ref (a remote-tracking branch) was
+	// being updated by another command of the same clone at once.
+	Local bool
+	Err   error
 }
 
 // Error is "<op> <remote>: <what git said>".
@@ -46,6 +50,9 @@ func remoteError(op, remote string, err error) error {
 	var ge *GitError
 	if errors.As(err, &ge) {
 		low := strings.ToLower(ge.Stderr)
+		if strings.Contains(low, "cannot lock ref") {
+			return &RemoteError{Op: op, Remote: remote, Transient: true, Local: true, Err: err}
+		}
 		for _, p := range permanentRemote {
 			if strings.Contains(low, p) {
 				transient = false

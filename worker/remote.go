@@ -22,11 +22,19 @@ func (w *worker) retry(ctx context.Context, what string, fn func() error) error 
 	for {
 		start := time.Now()
 		err := fn()
-		if !gitstate.IsTransientRemote(err) {
+		var re *gitstate.RemoteError
+		switch {
+		case !gitstate.IsTransientRemote(err):
 			w.answered(start, true, "", nil)
 			return err
+		case errors.As(err, &re) && re.Local:
+			// The remote answered; a local ref was busy (a push
+			// updating the remote-tracking branch under a fetch):
+			// tried again without saying the remote went away.
+			w.answered(start, true, "", nil)
+		default:
+			w.answered(start, false, what, err)
 		}
-		w.answered(start, false, what, err)
 		d := delay/2 + rand.N(delay/2+1)
 		select {
 		case <-ctx.Done():

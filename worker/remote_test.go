@@ -76,3 +76,28 @@ func TestFirstPick(t *testing.T) {
 		t.Fatal("every worker starts at the same task")
 	}
 }
+
+// TestRetryLocalRefRaceIsNoOutage: a fetch that failed because a push of
+// the same clone was updating the remote-tracking branch at once (git's
+// "cannot lock ref") is tried again without the worker saying that the
+// remote went away and came back: the remote answered.
+func TestRetryLocalRefRaceIsNoOutage(t *testing.T) {
+	var notes []string
+	w := &worker{opts: Options{Remote: "origin", OnNote: func(s string) { notes = append(notes, s) }}}
+	race := &gitstate.RemoteError{Op: "fetch", Remote: "origin", Transient: true, Local: true,
+		Err: errors.New("git fetch: cannot lock ref 'refs/remotes/origin/main': is at a84d2fa but expected 2a7116a")}
+	tries := 0
+	err := w.retry(t.Context(), "fetch", func() error {
+		tries++
+		if tries == 1 {
+			return race
+		}
+		return nil
+	})
+	if err != nil || tries != 2 {
+		t.Fatalf("retry: %v after %d tries, want success on the second", err, tries)
+	}
+	if len(notes) != 0 {
+		t.Errorf("notes %q: a local ref race is no outage of the remote", notes)
+	}
+}
