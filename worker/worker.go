@@ -56,12 +56,18 @@ type Options struct {
 }
 
 // UnfinishedError ends a --once worker that leaves units due that no
-// worker can run any more (each failed, or they need a local run).
-type UnfinishedError struct{ Keys []string }
+// worker can run any more (each failed, or they need a local run). Review
+// are those of them that wait for a review on the remote: not unfinished
+// work, but still left when the worker ends.
+type UnfinishedError struct{ Keys, Review []string }
 
 // Error names them.
 func (e *UnfinishedError) Error() string {
-	return fmt.Sprintf("%d unit(s) still due that the workers did not finish: %v (codemachine status; codemachine retry)", len(e.Keys), e.Keys)
+	msg := fmt.Sprintf("%d unit(s) still due that the workers did not finish: %v (codemachine status; codemachine retry)", len(e.Keys), e.Keys)
+	if len(e.Review) > 0 {
+		msg += fmt.Sprintf("; waiting for review: %v", e.Review)
+	}
+	return msg
 }
 
 // worker is one worker process's state.
@@ -373,7 +379,18 @@ func (w *worker) finished(ctx context.Context, base string, reviews map[string]s
 			return true, &orchestrator.NeedsYouError{Steps: eventKeys(sum.NeedsYou), Hint: "not run by workers: codemachine run in a clone"}
 		}
 	}
-	return true, &UnfinishedError{Keys: due}
+	unfinished := &UnfinishedError{}
+	for _, key := range due {
+		if _, waits := view.Reviews[key]; waits {
+			unfinished.Review = append(unfinished.Review, key)
+		} else {
+			unfinished.Keys = append(unfinished.Keys, key)
+		}
+	}
+	if len(unfinished.Keys) == 0 {
+		return true, &orchestrator.ReviewPendingError{Steps: unfinished.Review}
+	}
+	return true, unfinished
 }
 
 func eventKeys(events []orchestrator.Event) []string {
