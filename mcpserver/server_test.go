@@ -353,3 +353,14 @@ func TestConcurrentCallsTakeTurns(t *testing.T) {
 		}
 	}
 }
+
+// TestRejectWithoutReason: reject with an empty message says what is
+// missing in the tool's own terms, not the command line's (-m).
+func TestRejectWithoutReason(t *testing.T) {
+	dir := newRepo(t)
+	cs := connect(t, Options{Dir: dir, Environ: os.Environ()})
+	out, isErr := call(t, cs, "reject", map[string]any{"target": "gate", "message": " "})
+	if !isErr || !strings.Contains(out, "reject needs a reason") || strings.Contains(out, "-m") {
+		t.Errorf("reject without a reason: %q (error %v)", out, isErr)
+	}
+}

@@ -104,7 +104,7 @@ func (l *Lease) Approve(ctx context.Context, key string) (*ReviewResult, error) 
 func (l *Lease) Reject(ctx context.Context, key, reason string) (*ReviewResult, error) {
 	reason = strings.TrimSpace(reason)
 	if reason == "" {
-		return nil, configErrorf("reject needs a reason: -m TEXT")
+		return nil, configErrorf("reject needs a reason: why the work is rejected, for the next attempt")
 	}
 	head, err := l.o.checkHead()
 	if err != nil {

@@ -230,7 +230,7 @@ func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, ke
 func (o *Orchestrator) Reject(ctx context.Context, key, reason string) (*ReviewResult, error) {
 	reason = strings.TrimSpace(reason)
 	if reason == "" {
-		return nil, configErrorf("reject needs a reason: -m TEXT")
+		return nil, configErrorf("reject needs a reason: why the work is rejected, for the next attempt")
 	}
 	head, lock, err := o.lockForReview(ctx, "codemachine reject")
 	if err != nil {
