@@ -137,11 +137,11 @@ func (s *server) run(ctx context.Context, req *mcp.CallToolRequest, in runArgs) 
 		return nil, nil, errors.New("force needs the steps to force")
 	}
 	log := &runLog{ctx: ctx, req: req}
-	o, pub, err := s.newRunOrchestrator(log.event)
+	o, done, err := s.newRunOrchestrator(ctx, log.event)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer pub.Close()
+	defer done()
 	sum, err := o.Run(ctx, orchestrator.RunOptions{Overrides: orchestrator.Overrides{Engine: in.Engine, Model: in.Model},
 		Steps: in.Steps, Force: in.Force, Command: Command})
 	if err != nil && sum == nil {
@@ -152,11 +152,11 @@ func (s *server) run(ctx context.Context, req *mcp.CallToolRequest, in runArgs) 
 
 func (s *server) retry(ctx context.Context, req *mcp.CallToolRequest, in targetArgs) (*mcp.CallToolResult, any, error) {
 	log := &runLog{ctx: ctx, req: req}
-	o, pub, err := s.newRunOrchestrator(log.event)
+	o, done, err := s.newRunOrchestrator(ctx, log.event)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer pub.Close()
+	defer done()
 	sum, err := o.Retry(ctx, in.Target, orchestrator.RunOptions{Command: Command})
 	if _, watching := watch.RefusedBy(err); watching {
 		pid, qerr := watch.QueueRetry(o, in.Target)

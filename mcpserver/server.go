@@ -23,11 +23,13 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/codemachine/codemachine/follow"
 	"github.com/codemachine/codemachine/orchestrator"
+	"github.com/codemachine/codemachine/telemetry"
 )
 
 // Command is what the lock file says while a tool of the server holds the
@@ -145,18 +147,39 @@ func refusal(err error, alternative string) error {
 	return errors.New(msg)
 }
 
-// serveFollowers serves the events of a run the server makes to
-// `codemachine ui` and other followers, as the run command does.
-func (s *server) newRunOrchestrator(onEvent func(orchestrator.Event)) (*orchestrator.Orchestrator, *follow.Publisher, error) {
+// newRunOrchestrator opens the repository for a run the server makes:
+// its events go to onEvent, to `codemachine ui` and other followers, as
+// the run command's do, and to its trace when OTEL_EXPORTER_OTLP_* asks
+// for one. Call done when the run ends.
+func (s *server) newRunOrchestrator(ctx context.Context, onEvent func(orchestrator.Event)) (*orchestrator.Orchestrator, func(), error) {
+	// A run the server makes exports its trace like the run command's
+	// (OTEL_EXPORTER_OTLP_*); a note about the exporter goes to standard
+	// error, which MCP clients keep as the server's log.
+	tracer, err := telemetry.Start(ctx, s.opts.Environ, s.opts.Version, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "codemachine: note: %v\n", err)
+	}
 	var pub *follow.Publisher
 	o, err := orchestrator.New(orchestrator.Config{Dir: s.opts.Dir, Environ: s.opts.Environ, Activity: true,
 		MCPCommand: s.opts.MCPCommand, OnEvent: func(e orchestrator.Event) {
 			onEvent(e)
 			pub.Publish(e)
+			tracer.Event(e)
 		}})
 	if err != nil {
+		_ = tracer.Shutdown(ctx)
 		return nil, nil, err
 	}
 	pub = follow.NewPublisher(o.Repo().LocalDir, Command)
-	return o, pub, nil
+	done := func() {
+		pub.Close()
+		flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), traceFlush)
+		defer cancel()
+		_ = tracer.Shutdown(flush)
+	}
+	return o, done, nil
 }
+
+// traceFlush bounds how long a run tool waits at its end for its trace's
+// last spans to be sent.
+const traceFlush = 5 * time.Second

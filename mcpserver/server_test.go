@@ -2,12 +2,15 @@ package mcpserver
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -362,5 +365,26 @@ func TestRejectWithoutReason(t *testing.T) {
 	out, isErr := call(t, cs, "reject", map[string]any{"target": "gate", "message": " "})
 	if !isErr || !strings.Contains(out, "reject needs a reason") || strings.Contains(out, "-m") {
 		t.Errorf("reject without a reason: %q (error %v)", out, isErr)
+	}
+}
+
+// TestRunExportsTrace: with OTEL_EXPORTER_OTLP_ENDPOINT set, a run made
+// through the run tool exports its trace as the run command's does, sent
+// by the time the tool answers.
+func TestRunExportsTrace(t *testing.T) {
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/traces" {
+			requests.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer srv.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
+	dir := newRepo(t)
+	cs := connect(t, Options{Dir: dir, Environ: os.Environ()})
+	call(t, cs, "run", map[string]any{"steps": []string{"implement/T1"}})
+	if requests.Load() == 0 {
+		t.Error("the run tool's run sent no trace")
 	}
 }
