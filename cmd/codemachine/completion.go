@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -87,17 +86,29 @@ func completeCommand() *cli.Command {
 		Hidden:          true,
 		SkipFlagParsing: true,
 		Action: func(c *cli.Context) error {
-			dir := ""
 			words := c.Args().Slice()
-			if i := slices.Index(words, "-C"); i >= 0 && i+1 < len(words)-1 {
-				dir = words[i+1]
-			}
+			dir := completionDir(words)
 			for _, cand := range complete(c.App, words, func() []completion { return unitKeys(dir) }) {
 				fmt.Fprintf(c.App.Writer, "%s\t%s\n", cand.value, cand.desc)
 			}
 			return nil
 		},
 	}
+}
+
+// completionDir is the directory a -C DIR (or -C=DIR) among the words
+// before the one being completed names, else "" (the working directory).
+func completionDir(words []string) string {
+	words, _ = joinAssignments(words)
+	dir := ""
+	for i := 0; i < len(words)-1; i++ {
+		if d, ok := strings.CutPrefix(words[i], "-C="); ok {
+			dir = d
+		} else if words[i] == "-C" && i+1 < len(words)-1 {
+			dir = words[i+1]
+		}
+	}
+	return dir
 }
 
 // completion is a candidate and what it is.
@@ -110,6 +121,7 @@ func complete(app *cli.App, words []string, keys func() []completion) []completi
 	if len(words) == 0 {
 		words = []string{""}
 	}
+	words, split := joinAssignments(words)
 	partial, before := words[len(words)-1], words[:len(words)-1]
 	var cmd *cli.Command
 	args := 0 // positional arguments given to cmd
@@ -135,6 +147,9 @@ func complete(app *cli.App, words []string, keys func() []completion) []completi
 			args++
 		}
 	}
+	if name, value, ok := strings.Cut(partial, "="); ok && strings.HasPrefix(name, "-") {
+		return assignedValues(flagsOf(app, cmd), name, value, split)
+	}
 	var out []completion
 	switch {
 	case len(before) > 0 && strings.HasPrefix(before[len(before)-1], "-") && takesValue(flagsOf(app, cmd), before[len(before)-1]):
@@ -157,6 +172,44 @@ func complete(app *cli.App, words []string, keys func() []completion) []completi
 		out = positional(cmd.Name, args, keys)
 	}
 	return withPrefix(out, partial)
+}
+
+// joinAssignments puts back together what bash split: its
+// COMP_WORDBREAKS holds "=", so "--engine=cl" arrives as "--engine", "=",
+// "cl" (and "--engine=" as "--engine", "="), where zsh and fish pass one
+// word. split says whether the last word was put together, in which case
+// bash completes only what follows the "=".
+func joinAssignments(words []string) (joined []string, split bool) {
+	for i := 0; i < len(words); i++ {
+		w := words[i]
+		if strings.HasPrefix(w, "-") && !strings.Contains(w, "=") && i+1 < len(words) && words[i+1] == "=" {
+			w += "="
+			i++
+			if i+1 < len(words) {
+				w += words[i+1]
+				i++
+			}
+			split = i == len(words)-1
+		}
+		joined = append(joined, w)
+	}
+	return joined, split
+}
+
+// assignedValues completes the value of a flag typed as --flag=VALUE: the
+// whole word for zsh and fish, what follows the "=" when bash split it.
+func assignedValues(flags []cli.Flag, name, value string, split bool) []completion {
+	if !takesValue(flags, name) {
+		return nil
+	}
+	var out []completion
+	for _, c := range withPrefix(flagValues(name), value) {
+		if !split {
+			c.value = name + "=" + c.value
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func flagsOf(app *cli.App, cmd *cli.Command) []cli.Flag {

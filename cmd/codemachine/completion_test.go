@@ -34,6 +34,13 @@ func TestComplete(t *testing.T) {
 		{[]string{"init", "-t", "m"}, []string{"migrate"}},
 		{[]string{"init", "--ci", ""}, []string{"github"}},
 		{[]string{"nosuch", ""}, nil},
+		// --flag=VALUE: zsh and fish pass one word, bash splits it at "="
+		{[]string{"run", "--engine=co"}, []string{"--engine=codex"}},
+		{[]string{"run", "--engine", "=", "co"}, []string{"codex"}},
+		{[]string{"run", "--engine", "="}, []string{"auto", "claude", "codex", "gemini", "opencode", "replay"}},
+		{[]string{"run", "--engine", "=", "replay", "d"}, []string{"docs"}},
+		{[]string{"retry", "--json=true", "b"}, []string{"build", "build/T1"}},
+		{[]string{"run", "--dry-run="}, nil},
 	} {
 		var got []string
 		for _, cand := range complete(app, c.words, keys) {
@@ -41,6 +48,20 @@ func TestComplete(t *testing.T) {
 		}
 		if !slices.Equal(got, c.want) {
 			t.Errorf("complete %q: %q, want %q", c.words, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		words []string
+		want  string
+	}{
+		{[]string{"approve", ""}, ""},
+		{[]string{"-C", "repo", "approve", ""}, "repo"},
+		{[]string{"-C", "=", "repo", "approve", ""}, "repo"},
+		{[]string{"-C=repo", "approve", ""}, "repo"},
+		{[]string{"-C", "rep"}, ""},
+	} {
+		if got := completionDir(c.words); got != c.want {
+			t.Errorf("completionDir %q: %q, want %q", c.words, got, c.want)
 		}
 	}
 	for _, cand := range complete(app, []string{""}, keys) {
