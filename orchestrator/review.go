@@ -57,17 +57,27 @@ func (o *Orchestrator) reviewPending() (map[string]string, error) {
 
 // NoReviewError is the error of approve or reject for a key that has no
 // review branch. For a foreach step whose tasks wait for review, it names
-// them: approve and reject take one task at a time.
+// them: approve and reject take one task at a time. A key that is no step
+// or task of the workflow at HEAD (a typo) is said to be one; otherwise
+// the reviews that are pending, if any, are named.
 func (o *Orchestrator) NoReviewError(key string) error {
 	pending, _ := o.reviewPending()
-	var tasks []string
+	var tasks, others []string
 	for k := range pending {
 		if strings.HasPrefix(k, key+"/") {
 			tasks = append(tasks, k)
 		}
+		others = append(others, k)
 	}
 	if len(tasks) == 0 {
-		return configErrorf("no review is pending for %s", key)
+		if head, err := o.checkHead(); err == nil && !o.isStepKey(head.Commit, key) {
+			return configErrorf("%s is not a step or task of the workflow", key)
+		}
+		if len(others) == 0 {
+			return configErrorf("no review is pending for %s (none is pending)", key)
+		}
+		sort.Strings(others)
+		return configErrorf("no review is pending for %s (pending: %s)", key, strings.Join(others, ", "))
 	}
 	sort.Strings(tasks)
 	return configErrorf("no review is pending for %s itself: its tasks wait for review one by one (%s); name one as STEP/TASK",
