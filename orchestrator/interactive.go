@@ -17,6 +17,15 @@ func needsYouMessage(key string) string {
 	return "interactive: needs you at a terminal (codemachine run in one, or codemachine open " + key + ")"
 }
 
+// needsYouWatching is what it says in a watcher's pass: the watcher holds
+// the repository, so run and open refuse until it is stopped.
+func needsYouWatching(key string) string {
+	return "interactive: needs you at a terminal (stop the watcher, then codemachine run in one, or codemachine open " + key + ")"
+}
+
+// watchingHint is a watcher's NeedsYouError hint.
+const watchingHint = "interactive: stop the watcher, then codemachine run in a terminal, or codemachine open STEP"
+
 // interactive reports whether the step's agent runs in its own UI in this
 // run: interactive: true, interactive: auto with a terminal, or named by
 // run --interactive. Commands never
@@ -41,7 +50,11 @@ func (s *scheduler) needsYou(u *unit) bool {
 		return false
 	}
 	key := u.key()
-	s.reportOnce(key, Event{Kind: StepNeedsYou, Step: u.step.ID, Task: taskID(u.task), Message: needsYouMessage(key)},
+	msg := needsYouMessage(key)
+	if s.rs.opts.Watching {
+		msg = needsYouWatching(key)
+	}
+	s.reportOnce(key, Event{Kind: StepNeedsYou, Step: u.step.ID, Task: taskID(u.task), Message: msg},
 		s.rs.recordNeedsYou)
 	return true
 }

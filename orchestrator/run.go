@@ -36,6 +36,10 @@ type RunOptions struct {
 	// SkipFailed leaves steps whose last failure had the same fingerprint
 	// alone (watch mode: a failure waits for new inputs or `retry`).
 	SkipFailed bool
+	// Watching says the run is a watcher's pass: an interactive unit that
+	// waits tells the person to stop the watcher first, since run and
+	// open refuse while it holds the repository.
+	Watching bool
 	// Command is what the lock file says is running.
 	Command string
 	// Cascade re-runs the done tasks whose work no longer matches the
@@ -271,6 +275,9 @@ func (rs *runState) unfinished() error {
 		keys := make([]string, 0, len(rs.summary.NeedsYou))
 		for _, e := range rs.summary.NeedsYou {
 			keys = append(keys, e.Key())
+		}
+		if rs.opts.Watching {
+			return &NeedsYouError{Steps: keys, Hint: watchingHint}
 		}
 		return &NeedsYouError{Steps: keys}
 	}

@@ -244,7 +244,7 @@ func (s *session) pass(ctx context.Context, trig Trigger) passResult {
 	var sum *orchestrator.Summary
 	if err == nil {
 		opts := s.opts.Run
-		opts.Steps, opts.Force, opts.SkipFailed = nil, false, true
+		opts.Steps, opts.Force, opts.SkipFailed, opts.Watching = nil, false, true, true
 		sum, err = s.lease.Run(ctx, opts)
 	}
 	if ctx.Err() != nil || errors.Is(err, orchestrator.ErrInterrupted) {
