@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/codemachine/codemachine/workflow"
@@ -23,6 +24,9 @@ func (s *scheduler) resolveTargets() error {
 		if step == nil {
 			unknown = append(unknown, stepID)
 			continue
+		}
+		if step.Run != "" && slices.Contains(s.rs.opts.Interactive, stepID) {
+			return configErrorf("%s runs a command: run --interactive takes agent steps only", stepID)
 		}
 		if taskID != "" {
 			if !step.FansOut() {
