@@ -97,21 +97,25 @@ func rejectCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "reject",
 		Usage:     "reject a step's review: delete its branch and commit the reason as feedback",
-		ArgsUsage: "STEP[/TASK] -m TEXT",
+		ArgsUsage: "STEP[/TASK] [-m TEXT]",
 		Description: `Deletes branch codemachine/review/STEP[/TASK] (its commit stays reachable under
 refs/codemachine/rejected/STEP[/TASK]) and commits TEXT to .codemachine/feedback/STEP[/TASK].md,
-which the step's next attempt receives as .Feedback in its prompt. With the git hooks
+which the step's next attempt receives as .Feedback in its prompt. Without -m, in a terminal,
+TEXT is written in your editor as for git commit (git's GIT_EDITOR, core.editor, VISUAL,
+EDITOR); lines starting with # are left out, and an empty TEXT rejects nothing. With the git hooks
 installed, reject starts that attempt in the background as a commit's hook would; while
 codemachine watch runs, it hands the decision to the watcher.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "why the work is rejected: `TEXT` for the next attempt"},
+			&cli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "why the work is rejected: `TEXT` for the next attempt (without it, in a terminal: your editor, as git commit)"},
 			jsonFlag,
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usageErrorf("reject needs exactly one STEP or STEP/TASK")
 			}
-			if c.String("message") == "" {
+			key := c.Args().First()
+			reason := c.String("message")
+			if reason == "" && !inTerminal(c) {
 				return usageErrorf("reject needs a reason: -m TEXT")
 			}
 			out := newOutput(c)
@@ -119,9 +123,13 @@ codemachine watch runs, it hands the decision to the watcher.`,
 			if err != nil {
 				return err
 			}
-			key := c.Args().First()
-			res, err := o.Reject(c.Context, key, c.String("message"))
-			if handed, herr := handToWatcher(out, o, err, "reject", key, c.String("message")); handed || herr != nil {
+			if reason == "" {
+				if reason, err = reasonFromEditor(c, key); err != nil {
+					return err
+				}
+			}
+			res, err := o.Reject(c.Context, key, reason)
+			if handed, herr := handToWatcher(out, o, err, "reject", key, reason); handed || herr != nil {
 				return herr
 			}
 			if err != nil {
