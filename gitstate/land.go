@@ -635,6 +635,11 @@ func (h *heldCheckout) switchTo(ctx context.Context, cas refUpdate, hard bool) e
 			return err
 		}
 	}
+	if !hard {
+		if err := r.checkInWay(co.root, old, new); err != nil {
+			return err
+		}
+	}
 	opts := runOpts{Dir: co.root, Env: []string{"GIT_INDEX_FILE=" + tmp, journal.env()}}
 	args := []string{"read-tree", "-m", "-u", from, new}
 	if hard {

@@ -105,6 +105,57 @@ func TestLandRefusesToOverwriteLocalChanges(t *testing.T) {
 	}
 }
 
+// TestLandKeepsIgnoredFilesInTheWay: read-tree -m -u writes over an
+// ignored file and removes an ignored directory where the new commit puts a
+// file; a step that unignores such a path in its .gitignore would destroy
+// the user's local file (a config, a database) with its landing. It is a
+// conflict like an untracked file in the way, and the user's files stay.
+func TestLandKeepsIgnoredFilesInTheWay(t *testing.T) {
+	tests := []struct {
+		name  string
+		step  map[string]string
+		mine  map[string]string
+		paths []string
+	}{
+		{"ignored file", map[string]string{"local.yaml": "step\n"}, map[string]string{"local.yaml": "mine\n"}, []string{"local.yaml"}},
+		{"ignored directory", map[string]string{"cache": "step\n"}, map[string]string{"cache/sub/data": "mine\n"}, []string{"cache/sub/data"}},
+		{"ignored file where a directory goes", map[string]string{"db/x": "step\n"}, map[string]string{"db": "mine\n"}, []string{"db"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, r := newRepo(t, map[string]string{"a.txt": "a\n", ".gitignore": "local.yaml\ncache/\ndb\n"})
+			base := git(t, dir, "rev-parse", "HEAD")
+			files := map[string]string{".gitignore": "\x00delete"}
+			for p, c := range tt.step {
+				files[p] = c
+			}
+			c := stepCommit(t, r, base, files, "step")
+			for p, c := range tt.mine {
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				write(t, dir, p, c)
+			}
+			_, err := r.Land(t.Context(), "main", base, c, LandOptions{ConflictBranch: "codemachine/conflict/x"})
+			var ce *ConflictError
+			if !errors.As(err, &ce) || ce.Reason != "uncommitted changes" || !slices.Equal(ce.Paths, tt.paths) {
+				t.Fatalf("err = %v, want a ConflictError about %v", err, tt.paths)
+			}
+			if git(t, dir, "rev-parse", "main") != base {
+				t.Error("main moved")
+			}
+			for p, c := range tt.mine {
+				if got, err := os.ReadFile(filepath.Join(dir, p)); err != nil || string(got) != c {
+					t.Errorf("the user's ignored %s: %q, %v", p, got, err)
+				}
+			}
+			if exists(dir, ".git/index.lock") {
+				t.Error("index.lock left behind")
+			}
+		})
+	}
+}
+
 func TestLandBranchNotCheckedOut(t *testing.T) {
 	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
 	base := git(t, dir, "rev-parse", "HEAD")

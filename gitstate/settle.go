@@ -204,6 +204,9 @@ func (r *Repo) repairAfterUnchecked(ctx context.Context, co checkout, ref, old, 
 	if err != nil || !indexHolds(held.journal.Index, changes) {
 		return
 	}
+	if inWay, err := untrackedInWay(co.root, changes); err != nil || len(inWay) > 0 {
+		return // read-tree would overwrite or remove ignored files of the user's
+	}
 	tmp, err := r.tempPath("repair-index")
 	if err != nil {
 		return

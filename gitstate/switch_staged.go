@@ -132,6 +132,9 @@ func (s *stagedSwitch) prepare(ctx context.Context) error {
 			return errNotStaged // submodules: let read-tree handle them in place
 		}
 	}
+	if inWay, err := untrackedInWay(s.co.root, changes); err != nil || len(inWay) > 0 {
+		return errNotStaged // the update under the lock checks again and reports
+	}
 	s.changes = changes
 	if s.refs, err = r.refSettingsFor(ctx); err != nil {
 		return err
