@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -56,7 +57,7 @@ func homeDir(env []string, key, rel string) string {
 // skipped; src "" only empties dst, but for the credentials, which are
 // then seeded as absent.
 func seedHome(src, dst, home string, h homeSpec) error {
-	if err := os.MkdirAll(dst, 0o700); err != nil {
+	if err := realDirs(home, dst); err != nil {
 		return fmt.Errorf("private config dir: %w", err)
 	}
 	if err := resetDir(dst, append(slices.Clone(h.credentials), h.kept...)); err != nil {
@@ -76,6 +77,43 @@ func seedHome(src, dst, home string, h homeSpec) error {
 	for _, d := range h.linked {
 		if err := linkDir(filepath.Join(src, d), filepath.Join(dst, d)); err != nil {
 			return fmt.Errorf("seed private config dir: %w", err)
+		}
+	}
+	return nil
+}
+
+// realDirs makes dst, a directory under home, and every directory between
+// them real directories of their own: whatever a step left in their place
+// (home is writable to the steps that use it) is removed first. A symbolic
+// link there, followed, would have codemachine, unconfined, empty and fill
+// the directory it names (resetDir, seedLogin, copyFile): a step that put
+// one to ~/.claude at home/claude would have the user's own config dir
+// emptied before the next run of Claude Code in that slot. home itself is
+// made (its parent is not the steps' to write).
+func realDirs(home, dst string) error {
+	rel, err := filepath.Rel(home, dst)
+	if err != nil || !filepath.IsLocal(rel) {
+		return fmt.Errorf("%s is not under %s", dst, home)
+	}
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return err
+	}
+	dir := home
+	for _, name := range strings.Split(rel, string(filepath.Separator)) {
+		dir = filepath.Join(dir, name)
+		fi, err := os.Lstat(dir)
+		switch {
+		case err == nil && fi.IsDir():
+			continue
+		case err == nil:
+			if err := os.RemoveAll(dir); err != nil {
+				return err
+			}
+		case !errors.Is(err, fs.ErrNotExist):
+			return err
+		}
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -141,6 +141,53 @@ func TestPrivateHomes(t *testing.T) {
 	}
 }
 
+// A step may write its slot's private dir, and so put a symbolic link to
+// the user's own config dir where an engine's private dir (or a directory
+// above it) goes. Seeding, which runs unconfined, must replace the link,
+// never follow it: it would empty the user's config dir.
+func TestPrivateHomeReplacesPlantedLinks(t *testing.T) {
+	tests := []struct {
+		engine string
+		plant  string // the link, relative to the private home
+		target string // what it points to, relative to HOME
+		user   []string
+	}{
+		{"claude", "claude", ".claude", []string{".claude/settings.json", ".claude/CLAUDE.md", ".claude/agents/a.md", ".claude/history.jsonl"}},
+		{"codex", "codex", ".codex", []string{".codex/config.toml", ".codex/prompts/p.md", ".codex/history.jsonl"}},
+		{"gemini", "gemini", "", []string{".gemini/settings.json", ".gemini/commands/c.toml", ".gemini/history/h"}},
+		{"opencode", "opencode/data", ".local/share", []string{".local/share/opencode/auth.json", ".local/share/opencode/bin/rg", ".local/share/opencode/log/l"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.engine, func(t *testing.T) {
+			env, _ := fakeCLI(t, tt.engine+"-edit-and-commit")
+			home := envValue(env, "HOME")
+			for _, p := range tt.user {
+				writeFile(t, filepath.Join(home, p), "user's "+p)
+			}
+			private := t.TempDir()
+			link := filepath.Join(private, filepath.FromSlash(tt.plant))
+			if err := os.MkdirAll(filepath.Dir(link), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Join(home, tt.target), link); err != nil {
+				t.Fatal(err)
+			}
+			eng, _ := New(tt.engine)
+			if _, err := eng.Run(context.Background(), Request{Prompt: "p", Dir: t.TempDir(), Env: env, Home: private}); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range tt.user {
+				if got, err := os.ReadFile(filepath.Join(home, p)); err != nil || string(got) != "user's "+p {
+					t.Errorf("the user's %s: %q, %v", p, got, err)
+				}
+			}
+			if fi, err := os.Lstat(link); err != nil || !fi.IsDir() {
+				t.Errorf("%s is not a directory of its own: %v", tt.plant, err)
+			}
+		})
+	}
+}
+
 func TestCopyFile(t *testing.T) {
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "sub", "dst")
