@@ -63,6 +63,10 @@ func (j *job) stage(ctx context.Context) (*candidate, error) {
 		c.rec.Iteration = iteration(j.snap, u)
 	}
 	c.rec.Files = outputFiles(j.wt.Path(), u.step)
+	if msg := j.overlayLinks(); msg != "" {
+		c.problem = msg
+		return c, nil
+	}
 	stage := j.stageWithOverlays
 	if j.rs.opts.Record && u.step.Run == "" {
 		stage = j.stageRecorded
@@ -71,6 +75,51 @@ func (j *job) stage(ctx context.Context) (*candidate, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// overlayLinks refuses a worktree where the agent put a symbolic link on
+// the path of a file codemachine writes there after it (state.yaml, the
+// feedback it consumes, the plan whose box it ticks, the recording): those
+// writes run unconfined, and through the link they would create or
+// overwrite a file anywhere (a ~/.bash_profile, the user's checkout), and
+// a state.yaml link would land besides. "" when there is none.
+func (j *job) overlayLinks() string {
+	u, dir := j.u, j.wt.Path()
+	paths := []string{workflow.StateFile, feedbackPath(u.key())}
+	if u.task != nil && u.step.Foreach != "" {
+		paths = append(paths, u.step.Foreach)
+	}
+	if j.rs.opts.Record && u.step.Run == "" {
+		paths = append(paths, agents.RecordingPath(u.step.ID, taskID(u.task)))
+	}
+	for _, rel := range paths {
+		if l, what := linkOnPath(dir, rel); l != "" {
+			return fmt.Sprintf("the agent made %s %s, where codemachine writes %s", l, what, rel)
+		}
+	}
+	return ""
+}
+
+// linkOnPath returns the first of rel's leading paths in dir (rel itself
+// included) that a write of rel would follow or fail on, and what it is: a
+// symbolic link, or above rel anything but a directory. "" when there is
+// none (a missing path is made as a directory or file of its own).
+func linkOnPath(dir, rel string) (p, what string) {
+	parts := strings.Split(rel, "/")
+	abs := dir
+	for i, name := range parts {
+		abs = filepath.Join(abs, name)
+		fi, err := os.Lstat(abs)
+		switch {
+		case err != nil:
+			return "", ""
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return strings.Join(parts[:i+1], "/"), "a symbolic link"
+		case i < len(parts)-1 && !fi.IsDir():
+			return strings.Join(parts[:i+1], "/"), "a file"
+		}
+	}
+	return "", ""
 }
 
 // stageWithOverlays is stage on the hot path: it checks that the agent
@@ -320,8 +369,12 @@ func tickPlan(plan *workflow.Plan, id string) ([]byte, bool) {
 	return ticked, true
 }
 
-// writeRepoFile writes a repository file inside dir.
+// writeRepoFile writes a repository file inside dir, never through a
+// symbolic link (see overlayLinks).
 func writeRepoFile(dir, rel string, data []byte) error {
+	if l, what := linkOnPath(dir, rel); l != "" {
+		return fmt.Errorf("write %s: %s is %s", rel, l, what)
+	}
 	p := filepath.Join(dir, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("write %s: %w", rel, err)
