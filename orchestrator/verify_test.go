@@ -113,3 +113,23 @@ func TestLinkProblem(t *testing.T) {
 		}
 	}
 }
+
+// TestGitAlias: the names git's fsck takes for .git on NTFS or HFS+, and
+// some that only look like it.
+func TestGitAlias(t *testing.T) {
+	for name, want := range map[string]bool{
+		".git": true, ".GIT": true, ".git.": true, ".git ": true, ".Git. .": true, ".git::$INDEX_ALLOCATION": true,
+		"git~1": true, "GIT~4": true, "git~1.": true, ".g\u200cit": true, "\ufeff.git": true, ".gi\u200dT": true,
+		"git~5": false, ".gitignore": false, ".git-x": false, ".github": false, "git": false, "x.git": false, ".gi": false,
+	} {
+		if got := gitAlias(name); got != want {
+			t.Errorf("gitAlias(%q) = %v, want %v", name, got, want)
+		}
+	}
+	if got := gitAliasPath([]gitstate.Change{{Path: "out/.git./config", Status: 'A'}}); got == "" {
+		t.Error("out/.git./config is not refused")
+	}
+	if got := gitAliasPath([]gitstate.Change{{Path: "out/.git./config", Status: 'D'}, {Path: "a/.github/x", Status: 'A'}}); got != "" {
+		t.Errorf("a deletion and .github: %s", got)
+	}
+}
