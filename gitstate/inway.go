@@ -24,7 +24,8 @@ import (
 // could destroy files of the user's that git never saw. A path is in the
 // way when, for a path the new commit adds: it exists; one of its
 // directories is a file or a symlink that the old commit does not track
-// there; or it is a directory holding a file the old commit does not have.
+// there; or it is a directory holding a file the old commit does not have,
+// or none of the old commit's at all (an empty directory of the user's).
 // Sorted, nil when nothing is in the way.
 func untrackedInWay(root string, changes []Change) ([]string, error) {
 	tracked := make(map[string]bool, len(changes))
@@ -62,8 +63,13 @@ func untrackedInWay(root string, changes []Change) ([]string, error) {
 			if err != nil {
 				return nil, err
 			}
-			if p != "" {
+			switch {
+			case p != "":
 				found[p] = true
+			case !trackedUnder(tracked, c.Path):
+				// Empty, or only empty directories: git would remove
+				// it, the staged switch cannot rename a file over it.
+				found[c.Path] = true
 			}
 		}
 	}
@@ -103,6 +109,16 @@ func untrackedUnder(root, dir string, tracked map[string]bool) (string, error) {
 		return "", fmt.Errorf("look for untracked files in the way under %s: %w", dir, err)
 	}
 	return first, nil
+}
+
+// trackedUnder reports whether one of the tracked paths is under dir.
+func trackedUnder(tracked map[string]bool, dir string) bool {
+	for p := range tracked {
+		if strings.HasPrefix(p, dir+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // isAbsent reports whether err says a path does not exist (or one of its

@@ -120,6 +120,7 @@ func TestLandKeepsIgnoredFilesInTheWay(t *testing.T) {
 		{"ignored file", map[string]string{"local.yaml": "step\n"}, map[string]string{"local.yaml": "mine\n"}, []string{"local.yaml"}},
 		{"ignored directory", map[string]string{"cache": "step\n"}, map[string]string{"cache/sub/data": "mine\n"}, []string{"cache/sub/data"}},
 		{"ignored file where a directory goes", map[string]string{"db/x": "step\n"}, map[string]string{"db": "mine\n"}, []string{"db"}},
+		{"empty directory", map[string]string{"out": "step\n"}, map[string]string{"out/empty/": ""}, []string{"out"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,6 +135,12 @@ func TestLandKeepsIgnoredFilesInTheWay(t *testing.T) {
 				if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
 					t.Fatal(err)
 				}
+				if strings.HasSuffix(p, "/") {
+					if err := os.Mkdir(filepath.Join(dir, p), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
 				write(t, dir, p, c)
 			}
 			_, err := r.Land(t.Context(), "main", base, c, LandOptions{ConflictBranch: "codemachine/conflict/x"})
@@ -145,6 +152,12 @@ func TestLandKeepsIgnoredFilesInTheWay(t *testing.T) {
 				t.Error("main moved")
 			}
 			for p, c := range tt.mine {
+				if strings.HasSuffix(p, "/") {
+					if st, err := os.Stat(filepath.Join(dir, p)); err != nil || !st.IsDir() {
+						t.Errorf("the user's directory %s: %v", p, err)
+					}
+					continue
+				}
 				if got, err := os.ReadFile(filepath.Join(dir, p)); err != nil || string(got) != c {
 					t.Errorf("the user's ignored %s: %q, %v", p, got, err)
 				}
