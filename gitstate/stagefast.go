@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -38,6 +39,33 @@ const stageMaxFile = 32 << 20
 
 // errStageByGit says the stage is left to git.
 var errStageByGit = errors.New("staged by git")
+
+// SpecialFileError is a .gitignore or .gitattributes in a worktree that
+// is a named pipe, a socket or a device: git add, which reads it without
+// asking what it is, would wait on a pipe forever, so the stage fails
+// rather than leave it to git.
+type SpecialFileError struct {
+	Path string
+	Mode os.FileMode
+}
+
+func (e *SpecialFileError) Error() string {
+	kind := "a special file"
+	switch {
+	case e.Mode&os.ModeNamedPipe != 0:
+		kind = "a named pipe"
+	case e.Mode&os.ModeSocket != 0:
+		kind = "a socket"
+	case e.Mode&os.ModeDevice != 0:
+		kind = "a device"
+	}
+	return fmt.Sprintf("%s is %s: git reads it for patterns and would wait on it", e.Path, kind)
+}
+
+// isSpecial reports whether m is a named pipe, a socket or a device.
+func isSpecial(m os.FileMode) bool {
+	return m&(os.ModeNamedPipe|os.ModeSocket|os.ModeDevice|os.ModeCharDevice|os.ModeIrregular) != 0
+}
 
 // indexEntry is one entry of an index file (version 2 or 3, stage 0).
 type indexEntry struct {
@@ -264,6 +292,9 @@ var convertingAttrs = map[string]bool{"text": true, "eol": true, "crlf": true, "
 // quotes its pattern.
 func checkAttributes(p string) error {
 	st, err := os.Lstat(p)
+	if err == nil && isSpecial(st.Mode()) {
+		return &SpecialFileError{Path: p, Mode: st.Mode()}
+	}
 	if err != nil || !st.Mode().IsRegular() {
 		return errStageByGit
 	}
@@ -310,6 +341,9 @@ func parseIgnore(p, base string) (ignoreList, error) {
 	st, err := os.Lstat(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
+	}
+	if err == nil && isSpecial(st.Mode()) {
+		return nil, &SpecialFileError{Path: p, Mode: st.Mode()}
 	}
 	if err != nil || !st.Mode().IsRegular() {
 		return nil, errStageByGit // a symbolic link, a directory: git's rules

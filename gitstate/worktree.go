@@ -155,6 +155,11 @@ func (r *Repo) worktree(ctx context.Context, slot int, base string, user Policy)
 // so a tracked file a step changed and dated back is found. Far cheaper
 // than a new checkout: only what the step touched is written.
 func (w *Worktree) scrub(ctx context.Context) error {
+	// First: git clean reads the .gitignore files, and waits forever on
+	// one that is a FIFO.
+	if err := w.removeSpecialFiles(); err != nil {
+		return err
+	}
 	strict := []string{"-c", "core.trustctime=true", "-c", "core.checkStat=default"}
 	if _, err := w.git(ctx, append(slices.Clone(strict), "read-tree", "--reset", "-u", w.base)...); err != nil {
 		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
@@ -163,13 +168,13 @@ func (w *Worktree) scrub(ctx context.Context) error {
 	if _, err := w.git(ctx, "clean", "-ffdxq"); err != nil {
 		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
 	}
-	return w.removeSpecialFiles()
+	return nil
 }
 
 // removeSpecialFiles removes the FIFOs, sockets and device files below the
 // worktree (its scratch .git aside, which is made anew): git tracks none,
 // and git clean passes them over, so a FIFO a step left would hang a
-// later step that opens it.
+// later step that opens it, or git itself where it is a .gitignore.
 func (w *Worktree) removeSpecialFiles() error {
 	return filepath.WalkDir(w.path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -185,6 +190,26 @@ func (w *Worktree) removeSpecialFiles() error {
 		}
 		return nil
 	})
+}
+
+// specialPatternFile returns the first .gitignore or .gitattributes below
+// the worktree (its scratch .git aside) that is a FIFO, a socket or a
+// device, nil when there is none.
+func (w *Worktree) specialPatternFile() *SpecialFileError {
+	var found *SpecialFileError
+	_ = filepath.WalkDir(w.path, func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return nil
+		case d.IsDir() && p == w.scratch:
+			return filepath.SkipDir
+		case (d.Name() == ".gitignore" || d.Name() == ".gitattributes") && isSpecial(d.Type()):
+			found = &SpecialFileError{Path: p, Mode: d.Type()}
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found
 }
 
 // exists reports whether the slot has its directory and private index.
@@ -254,6 +279,9 @@ func (w *Worktree) moveFiles(ctx context.Context, from, to string) error {
 // reset forces the worktree to base and removes everything untracked that
 // is not ignored.
 func (w *Worktree) reset(ctx context.Context) error {
+	if err := w.removeSpecialFiles(); err != nil {
+		return err
+	}
 	if _, err := w.git(ctx, "read-tree", "--reset", "-u", w.base); err != nil {
 		// Something the agent left in the way of a file of base (a
 		// directory where base has a file): clean, then try again.
@@ -422,9 +450,21 @@ func (w *Worktree) RestoreWork(ctx context.Context, commit string) error {
 // Commits the agent made in its scratch repository are thereby folded:
 // only the worktree's files count, and the step commit's parent is Base.
 func (w *Worktree) Stage(ctx context.Context) (string, error) {
-	if tree, err := w.stageInProcess(ctx); err == nil {
+	tree, err := w.stageInProcess(ctx)
+	if err == nil {
 		w.staged = tree
 		return tree, w.Protect(ctx, tree)
+	}
+	se := (*SpecialFileError)(nil)
+	if !errors.As(err, &se) {
+		// The stage declined before it met every .gitignore: git add
+		// would wait forever on one that is a FIFO.
+		se = w.specialPatternFile()
+	}
+	if se != nil {
+		rel, _ := filepath.Rel(w.path, se.Path)
+		se.Path = filepath.ToSlash(rel)
+		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, se)
 	}
 	// Anything else (errStageByGit, or a file that could not be read):
 	// git stages, and reports what it finds wrong.

@@ -38,7 +38,15 @@ func (ig *ignores) load(d string) []gitignore.Pattern {
 	if d != "" {
 		domain = strings.Split(d, "/")
 	}
-	data, err := os.ReadFile(filepath.Join(ig.dir, filepath.FromSlash(d), ".gitignore"))
+	// As git, a .gitignore that is not a regular file is not read: a
+	// named pipe would block the read forever, a link to /dev/zero fill
+	// the memory.
+	p := filepath.Join(ig.dir, filepath.FromSlash(d), ".gitignore")
+	var data []byte
+	st, err := os.Lstat(p)
+	if err == nil && st.Mode().IsRegular() {
+		data, err = os.ReadFile(p)
+	}
 	if err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
 			line = strings.TrimSuffix(line, "\r")

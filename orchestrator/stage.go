@@ -101,9 +101,10 @@ func (j *job) overlayLinks() string {
 }
 
 // linkOnPath returns the first of rel's leading paths in dir (rel itself
-// included) that a write of rel would follow or fail on, and what it is: a
-// symbolic link, or above rel anything but a directory. "" when there is
-// none (a missing path is made as a directory or file of its own).
+// included) that a read or write of rel would follow, fail or block on,
+// and what it is: a symbolic link, above rel anything but a directory, rel
+// anything but a regular file. "" when there is none (a missing path is
+// made as a directory or file of its own).
 func linkOnPath(dir, rel string) (p, what string) {
 	parts := strings.Split(rel, "/")
 	abs := dir
@@ -117,9 +118,28 @@ func linkOnPath(dir, rel string) (p, what string) {
 			return strings.Join(parts[:i+1], "/"), "a symbolic link"
 		case i < len(parts)-1 && !fi.IsDir():
 			return strings.Join(parts[:i+1], "/"), "a file"
+		case i == len(parts)-1 && !fi.Mode().IsRegular():
+			// Reading a named pipe would wait forever for a writer,
+			// and no signal ends a read blocked in open(2).
+			return rel, "a " + fileKind(fi.Mode())
 		}
 	}
 	return "", ""
+}
+
+// fileKind names what a file that is not a regular file is.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
 }
 
 // stageWithOverlays is stage on the hot path: it checks that the agent
