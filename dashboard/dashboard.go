@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/codemachine/codemachine/follow"
 	"github.com/codemachine/codemachine/orchestrator"
@@ -57,7 +57,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	m := newModel(ctx, o, opts)
-	popts := []tea.ProgramOption{tea.WithAltScreen(), tea.WithContext(ctx)}
+	popts := []tea.ProgramOption{tea.WithContext(ctx)}
 	if opts.In != nil {
 		popts = append(popts, tea.WithInput(opts.In))
 	}
@@ -222,7 +222,7 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
-	case tea.KeyMsg:
+	case tea.KeyPressMsg:
 		return m, m.key(msg)
 	case tickMsg:
 		return m, m.onTick(time.Time(msg))

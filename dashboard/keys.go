@@ -6,14 +6,14 @@ import (
 	"os/exec"
 	"strings"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/codemachine/codemachine/orchestrator"
 	"github.com/codemachine/codemachine/watch"
 )
 
 // key handles a key press in the current mode.
-func (m *model) key(k tea.KeyMsg) tea.Cmd {
+func (m *model) key(k tea.KeyPressMsg) tea.Cmd {
 	if k.String() == "ctrl+c" {
 		return tea.Quit
 	}
@@ -102,7 +102,7 @@ func (m *model) showDiff() tea.Cmd {
 	}
 }
 
-func (m *model) diffKey(k tea.KeyMsg) tea.Cmd {
+func (m *model) diffKey(k tea.KeyPressMsg) tea.Cmd {
 	page := max(1, m.height-3)
 	switch k.String() {
 	case "q", "esc", "d":
@@ -113,7 +113,7 @@ func (m *model) diffKey(k tea.KeyMsg) tea.Cmd {
 		m.scroll++
 	case "pgup", "b":
 		m.scroll -= page
-	case "pgdown", " ", "f":
+	case "pgdown", "space", "f":
 		m.scroll += page
 	case "home", "g":
 		m.scroll = 0
@@ -124,11 +124,11 @@ func (m *model) diffKey(k tea.KeyMsg) tea.Cmd {
 	return nil
 }
 
-func (m *model) rejectKey(k tea.KeyMsg) tea.Cmd {
-	switch k.Type {
-	case tea.KeyEsc:
+func (m *model) rejectKey(k tea.KeyPressMsg) tea.Cmd {
+	switch k.String() {
+	case "esc":
 		m.mode, m.message = modeTree, "reject canceled"
-	case tea.KeyEnter:
+	case "enter":
 		reason := strings.TrimSpace(string(m.input))
 		if reason == "" {
 			m.message = "a rejection needs a reason (esc cancels)"
@@ -148,14 +148,17 @@ func (m *model) rejectKey(k tea.KeyMsg) tea.Cmd {
 			}
 			return actionMsg{text: fmt.Sprintf("rejected %s: feedback committed in %s; the work is kept on %s", res.Key, short(res.Commit), res.Kept)}
 		}
-	case tea.KeyBackspace:
+	case "backspace":
 		if len(m.input) > 0 {
 			m.input = m.input[:len(m.input)-1]
 		}
-	case tea.KeySpace:
+	case "space":
 		m.input = append(m.input, ' ')
-	case tea.KeyRunes:
-		m.input = append(m.input, k.Runes...)
+	default:
+		// Typed text (a key with a modifier, such as alt+x, has none).
+		if k.Mod == 0 || k.Mod == tea.ModShift {
+			m.input = append(m.input, []rune(k.Text)...)
+		}
 	}
 	return nil
 }

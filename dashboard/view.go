@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	tea "charm.land/bubbletea/v2"
+
 	"github.com/codemachine/codemachine/orchestrator"
 )
 
@@ -45,8 +47,16 @@ func (m *model) buildRows() {
 	}
 }
 
-// View draws the screen.
-func (m *model) View() string {
+// View is the dashboard's screen, on the terminal's alternate screen (the
+// shell's own comes back when it quits).
+func (m *model) View() tea.View {
+	v := tea.NewView(m.screen())
+	v.AltScreen = true
+	return v
+}
+
+// screen is the text of the dashboard's screen.
+func (m *model) screen() string {
 	if m.mode == modeDiff {
 		return m.diffView()
 	}
