@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -117,9 +117,9 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 	}
 	printSandbox(out, r)
 	// tabwriter writes every cell and every run of padding on its own:
-	// buffered, the table is a few writes instead of ten per line.
-	bw := bufio.NewWriter(out.w)
-	tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
+	// buffered, the table is one write instead of ten per line.
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 4, 2, ' ', 0)
 	// The state column's cells are all painted (stateColor), its header
 	// too, so that tabwriter, which counts the escape bytes, aligns them.
 	fmt.Fprintf(tw, "STEP\t%s\tENGINE\tTOKENS\tCOST\tCOMMIT\tNOTE\n", out.paint("0"+bold, "STATE"))
@@ -155,7 +155,14 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 		}
 	}
 	tw.Flush()
-	bw.Flush()
+	// tabwriter pads the cell before an empty note: no line ends in spaces.
+	lines := bytes.SplitAfter(table.Bytes(), []byte("\n"))
+	for i, l := range lines {
+		if body, ok := bytes.CutSuffix(l, []byte("\n")); ok {
+			lines[i] = append(bytes.TrimRight(body, " "), '\n')
+		}
+	}
+	_, _ = out.w.Write(bytes.Join(lines, nil))
 }
 
 // oneLine is the first line of a note, so that a reason of several lines
