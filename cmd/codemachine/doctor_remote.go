@@ -108,7 +108,13 @@ func printRemoteCheck(out *output, rc *remoteCheck) {
 		out.printf("  integrator: %s (%s)\n", rc.Integrate.Worker, lease(*rc.Integrate))
 	}
 	for _, c := range rc.Claims {
-		if !c.Delivered {
+		switch {
+		case c.Delivered:
+		case c.Lapsed:
+			// Its worker stopped renewing it (killed, or cut off): it runs
+			// nowhere we know of, and the next worker takes it over.
+			out.printf("  lapsed:  %-20s %s (%s; the next worker takes it over)\n", c.Key, c.Worker, lease(c))
+		default:
 			out.printf("  running: %-20s %s (%s)\n", c.Key, c.Worker, lease(c))
 		}
 	}
