@@ -27,7 +27,7 @@ type remoteCheck struct {
 }
 
 type claimInfo struct {
-	Key     string    `json:"key"`
+	Key     string    `json:"key,omitempty"` // the unit claimed; none for the integrator's role
 	Worker  string    `json:"worker"`
 	Expires time.Time `json:"expires"`
 	Lapsed  bool      `json:"lapsed"`
