@@ -39,6 +39,30 @@ type output struct {
 	// held until it is given back.
 	paused bool
 	held   strings.Builder
+	// saidOnce, for a worker (each of its passes is a run of its own),
+	// holds the skip and review notes printed so far, by unit: a unit
+	// left for the same reason pass after pass is said once. nil: every
+	// note is printed.
+	saidOnce map[string]string
+}
+
+// repeated says whether e is a skip or review note its unit had already,
+// when notes are said once (saidOnce), and records it.
+func (o *output) repeated(e orchestrator.Event) bool {
+	if e.Kind != orchestrator.StepSkipped && e.Kind != orchestrator.StepReview {
+		return false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.saidOnce == nil {
+		return false
+	}
+	key := e.Key()
+	if o.saidOnce[key] == e.Message {
+		return true
+	}
+	o.saidOnce[key] = e.Message
+	return false
 }
 
 func newOutput(c *cli.Context) *output {

@@ -36,6 +36,9 @@ func (o *output) event(e orchestrator.Event) {
 	case orchestrator.StepLanded, orchestrator.StepFailed, orchestrator.StepConflict, orchestrator.StepReview, orchestrator.StepDelivered, orchestrator.StepSkipped:
 		o.unitEnded(e.Key())
 	}
+	if o.repeated(e) {
+		return
+	}
 	r := o.row(e)
 	switch e.Kind {
 	case orchestrator.StepStarted:

@@ -53,6 +53,7 @@ docs/workers.md.`,
 				return usageErrorf("worker: --lease must be at least 100ms")
 			}
 			out := newOutput(c)
+			out.saidOnce = map[string]string{} // each pass is a run: its notes once
 			o, session, err := openRunOrchestrator(c, out, worker.Command)
 			if err != nil {
 				return err
