@@ -383,6 +383,7 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 	}
 	rs.summary = &Summary{Run: rs.id}
 	o.sweepRunTmp(rs.id)
+	o.sweepRunLogs(rs.id)
 	defer func() { _ = o.repo.RemoveLocal(runningFile) }()
 	o.emit(Event{Kind: RunStarted, Run: rs.id})
 	merged, err := o.mergedReviews(ctx, head.Commit)
