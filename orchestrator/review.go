@@ -154,6 +154,25 @@ func (o *Orchestrator) ReviewPending(key string) bool {
 	return err == nil
 }
 
+// CheckReviewPending returns NoReviewError's error unless key has a review
+// branch here or on the current branch's remote as last fetched (which
+// approve and reject take from there: a worker's review). It takes no
+// lock and fetches nothing: a check before asking a person for a
+// rejection's reason, which Reject makes again under the lock.
+func (o *Orchestrator) CheckReviewPending(ctx context.Context, key string) error {
+	if o.ReviewPending(key) {
+		return nil
+	}
+	if head, err := o.checkHead(); err == nil {
+		if remote, err := o.repo.BranchRemote(ctx, head.Branch); err == nil && remote != "" {
+			if _, err := o.repo.ResolveRev("refs/remotes/" + remote + "/" + reviewPrefix + key); err == nil {
+				return nil
+			}
+		}
+	}
+	return o.NoReviewError(key)
+}
+
 // approveLocked is Approve for a caller that holds the lock; by names who
 // approved (a person's name, or "reviewer agent NAME"), which the landed
 // commit's Codemachine-Review trailer records.

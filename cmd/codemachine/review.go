@@ -124,6 +124,10 @@ codemachine watch runs, it hands the decision to the watcher.`,
 				return err
 			}
 			if reason == "" {
+				// Ask for a reason only when there is something to reject.
+				if err := o.CheckReviewPending(c.Context, key); err != nil {
+					return err
+				}
 				if reason, err = reasonFromEditor(c, key); err != nil {
 					return err
 				}
