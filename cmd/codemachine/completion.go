@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -280,9 +281,37 @@ func positional(cmd string, given int, keys func() []completion) []completion {
 		}
 	}
 	if n, ok := stepArgs[cmd]; ok && (n < 0 || given < n) {
+		if cmd == "approve" || cmd == "reject" {
+			if waiting := waitingForReview(keys()); len(waiting) > 0 {
+				return waiting
+			}
+		}
 		return keys()
 	}
 	return nil
+}
+
+// waitingForReview are the keys whose state is review, less a step whose
+// tasks wait (approve and reject name those one by one). When none waits
+// here, approve and reject complete every key: a worker's review may be
+// on the remote only.
+func waitingForReview(keys []completion) []completion {
+	inReview := func(c completion) bool {
+		return c.desc == orchestrator.StateReview || strings.HasPrefix(c.desc, orchestrator.StateReview+": ")
+	}
+	var out []completion
+	for _, k := range keys {
+		if !inReview(k) {
+			continue
+		}
+		tasksWait := slices.ContainsFunc(keys, func(t completion) bool {
+			return strings.HasPrefix(t.value, k.value+"/") && inReview(t)
+		})
+		if !tasksWait {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // unitKeys are the workflow's steps and tasks at HEAD, with their state.

@@ -50,6 +50,28 @@ func TestComplete(t *testing.T) {
 			t.Errorf("complete %q: %q, want %q", c.words, got, c.want)
 		}
 	}
+	reviews := func() []completion {
+		return []completion{{"build", "review"}, {"build/T1", "done: a"}, {"build/T2", "review: b"}, {"docs", "review"}, {"lint", "due"}}
+	}
+	for _, c := range []struct {
+		cmd  string
+		keys func() []completion
+		want []string
+	}{
+		{"approve", reviews, []string{"build/T2", "docs"}},
+		{"reject", reviews, []string{"build/T2", "docs"}},
+		{"diff", reviews, []string{"build", "build/T1", "build/T2", "docs", "lint"}},
+		// none waits here: a worker's review may be on the remote only
+		{"approve", keys, []string{"build", "build/T1", "docs"}},
+	} {
+		var got []string
+		for _, cand := range complete(app, []string{c.cmd, ""}, c.keys) {
+			got = append(got, cand.value)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("complete %s: %q, want %q", c.cmd, got, c.want)
+		}
+	}
 	for _, c := range []struct {
 		words []string
 		want  string
