@@ -150,6 +150,11 @@ func localDirExists(repo *gitstate.Repo) bool {
 func (o *Orchestrator) Repo() *gitstate.Repo { return o.repo }
 
 // emit hands e to Config.OnEvent, stamped with the time unless it has one.
+// Emit reports e to the configured OnEvent, as the orchestrator reports
+// its own: for a client that lands units through the orchestrator and
+// reports them itself once they are where they land (LandResult).
+func (o *Orchestrator) Emit(e Event) { o.emit(e) }
+
 func (o *Orchestrator) emit(e Event) {
 	if e.At.IsZero() {
 		e.At = o.cfg.Now()

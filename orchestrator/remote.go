@@ -154,7 +154,9 @@ type LandedResult struct {
 	Outcome ResultOutcome
 	Commit  string // the commit on the branch (ResultLanded)
 	Ref     string // the conflict branch (ResultConflict)
-	Event   Event
+	// Event is what to report once the landing is pushed (none for
+	// ResultStale).
+	Event Event
 }
 
 // LandResult lands a worker's result (a unit's commit on base, delivered
@@ -164,6 +166,10 @@ type LandedResult struct {
 // A result whose unit is not due at the tip with the fingerprint it ran
 // with is not landed (ResultStale): it landed before, or the unit must run
 // again. The caller holds whatever makes it the only integrator.
+//
+// It emits no event: branch is a scratch branch until the caller has
+// pushed it, so the caller reports the result's Event (with Emit) once it
+// has, and drops it when the push did not go through.
 func (o *Orchestrator) LandResult(ctx context.Context, branch, key, commit string, ov Overrides) (*LandedResult, error) {
 	info, err := o.repo.CommitInfo(commit)
 	if err != nil {
@@ -191,7 +197,6 @@ func (o *Orchestrator) LandResult(ctx context.Context, branch, key, commit strin
 		stepID, task, _ := strings.Cut(key, "/")
 		e := Event{Kind: StepReview, Step: stepID, Task: task, Title: msg.Subject, Commit: commit, Ref: reviewPrefix + key,
 			Message: "waiting for review (codemachine approve " + key + " | reject " + key + " -m WHY)"}
-		o.emit(e)
 		return &LandedResult{Outcome: ResultReview, Ref: reviewPrefix + key, Event: e}, nil
 	}
 	snap, err := o.load(base, ov)
@@ -268,7 +273,6 @@ func (o *Orchestrator) landCandidate(ctx context.Context, branch, base string, u
 	if errors.As(err, &conflict) {
 		e := Event{Kind: StepConflict, Step: u.step.ID, Task: taskID(u.task), Engine: c.rec.Engine, Model: c.model,
 			Duration: c.duration, Ref: conflict.Branch, Commit: c.commit, Message: err.Error()}
-		o.emit(e)
 		return &LandedResult{Outcome: ResultConflict, Ref: conflict.Branch, Event: e}, nil
 	}
 	if err != nil {
@@ -277,7 +281,6 @@ func (o *Orchestrator) landCandidate(ctx context.Context, branch, base string, u
 	e := Event{Kind: StepLanded, Step: u.step.ID, Task: taskID(u.task), Title: c.msg.Subject, Engine: c.rec.Engine,
 		Model: c.model, Duration: c.duration, Tokens: c.rec.TokensIn + c.rec.TokensOut, CostUSD: c.rec.CostUSD,
 		CostOK: c.rec.CostKnown, Commit: res.Commit, Rebased: res.Rebased, Attempt: c.rec.Attempts}
-	o.emit(e)
 	return &LandedResult{Outcome: ResultLanded, Commit: res.Commit, Event: e}, nil
 }
 

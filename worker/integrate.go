@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/codemachine/codemachine/gitstate"
@@ -111,15 +112,15 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 			refs = append(refs, gitstate.PushRef{Remote: c.Ref, Expect: c.Commit})
 		}
 	}
-	more, landed, err := w.landDue(ctx, view, due)
+	l, err := w.landDue(ctx, view, due)
 	if err != nil {
 		return false, err
 	}
-	refs = append(refs, more...)
+	refs = append(refs, l.refs...)
 	if len(refs) == 0 {
 		return false, nil
 	}
-	if landed {
+	if l.landed {
 		tip, err := w.repo.ResolveRev("refs/heads/" + integrateBranch)
 		if err != nil {
 			return false, err
@@ -133,7 +134,16 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 	if errors.Is(err, gitstate.ErrRefMoved) {
 		return false, nil // another integrator (a lapsed lease) or a user's push: look again
 	}
-	return err == nil, err
+	if err != nil {
+		return false, err
+	}
+	for _, e := range l.events {
+		w.o.Emit(e)
+	}
+	for _, n := range l.notes {
+		w.note("%s", n)
+	}
+	return true, nil
 }
 
 // anyStale says whether one of claims has lapsed or marks a delivery.
@@ -228,6 +238,17 @@ const (
 	trailerRejected  = "Codemachine-Rejected"
 )
 
+// landing is what landDue did on the scratch branch: the refs to push
+// with it, whether a result landed, and what to tell the user once the
+// push went through (not before: until then nothing landed where it
+// lands, and a push that did not go through is done again from scratch).
+type landing struct {
+	refs   []gitstate.PushRef
+	landed bool
+	events []orchestrator.Event
+	notes  []string
+}
+
 // landDue lands the waiting results of the due units in plan order on the
 // scratch branch, and returns the refs to push with them and whether any
 // landed. A result waits while a unit before it is claimed, or is not
@@ -235,9 +256,8 @@ const (
 // first picks, and a unit passed over is claimed as soon as a slot
 // frees). A unit that no worker will run here (it failed here, waits for
 // a review or for a local run) holds nothing up.
-func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []string) ([]gitstate.PushRef, bool, error) {
-	var refs []gitstate.PushRef
-	landed := false
+func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []string) (*landing, error) {
+	l := &landing{}
 	var awaited map[string]bool
 	for _, key := range due {
 		commit, ok := view.Results[key]
@@ -251,7 +271,7 @@ func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []st
 			if awaited == nil {
 				var err error
 				if awaited, err = w.o.Awaited(view.Tip, w.opts.Run.Overrides); err != nil {
-					return nil, false, err
+					return nil, err
 				}
 			}
 			if awaited[key] {
@@ -261,24 +281,32 @@ func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []st
 		}
 		res, err := w.o.LandResult(ctx, integrateBranch, key, commit, w.opts.Run.Overrides)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
-		refs = append(refs, w.settle(view, key, commit)...)
-		switch res.Outcome {
-		case orchestrator.ResultLanded:
-			landed = true
-		case orchestrator.ResultConflict:
-			refs = append(refs, gitstate.PushRef{Local: "refs/heads/" + res.Ref, Remote: "refs/heads/" + res.Ref, Expect: "*"})
-		case orchestrator.ResultStale:
-			w.note("%s: dropped a result that is not due any more with its fingerprint", key)
-		case orchestrator.ResultReview:
-			if _, waits := view.Reviews[key]; waits {
-				w.note("%s: dropped a second result: one waits for review already", key)
-				break
-			}
-			refs = append(refs, gitstate.PushRef{Local: commit, Remote: gitstate.ReviewPrefix + key, Expect: ""})
-			w.note("%s: kept for review on %s (codemachine approve %s | reject %s -m WHY, in any clone after a fetch)", key, res.Ref, key, key)
-		}
+		l.refs = append(l.refs, w.settle(view, key, commit)...)
+		l.add(view, key, commit, res)
 	}
-	return refs, landed, nil
+	return l, nil
+}
+
+// add records what LandResult did with the result of key (commit).
+func (l *landing) add(view gitstate.RemoteWork, key, commit string, res *orchestrator.LandedResult) {
+	switch res.Outcome {
+	case orchestrator.ResultLanded:
+		l.landed = true
+		l.events = append(l.events, res.Event)
+	case orchestrator.ResultConflict:
+		l.refs = append(l.refs, gitstate.PushRef{Local: "refs/heads/" + res.Ref, Remote: "refs/heads/" + res.Ref, Expect: "*"})
+		l.events = append(l.events, res.Event)
+	case orchestrator.ResultStale:
+		l.notes = append(l.notes, key+": dropped a result that is not due any more with its fingerprint")
+	case orchestrator.ResultReview:
+		if _, waits := view.Reviews[key]; waits {
+			l.notes = append(l.notes, key+": dropped a second result: one waits for review already")
+			break
+		}
+		l.refs = append(l.refs, gitstate.PushRef{Local: commit, Remote: gitstate.ReviewPrefix + key, Expect: ""})
+		l.events = append(l.events, res.Event)
+		l.notes = append(l.notes, fmt.Sprintf("%s: kept for review on %s (codemachine approve %s | reject %s -m WHY, in any clone after a fetch)", key, res.Ref, key, key))
+	}
 }
