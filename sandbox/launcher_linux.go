@@ -81,7 +81,8 @@ func launch(args []string) int {
 }
 
 // confine applies the policy to the launcher itself, which the program
-// inherits: the subreaper, the hidden sockets, Landlock, and no
+// inherits: the subreaper, the hidden sockets, Landlock and the seccomp
+// filter against terminal input injection, and no
 // capabilities (none at all with DropCapabilities, otherwise none left
 // over from the user namespace).
 func confine(p Policy, program string) error {
@@ -96,6 +97,12 @@ func confine(p Policy, program string) error {
 	if p.Landlock {
 		if err := restrictWrites(p); err != nil {
 			return fmt.Errorf("restrict writes: %w", err)
+		}
+		// Where writes are restricted, typing into the terminal must
+		// be too (see ttyinject_linux.go). A kernel without seccomp
+		// filters has none to install.
+		if err := refuseTerminalInjection(); err != nil && !errors.Is(err, errTTYFilterUnsupported) {
+			return fmt.Errorf("refuse terminal input injection: %w", err)
 		}
 	}
 	if p.DropCapabilities {

@@ -36,6 +36,9 @@ func TestMain(m *testing.M) {
 		fmt.Println("connected")
 		os.Exit(0)
 	}
+	if os.Getenv(helperEnv) == "inject" {
+		injectIntoTerminal()
+	}
 	os.Exit(m.Run())
 }
 
