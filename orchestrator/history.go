@@ -246,6 +246,9 @@ func (o *Orchestrator) Diff(ctx context.Context, arg string, w io.Writer, opts D
 	if head.Commit == "" {
 		return configErrorf("no commits yet")
 	}
+	if err := o.checkWorkflow(head.Commit); err != nil {
+		return err
+	}
 	t, err := o.resolveTarget(arg, head.Commit)
 	if err != nil {
 		return err

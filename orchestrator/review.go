@@ -329,6 +329,9 @@ func (o *Orchestrator) lockForReview(ctx context.Context, command string) (gitst
 	if err != nil {
 		return head, nil, err
 	}
+	if err := o.checkWorkflow(head.Commit); err != nil {
+		return head, nil, err
+	}
 	lock, err := o.lock(command)
 	if err != nil {
 		return head, nil, err
