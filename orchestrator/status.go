@@ -243,7 +243,10 @@ func addRecord(st *StepStatus, rec *gitstate.StepRecord) {
 
 // state sets a step's state, with its reason and ref, from the first that
 // applies: running, waiting for review, done, waiting for the steps it
-// needs (waits), its tasks' state, failed, held, due.
+// needs (waits), its tasks' state, failed, held, due. A when: condition
+// that cannot be evaluated fails the step only once nothing it waits for
+// is due: a run evaluates it after they landed (steps.X.output is nil
+// until X ran).
 func (v *statusView) state(step *workflow.Step, st *StepStatus, waits []string) {
 	id, fp := step.ID, v.snap.settings[step.ID].fingerprint
 	reason, due := v.snap.due[id]
@@ -252,7 +255,7 @@ func (v *statusView) state(step *workflow.Step, st *StepStatus, waits []string) 
 	switch {
 	case v.running[id]:
 		st.State = StateRunning
-	case v.snap.condErrs[id] != "":
+	case v.snap.condErrs[id] != "" && len(waits) == 0:
 		st.State, st.Reason = StateFailed, v.snap.condErrs[id]
 	case !due && loopExhausted(v.snap, step):
 		st.State, st.Reason = StateFailed, untilFailure(step)
