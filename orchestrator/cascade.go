@@ -123,13 +123,29 @@ func cascadeSet(plan *workflow.Plan, stale map[string]string) []string {
 // (cascadeSet of every foreach plan), and says so. The caller holds the
 // lock.
 func (o *Orchestrator) cascade(ctx context.Context, head gitstate.Head, ov Overrides) error {
+	commit, undone, err := o.cascadeCommit(ctx, head, ov)
+	if err != nil || commit == "" {
+		return err
+	}
+	if _, err := o.repo.Land(ctx, head.Branch, head.Commit, commit, gitstate.LandOptions{ConflictBranch: "codemachine/conflict/cascade"}); err != nil {
+		return fmt.Errorf("commit the cascade: %w", err)
+	}
+	o.emit(Event{Kind: Note, Message: "cascade: unchecked " + strings.Join(undone, ", ") + " (they run again, after what they build on)"})
+	return nil
+}
+
+// cascadeCommit makes, on top of head, the commit that unchecks what
+// --cascade re-runs, without landing it: its hash and the STEP/TASK keys it
+// unchecks, sorted, or "" when nothing is to re-run. A dry run reads what
+// is due at that commit.
+func (o *Orchestrator) cascadeCommit(ctx context.Context, head gitstate.Head, ov Overrides) (string, []string, error) {
 	snap, err := o.load(head.Commit, ov)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	commits, err := o.stepCommits(head.Commit, snap.state)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	stale := o.staleTasks(snap, commits)
 	files := map[string]gitstate.Blob{}
@@ -147,25 +163,25 @@ func (o *Orchestrator) cascade(ctx context.Context, head gitstate.Head, ov Overr
 		for _, id := range ids {
 			p, err := workflow.ParsePlan(plan.File, data)
 			if err != nil {
-				return err
+				return "", nil, err
 			}
 			if data, err = p.SetDone(id, false); err != nil {
-				return err
+				return "", nil, err
 			}
 			undone = append(undone, step.ID+"/"+id)
 		}
 		h, err := o.repo.HashObject(ctx, data)
 		if err != nil {
-			return err
+			return "", nil, err
 		}
 		files[step.Foreach] = gitstate.Blob{Hash: h, Mode: "100644"}
 	}
 	if len(undone) == 0 {
-		return nil
+		return "", nil, nil
 	}
 	tree, err := o.repo.OverlayTree(ctx, head.Commit, files)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	sort.Strings(undone)
 	msg := gitstate.Message{
@@ -174,13 +190,9 @@ func (o *Orchestrator) cascade(ctx context.Context, head gitstate.Head, ov Overr
 	}
 	commit, err := o.repo.CommitTree(ctx, gitstate.CommitSpec{Tree: tree, Parents: []string{head.Commit}, Message: msg.String()})
 	if err != nil {
-		return err
+		return "", nil, err
 	}
-	if _, err := o.repo.Land(ctx, head.Branch, head.Commit, commit, gitstate.LandOptions{ConflictBranch: "codemachine/conflict/cascade"}); err != nil {
-		return fmt.Errorf("commit the cascade: %w", err)
-	}
-	o.emit(Event{Kind: Note, Message: "cascade: unchecked " + strings.Join(undone, ", ") + " (they run again, after what they build on)"})
-	return nil
+	return commit, undone, nil
 }
 
 // noteStale says, at the end of a run, which done tasks are stale at the

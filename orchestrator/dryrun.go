@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -10,13 +11,19 @@ import (
 )
 
 // dryRun prints what a run would do at the branch tip, with every rendered
-// prompt, and changes nothing.
-func (o *Orchestrator) dryRun(head gitstate.Head, opts RunOptions) error {
+// prompt, and changes nothing. With --cascade it reads what is due once the
+// cascade's commit unchecked the tasks it re-runs: that commit is made but
+// not landed (no ref moves).
+func (o *Orchestrator) dryRun(ctx context.Context, head gitstate.Head, opts RunOptions) error {
 	w := opts.Out
 	if w == nil {
 		w = io.Discard
 	}
-	snap, err := o.load(head.Commit, opts.Overrides)
+	at, undone, err := o.dryRunAt(ctx, head, opts)
+	if err != nil {
+		return err
+	}
+	snap, err := o.load(at, opts.Overrides)
 	if err != nil {
 		return err
 	}
@@ -36,7 +43,7 @@ func (o *Orchestrator) dryRun(head gitstate.Head, opts RunOptions) error {
 	}
 	g := snap.project.Graph
 	n := 0
-	fmt.Fprintf(w, "dry run at %s (%s): what a run would do, without running anything\n", short(head.Commit), head.Branch)
+	printDryHeader(w, head, undone)
 	for _, step := range g.Order() {
 		id := step.ID
 		if s.targets != nil && !s.targets[id] {
@@ -98,6 +105,29 @@ func (o *Orchestrator) dryRun(head gitstate.Head, opts RunOptions) error {
 		fmt.Fprintln(w, "\nnothing is due")
 	}
 	return nil
+}
+
+// printDryHeader says where the dry run looks, and what --cascade would
+// uncheck first.
+func printDryHeader(w io.Writer, head gitstate.Head, undone []string) {
+	fmt.Fprintf(w, "dry run at %s (%s): what a run would do, without running anything\n", short(head.Commit), head.Branch)
+	if len(undone) > 0 {
+		fmt.Fprintf(w, "cascade: would uncheck %s in one commit first (they run again, after what they build on)\n", strings.Join(undone, ", "))
+	}
+}
+
+// dryRunAt is the commit a dry run reads: the branch tip, or with
+// --cascade the cascade's commit on top of it, with the STEP/TASK keys
+// that commit unchecks.
+func (o *Orchestrator) dryRunAt(ctx context.Context, head gitstate.Head, opts RunOptions) (string, []string, error) {
+	if !opts.Cascade {
+		return head.Commit, nil, nil
+	}
+	commit, undone, err := o.cascadeCommit(ctx, head, opts.Overrides)
+	if err != nil || commit == "" {
+		return head.Commit, nil, err
+	}
+	return commit, undone, nil
 }
 
 func (o *Orchestrator) printDryUnit(w io.Writer, snap *snapshot, u *unit, n int, holds map[string]Hold, failures map[string]Failure, skipFailed bool) {

@@ -304,7 +304,7 @@ func (o *Orchestrator) Run(ctx context.Context, opts RunOptions) (*Summary, erro
 		return nil, err
 	}
 	if opts.DryRun {
-		return nil, o.dryRun(head, opts)
+		return nil, o.dryRun(ctx, head, opts)
 	}
 	if opts.Command == "" {
 		opts.Command = "codemachine run"
