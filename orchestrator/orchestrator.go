@@ -391,12 +391,19 @@ func stepResults(state *gitstate.State) map[string]workflow.StepResult {
 }
 
 // iteration is the run of an until: loop u is at snap: one more than the
-// landings recorded with its fingerprint, 1 when its fingerprint changed.
+// landings recorded with its fingerprint, 1 when its fingerprint changed
+// or a step it comes after landed since (a new loop over new work).
 func iteration(snap *snapshot, u *unit) int {
-	if rec := snap.state.Steps[u.step.ID]; rec != nil && rec.Fingerprint == u.fingerprint() && !rec.Skipped {
-		return rec.Iteration + 1
+	rec := snap.state.Steps[u.step.ID]
+	if rec == nil || rec.Fingerprint != u.fingerprint() || rec.Skipped {
+		return 1
 	}
-	return 1
+	for _, up := range snap.project.Graph.Upstream(u.step.ID) {
+		if ur := snap.state.Steps[up]; ur != nil && ur.Seq > rec.Seq {
+			return 1
+		}
+	}
+	return rec.Iteration + 1
 }
 
 // loopExhausted reports whether u is an until: loop that ran its
