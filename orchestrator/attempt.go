@@ -100,7 +100,10 @@ func (j *job) attempt(ctx context.Context) attemptOutcome {
 				continue
 			}
 		}
-		if u.step.Run != "" {
+		if u.step.Run != "" || (u.step.OutputSchema != nil && len(u.step.Outputs) == 0) {
+			// A command's result is its exit status; a step without
+			// outputs that answers with structured data has its answer
+			// as its product, whether or not it changed a file.
 			return out
 		}
 		if out.unchanged = j.unchangedOutputs(ctx); out.unchanged == "" || attempt == attempts {
