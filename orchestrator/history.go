@@ -482,7 +482,7 @@ func (o *Orchestrator) Retry(ctx context.Context, arg string, opts RunOptions) (
 		return nil, err
 	}
 	if !ok {
-		return nil, configErrorf("%s is neither failed nor held: nothing to retry (codemachine run --force %s runs it anyway)", arg, arg)
+		return nil, o.nothingToRetry(head.Commit, arg, opts.Overrides)
 	}
 	if err := o.updateHolds(func(h map[string]Hold) { delete(h, arg) }); err != nil {
 		return nil, err

@@ -303,6 +303,11 @@ func (o *Orchestrator) Run(ctx context.Context, opts RunOptions) (*Summary, erro
 	if err := o.checkWorkflow(head.Commit); err != nil {
 		return nil, err
 	}
+	if opts.Force {
+		if err := o.checkForced(head.Commit, opts); err != nil {
+			return nil, err
+		}
+	}
 	if opts.DryRun {
 		return nil, o.dryRun(ctx, head, opts)
 	}
