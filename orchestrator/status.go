@@ -287,7 +287,21 @@ func (v *statusView) state(step *workflow.Step, st *StepStatus, waits []string) 
 		st.State, st.Reason = StateNeedsYou, needsYouMessage(id)
 	default:
 		st.State, st.Reason = StateDue, string(reason)
+		if why := v.rejected(id); why != "" {
+			st.Reason = why
+		}
 	}
+}
+
+// rejected says that the step or task key (STEP or STEP/TASK) was rejected
+// in review, with the reason its next run gets as feedback, or "" when no
+// rejection waits for it.
+func (v *statusView) rejected(key string) string {
+	fb, err := readFileFS(v.snap.fsys, feedbackPath(key))
+	if err != nil || strings.TrimSpace(fb) == "" {
+		return ""
+	}
+	return "rejected in review: " + headline(fb) + " (its next run gets the feedback)"
 }
 
 // foreachState summarizes a due foreach step from its tasks.
@@ -395,7 +409,7 @@ func (v *statusView) tasks(step *workflow.Step, st *StepStatus) {
 		case step.Interactive:
 			ts.State, ts.Reason = StateNeedsYou, needsYouMessage(key)
 		default:
-			ts.State = StateDue
+			ts.State, ts.Reason = StateDue, v.rejected(key)
 		}
 		st.Tasks = append(st.Tasks, ts)
 	}
