@@ -55,7 +55,9 @@ func (s *scheduler) resolveTargets() error {
 }
 
 // liftNamedHolds lifts the holds of the steps (or tasks) named on the
-// command line: naming a step is the user's way to run it again.
+// command line, and of the steps they need: naming a step is the user's
+// way to run it again, with what it needs (a held step it needs would
+// leave it blocked).
 func (s *scheduler) liftNamedHolds() error {
 	if len(s.named) == 0 {
 		return nil
@@ -63,7 +65,8 @@ func (s *scheduler) liftNamedHolds() error {
 	return s.o.updateHolds(func(h map[string]Hold) {
 		for key := range h {
 			stepID, _, _ := strings.Cut(key, "/")
-			if s.named[stepID] && (len(s.tasks) == 0 || s.tasks[key] || !strings.Contains(key, "/")) {
+			named := s.named[stepID] && (len(s.tasks) == 0 || s.tasks[key] || !strings.Contains(key, "/"))
+			if named || (!s.named[stepID] && s.targets[stepID]) {
 				delete(h, key)
 			}
 		}
