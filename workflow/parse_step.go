@@ -120,6 +120,12 @@ type stepDecoder struct {
 	// interactiveNode is the value of interactive when it is true: only
 	// an agent has a UI to talk in.
 	interactiveNode *yaml.Node
+	// promptNode and effortNode are the values of prompt and effort: only
+	// an agent has a prompt and a reasoning effort.
+	promptNode, effortNode *yaml.Node
+	// foreachKey is the foreach key, parallelNode a valid parallel's
+	// value: parallel says how many of a foreach step's tasks run at once.
+	foreachKey, parallelNode *yaml.Node
 	// refs are the step's needs entries.
 	refs []stepRef
 }
@@ -130,23 +136,35 @@ var stepFields = []keyDecoder[*stepDecoder]{
 	{"id", func(*stepDecoder, keyVal) {}}, // read before the others: see readID
 	{"agent", (*stepDecoder).readAgent},
 	{"run", (*stepDecoder).readRun},
-	{"prompt", func(sd *stepDecoder, kv keyVal) { sd.s.Prompt, _ = sd.str(kv.val, "prompt") }},
+	{"prompt", func(sd *stepDecoder, kv keyVal) {
+		if v, ok := sd.str(kv.val, "prompt"); ok {
+			sd.s.Prompt, sd.promptNode = v, kv.val
+		}
+	}},
 	{"engine", (*stepDecoder).readEngine},
 	{"model", func(sd *stepDecoder, kv keyVal) { sd.s.Model, _ = sd.str(kv.val, "model") }},
-	{"effort", func(sd *stepDecoder, kv keyVal) { sd.s.Effort, _ = sd.str(kv.val, "effort") }},
+	{"effort", func(sd *stepDecoder, kv keyVal) {
+		if v, ok := sd.str(kv.val, "effort"); ok {
+			sd.s.Effort, sd.effortNode = v, kv.val
+		}
+	}},
 	{"timeout", func(sd *stepDecoder, kv keyVal) { sd.s.Timeout, _ = sd.duration(kv.val, "timeout") }},
 	{"env", func(sd *stepDecoder, kv keyVal) { sd.s.Env = sd.env(kv.val) }},
 	{"inputs", func(sd *stepDecoder, kv keyVal) { sd.s.Inputs, sd.s.at.inputs = sd.globs(kv.val, "inputs") }},
 	{"outputs", func(sd *stepDecoder, kv keyVal) { sd.s.Outputs, _ = sd.globs(kv.val, "outputs") }},
 	{"needs", (*stepDecoder).readNeeds},
-	{"foreach", func(sd *stepDecoder, kv keyVal) { sd.foreach(kv.val, sd.s) }},
+	{"foreach", func(sd *stepDecoder, kv keyVal) { sd.foreachKey = kv.key; sd.foreach(kv.val, sd.s) }},
 	{"when", (*stepDecoder).readWhen},
 	{"output_schema", (*stepDecoder).readOutputSchema},
 	{"until", (*stepDecoder).readUntil},
 	{"max_iterations", func(sd *stepDecoder, kv keyVal) {
 		sd.s.MaxIterations, sd.s.at.maxIterations = sd.atLeastOne(kv.val, "max_iterations"), sd.at(kv.val)
 	}},
-	{"parallel", func(sd *stepDecoder, kv keyVal) { sd.s.Parallel = sd.atLeastOne(kv.val, "parallel") }},
+	{"parallel", func(sd *stepDecoder, kv keyVal) {
+		if sd.s.Parallel = sd.atLeastOne(kv.val, "parallel"); sd.s.Parallel > 0 {
+			sd.parallelNode = kv.val
+		}
+	}},
 	{"check", func(sd *stepDecoder, kv keyVal) { sd.s.Check, _ = sd.str(kv.val, "check") }},
 	{"attempts", func(sd *stepDecoder, kv keyVal) { sd.s.Attempts = sd.atLeastOne(kv.val, "attempts") }},
 	{"review", (*stepDecoder).readReview},
@@ -306,10 +324,30 @@ func (sd *stepDecoder) checkKind() {
 		sd.errs.Add(sd.pos(sd.engineNode), "engine: a run step always uses the shell engine, got %q", sd.s.Engine)
 	case agent != nil && sd.s.Engine == "shell":
 		sd.errs.Add(sd.pos(sd.engineNode), "engine: shell runs commands; an agent step needs an agent engine")
-	case run != nil && sd.mcpNode != nil:
-		sd.errs.Add(sd.at(sd.mcpNode), "mcp: a run step has no agent to give codemachine's MCP server to")
-	case run != nil && sd.interactiveNode != nil:
-		sd.errs.Add(sd.at(sd.interactiveNode), "interactive: a run step is a command; only an agent step has a UI to talk in")
+	}
+	if sd.runKey != nil && sd.agentKey == nil {
+		sd.checkRunOnly()
+	}
+	if sd.parallelNode != nil && sd.foreachKey == nil {
+		sd.errs.Add(sd.at(sd.parallelNode), "parallel: only with foreach (how many of the step's tasks run at once)")
+	}
+}
+
+// checkRunOnly reports, each on its own, the keys of a run step that only
+// an agent step can use.
+func (sd *stepDecoder) checkRunOnly() {
+	for _, c := range []struct {
+		node *yaml.Node
+		msg  string
+	}{
+		{sd.promptNode, "prompt: a run step is a command; only an agent step has a prompt to add to"},
+		{sd.effortNode, "effort: a run step is a command; only an agent step has a reasoning effort"},
+		{sd.interactiveNode, "interactive: a run step is a command; only an agent step has a UI to talk in"},
+		{sd.mcpNode, "mcp: a run step has no agent to give codemachine's MCP server to"},
+	} {
+		if c.node != nil {
+			sd.errs.Add(sd.at(c.node), "%s", c.msg)
+		}
 	}
 }
 

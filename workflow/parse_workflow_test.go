@@ -72,6 +72,13 @@ func TestParseWorkflowErrors(t *testing.T) {
 		{"agent name with slash", head + "  - id: a\n    agent: ../x\n", []string{`w.yaml:4:12: agent: invalid agent name "../x": want the name of a file in .codemachine/agents/, without ".md"`}},
 		{"agent name with .md", head + "  - id: a\n    agent: coder.md\n", []string{`w.yaml:4:12: agent: invalid agent name "coder.md": want the name of a file in .codemachine/agents/, without ".md"`}},
 		{"mcp on a run step", head + "  - id: a\n    run: x\n    mcp: true\n", []string{`w.yaml:5:10: mcp: a run step has no agent to give codemachine's MCP server to`}},
+		{"agent-only keys on a run step, each reported", head + "  - id: a\n    run: x\n    engine: claude\n    prompt: be brief\n    effort: high\n    mcp: true\n", []string{
+			`w.yaml:5:13: engine: a run step always uses the shell engine, got "claude"`,
+			`w.yaml:6:13: prompt: a run step is a command; only an agent step has a prompt to add to`,
+			`w.yaml:7:13: effort: a run step is a command; only an agent step has a reasoning effort`,
+			`w.yaml:8:10: mcp: a run step has no agent to give codemachine's MCP server to`,
+		}},
+		{"parallel without foreach", head + "  - id: a\n    agent: coder\n    parallel: 4\n", []string{`w.yaml:5:15: parallel: only with foreach (how many of the step's tasks run at once)`}},
 		{"mcp not a boolean", head + "  - id: a\n    agent: x\n    mcp: yes please\n", []string{`w.yaml:5:10: mcp: want true or false, got a string ("yes please")`}},
 		{"shell engine on agent step", head + "  - id: a\n    agent: coder\n    engine: shell\n", []string{`w.yaml:5:13: engine: shell runs commands; an agent step needs an agent engine`}},
 		{"foreach escapes", head + "  - id: a\n    run: x\n    foreach: ../plan.md\n", []string{`w.yaml:5:14: foreach: "../plan.md" escapes the repository`}},
