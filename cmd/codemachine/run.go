@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -98,14 +99,19 @@ func engineChoices() string {
 	return strings.Join(agents.AgentEngines(), ", ")
 }
 
-// checkEngineFlag rejects unknown --engine values before anything runs.
+// checkEngineFlag rejects unknown --engine values before anything runs,
+// and without the flag an unknown CODEMACHINE_ENGINE, which stands for it.
 func checkEngineFlag(engine string) error {
+	from := ""
+	if engine == "" {
+		engine, from = os.Getenv("CODEMACHINE_ENGINE"), "CODEMACHINE_ENGINE: "
+	}
 	names := agents.AgentEngines()
 	if engine == "" || slices.Contains(names, engine) {
 		return nil
 	}
 	engines := slices.DeleteFunc(names, func(name string) bool { return name == agents.AutoEngine })
-	return usageErrorf("unknown engine %q (%s or %s)", engine, strings.Join(engines, ", "), agents.AutoEngine)
+	return usageErrorf("%sunknown engine %q (%s or %s)", from, engine, strings.Join(engines, ", "), agents.AutoEngine)
 }
 
 // warnUncommitted tells the user that edits under .codemachine/ do not count
