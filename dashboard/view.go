@@ -115,6 +115,14 @@ func (m *model) header() string {
 // elapsed time and latest activity.
 func (m *model) treeLines() []string {
 	lines := make([]string, 0, len(m.rows))
+	stepW, taskW := 16, 8
+	for _, r := range m.rows {
+		if r.task {
+			taskW = columnWidth(taskW, r.key[strings.IndexByte(r.key, '/')+1:])
+		} else {
+			stepW = columnWidth(stepW, r.key)
+		}
+	}
 	for i, r := range m.rows {
 		sel := "  "
 		if i == m.selected {
@@ -127,9 +135,9 @@ func (m *model) treeLines() []string {
 		var line string
 		if r.task {
 			id := r.key[strings.IndexByte(r.key, '/')+1:]
-			line = fmt.Sprintf("%s    %s %-8s %-8s", sel, mark, id, r.state)
+			line = fmt.Sprintf("%s    %s %-*s %-8s", sel, mark, taskW, id, r.state)
 		} else {
-			line = fmt.Sprintf("%s%s %-16s %-8s %-22s", sel, mark, r.key, r.state, r.label)
+			line = fmt.Sprintf("%s%s %-*s %-8s %-22s", sel, mark, stepW, r.key, r.state, r.label)
 		}
 		note := r.note
 		if u := m.units[r.key]; u != nil {
@@ -149,19 +157,33 @@ func (m *model) commitLines() []string {
 		return nil
 	}
 	lines := []string{"latest step commits"}
-	for _, e := range m.log {
-		key := e.Step
+	keys, labels := make([]string, len(m.log)), make([]string, len(m.log))
+	keyW, labelW := 18, 22
+	for i, e := range m.log {
+		keys[i], labels[i] = e.Step, e.Engine
 		if e.Task != "" {
-			key += "/" + e.Task
+			keys[i] += "/" + e.Task
 		}
-		label := e.Engine
 		if e.Model != "" {
-			label += "/" + e.Model
+			labels[i] += "/" + e.Model
 		}
-		lines = append(lines, fmt.Sprintf("  %s  %-18s %-22s %9s %6s %7s", short(e.Commit), key, label,
+		keyW, labelW = columnWidth(keyW, keys[i]), columnWidth(labelW, labels[i])
+	}
+	for i, e := range m.log {
+		lines = append(lines, fmt.Sprintf("  %s  %-*s %-*s %9s %6s %7s", short(e.Commit), keyW, keys[i], labelW, labels[i],
 			orchestrator.FormatTokens(e.TokensIn+e.TokensOut)+" tok", orchestrator.FormatCost(e.CostUSD, e.CostKnown), e.Duration))
 	}
 	return lines
+}
+
+// maxColumn bounds how wide a column grows for its longest cell: a longer
+// one (a deep path) overflows its own line rather than pushing every
+// line's other columns off the screen.
+const maxColumn = 40
+
+// columnWidth is width widened to fit cell, up to maxColumn.
+func columnWidth(width int, cell string) int {
+	return max(width, min(utf8.RuneCountInString(cell), maxColumn))
 }
 
 // footer is the last action's outcome (or the message being typed) and

@@ -1,0 +1,69 @@
+package dashboard
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/codemachine/codemachine/orchestrator"
+)
+
+// column is where want starts in line, in runes, or -1.
+func column(line, want string) int {
+	i := strings.Index(line, want)
+	if i < 0 {
+		return -1
+	}
+	return len([]rune(line[:i]))
+}
+
+// TestColumnsAlign checks that a task id, a step id or a commit's
+// STEP/TASK longer than its column's usual width widens the column for
+// every line, so the states and engines stay one under the other.
+func TestColumnsAlign(t *testing.T) {
+	m := &model{units: map[string]*unitView{}}
+	m.rows = []row{
+		{key: "impl", state: orchestrator.StateDone, label: "shell"},
+		{key: "impl/A", state: orchestrator.StateDone, task: true},
+		{key: "impl/write-the-readme-file", state: orchestrator.StateDue, task: true},
+		{key: "documentation-of-everything", state: orchestrator.StateBlocked, label: "claude/opus"},
+	}
+	m.log = []orchestrator.LogEntry{
+		{Commit: "0b0fe46aaaaaaaaa", Step: "impl", Task: "write-the-readme-file", Engine: "shell", Duration: "0.8s"},
+		{Commit: "8f6de9faaaaaaaaa", Step: "impl", Task: "A", Engine: "claude", Model: "claude-sonnet-4-5-20250929", Duration: "1.0s"},
+	}
+	tree := m.treeLines()
+	tasks := []int{column(tree[1], "done"), column(tree[2], "due")}
+	if tasks[0] != tasks[1] {
+		t.Errorf("task states at columns %v, want one column:\n%s", tasks, strings.Join(tree, "\n"))
+	}
+	steps := []int{column(tree[0], "done"), column(tree[3], "blocked")}
+	if steps[0] != steps[1] {
+		t.Errorf("step states at columns %v, want one column:\n%s", steps, strings.Join(tree, "\n"))
+	}
+	commits := m.commitLines()
+	engines := []int{column(commits[1], "shell"), column(commits[2], "claude/")}
+	tokens := []int{column(commits[1], " tok"), column(commits[2], " tok")}
+	if engines[0] != engines[1] || tokens[0] != tokens[1] {
+		t.Errorf("engines at %v, tokens at %v, want one column each:\n%s", engines, tokens, strings.Join(commits, "\n"))
+	}
+}
+
+// TestColumnWidth checks that a column grows for a long cell, up to
+// maxColumn.
+func TestColumnWidth(t *testing.T) {
+	tests := []struct {
+		width int
+		cell  string
+		want  int
+	}{
+		{8, "A", 8},
+		{8, "write-the-readme-file", 21},
+		{8, strings.Repeat("x", 100), maxColumn},
+		{8, "ümlaut-täsk", 11},
+	}
+	for _, tt := range tests {
+		if got := columnWidth(tt.width, tt.cell); got != tt.want {
+			t.Errorf("columnWidth(%d, %q) = %d, want %d", tt.width, tt.cell, got, tt.want)
+		}
+	}
+}
