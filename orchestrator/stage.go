@@ -159,7 +159,7 @@ func (j *job) stageWithOverlays(ctx context.Context, c *candidate) error {
 		// checkout (core.autocrlf, eol=crlf): what counts is what git
 		// would commit.
 		if clean, _, err := j.wt.CleanFile(ctx, workflow.StateFile); err != nil || !bytes.Equal(clean, baseState) {
-			c.problem = "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
+			c.problem = "the step modified " + workflow.StateFile + " (only codemachine writes it)"
 			return nil
 		}
 	}
@@ -198,7 +198,7 @@ func (j *job) stageRecorded(ctx context.Context, c *candidate) error {
 	}
 	for _, ch := range c.changes {
 		if ch.Path == workflow.StateFile {
-			c.problem = "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
+			c.problem = "the step modified " + workflow.StateFile + " (only codemachine writes it)"
 			return nil
 		}
 	}

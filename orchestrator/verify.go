@@ -24,7 +24,7 @@ func (j *job) verify(c *candidate) string {
 	changes := c.changes
 	for _, c := range changes {
 		if c.Path == workflow.StateFile {
-			return "the agent modified " + workflow.StateFile + " (only codemachine writes it)"
+			return "the step modified " + workflow.StateFile + " (only codemachine writes it)"
 		}
 	}
 	if msg := definitionChange(u.step, snap.project.DefinitionFiles, changes); msg != "" {
