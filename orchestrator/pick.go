@@ -51,13 +51,18 @@ func (s *scheduler) resolveTargets() error {
 		}
 		return configErrorf("unknown step %s (steps: %s)", strings.Join(unknown, ", "), strings.Join(ids, ", "))
 	}
+	// A named task runs with the tasks it comes after.
+	for key := range s.tasksNeeded() {
+		s.tasks[key] = true
+	}
 	return nil
 }
 
 // liftNamedHolds lifts the holds of the steps (or tasks) named on the
-// command line, and of the steps they need: naming a step is the user's
-// way to run it again, with what it needs (a held step it needs would
-// leave it blocked).
+// command line (with the tasks they come after, see resolveTargets), and
+// of the steps they need: naming a step is the user's way to run it
+// again, with what it needs (a held step or task it needs would leave it
+// blocked).
 func (s *scheduler) liftNamedHolds() error {
 	if len(s.named) == 0 {
 		return nil
@@ -71,6 +76,36 @@ func (s *scheduler) liftNamedHolds() error {
 			}
 		}
 	})
+}
+
+// tasksNeeded is the STEP/TASK keys of the tasks that the named tasks come
+// after (after:), transitively: a named task runs only once they are done.
+func (s *scheduler) tasksNeeded() map[string]bool {
+	out := map[string]bool{}
+	for key := range s.tasks {
+		stepID, taskID, _ := strings.Cut(key, "/")
+		step := s.snap.project.Graph.Step(stepID)
+		if step == nil {
+			continue
+		}
+		plan := s.snap.project.TaskPlan(step)
+		if plan == nil {
+			continue
+		}
+		for queue := []string{taskID}; len(queue) > 0; queue = queue[1:] {
+			t := plan.Task(queue[0])
+			if t == nil {
+				continue
+			}
+			for _, dep := range t.After {
+				if k := stepID + "/" + dep; !out[k] {
+					out[k] = true
+					queue = append(queue, dep)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // next picks the first runnable unit in dependency order, or nil when
