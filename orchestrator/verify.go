@@ -35,6 +35,9 @@ func (j *job) verify(c *candidate) string {
 	}
 	for _, pattern := range u.step.Outputs {
 		if !outputExists(snap, pattern, changes) {
+			if ignored := ignoredOutput(dir, pattern); ignored != "" {
+				return fmt.Sprintf("output %s: the step wrote %s, but git ignores it (.gitignore), so it cannot be committed: stop ignoring it, or leave it out of outputs", pattern, ignored)
+			}
 			return fmt.Sprintf("output %s does not exist after the step (it must be produced and committed)", pattern)
 		}
 	}
@@ -164,6 +167,23 @@ func outputExists(snap *snapshot, pattern string, changes []gitstate.Change) boo
 		}
 	}
 	return false
+}
+
+// ignoredOutput is a file matching an output pattern that the step left
+// in its worktree dir although its staged tree lacks it (staging adds
+// every file git does not ignore), "" when there is none: an output that
+// exists but can never land.
+func ignoredOutput(dir, pattern string) string {
+	matches, err := doublestar.Glob(os.DirFS(dir), pattern, doublestar.WithFilesOnly(), doublestar.WithFailOnIOErrors())
+	if err != nil {
+		return ""
+	}
+	for _, m := range matches {
+		if m != ".git" && !strings.HasPrefix(m, ".git/") {
+			return m
+		}
+	}
+	return ""
 }
 
 // checkFiles refuses a nested git repository (git add records it as a
