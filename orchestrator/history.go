@@ -477,6 +477,12 @@ func (o *Orchestrator) Retry(ctx context.Context, arg string, opts RunOptions) (
 		return nil, err
 	}
 	defer lock.Release()
+	// A reset made since codemachine last ran holds the steps it undid
+	// (as status already shows them): noticed first, so that the retry
+	// finds the hold to lift.
+	if err := o.followBranch(ctx, head, opts.Overrides); err != nil {
+		return nil, err
+	}
 	ok, err := o.retryable(head.Commit, arg)
 	if err != nil {
 		return nil, err
