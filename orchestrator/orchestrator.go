@@ -230,7 +230,7 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 		if step.When != nil {
 			ok, err := step.When.Eval(workflow.CondInput{FS: fsys, Steps: results, Vars: project.Workflow.Vars})
 			if err != nil {
-				snap.condErrs[step.ID] = err.Error()
+				snap.condErrs[step.ID] = "when: " + err.Error()
 			}
 			project.Skips[step.ID] = err == nil && !ok
 			st.fingerprint = workflow.WithCondition(st.fingerprint, ok)
@@ -255,7 +255,7 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 		}
 		ok, err := step.Until.Eval(workflow.CondInput{FS: fsys, Steps: results, Vars: project.Workflow.Vars})
 		if err != nil {
-			snap.condErrs[step.ID] = err.Error()
+			snap.condErrs[step.ID] = "until: " + err.Error()
 		}
 		project.UntilMet[step.ID] = ok || err != nil
 	}

@@ -127,8 +127,8 @@ func (s *scheduler) next() (*unit, error) {
 		}
 		reason, due := snap.due[id]
 		forced := s.forced(step)
-		if !due && !forced && loopExhausted(snap, step) {
-			s.reportOnce(id+" (until)", Event{Kind: StepFailed, Step: id, Message: untilFailure(step)}, s.rs.recordFailure)
+		if msg := loopFailure(snap, step); !due && !forced && msg != "" {
+			s.reportOnce(id+" (until)", Event{Kind: StepFailed, Step: id, Message: msg}, s.rs.recordFailure)
 			continue
 		}
 		// A failed task stops only itself and the tasks after it; a failed
@@ -321,6 +321,22 @@ func (s *scheduler) attemptKey(u *unit) string {
 		return fmt.Sprintf("%s#%d", u.key(), iteration(s.snap, u))
 	}
 	return u.key()
+}
+
+// loopFailure says why the until: loop of a step that landed failed: it
+// ran out of iterations, or its condition cannot be evaluated (reading a
+// field of an output that is not there, say), which ends the loop; "" when
+// neither.
+func loopFailure(snap *snapshot, step *workflow.Step) string {
+	switch {
+	case step.Until == nil || snap.state.Steps[step.ID] == nil:
+		return ""
+	case loopExhausted(snap, step):
+		return untilFailure(step)
+	case strings.HasPrefix(snap.condErrs[step.ID], "until: "):
+		return snap.condErrs[step.ID]
+	}
+	return ""
 }
 
 // untilFailure says that a loop ran out of iterations.

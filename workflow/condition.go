@@ -108,7 +108,8 @@ func condEnv(in CondInput) map[string]any {
 }
 
 // Eval evaluates the condition; an error (a runtime type error, say) is
-// the step's failure, not a skip.
+// the step's failure, not a skip. Its message does not name the key the
+// condition is under (when or until): the caller does.
 func (c *Condition) Eval(in CondInput) (bool, error) {
 	env := condEnv(in)
 	steps := env["steps"].(map[string]any)
@@ -119,11 +120,11 @@ func (c *Condition) Eval(in CondInput) (bool, error) {
 	}
 	out, err := expr.Run(c.program, env)
 	if err != nil {
-		return false, fmt.Errorf("when: %w", err)
+		return false, err
 	}
 	b, ok := out.(bool)
 	if !ok {
-		return false, fmt.Errorf("when: gives %T, want true or false", out)
+		return false, fmt.Errorf("gives %T, want true or false", out)
 	}
 	return b, nil
 }
