@@ -145,6 +145,13 @@ func (s *scheduler) next() (*unit, error) {
 			continue
 		}
 		if snap.project.Skips[id] {
+			if !due {
+				// Forced, but its condition still skips it, as recorded:
+				// another skip commit would say nothing new.
+				s.reportOnce(id+" (forced)", Event{Kind: Note, Step: id, Message: "when: " + step.When.Source +
+					" is false: it stays skipped (--force does not run a step its condition skips)"}, func(Event) {})
+				continue
+			}
 			if s.ranWith(base) {
 				continue
 			}
