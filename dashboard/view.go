@@ -98,7 +98,11 @@ func (m *model) header() string {
 		if m.status.Workflow != "" {
 			h += " · " + m.status.Workflow
 		}
-		h += fmt.Sprintf(" · on %s at %s", m.status.Branch, short(m.status.Commit))
+		branch := m.status.Branch
+		if branch == "" {
+			branch = "a detached HEAD"
+		}
+		h += fmt.Sprintf(" · on %s at %s", branch, short(m.status.Commit))
 	}
 	switch {
 	case m.ownRun:

@@ -111,7 +111,11 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 	if r.Workflow != "" {
 		out.printf("%s · ", r.Workflow)
 	}
-	out.printf("on %s at %s\n", r.Branch, shortHash(r.Commit))
+	branch := r.Branch
+	if branch == "" {
+		branch = "a detached HEAD"
+	}
+	out.printf("on %s at %s\n", branch, shortHash(r.Commit))
 	if r.Running != nil {
 		out.printf("running: pid %d (%s)\n", r.Running.PID, r.Running.Command)
 	}
