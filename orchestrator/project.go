@@ -38,6 +38,13 @@ func (o *Orchestrator) Init(example fs.FS, extra map[string][]byte, force bool) 
 		return nil, fmt.Errorf("init: %w", err)
 	}
 	skip := len(res.Overwritten) > 0
+	if !force {
+		// Refused before anything is written: a refusal half-way would
+		// leave part of the example beside the user's files.
+		if err := existingTargets(example, extra, dest, skip); err != nil {
+			return nil, err
+		}
+	}
 	var written []string
 	err = fs.WalkDir(example, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -80,6 +87,46 @@ func (o *Orchestrator) Init(example fs.FS, extra map[string][]byte, force bool) 
 		return res, fmt.Errorf("init: %w", err)
 	}
 	return res, nil
+}
+
+// existingTargets refuses, as a *ConfigError naming them, the files of
+// example (but its recordings, when skipRecordings) and of extra that
+// already exist under dest.
+func existingTargets(example fs.FS, extra map[string][]byte, dest string, skipRecordings bool) error {
+	var exist []string
+	check := func(p string) {
+		if _, err := os.Stat(filepath.Join(dest, filepath.FromSlash(p))); err == nil {
+			exist = append(exist, path.Join(workflow.Dir, p))
+		}
+	}
+	err := fs.WalkDir(example, ".", func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case skipRecordings && p == "recordings" && d.IsDir():
+			return fs.SkipDir
+		case !d.IsDir():
+			check(p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	for _, p := range sortedKeys(extra) {
+		check(p)
+	}
+	switch len(exist) {
+	case 0:
+		return nil
+	case 1:
+		return configErrorf("%s already exists; use --force to overwrite it", exist[0])
+	}
+	others := strings.Join(exist[1:min(len(exist), 4)], ", ")
+	if len(exist) > 4 {
+		others += ", ..."
+	}
+	return configErrorf("%s and %d more files already exist (%s); use --force to overwrite them", exist[0], len(exist)-1, others)
 }
 
 // InitResult says what Init wrote, and what the user must know about the
