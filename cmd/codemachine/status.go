@@ -38,6 +38,9 @@ after the steps. See docs/workers.md.`,
 			if err := noArgs(c); err != nil {
 				return err
 			}
+			if err := checkEngineFlag(c.String("engine")); err != nil {
+				return err
+			}
 			shortLivedGC()
 			out := newOutput(c)
 			// What recovery did is told on stderr, out of the way of
