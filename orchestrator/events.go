@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -129,7 +130,15 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	if e.Duration > 0 {
 		out.Duration = e.Duration.Round(time.Millisecond).String()
 	}
-	return json.Marshal(out)
+	// <, > and & as they are, as the CLI's other JSON writes them: an
+	// encoder that does not escape HTML keeps what a Marshaler escaped.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // UnmarshalJSON reads what MarshalJSON writes, the duration included

@@ -1,10 +1,12 @@
 package orchestrator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,5 +124,24 @@ func TestEventJSONRoundTrip(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"kind":"exploded"}`), &out); err == nil {
 		t.Error("an unknown kind was read without an error")
+	}
+}
+
+// TestEventJSONKeepsText: an encoder that leaves HTML alone (the CLI's
+// --json) writes a title's <, > and & as they are, not as \u003c.
+func TestEventJSONKeepsText(t *testing.T) {
+	in := Event{Kind: StepLanded, Step: "s", Title: "parse a -> b & <c>"}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(in); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"title":"parse a -> b & <c>"`) {
+		t.Errorf("encoded: %s", buf.String())
+	}
+	var out Event
+	if err := json.Unmarshal(buf.Bytes(), &out); err != nil || out.Title != in.Title {
+		t.Errorf("read back %q, %v", out.Title, err)
 	}
 }
