@@ -15,7 +15,7 @@ func diffCommand() *cli.Command {
 more recently, shows its partial work kept on refs/codemachine/failed/...; any git revision
 works too.`,
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "stat", Usage: "only the diffstat"},
+			&cli.BoolFlag{Name: "stat", Usage: "the diffstat instead of the patch, after the commit and its message (as git show --stat)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
