@@ -73,7 +73,8 @@ func (j *job) runReviewer(ctx context.Context, c *candidate) error {
 		return nil
 	}
 	if out.verdict, err = parseVerdict(text); err != nil {
-		out.failure = fmt.Sprintf("its answer is not a verdict (%v)", err)
+		// Said after "gave no verdict: ": the reason alone.
+		out.failure = strings.TrimPrefix(err.Error(), errNoVerdict.Error()+": ")
 	}
 	return nil
 }
