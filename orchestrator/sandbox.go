@@ -118,22 +118,27 @@ func (o *Orchestrator) checkWritableTarget(p string) error {
 	if err != nil {
 		return fmt.Errorf("writable path %s: %w", p, err)
 	}
+	// "writable path P is", and where P leads when that is elsewhere.
+	is := "writable path " + p + " is"
+	if r != filepath.Clean(p) {
+		is += " " + r + ","
+	}
 	guarded := []string{o.repo.Root(), o.repo.CommonDir()}
 	if home := o.getenv("HOME"); home != "" {
 		guarded = append(guarded, home)
 	}
 	for _, g := range guarded {
 		if rg, err := filepath.EvalSymlinks(g); err == nil && pathWithin(rg, r) {
-			return fmt.Errorf("writable path %s is %s, which holds %s: that would make it writable (use sandbox: off instead)", p, r, rg)
+			return fmt.Errorf("%s a directory that holds %s: that would make it writable (use sandbox: off instead)", is, rg)
 		}
 	}
 	if rg, err := filepath.EvalSymlinks(filepath.Join(o.repo.Root(), ".codemachine")); err == nil && pathWithin(r, rg) {
-		return fmt.Errorf("writable path %s is %s, inside %s, which a step may not write", p, r, rg)
+		return fmt.Errorf("%s inside %s, which a step may not write", is, rg)
 	}
 	if rg, err := filepath.EvalSymlinks(o.repo.CommonDir()); err == nil && pathWithin(r, rg) {
 		first, _, _ := strings.Cut(strings.TrimPrefix(r, rg+string(filepath.Separator)), string(filepath.Separator))
 		if gitOwned(first) {
-			return fmt.Errorf("writable path %s is %s, in git's %s, which a step may not write", p, r, first)
+			return fmt.Errorf("%s in git's %s, which a step may not write", is, first)
 		}
 	}
 	return nil
