@@ -74,27 +74,66 @@ func readPolicy(path string) (p Policy, known bool) {
 }
 
 // recordPolicy records user as the slot's last user before the step
-// starts. The old record is removed first: the removal is a journaled
-// metadata operation ordered before anything the step then writes, so a
-// crash can leave no record (read as strictest) but never the record of a
-// user allowed more than the one whose files the slot now holds.
+// starts (see writePolicy).
 func (w *Worktree) recordPolicy(user Policy, last Policy, known bool) error {
+	if err := writePolicy(w.policy, user, last, known); err != nil {
+		return fmt.Errorf("worktree slot %d: %w", w.slot, err)
+	}
+	return nil
+}
+
+// writePolicy records user at path as the last user of what the record
+// is about, unless last (known) is user already. The old record is removed
+// first: the removal is a journaled metadata operation ordered before
+// anything the step then writes, so a crash can leave no record (read as
+// strictest) but never the record of a user allowed more than the one
+// whose files are there now.
+func writePolicy(path string, user Policy, last Policy, known bool) error {
 	if known && last.equal(user) {
 		return nil
 	}
-	if err := os.Remove(w.policy); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("worktree slot %d: record its user's sandbox: %w", w.slot, err)
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("record its user's sandbox: %w", err)
 	}
 	data, err := json.Marshal(user)
 	if err != nil {
-		return fmt.Errorf("worktree slot %d: record its user's sandbox: %w", w.slot, err)
+		return fmt.Errorf("record its user's sandbox: %w", err)
 	}
-	tmp := w.policy + ".tmp"
+	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("worktree slot %d: record its user's sandbox: %w", w.slot, err)
+		return fmt.Errorf("record its user's sandbox: %w", err)
 	}
-	if err := os.Rename(tmp, w.policy); err != nil {
-		return fmt.Errorf("worktree slot %d: record its user's sandbox: %w", w.slot, err)
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("record its user's sandbox: %w", err)
+	}
+	return nil
+}
+
+// ClaimDir readies dir, a directory of a pool slot that its steps may
+// write besides the worktree (the slot's private config dirs, whose
+// session stores the CLIs keep from one step to the next), for a step
+// under user, as Worktree does the worktree: when the policy recorded at
+// record (which must be out of the steps' reach) does not cover user's,
+// everything in dir is removed first, for what a step allowed less left
+// there must not run with more rights (opencode runs git over the
+// snapshot repositories in its session store: a core.fsmonitor planted
+// there by a sandboxed step would run unconfined in the next step with
+// sandbox: off). user is then recorded. dir must exist.
+func ClaimDir(dir, record string, user Policy) error {
+	last, known := readPolicy(record)
+	if !last.Covers(user) {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("empty %s for a step allowed more than its last: %w", dir, err)
+		}
+		for _, e := range entries {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("empty %s for a step allowed more than its last: %w", dir, err)
+			}
+		}
+	}
+	if err := writePolicy(record, user, last, known); err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
 	}
 	return nil
 }

@@ -195,3 +195,48 @@ func TestWorktreeScrubFindsTrackedFileDatedBack(t *testing.T) {
 		t.Error("b.txt was written again: the worktree was checked out anew instead of scrubbed")
 	}
 }
+
+// A slot's private config dirs keep what its steps left (the CLIs'
+// session stores) only for a step that may write no more than the last
+// one: a step with sandbox: off after a sandboxed one finds the dir empty.
+func TestClaimDirEmptiesForAStepAllowedMore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "slot-0")
+	record := dir + ".policy"
+	planted := filepath.Join(dir, "opencode", "snapshot", "config")
+	plant := func() {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(planted), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(planted, []byte("[core]\n\tfsmonitor = touch pwned\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		user Policy
+		kept bool
+	}{
+		{sandboxed, true}, // no record yet: read as the strictest, which covers a sandbox
+		{sandboxed, true},
+		{Policy{}, false},
+		{Policy{}, true},
+		{sandboxed, true},
+		{Policy{Sandboxed: true, Writable: []string{"/cache"}}, false},
+	}
+	for i, s := range steps {
+		plant()
+		if err := ClaimDir(dir, record, s.user); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		_, err := os.Stat(planted)
+		if kept := err == nil; kept != s.kept {
+			t.Errorf("step %d (%+v): planted file kept = %t, want %t", i, s.user, kept, s.kept)
+		}
+		if _, err := os.Stat(dir); err != nil {
+			t.Errorf("step %d: %v", i, err)
+		}
+	}
+}

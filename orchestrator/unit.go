@@ -216,6 +216,11 @@ func (j *job) prepare(ctx context.Context) (r execResult, ok bool) {
 		if err := os.MkdirAll(u.home, 0o700); err != nil {
 			return execResult{err: fmt.Errorf("engine config dir: %w", err)}, false
 		}
+		// What an earlier step of the slot left there (the CLIs'
+		// session stores are kept) must not reach a step allowed more.
+		if err := gitstate.ClaimDir(u.home, u.home+".policy", j.poolPolicy()); err != nil {
+			return execResult{err: fmt.Errorf("engine config dir: %w", err)}, false
+		}
 	}
 	o.emit(Event{Kind: StepStarted, Step: u.step.ID, Task: taskID(u.task), Title: taskTitle(u.task),
 		Engine: engineName, Model: u.settings.model})
