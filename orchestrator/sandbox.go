@@ -109,7 +109,7 @@ func (o *Orchestrator) writablePaths(paths []string) ([]string, error) {
 
 // checkWritableTarget refuses a writable path that, its symbolic links
 // followed, is or holds the file system's root, the user's home, the
-// repository or its git directory, or lies inside the workflow's
+// repository or its git directory or a directory of PATH, or lies inside the workflow's
 // .codemachine or in what git keeps in its directory (gitOwned): the workflow's check of the text sees "/" and
 // "~" but not /proc/self/root, ~/.., ../.. or a path that a landed commit
 // turned into a link to .codemachine.
@@ -132,6 +132,9 @@ func (o *Orchestrator) checkWritableTarget(p string) error {
 			return fmt.Errorf("%s a directory that holds %s: that would make it writable (use sandbox: off instead)", is, rg)
 		}
 	}
+	if dir := o.pathDirWithin(r); dir != "" {
+		return fmt.Errorf("writable path %s is %s, which holds %s, a directory of PATH: a program a step left there would run in place of the one meant, outside the sandbox (allow a narrower path)", p, r, dir)
+	}
 	if rg, err := filepath.EvalSymlinks(filepath.Join(o.repo.Root(), ".codemachine")); err == nil && pathWithin(r, rg) {
 		return fmt.Errorf("%s inside %s, which a step may not write", is, rg)
 	}
@@ -142,6 +145,42 @@ func (o *Orchestrator) checkWritableTarget(p string) error {
 		}
 	}
 	return nil
+}
+
+// pathDirWithin returns the first directory of the user's PATH that is
+// r or lies below it ("" for none), its symbolic links followed as far as
+// it exists: codemachine runs git from PATH outside the sandbox after
+// every step, and the agents' CLIs and the user's shell what PATH finds,
+// so a step that may write there could put its own program in their
+// place. A directory that does not exist yet counts: the step could make
+// it.
+func (o *Orchestrator) pathDirWithin(r string) string {
+	for _, dir := range filepath.SplitList(o.getenv("PATH")) {
+		if !filepath.IsAbs(dir) {
+			continue
+		}
+		if pathWithin(resolveExisting(filepath.Clean(dir)), r) {
+			return dir
+		}
+	}
+	return ""
+}
+
+// resolveExisting is p with the symbolic links of its longest existing
+// leading path followed, and the rest as it is.
+func resolveExisting(p string) string {
+	rest := ""
+	for {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return filepath.Join(p, rest)
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = parent
+	}
 }
 
 // gitDirNames are the entries of a git directory that git or codemachine
