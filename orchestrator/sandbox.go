@@ -109,7 +109,8 @@ func (o *Orchestrator) writablePaths(paths []string) ([]string, error) {
 
 // checkWritableTarget refuses a writable path that, its symbolic links
 // followed, is or holds the file system's root, the user's home, the
-// repository or its git directory or a directory of PATH, or lies inside the workflow's
+// repository or its git directory, a directory of PATH or git's global
+// configuration, or lies inside the workflow's
 // .codemachine or in what git keeps in its directory (gitOwned): the workflow's check of the text sees "/" and
 // "~" but not /proc/self/root, ~/.., ../.. or a path that a landed commit
 // turned into a link to .codemachine.
@@ -132,8 +133,8 @@ func (o *Orchestrator) checkWritableTarget(p string) error {
 			return fmt.Errorf("%s a directory that holds %s: that would make it writable (use sandbox: off instead)", is, rg)
 		}
 	}
-	if dir := o.pathDirWithin(r); dir != "" {
-		return fmt.Errorf("writable path %s is %s, which holds %s, a directory of PATH: a program a step left there would run in place of the one meant, outside the sandbox (allow a narrower path)", p, r, dir)
+	if src, what := o.unconfinedSourceWithin(r); src != "" {
+		return fmt.Errorf("writable path %s is %s, which holds %s, %s would run outside the sandbox (allow a narrower path)", p, r, src, what)
 	}
 	if rg, err := filepath.EvalSymlinks(filepath.Join(o.repo.Root(), ".codemachine")); err == nil && pathWithin(r, rg) {
 		return fmt.Errorf("%s inside %s, which a step may not write", is, rg)
@@ -147,23 +148,59 @@ func (o *Orchestrator) checkWritableTarget(p string) error {
 	return nil
 }
 
-// pathDirWithin returns the first directory of the user's PATH that is
-// r or lies below it ("" for none), its symbolic links followed as far as
-// it exists: codemachine runs git from PATH outside the sandbox after
-// every step, and the agents' CLIs and the user's shell what PATH finds,
-// so a step that may write there could put its own program in their
-// place. A directory that does not exist yet counts: the step could make
-// it.
-func (o *Orchestrator) pathDirWithin(r string) string {
+// unconfinedSourceWithin returns the first path that codemachine's own
+// processes outside the sandbox take programs or configuration from and
+// that is r or lies below it, and what a step could leave there ("" for
+// none). codemachine runs git from PATH after every step, which reads its
+// global and system configuration (a core.hooksPath there runs a
+// reference-transaction hook at the landing), and the agents' CLIs and
+// the user's shell run what PATH finds. Symbolic links are followed as
+// far as the path exists; one that does not exist yet counts, as the step
+// could make it.
+func (o *Orchestrator) unconfinedSourceWithin(r string) (src, what string) {
 	for _, dir := range filepath.SplitList(o.getenv("PATH")) {
-		if !filepath.IsAbs(dir) {
-			continue
-		}
-		if pathWithin(resolveExisting(filepath.Clean(dir)), r) {
-			return dir
+		if filepath.IsAbs(dir) && pathWithin(resolveExisting(filepath.Clean(dir)), r) {
+			return dir, "a directory of PATH: a program a step left there"
 		}
 	}
-	return ""
+	for _, f := range o.gitConfigFiles() {
+		if pathWithin(resolveExisting(f), r) {
+			return f, "git's configuration: a hook or command a step set there"
+		}
+	}
+	return "", ""
+}
+
+// gitConfigFiles are the global and system configuration files of the
+// git that codemachine runs (see git-config(1), FILES), absolute and
+// clean: for the XDG one, its directory, which holds git's other files
+// (attributes, ignore).
+func (o *Orchestrator) gitConfigFiles() []string {
+	var files []string
+	add := func(f string) {
+		if filepath.IsAbs(f) {
+			files = append(files, filepath.Clean(f))
+		}
+	}
+	home := o.getenv("HOME")
+	if g := o.getenv("GIT_CONFIG_GLOBAL"); g != "" {
+		add(g)
+	} else {
+		if home != "" {
+			add(filepath.Join(home, ".gitconfig"))
+		}
+		if x := o.getenv("XDG_CONFIG_HOME"); x != "" {
+			add(filepath.Join(x, "git"))
+		} else if home != "" {
+			add(filepath.Join(home, ".config", "git"))
+		}
+	}
+	if sys := o.getenv("GIT_CONFIG_SYSTEM"); sys != "" {
+		add(sys)
+	} else {
+		add("/etc/gitconfig")
+	}
+	return files
 }
 
 // resolveExisting is p with the symbolic links of its longest existing
