@@ -40,6 +40,13 @@ const stageMaxFile = 32 << 20
 // errStageByGit says the stage is left to git.
 var errStageByGit = errors.New("staged by git")
 
+// OversizeFile is a file that Worktree.LimitFiles's function refused,
+// left out of the stage unread.
+type OversizeFile struct {
+	Path string // relative to the worktree, slash-separated
+	Size int64
+}
+
 // SpecialFileError is a .gitignore or .gitattributes in a worktree that
 // is a named pipe, a socket or a device: git add, which reads it without
 // asking what it is, would wait on a pipe forever, so the stage fails
@@ -443,6 +450,10 @@ type stager struct {
 	out     []indexEntry           // the new index's entries
 	ig      ignorer
 	racy    int64 // the index file's mtime, seconds: entries at or after it are hashed again
+	// tooLarge, when set, says which files may not be staged (see
+	// Worktree.LimitFiles); leftOut are those it refused.
+	tooLarge func(rel string, size int64) bool
+	leftOut  []OversizeFile
 }
 
 // stageInProcess stages the worktree in its private index as git add -A
@@ -475,7 +486,8 @@ func (w *Worktree) stageInProcess(ctx context.Context) (string, error) {
 		return "", errStageByGit
 	}
 	s := &stager{r: r, root: w.path, tracked: make(map[string]*indexEntry, len(idx.entries)),
-		dirs: map[string]bool{}, seen: map[string]bool{}, touched: map[string]bool{}, racy: idx.mtime.Unix()}
+		dirs: map[string]bool{}, seen: map[string]bool{}, touched: map[string]bool{}, racy: idx.mtime.Unix(),
+		tooLarge: w.tooLarge}
 	for i := range idx.entries {
 		e := &idx.entries[i]
 		switch e.mode {
@@ -533,6 +545,7 @@ func (w *Worktree) stageInProcess(ctx context.Context) (string, error) {
 		return "", errStageByGit
 	}
 	done = true
+	w.leftOut = s.leftOut
 	return hex.EncodeToString(root.hash[:]), nil
 }
 
@@ -620,6 +633,15 @@ func (s *stager) entry(rel string) error {
 			s.out = append(s.out, *old)
 			return nil
 		}
+	}
+	if s.tooLarge != nil && e.mode != 0o120000 && s.tooLarge(rel, st.Size()) {
+		// Left out unread, as git add with the path excluded: a tracked
+		// file keeps its entry.
+		s.leftOut = append(s.leftOut, OversizeFile{Path: rel, Size: st.Size()})
+		if old != nil {
+			s.out = append(s.out, *old)
+		}
+		return nil
 	}
 	if st.Size() > stageMaxFile {
 		return errStageByGit

@@ -43,6 +43,9 @@ type Worktree struct {
 	base    string
 	staged  string // the tree written by the last Stage
 	closed  bool
+	// tooLarge is LimitFiles's function; nil stages every file.
+	tooLarge func(rel string, size int64) bool
+	leftOut  []OversizeFile // what the last Stage left out
 }
 
 // trusted are the options of every git command codemachine runs over a
@@ -450,6 +453,7 @@ func (w *Worktree) RestoreWork(ctx context.Context, commit string) error {
 // Commits the agent made in its scratch repository are thereby folded:
 // only the worktree's files count, and the step commit's parent is Base.
 func (w *Worktree) Stage(ctx context.Context) (string, error) {
+	w.leftOut = nil
 	tree, err := w.stageInProcess(ctx)
 	if err == nil {
 		w.staged = tree
@@ -468,15 +472,84 @@ func (w *Worktree) Stage(ctx context.Context) (string, error) {
 	}
 	// Anything else (errStageByGit, or a file that could not be read):
 	// git stages, and reports what it finds wrong.
-	if _, err := w.git(ctx, "add", "-A"); err != nil {
+	leftOut, err := w.oversizeFiles(ctx)
+	if err != nil {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}
+	if err := w.addAll(ctx, leftOut); err != nil {
+		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
+	}
+	w.leftOut = leftOut
 	out, err := w.git(ctx, "write-tree")
 	if err != nil {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}
 	w.staged = trimNL(out)
 	return w.staged, w.Protect(ctx, w.staged)
+}
+
+// LimitFiles has Stage leave out, unread, a regular file it would add or
+// change (not ignored, not as the index has it) for which tooLarge, given
+// its path (relative, slash-separated) and size, reports true: an
+// untracked one is not added, a tracked one keeps its entry, and LeftOut
+// lists them. Hashing is codemachine's work after the step, bounded by no
+// timeout: a sparse file of a terabyte costs the step nothing to make and
+// hours to hash, and its blob would stay in the user's objects (the
+// failed ref keeps the step's work).
+func (w *Worktree) LimitFiles(tooLarge func(rel string, size int64) bool) {
+	w.tooLarge = tooLarge
+}
+
+// LeftOut are the files the last Stage left out (see LimitFiles).
+func (w *Worktree) LeftOut() []OversizeFile {
+	return w.leftOut
+}
+
+// oversizeFiles are the files LimitFiles's function refuses of those git
+// add -A would stage: the untracked files it would add and the tracked
+// ones it finds changed, by their size.
+func (w *Worktree) oversizeFiles(ctx context.Context) ([]OversizeFile, error) {
+	if w.tooLarge == nil {
+		return nil, nil
+	}
+	opts := w.opts()
+	var paths []string
+	for _, args := range [][]string{{"ls-files", "-z", "--others", "--exclude-standard"}, {"diff-files", "--name-only", "-z"}} {
+		out, err := w.repo.readWith(ctx, opts, append(append([]string{}, trusted...), args...)...)
+		if err != nil {
+			return nil, err
+		}
+		paths = append(paths, strings.Split(strings.TrimRight(out, "\x00"), "\x00")...)
+	}
+	var out []OversizeFile
+	for _, rel := range paths {
+		if rel == "" {
+			continue
+		}
+		st, err := os.Lstat(filepath.Join(w.path, filepath.FromSlash(rel)))
+		if err == nil && st.Mode().IsRegular() && w.tooLarge(rel, st.Size()) {
+			out = append(out, OversizeFile{Path: rel, Size: st.Size()})
+		}
+	}
+	return out, nil
+}
+
+// addAll is git add -A over the worktree, leaving out the files given.
+func (w *Worktree) addAll(ctx context.Context, leave []OversizeFile) error {
+	if len(leave) == 0 {
+		_, err := w.git(ctx, "add", "-A")
+		return err
+	}
+	var spec strings.Builder
+	spec.WriteString(".\x00")
+	for _, f := range leave {
+		spec.WriteString(":(exclude,literal)" + f.Path + "\x00")
+	}
+	opts := w.opts()
+	opts.Stdin = []byte(spec.String())
+	args := append(append([]string{}, trusted...), "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul")
+	_, err := w.repo.gitWith(ctx, opts, args...)
+	return err
 }
 
 // StagePaths stages just the given paths (new, changed or deleted) on top
@@ -503,13 +576,19 @@ func (w *Worktree) StagePaths(ctx context.Context, paths ...string) (string, err
 // is. When commit's tree is not the staged tree (a rebased commit, or one
 // with extra files overlaid), the worktree's files are first moved to
 // commit's tree, rewriting only the files that differ. Finish must follow
-// a Stage.
+// a Stage; when that Stage left files out (LimitFiles), the worktree is
+// given back dirty instead, as by Discard.
 func (w *Worktree) Finish(ctx context.Context, commit string) error {
 	if w.closed {
 		return fmt.Errorf("worktree slot %d: already finished or discarded", w.slot)
 	}
 	if w.staged == "" {
 		return fmt.Errorf("worktree slot %d: finish without stage", w.slot)
+	}
+	if len(w.leftOut) > 0 {
+		// The files are not commit's: the next use cleans them.
+		w.Discard()
+		return nil
 	}
 	var tree string
 	err := w.repo.goGit(func(g *gitRepo) error {

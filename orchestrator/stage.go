@@ -74,6 +74,9 @@ func (j *job) stage(ctx context.Context) (*candidate, error) {
 	if err := stage(ctx, c); err != nil {
 		return nil, err
 	}
+	if c.problem == "" {
+		c.problem = j.leftOut()
+	}
 	return c, nil
 }
 
@@ -182,6 +185,16 @@ func (j *job) stageWithOverlays(ctx context.Context, c *candidate) error {
 		}
 	}
 	return nil
+}
+
+// leftOut is why the change Stage just staged may not land: a file it
+// left out for being over max_file_size (said as the verification says
+// it); "" when it left out none.
+func (j *job) leftOut() string {
+	if lo := j.wt.LeftOut(); len(lo) > 0 {
+		return oversize(j.snap.project.Workflow.MaxFileSizeFor(j.u.step), lo[0].Path, lo[0].Size)
+	}
+	return ""
 }
 
 // stageRecorded is stage with --record: the agent's change is staged and

@@ -233,6 +233,8 @@ func (j *job) prepare(ctx context.Context) (r execResult, ok bool) {
 		return execResult{err: fmt.Errorf("prepare worktree for %s: %w", u.key(), err)}, false
 	}
 	j.wt = wt
+	limit := j.snap.project.Workflow.MaxFileSizeFor(u.step)
+	wt.LimitFiles(limit.Refuses)
 	if t := j.rs.opts.Open; t != nil && t.Key == u.key() {
 		j.resume, err = j.openPoint(ctx)
 	} else {

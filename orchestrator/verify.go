@@ -197,14 +197,20 @@ func checkFiles(limit workflow.FileSize, dir string, changes []gitstate.Change) 
 			return fmt.Sprintf("the step made a nested git repository at %s (it would land as a gitlink without its files): remove %s/.git, or make it a submodule yourself", c.Path, c.Path)
 		case c.NewMode == "100644" || c.NewMode == "100755":
 			st, err := os.Stat(filepath.Join(dir, filepath.FromSlash(c.Path)))
-			if err != nil || st.Size() <= limit.Limit || matchesAny(limit.Allow, c.Path) {
+			if err != nil || !limit.Refuses(c.Path, st.Size()) {
 				continue
 			}
-			return fmt.Sprintf("%s is %s, over max_file_size (%s): allow it with max_file_size: {allow: [%s]}, or raise the limit",
-				c.Path, workflow.FormatSize(st.Size()), workflow.FormatSize(limit.Limit), c.Path)
+			return oversize(limit, c.Path, st.Size())
 		}
 	}
 	return ""
+}
+
+// oversize says why the file p of size bytes may not land: it is over
+// limit.
+func oversize(limit workflow.FileSize, p string, size int64) string {
+	return fmt.Sprintf("%s is %s, over max_file_size (%s): allow it with max_file_size: {allow: [%s]}, or raise the limit",
+		p, workflow.FormatSize(size), workflow.FormatSize(limit.Limit), p)
 }
 
 // matchesAny reports whether p matches one of the globs.

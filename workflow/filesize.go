@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bmatcuk/doublestar/v4"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/codemachine/codemachine/internal/yamlnode"
@@ -40,6 +41,21 @@ func (w *Workflow) MaxFileSizeFor(s *Step) FileSize {
 		out.Allow = append(out.Allow, fs.Allow...)
 	}
 	return out
+}
+
+// Refuses reports whether a file at p (slash-separated, relative to the
+// repository) of size bytes is over the limit, and no glob of Allow
+// matches p.
+func (f FileSize) Refuses(p string, size int64) bool {
+	if size <= f.Limit {
+		return false
+	}
+	for _, g := range f.Allow {
+		if ok, _ := doublestar.Match(g, p); ok {
+			return false
+		}
+	}
+	return true
 }
 
 // fileSize reads a max_file_size: value.
