@@ -153,8 +153,9 @@ func (o *Orchestrator) checkWritableTarget(p string) error {
 // that is r or lies below it, and what a step could leave there ("" for
 // none). codemachine runs git from PATH after every step, which reads its
 // global and system configuration (a core.hooksPath there runs a
-// reference-transaction hook at the landing), and the agents' CLIs and
-// the user's shell run what PATH finds. Symbolic links are followed as
+// reference-transaction hook at the landing) and, to fetch and push
+// (workers, review branches), ssh's, and the agents' CLIs and the user's
+// shell run what PATH finds. Symbolic links are followed as
 // far as the path exists; one that does not exist yet counts, as the step
 // could make it.
 func (o *Orchestrator) unconfinedSourceWithin(r string) (src, what string) {
@@ -166,6 +167,11 @@ func (o *Orchestrator) unconfinedSourceWithin(r string) (src, what string) {
 	for _, f := range o.gitConfigFiles() {
 		if pathWithin(resolveExisting(f), r) {
 			return f, "git's configuration: a hook or command a step set there"
+		}
+	}
+	if home := o.getenv("HOME"); filepath.IsAbs(home) {
+		if ssh := filepath.Join(home, ".ssh"); pathWithin(resolveExisting(ssh), r) {
+			return ssh, "ssh's configuration, which git's fetches and pushes read: a command a step set there (ProxyCommand)"
 		}
 	}
 	return "", ""
