@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -243,9 +244,9 @@ func claudeRecords(_ Request, env []string, session string, started time.Time) R
 }
 
 // forEachLine calls fn with each line of the file (nothing when it cannot
-// be read).
+// be read: see readRecord).
 func forEachLine(path string, fn func(line []byte)) {
-	data, err := os.ReadFile(path)
+	data, err := readRecord(path)
 	if err != nil {
 		return
 	}
@@ -254,6 +255,32 @@ func forEachLine(path string, fn func(line []byte)) {
 			fn([]byte(line))
 		}
 	}
+}
+
+// maxRecordSize is the largest session record read: a CLI's transcript of
+// a long session is megabytes.
+const maxRecordSize = 256 << 20
+
+// readRecord reads a session record the CLI wrote in its private config
+// dir, which the step's processes may write too: codemachine reads it
+// unconfined once they ended, so anything but a regular file of at most
+// maxRecordSize is refused unread. Followed, a symbolic link to /dev/zero
+// would fill codemachine's memory, a named pipe block it forever in
+// open(2), and a sparse file of a terabyte be allocated whole.
+func readRecord(path string) ([]byte, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxRecordSize {
+		return nil, fmt.Errorf("%s: not a session record (a regular file of at most %d bytes)", path, maxRecordSize)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxRecordSize))
 }
 
 // Codex's UI:
@@ -408,6 +435,9 @@ type codexTokens struct {
 
 // codexRolloutCwd is the cwd of a rollout's session_meta (its first line).
 func codexRolloutCwd(path string) string {
+	if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return ""
@@ -504,7 +534,7 @@ func geminiRecords(_ Request, env []string, session string, started time.Time) R
 		} `json:"tokens"`
 	}
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := readRecord(f)
 		if err != nil || !strings.Contains(string(data), session) {
 			continue
 		}
