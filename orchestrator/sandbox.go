@@ -145,7 +145,36 @@ func (o *Orchestrator) checkWritableTarget(p string) error {
 			return fmt.Errorf("%s in git's %s, which a step may not write", is, first)
 		}
 	}
-	return nil
+	return o.checkWritableLink(p, r)
+}
+
+// checkWritableLink refuses a writable path p that resolves to r in the
+// repository's working tree through a symbolic link: one below the
+// repository's root (a link a landed commit made: cache -> src), or one
+// outside it that leads in (which a step allowed to write there may have
+// made). Followed, it would have the step write the user's checkout where
+// the link leads, uncommitted work included.
+func (o *Orchestrator) checkWritableLink(p, r string) error {
+	root, err := filepath.EvalSymlinks(o.repo.Root())
+	if err != nil || !pathWithin(r, root) {
+		return nil
+	}
+	refuse := fmt.Errorf("writable path %s is a symbolic link to %s, in the repository: a step allowed to write it would write there in your working tree (remove the link, or allow %s itself)", p, r, r)
+	for _, base := range []string{o.repo.Root(), root} {
+		rel, err := filepath.Rel(base, filepath.Clean(p))
+		if err != nil || !filepath.IsLocal(rel) {
+			continue
+		}
+		dir := base
+		for _, name := range strings.Split(rel, string(filepath.Separator)) {
+			dir = filepath.Join(dir, name)
+			if fi, err := os.Lstat(dir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+				return refuse
+			}
+		}
+		return nil
+	}
+	return refuse
 }
 
 // unconfinedSourceWithin returns the first path that codemachine's own
