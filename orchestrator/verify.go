@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path"
@@ -28,6 +29,9 @@ func (j *job) verify(c *candidate) string {
 		}
 	}
 	if msg := definitionChange(u.step, snap.project.DefinitionFiles, changes); msg != "" {
+		return msg
+	}
+	if msg := j.hooksChange(changes); msg != "" {
 		return msg
 	}
 	if touched := j.touchedGit(); len(touched) > 0 {
@@ -127,6 +131,35 @@ func definitionPaths(files []string, p string) []string {
 		out = append(out, f)
 	}
 	return out
+}
+
+// hooksChange refuses a change in git's hooks directory where it lies in
+// the working tree (core.hooksPath = .githooks, or husky's .husky/_), or
+// at a path above it: git runs what lands there, the user's git and
+// codemachine's own, which runs the reference-transaction hook outside
+// the sandbox when it moves the branch at a landing. "" when the change
+// leaves it alone.
+func (j *job) hooksChange(changes []gitstate.Change) string {
+	dir, err := j.o.repo.HooksDir(context.Background())
+	if err != nil {
+		return "cannot tell where git's hooks are: " + err.Error()
+	}
+	root, err := filepath.EvalSymlinks(j.o.repo.Root())
+	if err != nil {
+		return "cannot tell where git's hooks are: " + err.Error()
+	}
+	rel, err := filepath.Rel(root, resolveExisting(filepath.Clean(dir)))
+	if err != nil || !filepath.IsLocal(rel) {
+		return ""
+	}
+	hooks := filepath.ToSlash(rel)
+	for _, c := range changes {
+		in := c.Path == hooks || strings.HasPrefix(c.Path, hooks+"/") || strings.HasPrefix(hooks, c.Path+"/")
+		if in || hooks == "." && !strings.Contains(c.Path, "/") {
+			return fmt.Sprintf("the step changed %s, in git's hooks directory (core.hooksPath): git runs what is there outside the sandbox, codemachine's git at the next landing included", c.Path)
+		}
+	}
+	return ""
 }
 
 // touchedGit lists the config and hooks an unsandboxed agent changed in
