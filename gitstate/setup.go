@@ -2,8 +2,11 @@ package gitstate
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
@@ -25,6 +28,46 @@ func (r *Repo) HooksDir(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("find the hooks directory: %w", err)
 	}
 	return strings.TrimSpace(out), nil
+}
+
+// IncludedConfigFiles are the files the repository's configuration
+// includes (include.path, includeIf.*.path, followed as git follows
+// them), absolute and clean; relative ones as git resolves them, against
+// the directory of the file that includes them. A repository that shares
+// its settings through a tracked file (include.path = ../.gitconfig) has
+// git read what lands there.
+func (r *Repo) IncludedConfigFiles(ctx context.Context) ([]string, error) {
+	out, err := r.read(ctx, "config", "-z", "--show-origin", "--get-regexp", `^include(if\..*)?\.path$`)
+	var ge *GitError
+	if err != nil && !(errors.As(err, &ge) && ge.ExitCode == 1) {
+		return nil, fmt.Errorf("read the configuration's includes: %w", err)
+	}
+	fields := strings.Split(out, "\x00")
+	var files []string
+	for i := 0; i+1 < len(fields); i += 2 {
+		origin, ok := strings.CutPrefix(fields[i], "file:")
+		if !ok {
+			continue
+		}
+		_, value, _ := strings.Cut(fields[i+1], "\n")
+		switch {
+		case value == "":
+			continue
+		case strings.HasPrefix(value, "~/"):
+			home, err := os.UserHomeDir()
+			if err != nil {
+				continue
+			}
+			value = filepath.Join(home, value[2:])
+		case !filepath.IsAbs(value):
+			if !filepath.IsAbs(origin) {
+				origin = filepath.Join(r.root, origin)
+			}
+			value = filepath.Join(filepath.Dir(origin), value)
+		}
+		files = append(files, filepath.Clean(value))
+	}
+	return files, nil
 }
 
 // WorktreeInfo is one of the repository's worktrees as git lists them.

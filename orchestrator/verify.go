@@ -31,7 +31,7 @@ func (j *job) verify(c *candidate) string {
 	if msg := definitionChange(u.step, snap.project.DefinitionFiles, changes); msg != "" {
 		return msg
 	}
-	if msg := j.hooksChange(changes); msg != "" {
+	if msg := j.gitReadsChange(changes); msg != "" {
 		return msg
 	}
 	if touched := j.touchedGit(); len(touched) > 0 {
@@ -133,30 +133,46 @@ func definitionPaths(files []string, p string) []string {
 	return out
 }
 
-// hooksChange refuses a change in git's hooks directory where it lies in
-// the working tree (core.hooksPath = .githooks, or husky's .husky/_), or
-// at a path above it: git runs what lands there, the user's git and
-// codemachine's own, which runs the reference-transaction hook outside
-// the sandbox when it moves the branch at a landing. "" when the change
-// leaves it alone.
-func (j *job) hooksChange(changes []gitstate.Change) string {
-	dir, err := j.o.repo.HooksDir(context.Background())
+// gitReadsChange refuses a change of what git takes from the working
+// tree: its hooks directory where core.hooksPath puts it there
+// (.githooks, husky's .husky/_), or a file its configuration includes
+// (include.path = ../.gitconfig), or a path above them. Git runs those
+// hooks and obeys that configuration (core.hooksPath, core.fsmonitor,
+// aliases) outside the sandbox, the user's git and codemachine's own,
+// which runs the reference-transaction hook when it moves the branch at
+// a landing. "" when the change leaves them alone.
+func (j *job) gitReadsChange(changes []gitstate.Change) string {
+	ctx := context.Background()
+	fail := func(err error) string { return "cannot tell what git reads from the working tree: " + err.Error() }
+	hooks, err := j.o.repo.HooksDir(ctx)
 	if err != nil {
-		return "cannot tell where git's hooks are: " + err.Error()
+		return fail(err)
+	}
+	included, err := j.o.repo.IncludedConfigFiles(ctx)
+	if err != nil {
+		return fail(err)
 	}
 	root, err := filepath.EvalSymlinks(j.o.repo.Root())
 	if err != nil {
-		return "cannot tell where git's hooks are: " + err.Error()
+		return fail(err)
 	}
-	rel, err := filepath.Rel(root, resolveExisting(filepath.Clean(dir)))
-	if err != nil || !filepath.IsLocal(rel) {
-		return ""
+	what := map[string]string{}
+	for i, p := range append([]string{hooks}, included...) {
+		rel, err := filepath.Rel(root, resolveExisting(filepath.Clean(p)))
+		if err != nil || !filepath.IsLocal(rel) {
+			continue
+		}
+		what[filepath.ToSlash(rel)] = "which git's configuration includes (include.path): git obeys it outside the sandbox, codemachine's git included"
+		if i == 0 {
+			what[filepath.ToSlash(rel)] = "in git's hooks directory (core.hooksPath): git runs what is there outside the sandbox, codemachine's git at the next landing included"
+		}
 	}
-	hooks := filepath.ToSlash(rel)
 	for _, c := range changes {
-		in := c.Path == hooks || strings.HasPrefix(c.Path, hooks+"/") || strings.HasPrefix(hooks, c.Path+"/")
-		if in || hooks == "." && !strings.Contains(c.Path, "/") {
-			return fmt.Sprintf("the step changed %s, in git's hooks directory (core.hooksPath): git runs what is there outside the sandbox, codemachine's git at the next landing included", c.Path)
+		for p, why := range what {
+			in := c.Path == p || strings.HasPrefix(c.Path, p+"/") || strings.HasPrefix(p, c.Path+"/")
+			if in || p == "." && !strings.Contains(c.Path, "/") {
+				return fmt.Sprintf("the step changed %s, %s", c.Path, why)
+			}
 		}
 	}
 	return ""
