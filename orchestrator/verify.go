@@ -262,16 +262,6 @@ func oversize(limit workflow.FileSize, p string, size int64) string {
 		p, workflow.FormatSize(size), workflow.FormatSize(limit.Limit), p)
 }
 
-// matchesAny reports whether p matches one of the globs.
-func matchesAny(globs []string, p string) bool {
-	for _, g := range globs {
-		if ok, _ := doublestar.Match(g, p); ok {
-			return true
-		}
-	}
-	return false
-}
-
 // maxLinkHops is how many symlinks resolving one link may follow, as
 // Linux's MAXSYMLINKS: more is a loop.
 const maxLinkHops = 40
