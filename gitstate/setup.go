@@ -70,6 +70,32 @@ func (r *Repo) IncludedConfigFiles(ctx context.Context) ([]string, error) {
 	return files, nil
 }
 
+// ConfiguredCommands are the commands the repository's configuration
+// gives git to run (filter drivers, diff and merge drivers, fsmonitor,
+// ssh, credential helpers, ...), by key. Git runs a filter with the
+// working tree as its directory: one that names a script of the
+// repository (sh scripts/clean.sh) runs the copy of whichever working
+// tree git works on.
+func (r *Repo) ConfiguredCommands(ctx context.Context) (map[string]string, error) {
+	out, err := r.read(ctx, "config", "-z", "--get-regexp", commandKeys)
+	var ge *GitError
+	if err != nil && !(errors.As(err, &ge) && ge.ExitCode == 1) {
+		return nil, fmt.Errorf("read the configuration's commands: %w", err)
+	}
+	cmds := map[string]string{}
+	for _, kv := range strings.Split(out, "\x00") {
+		if k, v, _ := strings.Cut(kv, "\n"); k != "" && v != "" {
+			cmds[k] = v
+		}
+	}
+	return cmds, nil
+}
+
+// commandKeys match the configuration keys whose values git runs.
+const commandKeys = `^(filter\..*\.(clean|smudge|process)|diff\..*\.(textconv|command)|merge\..*\.driver|` +
+	`core\.(fsmonitor|sshcommand|askpass|editor|pager|gitproxy)|credential\.(.*\.)?helper|gpg\.(.*\.)?program|` +
+	`sequence\.editor|diff\.external)$`
+
 // WorktreeInfo is one of the repository's worktrees as git lists them.
 type WorktreeInfo struct {
 	Path string

@@ -1,6 +1,7 @@
 package gitstate
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -45,7 +46,8 @@ type Worktree struct {
 	closed  bool
 	// tooLarge is LimitFiles's function; nil stages every file.
 	tooLarge func(rel string, size int64) bool
-	leftOut  []OversizeFile // what the last Stage left out
+	leftOut  []OversizeFile    // what the last Stage left out
+	guarded  map[string]string // GuardFiles's paths and why
 }
 
 // trusted are the options of every git command codemachine runs over a
@@ -454,6 +456,9 @@ func (w *Worktree) RestoreWork(ctx context.Context, commit string) error {
 // only the worktree's files count, and the step commit's parent is Base.
 func (w *Worktree) Stage(ctx context.Context) (string, error) {
 	w.leftOut = nil
+	if err := w.checkGuarded(); err != nil {
+		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
+	}
 	tree, err := w.stageInProcess(ctx)
 	if err == nil {
 		w.staged = tree
@@ -486,6 +491,51 @@ func (w *Worktree) Stage(ctx context.Context) (string, error) {
 	}
 	w.staged = trimNL(out)
 	return w.staged, w.Protect(ctx, w.staged)
+}
+
+// GuardedFileError is a change to a file GuardFiles guards: Stage
+// refuses it before git runs over the worktree.
+type GuardedFileError struct {
+	Path string // relative to the worktree, slash-separated
+	Why  string // what runs it: a configuration key
+}
+
+func (e *GuardedFileError) Error() string {
+	return fmt.Sprintf("the step changed %s, which git runs (%s): staging or landing it would run the step's copy outside the sandbox", e.Path, e.Why)
+}
+
+// GuardFiles has Stage refuse, with a *GuardedFileError and before git
+// runs over the worktree, a worktree whose file at one of paths (relative,
+// slash-separated; the value says what runs it) differs from the base's:
+// the scripts the configuration's commands name (a filter's sh
+// scripts/clean.sh), which git runs with the worktree as its directory
+// when it stages it.
+func (w *Worktree) GuardFiles(paths map[string]string) {
+	w.guarded = paths
+}
+
+// maxGuardedSize bounds the guarded files compared: a larger one counts
+// as changed.
+const maxGuardedSize = 16 << 20
+
+// checkGuarded is GuardFiles's check.
+func (w *Worktree) checkGuarded() error {
+	for rel, why := range w.guarded {
+		base, err := w.repo.ReadFile(w.base, rel)
+		inBase := err == nil
+		st, err := os.Lstat(filepath.Join(w.path, filepath.FromSlash(rel)))
+		switch {
+		case err != nil && !inBase:
+			continue
+		case err != nil, !inBase, !st.Mode().IsRegular(), st.Size() > maxGuardedSize:
+			return &GuardedFileError{Path: rel, Why: why}
+		}
+		data, err := os.ReadFile(filepath.Join(w.path, filepath.FromSlash(rel)))
+		if err != nil || !bytes.Equal(data, base) && !bytes.Equal(bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n")), base) {
+			return &GuardedFileError{Path: rel, Why: why}
+		}
+	}
+	return nil
 }
 
 // LimitFiles has Stage leave out, unread, a regular file it would add or

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -236,6 +237,48 @@ func (o *Orchestrator) gitConfigFiles() []string {
 		add("/etc/gitconfig")
 	}
 	return files
+}
+
+// configuredScripts are the files of the working tree that the commands
+// of git's configuration name (a filter's sh scripts/clean.sh), relative
+// and slash-separated, with the key that names them: git runs a filter
+// with the working tree as its directory, so staging a step's worktree
+// would run the step's copy outside the sandbox (see
+// gitstate.Worktree.GuardFiles). A command's first word counts when it
+// has a slash (a bare one is looked up on PATH), each later word that is
+// not an option when it is relative or in the repository.
+func (o *Orchestrator) configuredScripts(ctx context.Context) (map[string]string, error) {
+	cmds, err := o.repo.ConfiguredCommands(ctx)
+	if err != nil {
+		return nil, err
+	}
+	root, err := filepath.EvalSymlinks(o.repo.Root())
+	if err != nil {
+		return nil, fmt.Errorf("configured commands: %w", err)
+	}
+	out := map[string]string{}
+	for key, value := range cmds {
+		for i, word := range strings.Fields(value) {
+			word = strings.Trim(word, `"'`)
+			switch {
+			case word == "" || strings.HasPrefix(word, "-") || strings.ContainsAny(word, "$%`=") || strings.HasPrefix(word, "!"):
+				continue
+			case i == 0 && !strings.Contains(word, "/"):
+				continue
+			case filepath.IsAbs(word):
+				rel, err := filepath.Rel(root, resolveExisting(filepath.Clean(word)))
+				if err != nil || !filepath.IsLocal(rel) {
+					continue
+				}
+				word = rel
+			}
+			rel := filepath.ToSlash(filepath.Clean(word))
+			if filepath.IsLocal(rel) && rel != ".git" && !strings.HasPrefix(rel, ".git/") {
+				out[rel] = key
+			}
+		}
+	}
+	return out, nil
 }
 
 // resolveExisting is p with the symbolic links of its longest existing

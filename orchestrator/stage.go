@@ -171,7 +171,7 @@ func (j *job) stageWithOverlays(ctx context.Context, c *candidate) error {
 	}
 	tree, err := j.wt.Stage(ctx)
 	if err != nil {
-		c.problem = "stage the step's changes: " + err.Error()
+		c.problem = stageProblem(err)
 		return nil
 	}
 	c.tree = tree
@@ -185,6 +185,14 @@ func (j *job) stageWithOverlays(ctx context.Context, c *candidate) error {
 		}
 	}
 	return nil
+}
+
+// stageProblem is why a change Stage refused may not land.
+func stageProblem(err error) string {
+	if ge := (*gitstate.GuardedFileError)(nil); errors.As(err, &ge) {
+		return ge.Error()
+	}
+	return "stage the step's changes: " + err.Error()
 }
 
 // leftOut is why the change Stage just staged may not land: a file it
@@ -203,7 +211,7 @@ func (j *job) leftOut() string {
 func (j *job) stageRecorded(ctx context.Context, c *candidate) error {
 	tree, err := j.wt.Stage(ctx)
 	if err != nil {
-		c.problem = "stage the step's changes: " + err.Error()
+		c.problem = stageProblem(err)
 		return nil
 	}
 	if c.changes, err = j.o.repo.DiffTrees(ctx, j.snap.commit, tree); err != nil {

@@ -235,6 +235,12 @@ func (j *job) prepare(ctx context.Context) (r execResult, ok bool) {
 	j.wt = wt
 	limit := j.snap.project.Workflow.MaxFileSizeFor(u.step)
 	wt.LimitFiles(limit.Refuses)
+	scripts, err := o.configuredScripts(ctx)
+	if err != nil {
+		wt.Discard()
+		return execResult{err: err}, false
+	}
+	wt.GuardFiles(scripts)
 	if t := j.rs.opts.Open; t != nil && t.Key == u.key() {
 		j.resume, err = j.openPoint(ctx)
 	} else {
