@@ -135,7 +135,7 @@ func (o *Orchestrator) checkWritableTarget(p string) error {
 		}
 	}
 	if src, what := o.unconfinedSourceWithin(r); src != "" {
-		return fmt.Errorf("writable path %s is %s, which holds %s, %s would run outside the sandbox (allow a narrower path)", p, r, src, what)
+		return fmt.Errorf("%s a directory that holds %s, %s would run outside the sandbox (allow a narrower path)", is, src, what)
 	}
 	if rg, err := filepath.EvalSymlinks(filepath.Join(o.repo.Root(), ".codemachine")); err == nil && pathWithin(r, rg) {
 		return fmt.Errorf("%s inside %s, which a step may not write", is, rg)
