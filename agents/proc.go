@@ -299,7 +299,7 @@ func (p *proc) start(path string) (*startedProc, error) {
 	if env == nil {
 		env = []string{}
 	}
-	outR, outW, err := os.Pipe()
+	outR, outW, err := outputPipe()
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", p.path, err)
 	}

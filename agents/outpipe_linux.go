@@ -1,0 +1,26 @@
+package agents
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// outputPipe is what a started program writes its standard output to,
+// and the end codemachine reads: a connected pair of Unix sockets rather
+// than a pipe. The agents' CLIs report their final message, tokens and
+// cost (a reviewer agent its verdict) there, and on Linux a pipe can be
+// opened again through /proc/<pid>/fd/1 by any process of the same user
+// allowed to look at the CLI's (its tools, the hooks and tests they run,
+// in the same sandbox), which could write a forged report into it. A
+// socket cannot be opened through /proc (ENXIO).
+func outputPipe() (r, w *os.File, err error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	// Nothing flows from codemachine to the program on it.
+	_ = syscall.Shutdown(fds[0], syscall.SHUT_WR)
+	_ = syscall.Shutdown(fds[1], syscall.SHUT_RD)
+	return os.NewFile(uintptr(fds[0]), "output"), os.NewFile(uintptr(fds[1]), "output"), nil
+}
