@@ -127,7 +127,7 @@ func ClaimDir(dir, record string, user Policy) error {
 			return fmt.Errorf("empty %s for a step allowed more than its last: %w", dir, err)
 		}
 		for _, e := range entries {
-			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			if err := removeTree(filepath.Join(dir, e.Name())); err != nil {
 				return fmt.Errorf("empty %s for a step allowed more than its last: %w", dir, err)
 			}
 		}

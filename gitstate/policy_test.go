@@ -240,3 +240,28 @@ func TestClaimDirEmptiesForAStepAllowedMore(t *testing.T) {
 		}
 	}
 }
+
+// A directory a step left without write permission is emptied too.
+func TestClaimDirEmptiesReadOnlyDirs(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root removes what a directory's permissions forbid")
+	}
+	dir := filepath.Join(t.TempDir(), "slot-0")
+	locked := filepath.Join(dir, "opencode", "snapshot")
+	if err := os.MkdirAll(locked, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(locked, "config"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(locked, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chmod(locked, 0o700) })
+	if err := ClaimDir(dir, dir+".policy", Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) > 0 {
+		t.Errorf("dir holds %v (%v), want nothing", entries, err)
+	}
+}
