@@ -6,10 +6,11 @@ import (
 	"syscall"
 )
 
-// outputPipe is what a started program writes its standard output to,
-// and the end codemachine reads: a connected pair of Unix sockets rather
-// than a pipe. The agents' CLIs report their final message, tokens and
-// cost (a reviewer agent its verdict) there, and on Linux a pipe can be
+// outputPipe is what a started program writes its standard output (or
+// error) to, and the end codemachine reads: a connected pair of Unix
+// sockets rather than a pipe. The agents' CLIs report their final
+// message, tokens and cost (a reviewer agent its verdict) there, and the
+// errors codemachine classifies (a rate limit is retried); a pipe can be
 // opened again through /proc/<pid>/fd/1 by any process of the same user
 // allowed to look at the CLI's (its tools, the hooks and tests they run,
 // in the same sandbox), which could write a forged report into it. A

@@ -292,8 +292,9 @@ func (p *proc) command(path string, terminal bool) (*exec.Cmd, *os.File, error) 
 }
 
 // start starts the program at path in a session (and process group) of
-// its own, without a controlling terminal, its output on pipes and its
-// input on a pipe when there is stdin to feed.
+// its own, without a controlling terminal, its output on pipes (sockets
+// on Linux: see outputPipe) and its input on a pipe when there is stdin
+// to feed.
 func (p *proc) start(path string) (*startedProc, error) {
 	env := p.env
 	if env == nil {
@@ -303,7 +304,7 @@ func (p *proc) start(path string) (*startedProc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", p.path, err)
 	}
-	errR, errW, err := os.Pipe()
+	errR, errW, err := outputPipe()
 	if err != nil {
 		closeAll(outR, outW)
 		return nil, fmt.Errorf("start %s: %w", p.path, err)
