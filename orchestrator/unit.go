@@ -237,8 +237,7 @@ func (j *job) prepare(ctx context.Context) (r execResult, ok bool) {
 	wt.LimitFiles(limit.Refuses)
 	scripts, err := o.configuredScripts(ctx)
 	if err != nil {
-		wt.Discard()
-		return execResult{err: err}, false
+		return j.abort(err), false
 	}
 	wt.GuardFiles(scripts)
 	if t := j.rs.opts.Open; t != nil && t.Key == u.key() {
