@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -320,7 +321,15 @@ func TestStageLeavesToGit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			gitOnWorktree(t, w, ref, "add", "-A")
+			add := []string{"add", "-A"}
+			if tt.name == "a nested repository" {
+				// Left out, so that git never looks into it.
+				if n := w.Nested(); !slices.Equal(n, []string{"nested"}) {
+					t.Errorf("Nested() = %q, want [nested]", n)
+				}
+				add = append(add, "--", ".", ":(exclude)nested")
+			}
+			gitOnWorktree(t, w, ref, add...)
 			if want := gitOnWorktree(t, w, ref, "write-tree"); got != want {
 				t.Fatalf("tree %s, want git's %s", got, want)
 			}

@@ -47,6 +47,7 @@ type Worktree struct {
 	// tooLarge is LimitFiles's function; nil stages every file.
 	tooLarge func(rel string, size int64) bool
 	leftOut  []OversizeFile    // what the last Stage left out
+	nested   []string          // the nested repositories the last Stage left out
 	guarded  map[string]string // GuardFiles's paths and why
 }
 
@@ -455,7 +456,7 @@ func (w *Worktree) RestoreWork(ctx context.Context, commit string) error {
 // Commits the agent made in its scratch repository are thereby folded:
 // only the worktree's files count, and the step commit's parent is Base.
 func (w *Worktree) Stage(ctx context.Context) (string, error) {
-	w.leftOut = nil
+	w.leftOut, w.nested = nil, nil
 	if err := w.checkGuarded(); err != nil {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}
@@ -481,10 +482,18 @@ func (w *Worktree) Stage(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}
-	if err := w.addAll(ctx, leftOut); err != nil {
+	nested, gitlinks, err := w.nestedRepos(ctx)
+	if err != nil {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}
-	w.leftOut = leftOut
+	leave := append(slices.Clone(gitlinks), nested...)
+	for _, f := range leftOut {
+		leave = append(leave, f.Path)
+	}
+	if err := w.addAll(ctx, leave); err != nil {
+		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
+	}
+	w.leftOut, w.nested = leftOut, nested
 	out, err := w.git(ctx, "write-tree")
 	if err != nil {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
@@ -564,7 +573,7 @@ func (w *Worktree) oversizeFiles(ctx context.Context) ([]OversizeFile, error) {
 	}
 	opts := w.opts()
 	var paths []string
-	for _, args := range [][]string{{"ls-files", "-z", "--others", "--exclude-standard"}, {"diff-files", "--name-only", "-z"}} {
+	for _, args := range [][]string{{"ls-files", "-z", "--others", "--exclude-standard"}, {"diff-files", "--name-only", "-z", "--ignore-submodules"}} {
 		out, err := w.repo.readWith(ctx, opts, append(append([]string{}, trusted...), args...)...)
 		if err != nil {
 			return nil, err
@@ -584,16 +593,60 @@ func (w *Worktree) oversizeFiles(ctx context.Context) ([]OversizeFile, error) {
 	return out, nil
 }
 
-// addAll is git add -A over the worktree, leaving out the files given.
-func (w *Worktree) addAll(ctx context.Context, leave []OversizeFile) error {
+// Nested are the nested repositories the last Stage left out: a
+// directory of the worktree with a .git of its own, which git add would
+// record as a gitlink without its files.
+func (w *Worktree) Nested() []string {
+	return w.nested
+}
+
+// nestedRepos are the nested repositories in the worktree that git add -A
+// would look into (nested: untracked ones, and gitlinks of the index
+// whose directory has a .git) and every gitlink of the index (gitlinks).
+// git add runs git status inside a gitlink's repository to see whether it
+// is dirty, with that repository's own configuration: a filter driver
+// a step set there would run outside the sandbox. Staging leaves them all
+// out, so git looks into none.
+func (w *Worktree) nestedRepos(ctx context.Context) (nested, gitlinks []string, err error) {
+	opts := w.opts()
+	args := append(append([]string{}, trusted...), "ls-files", "-z", "--others", "--exclude-standard")
+	out, err := w.repo.readWith(ctx, opts, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, p := range strings.Split(out, "\x00") {
+		if dir, ok := strings.CutSuffix(p, "/"); ok && dir != "" {
+			nested = append(nested, dir)
+		}
+	}
+	args = append(append([]string{}, trusted...), "ls-files", "-z", "--stage")
+	if out, err = w.repo.readWith(ctx, opts, args...); err != nil {
+		return nil, nil, err
+	}
+	for _, e := range strings.Split(out, "\x00") {
+		mode, rest, _ := strings.Cut(e, " ")
+		_, name, ok := strings.Cut(rest, "\t")
+		if mode != "160000" || !ok {
+			continue
+		}
+		gitlinks = append(gitlinks, name)
+		if _, err := os.Lstat(filepath.Join(w.path, filepath.FromSlash(name), ".git")); err == nil {
+			nested = append(nested, name)
+		}
+	}
+	return nested, gitlinks, nil
+}
+
+// addAll is git add -A over the worktree, leaving out the paths given.
+func (w *Worktree) addAll(ctx context.Context, leave []string) error {
 	if len(leave) == 0 {
 		_, err := w.git(ctx, "add", "-A")
 		return err
 	}
 	var spec strings.Builder
 	spec.WriteString(".\x00")
-	for _, f := range leave {
-		spec.WriteString(":(exclude,literal)" + f.Path + "\x00")
+	for _, p := range leave {
+		spec.WriteString(":(exclude,literal)" + p + "\x00")
 	}
 	opts := w.opts()
 	opts.Stdin = []byte(spec.String())
@@ -626,8 +679,8 @@ func (w *Worktree) StagePaths(ctx context.Context, paths ...string) (string, err
 // is. When commit's tree is not the staged tree (a rebased commit, or one
 // with extra files overlaid), the worktree's files are first moved to
 // commit's tree, rewriting only the files that differ. Finish must follow
-// a Stage; when that Stage left files out (LimitFiles), the worktree is
-// given back dirty instead, as by Discard.
+// a Stage; when that Stage left files out (LimitFiles, Nested), the
+// worktree is given back dirty instead, as by Discard.
 func (w *Worktree) Finish(ctx context.Context, commit string) error {
 	if w.closed {
 		return fmt.Errorf("worktree slot %d: already finished or discarded", w.slot)
@@ -635,7 +688,7 @@ func (w *Worktree) Finish(ctx context.Context, commit string) error {
 	if w.staged == "" {
 		return fmt.Errorf("worktree slot %d: finish without stage", w.slot)
 	}
-	if len(w.leftOut) > 0 {
+	if len(w.leftOut) > 0 || len(w.nested) > 0 {
 		// The files are not commit's: the next use cleans them.
 		w.Discard()
 		return nil

@@ -195,10 +195,13 @@ func stageProblem(err error) string {
 	return "stage the step's changes: " + err.Error()
 }
 
-// leftOut is why the change Stage just staged may not land: a file it
-// left out for being over max_file_size (said as the verification says
-// it); "" when it left out none.
+// leftOut is why the change Stage just staged may not land: a nested
+// repository or a file over max_file_size it left out (said as the
+// verification says it); "" when it left out none.
 func (j *job) leftOut() string {
+	if n := j.wt.Nested(); len(n) > 0 {
+		return nestedRepo(n[0])
+	}
 	if lo := j.wt.LeftOut(); len(lo) > 0 {
 		return oversize(j.snap.project.Workflow.MaxFileSizeFor(j.u.step), lo[0].Path, lo[0].Size)
 	}

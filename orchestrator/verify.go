@@ -243,7 +243,7 @@ func checkFiles(limit workflow.FileSize, dir string, changes []gitstate.Change) 
 		switch {
 		case c.Status == 'D':
 		case c.NewMode == "160000":
-			return fmt.Sprintf("the step made a nested git repository at %s (it would land as a gitlink without its files): remove %s/.git, or make it a submodule yourself", c.Path, c.Path)
+			return nestedRepo(c.Path)
 		case c.NewMode == "100644" || c.NewMode == "100755":
 			st, err := os.Stat(filepath.Join(dir, filepath.FromSlash(c.Path)))
 			if err != nil || !limit.Refuses(c.Path, st.Size()) {
@@ -253,6 +253,11 @@ func checkFiles(limit workflow.FileSize, dir string, changes []gitstate.Change) 
 		}
 	}
 	return ""
+}
+
+// nestedRepo says why the nested repository at p may not land.
+func nestedRepo(p string) string {
+	return fmt.Sprintf("the step made a nested git repository at %s (it would land as a gitlink without its files): remove %s/.git, or make it a submodule yourself", p, p)
 }
 
 // oversize says why the file p of size bytes may not land: it is over
