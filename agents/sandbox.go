@@ -18,6 +18,10 @@ func ProbeSandbox() SandboxStatus { return sandbox.Probe() }
 // (sandbox.ProbeRemembered).
 func ProbeSandboxRemembered(file string) SandboxStatus { return sandbox.ProbeRemembered(file) }
 
+// SocketDirs are the directories the sandbox hides from a step for the
+// sockets they hold (sandbox.SocketDirs).
+func SocketDirs(environ []string) []string { return sandbox.SocketDirs(environ) }
+
 // UserSockets reads where the user's sockets are from the user's
 // environment, for a Sandbox's HideDirs and Sockets (sandbox.UserSockets).
 func UserSockets(environ []string) (dirs, sockets []string) { return sandbox.UserSockets(environ) }

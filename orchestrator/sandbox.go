@@ -134,6 +134,11 @@ func (o *Orchestrator) checkWritableTarget(p string) error {
 			return fmt.Errorf("%s a directory that holds %s: that would make it writable (use sandbox: off instead)", is, rg)
 		}
 	}
+	for _, d := range agents.SocketDirs(o.cfg.Environ) {
+		if rd := resolveExisting(d); pathWithin(rd, r) {
+			return fmt.Errorf("%s a directory that holds %s, which the sandbox hides for the Unix sockets there (X11, tmux, ssh and other agents): they would be in reach (allow a directory of its own below it)", is, rd)
+		}
+	}
 	if src, what := o.unconfinedSourceWithin(r); src != "" {
 		return fmt.Errorf("%s a directory that holds %s, %s would run outside the sandbox (allow a narrower path)", is, src, what)
 	}

@@ -13,13 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// socketDirs are where programs keep the Unix sockets a step must not
-// reach: system services and container engines under /run (docker.sock,
-// D-Bus, systemd, databases), the user's runtime dir below it (D-Bus
-// session bus, ssh and gpg agents, Wayland, podman), and the temporary
-// directories (ssh-agent, X11, editors' IPC sockets).
-var socketDirs = []string{"/run", "/var/run", "/tmp", "/var/tmp"}
-
 // hideSockets mounts an empty tmpfs over each socket directory (and the
 // policy's HideDirs), in the launcher's own mount namespace, then puts
 // back at their paths what the step needs that lived there (its

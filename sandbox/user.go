@@ -2,8 +2,24 @@ package sandbox
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 )
+
+// socketDirs are where programs keep the Unix sockets a step must not
+// reach: system services and container engines under /run (docker.sock,
+// D-Bus, systemd, databases), the user's runtime dir below it (D-Bus
+// session bus, ssh and gpg agents, Wayland, podman), and the temporary
+// directories (ssh-agent, X11, tmux, editors' IPC sockets).
+var socketDirs = []string{"/run", "/var/run", "/tmp", "/var/tmp"}
+
+// SocketDirs are the directories the sandbox hides from a step for the
+// sockets they hold: socketDirs, and those UserSockets finds in environ.
+// A writable path that holds one would put its sockets back in reach.
+func SocketDirs(environ []string) []string {
+	dirs, _ := UserSockets(environ)
+	return append(slices.Clone(socketDirs), dirs...)
+}
 
 // socketVars are the variables through which a user's programs find the
 // Unix sockets of services that act for the user: an agent that reached
