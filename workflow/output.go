@@ -78,6 +78,9 @@ func compileSchemaJSON(data []byte) (*checkNode, error) {
 	if err != nil {
 		return nil, errors.New("not a valid JSON Schema: " + err.Error())
 	}
+	if err := refLoop(s); err != nil {
+		return nil, errors.New("not a valid JSON Schema: " + err.Error())
+	}
 	return root, nil
 }
 

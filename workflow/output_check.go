@@ -120,40 +120,9 @@ func eachSchema(s *jsonschema.Schema, at string, f func(*jsonschema.Schema, stri
 		return
 	}
 	f(s, at)
-	one := func(name string, c *jsonschema.Schema) { eachSchema(c, at+"/"+name, f) }
-	list := func(name string, cs []*jsonschema.Schema) {
-		for i, c := range cs {
-			eachSchema(c, at+"/"+name+"/"+strconv.Itoa(i), f)
-		}
-	}
-	named := func(name string, m map[string]*jsonschema.Schema) {
-		for _, k := range slices.Sorted(maps.Keys(m)) {
-			eachSchema(m[k], at+"/"+name+"/"+k, f)
-		}
-	}
-	named("$defs", s.Defs)
-	named("definitions", s.Definitions)
-	named("dependencies", s.DependencySchemas)
-	list("prefixItems", s.PrefixItems)
-	one("items", s.Items)
-	list("items", s.ItemsArray)
-	one("additionalItems", s.AdditionalItems)
-	one("contains", s.Contains)
-	one("unevaluatedItems", s.UnevaluatedItems)
-	named("properties", s.Properties)
-	named("patternProperties", s.PatternProperties)
-	one("additionalProperties", s.AdditionalProperties)
-	one("propertyNames", s.PropertyNames)
-	one("unevaluatedProperties", s.UnevaluatedProperties)
-	list("allOf", s.AllOf)
-	list("anyOf", s.AnyOf)
-	list("oneOf", s.OneOf)
-	one("not", s.Not)
-	one("if", s.If)
-	one("then", s.Then)
-	one("else", s.Else)
-	named("dependentSchemas", s.DependentSchemas)
-	one("contentSchema", s.ContentSchema)
+	forSubschemas(s, func(sub *jsonschema.Schema, path ...string) {
+		eachSchema(sub, at+"/"+strings.Join(path, "/"), f)
+	})
 }
 
 // checkNode validates one place of a value. self is the schema there with

@@ -103,6 +103,50 @@ func TestOutputSchemaInvalid(t *testing.T) {
 	}
 }
 
+// TestOutputSchemaRefLoop: a schema whose references come back to where
+// they started without going into a part of the value would make the
+// validator recurse until the stack runs out, a crash no recover stops;
+// it is refused when compiled. Recursion through a part of the value
+// (a tree, a list of lists) is fine, however deep the value.
+func TestOutputSchemaRefLoop(t *testing.T) {
+	loops := []struct{ name, schema, at string }{
+		{"itself", `{"$ref": "#"}`, "at /:"},
+		{"two defs", `{"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}`, "at /$defs/a:"},
+		{"allOf", `{"type": "object", "allOf": [{"$ref": "#"}]}`, "at /:"},
+		{"not", `{"not": {"$ref": "#"}}`, "at /:"},
+		{"anchor", `{"$defs": {"a": {"$anchor": "x", "anyOf": [{"$ref": "#x"}]}}, "$ref": "#/$defs/a"}`, "at /$defs/a:"},
+		{"$id", `{"$id": "https://example.com/s.json", "oneOf": [{"$ref": "https://example.com/s.json"}]}`, "at /:"},
+		{"escaped key", `{"$defs": {"a/b": {"$ref": "#/$defs/a~1b"}}, "$ref": "#/$defs/a~1b"}`, "at /$defs/a~1b:"},
+		{"inside a property", `{"properties": {"p": {"$defs": {"d": {"$ref": "#/properties/p"}}, "$ref": "#/properties/p/$defs/d"}}}`, "at /properties/p:"},
+		{"draft-07", `{"$schema": "http://json-schema.org/draft-07/schema#", "definitions": {"a": {"$ref": "#/definitions/a"}}, "$ref": "#/definitions/a"}`, "at /definitions/a:"},
+	}
+	for _, tt := range loops {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := compileSchemaText(t, tt.schema)
+			if err == nil || !strings.Contains(err.Error(), tt.at+" its references lead back to it") {
+				t.Fatalf("CompileOutputSchema = %v, want the loop %q refused", err, tt.at)
+			}
+		})
+	}
+	fine := []struct{ name, schema, answer string }{
+		{"tree", `{"type": "object", "properties": {"child": {"$ref": "#"}}}`, `{"child": {"child": {"child": {}}}}`},
+		{"nested lists", `{"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}}, "$ref": "#/$defs/n"}`, `[[[[]]], []]`},
+		{"unused def", `{"$defs": {"a": {"$ref": "#/$defs/a"}}, "type": "integer"}`, `1`},
+		{"draft-07 ignores what is beside $ref", `{"$schema": "http://json-schema.org/draft-07/schema#", "definitions": {"s": {"type": "string"}}, "$ref": "#/definitions/s", "allOf": [{"$ref": "#"}]}`, `"x"`},
+	}
+	for _, tt := range fine {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := compileSchemaText(t, tt.schema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := o.Check(tt.answer); err != nil {
+				t.Fatalf("Check(%s): %v", tt.answer, err)
+			}
+		})
+	}
+}
+
 // TestOutputSchemaCheckConcurrent checks one schema from many goroutines,
 // as the tasks of a foreach step do (run it with -race).
 func TestOutputSchemaCheckConcurrent(t *testing.T) {
