@@ -39,6 +39,7 @@ var (
 	_ fs.ReadFileFS = (*TreeFS)(nil)
 	_ fs.ReadDirFS  = (*TreeFS)(nil)
 	_ fs.StatFS     = (*TreeFS)(nil)
+	_ fs.ReadLinkFS = (*TreeFS)(nil)
 )
 
 // ErrIsDir is the error for reading a directory as a file (a committed
@@ -223,6 +224,25 @@ func (t *TreeFS) Stat(name string) (fs.FileInfo, error) {
 		return nil, err
 	}
 	return &entryInfo{t: t, e: e, name: path.Base(name)}, nil
+}
+
+// Lstat is Stat: the tree follows no link.
+func (t *TreeFS) Lstat(name string) (fs.FileInfo, error) { return t.Stat(name) }
+
+// ReadLink returns the target a symlink of the tree holds.
+func (t *TreeFS) ReadLink(name string) (string, error) {
+	e, err := t.lookup("readlink", name)
+	if err != nil {
+		return "", err
+	}
+	if e.Mode != filemode.Symlink {
+		return "", &fs.PathError{Op: "readlink", Path: name, Err: fs.ErrInvalid}
+	}
+	data, err := t.readBlob(e.Hash)
+	if err != nil {
+		return "", &fs.PathError{Op: "readlink", Path: name, Err: err}
+	}
+	return string(data), nil
 }
 
 // BlobHash returns the git blob id of a file (or symlink) without reading

@@ -449,6 +449,13 @@ func (o *Orchestrator) checkHead() (gitstate.Head, error) {
 func (o *Orchestrator) checkWorkflow(commit string) error {
 	if _, err := o.repo.ReadFile(commit, workflow.WorkflowFile); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
+			// .codemachine committed as a link to a directory: say so,
+			// rather than that there is no workflow.
+			if fsys, ferr := o.repo.TreeFS(commit); ferr == nil {
+				if lerr := workflow.CheckNoLink(fsys, workflow.WorkflowFile); lerr != nil {
+					return &ConfigError{Err: lerr}
+				}
+			}
 			return &ConfigError{Err: workflow.ErrNoWorkflow}
 		}
 		if errors.Is(err, gitstate.ErrIsDir) {

@@ -286,6 +286,12 @@ func (r *recordFS) Stat(name string) (fs.FileInfo, error) {
 	return fs.Stat(r.fsys, name)
 }
 
+// Lstat and ReadLink record nothing: they look at the directories on
+// the way to a file too, whose every change is no change of the definition.
+func (r *recordFS) Lstat(name string) (fs.FileInfo, error) { return fs.Lstat(r.fsys, name) }
+
+func (r *recordFS) ReadLink(name string) (string, error) { return fs.ReadLink(r.fsys, name) }
+
 func (r *recordFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	r.names[name] = true
 	return fs.ReadDir(r.fsys, name)

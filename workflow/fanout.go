@@ -137,7 +137,7 @@ func (p *Project) loadFanout(fsys fs.FS, s *Step) error {
 		p.Fanouts[s.ID] = newTaskPlan(s.Each.Glob, tasks)
 		return nil
 	}
-	data, err := fs.ReadFile(fsys, s.Each.Items)
+	data, err := readDefFile(fsys, s.Each.Items)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil

@@ -77,11 +77,14 @@ func LoadProjectWith(fsys fs.FS, opts LoadOptions) (*Project, error) {
 	rec := &recordFS{fsys: fsys, names: map[string]bool{}}
 	root := fs.FS(rec)
 	engines := opts.Engines
-	data, err := fs.ReadFile(root, WorkflowFile)
-	if errors.Is(err, fs.ErrNotExist) {
+	data, err := readDefFile(root, WorkflowFile)
+	var link *LinkError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, ErrNoWorkflow
-	}
-	if err != nil {
+	case errors.As(err, &link):
+		return nil, err
+	case err != nil:
 		return nil, fmt.Errorf("load %s: %w", WorkflowFile, err)
 	}
 	var errs Errors
@@ -191,7 +194,7 @@ func (l *agentLoader) load(s *Step, name, prefix string, at Pos) {
 		l.errCount++
 		return
 	}
-	data, err := fs.ReadFile(fsys, file)
+	data, err := readDefFile(fsys, file)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		l.missing[key] = true
@@ -212,7 +215,7 @@ func (p *Project) loadPlan(fsys fs.FS, file string) error {
 	if _, ok := p.Plans[file]; ok {
 		return nil
 	}
-	data, err := fs.ReadFile(fsys, file)
+	data, err := readDefFile(fsys, file)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil

@@ -292,3 +292,55 @@ steps:
 		t.Errorf("agents %v, want coder and critic", p.Agents)
 	}
 }
+
+// TestLoadProjectLinks: a file of the definition that is a symbolic link,
+// or lies under one, is refused naming the link, whichever file system
+// is read (a commit's tree shows a link as such; the working tree would
+// follow it), so that validate and a run read the same thing.
+func TestLoadProjectLinks(t *testing.T) {
+	link := func(target string) *fstest.MapFile {
+		return &fstest.MapFile{Data: []byte(target), Mode: fs.ModeSymlink | 0o777}
+	}
+	tests := []struct {
+		name  string
+		edit  func(fstest.MapFS)
+		want  string
+		whole bool // the load fails as a whole, not with a problem at a step
+	}{
+		{"agent", func(m fstest.MapFS) {
+			m["shared/coder.md"] = m[".codemachine/agents/coder.md"]
+			m[".codemachine/agents/coder.md"] = link("../../shared/coder.md")
+		}, `agent "coder": .codemachine/agents/coder.md is a symbolic link (to ../../shared/coder.md)`, false},
+		{"agents directory", func(m fstest.MapFS) {
+			for k, v := range m {
+				if rest, ok := strings.CutPrefix(k, ".codemachine/agents/"); ok {
+					m["shared/"+rest] = v
+					delete(m, k)
+				}
+			}
+			m[".codemachine/agents"] = link("../shared")
+		}, `.codemachine/agents is a symbolic link (to ../shared)`, false},
+		{"plan", func(m fstest.MapFS) {
+			m["docs/plan.md"] = &fstest.MapFile{Data: []byte("- [ ] T1: one\n")}
+			m[".codemachine/plan.md"] = link("../docs/plan.md")
+		}, `foreach: .codemachine/plan.md is a symbolic link (to ../docs/plan.md)`, false},
+		{"workflow", func(m fstest.MapFS) {
+			m["wf.yaml"] = m[".codemachine/workflow.yaml"]
+			m[".codemachine/workflow.yaml"] = link("../wf.yaml")
+		}, `.codemachine/workflow.yaml is a symbolic link (to ../wf.yaml)`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fsys := exampleFS()
+			tt.edit(fsys)
+			_, err := LoadProject(fsys, testEngines)
+			var link *LinkError
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("LoadProject: %v, want an error with %q", err, tt.want)
+			}
+			if tt.whole && !errors.As(err, &link) {
+				t.Fatalf("LoadProject: %T %v, want a *LinkError", err, err)
+			}
+		})
+	}
+}

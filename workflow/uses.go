@@ -276,7 +276,7 @@ func (d *yamlDoc) importSteps(u Uses, at Pos) []*Step {
 		return nil
 	}
 	file := path.Join(src.Dir, "workflow.yaml")
-	data, err := fs.ReadFile(src.FS, file)
+	data, err := readDefFile(src.FS, file)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		d.errs.Add(at, "uses: %s: no %s", u.Raw, src.file(file))
