@@ -266,6 +266,19 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 	return snap, nil
 }
 
+// stateLink refuses a state.yaml committed as a symbolic link (or under
+// one): what the commit holds is its target's name, not records.
+func (o *Orchestrator) stateLink(commit string) error {
+	fsys, err := o.repo.TreeFS(commit)
+	if err != nil {
+		return err
+	}
+	if err := workflow.CheckNoLink(fsys, workflow.StateFile); err != nil {
+		return &ConfigError{Err: err}
+	}
+	return nil
+}
+
 // loadState reads state.yaml at commit; a missing file is an empty state and
 // a corrupted one a *ConfigError with its position. The state returned may
 // be shared (see contentCache): callers must not modify it.
@@ -286,6 +299,9 @@ func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
 	if state, ok := o.states.get(workflow.StateFile, data); ok {
 		o.cacheState(id, data, state)
 		return state, nil
+	}
+	if err := o.stateLink(commit); err != nil {
+		return nil, err
 	}
 	state, err := gitstate.ParseState(workflow.StateFile, data)
 	if err != nil {

@@ -274,7 +274,12 @@ func (o *Orchestrator) Validate() (*ValidateReport, error) {
 	if len(errs) == 0 && project != nil {
 		problems = append(problems, promptProblems(fsys, project, o.repo.Root())...)
 	}
-	if st, err := fs.Stat(fsys, workflow.StateFile); err == nil && st.IsDir() {
+	var link *workflow.LinkError
+	if err := workflow.CheckNoLink(fsys, workflow.StateFile); errors.As(err, &link) {
+		if link.Path == workflow.StateFile {
+			problems = append(problems, Problem{File: workflow.StateFile, Message: strings.TrimPrefix(err.Error(), link.Path+" ")})
+		}
+	} else if st, err := fs.Stat(fsys, workflow.StateFile); err == nil && st.IsDir() {
 		problems = append(problems, Problem{File: workflow.StateFile, Message: "is a directory, not a file: codemachine writes its step records there"})
 	} else if data, err := fs.ReadFile(fsys, workflow.StateFile); err == nil {
 		if _, err := gitstate.ParseState(workflow.StateFile, data); err != nil {
