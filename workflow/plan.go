@@ -69,6 +69,7 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 
 		if fence.open {
 			if fence.inBody && cur != nil {
+				checkNUL(file, text, lineNo, &errs)
 				body = append(body, text)
 				extend(text)
 			}
@@ -77,6 +78,7 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 		}
 		if m := taskRE().FindStringSubmatchIndex(text); m != nil {
 			finish()
+			checkNUL(file, text, lineNo, &errs)
 			t, meta := parseTaskLine(file, text, lineNo, m, &errs)
 			t.Box = start + m[4]
 			t.start, t.end = start, next
@@ -87,6 +89,7 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 		}
 		indented := strings.HasPrefix(text, " ") || strings.HasPrefix(text, "\t")
 		if cur != nil && (indented || strings.TrimSpace(text) == "") {
+			checkNUL(file, text, lineNo, &errs)
 			body = append(body, text)
 			extend(text)
 			fence.openOn(text, true)
@@ -99,6 +102,17 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 	p.index()
 	p.checkDeps(metas, &errs)
 	return p, errs.Err()
+}
+
+// checkNUL reports a NUL byte in a line of a task: its title and body
+// reach commands as environment variables (CODEMACHINE_TASK_TITLE,
+// CODEMACHINE_TASK_BODY) and the step commit's message, none of which
+// can hold one, so the task could only fail once started.
+func checkNUL(file, text string, line int, errs *Errors) {
+	if i := strings.IndexByte(text, 0); i >= 0 {
+		errs.Add(Pos{File: file, Line: line, Col: utf8.RuneCountInString(text[:i]) + 1},
+			"a NUL byte in a task: its title and body are given to commands as environment variables, which cannot hold one")
+	}
 }
 
 // fenceState tracks fenced code blocks, whose lines are never tasks.
