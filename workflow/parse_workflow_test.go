@@ -69,6 +69,12 @@ func TestParseWorkflowErrors(t *testing.T) {
 		{"needs as number", head + "  - id: a\n    run: x\n    needs: 3\n", []string{`w.yaml:5:12: needs: want a list of step ids, got a number ("3")`}},
 		{"inputs item mapping", head + "  - id: a\n    run: x\n    inputs: [{a: b}]\n", []string{`w.yaml:5:14: inputs: want a list of globs, got a mapping in the list`}},
 		{"env value list", head + "  - id: a\n    run: x\n    env:\n      A: [1]\n", []string{`w.yaml:6:10: env A: want a string, got a list`}},
+		{"NUL in a command", head + "  - id: a\n    run: \"echo \\0\"\n    check: \"true\\x00\"\n    env: {A: \"\\0\"}\n    hooks: {before: \"x\\0\"}\n", []string{
+			`w.yaml:4:10: run: holds a NUL byte, which no command, path or environment variable can hold`,
+			`w.yaml:5:12: check: holds a NUL byte, which no command, path or environment variable can hold`,
+			`w.yaml:6:14: env A: holds a NUL byte, which no command, path or environment variable can hold`,
+			`w.yaml:7:21: before: holds a NUL byte, which no command, path or environment variable can hold`,
+		}},
 		{"agent name with slash", head + "  - id: a\n    agent: ../x\n", []string{`w.yaml:4:12: agent: invalid agent name "../x": want the name of a file in .codemachine/agents/, without ".md"`}},
 		{"agent name with .md", head + "  - id: a\n    agent: coder.md\n", []string{`w.yaml:4:12: agent: invalid agent name "coder.md": want the name of a file in .codemachine/agents/, without ".md"`}},
 		{"mcp on a run step", head + "  - id: a\n    run: x\n    mcp: true\n", []string{`w.yaml:5:10: mcp: a run step has no agent to give codemachine's MCP server to`}},

@@ -248,6 +248,10 @@ func (d *yamlDoc) str(n *yaml.Node, what string) (string, bool) {
 	if !ok {
 		d.errs.Add(d.pos(n), "%s: want a string, got %s", what, yamlnode.Kind(n))
 	}
+	if ok && strings.IndexByte(v, 0) >= 0 {
+		// Only an escape ("\0", "\x00") of a quoted string makes one.
+		d.errs.Add(d.pos(n), "%s: holds a NUL byte, which no command, path or environment variable can hold", what)
+	}
 	return v, ok
 }
 
