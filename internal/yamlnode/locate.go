@@ -3,7 +3,9 @@ package yamlnode
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	goccy "github.com/goccy/go-yaml"
 	goccyparser "github.com/goccy/go-yaml/parser"
@@ -29,6 +31,11 @@ type Place struct {
 // a space.
 func Locate(data []byte, err error) Place {
 	syn := Syntax(err)
+	if slices.Contains(readerProblems, syn.Msg) {
+		if p, ok := badChar(data); ok {
+			return p
+		}
+	}
 	line := syn.Line
 	if line > 0 && syn.ParserProblem() {
 		line++
@@ -45,6 +52,43 @@ func Locate(data []byte, err error) Place {
 		return Place{}
 	}
 	return Place{Line: line, Col: firstNonSpace(data, line)}
+}
+
+// readerProblems are the messages of libyaml's reader, which checks every
+// character before the scanner sees any: yaml.v3 gives them no line.
+var readerProblems = []string{
+	"invalid leading UTF-8 octet",
+	"incomplete UTF-8 octet sequence",
+	"invalid trailing UTF-8 octet",
+	"invalid length of a UTF-8 sequence",
+	"invalid Unicode character",
+	"control characters are not allowed",
+}
+
+// badChar finds the first character of data that libyaml's reader refuses:
+// a byte that is not UTF-8, or a character YAML does not allow (a control
+// character other than tab and line breaks, a surrogate, U+FFFE, U+FFFF).
+func badChar(data []byte) (Place, bool) {
+	line, col := 1, 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if (r == utf8.RuneError && size <= 1) || !yamlChar(r) {
+			return Place{Line: line, Col: col}, true
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+		i += size
+	}
+	return Place{}, false
+}
+
+// yamlChar is libyaml's test of a character it reads (readerc.go).
+func yamlChar(r rune) bool {
+	return r == 0x09 || r == 0x0A || r == 0x0D || r >= 0x20 && r <= 0x7E || r == 0x85 ||
+		r >= 0xA0 && r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
 }
 
 // lineCount is how many lines data has; a final line ending ends the last

@@ -22,6 +22,13 @@ func TestLocate(t *testing.T) {
 		// goccy names the scalar before; yaml.v3's line is the better one.
 		{"key under a scalar", "step: a\n  bad: [\n", Place{2, 3}},
 		{"in a later document", "a: 1\n---\nb: [1\n", Place{3, 4}},
+		// libyaml's reader checks every character first; yaml.v3 gives
+		// no line for what it refuses.
+		{"NUL byte", "version: 1\nsteps:\n  - id: a\n    run: echo \x00\n", Place{4, 15}},
+		{"control character after non-ASCII", "name: é\x01\n", Place{1, 8}},
+		{"byte that is no UTF-8", "a: 1\nb: x\xff\n", Place{2, 5}},
+		{"UTF-8 cut short at the end", "a: 1\nb: \xe2\x82", Place{2, 4}},
+		{"after CRLF lines and a BOM", "\ufeffa: 1\r\nb: \x7f\r\n", Place{2, 4}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
