@@ -82,7 +82,7 @@ func (p *Plan) AddTask(t NewTask, at Placement) ([]byte, string, error) {
 	}
 	out = append(out, item...)
 	out = append(out, data[pos:]...)
-	return out, t.ID, p.reparse(out)
+	return out, t.ID, p.reparse(out, t.ID, t.Title, len(p.Tasks)+1)
 }
 
 // insertAt is the offset in data where a new task goes.
@@ -135,7 +135,7 @@ func (p *Plan) EditTask(id string, e TaskEdit) ([]byte, error) {
 	out = append(out, p.Data[:t.start]...)
 	out = append(out, item...)
 	out = append(out, p.Data[t.end:]...)
-	return out, p.reparse(out)
+	return out, p.reparse(out, id, title, len(p.Tasks))
 }
 
 // checkNew checks a task's title and dependencies before they are written.
@@ -165,10 +165,18 @@ func (p *Plan) checkNew(id, title string, after []string) error {
 }
 
 // reparse refuses content that does not parse cleanly (a cycle the edit
-// made, say).
-func (p *Plan) reparse(out []byte) error {
-	if _, err := ParsePlan(p.File, out); err != nil {
+// made, say), or that does not read back as the plan with task id
+// titled title among n tasks: a code fence that a body leaves open makes
+// the lines after it body text, the tasks among them included, and the
+// edit would be reported done while its task, or the one after it, is
+// gone from the plan.
+func (p *Plan) reparse(out []byte, id, title string, n int) error {
+	np, err := ParsePlan(p.File, out)
+	if err != nil {
 		return fmt.Errorf("%w: the edited plan would not parse: %w", ErrPlanEdit, err)
+	}
+	if t := np.Task(id); t == nil || t.Title != strings.TrimSpace(title) || len(np.Tasks) != n {
+		return editErr("the edited plan would not read back with task %s as written (%d tasks, want %d): is a code fence (```) left open in a body?", id, len(np.Tasks), n)
 	}
 	return nil
 }

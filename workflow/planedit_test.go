@@ -149,3 +149,31 @@ func TestEditTask(t *testing.T) {
 		t.Errorf("unknown task: %v", err)
 	}
 }
+
+// TestPlanEditOpenFence: a body that leaves a code fence open turns the
+// lines after it into body text, tasks included. Such an edit is refused
+// rather than reported done with its task, or the next one, gone.
+func TestPlanEditOpenFence(t *testing.T) {
+	p := mustPlan(t, "# Plan\n- [ ] T1: one\n- [ ] T2: two\n")
+	open := "Run this:\n```sh\nmake"
+	if _, _, err := p.AddTask(NewTask{Title: "fenced", Body: open}, Placement{After: "T1"}); !errors.Is(err, ErrPlanEdit) || !strings.Contains(err.Error(), "code fence") {
+		t.Errorf("adding a task whose open fence takes in T2: %v, want an ErrPlanEdit about the fence", err)
+	}
+	if _, err := p.EditTask("T1", TaskEdit{Body: &open}); !errors.Is(err, ErrPlanEdit) || !strings.Contains(err.Error(), "code fence") {
+		t.Errorf("editing T1's body to take in T2: %v, want an ErrPlanEdit about the fence", err)
+	}
+	// The last task's open fence takes in every task added after it.
+	q := mustPlan(t, "# Plan\n- [ ] T1: one\n  ```\n  code\n")
+	if _, _, err := q.AddTask(NewTask{Title: "two"}, Placement{}); !errors.Is(err, ErrPlanEdit) || !strings.Contains(err.Error(), "T2 as written (1 tasks, want 2)") {
+		t.Errorf("adding after a fence left open: %v, want an ErrPlanEdit saying T2 would not read back", err)
+	}
+	// A closed fence, even holding what looks like a task, is a body.
+	closed := "```\n- [ ] T9: not a task\n```"
+	out, id, err := p.AddTask(NewTask{Title: "fenced", Body: closed}, Placement{After: "T1"})
+	if err != nil || id != "T3" {
+		t.Fatalf("adding a task with a closed fence: %q, %v", id, err)
+	}
+	if got := mustPlan(t, string(out)); len(got.Tasks) != 3 || got.Task("T3").Body != closed {
+		t.Errorf("plan after the add:\n%s", out)
+	}
+}
