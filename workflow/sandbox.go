@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"path"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -121,6 +122,25 @@ func checkWritable(p string) string {
 		return "names another user's home: only ~/ is expanded"
 	case p == "~" || path.Clean(p) == "/":
 		return "would make everything writable: use sandbox: off instead"
+	case path.Clean(p) == "~":
+		return "is your home: that would make it writable (use sandbox: off instead)"
+	}
+	if strings.HasPrefix(p, "/") || strings.HasPrefix(p, "~") || strings.HasPrefix(p, "$") {
+		return ""
+	}
+	// Relative to the repository root: what the run's check of the
+	// resolved path refuses is known from the text already.
+	clean := path.Clean(p)
+	first, _, _ := strings.Cut(clean, "/")
+	switch {
+	case clean == ".":
+		return "is the repository: that would make it writable (use sandbox: off instead)"
+	case !slices.ContainsFunc(strings.Split(clean, "/"), func(seg string) bool { return seg != ".." }):
+		return "holds the repository: that would make it writable (use sandbox: off instead)"
+	case strings.EqualFold(clean, ".git"):
+		return "is the repository's git directory, which a step may not write"
+	case first == ".codemachine":
+		return "lies inside .codemachine, which a step may not write"
 	}
 	return ""
 }

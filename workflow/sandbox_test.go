@@ -47,3 +47,38 @@ steps:
 		t.Errorf("default = %+v, want auto from nowhere", got)
 	}
 }
+
+// TestCheckWritable: what a run's check of the resolved path would refuse
+// (exit 2, with no position) is refused by validate at the path's place
+// when the text already tells: your home, the repository, a directory
+// holding it, its .git, .codemachine. Paths beside them stay allowed.
+func TestCheckWritable(t *testing.T) {
+	tests := []struct{ path, want string }{
+		{"/", "would make everything writable"},
+		{"~", "would make everything writable"},
+		{"~/", "is your home"},
+		{"~/cache/..", "is your home"},
+		{".", "is the repository:"},
+		{"./", "is the repository:"},
+		{"src/..", "is the repository:"},
+		{"..", "holds the repository"},
+		{"../..", "holds the repository"},
+		{".git", "is the repository's git directory"},
+		{".codemachine", "lies inside .codemachine"},
+		{"./.codemachine/cache", "lies inside .codemachine"},
+		{"~bob/x", "names another user's home"},
+		{"~/.cache/go-build", ""},
+		{"$GOCACHE", ""},
+		{".cache", ""},
+		{"...", ""},
+		{"../cache", ""},
+		{"target", ""},
+		{"/var/cache/ccache", ""},
+	}
+	for _, tt := range tests {
+		got := checkWritable(tt.path)
+		if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
+			t.Errorf("checkWritable(%q) = %q, want %q", tt.path, got, tt.want)
+		}
+	}
+}
