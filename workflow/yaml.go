@@ -3,6 +3,7 @@ package workflow
 import (
 	"bytes"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -272,6 +273,12 @@ func (d *yamlDoc) integer(n *yaml.Node, what string) (int64, bool) {
 func (d *yamlDoc) number(n *yaml.Node, what string) (float64, bool) {
 	n = yamlnode.Resolve(n)
 	v, ok := yamlnode.Float(n)
+	if ok && math.IsNaN(v) {
+		// YAML's .nan compares false with everything: a limit of it
+		// would never be reached.
+		d.errs.Add(d.pos(n), "%s: want a number, got %s, which is none", what, n.Value)
+		return 0, false
+	}
 	if !ok {
 		d.errs.Add(d.pos(n), "%s: want a number, got %s", what, yamlnode.Describe(n))
 	}
