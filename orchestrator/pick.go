@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,11 +20,14 @@ func (s *scheduler) resolveTargets() error {
 	s.targets = map[string]bool{}
 	var unknown []string
 	for _, name := range s.rs.opts.Steps {
-		stepID, taskID, _ := strings.Cut(name, "/")
+		stepID, taskID, slash := strings.Cut(name, "/")
 		step := g.Step(stepID)
 		if step == nil {
-			unknown = append(unknown, stepID)
+			unknown = append(unknown, cmp.Or(stepID, name))
 			continue
+		}
+		if slash && taskID == "" {
+			return configErrorf("%s names no task: write %s, or %s/TASK", name, stepID, stepID)
 		}
 		if step.Run != "" && slices.Contains(s.rs.opts.Interactive, stepID) {
 			return configErrorf("%s runs a command: run --interactive takes agent steps only", stepID)
