@@ -70,6 +70,17 @@ func (e *ConflictError) Error() string {
 	return fmt.Sprintf("%s is not codemachine's hook, and %s already holds an earlier one: move one of them away first", e.Hook, e.Chained)
 }
 
+// NotAHookError reports a hook path that holds a directory: git cannot
+// run it, and parking it beside codemachine's hook would only make every
+// commit's hook fail running it.
+type NotAHookError struct {
+	Hook string
+}
+
+func (e *NotAHookError) Error() string {
+	return fmt.Sprintf("%s is a directory, not a hook: move it away first", e.Hook)
+}
+
 // Install writes codemachine's hooks into opts.Dir. An existing hook that
 // is not codemachine's is renamed to <name>.pre-codemachine (content, mode
 // and symlink-ness unchanged) and run first, with its arguments and stdin;
@@ -79,30 +90,41 @@ func Install(opts InstallOptions) ([]HookStatus, error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("install git hooks: %w", err)
 	}
-	var out []HookStatus
+	// Every hook is looked at before any is written: one that cannot be
+	// installed leaves the others as they were, not half of them done.
+	var all []HookStatus
 	for _, name := range GitHooks {
 		st, err := status(opts.Dir, name)
 		if err != nil {
-			return out, err
+			return nil, err
 		}
+		if st.State == StateForeign {
+			if st.Chained != "" {
+				return nil, &ConflictError{Hook: st.Path, Chained: st.Chained}
+			}
+			if fi, err := os.Stat(st.Path); err == nil && fi.IsDir() {
+				return nil, &NotAHookError{Hook: st.Path}
+			}
+		}
+		all = append(all, st)
+	}
+	var out []HookStatus
+	for _, st := range all {
 		switch st.State {
 		case StateInstalled:
 			st.Action = "updated"
 		case StateForeign:
-			if st.Chained != "" {
-				return out, &ConflictError{Hook: st.Path, Chained: st.Chained}
-			}
 			chained := st.Path + ChainedSuffix
 			if err := os.Rename(st.Path, chained); err != nil {
-				return out, fmt.Errorf("install %s: keep the existing hook: %w", name, err)
+				return out, fmt.Errorf("install %s: keep the existing hook: %w", st.Name, err)
 			}
 			st.Chained = chained
 			st.Action = "installed"
 		default:
 			st.Action = "installed"
 		}
-		if err := writeAtomic(st.Path, Script(name, opts.Program, opts.RunArgs), 0o755); err != nil {
-			return out, fmt.Errorf("install %s: %w", name, err)
+		if err := writeAtomic(st.Path, Script(st.Name, opts.Program, opts.RunArgs), 0o755); err != nil {
+			return out, fmt.Errorf("install %s: %w", st.Name, err)
 		}
 		st.State = StateInstalled
 		out = append(out, st)
@@ -125,7 +147,13 @@ func Uninstall(dir string) ([]HookStatus, error) {
 			st.Action = "kept"
 		case st.Chained != "":
 			// Absent too: codemachine's hook was deleted by hand, but the
-			// user's own hook is still parked beside it.
+			// user's own hook is still parked beside it. Codemachine's is
+			// removed first: a rename replaces a file with a file only.
+			if st.State == StateInstalled {
+				if err := os.Remove(st.Path); err != nil {
+					return out, fmt.Errorf("uninstall %s: %w", name, err)
+				}
+			}
 			if err := os.Rename(st.Chained, st.Path); err != nil {
 				return out, fmt.Errorf("uninstall %s: restore the previous hook: %w", name, err)
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -323,5 +324,45 @@ func TestRunArgs(t *testing.T) {
 	}
 	if _, ok := RunArgs(t.TempDir(), "post-commit"); ok {
 		t.Error("RunArgs finds a hook that is not there")
+	}
+}
+
+// TestInstallOverDirectory: a directory where a hook goes is no hook to
+// keep and run first: install refuses it, writing none of the hooks. A chained
+// hook that is not a file (parked by an earlier version) is still put
+// back by uninstall.
+func TestInstallOverDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "post-checkout"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Install(InstallOptions{Dir: dir, Program: "codemachine"})
+	var nh *NotAHookError
+	if !errors.As(err, &nh) || !strings.Contains(err.Error(), "post-checkout is a directory, not a hook") {
+		t.Fatalf("install over a directory = %v, want a NotAHookError", err)
+	}
+	for _, name := range []string{"post-checkout" + ChainedSuffix, "post-commit", "post-merge"} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("install refused, yet %s was written: %v", name, err)
+		}
+	}
+
+	other := t.TempDir()
+	if _, err := Install(InstallOptions{Dir: other, Program: "codemachine"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(other, "post-merge"+ChainedSuffix), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Uninstall(other); err != nil {
+		t.Fatalf("uninstall with a chained directory: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(other, "post-merge")); err != nil || !fi.IsDir() {
+		t.Errorf("post-merge not put back: %v", err)
+	}
+	for _, name := range []string{"post-commit", "post-checkout"} {
+		if _, err := os.Lstat(filepath.Join(other, name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left after uninstall: %v", name, err)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -135,6 +136,12 @@ func hooksAction(do func(c *cli.Context, dir string) ([]githooks.HookStatus, err
 			return err
 		}
 		st, err := do(c, dir)
+		var conflict *githooks.ConflictError
+		var notHook *githooks.NotAHookError
+		if errors.As(err, &conflict) || errors.As(err, &notHook) {
+			// What is in the hooks directory is the user's to sort out.
+			return &orchestrator.ConfigError{Err: err}
+		}
 		if err != nil {
 			return err
 		}
