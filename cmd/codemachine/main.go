@@ -41,7 +41,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	code := exitCode(err)
-	msg := strings.TrimSpace(err.Error())
+	msg := capLines(strings.TrimSpace(err.Error()))
 	if msg != "" && !errors.Is(err, errSilent) {
 		fmt.Fprintln(stderr, "codemachine: "+strings.ReplaceAll(msg, "\n", "\n  ")+watcherHint(err))
 	}
@@ -58,6 +58,21 @@ func (e *usageError) Error() string { return e.msg }
 
 func usageErrorf(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// maxErrorLines bounds what one error prints: a file with a mistake on
+// each of its million lines is told by its first problems and a count,
+// not by hundreds of megabytes of them (validate --json lists them all).
+const maxErrorLines = 100
+
+// capLines keeps the first maxErrorLines lines of msg and counts the rest.
+func capLines(msg string) string {
+	lines := strings.SplitN(msg, "\n", maxErrorLines+1)
+	if len(lines) <= maxErrorLines {
+		return msg
+	}
+	more := strings.Count(lines[maxErrorLines], "\n") + 1
+	return strings.Join(lines[:maxErrorLines], "\n") + fmt.Sprintf("\n... and %d more (fix these and run again)", more)
 }
 
 // exitError carries an explicit exit code with an already-printed message.
