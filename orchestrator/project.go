@@ -281,7 +281,9 @@ func (o *Orchestrator) Validate() (*ValidateReport, error) {
 		}
 	} else if st, err := fs.Stat(fsys, workflow.StateFile); err == nil && st.IsDir() {
 		problems = append(problems, Problem{File: workflow.StateFile, Message: "is a directory, not a file: codemachine writes its step records there"})
-	} else if data, err := fs.ReadFile(fsys, workflow.StateFile); err == nil {
+	} else if data, err := workflow.ReadRegular(fsys, workflow.StateFile); errors.Is(err, workflow.ErrNotRegular) {
+		problems = append(problems, Problem{File: workflow.StateFile, Message: "is " + workflow.ErrNotRegular.Error()})
+	} else if err == nil {
 		if _, err := gitstate.ParseState(workflow.StateFile, data); err != nil {
 			var se *gitstate.StateError
 			if errors.As(err, &se) {

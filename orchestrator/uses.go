@@ -96,7 +96,7 @@ func (o *Orchestrator) loadProject(fsys fs.FS, pins map[string]string) (*workflo
 // workingPins are the pins of the working tree's state.yaml (validate and
 // graph read the working tree); none when it cannot be read.
 func workingPins(root string) map[string]string {
-	data, err := os.ReadFile(root + "/" + workflow.StateFile)
+	data, err := workflow.ReadRegular(os.DirFS(root), workflow.StateFile)
 	if err != nil {
 		return nil
 	}

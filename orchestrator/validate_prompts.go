@@ -127,6 +127,21 @@ func (o *outputsFS) Open(name string) (fs.File, error) {
 	return fstest.MapFS{name: {}}.Open(name)
 }
 
+// Stat describes name as Open would find it, without opening it: opening
+// a named pipe waits for a writer.
+func (o *outputsFS) Stat(name string) (fs.FileInfo, error) {
+	fi, err := fs.Stat(o.FS, name)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return fi, err
+	}
+	f, oerr := o.Open(name)
+	if oerr != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Stat()
+}
+
 // sampleItem is the .Item a fan-out step's prompt is checked with: the
 // first file a glob matches or the first item of the list when there is
 // one, else for a glob a file that does not exist (sampleFile, which

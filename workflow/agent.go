@@ -330,10 +330,12 @@ func readRepoFile(fsys fs.FS, p string) (string, error) {
 	if msg != "" {
 		return "", &pathError{fn: "file", path: p, msg: msg}
 	}
-	data, err := fs.ReadFile(fsys, name)
+	data, err := ReadRegular(fsys, name)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return "", &missingFileError{path: p}
+	case errors.Is(err, ErrNotRegular):
+		return "", &pathError{fn: "file", path: p, msg: "is " + ErrNotRegular.Error()}
 	case err != nil:
 		return "", &pathError{fn: "file", path: p, msg: err.Error()}
 	}
@@ -354,10 +356,10 @@ func globFiles(fsys fs.FS, pattern string) (string, error) {
 	slices.Sort(matches)
 	var b strings.Builder
 	for _, m := range matches {
-		data, err := fs.ReadFile(fsys, m)
+		data, err := ReadRegular(fsys, m)
 		if err != nil {
-			if isDir(fsys, m) {
-				continue // a symlink to a directory
+			if isDir(fsys, m) || errors.Is(err, ErrNotRegular) {
+				continue // a symlink to a directory; a named pipe
 			}
 			return "", &pathError{fn: "glob", path: pattern, msg: err.Error()}
 		}

@@ -96,8 +96,8 @@ func resolveFiles(fsys fs.FS, patterns []string, wholeTrees bool) ([]InputFile, 
 		} else {
 			h, err = hashFile(fsys, p)
 		}
-		if errors.Is(err, errIsDir) {
-			continue // a symlink to a directory: its files are not inputs
+		if errors.Is(err, errIsDir) || errors.Is(err, ErrNotRegular) {
+			continue // a symlink to a directory, a named pipe: no file of git's
 		}
 		if err != nil {
 			return nil, fmt.Errorf("hash input %s: %w", p, err)
@@ -221,6 +221,11 @@ func hashFile(fsys fs.FS, name string) (string, error) {
 				return "", err
 			}
 			return BlobID([]byte(target)), nil
+		}
+		if !info.IsDir() && !info.Mode().IsRegular() {
+			// Opening a named pipe would wait for a writer; git keeps
+			// none of these.
+			return "", ErrNotRegular
 		}
 	}
 	f, err := fsys.Open(name)

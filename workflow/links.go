@@ -1,6 +1,7 @@
 package workflow
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"strings"
@@ -26,6 +27,21 @@ func (e *LinkError) Error() string {
 func readDefFile(fsys fs.FS, name string) ([]byte, error) {
 	if err := CheckNoLink(fsys, name); err != nil {
 		return nil, err
+	}
+	return ReadRegular(fsys, name)
+}
+
+// ErrNotRegular is a named pipe, socket or device where a file is read.
+// Opening a named pipe waits for a writer, for ever: such a thing in the
+// working tree would hang validate, so it is refused before it is opened.
+var ErrNotRegular = errors.New("not a regular file (a named pipe, socket or device), which codemachine does not read")
+
+// ReadRegular reads name from fsys as fs.ReadFile does, refusing with
+// ErrNotRegular what is neither a regular file nor a directory (the read
+// of a directory fails as it does).
+func ReadRegular(fsys fs.FS, name string) ([]byte, error) {
+	if fi, err := fs.Stat(fsys, name); err == nil && !fi.IsDir() && !fi.Mode().IsRegular() && fi.Mode()&fs.ModeSymlink == 0 {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: ErrNotRegular}
 	}
 	return fs.ReadFile(fsys, name)
 }
