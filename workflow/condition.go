@@ -13,6 +13,8 @@ import (
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/codemachine/codemachine/internal/yamlnode"
 )
 
 // Condition is a step's when: expression (expr-lang), compiled when the
@@ -321,7 +323,7 @@ func (wd *workflowDecoder) readVars(kv keyVal) {
 		}
 		var v any
 		if err := e.val.Decode(&v); err != nil {
-			wd.errs.Add(wd.at(e.val), "vars: %s: %v", e.name, err)
+			wd.errs.Add(wd.at(e.val), "vars: %s: %s", e.name, yamlnode.DecodeMessage(err))
 			continue
 		}
 		vars[e.name] = jsonable(v)

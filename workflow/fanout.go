@@ -257,7 +257,7 @@ func ParseItems(file string, data []byte) ([]*Task, error) {
 func itemTask(n *yaml.Node, i int) (*Task, string) {
 	var v any
 	if err := yamlnode.Resolve(n).Decode(&v); err != nil {
-		return nil, err.Error()
+		return nil, yamlnode.DecodeMessage(err)
 	}
 	v = jsonable(v)
 	data, err := json.Marshal(v)

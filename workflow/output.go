@@ -9,6 +9,8 @@ import (
 
 	"github.com/codemachine/codemachine/internal/lazyre"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/codemachine/codemachine/internal/yamlnode"
 )
 
 // OutputSchema is a step's output_schema: a JSON Schema (written in YAML
@@ -26,7 +28,7 @@ func (sd *stepDecoder) readOutputSchema(kv keyVal) {
 	n := kv.val
 	var v any
 	if err := n.Decode(&v); err != nil {
-		sd.errs.Add(sd.at(n), "output_schema: %v", err)
+		sd.errs.Add(sd.at(n), "output_schema: %s", yamlnode.DecodeMessage(err))
 		return
 	}
 	if _, ok := jsonable(v).(map[string]any); !ok {

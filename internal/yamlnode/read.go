@@ -179,3 +179,15 @@ func Binary(n *yaml.Node) ([]byte, error) {
 	}, n.Value)
 	return base64.StdEncoding.DecodeString(clean)
 }
+
+// DecodeMessage words an error of a Node's Decode on one line: the
+// problems of a *yaml.TypeError (a key repeated inside a value, say)
+// joined with "; ", without yaml.v3's "yaml: unmarshal errors:" heading
+// and its line breaks; any other error as it is.
+func DecodeMessage(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		return strings.Join(te.Errors, "; ")
+	}
+	return err.Error()
+}
