@@ -2,6 +2,7 @@ package gitstate
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
@@ -196,7 +197,7 @@ func (p *stateParser) record(n *yaml.Node, what string, r *RunRecord, tasks *map
 			n, err = p.int(v, key)
 			r.Iteration = int(n)
 		case "output":
-			r.Output, err = p.str(v, key)
+			r.Output, err = p.output(v)
 		case "files":
 			r.Files, err = p.files(v)
 		case "skipped":
@@ -223,6 +224,25 @@ func (p *stateParser) record(n *yaml.Node, what string, r *RunRecord, tasks *map
 		}
 		return err
 	})
+}
+
+// output reads a record's structured output, which must be JSON: read
+// later as the step's output, a hand edit that broke it would read as
+// nothing, silently.
+func (p *stateParser) output(n *yaml.Node) (string, error) {
+	s, err := p.str(n, "output")
+	if err == nil && s != "" && !json.Valid([]byte(s)) {
+		return "", p.errf(n, "output must be JSON (the step's structured output), found %q", clip(s, 60))
+	}
+	return s, err
+}
+
+// clip shortens s to at most n bytes for a message, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
 }
 
 // files reads a record's list of output files.

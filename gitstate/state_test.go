@@ -100,6 +100,9 @@ func TestParseStateErrors(t *testing.T) {
 		{"nested tasks", "version: 1\nsteps:\n  a:\n    tasks:\n      T1:\n        tasks: {}\n", `s.yaml:6:9: task "T1": unknown key "tasks" (tasks do not nest)`},
 		{"string expected", "version: 1\nsteps:\n  a:\n    engine: [x]\n", `s.yaml:4:13: engine must be a string, found a list`},
 		{"null value", "version: 1\nsteps:\n  a:\n    model:\n", `s.yaml:4:11: model must be a string, found nothing`},
+		{"output not JSON", "version: 1\nsteps:\n  review:\n    output: '{\"approved\": tru'\n", `s.yaml:4:13: output must be JSON (the step's structured output), found "{\"approved\": tru"`},
+		{"output cut in a long value", "version: 1\nsteps:\n  a:\n    output: " + strings.Repeat("x", 100) + "\n", `s.yaml:4:13: output must be JSON (the step's structured output), found "` + strings.Repeat("x", 60) + `..."`},
+		{"task output not JSON", "version: 1\nsteps:\n  a:\n    tasks:\n      T1:\n        output: not json\n", `s.yaml:6:17: output must be JSON (the step's structured output), found "not json"`},
 		{"syntax", "version: 1\nsteps:\n  a: {\n", "s.yaml:3:6: did not find expected node content"},
 		{"tab", "version: 1\n\tseq: 2\n", "s.yaml:2:1: found a tab character that violates indentation"},
 	}
