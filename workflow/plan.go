@@ -169,6 +169,11 @@ func parseTaskLine(file, text string, line int, m []int, errs *Errors) (*Task, *
 	meta.idCol = titleStart
 	if id := taskIDRE().FindStringSubmatchIndex(rest); id != nil {
 		t.ID = rest[id[2]:id[3]]
+		if msg := checkTaskID(t.ID); msg != "" {
+			// Its failed work and its review branch are refs named after
+			// it: git would refuse them, and the work would be lost.
+			errs.Add(pos(titleStart), "task id %q %s", t.ID, msg)
+		}
 		rest = rest[id[1]:]
 		titleStart += id[1]
 	}

@@ -231,6 +231,11 @@ func TestParsePlanErrors(t *testing.T) {
 		{"empty title", "- [ ] \n", []string{`plan.md:1:7: task has an empty title`}},
 		{"empty title bare box", "- [ ]\n", []string{`plan.md:1:4: task has an empty title`}},
 		{"id only", "- [ ] T1:\n", []string{`plan.md:1:10: task has an empty title`}},
+		{"ids a git ref cannot hold", "- [ ] T1.lock: a\n- [ ] a..b: b\n- [ ] c.: c\n", []string{
+			`plan.md:1:7: task id "T1.lock" has a segment starting with "." or ending with ".lock", which a git ref cannot hold`,
+			`plan.md:2:7: task id "a..b" has "..", "@{" or "//", which a git ref cannot hold`,
+			`plan.md:3:7: task id "c." starts or ends with "/" or ends with "."`,
+		}},
 		{"NUL in a title", "- [ ] T1: a\x00b\n", []string{`plan.md:1:12: a NUL byte in a task: its title and body are given to commands as environment variables, which cannot hold one`}},
 		{"NUL in a body", "- [ ] T1: a\n  é\x00\n", []string{`plan.md:2:4: a NUL byte in a task: its title and body are given to commands as environment variables, which cannot hold one`}},
 		{"NUL in a fenced body", "- [ ] T1: a\n  ```\n  \x00\n  ```\n", []string{`plan.md:3:3: a NUL byte in a task: its title and body are given to commands as environment variables, which cannot hold one`}},
