@@ -78,7 +78,7 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 		}
 		if m := taskRE().FindStringSubmatchIndex(text); m != nil {
 			finish()
-			checkNUL(file, text, lineNo, &errs)
+			checkControls(file, text, lineNo, &errs)
 			t, meta := parseTaskLine(file, text, lineNo, m, &errs)
 			t.Box = start + m[4]
 			t.start, t.end = start, next
@@ -112,6 +112,24 @@ func checkNUL(file, text string, line int, errs *Errors) {
 	if i := strings.IndexByte(text, 0); i >= 0 {
 		errs.Add(Pos{File: file, Line: line, Col: utf8.RuneCountInString(text[:i]) + 1},
 			"a NUL byte in a task: its title and body are given to commands as environment variables, which cannot hold one")
+	}
+}
+
+// checkControls reports a control character in a task's line (a tab
+// aside): its title is printed by status and run as it is, where an
+// escape sequence would drive the terminal, and is the step commit's
+// subject.
+func checkControls(file, text string, line int, errs *Errors) {
+	for i, r := range text {
+		if r == 0 {
+			checkNUL(file, text, line, errs)
+			return
+		}
+		if r < 0x20 && r != '\t' || r == 0x7f || r >= 0x80 && r <= 0x9f {
+			errs.Add(Pos{File: file, Line: line, Col: utf8.RuneCountInString(text[:i]) + 1},
+				"a control character (U+%04X) in a task: its title is printed to your terminal and is its commit's subject", r)
+			return
+		}
 	}
 }
 

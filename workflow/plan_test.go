@@ -237,6 +237,10 @@ func TestParsePlanErrors(t *testing.T) {
 			`plan.md:3:7: task id "c." starts or ends with "/" or ends with "."`,
 		}},
 		{"NUL in a title", "- [ ] T1: a\x00b\n", []string{`plan.md:1:12: a NUL byte in a task: its title and body are given to commands as environment variables, which cannot hold one`}},
+		{"escape sequence in a title", "- [ ] T1: a \x1b]0;title\x07b\n- [ ] T2: \u009bc\n  body \x1b[31m is text\n", []string{
+			`plan.md:1:13: a control character (U+001B) in a task: its title is printed to your terminal and is its commit's subject`,
+			`plan.md:2:11: a control character (U+009B) in a task: its title is printed to your terminal and is its commit's subject`,
+		}},
 		{"NUL in a body", "- [ ] T1: a\n  é\x00\n", []string{`plan.md:2:4: a NUL byte in a task: its title and body are given to commands as environment variables, which cannot hold one`}},
 		{"NUL in a fenced body", "- [ ] T1: a\n  ```\n  \x00\n  ```\n", []string{`plan.md:3:3: a NUL byte in a task: its title and body are given to commands as environment variables, which cannot hold one`}},
 		{"all at once", "- [ ] A: a (after: Z)\n- [ ] A: b\n- [ ]\n", []string{
