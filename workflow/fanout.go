@@ -287,7 +287,20 @@ func itemTask(n *yaml.Node, i int) (*Task, string) {
 	if title == "" {
 		title = id
 	}
-	return &Task{ID: id, Title: title, Item: &Item{Index: i, Value: v, JSON: data}}, ""
+	return &Task{ID: id, Title: oneLineTitle(title), Item: &Item{Index: i, Value: v, JSON: data}}, ""
+}
+
+// oneLineTitle makes an item's title fit for a terminal and a commit's
+// subject: control characters (a line break, an escape sequence's ESC)
+// become spaces, and runs of spaces one. The item itself is left as
+// written.
+func oneLineTitle(s string) string {
+	return strings.Join(strings.Fields(strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f {
+			return ' '
+		}
+		return r
+	}, s)), " ")
 }
 
 // jsonable turns YAML's decoded maps with non-string keys into maps with

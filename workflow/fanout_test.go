@@ -17,6 +17,8 @@ func TestParseItems(t *testing.T) {
 			[]string{`users|Users|{"id":"users","name":"Users"}`, `7|7|{"id":7}`}, nil},
 		{"yaml by position", "- name: a\n- title: B\n  x: [1, 2]\n- plain\n",
 			[]string{`1|a|{"name":"a"}`, `2|B|{"title":"B","x":[1,2]}`, `3|3|"plain"`}, nil},
+		{"title on one line, without escapes", "- {id: a, title: \"Users\\n\\tand \\e]0;x\\a roles \\e[31m\"}\n",
+			[]string{`a|Users and ]0;x roles [31m|{"id":"a","title":"Users\n\tand \u001b]0;x\u0007 roles \u001b[31m"}`}, nil},
 		{"empty file", "", nil, nil},
 		{"empty list", "[]", nil, nil},
 		{"not a list", "a: 1\n", nil, []string{"f.yaml:1:1: want a list of items, got a mapping"}},
