@@ -25,6 +25,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -357,6 +359,22 @@ func (o *Orchestrator) settingsFor(snap *snapshot, step *workflow.Step, ov Overr
 	st.inputs = inputs
 	st.fingerprint = workflow.Fingerprint(step, snap.project.AgentFor(step, step.Agent), st.engine, st.model, inputs)
 	return st, nil
+}
+
+// checkEngineEnv refuses, as a *ConfigError (exit 2), a CODEMACHINE_ENGINE
+// that names no engine an agent runs on, when no --engine (ov.Engine)
+// overrides it. The CLI checks it with its flags; this is for the callers
+// that have none (the MCP server's run and retry), where it would
+// otherwise fail every agent step it applies to, one failure recorded
+// after another.
+func (o *Orchestrator) checkEngineEnv(ov Overrides) error {
+	env := o.getenv("CODEMACHINE_ENGINE")
+	names := agents.AgentEngines()
+	if ov.Engine != "" || env == "" || slices.Contains(names, env) {
+		return nil
+	}
+	names = slices.DeleteFunc(names, func(name string) bool { return name == agents.AutoEngine })
+	return configErrorf("CODEMACHINE_ENGINE: unknown engine %q (%s or %s)", env, strings.Join(names, ", "), agents.AutoEngine)
 }
 
 // getenv reads the user's environment as given in Config.Environ.

@@ -296,6 +296,9 @@ func (o *Orchestrator) newRunID() string {
 // step failed, a *BudgetError when the budget ran out, ErrInterrupted when
 // ctx was canceled, and a *ConfigError for bad input.
 func (o *Orchestrator) Run(ctx context.Context, opts RunOptions) (*Summary, error) {
+	if err := o.checkEngineEnv(opts.Overrides); err != nil {
+		return nil, err
+	}
 	head, err := o.checkHead()
 	if err != nil {
 		return nil, err
