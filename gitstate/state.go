@@ -295,6 +295,9 @@ func (p *stateParser) float(n *yaml.Node, key string) (float64, error) {
 // syntaxError turns a yaml.v3 syntax error in data into a *StateError at
 // the mistake's place (yamlnode.Locate).
 func syntaxError(file string, data []byte, err error) error {
+	if at, ok := yamlnode.ConflictMarker(data); ok {
+		return &StateError{File: file, Line: at.Line, Col: at.Col, Msg: yamlnode.ConflictMessage}
+	}
 	at := yamlnode.Locate(data, err)
 	return &StateError{File: file, Line: at.Line, Col: at.Col, Msg: yamlnode.Syntax(err).Msg}
 }

@@ -103,6 +103,8 @@ func TestParseStateErrors(t *testing.T) {
 		{"output not JSON", "version: 1\nsteps:\n  review:\n    output: '{\"approved\": tru'\n", `s.yaml:4:13: output must be JSON (the step's structured output), found "{\"approved\": tru"`},
 		{"output cut in a long value", "version: 1\nsteps:\n  a:\n    output: " + strings.Repeat("x", 100) + "\n", `s.yaml:4:13: output must be JSON (the step's structured output), found "` + strings.Repeat("x", 60) + `..."`},
 		{"task output not JSON", "version: 1\nsteps:\n  a:\n    tasks:\n      T1:\n        output: not json\n", `s.yaml:6:17: output must be JSON (the step's structured output), found "not json"`},
+		{"merge conflict", "version: 1\nseq: 4\nsteps:\n<<<<<<< HEAD\n  a:\n    seq: 3\n=======\n  a:\n    seq: 4\n>>>>>>> feature\n",
+			"s.yaml:4:1: unresolved merge conflict: keep what the <<<<<<< ... >>>>>>> block should say, remove the markers and commit"},
 		{"syntax", "version: 1\nsteps:\n  a: {\n", "s.yaml:3:6: did not find expected node content"},
 		{"tab", "version: 1\n\tseq: 2\n", "s.yaml:2:1: found a tab character that violates indentation"},
 	}

@@ -59,6 +59,10 @@ func (d *yamlDoc) parse(data []byte) *yaml.Node {
 // terse messages; tab indentation, the most common mistake, gets the
 // column of its tab.
 func (d *yamlDoc) syntaxError(data []byte, err error) {
+	if at, ok := yamlnode.ConflictMarker(data); ok {
+		d.errs.Add(Pos{File: d.file, Line: at.Line + d.lineOffset, Col: at.Col}, "%s", yamlnode.ConflictMessage)
+		return
+	}
 	at, msg := yamlnode.Locate(data, err), yamlnode.Syntax(err).Msg
 	line, col, hint := max(at.Line, 1), max(at.Col, 1), syntaxHints[msg]
 	if text, ok := lineAt(data, line); ok {

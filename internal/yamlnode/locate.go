@@ -173,3 +173,27 @@ func findAlias(data []byte, name string) (Place, bool) {
 		off = end
 	}
 }
+
+// ConflictMarker finds the first line of data that opens a block of an
+// unresolved merge conflict ("<<<<<<< ours"): in a file that does not
+// parse, the reason, which libyaml would word as a missing ':' some lines
+// further.
+func ConflictMarker(data []byte) (Place, bool) {
+	for line := 1; len(data) > 0; line++ {
+		text := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			text, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		text = bytes.TrimRight(text, "\r")
+		if bytes.Equal(text, []byte("<<<<<<<")) || bytes.HasPrefix(text, []byte("<<<<<<< ")) {
+			return Place{Line: line, Col: 1}, true
+		}
+	}
+	return Place{}, false
+}
+
+// ConflictMessage is the problem a file with an unresolved merge
+// conflict is reported with.
+const ConflictMessage = "unresolved merge conflict: keep what the <<<<<<< ... >>>>>>> block should say, remove the markers and commit"
