@@ -23,5 +23,14 @@ func outputPipe() (r, w *os.File, err error) {
 	// Nothing flows from codemachine to the program on it.
 	_ = syscall.Shutdown(fds[0], syscall.SHUT_WR)
 	_ = syscall.Shutdown(fds[1], syscall.SHUT_RD)
+	// codemachine's end in non-blocking mode, so that os.NewFile puts it
+	// in the runtime's poller: the drain after a step stops reading on a
+	// deadline (SetReadDeadline) when a process that left the group
+	// holds the other end. The program's end stays blocking.
+	if err := syscall.SetNonblock(fds[0], true); err != nil {
+		_ = syscall.Close(fds[0])
+		_ = syscall.Close(fds[1])
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
 	return os.NewFile(uintptr(fds[0]), "output"), os.NewFile(uintptr(fds[1]), "output"), nil
 }
