@@ -89,10 +89,18 @@ func (o *Orchestrator) staleAt(commit string, u *unit, ov Overrides) bool {
 // (review: AGENT; see reviewer.go).
 func (j *job) submitForReview(ctx context.Context) error {
 	o, rs, u, c, out := j.o, j.rs, j.u, j.cand, j.out
+	if j.review != nil {
+		// Until the verdict is applied, a kill leaves a review no
+		// reviewer will give: the journal lets the next command release it.
+		if err := o.beginVerdict(u.key(), c.commit); err != nil {
+			j.wt.Discard()
+			return err
+		}
+	}
 	branch, err := o.keepForReview(ctx, u.key(), c.commit)
 	if err != nil {
 		j.wt.Discard()
-		return err
+		return errors.Join(err, o.endVerdict())
 	}
 	if err := j.wt.Finish(ctx, c.commit); err != nil {
 		j.wt.Discard()
@@ -102,7 +110,7 @@ func (j *job) submitForReview(ctx context.Context) error {
 			return err
 		}
 		j.again, err = j.applyReview(ctx)
-		return err
+		return errors.Join(err, o.endVerdict())
 	}
 	e := Event{Kind: StepReview, Step: u.step.ID, Task: taskID(u.task), Title: c.msg.Subject, Engine: j.engineName,
 		Model: c.model, Duration: c.duration, Tokens: out.result.TokensIn + out.result.TokensOut,

@@ -27,7 +27,8 @@ type rollbackIntent struct {
 // recoverInterrupted finishes what a killed codemachine left halfway, once the caller
 // holds the repository lock: a landing or rollback's switch of the user's
 // checkout (gitstate.Recover: completed or undone, its index.lock removed),
-// then an approval (recoverApprove) and a rollback's holds. What it did is told as notes.
+// then an approval (recoverApprove), a rejection (recoverReject), a reviewer
+// agent's verdict (recoverVerdict) and a rollback's holds. What it did is told as notes.
 func (o *Orchestrator) recoverInterrupted(ctx context.Context) error {
 	rc, err := o.repo.Recover(ctx)
 	if err != nil {
@@ -40,6 +41,9 @@ func (o *Orchestrator) recoverInterrupted(ctx context.Context) error {
 		return err
 	}
 	if err := o.recoverReject(ctx); err != nil {
+		return err
+	}
+	if err := o.recoverVerdict(ctx); err != nil {
 		return err
 	}
 	var ri rollbackIntent
@@ -93,7 +97,7 @@ func (o *Orchestrator) Interrupted() bool {
 	if o.repo.SwitchInterrupted() {
 		return true
 	}
-	for _, name := range []string{approveFile, rejectFile, rollbackFile} {
+	for _, name := range []string{approveFile, rejectFile, verdictFile, rollbackFile} {
 		if _, err := os.Lstat(filepath.Join(o.repo.CommonDir(), "codemachine", name)); err == nil {
 			return true
 		}

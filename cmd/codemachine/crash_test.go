@@ -425,3 +425,96 @@ func TestCrashKill9Approve(t *testing.T) {
 	}
 	t.Logf("outcomes: %v", outcomes)
 }
+
+// reviewerWorkflow is a step whose reviewer agent (replayed) rejects its
+// first round and approves its second, and a step after it.
+const reviewerWorkflow = `version: 1
+steps:
+  - id: gen
+    run: 'echo "gen $(cat .codemachine/feedback/gen.md 2>/dev/null)" > out.txt'
+    outputs: [out.txt]
+    review: checker
+    attempts: 3
+  - id: after
+    run: 'cat out.txt > after.txt'
+    inputs: [out.txt]
+    outputs: [after.txt]
+`
+
+// TestCrashKill9ReviewerVerdict kills `codemachine run` with SIGKILL the
+// moment a unit's commit goes to its review branch, before its reviewer
+// agent's verdict is applied (approved, or rejected for another round),
+// and checks that the next run reaches the uninterrupted result instead
+// of leaving the review to a person: each step landed once, with the
+// second round's output.
+func TestCrashKill9ReviewerVerdict(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs it some ten times")
+	}
+	t.Parallel()
+	bin, _ := crashSetup(t)
+	files := map[string]string{
+		".codemachine/agents/checker.md":            "---\nname: checker\ndescription: Reviews a change\nengine: claude\n---\nYou review changes.\n",
+		".codemachine/recordings/gen.review/1.yaml": "step: gen\nengine: claude\nmodel: m\ntext: |\n  {\"verdict\": \"reject\", \"reasons\": \"say please\"}\n",
+		".codemachine/recordings/gen.review/2.yaml": "step: gen\nengine: claude\nmodel: m\ntext: |\n  {\"verdict\": \"approve\"}\n",
+	}
+	for i := range 8 {
+		c := newCrashEnvWith(t, bin, reviewerWorkflow)
+		for name, data := range files {
+			p := filepath.Join(c.dir, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.git("add", ".codemachine")
+		c.git("commit", "-q", "-m", "reviewer")
+		// Round 1 (i even) or round 2 (i odd) is killed: round 2 comes
+		// after round 1's review branch went.
+		where := fmt.Sprintf("kill %d at review round %d", i, 1+i%2)
+		cmd := c.cmd(c.bin, "run", "--engine", "replay")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() {
+			_ = cmd.Wait()
+			close(exited)
+		}()
+		reviewRef := filepath.Join(c.dir, ".git", "refs", "heads", "codemachine", "review", "gen")
+		finished := false
+		for seen, was := 0, false; seen <= i%2 && !finished; {
+			_, err := os.Stat(reviewRef)
+			if is := err == nil; is != was {
+				if is {
+					seen++
+				}
+				was = is
+			}
+			select {
+			case <-exited:
+				// A busy machine let the branch come and go unseen.
+				finished = true
+			default:
+			}
+		}
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		<-exited
+		if finished {
+			where += " (it had finished)"
+		}
+		code, out := c.cm("run", "--engine", "replay")
+		if code != 0 {
+			t.Fatalf("%s: the next run: exit %d\n%s", where, code, out)
+		}
+		c.check(where)
+		if got := c.stepCommits(); got != "gen after" {
+			t.Fatalf("%s: step commits %q, want %q", where, got, "gen after")
+		}
+		if data, _ := os.ReadFile(filepath.Join(c.dir, "after.txt")); string(data) != "gen say please\n" {
+			t.Fatalf("%s: after.txt is %q, want the second round's", where, data)
+		}
+	}
+}
