@@ -394,6 +394,9 @@ func (o *Orchestrator) Rollback(ctx context.Context, arg string, opts RollbackOp
 		}
 		return nil, err
 	}
+	// Reset: the holds are written whatever signal comes, or the undone
+	// steps would run again before the next command finished the rollback.
+	ctx = context.WithoutCancel(ctx)
 	res := &RollbackResult{Branch: head.Branch, From: head.Commit, To: to, Backup: backup, Saved: saved}
 	seen := map[string]bool{}
 	var keys []string

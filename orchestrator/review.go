@@ -242,6 +242,10 @@ func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, ke
 		}
 		return nil, err
 	}
+	// Landed: a signal from here on must not leave the review both landed
+	// and pending (the journal would make the next command finish it, but
+	// this command would fail saying it was cancelled).
+	ctx = context.WithoutCancel(ctx)
 	if err := o.finishApprove(ctx, key, reviewed); err != nil {
 		return nil, err
 	}
@@ -313,7 +317,8 @@ func (o *Orchestrator) rejectLocked(ctx context.Context, head gitstate.Head, key
 		}
 		return nil, fmt.Errorf("commit the feedback for %s: %w", key, err)
 	}
-	if err := o.repo.DeleteRef(ctx, ref, commit); err != nil {
+	// The feedback landed: the review branch goes whatever signal comes.
+	if err := o.repo.DeleteRef(context.WithoutCancel(ctx), ref, commit); err != nil {
 		return nil, err
 	}
 	if err := o.endReject(); err != nil {
