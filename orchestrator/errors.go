@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -93,7 +94,9 @@ func ExitCode(err error) int {
 	var review *ReviewPendingError
 	var needsYou *NeedsYouError
 	switch {
-	case errors.Is(err, ErrInterrupted):
+	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):
+		// A command other than run stopped by a signal fails with the
+		// cancellation of its git commands.
 		return ExitInterrupted
 	case errors.As(err, &cfg):
 		return ExitUsage
