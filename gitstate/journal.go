@@ -38,7 +38,7 @@ type switchJournal struct {
 	Old    string `yaml:"old"` // "" for a branch with no commit yet
 	New    string `yaml:"new"`
 	Hard   bool   `yaml:"hard,omitempty"`  // a forced rollback: local changes were overwritten
-	Saved  string `yaml:"saved,omitempty"` // where a forced rollback saved them (a commit)
+	Saved  string `yaml:"saved,omitempty"` // the commit where a forced rollback saved them
 	// Staging holds the files of a staged switch (switch_staged.go) not yet
 	// moved into place; Aside the files they replaced, each under its
 	// asideFile name (a journal without Aside, of an earlier version, has
@@ -328,7 +328,14 @@ func (r *Repo) undoSwitch(j *switchJournal) ([]string, error) {
 	}
 	if j.Hard && j.Saved != "" {
 		// read-tree --reset rewrote every modified file to New's content.
-		saved, err := r.diffTreesInProcess(j.Old, j.Saved)
+		savedCommit := j.Saved
+		if !isHash(savedCommit) {
+			// A journal of an earlier version names the saved ref.
+			if savedCommit, err = r.ResolveRev(savedCommit); err != nil {
+				return nil, fmt.Errorf("the saved changes %s: %w", j.Saved, err)
+			}
+		}
+		saved, err := r.diffTreesInProcess(j.Old, savedCommit)
 		if err != nil {
 			return nil, err
 		}

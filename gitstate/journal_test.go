@@ -1,12 +1,15 @@
 package gitstate
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // deadPID is the pid of a process that has exited.
@@ -235,5 +238,88 @@ func TestRecoverHalfWrittenFiles(t *testing.T) {
 	}
 	if read(t, dir, "keep.txt") != "the user's edit\n" {
 		t.Error("the user's edit is lost")
+	}
+}
+
+// TestRecoverForcedRollback: a forced rollback (ResetBranch with force)
+// killed after it overwrote the user's uncommitted change and before the
+// ref moved is undone by Recover, and the user's change comes back from
+// where the rollback saved it. The journal names that commit; Recover
+// read it as one (a journal of an earlier version names the saved ref).
+func TestRecoverForcedRollback(t *testing.T) {
+	for _, byRef := range []bool{false, true} {
+		t.Run(fmt.Sprintf("saved named by its ref %v", byRef), func(t *testing.T) {
+			testRecoverForcedRollback(t, byRef)
+		})
+	}
+}
+
+func testRecoverForcedRollback(t *testing.T, byRef bool) {
+	dir, r := newRepo(t, map[string]string{"keep.txt": "k\n", "mod.txt": "a\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	next := stepCommit(t, r, base, map[string]string{"mod.txt": "b\n", "new.txt": "n\n"}, "step")
+	git(t, dir, "reset", "-q", "--hard", next)
+	write(t, dir, "mod.txt", "the user's edit\n")
+	index := filepath.Join(r.GitDir(), "index")
+	// What the kill leaves: the journal, the lock, the index before the
+	// switch, the files as the switch wrote them (they stay so).
+	var journal, lock, oldIndex []byte
+	r.testHook = func(stage string) {
+		if stage == "before-ref-update" {
+			journal, _ = os.ReadFile(filepath.Join(r.LocalDir(), journalFile))
+			lock, _ = os.ReadFile(index + ".lock")
+			oldIndex, _ = os.ReadFile(index)
+		}
+	}
+	_, savedRef, err := r.ResetBranch(t.Context(), "main", base, next, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.testHook = nil
+	if journal == nil || lock == nil || oldIndex == nil {
+		t.Fatal("the switch never reached its ref update")
+	}
+	if read(t, dir, "mod.txt") != "a\n" {
+		t.Fatalf("the forced reset left mod.txt %q", read(t, dir, "mod.txt"))
+	}
+	git(t, dir, "update-ref", "refs/heads/main", next, base)
+	var j switchJournal
+	if err := yaml.Unmarshal(journal, &j); err != nil {
+		t.Fatal(err)
+	}
+	if !j.Hard || j.Saved == "" {
+		t.Fatalf("the journal of a forced rollback: %+v", j)
+	}
+	j.PID, j.Start = deadPID(t), ""
+	if byRef {
+		j.Saved = savedRef
+	}
+	if err := r.WriteLocal(journalFile, &j); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{index + ".lock": lock, index: oldIndex} {
+		if err := os.WriteFile(name, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	rc, err := r.Recover(t.Context())
+	if err != nil {
+		t.Fatalf("recover: %v", err)
+	}
+	if rc == nil || !rc.Undone {
+		t.Fatalf("recovered %+v, want undone", rc)
+	}
+	if got := read(t, dir, "mod.txt"); got != "the user's edit\n" {
+		t.Errorf("mod.txt is %q after the recovery, want the user's edit back", got)
+	}
+	if !exists(dir, "new.txt") {
+		t.Error("new.txt of the commit the branch is still at is gone")
+	}
+	if _, err := os.Stat(index + ".lock"); err == nil {
+		t.Error("index.lock is left")
+	}
+	if got := strings.TrimSpace(statusShort(t, dir)); got != "M mod.txt" {
+		t.Errorf("git status after the recovery: %q", got)
 	}
 }

@@ -504,7 +504,7 @@ func (r *Repo) mainCheckout() (checkout, bool) {
 type refUpdate struct {
 	ref, new, old string
 	msg           string
-	saved         string // a forced rollback's saved changes (for Recover)
+	saved         string // the commit of a forced rollback's saved changes (for Recover)
 	args          []string
 }
 
@@ -864,6 +864,7 @@ func (r *Repo) ResetBranch(ctx context.Context, branch, to, expectedTip string, 
 		return backupRef, "", nil
 	}
 	hard := false
+	cas := newRefUpdate(ref, target, tip, msg)
 	if len(dirty) > 0 {
 		out, err := r.gitWith(ctx, runOpts{Dir: cos[0].root}, "stash", "create", "codemachine: uncommitted changes before rollback")
 		if err != nil {
@@ -874,11 +875,11 @@ func (r *Repo) ResetBranch(ctx context.Context, branch, to, expectedTip string, 
 			if err := r.updateRef(ctx, runOpts{}, saved, stash, "", msg); err != nil {
 				return backupRef, "", fmt.Errorf("reset %s: save uncommitted changes: %w", branch, err)
 			}
+			// The journal names the commit: Recover reads its tree.
+			cas.saved = stash
 		}
 		hard = true
 	}
-	cas := newRefUpdate(ref, target, tip, msg)
-	cas.saved = saved
 	err = r.switchCheckout(ctx, cos[0], cas, hard)
 	var sc *switchConflict
 	if errors.As(err, &sc) && len(sc.paths) > 0 {
