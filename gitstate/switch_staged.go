@@ -307,6 +307,12 @@ func (s *stagedSwitch) install(ctx context.Context) error {
 		return fmt.Errorf("update the working tree: %w", err)
 	}
 	r.hook("before-ref-update")
+	if err := s.asideUnchanged(); err != nil {
+		if uerr := s.undoMoves(moved); uerr != nil {
+			return fmt.Errorf("%w; and restoring the working tree failed: %v", err, uerr)
+		}
+		return err
+	}
 	if err := r.swapRef(ctx, s.cas, journal.env(), s.refs); err != nil {
 		if uerr := s.undoMoves(moved); uerr != nil {
 			return fmt.Errorf("%w; and restoring the working tree failed: %v", err, uerr)
@@ -406,6 +412,29 @@ func (s *stagedSwitch) filesUnchanged() error {
 	}
 	for p, st := range now {
 		if st != s.stamps[p] {
+			return errStagedStale
+		}
+	}
+	return nil
+}
+
+// asideUnchanged reports errStagedStale when a file moved aside is not as
+// the check under the lock found it: a write of the user's reached it
+// between that check and its move (or through a descriptor opened
+// before), and would be lost with it. The rename changed its ctime (and,
+// for a file an overlay file system copies up, may change its inode), so
+// its mode, size and mtime are compared.
+func (s *stagedSwitch) asideUnchanged() error {
+	for _, c := range s.changes {
+		was := s.stamps[c.Path]
+		if !was.exists || was.mode.IsDir() {
+			continue
+		}
+		now, err := stampOf(asideFile(s.aside, c.Path))
+		if err != nil {
+			return err
+		}
+		if now.exists != was.exists || now.mode != was.mode || now.size != was.size || !now.mtime.Equal(was.mtime) {
 			return errStagedStale
 		}
 	}

@@ -2,6 +2,7 @@ package gitstate
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,6 +118,58 @@ func TestStagedSwitchFileEditedMeanwhile(t *testing.T) {
 	}
 	if git(t, dir, "rev-parse", "main") != base {
 		t.Error("the branch moved")
+	}
+}
+
+// TestStagedSwitchFileEditedDuringTheMove: a write of the user's that
+// reaches a file the landing replaces after the check under the lock (it
+// opened the file before the file was moved aside, or wrote it just before
+// the move) is never lost with the replaced file: the files are put back
+// and the landing is decided again, and keeps the step on a conflict
+// branch, as for an edit made before the lock.
+func TestStagedSwitchFileEditedDuringTheMove(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "b.txt": "b\n"})
+	base := git(t, dir, "rev-parse", "HEAD")
+	c := stepCommit(t, r, base, map[string]string{"a.txt": "step\n", "b.txt": "step\n"}, "step")
+	edited := false
+	r.testHook = func(stage string) {
+		if stage != "before-ref-update" || edited {
+			return
+		}
+		// The inode that was a.txt is aside now: the user's write lands
+		// there.
+		_ = filepath.WalkDir(r.LocalDir(), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.Name() == "a-p-a.txt" {
+				f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = f.WriteString("the user's line\n")
+				_ = f.Close()
+				edited = true
+			}
+			return nil
+		})
+	}
+	_, err := r.Land(t.Context(), "main", base, c, LandOptions{})
+	if !edited {
+		t.Fatal("the landing moved no file aside")
+	}
+	var ce *ConflictError
+	if !errors.As(err, &ce) {
+		t.Fatalf("Land: %v, want a conflict", err)
+	}
+	if got := read(t, dir, "a.txt"); got != "a\nthe user's line\n" {
+		t.Errorf("a.txt is %q: the user's line is lost", got)
+	}
+	if read(t, dir, "b.txt") != "b\n" {
+		t.Error("b.txt was not put back")
+	}
+	if git(t, dir, "rev-parse", "main") != base {
+		t.Error("the branch moved")
+	}
+	if exists(dir, ".git/index.lock") {
+		t.Error("index.lock is left")
 	}
 }
 
