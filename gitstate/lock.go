@@ -123,20 +123,32 @@ func (l *Lock) Handback() {
 	l.f = nil
 }
 
-// LockHolder reports who holds the repository lock, if anyone.
+// LockHolder reports who holds the repository lock, if anyone. Held with
+// a dead holder on record (killed with kill -9 a moment ago), the flock is
+// a child's that the dead holder forked and that has not reached its exec
+// yet, or a new holder's about to write its record: as Lock does, it waits
+// (at most deadHolderWait) for the one or the other, rather than telling
+// a dead process as running (status right after the kill).
 func (r *Repo) LockHolder() (pid int, command string, held bool) {
 	f, err := os.Open(r.LocalDir() + "/lock")
 	if err != nil {
 		return 0, "", false
 	}
 	defer f.Close()
-	// A shared lock is granted exactly when nobody holds the exclusive one.
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		return 0, "", false
+	deadline := time.Now().Add(deadHolderWait)
+	for {
+		// A shared lock is granted exactly when nobody holds the
+		// exclusive one.
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {
+			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+			return 0, "", false
+		}
+		pid, command = readLockFile(f)
+		if pid <= 0 || processRuns(pid) || !time.Now().Before(deadline) {
+			return pid, command, true
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	pid, command = readLockFile(f)
-	return pid, command, true
 }
 
 func readLockFile(f *os.File) (pid int, command string) {

@@ -167,6 +167,7 @@ func TestLocalFiles(t *testing.T) {
 // naming the dead process as running (seen in TestCrashKill9 under load,
 // a sandboxed step's child waiting for its user namespace). A live holder
 // with a dead one's record (between its flock and its record) still wins.
+// LockHolder, which status asks, waits alike.
 func TestLockWaitsForADeadHoldersChild(t *testing.T) {
 	_, r := newRepo(t, map[string]string{"a": "a"})
 	defer func(d time.Duration) { deadHolderWait = d }(deadHolderWait)
@@ -190,10 +191,17 @@ func TestLockWaitsForADeadHoldersChild(t *testing.T) {
 	if err := syscall.Flock(int(child.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		t.Fatal(err)
 	}
+	released := make(chan struct{})
 	go func() {
 		time.Sleep(100 * time.Millisecond)
 		child.Close()
+		close(released)
 	}()
+	// status, right after the kill: nobody runs.
+	if pid, _, held := r.LockHolder(); held {
+		t.Errorf("LockHolder while a dead holder's child held the lock a moment: held by %d", pid)
+	}
+	<-released
 	l, err := r.Lock("codemachine run")
 	if err != nil {
 		t.Fatalf("Lock while a dead holder's child held it a moment: %v", err)
@@ -218,5 +226,8 @@ func TestLockWaitsForADeadHoldersChild(t *testing.T) {
 	var locked *LockedError
 	if _, err := r.Lock("codemachine run"); !errors.As(err, &locked) {
 		t.Fatalf("Lock with a live holder = %v, want a LockedError", err)
+	}
+	if _, _, held := r.LockHolder(); !held {
+		t.Error("LockHolder with a live holder: not held")
 	}
 }
