@@ -24,8 +24,10 @@ type attemptOutcome struct {
 	attempts int
 	failure  string // "" on success
 	canceled bool
-	session  string // the engine session the next attempt may resume ("" = start over)
-	missing  error  // the engine's CLI is not installed: a setup problem, not the step's failure
+	// interrupted: the run was stopped while the unit ran (failCanceled).
+	interrupted bool
+	session     string // the engine session the next attempt may resume ("" = start over)
+	missing     error  // the engine's CLI is not installed: a setup problem, not the step's failure
 	// unchanged is set when the agent's last attempt left every output
 	// of the step as it was (every file, for a step without outputs):
 	// what it says, for the run's output and the commit message.

@@ -146,7 +146,7 @@ func (o *Orchestrator) printDryUnit(w io.Writer, snap *snapshot, u *unit, n int,
 		fmt.Fprintf(w, "   held after a rollback or reset: would be skipped\n")
 		return
 	}
-	if f, ok := failures[u.key()]; ok && skipFailed && f.Fingerprint == u.fingerprint() {
+	if f, ok := failures[u.key()]; ok && skipFailed && f.Fingerprint == u.fingerprint() && !f.Interrupted {
 		fmt.Fprintf(w, "   failed before with the same inputs: would be skipped\n")
 		return
 	}

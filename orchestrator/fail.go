@@ -41,6 +41,7 @@ func (j *job) failCanceled(ctx context.Context) execResult {
 	if why == "" {
 		why = "interrupted"
 	}
+	j.out.interrupted = true
 	r := j.fail(ctx, why)
 	r.interrupted = true
 	return r
@@ -88,7 +89,7 @@ func (j *job) fail(ctx context.Context, why string) execResult {
 	}
 	if err := o.updateFailures(func(m map[string]Failure) {
 		f := Failure{Fingerprint: u.fingerprint(), Error: out.failure, Ref: ref, Commit: commit,
-			Run: j.rs.id, At: o.cfg.Now().UTC()}
+			Interrupted: out.interrupted, Run: j.rs.id, At: o.cfg.Now().UTC()}
 		if out.session != "" && commit != "" {
 			f.Session, f.Engine, f.Slot, f.Home = out.session, j.engineName, u.slot, u.home
 		}

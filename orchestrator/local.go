@@ -28,11 +28,15 @@ type Hold struct {
 
 // Failure is the last failure of a step or task.
 type Failure struct {
-	Fingerprint string    `yaml:"fingerprint"`
-	Error       string    `yaml:"error"`
-	Ref         string    `yaml:"ref,omitempty"`    // where its partial work is
-	Commit      string    `yaml:"commit,omitempty"` // the failed ref's commit
-	Conflict    bool      `yaml:"conflict,omitempty"`
+	Fingerprint string `yaml:"fingerprint"`
+	Error       string `yaml:"error"`
+	Ref         string `yaml:"ref,omitempty"`    // where its partial work is
+	Commit      string `yaml:"commit,omitempty"` // the failed ref's commit
+	Conflict    bool   `yaml:"conflict,omitempty"`
+	// Interrupted: the run was stopped (Ctrl-C, SIGTERM) while the unit
+	// ran; nothing failed, so a watcher or worker runs it again (resumed)
+	// rather than waiting for new inputs or a retry.
+	Interrupted bool      `yaml:"interrupted,omitempty"`
 	Run         string    `yaml:"run"`
 	At          time.Time `yaml:"at"`
 	// Session is the engine session an interrupted unit resumes on its

@@ -305,7 +305,7 @@ func (s *scheduler) skipForHoldOrFailure(u *unit, holds map[string]Hold, failure
 		}
 		_ = s.o.updateHolds(func(m map[string]Hold) { delete(m, key) })
 	}
-	if f, ok := failures[key]; ok && s.rs.opts.SkipFailed && f.Fingerprint == fp {
+	if f, ok := failures[key]; ok && s.rs.opts.SkipFailed && f.Fingerprint == fp && !f.Interrupted {
 		s.reportOnce(key, Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task),
 			Message: "failed before with the same inputs (codemachine retry " + key + " to run it)"}, s.rs.recordSkipped)
 		return true

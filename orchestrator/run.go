@@ -34,7 +34,8 @@ type RunOptions struct {
 	// Parallel caps concurrent tasks of foreach steps (0 = the step's own).
 	Parallel int
 	// SkipFailed leaves steps whose last failure had the same fingerprint
-	// alone (watch mode: a failure waits for new inputs or `retry`).
+	// alone (watch mode: a failure waits for new inputs or `retry`); a unit
+	// the last run was interrupted in runs again.
 	SkipFailed bool
 	// Watching says the run is a watcher's pass: an interactive unit that
 	// waits tells the person to stop the watcher first, since run and
