@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,9 +34,23 @@ type retryRequest struct {
 }
 
 // clearRequests empties the request directory: requests left there were
-// meant for a watcher that is gone.
+// meant for a watcher that is gone (killed before it took them). Each is
+// named in a note, since the command that handed it over said it would
+// be done.
 func (s *session) clearRequests() error {
 	dir := filepath.Join(s.repo.LocalDir(), requestsDir)
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		var req retryRequest
+		name := e.Name()
+		if !strings.HasPrefix(name, "retry-") || !strings.HasSuffix(name, ".yaml") ||
+			s.repo.ReadLocal(requestsDir+"/"+name, &req) != nil || req.Key == "" {
+			continue
+		}
+		action := cmp.Or(req.Action, "retry")
+		s.note(fmt.Sprintf("the %s of %s (asked by pid %d) was handed to a watcher that stopped before it took it, and was not done: run codemachine %s %s again",
+			action, req.Key, req.PID, action, req.Key))
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("clear %s: %w", dir, err)
 	}

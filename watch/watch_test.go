@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -332,4 +333,33 @@ steps:
 	if s := r.pass(); len(s.Landed) != 0 {
 		t.Errorf("the follow-up pass landed %d", len(s.Landed))
 	}
+}
+
+// TestWatchNamesRequestsOfAStoppedWatcher: an approve handed to a watcher
+// that was killed before it took it is not done, though approve said it
+// was handed over: the next watcher names it in a note, with the command
+// to run again, rather than dropping it without a word.
+func TestWatchNamesRequestsOfAStoppedWatcher(t *testing.T) {
+	var mu sync.Mutex
+	var notes []string
+	r := startWatchRig(t, map[string]string{
+		".codemachine/workflow.yaml": "version: 1\nsteps:\n  - id: copy\n    run: 'cp in.txt out.txt'\n    inputs: [in.txt]\n    outputs: [out.txt]\n",
+		"in.txt":                     "1\n",
+		".git/codemachine/requests/retry-1-4194305.yaml": "action: approve\nkey: copy\npid: 4194305\nat: 2026-01-02T03:04:05Z\n",
+	}, Options{OnNote: func(n string) {
+		mu.Lock()
+		notes = append(notes, n)
+		mu.Unlock()
+	}})
+	if tr := r.trigger(); tr.Kind != "start" {
+		t.Fatalf("first trigger %+v", tr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, n := range notes {
+		if strings.Contains(n, "approve of copy (asked by pid 4194305)") && strings.Contains(n, "run codemachine approve copy again") {
+			return
+		}
+	}
+	t.Errorf("no note names the approve left for the stopped watcher: %q", notes)
 }
