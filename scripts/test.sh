@@ -18,6 +18,10 @@ export CODEMACHINE_REQUIRE_CLIS=1
 # The build tags of make build (the tests run the binary's code as built).
 TAGS=urfave_cli_no_docs
 $GO test -race -tags "$TAGS" -count=1 -run '^$' ./... >/dev/null
+# nektos/act, which the tests of init --ci github run the generated
+# workflow with, is built from the module proxy into the test cache: here,
+# where the proxy is reachable (about a minute, once per machine).
+$GO run ./internal/testenv/cmd/install-clis -q -act
 
 # go test's -timeout only catches a hung test: each test awaits its own
 # events and gives up after testenv.Patience. Loaded machines run the CLI

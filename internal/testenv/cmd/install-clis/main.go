@@ -3,10 +3,13 @@
 // the repository, as `make test` does up front so that the test binaries
 // find them installed:
 //
-//	go run ./internal/testenv/cmd/install-clis [-q] [NAME...]
+//	go run ./internal/testenv/cmd/install-clis [-q] [-act] [NAME...]
 //
-// With no names it installs all four. It prints "NAME PATH" for each
-// executable. The cache is $CODEMACHINE_TEST_CACHE, else
+// With no names it installs all four. With -act it also builds nektos/act
+// (testenv.Act) into the cache, which the tests of `init --ci github` run
+// the generated workflow with: scripts/test.sh asks for it before the
+// suite runs where nothing can be downloaded. It prints "NAME PATH" for
+// each executable. The cache is $CODEMACHINE_TEST_CACHE, else
 // ${XDG_CACHE_HOME:-$HOME/.cache}/codemachine-test.
 package main
 
@@ -34,8 +37,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("install-clis", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quiet := fs.Bool("q", false, "print nothing but errors")
+	act := fs.Bool("act", false, "build nektos/act into the cache as well")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: install-clis [-q] [NAME...]\nNAME is one of %v; none means all.\n", testenv.Names())
+		fmt.Fprintf(stderr, "usage: install-clis [-q] [-act] [NAME...]\nNAME is one of %v; none means all.\n", testenv.Names())
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -54,6 +58,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "install-clis:", err)
 		return 1
+	}
+	if *act {
+		path, err := testenv.Act(ctx)
+		if err != nil {
+			fmt.Fprintln(stderr, "install-clis:", err)
+			return 1
+		}
+		bins["act"] = path
 	}
 	if *quiet {
 		return 0
