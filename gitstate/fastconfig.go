@@ -16,13 +16,19 @@ import (
 // again whenever one of the configuration files changes (or every time,
 // when the configuration includes other files).
 
-// fastConfig is the configuration as git config --list gives it: keys
-// lower-cased as git prints them, the last value of each key.
+// fastConfig is the configuration as git config --list --show-origin
+// gives it: keys lower-cased as git prints them, the last value of each
+// key, and the includes with the files that make them.
 type fastConfig struct {
 	stamps   []fileStamp
 	volatile bool // includes other files: never reused
 	values   map[string]string
+	includes []configInclude
 }
+
+// configInclude is an include.path or includeIf.*.path entry: its value
+// and the origin git shows for it ("file:PATH", "command line:", ...).
+type configInclude struct{ origin, value string }
 
 type fastConfigCache struct {
 	mu  sync.Mutex
@@ -84,14 +90,25 @@ func (r *Repo) fastConfigFor(ctx context.Context) (*fastConfig, error) {
 	if c := r.fastCache.cur; c != nil && !c.volatile && sameStamps(c.stamps, stamps) {
 		return c, nil
 	}
-	out, err := r.read(ctx, "config", "-z", "--list")
+	out, err := r.read(ctx, "config", "-z", "--list", "--show-origin")
 	var ge *GitError
 	if err != nil && !(errors.As(err, &ge) && ge.ExitCode == 1) {
 		return nil, fmt.Errorf("read the configuration: %w", err)
 	}
-	c := &fastConfig{stamps: stamps, values: map[string]string{}}
-	for _, kv := range strings.Split(out, "\x00") {
-		k, v, hasValue := strings.Cut(kv, "\n")
+	c := parseConfigList(out)
+	c.stamps = stamps
+	r.fastCache.cur = c
+	return c, nil
+}
+
+// parseConfigList reads git config -z --list --show-origin: an origin,
+// then "key\nvalue" (or "key" alone for a boolean true), each ended by a
+// NUL.
+func parseConfigList(out string) *fastConfig {
+	c := &fastConfig{values: map[string]string{}}
+	fields := strings.Split(out, "\x00")
+	for i := 0; i+1 < len(fields); i += 2 {
+		k, v, hasValue := strings.Cut(fields[i+1], "\n")
 		if k == "" {
 			continue
 		}
@@ -101,10 +118,12 @@ func (r *Repo) fastConfigFor(ctx context.Context) (*fastConfig, error) {
 		c.values[k] = v
 		if strings.HasPrefix(k, "include.") || strings.HasPrefix(k, "includeif.") {
 			c.volatile = true
+			if strings.HasSuffix(k, ".path") {
+				c.includes = append(c.includes, configInclude{origin: fields[i], value: v})
+			}
 		}
 	}
-	r.fastCache.cur = c
-	return c, nil
+	return c
 }
 
 func sameStamps(a, b []fileStamp) bool {

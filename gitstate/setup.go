@@ -2,12 +2,12 @@ package gitstate
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/codemachine/codemachine/internal/lazyre"
 )
 
 // Version is what `git --version` says ("git version 2.43.0"): whether git
@@ -20,14 +20,29 @@ func Version(ctx context.Context) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// HooksDir is where git looks for this repository's hooks: .git/hooks, or
-// core.hooksPath when it is set.
+// HooksDir is where git looks for this repository's hooks: .git/hooks (of
+// the common directory), or core.hooksPath when it is set, a relative one
+// against the working tree, where git runs hooks. It reads the
+// configuration git config --list gave (read again when a configuration
+// file changed), as `git rev-parse --git-path hooks` would answer.
 func (r *Repo) HooksDir(ctx context.Context) (string, error) {
-	out, err := r.read(ctx, "rev-parse", "--path-format=absolute", "--git-path", "hooks")
+	c, err := r.fastConfigFor(ctx)
 	if err != nil {
 		return "", fmt.Errorf("find the hooks directory: %w", err)
 	}
-	return strings.TrimSpace(out), nil
+	p, ok := c.get("core.hookspath")
+	if !ok || p == "" {
+		return filepath.Join(r.commonDir, "hooks"), nil
+	}
+	if expanded := r.expandPath(p); expanded != "" {
+		p = expanded
+	} else {
+		return "", fmt.Errorf("find the hooks directory: core.hooksPath %q cannot be expanded", p)
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(r.root, p)
+	}
+	return filepath.Clean(p), nil
 }
 
 // IncludedConfigFiles are the files the repository's configuration
@@ -37,28 +52,21 @@ func (r *Repo) HooksDir(ctx context.Context) (string, error) {
 // its settings through a tracked file (include.path = ../.gitconfig) has
 // git read what lands there.
 func (r *Repo) IncludedConfigFiles(ctx context.Context) ([]string, error) {
-	out, err := r.read(ctx, "config", "-z", "--show-origin", "--get-regexp", `^include(if\..*)?\.path$`)
-	var ge *GitError
-	if err != nil && !(errors.As(err, &ge) && ge.ExitCode == 1) {
+	c, err := r.fastConfigFor(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("read the configuration's includes: %w", err)
 	}
-	fields := strings.Split(out, "\x00")
 	var files []string
-	for i := 0; i+1 < len(fields); i += 2 {
-		origin, ok := strings.CutPrefix(fields[i], "file:")
-		if !ok {
-			continue
-		}
-		_, value, _ := strings.Cut(fields[i+1], "\n")
+	for _, inc := range c.includes {
+		origin, ok := strings.CutPrefix(inc.origin, "file:")
+		value := inc.value
 		switch {
-		case value == "":
+		case !ok || value == "":
 			continue
 		case strings.HasPrefix(value, "~/"):
-			home, err := os.UserHomeDir()
-			if err != nil {
+			if value = r.expandPath(value); value == "" {
 				continue
 			}
-			value = filepath.Join(home, value[2:])
 		case !filepath.IsAbs(value):
 			if !filepath.IsAbs(origin) {
 				origin = filepath.Join(r.root, origin)
@@ -77,19 +85,21 @@ func (r *Repo) IncludedConfigFiles(ctx context.Context) ([]string, error) {
 // repository (sh scripts/clean.sh) runs the copy of whichever working
 // tree git works on.
 func (r *Repo) ConfiguredCommands(ctx context.Context) (map[string]string, error) {
-	out, err := r.read(ctx, "config", "-z", "--get-regexp", commandKeys)
-	var ge *GitError
-	if err != nil && !(errors.As(err, &ge) && ge.ExitCode == 1) {
+	c, err := r.fastConfigFor(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("read the configuration's commands: %w", err)
 	}
 	cmds := map[string]string{}
-	for _, kv := range strings.Split(out, "\x00") {
-		if k, v, _ := strings.Cut(kv, "\n"); k != "" && v != "" {
+	for k, v := range c.values {
+		if v != "" && commandKeyRe().MatchString(k) {
 			cmds[k] = v
 		}
 	}
 	return cmds, nil
 }
+
+// commandKeyRe matches commandKeys.
+var commandKeyRe = lazyre.New(commandKeys)
 
 // commandKeys match the configuration keys whose values git runs.
 const commandKeys = `^(filter\..*\.(clean|smudge|process)|diff\..*\.(textconv|command)|merge\..*\.driver|` +
