@@ -478,11 +478,15 @@ func (w *Worktree) Stage(ctx context.Context) (string, error) {
 	}
 	// Anything else (errStageByGit, or a file that could not be read):
 	// git stages, and reports what it finds wrong.
-	leftOut, err := w.oversizeFiles(ctx)
+	others, err := w.untrackedPaths(ctx)
 	if err != nil {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}
-	nested, gitlinks, err := w.nestedRepos(ctx)
+	leftOut, err := w.oversizeFiles(ctx, others)
+	if err != nil {
+		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
+	}
+	nested, gitlinks, err := w.nestedRepos(ctx, others)
 	if err != nil {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}
@@ -564,22 +568,32 @@ func (w *Worktree) LeftOut() []OversizeFile {
 	return w.leftOut
 }
 
+// untrackedPaths are the worktree's untracked paths that are not ignored,
+// as git ls-files --others lists them (a nested repository as its
+// directory with a trailing slash): read once for oversizeFiles and
+// nestedRepos, as each read walks the whole worktree.
+func (w *Worktree) untrackedPaths(ctx context.Context) ([]string, error) {
+	args := append(append([]string{}, trusted...), "ls-files", "-z", "--others", "--exclude-standard")
+	out, err := w.repo.readWith(ctx, w.opts(), args...)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Split(strings.TrimRight(out, "\x00"), "\x00"), nil
+}
+
 // oversizeFiles are the files LimitFiles's function refuses of those git
-// add -A would stage: the untracked files it would add and the tracked
-// ones it finds changed, by their size.
-func (w *Worktree) oversizeFiles(ctx context.Context) ([]OversizeFile, error) {
+// add -A would stage: the untracked files it would add (others) and the
+// tracked ones it finds changed, by their size.
+func (w *Worktree) oversizeFiles(ctx context.Context, others []string) ([]OversizeFile, error) {
 	if w.tooLarge == nil {
 		return nil, nil
 	}
-	opts := w.opts()
-	var paths []string
-	for _, args := range [][]string{{"ls-files", "-z", "--others", "--exclude-standard"}, {"diff-files", "--name-only", "-z", "--ignore-submodules"}} {
-		out, err := w.repo.readWith(ctx, opts, append(append([]string{}, trusted...), args...)...)
-		if err != nil {
-			return nil, err
-		}
-		paths = append(paths, strings.Split(strings.TrimRight(out, "\x00"), "\x00")...)
+	args := append(append([]string{}, trusted...), "diff-files", "--name-only", "-z", "--ignore-submodules")
+	changed, err := w.repo.readWith(ctx, w.opts(), args...)
+	if err != nil {
+		return nil, err
 	}
+	paths := append(slices.Clone(others), strings.Split(strings.TrimRight(changed, "\x00"), "\x00")...)
 	var out []OversizeFile
 	for _, rel := range paths {
 		if rel == "" {
@@ -607,20 +621,15 @@ func (w *Worktree) Nested() []string {
 // is dirty, with that repository's own configuration: a filter driver
 // a step set there would run outside the sandbox. Staging leaves them all
 // out, so git looks into none.
-func (w *Worktree) nestedRepos(ctx context.Context) (nested, gitlinks []string, err error) {
-	opts := w.opts()
-	args := append(append([]string{}, trusted...), "ls-files", "-z", "--others", "--exclude-standard")
-	out, err := w.repo.readWith(ctx, opts, args...)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, p := range strings.Split(out, "\x00") {
+func (w *Worktree) nestedRepos(ctx context.Context, others []string) (nested, gitlinks []string, err error) {
+	for _, p := range others {
 		if dir, ok := strings.CutSuffix(p, "/"); ok && dir != "" {
 			nested = append(nested, dir)
 		}
 	}
-	args = append(append([]string{}, trusted...), "ls-files", "-z", "--stage")
-	if out, err = w.repo.readWith(ctx, opts, args...); err != nil {
+	args := append(append([]string{}, trusted...), "ls-files", "-z", "--stage")
+	out, err := w.repo.readWith(ctx, w.opts(), args...)
+	if err != nil {
 		return nil, nil, err
 	}
 	for _, e := range strings.Split(out, "\x00") {
