@@ -23,6 +23,11 @@ func outputPipe() (r, w *os.File, err error) {
 	// Nothing flows from codemachine to the program on it.
 	_ = syscall.Shutdown(fds[0], syscall.SHUT_WR)
 	_ = syscall.Shutdown(fds[1], syscall.SHUT_RD)
+	// A pipe's capacity on the program's end (64 KiB; a socket's default
+	// is several times that): what is still in flight when the program's
+	// group has ended is what the drain must read before its deadline
+	// (drainTimeout), as it was with a pipe.
+	_ = syscall.SetsockoptInt(fds[1], syscall.SOL_SOCKET, syscall.SO_SNDBUF, 64<<10)
 	// codemachine's end in non-blocking mode, so that os.NewFile puts it
 	// in the runtime's poller: the drain after a step stops reading on a
 	// deadline (SetReadDeadline) when a process that left the group

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -29,7 +30,8 @@ const (
 	tailBytes       = 64 << 10 // the in-memory tail of the combined output
 	tailLines       = 200      // ... of which at most this many lines are kept
 	defaultGrace    = 5 * time.Second
-	drainTimeout    = time.Second // for pipes held by processes that left the group
+	drainTimeout    = time.Second      // for pipes held by processes that left the group
+	maxDrain        = 30 * time.Second // ... that keep writing
 	groupPollPeriod = 10 * time.Millisecond
 	readBufferBytes = 64 << 10
 	maxMessageLine  = 300 // bytes of an output line quoted in an error message
@@ -164,7 +166,8 @@ func (p *proc) run(ctx context.Context) (procResult, error) {
 
 	res := procResult{pid: sp.cmd.Process.Pid}
 	sink := newLineSink(p.log, p.jsonStdout, p.onLine)
-	readDone := sink.readAll(sp.outR, sp.errR)
+	var lastRead atomic.Int64 // when output last came, in Unix nanoseconds
+	readDone := sink.readAll(progressReader{sp.outR, &lastRead}, progressReader{sp.errR, &lastRead})
 	waitDone := make(chan error, 1)
 	go func() { waitDone <- sp.cmd.Wait() }()
 
@@ -176,7 +179,7 @@ func (p *proc) run(ctx context.Context) (procResult, error) {
 	}
 	defer g.stop()
 	waitErr := p.await(ctx, &g, waitDone, &res)
-	g.cleanup(readDone)
+	g.cleanup(readDone, func() time.Time { return time.Unix(0, lastRead.Load()) })
 	if !isClosed(readDone) {
 		// Something outside the group (a process that called setsid) still
 		// holds the pipes: stop reading rather than hang.
@@ -428,22 +431,26 @@ func (g *group) stop() {
 
 // cleanup runs once the group leader has exited: it stops what is left in
 // the group (SIGTERM, then SIGKILL after the grace period) and waits until
-// the group is gone and the pipes are closed, or until drainTimeout after
-// the group is gone when someone outside it still holds the pipes.
-func (g *group) cleanup(readDone <-chan struct{}) {
+// the group is gone and the pipes are closed, or, when someone outside it
+// still holds the pipes, until no output came for drainTimeout (lastRead,
+// when given, says when some last came: what was in flight when the group
+// ended is read whatever the machine's load) or maxDrain passed.
+func (g *group) cleanup(readDone <-chan struct{}, lastRead func() time.Time) {
 	tick := time.NewTicker(groupPollPeriod)
 	defer tick.Stop()
 	var drain <-chan time.Time
+	var drainTimer *time.Timer
+	var goneAt time.Time
 	gone, pipesClosed := false, false
 	for {
 		if !gone && (g.killSent || !groupAlive(g.pgid)) {
 			// After SIGKILL nothing in the group can linger but zombies,
 			// which close their pipes; polling further could wait forever
 			// where no one reaps them.
-			gone = true
-			t := time.NewTimer(drainTimeout)
-			defer t.Stop()
-			drain = t.C
+			gone, goneAt = true, time.Now()
+			drainTimer = time.NewTimer(drainTimeout)
+			defer drainTimer.Stop()
+			drain = drainTimer.C
 		}
 		if gone && pipesClosed {
 			return
@@ -459,9 +466,26 @@ func (g *group) cleanup(readDone <-chan struct{}) {
 		case <-g.killC:
 			g.kill()
 		case <-drain:
-			return
+			if lastRead == nil || time.Since(lastRead()) >= drainTimeout || time.Since(goneAt) >= maxDrain {
+				return
+			}
+			drainTimer.Reset(drainTimeout - time.Since(lastRead()))
 		}
 	}
+}
+
+// progressReader is r noting when it last read something in last.
+type progressReader struct {
+	r    io.Reader
+	last *atomic.Int64
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.last.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 // groupAlive reports whether any process of the group is still running

@@ -296,6 +296,25 @@ func TestRunEscapedProcessHoldingPipes(t *testing.T) {
 	}
 }
 
+func TestRunReadsWhatKeepsComing(t *testing.T) {
+	t.Parallel()
+	// A process that left the group keeps writing for longer than
+	// drainTimeout, never pausing for long: what it writes is read to its
+	// end rather than cut after drainTimeout, as output still in flight
+	// from the group is on a loaded machine.
+	if _, err := exec.LookPath("setsid"); err != nil {
+		t.Fatalf("this test needs setsid (util-linux): %v", err)
+	}
+	p := shProc(t, "setsid sh -c 'i=0; while [ $i -lt 15 ]; do echo $i; i=$((i+1)); sleep 0.1; done; echo end' & echo started")
+	res, err := p.run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(res.output, "14\nend\n") {
+		t.Errorf("output %q, want it to end with the escaped writer's last lines", res.output)
+	}
+}
+
 func TestRunGraceThenKill(t *testing.T) {
 	t.Parallel()
 	// The shell and its child ignore SIGTERM: SIGKILL follows after grace.

@@ -70,7 +70,7 @@ func (p *proc) runTerminal(ctx context.Context, tty *os.File) (procResult, error
 	waitErr := p.await(ctx, &g, waitDone, &res)
 	closed := make(chan struct{})
 	close(closed)
-	g.cleanup(closed)
+	g.cleanup(closed, nil)
 	res.duration = time.Since(at)
 	if err := p.exitStatus(&res, cmd.ProcessState, waitErr); err != nil {
 		return res, err
