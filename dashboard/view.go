@@ -145,7 +145,10 @@ func (m *model) treeLines() []string {
 		}
 		note := r.note
 		if u := m.units[r.key]; u != nil {
-			note = orchestrator.FormatDuration(m.now.Sub(u.started))
+			// A unit that started after the last tick (the clock the
+			// elapsed times are drawn with) has run for no time yet,
+			// not for a negative one.
+			note = orchestrator.FormatDuration(max(m.now.Sub(u.started), 0))
 			if u.activity != "" {
 				note += "  " + u.activity
 			}

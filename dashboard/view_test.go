@@ -3,6 +3,7 @@ package dashboard
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/codemachine/codemachine/orchestrator"
 )
@@ -64,6 +65,31 @@ func TestColumnWidth(t *testing.T) {
 	for _, tt := range tests {
 		if got := columnWidth(tt.width, tt.cell); got != tt.want {
 			t.Errorf("columnWidth(%d, %q) = %d, want %d", tt.width, tt.cell, got, tt.want)
+		}
+	}
+}
+
+// TestElapsedSinceStart checks the elapsed time of a running unit: the
+// time since it started at the last tick, and no negative time for one
+// that started after the last tick (the tick comes once a second, the
+// start event at any time).
+func TestElapsedSinceStart(t *testing.T) {
+	tick := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	tests := []struct {
+		started time.Time
+		want    string
+	}{
+		{tick.Add(-1500 * time.Millisecond), "1.5s"},
+		{tick, "0.0s"},
+		{tick.Add(100 * time.Millisecond), "0.0s"},
+		{tick.Add(900 * time.Millisecond), "0.0s"},
+	}
+	for _, tt := range tests {
+		m := &model{now: tick, units: map[string]*unitView{"impl": {started: tt.started}}}
+		m.rows = []row{{key: "impl", state: orchestrator.StateRunning, label: "shell"}}
+		line := m.treeLines()[0]
+		if !strings.HasSuffix(line, " "+tt.want) {
+			t.Errorf("started %v after the tick: %q, want it to end in %q", tt.started.Sub(tick), line, tt.want)
 		}
 	}
 }
