@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 )
@@ -14,7 +15,10 @@ import (
 // with message msg, as `git commit --only` does: the user's other changes,
 // staged or not, stay out of the commit and as they were. The user's git
 // hooks run, as for a commit of their own. The paths go to git on standard
-// input, so that a checkout's worth of them fits.
+// input, so that a checkout's worth of them fits, and the message in a
+// file, so that a message of any length does. When the commit fails (a
+// hook refuses it), the paths' index entries are put back as HEAD has
+// them; their files stay as they are in the working tree.
 func (r *Repo) CommitPaths(ctx context.Context, paths []string, msg string) error {
 	if len(paths) == 0 {
 		// An empty pathspec list would mean every path to git.
@@ -25,13 +29,28 @@ func (r *Repo) CommitPaths(ctx context.Context, paths []string, msg string) erro
 		list.WriteString(p)
 		list.WriteByte(0)
 	}
+	msgFile, err := r.tempPath("commit-msg")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(msgFile, []byte(msg), 0o600); err != nil {
+		return fmt.Errorf("commit paths: %w", err)
+	}
+	defer os.Remove(msgFile)
 	fromStdin := runOpts{Stdin: list.Bytes()}
 	// add -A first: --only alone does not take in untracked files.
 	if _, err := r.gitWith(ctx, fromStdin, "--literal-pathspecs", "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"); err != nil {
 		return err
 	}
-	_, err := r.gitWith(ctx, fromStdin, "--literal-pathspecs", "commit", "-q", "--only", "-m", msg,
+	_, err = r.gitWith(ctx, fromStdin, "--literal-pathspecs", "commit", "-q", "--only", "-F", msgFile,
 		"--pathspec-from-file=-", "--pathspec-file-nul")
+	if err != nil {
+		// Not left staged by the add above for the user's next commit.
+		if _, rerr := r.gitWith(context.WithoutCancel(ctx), fromStdin, "--literal-pathspecs", "reset", "-q",
+			"--pathspec-from-file=-", "--pathspec-file-nul"); rerr != nil {
+			return fmt.Errorf("%w (and unstaging the paths again: %w)", err, rerr)
+		}
+	}
 	return err
 }
 

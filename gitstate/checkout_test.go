@@ -44,6 +44,52 @@ func TestCommitPaths(t *testing.T) {
 	}
 }
 
+// TestCommitPathsLongMessage: a message longer than one argument of a
+// command line may be (128 KiB on Linux) is committed whole.
+func TestCommitPathsLongMessage(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"plan.md": "1\n"})
+	write(t, dir, "plan.md", "2\n")
+	msg := "plan: add T1 \"" + strings.Repeat("x", 200_000) + "\""
+	if err := r.CommitPaths(t.Context(), []string{"plan.md"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	if got := git(t, dir, "log", "-1", "--format=%s"); got != msg {
+		t.Errorf("subject of %d bytes, want %d", len(got), len(msg))
+	}
+	if got := statusShort(t, dir); got != "" {
+		t.Errorf("status after the commit:\n%s", got)
+	}
+}
+
+// TestCommitPathsRefused: when a hook refuses the commit, the paths are
+// not left staged for the user's next commit, their files keep the new
+// content, and the user's own staged change stays staged.
+func TestCommitPathsRefused(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"plan.md": "1\n", "mine.txt": "1\n"})
+	write(t, dir, "mine.txt", "2\n")
+	git(t, dir, "add", "mine.txt")
+	hooks := filepath.Join(dir, ".git", "hooks")
+	if err := os.MkdirAll(hooks, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(hooks, "pre-commit"), []byte("#!/bin/sh\necho no >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, "config", "core.hooksPath", hooks)
+	head := git(t, dir, "rev-parse", "HEAD")
+	write(t, dir, "plan.md", "2\n")
+	write(t, dir, "new.md", "new\n")
+	if err := r.CommitPaths(t.Context(), []string{"plan.md", "new.md"}, "plan: edit"); err == nil {
+		t.Fatal("CommitPaths with a refusing pre-commit hook succeeded")
+	}
+	if got := git(t, dir, "rev-parse", "HEAD"); got != head {
+		t.Errorf("HEAD moved to %s", got)
+	}
+	if got := statusShort(t, dir); got != "M  mine.txt\n M plan.md\n?? new.md" {
+		t.Errorf("status after the refused commit:\n%s", got)
+	}
+}
+
 func TestIgnoredDirs(t *testing.T) {
 	dir, r := newRepo(t, map[string]string{
 		".gitignore":              "build/\nnode_modules/\n*.tmp\n",
