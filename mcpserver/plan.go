@@ -185,10 +185,16 @@ func (s *server) editPlan(ctx context.Context, plan string, edit planEditor) (*m
 	if err != nil || out == nil {
 		return text("%s", msg), nil, err
 	}
-	if err := writeFile(filepath.Join(repo.Root(), filepath.FromSlash(path)), out); err != nil {
+	file := filepath.Join(repo.Root(), filepath.FromSlash(path))
+	if err := writeFile(file, out); err != nil {
 		return nil, nil, err
 	}
 	if err := repo.CommitPaths(ctx, []string{path}, msg); err != nil {
+		// The plan file was clean: it goes back to what was committed,
+		// and nothing of the refused edit is left behind.
+		if rerr := restoreFile(file, data); rerr != nil {
+			return nil, nil, fmt.Errorf("commit %s: %w (and putting the file back: %w)", path, err, rerr)
+		}
 		return nil, nil, fmt.Errorf("commit %s: %w", path, err)
 	}
 	after, err := repo.Head()
@@ -306,6 +312,18 @@ func listOr(items []string) string {
 func writeFile(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+// restoreFile puts back a file's content as it was read, data (nil: it
+// did not exist).
+func restoreFile(path string, data []byte) error {
+	if data == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
 	}
 	return os.WriteFile(path, data, 0o644)
 }

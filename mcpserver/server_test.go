@@ -204,6 +204,34 @@ func TestPlanTools(t *testing.T) {
 	}
 }
 
+// TestPlanCommitRefused: when the commit of a plan edit fails (the user's
+// pre-commit hook refuses it), the tool says so and leaves the checkout
+// as it was: the plan file as committed, nothing staged.
+func TestPlanCommitRefused(t *testing.T) {
+	dir := newRepo(t)
+	hooks := filepath.Join(dir, ".git", "hooks")
+	write(t, dir, ".git/hooks/pre-commit", "#!/bin/sh\necho 'pre-commit: plan frozen' >&2\nexit 1\n")
+	if err := os.Chmod(filepath.Join(hooks, "pre-commit"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, dir, "config", "core.hooksPath", hooks)
+	head := testenv.Git(t, dir, "rev-parse", "HEAD")
+	cs := connect(t, Options{Dir: dir, Environ: os.Environ()})
+	out, isErr := call(t, cs, "plan_add", map[string]any{"title": "Refused"})
+	if !isErr || !strings.Contains(out, "plan frozen") {
+		t.Errorf("plan_add with a refusing hook: %q (error %v), want the hook's refusal", out, isErr)
+	}
+	if got := testenv.Git(t, dir, "rev-parse", "HEAD"); got != head {
+		t.Errorf("HEAD moved")
+	}
+	if st := testenv.Git(t, dir, "status", "--porcelain"); st != "" {
+		t.Errorf("the refused edit left the checkout changed:\n%s", st)
+	}
+	if got := read(t, filepath.Join(dir, ".codemachine/plan.md")); got != testPlan {
+		t.Errorf("plan.md after the refused edit:\n%s", got)
+	}
+}
+
 // TestRefusedWhileLocked: while another codemachine holds the lock, tools
 // that change the repository are refused, naming it; reads still work.
 func TestRefusedWhileLocked(t *testing.T) {
