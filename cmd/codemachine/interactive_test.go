@@ -12,7 +12,8 @@ import (
 
 // TestInteractive runs the scenarios in testdata/interactive: the real
 // agent CLIs' own UIs in a tmux terminal against the fake model (the llm
-// and cli commands of TestEngines, the term commands of TestTerminal).
+// and cli commands of TestEngines, the term commands of TestTerminal, the
+// unlocked command of TestWatch).
 func TestInteractive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the real agent CLIs")
@@ -42,5 +43,6 @@ func TestInteractive(t *testing.T) {
 	p.Cmds["term"] = cmdTerm
 	p.Cmds["llm"] = cmdLLM
 	p.Cmds["cli"] = cmdCLI
+	p.Cmds["unlocked"] = cmdUnlocked
 	testscript.Run(t, p)
 }

@@ -19,16 +19,21 @@ import (
 // between updating the files and the branch, and must not be cut there.
 const lockWait = 3 * time.Second
 
-// interruptContext returns a context that the first SIGINT or SIGTERM
-// cancels: running agents are then stopped gracefully (SIGTERM to their
-// process groups, SIGKILL after the grace period), their partial work is
-// kept, the lock released, and the command exits 130. A second signal
-// stops at once: the agents' process groups are killed and the process
-// exits 130 without waiting for them.
+// interruptContext returns a context that the first SIGINT, SIGTERM or
+// SIGHUP cancels: running agents are then stopped gracefully (SIGTERM to
+// their process groups, SIGKILL after the grace period), their partial
+// work is kept, the lock released, and the command exits 130. A second
+// signal stops at once: the agents' process groups are killed and the
+// process exits 130 without waiting for them.
+//
+// SIGHUP is what a closed terminal (a closed window or tmux pane, a lost
+// ssh connection) sends: the work of an agent's UI open in it is kept as
+// that of a Ctrl-C. A codemachine started with SIGHUP ignored (nohup)
+// keeps ignoring it.
 func interruptContext(stderr io.Writer) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigc := make(chan os.Signal, 2)
-	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigc, stopSignals()...)
 	done := make(chan struct{})
 	go func() {
 		select {
@@ -57,6 +62,16 @@ func interruptContext(stderr io.Writer) (context.Context, func()) {
 		close(done)
 		cancel()
 	}
+}
+
+// stopSignals are the signals interruptContext stops on: SIGINT, SIGTERM
+// and, unless it is ignored (nohup), SIGHUP. Notify would undo the ignoring.
+func stopSignals() []os.Signal {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
 }
 
 // hardStop kills the process groups of the running agents, checks and

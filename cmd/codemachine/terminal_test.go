@@ -64,10 +64,10 @@ type termState struct {
 	started    bool
 }
 
-// cmdTerm: term start|wait|keys|type|screen (see TestTerminal).
+// cmdTerm: term start|wait|keys|type|screen|close (see TestTerminal).
 func cmdTerm(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 2 {
-		ts.Fatalf("usage: term start|wait|keys|type|screen NAME ...")
+		ts.Fatalf("usage: term start|wait|keys|type|screen|close NAME ...")
 	}
 	st := ts.Value(termKey{}).(*termState)
 	run := func(a ...string) {
@@ -131,6 +131,10 @@ func cmdTerm(ts *testscript.TestScript, neg bool, args []string) {
 		run("send-keys", "-t", name, "-l", strings.Join(args[2:], " "))
 	case "screen":
 		run("capture-pane", "-p", "-S", "-", "-t", name)
+	case "close":
+		// The terminal goes away as a closed window's: its programs
+		// get SIGHUP.
+		run("kill-session", "-t", name)
 	default:
 		ts.Fatalf("term: unknown subcommand %q", args[0])
 	}
