@@ -66,6 +66,9 @@ func (p *Plan) AddTask(t NewTask, at Placement) ([]byte, string, error) {
 	if err := p.checkNew(t.ID, t.Title, t.After); err != nil {
 		return nil, "", err
 	}
+	if err := checkBody(t.ID, t.Body); err != nil {
+		return nil, "", err
+	}
 	data := p.Data
 	if len(bytes.TrimSpace(data)) == 0 {
 		data = []byte(EmptyPlan)
@@ -122,6 +125,9 @@ func (p *Plan) EditTask(id string, e TaskEdit) ([]byte, error) {
 	}
 	if e.Body != nil {
 		body = *e.Body
+		if err := checkBody(id, body); err != nil {
+			return nil, err
+		}
 	}
 	if e.After != nil {
 		after = *e.After
@@ -160,6 +166,24 @@ func (p *Plan) checkNew(id, title string, after []string) error {
 			}
 			return editErr("task %s depends on unknown task %q%s", id, dep, suggest(dep, ids))
 		}
+	}
+	return nil
+}
+
+// checkBody refuses a body that leaves a code fence (```) open: placed
+// last, the plan would still read, but every task added after it later
+// would be taken into the fence as text.
+func checkBody(id, body string) error {
+	var fence fenceState
+	for _, line := range strings.Split(body, "\n") {
+		if fence.open {
+			fence.closeOn(line)
+		} else {
+			fence.openOn(line, true)
+		}
+	}
+	if fence.open {
+		return editErr("task %s: the body leaves a code fence (%s) open; close it", id, strings.Repeat(string(fence.char), fence.n))
 	}
 	return nil
 }

@@ -162,7 +162,16 @@ func TestPlanEditOpenFence(t *testing.T) {
 	if _, err := p.EditTask("T1", TaskEdit{Body: &open}); !errors.Is(err, ErrPlanEdit) || !strings.Contains(err.Error(), "code fence") {
 		t.Errorf("editing T1's body to take in T2: %v, want an ErrPlanEdit about the fence", err)
 	}
-	// The last task's open fence takes in every task added after it.
+	// Nor as the last task, where the plan would still read but the next
+	// task added would be taken into the fence.
+	if _, _, err := p.AddTask(NewTask{Title: "fenced", Body: open}, Placement{}); !errors.Is(err, ErrPlanEdit) || !strings.Contains(err.Error(), "leaves a code fence (```) open") {
+		t.Errorf("adding a last task whose body leaves a fence open: %v, want an ErrPlanEdit about the fence", err)
+	}
+	if _, err := p.EditTask("T2", TaskEdit{Body: ptr("~~~~\ncode\n~~~")}); !errors.Is(err, ErrPlanEdit) || !strings.Contains(err.Error(), "leaves a code fence (~~~~) open") {
+		t.Errorf("editing the last task's body to leave a fence open: %v, want an ErrPlanEdit about the fence", err)
+	}
+	// The last task's open fence (written by hand) takes in every task
+	// added after it.
 	q := mustPlan(t, "# Plan\n- [ ] T1: one\n  ```\n  code\n")
 	if _, _, err := q.AddTask(NewTask{Title: "two"}, Placement{}); !errors.Is(err, ErrPlanEdit) || !strings.Contains(err.Error(), "T2 as written (1 tasks, want 2)") {
 		t.Errorf("adding after a fence left open: %v, want an ErrPlanEdit saying T2 would not read back", err)
