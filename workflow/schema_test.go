@@ -271,6 +271,27 @@ func TestSchemaRejects(t *testing.T) {
 			t.Errorf("%s: the schema accepts\n%s", name, data)
 		}
 	}
+	// What the parser refuses and a schema can say: an editor marks it
+	// before codemachine validate does.
+	for name, data := range map[string]string{
+		"max_iterations without until": head + "  - {id: a, run: x, max_iterations: 3}\n",
+		"parallel without foreach":     head + "  - {id: a, run: x, parallel: 2}\n",
+		"foreach step loops":           head + "  - {id: a, run: x, foreach: p.md, until: \"true\"}\n",
+		"empty foreach":                head + "  - {id: a, run: x, foreach: \"\"}\n",
+		"empty foreach glob":           head + "  - {id: a, run: x, foreach: {glob: \"\"}}\n",
+		"empty foreach items":          head + "  - {id: a, run: x, foreach: {items: \"\"}}\n",
+		"empty input":                  head + "  - {id: a, run: x, inputs: [\"\"]}\n",
+		"empty output":                 head + "  - {id: a, run: x, outputs: \"\"}\n",
+		"empty writable path":          head + "  - {id: a, run: x, sandbox: {writable: [\"\"]}}\n",
+		"zero max_file_size":           head + "  - {id: a, run: x, max_file_size: 0}\n",
+	} {
+		if _, err := ParseWorkflow(WorkflowFile, []byte(data), testEngines); err == nil {
+			t.Errorf("%s: the parser accepts\n%s", name, data)
+		}
+		if err := wf.Validate(instance(t, name, data)); err == nil {
+			t.Errorf("%s: the schema accepts\n%s", name, data)
+		}
+	}
 	ag, _ := resolved(t, SchemaAgent)
 	for name, data := range map[string]string{
 		"shell engine": "engine: shell\n",
