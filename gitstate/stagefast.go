@@ -235,7 +235,7 @@ func parseCacheTree(b []byte, dir string, trees map[string][20]byte) ([]byte, er
 // its add -A checks the tracked files' stat data on several threads, the
 // walk here on one. Measured at 100,000 files (BenchmarkStepOverhead, a
 // step in a row): 714 ms a step staged here, 448 ms staged by git.
-const stageInProcessMaxEntries = 20000
+var stageInProcessMaxEntries = 20000 // a variable for the tests of stagegit.go
 
 // stageRules is what the configuration says about staging: in-process
 // or not, and the ignore files to read.

@@ -50,11 +50,34 @@ func copyFile(t *testing.T, from, to string) {
 // and objects git fsck --strict finds sound; git then sees the worktree
 // as clean through the index written, and a second stage changes nothing.
 func TestStageInProcessLikeGit(t *testing.T) {
+	for _, tt := range stageChanges() {
+		t.Run(tt.name, func(t *testing.T) { checkStageLikeGit(t, tt.change, 0) })
+	}
+}
+
+// TestStageWithGitLikeGitAdd: where git stages (an index too large for
+// the in-process stage, here every index), the stage gives the tree and
+// the index entries git add -A gives, on every shape of change, with at
+// most three git processes (status, update-index, write-tree) whatever
+// the change.
+func TestStageWithGitLikeGitAdd(t *testing.T) {
+	defer func(n int) { stageInProcessMaxEntries = n }(stageInProcessMaxEntries)
+	stageInProcessMaxEntries = 0
+	for _, tt := range stageChanges() {
+		t.Run(tt.name, func(t *testing.T) { checkStageLikeGit(t, tt.change, 3) })
+	}
+}
+
+// stageChange is one shape of change a step leaves in its worktree.
+type stageChange struct {
+	name   string
+	change func(t *testing.T, dir string, r *Repo)
+}
+
+// stageChanges are the shapes of change the stage tests cover.
+func stageChanges() []stageChange {
 	home := os.Getenv("HOME")
-	tests := []struct {
-		name   string
-		change func(t *testing.T, dir string, r *Repo)
-	}{
+	return []stageChange{
 		{"nothing", func(*testing.T, string, *Repo) {}},
 		{"change a file", func(t *testing.T, d string, _ *Repo) { write(t, d, "a.txt", "changed\n") }},
 		{"same size, same second", func(t *testing.T, d string, _ *Repo) { write(t, d, "a.txt", "A\n") }},
@@ -161,51 +184,55 @@ func TestStageInProcessLikeGit(t *testing.T) {
 			write(t, d, "run.sh", "#!/bin/sh\necho\n")
 		}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir, r := newRepo(t, stageBase)
-			head := git(t, dir, "rev-parse", "HEAD")
-			w := mustWorktree(t, r, 0, head)
-			tt.change(t, w.Path(), r)
-			ref := filepath.Join(t.TempDir(), "index")
-			copyFile(t, w.index, ref)
-			if _, err := r.fastConfigFor(t.Context()); err != nil {
-				t.Fatal(err) // read once per configuration: not the stage's
-			}
-			if _, err := r.refSettingsFor(t.Context()); err != nil {
-				t.Fatal(err) // the slot ref's settings, likewise
-			}
-			before := r.Processes()
-			got, err := w.Stage(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n := r.Processes() - before; n != 0 {
-				t.Fatalf("the stage started %d git processes", n)
-			}
-			git(t, dir, "fsck", "--strict", "--no-dangling")
-			gitOnWorktree(t, w, ref, "add", "-A")
-			want := gitOnWorktree(t, w, ref, "write-tree")
-			if got != want {
-				t.Fatalf("tree %s, git add -A && git write-tree: %s\n%s", got, want, gitOnWorktree(t, w, ref, "ls-files", "-s"))
-			}
-			if g, wnt := gitOnWorktree(t, w, w.index, "ls-files", "-s"), gitOnWorktree(t, w, ref, "ls-files", "-s"); g != wnt {
-				t.Fatalf("index entries:\n%s\ngit's:\n%s", g, wnt)
-			}
-			if s := gitOnWorktree(t, w, w.index, "diff-files", "--name-status"); s != "" {
-				t.Fatalf("git diff-files through the index written: %q", s)
-			}
-			if s := gitOnWorktree(t, w, w.index, "ls-files", "--others", "--exclude-standard"); s != "" {
-				t.Fatalf("untracked files git would add: %q", s)
-			}
-			if tree := gitOnWorktree(t, w, w.index, "write-tree"); tree != got {
-				t.Fatalf("git write-tree from the index written (its cache tree): %s, want %s", tree, got)
-			}
-			again, err := w.Stage(t.Context())
-			if err != nil || again != got {
-				t.Fatalf("second stage: %s, %v; want %s", again, err, got)
-			}
-		})
+}
+
+// checkStageLikeGit stages change's worktree and compares with git add -A
+// and git write-tree on a copy of the index: the tree, the index entries,
+// objects git fsck --strict finds sound; git then sees the worktree as
+// clean through the index written, and a second stage changes nothing.
+// The stage may start at most maxGit git processes.
+func checkStageLikeGit(t *testing.T, change func(t *testing.T, dir string, r *Repo), maxGit int64) {
+	dir, r := newRepo(t, stageBase)
+	head := git(t, dir, "rev-parse", "HEAD")
+	w := mustWorktree(t, r, 0, head)
+	change(t, w.Path(), r)
+	ref := filepath.Join(t.TempDir(), "index")
+	copyFile(t, w.index, ref)
+	if _, err := r.fastConfigFor(t.Context()); err != nil {
+		t.Fatal(err) // read once per configuration: not the stage's
+	}
+	if _, err := r.refSettingsFor(t.Context()); err != nil {
+		t.Fatal(err) // the slot ref's settings, likewise
+	}
+	before := r.Processes()
+	got, err := w.Stage(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Processes() - before; n > maxGit {
+		t.Fatalf("the stage started %d git processes, want at most %d", n, maxGit)
+	}
+	git(t, dir, "fsck", "--strict", "--no-dangling")
+	gitOnWorktree(t, w, ref, "add", "-A")
+	want := gitOnWorktree(t, w, ref, "write-tree")
+	if got != want {
+		t.Fatalf("tree %s, git add -A && git write-tree: %s\n%s", got, want, gitOnWorktree(t, w, ref, "ls-files", "-s"))
+	}
+	if g, wnt := gitOnWorktree(t, w, w.index, "ls-files", "-s"), gitOnWorktree(t, w, ref, "ls-files", "-s"); g != wnt {
+		t.Fatalf("index entries:\n%s\ngit's:\n%s", g, wnt)
+	}
+	if s := gitOnWorktree(t, w, w.index, "diff-files", "--name-status"); s != "" {
+		t.Fatalf("git diff-files through the index written: %q", s)
+	}
+	if s := gitOnWorktree(t, w, w.index, "ls-files", "--others", "--exclude-standard"); s != "" {
+		t.Fatalf("untracked files git would add: %q", s)
+	}
+	if tree := gitOnWorktree(t, w, w.index, "write-tree"); tree != got {
+		t.Fatalf("git write-tree from the index written (its cache tree): %s, want %s", tree, got)
+	}
+	again, err := w.Stage(t.Context())
+	if err != nil || again != got {
+		t.Fatalf("second stage: %s, %v; want %s", again, err, got)
 	}
 }
 
@@ -408,4 +435,47 @@ func TestStepGitProcesses(t *testing.T) {
 		t.Errorf("the pooled worktree stages %s, want the tip's tree %s", tree, want)
 	}
 	w.Discard()
+}
+
+// TestStageWithGitLeavesOut: where git stages, files LimitFiles refuses
+// are left out unread (an untracked one is not added, a tracked one keeps
+// its entry) and nested repositories are left out, each listed, while the
+// rest of the change is staged.
+func TestStageWithGitLeavesOut(t *testing.T) {
+	defer func(n int) { stageInProcessMaxEntries = n }(stageInProcessMaxEntries)
+	stageInProcessMaxEntries = 0
+	dir, r := newRepo(t, stageBase)
+	w := mustWorktree(t, r, 0, git(t, dir, "rev-parse", "HEAD"))
+	w.LimitFiles(func(_ string, size int64) bool { return size > 100 })
+	big := strings.Repeat("x", 101)
+	write(t, w.Path(), "new/big", big)
+	write(t, w.Path(), "b/c.txt", big)
+	write(t, w.Path(), "new/small", "small\n")
+	git(t, w.Path(), "init", "-q", "inner")
+	write(t, w.Path(), "inner/f", "f\n")
+	tree, err := w.Stage(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []OversizeFile{{Path: "b/c.txt", Size: 101}, {Path: "new/big", Size: 101}}
+	got := w.LeftOut()
+	slices.SortFunc(got, func(a, b OversizeFile) int { return strings.Compare(a.Path, b.Path) })
+	if !slices.Equal(got, want) {
+		t.Errorf("LeftOut() = %v, want %v", got, want)
+	}
+	if n := w.Nested(); !slices.Equal(n, []string{"inner"}) {
+		t.Errorf("Nested() = %q, want [inner]", n)
+	}
+	files := git(t, dir, "ls-tree", "-r", "--name-only", tree)
+	for _, p := range []string{"new/big", "inner"} {
+		if slices.Contains(strings.Split(files, "\n"), p) {
+			t.Errorf("%s staged:\n%s", p, files)
+		}
+	}
+	if !slices.Contains(strings.Split(files, "\n"), "new/small") {
+		t.Errorf("new/small not staged:\n%s", files)
+	}
+	if c := git(t, dir, "show", tree+":b/c.txt"); c != "c" {
+		t.Errorf("b/c.txt staged as %q, want the base's", c)
+	}
 }

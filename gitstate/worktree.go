@@ -451,8 +451,8 @@ func (w *Worktree) RestoreWork(ctx context.Context, commit string) error {
 
 // Stage stages everything in the worktree (additions, changes, deletions;
 // not ignored files) in the private index and returns the resulting tree:
-// in the process where it can (stagefast.go), else with git add -A and
-// git write-tree.
+// in the process where it can (stagefast.go), else with git status, git
+// update-index and git write-tree (stagegit.go).
 // Commits the agent made in its scratch repository are thereby folded:
 // only the worktree's files count, and the step commit's parent is Base.
 func (w *Worktree) Stage(ctx context.Context) (string, error) {
@@ -478,32 +478,12 @@ func (w *Worktree) Stage(ctx context.Context) (string, error) {
 	}
 	// Anything else (errStageByGit, or a file that could not be read):
 	// git stages, and reports what it finds wrong.
-	others, err := w.untrackedPaths(ctx)
+	tree, err = w.stageWithGit(ctx)
 	if err != nil {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}
-	leftOut, err := w.oversizeFiles(ctx, others)
-	if err != nil {
-		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
-	}
-	nested, gitlinks, err := w.nestedRepos(ctx, others)
-	if err != nil {
-		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
-	}
-	leave := append(slices.Clone(gitlinks), nested...)
-	for _, f := range leftOut {
-		leave = append(leave, f.Path)
-	}
-	if err := w.addAll(ctx, leave); err != nil {
-		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
-	}
-	w.leftOut, w.nested = leftOut, nested
-	out, err := w.git(ctx, "write-tree")
-	if err != nil {
-		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
-	}
-	w.staged = trimNL(out)
-	return w.staged, w.Protect(ctx, w.staged)
+	w.staged = tree
+	return tree, w.Protect(ctx, tree)
 }
 
 // GuardedFileError is a change to a file GuardFiles guards: Stage
@@ -568,100 +548,11 @@ func (w *Worktree) LeftOut() []OversizeFile {
 	return w.leftOut
 }
 
-// untrackedPaths are the worktree's untracked paths that are not ignored,
-// as git ls-files --others lists them (a nested repository as its
-// directory with a trailing slash): read once for oversizeFiles and
-// nestedRepos, as each read walks the whole worktree.
-func (w *Worktree) untrackedPaths(ctx context.Context) ([]string, error) {
-	args := append(append([]string{}, trusted...), "ls-files", "-z", "--others", "--exclude-standard")
-	out, err := w.repo.readWith(ctx, w.opts(), args...)
-	if err != nil {
-		return nil, err
-	}
-	return strings.Split(strings.TrimRight(out, "\x00"), "\x00"), nil
-}
-
-// oversizeFiles are the files LimitFiles's function refuses of those git
-// add -A would stage: the untracked files it would add (others) and the
-// tracked ones it finds changed, by their size.
-func (w *Worktree) oversizeFiles(ctx context.Context, others []string) ([]OversizeFile, error) {
-	if w.tooLarge == nil {
-		return nil, nil
-	}
-	args := append(append([]string{}, trusted...), "diff-files", "--name-only", "-z", "--ignore-submodules")
-	changed, err := w.repo.readWith(ctx, w.opts(), args...)
-	if err != nil {
-		return nil, err
-	}
-	paths := append(slices.Clone(others), strings.Split(strings.TrimRight(changed, "\x00"), "\x00")...)
-	var out []OversizeFile
-	for _, rel := range paths {
-		if rel == "" {
-			continue
-		}
-		st, err := os.Lstat(filepath.Join(w.path, filepath.FromSlash(rel)))
-		if err == nil && st.Mode().IsRegular() && w.tooLarge(rel, st.Size()) {
-			out = append(out, OversizeFile{Path: rel, Size: st.Size()})
-		}
-	}
-	return out, nil
-}
-
 // Nested are the nested repositories the last Stage left out: a
 // directory of the worktree with a .git of its own, which git add would
 // record as a gitlink without its files.
 func (w *Worktree) Nested() []string {
 	return w.nested
-}
-
-// nestedRepos are the nested repositories in the worktree that git add -A
-// would look into (nested: untracked ones, and gitlinks of the index
-// whose directory has a .git) and every gitlink of the index (gitlinks).
-// git add runs git status inside a gitlink's repository to see whether it
-// is dirty, with that repository's own configuration: a filter driver
-// a step set there would run outside the sandbox. Staging leaves them all
-// out, so git looks into none.
-func (w *Worktree) nestedRepos(ctx context.Context, others []string) (nested, gitlinks []string, err error) {
-	for _, p := range others {
-		if dir, ok := strings.CutSuffix(p, "/"); ok && dir != "" {
-			nested = append(nested, dir)
-		}
-	}
-	args := append(append([]string{}, trusted...), "ls-files", "-z", "--stage")
-	out, err := w.repo.readWith(ctx, w.opts(), args...)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, e := range strings.Split(out, "\x00") {
-		mode, rest, _ := strings.Cut(e, " ")
-		_, name, ok := strings.Cut(rest, "\t")
-		if mode != "160000" || !ok {
-			continue
-		}
-		gitlinks = append(gitlinks, name)
-		if _, err := os.Lstat(filepath.Join(w.path, filepath.FromSlash(name), ".git")); err == nil {
-			nested = append(nested, name)
-		}
-	}
-	return nested, gitlinks, nil
-}
-
-// addAll is git add -A over the worktree, leaving out the paths given.
-func (w *Worktree) addAll(ctx context.Context, leave []string) error {
-	if len(leave) == 0 {
-		_, err := w.git(ctx, "add", "-A")
-		return err
-	}
-	var spec strings.Builder
-	spec.WriteString(".\x00")
-	for _, p := range leave {
-		spec.WriteString(":(exclude,literal)" + p + "\x00")
-	}
-	opts := w.opts()
-	opts.Stdin = []byte(spec.String())
-	args := append(append([]string{}, trusted...), "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul")
-	_, err := w.repo.gitWith(ctx, opts, args...)
-	return err
 }
 
 // StagePaths stages just the given paths (new, changed or deleted) on top
