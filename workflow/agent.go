@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+	"unicode/utf8"
 
 	"github.com/codemachine/codemachine/internal/lazyre"
 
@@ -64,8 +65,23 @@ func parseAgent(file string, data []byte, engines []string, errs *Errors) *Agent
 		return a
 	}
 	a.Body = body
+	checkBodyNUL(a, errs)
 	a.compile(errs)
 	return a
+}
+
+// checkBodyNUL reports a NUL byte in the body: a prompt reaches an
+// interactive step's CLI as a command-line argument, which cannot hold one,
+// and no model is helped by one (it comes from a binary file pasted in).
+func checkBodyNUL(a *Agent, errs *Errors) {
+	i := strings.IndexByte(a.Body, 0)
+	if i < 0 {
+		return
+	}
+	before := a.Body[:i]
+	lineStart := strings.LastIndexByte(before, '\n') + 1
+	errs.Add(Pos{File: a.File, Line: a.BodyLine + strings.Count(before, "\n"), Col: utf8.RuneCountInString(before[lineStart:]) + 1},
+		"a NUL byte in the prompt: an interactive step passes the prompt as a command-line argument, which cannot hold one")
 }
 
 // compile parses Body into a.tmpl, reporting syntax errors, unknown

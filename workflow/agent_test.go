@@ -117,6 +117,7 @@ func TestParseAgentErrors(t *testing.T) {
 		{"unknown field in a chain of three, at its start", "x {{ .Step.Nope.Bar }}", []string{`x.md:1:6: unknown field ".Step.Nope"`}},
 		{"the second of two equal references", "{{ .Step.Nope.A }} {{ .Step.Nope.A }}", []string{`x.md:1:4: unknown field ".Step.Nope"`, `x.md:1:23: unknown field ".Step.Nope"`}},
 		{"fields inside with are not checked", "{{ with .Task }}{{ .Title }}{{ end }}", nil},
+		{"a NUL byte, after front matter", "---\nname: x\n---\nline 4\nnö \x00 here\n", []string{`x.md:5:4: a NUL byte in the prompt: an interactive step passes the prompt as a command-line argument, which cannot hold one`}},
 		{"else of with keeps dot", "{{ with .Task }}{{ .Title }}{{ else }}{{ .Nope }}{{ end }}", []string{`x.md:1:42: unknown field ".Nope"`}},
 	}
 	for _, tt := range tests {
