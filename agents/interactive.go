@@ -27,6 +27,20 @@ type termRun struct {
 // the UIs take it as an argument, and Linux limits one to 128 KiB.
 const maxArgPrompt = 120 << 10
 
+// checkFirstMessage says why msg cannot be an interactive run's first
+// message, "" when it can: it is a command-line argument, which is at
+// most maxArgPrompt long and cannot hold a NUL byte (a file read into the
+// prompt may bring one).
+func checkFirstMessage(msg string) string {
+	switch {
+	case len(msg) > maxArgPrompt:
+		return fmt.Sprintf("the prompt is %d KiB; an interactive run takes at most %d KiB as its first message", len(msg)>>10, maxArgPrompt>>10)
+	case strings.IndexByte(msg, 0) >= 0:
+		return fmt.Sprintf("the prompt holds a NUL byte (at byte %d); an interactive run passes it as a command-line argument, which cannot hold one", strings.IndexByte(msg, 0))
+	}
+	return ""
+}
+
 // firstMessage is what an interactive run types in first: the whole task
 // for a new session, the continue message for a resumed one (nothing
 // when resuming without one: the person speaks first).
@@ -45,9 +59,8 @@ func (e *cliEngine) runInteractive(ctx context.Context, req Request, env []strin
 	if e.interactive == nil {
 		return Result{}, &RunError{Class: Fatal, Engine: e.name, Msg: e.name + " " + errNoInteractive.Error() + " yet"}
 	}
-	if len(firstMessage(req)) > maxArgPrompt {
-		return Result{}, &RunError{Class: Fatal, Engine: e.name,
-			Msg: fmt.Sprintf("the prompt is %d KiB; an interactive run takes at most %d KiB as its first message", len(firstMessage(req))>>10, maxArgPrompt>>10)}
+	if msg := checkFirstMessage(firstMessage(req)); msg != "" {
+		return Result{}, &RunError{Class: Fatal, Engine: e.name, Msg: msg}
 	}
 	tr, err := e.interactive(req, env)
 	if err != nil {

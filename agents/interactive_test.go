@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -97,5 +98,23 @@ func TestClaudeInteractiveSeed(t *testing.T) {
 	resumed, err := claudeInteractive(Request{Home: home, Dir: "/wt", Prompt: "Do it.", Resume: "S1"}, env)
 	if err != nil || !slices.Equal(resumed.args, []string{"--permission-mode", "bypassPermissions", "--resume", "S1"}) {
 		t.Errorf("resume without a message: %q, %v", resumed.args, err)
+	}
+}
+
+// An interactive run's first message is a command-line argument: one
+// too long for Linux, or holding a NUL byte, is refused with the reason
+// before any process starts.
+func TestCheckFirstMessage(t *testing.T) {
+	for _, tc := range []struct {
+		name, msg, want string
+	}{
+		{"a prompt", "Do it.\n", ""},
+		{"the longest", strings.Repeat("x", maxArgPrompt), ""},
+		{"too long", strings.Repeat("x", maxArgPrompt+1), "the prompt is 120 KiB; an interactive run takes at most 120 KiB as its first message"},
+		{"a NUL byte", "Read this:\n\x00\x01", "the prompt holds a NUL byte (at byte 11); an interactive run passes it as a command-line argument, which cannot hold one"},
+	} {
+		if got := checkFirstMessage(tc.msg); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }
