@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -38,13 +39,16 @@ type LogEntry struct {
 	Run         string    `json:"run,omitempty"`
 	Author      string    `json:"author"`
 	Date        time.Time `json:"date"`
+	// Problems name the trailers that do not parse (edited by hand):
+	// their fields are left at zero (cost unknown).
+	Problems []string `json:"problems,omitempty"`
 }
 
 // Log lists the step commits on the first-parent history of HEAD, and
 // those a merge on it brought in (a review merged as a pull request) after
 // the merge, newest first, at most limit of them (0 = no limit). A
-// hand-edited trailer that does not parse is a *ConfigError naming the
-// commit and trailer.
+// hand-edited trailer that does not parse leaves its field at zero and is
+// named in the entry's Problems: one such commit does not hide the rest.
 func (o *Orchestrator) Log(limit int) ([]LogEntry, error) {
 	head, err := o.repo.Head()
 	if err != nil {
@@ -69,16 +73,24 @@ func (o *Orchestrator) Log(limit int) ([]LogEntry, error) {
 		if err != nil || msg.Get(gitstate.TrailerStep) == "" {
 			continue
 		}
-		e, err := logEntry(c, msg)
-		if err != nil {
-			return nil, &ConfigError{Err: err}
-		}
-		entries = append(entries, e)
+		entries = append(entries, logEntry(c, msg))
 		if limit > 0 && len(entries) == limit {
 			break
 		}
 	}
 	return entries, nil
+}
+
+// TokensUnreadable reports whether a token trailer of the commit did not
+// parse, so that TokensIn and TokensOut do not tell its tokens.
+func (e LogEntry) TokensUnreadable() bool {
+	for _, p := range e.Problems {
+		if strings.HasPrefix(p, "trailer "+gitstate.TrailerTokensIn+":") ||
+			strings.HasPrefix(p, "trailer "+gitstate.TrailerTokensOut+":") {
+			return true
+		}
+	}
+	return false
 }
 
 // reviewVerdicts are the values of a message's Codemachine-Review
@@ -131,7 +143,7 @@ func whoOf(c gitstate.Commit) string {
 	return Who(msg.Get(gitstate.TrailerBy), review)
 }
 
-func logEntry(c gitstate.Commit, msg gitstate.Message) (LogEntry, error) {
+func logEntry(c gitstate.Commit, msg gitstate.Message) LogEntry {
 	e := LogEntry{
 		Commit: c.Hash, Subject: msg.Subject,
 		Step: msg.Get(gitstate.TrailerStep), Task: msg.Get(gitstate.TrailerTask),
@@ -144,37 +156,44 @@ func logEntry(c gitstate.Commit, msg gitstate.Message) (LogEntry, error) {
 	if len(e.Reviews) > 0 {
 		e.Review = e.Reviews[len(e.Reviews)-1]
 	}
-	bad := func(key, val, want string) error {
-		return fmt.Errorf("commit %s: trailer %s: %q is not %s", short(c.Hash), key, val, want)
+	bad := func(key, val, want string) {
+		e.Problems = append(e.Problems, fmt.Sprintf("trailer %s: %q is not %s", key, val, want))
 	}
-	var err error
 	if v := msg.Get(gitstate.TrailerTokensIn); v != "" {
-		if e.TokensIn, err = strconv.ParseInt(v, 10, 64); err != nil || e.TokensIn < 0 {
-			return e, bad(gitstate.TrailerTokensIn, v, "a token count")
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			e.TokensIn = n
+		} else {
+			bad(gitstate.TrailerTokensIn, v, "a token count")
 		}
 	}
 	if v := msg.Get(gitstate.TrailerTokensOut); v != "" {
-		if e.TokensOut, err = strconv.ParseInt(v, 10, 64); err != nil || e.TokensOut < 0 {
-			return e, bad(gitstate.TrailerTokensOut, v, "a token count")
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			e.TokensOut = n
+		} else {
+			bad(gitstate.TrailerTokensOut, v, "a token count")
 		}
 	}
 	if v := msg.Get(gitstate.TrailerCostUSD); v != "" {
-		if e.CostUSD, err = strconv.ParseFloat(v, 64); err != nil || e.CostUSD < 0 {
-			return e, bad(gitstate.TrailerCostUSD, v, "an amount in USD")
+		if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 && !math.IsInf(f, 0) {
+			e.CostUSD, e.CostKnown = f, true
+		} else {
+			bad(gitstate.TrailerCostUSD, v, "an amount in USD")
 		}
-		e.CostKnown = true
 	}
 	if v := msg.Get(gitstate.TrailerAttempts); v != "" {
-		if e.Attempts, err = strconv.Atoi(v); err != nil || e.Attempts < 0 {
-			return e, bad(gitstate.TrailerAttempts, v, "a number")
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			e.Attempts = n
+		} else {
+			bad(gitstate.TrailerAttempts, v, "a number")
 		}
 	}
 	if v := e.Duration; v != "" {
 		if _, err := time.ParseDuration(v); err != nil {
-			return e, bad(gitstate.TrailerDuration, v, "a duration")
+			bad(gitstate.TrailerDuration, v, "a duration")
+			e.Duration = ""
 		}
 	}
-	return e, nil
+	return e
 }
 
 // target is what a STEP[/TASK] or REV argument names.

@@ -34,6 +34,11 @@ newest first, with the provenance recorded in their trailers.`,
 			if err != nil {
 				return err
 			}
+			for _, e := range entries {
+				for _, p := range e.Problems {
+					fmt.Fprintf(c.App.ErrWriter, "codemachine: warning: commit %s: %s (shown as unknown)\n", shortHash(e.Commit), p)
+				}
+			}
 			if out.json {
 				if entries == nil {
 					entries = []orchestrator.LogEntry{}
@@ -70,7 +75,10 @@ newest first, with the provenance recorded in their trailers.`,
 					dur = orchestrator.FormatDuration(d)
 				}
 				tokens := orchestrator.FormatTokens(e.TokensIn + e.TokensOut)
-				if e.TokensIn+e.TokensOut == 0 && e.Engine == "shell" {
+				switch {
+				case e.TokensUnreadable():
+					tokens = "?"
+				case e.TokensIn+e.TokensOut == 0 && e.Engine == "shell":
 					tokens = "—"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortHash(e.Commit), name, label, dur, tokens,
