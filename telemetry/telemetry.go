@@ -36,9 +36,27 @@ const (
 	TracesEndpointEnv = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 )
 
-// Enabled reports whether environ asks for traces.
+// Enabled reports whether environ asks for traces: it names an endpoint,
+// and neither turns the SDK off (OTEL_SDK_DISABLED=true) nor names no
+// traces exporter (OTEL_TRACES_EXPORTER=none), as the OpenTelemetry
+// environment variables specify.
 func Enabled(environ []string) bool {
+	if strings.EqualFold(strings.TrimSpace(lookup(environ, "OTEL_SDK_DISABLED")), "true") ||
+		strings.EqualFold(strings.TrimSpace(lookup(environ, "OTEL_TRACES_EXPORTER")), "none") {
+		return false
+	}
 	return lookup(environ, EndpointEnv) != "" || lookup(environ, TracesEndpointEnv) != ""
+}
+
+// protocol is the OTLP protocol environ asks for traces:
+// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL.
+func protocol(environ []string) (name, value string) {
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+		if v := lookup(environ, k); v != "" {
+			return k, v
+		}
+	}
+	return "", ""
 }
 
 func lookup(environ []string, key string) string {
@@ -54,6 +72,7 @@ func lookup(environ []string, key string) string {
 type Tracer struct {
 	tp     *sdktrace.TracerProvider
 	tracer trace.Tracer
+	warn   *onceHandler
 
 	mu    sync.Mutex
 	run   context.Context // the run span's context, nil between runs
@@ -77,9 +96,10 @@ func Start(ctx context.Context, environ []string, version string, warn io.Writer
 	if !Enabled(environ) {
 		return nil, nil
 	}
-	otel.SetErrorHandler(&onceHandler{w: warn})
-	if p := lookup(environ, "OTEL_EXPORTER_OTLP_PROTOCOL"); p != "" && p != "http/protobuf" {
-		return nil, fmt.Errorf("traces: OTEL_EXPORTER_OTLP_PROTOCOL=%s is not supported; codemachine exports over http/protobuf", p)
+	h := &onceHandler{w: warn}
+	otel.SetErrorHandler(h)
+	if k, p := protocol(environ); p != "" && p != "http/protobuf" {
+		return nil, fmt.Errorf("traces: %s=%s is not supported; codemachine exports over http/protobuf", k, p)
 	}
 	exp, err := otlptracehttp.New(ctx)
 	if err != nil {
@@ -97,7 +117,7 @@ func Start(ctx context.Context, environ []string, version string, warn io.Writer
 		}
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	return &Tracer{tp: tp, tracer: tp.Tracer("github.com/codemachine/codemachine"), steps: map[string]stepSpan{}}, nil
+	return &Tracer{tp: tp, tracer: tp.Tracer("github.com/codemachine/codemachine"), warn: h, steps: map[string]stepSpan{}}, nil
 }
 
 // onceHandler is the SDK's error handler (otel.SetErrorHandler): it says
@@ -117,7 +137,9 @@ func (h *onceHandler) Handle(err error) {
 	})
 }
 
-// Shutdown ends what is still open and sends what is left.
+// Shutdown ends what is still open and sends what is left, until ctx
+// ends. Spans it could not send are told as the first failed export is
+// (once, as a note), and returned.
 func (t *Tracer) Shutdown(ctx context.Context) error {
 	if t == nil {
 		return nil
@@ -133,7 +155,12 @@ func (t *Tracer) Shutdown(ctx context.Context) error {
 		t.run, t.runSp = nil, nil
 	}
 	t.mu.Unlock()
-	return t.tp.Shutdown(ctx)
+	if err := t.tp.Shutdown(ctx); err != nil {
+		err = fmt.Errorf("traces: the last spans were not sent: %w", err)
+		t.warn.Handle(err)
+		return err
+	}
+	return nil
 }
 
 // Event makes spans of a run's events (orchestrator.Config.OnEvent; safe
