@@ -36,7 +36,8 @@ const (
 	StepActivity
 	// StepAttempt: one engine run of a unit ended (each transient retry and
 	// each check attempt is one), with its usage, its wall time as Duration
-	// (At is its end) and, when it failed, Message.
+	// (At is its end) and, when it failed, Message. A reviewer agent's run
+	// (review: AGENT) is one too, with Reviewer set and Attempt its round.
 	StepAttempt
 	// RunStarted: a run (or a pass of watch) took the lock and starts; Run
 	// is its id.
@@ -110,7 +111,10 @@ type Event struct {
 	Stale   bool   `json:"stale,omitempty"`
 	Message string `json:"message,omitempty"` // failure reason, skip reason, note text
 	Attempt int    `json:"attempt,omitempty"`
-	Log     string `json:"log,omitempty"` // a failed unit's event log, relative to the repository
+	// Reviewer is the reviewer agent whose run a StepAttempt is ("" for
+	// the unit's own engine runs).
+	Reviewer string `json:"reviewer,omitempty"`
+	Log      string `json:"log,omitempty"` // a failed unit's event log, relative to the repository
 	// Activity is the kind of a StepActivity: "tool", "text", "error",
 	// "stdout" or "stderr".
 	Activity string `json:"activity,omitempty"`

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/codemachine/codemachine/agents"
 	"github.com/codemachine/codemachine/gitstate"
@@ -104,12 +105,28 @@ func (j *job) askReviewer(ctx context.Context, c *candidate, out *reviewOutcome)
 		OnStart: j.agentStarted, Sandbox: j.unitPolicy(false),
 		Recording: agents.ReviewRecordingPath(u.step.ID, taskID(u.task), out.round),
 	}
+	started := o.cfg.Now()
 	res, err := eng.Run(ctx, req)
 	j.rs.addUsage(res.TokensIn, res.TokensOut, res.CostUSD)
+	j.reviewerEnded(req, engineName, out, started, res, err)
 	if err != nil {
 		return "", fmt.Errorf("%s failed: %w", engineName, err)
 	}
 	return res.Text, nil
+}
+
+// reviewerEnded reports the reviewer agent's run (a StepAttempt with
+// Reviewer set): traces make a span of it, with its usage, under the
+// unit's. It is not one of the unit's own attempts.
+func (j *job) reviewerEnded(req agents.Request, engineName string, out *reviewOutcome, started time.Time, res agents.Result, err error) {
+	e := Event{Kind: StepAttempt, Step: j.u.step.ID, Task: taskID(j.u.task), Engine: engineName,
+		Model: cmp.Or(res.Model, req.Model), Attempt: out.round, Reviewer: out.agent, Duration: j.o.cfg.Now().Sub(started),
+		Tokens: res.TokensIn + res.TokensOut, TokensIn: res.TokensIn, TokensOut: res.TokensOut,
+		CostUSD: res.CostUSD, CostOK: res.CostKnown, RequestModel: req.Model}
+	if err != nil {
+		e.Message = err.Error()
+	}
+	j.o.emit(e)
 }
 
 // reviewerEngine is the engine and model the reviewer agent runs with:

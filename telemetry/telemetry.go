@@ -83,6 +83,9 @@ type Tracer struct {
 type stepSpan struct {
 	ctx  context.Context
 	span trace.Span
+	// retry is why the unit runs again (StepRetrying's message), when it
+	// said so.
+	retry string
 }
 
 // Start returns a Tracer exporting to the OTLP endpoint the environment
@@ -181,6 +184,11 @@ func (t *Tracer) Event(e orchestrator.Event) {
 		t.startStep(e)
 	case orchestrator.StepAttempt:
 		t.attempt(e)
+	case orchestrator.StepRetrying:
+		if s, ok := t.steps[e.Key()]; ok {
+			s.retry = e.Message
+			t.steps[e.Key()] = s
+		}
 	case orchestrator.StepLanded, orchestrator.StepFailed, orchestrator.StepConflict, orchestrator.StepReview:
 		t.endStep(e)
 	}
@@ -210,6 +218,16 @@ func (t *Tracer) startStep(e orchestrator.Event) {
 	if e.Model != "" {
 		attrs = append(attrs, attribute.String("gen_ai.request.model", e.Model))
 	}
+	if s, ok := t.steps[e.Key()]; ok {
+		// The unit starts again in the same run (a reviewer agent rejected
+		// its change): its earlier run's span ends here, so that it and
+		// the spans under it are sent.
+		s.span.SetAttributes(attribute.String("codemachine.outcome", "retried"))
+		if s.retry != "" {
+			s.span.SetAttributes(attribute.String("codemachine.retry.reason", firstLine(s.retry)))
+		}
+		s.span.End(trace.WithTimestamp(e.At))
+	}
 	ctx, span := t.tracer.Start(parent, "step "+e.Key(), trace.WithTimestamp(e.At), trace.WithAttributes(attrs...))
 	t.steps[e.Key()] = stepSpan{ctx: ctx, span: span}
 }
@@ -223,12 +241,18 @@ func (t *Tracer) attempt(e orchestrator.Event) {
 		return
 	}
 	attrs := []attribute.KeyValue{attribute.Int("codemachine.attempt", e.Attempt), attribute.String("codemachine.engine", e.Engine)}
-	name := "execute " + e.Key()
+	name, agent := "execute "+e.Key(), e.Key()
+	if e.Reviewer != "" {
+		// A reviewer agent's run: its round, not an attempt of the unit.
+		agent = e.Reviewer
+		attrs = []attribute.KeyValue{attribute.Int("codemachine.review.round", e.Attempt), attribute.String("codemachine.engine", e.Engine),
+			attribute.String("codemachine.reviewer", e.Reviewer)}
+	}
 	if e.Engine != "shell" {
-		name = "invoke_agent " + e.Key()
+		name = "invoke_agent " + agent
 		attrs = append(attrs,
 			attribute.String("gen_ai.operation.name", "invoke_agent"),
-			attribute.String("gen_ai.agent.name", e.Key()),
+			attribute.String("gen_ai.agent.name", agent),
 			attribute.String("gen_ai.provider.name", provider(e.Engine)),
 			attribute.Int64("gen_ai.usage.input_tokens", e.TokensIn),
 			attribute.Int64("gen_ai.usage.output_tokens", e.TokensOut))
