@@ -104,6 +104,9 @@ func (o *Orchestrator) Approve(ctx context.Context, key string) (*ReviewResult, 
 	if err := o.fetchedReview(ctx, head, key); err != nil {
 		return nil, err
 	}
+	if err := o.alreadyLanded(ctx, head, key, "nothing to approve"); err != nil {
+		return nil, err
+	}
 	return o.approveLocked(ctx, head, key, o.person(ctx))
 }
 
@@ -128,6 +131,24 @@ func (o *Orchestrator) fetchedReview(ctx context.Context, head gitstate.Head, ke
 	}
 	if err := o.repo.UpdateRef(ctx, ref, commit, "", "codemachine: "+key+" waits for review on "+remote); err != nil {
 		return fmt.Errorf("take the review of %s from %s: %w", key, remote, err)
+	}
+	return nil
+}
+
+// alreadyLanded settles the pending reviews the branch already holds
+// (mergedReviews: merged, or approved in another clone and pulled) and
+// returns a *ConfigError saying so, and then what (next), when key's is
+// one of them: approving it again would land its change a second time,
+// rejecting it would leave it landed.
+func (o *Orchestrator) alreadyLanded(ctx context.Context, head gitstate.Head, key, next string) error {
+	settled, err := o.mergedReviews(ctx, head.Commit)
+	if err != nil {
+		return err
+	}
+	for _, r := range settled {
+		if r.key == key {
+			return configErrorf("%s is no longer under review: %s; %s", key, r.note(head.Branch), next)
+		}
 	}
 	return nil
 }
@@ -271,6 +292,9 @@ func (o *Orchestrator) Reject(ctx context.Context, key, reason string) (*ReviewR
 	}
 	defer lock.Release()
 	if err := o.fetchedReview(ctx, head, key); err != nil {
+		return nil, err
+	}
+	if err := o.alreadyLanded(ctx, head, key, "codemachine rollback "+key+" undoes it"); err != nil {
 		return nil, err
 	}
 	return o.rejectLocked(ctx, head, key, reason, o.personVerdict(ctx, "rejected"))

@@ -180,20 +180,36 @@ func quote(text string) string {
 
 // mergedReviews settles the reviews whose commit the branch's history
 // holds (a review branch merged on a remote and pulled, or merged by
-// hand): like approve, the review branch goes and the unit's failure and
-// hold are forgotten. It returns the keys it settled. The caller holds
-// the lock.
-func (o *Orchestrator) mergedReviews(ctx context.Context, tip string) ([]string, error) {
+// hand), or whose change it holds as approved in another clone and pulled
+// (landedElsewhere): like approve, the review branch goes and the unit's
+// failure and hold are forgotten. It returns the keys it settled. The
+// caller holds the lock.
+func (o *Orchestrator) mergedReviews(ctx context.Context, tip string) ([]settledReview, error) {
 	pending, err := o.reviewPending()
 	if err != nil {
 		return nil, err
 	}
-	var merged []string
+	var merged []settledReview
+	var landed map[string]string // the step commits at tip, read once
 	for _, key := range sortedKeys(pending) {
 		commit := pending[key]
 		ok, err := o.repo.IsAncestor(commit, tip)
-		if err != nil || !ok {
+		if err != nil {
 			continue
+		}
+		if !ok {
+			if landed == nil {
+				if landed, err = o.landedAt(tip); err != nil {
+					return merged, err
+				}
+			}
+			if !o.landedElsewhere(commit, landed[key]) {
+				continue
+			}
+		}
+		settled := settledReview{key: key}
+		if !ok {
+			settled.landed = landed[key]
 		}
 		if err := o.repo.DeleteRef(ctx, "refs/heads/"+reviewPrefix+key, commit); err != nil {
 			if errors.Is(err, gitstate.ErrRefMoved) {
@@ -204,7 +220,72 @@ func (o *Orchestrator) mergedReviews(ctx context.Context, tip string) ([]string,
 		if err := o.forget(key); err != nil {
 			return merged, err
 		}
-		merged = append(merged, key)
+		merged = append(merged, settled)
 	}
 	return merged, nil
+}
+
+// settledReview is a review mergedReviews settled.
+type settledReview struct {
+	key string
+	// landed is the step commit that landed its change when that was
+	// approved in another clone; "" when its review branch was merged.
+	landed string
+}
+
+// note says how the review was settled on branch.
+func (r settledReview) note(branch string) string {
+	if r.landed != "" {
+		return "its change landed on " + branch + " as " + short(r.landed) + " (approved in another clone): review settled"
+	}
+	return "its review branch was merged into " + branch + ": approved"
+}
+
+// landedAt maps the step and task keys to their latest step commit on the
+// branch at tip (none for a tip whose state.yaml cannot be read: nothing
+// is taken as landed then).
+func (o *Orchestrator) landedAt(tip string) (map[string]string, error) {
+	state, err := o.loadState(tip)
+	if err != nil {
+		var cfg *ConfigError
+		if errors.As(err, &cfg) {
+			return map[string]string{}, nil
+		}
+		return nil, err
+	}
+	commits, err := o.stepCommits(tip, state)
+	if err != nil {
+		return nil, err
+	}
+	if commits == nil {
+		commits = map[string]string{}
+	}
+	return commits, nil
+}
+
+// landedElsewhere reports whether landed, the key's latest step commit on
+// the branch, is the review commit's change approved in another clone
+// (approve there rewrites the commit: a trailer, maybe a rebase) and
+// pulled: it was made by the same run, with the same fingerprint and
+// session. A later attempt under review (a reject, another run) is made
+// by another run or session.
+func (o *Orchestrator) landedElsewhere(review, landed string) bool {
+	if landed == "" || landed == review {
+		return false
+	}
+	r, err := o.repo.CommitInfo(review)
+	if err != nil {
+		return false
+	}
+	l, err := o.repo.CommitInfo(landed)
+	if err != nil {
+		return false
+	}
+	rm, lm := gitstate.Message{Trailers: r.Trailers}, gitstate.Message{Trailers: l.Trailers}
+	for _, k := range []string{gitstate.TrailerRun, gitstate.TrailerFingerprint, gitstate.TrailerSession} {
+		if rm.Get(k) != lm.Get(k) {
+			return false
+		}
+	}
+	return rm.Get(gitstate.TrailerRun) != "" && rm.Get(gitstate.TrailerFingerprint) != ""
 }

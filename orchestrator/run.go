@@ -396,10 +396,10 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 	defer func() { _ = o.repo.RemoveLocal(runningFile) }()
 	o.emit(Event{Kind: RunStarted, Run: rs.id})
 	merged, err := o.mergedReviews(ctx, head.Commit)
-	for _, key := range merged {
-		step, task, _ := strings.Cut(key, "/")
+	for _, m := range merged {
+		step, task, _ := strings.Cut(m.key, "/")
 		o.emit(Event{Kind: Note, Step: step, Task: task,
-			Message: "its review branch was merged into " + head.Branch + ": approved"})
+			Message: m.note(head.Branch)})
 	}
 	if err == nil {
 		err = o.followBranch(ctx, head, opts.Overrides)
