@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // FormatTokens renders a token count the way the run table shows it: 950,
@@ -71,7 +72,7 @@ func firstLine(s string) string {
 // ("does not match output_schema: at /level: got string, want integer").
 func headline(s string) string {
 	var lines []string
-	for _, line := range strings.Split(s, "\n") {
+	for _, line := range strings.Split(printable(s), "\n") {
 		if line = strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(line), "#")); line != "" {
 			lines = append(lines, line)
 		}
@@ -125,4 +126,74 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// printable is s without what would drive a terminal rather than show
+// as text: escape sequences (colors, cursor moves, screen clears, window
+// titles) and the other control characters but newlines and tabs. A
+// command's stderr, an agent's text and a reviewer's reasons reach the
+// run's live lines, its table and status as they are otherwise.
+func printable(s string) string {
+	if !hasControls(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == 0x1b:
+			i += escapeLen(s[i:])
+			continue
+		case r == '\n' || r == '\t':
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f:
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// hasControls reports whether s holds a control character other than a
+// newline or a tab.
+func hasControls(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 && c != '\n' && c != '\t' || c == 0x7f || c == 0xc2 && i+1 < len(s) && s[i+1] >= 0x80 && s[i+1] <= 0x9f {
+			return true
+		}
+	}
+	return false
+}
+
+// escapeLen is the length of the escape sequence s starts with (s[0] is
+// ESC): a CSI sequence up to its final byte, an OSC, DCS, SOS, PM or APC
+// string up to its terminator (BEL or ESC \\), else ESC and the one
+// character after it.
+func escapeLen(s string) int {
+	if len(s) < 2 {
+		return len(s)
+	}
+	switch s[1] {
+	case '[':
+		for j := 2; j < len(s); j++ {
+			if s[j] >= 0x40 && s[j] <= 0x7e {
+				return j + 1
+			}
+		}
+		return len(s)
+	case ']', 'P', 'X', '^', '_':
+		for j := 2; j < len(s); j++ {
+			switch {
+			case s[j] == 0x07:
+				return j + 1
+			case s[j] == 0x1b && j+1 < len(s) && s[j+1] == '\\':
+				return j + 2
+			}
+		}
+		return len(s)
+	}
+	_, size := utf8.DecodeRuneInString(s[1:])
+	return 1 + size
 }

@@ -151,16 +151,20 @@ func localDirExists(repo *gitstate.Repo) bool {
 // Repo is the repository this orchestrator works on.
 func (o *Orchestrator) Repo() *gitstate.Repo { return o.repo }
 
-// emit hands e to Config.OnEvent, stamped with the time unless it has one.
 // Emit reports e to the configured OnEvent, as the orchestrator reports
 // its own: for a client that lands units through the orchestrator and
 // reports them itself once they are where they land (LandResult).
 func (o *Orchestrator) Emit(e Event) { o.emit(e) }
 
+// emit hands e to Config.OnEvent, stamped with the time unless it has one,
+// its texts made printable.
 func (o *Orchestrator) emit(e Event) {
 	if e.At.IsZero() {
 		e.At = o.cfg.Now()
 	}
+	// Messages carry what commands and agents printed: shown as text,
+	// never as the escape sequences that would drive the terminal.
+	e.Message, e.Title = printable(e.Message), printable(e.Title)
 	o.cfg.OnEvent(e)
 }
 
