@@ -5,8 +5,8 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/charmbracelet/x/ansi"
 	"golang.org/x/sys/unix"
 
 	"github.com/codemachine/codemachine/orchestrator"
@@ -97,25 +97,24 @@ func (o *output) liveLine(u *liveUnit, now time.Time, width int) string {
 	if text == "" {
 		text = u.title
 	}
-	room := width - 1 - utf8.RuneCountInString(head)
+	room := width - 1 - ansi.StringWidth(head)
 	if room < 0 {
-		head, text = cutRunes(head, width-1), ""
+		head, text = cutWidth(head, width-1), ""
 	} else {
-		text = cutRunes(text, room)
+		text = cutWidth(text, room)
 	}
 	return o.paint(dim, "  ▸") + head[len("  ▸"):] + o.paint(dim, text)
 }
 
-// cutRunes cuts s to n runes, marking a cut with "…".
-func cutRunes(s string, n int) string {
+// cutWidth cuts s to n columns of the terminal, marking a cut with "…".
+// Columns, not runes: a CJK character or an emoji takes two, and a line
+// that wraps would leave its second row behind when the region is
+// cleared.
+func cutWidth(s string, n int) string {
 	if n <= 0 {
 		return ""
 	}
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
+	return ansi.Truncate(s, n, "…")
 }
 
 // liveStarted adds a unit's line and starts the redraws if they are not

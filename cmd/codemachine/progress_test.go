@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charmbracelet/x/ansi"
+
 	"github.com/codemachine/codemachine/orchestrator"
 )
 
@@ -134,6 +136,31 @@ func TestPlainActivity(t *testing.T) {
 	for i, want := range []string{`▸ write`, `› write +1\.0s  Write src/app\.txt$`, `› write +5\.0s  Bash git add -A$`, `✓ write`} {
 		if !regexp.MustCompile(want).MatchString(lines[i]) {
 			t.Errorf("line %d: %q, want %s", i, lines[i], want)
+		}
+	}
+}
+
+// TestLiveLineColumns: a live line is cut to the terminal's columns, not
+// its runes: a title in CJK characters or with emoji (two columns each)
+// that wrapped would leave its second row on the screen when the region
+// is cleared and drawn again.
+func TestLiveLineColumns(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, title := range []string{
+		strings.Repeat("任务", 30),
+		strings.Repeat("🚀 ", 30),
+		"ünïcödé " + strings.Repeat("x", 80),
+		"short 任务",
+	} {
+		for _, width := range []int{20, 40, 60, 100} {
+			o := &output{started: map[string]time.Time{}, lastActivity: map[string]string{}, nameW: 16, labelW: 16}
+			line := o.liveLine(&liveUnit{name: "tasks T1", label: "shell", title: title, started: now}, now, width)
+			if w := ansi.StringWidth(line); w > width-1 {
+				t.Errorf("width %d, title %q: a line of %d columns: %q", width, title, w, line)
+			}
+			if ansi.StringWidth(title)+40 < width && !strings.HasSuffix(line, title) {
+				t.Errorf("width %d: %q is cut though the title fits", width, line)
+			}
 		}
 	}
 }
