@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/codemachine/codemachine/orchestrator"
 )
@@ -198,9 +199,30 @@ func columnWidth(width int, cell string) int {
 func (m *model) footer() []string {
 	msg := m.message
 	if m.mode == modeReject {
-		msg = "reject " + m.selectedKey() + ": " + string(m.input) + "▏  (enter sends, esc cancels)"
+		msg = m.rejectPrompt()
 	}
 	return []string{msg, "↑/↓ select · d diff · a approve · r reject · t retry · o open · q quit"}
+}
+
+// rejectPrompt is the line the reject message is typed on. When it is
+// wider than the screen, the hint goes first, then the start of the
+// message: the end, where the cursor is, stays in view.
+func (m *model) rejectPrompt() string {
+	head, input := "reject "+m.selectedKey()+": ", string(m.input)
+	line := head + input + "▏  (enter sends, esc cancels)"
+	if m.width <= 0 || ansi.StringWidth(line) <= m.width {
+		return line
+	}
+	line = head + input + "▏"
+	if ansi.StringWidth(line) <= m.width {
+		return line
+	}
+	// The start of the message goes, "…" in its place, until the rest fits.
+	rest := m.input
+	for len(rest) > 0 && ansi.StringWidth(head+"…"+string(rest)+"▏") > m.width {
+		rest = rest[1:]
+	}
+	return head + "…" + string(rest) + "▏"
 }
 
 // diffView shows the diff, scrolled.
@@ -219,11 +241,11 @@ func (m *model) diffView() string {
 	return strings.Join(lines, "\n")
 }
 
-// cut shortens a line to the screen's width.
+// cut shortens a line to the screen's width, in columns: a CJK
+// character or an emoji takes two.
 func cut(s string, width int) string {
-	if width <= 0 || utf8.RuneCountInString(s) <= width {
+	if width <= 0 {
 		return s
 	}
-	r := []rune(s)
-	return string(r[:width-1]) + "…"
+	return ansi.Truncate(s, width, "…")
 }

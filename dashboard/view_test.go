@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charmbracelet/x/ansi"
+
 	"github.com/codemachine/codemachine/orchestrator"
 )
 
@@ -90,6 +92,35 @@ func TestElapsedSinceStart(t *testing.T) {
 		line := m.treeLines()[0]
 		if !strings.HasSuffix(line, " "+tt.want) {
 			t.Errorf("started %v after the tick: %q, want it to end in %q", tt.started.Sub(tick), line, tt.want)
+		}
+	}
+}
+
+// TestRejectPromptShowsCursor: typing a reject message longer than the
+// screen is wide keeps its end, where the cursor is, in view; the screen
+// is cut in columns (two for a CJK character or an emoji), never wider.
+func TestRejectPromptShowsCursor(t *testing.T) {
+	for _, input := range []string{"short", "Ünïcode réason 🚀 with a very long text that overflows", strings.Repeat("任务", 40)} {
+		for _, width := range []int{30, 50, 80, 200} {
+			m := &model{mode: modeReject, input: []rune(input), width: width, height: 10, units: map[string]*unitView{}}
+			m.rows = []row{{key: "gate", state: orchestrator.StateReview, label: "shell"}}
+			lines := strings.Split(m.screen(), "\n")
+			prompt := lines[len(lines)-2]
+			if w := ansi.StringWidth(prompt); w > width {
+				t.Errorf("width %d: the prompt takes %d columns: %q", width, w, prompt)
+			}
+			if !strings.Contains(prompt, "▏") {
+				t.Errorf("width %d: the cursor is out of view: %q", width, prompt)
+			}
+			tail := []rune(input)
+			if end := string(tail[len(tail)-3:]); !strings.Contains(prompt, end+"▏") {
+				t.Errorf("width %d: the end of the message (%q) is out of view: %q", width, end, prompt)
+			}
+			for _, l := range lines {
+				if w := ansi.StringWidth(l); w > width {
+					t.Errorf("width %d: a line of %d columns: %q", width, w, l)
+				}
+			}
 		}
 	}
 }
