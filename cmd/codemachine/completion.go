@@ -89,7 +89,7 @@ func completeCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			words := c.Args().Slice()
 			dir := completionDir(words)
-			for _, cand := range complete(c.App, words, func() []completion { return unitKeys(dir) }) {
+			for _, cand := range complete(c.App, words, func(agentSteps bool) []completion { return unitKeys(dir, agentSteps) }) {
 				fmt.Fprintf(c.App.Writer, "%s\t%s\n", cand.value, cand.desc)
 			}
 			return nil
@@ -115,10 +115,14 @@ func completionDir(words []string) string {
 // completion is a candidate and what it is.
 type completion struct{ value, desc string }
 
+// keysFunc lists the workflow's steps and tasks; with agentSteps, only
+// those of agent steps (open takes no command's).
+type keysFunc func(agentSteps bool) []completion
+
 // complete returns the candidates for the last of words (what is being
 // typed), after the ones before it. keys lists the workflow's steps and
 // tasks, asked only when an argument names one.
-func complete(app *cli.App, words []string, keys func() []completion) []completion {
+func complete(app *cli.App, words []string, keys keysFunc) []completion {
 	if len(words) == 0 {
 		words = []string{""}
 	}
@@ -269,7 +273,7 @@ func flagValues(flag string) []completion {
 var stepArgs = map[string]int{"run": -1, "diff": 1, "approve": 1, "reject": 1, "rollback": 1, "retry": 1, "open": 1, "push": 1}
 
 // positional are the candidates for a command's next argument.
-func positional(cmd string, given int, keys func() []completion) []completion {
+func positional(cmd string, given int, keys keysFunc) []completion {
 	switch cmd {
 	case "completion":
 		if given == 0 {
@@ -282,11 +286,11 @@ func positional(cmd string, given int, keys func() []completion) []completion {
 	}
 	if n, ok := stepArgs[cmd]; ok && (n < 0 || given < n) {
 		if cmd == "approve" || cmd == "reject" {
-			if waiting := waitingForReview(keys()); len(waiting) > 0 {
+			if waiting := waitingForReview(keys(false)); len(waiting) > 0 {
 				return waiting
 			}
 		}
-		return keys()
+		return keys(cmd == "open")
 	}
 	return nil
 }
@@ -314,8 +318,10 @@ func waitingForReview(keys []completion) []completion {
 	return out
 }
 
-// unitKeys are the workflow's steps and tasks at HEAD, with their state.
-func unitKeys(dir string) []completion {
+// unitKeys are the workflow's steps and tasks at HEAD, with their state;
+// with agentSteps, those of agent steps only (a run: step's engine is
+// shell).
+func unitKeys(dir string, agentSteps bool) []completion {
 	if dir == "" {
 		dir, _ = os.Getwd()
 	}
@@ -329,6 +335,9 @@ func unitKeys(dir string) []completion {
 	}
 	var out []completion
 	for _, s := range r.Steps {
+		if agentSteps && s.Engine == "shell" {
+			continue
+		}
 		out = append(out, completion{s.ID, s.State})
 		for _, t := range s.Tasks {
 			out = append(out, completion{s.ID + "/" + t.ID, t.State + ": " + t.Title})

@@ -11,7 +11,12 @@ import (
 // definitions; step keys are asked for only where an argument names one.
 func TestComplete(t *testing.T) {
 	app := newApp(io.Discard, io.Discard)
-	keys := func() []completion { return []completion{{"build", "done"}, {"build/T1", "due"}, {"docs", "due"}} }
+	keys := func(agentSteps bool) []completion {
+		if agentSteps { // docs is a run: step
+			return []completion{{"build", "done"}, {"build/T1", "due"}}
+		}
+		return []completion{{"build", "done"}, {"build/T1", "due"}, {"docs", "due"}}
+	}
 	for _, c := range []struct {
 		words []string
 		want  []string
@@ -30,6 +35,8 @@ func TestComplete(t *testing.T) {
 		{[]string{"schema", "a"}, []string{"agent"}},
 		{[]string{"open", "b"}, []string{"build", "build/T1"}},
 		{[]string{"open", "build", ""}, nil},
+		{[]string{"open", ""}, []string{"build", "build/T1"}},
+		{[]string{"diff", ""}, []string{"build", "build/T1", "docs"}},
 		{[]string{"init", "--template", ""}, []string{"spec-to-code", "migrate", "feature"}},
 		{[]string{"init", "-t", "m"}, []string{"migrate"}},
 		{[]string{"init", "--ci", ""}, []string{"github"}},
@@ -50,12 +57,12 @@ func TestComplete(t *testing.T) {
 			t.Errorf("complete %q: %q, want %q", c.words, got, c.want)
 		}
 	}
-	reviews := func() []completion {
+	reviews := func(bool) []completion {
 		return []completion{{"build", "review"}, {"build/T1", "done: a"}, {"build/T2", "review: b"}, {"docs", "review"}, {"lint", "due"}}
 	}
 	for _, c := range []struct {
 		cmd  string
-		keys func() []completion
+		keys keysFunc
 		want []string
 	}{
 		{"approve", reviews, []string{"build/T2", "docs"}},
