@@ -236,7 +236,7 @@ func (l *landing) advanced(err error, res LandResult) (LandResult, bool, error) 
 	var sc *switchConflict
 	switch {
 	case errors.As(err, &sc):
-		return LandResult{}, false, &landConflict{reason: "uncommitted changes", paths: sc.paths, keep: res.Commit}
+		return LandResult{}, false, &landConflict{reason: ReasonUncommitted, paths: sc.paths, keep: res.Commit}
 	case errors.Is(err, ErrRefMoved):
 		return LandResult{}, true, nil
 	case err != nil:

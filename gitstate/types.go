@@ -95,8 +95,13 @@ var ErrRefMoved = errors.New("ref moved")
 type ConflictError struct {
 	Branch string   // e.g. "codemachine/conflict/implement/T3"
 	Paths  []string // the conflicting paths, when known
-	Reason string   // "the branch moved" or "uncommitted changes"
+	Reason string   // "the branch moved" or ReasonUncommitted
 }
+
+// ReasonUncommitted is the Reason of a ConflictError whose commit would
+// overwrite the user's uncommitted changes (or untracked files) in the
+// checkout: the change itself applies to the branch.
+const ReasonUncommitted = "uncommitted changes"
 
 // Error says why the commit did not land and which branch keeps it.
 func (e *ConflictError) Error() string {

@@ -254,6 +254,10 @@ func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, ke
 			if kept, rerr := o.repo.ResolveRev("refs/heads/" + conflict.Branch); rerr == nil {
 				_ = o.repo.DeleteRef(ctx, "refs/heads/"+conflict.Branch, kept)
 			}
+			if conflict.Reason == gitstate.ReasonUncommitted {
+				return nil, fmt.Errorf("cannot approve %s: it would overwrite your uncommitted changes to %[3]s in the checkout of %[2]s: commit, stash or move them, then approve again; the review branch is kept",
+					key, head.Branch, strings.Join(conflict.Paths, ", "))
+			}
 			what := conflict.Reason
 			if len(conflict.Paths) > 0 {
 				what += " (conflicts in " + strings.Join(conflict.Paths, ", ") + ")"
