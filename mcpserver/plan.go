@@ -181,6 +181,9 @@ func (s *server) editPlan(ctx context.Context, plan string, edit planEditor) (*m
 	if len(dirty) > 0 {
 		return nil, nil, fmt.Errorf("refused: %s has uncommitted changes; commit or stash them first", path)
 	}
+	if err := noLinkOnPath(repo.Root(), path); err != nil {
+		return nil, nil, err
+	}
 	out, msg, err := s.apply(path, data, edit)
 	if err != nil || out == nil {
 		return text("%s", msg), nil, err
@@ -208,6 +211,9 @@ func (s *server) editPlan(ctx context.Context, plan string, edit planEditor) (*m
 func (s *server) editWorktreePlan(plan string, edit planEditor) (*mcp.CallToolResult, any, error) {
 	path, data, err := s.readPlan(plan)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := noLinkOnPath(s.opts.Worktree, path); err != nil {
 		return nil, nil, err
 	}
 	out, msg, err := s.apply(path, data, edit)
@@ -314,6 +320,28 @@ func writeFile(path string, data []byte) error {
 		return err
 	}
 	return os.WriteFile(path, data, 0o644)
+}
+
+// noLinkOnPath refuses a plan file that is, or lies in a directory that
+// is, a symbolic link: writing it would write where the link points,
+// maybe outside the repository (validate refuses such a plan too).
+func noLinkOnPath(root, path string) error {
+	p := root
+	for _, part := range strings.Split(path, "/") {
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // written as a new file, in new directories
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(p)
+			return fmt.Errorf("refused: %s is a symbolic link (to %s); codemachine edits the plan file itself, not what a link points to", filepath.ToSlash(strings.TrimPrefix(p, root+string(filepath.Separator))), target)
+		}
+	}
+	return nil
 }
 
 // restoreFile puts back a file's content as it was read, data (nil: it

@@ -232,6 +232,54 @@ func TestPlanCommitRefused(t *testing.T) {
 	}
 }
 
+// TestPlanLinkRefused: a plan file that is a symbolic link (or lies in a
+// linked directory) is not edited: the edit would write where the link
+// points, outside the repository here. The file it points to is left as
+// it was, and so is the checkout, in the repository and in a step's
+// worktree.
+func TestPlanLinkRefused(t *testing.T) {
+	for _, linked := range []string{".codemachine/plan.md", ".codemachine"} {
+		dir := newRepo(t)
+		outside := t.TempDir()
+		write(t, outside, ".codemachine/plan.md", testPlan)
+		write(t, outside, "plan.md", testPlan)
+		target := filepath.Join(outside, "plan.md")
+		if linked == ".codemachine" {
+			target = filepath.Join(outside, ".codemachine")
+			write(t, outside, ".codemachine/workflow.yaml", testWorkflow)
+		}
+		if err := os.RemoveAll(filepath.Join(dir, linked)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(dir, linked)); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Git(t, dir, "add", "-A")
+		testenv.Git(t, dir, "commit", "-q", "-m", "link")
+		head := testenv.Git(t, dir, "rev-parse", "HEAD")
+		for _, opts := range []Options{{Dir: dir, Environ: os.Environ()}, {Dir: dir, Environ: os.Environ(), Worktree: dir}} {
+			cs := connect(t, opts)
+			out, isErr := call(t, cs, "plan_add", map[string]any{"title": "Through the link"})
+			// A linked .codemachine is committed as a link: HEAD has no
+			// workflow to find the plan in, a refusal of its own.
+			if !isErr || !strings.Contains(out, "is a symbolic link") && (linked != ".codemachine" || opts.Worktree != "") {
+				t.Errorf("%s linked, worktree %q: plan_add: %q (error %v), want a refusal naming the link", linked, opts.Worktree, out, isErr)
+			}
+		}
+		for _, f := range []string{"plan.md", ".codemachine/plan.md"} {
+			if got := read(t, filepath.Join(outside, f)); got != testPlan {
+				t.Errorf("%s linked: %s outside the repository was written:\n%s", linked, f, got)
+			}
+		}
+		if got := testenv.Git(t, dir, "rev-parse", "HEAD"); got != head {
+			t.Errorf("%s linked: HEAD moved", linked)
+		}
+		if st := testenv.Git(t, dir, "status", "--porcelain"); st != "" {
+			t.Errorf("%s linked: the checkout changed:\n%s", linked, st)
+		}
+	}
+}
+
 // TestRefusedWhileLocked: while another codemachine holds the lock, tools
 // that change the repository are refused, naming it; reads still work.
 func TestRefusedWhileLocked(t *testing.T) {
