@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -118,7 +119,8 @@ func cutWidth(s string, n int) string {
 }
 
 // liveStarted adds a unit's line and starts the redraws if they are not
-// running.
+// running. A unit that starts again before it ended (the next round after
+// a reviewer agent's reject) keeps its one line, started afresh.
 func (o *output) liveStarted(e orchestrator.Event, r tableRow) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -127,7 +129,12 @@ func (o *output) liveStarted(e orchestrator.Event, r tableRow) {
 	if at.IsZero() {
 		at = l.now()
 	}
-	l.units = append(l.units, &liveUnit{key: e.Key(), name: r.name, label: r.label, title: e.Title, started: at})
+	unit := &liveUnit{key: e.Key(), name: r.name, label: r.label, title: e.Title, started: at}
+	if i := slices.IndexFunc(l.units, func(u *liveUnit) bool { return u.key == unit.key }); i >= 0 {
+		l.units[i] = unit
+	} else {
+		l.units = append(l.units, unit)
+	}
 	o.clearLive()
 	o.drawLive()
 	if !l.ticking {

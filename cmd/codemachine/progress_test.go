@@ -164,3 +164,32 @@ func TestLiveLineColumns(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveRegionRestarted: a unit that starts again before it ended (a
+// reviewer agent's reject runs the step again in the same run) keeps one
+// live line, with the new start's time, and no line is left behind once
+// it lands.
+func TestLiveRegionRestarted(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	o := &output{w: &buf, started: map[string]time.Time{}, lastActivity: map[string]string{}}
+	o.live = &liveRegion{width: func() int { return 70 }, now: func() time.Time { return now }}
+	o.live.ticking = true // the test draws; no redraw goroutine
+
+	o.event(orchestrator.Event{Kind: orchestrator.StepStarted, At: now, Step: "gen", Engine: "claude"})
+	o.event(orchestrator.Event{Kind: orchestrator.Note, Step: "gen", Message: "reviewer agent reviewer reviews the change (round 1 of 2)"})
+	now = now.Add(20 * time.Second)
+	o.event(orchestrator.Event{Kind: orchestrator.StepStarted, At: now, Step: "gen", Engine: "claude"})
+	got := screen(t, buf.String())
+	if live := got[1:]; len(live) != 1 || !strings.Contains(live[0], "▸ gen") || !strings.Contains(live[0], " 0.0s") {
+		t.Fatalf("live lines after the second start:\n%s", strings.Join(got, "\n"))
+	}
+	o.event(orchestrator.Event{Kind: orchestrator.StepLanded, At: now, Step: "gen", Engine: "claude", Commit: "0123456789"})
+	got = screen(t, buf.String())
+	if len(got) != 2 || !strings.Contains(got[1], "✓ gen") {
+		t.Fatalf("screen after landing:\n%s", strings.Join(got, "\n"))
+	}
+	if n := len(o.live.units); n != 0 {
+		t.Errorf("%d live unit(s) left after the unit landed", n)
+	}
+}
