@@ -482,7 +482,7 @@ func userCommits(undone []gitstate.Commit) []string {
 
 // Retry lifts the hold or failure of a step or task and runs it again.
 func (o *Orchestrator) Retry(ctx context.Context, arg string, opts RunOptions) (*Summary, error) {
-	if err := o.checkEngineEnv(opts.Overrides); err != nil {
+	if err := o.checkEngine(opts.Overrides); err != nil {
 		return nil, err
 	}
 	head, err := o.checkHead()

@@ -365,20 +365,23 @@ func (o *Orchestrator) settingsFor(snap *snapshot, step *workflow.Step, ov Overr
 	return st, nil
 }
 
-// checkEngineEnv refuses, as a *ConfigError (exit 2), a CODEMACHINE_ENGINE
-// that names no engine an agent runs on, when no --engine (ov.Engine)
-// overrides it. The CLI checks it with its flags; this is for the callers
-// that have none (the MCP server's run and retry), where it would
-// otherwise fail every agent step it applies to, one failure recorded
-// after another.
-func (o *Orchestrator) checkEngineEnv(ov Overrides) error {
-	env := o.getenv("CODEMACHINE_ENGINE")
+// checkEngine refuses, as a *ConfigError (exit 2), an engine override
+// (ov.Engine) or, without one, a CODEMACHINE_ENGINE that names no engine
+// an agent runs on. The CLI checks both with its flags; this is for the
+// callers that have none (the MCP server's run, with its engine argument,
+// and retry), where it would otherwise fail every agent step it applies
+// to, one failure recorded after another.
+func (o *Orchestrator) checkEngine(ov Overrides) error {
+	engine, from := ov.Engine, ""
+	if engine == "" {
+		engine, from = o.getenv("CODEMACHINE_ENGINE"), "CODEMACHINE_ENGINE: "
+	}
 	names := agents.AgentEngines()
-	if ov.Engine != "" || env == "" || slices.Contains(names, env) {
+	if engine == "" || slices.Contains(names, engine) {
 		return nil
 	}
 	names = slices.DeleteFunc(names, func(name string) bool { return name == agents.AutoEngine })
-	return configErrorf("CODEMACHINE_ENGINE: unknown engine %q (%s or %s)", env, strings.Join(names, ", "), agents.AutoEngine)
+	return configErrorf("%sunknown engine %q (%s or %s)", from, engine, strings.Join(names, ", "), agents.AutoEngine)
 }
 
 // getenv reads the user's environment as given in Config.Environ.

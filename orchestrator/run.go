@@ -297,7 +297,7 @@ func (o *Orchestrator) newRunID() string {
 // step failed, a *BudgetError when the budget ran out, ErrInterrupted when
 // ctx was canceled, and a *ConfigError for bad input.
 func (o *Orchestrator) Run(ctx context.Context, opts RunOptions) (*Summary, error) {
-	if err := o.checkEngineEnv(opts.Overrides); err != nil {
+	if err := o.checkEngine(opts.Overrides); err != nil {
 		return nil, err
 	}
 	head, err := o.checkHead()
