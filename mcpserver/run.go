@@ -150,7 +150,18 @@ func (s *server) run(ctx context.Context, req *mcp.CallToolRequest, in runArgs) 
 	return runResult(log, sum, err)
 }
 
+// needTarget refuses an empty target, which names no step or task.
+func needTarget(target string) error {
+	if strings.TrimSpace(target) == "" {
+		return errors.New("target is empty: name a STEP or STEP/TASK")
+	}
+	return nil
+}
+
 func (s *server) retry(ctx context.Context, req *mcp.CallToolRequest, in targetArgs) (*mcp.CallToolResult, any, error) {
+	if err := needTarget(in.Target); err != nil {
+		return nil, nil, err
+	}
 	log := &runLog{ctx: ctx, req: req}
 	o, done, err := s.newRunOrchestrator(ctx, log.event)
 	if err != nil {
@@ -175,6 +186,9 @@ func (s *server) retry(ctx context.Context, req *mcp.CallToolRequest, in targetA
 }
 
 func (s *server) approve(ctx context.Context, _ *mcp.CallToolRequest, in targetArgs) (*mcp.CallToolResult, any, error) {
+	if err := needTarget(in.Target); err != nil {
+		return nil, nil, err
+	}
 	res, err := s.o.Approve(ctx, in.Target)
 	if r, ok := s.handOver(err, "approve", in.Target, ""); ok {
 		return r, nil, nil
@@ -190,6 +204,9 @@ func (s *server) approve(ctx context.Context, _ *mcp.CallToolRequest, in targetA
 }
 
 func (s *server) reject(ctx context.Context, _ *mcp.CallToolRequest, in rejectArgs) (*mcp.CallToolResult, any, error) {
+	if err := needTarget(in.Target); err != nil {
+		return nil, nil, err
+	}
 	res, err := s.o.Reject(ctx, in.Target, in.Message)
 	if r, ok := s.handOver(err, "reject", in.Target, in.Message); ok {
 		return r, nil, nil

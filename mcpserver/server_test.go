@@ -464,3 +464,24 @@ func TestRunExportsTrace(t *testing.T) {
 		t.Error("the run tool's run sent no trace")
 	}
 }
+
+// TestEmptyTarget: retry, approve and reject of an empty target say to
+// name one (it is a required argument a client may still send empty),
+// not that "" is no step.
+func TestEmptyTarget(t *testing.T) {
+	dir := newRepo(t)
+	cs := connect(t, Options{Dir: dir, Environ: os.Environ()})
+	for _, c := range []struct {
+		tool string
+		args map[string]any
+	}{
+		{"retry", map[string]any{"target": ""}},
+		{"approve", map[string]any{"target": " "}},
+		{"reject", map[string]any{"target": "", "message": "why"}},
+	} {
+		out, isErr := call(t, cs, c.tool, c.args)
+		if !isErr || out != "target is empty: name a STEP or STEP/TASK" {
+			t.Errorf("%s %v: %q (error %v), want it to ask for a target", c.tool, c.args, out, isErr)
+		}
+	}
+}
