@@ -284,6 +284,8 @@ func TestSchemaRejects(t *testing.T) {
 		"empty output":                 head + "  - {id: a, run: x, outputs: \"\"}\n",
 		"empty writable path":          head + "  - {id: a, run: x, sandbox: {writable: [\"\"]}}\n",
 		"zero max_file_size":           head + "  - {id: a, run: x, max_file_size: 0}\n",
+		"run step prompt":              head + "  - {id: a, run: x, prompt: hi}\n",
+		"run step effort":              head + "  - {id: a, run: x, effort: high}\n",
 	} {
 		if _, err := ParseWorkflow(WorkflowFile, []byte(data), testEngines); err == nil {
 			t.Errorf("%s: the parser accepts\n%s", name, data)
