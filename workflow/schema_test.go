@@ -306,6 +306,14 @@ func TestSchemaRejects(t *testing.T) {
 	if err := ag.Validate(instance(t, "claude keys", "name: x\ncolor: blue\nmodel: inherit\n")); err != nil {
 		t.Errorf("an agent with Claude Code's own keys: %v", err)
 	}
+	// A model written as a number is read as its text, in an agent's front
+	// matter as in the workflow.
+	if _, err := ParseAgent("a.md", []byte("---\nmodel: 4\n---\nbody\n"), testEngines); err != nil {
+		t.Fatalf("the parser refuses a numeric model: %v", err)
+	}
+	if err := ag.Validate(instance(t, "numeric model", "model: 4\n")); err != nil {
+		t.Errorf("an agent with a numeric model: %v", err)
+	}
 }
 
 // TestAgentKeysAreRead: each key agentKeys names is one the front-matter
