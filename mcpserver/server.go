@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -104,15 +105,23 @@ func New(opts Options) (*mcp.Server, error) {
 // Serve runs the server on stdin and stdout until the client goes away or
 // ctx ends; the calls read before stdin ends are answered first.
 func Serve(ctx context.Context, opts Options) error {
+	return serve(ctx, opts, os.Stdin, os.Stdout)
+}
+
+// serve is Serve on in and out.
+func serve(ctx context.Context, opts Options, in io.ReadCloser, out io.Writer) error {
 	srv, err := New(opts)
 	if err != nil {
 		return err
 	}
 	// The calls read before standard input ends are answered before the
-	// server stops (stdio.go).
+	// server stops, and what the SDK would end the connection for is
+	// answered as an error instead (stdio.go).
 	calls := newOpenCalls()
-	w := newHeldWriter(os.Stdout, calls)
-	return srv.Run(ctx, &mcp.IOTransport{Reader: newHeldReader(os.Stdin, calls, w.answerError), Writer: w})
+	w := newHeldWriter(out, calls)
+	// Messages reach the SDK whole and at most maxMessage long, each with
+	// its newline: its own limit is never what ends the connection.
+	return srv.Run(ctx, &mcp.IOTransport{Reader: newHeldReader(in, calls, w.answerError), Writer: w, MaxLineLength: 2*maxMessage + 1})
 }
 
 // text is a tool result of text.

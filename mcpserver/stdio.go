@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // The SDK's stdio transport cancels every call in flight as soon as its
@@ -25,6 +27,11 @@ import (
 // JSON (-32700, parse error) or not a JSON-RPC message (-32600, invalid
 // request) itself, as JSON-RPC 2.0 says (with the message's id when it has
 // a usable one, else null), and reads on.
+//
+// The SDK also ends the connection at a message longer than its limit
+// (mcp.DefaultMaxLineLength). heldReader answers such a message itself
+// (-32600, with its id when that comes before the bulk of the message),
+// drops it and reads on.
 
 // openCalls counts the calls (requests with an id) read from the client
 // that have not been answered yet.
@@ -71,21 +78,48 @@ func (c *openCalls) close() {
 // lines splits a stream of newline-delimited JSON-RPC messages as it goes
 // by, and calls count with each complete message. With bad set, a line
 // (or lines) that cannot become JSON by reading on goes to bad instead.
+// With max set, a message longer than max bytes goes to tooBig (its start)
+// instead, and the rest of its line is dropped.
 type lines struct {
-	buf   []byte
-	count func(msg []byte)
-	bad   func(text []byte)
+	buf        []byte
+	count      func(msg []byte)
+	bad        func(text []byte)
+	max        int
+	tooBig     func(start []byte)
+	discarding bool // the rest of a message too big is skipped, to its newline
+}
+
+// over reports a message grown past max to tooBig and drops what was
+// kept of it.
+func (l *lines) over() bool {
+	if l.max <= 0 || len(l.buf) <= l.max {
+		return false
+	}
+	l.tooBig(l.buf)
+	l.buf = l.buf[:0]
+	return true
 }
 
 func (l *lines) write(p []byte) {
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
+		if l.discarding {
+			if i < 0 {
+				return
+			}
+			l.discarding, p = false, p[i+1:]
+			continue
+		}
 		if i < 0 {
 			l.buf = append(l.buf, p...)
+			l.discarding = l.over()
 			return
 		}
 		l.buf = append(l.buf, p[:i]...)
 		p = p[i+1:]
+		if l.over() {
+			continue
+		}
 		// A message may span lines (the SDK's decoder allows it): it is
 		// counted once the text read so far is whole JSON.
 		switch {
@@ -187,7 +221,41 @@ func newHeldReader(r io.ReadCloser, calls *openCalls, answer func(id json.RawMes
 	h.lines.bad = func(text []byte) {
 		answer(nil, -32700, "parse error: not JSON: "+strings.TrimSpace(string(text)))
 	}
+	h.lines.max = maxMessage
+	h.lines.tooBig = func(start []byte) {
+		answer(leadingID(start), -32600, fmt.Sprintf("invalid request: a message longer than %d bytes; "+
+			"codemachine takes messages up to that size", maxMessage))
+	}
 	return h
+}
+
+// maxMessage is the longest message the server reads: the SDK's limit,
+// past which it would end the connection.
+var maxMessage = mcp.DefaultMaxLineLength
+
+// leadingID is the id of a message of which only the start was read, when
+// the id comes first among its members (before the params that made it
+// too big) and is a string or a number; else nil.
+func leadingID(start []byte) json.RawMessage {
+	dec := json.NewDecoder(bytes.NewReader(start[:min(len(start), 64<<10)]))
+	dec.UseNumber()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return nil
+		}
+		if key == "id" {
+			return usableID([]byte(`{"id":` + string(value) + `}`))
+		}
+	}
+	return nil
 }
 
 // usableID is the id of a single message when it is a string or a number
