@@ -45,6 +45,10 @@ func (p *proc) runTerminal(ctx context.Context, tty *os.File) (procResult, error
 		cmd.Env = []string{}
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	// The terminal's modes as the person had them: a UI that dies
+	// without restoring them (killed, crashed) would leave the terminal
+	// raw, without echo and Ctrl-C.
+	saved, _ := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
 	cmd.SysProcAttr.Foreground = true
 	// For Foreground, Ctty is codemachine's descriptor of the terminal
 	// (the child makes itself the foreground group before it execs).
@@ -55,7 +59,7 @@ func (p *proc) runTerminal(ctx context.Context, tty *os.File) (procResult, error
 	if err != nil {
 		return procResult{}, fmt.Errorf("start %s: %w", p.path, err)
 	}
-	defer takeTerminal(tty)
+	defer takeTerminal(tty, saved)
 	if p.onStart != nil {
 		p.onStart(cmd.Process.Pid)
 	}
@@ -83,11 +87,36 @@ func (p *proc) runTerminal(ctx context.Context, tty *os.File) (procResult, error
 
 // takeTerminal makes codemachine's process group the terminal's
 // foreground group again. A background group that sets the foreground
-// gets SIGTTOU, which is ignored meanwhile.
-func takeTerminal(tty *os.File) {
+// gets SIGTTOU, which is ignored meanwhile. When the UI left the
+// terminal's modes other than saved (the modes before it started: it was
+// killed or crashed before restoring them), they are restored, and
+// what a full-screen UI turns on is turned off (resetModes).
+func takeTerminal(tty *os.File, saved *unix.Termios) {
 	signal.Ignore(syscall.SIGTTOU)
 	defer signal.Reset(syscall.SIGTTOU)
-	_ = unix.IoctlSetPointerInt(int(tty.Fd()), unix.TIOCSPGRP, syscall.Getpgrp())
+	fd := int(tty.Fd())
+	_ = unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, syscall.Getpgrp())
+	if saved == nil {
+		return
+	}
+	now, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil || sameModes(now, saved) {
+		return
+	}
+	_ = unix.IoctlSetTermios(fd, unix.TCSETSW, saved)
+	_, _ = tty.WriteString(resetModes)
+}
+
+// resetModes turns off what a full-screen UI may have left on: it shows
+// the cursor, leaves the alternate screen, stops mouse and focus reports
+// and bracketed paste, and puts the keypad, the cursor keys and the
+// keyboard protocol back to normal.
+const resetModes = "\x1b[?25h\x1b[?1049l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1004l\x1b[?2004l\x1b[?1l\x1b>\x1b[<u"
+
+// sameModes reports whether two terminal settings have the same modes
+// and control characters.
+func sameModes(a, b *unix.Termios) bool {
+	return a.Iflag == b.Iflag && a.Oflag == b.Oflag && a.Cflag == b.Cflag && a.Lflag == b.Lflag && a.Cc == b.Cc
 }
 
 // IsTerminal reports whether f is a terminal.

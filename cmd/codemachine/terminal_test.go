@@ -64,10 +64,10 @@ type termState struct {
 	started    bool
 }
 
-// cmdTerm: term start|wait|keys|type|screen|close (see TestTerminal).
+// cmdTerm: term start|wait|keys|type|screen|display|close (see TestTerminal).
 func cmdTerm(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 2 {
-		ts.Fatalf("usage: term start|wait|keys|type|screen|close NAME ...")
+		ts.Fatalf("usage: term start|wait|keys|type|screen|display|close NAME ...")
 	}
 	st := ts.Value(termKey{}).(*termState)
 	run := func(a ...string) {
@@ -131,6 +131,13 @@ func cmdTerm(ts *testscript.TestScript, neg bool, args []string) {
 		run("send-keys", "-t", name, "-l", strings.Join(args[2:], " "))
 	case "screen":
 		run("capture-pane", "-p", "-S", "-", "-t", name)
+	case "display":
+		// term display NAME FORMAT: tmux's view of the pane (its
+		// modes: #{cursor_flag}, #{alternate_on}, ...).
+		if len(args) != 3 {
+			ts.Fatalf("usage: term display NAME FORMAT")
+		}
+		run("display-message", "-p", "-t", name, args[2])
 	case "close":
 		// The terminal goes away as a closed window's: its programs
 		// get SIGHUP.
