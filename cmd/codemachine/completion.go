@@ -48,9 +48,16 @@ _codemachine() {
 compdef _codemachine codemachine
 `,
 	"fish": `# fish completion for codemachine: codemachine completion fish | source
+# Where codemachine offers nothing (-C DIR, schema -o FILE), paths, as
+# bash and zsh complete them.
 function __codemachine_complete
 	set -l tokens (commandline -opc) (commandline -ct)
-	codemachine __complete $tokens[2..-1] 2>/dev/null
+	set -l out (codemachine __complete $tokens[2..-1] 2>/dev/null)
+	if set -q out[1]
+		printf '%s\n' $out
+	else
+		__fish_complete_path (commandline -ct)
+	end
 end
 complete -c codemachine -f -a '(__codemachine_complete)'
 `,
