@@ -33,13 +33,25 @@ func gitOnWorktree(t *testing.T, w *Worktree, index string, args ...string) stri
 	return strings.TrimRight(string(out), "\n")
 }
 
+// copyFile copies an index file for git to compare with.
 func copyFile(t *testing.T, from, to string) {
 	t.Helper()
 	data, err := os.ReadFile(from)
 	if err != nil {
 		t.Fatal(err)
 	}
+	st, err := os.Stat(from)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(to, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The copy of an index keeps its time: git takes an entry as racily
+	// clean, and compares its content, by the index file's mtime. A later
+	// one would have git take a file rewritten within the same clock tick
+	// as the index, at the same size, as unchanged.
+	if err := os.Chtimes(to, st.ModTime(), st.ModTime()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -477,5 +489,41 @@ func TestStageWithGitLeavesOut(t *testing.T) {
 	}
 	if c := git(t, dir, "show", tree+":b/c.txt"); c != "c" {
 		t.Errorf("b/c.txt staged as %q, want the base's", c)
+	}
+}
+
+// TestStageWithGitStopsAtAFIFO: where git stages, a .gitignore or
+// .gitattributes that is a FIFO fails the stage with a *SpecialFileError
+// before git status, which would wait on it forever, runs; it leaves no
+// lock behind, and the next stage works.
+func TestStageWithGitStopsAtAFIFO(t *testing.T) {
+	defer func(n int) { stageInProcessMaxEntries = n }(stageInProcessMaxEntries)
+	stageInProcessMaxEntries = 0
+	for _, name := range []string{"sub/.gitignore", "n/.gitattributes"} {
+		t.Run(name, func(t *testing.T) {
+			dir, r := newRepo(t, stageBase)
+			w := mustWorktree(t, r, 0, git(t, dir, "rev-parse", "HEAD"))
+			write(t, w.Path(), "n/a.txt", "a\n")
+			os.Remove(filepath.Join(w.Path(), name))
+			if err := syscall.Mkfifo(filepath.Join(w.Path(), name), 0o644); err != nil {
+				t.Skip(err)
+			}
+			_, err := w.Stage(t.Context())
+			var se *SpecialFileError
+			if !errors.As(err, &se) || se.Path != name {
+				t.Fatalf("stage: %v, want a *SpecialFileError for %s", err, name)
+			}
+			if _, err := os.Stat(w.index + ".lock"); err == nil {
+				t.Fatal("the index lock is left behind")
+			}
+			os.Remove(filepath.Join(w.Path(), name))
+			tree, err := w.Stage(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := git(t, dir, "show", tree+":n/a.txt"); got != "a" {
+				t.Errorf("n/a.txt staged as %q", got)
+			}
+		})
 	}
 }
