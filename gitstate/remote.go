@@ -108,6 +108,27 @@ func (r *Repo) UserName(ctx context.Context) string {
 	return strings.TrimSpace(out)
 }
 
+// DisplayURL is url as it may be shown (printed, logged, put in JSON):
+// without the user information of a URL with a scheme
+// ("https://user:token@host/x.git" is "https://host/x.git"), which holds
+// a password or an access token, as git leaves it out of its own
+// messages. Other forms (a path, scp-like "user@host:path") hold no
+// secret and are returned as they are.
+func DisplayURL(url string) string {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		return url
+	}
+	authority, path := rest, ""
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority, path = rest[:i], rest[i:]
+	}
+	if i := strings.LastIndex(authority, "@"); i >= 0 {
+		authority = authority[i+1:]
+	}
+	return scheme + "://" + authority + path
+}
+
 // TreeOf is the tree id of a commit.
 func (r *Repo) TreeOf(commit string) (string, error) {
 	var tree string

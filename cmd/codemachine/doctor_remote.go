@@ -48,10 +48,14 @@ func checkRemote(ctx context.Context, repo *gitstate.Repo, branch, name string) 
 		}
 	}
 	rc := &remoteCheck{Name: name, Branch: branch, Claims: []claimInfo{}, Results: []string{}}
-	if rc.URL = repo.RemoteURL(ctx, name); rc.URL == "" {
+	url := repo.RemoteURL(ctx, name)
+	if url == "" {
 		rc.Error = fmt.Sprintf("no remote %q is configured (git remote add %s URL)", name, name)
 		return rc
 	}
+	// Shown without the password or token a URL may carry: doctor's
+	// and status's output ends up in CI logs and bug reports.
+	rc.URL = gitstate.DisplayURL(url)
 	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
 	defer cancel()
 	w, err := repo.FetchWork(ctx, name, branch)
