@@ -157,19 +157,27 @@ func newOrchestrator(c *cli.Context, onEvent func(orchestrator.Event)) (*orchest
 	return openOrchestrator(c, orchestrator.Config{OnEvent: onEvent})
 }
 
+// commandDir is the directory a command works in: -C DIR, which must be
+// one (a usage error otherwise), else the working directory.
+func commandDir(c *cli.Context) (string, error) {
+	dir := globalString(c, "C")
+	if dir == "" {
+		return os.Getwd()
+	}
+	if st, err := os.Stat(dir); err != nil {
+		return "", usageErrorf("-C %s: no such directory", dir)
+	} else if !st.IsDir() {
+		return "", usageErrorf("-C %s: not a directory", dir)
+	}
+	return dir, nil
+}
+
 // openOrchestrator opens the repository for a command with cfg, whose Dir,
 // Environ and RetryBase it fills in.
 func openOrchestrator(c *cli.Context, cfg orchestrator.Config) (*orchestrator.Orchestrator, error) {
-	dir := globalString(c, "C")
-	if dir == "" {
-		var err error
-		if dir, err = os.Getwd(); err != nil {
-			return nil, err
-		}
-	} else if st, err := os.Stat(dir); err != nil {
-		return nil, usageErrorf("-C %s: no such directory", dir)
-	} else if !st.IsDir() {
-		return nil, usageErrorf("-C %s: not a directory", dir)
+	dir, err := commandDir(c)
+	if err != nil {
+		return nil, err
 	}
 	cfg.Dir, cfg.Environ = dir, os.Environ()
 	if v := os.Getenv("CODEMACHINE_RETRY_BASE"); v != "" {

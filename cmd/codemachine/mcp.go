@@ -36,12 +36,9 @@ plan tools then edit the plan there, uncommitted, and land with the step's commi
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			dir := globalString(c, "C")
-			if dir == "" {
-				var err error
-				if dir, err = os.Getwd(); err != nil {
-					return err
-				}
+			dir, err := commandDir(c)
+			if err != nil {
+				return err
 			}
 			v, _ := buildInfo()
 			return mcpserver.Serve(c.Context, mcpserver.Options{Dir: dir, Environ: os.Environ(),

@@ -33,12 +33,9 @@ watcher or a run holds the repository, as the commands are.`,
 			if !inTerminal(c) {
 				return usageErrorf("ui needs a terminal (standard input and output): it is a full-screen dashboard")
 			}
-			dir := globalString(c, "C")
-			if dir == "" {
-				var err error
-				if dir, err = os.Getwd(); err != nil {
-					return err
-				}
+			dir, err := commandDir(c)
+			if err != nil {
+				return err
 			}
 			return dashboard.Run(c.Context, dashboard.Options{Dir: dir, Environ: os.Environ(), MCPCommand: selfCommand("mcp"),
 				OpenCommand: selfCommand("-C", dir, "open")})
