@@ -17,6 +17,7 @@
 package mcpserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -130,13 +131,18 @@ func text(format string, args ...any) *mcp.CallToolResult {
 }
 
 // jsonResult is a tool result holding v as indented JSON, after a line
-// that says what it is.
+// that says what it is. <, > and & stay as they are (a subject's "echo ok
+// > gate.txt"), as the CLI's --json writes them: the reader is a model or
+// a person, not an HTML page.
 func jsonResult(what string, v any) (*mcp.CallToolResult, error) {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return text("%s\n%s", what, data), nil
+	return text("%s\n%s", what, bytes.TrimSuffix(b.Bytes(), []byte("\n"))), nil
 }
 
 // refusal rewrites a lock conflict into what to do about it; other errors

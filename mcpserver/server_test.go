@@ -344,7 +344,8 @@ func TestRunAndReview(t *testing.T) {
 		t.Errorf("gate did not land: %v", err)
 	}
 	out = mustCall(t, cs, "log", map[string]any{"limit": 1})
-	if !strings.Contains(out, `"step": "gate"`) {
+	// The subject as it is: no \u003e for its ">".
+	if !strings.Contains(out, `"step": "gate"`) || !strings.Contains(out, `"subject": "codemachine(gate): run echo ok > gate.txt"`) {
 		t.Errorf("log: %s", out)
 	}
 	out = mustCall(t, cs, "diff", map[string]any{"target": "implement/T2", "stat": true})
