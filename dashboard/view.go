@@ -236,9 +236,38 @@ func (m *model) diffView() string {
 	}
 	lines = append(lines, "↑/↓ scroll · space/b page · esc back")
 	for i, l := range lines {
-		lines[i] = cut(strings.ReplaceAll(l, "\t", "    "), m.width)
+		lines[i] = cut(visible(strings.ReplaceAll(l, "\t", "    ")), m.width)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// visible shows a diff line's control characters (a file's escape
+// sequences, carriage returns) as a pager does, ^[ for ESC, instead of
+// sending them to the terminal, where they would color, move or clear
+// what the dashboard draws.
+func visible(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r < 0x20:
+			b.WriteString("^" + string(rune(r+'@')))
+		case r == 0x7f:
+			b.WriteString("^?")
+		case isControl(r):
+			fmt.Fprintf(&b, "<U+%04X>", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// isControl reports a C0 or C1 control character or DEL.
+func isControl(r rune) bool {
+	return r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f
 }
 
 // cut shortens a line to the screen's width, in columns: a CJK

@@ -124,3 +124,20 @@ func TestRejectPromptShowsCursor(t *testing.T) {
 		}
 	}
 }
+
+// TestDiffShowsControls: a diff of a file holding escape sequences shows
+// them as a pager does (^[), not as the sequences that would color, move
+// or clear the dashboard's screen.
+func TestDiffShowsControls(t *testing.T) {
+	m := &model{mode: modeDiff, width: 80, height: 10, units: map[string]*unitView{}}
+	m.diff = []string{"+plain", "+\x1b[2J\x1b[31mred\x1b[0m", "+\x1b]0;TITLE\x07 bell", "+cr\r del\x7f c1\u009b", "+\ttab"}
+	screen := m.screen()
+	for _, want := range []string{"+plain", "+^[[2J^[[31mred^[[0m", "+^[]0;TITLE^G bell", "+cr^M del^? c1<U+009B>", "+    tab"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("the diff view does not show %q:\n%s", want, screen)
+		}
+	}
+	if strings.ContainsAny(screen, "\x1b\x07\r\x7f\u009b") {
+		t.Errorf("the diff view holds control characters: %q", screen)
+	}
+}
