@@ -79,6 +79,7 @@ func newOutput(c *cli.Context) *output {
 	o.started, o.lastActivity = map[string]time.Time{}, map[string]string{}
 	if f, ok := o.w.(*os.File); ok && o.color && !o.quiet && !o.json {
 		o.live = newLiveRegion(f)
+		setStopNotes(o.stopNote)
 	}
 	return o
 }

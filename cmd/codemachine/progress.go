@@ -143,6 +143,29 @@ func (o *output) liveStarted(e orchestrator.Event, r tableRow) {
 	}
 }
 
+// stopNote prints a signal's note (stopping, killed) on standard error
+// above the live lines: the terminal echoed the Ctrl-C (^C, no newline)
+// below them, which goes with them; written past them, the note would be
+// erased by their next redraw and the lines left behind. While an agent's
+// UI has the terminal, it waits with the other lines until it is given
+// back.
+func (o *output) stopNote(msg string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.paused {
+		o.held.WriteString(msg + "\n")
+		return
+	}
+	if o.live.drawn > 0 {
+		fmt.Fprint(o.w, "\r\x1b[K")
+		o.clearLive()
+	}
+	fmt.Fprintln(o.errW, msg)
+	if len(o.live.units) > 0 {
+		o.drawLive()
+	}
+}
+
 // liveActivity notes a unit's latest activity; the next tick draws it.
 func (o *output) liveActivity(e orchestrator.Event) {
 	o.mu.Lock()

@@ -14,12 +14,13 @@ import (
 )
 
 // screen replays what the live region writes (text, newlines, carriage
-// returns, cursor up and erase below) into lines: what a terminal shows.
+// returns, cursor up, erase below and erase line) into lines: what a
+// terminal shows.
 func screen(t *testing.T, out string) []string {
 	t.Helper()
 	lines := [][]byte{nil}
 	row := 0
-	esc := regexp.MustCompile(`^\x1b\[(\d*)([AJ])`)
+	esc := regexp.MustCompile(`^\x1b\[(\d*)([AJK])`)
 	for i := 0; i < len(out); {
 		switch {
 		case out[i] == '\n':
@@ -29,19 +30,22 @@ func screen(t *testing.T, out string) []string {
 			}
 			i++
 		case out[i] == '\r':
-			i++ // the region only ever returns to column 0 of an empty line
+			i++ // the region only returns to column 0 of an empty line, or to erase it
 		case out[i] == 0x1b:
 			m := esc.FindStringSubmatch(out[i:])
 			if m == nil {
 				t.Fatalf("unexpected escape at %q", out[i:min(len(out), i+10)])
 			}
-			if m[2] == "A" {
+			switch m[2] {
+			case "A":
 				n, _ := strconv.Atoi(m[1])
 				row -= n
 				if row < 0 {
 					t.Fatalf("cursor moved above the output")
 				}
-			} else {
+			case "K":
+				lines[row] = nil // after a carriage return: the whole line
+			default:
 				lines = lines[:row+1]
 				lines[row] = nil
 			}
@@ -191,5 +195,37 @@ func TestLiveRegionRestarted(t *testing.T) {
 	}
 	if n := len(o.live.units); n != 0 {
 		t.Errorf("%d live unit(s) left after the unit landed", n)
+	}
+}
+
+// TestStopNoteAboveLive: the note of a Ctrl-C (written by the signal
+// handler while units run) goes above the live lines, with the ^C the
+// terminal echoed below them gone; the next redraw neither erases it nor
+// leaves a live line behind.
+func TestStopNoteAboveLive(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	o := &output{w: &buf, errW: &buf, started: map[string]time.Time{}, lastActivity: map[string]string{}}
+	o.live = &liveRegion{width: func() int { return 70 }, now: func() time.Time { return now }}
+	o.live.ticking = true // the test draws; no redraw goroutine
+
+	o.event(orchestrator.Event{Kind: orchestrator.StepStarted, At: now, Step: "gen", Engine: "claude"})
+	setStopNotes(o.stopNote) // as newOutput does for a live region
+	defer setStopNotes(nil)
+	buf.WriteString("^C") // the terminal's echo of the key
+	stopNote(&buf, "codemachine: stopping")
+	got := screen(t, buf.String())
+	if len(got) != 2 || got[0] != "codemachine: stopping" || !strings.Contains(got[1], "▸ gen") {
+		t.Fatalf("screen after the note:\n%s", strings.Join(got, "\n"))
+	}
+	o.event(orchestrator.Event{Kind: orchestrator.StepFailed, At: now, Step: "gen", Engine: "claude", Message: "interrupted"})
+	got = screen(t, buf.String())
+	if len(got) < 2 || got[0] != "codemachine: stopping" || !strings.Contains(got[1], "✗ gen") {
+		t.Fatalf("screen after the unit failed:\n%s", strings.Join(got, "\n"))
+	}
+	for _, l := range got {
+		if strings.Contains(l, "▸") {
+			t.Errorf("live line left behind: %q", l)
+		}
 	}
 }

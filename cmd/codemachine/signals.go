@@ -46,9 +46,9 @@ func interruptContext(stderr io.Writer) (context.Context, func()) {
 		running := len(childGroups())
 		cancel()
 		if running > 0 {
-			fmt.Fprintln(stderr, "codemachine: stopping; the running steps keep their partial work (Ctrl-C again kills them at once)")
+			stopNote(stderr, "codemachine: stopping; the running steps keep their partial work (Ctrl-C again kills them at once)")
 		} else {
-			fmt.Fprintln(stderr, "codemachine: stopping")
+			stopNote(stderr, "codemachine: stopping")
 		}
 		select {
 		case <-sigc:
@@ -84,8 +84,35 @@ func hardStop(stderr io.Writer) {
 	for _, dir := range usedGitDirs() {
 		waitGone(filepath.Join(dir, "index.lock"), lockWait)
 	}
-	fmt.Fprintf(stderr, "codemachine: killed (%d process group(s))\n", n)
+	stopNote(stderr, fmt.Sprintf("codemachine: killed (%d process group(s))", n))
 	os.Exit(130)
+}
+
+// stopNotes prints the notes a signal makes (stopping, killed) where the
+// command's output is drawn: a live region at the bottom of the terminal
+// takes them above its lines (output.stopNote). nil: straight to stderr.
+var stopNotes struct {
+	sync.Mutex
+	print func(msg string)
+}
+
+// setStopNotes makes fn where the notes of a signal go (nil: stderr).
+func setStopNotes(fn func(msg string)) {
+	stopNotes.Lock()
+	defer stopNotes.Unlock()
+	stopNotes.print = fn
+}
+
+// stopNote prints one note of a signal (see stopNotes).
+func stopNote(stderr io.Writer, msg string) {
+	stopNotes.Lock()
+	fn := stopNotes.print
+	stopNotes.Unlock()
+	if fn != nil {
+		fn(msg)
+		return
+	}
+	fmt.Fprintln(stderr, msg)
 }
 
 // gitDirs are the git directories of the repositories this process
