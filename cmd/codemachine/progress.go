@@ -166,6 +166,19 @@ func (o *output) stopNote(msg string) {
 	}
 }
 
+// endLive takes the lines of the units a run ended without reporting (a
+// Ctrl-C before their process started, a missing CLI that stopped the
+// run) off the screen: the run is over and none of them runs.
+func (o *output) endLive() {
+	if o.live == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.clearLive()
+	o.live.units = nil
+}
+
 // liveActivity notes a unit's latest activity; the next tick draws it.
 func (o *output) liveActivity(e orchestrator.Event) {
 	o.mu.Lock()

@@ -154,6 +154,7 @@ func reportRun(out *output, s *orchestrator.Summary, err error) error {
 		}
 		return err
 	}
+	out.endLive()
 	if s == nil || out.quiet {
 		return err
 	}
