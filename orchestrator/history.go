@@ -294,6 +294,9 @@ func (o *Orchestrator) Diff(ctx context.Context, arg string, w io.Writer, opts D
 		if note == "" {
 			if rev, err := o.repo.ResolveRev("refs/heads/" + reviewPrefix + t.key); err == nil {
 				commit, note = rev, "# "+t.key+" is waiting for review on "+reviewPrefix+t.key+"\n"
+			} else if snap, err := o.load(head.Commit, Overrides{}); err == nil && snap.remoteReviews[t.key] {
+				// A worker's review, on the remote as fetched.
+				commit, note = snap.reviews[t.key], "# "+t.key+" is waiting for review on "+snap.reviewRef(t.key)+"\n"
 			}
 		}
 		if commit == "" {

@@ -19,6 +19,7 @@
 package orchestrator
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -184,8 +185,13 @@ type snapshot struct {
 	// settings per step id: configured engine/model and fingerprint.
 	settings map[string]*stepSettings
 	due      map[string]workflow.Reason
-	// reviews maps step and step/task keys to their pending review commit.
+	// reviews maps step and step/task keys to their pending review commit:
+	// on the local review branch, or (remoteReviews) on the remote's.
 	reviews map[string]string
+	// remoteReviews are the keys of reviews that wait on reviewRemote's
+	// review branches, with no local one.
+	remoteReviews map[string]bool
+	reviewRemote  string
 	// condErrs are the steps whose when: could not be evaluated (a type
 	// error at run time): they fail instead of running.
 	condErrs map[string]string
@@ -268,6 +274,15 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 	snap.due = workflow.DueSteps(project, fps, recs)
 	if snap.reviews, err = o.reviewPending(); err != nil {
 		return nil, err
+	}
+	remote, name, err := o.remoteReviews(context.Background(), snap, snap.reviews)
+	if err != nil {
+		return nil, err
+	}
+	snap.reviewRemote, snap.remoteReviews = name, map[string]bool{}
+	for key, commit := range remote {
+		snap.reviews[key] = commit
+		snap.remoteReviews[key] = true
 	}
 	return snap, nil
 }

@@ -420,3 +420,97 @@ func (o *Orchestrator) reviewedUnit(tip, base, commit, key string) (*unit, *cand
 	}
 	return u, c, nil
 }
+
+// remoteReviews are the reviews that wait on the current branch's remote
+// as the last fetch saw them (refs/remotes/<remote>/codemachine/review/
+// <key>): a review: true unit that workers ran waits there
+// (docs/workers.md), and a clone that only fetched has no review branch
+// of its own for it. Only those that still wait count: of units with no
+// local review branch (local), due at snap with the fingerprint the
+// review was made with, and not rejected on the branch since its base (a
+// Codemachine-Rejected: <key> commit), nor held here. A remote-tracking
+// branch that a fetch left behind after the remote settled its review
+// (approved: the unit is done; rejected; superseded: its inputs changed)
+// is none. It
+// returns them by key, and the remote's name.
+func (o *Orchestrator) remoteReviews(ctx context.Context, snap *snapshot, local map[string]string) (map[string]string, string, error) {
+	refs, err := o.repo.RefsWithPrefix("refs/remotes/")
+	if err != nil {
+		return nil, "", err
+	}
+	found := false
+	for ref := range refs {
+		if _, key, ok := strings.Cut(ref, "/"+reviewPrefix); ok && local[key] == "" {
+			found = true
+			break
+		}
+	}
+	if !found {
+		// The common case (no such branch, or a local one for each, as
+		// in a worker's clone): no git process at all.
+		return nil, "", nil
+	}
+	head, err := o.repo.Head()
+	if err != nil || head.Branch == "" {
+		return nil, "", err
+	}
+	remote, err := o.repo.BranchRemote(ctx, head.Branch)
+	if err != nil || remote == "" {
+		return nil, "", err
+	}
+	holds, err := o.holds()
+	if err != nil {
+		return nil, "", err
+	}
+	prefix := "refs/remotes/" + remote + "/" + reviewPrefix
+	out := map[string]string{}
+	for ref, commit := range refs {
+		key, ok := strings.CutPrefix(ref, prefix)
+		if !ok || local[key] != "" {
+			continue
+		}
+		waits, err := o.remoteReviewWaits(ctx, snap, key, commit, holds[key])
+		if err != nil {
+			return nil, "", err
+		}
+		if waits {
+			out[key] = commit
+		}
+	}
+	return out, remote, nil
+}
+
+// remoteReviewWaits says whether the remote's review of key (commit) still
+// waits for a decision at snap (see remoteReviews).
+func (o *Orchestrator) remoteReviewWaits(ctx context.Context, snap *snapshot, key, commit string, hold Hold) (bool, error) {
+	fp, due := dueFingerprint(snap, key)
+	if !due || hold.Fingerprint == fp {
+		// Done, or held: a rollback or reset undid it here (a review
+		// pushed for a pull request, merged, then rolled back).
+		return false, nil
+	}
+	info, err := o.repo.CommitInfo(commit)
+	if err != nil || len(info.Parents) != 1 || (gitstate.Message{Trailers: info.Trailers}).Get(gitstate.TrailerFingerprint) != fp {
+		return false, nil // not a review commit of this unit: none
+	}
+	since, err := o.repo.CommitsBetween(ctx, info.Parents[0], snap.commit, 0)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range since {
+		if (gitstate.Message{Trailers: c.Trailers}).Get("Codemachine-Rejected") == key {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// reviewRef is the branch key's pending review is on, as status shows it:
+// codemachine/review/<key>, or <remote>/codemachine/review/<key> for one
+// that waits on the remote (remoteReviews).
+func (s *snapshot) reviewRef(key string) string {
+	if s.remoteReviews[key] {
+		return s.reviewRemote + "/" + reviewPrefix + key
+	}
+	return reviewPrefix + key
+}

@@ -262,7 +262,7 @@ func (v *statusView) state(step *workflow.Step, st *StepStatus, waits []string) 
 	case v.snap.project.Skips[id] && !due:
 		st.State, st.Reason = StateSkipped, "when: "+step.When.Source+" is false"
 	case v.snap.reviews[id] != "":
-		st.State, st.Reason, st.Ref = StateReview, v.o.reviewReason(v.snap.reviews[id], fp), reviewPrefix+id
+		st.State, st.Reason, st.Ref = StateReview, v.o.reviewReason(v.snap.reviews[id], fp), v.snap.reviewRef(id)
 	case !due:
 		st.State = StateDone
 		if step.FansOut() && st.TasksTotal > 0 {
@@ -388,7 +388,7 @@ func (v *statusView) tasks(step *workflow.Step, st *StepStatus) {
 		}
 		switch f, h := v.failures[key], v.holds[key]; {
 		case snap.reviews[key] != "":
-			ts.State, ts.Reason, ts.Ref = StateReview, v.o.reviewReason(snap.reviews[key], fp), reviewPrefix+key
+			ts.State, ts.Reason, ts.Ref = StateReview, v.o.reviewReason(snap.reviews[key], fp), snap.reviewRef(key)
 		case t.Done:
 			ts.State = StateDone
 			st.TasksDone++
