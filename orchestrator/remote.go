@@ -378,6 +378,28 @@ func (o *Orchestrator) Awaited(commit string, ov Overrides) (map[string]bool, er
 	return out, nil
 }
 
+// HeldUnits are the keys of the units due at commit that are held in this
+// clone (a rollback or reset undid them: see holdUndone) with the
+// fingerprint they have at commit: a run leaves them alone, as a worker's
+// pass does, until they are retried or their inputs change.
+func (o *Orchestrator) HeldUnits(commit string, ov Overrides) (map[string]bool, error) {
+	holds, err := o.holds()
+	if err != nil || len(holds) == 0 {
+		return nil, err
+	}
+	snap, err := o.load(commit, ov)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for key, h := range holds {
+		if fp, due := dueFingerprint(snap, key); due && h.Fingerprint == fp {
+			out[key] = true
+		}
+	}
+	return out, nil
+}
+
 // awaitedStep says whether a worker would start units of step now: it is
 // due, run by workers, its when: condition evaluates, and no step it
 // needs is due (a run starts it only after they landed; one that failed

@@ -16,6 +16,7 @@ import (
 	"hash/fnv"
 	"maps"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -346,8 +347,9 @@ func (w *worker) loop(ctx context.Context) error {
 // fresh look at the remote (and a landing, if this worker integrates)
 // finds the branch still at base, the same reviews, nothing claimed, no
 // result waiting, and the pass was refused no claim. Units still due then
-// make it an error: an *UnfinishedError when the pass skipped or failed
-// some (they failed here), else an *orchestrator.ReviewPendingError or
+// make it an error: an *UnfinishedError when the pass failed some or
+// skipped some that failed here (units held here after a rollback or
+// reset are no error, as for run), else an *orchestrator.ReviewPendingError or
 // *orchestrator.NeedsYouError (exit 3, as for run) when what is left
 // waits for a review or a person (a local run).
 func (w *worker) finished(ctx context.Context, base string, reviews map[string]string, sum *orchestrator.Summary) (bool, error) {
@@ -371,12 +373,21 @@ func (w *worker) finished(ctx context.Context, base string, reviews map[string]s
 	if err != nil || len(due) == 0 {
 		return err == nil, err
 	}
-	if sum != nil && len(sum.Failed)+len(sum.Skipped) == 0 {
+	onlyHeld, err := w.onlyHeld(base, sum)
+	if err != nil {
+		return false, err
+	}
+	if sum != nil && len(sum.Failed) == 0 && (len(sum.Skipped) == 0 || onlyHeld) {
 		if len(sum.Review) > 0 {
 			return true, &orchestrator.ReviewPendingError{Steps: eventKeys(sum.Review)}
 		}
 		if len(sum.NeedsYou) > 0 {
 			return true, &orchestrator.NeedsYouError{Steps: eventKeys(sum.NeedsYou), Hint: "not run by workers: codemachine run in a clone"}
+		}
+		if onlyHeld {
+			// What is left waits behind units a rollback or reset undid
+			// here: as for run, that is not a failure.
+			return true, nil
 		}
 	}
 	unfinished := &UnfinishedError{}
@@ -391,6 +402,26 @@ func (w *worker) finished(ctx context.Context, base string, reviews map[string]s
 		return true, &orchestrator.ReviewPendingError{Steps: unfinished.Review}
 	}
 	return true, unfinished
+}
+
+// onlyHeld says whether every unit the pass (sum) from base skipped is
+// held in this clone (a rollback or reset undid it), and says which once.
+func (w *worker) onlyHeld(base string, sum *orchestrator.Summary) (bool, error) {
+	if sum == nil || len(sum.Skipped) == 0 {
+		return false, nil
+	}
+	held, err := w.o.HeldUnits(base, w.opts.Run.Overrides)
+	if err != nil {
+		return false, err
+	}
+	keys := eventKeys(sum.Skipped)
+	for _, k := range keys {
+		if !held[k] {
+			return false, nil
+		}
+	}
+	w.note("held here after a rollback or reset: %s (not run again with the same inputs; codemachine retry KEY runs one)", strings.Join(keys, ", "))
+	return true, nil
 }
 
 func eventKeys(events []orchestrator.Event) []string {
