@@ -17,8 +17,9 @@ func retryCommand() *cli.Command {
 		Description: `Lifts the hold a rollback or reset put on STEP (or STEP/TASK), or forgets its last
 failure, and runs it again with what it needs; a plain step runs even if it is not due. An
 interrupted or timed-out unit resumes its agent's session with its partial work (brought
-onto the branch's tip when that moved meanwhile). While codemachine watch runs, retry hands
-the request to the watcher, which runs it after its current pass. Exits like run.`,
+onto the branch's tip when that moved meanwhile). In a terminal, an interactive step opens
+its agent's UI there, as with run. While codemachine watch runs, retry hands the request to
+the watcher, which runs it after its current pass. Exits like run.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "engine", Usage: "run with `ENGINE`"},
 			&cli.StringFlag{Name: "model", Usage: "run with `MODEL`"},
@@ -43,6 +44,16 @@ the request to the watcher, which runs it after its current pass. Exits like run
 				Overrides: orchestrator.Overrides{Engine: c.String("engine"), Model: c.String("model")},
 				Record:    c.Bool("record"),
 				Command:   "codemachine retry",
+			}
+			// An interactive step retried in a terminal opens its UI
+			// there, as run does.
+			tty, err := openTerminal(c)
+			if err != nil {
+				return err
+			}
+			if tty != nil {
+				defer tty.Close()
+				opts.Terminal, opts.OnTerminal = tty, out.pauseTerminal
 			}
 			summary, err := o.Retry(c.Context, arg, opts)
 			if _, watching := watch.RefusedBy(err); watching {
