@@ -141,7 +141,8 @@ func (a *Agent) frontMatter(front string, engines []string, errs *Errors) {
 		case "description":
 			a.Description, _ = d.str(kv.val, "description")
 		case "engine":
-			if v, ok := d.str(kv.val, "engine"); ok && d.engine(kv.val, v) {
+			agentEngines := slices.DeleteFunc(slices.Clone(engines), func(e string) bool { return e == "shell" })
+			if v, ok := d.str(kv.val, "engine"); ok && d.engineIn(kv.val, v, agentEngines) {
 				if v == "shell" {
 					errs.Add(d.at(kv.val), "engine: shell runs commands; an agent needs an agent engine")
 				} else {

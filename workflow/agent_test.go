@@ -107,6 +107,7 @@ func TestParseAgentErrors(t *testing.T) {
 		{"front matter is a list", "---\n- a\n---\n", []string{`x.md:2:1: front matter: want a mapping, got a list`}},
 		{"yaml error line offset", "---\nname: x\ndescription: \"open\n---\nbody\n", []string{`x.md:3:14: invalid YAML: found unexpected end of stream (is a quote left open?)`}},
 		{"tools wrong type", "---\ntools: {a: b}\n---\n", []string{`x.md:2:8: tools: want a list of tool names, got a mapping`}},
+		{"unknown engine: shell not offered", "---\nengine: nosuch\n---\n", []string{`x.md:2:9: unknown engine "nosuch" (want one of auto, claude, codex, gemini, opencode, replay)`}},
 		{"engine shell", "---\nengine: shell\n---\n", []string{`x.md:2:9: engine: shell runs commands; an agent needs an agent engine`}},
 		{"unknown function, offset by front matter", "---\nname: x\n---\nline 4\n  {{ slurp \"a\" }}\n", []string{`x.md:5:6: function "slurp" not defined`}},
 		{"unclosed action", "Hello\n{{ if .Feedback }}\n", []string{`x.md:3:1: unexpected EOF`}},

@@ -180,12 +180,18 @@ func (d *yamlDoc) budget(n *yaml.Node, b *Budget) {
 
 // engine checks an engine name and reports whether it is known.
 func (d *yamlDoc) engine(n *yaml.Node, name string) bool {
+	return d.engineIn(n, name, d.engines)
+}
+
+// engineIn is engine with the names that may be given there: an agent
+// file's engine: may not be shell, so an unknown one is not offered it.
+func (d *yamlDoc) engineIn(n *yaml.Node, name string, choices []string) bool {
 	if slices.Contains(d.engines, name) {
 		return true
 	}
-	hint := suggest(name, d.engines)
+	hint := suggest(name, choices)
 	if hint == "" {
-		hint = " (want one of " + strings.Join(d.engines, ", ") + ")"
+		hint = " (want one of " + strings.Join(choices, ", ") + ")"
 	}
 	d.errs.Add(d.at(n), "unknown engine %q%s", name, hint)
 	return false

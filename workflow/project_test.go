@@ -145,7 +145,7 @@ steps:
 `)}
 	fsys[AgentsDir+"/architect.md"] = &fstest.MapFile{Data: []byte("---\nengine: gpt\n---\n{{ .Nope }}\n")}
 	_, err := LoadProject(fsys, testEngines)
-	want := `.codemachine/agents/architect.md:2:9: unknown engine "gpt" (want one of auto, claude, codex, gemini, opencode, shell, replay)
+	want := `.codemachine/agents/architect.md:2:9: unknown engine "gpt" (want one of auto, claude, codex, gemini, opencode, replay)
 .codemachine/agents/architect.md:4:4: unknown field ".Nope"
 .codemachine/workflow.yaml:4:12: agent "ghost": no file .codemachine/agents/ghost.md
 .codemachine/workflow.yaml:6:12: agent "ghost": no file .codemachine/agents/ghost.md
