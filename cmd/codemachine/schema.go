@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path"
 
@@ -45,7 +47,16 @@ and check the file. After upgrading codemachine, refresh them with
 				return usageErrorf("%v", err)
 			}
 			if f := c.String("output"); f != "" {
-				return os.WriteFile(f, data, 0o644)
+				if err := os.WriteFile(f, data, 0o644); err != nil {
+					// The file named is the command line's: a usage
+					// error, as a -C that names no directory is.
+					var pe *fs.PathError
+					if errors.As(err, &pe) {
+						err = pe.Err
+					}
+					return usageErrorf("-o %s: %v", f, err)
+				}
+				return nil
 			}
 			_, err = c.App.Writer.Write(data)
 			return err
