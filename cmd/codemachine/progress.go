@@ -92,7 +92,7 @@ func (o *output) drawLive() {
 // table's columns, its elapsed time, and its latest activity (its task's
 // title before the first), cut to width.
 func (o *output) liveLine(u *liveUnit, now time.Time, width int) string {
-	head := fmt.Sprintf("  ▸ %-*s %-*s %7s  ", o.nameW, u.name, o.labelW, u.label,
+	head := fmt.Sprintf("  ▸ %s %s %7s  ", pad(u.name, o.nameW), pad(u.label, o.labelW),
 		orchestrator.FormatDuration(now.Sub(u.started)))
 	text := u.activity
 	if text == "" {
@@ -246,7 +246,7 @@ func (o *output) plainActivity(e orchestrator.Event) {
 	o.lastActivity[key] = e.Message
 	o.mu.Unlock()
 	r := o.row(e)
-	o.printf("  %s %-*s %7s  %s\n", o.paint(dim, "›"), r.nameW, r.name,
+	o.printf("  %s %s %7s  %s\n", o.paint(dim, "›"), pad(r.name, r.nameW),
 		orchestrator.FormatDuration(e.At.Sub(started)), e.Message)
 }
 

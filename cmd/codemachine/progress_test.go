@@ -229,3 +229,27 @@ func TestStopNoteAboveLive(t *testing.T) {
 		}
 	}
 }
+
+// TestRunTableWideNames: the run table pads its step and engine columns to
+// terminal columns: a foreach item named in CJK characters (two columns
+// each) keeps the columns after it where the other rows have them.
+func TestRunTableWideNames(t *testing.T) {
+	var buf bytes.Buffer
+	o := &output{w: &buf, started: map[string]time.Time{}, lastActivity: map[string]string{}}
+	for _, task := range []string{"src/文件名字.go", "src/plain.go", "src/a-much-longer-plain-name.go"} {
+		o.event(orchestrator.Event{Kind: orchestrator.StepLanded, Step: "port", Task: task, Engine: "shell", Commit: "0123456789"})
+	}
+	var cols []int
+	for _, l := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
+		before, _, ok := strings.Cut(l, "shell")
+		if !ok {
+			t.Fatalf("no engine in %q", l)
+		}
+		cols = append(cols, ansi.StringWidth(before))
+	}
+	// Widths grow with the longest name so far: the first two rows are
+	// printed with the same width, the third with its own.
+	if cols[0] != cols[1] || cols[2] <= cols[1] {
+		t.Errorf("the engine column starts at %v: the wide name's row is off\n%s", cols, buf.String())
+	}
+}

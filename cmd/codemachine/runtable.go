@@ -2,7 +2,8 @@ package main
 
 import (
 	"strings"
-	"unicode/utf8"
+
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/codemachine/codemachine/orchestrator"
 )
@@ -12,9 +13,16 @@ import (
 func (o *output) columns(name, label string) (int, int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.nameW = max(o.nameW, 16, utf8.RuneCountInString(name))
-	o.labelW = max(o.labelW, 16, utf8.RuneCountInString(label))
+	o.nameW = max(o.nameW, 16, ansi.StringWidth(name))
+	o.labelW = max(o.labelW, 16, ansi.StringWidth(label))
 	return o.nameW, o.labelW
+}
+
+// pad is s followed by spaces up to w terminal columns: a file name of
+// wide characters (a foreach item) takes two columns a character, which
+// fmt's %-*s, counting runes, would not see.
+func pad(s string, w int) string {
+	return s + strings.Repeat(" ", max(0, w-ansi.StringWidth(s)))
 }
 
 // event prints one run event as a line of the run table.
@@ -54,25 +62,25 @@ func (o *output) event(e orchestrator.Event) {
 	case orchestrator.StepFailed:
 		o.failed(e, r)
 	case orchestrator.StepConflict:
-		o.printf("  %s %-*s %-*s %7s   %s\n", o.paint(red, "✗"), r.nameW, r.name, r.labelW, r.label,
+		o.printf("  %s %s %s %7s   %s\n", o.paint(red, "✗"), pad(r.name, r.nameW), pad(r.label, r.labelW),
 			orchestrator.FormatDuration(e.Duration), o.paint(red, "not landed: "+firstLineOf(e.Message)))
 	case orchestrator.StepReview:
 		o.review(e, r)
 	case orchestrator.StepDelivered:
-		o.printf("  %s %-*s %-*s %7s %10s %6s   %s%s\n", o.paint(green, "→"), r.nameW, r.name, r.labelW, r.label,
+		o.printf("  %s %s %s %7s %10s %6s   %s%s\n", o.paint(green, "→"), pad(r.name, r.nameW), pad(r.label, r.labelW),
 			orchestrator.FormatDuration(e.Duration), orchestrator.FormatTokens(e.Tokens)+" tok",
 			orchestrator.FormatCost(e.CostUSD, e.CostOK), shortHash(e.Commit), o.paint(dim, "  delivered to the integrator"))
 	case orchestrator.StepNeedsYou:
 		if !o.quiet {
-			o.printf("  %s %-*s %s\n", o.paint(yellow, "◇"), r.nameW, r.name, o.paint(yellow, e.Message))
+			o.printf("  %s %s %s\n", o.paint(yellow, "◇"), pad(r.name, r.nameW), o.paint(yellow, e.Message))
 		}
 	case orchestrator.StepSkipped:
 		if !o.quiet {
-			o.printf("  %s %-*s %s\n", o.paint(yellow, "–"), r.nameW, r.name, o.paint(yellow, e.Message))
+			o.printf("  %s %s %s\n", o.paint(yellow, "–"), pad(r.name, r.nameW), o.paint(yellow, e.Message))
 		}
 	case orchestrator.StepRetrying:
 		if !o.quiet {
-			o.printf("  %s %-*s attempt %d: %s\n", o.paint(yellow, "↻"), r.nameW, r.name, e.Attempt, e.Message)
+			o.printf("  %s %s attempt %d: %s\n", o.paint(yellow, "↻"), pad(r.name, r.nameW), e.Attempt, e.Message)
 		}
 	case orchestrator.Note:
 		if !o.quiet {
@@ -104,10 +112,10 @@ func (o *output) row(e orchestrator.Event) tableRow {
 
 func (o *output) startedLine(e orchestrator.Event, r tableRow) {
 	if e.Title == "" {
-		o.printf("  %s %-*s %s\n", o.paint(dim, "▸"), r.nameW, r.name, r.label)
+		o.printf("  %s %s %s\n", o.paint(dim, "▸"), pad(r.name, r.nameW), r.label)
 		return
 	}
-	o.printf("  %s %-*s %-*s%s\n", o.paint(dim, "▸"), r.nameW, r.name, r.labelW, r.label, o.paint(dim, "  "+e.Title))
+	o.printf("  %s %s %s%s\n", o.paint(dim, "▸"), pad(r.name, r.nameW), pad(r.label, r.labelW), o.paint(dim, "  "+e.Title))
 }
 
 func (o *output) landed(e orchestrator.Event, r tableRow) {
@@ -122,7 +130,7 @@ func (o *output) landed(e orchestrator.Event, r tableRow) {
 	case e.Message != "":
 		extra += o.paint(dim, "  "+e.Message) // who approved it in review
 	}
-	o.printf("  %s %-*s %-*s %7s %10s %6s   %s%s\n", o.paint(green, "✓"), r.nameW, r.name, r.labelW, r.label,
+	o.printf("  %s %s %s %7s %10s %6s   %s%s\n", o.paint(green, "✓"), pad(r.name, r.nameW), pad(r.label, r.labelW),
 		orchestrator.FormatDuration(e.Duration), tokens, orchestrator.FormatCost(e.CostUSD, e.CostOK),
 		shortHash(e.Commit), extra)
 }
@@ -130,7 +138,7 @@ func (o *output) landed(e orchestrator.Event, r tableRow) {
 // failed prints the failure's first line, then the last lines of its
 // detail (all of it with -v), and where the work and the log are.
 func (o *output) failed(e orchestrator.Event, r tableRow) {
-	o.printf("  %s %-*s %-*s %7s   %s\n", o.paint(red, "✗"), r.nameW, r.name, r.labelW, r.label,
+	o.printf("  %s %s %s %7s   %s\n", o.paint(red, "✗"), pad(r.name, r.nameW), pad(r.label, r.labelW),
 		orchestrator.FormatDuration(e.Duration), o.paint(red, "failed: "+firstLineOf(e.Message)))
 	if rest := restLines(e.Message); rest != "" {
 		if !o.verbose {
@@ -150,10 +158,10 @@ func (o *output) failed(e orchestrator.Event, r tableRow) {
 // it, or the message of a review event that is not about a commit.
 func (o *output) review(e orchestrator.Event, r tableRow) {
 	if e.Message != "" {
-		o.printf("  %s %-*s %s\n", o.paint(yellow, "◆"), r.nameW, r.name, o.paint(yellow, e.Message))
+		o.printf("  %s %s %s\n", o.paint(yellow, "◆"), pad(r.name, r.nameW), o.paint(yellow, e.Message))
 		return
 	}
-	o.printf("  %s %-*s %-*s %7s %10s %6s   %s  review on %s\n", o.paint(yellow, "◆"), r.nameW, r.name, r.labelW, r.label,
+	o.printf("  %s %s %s %7s %10s %6s   %s  review on %s\n", o.paint(yellow, "◆"), pad(r.name, r.nameW), pad(r.label, r.labelW),
 		orchestrator.FormatDuration(e.Duration), orchestrator.FormatTokens(e.Tokens)+" tok",
 		orchestrator.FormatCost(e.CostUSD, e.CostOK), shortHash(e.Commit), e.Ref)
 	o.printf("      codemachine diff %s · codemachine approve %s · codemachine reject %s -m WHY\n", e.Key(), e.Key(), e.Key())
