@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
@@ -49,11 +47,8 @@ newest first, with the provenance recorded in their trailers.`,
 				out.printf("no step commits yet\n")
 				return nil
 			}
-			// Buffered: tabwriter writes every cell and every run of
-			// padding on its own.
-			bw := bufio.NewWriter(out.w)
-			tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "COMMIT\tSTEP\tENGINE\tDURATION\tTOKENS\tCOST\tSUBJECT")
+			var tab table
+			tab.add("COMMIT", "STEP", "ENGINE", "DURATION", "TOKENS", "COST", "SUBJECT")
 			for _, e := range entries {
 				name := e.Step
 				if e.Task != "" {
@@ -81,13 +76,10 @@ newest first, with the provenance recorded in their trailers.`,
 				case e.TokensIn+e.TokensOut == 0 && e.Engine == "shell":
 					tokens = "—"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortHash(e.Commit), name, label, dur, tokens,
-					orchestrator.FormatCost(e.CostUSD, e.CostKnown), e.Subject)
+				tab.add(shortHash(e.Commit), name, label, dur, tokens, orchestrator.FormatCost(e.CostUSD, e.CostKnown), e.Subject)
 			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			return bw.Flush()
+			_, err = out.w.Write(tab.bytes())
+			return err
 		},
 	}
 }

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"runtime/debug"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
@@ -123,13 +121,8 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 		out.printf("running: pid %d (%s)\n", r.Running.PID, r.Running.Command)
 	}
 	printSandbox(out, r)
-	// tabwriter writes every cell and every run of padding on its own:
-	// buffered, the table is one write instead of ten per line.
-	var table bytes.Buffer
-	tw := tabwriter.NewWriter(&table, 0, 4, 2, ' ', 0)
-	// The state column's cells are all painted (stateColor), its header
-	// too, so that tabwriter, which counts the escape bytes, aligns them.
-	fmt.Fprintf(tw, "STEP\t%s\tENGINE\tTOKENS\tCOST\tCOMMIT\tNOTE\n", out.paint("0"+bold, "STATE"))
+	var tab table
+	tab.add("STEP", out.paint("0"+bold, "STATE"), "ENGINE", "TOKENS", "COST", "COMMIT", "NOTE")
 	for _, s := range r.Steps {
 		label := s.Engine
 		if s.Model != "" {
@@ -149,7 +142,7 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 		if s.Ref != "" {
 			note += " (" + s.Ref + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, out.stateColor(s.State), label, tokens, cost, shortHash(s.Commit), note)
+		tab.add(s.ID, out.stateColor(s.State), label, tokens, cost, shortHash(s.Commit), note)
 		for _, t := range s.Tasks {
 			note := t.Title
 			if t.Reason != "" {
@@ -158,18 +151,10 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 			if t.By != "" {
 				note += " — " + withBy("", t.By)
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t\t\t\t%s\t%s\n", t.ID, out.stateColor(t.State), shortHash(t.Commit), note)
+			tab.add("  "+t.ID, out.stateColor(t.State), "", "", "", shortHash(t.Commit), note)
 		}
 	}
-	tw.Flush()
-	// tabwriter pads the cell before an empty note: no line ends in spaces.
-	lines := bytes.SplitAfter(table.Bytes(), []byte("\n"))
-	for i, l := range lines {
-		if body, ok := bytes.CutSuffix(l, []byte("\n")); ok {
-			lines[i] = append(bytes.TrimRight(body, " "), '\n')
-		}
-	}
-	_, _ = out.w.Write(bytes.Join(lines, nil))
+	_, _ = out.w.Write(tab.bytes())
 }
 
 // oneLine is the first line of a note, so that a reason of several lines
@@ -195,9 +180,8 @@ func withBy(note, by string) string {
 	return note + "; " + by
 }
 
-// stateColor colors a state word; tabwriter counts the escape bytes, so
-// every state cell is painted, with codes of the same length (bold as
-// "01"), which keeps the columns aligned.
+// stateColor colors a state word (bold as "01", the codes of the same
+// length as the colors', as the table once counted their bytes).
 func (o *output) stateColor(state string) string {
 	switch state {
 	case orchestrator.StateDone:

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+
+	"github.com/charmbracelet/x/ansi"
+)
+
+// table lays out rows of cells in columns two spaces apart, each as wide
+// as its widest cell in terminal columns: escape sequences (colors) take
+// none and a CJK character or an emoji two, where text/tabwriter counts
+// bytes of the one and runes of the other. The last cell of a row is not
+// padded, so no line ends in spaces.
+type table struct {
+	rows [][]string
+}
+
+// add appends a row.
+func (t *table) add(cells ...string) {
+	t.rows = append(t.rows, cells)
+}
+
+// bytes renders the table, a line per row.
+func (t *table) bytes() []byte {
+	var widths []int
+	for _, row := range t.rows {
+		for i, c := range row {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], ansi.StringWidth(c))
+		}
+	}
+	var b bytes.Buffer
+	for _, row := range t.rows {
+		var line strings.Builder
+		for i, c := range row {
+			line.WriteString(c)
+			if i < len(row)-1 {
+				line.WriteString(strings.Repeat(" ", widths[i]-ansi.StringWidth(c)+2))
+			}
+		}
+		b.WriteString(strings.TrimRight(line.String(), " "))
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
