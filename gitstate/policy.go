@@ -25,10 +25,9 @@ type Policy struct {
 	// restriction at all.
 	Sandboxed bool `json:"sandboxed"`
 	// Writable are the further paths the workflow lets it write, absolute
-	// and clean. The worktree, the run's TMPDIR and the slot's config
-	// dirs are not listed: every sandboxed step of a run may write the
-	// run's TMPDIR, and the slot's worktree and config dirs are the same
-	// for every user of the slot.
+	// and clean. The worktree, the TMPDIR and the slot's config dirs
+	// are not listed: the TMPDIR is one per policy, and the slot's
+	// worktree and config dirs are the same for every user of the slot.
 	Writable []string `json:"writable,omitempty"`
 }
 

@@ -1,9 +1,13 @@
 package orchestrator
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/codemachine/codemachine/internal/lazyre"
 )
@@ -13,10 +17,27 @@ import (
 // (a text merge's scratch directory, say).
 var runIDPattern = lazyre.New(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$`)
 
-// runTmpDir is the run's TMPDIR for its steps: .git/codemachine/tmp/<run>,
-// shared by the run's units so that they can meet there.
+// runTmpDir is the run's directory of TMPDIRs: .git/codemachine/tmp/<run>.
 func (o *Orchestrator) runTmpDir(run string) string {
 	return filepath.Join(o.repo.LocalDir(), "tmp", run)
+}
+
+// tmpDir is the unit's TMPDIR: a directory of the run's, shared by the
+// run's units that run under the same sandbox policy, so that they can
+// meet there: <run>/off for unconfined steps, <run>/sandbox-<hash of the
+// writable paths> for sandboxed ones. A step may write its TMPDIR, so one
+// shared with a step of another policy would let a more confined step
+// leave there what a less confined one then runs (a sandboxed step's
+// script for a sandbox: off step).
+func (j *job) tmpDir() string {
+	name := "off"
+	if j.sandboxed() {
+		writable := slices.Clone(j.sandbox.Writable)
+		slices.Sort(writable)
+		sum := sha256.Sum256([]byte(strings.Join(writable, "\x00")))
+		name = "sandbox-" + hex.EncodeToString(sum[:6])
+	}
+	return filepath.Join(j.o.runTmpDir(j.rs.id), name)
 }
 
 // sweepRunTmp removes the temporary directories of earlier runs, keeping

@@ -332,7 +332,7 @@ func (j *job) environFor(engine, dir string) []string {
 			extra["CODEMACHINE_ITEM"] = u.task.Item.EnvValue()
 		}
 	}
-	tmp := o.runTmpDir(j.rs.id)
+	tmp := j.tmpDir()
 	if err := os.MkdirAll(tmp, 0o755); err == nil {
 		extra["TMPDIR"] = tmp
 	}
