@@ -44,6 +44,10 @@ const (
 	// TrailerClaim names, on a result commit, the claim commit under
 	// which the work was done.
 	TrailerClaim = "Codemachine-Claim"
+	// TrailerBranch names the branch the claiming worker works on: the
+	// claims and results of a remote are named by step and task alone,
+	// so the workers of one remote work on one branch at a time.
+	TrailerBranch = "Codemachine-Branch"
 )
 
 // ClaimRef is the claim ref of the unit key ("<step>" or "<step>/<task>").
@@ -67,6 +71,9 @@ type Claim struct {
 	// Delivered is the result commit of a delivered unit: such a claim
 	// stays until the integrator lands or drops the result.
 	Delivered string
+	// Branch is the branch its worker works on ("" in a claim made
+	// before claims said so).
+	Branch string
 }
 
 // Key is the unit key of a unit's claim ("" for the integrator's).
@@ -91,6 +98,7 @@ type ClaimRequest struct {
 	Expires     time.Time
 	Expect      string
 	Delivered   string // the result commit, for the claim that marks a delivery
+	Branch      string // the branch the worker works on
 	// Commit is the claim commit to push, made by MakeClaim; "" makes a
 	// new one. A retry after a lost answer must push the same commit, so
 	// that it can tell its own earlier push from another worker's.
@@ -114,7 +122,7 @@ func (r *Repo) PushClaim(ctx context.Context, req ClaimRequest) (Claim, error) {
 			return Claim{}, err
 		}
 	}
-	c := Claim{Ref: req.Ref, Commit: commit, Worker: req.Worker, Fingerprint: req.Fingerprint, Expires: req.Expires.UTC(), Delivered: req.Delivered}
+	c := Claim{Ref: req.Ref, Commit: commit, Worker: req.Worker, Fingerprint: req.Fingerprint, Expires: req.Expires.UTC(), Delivered: req.Delivered, Branch: req.Branch}
 	err := r.PushCAS(ctx, req.Remote, []PushRef{{Local: commit, Remote: req.Ref, Expect: req.Expect}})
 	if err == nil || !errors.Is(err, ErrRefMoved) {
 		return c, err
@@ -155,6 +163,9 @@ func (r *Repo) claimCommit(ctx context.Context, req ClaimRequest) (string, error
 	if req.Delivered != "" {
 		msg.Trailers = append(msg.Trailers, Trailer{Key: TrailerDelivered, Value: req.Delivered})
 	}
+	if req.Branch != "" {
+		msg.Trailers = append(msg.Trailers, Trailer{Key: TrailerBranch, Value: req.Branch})
+	}
 	commit, err := r.CommitTree(ctx, CommitSpec{Tree: tree, Message: msg.String()})
 	if err != nil {
 		return "", fmt.Errorf("claim %s: %w", req.Ref, err)
@@ -177,7 +188,8 @@ func (r *Repo) ReadClaim(ref, commit string) (Claim, error) {
 		return Claim{}, fmt.Errorf("claim %s: %w", ref, err)
 	}
 	m := Message{Trailers: info.Trailers}
-	c := Claim{Ref: ref, Commit: info.Hash, Worker: m.Get(TrailerWorker), Fingerprint: m.Get(TrailerFingerprint), Delivered: m.Get(TrailerDelivered)}
+	c := Claim{Ref: ref, Commit: info.Hash, Worker: m.Get(TrailerWorker), Fingerprint: m.Get(TrailerFingerprint), Delivered: m.Get(TrailerDelivered),
+		Branch: m.Get(TrailerBranch)}
 	exp, err := time.Parse(time.RFC3339Nano, m.Get(TrailerLeaseExpires))
 	if err != nil || c.Worker == "" {
 		return Claim{}, fmt.Errorf("claim %s: commit %s is no claim (no %s or %s)", ref, short(commit), TrailerWorker, TrailerLeaseExpires)

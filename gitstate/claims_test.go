@@ -94,7 +94,7 @@ func TestClaimRenewExpireTakeOverRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Renewing moves the lease from a's own claim.
-	ca2, err := a.PushClaim(ctx, ClaimRequest{Remote: "origin", Ref: ref, Worker: "a", Fingerprint: "fp1", Expires: now.Add(2 * time.Minute), Expect: ca.Commit})
+	ca2, err := a.PushClaim(ctx, ClaimRequest{Remote: "origin", Ref: ref, Worker: "a", Fingerprint: "fp1", Expires: now.Add(2 * time.Minute), Expect: ca.Commit, Branch: "main"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestClaimRenewExpireTakeOverRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := w.Claims["lint"]
-	if seen.Worker != "a" || seen.Fingerprint != "fp1" || !seen.Expires.Equal(ca2.Expires) || seen.Commit != ca2.Commit {
+	if seen.Worker != "a" || seen.Fingerprint != "fp1" || !seen.Expires.Equal(ca2.Expires) || seen.Commit != ca2.Commit || seen.Branch != "main" {
 		t.Fatalf("b sees %+v, want %+v", seen, ca2)
 	}
 	if seen.Expired(now.Add(time.Minute)) || !seen.Expired(now.Add(3*time.Minute)) {

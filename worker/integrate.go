@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/codemachine/codemachine/gitstate"
@@ -45,7 +46,7 @@ func (w *worker) integrator(ctx context.Context, view gitstate.RemoteWork) bool 
 		return false
 	}
 	w.trips.role.Add(1)
-	c, err := w.repo.PushClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Ref: gitstate.IntegratorClaimRef,
+	c, err := w.repo.PushClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: gitstate.IntegratorClaimRef,
 		Worker: w.opts.ID, Expires: now.Add(w.lease), Expect: expect})
 	if err != nil {
 		if !errors.Is(err, gitstate.ErrRefMoved) && !gitstate.IsTransientRemote(err) {
@@ -77,6 +78,7 @@ func (w *worker) setInteg(c gitstate.Claim) {
 // longer due with its fingerprint (it landed already, or its inputs
 // changed) is dropped, never landed twice. It reports whether it pushed.
 func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool, error) {
+	view = w.ownBranch(view)
 	if len(view.Results) == 0 && !anyStale(view.Claims) && len(view.Reviews) == 0 {
 		return false, nil
 	}
@@ -144,6 +146,27 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 		w.note("%s", n)
 	}
 	return true, nil
+}
+
+// ownBranch is view without the claims made by workers of another branch
+// and the results they delivered: the integrator neither lands nor drops
+// another branch's work (see otherBranch).
+func (w *worker) ownBranch(view gitstate.RemoteWork) gitstate.RemoteWork {
+	var foreign []string
+	for key, c := range view.Claims {
+		if c.Branch != "" && c.Branch != w.branch {
+			foreign = append(foreign, key)
+		}
+	}
+	if len(foreign) == 0 {
+		return view
+	}
+	view.Claims, view.Results = maps.Clone(view.Claims), maps.Clone(view.Results)
+	for _, key := range foreign {
+		delete(view.Claims, key)
+		delete(view.Results, key)
+	}
+	return view
 }
 
 // anyStale says whether one of claims has lapsed or marks a delivery.

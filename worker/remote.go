@@ -124,6 +124,9 @@ func (w *worker) tick(ctx context.Context) error {
 	if view.Tip == "" {
 		return w.noBranch()
 	}
+	if err := w.otherBranch(view); err != nil {
+		return err
+	}
 	if err := w.mirrorReviews(ctx, view); err != nil {
 		return err
 	}
@@ -139,6 +142,21 @@ func (w *worker) tick(ctx context.Context) error {
 		}
 	}
 	return w.follow(ctx, view.Tip)
+}
+
+// otherBranch refuses to work beside the workers of another branch of
+// the same remote (a *orchestrator.ConfigError): claims and results are
+// named by step and task alone, so the workers of a remote work on one
+// branch at a time, the integrator's. Each would take the other's units
+// for its own: run them again, drop their results or land them on the
+// wrong branch.
+func (w *worker) otherBranch(view gitstate.RemoteWork) error {
+	c := view.Integrator
+	if c.Ref == "" || c.Branch == "" || c.Branch == w.branch || c.Expired(time.Now()) {
+		return nil
+	}
+	return &orchestrator.ConfigError{Err: fmt.Errorf("the workers on %s work on branch %s now (integrator: %s), not on %s: a remote's workers work on one branch at a time (its claims and results are named by step and task alone); start this branch's once they are done",
+		w.opts.Remote, c.Branch, c.Worker, w.branch)}
 }
 
 // mirrorReviews makes the clone's review branches the remote's: a
@@ -258,7 +276,7 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint, base string) (bool
 		}
 		expect = c.Commit
 	}
-	req, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Ref: gitstate.ClaimRef(key),
+	req, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: gitstate.ClaimRef(key),
 		Worker: w.opts.ID, Fingerprint: fingerprint, Expires: time.Now().Add(w.lease), Expect: expect})
 	if err != nil {
 		return false, err
@@ -344,7 +362,7 @@ func (w *worker) Deliver(ctx context.Context, d orchestrator.Delivery) error {
 	}
 	// The claim becomes a delivered one (the integrator removes it with
 	// the result), so that nobody claims the unit while it waits to land.
-	marker, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Ref: claim.Ref, Worker: w.opts.ID,
+	marker, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: claim.Ref, Worker: w.opts.ID,
 		Fingerprint: claim.Fingerprint, Expires: time.Now().Add(w.lease), Delivered: d.Commit})
 	if err != nil {
 		return err
@@ -464,7 +482,7 @@ func (w *worker) renew(ctx context.Context, key string, c gitstate.Claim) {
 		return // delivered or released meanwhile
 	}
 	var next gitstate.Claim
-	req, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Ref: c.Ref, Worker: w.opts.ID,
+	req, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: c.Ref, Worker: w.opts.ID,
 		Fingerprint: c.Fingerprint, Expires: time.Now().Add(w.lease), Expect: c.Commit})
 	if err == nil {
 		err = w.retry(ctx, "renew "+key, func() error {
