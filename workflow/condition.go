@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -189,11 +190,47 @@ func (d *yamlDoc) compileCondition(s *Step, c *Condition, key string, at whenAt,
 			c.Steps = append(c.Steps, id)
 		}
 	}
+	known := true
 	for _, name := range refs.vars {
 		if _, ok := vars[name]; !ok {
+			known = false
 			d.errs.Add(at.Pos, "%s: vars.%s: no such entry in vars%s", key, name, suggest(name, sortedIDs(vars)))
 		}
 	}
+	if known {
+		// vars are known before any run: checked with their types, a
+		// comparison of a string var with a number, or a string var as
+		// the whole condition, is an error now rather than at run time.
+		if _, err := expr.Compile(c.Source, expr.Env(typedVarsSample(sample, vars)), expr.AsBool()); err != nil {
+			d.condError(key, at, err)
+		}
+	}
+}
+
+// typedVarsSample is sample with vars as a struct whose fields have the
+// types of the vars' values, so that the compiler checks how a condition
+// uses them. It is for checking only: the program that runs is compiled
+// against vars as a map.
+func typedVarsSample(sample, vars map[string]any) map[string]any {
+	names := sortedIDs(vars)
+	fields := make([]reflect.StructField, 0, len(names))
+	for i, name := range names {
+		t := reflect.TypeOf(vars[name])
+		if t == nil {
+			t = reflect.TypeFor[any]()
+		}
+		fields = append(fields, reflect.StructField{
+			Name: fmt.Sprintf("V%d", i),
+			Type: t,
+			Tag:  reflect.StructTag(fmt.Sprintf("expr:%q", name)),
+		})
+	}
+	typed := make(map[string]any, len(sample))
+	for k, v := range sample {
+		typed[k] = v
+	}
+	typed["vars"] = reflect.New(reflect.StructOf(fields)).Elem().Interface()
+	return typed
 }
 
 func sortedIDs[V any](m map[string]V) []string {

@@ -76,6 +76,36 @@ func TestConditionErrors(t *testing.T) {
 	}
 }
 
+// vars are known when the workflow is read: validate checks how a
+// condition uses their types, and accepts what fits them.
+func TestConditionVarTypes(t *testing.T) {
+	tests := []struct {
+		when string
+		want string // "" for no error
+	}{
+		{`vars.n > "2"`, `w.yaml:6:19: when: invalid operation: > (mismatched types int and string)`},
+		{`vars.s`, `w.yaml:6:11: when: expected bool, but got string`},
+		{`vars.s + 1 > 0`, `w.yaml:6:19: when: invalid operation: + (mismatched types string and int)`},
+		{`vars.b`, ``},
+		{`vars.n > 2 && vars.f < 1.5`, ``},
+		{`vars.s == "x" && "a" in vars.l`, ``},
+		{`vars.m.k == 1 && vars.z == nil`, ``},
+		{`!vars.b || len(vars.l) > vars.n`, ``},
+	}
+	for _, tt := range tests {
+		t.Run(tt.when, func(t *testing.T) {
+			src := "version: 1\nname: t\nvars: {n: 3, s: x, b: true, f: 1.5, l: [a], m: {k: 1}, z: null}\nsteps:\n  - id: s\n    when: '" + tt.when + "'\n    run: 'true'\n"
+			_, err := ParseWorkflow("w.yaml", []byte(src), testEngines)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("err %v, want none", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("err %v, want %s", err, tt.want)
+			}
+		})
+	}
+}
+
 // A condition's steps are dependencies, and a literal path it reads makes
 // it wait for the step that outputs it.
 func TestConditionGraph(t *testing.T) {
