@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/codemachine/codemachine/internal/lazyre"
@@ -39,7 +40,13 @@ func (sd *stepDecoder) readOutputSchema(kv keyVal) {
 	}
 	s, err := CompileOutputSchema(jsonable(v))
 	if err != nil {
-		sd.errs.Add(sd.at(n), "output_schema: %v", err)
+		var problems schemaErrors
+		if !errors.As(err, &problems) {
+			problems = schemaErrors{strings.TrimPrefix(err.Error(), schemaInvalid)}
+		}
+		for _, p := range problems {
+			sd.errs.Add(sd.at(schemaNodeAt(n, p)), "output_schema: %s%s", schemaInvalid, p)
+		}
 		return
 	}
 	sd.s.OutputSchema = s
@@ -70,20 +77,67 @@ func CompileOutputSchema(doc any) (*OutputSchema, error) {
 	return &OutputSchema{JSON: data, root: root}, nil
 }
 
+const schemaInvalid = "not a valid JSON Schema: "
+
 // compileSchemaJSON compiles a JSON Schema given as JSON.
 func compileSchemaJSON(data []byte) (*checkNode, error) {
 	s, err := parseSchema(data)
 	if err != nil {
-		return nil, errors.New("not a valid JSON Schema: " + err.Error())
+		return nil, fmt.Errorf("%s%w", schemaInvalid, err)
 	}
 	root, err := newCheckNode(s)
 	if err != nil {
-		return nil, errors.New("not a valid JSON Schema: " + err.Error())
+		return nil, fmt.Errorf("%s%w", schemaInvalid, err)
 	}
 	if err := refLoop(s); err != nil {
-		return nil, errors.New("not a valid JSON Schema: " + err.Error())
+		return nil, fmt.Errorf("%s%w", schemaInvalid, err)
 	}
 	return root, nil
+}
+
+var schemaPointerRE = lazyre.New(`^at (/[^:\s]*):`)
+
+// schemaNodeAt is the node of the schema n that a problem's place ("at
+// /properties/a/type: ...", a JSON Pointer) names: the deepest node on
+// its way that the YAML has, n itself when the problem names no place.
+func schemaNodeAt(n *yaml.Node, problem string) *yaml.Node {
+	m := schemaPointerRE().FindStringSubmatch(problem)
+	if m == nil {
+		return n
+	}
+	for _, seg := range strings.Split(strings.TrimPrefix(m[1], "/"), "/") {
+		if seg == "" {
+			break
+		}
+		seg = strings.NewReplacer("~1", "/", "~0", "~").Replace(seg)
+		next := schemaChild(n, seg)
+		if next == nil {
+			break
+		}
+		n = next
+	}
+	return n
+}
+
+// schemaChild is the value under key seg of a mapping, or at index seg of
+// a list; nil when there is none.
+func schemaChild(n *yaml.Node, seg string) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == seg {
+				return n.Content[i+1]
+			}
+		}
+	case yaml.SequenceNode:
+		if i, err := strconv.Atoi(seg); err == nil && i >= 0 && i < len(n.Content) {
+			return n.Content[i]
+		}
+	}
+	return nil
 }
 
 var answerFenceRE = lazyre.New("(?s)```[a-zA-Z]*\\s*\n(.*?)```")

@@ -48,10 +48,15 @@ func parseSchema(data []byte) (*jsonschema.Schema, error) {
 		problems = append(problems, schemaProblems(sub, at, s.Schema == draft07)...)
 	})
 	if len(problems) > 0 {
-		return nil, errors.New(strings.Join(problems, "; "))
+		return nil, schemaErrors(problems)
 	}
 	return &s, nil
 }
+
+// schemaErrors are the problems of a schema, each "at POINTER: problem".
+type schemaErrors []string
+
+func (e schemaErrors) Error() string { return strings.Join(e, "; ") }
 
 // schemaDecodeError words a decoding error of the schema: a keyword's value
 // of the wrong JSON type.
@@ -113,6 +118,9 @@ func schemaProblems(s *jsonschema.Schema, at string, draft7 bool) []string {
 	return out
 }
 
+// pointerEscaper escapes a key as a segment of a JSON Pointer.
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
 // eachSchema calls f for s and every subschema under it, with its place
 // (a JSON Pointer into the schema).
 func eachSchema(s *jsonschema.Schema, at string, f func(*jsonschema.Schema, string)) {
@@ -121,7 +129,11 @@ func eachSchema(s *jsonschema.Schema, at string, f func(*jsonschema.Schema, stri
 	}
 	f(s, at)
 	forSubschemas(s, func(sub *jsonschema.Schema, path ...string) {
-		eachSchema(sub, at+"/"+strings.Join(path, "/"), f)
+		p := at
+		for _, seg := range path {
+			p += "/" + pointerEscaper.Replace(seg)
+		}
+		eachSchema(sub, p, f)
 	})
 }
 

@@ -169,3 +169,39 @@ func TestOutputSchemaCheckConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// An invalid output_schema is reported where its problem is, each problem
+// at its own place: the keyword's value, or the schema when its problem
+// names no place in it.
+func TestOutputSchemaErrorPlaces(t *testing.T) {
+	src := `version: 1
+steps:
+  - id: l
+    run: 'true'
+    output_schema:
+      type: object
+      properties:
+        a: {type: strin}
+        b: {type: string, minLength: -1}
+        "x/y":
+          type: array
+          items: [{type: string}]
+  - id: m
+    run: 'true'
+    output_schema: {properties: {a: {minimum: x}}}
+`
+	_, err := ParseWorkflow("w.yaml", []byte(src), testEngines)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		`w.yaml:8:19: output_schema: not a valid JSON Schema: at /properties/a/type: "strin" is not a JSON type`,
+		`w.yaml:9:38: output_schema: not a valid JSON Schema: at /properties/b/minLength: -1 is negative`,
+		`w.yaml:12:18: output_schema: not a valid JSON Schema: at /properties/x~1y/items: want a schema, got a list`,
+		`w.yaml:15:20: output_schema: not a valid JSON Schema: minimum: got string, want number`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}

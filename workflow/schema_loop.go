@@ -112,7 +112,7 @@ func (ix *schemaIndex) add(s *jsonschema.Schema, at string, base *url.URL) {
 	forSubschemas(s, func(sub *jsonschema.Schema, path ...string) {
 		p := at
 		for _, seg := range path {
-			p += "/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(seg)
+			p += "/" + pointerEscaper.Replace(seg)
 		}
 		ix.add(sub, p, base)
 	})
