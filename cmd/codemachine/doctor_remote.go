@@ -31,6 +31,8 @@ type claimInfo struct {
 	Worker  string    `json:"worker"`
 	Expires time.Time `json:"expires"`
 	Lapsed  bool      `json:"lapsed"`
+	// Branch is the branch its worker works on, when the claim says.
+	Branch string `json:"branch,omitempty"`
 	// Delivered: the unit's result waits to land.
 	Delivered bool `json:"delivered,omitempty"`
 }
@@ -71,7 +73,7 @@ func checkRemote(ctx context.Context, repo *gitstate.Repo, branch, name string) 
 	}
 	now := time.Now()
 	for key, c := range w.Claims {
-		rc.Claims = append(rc.Claims, claimInfo{Key: key, Worker: c.Worker, Expires: c.Expires, Lapsed: c.Expired(now), Delivered: c.Delivered != ""})
+		rc.Claims = append(rc.Claims, claimInfo{Key: key, Worker: c.Worker, Expires: c.Expires, Lapsed: c.Expired(now), Delivered: c.Delivered != "", Branch: c.Branch})
 	}
 	sort.Slice(rc.Claims, func(i, j int) bool { return rc.Claims[i].Key < rc.Claims[j].Key })
 	for key := range w.Results {
@@ -79,7 +81,7 @@ func checkRemote(ctx context.Context, repo *gitstate.Repo, branch, name string) 
 	}
 	sort.Strings(rc.Results)
 	if c := w.Integrator; c.Ref != "" {
-		rc.Integrate = &claimInfo{Worker: c.Worker, Expires: c.Expires, Lapsed: c.Expired(now)}
+		rc.Integrate = &claimInfo{Worker: c.Worker, Expires: c.Expires, Lapsed: c.Expired(now), Branch: c.Branch}
 	}
 	return rc
 }
@@ -109,7 +111,12 @@ func printRemoteCheck(out *output, rc *remoteCheck) {
 		return "lease " + orchestrator.FormatDuration(time.Until(c.Expires)) + " left"
 	}
 	if rc.Integrate != nil {
-		out.printf("  integrator: %s (%s)\n", rc.Integrate.Worker, lease(*rc.Integrate))
+		other := ""
+		if b := rc.Integrate.Branch; b != "" && b != rc.Branch && !rc.Integrate.Lapsed {
+			// A worker started here would stop (one branch at a time).
+			other = out.paint(yellow, "  works on branch "+b+": a worker started on "+rc.Branch+" stops (one branch at a time)")
+		}
+		out.printf("  integrator: %s (%s)%s\n", rc.Integrate.Worker, lease(*rc.Integrate), other)
 	}
 	for _, c := range rc.Claims {
 		switch {
