@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -92,7 +93,7 @@ func (j *job) attempt(ctx context.Context) attemptOutcome {
 				out.failure = checkFailure(attempt, err, checkRes.Output)
 				if attempt < attempts {
 					j.o.emit(Event{Kind: StepRetrying, Step: u.step.ID, Task: taskID(u.task), Attempt: attempt + 1,
-						Message: "check failed: " + lastLine(checkRes.Output)})
+						Message: "check failed: " + cmp.Or(lastLine(checkRes.Output), err.Error())})
 				}
 				continue
 			}
