@@ -59,7 +59,8 @@ type CondInput struct {
 func condFuncs(fsys fs.FS) map[string]any {
 	return map[string]any{
 		"file": func(p string) string {
-			if fsys == nil {
+			p, ok := condPath(p)
+			if fsys == nil || !ok {
 				return ""
 			}
 			data, err := fs.ReadFile(fsys, p)
@@ -69,7 +70,8 @@ func condFuncs(fsys fs.FS) map[string]any {
 			return string(data)
 		},
 		"exists": func(p string) bool {
-			if fsys == nil {
+			p, ok := condPath(p)
+			if fsys == nil || !ok {
 				return false
 			}
 			_, err := fs.Stat(fsys, p)
@@ -90,6 +92,14 @@ func condFuncs(fsys fs.FS) map[string]any {
 			return out
 		},
 	}
+}
+
+// condPath is the path p of file or exists as the file system names it
+// ("./VERSION" and "docs/" are VERSION and docs); false for a path outside
+// the repository, which validate reports when it is written literally.
+func condPath(p string) (string, bool) {
+	clean, msg := checkPath(p)
+	return clean, msg == ""
 }
 
 // condEnv is the environment of an expression: steps, vars and the
@@ -190,6 +200,9 @@ func (d *yamlDoc) compileCondition(s *Step, c *Condition, key string, at whenAt,
 			c.Steps = append(c.Steps, id)
 		}
 	}
+	for _, b := range refs.bad {
+		d.errs.Add(at.Pos, "%s: %s", key, b)
+	}
 	known := true
 	for _, name := range refs.vars {
 		if _, ok := vars[name]; !ok {
@@ -280,6 +293,9 @@ type whenAt struct {
 // the literal arguments of file, exists and glob.
 type condRefs struct {
 	steps, vars, files []string
+	// bad are the literal paths that cannot name a file of the
+	// repository, each as "file(PATH): the path ...".
+	bad []string
 }
 
 // Visit implements ast.Visitor.
@@ -305,6 +321,8 @@ func (r *condRefs) Visit(node *ast.Node) {
 		if arg, ok := n.Arguments[0].(*ast.StringNode); ok && slices.Contains([]string{"file", "exists", "glob"}, callee.Value) {
 			if clean, msg := checkGlob(arg.Value); msg == "" {
 				r.files = append(r.files, clean)
+			} else {
+				r.bad = append(r.bad, fmt.Sprintf("%s(%q): the path %s", callee.Value, arg.Value, msg))
 			}
 		}
 	}

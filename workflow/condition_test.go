@@ -32,6 +32,9 @@ func TestConditionEval(t *testing.T) {
 		{`steps.other.done`, false}, // never ran: not recorded
 		{`vars.env == "prod" && vars.n > 2`, true},
 		{`file("VERSION") matches "^1\\."`, true},
+		{`exists("./VERSION") && exists("notes/") && exists("src//a.go")`, true},
+		{`file("./VERSION") == "1.2\n"`, true},
+		{`file("notes/../VERSION") == "1.2\n"`, true},
 	}
 	src := "version: 1\nname: t\nvars: {env: dev, n: 0}\nsteps:\n  - id: build\n    run: 'true'\n  - id: lint\n    run: 'true'\n  - id: other\n    run: 'true'\n"
 	for _, tt := range tests {
@@ -63,6 +66,9 @@ func TestConditionErrors(t *testing.T) {
 		{`vars.x`, `w.yaml:5:11: when: vars.x: no such entry in vars`},
 		{`'1 + 2'`, `w.yaml:5:11: when: expected bool, but got int`},
 		{`''`, `w.yaml:5:11: when: empty expression`},
+		{`file("/etc/passwd") != ""`, `w.yaml:5:11: when: file("/etc/passwd"): the path is absolute`},
+		{`exists("../x") || len(glob(".git/*")) > 0`, `w.yaml:5:11: when: exists("../x"): the path escapes the repository`},
+		{`len(glob(".git/*")) > 0`, `w.yaml:5:11: when: glob(".git/*"): the path points into .git/`},
 		{"|\n      true &&\n      )", `w.yaml:7:`},
 	}
 	for _, tt := range tests {
