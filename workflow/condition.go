@@ -145,9 +145,9 @@ func (c *Condition) Eval(in CondInput) (bool, error) {
 // compileConditions compiles every step's when: now that all step ids and
 // vars are known, and records what each reads.
 func (d *yamlDoc) compileConditions(w *Workflow) {
-	ids := map[string]bool{}
+	ids := map[string]*Step{}
 	for _, s := range w.Steps {
-		ids[s.ID] = true
+		ids[s.ID] = s
 	}
 	vars := w.Vars
 	if vars == nil {
@@ -176,14 +176,14 @@ func (d *yamlDoc) compileConditions(w *Workflow) {
 // compileCondition compiles one when: or until: of step s. An until: may
 // read its own step's result (steps.ID.output of the iteration that just
 // landed); a when: may not.
-func (d *yamlDoc) compileCondition(s *Step, c *Condition, key string, at whenAt, sample map[string]any, ids map[string]bool, vars map[string]any) {
+func (d *yamlDoc) compileCondition(s *Step, c *Condition, key string, at whenAt, sample map[string]any, steps map[string]*Step, vars map[string]any) {
 	prog, err := expr.Compile(c.Source, expr.Env(sample), expr.AsBool())
 	if err != nil {
 		d.condError(key, at, err)
 		return
 	}
 	c.program = prog
-	c.ids = sortedIDs(ids)
+	c.ids = sortedIDs(steps)
 	c.vars = vars
 	refs := &condRefs{}
 	root := prog.Node()
@@ -194,14 +194,19 @@ func (d *yamlDoc) compileCondition(s *Step, c *Condition, key string, at whenAt,
 		case id == s.ID && key == "when":
 			d.errs.Add(at.Pos, "when: step %q reads its own result", id)
 		case id == s.ID:
-		case !ids[id] && !d.openUses:
-			d.errs.Add(at.Pos, "%s: steps.%s: unknown step%s", key, id, suggest(id, sortedIDs(ids)))
+		case steps[id] == nil && !d.openUses:
+			d.errs.Add(at.Pos, "%s: steps.%s: unknown step%s", key, id, suggest(id, sortedIDs(steps)))
 		case !slices.Contains(c.Steps, id):
 			c.Steps = append(c.Steps, id)
 		}
 	}
 	for _, b := range refs.bad {
 		d.errs.Add(at.Pos, "%s: %s", key, b)
+	}
+	for _, id := range refs.outputs {
+		if other := steps[id]; other != nil && other.OutputSchema == nil {
+			d.errs.Add(at.Pos, "%s: steps.%s.output: step %s has no output_schema, so it has no output", key, id, id)
+		}
 	}
 	known := true
 	for _, name := range refs.vars {
@@ -293,6 +298,8 @@ type whenAt struct {
 // the literal arguments of file, exists and glob.
 type condRefs struct {
 	steps, vars, files []string
+	// outputs are the steps whose steps.ID.output it reads.
+	outputs []string
 	// bad are the literal paths that cannot name a file of the
 	// repository, each as "file(PATH): the path ...".
 	bad []string
@@ -302,6 +309,12 @@ type condRefs struct {
 func (r *condRefs) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.MemberNode:
+		if step, ok := stepsMember(n.Node); ok {
+			if prop, ok := n.Property.(*ast.StringNode); ok && prop.Value == "output" {
+				r.outputs = append(r.outputs, step)
+			}
+			return
+		}
 		id, ok := n.Node.(*ast.IdentifierNode)
 		prop, ok2 := n.Property.(*ast.StringNode)
 		if !ok || !ok2 {
@@ -326,6 +339,20 @@ func (r *condRefs) Visit(node *ast.Node) {
 			}
 		}
 	}
+}
+
+// stepsMember tells whether n is steps.ID, and its ID.
+func stepsMember(n ast.Node) (string, bool) {
+	m, ok := n.(*ast.MemberNode)
+	if !ok {
+		return "", false
+	}
+	id, ok := m.Node.(*ast.IdentifierNode)
+	prop, ok2 := m.Property.(*ast.StringNode)
+	if !ok || !ok2 || id.Value != "steps" {
+		return "", false
+	}
+	return prop.Value, true
 }
 
 // readWhen reads a step's when: expression; it is compiled once the whole

@@ -66,6 +66,7 @@ func TestConditionErrors(t *testing.T) {
 		{`vars.x`, `w.yaml:5:11: when: vars.x: no such entry in vars`},
 		{`'1 + 2'`, `w.yaml:5:11: when: expected bool, but got int`},
 		{`''`, `w.yaml:5:11: when: empty expression`},
+		{`steps.other.output.ok`, `w.yaml:5:11: when: steps.other.output: step other has no output_schema, so it has no output`},
 		{`file("/etc/passwd") != ""`, `w.yaml:5:11: when: file("/etc/passwd"): the path is absolute`},
 		{`exists("../x") || len(glob(".git/*")) > 0`, `w.yaml:5:11: when: exists("../x"): the path escapes the repository`},
 		{`len(glob(".git/*")) > 0`, `w.yaml:5:11: when: glob(".git/*"): the path points into .git/`},
@@ -73,7 +74,7 @@ func TestConditionErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.when, func(t *testing.T) {
-			src := "version: 1\nname: t\nsteps:\n  - id: s\n    when: " + tt.when + "\n    run: 'true'\n"
+			src := "version: 1\nname: t\nsteps:\n  - id: s\n    when: " + tt.when + "\n    run: 'true'\n  - id: other\n    run: 'true'\n  - id: judged\n    run: 'true'\n    output_schema: {type: object}\n"
 			_, err := ParseWorkflow("w.yaml", []byte(src), testEngines)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err %v, want %s", err, tt.want)

@@ -52,7 +52,7 @@ steps:
     review: checker
   - id: loop
     run: ./again
-    until: steps.loop.output != nil || file("done.txt") != ""
+    until: steps.build.output.ok || file("done.txt") != ""
     max_iterations: 4
   - id: each
     run: echo
