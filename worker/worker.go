@@ -103,6 +103,8 @@ type worker struct {
 	wake    chan struct{}             // a slot came free: the next look's time is due anew (nextPoll)
 	refused int                       // claims refused in the current pass
 	spread  atomic.Int64              // the first pick's offset (FirstPick), 0 once asked
+	// lastFailed are the failures of the last pass, by unit (newFailures).
+	lastFailed map[string]string
 
 	trips trips // the git round trips to the remote, by kind
 
@@ -317,7 +319,7 @@ func (w *worker) loop(ctx context.Context) error {
 		case err != nil:
 			return err
 		}
-		idle := sum == nil || len(sum.Delivered)+len(sum.Failed) == 0
+		idle := sum == nil || len(sum.Delivered) == 0 && !w.newFailures(sum.Failed)
 		if w.opts.OnPass != nil && !idle {
 			w.opts.OnPass(sum, err)
 		}
@@ -422,6 +424,27 @@ func (w *worker) onlyHeld(base string, sum *orchestrator.Summary) (bool, error) 
 	}
 	w.note("held here after a rollback or reset: %s (not run again with the same inputs; codemachine retry KEY runs one)", strings.Join(keys, ", "))
 	return true, nil
+}
+
+// newFailures says whether a pass's failures differ from the last pass's
+// (by unit and message), and remembers them. A failure the next pass
+// meets again as it was (a plan that cannot be planned: its task depends
+// on a task it lacks) is nothing new: the pass was idle, and the worker
+// waits for the remote to change instead of passing again at once, for
+// ever (a --once worker ends, exit 1).
+func (w *worker) newFailures(failed []orchestrator.Event) bool {
+	cur := make(map[string]string, len(failed))
+	for _, e := range failed {
+		cur[e.Key()] = e.Message
+	}
+	news := false
+	for k, m := range cur {
+		if prev, ok := w.lastFailed[k]; !ok || prev != m {
+			news = true
+		}
+	}
+	w.lastFailed = cur
+	return news
 }
 
 func eventKeys(events []orchestrator.Event) []string {

@@ -40,16 +40,23 @@ type output struct {
 	paused bool
 	held   strings.Builder
 	// saidOnce, for a worker (each of its passes is a run of its own),
-	// holds the skip and review notes printed so far, by unit: a unit
-	// left for the same reason pass after pass is said once. nil: every
-	// note is printed.
+	// holds the skip, review and needs-you notes (and the failures of
+	// steps that could not start) printed so far, by unit: a unit left
+	// for the same reason pass after pass is said once. nil: every note
+	// is printed.
 	saidOnce map[string]string
 }
 
-// repeated says whether e is a skip or review note its unit had already,
+// repeated says whether e is a skip, review or needs-you note (or the
+// failure of a step that could not start) its unit had already,
 // when notes are said once (saidOnce), and records it.
 func (o *output) repeated(e orchestrator.Event) bool {
-	if e.Kind != orchestrator.StepSkipped && e.Kind != orchestrator.StepReview {
+	switch {
+	case e.Kind == orchestrator.StepSkipped, e.Kind == orchestrator.StepReview, e.Kind == orchestrator.StepNeedsYou:
+	case e.Kind == orchestrator.StepFailed && e.Task == "" && e.Engine == "":
+		// A step that could not start (its plan cannot be planned) fails
+		// the same way pass after pass.
+	default:
 		return false
 	}
 	o.mu.Lock()
