@@ -42,6 +42,10 @@ func promptProblems(fsys fs.FS, project *workflow.Project, repo string) []Proble
 		steps[s.ID] = workflow.StepData{Output: map[string]any{}}
 	}
 	seen := map[string]bool{}
+	byID := map[string]*workflow.Step{}
+	for _, s := range project.Workflow.Steps {
+		byID[s.ID] = s
+	}
 	var out []Problem
 	for _, s := range project.Workflow.Steps {
 		agent := project.AgentFor(s, s.Agent)
@@ -49,6 +53,7 @@ func promptProblems(fsys fs.FS, project *workflow.Project, repo string) []Proble
 			continue
 		}
 		out = append(out, unknownStepRefs(agent, s, steps, seen)...)
+		out = append(out, schemalessOutputRefs(agent, s, byID, seen)...)
 		data := workflow.PromptData{Step: workflow.StepInfo{ID: s.ID, Inputs: s.Inputs, Outputs: s.Outputs}, Attempt: 1, Repo: repo, Steps: steps}
 		if s.FansOut() {
 			data.Task = &workflow.TaskInfo{ID: "T1", Title: "a sample task", Body: "What the sample task asks."}
@@ -95,6 +100,25 @@ func unknownStepRefs(agent *workflow.Agent, s *workflow.Step, steps map[string]w
 		sort.Strings(ids)
 		msg := fmt.Sprintf(".Steps.%s: unknown step (the steps: %s) (rendering it for step %s)", r.ID, strings.Join(ids, ", "), s.ID)
 		if key := r.Pos.String() + ".Steps." + r.ID; !seen[key] {
+			seen[key] = true
+			out = append(out, Problem{File: r.Pos.File, Line: r.Pos.Line, Col: r.Pos.Col, Message: msg})
+		}
+	}
+	return out
+}
+
+// schemalessOutputRefs reports the .Steps.ID.Output references of agent's
+// template (the prompt of step s) to steps without output_schema, whose
+// output is always nil. Each place is reported once (seen).
+func schemalessOutputRefs(agent *workflow.Agent, s *workflow.Step, byID map[string]*workflow.Step, seen map[string]bool) []Problem {
+	var out []Problem
+	for _, r := range agent.StepRefs() {
+		other := byID[r.ID]
+		if !r.Output || other == nil || other.OutputSchema != nil {
+			continue
+		}
+		msg := fmt.Sprintf(".Steps.%s.Output: step %s has no output_schema, so it has no output (rendering it for step %s)", r.ID, r.ID, s.ID)
+		if key := r.Pos.String() + ".Steps." + r.ID + ".Output"; !seen[key] {
 			seen[key] = true
 			out = append(out, Problem{File: r.Pos.File, Line: r.Pos.Line, Col: r.Pos.Col, Message: msg})
 		}

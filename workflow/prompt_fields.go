@@ -35,6 +35,8 @@ type fieldChecker struct {
 type StepRef struct {
 	ID  string
 	Pos Pos
+	// Output is whether it reads the step's .Output.
+	Output bool
 }
 
 // StepRefs lists the template's .Steps.ID references where dot is the
@@ -116,7 +118,7 @@ func sameDot(n parse.Node) []parse.Node {
 func (c fieldChecker) check(pos parse.Pos, idents []string, prefix string) {
 	pos = c.referenceStart(pos, idents, prefix)
 	if c.refs != nil && len(idents) >= 2 && idents[0] == "Steps" {
-		*c.refs = append(*c.refs, StepRef{ID: idents[1], Pos: c.a.offsetPos(int(pos))})
+		*c.refs = append(*c.refs, StepRef{ID: idents[1], Pos: c.a.offsetPos(int(pos)), Output: len(idents) >= 3 && idents[2] == "Output"})
 	}
 	typ := promptDataType
 	for i, id := range idents {
