@@ -80,7 +80,21 @@ func (es Errors) Err() error {
 		return nil
 	}
 	es.Sort()
-	return es
+	return es.unique()
+}
+
+// unique drops the problems reported twice at the same place with the
+// same message (a workflow imported twice has its mistakes found twice).
+func (es Errors) unique() Errors {
+	seen := make(map[Error]bool, len(es))
+	out := es[:0:0]
+	for _, e := range es {
+		if !seen[*e] {
+			seen[*e] = true
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // suggest returns a " (did you mean %q?)" hint for the candidate closest to

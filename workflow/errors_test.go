@@ -84,3 +84,19 @@ func TestEditDistance(t *testing.T) {
 		}
 	}
 }
+
+// A problem found twice at the same place (a workflow imported twice) is
+// reported once; the same message elsewhere, or another at the same
+// place, is kept.
+func TestErrorsUnique(t *testing.T) {
+	var errs Errors
+	errs.Add(Pos{File: "b.yaml", Line: 3, Col: 11}, "uses: cycle")
+	errs.Add(Pos{File: "a.yaml", Line: 1, Col: 1}, "other")
+	errs.Add(Pos{File: "b.yaml", Line: 3, Col: 11}, "uses: cycle")
+	errs.Add(Pos{File: "b.yaml", Line: 3, Col: 11}, "another")
+	errs.Add(Pos{File: "b.yaml", Line: 4, Col: 11}, "uses: cycle")
+	want := "a.yaml:1:1: other\nb.yaml:3:11: uses: cycle\nb.yaml:3:11: another\nb.yaml:4:11: uses: cycle"
+	if got := errs.Err().Error(); got != want {
+		t.Errorf("Err():\n%s\nwant:\n%s", got, want)
+	}
+}
