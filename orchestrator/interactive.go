@@ -64,7 +64,8 @@ func (s *scheduler) needsYou(u *unit) bool {
 // timeout, and a failing check fails the unit (codemachine open takes it
 // up again). One unit at a time has the terminal. The tree the worktree
 // held before is compared with the one after: a person who changed
-// nothing lands nothing (unchanged is set).
+// nothing lands nothing (unchanged is set). Failed work that open took up
+// counts as a change: the tree after is compared with the base's.
 func (j *job) attemptInteractive(ctx context.Context, eng agents.Engine) (out attemptOutcome, unchanged bool) {
 	out.attempts = 1
 	req, err := j.request(1, "", "")
@@ -82,6 +83,16 @@ func (j *job) attemptInteractive(ctx context.Context, eng agents.Engine) (out at
 	if err != nil {
 		out.failure = err.Error()
 		return out, false
+	}
+	if t := j.rs.opts.Open; j.open && t != nil && t.From == "failed" {
+		// The failed work open took up never landed (a check failed, or
+		// the user's uncommitted files were in its way): it is the
+		// unit's change too, and lands when the person leaves, changed
+		// or not.
+		if before, err = j.o.repo.TreeOf(j.snap.commit); err != nil {
+			out.failure = err.Error()
+			return out, false
+		}
 	}
 	j.o.emit(Event{Kind: Note, Step: j.u.step.ID, Task: taskID(j.u.task),
 		Message: "your turn in " + j.engineName + "'s UI; leave it (/exit) to land the step"})

@@ -24,6 +24,11 @@ type OpenTarget struct {
 	// From says where the work was found: "review" (its review
 	// branch), "failed", "landed" or "".
 	From string
+	// Landing is set when the work is a step commit made to land (under
+	// review, or kept on a conflict branch when it could not land): its
+	// state.yaml and ticked plan are codemachine's, written again by the
+	// new commit.
+	Landing bool
 }
 
 // opensReview reports whether this run is codemachine open taking up
@@ -95,9 +100,9 @@ func (o *Orchestrator) openTarget(tip, key string) (*OpenTarget, error) {
 	commit := ""
 	review, _ := o.repo.ResolveRev("refs/heads/" + reviewPrefix + key)
 	if f, ok := failures[key]; review != "" {
-		t.Work, t.From, commit = review, "review", review
+		t.Work, t.From, t.Landing, commit = review, "review", true, review
 	} else if ok && f.Commit != "" {
-		t.Work, t.From, commit = f.Commit, "failed", f.Commit
+		t.Work, t.From, t.Landing, commit = f.Commit, "failed", f.Conflict, f.Commit
 		t.Session, t.Engine = f.Session, f.Engine
 	} else {
 		commits, err := o.stepCommits(tip, nil)
@@ -151,9 +156,10 @@ func (j *job) openPoint(ctx context.Context) (string, error) {
 // restoreOpenWork puts the work `open` takes up into the unit's worktree
 // as uncommitted changes. Work made on another commit is merged onto the
 // base (as a resumed session's partial work is); when it does not apply
-// there, the unit opens at the tip and says so. Of work under review,
-// codemachine's own files (state.yaml, the ticked plan) are left as the
-// base has them: the new commit writes them again.
+// there, the unit opens at the tip and says so. Of a step commit (work
+// under review, or kept on a conflict branch), codemachine's own files
+// (state.yaml, the ticked plan) are left as the base has them: the new
+// commit writes them again.
 func (j *job) restoreOpenWork(ctx context.Context, t *OpenTarget) error {
 	o, u := j.o, j.u
 	note := func(msg string) { o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: msg}) }
@@ -168,7 +174,7 @@ func (j *job) restoreOpenWork(ctx context.Context, t *OpenTarget) error {
 		if err != nil {
 			return fmt.Errorf("bring the work of %s onto %s: %w", u.key(), short(j.snap.commit), err)
 		}
-		if t.From == "review" {
+		if t.Landing {
 			conflicts = slices.DeleteFunc(conflicts, func(p string) bool { return p == workflow.StateFile || p == u.step.Foreach })
 		}
 		if len(conflicts) > 0 {
@@ -179,7 +185,7 @@ func (j *job) restoreOpenWork(ctx context.Context, t *OpenTarget) error {
 		note(fmt.Sprintf("the %s work %s was made on %s: brought onto %s", t.From, short(t.Work), short(base), short(j.snap.commit)))
 		work = tree
 	}
-	if t.From == "review" {
+	if t.Landing {
 		if work, err = o.withBaseFiles(ctx, work, j.snap.commit, workflow.StateFile, u.step.Foreach); err != nil {
 			return err
 		}

@@ -16,8 +16,9 @@ the step's latest work (its work under review, its failed work, or what it lande
 made on an older commit is brought onto the tip when it applies there), resuming the
 session recorded with that work (a new session with the step's prompt when there is none).
 When you leave the UI, your change lands as a new commit of the step (for work under
-review: a new commit on its review branch, which waits for review again), and the workflow
-goes on running what is due.`,
+review: a new commit on its review branch, which waits for review again; failed work, which
+never landed, lands even when you changed nothing), and the workflow goes on running what
+is due.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "engine", Usage: "run with `ENGINE`"},
 			&cli.StringFlag{Name: "model", Usage: "run with `MODEL`"},
