@@ -156,7 +156,12 @@ func (d *yamlDoc) compileConditions(w *Workflow) {
 	sample := condSample(sortedIDs(ids), vars)
 	for _, s := range w.Steps {
 		if s.Imported() {
-			continue // compiled in its own workflow
+			// Compiled in its own workflow, with its own vars; this
+			// workflow's vars win, and may have other types.
+			const note = " (with the vars of the workflow that imports it)"
+			d.checkVarTypes(s.When, "when", s.at.when, sample, vars, note)
+			d.checkVarTypes(s.Until, "until", s.at.until, sample, vars, note)
+			continue
 		}
 		if s.When != nil {
 			d.compileCondition(s, s.When, "when", s.at.when, sample, ids, vars)
@@ -216,12 +221,31 @@ func (d *yamlDoc) compileCondition(s *Step, c *Condition, key string, at whenAt,
 		}
 	}
 	if known {
-		// vars are known before any run: checked with their types, a
-		// comparison of a string var with a number, or a string var as
-		// the whole condition, is an error now rather than at run time.
-		if _, err := expr.Compile(c.Source, expr.Env(typedVarsSample(sample, vars)), expr.AsBool()); err != nil {
-			d.condError(key, at, err)
+		d.checkVarTypes(c, key, at, sample, vars, "")
+	}
+}
+
+// checkVarTypes compiles the compiled condition c again with the types of
+// vars' values: vars are known before any run, so a comparison of a
+// string var with a number, or a string var as the whole condition, is an
+// error now rather than at run time. A condition that reads a var vars
+// does not have is left to the error that says so. note ends the message.
+func (d *yamlDoc) checkVarTypes(c *Condition, key string, at whenAt, sample, vars map[string]any, note string) {
+	if c == nil || c.program == nil {
+		return
+	}
+	refs := &condRefs{}
+	root := c.program.Node()
+	ast.Walk(&root, refs)
+	for _, name := range refs.vars {
+		if _, ok := vars[name]; !ok {
+			return
 		}
+	}
+	if _, err := expr.Compile(c.Source, expr.Env(typedVarsSample(sample, vars)), expr.AsBool()); err != nil {
+		d.condError(key, at, err)
+		last := (*d.errs)[len(*d.errs)-1]
+		last.Msg += note
 	}
 }
 

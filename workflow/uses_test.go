@@ -183,3 +183,31 @@ func stepByID(w *Workflow, id string) *Step {
 	}
 	return nil
 }
+
+// An imported step's condition reads the importing workflow's vars, which
+// win: it is checked with their types too.
+func TestUsesVarTypes(t *testing.T) {
+	shared := `version: 1
+vars: {level: 1}
+steps:
+  - id: report
+    run: report
+    when: vars.level > 0
+`
+	for _, tt := range []struct{ level, want string }{
+		{`2`, ``},
+		{`high`, `shared/workflow.yaml:6:22: when: invalid operation: > (mismatched types string and int) (with the vars of the workflow that imports it)`},
+	} {
+		fsys := fstest.MapFS{
+			WorkflowFile:           {Data: []byte("version: 1\nvars: {level: " + tt.level + "}\nsteps:\n  - uses: ./shared\n")},
+			"shared/workflow.yaml": {Data: []byte(shared)},
+		}
+		_, err := LoadProject(fsys, testEngines)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("level %s: %v", tt.level, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("level %s: error %v, want %s", tt.level, err, tt.want)
+		}
+	}
+}
