@@ -94,8 +94,12 @@ func (j *job) attemptInteractive(ctx context.Context, eng agents.Engine) (out at
 			return out, false
 		}
 	}
-	j.o.emit(Event{Kind: Note, Step: j.u.step.ID, Task: taskID(j.u.task),
-		Message: "your turn in " + j.engineName + "'s UI; leave it (/exit) to land the step"})
+	if j.cliFound() {
+		// (A CLI that is not installed fails the run with its own
+		// message: there is no turn to take.)
+		j.o.emit(Event{Kind: Note, Step: j.u.step.ID, Task: taskID(j.u.task),
+			Message: "your turn in " + j.engineName + "'s UI; leave it (/exit) to land the step"})
+	}
 	started := j.o.cfg.Now()
 	if f := j.rs.opts.OnTerminal; f != nil {
 		f(true)
@@ -134,4 +138,14 @@ func (j *job) landNothing() execResult {
 	j.rs.recordSkipped(e)
 	j.o.emit(e)
 	return execResult{}
+}
+
+// cliFound reports whether the unit's engine, when it is a coding CLI, is
+// on PATH.
+func (j *job) cliFound() bool {
+	if !slices.Contains(agents.CodingCLIs(), j.engineName) {
+		return true
+	}
+	_, err := j.o.cfg.LookPath(j.engineName)
+	return err == nil
 }
