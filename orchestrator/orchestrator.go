@@ -242,7 +242,7 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 		if step.When != nil {
 			ok, err := step.When.Eval(workflow.CondInput{FS: fsys, Steps: results, Vars: project.Workflow.Vars})
 			if err != nil {
-				snap.condErrs[step.ID] = "when: " + err.Error()
+				snap.condErrs[step.ID] = step.CondFailure("when", err)
 			}
 			project.Skips[step.ID] = err == nil && !ok
 			st.fingerprint = workflow.WithCondition(st.fingerprint, ok)
@@ -267,7 +267,7 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 		}
 		ok, err := step.Until.Eval(workflow.CondInput{FS: fsys, Steps: results, Vars: project.Workflow.Vars})
 		if err != nil {
-			snap.condErrs[step.ID] = "until: " + err.Error()
+			snap.condErrs[step.ID] = step.CondFailure("until", err)
 		}
 		project.UntilMet[step.ID] = ok || err != nil
 	}

@@ -293,23 +293,47 @@ func (d *yamlDoc) condError(key string, at whenAt, err error) {
 	var fe *file.Error
 	if errors.As(err, &fe) {
 		msg = fe.Message
-		switch at.style {
-		case 0, yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
-			if fe.Line <= 1 {
-				pos.Col += fe.Column
-				if at.style != 0 {
-					pos.Col++
-				}
-			} else {
-				pos.Line += fe.Line - 1
-				pos.Col = 0
-			}
-		default: // a block scalar: its text starts on the next line
-			pos.Line += fe.Line
-			pos.Col = 0
-		}
+		pos = condErrPos(at, fe)
 	}
 	d.errs.Add(pos, "%s: %s", key, strings.TrimSpace(msg))
+}
+
+// condErrPos is the place in workflow.yaml of an error at fe's line and
+// column of the expression at at.
+func condErrPos(at whenAt, fe *file.Error) Pos {
+	pos := at.Pos
+	switch at.style {
+	case 0, yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		if fe.Line <= 1 {
+			pos.Col += fe.Column
+			if at.style != 0 {
+				pos.Col++
+			}
+		} else {
+			pos.Line += fe.Line - 1
+			pos.Col = 0
+		}
+	default: // a block scalar: its text starts on the next line
+		pos.Line += fe.Line
+		pos.Col = 0
+	}
+	return pos
+}
+
+// CondFailure words an error of evaluating the step's when: (key "when")
+// or until: (key "until") at run time: the key, the message and the place
+// in the workflow file where the expression failed, then the expression's
+// line with a pointer at it.
+func (s *Step) CondFailure(key string, err error) string {
+	at := s.at.when
+	if key == "until" {
+		at = s.at.until
+	}
+	var fe *file.Error
+	if !errors.As(err, &fe) || at.Pos == (Pos{}) {
+		return key + ": " + err.Error()
+	}
+	return fmt.Sprintf("%s: %s (%s)%s", key, strings.TrimSpace(fe.Message), condErrPos(at, fe), fe.Snippet)
 }
 
 // whenAt is where a when: value is, and how it is written.
