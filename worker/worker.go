@@ -105,6 +105,9 @@ type worker struct {
 	spread  atomic.Int64              // the first pick's offset (FirstPick), 0 once asked
 	// lastFailed are the failures of the last pass, by unit (newFailures).
 	lastFailed map[string]string
+	// lockedBy is the pid of the other codemachine the worker last
+	// waited for (waitLock).
+	lockedBy int
 
 	trips trips // the git round trips to the remote, by kind
 
@@ -289,6 +292,7 @@ func (w *worker) note(format string, args ...any) {
 // loop runs passes: each claims and runs what it can; between passes it
 // waits for the remote to change (or the next look at it).
 func (w *worker) loop(ctx context.Context) error {
+	passes := 0
 	for {
 		if ctx.Err() != nil {
 			return orchestrator.ErrInterrupted
@@ -307,6 +311,13 @@ func (w *worker) loop(ctx context.Context) error {
 		opts.SkipFailed = true
 		opts.Parallel = w.opts.Slots
 		sum, err := w.o.Run(ctx, opts)
+		if waited, werr := w.waitLock(ctx, passes, err); waited || werr != nil {
+			if werr != nil {
+				return werr
+			}
+			continue
+		}
+		passes++
 		var failed *orchestrator.StepFailedError
 		var review *orchestrator.ReviewPendingError
 		var needsYou *orchestrator.NeedsYouError
@@ -343,6 +354,35 @@ func (w *worker) loop(ctx context.Context) error {
 		}
 	}
 }
+
+// waitLock waits, when a pass found the repository held by another
+// codemachine (a person's approve, review push or run in this clone)
+// after the worker's first pass, for the next look at the remote, and
+// reports that it did: the worker holds the lock only while a pass runs,
+// and a command that takes it in between must not end a worker that has
+// been at work. It says so once per holder. At the first pass, another
+// holder is the error (exit 2), as for run.
+func (w *worker) waitLock(ctx context.Context, passes int, err error) (bool, error) {
+	var locked *gitstate.LockedError
+	if passes == 0 || !errors.As(err, &locked) {
+		return false, nil
+	}
+	if w.lockedBy != locked.PID {
+		w.lockedBy = locked.PID
+		w.note("waiting: %v", locked)
+	}
+	select {
+	case <-ctx.Done():
+		return false, orchestrator.ErrInterrupted
+	case <-w.changed:
+	case <-time.After(min(w.poll, lockRetry)):
+	}
+	return true, nil
+}
+
+// lockRetry is how long a worker waits at most before it tries a pass
+// again while another codemachine holds the repository.
+const lockRetry = 500 * time.Millisecond
 
 // finished reports whether a --once worker is done after a pass (sum)
 // that started nothing from base with the review branches reviews: a
