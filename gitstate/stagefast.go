@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -102,6 +103,20 @@ func readIndex(p string) (*gitIndex, error) {
 		return nil, err
 	}
 	return parseIndex(data, st.ModTime())
+}
+
+// indexEntryCount is the number of entries an index file's header gives.
+func indexEntryCount(p string) (int, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var head [12]byte
+	if _, err := io.ReadFull(f, head[:]); err != nil || string(head[:4]) != "DIRC" {
+		return 0, errStageByGit
+	}
+	return int(binary.BigEndian.Uint32(head[8:12])), nil
 }
 
 // parseIndex is readIndex of an index's content, written at mtime.
@@ -481,8 +496,11 @@ func (w *Worktree) stageInProcess(ctx context.Context) (string, error) {
 			os.Remove(lock)
 		}
 	}()
+	if n, err := indexEntryCount(w.index); err != nil || n > stageInProcessMaxEntries {
+		return "", errStageByGit // before the whole index is hashed and parsed for nothing
+	}
 	idx, err := readIndex(w.index)
-	if err != nil || len(idx.entries) > stageInProcessMaxEntries {
+	if err != nil {
 		return "", errStageByGit
 	}
 	s := &stager{r: r, root: w.path, tracked: make(map[string]*indexEntry, len(idx.entries)),

@@ -54,9 +54,7 @@ func changesOf(entries []StatusEntry) worktreeChanges {
 // LimitFiles refuses, every gitlink), records those as Nested and LeftOut,
 // and returns the tree git write-tree writes.
 func (w *Worktree) stageWithGit(ctx context.Context) (string, error) {
-	// git status refreshes the index's stat data as it goes and writes it
-	// back: the next stage then compares no file's content again.
-	out, err := w.git(ctx, statusArgs...)
+	out, err := w.statusBesideWalk(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -110,6 +108,40 @@ func (w *Worktree) stageWithGit(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return trimNL(tree), nil
+}
+
+// statusBesideWalk runs git status over the worktree while the worktree
+// is searched for a .gitignore or .gitattributes that is a FIFO, a socket
+// or a device, and returns what git status printed, or the
+// *SpecialFileError for such a file: git status would wait forever on a
+// FIFO .gitignore (and update-index on a FIFO .gitattributes), and the
+// in-process stage declined before it met every one. The search runs
+// beside git status, not before it: at 100k files it takes about as long
+// as git's own walk. When it finds one, git status is stopped (SIGTERM,
+// on which git removes its lock) and a lock of the private index git may
+// still have left (a signal between taking the lock and arming its
+// removal) is removed: no other process uses that index.
+// git status refreshes the index's stat data as it goes and writes it
+// back: the next stage then compares no file's content again.
+func (w *Worktree) statusBesideWalk(ctx context.Context) (string, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	walked := make(chan *SpecialFileError, 1)
+	go func() {
+		se := w.specialPatternFile()
+		if se != nil {
+			cancel()
+		}
+		walked <- se
+	}()
+	out, err := w.git(sctx, statusArgs...)
+	if se := <-walked; se != nil {
+		if err != nil {
+			_ = os.Remove(w.index + ".lock")
+		}
+		return "", se
+	}
+	return out, err
 }
 
 // oversize are the files of paths (those git add -A would stage) that

@@ -198,6 +198,12 @@ func (w *Worktree) removeSpecialFiles() error {
 	})
 }
 
+// relativeSpecial is se with its path relative to the worktree.
+func (w *Worktree) relativeSpecial(se *SpecialFileError) *SpecialFileError {
+	rel, _ := filepath.Rel(w.path, se.Path)
+	return &SpecialFileError{Path: filepath.ToSlash(rel), Mode: se.Mode}
+}
+
 // specialPatternFile returns the first .gitignore or .gitattributes below
 // the worktree (its scratch .git aside) that is a FIFO, a socket or a
 // device, nil when there is none.
@@ -465,20 +471,15 @@ func (w *Worktree) Stage(ctx context.Context) (string, error) {
 		w.staged = tree
 		return tree, w.Protect(ctx, tree)
 	}
-	se := (*SpecialFileError)(nil)
-	if !errors.As(err, &se) {
-		// The stage declined before it met every .gitignore: git add
-		// would wait forever on one that is a FIFO.
-		se = w.specialPatternFile()
-	}
-	if se != nil {
-		rel, _ := filepath.Rel(w.path, se.Path)
-		se.Path = filepath.ToSlash(rel)
-		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, se)
+	if se := (*SpecialFileError)(nil); errors.As(err, &se) {
+		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, w.relativeSpecial(se))
 	}
 	// Anything else (errStageByGit, or a file that could not be read):
 	// git stages, and reports what it finds wrong.
 	tree, err = w.stageWithGit(ctx)
+	if se := (*SpecialFileError)(nil); errors.As(err, &se) {
+		err = w.relativeSpecial(se)
+	}
 	if err != nil {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}
