@@ -220,6 +220,7 @@ func normalizeArgs(app *cli.App, args []string) ([]string, error) {
 	}
 	out := append([]string{}, args[:i+1]...)
 	var flags, positional []string
+	help := false
 	rest := args[i+1:]
 	for j := 0; j < len(rest); j++ {
 		a := rest[j]
@@ -229,6 +230,7 @@ func normalizeArgs(app *cli.App, args []string) ([]string, error) {
 			j = len(rest)
 		case strings.HasPrefix(a, "-") && a != "-":
 			flags = append(flags, a)
+			help = help || a == "--help" || a == "-h"
 			if takesValue(cmd.Flags, a) && j+1 < len(rest) {
 				j++
 				flags = append(flags, rest[j])
@@ -236,6 +238,11 @@ func normalizeArgs(app *cli.App, args []string) ([]string, error) {
 		default:
 			positional = append(positional, a)
 		}
+	}
+	if help {
+		// cli would take the first argument for a help topic ("No help
+		// topic for 'STEP'"): the help of the command is what was asked.
+		return append(out, "--help"), nil
 	}
 	out = append(out, flags...)
 	return append(out, positional...), nil
