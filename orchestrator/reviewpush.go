@@ -60,13 +60,10 @@ func (o *Orchestrator) PushReviews(ctx context.Context, step, remote string, pus
 		}
 	}
 	sort.Strings(keys)
-	if len(keys) == 0 {
-		if step != "" {
-			return nil, configErrorf("no review is pending for %s", step)
-		}
-		return nil, configErrorf("no review is pending")
-	}
 	snap, err := o.load(head.Commit, Overrides{})
+	if len(keys) == 0 {
+		return nil, noReviewToPush(snap, err, step)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -288,4 +285,31 @@ func (o *Orchestrator) landedElsewhere(review, landed string) bool {
 		}
 	}
 	return rm.Get(gitstate.TrailerRun) != "" && rm.Get(gitstate.TrailerFingerprint) != ""
+}
+
+// noReviewToPush is review push's error when no review branch of step
+// ("" = any) is here: one that waits on the remote already (a worker's,
+// as last fetched: see remoteReviews) is named, with where it is.
+func noReviewToPush(snap *snapshot, loadErr error, step string) error {
+	var there []string
+	if loadErr == nil {
+		for key := range snap.remoteReviews {
+			if step == "" || key == step || strings.HasPrefix(key, step+"/") {
+				there = append(there, snap.reviewRef(key))
+			}
+		}
+	}
+	if len(there) > 0 {
+		sort.Strings(there)
+		verb, it := "waits", "it"
+		if len(there) > 1 {
+			verb, it = "wait", "them"
+		}
+		return configErrorf("no review is pending here to push: %s %s on the remote already (pushed by a worker; approve or reject %s here, or open a pull request from %s)",
+			strings.Join(there, ", "), verb, it, it)
+	}
+	if step != "" {
+		return configErrorf("no review is pending for %s", step)
+	}
+	return configErrorf("no review is pending")
 }
