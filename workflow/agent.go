@@ -141,8 +141,7 @@ func (a *Agent) frontMatter(front string, engines []string, errs *Errors) {
 		case "description":
 			a.Description, _ = d.str(kv.val, "description")
 		case "engine":
-			agentEngines := slices.DeleteFunc(slices.Clone(engines), func(e string) bool { return e == "shell" })
-			if v, ok := d.str(kv.val, "engine"); ok && d.engineIn(kv.val, v, agentEngines) {
+			if v, ok := d.str(kv.val, "engine"); ok && d.engineIn(kv.val, v, agentEngines(engines)) {
 				if v == "shell" {
 					errs.Add(d.at(kv.val), "engine: shell runs commands; an agent needs an agent engine")
 				} else {

@@ -129,8 +129,12 @@ func (d *yamlDoc) defaults(n *yaml.Node, def *Defaults) {
 	for _, kv := range kvs {
 		switch kv.name {
 		case "engine":
-			if v, ok := d.str(kv.val, "engine"); ok && d.engine(kv.val, v) {
-				def.Engine = v
+			if v, ok := d.str(kv.val, "engine"); ok && d.engineIn(kv.val, v, agentEngines(d.engines)) {
+				if v == "shell" {
+					d.errs.Add(d.at(kv.val), "engine: shell runs commands, which a run: step does anyway; defaults.engine is the engine of the agent steps")
+				} else {
+					def.Engine = v
+				}
 			}
 		case "model":
 			def.Model, _ = d.str(kv.val, "model")
@@ -181,6 +185,11 @@ func (d *yamlDoc) budget(n *yaml.Node, b *Budget) {
 // engine checks an engine name and reports whether it is known.
 func (d *yamlDoc) engine(n *yaml.Node, name string) bool {
 	return d.engineIn(n, name, d.engines)
+}
+
+// agentEngines are the engines an agent may run with: all but shell.
+func agentEngines(engines []string) []string {
+	return slices.DeleteFunc(slices.Clone(engines), func(e string) bool { return e == "shell" })
 }
 
 // engineIn is engine with the names that may be given there: an agent

@@ -54,6 +54,8 @@ func TestParseWorkflowErrors(t *testing.T) {
 		{"unknown x- key is fine, unknown key is not", "version: 1\nx-common: &c {run: x}\nstepz: []\nsteps:\n  - id: a\n    <<: *c\n", []string{`w.yaml:3:1: unknown key "stepz" (did you mean "steps"?)`}},
 		{"version as string", "version: one\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:1:10: version: want a whole number, got a string ("one")`}},
 		{"negative retries", "version: 1\ndefaults:\n  retries: -1\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:12: retries: want 0 to 100, got -1`}},
+		{"shell as the default engine", "version: 1\ndefaults:\n  engine: shell\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:11: engine: shell runs commands, which a run: step does anyway; defaults.engine is the engine of the agent steps`}},
+		{"unknown default engine is not offered shell", "version: 1\ndefaults:\n  engine: shel\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:11: unknown engine "shel" (want one of auto, claude, codex, gemini, opencode, replay)`}},
 		{"unknown defaults key", "version: 1\ndefaults:\n  engin: claude\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:3: unknown key "engin" in defaults (did you mean "engine"?)`}},
 		{"budget types", "version: 1\nbudget:\n  usd: lots\n  tokens: 1.5\nsteps:\n  - id: a\n    run: x\n", []string{
 			`w.yaml:3:8: usd: want a number, got a string ("lots")`,

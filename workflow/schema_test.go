@@ -286,6 +286,7 @@ func TestSchemaRejects(t *testing.T) {
 		"zero max_file_size":           head + "  - {id: a, run: x, max_file_size: 0}\n",
 		"run step prompt":              head + "  - {id: a, run: x, prompt: hi}\n",
 		"run step effort":              head + "  - {id: a, run: x, effort: high}\n",
+		"shell as the default engine":  "version: 1\ndefaults: {engine: shell}\nsteps:\n  - {id: a, run: x}\n",
 	} {
 		if _, err := ParseWorkflow(WorkflowFile, []byte(data), testEngines); err == nil {
 			t.Errorf("%s: the parser accepts\n%s", name, data)
