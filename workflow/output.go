@@ -144,7 +144,8 @@ var answerFenceRE = lazyre.New("(?s)```[a-zA-Z]*\\s*\n(.*?)```")
 
 // Check finds the JSON value in an agent's final answer (the whole answer,
 // else its last fenced code block, else the text from its first "{" to its
-// last "}") and validates it. It returns the value as canonical JSON, or
+// last "}", else the object or list that starts a line and ends the
+// answer) and validates it. It returns the value as canonical JSON, or
 // an error listing every mismatch (one per line, each with its place in
 // the value), which is what the retry prompt tells the agent.
 func (o *OutputSchema) Check(answer string) ([]byte, error) {
@@ -179,10 +180,33 @@ func findJSON(answer string) (any, error) {
 			return v, nil
 		}
 	}
+	if v, ok := lastJSONValue(text); ok {
+		return v, nil
+	}
 	if text == "" {
 		return nil, errors.New("the final answer is empty; it must be a JSON value")
 	}
 	return nil, errors.New("the final answer holds no JSON value (give it whole, or in a ```json block)")
+}
+
+// maxJSONLines bounds the lines lastJSONValue tries, from the end.
+const maxJSONLines = 200
+
+// lastJSONValue finds the JSON object or list that ends text and starts a
+// line: what a command prints last after lines of its own ("compiling
+// {main}", an earlier value).
+func lastJSONValue(text string) (any, bool) {
+	end := len(text)
+	for tries := 0; end > 0 && tries < maxJSONLines; tries++ {
+		start := strings.LastIndexByte(text[:end], '\n') + 1
+		if line := strings.TrimSpace(text[start:end]); strings.HasPrefix(line, "{") || strings.HasPrefix(line, "[") {
+			if v, err := decodeJSON(strings.TrimSpace(text[start:])); err == nil {
+				return v, true
+			}
+		}
+		end = start - 1
+	}
+	return nil, false
 }
 
 // decodeJSON decodes exactly one JSON value, numbers as json.Number.

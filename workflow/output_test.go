@@ -46,6 +46,13 @@ func TestOutputSchemaCheck(t *testing.T) {
 			answer: `{"a": 1, "b": 2}`, problems: []string{"at /: validating /unevaluatedProperties: not:", "at /a: got integer, want string"}},
 		{name: "no JSON", schema: summary, answer: `all good`, problems: []string{"holds no JSON value"}},
 		{name: "two values", schema: `{}`, answer: `{"a": 1} {"b": 2}`, problems: []string{"holds no JSON value"}},
+		{name: "after lines with braces", schema: summary, answer: "compiling {main}\n{\"summary\": \"ok\", \"score\": 3}\n",
+			want: `{"score":3,"summary":"ok"}`},
+		{name: "the last of two lines", schema: summary, answer: "{\"summary\": \"old\", \"score\": 1}\n{\"summary\": \"ok\", \"score\": 3}",
+			want: `{"score":3,"summary":"ok"}`},
+		{name: "indented after a log line", schema: summary, answer: "warn: {x}\nresult:\n{\n  \"summary\": \"ok\",\n  \"score\": 3\n}\n",
+			want: `{"score":3,"summary":"ok"}`},
+		{name: "a value not at the end", schema: `{}`, answer: "{\"a\": 1}\ndone {x}", problems: []string{"holds no JSON value"}},
 		{name: "beyond float64", schema: `{"type": "number", "minimum": 0}`, answer: `1e400`, want: `1e400`},
 	}
 	for _, tt := range tests {
