@@ -131,7 +131,7 @@ func (s *scheduler) next() (*unit, error) {
 		}
 		reason, due := snap.due[id]
 		forced := s.forced(step)
-		if msg := loopFailure(snap, step); !due && !forced && msg != "" {
+		if msg := loopFailure(snap, step); !due && !forced && msg != "" && !s.started(id) {
 			s.reportOnce(id+" (until)", Event{Kind: StepFailed, Step: id, Message: msg}, s.rs.recordFailure)
 			continue
 		}
@@ -343,15 +343,32 @@ func loopFailure(snap *snapshot, step *workflow.Step) string {
 	case step.Until == nil || snap.state.Steps[step.ID] == nil:
 		return ""
 	case loopExhausted(snap, step):
-		return untilFailure(step)
+		return untilFailure(snap, step)
 	case strings.HasPrefix(snap.condErrs[step.ID], "until: "):
 		return snap.condErrs[step.ID]
 	}
 	return ""
 }
 
-// untilFailure says that a loop ran out of iterations.
-func untilFailure(step *workflow.Step) string {
+// untilFailure says that a loop ran out of iterations: its
+// max_iterations, or more when run --force ran more.
+func untilFailure(snap *snapshot, step *workflow.Step) string {
+	n := step.MaxIters()
+	if rec := snap.state.Steps[step.ID]; rec != nil {
+		n = max(n, rec.Iteration)
+	}
 	return fmt.Sprintf("until: %s is still false after %d iterations (max_iterations); change what it reads, or codemachine run %s --force",
-		step.Until.Source, step.MaxIters(), step.ID)
+		step.Until.Source, n, step.ID)
+}
+
+// started reports whether a unit of step id was started in this run and
+// has not landed yet: a loop run --force runs once more says nothing of
+// its old failure while that iteration runs.
+func (s *scheduler) started(id string) bool {
+	for _, a := range s.order {
+		if a.job.u.step.ID == id {
+			return true
+		}
+	}
+	return false
 }

@@ -258,7 +258,7 @@ func (v *statusView) state(step *workflow.Step, st *StepStatus, waits []string) 
 	case v.snap.condErrs[id] != "" && len(waits) == 0:
 		st.State, st.Reason = StateFailed, v.snap.condErrs[id]
 	case !due && loopExhausted(v.snap, step):
-		st.State, st.Reason = StateFailed, untilFailure(step)
+		st.State, st.Reason = StateFailed, untilFailure(v.snap, step)
 	case v.snap.project.Skips[id] && !due:
 		st.State, st.Reason = StateSkipped, "when: "+step.When.Source+" is false"
 	case v.snap.reviews[id] != "":
