@@ -84,7 +84,7 @@ func (j *job) attemptInteractive(ctx context.Context, eng agents.Engine) (out at
 		out.failure = err.Error()
 		return out, false
 	}
-	if t := j.rs.opts.Open; j.open && t != nil && t.From == "failed" {
+	if t := j.taken; j.open && t != nil && t.From == "failed" {
 		// The failed work open took up never landed (a check failed, or
 		// the user's uncommitted files were in its way): it is the
 		// unit's change too, and lands when the person leaves, changed

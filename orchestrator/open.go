@@ -124,12 +124,44 @@ func (o *Orchestrator) openTarget(tip, key string) (*OpenTarget, error) {
 	return t, nil
 }
 
+// takeUp is the work the unit takes up in its UI, as codemachine open
+// would: open's target, or, for an interactive unit of a run, the work
+// its last run kept on its conflict branch (it could not land, the user's
+// changes were in its way) when the unit is as it was then. The person
+// goes on from that work in the session that made it, and leaving the UI
+// lands it; a run that started over instead would drop the person's work
+// when its own landed (the landing settles the conflict branch).
+func (j *job) takeUp() (*OpenTarget, error) {
+	o, u := j.o, j.u
+	if t := j.rs.opts.Open; t != nil && t.Key == u.key() {
+		return t, nil
+	}
+	if !j.rs.interactive(u) || j.rs.opts.Terminal == nil {
+		return nil, nil
+	}
+	failures, err := o.failures()
+	if err != nil {
+		return nil, err
+	}
+	f, ok := failures[u.key()]
+	if !ok || !f.Conflict || f.Commit == "" || f.Fingerprint != u.fingerprint() {
+		return nil, nil
+	}
+	t, err := o.openTarget(j.snap.commit, u.key())
+	if err != nil || t.From != "failed" {
+		return nil, err
+	}
+	o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task),
+		Message: "taking up the work that could not land (" + strings.TrimPrefix(f.Ref, "refs/heads/") + ")"})
+	return t, nil
+}
+
 // openPoint readies the worktree of the unit `open` takes up: its work
 // under review or failed work restored (brought onto the base the unit
 // runs on now when it was made on another), and the session to resume
 // when the engine is the one that recorded it.
-func (j *job) openPoint(ctx context.Context) (string, error) {
-	t, u := j.rs.opts.Open, j.u
+func (j *job) openPoint(ctx context.Context, t *OpenTarget) (string, error) {
+	u := j.u
 	j.open = true
 	if t.Work != "" {
 		if err := j.restoreOpenWork(ctx, t); err != nil {

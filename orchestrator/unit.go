@@ -98,6 +98,9 @@ type job struct {
 	// open: the unit codemachine open takes up (its session, if any, is
 	// resumed without a first message: the person speaks first).
 	open bool
+	// taken is the work the unit takes up in its UI (open's target, or
+	// the work an interactive unit's conflict kept); nil for others.
+	taken *OpenTarget
 	// prompt is what the agent was asked in its first attempt: what a
 	// reviewer agent is told the step asked.
 	prompt string
@@ -240,8 +243,11 @@ func (j *job) prepare(ctx context.Context) (r execResult, ok bool) {
 		return j.abort(err), false
 	}
 	wt.GuardFiles(scripts)
-	if t := j.rs.opts.Open; t != nil && t.Key == u.key() {
-		j.resume, err = j.openPoint(ctx)
+	if j.taken, err = j.takeUp(); err != nil {
+		return j.abort(err), false
+	}
+	if j.taken != nil {
+		j.resume, err = j.openPoint(ctx, j.taken)
 	} else {
 		j.resume, err = o.resumePoint(ctx, j.snap, u, wt, engineName)
 	}
