@@ -503,30 +503,9 @@ func (w *Worktree) stageInProcess(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", errStageByGit
 	}
-	s := &stager{r: r, root: w.path, tracked: make(map[string]*indexEntry, len(idx.entries)),
-		dirs: map[string]bool{}, seen: map[string]bool{}, touched: map[string]bool{}, racy: idx.mtime.Unix(),
-		tooLarge: w.tooLarge}
-	for i := range idx.entries {
-		e := &idx.entries[i]
-		switch e.mode {
-		case 0o100644, 0o100755, 0o120000:
-		default:
-			return "", errStageByGit // gitlinks
-		}
-		if b := path.Base(e.name); strings.EqualFold(b, ".gitattributes") || strings.EqualFold(b, ".gitmodules") {
-			// git reads a tracked .gitattributes from the index when
-			// the file is gone: only one that is there is read here.
-			if _, err := os.Lstat(filepath.Join(w.path, filepath.FromSlash(e.name))); b != ".gitattributes" || err != nil {
-				return "", errStageByGit
-			}
-		}
-		s.tracked[e.name] = e
-		for d := path.Dir(e.name); d != "."; d = path.Dir(d) {
-			if s.dirs[d] {
-				break
-			}
-			s.dirs[d] = true
-		}
+	s, err := w.newStager(idx)
+	if err != nil {
+		return "", err
 	}
 	for _, f := range []string{rules.infoExclude, rules.excludesFile} {
 		if f == "" {
@@ -565,6 +544,38 @@ func (w *Worktree) stageInProcess(ctx context.Context) (string, error) {
 	done = true
 	w.leftOut = s.leftOut
 	return hex.EncodeToString(root.hash[:]), nil
+}
+
+// newStager is the stager of the worktree's index idx: errStageByGit for
+// an entry it does not stage as git would (gitlinks, a missing
+// .gitattributes, a .gitmodules).
+func (w *Worktree) newStager(idx *gitIndex) (*stager, error) {
+	s := &stager{r: w.repo, root: w.path, tracked: make(map[string]*indexEntry, len(idx.entries)),
+		dirs: map[string]bool{}, seen: map[string]bool{}, touched: map[string]bool{}, racy: idx.mtime.Unix(),
+		tooLarge: w.tooLarge}
+	for i := range idx.entries {
+		e := &idx.entries[i]
+		switch e.mode {
+		case 0o100644, 0o100755, 0o120000:
+		default:
+			return nil, errStageByGit // gitlinks
+		}
+		if b := path.Base(e.name); strings.EqualFold(b, ".gitattributes") || strings.EqualFold(b, ".gitmodules") {
+			// git reads a tracked .gitattributes from the index when
+			// the file is gone: only one that is there is read here.
+			if _, err := os.Lstat(filepath.Join(w.path, filepath.FromSlash(e.name))); b != ".gitattributes" || err != nil {
+				return nil, errStageByGit
+			}
+		}
+		s.tracked[e.name] = e
+		for d := path.Dir(e.name); d != "."; d = path.Dir(d) {
+			if s.dirs[d] {
+				break
+			}
+			s.dirs[d] = true
+		}
+	}
+	return s, nil
 }
 
 // walk stages the directory dir (relative, "" for the top) and what is

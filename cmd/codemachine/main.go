@@ -219,15 +219,25 @@ func normalizeArgs(app *cli.App, args []string) ([]string, error) {
 		return nil, usageErrorf("unknown %s command %q (see codemachine %s --help)", cmd.Name, args[i+1], cmd.Name)
 	}
 	out := append([]string{}, args[:i+1]...)
-	var flags, positional []string
-	help := false
-	rest := args[i+1:]
+	flags, positional, help := splitFlags(cmd, args[i+1:])
+	if help {
+		// cli would take the first argument for a help topic ("No help
+		// topic for 'STEP'"): the help of the command is what was asked.
+		return append(out, "--help"), nil
+	}
+	out = append(out, flags...)
+	return append(out, positional...), nil
+}
+
+// splitFlags sorts a command's arguments into its flags (with their
+// values) and its positional arguments (all after "--" among them), and
+// says whether --help or -h is among the flags.
+func splitFlags(cmd *cli.Command, rest []string) (flags, positional []string, help bool) {
 	for j := 0; j < len(rest); j++ {
 		a := rest[j]
 		switch {
 		case a == "--":
-			positional = append(positional, rest[j:]...)
-			j = len(rest)
+			return flags, append(positional, rest[j:]...), help
 		case strings.HasPrefix(a, "-") && a != "-":
 			flags = append(flags, a)
 			help = help || a == "--help" || a == "-h"
@@ -239,13 +249,7 @@ func normalizeArgs(app *cli.App, args []string) ([]string, error) {
 			positional = append(positional, a)
 		}
 	}
-	if help {
-		// cli would take the first argument for a help topic ("No help
-		// topic for 'STEP'"): the help of the command is what was asked.
-		return append(out, "--help"), nil
-	}
-	out = append(out, flags...)
-	return append(out, positional...), nil
+	return flags, positional, help
 }
 
 // takesValue reports whether arg is a flag that takes a separate value.
