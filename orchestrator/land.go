@@ -182,7 +182,7 @@ func (o *Orchestrator) overlay(ctx context.Context, u *unit, c *candidate, tip, 
 		return "", err
 	}
 	files := map[string]gitstate.Blob{}
-	hash, err := o.repo.HashObject(ctx, o.marshalState(applyRecord(tipState, u, c.rec)))
+	hash, err := o.repo.HashObject(ctx, o.marshalState(applyRecord(tipState, u, c.rec, c.taskFP)))
 	if err != nil {
 		return "", err
 	}

@@ -20,7 +20,7 @@ func (s *scheduler) skip(ctx context.Context, u *unit) {
 	rec := gitstate.RunRecord{Fingerprint: u.fingerprint(), FinishedAt: o.cfg.Now().UTC(), Engine: u.settings.engine,
 		Model: u.settings.model, Skipped: true}
 	write := func(ctx context.Context, base string, state *gitstate.State) (string, error) {
-		h, err := o.repo.HashObject(ctx, o.marshalState(applyRecord(state, &unit{step: u.step, settings: u.settings}, rec)))
+		h, err := o.repo.HashObject(ctx, o.marshalState(applyRecord(state, &unit{step: u.step, settings: u.settings}, rec, "")))
 		if err != nil {
 			return "", err
 		}

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,7 +22,10 @@ import (
 // commit: the staged tree (agent's change plus state.yaml and the ticked
 // box), the agent's own changes, and the record that state.yaml now holds.
 type candidate struct {
-	tree     string
+	tree string
+	// taskFP is a task's fingerprint with its own change applied, when
+	// that differs from the one it ran with (recordOwnResult); "" else.
+	taskFP   string
 	changes  []gitstate.Change // the agent's changes (state.yaml left out)
 	rec      gitstate.RunRecord
 	model    string
@@ -184,7 +188,70 @@ func (j *job) stageWithOverlays(ctx context.Context, c *candidate) error {
 			c.changes = append(c.changes, ch)
 		}
 	}
+	return j.recordOwnResult(ctx, c)
+}
+
+// recordOwnResult records the fingerprint the unit has with its own change
+// applied, when that change touches what the fingerprint covers (one of
+// its inputs, a glob task's own file): a step that rewrites what it reads
+// (a formatter, a task editing its file in place) is done once it landed,
+// not due again because of its own work. An input committed by someone
+// else while it ran still makes it due (see staleAt). Plan tasks are done
+// by their ticked box and keep the fingerprint they ran with.
+func (j *job) recordOwnResult(ctx context.Context, c *candidate) error {
+	u := j.u
+	if u.step.Foreach != "" || !touchesOwnInputs(u, c.changes) {
+		return nil
+	}
+	fsys, err := j.o.repo.TreeFS(c.tree)
+	if err != nil {
+		return fmt.Errorf("read the staged tree: %w", err)
+	}
+	inputs, err := workflow.ResolveInputs(fsys, u.step.Inputs)
+	if err != nil {
+		return nil // the fingerprint it ran with stands
+	}
+	fp := workflow.Fingerprint(u.step, j.snap.project.AgentFor(u.step, u.step.Agent), u.settings.engine, u.settings.model, inputs)
+	if u.step.When != nil {
+		fp = workflow.WithCondition(fp, true) // it ran: its condition held
+	}
+	c.rec.Fingerprint = fp
+	if u.task != nil {
+		t := *u.task
+		if t.Item != nil && t.Item.Path != "" {
+			item := *t.Item
+			if files, err := workflow.ResolveInputs(fsys, []string{item.Path}); err == nil && len(files) == 1 {
+				item.Hash = files[0].Hash
+			}
+			t.Item = &item
+		}
+		c.taskFP = workflow.TaskFingerprint(fp, &t)
+	}
+	state := j.o.marshalState(applyRecord(j.snap.state, u, c.rec, c.taskFP))
+	if err := writeRepoFile(j.wt.Path(), workflow.StateFile, state); err != nil {
+		return err
+	}
+	tree, err := j.wt.Stage(ctx)
+	if err != nil {
+		c.problem = stageProblem(err)
+		return nil
+	}
+	c.tree = tree
 	return nil
+}
+
+// touchesOwnInputs reports whether changes touch a file u's fingerprint
+// covers: one of its step's inputs, or its own item's file.
+func touchesOwnInputs(u *unit, changes []gitstate.Change) bool {
+	for _, ch := range changes {
+		if workflow.MatchesInputs(u.step.Inputs, ch.Path) {
+			return true
+		}
+		if u.task != nil && u.task.Item != nil && u.task.Item.Path == ch.Path {
+			return true
+		}
+	}
+	return false
 }
 
 // stageProblem is why a change Stage refused may not land.
@@ -253,7 +320,7 @@ func (j *job) writeOverlays(ctx context.Context, c *candidate) error {
 		c.replaced[rel] = old
 		return writeRepoFile(dir, rel, data)
 	}
-	if err := write(workflow.StateFile, o.marshalState(applyRecord(snap.state, u, c.rec))); err != nil {
+	if err := write(workflow.StateFile, o.marshalState(applyRecord(snap.state, u, c.rec, c.taskFP))); err != nil {
 		return err
 	}
 	// The feedback of a rejected attempt is consumed by the step commit that
@@ -357,7 +424,7 @@ func (j *job) writeRecording(cand *candidate) (string, error) {
 
 // applyRecord returns a copy of state with the unit's record at the next
 // sequence number.
-func applyRecord(state *gitstate.State, u *unit, rec gitstate.RunRecord) *gitstate.State {
+func applyRecord(state *gitstate.State, u *unit, rec gitstate.RunRecord, taskFP string) *gitstate.State {
 	next := &gitstate.State{Version: gitstate.StateVersion, Seq: state.Seq + 1, Uses: maps.Clone(state.Uses), Steps: map[string]*gitstate.StepRecord{}}
 	for id, sr := range state.Steps {
 		cp := *sr
@@ -384,7 +451,7 @@ func applyRecord(state *gitstate.State, u *unit, rec gitstate.RunRecord) *gitsta
 			sr.Tasks = map[string]*gitstate.RunRecord{}
 		}
 		tr := rec
-		tr.Fingerprint = u.fingerprint()
+		tr.Fingerprint = cmp.Or(taskFP, u.fingerprint())
 		sr.Tasks[u.task.ID] = &tr
 	}
 	return next

@@ -333,3 +333,25 @@ func (c *cacheFS) ReadLink(name string) (string, error) { return fs.ReadLink(c.f
 
 // Lstat implements fs.ReadLinkFS when the wrapped file system can.
 func (c *cacheFS) Lstat(name string) (fs.FileInfo, error) { return fs.Lstat(c.fsys, name) }
+
+// MatchesInputs reports whether the file path is one that the input
+// patterns (as a step lists them) take: a glob's match, a literal file,
+// or a file under a literal directory.
+func MatchesInputs(patterns []string, p string) bool {
+	for _, pat := range patterns {
+		clean, msg := checkGlob(pat)
+		if msg != "" {
+			continue
+		}
+		if !hasMeta(clean) {
+			if p == clean || strings.HasPrefix(p, clean+"/") {
+				return true
+			}
+			continue
+		}
+		if ok, _ := doublestar.Match(clean, p); ok {
+			return true
+		}
+	}
+	return false
+}

@@ -299,3 +299,19 @@ func TestCacheFS(t *testing.T) {
 		t.Errorf("got %v, %v", got, err)
 	}
 }
+
+func TestMatchesInputs(t *testing.T) {
+	patterns := []string{"docs", "src/**/*.go", "VERSION", "./notes/"}
+	for _, tt := range []struct {
+		path string
+		want bool
+	}{
+		{"docs/a.md", true}, {"docs", true}, {"docsx/a.md", false},
+		{"src/a.go", true}, {"src/x/y/b.go", true}, {"src/a.txt", false},
+		{"VERSION", true}, {"VERSION.txt", false}, {"notes/n.md", true}, {"other", false},
+	} {
+		if got := MatchesInputs(patterns, tt.path); got != tt.want {
+			t.Errorf("MatchesInputs(%q) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+}
