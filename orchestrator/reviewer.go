@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -69,6 +70,12 @@ func (j *job) runReviewer(ctx context.Context, c *candidate) error {
 	if _, serr := j.wt.Stage(context.WithoutCancel(ctx)); serr != nil {
 		return serr
 	}
+	if err != nil && ctx.Err() != nil {
+		// Stopped (Ctrl-C, SIGTERM): no verdict was given, and the
+		// review does not fall to a person for it; the unit is
+		// interrupted, as a kill at this point leaves it.
+		return errReviewInterrupted
+	}
 	if err != nil {
 		out.failure = err.Error()
 		return nil
@@ -79,6 +86,10 @@ func (j *job) runReviewer(ctx context.Context, c *candidate) error {
 	}
 	return nil
 }
+
+// errReviewInterrupted is runReviewer's when the run was stopped while
+// the reviewer agent ran.
+var errReviewInterrupted = errors.New("interrupted while the reviewer agent reviewed the change")
 
 // askReviewer runs the reviewer agent once and returns its final message.
 func (j *job) askReviewer(ctx context.Context, c *candidate, out *reviewOutcome) (string, error) {

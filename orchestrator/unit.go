@@ -181,7 +181,20 @@ func (j *job) execute(ctx context.Context) execResult {
 	}
 	j.cand = c
 	if j.u.step.Reviewer != "" {
-		if err := j.runReviewer(ctx, c); err != nil {
+		err := j.runReviewer(ctx, c)
+		if errors.Is(err, errReviewInterrupted) {
+			// No verdict to act on; the change goes back to the
+			// worktree as the agent left it, to be kept as the
+			// interrupted unit's work.
+			j.review, j.cand = nil, nil
+			if err := c.undoOverlays(j.wt.Path()); err != nil {
+				return j.abort(err)
+			}
+			// Its session resumes with the work in the next attempt.
+			j.out.failure, j.out.session = err.Error(), j.out.result.SessionID
+			return j.failCanceled(ctx)
+		}
+		if err != nil {
 			return j.abort(err)
 		}
 	}
