@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -92,9 +93,19 @@ func (e *cliEngine) runInteractive(ctx context.Context, req Request, env []strin
 	}
 	if pr.exitCode != 0 {
 		return res, &RunError{Class: Fatal, Engine: e.name, ExitCode: pr.exitCode, Result: res,
-			Msg: fmt.Sprintf("%s's UI exited with status %d", e.bin, pr.exitCode)}
+			Msg: uiEndedMsg(e.bin, pr.exitCode, pr.signal)}
 	}
 	return res, nil
+}
+
+// uiEndedMsg says how a UI ended that did not exit cleanly: killed by a
+// signal (its status 128+signal is a shell's way of saying so), or with
+// its exit status.
+func uiEndedMsg(bin string, code int, sig syscall.Signal) string {
+	if sig != 0 {
+		return fmt.Sprintf("%s's UI was killed by signal %d (%s)", bin, int(sig), sig)
+	}
+	return fmt.Sprintf("%s's UI exited with status %d", bin, code)
 }
 
 // redactPrompt is args for the log, with the prompt shortened.

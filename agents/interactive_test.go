@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -116,5 +117,16 @@ func TestCheckFirstMessage(t *testing.T) {
 		if got := checkFirstMessage(tc.msg); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A UI that did not exit cleanly is said to have been killed by its
+// signal, by name, not to have exited with 128+signal.
+func TestUIEndedMsg(t *testing.T) {
+	if got, want := uiEndedMsg("claude", 137, syscall.SIGKILL), "claude's UI was killed by signal 9 (killed)"; got != want {
+		t.Errorf("killed: %q, want %q", got, want)
+	}
+	if got, want := uiEndedMsg("codex", 2, 0), "codex's UI exited with status 2"; got != want {
+		t.Errorf("exited: %q, want %q", got, want)
 	}
 }
