@@ -74,7 +74,7 @@ func (o *Orchestrator) NoReviewError(key string) error {
 			return configErrorf("%s is not a step or task of the workflow", key)
 		}
 		if len(others) == 0 {
-			return configErrorf("no review is pending for %s (none is pending)", key)
+			return configErrorf("no review is pending for %s", key)
 		}
 		sort.Strings(others)
 		return configErrorf("no review is pending for %s (pending: %s)", key, strings.Join(others, ", "))
