@@ -305,7 +305,12 @@ func TestRunReadsWhatKeepsComing(t *testing.T) {
 	if _, err := exec.LookPath("setsid"); err != nil {
 		t.Fatalf("this test needs setsid (util-linux): %v", err)
 	}
-	p := shProc(t, "setsid sh -c 'i=0; while [ $i -lt 15 ]; do echo $i; i=$((i+1)); sleep 0.1; done; echo end' & echo started")
+	// The shell waits until the writer has left the group (it touches
+	// its marker after setsid): on a loaded machine it might otherwise
+	// still be in the group when the group ends, and be stopped with it.
+	marker := filepath.Join(t.TempDir(), "escaped")
+	p := shProc(t, "setsid sh -c 'touch "+marker+"; i=0; while [ $i -lt 15 ]; do echo $i; i=$((i+1)); sleep 0.1; done; echo end' & "+
+		"until [ -e "+marker+" ]; do sleep 0.01; done; echo started")
 	res, err := p.run(context.Background())
 	if err != nil {
 		t.Fatal(err)
