@@ -109,7 +109,9 @@ func (j *job) attempt(ctx context.Context) attemptOutcome {
 			// as its product, whether or not it changed a file.
 			return out
 		}
-		if out.unchanged = j.unchangedOutputs(ctx); out.unchanged == "" || attempt == attempts {
+		// A recording replays the same every time: another attempt
+		// would change nothing but the tokens counted.
+		if out.unchanged = j.unchangedOutputs(ctx); out.unchanged == "" || attempt == attempts || j.engineName == "replay" {
 			return out
 		}
 		notice = unchangedNotice(attempt, out.unchanged)

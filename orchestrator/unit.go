@@ -389,7 +389,11 @@ func (j *job) agentStarted(pid int) { j.rs.agentStarted(j.u.key(), pid) }
 // they were (after its last attempt), tool calls the CLI reported failed.
 func (j *job) reportOutcome() {
 	u := j.u
-	if j.out.unchanged != "" {
+	switch {
+	case j.out.unchanged != "" && j.engineName == "replay":
+		j.o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: fmt.Sprintf(
+			"the agent %s (its recording replays the same: not tried again)", j.out.unchanged)})
+	case j.out.unchanged != "":
 		j.o.emit(Event{Kind: Note, Step: u.step.ID, Task: taskID(u.task), Message: fmt.Sprintf(
 			"the agent %s, after %d attempt(s)", j.out.unchanged, j.out.attempts)})
 	}
