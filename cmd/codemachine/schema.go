@@ -38,9 +38,11 @@ and check the file. After upgrading codemachine, refresh them with
 			if c.NArg() > 1 {
 				return usageErrorf("schema takes one name: workflow or agent")
 			}
-			name := c.Args().First()
-			if name == "" {
-				name = workflow.SchemaWorkflow
+			name := workflow.SchemaWorkflow
+			if c.NArg() == 1 {
+				// An empty name is a mistake (an unset variable, say),
+				// not a request for the default.
+				name = c.Args().First()
 			}
 			data, err := workflow.Schema(name, agents.WorkflowEngines())
 			if err != nil {
