@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,12 +17,16 @@ import (
 // of foreach steps) that ran since a sequence number: how many, their
 // tokens (in and out) and dollars, all attempts, and the dollars of one
 // attempt each (a record's cost over its attempts: exact for a replay,
-// whose every attempt replays the same recording).
+// whose every attempt replays the same recording). runTokens and runUSD
+// are what the run itself reported spending (run --json): every agent it
+// ran, the reviewer agents' runs included, which no record holds.
 type unitCosts struct {
-	units   int
-	tokens  int64
-	usd     float64
-	onceUSD float64
+	units     int
+	tokens    int64
+	usd       float64
+	onceUSD   float64
+	runTokens int64
+	runUSD    float64
 }
 
 // costsSince sums the records of state that landed after seq (0: every
@@ -54,22 +59,19 @@ func costsSince(state *gitstate.State, seq int64) unitCosts {
 // (`run --engine replay`: every unit reports the tokens and dollars its
 // recording holds). It runs the whole workflow, steers one task (T2
 // unchecked in plan.md and committed, as `make demo` does), runs the
-// workflow again, and reports from state.yaml what each run spent next to
-// what running every unit again would cost. The figures are codemachine's
-// own accounting: a unit's record sums all its attempts; the task
-// reviewer's runs (review: task-reviewer) are not in the records.
+// workflow again, and reports what each run spent next to what running
+// every unit again would cost: from state.yaml, whose records sum each
+// unit's attempts, and from the runs' own totals (run --json), which also
+// count the task reviewer's runs (review: task-reviewer).
 //
-// A replayed task that is run again writes what it wrote before, so its
-// first attempt changes no file and codemachine tries it again (up to
-// attempts: 3) before landing it: steer-usd counts those attempts,
-// steer-once-usd one attempt per unit, as an agent that changes something
-// would cost.
-//
-// Metrics: full-usd, full-tokens, full-units (the first run); steer-usd,
-// steer-once-usd, steer-tokens, steer-units (the run after the steer);
-// rerun-all-usd (every unit of the workflow once, at its recorded cost:
-// what a tool without staleness tracking spends on any change);
-// steer/rerun-all and steer-once/rerun-all (fractions of the dollars).
+// Metrics: full-usd, full-tokens, full-units (the first run's records);
+// steer-usd, steer-once-usd (one attempt per unit), steer-tokens,
+// steer-units (the records of the run after the steer); rerun-all-usd
+// (every unit of the workflow once, at its recorded cost: what a tool
+// without staleness tracking spends on any change); steer/rerun-all and
+// steer-once/rerun-all (fractions of the dollars); full-run-usd,
+// full-run-tokens, steer-run-usd, steer-run-tokens and steer-run/full-run
+// (the runs' own totals, reviewers included).
 func BenchmarkExampleCost(b *testing.B) {
 	bin := filepath.Join(b.TempDir(), "codemachine")
 	if out, err := exec.Command("go", "build", "-tags", buildTags, "-o", bin, ".").CombinedOutput(); err != nil {
@@ -93,6 +95,11 @@ func BenchmarkExampleCost(b *testing.B) {
 	b.ReportMetric(all.onceUSD, "rerun-all-usd")
 	b.ReportMetric(steer.usd/all.onceUSD, "steer/rerun-all")
 	b.ReportMetric(steer.onceUSD/all.onceUSD, "steer-once/rerun-all")
+	b.ReportMetric(full.runUSD, "full-run-usd")
+	b.ReportMetric(float64(full.runTokens), "full-run-tokens")
+	b.ReportMetric(steer.runUSD, "steer-run-usd")
+	b.ReportMetric(float64(steer.runTokens), "steer-run-tokens")
+	b.ReportMetric(steer.runUSD/full.runUSD, "steer-run/full-run")
 }
 
 // exampleCosts makes a scratch repository with the example workflow and
@@ -110,9 +117,11 @@ func exampleCosts(b *testing.B, bin, gocache string) (full, steer, all unitCosts
 		b.Helper()
 		cmd := exec.Command(name, args...)
 		cmd.Dir, cmd.Env = dir, env
-		out, err := cmd.CombinedOutput()
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
 		if err != nil {
-			b.Fatalf("%s %v: %v\n%s", name, args, err, out)
+			b.Fatalf("%s %v: %v\n%s%s", name, args, err, out, stderr.String())
 		}
 		return string(out)
 	}
@@ -132,9 +141,10 @@ func exampleCosts(b *testing.B, bin, gocache string) (full, steer, all unitCosts
 	run(bin, "init")
 	run("git", "add", ".codemachine")
 	run("git", "commit", "-qm", "spec: todo CLI")
-	run(bin, "run", "-q", "--engine", "replay")
+	fullRun := runSpent(b, run(bin, "run", "--json", "--engine", "replay"))
 	first := state()
 	full = costsSince(first, 0)
+	full.runTokens, full.runUSD = fullRun.TokensIn+fullRun.TokensOut, fullRun.CostUSD
 
 	plan := filepath.Join(dir, ".codemachine", "plan.md")
 	text, err := os.ReadFile(plan)
@@ -149,12 +159,33 @@ func exampleCosts(b *testing.B, bin, gocache string) (full, steer, all unitCosts
 		b.Fatal(err)
 	}
 	run("git", "commit", "-qam", "steer: redo T2")
-	run(bin, "run", "-q", "--engine", "replay")
+	steerRun := runSpent(b, run(bin, "run", "--json", "--engine", "replay"))
 	second := state()
 	steer = costsSince(second, first.Seq)
+	steer.runTokens, steer.runUSD = steerRun.TokensIn+steerRun.TokensOut, steerRun.CostUSD
 	all = costsSince(second, 0)
 	if full.units == 0 || steer.units == 0 || steer.units >= full.units {
 		b.Fatalf("the full run landed %d units and the run after the steer %d: want some, and fewer", full.units, steer.units)
 	}
 	return full, steer, all
+}
+
+// runSummary is the part of run --json the benchmark reads.
+type runSummary struct {
+	TokensIn  int64   `json:"tokens_in"`
+	TokensOut int64   `json:"tokens_out"`
+	CostUSD   float64 `json:"cost_usd"`
+}
+
+// runSpent decodes what a run reported spending from its --json output.
+func runSpent(b *testing.B, out string) runSummary {
+	b.Helper()
+	var s runSummary
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		b.Fatalf("run --json: %v\n%s", err, out)
+	}
+	if s.CostUSD <= 0 {
+		b.Fatalf("run --json reports no cost:\n%s", out)
+	}
+	return s
 }
