@@ -298,6 +298,9 @@ func syntaxError(file string, data []byte, err error) error {
 	if at, ok := yamlnode.ConflictMarker(data); ok {
 		return &StateError{File: file, Line: at.Line, Col: at.Col, Msg: yamlnode.ConflictMessage}
 	}
+	if yamlnode.UTF16WithoutBOM(data) {
+		return &StateError{File: file, Line: 1, Col: 1, Msg: yamlnode.UTF16Message}
+	}
 	at := yamlnode.Locate(data, err)
 	return &StateError{File: file, Line: at.Line, Col: at.Col, Msg: yamlnode.Syntax(err).Msg}
 }

@@ -105,6 +105,7 @@ func TestParseStateErrors(t *testing.T) {
 		{"task output not JSON", "version: 1\nsteps:\n  a:\n    tasks:\n      T1:\n        output: not json\n", `s.yaml:6:17: output must be JSON (the step's structured output), found "not json"`},
 		{"merge conflict", "version: 1\nseq: 4\nsteps:\n<<<<<<< HEAD\n  a:\n    seq: 3\n=======\n  a:\n    seq: 4\n>>>>>>> feature\n",
 			"s.yaml:4:1: unresolved merge conflict: keep what the <<<<<<< ... >>>>>>> block should say, remove the markers and commit"},
+		{"UTF-16 without BOM", "v\x00e\x00r\x00s\x00i\x00o\x00n\x00:\x00 \x001\x00\n\x00", "s.yaml:1:1: the file is UTF-16 without a byte-order mark: save it as UTF-8"},
 		{"syntax", "version: 1\nsteps:\n  a: {\n", "s.yaml:3:6: did not find expected node content"},
 		{"tab", "version: 1\n\tseq: 2\n", "s.yaml:2:1: found a tab character that violates indentation"},
 	}

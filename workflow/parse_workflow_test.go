@@ -97,6 +97,8 @@ func TestParseWorkflowErrors(t *testing.T) {
 		{"glob .git upper case", head + "  - id: a\n    run: x\n    outputs: [.GIT/config]\n", []string{`w.yaml:5:15: outputs: ".GIT/config" points into .git/`}},
 		{"allow_secrets absolute", "version: 1\nallow_secrets: [/etc/x]\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:2:17: allow_secrets: "/etc/x" is absolute; paths are relative to the repository root`}},
 		{"merge conflict", head + "<<<<<<< HEAD\r\n  - id: a\n    run: x\n=======\n  - id: b\n    run: y\n>>>>>>> feature\n", []string{`w.yaml:3:1: unresolved merge conflict: keep what the <<<<<<< ... >>>>>>> block should say, remove the markers and commit`}},
+		{"UTF-16 without BOM", "v\x00e\x00r\x00s\x00i\x00o\x00n\x00:\x00 \x001\x00\n\x00", []string{`w.yaml:1:1: the file is UTF-16 without a byte-order mark: save it as UTF-8`}},
+		{"UTF-16BE without BOM", "\x00v\x00e\x00r\x00s\x00i\x00o\x00n\x00:\x00 \x001\x00\n", []string{`w.yaml:1:1: the file is UTF-16 without a byte-order mark: save it as UTF-8`}},
 		{"two documents", head + "  - id: a\n    run: x\n---\nversion: 1\n", []string{`w.yaml:6:1: more than one YAML document (remove the second "---")`}},
 		{"merge of a string", head + "  - id: a\n    run: x\n    <<: oops\n", []string{`w.yaml:5:9: step "a": "<<" wants a mapping or a list of mappings, got a string`}},
 		{"self-referencing alias", "version: 1\nsteps: &s\n  - *s\n", []string{`w.yaml:2:8: step #1: want a mapping, got a list`}},

@@ -63,6 +63,10 @@ func (d *yamlDoc) syntaxError(data []byte, err error) {
 		d.errs.Add(Pos{File: d.file, Line: at.Line + d.lineOffset, Col: at.Col}, "%s", yamlnode.ConflictMessage)
 		return
 	}
+	if yamlnode.UTF16WithoutBOM(data) {
+		d.errs.Add(Pos{File: d.file, Line: 1 + d.lineOffset, Col: 1}, "%s", yamlnode.UTF16Message)
+		return
+	}
 	at, msg := yamlnode.Locate(data, err), yamlnode.Syntax(err).Msg
 	line, col, hint := max(at.Line, 1), max(at.Col, 1), syntaxHints[msg]
 	if text, ok := lineAt(data, line); ok {

@@ -197,3 +197,28 @@ func ConflictMarker(data []byte) (Place, bool) {
 // ConflictMessage is the problem a file with an unresolved merge
 // conflict is reported with.
 const ConflictMessage = "unresolved merge conflict: keep what the <<<<<<< ... >>>>>>> block should say, remove the markers and commit"
+
+// UTF16WithoutBOM reports whether data looks like UTF-16 text without a
+// byte-order mark (libyaml reads UTF-16 only after one): among its first
+// characters, most with a NUL byte, always on the same side. libyaml would
+// call its first NUL a control character, which says nothing of the cause.
+func UTF16WithoutBOM(data []byte) bool {
+	n := min(len(data), 64) &^ 1
+	if n < 2 {
+		return false
+	}
+	nulEven, nulOdd := 0, 0
+	for i := 0; i < n; i += 2 {
+		if data[i] == 0 && data[i+1] != 0 {
+			nulEven++
+		}
+		if data[i+1] == 0 && data[i] != 0 {
+			nulOdd++
+		}
+	}
+	return min(nulEven, nulOdd) == 0 && max(nulEven, nulOdd)*4 >= n/2*3
+}
+
+// UTF16Message is the problem a UTF-16 file without a byte-order mark is
+// reported with.
+const UTF16Message = "the file is UTF-16 without a byte-order mark: save it as UTF-8"
