@@ -1,11 +1,13 @@
 package orchestrator
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
 	"maps"
 	"os"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -232,8 +234,26 @@ func (o *Orchestrator) Template(ctx context.Context, src string) (fs.FS, string,
 }
 
 // withoutState is a template's .codemachine/ without its state.yaml: what
-// the template's own runs did is not the new repository's.
+// the template's own runs did is not the new repository's. Its
+// workflow.yaml starts with schemaComment, as the built-in templates' do,
+// when it has no yaml-language-server line of its own: init writes the
+// schema that line names.
 type withoutState struct{ fs.FS }
+
+// schemaComment is the first line of a workflow.yaml init writes: it
+// points editors (yaml-language-server) at the schema init writes beside.
+const schemaComment = "# yaml-language-server: $schema=schema/workflow.json\n"
+
+// ReadFile reads name, workflow.yaml with schemaComment first.
+func (w withoutState) ReadFile(name string) ([]byte, error) {
+	data, err := fs.ReadFile(w.FS, name)
+	if err != nil || name != path.Base(workflow.WorkflowFile) || bytes.Contains(data, []byte("yaml-language-server:")) ||
+		bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
+		// A file with a byte-order mark keeps it first.
+		return data, err
+	}
+	return append([]byte(schemaComment), data...), nil
+}
 
 func (w withoutState) ReadDir(name string) ([]fs.DirEntry, error) {
 	ents, err := fs.ReadDir(w.FS, name)
