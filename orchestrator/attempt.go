@@ -379,7 +379,11 @@ func (j *job) runCheck(ctx context.Context) (agents.Result, error) {
 // renderPrompt renders the agent's template against the worktree, then the
 // step's extra prompt and the fixed footer.
 func (o *Orchestrator) renderPrompt(snap *snapshot, u *unit, repoDir string, attempt int, checkOutput, notice string) (string, error) {
-	fsys := os.DirFS(repoDir)
+	fsys, done, err := promptFS(repoDir)
+	if err != nil {
+		return "", err
+	}
+	defer done()
 	feedback, _ := readFileFS(fsys, feedbackPath(u.key()))
 	data := workflow.PromptData{
 		Step:        workflow.StepInfo{ID: u.step.ID, Inputs: u.step.Inputs, Outputs: u.step.Outputs},
@@ -419,6 +423,20 @@ func (o *Orchestrator) renderPrompt(snap *snapshot, u *unit, repoDir string, att
 }
 
 // readFileFS reads a file as a string; a missing file reads as "".
+// promptFS is the files of dir a prompt reads (file, fileOr and glob in
+// agent templates, the review feedback): an os.Root's, which follows a
+// symbolic link only while it stays inside dir. os.DirFS follows any: a
+// link to /etc/passwd or ~/.ssh/id_ed25519, committed by a hostile
+// repository or an earlier step, would have put that file in a prompt
+// sent to the model. done closes the root.
+func promptFS(dir string) (fsys fs.FS, done func(), err error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the worktree for the prompt: %w", err)
+	}
+	return root.FS(), func() { root.Close() }, nil
+}
+
 func readFileFS(fsys fs.FS, name string) (string, error) {
 	data, err := fs.ReadFile(fsys, name)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -272,7 +272,13 @@ func (o *Orchestrator) Validate() (*ValidateReport, error) {
 		problems = append(problems, Problem{File: e.Pos.File, Line: e.Pos.Line, Col: e.Pos.Col, Message: e.Msg})
 	}
 	if len(errs) == 0 && project != nil {
-		problems = append(problems, promptProblems(fsys, project, o.repo.Root())...)
+		// The prompts are rendered as a run renders them (promptFS).
+		pfs, done, err := promptFS(o.repo.Root())
+		if err != nil {
+			return nil, err
+		}
+		problems = append(problems, promptProblems(pfs, project, o.repo.Root())...)
+		done()
 	}
 	var link *workflow.LinkError
 	if err := workflow.CheckNoLink(fsys, workflow.StateFile); errors.As(err, &link) {

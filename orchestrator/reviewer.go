@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -167,7 +166,12 @@ func (j *job) reviewPrompt(ctx context.Context, c *candidate, agent *workflow.Ag
 	if u.task != nil {
 		data.Task = &workflow.TaskInfo{ID: u.task.ID, Title: u.task.Title, Body: u.task.Body}
 	}
-	body, err := agent.Render(os.DirFS(dir), data)
+	fsys, done, err := promptFS(dir)
+	if err != nil {
+		return "", err
+	}
+	body, err := agent.Render(fsys, data)
+	done()
 	if err != nil {
 		return "", err
 	}

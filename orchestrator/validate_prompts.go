@@ -166,6 +166,13 @@ func (o *outputsFS) Stat(name string) (fs.FileInfo, error) {
 	return f.Stat()
 }
 
+// ReadLink and Lstat are the working tree's: a template's read that fails
+// on a symbolic link names it (workflow.CheckNoLink).
+func (o *outputsFS) ReadLink(name string) (string, error) { return fs.ReadLink(o.FS, name) }
+
+// Lstat describes name without following a final symbolic link.
+func (o *outputsFS) Lstat(name string) (fs.FileInfo, error) { return fs.Lstat(o.FS, name) }
+
 // sampleItem is the .Item a fan-out step's prompt is checked with: the
 // first file a glob matches or the first item of the list when there is
 // one, else for a glob a file that does not exist (sampleFile, which

@@ -353,9 +353,21 @@ func readRepoFile(fsys fs.FS, p string) (string, error) {
 	case errors.Is(err, ErrNotRegular):
 		return "", &pathError{fn: "file", path: p, msg: "is " + ErrNotRegular.Error()}
 	case err != nil:
-		return "", &pathError{fn: "file", path: p, msg: err.Error()}
+		return "", &pathError{fn: "file", path: p, msg: readFailure(fsys, name, err)}
 	}
 	return string(data), nil
+}
+
+// readFailure says why name could not be read. The file system a prompt
+// reads follows a symbolic link only while it stays in the repository
+// (orchestrator's promptFS): a read that failed on the way through a link
+// names the link rather than the file system's "path escapes from parent".
+func readFailure(fsys fs.FS, name string, err error) string {
+	var link *LinkError
+	if errors.As(CheckNoLink(fsys, name), &link) {
+		return fmt.Sprintf("cannot be read through the symbolic link %s (to %s): a prompt reads only files inside the repository", link.Path, link.Target)
+	}
+	return err.Error()
 }
 
 // globFiles renders every file matching pattern, sorted by path, each under
@@ -377,7 +389,7 @@ func globFiles(fsys fs.FS, pattern string) (string, error) {
 			if isDir(fsys, m) || errors.Is(err, ErrNotRegular) {
 				continue // a symlink to a directory; a named pipe
 			}
-			return "", &pathError{fn: "glob", path: pattern, msg: err.Error()}
+			return "", &pathError{fn: "glob", path: pattern, msg: m + " " + readFailure(fsys, m, err)}
 		}
 		if b.Len() > 0 {
 			b.WriteString("\n")
