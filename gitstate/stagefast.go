@@ -552,7 +552,7 @@ func (w *Worktree) stageInProcess(ctx context.Context) (string, error) {
 func (w *Worktree) newStager(idx *gitIndex) (*stager, error) {
 	s := &stager{r: w.repo, root: w.path, tracked: make(map[string]*indexEntry, len(idx.entries)),
 		dirs: map[string]bool{}, seen: map[string]bool{}, touched: map[string]bool{}, racy: idx.mtime.Unix(),
-		tooLarge: w.tooLarge}
+		tooLarge: w.tooLarge, out: make([]indexEntry, 0, len(idx.entries)+8)}
 	for i := range idx.entries {
 		e := &idx.entries[i]
 		switch e.mode {
@@ -790,13 +790,20 @@ func (s *stager) writeTree(entries []indexEntry, dir, name string, cached map[st
 		prefix = dir + "/"
 	}
 	node := &treeNode{name: name}
+	// Nothing under a directory the index cached a tree for changed: that
+	// tree is its tree, and its entries are only counted (the cache tree
+	// records counts and subtrees), not encoded again.
+	c, reuse := cached[dir]
+	reuse = reuse && !s.touched[dir]
 	var raw []rawEntry
 	for len(entries) > 0 && strings.HasPrefix(entries[0].name, prefix) {
 		rest := entries[0].name[len(prefix):]
 		first, _, nested := strings.Cut(rest, "/")
 		if !nested {
-			e := entries[0]
-			raw = append(raw, rawEntry{name: rest, mode: strconv.FormatUint(uint64(e.mode), 8), hash: hex.EncodeToString(e.hash[:])})
+			if !reuse {
+				e := entries[0]
+				raw = append(raw, rawEntry{name: rest, mode: strconv.FormatUint(uint64(e.mode), 8), hash: hex.EncodeToString(e.hash[:])})
+			}
 			node.count++
 			entries = entries[1:]
 			continue
@@ -807,11 +814,13 @@ func (s *stager) writeTree(entries []indexEntry, dir, name string, cached map[st
 		}
 		node.subs = append(node.subs, sub)
 		node.count += sub.count
-		raw = append(raw, rawEntry{name: first, mode: treeMode, hash: hex.EncodeToString(sub.hash[:])})
+		if !reuse {
+			raw = append(raw, rawEntry{name: first, mode: treeMode, hash: hex.EncodeToString(sub.hash[:])})
+		}
 		entries = after
 	}
-	if c, ok := cached[dir]; ok && !s.touched[dir] {
-		node.hash = c // nothing under it changed: the tree the index cached
+	if reuse {
+		node.hash = c
 		return node, entries, nil
 	}
 	data, err := encodeTree(raw)
