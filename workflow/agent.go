@@ -386,10 +386,13 @@ func globFiles(fsys fs.FS, pattern string) (string, error) {
 	for _, m := range matches {
 		data, err := ReadRegular(fsys, m)
 		if err != nil {
-			if isDir(fsys, m) || errors.Is(err, ErrNotRegular) {
-				continue // a symlink to a directory; a named pipe
+			if isDir(fsys, m) || errors.Is(err, ErrNotRegular) || CheckNoLink(fsys, m) != nil {
+				// A symlink to a directory; a named pipe; a link that
+				// leads out of the repository, which a prompt does not
+				// read (file names it as an error).
+				continue
 			}
-			return "", &pathError{fn: "glob", path: pattern, msg: m + " " + readFailure(fsys, m, err)}
+			return "", &pathError{fn: "glob", path: pattern, msg: err.Error()}
 		}
 		if b.Len() > 0 {
 			b.WriteString("\n")
