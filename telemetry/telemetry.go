@@ -22,7 +22,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -89,8 +89,8 @@ type stepSpan struct {
 }
 
 // Start returns a Tracer exporting to the OTLP endpoint the environment
-// names (over HTTP with protobuf; the exporter reads the other OTEL_*
-// settings, headers and timeouts among them), or nil when environ names
+// names (over HTTP with protobuf; readHTTPConfig reads the other
+// OTEL_EXPORTER_OTLP_* settings, headers and timeouts among them), or nil when environ names
 // none. version is codemachine's, the service's version. The first
 // export that fails (a collector that is down or refuses) is told on
 // warn, once, as a note; later ones are not: traces never stop a run or
@@ -104,7 +104,11 @@ func Start(ctx context.Context, environ []string, version string, warn io.Writer
 	if k, p := protocol(environ); p != "" && p != "http/protobuf" {
 		return nil, fmt.Errorf("traces: %s=%s is not supported; codemachine exports over http/protobuf", k, p)
 	}
-	exp, err := otlptracehttp.New(ctx)
+	cfg, err := readHTTPConfig(environ)
+	if err != nil {
+		return nil, fmt.Errorf("traces: %w", err)
+	}
+	exp, err := otlptrace.New(ctx, newHTTPClient(cfg, version))
 	if err != nil {
 		return nil, fmt.Errorf("traces: %w", err)
 	}

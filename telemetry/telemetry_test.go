@@ -37,6 +37,10 @@ func TestOffWhenUnset(t *testing.T) {
 	if _, err := Start(context.Background(), []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc"}, "v", nil); err == nil {
 		t.Error("grpc was accepted; only http/protobuf is exported")
 	}
+	if _, err := Start(context.Background(), []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_TIMEOUT=soon"}, "v", nil); err == nil ||
+		!strings.Contains(err.Error(), "traces: OTEL_EXPORTER_OTLP_TIMEOUT=soon") {
+		t.Errorf("an unusable setting: %v, want an error naming it", err)
+	}
 }
 
 // TestCollectorDownSaidOnce: a collector that refuses the export is told
@@ -49,7 +53,6 @@ func TestCollectorDownSaidOnce(t *testing.T) {
 	}
 	endpoint := "http://" + ln.Addr().String()
 	ln.Close() // connections refused from now on
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
 	var warn bytes.Buffer
 	tr, err := Start(context.Background(), []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + endpoint}, "v", &warn)
 	if err != nil {
@@ -137,8 +140,6 @@ func TestSlowCollectorSaid(t *testing.T) {
 		}
 	}()
 	endpoint := "OTEL_EXPORTER_OTLP_ENDPOINT=http://" + ln.Addr().String()
-	// The exporter reads its settings from the process's environment.
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", strings.TrimPrefix(endpoint, "OTEL_EXPORTER_OTLP_ENDPOINT="))
 	var warn bytes.Buffer
 	tr, err := Start(context.Background(), []string{endpoint}, "v", &warn)
 	if err != nil {

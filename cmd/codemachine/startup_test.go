@@ -26,6 +26,11 @@ var unusedAtStartup = []string{
 	"golang.org/x/crypto/ssh",
 	"github.com/skeema/knownhosts",
 	"github.com/santhosh-tekuri/jsonschema", // compiles every draft's meta-schema in init; output_schema uses google/jsonschema-go
+	// OTLP's collector messages come with their gRPC service, which links
+	// gRPC, HTTP/2 and protojson; telemetry posts OTLP/HTTP itself.
+	"go.opentelemetry.io/proto/otlp/collector",
+	"google.golang.org/grpc",
+	"github.com/grpc-ecosystem/grpc-gateway",
 }
 
 // TestStartupLinksOnlyWhatIsUsed lists the binary's packages as make build
