@@ -677,26 +677,16 @@ func refFast(gitDir, commonDir, name string) (hash string, ok bool) {
 }
 
 // packedRef looks name up in packed-refs.
-func packedRef(commonDir, name string) (string, bool) {
-	data, err := os.ReadFile(filepath.Join(commonDir, "packed-refs"))
-	if errors.Is(err, os.ErrNotExist) {
-		return "", true
-	}
-	if err != nil {
+func packedRef(commonDir, name string) (hash string, ok bool) {
+	ok = eachPackedRef(commonDir, func(n, h string) bool {
+		if n == name {
+			hash = h
+			return false
+		}
+		return true
+	})
+	if !ok {
 		return "", false
 	}
-	for line := range strings.Lines(string(data)) {
-		line = strings.TrimRight(line, "\r\n")
-		if line == "" || line[0] == '#' || line[0] == '^' {
-			continue
-		}
-		h, n, found := strings.Cut(line, " ")
-		if !found || !isHash(h) || len(h) != 2*hashLen {
-			return "", false
-		}
-		if n == name {
-			return h, true
-		}
-	}
-	return "", true
+	return hash, true
 }

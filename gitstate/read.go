@@ -329,6 +329,16 @@ func (r *Repo) RefsWithPrefix(prefix string) (map[string]string, error) {
 	out := map[string]string{}
 	deadline := time.Now().Add(refListPatience)
 	for {
+		if refs, ok, err := refsFast(r.commonDir, prefix); ok {
+			if err == nil {
+				return refs, nil
+			}
+			if !errors.Is(err, errRefBeingWritten) || time.Now().After(deadline) {
+				return nil, fmt.Errorf("list refs: %w", err)
+			}
+			time.Sleep(time.Millisecond)
+			continue
+		}
 		err := r.goGit(func(g *gitRepo) error {
 			clear(out)
 			it, err := g.References()
