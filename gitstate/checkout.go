@@ -37,7 +37,9 @@ func (r *Repo) CommitPaths(ctx context.Context, paths []string, msg string) erro
 		return fmt.Errorf("commit paths: %w", err)
 	}
 	defer os.Remove(msgFile)
-	fromStdin := runOpts{Stdin: list.Bytes()}
+	// The add and the commit lock the user's index: not stopped once they
+	// run (milliseconds), so that a signal never leaves index.lock behind.
+	fromStdin := runOpts{Stdin: list.Bytes(), finish: true}
 	// add -A first: --only alone does not take in untracked files.
 	if _, err := r.gitWith(ctx, fromStdin, "--literal-pathspecs", "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"); err != nil {
 		return err

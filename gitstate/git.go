@@ -36,6 +36,12 @@ type runOpts struct {
 	// lockKey, when set, names the pooled worktree whose writer serializes
 	// the command instead of Dir's.
 	lockKey string
+	// finish: a cancellation does not stop git once it runs, only the
+	// start of the command and the waits for another process's lock. For
+	// the commands that lock the user's own index: git stopped by a
+	// signal sometimes leaves index.lock behind (see exec), which every
+	// git command of the user's then fails on.
+	finish bool
 }
 
 // GitError is a failed git command. Its message is one line: the
@@ -195,7 +201,14 @@ func (r *Repo) run(ctx context.Context, opts runOpts, retryLocks bool, args []st
 	start := time.Now()
 	delay := 10 * time.Millisecond
 	for tries := 1; ; tries++ {
-		out, stderr, code, err := r.exec(ctx, dir, env, opts.Stdin, args)
+		ectx := ctx
+		if opts.finish {
+			if err := ctx.Err(); err != nil {
+				return "", fmt.Errorf("git %s: %w", subcommand(args), err)
+			}
+			ectx = context.WithoutCancel(ctx)
+		}
+		out, stderr, code, err := r.exec(ectx, dir, env, opts.Stdin, args)
 		if err == nil {
 			return out, nil
 		}
@@ -246,6 +259,9 @@ func (r *Repo) exec(ctx context.Context, dir string, env []string, stdin []byte,
 	cmd := exec.CommandContext(ctx, "git", args...)
 	// On cancellation git gets SIGTERM, on which it removes the lock files
 	// it holds; SIGKILL (the default) would leave them blocking the user.
+	// Not always: a signal between git's creating a lock and its noting it
+	// for removal leaves it, so commands that lock the user's own index
+	// are not stopped once they run (runOpts.finish).
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	cmd.Dir = dir

@@ -866,7 +866,12 @@ func (r *Repo) ResetBranch(ctx context.Context, branch, to, expectedTip string, 
 	hard := false
 	cas := newRefUpdate(ref, target, tip, msg)
 	if len(dirty) > 0 {
-		out, err := r.gitWith(ctx, runOpts{Dir: cos[0].root}, "stash", "create", "codemachine: uncommitted changes before rollback")
+		// It locks the user's index: not stopped once it runs (a few
+		// milliseconds), the cancellation is taken after it.
+		out, err := r.gitWith(ctx, runOpts{Dir: cos[0].root, finish: true}, "stash", "create", "codemachine: uncommitted changes before rollback")
+		if err == nil {
+			err = ctx.Err()
+		}
 		if err != nil {
 			return backupRef, "", fmt.Errorf("reset %s: save uncommitted changes: %w", branch, err)
 		}

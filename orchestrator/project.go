@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,11 +18,18 @@ import (
 )
 
 // Init copies the example workflow (example, rooted at the example's
-// directory) into the repository's .codemachine/, and the extra files
-// (paths relative to .codemachine/, such as the editors' JSON Schemas)
-// after it. It never overwrites a file unless force is set, and returns
-// the paths it wrote.
-func (o *Orchestrator) Init(example fs.FS, extra map[string][]byte, force bool) (*InitResult, error) {
+// directory) into the repository's .codemachine/, the extra files (paths
+// relative to .codemachine/, such as the editors' JSON Schemas) after it
+// and, in a repository without files of its own, the template's sample code
+// base (paths relative to the root). It never overwrites a file unless
+// force is set, and returns the paths it wrote.
+//
+// An init that was killed half-way must not leave a repository that the
+// next init refuses and validate calls incomplete: each file is written
+// whole (a rename), workflow.yaml goes last, so that it exists only once
+// everything else does, and a file that already holds exactly what init
+// would write is none of the user's and no reason to refuse.
+func (o *Orchestrator) Init(example fs.FS, extra, sample map[string][]byte, force bool) (*InitResult, error) {
 	root := o.repo.Root()
 	dest := filepath.Join(root, workflow.Dir)
 	if !force {
@@ -29,56 +37,31 @@ func (o *Orchestrator) Init(example fs.FS, extra map[string][]byte, force bool) 
 			return nil, configErrorf("%s already exists; use --force to overwrite it with the example", workflow.WorkflowFile)
 		}
 	}
-	res := &InitResult{}
-	var err error
-	if res.Own, err = ownFiles(root); err != nil {
-		return nil, fmt.Errorf("init: %w", err)
+	res, err := initResult(example, extra, sample, root, dest, force)
+	if err != nil {
+		return nil, err
 	}
-	if res.Overwritten, err = recordedOver(example, root); err != nil {
-		return nil, fmt.Errorf("init: %w", err)
-	}
-	skip := len(res.Overwritten) > 0
-	if !force {
-		// Refused before anything is written: a refusal half-way would
-		// leave part of the example beside the user's files.
-		if err := existingTargets(example, extra, dest, skip); err != nil {
-			return nil, err
-		}
-	}
-	var written []string
-	err = fs.WalkDir(example, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if skip && (p == "recordings" || strings.HasPrefix(p, "recordings/")) {
-			// Replaying them would overwrite the repository's own files.
-			res.SkippedRecordings = true
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		target := filepath.Join(dest, filepath.FromSlash(p))
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if _, err := os.Stat(target); err == nil && !force {
-			return configErrorf("%s already exists; use --force to overwrite it", path.Join(workflow.Dir, p))
-		}
-		data, err := fs.ReadFile(example, p)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(target, data, 0o644); err != nil {
-			return err
-		}
-		written = append(written, path.Join(workflow.Dir, p))
-		return nil
-	})
+	w := &initWriter{force: force}
+	last, err := w.example(example, dest, res)
 	if err == nil {
-		err = o.writeExtra(dest, extra, force, &written)
+		for _, p := range sortedKeys(extra) {
+			if err = w.write(filepath.Join(dest, filepath.FromSlash(p)), path.Join(workflow.Dir, p), extra[p]); err != nil {
+				break
+			}
+		}
 	}
-	res.Written = written
+	if err == nil && len(res.Own) == 0 {
+		for _, p := range sortedKeys(sample) {
+			if err = writeWhole(filepath.Join(root, filepath.FromSlash(p)), sample[p]); err != nil {
+				break
+			}
+			res.Sample = append(res.Sample, p)
+		}
+	}
+	if err == nil && last != nil {
+		err = w.write(filepath.Join(root, filepath.FromSlash(workflow.WorkflowFile)), workflow.WorkflowFile, last)
+	}
+	res.Written = w.written
 	if err != nil {
 		var cfg *ConfigError
 		if errors.As(err, &cfg) {
@@ -89,13 +72,151 @@ func (o *Orchestrator) Init(example fs.FS, extra map[string][]byte, force bool) 
 	return res, nil
 }
 
+// initResult finds what Init must know before it writes anything (the
+// repository's own files, the recordings left out) and refuses, before
+// anything is written, files in the way unless force.
+func initResult(example fs.FS, extra, sample map[string][]byte, root, dest string, force bool) (*InitResult, error) {
+	res := &InitResult{}
+	var err error
+	if res.Own, err = ownFiles(root, sample); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	if res.Overwritten, err = recordedOver(example, root, sample); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	res.SkippedRecordings = len(res.Overwritten) > 0 && hasRecordings(example)
+	if !force {
+		// Refused before anything is written: a refusal half-way would
+		// leave part of the example beside the user's files.
+		if err := existingTargets(example, extra, dest, len(res.Overwritten) > 0); err != nil {
+			return nil, err
+		}
+	}
+	if len(res.Own) == 0 {
+		if err := checkSample(root, sample); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// hasRecordings reports whether example has a recordings directory.
+func hasRecordings(example fs.FS) bool {
+	fi, err := fs.Stat(example, "recordings")
+	return err == nil && fi.IsDir()
+}
+
+// initWriter writes Init's files under .codemachine/ and lists them.
+type initWriter struct {
+	force   bool
+	written []string
+}
+
+// write writes data to target (rel: its path from the root), refusing an
+// existing file with other content unless force.
+func (w *initWriter) write(target, rel string, data []byte) error {
+	if !w.force && !sameContent(target, data) {
+		if _, err := os.Lstat(target); err == nil {
+			return configErrorf("%s already exists; use --force to overwrite it", rel)
+		}
+	}
+	if err := writeWhole(target, data); err != nil {
+		return err
+	}
+	w.written = append(w.written, rel)
+	return nil
+}
+
+// example writes the example's files under dest, but for its recordings
+// when res says they are left out, and but for workflow.yaml, which it
+// returns for Init to write last.
+func (w *initWriter) example(example fs.FS, dest string, res *InitResult) (last []byte, err error) {
+	err = fs.WalkDir(example, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if len(res.Overwritten) > 0 && (p == "recordings" || strings.HasPrefix(p, "recordings/")) {
+			// Replaying them would overwrite the repository's own files.
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		target := filepath.Join(dest, filepath.FromSlash(p))
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := fs.ReadFile(example, p)
+		if err != nil {
+			return err
+		}
+		if path.Join(workflow.Dir, p) == workflow.WorkflowFile {
+			last = data
+			return nil
+		}
+		return w.write(target, path.Join(workflow.Dir, p), data)
+	})
+	return last, err
+}
+
+// sameContent reports whether target is a regular file holding exactly
+// data: what an earlier init wrote there.
+func sameContent(target string, data []byte) bool {
+	fi, err := os.Lstat(target)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != int64(len(data)) {
+		return false
+	}
+	got, err := os.ReadFile(target)
+	return err == nil && bytes.Equal(got, data)
+}
+
+// initTmpSuffix names the file writeWhole writes before renaming it into
+// place. The name is fixed, so that the next init writes the same one
+// again and takes it away, where a kill left it.
+const initTmpSuffix = ".codemachine-init"
+
+// writeWhole writes data to target (making its directory) through a
+// temporary file renamed into place: a kill leaves the old file or the
+// new one, never a part of it.
+func writeWhole(target string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return err
+	}
+	tmp := target + initTmpSuffix
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, target); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// checkSample refuses, before anything is written, a sample path that is
+// not one the sample may write, or that exists with other content.
+func checkSample(root string, sample map[string][]byte) error {
+	for _, p := range sortedKeys(sample) {
+		if !fs.ValidPath(p) || p == workflow.Dir || strings.HasPrefix(p, workflow.Dir+"/") || strings.HasPrefix(p, ".git/") {
+			return fmt.Errorf("init: sample file %q: not a path the sample may write", p)
+		}
+		target := filepath.Join(root, filepath.FromSlash(p))
+		if _, err := os.Lstat(target); err == nil && !sameContent(target, sample[p]) {
+			return configErrorf("%s already exists; the template's sample code base is written only into a repository without files of its own", p)
+		}
+	}
+	return nil
+}
+
 // existingTargets refuses, as a *ConfigError naming them, the files of
 // example (but its recordings, when skipRecordings) and of extra that
-// already exist under dest.
+// already exist under dest with other content than init writes.
 func existingTargets(example fs.FS, extra map[string][]byte, dest string, skipRecordings bool) error {
 	var exist []string
-	check := func(p string) {
-		if _, err := os.Stat(filepath.Join(dest, filepath.FromSlash(p))); err == nil {
+	check := func(p string, data []byte) {
+		target := filepath.Join(dest, filepath.FromSlash(p))
+		if _, err := os.Lstat(target); err == nil && !sameContent(target, data) {
 			exist = append(exist, path.Join(workflow.Dir, p))
 		}
 	}
@@ -106,7 +227,11 @@ func existingTargets(example fs.FS, extra map[string][]byte, dest string, skipRe
 		case skipRecordings && p == "recordings" && d.IsDir():
 			return fs.SkipDir
 		case !d.IsDir():
-			check(p)
+			data, err := fs.ReadFile(example, p)
+			if err != nil {
+				return err
+			}
+			check(p, data)
 		}
 		return nil
 	})
@@ -114,7 +239,7 @@ func existingTargets(example fs.FS, extra map[string][]byte, dest string, skipRe
 		return fmt.Errorf("init: %w", err)
 	}
 	for _, p := range sortedKeys(extra) {
-		check(p)
+		check(p, extra[p])
 	}
 	switch len(exist) {
 	case 0:
@@ -143,18 +268,24 @@ type InitResult struct {
 	// cannot replace them.
 	Overwritten       []string `json:"overwritten,omitempty"`
 	SkippedRecordings bool     `json:"skipped_recordings,omitempty"`
+	// Sample are the paths of the template's sample code base written
+	// (relative to the root), sorted: none in a repository with files of
+	// its own.
+	Sample []string `json:"sample,omitempty"`
 }
 
 // ownFiles lists the top-level entries of root other than .git and
-// .codemachine, at most ten.
-func ownFiles(root string) ([]string, error) {
+// .codemachine, at most ten. An entry that holds only files of sample, as
+// sample has them (what an interrupted init wrote), is not the
+// repository's own.
+func ownFiles(root string, sample map[string][]byte) ([]string, error) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return nil, err
 	}
 	var own []string
 	for _, e := range entries {
-		if e.Name() == ".git" || e.Name() == workflow.Dir {
+		if e.Name() == ".git" || e.Name() == workflow.Dir || onlySample(root, e.Name(), sample) {
 			continue
 		}
 		if len(own) == 10 {
@@ -166,9 +297,42 @@ func ownFiles(root string) ([]string, error) {
 	return own, nil
 }
 
+// onlySample reports whether the entry name of root holds nothing but
+// files of sample with sample's content (and directories leading to them).
+func onlySample(root, name string, sample map[string][]byte) bool {
+	if len(sample) == 0 {
+		return false
+	}
+	only := true
+	err := filepath.WalkDir(filepath.Join(root, name), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if _, ok := sample[strings.TrimSuffix(rel, initTmpSuffix)]; ok && strings.HasSuffix(rel, initTmpSuffix) {
+			return nil // the sample's file, being written when init was killed
+		}
+		data, ok := sample[rel]
+		if !ok || !sameContent(p, data) {
+			only = false
+			return fs.SkipAll
+		}
+		return nil
+	})
+	return err == nil && only
+}
+
 // recordedOver lists the files of root that the example's recordings
-// write (outside .codemachine/), sorted.
-func recordedOver(example fs.FS, root string) ([]string, error) {
+// write (outside .codemachine/), sorted, but for those that are sample's
+// as sample has them (an interrupted init's).
+func recordedOver(example fs.FS, root string, sample map[string][]byte) ([]string, error) {
 	seen := map[string]bool{}
 	err := fs.WalkDir(example, "recordings", func(p string, d fs.DirEntry, err error) error {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -189,31 +353,17 @@ func recordedOver(example fs.FS, root string) ([]string, error) {
 			if strings.HasPrefix(f.Path, workflow.Dir+"/") {
 				continue
 			}
-			if _, err := os.Lstat(filepath.Join(root, filepath.FromSlash(f.Path))); err == nil {
+			target := filepath.Join(root, filepath.FromSlash(f.Path))
+			if data, ok := sample[f.Path]; ok && sameContent(target, data) {
+				continue
+			}
+			if _, err := os.Lstat(target); err == nil {
 				seen[f.Path] = true
 			}
 		}
 		return nil
 	})
 	return sortedKeys(seen), err
-}
-
-// writeExtra writes Init's extra files under dest, in path order.
-func (o *Orchestrator) writeExtra(dest string, extra map[string][]byte, force bool, written *[]string) error {
-	for _, p := range sortedKeys(extra) {
-		target := filepath.Join(dest, filepath.FromSlash(p))
-		if _, err := os.Stat(target); err == nil && !force {
-			return configErrorf("%s already exists; use --force to overwrite it", path.Join(workflow.Dir, p))
-		}
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(target, extra[p], 0o644); err != nil {
-			return err
-		}
-		*written = append(*written, path.Join(workflow.Dir, p))
-	}
-	return nil
 }
 
 // ValidateReport summarizes a valid workflow.
@@ -393,32 +543,4 @@ func (o *Orchestrator) UncommittedWorkflowChanges(ctx context.Context) ([]string
 		return nil, err
 	}
 	return entries, nil
-}
-
-// WriteSample writes a template's sample code base (path -> content,
-// relative to the repository root) into the repository, in path order,
-// and returns the paths written. It never overwrites: a path that exists
-// already is a *ConfigError, before anything is written. init calls it only
-// for a repository without files of its own.
-func (o *Orchestrator) WriteSample(files map[string][]byte) ([]string, error) {
-	root := o.repo.Root()
-	paths := sortedKeys(files)
-	for _, p := range paths {
-		if !fs.ValidPath(p) || p == workflow.Dir || strings.HasPrefix(p, workflow.Dir+"/") || strings.HasPrefix(p, ".git/") {
-			return nil, fmt.Errorf("init: sample file %q: not a path the sample may write", p)
-		}
-		if _, err := os.Lstat(filepath.Join(root, filepath.FromSlash(p))); err == nil {
-			return nil, configErrorf("%s already exists; the template's sample code base is written only into a repository without files of its own", p)
-		}
-	}
-	for _, p := range paths {
-		target := filepath.Join(root, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return nil, fmt.Errorf("init: %w", err)
-		}
-		if err := os.WriteFile(target, files[p], 0o644); err != nil {
-			return nil, fmt.Errorf("init: %w", err)
-		}
-	}
-	return paths, nil
 }

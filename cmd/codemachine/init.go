@@ -19,7 +19,8 @@ agents, the files they read and replay recordings, with the JSON Schemas of work
 agent front matter in .codemachine/schema/: the workflow's first line names its schema for
 yaml-language-server (VS Code's YAML extension, Neovim, Helix...), so editors complete and check
 it. Never overwrites existing files unless --force (codemachine schema -o refreshes a schema
-after an upgrade).
+after an upgrade); files that already hold what init writes are not in the way, so an init that
+was interrupted (workflow.yaml is written last) is completed by running it again.
 
 --template NAME picks the workflow (default spec-to-code):
 
@@ -82,16 +83,11 @@ func runInit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := o.Init(tmpl.Files, schemas, c.Bool("force"))
+	res, err := o.Init(tmpl.Files, schemas, tmpl.Sample, c.Bool("force"))
 	if err != nil {
 		return err
 	}
-	var sample []string
-	if len(res.Own) == 0 && tmpl.Sample != nil {
-		if sample, err = o.WriteSample(tmpl.Sample); err != nil {
-			return err
-		}
-	}
+	sample := res.Sample
 	if out.quiet {
 		return nil
 	}

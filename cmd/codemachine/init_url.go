@@ -17,7 +17,7 @@ func initFromURL(c *cli.Context, o *orchestrator.Orchestrator, out *output, src 
 	if err != nil {
 		return err
 	}
-	res, err := o.Init(fsys, schemas, c.Bool("force"))
+	res, err := o.Init(fsys, schemas, nil, c.Bool("force"))
 	if err != nil {
 		return err
 	}
