@@ -53,8 +53,12 @@ type Worktree struct {
 
 // trusted are the options of every git command codemachine runs over a
 // pooled worktree: the user's hooks (post-checkout, ...) stay out of the
-// pool's bookkeeping, and no fsmonitor daemon is started for it.
-var trusted = []string{"-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false"}
+// pool's bookkeeping, no fsmonitor daemon is started for it, and the
+// user's sparse checkout (core.sparseCheckout of their worktree, which
+// GIT_DIR brings along) does not leave files out of it: a step sees, and
+// its check builds, the whole commit.
+var trusted = []string{"-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false",
+	"-c", "core.sparseCheckout=false"}
 
 // Worktree returns the pool's worktree for slot with base's files and a
 // clean tree (ignored files, such as build caches, are kept), for a step

@@ -617,3 +617,45 @@ func TestWorktreeClearsLocksOfAKilledUser(t *testing.T) {
 		}
 	}
 }
+
+// The user's sparse checkout leaves files out of their working tree, not
+// out of a step's: the pooled worktree has the whole commit, when it is
+// made, when it moves to a new base, and when it is forced back.
+func TestWorktreeIgnoresUsersSparseCheckout(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "lib/b.go": "package lib\n", "docs/c.md": "c\n"})
+	git(t, dir, "sparse-checkout", "set", "--cone", "docs")
+	if exists(dir, "lib/b.go") {
+		t.Fatal("the user's sparse checkout did not leave lib/ out")
+	}
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	w := mustWorktree(t, r, 0, base)
+	if !exists(w.Path(), "lib/b.go") {
+		t.Fatal("a new worktree left out lib/b.go, outside the user's sparse checkout")
+	}
+	write(t, dir, "lib/d.go", "package lib\n")
+	git(t, dir, "add", "--sparse", "lib/d.go")
+	git(t, dir, "commit", "-qm", "d")
+	next := git(t, dir, "rev-parse", "HEAD")
+	if _, err := w.Stage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Finish(ctx, base); err != nil {
+		t.Fatal(err)
+	}
+	w = mustWorktree(t, r, 0, next)
+	if !exists(w.Path(), "lib/d.go") || !exists(w.Path(), "lib/b.go") {
+		t.Fatal("a worktree moved to a new base left out files outside the user's sparse checkout")
+	}
+	write(t, w.Path(), "lib/b.go", "changed\n")
+	w.Discard()
+	w = mustWorktree(t, r, 0, next)
+	if read(t, w.Path(), "lib/b.go") != "package lib\n" {
+		t.Fatal("a worktree forced back left lib/b.go out or changed")
+	}
+	// readIndex takes no entry with extended flags, skip-worktree's among them.
+	if _, err := readIndex(w.index); err != nil {
+		t.Errorf("the private index is not a plain one (skip-worktree entries?): %v", err)
+	}
+
+}
