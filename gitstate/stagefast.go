@@ -624,6 +624,9 @@ func (s *stager) walk(dir string) error {
 		if dir != "" {
 			rel = dir + "/" + n
 		}
+		if GitAlias(n) && s.tracked[rel] == nil {
+			return errStageByGit // git refuses it: stageWithGit leaves it out and says so
+		}
 		if err := s.entry(rel); err != nil {
 			return err
 		}

@@ -48,6 +48,7 @@ type Worktree struct {
 	tooLarge func(rel string, size int64) bool
 	leftOut  []OversizeFile    // what the last Stage left out
 	nested   []string          // the nested repositories the last Stage left out
+	aliases  []string          // the paths git refuses that the last Stage left out (GitAlias)
 	guarded  map[string]string // GuardFiles's paths and why
 }
 
@@ -466,7 +467,7 @@ func (w *Worktree) RestoreWork(ctx context.Context, commit string) error {
 // Commits the agent made in its scratch repository are thereby folded:
 // only the worktree's files count, and the step commit's parent is Base.
 func (w *Worktree) Stage(ctx context.Context) (string, error) {
-	w.leftOut, w.nested = nil, nil
+	w.leftOut, w.nested, w.aliases = nil, nil, nil
 	if err := w.checkGuarded(); err != nil {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}
@@ -560,6 +561,14 @@ func (w *Worktree) Nested() []string {
 	return w.nested
 }
 
+// GitAliases are the files the last Stage left out because a directory or
+// name on their path is .git to another system (GitAlias): git add refuses
+// them, and a tree holding one fails git fsck --strict (hasDotgit), even
+// unreachable, so no tree or commit of the step's work may hold one.
+func (w *Worktree) GitAliases() []string {
+	return w.aliases
+}
+
 // StagePaths stages just the given paths (new, changed or deleted) on top
 // of what is staged already and returns the resulting tree. After Stage
 // took the agent's change, the caller writes state.yaml and the ticked plan
@@ -584,7 +593,7 @@ func (w *Worktree) StagePaths(ctx context.Context, paths ...string) (string, err
 // is. When commit's tree is not the staged tree (a rebased commit, or one
 // with extra files overlaid), the worktree's files are first moved to
 // commit's tree, rewriting only the files that differ. Finish must follow
-// a Stage; when that Stage left files out (LimitFiles, Nested), the
+// a Stage; when that Stage left files out (LimitFiles, Nested, GitAliases), the
 // worktree is given back dirty instead, as by Discard.
 func (w *Worktree) Finish(ctx context.Context, commit string) error {
 	if w.closed {
@@ -593,7 +602,7 @@ func (w *Worktree) Finish(ctx context.Context, commit string) error {
 	if w.staged == "" {
 		return fmt.Errorf("worktree slot %d: finish without stage", w.slot)
 	}
-	if len(w.leftOut) > 0 || len(w.nested) > 0 {
+	if len(w.leftOut) > 0 || len(w.nested) > 0 || len(w.aliases) > 0 {
 		// The files are not commit's: the next use cleans them.
 		w.Discard()
 		return nil
