@@ -302,6 +302,13 @@ func TestStageLeavesToGit(t *testing.T) {
 			write(t, d, ".gitattributes", "[attr]mine text\n*.x mine\n")
 		}},
 		{"info/attributes", func(t *testing.T, d string, r *Repo, _ *Worktree) { write(t, r.commonDir, "info/attributes", "") }},
+		{"the system's gitattributes", func(t *testing.T, d string, r *Repo, _ *Worktree) {
+			sys := filepath.Join(t.TempDir(), "gitattributes")
+			write(t, filepath.Dir(sys), "gitattributes", "*.txt text eol=crlf\n")
+			old := systemAttributes
+			t.Cleanup(func() { systemAttributes = old })
+			systemAttributes = sys
+		}},
 		{"core.autocrlf", func(t *testing.T, d string, r *Repo, _ *Worktree) { git(t, r.root, "config", "core.autocrlf", "true") }},
 		{"core.filemode", func(t *testing.T, d string, r *Repo, _ *Worktree) { git(t, r.root, "config", "core.filemode", "false") }},
 		{"core.symlinks", func(t *testing.T, d string, r *Repo, _ *Worktree) { git(t, r.root, "config", "core.symlinks", "false") }},
