@@ -575,7 +575,9 @@ func (w *Worktree) GitAliases() []string {
 // into the worktree and stages only those, without another full scan.
 func (w *Worktree) StagePaths(ctx context.Context, paths ...string) (string, error) {
 	if len(paths) > 0 {
-		args := append([]string{"--literal-pathspecs", "add", "-A", "--"}, paths...)
+		// -f: the paths are codemachine's own files, committed also where
+		// the user's .gitignore ignores them (*.yaml, say).
+		args := append([]string{"--literal-pathspecs", "add", "-A", "-f", "--"}, paths...)
 		if _, err := w.git(ctx, args...); err != nil {
 			return "", fmt.Errorf("worktree slot %d: stage %s: %w", w.slot, strings.Join(paths, ", "), err)
 		}

@@ -183,9 +183,21 @@ func (j *job) stageWithOverlays(ctx context.Context, c *candidate) error {
 	if err != nil {
 		return err
 	}
+	recorded := false
 	for _, ch := range changes {
 		if ch.Path != workflow.StateFile {
 			c.changes = append(c.changes, ch)
+		} else {
+			recorded = true
+		}
+	}
+	if !recorded {
+		// Every step commit changes state.yaml: Stage left it out, as git
+		// add -A does, because the user's .gitignore ignores it (*.yaml)
+		// and no commit has it yet. Without it the step would be recorded
+		// nowhere and run again and again.
+		if c.tree, err = j.wt.StagePaths(ctx, workflow.StateFile); err != nil {
+			return fmt.Errorf("stage %s for %s: %w", workflow.StateFile, j.u.key(), err)
 		}
 	}
 	return j.recordOwnResult(ctx, c)
