@@ -57,9 +57,12 @@ type Worktree struct {
 // pool's bookkeeping, no fsmonitor daemon is started for it, and the
 // user's sparse checkout (core.sparseCheckout of their worktree, which
 // GIT_DIR brings along) does not leave files out of it: a step sees, and
-// its check builds, the whole commit.
+// its check builds, the whole commit. The private index is never split
+// (core.splitIndex): its shared part would be a sharedindex.* file in the
+// user's git directory, which the user's git deletes two weeks after its
+// own index stopped naming it, leaving the slot's index unreadable.
 var trusted = []string{"-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false",
-	"-c", "core.sparseCheckout=false"}
+	"-c", "core.sparseCheckout=false", "-c", "core.splitIndex=false"}
 
 // Worktree returns the pool's worktree for slot with base's files and a
 // clean tree (ignored files, such as build caches, are kept), for a step
@@ -146,9 +149,12 @@ func (r *Repo) worktree(ctx context.Context, slot int, base string, user Policy)
 	case clean != "" && w.moveFiles(ctx, clean, baseHash) == nil:
 	default:
 		// Dirty, or something changed the files behind the marker's
-		// back: the forced path.
+		// back: the forced path; where git cannot even do that (a private
+		// index it cannot read), the slot is made afresh.
 		if err := w.reset(ctx); err != nil {
-			return nil, err
+			if cerr := w.create(ctx); cerr != nil {
+				return nil, fmt.Errorf("%w; and making the slot afresh failed: %v", err, cerr)
+			}
 		}
 	}
 	if err := w.makeScratch(); err != nil {

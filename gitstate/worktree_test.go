@@ -659,3 +659,45 @@ func TestWorktreeIgnoresUsersSparseCheckout(t *testing.T) {
 	}
 
 }
+
+// With the user's core.splitIndex, the private index is still one file:
+// a split one names a sharedindex.* file in the user's git directory,
+// which the user's git deletes once its own index has not named it for two
+// weeks. A private index git cannot read (that deletion, say) costs the
+// slot a fresh checkout, not every run that gets it.
+func TestWorktreeIndexNotSplit(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "lib/b.go": "package lib\n"})
+	git(t, dir, "config", "core.splitIndex", "true")
+	git(t, dir, "update-index", "--split-index")
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	w := mustWorktree(t, r, 0, base)
+	write(t, w.Path(), "lib/c.go", "package lib\n")
+	if _, err := w.Stage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// readIndex takes no split index.
+	if _, err := readIndex(w.index); err != nil {
+		t.Fatalf("the private index is split: %v", err)
+	}
+	w.Discard()
+
+	// A split private index whose shared part is gone: made split by
+	// hand, then every sharedindex.* file removed (the user's own index
+	// made whole first).
+	gitOnWorktree(t, w, w.index, "-c", "core.splitIndex=true", "update-index", "--split-index")
+	git(t, dir, "-c", "core.splitIndex=false", "update-index", "--no-split-index")
+	shared, err := filepath.Glob(filepath.Join(dir, ".git", "sharedindex.*"))
+	if err != nil || len(shared) == 0 {
+		t.Fatalf("no shared index to remove: %v", err)
+	}
+	for _, f := range shared {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w = mustWorktree(t, r, 0, base)
+	if read(t, w.Path(), "lib/b.go") != "package lib\n" || exists(w.Path(), "lib/c.go") {
+		t.Fatal("the slot was not made afresh at its base")
+	}
+}
