@@ -60,9 +60,13 @@ type Worktree struct {
 // its check builds, the whole commit. The private index is never split
 // (core.splitIndex): its shared part would be a sharedindex.* file in the
 // user's git directory, which the user's git deletes two weeks after its
-// own index stopped naming it, leaving the slot's index unreadable.
+// own index stopped naming it, leaving the slot's index unreadable. Nor
+// does git recurse into submodules there (submodule.recurse): their git
+// directories are the user's (.git/modules), so a checkout of the slot
+// would move the user's submodules, and a populated submodule would be
+// taken for a nested repository the step made.
 var trusted = []string{"-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false",
-	"-c", "core.sparseCheckout=false", "-c", "core.splitIndex=false"}
+	"-c", "core.sparseCheckout=false", "-c", "core.splitIndex=false", "-c", "submodule.recurse=false"}
 
 // Worktree returns the pool's worktree for slot with base's files and a
 // clean tree (ignored files, such as build caches, are kept), for a step

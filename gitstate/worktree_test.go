@@ -701,3 +701,38 @@ func TestWorktreeIndexNotSplit(t *testing.T) {
 		t.Fatal("the slot was not made afresh at its base")
 	}
 }
+
+// With the user's submodule.recurse, the pool's checkout still leaves a
+// submodule's directory empty: its git directory is the user's
+// (.git/modules/NAME), and populating the slot's copy moved the user's
+// submodule to the commit the base records, and made Stage take it for a
+// nested repository the step made.
+func TestWorktreeLeavesSubmodulesAlone(t *testing.T) {
+	src, _ := newRepo(t, map[string]string{"s.txt": "1\n"})
+	first := git(t, src, "rev-parse", "HEAD")
+	write(t, src, "s.txt", "2\n")
+	commitAll(t, src, "two")
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	git(t, dir, "-c", "protocol.file.allow=always", "submodule", "add", "-q", src, "sub")
+	git(t, filepath.Join(dir, "sub"), "checkout", "-q", first)
+	git(t, dir, "add", "sub")
+	git(t, dir, "commit", "-qm", "sub at one")
+	git(t, filepath.Join(dir, "sub"), "checkout", "-q", "-") // the user's submodule moves on
+	userSub := git(t, filepath.Join(dir, "sub"), "rev-parse", "HEAD")
+	git(t, dir, "config", "submodule.recurse", "true")
+
+	w := mustWorktree(t, r, 0, git(t, dir, "rev-parse", "HEAD"))
+	if got := git(t, filepath.Join(dir, "sub"), "rev-parse", "HEAD"); got != userSub {
+		t.Errorf("the user's submodule moved from %s to %s", userSub, got)
+	}
+	if entries, err := os.ReadDir(filepath.Join(w.Path(), "sub")); err != nil || len(entries) > 0 {
+		t.Errorf("the slot's submodule directory: %v, %d entries, want it empty", err, len(entries))
+	}
+	write(t, w.Path(), "b.txt", "b\n")
+	if _, err := w.Stage(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.Nested(); len(n) > 0 {
+		t.Errorf("Nested() = %q, want none", n)
+	}
+}
