@@ -205,6 +205,14 @@ func (r *Repo) walkLog(from string, merges bool, fn func(Commit, []Commit) bool)
 	})
 }
 
+// IsShallow reports whether the repository is a shallow clone: its
+// history ends at commits whose parents it does not have, and a fetch
+// (--deepen, --unshallow) can add history behind them.
+func (r *Repo) IsShallow() bool {
+	_, err := os.Stat(filepath.Join(r.commonDir, "shallow"))
+	return err == nil
+}
+
 // shallowCommits are the commits at the edge of a shallow clone
 // ($GIT_COMMON_DIR/shallow), whose parents the repository does not have;
 // none when it is complete.
