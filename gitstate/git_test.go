@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -176,5 +177,23 @@ func TestCancelledCommand(t *testing.T) {
 	cancel()
 	if _, err := r.git(ctx, "add", "-A"); !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "git add: ") {
 		t.Errorf("err = %v, want context.Canceled", err)
+	}
+}
+
+// TestSHA256RepositoryRefused: go-git reads SHA-1 repositories only; in a
+// SHA-256 one every read says so, instead of finding no object.
+func TestSHA256RepositoryRefused(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("git", "init", "-q", "--object-format=sha256", dir).CombinedOutput(); err != nil {
+		t.Skipf("git has no SHA-256: %v\n%s", err, out)
+	}
+	write(t, dir, "f.txt", "f\n")
+	commitAll(t, dir, "one")
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadFile("HEAD", "f.txt"); !errors.Is(err, ErrObjectFormat) || !strings.Contains(err.Error(), "sha256") {
+		t.Fatalf("ReadFile in a SHA-256 repository: %v, want ErrObjectFormat naming sha256", err)
 	}
 }

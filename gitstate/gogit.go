@@ -1,6 +1,7 @@
 package gitstate
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -42,8 +43,20 @@ func openGitRepo(gitDir, commonDir string) (*gitRepo, error) {
 	// Alternates (a git clone --shared, say) name directories anywhere
 	// on the machine: go-git looks them up from the root.
 	st := filesystem.NewStorageWithOptions(fs, cache.NewObjectLRUDefault(), filesystem.Options{AlternatesFS: osfs.New("/")})
+	// go-git reads SHA-1 repositories only: in a SHA-256 one it cuts every
+	// object name to 40 digits and finds nothing ("object not found").
+	if cfg, err := st.Config(); err == nil {
+		if f := cfg.Raw.Section("extensions").Option("objectformat"); f != "" && !strings.EqualFold(f, "sha1") {
+			return nil, fmt.Errorf("%w: its objects are named with %s (extensions.objectFormat), and codemachine reads SHA-1 repositories only",
+				ErrObjectFormat, f)
+		}
+	}
 	return &gitRepo{Storer: &fastStorage{Storage: st, objs: newObjReader(commonDir)}}, nil
 }
+
+// ErrObjectFormat is a repository whose object names are not SHA-1 (git
+// init --object-format=sha256).
+var ErrObjectFormat = errors.New("unsupported object format")
 
 // close releases the files the in-house reader keeps open; go-git's
 // storage keeps none between reads.

@@ -179,6 +179,7 @@ func (r *Repo) walkLog(from string, merges bool, fn func(Commit, []Commit) bool)
 	if err != nil {
 		return err
 	}
+	shallow := r.shallowCommits()
 	return r.goGit(func(g *gitRepo) error {
 		next := plumbing.NewHash(h)
 		for {
@@ -190,12 +191,41 @@ func (r *Repo) walkLog(from string, merges bool, fn func(Commit, []Commit) bool)
 			if merges {
 				merged = mergedIn(g, oc)
 			}
-			if !fn(toCommit(oc), merged) || len(oc.ParentHashes) == 0 {
+			c := toCommit(oc)
+			if shallow[c.Hash] {
+				// The history of a shallow clone ends here, as git's
+				// log shows it: the parents are not in the repository.
+				c.Parents = nil
+			}
+			if !fn(c, merged) || len(c.Parents) == 0 {
 				return nil
 			}
 			next = oc.ParentHashes[0]
 		}
 	})
+}
+
+// IsShallow reports whether the repository is a shallow clone: its
+// history ends at commits whose parents it does not have, and a fetch
+// (--deepen, --unshallow) can add history behind them.
+func (r *Repo) IsShallow() bool {
+	_, err := os.Stat(filepath.Join(r.commonDir, "shallow"))
+	return err == nil
+}
+
+// shallowCommits are the commits at the edge of a shallow clone
+// ($GIT_COMMON_DIR/shallow), whose parents the repository does not have;
+// none when it is complete.
+func (r *Repo) shallowCommits() map[string]bool {
+	data, err := os.ReadFile(filepath.Join(r.commonDir, "shallow"))
+	if err != nil {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, line := range strings.Fields(string(data)) {
+		set[line] = true
+	}
+	return set
 }
 
 // sideWalk bounds mergedIn's walks.

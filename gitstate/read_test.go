@@ -420,3 +420,27 @@ func TestWalkLogMerges(t *testing.T) {
 		t.Errorf("a long side (%d) or an unrelated history (%d) gave commits", len(got[long]), len(got[unrelated]))
 	}
 }
+
+// TestLogEndsAtTheShallowEdge: in a shallow clone (CI checks out one
+// commit) the history ends where the clone does, as git log shows it,
+// instead of failing on a parent the repository does not have.
+func TestLogEndsAtTheShallowEdge(t *testing.T) {
+	src, _ := newRepo(t, map[string]string{"a": "1"})
+	for _, v := range []string{"2", "3"} {
+		write(t, src, "a", v)
+		commitAll(t, src, "a "+v)
+	}
+	dir := filepath.Join(t.TempDir(), "clone")
+	git(t, src, "clone", "-q", "--depth", "2", "file://"+src, dir)
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := r.Log("HEAD", 0)
+	if err != nil {
+		t.Fatalf("Log in a shallow clone: %v", err)
+	}
+	if len(log) != 2 || len(log[1].Parents) != 0 || log[0].Parents[0] != log[1].Hash {
+		t.Errorf("Log = %d commits (%+v), want 2, the last without parents", len(log), log)
+	}
+}

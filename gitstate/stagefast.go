@@ -27,7 +27,8 @@ import (
 // objects (looseobj.go), and writes the new index under its lock file. It
 // declines, leaving the work to git, wherever git would do more than that:
 // content conversion (core.autocrlf, .gitattributes with text, eol, filter,
-// ident or working-tree-encoding, an attributes file), core.filemode,
+// ident or working-tree-encoding, an attributes file: info/attributes, the
+// global or the system's /etc/gitattributes), core.filemode,
 // core.symlinks or core.ignorecase changed from a Linux default, ignore
 // patterns other than plain names and * (**, ?, [...], backslashes),
 // nested repositories and submodules, unmerged, skip-worktree,
@@ -252,6 +253,10 @@ func parseCacheTree(b []byte, dir string, trees map[string][20]byte) ([]byte, er
 // step in a row): 714 ms a step staged here, 448 ms staged by git.
 var stageInProcessMaxEntries = 20000 // a variable for the tests of stagegit.go
 
+// systemAttributes is git's attributes file for the whole machine
+// ($(sysconfdir)/gitattributes); a variable for the tests.
+var systemAttributes = "/etc/gitattributes"
+
 // stageRules is what the configuration says about staging: in-process
 // or not, and the ignore files to read.
 type stageRules struct {
@@ -285,6 +290,13 @@ func (r *Repo) stageRulesFor(ctx context.Context) (stageRules, error) {
 		xdg = filepath.Join(home, ".config")
 	}
 	attrFiles := []string{filepath.Join(r.commonDir, "info", "attributes")}
+	// The system's attributes, beside the system configuration (which
+	// configFiles takes at /etc/gitconfig too), unless git is told to skip
+	// them; where one is there, git converts what it says for every
+	// repository of the machine.
+	if v := r.getenv("GIT_ATTR_NOSYSTEM"); v == "" || normalizeBool(v) != "true" {
+		attrFiles = append(attrFiles, systemAttributes)
+	}
 	rules := stageRules{infoExclude: filepath.Join(r.commonDir, "info", "exclude")}
 	if xdg != "" {
 		attrFiles = append(attrFiles, filepath.Join(xdg, "git", "attributes"))
@@ -623,6 +635,9 @@ func (s *stager) walk(dir string) error {
 		rel := n
 		if dir != "" {
 			rel = dir + "/" + n
+		}
+		if GitAlias(n) && s.tracked[rel] == nil {
+			return errStageByGit // git refuses it: stageWithGit leaves it out and says so
 		}
 		if err := s.entry(rel); err != nil {
 			return err

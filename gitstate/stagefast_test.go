@@ -2,6 +2,7 @@ package gitstate
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -301,6 +302,13 @@ func TestStageLeavesToGit(t *testing.T) {
 			write(t, d, ".gitattributes", "[attr]mine text\n*.x mine\n")
 		}},
 		{"info/attributes", func(t *testing.T, d string, r *Repo, _ *Worktree) { write(t, r.commonDir, "info/attributes", "") }},
+		{"the system's gitattributes", func(t *testing.T, d string, r *Repo, _ *Worktree) {
+			sys := filepath.Join(t.TempDir(), "gitattributes")
+			write(t, filepath.Dir(sys), "gitattributes", "*.txt text eol=crlf\n")
+			old := systemAttributes
+			t.Cleanup(func() { systemAttributes = old })
+			systemAttributes = sys
+		}},
 		{"core.autocrlf", func(t *testing.T, d string, r *Repo, _ *Worktree) { git(t, r.root, "config", "core.autocrlf", "true") }},
 		{"core.filemode", func(t *testing.T, d string, r *Repo, _ *Worktree) { git(t, r.root, "config", "core.filemode", "false") }},
 		{"core.symlinks", func(t *testing.T, d string, r *Repo, _ *Worktree) { git(t, r.root, "config", "core.symlinks", "false") }},
@@ -523,6 +531,43 @@ func TestStageWithGitStopsAtAFIFO(t *testing.T) {
 			}
 			if got := git(t, dir, "show", tree+":n/a.txt"); got != "a" {
 				t.Errorf("n/a.txt staged as %q", got)
+			}
+		})
+	}
+}
+
+// TestStageLeavesOutGitAliases: a name git takes for .git on another
+// system (git~1, .git., .g<zero-width>it) is left out of the stage and
+// listed by GitAliases, whoever stages (in the process or git): git add
+// refuses it, and git fsck --strict fails on any tree that holds one,
+// reachable or not.
+func TestStageLeavesOutGitAliases(t *testing.T) {
+	for _, byGit := range []bool{false, true} {
+		t.Run(fmt.Sprintf("byGit=%v", byGit), func(t *testing.T) {
+			if byGit {
+				defer func(n int) { stageInProcessMaxEntries = n }(stageInProcessMaxEntries)
+				stageInProcessMaxEntries = 0
+			}
+			dir, r := newRepo(t, stageBase)
+			w := mustWorktree(t, r, 0, git(t, dir, "rev-parse", "HEAD"))
+			zw := "h/.g\u200cit/config"
+			for _, p := range []string{"git~1", "o/.git. /config", zw, "new/ok"} {
+				write(t, w.Path(), p, "x\n")
+			}
+			tree, err := w.Stage(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := slices.Sorted(slices.Values(w.GitAliases()))
+			if want := []string{"git~1", zw, "o/.git. /config"}; !slices.Equal(got, want) {
+				t.Errorf("GitAliases() = %q, want %q", got, want)
+			}
+			files := strings.Split(git(t, dir, "ls-tree", "-r", "--name-only", "-z", tree), "\x00")
+			if !slices.Contains(files, "new/ok") || slices.ContainsFunc(files, hasGitAlias) {
+				t.Errorf("staged %q, want new/ok and no alias", files)
+			}
+			if out, err := exec.Command("git", "-C", dir, "fsck", "--strict").CombinedOutput(); err != nil {
+				t.Errorf("git fsck --strict: %v\n%s", err, out)
 			}
 		})
 	}

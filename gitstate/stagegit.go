@@ -51,8 +51,9 @@ func changesOf(entries []StatusEntry) worktreeChanges {
 
 // stageWithGit stages the worktree with git, as git add -A would, but
 // leaves out what Stage must not give git (nested repositories, files
-// LimitFiles refuses, every gitlink), records those as Nested and LeftOut,
-// and returns the tree git write-tree writes.
+// LimitFiles refuses, every gitlink, names git refuses), records those as
+// Nested, LeftOut and GitAliases, and returns the tree git write-tree
+// writes.
 func (w *Worktree) stageWithGit(ctx context.Context) (string, error) {
 	out, err := w.statusBesideWalk(ctx)
 	if err != nil {
@@ -83,6 +84,13 @@ func (w *Worktree) stageWithGit(ctx context.Context) (string, error) {
 	for _, p := range append(gitlinks, nested...) {
 		leave[p] = true
 	}
+	var aliases []string
+	for _, p := range c.untracked {
+		if hasGitAlias(p) {
+			aliases = append(aliases, p)
+			leave[p] = true
+		}
+	}
 	for _, f := range leftOut {
 		leave[f.Path] = true
 	}
@@ -102,7 +110,7 @@ func (w *Worktree) stageWithGit(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
-	w.leftOut, w.nested = leftOut, nested
+	w.leftOut, w.nested, w.aliases = leftOut, nested, aliases
 	tree, err := w.git(ctx, "write-tree")
 	if err != nil {
 		return "", err

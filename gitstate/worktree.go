@@ -48,13 +48,25 @@ type Worktree struct {
 	tooLarge func(rel string, size int64) bool
 	leftOut  []OversizeFile    // what the last Stage left out
 	nested   []string          // the nested repositories the last Stage left out
+	aliases  []string          // the paths git refuses that the last Stage left out (GitAlias)
 	guarded  map[string]string // GuardFiles's paths and why
 }
 
 // trusted are the options of every git command codemachine runs over a
 // pooled worktree: the user's hooks (post-checkout, ...) stay out of the
-// pool's bookkeeping, and no fsmonitor daemon is started for it.
-var trusted = []string{"-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false"}
+// pool's bookkeeping, no fsmonitor daemon is started for it, and the
+// user's sparse checkout (core.sparseCheckout of their worktree, which
+// GIT_DIR brings along) does not leave files out of it: a step sees, and
+// its check builds, the whole commit. The private index is never split
+// (core.splitIndex): its shared part would be a sharedindex.* file in the
+// user's git directory, which the user's git deletes two weeks after its
+// own index stopped naming it, leaving the slot's index unreadable. Nor
+// does git recurse into submodules there (submodule.recurse): their git
+// directories are the user's (.git/modules), so a checkout of the slot
+// would move the user's submodules, and a populated submodule would be
+// taken for a nested repository the step made.
+var trusted = []string{"-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false",
+	"-c", "core.sparseCheckout=false", "-c", "core.splitIndex=false", "-c", "submodule.recurse=false"}
 
 // Worktree returns the pool's worktree for slot with base's files and a
 // clean tree (ignored files, such as build caches, are kept), for a step
@@ -141,9 +153,12 @@ func (r *Repo) worktree(ctx context.Context, slot int, base string, user Policy)
 	case clean != "" && w.moveFiles(ctx, clean, baseHash) == nil:
 	default:
 		// Dirty, or something changed the files behind the marker's
-		// back: the forced path.
+		// back: the forced path; where git cannot even do that (a private
+		// index it cannot read), the slot is made afresh.
 		if err := w.reset(ctx); err != nil {
-			return nil, err
+			if cerr := w.create(ctx); cerr != nil {
+				return nil, fmt.Errorf("%w; and making the slot afresh failed: %v", err, cerr)
+			}
 		}
 	}
 	if err := w.makeScratch(); err != nil {
@@ -462,7 +477,7 @@ func (w *Worktree) RestoreWork(ctx context.Context, commit string) error {
 // Commits the agent made in its scratch repository are thereby folded:
 // only the worktree's files count, and the step commit's parent is Base.
 func (w *Worktree) Stage(ctx context.Context) (string, error) {
-	w.leftOut, w.nested = nil, nil
+	w.leftOut, w.nested, w.aliases = nil, nil, nil
 	if err := w.checkGuarded(); err != nil {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}
@@ -556,13 +571,23 @@ func (w *Worktree) Nested() []string {
 	return w.nested
 }
 
+// GitAliases are the files the last Stage left out because a directory or
+// name on their path is .git to another system (GitAlias): git add refuses
+// them, and a tree holding one fails git fsck --strict (hasDotgit), even
+// unreachable, so no tree or commit of the step's work may hold one.
+func (w *Worktree) GitAliases() []string {
+	return w.aliases
+}
+
 // StagePaths stages just the given paths (new, changed or deleted) on top
 // of what is staged already and returns the resulting tree. After Stage
 // took the agent's change, the caller writes state.yaml and the ticked plan
 // into the worktree and stages only those, without another full scan.
 func (w *Worktree) StagePaths(ctx context.Context, paths ...string) (string, error) {
 	if len(paths) > 0 {
-		args := append([]string{"--literal-pathspecs", "add", "-A", "--"}, paths...)
+		// -f: the paths are codemachine's own files, committed also where
+		// the user's .gitignore ignores them (*.yaml, say).
+		args := append([]string{"--literal-pathspecs", "add", "-A", "-f", "--"}, paths...)
 		if _, err := w.git(ctx, args...); err != nil {
 			return "", fmt.Errorf("worktree slot %d: stage %s: %w", w.slot, strings.Join(paths, ", "), err)
 		}
@@ -580,7 +605,7 @@ func (w *Worktree) StagePaths(ctx context.Context, paths ...string) (string, err
 // is. When commit's tree is not the staged tree (a rebased commit, or one
 // with extra files overlaid), the worktree's files are first moved to
 // commit's tree, rewriting only the files that differ. Finish must follow
-// a Stage; when that Stage left files out (LimitFiles, Nested), the
+// a Stage; when that Stage left files out (LimitFiles, Nested, GitAliases), the
 // worktree is given back dirty instead, as by Discard.
 func (w *Worktree) Finish(ctx context.Context, commit string) error {
 	if w.closed {
@@ -589,7 +614,7 @@ func (w *Worktree) Finish(ctx context.Context, commit string) error {
 	if w.staged == "" {
 		return fmt.Errorf("worktree slot %d: finish without stage", w.slot)
 	}
-	if len(w.leftOut) > 0 || len(w.nested) > 0 {
+	if len(w.leftOut) > 0 || len(w.nested) > 0 || len(w.aliases) > 0 {
 		// The files are not commit's: the next use cleans them.
 		w.Discard()
 		return nil

@@ -617,3 +617,122 @@ func TestWorktreeClearsLocksOfAKilledUser(t *testing.T) {
 		}
 	}
 }
+
+// The user's sparse checkout leaves files out of their working tree, not
+// out of a step's: the pooled worktree has the whole commit, when it is
+// made, when it moves to a new base, and when it is forced back.
+func TestWorktreeIgnoresUsersSparseCheckout(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "lib/b.go": "package lib\n", "docs/c.md": "c\n"})
+	git(t, dir, "sparse-checkout", "set", "--cone", "docs")
+	if exists(dir, "lib/b.go") {
+		t.Fatal("the user's sparse checkout did not leave lib/ out")
+	}
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	w := mustWorktree(t, r, 0, base)
+	if !exists(w.Path(), "lib/b.go") {
+		t.Fatal("a new worktree left out lib/b.go, outside the user's sparse checkout")
+	}
+	write(t, dir, "lib/d.go", "package lib\n")
+	git(t, dir, "add", "--sparse", "lib/d.go")
+	git(t, dir, "commit", "-qm", "d")
+	next := git(t, dir, "rev-parse", "HEAD")
+	if _, err := w.Stage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Finish(ctx, base); err != nil {
+		t.Fatal(err)
+	}
+	w = mustWorktree(t, r, 0, next)
+	if !exists(w.Path(), "lib/d.go") || !exists(w.Path(), "lib/b.go") {
+		t.Fatal("a worktree moved to a new base left out files outside the user's sparse checkout")
+	}
+	write(t, w.Path(), "lib/b.go", "changed\n")
+	w.Discard()
+	w = mustWorktree(t, r, 0, next)
+	if read(t, w.Path(), "lib/b.go") != "package lib\n" {
+		t.Fatal("a worktree forced back left lib/b.go out or changed")
+	}
+	// readIndex takes no entry with extended flags, skip-worktree's among them.
+	if _, err := readIndex(w.index); err != nil {
+		t.Errorf("the private index is not a plain one (skip-worktree entries?): %v", err)
+	}
+
+}
+
+// With the user's core.splitIndex, the private index is still one file:
+// a split one names a sharedindex.* file in the user's git directory,
+// which the user's git deletes once its own index has not named it for two
+// weeks. A private index git cannot read (that deletion, say) costs the
+// slot a fresh checkout, not every run that gets it.
+func TestWorktreeIndexNotSplit(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n", "lib/b.go": "package lib\n"})
+	git(t, dir, "config", "core.splitIndex", "true")
+	git(t, dir, "update-index", "--split-index")
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	w := mustWorktree(t, r, 0, base)
+	write(t, w.Path(), "lib/c.go", "package lib\n")
+	if _, err := w.Stage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// readIndex takes no split index.
+	if _, err := readIndex(w.index); err != nil {
+		t.Fatalf("the private index is split: %v", err)
+	}
+	w.Discard()
+
+	// A split private index whose shared part is gone: made split by
+	// hand, then every sharedindex.* file removed (the user's own index
+	// made whole first).
+	gitOnWorktree(t, w, w.index, "-c", "core.splitIndex=true", "update-index", "--split-index")
+	git(t, dir, "-c", "core.splitIndex=false", "update-index", "--no-split-index")
+	shared, err := filepath.Glob(filepath.Join(dir, ".git", "sharedindex.*"))
+	if err != nil || len(shared) == 0 {
+		t.Fatalf("no shared index to remove: %v", err)
+	}
+	for _, f := range shared {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w = mustWorktree(t, r, 0, base)
+	if read(t, w.Path(), "lib/b.go") != "package lib\n" || exists(w.Path(), "lib/c.go") {
+		t.Fatal("the slot was not made afresh at its base")
+	}
+}
+
+// With the user's submodule.recurse, the pool's checkout still leaves a
+// submodule's directory empty: its git directory is the user's
+// (.git/modules/NAME), and populating the slot's copy moved the user's
+// submodule to the commit the base records, and made Stage take it for a
+// nested repository the step made.
+func TestWorktreeLeavesSubmodulesAlone(t *testing.T) {
+	src, _ := newRepo(t, map[string]string{"s.txt": "1\n"})
+	first := git(t, src, "rev-parse", "HEAD")
+	write(t, src, "s.txt", "2\n")
+	commitAll(t, src, "two")
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	git(t, dir, "-c", "protocol.file.allow=always", "submodule", "add", "-q", src, "sub")
+	git(t, filepath.Join(dir, "sub"), "checkout", "-q", first)
+	git(t, dir, "add", "sub")
+	git(t, dir, "commit", "-qm", "sub at one")
+	git(t, filepath.Join(dir, "sub"), "checkout", "-q", "-") // the user's submodule moves on
+	userSub := git(t, filepath.Join(dir, "sub"), "rev-parse", "HEAD")
+	git(t, dir, "config", "submodule.recurse", "true")
+
+	w := mustWorktree(t, r, 0, git(t, dir, "rev-parse", "HEAD"))
+	if got := git(t, filepath.Join(dir, "sub"), "rev-parse", "HEAD"); got != userSub {
+		t.Errorf("the user's submodule moved from %s to %s", userSub, got)
+	}
+	if entries, err := os.ReadDir(filepath.Join(w.Path(), "sub")); err != nil || len(entries) > 0 {
+		t.Errorf("the slot's submodule directory: %v, %d entries, want it empty", err, len(entries))
+	}
+	write(t, w.Path(), "b.txt", "b\n")
+	if _, err := w.Stage(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.Nested(); len(n) > 0 {
+		t.Errorf("Nested() = %q, want none", n)
+	}
+}

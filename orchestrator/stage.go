@@ -183,9 +183,21 @@ func (j *job) stageWithOverlays(ctx context.Context, c *candidate) error {
 	if err != nil {
 		return err
 	}
+	recorded := false
 	for _, ch := range changes {
 		if ch.Path != workflow.StateFile {
 			c.changes = append(c.changes, ch)
+		} else {
+			recorded = true
+		}
+	}
+	if !recorded {
+		// Every step commit changes state.yaml: Stage left it out, as git
+		// add -A does, because the user's .gitignore ignores it (*.yaml)
+		// and no commit has it yet. Without it the step would be recorded
+		// nowhere and run again and again.
+		if c.tree, err = j.wt.StagePaths(ctx, workflow.StateFile); err != nil {
+			return fmt.Errorf("stage %s for %s: %w", workflow.StateFile, j.u.key(), err)
 		}
 	}
 	return j.recordOwnResult(ctx, c)
@@ -263,14 +275,17 @@ func stageProblem(err error) string {
 }
 
 // leftOut is why the change Stage just staged may not land: a nested
-// repository or a file over max_file_size it left out (said as the
-// verification says it); "" when it left out none.
+// repository, a file over max_file_size or a name git refuses that it
+// left out (said as the verification says it); "" when it left out none.
 func (j *job) leftOut() string {
 	if n := j.wt.Nested(); len(n) > 0 {
 		return nestedRepo(n[0])
 	}
 	if lo := j.wt.LeftOut(); len(lo) > 0 {
 		return oversize(j.snap.project.Workflow.MaxFileSizeFor(j.u.step), lo[0].Path, lo[0].Size)
+	}
+	if a := j.wt.GitAliases(); len(a) > 0 {
+		return gitAliasProblem(a[0])
 	}
 	return ""
 }

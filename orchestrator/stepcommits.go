@@ -156,7 +156,14 @@ func (o *Orchestrator) stepCommits(rev string, state *gitstate.State) (map[strin
 // without reading a commit per step.
 func (o *Orchestrator) stepCommitsBy(rev string, state *gitstate.State) (map[string]string, map[string]string, error) {
 	f := newCommitFinder(state)
-	old := o.readCommitIndex()
+	// In a shallow clone the history behind its edge is not fixed: a
+	// fetch --unshallow adds it. No index is kept there (its history is
+	// short to walk anyway).
+	shallow := o.repo.IsShallow()
+	var old *commitIndex
+	if !shallow {
+		old = o.readCommitIndex()
+	}
 	reached, err := f.walk(o, rev, 0, old)
 	if err != nil {
 		return nil, nil, err
@@ -180,7 +187,7 @@ func (o *Orchestrator) stepCommitsBy(rev string, state *gitstate.State) (map[str
 			}
 		}
 	}
-	if old == nil || f.index.Tip != old.Tip || f.index.Walked != old.Walked {
+	if !shallow && (old == nil || f.index.Tip != old.Tip || f.index.Walked != old.Walked) {
 		o.writeCommitIndex(&f.index)
 	}
 	return f.m, f.by, nil

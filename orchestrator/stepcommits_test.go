@@ -110,3 +110,28 @@ func TestStepCommitsIndex(t *testing.T) {
 		t.Errorf("with an index of version 0 at the tip: %v, %v (want the walk's %s)", got, err, head)
 	}
 }
+
+// TestStepCommitsShallow: in a shallow clone the walk ends at the clone's
+// edge, and keeps no index: once a fetch --unshallow adds the history
+// behind it, the step commits there are found.
+func TestStepCommitsShallow(t *testing.T) {
+	src := newRepo(t, map[string]string{"a": "a"})
+	for _, step := range []string{"a", "b", "c"} {
+		testenv.Git(t, src, "commit", "-q", "--allow-empty", "-m", "work\n\nCodemachine-Step: "+step)
+	}
+	dir := filepath.Join(t.TempDir(), "clone")
+	testenv.Git(t, src, "clone", "-q", "--depth", "2", "file://"+src, dir)
+	o := newTestOrchestrator(t, dir, nil, nil)
+	st := &gitstate.State{Steps: map[string]*gitstate.StepRecord{"a": {}, "b": {}, "c": {}}}
+	got, err := o.stepCommits("HEAD", st)
+	if err != nil {
+		t.Fatalf("in a shallow clone: %v", err)
+	}
+	if got["a"] != "" || got["b"] == "" || got["c"] == "" {
+		t.Errorf("in a shallow clone: %v, want b and c (a is behind the edge)", got)
+	}
+	testenv.Git(t, dir, "fetch", "-q", "--unshallow")
+	if got, err := o.stepCommits("HEAD", st); err != nil || got["a"] == "" {
+		t.Errorf("after fetch --unshallow: %v, %v, want a's commit too", got, err)
+	}
+}
