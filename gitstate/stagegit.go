@@ -51,8 +51,9 @@ func changesOf(entries []StatusEntry) worktreeChanges {
 
 // stageWithGit stages the worktree with git, as git add -A would, but
 // leaves out what Stage must not give git (nested repositories, files
-// LimitFiles refuses, every gitlink), records those as Nested and LeftOut,
-// and returns the tree git write-tree writes.
+// LimitFiles refuses, every gitlink, paths git refuses as .git elsewhere),
+// records those as Nested, LeftOut and GitAlias, and returns the tree git
+// write-tree writes.
 func (w *Worktree) stageWithGit(ctx context.Context) (string, error) {
 	out, err := w.statusBesideWalk(ctx)
 	if err != nil {
@@ -86,6 +87,18 @@ func (w *Worktree) stageWithGit(ctx context.Context) (string, error) {
 	for _, f := range leftOut {
 		leave[f.Path] = true
 	}
+	// A path with a name git takes for .git elsewhere: git update-index
+	// would drop it with no more than a warning, and the step would land
+	// without it, as if it had not made it.
+	var alias *GitAliasError
+	for _, p := range c.untracked {
+		if e := FirstGitAlias([]string{p}); e != nil {
+			leave[p] = true
+			if alias == nil {
+				alias = e
+			}
+		}
+	}
 	var stdin strings.Builder
 	// Removals first: a file that replaced a directory, or a directory
 	// that replaced a file, then finds its path free.
@@ -102,7 +115,7 @@ func (w *Worktree) stageWithGit(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
-	w.leftOut, w.nested = leftOut, nested
+	w.leftOut, w.nested, w.alias = leftOut, nested, alias
 	tree, err := w.git(ctx, "write-tree")
 	if err != nil {
 		return "", err

@@ -48,6 +48,7 @@ type Worktree struct {
 	tooLarge func(rel string, size int64) bool
 	leftOut  []OversizeFile    // what the last Stage left out
 	nested   []string          // the nested repositories the last Stage left out
+	alias    *GitAliasError    // the first path git refuses that the last Stage left out
 	guarded  map[string]string // GuardFiles's paths and why
 }
 
@@ -462,7 +463,7 @@ func (w *Worktree) RestoreWork(ctx context.Context, commit string) error {
 // Commits the agent made in its scratch repository are thereby folded:
 // only the worktree's files count, and the step commit's parent is Base.
 func (w *Worktree) Stage(ctx context.Context) (string, error) {
-	w.leftOut, w.nested = nil, nil
+	w.leftOut, w.nested, w.alias = nil, nil, nil
 	if err := w.checkGuarded(); err != nil {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}
@@ -556,6 +557,13 @@ func (w *Worktree) Nested() []string {
 	return w.nested
 }
 
+// GitAlias is the first path the last Stage left out because one of its
+// names is .git on another system (see GitAliasError), nil when there is
+// none.
+func (w *Worktree) GitAlias() *GitAliasError {
+	return w.alias
+}
+
 // StagePaths stages just the given paths (new, changed or deleted) on top
 // of what is staged already and returns the resulting tree. After Stage
 // took the agent's change, the caller writes state.yaml and the ticked plan
@@ -589,7 +597,7 @@ func (w *Worktree) Finish(ctx context.Context, commit string) error {
 	if w.staged == "" {
 		return fmt.Errorf("worktree slot %d: finish without stage", w.slot)
 	}
-	if len(w.leftOut) > 0 || len(w.nested) > 0 {
+	if len(w.leftOut) > 0 || len(w.nested) > 0 || w.alias != nil {
 		// The files are not commit's: the next use cleans them.
 		w.Discard()
 		return nil

@@ -263,14 +263,18 @@ func stageProblem(err error) string {
 }
 
 // leftOut is why the change Stage just staged may not land: a nested
-// repository or a file over max_file_size it left out (said as the
-// verification says it); "" when it left out none.
+// repository, a file over max_file_size or a path git refuses as .git
+// elsewhere that it left out (said as the verification says it); "" when
+// it left out none.
 func (j *job) leftOut() string {
 	if n := j.wt.Nested(); len(n) > 0 {
 		return nestedRepo(n[0])
 	}
 	if lo := j.wt.LeftOut(); len(lo) > 0 {
 		return oversize(j.snap.project.Workflow.MaxFileSizeFor(j.u.step), lo[0].Path, lo[0].Size)
+	}
+	if a := j.wt.GitAlias(); a != nil {
+		return a.Error()
 	}
 	return ""
 }

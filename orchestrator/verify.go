@@ -357,51 +357,22 @@ func isGitDirName(c string) bool {
 }
 
 // gitAliasPath refuses a change that adds a path with a component git
-// takes for .git on another system (gitAlias): git add refuses such names
-// (core.protectNTFS), but the in-process stage does not ask git, and the
-// tree would then land on the user's branch, which git fsck (and so a
-// forge that checks pushes) rejects as hasDotgit, and where a checkout on
-// Windows or macOS would write into that clone's .git ("out/.git./config"
-// is "out/.git/config" on NTFS). "" when there is none.
+// takes for .git on another system (gitstate.IsGitAlias): git add refuses
+// such names (core.protectNTFS), but the in-process stage does not ask
+// git, and the tree would then land on the user's branch, which git fsck
+// (and so a forge that checks pushes) rejects as hasDotgit, and where a
+// checkout on Windows or macOS would write into that clone's .git
+// ("out/.git./config" is "out/.git/config" on NTFS). "" when there is
+// none.
 func gitAliasPath(changes []gitstate.Change) string {
+	var added []string
 	for _, c := range changes {
-		if c.Status == 'D' {
-			continue
+		if c.Status != 'D' {
+			added = append(added, c.Path)
 		}
-		for _, name := range strings.Split(c.Path, "/") {
-			if gitAlias(name) {
-				return fmt.Sprintf("the step made %s, whose name %q is .git on Windows or macOS (git refuses it: hasDotgit)", c.Path, name)
-			}
-		}
+	}
+	if e := gitstate.FirstGitAlias(added); e != nil {
+		return e.Error()
 	}
 	return ""
-}
-
-// gitAlias reports whether name is .git to NTFS or HFS+ as git's fsck
-// judges (is_ntfs_dotgit, is_hfs_dotgit): in any case, ".git" or its
-// short name "git~1" (to "git~4") followed by nothing but spaces and
-// periods up to the end or a ":" (an alternate data stream), or ".git"
-// with code points HFS+ ignores (zero-width joiners, direction marks,
-// the byte order mark) anywhere in it.
-func gitAlias(name string) bool {
-	lower := strings.ToLower(name)
-	rest, ok := strings.CutPrefix(lower, ".git")
-	if !ok && len(lower) >= 5 && strings.HasPrefix(lower, "git~") && lower[4] >= '1' && lower[4] <= '4' {
-		rest, ok = lower[5:], true
-	}
-	if ok {
-		before, _, _ := strings.Cut(rest, ":")
-		if strings.Trim(before, " .") == "" {
-			return true
-		}
-	}
-	var b strings.Builder
-	for _, r := range name {
-		switch {
-		case r >= 0x200c && r <= 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x206a && r <= 0x206f, r == 0xfeff:
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return strings.EqualFold(b.String(), ".git")
 }
