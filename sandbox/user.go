@@ -44,11 +44,18 @@ func SocketVar(name string) bool {
 	return false
 }
 
+// gpgAgentSockets are the sockets of GnuPG's agent, which holds the
+// user's private keys: where the system has no runtime dir for them
+// (/run/user/UID/gnupg, hidden with it) they are in GnuPG's home. Those
+// of keyboxd and dirmngr, which serve public keys, stay reachable.
+var gpgAgentSockets = []string{"S.gpg-agent", "S.gpg-agent.extra", "S.gpg-agent.browser", "S.gpg-agent.ssh", "S.scdaemon"}
+
 // UserSockets reads from the user's environment (KEY=VALUE) where the
 // user's sockets are, for a Policy: dirs to hide besides the system's
 // socket directories (the runtime dir and the temporary dir), and single
 // sockets to cover wherever they are (the SSH agent, a Docker or Podman
-// host, the D-Bus buses, Docker Desktop's in the home directory).
+// host, the D-Bus buses, Docker Desktop's in the home directory, GnuPG's
+// agent in GnuPG's home or where GPG_AGENT_INFO says).
 func UserSockets(environ []string) (dirs, sockets []string) {
 	get := func(k string) string {
 		for i := len(environ) - 1; i >= 0; i-- {
@@ -80,8 +87,21 @@ func UserSockets(environ []string) (dirs, sockets []string) {
 			}
 		}
 	}
+	gnupg := get("GNUPGHOME")
 	if h := get("HOME"); filepath.IsAbs(h) {
 		sockets = append(sockets, filepath.Join(h, ".docker", "run", "docker.sock"))
+		if gnupg == "" {
+			gnupg = filepath.Join(h, ".gnupg")
+		}
+	}
+	if filepath.IsAbs(gnupg) {
+		for _, name := range gpgAgentSockets {
+			sockets = append(sockets, filepath.Join(gnupg, name))
+		}
+	}
+	// GnuPG before 2.1: "PATH:PID:PROTOCOL".
+	if s, _, _ := strings.Cut(get("GPG_AGENT_INFO"), ":"); filepath.IsAbs(s) {
+		sockets = append(sockets, s)
 	}
 	return dirs, sockets
 }
