@@ -390,6 +390,40 @@ func TestUserSocketsFindsTheUsersSockets(t *testing.T) {
 	}
 }
 
+// The sockets ssh's ControlMaster keeps in ~/.ssh, or in a directory of
+// it, are found; other files there, and deeper sockets, are not.
+func TestUserSocketsFindsSSHControlSockets(t *testing.T) {
+	home := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(home, ".ssh", "sockets", "deeper"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "known_hosts"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, p := range []string{".ssh/cm-u@h:22", ".ssh/sockets/0123abcd", ".ssh/sockets/deeper/x"} {
+		p = filepath.Join(home, p)
+		ln, err := net.Listen("unix", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		if !strings.Contains(p, "deeper") {
+			want = append(want, p)
+		}
+	}
+	_, socks := UserSockets([]string{"HOME=" + home})
+	var got []string
+	for _, s := range socks {
+		if strings.HasPrefix(s, filepath.Join(home, ".ssh")) {
+			got = append(got, s)
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("ssh sockets = %q, want %q", got, want)
+	}
+}
+
 // A launcher started without a namespace of its own (by hand, say)
 // mounts nothing, whatever namespace its policy claims codemachine has.
 func TestNoMountOutsideANamespaceOfItsOwn(t *testing.T) {
