@@ -176,6 +176,34 @@ echo started`
 	}
 }
 
+// A sandboxed program cannot kill its launcher, which would leave what it
+// started running, reparented out of the launcher's reach: the launcher
+// is outside the program's Landlock domain, whose signals to processes
+// outside it the kernel refuses from ABI 6.
+func TestTheProgramCannotKillItsLauncher(t *testing.T) {
+	if st := requireLandlock(t); st.ABI < 6 {
+		t.Skipf("Landlock ABI %d does not scope signals", st.ABI)
+	}
+	dir := t.TempDir()
+	marker := "sleep " + strconv.Itoa(2000+os.Getpid()%1000) + ".5"
+	// The daemon runs (as the sleep processesRunning looks for) before
+	// the kill: a killed launcher would leave it so.
+	script := `setsid ` + marker + ` >/dev/null 2>&1 &
+pid=$!
+until tr '\0' ' ' < /proc/$pid/cmdline | grep -q '^` + marker + `'; do sleep 0.01; done
+kill -KILL $PPID && echo KILLED`
+	res := run(t, Policy{Landlock: true, Writable: []string{dir}}, dir, baseEnv(dir), nil, "/bin/sh", "-c", script)
+	if res.state.Success() || strings.Contains(res.out, "KILLED") || !strings.Contains(res.out, "Operation not permitted") {
+		t.Errorf("the kill was not refused: %s %s (%v)", res.out, res.report, res.state)
+	}
+	if left := processesRunning(marker); len(left) > 0 {
+		for _, pid := range left {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		t.Fatalf("processes left running after the launcher exited: %v", left)
+	}
+}
+
 func TestStopEndsEveryProcessAfterTheGrace(t *testing.T) {
 	dir := t.TempDir()
 	marker := "sleep " + strconv.Itoa(2000+os.Getpid()%1000) + ".5"
@@ -218,12 +246,19 @@ func TestExitStatusIsTheProgramsOwn(t *testing.T) {
 
 func TestAMissingProgramIsReported(t *testing.T) {
 	dir := t.TempDir()
-	res := run(t, Policy{}, dir, baseEnv(dir), nil, filepath.Join(dir, "nope"))
-	if res.state.ExitCode() != exitNoStart || !strings.Contains(res.report, "codemachine sandbox: start nope") {
-		t.Errorf("exit %d, report %q", res.state.ExitCode(), res.report)
+	policies := []Policy{{}}
+	if Probe().Writes() {
+		// Started by the launcher's second process, which reports too.
+		policies = append(policies, Policy{Landlock: true, Writable: []string{dir}})
 	}
-	if res.out != "" {
-		t.Errorf("the launcher wrote to the program's output: %q", res.out)
+	for _, p := range policies {
+		res := run(t, p, dir, baseEnv(dir), nil, filepath.Join(dir, "nope"))
+		if res.state.ExitCode() != exitNoStart || !strings.Contains(res.report, "codemachine sandbox: start nope") {
+			t.Errorf("landlock %v: exit %d, report %q", p.Landlock, res.state.ExitCode(), res.report)
+		}
+		if res.out != "" {
+			t.Errorf("landlock %v: the launcher wrote to the program's output: %q", p.Landlock, res.out)
+		}
 	}
 }
 
