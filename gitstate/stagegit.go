@@ -3,6 +3,7 @@ package gitstate
 import (
 	"context"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -51,7 +52,8 @@ func changesOf(entries []StatusEntry) worktreeChanges {
 
 // stageWithGit stages the worktree with git, as git add -A would, but
 // leaves out what Stage must not give git (nested repositories, files
-// LimitFiles refuses, every gitlink, paths git refuses as .git elsewhere),
+// LimitFiles refuses, every gitlink, paths git refuses as .git or a
+// .gitmodules link elsewhere),
 // records those as Nested, LeftOut and GitAlias, and returns the tree git
 // write-tree writes.
 func (w *Worktree) stageWithGit(ctx context.Context) (string, error) {
@@ -87,17 +89,9 @@ func (w *Worktree) stageWithGit(ctx context.Context) (string, error) {
 	for _, f := range leftOut {
 		leave[f.Path] = true
 	}
-	// A path with a name git takes for .git elsewhere: git update-index
-	// would drop it with no more than a warning, and the step would land
-	// without it, as if it had not made it.
-	var alias *GitAliasError
-	for _, p := range c.untracked {
-		if e := FirstGitAlias([]string{p}); e != nil {
-			leave[p] = true
-			if alias == nil {
-				alias = e
-			}
-		}
+	refused, alias := w.gitAliases(c)
+	for _, p := range refused {
+		leave[p] = true
 	}
 	var stdin strings.Builder
 	// Removals first: a file that replaced a directory, or a directory
@@ -121,6 +115,34 @@ func (w *Worktree) stageWithGit(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return trimNL(tree), nil
+}
+
+// gitAliases lists the paths of c that git would refuse: a name it takes
+// for .git elsewhere (a new path's), or a symbolic link it takes for
+// .gitmodules. git update-index drops such a path with no more than a
+// warning, and the step would land without it, as if it had not made it.
+// It also returns the error for the first, nil when there is none.
+func (w *Worktree) gitAliases(c worktreeChanges) ([]string, *GitAliasError) {
+	var refused []string
+	var first *GitAliasError
+	for i, p := range append(slices.Clone(c.untracked), c.changed...) {
+		var e *GitAliasError
+		if i < len(c.untracked) {
+			e = FirstGitAlias([]string{p})
+		}
+		if name := path.Base(p); e == nil && IsGitmodulesAlias(name) {
+			if st, err := os.Lstat(filepath.Join(w.path, filepath.FromSlash(p))); err == nil && st.Mode()&os.ModeSymlink != 0 {
+				e = &GitAliasError{Path: p, Name: name, Link: true}
+			}
+		}
+		if e != nil {
+			refused = append(refused, p)
+			if first == nil {
+				first = e
+			}
+		}
+	}
+	return refused, first
 }
 
 // statusBesideWalk runs git status over the worktree while the worktree

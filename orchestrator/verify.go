@@ -357,12 +357,14 @@ func isGitDirName(c string) bool {
 }
 
 // gitAliasPath refuses a change that adds a path with a component git
-// takes for .git on another system (gitstate.IsGitAlias): git add refuses
-// such names (core.protectNTFS), but the in-process stage does not ask
-// git, and the tree would then land on the user's branch, which git fsck
-// (and so a forge that checks pushes) rejects as hasDotgit, and where a
-// checkout on Windows or macOS would write into that clone's .git
-// ("out/.git./config" is "out/.git/config" on NTFS). "" when there is
+// takes for .git on another system (gitstate.IsGitAlias), or a symbolic
+// link it takes for .gitmodules there (gitstate.IsGitmodulesAlias): git
+// add refuses such names (core.protectNTFS), but the in-process stage does
+// not ask git, and the tree would then land on the user's branch, which
+// git fsck (and so a forge that checks pushes) rejects as hasDotgit or
+// gitmodulesSymlink, and where a checkout on Windows or macOS would write
+// into that clone's .git ("out/.git./config" is "out/.git/config" on
+// NTFS) or read the link's target as its submodules. "" when there is
 // none.
 func gitAliasPath(changes []gitstate.Change) string {
 	var added []string
@@ -373,6 +375,14 @@ func gitAliasPath(changes []gitstate.Change) string {
 	}
 	if e := gitstate.FirstGitAlias(added); e != nil {
 		return e.Error()
+	}
+	// A symbolic link git takes for .gitmodules: fsck's
+	// gitmodulesSymlink, which a checkout on Windows or macOS would
+	// follow to read the submodules' configuration.
+	for _, c := range changes {
+		if name := path.Base(c.Path); c.Status != 'D' && c.NewMode == "120000" && gitstate.IsGitmodulesAlias(name) {
+			return (&gitstate.GitAliasError{Path: c.Path, Name: name, Link: true}).Error()
+		}
 	}
 	return ""
 }
