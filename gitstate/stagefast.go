@@ -636,8 +636,12 @@ func (s *stager) walk(dir string) error {
 		if dir != "" {
 			rel = dir + "/" + n
 		}
-		if GitAlias(n) && s.tracked[rel] == nil {
-			return errStageByGit // git refuses it: stageWithGit leaves it out and says so
+		if (IsGitAlias(n) || IsGitmodulesAlias(n)) && s.tracked[rel] == nil {
+			// git refuses it (a .gitmodules alias as a symbolic link):
+			// stageWithGit leaves it out and says so, and no tree holding
+			// it is written, which git fsck --strict would reject even
+			// unreachable.
+			return errStageByGit
 		}
 		if err := s.entry(rel); err != nil {
 			return err

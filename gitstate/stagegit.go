@@ -3,6 +3,7 @@ package gitstate
 import (
 	"context"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -51,9 +52,9 @@ func changesOf(entries []StatusEntry) worktreeChanges {
 
 // stageWithGit stages the worktree with git, as git add -A would, but
 // leaves out what Stage must not give git (nested repositories, files
-// LimitFiles refuses, every gitlink, names git refuses), records those as
-// Nested, LeftOut and GitAliases, and returns the tree git write-tree
-// writes.
+// LimitFiles refuses, every gitlink, paths git refuses as .git or a
+// .gitmodules link elsewhere), records those as Nested, LeftOut and
+// GitAlias, and returns the tree git write-tree writes.
 func (w *Worktree) stageWithGit(ctx context.Context) (string, error) {
 	out, err := w.statusBesideWalk(ctx)
 	if err != nil {
@@ -84,15 +85,12 @@ func (w *Worktree) stageWithGit(ctx context.Context) (string, error) {
 	for _, p := range append(gitlinks, nested...) {
 		leave[p] = true
 	}
-	var aliases []string
-	for _, p := range c.untracked {
-		if hasGitAlias(p) {
-			aliases = append(aliases, p)
-			leave[p] = true
-		}
-	}
 	for _, f := range leftOut {
 		leave[f.Path] = true
+	}
+	refused, alias := w.gitAliases(c)
+	for _, p := range refused {
+		leave[p] = true
 	}
 	var stdin strings.Builder
 	// Removals first: a file that replaced a directory, or a directory
@@ -110,12 +108,40 @@ func (w *Worktree) stageWithGit(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
-	w.leftOut, w.nested, w.aliases = leftOut, nested, aliases
+	w.leftOut, w.nested, w.alias = leftOut, nested, alias
 	tree, err := w.git(ctx, "write-tree")
 	if err != nil {
 		return "", err
 	}
 	return trimNL(tree), nil
+}
+
+// gitAliases lists the paths of c that git would refuse: a name it takes
+// for .git elsewhere (a new path's), or a symbolic link it takes for
+// .gitmodules. git update-index drops such a path with no more than a
+// warning, and the step would land without it, as if it had not made it.
+// It also returns the error for the first, nil when there is none.
+func (w *Worktree) gitAliases(c worktreeChanges) ([]string, *GitAliasError) {
+	var refused []string
+	var first *GitAliasError
+	for i, p := range append(slices.Clone(c.untracked), c.changed...) {
+		var e *GitAliasError
+		if i < len(c.untracked) {
+			e = FirstGitAlias([]string{p})
+		}
+		if name := path.Base(p); e == nil && IsGitmodulesAlias(name) {
+			if st, err := os.Lstat(filepath.Join(w.path, filepath.FromSlash(p))); err == nil && st.Mode()&os.ModeSymlink != 0 {
+				e = &GitAliasError{Path: p, Name: name, Link: true}
+			}
+		}
+		if e != nil {
+			refused = append(refused, p)
+			if first == nil {
+				first = e
+			}
+		}
+	}
+	return refused, first
 }
 
 // statusBesideWalk runs git status over the worktree while the worktree

@@ -48,7 +48,7 @@ type Worktree struct {
 	tooLarge func(rel string, size int64) bool
 	leftOut  []OversizeFile    // what the last Stage left out
 	nested   []string          // the nested repositories the last Stage left out
-	aliases  []string          // the paths git refuses that the last Stage left out (GitAlias)
+	alias    *GitAliasError    // the first path git refuses that the last Stage left out
 	guarded  map[string]string // GuardFiles's paths and why
 }
 
@@ -477,7 +477,7 @@ func (w *Worktree) RestoreWork(ctx context.Context, commit string) error {
 // Commits the agent made in its scratch repository are thereby folded:
 // only the worktree's files count, and the step commit's parent is Base.
 func (w *Worktree) Stage(ctx context.Context) (string, error) {
-	w.leftOut, w.nested, w.aliases = nil, nil, nil
+	w.leftOut, w.nested, w.alias = nil, nil, nil
 	if err := w.checkGuarded(); err != nil {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}
@@ -571,12 +571,11 @@ func (w *Worktree) Nested() []string {
 	return w.nested
 }
 
-// GitAliases are the files the last Stage left out because a directory or
-// name on their path is .git to another system (GitAlias): git add refuses
-// them, and a tree holding one fails git fsck --strict (hasDotgit), even
-// unreachable, so no tree or commit of the step's work may hold one.
-func (w *Worktree) GitAliases() []string {
-	return w.aliases
+// GitAlias is the first path the last Stage left out because one of its
+// names is .git on another system (see GitAliasError), nil when there is
+// none.
+func (w *Worktree) GitAlias() *GitAliasError {
+	return w.alias
 }
 
 // StagePaths stages just the given paths (new, changed or deleted) on top
@@ -614,7 +613,7 @@ func (w *Worktree) Finish(ctx context.Context, commit string) error {
 	if w.staged == "" {
 		return fmt.Errorf("worktree slot %d: finish without stage", w.slot)
 	}
-	if len(w.leftOut) > 0 || len(w.nested) > 0 || len(w.aliases) > 0 {
+	if len(w.leftOut) > 0 || len(w.nested) > 0 || w.alias != nil {
 		// The files are not commit's: the next use cleans them.
 		w.Discard()
 		return nil

@@ -50,7 +50,7 @@ func (j *job) failCanceled(ctx context.Context) execResult {
 // worktreeUnchanged reports whether the unit's worktree holds exactly its base.
 func (j *job) worktreeUnchanged(ctx context.Context) bool {
 	tree, err := j.wt.Stage(ctx)
-	if err != nil || len(j.wt.LeftOut()) > 0 || len(j.wt.Nested()) > 0 || len(j.wt.GitAliases()) > 0 {
+	if err != nil || len(j.wt.LeftOut()) > 0 || len(j.wt.Nested()) > 0 || j.wt.GitAlias() != nil {
 		return false
 	}
 	base, err := j.o.repo.TreeOf(j.snap.commit)

@@ -275,8 +275,9 @@ func stageProblem(err error) string {
 }
 
 // leftOut is why the change Stage just staged may not land: a nested
-// repository, a file over max_file_size or a name git refuses that it
-// left out (said as the verification says it); "" when it left out none.
+// repository, a file over max_file_size or a path git refuses as .git
+// elsewhere that it left out (said as the verification says it); "" when
+// it left out none.
 func (j *job) leftOut() string {
 	if n := j.wt.Nested(); len(n) > 0 {
 		return nestedRepo(n[0])
@@ -284,8 +285,8 @@ func (j *job) leftOut() string {
 	if lo := j.wt.LeftOut(); len(lo) > 0 {
 		return oversize(j.snap.project.Workflow.MaxFileSizeFor(j.u.step), lo[0].Path, lo[0].Size)
 	}
-	if a := j.wt.GitAliases(); len(a) > 0 {
-		return gitAliasProblem(a[0])
+	if a := j.wt.GitAlias(); a != nil {
+		return a.Error()
 	}
 	return ""
 }

@@ -357,30 +357,32 @@ func isGitDirName(c string) bool {
 }
 
 // gitAliasPath refuses a change that adds a path with a component git
-// takes for .git on another system (gitstate.GitAlias): git add refuses
-// such names (core.protectNTFS), and Stage leaves them out (GitAliases),
-// but a tree holding one would land on the user's branch, which git fsck
-// (and so a forge that checks pushes) rejects as hasDotgit, and where a
-// checkout on Windows or macOS would write into that clone's .git
-// ("out/.git./config" is "out/.git/config" on NTFS). "" when there is none.
+// takes for .git on another system (gitstate.IsGitAlias), or a symbolic
+// link it takes for .gitmodules there (gitstate.IsGitmodulesAlias): git
+// add refuses such names (core.protectNTFS) and Stage leaves them out
+// (Worktree.GitAlias); should one reach a tree all the same, it would land
+// on the user's branch, which
+// git fsck (and so a forge that checks pushes) rejects as hasDotgit or
+// gitmodulesSymlink, and where a checkout on Windows or macOS would write
+// into that clone's .git ("out/.git./config" is "out/.git/config" on
+// NTFS) or read the link's target as its submodules. "" when there is
+// none.
 func gitAliasPath(changes []gitstate.Change) string {
+	var added []string
 	for _, c := range changes {
-		if c.Status == 'D' {
-			continue
-		}
-		if msg := gitAliasProblem(c.Path); msg != "" {
-			return msg
+		if c.Status != 'D' {
+			added = append(added, c.Path)
 		}
 	}
-	return ""
-}
-
-// gitAliasProblem says why the path p may not land when a component of it
-// is a gitstate.GitAlias; "" when none is.
-func gitAliasProblem(p string) string {
-	for name := range strings.SplitSeq(p, "/") {
-		if gitstate.GitAlias(name) {
-			return fmt.Sprintf("the step made %s, whose name %q is .git on Windows or macOS (git refuses it: hasDotgit)", p, name)
+	if e := gitstate.FirstGitAlias(added); e != nil {
+		return e.Error()
+	}
+	// A symbolic link git takes for .gitmodules: fsck's
+	// gitmodulesSymlink, which a checkout on Windows or macOS would
+	// follow to read the submodules' configuration.
+	for _, c := range changes {
+		if name := path.Base(c.Path); c.Status != 'D' && c.NewMode == "120000" && gitstate.IsGitmodulesAlias(name) {
+			return (&gitstate.GitAliasError{Path: c.Path, Name: name, Link: true}).Error()
 		}
 	}
 	return ""

@@ -122,8 +122,8 @@ func TestGitAlias(t *testing.T) {
 		"git~1": true, "GIT~4": true, "git~1.": true, ".g\u200cit": true, "\ufeff.git": true, ".gi\u200dT": true,
 		"git~5": false, ".gitignore": false, ".git-x": false, ".github": false, "git": false, "x.git": false, ".gi": false,
 	} {
-		if got := gitstate.GitAlias(name); got != want {
-			t.Errorf("GitAlias(%q) = %v, want %v", name, got, want)
+		if got := gitstate.IsGitAlias(name); got != want {
+			t.Errorf("IsGitAlias(%q) = %v, want %v", name, got, want)
 		}
 	}
 	if got := gitAliasPath([]gitstate.Change{{Path: "out/.git./config", Status: 'A'}}); got == "" {

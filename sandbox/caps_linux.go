@@ -71,23 +71,23 @@ func privilegesErr() error {
 	return nil
 }
 
-// dropPrivileges leaves the calling thread, from which the launcher forks
-// the program, without any capability and unable to gain one: a step of
-// a codemachine run as root would otherwise be root in full, able to
-// change the host (its network, its hostname), to read any process's
+// dropPrivileges leaves the calling thread, from which the program is
+// started (or executed), without any capability and unable to gain one:
+// a step of a codemachine run as root would otherwise be root in full,
+// able to change the host (its network, its hostname), to read any process's
 // memory and environment (codemachine's own, with the secrets the
 // environment allow-list keeps from steps), and to undo the sandbox
 // (unmount the tmpfs that hides sockets). It sets no_new_privs, so that
 // no exec gains a capability (not a setuid program, not a file with
 // capabilities, not root's exec, which would otherwise be given back
 // every capability of the bounding set), empties the bounding set where
-// the launcher may (it holds CAP_SETPCAP: as root; without it the thread
+// the process may (it holds CAP_SETPCAP: as root; without it the thread
 // has nothing to keep and no_new_privs stops every gain), clears the
 // ambient set (the user namespace's CAP_SYS_ADMIN), then the inheritable,
 // permitted and effective sets, and checks that nothing is left.
 //
-// Capabilities are per thread: the other threads of the launcher keep
-// theirs, which the program never gets.
+// Capabilities are per thread: the process's other threads keep theirs,
+// which the program never gets.
 func dropPrivileges() error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("set no_new_privs: %w", err)

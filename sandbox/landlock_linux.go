@@ -14,20 +14,22 @@ import (
 // on): the null sinks, the terminal, pseudo-terminals.
 var devices = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/ptmx"}
 
-// restrictWrites makes the whole file system read-only to the launcher
-// and everything it starts, but for the policy's writable paths and the
-// devices. Reads and execution stay allowed everywhere; the network is
-// not handled. On ABI 6 and later the IPC scopes are restricted too: no
-// signal to a process outside the sandbox (codemachine, the user's
-// programs), no abstract Unix socket outside it; from ABI 9 no pathname
-// Unix socket outside it either.
+// restrictWrites makes the whole file system read-only to the calling
+// process (the launcher's second process, which then becomes the
+// program: see start) and everything it starts, but for the policy's
+// writable paths and the devices. Reads and execution stay allowed
+// everywhere; the network is not handled. On ABI 6 and later the IPC
+// scopes are restricted too: no signal to a process outside the sandbox
+// (codemachine, the launcher, the user's programs), no abstract Unix
+// socket outside it; from ABI 9 no pathname Unix socket outside it
+// either.
 //
 // The kernel's ABI must be MinABI or newer (checked here: a best-effort
 // restriction alone would silently do nothing on a kernel without
 // Landlock); above it the restriction is best effort, taking whatever
 // newer access rights the kernel knows. go-landlock applies it to every
-// thread of the launcher (with the kernel's TSYNC flag from ABI 8,
-// through libpsx before), so the program, forked from any of them,
+// thread of the process (with the kernel's TSYNC flag from ABI 8,
+// through libpsx before), so the program, executed from any of them,
 // inherits it.
 func restrictWrites(p Policy) error {
 	if abi, err := ll.LandlockGetABIVersion(); err != nil || abi < MinABI {

@@ -50,8 +50,15 @@ func launch(args []string) int {
 		return fail(report, exitSetup, errors.New("no program to run"))
 	}
 	path, argv := args[1], args[2:]
-	if err := confine(p, path); err != nil {
+	if err := contain(p, path); err != nil {
 		return fail(report, exitSetup, err)
+	}
+	if !p.Landlock {
+		// Nothing confines the program's signals: it runs as the
+		// launcher's own child.
+		if err := restrict(p); err != nil {
+			return fail(report, exitSetup, err)
+		}
 	}
 	// Signals are caught before the program starts, so that a stop
 	// right after its start is not lost.
@@ -67,10 +74,7 @@ func launch(args []string) int {
 	if report != nil {
 		syscall.CloseOnExec(ReportFD)
 	}
-	proc, err := os.StartProcess(path, argv, &os.ProcAttr{
-		Env:   os.Environ(),
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
-	})
+	proc, err := start(p, report, args[0], path, argv)
 	if err != nil {
 		return fail(report, exitNoStart, fmt.Errorf("start %s: %w", argv[0], err))
 	}
@@ -80,12 +84,56 @@ func launch(args []string) int {
 	return supervise(proc.Pid, p.grace(), sigs)
 }
 
-// confine applies the policy to the launcher itself, which the program
-// inherits: the subreaper, the hidden sockets, Landlock and the seccomp
-// filter against terminal input injection, and no
-// capabilities (none at all with DropCapabilities, otherwise none left
-// over from the user namespace).
-func confine(p Policy, program string) error {
+// start starts the program. Under Landlock it does so through a second
+// process, this binary again (execArg), which restricts itself and then
+// becomes the program (exec): the launcher stays outside the program's
+// Landlock domain, whose signals (ABI 6) and ptrace to processes outside
+// it the kernel refuses. Restricted itself, the launcher could be killed
+// by the program, and a daemon the step started would run on, orphaned
+// out of its reach, writing into the worktree the next step works in.
+func start(p Policy, report *os.File, policy, path string, argv []string) (*os.Process, error) {
+	files := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	if !p.Landlock {
+		return os.StartProcess(path, argv, &os.ProcAttr{Env: os.Environ(), Files: files})
+	}
+	if report != nil {
+		files = append(files, report)
+	}
+	return os.StartProcess("/proc/self/exe", append([]string{"codemachine", execArg, policy, path}, argv...),
+		&os.ProcAttr{Env: os.Environ(), Files: files})
+}
+
+// launchExec is the launcher's second process (see start): args are the
+// encoded policy, the program's path, its argv[0] and its arguments. It
+// restricts itself and becomes the program; it returns (an exit code)
+// only when it could not.
+func launchExec(args []string) int {
+	// The capabilities are dropped on the calling thread, and the
+	// program is executed from it.
+	runtime.LockOSThread()
+	if len(args) < 3 {
+		return fail(nil, exitSetup, errors.New("no program to run"))
+	}
+	p, err := decodePolicy(args[0])
+	if err != nil {
+		return fail(nil, exitSetup, err)
+	}
+	var report *os.File
+	if p.Report {
+		// Main marked it close-on-exec: the program never gets it.
+		report = os.NewFile(ReportFD, "sandbox-report")
+	}
+	if err := restrict(p); err != nil {
+		return fail(report, exitSetup, err)
+	}
+	path, argv := args[1], args[2:]
+	err = syscall.Exec(path, argv, os.Environ())
+	return fail(report, exitNoStart, fmt.Errorf("start %s: %w", argv[0], err))
+}
+
+// contain applies the launcher's own part of the policy: the subreaper
+// and the hidden sockets (a mount namespace the program inherits).
+func contain(p Policy, program string) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("become a child subreaper: %w", err)
 	}
@@ -94,6 +142,14 @@ func confine(p Policy, program string) error {
 			return fmt.Errorf("hide sockets: %w", err)
 		}
 	}
+	return nil
+}
+
+// restrict applies the rest to the calling process, which the program
+// inherits: Landlock and the seccomp filter against terminal input
+// injection, and no capabilities (none at all with DropCapabilities,
+// otherwise none left over from the user namespace).
+func restrict(p Policy) error {
 	if p.Landlock {
 		if err := restrictWrites(p); err != nil {
 			return fmt.Errorf("restrict writes: %w", err)
@@ -106,7 +162,7 @@ func confine(p Policy, program string) error {
 		}
 	}
 	if p.DropCapabilities {
-		// Last: mounting and Landlock may need what is dropped here.
+		// Last: Landlock may need what is dropped here.
 		if err := dropPrivileges(); err != nil {
 			return fmt.Errorf("drop privileges: %w", err)
 		}

@@ -17,12 +17,15 @@
 //     directories visible at their paths, and makes every other mount
 //     read-only there, which also refuses changes of a file's mode,
 //     owner, times and extended attributes that Landlock lets through;
-//   - restricts writes with Landlock (github.com/landlock-lsm/go-landlock):
-//     the whole file system becomes read-only but for the policy's
-//     writable paths and a few devices;
-//   - drops every capability (bounding, inheritable, ambient, permitted
-//     and effective sets) and sets no_new_privs, so that a step of a
-//     codemachine run as root cannot act as root on the host.
+//   - then, in a second process (the binary again, execArg) that becomes
+//     the program, so that the launcher stays outside the step's Landlock
+//     domain and the step cannot signal it (Landlock ABI 6), restricts
+//     writes with Landlock (github.com/landlock-lsm/go-landlock): the
+//     whole file system becomes read-only but for the policy's writable
+//     paths and a few devices;
+//   - and drops every capability (bounding, inheritable, ambient,
+//     permitted and effective sets) and sets no_new_privs, so that a step
+//     of a codemachine run as root cannot act as root on the host.
 //
 // Command also makes the calling process (codemachine) non-dumpable, so
 // that a step, which runs as the same user, cannot read its memory or
@@ -47,6 +50,10 @@ import (
 
 // Arg is the hidden first argument that makes the binary the launcher.
 const Arg = "__codemachine-sandbox"
+
+// execArg makes it the launcher's second process, which restricts itself
+// and then executes the program (see launchExec).
+const execArg = "__codemachine-sandbox-exec"
 
 // MinABI is the oldest Landlock ABI the sandbox uses: ABI 3 (Linux 6.2)
 // is the first that can refuse truncate(2), without which a step could
@@ -163,6 +170,9 @@ func Main() {
 		// and in a binary built with -race os.Exit would sleep a second
 		// in the race detector's exit hook, in every step.
 		syscall.Exit(launch(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == execArg {
+		syscall.Exit(launchExec(os.Args[2:]))
 	}
 	ready.Store(true)
 }

@@ -15,6 +15,8 @@ func launch([]string) int {
 	return 125
 }
 
+func launchExec(args []string) int { return launch(args) }
+
 // Probe reports that nothing but process groups contain a step here.
 func Probe() Status {
 	return Status{OS: runtime.GOOS, ABIErr: "no Landlock on " + runtime.GOOS, NamespaceErr: "not Linux", PrivilegesErr: "not Linux"}

@@ -176,6 +176,34 @@ echo started`
 	}
 }
 
+// A sandboxed program cannot kill its launcher, which would leave what it
+// started running, reparented out of the launcher's reach: the launcher
+// is outside the program's Landlock domain, whose signals to processes
+// outside it the kernel refuses from ABI 6.
+func TestTheProgramCannotKillItsLauncher(t *testing.T) {
+	if st := requireLandlock(t); st.ABI < 6 {
+		t.Skipf("Landlock ABI %d does not scope signals", st.ABI)
+	}
+	dir := t.TempDir()
+	marker := "sleep " + strconv.Itoa(2000+os.Getpid()%1000) + ".5"
+	// The daemon runs (as the sleep processesRunning looks for) before
+	// the kill: a killed launcher would leave it so.
+	script := `setsid ` + marker + ` >/dev/null 2>&1 &
+pid=$!
+until tr '\0' ' ' < /proc/$pid/cmdline | grep -q '^` + marker + `'; do sleep 0.01; done
+kill -KILL $PPID && echo KILLED`
+	res := run(t, Policy{Landlock: true, Writable: []string{dir}}, dir, baseEnv(dir), nil, "/bin/sh", "-c", script)
+	if res.state.Success() || strings.Contains(res.out, "KILLED") || !strings.Contains(res.out, "Operation not permitted") {
+		t.Errorf("the kill was not refused: %s %s (%v)", res.out, res.report, res.state)
+	}
+	if left := processesRunning(marker); len(left) > 0 {
+		for _, pid := range left {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		t.Fatalf("processes left running after the launcher exited: %v", left)
+	}
+}
+
 func TestStopEndsEveryProcessAfterTheGrace(t *testing.T) {
 	dir := t.TempDir()
 	marker := "sleep " + strconv.Itoa(2000+os.Getpid()%1000) + ".5"
@@ -218,12 +246,19 @@ func TestExitStatusIsTheProgramsOwn(t *testing.T) {
 
 func TestAMissingProgramIsReported(t *testing.T) {
 	dir := t.TempDir()
-	res := run(t, Policy{}, dir, baseEnv(dir), nil, filepath.Join(dir, "nope"))
-	if res.state.ExitCode() != exitNoStart || !strings.Contains(res.report, "codemachine sandbox: start nope") {
-		t.Errorf("exit %d, report %q", res.state.ExitCode(), res.report)
+	policies := []Policy{{}}
+	if Probe().Writes() {
+		// Started by the launcher's second process, which reports too.
+		policies = append(policies, Policy{Landlock: true, Writable: []string{dir}})
 	}
-	if res.out != "" {
-		t.Errorf("the launcher wrote to the program's output: %q", res.out)
+	for _, p := range policies {
+		res := run(t, p, dir, baseEnv(dir), nil, filepath.Join(dir, "nope"))
+		if res.state.ExitCode() != exitNoStart || !strings.Contains(res.report, "codemachine sandbox: start nope") {
+			t.Errorf("landlock %v: exit %d, report %q", p.Landlock, res.state.ExitCode(), res.report)
+		}
+		if res.out != "" {
+			t.Errorf("landlock %v: the launcher wrote to the program's output: %q", p.Landlock, res.out)
+		}
 	}
 }
 
@@ -372,12 +407,55 @@ func TestUserSocketsFindsTheUsersSockets(t *testing.T) {
 	if strings.Join(dirs, " ") != "/run/user/1000" {
 		t.Errorf("dirs = %q", dirs)
 	}
-	want := "/tmp/ssh-x/agent.1 /var/run/docker.sock /run/user/1000/bus /home/u/.docker/run/docker.sock"
+	want := "/tmp/ssh-x/agent.1 /var/run/docker.sock /run/user/1000/bus /home/u/.docker/run/docker.sock " +
+		"/home/u/.gnupg/S.gpg-agent /home/u/.gnupg/S.gpg-agent.extra /home/u/.gnupg/S.gpg-agent.browser " +
+		"/home/u/.gnupg/S.gpg-agent.ssh /home/u/.gnupg/S.scdaemon"
+	if strings.Join(socks, " ") != want {
+		t.Errorf("sockets = %q, want %q", socks, want)
+	}
+	// GnuPG's home where GNUPGHOME says; the agent where GPG_AGENT_INFO says.
+	_, socks = UserSockets([]string{"HOME=/home/u", "GNUPGHOME=/keys", "GPG_AGENT_INFO=/tmp/gpg-x/S.gpg-agent:42:1"})
+	want = "/home/u/.docker/run/docker.sock /keys/S.gpg-agent /keys/S.gpg-agent.extra /keys/S.gpg-agent.browser " +
+		"/keys/S.gpg-agent.ssh /keys/S.scdaemon /tmp/gpg-x/S.gpg-agent"
 	if strings.Join(socks, " ") != want {
 		t.Errorf("sockets = %q, want %q", socks, want)
 	}
 	if !SocketVar("SSH_AUTH_SOCK") || !SocketVar("XDG_RUNTIME_DIR") || SocketVar("PATH") {
 		t.Error("SocketVar is wrong")
+	}
+}
+
+// The sockets ssh's ControlMaster keeps in ~/.ssh, or in a directory of
+// it, are found; other files there, and deeper sockets, are not.
+func TestUserSocketsFindsSSHControlSockets(t *testing.T) {
+	home := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(home, ".ssh", "sockets", "deeper"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "known_hosts"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, p := range []string{".ssh/cm-u@h:22", ".ssh/sockets/0123abcd", ".ssh/sockets/deeper/x"} {
+		p = filepath.Join(home, p)
+		ln, err := net.Listen("unix", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		if !strings.Contains(p, "deeper") {
+			want = append(want, p)
+		}
+	}
+	_, socks := UserSockets([]string{"HOME=" + home})
+	var got []string
+	for _, s := range socks {
+		if strings.HasPrefix(s, filepath.Join(home, ".ssh")) {
+			got = append(got, s)
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("ssh sockets = %q, want %q", got, want)
 	}
 }
 

@@ -60,7 +60,7 @@ const (
 var errTTYFilterUnsupported = errors.New("the kernel has no seccomp filters")
 
 // refuseTerminalInjection installs the filter on every thread of the
-// launcher (the program, forked from one of them, inherits it). It sets
+// process (the program, executed from one of them, inherits it). It sets
 // no_new_privs, as a filter installed without CAP_SYS_ADMIN needs. On an
 // architecture without an entry in ioctlABIs it does nothing.
 func refuseTerminalInjection() error {

@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -44,11 +46,19 @@ func SocketVar(name string) bool {
 	return false
 }
 
+// gpgAgentSockets are the sockets of GnuPG's agent, which holds the
+// user's private keys: where the system has no runtime dir for them
+// (/run/user/UID/gnupg, hidden with it) they are in GnuPG's home. Those
+// of keyboxd and dirmngr, which serve public keys, stay reachable.
+var gpgAgentSockets = []string{"S.gpg-agent", "S.gpg-agent.extra", "S.gpg-agent.browser", "S.gpg-agent.ssh", "S.scdaemon"}
+
 // UserSockets reads from the user's environment (KEY=VALUE) where the
 // user's sockets are, for a Policy: dirs to hide besides the system's
 // socket directories (the runtime dir and the temporary dir), and single
 // sockets to cover wherever they are (the SSH agent, a Docker or Podman
-// host, the D-Bus buses, Docker Desktop's in the home directory).
+// host, the D-Bus buses, Docker Desktop's in the home directory, GnuPG's
+// agent in GnuPG's home or where GPG_AGENT_INFO says, and those in ~/.ssh
+// as the step starts: see sshSockets).
 func UserSockets(environ []string) (dirs, sockets []string) {
 	get := func(k string) string {
 		for i := len(environ) - 1; i >= 0; i-- {
@@ -80,8 +90,51 @@ func UserSockets(environ []string) (dirs, sockets []string) {
 			}
 		}
 	}
+	gnupg := get("GNUPGHOME")
 	if h := get("HOME"); filepath.IsAbs(h) {
 		sockets = append(sockets, filepath.Join(h, ".docker", "run", "docker.sock"))
+		sockets = append(sockets, sshSockets(filepath.Join(h, ".ssh"))...)
+		if gnupg == "" {
+			gnupg = filepath.Join(h, ".gnupg")
+		}
+	}
+	if filepath.IsAbs(gnupg) {
+		for _, name := range gpgAgentSockets {
+			sockets = append(sockets, filepath.Join(gnupg, name))
+		}
+	}
+	// GnuPG before 2.1: "PATH:PID:PROTOCOL".
+	if s, _, _ := strings.Cut(get("GPG_AGENT_INFO"), ":"); filepath.IsAbs(s) {
+		sockets = append(sockets, s)
 	}
 	return dirs, sockets
+}
+
+// sshSockets lists the Unix sockets in dir (~/.ssh) and in its
+// directories, one level down: where ssh's ControlPath usually keeps the
+// sockets of the connections it shares (ControlMaster). Through one, a
+// step could run commands on the remote host as the user (ssh -S SOCKET
+// HOST CMD), with no key or password. A connection opened once the step
+// started is not seen.
+func sshSockets(dir string) []string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		switch {
+		case e.Type()&fs.ModeSocket != 0:
+			out = append(out, p)
+		case e.IsDir():
+			sub, _ := os.ReadDir(p)
+			for _, s := range sub {
+				if s.Type()&fs.ModeSocket != 0 {
+					out = append(out, filepath.Join(p, s.Name()))
+				}
+			}
+		}
+	}
+	return out
 }

@@ -52,14 +52,18 @@ func scriptParams(dir string) testscript.Params {
 	})
 }
 
-// scriptCondition knows [root] (the tests run as root) and [sandbox]
-// (this system gives steps every protection of the sandbox).
+// scriptCondition knows [root] (the tests run as root), [sandbox]
+// (this system gives steps every protection of the sandbox) and
+// [landlock-signals] (Landlock refuses a step's signals to processes
+// outside its sandbox: ABI 6 and later).
 func scriptCondition(cond string) (bool, error) {
 	switch cond {
 	case "root":
 		return os.Geteuid() == 0, nil
 	case "sandbox":
 		return agents.ProbeSandbox().Full(), nil
+	case "landlock-signals":
+		return agents.ProbeSandbox().ABI >= 6, nil
 	}
 	return false, fmt.Errorf("unknown condition %q", cond)
 }

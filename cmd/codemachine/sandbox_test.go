@@ -33,17 +33,23 @@ func sockConnect() int {
 	return 0
 }
 
-// cmdUnixListen: unixlisten — listens on a Unix socket in a directory of
-// its own under /tmp (outside the script's work dir, so the sandbox hides
-// it), exports its path as SOCK and counts the connections it accepts.
+// cmdUnixListen: unixlisten [PATH] — listens on a Unix socket at PATH, or
+// in a directory of its own under /tmp (outside the script's work dir, so
+// the sandbox hides it), exports its path as SOCK and counts the
+// connections it accepts.
 func cmdUnixListen(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 0 {
-		ts.Fatalf("usage: unixlisten")
+	if neg || len(args) > 1 {
+		ts.Fatalf("usage: unixlisten [PATH]")
 	}
-	dir, err := os.MkdirTemp("/tmp", "cm-sock-")
-	ts.Check(err)
-	ts.Defer(func() { os.RemoveAll(dir) })
-	path := dir + "/agent.sock"
+	var path string
+	if len(args) == 1 {
+		path = ts.MkAbs(args[0])
+	} else {
+		dir, err := os.MkdirTemp("/tmp", "cm-sock-")
+		ts.Check(err)
+		ts.Defer(func() { os.RemoveAll(dir) })
+		path = dir + "/agent.sock"
+	}
 	ln, err := net.Listen("unix", path)
 	ts.Check(err)
 	ts.Defer(func() { ln.Close() })
