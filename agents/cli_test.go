@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -418,4 +420,88 @@ func TestCLIMCPServer(t *testing.T) {
 			t.Errorf("gemini with an MCP server: %v, want a fatal refusal", err)
 		}
 	})
+}
+
+// TestTimeoutWhileRetrying: a run stopped by its timeout while the CLI was
+// retrying a failing model request says what failed (lines as the CLIs
+// print them against a server that answers 500); once an answer came after
+// the retries, the timeout is only a timeout.
+func TestTimeoutWhileRetrying(t *testing.T) {
+	tests := []struct {
+		engine         string
+		stdout, stderr []string
+		want           string
+	}{
+		{engine: "claude",
+			stdout: []string{
+				`{"type":"system","subtype":"init","session_id":"s1","model":"fake-model"}`,
+				`{"type":"system","subtype":"api_retry","attempt":3,"max_retries":10,"retry_delay_ms":2182.8,"error_status":500,"error":"server_error","session_id":"s1"}`,
+			},
+			want: "timed out after 2m while retrying a failed model request (HTTP 500 server_error)"},
+		{engine: "codex",
+			stdout: []string{
+				`{"type":"thread.started","thread_id":"t1"}`,
+				`{"type":"turn.started"}`,
+				`{"type":"error","message":"Reconnecting... 2/5 (We’re currently experiencing high demand, which may cause temporary errors.)"}`,
+			},
+			want: "timed out after 2m while retrying a failed model request (We’re currently experiencing high demand, which may cause temporary errors.)"},
+		{engine: "gemini",
+			stdout: []string{`{"type":"init","session_id":"g1","model":"fake-model"}`},
+			stderr: []string{
+				`Attempt 6 failed with status 500. Retrying with backoff... _ApiError: {"error":{"code":500,"message":"fakellm: the model server fell over","status":"INTERNAL"}}`,
+				`    at async retryWithBackoff (file:///bundle/chunk.js:308039:23)`,
+				`  status: 500`,
+			},
+			want: "timed out after 2m while retrying a failed model request (API error 500 (INTERNAL): fakellm: the model server fell over)"},
+		{engine: "claude",
+			stdout: []string{
+				`{"type":"system","subtype":"api_retry","attempt":1,"max_retries":10,"retry_delay_ms":500,"error_status":429,"error":"rate_limit","session_id":"s1"}`,
+				`{"type":"assistant","message":{"id":"m1","model":"fake-model","content":[{"type":"text","text":"working"}],"usage":{"input_tokens":10,"output_tokens":2}},"session_id":"s1"}`,
+			},
+			want: "timed out after 2m"},
+		{engine: "codex",
+			stdout: []string{
+				`{"type":"error","message":"Reconnecting... 1/5 (stream disconnected)"}`,
+				`{"type":"item.started","item":{"id":"item_0","type":"command_execution","command":"sleep 1000"}}`,
+			},
+			want: "timed out after 2m"},
+		{engine: "gemini",
+			stdout: []string{`{"type":"message","role":"assistant","content":"working","delta":true}`},
+			stderr: []string{`Attempt 1 failed with status 429. Retrying with backoff... _ApiError: {"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED"}}`},
+			want:   "timed out after 2m while retrying a failed model request (API error 429 (RESOURCE_EXHAUSTED): slow down)"},
+		{engine: "claude",
+			stdout: []string{`{"type":"system","subtype":"api_retry","attempt":2,"max_retries":10,"retry_delay_ms":1178.2,"error_status":null,"error":"unknown","session_id":"s1"}`},
+			want:   "timed out after 2m while retrying a failed model request (no answer from the model API: connection error or timeout)"},
+		{engine: "gemini",
+			stderr: []string{`Attempt 3 failed. Retrying with backoff... Error: exception TypeError: fetch failed sending request`},
+			want:   "timed out after 2m while retrying a failed model request (Error: exception TypeError: fetch failed sending request)"},
+		{engine: "gemini",
+			stderr: []string{`Attempt 2 failed with status 503. Retrying with backoff... Error: upstream busy`},
+			want:   "timed out after 2m while retrying a failed model request (HTTP 503: Error: upstream busy)"},
+	}
+	for i, tt := range tests {
+		t.Run(fmt.Sprintf("%d-%s", i, tt.engine), func(t *testing.T) {
+			eng, err := New(tt.engine)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := eng.(*cliEngine)
+			req := Request{Prompt: "p", Timeout: 2 * time.Minute}
+			st := e.newStream(req, nil)
+			for _, l := range tt.stdout {
+				st.stdout([]byte(l))
+			}
+			for _, l := range tt.stderr {
+				st.stderr([]byte(l))
+			}
+			_, err = e.finish(req, st.outcome(143), procResult{exitCode: 143, signal: syscall.SIGTERM, timedOut: true})
+			var rerr *RunError
+			if !errors.As(err, &rerr) || !rerr.TimedOut || rerr.Class != Fatal {
+				t.Fatalf("error %v, want a fatal timeout", err)
+			}
+			if rerr.Msg != tt.want {
+				t.Errorf("message %q\nwant    %q", rerr.Msg, tt.want)
+			}
+		})
+	}
 }

@@ -192,10 +192,12 @@ func (s *codexStream) stdout(line []byte) {
 			emit(s.req, "session", ev.ThreadID)
 		}
 	case "item.started":
+		s.out.retrying = "" // an answer came
 		if ev.Item != nil && ev.Item.Type == "command_execution" {
 			emit(s.req, "tool", oneLine("shell "+ev.Item.Command))
 		}
 	case "item.completed":
+		s.out.retrying = ""
 		if ev.Item != nil {
 			s.itemCompleted(ev.Item)
 		}
@@ -215,6 +217,7 @@ func (s *codexStream) stdout(line []byte) {
 		// turn.failed; only the latter fails the run.
 		if strings.HasPrefix(ev.Message, "Reconnecting") {
 			s.out.retried = true
+			s.out.retrying = codexRetrying(ev.Message)
 		} else {
 			s.lastError = ev.Message
 		}
@@ -241,6 +244,14 @@ func (s *codexStream) itemCompleted(it *codexItem) {
 		// A warning (unknown model metadata, say); the turn goes on.
 		emit(s.req, "error", it.Message)
 	}
+}
+
+// codexRetrying is the error of a "Reconnecting... 2/5 (ERROR)" event.
+func codexRetrying(msg string) string {
+	if i := strings.IndexByte(msg, '('); i >= 0 && strings.HasSuffix(msg, ")") {
+		msg = msg[i+1 : len(msg)-1]
+	}
+	return oneLine(msg)
 }
 
 func (s *codexStream) stderr(line []byte) {

@@ -2,6 +2,7 @@ package agents
 
 import (
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -140,10 +141,12 @@ func (s *geminiStream) stdout(line []byte) {
 		}
 	case "message":
 		if ev.Role == "assistant" {
+			s.out.retrying = "" // an answer came
 			s.text.WriteString(ev.Content)
 			emit(s.req, "text", ev.Content)
 		}
 	case "tool_use":
+		s.out.retrying = ""
 		s.text.Reset()
 		if s.tools == nil {
 			s.tools = map[string]string{}
@@ -189,8 +192,28 @@ func (s *geminiStream) stderr(line []byte) {
 		s.out.noSession = true
 	case strings.HasPrefix(l, "Attempt ") && strings.Contains(l, "failed"):
 		s.out.retried = true // Gemini retries on its own: "Attempt 1 failed: ..."
+		s.out.retrying = geminiRetrying(l)
 	}
 	noteStderr(&s.out, line, "Warning:", "YOLO mode", "Ripgrep", "[STARTUP]", "status:", "Loaded cached credentials")
+}
+
+// geminiRetrying is the error of a line "Attempt 2 failed with status
+// 500. Retrying with backoff... _ApiError: {"error":{...}}": the API's
+// error when the line holds it, else what follows the attempt's count,
+// with the status the line names.
+func geminiRetrying(line string) string {
+	_, rest, found := strings.Cut(line, "Retrying with backoff...")
+	rest = strings.TrimSpace(rest)
+	if !found || rest == "" {
+		return oneLine(line)
+	}
+	if msg, _ := describeAPIError(rest); msg != rest {
+		return oneLine(msg)
+	}
+	if status := statusIn(line); status != 0 {
+		return oneLine("HTTP " + strconv.Itoa(status) + ": " + rest)
+	}
+	return oneLine(rest)
 }
 
 func (s *geminiStream) outcome(exitCode int) outcome {
