@@ -505,3 +505,43 @@ func TestTimeoutWhileRetrying(t *testing.T) {
 		})
 	}
 }
+
+// TestCodexRouterToolErrors: the tool calls Codex's tool router refuses or
+// cannot run (a patch that does not apply, a command its policy rejects)
+// are on standard error only, and count as tool errors like the commands
+// that exit non-zero; its other log lines do not.
+func TestCodexRouterToolErrors(t *testing.T) {
+	eng, _ := New("codex")
+	e := eng.(*cliEngine)
+	req := Request{Prompt: "p"}
+	st := e.newStream(req, nil)
+	for _, l := range []string{
+		`{"type":"thread.started","thread_id":"t1"}`,
+		`{"type":"item.completed","item":{"id":"item_1","type":"command_execution","command":"/bin/bash -lc 'exit 3'","aggregated_output":"","exit_code":3,"status":"failed"}}`,
+		`{"type":"item.completed","item":{"id":"item_4","type":"agent_message","text":"done"}}`,
+		`{"type":"turn.completed","usage":{"input_tokens":400,"output_tokens":80}}`,
+	} {
+		st.stdout([]byte(l))
+	}
+	for _, l := range []string{
+		`Reading additional input from stdin...`,
+		`2026-12-07T15:15:09.969114Z ERROR codex_core::tools::router: error=apply_patch verification failed: Failed to find expected lines in /w/app.txt:`,
+		`no such line`,
+		"2026-12-07T15:01:04.025061Z ERROR codex_core::tools::router: error=exec_command failed: CreateProcess { message: \"Rejected(\\\"`/bin/bash -lc 'rm -f notes.md'` rejected: rm -f style commands are not permitted. Use a safer approach\\\")\" }",
+		`2026-12-07T15:01:04.025061Z WARN codex_core::codex: something else`,
+	} {
+		st.stderr([]byte(l))
+	}
+	res, err := e.finish(req, st.outcome(0), procResult{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"shell: /bin/bash -lc 'exit 3' exited with 3",
+		"apply_patch: verification failed: Failed to find expected lines in /w/app.txt:",
+		"shell: failed: CreateProcess { message: \"Rejected(\\\"`/bin/bash -lc 'rm -f notes.md'` rejected: rm -f style commands are not permitted. Use a safer approach\\\")\" }",
+	}
+	if !reflect.DeepEqual(res.ToolErrors, want) {
+		t.Errorf("tool errors:\n%q\nwant\n%q", res.ToolErrors, want)
+	}
+}

@@ -246,6 +246,27 @@ func (s *codexStream) itemCompleted(it *codexItem) {
 	}
 }
 
+// codexToolError reads a tool call that Codex's tool router refused or
+// could not run, which no item reports: the model gets the error, and
+// standard error gets "<time> ERROR codex_core::tools::router:
+// error=apply_patch verification failed: ..." (a patch that does not
+// apply) or "error=exec_command failed: ... rejected: ..." (a command its
+// policy refuses). tool is the tool as the other errors name it.
+func codexToolError(line string) (tool, msg string, ok bool) {
+	_, msg, ok = strings.Cut(line, "codex_core::tools::router: error=")
+	if !ok || strings.TrimSpace(msg) == "" {
+		return "", "", false
+	}
+	tool, rest, _ := strings.Cut(msg, " ")
+	switch tool {
+	case "exec_command", "shell", "shell_command", "local_shell":
+		return "shell", rest, true
+	case "apply_patch":
+		return tool, rest, true
+	}
+	return "", msg, true
+}
+
 // codexRetrying is the error of a "Reconnecting... 2/5 (ERROR)" event.
 func codexRetrying(msg string) string {
 	if i := strings.IndexByte(msg, '('); i >= 0 && strings.HasSuffix(msg, ")") {
@@ -257,6 +278,9 @@ func codexRetrying(msg string) string {
 func (s *codexStream) stderr(line []byte) {
 	if strings.Contains(string(line), "no rollout found") {
 		s.out.noSession = true
+	}
+	if tool, msg, ok := codexToolError(string(line)); ok {
+		s.out.res.addToolError(tool, msg)
 	}
 	noteStderr(&s.out, line, "Reading additional input from stdin", "Refusing to create helper binaries")
 }
