@@ -94,6 +94,8 @@ func TestCLIInvocation(t *testing.T) {
 	dir := t.TempDir()
 	full := Request{Prompt: "do the task", Model: "m1", Effort: "high", Dir: dir}
 	resumed := Request{Prompt: "do the task", Dir: dir, Resume: "sess-1", Continue: "continue please"}
+	opencodeFull := full
+	opencodeFull.Model = "p/m1" // opencode's models are PROVIDER/MODEL
 	tests := []struct {
 		engine    string
 		req       Request
@@ -110,7 +112,7 @@ func TestCLIInvocation(t *testing.T) {
 			"-C", dir, "resume", "sess-1", "-"}, "continue please"},
 		{"gemini", full, []string{"--output-format", "stream-json", "--yolo", "--skip-trust", "-m", "m1"}, "do the task"},
 		{"gemini", resumed, []string{"--output-format", "stream-json", "--yolo", "--skip-trust", "--resume", "sess-1"}, "continue please"},
-		{"opencode", full, []string{"run", "--format", "json", "--auto", "-m", "m1", "--variant", "high", "--dir", dir}, "do the task"},
+		{"opencode", opencodeFull, []string{"run", "--format", "json", "--auto", "-m", "p/m1", "--variant", "high", "--dir", dir}, "do the task"},
 		{"opencode", resumed, []string{"run", "--format", "json", "--auto", "--session", "sess-1", "--dir", dir}, "continue please"},
 	}
 	defer func(f func() int) { geteuid = f }(geteuid)
@@ -543,5 +545,28 @@ func TestCodexRouterToolErrors(t *testing.T) {
 	}
 	if !reflect.DeepEqual(res.ToolErrors, want) {
 		t.Errorf("tool errors:\n%q\nwant\n%q", res.ToolErrors, want)
+	}
+}
+
+// TestOpencodeModelWithoutProvider: opencode cannot run a model named
+// without its provider, and says only "Unexpected server error" when
+// asked to; the engine refuses it at once, naming the model, without
+// starting opencode.
+func TestOpencodeModelWithoutProvider(t *testing.T) {
+	env, out := fakeCLI(t, "opencode-edit-and-commit")
+	eng, _ := New("opencode")
+	for _, model := range []string{"fake-model", "fake/", "/m"} {
+		_, err := eng.Run(context.Background(), Request{Prompt: "p", Dir: t.TempDir(), Env: env, Model: model})
+		var rerr *RunError
+		if !errors.As(err, &rerr) || rerr.Class != Fatal || !strings.Contains(rerr.Msg, fmt.Sprintf("model %q is not one opencode can run", model)) ||
+			!strings.Contains(rerr.Msg, "PROVIDER/MODEL") {
+			t.Errorf("model %q: error %v, want a fatal error naming it", model, err)
+		}
+	}
+	if runs, _ := filepath.Glob(filepath.Join(out, "*.args")); len(runs) != 0 {
+		t.Errorf("opencode was started %d time(s)", len(runs))
+	}
+	if _, err := eng.Run(context.Background(), Request{Prompt: "p", Dir: t.TempDir(), Env: env, Model: "fake/fake-model"}); err != nil {
+		t.Errorf("model fake/fake-model: %v", err)
 	}
 }
