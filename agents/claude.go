@@ -235,8 +235,8 @@ func (s *claudeStream) stdout(line []byte) {
 func (s *claudeStream) system(ev *claudeEvent) {
 	switch ev.Subtype {
 	case "init":
-		if ev.Model != "" {
-			s.out.res.Model = ev.Model
+		if m := claudeModel(ev.Model); m != "" {
+			s.out.res.Model = m
 		}
 	case "api_retry":
 		// Claude retries by itself; the event says why.
@@ -390,6 +390,16 @@ func (s *claudeStream) outcome(int) outcome {
 			s.configDenied + "): give it a writable CLAUDE_CONFIG_DIR"
 	}
 	return out
+}
+
+// claudeModel is the model an init event names, as the API knows it:
+// Claude Code shows a model it runs with its 1M-token context as
+// "claude-opus-4-8[1m]", and sends "claude-opus-4-8".
+func claudeModel(m string) string {
+	if i := strings.LastIndexByte(m, '['); i > 0 && strings.HasSuffix(m, "]") {
+		return m[:i]
+	}
+	return m
 }
 
 // claudeErrorText describes an api_retry event's error. Without a status

@@ -570,3 +570,55 @@ func TestOpencodeModelWithoutProvider(t *testing.T) {
 		t.Errorf("model fake/fake-model: %v", err)
 	}
 }
+
+// TestModelThatRan: the model a run reports is one the API was asked for:
+// Claude Code's init event marks a model run with its 1M-token context
+// ("claude-opus-4-8[1m]"), which the API never sees; Gemini CLI's says
+// "auto" when no model was given, and its result names the models its
+// router picked, the agent's own using the most tokens.
+func TestModelThatRan(t *testing.T) {
+	tests := []struct {
+		engine string
+		stdout []string
+		want   string
+	}{
+		{"claude", []string{
+			`{"type":"system","subtype":"init","session_id":"s1","model":"claude-opus-4-8[1m]"}`,
+			`{"type":"result","subtype":"success","is_error":false,"result":"ok","session_id":"s1","total_cost_usd":0.002,"usage":{"input_tokens":200,"output_tokens":40}}`,
+		}, "claude-opus-4-8"},
+		{"claude", []string{
+			`{"type":"system","subtype":"init","session_id":"s1","model":"fake-model"}`,
+			`{"type":"result","subtype":"success","is_error":false,"result":"ok","session_id":"s1","usage":{"input_tokens":200,"output_tokens":40}}`,
+		}, "fake-model"},
+		{"gemini", []string{
+			`{"type":"init","session_id":"g1","model":"auto"}`,
+			`{"type":"result","status":"success","stats":{"total_tokens":360,"input_tokens":300,"output_tokens":60,"models":{"gemini-3.5-flash-lite":{"total_tokens":120,"input_tokens":100,"output_tokens":20},"gemini-3.1-pro-preview":{"total_tokens":240,"input_tokens":200,"output_tokens":40}}}}`,
+		}, "gemini-3.1-pro-preview"},
+		{"gemini", []string{
+			`{"type":"init","session_id":"g1","model":"fake-model"}`,
+			`{"type":"result","status":"success","stats":{"total_tokens":510,"input_tokens":500,"output_tokens":10,"models":{"fake-model":{"total_tokens":510}}}}`,
+		}, "fake-model"},
+		{"gemini", []string{
+			`{"type":"init","session_id":"g1","model":"fake-model"}`,
+			`{"type":"result","status":"success","stats":{"total_tokens":510,"input_tokens":500,"output_tokens":10}}`,
+		}, "fake-model"},
+	}
+	for i, tt := range tests {
+		t.Run(fmt.Sprintf("%d-%s", i, tt.engine), func(t *testing.T) {
+			eng, _ := New(tt.engine)
+			e := eng.(*cliEngine)
+			req := Request{Prompt: "p"}
+			st := e.newStream(req, nil)
+			for _, l := range tt.stdout {
+				st.stdout([]byte(l))
+			}
+			res, err := e.finish(req, st.outcome(0), procResult{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Model != tt.want {
+				t.Errorf("model %q, want %q", res.Model, tt.want)
+			}
+		})
+	}
+}

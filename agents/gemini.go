@@ -122,6 +122,11 @@ type geminiEvent struct {
 	Stats *struct {
 		InputTokens  int64 `json:"input_tokens"`
 		OutputTokens int64 `json:"output_tokens"`
+		// Models are the tokens per model that ran: with no -m, Gemini
+		// CLI's init names "auto", and its router picks the models.
+		Models map[string]struct {
+			TotalTokens int64 `json:"total_tokens"`
+		} `json:"models"`
 	} `json:"stats"`
 }
 
@@ -181,8 +186,25 @@ func (s *geminiStream) stdout(line []byte) {
 		}
 		if ev.Stats != nil {
 			s.out.res.TokensIn, s.out.res.TokensOut = ev.Stats.InputTokens, ev.Stats.OutputTokens
+			s.ranModel(&ev)
 		}
 	}
+}
+
+// ranModel makes the result's model one that ran when the init event
+// named none of them ("auto", an alias): the one that used the most
+// tokens, which is the agent's own model rather than the router's.
+func (s *geminiStream) ranModel(ev *geminiEvent) {
+	if _, ran := ev.Stats.Models[s.out.res.Model]; ran || len(ev.Stats.Models) == 0 {
+		return
+	}
+	best, most := "", int64(-1)
+	for m, u := range ev.Stats.Models {
+		if u.TotalTokens > most || u.TotalTokens == most && m < best {
+			best, most = m, u.TotalTokens
+		}
+	}
+	s.out.res.Model = best
 }
 
 func (s *geminiStream) stderr(line []byte) {
