@@ -622,3 +622,43 @@ func TestModelThatRan(t *testing.T) {
 		})
 	}
 }
+
+// TestOpencodeConfigModel: opencode's events never name the model; a run
+// without one reports the model of the inline configuration
+// (OPENCODE_CONFIG_CONTENT), which overrides every config file.
+func TestOpencodeConfigModel(t *testing.T) {
+	tests := []struct {
+		model, content, want string
+	}{
+		{"", `{"model":"fake/fake-model","provider":{}}`, "fake/fake-model"},
+		{"other/m", `{"model":"fake/fake-model"}`, "other/m"},
+		{"", `{"provider":{}}`, ""},
+		{"", `{"model":"no-provider"}`, ""},
+		{"", `not json`, ""},
+		{"", "", ""},
+	}
+	stream, err := filepath.Abs(filepath.Join("testdata", "streams", "opencode-edit-and-commit.stdout.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, _ := New("opencode")
+	e := eng.(*cliEngine)
+	for _, tt := range tests {
+		req := Request{Prompt: "p", Model: tt.model}
+		st := e.newStream(req, []string{"OPENCODE_CONFIG_CONTENT=" + tt.content})
+		data, err := os.ReadFile(stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			st.stdout([]byte(l))
+		}
+		res, err := e.finish(req, st.outcome(0), procResult{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Model != tt.want {
+			t.Errorf("model %q, OPENCODE_CONFIG_CONTENT %q: reported %q, want %q", tt.model, tt.content, res.Model, tt.want)
+		}
+	}
+}

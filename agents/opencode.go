@@ -161,7 +161,32 @@ type opencodeStream struct {
 	cost       float64
 }
 
-func newOpencodeStream(req Request, _ []string) stream { return &opencodeStream{req: req} }
+func newOpencodeStream(req Request, env []string) stream {
+	s := &opencodeStream{req: req}
+	if req.Model == "" {
+		// opencode's events do not name the model; without -m it runs
+		// the configuration's.
+		s.out.res.Model = opencodeInlineModel(env)
+	}
+	return s
+}
+
+// opencodeInlineModel is the model of the configuration opencode reads from
+// OPENCODE_CONFIG_CONTENT, which overrides its config files ("" when it
+// names none). The files themselves are merged from several places
+// (global, project, .opencode dirs): a model they give stays unknown.
+func opencodeInlineModel(env []string) string {
+	var cfg struct {
+		Model string `json:"model"`
+	}
+	if json.Unmarshal([]byte(envValue(env, "OPENCODE_CONFIG_CONTENT")), &cfg) != nil {
+		return ""
+	}
+	if err := opencodeModel(cfg.Model); err != nil {
+		return ""
+	}
+	return cfg.Model
+}
 
 type opencodeEvent struct {
 	Type      string         `json:"type"`
