@@ -662,3 +662,64 @@ func TestOpencodeConfigModel(t *testing.T) {
 		}
 	}
 }
+
+// TestCodexSessionUsage: Codex's turn.completed reports the thread's
+// total usage, which in a resumed session counts the runs before; a run
+// reports what its own requests used, read against the session's rollout.
+// A run whose turn never completed (failed, stopped) has no usage in its
+// stream: the rollout's count since it started is its usage.
+func TestCodexSessionUsage(t *testing.T) {
+	home := t.TempDir()
+	env := []string{"CODEX_HOME=" + home}
+	rollout := func(session string, totals ...[2]int64) {
+		t.Helper()
+		dir := filepath.Join(home, "sessions", "2026", "12", "07")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		lines := `{"timestamp":"2026-12-07T15:00:13.6Z","type":"session_meta","payload":{"id":"` + session + `","cwd":"/w"}}` + "\n"
+		for _, tot := range totals {
+			lines += fmt.Sprintf(`{"timestamp":"2026-12-07T15:00:14Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":%d,"cached_input_tokens":0,"output_tokens":%d},"last_token_usage":{"input_tokens":1,"output_tokens":1}}}}`, tot[0], tot[1]) + "\n"
+		}
+		if err := os.WriteFile(filepath.Join(dir, "rollout-2026-12-07T15-00-13-"+session+".jsonl"), []byte(lines), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eng, _ := New("codex")
+	e := eng.(*cliEngine)
+	run := func(req Request, before func(), stdout ...string) (Result, error) {
+		st := e.newStream(req, env)
+		if before != nil {
+			before() // the run writes its rollout
+		}
+		for _, l := range stdout {
+			st.stdout([]byte(l))
+		}
+		return e.finish(req, st.outcome(1), procResult{exitCode: 1})
+	}
+
+	// A first run whose turn failed after a request: the rollout counted it.
+	res, err := run(Request{Prompt: "p"}, func() { rollout("t1", [2]int64{700, 70}) },
+		`{"type":"thread.started","thread_id":"t1"}`, `{"type":"turn.started"}`,
+		`{"type":"turn.failed","error":{"message":"stream disconnected"}}`)
+	if err == nil || res.TokensIn != 700 || res.TokensOut != 70 {
+		t.Errorf("failed turn: %d in, %d out (%v), want 700, 70 and an error", res.TokensIn, res.TokensOut, err)
+	}
+
+	// Resumed: the thread's total (2550, 175) less what it had (700, 70).
+	res, err = run(Request{Prompt: "p", Resume: "t1", Continue: "go on"}, func() { rollout("t1", [2]int64{700, 70}, [2]int64{2550, 175}) },
+		`{"type":"thread.started","thread_id":"t1"}`, `{"type":"turn.started"}`,
+		`{"type":"item.completed","item":{"id":"item_0","type":"agent_message","text":"done"}}`,
+		`{"type":"turn.completed","usage":{"input_tokens":2550,"cached_input_tokens":0,"output_tokens":175}}`)
+	if err != nil || res.TokensIn != 1850 || res.TokensOut != 105 {
+		t.Errorf("resumed: %d in, %d out (%v), want 1850, 105", res.TokensIn, res.TokensOut, err)
+	}
+
+	// A new session: turn.completed is the run's own.
+	res, err = run(Request{Prompt: "p"}, nil,
+		`{"type":"thread.started","thread_id":"t2"}`,
+		`{"type":"turn.completed","usage":{"input_tokens":500,"output_tokens":10}}`)
+	if err != nil || res.TokensIn != 500 || res.TokensOut != 10 {
+		t.Errorf("new session: %d in, %d out (%v), want 500, 10", res.TokensIn, res.TokensOut, err)
+	}
+}

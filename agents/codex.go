@@ -139,18 +139,62 @@ func tomlString(line string) (key, value string, ok bool) {
 // codexStream parses `codex exec --json`.
 type codexStream struct {
 	req       Request
+	env       []string
 	out       outcome
 	completed bool
 	failed    bool
 	lastError string // the last "error" event
+	// base is the session's usage before this run: turn.completed
+	// reports the thread's total, which in a resumed session counts the
+	// runs before this one.
+	base codexTokens
 }
 
 func newCodexStream(req Request, env []string) stream {
-	s := &codexStream{req: req}
+	s := &codexStream{req: req, env: env}
 	if req.Model == "" {
 		s.out.res.Model = codexConfigModel(filepath.Join(codexHome(env), "config.toml"))
 	}
+	if req.Resume != "" {
+		// Read before the run starts: no process of it writes yet.
+		s.base = codexSessionTokens(env, req.Resume)
+	}
 	return s
+}
+
+// codexSessionTokens is the usage a session's rollout
+// ($CODEX_HOME/sessions/.../rollout-...-<session>.jsonl) last recorded:
+// the thread's total so far, zero when there is no such record.
+func codexSessionTokens(env []string, session string) codexTokens {
+	var total codexTokens
+	if session == "" || strings.ContainsAny(session, `/\`) {
+		return total
+	}
+	var path string
+	_ = filepath.WalkDir(filepath.Join(codexHome(env), "sessions"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, session+".jsonl") {
+			path = p
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	if path == "" {
+		return total
+	}
+	forEachLine(path, func(line []byte) {
+		var ev struct {
+			Payload struct {
+				Type string `json:"type"`
+				Info *struct {
+					Total codexTokens `json:"total_token_usage"`
+				} `json:"info"`
+			} `json:"payload"`
+		}
+		if json.Unmarshal(line, &ev) == nil && ev.Payload.Type == "token_count" && ev.Payload.Info != nil {
+			total = ev.Payload.Info.Total
+		}
+	})
+	return total
 }
 
 // codexItem is the item of an item.started or item.completed event.
@@ -204,8 +248,7 @@ func (s *codexStream) stdout(line []byte) {
 	case "turn.completed":
 		s.completed = true
 		if ev.Usage != nil {
-			s.out.res.TokensIn += ev.Usage.InputTokens
-			s.out.res.TokensOut += ev.Usage.OutputTokens
+			s.turnUsage(codexTokens{Input: ev.Usage.InputTokens, Output: ev.Usage.OutputTokens})
 		}
 	case "turn.failed":
 		s.failed = true
@@ -223,6 +266,19 @@ func (s *codexStream) stdout(line []byte) {
 		}
 		emit(s.req, "error", ev.Message)
 	}
+}
+
+// turnUsage adds a turn.completed's usage, the thread's total so far,
+// less what the session had used before (base).
+func (s *codexStream) turnUsage(total codexTokens) {
+	in, out := total.Input-s.base.Input, total.Output-s.base.Output
+	if in < 0 || out < 0 {
+		// Not the total the session's record had: a count of its own.
+		in, out = total.Input, total.Output
+	}
+	s.out.res.TokensIn += in
+	s.out.res.TokensOut += out
+	s.base = total
 }
 
 // itemCompleted passes on the agent's message, the files it changed and
@@ -286,6 +342,14 @@ func (s *codexStream) stderr(line []byte) {
 }
 
 func (s *codexStream) outcome(int) outcome {
+	if !s.completed && s.out.res.SessionID != "" {
+		// No turn.completed, so no usage in the stream (a failed turn, a
+		// run stopped): the session's record has what its requests used.
+		// The process has exited; nothing of the run writes the record.
+		if total := codexSessionTokens(s.env, s.out.res.SessionID); total.Input >= s.base.Input && total.Output >= s.base.Output {
+			s.turnUsage(total)
+		}
+	}
 	out := s.out
 	out.done = s.completed || s.failed
 	out.ok = s.completed && !s.failed
