@@ -723,3 +723,40 @@ func TestCodexSessionUsage(t *testing.T) {
 		t.Errorf("new session: %d in, %d out (%v), want 500, 10", res.TokensIn, res.TokensOut, err)
 	}
 }
+
+// TestGeminiStoppedUsage: only Gemini CLI's result event carries usage; a
+// run stopped before it reports what its session's chat record counted
+// since it started, the answers of earlier runs left out.
+func TestGeminiStoppedUsage(t *testing.T) {
+	root := t.TempDir()
+	env := []string{"GEMINI_CLI_HOME=" + root}
+	chats := filepath.Join(root, ".gemini", "tmp", "proj", "chats")
+	if err := os.MkdirAll(chats, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	eng, _ := New("gemini")
+	e := eng.(*cliEngine)
+	req := Request{Prompt: "p", Timeout: 5 * time.Second}
+	st := e.newStream(req, env)
+	earlier := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)
+	now := time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano)
+	record := `{"sessionId":"g1","projectHash":"h","startTime":"` + earlier + `"}
+{"id":"m0","sessionId":"g1","type":"gemini","timestamp":"` + earlier + `","model":"fake-model","tokens":{"input":5000,"output":500}}
+{"id":"u1","sessionId":"g1","type":"user","timestamp":"` + now + `"}
+{"id":"m1","sessionId":"g1","type":"gemini","timestamp":"` + now + `","model":"fake-model","tokens":{"input":600,"output":1}}
+{"id":"m1","sessionId":"g1","type":"gemini","timestamp":"` + now + `","model":"fake-model","tokens":{"input":700,"output":70}}
+`
+	if err := os.WriteFile(filepath.Join(chats, "session-g1.jsonl"), []byte(record), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st.stdout([]byte(`{"type":"init","session_id":"g1","model":"fake-model"}`))
+	st.stdout([]byte(`{"type":"tool_use","tool_name":"write_file","tool_id":"t1","parameters":{"file_path":"partial.txt"}}`))
+	res, err := e.finish(req, st.outcome(143), procResult{exitCode: 143, signal: syscall.SIGTERM, timedOut: true})
+	var rerr *RunError
+	if !errors.As(err, &rerr) || !rerr.TimedOut {
+		t.Fatalf("error %v, want a timeout", err)
+	}
+	if res.TokensIn != 700 || res.TokensOut != 70 || rerr.Result.TokensIn != 700 {
+		t.Errorf("usage %d in, %d out (error's %d in), want 700, 70", res.TokensIn, res.TokensOut, rerr.Result.TokensIn)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Gemini CLI (`gemini`), headless:
@@ -90,17 +91,19 @@ var geminiFatalExits = map[int]string{
 // geminiStream parses `--output-format stream-json`.
 type geminiStream struct {
 	req    Request
+	env    []string
+	start  time.Time // when the run started, for its chat record
 	out    outcome
 	text   strings.Builder   // assistant deltas since the last tool call
 	errMsg string            // the result's (or an error event's) message
 	tools  map[string]string // tool_id -> tool_name, to name a failed call
 }
 
-func newGeminiStream(req Request, _ []string) stream {
+func newGeminiStream(req Request, env []string) stream {
 	if req.Effort != "" {
 		emit(req, "error", "gemini has no effort setting; effort "+req.Effort+" is ignored")
 	}
-	return &geminiStream{req: req}
+	return &geminiStream{req: req, env: env, start: time.Now()}
 }
 
 type geminiEvent struct {
@@ -241,6 +244,13 @@ func geminiRetrying(line string) string {
 func (s *geminiStream) outcome(exitCode int) outcome {
 	out := s.out
 	out.res.Text = s.text.String()
+	if !out.done && out.res.SessionID != "" && geminiRoot(s.env) != "" {
+		// Cut off before its result, which alone carries the usage: the
+		// session's chat record counts the model's answers so far. The
+		// process has exited; nothing of the run writes the record.
+		rec := geminiRecords(s.req, s.env, out.res.SessionID, s.start)
+		out.res.TokensIn, out.res.TokensOut = rec.TokensIn, rec.TokensOut
+	}
 	if out.ok {
 		return out
 	}
