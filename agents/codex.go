@@ -15,8 +15,10 @@ import (
 //	codex exec --json --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox -C DIR
 //	      [-m M] [-c model_reasoning_effort="E"] [resume ID] -      (prompt on stdin)
 //
-// The final text is the last agent_message item, usage the sum of
-// turn.completed usages, the session id thread.started's thread_id. Codex
+// The final text is the last agent_message item, usage turn.completed's
+// (the thread's total, less what a resumed session had used before; the
+// session's rollout when no turn completed), the session id
+// thread.started's thread_id. Codex
 // reports no cost, nor the model: that comes from --model or, without one,
 // from config.toml's top-level model. Codex sends "error" events while it
 // retries by itself ("Reconnecting... 1/5"); only turn.failed fails a run.

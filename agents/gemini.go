@@ -14,8 +14,10 @@ import (
 // --skip-trust trusts the worktree for the session (in an untrusted folder
 // YOLO is downgraded to asking). Gemini has no effort setting; Effort is
 // ignored. The final text is the assistant deltas after the last tool
-// call (the result event has none), usage result.stats, the session id and
-// model the init event's; there is no cost. The exit code of a failed
+// call (the result event has none), usage result.stats (the session's chat
+// record for a run cut off before it), the session id and model the init
+// event's (the model of result.stats that used the most tokens when the
+// init event says "auto"); there is no cost. The exit code of a failed
 // model request is its HTTP status mod 256 (400 -> 144, 429 -> 173); 41-55
 // are Gemini's own fatal errors (authentication, input, sandbox, config,
 // turn limit, tool, untrusted workspace).
