@@ -235,8 +235,8 @@ func (s *claudeStream) stdout(line []byte) {
 func (s *claudeStream) system(ev *claudeEvent) {
 	switch ev.Subtype {
 	case "init":
-		if ev.Model != "" {
-			s.out.res.Model = ev.Model
+		if m := claudeModel(ev.Model); m != "" {
+			s.out.res.Model = m
 		}
 	case "api_retry":
 		// Claude retries by itself; the event says why.
@@ -244,13 +244,15 @@ func (s *claudeStream) system(ev *claudeEvent) {
 		if ev.ErrorStatus != nil {
 			s.out.status = *ev.ErrorStatus
 		}
-		emit(s.req, "error", "retrying the model request: "+claudeErrorText(ev.Error, ev.ErrorStatus))
+		s.out.retrying = claudeErrorText(ev.Error, ev.ErrorStatus)
+		emit(s.req, "error", "retrying the model request: "+s.out.retrying)
 	}
 }
 
 // assistant notes an API message's usage, which counts when the run is cut
 // off before its result, and passes its text and tool calls on.
 func (s *claudeStream) assistant(m *claudeMessage) {
+	s.out.retrying = "" // an answer came
 	if m.ID != "" && m.Model != "<synthetic>" {
 		if _, seen := s.usage[m.ID]; !seen {
 			s.order = append(s.order, m.ID)
@@ -390,17 +392,28 @@ func (s *claudeStream) outcome(int) outcome {
 	return out
 }
 
-// claudeErrorText describes an api_retry event's error.
+// claudeModel is the model an init event names, as the API knows it:
+// Claude Code shows a model it runs with its 1M-token context as
+// "claude-opus-4-8[1m]", and sends "claude-opus-4-8".
+func claudeModel(m string) string {
+	if i := strings.LastIndexByte(m, '['); i > 0 && strings.HasSuffix(m, "]") {
+		return m[:i]
+	}
+	return m
+}
+
+// claudeErrorText describes an api_retry event's error. Without a status
+// the request got no HTTP answer at all: Claude then says only "unknown".
 func claudeErrorText(e any, status *int) string {
 	var parts []string
 	if status != nil {
 		parts = append(parts, "HTTP "+strconv.Itoa(*status))
 	}
-	if s, ok := e.(string); ok && s != "" {
+	if s, ok := e.(string); ok && s != "" && (s != "unknown" || status != nil) {
 		parts = append(parts, s)
 	}
 	if len(parts) == 0 {
-		return "unknown error"
+		return "no answer from the model API: connection error or timeout"
 	}
 	return strings.Join(parts, " ")
 }

@@ -64,6 +64,10 @@ type outcome struct {
 	// retried is set when the CLI itself retried the request before giving
 	// up, which it does only for errors it considers transient.
 	retried bool
+	// retrying is the error of the model request the CLI was retrying
+	// when the stream last said anything about it ("" once an answer came
+	// after it): what a run stopped by its timeout was stuck on.
+	retrying string
 	// class overrides the classification when the engine knows better
 	// (Gemini's own exit codes); classSet tells it is set.
 	class    Class
@@ -190,6 +194,12 @@ func (e *cliEngine) finish(req Request, out outcome, pr procResult) (Result, err
 		res.Model = req.Model
 	}
 	if rerr := pr.interrupted(e.name, req.Timeout, res); rerr != nil {
+		if rerr.TimedOut && out.retrying != "" {
+			// The CLI spent its time retrying a failing model API
+			// (a server error, a rate limit): say so, or the timeout
+			// reads like a slow agent.
+			rerr.Msg = oneLine(rerr.Msg + " while retrying a failed model request (" + out.retrying + ")")
+		}
 		return res, rerr
 	}
 	if out.done && out.ok {

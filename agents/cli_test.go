@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -92,6 +94,8 @@ func TestCLIInvocation(t *testing.T) {
 	dir := t.TempDir()
 	full := Request{Prompt: "do the task", Model: "m1", Effort: "high", Dir: dir}
 	resumed := Request{Prompt: "do the task", Dir: dir, Resume: "sess-1", Continue: "continue please"}
+	opencodeFull := full
+	opencodeFull.Model = "p/m1" // opencode's models are PROVIDER/MODEL
 	tests := []struct {
 		engine    string
 		req       Request
@@ -108,7 +112,7 @@ func TestCLIInvocation(t *testing.T) {
 			"-C", dir, "resume", "sess-1", "-"}, "continue please"},
 		{"gemini", full, []string{"--output-format", "stream-json", "--yolo", "--skip-trust", "-m", "m1"}, "do the task"},
 		{"gemini", resumed, []string{"--output-format", "stream-json", "--yolo", "--skip-trust", "--resume", "sess-1"}, "continue please"},
-		{"opencode", full, []string{"run", "--format", "json", "--auto", "-m", "m1", "--variant", "high", "--dir", dir}, "do the task"},
+		{"opencode", opencodeFull, []string{"run", "--format", "json", "--auto", "-m", "p/m1", "--variant", "high", "--dir", dir}, "do the task"},
 		{"opencode", resumed, []string{"run", "--format", "json", "--auto", "--session", "sess-1", "--dir", dir}, "continue please"},
 	}
 	defer func(f func() int) { geteuid = f }(geteuid)
@@ -418,4 +422,341 @@ func TestCLIMCPServer(t *testing.T) {
 			t.Errorf("gemini with an MCP server: %v, want a fatal refusal", err)
 		}
 	})
+}
+
+// TestTimeoutWhileRetrying: a run stopped by its timeout while the CLI was
+// retrying a failing model request says what failed (lines as the CLIs
+// print them against a server that answers 500); once an answer came after
+// the retries, the timeout is only a timeout.
+func TestTimeoutWhileRetrying(t *testing.T) {
+	tests := []struct {
+		engine         string
+		stdout, stderr []string
+		want           string
+	}{
+		{engine: "claude",
+			stdout: []string{
+				`{"type":"system","subtype":"init","session_id":"s1","model":"fake-model"}`,
+				`{"type":"system","subtype":"api_retry","attempt":3,"max_retries":10,"retry_delay_ms":2182.8,"error_status":500,"error":"server_error","session_id":"s1"}`,
+			},
+			want: "timed out after 2m while retrying a failed model request (HTTP 500 server_error)"},
+		{engine: "codex",
+			stdout: []string{
+				`{"type":"thread.started","thread_id":"t1"}`,
+				`{"type":"turn.started"}`,
+				`{"type":"error","message":"Reconnecting... 2/5 (We’re currently experiencing high demand, which may cause temporary errors.)"}`,
+			},
+			want: "timed out after 2m while retrying a failed model request (We’re currently experiencing high demand, which may cause temporary errors.)"},
+		{engine: "gemini",
+			stdout: []string{`{"type":"init","session_id":"g1","model":"fake-model"}`},
+			stderr: []string{
+				`Attempt 6 failed with status 500. Retrying with backoff... _ApiError: {"error":{"code":500,"message":"fakellm: the model server fell over","status":"INTERNAL"}}`,
+				`    at async retryWithBackoff (file:///bundle/chunk.js:308039:23)`,
+				`  status: 500`,
+			},
+			want: "timed out after 2m while retrying a failed model request (API error 500 (INTERNAL): fakellm: the model server fell over)"},
+		{engine: "claude",
+			stdout: []string{
+				`{"type":"system","subtype":"api_retry","attempt":1,"max_retries":10,"retry_delay_ms":500,"error_status":429,"error":"rate_limit","session_id":"s1"}`,
+				`{"type":"assistant","message":{"id":"m1","model":"fake-model","content":[{"type":"text","text":"working"}],"usage":{"input_tokens":10,"output_tokens":2}},"session_id":"s1"}`,
+			},
+			want: "timed out after 2m"},
+		{engine: "codex",
+			stdout: []string{
+				`{"type":"error","message":"Reconnecting... 1/5 (stream disconnected)"}`,
+				`{"type":"item.started","item":{"id":"item_0","type":"command_execution","command":"sleep 1000"}}`,
+			},
+			want: "timed out after 2m"},
+		{engine: "gemini",
+			stdout: []string{`{"type":"message","role":"assistant","content":"working","delta":true}`},
+			stderr: []string{`Attempt 1 failed with status 429. Retrying with backoff... _ApiError: {"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED"}}`},
+			want:   "timed out after 2m while retrying a failed model request (API error 429 (RESOURCE_EXHAUSTED): slow down)"},
+		{engine: "claude",
+			stdout: []string{`{"type":"system","subtype":"api_retry","attempt":2,"max_retries":10,"retry_delay_ms":1178.2,"error_status":null,"error":"unknown","session_id":"s1"}`},
+			want:   "timed out after 2m while retrying a failed model request (no answer from the model API: connection error or timeout)"},
+		{engine: "gemini",
+			stderr: []string{`Attempt 3 failed. Retrying with backoff... Error: exception TypeError: fetch failed sending request`},
+			want:   "timed out after 2m while retrying a failed model request (Error: exception TypeError: fetch failed sending request)"},
+		{engine: "gemini",
+			stderr: []string{`Attempt 2 failed with status 503. Retrying with backoff... Error: upstream busy`},
+			want:   "timed out after 2m while retrying a failed model request (HTTP 503: Error: upstream busy)"},
+	}
+	for i, tt := range tests {
+		t.Run(fmt.Sprintf("%d-%s", i, tt.engine), func(t *testing.T) {
+			eng, err := New(tt.engine)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := eng.(*cliEngine)
+			req := Request{Prompt: "p", Timeout: 2 * time.Minute}
+			st := e.newStream(req, nil)
+			for _, l := range tt.stdout {
+				st.stdout([]byte(l))
+			}
+			for _, l := range tt.stderr {
+				st.stderr([]byte(l))
+			}
+			_, err = e.finish(req, st.outcome(143), procResult{exitCode: 143, signal: syscall.SIGTERM, timedOut: true})
+			var rerr *RunError
+			if !errors.As(err, &rerr) || !rerr.TimedOut || rerr.Class != Fatal {
+				t.Fatalf("error %v, want a fatal timeout", err)
+			}
+			if rerr.Msg != tt.want {
+				t.Errorf("message %q\nwant    %q", rerr.Msg, tt.want)
+			}
+		})
+	}
+}
+
+// TestCodexRouterToolErrors: the tool calls Codex's tool router refuses or
+// cannot run (a patch that does not apply, a command its policy rejects)
+// are on standard error only, and count as tool errors like the commands
+// that exit non-zero; its other log lines do not.
+func TestCodexRouterToolErrors(t *testing.T) {
+	eng, _ := New("codex")
+	e := eng.(*cliEngine)
+	req := Request{Prompt: "p"}
+	st := e.newStream(req, nil)
+	for _, l := range []string{
+		`{"type":"thread.started","thread_id":"t1"}`,
+		`{"type":"item.completed","item":{"id":"item_1","type":"command_execution","command":"/bin/bash -lc 'exit 3'","aggregated_output":"","exit_code":3,"status":"failed"}}`,
+		`{"type":"item.completed","item":{"id":"item_4","type":"agent_message","text":"done"}}`,
+		`{"type":"turn.completed","usage":{"input_tokens":400,"output_tokens":80}}`,
+	} {
+		st.stdout([]byte(l))
+	}
+	for _, l := range []string{
+		`Reading additional input from stdin...`,
+		`2026-12-07T15:15:09.969114Z ERROR codex_core::tools::router: error=apply_patch verification failed: Failed to find expected lines in /w/app.txt:`,
+		`no such line`,
+		"2026-12-07T15:01:04.025061Z ERROR codex_core::tools::router: error=exec_command failed: CreateProcess { message: \"Rejected(\\\"`/bin/bash -lc 'rm -f notes.md'` rejected: rm -f style commands are not permitted. Use a safer approach\\\")\" }",
+		`2026-12-07T15:01:04.025061Z WARN codex_core::codex: something else`,
+	} {
+		st.stderr([]byte(l))
+	}
+	res, err := e.finish(req, st.outcome(0), procResult{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"shell: /bin/bash -lc 'exit 3' exited with 3",
+		"apply_patch: verification failed: Failed to find expected lines in /w/app.txt:",
+		"shell: failed: CreateProcess { message: \"Rejected(\\\"`/bin/bash -lc 'rm -f notes.md'` rejected: rm -f style commands are not permitted. Use a safer approach\\\")\" }",
+	}
+	if !reflect.DeepEqual(res.ToolErrors, want) {
+		t.Errorf("tool errors:\n%q\nwant\n%q", res.ToolErrors, want)
+	}
+}
+
+// TestOpencodeModelWithoutProvider: opencode cannot run a model named
+// without its provider, and says only "Unexpected server error" when
+// asked to; the engine refuses it at once, naming the model, without
+// starting opencode.
+func TestOpencodeModelWithoutProvider(t *testing.T) {
+	env, out := fakeCLI(t, "opencode-edit-and-commit")
+	eng, _ := New("opencode")
+	for _, model := range []string{"fake-model", "fake/", "/m"} {
+		_, err := eng.Run(context.Background(), Request{Prompt: "p", Dir: t.TempDir(), Env: env, Model: model})
+		var rerr *RunError
+		if !errors.As(err, &rerr) || rerr.Class != Fatal || !strings.Contains(rerr.Msg, fmt.Sprintf("model %q is not one opencode can run", model)) ||
+			!strings.Contains(rerr.Msg, "PROVIDER/MODEL") {
+			t.Errorf("model %q: error %v, want a fatal error naming it", model, err)
+		}
+	}
+	if runs, _ := filepath.Glob(filepath.Join(out, "*.args")); len(runs) != 0 {
+		t.Errorf("opencode was started %d time(s)", len(runs))
+	}
+	if _, err := eng.Run(context.Background(), Request{Prompt: "p", Dir: t.TempDir(), Env: env, Model: "fake/fake-model"}); err != nil {
+		t.Errorf("model fake/fake-model: %v", err)
+	}
+}
+
+// TestModelThatRan: the model a run reports is one the API was asked for:
+// Claude Code's init event marks a model run with its 1M-token context
+// ("claude-opus-4-8[1m]"), which the API never sees; Gemini CLI's says
+// "auto" when no model was given, and its result names the models its
+// router picked, the agent's own using the most tokens.
+func TestModelThatRan(t *testing.T) {
+	tests := []struct {
+		engine string
+		stdout []string
+		want   string
+	}{
+		{"claude", []string{
+			`{"type":"system","subtype":"init","session_id":"s1","model":"claude-opus-4-8[1m]"}`,
+			`{"type":"result","subtype":"success","is_error":false,"result":"ok","session_id":"s1","total_cost_usd":0.002,"usage":{"input_tokens":200,"output_tokens":40}}`,
+		}, "claude-opus-4-8"},
+		{"claude", []string{
+			`{"type":"system","subtype":"init","session_id":"s1","model":"fake-model"}`,
+			`{"type":"result","subtype":"success","is_error":false,"result":"ok","session_id":"s1","usage":{"input_tokens":200,"output_tokens":40}}`,
+		}, "fake-model"},
+		{"gemini", []string{
+			`{"type":"init","session_id":"g1","model":"auto"}`,
+			`{"type":"result","status":"success","stats":{"total_tokens":360,"input_tokens":300,"output_tokens":60,"models":{"gemini-3.5-flash-lite":{"total_tokens":120,"input_tokens":100,"output_tokens":20},"gemini-3.1-pro-preview":{"total_tokens":240,"input_tokens":200,"output_tokens":40}}}}`,
+		}, "gemini-3.1-pro-preview"},
+		{"gemini", []string{
+			`{"type":"init","session_id":"g1","model":"fake-model"}`,
+			`{"type":"result","status":"success","stats":{"total_tokens":510,"input_tokens":500,"output_tokens":10,"models":{"fake-model":{"total_tokens":510}}}}`,
+		}, "fake-model"},
+		{"gemini", []string{
+			`{"type":"init","session_id":"g1","model":"fake-model"}`,
+			`{"type":"result","status":"success","stats":{"total_tokens":510,"input_tokens":500,"output_tokens":10}}`,
+		}, "fake-model"},
+	}
+	for i, tt := range tests {
+		t.Run(fmt.Sprintf("%d-%s", i, tt.engine), func(t *testing.T) {
+			eng, _ := New(tt.engine)
+			e := eng.(*cliEngine)
+			req := Request{Prompt: "p"}
+			st := e.newStream(req, nil)
+			for _, l := range tt.stdout {
+				st.stdout([]byte(l))
+			}
+			res, err := e.finish(req, st.outcome(0), procResult{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Model != tt.want {
+				t.Errorf("model %q, want %q", res.Model, tt.want)
+			}
+		})
+	}
+}
+
+// TestOpencodeConfigModel: opencode's events never name the model; a run
+// without one reports the model of the inline configuration
+// (OPENCODE_CONFIG_CONTENT), which overrides every config file.
+func TestOpencodeConfigModel(t *testing.T) {
+	tests := []struct {
+		model, content, want string
+	}{
+		{"", `{"model":"fake/fake-model","provider":{}}`, "fake/fake-model"},
+		{"other/m", `{"model":"fake/fake-model"}`, "other/m"},
+		{"", `{"provider":{}}`, ""},
+		{"", `{"model":"no-provider"}`, ""},
+		{"", `not json`, ""},
+		{"", "", ""},
+	}
+	stream, err := filepath.Abs(filepath.Join("testdata", "streams", "opencode-edit-and-commit.stdout.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, _ := New("opencode")
+	e := eng.(*cliEngine)
+	for _, tt := range tests {
+		req := Request{Prompt: "p", Model: tt.model}
+		st := e.newStream(req, []string{"OPENCODE_CONFIG_CONTENT=" + tt.content})
+		data, err := os.ReadFile(stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			st.stdout([]byte(l))
+		}
+		res, err := e.finish(req, st.outcome(0), procResult{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Model != tt.want {
+			t.Errorf("model %q, OPENCODE_CONFIG_CONTENT %q: reported %q, want %q", tt.model, tt.content, res.Model, tt.want)
+		}
+	}
+}
+
+// TestCodexSessionUsage: Codex's turn.completed reports the thread's
+// total usage, which in a resumed session counts the runs before; a run
+// reports what its own requests used, read against the session's rollout.
+// A run whose turn never completed (failed, stopped) has no usage in its
+// stream: the rollout's count since it started is its usage.
+func TestCodexSessionUsage(t *testing.T) {
+	home := t.TempDir()
+	env := []string{"CODEX_HOME=" + home}
+	rollout := func(session string, totals ...[2]int64) {
+		t.Helper()
+		dir := filepath.Join(home, "sessions", "2026", "12", "07")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		lines := `{"timestamp":"2026-12-07T15:00:13.6Z","type":"session_meta","payload":{"id":"` + session + `","cwd":"/w"}}` + "\n"
+		for _, tot := range totals {
+			lines += fmt.Sprintf(`{"timestamp":"2026-12-07T15:00:14Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":%d,"cached_input_tokens":0,"output_tokens":%d},"last_token_usage":{"input_tokens":1,"output_tokens":1}}}}`, tot[0], tot[1]) + "\n"
+		}
+		if err := os.WriteFile(filepath.Join(dir, "rollout-2026-12-07T15-00-13-"+session+".jsonl"), []byte(lines), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eng, _ := New("codex")
+	e := eng.(*cliEngine)
+	run := func(req Request, before func(), stdout ...string) (Result, error) {
+		st := e.newStream(req, env)
+		if before != nil {
+			before() // the run writes its rollout
+		}
+		for _, l := range stdout {
+			st.stdout([]byte(l))
+		}
+		return e.finish(req, st.outcome(1), procResult{exitCode: 1})
+	}
+
+	// A first run whose turn failed after a request: the rollout counted it.
+	res, err := run(Request{Prompt: "p"}, func() { rollout("t1", [2]int64{700, 70}) },
+		`{"type":"thread.started","thread_id":"t1"}`, `{"type":"turn.started"}`,
+		`{"type":"turn.failed","error":{"message":"stream disconnected"}}`)
+	if err == nil || res.TokensIn != 700 || res.TokensOut != 70 {
+		t.Errorf("failed turn: %d in, %d out (%v), want 700, 70 and an error", res.TokensIn, res.TokensOut, err)
+	}
+
+	// Resumed: the thread's total (2550, 175) less what it had (700, 70).
+	res, err = run(Request{Prompt: "p", Resume: "t1", Continue: "go on"}, func() { rollout("t1", [2]int64{700, 70}, [2]int64{2550, 175}) },
+		`{"type":"thread.started","thread_id":"t1"}`, `{"type":"turn.started"}`,
+		`{"type":"item.completed","item":{"id":"item_0","type":"agent_message","text":"done"}}`,
+		`{"type":"turn.completed","usage":{"input_tokens":2550,"cached_input_tokens":0,"output_tokens":175}}`)
+	if err != nil || res.TokensIn != 1850 || res.TokensOut != 105 {
+		t.Errorf("resumed: %d in, %d out (%v), want 1850, 105", res.TokensIn, res.TokensOut, err)
+	}
+
+	// A new session: turn.completed is the run's own.
+	res, err = run(Request{Prompt: "p"}, nil,
+		`{"type":"thread.started","thread_id":"t2"}`,
+		`{"type":"turn.completed","usage":{"input_tokens":500,"output_tokens":10}}`)
+	if err != nil || res.TokensIn != 500 || res.TokensOut != 10 {
+		t.Errorf("new session: %d in, %d out (%v), want 500, 10", res.TokensIn, res.TokensOut, err)
+	}
+}
+
+// TestGeminiStoppedUsage: only Gemini CLI's result event carries usage; a
+// run stopped before it reports what its session's chat record counted
+// since it started, the answers of earlier runs left out.
+func TestGeminiStoppedUsage(t *testing.T) {
+	root := t.TempDir()
+	env := []string{"GEMINI_CLI_HOME=" + root}
+	chats := filepath.Join(root, ".gemini", "tmp", "proj", "chats")
+	if err := os.MkdirAll(chats, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	eng, _ := New("gemini")
+	e := eng.(*cliEngine)
+	req := Request{Prompt: "p", Timeout: 5 * time.Second}
+	st := e.newStream(req, env)
+	earlier := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)
+	now := time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano)
+	record := `{"sessionId":"g1","projectHash":"h","startTime":"` + earlier + `"}
+{"id":"m0","sessionId":"g1","type":"gemini","timestamp":"` + earlier + `","model":"fake-model","tokens":{"input":5000,"output":500}}
+{"id":"u1","sessionId":"g1","type":"user","timestamp":"` + now + `"}
+{"id":"m1","sessionId":"g1","type":"gemini","timestamp":"` + now + `","model":"fake-model","tokens":{"input":600,"output":1}}
+{"id":"m1","sessionId":"g1","type":"gemini","timestamp":"` + now + `","model":"fake-model","tokens":{"input":700,"output":70}}
+`
+	if err := os.WriteFile(filepath.Join(chats, "session-g1.jsonl"), []byte(record), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st.stdout([]byte(`{"type":"init","session_id":"g1","model":"fake-model"}`))
+	st.stdout([]byte(`{"type":"tool_use","tool_name":"write_file","tool_id":"t1","parameters":{"file_path":"partial.txt"}}`))
+	res, err := e.finish(req, st.outcome(143), procResult{exitCode: 143, signal: syscall.SIGTERM, timedOut: true})
+	var rerr *RunError
+	if !errors.As(err, &rerr) || !rerr.TimedOut {
+		t.Fatalf("error %v, want a timeout", err)
+	}
+	if res.TokensIn != 700 || res.TokensOut != 70 || rerr.Result.TokensIn != 700 {
+		t.Errorf("usage %d in, %d out (error's %d in), want 700, 70", res.TokensIn, res.TokensOut, rerr.Result.TokensIn)
+	}
 }

@@ -15,8 +15,10 @@ import (
 //	codex exec --json --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox -C DIR
 //	      [-m M] [-c model_reasoning_effort="E"] [resume ID] -      (prompt on stdin)
 //
-// The final text is the last agent_message item, usage the sum of
-// turn.completed usages, the session id thread.started's thread_id. Codex
+// The final text is the last agent_message item, usage turn.completed's
+// (the thread's total, less what a resumed session had used before; the
+// session's rollout when no turn completed), the session id
+// thread.started's thread_id. Codex
 // reports no cost, nor the model: that comes from --model or, without one,
 // from config.toml's top-level model. Codex sends "error" events while it
 // retries by itself ("Reconnecting... 1/5"); only turn.failed fails a run.
@@ -139,18 +141,62 @@ func tomlString(line string) (key, value string, ok bool) {
 // codexStream parses `codex exec --json`.
 type codexStream struct {
 	req       Request
+	env       []string
 	out       outcome
 	completed bool
 	failed    bool
 	lastError string // the last "error" event
+	// base is the session's usage before this run: turn.completed
+	// reports the thread's total, which in a resumed session counts the
+	// runs before this one.
+	base codexTokens
 }
 
 func newCodexStream(req Request, env []string) stream {
-	s := &codexStream{req: req}
+	s := &codexStream{req: req, env: env}
 	if req.Model == "" {
 		s.out.res.Model = codexConfigModel(filepath.Join(codexHome(env), "config.toml"))
 	}
+	if req.Resume != "" {
+		// Read before the run starts: no process of it writes yet.
+		s.base = codexSessionTokens(env, req.Resume)
+	}
 	return s
+}
+
+// codexSessionTokens is the usage a session's rollout
+// ($CODEX_HOME/sessions/.../rollout-...-<session>.jsonl) last recorded:
+// the thread's total so far, zero when there is no such record.
+func codexSessionTokens(env []string, session string) codexTokens {
+	var total codexTokens
+	if session == "" || strings.ContainsAny(session, `/\`) {
+		return total
+	}
+	var path string
+	_ = filepath.WalkDir(filepath.Join(codexHome(env), "sessions"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, session+".jsonl") {
+			path = p
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	if path == "" {
+		return total
+	}
+	forEachLine(path, func(line []byte) {
+		var ev struct {
+			Payload struct {
+				Type string `json:"type"`
+				Info *struct {
+					Total codexTokens `json:"total_token_usage"`
+				} `json:"info"`
+			} `json:"payload"`
+		}
+		if json.Unmarshal(line, &ev) == nil && ev.Payload.Type == "token_count" && ev.Payload.Info != nil {
+			total = ev.Payload.Info.Total
+		}
+	})
+	return total
 }
 
 // codexItem is the item of an item.started or item.completed event.
@@ -192,18 +238,19 @@ func (s *codexStream) stdout(line []byte) {
 			emit(s.req, "session", ev.ThreadID)
 		}
 	case "item.started":
+		s.out.retrying = "" // an answer came
 		if ev.Item != nil && ev.Item.Type == "command_execution" {
 			emit(s.req, "tool", oneLine("shell "+ev.Item.Command))
 		}
 	case "item.completed":
+		s.out.retrying = ""
 		if ev.Item != nil {
 			s.itemCompleted(ev.Item)
 		}
 	case "turn.completed":
 		s.completed = true
 		if ev.Usage != nil {
-			s.out.res.TokensIn += ev.Usage.InputTokens
-			s.out.res.TokensOut += ev.Usage.OutputTokens
+			s.turnUsage(codexTokens{Input: ev.Usage.InputTokens, Output: ev.Usage.OutputTokens})
 		}
 	case "turn.failed":
 		s.failed = true
@@ -215,11 +262,25 @@ func (s *codexStream) stdout(line []byte) {
 		// turn.failed; only the latter fails the run.
 		if strings.HasPrefix(ev.Message, "Reconnecting") {
 			s.out.retried = true
+			s.out.retrying = codexRetrying(ev.Message)
 		} else {
 			s.lastError = ev.Message
 		}
 		emit(s.req, "error", ev.Message)
 	}
+}
+
+// turnUsage adds a turn.completed's usage, the thread's total so far,
+// less what the session had used before (base).
+func (s *codexStream) turnUsage(total codexTokens) {
+	in, out := total.Input-s.base.Input, total.Output-s.base.Output
+	if in < 0 || out < 0 {
+		// Not the total the session's record had: a count of its own.
+		in, out = total.Input, total.Output
+	}
+	s.out.res.TokensIn += in
+	s.out.res.TokensOut += out
+	s.base = total
 }
 
 // itemCompleted passes on the agent's message, the files it changed and
@@ -243,14 +304,54 @@ func (s *codexStream) itemCompleted(it *codexItem) {
 	}
 }
 
+// codexToolError reads a tool call that Codex's tool router refused or
+// could not run, which no item reports: the model gets the error, and
+// standard error gets "<time> ERROR codex_core::tools::router:
+// error=apply_patch verification failed: ..." (a patch that does not
+// apply) or "error=exec_command failed: ... rejected: ..." (a command its
+// policy refuses). tool is the tool as the other errors name it.
+func codexToolError(line string) (tool, msg string, ok bool) {
+	_, msg, ok = strings.Cut(line, "codex_core::tools::router: error=")
+	if !ok || strings.TrimSpace(msg) == "" {
+		return "", "", false
+	}
+	tool, rest, _ := strings.Cut(msg, " ")
+	switch tool {
+	case "exec_command", "shell", "shell_command", "local_shell":
+		return "shell", rest, true
+	case "apply_patch":
+		return tool, rest, true
+	}
+	return "", msg, true
+}
+
+// codexRetrying is the error of a "Reconnecting... 2/5 (ERROR)" event.
+func codexRetrying(msg string) string {
+	if i := strings.IndexByte(msg, '('); i >= 0 && strings.HasSuffix(msg, ")") {
+		msg = msg[i+1 : len(msg)-1]
+	}
+	return oneLine(msg)
+}
+
 func (s *codexStream) stderr(line []byte) {
 	if strings.Contains(string(line), "no rollout found") {
 		s.out.noSession = true
+	}
+	if tool, msg, ok := codexToolError(string(line)); ok {
+		s.out.res.addToolError(tool, msg)
 	}
 	noteStderr(&s.out, line, "Reading additional input from stdin", "Refusing to create helper binaries")
 }
 
 func (s *codexStream) outcome(int) outcome {
+	if !s.completed && s.out.res.SessionID != "" {
+		// No turn.completed, so no usage in the stream (a failed turn, a
+		// run stopped): the session's record has what its requests used.
+		// The process has exited; nothing of the run writes the record.
+		if total := codexSessionTokens(s.env, s.out.res.SessionID); total.Input >= s.base.Input && total.Output >= s.base.Output {
+			s.turnUsage(total)
+		}
+	}
 	out := s.out
 	out.done = s.completed || s.failed
 	out.ok = s.completed && !s.failed

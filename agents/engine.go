@@ -127,8 +127,9 @@ type Result struct {
 	// recording was made for another prompt).
 	Warnings []string
 	// ToolErrors are the tool calls the CLI reported as failed (Claude's
-	// tool results with is_error, Codex's commands that exited non-zero,
-	// Gemini's tool results and opencode's tool parts with status error),
+	// tool results with is_error, Codex's commands that exited non-zero and
+	// the calls its tool router refused, Gemini's tool results and
+	// opencode's tool parts with status error),
 	// one line each ("Bash: ..."), at most MaxToolErrors.
 	ToolErrors []string
 }

@@ -2,7 +2,9 @@ package agents
 
 import (
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Gemini CLI (`gemini`), headless:
@@ -12,8 +14,10 @@ import (
 // --skip-trust trusts the worktree for the session (in an untrusted folder
 // YOLO is downgraded to asking). Gemini has no effort setting; Effort is
 // ignored. The final text is the assistant deltas after the last tool
-// call (the result event has none), usage result.stats, the session id and
-// model the init event's; there is no cost. The exit code of a failed
+// call (the result event has none), usage result.stats (the session's chat
+// record for a run cut off before it), the session id and model the init
+// event's (the model of result.stats that used the most tokens when the
+// init event says "auto"); there is no cost. The exit code of a failed
 // model request is its HTTP status mod 256 (400 -> 144, 429 -> 173); 41-55
 // are Gemini's own fatal errors (authentication, input, sandbox, config,
 // turn limit, tool, untrusted workspace).
@@ -89,17 +93,19 @@ var geminiFatalExits = map[int]string{
 // geminiStream parses `--output-format stream-json`.
 type geminiStream struct {
 	req    Request
+	env    []string
+	start  time.Time // when the run started, for its chat record
 	out    outcome
 	text   strings.Builder   // assistant deltas since the last tool call
 	errMsg string            // the result's (or an error event's) message
 	tools  map[string]string // tool_id -> tool_name, to name a failed call
 }
 
-func newGeminiStream(req Request, _ []string) stream {
+func newGeminiStream(req Request, env []string) stream {
 	if req.Effort != "" {
 		emit(req, "error", "gemini has no effort setting; effort "+req.Effort+" is ignored")
 	}
-	return &geminiStream{req: req}
+	return &geminiStream{req: req, env: env, start: time.Now()}
 }
 
 type geminiEvent struct {
@@ -121,6 +127,11 @@ type geminiEvent struct {
 	Stats *struct {
 		InputTokens  int64 `json:"input_tokens"`
 		OutputTokens int64 `json:"output_tokens"`
+		// Models are the tokens per model that ran: with no -m, Gemini
+		// CLI's init names "auto", and its router picks the models.
+		Models map[string]struct {
+			TotalTokens int64 `json:"total_tokens"`
+		} `json:"models"`
 	} `json:"stats"`
 }
 
@@ -140,10 +151,12 @@ func (s *geminiStream) stdout(line []byte) {
 		}
 	case "message":
 		if ev.Role == "assistant" {
+			s.out.retrying = "" // an answer came
 			s.text.WriteString(ev.Content)
 			emit(s.req, "text", ev.Content)
 		}
 	case "tool_use":
+		s.out.retrying = ""
 		s.text.Reset()
 		if s.tools == nil {
 			s.tools = map[string]string{}
@@ -178,8 +191,25 @@ func (s *geminiStream) stdout(line []byte) {
 		}
 		if ev.Stats != nil {
 			s.out.res.TokensIn, s.out.res.TokensOut = ev.Stats.InputTokens, ev.Stats.OutputTokens
+			s.ranModel(&ev)
 		}
 	}
+}
+
+// ranModel makes the result's model one that ran when the init event
+// named none of them ("auto", an alias): the one that used the most
+// tokens, which is the agent's own model rather than the router's.
+func (s *geminiStream) ranModel(ev *geminiEvent) {
+	if _, ran := ev.Stats.Models[s.out.res.Model]; ran || len(ev.Stats.Models) == 0 {
+		return
+	}
+	best, most := "", int64(-1)
+	for m, u := range ev.Stats.Models {
+		if u.TotalTokens > most || u.TotalTokens == most && m < best {
+			best, most = m, u.TotalTokens
+		}
+	}
+	s.out.res.Model = best
 }
 
 func (s *geminiStream) stderr(line []byte) {
@@ -189,13 +219,40 @@ func (s *geminiStream) stderr(line []byte) {
 		s.out.noSession = true
 	case strings.HasPrefix(l, "Attempt ") && strings.Contains(l, "failed"):
 		s.out.retried = true // Gemini retries on its own: "Attempt 1 failed: ..."
+		s.out.retrying = geminiRetrying(l)
 	}
 	noteStderr(&s.out, line, "Warning:", "YOLO mode", "Ripgrep", "[STARTUP]", "status:", "Loaded cached credentials")
+}
+
+// geminiRetrying is the error of a line "Attempt 2 failed with status
+// 500. Retrying with backoff... _ApiError: {"error":{...}}": the API's
+// error when the line holds it, else what follows the attempt's count,
+// with the status the line names.
+func geminiRetrying(line string) string {
+	_, rest, found := strings.Cut(line, "Retrying with backoff...")
+	rest = strings.TrimSpace(rest)
+	if !found || rest == "" {
+		return oneLine(line)
+	}
+	if msg, _ := describeAPIError(rest); msg != rest {
+		return oneLine(msg)
+	}
+	if status := statusIn(line); status != 0 {
+		return oneLine("HTTP " + strconv.Itoa(status) + ": " + rest)
+	}
+	return oneLine(rest)
 }
 
 func (s *geminiStream) outcome(exitCode int) outcome {
 	out := s.out
 	out.res.Text = s.text.String()
+	if !out.done && out.res.SessionID != "" && geminiRoot(s.env) != "" {
+		// Cut off before its result, which alone carries the usage: the
+		// session's chat record counts the model's answers so far. The
+		// process has exited; nothing of the run writes the record.
+		rec := geminiRecords(s.req, s.env, out.res.SessionID, s.start)
+		out.res.TokensIn, out.res.TokensOut = rec.TokensIn, rec.TokensOut
+	}
 	if out.ok {
 		return out
 	}

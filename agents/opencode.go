@@ -54,6 +54,9 @@ func opencodeArgs(req Request, _ []string) []string {
 // config made from the user's afresh before every run and the cache
 // emptied.
 func opencodePrepare(req Request, env []string) ([]string, error) {
+	if err := opencodeModel(req.Model); err != nil {
+		return nil, err
+	}
 	if req.MCP != nil {
 		var err error
 		if env, err = opencodeMCP(req.MCP, env); err != nil {
@@ -81,6 +84,21 @@ func opencodePrepare(req Request, env []string) ([]string, error) {
 	}
 	env = setEnv(env, "XDG_DATA_HOME", data)
 	return setEnv(env, "XDG_STATE_HOME", filepath.Join(root, "state")), nil
+}
+
+// opencodeModel checks that a model is named as opencode needs it,
+// PROVIDER/MODEL: it reads "sonnet" as provider "sonnet" without a model,
+// and its run then fails with only "UnknownError: Unexpected server
+// error", which names neither the model nor the cause.
+func opencodeModel(model string) error {
+	if model == "" {
+		return nil
+	}
+	if provider, name, ok := strings.Cut(model, "/"); !ok || provider == "" || name == "" {
+		return fmt.Errorf("model %q is not one opencode can run: opencode names models PROVIDER/MODEL "+
+			"(anthropic/claude-sonnet-4-5, openai/gpt-5, or a provider of its configuration)", model)
+	}
+	return nil
 }
 
 // opencodeData is how opencode's private data dir is made: its session
@@ -143,7 +161,32 @@ type opencodeStream struct {
 	cost       float64
 }
 
-func newOpencodeStream(req Request, _ []string) stream { return &opencodeStream{req: req} }
+func newOpencodeStream(req Request, env []string) stream {
+	s := &opencodeStream{req: req}
+	if req.Model == "" {
+		// opencode's events do not name the model; without -m it runs
+		// the configuration's.
+		s.out.res.Model = opencodeInlineModel(env)
+	}
+	return s
+}
+
+// opencodeInlineModel is the model of the configuration opencode reads from
+// OPENCODE_CONFIG_CONTENT, which overrides its config files ("" when it
+// names none). The files themselves are merged from several places
+// (global, project, .opencode dirs): a model they give stays unknown.
+func opencodeInlineModel(env []string) string {
+	var cfg struct {
+		Model string `json:"model"`
+	}
+	if json.Unmarshal([]byte(envValue(env, "OPENCODE_CONFIG_CONTENT")), &cfg) != nil {
+		return ""
+	}
+	if err := opencodeModel(cfg.Model); err != nil {
+		return ""
+	}
+	return cfg.Model
+}
 
 type opencodeEvent struct {
 	Type      string         `json:"type"`

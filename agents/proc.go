@@ -35,6 +35,12 @@ const (
 	groupPollPeriod = 10 * time.Millisecond
 	readBufferBytes = 64 << 10
 	maxMessageLine  = 300 // bytes of an output line quoted in an error message
+
+	// maxEventBytes replaces maxLineBytes for the stdout of an engine's
+	// JSON event stream: an event must reach the parser whole, and one
+	// event can carry a long final answer (Claude's result, Codex's
+	// agent_message, opencode's text part) or a big tool output.
+	maxEventBytes = 16 << 20
 )
 
 // lineHandler receives every line of a process's output, without its line
@@ -563,9 +569,6 @@ func newLineSink(log io.Writer, jsonStdout bool, onLine lineHandler) *lineSink {
 	return s
 }
 
-// read splits r into lines until EOF (or a read error, such as the deadline
-// set when the pipes are abandoned). Lines longer than maxLineBytes are cut
-// there; the rest of such a line is skipped, not buffered.
 // readAll reads stdout and stderr until both are closed, which closes
 // the channel it returns.
 func (s *lineSink) readAll(stdout, stderr io.Reader) <-chan struct{} {
@@ -578,8 +581,16 @@ func (s *lineSink) readAll(stdout, stderr io.Reader) <-chan struct{} {
 	return done
 }
 
+// read splits r into lines until EOF (or a read error, such as the deadline
+// set when the pipes are abandoned). Lines longer than maxLineBytes
+// (maxEventBytes for an event stream's stdout) are cut there; the rest of
+// such a line is skipped, not buffered.
 func (s *lineSink) read(r io.Reader, stream string) {
 	br := bufio.NewReaderSize(r, readBufferBytes)
+	limit := maxLineBytes
+	if s.json && stream == "stdout" {
+		limit = maxEventBytes
+	}
 	var long []byte // a line longer than the read buffer, being assembled
 	size := 0       // its full length
 	for {
@@ -589,7 +600,7 @@ func (s *lineSink) read(r io.Reader, stream string) {
 			chunk = chunk[:len(chunk)-1]
 		}
 		if len(chunk) > 0 || complete || size > 0 {
-			if room := maxLineBytes - len(long); room > 0 {
+			if room := limit - len(long); room > 0 {
 				long = append(long, chunk[:min(room, len(chunk))]...)
 			}
 			size += len(chunk)
@@ -614,7 +625,7 @@ func (s *lineSink) read(r io.Reader, stream string) {
 }
 
 // line handles one line; truncated is the full length of a line that was
-// cut at maxLineBytes, 0 for a whole line.
+// cut at its limit, 0 for a whole line.
 func (s *lineSink) line(stream string, line []byte, truncated int, flush bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -449,7 +449,7 @@ func TestRunHugeLine(t *testing.T) {
 	var log bytes.Buffer
 	var h handled
 	p := shProc(t, fmt.Sprintf(`head -c %d /dev/zero | tr '\0' x; echo; echo after`, size))
-	p.log, p.jsonStdout, p.onLine = &log, true, h.handle
+	p.log, p.onLine = &log, h.handle
 	res, err := p.run(context.Background())
 	if err != nil || res.exitCode != 0 {
 		t.Fatalf("run: %v %+v", err, res)
@@ -464,6 +464,43 @@ func TestRunHugeLine(t *testing.T) {
 	}
 	if len(res.output) > tailBytes || !strings.HasSuffix(res.output, "xx\nafter\n") {
 		t.Errorf("tail %d bytes, ends %q", len(res.output), res.output[max(0, len(res.output)-10):])
+	}
+}
+
+// TestRunLongEvent: a JSON event longer than maxLineBytes (a final answer
+// of a few MB) reaches the handler and the log whole on an event stream's
+// stdout, where a cut line would lose the run's result; stderr is still cut
+// at maxLineBytes.
+func TestRunLongEvent(t *testing.T) {
+	t.Parallel()
+	const size = 3 << 20
+	var log bytes.Buffer
+	var h handled
+	p := shProc(t, fmt.Sprintf(`printf '{"type":"result","result":"'; head -c %d /dev/zero | tr '\0' x; printf '"}\n'; head -c %d /dev/zero | tr '\0' y >&2`, size, size))
+	p.log, p.jsonStdout, p.onLine = &log, true, h.handle
+	res, err := p.run(context.Background())
+	if err != nil || res.exitCode != 0 {
+		t.Fatalf("run: %v %+v", err, res)
+	}
+	want := `{"type":"result","result":"` + strings.Repeat("x", size) + `"}`
+	if got := h.lines["stdout"]; len(got) != 1 || got[0] != want {
+		t.Fatalf("handler: %d stdout lines, the first %d bytes, want one of %d", len(got), len(got[0]), len(want))
+	}
+	if got := h.lines["stderr"]; len(got) != 1 || len(got[0]) != maxLineBytes {
+		t.Errorf("handler: %d stderr lines, the first %d bytes, want one of %d", len(got), len(got[0]), maxLineBytes)
+	}
+	lines := parseLog(t, log.Bytes())
+	var events int
+	for _, l := range lines {
+		if l.Event != nil {
+			events++
+			if len(l.Event) != len(want) {
+				t.Errorf("logged event: %d bytes, want %d", len(l.Event), len(want))
+			}
+		}
+	}
+	if events != 1 {
+		t.Errorf("log: %d events, want 1", events)
 	}
 }
 
