@@ -67,16 +67,31 @@ func (o *Orchestrator) forgetIntent(file string) error {
 // (if it still holds the reviewed commit), the key's conflict branch, and
 // its failure and hold go.
 func (o *Orchestrator) finishApprove(ctx context.Context, key, reviewed string) error {
-	ref := "refs/heads/" + reviewPrefix + key
-	if cur, err := o.repo.ResolveRev(ref); err == nil && cur == reviewed {
-		if err := o.repo.DeleteRef(ctx, ref, reviewed); err != nil {
-			return err
-		}
+	if err := o.deleteRefAt(ctx, "refs/heads/"+reviewPrefix+key, reviewed); err != nil {
+		return err
 	}
 	if _, err := o.repo.DeleteBranches(ctx, "codemachine/conflict/"+key); err != nil {
 		return err
 	}
 	return o.forget(key)
+}
+
+// deleteRefAt deletes ref if it still holds commit. A ref that is gone
+// meanwhile, or moved, is left as it is: after a kill, the killed
+// command's own git update-ref (a child that outlives it) may still be
+// deleting it while the next command recovers.
+func (o *Orchestrator) deleteRefAt(ctx context.Context, ref, commit string) error {
+	cur, err := o.repo.ResolveRev(ref)
+	if err != nil || cur != commit {
+		return nil
+	}
+	err = o.repo.DeleteRef(ctx, ref, commit)
+	if errors.Is(err, gitstate.ErrRefMoved) {
+		if now, rerr := o.repo.ResolveRev(ref); rerr != nil || now != commit {
+			return nil
+		}
+	}
+	return err
 }
 
 // recoverApprove finishes or rolls back an approval whose process was

@@ -47,11 +47,8 @@ func (o *Orchestrator) recoverReject(ctx context.Context) error {
 		o.emit(Event{Kind: Note, Message: fmt.Sprintf("rolled back the interrupted rejection of %s: no feedback landed, its review is still pending", ri.Key)})
 		return o.endReject()
 	}
-	ref := "refs/heads/" + reviewPrefix + ri.Key
-	if cur, err := o.repo.ResolveRev(ref); err == nil && cur == ri.Reviewed {
-		if err := o.repo.DeleteRef(ctx, ref, ri.Reviewed); err != nil {
-			return fmt.Errorf("finish the interrupted rejection of %s: %w", ri.Key, err)
-		}
+	if err := o.deleteRefAt(ctx, "refs/heads/"+reviewPrefix+ri.Key, ri.Reviewed); err != nil {
+		return fmt.Errorf("finish the interrupted rejection of %s: %w", ri.Key, err)
 	}
 	o.noteBranchTip(ri.Branch)
 	o.emit(Event{Kind: Note, Message: fmt.Sprintf("finished the interrupted rejection of %s: its feedback %s is on %s", ri.Key, short(landed), ri.Branch)})

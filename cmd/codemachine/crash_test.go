@@ -386,7 +386,7 @@ func TestCrashKill9Approve(t *testing.T) {
 		// The next command (a run, which waits for the review again
 		// when the approval did not happen) finishes or rolls back.
 		code, out := c.cm("run")
-		c.check(where)
+		c.check(fmt.Sprintf("%s (the next run: exit %d)\n%s", where, code, out))
 		pending := c.cmd("git", "rev-parse", "--verify", "-q", reviewRef).Run() == nil
 		head := c.git("rev-parse", "HEAD")
 		switch {
