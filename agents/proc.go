@@ -24,7 +24,7 @@ import (
 
 // Limits of the process runner. They bound what a flooding or hostile
 // process can make codemachine hold in memory; the log keeps everything
-// but over-long lines.
+// but over-long lines, up to maxLogBytes a run.
 const (
 	maxLineBytes    = 1 << 20  // a longer line is truncated (log and handler)
 	tailBytes       = 64 << 10 // the in-memory tail of the combined output
@@ -42,6 +42,14 @@ const (
 	// agent_message, opencode's text part) or a big tool output.
 	maxEventBytes = 16 << 20
 )
+
+// maxLogBytes bounds what one run of a process writes to its log
+// (.git/codemachine/logs/...): a step that prints without end (yes) wrote
+// hundreds of MB a second until its timeout. Past it the lines still reach
+// the handler and the tail, and one more line in the log says that it
+// stops there. A
+// variable for the tests.
+var maxLogBytes int64 = 256 << 20
 
 // lineHandler receives every line of a process's output, without its line
 // terminator. stream is "stdout" or "stderr". Calls are serialized, so a
@@ -559,6 +567,8 @@ type lineSink struct {
 	onLine lineHandler
 	tail   tail
 	buf    []byte // the log line being built
+	logged int64  // bytes written to the log
+	cut    bool   // the log reached maxLogBytes
 }
 
 func newLineSink(log io.Writer, jsonStdout bool, onLine lineHandler) *lineSink {
@@ -629,33 +639,48 @@ func (s *lineSink) read(r io.Reader, stream string) {
 func (s *lineSink) line(stream string, line []byte, truncated int, flush bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.log != nil && s.logErr == nil {
-		b := append(s.buf[:0], `{"t":"`...)
-		b = time.Now().UTC().AppendFormat(b, time.RFC3339Nano)
-		b = append(b, `","stream":"`...)
-		b = append(b, stream...)
-		if raw := bytes.TrimSpace(line); s.json && stream == "stdout" && truncated == 0 && isJSONObject(raw) {
-			b = append(b, `","event":`...)
-			b = append(b, raw...)
-		} else {
-			b = append(b, `","line":`...)
-			b = appendJSONString(b, line)
-		}
-		if truncated > 0 {
-			b = append(b, `,"truncated":`...)
-			b = strconv.AppendInt(b, int64(truncated), 10)
-		}
-		b = append(b, "}\n"...)
-		s.buf = b
-		if _, err := s.log.Write(b); err != nil {
-			s.logErr = err
-		} else if flush {
-			s.logErr = s.log.Flush()
-		}
+	if s.log != nil && s.logErr == nil && !s.cut {
+		s.logLine(stream, line, truncated, flush)
 	}
 	s.tail.add(line)
 	if s.onLine != nil {
 		s.onLine(stream, line)
+	}
+}
+
+// logLine writes one line to the log, or, the first time the log would
+// pass maxLogBytes, a line of stream "codemachine" saying it stops there.
+func (s *lineSink) logLine(stream string, line []byte, truncated int, flush bool) {
+	b := append(s.buf[:0], `{"t":"`...)
+	b = time.Now().UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","stream":"`...)
+	b = append(b, stream...)
+	if raw := bytes.TrimSpace(line); s.json && stream == "stdout" && truncated == 0 && isJSONObject(raw) {
+		b = append(b, `","event":`...)
+		b = append(b, raw...)
+	} else {
+		b = append(b, `","line":`...)
+		b = appendJSONString(b, line)
+	}
+	if truncated > 0 {
+		b = append(b, `,"truncated":`...)
+		b = strconv.AppendInt(b, int64(truncated), 10)
+	}
+	b = append(b, "}\n"...)
+	if s.logged+int64(len(b)) > maxLogBytes {
+		s.cut, flush = true, true
+		b = append(b[:0], `{"t":"`...)
+		b = time.Now().UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `","stream":"codemachine","line":`...)
+		b = appendJSONString(b, []byte(fmt.Sprintf("log: the output past its first %d bytes is not kept here", maxLogBytes)))
+		b = append(b, "}\n"...)
+	}
+	s.buf = b
+	s.logged += int64(len(b))
+	if _, err := s.log.Write(b); err != nil {
+		s.logErr = err
+	} else if flush {
+		s.logErr = s.log.Flush()
 	}
 }
 

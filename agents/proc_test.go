@@ -467,6 +467,36 @@ func TestRunHugeLine(t *testing.T) {
 	}
 }
 
+// TestRunLogBounded: a process that prints without end fills its log up
+// to maxLogBytes, then one line says the log stops there; the output still
+// reaches the handler and the tail to its end.
+func TestRunLogBounded(t *testing.T) {
+	defer func(n int64) { maxLogBytes = n }(maxLogBytes)
+	maxLogBytes = 64 << 10
+	var log bytes.Buffer
+	var h handled
+	p := shProc(t, `i=0; while [ $i -lt 5000 ]; do echo "line $i of the flood"; i=$((i+1)); done; echo last`)
+	p.log, p.onLine = &log, h.handle
+	res, err := p.run(context.Background())
+	if err != nil || res.exitCode != 0 {
+		t.Fatalf("run: %v %+v", err, res)
+	}
+	if int64(log.Len()) > maxLogBytes+200 {
+		t.Errorf("log: %d bytes, more than the %d allowed and the note", log.Len(), maxLogBytes)
+	}
+	lines := parseLog(t, log.Bytes())
+	last := lines[len(lines)-1]
+	if last.Stream != "codemachine" || last.Line == nil || !strings.Contains(*last.Line, "is not kept here") {
+		t.Errorf("the log's last line is %+v, want the note that it stops", last)
+	}
+	if got := h.lines["stdout"]; len(got) != 5001 || got[5000] != "last" {
+		t.Errorf("handler: %d lines, want 5001 ending with last", len(got))
+	}
+	if !strings.HasSuffix(res.output, "line 4999 of the flood\nlast\n") {
+		t.Errorf("tail ends %q", res.output[max(0, len(res.output)-40):])
+	}
+}
+
 // TestRunLongEvent: a JSON event longer than maxLineBytes (a final answer
 // of a few MB) reaches the handler and the log whole on an event stream's
 // stdout, where a cut line would lose the run's result; stderr is still cut
