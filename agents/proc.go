@@ -193,7 +193,12 @@ func (p *proc) run(ctx context.Context) (procResult, error) {
 	}
 	defer g.stop()
 	waitErr := p.await(ctx, &g, waitDone, &res)
-	g.cleanup(readDone, func() time.Time { return time.Unix(0, lastRead.Load()) })
+	g.cleanup(readDone, func() time.Time {
+		if sink.busy.Load() > 0 {
+			return time.Now() // still handling what was read
+		}
+		return time.Unix(0, lastRead.Load())
+	})
 	if !isClosed(readDone) {
 		// Something outside the group (a process that called setsid) still
 		// holds the pipes: stop reading rather than hang.
@@ -569,6 +574,10 @@ type lineSink struct {
 	buf    []byte // the log line being built
 	logged int64  // bytes written to the log
 	cut    bool   // the log reached maxLogBytes
+	// busy counts the lines being handled: a long event (megabytes of
+	// JSON to check and parse, slow on a loaded machine) is output still
+	// being read, which the drain after the group ended must wait for.
+	busy atomic.Int32
 }
 
 func newLineSink(log io.Writer, jsonStdout bool, onLine lineHandler) *lineSink {
@@ -624,7 +633,9 @@ func (s *lineSink) read(r io.Reader, stream string) {
 				} else {
 					line = bytes.TrimSuffix(line, []byte{'\r'})
 				}
+				s.busy.Add(1)
 				s.line(stream, line, truncated, br.Buffered() == 0)
+				s.busy.Add(-1)
 				long, size = long[:0], 0
 			}
 		}

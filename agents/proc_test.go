@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -494,6 +495,36 @@ func TestRunLogBounded(t *testing.T) {
 	}
 	if !strings.HasSuffix(res.output, "line 4999 of the flood\nlast\n") {
 		t.Errorf("tail ends %q", res.output[max(0, len(res.output)-40):])
+	}
+}
+
+// TestRunSlowHandlerAfterExit: a line that takes long to handle (a long
+// event, parsed on a loaded machine) when the process has already exited
+// does not count as the output gone quiet: what came after it in the pipe
+// is still read.
+func TestRunSlowHandlerAfterExit(t *testing.T) {
+	t.Parallel()
+	var log bytes.Buffer
+	var mu sync.Mutex
+	var got []string
+	p := shProc(t, `printf 'first\n'; sleep 0.2; printf 'last\n'`)
+	p.log = &log
+	p.onLine = func(stream string, line []byte) {
+		mu.Lock()
+		got = append(got, string(line))
+		mu.Unlock()
+		if string(line) == "first" {
+			time.Sleep(drainTimeout + drainTimeout/2)
+		}
+	}
+	res, err := p.run(context.Background())
+	if err != nil || res.exitCode != 0 {
+		t.Fatalf("run: %v %+v", err, res)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, []string{"first", "last"}) {
+		t.Errorf("handled %q, want first and last", got)
 	}
 }
 
