@@ -27,79 +27,114 @@ import (
 var errNotInProcess = errors.New("the ref swap needs git")
 
 // refSettings is what the in-process swap needs of the repository's
-// configuration, read with git once and again when the config changes.
+// configuration: derived from the configuration read once for staging and
+// commits (fastConfigFor), so a landing starts no git process of its own.
 type refSettings struct {
-	stamp    fileStamp // of the config file they were read from
-	usable   bool      // files backend, no reference-transaction hook
-	logRefs  string    // core.logAllRefUpdates: "always", "true" or "false"
-	ident    string    // the committer, "Name <email>"
-	fixedNow string    // GIT_COMMITTER_DATE's "seconds zone", when set
+	usable   bool   // files backend, no reference-transaction hook
+	logRefs  string // core.logAllRefUpdates: "always", "true" or "false"
+	ident    string // the committer, "Name <email>"
+	fixedNow string // GIT_COMMITTER_DATE's "seconds zone", when set
 }
 
+// refSettingsCache keeps the committer git var named, for a configuration
+// that leaves it to git's guess (see refSettingsFor).
 type refSettingsCache struct {
-	mu  sync.Mutex
-	cur *refSettings
+	mu     sync.Mutex
+	config *fastConfig // the configuration ident was asked under
+	env    string      // and the environment it depends on
+	ident  string      // git var GIT_COMMITTER_IDENT's output
 }
 
-// refSettingsFor returns the settings, reading them when the config file
-// changed since they were read.
+// refSettingsFor returns the settings under the current configuration.
+// The hooks directory is looked at on each call: a reference-transaction
+// hook added meanwhile makes git update-ref do the swap.
 func (r *Repo) refSettingsFor(ctx context.Context) (*refSettings, error) {
-	stamp, err := stampOf(filepath.Join(r.commonDir, "config"))
+	c, err := r.fastConfigFor(ctx)
 	if err != nil {
 		return nil, err
 	}
-	r.refCache.mu.Lock()
-	defer r.refCache.mu.Unlock()
-	if c := r.refCache.cur; c != nil && c.stamp == stamp {
-		return c, nil
-	}
-	s := &refSettings{stamp: stamp, logRefs: "true"}
-	out, err := r.read(ctx, "config", "-z", "--get-regexp", `^(extensions\.refstorage|core\.logallrefupdates|core\.bare|core\.hookspath)$`)
-	var ge *GitError
-	if err != nil && !(errors.As(err, &ge) && ge.ExitCode == 1) {
-		return nil, fmt.Errorf("read the configuration: %w", err)
-	}
-	cfg := map[string]string{}
-	for _, kv := range strings.Split(out, "\x00") {
-		k, v, _ := strings.Cut(kv, "\n")
-		if k != "" {
-			cfg[k] = v
-		}
-	}
-	if lr, ok := cfg["core.logallrefupdates"]; ok {
+	s := &refSettings{logRefs: "true"}
+	if lr, ok := c.get("core.logallrefupdates"); ok {
 		s.logRefs = normalizeBool(lr)
-	} else if normalizeBool(cfg["core.bare"]) == "true" {
+	} else if v, _ := c.get("core.bare"); normalizeBool(v) == "true" {
 		s.logRefs = "false"
 	}
 	hooks := filepath.Join(r.commonDir, "hooks")
-	if hp := cfg["core.hookspath"]; hp != "" {
+	if hp, _ := c.get("core.hookspath"); hp != "" {
 		hooks = hp
 		if !filepath.IsAbs(hp) {
 			hooks = filepath.Join(r.root, hp)
 		}
 	}
 	_, hookErr := os.Stat(filepath.Join(hooks, "reference-transaction"))
-	storage := cfg["extensions.refstorage"]
+	storage, _ := c.get("extensions.refstorage")
 	s.usable = (storage == "" || storage == "files") && errors.Is(hookErr, fs.ErrNotExist)
-	// git var is strict about an unknown committer where update-ref is
-	// not: then update-ref it is.
-	ident, err := r.read(ctx, "var", "GIT_COMMITTER_IDENT")
-	if err != nil {
-		ident = ""
+	if !s.usable {
+		return s, nil
 	}
-	ident = strings.TrimSpace(ident)
+	if ident, fixedNow, ok := r.committerInProcess(c); ok {
+		s.ident, s.fixedNow = ident, fixedNow
+		return s, nil
+	}
+	ident, err := r.committerByGit(ctx, c)
+	if err != nil {
+		return nil, err
+	}
 	// "Name <email> seconds zone": keep the person; the time is the swap's
 	// unless GIT_COMMITTER_DATE fixes it.
 	if i := strings.LastIndexByte(ident, '>'); i >= 0 {
 		s.ident = ident[:i+1]
-		if os.Getenv("GIT_COMMITTER_DATE") != "" || hasEnv(r.env, "GIT_COMMITTER_DATE") {
+		if _, set := r.lookupEnv("GIT_COMMITTER_DATE"); set {
 			s.fixedNow = strings.TrimSpace(ident[i+1:])
 		}
 	} else {
+		// git var is strict about an unknown committer where update-ref
+		// is not: then update-ref it is.
 		s.usable = false
 	}
-	r.refCache.cur = s
 	return s, nil
+}
+
+// committerInProcess is the committer git var GIT_COMMITTER_IDENT would
+// name, without the time, and GIT_COMMITTER_DATE as git records it when it
+// is set; ok is false where git would guess or reformat (identFor,
+// rawDate).
+func (r *Repo) committerInProcess(c *fastConfig) (ident, fixedNow string, ok bool) {
+	p, ok := r.identFor(c, false)
+	if !ok {
+		return "", "", false
+	}
+	if v, set := r.lookupEnv("GIT_COMMITTER_DATE"); set {
+		if fixedNow, ok = rawDate(v); !ok {
+			return "", "", false
+		}
+	}
+	return p.name + " <" + p.email + ">", fixedNow, true
+}
+
+// committerByGit is git var GIT_COMMITTER_IDENT's output ("" when git
+// refuses), asked once per configuration read and environment.
+func (r *Repo) committerByGit(ctx context.Context, c *fastConfig) (string, error) {
+	var env strings.Builder
+	for _, k := range []string{"GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_COMMITTER_DATE", "EMAIL"} {
+		v, set := r.lookupEnv(k)
+		fmt.Fprintf(&env, "%s %t %q\n", k, set, v)
+	}
+	r.refCache.mu.Lock()
+	defer r.refCache.mu.Unlock()
+	if r.refCache.config == c && !c.volatile && r.refCache.env == env.String() {
+		return r.refCache.ident, nil
+	}
+	ident, err := r.read(ctx, "var", "GIT_COMMITTER_IDENT")
+	if err != nil {
+		var ge *GitError
+		if !errors.As(err, &ge) {
+			return "", fmt.Errorf("ask git for the committer: %w", err)
+		}
+		ident = ""
+	}
+	r.refCache.config, r.refCache.env, r.refCache.ident = c, env.String(), strings.TrimSpace(ident)
+	return r.refCache.ident, nil
 }
 
 func hasEnv(env []string, name string) bool {

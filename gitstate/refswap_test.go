@@ -93,3 +93,67 @@ func TestSwapRefInProcessRefuses(t *testing.T) {
 		t.Errorf("with a reference-transaction hook: %+v, %v", s, err)
 	}
 }
+
+// TestRefSettingsCommitterIsGitVars: the committer a swap records is git
+// var GIT_COMMITTER_IDENT's, found without a git process wherever the
+// environment and configuration name it; where git would guess, git var
+// is asked once per configuration.
+func TestRefSettingsCommitterIsGitVars(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	for _, k := range []string{"GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_COMMITTER_DATE", "EMAIL"} {
+		unsetenv(t, k)
+	}
+	tests := []struct {
+		name      string
+		setup     func(t *testing.T)
+		processes int64 // git processes after the configuration is read
+	}{
+		{"user.* in the configuration", func(t *testing.T) {
+			git(t, dir, "config", "user.name", "Config User")
+			git(t, dir, "config", "user.email", "user@example.com")
+		}, 0},
+		{"committer.* over user.*", func(t *testing.T) {
+			git(t, dir, "config", "committer.name", "Committer")
+			git(t, dir, "config", "committer.email", "committer@example.com")
+		}, 0},
+		{"the environment over the configuration", func(t *testing.T) {
+			t.Setenv("GIT_COMMITTER_NAME", "Env Name")
+			t.Setenv("GIT_COMMITTER_EMAIL", "env@example.com")
+		}, 0},
+		{"a fixed date", func(t *testing.T) { t.Setenv("GIT_COMMITTER_DATE", "1778049489 +0130") }, 0},
+		{"a date git parses", func(t *testing.T) { t.Setenv("GIT_COMMITTER_DATE", "2026-01-02 03:04:05 +0100") }, 1},
+		{"an email git cleans up", func(t *testing.T) { t.Setenv("GIT_COMMITTER_EMAIL", " spaced@example.com") }, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.setup(t)
+			if _, err := r.fastConfigFor(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			before := r.Processes()
+			s, err := r.refSettingsFor(t.Context())
+			if err != nil || !s.usable {
+				t.Fatalf("settings %+v, %v", s, err)
+			}
+			if n := r.Processes() - before; n != tt.processes {
+				t.Errorf("%d git processes, want %d", n, tt.processes)
+			}
+			ident := git(t, dir, "var", "GIT_COMMITTER_IDENT")
+			i := strings.LastIndexByte(ident, '>')
+			if s.ident != ident[:i+1] {
+				t.Errorf("committer %q, git var %q", s.ident, ident)
+			}
+			if _, set := os.LookupEnv("GIT_COMMITTER_DATE"); set != (s.fixedNow != "") || set && s.fixedNow != strings.TrimSpace(ident[i+1:]) {
+				t.Errorf("date %q, git var %q", s.fixedNow, ident)
+			}
+			// Asked again under the same configuration: no process.
+			before = r.Processes()
+			if _, err := r.refSettingsFor(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if n := r.Processes() - before; n != 0 {
+				t.Errorf("asked again: %d git processes", n)
+			}
+		})
+	}
+}
