@@ -20,8 +20,8 @@ import (
 // gives it: keys lower-cased as git prints them, the last value of each
 // key, and the includes with the files that make them.
 type fastConfig struct {
-	stamps   []fileStamp
-	volatile bool // includes other files: never reused
+	key      string // configKey when it was read
+	volatile bool   // includes other files: never reused
 	values   map[string]string
 	includes []configInclude
 }
@@ -85,10 +85,18 @@ func (r *Repo) fastConfigFor(ctx context.Context) (*fastConfig, error) {
 		}
 		stamps[i] = s
 	}
+	key := r.configKey(files, stamps)
 	r.fastCache.mu.Lock()
 	defer r.fastCache.mu.Unlock()
-	if c := r.fastCache.cur; c != nil && !c.volatile && sameStamps(c.stamps, stamps) {
+	if c := r.fastCache.cur; c != nil && !c.volatile && c.key == key {
 		return c, nil
+	}
+	if out, ok := r.cachedConfigList(key); ok {
+		if c := parseConfigList(out); !c.volatile {
+			c.key = key
+			r.fastCache.cur = c
+			return c, nil
+		}
 	}
 	out, err := r.read(ctx, "config", "-z", "--list", "--show-origin")
 	var ge *GitError
@@ -96,8 +104,11 @@ func (r *Repo) fastConfigFor(ctx context.Context) (*fastConfig, error) {
 		return nil, fmt.Errorf("read the configuration: %w", err)
 	}
 	c := parseConfigList(out)
-	c.stamps = stamps
+	c.key = key
 	r.fastCache.cur = c
+	if !c.volatile {
+		r.keepConfigList(key, out)
+	}
 	return c, nil
 }
 
@@ -124,18 +135,6 @@ func parseConfigList(out string) *fastConfig {
 		}
 	}
 	return c
-}
-
-func sameStamps(a, b []fileStamp) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // get is a key's value and whether it is set.

@@ -1,0 +1,98 @@
+package gitstate
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// git config --list's answer is kept between processes in
+// .git/codemachine/cache/config-list, under a key of everything the answer
+// depends on: each configuration file's stamp (the file's, and its
+// target's where it is a symbolic link: dotfile managers link
+// ~/.gitconfig) and the environment variables that name or add
+// configuration. A configuration that includes other files is never kept
+// (their names are only known from the answer). So a codemachine command
+// that needs the configuration starts no git process for it while nothing
+// changed, which is nearly always.
+
+// configCacheName is the cache file, under LocalDir.
+const configCacheName = "cache/config-list"
+
+// configEnvPrefixes are the environment variables git config reads
+// besides the files: GIT_CONFIG_PARAMETERS (git -c), GIT_CONFIG_COUNT and
+// its GIT_CONFIG_KEY_n/VALUE_n, GIT_CONFIG_NOSYSTEM, GIT_CONFIG_GLOBAL and
+// _SYSTEM, GIT_CONFIG; HOME and XDG_CONFIG_HOME name the global files.
+var configEnvPrefixes = []string{"GIT_CONFIG", "HOME=", "XDG_CONFIG_HOME="}
+
+// configKey identifies git config --list's answer for the files, stamped
+// as stamps, in this environment.
+func (r *Repo) configKey(files []string, stamps []fileStamp) string {
+	h := sha256.New()
+	for i, f := range files {
+		s := stamps[i]
+		fmt.Fprintf(h, "%s %t %o %d %d %d.%d %d\n", f, s.exists, s.mode, s.size, s.mtime.UnixNano(), s.ctime.Sec, s.ctime.Nsec, s.ino)
+		if s.exists && s.mode&fs.ModeSymlink != 0 {
+			st, err := os.Stat(f)
+			if err != nil {
+				fmt.Fprintf(h, "-> %v\n", err)
+			} else {
+				fmt.Fprintf(h, "-> %o %d %d\n", st.Mode(), st.Size(), st.ModTime().UnixNano())
+			}
+			if target, err := filepath.EvalSymlinks(f); err == nil {
+				ts, _ := stampOf(target)
+				fmt.Fprintf(h, "-> %s %d.%d %d\n", target, ts.ctime.Sec, ts.ctime.Nsec, ts.ino)
+			}
+		}
+	}
+	var names []string
+	for _, kv := range append(os.Environ(), r.env...) {
+		for _, p := range configEnvPrefixes {
+			if strings.HasPrefix(kv, p) {
+				name, _, _ := strings.Cut(kv, "=")
+				names = append(names, name)
+			}
+		}
+	}
+	slices.Sort(names)
+	for _, name := range slices.Compact(names) {
+		fmt.Fprintf(h, "%s=%q\n", name, r.getenv(name))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// cachedConfigList is the kept answer for key, or false.
+func (r *Repo) cachedConfigList(key string) (string, bool) {
+	data, err := os.ReadFile(filepath.Join(r.commonDir, "codemachine", filepath.FromSlash(configCacheName)))
+	if err != nil {
+		return "", false
+	}
+	head, list, ok := bytes.Cut(data, []byte("\n"))
+	if !ok || string(head) != key {
+		return "", false
+	}
+	return string(list), true
+}
+
+// keepConfigList keeps the answer list under key; best effort (a
+// read-only repository just asks git each time).
+func (r *Repo) keepConfigList(key, list string) {
+	p := filepath.Join(r.LocalDir(), filepath.FromSlash(configCacheName))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".config-list-*")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.WriteString(key + "\n" + list)
+	if cerr := tmp.Close(); werr != nil || cerr != nil || os.Rename(tmp.Name(), p) != nil {
+		_ = os.Remove(tmp.Name())
+	}
+}

@@ -1,0 +1,94 @@
+package gitstate
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestConfigListKeptBetweenProcesses: a Repo opened again (another
+// codemachine process) takes git config --list's answer from the cache
+// while nothing it depends on changed, and asks git again when a file, a
+// symbolic link's target or the environment changed; a configuration with
+// includes is asked every time.
+func TestConfigListKeptBetweenProcesses(t *testing.T) {
+	dir, _ := newRepo(t, map[string]string{"a.txt": "a\n"})
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+	unsetenv(t, "GIT_CONFIG_PARAMETERS")
+	unsetenv(t, "GIT_CONFIG_GLOBAL")
+	target := filepath.Join(home, "dotfiles", "gitconfig")
+	write(t, home, "dotfiles/gitconfig", "[user]\n\tname = aaaa\n")
+	if err := os.Symlink(target, filepath.Join(home, ".gitconfig")); err != nil {
+		t.Fatal(err)
+	}
+	// value opens the repository afresh and reads key, returning the
+	// value and the git processes it took.
+	value := func(t *testing.T, key string) (string, int64) {
+		t.Helper()
+		r, err := Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := r.Processes() // Open asks git under git -c
+		c, err := r.fastConfigFor(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := c.get(key)
+		return v, r.Processes() - before
+	}
+	steps := []struct {
+		name      string
+		change    func(t *testing.T)
+		key, want string
+		processes int64
+	}{
+		{"first read", func(t *testing.T) {}, "user.name", "aaaa", 1},
+		{"nothing changed", func(t *testing.T) {}, "user.name", "aaaa", 0},
+		{"the repository's config", func(t *testing.T) { git(t, dir, "config", "core.abbrev", "12") }, "core.abbrev", "12", 1},
+		{"kept again", func(t *testing.T) {}, "core.abbrev", "12", 0},
+		{"a linked file's target, same size", func(t *testing.T) {
+			write(t, home, "dotfiles/gitconfig", "[user]\n\tname = bbbb\n")
+		}, "user.name", "bbbb", 1},
+		{"git -c", func(t *testing.T) { t.Setenv("GIT_CONFIG_PARAMETERS", "'user.name'='Param'") }, "user.name", "Param", 1},
+		{"git -c gone", func(t *testing.T) { os.Unsetenv("GIT_CONFIG_PARAMETERS") }, "user.name", "bbbb", 1},
+		{"an include", func(t *testing.T) {
+			write(t, dir, "extra.inc", "[user]\n\tname = included\n")
+			git(t, dir, "config", "include.path", filepath.Join(dir, "extra.inc"))
+		}, "user.name", "included", 1},
+		{"an include is read every time", func(t *testing.T) {}, "user.name", "included", 1},
+	}
+	for _, s := range steps {
+		s.change(t)
+		got, n := value(t, s.key)
+		if got != s.want || n != s.processes {
+			t.Fatalf("%s: %s = %q with %d git processes, want %q with %d", s.name, s.key, got, n, s.want, s.processes)
+		}
+	}
+}
+
+// TestConfigSeesALinkedFilesEdit: one Repo (a long-running watch) reads
+// the configuration again when the target of a linked ~/.gitconfig is
+// edited.
+func TestConfigSeesALinkedFilesEdit(t *testing.T) {
+	_, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	unsetenv(t, "GIT_CONFIG_GLOBAL")
+	write(t, home, "dotfiles/gitconfig", "[user]\n\temail = a@example.com\n")
+	if err := os.Symlink(filepath.Join(home, "dotfiles", "gitconfig"), filepath.Join(home, ".gitconfig")); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"a@example.com", "b@example.com"} {
+		write(t, home, "dotfiles/gitconfig", "[user]\n\temail = "+want+"\n")
+		c, err := r.fastConfigFor(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := c.get("user.email"); got != want {
+			t.Fatalf("user.email = %q, want %q", got, want)
+		}
+	}
+}
