@@ -81,9 +81,14 @@ func (r *Repo) cachedConfigList(key string) (string, bool) {
 }
 
 // keepConfigList keeps the answer list under key; best effort (a
-// read-only repository just asks git each time).
+// read-only repository just asks git each time). A repository codemachine
+// has not written to yet (no .git/codemachine) is left as it is.
 func (r *Repo) keepConfigList(key, list string) {
-	p := filepath.Join(r.LocalDir(), filepath.FromSlash(configCacheName))
+	local := filepath.Join(r.commonDir, "codemachine")
+	if fi, err := os.Stat(local); err != nil || !fi.IsDir() {
+		return
+	}
+	p := filepath.Join(local, filepath.FromSlash(configCacheName))
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return
 	}

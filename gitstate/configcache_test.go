@@ -45,7 +45,17 @@ func TestConfigListKeptBetweenProcesses(t *testing.T) {
 		key, want string
 		processes int64
 	}{
-		{"first read", func(t *testing.T) {}, "user.name", "aaaa", 1},
+		{"not codemachine's repository", func(t *testing.T) {}, "user.name", "aaaa", 1},
+		{"nothing kept there", func(t *testing.T) {
+			if exists(dir, ".git/codemachine") {
+				t.Fatal(".git/codemachine written in a repository codemachine had not written to")
+			}
+		}, "user.name", "aaaa", 1},
+		{"first read", func(t *testing.T) {
+			if err := os.Mkdir(filepath.Join(dir, ".git", "codemachine"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, "user.name", "aaaa", 1},
 		{"nothing changed", func(t *testing.T) {}, "user.name", "aaaa", 0},
 		{"the repository's config", func(t *testing.T) { git(t, dir, "config", "core.abbrev", "12") }, "core.abbrev", "12", 1},
 		{"kept again", func(t *testing.T) {}, "core.abbrev", "12", 0},
