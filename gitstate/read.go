@@ -480,6 +480,16 @@ func parseStatus(out string) ([]StatusEntry, error) {
 // HEAD in any way: staged, unstaged, or untracked (not ignored), with both
 // sides of a rename.
 func (r *Repo) StatusPaths(ctx context.Context, pathspecs ...string) ([]string, error) {
+	if len(pathspecs) == 1 {
+		if paths, err := r.statusUnder(ctx, pathspecs[0]); err == nil {
+			return paths, nil
+		}
+	}
+	return r.statusPathsByGit(ctx, pathspecs...)
+}
+
+// statusPathsByGit is StatusPaths by git status.
+func (r *Repo) statusPathsByGit(ctx context.Context, pathspecs ...string) ([]string, error) {
 	args := []string{"--literal-pathspecs", "status", "--porcelain=v2", "-z", "--untracked-files=all", "--"}
 	out, err := r.read(ctx, append(args, pathspecs...)...)
 	if err != nil {

@@ -392,6 +392,11 @@ func (f *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
 // it to fingerprint inputs without a lookup per file. Submodules are
 // skipped.
 func (t *TreeFS) ListFiles(name string, fn func(path, hash string)) error {
+	return t.listEntries(name, func(p string, e object.TreeEntry) { fn(p, e.Hash.String()) })
+}
+
+// listEntries is ListFiles with each file's whole tree entry (its mode).
+func (t *TreeFS) listEntries(name string, fn func(path string, e object.TreeEntry)) error {
 	e, err := t.lookup("list", name)
 	if err != nil {
 		return err
@@ -400,7 +405,7 @@ func (t *TreeFS) ListFiles(name string, fn func(path, hash string)) error {
 	case e.Mode == filemode.Submodule:
 		return nil
 	case e.Mode != filemode.Dir:
-		fn(name, e.Hash.String())
+		fn(name, e)
 		return nil
 	}
 	t.mu.Lock()
@@ -409,7 +414,7 @@ func (t *TreeFS) ListFiles(name string, fn func(path, hash string)) error {
 }
 
 // listDir walks the directory at p; t.mu must be held.
-func (t *TreeFS) listDir(p string, fn func(path, hash string)) error {
+func (t *TreeFS) listDir(p string, fn func(path string, e object.TreeEntry)) error {
 	d, err := t.dir(p)
 	if err != nil {
 		return err
@@ -426,7 +431,7 @@ func (t *TreeFS) listDir(p string, fn func(path, hash string)) error {
 				return err
 			}
 		default:
-			fn(child, e.Hash.String())
+			fn(child, e)
 		}
 	}
 	return nil
