@@ -81,11 +81,12 @@ func (r *Repo) cachedConfigList(key string) (string, bool) {
 }
 
 // keepConfigList keeps the answer list under key; best effort (a
-// read-only repository just asks git each time). A repository codemachine
-// has not written to yet (no .git/codemachine) is left as it is.
+// read-only repository just asks git each time). A repository that is not
+// codemachine's (neither .git/codemachine nor a .codemachine directory) is
+// left as it is.
 func (r *Repo) keepConfigList(key, list string) {
 	local := filepath.Join(r.commonDir, "codemachine")
-	if fi, err := os.Stat(local); err != nil || !fi.IsDir() {
+	if !isDir(local) && (r.root == "" || !isDir(filepath.Join(r.root, ".codemachine"))) {
 		return
 	}
 	p := filepath.Join(local, filepath.FromSlash(configCacheName))
