@@ -118,8 +118,13 @@ func (s *dirStatus) staged(commit string, idx *gitIndex) error {
 // (the entry is as new as the index file: racily clean).
 func (s *dirStatus) unstaged(idx *gitIndex) error {
 	racy := idx.mtime.Unix()
+	realDirs := map[string]bool{}
 	for name, e := range s.tracked {
 		if s.changed[name] {
+			continue
+		}
+		if !s.underRealDirs(path.Dir(name), realDirs) {
+			s.changed[name] = true // beyond a symbolic link: git takes it for deleted
 			continue
 		}
 		abs := filepath.Join(s.r.root, filepath.FromSlash(name))
@@ -158,6 +163,22 @@ func (s *dirStatus) unstaged(idx *gitIndex) error {
 		}
 	}
 	return nil
+}
+
+// underRealDirs reports whether dir (relative) and each directory above
+// it is a directory, not a symbolic link to one, with the answers kept in
+// seen.
+func (s *dirStatus) underRealDirs(dir string, seen map[string]bool) bool {
+	if dir == "." || dir == "" {
+		return true
+	}
+	if ok, found := seen[dir]; found {
+		return ok
+	}
+	fi, err := os.Lstat(filepath.Join(s.r.root, filepath.FromSlash(dir)))
+	ok := err == nil && fi.IsDir() && s.underRealDirs(path.Dir(dir), seen)
+	seen[dir] = ok
+	return ok
 }
 
 // untracked adds the files under the directory that the index does not

@@ -63,6 +63,14 @@ func TestStatusUnderIsGitStatus(t *testing.T) {
 			os.Remove(filepath.Join(dir, ".cm", "old-link"))
 			os.Symlink("run.sh", filepath.Join(dir, ".cm", "old-link"))
 		}, false},
+		{"a directory replaced by a link to a copy", func(t *testing.T, dir string) {
+			os.Rename(filepath.Join(dir, ".cm", "agents"), filepath.Join(dir, "agents-copy"))
+			os.Symlink("../agents-copy", filepath.Join(dir, ".cm", "agents"))
+		}, false},
+		{"the directory itself a link to a copy", func(t *testing.T, dir string) {
+			os.Rename(filepath.Join(dir, ".cm"), filepath.Join(dir, "cm-copy"))
+			os.Symlink("cm-copy", filepath.Join(dir, ".cm"))
+		}, true},
 		{"a staged rename", func(t *testing.T, dir string) { git(t, dir, "mv", ".cm/run.sh", ".cm/moved.sh") }, false},
 		{"added then deleted", func(t *testing.T, dir string) {
 			write(t, dir, ".cm/added.txt", "a\n")
