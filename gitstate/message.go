@@ -32,6 +32,16 @@ const (
 	// TrailerReviewRound numbers a reviewer agent's rejections of one
 	// step (or task) in a row, on the commits of their feedback.
 	TrailerReviewRound = "Codemachine-Review-Round"
+	// TrailerReviewEngine and the four after it record a reviewer agent's
+	// run on the commit that carries its verdict (the landed commit, a
+	// rejection's feedback commit, or the review commit a person takes
+	// over): its engine, model, tokens and cost, as a step commit's own
+	// trailers record the step's.
+	TrailerReviewEngine    = "Codemachine-Review-Engine"
+	TrailerReviewModel     = "Codemachine-Review-Model"
+	TrailerReviewTokensIn  = "Codemachine-Review-Tokens-In"
+	TrailerReviewTokensOut = "Codemachine-Review-Tokens-Out"
+	TrailerReviewCostUSD   = "Codemachine-Review-Cost-USD"
 )
 
 // Message is a commit message: a one-line subject, a free-form body and a

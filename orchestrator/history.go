@@ -27,18 +27,22 @@ type LogEntry struct {
 	// "approved by reviewer agent NAME", "approved by Alice"); Reviews
 	// are all of them, in order (a reviewer agent's that fell to a person
 	// first).
-	Review      string    `json:"review,omitempty"`
-	Reviews     []string  `json:"reviews,omitempty"`
-	TokensIn    int64     `json:"tokens_in"`
-	TokensOut   int64     `json:"tokens_out"`
-	CostUSD     float64   `json:"cost_usd"`
-	CostKnown   bool      `json:"cost_known"`
-	Duration    string    `json:"duration,omitempty"`
-	Attempts    int       `json:"attempts,omitempty"`
-	Fingerprint string    `json:"fingerprint,omitempty"`
-	Run         string    `json:"run,omitempty"`
-	Author      string    `json:"author"`
-	Date        time.Time `json:"date"`
+	Review    string   `json:"review,omitempty"`
+	Reviews   []string `json:"reviews,omitempty"`
+	TokensIn  int64    `json:"tokens_in"`
+	TokensOut int64    `json:"tokens_out"`
+	CostUSD   float64  `json:"cost_usd"`
+	CostKnown bool     `json:"cost_known"`
+	// ReviewUsage is the reviewer agent's run whose verdict the commit
+	// carries (Codemachine-Review-* trailers); nil without one. Its
+	// tokens and cost are not in TokensIn, TokensOut and CostUSD.
+	ReviewUsage *ReviewUsage `json:"review_usage,omitempty"`
+	Duration    string       `json:"duration,omitempty"`
+	Attempts    int          `json:"attempts,omitempty"`
+	Fingerprint string       `json:"fingerprint,omitempty"`
+	Run         string       `json:"run,omitempty"`
+	Author      string       `json:"author"`
+	Date        time.Time    `json:"date"`
 	// Problems name the trailers that do not parse (edited by hand):
 	// their fields are left at zero (cost unknown).
 	Problems []string `json:"problems,omitempty"`
@@ -79,6 +83,16 @@ func (o *Orchestrator) Log(limit int) ([]LogEntry, error) {
 		}
 	}
 	return entries, nil
+}
+
+// ReviewUsage is what a reviewer agent's run used, from its trailers.
+type ReviewUsage struct {
+	Engine    string  `json:"engine"`
+	Model     string  `json:"model,omitempty"`
+	TokensIn  int64   `json:"tokens_in"`
+	TokensOut int64   `json:"tokens_out"`
+	CostUSD   float64 `json:"cost_usd"`
+	CostKnown bool    `json:"cost_known"`
 }
 
 // TokensUnreadable reports whether a token trailer of the commit did not
@@ -180,6 +194,7 @@ func logEntry(c gitstate.Commit, msg gitstate.Message) LogEntry {
 			bad(gitstate.TrailerCostUSD, v, "an amount in USD")
 		}
 	}
+	e.ReviewUsage = reviewUsageOf(msg, bad)
 	if v := msg.Get(gitstate.TrailerAttempts); v != "" {
 		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
 			e.Attempts = n
@@ -194,6 +209,36 @@ func logEntry(c gitstate.Commit, msg gitstate.Message) LogEntry {
 		}
 	}
 	return e
+}
+
+// reviewUsageOf reads a message's reviewer-run trailers (nil without
+// Codemachine-Review-Engine), naming those that do not parse with bad.
+func reviewUsageOf(msg gitstate.Message, bad func(key, val, want string)) *ReviewUsage {
+	engine := msg.Get(gitstate.TrailerReviewEngine)
+	if engine == "" {
+		return nil
+	}
+	u := &ReviewUsage{Engine: engine, Model: msg.Get(gitstate.TrailerReviewModel)}
+	for _, f := range []struct {
+		key string
+		to  *int64
+	}{{gitstate.TrailerReviewTokensIn, &u.TokensIn}, {gitstate.TrailerReviewTokensOut, &u.TokensOut}} {
+		if v := msg.Get(f.key); v != "" {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+				*f.to = n
+			} else {
+				bad(f.key, v, "a token count")
+			}
+		}
+	}
+	if v := msg.Get(gitstate.TrailerReviewCostUSD); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 && !math.IsInf(f, 0) {
+			u.CostUSD, u.CostKnown = f, true
+		} else {
+			bad(gitstate.TrailerReviewCostUSD, v, "an amount in USD")
+		}
+	}
+	return u
 }
 
 // target is what a STEP[/TASK] or REV argument names.

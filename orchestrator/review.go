@@ -196,8 +196,9 @@ func (o *Orchestrator) CheckReviewPending(ctx context.Context, key string) error
 
 // approveLocked is Approve for a caller that holds the lock; by names who
 // approved (a person's name, or "reviewer agent NAME"), which the landed
-// commit's Codemachine-Review trailer records.
-func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, key, by string) (*ReviewResult, error) {
+// commit's Codemachine-Review trailer records, followed by usage (a
+// reviewer agent's run).
+func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, key, by string, usage ...gitstate.Trailer) (*ReviewResult, error) {
 	ref := "refs/heads/" + reviewPrefix + key
 	commit, err := o.repo.ResolveRev(ref)
 	if err != nil {
@@ -227,7 +228,8 @@ func (o *Orchestrator) approveLocked(ctx context.Context, head gitstate.Head, ke
 		commit, base = rebased, head.Commit
 	}
 	reviewed := commit
-	if commit, err = o.rewriteMessage(ctx, commit, "", gitstate.Trailer{Key: gitstate.TrailerReview, Value: "approved by " + by}); err != nil {
+	verdict := append([]gitstate.Trailer{{Key: gitstate.TrailerReview, Value: "approved by " + by}}, usage...)
+	if commit, err = o.rewriteMessage(ctx, commit, "", verdict...); err != nil {
 		return nil, err
 	}
 	u, c, err := o.reviewedUnit(head.Commit, base, commit, key)

@@ -41,6 +41,36 @@ type reviewOutcome struct {
 	rounds  int
 	verdict verdict
 	failure string // the reviewer failed or gave no verdict: a person reviews
+	// usage is the reviewer agent's run (engine, model, tokens, cost):
+	// recorded in trailers on the commit that carries the verdict; nil
+	// when no reviewer process ran.
+	usage *reviewUsage
+}
+
+// reviewUsage is what a reviewer agent's run used.
+type reviewUsage struct {
+	engine, model       string
+	tokensIn, tokensOut int64
+	costUSD             float64
+	costKnown           bool
+}
+
+// usageTrailers are the trailers of the reviewer's run, nil when none ran.
+func (r *reviewOutcome) usageTrailers() []gitstate.Trailer {
+	u := r.usage
+	if u == nil {
+		return nil
+	}
+	t := []gitstate.Trailer{{Key: gitstate.TrailerReviewEngine, Value: u.engine}}
+	if u.model != "" {
+		t = append(t, gitstate.Trailer{Key: gitstate.TrailerReviewModel, Value: u.model})
+	}
+	t = append(t, gitstate.Trailer{Key: gitstate.TrailerReviewTokensIn, Value: strconv.FormatInt(u.tokensIn, 10)},
+		gitstate.Trailer{Key: gitstate.TrailerReviewTokensOut, Value: strconv.FormatInt(u.tokensOut, 10)})
+	if u.costKnown {
+		t = append(t, gitstate.Trailer{Key: gitstate.TrailerReviewCostUSD, Value: strconv.FormatFloat(u.costUSD, 'f', 4, 64)})
+	}
+	return t
 }
 
 // by names the reviewer in trailers and messages.
@@ -118,6 +148,8 @@ func (j *job) askReviewer(ctx context.Context, c *candidate, out *reviewOutcome)
 	started := o.cfg.Now()
 	res, err := eng.Run(ctx, req)
 	j.rs.addUsage(res.TokensIn, res.TokensOut, res.CostUSD)
+	out.usage = &reviewUsage{engine: engineName, model: cmp.Or(res.Model, req.Model), tokensIn: res.TokensIn,
+		tokensOut: res.TokensOut, costUSD: res.CostUSD, costKnown: res.CostKnown}
 	j.reviewerEnded(req, engineName, out, started, res, err)
 	if err != nil {
 		return "", fmt.Errorf("%s failed: %w", engineName, err)
@@ -253,7 +285,7 @@ func (j *job) applyReview(ctx context.Context) (again bool, err error) {
 	key := u.key()
 	switch {
 	case r.failure == "" && r.verdict.Approve:
-		res, err := o.approveLocked(ctx, head, key, r.by())
+		res, err := o.approveLocked(ctx, head, key, r.by(), r.usageTrailers()...)
 		if err != nil {
 			// It could not land (a conflict): a person takes it from here.
 			return false, j.fallToPerson(ctx, "approved by "+r.by()+", but "+err.Error(), "")
@@ -267,8 +299,8 @@ func (j *job) applyReview(ctx context.Context) (again bool, err error) {
 		}
 		return false, nil
 	case r.failure == "" && r.roundsLeft():
-		trailers := []gitstate.Trailer{{Key: gitstate.TrailerReview, Value: "rejected by " + r.by()},
-			{Key: gitstate.TrailerReviewRound, Value: strconv.Itoa(r.round)}}
+		trailers := append([]gitstate.Trailer{{Key: gitstate.TrailerReview, Value: "rejected by " + r.by()},
+			{Key: gitstate.TrailerReviewRound, Value: strconv.Itoa(r.round)}}, r.usageTrailers()...)
 		if _, err := o.rejectLocked(ctx, head, key, r.verdict.Reasons, trailers); err != nil {
 			return false, err
 		}
@@ -297,7 +329,8 @@ func (j *job) fallToPerson(ctx context.Context, why, reasons string) error {
 	if reasons != "" {
 		note += "\n\n" + reasons
 	}
-	rewritten, err := o.rewriteMessage(ctx, commit, note, gitstate.Trailer{Key: gitstate.TrailerReview, Value: firstLine(why)})
+	trailers := append([]gitstate.Trailer{{Key: gitstate.TrailerReview, Value: firstLine(why)}}, j.review.usageTrailers()...)
+	rewritten, err := o.rewriteMessage(ctx, commit, note, trailers...)
 	if err != nil {
 		return err
 	}

@@ -69,17 +69,28 @@ newest first, with the provenance recorded in their trailers.`,
 				if d, err := parseDuration(e.Duration); err == nil {
 					dur = orchestrator.FormatDuration(d)
 				}
-				tokens := orchestrator.FormatTokens(e.TokensIn + e.TokensOut)
-				switch {
-				case e.TokensUnreadable():
-					tokens = "?"
-				case e.TokensIn+e.TokensOut == 0 && e.Engine == "shell":
-					tokens = "—"
-				}
-				tab.add(shortHash(e.Commit), name, label, dur, tokens, orchestrator.FormatCost(e.CostUSD, e.CostKnown), e.Subject)
+				tokens, cost := logUsage(e)
+				tab.add(shortHash(e.Commit), name, label, dur, tokens, cost, e.Subject)
 			}
 			_, err = out.w.Write(tab.bytes())
 			return err
 		},
 	}
+}
+
+// logUsage is a log line's tokens and cost: the step's, with its reviewer
+// agent's run added (its own figures are in --json's review_usage).
+func logUsage(e orchestrator.LogEntry) (tokens, cost string) {
+	in, out, usd, known := e.TokensIn, e.TokensOut, e.CostUSD, e.CostKnown
+	if r := e.ReviewUsage; r != nil {
+		in, out, usd, known = in+r.TokensIn, out+r.TokensOut, usd+r.CostUSD, known || r.CostKnown
+	}
+	tokens = orchestrator.FormatTokens(in + out)
+	switch {
+	case e.TokensUnreadable():
+		tokens = "?"
+	case in+out == 0 && e.Engine == "shell":
+		tokens = "—"
+	}
+	return tokens, orchestrator.FormatCost(usd, known)
 }
