@@ -18,7 +18,9 @@ import (
 // target's where it is a symbolic link: dotfile managers link
 // ~/.gitconfig) and the environment variables that name or add
 // configuration. A configuration that includes other files is never kept
-// (their names are only known from the answer). So a codemachine command
+// (their names are only known from the answer), and of the others only the
+// sections codemachine reads (keptSections): never a remote's URL or a
+// token. So a codemachine command
 // that needs the configuration starts no git process for it while nothing
 // changed, which is nearly always.
 
@@ -80,6 +82,38 @@ func (r *Repo) cachedConfigList(key string) (string, bool) {
 	return string(list), true
 }
 
+// keptSections are the configuration sections the cache keeps: those the
+// in-process paths and the sandbox's guard read (ConfiguredCommands), and
+// nothing that holds remote URLs, tokens or passwords (remote.*.url,
+// http.*.extraHeader, url.*.insteadOf, a tool's own token keys), which
+// must not be copied out of the files their owner put them in.
+var keptSections = map[string]bool{"core": true, "user": true, "author": true, "committer": true, "commit": true,
+	"i18n": true, "extensions": true, "index": true, "feature": true, "gpg": true, "filter": true, "diff": true,
+	"merge": true, "sequence": true, "credential": true}
+
+// keptConfigList is the part of git config -z --list --show-origin's
+// answer that the cache keeps (keptSections), false when the answer must
+// not be kept at all: a credential helper that is a shell snippet (it may
+// spell out a password) or is set for a URL with a user or password in it.
+func keptConfigList(list string) (string, bool) {
+	fields := strings.Split(list, "\x00")
+	var b strings.Builder
+	for i := 0; i+1 < len(fields); i += 2 {
+		key, value, _ := strings.Cut(fields[i+1], "\n")
+		section, _, _ := strings.Cut(key, ".")
+		if !keptSections[section] {
+			continue
+		}
+		if section == "credential" {
+			if !strings.HasSuffix(key, ".helper") || strings.Contains(key, "@") || strings.HasPrefix(strings.TrimSpace(value), "!") {
+				return "", false
+			}
+		}
+		b.WriteString(fields[i] + "\x00" + fields[i+1] + "\x00")
+	}
+	return b.String(), true
+}
+
 // keepConfigList keeps the answer list under key; best effort (a
 // read-only repository just asks git each time). A repository that is not
 // codemachine's (neither .git/codemachine nor a .codemachine directory) is
@@ -90,6 +124,11 @@ func (r *Repo) keepConfigList(key, list string) {
 		return
 	}
 	p := filepath.Join(local, filepath.FromSlash(configCacheName))
+	list, ok := keptConfigList(list)
+	if !ok {
+		_ = os.Remove(p)
+		return
+	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return
 	}

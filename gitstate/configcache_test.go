@@ -3,6 +3,7 @@ package gitstate
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -99,6 +100,74 @@ func TestConfigSeesALinkedFilesEdit(t *testing.T) {
 		}
 		if got, _ := c.get("user.email"); got != want {
 			t.Fatalf("user.email = %q, want %q", got, want)
+		}
+	}
+}
+
+// TestConfigCacheKeepsNoSecret: what the cache keeps of the configuration
+// is the sections codemachine reads; URLs with passwords, tokens in
+// headers or a tool's keys stay in the files their owner put them in, and
+// a credential helper that may spell one out keeps the answer out of the
+// cache altogether.
+func TestConfigCacheKeepsNoSecret(t *testing.T) {
+	dir, _ := newRepo(t, map[string]string{"a.txt": "a\n"})
+	if err := os.Mkdir(filepath.Join(dir, ".git", "codemachine"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range [][2]string{
+		{"remote.origin.url", "https://alice:s3cret1@example.com/r.git"},
+		{"remote.origin.pushurl", "https://alice:s3cret2@example.com/r.git"},
+		{"http.extraHeader", "Authorization: Bearer s3cret3"},
+		{"url.https://bob:s3cret4@example.com/.insteadOf", "https://example.com/"},
+		{"github.token", "s3cret5"},
+		{"submodule.lib.url", "https://carol:s3cret6@example.com/lib.git"},
+		{"credential.helper", "store"},
+		{"filter.lfs.clean", "git-lfs clean -- %f"},
+		{"user.name", "Kept Name"},
+	} {
+		git(t, dir, "config", kv[0], kv[1])
+	}
+	cache := filepath.Join(dir, ".git", "codemachine", "cache", "config-list")
+	read := func() (string, int64) {
+		t.Helper()
+		r, err := Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := r.fastConfigFor(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := c.get("user.name")
+		return v, r.Processes()
+	}
+	read()
+	data, err := os.ReadFile(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"s3cret", "alice", "bob", "carol", "Bearer"} {
+		if strings.Contains(string(data), secret) {
+			t.Errorf("the cache holds %q:\n%s", secret, data)
+		}
+	}
+	for _, kept := range []string{"credential.helper\nstore", "filter.lfs.clean\ngit-lfs clean", "user.name\nKept Name"} {
+		if !strings.Contains(string(data), kept) {
+			t.Errorf("the cache lacks %q:\n%s", kept, data)
+		}
+	}
+	if name, n := read(); name != "Kept Name" || n != 0 {
+		t.Errorf("from the cache: user.name %q, %d git processes", name, n)
+	}
+	// A helper that is a shell snippet may hold a password: nothing is
+	// kept, and each process asks git.
+	git(t, dir, "config", "--add", "credential.helper", "!f() { echo password=s3cret7; }; f")
+	for range 2 {
+		if name, n := read(); name != "Kept Name" || n != 1 {
+			t.Errorf("with a shell credential helper: user.name %q, %d git processes", name, n)
+		}
+		if _, err := os.Stat(cache); err == nil {
+			t.Error("the cache was kept with a shell credential helper")
 		}
 	}
 }
