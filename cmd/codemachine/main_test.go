@@ -91,6 +91,12 @@ func hermeticGit(env *testscript.Env) error {
 		// that a killed worker's task is taken over soon, and stretched
 		// on a slow machine so that a live worker's lease never lapses.
 		"LEASE": testenv.Scale(5 * time.Second).String(),
+		// STEP_TIMEOUT is the step timeout of the engine scenarios whose
+		// CLI must have a request answered (or its session started, or a
+		// resumed session finished) before the step times out: long
+		// enough for a CLI's start on a loaded machine (seconds), and
+		// stretched on a slow one.
+		"STEP_TIMEOUT": testenv.Scale(12 * time.Second).String(),
 	}
 	for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOROOT", "GOTOOLCHAIN", "GOFLAGS", "GOPROXY"} {
 		if v := goEnv(k); v != "" {
