@@ -137,15 +137,6 @@ func (r *Repo) committerByGit(ctx context.Context, c *fastConfig) (string, error
 	return r.refCache.ident, nil
 }
 
-func hasEnv(env []string, name string) bool {
-	for _, kv := range env {
-		if strings.HasPrefix(kv, name+"=") {
-			return true
-		}
-	}
-	return false
-}
-
 // normalizeBool maps git's spellings of a boolean to "true"/"false";
 // anything else ("always") is kept.
 func normalizeBool(v string) string {
