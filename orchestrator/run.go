@@ -358,9 +358,14 @@ func (s *Summary) add(more *Summary) {
 	s.CostUSD += more.CostUSD
 }
 
-// lock takes the repository lock; another live holder is a *ConfigError
-// naming it (exit 2).
+// lock takes the repository lock; another live holder, or a ref in the way
+// of codemachine's own, is a *ConfigError naming it (exit 2).
 func (o *Orchestrator) lock(command string) (*gitstate.Lock, error) {
+	// A ref where codemachine keeps its own (a branch named
+	// "codemachine") would fail the landing of a step that already ran.
+	if err := o.repo.CheckRefSpace(); err != nil {
+		return nil, &ConfigError{Err: err}
+	}
 	lock, err := o.repo.Lock(command)
 	if err != nil {
 		var locked *gitstate.LockedError
