@@ -14,6 +14,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
+
+	"github.com/codemachine/codemachine/internal/lazyre"
 )
 
 // Repo is one git repository (the worktree containing the directory it was
@@ -93,6 +95,11 @@ func (r *Repo) discover(dir string, env []string) error {
 		if errors.As(err, &ge) && strings.Contains(ge.Stderr, "not a git repository") {
 			return fmt.Errorf("%s: %w", dir, ErrNotRepo)
 		}
+		if errors.As(err, &ge) {
+			if m := dubiousRe().FindStringSubmatch(ge.Stderr); m != nil {
+				return &DubiousOwnershipError{Dir: m[1]}
+			}
+		}
 		return fmt.Errorf("open %s: %w", dir, err)
 	}
 	lines := strings.Split(trimNL(out), "\n")
@@ -103,6 +110,10 @@ func (r *Repo) discover(dir string, env []string) error {
 	r.root, r.gitDir, r.commonDir = filepath.Clean(lines[0]), filepath.Clean(lines[1]), filepath.Clean(lines[2])
 	return nil
 }
+
+// dubiousRe finds the repository git refuses in "detected dubious
+// ownership in repository at '<dir>'".
+var dubiousRe = lazyre.New(`detected dubious ownership in repository at '([^']+)'`)
 
 // locatingEnvVars name the repository for git instead of its discovery.
 var locatingEnvVars = []string{"GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR"}

@@ -113,6 +113,21 @@ func (e *DetachedGitDirError) Error() string {
 // Is makes the error an ErrNotRepo.
 func (e *DetachedGitDirError) Is(target error) bool { return target == ErrNotRepo }
 
+// DubiousOwnershipError is returned by Open for a repository that git
+// refuses because another user owns it (safe.directory): a repository
+// mounted into a container, or another user's checkout. It is an
+// ErrNotRepo for errors.Is, as git treats it.
+type DubiousOwnershipError struct{ Dir string }
+
+// Error says what git refuses and how to trust the repository.
+func (e *DubiousOwnershipError) Error() string {
+	return fmt.Sprintf("%s: git refuses a repository another user owns (dubious ownership); if you trust it: git config --global --add safe.directory %s",
+		e.Dir, e.Dir)
+}
+
+// Is makes the error an ErrNotRepo.
+func (e *DubiousOwnershipError) Is(target error) bool { return target == ErrNotRepo }
+
 // ErrRefMoved is returned by a compare-and-swap ref update when the ref no
 // longer has the expected old value.
 var ErrRefMoved = errors.New("ref moved")
