@@ -1,6 +1,7 @@
 package gitstate
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -69,6 +70,102 @@ func (r *Repo) CheckRefSpace() error {
 	})
 	if found != "" {
 		return &RefInTheWayError{Ref: found}
+	}
+	return nil
+}
+
+// MakeRoomForRef moves aside the refs under within (e.g.
+// "refs/codemachine/failed/") that leave git no room for ref: a ref named
+// like one of ref's directories (refs/codemachine/failed/build before
+// refs/codemachine/failed/build/T1 can be written: the step became a
+// foreach) and the refs below ref (refs/codemachine/failed/build/T1 before
+// refs/codemachine/failed/build: the foreach became one step). They are
+// kept, not deleted, under the blocking name with ".aside-<stamp>"
+// appended to it (refs/codemachine/failed/build.aside-<stamp>/T1), a name
+// no step or task key takes below within. It returns the names it moved,
+// old to new.
+func (r *Repo) MakeRoomForRef(ctx context.Context, within, ref, stamp string) (map[string]string, error) {
+	rest, ok := strings.CutPrefix(ref, within)
+	if !ok || rest == "" {
+		return nil, fmt.Errorf("make room for %s: not below %s", ref, within)
+	}
+	moved := map[string]string{}
+	parts := strings.Split(rest, "/")
+	for i := 1; i < len(parts); i++ {
+		name := within + strings.Join(parts[:i], "/")
+		if hash, found := r.exactRef(name); found {
+			to, err := r.asideName(name, stamp)
+			if err != nil {
+				return moved, err
+			}
+			if err := r.moveRef(ctx, name, to, hash); err != nil {
+				return moved, err
+			}
+			moved[name] = to
+		}
+	}
+	below, err := r.RefsWithPrefix(ref + "/")
+	if err != nil || len(below) == 0 {
+		return moved, err
+	}
+	aside, err := r.asideName(ref, stamp)
+	if err != nil {
+		return moved, err
+	}
+	for name, hash := range below {
+		to := aside + "/" + strings.TrimPrefix(name, ref+"/")
+		if err := r.moveRef(ctx, name, to, hash); err != nil {
+			return moved, err
+		}
+		moved[name] = to
+	}
+	return moved, nil
+}
+
+// asideName is name.aside-<stamp>, or name.aside-<stamp>-<n>: the first
+// that is neither a ref nor a directory of refs yet.
+func (r *Repo) asideName(name, stamp string) (string, error) {
+	for n := 1; n < 1000; n++ {
+		to := name + ".aside-" + stamp
+		if n > 1 {
+			to += fmt.Sprintf("-%d", n)
+		}
+		refs, err := r.RefsWithPrefix(to)
+		if err != nil {
+			return "", err
+		}
+		taken := false
+		for k := range refs {
+			if k == to || strings.HasPrefix(k, to+"/") {
+				taken = true
+				break
+			}
+		}
+		if !taken {
+			return to, nil
+		}
+	}
+	return "", fmt.Errorf("no name left to move %s aside", name)
+}
+
+// exactRef is the hash of the ref named exactly name, if there is one.
+func (r *Repo) exactRef(name string) (string, bool) {
+	refs, err := r.RefsWithPrefix(name)
+	if err != nil {
+		return "", false
+	}
+	hash, found := refs[name]
+	return hash, found
+}
+
+// moveRef renames ref from to to (which must not exist), if from still
+// points at hash.
+func (r *Repo) moveRef(ctx context.Context, from, to, hash string) error {
+	if err := r.UpdateRef(ctx, to, hash, "", "codemachine: moved aside from "+from); err != nil {
+		return fmt.Errorf("move %s aside: %w", from, err)
+	}
+	if err := r.DeleteRef(ctx, from, hash); err != nil {
+		return fmt.Errorf("move %s aside: %w", from, err)
 	}
 	return nil
 }
