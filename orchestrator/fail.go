@@ -141,16 +141,22 @@ func (j *job) keepPartialWork(ctx context.Context) (ref, commit string, err erro
 const failedRefPrefix = "refs/codemachine/failed/"
 
 // keepFailedRef points the failed ref of the unit key at commit and
-// returns its name. A failed ref of the step from before it changed shape
-// (a step that became a foreach, or the reverse) would leave git no room
-// for it: that one is moved aside, kept (gitstate.MakeRoomForRef), rather
-// than lose this unit's work.
+// returns its name (keepRef).
 func (o *Orchestrator) keepFailedRef(ctx context.Context, key, commit, msg string) (string, error) {
-	ref := failedRefPrefix + key
+	return o.keepRef(ctx, failedRefPrefix, key, commit, msg)
+}
+
+// keepRef points prefix+key (a failed, rejected or superseded unit's ref)
+// at commit and returns its name. A ref of the step from before it changed
+// shape (a step that became a foreach, or the reverse) would leave git no
+// room for it: that one is moved aside, kept (gitstate.MakeRoomForRef),
+// rather than lose this unit's work.
+func (o *Orchestrator) keepRef(ctx context.Context, prefix, key, commit, msg string) (string, error) {
+	ref := prefix + key
 	old, _ := o.repo.ResolveRev(ref)
 	if old == "" {
 		stamp := o.cfg.Now().UTC().Format("20060102T150405Z")
-		if _, err := o.repo.MakeRoomForRef(ctx, failedRefPrefix, ref, stamp); err != nil {
+		if _, err := o.repo.MakeRoomForRef(ctx, prefix, ref, stamp); err != nil {
 			return "", err
 		}
 	}
