@@ -82,9 +82,10 @@ func (r *Repo) CheckRefSpace() error {
 // refs/codemachine/failed/build: the foreach became one step). They are
 // kept, not deleted, under the blocking name with ".aside-<stamp>"
 // appended to it (refs/codemachine/failed/build.aside-<stamp>/T1), a name
-// no step or task key takes below within. It returns the names it moved,
-// old to new.
-func (r *Repo) MakeRoomForRef(ctx context.Context, within, ref, stamp string) (map[string]string, error) {
+// no step or task key takes below within. A ref for which stay says true
+// (a branch the user has checked out) is left where it is. It returns the
+// names it moved, old to new.
+func (r *Repo) MakeRoomForRef(ctx context.Context, within, ref, stamp string, stay func(name string) bool) (map[string]string, error) {
 	rest, ok := strings.CutPrefix(ref, within)
 	if !ok || rest == "" {
 		return nil, fmt.Errorf("make room for %s: not below %s", ref, within)
@@ -93,7 +94,7 @@ func (r *Repo) MakeRoomForRef(ctx context.Context, within, ref, stamp string) (m
 	parts := strings.Split(rest, "/")
 	for i := 1; i < len(parts); i++ {
 		name := within + strings.Join(parts[:i], "/")
-		if hash, found := r.exactRef(name); found {
+		if hash, found := r.exactRef(name); found && (stay == nil || !stay(name)) {
 			to, err := r.asideName(name, stamp)
 			if err != nil {
 				return moved, err
@@ -113,6 +114,9 @@ func (r *Repo) MakeRoomForRef(ctx context.Context, within, ref, stamp string) (m
 		return moved, err
 	}
 	for name, hash := range below {
+		if stay != nil && stay(name) {
+			continue
+		}
 		to := aside + "/" + strings.TrimPrefix(name, ref+"/")
 		if err := r.moveRef(ctx, name, to, hash); err != nil {
 			return moved, err

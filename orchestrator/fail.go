@@ -156,7 +156,7 @@ func (o *Orchestrator) keepRef(ctx context.Context, prefix, key, commit, msg str
 	old, _ := o.repo.ResolveRev(ref)
 	if old == "" {
 		stamp := o.cfg.Now().UTC().Format("20060102T150405Z")
-		if _, err := o.repo.MakeRoomForRef(ctx, prefix, ref, stamp); err != nil {
+		if _, err := o.repo.MakeRoomForRef(ctx, prefix, ref, stamp, nil); err != nil {
 			return "", err
 		}
 	}
