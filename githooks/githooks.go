@@ -81,12 +81,34 @@ func (e *NotAHookError) Error() string {
 	return fmt.Sprintf("%s is a directory, not a hook: move it away first", e.Hook)
 }
 
+// NotADirError reports a hooks directory that is no directory:
+// core.hooksPath=/dev/null, the usual way to turn git's hooks off. git runs
+// no hook from it, so codemachine's could not be installed there.
+type NotADirError struct {
+	Dir string
+}
+
+func (e *NotADirError) Error() string {
+	return fmt.Sprintf("the hooks directory %s is not a directory (core.hooksPath turns git's hooks off): git runs no hook from it; point core.hooksPath at a directory, or unset it, first", e.Dir)
+}
+
+// checkDir returns a *NotADirError when dir exists and is no directory.
+func checkDir(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return &NotADirError{Dir: dir}
+	}
+	return nil
+}
+
 // Install writes codemachine's hooks into opts.Dir. An existing hook that
 // is not codemachine's is renamed to <name>.pre-codemachine (content, mode
 // and symlink-ness unchanged) and run first, with its arguments and stdin;
 // its exit status stays the hook's. Installing again updates codemachine's
 // hooks in place.
 func Install(opts InstallOptions) ([]HookStatus, error) {
+	if err := checkDir(opts.Dir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("install git hooks: %w", err)
 	}
@@ -136,6 +158,9 @@ func Install(opts InstallOptions) ([]HookStatus, error) {
 // they replaced, byte for byte. Hooks that are not codemachine's are left
 // alone.
 func Uninstall(dir string) ([]HookStatus, error) {
+	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
 	var out []HookStatus
 	for _, name := range GitHooks {
 		st, err := status(dir, name)
@@ -173,6 +198,9 @@ func Uninstall(dir string) ([]HookStatus, error) {
 
 // Status reports the state of each of codemachine's git hooks in dir.
 func Status(dir string) ([]HookStatus, error) {
+	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
 	var out []HookStatus
 	for _, name := range GitHooks {
 		st, err := status(dir, name)

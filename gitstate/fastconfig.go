@@ -70,6 +70,9 @@ func (r *Repo) configFiles() []string {
 		files = append(files, s)
 	} else {
 		files = append(files, "/etc/gitconfig")
+		for _, dir := range systemConfigDirs(r.getenv("PATH")) {
+			files = append(files, filepath.Join(dir, "gitconfig"))
+		}
 	}
 	return files
 }

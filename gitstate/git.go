@@ -328,9 +328,16 @@ func firstLine(s string) string {
 	fallback := ""
 	for line := range strings.SplitSeq(s, "\n") {
 		line = strings.TrimSpace(line)
+		// The remote's own error (a push it refused: a ref of its own in
+		// the way, a hook) comes first, before git's "failed to push
+		// some refs", and says why.
+		remote, fromRemote := strings.CutPrefix(line, "remote: ")
 		for _, p := range []string{"fatal: ", "error: "} {
 			if rest, ok := strings.CutPrefix(line, p); ok {
 				return rest
+			}
+			if rest, ok := strings.CutPrefix(remote, p); fromRemote && ok {
+				return "remote: " + rest
 			}
 		}
 		if fallback == "" && line != "" && !strings.HasPrefix(line, "hint:") && !strings.HasPrefix(line, "warning:") {

@@ -84,6 +84,8 @@ func TestFirstLine(t *testing.T) {
 		{"warning: something\nerror: the real problem\nhint: do this\n", "the real problem"},
 		{"hint: a\nplain message\n", "plain message"},
 		{"", "failed"},
+		{"remote: error: cannot lock ref 'refs/heads/a/b': 'refs/heads/a' exists        \nTo ../r.git\n ! [remote rejected] a/b -> a/b (failed to update ref)\nerror: failed to push some refs to '../r.git'\n",
+			"remote: cannot lock ref 'refs/heads/a/b': 'refs/heads/a' exists"},
 	}
 	for _, tt := range tests {
 		if got := firstLine(tt.in); got != tt.want {

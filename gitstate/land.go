@@ -354,6 +354,15 @@ func (r *Repo) keepOnBranch(ctx context.Context, branch, commit string) (string,
 		name = fmt.Sprintf("%s-%d", branch, i)
 	}
 	ref := "refs/heads/" + name
+	if strings.HasPrefix(ref, conflictRefPrefix) {
+		// A conflict kept for the step in another shape (before it
+		// became a foreach, or the reverse) leaves git no room for this
+		// one: it is moved aside, unless it is checked out.
+		stamp := time.Now().UTC().Format("20060102T150405Z")
+		if _, err := r.MakeRoomForRef(ctx, conflictRefPrefix, ref, stamp, r.checkedOut); err != nil {
+			return name, err
+		}
+	}
 	for range 3 {
 		cur, err := r.refHash(ref)
 		if err != nil {
@@ -368,6 +377,16 @@ func (r *Repo) keepOnBranch(ctx context.Context, branch, commit string) (string,
 		}
 	}
 	return name, fmt.Errorf("update %s: %w", ref, ErrRefMoved)
+}
+
+// conflictRefPrefix holds the conflict branches.
+const conflictRefPrefix = "refs/heads/codemachine/conflict/"
+
+// checkedOut reports whether a worktree of the user's has the branch ref
+// checked out (true also when that cannot be told).
+func (r *Repo) checkedOut(ref string) bool {
+	cos, err := r.checkoutsOn(ref)
+	return err != nil || len(cos) > 0
 }
 
 // checkout is a worktree of the user's (not of the pool).

@@ -97,6 +97,28 @@ func gitDate(s Signature) string {
 	return strconv.FormatInt(s.When.Unix(), 10) + " " + s.When.Format("-0700")
 }
 
+// CheckCommitter returns ErrNoIdentity (wrapped) when git could not name
+// the committer of a commit made now (no user.email and user.useConfigOnly,
+// or no name git can find), so that a run says so before a step runs
+// rather than when its commit is made. The configuration and environment
+// answer in the process; git var only when they name nobody.
+func (r *Repo) CheckCommitter(ctx context.Context) error {
+	if c, err := r.fastConfigFor(ctx); err == nil {
+		if _, ok := r.identFor(c, false); ok {
+			return nil
+		}
+	}
+	_, err := r.read(ctx, "var", "GIT_COMMITTER_IDENT")
+	var ge *GitError
+	if errors.As(err, &ge) && isIdentityError(ge.Stderr) {
+		return fmt.Errorf("git var: %w", ErrNoIdentity)
+	}
+	if err != nil {
+		return fmt.Errorf("find the committer: %w", err)
+	}
+	return nil
+}
+
 func isIdentityError(stderr string) bool {
 	for _, p := range []string{"identity unknown", "unable to auto-detect email", "empty ident name", "auto-detection is disabled", "invalid ident"} {
 		if strings.Contains(stderr, p) {

@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // errRefBeingWritten is a loose ref file read empty: git has created it
@@ -45,8 +46,8 @@ func refsFast(commonDir, prefix string) (refs map[string]string, ok bool, err er
 	dir := path.Dir(prefix + "x")
 	err = filepath.WalkDir(filepath.Join(commonDir, filepath.FromSlash(dir)), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // no loose ref there, or one deleted meanwhile
+			if noLooseRefs(err) {
+				return nil
 			}
 			return err
 		}
@@ -91,6 +92,14 @@ func refsFast(commonDir, prefix string) (refs map[string]string, ok bool, err er
 		return nil, true, err
 	}
 	return refs, true, nil
+}
+
+// noLooseRefs reports whether a walk error means that no loose ref is
+// there: none, or one deleted meanwhile; or a ref where a directory would
+// be (a branch named "codemachine" beside refs/heads/codemachine/...),
+// beside which git can store no ref under prefix.
+func noLooseRefs(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
 // errNotARef is a file under refs/ that is not a ref as this reader knows

@@ -14,6 +14,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
+
+	"github.com/codemachine/codemachine/internal/lazyre"
 )
 
 // Repo is one git repository (the worktree containing the directory it was
@@ -72,24 +74,79 @@ func Open(dir string) (*Repo, error) {
 		r.root, r.gitDir, r.commonDir = root, gitDir, commonDir
 		return r, nil
 	}
-	out, err := r.read(context.Background(), "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-dir", "--git-common-dir")
+	if env := locatingEnv(); len(env) > 0 {
+		return r.openFromEnv(dir, env)
+	}
+	if err := r.discover(dir, nil); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// discover sets r's root, git dir and common dir as git finds them from
+// r.root, with env (GIT_DIR and the like) added to the environment.
+func (r *Repo) discover(dir string, env []string) error {
+	out, err := r.readWith(context.Background(), runOpts{Env: env}, "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-dir", "--git-common-dir")
 	if err != nil {
 		var ge *GitError
 		if errors.As(err, &ge) && strings.Contains(ge.Stderr, "must be run in a work tree") {
-			return nil, &NoWorkTreeError{Dir: dir}
+			return &NoWorkTreeError{Dir: dir}
 		}
 		if errors.As(err, &ge) && strings.Contains(ge.Stderr, "not a git repository") {
-			return nil, fmt.Errorf("%s: %w", dir, ErrNotRepo)
+			return fmt.Errorf("%s: %w", dir, ErrNotRepo)
 		}
-		return nil, fmt.Errorf("open %s: %w", dir, err)
+		if errors.As(err, &ge) {
+			if m := dubiousRe().FindStringSubmatch(ge.Stderr); m != nil {
+				return &DubiousOwnershipError{Dir: m[1]}
+			}
+		}
+		return fmt.Errorf("open %s: %w", dir, err)
 	}
 	lines := strings.Split(trimNL(out), "\n")
 	if len(lines) != 3 || lines[0] == "" {
 		// --show-toplevel prints nothing inside a .git directory.
-		return nil, &NoWorkTreeError{Dir: dir}
+		return &NoWorkTreeError{Dir: dir}
 	}
 	r.root, r.gitDir, r.commonDir = filepath.Clean(lines[0]), filepath.Clean(lines[1]), filepath.Clean(lines[2])
-	return r, nil
+	return nil
+}
+
+// dubiousRe finds the repository git refuses in "detected dubious
+// ownership in repository at '<dir>'".
+var dubiousRe = lazyre.New(`detected dubious ownership in repository at '([^']+)'`)
+
+// locatingEnvVars name the repository for git instead of its discovery.
+var locatingEnvVars = []string{"GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR"}
+
+// locatingEnv is the user's GIT_DIR, GIT_WORK_TREE and GIT_COMMON_DIR, as
+// KEY=VALUE, those that are set.
+func locatingEnv() []string {
+	var env []string
+	for _, k := range locatingEnvVars {
+		if v, set := os.LookupEnv(k); set {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// openFromEnv opens the repository that the user's GIT_DIR, GIT_WORK_TREE
+// or GIT_COMMON_DIR (env) name, as git does (a git hook in a linked
+// worktree gets GIT_DIR; a script may set it). Every command codemachine
+// runs leaves them out (baseEnv: its worktrees have git dirs of their
+// own), so the repository must be the one git finds from its work tree
+// without them: a git dir apart from its work tree (the bare "dotfiles"
+// repository, GIT_DIR from another directory) is a *DetachedGitDirError.
+func (r *Repo) openFromEnv(dir string, env []string) (*Repo, error) {
+	if err := r.discover(dir, env); err != nil {
+		return nil, err
+	}
+	found := &Repo{root: r.root}
+	if err := found.discover(r.root, nil); err == nil &&
+		found.root == r.root && found.gitDir == r.gitDir && found.commonDir == r.commonDir {
+		return r, nil
+	}
+	return nil, &DetachedGitDirError{Env: env, WorkTree: r.root, GitDir: r.gitDir}
 }
 
 // Processes is how many git processes r has started: the benchmarks

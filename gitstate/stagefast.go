@@ -28,7 +28,7 @@ import (
 // declines, leaving the work to git, wherever git would do more than that:
 // content conversion (core.autocrlf, .gitattributes with text, eol, filter,
 // ident or working-tree-encoding, an attributes file: info/attributes, the
-// global or the system's /etc/gitattributes), core.filemode,
+// global or the system's, $(prefix)/etc/gitattributes), core.filemode,
 // core.symlinks or core.ignorecase changed from a Linux default, ignore
 // patterns other than plain names and * (**, ?, [...], backslashes),
 // nested repositories and submodules, unmerged, skip-worktree,
@@ -253,9 +253,53 @@ func parseCacheTree(b []byte, dir string, trees map[string][20]byte) ([]byte, er
 // step in a row): 714 ms a step staged here, 448 ms staged by git.
 var stageInProcessMaxEntries = 20000 // a variable for the tests of stagegit.go
 
-// systemAttributes is git's attributes file for the whole machine
-// ($(sysconfdir)/gitattributes); a variable for the tests.
+// systemAttributes is git's attributes file for the whole machine as a
+// git installed under /usr reads it ($(sysconfdir)/gitattributes); a
+// variable for the tests.
 var systemAttributes = "/etc/gitattributes"
+
+// systemAttributeFiles are the files the git on path (the PATH git runs
+// from) may read as the machine's attributes: /etc/gitattributes
+// (systemAttributes) and the others of systemConfigDirs.
+func systemAttributeFiles(path string) []string {
+	files := []string{systemAttributes}
+	for _, dir := range systemConfigDirs(path) {
+		files = append(files, filepath.Join(dir, "gitattributes"))
+	}
+	return files
+}
+
+// systemConfigDirs are the directories besides /etc where the git on path
+// may keep the machine's gitconfig and gitattributes: its $(sysconfdir),
+// which git's Makefile makes /etc for prefix /usr and $(prefix)/etc
+// otherwise (git 2.42's `git var GIT_ATTR_SYSTEM` prints the attributes
+// file; git 2.39 has no way to ask). The prefix is the directory above
+// the bin/ that holds git, as PATH names it and with its links resolved
+// (Homebrew links PREFIX/bin/git into its Cellar). A directory that is not
+// git's costs only a stat, and at most the staging done by git.
+func systemConfigDirs(path string) []string {
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" || !filepath.IsAbs(dir) {
+			continue // git is not found relative to the directory it runs in
+		}
+		bin := filepath.Join(dir, "git")
+		if st, err := os.Stat(bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			continue
+		}
+		paths := []string{bin}
+		if resolved, err := filepath.EvalSymlinks(bin); err == nil && resolved != bin {
+			paths = append(paths, resolved)
+		}
+		var dirs []string
+		for _, p := range paths {
+			if prefix := filepath.Dir(filepath.Dir(p)); prefix != "/usr" {
+				dirs = append(dirs, filepath.Join(prefix, "etc"))
+			}
+		}
+		return dirs
+	}
+	return nil
+}
 
 // stageRules is what the configuration says about staging: in-process
 // or not, and the ignore files to read.
@@ -290,12 +334,11 @@ func (r *Repo) stageRulesFor(ctx context.Context) (stageRules, error) {
 		xdg = filepath.Join(home, ".config")
 	}
 	attrFiles := []string{filepath.Join(r.commonDir, "info", "attributes")}
-	// The system's attributes, beside the system configuration (which
-	// configFiles takes at /etc/gitconfig too), unless git is told to skip
-	// them; where one is there, git converts what it says for every
-	// repository of the machine.
+	// The system's attributes, beside the system configuration, unless
+	// git is told to skip them; where one is there, git converts what it
+	// says for every repository of the machine.
 	if v := r.getenv("GIT_ATTR_NOSYSTEM"); v == "" || normalizeBool(v) != "true" {
-		attrFiles = append(attrFiles, systemAttributes)
+		attrFiles = append(attrFiles, systemAttributeFiles(r.getenv("PATH"))...)
 	}
 	rules := stageRules{infoExclude: filepath.Join(r.commonDir, "info", "exclude")}
 	if xdg != "" {

@@ -309,6 +309,21 @@ func TestStageLeavesToGit(t *testing.T) {
 			t.Cleanup(func() { systemAttributes = old })
 			systemAttributes = sys
 		}},
+		{"the gitattributes of the git on PATH", func(t *testing.T, d string, r *Repo, _ *Worktree) {
+			// A git installed under PREFIX (prefix /usr/local, a
+			// Homebrew git) reads PREFIX/etc/gitattributes.
+			real, err := exec.LookPath("git")
+			if err != nil {
+				t.Fatal(err)
+			}
+			prefix := t.TempDir()
+			write(t, prefix, "bin/git", "#!/bin/sh\nexec "+real+" \"$@\"\n")
+			if err := os.Chmod(filepath.Join(prefix, "bin", "git"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			write(t, prefix, "etc/gitattributes", "*.txt text eol=crlf\n")
+			t.Setenv("PATH", filepath.Join(prefix, "bin")+string(filepath.ListSeparator)+os.Getenv("PATH"))
+		}},
 		{"core.autocrlf", func(t *testing.T, d string, r *Repo, _ *Worktree) { git(t, r.root, "config", "core.autocrlf", "true") }},
 		{"core.filemode", func(t *testing.T, d string, r *Repo, _ *Worktree) { git(t, r.root, "config", "core.filemode", "false") }},
 		{"core.symlinks", func(t *testing.T, d string, r *Repo, _ *Worktree) { git(t, r.root, "config", "core.symlinks", "false") }},
@@ -569,5 +584,43 @@ func TestStageLeavesOutGitAliases(t *testing.T) {
 				t.Errorf("git fsck --strict: %v\n%s", err, out)
 			}
 		})
+	}
+}
+
+// TestSystemConfigDirs: the machine's gitconfig and gitattributes of a git
+// installed under a prefix other than /usr are PREFIX/etc/..., for the
+// prefix PATH names and the one its link leads to; the in-process stage
+// and the configuration cache look there too.
+func TestSystemConfigDirs(t *testing.T) {
+	tmp := t.TempDir()
+	cellar := filepath.Join(tmp, "Cellar", "git", "2.39", "bin")
+	write(t, cellar, "git", "#!/bin/sh\n")
+	if err := os.Chmod(filepath.Join(cellar, "git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	brew := filepath.Join(tmp, "brew", "bin")
+	if err := os.MkdirAll(brew, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(cellar, "git"), filepath.Join(brew, "git")); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(tmp, "empty")
+	if err := os.MkdirAll(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := strings.Join([]string{"relative/bin", empty, brew, "/usr/bin"}, string(filepath.ListSeparator))
+	want := []string{filepath.Join(tmp, "brew", "etc"), filepath.Join(tmp, "Cellar", "git", "2.39", "etc")}
+	if got := systemConfigDirs(path); !slices.Equal(got, want) {
+		t.Fatalf("systemConfigDirs = %q, want %q", got, want)
+	}
+	if got := systemConfigDirs("/usr/bin"); len(got) != 0 {
+		t.Fatalf("systemConfigDirs(/usr/bin) = %q, want none (/etc)", got)
+	}
+	_, r := newRepo(t, stageBase)
+	t.Setenv("PATH", path)
+	t.Setenv("GIT_CONFIG_SYSTEM", "")
+	if files := r.configFiles(); !slices.Contains(files, filepath.Join(want[0], "gitconfig")) {
+		t.Fatalf("configFiles = %q, want %s among them", files, filepath.Join(want[0], "gitconfig"))
 	}
 }

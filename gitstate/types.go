@@ -10,6 +10,7 @@ package gitstate
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -83,6 +84,49 @@ func (e *NoWorkTreeError) Error() string {
 
 // Is makes the error an ErrNotRepo.
 func (e *NoWorkTreeError) Is(target error) bool { return target == ErrNotRepo }
+
+// DetachedGitDirError is returned by Open when GIT_DIR, GIT_WORK_TREE or
+// GIT_COMMON_DIR name a git directory apart from its work tree: a bare
+// repository checked out elsewhere (the "dotfiles" pattern), or GIT_DIR set
+// in another directory, which git then takes as the work tree. It is an
+// ErrNotRepo for errors.Is: not a repository codemachine can work in.
+type DetachedGitDirError struct {
+	Env      []string // the variables set, KEY=VALUE
+	WorkTree string   // the work tree git takes with them
+	GitDir   string   // the git directory they name
+}
+
+// Error names the variables, what git makes of them and what to do.
+func (e *DetachedGitDirError) Error() string {
+	keys := make([]string, len(e.Env))
+	for i, kv := range e.Env {
+		keys[i], _, _ = strings.Cut(kv, "=")
+	}
+	hint := "run codemachine in a clone's work tree"
+	if filepath.Base(e.GitDir) == ".git" {
+		hint = "run codemachine in its work tree (codemachine -C " + filepath.Dir(e.GitDir) + ")"
+	}
+	return fmt.Sprintf("%s: git dir %s with work tree %s, which does not hold it: codemachine needs a work tree whose .git is its repository; unset %s and %s",
+		strings.Join(e.Env, " "), e.GitDir, e.WorkTree, strings.Join(keys, " and "), hint)
+}
+
+// Is makes the error an ErrNotRepo.
+func (e *DetachedGitDirError) Is(target error) bool { return target == ErrNotRepo }
+
+// DubiousOwnershipError is returned by Open for a repository that git
+// refuses because another user owns it (safe.directory): a repository
+// mounted into a container, or another user's checkout. It is an
+// ErrNotRepo for errors.Is, as git treats it.
+type DubiousOwnershipError struct{ Dir string }
+
+// Error says what git refuses and how to trust the repository.
+func (e *DubiousOwnershipError) Error() string {
+	return fmt.Sprintf("%s: git refuses a repository another user owns (dubious ownership); if you trust it: git config --global --add safe.directory %s",
+		e.Dir, e.Dir)
+}
+
+// Is makes the error an ErrNotRepo.
+func (e *DubiousOwnershipError) Is(target error) bool { return target == ErrNotRepo }
 
 // ErrRefMoved is returned by a compare-and-swap ref update when the ref no
 // longer has the expected old value.

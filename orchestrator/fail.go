@@ -130,10 +130,38 @@ func (j *job) keepPartialWork(ctx context.Context) (ref, commit string, err erro
 	if err != nil {
 		return "", "", err
 	}
-	ref = "refs/codemachine/failed/" + key
-	old, _ := o.repo.ResolveRev(ref)
-	if err := o.repo.UpdateRef(ctx, ref, commit, old, "codemachine: "+key+" failed"); err != nil {
+	ref, err = o.keepFailedRef(ctx, key, commit, "codemachine: "+key+" failed")
+	if err != nil {
 		return "", "", err
 	}
 	return ref, commit, nil
+}
+
+// failedRefPrefix holds each unit's latest failed work.
+const failedRefPrefix = "refs/codemachine/failed/"
+
+// keepFailedRef points the failed ref of the unit key at commit and
+// returns its name (keepRef).
+func (o *Orchestrator) keepFailedRef(ctx context.Context, key, commit, msg string) (string, error) {
+	return o.keepRef(ctx, failedRefPrefix, key, commit, msg)
+}
+
+// keepRef points prefix+key (a failed, rejected or superseded unit's ref)
+// at commit and returns its name. A ref of the step from before it changed
+// shape (a step that became a foreach, or the reverse) would leave git no
+// room for it: that one is moved aside, kept (gitstate.MakeRoomForRef),
+// rather than lose this unit's work.
+func (o *Orchestrator) keepRef(ctx context.Context, prefix, key, commit, msg string) (string, error) {
+	ref := prefix + key
+	old, _ := o.repo.ResolveRev(ref)
+	if old == "" {
+		stamp := o.cfg.Now().UTC().Format("20060102T150405Z")
+		if _, err := o.repo.MakeRoomForRef(ctx, prefix, ref, stamp, nil); err != nil {
+			return "", err
+		}
+	}
+	if err := o.repo.UpdateRef(ctx, ref, commit, old, msg); err != nil {
+		return "", err
+	}
+	return ref, nil
 }

@@ -127,10 +127,9 @@ func (j *job) submitForReview(ctx context.Context) error {
 // status, diff and retry know of it.
 func (j *job) landFailed(ctx context.Context, err error) {
 	o, u, c := j.o, j.u, j.cand
-	ref := "refs/codemachine/failed/" + u.key()
-	old, _ := o.repo.ResolveRev(ref)
 	msg := "not landed: " + err.Error()
-	if uerr := o.repo.UpdateRef(context.WithoutCancel(ctx), ref, c.commit, old, "codemachine: "+u.key()+" not landed"); uerr != nil {
+	ref, uerr := o.keepFailedRef(context.WithoutCancel(ctx), u.key(), c.commit, "codemachine: "+u.key()+" not landed")
+	if uerr != nil {
 		ref = ""
 		msg += " (its commit could not be kept: " + uerr.Error() + ")"
 	}

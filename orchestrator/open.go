@@ -66,6 +66,9 @@ func (o *Orchestrator) Open(ctx context.Context, key string, opts RunOptions) (*
 		return nil, err
 	}
 	defer lock.Release()
+	if err := o.checkCommitter(ctx); err != nil {
+		return nil, err
+	}
 	if !o.isStepKey(head.Commit, key) {
 		return nil, configErrorf("%s is not a step or task of the workflow", key)
 	}

@@ -297,6 +297,11 @@ func (s *scheduler) skipForHoldOrFailure(u *unit, holds map[string]Hold, failure
 			Message: "waiting for review (codemachine approve " + key + " | reject " + key + " -m WHY)"}, s.rs.recordReview)
 		return true
 	}
+	if other := s.snap.reviewInTheWay(key); other != "" {
+		s.reportOnce(key, Event{Kind: StepReview, Step: u.step.ID, Task: taskID(u.task), Commit: s.snap.reviews[other], Ref: reviewPrefix + other,
+			Message: "waits for the review of " + other + ", made before the step changed shape (codemachine approve " + other + " | reject " + other + " -m WHY)"}, s.rs.recordReview)
+		return true
+	}
 	if h, ok := holds[key]; ok {
 		if h.Fingerprint == fp {
 			s.reportOnce(key, Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task),

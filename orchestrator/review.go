@@ -315,9 +315,8 @@ func (o *Orchestrator) rejectLocked(ctx context.Context, head gitstate.Head, key
 	if err != nil {
 		return nil, o.NoReviewError(key)
 	}
-	kept := rejectedRefPrefix + key
-	old, _ := o.repo.ResolveRev(kept)
-	if err := o.repo.UpdateRef(ctx, kept, commit, old, "codemachine: "+key+" rejected"); err != nil {
+	kept, err := o.keepRef(ctx, rejectedRefPrefix, key, commit, "codemachine: "+key+" rejected")
+	if err != nil {
 		return nil, err
 	}
 	blob, err := o.repo.HashObject(ctx, []byte(reason+"\n"))
@@ -510,6 +509,33 @@ func (o *Orchestrator) remoteReviewWaits(ctx context.Context, snap *snapshot, ke
 // reviewRef is the branch key's pending review is on, as status shows it:
 // codemachine/review/<key>, or <remote>/codemachine/review/<key> for one
 // that waits on the remote (remoteReviews).
+// reviewInTheWay is the pending review of key's step in another shape:
+// the step's own review for a task's key (made before the step became a
+// foreach), or one of its tasks' for the step's key (made before it was
+// one step again); "" when there is none. git keeps no branch
+// codemachine/review/build/T1 beside codemachine/review/build, so the unit
+// waits until that review is approved or rejected rather than run and then
+// fail to keep its result.
+func (s *snapshot) reviewInTheWay(key string) string {
+	if step, _, isTask := strings.Cut(key, "/"); isTask {
+		if _, ok := s.reviews[step]; ok {
+			return step
+		}
+		return ""
+	}
+	var tasks []string
+	for k := range s.reviews {
+		if strings.HasPrefix(k, key+"/") {
+			tasks = append(tasks, k)
+		}
+	}
+	if len(tasks) == 0 {
+		return ""
+	}
+	sort.Strings(tasks)
+	return tasks[0]
+}
+
 func (s *snapshot) reviewRef(key string) string {
 	if s.remoteReviews[key] {
 		return s.reviewRemote + "/" + reviewPrefix + key

@@ -34,24 +34,27 @@ type PushedReview struct {
 // PushReviews pushes the review branches of step (a step, or STEP/TASK; ""
 // = all pending reviews) to remote ("" = the branch's upstream remote, or
 // origin), with pushOptions passed on. It takes the repository lock: it
-// rewrites the review branches' messages.
-func (o *Orchestrator) PushReviews(ctx context.Context, step, remote string, pushOptions []string) ([]PushedReview, error) {
+// rewrites the review branches' messages. With no step and no review
+// pending it pushes nothing and says why in nothing, as run says that
+// nothing is due: that is no error; a step named with no review pending
+// is a *ConfigError.
+func (o *Orchestrator) PushReviews(ctx context.Context, step, remote string, pushOptions []string) (pushed []PushedReview, nothing string, err error) {
 	head, lock, err := o.lockForReview(ctx, "codemachine review push")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer lock.Release()
 	if remote == "" {
 		if remote, err = o.repo.BranchRemote(ctx, head.Branch); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if remote == "" {
-			return nil, configErrorf("%s has no upstream remote and there is no origin: name one with --remote", head.Branch)
+			return nil, "", configErrorf("%s has no upstream remote and there is no origin: name one with --remote", head.Branch)
 		}
 	}
 	pending, err := o.reviewPending()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var keys []string
 	for key := range pending {
@@ -62,31 +65,35 @@ func (o *Orchestrator) PushReviews(ctx context.Context, step, remote string, pus
 	sort.Strings(keys)
 	snap, err := o.load(head.Commit, Overrides{})
 	if len(keys) == 0 {
-		return nil, noReviewToPush(snap, err, step)
+		msg := noReviewToPush(snap, err, step)
+		if step != "" {
+			return nil, "", &ConfigError{Err: errors.New(msg)}
+		}
+		return nil, "nothing to push: " + msg, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var out []PushedReview
 	var refs []gitstate.PushRef
 	for _, key := range keys {
 		p, err := o.describeReview(ctx, snap, key, pending[key])
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		p.Remote = remote
 		ref := "refs/heads/" + p.Branch
 		expect, err := o.repo.RemoteRef(ctx, remote, ref)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		refs = append(refs, gitstate.PushRef{Local: ref, Remote: ref, Expect: expect})
 		out = append(out, p)
 	}
 	if err := o.repo.Push(ctx, remote, refs, pushOptions); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return out, nil
+	return out, "", nil
 }
 
 // describeReview rewrites a review commit's message into its description
@@ -287,10 +294,11 @@ func (o *Orchestrator) landedElsewhere(review, landed string) bool {
 	return rm.Get(gitstate.TrailerRun) != "" && rm.Get(gitstate.TrailerFingerprint) != ""
 }
 
-// noReviewToPush is review push's error when no review branch of step
-// ("" = any) is here: one that waits on the remote already (a worker's,
-// as last fetched: see remoteReviews) is named, with where it is.
-func noReviewToPush(snap *snapshot, loadErr error, step string) error {
+// noReviewToPush says why review push has nothing to push when no review
+// branch of step ("" = any) is here: one that waits on the remote already
+// (a worker's, as last fetched: see remoteReviews) is named, with where it
+// is.
+func noReviewToPush(snap *snapshot, loadErr error, step string) string {
 	var there []string
 	if loadErr == nil {
 		for key := range snap.remoteReviews {
@@ -305,11 +313,11 @@ func noReviewToPush(snap *snapshot, loadErr error, step string) error {
 		if len(there) > 1 {
 			verb, it = "wait", "them"
 		}
-		return configErrorf("no review is pending here to push: %s %s on the remote already (pushed by a worker; approve or reject %s here, or open a pull request from %s)",
+		return fmt.Sprintf("no review is pending here: %s %s on the remote already (pushed by a worker; approve or reject %s here, or open a pull request from %s)",
 			strings.Join(there, ", "), verb, it, it)
 	}
 	if step != "" {
-		return configErrorf("no review is pending for %s", step)
+		return fmt.Sprintf("no review is pending for %s", step)
 	}
-	return configErrorf("no review is pending")
+	return "no review is pending"
 }

@@ -358,9 +358,14 @@ func (s *Summary) add(more *Summary) {
 	s.CostUSD += more.CostUSD
 }
 
-// lock takes the repository lock; another live holder is a *ConfigError
-// naming it (exit 2).
+// lock takes the repository lock; another live holder, or a ref in the way
+// of codemachine's own, is a *ConfigError naming it (exit 2).
 func (o *Orchestrator) lock(command string) (*gitstate.Lock, error) {
+	// A ref where codemachine keeps its own (a branch named
+	// "codemachine") would fail the landing of a step that already ran.
+	if err := o.repo.CheckRefSpace(); err != nil {
+		return nil, &ConfigError{Err: err}
+	}
 	lock, err := o.repo.Lock(command)
 	if err != nil {
 		var locked *gitstate.LockedError
@@ -378,8 +383,24 @@ func (o *Orchestrator) lock(command string) (*gitstate.Lock, error) {
 	return lock, nil
 }
 
+// checkCommitter is a *ConfigError when git could not name the committer
+// of the step commits: said before a step runs, not once its agent's work
+// is done and cannot be committed.
+func (o *Orchestrator) checkCommitter(ctx context.Context) error {
+	if err := o.repo.CheckCommitter(ctx); err != nil {
+		if errors.Is(err, gitstate.ErrNoIdentity) {
+			return &ConfigError{Err: gitstate.ErrNoIdentity}
+		}
+		return err
+	}
+	return nil
+}
+
 // runLocked is Run for a caller that holds the repository lock.
 func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts RunOptions, lock *gitstate.Lock) (*Summary, error) {
+	if err := o.checkCommitter(ctx); err != nil {
+		return nil, err
+	}
 	if lock.TookOverFrom != 0 {
 		o.emit(Event{Kind: Note, Message: fmt.Sprintf("took over a stale lock left by pid %d", lock.TookOverFrom)})
 		if n := o.stopOrphans(lock.TookOverFrom); n > 0 {

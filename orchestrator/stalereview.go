@@ -114,9 +114,8 @@ func unitFingerprint(snap *snapshot, key string) (string, bool) {
 // releaseReview keeps a review commit under refs/codemachine/superseded/
 // and deletes its branch; the unit is then due like any other.
 func (o *Orchestrator) releaseReview(ctx context.Context, key, commit string) (string, error) {
-	kept := supersededRefPrefix + key
-	old, _ := o.repo.ResolveRev(kept)
-	if err := o.repo.UpdateRef(ctx, kept, commit, old, "codemachine: "+key+" superseded in review"); err != nil {
+	kept, err := o.keepRef(ctx, supersededRefPrefix, key, commit, "codemachine: "+key+" superseded in review")
+	if err != nil {
 		return "", err
 	}
 	if err := o.repo.DeleteRef(ctx, "refs/heads/"+reviewPrefix+key, commit); err != nil {

@@ -389,6 +389,9 @@ func (v *statusView) tasks(step *workflow.Step, st *StepStatus) {
 		switch f, h := v.failures[key], v.holds[key]; {
 		case snap.reviews[key] != "":
 			ts.State, ts.Reason, ts.Ref = StateReview, v.o.reviewReason(snap.reviews[key], fp), snap.reviewRef(key)
+		case !t.Done && snap.reviewInTheWay(key) != "":
+			other := snap.reviewInTheWay(key)
+			ts.State, ts.Reason, ts.Ref = StateBlocked, "waits for the review of "+other+", made before the step changed shape", snap.reviewRef(other)
 		case t.Done:
 			ts.State = StateDone
 			st.TasksDone++

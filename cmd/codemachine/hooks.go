@@ -138,7 +138,8 @@ func hooksAction(do func(c *cli.Context, dir string) ([]githooks.HookStatus, err
 		st, err := do(c, dir)
 		var conflict *githooks.ConflictError
 		var notHook *githooks.NotAHookError
-		if errors.As(err, &conflict) || errors.As(err, &notHook) {
+		var notDir *githooks.NotADirError
+		if errors.As(err, &conflict) || errors.As(err, &notHook) || errors.As(err, &notDir) {
 			// What is in the hooks directory is the user's to sort out.
 			return &orchestrator.ConfigError{Err: err}
 		}

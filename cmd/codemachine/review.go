@@ -168,7 +168,8 @@ pushed over the old one (only over what was there: --force-with-lease).
 Merging such a branch on the remote approves it: after you pull the merge, the next
 codemachine run (or watch pass) finds the review commit in the branch's history, deletes
 the review branch and goes on like codemachine approve. --push-option passes options to the
-receiving side (e.g. GitLab's merge_request.create).`,
+receiving side (e.g. GitLab's merge_request.create). With no review pending it pushes nothing
+and says so (exit 0, as run with nothing due); STEP without a pending review is an error (exit 2).`,
 			Flags: append([]cli.Flag{
 				&cli.StringFlag{Name: "remote", Usage: "push to `REMOTE` (a remote's name or a URL)"},
 				&cli.StringSliceFlag{Name: "push-option", Aliases: []string{"o"}, Usage: "pass `OPTION` to the remote (git push --push-option)"},
@@ -183,12 +184,18 @@ receiving side (e.g. GitLab's merge_request.create).`,
 				if err != nil {
 					return err
 				}
-				pushed, err := o.PushReviews(c.Context, c.Args().First(), c.String("remote"), c.StringSlice("push-option"))
+				pushed, nothing, err := o.PushReviews(c.Context, c.Args().First(), c.String("remote"), c.StringSlice("push-option"))
 				if err != nil {
 					return err
 				}
 				if out.json {
+					if pushed == nil {
+						pushed = []orchestrator.PushedReview{}
+					}
 					return out.printJSON(pushed)
+				}
+				if nothing != "" {
+					out.printf("%s\n", nothing)
 				}
 				for _, p := range pushed {
 					out.printf("pushed %s to %s: %s %s\n", p.Branch, p.Remote, shortHash(p.Commit), p.Title)
