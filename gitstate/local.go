@@ -2,13 +2,19 @@ package gitstate
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/codemachine/codemachine/internal/lazyre"
+	"github.com/codemachine/codemachine/internal/yamlnode"
 )
 
 // localFile maps a name under LocalDir ("holds.yaml", "runs/x.yaml") to a
@@ -21,7 +27,8 @@ func (r *Repo) localFile(name string) (string, error) {
 }
 
 // ReadLocal decodes the YAML file name under LocalDir into v. A missing file
-// gives an error wrapping fs.ErrNotExist, which callers treat as empty.
+// gives an error wrapping fs.ErrNotExist, which callers treat as empty; one
+// that does not decode, a *DamagedFileError.
 func (r *Repo) ReadLocal(name string, v any) error {
 	p, err := r.localFile(name)
 	if err != nil {
@@ -29,12 +36,59 @@ func (r *Repo) ReadLocal(name string, v any) error {
 	}
 	data, err := os.ReadFile(p)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", p, err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // it names the absolute path, which this names shorter
+		}
+		return fmt.Errorf("read %s: %w", r.RelPath(p), err)
 	}
 	if err := yaml.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("read %s: %w", p, err)
+		return damaged(r.RelPath(p), data, err)
 	}
 	return nil
+}
+
+// DamagedFileError is a file of codemachine's own under LocalDir that does
+// not decode: not what codemachine wrote (it writes them whole, by
+// rename), so a hand edit, a disk error or another program. Every command
+// that reads it stops on it until it is fixed or removed, so it says
+// where and what, on one line, without the Go types it was decoded into.
+type DamagedFileError struct {
+	Path      string // relative to the repository when under it
+	Line, Col int    // 0 when unknown
+	Problem   string
+}
+
+func (e *DamagedFileError) Error() string {
+	place := e.Path
+	if e.Line > 0 {
+		place = fmt.Sprintf("%s:%d:%d", e.Path, e.Line, max(e.Col, 1))
+	}
+	return fmt.Sprintf("%s: %s: this file is codemachine's own and it cannot read it; fix it, or remove it (what it kept is then forgotten)", place, e.Problem)
+}
+
+// typeErrorLine is the line yaml.v3 gives a value of the wrong type.
+var typeErrorLine = lazyre.New(`^line (\d+): `)
+
+// damaged describes the decoding error err of a local file's data.
+func damaged(path string, data []byte, err error) *DamagedFileError {
+	e := &DamagedFileError{Path: path, Problem: "a value of the wrong type or form"}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		for _, msg := range te.Errors {
+			if m := typeErrorLine().FindStringSubmatch(msg); m != nil {
+				e.Line, _ = strconv.Atoi(m[1])
+				break
+			}
+		}
+		return e
+	}
+	if syn := yamlnode.Syntax(err); strings.HasPrefix(err.Error(), "yaml: ") && !strings.Contains(syn.Msg, "\n") {
+		place := yamlnode.Locate(data, err)
+		e.Line, e.Col = place.Line, place.Col
+		e.Problem = "invalid YAML: " + syn.Msg
+	}
+	return e
 }
 
 // WriteLocal encodes v as YAML into the file name under LocalDir,

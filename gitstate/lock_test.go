@@ -146,8 +146,15 @@ func TestLocalFiles(t *testing.T) {
 		}
 	}
 	os.WriteFile(r.LocalDir()+"/broken.yaml", []byte("steps: [\n"), 0o644)
-	if err := r.ReadLocal("broken.yaml", &got); err == nil || !strings.Contains(err.Error(), "broken.yaml") {
-		t.Errorf("ReadLocal of broken YAML = %v", err)
+	var damaged *DamagedFileError
+	if err := r.ReadLocal("broken.yaml", &got); !errors.As(err, &damaged) || damaged.Path != ".git/codemachine/broken.yaml" || damaged.Line == 0 {
+		t.Errorf("ReadLocal of broken YAML = %v, want a DamagedFileError at its line", err)
+	}
+	// A value of the wrong type is told by its line, without the Go type
+	// it was to be decoded into.
+	os.WriteFile(r.LocalDir()+"/wrong.yaml", []byte("steps:\n  x: [1]\n"), 0o644)
+	if err := r.ReadLocal("wrong.yaml", &got); !errors.As(err, &damaged) || damaged.Line != 2 || strings.Contains(err.Error(), "map[") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("ReadLocal of a wrong type = %v, want a DamagedFileError at line 2, on one line", err)
 	}
 	entries, _ := os.ReadDir(r.LocalDir())
 	for _, e := range entries {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/codemachine/codemachine/gitstate"
 )
 
 // Exit codes (README.md lists them). The CLI maps errors to them with ExitCode.
@@ -93,12 +95,15 @@ func ExitCode(err error) int {
 	var budget *BudgetError
 	var review *ReviewPendingError
 	var needsYou *NeedsYouError
+	var damaged *gitstate.DamagedFileError
 	switch {
 	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):
 		// A command other than run stopped by a signal fails with the
 		// cancellation of its git commands.
 		return ExitInterrupted
-	case errors.As(err, &cfg):
+	case errors.As(err, &cfg), errors.As(err, &damaged):
+		// A damaged file of codemachine's own is for the user to fix
+		// or remove, as a broken workflow is; nothing failed.
 		return ExitUsage
 	case errors.As(err, &budget):
 		return ExitBudget

@@ -2,7 +2,6 @@ package orchestrator
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"time"
 
@@ -60,10 +59,12 @@ type Running struct {
 	Groups map[string]int `yaml:"groups,omitempty"`
 }
 
+// readLocal reads a local file; a missing one leaves v as it is. The
+// error names the file already.
 func (o *Orchestrator) readLocal(name string, v any) error {
 	err := o.repo.ReadLocal(name, v)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("read .git/codemachine/%s: %w", name, err)
+		return err
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/orchestrator"
@@ -275,6 +276,27 @@ func firstPick(id string, slots int) int64 {
 // very first pick, 0 after it was asked once (every later pick goes in
 // plan order).
 func (w *worker) FirstPick() int { return int(w.spread.Swap(0)) }
+
+// CheckID reports whether id can name a worker on the remote ("" is the
+// default ID, which can). A claim records its worker in a commit trailer,
+// whose value git keeps on one line with single spaces: an ID that this
+// changes (a leading or trailing space, a tab, a line break, two spaces in
+// a row) would read back as another worker's, so the worker would wait for
+// itself as the integrator forever. Control characters would also reach
+// other users' terminals through status.
+func CheckID(id string) error {
+	switch {
+	case id == "":
+		return nil
+	case strings.TrimSpace(id) == "":
+		return errors.New("a worker ID cannot be blank")
+	case strings.IndexFunc(id, unicode.IsControl) >= 0:
+		return errors.New("a worker ID cannot hold a control character (a tab, a line break, ...)")
+	case strings.Join(strings.Fields(id), " ") != id:
+		return errors.New("a worker ID cannot start or end with a space or hold two in a row: its claims would not keep them")
+	}
+	return nil
+}
 
 func defaultID() string {
 	host, _ := os.Hostname()

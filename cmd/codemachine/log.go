@@ -70,7 +70,7 @@ newest first, with the provenance recorded in their trailers.`,
 					dur = orchestrator.FormatDuration(d)
 				}
 				tokens, cost := logUsage(e)
-				tab.add(shortHash(e.Commit), name, label, dur, tokens, cost, e.Subject)
+				tab.add(shortHash(e.Commit), cell(name), cell(label), cell(dur), tokens, cost, cell(e.Subject))
 			}
 			_, err = out.w.Write(tab.bytes())
 			return err

@@ -49,6 +49,9 @@ docs/workers.md.`,
 			if err := checkEngineFlag(c.String("engine")); err != nil {
 				return err
 			}
+			if err := worker.CheckID(c.String("id")); err != nil {
+				return usageErrorf("worker --id %q: %v", c.String("id"), err)
+			}
 			if c.Duration("lease") < 100*time.Millisecond {
 				return usageErrorf("worker: --lease must be at least 100ms")
 			}
