@@ -1,14 +1,13 @@
 package orchestrator
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/codemachine/codemachine/workflow"
@@ -16,7 +15,7 @@ import (
 
 // Status keeps the steps' settings (engine, model, effort, replay and the
 // fingerprint before when:) between processes, in memory and in
-// .git/codemachine/cache/settings.json, by settingsKey: resolving every
+// .git/codemachine/cache/settings.txt, by settingsKey: resolving every
 // step's inputs through the commit's trees and hashing each step's
 // definition was about a fifth of a status's own CPU time on a 100-step
 // workflow, and a status asked again at the same tip finds the same
@@ -40,25 +39,77 @@ type settingsCache struct {
 	entry *settingsCacheEntry
 }
 
-// settingsCacheEntry is the content of settings.json.
+// settingsCacheEntry is what settings.txt holds.
 type settingsCacheEntry struct {
-	Key   string              `json:"key"`
-	Steps []settingsCacheStep `json:"steps"`
+	Key   string
+	Steps []settingsCacheStep
 }
 
 // settingsCacheStep is one step's stepSettings.
 type settingsCacheStep struct {
-	ID          string `json:"id"`
-	Engine      string `json:"engine,omitempty"`
-	Model       string `json:"model,omitempty"`
-	Effort      string `json:"effort,omitempty"`
-	Replay      bool   `json:"replay,omitempty"`
-	Fingerprint string `json:"fingerprint"`
+	ID, Engine, Model, Effort string
+	Replay                    bool
+	Fingerprint               string
+}
+
+// The file is lines: the key, then a line per step of its fields
+// separated by tabs (ID, Engine, Model, Effort, Replay as 0 or 1,
+// Fingerprint). A fresh process decodes that in a few microseconds where
+// encoding/json took a tenth of a millisecond. Settings with a tab or a
+// line break in a field are not kept.
+
+// encode is e as the file holds it; ok is false when a field cannot be
+// written so.
+func (e *settingsCacheEntry) encode() (data []byte, ok bool) {
+	var b strings.Builder
+	b.WriteString(e.Key)
+	b.WriteByte('\n')
+	for _, s := range e.Steps {
+		replay := "0"
+		if s.Replay {
+			replay = "1"
+		}
+		for i, f := range []string{s.ID, s.Engine, s.Model, s.Effort, replay, s.Fingerprint} {
+			if strings.ContainsAny(f, "\t\n") {
+				return nil, false
+			}
+			if i > 0 {
+				b.WriteByte('\t')
+			}
+			b.WriteString(f)
+		}
+		b.WriteByte('\n')
+	}
+	return []byte(b.String()), true
+}
+
+// parseSettingsCache decodes the file's content when it holds key; nil
+// when it holds another key or is not a whole file of the format.
+func parseSettingsCache(data []byte, key string) *settingsCacheEntry {
+	text := string(data)
+	first, rest, ok := strings.Cut(text, "\n")
+	if !ok || first != key || key == "" {
+		return nil
+	}
+	e := &settingsCacheEntry{Key: key}
+	for rest != "" {
+		var line string
+		if line, rest, ok = strings.Cut(rest, "\n"); !ok {
+			return nil // cut short
+		}
+		f := strings.Split(line, "\t")
+		if len(f) != 6 || f[0] == "" || f[5] == "" || (f[4] != "0" && f[4] != "1") {
+			return nil
+		}
+		e.Steps = append(e.Steps, settingsCacheStep{ID: f[0], Engine: f[1], Model: f[2], Effort: f[3],
+			Replay: f[4] == "1", Fingerprint: f[5]})
+	}
+	return e
 }
 
 // settingsCacheFile is the disk copy.
 func (o *Orchestrator) settingsCacheFile() string {
-	return filepath.Join(o.repo.LocalDir(), "cache", "settings.json")
+	return filepath.Join(o.repo.LocalDir(), "cache", "settings.txt")
 }
 
 // settingsKey identifies what the settings of snap's steps depend on; ""
@@ -114,23 +165,14 @@ func (o *Orchestrator) cachedSettings(key string) map[string]*stepSettings {
 	return out
 }
 
-// readSettingsCache reads settings.json; nil when it is missing, does not
+// readSettingsCache reads the file; nil when it is missing, does not
 // decode or holds another key.
 func readSettingsCache(file, key string) *settingsCacheEntry {
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		return nil
 	}
-	var e settingsCacheEntry
-	if json.Unmarshal(raw, &e) != nil || e.Key != key {
-		return nil
-	}
-	for _, s := range e.Steps {
-		if s.ID == "" || s.Fingerprint == "" {
-			return nil
-		}
-	}
-	return &e
+	return parseSettingsCache(raw, key)
 }
 
 // keepSettings keeps the settings of every step under key, in memory and
@@ -145,12 +187,12 @@ func (o *Orchestrator) keepSettings(key string, steps []*workflow.Step, settings
 		e.Steps = append(e.Steps, settingsCacheStep{ID: step.ID, Engine: st.engine, Model: st.model,
 			Effort: st.effort, Replay: st.replay, Fingerprint: st.fingerprint})
 	}
-	var buf bytes.Buffer
-	if json.NewEncoder(&buf).Encode(e) != nil {
+	data, ok := e.encode()
+	if !ok {
 		return
 	}
 	o.settingsCache.mu.Lock()
 	defer o.settingsCache.mu.Unlock()
 	o.settingsCache.entry = e
-	writeCacheFile(o, o.settingsCacheFile(), "settings-*.tmp", buf.Bytes())
+	writeCacheFile(o, o.settingsCacheFile(), "settings-*.tmp", data)
 }

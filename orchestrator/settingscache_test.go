@@ -2,9 +2,9 @@ package orchestrator
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -52,19 +52,16 @@ func TestSettingsCache(t *testing.T) {
 		if err != nil {
 			t.Fatalf("no settings kept: %v", err)
 		}
-		var e settingsCacheEntry
-		if err := json.Unmarshal(raw, &e); err != nil || len(e.Steps) != 2 {
-			t.Fatalf("kept %s: %v", raw, err)
+		key, _, _ := strings.Cut(string(raw), "\n")
+		e := parseSettingsCache(raw, key)
+		if e == nil || len(e.Steps) != 2 {
+			t.Fatalf("kept %q", raw)
 		}
-		return e
+		return *e
 	}
 	write := func(e settingsCacheEntry) {
 		t.Helper()
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file, data, 0o600); err != nil {
+		if err := os.WriteFile(file, encodeEntry(t, e), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -103,11 +100,12 @@ func TestSettingsCache(t *testing.T) {
 	t.Setenv("CODEMACHINE_ENGINE", "")
 
 	// Corrupt, or lacking a step: ignored and kept anew.
+	whole := string(encodeEntry(t, good))
 	for name, data := range map[string]string{
-		"not JSON":  "{\"key\":",
+		"cut short": whole[:len(whole)-1],
 		"empty":     "",
-		"no step a": func() string { e := good; e.Steps = e.Steps[1:]; b, _ := json.Marshal(e); return string(b) }(),
-		"no id":     strings.Replace(mustJSON(t, good), `"id":"a"`, `"id":""`, 1),
+		"no step a": func() string { e := good; e.Steps = e.Steps[1:]; return string(encodeEntry(t, e)) }(),
+		"no id":     strings.Replace(whole, "\na\t", "\n\t", 1),
 	} {
 		if err := os.WriteFile(file, []byte(data), 0o600); err != nil {
 			t.Fatal(err)
@@ -143,11 +141,55 @@ func TestSettingsCache(t *testing.T) {
 	}
 }
 
-func mustJSON(t *testing.T, v any) string {
+func encodeEntry(t *testing.T, e settingsCacheEntry) []byte {
 	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
+	data, ok := e.encode()
+	if !ok {
+		t.Fatalf("%+v does not encode", e)
 	}
-	return string(b)
+	return data
+}
+
+// TestSettingsCacheFormat: an entry comes back as it was written, a file
+// that is cut short, has a line of another shape, or holds another key
+// gives none, and a field with a tab or a line break is not written.
+func TestSettingsCacheFormat(t *testing.T) {
+	key := strings.Repeat("k", 64)
+	e := settingsCacheEntry{Key: key, Steps: []settingsCacheStep{
+		{ID: "a", Engine: "claude", Model: "opus", Effort: "high", Replay: true, Fingerprint: "f1"},
+		{ID: "b", Engine: "shell", Fingerprint: "f2"},
+	}}
+	data := encodeEntry(t, e)
+	if got := parseSettingsCache(data, key); got == nil || !reflect.DeepEqual(*got, e) {
+		t.Fatalf("round trip: %+v, want %+v", got, e)
+	}
+	if got := parseSettingsCache([]byte(key+"\n"), key); got == nil || len(got.Steps) != 0 {
+		t.Fatalf("no steps: %+v", got)
+	}
+	bad := map[string]string{
+		"another key":     strings.Replace(string(data), key, strings.Repeat("x", 64), 1),
+		"cut short":       string(data[:len(data)-3]),
+		"no newline":      key,
+		"five fields":     key + "\na\tshell\t\t\t0\n",
+		"seven fields":    key + "\na\tshell\t\t\t0\tf\tx\n",
+		"replay not 0/1":  key + "\na\tshell\t\t\ttrue\tf\n",
+		"no fingerprint":  key + "\na\tshell\t\t\t0\t\n",
+		"empty line":      key + "\n\n",
+		"binary garbage":  "\x00\xff\n",
+		"key line only k": "k\n",
+	}
+	for name, text := range bad {
+		if got := parseSettingsCache([]byte(text), key); got != nil {
+			t.Errorf("%s: parsed as %+v", name, got)
+		}
+	}
+	if got := parseSettingsCache(data, ""); got != nil {
+		t.Errorf("the empty key: parsed as %+v", got)
+	}
+	for _, f := range []string{"a\tb", "a\nb"} {
+		odd := settingsCacheEntry{Key: key, Steps: []settingsCacheStep{{ID: "a", Model: f, Fingerprint: "f"}}}
+		if _, ok := odd.encode(); ok {
+			t.Errorf("model %q encoded", f)
+		}
+	}
 }
