@@ -227,7 +227,7 @@ func (o *Orchestrator) loadSnapshot(commit string, ov Overrides, keep bool) (*sn
 	if err != nil {
 		return nil, fmt.Errorf("read commit %s: %w", short(commit), err)
 	}
-	state, err := o.loadState(commit)
+	state, err := o.loadStateIn(commit, fsys)
 	if err != nil {
 		return nil, err
 	}
@@ -313,9 +313,15 @@ func (o *Orchestrator) stateLink(commit string) error {
 // a corrupted one a *ConfigError with its position. The state returned may
 // be shared (see contentCache): callers must not modify it.
 func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
+	return o.loadStateIn(commit, nil)
+}
+
+// loadStateIn is loadState; fsys, when not nil, is commit's TreeFS, whose
+// trees are then not read again.
+func (o *Orchestrator) loadStateIn(commit string, fsys fs.FS) (*gitstate.State, error) {
 	// A large state (a fan-out's thousands of task records) is parsed
 	// once per content: known by its blob id, it is not even read.
-	id := o.stateBlobID(commit)
+	id := o.stateBlobID(commit, fsys)
 	if state := o.cachedState(id); state != nil {
 		return state, nil
 	}
