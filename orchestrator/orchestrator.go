@@ -88,6 +88,9 @@ type Orchestrator struct {
 	// workflowCache is the workflow's definition last parsed, with what
 	// it was read from (workflowcache.go).
 	workflowCache workflowCache
+	// settingsCache is the steps' settings status worked out last
+	// (settingscache.go).
+	settingsCache settingsCache
 	plans         contentCache[*workflow.Plan]
 	// uses remembers the git sources of uses: fetched (uses.go).
 	uses usesMemo
@@ -209,17 +212,22 @@ type stepSettings struct {
 	// configured engine.
 	replay      bool
 	fingerprint string
-	inputs      []workflow.InputFile
 }
 
 // load reads the workflow, agents, plans and state at commit and works out
 // fingerprints and what is due. A broken workflow is a *ConfigError.
 func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
+	return o.loadSnapshot(commit, ov, false)
+}
+
+// loadSnapshot is load; with keep, the steps' settings are taken from and
+// kept in the settings cache (settingscache.go), which status uses.
+func (o *Orchestrator) loadSnapshot(commit string, ov Overrides, keep bool) (*snapshot, error) {
 	fsys, err := o.repo.TreeFS(commit)
 	if err != nil {
 		return nil, fmt.Errorf("read commit %s: %w", short(commit), err)
 	}
-	state, err := o.loadState(commit)
+	state, err := o.loadStateIn(commit, fsys)
 	if err != nil {
 		return nil, err
 	}
@@ -234,11 +242,12 @@ func (o *Orchestrator) load(commit string, ov Overrides) (*snapshot, error) {
 	results := stepResults(state)
 	snap.condErrs = map[string]string{}
 	project.Skips = map[string]bool{}
+	settings, err := o.stepsSettings(snap, ov, keep)
+	if err != nil {
+		return nil, err
+	}
 	for _, step := range project.Workflow.Steps {
-		st, err := o.settingsFor(snap, step, ov)
-		if err != nil {
-			return nil, err
-		}
+		st := settings[step.ID]
 		if step.When != nil {
 			ok, err := step.When.Eval(workflow.CondInput{FS: fsys, Steps: results, Vars: project.Workflow.Vars})
 			if err != nil {
@@ -304,9 +313,15 @@ func (o *Orchestrator) stateLink(commit string) error {
 // a corrupted one a *ConfigError with its position. The state returned may
 // be shared (see contentCache): callers must not modify it.
 func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
+	return o.loadStateIn(commit, nil)
+}
+
+// loadStateIn is loadState; fsys, when not nil, is commit's TreeFS, whose
+// trees are then not read again.
+func (o *Orchestrator) loadStateIn(commit string, fsys fs.FS) (*gitstate.State, error) {
 	// A large state (a fan-out's thousands of task records) is parsed
 	// once per content: known by its blob id, it is not even read.
-	id := o.stateBlobID(commit)
+	id := o.stateBlobID(commit, fsys)
 	if state := o.cachedState(id); state != nil {
 		return state, nil
 	}
@@ -334,6 +349,37 @@ func (o *Orchestrator) loadState(commit string) (*gitstate.State, error) {
 	o.states.put(workflow.StateFile, data, state)
 	o.cacheState(id, data, state)
 	return state, nil
+}
+
+// stepsSettings works out the settings of every step of snap (settingsFor),
+// by step id; with keep they are taken from the settings cache when it
+// holds them, and kept there when it does not. Each is the caller's to
+// change.
+func (o *Orchestrator) stepsSettings(snap *snapshot, ov Overrides, keep bool) (map[string]*stepSettings, error) {
+	key := ""
+	if keep {
+		key = o.settingsKey(snap, ov)
+	}
+	steps := snap.project.Workflow.Steps
+	if cached := o.cachedSettings(key); cached != nil && len(cached) == len(steps) {
+		complete := true
+		for _, step := range steps {
+			complete = complete && cached[step.ID] != nil
+		}
+		if complete {
+			return cached, nil
+		}
+	}
+	out := make(map[string]*stepSettings, len(steps))
+	for _, step := range steps {
+		st, err := o.settingsFor(snap, step, ov)
+		if err != nil {
+			return nil, err
+		}
+		out[step.ID] = st
+	}
+	o.keepSettings(key, steps, out)
+	return out, nil
 }
 
 // settingsFor applies the precedence of docs/workflow.md (flag > environment > step
@@ -375,7 +421,6 @@ func (o *Orchestrator) settingsFor(snap *snapshot, step *workflow.Step, ov Overr
 	if err != nil {
 		return nil, fmt.Errorf("step %s: inputs: %w", step.ID, err)
 	}
-	st.inputs = inputs
 	st.fingerprint = workflow.Fingerprint(step, snap.project.AgentFor(step, step.Agent), st.engine, st.model, inputs)
 	return st, nil
 }

@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"bytes"
 	"encoding/gob"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -35,11 +36,14 @@ func (o *Orchestrator) stateCacheFile() string {
 }
 
 // stateBlobID is the blob id of state.yaml at commit, "" when it cannot be
-// known without reading (then the cache is not used).
-func (o *Orchestrator) stateBlobID(commit string) string {
-	fsys, err := o.repo.TreeFS(commit)
-	if err != nil {
-		return ""
+// known without reading (then the cache is not used). fsys, when not nil,
+// is commit's TreeFS.
+func (o *Orchestrator) stateBlobID(commit string, fsys fs.FS) string {
+	if fsys == nil {
+		var err error
+		if fsys, err = o.repo.TreeFS(commit); err != nil {
+			return ""
+		}
 	}
 	h, ok := fsys.(workflow.BlobHasher)
 	if !ok {

@@ -34,17 +34,18 @@ func TestStateCacheByBlobID(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	first := newTestOrchestrator(t, dir, nil, nil)
-	got, err := first.loadState(head)
+	o := newTestOrchestrator(t, dir, nil, nil)
+	got, err := o.loadState(head)
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("parsed: %+v, %v", got, err)
 	}
-	if _, err := os.Stat(first.stateCacheFile()); err != nil {
+	if _, err := os.Stat(o.stateCacheFile()); err != nil {
 		t.Fatalf("no state cache written: %v", err)
 	}
 
 	second := newTestOrchestrator(t, dir, nil, nil)
-	id := second.stateBlobID(head)
+	first := head
+	id := second.stateBlobID(head, nil)
 	if id != testenv.Git(t, dir, "rev-parse", head+":"+workflow.StateFile) {
 		t.Fatalf("blob id %q is not git's", id)
 	}
@@ -59,7 +60,16 @@ func TestStateCacheByBlobID(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Git(t, dir, "commit", "-qam", "another state")
-	head = testenv.Git(t, dir, "rev-parse", "HEAD")
+	first, head = head, testenv.Git(t, dir, "rev-parse", "HEAD")
+	// The blob id is read from the commit's TreeFS when the caller has
+	// one (a load does: its trees are not read again).
+	tree, err := second.repo.TreeFS(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := second.stateBlobID(first, tree), testenv.Git(t, dir, "rev-parse", head+":"+workflow.StateFile); got != want {
+		t.Fatalf("blob id from the given tree: %q, want %q", got, want)
+	}
 	third := newTestOrchestrator(t, dir, nil, nil)
 	got, err = third.loadState(head)
 	if err != nil || got.Steps["s00"].TokensIn != 7 {

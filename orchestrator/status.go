@@ -112,7 +112,7 @@ func (o *Orchestrator) Status(ov Overrides) (*StatusReport, error) {
 	if head.Commit == "" {
 		return nil, configErrorf("no commits yet: commit .codemachine/ first")
 	}
-	snap, err := o.load(head.Commit, ov)
+	snap, err := o.loadSnapshot(head.Commit, ov, true)
 	if err != nil {
 		return nil, err
 	}

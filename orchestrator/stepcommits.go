@@ -1,18 +1,23 @@
 package orchestrator
 
 import (
-	"encoding/json"
+	"strconv"
+	"strings"
 
 	"github.com/codemachine/codemachine/gitstate"
 )
 
 // stepCommitsFile is the local index of step commits (stepCommits).
-const stepCommitsFile = "step-commits.json"
+const stepCommitsFile = "step-commits.txt"
 
 // commitIndexVersion is the version of the index this code writes; an
 // index of another version is read as none (its walk is made again).
-// Version 1 added each entry's By, version 2 the commits merges brought in.
-const commitIndexVersion = 2
+// Version 1 added each entry's By, version 2 the commits merges brought in,
+// version 3 is lines instead of JSON (encode).
+const commitIndexVersion = 3
+
+// commitIndexHeader starts the file, before the version.
+const commitIndexHeader = "codemachine step commits "
 
 // commitIndex is what a walk of the first-parent history from Tip found:
 // each step and step/task key's newest commit, at how many commits from
@@ -22,20 +27,71 @@ const commitIndexVersion = 2
 // for as long as Tip is in the history walked: a later walk reads only
 // the commits that came after Tip.
 type commitIndex struct {
-	Version int          `json:"version"`
-	Tip     string       `json:"tip"`
-	Entries []indexEntry `json:"entries"`
-	Next    string       `json:"next,omitempty"`
-	Walked  int          `json:"walked"`
+	Version int
+	Tip     string
+	Entries []indexEntry
+	Next    string
+	Walked  int
 }
 
 // indexEntry is a key's newest commit; By is who did its work (Who, from
 // the commit's trailers), so that status need not read the commit again.
 type indexEntry struct {
-	Key   string `json:"key"`
-	Hash  string `json:"hash"`
-	Depth int    `json:"depth"`
-	By    string `json:"by,omitempty"`
+	Key   string
+	Hash  string
+	Depth int
+	By    string
+}
+
+// encode is the index as the file holds it: a line with the header and
+// version, Tip, Walked and Next, then a line per entry with its Depth,
+// Hash, Key and By, the fields separated by tabs, Key and By quoted (Go
+// syntax, which leaves no tab or line break in them). A fresh process
+// reads that in a few microseconds, where encoding/json took a tenth of a
+// millisecond of every status.
+func (idx *commitIndex) encode() []byte {
+	var b strings.Builder
+	b.WriteString(commitIndexHeader + strconv.Itoa(idx.Version) + "\t" + idx.Tip + "\t" + strconv.Itoa(idx.Walked) +
+		"\t" + idx.Next + "\n")
+	for _, e := range idx.Entries {
+		b.WriteString(strconv.Itoa(e.Depth) + "\t" + e.Hash + "\t" + strconv.Quote(e.Key) + "\t" + strconv.Quote(e.By) + "\n")
+	}
+	return []byte(b.String())
+}
+
+// parseCommitIndex decodes what encode wrote; nil for anything else (of
+// another version, cut short, a line of another shape).
+func parseCommitIndex(data []byte) *commitIndex {
+	line, rest, ok := strings.Cut(string(data), "\n")
+	head, found := strings.CutPrefix(line, commitIndexHeader)
+	f := strings.Split(head, "\t")
+	if !ok || !found || len(f) != 4 {
+		return nil
+	}
+	idx := &commitIndex{Tip: f[1], Next: f[3]}
+	var err1, err2 error
+	idx.Version, err1 = strconv.Atoi(f[0])
+	idx.Walked, err2 = strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil || idx.Tip == "" {
+		return nil
+	}
+	for rest != "" {
+		if line, rest, ok = strings.Cut(rest, "\n"); !ok {
+			return nil // cut short
+		}
+		f := strings.Split(line, "\t")
+		if len(f) != 4 || f[1] == "" {
+			return nil
+		}
+		depth, err := strconv.Atoi(f[0])
+		key, kerr := strconv.Unquote(f[2])
+		by, berr := strconv.Unquote(f[3])
+		if err != nil || kerr != nil || berr != nil {
+			return nil
+		}
+		idx.Entries = append(idx.Entries, indexEntry{Key: key, Hash: f[1], Depth: depth, By: by})
+	}
+	return idx
 }
 
 // commitFinder is the answer of stepCommits as the walk finds it: the
@@ -144,7 +200,7 @@ func (f *commitFinder) walk(o *Orchestrator, rev string, depth int, old *commitI
 // cost follows how far back the oldest step landed, not the history's
 // length; without state it reads up to logDepth commits. What a walk found
 // is kept in a local index by the tip's hash (.git/codemachine/
-// step-commits.json), so the next one reads only the commits since: a
+// step-commits.txt), so the next one reads only the commits since: a
 // status after a landing reads one commit, not a hundred.
 func (o *Orchestrator) stepCommits(rev string, state *gitstate.State) (map[string]string, error) {
 	commits, _, err := o.stepCommitsBy(rev, state)
@@ -200,11 +256,11 @@ func (o *Orchestrator) readCommitIndex() *commitIndex {
 	if err != nil {
 		return nil
 	}
-	var idx commitIndex
-	if json.Unmarshal(data, &idx) != nil || idx.Tip == "" || idx.Version != commitIndexVersion {
+	idx := parseCommitIndex(data)
+	if idx == nil || idx.Tip == "" || idx.Version != commitIndexVersion {
 		return nil
 	}
-	return &idx
+	return idx
 }
 
 // writeCommitIndex replaces the local index; a failure to write only costs
@@ -213,7 +269,5 @@ func (o *Orchestrator) writeCommitIndex(idx *commitIndex) {
 	if idx.Tip == "" {
 		return
 	}
-	if data, err := json.Marshal(idx); err == nil {
-		_ = o.repo.WriteLocalRaw(stepCommitsFile, data)
-	}
+	_ = o.repo.WriteLocalRaw(stepCommitsFile, idx.encode())
 }

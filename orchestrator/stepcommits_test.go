@@ -4,6 +4,8 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/codemachine/codemachine/gitstate"
@@ -133,5 +135,43 @@ func TestStepCommitsShallow(t *testing.T) {
 	testenv.Git(t, dir, "fetch", "-q", "--unshallow")
 	if got, err := o.stepCommits("HEAD", st); err != nil || got["a"] == "" {
 		t.Errorf("after fetch --unshallow: %v, %v, want a's commit too", got, err)
+	}
+}
+
+// TestCommitIndexFormat: an index comes back from its file as it was,
+// keys and names with tabs, line breaks and quotes included; a file of
+// another version, cut short, or with a line of another shape is none.
+func TestCommitIndexFormat(t *testing.T) {
+	tip, next := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	idx := &commitIndex{Version: commitIndexVersion, Tip: tip, Next: next, Walked: 7, Entries: []indexEntry{
+		{Key: "build", Hash: tip, Depth: 0, By: "agent"},
+		{Key: "fan/task\tone\n\"two\"", Hash: next, Depth: 3, By: "Zoë <z@example.com>\t\\"},
+		{Key: "plain", Hash: next, Depth: 6},
+	}}
+	data := idx.encode()
+	if got := parseCommitIndex(data); !reflect.DeepEqual(got, idx) {
+		t.Fatalf("round trip: %+v\nwant %+v", got, idx)
+	}
+	empty := &commitIndex{Version: commitIndexVersion, Tip: tip, Walked: 1}
+	if got := parseCommitIndex(empty.encode()); !reflect.DeepEqual(got, empty) {
+		t.Fatalf("no entries, no next: %+v", got)
+	}
+	head, _, _ := strings.Cut(string(data), "\n")
+	for name, text := range map[string]string{
+		"empty":          "",
+		"JSON":           `{"version":2,"tip":"` + tip + `","entries":[],"walked":1}`,
+		"cut short":      string(data[:len(data)-1]),
+		"header only":    head,
+		"no header":      strings.TrimPrefix(string(data), commitIndexHeader),
+		"no tip":         commitIndexHeader + "3\t\t1\t\n",
+		"walked not int": commitIndexHeader + "3\t" + tip + "\tx\t\n",
+		"three fields":   head + "\n0\t" + tip + "\t\"k\"\n",
+		"depth not int":  head + "\nx\t" + tip + "\t\"k\"\t\"\"\n",
+		"key unquoted":   head + "\n0\t" + tip + "\tk\t\"\"\n",
+		"no hash":        head + "\n0\t\t\"k\"\t\"\"\n",
+	} {
+		if got := parseCommitIndex([]byte(text)); got != nil {
+			t.Errorf("%s: parsed as %+v", name, got)
+		}
 	}
 }
