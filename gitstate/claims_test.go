@@ -245,6 +245,32 @@ func TestPushCASRejectedSaysWhy(t *testing.T) {
 	}
 }
 
+// TestPushCASNoRoomIsNoRace: a ref the remote cannot create because one
+// of its own is in the way (a branch named codemachine beside
+// codemachine/review/...) is a refusal that says so, not a lost race that
+// a worker would look at again forever.
+func TestPushCASNoRoomIsNoRace(t *testing.T) {
+	ctx := context.Background()
+	srv, repos := servedClones(t, 1)
+	r := repos[0]
+	tip, err := r.ResolveRev("HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	git(t, filepath.Join(srv.Root(), "remote.git"), "update-ref", "refs/heads/codemachine", tip)
+	err = r.PushCAS(ctx, "origin", []PushRef{{Local: tip, Remote: "refs/heads/codemachine/review/build", Expect: ""}})
+	var rej *PushRejectedError
+	if !errors.As(err, &rej) {
+		t.Fatalf("push: %v, want a *PushRejectedError", err)
+	}
+	if errors.Is(err, ErrRefMoved) {
+		t.Errorf("no room on the remote is taken for a lost race: %v", err)
+	}
+	if !strings.Contains(err.Error(), "'refs/heads/codemachine' exists") {
+		t.Errorf("error %q: want the remote's reason", err)
+	}
+}
+
 // TestRemoteErrorLocalRefRace: git's "cannot lock ref" on a fetch is this
 // clone's own ref being updated at once (a push updates the
 // remote-tracking branch), transient and local, not the remote's failure.

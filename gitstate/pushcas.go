@@ -134,6 +134,12 @@ func (r *Repo) PushCAS(ctx context.Context, remote string, refs []PushRef) error
 		if errors.As(err, &ge) {
 			rej.Message = remoteSaid(ge.Stderr)
 		}
+		if strings.Contains(rej.Message, "exists; cannot create") {
+			// Not a lost race: a ref of the remote's leaves no room
+			// for one pushed (a branch named codemachine beside
+			// codemachine/review/...), and looking again cannot cure it.
+			rej.Moved = false
+		}
 		return rej
 	}
 	return remoteError("push", remote, err)
