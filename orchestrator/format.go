@@ -128,6 +128,13 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// Printable is s as printable removes what would drive a terminal, for
+// the commands that print text read from commits and state.yaml (a
+// trailer, a subject, an engine name), which anyone who can push to the
+// branch wrote: without it, status and log would clear the screen or set
+// the window's title when they show a crafted commit.
+func Printable(s string) string { return printable(s) }
+
 // printable is s without what would drive a terminal rather than show
 // as text: escape sequences (colors, cursor moves, screen clears, window
 // titles) and the other control characters but newlines and tabs. A

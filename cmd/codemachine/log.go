@@ -76,7 +76,7 @@ newest first, with the provenance recorded in their trailers.`,
 				case e.TokensIn+e.TokensOut == 0 && e.Engine == "shell":
 					tokens = "—"
 				}
-				tab.add(shortHash(e.Commit), name, label, dur, tokens, orchestrator.FormatCost(e.CostUSD, e.CostKnown), e.Subject)
+				tab.add(shortHash(e.Commit), cell(name), cell(label), cell(dur), tokens, orchestrator.FormatCost(e.CostUSD, e.CostKnown), cell(e.Subject))
 			}
 			_, err = out.w.Write(tab.bytes())
 			return err

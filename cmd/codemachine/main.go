@@ -41,7 +41,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	code := exitCode(err)
-	msg := capLines(strings.TrimSpace(err.Error()))
+	// An error may quote what the repository holds (a commit's subject, a
+	// step key from its trailers): it is printed without what would
+	// drive the terminal, as the tables are.
+	msg := capLines(strings.TrimSpace(orchestrator.Printable(err.Error())))
 	if msg != "" && !errors.Is(err, errSilent) {
 		fmt.Fprintln(stderr, "codemachine: "+strings.ReplaceAll(msg, "\n", "\n  ")+watcherHint(err))
 	}

@@ -34,7 +34,7 @@ func confirmUserCommits(c *cli.Context, commits []string) bool {
 	w := c.App.ErrWriter
 	fmt.Fprintf(w, "this rollback also undoes %d commit(s) of yours (not step commits):\n", len(commits))
 	for _, line := range commits {
-		fmt.Fprintf(w, "  %s\n", line)
+		fmt.Fprintf(w, "  %s\n", cell(line))
 	}
 	fmt.Fprint(w, "the old tip is kept under refs/codemachine/backup/; roll back anyway? [y/N] ")
 	answer, _ := bufio.NewReader(c.App.Reader).ReadString('\n')
@@ -89,13 +89,13 @@ steering commit), it lists them and asks first on a terminal; without a terminal
 			}
 			out.printf("rolled %s back from %s to %s\n", res.Branch, shortHash(res.From), shortHash(res.To))
 			if len(res.Undone) > 0 {
-				out.printf("undone: %s\n", strings.Join(res.Undone, ", "))
+				out.printf("undone: %s\n", cells(res.Undone, ", "))
 			}
 			if len(res.Others) > 0 {
-				out.printf("also undone, not step commits: %s\n", strings.Join(res.Others, "; "))
+				out.printf("also undone, not step commits: %s\n", cells(res.Others, "; "))
 			}
 			if len(res.Held) > 0 {
-				out.printf("held:   %s (codemachine retry %s runs it again)\n", strings.Join(res.Held, ", "), res.Held[0])
+				out.printf("held:   %s (codemachine retry %s runs it again)\n", cells(res.Held, ", "), cell(res.Held[0]))
 			}
 			out.printf("backup: %s\n", res.Backup)
 			if res.Saved != "" {

@@ -110,7 +110,7 @@ func shortLivedGC() {
 
 func printStatus(out *output, r *orchestrator.StatusReport) {
 	if r.Workflow != "" {
-		out.printf("%s · ", r.Workflow)
+		out.printf("%s · ", cell(r.Workflow))
 	}
 	branch := r.Branch
 	if branch == "" {
@@ -142,7 +142,7 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 		if s.Ref != "" {
 			note += " (" + s.Ref + ")"
 		}
-		tab.add(s.ID, out.stateColor(s.State), label, tokens, cost, shortHash(s.Commit), note)
+		tab.add(s.ID, out.stateColor(s.State), cell(label), tokens, cost, shortHash(s.Commit), cell(note))
 		for _, t := range s.Tasks {
 			note := t.Title
 			if t.Reason != "" {
@@ -151,7 +151,7 @@ func printStatus(out *output, r *orchestrator.StatusReport) {
 			if t.By != "" {
 				note += " — " + withBy("", t.By)
 			}
-			tab.add("  "+t.ID, out.stateColor(t.State), "", "", "", shortHash(t.Commit), note)
+			tab.add("  "+t.ID, out.stateColor(t.State), "", "", "", shortHash(t.Commit), cell(note))
 		}
 	}
 	_, _ = out.w.Write(tab.bytes())

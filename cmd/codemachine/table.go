@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/codemachine/codemachine/orchestrator"
 )
 
 // table lays out rows of cells in columns two spaces apart, each as wide
@@ -14,6 +16,26 @@ import (
 // padded, so no line ends in spaces.
 type table struct {
 	rows [][]string
+}
+
+// cell is text read from the repository (a commit's subject or trailers,
+// state.yaml's records), made fit for a cell: what would drive the
+// terminal removed (orchestrator.Printable), and on one line (its line
+// breaks and tabs spaces), so that a crafted value can neither rewrite the
+// screen nor break the table.
+func cell(s string) string {
+	return strings.TrimSpace(lineBreaks.Replace(orchestrator.Printable(s)))
+}
+
+var lineBreaks = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ")
+
+// cells is each of values made a cell, joined by sep.
+func cells(values []string, sep string) string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = cell(v)
+	}
+	return strings.Join(out, sep)
 }
 
 // add appends a row.
