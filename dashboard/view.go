@@ -18,6 +18,15 @@ var stateMarks = map[string]string{
 	orchestrator.StateHeld: "‖", orchestrator.StateBlocked: "…", orchestrator.StateNeedsYou: "◇",
 }
 
+// plain is text read from the repository (a commit's trailers, a state
+// record, a failure's message) on one line and without what would drive
+// the terminal: a crafted commit must not redraw the dashboard's screen.
+func plain(s string) string {
+	return strings.TrimSpace(lineBreaks.Replace(orchestrator.Printable(s)))
+}
+
+var lineBreaks = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ")
+
 // buildRows flattens the status into the tree's rows, keeping the
 // selection on the same key when it is still there.
 func (m *model) buildRows() {
@@ -31,13 +40,13 @@ func (m *model) buildRows() {
 		if s.Model != "" {
 			label += "/" + s.Model
 		}
-		m.rows = append(m.rows, row{key: s.ID, state: s.State, label: label, note: s.Reason})
+		m.rows = append(m.rows, row{key: s.ID, state: s.State, label: plain(label), note: plain(s.Reason)})
 		for _, t := range s.Tasks {
 			note := t.Title
 			if t.Reason != "" {
 				note += " — " + t.Reason
 			}
-			m.rows = append(m.rows, row{key: s.ID + "/" + t.ID, state: t.State, note: note, task: true})
+			m.rows = append(m.rows, row{key: s.ID + "/" + t.ID, state: t.State, note: plain(note), task: true})
 		}
 	}
 	m.selected = min(m.selected, len(m.rows)-1)
@@ -175,11 +184,12 @@ func (m *model) commitLines() []string {
 		if e.Model != "" {
 			labels[i] += "/" + e.Model
 		}
+		keys[i], labels[i] = plain(keys[i]), plain(labels[i])
 		keyW, labelW = columnWidth(keyW, keys[i]), columnWidth(labelW, labels[i])
 	}
 	for i, e := range m.log {
 		lines = append(lines, fmt.Sprintf("  %s  %-*s %-*s %9s %6s %7s", short(e.Commit), keyW, keys[i], labelW, labels[i],
-			orchestrator.FormatTokens(e.TokensIn+e.TokensOut)+" tok", orchestrator.FormatCost(e.CostUSD, e.CostKnown), e.Duration))
+			orchestrator.FormatTokens(e.TokensIn+e.TokensOut)+" tok", orchestrator.FormatCost(e.CostUSD, e.CostKnown), plain(e.Duration)))
 	}
 	return lines
 }

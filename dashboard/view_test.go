@@ -141,3 +141,22 @@ func TestDiffShowsControls(t *testing.T) {
 		t.Errorf("the diff view holds control characters: %q", screen)
 	}
 }
+
+// TestScreenWithoutEscapes: what the repository holds (an engine named in a
+// crafted commit's trailer or state record, a failure's message) reaches
+// the screen without escape sequences or line breaks.
+func TestScreenWithoutEscapes(t *testing.T) {
+	m := &model{units: map[string]*unitView{}}
+	m.status = &orchestrator.StatusReport{Steps: []orchestrator.StepStatus{{
+		ID: "impl", State: orchestrator.StateFailed, Engine: "sh\x1b[2Jell", Model: "m\x1b]0;title\x07",
+		Reason: "failed:\n\x1b[31mred",
+		Tasks:  []orchestrator.TaskStatus{{ID: "A", State: orchestrator.StateDue, Title: "a", Reason: "x\x1b[5m"}},
+	}}}
+	m.buildRows()
+	m.log = []orchestrator.LogEntry{{Commit: "0b0fe46aaaaaaaaa", Step: "impl\x1b[8m", Engine: "shell\x07", Duration: "1s\x1b[2J"}}
+	for _, line := range append(m.treeLines(), m.commitLines()...) {
+		if strings.ContainsAny(line, "\x1b\x07\n") {
+			t.Errorf("line %q holds a control character", line)
+		}
+	}
+}
