@@ -1,6 +1,7 @@
 package workflow
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +33,15 @@ const (
 func parseSchema(data []byte) (*jsonschema.Schema, error) {
 	var s jsonschema.Schema
 	if err := json.Unmarshal(data, &s); err != nil {
+		// The decoder stops at the first keyword of the wrong type and
+		// does not say where it is: find every one, each at its place,
+		// then check the rest of the schema without them.
+		var doc any
+		if json.Unmarshal(data, &doc) == nil {
+			if rest, problems := decodeProblems(doc, ""); len(problems) > 0 {
+				return nil, append(problems, restProblems(rest)...)
+			}
+		}
 		return nil, schemaDecodeError(err)
 	}
 	switch d := strings.TrimSuffix(strings.Replace(s.Schema, "http://", "https://", 1), "#"); d {
@@ -58,6 +68,150 @@ type schemaErrors []string
 
 func (e schemaErrors) Error() string { return strings.Join(e, "; ") }
 
+// The shapes of the keywords whose values are schemas.
+const (
+	oneSchema    = iota + 1 // a schema
+	schemaList              // a list of schemas
+	schemaMap               // an object of schemas
+	schemaOrList            // items: a schema, or (draft-07) a list of them
+)
+
+var subschemaKeywords = map[string]int{
+	"$defs": schemaMap, "definitions": schemaMap, "dependencies": schemaMap, "dependentSchemas": schemaMap,
+	"properties": schemaMap, "patternProperties": schemaMap,
+	"prefixItems": schemaList, "allOf": schemaList, "anyOf": schemaList, "oneOf": schemaList, "items": schemaOrList,
+	"additionalItems": oneSchema, "contains": oneSchema, "unevaluatedItems": oneSchema,
+	"additionalProperties": oneSchema, "propertyNames": oneSchema, "unevaluatedProperties": oneSchema,
+	"not": oneSchema, "if": oneSchema, "then": oneSchema, "else": oneSchema,
+}
+
+// decodeProblems finds every keyword of the schema v (decoded JSON, at
+// place at) and of its subschemas whose value the validator cannot decode,
+// each as "at POINTER: problem", and returns v without them. Each keyword
+// is decoded alone, its subschemas (checked on their own) standing in as
+// true.
+func decodeProblems(v any, at string) (any, schemaErrors) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		if _, isBool := v.(bool); isBool {
+			return v, nil
+		}
+		return true, schemaErrors{fmt.Sprintf("at %s: want a schema (an object or a boolean), got %s", cmp.Or(at, "/"), jsonKind(v))}
+	}
+	var out schemaErrors
+	rest := make(map[string]any, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		here := at + "/" + pointerEscaper.Replace(k)
+		clean, stub := subschemas(k, m[k], here, &out)
+		data, err := json.Marshal(map[string]any{k: stub})
+		if err != nil {
+			continue
+		}
+		var s jsonschema.Schema
+		if err := json.Unmarshal(data, &s); err != nil {
+			out = append(out, fmt.Sprintf("at %s: %s", here, keywordProblem(k, stub, err)))
+			continue
+		}
+		rest[k] = clean
+	}
+	return rest, out
+}
+
+// subschemas checks the subschemas in val, the value of keyword k at place
+// at, adding their problems to out. It returns val with each subschema
+// cleaned of its problems, and val with each of them replaced by true, for
+// the keyword's own decoding. A value of another shape than the keyword's
+// is returned as it is, for that decoding to refuse.
+func subschemas(k string, val any, at string, out *schemaErrors) (clean, stub any) {
+	sub := func(v any, place string) any {
+		c, problems := decodeProblems(v, place)
+		*out = append(*out, problems...)
+		return c
+	}
+	shape := subschemaKeywords[k]
+	l, isList := val.([]any)
+	switch {
+	case shape == oneSchema || shape == schemaOrList && !isList:
+		return sub(val, at), true
+	case shape == schemaList || shape == schemaOrList:
+		if !isList {
+			return val, val
+		}
+		clean, stubs := make([]any, len(l)), make([]any, len(l))
+		for i, v := range l {
+			clean[i], stubs[i] = sub(v, at+"/"+strconv.Itoa(i)), true
+		}
+		return clean, stubs
+	case shape == schemaMap:
+		m, ok := val.(map[string]any)
+		if !ok {
+			return val, val
+		}
+		clean, stubs := make(map[string]any, len(m)), make(map[string]any, len(m))
+		for _, name := range slices.Sorted(maps.Keys(m)) {
+			if _, names := m[name].([]any); names && k == "dependencies" {
+				// draft-07: the properties a property needs, not a schema
+				clean[name], stubs[name] = m[name], m[name]
+				continue
+			}
+			clean[name], stubs[name] = sub(m[name], at+"/"+pointerEscaper.Replace(name)), true
+		}
+		return clean, stubs
+	}
+	return val, val
+}
+
+// restProblems are the problems of a schema that decodes (its keywords
+// that did not taken out), as compiling it finds them.
+func restProblems(rest any) []string {
+	data, err := json.Marshal(rest)
+	if err != nil {
+		return nil
+	}
+	_, err = compileSchemaJSON(data)
+	var problems schemaErrors
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &problems):
+		return problems
+	}
+	return []string{strings.TrimPrefix(err.Error(), schemaInvalid)}
+}
+
+// keywordProblem words the decoding error of keyword k's value val.
+func keywordProblem(k string, val any, err error) string {
+	if k == "type" {
+		return fmt.Sprintf("want a JSON type (%s) or a list of them, got %s", strings.Join(jsonTypes, ", "), jsonKind(val))
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("got %s, want %s", te.Value, jsonTypeOf(te.Type.Kind().String()))
+	}
+	if strings.Contains(err.Error(), "into an int") {
+		return fmt.Sprintf("got %s, want an integer", jsonKind(val))
+	}
+	return err.Error()
+}
+
+// jsonKind names the JSON type of a decoded value, with the value when it
+// is short.
+func jsonKind(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return fmt.Sprintf("boolean %v", v)
+	case float64:
+		return fmt.Sprintf("number %v", v)
+	case string:
+		return fmt.Sprintf("string %q", v)
+	case []any:
+		return "an array"
+	}
+	return "an object"
+}
+
 // schemaDecodeError words a decoding error of the schema: a keyword's value
 // of the wrong JSON type.
 func schemaDecodeError(err error) error {
@@ -66,7 +220,11 @@ func schemaDecodeError(err error) error {
 		return err
 	}
 	field := te.Field[strings.LastIndexByte(te.Field, '.')+1:]
-	want := te.Type.Kind().String()
+	return fmt.Errorf("%s: got %s, want %s", field, te.Value, jsonTypeOf(te.Type.Kind().String()))
+}
+
+// jsonTypeOf is the JSON type a Go kind is decoded from.
+func jsonTypeOf(want string) string {
 	switch {
 	case strings.HasPrefix(want, "float"):
 		want = "number"
@@ -79,7 +237,7 @@ func schemaDecodeError(err error) error {
 	case want == "bool":
 		want = "boolean"
 	}
-	return fmt.Errorf("%s: got %s, want %s", field, te.Value, want)
+	return want
 }
 
 var jsonTypes = []string{"array", "boolean", "integer", "null", "number", "object", "string"}

@@ -87,8 +87,11 @@ func TestOutputSchemaInvalid(t *testing.T) {
 	tests := []struct{ schema, want string }{
 		{`{"type": "objekt"}`, `not a valid JSON Schema: at /type: "objekt" is not a JSON type`},
 		{`{"properties": {"a": {"type": ["string", "text"]}}}`, `at /properties/a/type: "text" is not a JSON type`},
-		{`{"properties": {"a": {"minimum": "x"}}}`, `not a valid JSON Schema: minimum: got string, want number`},
-		{`{"required": "x"}`, `required: got string, want array`},
+		{`{"properties": {"a": {"minimum": "x"}}}`, `not a valid JSON Schema: at /properties/a/minimum: got string, want number`},
+		{`{"required": "x"}`, `at /required: got string, want array`},
+		{`{"properties": {"a": 7}}`, `at /properties/a: want a schema (an object or a boolean), got number 7`},
+		{`{"items": {"type": 3}}`, `at /items/type: want a JSON type`},
+		{`{"allOf": [true, {"maxLength": "5"}]}`, `at /allOf/1/maxLength: got string "5", want an integer`},
 		{`{"minItems": -1}`, `at /minItems: -1 is negative`},
 		{`{"multipleOf": 0}`, `at /multipleOf: 0 is not above 0`},
 		{`{"items": [{"type": "string"}]}`, `at /items: want a schema, got a list`},
@@ -196,6 +199,14 @@ steps:
   - id: m
     run: 'true'
     output_schema: {properties: {a: {minimum: x}}}
+  - id: "n"
+    run: 'true'
+    output_schema:
+      type: objekt
+      required: 3
+      properties:
+        a: {maxLength: "5", items: {type: 3}}
+        b: 7
 `
 	_, err := ParseWorkflow("w.yaml", []byte(src), testEngines)
 	if err == nil {
@@ -205,7 +216,13 @@ steps:
 		`w.yaml:8:19: output_schema: not a valid JSON Schema: at /properties/a/type: "strin" is not a JSON type`,
 		`w.yaml:9:38: output_schema: not a valid JSON Schema: at /properties/b/minLength: -1 is negative`,
 		`w.yaml:12:18: output_schema: not a valid JSON Schema: at /properties/x~1y/items: want a schema, got a list`,
-		`w.yaml:15:20: output_schema: not a valid JSON Schema: minimum: got string, want number`,
+		`w.yaml:15:47: output_schema: not a valid JSON Schema: at /properties/a/minimum: got string, want number`,
+		// A keyword of the wrong type does not hide the others.
+		`w.yaml:19:13: output_schema: not a valid JSON Schema: at /type: "objekt" is not a JSON type`,
+		`w.yaml:20:17: output_schema: not a valid JSON Schema: at /required: got number, want array`,
+		`w.yaml:22:24: output_schema: not a valid JSON Schema: at /properties/a/maxLength: got string "5", want an integer`,
+		`w.yaml:22:43: output_schema: not a valid JSON Schema: at /properties/a/items/type: want a JSON type`,
+		`w.yaml:23:12: output_schema: not a valid JSON Schema: at /properties/b: want a schema (an object or a boolean), got number 7`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
