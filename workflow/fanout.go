@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -203,7 +205,7 @@ func GlobItems(fsys fs.FS, pattern string) ([]*Task, error) {
 	var errs Errors
 	for i, f := range files {
 		if msg := checkTaskID(f.Path); msg != "" {
-			errs.Add(Pos{File: f.Path}, "cannot be a task of foreach glob %q: %s", pattern, msg)
+			errs.Add(Pos{File: shownPath(f.Path)}, "cannot be a task of foreach glob %q: %s", pattern, msg)
 			continue
 		}
 		tasks = append(tasks, &Task{ID: f.Path, Title: f.Path, Item: &Item{Path: f.Path, Hash: f.Hash, Index: i + 1}})
@@ -346,10 +348,27 @@ func checkTaskID(id string) string {
 			return "has a segment starting with \".\" or ending with \".lock\", which a git ref cannot hold"
 		}
 	}
+	if !utf8.ValidString(id) {
+		// Its record in state.yaml, which holds only text, would be kept
+		// under another name: the task would never be done, and run and
+		// land again at every run.
+		return "is not UTF-8 text, which state.yaml (where a task's record is kept) cannot hold"
+	}
 	for _, r := range id {
 		if r < 0x20 || r == 0x7f {
 			return "has a control character"
 		}
 	}
 	return ""
+}
+
+// shownPath is a path as a message shows it: as it is, or quoted (Go
+// escapes) when it holds what is not printable text (a control character,
+// a byte that is not UTF-8), so that it neither drives the terminal nor
+// breaks the message's line.
+func shownPath(p string) string {
+	if utf8.ValidString(p) && !strings.ContainsFunc(p, unicode.IsControl) {
+		return p
+	}
+	return strconv.Quote(p)
 }

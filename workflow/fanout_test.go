@@ -1,6 +1,7 @@
 package workflow
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -79,6 +80,16 @@ func TestGlobItems(t *testing.T) {
 	fsys["legacy/bad name.cbl"] = &fstest.MapFile{Data: []byte("?")}
 	if _, err := GlobItems(fsys, "legacy/**/*.cbl"); err == nil || !strings.Contains(err.Error(), "legacy/bad name.cbl: cannot be a task") {
 		t.Errorf("bad path: err %v", err)
+	}
+	// A name that is not UTF-8 could not keep its record in state.yaml; it
+	// is shown quoted, as is one with a control character.
+	for _, name := range []string{"legacy/caf\xe9.cbl", "legacy/a\x1b[2J.cbl"} {
+		if msg := checkTaskID(name); msg == "" {
+			t.Errorf("checkTaskID(%q) accepts it", name)
+		}
+		if got := shownPath(name); got != strconv.Quote(name) {
+			t.Errorf("shownPath(%q) = %s, want it quoted", name, got)
+		}
 	}
 }
 

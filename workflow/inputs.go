@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/bmatcuk/doublestar/v4"
 )
@@ -91,6 +92,14 @@ func resolveFiles(fsys fs.FS, patterns []string, wholeTrees bool) ([]InputFile, 
 	for _, p := range paths {
 		var h string
 		var err error
+		if !utf8.ValidString(p) && hasher == nil {
+			// os.DirFS opens no name that is not UTF-8 (fs.ValidPath):
+			// listed without its blob id, for the glob fan-out to refuse
+			// as a task (checkTaskID) as a commit's tree, which reads it,
+			// does.
+			out = append(out, InputFile{Path: p})
+			continue
+		}
 		if hasher != nil {
 			h, err = hasher.BlobHash(p)
 		} else {
