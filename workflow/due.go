@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"unicode/utf8"
 
 	"github.com/bmatcuk/doublestar/v4"
 )
@@ -119,9 +120,10 @@ func MissingOutput(fsys fs.FS, s *Step) string {
 
 // MatchedOutputs lists, sorted, the files in fsys that the step's glob
 // outputs match, at most limit of them, leaving out those skip says to
-// (files git ignores): what a record keeps so that deleting some of them
-// makes the step due (GoneOutput). Literal outputs are not listed
-// (MissingOutput looks at them), nor a foreach step's.
+// (files git ignores) and names that are not UTF-8: what a record keeps
+// (in state.yaml, text) so that deleting some of them makes the step due
+// (GoneOutput). Literal outputs are not listed (MissingOutput looks at
+// them), nor a foreach step's.
 func MatchedOutputs(fsys fs.FS, s *Step, limit int, skip func(string) bool) []string {
 	if s.FansOut() {
 		return nil
@@ -132,7 +134,10 @@ func MatchedOutputs(fsys fs.FS, s *Step, limit int, skip func(string) bool) []st
 			continue
 		}
 		_ = doublestar.GlobWalk(fsys, pattern, func(p string, _ fs.DirEntry) error {
-			if !seen[p] && (skip == nil || !skip(p)) {
+			// A name that is not UTF-8 cannot be kept in state.yaml,
+			// which holds text: recorded under another name, it would
+			// be "gone" at once and the step due again at every run.
+			if !seen[p] && utf8.ValidString(p) && (skip == nil || !skip(p)) {
 				seen[p] = true
 			}
 			return nil
