@@ -68,14 +68,7 @@ func promptProblems(fsys fs.FS, project *workflow.Project, repo string) []Proble
 		default:
 			we = &workflow.Error{Pos: workflow.Pos{File: agent.File}, Msg: err.Error()}
 		}
-		msg := we.Msg
-		if !s.FansOut() && strings.Contains(msg, "nil pointer evaluating *workflow.TaskInfo") {
-			msg = ".Task is nil: only a foreach step's prompt has a task"
-		}
-		if s.Each == nil && strings.Contains(msg, "evaluating .Item") {
-			msg = ".Item is nil: only a step with foreach: {glob: ...} or {items: ...} has an item"
-		}
-		msg += " (rendering it for step " + s.ID + " with sample data)"
+		msg := we.Msg + " (rendering it for step " + s.ID + " with sample data)"
 		if key := we.Pos.String() + we.Msg; !seen[key] {
 			seen[key] = true
 			out = append(out, Problem{File: we.Pos.File, Line: we.Pos.Line, Col: we.Pos.Col, Message: msg})

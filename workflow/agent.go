@@ -304,9 +304,28 @@ func (a *Agent) Render(fsys fs.FS, data PromptData) (string, error) {
 	})
 	var out limitWriter
 	if err := t.Execute(&out, data); err != nil {
-		return "", a.execError(err)
+		return "", nilFieldError(a.execError(err), data)
 	}
 	return out.buf.String(), nil
+}
+
+// nilFieldError words a template's use of .Task or .Item in a prompt that
+// has none (text/template says "nil pointer evaluating
+// *workflow.TaskInfo.Title", naming Go types): what it is and which steps
+// have one.
+func nilFieldError(err error, data PromptData) error {
+	var we *Error
+	if !errors.As(err, &we) {
+		return err
+	}
+	switch {
+	case data.Task == nil && strings.Contains(we.Msg, "nil pointer evaluating *workflow.TaskInfo"):
+		we.Msg = ".Task is nil: only a foreach step's prompt has a task"
+	case data.Item == nil && (strings.HasPrefix(we.Msg, ".Item.") && strings.Contains(we.Msg, "nil pointer evaluating") ||
+		strings.Contains(we.Msg, "evaluating .Item")):
+		we.Msg = ".Item is nil: only a step with foreach: {glob: ...} or {items: ...} has an item"
+	}
+	return err
 }
 
 func (a *Agent) execError(err error) error {

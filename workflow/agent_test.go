@@ -158,7 +158,7 @@ func TestRenderErrors(t *testing.T) {
 		{"file in .git", "{{ file \".git/config\" }}", `.codemachine/agents/x.md:1:4: file ".git/config": points into .git/`},
 		{"file is a directory", "{{ file \"dir\" }}", `.codemachine/agents/x.md:1:4: file "dir": read dir: invalid argument`},
 		{"invalid glob", "{{ glob \"[\" }}", `.codemachine/agents/x.md:1:4: glob "[": is not a valid glob pattern`},
-		{"nil task", "Task: {{ .Task.ID }}", `.codemachine/agents/x.md:1:15: .Task.ID: nil pointer evaluating *workflow.TaskInfo.ID`},
+		{"nil task", "Task: {{ .Task.ID }}", `.codemachine/agents/x.md:1:15: .Task is nil: only a foreach step's prompt has a task`},
 		{"wrong argument count", "{{ file }}", `.codemachine/agents/x.md:1:4: file: wrong number of args for file: want 1 got 0`},
 		{"too large", "{{ range 20 }}{{ glob \"big/*\" }}{{ end }}", `.codemachine/agents/x.md: prompt is larger than 16 MiB`},
 	}
