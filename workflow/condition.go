@@ -295,7 +295,11 @@ func (d *yamlDoc) condError(key string, at whenAt, err error) {
 		msg = fe.Message
 		pos = condErrPos(at, fe)
 	}
-	d.errs.Add(pos, "%s: %s", key, strings.TrimSpace(msg))
+	msg = strings.TrimSpace(msg)
+	if at.comment != "" && at.style == 0 && strings.HasPrefix(msg, "unexpected token") {
+		msg += fmt.Sprintf(" (YAML took %q for a comment: quote the expression to use # in it)", at.comment)
+	}
+	d.errs.Add(pos, "%s: %s", key, msg)
 }
 
 // condErrPos is the place in workflow.yaml of an error at fe's line and
@@ -340,6 +344,10 @@ func (s *Step) CondFailure(key string, err error) string {
 type whenAt struct {
 	Pos
 	style yaml.Style
+	// comment is the YAML comment after a plain expression on its line:
+	// where expr's "#" (the element in map, filter, ...) went when the
+	// expression was not quoted.
+	comment string
 }
 
 // condRefs collects what an expression reads: steps.ID, vars.NAME, and
@@ -416,7 +424,7 @@ func (sd *stepDecoder) readWhen(kv keyVal) {
 	}
 	n := kv.val
 	sd.s.When = &Condition{Source: v}
-	sd.s.at.when = whenAt{Pos: sd.at(n), style: n.Style &^ (yaml.TaggedStyle | yaml.FlowStyle)}
+	sd.s.at.when = whenAt{Pos: sd.at(n), style: n.Style &^ (yaml.TaggedStyle | yaml.FlowStyle), comment: n.LineComment}
 }
 
 // DefaultMaxIterations bounds an until: loop without max_iterations.
@@ -435,7 +443,7 @@ func (sd *stepDecoder) readUntil(kv keyVal) {
 	}
 	n := kv.val
 	sd.s.Until = &Condition{Source: v}
-	sd.s.at.until = whenAt{Pos: sd.at(n), style: n.Style &^ (yaml.TaggedStyle | yaml.FlowStyle)}
+	sd.s.at.until = whenAt{Pos: sd.at(n), style: n.Style &^ (yaml.TaggedStyle | yaml.FlowStyle), comment: n.LineComment}
 }
 
 // readVars reads the workflow's vars: a mapping of names to plain values
