@@ -118,11 +118,18 @@ func checkNUL(file, text string, line int, errs *Errors) {
 // checkControls reports a control character in a task's line (a tab
 // aside): its title is printed by status and run as it is, where an
 // escape sequence would drive the terminal, and is the step commit's
-// subject.
+// subject. So is a byte that is not UTF-8 (a plan saved in Latin-1): the
+// subject git would record, and the title an agent and --json get, would
+// not be the text of the plan.
 func checkControls(file, text string, line int, errs *Errors) {
 	for i, r := range text {
 		if r == 0 {
 			checkNUL(file, text, line, errs)
+			return
+		}
+		if r == utf8.RuneError && !strings.HasPrefix(text[i:], "\uFFFD") {
+			errs.Add(Pos{File: file, Line: line, Col: utf8.RuneCountInString(text[:i]) + 1},
+				"a byte that is not UTF-8 (0x%02X) in a task: save the plan as UTF-8", text[i])
 			return
 		}
 		if r < 0x20 && r != '\t' || r == 0x7f || r >= 0x80 && r <= 0x9f {

@@ -241,6 +241,9 @@ func TestParsePlanErrors(t *testing.T) {
 			`plan.md:1:13: a control character (U+001B) in a task: its title is printed to your terminal and is its commit's subject`,
 			`plan.md:2:11: a control character (U+009B) in a task: its title is printed to your terminal and is its commit's subject`,
 		}},
+		{"Latin-1 in a title", "- [ ] T1: caf\xe9\n- [ ] T2: a \uFFFD is text\n  caf\xe9 in a body is text\n", []string{
+			`plan.md:1:14: a byte that is not UTF-8 (0xE9) in a task: save the plan as UTF-8`,
+		}},
 		{"NUL in a body", "- [ ] T1: a\n  é\x00\n", []string{`plan.md:2:4: a NUL byte in a task: its title and body are given to commands as environment variables, which cannot hold one`}},
 		{"NUL in a fenced body", "- [ ] T1: a\n  ```\n  \x00\n  ```\n", []string{`plan.md:3:3: a NUL byte in a task: its title and body are given to commands as environment variables, which cannot hold one`}},
 		{"all at once", "- [ ] A: a (after: Z)\n- [ ] A: b\n- [ ]\n", []string{
