@@ -48,6 +48,14 @@ func (j *job) tmpDir() string {
 // cannot be removed is tried again by the next run.
 func (o *Orchestrator) sweepRunTmp(current string) {
 	root := filepath.Join(o.repo.LocalDir(), "tmp")
+	if fi, err := os.Lstat(root); err == nil && !fi.IsDir() {
+		// Only codemachine writes there: a file or a link in the place of
+		// the directory (a hand's doing) would leave every step without
+		// its TMPDIR, to write the caller's, which the sandbox keeps
+		// read-only ("mkdir /tmp/go-build...: read-only file system"), or
+		// through the link, wherever it leads.
+		_ = os.Remove(root)
+	}
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return
