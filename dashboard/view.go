@@ -22,8 +22,10 @@ var stateMarks = map[string]string{
 // record, a failure's message) on one line and without what would drive
 // the terminal: a crafted commit must not redraw the dashboard's screen.
 func plain(s string) string {
-	return strings.Join(strings.Fields(orchestrator.Printable(s)), " ")
+	return strings.TrimSpace(lineBreaks.Replace(orchestrator.Printable(s)))
 }
+
+var lineBreaks = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ")
 
 // buildRows flattens the status into the tree's rows, keeping the
 // selection on the same key when it is still there.

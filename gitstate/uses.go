@@ -146,7 +146,7 @@ func (c *UsesCache) Resolve(ctx context.Context, url, ref string) (string, error
 	if err != nil {
 		return "", err
 	}
-	if _, err := r.git(ctx, "fetch", "--quiet", "--no-tags", url, ref); err != nil {
+	if r, err = c.fetch(ctx, url, r, url, ref); err != nil {
 		return "", fetchError(url, ref, err)
 	}
 	commit, err := r.read(ctx, "rev-parse", "--verify", "--quiet", "FETCH_HEAD^{commit}")
@@ -203,7 +203,7 @@ func (c *UsesCache) Ensure(ctx context.Context, url, ref, commit string) error {
 	if err != nil {
 		return err
 	}
-	_, ferr := r.git(ctx, "fetch", "--quiet", "--no-tags", url, commit)
+	r, ferr := c.fetch(ctx, url, r, url, commit)
 	if ferr != nil || !c.has(ctx, url, commit) {
 		// A server that does not serve commits by id: fetch what it
 		// has, the commit may be among it.
@@ -216,6 +216,31 @@ func (c *UsesCache) Ensure(ctx context.Context, url, ref, commit string) error {
 		return fetchError(url, ref, ferr)
 	}
 	return c.keep(ctx, r, commit)
+}
+
+// fetch runs git fetch --quiet --no-tags args in r, the cache's repository
+// for url. One that git no longer takes for a repository (a damaged HEAD,
+// config or objects directory) is made again, once, and fetched into: it
+// is a cache, nothing but codemachine writes it, and every command would
+// otherwise stop on "not a git repository" until someone removed it. The
+// repository fetched into is returned.
+func (c *UsesCache) fetch(ctx context.Context, url string, r *Repo, args ...string) (*Repo, error) {
+	args = append([]string{"fetch", "--quiet", "--no-tags"}, args...)
+	_, err := r.git(ctx, args...)
+	var ge *GitError
+	if err == nil || !errors.As(err, &ge) || !strings.Contains(ge.Stderr, "not a git repository") && !strings.Contains(ge.Stderr, "bad config line") {
+		return r, err
+	}
+	if rmErr := os.RemoveAll(r.gitDir); rmErr != nil {
+		return r, err
+	}
+	delete(c.repos, url)
+	fresh, cerr := c.repo(ctx, url)
+	if cerr != nil {
+		return r, err
+	}
+	_, err = fresh.git(ctx, args...)
+	return fresh, err
 }
 
 // TreeFS returns the files of commit of url, which the cache must hold

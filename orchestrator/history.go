@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -260,7 +261,8 @@ func (o *Orchestrator) resolveTarget(arg string, tip string) (target, error) {
 	if c, ok := commits[arg]; ok {
 		return target{key: arg, commit: c}, nil
 	}
-	if o.isStepKey(tip, arg) {
+	isStep, loadErr := o.stepKey(tip, arg)
+	if isStep {
 		return target{key: arg}, nil
 	}
 	// A task deleted from the plan while it ran keeps its work on its
@@ -270,28 +272,36 @@ func (o *Orchestrator) resolveTarget(arg string, tip string) (target, error) {
 	}
 	rev, err := o.repo.ResolveRev(arg)
 	if err != nil {
+		if loadErr != nil {
+			// Not a revision, and the workflow that would say whether
+			// it is a step cannot be read: that is what to fix.
+			return target{}, loadErr
+		}
 		return target{}, configErrorf("%s is neither a step (STEP or STEP/TASK) nor a revision", arg)
 	}
 	return target{commit: rev}, nil
 }
 
-// isStepKey reports whether arg names a step (or a task of a foreach step)
-// of the workflow at rev.
-func (o *Orchestrator) isStepKey(rev, arg string) bool {
+// stepKey reports whether arg names a step (or a task of a foreach step)
+// of the workflow at rev. err is the workflow's own problem when it cannot
+// be read there (a mistake in workflow.yaml): no step is known then, and
+// "not a step of the workflow" would send the user looking for a typo in
+// the name.
+func (o *Orchestrator) stepKey(rev, arg string) (bool, error) {
 	snap, err := o.load(rev, Overrides{})
 	if err != nil {
-		return false
+		return false, err
 	}
 	stepID, taskID, hasTask := strings.Cut(arg, "/")
 	step := snap.project.Graph.Step(stepID)
 	if step == nil {
-		return false
+		return false, nil
 	}
 	if !hasTask {
-		return true
+		return true, nil
 	}
 	plan := snap.project.TaskPlan(step)
-	return plan != nil && plan.Task(taskID) != nil
+	return plan != nil && plan.Task(taskID) != nil, nil
 }
 
 // DiffOptions tune Diff's output.
@@ -587,8 +597,8 @@ func (o *Orchestrator) Retryable(arg string) (ok bool, err error) {
 }
 
 func (o *Orchestrator) retryable(tip, arg string) (bool, error) {
-	if !o.isStepKey(tip, arg) {
-		return false, configErrorf("%s is not a step or task of the workflow", arg)
+	if ok, err := o.stepKey(tip, arg); err != nil || !ok {
+		return false, cmp.Or(err, configErrorf("%s is not a step or task of the workflow", arg))
 	}
 	holds, err := o.holds()
 	if err != nil {

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -69,8 +70,8 @@ func (o *Orchestrator) Open(ctx context.Context, key string, opts RunOptions) (*
 	if err := o.checkCommitter(ctx); err != nil {
 		return nil, err
 	}
-	if !o.isStepKey(head.Commit, key) {
-		return nil, configErrorf("%s is not a step or task of the workflow", key)
+	if ok, err := o.stepKey(head.Commit, key); err != nil || !ok {
+		return nil, cmp.Or(err, configErrorf("%s is not a step or task of the workflow", key))
 	}
 	if o.isCommandStep(head.Commit, key) {
 		return nil, configErrorf("%s runs a command: open takes the wheel of agent steps only", key)

@@ -32,6 +32,16 @@ import (
 func (o *Orchestrator) Init(example fs.FS, extra, sample map[string][]byte, force bool) (*InitResult, error) {
 	root := o.repo.Root()
 	dest := filepath.Join(root, workflow.Dir)
+	if fi, err := os.Lstat(dest); err == nil && !fi.IsDir() {
+		// Refused, --force or not, before anything is written: a file
+		// would fail the first write half-way ("mkdir: not a directory"),
+		// and a link would have init write wherever it leads.
+		what := "a file"
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			what = "a symbolic link"
+		}
+		return nil, configErrorf("%s is %s, not a directory: init writes the workflow there; move it out of the way first", workflow.Dir, what)
+	}
 	if !force {
 		if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(workflow.WorkflowFile))); err == nil {
 			return nil, configErrorf("%s already exists; use --force to overwrite it with the example", workflow.WorkflowFile)

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -70,8 +71,10 @@ func (o *Orchestrator) NoReviewError(key string) error {
 		others = append(others, k)
 	}
 	if len(tasks) == 0 {
-		if head, err := o.checkHead(); err == nil && !o.isStepKey(head.Commit, key) {
-			return configErrorf("%s is not a step or task of the workflow", key)
+		if head, err := o.checkHead(); err == nil {
+			if ok, err := o.stepKey(head.Commit, key); err != nil || !ok {
+				return cmp.Or(err, configErrorf("%s is not a step or task of the workflow", key))
+			}
 		}
 		if len(others) == 0 {
 			return configErrorf("no review is pending for %s", key)

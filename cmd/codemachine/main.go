@@ -184,6 +184,23 @@ func notNegative(name string) func(*cli.Context, int) error {
 	}
 }
 
+// maxParallel is the most tasks a --parallel may run at once: the bound of
+// a step's own parallel: (1 to 1000), which the flag overrides.
+const maxParallel = 1000
+
+// parallelFlag checks --parallel: 0 (the step's own) or 1 to maxParallel,
+// as a step's parallel: may be; more would start as many worktrees and
+// agents at once.
+func parallelFlag(c *cli.Context, v int) error {
+	if err := notNegative("parallel")(c, v); err != nil {
+		return err
+	}
+	if v > maxParallel {
+		return usageErrorf("--parallel: want 1 to %d, got %d", maxParallel, v)
+	}
+	return nil
+}
+
 // normalizeArgs moves a command's flags in front of its positional
 // arguments, so that `codemachine run plan --engine replay` works like
 // `codemachine run --engine replay plan` (the flag package stops at the

@@ -20,11 +20,14 @@ type table struct {
 
 // cell is text read from the repository (a commit's subject or trailers,
 // state.yaml's records), made fit for a cell: what would drive the
-// terminal removed (orchestrator.Printable), and on one line, so that a
-// crafted value can neither rewrite the screen nor break the table.
+// terminal removed (orchestrator.Printable), and on one line (its line
+// breaks and tabs spaces), so that a crafted value can neither rewrite the
+// screen nor break the table.
 func cell(s string) string {
-	return strings.Join(strings.Fields(orchestrator.Printable(s)), " ")
+	return strings.TrimSpace(lineBreaks.Replace(orchestrator.Printable(s)))
 }
+
+var lineBreaks = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ")
 
 // cells is each of values made a cell, joined by sep.
 func cells(values []string, sep string) string {
