@@ -48,6 +48,11 @@ type switchJournal struct {
 	// Pending: the lock is taken and nothing else has begun (a landing
 	// holding the lock while it reads the tip and rebases).
 	Pending bool `yaml:"pending,omitempty"`
+	// Prior is where the user's index is kept while the new one is
+	// installed ahead of the ref (installIndex); Msg is the ref update's
+	// reflog message, for Recover to finish the update.
+	Prior string `yaml:"prior,omitempty"`
+	Msg   string `yaml:"msg,omitempty"`
 }
 
 func (j *switchJournal) lock() string { return j.Index + ".lock" }
@@ -209,8 +214,10 @@ func (r *Repo) SwitchInterrupted() bool {
 // process that wrote the journal still runs.
 //
 // The branch ref decides: at the new commit the switch got past its
-// compare-and-swap, so the working tree is at the new commit and only the
-// index is left to install; still at the old commit, the files the switch
+// compare-and-swap, so the working tree and index are at the new commit;
+// still at the old commit with the new index installed (and still holding
+// the new commit's entries for what the switch changed), only the ref is
+// left to move; still at the old commit otherwise, the files the switch
 // rewrote are put back (a file is rewritten only when its content is
 // exactly the new commit's, so an edit made since is never lost; a forced
 // rollback's overwritten changes come back from where it saved them).
@@ -245,27 +252,13 @@ func (r *Repo) Recover(ctx context.Context) (*Recovered, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recover an interrupted landing: %w", err)
 	}
-	switch {
-	case tip == j.New && j.New != j.Old:
-		if _, err := os.Stat(j.Tmp); err == nil {
-			// The compare-and-swap came after read-tree wrote the new
-			// index whole: install it.
-			if err := os.Rename(j.Tmp, j.Index); err != nil {
-				return nil, fmt.Errorf("recover an interrupted landing: install the index: %w", err)
-			}
-		}
-		rc.Completed = true
-	case tip == j.Old:
-		if err := r.restoreAside(&j); err != nil {
-			return nil, fmt.Errorf("recover an interrupted landing: %w", err)
-		}
-		kept, err := r.undoSwitch(&j)
-		if err != nil {
-			return nil, fmt.Errorf("recover an interrupted landing: %w", err)
-		}
-		rc.Undone, rc.Kept = true, kept
+	if err := r.settleSwitch(ctx, &j, tip, rc); err != nil {
+		return nil, fmt.Errorf("recover an interrupted landing: %w", err)
 	}
-	for _, p := range []string{j.Tmp, j.Tmp + ".lock"} {
+	for _, p := range []string{j.Tmp, j.Tmp + ".lock", j.Prior} {
+		if p == "" {
+			continue
+		}
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("recover an interrupted landing: %w", err)
 		}
@@ -286,6 +279,42 @@ func (r *Repo) Recover(ctx context.Context) (*Recovered, error) {
 		}
 	}
 	return rc, r.removeJournal()
+}
+
+// settleSwitch completes or undoes the switch j records, the branch being
+// at tip, and says which in rc.
+func (r *Repo) settleSwitch(ctx context.Context, j *switchJournal, tip string, rc *Recovered) error {
+	switch {
+	case tip == j.New && j.New != j.Old:
+		if _, err := os.Stat(j.Tmp); err == nil {
+			// A switch of an earlier version, which moved the ref
+			// before it installed the index read-tree wrote whole:
+			// install it.
+			if err := os.Rename(j.Tmp, j.Index); err != nil {
+				return fmt.Errorf("install the index: %w", err)
+			}
+		}
+		rc.Completed = true
+	case tip == j.Old && j.New != j.Old && j.indexInstalled() && r.indexHoldsNew(j):
+		// Killed between installing the new index and moving the ref:
+		// the files and the index are the new commit's, only the ref is
+		// left (priorindex.go).
+		cas := newRefUpdate(j.Ref, j.New, j.Old, j.Msg)
+		if _, err := r.run(ctx, runOpts{}, true, cas.args); err != nil {
+			return refError(j.Ref, err)
+		}
+		rc.Completed = true
+	case tip == j.Old:
+		if err := r.restoreAside(j); err != nil {
+			return err
+		}
+		kept, err := r.undoSwitch(j)
+		if err != nil {
+			return err
+		}
+		rc.Undone, rc.Kept = true, kept
+	}
+	return nil
 }
 
 // dropRefLock removes a ref lock holding the journal's new commit: the
