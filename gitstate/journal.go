@@ -304,17 +304,52 @@ func (r *Repo) settleSwitch(ctx context.Context, j *switchJournal, tip string, r
 			return refError(j.Ref, err)
 		}
 		rc.Completed = true
-	case tip == j.Old:
-		if err := r.restoreAside(j); err != nil {
+	case tip == j.Old || (tip != j.New && !j.indexInstalled()):
+		// The branch at another commit with the old index: the user
+		// removed the stale lock and committed (or moved the branch)
+		// without the files the switch had written. Those are put back
+		// where that commit has the old side, as if the branch were
+		// still at the old commit.
+		keep, err := r.pathsAsOld(j, tip)
+		if err != nil {
 			return err
 		}
-		kept, err := r.undoSwitch(j)
+		if err := r.restoreAside(j, keep); err != nil {
+			return err
+		}
+		kept, err := r.undoSwitch(j, keep)
 		if err != nil {
 			return err
 		}
 		rc.Undone, rc.Kept = true, kept
 	}
 	return nil
+}
+
+// pathsAsOld is the set of the paths j's switch changes where tip holds
+// the old side; nil (every path) where tip is the old commit.
+func (r *Repo) pathsAsOld(j *switchJournal, tip string) (map[string]bool, error) {
+	if tip == j.Old {
+		return nil, nil
+	}
+	changes, err := r.diffTreesInProcess(j.Old, j.New)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	if tip == "" {
+		return out, nil
+	}
+	fsys, err := r.TreeFS(tip)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range changes {
+		if h, _ := treeEntry(fsys, c.Path); h == c.OldHash {
+			out[c.Path] = true
+		}
+	}
+	return out, nil
 }
 
 // dropRefLock removes a ref lock holding the journal's new commit: the
@@ -343,7 +378,7 @@ func (r *Repo) dropPending(j *switchJournal) error {
 // side's gets the Old side's (or, after a forced rollback, the saved
 // change's). It returns the files it left alone because their content is
 // neither.
-func (r *Repo) undoSwitch(j *switchJournal) ([]string, error) {
+func (r *Repo) undoSwitch(j *switchJournal, only map[string]bool) ([]string, error) {
 	changes, err := r.diffTreesInProcess(j.Old, j.New)
 	if err != nil {
 		return nil, err
@@ -398,6 +433,9 @@ func (r *Repo) undoSwitch(j *switchJournal) ([]string, error) {
 	})
 	var kept []string
 	for _, path := range paths {
+		if only != nil && !only[path] {
+			continue
+		}
 		n, w := now[path], want[path]
 		full := filepath.Join(j.Root, filepath.FromSlash(path))
 		cur, err := worktreeBlob(full)
@@ -452,7 +490,7 @@ func (r *Repo) halfWritten(full, cur, newHash, oldHash string) bool {
 // ones it replaced or deleted) where their place is empty or holds the
 // new commit's content: exactly the user's files, inode and all. What is
 // left for undoSwitch are the files the switch added.
-func (r *Repo) restoreAside(j *switchJournal) error {
+func (r *Repo) restoreAside(j *switchJournal, only map[string]bool) error {
 	if j.Staging == "" {
 		return nil
 	}
@@ -461,6 +499,9 @@ func (r *Repo) restoreAside(j *switchJournal) error {
 		return err
 	}
 	for _, c := range changes {
+		if only != nil && !only[c.Path] {
+			continue
+		}
 		from := asideFile(j.Aside, c.Path)
 		if j.Aside == "" {
 			from = filepath.Join(j.Staging+".aside", filepath.FromSlash(c.Path))
