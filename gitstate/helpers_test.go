@@ -42,8 +42,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if os.Getenv("GITSTATE_HELPER") == "lock" {
+	switch os.Getenv("GITSTATE_HELPER") {
+	case "lock":
 		os.Exit(lockHelper())
+	case "kill-switch":
+		os.Exit(killSwitchHelper())
 	}
 	code := m.Run()
 	os.RemoveAll(home)

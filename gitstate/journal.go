@@ -48,6 +48,11 @@ type switchJournal struct {
 	// Pending: the lock is taken and nothing else has begun (a landing
 	// holding the lock while it reads the tip and rebases).
 	Pending bool `yaml:"pending,omitempty"`
+	// Prior is where the user's index is kept while the new one is
+	// installed ahead of the ref (installIndex); Msg is the ref update's
+	// reflog message, for Recover to finish the update.
+	Prior string `yaml:"prior,omitempty"`
+	Msg   string `yaml:"msg,omitempty"`
 }
 
 func (j *switchJournal) lock() string { return j.Index + ".lock" }
@@ -209,8 +214,10 @@ func (r *Repo) SwitchInterrupted() bool {
 // process that wrote the journal still runs.
 //
 // The branch ref decides: at the new commit the switch got past its
-// compare-and-swap, so the working tree is at the new commit and only the
-// index is left to install; still at the old commit, the files the switch
+// compare-and-swap, so the working tree and index are at the new commit;
+// still at the old commit with the new index installed (and still holding
+// the new commit's entries for what the switch changed), only the ref is
+// left to move; still at the old commit otherwise, the files the switch
 // rewrote are put back (a file is rewritten only when its content is
 // exactly the new commit's, so an edit made since is never lost; a forced
 // rollback's overwritten changes come back from where it saved them).
@@ -245,27 +252,13 @@ func (r *Repo) Recover(ctx context.Context) (*Recovered, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recover an interrupted landing: %w", err)
 	}
-	switch {
-	case tip == j.New && j.New != j.Old:
-		if _, err := os.Stat(j.Tmp); err == nil {
-			// The compare-and-swap came after read-tree wrote the new
-			// index whole: install it.
-			if err := os.Rename(j.Tmp, j.Index); err != nil {
-				return nil, fmt.Errorf("recover an interrupted landing: install the index: %w", err)
-			}
-		}
-		rc.Completed = true
-	case tip == j.Old:
-		if err := r.restoreAside(&j); err != nil {
-			return nil, fmt.Errorf("recover an interrupted landing: %w", err)
-		}
-		kept, err := r.undoSwitch(&j)
-		if err != nil {
-			return nil, fmt.Errorf("recover an interrupted landing: %w", err)
-		}
-		rc.Undone, rc.Kept = true, kept
+	if err := r.settleSwitch(ctx, &j, tip, rc); err != nil {
+		return nil, fmt.Errorf("recover an interrupted landing: %w", err)
 	}
-	for _, p := range []string{j.Tmp, j.Tmp + ".lock"} {
+	for _, p := range []string{j.Tmp, j.Tmp + ".lock", j.Prior} {
+		if p == "" {
+			continue
+		}
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("recover an interrupted landing: %w", err)
 		}
@@ -286,6 +279,77 @@ func (r *Repo) Recover(ctx context.Context) (*Recovered, error) {
 		}
 	}
 	return rc, r.removeJournal()
+}
+
+// settleSwitch completes or undoes the switch j records, the branch being
+// at tip, and says which in rc.
+func (r *Repo) settleSwitch(ctx context.Context, j *switchJournal, tip string, rc *Recovered) error {
+	switch {
+	case tip == j.New && j.New != j.Old:
+		if _, err := os.Stat(j.Tmp); err == nil {
+			// A switch of an earlier version, which moved the ref
+			// before it installed the index read-tree wrote whole:
+			// install it.
+			if err := os.Rename(j.Tmp, j.Index); err != nil {
+				return fmt.Errorf("install the index: %w", err)
+			}
+		}
+		rc.Completed = true
+	case tip == j.Old && j.New != j.Old && j.indexInstalled() && r.indexHoldsNew(j):
+		// Killed between installing the new index and moving the ref:
+		// the files and the index are the new commit's, only the ref is
+		// left (priorindex.go).
+		cas := newRefUpdate(j.Ref, j.New, j.Old, j.Msg)
+		if _, err := r.run(ctx, runOpts{}, true, cas.args); err != nil {
+			return refError(j.Ref, err)
+		}
+		rc.Completed = true
+	case tip == j.Old || (tip != j.New && !j.indexInstalled()):
+		// The branch at another commit with the old index: the user
+		// removed the stale lock and committed (or moved the branch)
+		// without the files the switch had written. Those are put back
+		// where that commit has the old side, as if the branch were
+		// still at the old commit.
+		keep, err := r.pathsAsOld(j, tip)
+		if err != nil {
+			return err
+		}
+		if err := r.restoreAside(j, keep); err != nil {
+			return err
+		}
+		kept, err := r.undoSwitch(j, keep)
+		if err != nil {
+			return err
+		}
+		rc.Undone, rc.Kept = true, kept
+	}
+	return nil
+}
+
+// pathsAsOld is the set of the paths j's switch changes where tip holds
+// the old side; nil (every path) where tip is the old commit.
+func (r *Repo) pathsAsOld(j *switchJournal, tip string) (map[string]bool, error) {
+	if tip == j.Old {
+		return nil, nil
+	}
+	changes, err := r.diffTreesInProcess(j.Old, j.New)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	if tip == "" {
+		return out, nil
+	}
+	fsys, err := r.TreeFS(tip)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range changes {
+		if h, _ := treeEntry(fsys, c.Path); h == c.OldHash {
+			out[c.Path] = true
+		}
+	}
+	return out, nil
 }
 
 // dropRefLock removes a ref lock holding the journal's new commit: the
@@ -314,7 +378,7 @@ func (r *Repo) dropPending(j *switchJournal) error {
 // side's gets the Old side's (or, after a forced rollback, the saved
 // change's). It returns the files it left alone because their content is
 // neither.
-func (r *Repo) undoSwitch(j *switchJournal) ([]string, error) {
+func (r *Repo) undoSwitch(j *switchJournal, only map[string]bool) ([]string, error) {
 	changes, err := r.diffTreesInProcess(j.Old, j.New)
 	if err != nil {
 		return nil, err
@@ -369,6 +433,9 @@ func (r *Repo) undoSwitch(j *switchJournal) ([]string, error) {
 	})
 	var kept []string
 	for _, path := range paths {
+		if only != nil && !only[path] {
+			continue
+		}
 		n, w := now[path], want[path]
 		full := filepath.Join(j.Root, filepath.FromSlash(path))
 		cur, err := worktreeBlob(full)
@@ -423,7 +490,7 @@ func (r *Repo) halfWritten(full, cur, newHash, oldHash string) bool {
 // ones it replaced or deleted) where their place is empty or holds the
 // new commit's content: exactly the user's files, inode and all. What is
 // left for undoSwitch are the files the switch added.
-func (r *Repo) restoreAside(j *switchJournal) error {
+func (r *Repo) restoreAside(j *switchJournal, only map[string]bool) error {
 	if j.Staging == "" {
 		return nil
 	}
@@ -432,6 +499,9 @@ func (r *Repo) restoreAside(j *switchJournal) error {
 		return err
 	}
 	for _, c := range changes {
+		if only != nil && !only[c.Path] {
+			continue
+		}
 		from := asideFile(j.Aside, c.Path)
 		if j.Aside == "" {
 			from = filepath.Join(j.Staging+".aside", filepath.FromSlash(c.Path))

@@ -265,7 +265,7 @@ func testRecoverForcedRollback(t *testing.T, byRef bool) {
 	// switch, the files as the switch wrote them (they stay so).
 	var journal, lock, oldIndex []byte
 	r.testHook = func(stage string) {
-		if stage == "before-ref-update" {
+		if stage == "before-index" {
 			journal, _ = os.ReadFile(filepath.Join(r.LocalDir(), journalFile))
 			lock, _ = os.ReadFile(index + ".lock")
 			oldIndex, _ = os.ReadFile(index)
@@ -277,7 +277,7 @@ func testRecoverForcedRollback(t *testing.T, byRef bool) {
 	}
 	r.testHook = nil
 	if journal == nil || lock == nil || oldIndex == nil {
-		t.Fatal("the switch never reached its ref update")
+		t.Fatal("the switch never reached its index update")
 	}
 	if read(t, dir, "mod.txt") != "a\n" {
 		t.Fatalf("the forced reset left mod.txt %q", read(t, dir, "mod.txt"))

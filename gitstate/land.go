@@ -637,6 +637,7 @@ func (h *heldCheckout) switchTo(ctx context.Context, cas refUpdate, hard bool) e
 	// The journal lets the next command complete or undo what a kill
 	// interrupts from here on (Recover).
 	journal.Tmp, journal.Old, journal.New, journal.Hard, journal.Saved, journal.Pending = tmp, old, new, hard, cas.saved, false
+	journal.Prior, journal.Msg = tmp+".prior", cas.msg
 	if err := r.WriteLocal(journalFile, journal); err != nil {
 		return err
 	}
@@ -645,6 +646,7 @@ func (h *heldCheckout) switchTo(ctx context.Context, cas refUpdate, hard bool) e
 	// ahead of their branch.
 	ctx = context.WithoutCancel(ctx)
 	defer os.Remove(tmp)
+	defer os.Remove(journal.Prior)
 	if err := copyIndex(index, tmp); err != nil {
 		return err
 	}
@@ -683,26 +685,37 @@ func (h *heldCheckout) switchTo(ctx context.Context, cas refUpdate, hard bool) e
 		}
 		return err
 	}
+	// The new index replaces the old one in one rename while the lock is
+	// held, before the ref moves (priorindex.go); the lock (holding the
+	// journal's marker, never index data, so that Recover can tell it
+	// from a lock of anyone else's) goes last.
+	r.hook("before-index")
+	if err := installIndex(tmp, index, journal.Prior); err != nil {
+		return r.undoFiles(ctx, opts, err, new, from, hard)
+	}
 	r.hook("before-ref-update")
 	if _, err := r.run(ctx, runOpts{Env: []string{journal.env()}}, true, cas.args); err != nil {
 		err = refError(cas.ref, err)
-		back := []string{"read-tree", "-m", "-u", new, from}
-		if hard {
-			back = []string{"read-tree", "--reset", "-u", from}
+		if uerr := takeBackIndex(tmp, index, journal.Prior); uerr != nil {
+			return fmt.Errorf("%w; and restoring the index failed: %v", err, uerr)
 		}
-		if _, uerr := r.run(ctx, opts, true, back); uerr != nil {
-			return fmt.Errorf("%w; and restoring the working tree failed: %v", err, uerr)
-		}
-		return err
+		return r.undoFiles(ctx, opts, err, new, from, hard)
 	}
-	// The new index replaces the old one in one rename while the lock is
-	// held; the lock (holding the journal's marker, never index data, so
-	// that Recover can tell it from a lock of anyone else's) goes last.
-	if err := os.Rename(tmp, index); err != nil {
-		return fmt.Errorf("install the index: %w", err)
-	}
-	noteOwnIndex(index)
+	r.hook("ref-updated")
 	return nil
+}
+
+// undoFiles moves the working tree of a switch that failed with err back
+// from new to from, in the switch's index (opts), and returns err.
+func (r *Repo) undoFiles(ctx context.Context, opts runOpts, err error, new, from string, hard bool) error {
+	back := []string{"read-tree", "-m", "-u", new, from}
+	if hard {
+		back = []string{"read-tree", "--reset", "-u", from}
+	}
+	if _, uerr := r.run(ctx, opts, true, back); uerr != nil {
+		return fmt.Errorf("%w; and restoring the working tree failed: %v", err, uerr)
+	}
+	return err
 }
 
 // refreshPaths refreshes the stat data of the index entries that the

@@ -224,9 +224,25 @@ func (r *Repo) repairAfterUnchecked(ctx context.Context, co checkout, ref, old, 
 	}
 }
 
+// indexHoldsNew reports whether the user's index has the new side of
+// every change of j's switch: not reset or restaged by the user since a
+// kill left it installed.
+func (r *Repo) indexHoldsNew(j *switchJournal) bool {
+	changes, err := r.diffTreesInProcess(j.Old, j.New)
+	if err != nil {
+		return false
+	}
+	return indexHoldsSide(j.Index, changes, true)
+}
+
 // indexHolds reports whether the index at path has the old side of every
 // change (its blob, or no entry where the old side has none).
 func indexHolds(path string, changes []Change) bool {
+	return indexHoldsSide(path, changes, false)
+}
+
+// indexHoldsSide is indexHolds of the old side, or of the new one.
+func indexHoldsSide(path string, changes []Change, newSide bool) bool {
 	f, err := os.Open(path)
 	if err != nil {
 		return false
@@ -241,7 +257,11 @@ func indexHolds(path string, changes []Change) bool {
 		entries[e.Name] = e.Hash.String()
 	}
 	for _, c := range changes {
-		if entries[c.Path] != c.OldHash {
+		want := c.OldHash
+		if newSide {
+			want = c.NewHash
+		}
+		if entries[c.Path] != want {
 			return false
 		}
 	}

@@ -279,11 +279,13 @@ func (s *stagedSwitch) install(ctx context.Context) error {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
 	r.hook("before-lock")
-	journal := &switchJournal{Root: s.co.root, Index: s.index, Tmp: s.tmp, Ref: s.cas.ref, Old: s.cas.old, New: s.cas.new, Staging: s.staging, Aside: s.aside}
+	journal := &switchJournal{Root: s.co.root, Index: s.index, Tmp: s.tmp, Ref: s.cas.ref, Old: s.cas.old, New: s.cas.new, Staging: s.staging, Aside: s.aside,
+		Prior: s.tmp + ".prior", Msg: s.cas.msg}
 	if err := r.beginSwitch(ctx, journal); err != nil {
 		return err
 	}
 	defer func() {
+		_ = os.Remove(journal.Prior)
 		_ = os.Remove(journal.lock())
 		_ = r.removeJournal()
 	}()
@@ -313,16 +315,24 @@ func (s *stagedSwitch) install(ctx context.Context) error {
 		}
 		return err
 	}
-	if err := r.swapRef(ctx, s.cas, journal.env(), s.refs); err != nil {
+	// The new index goes in before the ref moves (priorindex.go).
+	r.hook("before-index")
+	if err := installIndex(s.tmp, s.index, journal.Prior); err != nil {
 		if uerr := s.undoMoves(moved); uerr != nil {
 			return fmt.Errorf("%w; and restoring the working tree failed: %v", err, uerr)
 		}
 		return err
 	}
-	if err := os.Rename(s.tmp, s.index); err != nil {
-		return fmt.Errorf("install the index: %w", err)
+	if err := r.swapRef(ctx, s.cas, journal.env(), s.refs); err != nil {
+		if uerr := takeBackIndex(s.tmp, s.index, journal.Prior); uerr != nil {
+			return fmt.Errorf("%w; and restoring the index failed: %v", err, uerr)
+		}
+		if uerr := s.undoMoves(moved); uerr != nil {
+			return fmt.Errorf("%w; and restoring the working tree failed: %v", err, uerr)
+		}
+		return err
 	}
-	noteOwnIndex(s.index)
+	r.hook("ref-updated")
 	return nil
 }
 
