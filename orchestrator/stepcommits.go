@@ -72,7 +72,7 @@ func parseCommitIndex(data []byte) *commitIndex {
 	var err1, err2 error
 	idx.Version, err1 = strconv.Atoi(f[0])
 	idx.Walked, err2 = strconv.Atoi(f[2])
-	if err1 != nil || err2 != nil || idx.Tip == "" {
+	if err1 != nil || err2 != nil || idx.Tip == "" || idx.Walked < 0 {
 		return nil
 	}
 	for rest != "" {
@@ -86,7 +86,7 @@ func parseCommitIndex(data []byte) *commitIndex {
 		depth, err := strconv.Atoi(f[0])
 		key, kerr := strconv.Unquote(f[2])
 		by, berr := strconv.Unquote(f[3])
-		if err != nil || kerr != nil || berr != nil {
+		if err != nil || kerr != nil || berr != nil || depth < 0 {
 			return nil
 		}
 		idx.Entries = append(idx.Entries, indexEntry{Key: key, Hash: f[1], Depth: depth, By: by})

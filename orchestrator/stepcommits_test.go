@@ -167,6 +167,8 @@ func TestCommitIndexFormat(t *testing.T) {
 		"walked not int": commitIndexHeader + "3\t" + tip + "\tx\t\n",
 		"three fields":   head + "\n0\t" + tip + "\t\"k\"\n",
 		"depth not int":  head + "\nx\t" + tip + "\t\"k\"\t\"\"\n",
+		"negative depth": head + "\n-1\t" + tip + "\t\"k\"\t\"\"\n",
+		"negative walk":  commitIndexHeader + "3\t" + tip + "\t-1\t\n",
 		"key unquoted":   head + "\n0\t" + tip + "\tk\t\"\"\n",
 		"no hash":        head + "\n0\t\t\"k\"\t\"\"\n",
 	} {
