@@ -46,6 +46,24 @@ func NewState() *State {
 // state. Anything else that is not exactly what Marshal writes, give or
 // take formatting, is a *StateError pointing at the offending node.
 func ParseState(file string, data []byte) (*State, error) {
+	return parseState(&stateParser{file: file}, data)
+}
+
+// StateProblems lists every problem of state.yaml, each a *StateError,
+// where ParseState stops at the first: validate reports them all at once.
+func StateProblems(file string, data []byte) []error {
+	p := &stateParser{file: file, collect: true}
+	_, err := parseState(p, data)
+	if err != nil {
+		// A problem that stops the parse: the syntax, or a root that
+		// is no mapping.
+		return append(p.errs, err)
+	}
+	return p.errs
+}
+
+func parseState(p *stateParser, data []byte) (*State, error) {
+	file := p.file
 	s := NewState()
 	var doc yaml.Node
 	// Only the first document counts, as Unmarshal reads it.
@@ -55,7 +73,6 @@ func ParseState(file string, data []byte) (*State, error) {
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return s, nil
 	}
-	p := &stateParser{file: file}
 	root := doc.Content[0]
 	if yamlnode.IsNull(root) {
 		return s, nil
@@ -117,12 +134,23 @@ func ParseState(file string, data []byte) (*State, error) {
 		return nil, err
 	}
 	if !sawVersion {
+		if p.collect {
+			p.errs = append(p.errs, p.errf(root, "missing version"))
+			return s, nil
+		}
 		return nil, p.errf(root, "missing version")
 	}
 	return s, nil
 }
 
-type stateParser struct{ file string }
+// stateParser reads state.yaml's nodes. With collect, a problem in an
+// entry of a mapping is kept in errs and the parse goes on with the next
+// entry (StateProblems); without, the first one ends it.
+type stateParser struct {
+	file    string
+	collect bool
+	errs    []error
+}
 
 func (p *stateParser) errf(n *yaml.Node, format string, args ...any) error {
 	return &StateError{File: p.file, Line: n.Line, Col: n.Column, Msg: fmt.Sprintf(format, args...)}
@@ -138,15 +166,22 @@ func (p *stateParser) mapping(n *yaml.Node, what string, f func(key string, k, v
 		return p.errf(n, "%s must be a mapping, found %s", what, yamlnode.Value(n))
 	}
 	for e := range yamlnode.Entries(n) {
+		var err error
 		switch {
 		case e.Key.Kind != yaml.ScalarNode:
-			return p.errf(e.Key, "%s: keys must be plain strings", what)
+			err = p.errf(e.Key, "%s: keys must be plain strings", what)
 		case e.Repeats != nil:
-			return p.errf(e.Key, "%s: duplicate key %q", what, e.Key.Value)
+			err = p.errf(e.Key, "%s: duplicate key %q", what, e.Key.Value)
+		default:
+			err = f(e.Key.Value, e.Key, e.Val)
 		}
-		if err := f(e.Key.Value, e.Key, e.Val); err != nil {
+		if err == nil {
+			continue
+		}
+		if !p.collect {
 			return err
 		}
+		p.errs = append(p.errs, err)
 	}
 	return nil
 }

@@ -123,6 +123,41 @@ func TestParseStateErrors(t *testing.T) {
 	}
 }
 
+// TestStateProblems: validate gets every problem of state.yaml at once, each
+// where ParseState would stop at it, in file order; ParseState still ends
+// at the first.
+func TestStateProblems(t *testing.T) {
+	in := "version: 1\nbogus: 1\nsteps:\n  a:\n    seq: x\n    duration: soon\n    tasks:\n      T1: {cost_usd: y}\n  a: {}\n  b: done\n"
+	want := []string{
+		`s.yaml:2:1: unknown key "bogus" (expected version, seq, uses or steps)`,
+		`s.yaml:5:10: seq must be a whole number, found "x"`,
+		`s.yaml:6:15: duration: "soon" is not a duration (like 1m12s)`,
+		`s.yaml:8:22: cost_usd must be a number, found "y"`,
+		`s.yaml:9:3: steps: duplicate key "a"`,
+		`s.yaml:10:6: step "b" must be a mapping, found "done"`,
+	}
+	var got []string
+	for _, err := range StateProblems("s.yaml", []byte(in)) {
+		var se *StateError
+		if !errors.As(err, &se) {
+			t.Errorf("problem %v is not a *StateError", err)
+		}
+		got = append(got, err.Error())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if _, err := ParseState("s.yaml", []byte(in)); err == nil || err.Error() != want[0] {
+		t.Errorf("ParseState = %v, want the first problem", err)
+	}
+	if got := StateProblems("s.yaml", []byte("version: 1\nsteps: {}\n")); len(got) != 0 {
+		t.Errorf("a good state has problems: %v", got)
+	}
+	if got := StateProblems("s.yaml", []byte("steps: {}\n")); len(got) != 1 || got[0].Error() != "s.yaml:1:1: missing version" {
+		t.Errorf("missing version: %v", got)
+	}
+}
+
 // FuzzParseState checks that no input makes the parser panic and that what
 // it accepts survives a Marshal round trip.
 func FuzzParseState(f *testing.F) {

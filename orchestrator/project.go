@@ -450,7 +450,7 @@ func (o *Orchestrator) Validate() (*ValidateReport, error) {
 	} else if data, err := workflow.ReadRegular(fsys, workflow.StateFile); errors.Is(err, workflow.ErrNotRegular) {
 		problems = append(problems, Problem{File: workflow.StateFile, Message: "is " + workflow.ErrNotRegular.Error()})
 	} else if err == nil {
-		if _, err := gitstate.ParseState(workflow.StateFile, data); err != nil {
+		for _, err := range gitstate.StateProblems(workflow.StateFile, data) {
 			var se *gitstate.StateError
 			if errors.As(err, &se) {
 				problems = append(problems, Problem{File: se.File, Line: se.Line, Col: se.Col, Message: se.Msg})
