@@ -637,16 +637,10 @@ func (w *Worktree) newStager(idx *gitIndex) (*stager, error) {
 // under it.
 func (s *stager) walk(dir string) error {
 	abs := filepath.Join(s.root, filepath.FromSlash(dir))
-	f, err := os.Open(abs)
+	names, err := sortedNames(abs)
 	if err != nil {
-		return errStageByGit
+		return err
 	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
-		return errStageByGit
-	}
-	sort.Strings(names)
 	pushed := false
 	for _, n := range names {
 		if n == ".gitignore" {
@@ -691,6 +685,22 @@ func (s *stager) walk(dir string) error {
 		}
 	}
 	return nil
+}
+
+// sortedNames lists the directory abs, sorted; errStageByGit when it
+// cannot be read.
+func sortedNames(abs string) ([]string, error) {
+	f, err := os.Open(abs)
+	if err != nil {
+		return nil, errStageByGit
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return nil, errStageByGit
+	}
+	sort.Strings(names)
+	return names, nil
 }
 
 // entry stages one path of the worktree.

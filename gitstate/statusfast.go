@@ -226,16 +226,10 @@ func (s *dirStatus) untracked(rules stageRules) error {
 // walkUntracked adds the untracked files of the directory rel and below.
 func (s *dirStatus) walkUntracked(w *stager, rel string) error {
 	abs := filepath.Join(s.r.root, filepath.FromSlash(rel))
-	f, err := os.Open(abs)
+	names, err := sortedNames(abs)
 	if err != nil {
-		return errStageByGit
+		return err
 	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
-		return errStageByGit
-	}
-	sort.Strings(names)
 	l, err := parseIgnore(filepath.Join(abs, ".gitignore"), rel)
 	if err != nil {
 		return errStageByGit
