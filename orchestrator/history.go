@@ -174,28 +174,11 @@ func logEntry(c gitstate.Commit, msg gitstate.Message) LogEntry {
 	bad := func(key, val, want string) {
 		e.Problems = append(e.Problems, fmt.Sprintf("trailer %s: %q is not %s", key, val, want))
 	}
-	if v := msg.Get(gitstate.TrailerTokensIn); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-			e.TokensIn = n
-		} else {
-			bad(gitstate.TrailerTokensIn, v, "a token count")
-		}
-	}
-	if v := msg.Get(gitstate.TrailerTokensOut); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-			e.TokensOut = n
-		} else {
-			bad(gitstate.TrailerTokensOut, v, "a token count")
-		}
-	}
-	if v := msg.Get(gitstate.TrailerCostUSD); v != "" {
-		if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 && !math.IsInf(f, 0) {
-			e.CostUSD, e.CostKnown = f, true
-		} else {
-			bad(gitstate.TrailerCostUSD, v, "an amount in USD")
-		}
-	}
-	e.ReviewUsage = reviewUsageOf(msg, bad)
+	usage := usageTrailers{msg: msg, bad: bad}
+	usage.tokens(gitstate.TrailerTokensIn, &e.TokensIn)
+	usage.tokens(gitstate.TrailerTokensOut, &e.TokensOut)
+	usage.usd(gitstate.TrailerCostUSD, &e.CostUSD, &e.CostKnown)
+	e.ReviewUsage = reviewUsageOf(usage)
 	if v := msg.Get(gitstate.TrailerAttempts); v != "" {
 		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
 			e.Attempts = n
@@ -212,33 +195,46 @@ func logEntry(c gitstate.Commit, msg gitstate.Message) LogEntry {
 	return e
 }
 
+// usageTrailers reads a message's token and cost trailers, naming those
+// that do not parse with bad (their fields are left at zero).
+type usageTrailers struct {
+	msg gitstate.Message
+	bad func(key, val, want string)
+}
+
+// tokens reads the token count of key into to.
+func (u usageTrailers) tokens(key string, to *int64) {
+	if v := u.msg.Get(key); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			*to = n
+		} else {
+			u.bad(key, v, "a token count")
+		}
+	}
+}
+
+// usd reads the amount of key into to, and whether it was there.
+func (u usageTrailers) usd(key string, to *float64, known *bool) {
+	if v := u.msg.Get(key); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 && !math.IsInf(f, 0) {
+			*to, *known = f, true
+		} else {
+			u.bad(key, v, "an amount in USD")
+		}
+	}
+}
+
 // reviewUsageOf reads a message's reviewer-run trailers (nil without
-// Codemachine-Review-Engine), naming those that do not parse with bad.
-func reviewUsageOf(msg gitstate.Message, bad func(key, val, want string)) *ReviewUsage {
-	engine := msg.Get(gitstate.TrailerReviewEngine)
+// Codemachine-Review-Engine).
+func reviewUsageOf(t usageTrailers) *ReviewUsage {
+	engine := t.msg.Get(gitstate.TrailerReviewEngine)
 	if engine == "" {
 		return nil
 	}
-	u := &ReviewUsage{Engine: engine, Model: msg.Get(gitstate.TrailerReviewModel)}
-	for _, f := range []struct {
-		key string
-		to  *int64
-	}{{gitstate.TrailerReviewTokensIn, &u.TokensIn}, {gitstate.TrailerReviewTokensOut, &u.TokensOut}} {
-		if v := msg.Get(f.key); v != "" {
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-				*f.to = n
-			} else {
-				bad(f.key, v, "a token count")
-			}
-		}
-	}
-	if v := msg.Get(gitstate.TrailerReviewCostUSD); v != "" {
-		if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 && !math.IsInf(f, 0) {
-			u.CostUSD, u.CostKnown = f, true
-		} else {
-			bad(gitstate.TrailerReviewCostUSD, v, "an amount in USD")
-		}
-	}
+	u := &ReviewUsage{Engine: engine, Model: t.msg.Get(gitstate.TrailerReviewModel)}
+	t.tokens(gitstate.TrailerReviewTokensIn, &u.TokensIn)
+	t.tokens(gitstate.TrailerReviewTokensOut, &u.TokensOut)
+	t.usd(gitstate.TrailerReviewCostUSD, &u.CostUSD, &u.CostKnown)
 	return u
 }
 
