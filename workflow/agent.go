@@ -149,7 +149,7 @@ func (a *Agent) frontMatter(front string, engines []string, errs *Errors) {
 				}
 			}
 		case "model":
-			a.Model, _ = d.str(kv.val, "model")
+			a.Model, _ = d.model(kv.val, "model")
 			if a.Model == "inherit" {
 				// Claude Code's agent files say "inherit" for the
 				// model of the session that calls them: here, the

@@ -137,7 +137,7 @@ func (d *yamlDoc) defaults(n *yaml.Node, def *Defaults) {
 				}
 			}
 		case "model":
-			def.Model, _ = d.str(kv.val, "model")
+			def.Model, _ = d.model(kv.val, "model")
 		case "timeout":
 			if v, ok := d.duration(kv.val, "timeout"); ok {
 				def.Timeout = v

@@ -3,10 +3,13 @@ package workflow
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -262,6 +265,37 @@ func (d *yamlDoc) str(n *yaml.Node, what string) (string, bool) {
 		d.errs.Add(d.pos(n), "%s: holds a NUL byte, which no command, path or environment variable can hold", what)
 	}
 	return v, ok
+}
+
+// model reads a model name: text that goes on the engine's command line
+// and into the Codemachine-Model trailer of every commit, where a line
+// break would start a forged trailer and an escape sequence would drive
+// the terminal of whoever reads the log.
+func (d *yamlDoc) model(n *yaml.Node, what string) (string, bool) {
+	v, ok := d.str(n, what)
+	if ok {
+		if msg := ModelProblem(v); msg != "" {
+			d.errs.Add(d.at(n), "%s: %s", what, msg)
+			return "", false
+		}
+	}
+	return v, ok
+}
+
+// ModelProblem says what makes s unusable as a model name (a control
+// character such as a line break or an ESC, or text that is not UTF-8),
+// or "" when it is fine. The --model flag and CODEMACHINE_MODEL are held
+// to the same rule as the workflow's model keys.
+func ModelProblem(s string) string {
+	if !utf8.ValidString(s) {
+		return fmt.Sprintf("%q is not UTF-8 text", s)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Sprintf("%q has a control character (U+%04X), which a model name cannot hold", s, r)
+		}
+	}
+	return ""
 }
 
 // integer reads a whole number.

@@ -34,7 +34,7 @@ and stdin; "codemachine hooks uninstall" puts it back. core.hooksPath is respect
 Installing again updates the hooks. The hooks never slow a commit down or make it fail.`,
 			Flags: append(engineFlags(), jsonFlag),
 			Action: hooksAction(func(c *cli.Context, dir string) ([]githooks.HookStatus, error) {
-				if err := checkEngineFlag(c.String("engine")); err != nil {
+				if err := checkEngineFlags(c.String("engine"), c.String("model")); err != nil {
 					return nil, err
 				}
 				var runArgs []string

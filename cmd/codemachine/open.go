@@ -27,7 +27,7 @@ is due.`,
 			if c.NArg() != 1 {
 				return usageErrorf("open needs exactly one STEP or STEP/TASK")
 			}
-			if err := checkEngineFlag(c.String("engine")); err != nil {
+			if err := checkEngineFlags(c.String("engine"), c.String("model")); err != nil {
 				return err
 			}
 			out := newOutput(c)

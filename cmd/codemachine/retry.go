@@ -30,7 +30,7 @@ the watcher, which runs it after its current pass. Exits like run.`,
 			if c.NArg() != 1 {
 				return usageErrorf("retry needs exactly one STEP or STEP/TASK")
 			}
-			if err := checkEngineFlag(c.String("engine")); err != nil {
+			if err := checkEngineFlags(c.String("engine"), c.String("model")); err != nil {
 				return err
 			}
 			out := newOutput(c)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/codemachine/codemachine/agents"
 	"github.com/codemachine/codemachine/orchestrator"
+	"github.com/codemachine/codemachine/workflow"
 )
 
 func runFlags() []cli.Flag {
@@ -70,7 +71,7 @@ what its ref names now, so the steps whose imported definition or agent changed 
 			} else if c.Bool("interactive") && !opts.DryRun {
 				return usageErrorf("run --interactive needs a terminal (standard input and output)")
 			}
-			if err := checkEngineFlag(opts.Engine); err != nil {
+			if err := checkEngineFlags(opts.Engine, opts.Model); err != nil {
 				return err
 			}
 			if opts.Force && len(opts.Steps) == 0 {
@@ -99,10 +100,19 @@ func engineChoices() string {
 	return strings.Join(agents.AgentEngines(), ", ")
 }
 
-// checkEngineFlag rejects unknown --engine values before anything runs,
-// and without the flag an unknown CODEMACHINE_ENGINE, which stands for it.
-func checkEngineFlag(engine string) error {
-	from := ""
+// checkEngineFlags rejects unknown --engine values before anything runs,
+// and without the flag an unknown CODEMACHINE_ENGINE, which stands for it;
+// and a --model (or CODEMACHINE_MODEL) that no model name can be, which
+// would go into commit trailers and command lines.
+func checkEngineFlags(engine, model string) error {
+	from := "--model: "
+	if model == "" {
+		model, from = os.Getenv("CODEMACHINE_MODEL"), "CODEMACHINE_MODEL: "
+	}
+	if msg := workflow.ModelProblem(model); msg != "" {
+		return usageErrorf("%s%s", from, msg)
+	}
+	from = ""
 	if engine == "" {
 		engine, from = os.Getenv("CODEMACHINE_ENGINE"), "CODEMACHINE_ENGINE: "
 	}

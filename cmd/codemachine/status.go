@@ -36,7 +36,7 @@ after the steps. See docs/workers.md.`,
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			if err := checkEngineFlag(c.String("engine")); err != nil {
+			if err := checkEngineFlags(c.String("engine"), c.String("model")); err != nil {
 				return err
 			}
 			shortLivedGC()

@@ -45,7 +45,7 @@ refs/codemachine/failed/STEP and exits 130; a second Ctrl-C kills them at once.`
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			if err := checkEngineFlag(c.String("engine")); err != nil {
+			if err := checkEngineFlags(c.String("engine"), c.String("model")); err != nil {
 				return err
 			}
 			switch c.String("trigger") {

@@ -46,7 +46,7 @@ docs/workers.md.`,
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			if err := checkEngineFlag(c.String("engine")); err != nil {
+			if err := checkEngineFlags(c.String("engine"), c.String("model")); err != nil {
 				return err
 			}
 			if err := worker.CheckID(c.String("id")); err != nil {
