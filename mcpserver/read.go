@@ -3,6 +3,7 @@ package mcpserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -15,7 +16,7 @@ import (
 type noArgs struct{}
 
 type logArgs struct {
-	Limit int `json:"limit,omitempty" jsonschema:"how many step commits, newest first (default 20)"`
+	Limit int `json:"limit,omitempty" jsonschema:"how many step commits, newest first: 1 or more (default 20)"`
 }
 
 type diffArgs struct {
@@ -38,7 +39,12 @@ func (s *server) addReadTools(srv *mcp.Server) {
 	mcp.AddTool(srv, &mcp.Tool{Name: "log", Description: "The step commits on the current branch, newest first, " +
 		"with their engine, model, tokens, cost and duration."},
 		func(_ context.Context, _ *mcp.CallToolRequest, in logArgs) (*mcp.CallToolResult, any, error) {
-			if in.Limit <= 0 {
+			if in.Limit < 0 {
+				// Not the default: a caller asking for -5 has a bug
+				// to hear about, not 20 commits.
+				return nil, nil, fmt.Errorf("limit must be 1 or more (0 or none: the newest 20), got %d", in.Limit)
+			}
+			if in.Limit == 0 {
 				in.Limit = 20
 			}
 			entries, err := s.o.Log(in.Limit)

@@ -486,3 +486,17 @@ func TestEmptyTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestLogNegativeLimit: a negative limit is the caller's mistake, told as
+// a tool error with the allowed range, not read as the default.
+func TestLogNegativeLimit(t *testing.T) {
+	dir := newRepo(t)
+	cs := connect(t, Options{Dir: dir, Environ: os.Environ()})
+	out, isErr := call(t, cs, "log", map[string]any{"limit": -5})
+	if !isErr || out != "limit must be 1 or more (0 or none: the newest 20), got -5" {
+		t.Errorf("log limit -5: %q (error %v), want a tool error with the range", out, isErr)
+	}
+	if _, isErr := call(t, cs, "log", map[string]any{}); isErr {
+		t.Error("log without a limit is an error")
+	}
+}
