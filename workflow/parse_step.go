@@ -374,14 +374,7 @@ func (d *yamlDoc) foreach(n *yaml.Node, s *Step) {
 }
 
 func (d *yamlDoc) atLeastOne(n *yaml.Node, what string) int {
-	v, ok := d.integer(n, what)
-	switch {
-	case !ok:
-		return 0
-	case v < 1 || v > 1000:
-		d.errs.Add(d.at(n), "%s: want 1 to 1000, got %d", what, v)
-		return 0
-	}
+	v, _ := d.intIn(n, what, 1, 1000)
 	return int(v)
 }
 

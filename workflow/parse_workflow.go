@@ -1,6 +1,7 @@
 package workflow
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -143,12 +144,8 @@ func (d *yamlDoc) defaults(n *yaml.Node, def *Defaults) {
 				def.Timeout = v
 			}
 		case "retries":
-			if v, ok := d.integer(kv.val, "retries"); ok {
-				if v < 0 || v > 100 {
-					d.errs.Add(d.pos(kv.val), "retries: want 0 to 100, got %d", v)
-				} else {
-					def.Retries = int(v)
-				}
+			if v, ok := d.intIn(kv.val, "retries", 0, 100); ok {
+				def.Retries = int(v)
 			}
 		default:
 			d.unknownKey(kv, " in defaults", defaultsKeys)
@@ -163,18 +160,14 @@ func (d *yamlDoc) budget(n *yaml.Node, b *Budget) {
 		case "usd":
 			if v, ok := d.number(kv.val, "usd"); ok {
 				if v < 0 {
-					d.errs.Add(d.pos(kv.val), "usd: must not be negative")
+					d.errs.Add(d.pos(kv.val), "usd: want 0 or more, got %s", kv.val.Value)
 				} else {
 					b.USD = v
 				}
 			}
 		case "tokens":
-			if v, ok := d.integer(kv.val, "tokens"); ok {
-				if v < 0 {
-					d.errs.Add(d.pos(kv.val), "tokens: must not be negative")
-				} else {
-					b.Tokens = v
-				}
+			if v, ok := d.intIn(kv.val, "tokens", 0, math.MaxInt64); ok {
+				b.Tokens = v
 			}
 		default:
 			d.unknownKey(kv, " in budget", budgetKeys)

@@ -59,13 +59,20 @@ func TestParseWorkflowErrors(t *testing.T) {
 		{"unknown defaults key", "version: 1\ndefaults:\n  engin: claude\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:3: unknown key "engin" in defaults (did you mean "engine"?)`}},
 		{"budget types", "version: 1\nbudget:\n  usd: lots\n  tokens: 1.5\nsteps:\n  - id: a\n    run: x\n", []string{
 			`w.yaml:3:8: usd: want a number, got a string ("lots")`,
-			`w.yaml:4:11: tokens: want a whole number, got a number ("1.5")`,
+			`w.yaml:4:11: tokens: want a whole number, 0 or more, got 1.5`,
 		}},
 		{"budget not a number", "version: 1\nbudget:\n  usd: .nan\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:8: usd: want a number, got .nan, which is none`}},
 		{"key repeated in vars", "version: 1\nvars:\n  a: {b: 1, b: 2}\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:6: vars: a: line 3: mapping key "b" already defined at line 3`}},
 		{"negative timeout", head + "  - id: a\n    run: x\n    timeout: -5m\n", []string{`w.yaml:5:14: timeout: must be positive, got -5m`}},
 		{"zero parallel", head + "  - id: a\n    run: x\n    parallel: 0\n", []string{`w.yaml:5:15: parallel: want 1 to 1000, got 0`}},
-		{"attempts float", head + "  - id: a\n    run: x\n    attempts: 2.5\n", []string{`w.yaml:5:15: attempts: want a whole number, got a number ("2.5")`}},
+		{"attempts float", head + "  - id: a\n    run: x\n    attempts: 2.5\n", []string{`w.yaml:5:15: attempts: want a whole number, 1 to 1000, got 2.5`}},
+		{"parallel past any integer", head + "  - id: a\n    run: x\n    parallel: 99999999999999999999\n", []string{`w.yaml:5:15: parallel: want a whole number, 1 to 1000, got 99999999999999999999`}},
+		{"retries past an int64", "version: 1\ndefaults:\n  retries: 9223372036854775808\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:12: retries: want a whole number, 0 to 100, got 9223372036854775808`}},
+		{"budget out of range", "version: 1\nbudget:\n  usd: -1\n  tokens: -3\nsteps:\n  - id: a\n    run: x\n", []string{
+			`w.yaml:3:8: usd: want 0 or more, got -1`,
+			`w.yaml:4:11: tokens: want 0 or more, got -3`,
+		}},
+		{"timeout past a duration", head + "  - id: a\n    run: x\n    timeout: 10000000h\n", []string{`w.yaml:5:14: timeout: want more than 0s and at most 2562047h, got "10000000h"`}},
 		{"run as list", head + "  - id: a\n    run: [echo, hi]\n", []string{
 			`w.yaml:3:5: step "a" has neither agent nor run`,
 			`w.yaml:4:10: run: want a string, got a list`,

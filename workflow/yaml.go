@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -311,6 +312,29 @@ func (d *yamlDoc) integer(n *yaml.Node, what string) (int64, bool) {
 	return v, err == nil
 }
 
+// intIn reads a whole number from lo to hi. Every way of missing says the
+// range: a number out of it, one too large for any integer, a fraction or
+// an exponent (1.5, 1e3), or not a number at all.
+func (d *yamlDoc) intIn(n *yaml.Node, what string, lo, hi int64) (int64, bool) {
+	n = yamlnode.Resolve(n)
+	want := fmt.Sprintf("%d to %d", lo, hi)
+	if hi == math.MaxInt64 {
+		want = fmt.Sprintf("%d or more", lo)
+	}
+	v, err := yamlnode.Int(n)
+	switch {
+	case err == nil && (v < lo || v > hi):
+		d.errs.Add(d.pos(n), "%s: want %s, got %d", what, want, v)
+	case err == nil:
+		return v, true
+	case errors.Is(err, yamlnode.ErrRange) || n.Tag == "!!float":
+		d.errs.Add(d.pos(n), "%s: want a whole number, %s, got %s", what, want, n.Value)
+	default:
+		d.errs.Add(d.pos(n), "%s: want a whole number, %s, got %s", what, want, yamlnode.Describe(n))
+	}
+	return 0, false
+}
+
 // number reads an integer or a decimal number.
 func (d *yamlDoc) number(n *yaml.Node, what string) (float64, bool) {
 	n = yamlnode.Resolve(n)
@@ -347,6 +371,12 @@ func (d *yamlDoc) duration(n *yaml.Node, what string) (time.Duration, bool) {
 		return 0, false
 	}
 	v, err := time.ParseDuration(text)
+	if err != nil && durationRE.MatchString(text) {
+		// Well formed, but past what a duration can hold (about 292
+		// years): say the range, not the form.
+		d.errs.Add(d.pos(n), "%s: want more than 0s and at most %s, got %q", what, fmt.Sprintf("%dh", math.MaxInt64/int64(time.Hour)), text)
+		return 0, false
+	}
 	if err != nil {
 		d.errs.Add(d.pos(n), "%s: want a duration like 30m or 90s, got %q", what, text)
 		return 0, false
@@ -357,6 +387,9 @@ func (d *yamlDoc) duration(n *yaml.Node, what string) (time.Duration, bool) {
 	}
 	return v, true
 }
+
+// durationRE matches what time.ParseDuration reads, whatever its size.
+var durationRE = regexp.MustCompile(`^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
 
 // strList reads a list of strings; a single string (YAML string, not a
 // number) is accepted as a list of one. It returns the values with their
