@@ -11,6 +11,11 @@ import (
 	"github.com/codemachine/codemachine/watch"
 )
 
+// minPollInterval is the shortest --poll-interval: each look stats every
+// watched directory and file, and a shorter interval turns watching into a
+// busy loop that takes a core from the steps it waits for.
+const minPollInterval = 100 * time.Millisecond
+
 func watchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "watch",
@@ -39,7 +44,7 @@ refs/codemachine/failed/STEP and exits 130; a second Ctrl-C kills them at once.`
 			&cli.DurationFlag{Name: "quiet-window", Value: 300 * time.Millisecond, Usage: "wait until changes have been quiet for `DURATION`"},
 			&cli.DurationFlag{Name: "max-wait", Value: 2 * time.Second, Usage: "but start at most `DURATION` after the first change"},
 			&cli.BoolFlag{Name: "poll", Usage: "poll with stat instead of kernel notifications (network or FUSE file systems)"},
-			&cli.DurationFlag{Name: "poll-interval", Value: time.Second, Usage: "with --poll, look every `DURATION`"},
+			&cli.DurationFlag{Name: "poll-interval", Value: time.Second, Usage: "with --poll, look every `DURATION` (at least 100ms)"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -55,6 +60,9 @@ refs/codemachine/failed/STEP and exits 130; a second Ctrl-C kills them at once.`
 			}
 			if c.Duration("quiet-window") <= 0 || c.Duration("max-wait") <= 0 || c.Duration("poll-interval") <= 0 {
 				return usageErrorf("watch: --quiet-window, --max-wait and --poll-interval must be positive")
+			}
+			if c.Duration("poll-interval") < minPollInterval {
+				return usageErrorf("watch: --poll-interval must be at least %s (each look walks the watched directories), got %s", minPollInterval, c.Duration("poll-interval"))
 			}
 			out := newOutput(c)
 			o, session, err := openRunOrchestrator(c, out, watch.Command)
