@@ -30,6 +30,47 @@ func feedbackPath(key string) string {
 	return path.Join(workflow.FeedbackDir, key+".md")
 }
 
+// feedbackPlace refuses a rejection whose feedback file cannot be written
+// without replacing something committed: a directory, symbolic link or
+// submodule at its path, or a file where one of its directories goes.
+// Writing it would delete that from the branch in the feedback commit.
+func (o *Orchestrator) feedbackPlace(head gitstate.Head, key string) error {
+	fsys, err := o.repo.TreeFS(head.Commit)
+	if err != nil {
+		return err
+	}
+	p := feedbackPath(key)
+	parts := strings.Split(p, "/")
+	for i := range parts {
+		at := strings.Join(parts[:i+1], "/")
+		info, err := fs.Stat(fsys, at)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reject %s: read %s: %w", key, at, err)
+		}
+		switch last := i == len(parts)-1; {
+		case !last && !info.IsDir():
+			return configErrorf("reject %s: %s is committed on %s as a %s, where the directory of the feedback (%s) goes: move it away, commit, and reject again", key, at, head.Branch, kindOf(info.Mode()), p)
+		case last && !info.Mode().IsRegular():
+			return configErrorf("reject %s: %s is committed on %s as a %s, where the feedback file goes: move it away, commit, and reject again", key, at, head.Branch, kindOf(info.Mode()))
+		}
+	}
+	return nil
+}
+
+// kindOf names what a tree entry is, for messages.
+func kindOf(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	}
+	return "file"
+}
+
 // keepForReview puts a verified step commit on its review branch.
 func (o *Orchestrator) keepForReview(ctx context.Context, key, commit string) (string, error) {
 	ref := "refs/heads/" + reviewPrefix + key
@@ -317,6 +358,9 @@ func (o *Orchestrator) rejectLocked(ctx context.Context, head gitstate.Head, key
 	commit, err := o.repo.ResolveRev(ref)
 	if err != nil {
 		return nil, o.NoReviewError(key)
+	}
+	if err := o.feedbackPlace(head, key); err != nil {
+		return nil, err
 	}
 	kept, err := o.keepRef(ctx, rejectedRefPrefix, key, commit, "codemachine: "+key+" rejected")
 	if err != nil {
