@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/workflow"
 )
 
 // LogEntry is one step commit with its provenance trailers.
@@ -273,7 +274,7 @@ func (o *Orchestrator) resolveTarget(arg string, tip string) (target, error) {
 			// it is a step cannot be read: that is what to fix.
 			return target{}, loadErr
 		}
-		return target{}, configErrorf("%s is neither a step (STEP or STEP/TASK) nor a revision", arg)
+		return target{}, configErrorf("%s is neither a step (STEP or STEP/TASK) nor a revision", workflow.ShownName(arg))
 	}
 	return target{commit: rev}, nil
 }
@@ -594,7 +595,7 @@ func (o *Orchestrator) Retryable(arg string) (ok bool, err error) {
 
 func (o *Orchestrator) retryable(tip, arg string) (bool, error) {
 	if ok, err := o.stepKey(tip, arg); err != nil || !ok {
-		return false, cmp.Or(err, configErrorf("%s is not a step or task of the workflow", arg))
+		return false, cmp.Or(err, configErrorf("%s is not a step or task of the workflow", workflow.ShownName(arg)))
 	}
 	holds, err := o.holds()
 	if err != nil {

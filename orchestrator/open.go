@@ -71,7 +71,7 @@ func (o *Orchestrator) Open(ctx context.Context, key string, opts RunOptions) (*
 		return nil, err
 	}
 	if ok, err := o.stepKey(head.Commit, key); err != nil || !ok {
-		return nil, cmp.Or(err, configErrorf("%s is not a step or task of the workflow", key))
+		return nil, cmp.Or(err, configErrorf("%s is not a step or task of the workflow", workflow.ShownName(key)))
 	}
 	if o.isCommandStep(head.Commit, key) {
 		return nil, configErrorf("%s runs a command: open takes the wheel of agent steps only", key)

@@ -23,11 +23,11 @@ func (s *scheduler) resolveTargets() error {
 		stepID, taskID, slash := strings.Cut(name, "/")
 		step := g.Step(stepID)
 		if step == nil {
-			unknown = append(unknown, cmp.Or(stepID, name))
+			unknown = append(unknown, workflow.ShownName(cmp.Or(stepID, name)))
 			continue
 		}
 		if slash && taskID == "" {
-			return configErrorf("%s names no task: write %s, or %s/TASK", name, stepID, stepID)
+			return configErrorf("%s names no task: write %s, or %s/TASK", workflow.ShownName(name), stepID, stepID)
 		}
 		if step.Run != "" && slices.Contains(s.rs.opts.Interactive, stepID) {
 			return configErrorf("%s runs a command: run --interactive takes agent steps only", stepID)

@@ -114,7 +114,7 @@ func (o *Orchestrator) NoReviewError(key string) error {
 	if len(tasks) == 0 {
 		if head, err := o.checkHead(); err == nil {
 			if ok, err := o.stepKey(head.Commit, key); err != nil || !ok {
-				return cmp.Or(err, configErrorf("%s is not a step or task of the workflow", key))
+				return cmp.Or(err, configErrorf("%s is not a step or task of the workflow", workflow.ShownName(key)))
 			}
 		}
 		if len(others) == 0 {

@@ -372,3 +372,14 @@ func shownPath(p string) string {
 	}
 	return strconv.Quote(p)
 }
+
+// ShownName is a step, task or revision name as a message shows it: as
+// it is, or quoted (Go escapes) when it is empty, holds a space or what is
+// not printable text, so that an empty name reads as "" and not as a
+// missing word, and a stray space can be seen.
+func ShownName(s string) string {
+	if s != "" && utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return s
+	}
+	return strconv.Quote(s)
+}
