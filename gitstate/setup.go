@@ -45,6 +45,34 @@ func (r *Repo) HooksDir(ctx context.Context) (string, error) {
 	return filepath.Clean(p), nil
 }
 
+// TrackedIn lists the files git tracks in dir (a path of the working tree,
+// as HooksDir gives it), relative to the root: none when dir is outside
+// the working tree. A hooks directory committed with the project (husky's
+// .husky, a .githooks) is the project's, not codemachine's to write in.
+func (r *Repo) TrackedIn(ctx context.Context, dir string) ([]string, error) {
+	root, abs := r.root, dir
+	if rr, err := filepath.EvalSymlinks(root); err == nil {
+		if rd, err := filepath.EvalSymlinks(dir); err == nil {
+			root, abs = rr, rd
+		}
+	}
+	rel, err := filepath.Rel(root, abs)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return nil, nil
+	}
+	out, err := r.read(ctx, "--literal-pathspecs", "ls-files", "-z", "--", filepath.ToSlash(rel))
+	if err != nil {
+		return nil, fmt.Errorf("list the tracked files of %s: %w", dir, err)
+	}
+	var files []string
+	for _, f := range strings.Split(out, "\x00") {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	return files, nil
+}
+
 // IncludedConfigFiles are the files the repository's configuration
 // includes (include.path, includeIf.*.path, followed as git follows
 // them), absolute and clean; relative ones as git resolves them, against

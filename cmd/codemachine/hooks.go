@@ -30,7 +30,8 @@ func hooksCommand() *cli.Command {
 merge (or pull) and a checkout of a branch, unless codemachine is already running in the
 repository (a watcher, or another run). The run logs to .git/codemachine/logs/hooks-*.log.
 An existing hook is kept as <hook>.pre-codemachine and runs first, with its arguments
-and stdin; "codemachine hooks uninstall" puts it back. core.hooksPath is respected.
+and stdin; "codemachine hooks uninstall" puts it back. core.hooksPath is respected; a hooks
+directory that holds files git tracks (.husky, .githooks) is refused, its hooks left as they are.
 Installing again updates the hooks. The hooks never slow a commit down or make it fail.`,
 			Flags: append(engineFlags(), jsonFlag),
 			Action: hooksAction(func(c *cli.Context, dir string) ([]githooks.HookStatus, error) {
@@ -42,6 +43,9 @@ Installing again updates the hooks. The hooks never slow a commit down or make i
 					if v := c.String(f); v != "" {
 						runArgs = append(runArgs, "--"+f, v)
 					}
+				}
+				if err := notTrackedHooks(c, dir); err != nil {
+					return nil, err
 				}
 				return githooks.Install(githooks.InstallOptions{Dir: dir, Program: selfPath(), RunArgs: runArgs})
 			}, func(out *output, dir string, st []githooks.HookStatus) {
@@ -162,6 +166,24 @@ func hooksDir(c *cli.Context) (string, error) {
 		return "", err
 	}
 	return o.Repo().HooksDir(c.Context)
+}
+
+// notTrackedHooks refuses to install into a hooks directory that the
+// project commits (core.hooksPath = .husky, .githooks): the install would
+// rename and rewrite the project's own hooks, or add files that get
+// committed with this machine's path to codemachine in them. The user's
+// hook can call codemachine's instead, as the message says.
+func notTrackedHooks(c *cli.Context, dir string) error {
+	o, err := newOrchestrator(c, nil)
+	if err != nil {
+		return err
+	}
+	tracked, err := o.Repo().TrackedIn(c.Context, dir)
+	if err != nil || len(tracked) == 0 {
+		return err
+	}
+	return &orchestrator.ConfigError{Err: fmt.Errorf("the hooks directory %s (core.hooksPath) is tracked by git (%s): installing would change the project's committed hooks, so nothing was installed; "+
+		"to have them start codemachine, add to each of post-commit, post-merge and post-checkout there: codemachine hooks run HOOK \"$@\" </dev/null >/dev/null 2>&1 &", dir, tracked[0])}
 }
 
 // hooksRun starts `codemachine run` detached when a hook wants one. Its
