@@ -199,6 +199,12 @@ func (c *UsesCache) Ensure(ctx context.Context, url, ref, commit string) error {
 		return err
 	}
 	defer unlock()
+	return c.ensureLocked(ctx, url, ref, commit)
+}
+
+// ensureLocked is Ensure for a caller that holds c.mu and the source's
+// lock.
+func (c *UsesCache) ensureLocked(ctx context.Context, url, ref, commit string) error {
 	r, err := c.repo(ctx, url)
 	if err != nil {
 		return err
@@ -220,7 +226,8 @@ func (c *UsesCache) Ensure(ctx context.Context, url, ref, commit string) error {
 
 // fetch runs git fetch --quiet --no-tags args in r, the cache's repository
 // for url. One that git no longer takes for a repository (a damaged HEAD,
-// config or objects directory) is made again, once, and fetched into: it
+// config or objects directory), or that holds a corrupt object, is made
+// again, once, and fetched into: it
 // is a cache, nothing but codemachine writes it, and every command would
 // otherwise stop on "not a git repository" until someone removed it. The
 // repository fetched into is returned.
@@ -228,7 +235,7 @@ func (c *UsesCache) fetch(ctx context.Context, url string, r *Repo, args ...stri
 	args = append([]string{"fetch", "--quiet", "--no-tags"}, args...)
 	_, err := r.git(ctx, args...)
 	var ge *GitError
-	if err == nil || !errors.As(err, &ge) || !strings.Contains(ge.Stderr, "not a git repository") && !strings.Contains(ge.Stderr, "bad config line") {
+	if err == nil || !errors.As(err, &ge) || !cacheDamaged(ge.Stderr) {
 		return r, err
 	}
 	if rmErr := os.RemoveAll(r.gitDir); rmErr != nil {
@@ -243,8 +250,28 @@ func (c *UsesCache) fetch(ctx context.Context, url string, r *Repo, args ...stri
 	return fresh, err
 }
 
+// cacheDamaged tells, from what a failed git fetch into the cache said,
+// that the cache's repository itself is damaged, not the source or the
+// network: git no longer takes it for a repository (a damaged HEAD or
+// config, its objects directory gone), or an object it holds is corrupt
+// (a loose object cut short or overwritten, a damaged pack), which git
+// refuses to fetch past.
+func cacheDamaged(stderr string) bool {
+	for _, s := range []string{"not a git repository", "bad config line", "is corrupt", "corrupt loose object", "inflate:", "unable to unpack", "bad object", "packfile", "invalid object"} {
+		if strings.Contains(stderr, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // TreeFS returns the files of commit of url, which the cache must hold
-// (Resolve, Ensure).
+// (Resolve, Ensure). The cache checks no more than that it holds the
+// commit (checking every object would cost each command a git process):
+// a file that cannot be read for a damaged object (cut short, overwritten)
+// makes the cache's repository again, fetched anew, once, and the read is
+// tried again, so that a damaged cache heals instead of failing every
+// command until someone removes it.
 func (c *UsesCache) TreeFS(ctx context.Context, url, commit string) (fs.FS, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -252,7 +279,117 @@ func (c *UsesCache) TreeFS(ctx context.Context, url, commit string) (fs.FS, erro
 	if err != nil {
 		return nil, err
 	}
+	fsys, err := r.TreeFS(commit)
+	if err != nil {
+		return nil, err
+	}
+	return &cacheFS{c: c, ctx: ctx, url: url, commit: commit, fsys: fsys}, nil
+}
+
+// rebuild makes the cache's repository for url again, from nothing, and
+// fetches commit into it: the answer to a damaged object in it.
+func (c *UsesCache) rebuild(ctx context.Context, url, commit string) (fs.FS, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	unlock, err := c.lockSource(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	delete(c.repos, url)
+	if err := os.RemoveAll(filepath.Join(c.dir, c.key(url)+".git")); err != nil {
+		return nil, fmt.Errorf("uses cache: remove the damaged copy of %s: %w", url, err)
+	}
+	if err := c.ensureLocked(ctx, url, commit, commit); err != nil {
+		return nil, err
+	}
+	r, err := c.repo(ctx, url)
+	if err != nil {
+		return nil, err
+	}
 	return r.TreeFS(commit)
+}
+
+// cacheFS is the files of a commit in the cache, made again from the
+// source when one of its objects turns out damaged (UsesCache.TreeFS).
+type cacheFS struct {
+	c           *UsesCache
+	ctx         context.Context
+	url, commit string
+
+	mu       sync.Mutex
+	fsys     fs.FS
+	repaired bool
+}
+
+var (
+	_ fs.ReadFileFS = (*cacheFS)(nil)
+	_ fs.ReadDirFS  = (*cacheFS)(nil)
+	_ fs.StatFS     = (*cacheFS)(nil)
+	_ fs.ReadLinkFS = (*cacheFS)(nil)
+)
+
+// damagedRead tells a read that failed on the cache's objects from one
+// that failed on the path: no such file, a directory read as a file.
+func damagedRead(err error) bool {
+	return err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrInvalid) &&
+		!errors.Is(err, ErrIsDir) && !strings.Contains(err.Error(), "not a directory")
+}
+
+// try runs op on the files, and once more on the files fetched anew when
+// it failed on a damaged object. The first error stands when the cache
+// cannot be made again (offline): it says what is damaged.
+func (f *cacheFS) try(op func(fs.FS) error) error {
+	f.mu.Lock()
+	fsys, repaired := f.fsys, f.repaired
+	f.mu.Unlock()
+	err := op(fsys)
+	if !damagedRead(err) || repaired {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.repaired {
+		f.repaired = true
+		fresh, rerr := f.c.rebuild(f.ctx, f.url, f.commit)
+		if rerr != nil {
+			return fmt.Errorf("%w (making the cache of %s again failed too: %w)", err, f.url, rerr)
+		}
+		f.fsys = fresh
+	}
+	return op(f.fsys)
+}
+
+func (f *cacheFS) Open(name string) (file fs.File, err error) {
+	err = f.try(func(fsys fs.FS) (e error) { file, e = fsys.Open(name); return e })
+	return file, err
+}
+
+func (f *cacheFS) ReadFile(name string) (data []byte, err error) {
+	err = f.try(func(fsys fs.FS) (e error) { data, e = fs.ReadFile(fsys, name); return e })
+	return data, err
+}
+
+func (f *cacheFS) ReadDir(name string) (entries []fs.DirEntry, err error) {
+	err = f.try(func(fsys fs.FS) (e error) { entries, e = fs.ReadDir(fsys, name); return e })
+	return entries, err
+}
+
+func (f *cacheFS) Stat(name string) (info fs.FileInfo, err error) {
+	err = f.try(func(fsys fs.FS) (e error) { info, e = fs.Stat(fsys, name); return e })
+	return info, err
+}
+
+// Lstat keeps the tree's symbolic links visible: the workflow refuses
+// definition files committed as links.
+func (f *cacheFS) Lstat(name string) (info fs.FileInfo, err error) {
+	err = f.try(func(fsys fs.FS) (e error) { info, e = fs.Lstat(fsys, name); return e })
+	return info, err
+}
+
+func (f *cacheFS) ReadLink(name string) (target string, err error) {
+	err = f.try(func(fsys fs.FS) (e error) { target, e = fs.ReadLink(fsys, name); return e })
+	return target, err
 }
 
 // fetchError turns a failed git fetch into a one-line *FetchError: git's
