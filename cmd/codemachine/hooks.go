@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -106,6 +108,13 @@ Installing again updates the hooks. The hooks never slow a commit down or make i
 					out.printf("%-14s %s\n", h.Name, what)
 				}
 			}),
+		},
+		{
+			Name:      "supervise",
+			Hidden:    true,
+			Usage:     "what the hooks' detached run is: run codemachine ARGS, and recover at once when it is killed",
+			ArgsUsage: "-- ARGS...",
+			Action:    hooksSupervise,
 		},
 		{
 			Name:      "run",
@@ -229,10 +238,51 @@ func startHookRun(o *orchestrator.Orchestrator, why string, flags []string) (str
 	log := filepath.Join(logs, fmt.Sprintf("hooks-%s-%d.log", now.UTC().Format("20060102T150405.000Z"), os.Getpid()))
 	runArgs := append([]string{"-C", repo.Root(), "run"}, flags...)
 	_, err := githooks.StartDetached(githooks.Detached{
-		Program: selfPath(), Args: runArgs, Dir: repo.Root(), Env: os.Environ(), Log: log,
+		Program: selfPath(), Args: append([]string{"-C", repo.Root(), "hooks", "supervise", "--"}, runArgs...),
+		Dir: repo.Root(), Env: os.Environ(), Log: log,
 		Header: fmt.Sprintf("codemachine: %s, %s: codemachine %s\n", why, now.Format(time.RFC3339), strings.Join(runArgs, " ")),
 	})
 	return log, err
+}
+
+// hooksSupervise runs `codemachine ARGS` (the hooks' run) and waits for
+// it. A run killed outright (kill -9, the OOM killer) while it landed a
+// step leaves the user's index.lock or the branch's ref lock behind, and
+// in hooks mode no codemachine command comes before the user's next git
+// commit, which refuses to run beside them: so the recovery that every
+// command does first (finish or undo the landing, remove the locks that
+// its journal proves are its own) is done here, right after the kill.
+// The run's exit status is this one's.
+func hooksSupervise(c *cli.Context) error {
+	args := c.Args().Slice()
+	if len(args) == 0 {
+		return usageErrorf("hooks supervise needs the codemachine ARGS to run")
+	}
+	cmd := exec.Command(selfPath(), args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		return err
+	}
+	ws, ok := exit.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() {
+		return &exitError{code: exit.ExitCode()}
+	}
+	out := c.App.Writer
+	fmt.Fprintf(out, "codemachine: the run was killed (%s)\n", ws.Signal())
+	o, oerr := newOrchestrator(c, func(e orchestrator.Event) {
+		if e.Kind == orchestrator.Note {
+			fmt.Fprintln(out, "codemachine: recovered: "+e.Message)
+		}
+	})
+	if oerr == nil {
+		oerr = o.RecoverIdle(context.WithoutCancel(c.Context), "codemachine hooks (recovering a killed run)")
+	}
+	if oerr != nil {
+		return fmt.Errorf("recover after the killed run: %w", oerr)
+	}
+	return &exitError{code: 128 + int(ws.Signal())}
 }
 
 // runLikeHook starts the run a git hook would start after a commit that
