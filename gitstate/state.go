@@ -80,10 +80,13 @@ func parseState(p *stateParser, data []byte) (*State, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, p.errf(root, "state must be a mapping, found %s", yamlnode.Value(root))
 	}
+	// A version key that is there but wrong (a newer one, not a number)
+	// is reported as such, not also as missing.
 	sawVersion := false
 	err := p.mapping(root, "state", func(key string, k, v *yaml.Node) error {
 		switch key {
 		case "version":
+			sawVersion = true
 			n, err := p.int(v, key)
 			if err != nil {
 				return err
@@ -94,7 +97,7 @@ func parseState(p *stateParser, data []byte) (*State, error) {
 			if n < 1 {
 				return p.errf(v, "version must be %d, found %d", StateVersion, n)
 			}
-			s.Version, sawVersion = int(n), true
+			s.Version = int(n)
 		case "seq":
 			n, err := p.int(v, key)
 			if err != nil {

@@ -156,6 +156,16 @@ func TestStateProblems(t *testing.T) {
 	if got := StateProblems("s.yaml", []byte("steps: {}\n")); len(got) != 1 || got[0].Error() != "s.yaml:1:1: missing version" {
 		t.Errorf("missing version: %v", got)
 	}
+	// A version that is there but wrong is that problem alone, not also
+	// a missing one.
+	for in, want := range map[string]string{
+		"version: 9\nsteps: {}\n": "s.yaml:1:10: written by a newer codemachine (state version 9, this one reads 1); upgrade codemachine",
+		"version: x\nsteps: {}\n": `s.yaml:1:10: version must be a whole number, found "x"`,
+	} {
+		if got := StateProblems("s.yaml", []byte(in)); len(got) != 1 || got[0].Error() != want {
+			t.Errorf("StateProblems(%q) = %v, want just %q", in, got, want)
+		}
+	}
 }
 
 // FuzzParseState checks that no input makes the parser panic and that what
