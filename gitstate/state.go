@@ -3,6 +3,7 @@ package gitstate
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -310,6 +311,10 @@ func (p *stateParser) str(n *yaml.Node, key string) (string, error) {
 
 func (p *stateParser) int(n *yaml.Node, key string) (int64, error) {
 	v, err := yamlnode.Int(n)
+	if errors.Is(err, yamlnode.ErrRange) || err != nil && n.Tag == "!!float" && wholeDigits(n.Value) {
+		// Digits past what an int64 holds (yaml.v3 tags them a float).
+		return 0, p.errf(n, "%s must be a whole number from 0 to %d, found %s", key, int64(math.MaxInt64), n.Value)
+	}
 	if err != nil {
 		return 0, p.errf(n, "%s must be a whole number, found %s", key, yamlnode.Value(n))
 	}
@@ -317,6 +322,12 @@ func (p *stateParser) int(n *yaml.Node, key string) (int64, error) {
 		return 0, p.errf(n, "%s must not be negative, found %d", key, v)
 	}
 	return v, nil
+}
+
+// wholeDigits reports whether s is digits alone, with an optional sign.
+func wholeDigits(s string) bool {
+	s = strings.TrimLeft(s, "+-")
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 func (p *stateParser) float(n *yaml.Node, key string) (float64, error) {

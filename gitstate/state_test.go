@@ -89,6 +89,7 @@ func TestParseStateErrors(t *testing.T) {
 		{"unknown top key", "version: 1\nsteps: {}\nstpes: {}\n", `s.yaml:3:1: unknown key "stpes" (expected version, seq, uses or steps)`},
 		{"wrong type", "version: 1\nseq: many\n", `s.yaml:2:6: seq must be a whole number, found "many"`},
 		{"quoted number", "version: 1\nseq: \"3\"\n", `s.yaml:2:6: seq must be a whole number, found "3"`},
+		{"seq past an int64", "version: 1\nseq: 99999999999999999999999\n", `s.yaml:2:6: seq must be a whole number from 0 to 9223372036854775807, found 99999999999999999999999`},
 		{"negative", "version: 1\nsteps:\n  a:\n    tokens_in: -5\n", `s.yaml:4:16: tokens_in must not be negative, found -5`},
 		{"unknown step key", "version: 1\nsteps:\n  plan:\n    fingerprnt: x\n", `s.yaml:4:5: step "plan": unknown key "fingerprnt"`},
 		{"bad time", "version: 1\nsteps:\n  plan:\n    finished_at: yesterday\n", `s.yaml:4:18: finished_at: "yesterday" is not an RFC 3339 time (like 2026-11-24T10:15:00Z)`},
