@@ -16,6 +16,10 @@ import (
 //go:embed ci/github.yml
 var githubWorkflow string
 
+// maxCIWorkers is the most workers init --ci writes: GitHub Actions runs
+// at most 256 jobs of a matrix and refuses a workflow with more.
+const maxCIWorkers = 256
+
 // GitHubWorkflowPath is where `init --ci github` writes the workers' workflow.
 const GitHubWorkflowPath = ".github/workflows/codemachine.yml"
 
@@ -58,8 +62,11 @@ func writeCIWorkflow(root, system string, workers, slots int, force bool) (strin
 	if system != "github" {
 		return "", usageErrorf("init: unknown CI system %q (github)", system)
 	}
-	if workers < 1 || slots < 1 {
-		return "", usageErrorf("init: --workers and --slots must be at least 1")
+	if workers < 1 || workers > maxCIWorkers {
+		return "", usageErrorf("init: --workers: want 1 to %d (the most jobs a GitHub Actions matrix runs), got %d", maxCIWorkers, workers)
+	}
+	if slots < 1 || slots > maxParallel {
+		return "", usageErrorf("init: --slots: want 1 to %d, got %d", maxParallel, slots)
 	}
 	version := "latest"
 	if v, _ := buildInfo(); strings.HasPrefix(v, "v") && !strings.Contains(v, "devel") {

@@ -201,6 +201,17 @@ func parallelFlag(c *cli.Context, v int) error {
 	return nil
 }
 
+// inRange is the Action of an integer flag that takes lo to hi: a value
+// out of that range is a usage error saying the range.
+func inRange(name string, lo, hi int) func(*cli.Context, int) error {
+	return func(_ *cli.Context, v int) error {
+		if v < lo || v > hi {
+			return usageErrorf("--%s: want %d to %d, got %d", name, lo, hi, v)
+		}
+		return nil
+	}
+}
+
 // normalizeArgs moves a command's flags in front of its positional
 // arguments, so that `codemachine run plan --engine replay` works like
 // `codemachine run --engine replay plan` (the flag package stops at the

@@ -35,7 +35,7 @@ units are left that failed; without it, it waits for more work until Ctrl-C. See
 docs/workers.md.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "remote", Value: "origin", Usage: "share work through the configured remote `NAME`"},
-			&cli.IntFlag{Name: "slots", Value: 1, Usage: "run up to `N` tasks at once", Action: notNegative("slots")},
+			&cli.IntFlag{Name: "slots", Value: 1, Usage: "run up to `N` tasks at once", Action: inRange("slots", 1, maxParallel)},
 			&cli.BoolFlag{Name: "once", Usage: "exit when nothing is due, claimed or waiting to land"},
 			&cli.StringFlag{Name: "id", Usage: "name this worker `ID` on the remote (default: host-pid-random)"},
 			&cli.DurationFlag{Name: "lease", Value: worker.DefaultLease, Usage: "claims last `DURATION` unless renewed (renewed every third of it)"},
