@@ -235,7 +235,7 @@ func (c *UsesCache) fetch(ctx context.Context, url string, r *Repo, args ...stri
 	args = append([]string{"fetch", "--quiet", "--no-tags"}, args...)
 	_, err := r.git(ctx, args...)
 	var ge *GitError
-	if err == nil || !errors.As(err, &ge) || !cacheDamaged(ge.Stderr) {
+	if err == nil || !errors.As(err, &ge) || !cacheDamaged(ge.Stderr, r.gitDir) {
 		return r, err
 	}
 	if rmErr := os.RemoveAll(r.gitDir); rmErr != nil {
@@ -250,14 +250,23 @@ func (c *UsesCache) fetch(ctx context.Context, url string, r *Repo, args ...stri
 	return fresh, err
 }
 
-// cacheDamaged tells, from what a failed git fetch into the cache said,
-// that the cache's repository itself is damaged, not the source or the
-// network: git no longer takes it for a repository (a damaged HEAD or
-// config, its objects directory gone), or an object it holds is corrupt
-// (a loose object cut short or overwritten, a damaged pack), which git
-// refuses to fetch past.
-func cacheDamaged(stderr string) bool {
-	for _, s := range []string{"not a git repository", "bad config line", "is corrupt", "corrupt loose object", "inflate:", "unable to unpack", "bad object", "packfile", "invalid object"} {
+// cacheDamaged tells, from what a failed git fetch into the cache's
+// repository dir said, that the repository itself is damaged, not the
+// source or the network: git no longer takes it for a repository (a
+// damaged HEAD or config, its objects directory gone), or an object
+// stored in it is corrupt (a loose object cut short or overwritten, a
+// damaged pack), which git refuses to fetch past. A corrupt object of
+// the source (a file:// one names its own path) is the source's: the
+// cache, which may hold pinned commits the source cannot give again, is
+// kept.
+func cacheDamaged(stderr, dir string) bool {
+	if strings.Contains(stderr, "not a git repository") || strings.Contains(stderr, "bad config line") {
+		return true
+	}
+	if !strings.Contains(stderr, dir) {
+		return false
+	}
+	for _, s := range []string{"is corrupt", "corrupt loose object", "unable to unpack", "bad object", "invalid object"} {
 		if strings.Contains(stderr, s) {
 			return true
 		}

@@ -127,3 +127,26 @@ func TestUsesCacheCreatedConcurrently(t *testing.T) {
 		t.Errorf("over an empty directory: %s, %v", got, err)
 	}
 }
+
+// TestCacheDamaged: a fetch that failed on the cache's own repository
+// (gone, or a corrupt object stored in it) makes it again; one that failed
+// on the source's corrupt object, or on the network, keeps it and the
+// pinned commits it may hold.
+func TestCacheDamaged(t *testing.T) {
+	const dir = "/r/.git/codemachine/cache/uses/0123.git"
+	for _, tc := range []struct {
+		stderr string
+		want   bool
+	}{
+		{"fatal: not a git repository: '" + dir + "'", true},
+		{"fatal: bad config line 1 in file " + dir + "/config", true},
+		{"error: inflate: data stream error (incorrect header check)\nerror: unable to unpack 41ac header\nfatal: loose object 41ac (stored in " + dir + "/objects/41/ac) is corrupt", true},
+		{"fatal: loose object 41ac (stored in /src/.git/objects/41/ac) is corrupt\nfatal: the remote end hung up unexpectedly", false},
+		{"fatal: unable to access 'https://example.com/x/': Could not resolve host: example.com", false},
+		{"fatal: couldn't find remote ref nobranch", false},
+	} {
+		if got := cacheDamaged(tc.stderr, dir); got != tc.want {
+			t.Errorf("cacheDamaged(%q) = %v, want %v", tc.stderr, got, tc.want)
+		}
+	}
+}
