@@ -459,6 +459,10 @@ func (wd *workflowDecoder) readVars(kv keyVal) {
 			wd.errs.Add(wd.pos(e.key), "vars: invalid name %q: use letters, digits and _", e.name)
 			continue
 		}
+		if again, first := yamlnode.Repeated(yamlnode.Resolve(e.val)); again != nil {
+			wd.errs.Add(wd.pos(again), "vars: %s: duplicate key %q (first at line %d)", e.name, again.Value, first.Line)
+			continue
+		}
 		var v any
 		if err := e.val.Decode(&v); err != nil {
 			wd.errs.Add(wd.at(e.val), "vars: %s: %s", e.name, yamlnode.DecodeMessage(err))

@@ -239,6 +239,10 @@ func ParseItems(file string, data []byte) ([]*Task, error) {
 	var tasks []*Task
 	first := map[string]int{}
 	for i, n := range root.Content {
+		if again, first := yamlnode.Repeated(yamlnode.Resolve(n)); again != nil {
+			errs.Add(d.pos(again), "item %d: duplicate key %q (first at line %d)", i+1, again.Value, first.Line)
+			continue
+		}
 		t, msg := itemTask(n, i+1)
 		if msg != "" {
 			errs.Add(d.at(n), "item %d: %s", i+1, msg)

@@ -27,6 +27,8 @@ func TestParseItems(t *testing.T) {
 		{"bad id", "- id: 'a b'\n", nil, []string{`f.yaml:1:3: item 1: id "a b" has a character a git ref cannot hold (space, ~ ^ : ? * [ \)`}},
 		{"id of a wrong type", "- id: [1]\n", nil, []string{`f.yaml:1:3: item 1: id: want a string or a number`}},
 		{"syntax error", "[1, 2\n", nil, []string{"f.yaml:"}},
+		{"key repeated in an item", "- id: a\n- id: b\n  title: x\n  deps:\n    - {on: a, on: c}\n", nil, []string{`f.yaml:5:15: item 2: duplicate key "on" (first at line 5)`}},
+		{"key repeated in a JSON item", "[{\"id\": \"a\"},\n {\"id\": \"b\", \"id\": \"c\"}]\n", nil, []string{`f.yaml:2:14: item 2: duplicate key "id" (first at line 2)`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

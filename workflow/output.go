@@ -27,6 +27,10 @@ type OutputSchema struct {
 // readOutputSchema reads and compiles output_schema:.
 func (sd *stepDecoder) readOutputSchema(kv keyVal) {
 	n := kv.val
+	if again, first := yamlnode.Repeated(yamlnode.Resolve(n)); again != nil {
+		sd.errs.Add(sd.pos(again), "output_schema: duplicate key %q (first at line %d)", again.Value, first.Line)
+		return
+	}
 	var v any
 	if err := n.Decode(&v); err != nil {
 		sd.errs.Add(sd.at(n), "output_schema: %s", yamlnode.DecodeMessage(err))

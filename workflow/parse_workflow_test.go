@@ -62,7 +62,7 @@ func TestParseWorkflowErrors(t *testing.T) {
 			`w.yaml:4:11: tokens: want a whole number, 0 or more, got 1.5`,
 		}},
 		{"budget not a number", "version: 1\nbudget:\n  usd: .nan\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:8: usd: want a number, got .nan, which is none`}},
-		{"key repeated in vars", "version: 1\nvars:\n  a: {b: 1, b: 2}\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:6: vars: a: line 3: mapping key "b" already defined at line 3`}},
+		{"key repeated in vars", "version: 1\nvars:\n  a: {b: 1, b: 2}\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:13: vars: a: duplicate key "b" (first at line 3)`}},
 		{"negative timeout", head + "  - id: a\n    run: x\n    timeout: -5m\n", []string{`w.yaml:5:14: timeout: must be positive, got -5m`}},
 		{"zero parallel", head + "  - id: a\n    run: x\n    parallel: 0\n", []string{`w.yaml:5:15: parallel: want 1 to 1000, got 0`}},
 		{"attempts float", head + "  - id: a\n    run: x\n    attempts: 2.5\n", []string{`w.yaml:5:15: attempts: want a whole number, 1 to 1000, got 2.5`}},

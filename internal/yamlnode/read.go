@@ -111,6 +111,35 @@ func Entries(n *yaml.Node) iter.Seq[Entry] {
 	}
 }
 
+// Repeated finds the first key written twice in a mapping anywhere in n
+// (in document order; aliases are not followed, as a Decode reports the
+// key where it is written): the repeated key and its first writing, or
+// nils. A Decode refuses such a value with "line N: mapping key ...
+// already defined at line M", which names neither the column nor the
+// value's own place; this gives both.
+func Repeated(n *yaml.Node) (again, first *yaml.Node) {
+	if n == nil || n.Kind == yaml.AliasNode {
+		return nil, nil
+	}
+	if n.Kind == yaml.MappingNode {
+		for e := range Entries(n) {
+			if e.Repeats != nil && e.Key.Value != "<<" {
+				return e.Key, e.Repeats
+			}
+			if again, first := Repeated(e.Val); again != nil {
+				return again, first
+			}
+		}
+		return nil, nil
+	}
+	for _, c := range n.Content {
+		if again, first := Repeated(c); again != nil {
+			return again, first
+		}
+	}
+	return nil, nil
+}
+
 // ErrType is returned by the decoders for a node that is not a scalar of
 // the type they read.
 var ErrType = errors.New("yamlnode: wrong type")

@@ -3,6 +3,7 @@ package yamlnode
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -271,5 +272,28 @@ func TestBytesNode(t *testing.T) {
 	}
 	if _, err := Binary(&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!binary", Value: "not base64!"}); err == nil {
 		t.Error("Binary took text that is not base64")
+	}
+}
+
+// TestRepeated: the first key written twice, at any depth, in document
+// order; a merge key may repeat, and aliases are not followed.
+func TestRepeated(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"a: 1\nb: 2\n", ""},
+		{"a: 1\nb: {c: 1, c: 2}\na: 3\n", "2:11 first 2:5"},
+		{"- x: 1\n- y: [{z: 1}, {z: 2, z: 3}]\n", "2:22 first 2:16"},
+		{"base: &b {k: 1}\nuse:\n  <<: *b\n  <<: *b\n", ""},
+	} {
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(tc.in), &doc); err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if again, first := Repeated(&doc); again != nil {
+			got = fmt.Sprintf("%d:%d first %d:%d", again.Line, again.Column, first.Line, first.Column)
+		}
+		if got != tc.want {
+			t.Errorf("Repeated(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }
