@@ -157,7 +157,7 @@ func (a *Agent) frontMatter(front string, engines []string, errs *Errors) {
 				a.Model = ""
 			}
 		case "effort":
-			a.Effort, _ = d.str(kv.val, "effort")
+			a.Effort, _ = d.setting(kv.val, "effort", "an effort")
 		case "tools":
 			a.Tools = d.tools(kv.val)
 		}

@@ -144,7 +144,7 @@ var stepFields = []keyDecoder[*stepDecoder]{
 	{"engine", (*stepDecoder).readEngine},
 	{"model", func(sd *stepDecoder, kv keyVal) { sd.s.Model, _ = sd.model(kv.val, "model") }},
 	{"effort", func(sd *stepDecoder, kv keyVal) {
-		if v, ok := sd.str(kv.val, "effort"); ok {
+		if v, ok := sd.setting(kv.val, "effort", "an effort"); ok {
 			sd.s.Effort, sd.effortNode = v, kv.val
 		}
 	}},

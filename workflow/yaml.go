@@ -273,9 +273,16 @@ func (d *yamlDoc) str(n *yaml.Node, what string) (string, bool) {
 // break would start a forged trailer and an escape sequence would drive
 // the terminal of whoever reads the log.
 func (d *yamlDoc) model(n *yaml.Node, what string) (string, bool) {
+	return d.setting(n, what, "a model name")
+}
+
+// setting reads a one-word setting passed to the engine's command line
+// (model, effort), refusing what a line of text cannot hold; kind names
+// it in the message.
+func (d *yamlDoc) setting(n *yaml.Node, what, kind string) (string, bool) {
 	v, ok := d.str(n, what)
 	if ok {
-		if msg := ModelProblem(v); msg != "" {
+		if msg := settingProblem(v, kind); msg != "" {
 			d.errs.Add(d.at(n), "%s: %s", what, msg)
 			return "", false
 		}
@@ -288,12 +295,16 @@ func (d *yamlDoc) model(n *yaml.Node, what string) (string, bool) {
 // or "" when it is fine. The --model flag and CODEMACHINE_MODEL are held
 // to the same rule as the workflow's model keys.
 func ModelProblem(s string) string {
+	return settingProblem(s, "a model name")
+}
+
+func settingProblem(s, kind string) string {
 	if !utf8.ValidString(s) {
 		return fmt.Sprintf("%q is not UTF-8 text", s)
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) {
-			return fmt.Sprintf("%q has a control character (U+%04X), which a model name cannot hold", s, r)
+			return fmt.Sprintf("%q has a control character (U+%04X), which %s cannot hold", s, r, kind)
 		}
 	}
 	return ""
