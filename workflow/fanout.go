@@ -1,10 +1,12 @@
 package workflow
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"strconv"
 	"strings"
 	"unicode"
@@ -229,10 +231,18 @@ func ParseItems(file string, data []byte) ([]*Task, error) {
 		if len(errs) == 0 {
 			return nil, nil // empty: no items
 		}
+		if e := jsonSyntax(file, data); e != nil {
+			return nil, Errors{e}
+		}
 		return nil, errs
 	}
 	root = yamlnode.Resolve(root)
 	if root.Kind != yaml.SequenceNode {
+		if at, ok := yamlnode.ConflictMarker(data); ok {
+			// Both sides of a merge conflict read as one string.
+			errs.Add(Pos{File: file, Line: at.Line, Col: at.Col}, "%s", yamlnode.ConflictMessage)
+			return nil, errs
+		}
 		errs.Add(d.pos(root), "want a list of items, got %s", yamlnode.Describe(root))
 		return nil, errs
 	}
@@ -257,6 +267,38 @@ func ParseItems(file string, data []byte) ([]*Task, error) {
 		tasks = append(tasks, t)
 	}
 	return tasks, errs.Err()
+}
+
+// jsonSyntax is the syntax error of a .json items file that YAML could
+// not read either, as encoding/json places it: at the character in
+// question, and at the end for a bracket or quote left open, where YAML
+// names the line the list began on. nil for any other file, for text
+// JSON reads (the YAML problem stands), and for a merge conflict or
+// UTF-16 text, which the YAML report names.
+func jsonSyntax(file string, data []byte) *Error {
+	if !strings.EqualFold(path.Ext(file), ".json") || yamlnode.UTF16WithoutBOM(data) {
+		return nil
+	}
+	if _, conflict := yamlnode.ConflictMarker(data); conflict {
+		return nil
+	}
+	var v any
+	var syn *json.SyntaxError
+	if err := json.Unmarshal(data, &v); !errors.As(err, &syn) {
+		return nil
+	}
+	msg := syn.Error()
+	at := int(syn.Offset) - 1 // the offending byte is the last one read
+	if syn.Offset >= int64(len(data)) {
+		// Ran out of text: the place is after its last character.
+		at = len(bytes.TrimRight(data, " \t\r\n"))
+		msg += " (is a bracket or quote left open?)"
+	}
+	at = max(0, min(at, len(data)))
+	before := data[:at]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := utf8.RuneCount(before[bytes.LastIndexByte(before, '\n')+1:]) + 1
+	return &Error{Pos: Pos{File: file, Line: line, Col: col}, Msg: "invalid JSON: " + msg}
 }
 
 // itemTask makes the task of the list item n at 1-based index i.

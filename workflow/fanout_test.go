@@ -179,3 +179,26 @@ func TestFanoutDue(t *testing.T) {
 		t.Errorf("each due when every task is done: %q", due["each"])
 	}
 }
+
+// TestParseItemsJSON: a .json items file that does not parse is placed
+// where encoding/json finds the mistake: at the end for a bracket left
+// open (YAML names the line the list began on), at the character in
+// question otherwise; a merge conflict says so, even where YAML reads
+// both sides as one string.
+func TestParseItemsJSON(t *testing.T) {
+	for _, tc := range []struct{ data, want string }{
+		{"[{\"id\": \"a\"},\n {\"id\": \"b\"}\n", "f.json:2:13: invalid JSON: unexpected end of JSON input (is a bracket or quote left open?)"},
+		{"[\n  {\"id\": \"a\"}\n  {\"id\": \"b\"}\n]\n", "f.json:3:3: invalid JSON: invalid character '{' after array element"},
+		{"[\n {\"id\": \"a\"},\n {\"x\": @}\n]\n", "f.json:3:8: invalid JSON: invalid character '@' looking for beginning of value"},
+		{"<<<<<<< HEAD\n[1]\n=======\n[2]\n>>>>>>> theirs\n", "f.json:1:1: unresolved merge conflict"},
+	} {
+		_, err := ParseItems("f.json", []byte(tc.data))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("ParseItems(%q) = %v, want %q", tc.data, err, tc.want)
+		}
+	}
+	// YAML's flow style, which is not JSON, is still read.
+	if tasks, err := ParseItems("f.json", []byte("[{id: a}, {id: b}]")); err != nil || len(tasks) != 2 {
+		t.Errorf("flow YAML in a .json file: %d tasks, %v", len(tasks), err)
+	}
+}
