@@ -24,6 +24,11 @@ type UsesCache struct {
 	dir   string
 	mu    sync.Mutex // one fetch at a time: they share FETCH_HEAD
 	repos map[string]*Repo
+	// rebuilt are the URLs whose repository this process made again for
+	// a damaged object: another commit of theirs read afterwards is
+	// fetched into the new one, which the files already handed out of
+	// it read from.
+	rebuilt map[string]bool
 }
 
 // UsesCache returns the repository's cache of imported repositories.
@@ -33,7 +38,7 @@ func (r *Repo) UsesCache() *UsesCache {
 
 // NewUsesCache returns the cache kept in dir (created when first needed).
 func NewUsesCache(dir string) *UsesCache {
-	return &UsesCache{dir: dir, repos: map[string]*Repo{}}
+	return &UsesCache{dir: dir, repos: map[string]*Repo{}, rebuilt: map[string]bool{}}
 }
 
 // FetchError is a failed fetch of an imported repository: git's own
@@ -305,12 +310,17 @@ func (c *UsesCache) rebuild(ctx context.Context, url, commit string) (fs.FS, err
 		return nil, err
 	}
 	defer unlock()
-	delete(c.repos, url)
-	if err := os.RemoveAll(filepath.Join(c.dir, c.key(url)+".git")); err != nil {
-		return nil, fmt.Errorf("uses cache: remove the damaged copy of %s: %w", url, err)
+	if !c.rebuilt[url] {
+		c.rebuilt[url] = true
+		delete(c.repos, url)
+		if err := os.RemoveAll(filepath.Join(c.dir, c.key(url)+".git")); err != nil {
+			return nil, fmt.Errorf("uses cache: remove the damaged copy of %s: %w", url, err)
+		}
 	}
-	if err := c.ensureLocked(ctx, url, commit, commit); err != nil {
-		return nil, err
+	if !c.has(ctx, url, commit) {
+		if err := c.ensureLocked(ctx, url, commit, commit); err != nil {
+			return nil, err
+		}
 	}
 	r, err := c.repo(ctx, url)
 	if err != nil {
