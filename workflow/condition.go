@@ -200,7 +200,7 @@ func (d *yamlDoc) compileCondition(s *Step, c *Condition, key string, at whenAt,
 			d.errs.Add(at.Pos, "when: step %q reads its own result", id)
 		case id == s.ID:
 		case steps[id] == nil && !d.openUses:
-			d.errs.Add(at.Pos, "%s: steps.%s: unknown step%s", key, id, suggest(id, sortedIDs(steps)))
+			d.errs.Add(at.Pos, "%s: %s: unknown step%s", key, conditionStep(id), suggest(id, sortedIDs(steps)))
 		case !slices.Contains(c.Steps, id):
 			c.Steps = append(c.Steps, id)
 		}
@@ -471,4 +471,14 @@ func (wd *workflowDecoder) readVars(kv keyVal) {
 		vars[e.name] = jsonable(v)
 	}
 	wd.w.Vars = vars
+}
+
+// conditionStep is how a condition names step id in a message: steps.ID, or
+// steps["ID"] for an id that is empty or not written plainly, which
+// steps.ID would hide.
+func conditionStep(id string) string {
+	if ShownName(id) != id {
+		return fmt.Sprintf("steps[%q]", id)
+	}
+	return "steps." + id
 }

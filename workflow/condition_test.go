@@ -62,6 +62,7 @@ func TestConditionErrors(t *testing.T) {
 		{`exists(("x")`, `w.yaml:5:22: when: unexpected token EOF`},
 		{`nosuch > 1`, `w.yaml:5:11: when: unknown name nosuch`},
 		{`steps.nope.done`, `w.yaml:5:11: when: steps.nope: unknown step`},
+		{`steps[""].done`, `w.yaml:5:11: when: steps[""]: unknown step`},
 		{`steps.s.done`, `w.yaml:5:11: when: step "s" reads its own result`},
 		{`vars.x`, `w.yaml:5:11: when: vars.x: no such entry in vars`},
 		{`'1 + 2'`, `w.yaml:5:11: when: expected bool, but got int`},

@@ -240,6 +240,11 @@ func (sd *stepDecoder) readAgent(kv keyVal) {
 
 func (sd *stepDecoder) readRun(kv keyVal) {
 	if v, ok := sd.str(kv.val, "run"); ok {
+		if strings.TrimSpace(v) == "" {
+			// It would run nothing and land nothing, and a step whose
+			// Run is empty is taken for an agent step elsewhere.
+			sd.errs.Add(sd.at(kv.val), "run: the command is empty: give the command the step runs")
+		}
 		sd.runKey, sd.s.Run = kv.key, v
 	}
 }

@@ -73,6 +73,7 @@ func TestParseWorkflowErrors(t *testing.T) {
 			`w.yaml:4:11: tokens: want 0 or more, got -3`,
 		}},
 		{"timeout past a duration", head + "  - id: a\n    run: x\n    timeout: 10000000h\n", []string{`w.yaml:5:14: timeout: want more than 0s and at most 2562047h, got "10000000h"`}},
+		{"empty run", head + "  - id: a\n    run: \"  \"\n", []string{`w.yaml:4:10: run: the command is empty: give the command the step runs`}},
 		{"run as list", head + "  - id: a\n    run: [echo, hi]\n", []string{
 			`w.yaml:3:5: step "a" has neither agent nor run`,
 			`w.yaml:4:10: run: want a string, got a list`,
