@@ -42,6 +42,12 @@ func (o *Orchestrator) Init(example fs.FS, extra, sample map[string][]byte, forc
 		}
 		return nil, configErrorf("%s is %s, not a directory: init writes the workflow there; move it out of the way first", workflow.Dir, what)
 	}
+	// Refused, --force or not: --force replaces files, and a directory
+	// where a file goes (or a file where a directory goes) would fail
+	// its write half-way, the files before it written.
+	if err := blockedTargets(example, extra, dest); err != nil {
+		return nil, err
+	}
 	if !force {
 		if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(workflow.WorkflowFile))); err == nil {
 			return nil, configErrorf("%s already exists; use --force to overwrite it with the example", workflow.WorkflowFile)
@@ -222,6 +228,43 @@ func checkSample(root string, sample map[string][]byte) error {
 // existingTargets refuses, as a *ConfigError naming them, the files of
 // example (but its recordings, when skipRecordings) and of extra that
 // already exist under dest with other content than init writes.
+// blockedTargets refuses a path of the example that something of another
+// kind holds: a directory (or anything but a file or link) where a file
+// goes, a file where a directory goes.
+func blockedTargets(example fs.FS, extra map[string][]byte, dest string) error {
+	blocked := func(p string, dir bool) error {
+		fi, err := os.Lstat(filepath.Join(dest, filepath.FromSlash(p)))
+		switch {
+		case err != nil:
+			return nil
+		case dir && !fi.IsDir():
+			return configErrorf("%s is a file, where init writes a directory of the example: move it out of the way first", path.Join(workflow.Dir, p))
+		case !dir && !fi.Mode().IsRegular() && fi.Mode()&fs.ModeSymlink == 0:
+			return configErrorf("%s is a directory, where init writes a file of the example (--force replaces files only): move it out of the way first", path.Join(workflow.Dir, p))
+		}
+		return nil
+	}
+	err := fs.WalkDir(example, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == "." {
+			return err
+		}
+		return blocked(p, d.IsDir())
+	})
+	if err != nil {
+		var cfg *ConfigError
+		if errors.As(err, &cfg) {
+			return err
+		}
+		return fmt.Errorf("init: %w", err)
+	}
+	for _, p := range sortedKeys(extra) {
+		if err := blocked(p, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func existingTargets(example fs.FS, extra map[string][]byte, dest string, skipRecordings bool) error {
 	var exist []string
 	check := func(p string, data []byte) {
