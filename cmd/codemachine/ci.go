@@ -77,7 +77,10 @@ func writeCIWorkflow(root, system string, workers, slots int, force bool) (strin
 		return "", err
 	}
 	path := filepath.Join(root, filepath.FromSlash(GitHubWorkflowPath))
-	if _, err := os.Stat(path); err == nil && !force {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		// --force replaces a file; a directory is not for it to remove.
+		return "", usageErrorf("init: %s is a directory: move it out of the way first", GitHubWorkflowPath)
+	} else if err == nil && !force {
 		return "", usageErrorf("init: %s exists (--force overwrites it)", GitHubWorkflowPath)
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", err
