@@ -812,6 +812,15 @@ func sameStat(a, b *indexEntry) bool {
 		a.ctimeS == b.ctimeS && a.ctimeN == b.ctimeN && a.ino == b.ino && a.uid == b.uid && a.gid == b.gid
 }
 
+// sameStatToTheSecond is sameStat without the nanoseconds, which git
+// built without USE_NSEC (the default, Debian's and Ubuntu's git among
+// them) does not compare: a file changed within the second of its entry,
+// to the same size, looks unchanged to it.
+func sameStatToTheSecond(a, b *indexEntry) bool {
+	return a.mode == b.mode && a.size == b.size && a.mtimeS == b.mtimeS && a.ctimeS == b.ctimeS &&
+		a.ino == b.ino && a.uid == b.uid && a.gid == b.gid
+}
+
 // readContent is what git stores of a file: its bytes, or a symbolic
 // link's target.
 func readContent(abs string, mode uint32) ([]byte, error) {
@@ -913,10 +922,11 @@ func (s *stager) writeTree(entries []indexEntry, dir, name string, cached map[st
 
 // smudgeRacy does what git does before it writes an index: an entry
 // modified in the second of the index read or later, whose file still
-// looks as the entry says but whose content is no longer the entry's (a
-// change made while the stage ran, within the same second and of the same
-// size), is written with size 0, so that whoever reads the index next
-// compares its content.
+// looks as the entry says (to the second: see sameStatToTheSecond) but
+// whose content is no longer the entry's (a change made while the stage
+// ran, or since the index was last written, within the same second and of
+// the same size), is written with size 0, so that whoever reads the index
+// next compares its content.
 func (s *stager) smudgeRacy() {
 	for i := range s.out {
 		e := &s.out[i]
@@ -929,7 +939,7 @@ func (s *stager) smudgeRacy() {
 			continue // changed: seen as such
 		}
 		now, err := statEntry(e.name, st)
-		if err != nil || !sameStat(e, &now) {
+		if err != nil || !sameStatToTheSecond(e, &now) {
 			continue
 		}
 		data, err := readContent(abs, e.mode)
