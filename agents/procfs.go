@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
+	"time"
 )
 
 // Process is one entry of the process table as /proc shows it: what
@@ -69,4 +71,67 @@ func onlyZombies(pgid int) bool {
 		}
 	}
 	return true
+}
+
+// groupTreeTimeout bounds how long KillGroupTree kills a group's
+// descendants before it kills the group itself regardless.
+const groupTreeTimeout = 2 * time.Second
+
+// KillGroupTree kills process group pgid and every process descended from
+// one of its processes, and reports whether the group was there to kill.
+// The group's leader is a step's sandbox launcher, a child subreaper: a
+// process the step started in a session of its own (setsid, a daemon that
+// ignores SIGTERM) is in no group of the step's, but stays the launcher's
+// descendant while the launcher lives. Killed first, the launcher would
+// leave such a process to init, running on for good, writing into the
+// worktree that the next step works in. So the descendants are killed
+// first, again while orphans reparent to the launcher, and the group
+// last (the launcher may have ended by then, its program gone).
+func KillGroupTree(pgid int) bool {
+	found := false
+	deadline := time.Now().Add(groupTreeTimeout)
+	for {
+		below := groupDescendants(Processes(), pgid)
+		if len(below) == 0 || time.Now().After(deadline) {
+			break
+		}
+		for _, pid := range below {
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				found = true
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return syscall.Kill(-pgid, syscall.SIGKILL) == nil || found
+}
+
+// groupDescendants lists the live processes below the live processes of
+// group pgid, in the group or not, its leader (pgid itself) aside.
+func groupDescendants(procs []Process, pgid int) []int {
+	children := map[int][]int{}
+	var queue []int
+	for _, p := range procs {
+		if p.Zombie {
+			continue
+		}
+		children[p.PPID] = append(children[p.PPID], p.PID)
+		if p.PGID == pgid {
+			queue = append(queue, p.PID)
+		}
+	}
+	seen := map[int]bool{}
+	var out []int
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		if seen[pid] {
+			continue
+		}
+		seen[pid] = true
+		if pid != pgid {
+			out = append(out, pid)
+		}
+		queue = append(queue, children[pid]...)
+	}
+	return out
 }

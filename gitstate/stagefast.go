@@ -50,17 +50,23 @@ type OversizeFile struct {
 }
 
 // SpecialFileError is a .gitignore or .gitattributes in a worktree that
-// is a named pipe, a socket or a device: git add, which reads it without
-// asking what it is, would wait on a pipe forever, so the stage fails
-// rather than leave it to git.
+// is a named pipe, a socket or a device, or a file over MaxPatternFile:
+// git add, which reads it without asking what it is, would wait on a pipe
+// forever, and reads a .gitignore whole into memory (a sparse one of
+// 20 GB costs a step nothing to make), so the stage fails rather than
+// leave it to git.
 type SpecialFileError struct {
 	Path string
 	Mode os.FileMode
+	Size int64 // of a regular file
 }
 
 func (e *SpecialFileError) Error() string {
 	kind := "a special file"
 	switch {
+	case e.Mode.IsRegular():
+		return fmt.Sprintf("%s is %d bytes: git reads it whole for patterns, and one over %d MiB is refused",
+			e.Path, e.Size, MaxPatternFile>>20)
 	case e.Mode&os.ModeNamedPipe != 0:
 		kind = "a named pipe"
 	case e.Mode&os.ModeSocket != 0:
@@ -71,9 +77,27 @@ func (e *SpecialFileError) Error() string {
 	return fmt.Sprintf("%s is %s: git reads it for patterns and would wait on it", e.Path, kind)
 }
 
+// MaxPatternFile is the largest .gitignore or .gitattributes a worktree
+// may hold: git's own limit for an attributes file (it ignores a larger
+// one), 100 MiB. git reads a .gitignore whole, whatever its size.
+const MaxPatternFile = 100 << 20
+
 // isSpecial reports whether m is a named pipe, a socket or a device.
 func isSpecial(m os.FileMode) bool {
 	return m&(os.ModeNamedPipe|os.ModeSocket|os.ModeDevice|os.ModeCharDevice|os.ModeIrregular) != 0
+}
+
+// badPatternFile is the error for the pattern file p (a .gitignore or
+// .gitattributes) that st describes when it is special or over
+// MaxPatternFile, nil otherwise.
+func badPatternFile(p string, st os.FileInfo) *SpecialFileError {
+	switch {
+	case isSpecial(st.Mode()):
+		return &SpecialFileError{Path: p, Mode: st.Mode()}
+	case st.Mode().IsRegular() && st.Size() > MaxPatternFile:
+		return &SpecialFileError{Path: p, Mode: st.Mode(), Size: st.Size()}
+	}
+	return nil
 }
 
 // indexEntry is one entry of an index file (version 2 or 3, stage 0).
@@ -369,8 +393,10 @@ var convertingAttrs = map[string]bool{"text": true, "eol": true, "crlf": true, "
 // quotes its pattern.
 func checkAttributes(p string) error {
 	st, err := os.Lstat(p)
-	if err == nil && isSpecial(st.Mode()) {
-		return &SpecialFileError{Path: p, Mode: st.Mode()}
+	if err == nil {
+		if se := badPatternFile(p, st); se != nil {
+			return se
+		}
 	}
 	if err != nil || !st.Mode().IsRegular() {
 		return errStageByGit
@@ -419,8 +445,10 @@ func parseIgnore(p, base string) (ignoreList, error) {
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	if err == nil && isSpecial(st.Mode()) {
-		return nil, &SpecialFileError{Path: p, Mode: st.Mode()}
+	if err == nil {
+		if se := badPatternFile(p, st); se != nil {
+			return nil, se
+		}
 	}
 	if err != nil || !st.Mode().IsRegular() {
 		return nil, errStageByGit // a symbolic link, a directory: git's rules
@@ -812,6 +840,15 @@ func sameStat(a, b *indexEntry) bool {
 		a.ctimeS == b.ctimeS && a.ctimeN == b.ctimeN && a.ino == b.ino && a.uid == b.uid && a.gid == b.gid
 }
 
+// sameStatToTheSecond is sameStat without the nanoseconds, which git
+// built without USE_NSEC (the default, Debian's and Ubuntu's git among
+// them) does not compare: a file changed within the second of its entry,
+// to the same size, looks unchanged to it.
+func sameStatToTheSecond(a, b *indexEntry) bool {
+	return a.mode == b.mode && a.size == b.size && a.mtimeS == b.mtimeS && a.ctimeS == b.ctimeS &&
+		a.ino == b.ino && a.uid == b.uid && a.gid == b.gid
+}
+
 // readContent is what git stores of a file: its bytes, or a symbolic
 // link's target.
 func readContent(abs string, mode uint32) ([]byte, error) {
@@ -913,10 +950,11 @@ func (s *stager) writeTree(entries []indexEntry, dir, name string, cached map[st
 
 // smudgeRacy does what git does before it writes an index: an entry
 // modified in the second of the index read or later, whose file still
-// looks as the entry says but whose content is no longer the entry's (a
-// change made while the stage ran, within the same second and of the same
-// size), is written with size 0, so that whoever reads the index next
-// compares its content.
+// looks as the entry says (to the second: see sameStatToTheSecond) but
+// whose content is no longer the entry's (a change made while the stage
+// ran, or since the index was last written, within the same second and of
+// the same size), is written with size 0, so that whoever reads the index
+// next compares its content.
 func (s *stager) smudgeRacy() {
 	for i := range s.out {
 		e := &s.out[i]
@@ -929,7 +967,7 @@ func (s *stager) smudgeRacy() {
 			continue // changed: seen as such
 		}
 		now, err := statEntry(e.name, st)
-		if err != nil || !sameStat(e, &now) {
+		if err != nil || !sameStatToTheSecond(e, &now) {
 			continue
 		}
 		data, err := readContent(abs, e.mode)

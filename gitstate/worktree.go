@@ -195,7 +195,9 @@ func (w *Worktree) scrub(ctx context.Context) error {
 // removeSpecialFiles removes the FIFOs, sockets and device files below the
 // worktree (its scratch .git aside, which is made anew): git tracks none,
 // and git clean passes them over, so a FIFO a step left would hang a
-// later step that opens it, or git itself where it is a .gitignore.
+// later step that opens it, or git itself where it is a .gitignore. So
+// goes a .gitignore or .gitattributes over MaxPatternFile, which git
+// clean would read whole (a tracked one is checked out again after).
 func (w *Worktree) removeSpecialFiles() error {
 	return filepath.WalkDir(w.path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -204,7 +206,7 @@ func (w *Worktree) removeSpecialFiles() error {
 		if d.IsDir() && p == w.scratch {
 			return filepath.SkipDir
 		}
-		if d.Type()&(fs.ModeNamedPipe|fs.ModeSocket|fs.ModeDevice|fs.ModeCharDevice) != 0 {
+		if d.Type()&(fs.ModeNamedPipe|fs.ModeSocket|fs.ModeDevice|fs.ModeCharDevice) != 0 || oversizePatternFile(p, d) {
 			if err := os.Remove(p); err != nil {
 				return fmt.Errorf("worktree slot %d: %w", w.slot, err)
 			}
@@ -216,12 +218,12 @@ func (w *Worktree) removeSpecialFiles() error {
 // relativeSpecial is se with its path relative to the worktree.
 func (w *Worktree) relativeSpecial(se *SpecialFileError) *SpecialFileError {
 	rel, _ := filepath.Rel(w.path, se.Path)
-	return &SpecialFileError{Path: filepath.ToSlash(rel), Mode: se.Mode}
+	return &SpecialFileError{Path: filepath.ToSlash(rel), Mode: se.Mode, Size: se.Size}
 }
 
 // specialPatternFile returns the first .gitignore or .gitattributes below
 // the worktree (its scratch .git aside) that is a FIFO, a socket or a
-// device, nil when there is none.
+// device, or over MaxPatternFile, nil when there is none.
 func (w *Worktree) specialPatternFile() *SpecialFileError {
 	var found *SpecialFileError
 	_ = filepath.WalkDir(w.path, func(p string, d fs.DirEntry, err error) error {
@@ -230,13 +232,30 @@ func (w *Worktree) specialPatternFile() *SpecialFileError {
 			return nil
 		case d.IsDir() && p == w.scratch:
 			return filepath.SkipDir
-		case (d.Name() == ".gitignore" || d.Name() == ".gitattributes") && isSpecial(d.Type()):
+		case d.Name() != ".gitignore" && d.Name() != ".gitattributes":
+		case isSpecial(d.Type()):
 			found = &SpecialFileError{Path: p, Mode: d.Type()}
 			return filepath.SkipAll
+		case d.Type().IsRegular():
+			if st, err := d.Info(); err == nil {
+				if found = badPatternFile(p, st); found != nil {
+					return filepath.SkipAll
+				}
+			}
 		}
 		return nil
 	})
 	return found
+}
+
+// oversizePatternFile reports whether d, the entry p of a walk, is a
+// .gitignore or .gitattributes over MaxPatternFile.
+func oversizePatternFile(p string, d fs.DirEntry) bool {
+	if !d.Type().IsRegular() || d.Name() != ".gitignore" && d.Name() != ".gitattributes" {
+		return false
+	}
+	st, err := d.Info()
+	return err == nil && badPatternFile(p, st) != nil
 }
 
 // exists reports whether the slot has its directory and private index.

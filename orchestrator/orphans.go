@@ -3,7 +3,6 @@ package orchestrator
 import (
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/codemachine/codemachine/agents"
 )
@@ -24,7 +23,7 @@ func (o *Orchestrator) stopOrphans(holder int) int {
 	pool := filepath.Join(o.repo.LocalDir(), "worktrees") + string(filepath.Separator)
 	n := 0
 	for _, pgid := range r.Groups {
-		if pgid > 1 && groupWorksIn(pgid, pool) && syscall.Kill(-pgid, syscall.SIGKILL) == nil {
+		if pgid > 1 && groupWorksIn(pgid, pool) && agents.KillGroupTree(pgid) {
 			n++
 		}
 	}

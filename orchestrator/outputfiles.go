@@ -40,11 +40,12 @@ func (ig *ignores) load(d string) []gitignore.Pattern {
 	}
 	// As git, a .gitignore that is not a regular file is not read: a
 	// named pipe would block the read forever, a link to /dev/zero fill
-	// the memory.
+	// the memory. Nor is one over gitstate.MaxPatternFile (a sparse file
+	// of 20 GB), which the stage refuses.
 	p := filepath.Join(ig.dir, filepath.FromSlash(d), ".gitignore")
 	var data []byte
 	st, err := os.Lstat(p)
-	if err == nil && st.Mode().IsRegular() {
+	if err == nil && st.Mode().IsRegular() && st.Size() <= gitstate.MaxPatternFile {
 		data, err = os.ReadFile(p)
 	}
 	if err == nil {

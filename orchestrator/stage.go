@@ -89,7 +89,10 @@ func (j *job) stage(ctx context.Context) (*candidate, error) {
 // feedback it consumes, the plan whose box it ticks, the recording): those
 // writes run unconfined, and through the link they would create or
 // overwrite a file anywhere (a ~/.bash_profile, the user's checkout), and
-// a state.yaml link would land besides. "" when there is none.
+// a state.yaml link would land besides. Nor may one of those files be over
+// max_file_size: codemachine reads them whole, after the step and outside
+// its timeout, and a sparse file of 20 GB costs the step nothing to make
+// (over the limit, it could not land anyway). "" when there is none.
 func (j *job) overlayLinks() string {
 	u, dir := j.u, j.wt.Path()
 	paths := []string{workflow.StateFile, feedbackPath(u.key())}
@@ -99,9 +102,13 @@ func (j *job) overlayLinks() string {
 	if j.rs.opts.Record && u.step.Run == "" {
 		paths = append(paths, agents.RecordingPath(u.step.ID, taskID(u.task)))
 	}
+	limit := j.snap.project.Workflow.MaxFileSizeFor(u.step)
 	for _, rel := range paths {
 		if l, what := linkOnPath(dir, rel); l != "" {
 			return fmt.Sprintf("the agent made %s %s, where codemachine writes %s", l, what, rel)
+		}
+		if fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(rel))); err == nil && limit.Refuses(rel, fi.Size()) {
+			return oversize(limit, rel, fi.Size())
 		}
 	}
 	return ""

@@ -151,7 +151,10 @@ func waitGone(p string, limit time.Duration) {
 func killChildGroups() int {
 	n := 0
 	for _, pgid := range childGroups() {
-		if syscall.Kill(-pgid, syscall.SIGKILL) == nil {
+		// With the processes the group's sandbox launcher keeps below it
+		// (a daemon in a session of its own), which the group's death
+		// alone would leave running, to init.
+		if agents.KillGroupTree(pgid) {
 			n++
 		}
 	}
