@@ -47,6 +47,9 @@ func (o *Orchestrator) recoverReject(ctx context.Context) error {
 		o.emit(Event{Kind: Note, Message: fmt.Sprintf("rolled back the interrupted rejection of %s: no feedback landed, its review is still pending", ri.Key)})
 		return o.endReject()
 	}
+	if _, err := o.keepRef(ctx, rejectedRefPrefix, ri.Key, ri.Reviewed, "codemachine: "+ri.Key+" rejected"); err != nil {
+		return fmt.Errorf("finish the interrupted rejection of %s: %w", ri.Key, err)
+	}
 	if err := o.deleteRefAt(ctx, "refs/heads/"+reviewPrefix+ri.Key, ri.Reviewed); err != nil {
 		return fmt.Errorf("finish the interrupted rejection of %s: %w", ri.Key, err)
 	}

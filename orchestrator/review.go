@@ -362,10 +362,6 @@ func (o *Orchestrator) rejectLocked(ctx context.Context, head gitstate.Head, key
 	if err := o.feedbackPlace(head, key); err != nil {
 		return nil, err
 	}
-	kept, err := o.keepRef(ctx, rejectedRefPrefix, key, commit, "codemachine: "+key+" rejected")
-	if err != nil {
-		return nil, err
-	}
 	blob, err := o.repo.HashObject(ctx, []byte(reason+"\n"))
 	if err != nil {
 		return nil, err
@@ -393,7 +389,15 @@ func (o *Orchestrator) rejectLocked(ctx context.Context, head gitstate.Head, key
 		}
 		return nil, fmt.Errorf("commit the feedback for %s: %w", key, err)
 	}
-	// The feedback landed: the review branch goes whatever signal comes.
+	// The feedback landed: the review branch goes whatever signal comes,
+	// its commit kept under refs/codemachine/rejected/ first. Kept only
+	// now, so that a rejection whose feedback does not land (a refused
+	// landing, a kill rolled back) leaves no rejected ref beside the
+	// review that is still pending.
+	kept, err := o.keepRef(context.WithoutCancel(ctx), rejectedRefPrefix, key, commit, "codemachine: "+key+" rejected")
+	if err != nil {
+		return nil, err
+	}
 	if err := o.repo.DeleteRef(context.WithoutCancel(ctx), ref, commit); err != nil {
 		return nil, err
 	}
