@@ -11,7 +11,6 @@ import (
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
@@ -24,7 +23,8 @@ import (
 // and Go initialises every linked package at start-up.
 //
 // Its objects are read by objReader first (objread.go), and by go-git
-// when that does not answer.
+// when that does not answer; commits, trees and tags are decoded by
+// objparse.go.
 type gitRepo struct {
 	Storer *fastStorage
 }
@@ -62,18 +62,6 @@ var ErrObjectFormat = errors.New("unsupported object format")
 // storage keeps none between reads.
 func (g *gitRepo) close() { g.Storer.objs.close() }
 
-func (g *gitRepo) BlobObject(h plumbing.Hash) (*object.Blob, error) {
-	return object.GetBlob(g.Storer, h)
-}
-
-func (g *gitRepo) CommitObject(h plumbing.Hash) (*object.Commit, error) {
-	return object.GetCommit(g.Storer, h)
-}
-
-func (g *gitRepo) TreeObject(h plumbing.Hash) (*object.Tree, error) {
-	return object.GetTree(g.Storer, h)
-}
-
 // Reference is the ref called name, followed to the ref it points at when
 // resolved.
 func (g *gitRepo) Reference(name plumbing.ReferenceName, resolved bool) (*plumbing.Reference, error) {
@@ -102,13 +90,13 @@ func (g *gitRepo) ResolveRevision(rev string) (*plumbing.Hash, error) {
 		if err == nil {
 			h := ref.Hash()
 			if ref.Type() == plumbing.HashReference {
-				if tag, terr := object.GetTag(g.Storer, h); terr == nil {
-					// An annotated tag: the commit it points at.
-					c, cerr := tag.Commit()
-					if cerr != nil {
-						return nil, cerr
-					}
-					h = c.Hash
+				// An annotated tag: the commit it points at.
+				c, isTag, err := g.peelTag(h)
+				if err != nil {
+					return nil, err
+				}
+				if isTag {
+					h = c
 				}
 			}
 			return &h, nil

@@ -589,18 +589,8 @@ func (r *Repo) writeBlob(full, hash, mode string) error {
 	}
 	var data []byte
 	err := r.goGit(func(g *gitRepo) error {
-		b, err := g.BlobObject(plumbing.NewHash(hash))
-		if err != nil {
-			return err
-		}
-		rd, err := b.Reader()
-		if err != nil {
-			return err
-		}
-		defer rd.Close()
-		var buf bytes.Buffer
-		_, err = buf.ReadFrom(rd)
-		data = buf.Bytes()
+		var err error
+		data, err = g.BlobObject(plumbing.NewHash(hash))
 		return err
 	})
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // ErrNoIdentity is returned (wrapped) by CommitTree when git has no
@@ -319,7 +318,7 @@ func (r *Repo) syntheticInProcess(treeish, parent string) (string, error) {
 	}
 	tree := treeish
 	err := r.goGit(func(g *gitRepo) error {
-		if c, err := object.GetCommit(g.Storer, plumbing.NewHash(treeish)); err == nil {
+		if c, err := g.CommitObject(plumbing.NewHash(treeish)); err == nil {
 			tree = c.TreeHash.String()
 		}
 		return nil
@@ -459,13 +458,13 @@ func (r *Repo) overlayWithGit(ctx context.Context, tree string, files map[string
 func (r *Repo) diffTreesInProcess(a, b string) ([]Change, error) {
 	var changes []Change
 	err := r.goGit(func(g *gitRepo) error {
-		treeOf := func(id string) (*object.Tree, error) {
+		treeOf := func(id string) (*treeObj, error) {
 			if id == "" {
-				return &object.Tree{}, nil
+				return &treeObj{}, nil
 			}
 			h := plumbing.NewHash(id)
 			if c, err := g.CommitObject(h); err == nil {
-				return c.Tree()
+				return g.TreeObject(c.TreeHash)
 			}
 			return g.TreeObject(h)
 		}
@@ -498,8 +497,8 @@ type treeDiffer struct {
 	changes []Change
 }
 
-func (w *treeDiffer) diff(prefix string, a, b *object.Tree) error {
-	inB := make(map[string]*object.TreeEntry, len(b.Entries))
+func (w *treeDiffer) diff(prefix string, a, b *treeObj) error {
+	inB := make(map[string]*treeObjEntry, len(b.Entries))
 	for i := range b.Entries {
 		inB[b.Entries[i].Name] = &b.Entries[i]
 	}
@@ -560,7 +559,7 @@ func (w *treeDiffer) diff(prefix string, a, b *object.Tree) error {
 
 // side records an entry present on one side only, status 'A' (added) or
 // 'D' (deleted): a file as it is, a directory as every file below it.
-func (w *treeDiffer) side(path string, e *object.TreeEntry, status byte) error {
+func (w *treeDiffer) side(path string, e *treeObjEntry, status byte) error {
 	if e.Mode != filemode.Dir {
 		c := Change{Path: path, Status: status}
 		if status == 'A' {

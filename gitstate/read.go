@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
 )
 
@@ -88,7 +87,7 @@ func (r *Repo) ResolveRev(rev string) (string, error) {
 				return err
 			}
 		}
-		if _, err := object.GetCommit(g.Storer, *h); err != nil {
+		if _, err := g.CommitObject(*h); err != nil {
 			return err
 		}
 		out = h.String()
@@ -129,7 +128,7 @@ func (r *Repo) CommitInfo(rev string) (Commit, error) {
 	}
 	var c Commit
 	err = r.goGit(func(g *gitRepo) error {
-		oc, err := object.GetCommit(g.Storer, plumbing.NewHash(h))
+		oc, err := g.CommitObject(plumbing.NewHash(h))
 		if err != nil {
 			return fmt.Errorf("read commit %s: %w", h, err)
 		}
@@ -183,7 +182,7 @@ func (r *Repo) walkLog(from string, merges bool, fn func(Commit, []Commit) bool)
 	return r.goGit(func(g *gitRepo) error {
 		next := plumbing.NewHash(h)
 		for {
-			oc, err := object.GetCommit(g.Storer, next)
+			oc, err := g.CommitObject(next)
 			if err != nil {
 				return fmt.Errorf("log %s: read commit %s: %w", from, next, err)
 			}
@@ -237,7 +236,7 @@ const sideWalk = 64
 // do not meet within sideWalk commits of each (a long-lived branch, or
 // unrelated histories): better no answer than commits the first-parent
 // line holds too, counted as new.
-func mergedIn(g *gitRepo, merge *object.Commit) []Commit {
+func mergedIn(g *gitRepo, merge *commitObj) []Commit {
 	if len(merge.ParentHashes) < 2 {
 		return nil
 	}
@@ -245,7 +244,7 @@ func mergedIn(g *gitRepo, merge *object.Commit) []Commit {
 	next := merge.ParentHashes[0]
 	for range sideWalk {
 		line[next] = true
-		c, err := object.GetCommit(g.Storer, next)
+		c, err := g.CommitObject(next)
 		if err != nil || len(c.ParentHashes) == 0 {
 			break
 		}
@@ -257,7 +256,7 @@ func mergedIn(g *gitRepo, merge *object.Commit) []Commit {
 		if line[next] {
 			return out
 		}
-		c, err := object.GetCommit(g.Storer, next)
+		c, err := g.CommitObject(next)
 		if err != nil || len(c.ParentHashes) == 0 {
 			return nil
 		}
@@ -267,11 +266,11 @@ func mergedIn(g *gitRepo, merge *object.Commit) []Commit {
 	return nil
 }
 
-func toCommit(oc *object.Commit) Commit {
+func toCommit(oc *commitObj) Commit {
 	c := Commit{
 		Hash:      oc.Hash.String(),
-		Author:    Signature{Name: oc.Author.Name, Email: oc.Author.Email, When: oc.Author.When},
-		Committer: Signature{Name: oc.Committer.Name, Email: oc.Committer.Email, When: oc.Committer.When},
+		Author:    oc.Author,
+		Committer: oc.Committer,
 		Message:   oc.Message,
 	}
 	for _, p := range oc.ParentHashes {
@@ -322,7 +321,7 @@ func (r *Repo) firstParentAncestor(a, b string) bool {
 				found = true
 				return nil
 			}
-			c, err := object.GetCommit(g.Storer, next)
+			c, err := g.CommitObject(next)
 			if err != nil || len(c.ParentHashes) == 0 {
 				return err
 			}

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // PushRef is one branch to push: the local ref, the remote ref it goes
@@ -133,7 +132,7 @@ func DisplayURL(url string) string {
 func (r *Repo) TreeOf(commit string) (string, error) {
 	var tree string
 	err := r.goGit(func(g *gitRepo) error {
-		c, err := object.GetCommit(g.Storer, plumbing.NewHash(commit))
+		c, err := g.CommitObject(plumbing.NewHash(commit))
 		if err != nil {
 			return err
 		}

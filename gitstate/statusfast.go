@@ -10,8 +10,6 @@ import (
 	"sort"
 	"strings"
 	"syscall"
-
-	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // The status of one directory in the process. Every codemachine run asks
@@ -79,8 +77,8 @@ func (s *dirStatus) staged(commit string, idx *gitIndex) error {
 	if err != nil {
 		return errStageByGit
 	}
-	headFiles := map[string]object.TreeEntry{}
-	err = tree.(*TreeFS).listEntries(s.dir, func(p string, e object.TreeEntry) { headFiles[p] = e })
+	headFiles := map[string]treeObjEntry{}
+	err = tree.(*TreeFS).listEntries(s.dir, func(p string, e treeObjEntry) { headFiles[p] = e })
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return errStageByGit
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -311,16 +310,8 @@ func writeCheckedOut(abs string, mode uint32, data []byte) error {
 func (r *Repo) blobBytes(id string) ([]byte, error) {
 	var data []byte
 	err := r.goGit(func(g *gitRepo) error {
-		b, err := g.BlobObject(plumbing.NewHash(id))
-		if err != nil {
-			return err
-		}
-		rd, err := b.Reader()
-		if err != nil {
-			return err
-		}
-		defer rd.Close()
-		data, err = io.ReadAll(rd)
+		var err error
+		data, err = g.BlobObject(plumbing.NewHash(id))
 		return err
 	})
 	return data, err

@@ -14,7 +14,6 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // TreeFS is a read-only fs.FS over the tree of one commit. Directories are
@@ -31,7 +30,7 @@ type TreeFS struct {
 }
 
 type treeDir struct {
-	entries []object.TreeEntry // sorted by name
+	entries []treeObjEntry // sorted by name
 	index   map[string]int
 }
 
@@ -68,7 +67,7 @@ func (r *Repo) TreeFS(rev string) (fs.FS, error) {
 		return nil, err
 	}
 	err = r.goGit(func(g *gitRepo) error {
-		c, err := object.GetCommit(g.Storer, plumbing.NewHash(h))
+		c, err := g.CommitObject(plumbing.NewHash(h))
 		if err != nil {
 			return fmt.Errorf("read commit %s: %w", h, err)
 		}
@@ -107,18 +106,18 @@ func (t *TreeFS) dir(p string) (*treeDir, error) {
 	}
 	var d *treeDir
 	err := t.repo.goGit(func(g *gitRepo) error {
-		tree, err := object.GetTree(g.Storer, hash)
+		tree, err := g.TreeObject(hash)
 		if err != nil {
 			return fmt.Errorf("read tree %s: %w", hash, err)
 		}
-		d = &treeDir{entries: slices.Clone(tree.Entries), index: make(map[string]int, len(tree.Entries))}
+		d = &treeDir{entries: tree.Entries, index: make(map[string]int, len(tree.Entries))}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	// Git orders a directory "a" as "a/": fs.FS wants plain name order.
-	slices.SortFunc(d.entries, func(a, b object.TreeEntry) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(d.entries, func(a, b treeObjEntry) int { return strings.Compare(a.Name, b.Name) })
 	for i, e := range d.entries {
 		d.index[e.Name] = i
 	}
@@ -127,35 +126,35 @@ func (t *TreeFS) dir(p string) (*treeDir, error) {
 }
 
 // entry finds the tree entry of a non-root path. t.mu must be held.
-func (t *TreeFS) entry(p string) (object.TreeEntry, error) {
+func (t *TreeFS) entry(p string) (treeObjEntry, error) {
 	parent, err := t.dir(path.Dir(p))
 	if err != nil {
 		if errors.Is(err, fs.ErrInvalid) {
-			return object.TreeEntry{}, fs.ErrNotExist // a file used as a directory
+			return treeObjEntry{}, fs.ErrNotExist // a file used as a directory
 		}
-		return object.TreeEntry{}, err
+		return treeObjEntry{}, err
 	}
 	i, ok := parent.index[path.Base(p)]
 	if !ok {
-		return object.TreeEntry{}, fs.ErrNotExist
+		return treeObjEntry{}, fs.ErrNotExist
 	}
 	return parent.entries[i], nil
 }
 
 // lookup validates name and returns its entry; the root is a synthetic
 // directory entry.
-func (t *TreeFS) lookup(op, name string) (object.TreeEntry, error) {
+func (t *TreeFS) lookup(op, name string) (treeObjEntry, error) {
 	if !fs.ValidPath(name) {
-		return object.TreeEntry{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
+		return treeObjEntry{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
 	}
 	if name == "." {
-		return object.TreeEntry{Name: ".", Mode: filemode.Dir, Hash: t.root}, nil
+		return treeObjEntry{Name: ".", Mode: filemode.Dir, Hash: t.root}, nil
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e, err := t.entry(name)
 	if err != nil {
-		return object.TreeEntry{}, &fs.PathError{Op: op, Path: name, Err: err}
+		return treeObjEntry{}, &fs.PathError{Op: op, Path: name, Err: err}
 	}
 	return e, nil
 }
@@ -275,17 +274,8 @@ func (t *TreeFS) EntryID(name string) (string, error) {
 func (t *TreeFS) readBlob(h plumbing.Hash) ([]byte, error) {
 	var data []byte
 	err := t.repo.goGit(func(g *gitRepo) error {
-		b, err := object.GetBlob(g.Storer, h)
-		if err != nil {
-			return fmt.Errorf("read blob %s: %w", h, err)
-		}
-		rd, err := b.Reader()
-		if err != nil {
-			return fmt.Errorf("read blob %s: %w", h, err)
-		}
-		defer rd.Close()
-		data, err = io.ReadAll(rd)
-		if err != nil {
+		var err error
+		if data, err = g.BlobObject(h); err != nil {
 			return fmt.Errorf("read blob %s: %w", h, err)
 		}
 		return nil
@@ -312,7 +302,7 @@ func (t *TreeFS) blobSize(h plumbing.Hash) int64 {
 // goroutines needs no lock.
 type entryInfo struct {
 	t     *TreeFS
-	e     object.TreeEntry
+	e     treeObjEntry
 	name  string
 	size  int64
 	sized bool // size is known (set once, before the entryInfo is shared)
@@ -392,11 +382,11 @@ func (f *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
 // it to fingerprint inputs without a lookup per file. Submodules are
 // skipped.
 func (t *TreeFS) ListFiles(name string, fn func(path, hash string)) error {
-	return t.listEntries(name, func(p string, e object.TreeEntry) { fn(p, e.Hash.String()) })
+	return t.listEntries(name, func(p string, e treeObjEntry) { fn(p, e.Hash.String()) })
 }
 
 // listEntries is ListFiles with each file's whole tree entry (its mode).
-func (t *TreeFS) listEntries(name string, fn func(path string, e object.TreeEntry)) error {
+func (t *TreeFS) listEntries(name string, fn func(path string, e treeObjEntry)) error {
 	e, err := t.lookup("list", name)
 	if err != nil {
 		return err
@@ -414,7 +404,7 @@ func (t *TreeFS) listEntries(name string, fn func(path string, e object.TreeEntr
 }
 
 // listDir walks the directory at p; t.mu must be held.
-func (t *TreeFS) listDir(p string, fn func(path string, e object.TreeEntry)) error {
+func (t *TreeFS) listDir(p string, fn func(path string, e treeObjEntry)) error {
 	d, err := t.dir(p)
 	if err != nil {
 		return err

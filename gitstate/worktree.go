@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,7 +16,6 @@ import (
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // Worktree is a pooled worktree handed out for one step, with its base's
@@ -639,7 +637,7 @@ func (w *Worktree) Finish(ctx context.Context, commit string) error {
 	}
 	var tree string
 	err := w.repo.goGit(func(g *gitRepo) error {
-		c, err := object.GetCommit(g.Storer, plumbing.NewHash(commit))
+		c, err := g.CommitObject(plumbing.NewHash(commit))
 		if err != nil {
 			return fmt.Errorf("read commit %s: %w", commit, err)
 		}
@@ -886,16 +884,8 @@ func (w *Worktree) CleanFile(ctx context.Context, rel string) (data []byte, hash
 	}
 	hash = trimNL(out)
 	err = w.repo.goGit(func(g *gitRepo) error {
-		b, err := object.GetBlob(g.Storer, plumbing.NewHash(hash))
-		if err != nil {
-			return err
-		}
-		rd, err := b.Reader()
-		if err != nil {
-			return err
-		}
-		defer rd.Close()
-		data, err = io.ReadAll(rd)
+		var err error
+		data, err = g.BlobObject(plumbing.NewHash(hash))
 		return err
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -17,31 +18,25 @@ import (
 	"strings"
 	"time"
 
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-// This file is the OTLP/HTTP transport under the SDK's own OTLP exporter
-// (otlptrace.New turns the SDK's spans into OTLP messages; this client
-// posts them). The SDK's HTTP client (otlptracehttp) is not used because
-// it builds its request from go.opentelemetry.io/proto/otlp's collector
-// package, which also holds the gRPC service: linking it linked gRPC, HTTP/2,
-// grpc-gateway and protojson into codemachine, and Go initialises every
-// linked package before main, in every command (about a quarter of
-// `codemachine version`'s time; docs/benchmarks.md). The request message is
-// one repeated field, written here with protowire.
+// This file is the SDK's OTLP/HTTP trace exporter, written here: it posts
+// the spans otlpencode.go writes. The SDK's exporters (otlptracehttp, and
+// otlptrace under it) build the request from go.opentelemetry.io/proto/otlp's
+// messages, which link the protobuf runtime, and the collector package
+// with them gRPC, HTTP/2, grpc-gateway and protojson; Go initialises every
+// linked package before main, in every command (docs/benchmarks.md).
 
 // tracesPath is where OTLP/HTTP takes traces below a base endpoint.
 const tracesPath = "v1/traces"
 
-// Field numbers of ExportTraceServiceRequest and ExportTraceServiceResponse
+// Field numbers of ExportTraceServiceResponse
 // (opentelemetry/proto/collector/trace/v1/trace_service.proto).
 const (
-	requestResourceSpans   protowire.Number = 1
-	responsePartialSuccess protowire.Number = 1
-	partialRejectedSpans   protowire.Number = 1
-	partialErrorMessage    protowire.Number = 2
+	responsePartialSuccess = 1
+	partialRejectedSpans   = 1
+	partialErrorMessage    = 2
 )
 
 // maxResponse bounds how much of a collector's answer is read.
@@ -188,46 +183,59 @@ func readTLS(get func(string) (string, string)) (*tls.Config, error) {
 	return conf, nil
 }
 
-// httpClient posts batches of spans to the collector (otlptrace.Client).
-type httpClient struct {
+// exporter sends the SDK's finished spans to the collector
+// (sdktrace.SpanExporter), a batch per request.
+type exporter struct {
 	cfg       httpConfig
 	userAgent string
 	client    *http.Client
 }
 
-func newHTTPClient(cfg httpConfig, version string) *httpClient {
+var _ sdktrace.SpanExporter = (*exporter)(nil)
+
+func newExporter(cfg httpConfig, version string) *exporter {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	if cfg.tls != nil {
 		transport.TLSClientConfig = cfg.tls
 	}
-	return &httpClient{cfg: cfg, userAgent: "codemachine/" + version, client: &http.Client{Transport: transport}}
+	return &exporter{cfg: cfg, userAgent: "codemachine/" + version, client: &http.Client{Transport: transport}}
 }
 
-// Start does nothing: connections are made on the first export.
-func (c *httpClient) Start(context.Context) error { return nil }
-
-// Stop closes idle connections; an export in flight ends with its context.
-func (c *httpClient) Stop(context.Context) error {
-	c.client.CloseIdleConnections()
+// ExportSpans sends one batch.
+func (e *exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	msg := encodeSpans(spans)
+	if len(msg) == 0 {
+		return nil
+	}
+	if err := e.upload(ctx, msg); err != nil {
+		return fmt.Errorf("traces export: %w", err)
+	}
 	return nil
 }
 
-// UploadTraces sends one batch, again after a collector's "try later"
-// (429, 502, 503, 504) until the batch's
-// time (OTEL_EXPORTER_OTLP_TIMEOUT) or ctx ends.
-func (c *httpClient) UploadTraces(ctx context.Context, spans []*tracepb.ResourceSpans) error {
-	body, err := encodeRequest(spans, c.cfg.gzip)
+// Shutdown closes idle connections; an export in flight ends with its
+// context.
+func (e *exporter) Shutdown(context.Context) error {
+	e.client.CloseIdleConnections()
+	return nil
+}
+
+// upload sends one ExportTraceServiceRequest, msg, again after a
+// collector's "try later" (429, 502, 503, 504) until the batch's time
+// (OTEL_EXPORTER_OTLP_TIMEOUT) or ctx ends.
+func (e *exporter) upload(ctx context.Context, msg []byte) error {
+	body, err := compress(msg, e.cfg.gzip)
 	if err != nil {
 		return err
 	}
-	if c.cfg.timeout > 0 {
+	if e.cfg.timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.timeout)
+		ctx, cancel = context.WithTimeout(ctx, e.cfg.timeout)
 		defer cancel()
 	}
 	backoff := 200 * time.Millisecond
 	for {
-		wait, err := c.post(ctx, body)
+		wait, err := e.post(ctx, body)
 		if err == nil || wait < 0 {
 			return err
 		}
@@ -247,20 +255,20 @@ func (c *httpClient) UploadTraces(ctx context.Context, spans []*tracepb.Resource
 
 // post sends body once. wait says what to do after an error: -1 give up,
 // 0 try again after a backoff, more: try again after that long.
-func (c *httpClient) post(ctx context.Context, body []byte) (wait time.Duration, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.url, bytes.NewReader(body))
+func (e *exporter) post(ctx context.Context, body []byte) (wait time.Duration, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.cfg.url, bytes.NewReader(body))
 	if err != nil {
 		return -1, err
 	}
-	for k, v := range c.cfg.headers {
+	for k, v := range e.cfg.headers {
 		req.Header.Set(k, v)
 	}
 	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("User-Agent", c.userAgent)
-	if c.cfg.gzip {
+	req.Header.Set("User-Agent", e.userAgent)
+	if e.cfg.gzip {
 		req.Header.Set("Content-Encoding", "gzip")
 	}
-	resp, err := c.client.Do(req)
+	resp, err := e.client.Do(req)
 	if err != nil {
 		// Not tried again: a collector that is down would hold every
 		// command's end for the whole flush time.
@@ -273,9 +281,9 @@ func (c *httpClient) post(ctx context.Context, body []byte) (wait time.Duration,
 		return -1, partialSuccess(answer, resp.Header.Get("Content-Type"))
 	case code == http.StatusTooManyRequests || code == http.StatusBadGateway ||
 		code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout:
-		return retryAfter(resp.Header.Get("Retry-After")), responseError(c.cfg.url, resp.Status, answer)
+		return retryAfter(resp.Header.Get("Retry-After")), responseError(e.cfg.url, resp.Status, answer)
 	default:
-		return -1, responseError(c.cfg.url, resp.Status, answer)
+		return -1, responseError(e.cfg.url, resp.Status, answer)
 	}
 }
 
@@ -296,19 +304,9 @@ func retryAfter(v string) time.Duration {
 	return time.Duration(min(s, 60)) * time.Second
 }
 
-// encodeRequest writes an ExportTraceServiceRequest: each ResourceSpans as
-// field 1, length-delimited.
-func encodeRequest(spans []*tracepb.ResourceSpans, compress bool) ([]byte, error) {
-	var msg []byte
-	for _, rs := range spans {
-		b, err := proto.Marshal(rs)
-		if err != nil {
-			return nil, fmt.Errorf("encoding spans: %w", err)
-		}
-		msg = protowire.AppendTag(msg, requestResourceSpans, protowire.BytesType)
-		msg = protowire.AppendBytes(msg, b)
-	}
-	if !compress {
+// compress is msg, gzipped when asked.
+func compress(msg []byte, gzipped bool) ([]byte, error) {
+	if !gzipped {
 		return msg, nil
 	}
 	var buf bytes.Buffer
@@ -331,15 +329,15 @@ func partialSuccess(answer []byte, contentType string) error {
 	if len(answer) == 0 || !strings.HasPrefix(contentType, "application/x-protobuf") {
 		return nil
 	}
-	partial, ok := field(answer, responsePartialSuccess, protowire.BytesType)
+	partial, ok := field(answer, responsePartialSuccess, wireBytes)
 	if !ok {
 		return nil
 	}
 	var rejected uint64
-	if v, ok := field(partial, partialRejectedSpans, protowire.VarintType); ok {
-		rejected, _ = protowire.ConsumeVarint(v)
+	if v, ok := field(partial, partialRejectedSpans, wireVarint); ok {
+		rejected, _ = binary.Uvarint(v)
 	}
-	msg, _ := field(partial, partialErrorMessage, protowire.BytesType)
+	msg, _ := field(partial, partialErrorMessage, wireBytes)
 	if rejected == 0 && len(msg) == 0 {
 		return nil
 	}
@@ -347,27 +345,47 @@ func partialSuccess(answer []byte, contentType string) error {
 }
 
 // field returns the last occurrence of field num of wire type typ in msg:
-// the value's bytes for BytesType, the encoded varint for VarintType.
-func field(msg []byte, num protowire.Number, typ protowire.Type) ([]byte, bool) {
+// the value's bytes for wireBytes, the encoded varint for wireVarint. A
+// message it cannot read (or with groups, which OTLP does not use) has
+// none.
+func field(msg []byte, num, typ int) ([]byte, bool) {
 	var found []byte
 	ok := false
 	for len(msg) > 0 {
-		n, t, l := protowire.ConsumeTag(msg)
-		if l < 0 {
+		tag, n := binary.Uvarint(msg)
+		if n <= 0 || tag>>3 == 0 {
 			return nil, false
 		}
-		msg = msg[l:]
-		vl := protowire.ConsumeFieldValue(n, t, msg)
-		if vl < 0 {
-			return nil, false
-		}
-		if n == num && t == typ {
-			found, ok = msg[:vl], true
-			if t == protowire.BytesType {
-				found, _ = protowire.ConsumeBytes(msg[:vl])
+		msg = msg[n:]
+		var value []byte // the field's value as field returns it
+		var size int     // the bytes it takes in msg
+		switch int(tag & 7) {
+		case wireVarint:
+			if _, size = binary.Uvarint(msg); size <= 0 {
+				return nil, false
 			}
+			value = msg[:size]
+		case wireFixed64:
+			size = 8
+		case wireFixed32:
+			size = 4
+		case wireBytes:
+			l, n := binary.Uvarint(msg)
+			if n <= 0 || l > uint64(len(msg)-n) {
+				return nil, false
+			}
+			size = n + int(l)
+			value = msg[n:size]
+		default:
+			return nil, false
 		}
-		msg = msg[vl:]
+		if size > len(msg) {
+			return nil, false
+		}
+		if tag>>3 == uint64(num) && int(tag&7) == typ {
+			found, ok = value, true
+		}
+		msg = msg[size:]
 	}
 	return found, ok
 }

@@ -132,6 +132,16 @@ func someSpans() []*tracepb.ResourceSpans {
 	}}}}, {ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{{Name: "other resource"}}}}}}
 }
 
+// someRequest is the ExportTraceServiceRequest of someSpans.
+func someRequest(t *testing.T) []byte {
+	t.Helper()
+	b, err := proto.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: someSpans()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestUploadTraces: what the collector receives is the OTLP request for
 // the spans, with the configured headers, path and compression; a "try
 // later" is tried again, other refusals and dropped spans are errors.
@@ -166,8 +176,7 @@ func TestUploadTraces(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			client := newHTTPClient(cfg, "1.2.3")
-			err = client.UploadTraces(context.Background(), someSpans())
+			err = newExporter(cfg, "1.2.3").upload(context.Background(), someRequest(t))
 			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
 				t.Fatalf("error %v, want %q", err, tt.err)
 			}
@@ -213,7 +222,7 @@ func TestUploadTracesTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = newHTTPClient(cfg, "v").UploadTraces(context.Background(), someSpans())
+		err = newExporter(cfg, "v").upload(context.Background(), someRequest(t))
 		if trust && err != nil {
 			t.Errorf("with the collector's authority: %v", err)
 		}

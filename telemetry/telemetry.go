@@ -22,7 +22,6 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -108,10 +107,7 @@ func Start(ctx context.Context, environ []string, version string, warn io.Writer
 	if err != nil {
 		return nil, fmt.Errorf("traces: %w", err)
 	}
-	exp, err := otlptrace.New(ctx, newHTTPClient(cfg, version))
-	if err != nil {
-		return nil, fmt.Errorf("traces: %w", err)
-	}
+	exp := newExporter(cfg, version)
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
 		attribute.String("service.name", "codemachine"), attribute.String("service.version", version)))
 	if err != nil {

@@ -30,9 +30,10 @@ func main() {
 // Main runs the CLI with args (args[0] is the program name) and returns the
 // exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := interruptContext(stderr)
+	ctx, armSignals, stop := interruptContext(stderr)
 	defer stop()
 	app := newApp(stdout, stderr)
+	catchSignalsIn(app.Commands, "", armSignals)
 	args, err := normalizeArgs(app, args)
 	if err == nil {
 		err = app.RunContext(ctx, args)

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,6 +25,16 @@ func TestMain(m *testing.M) {
 	sandbox.Main()
 	testscript.Main(m, map[string]func(){
 		"codemachine": func() { os.Exit(Main(os.Args, os.Stdout, os.Stderr)) },
+		// codemachine-signals is codemachine, telling on stderr after the
+		// command whether it caught signals (os/signal's goroutine, which
+		// its first Notify starts for good, is running).
+		"codemachine-signals": func() {
+			code := Main(os.Args, os.Stdout, os.Stderr)
+			buf := make([]byte, 1<<20)
+			caught := bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("os/signal.loop"))
+			fmt.Fprintf(os.Stderr, "signals caught: %v\n", caught)
+			os.Exit(code)
+		},
 		"sockconnect": func() { os.Exit(sockConnect()) },
 	})
 }

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/codemachine/codemachine/agents"
 )
 
@@ -20,47 +22,107 @@ import (
 const lockWait = 3 * time.Second
 
 // interruptContext returns a context that the first SIGINT, SIGTERM or
-// SIGHUP cancels: running agents are then stopped gracefully (SIGTERM to
-// their process groups, SIGKILL after the grace period), their partial
-// work is kept, the lock released, and the command exits 130. A second
-// signal stops at once: the agents' process groups are killed and the
-// process exits 130 without waiting for them.
+// SIGHUP cancels once arm was called: running agents are then stopped
+// gracefully (SIGTERM to their process groups, SIGKILL after the grace
+// period), their partial work is kept, the lock released, and the command
+// exits 130. A second signal stops at once: the agents' process groups are
+// killed and the process exits 130 without waiting for them.
 //
 // SIGHUP is what a closed terminal (a closed window or tmux pane, a lost
 // ssh connection) sends: the work of an agent's UI open in it is kept as
 // that of a Ctrl-C. A codemachine started with SIGHUP ignored (nohup)
 // keeps ignoring it.
-func interruptContext(stderr io.Writer) (context.Context, func()) {
+//
+// Until arm is called the signals keep their default: they end the
+// process. Catching them costs a thread and a goroutine (os/signal), a
+// measurable part of a command as short as version; the commands that
+// change nothing and start nothing do without (signalFree).
+func interruptContext(stderr io.Writer) (ctx context.Context, arm, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigc := make(chan os.Signal, 2)
-	signal.Notify(sigc, stopSignals()...)
 	done := make(chan struct{})
-	go func() {
-		select {
-		case <-sigc:
-		case <-done:
-			return
+	armed := false
+	var once sync.Once
+	arm = func() {
+		once.Do(func() {
+			armed = true
+			signal.Notify(sigc, stopSignals()...)
+			go onSignals(stderr, sigc, done, cancel)
+		})
+	}
+	stop = func() {
+		once.Do(func() {}) // a later arm catches nothing
+		if armed {
+			signal.Stop(sigc)
+			close(done)
 		}
-		// Counted before the cancellation reaches the agents: what is
-		// running at the moment of the signal.
-		running := len(childGroups())
 		cancel()
-		if running > 0 {
-			stopNote(stderr, "codemachine: stopping; the running steps keep their partial work (Ctrl-C again kills them at once)")
-		} else {
-			stopNote(stderr, "codemachine: stopping")
+	}
+	return ctx, arm, stop
+}
+
+// onSignals cancels the command on the first signal and stops it at once
+// on the second, until done is closed.
+func onSignals(stderr io.Writer, sigc <-chan os.Signal, done <-chan struct{}, cancel context.CancelFunc) {
+	select {
+	case <-sigc:
+	case <-done:
+		return
+	}
+	// Counted before the cancellation reaches the agents: what is
+	// running at the moment of the signal.
+	running := len(childGroups())
+	cancel()
+	if running > 0 {
+		stopNote(stderr, "codemachine: stopping; the running steps keep their partial work (Ctrl-C again kills them at once)")
+	} else {
+		stopNote(stderr, "codemachine: stopping")
+	}
+	select {
+	case <-sigc:
+	case <-done:
+		return
+	}
+	hardStop(stderr)
+}
+
+// signalFree are the commands that change nothing and start nothing that
+// outlives them: a signal ends them at once, as it ends git status or git
+// log, and they do not pay for catching signals. status --remote fetches,
+// so it catches them. hooks run starts a run detached from the terminal;
+// started by a git hook in the background, where the shell ignores
+// SIGINT, it keeps ignoring it (catching it would undo that).
+var signalFree = map[string]func(c *cli.Context) bool{
+	"version":    nil,
+	"validate":   nil,
+	"log":        nil,
+	"graph":      nil,
+	"completion": nil,
+	"__complete": nil,
+	"hooks run":  nil,
+	"status":     func(c *cli.Context) bool { return c.String("remote") == "" },
+}
+
+// catchSignalsIn makes every command of cmds (named below prefix) call arm
+// before it starts, but those signalFree.
+func catchSignalsIn(cmds []*cli.Command, prefix string, arm func()) {
+	for _, cmd := range cmds {
+		name := prefix + cmd.Name
+		catchSignalsIn(cmd.Subcommands, name+" ", arm)
+		if cmd.Action == nil {
+			continue // a group of subcommands: they arm
 		}
-		select {
-		case <-sigc:
-		case <-done:
-			return
+		free, listed := signalFree[name]
+		before := cmd.Before
+		cmd.Before = func(c *cli.Context) error {
+			if !listed || (free != nil && !free(c)) {
+				arm()
+			}
+			if before != nil {
+				return before(c)
+			}
+			return nil
 		}
-		hardStop(stderr)
-	}()
-	return ctx, func() {
-		signal.Stop(sigc)
-		close(done)
-		cancel()
 	}
 }
 

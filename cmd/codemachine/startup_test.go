@@ -26,11 +26,21 @@ var unusedAtStartup = []string{
 	"golang.org/x/crypto/ssh",
 	"github.com/skeema/knownhosts",
 	"github.com/santhosh-tekuri/jsonschema", // compiles every draft's meta-schema in init; output_schema uses google/jsonschema-go
+	// go-git's object decoders link OpenPGP (signature checks) and its
+	// curves; gitstate decodes commits and trees itself (objparse.go).
+	"github.com/go-git/go-git/v5/plumbing/object",
+	"github.com/ProtonMail/go-crypto",
+	"github.com/cloudflare/circl",
 	// OTLP's collector messages come with their gRPC service, which links
 	// gRPC, HTTP/2 and protojson; telemetry posts OTLP/HTTP itself.
 	"go.opentelemetry.io/proto/otlp/collector",
 	"google.golang.org/grpc",
 	"github.com/grpc-ecosystem/grpc-gateway",
+	// OTLP's messages register their descriptors with the protobuf
+	// runtime at start-up; telemetry writes the request itself.
+	"go.opentelemetry.io/proto/otlp",
+	"google.golang.org/protobuf",
+	"go.opentelemetry.io/otel/exporters/otlp",
 }
 
 // TestStartupLinksOnlyWhatIsUsed lists the binary's packages as make build

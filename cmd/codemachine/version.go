@@ -23,6 +23,10 @@ var buildInfo = sync.OnceValues(readBuildInfo)
 
 func readBuildInfo() (string, string) {
 	v, c := version, commit
+	if v != "dev" && c != "" {
+		// make build sets both: the build information has nothing to add.
+		return v, c
+	}
 	if info, ok := debug.ReadBuildInfo(); ok {
 		if v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
 			v = info.Main.Version
