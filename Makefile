@@ -18,8 +18,12 @@ FUZZTIME ?= 60s
 all: build
 
 ## build: the static binary at bin/codemachine
+# Linked to a side file, then copied into place: the linker writes through a
+# shared mapping, and the same bytes written by cp start 1.2-1.3x faster
+# (docs/benchmarks.md); the rename also keeps a running bin/codemachine whole.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/codemachine
+	CGO_ENABLED=0 $(GO) build -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $(BIN).link ./cmd/codemachine
+	cp $(BIN).link $(BIN).new && rm -f $(BIN).link && mv -f $(BIN).new $(BIN)
 
 ## install: codemachine into $(go env GOPATH)/bin
 install:

@@ -73,10 +73,7 @@ func costsSince(state *gitstate.State, seq int64) unitCosts {
 // full-run-tokens, steer-run-usd, steer-run-tokens and steer-run/full-run
 // (the runs' own totals, reviewers included).
 func BenchmarkExampleCost(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "codemachine")
-	if out, err := exec.Command("go", "build", "-tags", buildTags, "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBenchBinary(b)
 	gocache, err := exec.Command("go", "env", "GOCACHE").Output()
 	if err != nil {
 		b.Fatalf("go env GOCACHE: %v", err)

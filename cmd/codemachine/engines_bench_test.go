@@ -29,10 +29,7 @@ import (
 // difference), x-claude (the ratio).
 func BenchmarkClaudeOverhead(b *testing.B) {
 	bins := testenv.RequireCLIs(b, "claude")
-	bin := filepath.Join(b.TempDir(), "codemachine")
-	if out, err := exec.Command("go", "build", "-tags", buildTags, "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBenchBinary(b)
 	script := fakellm.Script{Turns: []fakellm.Turn{
 		{Text: "Writing hello.txt.", Calls: []fakellm.Call{fakellm.WriteFile{Path: "hello.txt", Content: "hello\n"}}},
 		{Text: "Wrote hello.txt."},

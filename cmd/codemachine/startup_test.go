@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -76,10 +75,7 @@ func TestStartupLinksOnlyWhatIsUsed(t *testing.T) {
 //
 // Metrics: version-ms/op, git-ms/op, x-git (target <= 2).
 func BenchmarkStartup(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "codemachine")
-	if out, err := exec.Command("go", "build", "-tags", buildTags, "-trimpath", "-ldflags", "-s -w", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBenchBinary(b, "-trimpath", "-ldflags", "-s -w")
 	home := b.TempDir()
 	env := testenv.GitEnv(home)
 	dir := testenv.GenRepo(b, 10, nil)

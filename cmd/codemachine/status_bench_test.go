@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,11 +21,7 @@ import (
 func BenchmarkStatus100(b *testing.B) {
 	home := b.TempDir()
 	env := append(testenv.GitEnv(home), "NO_COLOR=1")
-	bin := filepath.Join(b.TempDir(), "codemachine")
-	build := exec.Command("go", "build", "-tags", buildTags, "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBenchBinary(b)
 	var wf strings.Builder
 	wf.WriteString("version: 1\nsteps:\n")
 	files := map[string]string{}

@@ -33,11 +33,7 @@ type stampedLine struct {
 // buildWatchBinary builds codemachine once for a benchmark.
 func buildWatchBinary(b *testing.B) string {
 	b.Helper()
-	bin := filepath.Join(b.TempDir(), "codemachine")
-	if out, err := exec.Command("go", "build", "-tags", buildTags, "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
+	return buildBenchBinary(b)
 }
 
 func startWatch(b *testing.B, bin, dir string, env []string, args ...string) *watchProc {
