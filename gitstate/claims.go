@@ -175,9 +175,22 @@ func (r *Repo) claimCommit(ctx context.Context, req ClaimRequest) (string, error
 
 // ReleaseClaim deletes the remote's claim ref, only while it still holds
 // c (a lease that lapsed and was taken over is left to its new holder:
-// the error then wraps ErrRefMoved).
+// the error then wraps ErrRefMoved). Once the remote no longer has the
+// ref, its local mirror (FetchWork's copy) goes too: a worker that stops
+// after releasing its claims (the integrator's role) leaves no copy of
+// them behind for status or the next look to find.
 func (r *Repo) ReleaseClaim(ctx context.Context, remote string, c Claim) error {
-	return r.PushCAS(ctx, remote, []PushRef{{Remote: c.Ref, Expect: c.Commit}})
+	if err := r.PushCAS(ctx, remote, []PushRef{{Remote: c.Ref, Expect: c.Commit}}); err != nil {
+		return err
+	}
+	if checkRemoteName(remote) != nil || !strings.HasPrefix(c.Ref, "refs/codemachine/") {
+		return nil
+	}
+	mirror := mirrorPrefix + remote + "/" + strings.TrimPrefix(c.Ref, "refs/codemachine/")
+	if err := r.DeleteRef(ctx, mirror, ""); err != nil {
+		return fmt.Errorf("release %s: forget its copy: %w", c.Ref, err)
+	}
+	return nil
 }
 
 // ReadClaim reads the claim commit at commit (fetched already) as the

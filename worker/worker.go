@@ -151,11 +151,23 @@ func Run(ctx context.Context, o *orchestrator.Orchestrator, opts Options) error 
 	stop()
 	wg.Wait()
 	w.releaseAll(context.WithoutCancel(ctx))
+	w.dropScratch(context.WithoutCancel(ctx))
 	w.note("round trips to the remote: %s", &w.trips)
 	if ctx.Err() == nil && run.Err() != nil {
 		return context.Cause(run) // halted: the remote refused for good
 	}
 	return interrupted(ctx, err)
+}
+
+// dropScratch deletes the integrator's scratch branch when the worker
+// stops: it is made afresh from the remote's tip at every landing, and
+// one left behind would sit among the user's branches (git branch) long
+// after the worker is gone. One a kill left is dropped by the next
+// worker to stop in the clone.
+func (w *worker) dropScratch(ctx context.Context) {
+	if err := w.repo.DeleteRef(ctx, "refs/heads/"+integrateBranch, ""); err != nil {
+		w.note("delete the scratch branch %s: %v", integrateBranch, err)
+	}
 }
 
 // interrupted is orchestrator.ErrInterrupted in place of err when ctx
