@@ -27,7 +27,7 @@ func (w *worker) integrator(ctx context.Context, view gitstate.RemoteWork) bool 
 	now := time.Now()
 	expect := cur.Commit
 	switch {
-	case cur.Worker == w.opts.ID || (mine.Ref != "" && cur.Ref == ""):
+	case cur.Ref != "" && w.ownClaim(cur.Commit) || (mine.Ref != "" && cur.Ref == ""):
 		// Still this worker's as far as it knows (the last look may
 		// predate its latest renewal): renew from the claim it pushed
 		// last, once a third of the lease has gone. One it pushed without
@@ -45,9 +45,13 @@ func (w *worker) integrator(ctx context.Context, view gitstate.RemoteWork) bool 
 		}
 		return false
 	}
-	w.trips.role.Add(1)
-	c, err := w.repo.PushClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: gitstate.IntegratorClaimRef,
+	req, err := w.makeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: gitstate.IntegratorClaimRef,
 		Worker: w.opts.ID, Expires: now.Add(w.lease), Expect: expect})
+	var c gitstate.Claim
+	if err == nil {
+		w.trips.role.Add(1)
+		c, err = w.repo.PushClaim(ctx, req)
+	}
 	if err != nil {
 		if !errors.Is(err, gitstate.ErrRefMoved) && !gitstate.IsTransientRemote(err) {
 			w.note("integrator: %v", err)
@@ -60,6 +64,13 @@ func (w *worker) integrator(ctx context.Context, view gitstate.RemoteWork) bool 
 	}
 	w.setInteg(c)
 	return true
+}
+
+// ownClaim says whether this process made the claim commit (makeClaim).
+func (w *worker) ownClaim(commit string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.own[commit]
 }
 
 func (w *worker) setInteg(c gitstate.Claim) {

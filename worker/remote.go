@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,6 +92,7 @@ func (w *worker) fetch(ctx context.Context) (gitstate.RemoteWork, error) {
 	w.mu.Lock()
 	old := w.view
 	w.view, w.viewAt = view, time.Now()
+	w.twins = w.twinsLocked(view)
 	changed := viewChanged(old, view)
 	if changed {
 		w.fast = w.fastPoll()
@@ -129,6 +131,12 @@ func (w *worker) tick(ctx context.Context) error {
 	}
 	if err := w.mirrorReviews(ctx, view); err != nil {
 		return err
+	}
+	if wait, err := w.twinWaits(); err != nil {
+		return err
+	} else if wait {
+		w.dropRole(ctx)
+		return w.follow(ctx, view.Tip)
 	}
 	if w.integrator(ctx, view) {
 		landed, err := w.integrate(ctx, view)
@@ -258,6 +266,10 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint, base string) (bool
 		w.refuse()
 		return false, orchestrator.ErrBehind
 	}
+	if wait, err := w.twinWaits(); err != nil || wait {
+		w.refuse()
+		return false, err
+	}
 	expect := ""
 	if _, ok := view.Results[key]; ok {
 		w.refuse()
@@ -276,7 +288,7 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint, base string) (bool
 		}
 		expect = c.Commit
 	}
-	req, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: gitstate.ClaimRef(key),
+	req, err := w.makeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: gitstate.ClaimRef(key),
 		Worker: w.opts.ID, Fingerprint: fingerprint, Expires: time.Now().Add(w.lease), Expect: expect})
 	if err != nil {
 		return false, err
@@ -362,7 +374,7 @@ func (w *worker) Deliver(ctx context.Context, d orchestrator.Delivery) error {
 	}
 	// The claim becomes a delivered one (the integrator removes it with
 	// the result), so that nobody claims the unit while it waits to land.
-	marker, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: claim.Ref, Worker: w.opts.ID,
+	marker, err := w.makeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: claim.Ref, Worker: w.opts.ID,
 		Fingerprint: claim.Fingerprint, Expires: time.Now().Add(w.lease), Delivered: d.Commit})
 	if err != nil {
 		return err
@@ -482,7 +494,7 @@ func (w *worker) renew(ctx context.Context, key string, c gitstate.Claim) {
 		return // delivered or released meanwhile
 	}
 	var next gitstate.Claim
-	req, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: c.Ref, Worker: w.opts.ID,
+	req, err := w.makeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: c.Ref, Worker: w.opts.ID,
 		Fingerprint: c.Fingerprint, Expires: time.Now().Add(w.lease), Expect: c.Commit})
 	if err == nil {
 		err = w.retry(ctx, "renew "+key, func() error {
@@ -509,4 +521,80 @@ func (w *worker) noteLocked(format string, args ...any) {
 	w.mu.Unlock()
 	defer w.mu.Lock()
 	w.note(format, args...)
+}
+
+// makeClaim writes req's claim commit, as gitstate's MakeClaim does, and
+// remembers it as this worker's own: a claim under this worker's ID whose
+// commit it did not make is another process's (see twinsLocked), even
+// one whose push answer was lost.
+func (w *worker) makeClaim(ctx context.Context, req gitstate.ClaimRequest) (gitstate.ClaimRequest, error) {
+	req, err := w.repo.MakeClaim(ctx, req)
+	if err == nil {
+		w.mu.Lock()
+		w.own[req.Commit] = true
+		w.mu.Unlock()
+	}
+	return req, err
+}
+
+// twinsLocked names the live claims of view (units and the integrator's
+// role) that carry this worker's ID but that this process did not make:
+// another worker runs under the same --id. A delivered claim is left out:
+// it never lapses, and its result lands whoever made it (a worker killed
+// and started again under its ID delivered it before).
+func (w *worker) twinsLocked(view gitstate.RemoteWork) []string {
+	now := time.Now()
+	var keys []string
+	if c := view.Integrator; c.Ref != "" && c.Worker == w.opts.ID && !c.Expired(now) && !w.own[c.Commit] {
+		keys = append(keys, "the integrator's role")
+	}
+	for key, c := range view.Claims {
+		if c.Worker == w.opts.ID && c.Delivered == "" && !c.Expired(now) && !w.own[c.Commit] {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// twinWaits says whether this worker waits for another process that
+// claims under its ID (a second worker started with the same --id, or one
+// killed and started again before its leases lapsed): holding no unit, it
+// claims nothing and does not integrate until those claims are gone or
+// have lapsed, saying so once, and once when it goes on. One that holds
+// units stops instead (an *orchestrator.ConfigError, exit 2): two workers
+// that take each other's claims for their own would both act as the
+// integrator, and each would renew or release what the other runs.
+func (w *worker) twinWaits() (bool, error) {
+	w.mu.Lock()
+	twins, units := w.twins, len(w.held)
+	was := w.twinSaid
+	w.twinSaid = len(twins) > 0
+	w.mu.Unlock()
+	switch {
+	case len(twins) > 0 && units > 0:
+		return false, &orchestrator.ConfigError{Err: fmt.Errorf("another worker runs as %q on %s (it holds %s): give each running worker an --id of its own; this one stops",
+			w.opts.ID, w.opts.Remote, strings.Join(twins, ", "))}
+	case len(twins) > 0 && !was:
+		w.note("waiting: another worker runs as %q on %s (it holds %s): give each running worker an --id of its own; this one claims nothing until those claims are gone (a killed worker's claims lapse with their lease)",
+			w.opts.ID, w.opts.Remote, strings.Join(twins, ", "))
+	case len(twins) == 0 && was:
+		w.note("the other worker that ran as %q is gone: this one goes on", w.opts.ID)
+	}
+	return len(twins) > 0, nil
+}
+
+// dropRole gives the integrator's role up, if this worker holds it.
+func (w *worker) dropRole(ctx context.Context) {
+	w.mu.Lock()
+	integ := w.integ
+	w.integ = gitstate.Claim{}
+	w.mu.Unlock()
+	if integ.Ref == "" {
+		return
+	}
+	w.trips.role.Add(1)
+	if err := w.repo.ReleaseClaim(ctx, w.opts.Remote, integ); err != nil && !errors.Is(err, gitstate.ErrRefMoved) {
+		w.note("release the integrator's role: %v (it lapses by itself)", err)
+	}
 }

@@ -110,6 +110,15 @@ type worker struct {
 	// waited for (waitLock).
 	lockedBy int
 
+	// own are the claim commits this process made (makeClaim): a live
+	// claim under its ID that is not one of them is another process's.
+	own map[string]bool
+	// twins are the live claims another process holds under this
+	// worker's ID, as the last look saw them (twinsLocked); twinSaid
+	// whether the worker said it waits for them.
+	twins    []string
+	twinSaid bool
+
 	trips trips // the git round trips to the remote, by kind
 
 	// halt stops the worker with an error its background looks at the
@@ -229,7 +238,7 @@ func newWorker(ctx context.Context, o *orchestrator.Orchestrator, opts Options) 
 		return nil, &orchestrator.ConfigError{Err: fmt.Errorf("worker: no remote %q is configured (git remote add %s URL, or --remote NAME)", opts.Remote, opts.Remote)}
 	}
 	w := &worker{o: o, repo: o.Repo(), opts: opts, branch: head.Branch, lease: lease,
-		poll: min(max(lease/6, 50*time.Millisecond), 5*time.Second), held: map[string]gitstate.Claim{},
+		poll: min(max(lease/6, 50*time.Millisecond), 5*time.Second), held: map[string]gitstate.Claim{}, own: map[string]bool{},
 		changed: make(chan struct{}, 1), kick: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
 	w.fast = w.fastPoll()
 	w.spread.Store(firstPick(opts.ID, opts.Slots))
