@@ -205,7 +205,7 @@ func (w *worker) follow(ctx context.Context, remoteTip string) error {
 		return err
 	}
 	if head.Branch != w.branch {
-		return &orchestrator.ConfigError{Err: fmt.Errorf("the checkout moved from %s to %q while the worker ran", w.branch, head.Branch)}
+		return &orchestrator.ConfigError{Err: &localError{fmt.Sprintf("the checkout moved from %s to %q while the worker ran", w.branch, head.Branch)}}
 	}
 	if head.Commit == remoteTip {
 		return nil
@@ -239,8 +239,48 @@ func (w *worker) ahead(head string) error {
 			return err
 		}
 	}
-	return &orchestrator.ConfigError{Err: fmt.Errorf("%s has commits that %s/%s lacks: a worker's branch follows the remote's (push them, or reset %s to %s/%s)",
-		w.branch, w.opts.Remote, w.branch, w.branch, w.opts.Remote, w.branch)}
+	return &orchestrator.ConfigError{Err: &localError{fmt.Sprintf("%s has commits that %s/%s lacks (made here, or taken off it by a force-push): a worker's branch follows the remote's; push commits of yours (git pull --rebase %s %s && git push %s %s), or keep them on another branch, then reset %s to %s/%s and start the worker again",
+		w.branch, w.opts.Remote, w.branch, w.opts.Remote, w.branch, w.opts.Remote, w.branch, w.branch, w.opts.Remote, w.branch)}}
+}
+
+// localError is a reason to stop that lies in the worker's clone alone
+// (its branch has commits the remote lacks, its checkout moved): the
+// units it runs were claimed at the remote's tip and still deliver there,
+// so the worker lets them finish rather than throw their work away, and
+// stops after them (stopOn).
+type localError struct{ msg string }
+
+func (e *localError) Error() string { return e.msg }
+
+// stopOn stops the worker on err, one that waiting does not cure
+// (refusedForGood): at once, its running units interrupted, when the
+// remote refused; after its running units delivered, starting nothing
+// more, when the reason lies in the clone alone (a *localError).
+func (w *worker) stopOn(err error) {
+	var le *localError
+	if !errors.As(err, &le) {
+		w.halt(err)
+		return
+	}
+	w.mu.Lock()
+	first := w.stopErr == nil
+	if first {
+		w.stopErr = err
+	}
+	running := len(w.held)
+	w.mu.Unlock()
+	if first && running > 0 {
+		w.note("stopping once the %d unit(s) running here delivered: %v", running, err)
+	}
+	signal(w.changed)
+}
+
+// stopping is the error the worker stops on once its running units
+// finished (stopOn), nil while it goes on.
+func (w *worker) stopping() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stopErr
 }
 
 // Claim is the orchestrator's Remote: it claims key for this worker unless
@@ -249,6 +289,11 @@ func (w *worker) ahead(head string) error {
 // when another worker's claim got there first, the answer is false (and
 // the run goes on to the next due unit).
 func (w *worker) Claim(ctx context.Context, key, fingerprint, base string) (bool, error) {
+	if w.stopping() != nil {
+		// Its units finish and deliver; nothing new starts.
+		w.refuse()
+		return false, nil
+	}
 	view, err := w.look(ctx)
 	if err != nil {
 		return false, err
@@ -259,7 +304,7 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint, base string) (bool
 	// pass decides anew from there.
 	if base != view.Tip {
 		if err := w.follow(ctx, view.Tip); refusedForGood(err) {
-			w.halt(err)
+			w.stopOn(err)
 		} else if err != nil {
 			w.note("%v", err)
 		}

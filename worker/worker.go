@@ -124,6 +124,10 @@ type worker struct {
 	// halt stops the worker with an error its background looks at the
 	// remote found (refusedForGood): the passes and the units running end.
 	halt context.CancelCauseFunc
+	// stopErr is why the worker stops once its running units delivered
+	// (stopOn: the fault lies in its clone alone); the passes start
+	// nothing more meanwhile.
+	stopErr error
 }
 
 // trips counts the git commands that reach the remote (each try of a
@@ -159,6 +163,9 @@ func Run(ctx context.Context, o *orchestrator.Orchestrator, opts Options) error 
 	err = w.loop(run)
 	stop()
 	wg.Wait()
+	if w.stopping() != nil && run.Err() == nil {
+		w.lastLanding(run)
+	}
 	w.releaseAll(context.WithoutCancel(ctx))
 	w.dropScratch(context.WithoutCancel(ctx))
 	w.note("round trips to the remote: %s", &w.trips)
@@ -166,6 +173,20 @@ func Run(ctx context.Context, o *orchestrator.Orchestrator, opts Options) error 
 		return context.Cause(run) // halted: the remote refused for good
 	}
 	return interrupted(ctx, err)
+}
+
+// lastLanding lands, when this worker is the integrator, what its units
+// delivered before it stops on a fault of its clone's (stopOn): those
+// results do not wait for another worker to take the role over. The
+// clone's branch still cannot follow (that is why it stops), so the look's
+// error is the one the worker stops on, already said.
+func (w *worker) lastLanding(ctx context.Context) {
+	w.mu.Lock()
+	integ := w.integ.Ref != ""
+	w.mu.Unlock()
+	if integ {
+		_ = w.tick(ctx)
+	}
 }
 
 // dropScratch deletes the integrator's scratch branch when the worker
@@ -340,6 +361,9 @@ func (w *worker) loop(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return orchestrator.ErrInterrupted
 		}
+		if err := w.stopping(); err != nil {
+			return err
+		}
 		head, err := w.repo.Head()
 		if err != nil {
 			return err
@@ -371,6 +395,9 @@ func (w *worker) loop(ctx context.Context) error {
 			// What waits for a person ends a --once worker only when
 			// nothing else is left (finished).
 		case err != nil:
+			return err
+		}
+		if err := w.stopping(); err != nil {
 			return err
 		}
 		idle := sum == nil || len(sum.Delivered) == 0 && !w.newFailures(sum.Failed)
@@ -562,9 +589,12 @@ func (w *worker) tickLoop(ctx context.Context) {
 		case err == nil || ctx.Err() != nil:
 		case refusedForGood(err):
 			// Nothing this worker runs could land (or be claimed):
-			// stop now rather than run units for nothing.
-			w.halt(err)
-			return
+			// stop now rather than run units for nothing; or, when
+			// only this clone is at fault, once its units delivered.
+			w.stopOn(err)
+			if w.stopping() == nil {
+				return
+			}
 		default:
 			w.note("%v", err)
 		}
