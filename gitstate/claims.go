@@ -28,6 +28,19 @@ const (
 	// <step>[/<task>]: an integrator keeps a review: true unit's result
 	// there, as a local run keeps it, for approve or reject in any clone.
 	ReviewPrefix = "refs/heads/codemachine/review/"
+	// HoldsPrefix holds the fleet's holds, refs/codemachine/holds/<step>
+	// [/<task>]: units a rollback or reset of the branch undid, which no
+	// worker runs again with the same inputs (a hold commit, MakeHold).
+	HoldsPrefix = "refs/codemachine/holds/"
+	// LandedPrefix holds, per branch, refs/codemachine-landed/<branch>:
+	// the branch's tip as the integrator last pushed it. A branch that no
+	// longer contains it was rewound by a person (a rollback pushed, a
+	// force-push), which holds the units the rewind undid. It outlives
+	// the work (a fleet started later must find a rewind made meanwhile),
+	// so it stays out of refs/codemachine/, where a remote whose work is
+	// done has nothing left; a clone fetches it to
+	// refs/codemachine-landed/<remote>/<branch>.
+	LandedPrefix = "refs/codemachine-landed/"
 	// mirrorPrefix is where a remote's claims and results are fetched to:
 	// refs/codemachine/remote/<remote>/{claims,results}/...
 	mirrorPrefix = "refs/codemachine/remote/"
@@ -44,6 +57,9 @@ const (
 	// TrailerClaim names, on a result commit, the claim commit under
 	// which the work was done.
 	TrailerClaim = "Codemachine-Claim"
+	// TrailerUndone names, on a hold commit, the step commit whose undoing
+	// holds the unit.
+	TrailerUndone = "Codemachine-Undone"
 	// TrailerBranch names the branch the claiming worker works on: the
 	// claims and results of a remote are named by step and task alone,
 	// so the workers of one remote work on one branch at a time.
@@ -226,6 +242,38 @@ type RemoteWork struct {
 	Reviews map[string]string
 	// Bad lists claim refs whose commit is no claim (left alone).
 	Bad []string
+	// Holds are the fleet's holds, by unit key.
+	Holds map[string]RemoteHold
+	// Landed is the branch's tip as the integrator last pushed it ("" when
+	// none did yet).
+	Landed string
+}
+
+// RemoteHold is a hold on the remote (HoldsPrefix): its unit does not run
+// again while its fingerprint is Fingerprint.
+type RemoteHold struct {
+	Commit      string // the hold commit the ref holds
+	Fingerprint string
+	Undone      string // the step commit the rewind undid
+}
+
+// MakeHold writes the hold commit of the unit key (an empty tree, no
+// parent, like a claim's): held with fingerprint, after a rewind undid its
+// step commit undone. Nothing moves yet.
+func (r *Repo) MakeHold(ctx context.Context, key, fingerprint, undone string) (string, error) {
+	tree, err := r.emptyTree(ctx)
+	if err != nil {
+		return "", fmt.Errorf("hold %s: %w", key, err)
+	}
+	msg := Message{Subject: "hold " + key, Trailers: []Trailer{
+		{Key: TrailerFingerprint, Value: fingerprint},
+		{Key: TrailerUndone, Value: undone},
+	}}
+	commit, err := r.CommitTree(ctx, CommitSpec{Tree: tree, Message: msg.String()})
+	if err != nil {
+		return "", fmt.Errorf("hold %s: %w", key, err)
+	}
+	return commit, nil
 }
 
 // FetchWork fetches, in one round trip, the branch, the claims and the
@@ -243,7 +291,10 @@ func (r *Repo) FetchWork(ctx context.Context, remote, branch string) (RemoteWork
 		"+" + ResultsPrefix + "*:" + mirror + "results/*",
 		"+" + RolesPrefix + "*:" + mirror + "roles/*",
 		"+" + ReviewPrefix + "*:" + mirror + "review/*",
+		"+" + HoldsPrefix + "*:" + mirror + "holds/*",
 	}
+	landedRef := LandedPrefix + remote + "/" + branch
+	specs = append(specs, "+"+LandedPrefix+"*:"+LandedPrefix+remote+"/*")
 	err := r.fetch(ctx, remote, append(specs, "+refs/heads/"+branch+":"+branchRef))
 	if missingRemoteRef(err) {
 		// The remote has no such branch yet (a fresh remote): fetch the
@@ -258,7 +309,7 @@ func (r *Repo) FetchWork(ctx context.Context, remote, branch string) (RemoteWork
 	if err != nil {
 		return RemoteWork{}, remoteError("fetch", remote, err)
 	}
-	return r.readWork(mirror, branchRef)
+	return r.readWork(mirror, branchRef, landedRef)
 }
 
 // fetch fetches refspecs from remote, pruning what the remote no longer
@@ -275,8 +326,8 @@ func missingRemoteRef(err error) bool {
 }
 
 // readWork reads the mirror refs of one remote.
-func (r *Repo) readWork(mirror, branchRef string) (RemoteWork, error) {
-	w := RemoteWork{Claims: map[string]Claim{}, Results: map[string]string{}, Reviews: map[string]string{}}
+func (r *Repo) readWork(mirror, branchRef, landedRef string) (RemoteWork, error) {
+	w := RemoteWork{Claims: map[string]Claim{}, Results: map[string]string{}, Reviews: map[string]string{}, Holds: map[string]RemoteHold{}}
 	refs, err := r.RefsWithPrefix(mirror)
 	if err != nil {
 		return RemoteWork{}, err
@@ -303,10 +354,21 @@ func (r *Repo) readWork(mirror, branchRef string) (RemoteWork, error) {
 			w.Results[strings.TrimPrefix(rel, "results/")] = hash
 		case strings.HasPrefix(rel, "review/"):
 			w.Reviews[strings.TrimPrefix(rel, "review/")] = hash
+		case strings.HasPrefix(rel, "holds/"):
+			info, err := r.CommitInfo(hash)
+			m := Message{Trailers: info.Trailers}
+			if err != nil || m.Get(TrailerFingerprint) == "" {
+				w.Bad = append(w.Bad, HoldsPrefix+strings.TrimPrefix(rel, "holds/"))
+				continue
+			}
+			w.Holds[strings.TrimPrefix(rel, "holds/")] = RemoteHold{Commit: hash, Fingerprint: m.Get(TrailerFingerprint), Undone: m.Get(TrailerUndone)}
 		}
 	}
 	if tip, err := r.refHash(branchRef); err == nil {
 		w.Tip = tip
+	}
+	if landed, err := r.refHash(landedRef); err == nil {
+		w.Landed = landed
 	}
 	return w, nil
 }

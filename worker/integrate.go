@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/codemachine/codemachine/gitstate"
@@ -90,7 +91,10 @@ func (w *worker) setInteg(c gitstate.Claim) {
 // changed) is dropped, never landed twice. It reports whether it pushed.
 func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool, error) {
 	view = w.ownBranch(view)
-	if len(view.Results) == 0 && !anyStale(view.Claims) && len(view.Reviews) == 0 {
+	if rewound, err := w.rewound(ctx, view); rewound || err != nil {
+		return rewound, err
+	}
+	if len(view.Results) == 0 && !anyStale(view.Claims) && len(view.Reviews) == 0 && len(view.Holds) == 0 {
 		return false, nil
 	}
 	due, err := w.o.DueUnits(view.Tip, w.opts.Run.Overrides)
@@ -101,6 +105,11 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 	if err != nil {
 		return false, err
 	}
+	fps, err := w.o.DueFingerprints(view.Tip, w.opts.Run.Overrides)
+	if err != nil {
+		return false, err
+	}
+	refs = append(refs, liftedHolds(view, fps)...)
 	if err := w.repo.SetRef(ctx, "refs/heads/"+integrateBranch, view.Tip); err != nil {
 		return false, err
 	}
@@ -125,7 +134,7 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 			refs = append(refs, gitstate.PushRef{Remote: c.Ref, Expect: c.Commit})
 		}
 	}
-	l, err := w.landDue(ctx, view, due)
+	l, err := w.landDue(ctx, view, due, fps)
 	if err != nil {
 		return false, err
 	}
@@ -138,7 +147,8 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 		if err != nil {
 			return false, err
 		}
-		refs = append(refs, gitstate.PushRef{Local: tip, Remote: "refs/heads/" + w.branch, Expect: view.Tip})
+		refs = append(refs, gitstate.PushRef{Local: tip, Remote: "refs/heads/" + w.branch, Expect: view.Tip},
+			gitstate.PushRef{Local: tip, Remote: gitstate.LandedPrefix + w.branch, Expect: view.Landed})
 	}
 	err = w.retry(ctx, "push the landed results", func() error {
 		w.trips.land.Add(1)
@@ -157,6 +167,67 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 		w.note("%s", n)
 	}
 	return true, nil
+}
+
+// rewound publishes the holds of a person's rewind of the remote's branch
+// (a rollback pushed, a force-push): when the branch no longer contains
+// the tip the integrators last pushed (refs/codemachine-landed/<branch>),
+// the units whose step commits the rewind took off and that are due again
+// are held on the remote (refs/codemachine/holds/<key>), for every worker
+// (mirrorHolds), in one atomic push that records the new tip as the one
+// to compare with. It reports whether it pushed; nothing lands in that
+// look: the next one lands with the holds in place.
+func (w *worker) rewound(ctx context.Context, view gitstate.RemoteWork) (bool, error) {
+	if pending, err := w.rewindPending(view); err != nil || !pending {
+		return false, err
+	}
+	holds, keys, err := w.o.UndoneHolds(ctx, view.Landed, view.Tip, w.opts.Run.Overrides)
+	if err != nil {
+		return false, err
+	}
+	refs := []gitstate.PushRef{{Local: view.Tip, Remote: gitstate.LandedPrefix + w.branch, Expect: view.Landed}}
+	for _, key := range keys {
+		h := holds[key]
+		if cur, ok := view.Holds[key]; ok && cur.Fingerprint == h.Fingerprint {
+			continue
+		}
+		commit, err := w.repo.MakeHold(ctx, key, h.Fingerprint, h.Commit)
+		if err != nil {
+			return false, err
+		}
+		expect := ""
+		if cur, ok := view.Holds[key]; ok {
+			expect = cur.Commit
+		}
+		refs = append(refs, gitstate.PushRef{Local: commit, Remote: gitstate.HoldsPrefix + key, Expect: expect})
+	}
+	err = w.retry(ctx, "push the holds of a rewind", func() error {
+		w.trips.land.Add(1)
+		return w.repo.PushCAS(ctx, w.opts.Remote, refs)
+	})
+	if errors.Is(err, gitstate.ErrRefMoved) {
+		return false, nil // another integrator did: look again
+	}
+	if err != nil {
+		return false, err
+	}
+	if len(keys) > 0 {
+		w.note("%s was rewound on %s: held there for every worker: %s", w.branch, w.opts.Remote, strings.Join(keys, ", "))
+	}
+	return true, nil
+}
+
+// liftedHolds are the pushes that remove the remote's holds whose unit is
+// not due with the held fingerprint (fps, by key) any more (it ran and
+// landed again, or its inputs changed): nothing is held by them.
+func liftedHolds(view gitstate.RemoteWork, fps map[string]string) []gitstate.PushRef {
+	var refs []gitstate.PushRef
+	for key, h := range view.Holds {
+		if fps[key] != h.Fingerprint {
+			refs = append(refs, gitstate.PushRef{Remote: gitstate.HoldsPrefix + key, Expect: h.Commit})
+		}
+	}
+	return refs
 }
 
 // ownBranch is view without the claims made by workers of another branch
@@ -290,7 +361,7 @@ type landing struct {
 // first picks, and a unit passed over is claimed as soon as a slot
 // frees). A unit that no worker will run here (it failed here, waits for
 // a review or for a local run) holds nothing up.
-func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []string) (*landing, error) {
+func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []string, fps map[string]string) (*landing, error) {
 	l := &landing{}
 	var awaited map[string]bool
 	for _, key := range due {
@@ -311,6 +382,14 @@ func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []st
 			if awaited[key] {
 				break
 			}
+			continue
+		}
+		if h, held := view.Holds[key]; held && fps[key] == h.Fingerprint {
+			// It ran before its unit was held (a claim that raced a
+			// rewind): the person undid that work; it does not come
+			// back by itself.
+			l.refs = append(l.refs, w.settle(view, key, commit)...)
+			l.notes = append(l.notes, key+": dropped a result of a unit held after a rollback or reset")
 			continue
 		}
 		res, err := w.o.LandResult(ctx, integrateBranch, key, commit, w.opts.Run.Overrides)

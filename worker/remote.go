@@ -132,6 +132,9 @@ func (w *worker) tick(ctx context.Context) error {
 	if err := w.mirrorReviews(ctx, view); err != nil {
 		return err
 	}
+	if err := w.mirrorHolds(view); err != nil {
+		return err
+	}
 	if wait, err := w.twinWaits(); err != nil {
 		return err
 	} else if wait {
@@ -145,6 +148,11 @@ func (w *worker) tick(ctx context.Context) error {
 		}
 		if landed {
 			if view, err = w.fetch(ctx); err != nil {
+				return err
+			}
+			// The push may have held units (rewound): the next pass
+			// leaves them alone.
+			if err := w.mirrorHolds(view); err != nil {
 				return err
 			}
 		}
@@ -189,6 +197,38 @@ func (w *worker) mirrorReviews(ctx context.Context, view gitstate.RemoteWork) er
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// rewindPending says whether view's branch no longer contains the tip the
+// integrators last pushed, and the holds of that rewind are not published
+// yet (see rewound).
+func (w *worker) rewindPending(view gitstate.RemoteWork) (bool, error) {
+	if view.Landed == "" || view.Landed == view.Tip {
+		return false, nil
+	}
+	kept, err := w.repo.IsAncestor(view.Landed, view.Tip)
+	return !kept, err
+}
+
+// mirrorHolds makes the clone's holds follow the remote's: a unit that a
+// person's rollback or reset of the remote's branch undid is held on
+// every worker, as it is in a clone where the rollback was made, until
+// the remote's hold goes (lifted there, or its unit landed again) or its
+// inputs change.
+func (w *worker) mirrorHolds(view gitstate.RemoteWork) error {
+	remote := make(map[string]orchestrator.Hold, len(view.Holds))
+	for key, h := range view.Holds {
+		remote[key] = orchestrator.Hold{Fingerprint: h.Fingerprint, Commit: h.Undone, At: time.Now().UTC(), Remote: h.Commit}
+	}
+	added, err := w.o.MirrorHolds(remote)
+	if err != nil {
+		return err
+	}
+	if len(added) > 0 {
+		w.note("held on %s after a rollback or reset of %s: %s (not run again with the same inputs; git push %s --delete %sKEY lifts one)",
+			w.opts.Remote, w.branch, strings.Join(added, ", "), w.opts.Remote, gitstate.HoldsPrefix)
 	}
 	return nil
 }
@@ -325,6 +365,12 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint, base string) (bool
 		// before this worker's copy of the review branch caught up.
 		w.refuse()
 		return false, nil
+	}
+	if rewound, err := w.rewindPending(view); err != nil || rewound {
+		// A person rewound the branch, and the integrator has not held
+		// what that undid yet: the unit may be one of them.
+		w.refuse()
+		return false, err
 	}
 	if c, ok := view.Claims[key]; ok {
 		if !c.Expired(time.Now()) {
