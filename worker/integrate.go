@@ -29,15 +29,14 @@ func (w *worker) integrator(ctx context.Context, view gitstate.RemoteWork) bool 
 	expect := cur.Commit
 	switch {
 	case cur.Ref != "" && w.ownClaim(cur.Commit) || (mine.Ref != "" && cur.Ref == ""):
-		// Still this worker's as far as it knows (the last look may
-		// predate its latest renewal): renew from the claim it pushed
-		// last, once a third of the lease has gone. One it pushed without
-		// hearing back is taken as it is on the remote.
+		// Still this worker's as far as it knows: renewed once a third
+		// of the lease has gone, from the claim the remote holds. The
+		// look is this tick's, made after every renewal it pushed (they
+		// are all pushed here, one tick at a time), so that is the one it
+		// pushed last, or one it pushed without hearing back (a push cut
+		// short as the worker stops, whose update the remote made).
 		if mine.Ref != "" && now.Before(mine.Expires.Add(-w.lease*2/3)) {
 			return true
-		}
-		if mine.Ref != "" {
-			expect = mine.Commit
 		}
 	case cur.Ref != "" && !cur.Expired(now):
 		if mine.Ref != "" {
@@ -54,6 +53,12 @@ func (w *worker) integrator(ctx context.Context, view gitstate.RemoteWork) bool 
 		c, err = w.repo.PushClaim(ctx, req)
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			// The look was cut short (the worker stops): the role is
+			// still what it was, for the last landing (lastLanding)
+			// and the release.
+			return false
+		}
 		if !errors.Is(err, gitstate.ErrRefMoved) && !gitstate.IsTransientRemote(err) {
 			w.note("integrator: %v", err)
 		}
@@ -230,6 +235,20 @@ func liftedHolds(view gitstate.RemoteWork, fps map[string]string) []gitstate.Pus
 	return refs
 }
 
+// baseGone says whether the result commit was made on a commit the
+// branch at tip no longer has.
+func (w *worker) baseGone(tip, commit string) (bool, error) {
+	info, err := w.repo.CommitInfo(commit)
+	if err != nil {
+		return false, err
+	}
+	if len(info.Parents) != 1 {
+		return false, nil // LandResult says what is wrong with it
+	}
+	kept, err := w.repo.IsAncestor(info.Parents[0], tip)
+	return !kept, err
+}
+
 // ownBranch is view without the claims made by workers of another branch
 // and the results they delivered: the integrator neither lands nor drops
 // another branch's work (see otherBranch).
@@ -390,6 +409,17 @@ func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []st
 			// back by itself.
 			l.refs = append(l.refs, w.settle(view, key, commit)...)
 			l.notes = append(l.notes, key+": dropped a result of a unit held after a rollback or reset")
+			continue
+		}
+		if gone, err := w.baseGone(view.Tip, commit); err != nil {
+			return nil, err
+		} else if gone {
+			// Made on work a rollback or reset took off the branch: it
+			// cannot be rebased onto the tip (it would land as a
+			// conflict branch), and the work it was made on is undone.
+			// Its unit runs again from the tip.
+			l.refs = append(l.refs, w.settle(view, key, commit)...)
+			l.notes = append(l.notes, key+": dropped a result made on work a rollback or reset took off "+w.branch+" (it runs again from the tip)")
 			continue
 		}
 		res, err := w.o.LandResult(ctx, integrateBranch, key, commit, w.opts.Run.Overrides)

@@ -177,17 +177,38 @@ func Run(ctx context.Context, o *orchestrator.Orchestrator, opts Options) error 
 
 // lastLanding lands, when this worker is the integrator, what its units
 // delivered before it stops on a fault of its clone's (stopOn): those
-// results do not wait for another worker to take the role over. The
-// clone's branch still cannot follow (that is why it stops), so the look's
-// error is the one the worker stops on, already said.
+// results do not wait for another worker to take the role over. It looks
+// again while a look pushed something (the holds of a rewind go first,
+// then what lands), a few times at most. The clone's branch is not moved:
+// it cannot follow, which is why the worker stops.
 func (w *worker) lastLanding(ctx context.Context) {
-	w.mu.Lock()
-	integ := w.integ.Ref != ""
-	w.mu.Unlock()
-	if integ {
-		_ = w.tick(ctx)
+	w.tickMu.Lock()
+	defer w.tickMu.Unlock()
+	for range maxLastLooks {
+		w.mu.Lock()
+		integ := w.integ.Ref != ""
+		w.mu.Unlock()
+		if !integ {
+			return
+		}
+		view, err := w.fetch(ctx)
+		if err == nil {
+			err = w.mirrorHolds(view)
+		}
+		if err != nil || view.Tip == "" || !w.integrator(ctx, view) {
+			return
+		}
+		if pushed, err := w.integrate(ctx, view); err != nil || !pushed {
+			if err != nil {
+				w.note("%v", err)
+			}
+			return
+		}
 	}
 }
+
+// maxLastLooks bounds lastLanding's looks.
+const maxLastLooks = 4
 
 // dropScratch deletes the integrator's scratch branch when the worker
 // stops: it is made afresh from the remote's tip at every landing, and
