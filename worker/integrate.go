@@ -118,27 +118,7 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 	if err := w.repo.SetRef(ctx, "refs/heads/"+integrateBranch, view.Tip); err != nil {
 		return false, err
 	}
-	dueSet := map[string]bool{}
-	for _, k := range due {
-		dueSet[k] = true
-	}
-	// Results of units not due at the tip are late copies: dropped.
-	for key, commit := range view.Results {
-		if !dueSet[key] {
-			refs = append(refs, w.settle(view, key, commit)...)
-			w.note("%s: dropped a result for a unit that is not due any more (landed before, or changed)", key)
-		}
-	}
-	// Lapsed claims of units not due any more (a worker cut off after
-	// another finished the unit), and delivery markers whose result is
-	// gone, are nobody's: removed.
-	now := time.Now()
-	for key, c := range view.Claims {
-		_, hasResult := view.Results[key]
-		if (!dueSet[key] && c.Expired(now)) || (c.Delivered != "" && !hasResult) {
-			refs = append(refs, gitstate.PushRef{Remote: c.Ref, Expect: c.Commit})
-		}
-	}
+	refs = append(refs, w.stale(view, due)...)
 	l, err := w.landDue(ctx, view, due, fps)
 	if err != nil {
 		return false, err
@@ -172,6 +152,32 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 		w.note("%s", n)
 	}
 	return true, nil
+}
+
+// stale are the pushes that remove what is left of units not due (due,
+// at view's tip) any more: their results are late copies (dropped), and
+// lapsed claims of them (a worker cut off after another finished the
+// unit) and delivery markers whose result is gone are nobody's.
+func (w *worker) stale(view gitstate.RemoteWork, due []string) []gitstate.PushRef {
+	dueSet := map[string]bool{}
+	for _, k := range due {
+		dueSet[k] = true
+	}
+	var refs []gitstate.PushRef
+	for key, commit := range view.Results {
+		if !dueSet[key] {
+			refs = append(refs, w.settle(view, key, commit)...)
+			w.note("%s: dropped a result for a unit that is not due any more (landed before, or changed)", key)
+		}
+	}
+	now := time.Now()
+	for key, c := range view.Claims {
+		_, hasResult := view.Results[key]
+		if (!dueSet[key] && c.Expired(now)) || (c.Delivered != "" && !hasResult) {
+			refs = append(refs, gitstate.PushRef{Remote: c.Ref, Expect: c.Commit})
+		}
+	}
+	return refs
 }
 
 // rewound publishes the holds of a person's rewind of the remote's branch

@@ -379,10 +379,7 @@ func (w *worker) note(format string, args ...any) {
 func (w *worker) loop(ctx context.Context) error {
 	passes := 0
 	for {
-		if ctx.Err() != nil {
-			return orchestrator.ErrInterrupted
-		}
-		if err := w.stopping(); err != nil {
+		if err := w.ended(ctx); err != nil {
 			return err
 		}
 		head, err := w.repo.Head()
@@ -418,9 +415,6 @@ func (w *worker) loop(ctx context.Context) error {
 		case err != nil:
 			return err
 		}
-		if err := w.stopping(); err != nil {
-			return err
-		}
 		idle := sum == nil || len(sum.Delivered) == 0 && !w.newFailures(sum.Failed)
 		if w.opts.OnPass != nil && !idle {
 			w.opts.OnPass(sum, err)
@@ -444,6 +438,15 @@ func (w *worker) loop(ctx context.Context) error {
 		case <-time.After(w.poll):
 		}
 	}
+}
+
+// ended is why the loop ends before its next pass: interrupted (ctx), or
+// stopping once the units it ran delivered (stopOn); nil to go on.
+func (w *worker) ended(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return orchestrator.ErrInterrupted
+	}
+	return w.stopping()
 }
 
 // waitLock waits, when a pass found the repository held by another
@@ -486,6 +489,9 @@ const lockRetry = 500 * time.Millisecond
 // *orchestrator.NeedsYouError (exit 3, as for run) when what is left
 // waits for a review or a person (a local run).
 func (w *worker) finished(ctx context.Context, base string, reviews map[string]string, sum *orchestrator.Summary) (bool, error) {
+	if err := w.stopping(); err != nil {
+		return true, err
+	}
 	if err := w.tick(ctx); err != nil {
 		return false, err
 	}
