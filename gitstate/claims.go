@@ -28,19 +28,22 @@ const (
 	// <step>[/<task>]: an integrator keeps a review: true unit's result
 	// there, as a local run keeps it, for approve or reject in any clone.
 	ReviewPrefix = "refs/heads/codemachine/review/"
-	// HoldsPrefix holds the fleet's holds, refs/codemachine/holds/<step>
-	// [/<task>]: units a rollback or reset of the branch undid, which no
-	// worker runs again with the same inputs (a hold commit, MakeHold).
-	HoldsPrefix = "refs/codemachine/holds/"
-	// LandedPrefix holds, per branch, refs/codemachine-landed/<branch>:
-	// the branch's tip as the integrator last pushed it. A branch that no
-	// longer contains it was rewound by a person (a rollback pushed, a
-	// force-push), which holds the units the rewind undid. It outlives
-	// the work (a fleet started later must find a rewind made meanwhile),
-	// so it stays out of refs/codemachine/, where a remote whose work is
-	// done has nothing left; a clone fetches it to
-	// refs/codemachine-landed/<remote>/<branch>.
-	LandedPrefix = "refs/codemachine-landed/"
+	// FleetPrefix holds what the workers keep on a remote beyond their
+	// work in flight: it outlives the work (a fleet started later must
+	// find a rewind made meanwhile, and what it held), so it stays out of
+	// refs/codemachine/, which a remote whose work is done has empty. A
+	// clone fetches it to refs/codemachine-fleet/remote/<remote>/...
+	FleetPrefix = "refs/codemachine-fleet/"
+	// HoldsPrefix holds the fleet's holds, refs/codemachine-fleet/holds/
+	// <step>[/<task>]: units a rollback or reset of the branch undid, which
+	// no worker runs again with the same inputs (a hold commit, MakeHold).
+	HoldsPrefix = FleetPrefix + "holds/"
+	// LandedPrefix holds, per branch, refs/codemachine-fleet/landed/
+	// <branch>: the branch's tip as the integrator last pushed it. A
+	// branch that no longer contains it was rewound by a person (a
+	// rollback pushed, a force-push), which holds the units the rewind
+	// undid.
+	LandedPrefix = FleetPrefix + "landed/"
 	// mirrorPrefix is where a remote's claims and results are fetched to:
 	// refs/codemachine/remote/<remote>/{claims,results}/...
 	mirrorPrefix = "refs/codemachine/remote/"
@@ -291,10 +294,9 @@ func (r *Repo) FetchWork(ctx context.Context, remote, branch string) (RemoteWork
 		"+" + ResultsPrefix + "*:" + mirror + "results/*",
 		"+" + RolesPrefix + "*:" + mirror + "roles/*",
 		"+" + ReviewPrefix + "*:" + mirror + "review/*",
-		"+" + HoldsPrefix + "*:" + mirror + "holds/*",
 	}
-	landedRef := LandedPrefix + remote + "/" + branch
-	specs = append(specs, "+"+LandedPrefix+"*:"+LandedPrefix+remote+"/*")
+	fleet := FleetPrefix + "remote/" + remote + "/"
+	specs = append(specs, "+"+HoldsPrefix+"*:"+fleet+"holds/*", "+"+LandedPrefix+"*:"+fleet+"landed/*")
 	err := r.fetch(ctx, remote, append(specs, "+refs/heads/"+branch+":"+branchRef))
 	if missingRemoteRef(err) {
 		// The remote has no such branch yet (a fresh remote): fetch the
@@ -309,7 +311,11 @@ func (r *Repo) FetchWork(ctx context.Context, remote, branch string) (RemoteWork
 	if err != nil {
 		return RemoteWork{}, remoteError("fetch", remote, err)
 	}
-	return r.readWork(mirror, branchRef, landedRef)
+	w, err := r.readWork(mirror, branchRef)
+	if err != nil {
+		return RemoteWork{}, err
+	}
+	return w, r.readFleet(&w, fleet, branch)
 }
 
 // fetch fetches refspecs from remote, pruning what the remote no longer
@@ -326,7 +332,7 @@ func missingRemoteRef(err error) bool {
 }
 
 // readWork reads the mirror refs of one remote.
-func (r *Repo) readWork(mirror, branchRef, landedRef string) (RemoteWork, error) {
+func (r *Repo) readWork(mirror, branchRef string) (RemoteWork, error) {
 	w := RemoteWork{Claims: map[string]Claim{}, Results: map[string]string{}, Reviews: map[string]string{}, Holds: map[string]RemoteHold{}}
 	refs, err := r.RefsWithPrefix(mirror)
 	if err != nil {
@@ -354,23 +360,38 @@ func (r *Repo) readWork(mirror, branchRef, landedRef string) (RemoteWork, error)
 			w.Results[strings.TrimPrefix(rel, "results/")] = hash
 		case strings.HasPrefix(rel, "review/"):
 			w.Reviews[strings.TrimPrefix(rel, "review/")] = hash
-		case strings.HasPrefix(rel, "holds/"):
-			info, err := r.CommitInfo(hash)
-			m := Message{Trailers: info.Trailers}
-			if err != nil || m.Get(TrailerFingerprint) == "" {
-				w.Bad = append(w.Bad, HoldsPrefix+strings.TrimPrefix(rel, "holds/"))
-				continue
-			}
-			w.Holds[strings.TrimPrefix(rel, "holds/")] = RemoteHold{Commit: hash, Fingerprint: m.Get(TrailerFingerprint), Undone: m.Get(TrailerUndone)}
 		}
 	}
 	if tip, err := r.refHash(branchRef); err == nil {
 		w.Tip = tip
 	}
-	if landed, err := r.refHash(landedRef); err == nil {
-		w.Landed = landed
-	}
 	return w, nil
+}
+
+// readFleet reads into w the fleet's refs of one remote as fetched to
+// fleet: its holds, and the tip last landed on branch.
+func (r *Repo) readFleet(w *RemoteWork, fleet, branch string) error {
+	refs, err := r.RefsWithPrefix(fleet)
+	if err != nil {
+		return err
+	}
+	for name, hash := range refs {
+		rel := strings.TrimPrefix(name, fleet)
+		switch {
+		case rel == "landed/"+branch:
+			w.Landed = hash
+		case strings.HasPrefix(rel, "holds/"):
+			key := strings.TrimPrefix(rel, "holds/")
+			info, err := r.CommitInfo(hash)
+			m := Message{Trailers: info.Trailers}
+			if err != nil || m.Get(TrailerFingerprint) == "" {
+				w.Bad = append(w.Bad, HoldsPrefix+key)
+				continue
+			}
+			w.Holds[key] = RemoteHold{Commit: hash, Fingerprint: m.Get(TrailerFingerprint), Undone: m.Get(TrailerUndone)}
+		}
+	}
+	return nil
 }
 
 // checkRemoteName refuses what cannot be a configured remote's name: the

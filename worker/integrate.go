@@ -182,9 +182,9 @@ func (w *worker) stale(view gitstate.RemoteWork, due []string) []gitstate.PushRe
 
 // rewound publishes the holds of a person's rewind of the remote's branch
 // (a rollback pushed, a force-push): when the branch no longer contains
-// the tip the integrators last pushed (refs/codemachine-landed/<branch>),
+// the tip the integrators last pushed (refs/codemachine-fleet/landed/<branch>),
 // the units whose step commits the rewind took off and that are due again
-// are held on the remote (refs/codemachine/holds/<key>), for every worker
+// are held on the remote (refs/codemachine-fleet/holds/<key>), for every worker
 // (mirrorHolds), in one atomic push that records the new tip as the one
 // to compare with. It reports whether it pushed; nothing lands in that
 // look: the next one lands with the holds in place.
