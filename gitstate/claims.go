@@ -368,6 +368,25 @@ func (r *Repo) readWork(mirror, branchRef string) (RemoteWork, error) {
 	return w, nil
 }
 
+// ForgetFleet deletes this clone's copies of remote's fleet refs
+// (FetchWork's, under refs/codemachine-fleet/remote/<remote>/): a worker
+// that stops leaves none behind; the next look fetches them again.
+func (r *Repo) ForgetFleet(ctx context.Context, remote string) error {
+	if err := checkRemoteName(remote); err != nil {
+		return err
+	}
+	refs, err := r.RefsWithPrefix(FleetPrefix + "remote/" + remote + "/")
+	if err != nil {
+		return err
+	}
+	for ref, hash := range refs {
+		if err := r.DeleteRef(ctx, ref, hash); err != nil && !errors.Is(err, ErrRefMoved) {
+			return err
+		}
+	}
+	return nil
+}
+
 // readFleet reads into w the fleet's refs of one remote as fetched to
 // fleet: its holds, and the tip last landed on branch.
 func (r *Repo) readFleet(w *RemoteWork, fleet, branch string) error {

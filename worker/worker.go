@@ -210,14 +210,20 @@ func (w *worker) lastLanding(ctx context.Context) {
 // maxLastLooks bounds lastLanding's looks.
 const maxLastLooks = 4
 
-// dropScratch deletes the integrator's scratch branch when the worker
-// stops: it is made afresh from the remote's tip at every landing, and
-// one left behind would sit among the user's branches (git branch) long
-// after the worker is gone. One a kill left is dropped by the next
-// worker to stop in the clone.
+// dropScratch deletes the integrator's scratch branch and the copies of
+// the fleet's refs when the worker stops: the branch is made afresh from
+// the remote's tip at every landing, and one left behind would sit among
+// the user's branches (git branch) long after the worker is gone; the
+// copies are fetched again at the next look. What a kill left is dropped
+// by the next worker to stop in the clone.
 func (w *worker) dropScratch(ctx context.Context) {
 	if err := w.repo.DeleteRef(ctx, "refs/heads/"+integrateBranch, ""); err != nil {
 		w.note("delete the scratch branch %s: %v", integrateBranch, err)
+	}
+	// The copies of the fleet's refs served this run's looks (the holds
+	// live on in the clone's holds.yaml).
+	if err := w.repo.ForgetFleet(ctx, w.opts.Remote); err != nil {
+		w.note("delete the copies of %s's fleet refs: %v", w.opts.Remote, err)
 	}
 }
 
