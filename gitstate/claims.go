@@ -28,6 +28,22 @@ const (
 	// <step>[/<task>]: an integrator keeps a review: true unit's result
 	// there, as a local run keeps it, for approve or reject in any clone.
 	ReviewPrefix = "refs/heads/codemachine/review/"
+	// FleetPrefix holds what the workers keep on a remote beyond their
+	// work in flight: it outlives the work (a fleet started later must
+	// find a rewind made meanwhile, and what it held), so it stays out of
+	// refs/codemachine/, which a remote whose work is done has empty. A
+	// clone fetches it to refs/codemachine-fleet/remote/<remote>/...
+	FleetPrefix = "refs/codemachine-fleet/"
+	// HoldsPrefix holds the fleet's holds, refs/codemachine-fleet/holds/
+	// <step>[/<task>]: units a rollback or reset of the branch undid, which
+	// no worker runs again with the same inputs (a hold commit, MakeHold).
+	HoldsPrefix = FleetPrefix + "holds/"
+	// LandedPrefix holds, per branch, refs/codemachine-fleet/landed/
+	// <branch>: the branch's tip as the integrator last pushed it. A
+	// branch that no longer contains it was rewound by a person (a
+	// rollback pushed, a force-push), which holds the units the rewind
+	// undid.
+	LandedPrefix = FleetPrefix + "landed/"
 	// mirrorPrefix is where a remote's claims and results are fetched to:
 	// refs/codemachine/remote/<remote>/{claims,results}/...
 	mirrorPrefix = "refs/codemachine/remote/"
@@ -44,6 +60,9 @@ const (
 	// TrailerClaim names, on a result commit, the claim commit under
 	// which the work was done.
 	TrailerClaim = "Codemachine-Claim"
+	// TrailerUndone names, on a hold commit, the step commit whose undoing
+	// holds the unit.
+	TrailerUndone = "Codemachine-Undone"
 	// TrailerBranch names the branch the claiming worker works on: the
 	// claims and results of a remote are named by step and task alone,
 	// so the workers of one remote work on one branch at a time.
@@ -175,9 +194,22 @@ func (r *Repo) claimCommit(ctx context.Context, req ClaimRequest) (string, error
 
 // ReleaseClaim deletes the remote's claim ref, only while it still holds
 // c (a lease that lapsed and was taken over is left to its new holder:
-// the error then wraps ErrRefMoved).
+// the error then wraps ErrRefMoved). Once the remote no longer has the
+// ref, its local mirror (FetchWork's copy) goes too: a worker that stops
+// after releasing its claims (the integrator's role) leaves no copy of
+// them behind for status or the next look to find.
 func (r *Repo) ReleaseClaim(ctx context.Context, remote string, c Claim) error {
-	return r.PushCAS(ctx, remote, []PushRef{{Remote: c.Ref, Expect: c.Commit}})
+	if err := r.PushCAS(ctx, remote, []PushRef{{Remote: c.Ref, Expect: c.Commit}}); err != nil {
+		return err
+	}
+	if checkRemoteName(remote) != nil || !strings.HasPrefix(c.Ref, "refs/codemachine/") {
+		return nil
+	}
+	mirror := mirrorPrefix + remote + "/" + strings.TrimPrefix(c.Ref, "refs/codemachine/")
+	if err := r.DeleteRef(ctx, mirror, ""); err != nil {
+		return fmt.Errorf("release %s: forget its copy: %w", c.Ref, err)
+	}
+	return nil
 }
 
 // ReadClaim reads the claim commit at commit (fetched already) as the
@@ -213,6 +245,38 @@ type RemoteWork struct {
 	Reviews map[string]string
 	// Bad lists claim refs whose commit is no claim (left alone).
 	Bad []string
+	// Holds are the fleet's holds, by unit key.
+	Holds map[string]RemoteHold
+	// Landed is the branch's tip as the integrator last pushed it ("" when
+	// none did yet).
+	Landed string
+}
+
+// RemoteHold is a hold on the remote (HoldsPrefix): its unit does not run
+// again while its fingerprint is Fingerprint.
+type RemoteHold struct {
+	Commit      string // the hold commit the ref holds
+	Fingerprint string
+	Undone      string // the step commit the rewind undid
+}
+
+// MakeHold writes the hold commit of the unit key (an empty tree, no
+// parent, like a claim's): held with fingerprint, after a rewind undid its
+// step commit undone. Nothing moves yet.
+func (r *Repo) MakeHold(ctx context.Context, key, fingerprint, undone string) (string, error) {
+	tree, err := r.emptyTree(ctx)
+	if err != nil {
+		return "", fmt.Errorf("hold %s: %w", key, err)
+	}
+	msg := Message{Subject: "hold " + key, Trailers: []Trailer{
+		{Key: TrailerFingerprint, Value: fingerprint},
+		{Key: TrailerUndone, Value: undone},
+	}}
+	commit, err := r.CommitTree(ctx, CommitSpec{Tree: tree, Message: msg.String()})
+	if err != nil {
+		return "", fmt.Errorf("hold %s: %w", key, err)
+	}
+	return commit, nil
 }
 
 // FetchWork fetches, in one round trip, the branch, the claims and the
@@ -231,6 +295,8 @@ func (r *Repo) FetchWork(ctx context.Context, remote, branch string) (RemoteWork
 		"+" + RolesPrefix + "*:" + mirror + "roles/*",
 		"+" + ReviewPrefix + "*:" + mirror + "review/*",
 	}
+	fleet := FleetPrefix + "remote/" + remote + "/"
+	specs = append(specs, "+"+HoldsPrefix+"*:"+fleet+"holds/*", "+"+LandedPrefix+"*:"+fleet+"landed/*")
 	err := r.fetch(ctx, remote, append(specs, "+refs/heads/"+branch+":"+branchRef))
 	if missingRemoteRef(err) {
 		// The remote has no such branch yet (a fresh remote): fetch the
@@ -245,7 +311,11 @@ func (r *Repo) FetchWork(ctx context.Context, remote, branch string) (RemoteWork
 	if err != nil {
 		return RemoteWork{}, remoteError("fetch", remote, err)
 	}
-	return r.readWork(mirror, branchRef)
+	w, err := r.readWork(mirror, branchRef)
+	if err != nil {
+		return RemoteWork{}, err
+	}
+	return w, r.readFleet(&w, fleet, branch)
 }
 
 // fetch fetches refspecs from remote, pruning what the remote no longer
@@ -263,7 +333,7 @@ func missingRemoteRef(err error) bool {
 
 // readWork reads the mirror refs of one remote.
 func (r *Repo) readWork(mirror, branchRef string) (RemoteWork, error) {
-	w := RemoteWork{Claims: map[string]Claim{}, Results: map[string]string{}, Reviews: map[string]string{}}
+	w := RemoteWork{Claims: map[string]Claim{}, Results: map[string]string{}, Reviews: map[string]string{}, Holds: map[string]RemoteHold{}}
 	refs, err := r.RefsWithPrefix(mirror)
 	if err != nil {
 		return RemoteWork{}, err
@@ -296,6 +366,51 @@ func (r *Repo) readWork(mirror, branchRef string) (RemoteWork, error) {
 		w.Tip = tip
 	}
 	return w, nil
+}
+
+// ForgetFleet deletes this clone's copies of remote's fleet refs
+// (FetchWork's, under refs/codemachine-fleet/remote/<remote>/): a worker
+// that stops leaves none behind; the next look fetches them again.
+func (r *Repo) ForgetFleet(ctx context.Context, remote string) error {
+	if err := checkRemoteName(remote); err != nil {
+		return err
+	}
+	refs, err := r.RefsWithPrefix(FleetPrefix + "remote/" + remote + "/")
+	if err != nil {
+		return err
+	}
+	for ref, hash := range refs {
+		if err := r.DeleteRef(ctx, ref, hash); err != nil && !errors.Is(err, ErrRefMoved) {
+			return err
+		}
+	}
+	return nil
+}
+
+// readFleet reads into w the fleet's refs of one remote as fetched to
+// fleet: its holds, and the tip last landed on branch.
+func (r *Repo) readFleet(w *RemoteWork, fleet, branch string) error {
+	refs, err := r.RefsWithPrefix(fleet)
+	if err != nil {
+		return err
+	}
+	for name, hash := range refs {
+		rel := strings.TrimPrefix(name, fleet)
+		switch {
+		case rel == "landed/"+branch:
+			w.Landed = hash
+		case strings.HasPrefix(rel, "holds/"):
+			key := strings.TrimPrefix(rel, "holds/")
+			info, err := r.CommitInfo(hash)
+			m := Message{Trailers: info.Trailers}
+			if err != nil || m.Get(TrailerFingerprint) == "" {
+				w.Bad = append(w.Bad, HoldsPrefix+key)
+				continue
+			}
+			w.Holds[key] = RemoteHold{Commit: hash, Fingerprint: m.Get(TrailerFingerprint), Undone: m.Get(TrailerUndone)}
+		}
+	}
+	return nil
 }
 
 // checkRemoteName refuses what cannot be a configured remote's name: the

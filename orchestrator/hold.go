@@ -3,6 +3,8 @@ package orchestrator
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/codemachine/codemachine/gitstate"
@@ -48,6 +50,56 @@ func (o *Orchestrator) holdUndone(ctx context.Context, from, to string, ov Overr
 		}
 	})
 	return keys, err
+}
+
+// UndoneHolds are the holds a move of the branch from tip from to tip to
+// makes (as holdUndone computes them, without writing them): by key, and
+// the keys newest undone first. The workers' integrator publishes them
+// when a person rewinds the remote's branch.
+func (o *Orchestrator) UndoneHolds(ctx context.Context, from, to string, ov Overrides) (map[string]Hold, []string, error) {
+	return o.undoneHolds(ctx, from, to, ov)
+}
+
+// MirrorHolds makes this clone's holds follow remote, the holds on the
+// workers' remote (by key, Remote naming the hold commit): a remote hold
+// this clone lacks is added, and a hold added so whose remote hold is gone
+// (lifted there) is removed. Holds made here (a rollback or reset in this
+// clone) are left as they are. It returns the keys it added.
+func (o *Orchestrator) MirrorHolds(remote map[string]Hold) ([]string, error) {
+	cur, err := o.holds()
+	if err != nil {
+		return nil, err
+	}
+	// Most looks change nothing: the file is written only when they do.
+	if _, changed := mirrorInto(maps.Clone(cur), remote); !changed {
+		return nil, nil
+	}
+	var added []string
+	err = o.updateHolds(func(h map[string]Hold) { added, _ = mirrorInto(h, remote) })
+	return added, err
+}
+
+// mirrorInto applies MirrorHolds' rule to h, and says which keys it added
+// and whether it changed anything.
+func mirrorInto(h, remote map[string]Hold) ([]string, bool) {
+	changed := false
+	for key, l := range h {
+		if r, ok := remote[key]; l.Remote != "" && (!ok || r.Remote != l.Remote) {
+			delete(h, key)
+			changed = true
+		}
+	}
+	var added []string
+	for key, r := range remote {
+		if l, ok := h[key]; ok && (l.Remote == r.Remote || l.Remote == "" && l.Fingerprint == r.Fingerprint) {
+			continue
+		}
+		h[key] = r
+		added = append(added, key)
+		changed = true
+	}
+	slices.Sort(added)
+	return added, changed
 }
 
 // undoneHolds computes the holds holdUndone writes, without writing them:

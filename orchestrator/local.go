@@ -23,6 +23,9 @@ type Hold struct {
 	Fingerprint string    `yaml:"fingerprint"`
 	Commit      string    `yaml:"commit"` // the commit that was rolled back
 	At          time.Time `yaml:"at"`
+	// Remote is the hold commit on the workers' remote this hold mirrors
+	// (MirrorHolds): it goes when the remote's hold goes.
+	Remote string `yaml:"remote,omitempty"`
 }
 
 // Failure is the last failure of a step or task.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/codemachine/codemachine/gitstate"
@@ -27,16 +28,15 @@ func (w *worker) integrator(ctx context.Context, view gitstate.RemoteWork) bool 
 	now := time.Now()
 	expect := cur.Commit
 	switch {
-	case cur.Worker == w.opts.ID || (mine.Ref != "" && cur.Ref == ""):
-		// Still this worker's as far as it knows (the last look may
-		// predate its latest renewal): renew from the claim it pushed
-		// last, once a third of the lease has gone. One it pushed without
-		// hearing back is taken as it is on the remote.
+	case cur.Ref != "" && w.ownClaim(cur.Commit) || (mine.Ref != "" && cur.Ref == ""):
+		// Still this worker's as far as it knows: renewed once a third
+		// of the lease has gone, from the claim the remote holds. The
+		// look is this tick's, made after every renewal it pushed (they
+		// are all pushed here, one tick at a time), so that is the one it
+		// pushed last, or one it pushed without hearing back (a push cut
+		// short as the worker stops, whose update the remote made).
 		if mine.Ref != "" && now.Before(mine.Expires.Add(-w.lease*2/3)) {
 			return true
-		}
-		if mine.Ref != "" {
-			expect = mine.Commit
 		}
 	case cur.Ref != "" && !cur.Expired(now):
 		if mine.Ref != "" {
@@ -45,10 +45,20 @@ func (w *worker) integrator(ctx context.Context, view gitstate.RemoteWork) bool 
 		}
 		return false
 	}
-	w.trips.role.Add(1)
-	c, err := w.repo.PushClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: gitstate.IntegratorClaimRef,
+	req, err := w.makeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: gitstate.IntegratorClaimRef,
 		Worker: w.opts.ID, Expires: now.Add(w.lease), Expect: expect})
+	var c gitstate.Claim
+	if err == nil {
+		w.trips.role.Add(1)
+		c, err = w.repo.PushClaim(ctx, req)
+	}
 	if err != nil {
+		if ctx.Err() != nil {
+			// The look was cut short (the worker stops): the role is
+			// still what it was, for the last landing (lastLanding)
+			// and the release.
+			return false
+		}
 		if !errors.Is(err, gitstate.ErrRefMoved) && !gitstate.IsTransientRemote(err) {
 			w.note("integrator: %v", err)
 		}
@@ -60,6 +70,13 @@ func (w *worker) integrator(ctx context.Context, view gitstate.RemoteWork) bool 
 	}
 	w.setInteg(c)
 	return true
+}
+
+// ownClaim says whether this process made the claim commit (makeClaim).
+func (w *worker) ownClaim(commit string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.own[commit]
 }
 
 func (w *worker) setInteg(c gitstate.Claim) {
@@ -79,7 +96,10 @@ func (w *worker) setInteg(c gitstate.Claim) {
 // changed) is dropped, never landed twice. It reports whether it pushed.
 func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool, error) {
 	view = w.ownBranch(view)
-	if len(view.Results) == 0 && !anyStale(view.Claims) && len(view.Reviews) == 0 {
+	if rewound, err := w.rewound(ctx, view); rewound || err != nil {
+		return rewound, err
+	}
+	if len(view.Results) == 0 && !anyStale(view.Claims) && len(view.Reviews) == 0 && len(view.Holds) == 0 {
 		return false, nil
 	}
 	due, err := w.o.DueUnits(view.Tip, w.opts.Run.Overrides)
@@ -90,31 +110,16 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 	if err != nil {
 		return false, err
 	}
+	fps, err := w.o.DueFingerprints(view.Tip, w.opts.Run.Overrides)
+	if err != nil {
+		return false, err
+	}
+	refs = append(refs, liftedHolds(view, fps)...)
 	if err := w.repo.SetRef(ctx, "refs/heads/"+integrateBranch, view.Tip); err != nil {
 		return false, err
 	}
-	dueSet := map[string]bool{}
-	for _, k := range due {
-		dueSet[k] = true
-	}
-	// Results of units not due at the tip are late copies: dropped.
-	for key, commit := range view.Results {
-		if !dueSet[key] {
-			refs = append(refs, w.settle(view, key, commit)...)
-			w.note("%s: dropped a result for a unit that is not due any more (landed before, or changed)", key)
-		}
-	}
-	// Lapsed claims of units not due any more (a worker cut off after
-	// another finished the unit), and delivery markers whose result is
-	// gone, are nobody's: removed.
-	now := time.Now()
-	for key, c := range view.Claims {
-		_, hasResult := view.Results[key]
-		if (!dueSet[key] && c.Expired(now)) || (c.Delivered != "" && !hasResult) {
-			refs = append(refs, gitstate.PushRef{Remote: c.Ref, Expect: c.Commit})
-		}
-	}
-	l, err := w.landDue(ctx, view, due)
+	refs = append(refs, w.stale(view, due)...)
+	l, err := w.landDue(ctx, view, due, fps)
 	if err != nil {
 		return false, err
 	}
@@ -127,7 +132,8 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 		if err != nil {
 			return false, err
 		}
-		refs = append(refs, gitstate.PushRef{Local: tip, Remote: "refs/heads/" + w.branch, Expect: view.Tip})
+		refs = append(refs, gitstate.PushRef{Local: tip, Remote: "refs/heads/" + w.branch, Expect: view.Tip},
+			gitstate.PushRef{Local: tip, Remote: gitstate.LandedPrefix + w.branch, Expect: view.Landed})
 	}
 	err = w.retry(ctx, "push the landed results", func() error {
 		w.trips.land.Add(1)
@@ -146,6 +152,107 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 		w.note("%s", n)
 	}
 	return true, nil
+}
+
+// stale are the pushes that remove what is left of units not due (due,
+// at view's tip) any more: their results are late copies (dropped), and
+// lapsed claims of them (a worker cut off after another finished the
+// unit) and delivery markers whose result is gone are nobody's.
+func (w *worker) stale(view gitstate.RemoteWork, due []string) []gitstate.PushRef {
+	dueSet := map[string]bool{}
+	for _, k := range due {
+		dueSet[k] = true
+	}
+	var refs []gitstate.PushRef
+	for key, commit := range view.Results {
+		if !dueSet[key] {
+			refs = append(refs, w.settle(view, key, commit)...)
+			w.note("%s: dropped a result for a unit that is not due any more (landed before, or changed)", key)
+		}
+	}
+	now := time.Now()
+	for key, c := range view.Claims {
+		_, hasResult := view.Results[key]
+		if (!dueSet[key] && c.Expired(now)) || (c.Delivered != "" && !hasResult) {
+			refs = append(refs, gitstate.PushRef{Remote: c.Ref, Expect: c.Commit})
+		}
+	}
+	return refs
+}
+
+// rewound publishes the holds of a person's rewind of the remote's branch
+// (a rollback pushed, a force-push): when the branch no longer contains
+// the tip the integrators last pushed (refs/codemachine-fleet/landed/<branch>),
+// the units whose step commits the rewind took off and that are due again
+// are held on the remote (refs/codemachine-fleet/holds/<key>), for every worker
+// (mirrorHolds), in one atomic push that records the new tip as the one
+// to compare with. It reports whether it pushed; nothing lands in that
+// look: the next one lands with the holds in place.
+func (w *worker) rewound(ctx context.Context, view gitstate.RemoteWork) (bool, error) {
+	if pending, err := w.rewindPending(view); err != nil || !pending {
+		return false, err
+	}
+	holds, keys, err := w.o.UndoneHolds(ctx, view.Landed, view.Tip, w.opts.Run.Overrides)
+	if err != nil {
+		return false, err
+	}
+	refs := []gitstate.PushRef{{Local: view.Tip, Remote: gitstate.LandedPrefix + w.branch, Expect: view.Landed}}
+	for _, key := range keys {
+		h := holds[key]
+		if cur, ok := view.Holds[key]; ok && cur.Fingerprint == h.Fingerprint {
+			continue
+		}
+		commit, err := w.repo.MakeHold(ctx, key, h.Fingerprint, h.Commit)
+		if err != nil {
+			return false, err
+		}
+		expect := ""
+		if cur, ok := view.Holds[key]; ok {
+			expect = cur.Commit
+		}
+		refs = append(refs, gitstate.PushRef{Local: commit, Remote: gitstate.HoldsPrefix + key, Expect: expect})
+	}
+	err = w.retry(ctx, "push the holds of a rewind", func() error {
+		w.trips.land.Add(1)
+		return w.repo.PushCAS(ctx, w.opts.Remote, refs)
+	})
+	if errors.Is(err, gitstate.ErrRefMoved) {
+		return false, nil // another integrator did: look again
+	}
+	if err != nil {
+		return false, err
+	}
+	if len(keys) > 0 {
+		w.note("%s was rewound on %s: held there for every worker: %s", w.branch, w.opts.Remote, strings.Join(keys, ", "))
+	}
+	return true, nil
+}
+
+// liftedHolds are the pushes that remove the remote's holds whose unit is
+// not due with the held fingerprint (fps, by key) any more (it ran and
+// landed again, or its inputs changed): nothing is held by them.
+func liftedHolds(view gitstate.RemoteWork, fps map[string]string) []gitstate.PushRef {
+	var refs []gitstate.PushRef
+	for key, h := range view.Holds {
+		if fps[key] != h.Fingerprint {
+			refs = append(refs, gitstate.PushRef{Remote: gitstate.HoldsPrefix + key, Expect: h.Commit})
+		}
+	}
+	return refs
+}
+
+// baseGone says whether the result commit was made on a commit the
+// branch at tip no longer has.
+func (w *worker) baseGone(tip, commit string) (bool, error) {
+	info, err := w.repo.CommitInfo(commit)
+	if err != nil {
+		return false, err
+	}
+	if len(info.Parents) != 1 {
+		return false, nil // LandResult says what is wrong with it
+	}
+	kept, err := w.repo.IsAncestor(info.Parents[0], tip)
+	return !kept, err
 }
 
 // ownBranch is view without the claims made by workers of another branch
@@ -279,7 +386,7 @@ type landing struct {
 // first picks, and a unit passed over is claimed as soon as a slot
 // frees). A unit that no worker will run here (it failed here, waits for
 // a review or for a local run) holds nothing up.
-func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []string) (*landing, error) {
+func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []string, fps map[string]string) (*landing, error) {
 	l := &landing{}
 	var awaited map[string]bool
 	for _, key := range due {
@@ -300,6 +407,25 @@ func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []st
 			if awaited[key] {
 				break
 			}
+			continue
+		}
+		if h, held := view.Holds[key]; held && fps[key] == h.Fingerprint {
+			// It ran before its unit was held (a claim that raced a
+			// rewind): the person undid that work; it does not come
+			// back by itself.
+			l.refs = append(l.refs, w.settle(view, key, commit)...)
+			l.notes = append(l.notes, key+": dropped a result of a unit held after a rollback or reset")
+			continue
+		}
+		if gone, err := w.baseGone(view.Tip, commit); err != nil {
+			return nil, err
+		} else if gone {
+			// Made on work a rollback or reset took off the branch: it
+			// cannot be rebased onto the tip (it would land as a
+			// conflict branch), and the work it was made on is undone.
+			// Its unit runs again from the tip.
+			l.refs = append(l.refs, w.settle(view, key, commit)...)
+			l.notes = append(l.notes, key+": dropped a result made on work a rollback or reset took off "+w.branch+" (it runs again from the tip)")
 			continue
 		}
 		res, err := w.o.LandResult(ctx, integrateBranch, key, commit, w.opts.Run.Overrides)

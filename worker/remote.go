@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,6 +92,7 @@ func (w *worker) fetch(ctx context.Context) (gitstate.RemoteWork, error) {
 	w.mu.Lock()
 	old := w.view
 	w.view, w.viewAt = view, time.Now()
+	w.twins = w.twinsLocked(view)
 	changed := viewChanged(old, view)
 	if changed {
 		w.fast = w.fastPoll()
@@ -130,6 +132,15 @@ func (w *worker) tick(ctx context.Context) error {
 	if err := w.mirrorReviews(ctx, view); err != nil {
 		return err
 	}
+	if err := w.mirrorHolds(view); err != nil {
+		return err
+	}
+	if wait, err := w.twinWaits(); err != nil {
+		return err
+	} else if wait {
+		w.dropRole(ctx)
+		return w.follow(ctx, view.Tip)
+	}
 	if w.integrator(ctx, view) {
 		landed, err := w.integrate(ctx, view)
 		if err != nil {
@@ -137,6 +148,11 @@ func (w *worker) tick(ctx context.Context) error {
 		}
 		if landed {
 			if view, err = w.fetch(ctx); err != nil {
+				return err
+			}
+			// The push may have held units (rewound): the next pass
+			// leaves them alone.
+			if err := w.mirrorHolds(view); err != nil {
 				return err
 			}
 		}
@@ -185,6 +201,38 @@ func (w *worker) mirrorReviews(ctx context.Context, view gitstate.RemoteWork) er
 	return nil
 }
 
+// rewindPending says whether view's branch no longer contains the tip the
+// integrators last pushed, and the holds of that rewind are not published
+// yet (see rewound).
+func (w *worker) rewindPending(view gitstate.RemoteWork) (bool, error) {
+	if view.Landed == "" || view.Landed == view.Tip {
+		return false, nil
+	}
+	kept, err := w.repo.IsAncestor(view.Landed, view.Tip)
+	return !kept, err
+}
+
+// mirrorHolds makes the clone's holds follow the remote's: a unit that a
+// person's rollback or reset of the remote's branch undid is held on
+// every worker, as it is in a clone where the rollback was made, until
+// the remote's hold goes (lifted there, or its unit landed again) or its
+// inputs change.
+func (w *worker) mirrorHolds(view gitstate.RemoteWork) error {
+	remote := make(map[string]orchestrator.Hold, len(view.Holds))
+	for key, h := range view.Holds {
+		remote[key] = orchestrator.Hold{Fingerprint: h.Fingerprint, Commit: h.Undone, At: time.Now().UTC(), Remote: h.Commit}
+	}
+	added, err := w.o.MirrorHolds(remote)
+	if err != nil {
+		return err
+	}
+	if len(added) > 0 {
+		w.note("held on %s after a rollback or reset of %s: %s (not run again with the same inputs; git push %s --delete %sKEY lifts one)",
+			w.opts.Remote, w.branch, strings.Join(added, ", "), w.opts.Remote, gitstate.HoldsPrefix)
+	}
+	return nil
+}
+
 // follow moves the local branch to the remote's tip when the remote moved
 // on from it. A local branch that is not behind the remote's is left
 // alone (and said once): a worker's clone follows the remote, it does not
@@ -197,7 +245,7 @@ func (w *worker) follow(ctx context.Context, remoteTip string) error {
 		return err
 	}
 	if head.Branch != w.branch {
-		return &orchestrator.ConfigError{Err: fmt.Errorf("the checkout moved from %s to %q while the worker ran", w.branch, head.Branch)}
+		return &orchestrator.ConfigError{Err: &localError{fmt.Sprintf("the checkout moved from %s to %q while the worker ran", w.branch, head.Branch)}}
 	}
 	if head.Commit == remoteTip {
 		return nil
@@ -231,8 +279,48 @@ func (w *worker) ahead(head string) error {
 			return err
 		}
 	}
-	return &orchestrator.ConfigError{Err: fmt.Errorf("%s has commits that %s/%s lacks: a worker's branch follows the remote's (push them, or reset %s to %s/%s)",
-		w.branch, w.opts.Remote, w.branch, w.branch, w.opts.Remote, w.branch)}
+	return &orchestrator.ConfigError{Err: &localError{fmt.Sprintf("%s has commits that %s/%s lacks (made here, or taken off it by a force-push): a worker's branch follows the remote's; push commits of yours (git pull --rebase %s %s && git push %s %s), or keep them on another branch, then reset %s to %s/%s and start the worker again",
+		w.branch, w.opts.Remote, w.branch, w.opts.Remote, w.branch, w.opts.Remote, w.branch, w.branch, w.opts.Remote, w.branch)}}
+}
+
+// localError is a reason to stop that lies in the worker's clone alone
+// (its branch has commits the remote lacks, its checkout moved): the
+// units it runs were claimed at the remote's tip and still deliver there,
+// so the worker lets them finish rather than throw their work away, and
+// stops after them (stopOn).
+type localError struct{ msg string }
+
+func (e *localError) Error() string { return e.msg }
+
+// stopOn stops the worker on err, one that waiting does not cure
+// (refusedForGood): at once, its running units interrupted, when the
+// remote refused; after its running units delivered, starting nothing
+// more, when the reason lies in the clone alone (a *localError).
+func (w *worker) stopOn(err error) {
+	var le *localError
+	if !errors.As(err, &le) {
+		w.halt(err)
+		return
+	}
+	w.mu.Lock()
+	first := w.stopErr == nil
+	if first {
+		w.stopErr = err
+	}
+	running := len(w.held)
+	w.mu.Unlock()
+	if first && running > 0 {
+		w.note("stopping once the %d unit(s) running here delivered: %v", running, err)
+	}
+	signal(w.changed)
+}
+
+// stopping is the error the worker stops on once its running units
+// finished (stopOn), nil while it goes on.
+func (w *worker) stopping() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stopErr
 }
 
 // Claim is the orchestrator's Remote: it claims key for this worker unless
@@ -241,6 +329,11 @@ func (w *worker) ahead(head string) error {
 // when another worker's claim got there first, the answer is false (and
 // the run goes on to the next due unit).
 func (w *worker) Claim(ctx context.Context, key, fingerprint, base string) (bool, error) {
+	if w.stopping() != nil {
+		// Its units finish and deliver; nothing new starts.
+		w.refuse()
+		return false, nil
+	}
 	view, err := w.look(ctx)
 	if err != nil {
 		return false, err
@@ -251,12 +344,16 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint, base string) (bool
 	// pass decides anew from there.
 	if base != view.Tip {
 		if err := w.follow(ctx, view.Tip); refusedForGood(err) {
-			w.halt(err)
+			w.stopOn(err)
 		} else if err != nil {
 			w.note("%v", err)
 		}
 		w.refuse()
 		return false, orchestrator.ErrBehind
+	}
+	if wait, err := w.twinWaits(); err != nil || wait {
+		w.refuse()
+		return false, err
 	}
 	expect := ""
 	if _, ok := view.Results[key]; ok {
@@ -269,6 +366,12 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint, base string) (bool
 		w.refuse()
 		return false, nil
 	}
+	if rewound, err := w.rewindPending(view); err != nil || rewound {
+		// A person rewound the branch, and the integrator has not held
+		// what that undid yet: the unit may be one of them.
+		w.refuse()
+		return false, err
+	}
 	if c, ok := view.Claims[key]; ok {
 		if !c.Expired(time.Now()) {
 			w.refuse()
@@ -276,7 +379,7 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint, base string) (bool
 		}
 		expect = c.Commit
 	}
-	req, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: gitstate.ClaimRef(key),
+	req, err := w.makeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: gitstate.ClaimRef(key),
 		Worker: w.opts.ID, Fingerprint: fingerprint, Expires: time.Now().Add(w.lease), Expect: expect})
 	if err != nil {
 		return false, err
@@ -362,7 +465,7 @@ func (w *worker) Deliver(ctx context.Context, d orchestrator.Delivery) error {
 	}
 	// The claim becomes a delivered one (the integrator removes it with
 	// the result), so that nobody claims the unit while it waits to land.
-	marker, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: claim.Ref, Worker: w.opts.ID,
+	marker, err := w.makeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: claim.Ref, Worker: w.opts.ID,
 		Fingerprint: claim.Fingerprint, Expires: time.Now().Add(w.lease), Delivered: d.Commit})
 	if err != nil {
 		return err
@@ -482,7 +585,7 @@ func (w *worker) renew(ctx context.Context, key string, c gitstate.Claim) {
 		return // delivered or released meanwhile
 	}
 	var next gitstate.Claim
-	req, err := w.repo.MakeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: c.Ref, Worker: w.opts.ID,
+	req, err := w.makeClaim(ctx, gitstate.ClaimRequest{Remote: w.opts.Remote, Branch: w.branch, Ref: c.Ref, Worker: w.opts.ID,
 		Fingerprint: c.Fingerprint, Expires: time.Now().Add(w.lease), Expect: c.Commit})
 	if err == nil {
 		err = w.retry(ctx, "renew "+key, func() error {
@@ -509,4 +612,80 @@ func (w *worker) noteLocked(format string, args ...any) {
 	w.mu.Unlock()
 	defer w.mu.Lock()
 	w.note(format, args...)
+}
+
+// makeClaim writes req's claim commit, as gitstate's MakeClaim does, and
+// remembers it as this worker's own: a claim under this worker's ID whose
+// commit it did not make is another process's (see twinsLocked), even
+// one whose push answer was lost.
+func (w *worker) makeClaim(ctx context.Context, req gitstate.ClaimRequest) (gitstate.ClaimRequest, error) {
+	req, err := w.repo.MakeClaim(ctx, req)
+	if err == nil {
+		w.mu.Lock()
+		w.own[req.Commit] = true
+		w.mu.Unlock()
+	}
+	return req, err
+}
+
+// twinsLocked names the live claims of view (units and the integrator's
+// role) that carry this worker's ID but that this process did not make:
+// another worker runs under the same --id. A delivered claim is left out:
+// it never lapses, and its result lands whoever made it (a worker killed
+// and started again under its ID delivered it before).
+func (w *worker) twinsLocked(view gitstate.RemoteWork) []string {
+	now := time.Now()
+	var keys []string
+	if c := view.Integrator; c.Ref != "" && c.Worker == w.opts.ID && !c.Expired(now) && !w.own[c.Commit] {
+		keys = append(keys, "the integrator's role")
+	}
+	for key, c := range view.Claims {
+		if c.Worker == w.opts.ID && c.Delivered == "" && !c.Expired(now) && !w.own[c.Commit] {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// twinWaits says whether this worker waits for another process that
+// claims under its ID (a second worker started with the same --id, or one
+// killed and started again before its leases lapsed): holding no unit, it
+// claims nothing and does not integrate until those claims are gone or
+// have lapsed, saying so once, and once when it goes on. One that holds
+// units stops instead (an *orchestrator.ConfigError, exit 2): two workers
+// that take each other's claims for their own would both act as the
+// integrator, and each would renew or release what the other runs.
+func (w *worker) twinWaits() (bool, error) {
+	w.mu.Lock()
+	twins, units := w.twins, len(w.held)
+	was := w.twinSaid
+	w.twinSaid = len(twins) > 0
+	w.mu.Unlock()
+	switch {
+	case len(twins) > 0 && units > 0:
+		return false, &orchestrator.ConfigError{Err: fmt.Errorf("another worker runs as %q on %s (it holds %s): give each running worker an --id of its own; this one stops",
+			w.opts.ID, w.opts.Remote, strings.Join(twins, ", "))}
+	case len(twins) > 0 && !was:
+		w.note("waiting: another worker runs as %q on %s (it holds %s): give each running worker an --id of its own; this one claims nothing until those claims are gone (a killed worker's claims lapse with their lease)",
+			w.opts.ID, w.opts.Remote, strings.Join(twins, ", "))
+	case len(twins) == 0 && was:
+		w.note("the other worker that ran as %q is gone: this one goes on", w.opts.ID)
+	}
+	return len(twins) > 0, nil
+}
+
+// dropRole gives the integrator's role up, if this worker holds it.
+func (w *worker) dropRole(ctx context.Context) {
+	w.mu.Lock()
+	integ := w.integ
+	w.integ = gitstate.Claim{}
+	w.mu.Unlock()
+	if integ.Ref == "" {
+		return
+	}
+	w.trips.role.Add(1)
+	if err := w.repo.ReleaseClaim(ctx, w.opts.Remote, integ); err != nil && !errors.Is(err, gitstate.ErrRefMoved) {
+		w.note("release the integrator's role: %v (it lapses by itself)", err)
+	}
 }

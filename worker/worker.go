@@ -110,11 +110,24 @@ type worker struct {
 	// waited for (waitLock).
 	lockedBy int
 
+	// own are the claim commits this process made (makeClaim): a live
+	// claim under its ID that is not one of them is another process's.
+	own map[string]bool
+	// twins are the live claims another process holds under this
+	// worker's ID, as the last look saw them (twinsLocked); twinSaid
+	// whether the worker said it waits for them.
+	twins    []string
+	twinSaid bool
+
 	trips trips // the git round trips to the remote, by kind
 
 	// halt stops the worker with an error its background looks at the
 	// remote found (refusedForGood): the passes and the units running end.
 	halt context.CancelCauseFunc
+	// stopErr is why the worker stops once its running units delivered
+	// (stopOn: the fault lies in its clone alone); the passes start
+	// nothing more meanwhile.
+	stopErr error
 }
 
 // trips counts the git commands that reach the remote (each try of a
@@ -150,12 +163,68 @@ func Run(ctx context.Context, o *orchestrator.Orchestrator, opts Options) error 
 	err = w.loop(run)
 	stop()
 	wg.Wait()
+	if w.stopping() != nil && run.Err() == nil {
+		w.lastLanding(run)
+	}
 	w.releaseAll(context.WithoutCancel(ctx))
+	w.dropScratch(context.WithoutCancel(ctx))
 	w.note("round trips to the remote: %s", &w.trips)
 	if ctx.Err() == nil && run.Err() != nil {
 		return context.Cause(run) // halted: the remote refused for good
 	}
 	return interrupted(ctx, err)
+}
+
+// lastLanding lands, when this worker is the integrator, what its units
+// delivered before it stops on a fault of its clone's (stopOn): those
+// results do not wait for another worker to take the role over. It looks
+// again while a look pushed something (the holds of a rewind go first,
+// then what lands), a few times at most. The clone's branch is not moved:
+// it cannot follow, which is why the worker stops.
+func (w *worker) lastLanding(ctx context.Context) {
+	w.tickMu.Lock()
+	defer w.tickMu.Unlock()
+	for range maxLastLooks {
+		w.mu.Lock()
+		integ := w.integ.Ref != ""
+		w.mu.Unlock()
+		if !integ {
+			return
+		}
+		view, err := w.fetch(ctx)
+		if err == nil {
+			err = w.mirrorHolds(view)
+		}
+		if err != nil || view.Tip == "" || !w.integrator(ctx, view) {
+			return
+		}
+		if pushed, err := w.integrate(ctx, view); err != nil || !pushed {
+			if err != nil {
+				w.note("%v", err)
+			}
+			return
+		}
+	}
+}
+
+// maxLastLooks bounds lastLanding's looks.
+const maxLastLooks = 4
+
+// dropScratch deletes the integrator's scratch branch and the copies of
+// the fleet's refs when the worker stops: the branch is made afresh from
+// the remote's tip at every landing, and one left behind would sit among
+// the user's branches (git branch) long after the worker is gone; the
+// copies are fetched again at the next look. What a kill left is dropped
+// by the next worker to stop in the clone.
+func (w *worker) dropScratch(ctx context.Context) {
+	if err := w.repo.DeleteRef(ctx, "refs/heads/"+integrateBranch, ""); err != nil {
+		w.note("delete the scratch branch %s: %v", integrateBranch, err)
+	}
+	// The copies of the fleet's refs served this run's looks (the holds
+	// live on in the clone's holds.yaml).
+	if err := w.repo.ForgetFleet(ctx, w.opts.Remote); err != nil {
+		w.note("delete the copies of %s's fleet refs: %v", w.opts.Remote, err)
+	}
 }
 
 // interrupted is orchestrator.ErrInterrupted in place of err when ctx
@@ -217,7 +286,7 @@ func newWorker(ctx context.Context, o *orchestrator.Orchestrator, opts Options) 
 		return nil, &orchestrator.ConfigError{Err: fmt.Errorf("worker: no remote %q is configured (git remote add %s URL, or --remote NAME)", opts.Remote, opts.Remote)}
 	}
 	w := &worker{o: o, repo: o.Repo(), opts: opts, branch: head.Branch, lease: lease,
-		poll: min(max(lease/6, 50*time.Millisecond), 5*time.Second), held: map[string]gitstate.Claim{},
+		poll: min(max(lease/6, 50*time.Millisecond), 5*time.Second), held: map[string]gitstate.Claim{}, own: map[string]bool{},
 		changed: make(chan struct{}, 1), kick: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
 	w.fast = w.fastPoll()
 	w.spread.Store(firstPick(opts.ID, opts.Slots))
@@ -316,8 +385,8 @@ func (w *worker) note(format string, args ...any) {
 func (w *worker) loop(ctx context.Context) error {
 	passes := 0
 	for {
-		if ctx.Err() != nil {
-			return orchestrator.ErrInterrupted
+		if err := w.ended(ctx); err != nil {
+			return err
 		}
 		head, err := w.repo.Head()
 		if err != nil {
@@ -377,6 +446,15 @@ func (w *worker) loop(ctx context.Context) error {
 	}
 }
 
+// ended is why the loop ends before its next pass: interrupted (ctx), or
+// stopping once the units it ran delivered (stopOn); nil to go on.
+func (w *worker) ended(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return orchestrator.ErrInterrupted
+	}
+	return w.stopping()
+}
+
 // waitLock waits, when a pass found the repository held by another
 // codemachine (a person's approve, review push or run in this clone)
 // after the worker's first pass, for the next look at the remote, and
@@ -417,6 +495,9 @@ const lockRetry = 500 * time.Millisecond
 // *orchestrator.NeedsYouError (exit 3, as for run) when what is left
 // waits for a review or a person (a local run).
 func (w *worker) finished(ctx context.Context, base string, reviews map[string]string, sum *orchestrator.Summary) (bool, error) {
+	if err := w.stopping(); err != nil {
+		return true, err
+	}
 	if err := w.tick(ctx); err != nil {
 		return false, err
 	}
@@ -541,9 +622,12 @@ func (w *worker) tickLoop(ctx context.Context) {
 		case err == nil || ctx.Err() != nil:
 		case refusedForGood(err):
 			// Nothing this worker runs could land (or be claimed):
-			// stop now rather than run units for nothing.
-			w.halt(err)
-			return
+			// stop now rather than run units for nothing; or, when
+			// only this clone is at fault, once its units delivered.
+			w.stopOn(err)
+			if w.stopping() == nil {
+				return
+			}
 		default:
 			w.note("%v", err)
 		}
