@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/codemachine/codemachine/internal/lazyre"
 	"github.com/codemachine/codemachine/internal/yamlnode"
 )
 
@@ -382,7 +382,7 @@ func (d *yamlDoc) duration(n *yaml.Node, what string) (time.Duration, bool) {
 		return 0, false
 	}
 	v, err := time.ParseDuration(text)
-	if err != nil && durationRE.MatchString(text) {
+	if err != nil && durationRE().MatchString(text) {
 		// Well formed, but past what a duration can hold (about 292
 		// years): say the range, not the form.
 		d.errs.Add(d.pos(n), "%s: want more than 0s and at most %s, got %q", what, fmt.Sprintf("%dh", math.MaxInt64/int64(time.Hour)), text)
@@ -400,7 +400,7 @@ func (d *yamlDoc) duration(n *yaml.Node, what string) (time.Duration, bool) {
 }
 
 // durationRE matches what time.ParseDuration reads, whatever its size.
-var durationRE = regexp.MustCompile(`^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
+var durationRE = lazyre.New(`^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
 
 // strList reads a list of strings; a single string (YAML string, not a
 // number) is accepted as a list of one. It returns the values with their
