@@ -75,7 +75,7 @@ func TestStartupLinksOnlyWhatIsUsed(t *testing.T) {
 //
 // Metrics: version-ms/op, git-ms/op, x-git (target <= 2).
 func BenchmarkStartup(b *testing.B) {
-	bin := buildBenchBinary(b, "-trimpath", "-ldflags", "-s -w")
+	bin := buildBenchBinary(b)
 	home := b.TempDir()
 	env := testenv.GitEnv(home)
 	dir := testenv.GenRepo(b, 10, nil)
