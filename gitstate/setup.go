@@ -1,10 +1,12 @@
 package gitstate
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/codemachine/codemachine/internal/lazyre"
@@ -71,6 +73,49 @@ func (r *Repo) TrackedIn(ctx context.Context, dir string) ([]string, error) {
 		}
 	}
 	return files, nil
+}
+
+// Unignored are the paths among paths (files of the working tree, which
+// need not exist yet) that `git add -A` would add: inside the working tree,
+// outside .git, and not ignored. A hook written into a hooks directory the
+// project has not ignored (a new .githooks) would be committed with the
+// next `git add -A`.
+func (r *Repo) Unignored(ctx context.Context, paths []string) ([]string, error) {
+	var in bytes.Buffer
+	var rels []string
+	for _, p := range paths {
+		// Both sides with their links resolved, or neither: a hooks
+		// directory not created yet cannot be resolved.
+		root, abs := r.root, p
+		if rr, err := filepath.EvalSymlinks(root); err == nil {
+			if rd, err := filepath.EvalSymlinks(filepath.Dir(p)); err == nil {
+				root, abs = rr, filepath.Join(rd, filepath.Base(p))
+			}
+		}
+		rel, err := filepath.Rel(root, abs)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) ||
+			rel == ".git" || strings.HasPrefix(rel, ".git"+string(filepath.Separator)) {
+			continue
+		}
+		rels = append(rels, filepath.ToSlash(rel))
+		in.WriteString(filepath.ToSlash(rel))
+		in.WriteByte(0)
+	}
+	if len(rels) == 0 {
+		return nil, nil
+	}
+	out, err := r.readWith(ctx, runOpts{Stdin: in.Bytes()}, "check-ignore", "--no-index", "--stdin", "-z")
+	if err != nil && exitCode(err) != 1 { // 1: none is ignored
+		return nil, fmt.Errorf("check which of %s git ignores: %w", strings.Join(rels, ", "), err)
+	}
+	ignored := strings.Split(out, "\x00")
+	var add []string
+	for _, rel := range rels {
+		if !slices.Contains(ignored, rel) {
+			add = append(add, rel)
+		}
+	}
+	return add, nil
 }
 
 // IncludedConfigFiles are the files the repository's configuration

@@ -163,6 +163,7 @@ func (s *scheduler) next() (*unit, error) {
 			return base, nil
 		}
 		if step.FansOut() {
+			s.warnPlan(step)
 			u, err := s.nextTask(base, holds, failures)
 			if err != nil || u != nil {
 				return u, err
@@ -320,6 +321,19 @@ func (s *scheduler) skipForHoldOrFailure(u *unit, holds map[string]Hold, failure
 
 // reportOnce records and emits e unless key was reported before in this
 // run: the scheduler asks for work again after every landing.
+// warnPlan tells, once per run, the lines of a fan-out step's plan that
+// look like tasks but are not (validate warns about them too): the task
+// the user meant does not run, and without this nothing would say so.
+func (s *scheduler) warnPlan(step *workflow.Step) {
+	plan := s.snap.project.TaskPlan(step)
+	if plan == nil {
+		return
+	}
+	for _, w := range plan.Warnings {
+		s.reportOnce("plan: "+w.Error(), Event{Kind: Note, Step: step.ID, Message: "warning: " + w.Error()}, func(Event) {})
+	}
+}
+
 func (s *scheduler) reportOnce(key string, e Event, record func(Event)) {
 	if s.reported[key] {
 		return

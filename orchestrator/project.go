@@ -427,6 +427,10 @@ type ValidateReport struct {
 	// Fanouts are the steps that fan out over files or list items: step
 	// id -> tasks (an items file not written yet counts none).
 	Fanouts map[string]int `json:"fanouts,omitempty"`
+	// Warnings are lines of the plans that look like tasks but are not
+	// ("- [ ]T3", "-[ ] T4"): not errors, but a task the user meant is
+	// missing.
+	Warnings []Problem `json:"warnings,omitempty"`
 }
 
 // Problem is one validation error with its position.
@@ -505,9 +509,18 @@ func (o *Orchestrator) Validate() (*ValidateReport, error) {
 	if len(problems) > 0 {
 		return nil, &ConfigError{Err: &ValidationError{Problems: problems}}
 	}
+	return validateReport(project), nil
+}
+
+// validateReport counts what a valid project holds, with its plans'
+// warnings.
+func validateReport(project *workflow.Project) *ValidateReport {
 	report := &ValidateReport{Steps: len(project.Workflow.Steps), Agents: len(project.Agents), Plans: map[string]int{}}
-	for p, plan := range project.Plans {
-		report.Plans[p] = len(plan.Tasks)
+	for _, p := range sortedKeys(project.Plans) {
+		report.Plans[p] = len(project.Plans[p].Tasks)
+		for _, w := range project.Plans[p].Warnings {
+			report.Warnings = append(report.Warnings, Problem{File: w.Pos.File, Line: w.Pos.Line, Col: w.Pos.Col, Message: w.Msg})
+		}
 	}
 	for _, s := range project.Workflow.Steps {
 		if s.Each != nil {
@@ -521,7 +534,7 @@ func (o *Orchestrator) Validate() (*ValidateReport, error) {
 			}
 		}
 	}
-	return report, nil
+	return report
 }
 
 // Graph writes the step DAG as Mermaid ("mermaid") or Graphviz ("dot").

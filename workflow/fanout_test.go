@@ -180,6 +180,24 @@ func TestFanoutDue(t *testing.T) {
 	}
 }
 
+// TestParseItemsYAMLUnclosed: a .yaml items file whose flow list or
+// mapping is left open was placed where yaml.v3 says the construct began,
+// 1:1 for a file that is one list, as if nowhere; it is placed at the end,
+// where the bracket is missing, as a .json file's is.
+func TestParseItemsYAMLUnclosed(t *testing.T) {
+	for _, tc := range []struct{ data, want string }{
+		{"[1, 2", "f.yaml:1:6: invalid YAML: did not find expected ',' or ']' (is a bracket left open?)"},
+		{"# items\n\n[1, 2\n\n", "f.yaml:3:6: invalid YAML: did not find expected ',' or ']' (is a bracket left open?)"},
+		{"[{id: a}, {id: b\n", "f.yaml:1:17: invalid YAML: did not find expected ',' or '}' (is a bracket left open?)"},
+		{"- [1,\n   2\n", "f.yaml:2:5: invalid YAML: did not find expected ',' or ']' (is a bracket left open?)"},
+	} {
+		_, err := ParseItems("f.yaml", []byte(tc.data))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("ParseItems(%q) = %v, want %q", tc.data, err, tc.want)
+		}
+	}
+}
+
 // TestParseItemsJSON: a .json items file that does not parse is placed
 // where encoding/json finds the mistake: at the end for a bracket left
 // open (YAML names the line the list began on), at the character in

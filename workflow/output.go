@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 
@@ -31,6 +32,10 @@ func (sd *stepDecoder) readOutputSchema(kv keyVal) {
 		sd.errs.Add(sd.pos(again), "output_schema: duplicate key %q (first at line %d)", again.Value, first.Line)
 		return
 	}
+	if bad, why := notJSONNumber(n); bad != nil {
+		sd.errs.Add(sd.pos(bad), "output_schema: %s", why)
+		return
+	}
 	var v any
 	if err := n.Decode(&v); err != nil {
 		sd.errs.Add(sd.at(n), "output_schema: %s", yamlnode.DecodeMessage(err))
@@ -54,6 +59,42 @@ func (sd *stepDecoder) readOutputSchema(kv keyVal) {
 		return
 	}
 	sd.s.OutputSchema = s
+}
+
+var yamlNumberRE = lazyre.New(`^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`)
+
+// notJSONNumber finds the first plain scalar under n, a key aside, that
+// YAML reads as a number JSON cannot hold: .inf or .nan, or a number out of
+// float64's range such as 1e999, which YAML quietly reads as a string (so
+// the schema would say "got string, want number", or compare an answer
+// with the text "1e999"). It returns the node and why it is refused.
+func notJSONNumber(n *yaml.Node) (*yaml.Node, string) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+			return nil, ""
+		}
+		var f float64
+		switch tag := n.ShortTag(); {
+		case tag == "!!float" && n.Decode(&f) == nil && (math.IsInf(f, 0) || math.IsNaN(f)):
+			return n, fmt.Sprintf("%s is not a JSON number (JSON has no infinity or NaN)", n.Value)
+		case tag == "!!str" && yamlNumberRE().MatchString(n.Value):
+			return n, fmt.Sprintf("%s is too large for a number (at most about ±1.8e308); quote it if a string is meant", n.Value)
+		}
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			if bad, why := notJSONNumber(n.Content[i]); bad != nil {
+				return bad, why
+			}
+		}
+	case yaml.SequenceNode, yaml.DocumentNode:
+		for _, c := range n.Content {
+			if bad, why := notJSONNumber(c); bad != nil {
+				return bad, why
+			}
+		}
+	}
+	return nil, ""
 }
 
 func describeValue(n *yaml.Node) string {

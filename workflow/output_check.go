@@ -249,10 +249,20 @@ func schemaProblems(s *jsonschema.Schema, at string, draft7 bool) []string {
 	if s.Type != "" {
 		types = []string{s.Type}
 	}
-	for _, t := range types {
+	for i, t := range types {
 		if !slices.Contains(jsonTypes, t) {
 			out = append(out, fmt.Sprintf("at %s/type: %q is not a JSON type (%s)", at, t, strings.Join(jsonTypes, ", ")))
 		}
+		// The meta-schema asks a list of types to be unique: a repeat is
+		// a slip (a type meant and another written), not a second type.
+		if j := slices.Index(types[:i], t); j >= 0 {
+			out = append(out, fmt.Sprintf("at %s/type/%d: %q is listed twice (also at %s/type/%d); the types must be unique", at, i, t, at, j))
+		}
+	}
+	// An empty enum matches no value: every answer would fail, and every
+	// attempt with it.
+	if s.Enum != nil && len(s.Enum) == 0 {
+		out = append(out, fmt.Sprintf("at %s/enum: an empty list matches no value (list at least one)", at))
 	}
 	counts := []struct {
 		name string

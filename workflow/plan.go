@@ -17,7 +17,15 @@ var (
 	taskRE   = lazyre.New(`^([-*+])[ \t]+\[([ xX])\](?:[ \t]+(.*?))?[ \t]*$`)
 	taskIDRE = lazyre.New(`^([A-Za-z0-9][A-Za-z0-9._-]*):(?:[ \t]+|$)`)
 	afterRE  = lazyre.New(`(?i)\(\s*after\s*:([^()]*)\)\s*$`)
+	// nearTaskRE matches what looks like a task but is not one: a bullet
+	// and a box of at most two characters (no word between brackets, as
+	// "- [link](url)" has), the box's own character aside from space and
+	// x. Tested only on lines taskRE refused.
+	nearTaskRE = lazyre.New(`^[ \t]*[-*+][ \t]*\[[^\]a-wyzA-WYZ0-9]{0,2}\]`)
 )
+
+// nearTaskForm is what a plan's warning says a task looks like.
+const nearTaskForm = `a task is "- [ ] ID: title" at the start of the line, a space after the bullet and after the box`
 
 // taskMeta keeps the columns of a task's parts for messages.
 type taskMeta struct {
@@ -88,6 +96,14 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 			continue
 		}
 		indented := strings.HasPrefix(text, " ") || strings.HasPrefix(text, "\t")
+		if cur != nil && indented {
+			if m := taskRE().FindStringSubmatch(strings.TrimLeft(text, " \t")); m != nil && taskIDRE().MatchString(m[3]) {
+				p.Warnings.Add(Pos{File: file, Line: lineNo, Col: 1},
+					"this indented item is part of task %s's body, not a task of its own; %s", cur.ID, nearTaskForm)
+			}
+		} else if nearTaskRE().MatchString(text) {
+			p.Warnings.Add(Pos{File: file, Line: lineNo, Col: 1}, "not a task, though it looks like one; %s", nearTaskForm)
+		}
 		if cur != nil && (indented || strings.TrimSpace(text) == "") {
 			checkNUL(file, text, lineNo, &errs)
 			body = append(body, text)

@@ -264,3 +264,48 @@ func TestParsePlanErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestParsePlanNearMisses: a line that looks like a task but is not one (a
+// space missing, a box of another character, an item indented under the
+// task before it) makes no task; a warning names its line, so that a typo
+// does not drop a task without a word. Prose and a task's own checklist
+// are not warned about.
+func TestParsePlanNearMisses(t *testing.T) {
+	data := "# Plan\n" +
+		"- [ ] T1: a\n" +
+		"  - [ ] T5: indented under T1\n" +
+		"  - [ ] a step of T1's own\n" +
+		"- [ ]T3: c\n" +
+		"-[ ] T4: d\n" +
+		"- [?] T2: b\n" +
+		"- [link](https://example.com) prose\n" +
+		"- [ ] T6: e\n" +
+		"Text.\n" +
+		"  - [ ] T8: indented, under no task\n" +
+		"```\n- [?] in a fence\n```\n"
+	p, err := ParsePlan("plan.md", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, task := range p.Tasks {
+		ids = append(ids, task.ID)
+	}
+	if strings.Join(ids, " ") != "T1 T6" {
+		t.Fatalf("tasks %v, want T1 T6", ids)
+	}
+	var lines []string
+	for _, w := range p.Warnings {
+		lines = append(lines, w.Error())
+	}
+	want := []string{
+		`plan.md:3:1: this indented item is part of task T1's body, not a task of its own; ` + nearTaskForm,
+		`plan.md:5:1: not a task, though it looks like one; ` + nearTaskForm,
+		`plan.md:6:1: not a task, though it looks like one; ` + nearTaskForm,
+		`plan.md:7:1: not a task, though it looks like one; ` + nearTaskForm,
+		`plan.md:11:1: not a task, though it looks like one; ` + nearTaskForm,
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("warnings:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -195,6 +195,10 @@ type Plan struct {
 	File  string
 	Data  []byte
 	Tasks []*Task
+	// Warnings are lines that look like tasks but are not ("- [ ]T3",
+	// "-[ ] T4", "- [?] T2"): a typo that would drop a task without a
+	// word. They do not make the plan invalid.
+	Warnings Errors
 
 	byID map[string]*Task // first task of each id, built by ParsePlan
 }

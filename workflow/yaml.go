@@ -73,6 +73,12 @@ func (d *yamlDoc) syntaxError(data []byte, err error) {
 	}
 	at, msg := yamlnode.Locate(data, err), yamlnode.Syntax(err).Msg
 	line, col, hint := max(at.Line, 1), max(at.Col, 1), syntaxHints[msg]
+	if end, ok := unclosedFlow(data, msg); ok {
+		// Placed where the list began, which for a file that is one list
+		// is 1:1, as if nothing were found: the end, where the closing
+		// bracket is missing, is the place, as a .json file's is.
+		line, col, hint = end.Line, end.Col, "is a bracket left open?"
+	}
 	if text, ok := lineAt(data, line); ok {
 		indent := text[:len(text)-len(strings.TrimLeft(text, " \t"))]
 		if i := strings.IndexByte(indent, '\t'); i >= 0 {
@@ -83,6 +89,33 @@ func (d *yamlDoc) syntaxError(data []byte, err error) {
 		msg += " (" + hint + ")"
 	}
 	d.errs.Add(Pos{File: d.file, Line: line + d.lineOffset, Col: col}, "invalid YAML: %s", msg)
+}
+
+// maxUnclosed bounds the brackets unclosedFlow closes.
+const maxUnclosed = 16
+
+// unclosedFlow tells whether the YAML problem msg of data is a flow list or
+// mapping ("[1, 2", "{a: 1") that the text ends inside: closing the
+// brackets yaml.v3 asks for at the end makes it parse. It returns the place
+// just after the text's last character.
+func unclosedFlow(data []byte, msg string) (yamlnode.Place, bool) {
+	text := bytes.TrimRight(data, " \t\r\n")
+	fixed := slices.Clone(text)
+	for range maxUnclosed {
+		if msg != "did not find expected ',' or ']'" && msg != "did not find expected ',' or '}'" {
+			return yamlnode.Place{}, false
+		}
+		fixed = append(fixed, msg[len(msg)-2])
+		var v any
+		err := yaml.Unmarshal(fixed, &v)
+		if err == nil {
+			line := bytes.Count(text, []byte("\n")) + 1
+			last := text[bytes.LastIndexByte(text, '\n')+1:]
+			return yamlnode.Place{Line: line, Col: utf8.RuneCount(last) + 1}, true
+		}
+		msg = yamlnode.Syntax(err).Msg
+	}
+	return yamlnode.Place{}, false
 }
 
 // syntaxHints say what usually causes libyaml's terse messages.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -33,7 +34,8 @@ merge (or pull) and a checkout of a branch, unless codemachine is already runnin
 repository (a watcher, or another run). The run logs to .git/codemachine/logs/hooks-*.log.
 An existing hook is kept as <hook>.pre-codemachine and runs first, with its arguments
 and stdin; "codemachine hooks uninstall" puts it back. core.hooksPath is respected; a hooks
-directory that holds files git tracks (.husky, .githooks) is refused, its hooks left as they are.
+directory that holds files git tracks (.husky, .githooks) is refused, its hooks left as they are,
+and so is one in the working tree that git does not ignore (git add -A would commit the hooks).
 Installing again updates the hooks. The hooks never slow a commit down or make it fail.`,
 			Flags: append(engineFlags(), jsonFlag),
 			Action: hooksAction(func(c *cli.Context, dir string) ([]githooks.HookStatus, error) {
@@ -188,12 +190,30 @@ func notTrackedHooks(c *cli.Context, dir string) error {
 		return err
 	}
 	tracked, err := o.Repo().TrackedIn(c.Context, dir)
-	if err != nil || len(tracked) == 0 {
+	if err != nil {
 		return err
 	}
-	return &orchestrator.ConfigError{Err: fmt.Errorf("the hooks directory %s (core.hooksPath) is tracked by git (%s): installing would change the project's committed hooks, so nothing was installed; "+
-		"to have them start codemachine, add to each of post-commit, post-merge and post-checkout there: codemachine hooks run HOOK \"$@\" </dev/null >/dev/null 2>&1 &", dir, tracked[0])}
+	if len(tracked) > 0 {
+		return &orchestrator.ConfigError{Err: fmt.Errorf("the hooks directory %s (core.hooksPath) is tracked by git (%s): installing would change the project's committed hooks, so nothing was installed; "+
+			"to have them start codemachine, add to each of post-commit, post-merge and post-checkout there: %s", dir, tracked[0], hookLine)}
+	}
+	var hooks []string
+	for _, h := range githooks.GitHooks {
+		hooks = append(hooks, filepath.Join(dir, h))
+	}
+	added, err := o.Repo().Unignored(c.Context, hooks)
+	if err != nil || len(added) == 0 {
+		return err
+	}
+	// Not committed yet, but it would be: the same refusal as a tracked
+	// directory, with the other way out, ignoring it.
+	return &orchestrator.ConfigError{Err: fmt.Errorf("the hooks directory %s (core.hooksPath) is in the working tree and not ignored: the hooks would be new files (%s) that `git add -A` commits, so nothing was installed; "+
+		"ignore it (add %s/ to .gitignore or .git/info/exclude) and install again, or, to have the project's own hooks start codemachine, add to each of post-commit, post-merge and post-checkout there: %s",
+		dir, added[0], path.Dir(added[0]), hookLine)}
 }
+
+// hookLine is what a hook of the project's own runs to start codemachine's.
+const hookLine = `codemachine hooks run HOOK "$@" </dev/null >/dev/null 2>&1 &`
 
 // hooksRun starts `codemachine run` detached when a hook wants one. Its
 // output goes nowhere (the hook discards it): what the run does is in its

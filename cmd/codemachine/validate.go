@@ -18,7 +18,8 @@ func validateCommand() *cli.Command {
 unknown keys, duplicate ids, missing agent files, needs to unknown steps, cycles, globs that
 escape the repository, template errors, plan.md task ids and dependencies, foreach files
 that no step can write before their step, state.yaml.
-Prints every problem at once and exits 2 when there is any.`,
+Prints every problem at once and exits 2 when there is any. Plan lines that look like tasks
+but are not ("- [ ]T3", "-[ ] T4", "- [?] T2") are warned about on stderr, without failing.`,
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -50,6 +51,9 @@ Prints every problem at once and exits 2 when there is any.`,
 			}
 			if err != nil {
 				return err
+			}
+			for _, w := range report.Warnings {
+				fmt.Fprintf(c.App.ErrWriter, "codemachine: warning: %s:%d:%d: %s\n", w.File, w.Line, w.Col, w.Message)
 			}
 			if out.quiet {
 				return nil
