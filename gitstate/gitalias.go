@@ -125,6 +125,12 @@ func ntfsFallbackName(name, prefix string) (rest string, ok bool) {
 // once the code points HFS+ ignores (zero-width joiners, direction marks,
 // the byte order mark) are left out.
 func hfsIs(name, want string) bool {
+	if isASCII(name) {
+		// Nothing to leave out (the ignored code points are not ASCII):
+		// the stage asks this of every name in the worktree, and building
+		// a copy of each was most of the time it took.
+		return strings.EqualFold(name, want)
+	}
 	var b strings.Builder
 	for _, r := range name {
 		switch {
@@ -134,6 +140,16 @@ func hfsIs(name, want string) bool {
 		b.WriteRune(r)
 	}
 	return strings.EqualFold(b.String(), want)
+}
+
+// isASCII reports whether s holds no byte outside ASCII.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // hasGitAlias reports whether a directory or the name of the path p

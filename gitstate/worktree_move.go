@@ -27,9 +27,22 @@ func (w *Worktree) moveInProcess(ctx context.Context, from, to string) error {
 	s := &stagedSwitch{r: r, co: checkout{root: w.path}, cas: refUpdate{old: from, new: to}, from: from,
 		index: w.index, changes: changes, private: true}
 	defer s.cleanup()
-	if s.tmp, err = r.tempPath("switch-index"); err != nil {
+	mu := r.writerFor(w.path)
+	mu.Lock()
+	defer mu.Unlock()
+	// The new index is written into the private index's lock and renamed
+	// over the index, as git writes one: a copy beside it would be one
+	// more file made and removed per move. Nothing waits on that lock
+	// (the slot is handed out once), and a kill leaves it to
+	// clearStaleLocks, with the slot's marker already gone.
+	lock := w.index + ".lock"
+	lf, err := os.OpenFile(lock, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+	if err != nil {
 		return errStageByGit
 	}
+	lf.Close()
+	defer os.Remove(lock)
+	s.tmp = lock
 	if s.snapshotIndex() != nil {
 		return errStageByGit
 	}
@@ -43,16 +56,6 @@ func (w *Worktree) moveInProcess(ctx context.Context, from, to string) error {
 	if err := s.prepareInProcess(ctx); err != nil {
 		return err
 	}
-	mu := r.writerFor(w.path)
-	mu.Lock()
-	defer mu.Unlock()
-	lock := w.index + ".lock"
-	lf, err := os.OpenFile(lock, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
-	if err != nil {
-		return errStageByGit
-	}
-	lf.Close()
-	defer os.Remove(lock)
 	if s.unchanged() != nil {
 		return errStageByGit
 	}
@@ -63,7 +66,7 @@ func (w *Worktree) moveInProcess(ctx context.Context, from, to string) error {
 		}
 		return errStageByGit
 	}
-	if err := os.Rename(s.tmp, w.index); err != nil {
+	if err := os.Rename(lock, w.index); err != nil {
 		return fmt.Errorf("install the index of %s: %w", w.path, err)
 	}
 	return nil
