@@ -439,7 +439,10 @@ func (g *group) terminate() {
 func (g *group) kill() {
 	g.killSent = true
 	g.killC = nil
-	_ = syscall.Kill(-g.pgid, syscall.SIGKILL)
+	// The launcher may still be alive here, waiting on a descendant that
+	// would not die: the group alone would leave the daemons the step
+	// started in sessions of their own to init (KillGroupTree).
+	KillGroupTree(g.pgid)
 }
 
 func (g *group) stop() {

@@ -737,3 +737,55 @@ func TestRunReadsBothStreamsConcurrently(t *testing.T) {
 		t.Errorf("run: %v timedOut %v stdout %q", err, res.timedOut, h.lines["stdout"])
 	}
 }
+
+func TestRunGraceKillEndsDaemons(t *testing.T) {
+	t.Parallel()
+	// The group's leader ignores SIGTERM and waits; a daemon it started in
+	// a session of its own ignores SIGTERM too. The kill after grace ends
+	// the daemon as well, not only the group: left to init, it would run
+	// on for good in the worktree the next step gets.
+	if _, err := exec.LookPath("setsid"); err != nil {
+		t.Fatalf("this test needs setsid (util-linux): %v", err)
+	}
+	pidFile := filepath.Join(t.TempDir(), "daemon.pid")
+	p := shProc(t, `trap '' TERM; setsid sh -c 'trap "" TERM; echo $$ > `+pidFile+`.tmp; mv `+pidFile+`.tmp `+pidFile+`; while :; do sleep 0.05; done' </dev/null >/dev/null 2>&1 & `+
+		`until [ -e `+pidFile+` ]; do sleep 0.01; done; echo ready; sleep 100`)
+	p.timeout = 300 * time.Millisecond
+	p.grace = 300 * time.Millisecond
+	res, err := p.run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.timedOut || res.signal != syscall.SIGKILL {
+		t.Errorf("timedOut %v signal %v output %q", res.timedOut, res.signal, res.output)
+	}
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("the daemon never started: %v (output %q)", err, res.output)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	// A killed process can still be exiting for a moment: wait for it to
+	// go. One that was never sent SIGKILL (ignoring SIGTERM, looping)
+	// stays until the suite's patience runs out.
+	deadline := time.Now().Add(testenv.Patience())
+	for daemonRuns(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the step's daemon %d still runs after the kill", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// daemonRuns reports whether pid is a live process (not a zombie).
+func daemonRuns(pid int) bool {
+	for _, p := range Processes() {
+		if p.PID == pid && !p.Zombie {
+			return true
+		}
+	}
+	return false
+}

@@ -73,36 +73,44 @@ func onlyZombies(pgid int) bool {
 	return true
 }
 
-// groupTreeTimeout bounds how long KillGroupTree kills a group's
-// descendants before it kills the group itself regardless.
+// groupTreeTimeout bounds how long KillGroupTree looks for a group's
+// descendants before it kills what it found regardless.
 const groupTreeTimeout = 2 * time.Second
 
 // KillGroupTree kills process group pgid and every process descended from
-// one of its processes, and reports whether the group was there to kill.
-// The group's leader is a step's sandbox launcher, a child subreaper: a
-// process the step started in a session of its own (setsid, a daemon that
-// ignores SIGTERM) is in no group of the step's, but stays the launcher's
-// descendant while the launcher lives. Killed first, the launcher would
-// leave such a process to init, running on for good, writing into the
-// worktree that the next step works in. So the descendants are killed
-// first, again while orphans reparent to the launcher, and the group
-// last (the launcher may have ended by then, its program gone).
+// one of its processes, and reports whether there was anything to kill.
+// A process the step started in a session of its own (setsid, a daemon
+// that ignores SIGTERM) is in no group of the step's, but stays a
+// descendant of the group's processes while they live: killed with the
+// group alone, it would go to init and run on for good, writing into the
+// worktree that the next step works in. So the descendants are stopped
+// first (SIGSTOP: a stopped process neither forks nor exits, so the tree
+// holds still while it is read again, until no new one turns up), then
+// the group is killed, then the stopped ones. Stopping rather than
+// killing them first also keeps the group's leader from going on once
+// its children die (a shell that waits on them would run its next
+// command).
 func KillGroupTree(pgid int) bool {
-	found := false
+	stopped := map[int]bool{}
 	deadline := time.Now().Add(groupTreeTimeout)
-	for {
-		below := groupDescendants(Processes(), pgid)
-		if len(below) == 0 || time.Now().After(deadline) {
-			break
-		}
-		for _, pid := range below {
-			if syscall.Kill(pid, syscall.SIGKILL) == nil {
-				found = true
+	for time.Now().Before(deadline) {
+		fresh := false
+		for _, pid := range groupDescendants(Processes(), pgid) {
+			if !stopped[pid] && syscall.Kill(pid, syscall.SIGSTOP) == nil {
+				stopped[pid], fresh = true, true
 			}
 		}
-		time.Sleep(5 * time.Millisecond)
+		if !fresh {
+			break
+		}
 	}
-	return syscall.Kill(-pgid, syscall.SIGKILL) == nil || found
+	found := syscall.Kill(-pgid, syscall.SIGKILL) == nil
+	for pid := range stopped {
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			found = true
+		}
+	}
+	return found
 }
 
 // groupDescendants lists the live processes below the live processes of
