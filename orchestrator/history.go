@@ -570,8 +570,19 @@ func (o *Orchestrator) Retry(ctx context.Context, arg string, opts RunOptions) (
 	if !ok {
 		return nil, o.nothingToRetry(head.Commit, arg, opts.Overrides)
 	}
-	if err := o.updateHolds(func(h map[string]Hold) { delete(h, arg) }); err != nil {
+	var mirrored bool
+	if err := o.updateHolds(func(h map[string]Hold) {
+		mirrored = h[arg].Remote != ""
+		delete(h, arg)
+	}); err != nil {
 		return nil, err
+	}
+	if mirrored {
+		// The hold is a worker's copy of the fleet's: that worker takes
+		// it again at its next look at the remote, where it stays until
+		// it is deleted there.
+		o.emit(Event{Kind: Note, Message: fmt.Sprintf("%s is held on the workers' remote too: this runs it here; git push REMOTE --delete %s%s lifts it for every worker",
+			workflow.ShownName(arg), gitstate.HoldsPrefix, arg)})
 	}
 	if err := o.updateFailures(func(f map[string]Failure) { liftFailure(f, arg) }); err != nil {
 		return nil, err
