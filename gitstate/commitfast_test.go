@@ -205,3 +205,55 @@ func TestMergeTreeInOneStep(t *testing.T) {
 	}
 	git(t, dir, "fsck", "--strict", "--no-dangling")
 }
+
+// TestCommitSignedUnderGpgSign: with commit.gpgSign, codemachine's commits
+// are signed with the user's key as git commit signs theirs (git
+// commit-tree alone does not sign), and a key git cannot use is a
+// SigningError that says what to do, not an unsigned commit.
+func TestCommitSignedUnderGpgSign(t *testing.T) {
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Skip("no ssh-keygen")
+	}
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	ctx := t.Context()
+	head := git(t, dir, "rev-parse", "HEAD")
+	tree := git(t, dir, "rev-parse", "HEAD^{tree}")
+	key := t.TempDir() + "/id_ed25519"
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "a@b", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signers := t.TempDir() + "/allowed_signers"
+	if err := os.WriteFile(signers, []byte("a@b "+string(pub)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, "config", "gpg.format", "ssh")
+	git(t, dir, "config", "gpg.ssh.allowedSignersFile", signers)
+	git(t, dir, "config", "user.signingKey", key)
+	git(t, dir, "config", "commit.gpgSign", "yes")
+
+	id, err := r.CommitTree(ctx, CommitSpec{Tree: tree, Parents: []string{head}, Message: "signed\n"})
+	if err != nil {
+		t.Fatalf("CommitTree: %v", err)
+	}
+	if !strings.Contains(git(t, dir, "cat-file", "commit", id), "\ngpgsig -----BEGIN SSH SIGNATURE-----") {
+		t.Fatalf("commit %s is not signed:\n%s", id, git(t, dir, "cat-file", "commit", id))
+	}
+	git(t, dir, "verify-commit", id)
+
+	git(t, dir, "config", "user.signingKey", key+".missing")
+	_, err = r.CommitTree(ctx, CommitSpec{Tree: tree, Parents: []string{head}, Message: "unsignable\n"})
+	var se *SigningError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "commit.gpgSign") {
+		t.Fatalf("CommitTree with a missing key: %v, want a SigningError", err)
+	}
+
+	git(t, dir, "config", "commit.gpgSign", "false")
+	id, err = r.CommitTree(ctx, CommitSpec{Tree: tree, Parents: []string{head}, Message: "unsigned\n"})
+	if err != nil || strings.Contains(git(t, dir, "cat-file", "commit", id), "gpgsig") {
+		t.Fatalf("commit.gpgSign=false: %s, %v", id, err)
+	}
+}

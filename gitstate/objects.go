@@ -64,6 +64,12 @@ func (r *Repo) CommitTree(ctx context.Context, spec CommitSpec) (string, error) 
 		return id, err
 	}
 	args := []string{"commit-tree", spec.Tree}
+	sign := r.signsCommits(ctx)
+	if sign {
+		// git commit-tree is plumbing and leaves commit.gpgSign to
+		// git commit; codemachine's commits land as the user's would.
+		args = append(args, "-S")
+	}
 	for _, p := range spec.Parents {
 		args = append(args, "-p", p)
 	}
@@ -87,9 +93,55 @@ func (r *Repo) CommitTree(ctx context.Context, spec CommitSpec) (string, error) 
 		if errors.As(err, &ge) && isIdentityError(ge.Stderr) {
 			return "", fmt.Errorf("git commit-tree: %w", ErrNoIdentity)
 		}
+		if sign && errors.As(err, &ge) {
+			return "", &SigningError{Stderr: ge.Stderr}
+		}
 		return "", err
 	}
 	return trimNL(out), nil
+}
+
+// SigningError is a commit git could not sign: commit.gpgSign is true and
+// the signing program failed (no key, a passphrase with no agent to ask).
+type SigningError struct {
+	Stderr string
+}
+
+func (e *SigningError) Error() string {
+	msg := "git could not sign the commit (commit.gpgSign is true)"
+	if line := firstLine(e.Stderr); line != "" {
+		msg += ": " + line
+	}
+	return msg + "; make the key usable without a prompt (gpg-agent, ssh-agent) or set commit.gpgSign to false for this repository"
+}
+
+// CheckSigning is a *SigningError when commit.gpgSign asks for signed
+// commits and git cannot sign one now (no key, a passphrase and no agent).
+// It signs a commit of commit's tree, which nothing refers to (git gc
+// prunes it): the one way to ask git's own signing, whatever gpg.format.
+func (r *Repo) CheckSigning(ctx context.Context, commit string) error {
+	if !r.signsCommits(ctx) {
+		return nil
+	}
+	_, err := r.CommitTree(ctx, CommitSpec{Tree: commit + "^{tree}", Message: "codemachine: can git sign?\n"})
+	return err
+}
+
+// signsCommits reports whether commit.gpgSign asks for signed commits.
+func (r *Repo) signsCommits(ctx context.Context) bool {
+	if c, err := r.fastConfigFor(ctx); err == nil {
+		if _, set := c.get("commit.gpgsign"); !set {
+			return false
+		}
+		if c.isBool("commit.gpgsign", true) {
+			return true
+		}
+		if c.isBool("commit.gpgsign", false) {
+			return false
+		}
+	}
+	out, err := r.read(ctx, "config", "--type=bool", "--get", "commit.gpgsign")
+	return err == nil && trimNL(out) == "true"
 }
 
 func gitDate(s Signature) string {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/workflow"
 )
 
@@ -73,6 +74,8 @@ type scheduler struct {
 	behind bool
 	// spread: the Remote's first pick was asked for (Spreader).
 	spread bool
+	// signingChecked: checkSigning ran (once a run).
+	signingChecked bool
 }
 
 func (o *Orchestrator) newScheduler(rs *runState) *scheduler {
@@ -195,6 +198,10 @@ func (s *scheduler) startDue(ctx context.Context) {
 		if u == nil || !s.canStart(u) {
 			return
 		}
+		if err := s.checkSigning(ctx); err != nil {
+			s.stop(err)
+			return
+		}
 		if !s.claim(ctx, u) {
 			if s.behind && !s.caughtUp() {
 				return
@@ -217,6 +224,23 @@ func (s *scheduler) startDue(ctx context.Context) {
 		}
 		s.start(ctx, u)
 	}
+}
+
+// checkSigning makes sure, once a run and before its first unit starts,
+// that git can sign the commits when commit.gpgSign asks for signed ones:
+// a key git cannot use is said before an agent works, not when its work
+// cannot be committed. A run with nothing due signs nothing.
+func (s *scheduler) checkSigning(ctx context.Context) error {
+	if s.signingChecked {
+		return nil
+	}
+	s.signingChecked = true
+	err := s.o.repo.CheckSigning(ctx, s.tip)
+	var se *gitstate.SigningError
+	if errors.As(err, &se) {
+		return &ConfigError{Err: err}
+	}
+	return err
 }
 
 // caughtUp is what a run does when a worker's claim found the branch
