@@ -198,6 +198,22 @@ func TestParseItemsYAMLUnclosed(t *testing.T) {
 	}
 }
 
+// TestParseItemsYAMLWrongBracket: a flow list closed with the wrong
+// bracket was placed at 1:1 (yaml.v3 gives no line on the first), or at
+// the line after; it is placed at the bracket.
+func TestParseItemsYAMLWrongBracket(t *testing.T) {
+	for _, tc := range []struct{ data, want string }{
+		{"[1, 2}", "f.yaml:1:6: invalid YAML: did not find expected ',' or ']'"},
+		{"- a\n- [1, 2}\n- c\n", "f.yaml:2:8: invalid YAML: did not find expected ',' or ']'"},
+		{"- {id: a, tags: [x, y}}\n", "f.yaml:1:22: invalid YAML: did not find expected ',' or ']'"},
+	} {
+		_, err := ParseItems("f.yaml", []byte(tc.data))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("ParseItems(%q) = %v, want %q", tc.data, err, tc.want)
+		}
+	}
+}
+
 // TestParseItemsJSON: a .json items file that does not parse is placed
 // where encoding/json finds the mistake: at the end for a bracket left
 // open (YAML names the line the list began on), at the character in

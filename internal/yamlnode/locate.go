@@ -26,8 +26,9 @@ type Place struct {
 // is taken when it is at or after yaml.v3's line (the two parsers found
 // the same mistake, or goccy the exact spot inside yaml.v3's construct),
 // or when yaml.v3 ran into the end of the text, where goccy names the
-// bracket or quote left open. An unknown alias is found by its name.
-// Anything else keeps yaml.v3's line, at its first character that is not
+// bracket or quote left open. An unknown alias is found by its name, and
+// a closing bracket that does not match its list or mapping ("[1, 2}") by
+// a scan of the brackets (strayCloser). Anything else keeps yaml.v3's line, at its first character that is not
 // a space.
 func Locate(data []byte, err error) Place {
 	syn := Syntax(err)
@@ -35,6 +36,9 @@ func Locate(data []byte, err error) Place {
 		if p, ok := badChar(data); ok {
 			return p
 		}
+	}
+	if p, ok := strayCloser(data, syn.Msg); ok {
+		return p
 	}
 	line := syn.Line
 	if line > 0 && syn.ParserProblem() {

@@ -19,6 +19,9 @@ func TestLocate(t *testing.T) {
 		{"quote left open", "version: 1\nname: \"open\nsteps: []\n", Place{2, 7}},
 		{"flow mapping left open at the end", "version: 1\nsteps:\n  a: {\n", Place{3, 6}},
 		{"second colon", "a: b: c\n", Place{1, 4}},
+		{"wrong closing bracket on the first line", "[1, 2}\n", Place{1, 6}},
+		{"wrong closing bracket in a list item", "- a\n- [1, 2}\n- c\n", Place{2, 8}},
+		{"wrong closing bracket after quoted and block brackets", "a: \"[}\"\nb: |\n  {]\nc: '{'\nd: [1}\n", Place{5, 6}},
 		// goccy names the scalar before; yaml.v3's line is the better one.
 		{"key under a scalar", "step: a\n  bad: [\n", Place{2, 3}},
 		{"in a later document", "a: 1\n---\nb: [1\n", Place{3, 4}},

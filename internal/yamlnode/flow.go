@@ -1,0 +1,142 @@
+package yamlnode
+
+import (
+	"bytes"
+	"unicode/utf8"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// maxFlowScan bounds the text strayCloser scans: past it the line yaml.v3
+// gave stands.
+const maxFlowScan = 1 << 20
+
+// strayCloser finds the closing bracket of a flow list or mapping that
+// does not match the bracket it closes ("[1, 2}"), which is the place of
+// libyaml's "did not find expected ',' or ']'" (or '}'): yaml.v3 names the
+// line of the list's start there, or none at all on the first line. The
+// scan knows the flow syntax (quotes, comments) and, outside brackets,
+// just enough of the block syntax to find where a flow value starts; its
+// answer is taken only when putting the expected bracket in its place
+// makes that message go away.
+func strayCloser(data []byte, msg string) (Place, bool) {
+	if len(data) > maxFlowScan {
+		return Place{}, false
+	}
+	var want byte
+	switch msg {
+	case "did not find expected ',' or ']'":
+		want = ']'
+	case "did not find expected ',' or '}'":
+		want = '}'
+	default:
+		return Place{}, false
+	}
+	off, ok := scanFlow(data)
+	if !ok || data[off] == want {
+		return Place{}, false
+	}
+	fixed := bytes.Clone(data)
+	fixed[off] = want
+	var v any
+	if err := yaml.Unmarshal(fixed, &v); err != nil && Syntax(err).Msg == msg {
+		return Place{}, false
+	}
+	before := data[:off]
+	lineStart := bytes.LastIndexByte(before, '\n') + 1
+	return Place{Line: bytes.Count(before, []byte("\n")) + 1, Col: utf8.RuneCount(before[lineStart:]) + 1}, true
+}
+
+// scanFlow returns the offset of the first closing bracket in data that
+// does not match the innermost open one.
+func scanFlow(data []byte) (int, bool) {
+	var open []byte // the closers the open brackets want, innermost last
+	blockIndent := -1
+	for lineStart := 0; lineStart < len(data); {
+		end := bytes.IndexByte(data[lineStart:], '\n')
+		if end < 0 {
+			end = len(data)
+		} else {
+			end += lineStart
+		}
+		line := data[lineStart:end]
+		indent := len(line) - len(bytes.TrimLeft(line, " "))
+		blank := len(bytes.TrimSpace(line)) == 0
+		switch {
+		case blockIndent >= 0 && (blank || indent > blockIndent):
+			// A line of a literal or folded block scalar: text.
+		default:
+			blockIndent = -1
+			if at, ok := scanLine(line, indent, &open, &blockIndent); ok {
+				return lineStart + at, true
+			}
+		}
+		lineStart = end + 1
+	}
+	return 0, false
+}
+
+// scanLine scans one line for scanFlow, from its indentation on. A block
+// scalar header (| or >) at the end of a value outside brackets sets
+// *blockIndent to the line's indentation.
+func scanLine(line []byte, indent int, open *[]byte, blockIndent *int) (int, bool) {
+	valueStart := true // outside brackets: the next character starts a value
+	for i := indent; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
+			return 0, false
+		case c == '"' || c == '\'':
+			if len(*open) == 0 && !valueStart {
+				continue
+			}
+			i = skipQuoted(line, i)
+			valueStart = false
+		case c == '[' || c == '{':
+			if len(*open) == 0 && !valueStart {
+				continue
+			}
+			*open = append(*open, map[byte]byte{'[': ']', '{': '}'}[c])
+		case c == ']' || c == '}':
+			if len(*open) == 0 {
+				continue
+			}
+			if (*open)[len(*open)-1] != c {
+				return i, true
+			}
+			*open = (*open)[:len(*open)-1]
+			valueStart = false
+		case len(*open) > 0 || c == ' ' || c == '\t':
+			// Inside brackets every bracket counts; blanks keep valueStart.
+		case (c == '-' || c == '?' || c == ':') && (i+1 == len(line) || line[i+1] == ' '):
+			valueStart = true
+		case valueStart && (c == '|' || c == '>'):
+			*blockIndent = indent
+			return 0, false
+		case valueStart && (c == '&' || c == '!'):
+			for i+1 < len(line) && line[i+1] != ' ' {
+				i++
+			}
+		default:
+			valueStart = false
+		}
+	}
+	return 0, false
+}
+
+// skipQuoted returns the offset of the quote that closes the quoted scalar
+// starting at line[at], or the line's last offset when it goes on.
+func skipQuoted(line []byte, at int) int {
+	q := line[at]
+	for i := at + 1; i < len(line); i++ {
+		switch {
+		case q == '"' && line[i] == '\\':
+			i++
+		case line[i] == q && q == '\'' && i+1 < len(line) && line[i+1] == '\'':
+			i++
+		case line[i] == q:
+			return i
+		}
+	}
+	return len(line) - 1
+}
