@@ -190,6 +190,9 @@ func TestParseItemsYAMLUnclosed(t *testing.T) {
 		{"# items\n\n[1, 2\n\n", "f.yaml:3:6: invalid YAML: did not find expected ',' or ']' (is a bracket left open?)"},
 		{"[{id: a}, {id: b\n", "f.yaml:1:17: invalid YAML: did not find expected ',' or '}' (is a bracket left open?)"},
 		{"- [1,\n   2\n", "f.yaml:2:5: invalid YAML: did not find expected ',' or ']' (is a bracket left open?)"},
+		// Ending after a comma, libyaml asks for the next item instead.
+		{"[1, 2,", "f.yaml:1:7: invalid YAML: did not find expected node content (is a bracket left open?)"},
+		{"- {id: 1,\n   title: a,\n", "f.yaml:2:13: invalid YAML: did not find expected node content (is a bracket left open?)"},
 	} {
 		_, err := ParseItems("f.yaml", []byte(tc.data))
 		if err == nil || err.Error() != tc.want {

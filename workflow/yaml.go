@@ -95,27 +95,54 @@ func (d *yamlDoc) syntaxError(data []byte, err error) {
 const maxUnclosed = 16
 
 // unclosedFlow tells whether the YAML problem msg of data is a flow list or
-// mapping ("[1, 2", "{a: 1") that the text ends inside: closing the
-// brackets yaml.v3 asks for at the end makes it parse. It returns the place
-// just after the text's last character.
+// mapping ("[1, 2", "{a: 1", "[1, 2,") that the text ends inside: closing
+// the brackets yaml.v3 asks for at the end makes it parse. It returns the
+// place just after the text's last character.
 func unclosedFlow(data []byte, msg string) (yamlnode.Place, bool) {
 	text := bytes.TrimRight(data, " \t\r\n")
-	fixed := slices.Clone(text)
-	for range maxUnclosed {
-		if msg != "did not find expected ',' or ']'" && msg != "did not find expected ',' or '}'" {
-			return yamlnode.Place{}, false
-		}
-		fixed = append(fixed, msg[len(msg)-2])
-		var v any
-		err := yaml.Unmarshal(fixed, &v)
-		if err == nil {
+	closers := []string{flowCloser(msg)}
+	if msg == "did not find expected node content" && bytes.HasSuffix(text, []byte(",")) {
+		// The text ends after a comma, where the next item should be:
+		// the message does not say which bracket is open.
+		closers = []string{"]", "}"}
+	}
+	for _, c := range closers {
+		if c != "" && closesFlow(slices.Concat(text, []byte(c))) {
 			line := bytes.Count(text, []byte("\n")) + 1
 			last := text[bytes.LastIndexByte(text, '\n')+1:]
 			return yamlnode.Place{Line: line, Col: utf8.RuneCount(last) + 1}, true
 		}
-		msg = yamlnode.Syntax(err).Msg
 	}
 	return yamlnode.Place{}, false
+}
+
+// closesFlow tells whether fixed parses once the brackets yaml.v3 asks
+// for, at most maxUnclosed of them, are added at its end.
+func closesFlow(fixed []byte) bool {
+	for range maxUnclosed {
+		var v any
+		err := yaml.Unmarshal(fixed, &v)
+		if err == nil {
+			return true
+		}
+		c := flowCloser(yamlnode.Syntax(err).Msg)
+		if c == "" {
+			return false
+		}
+		fixed = append(fixed, c...)
+	}
+	return false
+}
+
+// flowCloser is the bracket libyaml's msg asks for, "" for another problem.
+func flowCloser(msg string) string {
+	switch msg {
+	case "did not find expected ',' or ']'":
+		return "]"
+	case "did not find expected ',' or '}'":
+		return "}"
+	}
+	return ""
 }
 
 // syntaxHints say what usually causes libyaml's terse messages.
