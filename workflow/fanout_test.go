@@ -228,6 +228,8 @@ func TestParseItemsJSON(t *testing.T) {
 		{"[\n  {\"id\": \"a\"}\n  {\"id\": \"b\"}\n]\n", "f.json:3:3: invalid JSON: invalid character '{' after array element"},
 		{"[\n {\"id\": \"a\"},\n {\"x\": @}\n]\n", "f.json:3:8: invalid JSON: invalid character '@' looking for beginning of value"},
 		{"<<<<<<< HEAD\n[1]\n=======\n[2]\n>>>>>>> theirs\n", "f.json:1:1: unresolved merge conflict"},
+		// The wrong bracket as the last character is not one left open.
+		{"[1, 2}", "f.json:1:6: invalid JSON: invalid character '}' after array element"},
 	} {
 		_, err := ParseItems("f.json", []byte(tc.data))
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
