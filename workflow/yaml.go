@@ -32,6 +32,9 @@ type yamlDoc struct {
 	// imp reads uses: entries; nil where there are no files to read
 	// them from.
 	imp *importCtx
+	// data is the text parse read: the expressions' errors on a later
+	// line of a multi-line value find their column in it.
+	data []byte
 	// openUses is set when a uses: entry could not be read for want of
 	// imp: the step ids it imports are unknown, and not reported as such.
 	openUses bool
@@ -40,6 +43,7 @@ type yamlDoc struct {
 // parse decodes data and returns the root node of its single document, or
 // nil when data holds no document or has a syntax error (reported).
 func (d *yamlDoc) parse(data []byte) *yaml.Node {
+	d.data = data
 	doc, extra, err := yamlnode.Documents(data)
 	switch {
 	case err != nil:
