@@ -25,6 +25,11 @@ func TestParseUses(t *testing.T) {
 		{in: "../x", err: "leaves the repository"},
 		{in: "./..", err: "leaves the repository"},
 		{in: "/srv/x", err: "absolute path"},
+		{in: "/srv/x", err: "or file:///srv/x@REF for"},
+		// A line break in the value (a block scalar's) stays in the quotes.
+		{in: "/srv/x\n", err: "control character"},
+		{in: "00000:\n0", err: "control character"},
+		{in: "./a\tb", err: "control character"},
 		{in: "https://example.com/flows.git", err: "missing @REF"},
 		{in: "https://user@example.com/flows.git", err: "missing @REF"},
 		{in: "git@example.com:flows.git", err: "missing @REF"},
@@ -39,8 +44,8 @@ func TestParseUses(t *testing.T) {
 		u, err := ParseUses(tt.in)
 		if tt.err != "" {
 			var ue *UsesError
-			if err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.err) {
-				t.Errorf("ParseUses(%q) error = %v, want *UsesError with %q", tt.in, err, tt.err)
+			if err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.err) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("ParseUses(%q) error = %v, want *UsesError on one line with %q", tt.in, err, tt.err)
 			}
 			continue
 		}
