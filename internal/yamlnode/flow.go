@@ -32,7 +32,7 @@ func strayCloser(data []byte, msg string) (Place, bool) {
 	default:
 		return Place{}, false
 	}
-	off, ok := scanFlow(data)
+	off, ok := scanFlow(data, maxFlowScan)
 	if !ok || data[off] == want {
 		return Place{}, false
 	}
@@ -42,14 +42,33 @@ func strayCloser(data []byte, msg string) (Place, bool) {
 	if err := yaml.Unmarshal(fixed, &v); err != nil && Syntax(err).Msg == msg {
 		return Place{}, false
 	}
+	return placeOf(data, off), true
+}
+
+// tooDeep finds the opening bracket of a flow list or mapping nested
+// deeper than libyaml's limit: the place of its "exceeded max depth".
+func tooDeep(data []byte) (Place, bool) {
+	off, ok := scanFlow(data, maxFlowDepth)
+	if !ok || (data[off] != '[' && data[off] != '{') {
+		return Place{}, false
+	}
+	return placeOf(data, off), true
+}
+
+// maxFlowDepth is libyaml's limit on the nesting of flow collections.
+const maxFlowDepth = 10000
+
+// placeOf is the line and column of the byte at off in data.
+func placeOf(data []byte, off int) Place {
 	before := data[:off]
 	lineStart := bytes.LastIndexByte(before, '\n') + 1
-	return Place{Line: bytes.Count(before, []byte("\n")) + 1, Col: utf8.RuneCount(before[lineStart:]) + 1}, true
+	return Place{Line: bytes.Count(before, []byte("\n")) + 1, Col: utf8.RuneCount(before[lineStart:]) + 1}
 }
 
 // scanFlow returns the offset of the first closing bracket in data that
-// does not match the innermost open one.
-func scanFlow(data []byte) (int, bool) {
+// does not match the innermost open one, or of the first opening bracket
+// nested deeper than maxDepth.
+func scanFlow(data []byte, maxDepth int) (int, bool) {
 	var open []byte // the closers the open brackets want, innermost last
 	blockIndent := -1
 	for lineStart := 0; lineStart < len(data); {
@@ -67,7 +86,7 @@ func scanFlow(data []byte) (int, bool) {
 			// A line of a literal or folded block scalar: text.
 		default:
 			blockIndent = -1
-			if at, ok := scanLine(line, indent, &open, &blockIndent); ok {
+			if at, ok := scanLine(line, indent, maxDepth, &open, &blockIndent); ok {
 				return lineStart + at, true
 			}
 		}
@@ -79,7 +98,7 @@ func scanFlow(data []byte) (int, bool) {
 // scanLine scans one line for scanFlow, from its indentation on. A block
 // scalar header (| or >) at the end of a value outside brackets sets
 // *blockIndent to the line's indentation.
-func scanLine(line []byte, indent int, open *[]byte, blockIndent *int) (int, bool) {
+func scanLine(line []byte, indent, maxDepth int, open *[]byte, blockIndent *int) (int, bool) {
 	valueStart := true // outside brackets: the next character starts a value
 	for i := indent; i < len(line); i++ {
 		c := line[i]
@@ -95,6 +114,9 @@ func scanLine(line []byte, indent int, open *[]byte, blockIndent *int) (int, boo
 		case c == '[' || c == '{':
 			if len(*open) == 0 && !valueStart {
 				continue
+			}
+			if len(*open) == maxDepth {
+				return i, true
 			}
 			*open = append(*open, map[byte]byte{'[': ']', '{': '}'}[c])
 		case c == ']' || c == '}':

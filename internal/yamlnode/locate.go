@@ -44,6 +44,13 @@ func Locate(data []byte, err error) Place {
 	if line > 0 && syn.ParserProblem() {
 		line++
 	}
+	if strings.HasPrefix(syn.Msg, "exceeded max depth") {
+		// goccy takes minutes over text nested this deep.
+		if p, ok := tooDeep(data); ok {
+			return p
+		}
+		return Place{Line: line, Col: firstNonSpace(data, line)}
+	}
 	if name, ok := unknownAnchor(syn.Msg); ok {
 		if p, found := findAlias(data, name); found {
 			return p

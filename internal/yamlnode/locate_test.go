@@ -1,6 +1,7 @@
 package yamlnode
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -19,6 +20,9 @@ func TestLocate(t *testing.T) {
 		{"quote left open", "version: 1\nname: \"open\nsteps: []\n", Place{2, 7}},
 		{"flow mapping left open at the end", "version: 1\nsteps:\n  a: {\n", Place{3, 6}},
 		{"second colon", "a: b: c\n", Place{1, 4}},
+		// goccy took a minute over this; the place is the bracket past the limit.
+		{"flow nested deeper than the limit", "a: 1\nb: " + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + "\n", Place{2, 10004}},
+		{"flow mappings nested deeper than the limit", "b: " + strings.Repeat("{a: ", 100000) + "1" + strings.Repeat("}", 100000), Place{1, 40004}},
 		{"wrong closing bracket on the first line", "[1, 2}\n", Place{1, 6}},
 		{"wrong closing bracket in a list item", "- a\n- [1, 2}\n- c\n", Place{2, 8}},
 		{"wrong closing bracket after quoted and block brackets", "a: \"[}\"\nb: |\n  {]\nc: '{'\nd: [1}\n", Place{5, 6}},
