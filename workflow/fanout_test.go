@@ -1,6 +1,7 @@
 package workflow
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -239,5 +240,21 @@ func TestParseItemsJSON(t *testing.T) {
 	// YAML's flow style, which is not JSON, is still read.
 	if tasks, err := ParseItems("f.json", []byte("[{id: a}, {id: b}]")); err != nil || len(tasks) != 2 {
 		t.Errorf("flow YAML in a .json file: %d tasks, %v", len(tasks), err)
+	}
+}
+
+// TestParseItemsAliasBomb: an item whose aliases expand to billions of
+// values ("billion laughs") is refused at once, in words of its own
+// rather than yaml.v3's with its "yaml: " prefix.
+func TestParseItemsAliasBomb(t *testing.T) {
+	data := "- [&a0 [x, x, x, x, x, x, x, x, x, x]"
+	for i := 1; i < 9; i++ {
+		data += fmt.Sprintf(", &a%d [%s]", i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d, ", i-1), 10), ", "))
+	}
+	data += "]\n"
+	_, err := ParseItems("f.yaml", []byte(data))
+	want := "f.yaml:1:3: item 1: its aliases expand to too much (excessive aliasing): write the value out, or alias less of it"
+	if err == nil || err.Error() != want {
+		t.Errorf("ParseItems(alias bomb) = %v, want %q", err, want)
 	}
 }
