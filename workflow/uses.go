@@ -326,6 +326,11 @@ func (c *importCtx) resolve(u Uses) (*Source, error) {
 		src.Label = c.src.repo + ":" + u.Path
 		src.key = c.src.repo + "@" + c.src.Commit + ":" + u.Path
 	}
+	if err := CheckNoLink(src.FS, u.Path); err != nil {
+		// A commit's tree does not follow the link: say what it is, as
+		// validate, which reads the working tree, does.
+		return nil, err
+	}
 	if st, err := fs.Stat(src.FS, u.Path); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("no directory %s", src.file(u.Path))
 	}

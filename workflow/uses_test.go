@@ -216,3 +216,26 @@ steps:
 		}
 	}
 }
+
+// treeLikeFS does not follow symbolic links, as a commit's tree does not.
+type treeLikeFS struct{ fstest.MapFS }
+
+func (f treeLikeFS) Stat(name string) (fs.FileInfo, error) { return f.MapFS.Lstat(name) }
+
+// TestLoadProjectUsesLink: a uses: ./PATH whose directory is a symbolic
+// link was "no directory PATH" when read from a commit (run, status),
+// though validate, reading the working tree, named the link.
+func TestLoadProjectUsesLink(t *testing.T) {
+	files := fstest.MapFS{
+		WorkflowFile:         {Data: []byte("version: 1\nsteps:\n  - uses: ./shared\n")},
+		"shared":             {Data: []byte("real"), Mode: fs.ModeSymlink},
+		"real/workflow.yaml": {Data: []byte("version: 1\nsteps:\n  - id: x\n    run: echo\n")},
+	}
+	want := WorkflowFile + ":3:11: uses: ./shared: shared is a symbolic link (to real)"
+	for name, fsys := range map[string]fs.FS{"working tree": files, "commit": treeLikeFS{files}} {
+		_, err := LoadProjectWith(fsys, LoadOptions{Engines: testEngines})
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: %v, want %q...", name, err, want)
+		}
+	}
+}
