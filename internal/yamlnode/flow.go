@@ -102,48 +102,74 @@ func scanLine(line []byte, indent, maxDepth int, open *[]byte, blockIndent *int)
 	valueStart := true // outside brackets: the next character starts a value
 	for i := indent; i < len(line); i++ {
 		c := line[i]
-		switch {
-		case c == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
+		if c == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t') {
 			return 0, false
-		case c == '"' || c == '\'':
-			if len(*open) == 0 && !valueStart {
-				continue
-			}
-			i = skipQuoted(line, i)
-			valueStart = false
-		case c == '[' || c == '{':
-			if len(*open) == 0 && !valueStart {
-				continue
-			}
-			if len(*open) == maxDepth {
+		}
+		if len(*open) > 0 || valueStart && (c == '[' || c == '{') {
+			var found bool
+			if i, found = flowChar(line, i, maxDepth, open); found {
 				return i, true
 			}
-			*open = append(*open, map[byte]byte{'[': ']', '{': '}'}[c])
-		case c == ']' || c == '}':
-			if len(*open) == 0 {
-				continue
-			}
-			if (*open)[len(*open)-1] != c {
-				return i, true
-			}
-			*open = (*open)[:len(*open)-1]
 			valueStart = false
-		case len(*open) > 0 || c == ' ' || c == '\t':
-			// Inside brackets every bracket counts; blanks keep valueStart.
-		case (c == '-' || c == '?' || c == ':') && (i+1 == len(line) || line[i+1] == ' '):
-			valueStart = true
-		case valueStart && (c == '|' || c == '>'):
+			continue
+		}
+		var header bool
+		if i, valueStart, header = blockChar(line, i, valueStart); header {
 			*blockIndent = indent
 			return 0, false
-		case valueStart && (c == '&' || c == '!'):
-			for i+1 < len(line) && line[i+1] != ' ' {
-				i++
-			}
-		default:
-			valueStart = false
 		}
 	}
 	return 0, false
+}
+
+// blockChar takes the character at line[i] outside brackets: it returns
+// where the scan goes on, whether the next character starts a value, and
+// whether line[i] is a block scalar's header (| or >), whose text follows
+// on the next lines.
+func blockChar(line []byte, i int, valueStart bool) (int, bool, bool) {
+	c := line[i]
+	switch {
+	case c == ' ' || c == '\t' || c == ']' || c == '}':
+		// Blanks keep valueStart; a closer outside brackets is text.
+		return i, valueStart, false
+	case (c == '-' || c == '?' || c == ':') && (i+1 == len(line) || line[i+1] == ' '):
+		return i, true, false
+	case !valueStart:
+		return i, false, false
+	case c == '"' || c == '\'':
+		return skipQuoted(line, i), false, false
+	case c == '|' || c == '>':
+		return i, true, true
+	case c == '&' || c == '!':
+		// An anchor or a tag: the value comes after it.
+		for i+1 < len(line) && line[i+1] != ' ' {
+			i++
+		}
+		return i, true, false
+	}
+	return i, false, false
+}
+
+// flowChar takes the character at line[i] inside brackets, or the bracket
+// that opens them: a quoted scalar is skipped, a bracket opens or closes.
+// It returns where the scan goes on, or the offset of a closer that does
+// not match or an opener nested deeper than maxDepth, with true.
+func flowChar(line []byte, i, maxDepth int, open *[]byte) (int, bool) {
+	switch c := line[i]; c {
+	case '"', '\'':
+		return skipQuoted(line, i), false
+	case '[', '{':
+		if len(*open) == maxDepth {
+			return i, true
+		}
+		*open = append(*open, map[byte]byte{'[': ']', '{': '}'}[c])
+	case ']', '}':
+		if (*open)[len(*open)-1] != c {
+			return i, true
+		}
+		*open = (*open)[:len(*open)-1]
+	}
+	return i, false
 }
 
 // skipQuoted returns the offset of the quote that closes the quoted scalar
