@@ -31,6 +31,12 @@ func (r *Repo) localFile(name string) (string, error) {
 // wait for a writer for ever.
 var errNotRegular = errors.New("not a regular file (a named pipe, socket or device), which codemachine does not read")
 
+// ReadCacheFile reads a cache under LocalDir at path p as os.ReadFile
+// does, refusing a named pipe, socket or device without opening it: a
+// cache is rebuilt when it cannot be read, but opening a named pipe would
+// wait for a writer for ever.
+func ReadCacheFile(p string) ([]byte, error) { return readLocalFile(p) }
+
 // readLocalFile reads the file at p as os.ReadFile does, refusing with
 // errNotRegular a named pipe, socket or device without opening it.
 func readLocalFile(p string) ([]byte, error) {
