@@ -103,6 +103,9 @@ const maxUnclosed = 16
 // the brackets yaml.v3 asks for at the end makes it parse. It returns the
 // place just after the text's last character.
 func unclosedFlow(data []byte, msg string) (yamlnode.Place, bool) {
+	if len(data) > yamlnode.MaxReparse {
+		return yamlnode.Place{}, false // each parse of it takes seconds
+	}
 	text := bytes.TrimRight(data, " \t\r\n")
 	closers := []string{flowCloser(msg)}
 	if msg == "did not find expected node content" && bytes.HasSuffix(text, []byte(",")) {

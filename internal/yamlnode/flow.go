@@ -2,14 +2,16 @@ package yamlnode
 
 import (
 	"bytes"
+	"math"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// maxFlowScan bounds the text strayCloser scans: past it the line yaml.v3
-// gave stands.
-const maxFlowScan = 1 << 20
+// MaxReparse bounds the text whose syntax error is placed by reading it
+// again (goccy's parser, the bracket scans, yaml.v3 with brackets added):
+// each read of megabytes takes seconds, and yaml.v3's line is then kept.
+const MaxReparse = 1 << 20
 
 // strayCloser finds the closing bracket of a flow list or mapping that
 // does not match the bracket it closes ("[1, 2}"), which is the place of
@@ -20,7 +22,7 @@ const maxFlowScan = 1 << 20
 // answer is taken only when putting the expected bracket in its place
 // makes that message go away.
 func strayCloser(data []byte, msg string) (Place, bool) {
-	if len(data) > maxFlowScan {
+	if len(data) > MaxReparse {
 		return Place{}, false
 	}
 	var want byte
@@ -32,7 +34,7 @@ func strayCloser(data []byte, msg string) (Place, bool) {
 	default:
 		return Place{}, false
 	}
-	off, ok := scanFlow(data, maxFlowScan)
+	off, ok := scanFlow(data, math.MaxInt)
 	if !ok || data[off] == want {
 		return Place{}, false
 	}

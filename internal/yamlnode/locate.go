@@ -56,8 +56,10 @@ func Locate(data []byte, err error) Place {
 			return p
 		}
 	}
-	if p, ok := reparse(data); ok && (p.Line >= line || line > lineCount(data)) {
-		return p
+	if len(data) <= MaxReparse { // goccy takes seconds a megabyte
+		if p, ok := reparse(data); ok && (p.Line >= line || line > lineCount(data)) {
+			return p
+		}
 	}
 	if line == 0 {
 		return Place{}

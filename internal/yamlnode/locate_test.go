@@ -3,6 +3,7 @@ package yamlnode
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLocate(t *testing.T) {
@@ -59,3 +60,23 @@ func TestLocateWithoutLine(t *testing.T) {
 type errUnknown struct{}
 
 func (errUnknown) Error() string { return "yaml: something odd" }
+
+// TestLocateLarge: placing the syntax error of megabytes of YAML read
+// them again with goccy, seconds a megabyte, so that validate on a 10 MB
+// flow list took longer than a user waits; past MaxReparse yaml.v3's line
+// is kept at once.
+func TestLocateLarge(t *testing.T) {
+	data := []byte("version: 1\nname: [" + strings.Repeat("x, ", 1_500_000) + "\nsteps: []\n")
+	_, _, err := Documents(data)
+	if err == nil {
+		t.Fatal("no syntax error")
+	}
+	start := time.Now()
+	got := Locate(data, err)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Locate took %v", d)
+	}
+	if got != (Place{2, 1}) {
+		t.Errorf("Locate = %+v, want yaml.v3's line 2", got)
+	}
+}
