@@ -204,12 +204,12 @@ func TestParseItemsYAMLUnclosed(t *testing.T) {
 
 // TestParseItemsYAMLWrongBracket: a flow list closed with the wrong
 // bracket was placed at 1:1 (yaml.v3 gives no line on the first), or at
-// the line after; it is placed at the bracket.
+// the line after; it is placed at the bracket, and the hint says so.
 func TestParseItemsYAMLWrongBracket(t *testing.T) {
 	for _, tc := range []struct{ data, want string }{
-		{"[1, 2}", "f.yaml:1:6: invalid YAML: did not find expected ',' or ']'"},
-		{"- a\n- [1, 2}\n- c\n", "f.yaml:2:8: invalid YAML: did not find expected ',' or ']'"},
-		{"- {id: a, tags: [x, y}}\n", "f.yaml:1:22: invalid YAML: did not find expected ',' or ']'"},
+		{"[1, 2}", "f.yaml:1:6: invalid YAML: did not find expected ',' or ']' (a list opened with [ is closed with ], not })"},
+		{"- a\n- [1, 2}\n- c\n", "f.yaml:2:8: invalid YAML: did not find expected ',' or ']' (a list opened with [ is closed with ], not })"},
+		{"- {id: a, tags: [x, y}}\n", "f.yaml:1:22: invalid YAML: did not find expected ',' or ']' (a list opened with [ is closed with ], not })"},
 	} {
 		_, err := ParseItems("f.yaml", []byte(tc.data))
 		if err == nil || err.Error() != tc.want {

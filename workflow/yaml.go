@@ -84,6 +84,9 @@ func (d *yamlDoc) syntaxError(data []byte, err error) {
 		line, col, hint = end.Line, end.Col, "is a bracket left open?"
 	}
 	if text, ok := lineAt(data, line); ok {
+		if w := wrongCloser(text, col, msg); w != "" {
+			hint = w
+		}
 		indent := text[:len(text)-len(strings.TrimLeft(text, " \t"))]
 		if i := strings.IndexByte(indent, '\t'); i >= 0 {
 			col, hint = i+1, "indent with spaces, not tabs"
@@ -139,6 +142,18 @@ func closesFlow(fixed []byte) bool {
 		fixed = append(fixed, c...)
 	}
 	return false
+}
+
+// wrongCloser is the hint for the closing bracket at column col of text
+// when it is not the one libyaml's msg asks for ("[1, 2}"); "" otherwise.
+func wrongCloser(text string, col int, msg string) string {
+	want := flowCloser(msg)
+	r := []rune(text)
+	if want == "" || col < 1 || col > len(r) || (r[col-1] != ']' && r[col-1] != '}') || string(r[col-1]) == want {
+		return ""
+	}
+	kind := map[string]string{"]": "a list opened with [", "}": "a mapping opened with {"}[want]
+	return fmt.Sprintf("%s is closed with %s, not %c", kind, want, r[col-1])
 }
 
 // flowCloser is the bracket libyaml's msg asks for, "" for another problem.
