@@ -159,6 +159,9 @@ func blockChar(line []byte, i int, valueStart bool) (int, bool, bool) {
 func flowChar(line []byte, i, maxDepth int, open *[]byte) (int, bool) {
 	switch c := line[i]; c {
 	case '"', '\'':
+		if !flowValueStart(line, i) {
+			return i, false // a quote inside a plain scalar: it's
+		}
 		return skipQuoted(line, i), false
 	case '[', '{':
 		if len(*open) == maxDepth {
@@ -172,6 +175,14 @@ func flowChar(line []byte, i, maxDepth int, open *[]byte) (int, bool) {
 		*open = (*open)[:len(*open)-1]
 	}
 	return i, false
+}
+
+// flowValueStart tells whether line[i], inside brackets, starts a value:
+// it is the first character of the line, or comes after a bracket, a comma
+// or a colon, blanks aside.
+func flowValueStart(line []byte, i int) bool {
+	before := bytes.TrimRight(line[:i], " \t")
+	return len(before) == 0 || bytes.IndexByte([]byte("[{,:"), before[len(before)-1]) >= 0
 }
 
 // skipQuoted returns the offset of the quote that closes the quoted scalar

@@ -25,6 +25,7 @@ func TestLocate(t *testing.T) {
 		{"flow nested deeper than the limit", "a: 1\nb: " + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + "\n", Place{2, 10004}},
 		{"flow mappings nested deeper than the limit", "b: " + strings.Repeat("{a: ", 100000) + "1" + strings.Repeat("}", 100000), Place{1, 40004}},
 		{"wrong closing bracket on the first line", "[1, 2}\n", Place{1, 6}},
+		{"wrong closing bracket after an apostrophe in a word", "[it's, 'a ]', 2}\n", Place{1, 16}},
 		{"wrong closing bracket in a list item", "- a\n- [1, 2}\n- c\n", Place{2, 8}},
 		{"wrong closing bracket after quoted and block brackets", "a: \"[}\"\nb: |\n  {]\nc: '{'\nd: [1}\n", Place{5, 6}},
 		// goccy names the scalar before; yaml.v3's line is the better one.
