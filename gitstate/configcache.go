@@ -71,7 +71,7 @@ func (r *Repo) configKey(files []string, stamps []fileStamp) string {
 
 // cachedConfigList is the kept answer for key, or false.
 func (r *Repo) cachedConfigList(key string) (string, bool) {
-	data, err := os.ReadFile(filepath.Join(r.commonDir, "codemachine", filepath.FromSlash(configCacheName)))
+	data, err := readLocalFile(filepath.Join(r.commonDir, "codemachine", filepath.FromSlash(configCacheName)))
 	if err != nil {
 		return "", false
 	}

@@ -26,6 +26,26 @@ func (r *Repo) localFile(name string) (string, error) {
 	return r.localPath(filepath.FromSlash(name))
 }
 
+// errNotRegular is what is under LocalDir where a file of codemachine's is
+// read, but is neither a file nor a directory: opening a named pipe would
+// wait for a writer for ever.
+var errNotRegular = errors.New("not a regular file (a named pipe, socket or device), which codemachine does not read")
+
+// ReadCacheFile reads a cache under LocalDir at path p as os.ReadFile
+// does, refusing a named pipe, socket or device without opening it: a
+// cache is rebuilt when it cannot be read, but opening a named pipe would
+// wait for a writer for ever.
+func ReadCacheFile(p string) ([]byte, error) { return readLocalFile(p) }
+
+// readLocalFile reads the file at p as os.ReadFile does, refusing with
+// errNotRegular a named pipe, socket or device without opening it.
+func readLocalFile(p string) ([]byte, error) {
+	if fi, err := os.Stat(p); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		return nil, &fs.PathError{Op: "read", Path: p, Err: errNotRegular}
+	}
+	return os.ReadFile(p)
+}
+
 // ReadLocal decodes the YAML file name under LocalDir into v. A missing file
 // gives an error wrapping fs.ErrNotExist, which callers treat as empty; one
 // that does not decode, a *DamagedFileError.
@@ -33,6 +53,16 @@ func (r *Repo) ReadLocal(name string, v any) error {
 	p, err := r.localFile(name)
 	if err != nil {
 		return err
+	}
+	if fi, err := os.Stat(p); err == nil && !fi.Mode().IsRegular() {
+		// Not what codemachine writes there: for the user to remove, as
+		// a file that does not decode is (exit 2), and not to be opened:
+		// a named pipe would wait for a writer for ever.
+		kind := "a named pipe, socket or device"
+		if fi.IsDir() {
+			kind = "a directory"
+		}
+		return &DamagedFileError{Path: r.RelPath(p), Problem: kind + ", not a file"}
 	}
 	data, err := os.ReadFile(p)
 	if err != nil {
@@ -115,7 +145,7 @@ func (r *Repo) writeLocalYAML(name string, v any, durable bool) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
-	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
+	if old, err := readLocalFile(p); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
 	return writeFileAtomic(p, data, durable)
@@ -143,7 +173,7 @@ func (r *Repo) ReadLocalRaw(name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(p)
+	data, err := readLocalFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func inode(t *testing.T, p string) uint64 {
@@ -144,5 +145,48 @@ func TestRemoveLocal(t *testing.T) {
 		if err := r.RemoveLocal(name); err == nil {
 			t.Errorf("RemoveLocal(%q) succeeded", name)
 		}
+	}
+}
+
+// TestReadLocalNotAFile: a named pipe where a local file is read hung
+// every command that reads it (status, run), waiting for a writer; it and
+// a directory are refused as a damaged file is (exit 2), without opening.
+func TestReadLocalNotAFile(t *testing.T) {
+	_, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	dir, err := r.localPath("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "holds.yaml"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "tips.yaml"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"holds.yaml": "a named pipe, socket or device, not a file", "tips.yaml": "a directory, not a file"} {
+		done := make(chan error, 1)
+		go func() {
+			var v map[string]any
+			done <- r.ReadLocal(name, &v)
+		}()
+		select {
+		case err := <-done:
+			var damaged *DamagedFileError
+			if !errors.As(err, &damaged) || damaged.Problem != want {
+				t.Errorf("ReadLocal(%s) = %v, want a DamagedFileError: %s", name, err, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("ReadLocal(%s) hangs", name)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.WriteLocal("holds.yaml", map[string]int{"a": 1}) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("WriteLocal over a named pipe hangs")
 	}
 }

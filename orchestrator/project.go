@@ -444,6 +444,10 @@ type Problem struct {
 // ValidationError lists every problem validate found, in file order.
 type ValidationError struct {
 	Problems []Problem
+	// Warnings are those of the plans that could be read (see
+	// ValidateReport.Warnings): a failing validate names them too, so
+	// that a fix of the problems does not hide a missing task.
+	Warnings []Problem
 }
 
 func (e *ValidationError) Error() string {
@@ -507,7 +511,7 @@ func (o *Orchestrator) Validate() (*ValidateReport, error) {
 		}
 	}
 	if len(problems) > 0 {
-		return nil, &ConfigError{Err: &ValidationError{Problems: problems}}
+		return nil, &ConfigError{Err: &ValidationError{Problems: problems, Warnings: planWarnings(project)}}
 	}
 	return validateReport(project), nil
 }
@@ -515,12 +519,10 @@ func (o *Orchestrator) Validate() (*ValidateReport, error) {
 // validateReport counts what a valid project holds, with its plans'
 // warnings.
 func validateReport(project *workflow.Project) *ValidateReport {
-	report := &ValidateReport{Steps: len(project.Workflow.Steps), Agents: len(project.Agents), Plans: map[string]int{}}
+	report := &ValidateReport{Steps: len(project.Workflow.Steps), Agents: len(project.Agents), Plans: map[string]int{},
+		Warnings: planWarnings(project)}
 	for _, p := range sortedKeys(project.Plans) {
 		report.Plans[p] = len(project.Plans[p].Tasks)
-		for _, w := range project.Plans[p].Warnings {
-			report.Warnings = append(report.Warnings, Problem{File: w.Pos.File, Line: w.Pos.Line, Col: w.Pos.Col, Message: w.Msg})
-		}
 	}
 	for _, s := range project.Workflow.Steps {
 		if s.Each != nil {
@@ -535,6 +537,24 @@ func validateReport(project *workflow.Project) *ValidateReport {
 		}
 	}
 	return report
+}
+
+// planWarnings are the warnings of the plans of project (nil: none), in
+// file order.
+func planWarnings(project *workflow.Project) []Problem {
+	if project == nil {
+		return nil
+	}
+	var out []Problem
+	for _, p := range sortedKeys(project.Plans) {
+		if project.Plans[p] == nil {
+			continue
+		}
+		for _, w := range project.Plans[p].Warnings {
+			out = append(out, Problem{File: w.Pos.File, Line: w.Pos.Line, Col: w.Pos.Col, Message: w.Msg})
+		}
+	}
+	return out
 }
 
 // Graph writes the step DAG as Mermaid ("mermaid") or Graphviz ("dot").

@@ -480,6 +480,9 @@ func (o *Orchestrator) checkWorkflow(commit string) error {
 				if lerr := workflow.CheckNoLink(fsys, workflow.WorkflowFile); lerr != nil {
 					return &ConfigError{Err: lerr}
 				}
+				if werr := workflow.WorkflowInTheWay(fsys); werr != nil {
+					return &ConfigError{Err: werr}
+				}
 			}
 			return &ConfigError{Err: workflow.ErrNoWorkflow}
 		}

@@ -67,7 +67,7 @@ func (o *Orchestrator) cachedState(id string) *gitstate.State {
 	if o.stateCache.id == id {
 		return o.stateCache.state
 	}
-	raw, err := os.ReadFile(o.stateCacheFile())
+	raw, err := gitstate.ReadCacheFile(o.stateCacheFile())
 	if err != nil || len(raw) < len(id) || string(raw[:len(id)]) != id {
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/codemachine/codemachine/agents"
+	"github.com/codemachine/codemachine/gitstate"
 )
 
 // The workflow's definition (workflow.yaml with what uses: imports, and the
@@ -132,7 +133,7 @@ func (o *Orchestrator) cachedDefinition(fsys fs.FS) []byte {
 // readWorkflowCache reads workflow.gob; nil when it is missing, does not
 // decode, or was written by another binary.
 func readWorkflowCache(file, key string) *workflowCacheEntry {
-	raw, err := os.ReadFile(file)
+	raw, err := gitstate.ReadCacheFile(file)
 	if err != nil || len(raw) < sha256.Size {
 		return nil
 	}

@@ -56,6 +56,12 @@ func parseAgent(file string, data []byte, engines []string, errs *Errors) *Agent
 		Raw:      data,
 		BodyLine: 1,
 	}
+	if at, ok := loneCRLines(file, data); ok && bytes.HasPrefix(bytes.TrimPrefix(data, []byte("\uFEFF")), []byte("---\r")) {
+		// Its front matter would be prompt text, its engine and model
+		// unread; a prompt alone is text whatever its line ends.
+		errs.Add(at, "%s", loneCRMessage)
+		return a
+	}
 	body := string(bytes.TrimPrefix(data, []byte("\uFEFF")))
 	if front, rest, bodyLine, ok := splitFrontMatter(body); ok {
 		a.frontMatter(front, engines, errs)

@@ -254,3 +254,17 @@ func TestStepRefs(t *testing.T) {
 		}
 	}
 }
+
+// TestParseAgentLoneCR: an agent file saved with classic Mac OS line ends
+// (lone CRs) had its front matter taken for prompt text, its engine and
+// model silently unread; a prompt alone with them is still text.
+func TestParseAgentLoneCR(t *testing.T) {
+	_, err := ParseAgent("a.md", []byte("---\rengine: codex\r---\rHello\r"), testEngines)
+	want := "a.md:1:4: " + loneCRMessage
+	if err == nil || err.Error() != want {
+		t.Errorf("ParseAgent(lone CRs) = %v, want %q", err, want)
+	}
+	if a, err := ParseAgent("a.md", []byte("Hello\rworld\r"), testEngines); err != nil || a.Body != "Hello\rworld\r" {
+		t.Errorf("prompt with lone CRs: %v, body %q", err, a.Body)
+	}
+}

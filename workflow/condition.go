@@ -1,6 +1,7 @@
 package workflow
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -321,7 +322,34 @@ func condErrPos(at whenAt, fe *file.Error) Pos {
 		pos.Line += fe.Line
 		pos.Col = 0
 	}
+	if pos.Col == 0 {
+		pos.Col = at.laterCol(pos.Line-at.Line, fe)
+	}
 	return pos
+}
+
+// laterCol is the column of an error on the expression's line fe.Line,
+// n lines after the value's first line in the file. In a literal block
+// scalar (|) the file's line is the expression's, shifted by the block's
+// indentation, so the column is exact; other styles fold the lines, and it
+// is the line's first character.
+func (at whenAt) laterCol(n int, fe *file.Error) int {
+	if n < 0 || n >= len(at.lines) {
+		return 1
+	}
+	first := at.lines[n]
+	exprLines := strings.Split(at.src, "\n")
+	if at.style != yaml.LiteralStyle || fe.Line < 1 || fe.Line > len(exprLines) {
+		return first
+	}
+	exprLine := []rune(exprLines[fe.Line-1])
+	lead := 0
+	for lead < len(exprLine) && (exprLine[lead] == ' ' || exprLine[lead] == '\t') {
+		lead++
+	}
+	// fe.Column counts the characters of the expression's line before
+	// the error's, the block's indentation not included.
+	return max(1, first-lead+fe.Column)
 }
 
 // CondFailure words an error of evaluating the step's when: (key "when")
@@ -344,6 +372,12 @@ func (s *Step) CondFailure(key string, err error) string {
 type whenAt struct {
 	Pos
 	style yaml.Style
+	// src is the expression.
+	src string
+	// lines are the column of the first character of each line of the
+	// file from the value's on, over as many lines as the value can span:
+	// where an error on a later line of the expression is.
+	lines []int
 	// comment is the YAML comment after a plain expression on its line:
 	// where expr's "#" (the element in map, filter, ...) went when the
 	// expression was not quoted.
@@ -424,7 +458,27 @@ func (sd *stepDecoder) readWhen(kv keyVal) {
 	}
 	n := kv.val
 	sd.s.When = &Condition{Source: v}
-	sd.s.at.when = whenAt{Pos: sd.at(n), style: n.Style &^ (yaml.TaggedStyle | yaml.FlowStyle), comment: n.LineComment}
+	sd.s.at.when = sd.whenAt(n, v)
+}
+
+// whenAt is where the expression v of node n is, and how it is written.
+func (sd *stepDecoder) whenAt(n *yaml.Node, v string) whenAt {
+	at := whenAt{Pos: sd.at(n), src: v, style: n.Style &^ (yaml.TaggedStyle | yaml.FlowStyle), comment: n.LineComment}
+	// A block scalar starts on the line after its indicator; a quoted
+	// value may hold more lines than its text.
+	rest := sd.data
+	for i := 1; i < n.Line && len(rest) > 0; i++ {
+		_, rest, _ = bytes.Cut(rest, []byte("\n"))
+	}
+	for range strings.Count(v, "\n") + 2 {
+		if len(rest) == 0 {
+			break
+		}
+		var text []byte
+		text, rest, _ = bytes.Cut(rest, []byte("\n"))
+		at.lines = append(at.lines, len(text)-len(bytes.TrimLeft(text, " \t"))+1)
+	}
+	return at
 }
 
 // DefaultMaxIterations bounds an until: loop without max_iterations.
@@ -443,7 +497,7 @@ func (sd *stepDecoder) readUntil(kv keyVal) {
 	}
 	n := kv.val
 	sd.s.Until = &Condition{Source: v}
-	sd.s.at.until = whenAt{Pos: sd.at(n), style: n.Style &^ (yaml.TaggedStyle | yaml.FlowStyle), comment: n.LineComment}
+	sd.s.at.until = sd.whenAt(n, v)
 }
 
 // readVars reads the workflow's vars: a mapping of names to plain values

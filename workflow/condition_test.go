@@ -71,7 +71,9 @@ func TestConditionErrors(t *testing.T) {
 		{`file("/etc/passwd") != ""`, `w.yaml:5:11: when: file("/etc/passwd"): the path is absolute`},
 		{`exists("../x") || len(glob(".git/*")) > 0`, `w.yaml:5:11: when: exists("../x"): the path escapes the repository`},
 		{`len(glob(".git/*")) > 0`, `w.yaml:5:11: when: glob(".git/*"): the path points into .git/`},
-		{"|\n      true &&\n      )", `w.yaml:7:`},
+		// A block scalar's later lines: the column too, not only the line.
+		{"|\n      true &&\n      )", `w.yaml:7:7: when: unexpected token Bracket(")")`},
+		{"|\n      steps.other.done &&\n        nope", `w.yaml:7:9: when: unknown name nope`},
 		// expr's # (the element in filter, map, ...) starts a YAML comment
 		// in a plain scalar: the expression ends before it.
 		{`len(filter(glob("*.md"), # != "x")) > 0`, `w.yaml:5:34: when: unexpected token EOF (YAML took "# != \"x\")) > 0" for a comment: quote the expression to use # in it)`},

@@ -72,6 +72,7 @@ type atGob struct {
 	Inputs, Needs                []Pos
 	When, Until                  Pos
 	WhenStyle, UntilStyle        yaml.Style
+	WhenLines, UntilLines        []int
 	MaxIterations                Pos
 }
 
@@ -108,6 +109,7 @@ func encodeDefinition(p *Project) ([]byte, bool) {
 			ID: s.at.id, Agent: s.at.agent, Foreach: s.at.foreach, Reviewer: s.at.reviewer,
 			Inputs: s.at.inputs, Needs: s.at.needs, When: s.at.when.Pos, Until: s.at.until.Pos,
 			WhenStyle: s.at.when.style, UntilStyle: s.at.until.style, MaxIterations: s.at.maxIterations,
+			WhenLines: s.at.when.lines, UntilLines: s.at.until.lines,
 		}}
 		g.Step.Source, g.Step.When, g.Step.Until = nil, nil, nil
 		if src := s.Source; src != nil {
@@ -196,8 +198,8 @@ func decodeDefinition(data []byte, fsys fs.FS, imp Importer) (*Project, map[stri
 		s := g.Step
 		s.importedAt, s.agentKeys = g.ImportedAt, g.AgentKeys
 		s.at = stepPositions{id: g.At.ID, agent: g.At.Agent, foreach: g.At.Foreach, reviewer: g.At.Reviewer,
-			inputs: g.At.Inputs, needs: g.At.Needs, when: whenAt{Pos: g.At.When, style: g.At.WhenStyle},
-			until: whenAt{Pos: g.At.Until, style: g.At.UntilStyle}, maxIterations: g.At.MaxIterations}
+			inputs: g.At.Inputs, needs: g.At.Needs, when: whenAt{Pos: g.At.When, style: g.At.WhenStyle, lines: g.At.WhenLines},
+			until: whenAt{Pos: g.At.Until, style: g.At.UntilStyle, lines: g.At.UntilLines}, maxIterations: g.At.MaxIterations}
 		if g.Source > len(srcs) || g.Source < 0 {
 			return nil, nil
 		}
@@ -210,6 +212,12 @@ func decodeDefinition(data []byte, fsys fs.FS, imp Importer) (*Project, map[stri
 		}
 		if s.Until, ok = decodeCond(g.Until); !ok {
 			return nil, nil
+		}
+		if s.When != nil {
+			s.at.when.src = s.When.Source
+		}
+		if s.Until != nil {
+			s.at.until.src = s.Until.Source
 		}
 		if s.OutputSchema != nil {
 			root, err := compileSchemaJSON(s.OutputSchema.JSON)

@@ -425,6 +425,8 @@ func TestDefinitionCoversUnexported(t *testing.T) {
 		"stepPositions.until", // atGob.Until, UntilStyle
 		"stepPositions.when",  // atGob.When, WhenStyle
 		"whenAt.comment",      // read only by compile errors: a definition with errors is not kept
+		"whenAt.lines",        // atGob.WhenLines, UntilLines
+		"whenAt.src",          // the condition's Source
 		"whenAt.style",
 	}
 	var found []string

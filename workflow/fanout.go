@@ -289,7 +289,7 @@ func jsonSyntax(file string, data []byte) *Error {
 	}
 	msg := syn.Error()
 	at := int(syn.Offset) - 1 // the offending byte is the last one read
-	if syn.Offset >= int64(len(data)) {
+	if msg == "unexpected end of JSON input" {
 		// Ran out of text: the place is after its last character.
 		at = len(bytes.TrimRight(data, " \t\r\n"))
 		msg += " (is a bracket or quote left open?)"

@@ -1,6 +1,7 @@
 package workflow
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -190,6 +191,25 @@ func TestParseItemsYAMLUnclosed(t *testing.T) {
 		{"# items\n\n[1, 2\n\n", "f.yaml:3:6: invalid YAML: did not find expected ',' or ']' (is a bracket left open?)"},
 		{"[{id: a}, {id: b\n", "f.yaml:1:17: invalid YAML: did not find expected ',' or '}' (is a bracket left open?)"},
 		{"- [1,\n   2\n", "f.yaml:2:5: invalid YAML: did not find expected ',' or ']' (is a bracket left open?)"},
+		// Ending after a comma, libyaml asks for the next item instead.
+		{"[1, 2,", "f.yaml:1:7: invalid YAML: did not find expected node content (is a bracket left open?)"},
+		{"- {id: 1,\n   title: a,\n", "f.yaml:2:13: invalid YAML: did not find expected node content (is a bracket left open?)"},
+	} {
+		_, err := ParseItems("f.yaml", []byte(tc.data))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("ParseItems(%q) = %v, want %q", tc.data, err, tc.want)
+		}
+	}
+}
+
+// TestParseItemsYAMLWrongBracket: a flow list closed with the wrong
+// bracket was placed at 1:1 (yaml.v3 gives no line on the first), or at
+// the line after; it is placed at the bracket, and the hint says so.
+func TestParseItemsYAMLWrongBracket(t *testing.T) {
+	for _, tc := range []struct{ data, want string }{
+		{"[1, 2}", "f.yaml:1:6: invalid YAML: did not find expected ',' or ']' (a list opened with [ is closed with ], not })"},
+		{"- a\n- [1, 2}\n- c\n", "f.yaml:2:8: invalid YAML: did not find expected ',' or ']' (a list opened with [ is closed with ], not })"},
+		{"- {id: a, tags: [x, y}}\n", "f.yaml:1:22: invalid YAML: did not find expected ',' or ']' (a list opened with [ is closed with ], not })"},
 	} {
 		_, err := ParseItems("f.yaml", []byte(tc.data))
 		if err == nil || err.Error() != tc.want {
@@ -209,6 +229,8 @@ func TestParseItemsJSON(t *testing.T) {
 		{"[\n  {\"id\": \"a\"}\n  {\"id\": \"b\"}\n]\n", "f.json:3:3: invalid JSON: invalid character '{' after array element"},
 		{"[\n {\"id\": \"a\"},\n {\"x\": @}\n]\n", "f.json:3:8: invalid JSON: invalid character '@' looking for beginning of value"},
 		{"<<<<<<< HEAD\n[1]\n=======\n[2]\n>>>>>>> theirs\n", "f.json:1:1: unresolved merge conflict"},
+		// The wrong bracket as the last character is not one left open.
+		{"[1, 2}", "f.json:1:6: invalid JSON: invalid character '}' after array element"},
 	} {
 		_, err := ParseItems("f.json", []byte(tc.data))
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
@@ -218,5 +240,21 @@ func TestParseItemsJSON(t *testing.T) {
 	// YAML's flow style, which is not JSON, is still read.
 	if tasks, err := ParseItems("f.json", []byte("[{id: a}, {id: b}]")); err != nil || len(tasks) != 2 {
 		t.Errorf("flow YAML in a .json file: %d tasks, %v", len(tasks), err)
+	}
+}
+
+// TestParseItemsAliasBomb: an item whose aliases expand to billions of
+// values ("billion laughs") is refused at once, in words of its own
+// rather than yaml.v3's with its "yaml: " prefix.
+func TestParseItemsAliasBomb(t *testing.T) {
+	data := "- [&a0 [x, x, x, x, x, x, x, x, x, x]"
+	for i := 1; i < 9; i++ {
+		data += fmt.Sprintf(", &a%d [%s]", i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d, ", i-1), 10), ", "))
+	}
+	data += "]\n"
+	_, err := ParseItems("f.yaml", []byte(data))
+	want := "f.yaml:1:3: item 1: its aliases expand to too much (excessive aliasing): write the value out, or alias less of it"
+	if err == nil || err.Error() != want {
+		t.Errorf("ParseItems(alias bomb) = %v, want %q", err, want)
 	}
 }

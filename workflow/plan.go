@@ -40,6 +40,10 @@ type taskMeta struct {
 func ParsePlan(file string, data []byte) (*Plan, error) {
 	var errs Errors
 	p := &Plan{File: file, Data: data}
+	if at, ok := loneCRLines(file, data); ok {
+		errs.Add(at, "%s", loneCRMessage)
+		return p, errs
+	}
 	var metas []*taskMeta
 	var cur *Task
 	var body []string

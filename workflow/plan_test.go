@@ -309,3 +309,17 @@ func TestParsePlanNearMisses(t *testing.T) {
 		t.Fatalf("warnings:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestParsePlanLoneCR: a plan saved with classic Mac OS line ends (lone
+// CRs) read as one line, and so as a plan without tasks, without a word.
+func TestParsePlanLoneCR(t *testing.T) {
+	p, err := ParsePlan("plan.md", []byte("# Plan\r- [ ] T1: a\r- [ ] T2: b\r"))
+	want := "plan.md:1:7: " + loneCRMessage
+	if err == nil || err.Error() != want || len(p.Tasks) != 0 {
+		t.Errorf("ParsePlan(lone CRs) = %d tasks, %v; want %q", len(p.Tasks), err, want)
+	}
+	// A stray CR in a plan with LF line ends is text, as before.
+	if p, err := ParsePlan("plan.md", []byte("# Plan\nsee\rthis\n- [ ] T1: a\n")); err != nil || len(p.Tasks) != 1 {
+		t.Errorf("stray CR: %d tasks, %v", len(p.Tasks), err)
+	}
+}

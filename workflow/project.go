@@ -56,6 +56,24 @@ func LoadProject(fsys fs.FS, engines []string) (*Project, error) {
 	return LoadProjectWith(fsys, LoadOptions{Engines: engines})
 }
 
+// WorkflowInTheWay tells why fsys has no workflow file to read when
+// something else is at its place: a directory named like it, or a file
+// named like the directory it is in (.codemachine). nil otherwise.
+func WorkflowInTheWay(fsys fs.FS) error {
+	if fi, err := fs.Stat(fsys, WorkflowFile); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a directory, not a file", WorkflowFile)
+	}
+	for i := range len(WorkflowFile) {
+		if WorkflowFile[i] != '/' {
+			continue
+		}
+		if fi, err := fs.Stat(fsys, WorkflowFile[:i]); err == nil && !fi.IsDir() {
+			return fmt.Errorf("%s is a file, not a directory: the workflow is %s", WorkflowFile[:i], WorkflowFile)
+		}
+	}
+	return nil
+}
+
 // LoadProjectWith is LoadProject with the importer that fetches the git
 // sources of uses: entries. The steps a uses: entry imports take its
 // place in Workflow.Steps, each with its Source; their agents are read from
@@ -80,11 +98,14 @@ func LoadProjectWith(fsys fs.FS, opts LoadOptions) (*Project, error) {
 	data, err := readDefFile(root, WorkflowFile)
 	var link *LinkError
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, ErrNoWorkflow
 	case errors.As(err, &link):
 		return nil, err
-	case err != nil:
+	case err == nil:
+	case WorkflowInTheWay(root) != nil:
+		return nil, WorkflowInTheWay(root)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, ErrNoWorkflow
+	default:
 		return nil, fmt.Errorf("load %s: %w", WorkflowFile, err)
 	}
 	var errs Errors

@@ -93,7 +93,12 @@ func TestLoadProjectNoWorkflow(t *testing.T) {
 func TestLoadProjectReadError(t *testing.T) {
 	fsys := fstest.MapFS{WorkflowFile: {Mode: fs.ModeDir}}
 	_, err := LoadProject(fsys, testEngines)
-	if err == nil || errors.Is(err, ErrNoWorkflow) || !strings.HasPrefix(err.Error(), "load .codemachine/workflow.yaml: ") {
+	if err == nil || errors.Is(err, ErrNoWorkflow) || err.Error() != ".codemachine/workflow.yaml is a directory, not a file" {
+		t.Fatalf("error %v", err)
+	}
+	// .codemachine a file: neither "no workflow" nor "not a directory".
+	_, err = LoadProject(fstest.MapFS{Dir: {Data: []byte("x")}}, testEngines)
+	if err == nil || err.Error() != ".codemachine is a file, not a directory: the workflow is .codemachine/workflow.yaml" {
 		t.Fatalf("error %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 
@@ -60,6 +61,10 @@ func ParseUses(s string) (Uses, error) {
 	switch {
 	case s == "":
 		return u, &UsesError{"uses: empty: want ./PATH or GIT_URL@REF"}
+	case strings.ContainsFunc(s, unicode.IsControl):
+		// No path or URL worth importing has one, and the messages
+		// that name the source would be split by a line break.
+		return u, &UsesError{fmt.Sprintf("uses: %q: a line break or other control character: want ./PATH or GIT_URL@REF", s)}
 	case s == "." || strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../"):
 		p := path.Clean(s)
 		if p == ".." || strings.HasPrefix(p, "../") {
@@ -320,6 +325,11 @@ func (c *importCtx) resolve(u Uses) (*Source, error) {
 		src.repo, src.Commit = c.src.repo, c.src.Commit
 		src.Label = c.src.repo + ":" + u.Path
 		src.key = c.src.repo + "@" + c.src.Commit + ":" + u.Path
+	}
+	if err := CheckNoLink(src.FS, u.Path); err != nil {
+		// A commit's tree does not follow the link: say what it is, as
+		// validate, which reads the working tree, does.
+		return nil, err
 	}
 	if st, err := fs.Stat(src.FS, u.Path); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("no directory %s", src.file(u.Path))

@@ -25,6 +25,11 @@ func TestParseUses(t *testing.T) {
 		{in: "../x", err: "leaves the repository"},
 		{in: "./..", err: "leaves the repository"},
 		{in: "/srv/x", err: "absolute path"},
+		{in: "/srv/x", err: "or file:///srv/x@REF for"},
+		// A line break in the value (a block scalar's) stays in the quotes.
+		{in: "/srv/x\n", err: "control character"},
+		{in: "00000:\n0", err: "control character"},
+		{in: "./a\tb", err: "control character"},
 		{in: "https://example.com/flows.git", err: "missing @REF"},
 		{in: "https://user@example.com/flows.git", err: "missing @REF"},
 		{in: "git@example.com:flows.git", err: "missing @REF"},
@@ -39,8 +44,8 @@ func TestParseUses(t *testing.T) {
 		u, err := ParseUses(tt.in)
 		if tt.err != "" {
 			var ue *UsesError
-			if err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.err) {
-				t.Errorf("ParseUses(%q) error = %v, want *UsesError with %q", tt.in, err, tt.err)
+			if err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.err) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("ParseUses(%q) error = %v, want *UsesError on one line with %q", tt.in, err, tt.err)
 			}
 			continue
 		}
@@ -208,6 +213,29 @@ steps:
 			t.Errorf("level %s: %v", tt.level, err)
 		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 			t.Errorf("level %s: error %v, want %s", tt.level, err, tt.want)
+		}
+	}
+}
+
+// treeLikeFS does not follow symbolic links, as a commit's tree does not.
+type treeLikeFS struct{ fstest.MapFS }
+
+func (f treeLikeFS) Stat(name string) (fs.FileInfo, error) { return f.MapFS.Lstat(name) }
+
+// TestLoadProjectUsesLink: a uses: ./PATH whose directory is a symbolic
+// link was "no directory PATH" when read from a commit (run, status),
+// though validate, reading the working tree, named the link.
+func TestLoadProjectUsesLink(t *testing.T) {
+	files := fstest.MapFS{
+		WorkflowFile:         {Data: []byte("version: 1\nsteps:\n  - uses: ./shared\n")},
+		"shared":             {Data: []byte("real"), Mode: fs.ModeSymlink},
+		"real/workflow.yaml": {Data: []byte("version: 1\nsteps:\n  - id: x\n    run: echo\n")},
+	}
+	want := WorkflowFile + ":3:11: uses: ./shared: shared is a symbolic link (to real)"
+	for name, fsys := range map[string]fs.FS{"working tree": files, "commit": treeLikeFS{files}} {
+		_, err := LoadProjectWith(fsys, LoadOptions{Engines: testEngines})
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: %v, want %q...", name, err, want)
 		}
 	}
 }

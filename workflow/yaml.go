@@ -32,6 +32,9 @@ type yamlDoc struct {
 	// imp reads uses: entries; nil where there are no files to read
 	// them from.
 	imp *importCtx
+	// data is the text parse read: the expressions' errors on a later
+	// line of a multi-line value find their column in it.
+	data []byte
 	// openUses is set when a uses: entry could not be read for want of
 	// imp: the step ids it imports are unknown, and not reported as such.
 	openUses bool
@@ -40,6 +43,7 @@ type yamlDoc struct {
 // parse decodes data and returns the root node of its single document, or
 // nil when data holds no document or has a syntax error (reported).
 func (d *yamlDoc) parse(data []byte) *yaml.Node {
+	d.data = data
 	doc, extra, err := yamlnode.Documents(data)
 	switch {
 	case err != nil:
@@ -80,6 +84,9 @@ func (d *yamlDoc) syntaxError(data []byte, err error) {
 		line, col, hint = end.Line, end.Col, "is a bracket left open?"
 	}
 	if text, ok := lineAt(data, line); ok {
+		if w := wrongCloser(text, col, msg); w != "" {
+			hint = w
+		}
 		indent := text[:len(text)-len(strings.TrimLeft(text, " \t"))]
 		if i := strings.IndexByte(indent, '\t'); i >= 0 {
 			col, hint = i+1, "indent with spaces, not tabs"
@@ -95,27 +102,69 @@ func (d *yamlDoc) syntaxError(data []byte, err error) {
 const maxUnclosed = 16
 
 // unclosedFlow tells whether the YAML problem msg of data is a flow list or
-// mapping ("[1, 2", "{a: 1") that the text ends inside: closing the
-// brackets yaml.v3 asks for at the end makes it parse. It returns the place
-// just after the text's last character.
+// mapping ("[1, 2", "{a: 1", "[1, 2,") that the text ends inside: closing
+// the brackets yaml.v3 asks for at the end makes it parse. It returns the
+// place just after the text's last character.
 func unclosedFlow(data []byte, msg string) (yamlnode.Place, bool) {
+	if len(data) > yamlnode.MaxReparse {
+		return yamlnode.Place{}, false // each parse of it takes seconds
+	}
 	text := bytes.TrimRight(data, " \t\r\n")
-	fixed := slices.Clone(text)
-	for range maxUnclosed {
-		if msg != "did not find expected ',' or ']'" && msg != "did not find expected ',' or '}'" {
-			return yamlnode.Place{}, false
-		}
-		fixed = append(fixed, msg[len(msg)-2])
-		var v any
-		err := yaml.Unmarshal(fixed, &v)
-		if err == nil {
+	closers := []string{flowCloser(msg)}
+	if msg == "did not find expected node content" && bytes.HasSuffix(text, []byte(",")) {
+		// The text ends after a comma, where the next item should be:
+		// the message does not say which bracket is open.
+		closers = []string{"]", "}"}
+	}
+	for _, c := range closers {
+		if c != "" && closesFlow(slices.Concat(text, []byte(c))) {
 			line := bytes.Count(text, []byte("\n")) + 1
 			last := text[bytes.LastIndexByte(text, '\n')+1:]
 			return yamlnode.Place{Line: line, Col: utf8.RuneCount(last) + 1}, true
 		}
-		msg = yamlnode.Syntax(err).Msg
 	}
 	return yamlnode.Place{}, false
+}
+
+// closesFlow tells whether fixed parses once the brackets yaml.v3 asks
+// for, at most maxUnclosed of them, are added at its end.
+func closesFlow(fixed []byte) bool {
+	for range maxUnclosed {
+		var v any
+		err := yaml.Unmarshal(fixed, &v)
+		if err == nil {
+			return true
+		}
+		c := flowCloser(yamlnode.Syntax(err).Msg)
+		if c == "" {
+			return false
+		}
+		fixed = append(fixed, c...)
+	}
+	return false
+}
+
+// wrongCloser is the hint for the closing bracket at column col of text
+// when it is not the one libyaml's msg asks for ("[1, 2}"); "" otherwise.
+func wrongCloser(text string, col int, msg string) string {
+	want := flowCloser(msg)
+	r := []rune(text)
+	if want == "" || col < 1 || col > len(r) || (r[col-1] != ']' && r[col-1] != '}') || string(r[col-1]) == want {
+		return ""
+	}
+	kind := map[string]string{"]": "a list opened with [", "}": "a mapping opened with {"}[want]
+	return fmt.Sprintf("%s is closed with %s, not %c", kind, want, r[col-1])
+}
+
+// flowCloser is the bracket libyaml's msg asks for, "" for another problem.
+func flowCloser(msg string) string {
+	switch msg {
+	case "did not find expected ',' or ']'":
+		return "]"
+	case "did not find expected ',' or '}'":
+		return "}"
+	}
+	return ""
 }
 
 // syntaxHints say what usually causes libyaml's terse messages.

@@ -19,7 +19,8 @@ unknown keys, duplicate ids, missing agent files, needs to unknown steps, cycles
 escape the repository, template errors, plan.md task ids and dependencies, foreach files
 that no step can write before their step, state.yaml.
 Prints every problem at once and exits 2 when there is any. Plan lines that look like tasks
-but are not ("- [ ]T3", "-[ ] T4", "- [?] T2") are warned about on stderr, without failing.`,
+but are not ("- [ ]T3", "-[ ] T4", "- [?] T2") are warned about on stderr, without failing
+(and named with the problems when there are any).`,
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -31,14 +32,16 @@ but are not ("- [ ]T3", "-[ ] T4", "- [?] T2") are warned about on stderr, witho
 				return err
 			}
 			report, err := o.Validate()
+			var verr *orchestrator.ValidationError
+			failed := errors.As(err, &verr)
 			if out.json {
-				var verr *orchestrator.ValidationError
 				switch {
-				case errors.As(err, &verr):
+				case failed:
 					if perr := out.printJSON(struct {
-						OK     bool                   `json:"ok"`
-						Errors []orchestrator.Problem `json:"errors"`
-					}{false, verr.Problems}); perr != nil {
+						OK       bool                   `json:"ok"`
+						Errors   []orchestrator.Problem `json:"errors"`
+						Warnings []orchestrator.Problem `json:"warnings,omitempty"`
+					}{false, verr.Problems, verr.Warnings}); perr != nil {
 						return perr
 					}
 					return &exitError{code: orchestrator.ExitUsage}
@@ -49,12 +52,13 @@ but are not ("- [ ]T3", "-[ ] T4", "- [?] T2") are warned about on stderr, witho
 					}{true, report})
 				}
 			}
+			if failed {
+				printWarnings(c, verr.Warnings)
+			}
 			if err != nil {
 				return err
 			}
-			for _, w := range report.Warnings {
-				fmt.Fprintf(c.App.ErrWriter, "codemachine: warning: %s:%d:%d: %s\n", w.File, w.Line, w.Col, w.Message)
-			}
+			printWarnings(c, report.Warnings)
 			if out.quiet {
 				return nil
 			}
@@ -77,6 +81,13 @@ but are not ("- [ ]T3", "-[ ] T4", "- [?] T2") are warned about on stderr, witho
 			}
 			return nil
 		},
+	}
+}
+
+// printWarnings writes validate's warnings on stderr, one a line.
+func printWarnings(c *cli.Context, warnings []orchestrator.Problem) {
+	for _, w := range warnings {
+		fmt.Fprintf(c.App.ErrWriter, "codemachine: warning: %s:%d:%d: %s\n", w.File, w.Line, w.Col, w.Message)
 	}
 }
 

@@ -26,8 +26,9 @@ type Place struct {
 // is taken when it is at or after yaml.v3's line (the two parsers found
 // the same mistake, or goccy the exact spot inside yaml.v3's construct),
 // or when yaml.v3 ran into the end of the text, where goccy names the
-// bracket or quote left open. An unknown alias is found by its name.
-// Anything else keeps yaml.v3's line, at its first character that is not
+// bracket or quote left open. An unknown alias is found by its name, and
+// a closing bracket that does not match its list or mapping ("[1, 2}") by
+// a scan of the brackets (strayCloser). Anything else keeps yaml.v3's line, at its first character that is not
 // a space.
 func Locate(data []byte, err error) Place {
 	syn := Syntax(err)
@@ -36,17 +37,29 @@ func Locate(data []byte, err error) Place {
 			return p
 		}
 	}
+	if p, ok := strayCloser(data, syn.Msg); ok {
+		return p
+	}
 	line := syn.Line
 	if line > 0 && syn.ParserProblem() {
 		line++
+	}
+	if strings.HasPrefix(syn.Msg, "exceeded max depth") {
+		// goccy takes minutes over text nested this deep.
+		if p, ok := tooDeep(data); ok {
+			return p
+		}
+		return Place{Line: line, Col: firstNonSpace(data, line)}
 	}
 	if name, ok := unknownAnchor(syn.Msg); ok {
 		if p, found := findAlias(data, name); found {
 			return p
 		}
 	}
-	if p, ok := reparse(data); ok && (p.Line >= line || line > lineCount(data)) {
-		return p
+	if len(data) <= MaxReparse { // goccy takes seconds a megabyte
+		if p, ok := reparse(data); ok && (p.Line >= line || line > lineCount(data)) {
+			return p
+		}
 	}
 	if line == 0 {
 		return Place{}

@@ -1,7 +1,9 @@
 package yamlnode
 
 import (
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestLocate(t *testing.T) {
@@ -19,6 +21,13 @@ func TestLocate(t *testing.T) {
 		{"quote left open", "version: 1\nname: \"open\nsteps: []\n", Place{2, 7}},
 		{"flow mapping left open at the end", "version: 1\nsteps:\n  a: {\n", Place{3, 6}},
 		{"second colon", "a: b: c\n", Place{1, 4}},
+		// goccy took a minute over this; the place is the bracket past the limit.
+		{"flow nested deeper than the limit", "a: 1\nb: " + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + "\n", Place{2, 10004}},
+		{"flow mappings nested deeper than the limit", "b: " + strings.Repeat("{a: ", 100000) + "1" + strings.Repeat("}", 100000), Place{1, 40004}},
+		{"wrong closing bracket on the first line", "[1, 2}\n", Place{1, 6}},
+		{"wrong closing bracket after an apostrophe in a word", "[it's, 'a ]', 2}\n", Place{1, 16}},
+		{"wrong closing bracket in a list item", "- a\n- [1, 2}\n- c\n", Place{2, 8}},
+		{"wrong closing bracket after quoted and block brackets", "a: \"[}\"\nb: |\n  {]\nc: '{'\nd: [1}\n", Place{5, 6}},
 		// goccy names the scalar before; yaml.v3's line is the better one.
 		{"key under a scalar", "step: a\n  bad: [\n", Place{2, 3}},
 		{"in a later document", "a: 1\n---\nb: [1\n", Place{3, 4}},
@@ -52,3 +61,23 @@ func TestLocateWithoutLine(t *testing.T) {
 type errUnknown struct{}
 
 func (errUnknown) Error() string { return "yaml: something odd" }
+
+// TestLocateLarge: placing the syntax error of megabytes of YAML read
+// them again with goccy, seconds a megabyte, so that validate on a 10 MB
+// flow list took longer than a user waits; past MaxReparse yaml.v3's line
+// is kept at once.
+func TestLocateLarge(t *testing.T) {
+	data := []byte("version: 1\nname: [" + strings.Repeat("x, ", 1_500_000) + "\nsteps: []\n")
+	_, _, err := Documents(data)
+	if err == nil {
+		t.Fatal("no syntax error")
+	}
+	start := time.Now()
+	got := Locate(data, err)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Locate took %v", d)
+	}
+	if got != (Place{2, 1}) {
+		t.Errorf("Locate = %+v, want yaml.v3's line 2", got)
+	}
+}

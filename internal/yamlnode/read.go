@@ -212,11 +212,16 @@ func Binary(n *yaml.Node) ([]byte, error) {
 // DecodeMessage words an error of a Node's Decode on one line: the
 // problems of a *yaml.TypeError (a key repeated inside a value, say)
 // joined with "; ", without yaml.v3's "yaml: unmarshal errors:" heading
-// and its line breaks; any other error as it is.
+// and its line breaks; any other error without yaml.v3's "yaml: " prefix,
+// aliases that expand to too much (a "billion laughs") saying so.
 func DecodeMessage(err error) string {
 	var te *yaml.TypeError
 	if errors.As(err, &te) && len(te.Errors) > 0 {
 		return strings.Join(te.Errors, "; ")
 	}
-	return err.Error()
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if msg == "document contains excessive aliasing" {
+		msg = "its aliases expand to too much (excessive aliasing): write the value out, or alias less of it"
+	}
+	return msg
 }
