@@ -3,6 +3,7 @@ package dashboard
 import (
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	tea "charm.land/bubbletea/v2"
@@ -188,8 +189,14 @@ func (m *model) commitLines() []string {
 		keyW, labelW = columnWidth(keyW, keys[i]), columnWidth(labelW, labels[i])
 	}
 	for i, e := range m.log {
+		// As the run and log show it (1m10s): the trailer's own form
+		// (1m10.123s) would overflow the column.
+		dur := plain(e.Duration)
+		if d, err := time.ParseDuration(e.Duration); err == nil {
+			dur = orchestrator.FormatDuration(d)
+		}
 		lines = append(lines, fmt.Sprintf("  %s  %-*s %-*s %9s %6s %7s", short(e.Commit), keyW, keys[i], labelW, labels[i],
-			orchestrator.FormatTokens(e.TokensIn+e.TokensOut)+" tok", orchestrator.FormatCost(e.CostUSD, e.CostKnown), plain(e.Duration)))
+			orchestrator.FormatTokens(e.TokensIn+e.TokensOut)+" tok", orchestrator.FormatCost(e.CostUSD, e.CostKnown), dur))
 	}
 	return lines
 }

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,25 @@ func TestColumnsAlign(t *testing.T) {
 	tokens := []int{column(commits[1], " tok"), column(commits[2], " tok")}
 	if engines[0] != engines[1] || tokens[0] != tokens[1] {
 		t.Errorf("engines at %v, tokens at %v, want one column each:\n%s", engines, tokens, strings.Join(commits, "\n"))
+	}
+}
+
+// TestCommitDurations checks that the latest commits show their durations
+// as the run and log do (1m10s, 0.1s), not as their trailers hold them
+// (1m10.123s, 148ms), which would overflow the column and run into the
+// cost before it.
+func TestCommitDurations(t *testing.T) {
+	m := &model{units: map[string]*unitView{}}
+	m.log = []orchestrator.LogEntry{
+		{Commit: "0b0fe46aaaaaaaaa", Step: "a", Engine: "shell", Duration: "1m10.123s"},
+		{Commit: "8f6de9faaaaaaaaa", Step: "b", Engine: "shell", Duration: "148ms"},
+		{Commit: "9a6de9faaaaaaaaa", Step: "c", Engine: "shell", Duration: "soon"},
+	}
+	lines := m.commitLines()
+	for i, want := range []string{"1m10s", "0.1s", "soon"} {
+		if end := fmt.Sprintf("— %7s", want); !strings.HasSuffix(lines[i+1], end) {
+			t.Errorf("line %q: want it to end with %q", lines[i+1], end)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,10 +64,17 @@ func (o *Orchestrator) Log(limit int) ([]LogEntry, error) {
 	if head.Commit == "" {
 		return nil, nil
 	}
-	var commits []gitstate.Commit
+	type walkedCommit struct {
+		gitstate.Commit
+		merge *gitstate.Commit // the merge that brought it in, or nil
+	}
+	var commits []walkedCommit
 	walked := 0
 	err = o.repo.WalkLogMerges(head.Commit, func(c gitstate.Commit, merged []gitstate.Commit) bool {
-		commits = append(append(commits, c), merged...)
+		commits = append(commits, walkedCommit{Commit: c})
+		for _, m := range merged {
+			commits = append(commits, walkedCommit{Commit: m, merge: &c})
+		}
 		walked++
 		return walked < logDepth
 	})
@@ -79,7 +87,11 @@ func (o *Orchestrator) Log(limit int) ([]LogEntry, error) {
 		if err != nil || msg.Get(gitstate.TrailerStep) == "" {
 			continue
 		}
-		entries = append(entries, logEntry(c, msg))
+		e := logEntry(c.Commit, msg)
+		if e.Reviews = mergedVerdict(e.Reviews, c.merge); len(e.Reviews) > 0 {
+			e.Review = e.Reviews[len(e.Reviews)-1]
+		}
+		entries = append(entries, e)
 		if limit > 0 && len(entries) == limit {
 			break
 		}
@@ -150,13 +162,35 @@ func (o *Orchestrator) whoDid(hash string) string {
 
 // whoOf is Who for a commit read.
 func whoOf(c gitstate.Commit) string {
+	return whoMerged(c, nil)
+}
+
+// whoMerged is Who for a commit read, brought in by merge when that is
+// not nil.
+func whoMerged(c gitstate.Commit, merge *gitstate.Commit) string {
 	msg := gitstate.Message{Trailers: c.Trailers}
-	verdicts := reviewVerdicts(msg)
+	verdicts := mergedVerdict(reviewVerdicts(msg), merge)
 	review := ""
 	if len(verdicts) > 0 {
 		review = verdicts[len(verdicts)-1]
 	}
 	return Who(msg.Get(gitstate.TrailerBy), review)
+}
+
+// mergedVerdict adds to the verdicts of a step commit that merge brought
+// in the approval that merge was: a review that fell to a person and was
+// merged as a pull request was approved by whoever merged it (run takes the
+// merge as codemachine approve), and its last trailer, written while it
+// waited, must not go on saying that it waits for a person.
+func mergedVerdict(verdicts []string, merge *gitstate.Commit) []string {
+	if merge == nil || len(verdicts) == 0 || !strings.HasSuffix(verdicts[len(verdicts)-1], personReviews) {
+		return verdicts
+	}
+	by := merge.Author.Name
+	if by == "" {
+		by = "a person"
+	}
+	return append(slices.Clip(verdicts), "approved by "+by+" in merge "+short(merge.Hash))
 }
 
 func logEntry(c gitstate.Commit, msg gitstate.Message) LogEntry {

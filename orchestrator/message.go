@@ -1,6 +1,8 @@
 package orchestrator
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -21,13 +23,10 @@ func (j *job) message() gitstate.Message {
 	case u.step.Run != "":
 		subject = "run " + firstLine(u.step.Run)
 	default:
-		subject = firstLine(text)
-		if subject != "" {
-			_, rest, _ := strings.Cut(text, "\n")
-			body = strings.TrimSpace(rest)
-		} else if u.agent != nil && u.agent.Description != "" {
+		subject, body = summary(text)
+		if subject == "" && u.agent != nil && u.agent.Description != "" {
 			subject = u.agent.Description
-		} else {
+		} else if subject == "" {
 			subject = "update " + strings.Join(u.step.Outputs, ", ")
 		}
 	}
@@ -36,6 +35,48 @@ func (j *job) message() gitstate.Message {
 		Body:     strings.TrimSpace(body + "\n\n" + j.outcomeNotes()),
 		Trailers: j.trailers(),
 	}
+}
+
+// summary splits an agent's final message into the commit's subject, its
+// first line, and body, the rest. A message that opens with a Markdown
+// code fence (an answer that is a fenced JSON value, as structured
+// outputs often are) has no summary line: the subject is then the block's
+// JSON value on one line, or else its first line, and the body the whole
+// message, its fence whole, rather than "```json" over a body that starts
+// mid-block.
+func summary(text string) (subject, body string) {
+	first, rest, _ := strings.Cut(text, "\n")
+	if !isFence(first) {
+		subject = firstLine(text)
+		if subject == "" {
+			return "", ""
+		}
+		return subject, strings.TrimSpace(rest)
+	}
+	block, _, _ := strings.Cut(rest, "\n"+strings.TrimSpace(first)[:3])
+	var compact bytes.Buffer
+	if json.Compact(&compact, []byte(block)) == nil {
+		// A pretty-printed value's first line would be "{".
+		return compact.String(), text
+	}
+	for _, line := range strings.Split(rest, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !isFence(line) {
+			return line, text
+		}
+	}
+	return "", text
+}
+
+// isFence reports whether line opens or closes a Markdown code block:
+// three or more backticks or tildes, then at most an info string.
+func isFence(line string) bool {
+	line = strings.TrimSpace(line)
+	for _, mark := range []string{"```", "~~~"} {
+		if strings.HasPrefix(line, mark) {
+			return !strings.Contains(strings.TrimLeft(line, mark[:1]), mark[:1])
+		}
+	}
+	return false
 }
 
 // outcomeNotes is what the commit body says about the run besides the

@@ -149,18 +149,11 @@ func (s *scheduler) next() (*unit, error) {
 			continue
 		}
 		if snap.project.Skips[id] {
-			if !due {
-				// Forced, but its condition still skips it, as recorded:
-				// another skip commit would say nothing new.
-				s.reportOnce(id+" (forced)", Event{Kind: Note, Step: id, Message: "when: " + step.When.Source +
-					" is false: it stays skipped (--force does not run a step its condition skips)"}, func(Event) {})
-				continue
+			if s.toSkip(base, due, holds) {
+				base.skip = true
+				return base, nil
 			}
-			if s.ranWith(base) {
-				continue
-			}
-			base.skip = true
-			return base, nil
+			continue
 		}
 		if step.FansOut() {
 			s.warnPlan(step)
@@ -179,6 +172,21 @@ func (s *scheduler) next() (*unit, error) {
 		return base, nil
 	}
 	return nil, nil
+}
+
+// toSkip reports whether u, a step whose when: is false, is to be
+// recorded as skipped now.
+func (s *scheduler) toSkip(u *unit, due bool, holds map[string]Hold) bool {
+	if !due {
+		// Forced, but its condition still skips it, as recorded:
+		// another skip commit would say nothing new.
+		s.reportOnce(u.step.ID+" (forced)", Event{Kind: Note, Step: u.step.ID, Message: "when: " + u.step.When.Source +
+			" is false: it stays skipped (--force does not run a step its condition skips)"}, func(Event) {})
+		return false
+	}
+	// A held skip is left alone like any held step: its commit was
+	// undone on purpose, and the same skip again would undo the rollback.
+	return !s.ranWith(u) && !s.held(u, holds)
 }
 
 // forced reports whether step, named with run --force, runs although it
@@ -303,13 +311,8 @@ func (s *scheduler) skipForHoldOrFailure(u *unit, holds map[string]Hold, failure
 			Message: "waits for the review of " + other + ", made before the step changed shape (codemachine approve " + other + " | reject " + other + " -m WHY)"}, s.rs.recordReview)
 		return true
 	}
-	if h, ok := holds[key]; ok {
-		if h.Fingerprint == fp {
-			s.reportOnce(key, Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task),
-				Message: "held after a rollback or reset (codemachine retry " + key + " to run it)"}, s.rs.recordSkipped)
-			return true
-		}
-		_ = s.o.updateHolds(func(m map[string]Hold) { delete(m, key) })
+	if s.held(u, holds) {
+		return true
 	}
 	if f, ok := failures[key]; ok && s.rs.opts.SkipFailed && f.Fingerprint == fp && !f.Interrupted {
 		s.reportOnce(key, Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task),
@@ -317,6 +320,23 @@ func (s *scheduler) skipForHoldOrFailure(u *unit, holds map[string]Hold, failure
 		return true
 	}
 	return s.needsYou(u)
+}
+
+// held reports (once per run) a unit that a rollback or reset holds with
+// the fingerprint it has now, and lifts a hold whose fingerprint changed.
+func (s *scheduler) held(u *unit, holds map[string]Hold) bool {
+	key := u.key()
+	h, ok := holds[key]
+	if !ok {
+		return false
+	}
+	if h.Fingerprint == u.fingerprint() {
+		s.reportOnce(key, Event{Kind: StepSkipped, Step: u.step.ID, Task: taskID(u.task),
+			Message: "held after a rollback or reset (codemachine retry " + key + " to run it)"}, s.rs.recordSkipped)
+		return true
+	}
+	_ = s.o.updateHolds(func(m map[string]Hold) { delete(m, key) })
+	return false
 }
 
 // reportOnce records and emits e unless key was reported before in this

@@ -50,7 +50,7 @@ func (o *Orchestrator) Init(example fs.FS, extra, sample map[string][]byte, forc
 	}
 	if !force {
 		if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(workflow.WorkflowFile))); err == nil {
-			return nil, configErrorf("%s already exists; use --force to overwrite it with the example", workflow.WorkflowFile)
+			return nil, configErrorf("%s already exists; use --force to overwrite it with the template's", workflow.WorkflowFile)
 		}
 	}
 	res, err := initResult(example, extra, sample, root, dest, force)

@@ -288,7 +288,7 @@ func (j *job) applyReview(ctx context.Context) (again bool, err error) {
 		res, err := o.approveLocked(ctx, head, key, r.by(), r.usageTrailers()...)
 		if err != nil {
 			// It could not land (a conflict): a person takes it from here.
-			return false, j.fallToPerson(ctx, "approved by "+r.by()+", but "+err.Error(), "")
+			return false, j.fallToPerson(ctx, "approved by "+r.by()+", but "+err.Error()+personReviews, "")
 		}
 		e := j.landedEvent(res.Commit, res.Rebased)
 		e.Message = "approved by " + r.by()
@@ -308,11 +308,16 @@ func (j *job) applyReview(ctx context.Context) (again bool, err error) {
 			Message: fmt.Sprintf("rejected by %s (round %d of %d): %s", r.by(), r.round, r.rounds, firstLine(r.verdict.Reasons))})
 		return true, nil
 	case r.failure == "":
-		why := fmt.Sprintf("rejected by %s in its last round (%d of %d); a person reviews it", r.by(), r.round, r.rounds)
+		why := fmt.Sprintf("rejected by %s in its last round (%d of %d)", r.by(), r.round, r.rounds) + personReviews
 		return false, j.fallToPerson(ctx, why, r.verdict.Reasons)
 	}
-	return false, j.fallToPerson(ctx, r.by()+" gave no verdict: "+r.failure+"; a person reviews it", "")
+	return false, j.fallToPerson(ctx, r.by()+" gave no verdict: "+r.failure+personReviews, "")
 }
+
+// personReviews ends the Codemachine-Review trailer of a review that fell
+// to a person: it says why, and that no verdict settled it yet (see
+// mergedVerdict).
+const personReviews = "; a person reviews it"
 
 // fallToPerson leaves the unit's review to a person: its review commit is
 // rewritten with why (and the reviewer's reasons) in its message, and it

@@ -13,8 +13,9 @@ const stepCommitsFile = "step-commits.txt"
 // commitIndexVersion is the version of the index this code writes; an
 // index of another version is read as none (its walk is made again).
 // Version 1 added each entry's By, version 2 the commits merges brought in,
-// version 3 is lines instead of JSON (encode).
-const commitIndexVersion = 3
+// version 3 is lines instead of JSON (encode), version 4 the By of a
+// review merged as a pull request (the merge's approval).
+const commitIndexVersion = 4
 
 // commitIndexHeader starts the file, before the version.
 const commitIndexHeader = "codemachine step commits "
@@ -149,11 +150,12 @@ func (f *commitFinder) add(key, hash, by string, depth int) {
 	}
 }
 
-// commit adds a commit's step and step/task keys.
-func (f *commitFinder) commit(c gitstate.Commit, depth int) {
+// commit adds a commit's step and step/task keys; merge is the merge that
+// brought it in, or nil.
+func (f *commitFinder) commit(c gitstate.Commit, merge *gitstate.Commit, depth int) {
 	msg := gitstate.Message{Trailers: c.Trailers}
 	if step := msg.Get(gitstate.TrailerStep); step != "" {
-		by := whoOf(c)
+		by := whoMerged(c, merge)
 		f.add(unitKey(step, msg.Get(gitstate.TrailerTask)), c.Hash, by, depth)
 		f.add(step, c.Hash, by, depth)
 	}
@@ -172,11 +174,11 @@ func (f *commitFinder) walk(o *Orchestrator, rev string, depth int, old *commitI
 			reached = depth
 			return false
 		}
-		f.commit(c, depth)
+		f.commit(c, nil, depth)
 		// What a merge brought in (a review merged as a pull request) is
 		// as new as the merge.
 		for _, m := range merged {
-			f.commit(m, depth)
+			f.commit(m, &c, depth)
 		}
 		depth++
 		f.index.Walked, f.index.Next = depth, ""

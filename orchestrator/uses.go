@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -201,36 +202,84 @@ func IsTemplateURL(s string) bool { return !templateNameRE().MatchString(s) }
 
 var templateNameRE = lazyre.New(`^[a-z0-9][a-z0-9-]*$`)
 
+// TemplateSource is a template fetched by Template.
+type TemplateSource struct {
+	// Files are the source's .codemachine/ without state.yaml, for Init.
+	Files fs.FS
+	// Commit is the commit the source was read at.
+	Commit string
+	// Outside are the files of the workflow's definition that lie
+	// outside .codemachine/ in the source (what a local uses: imports,
+	// such as shared/lint/workflow.yaml) and that this repository does not
+	// have: Init copies .codemachine/ only, so the workflow cannot load
+	// until they are copied too.
+	Outside []string
+}
+
 // Template fetches the repository src names (GIT_URL@REF, whose
-// .codemachine/ holds a workflow) into the uses cache and returns its
-// .codemachine/ without state.yaml, for Init, and the commit it was read
-// at. A fetch failure is a *gitstate.FetchError; anything else wrong with
-// src is a *ConfigError.
-func (o *Orchestrator) Template(ctx context.Context, src string) (fs.FS, string, error) {
+// .codemachine/ holds a workflow) into the uses cache and returns it. A
+// fetch failure is a *gitstate.FetchError; anything else wrong with src
+// is a *ConfigError.
+func (o *Orchestrator) Template(ctx context.Context, src string) (*TemplateSource, error) {
+	files, commit, tree, err := o.fetchTemplate(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	return &TemplateSource{Files: files, Commit: commit, Outside: o.missingOutside(tree)}, nil
+}
+
+// missingOutside lists the files of tree's workflow definition outside
+// .codemachine/ that the repository's working tree does not have. The
+// source is loaded as it is; its problems are its own and not reported
+// here.
+func (o *Orchestrator) missingOutside(tree fs.FS) []string {
+	p, _ := workflow.LoadProjectWith(tree, workflow.LoadOptions{Engines: agents.WorkflowEngines()})
+	if p == nil {
+		return nil
+	}
+	var out []string
+	for _, f := range p.DefinitionFiles {
+		if strings.HasPrefix(f, workflow.Dir+"/") {
+			continue
+		}
+		if fi, err := fs.Stat(tree, f); err != nil || fi.IsDir() {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(o.repo.Root(), filepath.FromSlash(f))); err == nil {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// fetchTemplate fetches src and returns its .codemachine/ without
+// state.yaml, the commit it was read at and the source's whole tree.
+func (o *Orchestrator) fetchTemplate(ctx context.Context, src string) (fs.FS, string, fs.FS, error) {
 	u, err := workflow.ParseUses(src)
 	if err != nil {
-		return nil, "", configErrorf("init --template %s", strings.TrimPrefix(err.Error(), "uses: "))
+		return nil, "", nil, configErrorf("init --template %s", strings.TrimPrefix(err.Error(), "uses: "))
 	}
 	if !u.IsGit() {
-		return nil, "", configErrorf("init --template %s: want GIT_URL@REF (a repository whose .codemachine/ holds a workflow)", src)
+		return nil, "", nil, configErrorf("init --template %s: want GIT_URL@REF (a repository whose .codemachine/ holds a workflow)", src)
 	}
 	cache := o.repo.UsesCache()
 	commit, err := cache.Resolve(ctx, u.URL, u.Ref)
 	if err != nil {
-		return nil, "", &ConfigError{Err: fmt.Errorf("init --template %s: %w", src, err)}
+		return nil, "", nil, &ConfigError{Err: fmt.Errorf("init --template %s: %w", src, err)}
 	}
 	tree, err := cache.TreeFS(ctx, u.URL, commit)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	if _, err := fs.Stat(tree, workflow.WorkflowFile); err != nil {
-		return nil, "", configErrorf("init --template %s: no %s at %s", src, workflow.WorkflowFile, short(commit))
+		return nil, "", nil, configErrorf("init --template %s: no %s at %s", src, workflow.WorkflowFile, short(commit))
 	}
 	sub, err := fs.Sub(tree, workflow.Dir)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	return withoutState{sub}, commit, nil
+	return withoutState{sub}, commit, tree, nil
 }
 
 // withoutState is a template's .codemachine/ without its state.yaml: what

@@ -367,7 +367,9 @@ func (d *yamlDoc) foreach(n *yaml.Node, s *Step) {
 	}
 	at := d.at(n)
 	if hasMeta(v) {
-		d.errs.Add(at, "foreach: %q is a glob; want the path of one plan file", v)
+		// A glob where a plan file goes is most often a fan-out over
+		// files written in the plan's form: say how to write that.
+		d.errs.Add(at, "foreach: %q is a glob; want the path of one plan file, or foreach: {glob: %q} for one task per matching file", v, v)
 		return
 	}
 	clean, msg := checkGlob(v)

@@ -2,6 +2,8 @@ package workflow
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -247,7 +249,7 @@ func parseTaskLine(file, text string, line int, m []int, errs *Errors) (*Task, *
 	if t.ID == "" {
 		t.ID = slug(t.Title)
 		if t.ID == "" {
-			t.ID = fmt.Sprintf("task-%d", line)
+			t.ID = titleID(t.Title)
 		}
 	}
 	// Columns become positions only when reported; keep them as runes.
@@ -280,6 +282,17 @@ func slug(title string) string {
 		dash = true
 	}
 	return strings.TrimRight(b.String(), "-")
+}
+
+// titleID is the id of a task whose title gives no slug (no ASCII letter
+// or digit: a title in Japanese, Greek, Cyrillic, or only punctuation):
+// "task-" and the start of the title's SHA-256. Like a slug it follows the
+// title, not the task's line, so that adding, deleting or reordering the
+// tasks around it leaves its id, under which its record, commits and refs
+// are kept, where it was.
+func titleID(title string) string {
+	sum := sha256.Sum256([]byte(title))
+	return "task-" + hex.EncodeToString(sum[:4])
 }
 
 // dedent removes the indentation common to the non-blank lines and the

@@ -178,6 +178,39 @@ func TestPlanRunnable(t *testing.T) {
 	}
 }
 
+// TestPlanTitleIDStable: a task whose title gives no slug (no ASCII letter
+// or digit: a title in Japanese, Greek, Cyrillic, ...) keeps its id when a
+// task is added above it or the plan is reordered, as a slugged title does:
+// its id is its work's name in state.yaml, commits and refs, so an id
+// taken from its line would hand its record and commit to whatever task
+// comes to stand on that line.
+func TestPlanTitleIDStable(t *testing.T) {
+	before, err := ParsePlan("plan.md", []byte("# Plan\n\n- [x] パーサーを追加\n- [ ] テストを書く\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := ParsePlan("plan.md", []byte("# Plan\n\n- [ ] 設定ファイルを読む\n- [x] パーサーを追加\n- [ ] テストを書く\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(p *Plan) map[string]string {
+		m := map[string]string{}
+		for _, task := range p.Tasks {
+			m[task.Title] = task.ID
+		}
+		return m
+	}
+	was, now := ids(before), ids(after)
+	for title, id := range was {
+		if now[title] != id {
+			t.Errorf("task %q: id %q became %q when a task was added above it", title, id, now[title])
+		}
+	}
+	if n := now["設定ファイルを読む"]; n == was["パーサーを追加"] || n == was["テストを書く"] {
+		t.Errorf("the added task took the id %q of a task that was there before", n)
+	}
+}
+
 func TestParsePlanTasks(t *testing.T) {
 	tests := []struct {
 		name, line string
@@ -185,7 +218,8 @@ func TestParsePlanTasks(t *testing.T) {
 	}{
 		{"id and title", "- [ ] T1: Create it", Task{ID: "T1", Title: "Create it"}},
 		{"slug", "- [ ] Write the README!", Task{ID: "write-the-readme", Title: "Write the README!"}},
-		{"slug of punctuation", "- [ ] ???", Task{ID: "task-1", Title: "???"}},
+		{"no letter to slug", "- [ ] ???", Task{ID: "task-a03b221c", Title: "???"}},
+		{"no ascii letter", "- [ ] パーサーを追加 (after: T0)", Task{ID: "task-fb38c658", Title: "パーサーを追加", After: []string{"T0"}}},
 		{"url is not an id", "- [ ] http://example.com docs", Task{ID: "http-example-com-docs", Title: "http://example.com docs"}},
 		{"dotted id", "- [x] v1.2-fix: Fix it", Task{ID: "v1.2-fix", Title: "Fix it", Done: true}},
 		{"after", "- [ ] T2: Parse (after: T1, T0)", Task{ID: "T2", Title: "Parse", After: []string{"T1", "T0"}}},

@@ -77,6 +77,11 @@ what its ref names now, so the steps whose imported definition or agent changed 
 			if opts.Force && len(opts.Steps) == 0 {
 				return usageErrorf("run --force needs the STEP names to force")
 			}
+			if opts.DryRun && out.json {
+				// A dry run's answer is the prompts, as text: --json would
+				// be ignored, and a script reading JSON would get text.
+				return usageErrorf("run --dry-run prints what is due and its prompts as text, not JSON: codemachine status --json says what is due")
+			}
 			if opts.UpdateUses && opts.DryRun {
 				return usageErrorf("run --update-uses commits new pins, which --dry-run does not: a dry run reads the pinned sources")
 			}
