@@ -99,6 +99,11 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 	if rewound, err := w.rewound(ctx, view); rewound || err != nil {
 		return rewound, err
 	}
+	if view.Landed == "" {
+		if err := w.recordLanded(ctx, view); err != nil {
+			return false, err
+		}
+	}
 	if len(view.Results) == 0 && !anyStale(view.Claims) && len(view.Reviews) == 0 && len(view.Holds) == 0 {
 		return false, nil
 	}
@@ -226,6 +231,24 @@ func (w *worker) rewound(ctx context.Context, view gitstate.RemoteWork) (bool, e
 		w.note("%s was rewound on %s: held there for every worker: %s", w.branch, w.opts.Remote, strings.Join(keys, ", "))
 	}
 	return true, nil
+}
+
+// recordLanded records the remote's tip as the one a rewind is found
+// against (refs/codemachine-fleet/landed/<branch>) on a remote that has
+// none: its last integration predates the record, or it never had one.
+// Recorded only by the next landing, a rollback pushed before that would
+// be missed and its units run again. A lost race (another integrator
+// recorded it) is no error.
+func (w *worker) recordLanded(ctx context.Context, view gitstate.RemoteWork) error {
+	refs := []gitstate.PushRef{{Local: view.Tip, Remote: gitstate.LandedPrefix + w.branch, Expect: ""}}
+	err := w.retry(ctx, "record the landed tip", func() error {
+		w.trips.land.Add(1)
+		return w.repo.PushCAS(ctx, w.opts.Remote, refs)
+	})
+	if errors.Is(err, gitstate.ErrRefMoved) {
+		return nil
+	}
+	return err
 }
 
 // liftedHolds are the pushes that remove the remote's holds whose unit is
