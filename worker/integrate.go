@@ -412,6 +412,10 @@ type landing struct {
 func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []string, fps map[string]string) (*landing, error) {
 	l := &landing{}
 	var awaited map[string]bool
+	after, err := w.o.AfterDue(view.Tip, w.opts.Run.Overrides)
+	if err != nil {
+		return nil, err
+	}
 	for _, key := range due {
 		commit, ok := view.Results[key]
 		if !ok {
@@ -449,6 +453,16 @@ func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []st
 			// Its unit runs again from the tip.
 			l.refs = append(l.refs, w.settle(view, key, commit)...)
 			l.notes = append(l.notes, key+": dropped a result made on work a rollback or reset took off "+w.branch+" (it runs again from the tip)")
+			continue
+		}
+		if deps := after[key]; len(deps) > 0 {
+			// A task it comes after was unchecked since it ran (a
+			// normal push of the plan): it was made on work being
+			// redone, as one made on work a rewind took off. Its unit
+			// runs again once that task landed again, as a run starts
+			// it only then.
+			l.refs = append(l.refs, w.settle(view, key, commit)...)
+			l.notes = append(l.notes, fmt.Sprintf("%s: dropped a result made before %s was unchecked (it runs again once that landed again)", key, strings.Join(deps, ", ")))
 			continue
 		}
 		res, err := w.o.LandResult(ctx, integrateBranch, key, commit, w.opts.Run.Overrides)
