@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"go.yaml.in/yaml/v3"
 )
 
 // journalFile is the intent of a working-tree switch in progress (a landing
@@ -96,13 +97,19 @@ func waitUnmarked(mark []byte, limit time.Duration) {
 	}
 }
 
+// ErrSwitchInterrupted is returned by a switch that would begin while a
+// killed codemachine's switch is left unfinished: its journal is what lets
+// Recover (the next command that takes the repository lock) finish or undo
+// it and remove its index.lock, and is not written over.
+var ErrSwitchInterrupted = errors.New("a landing that a killed codemachine began is not finished yet: the next codemachine command that takes the repository lock (codemachine status) finishes or undoes it")
+
 // beginSwitch records the intent and takes the index lock with j's marker
 // as its content, created in one step (link(2) of a written file), so that
 // the lock is never a file Recover cannot attribute.
 func (r *Repo) beginSwitch(ctx context.Context, j *switchJournal) error {
 	j.PID, j.Start = os.Getpid(), procStart(os.Getpid())
 	j.Marker = fmt.Sprintf("codemachine-switch-%d-%s\n", j.PID, strconv.FormatInt(tmpSeq.Add(1), 10))
-	if err := r.WriteLocal(journalFile, j); err != nil {
+	if err := r.createJournal(ctx, j); err != nil {
 		return err
 	}
 	if err := r.createLockWith(ctx, j.lock(), []byte(j.Marker)); err != nil {
@@ -110,6 +117,61 @@ func (r *Repo) beginSwitch(ctx context.Context, j *switchJournal) error {
 		return err
 	}
 	return nil
+}
+
+// createJournal writes j as the journal only if there is none (link(2) of
+// a written file): the journal is one file per repository, and a switch of
+// another process (a worker's look at the remote moves the branch outside
+// the repository lock; a run or approve lands meanwhile) must not replace
+// it. A live process's journal is waited for, as its index.lock would be;
+// a dead one's is left to Recover (ErrSwitchInterrupted): written over, it
+// would be lost with the index.lock it names, which then blocked the
+// user's git for good. One of this process's own is a leftover (its
+// switches are serialized by writeMu) and is replaced.
+func (r *Repo) createJournal(ctx context.Context, j *switchJournal) error {
+	p, err := r.localFile(journalFile)
+	if err != nil {
+		return err
+	}
+	data, err := yaml.Marshal(j)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	wait := r.LockWait
+	if wait <= 0 {
+		wait = DefaultLockWait
+	}
+	start, delay := time.Now(), 10*time.Millisecond
+	for {
+		err := linkFileSynced(p, r.LocalDir(), data, r.syncLocal())
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+		var other switchJournal
+		switch rerr := r.ReadLocal(journalFile, &other); {
+		case errors.Is(rerr, fs.ErrNotExist):
+			continue // finished meanwhile
+		case rerr != nil:
+			return fmt.Errorf("begin the update of %s: %w", j.Ref, rerr)
+		case other.PID == os.Getpid():
+			return r.WriteLocal(journalFile, j)
+		case !other.alive():
+			return fmt.Errorf("begin the update of %s: %w", j.Ref, ErrSwitchInterrupted)
+		}
+		waited := time.Since(start)
+		if waited >= wait {
+			return &LockHeldError{Cmd: "read-tree", Path: r.RelPath(p), Waited: waited}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", r.RelPath(p), ctx.Err())
+		case <-time.After(min(delay, wait-waited)):
+		}
+		delay = min(2*delay, time.Second)
+	}
 }
 
 func (r *Repo) removeJournal() error {
@@ -615,6 +677,11 @@ func (r *Repo) writeBlob(full, hash, mode string) error {
 // same file system) first, named after this process so that a kill's
 // leftover can be told from a live one's (removeStaleStaging).
 func linkFile(path, tmpDir string, content []byte) error {
+	return linkFileSynced(path, tmpDir, content, false)
+}
+
+// linkFileSynced is linkFile, the content synced first when durable.
+func linkFileSynced(path, tmpDir string, content []byte, durable bool) error {
 	f, err := os.CreateTemp(tmpDir, fmt.Sprintf("lock-tmp-%d-*", os.Getpid()))
 	if err != nil {
 		return err
@@ -622,6 +689,9 @@ func linkFile(path, tmpDir string, content []byte) error {
 	tmp := f.Name()
 	defer os.Remove(tmp)
 	_, err = f.Write(content)
+	if err == nil && durable {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

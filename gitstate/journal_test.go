@@ -1,6 +1,7 @@
 package gitstate
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -321,5 +322,75 @@ func testRecoverForcedRollback(t *testing.T, byRef bool) {
 	}
 	if got := strings.TrimSpace(statusShort(t, dir)); got != "M mod.txt" {
 		t.Errorf("git status after the recovery: %q", got)
+	}
+}
+
+// TestBeginSwitchKeepsAnotherJournal: a switch that begins while another
+// process's journal is there does not write its own over it. One of a
+// killed process's is left for Recover (the next landing used to replace
+// it, wait on the index.lock it named and remove the journal on giving
+// up: the lock then blocked the user's git for good); a live process's is
+// waited for, as its lock.
+func TestBeginSwitchKeepsAnotherJournal(t *testing.T) {
+	for _, alive := range []bool{false, true} {
+		t.Run(fmt.Sprintf("alive=%v", alive), func(t *testing.T) {
+			dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+			r.LockWait = 200 * time.Millisecond
+			index := filepath.Join(r.GitDir(), "index")
+			j := &switchJournal{Root: dir, Index: index, Ref: "refs/heads/main", Pending: true}
+			if err := r.beginSwitch(t.Context(), j); err != nil {
+				t.Fatal(err)
+			}
+			j.PID, j.Start = deadPID(t), ""
+			if alive {
+				cmd := exec.Command("sleep", "30")
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+				j.PID = cmd.Process.Pid
+			}
+			if err := r.WriteLocal(journalFile, j); err != nil {
+				t.Fatal(err)
+			}
+			p, _ := r.localFile(journalFile)
+			before, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			next := &switchJournal{Root: dir, Index: index, Ref: "refs/heads/main", Pending: true}
+			err = r.beginSwitch(t.Context(), next)
+			var held *LockHeldError
+			switch {
+			case !alive && !errors.Is(err, ErrSwitchInterrupted):
+				t.Fatalf("beginSwitch over a dead process's journal = %v, want ErrSwitchInterrupted", err)
+			case alive && !errors.As(err, &held):
+				t.Fatalf("beginSwitch over a live process's journal = %v, want a LockHeldError", err)
+			}
+			if after, err := os.ReadFile(p); err != nil || string(after) != string(before) {
+				t.Fatalf("the other journal was replaced: %q, %v", after, err)
+			}
+			if data, err := os.ReadFile(index + ".lock"); err != nil || string(data) != j.Marker {
+				t.Fatalf("the other switch's lock = %q, %v", data, err)
+			}
+			if alive {
+				return
+			}
+			if _, err := r.Recover(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if exists(dir, ".git/index.lock") {
+				t.Fatal("Recover left the lock")
+			}
+			if err := r.beginSwitch(t.Context(), next); err != nil {
+				t.Fatalf("beginSwitch after Recover: %v", err)
+			}
+			if err := os.Remove(next.lock()); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.removeJournal(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

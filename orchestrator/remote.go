@@ -314,6 +314,39 @@ func (o *Orchestrator) DueUnits(commit string, ov Overrides) ([]string, error) {
 	return keys, nil
 }
 
+// AfterDue are, by key, the due tasks at commit that wait for tasks they
+// come after (after:) to be checked again, with the keys of those tasks: a
+// run does not start such a task until they landed, and a worker's
+// result of one, made before they were unchecked (a normal push of the
+// plan), is dropped rather than landed on work that is being redone.
+func (o *Orchestrator) AfterDue(commit string, ov Overrides) (map[string][]string, error) {
+	snap, err := o.load(commit, ov)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, step := range snap.project.Graph.Order() {
+		if _, due := snap.due[step.ID]; !due || !step.FansOut() {
+			continue
+		}
+		plan := snap.project.TaskPlan(step)
+		if plan == nil {
+			continue
+		}
+		for _, t := range plan.Tasks {
+			if t.Done || plan.Task(t.ID) != t {
+				continue
+			}
+			for _, dep := range t.After {
+				if d := plan.Task(dep); d != nil && d != t && !d.Done {
+					out[step.ID+"/"+t.ID] = append(out[step.ID+"/"+t.ID], step.ID+"/"+d.ID)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
 // DueFingerprints are the fingerprints of the units due at commit, by key (what a claim carries).
 func (o *Orchestrator) DueFingerprints(commit string, ov Overrides) (map[string]string, error) {
 	snap, err := o.load(commit, ov)

@@ -99,6 +99,11 @@ func (w *worker) integrate(ctx context.Context, view gitstate.RemoteWork) (bool,
 	if rewound, err := w.rewound(ctx, view); rewound || err != nil {
 		return rewound, err
 	}
+	if view.Landed == "" {
+		if err := w.recordLanded(ctx, view); err != nil {
+			return false, err
+		}
+	}
 	if len(view.Results) == 0 && !anyStale(view.Claims) && len(view.Reviews) == 0 && len(view.Holds) == 0 {
 		return false, nil
 	}
@@ -226,6 +231,24 @@ func (w *worker) rewound(ctx context.Context, view gitstate.RemoteWork) (bool, e
 		w.note("%s was rewound on %s: held there for every worker: %s", w.branch, w.opts.Remote, strings.Join(keys, ", "))
 	}
 	return true, nil
+}
+
+// recordLanded records the remote's tip as the one a rewind is found
+// against (refs/codemachine-fleet/landed/<branch>) on a remote that has
+// none: its last integration predates the record, or it never had one.
+// Recorded only by the next landing, a rollback pushed before that would
+// be missed and its units run again. A lost race (another integrator
+// recorded it) is no error.
+func (w *worker) recordLanded(ctx context.Context, view gitstate.RemoteWork) error {
+	refs := []gitstate.PushRef{{Local: view.Tip, Remote: gitstate.LandedPrefix + w.branch, Expect: ""}}
+	err := w.retry(ctx, "record the landed tip", func() error {
+		w.trips.land.Add(1)
+		return w.repo.PushCAS(ctx, w.opts.Remote, refs)
+	})
+	if errors.Is(err, gitstate.ErrRefMoved) {
+		return nil
+	}
+	return err
 }
 
 // liftedHolds are the pushes that remove the remote's holds whose unit is
@@ -389,6 +412,10 @@ type landing struct {
 func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []string, fps map[string]string) (*landing, error) {
 	l := &landing{}
 	var awaited map[string]bool
+	after, err := w.o.AfterDue(view.Tip, w.opts.Run.Overrides)
+	if err != nil {
+		return nil, err
+	}
 	for _, key := range due {
 		commit, ok := view.Results[key]
 		if !ok {
@@ -426,6 +453,16 @@ func (w *worker) landDue(ctx context.Context, view gitstate.RemoteWork, due []st
 			// Its unit runs again from the tip.
 			l.refs = append(l.refs, w.settle(view, key, commit)...)
 			l.notes = append(l.notes, key+": dropped a result made on work a rollback or reset took off "+w.branch+" (it runs again from the tip)")
+			continue
+		}
+		if deps := after[key]; len(deps) > 0 {
+			// A task it comes after was unchecked since it ran (a
+			// normal push of the plan): it was made on work being
+			// redone, as one made on work a rewind took off. Its unit
+			// runs again once that task landed again, as a run starts
+			// it only then.
+			l.refs = append(l.refs, w.settle(view, key, commit)...)
+			l.notes = append(l.notes, fmt.Sprintf("%s: dropped a result made before %s was unchecked (it runs again once that landed again)", key, strings.Join(deps, ", ")))
 			continue
 		}
 		res, err := w.o.LandResult(ctx, integrateBranch, key, commit, w.opts.Run.Overrides)

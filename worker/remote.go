@@ -136,6 +136,9 @@ func (w *worker) tick(ctx context.Context) error {
 		return err
 	}
 	if wait, err := w.twinWaits(); err != nil {
+		// It stops once its units delivered (stopOn): meanwhile the
+		// twin may act as the integrator, not both.
+		w.dropRole(ctx)
 		return err
 	} else if wait {
 		w.dropRole(ctx)
@@ -284,7 +287,8 @@ func (w *worker) ahead(head string) error {
 }
 
 // localError is a reason to stop that lies in the worker's clone alone
-// (its branch has commits the remote lacks, its checkout moved): the
+// (its branch has commits the remote lacks, its checkout moved) or in how
+// it was started (another worker runs under its --id): the
 // units it runs were claimed at the remote's tip and still deliver there,
 // so the worker lets them finish rather than throw their work away, and
 // stops after them (stopOn).
@@ -352,8 +356,13 @@ func (w *worker) Claim(ctx context.Context, key, fingerprint, base string) (bool
 		return false, orchestrator.ErrBehind
 	}
 	if wait, err := w.twinWaits(); err != nil || wait {
+		if err != nil {
+			// The units it holds still deliver (their claims are its
+			// own); nothing new starts.
+			w.stopOn(err)
+		}
 		w.refuse()
-		return false, err
+		return false, nil
 	}
 	expect := ""
 	if _, ok := view.Results[key]; ok {
@@ -653,9 +662,11 @@ func (w *worker) twinsLocked(view gitstate.RemoteWork) []string {
 // killed and started again before its leases lapsed): holding no unit, it
 // claims nothing and does not integrate until those claims are gone or
 // have lapsed, saying so once, and once when it goes on. One that holds
-// units stops instead (an *orchestrator.ConfigError, exit 2): two workers
-// that take each other's claims for their own would both act as the
-// integrator, and each would renew or release what the other runs.
+// units stops instead (an *orchestrator.ConfigError, exit 2) once they
+// delivered (a *localError, see stopOn): their claims are its own (it
+// renews and delivers only what it pushed), so their work is not thrown
+// away, but it claims nothing more and leaves the integrator's role to the
+// twin rather than wait for a process it cannot tell apart from itself.
 func (w *worker) twinWaits() (bool, error) {
 	w.mu.Lock()
 	twins, units := w.twins, len(w.held)
@@ -664,8 +675,8 @@ func (w *worker) twinWaits() (bool, error) {
 	w.mu.Unlock()
 	switch {
 	case len(twins) > 0 && units > 0:
-		return false, &orchestrator.ConfigError{Err: fmt.Errorf("another worker runs as %q on %s (it holds %s): give each running worker an --id of its own; this one stops",
-			w.opts.ID, w.opts.Remote, strings.Join(twins, ", "))}
+		return false, &orchestrator.ConfigError{Err: &localError{fmt.Sprintf("another worker runs as %q on %s (it holds %s): give each running worker an --id of its own; this one stops",
+			w.opts.ID, w.opts.Remote, strings.Join(twins, ", "))}}
 	case len(twins) > 0 && !was:
 		w.note("waiting: another worker runs as %q on %s (it holds %s): give each running worker an --id of its own; this one claims nothing until those claims are gone (a killed worker's claims lapse with their lease)",
 			w.opts.ID, w.opts.Remote, strings.Join(twins, ", "))

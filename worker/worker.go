@@ -149,6 +149,13 @@ func Run(ctx context.Context, o *orchestrator.Orchestrator, opts Options) error 
 	if err != nil {
 		return err
 	}
+	// A landing or follow that a kill -9 cut short (of a worker, whose
+	// looks move the branch outside a pass, or of a run) is finished or
+	// undone first, as a pass would: the first look moves the branch and
+	// would otherwise wait on the index.lock it left, and fail.
+	if err := o.RecoverIdle(ctx, Command); err != nil {
+		return err
+	}
 	if err := w.tick(ctx); err != nil {
 		return interrupted(ctx, err)
 	}
