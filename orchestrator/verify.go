@@ -28,6 +28,9 @@ func (j *job) verify(c *candidate) string {
 			return "the step modified " + workflow.StateFile + " (only codemachine writes it)"
 		}
 	}
+	if msg := feedbackChange(u.key(), changes); msg != "" {
+		return msg
+	}
 	if msg := definitionChange(u.step, snap.project.DefinitionFiles, changes); msg != "" {
 		return msg
 	}
@@ -69,6 +72,26 @@ func (j *job) verify(c *candidate) string {
 	}
 	if msg := findSecrets(snap.project.Workflow.AllowSecrets, dir, scan); msg != "" {
 		return msg
+	}
+	return ""
+}
+
+// feedbackChange refuses a change to the review feedback of
+// .codemachine/feedback but the removal of the unit's own (key's), which
+// its step commit consumes: feedback is written by a rejection only, and a
+// step's agent is given its own as the reviewer's reasons to address. A
+// step that planted feedback for another step would speak to that step's
+// agent (one with sandbox: off, say) as its reviewer; one that removed
+// it would silence the reviewer. "" when the change leaves it alone.
+func feedbackChange(key string, changes []gitstate.Change) string {
+	for _, c := range changes {
+		if c.Path != workflow.FeedbackDir && !strings.HasPrefix(c.Path, workflow.FeedbackDir+"/") {
+			continue
+		}
+		if c.Path == feedbackPath(key) && c.Status == 'D' {
+			continue
+		}
+		return fmt.Sprintf("the step changed %s: review feedback is written by a rejection only (its step's agent is given it as the reviewer's)", c.Path)
 	}
 	return ""
 }
