@@ -347,6 +347,44 @@ func TestSocketsOutsideAreHidden(t *testing.T) {
 	}
 }
 
+// An abstract Unix socket (no file: no mount hides it) outside the
+// sandbox is refused from Landlock ABI 6: D-Bus, X11 and others listen on
+// one.
+func TestAbstractSocketsOutsideAreRefused(t *testing.T) {
+	st := requireLandlock(t)
+	if st.ABI < 6 {
+		t.Skipf("Landlock ABI %d does not scope abstract Unix sockets", st.ABI)
+	}
+	name := fmt.Sprintf("@cm-sandbox-test-%d", os.Getpid())
+	ln, err := net.Listen("unix", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	work := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(baseEnv(work), helperEnv+"=connect", "GORACE=atexit_sleep_ms=0")
+	if res := run(t, Policy{}, work, env, nil, exe, name); !strings.Contains(res.out, "connected") {
+		t.Fatalf("control: %s %s", res.out, res.report)
+	}
+	res := run(t, Policy{Landlock: true, Writable: []string{work}}, work, env, nil, exe, name)
+	if strings.Contains(res.out, "connected") || res.state.ExitCode() != 1 {
+		t.Fatalf("the sandboxed program reached %s: %s %s", name, res.out, res.report)
+	}
+}
+
 // writeSharedMemory is the helper "shm KEY": it attaches the System V
 // shared memory segment of KEY and writes into it; 0 when it could.
 func writeSharedMemory(key string) int {
