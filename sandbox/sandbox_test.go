@@ -38,6 +38,9 @@ func TestMain(m *testing.M) {
 		fmt.Println("connected")
 		os.Exit(0)
 	}
+	if os.Getenv(helperEnv) == "keyring" {
+		useKeyring()
+	}
 	if os.Getenv(helperEnv) == "shm" {
 		os.Exit(writeSharedMemory(os.Args[1]))
 	}
