@@ -85,6 +85,11 @@ func (o *Orchestrator) writablePaths(paths, all []string) ([]string, error) {
 			continue
 		}
 		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			// Checked first as far as it exists: MkdirAll, unconfined,
+			// would make the directories where a step's link leads.
+			if err := o.checkWritableLink(p, resolveExisting(p), all); err != nil {
+				return nil, err
+			}
 			if err := os.MkdirAll(p, 0o755); err != nil {
 				return nil, fmt.Errorf("create writable path: %w", err)
 			}
