@@ -48,7 +48,7 @@ func (j *job) sandboxFor() (*agents.Sandbox, error) {
 	if !st.Writes() {
 		return &agents.Sandbox{DropCapabilities: st.Privileges}, nil
 	}
-	writable, err := o.writablePaths(sb.Writable)
+	writable, err := o.writablePaths(sb.Writable, o.workflowWritable(j.snap.project.Workflow))
 	if err != nil {
 		return nil, &ConfigError{Err: fmt.Errorf("step %s: sandbox: %w", u.key(), err)}
 	}
@@ -70,42 +70,82 @@ func (rs *runState) warnSandbox(o *Orchestrator, missing []string) {
 // repository root, absolute, under ~/ in the user's home, or starting with
 // $NAME, a variable of the user's environment: one whose variable is unset
 // is left out) and creates those that do not exist yet, as directories:
-// the sandbox can only allow a path that exists.
-func (o *Orchestrator) writablePaths(paths []string) ([]string, error) {
+// the sandbox can only allow a path that exists. all are the writable
+// paths of every step of the workflow, resolved alike (workflowWritable):
+// a symbolic link inside one of them may be a step's (see
+// checkWritableLink).
+func (o *Orchestrator) writablePaths(paths, all []string) ([]string, error) {
 	out := make([]string, 0, len(paths))
 	for _, p := range paths {
-		if strings.HasPrefix(p, "$") {
-			unset := false
-			p = os.Expand(p, func(k string) string {
-				v := o.getenv(k)
-				unset = unset || v == ""
-				return v
-			})
-			if unset {
-				continue
-			}
+		p, ok, err := o.expandWritable(p)
+		if err != nil {
+			return nil, err
 		}
-		switch {
-		case p == "~" || strings.HasPrefix(p, "~/"):
-			home := o.getenv("HOME")
-			if home == "" {
-				return nil, fmt.Errorf("writable path %q: HOME is not set", p)
-			}
-			p = filepath.Join(home, strings.TrimPrefix(p, "~"))
-		case !filepath.IsAbs(p):
-			p = filepath.Join(o.repo.Root(), p)
+		if !ok {
+			continue
 		}
 		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			// Checked first as far as it exists: MkdirAll, unconfined,
+			// would make the directories where a step's link leads.
+			if err := o.checkWritableLink(p, resolveExisting(p), all); err != nil {
+				return nil, err
+			}
 			if err := os.MkdirAll(p, 0o755); err != nil {
 				return nil, fmt.Errorf("create writable path: %w", err)
 			}
 		}
-		if err := o.checkWritableTarget(p); err != nil {
+		if err := o.checkWritableTarget(p, all); err != nil {
 			return nil, err
 		}
 		out = append(out, filepath.Clean(p))
 	}
 	return out, nil
+}
+
+// expandWritable is the absolute path the writable path p names; false
+// when it names a variable that is not set.
+func (o *Orchestrator) expandWritable(p string) (string, bool, error) {
+	if strings.HasPrefix(p, "$") {
+		unset := false
+		p = os.Expand(p, func(k string) string {
+			v := o.getenv(k)
+			unset = unset || v == ""
+			return v
+		})
+		if unset {
+			return "", false, nil
+		}
+	}
+	switch {
+	case p == "~" || strings.HasPrefix(p, "~/"):
+		home := o.getenv("HOME")
+		if home == "" {
+			return "", false, fmt.Errorf("writable path %q: HOME is not set", p)
+		}
+		p = filepath.Join(home, strings.TrimPrefix(p, "~"))
+	case !filepath.IsAbs(p):
+		p = filepath.Join(o.repo.Root(), p)
+	}
+	return filepath.Clean(p), true, nil
+}
+
+// workflowWritable are the writable paths of every step of w (the
+// workflow's own included), expanded, with their links followed as far
+// as they exist: where any step may leave a symbolic link.
+func (o *Orchestrator) workflowWritable(w *workflow.Workflow) []string {
+	var out []string
+	add := func(paths []string) {
+		for _, p := range paths {
+			if a, ok, err := o.expandWritable(p); err == nil && ok {
+				out = append(out, resolveExisting(a))
+			}
+		}
+	}
+	add(w.Sandbox.Writable)
+	for _, s := range w.Steps {
+		add(s.Sandbox.Writable)
+	}
+	return out
 }
 
 // checkWritableTarget refuses a writable path that, its symbolic links
@@ -115,7 +155,7 @@ func (o *Orchestrator) writablePaths(paths []string) ([]string, error) {
 // .codemachine or in what git keeps in its directory (gitOwned): the workflow's check of the text sees "/" and
 // "~" but not /proc/self/root, ~/.., ../.. or a path that a landed commit
 // turned into a link to .codemachine.
-func (o *Orchestrator) checkWritableTarget(p string) error {
+func (o *Orchestrator) checkWritableTarget(p string, all []string) error {
 	r, err := filepath.EvalSymlinks(p)
 	if err != nil {
 		return fmt.Errorf("writable path %s: %w", p, err)
@@ -151,7 +191,7 @@ func (o *Orchestrator) checkWritableTarget(p string) error {
 			return fmt.Errorf("%s in git's %s, which a step may not write", is, first)
 		}
 	}
-	return o.checkWritableLink(p, r)
+	return o.checkWritableLink(p, r, all)
 }
 
 // checkWritableLink refuses a writable path p that resolves to r in the
@@ -159,10 +199,36 @@ func (o *Orchestrator) checkWritableTarget(p string) error {
 // repository's root (a link a landed commit made: cache -> src), or one
 // outside it that leads in (which a step allowed to write there may have
 // made). Followed, it would have the step write the user's checkout where
-// the link leads, uncommitted work included.
-func (o *Orchestrator) checkWritableLink(p, r string) error {
+// the link leads, uncommitted work included. It also refuses p when a
+// link its resolution follows is one a step could have made, wherever it
+// leads: a link in the working tree that leads into it (a landed commit
+// can make one: cache -> target/evil), or one inside another of the
+// workflow's writable paths all (a step wrote it there: target/evil ->
+// ~/.bashrc). A step could otherwise chain the two and have the next step
+// write any file of the user's.
+func (o *Orchestrator) checkWritableLink(p, r string, all []string) error {
 	root, err := filepath.EvalSymlinks(o.repo.Root())
-	if err != nil || !pathWithin(r, root) {
+	if err != nil {
+		return fmt.Errorf("writable path %s: %w", p, err)
+	}
+	links, err := linksFollowed(p)
+	if err != nil {
+		return fmt.Errorf("writable path %s: %w", p, err)
+	}
+	for _, l := range links {
+		// l.to is not resolved: it may name the repository by the path
+		// the user gave (an absolute link the user made).
+		into := pathWithin(l.to, root) || pathWithin(l.to, filepath.Clean(o.repo.Root()))
+		if pathWithin(l.at, root) && into && !pathWithin(r, root) {
+			return fmt.Errorf("writable path %s leads to %s through the symbolic link %s -> %s, in the repository: a commit a step landed can make such a link (allow %s itself)", p, r, l.at, l.to, r)
+		}
+		for _, w := range all {
+			if l.at != w && pathWithin(l.at, w) {
+				return fmt.Errorf("writable path %s leads to %s through the symbolic link %s, inside the writable path %s, where a step may have made it (remove the link, or allow %s itself)", p, r, l.at, w, r)
+			}
+		}
+	}
+	if !pathWithin(r, root) {
 		return nil
 	}
 	refuse := fmt.Errorf("writable path %s is a symbolic link to %s, in the repository: a step allowed to write it would write there in your working tree (remove the link, or allow %s itself)", p, r, r)
@@ -181,6 +247,52 @@ func (o *Orchestrator) checkWritableLink(p, r string) error {
 		return nil
 	}
 	return refuse
+}
+
+// linkHop is one symbolic link followed in resolving a path: where it is
+// (its directory's links followed) and where it leads, cleaned but not
+// followed further.
+type linkHop struct {
+	at, to string
+}
+
+// linksFollowed lists the symbolic links that resolving the absolute path
+// p follows, in order: what filepath.EvalSymlinks does, hop by hop.
+// Components that do not exist are taken as they are.
+func linksFollowed(p string) ([]linkHop, error) {
+	var hops []linkHop
+	done := string(filepath.Separator)
+	rest := strings.Split(filepath.Clean(p), string(filepath.Separator))
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			done = filepath.Dir(done)
+			continue
+		}
+		next := filepath.Join(done, c)
+		target, err := os.Readlink(next)
+		if err != nil {
+			done = next // not a link, or absent
+			continue
+		}
+		if len(hops) >= maxLinkHops {
+			return nil, fmt.Errorf("more than %d symbolic links in a row", maxLinkHops)
+		}
+		to := target
+		if !filepath.IsAbs(to) {
+			to = filepath.Join(done, to)
+		}
+		hops = append(hops, linkHop{at: next, to: filepath.Clean(to)})
+		if filepath.IsAbs(target) {
+			done = string(filepath.Separator)
+		}
+		rest = append(strings.Split(target, string(filepath.Separator)), rest...)
+	}
+	return hops, nil
 }
 
 // unconfinedSourceWithin returns the first path that codemachine's own

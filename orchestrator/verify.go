@@ -28,6 +28,9 @@ func (j *job) verify(c *candidate) string {
 			return "the step modified " + workflow.StateFile + " (only codemachine writes it)"
 		}
 	}
+	if msg := feedbackChange(u.key(), changes); msg != "" {
+		return msg
+	}
 	if msg := definitionChange(u.step, snap.project.DefinitionFiles, changes); msg != "" {
 		return msg
 	}
@@ -48,6 +51,9 @@ func (j *job) verify(c *candidate) string {
 	if msg := gitAliasPath(changes); msg != "" {
 		return msg
 	}
+	if msg := j.writableChange(changes); msg != "" {
+		return msg
+	}
 	if msg := checkFiles(snap.project.Workflow.MaxFileSizeFor(u.step), dir, changes); msg != "" {
 		return msg
 	}
@@ -66,6 +72,56 @@ func (j *job) verify(c *candidate) string {
 	}
 	if msg := findSecrets(snap.project.Workflow.AllowSecrets, dir, scan); msg != "" {
 		return msg
+	}
+	return ""
+}
+
+// feedbackChange refuses a change to the review feedback of
+// .codemachine/feedback but the removal of the unit's own (key's), which
+// its step commit consumes: feedback is written by a rejection only, and a
+// step's agent is given its own as the reviewer's reasons to address. A
+// step that planted feedback for another step would speak to that step's
+// agent (one with sandbox: off, say) as its reviewer; one that removed
+// it would silence the reviewer. "" when the change leaves it alone.
+func feedbackChange(key string, changes []gitstate.Change) string {
+	for _, c := range changes {
+		if c.Path != workflow.FeedbackDir && !strings.HasPrefix(c.Path, workflow.FeedbackDir+"/") {
+			continue
+		}
+		if c.Path == feedbackPath(key) && c.Status == 'D' {
+			continue
+		}
+		return fmt.Sprintf("the step changed %s: review feedback is written by a rejection only (its step's agent is given it as the reviewer's)", c.Path)
+	}
+	return ""
+}
+
+// writableChange refuses a change below a writable path of the
+// workflow's sandbox that lies in the user's working tree (target, a
+// cache): the landing writes the user's checkout there, outside the
+// sandbox, while other steps, allowed to write there, may be running. One
+// of them could turn a directory on the path into a symbolic link between
+// the landing's check and its rename, and have the landed file written,
+// or the replaced one moved away, wherever the link leads (~/.bashrc).
+// The writable path itself, and the directories above it, are in
+// directories no step may write. "" when the change stays out of them.
+func (j *job) writableChange(changes []gitstate.Change) string {
+	root, err := filepath.EvalSymlinks(j.o.repo.Root())
+	if err != nil {
+		return ""
+	}
+	var inTree []string
+	for _, w := range j.o.workflowWritable(j.snap.project.Workflow) {
+		if rel, err := filepath.Rel(root, w); err == nil && filepath.IsLocal(rel) {
+			inTree = append(inTree, filepath.ToSlash(rel))
+		}
+	}
+	for _, c := range changes {
+		for _, w := range inTree {
+			if strings.HasPrefix(c.Path, w+"/") {
+				return fmt.Sprintf("the step changed %s, where the sandbox lets steps write your working tree (writable: %s): codemachine does not land files there, as other steps may be changing it meanwhile", c.Path, w)
+			}
+		}
 	}
 	return ""
 }

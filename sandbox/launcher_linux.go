@@ -160,6 +160,10 @@ func restrict(p Policy) error {
 		if err := refuseTerminalInjection(); err != nil && !errors.Is(err, errTTYFilterUnsupported) {
 			return fmt.Errorf("refuse terminal input injection: %w", err)
 		}
+		// Nor may the step reach the user's keys (see keyring_linux.go).
+		if err := refuseKeyrings(); err != nil && !errors.Is(err, errTTYFilterUnsupported) {
+			return fmt.Errorf("refuse the keyrings: %w", err)
+		}
 	}
 	if p.DropCapabilities {
 		// Last: Landlock may need what is dropped here.

@@ -123,17 +123,21 @@ func (l *Launch) SetAttr(attr *syscall.SysProcAttr) {
 	attr.Pdeathsig = syscall.SIGTERM
 }
 
-// setNamespace sets the clone flags of mode m. In a user namespace the
-// launcher keeps the user's uid and gid (mapped to themselves: Claude
-// Code and others behave differently as root) and gets CAP_SYS_ADMIN
-// there as an ambient capability, which survives its exec and lets it
-// mount; it drops it before it starts the program.
+// setNamespace sets the clone flags of mode m. With its mount namespace
+// the launcher gets an IPC namespace of its own: System V shared memory,
+// semaphores and message queues (and POSIX message queues) are not files,
+// Landlock does not govern them, and a step could otherwise attach the
+// shared memory of any process of the user's and write into it. In a
+// user namespace the launcher keeps the user's uid and gid (mapped to
+// themselves: Claude Code and others behave differently as root) and gets
+// CAP_SYS_ADMIN there as an ambient capability, which survives its exec
+// and lets it mount; it drops it before it starts the program.
 func setNamespace(attr *syscall.SysProcAttr, m nsMode) {
 	switch m {
 	case nsMount:
-		attr.Cloneflags |= unix.CLONE_NEWNS
+		attr.Cloneflags |= unix.CLONE_NEWNS | unix.CLONE_NEWIPC
 	case nsUser:
-		attr.Cloneflags |= unix.CLONE_NEWUSER | unix.CLONE_NEWNS
+		attr.Cloneflags |= unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWIPC
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: os.Getuid(), HostID: os.Getuid(), Size: 1}}
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: os.Getgid(), HostID: os.Getgid(), Size: 1}}
 		attr.GidMappingsEnableSetgroups = false

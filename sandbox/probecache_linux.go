@@ -22,6 +22,7 @@ var probeDeps = []string{
 	"/proc/sys/kernel/unprivileged_userns_clone",
 	"/proc/sys/user/max_user_namespaces",
 	"/proc/sys/user/max_mnt_namespaces",
+	"/proc/sys/user/max_ipc_namespaces",
 	"/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
 	"/proc/self/attr/current",
 }

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/codemachine/codemachine/internal/testenv"
 )
 
@@ -35,6 +37,12 @@ func TestMain(m *testing.M) {
 		c.Close()
 		fmt.Println("connected")
 		os.Exit(0)
+	}
+	if os.Getenv(helperEnv) == "keyring" {
+		useKeyring()
+	}
+	if os.Getenv(helperEnv) == "shm" {
+		os.Exit(writeSharedMemory(os.Args[1]))
 	}
 	if os.Getenv(helperEnv) == "inject" {
 		injectIntoTerminal()
@@ -339,6 +347,116 @@ func TestSocketsOutsideAreHidden(t *testing.T) {
 	res = run(t, Policy{Landlock: true, Writable: []string{work}, Sockets: []string{own}}, work, env, nil, exe, own)
 	if strings.Contains(res.out, "connected") {
 		t.Fatalf("a covered socket was reached: %s %s", res.out, res.report)
+	}
+}
+
+// An abstract Unix socket (no file: no mount hides it) outside the
+// sandbox is refused from Landlock ABI 6: D-Bus, X11 and others listen on
+// one.
+func TestAbstractSocketsOutsideAreRefused(t *testing.T) {
+	st := requireLandlock(t)
+	if st.ABI < 6 {
+		t.Skipf("Landlock ABI %d does not scope abstract Unix sockets", st.ABI)
+	}
+	name := fmt.Sprintf("@cm-sandbox-test-%d", os.Getpid())
+	ln, err := net.Listen("unix", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	work := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(baseEnv(work), helperEnv+"=connect", "GORACE=atexit_sleep_ms=0")
+	if res := run(t, Policy{}, work, env, nil, exe, name); !strings.Contains(res.out, "connected") {
+		t.Fatalf("control: %s %s", res.out, res.report)
+	}
+	res := run(t, Policy{Landlock: true, Writable: []string{work}}, work, env, nil, exe, name)
+	if strings.Contains(res.out, "connected") || res.state.ExitCode() != 1 {
+		t.Fatalf("the sandboxed program reached %s: %s %s", name, res.out, res.report)
+	}
+}
+
+// writeSharedMemory is the helper "shm KEY": it attaches the System V
+// shared memory segment of KEY and writes into it; 0 when it could.
+func writeSharedMemory(key string) int {
+	k, err := strconv.Atoi(key)
+	if err != nil {
+		fmt.Println(err)
+		return 2
+	}
+	id, err := unix.SysvShmGet(k, 0, 0)
+	if err != nil {
+		fmt.Println("shmget:", err)
+		return 1
+	}
+	mem, err := unix.SysvShmAttach(id, 0, 0)
+	if err != nil {
+		fmt.Println("shmat:", err)
+		return 1
+	}
+	copy(mem, "PWNED")
+	_ = unix.SysvShmDetach(mem)
+	fmt.Println("written")
+	return 0
+}
+
+// The same in a user namespace, the way an unprivileged user gets it.
+func TestSharedMemoryOutsideIsOutOfReachInAUserNamespace(t *testing.T) {
+	requireLandlock(t)
+	if err := tryNamespace(nsUser); err != nil {
+		t.Skipf("no user namespace here: %v", err)
+	}
+	forceNS = nsUser
+	defer func() { forceNS = nsNone }()
+	TestSharedMemoryOutsideIsOutOfReach(t)
+}
+
+// A sandboxed step has System V IPC of its own (an IPC namespace): it
+// cannot attach the shared memory of the user's processes (a database's
+// buffers, an X client's images) and write into it, which Landlock does
+// not govern.
+func TestSharedMemoryOutsideIsOutOfReach(t *testing.T) {
+	st := requireLandlock(t)
+	if !st.Sockets() || st.ns == nsNone {
+		t.Skipf("no namespace for the launcher here: %s", st.NamespaceErr)
+	}
+	key := 0x636d0000 + os.Getpid()&0xffff
+	id, err := unix.SysvShmGet(key, 4096, unix.IPC_CREAT|unix.IPC_EXCL|0o600)
+	if err != nil {
+		t.Skipf("no System V shared memory here: %v", err)
+	}
+	defer func() { _, _ = unix.SysvShmCtl(id, unix.IPC_RMID, nil) }()
+	mem, err := unix.SysvShmAttach(id, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = unix.SysvShmDetach(mem) }()
+	copy(mem, "user")
+	work := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(baseEnv(work), helperEnv+"=shm", "GORACE=atexit_sleep_ms=0")
+	res := run(t, Policy{Landlock: true, Writable: []string{work}}, work, env, nil, exe, strconv.Itoa(key))
+	if strings.Contains(res.out, "written") || string(mem[:5]) != "user\x00" {
+		t.Fatalf("the sandboxed program wrote the user's shared memory (%q): %s %s", mem[:5], res.out, res.report)
+	}
+	// Unsandboxed (sandbox: off) it can: the test's own control.
+	if res := run(t, Policy{}, work, env, nil, exe, strconv.Itoa(key)); !strings.Contains(res.out, "written") {
+		t.Fatalf("control: %s %s", res.out, res.report)
 	}
 }
 

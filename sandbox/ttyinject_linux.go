@@ -23,7 +23,8 @@ import (
 // every file descriptor, to the program and everything it starts.
 
 // syscallABI is one system call ABI a process of this architecture can
-// make calls in, with the numbers of ioctl in it.
+// make calls in, with the numbers of ioctl in it (or, for keyringCalls,
+// of the calls refused).
 type syscallABI struct {
 	arch  uint32   // AUDIT_ARCH_*, as seccomp_data.arch says it
 	ioctl []uint32 // ioctl's system call numbers
@@ -68,7 +69,14 @@ func refuseTerminalInjection() error {
 	if !ok {
 		return nil
 	}
-	insts, err := bpf.Assemble(terminalInjectionFilter(abis, binary.NativeEndian.Uint16([]byte{1, 0}) == 1))
+	return installFilter(terminalInjectionFilter(abis, binary.NativeEndian.Uint16([]byte{1, 0}) == 1))
+}
+
+// installFilter installs the seccomp filter program on every thread of
+// the process, with no_new_privs (see refuseTerminalInjection).
+// errTTYFilterUnsupported when the kernel has no seccomp filters.
+func installFilter(program []bpf.Instruction) error {
+	insts, err := bpf.Assemble(program)
 	if err != nil {
 		return fmt.Errorf("assemble the seccomp filter: %w", err)
 	}
