@@ -13,6 +13,9 @@ import (
 	"strings"
 
 	"github.com/codemachine/codemachine/internal/lazyre"
+	// Grows the main goroutine's stack once, before the dependencies'
+	// initialisation deepens it (see the package).
+	_ "github.com/codemachine/codemachine/internal/stackreserve"
 
 	"github.com/urfave/cli/v2"
 
