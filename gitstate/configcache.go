@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/codemachine/codemachine/internal/fastread"
 )
 
 // git config --list's answer is kept between processes in
@@ -71,7 +73,7 @@ func (r *Repo) configKey(files []string, stamps []fileStamp) string {
 
 // cachedConfigList is the kept answer for key, or false.
 func (r *Repo) cachedConfigList(key string) (string, bool) {
-	data, err := os.ReadFile(filepath.Join(r.commonDir, "codemachine", filepath.FromSlash(configCacheName)))
+	data, err := fastread.ReadFile(filepath.Join(r.commonDir, "codemachine", filepath.FromSlash(configCacheName)))
 	if err != nil {
 		return "", false
 	}

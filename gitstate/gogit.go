@@ -16,6 +16,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
+
+	"github.com/codemachine/codemachine/internal/fastread"
 )
 
 // gitRepo is a repository's objects, refs and config as go-git's storage
@@ -66,7 +68,7 @@ func openGitRepo(gitDir, commonDir string) (*gitRepo, error) {
 // extensions.objectFormat: it spells the name (in any case), or it cannot
 // be read (go-git's parse then decides, as it did for every repository).
 func mayNameObjectFormat(commonDir string) bool {
-	data, err := os.ReadFile(filepath.Join(commonDir, "config"))
+	data, err := fastread.ReadFile(filepath.Join(commonDir, "config"))
 	return err != nil || bytes.Contains(bytes.ToLower(data), []byte("objectformat"))
 }
 

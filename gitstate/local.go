@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/codemachine/codemachine/internal/fastread"
 	"github.com/codemachine/codemachine/internal/lazyre"
 	"github.com/codemachine/codemachine/internal/yamlnode"
 )
@@ -34,7 +35,7 @@ func (r *Repo) ReadLocal(name string, v any) error {
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(p)
+	data, err := fastread.ReadFile(p)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -115,7 +116,7 @@ func (r *Repo) writeLocalYAML(name string, v any, durable bool) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
-	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
+	if old, err := fastread.ReadFile(p); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
 	return writeFileAtomic(p, data, durable)
@@ -143,7 +144,7 @@ func (r *Repo) ReadLocalRaw(name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(p)
+	data, err := fastread.ReadFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}

@@ -4,12 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 
+	"github.com/codemachine/codemachine/internal/fastread"
 	"github.com/codemachine/codemachine/workflow"
 )
 
@@ -168,7 +168,7 @@ func (o *Orchestrator) cachedSettings(key string) map[string]*stepSettings {
 // readSettingsCache reads the file; nil when it is missing, does not
 // decode or holds another key.
 func readSettingsCache(file, key string) *settingsCacheEntry {
-	raw, err := os.ReadFile(file)
+	raw, err := fastread.ReadFile(file)
 	if err != nil {
 		return nil
 	}

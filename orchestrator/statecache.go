@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/internal/fastread"
 	"github.com/codemachine/codemachine/workflow"
 )
 
@@ -67,7 +68,7 @@ func (o *Orchestrator) cachedState(id string) *gitstate.State {
 	if o.stateCache.id == id {
 		return o.stateCache.state
 	}
-	raw, err := os.ReadFile(o.stateCacheFile())
+	raw, err := fastread.ReadFile(o.stateCacheFile())
 	if err != nil || len(raw) < len(id) || string(raw[:len(id)]) != id {
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/codemachine/codemachine/agents"
 	"github.com/codemachine/codemachine/internal/bincode"
+	"github.com/codemachine/codemachine/internal/fastread"
 )
 
 // The workflow's definition (workflow.yaml with what uses: imports, and the
@@ -133,7 +134,7 @@ func (o *Orchestrator) cachedDefinition(fsys fs.FS) []byte {
 // readWorkflowCache reads workflow.gob; nil when it is missing, does not
 // decode, or was written by another binary.
 func readWorkflowCache(file, key string) *workflowCacheEntry {
-	raw, err := os.ReadFile(file)
+	raw, err := fastread.ReadFile(file)
 	if err != nil {
 		return nil
 	}
