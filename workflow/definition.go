@@ -162,8 +162,10 @@ func decodeDefinition(data []byte, fsys fs.FS, imp Importer) (*Project, map[stri
 	w := d.Workflow
 	w.Steps = make([]*Step, len(d.Steps))
 	for i := range d.Steps {
+		// The step is taken where it was decoded: a copy of each, as
+		// large as it is, was a tenth of decoding a definition.
 		g := &d.Steps[i]
-		s := g.Step
+		s := &g.Step
 		s.importedAt, s.agentKeys = g.ImportedAt, g.AgentKeys
 		s.at = stepPositions{id: g.At.ID, agent: g.At.Agent, foreach: g.At.Foreach, reviewer: g.At.Reviewer,
 			inputs: g.At.Inputs, needs: g.At.Needs, when: whenAt{Pos: g.At.When, style: g.At.WhenStyle},
@@ -188,7 +190,7 @@ func decodeDefinition(data []byte, fsys fs.FS, imp Importer) (*Project, map[stri
 			}
 			s.OutputSchema.root = root
 		}
-		w.Steps[i] = &s
+		w.Steps[i] = s
 	}
 	if d.Agents == nil {
 		d.Agents = map[string]*Agent{}
