@@ -103,7 +103,7 @@ func decodeState(data []byte) (*gitstate.State, bool) {
 	if len(data) < len(stateCodecMagic) || string(data[:len(stateCodecMagic)]) != stateCodecMagic {
 		return nil, false
 	}
-	d := &bincode.Decoder{B: data[len(stateCodecMagic):]}
+	d := bincode.NewDecoder(data[len(stateCodecMagic):])
 	st := &gitstate.State{Version: d.Intn(), Seq: d.Int(), Uses: d.StringMap()}
 	if n, isNil := d.Len(); !isNil {
 		st.Steps = make(map[string]*gitstate.StepRecord, n)

@@ -287,7 +287,7 @@ func decodeDefGob(data []byte) (defGob, bool) {
 	if len(data) < len(defCodecMagic) || string(data[:len(defCodecMagic)]) != defCodecMagic {
 		return d, false
 	}
-	r := &defDecoder{bincode.Decoder{B: data[len(defCodecMagic):]}}
+	r := &defDecoder{*bincode.NewDecoder(data[len(defCodecMagic):])}
 	r.workflow(&d.Workflow)
 	if n, isNil := r.Len(); !isNil {
 		d.Steps = make([]stepGob, n)

@@ -92,7 +92,14 @@ func SortedKeys[V any](m map[string]V) []string {
 type Decoder struct {
 	B   []byte
 	Bad bool
+	// all is B as NewDecoder was given it, as a string: the strings read
+	// are parts of it, not an allocation each.
+	all string
 }
+
+// NewDecoder reads b. The strings it returns share one copy of b (kept
+// while any of them is), where a Decoder{B: b} allocates each.
+func NewDecoder(b []byte) *Decoder { return &Decoder{B: b, all: string(b)} }
 
 func (d *Decoder) fail() {
 	d.Bad, d.B = true, nil
@@ -137,7 +144,12 @@ func (d *Decoder) String() string {
 		d.fail()
 		return ""
 	}
-	s := string(d.B[:n])
+	var s string
+	if start := len(d.all) - len(d.B); d.all != "" && start >= 0 {
+		s = d.all[start : start+int(n)]
+	} else {
+		s = string(d.B[:n])
+	}
 	d.B = d.B[n:]
 	return s
 }
