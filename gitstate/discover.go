@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/codemachine/codemachine/internal/fastread"
 )
 
 // discoverFast finds the repository containing the absolute directory dir
@@ -79,7 +81,7 @@ func gitDirAt(d string) (root, gitDir, commonDir string, found, ok bool) {
 			return "", "", "", true, false
 		}
 	case st.Mode().IsRegular():
-		data, err := os.ReadFile(dotgit)
+		data, err := fastread.ReadFile(dotgit)
 		target, isLink := strings.CutPrefix(strings.TrimRight(string(data), "\r\n"), "gitdir: ")
 		if err != nil || !isLink || target == "" || strings.ContainsAny(target, "\r\n") {
 			return "", "", "", true, false
@@ -91,7 +93,7 @@ func gitDirAt(d string) (root, gitDir, commonDir string, found, ok bool) {
 			return "", "", "", true, false
 		}
 		commonDir = gitDir
-		if data, err := os.ReadFile(filepath.Join(gitDir, "commondir")); err == nil {
+		if data, err := fastread.ReadFile(filepath.Join(gitDir, "commondir")); err == nil {
 			c := strings.TrimRight(string(data), "\r\n")
 			if !filepath.IsAbs(c) {
 				c = filepath.Join(gitDir, c)
@@ -118,7 +120,7 @@ func gitDirAt(d string) (root, gitDir, commonDir string, found, ok bool) {
 // discovery as it is: no core.worktree, core.bare, include or extension
 // (those, or anything else unusual, are for git to read).
 func plainConfig(commonDir string) bool {
-	data, err := os.ReadFile(filepath.Join(commonDir, "config"))
+	data, err := fastread.ReadFile(filepath.Join(commonDir, "config"))
 	if err != nil {
 		return false
 	}

@@ -198,4 +198,24 @@ func TestSHA256RepositoryRefused(t *testing.T) {
 	if _, err := r.ReadFile("HEAD", "f.txt"); !errors.Is(err, ErrObjectFormat) || !strings.Contains(err.Error(), "sha256") {
 		t.Fatalf("ReadFile in a SHA-256 repository: %v, want ErrObjectFormat naming sha256", err)
 	}
+	// The setting's name in another case (git reads names so) is seen too:
+	// the config's parse is skipped only where the name is absent.
+	cfg := filepath.Join(dir, ".git", "config")
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mixed := strings.Replace(strings.Replace(string(data), "objectformat", "objectFormat", 1), "[extensions]", "[Extensions]", 1)
+	if mixed == string(data) || !strings.Contains(mixed, "[Extensions]") {
+		t.Fatalf("the config does not spell [extensions] objectformat as this test expects:\n%s", data)
+	}
+	if err := os.WriteFile(cfg, []byte(mixed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadFile("HEAD", "f.txt"); !errors.Is(err, ErrObjectFormat) {
+		t.Fatalf("ReadFile with extensions.objectFormat spelled %q: %v, want ErrObjectFormat", "[Extensions] objectFormat", err)
+	}
 }

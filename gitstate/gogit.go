@@ -1,9 +1,11 @@
 package gitstate
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/go-git/go-billy/v5"
@@ -14,6 +16,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
+
+	"github.com/codemachine/codemachine/internal/fastread"
 )
 
 // gitRepo is a repository's objects, refs and config as go-git's storage
@@ -45,13 +49,27 @@ func openGitRepo(gitDir, commonDir string) (*gitRepo, error) {
 	st := filesystem.NewStorageWithOptions(fs, cache.NewObjectLRUDefault(), filesystem.Options{AlternatesFS: osfs.New("/")})
 	// go-git reads SHA-1 repositories only: in a SHA-256 one it cuts every
 	// object name to 40 digits and finds nothing ("object not found").
-	if cfg, err := st.Config(); err == nil {
-		if f := cfg.Raw.Section("extensions").Option("objectformat"); f != "" && !strings.EqualFold(f, "sha1") {
-			return nil, fmt.Errorf("%w: its objects are named with %s (extensions.objectFormat), and codemachine reads SHA-1 repositories only",
-				ErrObjectFormat, f)
+	// Its parse of the config is skipped when the file does not spell the
+	// setting at all (neither git nor go-git reads the repository's format
+	// from an included file): it was most of opening the repository, which
+	// every status does.
+	if mayNameObjectFormat(commonDir) {
+		if cfg, err := st.Config(); err == nil {
+			if f := cfg.Raw.Section("extensions").Option("objectformat"); f != "" && !strings.EqualFold(f, "sha1") {
+				return nil, fmt.Errorf("%w: its objects are named with %s (extensions.objectFormat), and codemachine reads SHA-1 repositories only",
+					ErrObjectFormat, f)
+			}
 		}
 	}
 	return &gitRepo{Storer: &fastStorage{Storage: st, objs: newObjReader(commonDir)}}, nil
+}
+
+// mayNameObjectFormat reports whether the config file in commonDir may set
+// extensions.objectFormat: it spells the name (in any case), or it cannot
+// be read (go-git's parse then decides, as it did for every repository).
+func mayNameObjectFormat(commonDir string) bool {
+	data, err := fastread.ReadFile(filepath.Join(commonDir, "config"))
+	return err != nil || bytes.Contains(bytes.ToLower(data), []byte("objectformat"))
 }
 
 // ErrObjectFormat is a repository whose object names are not SHA-1 (git

@@ -10,9 +10,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/codemachine/codemachine/internal/fastread"
 	"github.com/codemachine/codemachine/internal/lazyre"
 	"github.com/codemachine/codemachine/internal/yamlnode"
 )
@@ -29,22 +31,11 @@ func (r *Repo) localFile(name string) (string, error) {
 // errNotRegular is what is under LocalDir where a file of codemachine's is
 // read, but is neither a file nor a directory: opening a named pipe would
 // wait for a writer for ever.
-var errNotRegular = errors.New("not a regular file (a named pipe, socket or device), which codemachine does not read")
-
-// ReadCacheFile reads a cache under LocalDir at path p as os.ReadFile
-// does, refusing a named pipe, socket or device without opening it: a
-// cache is rebuilt when it cannot be read, but opening a named pipe would
-// wait for a writer for ever.
-func ReadCacheFile(p string) ([]byte, error) { return readLocalFile(p) }
+var errNotRegular = fastread.ErrNotRegular
 
 // readLocalFile reads the file at p as os.ReadFile does, refusing with
-// errNotRegular a named pipe, socket or device without opening it.
-func readLocalFile(p string) ([]byte, error) {
-	if fi, err := os.Stat(p); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
-		return nil, &fs.PathError{Op: "read", Path: p, Err: errNotRegular}
-	}
-	return os.ReadFile(p)
-}
+// errNotRegular a named pipe, socket or device.
+func readLocalFile(p string) ([]byte, error) { return fastread.ReadFile(p) }
 
 // ReadLocal decodes the YAML file name under LocalDir into v. A missing file
 // gives an error wrapping fs.ErrNotExist, which callers treat as empty; one
@@ -54,17 +45,12 @@ func (r *Repo) ReadLocal(name string, v any) error {
 	if err != nil {
 		return err
 	}
-	if fi, err := os.Stat(p); err == nil && !fi.Mode().IsRegular() {
+	data, err := readLocalFile(p)
+	if kind := notAFile(err); kind != "" {
 		// Not what codemachine writes there: for the user to remove, as
-		// a file that does not decode is (exit 2), and not to be opened:
-		// a named pipe would wait for a writer for ever.
-		kind := "a named pipe, socket or device"
-		if fi.IsDir() {
-			kind = "a directory"
-		}
+		// a file that does not decode is (exit 2).
 		return &DamagedFileError{Path: r.RelPath(p), Problem: kind + ", not a file"}
 	}
-	data, err := os.ReadFile(p)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -76,6 +62,18 @@ func (r *Repo) ReadLocal(name string, v any) error {
 		return damaged(r.RelPath(p), data, err)
 	}
 	return nil
+}
+
+// notAFile names what err says is where a file was read ("a directory",
+// "a named pipe, socket or device"), or "".
+func notAFile(err error) string {
+	switch {
+	case errors.Is(err, errNotRegular):
+		return "a named pipe, socket or device"
+	case errors.Is(err, syscall.EISDIR):
+		return "a directory"
+	}
+	return ""
 }
 
 // DamagedFileError is a file of codemachine's own under LocalDir that does

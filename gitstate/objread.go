@@ -17,6 +17,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"github.com/codemachine/codemachine/internal/fastread"
 )
 
 // objReader reads git objects straight from a repository's object
@@ -122,7 +124,7 @@ func (o *objReader) readLocked(h plumbing.Hash, depth int) (plumbing.ObjectType,
 // there is none.
 func (o *objReader) readLoose(h plumbing.Hash) (plumbing.ObjectType, []byte, error) {
 	s := h.String()
-	raw, err := os.ReadFile(filepath.Join(o.dir, s[:2], s[2:]))
+	raw, err := fastread.ReadFile(filepath.Join(o.dir, s[:2], s[2:]))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return 0, nil, err
@@ -656,7 +658,7 @@ func refFast(gitDir, commonDir, name string) (hash string, ok bool) {
 				dir = gitDir
 			}
 		}
-		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+		data, err := fastread.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
 		if err != nil {
 			if !errors.Is(err, os.ErrNotExist) {
 				return "", false

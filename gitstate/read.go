@@ -12,6 +12,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
+
+	"github.com/codemachine/codemachine/internal/fastread"
 )
 
 // ErrUnknownRev is returned (wrapped) for a revision that names no commit.
@@ -26,7 +28,7 @@ func (r *Repo) Head() (Head, error) {
 // headOf reads the HEAD file of a worktree's git dir directly: cheaper than
 // any git command, and exact for linked worktrees.
 func (r *Repo) headOf(gitDir string) (Head, error) {
-	data, err := os.ReadFile(filepath.Join(gitDir, "HEAD"))
+	data, err := fastread.ReadFile(filepath.Join(gitDir, "HEAD"))
 	if err != nil {
 		return Head{}, fmt.Errorf("read HEAD: %w", err)
 	}
@@ -216,7 +218,7 @@ func (r *Repo) IsShallow() bool {
 // ($GIT_COMMON_DIR/shallow), whose parents the repository does not have;
 // none when it is complete.
 func (r *Repo) shallowCommits() map[string]bool {
-	data, err := os.ReadFile(filepath.Join(r.commonDir, "shallow"))
+	data, err := fastread.ReadFile(filepath.Join(r.commonDir, "shallow"))
 	if err != nil {
 		return nil
 	}

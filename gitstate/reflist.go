@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/codemachine/codemachine/internal/fastread"
 )
 
 // errRefBeingWritten is a loose ref file read empty: git has created it
@@ -65,7 +67,7 @@ func refsFast(commonDir, prefix string) (refs map[string]string, ok bool, err er
 		if !d.Type().IsRegular() {
 			return errNotARef
 		}
-		data, err := os.ReadFile(p)
+		data, err := fastread.ReadFile(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // deleted since the directory was read: packed-refs holds it, or it is gone
 		}
@@ -121,7 +123,7 @@ func packedWithPrefix(commonDir, prefix string, refs map[string]string) bool {
 // no such file) until fn returns false; false when the file cannot be read
 // or is not as git writes it.
 func eachPackedRef(commonDir string, fn func(name, hash string) bool) bool {
-	data, err := os.ReadFile(filepath.Join(commonDir, "packed-refs"))
+	data, err := fastread.ReadFile(filepath.Join(commonDir, "packed-refs"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return true
 	}

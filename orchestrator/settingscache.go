@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/internal/fastread"
 	"github.com/codemachine/codemachine/workflow"
 )
 
@@ -168,7 +168,7 @@ func (o *Orchestrator) cachedSettings(key string) map[string]*stepSettings {
 // readSettingsCache reads the file; nil when it is missing, does not
 // decode or holds another key.
 func readSettingsCache(file, key string) *settingsCacheEntry {
-	raw, err := gitstate.ReadCacheFile(file)
+	raw, err := fastread.ReadFile(file)
 	if err != nil {
 		return nil
 	}

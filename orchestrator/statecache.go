@@ -1,14 +1,13 @@
 package orchestrator
 
 import (
-	"bytes"
-	"encoding/gob"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
 
 	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/internal/fastread"
 	"github.com/codemachine/codemachine/workflow"
 )
 
@@ -17,9 +16,10 @@ import (
 // records a task each, and reading and parsing that YAML is most of what a
 // status or a run's first load would cost; known by its blob id (which the
 // commit's tree gives without reading the file) it is decoded from a gob
-// instead, or taken from memory. Already at 100 records (24 KiB of YAML)
-// the parse costs several milliseconds of a status, the gob's decoding a
-// twentieth of that; below about 20 records there is little to gain.
+// instead (statecodec.go), or taken from memory. Already at 100 records
+// (24 KiB of YAML) the parse costs several milliseconds of a status, a gob's
+// decoding a twentieth of that and statecodec.go's less again; below about
+// 20 records there is little to gain.
 const stateCacheMin = 4 << 10
 
 // stateCache holds the parsed state.yaml last cached, by blob id.
@@ -29,10 +29,11 @@ type stateCache struct {
 	state *gitstate.State
 }
 
-// stateCacheFile is the disk copy: .git/codemachine/cache/state.gob, the
-// blob id's 40 hex digits and the gob of the parsed state.
+// stateCacheFile is the disk copy: .git/codemachine/cache/state.bin, the
+// blob id's 40 hex digits and the parsed state as encodeState writes it.
+// (Binaries before that encoding kept a gob in state.gob.)
 func (o *Orchestrator) stateCacheFile() string {
-	return filepath.Join(o.repo.LocalDir(), "cache", "state.gob")
+	return filepath.Join(o.repo.LocalDir(), "cache", "state.bin")
 }
 
 // stateBlobID is the blob id of state.yaml at commit, "" when it cannot be
@@ -67,19 +68,19 @@ func (o *Orchestrator) cachedState(id string) *gitstate.State {
 	if o.stateCache.id == id {
 		return o.stateCache.state
 	}
-	raw, err := gitstate.ReadCacheFile(o.stateCacheFile())
+	raw, err := fastread.ReadFile(o.stateCacheFile())
 	if err != nil || len(raw) < len(id) || string(raw[:len(id)]) != id {
 		return nil
 	}
-	var st gitstate.State
-	if gob.NewDecoder(bytes.NewReader(raw[len(id):])).Decode(&st) != nil {
+	st, ok := decodeState(raw[len(id):])
+	if !ok {
 		return nil
 	}
 	if st.Steps == nil {
 		st.Steps = map[string]*gitstate.StepRecord{}
 	}
-	o.stateCache.id, o.stateCache.state = id, &st
-	return &st
+	o.stateCache.id, o.stateCache.state = id, st
+	return st
 }
 
 // cacheState keeps a large parsed state by its blob id, in memory and on
@@ -94,9 +95,8 @@ func (o *Orchestrator) cacheState(id string, data []byte, st *gitstate.State) {
 		return
 	}
 	o.stateCache.id, o.stateCache.state = id, st
-	var buf bytes.Buffer
-	buf.WriteString(id)
-	if gob.NewEncoder(&buf).Encode(st) != nil {
+	enc, ok := encodeState(st)
+	if !ok {
 		return
 	}
 	p := o.stateCacheFile()
@@ -107,7 +107,7 @@ func (o *Orchestrator) cacheState(id string, data []byte, st *gitstate.State) {
 	if err != nil {
 		return
 	}
-	_, werr := tmp.Write(buf.Bytes())
+	_, werr := tmp.Write(append([]byte(id), enc...))
 	if cerr := tmp.Close(); werr != nil || cerr != nil || os.Rename(tmp.Name(), p) != nil {
 		_ = os.Remove(tmp.Name())
 	}

@@ -3,7 +3,6 @@ package orchestrator
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/gob"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,7 +12,8 @@ import (
 	"sync"
 
 	"github.com/codemachine/codemachine/agents"
-	"github.com/codemachine/codemachine/gitstate"
+	"github.com/codemachine/codemachine/internal/bincode"
+	"github.com/codemachine/codemachine/internal/fastread"
 )
 
 // The workflow's definition (workflow.yaml with what uses: imports, and the
@@ -35,7 +35,7 @@ import (
 
 // workflowCacheFormat changes whenever what the file holds does; the
 // binary's identity (cacheBinaryID) covers every other change of code.
-const workflowCacheFormat = "codemachine workflow cache 2"
+const workflowCacheFormat = "codemachine workflow cache 3"
 
 // workflowCache is the definition kept last.
 type workflowCache struct {
@@ -44,8 +44,9 @@ type workflowCache struct {
 }
 
 // workflowCacheEntry is the content of workflow.gob, after the SHA-256 of
-// its gob encoding (a file changed by anything but a whole write of
-// codemachine's, even where the gob would still decode, is ignored).
+// its encoding (package bincode: Key, Paths, IDs, Definition; a file
+// changed by anything but a whole write of codemachine's, even where it
+// would still decode, is ignored). The name is older than the encoding.
 type workflowCacheEntry struct {
 	// Key is the format and the binary that wrote it (cacheKey).
 	Key string
@@ -133,20 +134,46 @@ func (o *Orchestrator) cachedDefinition(fsys fs.FS) []byte {
 // readWorkflowCache reads workflow.gob; nil when it is missing, does not
 // decode, or was written by another binary.
 func readWorkflowCache(file, key string) *workflowCacheEntry {
-	raw, err := gitstate.ReadCacheFile(file)
-	if err != nil || len(raw) < sha256.Size {
+	raw, err := fastread.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	e := decodeWorkflowCache(raw)
+	if e == nil || e.Key != key {
+		return nil
+	}
+	return e
+}
+
+// decodeWorkflowCache decodes what encode wrote; nil when raw is anything
+// else (its checksum or its encoding does not match).
+func decodeWorkflowCache(raw []byte) *workflowCacheEntry {
+	if len(raw) < sha256.Size {
 		return nil
 	}
 	sum, body := raw[:sha256.Size], raw[sha256.Size:]
 	if got := sha256.Sum256(body); !bytes.Equal(sum, got[:]) {
 		return nil
 	}
-	var e workflowCacheEntry
-	if gob.NewDecoder(bytes.NewReader(body)).Decode(&e) != nil || e.Key != key || len(e.Paths) != len(e.IDs) ||
-		len(e.Definition) == 0 {
+	d := &bincode.Decoder{B: body}
+	e := &workflowCacheEntry{Key: d.String(), Paths: d.Strings(), IDs: d.Strings(), Definition: d.Bytes()}
+	if !d.Done() || len(e.Paths) != len(e.IDs) || len(e.Definition) == 0 {
 		return nil
 	}
-	return &e
+	return e
+}
+
+// encode is the content of workflow.gob for e: the SHA-256 of its
+// encoding, then the encoding.
+func (e *workflowCacheEntry) encode() []byte {
+	enc := &bincode.Encoder{B: make([]byte, sha256.Size, sha256.Size+len(e.Definition)+512)}
+	enc.String(e.Key)
+	enc.Strings(e.Paths)
+	enc.Strings(e.IDs)
+	enc.Bytes(e.Definition)
+	sum := sha256.Sum256(enc.B[sha256.Size:])
+	copy(enc.B, sum[:])
+	return enc.B
 }
 
 // keepDefinition is workflow.LoadOptions.Parsed for a load from fsys: it
@@ -170,15 +197,7 @@ func (o *Orchestrator) keepDefinition(fsys fs.FS) func([]byte, []string) {
 		o.workflowCache.mu.Lock()
 		defer o.workflowCache.mu.Unlock()
 		o.workflowCache.entry = e
-		var buf bytes.Buffer
-		buf.Write(make([]byte, sha256.Size))
-		if gob.NewEncoder(&buf).Encode(e) != nil {
-			return
-		}
-		data := buf.Bytes()
-		sum := sha256.Sum256(data[sha256.Size:])
-		copy(data, sum[:])
-		writeCacheFile(o, o.workflowCacheFile(), "workflow-*.tmp", data)
+		writeCacheFile(o, o.workflowCacheFile(), "workflow-*.tmp", e.encode())
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/codemachine/codemachine/internal/fastread"
 )
 
 // probeDeps are the files whose contents decide whether the launcher can
@@ -38,7 +40,7 @@ var probeStatusFields = []string{"Uid:", "Gid:", "CapEff:", "CapBnd:", "NoNewPri
 func probeKey() string {
 	h := sha256.New()
 	for _, f := range probeDeps {
-		data, err := os.ReadFile(f)
+		data, err := fastread.ReadFile(f)
 		fmt.Fprintf(h, "%s %q %v\n", f, data, err != nil)
 	}
 	for _, ns := range []string{"/proc/self/ns/user", "/proc/self/ns/mnt"} {
@@ -48,7 +50,7 @@ func probeKey() string {
 		}
 		fmt.Fprintf(h, "%s %s\n", ns, link)
 	}
-	status, err := os.ReadFile("/proc/self/status")
+	status, err := fastread.ReadFile("/proc/self/status")
 	if err != nil {
 		return ""
 	}
@@ -100,7 +102,7 @@ func probeRemembered(file string) Status {
 		return Probe()
 	}
 	var r rememberedProbe
-	if data, err := os.ReadFile(file); err == nil && json.Unmarshal(data, &r) == nil && r.Key == key {
+	if data, err := fastread.ReadFile(file); err == nil && json.Unmarshal(data, &r) == nil && r.Key == key {
 		s := probeABI()
 		s.ns, s.Namespace, s.NamespaceErr = nsMode(r.NS), r.Namespace, r.NamespaceErr
 		return s

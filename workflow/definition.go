@@ -1,10 +1,7 @@
 package workflow
 
 import (
-	"bytes"
-	"encoding/gob"
 	"io/fs"
-	"reflect"
 	"sort"
 
 	"github.com/expr-lang/expr"
@@ -46,9 +43,10 @@ type depGob struct {
 	At Pos
 }
 
-// stepGob is a Step with what gob leaves out: its unexported fields, its
-// conditions' compile inputs, and its source as an index in defGob.Sources
-// (steps imported together share one Source).
+// stepGob is a Step with what the encoding of its exported fields
+// (defcodec.go) leaves out: its unexported fields, its conditions' compile
+// inputs, and its source as an index in defGob.Sources (steps imported
+// together share one Source).
 type stepGob struct {
 	Step        Step // Source, When and Until are nil here
 	Source      int  // 1-based index in defGob.Sources; 0 for none
@@ -85,16 +83,9 @@ type sourceGob struct {
 	Repo, Key          string
 }
 
-func init() {
-	// The values of vars: (jsonable's): strings, numbers, booleans,
-	// lists and mappings.
-	gob.Register([]any{})
-	gob.Register(map[string]any{})
-}
-
-// encodeDefinition encodes p's workflow and agents; ok is false when they
-// cannot be encoded exactly (vars of a type gob does not keep as it is),
-// and then they are not kept. fsys is the file system p was loaded from.
+// encodeDefinition encodes p's workflow and agents (defcodec.go); ok is
+// false when they cannot be encoded exactly (vars of a type the encoding
+// does not keep), and then they are not kept. fsys is the file system p was loaded from.
 func encodeDefinition(p *Project) ([]byte, bool) {
 	d := defGob{Workflow: *p.Workflow, Agents: p.Agents, Edges: map[string][]depGob{}, Files: p.DefinitionFiles}
 	d.Workflow.Steps = nil
@@ -129,38 +120,17 @@ func encodeDefinition(p *Project) ([]byte, bool) {
 		}
 		d.Steps = append(d.Steps, g)
 	}
-	if !gobKeeps(p.Workflow.Vars) {
-		return nil, false
-	}
-	var buf bytes.Buffer
-	if gob.NewEncoder(&buf).Encode(&d) != nil {
-		return nil, false
-	}
-	return buf.Bytes(), true
+	return encodeDefGob(&d)
 }
 
 func encodeCond(c *Condition) (*condGob, bool) {
 	if c == nil {
 		return nil, true
 	}
-	if c.program == nil || !gobKeeps(c.vars) {
+	if c.program == nil {
 		return nil, false
 	}
 	return &condGob{Source: c.Source, Steps: c.Steps, Files: c.Files, IDs: c.ids, Vars: c.vars}, true
-}
-
-// gobKeeps reports whether vars come back from gob as they are (an empty
-// mapping may come back as none: both read the same).
-func gobKeeps(vars map[string]any) bool {
-	if len(vars) == 0 {
-		return true
-	}
-	var buf bytes.Buffer
-	if gob.NewEncoder(&buf).Encode(vars) != nil {
-		return false
-	}
-	var back map[string]any
-	return gob.NewDecoder(&buf).Decode(&back) == nil && reflect.DeepEqual(vars, back)
 }
 
 // decodeDefinition rebuilds the project that data encodes, loaded from
@@ -168,8 +138,8 @@ func gobKeeps(vars map[string]any) bool {
 // not compile, or a git source does not import at the commit it was read
 // at (its pin moved): the caller then parses.
 func decodeDefinition(data []byte, fsys fs.FS, imp Importer) (*Project, map[string][]dep) {
-	var d defGob
-	if gob.NewDecoder(bytes.NewReader(data)).Decode(&d) != nil {
+	d, ok := decodeDefGob(data)
+	if !ok {
 		return nil, nil
 	}
 	srcs := make([]*Source, len(d.Sources))
@@ -194,8 +164,10 @@ func decodeDefinition(data []byte, fsys fs.FS, imp Importer) (*Project, map[stri
 	w := d.Workflow
 	w.Steps = make([]*Step, len(d.Steps))
 	for i := range d.Steps {
+		// The step is taken where it was decoded: a copy of each, as
+		// large as it is, was a tenth of decoding a definition.
 		g := &d.Steps[i]
-		s := g.Step
+		s := &g.Step
 		s.importedAt, s.agentKeys = g.ImportedAt, g.AgentKeys
 		s.at = stepPositions{id: g.At.ID, agent: g.At.Agent, foreach: g.At.Foreach, reviewer: g.At.Reviewer,
 			inputs: g.At.Inputs, needs: g.At.Needs, when: whenAt{Pos: g.At.When, style: g.At.WhenStyle, lines: g.At.WhenLines},
@@ -226,7 +198,7 @@ func decodeDefinition(data []byte, fsys fs.FS, imp Importer) (*Project, map[stri
 			}
 			s.OutputSchema.root = root
 		}
-		w.Steps[i] = &s
+		w.Steps[i] = s
 	}
 	if d.Agents == nil {
 		d.Agents = map[string]*Agent{}

@@ -302,7 +302,7 @@ func TestDefinitionSameErrors(t *testing.T) {
 	}
 }
 
-// TestDefinitionNotKept: vars that gob does not give back as they are
+// TestDefinitionNotKept: vars that the encoding does not give back as they are
 // (a YAML timestamp decodes to a time.Time) make a definition that is not
 // kept.
 func TestDefinitionNotKept(t *testing.T) {
@@ -399,7 +399,7 @@ func deepDiff(a, b reflect.Value, at string) string {
 	return ""
 }
 
-// TestDefinitionCoversUnexported: gob keeps exported fields only, so every
+// TestDefinitionCoversUnexported: defcodec.go keeps exported fields only, so every
 // unexported field of what a definition holds is carried by definition.go
 // by hand or rebuilt on decoding. A field added to these types must be
 // added there too (and to this list).

@@ -13,6 +13,9 @@ import (
 	"strings"
 
 	"github.com/codemachine/codemachine/internal/lazyre"
+	// Grows the main goroutine's stack once, before the dependencies'
+	// initialisation deepens it (see the package).
+	_ "github.com/codemachine/codemachine/internal/stackreserve"
 
 	"github.com/urfave/cli/v2"
 
@@ -32,7 +35,7 @@ func main() {
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, armSignals, stop := interruptContext(stderr)
 	defer stop()
-	app := newApp(stdout, stderr)
+	app := newAppFor(stdout, stderr, soleCommand(args))
 	catchSignalsIn(app.Commands, "", armSignals)
 	args, err := normalizeArgs(app, args)
 	if err == nil {
@@ -114,7 +117,61 @@ func globalFlags() []cli.Flag {
 // jsonFlag is added to commands whose output is data.
 var jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print machine-readable JSON"}
 
-func newApp(stdout, stderr io.Writer) *cli.App {
+func newApp(stdout, stderr io.Writer) *cli.App { return newAppFor(stdout, stderr, "") }
+
+// commandTable is every command, in the order help lists them, with the
+// function that builds it: building all of them (their flags, their
+// help) is a good part of a one-shot command's start-up, and a command
+// that names one needs only that one (newAppFor).
+var commandTable = []struct {
+	name  string
+	build func() *cli.Command
+}{
+	{"init", initCommand}, {"validate", validateCommand}, {"run", runCommand}, {"status", statusCommand},
+	{"log", logCommand}, {"diff", diffCommand}, {"approve", approveCommand}, {"reject", rejectCommand},
+	{"rollback", rollbackCommand}, {"retry", retryCommand}, {"open", openCommand}, {"graph", graphCommand},
+	{"watch", watchCommand}, {"worker", workerCommand}, {"hooks", hooksCommand}, {"doctor", doctorCommand},
+	{"mcp", mcpCommand}, {"ui", uiCommand}, {"schema", schemaCommand}, {"review", reviewCommand},
+	{"completion", completionCommand}, {"version", versionCommand}, {"__complete", completeCommand},
+}
+
+// buildCommands builds the command called only, or every command when
+// only is "".
+func buildCommands(only string) []*cli.Command {
+	var cmds []*cli.Command
+	for _, c := range commandTable {
+		if only == "" || c.name == only {
+			cmds = append(cmds, c.build())
+		}
+	}
+	return cmds
+}
+
+// soleCommand is the command args run when the app needs no other: the
+// name after the global flags, when it is a command's; "" otherwise (no
+// command, help, an unknown name, or completion, which lists them all).
+func soleCommand(args []string) string {
+	i := 1
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "--" {
+		if takesValue(globalFlags(), args[i]) {
+			i++
+		}
+		i++
+	}
+	if i >= len(args) || args[i] == "completion" || args[i] == "__complete" {
+		return ""
+	}
+	for _, c := range commandTable {
+		if c.name == args[i] {
+			return c.name
+		}
+	}
+	return ""
+}
+
+// newAppFor is the app with only the command called only, or with every
+// command when only is "".
+func newAppFor(stdout, stderr io.Writer, only string) *cli.App {
 	app := &cli.App{
 		Name:  "codemachine",
 		Usage: "make a git repository the workflow engine for AI coding agents",
@@ -129,12 +186,7 @@ Exit codes: 0 ok, 1 a step failed, 2 usage/configuration/validation error,
 		Flags:                globalFlags(),
 		Version:              versionLine(),
 		EnableBashCompletion: false,
-		Commands: []*cli.Command{
-			initCommand(), validateCommand(), runCommand(), statusCommand(), logCommand(),
-			diffCommand(), approveCommand(), rejectCommand(), rollbackCommand(), retryCommand(), openCommand(), graphCommand(),
-			watchCommand(), workerCommand(), hooksCommand(), doctorCommand(), mcpCommand(), uiCommand(), schemaCommand(), reviewCommand(),
-			completionCommand(), versionCommand(), completeCommand(),
-		},
+		Commands:             buildCommands(only),
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageErrorf("%s (see codemachine --help)", flagMessage(err))
 		},

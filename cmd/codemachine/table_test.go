@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/charmbracelet/x/ansi"
 )
 
 // TestTable: columns line up in terminal columns whatever their cells
@@ -24,5 +26,16 @@ func TestTable(t *testing.T) {
 	}
 	if got != want {
 		t.Errorf("table:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestCellWidth: the printable-ASCII shortcut counts as ansi.StringWidth
+// does, and whatever else a cell holds goes to it.
+func TestCellWidth(t *testing.T) {
+	for _, c := range []string{"", "s001", "done  ", "~!@#$%^&*()_+`{}|[]\\:\";'<>?,./ ", "a\x7fb", "\x1b[32mdone\x1b[0m",
+		"—", "文件", "🚀x", "e\u0301", "tab\there", "\x00"} {
+		if got, want := cellWidth(c), ansi.StringWidth(c); got != want {
+			t.Errorf("cellWidth(%q) = %d, ansi.StringWidth %d", c, got, want)
+		}
 	}
 }
