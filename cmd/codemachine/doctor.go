@@ -54,6 +54,12 @@ type repoCheck struct {
 	// Interrupted: a landing, rollback or approval was left halfway (a
 	// kill), and no codemachine is finishing it now.
 	Interrupted bool `json:"interrupted,omitempty"`
+	// IndexLock is git's index.lock of this worktree when it is there
+	// and no codemachine holds the lock or has a landing to finish: left
+	// by a git command that was killed, or held by one running now. While
+	// it is there, git commit and everything else that writes the index
+	// refuse.
+	IndexLock string `json:"index_lock,omitempty"`
 	// Worktrees is the number of pooled worktrees; Stale lists linked
 	// worktrees whose directory is gone (git worktree prune removes them).
 	Worktrees int      `json:"worktrees"`
@@ -73,9 +79,10 @@ func doctorCommand() *cli.Command {
 		Description: `Lists each coding CLI codemachine can drive (` + strings.Join(agents.CodingCLIs(), ", ") + `): whether
 it is on PATH, its version, where its credentials would come from in the environment agents
 get, and what to do when something is missing. Then git's version and, inside a repository,
-whether the workflow is valid, who holds the lock and whether linked worktrees are stale. It
-also says which protection the sandbox gives steps on this system: Landlock for writes, a
-mount namespace (or Landlock) for other programs' sockets, a subreaper for their processes.
+whether the workflow is valid, who holds the lock, whether git's index.lock was left behind
+and whether linked worktrees are stale. It also says which protection the sandbox gives steps
+on this system: Landlock for writes, a mount namespace (or Landlock) for other programs'
+sockets, a subreaper for their processes.
 With a remote (--remote NAME, else the branch's remote or origin) it looks at it the way
 "codemachine worker" does: whether it answers, has the branch and is not behind it, and which
 workers hold claims there now (the integrator, the units running, results waiting to land).
@@ -151,6 +158,11 @@ func checkRepo(ctx context.Context, dir string) repoCheck {
 	}
 	rc.Lock.PID, rc.Lock.Command, rc.Lock.Held = repo.LockHolder()
 	rc.Interrupted = !rc.Lock.Held && o.Interrupted()
+	if lock := filepath.Join(repo.GitDir(), "index.lock"); !rc.Lock.Held && !rc.Interrupted {
+		if _, err := os.Lstat(lock); err == nil {
+			rc.IndexLock = lock
+		}
+	}
 
 	if _, err := os.Stat(filepath.Join(repo.Root(), ".codemachine", "workflow.yaml")); errors.Is(err, fs.ErrNotExist) {
 		rc.Workflow = "missing"
@@ -242,6 +254,9 @@ func printDoctor(out *output, r doctorReport) {
 	}
 	if rc.Interrupted {
 		out.printf("  %s\n", out.paint(yellow, "a landing, rollback or approval was interrupted (its process was killed): codemachine status or the next command finishes it"))
+	}
+	if rc.IndexLock != "" {
+		out.printf("  %s\n", out.paint(yellow, fmt.Sprintf("git's index lock is there (%s): git commit refuses while it is; if no git command is running, a killed one left it: remove it", rc.IndexLock)))
 	}
 	stale := "none stale"
 	if len(rc.Stale) > 0 {
