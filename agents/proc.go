@@ -359,9 +359,48 @@ func (p *proc) start(path string) (*startedProc, error) {
 		if inW != nil {
 			closeAll(inW)
 		}
-		return nil, fmt.Errorf("start %s: %w", p.path, err)
+		return nil, startError(p.path, cmd, err)
 	}
 	return &startedProc{cmd: cmd, outR: outR, errR: errR, inW: inW, report: report, at: at}, nil
+}
+
+// maxArgStrlen is the most Linux passes in one argument or environment
+// variable (MAX_ARG_STRLEN, 32 pages).
+const maxArgStrlen = 32 * 4096
+
+// startError is err, cmd's failure to start, wrapped with path; when the
+// kernel refused the command line and environment as too big (E2BIG,
+// "argument list too long"), it names the value that is, as a foreach
+// item or a task body too big for its environment variable would be.
+func startError(path string, cmd *exec.Cmd, err error) error {
+	if !errors.Is(err, syscall.E2BIG) {
+		return fmt.Errorf("start %s: %w", path, err)
+	}
+	total := 0
+	for _, list := range [][]string{cmd.Env, cmd.Args} {
+		for _, v := range list {
+			total += len(v) + 1
+		}
+	}
+	for _, kv := range cmd.Env {
+		if len(kv)+1 > maxArgStrlen {
+			name, _, _ := strings.Cut(kv, "=")
+			return fmt.Errorf("start %s: the environment variable %s is %s, over the %s Linux passes in one variable: keep large data in a file and name the file instead (%w)",
+				path, name, byteSize(len(kv)), byteSize(maxArgStrlen), err)
+		}
+	}
+	return fmt.Errorf("start %s: its command line and environment are %s, more than Linux passes to a program (%w)", path, byteSize(total), err)
+}
+
+// byteSize is n bytes for a person: "9.5 MiB", "128 KiB", "12 bytes".
+func byteSize(n int) string {
+	switch {
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB"
+	case n >= 1<<10:
+		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 0, 64) + " KiB"
+	}
+	return strconv.Itoa(n) + " bytes"
 }
 
 // await waits for the process to exit. On timeout or cancel it has the

@@ -57,7 +57,7 @@ func (p *proc) runTerminal(ctx context.Context, tty *os.File) (procResult, error
 	err = cmd.Start()
 	closeAll(cmd.ExtraFiles...)
 	if err != nil {
-		return procResult{}, fmt.Errorf("start %s: %w", p.path, err)
+		return procResult{}, startError(p.path, cmd, err)
 	}
 	defer takeTerminal(tty, saved)
 	if p.onStart != nil {
