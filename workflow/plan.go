@@ -121,9 +121,30 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 		fence.openOn(text, false)
 	}
 	finish()
+	checkBinary(file, data, &errs)
 	p.index()
 	p.checkDeps(metas, &errs)
 	return p, errs.Err()
+}
+
+// checkBinary reports the first NUL byte of a plan when no task's check
+// did: a plan is Markdown, and a file with a NUL byte is not text (git
+// takes it for binary), though its bytes may happen to hold no task line
+// (a binary saved over plan.md read as a plan of no tasks).
+func checkBinary(file string, data []byte, errs *Errors) {
+	i := bytes.IndexByte(data, 0)
+	if i < 0 {
+		return
+	}
+	line := 1 + bytes.Count(data[:i], []byte{'\n'})
+	for _, e := range *errs {
+		if e.Pos.File == file && e.Pos.Line == line {
+			return // the task's own message says it
+		}
+	}
+	lineStart := bytes.LastIndexByte(data[:i], '\n') + 1
+	errs.Add(Pos{File: file, Line: line, Col: utf8.RuneCount(data[lineStart:i]) + 1},
+		"a NUL byte: a plan is a Markdown text file, and this one is not text (saved over by a binary file?)")
 }
 
 // checkNUL reports a NUL byte in a line of a task: its title and body

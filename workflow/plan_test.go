@@ -279,6 +279,7 @@ func TestParsePlanErrors(t *testing.T) {
 			`plan.md:1:14: a byte that is not UTF-8 (0xE9) in a task: save the plan as UTF-8`,
 		}},
 		{"NUL in a body", "- [ ] T1: a\n  é\x00\n", []string{`plan.md:2:4: a NUL byte in a task: its title and body are given to commands as environment variables, which cannot hold one`}},
+		{"NUL outside any task", "# Plan\n\x7fELF\x02\x01\x00\x00\n- [ ] T1: a\n", []string{`plan.md:2:7: a NUL byte: a plan is a Markdown text file, and this one is not text (saved over by a binary file?)`}},
 		{"NUL in a fenced body", "- [ ] T1: a\n  ```\n  \x00\n  ```\n", []string{`plan.md:3:3: a NUL byte in a task: its title and body are given to commands as environment variables, which cannot hold one`}},
 		{"all at once", "- [ ] A: a (after: Z)\n- [ ] A: b\n- [ ]\n", []string{
 			`plan.md:1:20: task "A" depends on unknown task "Z"`,
