@@ -53,6 +53,8 @@ type Repo struct {
 	// fastCache holds the configuration the in-process staging and
 	// commits read (fastconfig.go).
 	fastCache fastConfigCache
+	// sysDirs holds sysConfigDirs' answer until ForgetLookups.
+	sysDirs sysDirsCache
 }
 
 // Open finds the repository containing dir. It fails with ErrNotRepo

@@ -442,6 +442,9 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 			o.emit(Event{Kind: Note, Message: fmt.Sprintf("stopped %d agent process group(s) that pid %d left running", n, lock.TookOverFrom)})
 		}
 	}
+	// What the repository looked up on PATH is looked up again once per
+	// run, not at each of the dozen configuration reads of a step.
+	o.repo.ForgetLookups()
 	rs := &runState{
 		id: o.newRunID(), branch: head.Branch, opts: opts,
 		repo: o.repo, failed: map[string]bool{}, now: o.cfg.Now,
