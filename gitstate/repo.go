@@ -55,6 +55,9 @@ type Repo struct {
 	fastCache fastConfigCache
 	// sysDirs holds sysConfigDirs' answer until ForgetLookups.
 	sysDirs sysDirsCache
+	// staging keeps emptied staging directories of switches during a run
+	// (PoolStaging).
+	staging stagingPool
 }
 
 // Open finds the repository containing dir. It fails with ErrNotRepo

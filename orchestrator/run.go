@@ -445,6 +445,8 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 	// What the repository looked up on PATH is looked up again once per
 	// run, not at each of the dozen configuration reads of a step.
 	o.repo.ForgetLookups()
+	// The run's landings and worktree moves reuse one staging directory.
+	defer o.repo.PoolStaging()()
 	rs := &runState{
 		id: o.newRunID(), branch: head.Branch, opts: opts,
 		repo: o.repo, failed: map[string]bool{}, now: o.cfg.Now,
