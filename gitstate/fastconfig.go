@@ -70,7 +70,7 @@ func (r *Repo) configFiles() []string {
 		files = append(files, s)
 	} else {
 		files = append(files, "/etc/gitconfig")
-		for _, dir := range systemConfigDirs(r.getenv("PATH")) {
+		for _, dir := range r.sysConfigDirs() {
 			files = append(files, filepath.Join(dir, "gitconfig"))
 		}
 	}

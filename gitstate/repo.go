@@ -53,6 +53,11 @@ type Repo struct {
 	// fastCache holds the configuration the in-process staging and
 	// commits read (fastconfig.go).
 	fastCache fastConfigCache
+	// sysDirs holds sysConfigDirs' answer until ForgetLookups.
+	sysDirs sysDirsCache
+	// staging keeps emptied staging directories of switches during a run
+	// (PoolStaging).
+	staging stagingPool
 }
 
 // Open finds the repository containing dir. It fails with ErrNotRepo

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -285,12 +286,44 @@ var systemAttributes = "/etc/gitattributes"
 // systemAttributeFiles are the files the git on path (the PATH git runs
 // from) may read as the machine's attributes: /etc/gitattributes
 // (systemAttributes) and the others of systemConfigDirs.
-func systemAttributeFiles(path string) []string {
+func (r *Repo) systemAttributeFiles() []string {
 	files := []string{systemAttributes}
-	for _, dir := range systemConfigDirs(path) {
+	for _, dir := range r.sysConfigDirs() {
 		files = append(files, filepath.Join(dir, "gitattributes"))
 	}
 	return files
+}
+
+// sysDirsCache is systemConfigDirs' answer for a PATH.
+type sysDirsCache struct {
+	mu   sync.Mutex
+	path string
+	dirs []string
+	ok   bool
+}
+
+// sysConfigDirs is systemConfigDirs for the repository's PATH, looked
+// up once until ForgetLookups: a step read the configuration about a dozen
+// times, and each time walked PATH for git (a failed stat of git in every
+// directory before its own, about 0.1 ms here).
+func (r *Repo) sysConfigDirs() []string {
+	path := r.getenv("PATH")
+	r.sysDirs.mu.Lock()
+	defer r.sysDirs.mu.Unlock()
+	if !r.sysDirs.ok || r.sysDirs.path != path {
+		r.sysDirs.path, r.sysDirs.dirs, r.sysDirs.ok = path, systemConfigDirs(path), true
+	}
+	return r.sysDirs.dirs
+}
+
+// ForgetLookups drops what the repository looked up outside it and keeps
+// between calls (which git PATH finds, hence where the machine's
+// configuration and attributes are): a run calls it as it starts, so that
+// a git installed meanwhile counts from the next run on.
+func (r *Repo) ForgetLookups() {
+	r.sysDirs.mu.Lock()
+	r.sysDirs.ok = false
+	r.sysDirs.mu.Unlock()
 }
 
 // systemConfigDirs are the directories besides /etc where the git on path
@@ -362,7 +395,7 @@ func (r *Repo) stageRulesFor(ctx context.Context) (stageRules, error) {
 	// git is told to skip them; where one is there, git converts what it
 	// says for every repository of the machine.
 	if v := r.getenv("GIT_ATTR_NOSYSTEM"); v == "" || normalizeBool(v) != "true" {
-		attrFiles = append(attrFiles, systemAttributeFiles(r.getenv("PATH"))...)
+		attrFiles = append(attrFiles, r.systemAttributeFiles()...)
 	}
 	rules := stageRules{infoExclude: filepath.Join(r.commonDir, "info", "exclude")}
 	if xdg != "" {

@@ -624,3 +624,37 @@ func TestSystemConfigDirs(t *testing.T) {
 		t.Fatalf("configFiles = %q, want %s among them", files, filepath.Join(want[0], "gitconfig"))
 	}
 }
+
+// TestSystemConfigDirsLookedUpOncePerRun: which git PATH finds (hence
+// where the machine's gitconfig and gitattributes are) is looked up once,
+// not at each of a step's configuration reads, and again after
+// ForgetLookups (a run's start) or when PATH changes.
+func TestSystemConfigDirsLookedUpOncePerRun(t *testing.T) {
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "prefix", "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, r := newRepo(t, stageBase)
+	t.Setenv("PATH", bin+string(filepath.ListSeparator)+"/usr/bin")
+	t.Setenv("GIT_CONFIG_SYSTEM", "")
+	cfg := filepath.Join(tmp, "prefix", "etc", "gitconfig")
+	if files := r.configFiles(); slices.Contains(files, cfg) {
+		t.Fatalf("configFiles = %q before git is in %s", files, bin)
+	}
+	write(t, bin, "git", "#!/bin/sh\n")
+	if err := os.Chmod(filepath.Join(bin, "git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if files := r.configFiles(); slices.Contains(files, cfg) {
+		t.Fatalf("configFiles = %q: PATH was walked again for the same run", files)
+	}
+	r.ForgetLookups()
+	if files := r.configFiles(); !slices.Contains(files, cfg) {
+		t.Fatalf("configFiles = %q after ForgetLookups, want %s among them", files, cfg)
+	}
+	t.Setenv("PATH", "/usr/bin")
+	if files := r.configFiles(); slices.Contains(files, cfg) {
+		t.Fatalf("configFiles = %q after PATH changed, want the git of the new PATH's", files)
+	}
+}

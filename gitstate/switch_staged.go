@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -97,6 +98,7 @@ type stagedSwitch struct {
 	stamps       map[string]fileStamp // the changed paths when they were checked
 	staged       []indexEntry         // the new entries, when prepared in-process
 	private      bool                 // a pooled worktree's index: no git of the user's writes it
+	pooled       bool                 // staging may go back to the repository's pool (stagingPool)
 	refs         *refSettings         // for the in-process ref swap; nil: git update-ref
 }
 
@@ -239,8 +241,17 @@ func (s *stagedSwitch) stampChanges() (map[string]fileStamp, error) {
 }
 
 // stagingDir makes an empty directory for the staged files on the working
-// tree's file system (the files are renamed into place from it).
+// tree's file system (the files are renamed into place from it), or takes
+// one an earlier switch of the run emptied (PoolStaging).
 func (s *stagedSwitch) stagingDir() (string, error) {
+	if dir, ok := s.r.staging.take(); ok {
+		if !sameDevice(dir, s.co.root) {
+			s.r.staging.put(dir)
+			return "", errNotStaged
+		}
+		s.pooled = true
+		return dir, nil
+	}
 	base, err := s.r.tempPath("switch-stage")
 	if err != nil {
 		return "", err
@@ -252,7 +263,89 @@ func (s *stagedSwitch) stagingDir() (string, error) {
 		_ = os.Remove(base)
 		return "", errNotStaged
 	}
+	s.pooled = true
 	return base, nil
+}
+
+// stagingPool keeps emptied staging directories for the next switch while
+// a run goes on (Repo.PoolStaging): a landing and a pooled worktree's move
+// each made one and removed it, and on a busy ext4 each directory made
+// costs a new inode and each removed one slows the ones made after it.
+// A directory is named by its process like any other (removeStaleStaging
+// removes it once that process is gone, a kill -9 say), and one in the
+// pool holds nothing.
+type stagingPool struct {
+	mu   sync.Mutex
+	runs int      // PoolStaging callers not done yet; 0: no pooling
+	free []string // empty staging directories
+}
+
+// take is an empty staging directory from the pool.
+func (p *stagingPool) take() (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) == 0 {
+		return "", false
+	}
+	dir := p.free[len(p.free)-1]
+	p.free = p.free[:len(p.free)-1]
+	return dir, true
+}
+
+// put keeps dir for the next switch when a run is going on and dir could
+// be emptied; it reports whether it did (otherwise dir is the caller's to
+// remove).
+func (p *stagingPool) put(dir string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.runs == 0 || emptyDir(dir) != nil {
+		return false
+	}
+	p.free = append(p.free, dir)
+	return true
+}
+
+// emptyDir removes everything in dir, leaving dir.
+func emptyDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PoolStaging keeps the staging directories of switches (landings, moves
+// of pooled worktrees) for the next switch until the returned function is
+// called, which removes them: a run calls it for its length.
+func (r *Repo) PoolStaging() (done func()) {
+	p := &r.staging
+	p.mu.Lock()
+	p.runs++
+	p.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if p.runs--; p.runs > 0 {
+				return
+			}
+			for _, dir := range p.free {
+				_ = os.RemoveAll(dir)
+			}
+			p.free = nil
+		})
+	}
 }
 
 func sameDevice(a, b string) bool {
@@ -585,12 +678,14 @@ func flatName(path string) string {
 	return fmt.Sprintf("h-%x", sha256.Sum256([]byte(path)))
 }
 
-// cleanup removes what the switch left beside the repository.
+// cleanup removes what the switch left beside the repository; its
+// staging directory, emptied, may go back to the pool instead.
 func (s *stagedSwitch) cleanup() {
-	for _, p := range []string{s.staging, s.aside} {
-		if p != "" {
-			_ = os.RemoveAll(p)
-		}
+	if s.staging != "" && !(s.pooled && s.r.staging.put(s.staging)) {
+		_ = os.RemoveAll(s.staging)
+	}
+	if s.aside != "" && s.aside != s.staging {
+		_ = os.RemoveAll(s.aside)
 	}
 	if s.tmp != "" {
 		_ = os.Remove(s.tmp)

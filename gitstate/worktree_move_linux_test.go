@@ -67,3 +67,92 @@ func TestWorktreeMoveMakesOnlyItsStagingDir(t *testing.T) {
 		t.Error("no staging directory seen: the move was not the in-process one")
 	}
 }
+
+// TestStagingDirReusedWithinARun: while a run pools staging directories
+// (PoolStaging), the switches after the first reuse the first one's,
+// emptied, instead of making and removing one each; when the run ends it
+// is removed, and nothing is left beside the repository.
+func TestStagingDirReusedWithinARun(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "1\n"})
+	ctx := t.Context()
+	c1 := git(t, dir, "rev-parse", "HEAD")
+	write(t, dir, "a.txt", "2\n")
+	c2 := commitAll(t, dir, "second")
+	write(t, dir, "a.txt", "3\n")
+	c3 := commitAll(t, dir, "third")
+	w := mustWorktree(t, r, 0, c1)
+	if _, err := w.Stage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Finish(ctx, c1); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		t.Skipf("inotify: %v", err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.InotifyAddWatch(fd, r.LocalDir(), unix.IN_CREATE|unix.IN_DELETE); err != nil {
+		t.Fatal(err)
+	}
+	done := r.PoolStaging()
+	procs := r.ncmd.Load()
+	for _, c := range []string{c2, c3} {
+		w = mustWorktree(t, r, 0, c)
+		if _, err := w.Stage(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Finish(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := r.ncmd.Load() - procs; n != 0 {
+		t.Fatalf("the moves ran %d git processes, want them in-process", n)
+	}
+	if read(t, w.Path(), "a.txt") != "3\n" {
+		t.Fatal("the worktree is not at the third commit")
+	}
+	made, removed := 0, 0
+	for _, ev := range inotifyEvents(fd) {
+		if strings.HasPrefix(ev.name, "switch-stage-") {
+			if ev.mask&unix.IN_CREATE != 0 {
+				made++
+			}
+			if ev.mask&unix.IN_DELETE != 0 {
+				removed++
+			}
+		}
+	}
+	if made != 1 || removed != 0 {
+		t.Errorf("two moves in a run made %d staging directories and removed %d, want 1 made and none removed", made, removed)
+	}
+	done()
+	for _, e := range listNamesSlice(t, r.LocalDir()) {
+		if strings.HasPrefix(e, "switch-") {
+			t.Errorf("left beside the repository after the run: %s", e)
+		}
+	}
+}
+
+type inotifyEvent struct {
+	name string
+	mask uint32
+}
+
+// inotifyEvents reads the events queued on fd.
+func inotifyEvents(fd int) []inotifyEvent {
+	var evs []inotifyEvent
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Read(fd, buf)
+		if n <= 0 || err != nil {
+			return evs
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+			evs = append(evs, inotifyEvent{string(bytes.TrimRight(name, "\x00")), ev.Mask})
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+		}
+	}
+}

@@ -104,6 +104,9 @@ type runState struct {
 	mu      sync.Mutex
 	running map[string]string // unit key -> started at, as in the running file
 	groups  map[string]int    // unit key -> process group of its agent
+	// unwritten: running has units the running file does not name yet
+	// (setRunning defers additions to flushRunning or agentStarted).
+	unwritten bool
 
 	// sandboxWarned: the run said what the sandbox lacks here.
 	sandboxWarned sync.Once
@@ -194,19 +197,50 @@ func (rs *runState) totals() Summary {
 // landed yet, so not done, and not due either).
 // A unit already in progress keeps the time it started at; the others
 // start at now.
+//
+// A unit that ends is taken off the running file at once (status must not
+// show it running after that). Units only added are written later: by
+// agentStarted, which writes the file with the agent's process group as
+// soon as the agent starts (for a step, a few milliseconds after this),
+// else by flushRunning when the scheduler next wakes. One write per step
+// instead of two: on a busy ext4 each file written anew costs a new
+// inode. Nothing but status reads the units; what a run taking over after
+// a kill needs, the groups, agentStarted writes before it returns.
 func (rs *runState) setRunning(keys []string, now string) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	units := make(map[string]string, len(keys))
+	added, removed := false, false
 	for _, k := range keys {
 		if at, ok := rs.running[k]; ok {
 			units[k] = at
 		} else {
 			units[k] = now
+			added = true
+		}
+	}
+	for k := range rs.running {
+		if _, ok := units[k]; !ok {
+			removed = true
 		}
 	}
 	rs.running = units
-	rs.writeRunning()
+	switch {
+	case removed:
+		rs.writeRunning()
+	case added:
+		rs.unwritten = true
+	}
+}
+
+// flushRunning writes the units setRunning deferred, if no write has
+// named them since.
+func (rs *runState) flushRunning() {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.unwritten {
+		rs.writeRunning()
+	}
 }
 
 // agentStarted records the process group of a unit's agent (or command) in
@@ -240,6 +274,7 @@ func (rs *runState) agentStarted(key string, pid int) {
 // in progress the file is removed: readers take a missing file for an
 // idle holder, and a removal costs no new file per step.
 func (rs *runState) writeRunning() {
+	rs.unwritten = false
 	if len(rs.running) == 0 {
 		_ = rs.repo.RemoveLocal(runningFile)
 		return
@@ -407,6 +442,11 @@ func (o *Orchestrator) runLocked(ctx context.Context, head gitstate.Head, opts R
 			o.emit(Event{Kind: Note, Message: fmt.Sprintf("stopped %d agent process group(s) that pid %d left running", n, lock.TookOverFrom)})
 		}
 	}
+	// What the repository looked up on PATH is looked up again once per
+	// run, not at each of the dozen configuration reads of a step.
+	o.repo.ForgetLookups()
+	// The run's landings and worktree moves reuse one staging directory.
+	defer o.repo.PoolStaging()()
 	rs := &runState{
 		id: o.newRunID(), branch: head.Branch, opts: opts,
 		repo: o.repo, failed: map[string]bool{}, now: o.cfg.Now,

@@ -68,3 +68,65 @@ steps:
 		t.Errorf("after the run the running file is still there (%v)", err)
 	}
 }
+
+// TestRunningFileWrittenOncePerStep: a unit the scheduler starts is not
+// written to the running file on its own (a file written anew per write);
+// the write that names its agent's process group names it, or, for a unit
+// that starts no agent, the scheduler's next wake. A unit that ends leaves
+// the file at once.
+func TestRunningFileWrittenOncePerStep(t *testing.T) {
+	dir := newRepo(t, map[string]string{"in.txt": "1\n"})
+	o := newTestOrchestrator(t, dir, fakeEngine{}, nil)
+	rs := &runState{id: "r", repo: o.Repo(), failed: map[string]bool{}}
+	path := filepath.Join(o.Repo().LocalDir(), runningFile)
+	read := func() (Running, bool) {
+		t.Helper()
+		var r Running
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return r, false
+		}
+		if err := o.readLocal(runningFile, &r); err != nil {
+			t.Fatal(err)
+		}
+		return r, true
+	}
+	const group = 1 << 30
+	rs.setRunning([]string{"one"}, "2026-01-01T00:00:00Z")
+	if r, ok := read(); ok {
+		t.Fatalf("the scheduler's start of a unit wrote the running file (%+v); the agent's start writes it", r)
+	}
+	rs.agentStarted("one", group)
+	r, ok := read()
+	if !ok || r.Units["one"] != "2026-01-01T00:00:00Z" || r.Groups["one"] != group {
+		t.Fatalf("after the agent started the running file is %+v (there: %t), want unit one with its group", r, ok)
+	}
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The scheduler's write after the agent's start changes nothing.
+	rs.setRunning([]string{"one"}, "2026-01-01T00:00:01Z")
+	rs.flushRunning()
+	after, err := os.Stat(path)
+	if err != nil || !os.SameFile(before, after) {
+		t.Errorf("the running file was written again for the same units (%v)", err)
+	}
+	// A unit that starts no agent is written when the scheduler wakes.
+	rs.setRunning([]string{"one", "two"}, "2026-01-01T00:00:02Z")
+	if r, _ := read(); r.Units["two"] != "" {
+		t.Fatalf("unit two written before the scheduler woke: %+v", r)
+	}
+	rs.flushRunning()
+	if r, _ := read(); r.Units["two"] != "2026-01-01T00:00:02Z" || r.Groups["one"] != group {
+		t.Fatalf("after the scheduler woke the running file is %+v, want units one and two, one's group kept", r)
+	}
+	// One lands: off the file at once.
+	rs.setRunning([]string{"two"}, "2026-01-01T00:00:03Z")
+	if r, _ := read(); r.Units["one"] != "" || r.Units["two"] == "" || len(r.Groups) != 0 {
+		t.Fatalf("after unit one ended the running file is %+v, want unit two alone", r)
+	}
+	rs.setRunning(nil, "2026-01-01T00:00:04Z")
+	if _, ok := read(); ok {
+		t.Fatal("with nothing running the running file is still there")
+	}
+}

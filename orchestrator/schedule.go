@@ -111,6 +111,7 @@ func (o *Orchestrator) runLoop(ctx context.Context, rs *runState) error {
 		}
 		s.markRunning()
 		s.wait(ticker.C)
+		s.rs.flushRunning()
 	}
 }
 
