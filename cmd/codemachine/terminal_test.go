@@ -62,7 +62,18 @@ type termKey struct{}
 type termState struct {
 	tmux, sock string
 	started    bool
+	// matched is when a term wait last saw what it waited for: the
+	// program had read the keys before it drew them.
+	matched time.Time
 }
+
+// keyGap is the least time between the screen showing typed text and the
+// next keys: Gemini CLI (like other UIs that tell a paste from typing by
+// its speed) takes a Return within 30 ms of the key before it for part of
+// a paste, a line break instead of a submit. The program read the text
+// before it drew it, so a gap counted from the matching screen is one
+// from its read, whatever the machine's load.
+const keyGap = 100 * time.Millisecond
 
 // cmdTerm: term start|wait|keys|type|screen|display|close (see TestTerminal).
 func cmdTerm(ts *testscript.TestScript, neg bool, args []string) {
@@ -116,6 +127,7 @@ func cmdTerm(ts *testscript.TestScript, neg bool, args []string) {
 				// The screen that matched is the command's output.
 				ts.Check(ts.Exec(st.tmux, "-S", st.sock, "capture-pane", "-p", "-S", "-", "-t", name))
 				if ts.ReadFile("stdout") == screen || neg {
+					st.matched = time.Now()
 					return
 				}
 				continue
@@ -126,6 +138,9 @@ func cmdTerm(ts *testscript.TestScript, neg bool, args []string) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	case "keys":
+		if d := time.Until(st.matched.Add(keyGap)); d > 0 {
+			time.Sleep(d)
+		}
 		run(append([]string{"send-keys", "-t", name}, args[2:]...)...)
 	case "type":
 		run("send-keys", "-t", name, "-l", strings.Join(args[2:], " "))
