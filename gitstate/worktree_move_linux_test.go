@@ -16,27 +16,13 @@ import (
 // removed slows down each file made after it for a minute).
 func TestWorktreeMoveMakesOnlyItsStagingDir(t *testing.T) {
 	dir, r := newRepo(t, map[string]string{"a.txt": "1\n"})
-	ctx := t.Context()
 	c1 := git(t, dir, "rev-parse", "HEAD")
 	write(t, dir, "a.txt", "2\n")
 	c2 := commitAll(t, dir, "second")
-	w := mustWorktree(t, r, 0, c1)
-	if _, err := w.Stage(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Finish(ctx, c1); err != nil {
-		t.Fatal(err)
-	}
-	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
-	if err != nil {
-		t.Skipf("inotify: %v", err)
-	}
-	defer unix.Close(fd)
-	if _, err := unix.InotifyAddWatch(fd, r.LocalDir(), unix.IN_CREATE); err != nil {
-		t.Fatal(err)
-	}
+	pooledAt(t, r, c1)
+	fd := watchDir(t, r.LocalDir(), unix.IN_CREATE)
 	procs := r.ncmd.Load()
-	w = mustWorktree(t, r, 0, c2)
+	w := mustWorktree(t, r, 0, c2)
 	defer w.Discard()
 	if n := r.ncmd.Load() - procs; n != 0 {
 		t.Fatalf("the move ran %d git processes, want it in-process", n)
@@ -45,18 +31,8 @@ func TestWorktreeMoveMakesOnlyItsStagingDir(t *testing.T) {
 		t.Fatal("the worktree is not at the second commit")
 	}
 	var made []string
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := unix.Read(fd, buf)
-		if n <= 0 || err != nil {
-			break
-		}
-		for off := 0; off+unix.SizeofInotifyEvent <= n; {
-			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-			name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
-			made = append(made, string(bytes.TrimRight(name, "\x00")))
-			off += unix.SizeofInotifyEvent + int(ev.Len)
-		}
+	for _, ev := range inotifyEvents(fd) {
+		made = append(made, ev.name)
 	}
 	for _, name := range made {
 		if !strings.HasPrefix(name, "switch-stage-") {
@@ -80,21 +56,8 @@ func TestStagingDirReusedWithinARun(t *testing.T) {
 	c2 := commitAll(t, dir, "second")
 	write(t, dir, "a.txt", "3\n")
 	c3 := commitAll(t, dir, "third")
-	w := mustWorktree(t, r, 0, c1)
-	if _, err := w.Stage(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Finish(ctx, c1); err != nil {
-		t.Fatal(err)
-	}
-	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
-	if err != nil {
-		t.Skipf("inotify: %v", err)
-	}
-	defer unix.Close(fd)
-	if _, err := unix.InotifyAddWatch(fd, r.LocalDir(), unix.IN_CREATE|unix.IN_DELETE); err != nil {
-		t.Fatal(err)
-	}
+	w := pooledAt(t, r, c1)
+	fd := watchDir(t, r.LocalDir(), unix.IN_CREATE|unix.IN_DELETE)
 	done := r.PoolStaging()
 	procs := r.ncmd.Load()
 	for _, c := range []string{c2, c3} {
@@ -137,6 +100,35 @@ func TestStagingDirReusedWithinARun(t *testing.T) {
 type inotifyEvent struct {
 	name string
 	mask uint32
+}
+
+// pooledAt is pooled worktree 0 at commit, staged and finished: ready to
+// be moved to another commit.
+func pooledAt(t *testing.T, r *Repo, commit string) *Worktree {
+	t.Helper()
+	w := mustWorktree(t, r, 0, commit)
+	if _, err := w.Stage(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Finish(t.Context(), commit); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// watchDir is a non-blocking inotify descriptor watching dir for mask,
+// closed when the test ends; the test is skipped without inotify.
+func watchDir(t *testing.T, dir string, mask uint32) int {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		t.Skipf("inotify: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if _, err := unix.InotifyAddWatch(fd, dir, mask); err != nil {
+		t.Fatal(err)
+	}
+	return fd
 }
 
 // inotifyEvents reads the events queued on fd.
