@@ -143,16 +143,22 @@ func (m *model) treeLines() []string {
 		if i == m.selected {
 			sel = "› "
 		}
-		mark := stateMarks[r.state]
+		state := r.state
+		if m.units[r.key] != nil {
+			// The followed run says the unit runs: the status read
+			// when it started may predate the run's running file.
+			state = orchestrator.StateRunning
+		}
+		mark := stateMarks[state]
 		if mark == "" {
 			mark = "?"
 		}
 		var line string
 		if r.task {
 			id := r.key[strings.IndexByte(r.key, '/')+1:]
-			line = fmt.Sprintf("%s    %s %-*s %-8s", sel, mark, taskW, id, r.state)
+			line = fmt.Sprintf("%s    %s %-*s %-8s", sel, mark, taskW, id, state)
 		} else {
-			line = fmt.Sprintf("%s%s %-*s %-8s %-22s", sel, mark, stepW, r.key, r.state, r.label)
+			line = fmt.Sprintf("%s%s %-*s %-8s %-22s", sel, mark, stepW, r.key, state, r.label)
 		}
 		note := r.note
 		if u := m.units[r.key]; u != nil {

@@ -180,3 +180,22 @@ func TestScreenWithoutEscapes(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowedUnitShowsRunning: a unit the followed run says is running is
+// drawn running, though the status read when it started may still say due
+// (the run writes its running file a moment after a unit starts, and no
+// status is read again until a unit starts or ends).
+func TestFollowedUnitShowsRunning(t *testing.T) {
+	m := &model{units: map[string]*unitView{"slow": {started: time.Now(), activity: "waiting for go"}}, now: time.Now()}
+	m.rows = []row{
+		{key: "slow", state: orchestrator.StateDue, label: "shell"},
+		{key: "gate", state: orchestrator.StateBlocked, label: "shell"},
+	}
+	tree := m.treeLines()
+	if !strings.Contains(tree[0], "▸ slow") || !strings.Contains(tree[0], " running ") {
+		t.Errorf("a followed running unit is drawn %q, want it running", tree[0])
+	}
+	if !strings.Contains(tree[1], "blocked") {
+		t.Errorf("a unit the run does not name is drawn %q, want its status", tree[1])
+	}
+}
