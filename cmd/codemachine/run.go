@@ -19,7 +19,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "model", Usage: "run agent steps with `MODEL`; overrides the workflow"},
 		&cli.BoolFlag{Name: "record", Usage: "store a replay recording of every agent step in its commit (.codemachine/recordings/)"},
 		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what is due and the rendered prompts; run nothing"},
-		&cli.IntFlag{Name: "parallel", Usage: "run up to `N` tasks of a foreach step at once (overrides the step's parallel)", Action: parallelFlag},
+		&cli.IntFlag{Name: "parallel", Usage: "run up to `N` tasks of a foreach step at once (overrides the step's parallel)", DefaultText: "the step's", Action: parallelFlag},
 		&cli.BoolFlag{Name: "force", Usage: "run the named steps even when they are not due (not foreach steps: a task runs when its plan box is unchecked, or its file or item changed)"},
 		&cli.BoolFlag{Name: "cascade", Usage: "also re-run done tasks whose work no longer matches the plan: reworded since they ran, or after a task that ran or runs again (unchecked in one commit first)"},
 		&cli.BoolFlag{Name: "update-uses", Usage: "pin every git source of uses: again, to what its ref names now (one commit changing state.yaml), then run"},

@@ -39,7 +39,7 @@ refs/codemachine/failed/STEP and exits 130; a second Ctrl-C kills them at once.`
 			&cli.StringFlag{Name: "engine", Usage: "run agent steps with `ENGINE` (" + engineChoices() + ")"},
 			&cli.StringFlag{Name: "model", Usage: "run agent steps with `MODEL`"},
 			&cli.BoolFlag{Name: "record", Usage: "store a replay recording of every agent step in its commit"},
-			&cli.IntFlag{Name: "parallel", Usage: "run up to `N` tasks of a foreach step at once", Action: parallelFlag},
+			&cli.IntFlag{Name: "parallel", Usage: "run up to `N` tasks of a foreach step at once (overrides the step's parallel)", DefaultText: "the step's", Action: parallelFlag},
 			&cli.StringFlag{Name: "trigger", Usage: "start passes on each `MODE` (commit or save), overriding workflow.yaml's trigger"},
 			&cli.DurationFlag{Name: "quiet-window", Value: 300 * time.Millisecond, Usage: "wait until changes have been quiet for `DURATION`"},
 			&cli.DurationFlag{Name: "max-wait", Value: 2 * time.Second, Usage: "but start at most `DURATION` after the first change"},
