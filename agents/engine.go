@@ -166,6 +166,7 @@ const (
 	Transient
 )
 
+// String names the class as logs and commit trailers print it.
 func (c Class) String() string {
 	if c == Transient {
 		return "transient"
@@ -186,6 +187,7 @@ type RunError struct {
 	NotFound   bool          // the engine's CLI is not installed (errors.Is ErrNoAgentCLI)
 }
 
+// Error names the engine and what went wrong with its run.
 func (e *RunError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Engine, e.Msg)
 }

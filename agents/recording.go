@@ -81,6 +81,7 @@ type RecordingError struct {
 	Msg       string
 }
 
+// Error says which recording is missing or unusable and how to record it again.
 func (e *RecordingError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)

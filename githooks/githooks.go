@@ -66,6 +66,7 @@ type ConflictError struct {
 	Hook, Chained string
 }
 
+// Error names both hooks in the way and what to move.
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("%s is not codemachine's hook, and %s already holds an earlier one: move one of them away first", e.Hook, e.Chained)
 }
@@ -77,6 +78,7 @@ type NotAHookError struct {
 	Hook string
 }
 
+// Error names the directory that sits where the hook belongs.
 func (e *NotAHookError) Error() string {
 	return fmt.Sprintf("%s is a directory, not a hook: move it away first", e.Hook)
 }
@@ -88,6 +90,7 @@ type NotADirError struct {
 	Dir string
 }
 
+// Error names the hooks path that is not a directory and how to fix core.hooksPath.
 func (e *NotADirError) Error() string {
 	return fmt.Sprintf("the hooks directory %s is not a directory (core.hooksPath turns git's hooks off): git runs no hook from it; point core.hooksPath at a directory, or unset it, first", e.Dir)
 }

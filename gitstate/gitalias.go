@@ -17,6 +17,7 @@ type GitAliasError struct {
 	Link bool
 }
 
+// Error names the path that aliases .git and why it is refused.
 func (e *GitAliasError) Error() string {
 	if e.Link {
 		return fmt.Sprintf("the step made %s a symbolic link, whose name %q is .gitmodules on Windows or macOS (git refuses it: gitmodulesSymlink)", e.Path, e.Name)

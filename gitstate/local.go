@@ -87,6 +87,7 @@ type DamagedFileError struct {
 	Problem   string
 }
 
+// Error names the damaged file, where it is damaged and how to repair it.
 func (e *DamagedFileError) Error() string {
 	place := e.Path
 	if e.Line > 0 {

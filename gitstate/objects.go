@@ -107,6 +107,7 @@ type SigningError struct {
 	Stderr string
 }
 
+// Error gives git's reason for not signing and what to change.
 func (e *SigningError) Error() string {
 	msg := "git could not sign the commit (commit.gpgSign is true)"
 	if line := firstLine(e.Stderr); line != "" {

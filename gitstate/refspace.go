@@ -34,6 +34,7 @@ type RefInTheWayError struct {
 	Ref string // e.g. "refs/heads/codemachine"
 }
 
+// Error names the ref that blocks codemachine's and how to move it.
 func (e *RefInTheWayError) Error() string {
 	if branch, ok := strings.CutPrefix(e.Ref, "refs/heads/"); ok {
 		return fmt.Sprintf("branch %s leaves no room for codemachine's branches %s/... (git cannot keep both): rename it, e.g. git branch -m %s %s-old",

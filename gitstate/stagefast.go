@@ -62,6 +62,7 @@ type SpecialFileError struct {
 	Size int64 // of a regular file
 }
 
+// Error names the special file and its kind.
 func (e *SpecialFileError) Error() string {
 	kind := "a special file"
 	switch {

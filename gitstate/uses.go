@@ -49,6 +49,7 @@ type FetchError struct {
 	Msg      string
 }
 
+// Error gives git fetch's own message.
 func (e *FetchError) Error() string {
 	return "git fetch failed: " + e.Msg
 }

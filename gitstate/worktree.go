@@ -526,6 +526,7 @@ type GuardedFileError struct {
 	Why  string // what runs it: a configuration key
 }
 
+// Error names the guarded file the step changed and what git would run it as.
 func (e *GuardedFileError) Error() string {
 	return fmt.Sprintf("the step changed %s, which git runs (%s): staging or landing it would run the step's copy outside the sandbox", e.Path, e.Why)
 }

@@ -25,7 +25,10 @@ type ConfigError struct {
 	Err error
 }
 
+// Error gives the wrapped configuration error's message unchanged.
 func (e *ConfigError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the configuration error for errors.Is and errors.As.
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // configErrorf returns a ConfigError with a formatted message.
@@ -38,6 +41,7 @@ type StepFailedError struct {
 	Failed []string // step or step/task keys
 }
 
+// Error names the failed steps and where their output is.
 func (e *StepFailedError) Error() string {
 	if len(e.Failed) == 1 {
 		return fmt.Sprintf("step %s failed", e.Failed[0])
@@ -53,6 +57,7 @@ type BudgetError struct {
 	Limit string
 }
 
+// Error names the budget that ran out, what was spent and the limit.
 func (e *BudgetError) Error() string {
 	return fmt.Sprintf("budget exceeded: %s %s of %s; the run stopped", e.What, e.Spent, e.Limit)
 }
@@ -62,6 +67,7 @@ type ReviewPendingError struct {
 	Steps []string
 }
 
+// Error names the steps awaiting review and the commands that decide them.
 func (e *ReviewPendingError) Error() string {
 	return fmt.Sprintf("waiting for review: %s (codemachine approve STEP, or reject STEP -m WHY)", strings.Join(e.Steps, ", "))
 }
@@ -74,6 +80,7 @@ type NeedsYouError struct {
 	Hint string
 }
 
+// Error says what needs the user and, when known, what to do.
 func (e *NeedsYouError) Error() string {
 	if e.Hint != "" {
 		return fmt.Sprintf("needs you: %s (%s)", strings.Join(e.Steps, ", "), e.Hint)

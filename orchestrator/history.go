@@ -435,6 +435,7 @@ type UserCommitsError struct {
 	Commits []string // "<short hash> <subject>", newest first
 }
 
+// Error names the user's commits a rollback would undo and how to confirm it.
 func (e *UserCommitsError) Error() string {
 	return fmt.Sprintf("rolling back %s would also undo %d commit(s) of yours, not step commits: %s; run it on a terminal to confirm, or pass --force (the old tip is kept under refs/codemachine/backup/ either way)",
 		e.Key, len(e.Commits), strings.Join(e.Commits, "; "))

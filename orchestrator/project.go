@@ -450,6 +450,7 @@ type ValidationError struct {
 	Warnings []Problem
 }
 
+// Error lists every problem, one per line.
 func (e *ValidationError) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {

@@ -93,6 +93,7 @@ func Names() []string {
 // template.
 type UnknownError struct{ Name string }
 
+// Error names the unknown template and the built-in ones.
 func (e *UnknownError) Error() string {
 	return fmt.Sprintf("no template %q; the built-in templates are: %s", e.Name, strings.Join(Names(), ", "))
 }

@@ -18,6 +18,7 @@ type LinkError struct {
 	Target string
 }
 
+// Error names the link, its target and what to replace it with.
 func (e *LinkError) Error() string {
 	return fmt.Sprintf("%s is a symbolic link (to %s): codemachine reads its files as committed, where a link is not followed; replace the link with what it points to", e.Path, e.Target)
 }

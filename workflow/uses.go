@@ -42,6 +42,7 @@ const ImportedDir = Dir
 // UsesError is a uses: value that is not of a known form.
 type UsesError struct{ Msg string }
 
+// Error says what is wrong with the uses: value and the forms it takes.
 func (e *UsesError) Error() string { return e.Msg }
 
 var (
