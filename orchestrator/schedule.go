@@ -203,6 +203,10 @@ func (s *scheduler) startDue(ctx context.Context) {
 			s.stop(err)
 			return
 		}
+		if err := s.checkNoOperation(); err != nil {
+			s.stop(err)
+			return
+		}
 		if !s.claim(ctx, u) {
 			if s.behind && !s.caughtUp() {
 				return
@@ -239,6 +243,19 @@ func (s *scheduler) checkSigning(ctx context.Context) error {
 	err := s.o.repo.CheckSigning(ctx, s.tip)
 	var se *gitstate.SigningError
 	if errors.As(err, &se) {
+		return &ConfigError{Err: err}
+	}
+	return err
+}
+
+// checkNoOperation stops the run before a unit starts while the user's
+// checkout of the branch is in the middle of a merge, rebase or the like:
+// the unit's commit would land into the user's unfinished operation (or,
+// with its conflicts, not land at all), after its agent had done the work.
+func (s *scheduler) checkNoOperation() error {
+	err := s.o.repo.OperationInProgress(s.rs.branch)
+	var oe *gitstate.OperationError
+	if errors.As(err, &oe) {
 		return &ConfigError{Err: err}
 	}
 	return err
