@@ -132,7 +132,9 @@ func (o *Orchestrator) undoneHolds(ctx context.Context, from, to string, ov Over
 			continue
 		}
 		seen[key] = true
-		if fp, due := dueFingerprint(snap, key); due {
+		// A commit rewritten (rebased) rather than taken away left its
+		// landing's record in to's state: nothing of it was undone.
+		if fp, due := dueFingerprint(snap, key); due && !o.landingKept(snap.state, key, c.Hash) {
 			holds[key] = Hold{Fingerprint: fp, Commit: c.Hash, At: now}
 			keys = append(keys, key)
 		}

@@ -274,6 +274,13 @@ func (o *Orchestrator) loadSnapshot(commit string, ov Overrides, keep bool) (*sn
 		if step.Until == nil || state.Steps[step.ID] == nil {
 			continue
 		}
+		// A step its when: skipped has not run: its until: (which reads
+		// its output, say) has nothing to judge, and the skip is all
+		// there is to do until the when: turns true.
+		if state.Steps[step.ID].Skipped {
+			project.UntilMet[step.ID] = true
+			continue
+		}
 		ok, err := step.Until.Eval(workflow.CondInput{FS: fsys, Steps: results, Vars: project.Workflow.Vars})
 		if err != nil {
 			snap.condErrs[step.ID] = step.CondFailure("until", err)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -402,12 +403,32 @@ func (s *scheduler) markRunning() {
 // budget (checked before each step).
 func (o *Orchestrator) checkBudget(b workflow.Budget, s Summary) error {
 	if b.Tokens > 0 && s.TokensIn+s.TokensOut > b.Tokens {
-		return &BudgetError{What: "tokens", Spent: FormatTokens(s.TokensIn + s.TokensOut), Limit: FormatTokens(b.Tokens)}
+		spent, limit := FormatTokens(s.TokensIn+s.TokensOut), FormatTokens(b.Tokens)
+		if spent == limit {
+			// Rounded alike (1.2k of 1.2k), they would not say which is
+			// over: the exact counts do.
+			spent, limit = strconv.FormatInt(s.TokensIn+s.TokensOut, 10), strconv.FormatInt(b.Tokens, 10)
+		}
+		return &BudgetError{What: "tokens", Spent: spent, Limit: limit}
 	}
 	if b.USD > 0 && s.CostUSD > b.USD {
-		return &BudgetError{What: "cost", Spent: fmt.Sprintf("$%.2f", s.CostUSD), Limit: fmt.Sprintf("$%.2f", b.USD)}
+		spent, limit := budgetUSD(s.CostUSD, b.USD)
+		return &BudgetError{What: "cost", Spent: spent, Limit: limit}
 	}
 	return nil
+}
+
+// budgetUSD renders the cost spent and the limit it went over with as many
+// decimals (2 to 6) as the limit needs to be shown as it was written
+// ($0.015, not $0.01) and the two to differ.
+func budgetUSD(spent, limit float64) (string, string) {
+	for d := 2; ; d++ {
+		s, l := fmt.Sprintf("$%.*f", d, spent), fmt.Sprintf("$%.*f", d, limit)
+		exact, _ := strconv.ParseFloat(l[1:], 64)
+		if d == 6 || (s != l && exact == limit) {
+			return s, l
+		}
+	}
 }
 
 // parallelism is how many tasks of u's step may run at once: --parallel,

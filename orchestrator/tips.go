@@ -75,9 +75,10 @@ func (o *Orchestrator) pendingHolds(ctx context.Context, head gitstate.Head, ov 
 }
 
 // undoneHeldAt computes the holds of a reset, keeping only the units that
-// are due at the branch's tip too, with the same fingerprint (a rebase
-// keeps the work of commits it rewrote: they are done at the tip, and a
-// hold on them would stop a legitimate run later).
+// are due at the branch's tip too, with the same fingerprint, and whose
+// landing the tip does not still hold (a rebase keeps the work of commits
+// it rewrote: they are done at the tip, or due there only because a step
+// before them is, and a hold on them would stop a legitimate run later).
 func (o *Orchestrator) undoneHeldAt(ctx context.Context, r *branchReset, tip string, ov Overrides) (map[string]Hold, []string, error) {
 	holds, keys, err := o.undoneHolds(ctx, r.from, r.to, ov)
 	if err != nil || len(keys) == 0 || r.to == tip {
@@ -91,13 +92,44 @@ func (o *Orchestrator) undoneHeldAt(ctx context.Context, r *branchReset, tip str
 	for _, key := range keys {
 		// Commits after the reset that changed the unit's definition or
 		// inputs lift its hold at once: it is not held at the tip.
-		if fp, due := dueFingerprint(snap, key); due && fp == holds[key].Fingerprint {
+		if fp, due := dueFingerprint(snap, key); due && fp == holds[key].Fingerprint &&
+			!o.landingKept(snap.state, key, holds[key].Commit) {
 			kept = append(kept, key)
 		} else {
 			delete(holds, key)
 		}
 	}
 	return holds, kept, nil
+}
+
+// landingKept reports whether state, a branch tip's, still holds the
+// record that the step commit commit wrote for key: the branch was
+// rewritten (rebased, a commit before the step's amended), not rewound, so
+// the step's work is still on it. A rewritten step commit keeps its
+// state.yaml, whose records carry the sequence number and time of the
+// landing that made them.
+func (o *Orchestrator) landingKept(state *gitstate.State, key, commit string) bool {
+	at, err := o.loadState(commit)
+	if err != nil || state == nil {
+		return false
+	}
+	was, now := stateRecord(at, key), stateRecord(state, key)
+	return was != nil && now != nil && was.Seq == now.Seq &&
+		was.Fingerprint == now.Fingerprint && was.FinishedAt.Equal(now.FinishedAt)
+}
+
+// stateRecord is the record state holds for a step or step/task key, nil
+// when it has none.
+func stateRecord(state *gitstate.State, key string) *gitstate.RunRecord {
+	stepID, taskID, _ := strings.Cut(key, "/")
+	sr := state.Steps[stepID]
+	if sr == nil {
+		return nil
+	}
+	if taskID == "" {
+		return &sr.RunRecord
+	}
+	return sr.Tasks[taskID]
 }
 
 // followBranch holds what a reset since codemachine last saw the branch

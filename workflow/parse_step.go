@@ -114,11 +114,12 @@ type stepDecoder struct {
 	// The keys that decide what kind of step this is, checked once all
 	// keys are read.
 	agentKey, runKey, engineNode *yaml.Node
-	// mcpNode is the value of mcp when it is true: only an agent can be
-	// given tools.
+	// mcpNode is the value of mcp: only an agent can be given tools, and
+	// a run step that sets it (even to false) says it expects one.
 	mcpNode *yaml.Node
-	// interactiveNode is the value of interactive when it is true: only
-	// an agent has a UI to talk in.
+	// interactiveNode is the value of interactive: only an agent has a UI
+	// to talk in, and a run step that sets it (even to false) says it
+	// expects one.
 	interactiveNode *yaml.Node
 	// promptNode and effortNode are the values of prompt and effort: only
 	// an agent has a prompt and a reasoning effort.
@@ -281,8 +282,8 @@ func (sd *stepDecoder) readInteractive(kv keyVal) {
 		sd.errs.Add(sd.pos(n), "interactive: want true, false or auto, got %q", n.Value)
 		return
 	}
-	if v, ok := sd.boolean(kv.val, "interactive"); ok && v {
-		sd.s.Interactive, sd.interactiveNode = true, kv.val
+	if v, ok := sd.boolean(kv.val, "interactive"); ok {
+		sd.s.Interactive, sd.interactiveNode = v, kv.val
 	}
 }
 
@@ -308,8 +309,8 @@ func (sd *stepDecoder) readReview(kv keyVal) {
 }
 
 func (sd *stepDecoder) readMCP(kv keyVal) {
-	if v, ok := sd.boolean(kv.val, "mcp"); ok && v {
-		sd.s.MCP, sd.mcpNode = true, kv.val
+	if v, ok := sd.boolean(kv.val, "mcp"); ok {
+		sd.s.MCP, sd.mcpNode = v, kv.val
 	}
 }
 

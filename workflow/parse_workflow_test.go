@@ -90,6 +90,10 @@ func TestParseWorkflowErrors(t *testing.T) {
 		{"agent name with slash", head + "  - id: a\n    agent: ../x\n", []string{`w.yaml:4:12: agent: invalid agent name "../x": want the name of a file in .codemachine/agents/, without ".md"`}},
 		{"agent name with .md", head + "  - id: a\n    agent: coder.md\n", []string{`w.yaml:4:12: agent: invalid agent name "coder.md": want the name of a file in .codemachine/agents/, without ".md"`}},
 		{"mcp on a run step", head + "  - id: a\n    run: x\n    mcp: true\n", []string{`w.yaml:5:10: mcp: a run step has no agent to give codemachine's MCP server to`}},
+		{"mcp and interactive false on a run step", head + "  - id: a\n    run: x\n    mcp: false\n    interactive: false\n", []string{
+			`w.yaml:5:10: mcp: a run step has no agent to give codemachine's MCP server to`,
+			`w.yaml:6:18: interactive: a run step is a command; only an agent step has a UI to talk in`,
+		}},
 		{"agent-only keys on a run step, each reported", head + "  - id: a\n    run: x\n    engine: claude\n    prompt: be brief\n    effort: high\n    mcp: true\n", []string{
 			`w.yaml:5:13: engine: a run step always uses the shell engine, got "claude"`,
 			`w.yaml:6:13: prompt: a run step is a command; only an agent step has a prompt to add to`,

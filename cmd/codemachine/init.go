@@ -57,7 +57,15 @@ func runInit(c *cli.Context) error {
 		return err
 	}
 	if system := c.String("ci"); system != "" {
+		if c.IsSet("template") {
+			return usageErrorf("init: --ci writes only the CI workflow, not a template: run init --template %s and init --ci %s apart", c.String("template"), system)
+		}
 		return initCI(c, system)
+	}
+	for _, name := range []string{"workers", "slots"} {
+		if c.IsSet(name) {
+			return usageErrorf("init: --%s is for the CI workflow: codemachine init --ci github --%s %d", name, name, c.Int(name))
+		}
 	}
 	if t := c.String("template"); orchestrator.IsTemplateURL(t) {
 		o, err := newOrchestrator(c, nil)
