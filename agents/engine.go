@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 )
@@ -42,6 +43,11 @@ type Request struct {
 	// Dir; "" = the step's (or task's) own (RecordingPath). A reviewer
 	// agent's run names its own (ReviewRecordingPath).
 	Recording string
+	// Recordings, when set, is where the replay engine reads Recording
+	// (the repository's tree at the commit the step started from),
+	// instead of Dir: what the step, or an earlier one in its worktree,
+	// left there (an ignored file, say) is not taken as a recording.
+	Recordings fs.FS
 
 	Dir     string   // working directory: the step's worktree
 	Env     []string // the allow-listed environment, KEY=VALUE (see Environ)

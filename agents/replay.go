@@ -42,7 +42,12 @@ func (e replayEngine) Run(ctx context.Context, req Request) (Result, error) {
 		return fail("open worktree: %v", err)
 	}
 	defer root.Close()
-	data, err := root.ReadFile(filepath.FromSlash(rel))
+	var data []byte
+	if req.Recordings != nil {
+		data, err = fs.ReadFile(req.Recordings, rel)
+	} else {
+		data, err = root.ReadFile(filepath.FromSlash(rel))
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		what := "step " + req.Step
 		if req.Task != "" {

@@ -256,7 +256,10 @@ func objectWriteRaced(args []string, stderr string) bool {
 
 func (r *Repo) exec(ctx context.Context, dir string, env []string, stdin []byte, args []string) (stdout, stderr string, code int, err error) {
 	r.ncmd.Add(1)
+	path := r.gitPath()
 	cmd := exec.CommandContext(ctx, "git", args...)
+	// Found on the PATH git runs with, not on codemachine's own.
+	cmd.Path, cmd.Err = findGit(path)
 	// On cancellation git gets SIGTERM, on which it removes the lock files
 	// it holds; SIGKILL (the default) would leave them blocking the user.
 	// Not always: a signal between git's creating a lock and its noting it
@@ -265,7 +268,8 @@ func (r *Repo) exec(ctx context.Context, dir string, env []string, stdin []byte,
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	cmd.Dir = dir
-	cmd.Env = env
+	// The last PATH of env is the one git gets.
+	cmd.Env = append(env[:len(env):len(env)], "PATH="+path)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}

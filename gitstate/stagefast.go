@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -295,26 +297,86 @@ func (r *Repo) systemAttributeFiles() []string {
 	return files
 }
 
-// sysDirsCache is systemConfigDirs' answer for a PATH.
+// sysDirsCache is what the repository looked up for a PATH: the PATH
+// its git runs with (gitPATH), the git found there and systemConfigDirs'
+// answer.
 type sysDirsCache struct {
-	mu   sync.Mutex
-	path string
-	dirs []string
-	ok   bool
+	mu      sync.Mutex
+	path    string
+	gitPath string
+	dirs    []string
+	ok      bool
 }
 
-// sysConfigDirs is systemConfigDirs for the repository's PATH, looked
-// up once until ForgetLookups: a step read the configuration about a dozen
-// times, and each time walked PATH for git (a failed stat of git in every
-// directory before its own, about 0.1 ms here).
-func (r *Repo) sysConfigDirs() []string {
+// lookups are the repository's lookups for its PATH, made once until
+// ForgetLookups: a step read the configuration about a dozen times, and
+// each time walked PATH for git (a failed stat of git in every directory
+// before its own, about 0.1 ms here).
+func (r *Repo) lookups() *sysDirsCache {
 	path := r.getenv("PATH")
 	r.sysDirs.mu.Lock()
 	defer r.sysDirs.mu.Unlock()
 	if !r.sysDirs.ok || r.sysDirs.path != path {
-		r.sysDirs.path, r.sysDirs.dirs, r.sysDirs.ok = path, systemConfigDirs(path), true
+		c := &r.sysDirs
+		c.path, c.gitPath, c.ok = path, r.outsidePath(path), true
+		c.dirs = systemConfigDirs(c.gitPath)
 	}
-	return r.sysDirs.dirs
+	return &r.sysDirs
+}
+
+// sysConfigDirs is systemConfigDirs for the PATH the repository's git
+// runs with.
+func (r *Repo) sysConfigDirs() []string {
+	return r.lookups().dirs
+}
+
+// gitPath is the PATH the repository's git runs with, and is found on
+// (see outsidePath).
+func (r *Repo) gitPath() string {
+	return r.lookups().gitPath
+}
+
+// outsidePath is path without its relative entries and without the
+// directories inside the repository's working tree: steps land files in
+// the working tree (a bin/git, where direnv's PATH_add bin put it on
+// PATH), and the git commands codemachine runs outside the sandbox run in
+// a step's worktree. A git found there, or an ssh, gpg or git-lfs the
+// real git starts from PATH, would be the step's program, run unconfined.
+func (r *Repo) outsidePath(path string) string {
+	// The root as given and with its links followed, and so each entry:
+	// either way in says it is inside.
+	roots := []string{filepath.Clean(r.root)}
+	if rr, err := filepath.EvalSymlinks(r.root); err == nil {
+		roots = append(roots, rr)
+	}
+	inside := func(dir string) bool {
+		return slices.ContainsFunc(roots, func(root string) bool {
+			return dir == root || strings.HasPrefix(dir, root+string(filepath.Separator))
+		})
+	}
+	var keep []string
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" || !filepath.IsAbs(dir) || inside(filepath.Clean(dir)) {
+			continue
+		}
+		if rd, err := filepath.EvalSymlinks(dir); err == nil && inside(rd) {
+			continue
+		}
+		keep = append(keep, dir)
+	}
+	return strings.Join(keep, string(filepath.ListSeparator))
+}
+
+// findGit is the first git program in path's directories, as
+// exec.LookPath finds one in PATH.
+func findGit(path string) (string, error) {
+	for _, dir := range filepath.SplitList(path) {
+		bin := filepath.Join(dir, "git")
+		if st, err := os.Stat(bin); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return bin, nil
+		}
+	}
+	return "", &exec.Error{Name: "git", Err: exec.ErrNotFound}
 }
 
 // ForgetLookups drops what the repository looked up outside it and keeps

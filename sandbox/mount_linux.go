@@ -29,29 +29,33 @@ func hideSockets(p Policy, program string) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
-	hide := hiddenDirs(append(slices.Clone(socketDirs), p.HideDirs...))
-	keep := keptPaths(keepCandidates(p, program), hide)
+	own, others := keepCandidates(p, program)
+	steps := layers(hiddenDirs(append(slices.Clone(socketDirs), p.HideDirs...)), resolved(own), resolved(others))
 	// The kept paths are copied (their mount trees cloned, detached)
-	// before they are covered, and the copies moved back into place. A
-	// recursive bind made after the tmpfs would bring the tmpfs along
+	// before anything is covered, and the copies moved back into place.
+	// A recursive bind made after the tmpfs would bring the tmpfs along
 	// when a kept path is a hidden directory itself or holds one.
-	trees := make([]int, len(keep))
-	for i, k := range keep {
-		fd, err := unix.OpenTree(unix.AT_FDCWD, k, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	trees := make([]int, len(steps))
+	for i, l := range steps {
+		if !l.keep {
+			continue
+		}
+		fd, err := unix.OpenTree(unix.AT_FDCWD, l.path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 		if err != nil {
-			return fmt.Errorf("keep %s visible: %w", k, err)
+			return fmt.Errorf("keep %s visible: %w", l.path, err)
 		}
 		trees[i] = fd
 		defer unix.Close(fd)
 	}
-	for _, d := range hide {
-		if err := unix.Mount("tmpfs", d, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
-			return fmt.Errorf("mount an empty tmpfs over %s: %w", d, err)
+	for i, l := range steps {
+		if l.keep {
+			if err := putBack(trees[i], l.path); err != nil {
+				return err
+			}
+			continue
 		}
-	}
-	for i, k := range keep {
-		if err := putBack(trees[i], k); err != nil {
-			return err
+		if err := unix.Mount("tmpfs", l.path, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+			return fmt.Errorf("mount an empty tmpfs over %s: %w", l.path, err)
 		}
 	}
 	for _, s := range p.Sockets {
@@ -123,9 +127,78 @@ func mountNamespace() string {
 	return ns
 }
 
+// layer is one mount of hideSockets, in the order they are made: an
+// empty tmpfs over the hidden directory path, or (keep) the original of
+// path put back where a tmpfs covers it.
+type layer struct {
+	path string
+	keep bool
+}
+
+// layers orders the mounts that hide the directories hidden (resolved)
+// and put back the kept paths: the step's own, own (its worktree, the
+// repository), and others it merely needs to see (HOME, the PATH, the
+// program's directory). Parents come before what they hold, so that the
+// innermost decides what the step sees: a hidden directory inside a kept
+// path is covered again (a HOME in /tmp that holds TMPDIR or the runtime
+// dir does not bring their sockets back with it). A path of others that
+// is a hidden directory itself (a PATH entry /tmp or /run) is not put
+// back at all: whole, it would bring back every socket in it. One of own
+// is, as the step works there. A mount that changes nothing (a hidden
+// directory inside one already covered, a kept path inside one already
+// put back) is left out.
+func layers(hidden, own, others []string) []layer {
+	var all []layer
+	for _, h := range hidden {
+		all = append(all, layer{path: h})
+	}
+	for _, k := range own {
+		all = append(all, layer{path: k, keep: true})
+	}
+	for _, k := range others {
+		if !slices.Contains(hidden, k) {
+			all = append(all, layer{path: k, keep: true})
+		}
+	}
+	// By path, a tmpfs before a put-back at the same path: sorted, a
+	// directory comes before what it holds.
+	slices.SortStableFunc(all, func(a, b layer) int {
+		if c := strings.Compare(a.path, b.path); c != 0 {
+			return c
+		}
+		switch {
+		case a.keep == b.keep:
+			return 0
+		case a.keep:
+			return 1
+		}
+		return -1
+	})
+	var out []layer
+	for _, l := range all {
+		// The innermost mount made so far that holds l.path decides
+		// what is seen there.
+		var under *layer
+		for i := range out {
+			if within(l.path, out[i].path) && (under == nil || len(out[i].path) >= len(under.path)) {
+				under = &out[i]
+			}
+		}
+		switch {
+		case l.keep && (under == nil || under.keep):
+			continue // not covered, or put back already
+		case !l.keep && under != nil && !under.keep:
+			continue // covered already
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
 // hiddenDirs resolves dirs (symbolic links followed: /var/run is often
-// /run), drops those that do not exist and those inside another, and
-// sorts them.
+// /run), drops those that do not exist, the root and duplicates, and
+// sorts them. A directory inside another stays: a kept path may put
+// the outer one back in part.
 func hiddenDirs(dirs []string) []string {
 	var out []string
 	for _, d := range dirs {
@@ -140,58 +213,38 @@ func hiddenDirs(dirs []string) []string {
 			out = append(out, r)
 		}
 	}
-	return outermost(out)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
-// keepCandidates are the paths a step needs to see where they are:
-// the policy's visible and writable paths, the working directory, HOME,
-// every PATH directory, the program (and what its link points to), and
-// the targets of /etc's links (resolv.conf often points into /run).
-func keepCandidates(p Policy, program string) []string {
-	out := slices.Concat(p.Visible, p.Writable)
+// keepCandidates are the paths a step needs to see where they are: its
+// own, the policy's visible and writable paths and the working directory,
+// and others: HOME, every PATH directory, the program (and what its link
+// points to) and its directory, and the targets of /etc's links
+// (resolv.conf often points into /run).
+func keepCandidates(p Policy, program string) (own, others []string) {
+	own = slices.Concat(p.Visible, p.Writable)
 	if wd, err := os.Getwd(); err == nil {
-		out = append(out, wd)
+		own = append(own, wd)
 	}
 	if h := os.Getenv("HOME"); h != "" {
-		out = append(out, h)
+		others = append(others, h)
 	}
-	out = append(out, filepath.SplitList(os.Getenv("PATH"))...)
-	out = append(out, filepath.Dir(program))
+	others = append(others, filepath.SplitList(os.Getenv("PATH"))...)
+	// The program itself too: where its directory is a hidden one, it
+	// is put back alone.
+	others = append(others, program, filepath.Dir(program))
 	if r, err := filepath.EvalSymlinks(program); err == nil {
-		out = append(out, filepath.Dir(r))
+		others = append(others, r, filepath.Dir(r))
 	}
 	if entries, err := os.ReadDir("/etc"); err == nil {
 		for _, e := range entries {
 			if e.Type()&os.ModeSymlink != 0 {
-				out = append(out, filepath.Join("/etc", e.Name()))
+				others = append(others, filepath.Join("/etc", e.Name()))
 			}
 		}
 	}
-	return out
-}
-
-// keptPaths resolves the candidates and keeps those inside one of the
-// hidden directories, outermost only. (A candidate that is a hidden
-// directory itself, a HOME in /tmp, say, is bound back whole: the step
-// needs it more than it needs it hidden.)
-func keptPaths(candidates, hidden []string) []string {
-	var out []string
-	for _, c := range candidates {
-		if !filepath.IsAbs(c) {
-			continue
-		}
-		r, err := filepath.EvalSymlinks(c)
-		if err != nil {
-			continue
-		}
-		for _, h := range hidden {
-			if within(r, h) {
-				out = append(out, r)
-				break
-			}
-		}
-	}
-	return outermost(out)
+	return own, others
 }
 
 // putBack makes the mount point for the kept path k inside the tmpfs

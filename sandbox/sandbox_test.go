@@ -350,6 +350,84 @@ func TestSocketsOutsideAreHidden(t *testing.T) {
 	}
 }
 
+// A path the step merely needs to see (a PATH entry, HOME) does not bring
+// a hidden directory back with its sockets: not when it is one (a PATH
+// entry /tmp), nor when it holds one (a HOME in /tmp that holds the
+// runtime dir).
+func TestKeptPathsDoNotUncoverSockets(t *testing.T) {
+	st := requireLandlock(t)
+	if !st.Sockets() {
+		t.Skipf("sockets cannot be hidden here: %s", st.NamespaceErr)
+	}
+	listen := func(path string) {
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+	}
+	sockDir, err := os.MkdirTemp("/tmp", "cm-sandbox-sock-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(sockDir)
+	tmpSock := filepath.Join(sockDir, "agent.sock")
+	listen(tmpSock)
+	home, err := os.MkdirTemp("/tmp", "cm-sandbox-home-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(home)
+	runtimeDir, work := filepath.Join(home, "run"), filepath.Join(home, "work")
+	for _, d := range []string{runtimeDir, work} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runSock := filepath.Join(runtimeDir, "bus")
+	listen(runSock)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Policy{Landlock: true, Writable: []string{work}, HideDirs: []string{runtimeDir}}
+	for _, tc := range []struct{ name, path, sock string }{
+		{"a PATH entry /tmp", "/tmp:" + os.Getenv("PATH"), tmpSock},
+		{"a PATH entry that is a hidden dir", runtimeDir + ":" + os.Getenv("PATH"), runSock},
+		{"a HOME that holds a hidden dir", os.Getenv("PATH"), runSock},
+	} {
+		env := []string{"PATH=" + tc.path, "HOME=" + home, helperEnv + "=connect", "GORACE=atexit_sleep_ms=0"}
+		res := run(t, p, work, env, nil, exe, tc.sock)
+		if strings.Contains(res.out, "connected") || res.state.ExitCode() != 1 {
+			t.Errorf("%s: the sandboxed program reached %s: %s %s", tc.name, tc.sock, res.out, res.report)
+		}
+	}
+	// What the step needs stays: its working directory, inside the
+	// kept HOME.
+	res := run(t, p, work, []string{"PATH=/tmp:/usr/bin:/bin", "HOME=" + home}, nil, "/bin/sh", "-c", "pwd > out && cat out")
+	if res.out != work+"\n" {
+		t.Errorf("the step in %s saw: %q %s", work, res.out, res.report)
+	}
+}
+
+func TestLayersLetTheInnermostDecide(t *testing.T) {
+	hidden := []string{"/run", "/run/user/0", "/tmp", "/tmp/h/tmp"}
+	own := []string{"/tmp/h/repo", "/tmp/h/repo/.git", "/run/user/0/repo"}
+	others := []string{"/tmp", "/tmp/h", "/run/user", "/usr/bin", "/tmp/h/tmp/bin"}
+	var got []string
+	for _, l := range layers(hidden, own, others) {
+		if l.keep {
+			got = append(got, "+"+l.path)
+		} else {
+			got = append(got, "-"+l.path)
+		}
+	}
+	want := "-/run +/run/user -/run/user/0 +/run/user/0/repo -/tmp +/tmp/h -/tmp/h/tmp +/tmp/h/tmp/bin"
+	if strings.Join(got, " ") != want {
+		t.Errorf("layers = %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
 // An abstract Unix socket (no file: no mount hides it) outside the
 // sandbox is refused from Landlock ABI 6: D-Bus, X11 and others listen on
 // one.
