@@ -77,6 +77,8 @@ type scheduler struct {
 	spread bool
 	// signingChecked: checkSigning ran (once a run).
 	signingChecked bool
+	// indexChecked: checkNoOperation read the checkout's index (once a run).
+	indexChecked bool
 }
 
 func (o *Orchestrator) newScheduler(rs *runState) *scheduler {
@@ -204,7 +206,7 @@ func (s *scheduler) startDue(ctx context.Context) {
 			s.stop(err)
 			return
 		}
-		if err := s.checkNoOperation(); err != nil {
+		if err := s.checkNoOperation(ctx); err != nil {
 			s.stop(err)
 			return
 		}
@@ -250,11 +252,15 @@ func (s *scheduler) checkSigning(ctx context.Context) error {
 }
 
 // checkNoOperation stops the run before a unit starts while the user's
-// checkout of the branch is in the middle of a merge, rebase or the like:
+// checkout of the branch is in the middle of a merge, rebase or the like, or
+// has unresolved conflicts:
 // the unit's commit would land into the user's unfinished operation (or,
 // with its conflicts, not land at all), after its agent had done the work.
-func (s *scheduler) checkNoOperation() error {
-	err := s.o.repo.OperationInProgress(s.rs.branch)
+func (s *scheduler) checkNoOperation(ctx context.Context) error {
+	// The index is read for conflicts without an operation (a stash pop's)
+	// before the run's first unit only: it is the size of the repository.
+	err := s.o.repo.OperationInProgress(ctx, s.rs.branch, !s.indexChecked)
+	s.indexChecked = true
 	var oe *gitstate.OperationError
 	if errors.As(err, &oe) {
 		return &ConfigError{Err: err}
