@@ -15,6 +15,9 @@ import (
 // user configuration, a fixed identity. It also hosts the helper process
 // that the lock tests start as a second codemachine.
 func TestMain(m *testing.M) {
+	if os.Getenv("GITSTATE_HELPER") == "poller" {
+		os.Exit(pollerHelper())
+	}
 	home, err := os.MkdirTemp("", "gitstate-home-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -16,6 +16,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/codemachine/codemachine/internal/fastread"
 )
 
 // journalFile is the intent of a working-tree switch in progress (a landing
@@ -198,7 +200,7 @@ func procStart(pid int) string {
 // procStat is /proc/PID/stat's fields after the command name (the first
 // is the state), nil where unknown.
 func procStat(pid int) []string {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	data, err := fastread.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return nil
 	}

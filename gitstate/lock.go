@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/codemachine/codemachine/internal/fastread"
 )
 
 // Lock is the repository lock: one codemachine orchestrator per
@@ -130,7 +132,8 @@ func (l *Lock) Handback() {
 // (at most deadHolderWait) for the one or the other, rather than telling
 // a dead process as running (status right after the kill).
 func (r *Repo) LockHolder() (pid int, command string, held bool) {
-	f, err := os.Open(r.LocalDir() + "/lock")
+	// Not os.Open, which would start the runtime's poller in a status.
+	f, err := fastread.Open(r.LocalDir() + "/lock")
 	if err != nil {
 		return 0, "", false
 	}

@@ -52,9 +52,6 @@ type Message struct {
 	Trailers []Trailer
 }
 
-// trailerLine is a "Key: value" line as git recognizes it.
-var trailerLine = lazyre.New(`^([A-Za-z0-9][A-Za-z0-9-]*): ?(.*)$`)
-
 // dividerLine is what git interpret-trailers takes for the start of a patch
 // ("---" followed by white space or the end of the line): everything after
 // it would be ignored when git looks for trailers.
@@ -182,11 +179,36 @@ func parseTrailers(lines []string) ([]Trailer, bool) {
 			ts[len(ts)-1].Value += " " + strings.TrimSpace(line)
 			continue
 		}
-		sm := trailerLine().FindStringSubmatch(line)
-		if sm == nil {
+		key, value, ok := splitTrailer(line)
+		if !ok {
 			return nil, false
 		}
-		ts = append(ts, Trailer{Key: sm[1], Value: strings.TrimSpace(sm[2])})
+		ts = append(ts, Trailer{Key: key, Value: strings.TrimSpace(value)})
 	}
 	return ts, len(ts) > 0
+}
+
+// splitTrailer splits a "Key: value" line as git recognizes one: the key
+// is letters, digits and dashes, starting with a letter or a digit, and is
+// followed by a colon and at most one space that is not the value's. It
+// matches what the pattern ^([A-Za-z0-9][A-Za-z0-9-]*): ?(.*)$ matches
+// (TestSplitTrailerAsPattern), without a regular expression: a log parses
+// the trailers of every commit it shows, and the pattern was most of it.
+func splitTrailer(line string) (key, value string, ok bool) {
+	i := 0
+	for i < len(line) && (isAlnum(line[i]) || i > 0 && line[i] == '-') {
+		i++
+	}
+	if i == 0 || i == len(line) || line[i] != ':' {
+		return "", "", false
+	}
+	value = strings.TrimPrefix(line[i+1:], " ")
+	if strings.IndexByte(value, '\n') >= 0 {
+		return "", "", false // the pattern's . and $ stop at a newline
+	}
+	return line[:i], value, true
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
 }

@@ -3,6 +3,7 @@ package gitstate
 import (
 	"os/exec"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -121,4 +122,38 @@ func FuzzParseMessage(f *testing.F) {
 			t.Errorf("not stable:\n%q\n%q", m.String(), again.String())
 		}
 	})
+}
+
+// trailerPattern is the regular expression splitTrailer stands for.
+var trailerPattern = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9-]*): ?(.*)$`)
+
+// checkSplitTrailer fails t unless splitTrailer answers line as
+// trailerPattern does.
+func checkSplitTrailer(t *testing.T, line string) {
+	t.Helper()
+	key, value, ok := splitTrailer(line)
+	sm := trailerPattern.FindStringSubmatch(line)
+	if ok != (sm != nil) || ok && (key != sm[1] || value != sm[2]) {
+		t.Errorf("splitTrailer(%q) = %q, %q, %v; the pattern: %q", line, key, value, ok, sm)
+	}
+}
+
+// TestSplitTrailerAsPattern: splitTrailer matches the lines the trailer
+// pattern matches, with the same key and value.
+func TestSplitTrailerAsPattern(t *testing.T) {
+	for _, line := range []string{
+		"", ":", " ", "Key", "Key:", "Key: ", "Key:  two", "Key: v", "Key:v", "Key :v", "-Key: v", "K-e-y-: v",
+		"Codemachine-Step: build", "9: nine", "k\u00e9y: v", "Key: v\u00e9\xff", "Key: a\rb", "Key: a\nb", "Key\n: v",
+		"Key:\t tab", "Signed-off-by: A <a@b>", "Key_x: v", "Key.x: v", "http://example.com: v", "Key: : v",
+	} {
+		checkSplitTrailer(t, line)
+	}
+}
+
+// FuzzSplitTrailer: splitTrailer and the trailer pattern agree on any line.
+func FuzzSplitTrailer(f *testing.F) {
+	for _, s := range []string{"Key: v", "-x: y", "a:b", "Co-authored-by:  X", "x\ny: z"} {
+		f.Add(s)
+	}
+	f.Fuzz(checkSplitTrailer)
 }

@@ -5,11 +5,12 @@ package sandbox
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/codemachine/codemachine/internal/fastread"
 )
 
 // capSets is the kernel's capability sets of one thread (capget(2)'s
@@ -46,7 +47,9 @@ func threadCaps() (capSets, error) {
 
 // lastCap is the highest capability this kernel knows.
 func lastCap() (int, error) {
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	// Not os.ReadFile: this sysctl can be polled, and os.Open would
+	// start the runtime's poller for it in a status that polls nothing.
+	b, err := fastread.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err != nil {
 		return 0, fmt.Errorf("read the last capability: %w", err)
 	}

@@ -28,6 +28,9 @@ const helperEnv = "SANDBOX_TEST_HELPER"
 
 func TestMain(m *testing.M) {
 	Main()
+	if os.Getenv(helperEnv) == "remembered-probe" {
+		os.Exit(rememberedProbeHelper(os.Args[1]))
+	}
 	if os.Getenv(helperEnv) == "connect" {
 		c, err := net.Dial("unix", os.Args[1])
 		if err != nil {

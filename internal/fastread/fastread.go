@@ -14,6 +14,7 @@ package fastread
 import (
 	"errors"
 	"io/fs"
+	"os"
 	"syscall"
 )
 
@@ -70,6 +71,26 @@ func ReadFile(name string) ([]byte, error) {
 		if len(data) == cap(data) {
 			data = append(data, 0)[:len(data)]
 		}
+	}
+}
+
+// Open is os.Open for a regular file that is read or locked (flock) in
+// place, not polled: the file is not offered to the runtime's poller.
+// The first file os.Open offers to it starts the poller (an epoll
+// instance, an eventfd and its registration), which a command that polls
+// nothing (status) then pays for. Like os.Open, it waits for a named
+// pipe's writer: callers open files codemachine itself writes.
+func Open(name string) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+		// A blocking descriptor: os.NewFile leaves it out of the poller.
+		return os.NewFile(uintptr(fd), name), nil
 	}
 }
 

@@ -21,3 +21,6 @@ func ReadFile(name string) ([]byte, error) {
 	}
 	return os.ReadFile(name)
 }
+
+// Open is os.Open.
+func Open(name string) (*os.File, error) { return os.Open(name) }

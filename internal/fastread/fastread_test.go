@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestReadFileAsOS: the content and the error are os.ReadFile's, for
@@ -70,5 +71,33 @@ func TestReadFileRefusesNamedPipes(t *testing.T) {
 		if err := <-done; !errors.Is(err, ErrNotRegular) || !errors.As(err, &pe) || pe.Path != name {
 			t.Errorf("%s: %v, want ErrNotRegular", name, err)
 		}
+	}
+}
+
+// TestOpenAsOS: Open reads what os.Open reads, gives os.Open's error for a
+// missing file, and leaves the file out of the poller (no deadline can be
+// set on it).
+func TestOpenAsOS(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, []byte("pid 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 16)
+	if n, err := f.ReadAt(buf, 0); string(buf[:n]) != "pid 1\n" {
+		t.Errorf("read %q, %v", buf[:n], err)
+	}
+	if err := f.SetReadDeadline(time.Now()); !errors.Is(err, os.ErrNoDeadline) {
+		t.Errorf("SetReadDeadline: %v, want os.ErrNoDeadline (not polled)", err)
+	}
+	missing := filepath.Join(dir, "missing")
+	_, wantErr := os.Open(missing)
+	if _, err := Open(missing); err == nil || err.Error() != wantErr.Error() || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open of a missing file: %v, os.Open's %v", err, wantErr)
 	}
 }
