@@ -20,12 +20,29 @@ import (
 )
 
 // localFile maps a name under LocalDir ("holds.yaml", "runs/x.yaml") to a
-// path, refusing names that would leave it.
+// path, creating its parent directory, refusing names that would leave it.
 func (r *Repo) localFile(name string) (string, error) {
-	if name == "" || path.IsAbs(name) || strings.Contains(name, "\\") || path.Clean(name) != name || name == ".." || strings.HasPrefix(name, "../") {
-		return "", fmt.Errorf("local file %q: not a plain relative name", name)
+	if err := checkLocalName(name); err != nil {
+		return "", err
 	}
 	return r.localPath(filepath.FromSlash(name))
+}
+
+// localFileToRead is localFile for a read or a removal, which creates
+// nothing: a command that only reads leaves no .git/codemachine behind in
+// a repository codemachine never worked in.
+func (r *Repo) localFileToRead(name string) (string, error) {
+	if err := checkLocalName(name); err != nil {
+		return "", err
+	}
+	return filepath.Join(r.commonDir, "codemachine", filepath.FromSlash(name)), nil
+}
+
+func checkLocalName(name string) error {
+	if name == "" || path.IsAbs(name) || strings.Contains(name, "\\") || path.Clean(name) != name || name == ".." || strings.HasPrefix(name, "../") {
+		return fmt.Errorf("local file %q: not a plain relative name", name)
+	}
+	return nil
 }
 
 // errNotRegular is what is under LocalDir where a file of codemachine's is
@@ -41,7 +58,7 @@ func readLocalFile(p string) ([]byte, error) { return fastread.ReadFile(p) }
 // gives an error wrapping fs.ErrNotExist, which callers treat as empty; one
 // that does not decode, a *DamagedFileError.
 func (r *Repo) ReadLocal(name string, v any) error {
-	p, err := r.localFile(name)
+	p, err := r.localFileToRead(name)
 	if err != nil {
 		return err
 	}
@@ -155,7 +172,7 @@ func (r *Repo) writeLocalYAML(name string, v any, durable bool) error {
 // (writeFileAtomic), which on a busy ext4 is most of what a small write
 // costs.
 func (r *Repo) RemoveLocal(name string) error {
-	p, err := r.localFile(name)
+	p, err := r.localFileToRead(name)
 	if err != nil {
 		return err
 	}
@@ -168,7 +185,7 @@ func (r *Repo) RemoveLocal(name string) error {
 // ReadLocalRaw is the content of the file name under LocalDir; a missing
 // file gives an error wrapping fs.ErrNotExist.
 func (r *Repo) ReadLocalRaw(name string) ([]byte, error) {
-	p, err := r.localFile(name)
+	p, err := r.localFileToRead(name)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -133,7 +134,7 @@ func (l *Lock) Handback() {
 // a dead process as running (status right after the kill).
 func (r *Repo) LockHolder() (pid int, command string, held bool) {
 	// Not os.Open, which would start the runtime's poller in a status.
-	f, err := fastread.Open(r.LocalDir() + "/lock")
+	f, err := fastread.Open(filepath.Join(r.commonDir, "codemachine", "lock")) // LocalDir would create it
 	if err != nil {
 		return 0, "", false
 	}

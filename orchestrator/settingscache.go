@@ -109,7 +109,7 @@ func parseSettingsCache(data []byte, key string) *settingsCacheEntry {
 
 // settingsCacheFile is the disk copy.
 func (o *Orchestrator) settingsCacheFile() string {
-	return filepath.Join(o.repo.LocalDir(), "cache", "settings.txt")
+	return filepath.Join(o.repo.CommonDir(), "codemachine", "cache", "settings.txt") // LocalDir would create it
 }
 
 // settingsKey identifies what the settings of snap's steps depend on; ""

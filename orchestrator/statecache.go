@@ -33,7 +33,7 @@ type stateCache struct {
 // blob id's 40 hex digits and the parsed state as encodeState writes it.
 // (Binaries before that encoding kept a gob in state.gob.)
 func (o *Orchestrator) stateCacheFile() string {
-	return filepath.Join(o.repo.LocalDir(), "cache", "state.bin")
+	return filepath.Join(o.repo.CommonDir(), "codemachine", "cache", "state.bin") // LocalDir would create it
 }
 
 // stateBlobID is the blob id of state.yaml at commit, "" when it cannot be

@@ -266,9 +266,10 @@ func (o *Orchestrator) readCommitIndex() *commitIndex {
 }
 
 // writeCommitIndex replaces the local index; a failure to write only costs
-// the next status a longer walk.
+// the next status a longer walk. Like the other caches it is kept only for a
+// repository codemachine already works in.
 func (o *Orchestrator) writeCommitIndex(idx *commitIndex) {
-	if idx.Tip == "" {
+	if idx.Tip == "" || !localDirExists(o.repo) {
 		return
 	}
 	_ = o.repo.WriteLocalRaw(stepCommitsFile, idx.encode())
