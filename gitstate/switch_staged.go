@@ -256,8 +256,10 @@ func (s *stagedSwitch) stagingDir() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := os.Mkdir(base, 0o700); err != nil {
-		return "", fmt.Errorf("make a staging directory: %w", err)
+	if !s.r.adoptSpareStaging(base) {
+		if err := os.Mkdir(base, 0o700); err != nil {
+			return "", fmt.Errorf("make a staging directory: %w", err)
+		}
 	}
 	if !sameDevice(base, s.co.root) {
 		_ = os.Remove(base)
@@ -340,12 +342,64 @@ func (r *Repo) PoolStaging() (done func()) {
 			if p.runs--; p.runs > 0 {
 				return
 			}
-			for _, dir := range p.free {
+			for i, dir := range p.free {
+				if i == 0 && r.keepSpareStaging(dir) {
+					continue
+				}
 				_ = os.RemoveAll(dir)
 			}
 			p.free = nil
 		})
 	}
+}
+
+// spareStaging is the name under LocalDir of the empty staging directory
+// a run leaves for the next one (keepSpareStaging): a run is often a
+// process of its own, and making and removing a directory per run costs a
+// new inode on a busy ext4 (stagingPool). It has no process in its name,
+// so removeStaleStaging leaves it; a switch renames it to its own name
+// before it puts anything in it, so that a kill leaves what it held to
+// removeStaleStaging like any other.
+const spareStaging = "switch-stage-spare"
+
+// keepSpareStaging renames dir, an emptied staging directory, to the
+// spare one; false when there is one already (it is the caller's to
+// remove then).
+func (r *Repo) keepSpareStaging(dir string) bool {
+	spare := filepath.Join(r.LocalDir(), spareStaging)
+	if _, err := os.Lstat(spare); !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	return os.Rename(dir, spare) == nil
+}
+
+// adoptSpareStaging renames the spare staging directory to dir, which
+// does not exist, and reports whether dir is now a directory as
+// stagingDir makes one: private to this user, not a link, empty.
+// Anything else taken over is removed again (a rename takes only one
+// switch's claim on the spare, of any number of processes).
+func (r *Repo) adoptSpareStaging(dir string) bool {
+	if os.Rename(filepath.Join(r.LocalDir(), spareStaging), dir) != nil {
+		return false
+	}
+	st, err := os.Lstat(dir)
+	if err == nil && st.IsDir() && st.Mode().Perm() == 0o700 && ownedByMe(st) {
+		if names, err := readDirNames(dir); err == nil && len(names) == 0 {
+			return true
+		}
+	}
+	_ = os.RemoveAll(dir)
+	return false
+}
+
+// readDirNames are the names in dir.
+func readDirNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
 }
 
 func sameDevice(a, b string) bool {
@@ -703,7 +757,8 @@ func (r *Repo) removeStaleStaging() {
 	}
 	for _, e := range ents {
 		name := e.Name()
-		if !strings.HasPrefix(name, "switch-stage-") && !strings.HasPrefix(name, "switch-index-") && !strings.HasPrefix(name, "lock-tmp-") {
+		if !strings.HasPrefix(name, "switch-stage-") && !strings.HasPrefix(name, "switch-index-") && !strings.HasPrefix(name, "lock-tmp-") ||
+			name == spareStaging {
 			continue
 		}
 		// prefix-word-PID-...

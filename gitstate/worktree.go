@@ -494,6 +494,20 @@ func (w *Worktree) RestoreWork(ctx context.Context, commit string) error {
 // Commits the agent made in its scratch repository are thereby folded:
 // only the worktree's files count, and the step commit's parent is Base.
 func (w *Worktree) Stage(ctx context.Context) (string, error) {
+	tree, err := w.StageUnprotected(ctx)
+	if err != nil {
+		return "", err
+	}
+	return tree, w.Protect(ctx, tree)
+}
+
+// StageUnprotected is Stage without pointing the slot's ref at the tree,
+// for a caller that makes its commit of the tree at once and protects
+// that (Protect) before anything slow: the ref is then written once per
+// step instead of twice (each write a new file). Until then a git gc
+// --prune=now of the user's may prune the staged objects, as it may
+// while Stage writes them.
+func (w *Worktree) StageUnprotected(ctx context.Context) (string, error) {
 	w.leftOut, w.nested, w.alias = nil, nil, nil
 	if err := w.checkGuarded(); err != nil {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
@@ -501,7 +515,7 @@ func (w *Worktree) Stage(ctx context.Context) (string, error) {
 	tree, err := w.stageInProcess(ctx)
 	if err == nil {
 		w.staged = tree
-		return tree, w.Protect(ctx, tree)
+		return tree, nil
 	}
 	if se := (*SpecialFileError)(nil); errors.As(err, &se) {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, w.relativeSpecial(se))
@@ -516,7 +530,7 @@ func (w *Worktree) Stage(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("worktree slot %d: stage: %w", w.slot, err)
 	}
 	w.staged = tree
-	return tree, w.Protect(ctx, tree)
+	return tree, nil
 }
 
 // GuardedFileError is a change to a file GuardFiles guards: Stage

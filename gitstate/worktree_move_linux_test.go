@@ -2,6 +2,9 @@ package gitstate
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unsafe"
@@ -47,7 +50,8 @@ func TestWorktreeMoveMakesOnlyItsStagingDir(t *testing.T) {
 // TestStagingDirReusedWithinARun: while a run pools staging directories
 // (PoolStaging), the switches after the first reuse the first one's,
 // emptied, instead of making and removing one each; when the run ends it
-// is removed, and nothing is left beside the repository.
+// is left, empty, as the spare for the next run, and nothing else is left
+// beside the repository.
 func TestStagingDirReusedWithinARun(t *testing.T) {
 	dir, r := newRepo(t, map[string]string{"a.txt": "1\n"})
 	ctx := t.Context()
@@ -90,10 +94,102 @@ func TestStagingDirReusedWithinARun(t *testing.T) {
 		t.Errorf("two moves in a run made %d staging directories and removed %d, want 1 made and none removed", made, removed)
 	}
 	done()
+	checkOnlySpareLeft(t, r)
+}
+
+// checkOnlySpareLeft fails unless the only switch file left beside the
+// repository is the spare staging directory, empty.
+func checkOnlySpareLeft(t *testing.T, r *Repo) {
+	t.Helper()
+	spare := false
 	for _, e := range listNamesSlice(t, r.LocalDir()) {
-		if strings.HasPrefix(e, "switch-") {
+		switch {
+		case e == spareStaging:
+			spare = true
+		case strings.HasPrefix(e, "switch-"):
 			t.Errorf("left beside the repository after the run: %s", e)
 		}
+	}
+	if !spare {
+		t.Fatal("the run left no spare staging directory")
+	}
+	if names := listNamesSlice(t, filepath.Join(r.LocalDir(), spareStaging)); len(names) != 0 {
+		t.Errorf("the spare staging directory holds %v", names)
+	}
+}
+
+// TestStagingDirKeptForTheNextRun: the next run (often another process)
+// takes the spare staging directory the last one left by renaming it,
+// instead of making one and the last run removing its own; a process
+// gone does not make the spare stale. A spare that is not an empty
+// directory of this user's is not used, and goes.
+func TestStagingDirKeptForTheNextRun(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "1\n"})
+	ctx := t.Context()
+	commits := []string{git(t, dir, "rev-parse", "HEAD")}
+	for i := 2; i <= 5; i++ {
+		write(t, dir, "a.txt", fmt.Sprintf("%d\n", i))
+		commits = append(commits, commitAll(t, dir, fmt.Sprintf("commit %d", i)))
+	}
+	w := pooledAt(t, r, commits[0])
+	run := func(commit string) (made int) {
+		t.Helper()
+		fd := watchDir(t, r.LocalDir(), unix.IN_CREATE|unix.IN_DELETE)
+		done := r.PoolStaging()
+		w = mustWorktree(t, r, 0, commit)
+		if _, err := w.Stage(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Finish(ctx, commit); err != nil {
+			t.Fatal(err)
+		}
+		done()
+		for _, ev := range inotifyEvents(fd) {
+			if strings.HasPrefix(ev.name, "switch-stage-") && ev.mask&unix.IN_CREATE != 0 {
+				made++
+			}
+		}
+		return made
+	}
+	if n := run(commits[1]); n != 1 {
+		t.Errorf("the first run made %d staging directories, want 1", n)
+	}
+	checkOnlySpareLeft(t, r)
+	r.removeStaleStaging()
+	if n := run(commits[2]); n != 0 {
+		t.Errorf("the next run made %d staging directories, want the spare taken over", n)
+	}
+	checkOnlySpareLeft(t, r)
+
+	// Something left in the spare: not used, and removed.
+	spare := filepath.Join(r.LocalDir(), spareStaging)
+	if err := os.WriteFile(filepath.Join(spare, "planted"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n := run(commits[3]); n != 1 {
+		t.Errorf("with a file in the spare, the run made %d staging directories, want its own", n)
+	}
+	checkOnlySpareLeft(t, r)
+
+	// A link in the spare's place: not followed, and removed.
+	if err := os.Remove(spare); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := t.TempDir()
+	if err := os.Symlink(elsewhere, spare); err != nil {
+		t.Fatal(err)
+	}
+	if n := run(commits[4]); n != 1 {
+		t.Errorf("with a link for the spare, the run made %d staging directories, want its own", n)
+	}
+	if st, err := os.Lstat(spare); err != nil || !st.IsDir() {
+		t.Errorf("the spare after the run: %v, %v; want the run's emptied directory", st, err)
+	}
+	if names := listNamesSlice(t, elsewhere); len(names) != 0 {
+		t.Errorf("the switch wrote through the link: %v", names)
+	}
+	if read(t, w.Path(), "a.txt") != "5\n" {
+		t.Fatal("the worktree is not at the last commit")
 	}
 }
 

@@ -86,6 +86,23 @@ func (o *Orchestrator) staleTasks(snap *snapshot, commits map[string]string) map
 	return out
 }
 
+// hasDoneTasks reports whether a foreach step's plan at snap has a done
+// task: the only ones staleTasks can find stale.
+func hasDoneTasks(snap *snapshot) bool {
+	for _, step := range snap.project.Graph.Order() {
+		plan := snap.project.Plans[step.Foreach]
+		if step.Foreach == "" || plan == nil {
+			continue
+		}
+		for _, t := range plan.Tasks {
+			if t.Done {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // cascadeSet is what --cascade unchecks in a plan: the stale done tasks,
 // and the done tasks that come after (transitively) one that is to run
 // (unchecked, or stale), in plan order.
@@ -204,7 +221,9 @@ func (o *Orchestrator) noteStale(branch string, ov Overrides) {
 		return
 	}
 	snap, err := o.load(tip, ov)
-	if err != nil {
+	if err != nil || !hasDoneTasks(snap) {
+		// Without a done task nothing can be stale: the history walk (and
+		// the rewrite of its local index, a new file per run) is spared.
 		return
 	}
 	commits, err := o.stepCommits(tip, snap.state)

@@ -180,7 +180,8 @@ func (j *job) stageWithOverlays(ctx context.Context, c *candidate) error {
 	if err := j.writeOverlays(ctx, c); err != nil {
 		return err
 	}
-	tree, err := j.wt.Stage(ctx)
+	// Unprotected: execute commits the tree next and protects that.
+	tree, err := j.wt.StageUnprotected(ctx)
 	if err != nil {
 		c.problem = stageProblem(err)
 		return nil

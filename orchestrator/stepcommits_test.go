@@ -1,6 +1,9 @@
 package orchestrator
 
 import (
+	"context"
+	"errors"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -8,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/codemachine/codemachine/agents"
 	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/internal/testenv"
 )
@@ -175,5 +179,45 @@ func TestCommitIndexFormat(t *testing.T) {
 		if got := parseCommitIndex([]byte(text)); got != nil {
 			t.Errorf("%s: parsed as %+v", name, got)
 		}
+	}
+}
+
+// TestRunWithoutDoneTasksSkipsTheCommitIndex: at its end a run looks for
+// stale done tasks, which needs the step commits' walk; a workflow with no
+// done task in a plan has none to look for, so the run neither walks the
+// history nor rewrites the local index (a new file per run), and status
+// still finds the step's commit by walking from the index's old tip.
+func TestRunWithoutDoneTasksSkipsTheCommitIndex(t *testing.T) {
+	dir := newRepo(t, map[string]string{
+		".codemachine/workflow.yaml": `version: 1
+steps:
+  - id: one
+    run: 'true'
+    inputs: [in.txt]
+    outputs: [out/one.txt]
+`,
+		"in.txt": "1\n",
+	})
+	eng := fakeEngine{run: func(_ context.Context, req agents.Request) (agents.Result, error) {
+		return agents.Result{}, writeOut(req, req.Step+".txt")
+	}}
+	o := newTestOrchestrator(t, dir, eng, nil)
+	index := filepath.Join(dir, ".git", "codemachine", stepCommitsFile)
+	for i := range 2 {
+		s, err := o.Run(t.Context(), RunOptions{Steps: []string{"one"}, Force: i > 0})
+		if err != nil || len(s.Landed) != 1 {
+			t.Fatalf("run %d: %+v, %v", i, s, err)
+		}
+		if _, err := os.Stat(index); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("run %d wrote the step-commit index (stat: %v), with no done task to check", i, err)
+		}
+	}
+	head := testenv.Git(t, dir, "rev-parse", "HEAD")
+	commits, err := o.stepCommits(head, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if commits["one"] != head {
+		t.Errorf("the step's commit is %q, want the tip %s", commits["one"], head)
 	}
 }

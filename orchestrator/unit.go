@@ -168,6 +168,15 @@ func (j *job) execute(ctx context.Context) execResult {
 		return j.abort(err)
 	}
 	if c.problem == "" {
+		// The commit is made (and the slot's ref pointed at it) before
+		// the verification, which may read every changed file: the
+		// staged tree, which the hot path leaves unprotected from a
+		// user's git gc --prune=now (StageUnprotected), is covered from
+		// here on, and the ref is written once. A change the
+		// verification refuses leaves the commit unreferenced.
+		if err := j.commit(ctx, c); err != nil {
+			return j.abort(err)
+		}
 		c.problem = j.verify(c)
 	}
 	if c.problem != "" {
@@ -175,9 +184,6 @@ func (j *job) execute(ctx context.Context) execResult {
 			return j.abort(err)
 		}
 		return j.fail(ctx, c.problem)
-	}
-	if err := j.commit(ctx, c); err != nil {
-		return j.abort(err)
 	}
 	j.cand = c
 	if j.u.step.Reviewer != "" {
