@@ -35,6 +35,7 @@ func TestStateCacheByBlobID(t *testing.T) {
 	}
 
 	o := newTestOrchestrator(t, dir, nil, nil)
+	o.repo.LocalDir() // a repository codemachine works in keeps its caches
 	got, err := o.loadState(head)
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("parsed: %+v, %v", got, err)

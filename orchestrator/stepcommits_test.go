@@ -32,6 +32,7 @@ func walkStepCommits(t *testing.T, o *Orchestrator, rev string, state *gitstate.
 func TestStepCommitsIndex(t *testing.T) {
 	dir := newRepo(t, map[string]string{"a": "a"})
 	o := newTestOrchestrator(t, dir, nil, nil)
+	o.repo.LocalDir() // a repository codemachine works in keeps its caches
 	commit := func(step, task string) string {
 		msg := "work\n\nCodemachine-Step: " + step
 		if task != "" {
