@@ -64,6 +64,11 @@ func Probe(name string, env []string) EngineInfo {
 		info.Hint = "`" + name + " --version` failed: " + err.Error()
 	case info.Credentials == NoCredentials:
 		info.Hint = loginHints[name]
+	case strings.HasPrefix(info.Credentials, NoCredentials):
+		// None found, and the CLI's own configuration says which variable
+		// it reads ("none found (model provider corp reads CORP_KEY, ...)"):
+		// a login would not help.
+		info.Hint = "set the variable named above in the environment codemachine runs in"
 	}
 	info.Version = version
 	return info

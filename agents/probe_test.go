@@ -24,6 +24,17 @@ func TestProbe(t *testing.T) {
 		t.Errorf("Probe(gemini) = %+v", info)
 	}
 
+	// Found, and its configuration names the variable it reads, which is
+	// not set: that is a missing credential too (marked, with a hint),
+	// not a ready engine.
+	codexHome := t.TempDir()
+	writeFile(t, filepath.Join(codexHome, "config.toml"), "model_provider = \"corp\"\n[model_providers.corp]\nenv_key = \"CORP_KEY\"\n")
+	info = Probe("codex", append(env, "CODEX_HOME="+codexHome, "OPENAI_API_KEY=o"))
+	if !info.Found || info.Credentials != NoCredentials+" (model provider corp reads CORP_KEY, which is not set)" ||
+		info.Hint != "set the variable named above in the environment codemachine runs in" {
+		t.Errorf("Probe(codex) without its provider's key = %+v", info)
+	}
+
 	// A version that cannot be read is said so.
 	info = Probe("codex", append(env, "FAKE_EXIT=3", "FAKE_STDERR=boom", "OPENAI_API_KEY=o"))
 	if !info.Found || info.Hint != "`codex --version` failed: codex: exit status 3: boom" {

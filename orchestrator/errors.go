@@ -108,9 +108,10 @@ func ExitCode(err error) int {
 		// A command other than run stopped by a signal fails with the
 		// cancellation of its git commands.
 		return ExitInterrupted
-	case errors.As(err, &cfg), errors.As(err, &damaged):
+	case errors.As(err, &cfg), errors.As(err, &damaged), errors.Is(err, gitstate.ErrObjectFormat):
 		// A damaged file of codemachine's own is for the user to fix
-		// or remove, as a broken workflow is; nothing failed.
+		// or remove, as a broken workflow is, and a repository it cannot
+		// read (SHA-256) is the set-up's: nothing failed.
 		return ExitUsage
 	case errors.As(err, &budget):
 		return ExitBudget

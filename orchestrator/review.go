@@ -545,6 +545,20 @@ func (o *Orchestrator) remoteReviewWaits(ctx context.Context, snap *snapshot, ke
 	if err != nil || len(info.Parents) != 1 || (gitstate.Message{Trailers: info.Trailers}).Get(gitstate.TrailerFingerprint) != fp {
 		return false, nil // not a review commit of this unit: none
 	}
+	// A review the branch holds already (its pull request merged and
+	// pulled) or approved in another clone was settled, though nobody
+	// deleted its branch on the remote: the unit due again (a step it
+	// needs ran since) runs again rather than wait for it for ever.
+	if merged, err := o.repo.IsAncestor(commit, snap.commit); err != nil || merged {
+		return false, err
+	}
+	landed, err := o.landedAt(snap.commit)
+	if err != nil {
+		return false, err
+	}
+	if o.landedElsewhere(commit, landed[key]) {
+		return false, nil
+	}
 	since, err := o.repo.CommitsBetween(ctx, info.Parents[0], snap.commit, 0)
 	if err != nil {
 		return false, err

@@ -52,6 +52,17 @@ func (o *Orchestrator) PushReviews(ctx context.Context, step, remote string, pus
 			return nil, "", configErrorf("%s has no upstream remote and there is no origin: name one with --remote", head.Branch)
 		}
 	}
+	// A review merged (a pull request pulled) or approved elsewhere is
+	// settled first, as a run does: pushed again, it would be rebased onto
+	// the tip that holds it already.
+	merged, err := o.mergedReviews(ctx, head.Commit)
+	for _, m := range merged {
+		stepID, taskID, _ := strings.Cut(m.key, "/")
+		o.emit(Event{Kind: Note, Step: stepID, Task: taskID, Message: m.note(head.Branch)})
+	}
+	if err != nil {
+		return nil, "", err
+	}
 	pending, err := o.reviewPending()
 	if err != nil {
 		return nil, "", err
@@ -77,7 +88,11 @@ func (o *Orchestrator) PushReviews(ctx context.Context, step, remote string, pus
 	var out []PushedReview
 	var refs []gitstate.PushRef
 	for _, key := range keys {
-		p, err := o.describeReview(ctx, snap, key, pending[key])
+		commit, err := o.reviewOnTip(ctx, head.Commit, key, pending[key])
+		if err != nil {
+			return nil, "", err
+		}
+		p, err := o.describeReview(ctx, snap, key, commit)
 		if err != nil {
 			return nil, "", err
 		}
@@ -94,6 +109,28 @@ func (o *Orchestrator) PushReviews(ctx context.Context, step, remote string, pus
 		return nil, "", err
 	}
 	return out, "", nil
+}
+
+// reviewOnTip rebases a review made on an earlier commit of the branch
+// onto its tip before it is pushed: reviews made side by side each record
+// their step in state.yaml, so that merged as pull requests one after the
+// other, every one after the first would conflict there. Pushed again
+// after a merge, the others follow the new tip. A review that does not
+// apply to the tip, or whose base the branch no longer holds (a run
+// releases or rebases those), is pushed as it is.
+func (o *Orchestrator) reviewOnTip(ctx context.Context, tip, key, commit string) (string, error) {
+	info, err := o.repo.CommitInfo(commit)
+	if err != nil || len(info.Parents) != 1 || info.Parents[0] == tip {
+		return commit, err
+	}
+	if ok, err := o.repo.IsAncestor(info.Parents[0], tip); err != nil || !ok {
+		return commit, err
+	}
+	rebased, conflicts, err := o.rebaseReview(ctx, tip, key, info)
+	if err != nil || len(conflicts) > 0 {
+		return commit, err
+	}
+	return rebased, nil
 }
 
 // describeReview rewrites a review commit's message into its description

@@ -45,7 +45,7 @@ type repoCheck struct {
 	Found  bool   `json:"found"`
 	Root   string `json:"root,omitempty"`
 	Branch string `json:"branch,omitempty"` // "" when detached
-	Error  string `json:"error,omitempty"`  // why it could not be opened
+	Error  string `json:"error,omitempty"`  // why it could not be opened or read
 	// Workflow is "valid", "invalid" or "missing".
 	Workflow string   `json:"workflow,omitempty"`
 	Steps    int      `json:"steps,omitempty"`
@@ -153,7 +153,14 @@ func checkRepo(ctx context.Context, dir string) repoCheck {
 	}
 	repo := o.Repo()
 	rc := repoCheck{Found: true, Root: repo.Root(), Stale: []string{}}
-	if head, err := repo.Head(); err == nil {
+	head, err := repo.Head()
+	if errors.Is(err, gitstate.ErrObjectFormat) {
+		// A repository codemachine cannot read: its branch, workflow and
+		// worktrees would all read as missing.
+		rc.Error = err.Error()
+		return rc
+	}
+	if err == nil {
 		rc.Branch = head.Branch
 	}
 	rc.Lock.PID, rc.Lock.Command, rc.Lock.Held = repo.LockHolder()
@@ -225,6 +232,10 @@ func printDoctor(out *output, r doctorReport) {
 	rc := r.Repository
 	if !rc.Found {
 		out.printf("repository: none here (%s)\n", rc.Error)
+		return
+	}
+	if rc.Error != "" {
+		out.printf("repository: %s  %s\n", rc.Root, out.paint(red, rc.Error))
 		return
 	}
 	branch := rc.Branch

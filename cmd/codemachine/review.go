@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
@@ -162,8 +163,12 @@ func reviewCommand() *cli.Command {
 branch's upstream remote, else origin). Each commit's message is first rewritten into a
 description a reviewer can read where pull requests are reviewed: what the step was asked
 (its agent, prompt and task), its diff stat, then its trailers; forges take a one-commit
-branch's message as the pull request's title and description. A re-run step's branch is
-pushed over the old one (only over what was there: --force-with-lease).
+branch's message as the pull request's title and description. A review made on an earlier
+commit of the branch is first moved onto its tip (its state.yaml record rebuilt there), so
+that pull requests merged one after another do not conflict in state.yaml: after merging one
+and pulling, push again; a review merged or approved elsewhere is settled first, as a run
+settles it. A re-run or moved branch is pushed over the old one (only over what was there:
+--force-with-lease).
 
 Merging such a branch on the remote approves it: after you pull the merge, the next
 codemachine run (or watch pass) finds the review commit in the branch's history, deletes
@@ -180,7 +185,17 @@ and says so (exit 0, as run with nothing due); STEP without a pending review is 
 					return usageErrorf("review push takes at most one STEP or STEP/TASK")
 				}
 				out := newOutput(c)
-				o, err := newOrchestrator(c, nil)
+				// What it settled first (a review merged as a pull
+				// request) is told on stderr, out of the way of --json.
+				o, err := newOrchestrator(c, func(e orchestrator.Event) {
+					if e.Kind == orchestrator.Note && !out.quiet {
+						key := e.Step
+						if e.Task != "" {
+							key += "/" + e.Task
+						}
+						fmt.Fprintf(c.App.ErrWriter, "· %s: %s\n", key, e.Message)
+					}
+				})
 				if err != nil {
 					return err
 				}

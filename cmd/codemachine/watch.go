@@ -61,6 +61,11 @@ refs/codemachine/failed/STEP and exits 130; a second Ctrl-C kills them at once.`
 			if c.Duration("quiet-window") <= 0 || c.Duration("max-wait") <= 0 || c.Duration("poll-interval") <= 0 {
 				return usageErrorf("watch: --quiet-window, --max-wait and --poll-interval must be positive")
 			}
+			if c.IsSet("poll-interval") && !c.Bool("poll") {
+				// Without --poll the watcher waits for kernel notifications,
+				// which the file systems that need polling never send.
+				return usageErrorf("watch: --poll-interval is how often --poll looks: codemachine watch --poll --poll-interval %s", c.Duration("poll-interval"))
+			}
 			if c.Duration("poll-interval") < minPollInterval {
 				return usageErrorf("watch: --poll-interval must be at least %s (each look walks the watched directories), got %s", minPollInterval, c.Duration("poll-interval"))
 			}
