@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -652,6 +653,56 @@ func TestUserSocketsFindsSSHControlSockets(t *testing.T) {
 	}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("ssh sockets = %q, want %q", got, want)
+	}
+}
+
+// Docker Desktop for Linux listens in ~/.docker/desktop, Colima and
+// others where the Docker CLI's contexts say: a step that reached one
+// could start a privileged container. They are covered, and a sandboxed
+// program cannot connect to them.
+func TestUserSocketsFindsDockerEngines(t *testing.T) {
+	home := t.TempDir()
+	desktop := filepath.Join(home, ".docker", "desktop", "docker.sock")
+	colima := filepath.Join(home, ".colima", "default", "docker.sock")
+	for _, p := range []string{desktop, colima} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("unix", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+	}
+	meta := filepath.Join(home, ".docker", "contexts", "meta", "0123abcd", "meta.json")
+	if err := os.MkdirAll(filepath.Dir(meta), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx := `{"Name":"colima","Metadata":{},"Endpoints":{"docker":{"Host":"unix://` + colima + `","SkipTLSVerify":false}}}`
+	if err := os.WriteFile(meta, []byte(ctx), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, socks := UserSockets([]string{"HOME=" + home})
+	for _, want := range []string{desktop, colima} {
+		if !slices.Contains(socks, want) {
+			t.Errorf("sockets = %q, want %s among them", socks, want)
+		}
+	}
+	st := requireLandlock(t)
+	if !st.Sockets() {
+		t.Skipf("sockets cannot be hidden here: %s", st.NamespaceErr)
+	}
+	work := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(baseEnv(home), helperEnv+"=connect", "GORACE=atexit_sleep_ms=0")
+	for _, sock := range []string{desktop, colima} {
+		res := run(t, Policy{Landlock: true, Writable: []string{work}, Sockets: socks}, work, env, nil, exe, sock)
+		if strings.Contains(res.out, "connected") {
+			t.Errorf("the sandboxed program reached %s: %s %s", sock, res.out, res.report)
+		}
 	}
 }
 

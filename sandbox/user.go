@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -91,9 +92,13 @@ func UserSockets(environ []string) (dirs, sockets []string) {
 		}
 	}
 	gnupg := get("GNUPGHOME")
+	docker := get("DOCKER_CONFIG")
 	if h := get("HOME"); filepath.IsAbs(h) {
 		sockets = append(sockets, filepath.Join(h, ".docker", "run", "docker.sock"))
 		sockets = append(sockets, sshSockets(filepath.Join(h, ".ssh"))...)
+		if docker == "" {
+			docker = filepath.Join(h, ".docker")
+		}
 		if gnupg == "" {
 			gnupg = filepath.Join(h, ".gnupg")
 		}
@@ -103,11 +108,46 @@ func UserSockets(environ []string) (dirs, sockets []string) {
 			sockets = append(sockets, filepath.Join(gnupg, name))
 		}
 	}
+	if filepath.IsAbs(docker) {
+		sockets = append(sockets, dockerSockets(docker)...)
+	}
 	// GnuPG before 2.1: "PATH:PID:PROTOCOL".
 	if s, _, _ := strings.Cut(get("GPG_AGENT_INFO"), ":"); filepath.IsAbs(s) {
 		sockets = append(sockets, s)
 	}
 	return dirs, sockets
+}
+
+// dockerSockets lists the Unix sockets of container engines that the
+// Docker CLI's configuration dir (~/.docker) knows: those in it and in
+// its directories (Docker Desktop for Linux listens in
+// ~/.docker/desktop), and those its contexts name as their endpoints
+// (Colima, Rancher Desktop, Lima and Podman machines listen in the
+// user's home). Through one, a step could start a privileged container
+// and act as root on the host. DOCKER_HOST alone is not enough: the
+// Docker CLI finds the engine through its current context.
+func dockerSockets(dir string) []string {
+	out := sshSockets(dir)
+	metas, _ := filepath.Glob(filepath.Join(dir, "contexts", "meta", "*", "meta.json"))
+	for _, m := range metas {
+		data, err := os.ReadFile(m)
+		if err != nil {
+			continue
+		}
+		var meta struct {
+			Endpoints map[string]struct{ Host string }
+		}
+		if json.Unmarshal(data, &meta) != nil {
+			continue
+		}
+		for _, e := range meta.Endpoints {
+			if s, ok := strings.CutPrefix(e.Host, "unix://"); ok && filepath.IsAbs(s) {
+				out = append(out, s)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // sshSockets lists the Unix sockets in dir (~/.ssh) and in its
