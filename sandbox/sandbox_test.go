@@ -617,6 +617,22 @@ func TestUserSocketsFindsTheUsersSockets(t *testing.T) {
 	if strings.Join(socks, " ") != want {
 		t.Errorf("sockets = %q, want %q", socks, want)
 	}
+	// tmux's: the server codemachine runs under, and those TMUX_TMPDIR
+	// moved out of /tmp (into TMUX_TMPDIR/tmux-UID).
+	tmux := t.TempDir()
+	server := filepath.Join(tmux, "tmux-1000", "default")
+	if err := os.Mkdir(filepath.Dir(server), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, socks = UserSockets([]string{"TMUX=/home/u/.tmux/work,4242,0", "TMUX_TMPDIR=" + tmux})
+	if want := "/home/u/.tmux/work " + server; strings.Join(socks, " ") != want {
+		t.Errorf("sockets = %q, want %q", socks, want)
+	}
 	if !SocketVar("SSH_AUTH_SOCK") || !SocketVar("XDG_RUNTIME_DIR") || SocketVar("PATH") {
 		t.Error("SocketVar is wrong")
 	}

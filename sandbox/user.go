@@ -57,9 +57,10 @@ var gpgAgentSockets = []string{"S.gpg-agent", "S.gpg-agent.extra", "S.gpg-agent.
 // user's sockets are, for a Policy: dirs to hide besides the system's
 // socket directories (the runtime dir and the temporary dir), and single
 // sockets to cover wherever they are (the SSH agent, a Docker or Podman
-// host, the D-Bus buses, Docker Desktop's in the home directory, GnuPG's
-// agent in GnuPG's home or where GPG_AGENT_INFO says, and those in ~/.ssh
-// as the step starts: see sshSockets).
+// host, the D-Bus buses, the container engines the Docker CLI knows (see
+// dockerSockets), GnuPG's agent in GnuPG's home or where GPG_AGENT_INFO
+// says, tmux's servers, and those in ~/.ssh as the step starts: see
+// sshSockets).
 func UserSockets(environ []string) (dirs, sockets []string) {
 	get := func(k string) string {
 		for i := len(environ) - 1; i >= 0; i-- {
@@ -110,6 +111,16 @@ func UserSockets(environ []string) (dirs, sockets []string) {
 	}
 	if filepath.IsAbs(docker) {
 		sockets = append(sockets, dockerSockets(docker)...)
+	}
+	// tmux's server, through which whoever connects types into the
+	// user's panes (tmux send-keys): TMUX names the one codemachine runs
+	// under ("SOCKET,PID,SESSION"), and TMUX_TMPDIR moves every server's
+	// out of /tmp (into TMUX_TMPDIR/tmux-UID).
+	if s, _, _ := strings.Cut(get("TMUX"), ","); filepath.IsAbs(s) {
+		sockets = append(sockets, s)
+	}
+	if d := get("TMUX_TMPDIR"); filepath.IsAbs(d) {
+		sockets = append(sockets, sshSockets(d)...)
 	}
 	// GnuPG before 2.1: "PATH:PID:PROTOCOL".
 	if s, _, _ := strings.Cut(get("GPG_AGENT_INFO"), ":"); filepath.IsAbs(s) {
