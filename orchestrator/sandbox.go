@@ -363,7 +363,8 @@ func (o *Orchestrator) gitConfigFiles() []string {
 // would run the step's copy outside the sandbox (see
 // gitstate.Worktree.GuardFiles). A command's first word counts when it
 // has a slash (a bare one is looked up on PATH), each later word that is
-// not an option when it is relative or in the repository.
+// not an option when it is relative or in the repository: a relative one
+// in .git too, which in a worktree is the step's scratch repository.
 func (o *Orchestrator) configuredScripts(ctx context.Context) (map[string]string, error) {
 	cmds, err := o.repo.ConfiguredCommands(ctx)
 	if err != nil {
@@ -377,12 +378,13 @@ func (o *Orchestrator) configuredScripts(ctx context.Context) (map[string]string
 	for key, value := range cmds {
 		for i, word := range strings.Fields(value) {
 			word = strings.Trim(word, `"'`)
+			abs := filepath.IsAbs(word)
 			switch {
 			case word == "" || strings.HasPrefix(word, "-") || strings.ContainsAny(word, "$%`=") || strings.HasPrefix(word, "!"):
 				continue
 			case i == 0 && !strings.Contains(word, "/"):
 				continue
-			case filepath.IsAbs(word):
+			case abs:
 				rel, err := filepath.Rel(root, resolveExisting(filepath.Clean(word)))
 				if err != nil || !filepath.IsLocal(rel) {
 					continue
@@ -390,7 +392,11 @@ func (o *Orchestrator) configuredScripts(ctx context.Context) (map[string]string
 				word = rel
 			}
 			rel := filepath.ToSlash(filepath.Clean(word))
-			if filepath.IsLocal(rel) && rel != ".git" && !strings.HasPrefix(rel, ".git/") {
+			inGit := rel == ".git" || strings.HasPrefix(rel, ".git/")
+			// A relative one in .git (transcrypt's .git/crypt/...) names,
+			// in a worktree, the step's own scratch repository, which it
+			// may write; an absolute one the user's git directory.
+			if filepath.IsLocal(rel) && (!inGit || !abs) {
 				out[rel] = key
 			}
 		}
