@@ -182,6 +182,17 @@ func (o *Orchestrator) checkWritableTarget(p string, all []string) error {
 	if src, what := o.unconfinedSourceWithin(r); src != "" {
 		return fmt.Errorf("%s a directory that holds %s, %s would run outside the sandbox (allow a narrower path)", is, src, what)
 	}
+	// The files git's configuration includes (include.path,
+	// includeIf.*.path) are its configuration as much as ~/.gitconfig.
+	included, err := o.repo.IncludedConfigFiles(context.Background())
+	if err != nil {
+		return fmt.Errorf("writable path %s: %w", p, err)
+	}
+	for _, f := range included {
+		if pathWithin(resolveExisting(f), r) {
+			return fmt.Errorf("%s a directory that holds %s, which your git configuration includes: a hook or command a step set there would run outside the sandbox (allow a narrower path)", is, f)
+		}
+	}
 	if rg, err := filepath.EvalSymlinks(filepath.Join(o.repo.Root(), ".codemachine")); err == nil && pathWithin(r, rg) {
 		return fmt.Errorf("%s inside %s, which a step may not write", is, rg)
 	}
