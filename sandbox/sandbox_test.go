@@ -351,8 +351,8 @@ func TestSocketsOutsideAreHidden(t *testing.T) {
 	}
 }
 
-// A path the step merely needs to see (a PATH entry, HOME) does not bring
-// a hidden directory back with its sockets: not when it is one (a PATH
+// A path the step needs to see (a PATH entry, HOME) does not bring a
+// hidden directory back with its sockets: not when it is one (a PATH
 // entry /tmp), nor when it holds one (a HOME in /tmp that holds the
 // runtime dir).
 func TestKeptPathsDoNotUncoverSockets(t *testing.T) {
