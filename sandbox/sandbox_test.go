@@ -672,6 +672,43 @@ func TestUserSocketsFindsSSHControlSockets(t *testing.T) {
 	}
 }
 
+// ~/.ssh/config points ssh at sockets outside ~/.ssh: an IdentityAgent
+// (1Password's), ControlPath sockets (in the directory of one with %
+// tokens). They are covered; a variable and a directory with tokens are
+// not taken.
+func TestUserSocketsFindsSSHConfigSockets(t *testing.T) {
+	home := t.TempDir()
+	cache := filepath.Join(home, ".cache", "ssh")
+	if err := os.MkdirAll(cache, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	shared := filepath.Join(cache, "0123abcd")
+	ln, err := net.Listen("unix", shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	config := "Host *\n  IdentityAgent \"~/.1password/agent.sock\"\n  ControlPath ~/.cache/ssh/%C\n" +
+		"Host other\n  IdentityAgent $SSH_AUTH_SOCK\n  ControlPath=/srv/%h/%C\n\tIdentityAgent\t/opt/agent.sock\n"
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, socks := UserSockets([]string{"HOME=" + home})
+	for _, want := range []string{filepath.Join(home, ".1password", "agent.sock"), shared, "/opt/agent.sock"} {
+		if !slices.Contains(socks, want) {
+			t.Errorf("sockets = %q, want %s among them", socks, want)
+		}
+	}
+	for _, s := range socks {
+		if strings.Contains(s, "$") || strings.Contains(s, "%") || strings.HasPrefix(s, "/srv") {
+			t.Errorf("sockets = %q: %s taken", socks, s)
+		}
+	}
+}
+
 // Docker Desktop for Linux listens in ~/.docker/desktop, Colima and
 // others where the Docker CLI's contexts say: a step that reached one
 // could start a privileged container. They are covered, and a sandboxed

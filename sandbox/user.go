@@ -97,6 +97,7 @@ func UserSockets(environ []string) (dirs, sockets []string) {
 	if h := get("HOME"); filepath.IsAbs(h) {
 		sockets = append(sockets, filepath.Join(h, ".docker", "run", "docker.sock"))
 		sockets = append(sockets, sshSockets(filepath.Join(h, ".ssh"))...)
+		sockets = append(sockets, sshConfigSockets(filepath.Join(h, ".ssh", "config"), h)...)
 		if docker == "" {
 			docker = filepath.Join(h, ".docker")
 		}
@@ -127,6 +128,48 @@ func UserSockets(environ []string) (dirs, sockets []string) {
 		sockets = append(sockets, s)
 	}
 	return dirs, sockets
+}
+
+// sshConfigSockets lists the Unix sockets that ssh's configuration file
+// (~/.ssh/config) points ssh at outside ~/.ssh: an IdentityAgent
+// (1Password's ~/.1password/agent.sock, Bitwarden's, a gpg-agent's),
+// which signs with the user's keys, and the ControlPath sockets of shared
+// connections (through which ssh -S runs commands on their hosts), those
+// in the directory of a ControlPath with % tokens. home expands a leading
+// ~. Values naming variables are left out (SSH_AUTH_SOCK is covered
+// where it points).
+func sshConfigSockets(config, home string) []string {
+	data, err := os.ReadFile(config)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(strings.ReplaceAll(line, "\t", " "))
+		key, value, ok := strings.Cut(line, " ")
+		if !ok {
+			key, value, ok = strings.Cut(line, "=")
+		}
+		key = strings.ToLower(strings.TrimSpace(key))
+		if !ok || (key != "identityagent" && key != "controlpath") {
+			continue
+		}
+		value = strings.Trim(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(value), "=")), `"`)
+		if rest, ok := strings.CutPrefix(value, "~/"); ok {
+			value = filepath.Join(home, rest)
+		}
+		if !filepath.IsAbs(value) || strings.Contains(value, "$") {
+			continue
+		}
+		if !strings.Contains(value, "%") {
+			out = append(out, filepath.Clean(value))
+			continue
+		}
+		if dir := filepath.Dir(value); !strings.Contains(dir, "%") {
+			out = append(out, sshSockets(dir)...)
+		}
+	}
+	return out
 }
 
 // dockerSockets lists the Unix sockets of container engines that the
