@@ -36,12 +36,8 @@ var scratchDirs = map[string][]string{
 // more or less, a link, a file with a second name, an unusual mode) and it
 // is removed and made afresh. The in-place path creates no file: on a busy
 // ext4 each new inode costs 0.3-1 ms, and a scratch made afresh is eleven.
-func (w *Worktree) makeScratch() error {
+func (w *Worktree) makeScratch(files map[string][]byte) error {
 	fail := func(err error) error { return fmt.Errorf("worktree slot %d: make its .git: %w", w.slot, err) }
-	files, err := w.scratchFiles()
-	if err != nil {
-		return fail(err)
-	}
 	if w.refreshScratch(files) == nil {
 		return nil
 	}
@@ -60,6 +56,23 @@ func (w *Worktree) makeScratch() error {
 	}
 	if err := copyIndex(w.index, filepath.Join(w.scratch, "index")); err != nil {
 		return fail(err)
+	}
+	return nil
+}
+
+// dropUsedScratch removes a scratch .git that is not exactly a fresh one
+// (see checkScratchLayout): what the last step left there must be gone
+// before codemachine's git runs over the worktree again. git runs the
+// commands of the user's configuration (filter drivers) with the worktree
+// as its directory, and one that names a file in .git (transcrypt's
+// .git/crypt/...) would run the step's copy there, outside the sandbox,
+// as the worktree is moved to its next base or reset.
+func (w *Worktree) dropUsedScratch(files map[string][]byte) error {
+	if w.checkScratchLayout(files) == nil {
+		return nil
+	}
+	if err := removeTree(w.scratch); err != nil {
+		return fmt.Errorf("worktree slot %d: remove the last step's .git: %w", w.slot, err)
 	}
 	return nil
 }

@@ -119,6 +119,13 @@ func (r *Repo) worktree(ctx context.Context, slot int, base string, user Policy)
 	if err := w.clearStaleLocks(); err != nil {
 		return nil, err
 	}
+	files, err := w.scratchFiles()
+	if err != nil {
+		return nil, fmt.Errorf("worktree slot %d: make its .git: %w", slot, err)
+	}
+	if err := w.dropUsedScratch(files); err != nil {
+		return nil, err
+	}
 	clean := readMarker(w.marker)
 	last, known := readPolicy(w.policy)
 	switch {
@@ -159,7 +166,7 @@ func (r *Repo) worktree(ctx context.Context, slot int, base string, user Policy)
 			}
 		}
 	}
-	if err := w.makeScratch(); err != nil {
+	if err := w.makeScratch(files); err != nil {
 		return nil, err
 	}
 	return w, nil

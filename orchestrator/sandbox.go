@@ -182,6 +182,17 @@ func (o *Orchestrator) checkWritableTarget(p string, all []string) error {
 	if src, what := o.unconfinedSourceWithin(r); src != "" {
 		return fmt.Errorf("%s a directory that holds %s, %s would run outside the sandbox (allow a narrower path)", is, src, what)
 	}
+	// The files git's configuration includes (include.path,
+	// includeIf.*.path) are its configuration as much as ~/.gitconfig.
+	included, err := o.repo.IncludedConfigFiles(context.Background())
+	if err != nil {
+		return fmt.Errorf("writable path %s: %w", p, err)
+	}
+	for _, f := range included {
+		if pathWithin(resolveExisting(f), r) {
+			return fmt.Errorf("%s a directory that holds %s, which your git configuration includes: a hook or command a step set there would run outside the sandbox (allow a narrower path)", is, f)
+		}
+	}
 	if rg, err := filepath.EvalSymlinks(filepath.Join(o.repo.Root(), ".codemachine")); err == nil && pathWithin(r, rg) {
 		return fmt.Errorf("%s inside %s, which a step may not write", is, rg)
 	}
@@ -363,7 +374,8 @@ func (o *Orchestrator) gitConfigFiles() []string {
 // would run the step's copy outside the sandbox (see
 // gitstate.Worktree.GuardFiles). A command's first word counts when it
 // has a slash (a bare one is looked up on PATH), each later word that is
-// not an option when it is relative or in the repository.
+// not an option when it is relative or in the repository: a relative one
+// in .git too, which in a worktree is the step's scratch repository.
 func (o *Orchestrator) configuredScripts(ctx context.Context) (map[string]string, error) {
 	cmds, err := o.repo.ConfiguredCommands(ctx)
 	if err != nil {
@@ -377,12 +389,13 @@ func (o *Orchestrator) configuredScripts(ctx context.Context) (map[string]string
 	for key, value := range cmds {
 		for i, word := range strings.Fields(value) {
 			word = strings.Trim(word, `"'`)
+			abs := filepath.IsAbs(word)
 			switch {
 			case word == "" || strings.HasPrefix(word, "-") || strings.ContainsAny(word, "$%`=") || strings.HasPrefix(word, "!"):
 				continue
 			case i == 0 && !strings.Contains(word, "/"):
 				continue
-			case filepath.IsAbs(word):
+			case abs:
 				rel, err := filepath.Rel(root, resolveExisting(filepath.Clean(word)))
 				if err != nil || !filepath.IsLocal(rel) {
 					continue
@@ -390,7 +403,11 @@ func (o *Orchestrator) configuredScripts(ctx context.Context) (map[string]string
 				word = rel
 			}
 			rel := filepath.ToSlash(filepath.Clean(word))
-			if filepath.IsLocal(rel) && rel != ".git" && !strings.HasPrefix(rel, ".git/") {
+			inGit := rel == ".git" || strings.HasPrefix(rel, ".git/")
+			// A relative one in .git (transcrypt's .git/crypt/...) names,
+			// in a worktree, the step's own scratch repository, which it
+			// may write; an absolute one the user's git directory.
+			if filepath.IsLocal(rel) && (!inGit || !abs) {
 				out[rel] = key
 			}
 		}

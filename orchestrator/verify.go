@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -66,6 +67,9 @@ func (j *job) verify(c *candidate) string {
 				return msg
 			}
 		}
+	}
+	if msg := j.relinkProblem(c.tree, changes); msg != "" {
+		return msg
 	}
 	scan := changes
 	if u.task != nil && !c.agentEditedPlan {
@@ -351,11 +355,22 @@ const maxLinkHops = 40
 // whatever later writes through it (a tool, a hook, the user's editor)
 // would change git's config, hooks or refs in the user's checkout.
 func linkProblem(root, linkPath string) string {
+	return linkProblemThrough(root, linkPath, nil)
+}
+
+// linkProblemThrough is linkProblem for a link whose resolution passes
+// through one of the paths through (slash-separated, relative to root):
+// "" for one that does not. Nil through takes every link.
+func linkProblemThrough(root, linkPath string, through map[string]bool) string {
 	target, err := os.Readlink(filepath.Join(root, filepath.FromSlash(linkPath)))
 	if err != nil {
 		return ""
 	}
-	resolved, outside, loop := resolveLink(root, linkPath, target)
+	passed := through == nil
+	resolved, outside, loop := resolveLink(root, linkPath, target, func(p string) { passed = passed || through[p] })
+	if !passed {
+		return ""
+	}
 	switch {
 	case loop:
 		return fmt.Sprintf("symlink %s does not resolve (%s): more than %d symlinks in a row", linkPath, target, maxLinkHops)
@@ -367,6 +382,51 @@ func linkProblem(root, linkPath string) string {
 	return ""
 }
 
+// relinkProblem checks again, when the change adds, changes or removes
+// a symbolic link, the links of the candidate tree it left alone whose
+// resolution passes through the changed one: each was checked as it
+// landed, but resolves anew. (The user's own links elsewhere stay as the
+// user made them, out of the repository or not.)
+// An earlier l -> x/d/../../v stayed inside while x/d was a directory;
+// the change's x/d -> .. (inside itself) makes l point outside the
+// repository. "" when no link of the tree leads outside or into a .git.
+func (j *job) relinkProblem(tree string, changes []gitstate.Change) string {
+	changed, through := map[string]bool{}, map[string]bool{}
+	var relinked []string
+	for _, c := range changes {
+		changed[c.Path] = true
+		if c.OldMode == "120000" || c.NewMode == "120000" {
+			relinked = append(relinked, c.Path)
+			through[c.Path] = true
+		}
+	}
+	if len(relinked) == 0 {
+		return ""
+	}
+	fsys, err := j.o.repo.TreeFS(tree)
+	if err != nil {
+		return fmt.Sprintf("cannot check the symbolic links the step's %s changes: %v", strings.Join(relinked, ", "), err)
+	}
+	var msg string
+	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink == 0 || changed[p] {
+			return nil
+		}
+		if m := linkProblemThrough(j.wt.Path(), p, through); m != "" {
+			msg = fmt.Sprintf("%s, through the symbolic links the step changed (%s)", m, strings.Join(relinked, ", "))
+			return fs.SkipAll
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Sprintf("cannot check the symbolic links the step's %s changes: %v", strings.Join(relinked, ", "), err)
+	}
+	return msg
+}
+
 // resolveLink resolves target, the target of the symlink at linkPath, in
 // the worktree at root, as the user's checkout will once it lands:
 // component by component, following the symlinks it meets (the step's own
@@ -376,7 +436,7 @@ func linkProblem(root, linkPath string) string {
 // path up to a .git it enters ("" for none), where resolving stops: that
 // .git is the scratch repository in the worktree, and the user's in the
 // checkout.
-func resolveLink(root, linkPath, target string) (gitDir string, outside, loop bool) {
+func resolveLink(root, linkPath, target string, seen func(p string)) (gitDir string, outside, loop bool) {
 	var done []string
 	if d := path.Dir(linkPath); d != "." {
 		done = strings.Split(d, "/")
@@ -399,6 +459,7 @@ func resolveLink(root, linkPath, target string) (gitDir string, outside, loop bo
 			continue
 		}
 		done = append(done, c)
+		seen(path.Join(done...))
 		if isGitDirName(c) {
 			return path.Join(done...), false, false
 		}

@@ -137,7 +137,7 @@ type layer struct {
 
 // layers orders the mounts that hide the directories hidden (resolved)
 // and put back the kept paths: the step's own, own (its worktree, the
-// repository), and others it merely needs to see (HOME, the PATH, the
+// repository, HOME), and others it merely needs to see (the PATH, the
 // program's directory). Parents come before what they hold, so that the
 // innermost decides what the step sees: a hidden directory inside a kept
 // path is covered again (a HOME in /tmp that holds TMPDIR or the runtime
@@ -218,17 +218,19 @@ func hiddenDirs(dirs []string) []string {
 }
 
 // keepCandidates are the paths a step needs to see where they are: its
-// own, the policy's visible and writable paths and the working directory,
-// and others: HOME, every PATH directory, the program (and what its link
-// points to) and its directory, and the targets of /etc's links
-// (resolv.conf often points into /run).
+// own, the policy's visible and writable paths, the working directory and
+// HOME (a HOME that is /tmp itself, as some containers have, is put back
+// whole: the step needs it more than it needs it hidden), and others:
+// every PATH directory, the program (and what its link points to) and its
+// directory, and the targets of /etc's links (resolv.conf often points
+// into /run).
 func keepCandidates(p Policy, program string) (own, others []string) {
 	own = slices.Concat(p.Visible, p.Writable)
 	if wd, err := os.Getwd(); err == nil {
 		own = append(own, wd)
 	}
 	if h := os.Getenv("HOME"); h != "" {
-		others = append(others, h)
+		own = append(own, h)
 	}
 	others = append(others, filepath.SplitList(os.Getenv("PATH"))...)
 	// The program itself too: where its directory is a hidden one, it

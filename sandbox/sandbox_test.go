@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -353,8 +354,8 @@ func TestSocketsOutsideAreHidden(t *testing.T) {
 	}
 }
 
-// A path the step merely needs to see (a PATH entry, HOME) does not bring
-// a hidden directory back with its sockets: not when it is one (a PATH
+// A path the step needs to see (a PATH entry, HOME) does not bring a
+// hidden directory back with its sockets: not when it is one (a PATH
 // entry /tmp), nor when it holds one (a HOME in /tmp that holds the
 // runtime dir).
 func TestKeptPathsDoNotUncoverSockets(t *testing.T) {
@@ -619,6 +620,22 @@ func TestUserSocketsFindsTheUsersSockets(t *testing.T) {
 	if strings.Join(socks, " ") != want {
 		t.Errorf("sockets = %q, want %q", socks, want)
 	}
+	// tmux's: the server codemachine runs under, and those TMUX_TMPDIR
+	// moved out of /tmp (into TMUX_TMPDIR/tmux-UID).
+	tmux := t.TempDir()
+	server := filepath.Join(tmux, "tmux-1000", "default")
+	if err := os.Mkdir(filepath.Dir(server), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, socks = UserSockets([]string{"TMUX=/home/u/.tmux/work,4242,0", "TMUX_TMPDIR=" + tmux})
+	if want := "/home/u/.tmux/work " + server; strings.Join(socks, " ") != want {
+		t.Errorf("sockets = %q, want %q", socks, want)
+	}
 	if !SocketVar("SSH_AUTH_SOCK") || !SocketVar("XDG_RUNTIME_DIR") || SocketVar("PATH") {
 		t.Error("SocketVar is wrong")
 	}
@@ -655,6 +672,93 @@ func TestUserSocketsFindsSSHControlSockets(t *testing.T) {
 	}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("ssh sockets = %q, want %q", got, want)
+	}
+}
+
+// ~/.ssh/config points ssh at sockets outside ~/.ssh: an IdentityAgent
+// (1Password's), ControlPath sockets (in the directory of one with %
+// tokens). They are covered; a variable and a directory with tokens are
+// not taken.
+func TestUserSocketsFindsSSHConfigSockets(t *testing.T) {
+	home := t.TempDir()
+	cache := filepath.Join(home, ".cache", "ssh")
+	if err := os.MkdirAll(cache, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	shared := filepath.Join(cache, "0123abcd")
+	ln, err := net.Listen("unix", shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	config := "Host *\n  IdentityAgent \"~/.1password/agent.sock\"\n  ControlPath ~/.cache/ssh/%C\n" +
+		"Host other\n  IdentityAgent $SSH_AUTH_SOCK\n  ControlPath=/srv/%h/%C\n\tIdentityAgent\t/opt/agent.sock\n"
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, socks := UserSockets([]string{"HOME=" + home})
+	for _, want := range []string{filepath.Join(home, ".1password", "agent.sock"), shared, "/opt/agent.sock"} {
+		if !slices.Contains(socks, want) {
+			t.Errorf("sockets = %q, want %s among them", socks, want)
+		}
+	}
+	for _, s := range socks {
+		if strings.Contains(s, "$") || strings.Contains(s, "%") || strings.HasPrefix(s, "/srv") {
+			t.Errorf("sockets = %q: %s taken", socks, s)
+		}
+	}
+}
+
+// Docker Desktop for Linux listens in ~/.docker/desktop, Colima and
+// others where the Docker CLI's contexts say: a step that reached one
+// could start a privileged container. They are covered, and a sandboxed
+// program cannot connect to them.
+func TestUserSocketsFindsDockerEngines(t *testing.T) {
+	home := t.TempDir()
+	desktop := filepath.Join(home, ".docker", "desktop", "docker.sock")
+	colima := filepath.Join(home, ".colima", "default", "docker.sock")
+	for _, p := range []string{desktop, colima} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("unix", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+	}
+	meta := filepath.Join(home, ".docker", "contexts", "meta", "0123abcd", "meta.json")
+	if err := os.MkdirAll(filepath.Dir(meta), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx := `{"Name":"colima","Metadata":{},"Endpoints":{"docker":{"Host":"unix://` + colima + `","SkipTLSVerify":false}}}`
+	if err := os.WriteFile(meta, []byte(ctx), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, socks := UserSockets([]string{"HOME=" + home})
+	for _, want := range []string{desktop, colima} {
+		if !slices.Contains(socks, want) {
+			t.Errorf("sockets = %q, want %s among them", socks, want)
+		}
+	}
+	st := requireLandlock(t)
+	if !st.Sockets() {
+		t.Skipf("sockets cannot be hidden here: %s", st.NamespaceErr)
+	}
+	work := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(baseEnv(home), helperEnv+"=connect", "GORACE=atexit_sleep_ms=0")
+	for _, sock := range []string{desktop, colima} {
+		res := run(t, Policy{Landlock: true, Writable: []string{work}, Sockets: socks}, work, env, nil, exe, sock)
+		if strings.Contains(res.out, "connected") {
+			t.Errorf("the sandboxed program reached %s: %s %s", sock, res.out, res.report)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -56,9 +57,10 @@ var gpgAgentSockets = []string{"S.gpg-agent", "S.gpg-agent.extra", "S.gpg-agent.
 // user's sockets are, for a Policy: dirs to hide besides the system's
 // socket directories (the runtime dir and the temporary dir), and single
 // sockets to cover wherever they are (the SSH agent, a Docker or Podman
-// host, the D-Bus buses, Docker Desktop's in the home directory, GnuPG's
-// agent in GnuPG's home or where GPG_AGENT_INFO says, and those in ~/.ssh
-// as the step starts: see sshSockets).
+// host, the D-Bus buses, the container engines the Docker CLI knows (see
+// dockerSockets), GnuPG's agent in GnuPG's home or where GPG_AGENT_INFO
+// says, tmux's servers, and those in ~/.ssh as the step starts: see
+// sshSockets).
 func UserSockets(environ []string) (dirs, sockets []string) {
 	get := func(k string) string {
 		for i := len(environ) - 1; i >= 0; i-- {
@@ -91,9 +93,14 @@ func UserSockets(environ []string) (dirs, sockets []string) {
 		}
 	}
 	gnupg := get("GNUPGHOME")
+	docker := get("DOCKER_CONFIG")
 	if h := get("HOME"); filepath.IsAbs(h) {
 		sockets = append(sockets, filepath.Join(h, ".docker", "run", "docker.sock"))
 		sockets = append(sockets, sshSockets(filepath.Join(h, ".ssh"))...)
+		sockets = append(sockets, sshConfigSockets(filepath.Join(h, ".ssh", "config"), h)...)
+		if docker == "" {
+			docker = filepath.Join(h, ".docker")
+		}
 		if gnupg == "" {
 			gnupg = filepath.Join(h, ".gnupg")
 		}
@@ -103,11 +110,98 @@ func UserSockets(environ []string) (dirs, sockets []string) {
 			sockets = append(sockets, filepath.Join(gnupg, name))
 		}
 	}
+	if filepath.IsAbs(docker) {
+		sockets = append(sockets, dockerSockets(docker)...)
+	}
+	// tmux's server, through which whoever connects types into the
+	// user's panes (tmux send-keys): TMUX names the one codemachine runs
+	// under ("SOCKET,PID,SESSION"), and TMUX_TMPDIR moves every server's
+	// out of /tmp (into TMUX_TMPDIR/tmux-UID).
+	if s, _, _ := strings.Cut(get("TMUX"), ","); filepath.IsAbs(s) {
+		sockets = append(sockets, s)
+	}
+	if d := get("TMUX_TMPDIR"); filepath.IsAbs(d) {
+		sockets = append(sockets, sshSockets(d)...)
+	}
 	// GnuPG before 2.1: "PATH:PID:PROTOCOL".
 	if s, _, _ := strings.Cut(get("GPG_AGENT_INFO"), ":"); filepath.IsAbs(s) {
 		sockets = append(sockets, s)
 	}
 	return dirs, sockets
+}
+
+// sshConfigSockets lists the Unix sockets that ssh's configuration file
+// (~/.ssh/config) points ssh at outside ~/.ssh: an IdentityAgent
+// (1Password's ~/.1password/agent.sock, Bitwarden's, a gpg-agent's),
+// which signs with the user's keys, and the ControlPath sockets of shared
+// connections (through which ssh -S runs commands on their hosts), those
+// in the directory of a ControlPath with % tokens. home expands a leading
+// ~. Values naming variables are left out (SSH_AUTH_SOCK is covered
+// where it points).
+func sshConfigSockets(config, home string) []string {
+	data, err := os.ReadFile(config)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(strings.ReplaceAll(line, "\t", " "))
+		key, value, ok := strings.Cut(line, " ")
+		if !ok {
+			key, value, ok = strings.Cut(line, "=")
+		}
+		key = strings.ToLower(strings.TrimSpace(key))
+		if !ok || (key != "identityagent" && key != "controlpath") {
+			continue
+		}
+		value = strings.Trim(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(value), "=")), `"`)
+		if rest, ok := strings.CutPrefix(value, "~/"); ok {
+			value = filepath.Join(home, rest)
+		}
+		if !filepath.IsAbs(value) || strings.Contains(value, "$") {
+			continue
+		}
+		if !strings.Contains(value, "%") {
+			out = append(out, filepath.Clean(value))
+			continue
+		}
+		if dir := filepath.Dir(value); !strings.Contains(dir, "%") {
+			out = append(out, sshSockets(dir)...)
+		}
+	}
+	return out
+}
+
+// dockerSockets lists the Unix sockets of container engines that the
+// Docker CLI's configuration dir (~/.docker) knows: those in it and in
+// its directories (Docker Desktop for Linux listens in
+// ~/.docker/desktop), and those its contexts name as their endpoints
+// (Colima, Rancher Desktop, Lima and Podman machines listen in the
+// user's home). Through one, a step could start a privileged container
+// and act as root on the host. DOCKER_HOST alone is not enough: the
+// Docker CLI finds the engine through its current context.
+func dockerSockets(dir string) []string {
+	out := sshSockets(dir)
+	metas, _ := filepath.Glob(filepath.Join(dir, "contexts", "meta", "*", "meta.json"))
+	for _, m := range metas {
+		data, err := os.ReadFile(m)
+		if err != nil {
+			continue
+		}
+		var meta struct {
+			Endpoints map[string]struct{ Host string }
+		}
+		if json.Unmarshal(data, &meta) != nil {
+			continue
+		}
+		for _, e := range meta.Endpoints {
+			if s, ok := strings.CutPrefix(e.Host, "unix://"); ok && filepath.IsAbs(s) {
+				out = append(out, s)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // sshSockets lists the Unix sockets in dir (~/.ssh) and in its
