@@ -72,8 +72,22 @@ func parseAgent(file string, data []byte, engines []string, errs *Errors) *Agent
 	}
 	a.Body = body
 	checkBodyNUL(a, errs)
+	checkBodyConflict(a, errs)
 	a.compile(errs)
 	return a
+}
+
+// checkBodyConflict reports an unresolved merge conflict in the body,
+// which would otherwise reach the agent as its prompt, both sides and
+// the markers in it.
+func checkBodyConflict(a *Agent, errs *Errors) {
+	var c conflictScan
+	for n, text := range strings.Split(a.Body, "\n") {
+		c.line(text, n+1)
+	}
+	if c.found > 0 {
+		errs.Add(Pos{File: a.File, Line: a.BodyLine + c.found - 1, Col: 1}, "%s", yamlnode.ConflictMessage)
+	}
 }
 
 // checkBodyNUL reports a NUL byte in the body: a prompt reaches an

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/codemachine/codemachine/internal/lazyre"
+	"github.com/codemachine/codemachine/internal/yamlnode"
 )
 
 var (
@@ -63,6 +64,7 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 		cur, body = nil, nil
 	}
 	var fence fenceState
+	var conflict conflictScan
 	lineNo := 0
 	for off := 0; off < len(data); {
 		lineNo++
@@ -90,6 +92,7 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 			fence.closeOn(text)
 			continue
 		}
+		conflict.line(text, lineNo)
 		if m := taskRE().FindStringSubmatchIndex(text); m != nil {
 			finish()
 			checkControls(file, text, lineNo, &errs)
@@ -121,6 +124,9 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 		fence.openOn(text, false)
 	}
 	finish()
+	if conflict.found > 0 {
+		errs.Add(Pos{File: file, Line: conflict.found, Col: 1}, "%s", yamlnode.ConflictMessage)
+	}
 	checkBinary(file, data, &errs)
 	p.index()
 	p.checkDeps(metas, &errs)

@@ -281,6 +281,10 @@ func TestParsePlanErrors(t *testing.T) {
 		{"NUL in a body", "- [ ] T1: a\n  é\x00\n", []string{`plan.md:2:4: a NUL byte in a task: its title and body are given to commands as environment variables, which cannot hold one`}},
 		{"NUL outside any task", "# Plan\n\x7fELF\x02\x01\x00\x00\n- [ ] T1: a\n", []string{`plan.md:2:7: a NUL byte: a plan is a Markdown text file, and this one is not text (saved over by a binary file?)`}},
 		{"NUL in a fenced body", "- [ ] T1: a\n  ```\n  \x00\n  ```\n", []string{`plan.md:3:3: a NUL byte in a task: its title and body are given to commands as environment variables, which cannot hold one`}},
+		{"merge conflict", "- [ ] T1: a\n<<<<<<< HEAD\n- [ ] T2: b\n||||||| base\n=======\n- [ ] T3: b\n>>>>>>> other\n",
+			[]string{`plan.md:2:1: unresolved merge conflict: keep what the <<<<<<< ... >>>>>>> block should say, remove the markers and commit`}},
+		{"merge conflict after a quoted marker", "<<<<<<< is how git marks a conflict\n```\n<<<<<<< a\n=======\n```\n<<<<<<<\n- [ ] T1: a\n=======\n- [ ] T2: a\n>>>>>>>\n",
+			[]string{`plan.md:6:1: unresolved merge conflict: keep what the <<<<<<< ... >>>>>>> block should say, remove the markers and commit`}},
 		{"all at once", "- [ ] A: a (after: Z)\n- [ ] A: b\n- [ ]\n", []string{
 			`plan.md:1:20: task "A" depends on unknown task "Z"`,
 			`plan.md:2:7: duplicate task id "A" (first at line 1)`,
@@ -305,6 +309,20 @@ func TestParsePlanErrors(t *testing.T) {
 // task before it) makes no task; a warning names its line, so that a typo
 // does not drop a task without a word. Prose and a task's own checklist
 // are not warned about.
+// TestParsePlanQuotedConflictMarkers: conflict markers that do not make a
+// complete block outside a fence (a task about merging that quotes them)
+// are text.
+func TestParsePlanQuotedConflictMarkers(t *testing.T) {
+	plan := "- [ ] T1: explain <<<<<<< markers\n<<<<<<< alone\n```\n=======\n>>>>>>> fenced\n```\n- [ ] T2: b\n"
+	p, err := ParsePlan("plan.md", []byte(plan))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Tasks) != 2 {
+		t.Errorf("got %d tasks, want 2", len(p.Tasks))
+	}
+}
+
 func TestParsePlanNearMisses(t *testing.T) {
 	data := "# Plan\n" +
 		"- [ ] T1: a\n" +
