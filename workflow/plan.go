@@ -34,6 +34,9 @@ const nearTaskForm = `a task is "- [ ] ID: title" at the start of the line, a sp
 type taskMeta struct {
 	idCol     int
 	afterCols []int
+	// lossy: the id is the slug of a title with letters or digits that
+	// the slug leaves out (see keepApart).
+	lossy bool
 }
 
 // ParsePlan parses a plan.md. Tasks are the top-level checklist
@@ -124,6 +127,7 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 		fence.openOn(text, false)
 	}
 	finish()
+	keepApart(p.Tasks, metas)
 	if conflict.found > 0 {
 		errs.Add(Pos{File: file, Line: conflict.found, Col: 1}, "%s", yamlnode.ConflictMessage)
 	}
@@ -277,6 +281,8 @@ func parseTaskLine(file, text string, line int, m []int, errs *Errors) (*Task, *
 		t.ID = slug(t.Title)
 		if t.ID == "" {
 			t.ID = titleID(t.Title)
+		} else {
+			meta.lossy = slugDrops(t.Title)
 		}
 	}
 	// Columns become positions only when reported; keep them as runes.
@@ -309,6 +315,38 @@ func slug(title string) string {
 		dash = true
 	}
 	return strings.TrimRight(b.String(), "-")
+}
+
+// slugDrops reports whether title has a letter, digit or combining mark
+// (an accent) that slug leaves out: one that is not ASCII.
+func slugDrops(title string) bool {
+	for _, r := range title {
+		if r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)) {
+			return true
+		}
+	}
+	return false
+}
+
+// keepApart gives the tasks whose slug another task's id shares, and whose
+// title has letters the slug left out, their title's hash after the slug:
+// "API を追加" and "API を削除" both slug to "api", and are different
+// tasks ("api-" and each one's hash), where two titles that differ only in
+// what a slug keeps ("Same", "same") stay a duplicate. Only ids that
+// collide change, so every plan valid before keeps its ids; a task whose
+// title is ASCII keeps its slug.
+func keepApart(tasks []*Task, metas []*taskMeta) {
+	n := make(map[string]int, len(tasks))
+	for _, t := range tasks {
+		n[t.ID]++
+	}
+	for i, t := range tasks {
+		if metas[i].lossy && n[t.ID] > 1 {
+			// Of the title in lower case, as the slug is: "Café" and
+			// "café" are the same task twice, as "Same" and "same" are.
+			t.ID += "-" + strings.TrimPrefix(titleID(strings.ToLower(t.Title)), "task-")
+		}
+	}
 }
 
 // titleID is the id of a task whose title gives no slug (no ASCII letter

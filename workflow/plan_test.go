@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -208,6 +209,33 @@ func TestPlanTitleIDStable(t *testing.T) {
 	}
 	if n := now["設定ファイルを読む"]; n == was["パーサーを追加"] || n == was["テストを書く"] {
 		t.Errorf("the added task took the id %q of a task that was there before", n)
+	}
+}
+
+// TestPlanSlugCollisions: titles whose slugs are the same only because
+// the slug leaves out letters that are not ASCII are different tasks, with
+// ids of their own; ids that collide with nothing, and ASCII titles, keep
+// their slug, and titles that differ only in what the slug keeps remain a
+// duplicate.
+func TestPlanSlugCollisions(t *testing.T) {
+	p, err := ParsePlan("plan.md", []byte("- [ ] API を追加\n- [ ] API を削除\n- [x] API\n- [ ] Überprüfen der Eingabe\n- [ ] Añadir API\n- [ ] Anadir API\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"api-" + strings.TrimPrefix(titleID("api を追加"), "task-"), "api-" + strings.TrimPrefix(titleID("api を削除"), "task-"),
+		"api", "berpr-fen-der-eingabe", "a-adir-api", "anadir-api"}
+	var got []string
+	for _, task := range p.Tasks {
+		got = append(got, task.ID)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("ids %q, want %q", got, want)
+	}
+	if got[0] == got[1] {
+		t.Errorf("both tasks have the id %q", got[0])
+	}
+	if _, err := ParsePlan("plan.md", []byte("- [ ] Café\n- [ ] café\n")); err == nil || !strings.Contains(err.Error(), `duplicate task id "caf-`) {
+		t.Errorf("two titles the same but for case: got %v, want a duplicate", err)
 	}
 }
 
