@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/workflow"
@@ -18,6 +19,7 @@ func (j *job) land(ctx context.Context) error {
 		return j.submitForReview(ctx)
 	}
 	o, rs, u, c := j.o, j.rs, j.u, j.cand
+	c.keepReworded = true
 	res, err := o.repo.Land(ctx, rs.branch, j.snap.commit, c.commit, gitstate.LandOptions{
 		ConflictBranch:  "codemachine/conflict/" + u.key(),
 		Overlay:         func(tip, merged string) (string, error) { return o.overlay(ctx, u, c, tip, merged) },
@@ -50,6 +52,10 @@ func (j *job) land(ctx context.Context) error {
 	if res.Rebased && u.task == nil && o.staleAt(res.Commit, u, rs.opts.Overrides) {
 		e.Stale = true
 		e.Message = "its inputs changed while it ran: landed, and due again"
+	}
+	if res.Rebased && c.unticked {
+		e.Stale = true
+		e.Message = "reworded while it ran: landed with its box unchecked, and due again as it now reads"
 	}
 	rs.recordLanded(e)
 	o.emit(e)
@@ -176,6 +182,7 @@ func (j *job) keepDeleted(ctx context.Context) error {
 // boxes left out of the line merge (mergePlans); where that cannot be
 // done, the merged plan (which merged cleanly) is ticked.
 func (o *Orchestrator) overlay(ctx context.Context, u *unit, c *candidate, tip, merged string) (string, error) {
+	c.unticked = false
 	tipState, err := o.loadState(tip)
 	if err != nil {
 		return "", err
@@ -214,7 +221,17 @@ func (o *Orchestrator) overlay(ctx context.Context, u *unit, c *candidate, tip, 
 			from = tip
 		}
 		if planData, err := o.repo.ReadFile(from, u.step.Foreach); err == nil {
-			if ticked, ok := o.tick(u.step.Foreach, planData, u.task.ID); ok {
+			if c.keepReworded && !c.agentEditedPlan && o.reworded(u, planData) {
+				// Ticked, the task would be done as it now reads with the
+				// work of its old wording (a step whose input changed
+				// while it ran lands and runs again; so does the task).
+				c.unticked = true
+				h, err := o.repo.HashObject(ctx, planData)
+				if err != nil {
+					return "", err
+				}
+				files[u.step.Foreach] = gitstate.Blob{Hash: h, Mode: "100644"}
+			} else if ticked, ok := o.tick(u.step.Foreach, planData, u.task.ID); ok {
 				h, err := o.repo.HashObject(ctx, ticked)
 				if err != nil {
 					return "", err
@@ -230,6 +247,21 @@ func (o *Orchestrator) overlay(ctx context.Context, u *unit, c *candidate, tip, 
 		}
 	}
 	return o.repo.OverlayTree(ctx, merged, files)
+}
+
+// reworded reports whether u's task reads otherwise in the plan data (the
+// branch tip's) than it did when it started: its title, body or after:.
+func (o *Orchestrator) reworded(u *unit, data []byte) bool {
+	plan, ok := o.plans.get(u.step.Foreach, data)
+	if !ok {
+		var err error
+		if plan, err = workflow.ParsePlan(u.step.Foreach, data); err != nil {
+			return false
+		}
+		o.plans.put(u.step.Foreach, data, plan)
+	}
+	t := plan.Task(u.task.ID)
+	return t != nil && !t.Done && (t.Title != u.task.Title || t.Body != u.task.Body || !slices.Equal(t.After, u.task.After))
 }
 
 // overlayReplaces are the paths whose content in the merged tree overlay
