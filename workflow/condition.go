@@ -306,6 +306,9 @@ func (d *yamlDoc) condError(key string, at whenAt, err error) {
 // condErrPos is the place in workflow.yaml of an error at fe's line and
 // column of the expression at at.
 func condErrPos(at whenAt, fe *file.Error) Pos {
+	if pos, ok := at.place(fe.From); ok {
+		return pos
+	}
 	pos := at.Pos
 	switch at.style {
 	case 0, yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
@@ -382,6 +385,109 @@ type whenAt struct {
 	// where expr's "#" (the element in map, filter, ...) went when the
 	// expression was not quoted.
 	comment string
+	// spans map the expression's characters to the file, as triples: the
+	// offset (in runes) in the expression where a run of characters
+	// starts that is contiguous in the file, and its line and column
+	// there. A folded (>) or multi-line plain or quoted value joins its
+	// lines with spaces, so the expression's columns say nothing of the
+	// file's lines without them. nil when the value could not be traced
+	// in the file (escape sequences, say).
+	spans []int
+}
+
+// place is the file position of the expression's character at rune
+// offset off, from spans.
+func (at whenAt) place(off int) (Pos, bool) {
+	k := -1
+	for i := 0; i+2 < len(at.spans); i += 3 {
+		if at.spans[i] > off {
+			break
+		}
+		k = i
+	}
+	if k < 0 {
+		return Pos{}, false
+	}
+	return Pos{File: at.File, Line: at.spans[k+1], Col: at.spans[k+2] + off - at.spans[k]}, true
+}
+
+// traceSpans finds the characters of the expression v, the value of a node
+// on line (1-based) of data at col (its indicator or quote, or its first
+// character), in the file's text: in order, a run of white space in v
+// (where lines were folded) matching one in the file, a character of the
+// file other than v's next one skipped only if it is white space (a
+// block's indentation) or, once, a quote or escape. nil when v cannot be
+// traced so.
+func traceSpans(data []byte, line, col int, v string, block bool) []int {
+	rest := data
+	for i := 1; i < line && len(rest) > 0; i++ {
+		_, rest, _ = bytes.Cut(rest, []byte("\n"))
+	}
+	var lines [][]rune
+	for range strings.Count(v, "\n") + strings.Count(v, " ") + 3 {
+		if len(rest) == 0 {
+			break
+		}
+		var text []byte
+		text, rest, _ = bytes.Cut(rest, []byte("\n"))
+		lines = append(lines, []rune(strings.TrimSuffix(string(text), "\r")))
+	}
+	li, ci := 0, col-1
+	if block {
+		li, ci = 1, 0
+	}
+	// at is the rune under the cursor; '\n' at a line's end.
+	at := func() (rune, bool) {
+		if li >= len(lines) {
+			return 0, false
+		}
+		if ci >= len(lines[li]) {
+			return '\n', true
+		}
+		return lines[li][ci], true
+	}
+	advance := func() {
+		if ci >= len(lines[li]) {
+			li, ci = li+1, 0
+			return
+		}
+		ci++
+	}
+	var spans []int
+	nextOff, nextLine, nextCol := -1, 0, 0
+	off := 0
+	for _, r := range v {
+		if r == ' ' || r == '\t' || r == '\n' {
+			for c, ok := at(); ok && (c == ' ' || c == '\t' || c == '\n'); c, ok = at() {
+				advance()
+			}
+			off++
+			continue
+		}
+		skipped := 0
+		for {
+			c, ok := at()
+			if !ok {
+				return nil
+			}
+			if c == r {
+				break
+			}
+			if c != ' ' && c != '\t' && c != '\n' {
+				if skipped++; skipped > 1 {
+					return nil
+				}
+			}
+			advance()
+		}
+		if off != nextOff || li+line != nextLine || ci+1 != nextCol {
+			spans = append(spans, off, li+line, ci+1)
+		}
+		advance()
+		off++
+		nextOff, nextLine, nextCol = off, li+line, ci+1
+	}
+	return spans
 }
 
 // condRefs collects what an expression reads: steps.ID, vars.NAME, and
@@ -464,6 +570,8 @@ func (sd *stepDecoder) readWhen(kv keyVal) {
 // whenAt is where the expression v of node n is, and how it is written.
 func (sd *stepDecoder) whenAt(n *yaml.Node, v string) whenAt {
 	at := whenAt{Pos: sd.at(n), src: v, style: n.Style &^ (yaml.TaggedStyle | yaml.FlowStyle), comment: n.LineComment}
+	block := at.style == yaml.LiteralStyle || at.style == yaml.FoldedStyle
+	at.spans = traceSpans(sd.data, at.Line, at.Col, v, block)
 	// A block scalar starts on the line after its indicator; a quoted
 	// value may hold more lines than its text.
 	rest := sd.data

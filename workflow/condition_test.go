@@ -74,6 +74,14 @@ func TestConditionErrors(t *testing.T) {
 		// A block scalar's later lines: the column too, not only the line.
 		{"|\n      true &&\n      )", `w.yaml:7:7: when: unexpected token Bracket(")")`},
 		{"|\n      steps.other.done &&\n        nope", `w.yaml:7:9: when: unknown name nope`},
+		// Folded (>) and multi-line plain or quoted values join their
+		// lines with spaces: the place is still the file's line and column.
+		{">\n      steps.other.done &&\n      nope", `w.yaml:7:7: when: unknown name nope`},
+		{">-\n      steps.other.done\n      && nope", `w.yaml:7:10: when: unknown name nope`},
+		{">\n      steps.other.done &&\n\n      true && nope", `w.yaml:8:15: when: unknown name nope`},
+		{"steps.other.done &&\n      true && nope", `w.yaml:6:15: when: unknown name nope`},
+		{"\"steps.other.done &&\n      nope\"", `w.yaml:6:7: when: unknown name nope`},
+		{"'steps.other.done && \"a\" == ''b'' &&\n      nope'", `w.yaml:6:7: when: unknown name nope`},
 		// expr's # (the element in filter, map, ...) starts a YAML comment
 		// in a plain scalar: the expression ends before it.
 		{`len(filter(glob("*.md"), # != "x")) > 0`, `w.yaml:5:34: when: unexpected token EOF (YAML took "# != \"x\")) > 0" for a comment: quote the expression to use # in it)`},
