@@ -281,6 +281,11 @@ func (sd *stepDecoder) readInteractive(kv keyVal) {
 		sd.errs.Add(sd.pos(n), "interactive: want true, false or auto, got %q", n.Value)
 		return
 	}
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
+		// Not "want true or false", which would hide auto.
+		sd.errs.Add(sd.pos(n), "interactive: want true, false or auto, got %s", yamlnode.Describe(n))
+		return
+	}
 	if v, ok := sd.boolean(kv.val, "interactive"); ok && v {
 		sd.s.Interactive, sd.interactiveNode = true, kv.val
 	}

@@ -64,6 +64,10 @@ func TestParseWorkflowErrors(t *testing.T) {
 		{"budget not a number", "version: 1\nbudget:\n  usd: .nan\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:8: usd: want a number, got .nan, which is none`}},
 		{"key repeated in vars", "version: 1\nvars:\n  a: {b: 1, b: 2}\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:13: vars: a: duplicate key "b" (first at line 3)`}},
 		{"negative timeout", head + "  - id: a\n    run: x\n    timeout: -5m\n", []string{`w.yaml:5:14: timeout: must be positive, got -5m`}},
+		{"interactive of another type", head + "  - id: a\n    agent: a\n    interactive: 2\n  - id: b\n    agent: a\n    interactive: [yes]\n", []string{
+			`w.yaml:5:18: interactive: want true, false or auto, got a number ("2")`,
+			`w.yaml:8:18: interactive: want true, false or auto, got a list`,
+		}},
 		{"zero parallel", head + "  - id: a\n    run: x\n    parallel: 0\n", []string{`w.yaml:5:15: parallel: want 1 to 1000, got 0`}},
 		{"attempts float", head + "  - id: a\n    run: x\n    attempts: 2.5\n", []string{`w.yaml:5:15: attempts: want a whole number, 1 to 1000, got 2.5`}},
 		{"parallel past any integer", head + "  - id: a\n    run: x\n    parallel: 99999999999999999999\n", []string{`w.yaml:5:15: parallel: want a whole number, 1 to 1000, got 99999999999999999999`}},
