@@ -61,6 +61,7 @@ func TestParseWorkflowErrors(t *testing.T) {
 			`w.yaml:3:8: usd: want a number, got a string ("lots")`,
 			`w.yaml:4:11: tokens: want a whole number, 0 or more, got 1.5`,
 		}},
+		{"budget past a float", "version: 1\nbudget:\n  usd: 1e400\n  tokens: 10\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:8: usd: number 1e400 is out of range`}},
 		{"budget not a number", "version: 1\nbudget:\n  usd: .nan\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:8: usd: want a number, got .nan, which is none`}},
 		{"key repeated in vars", "version: 1\nvars:\n  a: {b: 1, b: 2}\nsteps:\n  - id: a\n    run: x\n", []string{`w.yaml:3:13: vars: a: duplicate key "b" (first at line 3)`}},
 		{"negative timeout", head + "  - id: a\n    run: x\n    timeout: -5m\n", []string{`w.yaml:5:14: timeout: must be positive, got -5m`}},
