@@ -21,10 +21,11 @@ var (
 	taskIDRE = lazyre.New(`^([A-Za-z0-9][A-Za-z0-9._-]*):(?:[ \t]+|$)`)
 	afterRE  = lazyre.New(`(?i)\(\s*after\s*:([^()]*)\)\s*$`)
 	// nearTaskRE matches what looks like a task but is not one: a bullet
-	// and a box of at most two characters (no word between brackets, as
-	// "- [link](url)" has), the box's own character aside from space and
-	// x. Tested only on lines taskRE refused.
-	nearTaskRE = lazyre.New(`^[ \t]*[-*+][ \t]*\[[^\]a-wyzA-WYZ0-9]{0,2}\]`)
+	// (or a number, "1." or "1)", as an ordered list has) and a box of at
+	// most two characters (no word between brackets, as "- [link](url)"
+	// has), the box's own character aside from space and x. Tested only
+	// on lines taskRE refused.
+	nearTaskRE = lazyre.New(`^[ \t]*(?:[-*+]|[0-9]{1,9}[.)])[ \t]*\[[^\]a-wyzA-WYZ0-9]{0,2}\]`)
 )
 
 // nearTaskForm is what a plan's warning says a task looks like.

@@ -361,6 +361,9 @@ func TestParsePlanNearMisses(t *testing.T) {
 		"- [?] T2: b\n" +
 		"- [link](https://example.com) prose\n" +
 		"- [ ] T6: e\n" +
+		"1. [ ] T7: numbered\n" +
+		"2) [x] T9: numbered\n" +
+		"3. [link](https://example.com) prose\n" +
 		"Text.\n" +
 		"  - [ ] T8: indented, under no task\n" +
 		"```\n- [?] in a fence\n```\n"
@@ -384,7 +387,9 @@ func TestParsePlanNearMisses(t *testing.T) {
 		`plan.md:5:1: not a task, though it looks like one; ` + nearTaskForm,
 		`plan.md:6:1: not a task, though it looks like one; ` + nearTaskForm,
 		`plan.md:7:1: not a task, though it looks like one; ` + nearTaskForm,
+		`plan.md:10:1: not a task, though it looks like one; ` + nearTaskForm,
 		`plan.md:11:1: not a task, though it looks like one; ` + nearTaskForm,
+		`plan.md:14:1: not a task, though it looks like one; ` + nearTaskForm,
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("warnings:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
