@@ -876,6 +876,10 @@ func (r *Repo) ResetBranch(ctx context.Context, branch, to, expectedTip string, 
 		if err != nil {
 			return "", "", fmt.Errorf("reset %s: %w", branch, err)
 		}
+		if paths := unmergedPaths(entries); len(paths) > 0 {
+			// git stash, which --force saves changes with, refuses them.
+			return "", "", &UnmergedError{Branch: branch, Dir: cos[0].root, Paths: paths}
+		}
 		dirty = dirtyPaths(entries)
 		if len(dirty) > 0 && !force {
 			return "", "", &DirtyError{Paths: dirty}

@@ -6,10 +6,11 @@ import (
 	"strings"
 )
 
-// UnmergedError is returned by CheckUnmerged when a checkout of the branch
-// is in the middle of a merge (or a cherry-pick, revert or stash pop) that
-// left conflicts: git refuses to move such an index forward, so nothing
-// could land on the branch until the user settles them.
+// UnmergedError is returned by CheckUnmerged and ResetBranch when a
+// checkout of the branch is in the middle of a merge (or a cherry-pick,
+// revert or stash pop) that left conflicts: git refuses to move such an
+// index forward, or to stash it, so nothing could land on the branch, nor
+// could it be reset, until the user settles them.
 type UnmergedError struct {
 	Branch string
 	Dir    string   // the checkout's root
@@ -23,7 +24,7 @@ func (e *UnmergedError) Error() string {
 	if len(paths) > 5 {
 		paths, more = paths[:5], fmt.Sprintf(" and %d more", len(e.Paths)-5)
 	}
-	return fmt.Sprintf("the checkout of %s in %s has unresolved merge conflicts in %s%s, where nothing can land: resolve them and commit (or git merge --abort) first",
+	return fmt.Sprintf("the checkout of %s in %s has unresolved merge conflicts in %s%s: resolve them and commit (or git merge --abort) first",
 		e.Branch, e.Dir, strings.Join(paths, ", "), more)
 }
 
@@ -40,7 +41,7 @@ func (r *Repo) CheckUnmerged(ctx context.Context, branch string) error {
 			return fmt.Errorf("list unmerged files in %s: %w", co.root, err)
 		}
 		var paths []string
-		for _, rec := range strings.Split(out, "\x00") {
+		for rec := range strings.SplitSeq(out, "\x00") {
 			// "MODE HASH STAGE\tPATH", one record per stage of a path.
 			// git lists them sorted by path.
 			if _, path, ok := strings.Cut(rec, "\t"); ok && (len(paths) == 0 || paths[len(paths)-1] != path) {
@@ -52,4 +53,15 @@ func (r *Repo) CheckUnmerged(ctx context.Context, branch string) error {
 		}
 	}
 	return nil
+}
+
+// unmergedPaths are the paths of the unmerged entries of a status.
+func unmergedPaths(entries []StatusEntry) []string {
+	var paths []string
+	for _, e := range entries {
+		if e.Unmerged {
+			paths = append(paths, e.Path)
+		}
+	}
+	return paths
 }
