@@ -86,9 +86,11 @@ func plural(n int, word string) string {
 //     the branch no longer contains base, the result is a *ConflictError
 //     "the branch moved".
 //
-// A ConflictError always leaves the commit on its conflict branch; after
-// any other error the commit is referenced by nothing Land wrote, and the
-// caller keeps it (refs/codemachine/failed/...). The
+// A checkout of the branch whose merge left conflicts, which git moves
+// forward for no commit, is an *UnmergedError. A ConflictError always
+// leaves the commit on its conflict branch; after any other error the
+// commit is referenced by nothing Land wrote, and the caller keeps it
+// (refs/codemachine/failed/...). The
 // user's staged, unstaged and untracked changes survive every path, and a
 // commit the user makes while Land runs is never overwritten: the index
 // lock is held from the working-tree update to the ref update.
@@ -224,7 +226,7 @@ func (l *landing) attempt(ctx context.Context) (res LandResult, moved bool, err 
 		return LandResult{Commit: l.commit}, false, nil
 	case tip == l.base:
 		err := l.advance(ctx, l.base, l.commit, "codemachine: "+l.subject)
-		return l.advanced(err, LandResult{Commit: l.commit})
+		return l.advanced(ctx, err, LandResult{Commit: l.commit})
 	}
 	return l.rebase(ctx, tip)
 }
@@ -232,10 +234,17 @@ func (l *landing) attempt(ctx context.Context) (res LandResult, moved bool, err 
 // advanced turns the outcome of moving the branch to res.Commit into
 // Land's: a *switchConflict (local changes in the way) is a conflict,
 // ErrRefMoved is worth another attempt.
-func (l *landing) advanced(err error, res LandResult) (LandResult, bool, error) {
+func (l *landing) advanced(ctx context.Context, err error, res LandResult) (LandResult, bool, error) {
 	var sc *switchConflict
 	switch {
 	case errors.As(err, &sc):
+		// A merge left conflicts in the checkout: git refuses any index
+		// with them, whatever the commit changes, which "uncommitted
+		// changes" (to no path git names) would not say.
+		var ue *UnmergedError
+		if uerr := l.r.CheckUnmerged(ctx, l.branch); errors.As(uerr, &ue) {
+			return LandResult{}, false, ue
+		}
 		return LandResult{}, false, &landConflict{reason: ReasonUncommitted, paths: sc.paths, keep: res.Commit}
 	case errors.Is(err, ErrRefMoved):
 		return LandResult{}, true, nil
@@ -271,7 +280,7 @@ func (l *landing) rebase(ctx context.Context, tip string) (LandResult, bool, err
 		}
 	}
 	err = l.advance(ctx, tip, rebased, "codemachine: "+l.subject+" (rebased)")
-	return l.advanced(err, LandResult{Commit: rebased, Rebased: true})
+	return l.advanced(ctx, err, LandResult{Commit: rebased, Rebased: true})
 }
 
 // rebasedTree merges the commit onto tip (base is their merge base: it is
