@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 
@@ -380,6 +381,13 @@ func (d *yamlDoc) foreach(n *yaml.Node, s *Step) {
 	clean, msg := checkGlob(v)
 	if msg != "" {
 		d.errs.Add(at, "foreach: %q %s", v, msg)
+		return
+	}
+	switch strings.ToLower(path.Ext(clean)) {
+	case ".json", ".yaml", ".yml":
+		// Read as a plan, a list of items has no checklist line: the
+		// step would have no task, and say nothing of why.
+		d.errs.Add(at, "foreach: %q would be read as a plan (a Markdown checklist), which a JSON or YAML file is not; for one task per item of its list, write foreach: {items: %q}", v, clean)
 		return
 	}
 	s.Foreach, s.at.foreach = clean, at
