@@ -412,17 +412,13 @@ func (at whenAt) place(off int) (Pos, bool) {
 }
 
 // traceSpans finds the characters of the expression v, the value of a node
-// on line (1-based) of data at col (its indicator or quote, or its first
-// character), in the file's text: in order, a run of white space in v
+// at col (its indicator or quote, or its first character) of line (1-based)
+// of the file, whose text from that line on is rest: in order, a run of white space in v
 // (where lines were folded) matching one in the file, a character of the
 // file other than v's next one skipped only if it is white space (a
 // block's indentation) or, once, a quote or escape. nil when v cannot be
 // traced so.
-func traceSpans(data []byte, line, col int, v string, block bool) []int {
-	rest := data
-	for i := 1; i < line && len(rest) > 0; i++ {
-		_, rest, _ = bytes.Cut(rest, []byte("\n"))
-	}
+func traceSpans(rest []byte, line, col int, v string, block bool) []int {
 	var lines [][]rune
 	for range strings.Count(v, "\n") + strings.Count(v, " ") + 3 {
 		if len(rest) == 0 {
@@ -570,14 +566,14 @@ func (sd *stepDecoder) readWhen(kv keyVal) {
 // whenAt is where the expression v of node n is, and how it is written.
 func (sd *stepDecoder) whenAt(n *yaml.Node, v string) whenAt {
 	at := whenAt{Pos: sd.at(n), src: v, style: n.Style &^ (yaml.TaggedStyle | yaml.FlowStyle), comment: n.LineComment}
-	block := at.style == yaml.LiteralStyle || at.style == yaml.FoldedStyle
-	at.spans = traceSpans(sd.data, at.Line, at.Col, v, block)
 	// A block scalar starts on the line after its indicator; a quoted
 	// value may hold more lines than its text.
 	rest := sd.data
 	for i := 1; i < n.Line && len(rest) > 0; i++ {
 		_, rest, _ = bytes.Cut(rest, []byte("\n"))
 	}
+	block := at.style == yaml.LiteralStyle || at.style == yaml.FoldedStyle
+	at.spans = traceSpans(rest, at.Line, at.Col, v, block)
 	for range strings.Count(v, "\n") + 2 {
 		if len(rest) == 0 {
 			break
