@@ -245,7 +245,7 @@ func topLevelLine(text []byte) bool {
 		return false
 	}
 	key, _, ok := bytes.Cut(text, []byte(":"))
-	return ok && bytes.IndexAny(key, "[]{}\"'#,") < 0 && (len(text) == len(key)+1 || text[len(key)+1] == ' ')
+	return ok && !bytes.ContainsAny(key, "[]{}\"'#,") && (len(text) == len(key)+1 || text[len(key)+1] == ' ')
 }
 
 // unknownAnchor reads the alias name out of yaml.v3's "unknown anchor
