@@ -204,7 +204,9 @@ func (d *yamlDoc) tools(n *yaml.Node) []string {
 var (
 	parseErrRE = lazyre.New(`^template: ` + tmplName + `:(\d+): (.*)$`)
 	execErrRE  = lazyre.New(`(?s)^template: ` + tmplName + `:(\d+):(\d+): executing "[^"]*" at <(.*?)>: (.*)$`)
-	undefFnRE  = lazyre.New(`^function "([^"]*)" not defined$`)
+	// undefFnRE matches the parse errors that name what is undefined: a
+	// function, or a variable ($x) never declared.
+	undefFnRE = lazyre.New(`^(?:function "([^"]*)" not defined|undefined variable "([^"]*)")$`)
 )
 
 // parseErrorPos turns the "template: prompt:LINE:" of a parse error into a
@@ -220,7 +222,7 @@ func (a *Agent) parseErrorPos(err error) Pos {
 	col := 1
 	if text, ok := lineAt([]byte(a.Body), line); ok {
 		if f := undefFnRE().FindStringSubmatch(m[2]); f != nil {
-			if i := indexWord(text, f[1]); i >= 0 {
+			if i := indexWord(text, f[1]+f[2]); i >= 0 {
 				col = i + 1
 			}
 		} else if i := strings.Index(text, "{{"); i >= 0 {
