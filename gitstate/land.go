@@ -849,6 +849,28 @@ func conflictPaths(stderr string) []string {
 	return paths
 }
 
+// resettable checks that the checkout of branch co can be reset to target:
+// no merge conflicts (git stash, which --force saves changes with, refuses
+// them), no uncommitted changes unless force, no untracked file in the way.
+// It returns the paths with uncommitted changes, for force to save.
+func (r *Repo) resettable(ctx context.Context, co checkout, branch, target string, force bool) ([]string, error) {
+	entries, err := r.statusIn(ctx, co.root, true)
+	if err != nil {
+		return nil, fmt.Errorf("reset %s: %w", branch, err)
+	}
+	if paths := unmergedPaths(entries); len(paths) > 0 {
+		return nil, &UnmergedError{Branch: branch, Dir: co.root, Paths: paths}
+	}
+	dirty := dirtyPaths(entries)
+	if len(dirty) > 0 && !force {
+		return nil, &DirtyError{Paths: dirty}
+	}
+	if inWay := r.untrackedInWay(target, entries); len(inWay) > 0 {
+		return nil, &DirtyError{Paths: inWay, Untracked: true}
+	}
+	return dirty, nil
+}
+
 // ResetBranch moves branch back to to (a rollback), after recording the old
 // tip at refs/codemachine/backup/<UTC time> (returned). When expectedTip is
 // set and the branch is elsewhere, it fails with ErrRefMoved. Where the
@@ -881,20 +903,8 @@ func (r *Repo) ResetBranch(ctx context.Context, branch, to, expectedTip string, 
 	}
 	var dirty []string
 	if len(cos) == 1 {
-		entries, err := r.statusIn(ctx, cos[0].root, true)
-		if err != nil {
-			return "", "", fmt.Errorf("reset %s: %w", branch, err)
-		}
-		if paths := unmergedPaths(entries); len(paths) > 0 {
-			// git stash, which --force saves changes with, refuses them.
-			return "", "", &UnmergedError{Branch: branch, Dir: cos[0].root, Paths: paths}
-		}
-		dirty = dirtyPaths(entries)
-		if len(dirty) > 0 && !force {
-			return "", "", &DirtyError{Paths: dirty}
-		}
-		if inWay := r.untrackedInWay(target, entries); len(inWay) > 0 {
-			return "", "", &DirtyError{Paths: inWay, Untracked: true}
+		if dirty, err = r.resettable(ctx, cos[0], branch, target, force); err != nil {
+			return "", "", err
 		}
 	}
 	msg := fmt.Sprintf("codemachine: rollback %s to %s", branch, short(target))

@@ -419,71 +419,90 @@ func (at whenAt) place(off int) (Pos, bool) {
 // block's indentation) or, once, a quote or escape. nil when v cannot be
 // traced so.
 func traceSpans(rest []byte, line, col int, v string, block bool) []int {
-	var lines [][]rune
+	cur := &textCursor{ci: col - 1}
 	for range strings.Count(v, "\n") + strings.Count(v, " ") + 3 {
 		if len(rest) == 0 {
 			break
 		}
 		var text []byte
 		text, rest, _ = bytes.Cut(rest, []byte("\n"))
-		lines = append(lines, []rune(strings.TrimSuffix(string(text), "\r")))
+		cur.lines = append(cur.lines, []rune(strings.TrimSuffix(string(text), "\r")))
 	}
-	li, ci := 0, col-1
 	if block {
-		li, ci = 1, 0
-	}
-	// at is the rune under the cursor; '\n' at a line's end.
-	at := func() (rune, bool) {
-		if li >= len(lines) {
-			return 0, false
-		}
-		if ci >= len(lines[li]) {
-			return '\n', true
-		}
-		return lines[li][ci], true
-	}
-	advance := func() {
-		if ci >= len(lines[li]) {
-			li, ci = li+1, 0
-			return
-		}
-		ci++
+		cur.li, cur.ci = 1, 0
 	}
 	var spans []int
 	nextOff, nextLine, nextCol := -1, 0, 0
 	off := 0
 	for _, r := range v {
-		if r == ' ' || r == '\t' || r == '\n' {
-			for c, ok := at(); ok && (c == ' ' || c == '\t' || c == '\n'); c, ok = at() {
-				advance()
+		if isBlank(r) {
+			for c, ok := cur.at(); ok && isBlank(c); c, ok = cur.at() {
+				cur.advance()
 			}
 			off++
 			continue
 		}
-		skipped := 0
-		for {
-			c, ok := at()
-			if !ok {
-				return nil
-			}
-			if c == r {
-				break
-			}
-			if c != ' ' && c != '\t' && c != '\n' {
-				if skipped++; skipped > 1 {
-					return nil
-				}
-			}
-			advance()
+		if !cur.find(r) {
+			return nil
 		}
-		if off != nextOff || li+line != nextLine || ci+1 != nextCol {
-			spans = append(spans, off, li+line, ci+1)
+		if off != nextOff || cur.li+line != nextLine || cur.ci+1 != nextCol {
+			spans = append(spans, off, cur.li+line, cur.ci+1)
 		}
-		advance()
+		cur.advance()
 		off++
-		nextOff, nextLine, nextCol = off, li+line, ci+1
+		nextOff, nextLine, nextCol = off, cur.li+line, cur.ci+1
 	}
 	return spans
+}
+
+func isBlank(r rune) bool { return r == ' ' || r == '\t' || r == '\n' }
+
+// textCursor is a place (line li, rune ci) in lines of text.
+type textCursor struct {
+	lines  [][]rune
+	li, ci int
+}
+
+// at is the rune under the cursor, '\n' at a line's end; ok is false past
+// the last line.
+func (c *textCursor) at() (rune, bool) {
+	if c.li >= len(c.lines) {
+		return 0, false
+	}
+	if c.ci >= len(c.lines[c.li]) {
+		return '\n', true
+	}
+	return c.lines[c.li][c.ci], true
+}
+
+// advance moves the cursor past the rune under it.
+func (c *textCursor) advance() {
+	if c.ci >= len(c.lines[c.li]) {
+		c.li, c.ci = c.li+1, 0
+		return
+	}
+	c.ci++
+}
+
+// find moves the cursor to the next r, past white space and at most one
+// other rune (a quote, an escape's backslash); false when it is not there.
+func (c *textCursor) find(r rune) bool {
+	skipped := 0
+	for {
+		got, ok := c.at()
+		if !ok {
+			return false
+		}
+		if got == r {
+			return true
+		}
+		if !isBlank(got) {
+			if skipped++; skipped > 1 {
+				return false
+			}
+		}
+		c.advance()
+	}
 }
 
 // condRefs collects what an expression reads: steps.ID, vars.NAME, and
