@@ -20,6 +20,9 @@ var (
 	taskRE   = lazyre.New(`^([-*+])[ \t]+\[([ xX])\](?:[ \t]+(.*?))?[ \t]*$`)
 	taskIDRE = lazyre.New(`^([A-Za-z0-9][A-Za-z0-9._-]*):(?:[ \t]+|$)`)
 	afterRE  = lazyre.New(`(?i)\(\s*after\s*:([^()]*)\)\s*$`)
+	// afterInTitleRE finds an "(after: ...)" that does not end the line,
+	// which is then part of the title.
+	afterInTitleRE = lazyre.New(`(?i)\(\s*after\s*:[^()]*\)`)
 	// nearTaskRE matches what looks like a task but is not one: a bullet
 	// (or a number, "1." or "1)", as an ordered list has) and a box of at
 	// most two characters (no word between brackets, as "- [link](url)"
@@ -38,6 +41,9 @@ type taskMeta struct {
 	// lossy: the id is the slug of a title with letters or digits that
 	// the slug leaves out (see keepApart).
 	lossy bool
+	// afterInTitle is the column of an "(after: ...)" left in the title
+	// (text follows it), 0 when there is none.
+	afterInTitle int
 }
 
 // ParsePlan parses a plan.md. Tasks are the top-level checklist
@@ -101,6 +107,10 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 			finish()
 			checkControls(file, text, lineNo, &errs)
 			t, meta := parseTaskLine(file, text, lineNo, m, &errs)
+			if meta.afterInTitle > 0 {
+				p.Warnings.Add(Pos{File: file, Line: lineNo, Col: meta.afterInTitle},
+					"(after: ...) is part of task %s's title, not its dependencies, unless it ends the line", t.ID)
+			}
 			t.Box = start + m[4]
 			t.start, t.end = start, next
 			p.Tasks = append(p.Tasks, t)
@@ -277,6 +287,9 @@ func parseTaskLine(file, text string, line int, m []int, errs *Errors) (*Task, *
 	t.Title = strings.TrimSpace(rest)
 	if t.Title == "" {
 		errs.Add(pos(titleStart), "task has an empty title")
+	}
+	if a := afterInTitleRE().FindStringIndex(rest); a != nil {
+		meta.afterInTitle = pos(titleStart + a[0]).Col
 	}
 	if t.ID == "" {
 		t.ID = slug(t.Title)

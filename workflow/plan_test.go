@@ -337,6 +337,22 @@ func TestParsePlanErrors(t *testing.T) {
 // task before it) makes no task; a warning names its line, so that a typo
 // does not drop a task without a word. Prose and a task's own checklist
 // are not warned about.
+// TestParsePlanAfterInTitle: "(after: ...)" with text after it is part of
+// the title, and the task has no dependency: a warning says so.
+func TestParsePlanAfterInTitle(t *testing.T) {
+	p, err := ParsePlan("plan.md", []byte("- [ ] T1: one\n- [ ] T2: two (after: T1) later\n- [ ] T3: three (after: T1)\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Tasks[1]; got.Title != "two (after: T1) later" || len(got.After) != 0 {
+		t.Fatalf("T2: %+v", got)
+	}
+	want := `plan.md:2:15: (after: ...) is part of task T2's title, not its dependencies, unless it ends the line`
+	if len(p.Warnings) != 1 || p.Warnings[0].Error() != want {
+		t.Errorf("warnings %v, want %s", p.Warnings, want)
+	}
+}
+
 // TestParsePlanQuotedConflictMarkers: conflict markers that do not make a
 // complete block outside a fence (a task about merging that quotes them)
 // are text.
