@@ -30,6 +30,20 @@ func (c *conflictScan) line(text string, n int) {
 	}
 }
 
+// conflictBlock is the line of the first complete conflict block of data,
+// 0 when it has none.
+func conflictBlock(data []byte) int {
+	var c conflictScan
+	n := 0
+	for line := range strings.SplitSeq(string(data), "\n") {
+		n++
+		if c.line(line, n); c.found > 0 {
+			return c.found
+		}
+	}
+	return 0
+}
+
 // isMarker reports whether text is a conflict marker line: the marker
 // alone, or followed by a space and a label.
 func isMarker(text, marker string) bool {
