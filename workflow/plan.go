@@ -476,7 +476,7 @@ func (p *Plan) checkDeps(metas []*taskMeta, errs *Errors) {
 				}
 				names = append(names, d.ID)
 				errs.Add(Pos{File: p.File, Line: t.Line, Col: metaOf[t].afterCols[j]},
-					"dependency cycle: %s", strings.Join(names, " -> "))
+					"dependency cycle: %s", cyclePath(names, "tasks"))
 			}
 		}
 		stack = stack[:len(stack)-1]

@@ -313,6 +313,8 @@ func TestParsePlanErrors(t *testing.T) {
 			[]string{`plan.md:2:1: unresolved merge conflict: keep what the <<<<<<< ... >>>>>>> block should say, remove the markers and commit`}},
 		{"merge conflict after a quoted marker", "<<<<<<< is how git marks a conflict\n```\n<<<<<<< a\n=======\n```\n<<<<<<<\n- [ ] T1: a\n=======\n- [ ] T2: a\n>>>>>>>\n",
 			[]string{`plan.md:6:1: unresolved merge conflict: keep what the <<<<<<< ... >>>>>>> block should say, remove the markers and commit`}},
+		{"long cycle", "- [ ] T0: a (after: T11)\n- [ ] T1: a (after: T0)\n- [ ] T2: a (after: T1)\n- [ ] T3: a (after: T2)\n- [ ] T4: a (after: T3)\n- [ ] T5: a (after: T4)\n- [ ] T6: a (after: T5)\n- [ ] T7: a (after: T6)\n- [ ] T8: a (after: T7)\n- [ ] T9: a (after: T8)\n- [ ] T10: a (after: T9)\n- [ ] T11: a (after: T10)\n",
+			[]string{`plan.md:2:21: dependency cycle: T0 -> T1 -> T2 -> T3 -> T4 -> ... -> T8 -> T9 -> T10 -> T11 -> T0 (12 tasks)`}},
 		{"all at once", "- [ ] A: a (after: Z)\n- [ ] A: b\n- [ ]\n", []string{
 			`plan.md:1:20: task "A" depends on unknown task "Z"`,
 			`plan.md:2:7: duplicate task id "A" (first at line 1)`,
