@@ -368,8 +368,14 @@ func (s *Step) CondFailure(key string, err error) string {
 	if !errors.As(err, &fe) || at.Pos == (Pos{}) {
 		return key + ": " + err.Error()
 	}
-	return fmt.Sprintf("%s: %s (%s)%s", key, strings.TrimSpace(fe.Message), condErrPos(at, fe), fe.Snippet)
+	// The message may quote a value read from a file ("int(abc\n)"): its
+	// line breaks would break the message's line.
+	msg := lineBreakEscaper.Replace(strings.TrimSpace(fe.Message))
+	return fmt.Sprintf("%s: %s (%s)%s", key, msg, condErrPos(at, fe), fe.Snippet)
 }
+
+// lineBreakEscaper writes line breaks and tabs as Go escapes.
+var lineBreakEscaper = strings.NewReplacer("\r\n", `\r\n`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
 
 // whenAt is where a when: value is, and how it is written.
 type whenAt struct {

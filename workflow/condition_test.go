@@ -168,3 +168,23 @@ func TestSkipDue(t *testing.T) {
 		t.Errorf("turned true: %q", r)
 	}
 }
+
+// TestCondFailureOneLine: a run-time failure that quotes a file's content
+// keeps its message on one line, the line breaks of the content escaped,
+// ahead of the expression's place and pointer.
+func TestCondFailureOneLine(t *testing.T) {
+	src := "version: 1\nsteps:\n  - id: s\n    run: 'true'\n    when: int(file(\"n.txt\")) > 2\n"
+	wf, err := ParseWorkflow("w.yaml", []byte(src), testEngines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := wf.Steps[0]
+	_, err = s.When.Eval(CondInput{FS: fstest.MapFS{"n.txt": {Data: []byte("abc\n")}}})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	first, _, _ := strings.Cut(s.CondFailure("when", err), "\n")
+	if want := `when: invalid operation: int(abc\n) (w.yaml:5:11)`; first != want {
+		t.Errorf("first line %q, want %q", first, want)
+	}
+}
