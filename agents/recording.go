@@ -231,6 +231,10 @@ func ParseRecording(file string, data []byte) (*Recording, error) {
 	doc, extra, err := yamlnode.Documents(data)
 	switch {
 	case err != nil:
+		if at, ok := yamlnode.ConflictMarker(data); ok {
+			// libyaml's word for the markers is a missing ':' lines on.
+			return nil, &RecordingError{File: file, Line: at.Line, Col: at.Col, Msg: yamlnode.ConflictMessage}
+		}
 		at := yamlnode.Locate(data, err)
 		return nil, &RecordingError{File: file, Line: at.Line, Col: at.Col, Msg: yamlnode.Syntax(err).Msg}
 	case doc == nil:

@@ -122,6 +122,8 @@ func TestParseRecordingErrors(t *testing.T) {
 		{"cost negative", "step: a\ncost_usd: -0.5\n", "r.yaml:2:11: cost_usd: must not be negative"},
 		{"duration", "step: a\nduration: soon\n", `r.yaml:2:11: duration: want a duration such as 41s or 2m3.5s, got "soon"`},
 		{"duration negative", "step: a\nduration: -3s\n", "r.yaml:2:11: duration: must not be negative"},
+		{"merge conflict", "<<<<<<< HEAD\nstep: a\n=======\nstep: b\n>>>>>>> other\ntext: hi\n",
+			"r.yaml:1:1: unresolved merge conflict: keep what the <<<<<<< ... >>>>>>> block should say, remove the markers and commit"},
 		{"alias", "step: &s a\ntask: *s\n", "r.yaml:2:7: task: YAML aliases are not supported in recordings"},
 		{"custom tag", "step: !foo a\n", "r.yaml:1:7: step: want a string, got !foo"},
 		{"files mapping", "step: a\nfiles: {path: x}\n", "r.yaml:2:8: files: want a list of files"},

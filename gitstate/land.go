@@ -86,9 +86,11 @@ func plural(n int, word string) string {
 //     the branch no longer contains base, the result is a *ConflictError
 //     "the branch moved".
 //
-// A ConflictError always leaves the commit on its conflict branch; after
-// any other error the commit is referenced by nothing Land wrote, and the
-// caller keeps it (refs/codemachine/failed/...). The
+// A checkout of the branch whose merge left conflicts, which git moves
+// forward for no commit, is an *UnmergedError. A ConflictError always
+// leaves the commit on its conflict branch; after any other error the
+// commit is referenced by nothing Land wrote, and the caller keeps it
+// (refs/codemachine/failed/...). The
 // user's staged, unstaged and untracked changes survive every path, and a
 // commit the user makes while Land runs is never overwritten: the index
 // lock is held from the working-tree update to the ref update.
@@ -224,7 +226,7 @@ func (l *landing) attempt(ctx context.Context) (res LandResult, moved bool, err 
 		return LandResult{Commit: l.commit}, false, nil
 	case tip == l.base:
 		err := l.advance(ctx, l.base, l.commit, "codemachine: "+l.subject)
-		return l.advanced(err, LandResult{Commit: l.commit})
+		return l.advanced(ctx, err, LandResult{Commit: l.commit})
 	}
 	return l.rebase(ctx, tip)
 }
@@ -232,10 +234,17 @@ func (l *landing) attempt(ctx context.Context) (res LandResult, moved bool, err 
 // advanced turns the outcome of moving the branch to res.Commit into
 // Land's: a *switchConflict (local changes in the way) is a conflict,
 // ErrRefMoved is worth another attempt.
-func (l *landing) advanced(err error, res LandResult) (LandResult, bool, error) {
+func (l *landing) advanced(ctx context.Context, err error, res LandResult) (LandResult, bool, error) {
 	var sc *switchConflict
 	switch {
 	case errors.As(err, &sc):
+		// A merge left conflicts in the checkout: git refuses any index
+		// with them, whatever the commit changes, which "uncommitted
+		// changes" (to no path git names) would not say.
+		var ue *UnmergedError
+		if uerr := l.r.CheckUnmerged(ctx, l.branch); errors.As(uerr, &ue) {
+			return LandResult{}, false, ue
+		}
 		return LandResult{}, false, &landConflict{reason: ReasonUncommitted, paths: sc.paths, keep: res.Commit}
 	case errors.Is(err, ErrRefMoved):
 		return LandResult{}, true, nil
@@ -271,7 +280,7 @@ func (l *landing) rebase(ctx context.Context, tip string) (LandResult, bool, err
 		}
 	}
 	err = l.advance(ctx, tip, rebased, "codemachine: "+l.subject+" (rebased)")
-	return l.advanced(err, LandResult{Commit: rebased, Rebased: true})
+	return l.advanced(ctx, err, LandResult{Commit: rebased, Rebased: true})
 }
 
 // rebasedTree merges the commit onto tip (base is their merge base: it is
@@ -840,6 +849,28 @@ func conflictPaths(stderr string) []string {
 	return paths
 }
 
+// resettable checks that the checkout of branch co can be reset to target:
+// no merge conflicts (git stash, which --force saves changes with, refuses
+// them), no uncommitted changes unless force, no untracked file in the way.
+// It returns the paths with uncommitted changes, for force to save.
+func (r *Repo) resettable(ctx context.Context, co checkout, branch, target string, force bool) ([]string, error) {
+	entries, err := r.statusIn(ctx, co.root, true)
+	if err != nil {
+		return nil, fmt.Errorf("reset %s: %w", branch, err)
+	}
+	if paths := unmergedPaths(entries); len(paths) > 0 {
+		return nil, &UnmergedError{Branch: branch, Dir: co.root, Paths: paths, Abort: co.abortCommand()}
+	}
+	dirty := dirtyPaths(entries)
+	if len(dirty) > 0 && !force {
+		return nil, &DirtyError{Paths: dirty}
+	}
+	if inWay := r.untrackedInWay(target, entries); len(inWay) > 0 {
+		return nil, &DirtyError{Paths: inWay, Untracked: true}
+	}
+	return dirty, nil
+}
+
 // ResetBranch moves branch back to to (a rollback), after recording the old
 // tip at refs/codemachine/backup/<UTC time> (returned). When expectedTip is
 // set and the branch is elsewhere, it fails with ErrRefMoved. Where the
@@ -872,16 +903,8 @@ func (r *Repo) ResetBranch(ctx context.Context, branch, to, expectedTip string, 
 	}
 	var dirty []string
 	if len(cos) == 1 {
-		entries, err := r.statusIn(ctx, cos[0].root, true)
-		if err != nil {
-			return "", "", fmt.Errorf("reset %s: %w", branch, err)
-		}
-		dirty = dirtyPaths(entries)
-		if len(dirty) > 0 && !force {
-			return "", "", &DirtyError{Paths: dirty}
-		}
-		if inWay := r.untrackedInWay(target, entries); len(inWay) > 0 {
-			return "", "", &DirtyError{Paths: inWay, Untracked: true}
+		if dirty, err = r.resettable(ctx, cos[0], branch, target, force); err != nil {
+			return "", "", err
 		}
 	}
 	msg := fmt.Sprintf("codemachine: rollback %s to %s", branch, short(target))

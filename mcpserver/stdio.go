@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
@@ -350,13 +351,49 @@ func newHeldWriter(w io.Writer, calls *openCalls) *heldWriter {
 }
 
 // Write writes p, then counts the answers in it: the EOF is only let
-// through once they are out.
+// through once they are out. An error answer without a code (withCodes)
+// gets one.
 func (h *heldWriter) Write(p []byte) (int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if out, ok := withCodes(p); ok {
+		if _, err := h.w.Write(out); err != nil {
+			return 0, err
+		}
+		h.lines.write(p)
+		return len(p), nil
+	}
 	n, err := h.w.Write(p)
 	h.lines.write(p[:n])
 	return n, err
+}
+
+// noCode is how the SDK writes an error answer whose error has no JSON-RPC
+// code: a plain Go error of its own, such as the refusal of a call before
+// initialize ("method \"tools/list\" is invalid during session
+// initialization"). JSON-RPC has no error code 0, and a client may take it
+// for no error.
+var noCode = []byte(`"error":{"code":0,`)
+
+// withCodes gives each error answer in p (whole lines, as the SDK writes
+// them) that has code 0 a JSON-RPC code: -32600 (invalid request) for a
+// call the session's state does not allow, -32603 (internal error) for
+// anything else. ok is false when there is none.
+func withCodes(p []byte) (out []byte, ok bool) {
+	if !bytes.Contains(p, noCode) {
+		return nil, false
+	}
+	for line := range bytes.SplitAfterSeq(p, []byte("\n")) {
+		if i := bytes.Index(line, noCode); i >= 0 {
+			code := "-32603"
+			if bytes.Contains(line[i:], []byte("invalid during session initialization")) {
+				code = "-32600"
+			}
+			line = slices.Concat(line[:i], []byte(`"error":{"code":`+code+`,`), line[i+len(noCode):])
+		}
+		out = append(out, line...)
+	}
+	return out, true
 }
 
 // answerError answers a message that is not JSON-RPC: an error with its

@@ -121,3 +121,53 @@ func TestLeadingID(t *testing.T) {
 		}
 	}
 }
+
+// TestCallBeforeInitialize: the SDK refuses a call before initialize with
+// an error of code 0, which JSON-RPC does not have (a client may read it as
+// no error at all); the answer has -32600, and the session goes on.
+func TestCallBeforeInitialize(t *testing.T) {
+	dir := newRepo(t)
+	in := strings.Join([]string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
+		`{"jsonrpc":"2.0","id":2,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"plan_list","arguments":{}}}`,
+	}, "\n") + "\n"
+	var out bytes.Buffer
+	if err := serve(t.Context(), Options{Dir: dir, Environ: os.Environ()}, io.NopCloser(strings.NewReader(in)), &out); err != nil {
+		t.Fatal(err)
+	}
+	answers := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m struct {
+			ID json.RawMessage `json:"id"`
+		}
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("answer %q: %v", line, err)
+		}
+		answers[string(m.ID)] = line
+	}
+	if want := `"error":{"code":-32600,"message":"method \"tools/list\" is invalid during session initialization"}`; !strings.Contains(answers["1"], want) {
+		t.Errorf("answer to the call before initialize: %q, want it to hold %q", answers["1"], want)
+	}
+	if !strings.Contains(answers["3"], "tasks") {
+		t.Errorf("answer to the call after initialize: %q", answers["3"])
+	}
+}
+
+// TestWithCodes: any other error answer of code 0 is an internal error;
+// the lines around it, and text that only quotes such an answer, are
+// left as they were.
+func TestWithCodes(t *testing.T) {
+	in := `{"jsonrpc":"2.0","id":1,"result":{"text":"\"error\":{\"code\":0,"}}` + "\n" +
+		`{"jsonrpc":"2.0","id":2,"error":{"code":0,"message":"boom"}}` + "\n"
+	got, ok := withCodes([]byte(in))
+	want := `{"jsonrpc":"2.0","id":1,"result":{"text":"\"error\":{\"code\":0,"}}` + "\n" +
+		`{"jsonrpc":"2.0","id":2,"error":{"code":-32603,"message":"boom"}}` + "\n"
+	if !ok || string(got) != want {
+		t.Errorf("withCodes:\n%s\nwant:\n%s", got, want)
+	}
+	if _, ok := withCodes([]byte(`{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"x"}}` + "\n")); ok {
+		t.Error("an answer with a code was rewritten")
+	}
+}

@@ -35,6 +35,9 @@ type attemptOutcome struct {
 	unchanged string
 	// engineFailed: the engine run itself failed (not the check).
 	engineFailed bool
+	// noAgent: the agent never ran, its first request could not be made
+	// (its prompt failed to render, say).
+	noAgent bool
 	// output is the step's structured output (output_schema:) as JSON,
 	// once its final answer matched.
 	output []byte
@@ -71,7 +74,7 @@ func (j *job) attempt(ctx context.Context) attemptOutcome {
 		out.failure, out.unchanged = "", ""
 		req, err := j.request(attempt, checkOutput, notice)
 		if err != nil {
-			out.failure = err.Error()
+			out.failure, out.noAgent = err.Error(), attempt == 1
 			return out
 		}
 		res, err := j.runEngine(ctx, eng, req)

@@ -103,15 +103,17 @@ func ExitCode(err error) int {
 	var review *ReviewPendingError
 	var needsYou *NeedsYouError
 	var damaged *gitstate.DamagedFileError
+	var unmerged *gitstate.UnmergedError
 	switch {
 	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):
 		// A command other than run stopped by a signal fails with the
 		// cancellation of its git commands.
 		return ExitInterrupted
-	case errors.As(err, &cfg), errors.As(err, &damaged), errors.Is(err, gitstate.ErrObjectFormat):
+	case errors.As(err, &cfg), errors.As(err, &damaged), errors.As(err, &unmerged), errors.Is(err, gitstate.ErrObjectFormat):
 		// A damaged file of codemachine's own is for the user to fix
-		// or remove, as a broken workflow is, and a repository it cannot
-		// read (SHA-256) is the set-up's: nothing failed.
+		// or remove, as a broken workflow is, and so are the conflicts
+		// of a merge in the checkout; a repository it cannot read
+		// (SHA-256) is the set-up's: nothing failed.
 		return ExitUsage
 	case errors.As(err, &budget):
 		return ExitBudget

@@ -102,15 +102,16 @@ func (j *job) fail(ctx context.Context, why string) execResult {
 
 // keepPartialWork commits what the unit left in its worktree onto its base
 // and points the unit's failed ref at that commit. An agent engine's
-// failure that left nothing (an API error before the agent did anything)
-// keeps nothing: no empty commit, no ref ("", "", nil).
+// failure that left nothing (an API error before the agent did anything),
+// or an agent that never ran (a prompt that failed to render), keeps
+// nothing: no empty commit, no ref ("", "", nil).
 func (j *job) keepPartialWork(ctx context.Context) (ref, commit string, err error) {
 	o, key := j.o, j.u.key()
 	tree, err := j.wt.Stage(ctx)
 	if err != nil {
 		return "", "", err
 	}
-	if j.out.engineFailed && j.out.session == "" && j.u.step.Run == "" {
+	if (j.out.engineFailed || j.out.noAgent) && j.out.session == "" && j.u.step.Run == "" {
 		// The agent's engine failed (an API error, say) and left nothing:
 		// no empty commit. (A session to resume keeps its commit, even an
 		// empty one: the resumed attempt needs it; a command's failure

@@ -498,6 +498,10 @@ func (o *Orchestrator) Rollback(ctx context.Context, arg string, opts RollbackOp
 	if err != nil {
 		_ = o.endRollback()
 		var dirty *gitstate.DirtyError
+		var unmerged *gitstate.UnmergedError
+		if errors.As(err, &unmerged) {
+			return nil, &ConfigError{Err: err}
+		}
 		if errors.As(err, &dirty) {
 			return nil, configErrorf("uncommitted changes to tracked files (%s): commit or stash them, or use --force (they are then saved under refs/codemachine/backup/)", strings.Join(dirty.Paths, ", "))
 		}

@@ -70,7 +70,7 @@ func (j *job) attemptInteractive(ctx context.Context, eng agents.Engine) (out at
 	out.attempts = 1
 	req, err := j.request(1, "", "")
 	if err != nil {
-		out.failure = err.Error()
+		out.failure, out.noAgent = err.Error(), true
 		return out, false
 	}
 	req.Terminal, req.Timeout = j.rs.opts.Terminal, 0

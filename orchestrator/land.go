@@ -1,9 +1,11 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/codemachine/codemachine/gitstate"
 	"github.com/codemachine/codemachine/workflow"
@@ -18,6 +20,7 @@ func (j *job) land(ctx context.Context) error {
 		return j.submitForReview(ctx)
 	}
 	o, rs, u, c := j.o, j.rs, j.u, j.cand
+	c.keepReworded = true
 	res, err := o.repo.Land(ctx, rs.branch, j.snap.commit, c.commit, gitstate.LandOptions{
 		ConflictBranch:  "codemachine/conflict/" + u.key(),
 		Overlay:         func(tip, merged string) (string, error) { return o.overlay(ctx, u, c, tip, merged) },
@@ -50,6 +53,10 @@ func (j *job) land(ctx context.Context) error {
 	if res.Rebased && u.task == nil && o.staleAt(res.Commit, u, rs.opts.Overrides) {
 		e.Stale = true
 		e.Message = "its inputs changed while it ran: landed, and due again"
+	}
+	if res.Rebased && c.unticked {
+		e.Stale = true
+		e.Message = "reworded while it ran: landed with its box unchecked, and due again as it now reads"
 	}
 	rs.recordLanded(e)
 	o.emit(e)
@@ -176,6 +183,7 @@ func (j *job) keepDeleted(ctx context.Context) error {
 // boxes left out of the line merge (mergePlans); where that cannot be
 // done, the merged plan (which merged cleanly) is ticked.
 func (o *Orchestrator) overlay(ctx context.Context, u *unit, c *candidate, tip, merged string) (string, error) {
+	c.unticked = false
 	tipState, err := o.loadState(tip)
 	if err != nil {
 		return "", err
@@ -186,50 +194,93 @@ func (o *Orchestrator) overlay(ctx context.Context, u *unit, c *candidate, tip, 
 		return "", err
 	}
 	files[workflow.StateFile] = gitstate.Blob{Hash: hash, Mode: "100644"}
-	if u.step.Foreach == "" {
+	if u.step.Foreach == "" || u.task == nil {
 		// A fan-out over files or items has no plan to tick.
 		return o.repo.OverlayTree(ctx, merged, files)
 	}
-	if u.task != nil && c.agentEditedPlan && c.mergesPlan() {
-		tipPlan, err := o.repo.ReadFile(tip, u.step.Foreach)
-		if err != nil {
-			// The tip has no plan: the agent's edit meets a deletion.
-			return "", &gitstate.ConflictError{Reason: "the branch moved", Paths: []string{u.step.Foreach}}
-		}
-		data, err := o.mergePlans(ctx, u.step.Foreach, u.task.ID, c.planBase, tipPlan, c.planCand)
-		if errors.Is(err, errPlanConflict) {
-			return "", &gitstate.ConflictError{Reason: "the branch moved", Paths: []string{u.step.Foreach}}
-		}
-		if err != nil {
-			return "", err
-		}
+	data, ok, err := o.overlayPlan(ctx, u, c, tip, merged)
+	if err != nil {
+		return "", err
+	}
+	if ok {
 		h, err := o.repo.HashObject(ctx, data)
 		if err != nil {
 			return "", err
 		}
 		files[u.step.Foreach] = gitstate.Blob{Hash: h, Mode: "100644"}
-	} else if u.task != nil {
-		from := merged
-		if !c.agentEditedPlan {
-			from = tip
-		}
-		if planData, err := o.repo.ReadFile(from, u.step.Foreach); err == nil {
-			if ticked, ok := o.tick(u.step.Foreach, planData, u.task.ID); ok {
-				h, err := o.repo.HashObject(ctx, ticked)
-				if err != nil {
-					return "", err
-				}
-				files[u.step.Foreach] = gitstate.Blob{Hash: h, Mode: "100644"}
-			} else if !c.agentEditedPlan {
-				h, err := o.repo.HashObject(ctx, planData)
-				if err != nil {
-					return "", err
-				}
-				files[u.step.Foreach] = gitstate.Blob{Hash: h, Mode: "100644"}
-			}
-		}
 	}
 	return o.repo.OverlayTree(ctx, merged, files)
+}
+
+// overlayPlan is the plan overlay writes for u's task on top of tip (see
+// overlay); ok is false to leave the merged tree's as it is.
+func (o *Orchestrator) overlayPlan(ctx context.Context, u *unit, c *candidate, tip, merged string) (data []byte, ok bool, err error) {
+	file := u.step.Foreach
+	if c.agentEditedPlan && c.mergesPlan() {
+		tipPlan, err := o.repo.ReadFile(tip, file)
+		if err != nil {
+			// The tip has no plan: the agent's edit meets a deletion.
+			return nil, false, &gitstate.ConflictError{Reason: "the branch moved", Paths: []string{file}}
+		}
+		data, err := o.mergePlans(ctx, file, u.task.ID, c.planBase, tipPlan, c.planCand)
+		if errors.Is(err, errPlanConflict) {
+			return nil, false, &gitstate.ConflictError{Reason: "the branch moved", Paths: []string{file}}
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		if c.keepReworded && o.reworded(u, tipPlan) {
+			// As below: the agent's own edit lands, the box unchecked.
+			if data, err = untick(file, data, u.task.ID); err != nil {
+				return nil, false, err
+			}
+			c.unticked = true
+		}
+		return data, true, nil
+	}
+	from := merged
+	if !c.agentEditedPlan {
+		from = tip
+	}
+	planData, err := o.repo.ReadFile(from, file)
+	if err != nil {
+		return nil, false, nil
+	}
+	if c.keepReworded && !c.agentEditedPlan && o.reworded(u, planData) {
+		// Ticked, the task would be done as it now reads with the work
+		// of its old wording (a step whose input changed while it ran
+		// lands and runs again; so does the task).
+		c.unticked = true
+		return planData, true, nil
+	}
+	if ticked, ok := o.tick(file, planData, u.task.ID); ok {
+		return ticked, true, nil
+	}
+	return planData, !c.agentEditedPlan, nil
+}
+
+// untick unchecks the task id's box in the plan data.
+func untick(file string, data []byte, id string) ([]byte, error) {
+	p, err := workflow.ParsePlan(file, data)
+	if p.Task(id) == nil {
+		return nil, fmt.Errorf("untick %s in %s: %w", id, file, cmp.Or(err, errors.New("no such task")))
+	}
+	return p.SetDone(id, false)
+}
+
+// reworded reports whether u's task reads otherwise in the plan data (the
+// branch tip's) than it did when it started: its title, body or after:.
+func (o *Orchestrator) reworded(u *unit, data []byte) bool {
+	plan, ok := o.plans.get(u.step.Foreach, data)
+	if !ok {
+		var err error
+		if plan, err = workflow.ParsePlan(u.step.Foreach, data); err != nil {
+			return false
+		}
+		o.plans.put(u.step.Foreach, data, plan)
+	}
+	t := plan.Task(u.task.ID)
+	return t != nil && !t.Done && (t.Title != u.task.Title || t.Body != u.task.Body || !slices.Equal(t.After, u.task.After))
 }
 
 // overlayReplaces are the paths whose content in the merged tree overlay

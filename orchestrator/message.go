@@ -99,11 +99,12 @@ func (j *job) outcomeNotes() string {
 }
 
 // by says who did the unit's work, for its Codemachine-By trailer: a
-// person in the agent's UI, the agent alone, or nobody for a command or
-// a replay (which says nothing of who made the recording).
+// person in the agent's UI, the agent alone, or nobody for a command, a
+// replay (which says nothing of who made the recording) or an agent that
+// never ran (its prompt failed to render).
 func (j *job) by() string {
 	switch {
-	case j.u.step.Run != "" || j.engineName == "replay":
+	case j.u.step.Run != "" || j.engineName == "replay" || j.out.noAgent:
 		return ""
 	case j.rs.interactive(j.u):
 		return ByPerson(j.engineName)

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -500,6 +501,13 @@ func (o *Orchestrator) checkHead() (gitstate.Head, error) {
 		return head, err
 	}
 	if head.Branch == "" {
+		for _, dir := range []string{"rebase-merge", "rebase-apply"} {
+			if fi, err := os.Stat(filepath.Join(o.repo.GitDir(), dir)); err == nil && fi.IsDir() {
+				// git rebase detaches HEAD while it works: the branch
+				// is the rebase's until it ends.
+				return head, configErrorf("a rebase is in progress (HEAD is detached while it works): finish it (git rebase --continue) or abort it (git rebase --abort), then run again")
+			}
+		}
 		return head, configErrorf("HEAD is detached: check out a branch for the step commits to land on")
 	}
 	if head.Commit == "" {

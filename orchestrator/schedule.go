@@ -75,10 +75,8 @@ type scheduler struct {
 	behind bool
 	// spread: the Remote's first pick was asked for (Spreader).
 	spread bool
-	// signingChecked: checkSigning ran (once a run).
-	signingChecked bool
-	// indexChecked: checkNoOperation read the checkout's index (once a run).
-	indexChecked bool
+	// startChecked: checkFirstStart ran (once a run).
+	startChecked bool
 }
 
 func (o *Orchestrator) newScheduler(rs *runState) *scheduler {
@@ -202,11 +200,11 @@ func (s *scheduler) startDue(ctx context.Context) {
 		if u == nil || !s.canStart(u) {
 			return
 		}
-		if err := s.checkSigning(ctx); err != nil {
+		if err := s.checkFirstStart(ctx); err != nil {
 			s.stop(err)
 			return
 		}
-		if err := s.checkNoOperation(ctx); err != nil {
+		if err := s.checkNoOperation(); err != nil {
 			s.stop(err)
 			return
 		}
@@ -234,33 +232,36 @@ func (s *scheduler) startDue(ctx context.Context) {
 	}
 }
 
-// checkSigning makes sure, once a run and before its first unit starts,
-// that git can sign the commits when commit.gpgSign asks for signed ones:
-// a key git cannot use is said before an agent works, not when its work
-// cannot be committed. A run with nothing due signs nothing.
-func (s *scheduler) checkSigning(ctx context.Context) error {
-	if s.signingChecked {
+// checkFirstStart makes sure, once a run and before its first unit
+// starts, that its work could land: that the branch's checkout is not in
+// the middle of a conflicted merge, which git refuses to move forward, and
+// that git can sign the commits when commit.gpgSign asks for signed ones.
+// Either is said before an agent works, not when its work cannot land. A
+// run with nothing due checks nothing.
+func (s *scheduler) checkFirstStart(ctx context.Context) error {
+	if s.startChecked {
 		return nil
 	}
-	s.signingChecked = true
-	err := s.o.repo.CheckSigning(ctx, s.tip)
+	s.startChecked = true
+	err := s.o.repo.CheckUnmerged(ctx, s.rs.branch)
+	if err == nil {
+		err = s.o.repo.CheckSigning(ctx, s.tip)
+	}
 	var se *gitstate.SigningError
-	if errors.As(err, &se) {
+	var ue *gitstate.UnmergedError
+	if errors.As(err, &se) || errors.As(err, &ue) {
 		return &ConfigError{Err: err}
 	}
 	return err
 }
 
 // checkNoOperation stops the run before a unit starts while the user's
-// checkout of the branch is in the middle of a merge, rebase or the like, or
-// has unresolved conflicts:
+// checkout of the branch is in the middle of a merge, rebase or the like
+// (checkFirstStart looked for conflicts):
 // the unit's commit would land into the user's unfinished operation (or,
 // with its conflicts, not land at all), after its agent had done the work.
-func (s *scheduler) checkNoOperation(ctx context.Context) error {
-	// The index is read for conflicts without an operation (a stash pop's)
-	// before the run's first unit only: it is the size of the repository.
-	err := s.o.repo.OperationInProgress(ctx, s.rs.branch, !s.indexChecked)
-	s.indexChecked = true
+func (s *scheduler) checkNoOperation() error {
+	err := s.o.repo.OperationInProgress(s.rs.branch)
 	var oe *gitstate.OperationError
 	if errors.As(err, &oe) {
 		return &ConfigError{Err: err}

@@ -44,6 +44,12 @@ type candidate struct {
 	// commit is the step commit on the unit's base, with its message.
 	commit string
 	msg    gitstate.Message
+	// unticked: a rebase found the task reworded at the tip (its title,
+	// body or after: changed while it ran), so overlay left its box
+	// unchecked: the work lands, and the task runs again as it now reads.
+	// Set by overlay for the landing of a run's own result (keepReworded).
+	unticked     bool
+	keepReworded bool
 }
 
 // stage turns the worktree's state after the agent into a candidate tree.

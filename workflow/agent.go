@@ -72,8 +72,22 @@ func parseAgent(file string, data []byte, engines []string, errs *Errors) *Agent
 	}
 	a.Body = body
 	checkBodyNUL(a, errs)
+	checkBodyConflict(a, errs)
 	a.compile(errs)
 	return a
+}
+
+// checkBodyConflict reports an unresolved merge conflict in the body,
+// which would otherwise reach the agent as its prompt, both sides and
+// the markers in it.
+func checkBodyConflict(a *Agent, errs *Errors) {
+	var c conflictScan
+	for n, text := range strings.Split(a.Body, "\n") {
+		c.line(text, n+1)
+	}
+	if c.found > 0 {
+		errs.Add(Pos{File: a.File, Line: a.BodyLine + c.found - 1, Col: 1}, "%s", yamlnode.ConflictMessage)
+	}
 }
 
 // checkBodyNUL reports a NUL byte in the body: a prompt reaches an
@@ -190,7 +204,9 @@ func (d *yamlDoc) tools(n *yaml.Node) []string {
 var (
 	parseErrRE = lazyre.New(`^template: ` + tmplName + `:(\d+): (.*)$`)
 	execErrRE  = lazyre.New(`(?s)^template: ` + tmplName + `:(\d+):(\d+): executing "[^"]*" at <(.*?)>: (.*)$`)
-	undefFnRE  = lazyre.New(`^function "([^"]*)" not defined$`)
+	// undefFnRE matches the parse errors that name what is undefined: a
+	// function, or a variable ($x) never declared.
+	undefFnRE = lazyre.New(`^(?:function "([^"]*)" not defined|undefined variable "([^"]*)")$`)
 )
 
 // parseErrorPos turns the "template: prompt:LINE:" of a parse error into a
@@ -206,7 +222,7 @@ func (a *Agent) parseErrorPos(err error) Pos {
 	col := 1
 	if text, ok := lineAt([]byte(a.Body), line); ok {
 		if f := undefFnRE().FindStringSubmatch(m[2]); f != nil {
-			if i := indexWord(text, f[1]); i >= 0 {
+			if i := indexWord(text, f[1]+f[2]); i >= 0 {
 				col = i + 1
 			}
 		} else if i := strings.Index(text, "{{"); i >= 0 {

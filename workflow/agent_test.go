@@ -109,6 +109,7 @@ func TestParseAgentErrors(t *testing.T) {
 		{"tools wrong type", "---\ntools: {a: b}\n---\n", []string{`x.md:2:8: tools: want a list of tool names, got a mapping`}},
 		{"unknown engine: shell not offered", "---\nengine: nosuch\n---\n", []string{`x.md:2:9: unknown engine "nosuch" (want one of auto, claude, codex, gemini, opencode, replay)`}},
 		{"engine shell", "---\nengine: shell\n---\n", []string{`x.md:2:9: engine: shell runs commands; an agent needs an agent engine`}},
+		{"undefined variable", "---\nname: x\n---\nline 4\n{{ $xs := 1 }} {{ $x }}\n", []string{`x.md:5:19: undefined variable "$x"`}},
 		{"unknown function, offset by front matter", "---\nname: x\n---\nline 4\n  {{ slurp \"a\" }}\n", []string{`x.md:5:6: function "slurp" not defined`}},
 		{"unclosed action", "Hello\n{{ if .Feedback }}\n", []string{`x.md:3:1: unexpected EOF`}},
 		{"unknown field", "{{ .Step.Name }}", []string{`x.md:1:4: unknown field ".Step.Name"`}},

@@ -306,6 +306,9 @@ func (d *yamlDoc) condError(key string, at whenAt, err error) {
 // condErrPos is the place in workflow.yaml of an error at fe's line and
 // column of the expression at at.
 func condErrPos(at whenAt, fe *file.Error) Pos {
+	if pos, ok := at.place(fe.From); ok {
+		return pos
+	}
 	pos := at.Pos
 	switch at.style {
 	case 0, yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
@@ -365,8 +368,14 @@ func (s *Step) CondFailure(key string, err error) string {
 	if !errors.As(err, &fe) || at.Pos == (Pos{}) {
 		return key + ": " + err.Error()
 	}
-	return fmt.Sprintf("%s: %s (%s)%s", key, strings.TrimSpace(fe.Message), condErrPos(at, fe), fe.Snippet)
+	// The message may quote a value read from a file ("int(abc\n)"): its
+	// line breaks would break the message's line.
+	msg := lineBreakEscaper.Replace(strings.TrimSpace(fe.Message))
+	return fmt.Sprintf("%s: %s (%s)%s", key, msg, condErrPos(at, fe), fe.Snippet)
 }
+
+// lineBreakEscaper writes line breaks and tabs as Go escapes.
+var lineBreakEscaper = strings.NewReplacer("\r\n", `\r\n`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
 
 // whenAt is where a when: value is, and how it is written.
 type whenAt struct {
@@ -382,6 +391,124 @@ type whenAt struct {
 	// where expr's "#" (the element in map, filter, ...) went when the
 	// expression was not quoted.
 	comment string
+	// spans map the expression's characters to the file, as triples: the
+	// offset (in runes) in the expression where a run of characters
+	// starts that is contiguous in the file, and its line and column
+	// there. A folded (>) or multi-line plain or quoted value joins its
+	// lines with spaces, so the expression's columns say nothing of the
+	// file's lines without them. nil when the value could not be traced
+	// in the file (escape sequences, say).
+	spans []int
+}
+
+// place is the file position of the expression's character at rune
+// offset off, from spans.
+func (at whenAt) place(off int) (Pos, bool) {
+	k := -1
+	for i := 0; i+2 < len(at.spans); i += 3 {
+		if at.spans[i] > off {
+			break
+		}
+		k = i
+	}
+	if k < 0 {
+		return Pos{}, false
+	}
+	return Pos{File: at.File, Line: at.spans[k+1], Col: at.spans[k+2] + off - at.spans[k]}, true
+}
+
+// traceSpans finds the characters of the expression v, the value of a node
+// at col (its indicator or quote, or its first character) of line (1-based)
+// of the file, whose text from that line on is rest: in order, a run of white space in v
+// (where lines were folded) matching one in the file, a character of the
+// file other than v's next one skipped only if it is white space (a
+// block's indentation) or, once, a quote or escape. nil when v cannot be
+// traced so.
+func traceSpans(rest []byte, line, col int, v string, block bool) []int {
+	cur := &textCursor{ci: col - 1}
+	for range strings.Count(v, "\n") + strings.Count(v, " ") + 3 {
+		if len(rest) == 0 {
+			break
+		}
+		var text []byte
+		text, rest, _ = bytes.Cut(rest, []byte("\n"))
+		cur.lines = append(cur.lines, []rune(strings.TrimSuffix(string(text), "\r")))
+	}
+	if block {
+		cur.li, cur.ci = 1, 0
+	}
+	var spans []int
+	nextOff, nextLine, nextCol := -1, 0, 0
+	off := 0
+	for _, r := range v {
+		if isBlank(r) {
+			for c, ok := cur.at(); ok && isBlank(c); c, ok = cur.at() {
+				cur.advance()
+			}
+			off++
+			continue
+		}
+		if !cur.find(r) {
+			return nil
+		}
+		if off != nextOff || cur.li+line != nextLine || cur.ci+1 != nextCol {
+			spans = append(spans, off, cur.li+line, cur.ci+1)
+		}
+		cur.advance()
+		off++
+		nextOff, nextLine, nextCol = off, cur.li+line, cur.ci+1
+	}
+	return spans
+}
+
+func isBlank(r rune) bool { return r == ' ' || r == '\t' || r == '\n' }
+
+// textCursor is a place (line li, rune ci) in lines of text.
+type textCursor struct {
+	lines  [][]rune
+	li, ci int
+}
+
+// at is the rune under the cursor, '\n' at a line's end; ok is false past
+// the last line.
+func (c *textCursor) at() (rune, bool) {
+	if c.li >= len(c.lines) {
+		return 0, false
+	}
+	if c.ci >= len(c.lines[c.li]) {
+		return '\n', true
+	}
+	return c.lines[c.li][c.ci], true
+}
+
+// advance moves the cursor past the rune under it.
+func (c *textCursor) advance() {
+	if c.ci >= len(c.lines[c.li]) {
+		c.li, c.ci = c.li+1, 0
+		return
+	}
+	c.ci++
+}
+
+// find moves the cursor to the next r, past white space and at most one
+// other rune (a quote, an escape's backslash); false when it is not there.
+func (c *textCursor) find(r rune) bool {
+	skipped := 0
+	for {
+		got, ok := c.at()
+		if !ok {
+			return false
+		}
+		if got == r {
+			return true
+		}
+		if !isBlank(got) {
+			if skipped++; skipped > 1 {
+				return false
+			}
+		}
+		c.advance()
+	}
 }
 
 // condRefs collects what an expression reads: steps.ID, vars.NAME, and
@@ -470,6 +597,8 @@ func (sd *stepDecoder) whenAt(n *yaml.Node, v string) whenAt {
 	for i := 1; i < n.Line && len(rest) > 0; i++ {
 		_, rest, _ = bytes.Cut(rest, []byte("\n"))
 	}
+	block := at.style == yaml.LiteralStyle || at.style == yaml.FoldedStyle
+	at.spans = traceSpans(rest, at.Line, at.Col, v, block)
 	for range strings.Count(v, "\n") + 2 {
 		if len(rest) == 0 {
 			break

@@ -74,6 +74,14 @@ func TestConditionErrors(t *testing.T) {
 		// A block scalar's later lines: the column too, not only the line.
 		{"|\n      true &&\n      )", `w.yaml:7:7: when: unexpected token Bracket(")")`},
 		{"|\n      steps.other.done &&\n        nope", `w.yaml:7:9: when: unknown name nope`},
+		// Folded (>) and multi-line plain or quoted values join their
+		// lines with spaces: the place is still the file's line and column.
+		{">\n      steps.other.done &&\n      nope", `w.yaml:7:7: when: unknown name nope`},
+		{">-\n      steps.other.done\n      && nope", `w.yaml:7:10: when: unknown name nope`},
+		{">\n      steps.other.done &&\n\n      true && nope", `w.yaml:8:15: when: unknown name nope`},
+		{"steps.other.done &&\n      true && nope", `w.yaml:6:15: when: unknown name nope`},
+		{"\"steps.other.done &&\n      nope\"", `w.yaml:6:7: when: unknown name nope`},
+		{"'steps.other.done && \"a\" == ''b'' &&\n      nope'", `w.yaml:6:7: when: unknown name nope`},
 		// expr's # (the element in filter, map, ...) starts a YAML comment
 		// in a plain scalar: the expression ends before it.
 		{`len(filter(glob("*.md"), # != "x")) > 0`, `w.yaml:5:34: when: unexpected token EOF (YAML took "# != \"x\")) > 0" for a comment: quote the expression to use # in it)`},
@@ -158,5 +166,25 @@ func TestSkipDue(t *testing.T) {
 	p.Skips = map[string]bool{}
 	if r := DueSteps(p, map[string]string{"s": fpTrue}, map[string]Record{"s": {Fingerprint: fpFalse, Seq: 1, Skipped: true}})["s"]; r != "when: is true now" {
 		t.Errorf("turned true: %q", r)
+	}
+}
+
+// TestCondFailureOneLine: a run-time failure that quotes a file's content
+// keeps its message on one line, the line breaks of the content escaped,
+// ahead of the expression's place and pointer.
+func TestCondFailureOneLine(t *testing.T) {
+	src := "version: 1\nsteps:\n  - id: s\n    run: 'true'\n    when: int(file(\"n.txt\")) > 2\n"
+	wf, err := ParseWorkflow("w.yaml", []byte(src), testEngines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := wf.Steps[0]
+	_, err = s.When.Eval(CondInput{FS: fstest.MapFS{"n.txt": {Data: []byte("abc\n")}}})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	first, _, _ := strings.Cut(s.CondFailure("when", err), "\n")
+	if want := `when: invalid operation: int(abc\n) (w.yaml:5:11)`; first != want {
+		t.Errorf("first line %q, want %q", first, want)
 	}
 }

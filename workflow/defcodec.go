@@ -18,7 +18,7 @@ import (
 
 // defCodecMagic starts the encoding: anything else (the gob of an earlier
 // binary) is not decoded.
-const defCodecMagic = "cmdef1\n"
+const defCodecMagic = "cmdef2\n"
 
 // maxVarDepth bounds the nesting of a vars: value that is kept; a deeper
 // one is parsed at every load.
@@ -212,6 +212,8 @@ func (e *defEncoder) stepGob(g *stepGob) {
 	e.pos(a.MaxIterations)
 	e.ints(a.WhenLines)
 	e.ints(a.UntilLines)
+	e.ints(a.WhenSpans)
+	e.ints(a.UntilSpans)
 }
 
 func (e *defEncoder) ints(list []int) {
@@ -431,6 +433,7 @@ func (r *defDecoder) stepGob(g *stepGob) {
 	a.WhenStyle, a.UntilStyle = r.style(), r.style()
 	a.MaxIterations = r.pos()
 	a.WhenLines, a.UntilLines = r.ints(), r.ints()
+	a.WhenSpans, a.UntilSpans = r.ints(), r.ints()
 }
 
 func (r *defDecoder) ints() []int {

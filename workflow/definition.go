@@ -71,6 +71,7 @@ type atGob struct {
 	When, Until                  Pos
 	WhenStyle, UntilStyle        yaml.Style
 	WhenLines, UntilLines        []int
+	WhenSpans, UntilSpans        []int
 	MaxIterations                Pos
 }
 
@@ -101,6 +102,7 @@ func encodeDefinition(p *Project) ([]byte, bool) {
 			Inputs: s.at.inputs, Needs: s.at.needs, When: s.at.when.Pos, Until: s.at.until.Pos,
 			WhenStyle: s.at.when.style, UntilStyle: s.at.until.style, MaxIterations: s.at.maxIterations,
 			WhenLines: s.at.when.lines, UntilLines: s.at.until.lines,
+			WhenSpans: s.at.when.spans, UntilSpans: s.at.until.spans,
 		}}
 		g.Step.Source, g.Step.When, g.Step.Until = nil, nil, nil
 		if src := s.Source; src != nil {
@@ -170,8 +172,9 @@ func decodeDefinition(data []byte, fsys fs.FS, imp Importer) (*Project, map[stri
 		s := &g.Step
 		s.importedAt, s.agentKeys = g.ImportedAt, g.AgentKeys
 		s.at = stepPositions{id: g.At.ID, agent: g.At.Agent, foreach: g.At.Foreach, reviewer: g.At.Reviewer,
-			inputs: g.At.Inputs, needs: g.At.Needs, when: whenAt{Pos: g.At.When, style: g.At.WhenStyle, lines: g.At.WhenLines},
-			until: whenAt{Pos: g.At.Until, style: g.At.UntilStyle, lines: g.At.UntilLines}, maxIterations: g.At.MaxIterations}
+			inputs: g.At.Inputs, needs: g.At.Needs, when: whenAt{Pos: g.At.When, style: g.At.WhenStyle, lines: g.At.WhenLines, spans: g.At.WhenSpans},
+			until:         whenAt{Pos: g.At.Until, style: g.At.UntilStyle, lines: g.At.UntilLines, spans: g.At.UntilSpans},
+			maxIterations: g.At.MaxIterations}
 		if g.Source > len(srcs) || g.Source < 0 {
 			return nil, nil
 		}

@@ -426,6 +426,7 @@ func TestDefinitionCoversUnexported(t *testing.T) {
 		"stepPositions.when",  // atGob.When, WhenStyle
 		"whenAt.comment",      // read only by compile errors: a definition with errors is not kept
 		"whenAt.lines",        // atGob.WhenLines, UntilLines
+		"whenAt.spans",        // atGob.WhenSpans, UntilSpans
 		"whenAt.src",          // the condition's Source
 		"whenAt.style",
 	}

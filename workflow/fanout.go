@@ -236,6 +236,13 @@ func ParseItems(file string, data []byte) ([]*Task, error) {
 		}
 		return nil, errs
 	}
+	if line := conflictBlock(data); line > 0 {
+		// A list at the top level reads its markers into its items'
+		// text ("- a" and "<<<<<<< HEAD" below it are the item "a
+		// <<<<<<< HEAD"): the file parses, with both sides in it.
+		errs.Add(Pos{File: file, Line: line, Col: 1}, "%s", yamlnode.ConflictMessage)
+		return nil, errs
+	}
 	root = yamlnode.Resolve(root)
 	if root.Kind != yaml.SequenceNode {
 		if at, ok := yamlnode.ConflictMarker(data); ok {

@@ -243,6 +243,21 @@ func TestParseItemsJSON(t *testing.T) {
 	}
 }
 
+// TestParseItemsYAMLConflict: a YAML list at the top level reads
+// conflict markers at column 0 into its items' text, and parses: the
+// conflict is still refused, at its first marker. Markers inside items
+// (not at a line's start) are their text.
+func TestParseItemsYAMLConflict(t *testing.T) {
+	data := "- a\n<<<<<<< HEAD\n- b\n=======\n- c\n>>>>>>> theirs\n"
+	want := "f.yaml:2:1: unresolved merge conflict: keep what the <<<<<<< ... >>>>>>> block should say, remove the markers and commit"
+	if _, err := ParseItems("f.yaml", []byte(data)); err == nil || err.Error() != want {
+		t.Errorf("ParseItems = %v, want %s", err, want)
+	}
+	if tasks, err := ParseItems("f.yaml", []byte("- '<<<<<<< HEAD'\n- =======\n- '>>>>>>> theirs'\n")); err != nil || len(tasks) != 3 {
+		t.Errorf("markers as items: %d tasks, %v", len(tasks), err)
+	}
+}
+
 // TestParseItemsAliasBomb: an item whose aliases expand to billions of
 // values ("billion laughs") is refused at once, in words of its own
 // rather than yaml.v3's with its "yaml: " prefix.

@@ -1,6 +1,7 @@
 package workflow
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -147,6 +148,21 @@ func cmpOr(p, fallback Pos) Pos {
 	return p
 }
 
+// maxCycleShown is how many names of a cycle cyclePath shows at each end.
+const maxCycleShown = 5
+
+// cyclePath words a cycle (its names in order, the first again at the
+// end) as "a -> b -> a"; a long one shows its ends and how many it has
+// ("T0 -> T1 -> ... -> T99999 -> T0 (100000 tasks)"), so that its error
+// stays a line one can read.
+func cyclePath(names []string, what string) string {
+	if len(names) <= 2*maxCycleShown+1 {
+		return strings.Join(names, " -> ")
+	}
+	return fmt.Sprintf("%s -> ... -> %s (%d %s)", strings.Join(names[:maxCycleShown], " -> "),
+		strings.Join(names[len(names)-maxCycleShown:], " -> "), len(names)-1, what)
+}
+
 // cycles finds the dependency cycles by a depth-first search in file order.
 func (g *Graph) cycles() Errors {
 	const (
@@ -174,7 +190,7 @@ func (g *Graph) cycles() Errors {
 					names = append(names, stack[k])
 				}
 				names = append(names, d.id)
-				errs.Add(d.at, "cycle: %s", strings.Join(names, " -> "))
+				errs.Add(d.at, "cycle: %s", cyclePath(names, "steps"))
 			}
 		}
 		stack = stack[:len(stack)-1]

@@ -320,9 +320,29 @@ type checkNode struct {
 	items  *checkNode
 }
 
+// remoteRef is the problem of the first reference of s to another
+// document (a URL, a file) at its place, where the validator's own says
+// "no loader passed to Schema.Resolve": nothing is fetched or read to
+// check an answer, so such a schema can never be used. nil when s has
+// none.
+func remoteRef(s *jsonschema.Schema) error {
+	var found error
+	eachSchema(s, "", func(sub *jsonschema.Schema, at string) {
+		for _, r := range [][2]string{{"$ref", sub.Ref}, {"$dynamicRef", sub.DynamicRef}} {
+			if key, ref := r[0], r[1]; found == nil && ref != "" && !strings.HasPrefix(ref, "#") {
+				found = fmt.Errorf("at %s/%s: %q is another document, which is never fetched or read: keep the schema it names under $defs and refer to it as \"#/$defs/NAME\"", at, key, ref)
+			}
+		}
+	})
+	return found
+}
+
 func newCheckNode(s *jsonschema.Schema) (*checkNode, error) {
 	whole, err := s.Resolve(nil)
 	if err != nil {
+		if e := remoteRef(s); e != nil && strings.Contains(err.Error(), "cannot resolve remote schemas") {
+			return nil, e
+		}
 		return nil, errors.New(strings.TrimPrefix(err.Error(), "jsonschema.Schema: <anonymous schema>: "))
 	}
 	refs := false

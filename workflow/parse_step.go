@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 
@@ -282,6 +283,11 @@ func (sd *stepDecoder) readInteractive(kv keyVal) {
 		sd.errs.Add(sd.pos(n), "interactive: want true, false or auto, got %q", n.Value)
 		return
 	}
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
+		// Not "want true or false", which would hide auto.
+		sd.errs.Add(sd.pos(n), "interactive: want true, false or auto, got %s", yamlnode.Describe(n))
+		return
+	}
 	if v, ok := sd.boolean(kv.val, "interactive"); ok {
 		sd.s.Interactive, sd.interactiveNode = v, kv.val
 	}
@@ -376,6 +382,13 @@ func (d *yamlDoc) foreach(n *yaml.Node, s *Step) {
 	clean, msg := checkGlob(v)
 	if msg != "" {
 		d.errs.Add(at, "foreach: %q %s", v, msg)
+		return
+	}
+	switch strings.ToLower(path.Ext(clean)) {
+	case ".json", ".yaml", ".yml":
+		// Read as a plan, a list of items has no checklist line: the
+		// step would have no task, and say nothing of why.
+		d.errs.Add(at, "foreach: %q would be read as a plan (a Markdown checklist), which a JSON or YAML file is not; for one task per item of its list, write foreach: {items: %q}", v, clean)
 		return
 	}
 	s.Foreach, s.at.foreach = clean, at

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/codemachine/codemachine/internal/lazyre"
+	"github.com/codemachine/codemachine/internal/yamlnode"
 )
 
 var (
@@ -19,11 +20,15 @@ var (
 	taskRE   = lazyre.New(`^([-*+])[ \t]+\[([ xX])\](?:[ \t]+(.*?))?[ \t]*$`)
 	taskIDRE = lazyre.New(`^([A-Za-z0-9][A-Za-z0-9._-]*):(?:[ \t]+|$)`)
 	afterRE  = lazyre.New(`(?i)\(\s*after\s*:([^()]*)\)\s*$`)
+	// afterInTitleRE finds an "(after: ...)" that does not end the line,
+	// which is then part of the title.
+	afterInTitleRE = lazyre.New(`(?i)\(\s*after\s*:[^()]*\)`)
 	// nearTaskRE matches what looks like a task but is not one: a bullet
-	// and a box of at most two characters (no word between brackets, as
-	// "- [link](url)" has), the box's own character aside from space and
-	// x. Tested only on lines taskRE refused.
-	nearTaskRE = lazyre.New(`^[ \t]*[-*+][ \t]*\[[^\]a-wyzA-WYZ0-9]{0,2}\]`)
+	// (or a number, "1." or "1)", as an ordered list has) and a box of at
+	// most two characters (no word between brackets, as "- [link](url)"
+	// has), the box's own character aside from space and x. Tested only
+	// on lines taskRE refused.
+	nearTaskRE = lazyre.New(`^[ \t]*(?:[-*+]|[0-9]{1,9}[.)])[ \t]*\[[^\]a-wyzA-WYZ0-9]{0,2}\]`)
 )
 
 // nearTaskForm is what a plan's warning says a task looks like.
@@ -33,6 +38,12 @@ const nearTaskForm = `a task is "- [ ] ID: title" at the start of the line, a sp
 type taskMeta struct {
 	idCol     int
 	afterCols []int
+	// lossy: the id is the slug of a title with letters or digits that
+	// the slug leaves out (see keepApart).
+	lossy bool
+	// afterInTitle is the column of an "(after: ...)" left in the title
+	// (text follows it), 0 when there is none.
+	afterInTitle int
 }
 
 // ParsePlan parses a plan.md. Tasks are the top-level checklist
@@ -63,6 +74,7 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 		cur, body = nil, nil
 	}
 	var fence fenceState
+	var conflict conflictScan
 	lineNo := 0
 	for off := 0; off < len(data); {
 		lineNo++
@@ -90,10 +102,15 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 			fence.closeOn(text)
 			continue
 		}
+		conflict.line(text, lineNo)
 		if m := taskRE().FindStringSubmatchIndex(text); m != nil {
 			finish()
 			checkControls(file, text, lineNo, &errs)
 			t, meta := parseTaskLine(file, text, lineNo, m, &errs)
+			if meta.afterInTitle > 0 {
+				p.Warnings.Add(Pos{File: file, Line: lineNo, Col: meta.afterInTitle},
+					"(after: ...) is part of task %s's title, not its dependencies, unless it ends the line", t.ID)
+			}
 			t.Box = start + m[4]
 			t.start, t.end = start, next
 			p.Tasks = append(p.Tasks, t)
@@ -121,6 +138,10 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 		fence.openOn(text, false)
 	}
 	finish()
+	keepApart(p.Tasks, metas)
+	if conflict.found > 0 {
+		errs.Add(Pos{File: file, Line: conflict.found, Col: 1}, "%s", yamlnode.ConflictMessage)
+	}
 	checkBinary(file, data, &errs)
 	p.index()
 	p.checkDeps(metas, &errs)
@@ -267,10 +288,15 @@ func parseTaskLine(file, text string, line int, m []int, errs *Errors) (*Task, *
 	if t.Title == "" {
 		errs.Add(pos(titleStart), "task has an empty title")
 	}
+	if a := afterInTitleRE().FindStringIndex(rest); a != nil {
+		meta.afterInTitle = pos(titleStart + a[0]).Col
+	}
 	if t.ID == "" {
 		t.ID = slug(t.Title)
 		if t.ID == "" {
 			t.ID = titleID(t.Title)
+		} else {
+			meta.lossy = slugDrops(t.Title)
 		}
 	}
 	// Columns become positions only when reported; keep them as runes.
@@ -303,6 +329,38 @@ func slug(title string) string {
 		dash = true
 	}
 	return strings.TrimRight(b.String(), "-")
+}
+
+// slugDrops reports whether title has a letter, digit or combining mark
+// (an accent) that slug leaves out: one that is not ASCII.
+func slugDrops(title string) bool {
+	for _, r := range title {
+		if r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)) {
+			return true
+		}
+	}
+	return false
+}
+
+// keepApart gives the tasks whose slug another task's id shares, and whose
+// title has letters the slug left out, their title's hash after the slug:
+// "API を追加" and "API を削除" both slug to "api", and are different
+// tasks ("api-" and each one's hash), where two titles that differ only in
+// what a slug keeps ("Same", "same") stay a duplicate. Only ids that
+// collide change, so every plan valid before keeps its ids; a task whose
+// title is ASCII keeps its slug.
+func keepApart(tasks []*Task, metas []*taskMeta) {
+	n := make(map[string]int, len(tasks))
+	for _, t := range tasks {
+		n[t.ID]++
+	}
+	for i, t := range tasks {
+		if metas[i].lossy && n[t.ID] > 1 {
+			// Of the title in lower case, as the slug is: "Café" and
+			// "café" are the same task twice, as "Same" and "same" are.
+			t.ID += "-" + strings.TrimPrefix(titleID(strings.ToLower(t.Title)), "task-")
+		}
+	}
 }
 
 // titleID is the id of a task whose title gives no slug (no ASCII letter
@@ -418,7 +476,7 @@ func (p *Plan) checkDeps(metas []*taskMeta, errs *Errors) {
 				}
 				names = append(names, d.ID)
 				errs.Add(Pos{File: p.File, Line: t.Line, Col: metaOf[t].afterCols[j]},
-					"dependency cycle: %s", strings.Join(names, " -> "))
+					"dependency cycle: %s", cyclePath(names, "tasks"))
 			}
 		}
 		stack = stack[:len(stack)-1]

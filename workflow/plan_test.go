@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -211,6 +212,33 @@ func TestPlanTitleIDStable(t *testing.T) {
 	}
 }
 
+// TestPlanSlugCollisions: titles whose slugs are the same only because
+// the slug leaves out letters that are not ASCII are different tasks, with
+// ids of their own; ids that collide with nothing, and ASCII titles, keep
+// their slug, and titles that differ only in what the slug keeps remain a
+// duplicate.
+func TestPlanSlugCollisions(t *testing.T) {
+	p, err := ParsePlan("plan.md", []byte("- [ ] API を追加\n- [ ] API を削除\n- [x] API\n- [ ] Überprüfen der Eingabe\n- [ ] Añadir API\n- [ ] Anadir API\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"api-" + strings.TrimPrefix(titleID("api を追加"), "task-"), "api-" + strings.TrimPrefix(titleID("api を削除"), "task-"),
+		"api", "berpr-fen-der-eingabe", "a-adir-api", "anadir-api"}
+	var got []string
+	for _, task := range p.Tasks {
+		got = append(got, task.ID)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("ids %q, want %q", got, want)
+	}
+	if got[0] == got[1] {
+		t.Errorf("both tasks have the id %q", got[0])
+	}
+	if _, err := ParsePlan("plan.md", []byte("- [ ] Café\n- [ ] café\n")); err == nil || !strings.Contains(err.Error(), `duplicate task id "caf-`) {
+		t.Errorf("two titles the same but for case: got %v, want a duplicate", err)
+	}
+}
+
 func TestParsePlanTasks(t *testing.T) {
 	tests := []struct {
 		name, line string
@@ -281,6 +309,12 @@ func TestParsePlanErrors(t *testing.T) {
 		{"NUL in a body", "- [ ] T1: a\n  é\x00\n", []string{`plan.md:2:4: a NUL byte in a task: its title and body are given to commands as environment variables, which cannot hold one`}},
 		{"NUL outside any task", "# Plan\n\x7fELF\x02\x01\x00\x00\n- [ ] T1: a\n", []string{`plan.md:2:7: a NUL byte: a plan is a Markdown text file, and this one is not text (saved over by a binary file?)`}},
 		{"NUL in a fenced body", "- [ ] T1: a\n  ```\n  \x00\n  ```\n", []string{`plan.md:3:3: a NUL byte in a task: its title and body are given to commands as environment variables, which cannot hold one`}},
+		{"merge conflict", "- [ ] T1: a\n<<<<<<< HEAD\n- [ ] T2: b\n||||||| base\n=======\n- [ ] T3: b\n>>>>>>> other\n",
+			[]string{`plan.md:2:1: unresolved merge conflict: keep what the <<<<<<< ... >>>>>>> block should say, remove the markers and commit`}},
+		{"merge conflict after a quoted marker", "<<<<<<< is how git marks a conflict\n```\n<<<<<<< a\n=======\n```\n<<<<<<<\n- [ ] T1: a\n=======\n- [ ] T2: a\n>>>>>>>\n",
+			[]string{`plan.md:6:1: unresolved merge conflict: keep what the <<<<<<< ... >>>>>>> block should say, remove the markers and commit`}},
+		{"long cycle", "- [ ] T0: a (after: T11)\n- [ ] T1: a (after: T0)\n- [ ] T2: a (after: T1)\n- [ ] T3: a (after: T2)\n- [ ] T4: a (after: T3)\n- [ ] T5: a (after: T4)\n- [ ] T6: a (after: T5)\n- [ ] T7: a (after: T6)\n- [ ] T8: a (after: T7)\n- [ ] T9: a (after: T8)\n- [ ] T10: a (after: T9)\n- [ ] T11: a (after: T10)\n",
+			[]string{`plan.md:2:21: dependency cycle: T0 -> T1 -> T2 -> T3 -> T4 -> ... -> T8 -> T9 -> T10 -> T11 -> T0 (12 tasks)`}},
 		{"all at once", "- [ ] A: a (after: Z)\n- [ ] A: b\n- [ ]\n", []string{
 			`plan.md:1:20: task "A" depends on unknown task "Z"`,
 			`plan.md:2:7: duplicate task id "A" (first at line 1)`,
@@ -305,6 +339,36 @@ func TestParsePlanErrors(t *testing.T) {
 // task before it) makes no task; a warning names its line, so that a typo
 // does not drop a task without a word. Prose and a task's own checklist
 // are not warned about.
+// TestParsePlanAfterInTitle: "(after: ...)" with text after it is part of
+// the title, and the task has no dependency: a warning says so.
+func TestParsePlanAfterInTitle(t *testing.T) {
+	p, err := ParsePlan("plan.md", []byte("- [ ] T1: one\n- [ ] T2: two (after: T1) later\n- [ ] T3: three (after: T1)\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Tasks[1]; got.Title != "two (after: T1) later" || len(got.After) != 0 {
+		t.Fatalf("T2: %+v", got)
+	}
+	want := `plan.md:2:15: (after: ...) is part of task T2's title, not its dependencies, unless it ends the line`
+	if len(p.Warnings) != 1 || p.Warnings[0].Error() != want {
+		t.Errorf("warnings %v, want %s", p.Warnings, want)
+	}
+}
+
+// TestParsePlanQuotedConflictMarkers: conflict markers that do not make a
+// complete block outside a fence (a task about merging that quotes them)
+// are text.
+func TestParsePlanQuotedConflictMarkers(t *testing.T) {
+	plan := "- [ ] T1: explain <<<<<<< markers\n<<<<<<< alone\n```\n=======\n>>>>>>> fenced\n```\n- [ ] T2: b\n"
+	p, err := ParsePlan("plan.md", []byte(plan))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Tasks) != 2 {
+		t.Errorf("got %d tasks, want 2", len(p.Tasks))
+	}
+}
+
 func TestParsePlanNearMisses(t *testing.T) {
 	data := "# Plan\n" +
 		"- [ ] T1: a\n" +
@@ -315,6 +379,9 @@ func TestParsePlanNearMisses(t *testing.T) {
 		"- [?] T2: b\n" +
 		"- [link](https://example.com) prose\n" +
 		"- [ ] T6: e\n" +
+		"1. [ ] T7: numbered\n" +
+		"2) [x] T9: numbered\n" +
+		"3. [link](https://example.com) prose\n" +
 		"Text.\n" +
 		"  - [ ] T8: indented, under no task\n" +
 		"```\n- [?] in a fence\n```\n"
@@ -338,7 +405,9 @@ func TestParsePlanNearMisses(t *testing.T) {
 		`plan.md:5:1: not a task, though it looks like one; ` + nearTaskForm,
 		`plan.md:6:1: not a task, though it looks like one; ` + nearTaskForm,
 		`plan.md:7:1: not a task, though it looks like one; ` + nearTaskForm,
+		`plan.md:10:1: not a task, though it looks like one; ` + nearTaskForm,
 		`plan.md:11:1: not a task, though it looks like one; ` + nearTaskForm,
+		`plan.md:14:1: not a task, though it looks like one; ` + nearTaskForm,
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("warnings:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))

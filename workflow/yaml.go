@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -439,6 +440,12 @@ func (d *yamlDoc) number(n *yaml.Node, what string) (float64, bool) {
 		return 0, false
 	}
 	if !ok {
+		if _, err := strconv.ParseFloat(n.Value, 64); errors.Is(err, strconv.ErrRange) && n.Style == 0 {
+			// yaml.v3 reads a number too large for a float as a
+			// string: "got a string" would hide why.
+			d.errs.Add(d.pos(n), "%s: number %s is out of range", what, n.Value)
+			return 0, false
+		}
 		d.errs.Add(d.pos(n), "%s: want a number, got %s", what, yamlnode.Describe(n))
 	}
 	return v, ok

@@ -241,14 +241,14 @@ func notNegative(name string) func(*cli.Context, int) error {
 // a step's own parallel: (1 to 1000), which the flag overrides.
 const maxParallel = 1000
 
-// parallelFlag checks --parallel: 0 (the step's own) or 1 to maxParallel,
-// as a step's parallel: may be; more would start as many worktrees and
-// agents at once.
+// parallelFlag checks --parallel: 1 to maxParallel, as a step's parallel:
+// may be; more would start as many worktrees and agents at once, and 0
+// would run nothing (left out, the flag leaves each step its own).
 func parallelFlag(c *cli.Context, v int) error {
 	if err := notNegative("parallel")(c, v); err != nil {
 		return err
 	}
-	if v > maxParallel {
+	if v == 0 || v > maxParallel {
 		return usageErrorf("--parallel: want 1 to %d, got %d", maxParallel, v)
 	}
 	return nil

@@ -23,7 +23,8 @@ repository lock like every command, and are refused, saying who holds it, while 
 codemachine (a run, a watcher) does; the client's own such calls take turns, each waiting for
 the one before it. When standard input ends, the calls already read are answered before it
 exits. A message that is not JSON or not JSON-RPC 2.0 gets an error answer (-32700 or -32600),
-as does one longer than 16 MiB (-32600), and the server reads on.
+as does one longer than 16 MiB (-32600) or a call other than ping before initialize (-32600), and
+the server reads on.
 
 Add it to Claude Code:   claude mcp add codemachine -- codemachine -C /path/to/repo mcp
 

@@ -60,6 +60,8 @@ func Locate(data []byte, err error) Place {
 		if p, ok := reparse(data); ok && (p.Line >= line || line > lineCount(data)) {
 			return p
 		}
+	} else if p, ok := reparseWindow(data, line, syn.Msg); ok {
+		return p
 	}
 	if line == 0 {
 		return Place{}
@@ -155,6 +157,95 @@ func reparse(data []byte) (p Place, ok bool) {
 		return Place{}, false
 	}
 	return Place{Line: pos.Line, Col: pos.Column}, true
+}
+
+// maxWindowBack bounds how many lines before yaml.v3's line reparseWindow
+// looks for a top-level item or key to start at.
+const maxWindowBack = 1000
+
+// reparseWindow is strayCloser and reparse for text larger than
+// MaxReparse: they read only the part of it from the last top-level item
+// or key (a line that starts at column 0 with "- " or "key:") at or before
+// yaml.v3's line, at most MaxReparse bytes of it, cut at a line's end.
+// goccy's place is taken on the same terms as reparse's, and not on the
+// window's last line when the window was cut short, where the cut may be
+// all goccy found: a list of megabytes (an items file) keeps its exact
+// place, in the time a megabyte takes.
+func reparseWindow(data []byte, line int, msg string) (Place, bool) {
+	total := lineCount(data)
+	if line <= 0 {
+		return Place{}, false
+	}
+	anchor := min(line, total)
+	starts := lineStarts(data, anchor)
+	first := -1
+	for n := anchor; n >= 1 && n > anchor-maxWindowBack; n-- {
+		if topLevelLine(data[starts[n-1]:]) {
+			first = n
+			break
+		}
+	}
+	if first < 0 {
+		return Place{}, false
+	}
+	w := data[starts[first-1]:]
+	whole := len(w) <= MaxReparse
+	if !whole {
+		end := bytes.LastIndexByte(w[:MaxReparse], '\n')
+		if end < 0 {
+			return Place{}, false
+		}
+		w = w[:end+1]
+	}
+	if p, ok := strayCloser(w, msg); ok {
+		p.Line += first - 1
+		return p, true
+	}
+	p, ok := reparse(w)
+	if !ok {
+		return Place{}, false
+	}
+	p.Line += first - 1
+	if p.Line < line && line <= total || !whole && p.Line >= first+lineCount(w)-1 {
+		return Place{}, false
+	}
+	return p, true
+}
+
+// lineStarts are the offsets in data of its lines 1 to n (fewer when data
+// has fewer).
+func lineStarts(data []byte, n int) []int {
+	starts := make([]int, 0, n)
+	for off := 0; len(starts) < n; {
+		starts = append(starts, off)
+		i := bytes.IndexByte(data[off:], '\n')
+		if i < 0 {
+			break
+		}
+		off += i + 1
+	}
+	for len(starts) < n {
+		starts = append(starts, len(data))
+	}
+	return starts
+}
+
+// topLevelLine reports whether the text (from a line's start) opens an
+// item of a top-level block list ("- ") or a key of a top-level block
+// mapping ("name:"), where a parse may start afresh.
+func topLevelLine(text []byte) bool {
+	if i := bytes.IndexByte(text, '\n'); i >= 0 {
+		text = text[:i]
+	}
+	text = bytes.TrimSuffix(text, []byte("\r"))
+	if bytes.Equal(text, []byte("-")) || bytes.HasPrefix(text, []byte("- ")) {
+		return true
+	}
+	if len(text) == 0 || !(text[0] == '_' || text[0] >= 'a' && text[0] <= 'z' || text[0] >= 'A' && text[0] <= 'Z' || text[0] >= '0' && text[0] <= '9') {
+		return false
+	}
+	key, _, ok := bytes.Cut(text, []byte(":"))
+	return ok && !bytes.ContainsAny(key, "[]{}\"'#,") && (len(text) == len(key)+1 || text[len(key)+1] == ' ')
 }
 
 // unknownAnchor reads the alias name out of yaml.v3's "unknown anchor

@@ -1,6 +1,7 @@
 package yamlnode
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +80,67 @@ func TestLocateLarge(t *testing.T) {
 	}
 	if got != (Place{2, 1}) {
 		t.Errorf("Locate = %+v, want yaml.v3's line 2", got)
+	}
+}
+
+// TestLocateLargeWindow: a list of megabytes (an items file) keeps the
+// exact place of its syntax error, as a small one has it, read again from
+// the top-level item yaml.v3 names on, not only yaml.v3's line (the item's
+// first, for a mistake on a later line of it); a window cut short does
+// not take the cut for the mistake.
+func TestLocateLargeWindow(t *testing.T) {
+	var big strings.Builder
+	for i := range 30000 {
+		fmt.Fprintf(&big, "- id: item%d\n  title: \"padding for item %d of the list\"\n", i, i)
+	}
+	head := big.String()
+	if len(head) <= MaxReparse {
+		t.Fatalf("the list is %d bytes, want more than %d", len(head), MaxReparse)
+	}
+	n := strings.Count(head, "\n")
+	tests := []struct {
+		name, tail string
+		want       Place
+	}{
+		{"tab", "- id: x\n\ttitle: tab\n- id: y\n", Place{n + 2, 1}},
+		{"mapping in a value", "- id: x\n  title: a: b\n- id: y\n", Place{n + 2, 10}},
+		{"quote left open", "- id: x\n  title: \"open\n- id: y\n", Place{n + 2, 10}},
+		{"stray closer", "- id: x\n  title: {a: 1]\n- id: y\n", Place{n + 2, 15}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := []byte(head + tt.tail)
+			_, _, err := Documents(data)
+			if err == nil {
+				t.Fatal("no syntax error")
+			}
+			start := time.Now()
+			got := Locate(data, err)
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("Locate took %v", d)
+			}
+			if got != tt.want {
+				t.Errorf("Locate = %+v, want %+v", got, tt.want)
+			}
+			// The same mistake in a small file is placed the same.
+			_, _, serr := Documents([]byte(tt.tail))
+			if serr == nil {
+				t.Fatal("the tail alone has no syntax error")
+			}
+			if p := Locate([]byte(tt.tail), serr); p.Col != tt.want.Col || p.Line+n != tt.want.Line {
+				t.Errorf("the tail alone: %+v, a different place", p)
+			}
+		})
+	}
+	// The mistake near the start of more than MaxReparse bytes of list:
+	// the window is cut short after it, and the mistake found before the
+	// cut.
+	data := []byte("- id: x\n\ttitle: tab\n" + head + head)
+	_, _, err := Documents(data)
+	if err == nil {
+		t.Fatal("no syntax error")
+	}
+	if got := Locate(data, err); got != (Place{2, 1}) {
+		t.Errorf("Locate = %+v, want {2 1}", got)
 	}
 }
