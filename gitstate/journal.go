@@ -357,6 +357,17 @@ func (r *Repo) settleSwitch(ctx context.Context, j *switchJournal, tip string, r
 			}
 		}
 		rc.Completed = true
+		if co := (checkout{root: j.Root, gitDir: filepath.Dir(j.Index)}); !co.on(j.Ref) && r.indexHoldsNew(j) {
+			// A git checkout of another branch at the same commit wrote
+			// its HEAD after the switch had read it under the lock (git
+			// writes the index first, HEAD after releasing the lock): the
+			// other checkout holds the step's changes, staged.
+			kept, err := r.takeSwitchOff(ctx, j)
+			if err != nil {
+				return err
+			}
+			rc.Kept = kept
+		}
 	case tip == j.Old && j.New != j.Old && j.indexInstalled() && r.indexHoldsNew(j):
 		// Killed between installing the new index and moving the ref:
 		// the files and the index are the new commit's, only the ref is

@@ -136,15 +136,18 @@ func testSwitchKilled(t *testing.T, exe string, staged bool, at string, commit b
 // which Recover left there when it moved the step's branch: the user's
 // next commit on the other branch would hold the step. The other checkout
 // must end with only the user's own changes, the step on its branch or
-// not landed, never in between.
+// not landed, never in between. So must a checkout that git's own race
+// moved to the other branch (at the same commit) after the switch read
+// its HEAD under the lock, killed once the branch moved.
 func TestSwitchKilledThenCheckoutElsewhere(t *testing.T) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, staged := range []bool{false, true} {
-		for _, at := range []string{"before-ref-update", "before-index", "ref-updated"} {
-			t.Run(fmt.Sprintf("staged %v, killed at %s", staged, at), func(t *testing.T) {
+		for _, at := range []string{"before-ref-update", "before-index", "ref-updated", "ref-updated+head"} {
+			at, headMoved := strings.CutSuffix(at, "+head")
+			t.Run(fmt.Sprintf("staged %v, killed at %s, HEAD moved by git %v", staged, at, headMoved), func(t *testing.T) {
 				dir, r := newRepo(t, map[string]string{"keep.txt": "k\n", "mod.txt": "a\n", "del.txt": "d\n"})
 				base := git(t, dir, "rev-parse", "HEAD")
 				git(t, dir, "branch", "other")
@@ -162,7 +165,13 @@ func TestSwitchKilledThenCheckoutElsewhere(t *testing.T) {
 				if err := os.Remove(filepath.Join(dir, ".git", "index.lock")); err != nil {
 					t.Fatalf("the kill left no index.lock to remove: %v", err)
 				}
-				git(t, dir, "checkout", "-q", "other")
+				if at == "ref-updated" && headMoved {
+					// git checkout of other, at the same commit as main
+					// when it began, wrote HEAD after the switch read it.
+					git(t, dir, "symbolic-ref", "HEAD", "refs/heads/other")
+				} else {
+					git(t, dir, "checkout", "-q", "other")
+				}
 				if _, err := r.Recover(t.Context()); err != nil {
 					t.Fatalf("recover: %v", err)
 				}
