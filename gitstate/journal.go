@@ -359,6 +359,17 @@ func (r *Repo) settleSwitch(ctx context.Context, j *switchJournal, tip string, r
 			}
 		}
 		rc.Completed = true
+		if co := (checkout{root: j.Root, gitDir: filepath.Dir(j.Index)}); !co.on(j.Ref) && r.indexHoldsNew(j) {
+			// A git checkout of another branch at the same commit wrote
+			// its HEAD after the switch had read it under the lock (git
+			// writes the index first, HEAD after releasing the lock): the
+			// other checkout holds the step's changes, staged.
+			kept, err := r.takeSwitchOff(ctx, j)
+			if err != nil {
+				return err
+			}
+			rc.Kept = kept
+		}
 	case tip == j.Old && j.New != j.Old && j.indexInstalled() && r.indexHoldsNew(j):
 		// Killed between installing the new index and moving the ref:
 		// the files and the index are the new commit's, only the ref is
@@ -368,6 +379,18 @@ func (r *Repo) settleSwitch(ctx context.Context, j *switchJournal, tip string, r
 			return refError(j.Ref, err)
 		}
 		rc.Completed = true
+		co := checkout{root: j.Root, gitDir: filepath.Dir(j.Index)}
+		if !co.on(j.Ref) {
+			// The user removed the stale lock and checked out another
+			// branch, which carried the step's changes over, staged: the
+			// step is on its branch now, and they come off the other
+			// checkout, lest the user's next commit there hold them.
+			kept, err := r.takeSwitchOff(ctx, j)
+			if err != nil {
+				return err
+			}
+			rc.Kept = kept
+		}
 	case tip == j.Old || (tip != j.New && !j.indexInstalled()):
 		// The branch at another commit with the old index: the user
 		// removed the stale lock and committed (or moved the branch)
@@ -388,6 +411,50 @@ func (r *Repo) settleSwitch(ctx context.Context, j *switchJournal, tip string, r
 		rc.Undone, rc.Kept = true, kept
 	}
 	return nil
+}
+
+// takeSwitchOff takes the changes of j's switch, its new index
+// installed, off a checkout that has left j's branch since: where the
+// checkout's HEAD has the old side of a changed path, an index entry
+// holding the new side is reset to HEAD's, and the file goes back to the
+// old side as undoSwitch puts it back (a file changed since is kept and
+// returned).
+func (r *Repo) takeSwitchOff(ctx context.Context, j *switchJournal) ([]string, error) {
+	head, err := r.run(ctx, runOpts{Dir: j.Root}, false, []string{"rev-parse", "-q", "--verify", "HEAD^{commit}"})
+	head = strings.TrimSpace(head)
+	if err != nil {
+		head = "" // an unborn branch: nothing has the old side
+	}
+	keep, err := r.pathsAsOld(j, head)
+	if err != nil {
+		return nil, err
+	}
+	changes, err := r.diffTreesInProcess(j.Old, j.New)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := indexHashes(j.Index)
+	if err != nil {
+		return nil, err
+	}
+	var list bytes.Buffer
+	for _, c := range changes {
+		if (keep == nil || keep[c.Path]) && entries[c.Path] == c.NewHash {
+			list.WriteString(c.Path)
+			list.WriteByte(0)
+		}
+	}
+	if list.Len() > 0 {
+		opts := runOpts{Dir: j.Root, Stdin: list.Bytes(), finish: true}
+		if _, err := r.run(ctx, opts, true, []string{"--literal-pathspecs", "reset", "-q", head, "--pathspec-from-file=-",
+			"--pathspec-file-nul"}); err != nil {
+			return nil, fmt.Errorf("unstage the step's changes: %w", err)
+		}
+	}
+	if err := r.restoreAside(j, keep); err != nil {
+		return nil, err
+	}
+	return r.undoSwitch(j, keep)
 }
 
 // pathsAsOld is the set of the paths j's switch changes where tip holds

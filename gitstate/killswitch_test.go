@@ -127,3 +127,69 @@ func testSwitchKilled(t *testing.T, exe string, staged bool, at string, commit b
 		t.Errorf("the branch is at %s after the recovery", head)
 	}
 }
+
+// TestSwitchKilledThenCheckoutElsewhere kills a landing's switch (kill -9)
+// at each of its points; the user then removes the stale index.lock and
+// checks out another branch, which git allows, carrying over what the
+// index holds. Killed with the new index installed and the branch not
+// moved yet, that was the step's changes, staged on the other branch,
+// which Recover left there when it moved the step's branch: the user's
+// next commit on the other branch would hold the step. The other checkout
+// must end with only the user's own changes, the step on its branch or
+// not landed, never in between. So must a checkout that git's own race
+// moved to the other branch (at the same commit) after the switch read
+// its HEAD under the lock, killed once the branch moved.
+func TestSwitchKilledThenCheckoutElsewhere(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, staged := range []bool{false, true} {
+		for _, at := range []string{"before-ref-update", "before-index", "ref-updated", "ref-updated+head"} {
+			at, headMoved := strings.CutSuffix(at, "+head")
+			t.Run(fmt.Sprintf("staged %v, killed at %s, HEAD moved by git %v", staged, at, headMoved), func(t *testing.T) {
+				dir, r := newRepo(t, map[string]string{"keep.txt": "k\n", "mod.txt": "a\n", "del.txt": "d\n"})
+				base := git(t, dir, "rev-parse", "HEAD")
+				git(t, dir, "branch", "other")
+				next := stepCommit(t, r, base, map[string]string{"mod.txt": "b\n", "new.txt": "n\n", "del.txt": "\x00delete"}, "step")
+				write(t, dir, "keep.txt", "the user's edit\n")
+				write(t, dir, "scratch.txt", "the user's untracked file\n")
+				cmd := exec.Command(exe, "-test.run=^$")
+				cmd.Env = append(os.Environ(), "GITSTATE_HELPER=kill-switch", "GITSTATE_REPO="+dir, "GITSTATE_KILL_AT="+at,
+					"GITSTATE_BASE="+base, "GITSTATE_COMMIT="+next, fmt.Sprintf("GITSTATE_STAGED=%v", staged))
+				out, err := cmd.CombinedOutput()
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+					t.Fatalf("the switch was not killed at %s: %v\n%s", at, err, out)
+				}
+				if err := os.Remove(filepath.Join(dir, ".git", "index.lock")); err != nil {
+					t.Fatalf("the kill left no index.lock to remove: %v", err)
+				}
+				if at == "ref-updated" && headMoved {
+					// git checkout of other, at the same commit as main
+					// when it began, wrote HEAD after the switch read it.
+					git(t, dir, "symbolic-ref", "HEAD", "refs/heads/other")
+				} else {
+					git(t, dir, "checkout", "-q", "other")
+				}
+				if _, err := r.Recover(t.Context()); err != nil {
+					t.Fatalf("recover: %v", err)
+				}
+				if main := git(t, dir, "rev-parse", "main"); main != base && main != next {
+					t.Fatalf("main is at %s, neither the base nor the step", main)
+				}
+				if head := git(t, dir, "symbolic-ref", "HEAD"); head != "refs/heads/other" {
+					t.Fatalf("HEAD is %s after the recovery", head)
+				}
+				got := strings.Split(statusShort(t, dir), "\n")
+				slices.Sort(got)
+				if want := []string{" M keep.txt", "?? scratch.txt"}; !slices.Equal(got, want) {
+					t.Errorf("git status on other after the recovery:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+				}
+				if read(t, dir, "keep.txt") != "the user's edit\n" || read(t, dir, "scratch.txt") != "the user's untracked file\n" {
+					t.Error("the recovery lost a change of the user's")
+				}
+			})
+		}
+	}
+}

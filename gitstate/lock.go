@@ -37,7 +37,10 @@ func (r *Repo) Lock(command string) (*Lock, error) {
 	// The file is never removed: unlinking a locked file lets a second
 	// process lock a new file of the same name while the first still
 	// holds the old one.
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openLockFile(p, os.O_RDWR|os.O_CREATE)
+	if errors.Is(err, errNotRegular) {
+		return nil, &DamagedFileError{Path: r.RelPath(p), Problem: notAFile(err) + ", not a file"}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
@@ -56,6 +59,27 @@ func (r *Repo) Lock(command string) (*Lock, error) {
 		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
 	return l, nil
+}
+
+// openLockFile opens the lock file at p, refusing with errNotRegular a
+// named pipe, socket or device planted there: opening a named pipe to
+// read would wait for a writer for ever (status hung), and one opened to
+// read and write would hang the read of its record. It is opened
+// non-blocking, so that the open itself cannot wait, which changes
+// nothing for a regular file.
+func openLockFile(p string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(p, flag|syscall.O_NONBLOCK, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		return nil, &os.PathError{Op: "open", Path: p, Err: errNotRegular}
+	}
+	return f, nil
 }
 
 // deadHolderWait bounds how long Lock waits for a lock whose holder on
@@ -136,7 +160,7 @@ func (r *Repo) LockHolder() (pid int, command string, held bool) {
 	// Not os.Open, which would start the runtime's poller in a status.
 	f, err := fastread.Open(filepath.Join(r.commonDir, "codemachine", "lock")) // LocalDir would create it
 	if err != nil {
-		return 0, "", false
+		return 0, "", false // a named pipe there is Lock's to report
 	}
 	defer f.Close()
 	deadline := time.Now().Add(deadHolderWait)

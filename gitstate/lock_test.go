@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/codemachine/codemachine/internal/testenv"
 )
 
 func TestLockInProcess(t *testing.T) {
@@ -236,5 +238,39 @@ func TestLockWaitsForADeadHoldersChild(t *testing.T) {
 	}
 	if _, _, held := r.LockHolder(); !held {
 		t.Error("LockHolder with a live holder: not held")
+	}
+}
+
+// TestLockNotAFile: a named pipe planted where the lock file is hung
+// status (LockHolder opened it to read, waiting for a writer), and run
+// failed on a truncate of it. LockHolder now finds no holder, and Lock
+// refuses it as a damaged file (exit 2, naming it), neither opening it to
+// wait.
+func TestLockNotAFile(t *testing.T) {
+	_, r := newRepo(t, map[string]string{"a": "a"})
+	if err := os.MkdirAll(r.LocalDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(r.LocalDir(), "lock"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan bool, 1)
+	go func() {
+		_, _, h := r.LockHolder()
+		held <- h
+	}()
+	select {
+	case h := <-held:
+		if h {
+			t.Error("LockHolder: a named pipe is held")
+		}
+	case <-time.After(testenv.Scale(10 * time.Second)):
+		t.Fatal("LockHolder hangs on a named pipe")
+	}
+	l, err := r.Lock("run")
+	var damaged *DamagedFileError
+	if !errors.As(err, &damaged) || damaged.Problem != "a named pipe, socket or device, not a file" {
+		l.Release()
+		t.Fatalf("Lock = %v, want a DamagedFileError naming a named pipe", err)
 	}
 }

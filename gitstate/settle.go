@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -243,18 +244,9 @@ func indexHolds(path string, changes []Change) bool {
 
 // indexHoldsSide is indexHolds of the old side, or of the new one.
 func indexHoldsSide(path string, changes []Change, newSide bool) bool {
-	f, err := os.Open(path)
+	entries, err := indexHashes(path)
 	if err != nil {
 		return false
-	}
-	defer f.Close()
-	var idx index.Index
-	if err := index.NewDecoder(bufio.NewReader(f)).Decode(&idx); err != nil {
-		return false
-	}
-	entries := make(map[string]string, len(idx.Entries))
-	for _, e := range idx.Entries {
-		entries[e.Name] = e.Hash.String()
 	}
 	for _, c := range changes {
 		want := c.OldHash
@@ -266,4 +258,22 @@ func indexHoldsSide(path string, changes []Change, newSide bool) bool {
 		}
 	}
 	return len(changes) > 0
+}
+
+// indexHashes is the blob id of each entry of the index at path, by path.
+func indexHashes(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read the index: %w", err)
+	}
+	defer f.Close()
+	var idx index.Index
+	if err := index.NewDecoder(bufio.NewReader(f)).Decode(&idx); err != nil {
+		return nil, fmt.Errorf("read the index %s: %w", path, err)
+	}
+	entries := make(map[string]string, len(idx.Entries))
+	for _, e := range idx.Entries {
+		entries[e.Name] = e.Hash.String()
+	}
+	return entries, nil
 }

@@ -78,20 +78,30 @@ func ReadFile(name string) ([]byte, error) {
 // place, not polled: the file is not offered to the runtime's poller.
 // The first file os.Open offers to it starts the poller (an epoll
 // instance, an eventfd and its registration), which a command that polls
-// nothing (status) then pays for. Like os.Open, it waits for a named
-// pipe's writer: callers open files codemachine itself writes.
+// nothing (status) then pays for. Anything but a regular file is refused
+// with ErrNotRegular (Op "open") without waiting: the file is opened
+// non-blocking, so that a named pipe planted there does not wait for a
+// writer, and made blocking again once it is known to be a file.
 func Open(name string) (*os.File, error) {
-	for {
-		fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
-		}
-		// A blocking descriptor: os.NewFile leaves it out of the poller.
-		return os.NewFile(uintptr(fd), name), nil
+	fd, err := open(name)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		syscall.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		syscall.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+	}
+	// A blocking descriptor: os.NewFile leaves it out of the poller.
+	if err := syscall.SetNonblock(fd, false); err != nil {
+		syscall.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	return os.NewFile(uintptr(fd), name), nil
 }
 
 func open(name string) (int, error) {

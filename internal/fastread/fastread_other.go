@@ -22,5 +22,11 @@ func ReadFile(name string) ([]byte, error) {
 	return os.ReadFile(name)
 }
 
-// Open is os.Open.
-func Open(name string) (*os.File, error) { return os.Open(name) }
+// Open is os.Open, refusing a named pipe, socket or device with
+// ErrNotRegular without opening it.
+func Open(name string) (*os.File, error) {
+	if fi, err := os.Stat(name); err == nil && !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+	}
+	return os.Open(name)
+}
