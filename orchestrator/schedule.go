@@ -79,6 +79,8 @@ type scheduler struct {
 	signingChecked bool
 	// indexChecked: checkNoOperation read the checkout's index (once a run).
 	indexChecked bool
+	// staleChecked is the tip at which releaseStale last looked.
+	staleChecked string
 }
 
 func (o *Orchestrator) newScheduler(rs *runState) *scheduler {
@@ -194,6 +196,10 @@ func (s *scheduler) landNext(ctx context.Context) bool {
 func (s *scheduler) startDue(ctx context.Context) {
 	s.behind = false
 	for s.fatal == nil && !s.interrupted && s.snap != nil {
+		if err := s.releaseStale(ctx); err != nil {
+			s.stop(err)
+			return
+		}
 		u, err := s.next()
 		if err != nil {
 			s.stop(err)
