@@ -41,12 +41,47 @@ type StepFailedError struct {
 	Failed []string // step or step/task keys
 }
 
-// Error names the failed steps and where their output is.
+// Error names the failed units, counted as what they are: a foreach
+// step's tasks are its tasks, not so many steps ("20 tasks of step conv
+// failed: conv/a, ...").
 func (e *StepFailedError) Error() string {
-	if len(e.Failed) == 1 {
+	if len(e.Failed) == 1 && !strings.Contains(e.Failed[0], "/") {
 		return fmt.Sprintf("step %s failed", e.Failed[0])
 	}
-	return fmt.Sprintf("%d steps failed: %s", len(e.Failed), strings.Join(e.Failed, ", "))
+	steps := 0
+	var fanouts []string // in the order their first task failed
+	tasks := map[string]int{}
+	for _, key := range e.Failed {
+		step, _, isTask := strings.Cut(key, "/")
+		if !isTask {
+			steps++
+			continue
+		}
+		if tasks[step] == 0 {
+			fanouts = append(fanouts, step)
+		}
+		tasks[step]++
+	}
+	var parts []string
+	if steps > 0 {
+		parts = append(parts, plural(steps, "step"))
+	}
+	for _, step := range fanouts {
+		parts = append(parts, plural(tasks[step], "task")+" of step "+step)
+	}
+	what := strings.Join(parts, ", ")
+	if len(parts) > 1 {
+		what = strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
+	}
+	return fmt.Sprintf("%s failed: %s", what, strings.Join(e.Failed, ", "))
+}
+
+// plural is n with its noun: "1 task", "2 tasks".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // BudgetError reports that the run stopped because the workflow's budget was

@@ -151,7 +151,37 @@ func (o *Orchestrator) Approve(ctx context.Context, key string) (*ReviewResult, 
 	if err := o.alreadyLanded(ctx, head, key, "nothing to approve"); err != nil {
 		return nil, err
 	}
+	if err := o.refuseStale(head, key); err != nil {
+		return nil, err
+	}
 	return o.approveLocked(ctx, head, key, o.person(ctx))
+}
+
+// refuseStale returns staleReviewError when key's pending review was made
+// before what it depends on changed (reviewStale): approved, it would land
+// results made from the old inputs. A workflow that does not load at the
+// tip is left to approveLocked to report.
+func (o *Orchestrator) refuseStale(head gitstate.Head, key string) error {
+	commit, err := o.repo.ResolveRev("refs/heads/" + reviewPrefix + key)
+	if err != nil {
+		return nil // no review: approveLocked says so
+	}
+	snap, err := o.load(head.Commit, Overrides{})
+	if err != nil {
+		var cfg *ConfigError
+		if errors.As(err, &cfg) {
+			return nil
+		}
+		return err
+	}
+	stale, err := o.reviewStale(snap, Overrides{}, key, commit)
+	if err != nil {
+		return err
+	}
+	if stale {
+		return staleReviewError(key, commit)
+	}
+	return nil
 }
 
 // fetchedReview makes the local review branch of key from the remote's,

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -154,6 +155,16 @@ func (rs *runState) recordReview(e Event) {
 	defer rs.mu.Unlock()
 	e = rs.stamp(e)
 	rs.summary.Review = append(rs.summary.Review, e)
+}
+
+// unrecordReview takes key's wait for review out of the summary: its
+// review was released (a stale one), and the unit runs again.
+func (rs *runState) unrecordReview(key string) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.summary.Review = slices.DeleteFunc(rs.summary.Review, func(e Event) bool {
+		return (e.Task == "" && e.Step == key) || e.Step+"/"+e.Task == key
+	})
 }
 
 func (rs *runState) recordNeedsYou(e Event) {

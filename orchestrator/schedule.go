@@ -77,6 +77,8 @@ type scheduler struct {
 	spread bool
 	// startChecked: checkFirstStart ran (once a run).
 	startChecked bool
+	// staleChecked is the tip at which releaseStale last looked.
+	staleChecked string
 }
 
 func (o *Orchestrator) newScheduler(rs *runState) *scheduler {
@@ -192,6 +194,10 @@ func (s *scheduler) landNext(ctx context.Context) bool {
 func (s *scheduler) startDue(ctx context.Context) {
 	s.behind = false
 	for s.fatal == nil && !s.interrupted && s.snap != nil {
+		if err := s.releaseStale(ctx); err != nil {
+			s.stop(err)
+			return
+		}
 		u, err := s.next()
 		if err != nil {
 			s.stop(err)

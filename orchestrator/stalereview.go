@@ -166,3 +166,85 @@ func (o *Orchestrator) rebaseReview(ctx context.Context, tip, key string, info g
 	}
 	return rebased, nil, nil
 }
+
+// reviewStale reports whether the review commit of key was made from
+// other inputs than the unit has at snap: what it needs landed anew, or
+// its inputs or definition changed since. Approving such work would land
+// results made from the old inputs. The unit's fingerprint at snap is
+// compared with its fingerprint at the commit's base, both worked out
+// with ov, so a review made by a run with --engine or --model is not
+// stale for a command without them. A unit no longer in the workflow or
+// its plan, or a step's review now that the step is a foreach, is not
+// (reviewInTheWay and NoReviewError see to those).
+func (o *Orchestrator) reviewStale(snap *snapshot, ov Overrides, key, commit string) (bool, error) {
+	fp, exists := unitFingerprint(snap, key)
+	if !exists {
+		return false, nil
+	}
+	if step := snap.project.Graph.Step(key); step != nil && step.FansOut() {
+		return false, nil
+	}
+	info, err := o.repo.CommitInfo(commit)
+	if err != nil {
+		return false, fmt.Errorf("read the review commit of %s: %w", key, err)
+	}
+	made := gitstate.Message{Trailers: info.Trailers}.Get(gitstate.TrailerFingerprint)
+	if len(info.Parents) != 1 || made == "" || made == fp || info.Parents[0] == snap.commit {
+		return false, nil
+	}
+	then, err := o.load(info.Parents[0], ov)
+	if err != nil {
+		var cfg *ConfigError
+		if errors.As(err, &cfg) {
+			// The workflow it was made from does not load here (an
+			// older version): the fingerprint it was made with is all
+			// there is to go by.
+			return true, nil
+		}
+		return false, fmt.Errorf("load the workflow the review of %s was made from: %w", key, err)
+	}
+	was, existed := unitFingerprint(then, key)
+	return !existed || was != fp, nil
+}
+
+// staleReviewError is approve's refusal of a stale review (reviewStale).
+func staleReviewError(key, commit string) error {
+	return configErrorf("cannot approve %s: the work under review (%s) was made before what it depends on changed (a step it needs landed anew, or its inputs or definition changed); the review branch is kept: codemachine run releases it (kept on %s%s) and runs %s again for a new review",
+		key, short(commit), supersededRefPrefix, key, key)
+}
+
+// releaseStale releases the pending reviews of the run's targets that are
+// stale at the tip (reviewStale), once per tip: the unit is then due like
+// any other and runs again in this run. A review on a remote's branch only
+// (a worker's) is the integrator's to settle.
+func (s *scheduler) releaseStale(ctx context.Context) error {
+	if s.snap == nil || s.staleChecked == s.tip {
+		return nil
+	}
+	s.staleChecked = s.tip
+	for _, key := range sortedKeys(s.snap.reviews) {
+		stepID, taskID, _ := strings.Cut(key, "/")
+		if s.snap.remoteReviews[key] || s.rs.opensReview(key) || (s.targets != nil && !s.targets[stepID]) {
+			continue
+		}
+		commit := s.snap.reviews[key]
+		stale, err := s.o.reviewStale(s.snap, s.rs.opts.Overrides, key, commit)
+		if err != nil || !stale {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		kept, err := s.o.releaseReview(ctx, key, commit)
+		if err != nil {
+			return err
+		}
+		delete(s.snap.reviews, key)
+		s.rs.unrecordReview(key)
+		delete(s.reported, key)
+		s.o.emit(Event{Kind: Note, Step: stepID, Task: taskID, Message: fmt.Sprintf(
+			"the work under review (%s) was made before what it depends on changed: released (kept on %s); %s runs again",
+			short(commit), kept, key)})
+	}
+	return nil
+}

@@ -140,7 +140,7 @@ func (o *Orchestrator) Status(ov Overrides) (*StatusReport, error) {
 			}
 		}
 	}
-	v := &statusView{o: o, snap: snap, holds: holds, failures: failures, commits: commits, by: by, running: running,
+	v := &statusView{o: o, snap: snap, ov: ov, holds: holds, failures: failures, commits: commits, by: by, running: running,
 		notDone: map[string]bool{}}
 	for _, step := range snap.project.Graph.Order() {
 		st := v.step(step)
@@ -160,6 +160,7 @@ func (o *Orchestrator) Status(ov Overrides) (*StatusReport, error) {
 type statusView struct {
 	o        *Orchestrator
 	snap     *snapshot
+	ov       Overrides // the snapshot's, which reviewStale needs
 	holds    map[string]Hold
 	failures map[string]Failure
 	commits  map[string]string
@@ -262,7 +263,7 @@ func (v *statusView) state(step *workflow.Step, st *StepStatus, waits []string) 
 	case v.snap.project.Skips[id] && !due:
 		st.State, st.Reason = StateSkipped, "when: "+step.When.Source+" is false"
 	case v.snap.reviews[id] != "":
-		st.State, st.Reason, st.Ref = StateReview, v.o.reviewReason(v.snap.reviews[id], fp), v.snap.reviewRef(id)
+		st.State, st.Reason, st.Ref = StateReview, v.reviewReason(id), v.snap.reviewRef(id)
 	case !due:
 		st.State = StateDone
 		if step.FansOut() && st.TasksTotal > 0 {
@@ -336,12 +337,13 @@ func foreachState(snap *snapshot, step *workflow.Step, st *StepStatus) (string, 
 	return StateBlocked, progress
 }
 
-// reviewReason says what a pending review waits for, and whether the work
-// under review was made from inputs that have changed since: approving it
-// still lands it, and then the step (or task) is due again.
-func (o *Orchestrator) reviewReason(commit, fingerprint string) string {
+// reviewReason says what key's pending review waits for, and whether it
+// is stale (reviewStale): made before what it depends on changed, which
+// approve refuses and the next run releases, running the unit again.
+func (v *statusView) reviewReason(key string) string {
 	const waiting = "waiting for approve or reject"
-	c, err := o.repo.CommitInfo(commit)
+	commit := v.snap.reviews[key]
+	c, err := v.o.repo.CommitInfo(commit)
 	if err != nil {
 		return waiting
 	}
@@ -354,8 +356,8 @@ func (o *Orchestrator) reviewReason(commit, fingerprint string) string {
 		// A reviewer agent's review fell to a person: say why.
 		reason += "; " + by
 	}
-	if made := msg.Get(gitstate.TrailerFingerprint); made != "" && made != fingerprint {
-		reason += "; made before its inputs changed (once approved it runs again)"
+	if stale, err := v.o.reviewStale(v.snap, v.ov, key, commit); err == nil && stale {
+		reason = "stale: made before what it depends on changed (codemachine run releases it and runs " + key + " again)"
 	}
 	return reason
 }
@@ -388,7 +390,7 @@ func (v *statusView) tasks(step *workflow.Step, st *StepStatus) {
 		}
 		switch f, h := v.failures[key], v.holds[key]; {
 		case snap.reviews[key] != "":
-			ts.State, ts.Reason, ts.Ref = StateReview, v.o.reviewReason(snap.reviews[key], fp), snap.reviewRef(key)
+			ts.State, ts.Reason, ts.Ref = StateReview, v.reviewReason(key), snap.reviewRef(key)
 		case !t.Done && snap.reviewInTheWay(key) != "":
 			other := snap.reviewInTheWay(key)
 			ts.State, ts.Reason, ts.Ref = StateBlocked, "waits for the review of "+other+", made before the step changed shape", snap.reviewRef(other)

@@ -410,6 +410,13 @@ func (d *yamlDoc) env(n *yaml.Node) map[string]string {
 			d.errs.Add(d.pos(kv.key), "env: invalid variable name %q", kv.name)
 			continue
 		}
+		if yamlnode.IsNull(yamlnode.Resolve(kv.val)) {
+			// "A:" with no value reads as passing the caller's A through
+			// (as in Docker Compose), which it would not: it would set A
+			// to "". The schema refuses it too.
+			d.errs.Add(d.pos(kv.val), "env %s: want a value (a string, number or boolean), got null: write \"\" for an empty one, or name %s in CODEMACHINE_PASS_ENV to pass yours", kv.name, kv.name)
+			continue
+		}
 		v, _ := d.str(kv.val, "env "+kv.name)
 		env[kv.name] = v
 	}

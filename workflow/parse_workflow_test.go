@@ -85,6 +85,7 @@ func TestParseWorkflowErrors(t *testing.T) {
 		}},
 		{"needs as number", head + "  - id: a\n    run: x\n    needs: 3\n", []string{`w.yaml:5:12: needs: want a list of step ids, got a number ("3")`}},
 		{"inputs item mapping", head + "  - id: a\n    run: x\n    inputs: [{a: b}]\n", []string{`w.yaml:5:14: inputs: want a list of globs, got a mapping in the list`}},
+		{"env value null", head + "  - id: a\n    run: x\n    env:\n      A:\n", []string{`w.yaml:6:9: env A: want a value (a string, number or boolean), got null: write "" for an empty one, or name A in CODEMACHINE_PASS_ENV to pass yours`}},
 		{"env value list", head + "  - id: a\n    run: x\n    env:\n      A: [1]\n", []string{`w.yaml:6:10: env A: want a string, got a list`}},
 		{"NUL in a command", head + "  - id: a\n    run: \"echo \\0\"\n    check: \"true\\x00\"\n    env: {A: \"\\0\"}\n    hooks: {before: \"x\\0\"}\n", []string{
 			`w.yaml:4:10: run: holds a NUL byte, which no command, path or environment variable can hold`,

@@ -287,12 +287,29 @@ func TestSchemaRejects(t *testing.T) {
 		"run step prompt":              head + "  - {id: a, run: x, prompt: hi}\n",
 		"run step effort":              head + "  - {id: a, run: x, effort: high}\n",
 		"shell as the default engine":  "version: 1\ndefaults: {engine: shell}\nsteps:\n  - {id: a, run: x}\n",
+		"null env value":               head + "  - {id: a, run: x, env: {A: null}}\n",
+		"empty env value":              head + "  - id: a\n    run: x\n    env:\n      A:\n",
+		"zero timeout":                 head + "  - {id: a, run: x, timeout: 0s}\n",
+		"zero timeout of parts":        head + "  - {id: a, run: x, timeout: 0h0.0m}\n",
+		"zero default timeout":         "version: 1\ndefaults: {timeout: 0m}\nsteps:\n  - {id: a, run: x}\n",
 	} {
 		if _, err := ParseWorkflow(WorkflowFile, []byte(data), testEngines); err == nil {
 			t.Errorf("%s: the parser accepts\n%s", name, data)
 		}
 		if err := wf.Validate(instance(t, name, data)); err == nil {
 			t.Errorf("%s: the schema accepts\n%s", name, data)
+		}
+	}
+	// And what it accepts, the schema accepts too.
+	for name, data := range map[string]string{
+		"timeout with a zero part": head + "  - {id: a, run: x, timeout: 0h30m}\n",
+		"empty env value":          head + "  - {id: a, run: x, env: {A: \"\"}}\n",
+	} {
+		if _, err := ParseWorkflow(WorkflowFile, []byte(data), testEngines); err != nil {
+			t.Errorf("%s: the parser refuses\n%s: %v", name, data, err)
+		}
+		if err := wf.Validate(instance(t, name, data)); err != nil {
+			t.Errorf("%s: the schema refuses\n%s: %v", name, data, err)
 		}
 	}
 	ag, _ := resolved(t, SchemaAgent)
