@@ -70,14 +70,18 @@ func (o *Orchestrator) refreshReview(ctx context.Context, snap *snapshot, head g
 	if err != nil {
 		return err
 	}
-	if !exists || made == "" || fp != made || moved {
+	if !exists || made == "" || fp != made || moved != "" {
 		kept, err := o.releaseReview(ctx, key, info.Hash)
 		if err != nil {
 			return err
 		}
+		from := "from inputs that changed since"
+		if exists && made != "" && fp == made {
+			from = "from a landing of " + moved + " that it no longer holds either"
+		}
 		o.emit(Event{Kind: Note, Step: stepID, Task: taskID, Message: fmt.Sprintf(
-			"the work under review was made on %s, which %s no longer holds, from inputs that changed since: released (kept on %s); %s runs again",
-			short(base), head.Branch, kept, key)})
+			"the work under review was made on %s, which %s no longer holds, %s: released (kept on %s); %s runs again",
+			short(base), head.Branch, from, kept, key)})
 		return nil
 	}
 	rebased, conflicts, err := o.rebaseReview(ctx, head.Commit, key, info)
@@ -101,14 +105,14 @@ func (o *Orchestrator) refreshReview(ctx context.Context, snap *snapshot, head g
 // unit needs leaves work made from outputs the tip does not have, which a
 // rebase would carry over. A base whose workflow does not load is left to
 // the fingerprint the review was made with.
-func (o *Orchestrator) upstreamMovedSince(snap *snapshot, base, key string) (bool, error) {
+func (o *Orchestrator) upstreamMovedSince(snap *snapshot, base, key string) (string, error) {
 	then, err := o.load(base, Overrides{})
 	if err != nil {
 		var cfg *ConfigError
 		if errors.As(err, &cfg) {
-			return false, nil
+			return "", nil
 		}
-		return false, fmt.Errorf("load the workflow the review of %s was made from: %w", key, err)
+		return "", fmt.Errorf("load the workflow the review of %s was made from: %w", key, err)
 	}
 	return upstreamMoved(then, snap, key), nil
 }
@@ -225,16 +229,16 @@ func (o *Orchestrator) reviewStale(snap *snapshot, ov Overrides, key, commit str
 		return false, fmt.Errorf("load the workflow the review of %s was made from: %w", key, err)
 	}
 	was, existed := unitFingerprint(then, key)
-	return !existed || was != fp || upstreamMoved(then, snap, key), nil
+	return !existed || was != fp || upstreamMoved(then, snap, key) != "", nil
 }
 
-// upstreamMoved reports whether a step that key's step comes after
+// upstreamMoved names the first step that key's step comes after
 // (needs:, the steps a condition reads, the step that outputs one of its
-// inputs) has another record at snap than at then: it landed anew since,
-// or was undone by a reset. The fingerprint alone misses that for a step
-// that declares no inputs (only needs:), whose fingerprint stays the same
-// whatever its upstream wrote.
-func upstreamMoved(then, snap *snapshot, key string) bool {
+// inputs) that has another record at snap than at then: it landed anew
+// since, or was undone by a reset; "" when there is none. The fingerprint
+// alone misses that for a step that declares no inputs (only needs:),
+// whose fingerprint stays the same whatever its upstream wrote.
+func upstreamMoved(then, snap *snapshot, key string) string {
 	stepID, _, _ := strings.Cut(key, "/")
 	seq := func(s *snapshot, id string) int64 {
 		if s.state == nil || s.state.Steps[id] == nil {
@@ -244,10 +248,10 @@ func upstreamMoved(then, snap *snapshot, key string) bool {
 	}
 	for _, u := range snap.project.Graph.Upstream(stepID) {
 		if seq(then, u) != seq(snap, u) {
-			return true
+			return u
 		}
 	}
-	return false
+	return ""
 }
 
 // staleReviewError is approve's refusal of a stale review (reviewStale).
