@@ -147,8 +147,17 @@ func (o *Orchestrator) cascade(ctx context.Context, head gitstate.Head, ov Overr
 	if _, err := o.repo.Land(ctx, head.Branch, head.Commit, commit, gitstate.LandOptions{ConflictBranch: "codemachine/conflict/cascade"}); err != nil {
 		return fmt.Errorf("commit the cascade: %w", err)
 	}
-	o.emit(Event{Kind: Note, Message: "cascade: unchecked " + strings.Join(undone, ", ") + " (they run again, after what they build on)"})
+	o.emit(Event{Kind: Note, Message: "cascade: unchecked " + strings.Join(undone, ", ") + " " + cascadeWhy(undone)})
 	return nil
+}
+
+// cascadeWhy says what becomes of the tasks a cascade unchecks, in the
+// singular for one task.
+func cascadeWhy(undone []string) string {
+	if len(undone) == 1 {
+		return "(it runs again, after what it builds on)"
+	}
+	return "(they run again, after what they build on)"
 }
 
 // cascadeCommit makes, on top of head, the commit that unchecks what

@@ -112,7 +112,7 @@ func (o *Orchestrator) dryRun(ctx context.Context, head gitstate.Head, opts RunO
 func printDryHeader(w io.Writer, head gitstate.Head, undone []string) {
 	fmt.Fprintf(w, "dry run at %s (%s): what a run would do, without running anything\n", short(head.Commit), head.Branch)
 	if len(undone) > 0 {
-		fmt.Fprintf(w, "cascade: would uncheck %s in one commit first (they run again, after what they build on)\n", strings.Join(undone, ", "))
+		fmt.Fprintf(w, "cascade: would uncheck %s in one commit first %s\n", strings.Join(undone, ", "), cascadeWhy(undone))
 	}
 }
 

@@ -66,14 +66,22 @@ func (o *Orchestrator) refreshReview(ctx context.Context, snap *snapshot, head g
 	made := gitstate.Message{Trailers: info.Trailers}.Get(gitstate.TrailerFingerprint)
 	fp, exists := unitFingerprint(snap, key)
 	base := info.Parents[0]
-	if !exists || made == "" || fp != made {
+	moved, err := o.upstreamMovedSince(snap, base, key)
+	if err != nil {
+		return err
+	}
+	if !exists || made == "" || fp != made || moved != "" {
 		kept, err := o.releaseReview(ctx, key, info.Hash)
 		if err != nil {
 			return err
 		}
+		from := "from inputs that changed since"
+		if exists && made != "" && fp == made {
+			from = "from a landing of " + moved + " that it no longer holds either"
+		}
 		o.emit(Event{Kind: Note, Step: stepID, Task: taskID, Message: fmt.Sprintf(
-			"the work under review was made on %s, which %s no longer holds, from inputs that changed since: released (kept on %s); %s runs again",
-			short(base), head.Branch, kept, key)})
+			"the work under review was made on %s, which %s no longer holds, %s: released (kept on %s); %s runs again",
+			short(base), head.Branch, from, kept, key)})
 		return nil
 	}
 	rebased, conflicts, err := o.rebaseReview(ctx, head.Commit, key, info)
@@ -90,6 +98,23 @@ func (o *Orchestrator) refreshReview(ctx context.Context, snap *snapshot, head g
 		"the work under review was made on %s, which %s no longer holds: rebased onto %s as %s (codemachine diff %s)",
 		short(base), head.Branch, short(head.Commit), short(rebased), key)})
 	return nil
+}
+
+// upstreamMovedSince is upstreamMoved for a review made on base, which
+// the branch no longer holds: a reset that undid a landing of a step the
+// unit needs leaves work made from outputs the tip does not have, which a
+// rebase would carry over. A base whose workflow does not load is left to
+// the fingerprint the review was made with.
+func (o *Orchestrator) upstreamMovedSince(snap *snapshot, base, key string) (string, error) {
+	then, err := o.load(base, Overrides{})
+	if err != nil {
+		var cfg *ConfigError
+		if errors.As(err, &cfg) {
+			return "", nil
+		}
+		return "", fmt.Errorf("load the workflow the review of %s was made from: %w", key, err)
+	}
+	return upstreamMoved(then, snap, key), nil
 }
 
 // unitFingerprint is the fingerprint of a step or task key at snap, and
@@ -189,7 +214,7 @@ func (o *Orchestrator) reviewStale(snap *snapshot, ov Overrides, key, commit str
 		return false, fmt.Errorf("read the review commit of %s: %w", key, err)
 	}
 	made := gitstate.Message{Trailers: info.Trailers}.Get(gitstate.TrailerFingerprint)
-	if len(info.Parents) != 1 || made == "" || made == fp || info.Parents[0] == snap.commit {
+	if len(info.Parents) != 1 || made == "" || info.Parents[0] == snap.commit {
 		return false, nil
 	}
 	then, err := o.load(info.Parents[0], ov)
@@ -199,12 +224,34 @@ func (o *Orchestrator) reviewStale(snap *snapshot, ov Overrides, key, commit str
 			// The workflow it was made from does not load here (an
 			// older version): the fingerprint it was made with is all
 			// there is to go by.
-			return true, nil
+			return made != fp, nil
 		}
 		return false, fmt.Errorf("load the workflow the review of %s was made from: %w", key, err)
 	}
 	was, existed := unitFingerprint(then, key)
-	return !existed || was != fp, nil
+	return !existed || was != fp || upstreamMoved(then, snap, key) != "", nil
+}
+
+// upstreamMoved names the first step that key's step comes after
+// (needs:, the steps a condition reads, the step that outputs one of its
+// inputs) that has another record at snap than at then: it landed anew
+// since, or was undone by a reset; "" when there is none. The fingerprint
+// alone misses that for a step that declares no inputs (only needs:),
+// whose fingerprint stays the same whatever its upstream wrote.
+func upstreamMoved(then, snap *snapshot, key string) string {
+	stepID, _, _ := strings.Cut(key, "/")
+	seq := func(s *snapshot, id string) int64 {
+		if s.state == nil || s.state.Steps[id] == nil {
+			return 0
+		}
+		return s.state.Steps[id].Seq
+	}
+	for _, u := range snap.project.Graph.Upstream(stepID) {
+		if seq(then, u) != seq(snap, u) {
+			return u
+		}
+	}
+	return ""
 }
 
 // staleReviewError is approve's refusal of a stale review (reviewStale).

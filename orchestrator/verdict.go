@@ -15,7 +15,8 @@ import (
 //	{"verdict": "reject", "reasons": "what to change, for the next attempt"}
 //
 // The object is the last thing in the agent's final message (a closing
-// Markdown fence after it is allowed); it may span lines. Anything else
+// Markdown fence after it is allowed); it may span lines, and may follow
+// prose on the line it starts on. Anything else
 // (no object, another key, another verdict, a reject without reasons) is
 // a reviewer failure, never an approval.
 
@@ -46,14 +47,18 @@ func parseVerdict(text string) (verdict, error) {
 	if !strings.HasSuffix(body, "}") {
 		return verdict{}, fmt.Errorf("%w: the answer does not end with a JSON object", errNoVerdict)
 	}
-	// The object starts at the beginning of some line: try the last such
-	// line first, then earlier ones (an object spread over lines).
+	// The object starts at the first brace of some line, at its
+	// beginning or after prose ("Looks right. {...}", as models write
+	// it): try the last such line first, then earlier ones (an object
+	// spread over lines). Only the first brace of a line, so that two
+	// objects on one line (a reject, then an approve) are no verdict.
 	lines := strings.Split(body, "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
-		if !strings.HasPrefix(strings.TrimSpace(lines[i]), "{") {
+		brace := strings.IndexByte(lines[i], '{')
+		if brace < 0 {
 			continue
 		}
-		tail := strings.TrimSpace(strings.Join(lines[i:], "\n"))
+		tail := strings.TrimSpace(strings.Join(append([]string{lines[i][brace:]}, lines[i+1:]...), "\n"))
 		tail = strings.TrimPrefix(tail, "```json")
 		if v, err := decodeVerdict(tail); err == nil || !errors.Is(err, errNotJSON) {
 			return v, err

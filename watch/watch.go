@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -259,12 +260,13 @@ func (s *session) pass(ctx context.Context, trig Trigger) passResult {
 	return passResult{sum: sum}
 }
 
-// afterPass takes in what a pass did: its landings are the session's own
-// commits, and the tip it ended at is accepted when the pass made it, its
-// own landings on top of what it started from.
+// afterPass takes in what a pass did: its landings, and the commits that
+// record its skipped steps (when: false), are the session's own commits,
+// and the tip it ended at is accepted when the pass made it, its own
+// commits on top of what it started from.
 func (s *session) afterPass(sum *orchestrator.Summary) {
 	if sum != nil {
-		for _, e := range sum.Landed {
+		for _, e := range slices.Concat(sum.Landed, sum.Skipped) {
 			if e.Commit != "" {
 				s.own[e.Commit] = true
 			}

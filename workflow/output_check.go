@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -443,7 +444,28 @@ func (n *checkNode) collect(v any, at string, out []string) []string {
 var (
 	typeMismatchRE = lazyre.New(`type: .*? has type "(\w+)", want (one of )?"([^"]*)"`)
 	anonymousRE    = lazyre.New(` \[(<anonymous schema> ?)+\]`)
+	// boundRE is the validator's wording of a number out of its bounds:
+	// the value as a fraction ("11/1"), the bound with six decimals
+	// ("10.000000").
+	boundRE = lazyre.New(`\b(minimum|maximum|exclusiveMinimum|exclusiveMaximum|multipleOf): (-?\d+/\d+) (is (?:less than|greater than|not a multiple of)(?: or equal to)?) (-?\d+\.\d+)`)
 )
+
+// plainBound rewrites a bound's mismatch with the numbers as JSON writes
+// them ("maximum: 11 is greater than 10"): the agent reads it in its retry
+// prompt, and "11/1 is greater than 10.000000" reads as another value.
+func plainBound(m string) string {
+	g := boundRE().FindStringSubmatch(m)
+	value := g[2]
+	if r, ok := new(big.Rat).SetString(g[2]); ok {
+		value = r.RatString()
+		if !r.IsInt() {
+			f, _ := r.Float64()
+			value = strconv.FormatFloat(f, 'g', -1, 64)
+		}
+	}
+	bound := strings.TrimSuffix(strings.TrimRight(g[4], "0"), ".")
+	return g[1] + ": " + value + " " + g[3] + " " + bound
+}
 
 // problem words a validation error on one line: without the validator's
 // "validating root:" before it, the value's own type named the way JSON
@@ -454,6 +476,7 @@ func problem(err error) string {
 	msg := strings.TrimPrefix(err.Error(), "validating root: ")
 	msg = typeMismatchRE().ReplaceAllString(msg, "got $1, want $2$3")
 	msg = anonymousRE().ReplaceAllString(msg, "")
+	msg = boundRE().ReplaceAllStringFunc(msg, plainBound)
 	msg = strings.ReplaceAll(msg, "not: validated against <anonymous schema>", "not: the value is one the schema rules out")
 	msg = strings.ReplaceAll(strings.ReplaceAll(msg, ":\n", ": "), "\n", "; ")
 	return strings.Join(strings.Fields(msg), " ")

@@ -54,6 +54,14 @@ func TestOutputSchemaCheck(t *testing.T) {
 			want: `{"score":3,"summary":"ok"}`},
 		{name: "a value not at the end", schema: `{}`, answer: "{\"a\": 1}\ndone {x}", problems: []string{"holds no JSON value"}},
 		{name: "beyond float64", schema: `{"type": "number", "minimum": 0}`, answer: `1e400`, want: `1e400`},
+		{name: "above maximum", schema: `{"properties": {"score": {"type": "integer", "maximum": 10}}}`,
+			answer: `{"score": 11}`, problems: []string{"at /score: maximum: 11 is greater than 10"}},
+		{name: "below a fractional minimum", schema: `{"type": "number", "minimum": -2.5}`,
+			answer: `-3.25`, problems: []string{"at /: minimum: -3.25 is less than -2.5"}},
+		{name: "exclusive maximum", schema: `{"type": "number", "exclusiveMaximum": 1}`,
+			answer: `1`, problems: []string{"at /: exclusiveMaximum: 1 is greater than or equal to 1"}},
+		{name: "not a multiple", schema: `{"type": "number", "multipleOf": 0.5}`,
+			answer: `0.75`, problems: []string{"at /: multipleOf: 0.75 is not a multiple of 0.5"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -89,7 +89,9 @@ func logUsage(e orchestrator.LogEntry) (tokens, cost string) {
 	switch {
 	case e.TokensUnreadable():
 		tokens = "?"
-	case in+out == 0 && e.Engine == "shell":
+	case in+out == 0 && (e.Engine == "shell" || e.Engine == ""):
+		// A command, or a step its when: skipped: nothing that counts
+		// tokens ran, so "0" would read as a measurement.
 		tokens = "—"
 	}
 	return tokens, orchestrator.FormatCost(usd, known)

@@ -124,6 +124,10 @@ func (o *output) pass(s *orchestrator.Summary, err error) {
 		_ = reportRun(o, s, nil)
 	case errors.Is(err, orchestrator.ErrInterrupted):
 	default:
+		// A pass that ends waiting for a review, for you or over budget
+		// may have landed steps first: its summary line says so, as
+		// run's does, before the reason it stopped.
+		_ = reportRun(o, s, err)
 		o.mu.Lock()
 		fmt.Fprintf(o.errW, "codemachine: %s\n", indent(err.Error(), "  ")[2:])
 		o.mu.Unlock()
