@@ -105,24 +105,49 @@ func waitUnmarked(mark []byte, limit time.Duration) {
 // it and remove its index.lock, and is not written over.
 var ErrSwitchInterrupted = errors.New("a landing that a killed codemachine began is not finished yet: the next codemachine command that takes the repository lock (codemachine status) finishes or undoes it")
 
-// beginSwitch records the intent and takes the index lock with j's marker
-// as its content, created in one step (link(2) of a written file), so that
-// the lock is never a file Recover cannot attribute.
+// beginSwitch records the intent and takes the index lock holding j's
+// marker, both from one written file linked twice (link(2), so that the
+// lock is never a file Recover cannot attribute): the lock's content is the
+// journal as first written, whose marker says whose it is (holdsMarker).
+// One file instead of two spares a new inode per landing, 0.3-1 ms of
+// kernel time on an ext4 that searches its recently freed inodes.
 func (r *Repo) beginSwitch(ctx context.Context, j *switchJournal) error {
 	j.PID, j.Start = os.Getpid(), procStart(os.Getpid())
 	j.Marker = fmt.Sprintf("codemachine-switch-%d-%s\n", j.PID, strconv.FormatInt(tmpSeq.Add(1), 10))
-	if err := r.createJournal(ctx, j); err != nil {
+	data, err := yaml.Marshal(j)
+	if err != nil {
+		return fmt.Errorf("write the journal of the update of %s: %w", j.Ref, err)
+	}
+	tmp, err := writeLinkTemp(r.LocalDir(), data, r.syncLocal())
+	if err != nil {
+		return fmt.Errorf("write the journal of the update of %s: %w", j.Ref, err)
+	}
+	defer os.Remove(tmp)
+	if err := r.createJournal(ctx, j, tmp); err != nil {
 		return err
 	}
-	if err := r.createLockWith(ctx, j.lock(), []byte(j.Marker)); err != nil {
+	if err := r.createLockFrom(ctx, j.lock(), tmp); err != nil {
 		_ = r.removeJournal()
 		return err
 	}
 	return nil
 }
 
-// createJournal writes j as the journal only if there is none (link(2) of
-// a written file): the journal is one file per repository, and a switch of
+// holdsMarker reports whether data, an index.lock's content, is the lock
+// of the switch whose marker is marker: the journal that switch first
+// wrote (beginSwitch links it as the lock), or, from an earlier version,
+// the marker alone. A lock of git's holds an index, which no journal
+// parses as.
+func holdsMarker(data []byte, marker string) bool {
+	if string(data) == marker {
+		return true
+	}
+	var j switchJournal
+	return bytes.HasPrefix(data, []byte("pid: ")) && yaml.Unmarshal(data, &j) == nil && j.Marker == marker
+}
+
+// createJournal links tmp, the written journal j, as the journal only if
+// there is none: the journal is one file per repository, and a switch of
 // another process (a worker's look at the remote moves the branch outside
 // the repository lock; a run or approve lands meanwhile) must not replace
 // it. A live process's journal is waited for, as its index.lock would be;
@@ -130,14 +155,10 @@ func (r *Repo) beginSwitch(ctx context.Context, j *switchJournal) error {
 // would be lost with the index.lock it names, which then blocked the
 // user's git for good. One of this process's own is a leftover (its
 // switches are serialized by writeMu) and is replaced.
-func (r *Repo) createJournal(ctx context.Context, j *switchJournal) error {
+func (r *Repo) createJournal(ctx context.Context, j *switchJournal, tmp string) error {
 	p, err := r.localFile(journalFile)
 	if err != nil {
 		return err
-	}
-	data, err := yaml.Marshal(j)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
 	}
 	wait := r.LockWait
 	if wait <= 0 {
@@ -145,7 +166,7 @@ func (r *Repo) createJournal(ctx context.Context, j *switchJournal) error {
 	}
 	start, delay := time.Now(), 10*time.Millisecond
 	for {
-		err := linkFileSynced(p, r.LocalDir(), data, r.syncLocal())
+		err := os.Link(tmp, p)
 		if err == nil {
 			return nil
 		}
@@ -337,7 +358,7 @@ func (r *Repo) Recover(ctx context.Context) (*Recovered, error) {
 			}
 		}
 	}
-	if data, err := os.ReadFile(j.lock()); err == nil && string(data) == j.Marker {
+	if data, err := os.ReadFile(j.lock()); err == nil && holdsMarker(data, j.Marker) {
 		if err := os.Remove(j.lock()); err != nil {
 			return nil, fmt.Errorf("recover an interrupted landing: %w", err)
 		}
@@ -496,7 +517,7 @@ func (r *Repo) dropRefLock(j *switchJournal) error {
 
 // dropPending releases the lock of a journal whose switch never began.
 func (r *Repo) dropPending(j *switchJournal) error {
-	if data, err := os.ReadFile(j.lock()); err == nil && string(data) == j.Marker {
+	if data, err := os.ReadFile(j.lock()); err == nil && holdsMarker(data, j.Marker) {
 		if err := os.Remove(j.lock()); err != nil {
 			return fmt.Errorf("recover an interrupted landing: %w", err)
 		}
@@ -746,17 +767,23 @@ func (r *Repo) writeBlob(full, hash, mode string) error {
 // same file system) first, named after this process so that a kill's
 // leftover can be told from a live one's (removeStaleStaging).
 func linkFile(path, tmpDir string, content []byte) error {
-	return linkFileSynced(path, tmpDir, content, false)
-}
-
-// linkFileSynced is linkFile, the content synced first when durable.
-func linkFileSynced(path, tmpDir string, content []byte, durable bool) error {
-	f, err := os.CreateTemp(tmpDir, fmt.Sprintf("lock-tmp-%d-*", os.Getpid()))
+	tmp, err := writeLinkTemp(tmpDir, content, false)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
 	defer os.Remove(tmp)
+	return os.Link(tmp, path)
+}
+
+// writeLinkTemp writes content to a new temporary file in tmpDir, named
+// after this process (removeStaleStaging), synced when durable, for
+// linking into place; the caller removes it.
+func writeLinkTemp(tmpDir string, content []byte, durable bool) (string, error) {
+	f, err := os.CreateTemp(tmpDir, fmt.Sprintf("lock-tmp-%d-*", os.Getpid()))
+	if err != nil {
+		return "", err
+	}
+	tmp := f.Name()
 	_, err = f.Write(content)
 	if err == nil && durable {
 		err = f.Sync()
@@ -765,7 +792,8 @@ func linkFileSynced(path, tmpDir string, content []byte, durable bool) error {
 		err = cerr
 	}
 	if err != nil {
-		return err
+		_ = os.Remove(tmp)
+		return "", err
 	}
-	return os.Link(tmp, path)
+	return tmp, nil
 }

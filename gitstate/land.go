@@ -769,17 +769,17 @@ func (r *Repo) hook(stage string) {
 	}
 }
 
-// createLockWith creates a git lock file holding content exclusively (a
-// written file linked into place: the lock never exists empty), retrying
-// like a git command would while another process holds it.
-func (r *Repo) createLockWith(ctx context.Context, lock string, content []byte) error {
+// createLockFrom creates a git lock file exclusively as a second name of
+// tmp, a written file (the lock never exists empty), retrying like a git
+// command would while another process holds it.
+func (r *Repo) createLockFrom(ctx context.Context, lock, tmp string) error {
 	wait := r.LockWait
 	if wait <= 0 {
 		wait = DefaultLockWait
 	}
 	start, delay := time.Now(), 10*time.Millisecond
 	for {
-		err := linkFile(lock, r.LocalDir(), content)
+		err := os.Link(tmp, lock)
 		if err == nil {
 			return nil
 		}

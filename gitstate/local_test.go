@@ -190,3 +190,177 @@ func TestReadLocalNotAFile(t *testing.T) {
 		t.Fatal("WriteLocal over a named pipe hangs")
 	}
 }
+
+// TestWriteLocalExchangedInPlace: after its first two writes the file and
+// its spare are written in place and exchanged, with no new file; each
+// content reads back whole, and a reader that meets a write in progress in
+// the inode it opened earlier reads again rather than decode a mix.
+func TestWriteLocalExchangedInPlace(t *testing.T) {
+	_, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	p := filepath.Join(r.LocalDir(), "running.yaml")
+	type doc struct {
+		Units map[string]string `yaml:"units"`
+	}
+	// The files are held open, so that a file removed cannot give its
+	// inode number to a new one.
+	var held []*os.File
+	defer func() {
+		for _, f := range held {
+			f.Close()
+		}
+	}()
+	for i := range 6 {
+		units := map[string]string{}
+		for j := range i % 3 * 5 { // short and long contents, alternating
+			units[fmt.Sprint("unit-", j)] = fmt.Sprint("write ", i)
+		}
+		if err := r.WriteLocalExchanged("running.yaml", doc{Units: units}); err != nil {
+			t.Fatal(err)
+		}
+		var got doc
+		if err := r.ReadLocal("running.yaml", &got); err != nil || len(got.Units) != len(units) {
+			t.Fatalf("write %d read back as %+v, %v", i, got, err)
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i >= 2 {
+			same := false
+			for _, f := range held {
+				if hs, err := f.Stat(); err == nil && os.SameFile(hs, st) {
+					same = true
+				}
+			}
+			if !same {
+				t.Errorf("write %d made a new file", i)
+			}
+			continue
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, f)
+	}
+}
+
+// TestSumMatches: a file WriteLocalExchanged writes starts with the
+// checksum of the rest; any other file has none and matches.
+func TestSumMatches(t *testing.T) {
+	body := []byte("pid: 1\nunits:\n  a: now\n")
+	whole := prependSum(body)
+	mixed := append([]byte(nil), whole...)
+	mixed[len(mixed)-3] = 'X'
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want bool
+	}{
+		{"whole", whole, true},
+		{"no checksum line", body, true},
+		{"empty", nil, true},
+		{"the rest changed", mixed, false},
+		{"cut short", whole[:len(whole)-4], false},
+		{"only the checksum line, cut", whole[:len(sumPrefix)+3], false},
+		{"a longer rest", append(append([]byte(nil), whole...), "b: later\n"...), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := sumMatches(tc.data); got != tc.want {
+				t.Errorf("sumMatches(%q) = %v, want %v", tc.data, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestReadLocalRereadsAMixedFile: a reader that meets a file whose
+// checksum does not match reads it again, and takes it for damaged only
+// when it stays so.
+func TestReadLocalRereadsAMixedFile(t *testing.T) {
+	_, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	if err := r.WriteLocalExchanged("running.yaml", map[string]int{"pid": 1}); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(r.LocalDir(), "running.yaml")
+	whole := readString(t, p)
+	mixed := strings.Replace(whole, "pid: 1", "pid: 7", 1)
+	if err := os.WriteFile(p, []byte(mixed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fixed := make(chan error, 1)
+	go func() {
+		time.Sleep(3 * time.Millisecond)
+		fixed <- writeFileAtomic(p, []byte(whole), false) // never empty meanwhile
+	}()
+	var got map[string]int
+	err := r.ReadLocal("running.yaml", &got)
+	if werr := <-fixed; werr != nil {
+		t.Fatal(werr)
+	}
+	// The fix may come after the rereads on a loaded machine; then the
+	// file must have been refused, never decoded as the mix.
+	var damaged *DamagedFileError
+	switch {
+	case err == nil && got["pid"] != 1:
+		t.Errorf("read the mix: %v", got)
+	case err != nil && !errors.As(err, &damaged):
+		t.Errorf("ReadLocal = %v, want the file or a DamagedFileError", err)
+	}
+	if err := os.WriteFile(p, []byte(mixed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ReadLocal("running.yaml", &got); !errors.As(err, &damaged) {
+		t.Errorf("ReadLocal of a file that stays mixed = %v, want a DamagedFileError", err)
+	}
+}
+
+// TestWriteLocalExchangedConcurrentReader: a reader racing the writes,
+// holding the file open across them as a slow reader would, always
+// decodes one whole content.
+func TestWriteLocalExchangedConcurrentReader(t *testing.T) {
+	_, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	content := func(i int) map[string]string {
+		m := map[string]string{}
+		for j := range 1 + i%9 {
+			m[fmt.Sprint("unit-", j)] = fmt.Sprint("write ", i)
+		}
+		return m
+	}
+	if err := r.WriteLocalExchanged("running.yaml", content(0)); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	bad := make(chan string, 1)
+	go func() {
+		defer close(bad)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var got map[string]string
+			err := r.ReadLocal("running.yaml", &got)
+			i := -1
+			if err == nil {
+				_, _ = fmt.Sscanf(got["unit-0"], "write %d", &i)
+			}
+			if err != nil || i < 0 || len(got) != 1+i%9 {
+				select {
+				case bad <- fmt.Sprintf("%v, %v", got, err):
+				default:
+				}
+				return
+			}
+		}
+	}()
+	for i := range 300 {
+		if err := r.WriteLocalExchanged("running.yaml", content(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if s, ok := <-bad; ok {
+		t.Errorf("a reader read %s", s)
+	}
+}
