@@ -370,13 +370,19 @@ func (r *Repo) outsidePath(path string) string {
 // findGit is the first git program in path's directories, as
 // exec.LookPath finds one in PATH.
 func findGit(path string) (string, error) {
+	return findProgram(path, "git")
+}
+
+// findProgram is the first program name in path's directories, as
+// exec.LookPath finds one in PATH.
+func findProgram(path, name string) (string, error) {
 	for _, dir := range filepath.SplitList(path) {
-		bin := filepath.Join(dir, "git")
+		bin := filepath.Join(dir, name)
 		if st, err := os.Stat(bin); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
 			return bin, nil
 		}
 	}
-	return "", &exec.Error{Name: "git", Err: exec.ErrNotFound}
+	return "", &exec.Error{Name: name, Err: exec.ErrNotFound}
 }
 
 // ForgetLookups drops what the repository looked up outside it and keeps

@@ -699,3 +699,52 @@ func TestGitIsNotRunFromTheWorkingTree(t *testing.T) {
 		t.Error("the git in the working tree's bin ran")
 	}
 }
+
+// The programs codemachine starts besides its own git commands (doctor's
+// git --version, reject's git var GIT_EDITOR and the editor's shell) are
+// found as its git is: not in a directory of PATH in the working tree.
+func TestProgramsAreNotRunFromTheWorkingTree(t *testing.T) {
+	dir, _ := newRepo(t, stageBase)
+	marker := filepath.Join(t.TempDir(), "ran")
+	planted := "#!/bin/sh\necho \"$0\" >> " + marker + "\nexit 1\n"
+	for _, name := range []string{"bin/git", "bin/sh"} {
+		write(t, dir, name, planted)
+		if err := os.Chmod(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, dir, "sub/x", "x\n")
+	t.Setenv("PATH", filepath.Join(dir, "bin")+string(filepath.ListSeparator)+os.Getenv("PATH"))
+	tests := []struct {
+		name, start string
+		// ceiling has Open ask git to find the repository.
+		ceiling bool
+	}{
+		{"root", ".", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.ceiling {
+				t.Setenv("GIT_CEILING_DIRECTORIES", filepath.Dir(dir))
+			}
+			start := filepath.Join(dir, tt.start)
+			r, err := Open(start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, err := Version(t.Context(), r); err != nil || !strings.HasPrefix(v, "git version ") {
+				t.Errorf("Version = %q, %v", v, err)
+			}
+			if out, err := r.Command(t.Context(), start, "sh", "-c", "git var GIT_EDITOR").Output(); err != nil {
+				t.Errorf("sh -c 'git var GIT_EDITOR' = %q, %v", out, err)
+			}
+			if ran, err := os.ReadFile(marker); err == nil {
+				t.Errorf("a program in the working tree's bin ran: %s", ran)
+			}
+		})
+	}
+	// Without a repository, Version is PATH's git (here the planted one).
+	if _, err := Version(t.Context(), nil); err == nil {
+		t.Error("Version(nil) succeeded with the failing git first on PATH")
+	}
+}

@@ -117,23 +117,27 @@ func doctor(ctx context.Context, dir, remote string) doctorReport {
 			r.Engines[i] = agents.Probe(name, env)
 		}()
 	}
-	r.Git = checkGit(ctx)
 	st := agents.ProbeSandbox()
 	r.Sandbox = sandboxCheck{Active: st.Summary(), Missing: st.Missing(), System: st}
 	r.Repository = checkRepo(ctx, dir)
-	if r.Repository.Found && r.Repository.Branch != "" {
-		if repo, err := gitstate.Open(r.Repository.Root); err == nil {
-			r.Remote = checkRemote(ctx, repo, r.Repository.Branch, remote)
-		}
+	var repo *gitstate.Repo
+	if r.Repository.Found {
+		repo, _ = gitstate.Open(r.Repository.Root)
+	}
+	// In a repository, git is the one its commands run (not a bin/git a
+	// step landed in the working tree).
+	r.Git = checkGit(ctx, repo)
+	if repo != nil && r.Repository.Branch != "" {
+		r.Remote = checkRemote(ctx, repo, r.Repository.Branch, remote)
 	}
 	wg.Wait()
 	return r
 }
 
-func checkGit(ctx context.Context) gitCheck {
+func checkGit(ctx context.Context, repo *gitstate.Repo) gitCheck {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	version, err := gitstate.Version(ctx)
+	version, err := gitstate.Version(ctx, repo)
 	if err != nil {
 		return gitCheck{Hint: "git is required: install git (" + err.Error() + ")"}
 	}
