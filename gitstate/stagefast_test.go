@@ -702,7 +702,10 @@ func TestGitIsNotRunFromTheWorkingTree(t *testing.T) {
 
 // The programs codemachine starts besides its own git commands (doctor's
 // git --version, reject's git var GIT_EDITOR and the editor's shell) are
-// found as its git is: not in a directory of PATH in the working tree.
+// found as its git is: not in a directory of PATH in the working tree, nor
+// in a repository found by git from a directory below its root (where
+// what git looked up for the directory it started in was kept), and git
+// never ran from there to find it.
 func TestProgramsAreNotRunFromTheWorkingTree(t *testing.T) {
 	dir, _ := newRepo(t, stageBase)
 	marker := filepath.Join(t.TempDir(), "ran")
@@ -721,6 +724,7 @@ func TestProgramsAreNotRunFromTheWorkingTree(t *testing.T) {
 		ceiling bool
 	}{
 		{"root", ".", false},
+		{"subdirectory found by git", "sub", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
