@@ -147,7 +147,8 @@ func (w *Worktree) gitAliases(c worktreeChanges) ([]string, *GitAliasError) {
 // statusBesideWalk runs git status over the worktree while the worktree
 // is searched for a .gitignore or .gitattributes that is a FIFO, a socket
 // or a device, and returns what git status printed, or the
-// *SpecialFileError for such a file: git status would wait forever on a
+// *SpecialFileError for such a file (or the *UnwalkedError for a path the
+// search could not look at): git status would wait forever on a
 // FIFO .gitignore (and update-index on a FIFO .gitattributes), and the
 // in-process stage declined before it met every one. The search runs
 // beside git status, not before it: at 100k files it takes about as long
@@ -160,7 +161,7 @@ func (w *Worktree) gitAliases(c worktreeChanges) ([]string, *GitAliasError) {
 func (w *Worktree) statusBesideWalk(ctx context.Context) (string, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	walked := make(chan *SpecialFileError, 1)
+	walked := make(chan error, 1)
 	go func() {
 		se := w.specialPatternFile()
 		if se != nil {
