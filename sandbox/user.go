@@ -59,8 +59,8 @@ var gpgAgentSockets = []string{"S.gpg-agent", "S.gpg-agent.extra", "S.gpg-agent.
 // sockets to cover wherever they are (the SSH agent, a Docker or Podman
 // host, the D-Bus buses, the container engines the Docker CLI knows (see
 // dockerSockets), GnuPG's agent in GnuPG's home or where GPG_AGENT_INFO
-// says, tmux's servers, and those in ~/.ssh as the step starts: see
-// sshSockets).
+// says, tmux's servers, git credential-cache's daemon, and those in ~/.ssh
+// as the step starts: see sshSockets).
 func UserSockets(environ []string) (dirs, sockets []string) {
 	get := func(k string) string {
 		for i := len(environ) - 1; i >= 0; i-- {
@@ -94,7 +94,16 @@ func UserSockets(environ []string) (dirs, sockets []string) {
 	}
 	gnupg := get("GNUPGHOME")
 	docker := get("DOCKER_CONFIG")
+	// git credential-cache's daemon, which hands the passwords and tokens
+	// it holds (for github.com, say) to whoever asks on its socket: in
+	// ~/.git-credential-cache where that directory exists, else in
+	// $XDG_CACHE_HOME/git/credential (see git-credential-cache(1)).
+	if x := get("XDG_CACHE_HOME"); filepath.IsAbs(x) {
+		sockets = append(sockets, filepath.Join(x, "git", "credential", "socket"))
+	}
 	if h := get("HOME"); filepath.IsAbs(h) {
+		sockets = append(sockets, filepath.Join(h, ".git-credential-cache", "socket"),
+			filepath.Join(h, ".cache", "git", "credential", "socket"))
 		sockets = append(sockets, filepath.Join(h, ".docker", "run", "docker.sock"))
 		sockets = append(sockets, sshSockets(filepath.Join(h, ".ssh"))...)
 		sockets = append(sockets, sshConfigSockets(filepath.Join(h, ".ssh", "config"), h)...)
