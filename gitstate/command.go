@@ -23,3 +23,12 @@ func (r *Repo) Command(ctx context.Context, dir, name string, args ...string) *e
 	cmd.Env = append(env, "PATH="+path)
 	return cmd
 }
+
+// OutsidePath is the PATH the repository's git commands run with and are
+// found on: PATH without its relative entries and the directories in the
+// working tree or git directory (see outsidePath), for the programs
+// codemachine starts outside the sandbox besides git (doctor's probes of
+// the agents' CLIs).
+func (r *Repo) OutsidePath() string {
+	return r.gitPath()
+}
