@@ -227,12 +227,12 @@ func (w *Worktree) removeSpecialFiles() error {
 	})
 }
 
-// UnwalkedError is a path below a worktree that the search for the
-// .gitignore and .gitattributes git would wait on or read whole could not
-// look at, though git may: one longer than PATH_MAX (4096 bytes) with the
-// worktree's path in front, which git opens relative to the worktree.
-// Passed over, it could hide a named pipe .gitignore that hangs git
-// status, so the stage fails instead.
+// UnwalkedError is a path below a worktree that the checks of a step's
+// change could not look at, though git may: one longer than PATH_MAX
+// (4096 bytes) with the worktree's path in front, which git opens
+// relative to the worktree. Passed over, it could hide a named pipe
+// .gitignore that hangs git status, or a symbolic link out of the
+// repository, so the stage fails instead.
 type UnwalkedError struct {
 	Path string // relative to the worktree, slash-separated
 	Err  error
@@ -240,7 +240,7 @@ type UnwalkedError struct {
 
 // Error names the path and why it could not be looked at.
 func (e *UnwalkedError) Error() string {
-	return fmt.Sprintf("%s cannot be searched for the files git reads for patterns (%v): a step may not leave such a path", e.Path, e.Err)
+	return fmt.Sprintf("%s cannot be checked by its full path (%v): a step may not leave such a path", e.Path, e.Err)
 }
 
 // Unwrap is the system's error.
