@@ -94,16 +94,8 @@ func UserSockets(environ []string) (dirs, sockets []string) {
 	}
 	gnupg := get("GNUPGHOME")
 	docker := get("DOCKER_CONFIG")
-	// git credential-cache's daemon, which hands the passwords and tokens
-	// it holds (for github.com, say) to whoever asks on its socket: in
-	// ~/.git-credential-cache where that directory exists, else in
-	// $XDG_CACHE_HOME/git/credential (see git-credential-cache(1)).
-	if x := get("XDG_CACHE_HOME"); filepath.IsAbs(x) {
-		sockets = append(sockets, filepath.Join(x, "git", "credential", "socket"))
-	}
+	sockets = append(sockets, credentialCacheSockets(get("XDG_CACHE_HOME"), get("HOME"))...)
 	if h := get("HOME"); filepath.IsAbs(h) {
-		sockets = append(sockets, filepath.Join(h, ".git-credential-cache", "socket"),
-			filepath.Join(h, ".cache", "git", "credential", "socket"))
 		sockets = append(sockets, filepath.Join(h, ".docker", "run", "docker.sock"))
 		sockets = append(sockets, sshSockets(filepath.Join(h, ".ssh"))...)
 		sockets = append(sockets, sshConfigSockets(filepath.Join(h, ".ssh", "config"), h)...)
@@ -137,6 +129,23 @@ func UserSockets(environ []string) (dirs, sockets []string) {
 		sockets = append(sockets, s)
 	}
 	return dirs, sockets
+}
+
+// credentialCacheSockets are the sockets of git credential-cache's
+// daemon, which hands the passwords and tokens it holds (for github.com,
+// say) to whoever asks on its socket: in ~/.git-credential-cache where
+// that directory exists, else in $XDG_CACHE_HOME/git/credential, by
+// default ~/.cache/git/credential (see git-credential-cache(1)).
+func credentialCacheSockets(xdgCache, home string) []string {
+	var out []string
+	if filepath.IsAbs(xdgCache) {
+		out = append(out, filepath.Join(xdgCache, "git", "credential", "socket"))
+	}
+	if filepath.IsAbs(home) {
+		out = append(out, filepath.Join(home, ".git-credential-cache", "socket"),
+			filepath.Join(home, ".cache", "git", "credential", "socket"))
+	}
+	return out
 }
 
 // sshConfigSockets lists the Unix sockets that ssh's configuration file
