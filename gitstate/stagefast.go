@@ -382,21 +382,22 @@ func (r *Repo) outsidePath(path string) string {
 	return strings.Join(keep, string(filepath.ListSeparator))
 }
 
-// candidateRoots are dir's parent directories that hold a .git (or are
-// named by GIT_WORK_TREE): the working trees git may find from dir.
+// candidateRoots are the working trees git may find from dir: the
+// nearest of dir and its parent directories that holds a .git, where git's
+// discovery stops (not the farther ones: a home directory that is a
+// repository of dotfiles would take ~/bin off PATH), and the one
+// GIT_WORK_TREE names.
 func candidateRoots(dir string) []string {
 	var out []string
 	if wt := os.Getenv("GIT_WORK_TREE"); filepath.IsAbs(wt) {
 		out = append(out, filepath.Clean(wt))
 	}
-	for d := filepath.Clean(dir); ; {
-		parent := filepath.Dir(d)
-		if parent == d {
-			return out
-		}
-		d = parent
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
 		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
-			out = append(out, d)
+			return append(out, d)
+		}
+		if filepath.Dir(d) == d {
+			return out
 		}
 	}
 }

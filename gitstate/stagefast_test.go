@@ -752,3 +752,38 @@ func TestProgramsAreNotRunFromTheWorkingTree(t *testing.T) {
 		t.Error("Version(nil) succeeded with the failing git first on PATH")
 	}
 }
+
+// While git finds the repository, the working trees it may find are the
+// nearest parent holding a .git and GIT_WORK_TREE's: not a farther one
+// (a home directory that is a repository of dotfiles), whose PATH
+// directories (~/bin) would be taken off the PATH that git runs with.
+func TestCandidateRoots(t *testing.T) {
+	base := t.TempDir()
+	for _, d := range []string{"home/.git", "home/src/proj/.git", "home/src/proj/sub/deeper", "home/other"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		start, workTree string
+		want            []string
+	}{
+		{"home/src/proj/sub/deeper", "", []string{"home/src/proj"}},
+		{"home/src/proj", "", []string{"home/src/proj"}},
+		{"home/other", "", []string{"home"}},
+		{"home/other", "/wt", []string{"/wt", "home"}},
+	}
+	for _, tt := range tests {
+		t.Setenv("GIT_WORK_TREE", tt.workTree)
+		var want []string
+		for _, w := range tt.want {
+			if !filepath.IsAbs(w) {
+				w = filepath.Join(base, w)
+			}
+			want = append(want, w)
+		}
+		if got := candidateRoots(filepath.Join(base, tt.start)); !slices.Equal(got, want) {
+			t.Errorf("candidateRoots(%s) = %q, want %q", tt.start, got, want)
+		}
+	}
+}
