@@ -1,10 +1,14 @@
 package gitstate
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestPolicyCovers(t *testing.T) {
@@ -263,5 +267,65 @@ func TestClaimDirEmptiesReadOnlyDirs(t *testing.T) {
 	}
 	if entries, err := os.ReadDir(dir); err != nil || len(entries) > 0 {
 		t.Errorf("dir holds %v (%v), want nothing", entries, err)
+	}
+}
+
+// A path longer than PATH_MAX with the worktree's path in front, which git
+// opens relative to the worktree, is not passed over by the searches for a
+// .gitignore git would wait on (here a named pipe): the stage fails naming
+// it, and so does the search before git clean, so that the slot's next
+// hand-out (to a step allowed more, which scrubs it) makes the worktree
+// afresh instead of running git clean there.
+func TestSpecialFileSearchesRefuseLongPaths(t *testing.T) {
+	dir, r := newRepo(t, map[string]string{"a.txt": "a\n"})
+	ctx := t.Context()
+	base := git(t, dir, "rev-parse", "HEAD")
+	w, err := r.Worktree(ctx, 0, base, sandboxed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Made relative to an open directory, as a step in the worktree can.
+	fd, err := unix.Open(w.Path(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.Repeat("x", 200)
+	for depth := len(w.Path()); depth <= unix.PathMax; depth += len(name) + 1 {
+		if err := unix.Mkdirat(fd, name, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		sub, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd = sub
+	}
+	err = unix.Mkfifoat(fd, ".gitignore", 0o644)
+	unix.Close(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	searches := []struct {
+		name string
+		run  func() error
+	}{
+		{"stage", func() error { _, err := w.Stage(ctx); return err }},
+		{"before git clean", w.removeSpecialFiles},
+	}
+	for _, s := range searches {
+		var ue *UnwalkedError
+		if err := s.run(); !errors.As(err, &ue) || !strings.HasPrefix(ue.Path, name+"/") || !errors.Is(err, unix.ENAMETOOLONG) {
+			t.Errorf("%s: %v, want an UnwalkedError for a path below %s...", s.name, err, name[:8])
+		}
+	}
+	w.Discard()
+	w, err = r.Worktree(ctx, 0, base, Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Discard()
+	if _, err := os.Lstat(filepath.Join(w.Path(), name)); !os.IsNotExist(err) {
+		t.Errorf("the deep directory is still in the worktree (%v)", err)
 	}
 }

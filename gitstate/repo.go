@@ -79,6 +79,10 @@ func Open(dir string) (*Repo, error) {
 		r.root, r.gitDir, r.commonDir = root, gitDir, commonDir
 		return r, nil
 	}
+	// Found by git: what it looked up for the directory it started in
+	// (which git, on a PATH without what is inside the working tree) is
+	// looked up again for the working tree found.
+	defer r.ForgetLookups()
 	if env := locatingEnv(); len(env) > 0 {
 		return r.openFromEnv(dir, env)
 	}

@@ -13,9 +13,15 @@ import (
 )
 
 // Version is what `git --version` says ("git version 2.43.0"): whether git
-// is installed, and which.
-func Version(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "git", "--version").Output()
+// is installed, and which. In a repository (repo not nil) it is the git
+// that repo's commands run, found on PATH without the directories in its
+// working tree (see Repo.Command): a step may have landed a git there.
+func Version(ctx context.Context, repo *Repo) (string, error) {
+	cmd := exec.CommandContext(ctx, "git", "--version")
+	if repo != nil {
+		cmd = repo.Command(ctx, repo.Root(), "git", "--version")
+	}
+	out, err := cmd.Output()
 	if err != nil {
 		return "", fmt.Errorf("git --version: %w", err)
 	}

@@ -8,7 +8,7 @@ import (
 )
 
 func TestVersion(t *testing.T) {
-	v, err := Version(t.Context())
+	v, err := Version(t.Context(), nil)
 	if err != nil || !strings.HasPrefix(v, "git version ") || strings.HasSuffix(v, "\n") {
 		t.Errorf("Version = %q, %v", v, err)
 	}

@@ -337,7 +337,7 @@ func (r *Repo) gitPath() string {
 }
 
 // outsidePath is path without its relative entries and without the
-// directories inside the repository's working tree: steps land files in
+// directories inside the repository's working tree or git directory: steps land files in
 // the working tree (a bin/git, where direnv's PATH_add bin put it on
 // PATH), and the git commands codemachine runs outside the sandbox run in
 // a step's worktree. A git found there, or an ssh, gpg or git-lfs the
@@ -346,9 +346,24 @@ func (r *Repo) outsidePath(path string) string {
 	// The root as given and with its links followed, and so each entry:
 	// either way in says it is inside.
 	roots := []string{filepath.Clean(r.root)}
-	if rr, err := filepath.EvalSymlinks(r.root); err == nil {
-		roots = append(roots, rr)
+	if r.commonDir != "" {
+		// Where the steps' worktrees are, when it is not in the
+		// working tree (a git directory elsewhere).
+		roots = append(roots, filepath.Clean(r.commonDir))
 	}
+	if r.gitDir == "" {
+		// Not found yet (Open runs git to find it, from the directory
+		// it was given): any directory above that holds a .git may be
+		// the working tree.
+		roots = append(roots, candidateRoots(r.root)...)
+	}
+	var resolved []string
+	for _, root := range roots {
+		if rr, err := filepath.EvalSymlinks(root); err == nil {
+			resolved = append(resolved, rr)
+		}
+	}
+	roots = append(roots, resolved...)
 	inside := func(dir string) bool {
 		return slices.ContainsFunc(roots, func(root string) bool {
 			return dir == root || strings.HasPrefix(dir, root+string(filepath.Separator))
@@ -367,16 +382,42 @@ func (r *Repo) outsidePath(path string) string {
 	return strings.Join(keep, string(filepath.ListSeparator))
 }
 
+// candidateRoots are the working trees git may find from dir: the
+// nearest of dir and its parent directories that holds a .git, where git's
+// discovery stops (not the farther ones: a home directory that is a
+// repository of dotfiles would take ~/bin off PATH), and the one
+// GIT_WORK_TREE names.
+func candidateRoots(dir string) []string {
+	var out []string
+	if wt := os.Getenv("GIT_WORK_TREE"); filepath.IsAbs(wt) {
+		out = append(out, filepath.Clean(wt))
+	}
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
+			return append(out, d)
+		}
+		if filepath.Dir(d) == d {
+			return out
+		}
+	}
+}
+
 // findGit is the first git program in path's directories, as
 // exec.LookPath finds one in PATH.
 func findGit(path string) (string, error) {
+	return findProgram(path, "git")
+}
+
+// findProgram is the first program name in path's directories, as
+// exec.LookPath finds one in PATH.
+func findProgram(path, name string) (string, error) {
 	for _, dir := range filepath.SplitList(path) {
-		bin := filepath.Join(dir, "git")
+		bin := filepath.Join(dir, name)
 		if st, err := os.Stat(bin); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
 			return bin, nil
 		}
 	}
-	return "", &exec.Error{Name: "git", Err: exec.ErrNotFound}
+	return "", &exec.Error{Name: name, Err: exec.ErrNotFound}
 }
 
 // ForgetLookups drops what the repository looked up outside it and keeps

@@ -699,3 +699,91 @@ func TestGitIsNotRunFromTheWorkingTree(t *testing.T) {
 		t.Error("the git in the working tree's bin ran")
 	}
 }
+
+// The programs codemachine starts besides its own git commands (doctor's
+// git --version, reject's git var GIT_EDITOR and the editor's shell) are
+// found as its git is: not in a directory of PATH in the working tree, nor
+// in a repository found by git from a directory below its root (where
+// what git looked up for the directory it started in was kept), and git
+// never ran from there to find it.
+func TestProgramsAreNotRunFromTheWorkingTree(t *testing.T) {
+	dir, _ := newRepo(t, stageBase)
+	marker := filepath.Join(t.TempDir(), "ran")
+	planted := "#!/bin/sh\necho \"$0\" >> " + marker + "\nexit 1\n"
+	for _, name := range []string{"bin/git", "bin/sh"} {
+		write(t, dir, name, planted)
+		if err := os.Chmod(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, dir, "sub/x", "x\n")
+	t.Setenv("PATH", filepath.Join(dir, "bin")+string(filepath.ListSeparator)+os.Getenv("PATH"))
+	tests := []struct {
+		name, start string
+		// ceiling has Open ask git to find the repository.
+		ceiling bool
+	}{
+		{"root", ".", false},
+		{"subdirectory found by git", "sub", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.ceiling {
+				t.Setenv("GIT_CEILING_DIRECTORIES", filepath.Dir(dir))
+			}
+			start := filepath.Join(dir, tt.start)
+			r, err := Open(start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, err := Version(t.Context(), r); err != nil || !strings.HasPrefix(v, "git version ") {
+				t.Errorf("Version = %q, %v", v, err)
+			}
+			if out, err := r.Command(t.Context(), start, "sh", "-c", "git var GIT_EDITOR").Output(); err != nil {
+				t.Errorf("sh -c 'git var GIT_EDITOR' = %q, %v", out, err)
+			}
+			if ran, err := os.ReadFile(marker); err == nil {
+				t.Errorf("a program in the working tree's bin ran: %s", ran)
+			}
+		})
+	}
+	// Without a repository, Version is PATH's git (here the planted one).
+	if _, err := Version(t.Context(), nil); err == nil {
+		t.Error("Version(nil) succeeded with the failing git first on PATH")
+	}
+}
+
+// While git finds the repository, the working trees it may find are the
+// nearest parent holding a .git and GIT_WORK_TREE's: not a farther one
+// (a home directory that is a repository of dotfiles), whose PATH
+// directories (~/bin) would be taken off the PATH that git runs with.
+func TestCandidateRoots(t *testing.T) {
+	base := t.TempDir()
+	for _, d := range []string{"home/.git", "home/src/proj/.git", "home/src/proj/sub/deeper", "home/other"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		start, workTree string
+		want            []string
+	}{
+		{"home/src/proj/sub/deeper", "", []string{"home/src/proj"}},
+		{"home/src/proj", "", []string{"home/src/proj"}},
+		{"home/other", "", []string{"home"}},
+		{"home/other", "/wt", []string{"/wt", "home"}},
+	}
+	for _, tt := range tests {
+		t.Setenv("GIT_WORK_TREE", tt.workTree)
+		var want []string
+		for _, w := range tt.want {
+			if !filepath.IsAbs(w) {
+				w = filepath.Join(base, w)
+			}
+			want = append(want, w)
+		}
+		if got := candidateRoots(filepath.Join(base, tt.start)); !slices.Equal(got, want) {
+			t.Errorf("candidateRoots(%s) = %q, want %q", tt.start, got, want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // This file is the stage git does where the in-process one declines (an
@@ -65,6 +66,9 @@ func (w *Worktree) stageWithGit(ctx context.Context) (string, error) {
 		return "", err
 	}
 	c := changesOf(entries)
+	if err := w.reachable(c); err != nil {
+		return "", err
+	}
 	gitlinks, err := w.gitlinks(ctx)
 	if err != nil {
 		return "", err
@@ -147,7 +151,8 @@ func (w *Worktree) gitAliases(c worktreeChanges) ([]string, *GitAliasError) {
 // statusBesideWalk runs git status over the worktree while the worktree
 // is searched for a .gitignore or .gitattributes that is a FIFO, a socket
 // or a device, and returns what git status printed, or the
-// *SpecialFileError for such a file: git status would wait forever on a
+// *SpecialFileError for such a file (or the *UnwalkedError for a path the
+// search could not look at): git status would wait forever on a
 // FIFO .gitignore (and update-index on a FIFO .gitattributes), and the
 // in-process stage declined before it met every one. The search runs
 // beside git status, not before it: at 100k files it takes about as long
@@ -160,7 +165,7 @@ func (w *Worktree) gitAliases(c worktreeChanges) ([]string, *GitAliasError) {
 func (w *Worktree) statusBesideWalk(ctx context.Context) (string, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	walked := make(chan *SpecialFileError, 1)
+	walked := make(chan error, 1)
 	go func() {
 		se := w.specialPatternFile()
 		if se != nil {
@@ -177,6 +182,25 @@ func (w *Worktree) statusBesideWalk(ctx context.Context) (string, error) {
 	}
 	return out, err
 }
+
+// reachable refuses, with an *UnwalkedError, a path of c that is over
+// PATH_MAX (4096 bytes) with the worktree's path in front: git stages it
+// by its path relative to the worktree, but every check of the step's
+// change that looks at the worktree's file by its full path (where a
+// symbolic link leads, the size max_file_size limits, the secrets scan)
+// could not, and would pass it over.
+func (w *Worktree) reachable(c worktreeChanges) error {
+	for _, p := range append(slices.Clone(c.untracked), c.changed...) {
+		if len(w.path)+1+len(p) >= pathMax {
+			return &UnwalkedError{Path: strings.TrimSuffix(p, "/"), Err: syscall.ENAMETOOLONG}
+		}
+	}
+	return nil
+}
+
+// pathMax is Linux's PATH_MAX: the bytes of a path the kernel takes,
+// its terminating NUL included.
+const pathMax = 4096
 
 // oversize are the files of paths (those git add -A would stage) that
 // LimitFiles's function refuses, by their size.

@@ -203,22 +203,66 @@ func (w *Worktree) scrub(ctx context.Context) error {
 // and git clean passes them over, so a FIFO a step left would hang a
 // later step that opens it, or git itself where it is a .gitignore. So
 // goes a .gitignore or .gitattributes over MaxPatternFile, which git
-// clean would read whole (a tracked one is checked out again after).
+// clean would read whole (a tracked one is checked out again after). A
+// path it cannot look at (walkFailure) is an error: the caller makes the
+// slot afresh rather than run git clean over what may be such a file.
 func (w *Worktree) removeSpecialFiles() error {
 	return filepath.WalkDir(w.path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return nil
+			return w.walkFailure(p, err)
 		}
 		if d.IsDir() && p == w.scratch {
 			return filepath.SkipDir
 		}
-		if d.Type()&(fs.ModeNamedPipe|fs.ModeSocket|fs.ModeDevice|fs.ModeCharDevice) != 0 || oversizePatternFile(p, d) {
+		oversize, err := oversizePatternFile(p, d)
+		if err != nil {
+			return w.walkFailure(p, err)
+		}
+		if d.Type()&(fs.ModeNamedPipe|fs.ModeSocket|fs.ModeDevice|fs.ModeCharDevice) != 0 || oversize {
 			if err := os.Remove(p); err != nil {
 				return fmt.Errorf("worktree slot %d: %w", w.slot, err)
 			}
 		}
 		return nil
 	})
+}
+
+// UnwalkedError is a path below a worktree that the checks of a step's
+// change could not look at, though git may: one longer than PATH_MAX
+// (4096 bytes) with the worktree's path in front, which git opens
+// relative to the worktree. Passed over, it could hide a named pipe
+// .gitignore that hangs git status, or a symbolic link out of the
+// repository, so the stage fails instead.
+type UnwalkedError struct {
+	Path string // relative to the worktree, slash-separated
+	Err  error
+}
+
+// Error names the path and why it could not be looked at.
+func (e *UnwalkedError) Error() string {
+	return fmt.Sprintf("%s cannot be checked by its full path (%v): a step may not leave such a path", e.Path, e.Err)
+}
+
+// Unwrap is the system's error.
+func (e *UnwalkedError) Unwrap() error { return e.Err }
+
+// walkFailure is what a walk over the worktree makes of err at p: nil
+// where p is gone or the user may not read it (git, run as the same
+// user, cannot read it either), else an *UnwalkedError.
+func (w *Worktree) walkFailure(p string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		return nil
+	}
+	rel, rerr := filepath.Rel(w.path, p)
+	if rerr != nil {
+		rel = p
+	}
+	// The system's error alone: the path in a *PathError is the full one.
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		err = errno
+	}
+	return &UnwalkedError{Path: filepath.ToSlash(rel), Err: err}
 }
 
 // relativeSpecial is se with its path relative to the worktree.
@@ -229,12 +273,17 @@ func (w *Worktree) relativeSpecial(se *SpecialFileError) *SpecialFileError {
 
 // specialPatternFile returns the first .gitignore or .gitattributes below
 // the worktree (its scratch .git aside) that is a FIFO, a socket or a
-// device, or over MaxPatternFile, nil when there is none.
-func (w *Worktree) specialPatternFile() *SpecialFileError {
-	var found *SpecialFileError
+// device, or over MaxPatternFile, as a *SpecialFileError, or an
+// *UnwalkedError for the first path it could not look at; nil when there
+// is neither.
+func (w *Worktree) specialPatternFile() error {
+	var found error
 	_ = filepath.WalkDir(w.path, func(p string, d fs.DirEntry, err error) error {
 		switch {
 		case err != nil:
+			if found = w.walkFailure(p, err); found != nil {
+				return filepath.SkipAll
+			}
 			return nil
 		case d.IsDir() && p == w.scratch:
 			return filepath.SkipDir
@@ -243,10 +292,14 @@ func (w *Worktree) specialPatternFile() *SpecialFileError {
 			found = &SpecialFileError{Path: p, Mode: d.Type()}
 			return filepath.SkipAll
 		case d.Type().IsRegular():
-			if st, err := d.Info(); err == nil {
-				if found = badPatternFile(p, st); found != nil {
-					return filepath.SkipAll
-				}
+			st, err := d.Info()
+			if err != nil {
+				found = w.walkFailure(p, err)
+			} else if se := badPatternFile(p, st); se != nil {
+				found = se
+			}
+			if found != nil {
+				return filepath.SkipAll
 			}
 		}
 		return nil
@@ -256,12 +309,15 @@ func (w *Worktree) specialPatternFile() *SpecialFileError {
 
 // oversizePatternFile reports whether d, the entry p of a walk, is a
 // .gitignore or .gitattributes over MaxPatternFile.
-func oversizePatternFile(p string, d fs.DirEntry) bool {
+func oversizePatternFile(p string, d fs.DirEntry) (bool, error) {
 	if !d.Type().IsRegular() || d.Name() != ".gitignore" && d.Name() != ".gitattributes" {
-		return false
+		return false, nil
 	}
 	st, err := d.Info()
-	return err == nil && badPatternFile(p, st) != nil
+	if err != nil {
+		return false, err
+	}
+	return badPatternFile(p, st) != nil, nil
 }
 
 // exists reports whether the slot has its directory and private index.

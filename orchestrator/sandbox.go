@@ -86,8 +86,12 @@ func (o *Orchestrator) writablePaths(paths, all []string) ([]string, error) {
 		}
 		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 			// Checked first as far as it exists: MkdirAll, unconfined,
-			// would make the directories where a step's link leads.
+			// would make the directories where a step's link leads, or
+			// a ~/.gnupg with a mode GnuPG then complains of.
 			if err := o.checkWritableLink(p, resolveExisting(p), all); err != nil {
+				return nil, err
+			}
+			if err := o.checkCredentialStore(p, resolveExisting(p)); err != nil {
 				return nil, err
 			}
 			if err := os.MkdirAll(p, 0o755); err != nil {
@@ -192,6 +196,9 @@ func (o *Orchestrator) checkWritableTarget(p string, all []string) error {
 		if pathWithin(resolveExisting(f), r) {
 			return fmt.Errorf("%s a directory that holds %s, which your git configuration includes: a hook or command a step set there would run outside the sandbox (allow a narrower path)", is, f)
 		}
+	}
+	if err := o.checkCredentialStore(p, r); err != nil {
+		return err
 	}
 	if rg, err := filepath.EvalSymlinks(filepath.Join(o.repo.Root(), ".codemachine")); err == nil && pathWithin(r, rg) {
 		return fmt.Errorf("%s inside %s, which a step may not write", is, rg)
@@ -312,7 +319,7 @@ func linksFollowed(p string) ([]linkHop, error) {
 // none). codemachine runs git from PATH after every step, which reads its
 // global and system configuration (a core.hooksPath there runs a
 // reference-transaction hook at the landing) and, to fetch and push
-// (workers, review branches), ssh's, and the agents' CLIs and the user's
+// (workers, review branches), ssh's (see credentialStores), and the agents' CLIs and the user's
 // shell run what PATH finds. Symbolic links are followed as
 // far as the path exists; one that does not exist yet counts, as the step
 // could make it.
@@ -325,11 +332,6 @@ func (o *Orchestrator) unconfinedSourceWithin(r string) (src, what string) {
 	for _, f := range o.gitConfigFiles() {
 		if pathWithin(resolveExisting(f), r) {
 			return f, "git's configuration: a hook or command a step set there"
-		}
-	}
-	if home := o.getenv("HOME"); filepath.IsAbs(home) {
-		if ssh := filepath.Join(home, ".ssh"); pathWithin(resolveExisting(ssh), r) {
-			return ssh, "ssh's configuration, which git's fetches and pushes read: a command a step set there (ProxyCommand)"
 		}
 	}
 	return "", ""

@@ -71,6 +71,9 @@ func (j *job) verify(c *candidate) string {
 	if msg := j.relinkProblem(c.tree, changes); msg != "" {
 		return msg
 	}
+	if msg := j.bareRepoChange(c.tree, changes); msg != "" {
+		return msg
+	}
 	scan := changes
 	if u.task != nil && !c.agentEditedPlan {
 		// The plan changed by codemachine's tick alone: nothing to scan,

@@ -607,15 +607,19 @@ func TestUserSocketsFindsTheUsersSockets(t *testing.T) {
 	if strings.Join(dirs, " ") != "/run/user/1000" {
 		t.Errorf("dirs = %q", dirs)
 	}
-	want := "/tmp/ssh-x/agent.1 /var/run/docker.sock /run/user/1000/bus /home/u/.docker/run/docker.sock " +
+	want := "/tmp/ssh-x/agent.1 /var/run/docker.sock /run/user/1000/bus " +
+		"/home/u/.git-credential-cache/socket /home/u/.cache/git/credential/socket /home/u/.docker/run/docker.sock " +
 		"/home/u/.gnupg/S.gpg-agent /home/u/.gnupg/S.gpg-agent.extra /home/u/.gnupg/S.gpg-agent.browser " +
 		"/home/u/.gnupg/S.gpg-agent.ssh /home/u/.gnupg/S.scdaemon"
 	if strings.Join(socks, " ") != want {
 		t.Errorf("sockets = %q, want %q", socks, want)
 	}
-	// GnuPG's home where GNUPGHOME says; the agent where GPG_AGENT_INFO says.
-	_, socks = UserSockets([]string{"HOME=/home/u", "GNUPGHOME=/keys", "GPG_AGENT_INFO=/tmp/gpg-x/S.gpg-agent:42:1"})
-	want = "/home/u/.docker/run/docker.sock /keys/S.gpg-agent /keys/S.gpg-agent.extra /keys/S.gpg-agent.browser " +
+	// GnuPG's home where GNUPGHOME says; the agent where GPG_AGENT_INFO
+	// says; git credential-cache's daemon in XDG_CACHE_HOME too.
+	_, socks = UserSockets([]string{"HOME=/home/u", "GNUPGHOME=/keys", "GPG_AGENT_INFO=/tmp/gpg-x/S.gpg-agent:42:1",
+		"XDG_CACHE_HOME=/cache"})
+	want = "/cache/git/credential/socket /home/u/.git-credential-cache/socket /home/u/.cache/git/credential/socket " +
+		"/home/u/.docker/run/docker.sock /keys/S.gpg-agent /keys/S.gpg-agent.extra /keys/S.gpg-agent.browser " +
 		"/keys/S.gpg-agent.ssh /keys/S.scdaemon /tmp/gpg-x/S.gpg-agent"
 	if strings.Join(socks, " ") != want {
 		t.Errorf("sockets = %q, want %q", socks, want)

@@ -59,8 +59,8 @@ var gpgAgentSockets = []string{"S.gpg-agent", "S.gpg-agent.extra", "S.gpg-agent.
 // sockets to cover wherever they are (the SSH agent, a Docker or Podman
 // host, the D-Bus buses, the container engines the Docker CLI knows (see
 // dockerSockets), GnuPG's agent in GnuPG's home or where GPG_AGENT_INFO
-// says, tmux's servers, and those in ~/.ssh as the step starts: see
-// sshSockets).
+// says, tmux's servers, git credential-cache's daemon, and those in ~/.ssh
+// as the step starts: see sshSockets).
 func UserSockets(environ []string) (dirs, sockets []string) {
 	get := func(k string) string {
 		for i := len(environ) - 1; i >= 0; i-- {
@@ -94,6 +94,7 @@ func UserSockets(environ []string) (dirs, sockets []string) {
 	}
 	gnupg := get("GNUPGHOME")
 	docker := get("DOCKER_CONFIG")
+	sockets = append(sockets, credentialCacheSockets(get("XDG_CACHE_HOME"), get("HOME"))...)
 	if h := get("HOME"); filepath.IsAbs(h) {
 		sockets = append(sockets, filepath.Join(h, ".docker", "run", "docker.sock"))
 		sockets = append(sockets, sshSockets(filepath.Join(h, ".ssh"))...)
@@ -128,6 +129,23 @@ func UserSockets(environ []string) (dirs, sockets []string) {
 		sockets = append(sockets, s)
 	}
 	return dirs, sockets
+}
+
+// credentialCacheSockets are the sockets of git credential-cache's
+// daemon, which hands the passwords and tokens it holds (for github.com,
+// say) to whoever asks on its socket: in ~/.git-credential-cache where
+// that directory exists, else in $XDG_CACHE_HOME/git/credential, by
+// default ~/.cache/git/credential (see git-credential-cache(1)).
+func credentialCacheSockets(xdgCache, home string) []string {
+	var out []string
+	if filepath.IsAbs(xdgCache) {
+		out = append(out, filepath.Join(xdgCache, "git", "credential", "socket"))
+	}
+	if filepath.IsAbs(home) {
+		out = append(out, filepath.Join(home, ".git-credential-cache", "socket"),
+			filepath.Join(home, ".cache", "git", "credential", "socket"))
+	}
+	return out
 }
 
 // sshConfigSockets lists the Unix sockets that ssh's configuration file

@@ -105,8 +105,23 @@ It only reports: the exit code is 0 whatever it finds.`,
 
 // doctor gathers the report. The engines are probed at once: each runs its
 // CLI's --version, which takes up to a few seconds for some.
+//
+// In a repository, the CLIs and git are found on PATH without its
+// directories in the working tree (gitstate.Repo.OutsidePath), as
+// codemachine's git is: a step may have landed a bin/claude or bin/git
+// there (direnv's PATH_add bin), which doctor would run unconfined.
 func doctor(ctx context.Context, dir, remote string) doctorReport {
 	env := agents.Environ(os.Environ(), nil)
+	start := dir
+	if start == "" {
+		start = "."
+	}
+	repo, err := gitstate.Open(start)
+	if err != nil {
+		repo = nil
+	} else {
+		env = append(env, "PATH="+repo.OutsidePath())
+	}
 	names := agents.CodingCLIs()
 	r := doctorReport{Engines: make([]agents.EngineInfo, len(names))}
 	var wg sync.WaitGroup
@@ -117,23 +132,21 @@ func doctor(ctx context.Context, dir, remote string) doctorReport {
 			r.Engines[i] = agents.Probe(name, env)
 		}()
 	}
-	r.Git = checkGit(ctx)
 	st := agents.ProbeSandbox()
 	r.Sandbox = sandboxCheck{Active: st.Summary(), Missing: st.Missing(), System: st}
 	r.Repository = checkRepo(ctx, dir)
-	if r.Repository.Found && r.Repository.Branch != "" {
-		if repo, err := gitstate.Open(r.Repository.Root); err == nil {
-			r.Remote = checkRemote(ctx, repo, r.Repository.Branch, remote)
-		}
+	r.Git = checkGit(ctx, repo)
+	if repo != nil && r.Repository.Found && r.Repository.Branch != "" {
+		r.Remote = checkRemote(ctx, repo, r.Repository.Branch, remote)
 	}
 	wg.Wait()
 	return r
 }
 
-func checkGit(ctx context.Context) gitCheck {
+func checkGit(ctx context.Context, repo *gitstate.Repo) gitCheck {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	version, err := gitstate.Version(ctx)
+	version, err := gitstate.Version(ctx, repo)
 	if err != nil {
 		return gitCheck{Hint: "git is required: install git (" + err.Error() + ")"}
 	}

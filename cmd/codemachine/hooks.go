@@ -330,7 +330,10 @@ func runLikeHook(c *cli.Context, o *orchestrator.Orchestrator, command string) s
 
 // selfPath is the path of this codemachine binary as it was started, for
 // the hooks to call: a symlink stays a symlink, so that an upgrade of the
-// binary behind it keeps the hooks working.
+// binary behind it keeps the hooks working. Found on PATH, it must be
+// this binary: PATH may have gained another codemachine since this one
+// started (a bin/codemachine that approve just landed, where direnv's
+// PATH_add bin put bin on PATH), which would run outside the sandbox.
 func selfPath() string {
 	arg0 := os.Args[0]
 	if strings.ContainsRune(arg0, os.PathSeparator) {
@@ -338,13 +341,25 @@ func selfPath() string {
 			return abs
 		}
 	}
-	if p, err := exec.LookPath(arg0); err == nil {
+	exe, exeErr := os.Executable()
+	if p, err := exec.LookPath(arg0); err == nil && exeErr == nil && sameFile(p, exe) {
 		if abs, err := filepath.Abs(p); err == nil {
 			return abs
 		}
 	}
-	if p, err := os.Executable(); err == nil {
-		return p
+	if exeErr == nil {
+		return exe
 	}
 	return "codemachine"
+}
+
+// sameFile reports whether the paths a and b (their links followed) are
+// one file.
+func sameFile(a, b string) bool {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	return err == nil && os.SameFile(sa, sb)
 }

@@ -129,7 +129,7 @@ codemachine watch runs, it hands the decision to the watcher.`,
 				if err := o.CheckReviewPending(c.Context, key); err != nil {
 					return err
 				}
-				if reason, err = reasonFromEditor(c, key); err != nil {
+				if reason, err = reasonFromEditor(c, o.Repo(), key); err != nil {
 					return err
 				}
 			}
