@@ -189,9 +189,9 @@ func openOrchestrator(c *cli.Context, cfg orchestrator.Config) (*orchestrator.Or
 	}
 	cfg.Dir, cfg.Environ = dir, os.Environ()
 	if v := os.Getenv("CODEMACHINE_RETRY_BASE"); v != "" {
-		d, err := time.ParseDuration(v)
+		d, err := retryBase(v)
 		if err != nil {
-			return nil, usageErrorf("CODEMACHINE_RETRY_BASE: %v", err)
+			return nil, err
 		}
 		cfg.RetryBase = d
 	}
@@ -200,6 +200,23 @@ func openOrchestrator(c *cli.Context, cfg orchestrator.Config) (*orchestrator.Or
 		useGitDir(o.Repo().GitDir())
 	}
 	return o, err
+}
+
+// maxRetryBase bounds CODEMACHINE_RETRY_BASE: the first back-off delay
+// is doubled for every retry, and a longer one is a mistake, not a setting.
+const maxRetryBase = time.Hour
+
+// retryBase reads CODEMACHINE_RETRY_BASE, the first back-off delay after
+// a transient engine failure. A value that is not a duration, or is under
+// a millisecond (zero or negative would retry at once, hammering a rate
+// limit), is a usage error that says what is accepted, rather than Go's
+// parser's words alone.
+func retryBase(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Millisecond || d > maxRetryBase {
+		return 0, usageErrorf("CODEMACHINE_RETRY_BASE: %q is not a valid delay; want a duration from 1ms to 1h, such as 500ms or 2s", v)
+	}
+	return d, nil
 }
 
 func shortHash(h string) string {
