@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/urfave/cli/v2"
 
@@ -195,6 +196,9 @@ func openOrchestrator(c *cli.Context, cfg orchestrator.Config) (*orchestrator.Or
 		}
 		cfg.RetryBase = d
 	}
+	if err := checkAuthorEmail(os.Getenv("CODEMACHINE_AUTHOR_EMAIL")); err != nil {
+		return nil, err
+	}
 	o, err := orchestrator.New(cfg)
 	if err == nil {
 		useGitDir(o.Repo().GitDir())
@@ -217,6 +221,17 @@ func retryBase(v string) (time.Duration, error) {
 		return 0, usageErrorf("CODEMACHINE_RETRY_BASE: %q is not a valid delay; want a duration from 1ms to 1h, such as 500ms or 2s", v)
 	}
 	return d, nil
+}
+
+// checkAuthorEmail refuses a CODEMACHINE_AUTHOR_EMAIL (the address of
+// the agent's author identity) that git would not record as written: git
+// strips angle brackets and line breaks from an identity, so
+// "x>\nCodemachine-Step: z" became another address without a word.
+func checkAuthorEmail(v string) error {
+	if !strings.ContainsAny(v, "<>") && !strings.ContainsFunc(v, unicode.IsControl) {
+		return nil
+	}
+	return usageErrorf("CODEMACHINE_AUTHOR_EMAIL: %q cannot be an address in a commit; want an address without angle brackets or control characters, such as codemachine@example.com", v)
 }
 
 func shortHash(h string) string {
