@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
 
 	"github.com/codemachine/codemachine/internal/fastread"
@@ -198,6 +199,7 @@ func (r *Repo) walkLog(from string, merges bool, fn func(Commit, []Commit) bool)
 				// log shows it: the parents are not in the repository.
 				c.Parents = nil
 			}
+			markStateChange(g, oc, &c)
 			if !fn(c, merged) || len(c.Parents) == 0 {
 				return nil
 			}
@@ -262,10 +264,64 @@ func mergedIn(g *gitRepo, merge *commitObj) []Commit {
 		if err != nil || len(c.ParentHashes) == 0 {
 			return nil
 		}
-		out = append(out, toCommit(c))
+		mc := toCommit(c)
+		markStateChange(g, c, &mc)
+		out = append(out, mc)
 		next = c.ParentHashes[0]
 	}
 	return nil
+}
+
+// markStateChange sets c.ChangesState for a commit with a step trailer:
+// whether oc's StateFile differs from its first parent's. A parent that is
+// not here (the edge of a shallow clone, c.Parents cleared) cannot be
+// compared with, and the trailer is taken at its word.
+func markStateChange(g *gitRepo, oc *commitObj, c *Commit) {
+	if (Message{Trailers: c.Trailers}).Get(TrailerStep) == "" {
+		return
+	}
+	now, ok := blobAt(g, oc.TreeHash, StateFile)
+	if !ok {
+		return
+	}
+	if len(c.Parents) == 0 || len(oc.ParentHashes) == 0 {
+		c.ChangesState = true
+		return
+	}
+	parent, err := g.CommitObject(oc.ParentHashes[0])
+	if err != nil {
+		c.ChangesState = true
+		return
+	}
+	before, _ := blobAt(g, parent.TreeHash, StateFile)
+	c.ChangesState = before != now
+}
+
+// blobAt is the object id of the file at slash-separated path p in tree,
+// ok false when the tree has no file there.
+func blobAt(g *gitRepo, tree plumbing.Hash, p string) (plumbing.Hash, bool) {
+	hash := tree
+	parts := strings.Split(p, "/")
+	for i, name := range parts {
+		t, err := g.TreeObject(hash)
+		if err != nil {
+			return plumbing.ZeroHash, false
+		}
+		found := false
+		for _, e := range t.Entries {
+			if e.Name == name {
+				if (i < len(parts)-1) != (e.Mode == filemode.Dir) {
+					return plumbing.ZeroHash, false
+				}
+				hash, found = e.Hash, true
+				break
+			}
+		}
+		if !found {
+			return plumbing.ZeroHash, false
+		}
+	}
+	return hash, true
 }
 
 func toCommit(oc *commitObj) Commit {

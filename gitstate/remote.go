@@ -97,14 +97,24 @@ func (r *Repo) DiffPatch(ctx context.Context, a, b string, exclude ...string) (s
 	return out, nil
 }
 
-// UserName is the user's git user.name ("" when none is set): who a
-// person's review names.
-func (r *Repo) UserName(ctx context.Context) string {
-	out, err := r.read(ctx, "config", "--get", "user.name")
+// CommitterName is the name git records as the committer of a commit
+// made now ("" when git has no identity to record): who a person's review
+// names. It is git's own resolution (git var GIT_COMMITTER_IDENT):
+// GIT_COMMITTER_NAME, then committer.name and user.name, as the commit
+// that records the review gets, rather than user.name alone, which named
+// someone else when the environment set the committer.
+func (r *Repo) CommitterName(ctx context.Context) string {
+	out, err := r.read(ctx, "var", "GIT_COMMITTER_IDENT")
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(out)
+	// "Name <email> 1700000000 +0000"; a name holds no "<" (git strips
+	// angle brackets from it).
+	name, _, ok := strings.Cut(strings.TrimSpace(out), " <")
+	if !ok {
+		return ""
+	}
+	return strings.TrimSpace(name)
 }
 
 // DisplayURL is url as it may be shown (printed, logged, put in JSON):

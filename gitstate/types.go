@@ -50,7 +50,18 @@ type Commit struct {
 	Committer Signature
 	Message   string
 	Trailers  []Trailer // the message's trailer block, as ParseMessage reads it
+	// ChangesState: the commit changes StateFile against its first parent
+	// (or has it, without a parent whose tree is here to compare with).
+	// Set by the log walks (WalkLog, WalkLogMerges) for commits with a
+	// Codemachine-Step trailer only, which is where it matters: every
+	// landing commits the state, so a commit with the trailer that leaves
+	// it as it was is no step commit.
+	ChangesState bool
 }
+
+// StateFile is the path of the committed state record (the same as
+// workflow.StateFile: gitstate imports nothing of ours).
+const StateFile = ".codemachine/state.yaml"
 
 // Change is one path that differs between two trees.
 type Change struct {

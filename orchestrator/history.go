@@ -84,7 +84,7 @@ func (o *Orchestrator) Log(limit int) ([]LogEntry, error) {
 	var entries []LogEntry
 	for _, c := range commits {
 		msg, err := gitstate.ParseMessage(c.Message)
-		if err != nil || msg.Get(gitstate.TrailerStep) == "" {
+		if err != nil || msg.Get(gitstate.TrailerStep) == "" || !isStepCommit(c.Commit) {
 			continue
 		}
 		e := logEntry(c.Commit, msg)
@@ -516,7 +516,7 @@ func (o *Orchestrator) Rollback(ctx context.Context, arg string, opts RollbackOp
 	res.Others = userCommits(undone)
 	for _, c := range undone {
 		msg, err := gitstate.ParseMessage(c.Message)
-		if err != nil || msg.Get(gitstate.TrailerStep) == "" {
+		if err != nil || msg.Get(gitstate.TrailerStep) == "" || !isStepCommit(c) {
 			continue
 		}
 		key := unitKey(msg.Get(gitstate.TrailerStep), msg.Get(gitstate.TrailerTask))
@@ -566,7 +566,7 @@ func userCommits(undone []gitstate.Commit) []string {
 	var out []string
 	for _, c := range undone {
 		msg, err := gitstate.ParseMessage(c.Message)
-		if err == nil && (msg.Get(gitstate.TrailerStep) != "" || msg.Get("Codemachine-Rejected") != "") {
+		if err == nil && (isStepCommit(c) || msg.Get("Codemachine-Rejected") != "") {
 			continue
 		}
 		out = append(out, short(c.Hash)+" "+firstLine(c.Message))

@@ -227,10 +227,11 @@ func (o *Orchestrator) alreadyLanded(ctx context.Context, head gitstate.Head, ke
 	return nil
 }
 
-// person names the user in a review's trailer: git's user.name, else
+// person names the user in a review's trailer: the committer git records
+// (the environment's GIT_COMMITTER_NAME, else the configuration), else
 // "a person".
 func (o *Orchestrator) person(ctx context.Context) string {
-	if name := o.repo.UserName(ctx); name != "" {
+	if name := o.repo.CommitterName(ctx); name != "" {
 		return name
 	}
 	return "a person"

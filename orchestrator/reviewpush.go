@@ -29,6 +29,9 @@ type PushedReview struct {
 	Remote string `json:"remote"`
 	Title  string `json:"title"`
 	Body   string `json:"body"` // the description, for a forge's pull request
+	// UpToDate: the remote had this commit on the branch already, so
+	// nothing was pushed for it.
+	UpToDate bool `json:"up_to_date"`
 }
 
 // PushReviews pushes the review branches of step (a step, or STEP/TASK; ""
@@ -102,11 +105,17 @@ func (o *Orchestrator) PushReviews(ctx context.Context, step, remote string, pus
 		if err != nil {
 			return nil, "", err
 		}
-		refs = append(refs, gitstate.PushRef{Local: ref, Remote: ref, Expect: expect})
+		// A branch the remote has as it is here is not pushed again, and
+		// is reported as such: "pushed" would claim a change that was none.
+		if p.UpToDate = expect == p.Commit; !p.UpToDate {
+			refs = append(refs, gitstate.PushRef{Local: ref, Remote: ref, Expect: expect})
+		}
 		out = append(out, p)
 	}
-	if err := o.repo.Push(ctx, remote, refs, pushOptions); err != nil {
-		return nil, "", err
+	if len(refs) > 0 {
+		if err := o.repo.Push(ctx, remote, refs, pushOptions); err != nil {
+			return nil, "", err
+		}
 	}
 	return out, "", nil
 }

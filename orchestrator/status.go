@@ -269,6 +269,9 @@ func (v *statusView) state(step *workflow.Step, st *StepStatus, waits []string) 
 		if step.FansOut() && st.TasksTotal > 0 {
 			// The progress line reads the same whether tasks remain or not.
 			st.Reason = progressText(st)
+		} else if step.FansOut() {
+			// Done with nothing done: a bare "done" reads as work landed.
+			st.Reason = noTasksText(step)
 		}
 	case len(waits) > 0:
 		st.State, st.Reason = StateBlocked, "waits for "+strings.Join(waits, ", ")
@@ -360,6 +363,18 @@ func (v *statusView) reviewReason(key string) string {
 		reason = "stale: made before what it depends on changed (codemachine run releases it and runs " + key + " again)"
 	}
 	return reason
+}
+
+// noTasksText says why a fan-out step that is done ran no task: what its
+// tasks come from gave none.
+func noTasksText(step *workflow.Step) string {
+	switch {
+	case step.Each != nil && step.Each.Glob != "":
+		return "no tasks: no file matches " + step.Each.Glob
+	case step.Each != nil:
+		return "no tasks: " + step.Each.Items + " lists no items"
+	}
+	return "no tasks: " + step.Foreach + " has none"
 }
 
 func progressText(st *StepStatus) string {

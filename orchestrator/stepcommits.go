@@ -14,8 +14,10 @@ const stepCommitsFile = "step-commits.txt"
 // index of another version is read as none (its walk is made again).
 // Version 1 added each entry's By, version 2 the commits merges brought in,
 // version 3 is lines instead of JSON (encode), version 4 the By of a
-// review merged as a pull request (the merge's approval).
-const commitIndexVersion = 4
+// review merged as a pull request (the merge's approval), version 5 leaves
+// out commits with step trailers that record nothing in state.yaml
+// (isStepCommit).
+const commitIndexVersion = 5
 
 // commitIndexHeader starts the file, before the version.
 const commitIndexHeader = "codemachine step commits "
@@ -150,11 +152,25 @@ func (f *commitFinder) add(key, hash, by string, depth int) {
 	}
 }
 
+// isStepCommit reports whether c, as a log walk read it, is a step
+// commit: it names a step in its Codemachine-Step trailer and records a
+// landing in state.yaml, which it changes against its first parent (every
+// landing does, DESIGN 8: even a step that changed nothing commits its
+// state). Trailers alone are text anyone can write, or copy with a message
+// (git commit -c, a squash): a commit that carries them and leaves
+// state.yaml as it was landed nothing for the workflow, and is the user's
+// own commit to status, log, diff and rollback (which asks before undoing
+// it). A trailer edited by hand into a step commit (an amend) keeps its
+// state change and still counts.
+func isStepCommit(c gitstate.Commit) bool {
+	return c.ChangesState && (gitstate.Message{Trailers: c.Trailers}).Get(gitstate.TrailerStep) != ""
+}
+
 // commit adds a commit's step and step/task keys; merge is the merge that
 // brought it in, or nil.
 func (f *commitFinder) commit(c gitstate.Commit, merge *gitstate.Commit, depth int) {
 	msg := gitstate.Message{Trailers: c.Trailers}
-	if step := msg.Get(gitstate.TrailerStep); step != "" {
+	if step := msg.Get(gitstate.TrailerStep); step != "" && isStepCommit(c) {
 		by := whoMerged(c, merge)
 		f.add(unitKey(step, msg.Get(gitstate.TrailerTask)), c.Hash, by, depth)
 		f.add(step, c.Hash, by, depth)

@@ -17,6 +17,22 @@ import (
 )
 
 // walkStepCommits is stepCommits without the index: the plain walk.
+// landCommit commits msg in dir as a landing does: with a change to
+// state.yaml (a step commit always has one).
+func landCommit(t *testing.T, dir, msg string) {
+	t.Helper()
+	state := filepath.Join(dir, ".codemachine", "state.yaml")
+	if err := os.MkdirAll(filepath.Dir(state), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := os.ReadFile(state)
+	if err := os.WriteFile(state, append(old, "# landed\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, dir, "add", ".codemachine/state.yaml")
+	testenv.Git(t, dir, "commit", "-q", "-m", msg)
+}
+
 func walkStepCommits(t *testing.T, o *Orchestrator, rev string, state *gitstate.State) map[string]string {
 	t.Helper()
 	f := newCommitFinder(state)
@@ -41,7 +57,7 @@ func TestStepCommitsIndex(t *testing.T) {
 		if step != "a" {
 			msg += "\nCodemachine-By: agent " + step + task
 		}
-		testenv.Git(t, dir, "commit", "-q", "--allow-empty", "-m", msg)
+		landCommit(t, dir, msg)
 		return testenv.Git(t, dir, "rev-parse", "HEAD")
 	}
 	user := func() { testenv.Git(t, dir, "commit", "-q", "--allow-empty", "-m", "a user's commit") }
@@ -124,7 +140,7 @@ func TestStepCommitsIndex(t *testing.T) {
 func TestStepCommitsShallow(t *testing.T) {
 	src := newRepo(t, map[string]string{"a": "a"})
 	for _, step := range []string{"a", "b", "c"} {
-		testenv.Git(t, src, "commit", "-q", "--allow-empty", "-m", "work\n\nCodemachine-Step: "+step)
+		landCommit(t, src, "work\n\nCodemachine-Step: "+step)
 	}
 	dir := filepath.Join(t.TempDir(), "clone")
 	testenv.Git(t, src, "clone", "-q", "--depth", "2", "file://"+src, dir)
@@ -220,5 +236,45 @@ steps:
 	}
 	if commits["one"] != head {
 		t.Errorf("the step's commit is %q, want the tip %s", commits["one"], head)
+	}
+}
+
+// TestStepCommitsNeedAStateChange: a commit with a Codemachine-Step
+// trailer is the step's commit only when it records a landing in
+// state.yaml (changes it against its parent); trailers written into a
+// user's commit by hand, or copied with a message, do not make one.
+func TestStepCommitsNeedAStateChange(t *testing.T) {
+	tests := []struct {
+		name  string
+		make  func(t *testing.T, dir string)
+		found bool
+	}{
+		{"trailers alone", func(t *testing.T, dir string) {
+			testenv.Git(t, dir, "commit", "-q", "--allow-empty", "-m", "mine\n\nCodemachine-Step: s")
+		}, false},
+		{"trailers on a code change", func(t *testing.T, dir string) {
+			if err := os.WriteFile(filepath.Join(dir, "code.go"), []byte("package x\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			testenv.Git(t, dir, "add", "code.go")
+			testenv.Git(t, dir, "commit", "-q", "-m", "mine\n\nCodemachine-Step: s")
+		}, false},
+		{"a landing", func(t *testing.T, dir string) { landCommit(t, dir, "work\n\nCodemachine-Step: s") }, true},
+		{"a landing amended by hand", func(t *testing.T, dir string) {
+			landCommit(t, dir, "work\n\nCodemachine-Step: s")
+			testenv.Git(t, dir, "commit", "-q", "--amend", "-m", "reworded\n\nCodemachine-Step: s")
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := newRepo(t, map[string]string{"a": "a"})
+			o := newTestOrchestrator(t, dir, nil, nil)
+			tt.make(t, dir)
+			head := testenv.Git(t, dir, "rev-parse", "HEAD")
+			got := walkStepCommits(t, o, head, nil)["s"]
+			if found := got == head; found != tt.found || (!tt.found && got != "") {
+				t.Errorf("step commit of s: %q, want found=%v (HEAD %s)", got, tt.found, head)
+			}
+		})
 	}
 }

@@ -44,6 +44,9 @@ type taskMeta struct {
 	// afterInTitle is the column of an "(after: ...)" left in the title
 	// (text follows it), 0 when there is none.
 	afterInTitle int
+	// afterEmpty is the column of an "(after: )" that names no task, 0
+	// when there is none: it reads as a dependency and is none.
+	afterEmpty int
 }
 
 // ParsePlan parses a plan.md. Tasks are the top-level checklist
@@ -107,10 +110,7 @@ func ParsePlan(file string, data []byte) (*Plan, error) {
 			finish()
 			checkControls(file, text, lineNo, &errs)
 			t, meta := parseTaskLine(file, text, lineNo, m, &errs)
-			if meta.afterInTitle > 0 {
-				p.Warnings.Add(Pos{File: file, Line: lineNo, Col: meta.afterInTitle},
-					"(after: ...) is part of task %s's title, not its dependencies, unless it ends the line", t.ID)
-			}
+			p.warnAfter(t, meta)
 			t.Box = start + m[4]
 			t.start, t.end = start, next
 			p.Tasks = append(p.Tasks, t)
@@ -239,6 +239,20 @@ func fenceRun(text string) (c byte, n int, rest string) {
 	return c, n, t[n:]
 }
 
+// warnAfter adds the warnings about task t's "(after: ...)": one left in
+// the title, and one that names no task. Both read as dependencies and are
+// none.
+func (p *Plan) warnAfter(t *Task, meta *taskMeta) {
+	if meta.afterInTitle > 0 {
+		p.Warnings.Add(Pos{File: p.File, Line: t.Line, Col: meta.afterInTitle},
+			"(after: ...) is part of task %s's title, not its dependencies, unless it ends the line", t.ID)
+	}
+	if meta.afterEmpty > 0 {
+		p.Warnings.Add(Pos{File: p.File, Line: t.Line, Col: meta.afterEmpty},
+			"(after: ) names no task: task %s has no dependencies; name the tasks it comes after, or remove it", t.ID)
+	}
+}
+
 // parseTaskLine reads the id, title and dependencies of a checklist item;
 // m is taskRE's submatch index on text.
 func parseTaskLine(file, text string, line int, m []int, errs *Errors) (*Task, *taskMeta) {
@@ -281,6 +295,9 @@ func parseTaskLine(file, text string, line int, m []int, errs *Errors) (*Task, *
 				meta.afterCols = append(meta.afterCols, titleStart+a[2]+i)
 			}
 			i = j
+		}
+		if len(meta.afterCols) == 0 {
+			meta.afterEmpty = pos(titleStart + a[0]).Col
 		}
 		rest = rest[:a[0]]
 	}

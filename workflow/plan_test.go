@@ -355,6 +355,38 @@ func TestParsePlanAfterInTitle(t *testing.T) {
 	}
 }
 
+// TestParsePlanEmptyAfter: an "(after: )" that names no task reads as a
+// dependency and is none; a warning at the parenthesis says so, and the
+// task has no dependencies.
+func TestParsePlanEmptyAfter(t *testing.T) {
+	tests := []struct {
+		name, line, want string
+	}{
+		{"space", "- [ ] T2: two (after: )\n", "plan.md:2:15: (after: ) names no task: task T2 has no dependencies; name the tasks it comes after, or remove it"},
+		{"nothing", "- [ ] T2: two (after:)\n", "plan.md:2:15: (after: ) names no task: task T2 has no dependencies; name the tasks it comes after, or remove it"},
+		{"separators only", "- [ ] T2: two (After: , ,)\n", "plan.md:2:15: (after: ) names no task: task T2 has no dependencies; name the tasks it comes after, or remove it"},
+		{"named", "- [ ] T2: two (after: T1)\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := ParsePlan("plan.md", []byte("- [ ] T1: one\n"+tt.line))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range p.Warnings {
+				got = append(got, w.Error())
+			}
+			if strings.Join(got, "\n") != tt.want {
+				t.Errorf("warnings %q, want %q", got, tt.want)
+			}
+			if task := p.Tasks[1]; task.Title != "two" {
+				t.Errorf("title %q, want two", task.Title)
+			}
+		})
+	}
+}
+
 // TestParsePlanQuotedConflictMarkers: conflict markers that do not make a
 // complete block outside a fence (a task about merging that quotes them)
 // are text.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strings"
 )
 
 // Project is everything a repository's .codemachine/ defines, loaded and
@@ -115,6 +116,7 @@ func LoadProjectWith(fsys fs.FS, opts LoadOptions) (*Project, error) {
 	for _, s := range p.Workflow.Steps {
 		if s.Agent != "" && agentNameRE().MatchString(s.Agent) {
 			al.load(s, s.Agent, "", cmpOr(s.at.agent, s.Pos))
+			al.checkPrompt(s, cmpOr(s.at.agent, s.Pos))
 		}
 		if s.Reviewer != "" {
 			al.load(s, s.Reviewer, "review: ", cmpOr(s.at.reviewer, s.Pos))
@@ -190,6 +192,22 @@ type agentLoader struct {
 	errs    *Errors
 	// errCount counts the problems found in agents.
 	errCount int
+	// bad holds the keys of agents whose file has problems of its own.
+	bad map[string]bool
+}
+
+// checkPrompt reports step s, whose agent's file was loaded without
+// problems of its own, when its prompt would be empty: the agent's body is
+// blank and the step adds no prompt. The agent would get only the fixed
+// footer (where it works, what it must write) and land whatever it made of
+// that as the step's work.
+func (l *agentLoader) checkPrompt(s *Step, at Pos) {
+	a := l.p.AgentFor(s, s.Agent)
+	if a == nil || l.bad[s.agentKeys[s.Agent]] || strings.TrimSpace(a.Body) != "" || strings.TrimSpace(s.Prompt) != "" {
+		return
+	}
+	l.errs.Add(at, "agent %q: %s has no prompt text and the step has no prompt:, so the agent would be given nothing to do; write its instructions in the file, or give the step a prompt:", s.Agent, a.File)
+	l.errCount++
 }
 
 // load loads the agent that step s names at `at` (its agent, or with
@@ -230,6 +248,12 @@ func (l *agentLoader) load(s *Step, name, prefix string, at Pos) {
 	n := len(*l.errs)
 	l.p.Agents[key] = parseAgent(label, data, l.engines, l.errs)
 	l.errCount += len(*l.errs) - n
+	if len(*l.errs) > n {
+		if l.bad == nil {
+			l.bad = map[string]bool{}
+		}
+		l.bad[key] = true
+	}
 }
 
 func (p *Project) loadPlan(fsys fs.FS, file string) error {

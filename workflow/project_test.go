@@ -161,6 +161,40 @@ steps:
 	}
 }
 
+// TestLoadProjectEmptyPrompt: a step whose agent file has no prompt text
+// (empty, blank, or front matter alone) and that adds no prompt: of its
+// own would send the agent nothing to do; it is an error at the step's
+// agent:, for each such step. A prompt: on the step, or a body, is enough,
+// and an agent file with problems of its own is not reported twice.
+func TestLoadProjectEmptyPrompt(t *testing.T) {
+	tests := []struct {
+		name, agent, prompt, want string
+	}{
+		{"empty file", "", "", `.codemachine/workflow.yaml:4:12: agent "a": .codemachine/agents/a.md has no prompt text and the step has no prompt:, so the agent would be given nothing to do; write its instructions in the file, or give the step a prompt:`},
+		{"blank lines", "\n  \n\t\n", "", `.codemachine/workflow.yaml:4:12: agent "a": .codemachine/agents/a.md has no prompt text`},
+		{"front matter only", "---\nname: a\nmodel: opus\n---\n\n", "", `.codemachine/workflow.yaml:4:12: agent "a": .codemachine/agents/a.md has no prompt text`},
+		{"step prompt", "", "    prompt: Write the README.\n", ""},
+		{"body", "---\nname: a\n---\nWrite the README.\n", "", ""},
+		{"broken front matter", "---\nname: a\n", "", `.codemachine/agents/a.md:1:1: front matter: no closing "---" line`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fsys := fstest.MapFS{
+				WorkflowFile:        {Data: []byte("version: 1\nsteps:\n  - id: s\n    agent: a\n" + tt.prompt)},
+				AgentsDir + "/a.md": {Data: []byte(tt.agent)},
+			}
+			_, err := LoadProject(fsys, testEngines)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if tt.want == "" && got != "" || tt.want != "" && !strings.HasPrefix(got, tt.want) || strings.Count(got, "\n") > 0 {
+				t.Errorf("errors:\n%s\nwant one:\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
 // bigProject is a 100-step workflow: a chain of agent steps, each reading
 // the previous step's output and a shared source tree.
 func bigProject(steps int) fstest.MapFS {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/urfave/cli/v2"
 
@@ -189,17 +190,48 @@ func openOrchestrator(c *cli.Context, cfg orchestrator.Config) (*orchestrator.Or
 	}
 	cfg.Dir, cfg.Environ = dir, os.Environ()
 	if v := os.Getenv("CODEMACHINE_RETRY_BASE"); v != "" {
-		d, err := time.ParseDuration(v)
+		d, err := retryBase(v)
 		if err != nil {
-			return nil, usageErrorf("CODEMACHINE_RETRY_BASE: %v", err)
+			return nil, err
 		}
 		cfg.RetryBase = d
+	}
+	if err := checkAuthorEmail(os.Getenv("CODEMACHINE_AUTHOR_EMAIL")); err != nil {
+		return nil, err
 	}
 	o, err := orchestrator.New(cfg)
 	if err == nil {
 		useGitDir(o.Repo().GitDir())
 	}
 	return o, err
+}
+
+// maxRetryBase bounds CODEMACHINE_RETRY_BASE: the first back-off delay
+// is doubled for every retry, and a longer one is a mistake, not a setting.
+const maxRetryBase = time.Hour
+
+// retryBase reads CODEMACHINE_RETRY_BASE, the first back-off delay after
+// a transient engine failure. A value that is not a duration, or is under
+// a millisecond (zero or negative would retry at once, hammering a rate
+// limit), is a usage error that says what is accepted, rather than Go's
+// parser's words alone.
+func retryBase(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Millisecond || d > maxRetryBase {
+		return 0, usageErrorf("CODEMACHINE_RETRY_BASE: %q is not a valid delay; want a duration from 1ms to 1h, such as 500ms or 2s", v)
+	}
+	return d, nil
+}
+
+// checkAuthorEmail refuses a CODEMACHINE_AUTHOR_EMAIL (the address of
+// the agent's author identity) that git would not record as written: git
+// strips angle brackets and line breaks from an identity, so
+// "x>\nCodemachine-Step: z" became another address without a word.
+func checkAuthorEmail(v string) error {
+	if !strings.ContainsAny(v, "<>") && !strings.ContainsFunc(v, unicode.IsControl) {
+		return nil
+	}
+	return usageErrorf("CODEMACHINE_AUTHOR_EMAIL: %q cannot be an address in a commit; want an address without angle brackets or control characters, such as codemachine@example.com", v)
 }
 
 func shortHash(h string) string {

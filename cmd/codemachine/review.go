@@ -213,6 +213,10 @@ and says so (exit 0, as run with nothing due); STEP without a pending review is 
 					out.printf("%s\n", nothing)
 				}
 				for _, p := range pushed {
+					if p.UpToDate {
+						out.printf("%s is up to date on %s: %s %s\n", p.Branch, p.Remote, shortHash(p.Commit), p.Title)
+						continue
+					}
 					out.printf("pushed %s to %s: %s %s\n", p.Branch, p.Remote, shortHash(p.Commit), p.Title)
 				}
 				return nil
