@@ -311,8 +311,10 @@ type sysDirsCache struct {
 // lookups are the repository's lookups for its PATH, made once until
 // ForgetLookups: a step read the configuration about a dozen times, and
 // each time walked PATH for git (a failed stat of git in every directory
-// before its own, about 0.1 ms here).
-func (r *Repo) lookups() *sysDirsCache {
+// before its own, about 0.1 ms here). They are returned by value, read
+// under the lock: a worker's fetch reads them while its run's goroutine
+// may be making them afresh.
+func (r *Repo) lookups() (gitPath string, dirs []string) {
 	path := r.getenv("PATH")
 	r.sysDirs.mu.Lock()
 	defer r.sysDirs.mu.Unlock()
@@ -321,19 +323,21 @@ func (r *Repo) lookups() *sysDirsCache {
 		c.path, c.gitPath, c.ok = path, r.outsidePath(path), true
 		c.dirs = systemConfigDirs(c.gitPath)
 	}
-	return &r.sysDirs
+	return r.sysDirs.gitPath, r.sysDirs.dirs
 }
 
 // sysConfigDirs is systemConfigDirs for the PATH the repository's git
 // runs with.
 func (r *Repo) sysConfigDirs() []string {
-	return r.lookups().dirs
+	_, dirs := r.lookups()
+	return dirs
 }
 
 // gitPath is the PATH the repository's git runs with, and is found on
 // (see outsidePath).
 func (r *Repo) gitPath() string {
-	return r.lookups().gitPath
+	gitPath, _ := r.lookups()
+	return gitPath
 }
 
 // outsidePath is path without its relative entries and without the
