@@ -109,6 +109,9 @@ func hermeticGit(env *testscript.Env) error {
 		// enough for a CLI's start on a loaded machine (seconds), and
 		// stretched on a slow one.
 		"STEP_TIMEOUT": testenv.Scale(12 * time.Second).String(),
+		// RESUME_TIMEOUT is the step timeout of a scenario's run that
+		// must finish, not time out: a CLI's start and whole session.
+		"RESUME_TIMEOUT": testenv.Scale(2 * time.Minute).String(),
 	}
 	for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOROOT", "GOTOOLCHAIN", "GOFLAGS", "GOPROXY"} {
 		if v := goEnv(k); v != "" {
